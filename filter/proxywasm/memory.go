@@ -1,0 +1,58 @@
+package proxywasm
+
+import "unsafe"
+
+// The host returns variable-sized data by calling proxy_on_memory_allocate
+// and writing (pointer, size) into out-parameters. Between the allocation and
+// that write nothing on the Go side references the buffer, and a host may
+// allocate more than once in one call (our wazero host does, Envoy does not
+// today); a GC triggered by the second allocation could free the first. So
+// every buffer handed to the host is pinned here until the host call that
+// caused it has returned (see RATIONALE.md, pitfall 8 of the ABI reference).
+var pinned [][]byte
+
+// Scratch out-parameters shared by all host calls. The wasm VM is single
+// threaded and no host call nests inside another, so one set suffices; being
+// package-level they cost no allocation per call (locals passed to an import
+// escape to the heap).
+var (
+	outPtr  *byte
+	outSize uint32
+	outCas  uint32
+	outU32  uint32
+)
+
+func allocate(size uint32) *byte {
+	if size == 0 {
+		size = 1 // the host never asks for 0, but 0 would read as failure
+	}
+	buf := make([]byte, size)
+	pinned = append(pinned, buf)
+	return &buf[0]
+}
+
+// takeOut returns the buffer the host wrote into outPtr/outSize and releases
+// the pins of this host call.
+func takeOut() []byte {
+	var b []byte
+	if outPtr != nil && outSize > 0 {
+		b = unsafe.Slice(outPtr, outSize)
+	}
+	outPtr, outSize = nil, 0
+	unpin()
+	return b
+}
+
+func unpin() {
+	for i := range pinned {
+		pinned[i] = nil
+	}
+	pinned = pinned[:0]
+}
+
+func ptrOf(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
