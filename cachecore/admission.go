@@ -1,0 +1,290 @@
+package cachecore
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Admission: the cache stores a response only when it is certain the answer
+// is a good one. A model timeout cached and served for hours is far worse
+// than repeated timeouts, so every check fails closed: when in doubt, the
+// response reaches the client and is not stored.
+
+// Origin says who produced a response.
+type Origin uint8
+
+const (
+	OriginUpstream        Origin = iota // the model server answered
+	OriginUpstreamReset                 // Envoy: connection reset/refused
+	OriginUpstreamTimeout               // Envoy: upstream timeout
+	OriginLocalReply                    // any other Envoy-generated reply
+)
+
+// ClassifyOrigin reads Envoy's response code details (the property
+// response.code_details). "via_upstream" is a real upstream response; an
+// empty value (a host that does not report it) is treated as upstream.
+func ClassifyOrigin(details string) Origin {
+	switch {
+	case details == "" || details == "via_upstream":
+		return OriginUpstream
+	case strings.Contains(details, "timeout"):
+		return OriginUpstreamTimeout
+	case strings.Contains(details, "reset") || strings.Contains(details, "overflow") ||
+		strings.Contains(details, "no_healthy_upstream") || strings.Contains(details, "connection_failure"):
+		return OriginUpstreamReset
+	}
+	return OriginLocalReply
+}
+
+// AdmitHeaders checks everything known when the response headers arrive.
+// ReasonNone means "keep going: buffer the body and check it".
+func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, origin Origin) Reason {
+	switch origin {
+	case OriginUpstreamReset:
+		return ReasonUpstreamReset
+	case OriginUpstreamTimeout:
+		return ReasonUpstreamTimeout
+	case OriginLocalReply:
+		return ReasonLocalReply
+	}
+	if !containsInt(req.Route.Statuses, status) {
+		return ReasonStatus
+	}
+	if v, ok := header(headers, "cache-control"); ok {
+		cc := ParseResponseCC(v)
+		if cc.NoStore {
+			return ReasonNoStore
+		}
+		if cc.Private {
+			return ReasonPrivate
+		}
+	}
+	if v, ok := header(headers, "content-encoding"); ok && !strings.EqualFold(strings.TrimSpace(v), "identity") {
+		return ReasonEncoded
+	}
+	if ct, _ := header(headers, "content-type"); !isJSONType(ct) {
+		return ReasonNotJSON
+	}
+	if v, ok := header(headers, "content-length"); ok {
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > int64(req.Route.MaxEntryBytes) {
+			return ReasonTooLarge
+		}
+	}
+	return ReasonNone
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// isJSONType accepts application/json and any +json media type.
+func isJSONType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// Admission is the verdict on a complete response body.
+type Admission struct {
+	Reason  Reason
+	Rule    string // the failing rule's path, for the log
+	TTL     time.Duration
+	Version string // model version the response reported
+}
+
+// AdmitBody validates a complete response body and picks its TTL.
+func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admission {
+	r := req.Route
+	if len(body) > r.MaxEntryBytes {
+		return Admission{Reason: ReasonTooLarge}
+	}
+	if !gjson.ValidBytes(body) {
+		return Admission{Reason: ReasonMalformedJSON}
+	}
+	switch r.Kind {
+	case KindChat, KindCompletions:
+		if reason := checkCompletion(r, body); reason != ReasonNone {
+			return Admission{Reason: reason}
+		}
+	case KindEmbeddings:
+		if !gjson.GetBytes(body, "data.0").Exists() {
+			return Admission{Reason: ReasonEmptyContent}
+		}
+	}
+	for i := range r.Rules {
+		if !r.Rules[i].Holds(body) {
+			return Admission{Reason: ReasonValidation, Rule: r.Rules[i].Path}
+		}
+	}
+	a := Admission{TTL: r.TTL}
+	if r.Confidence != nil {
+		score := gjson.GetBytes(body, r.Confidence.Path)
+		if score.Type != gjson.Number || math.IsNaN(score.Num) {
+			return Admission{Reason: ReasonNoConfidence}
+		}
+		a.TTL = 0
+		for _, t := range r.Confidence.Tiers {
+			if score.Num >= t.Min {
+				a.TTL = t.TTL
+				break
+			}
+		}
+		if a.TTL == 0 {
+			return Admission{Reason: ReasonLowConfidence}
+		}
+	}
+	a.Version = ResponseVersion(r, headers, body)
+	return a
+}
+
+// ResponseVersion extracts the model version a response reports.
+func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
+	var v string
+	if h := r.ModelVersion.Header; h != "" {
+		v, _ = header(headers, h)
+	}
+	if v == "" && r.ModelVersion.BodyPath != "" && body != nil {
+		v = gjson.GetBytes(body, r.ModelVersion.BodyPath).String()
+	}
+	if len(v) > maxVersionLen {
+		v = v[:maxVersionLen]
+	}
+	return v
+}
+
+// checkCompletion refuses truncated, filtered and empty completions.
+func checkCompletion(r *Route, body []byte) Reason {
+	choices := gjson.GetBytes(body, "choices")
+	if !choices.IsArray() || len(choices.Array()) == 0 {
+		return ReasonEmptyContent
+	}
+	reason := ReasonNone
+	choices.ForEach(func(_, ch gjson.Result) bool {
+		fr := ch.Get("finish_reason")
+		if len(r.FinishReasons) > 0 && !containsStr(r.FinishReasons, fr.String()) {
+			reason = ReasonFinishReason
+			return false
+		}
+		var content gjson.Result
+		if r.Kind == KindChat {
+			msg := ch.Get("message")
+			if tc := msg.Get("tool_calls"); tc.IsArray() && len(tc.Array()) > 0 {
+				return true // a tool call is a complete answer without text
+			}
+			content = msg.Get("content")
+		} else {
+			content = ch.Get("text")
+		}
+		if strings.TrimSpace(content.String()) == "" {
+			reason = ReasonEmptyContent
+			return false
+		}
+		return true
+	})
+	return reason
+}
+
+// Holds reports whether the rule's predicates all hold on body.
+func (r *Rule) Holds(body []byte) bool {
+	v := gjson.GetBytes(body, r.Path)
+	if r.Exists != nil && v.Exists() != *r.Exists {
+		return false
+	}
+	if !v.Exists() {
+		// Only "exists: false" can hold for a missing value.
+		return r.Exists != nil && !*r.Exists && r.Type == "" && !r.NonEmpty &&
+			r.Equals == nil && r.OneOf == nil && r.Min == nil && r.Max == nil &&
+			r.MinItems == nil && r.MaxItems == nil
+	}
+	if r.Type != "" && jsonType(v) != r.Type {
+		return false
+	}
+	if r.NonEmpty && isEmpty(v) {
+		return false
+	}
+	if r.Equals != nil && !jsonEqual(v, *r.Equals) {
+		return false
+	}
+	if r.OneOf != nil {
+		ok := false
+		for _, o := range r.OneOf {
+			if jsonEqual(v, o) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if r.Min != nil || r.Max != nil {
+		if v.Type != gjson.Number {
+			return false
+		}
+		if (r.Min != nil && v.Num < *r.Min) || (r.Max != nil && v.Num > *r.Max) {
+			return false
+		}
+	}
+	if r.MinItems != nil || r.MaxItems != nil {
+		if !v.IsArray() {
+			return false
+		}
+		n := len(v.Array())
+		if (r.MinItems != nil && n < *r.MinItems) || (r.MaxItems != nil && n > *r.MaxItems) {
+			return false
+		}
+	}
+	return true
+}
+
+func jsonType(v gjson.Result) string {
+	switch v.Type {
+	case gjson.String:
+		return "string"
+	case gjson.Number:
+		return "number"
+	case gjson.True, gjson.False:
+		return "bool"
+	case gjson.Null:
+		return "null"
+	}
+	if v.IsArray() {
+		return "array"
+	}
+	return "object"
+}
+
+func isEmpty(v gjson.Result) bool {
+	switch {
+	case v.Type == gjson.String:
+		return strings.TrimSpace(v.Str) == ""
+	case v.Type == gjson.Null:
+		return true
+	case v.IsArray():
+		return len(v.Array()) == 0
+	case v.IsObject():
+		empty := true
+		v.ForEach(func(_, _ gjson.Result) bool { empty = false; return false })
+		return empty
+	}
+	return false
+}
+
+// jsonEqual compares two JSON values by meaning (canonical form).
+func jsonEqual(a, b gjson.Result) bool {
+	if a.Type == gjson.Number && b.Type == gjson.Number {
+		return a.Num == b.Num
+	}
+	ca, errA := Canonicalize([]byte(a.Raw), nil)
+	cb, errB := Canonicalize([]byte(b.Raw), nil)
+	return errA == nil && errB == nil && string(ca) == string(cb)
+}

@@ -1,0 +1,444 @@
+package cachecore
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Cache is one VM's handle on the shared cache: the policy engine the filter
+// drives. Everything that decides — keys, namespaces, freshness, admission —
+// is here; the filter only moves bytes between Envoy and these methods.
+// A Cache is not safe for concurrent use (one per VM); any number of Caches
+// may share one Store.
+type Cache struct {
+	cfg   *Config
+	store Store
+	table *Table
+	now   func() time.Time
+	rand  func() uint64
+	canon Canonicalizer
+}
+
+// Options injects the store, the clock and the random source, so tests can
+// drive time and chance deterministically.
+type Options struct {
+	Store Store
+	Now   func() time.Time
+	Rand  func() uint64 // uniformly random 64-bit values
+}
+
+// New returns a Cache over opts.Store with the given configuration.
+func New(cfg *Config, opts Options) *Cache {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		panic("cachecore: Options.Rand is required")
+	}
+	return &Cache{
+		cfg:   cfg,
+		store: opts.Store,
+		table: NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
+		now:   opts.Now,
+		rand:  opts.Rand,
+	}
+}
+
+// Config returns the configuration.
+func (c *Cache) Config() *Config { return c.cfg }
+
+// Table exposes the slot table (diagnostics, purge, tests).
+func (c *Cache) Table() *Table { return c.table }
+
+func (c *Cache) nowMs() int64 { return c.now().UnixMilli() }
+
+// Request is the cache's state for one HTTP request. The filter keeps it in
+// the stream context; it must not be shared between VMs.
+type Request struct {
+	Route  *Route
+	Method string
+	Path   string
+	CC     RequestCC
+
+	// Status and Reason record what happened; they drive Cache-Status,
+	// stats and logs.
+	Status Status
+	Reason Reason
+
+	tenant     [32]byte
+	keyHeaders []string
+
+	Model  string
+	Stream bool
+	Body   []byte // the request body (for replays)
+
+	canonical []byte
+	state     ModelState
+	Key       []byte // full identity: namespace + canonical body
+	FP        uint64
+
+	// Entry is the entry found by Lookup (fresh or stale), if any.
+	Entry *Entry
+}
+
+// Begin starts a request on route. It reads what it needs from the request
+// headers and decides whether the request may use the cache at all; if not,
+// req.Status is StatusBypass with a reason.
+func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *Request {
+	req := &Request{Route: route, Method: method, Path: path, Status: StatusMiss}
+	if route.HonorCacheCtl {
+		if v, ok := header(headers, "cache-control"); ok {
+			req.CC = ParseRequestCC(v)
+		}
+		if v, ok := header(headers, "pragma"); ok && !req.CC.NoCache && strings.Contains(strings.ToLower(v), "no-cache") {
+			req.CC.NoCache = true // HTTP/1.0 clients
+		}
+	}
+	if req.CC.NoStore {
+		return req.bypass(ReasonRequestNoStore)
+	}
+	if !route.Shared {
+		name, value, ok := tenantHeader(headers, route.TenantHeaders)
+		if !ok {
+			return req.bypass(ReasonNoIdentity)
+		}
+		h := sha256.New()
+		h.Write([]byte("modelcache tenant\x00"))
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write([]byte(value))
+		h.Sum(req.tenant[:0])
+	}
+	if req.CC.NoCache {
+		req.Status = StatusRevalidate
+	}
+	return req
+}
+
+func (r *Request) bypass(reason Reason) *Request {
+	r.Status, r.Reason = StatusBypass, reason
+	return r
+}
+
+// Bypassed reports whether the request no longer uses the cache.
+func (r *Request) Bypassed() bool { return r.Status == StatusBypass }
+
+func header(h [][2]string, name string) (string, bool) {
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+// tenantHeader returns the first configured identity header that is present
+// and non-empty.
+func tenantHeader(h [][2]string, names []string) (string, string, bool) {
+	for _, n := range names {
+		if v, ok := header(h, n); ok && strings.TrimSpace(v) != "" {
+			return n, v, true
+		}
+	}
+	return "", "", false
+}
+
+// SetBody keys the request from its complete body. On failure the request is
+// bypassed with the reason (too large, not JSON, …).
+func (c *Cache) SetBody(req *Request, body []byte) {
+	if req.Bypassed() {
+		return
+	}
+	if len(body) == 0 {
+		req.bypass(ReasonNoBody)
+		return
+	}
+	if len(body) > c.cfg.MaxRequestBytes {
+		req.bypass(ReasonBodyTooLarge)
+		return
+	}
+	req.Body = body
+	sel := Selection{Only: req.Route.KeyFields, Ignore: req.Route.IgnoreFields}
+	canon, err := c.canon.Append(req.canonical[:0], body, &sel)
+	if err != nil {
+		req.bypass(canonReason(err))
+		return
+	}
+	req.canonical = canon
+	req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
+	req.Stream = gjson.GetBytes(body, "stream").Bool()
+	if req.Stream && req.Route.Kind != KindJSON {
+		req.bypass(ReasonStreamRequest)
+		return
+	}
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	if err != nil {
+		req.bypass(ReasonInternal)
+		return
+	}
+	req.state = st
+	c.buildKey(req)
+}
+
+func canonReason(err error) Reason {
+	switch {
+	case errors.Is(err, ErrDuplicateKey):
+		return ReasonDuplicateKey
+	case errors.Is(err, ErrTooDeep):
+		return ReasonTooDeep
+	case errors.Is(err, ErrNumberRange):
+		return ReasonNumberRange
+	}
+	return ReasonMalformedJSON
+}
+
+// buildKey assembles the full identity. Every variable-length part is
+// length-prefixed, so distinct parts can never concatenate to the same key.
+//
+//	"K1" route method path tenant(32) model version gen(8) canonical
+func (c *Cache) buildKey(req *Request) {
+	k := append(req.Key[:0], 'K', '1')
+	k = appendLV(k, req.Route.Name)
+	k = appendLV(k, req.Method)
+	k = appendLV(k, req.Path)
+	k = append(k, req.tenant[:]...)
+	k = appendLV(k, req.Model)
+	k = appendLV(k, req.state.Version)
+	k = binary.LittleEndian.AppendUint64(k, req.state.Gen)
+	k = append(k, req.canonical...)
+	req.Key = k
+	req.FP = Fingerprint(k)
+}
+
+func appendLV(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// Decision is what to do with a keyed request.
+type Decision uint8
+
+const (
+	// Forward: go upstream (miss, revalidation, or stale not acceptable).
+	Forward Decision = iota
+	// Serve: answer from req.Entry now.
+	Serve
+	// Unavailable: only-if-cached and no acceptable entry: answer 504.
+	Unavailable
+)
+
+// Lookup decides between serving from cache and forwarding. It sets
+// req.Status to StatusHit, StatusStale or StatusMiss and keeps any entry
+// found in req.Entry (a stale one is still useful for stale-if-error).
+func (c *Cache) Lookup(req *Request) Decision {
+	if req.Bypassed() {
+		return Forward
+	}
+	if req.Status == StatusRevalidate {
+		return Forward
+	}
+	now := c.nowMs()
+	if req.state.Found {
+		e, err := c.table.Lookup(req.FP, req.Key, now)
+		if err != nil {
+			req.bypass(ReasonInternal)
+			return Forward
+		}
+		req.Entry = e
+	}
+	if e := req.Entry; e != nil {
+		switch c.freshness(req, e, now) {
+		case fresh:
+			req.Status = StatusHit
+			return Serve
+		case staleAcceptable:
+			req.Status = StatusStale
+			return Serve
+		}
+	}
+	req.Status = StatusMiss
+	if req.CC.OnlyIfCached {
+		req.Status = StatusUnavailable
+		return Unavailable
+	}
+	return Forward
+}
+
+type freshState uint8
+
+const (
+	fresh freshState = iota
+	staleAcceptable
+	notAcceptable
+)
+
+// freshness applies the entry's TTL and the client's Cache-Control.
+func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
+	age := now - e.StoredAt
+	remaining := e.FreshUntil - now
+	cc := &req.CC
+	clientWantsFresher := (cc.HasMaxAge && age > cc.MaxAge.Milliseconds()) ||
+		(cc.HasMinFresh && remaining < cc.MinFresh.Milliseconds())
+	if remaining > 0 && !clientWantsFresher {
+		return fresh
+	}
+	if clientWantsFresher && remaining > 0 {
+		return notAcceptable
+	}
+	staleness := now - e.FreshUntil
+	if cc.HasMaxStale && (cc.MaxStaleAny || staleness <= cc.MaxStale.Milliseconds()) {
+		return staleAcceptable
+	}
+	if !clientWantsFresher && req.Route.StaleWhileReval > 0 && staleness < req.Route.StaleWhileReval.Milliseconds() {
+		return staleAcceptable
+	}
+	return notAcceptable
+}
+
+// EarlyRefresh reports whether this fresh hit should trigger a background
+// refresh (XFetch, Vattani et al., VLDB 2015): refresh when
+// now − δ·β·ln(U) ≥ expiry, with δ the recompute time stored in the entry
+// and U uniform in (0,1]. Hot keys are refreshed shortly before they
+// expire, roughly once per TTL, and cold keys almost never.
+func (c *Cache) EarlyRefresh(req *Request) bool {
+	e := req.Entry
+	if e == nil || req.Status != StatusHit || !req.Route.EarlyRefresh.Enabled {
+		return false
+	}
+	u := float64(c.rand()>>11+1) / float64(1<<53) // (0, 1]
+	gap := -float64(e.ComputeMs) * req.Route.EarlyRefresh.Beta * math.Log(u)
+	return float64(c.nowMs())+gap >= float64(e.FreshUntil)
+}
+
+// HitResponse renders the response for a request served from req.Entry:
+// the stored status, headers and body plus Age and Cache-Status.
+func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body []byte) {
+	e := req.Entry
+	now := c.nowMs()
+	headers = make([][2]string, 0, len(e.Headers)+2)
+	headers = append(headers, e.Headers...)
+	age := (now - e.StoredAt) / 1000
+	if age < 0 {
+		age = 0
+	}
+	headers = append(headers, [2]string{"age", itoa(age)})
+	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true}
+	headers = append(headers, [2]string{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))})
+	return int(e.Status), headers, e.Body
+}
+
+// floorDiv rounds towards minus infinity, so 0.5 s of staleness is ttl=-1.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// Age returns how old req.Entry is.
+func (c *Cache) Age(req *Request) time.Duration {
+	if req.Entry == nil {
+		return 0
+	}
+	return time.Duration(c.nowMs()-req.Entry.StoredAt) * time.Millisecond
+}
+
+func itoa(v int64) string {
+	return string(appendInt(nil, v))
+}
+
+func appendInt(b []byte, v int64) []byte {
+	if v < 0 {
+		b = append(b, '-')
+		return appendUint(b, uint64(-v))
+	}
+	return appendUint(b, uint64(v))
+}
+
+// StoreResult reports what Store did.
+type StoreResult struct {
+	Reason         Reason // ReasonNone when stored
+	Insert         InsertResult
+	VersionChanged bool // the upstream reported a model version other than the recorded one
+	Version        string
+	FreshUntil     int64
+}
+
+// Store saves an admitted response under the request's key. computeMs is
+// how long the upstream took (XFetch's δ). If the response reports a model
+// version other than the one the request was keyed with, the model's
+// recorded version moves on and the entry is stored under the new one, so
+// nothing keyed by the old version is served again.
+func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
+	res := StoreResult{Version: adm.Version}
+	if req.Route.ModelVersion.Enabled() {
+		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version)
+		if err != nil {
+			res.Reason = storeErrReason(err)
+			return res
+		}
+		res.VersionChanged = changed
+		req.state = st
+	} else if !req.state.Found {
+		st, err := c.updateModel(req.Route.Name, req.Model, func(*modelRecord) bool { return false })
+		if err != nil {
+			res.Reason = storeErrReason(err)
+			return res
+		}
+		req.state = st
+	}
+	c.buildKey(req) // the state may have moved on since Lookup
+	now := c.nowMs()
+	e := Entry{
+		Key:        req.Key,
+		StoredAt:   now,
+		FreshUntil: now + adm.TTL.Milliseconds(),
+		ComputeMs:  computeMs,
+		Status:     uint16(status),
+		Body:       body,
+	}
+	window := req.Route.StaleWhileReval
+	if req.Route.StaleIfError > window {
+		window = req.Route.StaleIfError
+	}
+	e.StaleUntil = e.FreshUntil + window.Milliseconds()
+	for _, name := range req.Route.StoredHeaders {
+		if v, ok := header(headers, name); ok {
+			e.Headers = append(e.Headers, [2]string{name, v})
+		}
+	}
+	if h := req.Route.ModelVersion.Header; h != "" && !containsStr(req.Route.StoredHeaders, h) {
+		if v, ok := header(headers, h); ok {
+			e.Headers = append(e.Headers, [2]string{h, v})
+		}
+	}
+	if e.EncodedSize() > req.Route.MaxEntryBytes {
+		res.Reason = ReasonTooLarge
+		return res
+	}
+	ins, err := c.table.Insert(req.FP, e.StaleUntil, e.AppendEncode(nil), now)
+	if err != nil {
+		res.Reason = storeErrReason(err)
+		return res
+	}
+	res.Insert, res.FreshUntil = ins, e.FreshUntil
+	return res
+}
+
+func storeErrReason(err error) Reason {
+	if errors.Is(err, ErrContention) {
+		return ReasonStoreContention
+	}
+	return ReasonInternal
+}
+
+// Bypass takes the request out of the cache for reason (decided by the
+// filter, e.g. a body too large to buffer).
+func (r *Request) Bypass(reason Reason) { r.bypass(reason) }

@@ -1,0 +1,530 @@
+package cachecore
+
+import (
+	"bytes"
+	"errors"
+	"unicode/utf8"
+)
+
+// Canonical JSON: the form of a request body that the cache key is built
+// from. Two bodies that any JSON parser reads as the same value produce the
+// same bytes; bodies that differ in meaning produce different bytes.
+//
+//   - object members are sorted by key (bytewise on the canonical key form);
+//   - insignificant whitespace is dropped;
+//   - strings are decoded and re-encoded with the fewest escapes ("\u0041" and
+//     "A" are the same; a lone surrogate stays escaped so it never merges
+//     with U+FFFD);
+//   - numbers are rewritten exactly, as decimal digits and an exponent, so 1,
+//     1.0, 1e0 and 10e-1 are one number and no precision is lost (a seed of
+//     12345678901234567890 stays itself);
+//   - a duplicate object key is refused: parsers disagree on which value wins,
+//     so the cache could key one reading and the model answer another.
+//
+// It is a single pass over the input that also validates it, with no
+// reflection and no maps: on the hit path it runs inside the wasm VM for
+// every request.
+
+// Canonicalisation errors; all mean "bypass the cache for this request".
+var (
+	ErrMalformedJSON = errors.New("malformed JSON")
+	ErrDuplicateKey  = errors.New("duplicate object key")
+	ErrTooDeep       = errors.New("JSON nested too deeply")
+	ErrNumberRange   = errors.New("JSON number exponent out of range")
+)
+
+// maxDepth bounds recursion on hostile input.
+const maxDepth = 64
+
+// Selection picks the top-level members of an object body that enter the
+// key. With Only set, only those keys are kept; otherwise every key except
+// those in Ignore. Keys are plain (unescaped) member names.
+type Selection struct {
+	Only   []string
+	Ignore []string
+}
+
+func (s *Selection) keep(key []byte) bool {
+	if len(s.Only) > 0 {
+		return containsKey(s.Only, key)
+	}
+	return !containsKey(s.Ignore, key)
+}
+
+func containsKey(list []string, key []byte) bool {
+	for _, k := range list {
+		if string(key) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Canonicalizer holds reusable scratch space; the zero value is ready.
+// It is not safe for concurrent use.
+type Canonicalizer struct {
+	src     []byte
+	pos     int
+	out     []byte
+	scratch []byte
+	members []member
+	keyBuf  []byte
+}
+
+type member struct {
+	start, keyEnd, end int // in out: key starts at start (with quotes), value ends at end
+}
+
+// Append validates body and appends its canonical form to dst. sel applies
+// to the top-level object only (nested objects are canonicalised whole).
+func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error) {
+	c.src, c.pos, c.out = body, 0, dst
+	defer func() { c.src = nil }()
+	c.ws()
+	if err := c.value(0, sel); err != nil {
+		return dst, err
+	}
+	c.ws()
+	if c.pos != len(c.src) {
+		return dst, ErrMalformedJSON
+	}
+	out := c.out
+	c.out = nil
+	return out, nil
+}
+
+// Canonicalize is Append with fresh scratch space.
+func Canonicalize(body []byte, sel *Selection) ([]byte, error) {
+	var c Canonicalizer
+	return c.Append(nil, body, sel)
+}
+
+func (c *Canonicalizer) ws() {
+	for c.pos < len(c.src) {
+		switch c.src[c.pos] {
+		case ' ', '\t', '\n', '\r':
+			c.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (c *Canonicalizer) value(depth int, sel *Selection) error {
+	if c.pos >= len(c.src) {
+		return ErrMalformedJSON
+	}
+	switch ch := c.src[c.pos]; {
+	case ch == '{':
+		if depth >= maxDepth {
+			return ErrTooDeep
+		}
+		return c.object(depth, sel)
+	case ch == '[':
+		if depth >= maxDepth {
+			return ErrTooDeep
+		}
+		return c.array(depth)
+	case ch == '"':
+		return c.str()
+	case ch == '-' || (ch >= '0' && ch <= '9'):
+		return c.number()
+	case ch == 't':
+		return c.literal("true")
+	case ch == 'f':
+		return c.literal("false")
+	case ch == 'n':
+		return c.literal("null")
+	}
+	return ErrMalformedJSON
+}
+
+func (c *Canonicalizer) literal(lit string) error {
+	if !bytes.HasPrefix(c.src[c.pos:], []byte(lit)) {
+		return ErrMalformedJSON
+	}
+	c.pos += len(lit)
+	c.out = append(c.out, lit...)
+	return nil
+}
+
+func (c *Canonicalizer) array(depth int) error {
+	c.pos++ // '['
+	c.out = append(c.out, '[')
+	c.ws()
+	if c.pos < len(c.src) && c.src[c.pos] == ']' {
+		c.pos++
+		c.out = append(c.out, ']')
+		return nil
+	}
+	for {
+		c.ws()
+		if err := c.value(depth+1, nil); err != nil {
+			return err
+		}
+		c.ws()
+		if c.pos >= len(c.src) {
+			return ErrMalformedJSON
+		}
+		switch c.src[c.pos] {
+		case ',':
+			c.pos++
+			c.out = append(c.out, ',')
+		case ']':
+			c.pos++
+			c.out = append(c.out, ']')
+			return nil
+		default:
+			return ErrMalformedJSON
+		}
+	}
+}
+
+func (c *Canonicalizer) object(depth int, sel *Selection) error {
+	c.pos++ // '{'
+	open := len(c.out)
+	c.out = append(c.out, '{')
+	base := len(c.members)
+	defer func() { c.members = c.members[:base] }()
+	c.ws()
+	if c.pos < len(c.src) && c.src[c.pos] == '}' {
+		c.pos++
+		c.out = append(c.out, '}')
+		return nil
+	}
+	for {
+		c.ws()
+		if c.pos >= len(c.src) || c.src[c.pos] != '"' {
+			return ErrMalformedJSON
+		}
+		start := len(c.out)
+		if err := c.str(); err != nil {
+			return err
+		}
+		keyEnd := len(c.out)
+		c.ws()
+		if c.pos >= len(c.src) || c.src[c.pos] != ':' {
+			return ErrMalformedJSON
+		}
+		c.pos++
+		c.out = append(c.out, ':')
+		c.ws()
+		if err := c.value(depth+1, nil); err != nil {
+			return err
+		}
+		if sel != nil && !sel.keep(c.unquotedKey(start, keyEnd)) {
+			c.out = c.out[:start]
+		} else {
+			c.members = append(c.members, member{start, keyEnd, len(c.out)})
+		}
+		c.ws()
+		if c.pos >= len(c.src) {
+			return ErrMalformedJSON
+		}
+		if c.src[c.pos] == ',' {
+			c.pos++
+			continue
+		}
+		if c.src[c.pos] != '}' {
+			return ErrMalformedJSON
+		}
+		c.pos++
+		break
+	}
+	return c.sortMembers(open, c.members[base:])
+}
+
+// unquotedKey returns the canonical key between its quotes. Canonical keys
+// of selected names never contain escapes that matter for selection: a name
+// that needs escaping is not a configured field name.
+func (c *Canonicalizer) unquotedKey(start, keyEnd int) []byte {
+	return c.out[start+1 : keyEnd-1]
+}
+
+// sortMembers rewrites out[open:] as '{' m1 ',' m2 … '}' with members in key
+// order; members were appended back to back without separators.
+func (c *Canonicalizer) sortMembers(open int, ms []member) error {
+	key := func(m member) []byte { return c.out[m.start:m.keyEnd] }
+	// Insertion sort: objects in requests are small and often nearly sorted.
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0; j-- {
+			cmp := bytes.Compare(key(ms[j-1]), key(ms[j]))
+			if cmp == 0 {
+				return ErrDuplicateKey
+			}
+			if cmp < 0 {
+				break
+			}
+			ms[j-1], ms[j] = ms[j], ms[j-1]
+		}
+	}
+	if len(ms) <= 1 {
+		c.out = append(c.out, '}') // nothing to reorder, no comma needed
+		return nil
+	}
+	c.scratch = c.scratch[:0]
+	for i, m := range ms {
+		if i > 0 {
+			c.scratch = append(c.scratch, ',')
+		}
+		c.scratch = append(c.scratch, c.out[m.start:m.end]...)
+	}
+	c.out = append(c.out[:open+1], c.scratch...)
+	c.out = append(c.out, '}')
+	return nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// str copies a JSON string in canonical form: decoded, then re-encoded with
+// escapes only for '"', '\\' and control characters.
+func (c *Canonicalizer) str() error {
+	c.pos++ // opening quote
+	c.out = append(c.out, '"')
+	for {
+		// Fast path: copy a run of bytes needing no work.
+		run := c.pos
+		for run < len(c.src) {
+			b := c.src[run]
+			if b == '"' || b == '\\' || b < 0x20 {
+				break
+			}
+			run++
+		}
+		c.out = append(c.out, c.src[c.pos:run]...)
+		c.pos = run
+		if c.pos >= len(c.src) {
+			return ErrMalformedJSON
+		}
+		switch b := c.src[c.pos]; {
+		case b == '"':
+			c.pos++
+			c.out = append(c.out, '"')
+			return nil
+		case b < 0x20:
+			return ErrMalformedJSON // raw control characters are not JSON
+		}
+		// Escape sequence.
+		if c.pos+1 >= len(c.src) {
+			return ErrMalformedJSON
+		}
+		e := c.src[c.pos+1]
+		c.pos += 2
+		switch e {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			c.appendRune(rune(unescapeSimple(e)))
+		case 'u':
+			r, ok := c.hex4()
+			if !ok {
+				return ErrMalformedJSON
+			}
+			if r >= 0xD800 && r < 0xDC00 && c.pos+6 <= len(c.src) && c.src[c.pos] == '\\' && c.src[c.pos+1] == 'u' {
+				save := c.pos
+				c.pos += 2
+				lo, ok := c.hex4()
+				if ok && lo >= 0xDC00 && lo < 0xE000 {
+					c.appendRune((r-0xD800)<<10 | (lo - 0xDC00) + 0x10000)
+					continue
+				}
+				c.pos = save
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				// Lone surrogate: keep it escaped, lower-case hex.
+				c.out = append(c.out, '\\', 'u', hexDigits[r>>12&0xF], hexDigits[r>>8&0xF], hexDigits[r>>4&0xF], hexDigits[r&0xF])
+				continue
+			}
+			c.appendRune(r)
+		default:
+			return ErrMalformedJSON
+		}
+	}
+}
+
+func unescapeSimple(e byte) byte {
+	switch e {
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	}
+	return e // '"', '\\', '/'
+}
+
+func (c *Canonicalizer) hex4() (rune, bool) {
+	if c.pos+4 > len(c.src) {
+		return 0, false
+	}
+	var r rune
+	for _, h := range c.src[c.pos : c.pos+4] {
+		r <<= 4
+		switch {
+		case h >= '0' && h <= '9':
+			r |= rune(h - '0')
+		case h >= 'a' && h <= 'f':
+			r |= rune(h-'a') + 10
+		case h >= 'A' && h <= 'F':
+			r |= rune(h-'A') + 10
+		default:
+			return 0, false
+		}
+	}
+	c.pos += 4
+	return r, true
+}
+
+// appendRune writes one decoded code point in canonical escaped form.
+func (c *Canonicalizer) appendRune(r rune) {
+	switch {
+	case r == '"':
+		c.out = append(c.out, '\\', '"')
+	case r == '\\':
+		c.out = append(c.out, '\\', '\\')
+	case r == '\n':
+		c.out = append(c.out, '\\', 'n')
+	case r == '\r':
+		c.out = append(c.out, '\\', 'r')
+	case r == '\t':
+		c.out = append(c.out, '\\', 't')
+	case r == '\b':
+		c.out = append(c.out, '\\', 'b')
+	case r == '\f':
+		c.out = append(c.out, '\\', 'f')
+	case r < 0x20:
+		c.out = append(c.out, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xF])
+	default:
+		c.out = utf8.AppendRune(c.out, r)
+	}
+}
+
+// number rewrites a JSON number as sign, significant digits and exponent:
+// value = D × 10^X with D free of leading and trailing zeros, printed like
+// JavaScript's Number#toString but without rounding (digits are kept).
+func (c *Canonicalizer) number() error {
+	s := c.src
+	i := c.pos
+	neg := false
+	if s[i] == '-' {
+		neg = true
+		i++
+	}
+	intStart := i
+	if i < len(s) && s[i] == '0' {
+		i++
+	} else {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i == intStart {
+		return ErrMalformedJSON
+	}
+	intDigits := s[intStart:i]
+	var frac []byte
+	if i < len(s) && s[i] == '.' {
+		i++
+		fs := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == fs {
+			return ErrMalformedJSON
+		}
+		frac = s[fs:i]
+	}
+	exp := 0
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			eneg = s[i] == '-'
+			i++
+		}
+		es := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			if exp > 1_000_000 {
+				return ErrNumberRange
+			}
+			exp = exp*10 + int(s[i]-'0')
+			i++
+		}
+		if i == es {
+			return ErrMalformedJSON
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	c.pos = i
+
+	// Digits D = intDigits ++ frac, value = D × 10^(exp - len(frac)).
+	c.keyBuf = append(append(c.keyBuf[:0], intDigits...), frac...)
+	d := c.keyBuf
+	x := exp - len(frac)
+	for len(d) > 0 && d[0] == '0' {
+		d = d[1:]
+	}
+	for len(d) > 0 && d[len(d)-1] == '0' {
+		d = d[:len(d)-1]
+		x++
+	}
+	if len(d) == 0 {
+		c.out = append(c.out, '0') // -0 and 0.000e5 are zero
+		return nil
+	}
+	if neg {
+		c.out = append(c.out, '-')
+	}
+	n := len(d)
+	p := n + x // decimal point sits after p digits
+	switch {
+	case x >= 0 && p <= 21:
+		c.out = append(c.out, d...)
+		for k := 0; k < x; k++ {
+			c.out = append(c.out, '0')
+		}
+	case x < 0 && p > 0 && p <= 21:
+		c.out = append(c.out, d[:p]...)
+		c.out = append(c.out, '.')
+		c.out = append(c.out, d[p:]...)
+	case p <= 0 && p > -6:
+		c.out = append(c.out, '0', '.')
+		for k := 0; k < -p; k++ {
+			c.out = append(c.out, '0')
+		}
+		c.out = append(c.out, d...)
+	default:
+		c.out = append(c.out, d[0])
+		if n > 1 {
+			c.out = append(c.out, '.')
+			c.out = append(c.out, d[1:]...)
+		}
+		c.out = append(c.out, 'e')
+		e := p - 1
+		if e < 0 {
+			c.out = append(c.out, '-')
+			e = -e
+		}
+		c.out = appendUint(c.out, uint64(e))
+	}
+	return nil
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}

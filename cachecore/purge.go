@@ -1,0 +1,108 @@
+package cachecore
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// The purge API. It exists only when a token is configured, and answers
+// only requests carrying "Authorization: Bearer <token>" (compared in
+// constant time). Its body is one of:
+//
+//	{"all": true}                                   every entry
+//	{"route": "chat", "model": "gpt-4o"}            every entry of a model on a route (all tenants)
+//	{"method": "POST", "path": "/v1/chat/completions",
+//	 "headers": {"authorization": "Bearer sk-…"},
+//	 "body": {…the original request…}}              one entry, found by replaying the request
+
+// IsPurge reports whether a request targets the purge API.
+func (c *Cache) IsPurge(method, path string) bool {
+	if c.cfg.Purge.Token == "" {
+		return false
+	}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return path == c.cfg.Purge.Path
+}
+
+// PurgeAuthorized checks the bearer token in constant time.
+func (c *Cache) PurgeAuthorized(headers [][2]string) bool {
+	v, ok := header(headers, "authorization")
+	if !ok || len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(v[7:])), []byte(c.cfg.Purge.Token)) == 1
+}
+
+// PurgeResult describes what a purge did.
+type PurgeResult struct {
+	Scope string // "all", "model" or "entry"
+	Freed int    // slots freed (for "all" and "entry"); 0 for "model"
+}
+
+// ErrBadPurge is returned for a purge body the API does not understand.
+var ErrBadPurge = errors.New("bad purge request")
+
+// Purge executes a purge request body.
+func (c *Cache) Purge(body []byte) (PurgeResult, error) {
+	if !gjson.ValidBytes(body) {
+		return PurgeResult{}, fmt.Errorf("%w: body is not JSON", ErrBadPurge)
+	}
+	v := gjson.ParseBytes(body)
+	switch {
+	case v.Get("all").Bool():
+		n, err := c.table.Clear()
+		return PurgeResult{Scope: "all", Freed: n}, err
+	case v.Get("model").Exists():
+		name := v.Get("route").String()
+		if c.routeByName(name) == nil {
+			return PurgeResult{}, fmt.Errorf("%w: unknown route %q", ErrBadPurge, name)
+		}
+		return PurgeResult{Scope: "model"}, c.PurgeModel(name, v.Get("model").String())
+	case v.Get("body").Exists():
+		method := v.Get("method").String()
+		if method == "" {
+			method = "POST"
+		}
+		path := v.Get("path").String()
+		route := c.cfg.MatchRoute(method, path)
+		if route == nil {
+			return PurgeResult{}, fmt.Errorf("%w: no route matches %s %s", ErrBadPurge, method, path)
+		}
+		var hs [][2]string
+		v.Get("headers").ForEach(func(k, val gjson.Result) bool {
+			hs = append(hs, [2]string{strings.ToLower(k.String()), val.String()})
+			return true
+		})
+		req := c.Begin(route, method, path, hs)
+		req.Status = StatusMiss // a purge is never a revalidation
+		c.SetBody(req, []byte(v.Get("body").Raw))
+		if req.Bypassed() {
+			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
+		}
+		if !req.state.Found {
+			return PurgeResult{Scope: "entry"}, nil
+		}
+		freed, err := c.table.Remove(req.FP, req.Key)
+		n := 0
+		if freed {
+			n = 1
+		}
+		return PurgeResult{Scope: "entry", Freed: n}, err
+	}
+	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
+}
+
+func (c *Cache) routeByName(name string) *Route {
+	for _, r := range c.cfg.Routes {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package cachecore
+
+import (
+	"strconv"
+)
+
+// Status is what the cache did with one request. One enum drives the
+// Cache-Status header, the stats and the logs, so they can never disagree.
+type Status uint8
+
+const (
+	// StatusNone: no route matched; the filter stayed out of the way.
+	StatusNone Status = iota
+	// StatusHit: answered from a fresh entry.
+	StatusHit
+	// StatusStale: answered from a stale entry (stale-while-revalidate or
+	// the client's max-stale), a background refresh may run.
+	StatusStale
+	// StatusStaleIfError: the upstream failed and a stale entry answered.
+	StatusStaleIfError
+	// StatusCollapsed: waited for another request's upstream call (single
+	// flight) and was answered with its result.
+	StatusCollapsed
+	// StatusMiss: looked up, not found, forwarded upstream.
+	StatusMiss
+	// StatusRevalidate: the client asked for no-cache: forwarded without a
+	// lookup; the answer may still be stored.
+	StatusRevalidate
+	// StatusBypass: the cache could not or must not take part; forwarded
+	// untouched. Reason says why.
+	StatusBypass
+	// StatusUnavailable: only-if-cached and nothing cached: 504.
+	StatusUnavailable
+	numStatus
+)
+
+var statusNames = [numStatus]string{"none", "hit", "stale", "stale_if_error", "collapsed", "miss", "revalidate", "bypass", "unavailable"}
+
+// String is the name used in stats and logs.
+func (s Status) String() string {
+	if s < numStatus {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Reason explains a bypass, or why a response was not stored.
+type Reason uint8
+
+const (
+	ReasonNone Reason = iota
+	// Request-side bypasses.
+	ReasonNoIdentity      // no tenant identity on a non-shared route
+	ReasonRequestNoStore  // Cache-Control: no-store from the client
+	ReasonNoBody          // nothing to key
+	ReasonBodyTooLarge    // over max_request_bytes
+	ReasonMalformedJSON   // request or response body is not JSON
+	ReasonDuplicateKey    // request JSON with a duplicate member name
+	ReasonTooDeep         // request JSON nested beyond the limit
+	ReasonNumberRange     // request JSON number with an absurd exponent
+	ReasonStreamRequest   // stream:true (not cached on this route)
+	ReasonHitForMiss      // key recently found uncacheable
+	ReasonInternal        // an internal fault: fail open
+	ReasonStoreContention // too many concurrent writers to one bucket
+	// Response-side refusals (not stored).
+	ReasonStatus          // status not in the route's list
+	ReasonUpstreamReset   // Envoy answered: upstream reset / refused
+	ReasonUpstreamTimeout // Envoy answered: upstream timeout
+	ReasonLocalReply      // some other Envoy-generated answer
+	ReasonNoStore         // response Cache-Control: no-store
+	ReasonPrivate         // response Cache-Control: private
+	ReasonNotJSON         // content-type is not JSON
+	ReasonEncoded         // content-encoding is not identity
+	ReasonTooLarge        // entry over max_entry_bytes
+	ReasonFinishReason    // finish_reason not allowed
+	ReasonEmptyContent    // empty completion
+	ReasonValidation      // a validation rule failed
+	ReasonLowConfidence   // score below the lowest tier
+	ReasonNoConfidence    // score missing or not a number
+	ReasonTruncated       // the response never finished (reset, client abort)
+	ReasonVersionChanged  // the model version changed under the request
+	numReason
+)
+
+var reasonNames = [numReason]string{
+	"", "no_identity", "request_no_store", "no_body", "body_too_large", "malformed_json",
+	"duplicate_key", "too_deep", "number_range", "stream_request", "hit_for_miss", "internal",
+	"store_contention",
+	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
+	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
+	"low_confidence", "no_confidence", "truncated", "version_changed",
+}
+
+// String is the reason's name in stats (snake_case).
+func (r Reason) String() string {
+	if r < numReason {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Detail is the reason as a Cache-Status detail token (kebab-case).
+func (r Reason) Detail() string {
+	s := []byte(r.String())
+	for i, c := range s {
+		if c == '_' {
+			s[i] = '-'
+		}
+	}
+	return string(s)
+}
+
+// AllReasons lists every reason, for defining stats up front.
+func AllReasons() []Reason {
+	out := make([]Reason, 0, numReason-1)
+	for r := ReasonNone + 1; r < numReason; r++ {
+		out = append(out, r)
+	}
+	return out
+}
+
+// AllStatuses lists every status but StatusNone.
+func AllStatuses() []Status {
+	out := make([]Status, 0, numStatus-1)
+	for s := StatusNone + 1; s < numStatus; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// CacheStatus is everything the Cache-Status header (RFC 9211) reports.
+type CacheStatus struct {
+	Status    Status
+	Reason    Reason
+	FwdStatus int  // upstream status when forwarded
+	Stored    bool // the response was stored
+	TTL       int64
+	HasTTL    bool
+}
+
+// AppendHeader renders the header value, e.g.
+//
+//	modelcache; hit; ttl=287
+//	modelcache; fwd=miss; fwd-status=200; stored; ttl=300
+//	modelcache; fwd=bypass; detail=no-identity
+func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
+	dst = append(dst, name...)
+	switch cs.Status {
+	case StatusHit:
+		dst = append(dst, "; hit"...)
+	case StatusStale:
+		dst = append(dst, "; hit; fwd=stale"...)
+	case StatusStaleIfError:
+		dst = append(dst, "; hit; fwd=stale"...)
+	case StatusCollapsed:
+		dst = append(dst, "; fwd=miss; collapsed"...)
+	case StatusMiss:
+		dst = append(dst, "; fwd=miss"...)
+	case StatusRevalidate:
+		dst = append(dst, "; fwd=request"...)
+	case StatusBypass:
+		dst = append(dst, "; fwd=bypass"...)
+	case StatusUnavailable:
+		dst = append(dst, "; fwd=miss; detail=only-if-cached"...)
+		return dst
+	}
+	if cs.FwdStatus != 0 {
+		dst = append(dst, "; fwd-status="...)
+		dst = strconv.AppendInt(dst, int64(cs.FwdStatus), 10)
+	}
+	if cs.Stored {
+		dst = append(dst, "; stored"...)
+	}
+	if cs.HasTTL {
+		dst = append(dst, "; ttl="...)
+		dst = strconv.AppendInt(dst, cs.TTL, 10)
+	}
+	switch {
+	case cs.Status == StatusStaleIfError:
+		dst = append(dst, "; detail=stale-if-error"...)
+	case cs.Reason != ReasonNone:
+		dst = append(dst, "; detail="...)
+		dst = append(dst, cs.Reason.Detail()...)
+		if cs.Reason == ReasonStatus && cs.FwdStatus != 0 {
+			dst = append(dst, '-')
+			dst = strconv.AppendInt(dst, int64(cs.FwdStatus), 10)
+		}
+	}
+	return dst
+}

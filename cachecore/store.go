@@ -1,0 +1,100 @@
+package cachecore
+
+import (
+	"errors"
+	"sync"
+	"unsafe"
+)
+
+// Store is the byte store the cache lives in: Envoy's shared data in
+// production, MemStore in native tests. It does bytes and CAS only, with
+// exactly Envoy's semantics (proxy-wasm-cpp-host src/shared_data.cc):
+//
+//   - Get returns the value and its CAS, or ErrNotFound for a key never set;
+//   - Set with cas 0 is unconditional; with cas ≠ 0 it must equal the key's
+//     current CAS or it fails with ErrCasMismatch;
+//   - a Set on a missing key succeeds whatever cas is passed;
+//   - every successful Set assigns a new CAS from one global counter;
+//   - there is no delete: an empty value keeps the key (the cache treats an
+//     empty value as absent).
+//
+// Everything built on a Store must be correct under these rules with
+// several VMs (threads) using it at once.
+type Store interface {
+	Get(key string) (value []byte, cas uint32, err error)
+	Set(key string, value []byte, cas uint32) error
+}
+
+// Store errors.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrCasMismatch = errors.New("store: cas mismatch")
+)
+
+// MemStore is an in-memory Store with Envoy's shared-data semantics, safe
+// for concurrent use. Get returns a copy, as the host does.
+type MemStore struct {
+	mu  sync.Mutex
+	cas uint32
+	m   map[string]memValue
+}
+
+type memValue struct {
+	v   []byte
+	cas uint32
+}
+
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore { return &MemStore{m: map[string]memValue{}} }
+
+// Get implements Store.
+func (s *MemStore) Get(key string) ([]byte, uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	if !ok {
+		return nil, 0, ErrNotFound
+	}
+	return append([]byte(nil), v.v...), v.cas, nil
+}
+
+// Set implements Store.
+func (s *MemStore) Set(key string, value []byte, cas uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.m[key]; ok && cas != 0 && cas != cur.cas {
+		return ErrCasMismatch
+	}
+	s.cas++
+	if s.cas == 0 {
+		s.cas++
+	}
+	s.m[key] = memValue{append([]byte(nil), value...), s.cas}
+	return nil
+}
+
+// Keys returns the number of keys ever created (keys are never deleted).
+func (s *MemStore) Keys() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// Bytes returns the total size of keys and values held.
+func (s *MemStore) Bytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, v := range s.m {
+		n += len(k) + len(v.v)
+	}
+	return n
+}
+
+// bytesString views b as a string without copying; b must never change.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
