@@ -1,0 +1,34 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/modelcache/modelcache/cachecore"
+	"github.com/modelcache/modelcache/filter/proxywasm"
+	"github.com/modelcache/modelcache/filter/proxywasm/types"
+)
+
+// sharedStore is cachecore.Store over Envoy's shared data for this vm_id:
+// one process-wide map, shared by every worker VM.
+type sharedStore struct{}
+
+func (sharedStore) Get(key string) ([]byte, uint32, error) {
+	v, cas, err := proxywasm.GetSharedData(key)
+	return v, cas, storeErr(err)
+}
+
+func (sharedStore) Set(key string, value []byte, cas uint32) error {
+	return storeErr(proxywasm.SetSharedData(key, value, cas))
+}
+
+func storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, types.ErrorStatusNotFound):
+		return cachecore.ErrNotFound
+	case errors.Is(err, types.ErrorStatusCasMismatch):
+		return cachecore.ErrCasMismatch
+	}
+	return err
+}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/modelcache/modelcache/cachecore"
+	"github.com/modelcache/modelcache/filter/proxywasm"
+	"github.com/modelcache/modelcache/filter/proxywasm/types"
+)
+
+// stream is one HTTP request through the filter. It is a small state
+// machine; every decision is cachecore's, this type only performs it.
+//
+// Request side: a cacheable request's headers are held (Pause) until the
+// whole body is buffered, so that on a hit the router never opens an
+// upstream request. Response side: a storable response's headers are held
+// until the body is complete and checked, so that Cache-Status can say
+// truthfully whether it was stored.
+type stream struct {
+	types.DefaultHttpContext
+	p     *plugin
+	id    uint32
+	phase phase
+	purge bool
+
+	req *cachecore.Request
+	rs  *routeStats
+
+	forwardedAt time.Time
+	respStatus  int
+	respHeaders [][2]string
+	cs          cachecore.CacheStatus
+}
+
+type phase uint8
+
+const (
+	phaseIdle        phase = iota // not a cached route: untouched
+	phaseRequest                  // holding the request until its body is complete
+	phaseForwarded                // sent upstream, waiting for the response
+	phaseBuffering                // holding the response to check and store it
+	phasePassThrough              // response passes with a Cache-Status header only
+	phaseServed                   // answered locally from the cache
+)
+
+func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
+	hs, err := proxywasm.GetHttpRequestHeaders()
+	if err != nil {
+		s.p.stats.internal.Increment(1)
+		return types.ActionContinue
+	}
+	method, _ := headerValue(hs, ":method")
+	path, _ := headerValue(hs, ":path")
+	c := s.p.cache
+	if c.IsPurge(method, path) {
+		s.purge = true
+		if !c.PurgeAuthorized(hs) {
+			s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
+			return types.ActionPause
+		}
+		if endOfStream {
+			s.handlePurge(nil)
+		}
+		return types.ActionPause
+	}
+	route := s.p.cfg.MatchRoute(method, path)
+	if route == nil {
+		return types.ActionContinue
+	}
+	s.rs = s.p.stats.route(route)
+	s.req = c.Begin(route, method, path, hs)
+	if s.req.Bypassed() {
+		s.bypass()
+		return types.ActionContinue
+	}
+	if endOfStream {
+		c.SetBody(s.req, nil)
+		s.bypass()
+		return types.ActionContinue
+	}
+	// The cache can only check and store an uncompressed body; a compressor
+	// in front of this filter compresses for the client.
+	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
+	s.phase = phaseRequest
+	return types.ActionPause
+}
+
+func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	if s.purge {
+		if !endOfStream {
+			return types.ActionPause
+		}
+		body, _ := proxywasm.GetHttpRequestBody(0, bodySize)
+		s.handlePurge(body)
+		return types.ActionPause
+	}
+	if s.phase != phaseRequest {
+		return types.ActionContinue
+	}
+	c := s.p.cache
+	if !endOfStream {
+		if bodySize > s.p.cfg.MaxRequestBytes {
+			s.req.Bypass(cachecore.ReasonBodyTooLarge)
+			s.bypass()
+			return types.ActionContinue
+		}
+		return types.ActionPause
+	}
+	body, err := proxywasm.GetHttpRequestBody(0, bodySize)
+	if err != nil {
+		s.req.Bypass(cachecore.ReasonInternal)
+		s.bypass()
+		return types.ActionContinue
+	}
+	c.SetBody(s.req, body)
+	if s.req.Bypassed() {
+		s.bypass()
+		return types.ActionContinue
+	}
+	switch c.Lookup(s.req) {
+	case cachecore.Serve:
+		s.serve()
+		return types.ActionPause
+	case cachecore.Unavailable:
+		s.unavailable()
+		return types.ActionPause
+	}
+	if s.req.Bypassed() { // internal fault during the lookup: fail open
+		s.bypass()
+		return types.ActionContinue
+	}
+	s.forward()
+	return types.ActionContinue
+}
+
+// bypass lets the request through untouched apart from a Cache-Status
+// header on the response saying why.
+func (s *stream) bypass() {
+	s.phase = phasePassThrough
+	s.cs = cachecore.CacheStatus{Status: cachecore.StatusBypass, Reason: s.req.Reason}
+	s.rs.request(cachecore.StatusBypass)
+	s.rs.bypassed(s.req.Reason)
+	if s.req.Reason == cachecore.ReasonInternal {
+		s.p.stats.internal.Increment(1)
+	}
+}
+
+func (s *stream) forward() {
+	s.phase = phaseForwarded
+	s.forwardedAt = time.Now()
+	s.rs.request(s.req.Status)
+}
+
+func (s *stream) serve() {
+	status, headers, body := s.p.cache.HitResponse(s.req)
+	if err := proxywasm.SendHttpResponse(uint32(status), headers, body, -1); err != nil {
+		// Could not answer locally: fail open, go upstream.
+		s.p.stats.internal.Increment(1)
+		s.req.Status = cachecore.StatusMiss
+		s.forward()
+		_ = proxywasm.ResumeHttpRequest()
+		return
+	}
+	s.phase = phaseServed
+	s.rs.request(s.req.Status)
+	s.rs.ageAtServe.Record(uint64(s.p.cache.Age(s.req).Milliseconds()))
+}
+
+func (s *stream) unavailable() {
+	cs := cachecore.CacheStatus{Status: cachecore.StatusUnavailable}
+	hs := [][2]string{{"content-type", "application/json"}, {"cache-status", string(cs.AppendHeader(nil, s.p.cfg.CacheName))}}
+	s.phase = phaseServed
+	s.rs.request(cachecore.StatusUnavailable)
+	_ = proxywasm.SendHttpResponse(504, hs, []byte(`{"error":{"message":"not cached (only-if-cached)","type":"cache_miss"}}`), -1)
+}
+
+func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
+	switch s.phase {
+	case phasePassThrough:
+		s.setCacheStatus()
+		return types.ActionContinue
+	case phaseForwarded:
+	default:
+		return types.ActionContinue
+	}
+	hs, err := proxywasm.GetHttpResponseHeaders()
+	if err != nil {
+		s.p.stats.internal.Increment(1)
+		s.phase = phaseIdle
+		return types.ActionContinue
+	}
+	s.respHeaders = hs
+	st, _ := headerValue(hs, ":status")
+	s.respStatus, _ = strconv.Atoi(st)
+	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
+	origin := cachecore.ClassifyOrigin(string(details))
+	if reason := s.p.cache.AdmitHeaders(s.req, s.respStatus, hs, origin); reason != cachecore.ReasonNone {
+		s.refuse(reason)
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
+	if endOfStream {
+		s.finishResponse(nil)
+		return types.ActionContinue
+	}
+	s.phase = phaseBuffering
+	return types.ActionPause
+}
+
+func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
+	if s.phase != phaseBuffering {
+		return types.ActionContinue
+	}
+	if !endOfStream {
+		if bodySize > s.req.Route.MaxEntryBytes {
+			// Stop holding the response before Envoy's buffer limit does.
+			s.refuse(cachecore.ReasonTooLarge)
+			s.setCacheStatus()
+			return types.ActionContinue
+		}
+		return types.ActionPause
+	}
+	body, err := proxywasm.GetHttpResponseBody(0, bodySize)
+	if err != nil {
+		s.refuse(cachecore.ReasonInternal)
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
+	s.finishResponse(body)
+	return types.ActionContinue
+}
+
+// finishResponse checks a complete response and stores it if admitted.
+func (s *stream) finishResponse(body []byte) {
+	c := s.p.cache
+	adm := c.AdmitBody(s.req, s.respHeaders, body)
+	if adm.Reason != cachecore.ReasonNone {
+		if adm.Reason == cachecore.ReasonValidation {
+			proxywasm.LogDebug("modelcache: validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
+		}
+		s.refuse(adm.Reason)
+		s.setCacheStatus()
+		return
+	}
+	computeMs := uint32(time.Since(s.forwardedAt).Milliseconds())
+	res := c.Store(s.req, s.respStatus, s.respHeaders, body, adm, computeMs)
+	if res.VersionChanged {
+		s.p.stats.versions.Increment(1)
+		proxywasm.LogInfo("modelcache: route " + s.req.Route.Name + ": model " + strconv.Quote(s.req.Model) +
+			" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served")
+	}
+	if res.Reason != cachecore.ReasonNone {
+		s.refuse(res.Reason)
+		s.setCacheStatus()
+		return
+	}
+	s.rs.stored.Increment(1)
+	s.p.stats.noteInsert(res.Insert)
+	s.phase = phasePassThrough
+	ttl := (res.FreshUntil - time.Now().UnixMilli()) / 1000
+	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Stored: true, TTL: ttl, HasTTL: true}
+	s.setCacheStatus()
+}
+
+func (st *stats) noteInsert(r cachecore.InsertResult) {
+	switch {
+	case r.Filled:
+		st.entries.Add(1)
+	case r.Evicted:
+		st.evicted.Increment(1)
+	case r.Expired:
+		st.expired.Increment(1)
+	}
+}
+
+func (s *stream) refuse(reason cachecore.Reason) {
+	s.phase = phasePassThrough
+	s.rs.refusal(reason, s.respStatus)
+	if reason == cachecore.ReasonInternal {
+		s.p.stats.internal.Increment(1)
+	}
+	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: reason}
+}
+
+func (s *stream) setCacheStatus() {
+	v := s.cs.AppendHeader(nil, s.p.cfg.CacheName)
+	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(v))
+}
+
+func (s *stream) OnHttpStreamDone() {
+	if s.phase == phaseBuffering {
+		// The response never completed (upstream reset mid-body, client
+		// gone): nothing was stored.
+		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
+	}
+}
+
+func (s *stream) handlePurge(body []byte) {
+	res, err := s.p.cache.Purge(body)
+	if err != nil {
+		s.sendJSON(400, `{"error":`+strconv.Quote(err.Error())+`}`)
+		return
+	}
+	s.p.stats.purges.Increment(1)
+	if res.Freed > 0 {
+		s.p.stats.entries.Add(-int64(res.Freed))
+	}
+	proxywasm.LogInfo("modelcache: purge " + res.Scope + " freed " + strconv.Itoa(res.Freed))
+	s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`)
+}
+
+func (s *stream) sendJSON(status uint32, body string) {
+	_ = proxywasm.SendHttpResponse(status, [][2]string{{"content-type", "application/json"}}, []byte(body), -1)
+}
+
+func headerValue(h [][2]string, name string) (string, bool) {
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
