@@ -1,0 +1,214 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/internal/wasmbuild"
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+// These tests load the real build artifact (modelcache.wasm, built fresh
+// from this tree) into the wazero host, so "works in Go, breaks in wasm" is
+// caught without Envoy; e2e/ then confirms the same behaviour in Envoy.
+
+var module *wasmhost.Module
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	ctx := context.Background()
+	wasm, err := os.ReadFile(wasmbuild.Filter(&mainTB{}))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	module, err = wasmhost.Compile(ctx, wasm)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compile:", err)
+		return 1
+	}
+	defer module.Close(ctx)
+	return m.Run()
+}
+
+// mainTB lets wasmbuild report a build failure from TestMain.
+type mainTB struct{ testing.TB }
+
+func (*mainTB) Helper() {}
+func (*mainTB) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
+
+// harness is one simulated Envoy process with the filter and a model
+// simulator as its upstream.
+type harness struct {
+	t     *testing.T
+	h     *wasmhost.Host
+	clock *wasmhost.FakeClock
+	sim   *modelsim.Server
+	// fault, when set, answers upstream requests instead of the simulator.
+	fault    func(u *wasmhost.UpstreamRequest) bool
+	upstream atomic.Int64 // requests that reached the upstream
+}
+
+type harnessOpt func(*wasmhost.Config)
+
+func withWorkers(n int) harnessOpt { return func(c *wasmhost.Config) { c.Workers = n } }
+
+func newHarness(t *testing.T, config string, opts ...harnessOpt) *harness {
+	t.Helper()
+	hs := &harness{t: t, clock: wasmhost.NewFakeClock(wasmhost.DefaultFakeTime)}
+	hs.sim = modelsim.New(modelsim.Options{Now: hs.clock.Now})
+	cfg := wasmhost.Config{
+		Workers:                     2,
+		PluginConfig:                []byte(config),
+		Clock:                       hs.clock,
+		Clusters:                    []string{"model"},
+		AllowOnHeadersStopIteration: true, // as envoy/envoy.yaml sets it
+		LogLevel:                    wasmhost.LogInfo,
+		Upstream:                    hs.serveUpstream,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := wasmhost.New(context.Background(), module, cfg)
+	if err != nil {
+		t.Fatalf("starting plugin: %v", err)
+	}
+	hs.h = h
+	t.Cleanup(func() {
+		if failed := h.FailedVMs(); len(failed) > 0 {
+			t.Errorf("failed VMs: %v", failed)
+		}
+		if t.Failed() {
+			for _, l := range h.Logs() {
+				t.Log(l)
+			}
+		}
+		h.Close()
+	})
+	return hs
+}
+
+// serveUpstream answers a request with the simulator (or the test's fault).
+func (hs *harness) serveUpstream(u *wasmhost.UpstreamRequest) {
+	hs.upstream.Add(1)
+	if hs.fault != nil && hs.fault(u) {
+		return
+	}
+	var method, path string
+	req, _ := http.NewRequest("POST", "http://model/", bytes.NewReader(u.Body))
+	for _, kv := range u.Headers {
+		switch kv[0] {
+		case ":method":
+			method = kv[1]
+		case ":path":
+			path = kv[1]
+		case ":authority":
+			req.Host = kv[1]
+		default:
+			req.Header.Add(kv[0], kv[1])
+		}
+	}
+	req.Method = method
+	req.URL.Path, req.URL.RawQuery, _ = strings.Cut(strings.TrimPrefix(path, "/public"), "?")
+	rec := httptest.NewRecorder()
+	hs.sim.Handler().ServeHTTP(rec, req)
+	res := rec.Result()
+	body, _ := io.ReadAll(res.Body)
+	var hdrs [][2]string
+	for k, vs := range res.Header {
+		for _, v := range vs {
+			hdrs = append(hdrs, [2]string{strings.ToLower(k), v})
+		}
+	}
+	hdrs = append(hdrs, [2]string{"content-length", fmt.Sprint(len(body))})
+	u.Respond(res.StatusCode, hdrs, body)
+}
+
+// post sends a POST with a JSON body through worker w. headers are
+// name, value pairs; an authorization header for tenant "a" is added unless
+// the test passes its own identity or "-" to send none.
+func (hs *harness) post(w int, path, body string, headers ...string) *wasmhost.ClientResponse {
+	hs.t.Helper()
+	req := wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", path}, {":authority", "models"}, {":scheme", "http"},
+			{"content-type", "application/json"}, {"accept-encoding", "gzip"}},
+		Body: []byte(body),
+	}
+	identity := true
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "-" {
+			identity = false
+			continue
+		}
+		if headers[i] == "authorization" || headers[i] == "x-api-key" {
+			identity = false
+		}
+		req.Headers = append(req.Headers, [2]string{headers[i], headers[i+1]})
+	}
+	if identity {
+		req.Headers = append(req.Headers, [2]string{"authorization", "Bearer tenant-a"})
+	}
+	res, err := hs.h.Exchange(w, req)
+	if err != nil {
+		hs.t.Fatalf("exchange: %v", err)
+	}
+	return res
+}
+
+func (hs *harness) counter(name string) uint64 {
+	v, _ := hs.h.Counter(name)
+	return v
+}
+
+func hdr(res *wasmhost.ClientResponse, name string) string {
+	for _, kv := range res.Headers {
+		if kv[0] == name {
+			return kv[1]
+		}
+	}
+	return ""
+}
+
+func chatBody(content string) string {
+	return `{"model":"sim-chat","messages":[{"role":"user","content":` + fmt.Sprintf("%q", content) + `}]}`
+}
+
+// expectCacheStatus fails unless the response's Cache-Status contains every
+// given fragment.
+func expectCacheStatus(t *testing.T, res *wasmhost.ClientResponse, fragments ...string) {
+	t.Helper()
+	cs := hdr(res, "cache-status")
+	for _, f := range fragments {
+		if !strings.Contains(cs, f) {
+			t.Fatalf("Cache-Status %q lacks %q (status %d, body %.200s)", cs, f, res.Status, res.Body)
+		}
+	}
+}
+
+const chatConfig = `{
+  "upstream_cluster": "model",
+  "routes": [
+    {"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "60s"},
+    {"name": "classify", "kind": "classify", "path_exact": "/v1/classify",
+     "confidence": {"path": "score", "tiers": [{"min": 0.9, "ttl": "1h"}, {"min": 0.6, "ttl": "1m"}]}},
+    {"name": "public", "kind": "chat", "path_prefix": "/public/v1/chat/completions", "shared": true}
+  ],
+  "purge": {"path": "/modelcache/purge", "token": "0123456789abcdef-token"}
+}`
