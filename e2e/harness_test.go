@@ -1,0 +1,376 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/internal/wasmbuild"
+)
+
+// The end-to-end tests run the real filter in a real Envoy (≥ 1.39, with
+// --concurrency 2 so cross-worker behaviour is real) in front of the model
+// simulator. Each test starts its own Envoy with free ports and its own
+// --base-id, renders envoy/envoy.yaml (only ports, the wasm path and the
+// filter's JSON change) and prints Envoy's log if it fails.
+//
+// Envoy is found in $ENVOY_BIN, on $PATH, or in the project's .venv (make
+// envoy installs it there). Without one the tests skip loudly — unless
+// E2E_REQUIRE_ENVOY=1, which make test sets whenever make envoy succeeded.
+
+var envoyBin string
+
+func TestMain(m *testing.M) {
+	envoyBin = findEnvoy()
+	if envoyBin != "" {
+		out, err := exec.Command(envoyBin, "--version").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %s --version failed: %v\n%s", envoyBin, err, out)
+			os.Exit(1)
+		}
+		fmt.Printf("e2e: testing against %s (%s)\n", strings.TrimSpace(string(out)), envoyBin)
+	} else {
+		fmt.Println("e2e: NO ENVOY FOUND — every end-to-end test will be SKIPPED (run make envoy, or set ENVOY_BIN)")
+	}
+	os.Exit(m.Run())
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+func findEnvoy() string {
+	if p := os.Getenv("ENVOY_BIN"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("envoy"); err == nil {
+		return p
+	}
+	p := filepath.Join(repoRoot(), ".venv", "bin", "envoy")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+func requireEnvoy(t *testing.T) {
+	t.Helper()
+	if envoyBin == "" {
+		if os.Getenv("E2E_REQUIRE_ENVOY") == "1" {
+			t.Fatal("no Envoy binary, but E2E_REQUIRE_ENVOY=1")
+		}
+		t.Skip("SKIPPED: no Envoy binary (make envoy, or set ENVOY_BIN)")
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// envoyOpts configures one Envoy under test.
+type envoyOpts struct {
+	Config       string // filter JSON; "" keeps the file's
+	ConfigFile   string // relative to repo root; default envoy/envoy.yaml
+	Concurrency  int    // default 2
+	RouteTimeout string // e.g. "1s"; default the file's
+}
+
+type envoyProc struct {
+	t       *testing.T
+	URL     string // listener base URL
+	Admin   string // admin base URL
+	Sim     *modelsim.Server
+	SimURL  string
+	logPath string
+	cmd     *exec.Cmd
+}
+
+// startEnvoy starts a simulator and an Envoy in front of it.
+func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
+	t.Helper()
+	requireEnvoy(t)
+	if o.ConfigFile == "" {
+		o.ConfigFile = "envoy/envoy.yaml"
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 2
+	}
+	sim := modelsim.New(modelsim.Options{})
+	simURL, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	simPort, _ := strconv.Atoi(simURL[strings.LastIndexByte(simURL, ':')+1:])
+
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), o.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen, admin := freePort(t), freePort(t)
+	cfg := renderConfig(t, string(raw), map[int]int{10000: listen, 9901: admin, 8000: simPort},
+		wasmbuild.Filter(t), o.Config, o.RouteTimeout)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "envoy.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &envoyProc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", listen), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin),
+		Sim: sim, SimURL: simURL, logPath: filepath.Join(dir, "envoy.log")}
+	logf, err := os.Create(e.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = exec.Command(envoyBin, "-c", cfgPath, "--concurrency", strconv.Itoa(o.Concurrency),
+		"--base-id", strconv.Itoa(admin), "--log-level", "warn", "--component-log-level", "wasm:info")
+	e.cmd.Dir = repoRoot()
+	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { e.cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			e.cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			e.dumpLog()
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(e.Admin + "/ready")
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 && strings.TrimSpace(string(body)) == "LIVE" {
+				break
+			}
+		}
+		select {
+		case <-exited:
+			e.dumpLog()
+			t.Fatalf("envoy exited before becoming ready")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			e.dumpLog()
+			t.Fatal("envoy not ready after 60s")
+		}
+	}
+	return e
+}
+
+func (e *envoyProc) dumpLog() {
+	b, _ := os.ReadFile(e.logPath)
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
+	}
+	e.t.Logf("---- envoy log (%s) ----\n%s", e.logPath, b)
+}
+
+// Log returns Envoy's log so far.
+func (e *envoyProc) Log() string {
+	b, _ := os.ReadFile(e.logPath)
+	return string(b)
+}
+
+var (
+	portRe   = regexp.MustCompile(`port_value: (\d+)`)
+	wasmRe   = regexp.MustCompile(`filename: build/modelcache\.wasm`)
+	timeout  = regexp.MustCompile(`timeout: 120s`)
+	valueRe  = regexp.MustCompile(`(?m)^( *)value: \|\n`)
+	indentRe = regexp.MustCompile(`^( *)`)
+)
+
+// renderConfig rewrites the ports, the wasm path, the route timeout and the
+// filter JSON of an Envoy config; everything else is the file as shipped.
+func renderConfig(t *testing.T, cfg string, ports map[int]int, wasm, filterJSON, routeTimeout string) string {
+	t.Helper()
+	cfg = portRe.ReplaceAllStringFunc(cfg, func(m string) string {
+		p, _ := strconv.Atoi(m[len("port_value: "):])
+		if np, ok := ports[p]; ok {
+			return "port_value: " + strconv.Itoa(np)
+		}
+		return m
+	})
+	cfg = wasmRe.ReplaceAllString(cfg, "filename: "+wasm)
+	if routeTimeout != "" {
+		cfg = timeout.ReplaceAllString(cfg, "timeout: "+routeTimeout)
+	}
+	if filterJSON == "" {
+		return cfg
+	}
+	loc := valueRe.FindStringSubmatchIndex(cfg)
+	if loc == nil {
+		t.Fatal("config has no `value: |` filter configuration block")
+	}
+	indent := len(cfg[loc[2]:loc[3]])
+	start := loc[1]
+	// The block runs while lines are indented deeper than `value:`.
+	end := start
+	sc := bufio.NewScanner(strings.NewReader(cfg[start:]))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) != "" && len(indentRe.FindString(line)) <= indent {
+			break
+		}
+		end += len(line) + 1
+	}
+	pad := strings.Repeat(" ", indent+2)
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(filterJSON), "\n") {
+		b.WriteString(pad + line + "\n")
+	}
+	return cfg[:start] + b.String() + cfg[end:]
+}
+
+// Stats reads Envoy's stats as name → value (counters and gauges).
+func (e *envoyProc) Stats() map[string]int64 {
+	e.t.Helper()
+	res, err := http.Get(e.Admin + "/stats?format=json")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var doc struct {
+		Stats []struct {
+			Name  string          `json:"name"`
+			Value json.RawMessage `json:"value"`
+		} `json:"stats"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, s := range doc.Stats {
+		if v, err := strconv.ParseInt(string(s.Value), 10, 64); err == nil {
+			out[s.Name] = v
+		}
+	}
+	return out
+}
+
+// Stat reads one stat, waiting briefly for Envoy's stats flush: counters
+// defined by wasm are per-worker and merged into the admin view on flush.
+func (e *envoyProc) Stat(name string) int64 {
+	return e.Stats()[name]
+}
+
+// WaitStat polls until stat reaches want (or 10 s pass) and returns it.
+func (e *envoyProc) WaitStat(name string, want int64) int64 {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := e.Stat(name)
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// response is what a client saw.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *response) CacheStatus() string { return r.Header.Get("Cache-Status") }
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 60 * time.Second}
+
+// do sends a request; headers are name, value pairs.
+func do(t *testing.T, method, url, body string, headers ...string) *response {
+	t.Helper()
+	r, err := tryDo(context.Background(), method, url, body, headers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func tryDo(ctx context.Context, method, url, body string, headers ...string) (*response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
+}
+
+func expectCS(t *testing.T, r *response, fragments ...string) {
+	t.Helper()
+	for _, f := range fragments {
+		if !strings.Contains(r.CacheStatus(), f) {
+			t.Fatalf("Cache-Status %q lacks %q (status %d, body %.300s)", r.CacheStatus(), f, r.Status, r.Body)
+		}
+	}
+}
+
+func chat(content string) string {
+	return fmt.Sprintf(`{"model":"sim-chat","messages":[{"role":"user","content":%q}]}`, content)
+}
+
+// parallel runs f(i) for i in [0,n) on up to width goroutines.
+func parallel(n, width int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < width; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
