@@ -523,3 +523,37 @@ func TestModuleInterface(t *testing.T) {
 		t.Fatalf("ABI version %q", module.ABIVersion())
 	}
 }
+
+// TestInvalidConfigRefused: the plugin refuses to start on a bad
+// configuration, and the log names the field and the reason.
+func TestInvalidConfigRefused(t *testing.T) {
+	route := func(extra string) string {
+		return `{"routes":[{"name":"c","kind":"chat","path_prefix":"/v1/chat"` + extra + `}]}`
+	}
+	tests := []struct{ name, config, log string }{
+		{"empty", ``, "configuration: is empty"},
+		{"not JSON", `{"routes":`, "configuration: is not valid JSON"},
+		{"no routes", `{}`, "routes: is required"},
+		{"unknown top-level field", `{"rutes":[]}`, "rutes: unknown field"},
+		{"bad kind", `{"routes":[{"name":"c","kind":"llm","path_prefix":"/v1"}]}`, "routes[0].kind: must be one of"},
+		{"missing path", `{"routes":[{"name":"c","kind":"chat"}]}`, "routes[0]: needs path_prefix or path_exact"},
+		{"bad duration", route(`,"ttl":"ten minutes"`), `routes[0].ttl: invalid duration "ten minutes"`},
+		{"error status", route(`,"statuses":[500]`), "routes[0].statuses[0]: must be between 200 and 299"},
+		{"rule without predicate", route(`,"validate":[{"path":"a"}]`), "routes[0].validate[0]: has no predicate"},
+		{"tier without ttl", route(`,"confidence":{"path":"score","tiers":[{"min":0.5}]}`), "routes[0].confidence.tiers[0]: needs both min and ttl"},
+		{"short purge token", route(``)[:len(route(``))-1] + `,"purge":{"path":"/p","token":"short"}}`, "purge.token: must be at least 16 characters"},
+		{"swr without cluster", route(`,"stale_while_revalidate":"1m"`), "routes[0]: stale_while_revalidate and early_refresh make background calls: set upstream_cluster"},
+		{"zero buckets", `{"store":{"buckets":0},` + route(``)[1:], "store.buckets: must be between 1 and"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := wasmhost.New(t.Context(), module, wasmhost.Config{PluginConfig: []byte(tc.config)})
+			if err == nil {
+				t.Fatal("plugin started")
+			}
+			if !strings.Contains(err.Error(), "invalid configuration: "+tc.log) {
+				t.Fatalf("log does not say %q:\n%v", tc.log, err)
+			}
+		})
+	}
+}
