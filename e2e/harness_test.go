@@ -373,4 +373,3 @@ func parallel(n, width int, f func(i int)) {
 	close(next)
 	wg.Wait()
 }
-
