@@ -148,9 +148,9 @@ func TestNeverCachedInEnvoy(t *testing.T) {
 	if err := e.Sim.SetKnobs(modelsim.Knobs{}); err != nil {
 		t.Fatal(err)
 	}
-	// An oversized response: embeddings of 12000 dimensions (~150 KB of JSON)
+	// An oversized response: two embeddings of 8000 dimensions (~210 KB of JSON)
 	// exceed max_entry_bytes (128 KiB).
-	big := `{"model":"sim-embed","dimensions":12000,"input":"big"}`
+	big := `{"model":"sim-embed","dimensions":8000,"input":["big","bigger"]}`
 	for i := 0; i < 2; i++ {
 		expectCS(t, do(t, "POST", e.URL+"/v1/embeddings", big, "authorization", "Bearer a"), "detail=too-large")
 	}
