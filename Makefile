@@ -40,7 +40,7 @@ test-unit: ## native unit tests with the race detector (fuzz seed corpora includ
 	$(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./e2e/modelsim/... ./e2e/cmd/...
 
 test-wasm: ## the filter's tests against the compiled module under wazero
-	$(GO) test -count=1 ./filter/
+	$(GO) test -race -count=1 ./filter/
 
 validate: build envoy ## envoy --mode validate every shipped Envoy config (loads the plugin with its configuration)
 	@for f in $(ENVOY_CONFIGS); do \

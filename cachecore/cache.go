@@ -19,8 +19,10 @@ import (
 type Cache struct {
 	cfg   *Config
 	store Store
-	table *Table
-	now   func() time.Time
+	table  *Table
+	leases *LeaseTable
+	bg     *BackgroundSlots
+	now    func() time.Time
 	rand  func() uint64
 	canon Canonicalizer
 }
@@ -44,14 +46,22 @@ func New(cfg *Config, opts Options) *Cache {
 	return &Cache{
 		cfg:   cfg,
 		store: opts.Store,
-		table: NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
-		now:   opts.Now,
+		table:  NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
+		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
+		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
+		now:    opts.Now,
 		rand:  opts.Rand,
 	}
 }
 
 // Config returns the configuration.
 func (c *Cache) Config() *Config { return c.cfg }
+
+// Background returns the process-wide limiter of background calls.
+func (c *Cache) Background() *BackgroundSlots { return c.bg }
+
+// NowMs is the cache's clock in unix milliseconds.
+func (c *Cache) NowMs() int64 { return c.nowMs() }
 
 // Table exposes the slot table (diagnostics, purge, tests).
 func (c *Cache) Table() *Table { return c.table }
@@ -82,6 +92,8 @@ type Request struct {
 	state     ModelState
 	Key       []byte // full identity: namespace + canonical body
 	FP        uint64
+	stableLen int
+	leaseFP   uint64
 
 	// Entry is the entry found by Lookup (fresh or stale), if any.
 	Entry *Entry
@@ -199,9 +211,14 @@ func canonReason(err error) Reason {
 }
 
 // buildKey assembles the full identity. Every variable-length part is
-// length-prefixed, so distinct parts can never concatenate to the same key.
+// length-prefixed (or, for the version, length-suffixed), so distinct parts
+// can never concatenate to the same key:
 //
-//	"K1" route method path tenant(32) model version gen(8) canonical
+//	"K1" route method path tenant(32) model canonical | version len(version) gen(8)
+//
+// The part before the version — the request itself, without the model
+// state — is what single flight coalesces on (LeaseFP): a version change or
+// a purge must not split followers from their leader.
 func (c *Cache) buildKey(req *Request) {
 	k := append(req.Key[:0], 'K', '1')
 	k = appendLV(k, req.Route.Name)
@@ -209,11 +226,22 @@ func (c *Cache) buildKey(req *Request) {
 	k = appendLV(k, req.Path)
 	k = append(k, req.tenant[:]...)
 	k = appendLV(k, req.Model)
-	k = appendLV(k, req.state.Version)
-	k = binary.LittleEndian.AppendUint64(k, req.state.Gen)
 	k = append(k, req.canonical...)
+	req.stableLen = len(k)
+	k = append(k, req.state.Version...)
+	k = binary.LittleEndian.AppendUint32(k, uint32(len(req.state.Version)))
+	k = binary.LittleEndian.AppendUint64(k, req.state.Gen)
 	req.Key = k
 	req.FP = Fingerprint(k)
+}
+
+// LeaseFP identifies the request for single flight: its key without the
+// model state, computed on first use (only misses need it).
+func (req *Request) LeaseFP() uint64 {
+	if req.leaseFP == 0 {
+		req.leaseFP = Fingerprint(req.Key[:req.stableLen])
+	}
+	return req.leaseFP
 }
 
 func appendLV(b []byte, s string) []byte {

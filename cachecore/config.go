@@ -34,6 +34,9 @@ type Config struct {
 	Authority string
 	// MaxRequestBytes bounds a request body the cache will buffer and key.
 	MaxRequestBytes int
+	// TickPeriod is how often every VM re-checks paused followers (a lost
+	// wake-up costs at most this) and held requests.
+	TickPeriod time.Duration
 	Store           StoreConfig
 	Purge           PurgeConfig
 	Background      BackgroundConfig
@@ -45,6 +48,7 @@ type StoreConfig struct {
 	Buckets       int // index keys in shared data
 	Ways          int // entries per bucket
 	MaxEntryBytes int // largest encoded entry (key + headers + body)
+	LeaseSlots    int // single-flight lease slots
 }
 
 // PurgeConfig enables the purge API. Without a token it does not exist.
@@ -149,6 +153,8 @@ const (
 	DefaultWays            = 4
 	DefaultMaxEntryBytes   = 128 << 10
 	DefaultTTL             = 5 * time.Minute
+	DefaultLeaseSlots      = 1024
+	DefaultTickPeriod      = 100 * time.Millisecond
 )
 
 // kindDefaults returns the policy a route of kind k starts from.
@@ -232,7 +238,8 @@ func (p *parser) config(data []byte) *Config {
 	cfg := &Config{
 		CacheName:       DefaultCacheName,
 		MaxRequestBytes: DefaultMaxRequestBytes,
-		Store:           StoreConfig{Buckets: DefaultBuckets, Ways: DefaultWays, MaxEntryBytes: DefaultMaxEntryBytes},
+		Store:           StoreConfig{Buckets: DefaultBuckets, Ways: DefaultWays, MaxEntryBytes: DefaultMaxEntryBytes, LeaseSlots: DefaultLeaseSlots},
+		TickPeriod:      DefaultTickPeriod,
 		Background:      BackgroundConfig{MaxConcurrent: 8, Timeout: 30 * time.Second},
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
@@ -262,6 +269,8 @@ func (p *parser) config(data []byte) *Config {
 			p.purge(key, v, &cfg.Purge)
 		case "background":
 			p.background(key, v, &cfg.Background)
+		case "tick_period":
+			cfg.TickPeriod = p.duration(key, v, 10*time.Millisecond, 10*time.Second)
 		case "defaults":
 			defaults = v
 		case "routes":
@@ -327,6 +336,8 @@ func (p *parser) store(path string, v gjson.Result, s *StoreConfig) {
 			s.Ways = p.intRange(sub, v, 1, 64)
 		case "max_entry_bytes":
 			s.MaxEntryBytes = p.intRange(sub, v, 1024, 64<<20)
+		case "lease_slots":
+			s.LeaseSlots = p.intRange(sub, v, 1, 1<<20)
 		default:
 			return false
 		}

@@ -62,6 +62,7 @@ const (
 	ReasonHitForMiss      // key recently found uncacheable
 	ReasonInternal        // an internal fault: fail open
 	ReasonStoreContention // too many concurrent writers to one bucket
+	ReasonHoldUnsupported // Envoy does not deliver bodies while headers are held
 	// Response-side refusals (not stored).
 	ReasonStatus          // status not in the route's list
 	ReasonUpstreamReset   // Envoy answered: upstream reset / refused
@@ -85,7 +86,7 @@ const (
 var reasonNames = [numReason]string{
 	"", "no_identity", "request_no_store", "no_body", "body_too_large", "malformed_json",
 	"duplicate_key", "too_deep", "number_range", "stream_request", "hit_for_miss", "internal",
-	"store_contention",
+	"store_contention", "hold_unsupported",
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "version_changed",

@@ -401,7 +401,7 @@ func TestModelVersionChangeInvalidates(t *testing.T) {
 // entries never exceed it, and shared data stays a fixed set of keys.
 func TestCapacityBound(t *testing.T) {
 	const buckets, ways = 4, 2
-	cfg := fmt.Sprintf(`{"store":{"buckets":%d,"ways":%d,"max_entry_bytes":4096},
+	cfg := fmt.Sprintf(`{"store":{"buckets":%d,"ways":%d,"max_entry_bytes":4096,"lease_slots":16},
 		"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]}`, buckets, ways)
 	hs := newHarness(t, cfg)
 	capacity := buckets * ways
@@ -420,8 +420,8 @@ func TestCapacityBound(t *testing.T) {
 	if g, _ := hs.h.Gauge("modelcache.entries"); g != int64(capacity) {
 		t.Fatalf("entries = %d, want full table %d", g, capacity)
 	}
-	// index keys + entry keys + one model-state key + the CAS anchor.
-	if bound := buckets + capacity + 2; maxKeys > bound {
+	// index keys + entry keys + lease slots + one model-state key + the CAS anchor.
+	if bound := buckets + capacity + 16 + 2; maxKeys > bound {
 		t.Fatalf("shared data grew to %d keys (bound %d): %v", maxKeys, bound, hs.h.SharedDataKeys())
 	}
 	if hs.counter("modelcache.evictions") != uint64(19*capacity) {

@@ -64,11 +64,36 @@ type harness struct {
 	// fault, when set, answers upstream requests instead of the simulator.
 	fault    func(u *wasmhost.UpstreamRequest) bool
 	upstream atomic.Int64 // requests that reached the upstream
+	// holdCalls keeps background HTTP calls pending (see withHTTPCalls).
+	holdCalls bool
 }
 
-type harnessOpt func(*wasmhost.Config)
+type harnessOpt func(*harness, *wasmhost.Config)
 
-func withWorkers(n int) harnessOpt { return func(c *wasmhost.Config) { c.Workers = n } }
+func withWorkers(n int) harnessOpt {
+	return func(_ *harness, c *wasmhost.Config) { c.Workers = n }
+}
+
+func withManualDrain() harnessOpt {
+	return func(_ *harness, c *wasmhost.Config) { c.ManualDrain = true }
+}
+
+// withHTTPCalls answers the filter's background calls with the simulator,
+// unless holdCalls is set (then the test answers PendingHTTPCalls itself).
+func withHTTPCalls() harnessOpt {
+	return func(hs *harness, c *wasmhost.Config) {
+		c.HTTPCall = func(call *wasmhost.HTTPCall) {
+			if !hs.holdCalls {
+				hs.answerCall(call)
+			}
+		}
+	}
+}
+
+func (hs *harness) answerCall(call *wasmhost.HTTPCall) {
+	status, headers, body := hs.simulate(call.Headers, call.Body)
+	call.Respond(status, headers, body)
+}
 
 func newHarness(t *testing.T, config string, opts ...harnessOpt) *harness {
 	t.Helper()
@@ -84,7 +109,7 @@ func newHarness(t *testing.T, config string, opts ...harnessOpt) *harness {
 		Upstream:                    hs.serveUpstream,
 	}
 	for _, o := range opts {
-		o(&cfg)
+		o(hs, &cfg)
 	}
 	h, err := wasmhost.New(context.Background(), module, cfg)
 	if err != nil {
@@ -111,9 +136,14 @@ func (hs *harness) serveUpstream(u *wasmhost.UpstreamRequest) {
 	if hs.fault != nil && hs.fault(u) {
 		return
 	}
+	u.Respond(hs.simulate(u.Headers, u.Body))
+}
+
+// simulate runs the simulator's handler on one request.
+func (hs *harness) simulate(headers [][2]string, body []byte) (int, [][2]string, []byte) {
 	var method, path string
-	req, _ := http.NewRequest("POST", "http://model/", bytes.NewReader(u.Body))
-	for _, kv := range u.Headers {
+	req, _ := http.NewRequest("POST", "http://model/", bytes.NewReader(body))
+	for _, kv := range headers {
 		switch kv[0] {
 		case ":method":
 			method = kv[1]
@@ -130,15 +160,15 @@ func (hs *harness) serveUpstream(u *wasmhost.UpstreamRequest) {
 	rec := httptest.NewRecorder()
 	hs.sim.Handler().ServeHTTP(rec, req)
 	res := rec.Result()
-	body, _ := io.ReadAll(res.Body)
+	out, _ := io.ReadAll(res.Body)
 	var hdrs [][2]string
 	for k, vs := range res.Header {
 		for _, v := range vs {
 			hdrs = append(hdrs, [2]string{strings.ToLower(k), v})
 		}
 	}
-	hdrs = append(hdrs, [2]string{"content-length", fmt.Sprint(len(body))})
-	u.Respond(res.StatusCode, hdrs, body)
+	hdrs = append(hdrs, [2]string{"content-length", fmt.Sprint(len(out))})
+	return res.StatusCode, hdrs, out
 }
 
 // post sends a POST with a JSON body through worker w. headers are

@@ -24,7 +24,9 @@ import (
 //	modelcache.evictions / expired_replaced / panics / internal_errors / purges
 //	modelcache.model_version_changes
 type stats struct {
-	routes   map[string]*routeStats
+	routes          map[string]*routeStats
+	waiting         proxywasm.MetricGauge
+	holdUnsupported ctr
 	entries  proxywasm.MetricGauge
 	evicted  ctr
 	expired  ctr
@@ -42,7 +44,40 @@ type routeStats struct {
 	refusedStatus map[int]ctr
 	stored        ctr
 	ageAtServe    proxywasm.MetricHistogram
+	events        [numEvents]ctr
 }
+
+// Single-flight and background events, per route.
+type event uint8
+
+const (
+	evLeader           event = iota // led its key upstream
+	evFollower                      // paused behind a leader
+	evPromoted                      // a follower became the next leader
+	evLeaderFailed                  // a leader finished without storing
+	evTimeout                       // a follower waited max_wait and went upstream
+	evRetriesExhausted              // a follower sat through max_retries failures and went upstream
+	evHitForMiss                    // key known uncacheable: no waiting
+	evCollision                     // lease slot held by another key: no coalescing
+	evTickWakeup                    // a follower noticed its leader was done on a tick (lost or late message)
+	evRefreshStarted                // background refresh dispatched
+	evRefreshJoined                 // refresh not needed: one is already running
+	evRefreshSaturated              // refresh skipped: background.max_concurrent reached
+	evRefreshStored                 // refresh stored a fresh answer
+	evRefreshRefused                // refresh answer not admitted: stale entry kept
+	evRefreshFailed                 // refresh call failed: stale entry kept
+	numEvents
+)
+
+var eventNames = [numEvents]string{
+	"coalesce.leaders", "coalesce.followers", "coalesce.promoted", "coalesce.leader_failures",
+	"coalesce.timeouts", "coalesce.retries_exhausted", "coalesce.hit_for_miss", "coalesce.collisions",
+	"coalesce.tick_wakeups",
+	"background.started", "background.joined", "background.saturated", "background.stored",
+	"background.refused", "background.failed",
+}
+
+func (rs *routeStats) event(e event) { rs.events[e].Increment(1) }
 
 // ctr is a counter that may have failed to be defined (then it is a no-op;
 // a missing stat must never break a request).
@@ -78,6 +113,10 @@ func newStats(cfg *cachecore.Config) *stats {
 	s.internal = counter("modelcache.internal_errors")
 	s.purges = counter("modelcache.purges")
 	s.versions = counter("modelcache.model_version_changes")
+	s.holdUnsupported = counter("modelcache.hold_unsupported")
+	if s.waiting, err = proxywasm.DefineGaugeMetric("modelcache.coalesce_waiting"); err != nil {
+		proxywasm.LogWarn("cannot define stat modelcache.coalesce_waiting: " + err.Error())
+	}
 	for _, r := range cfg.Routes {
 		rs := &routeStats{prefix: "modelcache." + r.Name + ".", refusedStatus: map[int]ctr{}}
 		rs.requests = make([]ctr, len(cachecore.AllStatuses())+1)
@@ -96,6 +135,9 @@ func newStats(cfg *cachecore.Config) *stats {
 			}
 		}
 		rs.stored = counter(rs.prefix + "stored")
+		for e := event(0); e < numEvents; e++ {
+			rs.events[e] = counter(rs.prefix + eventNames[e])
+		}
 		if rs.ageAtServe, err = proxywasm.DefineHistogramMetric(rs.prefix + "age_at_serve_ms"); err != nil {
 			proxywasm.LogWarn("cannot define histogram: " + err.Error())
 		}

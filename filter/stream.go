@@ -14,8 +14,10 @@ import (
 //
 // Request side: a cacheable request's headers are held (Pause) until the
 // whole body is buffered, so that on a hit the router never opens an
-// upstream request. Response side: a storable response's headers are held
-// until the body is complete and checked, so that Cache-Status can say
+// upstream request. On a miss the request either leads its key upstream or
+// follows another request's lead, paused until woken (see cachecore's
+// lease.go for the rules). Response side: a storable response's headers are
+// held until the body is complete and checked, so that Cache-Status can say
 // truthfully whether it was stored.
 type stream struct {
 	types.DefaultHttpContext
@@ -24,8 +26,15 @@ type stream struct {
 	phase phase
 	purge bool
 
-	req *cachecore.Request
-	rs  *routeStats
+	req        *cachecore.Request
+	rs         *routeStats
+	reqHeaders [][2]string
+
+	leader    bool // holds the key's lease: must Finish it
+	heldSince time.Time
+	bodySeen  bool
+	waitSince time.Time // when it started following
+	failures  int       // leader failures sat through as a follower
 
 	forwardedAt time.Time
 	respStatus  int
@@ -38,6 +47,7 @@ type phase uint8
 const (
 	phaseIdle        phase = iota // not a cached route: untouched
 	phaseRequest                  // holding the request until its body is complete
+	phaseFollowing                // paused: another request leads this key
 	phaseForwarded                // sent upstream, waiting for the response
 	phaseBuffering                // holding the response to check and store it
 	phasePassThrough              // response passes with a Cache-Status header only
@@ -70,6 +80,10 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	s.rs = s.p.stats.route(route)
 	s.req = c.Begin(route, method, path, hs)
+	s.reqHeaders = hs
+	if !s.req.Bypassed() && s.p.hold == holdUnsupported {
+		s.req.Bypass(cachecore.ReasonHoldUnsupported)
+	}
 	if s.req.Bypassed() {
 		s.bypass()
 		return types.ActionContinue
@@ -83,6 +97,8 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	// in front of this filter compresses for the client.
 	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	s.phase = phaseRequest
+	s.heldSince = time.Now()
+	s.p.holding[s.id] = s
 	return types.ActionPause
 }
 
@@ -98,6 +114,10 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 	if s.phase != phaseRequest {
 		return types.ActionContinue
 	}
+	if !s.bodySeen {
+		s.bodySeen = true
+		s.p.hold = holdSupported // Envoy delivers bodies while headers are held
+	}
 	c := s.p.cache
 	if !endOfStream {
 		if bodySize > s.p.cfg.MaxRequestBytes {
@@ -107,6 +127,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		}
 		return types.ActionPause
 	}
+	delete(s.p.holding, s.id)
 	body, err := proxywasm.GetHttpRequestBody(0, bodySize)
 	if err != nil {
 		s.req.Bypass(cachecore.ReasonInternal)
@@ -130,13 +151,128 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		s.bypass()
 		return types.ActionContinue
 	}
+	if s.req.Status == cachecore.StatusMiss && s.req.Route.Coalesce.Enabled {
+		return s.coalesce()
+	}
 	s.forward()
 	return types.ActionContinue
+}
+
+// coalesce decides, on a miss, whether this request leads its key upstream
+// or waits for the request that does.
+func (s *stream) coalesce() types.Action {
+	c := s.p.cache
+	switch role := c.Join(s.req, s.p.vmID, s.id); role {
+	case cachecore.RoleLeader:
+		s.leader = true
+		s.rs.event(evLeader)
+		// Re-check: the previous leader may have stored the answer between
+		// our miss and our lease.
+		if c.Relookup(s.req) == cachecore.Serve {
+			s.finishLead(cachecore.OutcomeStored)
+			s.serve()
+			return types.ActionPause
+		}
+		s.forward()
+		return types.ActionContinue
+	case cachecore.RoleFollower:
+		s.rs.event(evFollower)
+		s.phase = phaseFollowing
+		s.waitSince = time.Now()
+		s.p.waiting[s.id] = s
+		return types.ActionPause
+	case cachecore.RoleHitForMiss:
+		s.rs.event(evHitForMiss)
+	default:
+		s.rs.event(evCollision)
+	}
+	s.forward()
+	return types.ActionContinue
+}
+
+// wake runs in a root callback (queue or tick) when the key's leader is
+// done: serve from the cache, lead next, or go upstream.
+func (s *stream) wake(o cachecore.Outcome) {
+	if s.phase != phaseFollowing || proxywasm.SetEffectiveContext(s.id) != nil {
+		return
+	}
+	c := s.p.cache
+	if o != cachecore.OutcomeUncacheable {
+		if c.Relookup(s.req) == cachecore.Serve {
+			s.stopWaiting()
+			s.req.Status = cachecore.StatusCollapsed
+			s.serve()
+			return
+		}
+		s.failures++
+		if c.StaleIfError(s.req) {
+			s.stopWaiting()
+			s.req.Status = cachecore.StatusStaleIfError
+			s.serve()
+			return
+		}
+		if s.failures > s.req.Route.Coalesce.MaxRetries {
+			s.rs.event(evRetriesExhausted)
+			s.resumeUpstream()
+			return
+		}
+		switch c.Join(s.req, s.p.vmID, s.id) {
+		case cachecore.RoleFollower:
+			return // another follower leads now: keep waiting
+		case cachecore.RoleLeader:
+			s.leader = true
+			s.rs.event(evPromoted)
+			if c.Relookup(s.req) == cachecore.Serve {
+				s.finishLead(cachecore.OutcomeStored)
+				s.stopWaiting()
+				s.req.Status = cachecore.StatusCollapsed
+				s.serve()
+				return
+			}
+		}
+	}
+	s.resumeUpstream()
+}
+
+// giveUp: the follower waited coalesce.max_wait; it goes upstream itself.
+func (s *stream) giveUp() {
+	if proxywasm.SetEffectiveContext(s.id) != nil {
+		return
+	}
+	s.rs.event(evTimeout)
+	s.resumeUpstream()
+}
+
+func (s *stream) stopWaiting() {
+	delete(s.p.waiting, s.id)
+}
+
+// resumeUpstream lets a paused follower's request go to the model.
+func (s *stream) resumeUpstream() {
+	s.stopWaiting()
+	s.req.Status = cachecore.StatusMiss
+	s.forward()
+	if err := proxywasm.ResumeHttpRequest(); err != nil {
+		s.p.stats.internal.Increment(1)
+	}
+}
+
+// finishLead ends this stream's leadership and wakes the followers.
+func (s *stream) finishLead(o cachecore.Outcome) {
+	if !s.leader {
+		return
+	}
+	s.leader = false
+	if o != cachecore.OutcomeStored {
+		s.rs.event(evLeaderFailed)
+	}
+	s.p.wake(s.p.cache.Finish(s.req, s.p.vmID, s.id, o), s.req.LeaseFP(), o)
 }
 
 // bypass lets the request through untouched apart from a Cache-Status
 // header on the response saying why.
 func (s *stream) bypass() {
+	delete(s.p.holding, s.id)
 	s.phase = phasePassThrough
 	s.cs = cachecore.CacheStatus{Status: cachecore.StatusBypass, Reason: s.req.Reason}
 	s.rs.request(cachecore.StatusBypass)
@@ -165,6 +301,9 @@ func (s *stream) serve() {
 	s.phase = phaseServed
 	s.rs.request(s.req.Status)
 	s.rs.ageAtServe.Record(uint64(s.p.cache.Age(s.req).Milliseconds()))
+	if s.p.cache.WantsRefresh(s.req) {
+		s.p.refresh(s.req, s.reqHeaders)
+	}
 }
 
 func (s *stream) unavailable() {
@@ -187,6 +326,7 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	hs, err := proxywasm.GetHttpResponseHeaders()
 	if err != nil {
 		s.p.stats.internal.Increment(1)
+		s.finishLead(cachecore.OutcomeFailed)
 		s.phase = phaseIdle
 		return types.ActionContinue
 	}
@@ -196,6 +336,16 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
 	origin := cachecore.ClassifyOrigin(string(details))
 	if reason := s.p.cache.AdmitHeaders(s.req, s.respStatus, hs, origin); reason != cachecore.ReasonNone {
+		o := cachecore.OutcomeOf(reason, s.respStatus)
+		if o == cachecore.OutcomeFailed && s.p.cache.StaleIfError(s.req) {
+			// The model failed but a stale answer within stale_if_error
+			// exists: the client gets that instead of the error.
+			s.rs.refusal(reason, s.respStatus)
+			s.finishLead(o)
+			s.req.Status = cachecore.StatusStaleIfError
+			s.serve()
+			return types.ActionPause
+		}
 		s.refuse(reason)
 		s.setCacheStatus()
 		return types.ActionContinue
@@ -245,22 +395,30 @@ func (s *stream) finishResponse(body []byte) {
 	}
 	computeMs := uint32(time.Since(s.forwardedAt).Milliseconds())
 	res := c.Store(s.req, s.respStatus, s.respHeaders, body, adm, computeMs)
-	if res.VersionChanged {
-		s.p.stats.versions.Increment(1)
-		proxywasm.LogInfo("route " + s.req.Route.Name + ": model " + strconv.Quote(s.req.Model) +
-			" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served")
-	}
+	s.p.noteStore(s.req, res)
 	if res.Reason != cachecore.ReasonNone {
 		s.refuse(res.Reason)
 		s.setCacheStatus()
 		return
 	}
 	s.rs.stored.Increment(1)
-	s.p.stats.noteInsert(res.Insert)
+	s.finishLead(cachecore.OutcomeStored)
 	s.phase = phasePassThrough
 	ttl := (res.FreshUntil - time.Now().UnixMilli()) / 1000
 	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Stored: true, TTL: ttl, HasTTL: true}
 	s.setCacheStatus()
+}
+
+// noteStore records a store's side effects in the stats and the log.
+func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
+	if res.VersionChanged {
+		p.stats.versions.Increment(1)
+		proxywasm.LogInfo("route " + req.Route.Name + ": model " + strconv.Quote(req.Model) +
+			" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served")
+	}
+	if res.Reason == cachecore.ReasonNone {
+		p.stats.noteInsert(res.Insert)
+	}
 }
 
 func (st *stats) noteInsert(r cachecore.InsertResult) {
@@ -280,6 +438,7 @@ func (s *stream) refuse(reason cachecore.Reason) {
 	if reason == cachecore.ReasonInternal {
 		s.p.stats.internal.Increment(1)
 	}
+	s.finishLead(cachecore.OutcomeOf(reason, s.respStatus))
 	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: reason}
 }
 
@@ -288,12 +447,18 @@ func (s *stream) setCacheStatus() {
 	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(v))
 }
 
+// OnHttpStreamDone: whatever the stream was doing ends here — a follower
+// whose client left stops waiting; a leader whose response never completed
+// (upstream reset mid-body, client abort) hands the lead on.
 func (s *stream) OnHttpStreamDone() {
-	if s.phase == phaseBuffering {
-		// The response never completed (upstream reset mid-body, client
-		// gone): nothing was stored.
+	delete(s.p.holding, s.id)
+	switch s.phase {
+	case phaseFollowing:
+		s.stopWaiting()
+	case phaseBuffering:
 		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
 	}
+	s.finishLead(cachecore.OutcomeFailed) // no-op unless still leading
 }
 
 func (s *stream) handlePurge(body []byte) {

@@ -1,0 +1,117 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// BackgroundSlots bounds background upstream calls (refreshes, shadow
+// comparisons) per Envoy process: one shared-data value (mc:bg) holding
+// MaxConcurrent deadlines. A call takes a free or expired slot by CAS and
+// frees it when done; a slot whose VM died frees itself at its deadline.
+type BackgroundSlots struct {
+	store  Store
+	n      int
+	anchor uint32
+}
+
+const backgroundKey = "mc:bg"
+
+// NewBackgroundSlots returns a limiter of n concurrent calls.
+func NewBackgroundSlots(store Store, n int) *BackgroundSlots {
+	return &BackgroundSlots{store: store, n: n}
+}
+
+func (b *BackgroundSlots) read() ([]int64, uint32, bool, error) {
+	raw, cas, err := b.store.Get(backgroundKey)
+	if errors.Is(err, ErrNotFound) {
+		return make([]int64, b.n), 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	slots := make([]int64, b.n)
+	if len(raw) == 8*b.n {
+		for i := range slots {
+			slots[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+	}
+	return slots, cas, true, nil
+}
+
+func (b *BackgroundSlots) write(slots []int64, cas uint32, exists bool) error {
+	if !exists {
+		if b.anchor == 0 {
+			a, err := CreateCAS(b.store)
+			if err != nil {
+				return err
+			}
+			b.anchor = a
+		}
+		cas = b.anchor
+	}
+	buf := make([]byte, 0, 8*len(slots))
+	for _, d := range slots {
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(d))
+	}
+	return b.store.Set(backgroundKey, buf, cas)
+}
+
+// Acquire takes a slot until deadline; ok is false when all are busy.
+func (b *BackgroundSlots) Acquire(now, deadline int64) (slot int, ok bool, err error) {
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		slots, cas, exists, err := b.read()
+		if err != nil {
+			return 0, false, err
+		}
+		slot = -1
+		for i, d := range slots {
+			if d <= now {
+				slot = i
+				break
+			}
+		}
+		if slot < 0 {
+			return 0, false, nil
+		}
+		slots[slot] = deadline
+		err = b.write(slots, cas, exists)
+		if errors.Is(err, ErrCasMismatch) {
+			continue
+		}
+		return slot, err == nil, err
+	}
+	return 0, false, ErrContention
+}
+
+// Release frees a slot taken by Acquire.
+func (b *BackgroundSlots) Release(slot int) error {
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		slots, cas, exists, err := b.read()
+		if err != nil || !exists || slot >= len(slots) {
+			return err
+		}
+		slots[slot] = 0
+		err = b.write(slots, cas, true)
+		if errors.Is(err, ErrCasMismatch) {
+			continue
+		}
+		return err
+	}
+	return ErrContention
+}
+
+// Busy counts slots in use at now.
+func (b *BackgroundSlots) Busy(now int64) int {
+	slots, _, _, err := b.read()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, d := range slots {
+		if d > now {
+			n++
+		}
+	}
+	return n
+}

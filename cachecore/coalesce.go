@@ -1,0 +1,119 @@
+package cachecore
+
+import "time"
+
+// Outcome is how a leader's (or a background refresh's) upstream call ended,
+// as the followers need to know it.
+type Outcome uint8
+
+const (
+	// OutcomeStored: the answer is in the cache.
+	OutcomeStored Outcome = iota
+	// OutcomeFailed: no answer, for a reason that may pass; a follower leads next.
+	OutcomeFailed
+	// OutcomeUncacheable: the answer may never be stored (for a while): every
+	// follower goes upstream, and the key skips coalescing (hit-for-miss).
+	OutcomeUncacheable
+)
+
+var outcomeNames = [...]string{"stored", "failed", "uncacheable"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// OutcomeOf classifies why a response was not stored (ReasonNone: stored).
+// Lasting reasons are those a retry of the same request would meet again.
+func OutcomeOf(r Reason, status int) Outcome {
+	switch r {
+	case ReasonNone:
+		return OutcomeStored
+	case ReasonNoStore, ReasonPrivate, ReasonNotJSON, ReasonEncoded, ReasonTooLarge,
+		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence:
+		return OutcomeUncacheable
+	case ReasonStatus:
+		if status >= 400 && status < 500 && status != 408 && status != 429 {
+			return OutcomeUncacheable // the same request gets the same 4xx
+		}
+	}
+	return OutcomeFailed
+}
+
+// Leases returns the lease table (one per Cache, i.e. per VM).
+func (c *Cache) Leases() *LeaseTable { return c.leases }
+
+// Join is called on a miss: the request tries to lead its key. A leader
+// must then call Recheck before going upstream and Finish when done.
+func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
+	now := c.nowMs()
+	role, err := c.leases.Acquire(req.LeaseFP(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
+	if err != nil {
+		return RoleCollision // fail open: go upstream uncoalesced
+	}
+	return role
+}
+
+// TryLead takes the lease for a background refresh of req's key, never
+// joining as a follower. It reports whether this caller leads.
+func (c *Cache) TryLead(req *Request, vm uint64, stream uint32, timeout time.Duration) bool {
+	now := c.nowMs()
+	role, err := c.leases.Acquire(req.LeaseFP(), vm, stream, now, now+timeout.Milliseconds(), false)
+	return err == nil && role == RoleLeader
+}
+
+// Finish ends a leadership with the outcome and returns the workers whose
+// followers must be woken.
+func (c *Cache) Finish(req *Request, vm uint64, stream uint32, o Outcome) []uint64 {
+	var hfm int64
+	if o == OutcomeUncacheable && req.Route.Coalesce.HitForMiss > 0 {
+		hfm = c.nowMs() + req.Route.Coalesce.HitForMiss.Milliseconds()
+	}
+	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, hfm)
+	return waiters
+}
+
+// StillLed reports whether req's key is still led by a live leader.
+func (c *Cache) StillLed(req *Request) bool {
+	led, err := c.leases.Leading(req.LeaseFP(), c.nowMs())
+	return err == nil && led
+}
+
+// Relookup looks the key up again, for a follower woken by its leader or a
+// new leader re-checking: the model state may have been created or moved on
+// since the first lookup, so it is reloaded and the key rebuilt.
+func (c *Cache) Relookup(req *Request) Decision {
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	if err != nil {
+		return Forward
+	}
+	req.state = st
+	c.buildKey(req)
+	req.Entry = nil
+	req.Status = StatusMiss
+	return c.Lookup(req)
+}
+
+// StaleIfError reports whether req.Entry may answer because the upstream
+// failed: it is within the route's stale_if_error window.
+func (c *Cache) StaleIfError(req *Request) bool {
+	e := req.Entry
+	if e == nil || req.Route.StaleIfError <= 0 {
+		return false
+	}
+	now := c.nowMs()
+	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil
+}
+
+// WantsRefresh reports whether a served entry should be refreshed in the
+// background: it was served stale and stale-while-revalidate is on, or it
+// was fresh and XFetch chose this hit.
+func (c *Cache) WantsRefresh(req *Request) bool {
+	if c.cfg.Cluster == "" {
+		return false
+	}
+	switch req.Status {
+	case StatusStale:
+		return req.Route.StaleWhileReval > 0
+	case StatusHit:
+		return c.EarlyRefresh(req)
+	}
+	return false
+}

@@ -1,0 +1,423 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+const coalesceConfig = `{
+  "upstream_cluster": "model",
+  "routes": [
+    {"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "60s",
+     "coalesce": {"max_wait": "10s", "max_retries": 2, "hit_for_miss": "30s"}}
+  ]
+}`
+
+func chatRequest(content string) wasmhost.Request {
+	return wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "models"},
+			{"content-type", "application/json"}, {"authorization", "Bearer tenant-a"}},
+		Body: []byte(chatBody(content)),
+	}
+}
+
+// holdUpstream makes the harness keep every upstream request pending until
+// the test answers it (through h.PendingUpstream()).
+func (hs *harness) holdUpstream() {
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool { return true }
+}
+
+// answer lets the simulator answer a held upstream request.
+func (hs *harness) answer(u *wasmhost.UpstreamRequest) {
+	hs.fault = nil
+	hs.upstream.Add(-1) // serveUpstream counts again
+	hs.serveUpstream(u)
+	hs.holdUpstream()
+}
+
+func startMany(hs *harness, n int, content string) []*wasmhost.Exchange {
+	var exs []*wasmhost.Exchange
+	for i := 0; i < n; i++ {
+		exs = append(exs, hs.h.StartExchange(i%hs.h.Workers(), chatRequest(content)))
+	}
+	hs.h.Drain()
+	return exs
+}
+
+func TestSingleFlightAcrossWorkers(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(4))
+	hs.holdUpstream()
+	exs := startMany(hs, 40, "stampede")
+	pending := hs.h.PendingUpstream()
+	if len(pending) != 1 {
+		t.Fatalf("%d upstream requests in flight, want exactly 1", len(pending))
+	}
+	for _, ex := range exs[1:] {
+		if ex.Done() {
+			t.Fatal("a follower finished before the leader")
+		}
+	}
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 0 {
+		t.Logf("waiting gauge before tick: %d", g)
+	}
+	hs.answer(pending[0])
+	hs.h.Drain()
+	var body []byte
+	collapsed := 0
+	for i, ex := range exs {
+		if !ex.Done() {
+			t.Fatalf("exchange %d not done: %s", i, ex.State())
+		}
+		r := ex.Response()
+		if r.Status != 200 {
+			t.Fatalf("exchange %d: status %d", i, r.Status)
+		}
+		if body == nil {
+			body = r.Body
+		} else if !bytes.Equal(body, r.Body) {
+			t.Fatal("followers got a different body")
+		}
+		if strings.Contains(hdr(r, "cache-status"), "collapsed") {
+			collapsed++
+		}
+	}
+	if collapsed != 39 {
+		t.Fatalf("collapsed = %d, want 39", collapsed)
+	}
+	if hs.sim.Calls("/v1/chat/completions") != 1 {
+		t.Fatalf("model calls = %d", hs.sim.Calls("/v1/chat/completions"))
+	}
+	if hs.counter("modelcache.chat.requests.collapsed") != 39 || hs.counter("modelcache.chat.coalesce.leaders") != 1 ||
+		hs.counter("modelcache.chat.coalesce.followers") != 39 {
+		t.Fatalf("stats: collapsed %d leaders %d followers %d", hs.counter("modelcache.chat.requests.collapsed"),
+			hs.counter("modelcache.chat.coalesce.leaders"), hs.counter("modelcache.chat.coalesce.followers"))
+	}
+	if hs.counter("modelcache.chat.coalesce.tick_wakeups") != 0 {
+		t.Fatal("followers needed a tick: the queue wake-up did not arrive")
+	}
+}
+
+// The leader's answer is an error: nobody gets it but the leader's client,
+// nothing is stored, one follower leads next and the rest get its answer.
+func TestLeaderFailurePromotesAFollower(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(2))
+	hs.holdUpstream()
+	exs := startMany(hs, 10, "fail first")
+	first := hs.h.PendingUpstream()
+	if len(first) != 1 {
+		t.Fatalf("%d in flight", len(first))
+	}
+	first[0].Respond(500, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":{"message":"boom"}}`))
+	hs.h.Drain()
+	second := hs.h.PendingUpstream()
+	if len(second) != 1 {
+		t.Fatalf("after the leader failed: %d in flight, want 1 (the promoted follower)", len(second))
+	}
+	hs.answer(second[0])
+	hs.h.Drain()
+	statuses := map[int]int{}
+	for i, ex := range exs {
+		if !ex.Done() {
+			t.Fatalf("exchange %d stuck: %s", i, ex.State())
+		}
+		statuses[ex.Response().Status]++
+	}
+	if statuses[500] != 1 || statuses[200] != 9 {
+		t.Fatalf("statuses %v, want one 500 (the first leader's client) and nine 200", statuses)
+	}
+	if hs.counter("modelcache.chat.coalesce.promoted") != 1 || hs.counter("modelcache.chat.coalesce.leader_failures") != 1 {
+		t.Fatal("promotion not counted")
+	}
+	if got := hs.upstream.Load(); got != 2 {
+		t.Fatalf("upstream calls = %d, want 2", got)
+	}
+}
+
+func TestLeaderClientAbortPromotesAFollower(t *testing.T) {
+	hs := newHarness(t, coalesceConfig)
+	hs.holdUpstream()
+	exs := startMany(hs, 4, "abort")
+	exs[0].Abort() // the leader's client goes away; Envoy cancels the upstream request
+	hs.h.Drain()
+	var live []*wasmhost.UpstreamRequest
+	for _, u := range hs.h.PendingUpstream() {
+		if !u.Cancelled() {
+			live = append(live, u)
+		}
+	}
+	if len(live) != 1 {
+		t.Fatalf("%d live upstream requests after the leader's abort, want 1", len(live))
+	}
+	hs.answer(live[0])
+	hs.h.Drain()
+	for i, ex := range exs[1:] {
+		if !ex.Done() || ex.Response().Status != 200 {
+			t.Fatalf("follower %d: %s", i, ex.State())
+		}
+	}
+}
+
+func TestFollowerGivesUpAfterMaxWait(t *testing.T) {
+	hs := newHarness(t, coalesceConfig)
+	hs.holdUpstream()
+	exs := startMany(hs, 3, "slow leader")
+	hs.h.AdvanceAndTick(11 * time.Second)
+	if n := len(hs.h.PendingUpstream()); n != 3 {
+		t.Fatalf("%d upstream requests after max_wait, want 3 (followers went upstream themselves)", n)
+	}
+	if hs.counter("modelcache.chat.coalesce.timeouts") != 2 {
+		t.Fatalf("timeouts = %d", hs.counter("modelcache.chat.coalesce.timeouts"))
+	}
+	for _, u := range hs.h.PendingUpstream() {
+		hs.answer(u)
+	}
+	hs.h.Drain()
+	for _, ex := range exs {
+		if !ex.Done() {
+			t.Fatal(ex.State())
+		}
+	}
+}
+
+func TestUncacheableAnswerReleasesEveryone(t *testing.T) {
+	hs := newHarness(t, coalesceConfig)
+	hs.holdUpstream()
+	exs := startMany(hs, 5, "no-store")
+	noStore := func(u *wasmhost.UpstreamRequest) {
+		u.Respond(200, [][2]string{{"content-type", "application/json"}, {"cache-control", "no-store"}},
+			[]byte(`{"choices":[{"message":{"content":"x"},"finish_reason":"stop"}]}`))
+	}
+	noStore(hs.h.PendingUpstream()[0])
+	hs.h.Drain()
+	if n := len(hs.h.PendingUpstream()); n != 4 {
+		t.Fatalf("%d upstream requests, want the 4 followers at once", n)
+	}
+	for _, u := range hs.h.PendingUpstream() {
+		noStore(u)
+	}
+	hs.h.Drain()
+	for _, ex := range exs {
+		if !ex.Done() {
+			t.Fatal(ex.State())
+		}
+	}
+	// Hit-for-miss: the next request for the key does not wait for anyone.
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool { noStore(u); return true }
+	res := hs.post(0, "/v1/chat/completions", chatBody("no-store"))
+	expectCacheStatus(t, res, "fwd=miss")
+	if hs.counter("modelcache.chat.coalesce.hit_for_miss") != 1 {
+		t.Fatalf("hit_for_miss = %d", hs.counter("modelcache.chat.coalesce.hit_for_miss"))
+	}
+}
+
+// A lost wake-up costs one tick: followers re-check on their tick when the
+// lease is gone, and one of them leads.
+func TestLostWakeupRecoveredOnTick(t *testing.T) {
+	hs := newHarness(t, coalesceConfig)
+	hs.holdUpstream()
+	exs := startMany(hs, 3, "lost")
+	for _, k := range hs.h.SharedDataKeys() {
+		if strings.HasPrefix(k, "mc:l:") {
+			hs.h.SetSharedData(k, nil, 0) // the leader's lease vanishes, and with it the wake-up
+		}
+	}
+	hs.h.AdvanceAndTick(150 * time.Millisecond)
+	if n := len(hs.h.PendingUpstream()); n != 2 {
+		t.Fatalf("%d upstream requests after a tick, want 2 (old leader + one new)", n)
+	}
+	if hs.counter("modelcache.chat.coalesce.tick_wakeups") == 0 {
+		t.Fatal("tick re-check not counted")
+	}
+	for _, u := range hs.h.PendingUpstream() {
+		hs.answer(u)
+	}
+	hs.h.Drain()
+	for i, ex := range exs {
+		if !ex.Done() || ex.Response().Status != 200 {
+			t.Fatalf("exchange %d: %s", i, ex.State())
+		}
+	}
+}
+
+// TestSingleFlightHammer drives 8 worker VMs from 8 goroutines, each sending
+// every key of a round at once: exactly one request per key may reach the
+// upstream, every client gets the same answer, for many rounds.
+func TestSingleFlightHammer(t *testing.T) {
+	const workers, keys, rounds = 8, 6, 15
+	hs := newHarness(t, coalesceConfig, withWorkers(workers), withManualDrain())
+	hs.holdUpstream()
+	for round := 0; round < rounds; round++ {
+		exs := make([][]*wasmhost.Exchange, workers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				<-start
+				for k := 0; k < keys; k++ {
+					exs[w] = append(exs[w], hs.h.StartExchange(w, chatRequest(fmt.Sprintf("round %d key %d", round, (k+w)%keys))))
+					hs.h.DrainVM(w)
+				}
+			}(w)
+		}
+		close(start)
+		wg.Wait()
+		hs.h.Drain()
+		perKey := map[string]int{}
+		for _, u := range hs.h.PendingUpstream() {
+			perKey[string(u.Body)]++
+		}
+		if len(perKey) != keys {
+			t.Fatalf("round %d: %d keys upstream, want %d", round, len(perKey), keys)
+		}
+		for k, n := range perKey {
+			if n != 1 {
+				t.Fatalf("round %d: %d leaders for %s", round, n, k)
+			}
+		}
+		for _, u := range hs.h.PendingUpstream() {
+			hs.answer(u)
+		}
+		hs.h.Drain()
+		for w := range exs {
+			for _, ex := range exs[w] {
+				if !ex.Done() || ex.Response().Status != 200 {
+					t.Fatalf("round %d worker %d: %s", round, w, ex.State())
+				}
+			}
+		}
+	}
+	if got := hs.sim.Calls("/v1/chat/completions"); got != keys*rounds {
+		t.Fatalf("model calls = %d, want %d", got, keys*rounds)
+	}
+}
+
+const swrConfig = `{
+  "upstream_cluster": "model",
+  "routes": [
+    {"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "60s",
+     "stale_while_revalidate": "30s", "stale_if_error": "5m"}
+  ]
+}`
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	hs := newHarness(t, swrConfig, withHTTPCalls())
+	hs.holdCalls = true
+	body := chatBody("swr")
+	first := hs.post(0, "/v1/chat/completions", body)
+	hs.clock.Advance(70 * time.Second) // 10 s stale, inside the 30 s window
+	for i := 0; i < 10; i++ {
+		res := hs.post(i%2, "/v1/chat/completions", body)
+		expectCacheStatus(t, res, "hit", "fwd=stale", "ttl=-10")
+		if !bytes.Equal(res.Body, first.Body) {
+			t.Fatal("stale body differs")
+		}
+	}
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 {
+		t.Fatalf("%d background refreshes, want exactly 1", len(calls))
+	}
+	if calls[0].Cluster != "model" || string(calls[0].Body) != body || !hasHeader(calls[0].Headers, "authorization", "Bearer tenant-a") {
+		t.Fatalf("refresh call: %s %q %v", calls[0].Cluster, calls[0].Body, calls[0].Headers)
+	}
+	if hs.sim.Calls("/v1/chat/completions") != 1 {
+		t.Fatal("a stale hit went upstream")
+	}
+	hs.answerCall(calls[0])
+	hs.h.Drain()
+	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit", "ttl=60")
+	if hs.counter("modelcache.chat.background.stored") != 1 || hs.counter("modelcache.chat.background.started") != 1 {
+		t.Fatal("refresh not counted")
+	}
+	// A failed refresh keeps the stale entry.
+	hs.clock.Advance(65 * time.Second)
+	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "fwd=stale")
+	hs.h.PendingHTTPCalls()[0].Fail()
+	hs.h.Drain()
+	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "fwd=stale")
+	if hs.counter("modelcache.chat.background.failed") != 1 {
+		t.Fatal("failed refresh not counted")
+	}
+}
+
+func TestStaleIfError(t *testing.T) {
+	hs := newHarness(t, swrConfig)
+	body := chatBody("sie")
+	first := hs.post(0, "/v1/chat/completions", body)
+	hs.clock.Advance(2 * time.Minute) // past ttl + swr, inside stale_if_error
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		u.Respond(503, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":"overloaded"}`))
+		return true
+	}
+	res := hs.post(1, "/v1/chat/completions", body)
+	if res.Status != 200 || !bytes.Equal(res.Body, first.Body) {
+		t.Fatalf("status %d body %s", res.Status, res.Body)
+	}
+	expectCacheStatus(t, res, "fwd=stale", "detail=stale-if-error")
+	if hs.counter("modelcache.chat.requests.stale_if_error") != 1 {
+		t.Fatal("stale_if_error not counted")
+	}
+	// Past the window the error goes through.
+	hs.clock.Advance(10 * time.Minute)
+	if res := hs.post(1, "/v1/chat/completions", body); res.Status != 503 {
+		t.Fatalf("status %d", res.Status)
+	}
+}
+
+func TestEarlyRefreshXFetch(t *testing.T) {
+	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s",
+	  "early_refresh":{"enabled":true,"beta":1}}]}`
+	hs := newHarness(t, cfg, withHTTPCalls())
+	body := chatBody("xfetch")
+	// The model takes 2 s to answer: δ = 2000 ms.
+	hs.holdUpstream()
+	ex := hs.h.StartExchange(0, chatRequest("xfetch"))
+	hs.h.Drain()
+	hs.clock.Advance(2 * time.Second)
+	hs.answer(hs.h.PendingUpstream()[0])
+	hs.h.Drain()
+	if !ex.Done() {
+		t.Fatal(ex.State())
+	}
+	hs.fault = nil
+	hs.holdCalls = true
+	// Far from expiry (58 s left ≫ δ): P(refresh) = e^(−58/2) ≈ 2e−13.
+	for i := 0; i < 50; i++ {
+		expectCacheStatus(t, hs.post(i%2, "/v1/chat/completions", body), "hit")
+	}
+	if n := len(hs.h.PendingHTTPCalls()); n != 0 {
+		t.Fatalf("%d early refreshes far from expiry", n)
+	}
+	// 100 ms before expiry: P(refresh) = e^(−0.05) ≈ 0.95 per hit.
+	hs.clock.Advance(57900 * time.Millisecond)
+	for i := 0; i < 10; i++ {
+		expectCacheStatus(t, hs.post(i%2, "/v1/chat/completions", body), "hit")
+	}
+	if n := len(hs.h.PendingHTTPCalls()); n != 1 {
+		t.Fatalf("%d early refreshes near expiry, want exactly 1 (single flight)", n)
+	}
+	hs.answerCall(hs.h.PendingHTTPCalls()[0])
+	hs.h.Drain()
+	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit", "ttl=60")
+	if hs.sim.Calls("/v1/chat/completions") != 2 {
+		t.Fatalf("model calls = %d, want 2 (first + refresh)", hs.sim.Calls("/v1/chat/completions"))
+	}
+}
+
+func hasHeader(h [][2]string, name, value string) bool {
+	for _, kv := range h {
+		if kv[0] == name && kv[1] == value {
+			return true
+		}
+	}
+	return false
+}
