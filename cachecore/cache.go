@@ -17,14 +17,14 @@ import (
 // A Cache is not safe for concurrent use (one per VM); any number of Caches
 // may share one Store.
 type Cache struct {
-	cfg   *Config
-	store Store
+	cfg    *Config
+	store  Store
 	table  *Table
 	leases *LeaseTable
 	bg     *BackgroundSlots
 	now    func() time.Time
-	rand  func() uint64
-	canon Canonicalizer
+	rand   func() uint64
+	canon  Canonicalizer
 }
 
 // Options injects the store, the clock and the random source, so tests can
@@ -44,13 +44,13 @@ func New(cfg *Config, opts Options) *Cache {
 		panic("cachecore: Options.Rand is required")
 	}
 	return &Cache{
-		cfg:   cfg,
-		store: opts.Store,
+		cfg:    cfg,
+		store:  opts.Store,
 		table:  NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
 		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
 		now:    opts.Now,
-		rand:  opts.Rand,
+		rand:   opts.Rand,
 	}
 }
 

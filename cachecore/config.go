@@ -37,10 +37,10 @@ type Config struct {
 	// TickPeriod is how often every VM re-checks paused followers (a lost
 	// wake-up costs at most this) and held requests.
 	TickPeriod time.Duration
-	Store           StoreConfig
-	Purge           PurgeConfig
-	Background      BackgroundConfig
-	Routes          []*Route
+	Store      StoreConfig
+	Purge      PurgeConfig
+	Background BackgroundConfig
+	Routes     []*Route
 }
 
 // StoreConfig fixes the shape of the slot table, and so its memory bound.

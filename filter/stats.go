@@ -27,13 +27,13 @@ type stats struct {
 	routes          map[string]*routeStats
 	waiting         proxywasm.MetricGauge
 	holdUnsupported ctr
-	entries  proxywasm.MetricGauge
-	evicted  ctr
-	expired  ctr
-	panics   ctr
-	internal ctr
-	purges   ctr
-	versions ctr
+	entries         proxywasm.MetricGauge
+	evicted         ctr
+	expired         ctr
+	panics          ctr
+	internal        ctr
+	purges          ctr
+	versions        ctr
 }
 
 type routeStats struct {
