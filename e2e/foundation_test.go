@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const chatRoutes = `{
@@ -117,4 +118,29 @@ func TestTenThousandRequestsNoVMFailure(t *testing.T) {
 	}
 	t.Logf("hits %d, misses %d, bypass %d, stored %d", hits, st["wasmcustom.modelcache.chat.requests.miss"],
 		st["wasmcustom.modelcache.chat.requests.bypass"], st["wasmcustom.modelcache.chat.stored"])
+}
+
+// Without allow_on_headers_stop_iteration (Istio's WasmPlugin cannot set it)
+// Envoy never hands the body to a filter holding the headers. The filter
+// must notice and let traffic through — uncached, never hanging.
+func TestWithoutHeaderHoldTrafficFlows(t *testing.T) {
+	e := startEnvoy(t, envoyOpts{Config: chatRoutes, NoHeaderHold: true})
+	for i := 0; i < 8; i++ {
+		start := time.Now()
+		r := do(t, "POST", e.URL+"/v1/chat/completions", chat("no hold"), "authorization", "Bearer a")
+		if r.Status != 200 {
+			t.Fatalf("status %d", r.Status)
+		}
+		expectCS(t, r, "fwd=bypass", "detail=hold-unsupported")
+		t.Logf("request %d: %v", i, time.Since(start))
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("request %d took %v", i, d)
+		}
+	}
+	if e.WaitStat("wasmcustom.modelcache.hold_unsupported", 1) != 1 { // one VM served them all (keep-alive)
+		t.Fatal("hold_unsupported not counted")
+	}
+	if !strings.Contains(e.Log(), "allow_on_headers_stop_iteration") {
+		t.Fatal("no warning in the log")
+	}
 }

@@ -96,6 +96,9 @@ type envoyOpts struct {
 	ConfigFile   string // relative to repo root; default envoy/envoy.yaml
 	Concurrency  int    // default 2
 	RouteTimeout string // e.g. "1s"; default the file's
+	// NoHeaderHold drops allow_on_headers_stop_iteration, as Istio's
+	// WasmPlugin does.
+	NoHeaderHold bool
 }
 
 type envoyProc struct {
@@ -133,6 +136,9 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	listen, admin := freePort(t), freePort(t)
 	cfg := renderConfig(t, string(raw), map[int]int{10000: listen, 9901: admin, 8000: simPort},
 		wasmbuild.Filter(t), o.Config, o.RouteTimeout)
+	if o.NoHeaderHold {
+		cfg = strings.Replace(cfg, "allow_on_headers_stop_iteration: true", "allow_on_headers_stop_iteration: false", 1)
+	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "envoy.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
