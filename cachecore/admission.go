@@ -66,7 +66,7 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 	if v, ok := header(headers, "content-encoding"); ok && !strings.EqualFold(strings.TrimSpace(v), "identity") {
 		return ReasonEncoded
 	}
-	if ct, _ := header(headers, "content-type"); !isJSONType(ct) {
+	if ct, _ := header(headers, "content-type"); !isJSONType(ct) && !StreamsResponse(req, headers) {
 		return ReasonNotJSON
 	}
 	if v, ok := header(headers, "content-length"); ok {
@@ -107,9 +107,31 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if len(body) > r.MaxEntryBytes {
 		return Admission{Reason: ReasonTooLarge}
 	}
+	if StreamsResponse(req, headers) {
+		// A recorded stream: judge the message it assembles to.
+		sum := AssembleStream(r.Kind, body)
+		switch {
+		case sum.Malformed:
+			return Admission{Reason: ReasonMalformedJSON}
+		case !sum.Done:
+			return Admission{Reason: ReasonTruncated}
+		}
+		adm := c.admitJSON(req, headers, sum.Assembled)
+		if adm.Reason == ReasonNone && r.ModelVersion.Header == "" {
+			adm.Version = ResponseVersion(r, headers, sum.Assembled)
+		}
+		return adm
+	}
 	if !gjson.ValidBytes(body) {
 		return Admission{Reason: ReasonMalformedJSON}
 	}
+	return c.admitJSON(req, headers, body)
+}
+
+// admitJSON runs the kind's checks, the rules and the confidence tiers on a
+// JSON response body.
+func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admission {
+	r := req.Route
 	switch r.Kind {
 	case KindChat, KindCompletions:
 		if reason := checkCompletion(r, body); reason != ReasonNone {

@@ -185,10 +185,6 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	req.canonical = canon
 	req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
 	req.Stream = gjson.GetBytes(body, "stream").Bool()
-	if req.Stream && req.Route.Kind != KindJSON {
-		req.bypass(ReasonStreamRequest)
-		return
-	}
 	st, err := c.loadModel(req.Route.Name, req.Model)
 	if err != nil {
 		req.bypass(ReasonInternal)

@@ -58,7 +58,6 @@ const (
 	ReasonDuplicateKey    // request JSON with a duplicate member name
 	ReasonTooDeep         // request JSON nested beyond the limit
 	ReasonNumberRange     // request JSON number with an absurd exponent
-	ReasonStreamRequest   // stream:true (not cached on this route)
 	ReasonHitForMiss      // key recently found uncacheable
 	ReasonInternal        // an internal fault: fail open
 	ReasonStoreContention // too many concurrent writers to one bucket
@@ -85,7 +84,7 @@ const (
 
 var reasonNames = [numReason]string{
 	"", "no_identity", "request_no_store", "no_body", "body_too_large", "malformed_json",
-	"duplicate_key", "too_deep", "number_range", "stream_request", "hit_for_miss", "internal",
+	"duplicate_key", "too_deep", "number_range", "hit_for_miss", "internal",
 	"store_contention", "hold_unsupported",
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",

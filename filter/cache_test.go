@@ -286,7 +286,6 @@ func TestRequestBodyBypasses(t *testing.T) {
 		{"malformed", `{"model":"m",`, "bypass.malformed_json", "detail=malformed-json"},
 		{"duplicate key", `{"model":"a","model":"b","messages":[]}`, "bypass.duplicate_key", "detail=duplicate-key"},
 		{"too large", `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("y", 300<<10) + `"}]}`, "bypass.body_too_large", "detail=body-too-large"},
-		{"stream", `{"model":"m","stream":true,"messages":[{"role":"user","content":"s"}]}`, "bypass.stream_request", "detail=stream-request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

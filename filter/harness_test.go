@@ -136,11 +136,48 @@ func (hs *harness) serveUpstream(u *wasmhost.UpstreamRequest) {
 	if hs.fault != nil && hs.fault(u) {
 		return
 	}
-	u.Respond(hs.simulate(u.Headers, u.Body))
+	status, headers, body, aborted := hs.simulateAbortable(u.Headers, u.Body)
+	if aborted {
+		// The simulator cut the response (fault "truncate"): what it wrote,
+		// then a reset.
+		u.RespondHeaders(status, headers, false)
+		if len(body) > 0 {
+			u.SendChunk(body, false)
+		}
+		u.Reset()
+		return
+	}
+	if ct := hdrOf(headers, "content-type"); strings.HasPrefix(ct, "text/event-stream") {
+		// Deliver a stream event by event, as a real upstream would.
+		var chunks [][]byte
+		for _, ev := range bytes.SplitAfter(body, []byte("\n\n")) {
+			if len(ev) > 0 {
+				chunks = append(chunks, ev)
+			}
+		}
+		u.RespondChunks(status, headers, chunks)
+		return
+	}
+	u.Respond(status, headers, body)
+}
+
+func hdrOf(h [][2]string, name string) string {
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1]
+		}
+	}
+	return ""
 }
 
 // simulate runs the simulator's handler on one request.
 func (hs *harness) simulate(headers [][2]string, body []byte) (int, [][2]string, []byte) {
+	status, h, b, _ := hs.simulateAbortable(headers, body)
+	return status, h, b
+}
+
+// simulateAbortable also reports whether the handler aborted mid-response.
+func (hs *harness) simulateAbortable(headers [][2]string, body []byte) (status int, hdrs [][2]string, out []byte, aborted bool) {
 	var method, path string
 	req, _ := http.NewRequest("POST", "http://model/", bytes.NewReader(body))
 	for _, kv := range headers {
@@ -158,17 +195,28 @@ func (hs *harness) simulate(headers [][2]string, body []byte) (int, [][2]string,
 	req.Method = method
 	req.URL.Path, req.URL.RawQuery, _ = strings.Cut(strings.TrimPrefix(path, "/public"), "?")
 	rec := httptest.NewRecorder()
-	hs.sim.Handler().ServeHTTP(rec, req)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if r != http.ErrAbortHandler {
+					panic(r)
+				}
+				aborted = true
+			}
+		}()
+		hs.sim.Handler().ServeHTTP(rec, req)
+	}()
 	res := rec.Result()
-	out, _ := io.ReadAll(res.Body)
-	var hdrs [][2]string
+	out, _ = io.ReadAll(res.Body)
 	for k, vs := range res.Header {
 		for _, v := range vs {
 			hdrs = append(hdrs, [2]string{strings.ToLower(k), v})
 		}
 	}
-	hdrs = append(hdrs, [2]string{"content-length", fmt.Sprint(len(out))})
-	return res.StatusCode, hdrs, out
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") && !aborted {
+		hdrs = append(hdrs, [2]string{"content-length", fmt.Sprint(len(out))})
+	}
+	return res.StatusCode, hdrs, out, aborted
 }
 
 // post sends a POST with a JSON body through worker w. headers are

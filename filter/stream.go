@@ -40,6 +40,9 @@ type stream struct {
 	respStatus  int
 	respHeaders [][2]string
 	cs          cachecore.CacheStatus
+
+	recording []byte // copy of an event stream as it passes
+	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
 }
 
 type phase uint8
@@ -50,6 +53,7 @@ const (
 	phaseFollowing                // paused: another request leads this key
 	phaseForwarded                // sent upstream, waiting for the response
 	phaseBuffering                // holding the response to check and store it
+	phaseStreaming                // an event stream flows to the client while being recorded
 	phasePassThrough              // response passes with a Cache-Status header only
 	phaseServed                   // answered locally from the cache
 )
@@ -350,6 +354,16 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 		s.setCacheStatus()
 		return types.ActionContinue
 	}
+	if cachecore.StreamsResponse(s.req, hs) && !endOfStream {
+		// An event stream reaches the client as it comes, with no added
+		// delay to the first token; the filter keeps a copy and decides at
+		// the end. (Whether it was stored cannot be in Cache-Status: the
+		// headers are already gone by then. The stats say.)
+		s.phase = phaseStreaming
+		s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus}
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
 	if endOfStream {
 		s.finishResponse(nil)
 		return types.ActionContinue
@@ -358,7 +372,51 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	return types.ActionPause
 }
 
+// recordStream copies one chunk of an event stream and, at its end,
+// stores the recording if it is a complete, admissible stream.
+func (s *stream) recordStream(bodySize int, endOfStream bool) {
+	if bodySize > 0 && !s.recDrop {
+		chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
+		switch {
+		case err != nil:
+			s.recDrop = true
+		case len(s.recording)+len(chunk) > s.req.Route.MaxEntryBytes:
+			s.recDrop, s.recording = true, nil
+		default:
+			s.recording = append(s.recording, chunk...)
+		}
+	}
+	if !endOfStream {
+		return
+	}
+	s.phase = phasePassThrough
+	c := s.p.cache
+	reason := cachecore.ReasonTooLarge
+	var adm cachecore.Admission
+	if !s.recDrop {
+		adm = c.AdmitBody(s.req, s.respHeaders, s.recording)
+		reason = adm.Reason
+	}
+	if reason == cachecore.ReasonNone {
+		res := c.Store(s.req, s.respStatus, s.respHeaders, s.recording, adm, uint32(time.Since(s.forwardedAt).Milliseconds()))
+		s.p.noteStore(s.req, res)
+		reason = res.Reason
+	}
+	s.recording = nil
+	if reason != cachecore.ReasonNone {
+		s.rs.refusal(reason, s.respStatus)
+		s.finishLead(cachecore.OutcomeOf(reason, s.respStatus))
+		return
+	}
+	s.rs.stored.Increment(1)
+	s.finishLead(cachecore.OutcomeStored)
+}
+
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
+	if s.phase == phaseStreaming {
+		s.recordStream(bodySize, endOfStream)
+		return types.ActionContinue
+	}
 	if s.phase != phaseBuffering {
 		return types.ActionContinue
 	}
@@ -455,8 +513,11 @@ func (s *stream) OnHttpStreamDone() {
 	switch s.phase {
 	case phaseFollowing:
 		s.stopWaiting()
-	case phaseBuffering:
+	case phaseBuffering, phaseStreaming:
+		// Cut by an upstream reset, a timeout or the client going away:
+		// never stored.
 		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
+		s.recording = nil
 	}
 	s.finishLead(cachecore.OutcomeFailed) // no-op unless still leading
 }

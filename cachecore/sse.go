@@ -1,0 +1,288 @@
+package cachecore
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Streaming responses (text/event-stream, OpenAI's `stream: true`).
+//
+// The cache keeps the exact bytes of a complete stream and replays them, so
+// a hit's `data:` lines are byte-identical to the original (ids, deltas,
+// tool calls, the usage chunk). A stream is stored only when it is
+// complete: the terminal `data: [DONE]` was seen, every data event is JSON,
+// and the message assembled from its deltas passes the same checks as a
+// non-streamed answer (finish_reason allowed, non-empty content, the route's
+// validation rules). `stream: true` and `stream: false` requests never share
+// an entry: `stream` is part of the key.
+
+// SSEEvent is one server-sent event (WHATWG HTML §9.2 event stream).
+type SSEEvent struct {
+	Event string
+	ID    string
+	Data  string // data lines joined with "\n"
+}
+
+// ParseSSE splits a complete event-stream body into events. Lines end in
+// "\n", "\r\n" or "\r"; a blank line ends an event; comment lines (":")
+// and unknown fields are ignored. complete is false when the body ends in
+// the middle of an event (a truncated stream).
+func ParseSSE(b []byte) (events []SSEEvent, complete bool) {
+	var ev SSEEvent
+	var data []string
+	pending := false
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			return events, false // a line without its end
+		}
+		line := b[:i]
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			b = b[i+2:]
+		} else {
+			b = b[i+1:]
+		}
+		if len(line) == 0 {
+			if pending {
+				ev.Data = strings.Join(data, "\n")
+				events = append(events, ev)
+			}
+			ev, data, pending = SSEEvent{}, nil, false
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "data":
+			data = append(data, string(value))
+			pending = true
+		case "event":
+			ev.Event = string(value)
+			pending = true
+		case "id":
+			ev.ID = string(value)
+			pending = true
+		}
+	}
+	return events, !pending
+}
+
+// StreamSummary is what the cache learns from a recorded chat or
+// completions stream.
+type StreamSummary struct {
+	Done      bool   // the terminal [DONE] was seen
+	Malformed bool   // a data event was not JSON
+	Assembled []byte // the equivalent non-streamed response, for admission
+}
+
+// AssembleStream rebuilds, from the chunks of a chat (or legacy
+// completions) stream, the response a non-streamed request would have got:
+// content and tool-call arguments concatenated per choice, the last
+// finish_reason, the usage chunk if any.
+func AssembleStream(kind Kind, body []byte) StreamSummary {
+	events, complete := ParseSSE(body)
+	var s StreamSummary
+	type toolCall struct {
+		id, typ, name string
+		args          strings.Builder
+	}
+	type choice struct {
+		content strings.Builder
+		role    string
+		finish  string
+		tools   []*toolCall
+	}
+	var choices []*choice
+	var id, model, object, fingerprint, usage string
+	for _, ev := range events {
+		if s.Done {
+			break // nothing may follow [DONE]
+		}
+		if ev.Data == "[DONE]" {
+			s.Done = true
+			continue
+		}
+		if !gjson.Valid(ev.Data) {
+			s.Malformed = true
+			continue
+		}
+		chunk := gjson.Parse(ev.Data)
+		if v := chunk.Get("id"); v.Exists() {
+			id = v.String()
+		}
+		if v := chunk.Get("model"); v.Exists() {
+			model = v.String()
+		}
+		if v := chunk.Get("object"); v.Exists() {
+			object = v.String()
+		}
+		if v := chunk.Get("system_fingerprint"); v.Exists() {
+			fingerprint = v.String()
+		}
+		if v := chunk.Get("usage"); v.IsObject() {
+			usage = v.Raw
+		}
+		chunk.Get("choices").ForEach(func(_, c gjson.Result) bool {
+			idx := int(c.Get("index").Int())
+			if idx < 0 || idx > 128 {
+				return true
+			}
+			for len(choices) <= idx {
+				choices = append(choices, &choice{})
+			}
+			ch := choices[idx]
+			if kind == KindCompletions {
+				ch.content.WriteString(c.Get("text").String())
+			} else {
+				d := c.Get("delta")
+				if r := d.Get("role"); r.Exists() {
+					ch.role = r.String()
+				}
+				ch.content.WriteString(d.Get("content").String())
+				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+					ti := int(tc.Get("index").Int())
+					if ti < 0 || ti > 128 {
+						return true
+					}
+					for len(ch.tools) <= ti {
+						ch.tools = append(ch.tools, &toolCall{})
+					}
+					t := ch.tools[ti]
+					if v := tc.Get("id"); v.Exists() {
+						t.id = v.String()
+					}
+					if v := tc.Get("type"); v.Exists() {
+						t.typ = v.String()
+					}
+					if v := tc.Get("function.name"); v.Exists() {
+						t.name += v.String()
+					}
+					t.args.WriteString(tc.Get("function.arguments").String())
+					return true
+				})
+			}
+			if fr := c.Get("finish_reason"); fr.Type == gjson.String {
+				ch.finish = fr.Str
+			}
+			return true
+		})
+	}
+	if !complete {
+		s.Done = false
+	}
+	// Assemble the equivalent non-streamed body.
+	obj := "chat.completion"
+	if kind == KindCompletions || object == "text_completion" {
+		obj = "text_completion"
+	}
+	b := []byte(`{"id":`)
+	b = appendJSONString(b, id)
+	b = append(b, `,"object":`...)
+	b = appendJSONString(b, obj)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, model)
+	if fingerprint != "" {
+		b = append(b, `,"system_fingerprint":`...)
+		b = appendJSONString(b, fingerprint)
+	}
+	b = append(b, `,"choices":[`...)
+	for i, ch := range choices {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		if kind == KindCompletions {
+			b = append(b, `,"text":`...)
+			b = appendJSONString(b, ch.content.String())
+		} else {
+			role := ch.role
+			if role == "" {
+				role = "assistant"
+			}
+			b = append(b, `,"message":{"role":`...)
+			b = appendJSONString(b, role)
+			b = append(b, `,"content":`...)
+			b = appendJSONString(b, ch.content.String())
+			if len(ch.tools) > 0 {
+				b = append(b, `,"tool_calls":[`...)
+				for j, t := range ch.tools {
+					if j > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, `{"id":`...)
+					b = appendJSONString(b, t.id)
+					b = append(b, `,"type":`...)
+					b = appendJSONString(b, t.typ)
+					b = append(b, `,"function":{"name":`...)
+					b = appendJSONString(b, t.name)
+					b = append(b, `,"arguments":`...)
+					b = appendJSONString(b, t.args.String())
+					b = append(b, "}}"...)
+				}
+				b = append(b, ']')
+			}
+			b = append(b, '}')
+		}
+		b = append(b, `,"finish_reason":`...)
+		if ch.finish == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, ch.finish)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if usage != "" {
+		b = append(b, `,"usage":`...)
+		b = append(b, usage...)
+	}
+	s.Assembled = append(b, '}')
+	return s
+}
+
+// appendJSONString appends s as a JSON string literal: quotes, backslashes
+// and control characters escaped, everything else as is.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// isEventStream reports whether a content type is text/event-stream.
+func isEventStream(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
+
+// StreamsResponse reports whether the response headers announce an event
+// stream the cache can record (chat and completions routes only).
+func StreamsResponse(req *Request, headers [][2]string) bool {
+	if req.Route.Kind != KindChat && req.Route.Kind != KindCompletions {
+		return false
+	}
+	ct, _ := header(headers, "content-type")
+	return isEventStream(ct)
+}
