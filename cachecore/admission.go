@@ -125,6 +125,18 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if !gjson.ValidBytes(body) {
 		return Admission{Reason: ReasonMalformedJSON}
 	}
+	if req.batch != nil {
+		adm := c.admitEmbeddings(req, body)
+		if adm.Reason == ReasonNone {
+			for i := range r.Rules {
+				if !r.Rules[i].Holds(body) {
+					return Admission{Reason: ReasonValidation, Rule: r.Rules[i].Path}
+				}
+			}
+			adm.Version = ResponseVersion(r, headers, body)
+		}
+		return adm
+	}
 	return c.admitJSON(req, headers, body)
 }
 

@@ -97,6 +97,8 @@ type Request struct {
 
 	// Entry is the entry found by Lookup (fresh or stale), if any.
 	Entry *Entry
+
+	batch *embBatch // embeddings routes: the per-item view
 }
 
 // Begin starts a request on route. It reads what it needs from the request
@@ -185,6 +187,12 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	req.canonical = canon
 	req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
 	req.Stream = gjson.GetBytes(body, "stream").Bool()
+	if req.Route.Kind == KindEmbeddings {
+		if r := c.parseEmbeddings(req, body); r != ReasonNone {
+			req.bypass(r)
+			return
+		}
+	}
 	st, err := c.loadModel(req.Route.Name, req.Model)
 	if err != nil {
 		req.bypass(ReasonInternal)
@@ -262,6 +270,23 @@ const (
 // found in req.Entry (a stale one is still useful for stale-if-error).
 func (c *Cache) Lookup(req *Request) Decision {
 	if req.Bypassed() {
+		return Forward
+	}
+	if req.batch != nil {
+		if d := c.lookupItems(req); d == Serve {
+			req.Status = StatusHit
+			return Serve
+		}
+		switch {
+		case req.CC.OnlyIfCached:
+			req.Status = StatusUnavailable
+			return Unavailable
+		case req.Status == StatusRevalidate:
+		case req.batch.hits > 0:
+			req.Status = StatusPartial
+		default:
+			req.Status = StatusMiss
+		}
 		return Forward
 	}
 	if req.Status == StatusRevalidate {
@@ -343,6 +368,9 @@ func (c *Cache) EarlyRefresh(req *Request) bool {
 // HitResponse renders the response for a request served from req.Entry:
 // the stored status, headers and body plus Age and Cache-Status.
 func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body []byte) {
+	if req.batch != nil {
+		return c.embeddingHit(req)
+	}
 	e := req.Entry
 	now := c.nowMs()
 	headers = make([][2]string, 0, len(e.Headers)+2)
@@ -366,8 +394,11 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// Age returns how old req.Entry is.
+// Age returns how old req.Entry is (for a batch: its oldest item).
 func (c *Cache) Age(req *Request) time.Duration {
+	if req.batch != nil && req.batch.hits > 0 {
+		return time.Duration(c.nowMs()-req.batch.oldest) * time.Millisecond
+	}
 	if req.Entry == nil {
 		return 0
 	}
@@ -393,6 +424,9 @@ type StoreResult struct {
 	VersionChanged bool // the upstream reported a model version other than the recorded one
 	Version        string
 	FreshUntil     int64
+	// Embeddings: items stored and refused, and every insert.
+	ItemsStored, ItemsRefused int
+	Inserts                   []InsertResult
 }
 
 // Store saves an admitted response under the request's key. computeMs is
@@ -401,22 +435,12 @@ type StoreResult struct {
 // recorded version moves on and the entry is stored under the new one, so
 // nothing keyed by the old version is served again.
 func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
-	res := StoreResult{Version: adm.Version}
-	if req.Route.ModelVersion.Enabled() {
-		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version)
-		if err != nil {
-			res.Reason = storeErrReason(err)
-			return res
-		}
-		res.VersionChanged = changed
-		req.state = st
-	} else if !req.state.Found {
-		st, err := c.updateModel(req.Route.Name, req.Model, func(*modelRecord) bool { return false })
-		if err != nil {
-			res.Reason = storeErrReason(err)
-			return res
-		}
-		req.state = st
+	if req.batch != nil {
+		return c.storeEmbeddings(req, status, headers, body, adm, computeMs)
+	}
+	res, ok := c.prepareStore(req, adm)
+	if !ok {
+		return res
 	}
 	c.buildKey(req) // the state may have moved on since Lookup
 	now := c.nowMs()
@@ -426,23 +450,10 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		FreshUntil: now + adm.TTL.Milliseconds(),
 		ComputeMs:  computeMs,
 		Status:     uint16(status),
+		Headers:    c.storedHeaders(req, headers),
 		Body:       body,
 	}
-	window := req.Route.StaleWhileReval
-	if req.Route.StaleIfError > window {
-		window = req.Route.StaleIfError
-	}
-	e.StaleUntil = e.FreshUntil + window.Milliseconds()
-	for _, name := range req.Route.StoredHeaders {
-		if v, ok := header(headers, name); ok {
-			e.Headers = append(e.Headers, [2]string{name, v})
-		}
-	}
-	if h := req.Route.ModelVersion.Header; h != "" && !containsStr(req.Route.StoredHeaders, h) {
-		if v, ok := header(headers, h); ok {
-			e.Headers = append(e.Headers, [2]string{h, v})
-		}
-	}
+	e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
 	if e.EncodedSize() > req.Route.MaxEntryBytes {
 		res.Reason = ReasonTooLarge
 		return res
@@ -453,7 +464,52 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		return res
 	}
 	res.Insert, res.FreshUntil = ins, e.FreshUntil
+	res.Inserts = []InsertResult{ins}
 	return res
+}
+
+// prepareStore records the model version the response reported (or makes
+// sure the model's record exists) and moves req onto the current state.
+func (c *Cache) prepareStore(req *Request, adm Admission) (StoreResult, bool) {
+	res := StoreResult{Version: adm.Version}
+	if req.Route.ModelVersion.Enabled() {
+		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version)
+		if err != nil {
+			res.Reason = storeErrReason(err)
+			return res, false
+		}
+		res.VersionChanged = changed
+		req.state = st
+	} else if !req.state.Found {
+		st, err := c.updateModel(req.Route.Name, req.Model, func(*modelRecord) bool { return false })
+		if err != nil {
+			res.Reason = storeErrReason(err)
+			return res, false
+		}
+		req.state = st
+	}
+	return res, true
+}
+
+// storedHeaders picks the response headers an entry keeps.
+func (c *Cache) storedHeaders(req *Request, headers [][2]string) [][2]string {
+	var out [][2]string
+	for _, name := range req.Route.StoredHeaders {
+		if v, ok := header(headers, name); ok {
+			out = append(out, [2]string{name, v})
+		}
+	}
+	if h := req.Route.ModelVersion.Header; h != "" && !containsStr(req.Route.StoredHeaders, h) {
+		if v, ok := header(headers, h); ok {
+			out = append(out, [2]string{h, v})
+		}
+	}
+	return out
+}
+
+// staleWindow is how long past its TTL an entry stays useful.
+func (c *Cache) staleWindow(req *Request) time.Duration {
+	return max(req.Route.StaleWhileReval, req.Route.StaleIfError)
 }
 
 func storeErrReason(err error) Reason {

@@ -23,6 +23,9 @@ const (
 	StatusCollapsed
 	// StatusMiss: looked up, not found, forwarded upstream.
 	StatusMiss
+	// StatusPartial: some items of an embeddings batch came from the
+	// cache; the rest went upstream.
+	StatusPartial
 	// StatusRevalidate: the client asked for no-cache: forwarded without a
 	// lookup; the answer may still be stored.
 	StatusRevalidate
@@ -34,7 +37,7 @@ const (
 	numStatus
 )
 
-var statusNames = [numStatus]string{"none", "hit", "stale", "stale_if_error", "collapsed", "miss", "revalidate", "bypass", "unavailable"}
+var statusNames = [numStatus]string{"none", "hit", "stale", "stale_if_error", "collapsed", "miss", "partial", "revalidate", "bypass", "unavailable"}
 
 // String is the name used in stats and logs.
 func (s Status) String() string {
@@ -62,6 +65,7 @@ const (
 	ReasonInternal        // an internal fault: fail open
 	ReasonStoreContention // too many concurrent writers to one bucket
 	ReasonHoldUnsupported // Envoy does not deliver bodies while headers are held
+	ReasonEmbeddingInput  // an embeddings request whose input the cache cannot split
 	// Response-side refusals (not stored).
 	ReasonStatus          // status not in the route's list
 	ReasonUpstreamReset   // Envoy answered: upstream reset / refused
@@ -79,16 +83,20 @@ const (
 	ReasonNoConfidence    // score missing or not a number
 	ReasonTruncated       // the response never finished (reset, client abort)
 	ReasonVersionChanged  // the model version changed under the request
+	ReasonItemCount       // embeddings: not one vector per item sent
+	ReasonDimensions      // embeddings: a vector of another dimension
+	ReasonBadVector       // embeddings: not numbers, not finite, bad base64
 	numReason
 )
 
 var reasonNames = [numReason]string{
 	"", "no_identity", "request_no_store", "no_body", "body_too_large", "malformed_json",
 	"duplicate_key", "too_deep", "number_range", "hit_for_miss", "internal",
-	"store_contention", "hold_unsupported",
+	"store_contention", "hold_unsupported", "embedding_input",
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "version_changed",
+	"item_count", "dimensions", "bad_vector",
 }
 
 // String is the reason's name in stats (snake_case).
@@ -156,6 +164,8 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 		dst = append(dst, "; fwd=miss; collapsed"...)
 	case StatusMiss:
 		dst = append(dst, "; fwd=miss"...)
+	case StatusPartial:
+		dst = append(dst, "; fwd=partial"...)
 	case StatusRevalidate:
 		dst = append(dst, "; fwd=request"...)
 	case StatusBypass:

@@ -66,6 +66,11 @@ const (
 	evRefreshStored                 // refresh stored a fresh answer
 	evRefreshRefused                // refresh answer not admitted: stale entry kept
 	evRefreshFailed                 // refresh call failed: stale entry kept
+	evItemsHit                      // embeddings: items answered from cache
+	evItemsStored                   // embeddings: items stored
+	evItemsRefused                  // embeddings: items not stored
+	evRefetch                       // embeddings: unusable partial answer, whole batch fetched again
+	evModelDrift                    // embeddings: vectors of another dimension under the same model version
 	numEvents
 )
 
@@ -75,9 +80,16 @@ var eventNames = [numEvents]string{
 	"coalesce.tick_wakeups",
 	"background.started", "background.joined", "background.saturated", "background.stored",
 	"background.refused", "background.failed",
+	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
 }
 
 func (rs *routeStats) event(e event) { rs.events[e].Increment(1) }
+
+func (rs *routeStats) items(e event, n int) {
+	if n > 0 {
+		rs.events[e].Increment(uint64(n))
+	}
+}
 
 // ctr is a counter that may have failed to be defined (then it is a no-op;
 // a missing stat must never break a request).

@@ -43,6 +43,8 @@ type stream struct {
 
 	recording []byte // copy of an event stream as it passes
 	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
+
+	holdResponse bool // a refetch will finish the response
 }
 
 type phase uint8
@@ -286,10 +288,23 @@ func (s *stream) bypass() {
 	}
 }
 
+// forward sends the request upstream (the caller continues or resumes it).
+// For an embeddings batch with cached items, the body becomes the batch of
+// missing items; the headers are still held, so content-length can follow.
 func (s *stream) forward() {
 	s.phase = phaseForwarded
 	s.forwardedAt = time.Now()
 	s.rs.request(s.req.Status)
+	if cached, total := s.req.ItemCounts(); total > 0 {
+		s.rs.items(evItemsHit, cached)
+		body, rewritten := s.req.UpstreamBody()
+		if rewritten {
+			if err := proxywasm.ReplaceHttpRequestBody(body); err != nil {
+				s.p.stats.internal.Increment(1)
+			}
+			_ = proxywasm.ReplaceHttpRequestHeader("content-length", strconv.Itoa(len(body)))
+		}
+	}
 }
 
 func (s *stream) serve() {
@@ -304,6 +319,9 @@ func (s *stream) serve() {
 	}
 	s.phase = phaseServed
 	s.rs.request(s.req.Status)
+	if cached, total := s.req.ItemCounts(); total > 0 {
+		s.rs.items(evItemsHit, cached)
+	}
 	s.rs.ageAtServe.Record(uint64(s.p.cache.Age(s.req).Milliseconds()))
 	if s.p.cache.WantsRefresh(s.req) {
 		s.p.refresh(s.req, s.reqHeaders)
@@ -436,6 +454,9 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 		return types.ActionContinue
 	}
 	s.finishResponse(body)
+	if s.holdResponse {
+		return types.ActionPause
+	}
 	return types.ActionContinue
 }
 
@@ -446,6 +467,12 @@ func (s *stream) finishResponse(body []byte) {
 	if adm.Reason != cachecore.ReasonNone {
 		if adm.Reason == cachecore.ReasonValidation {
 			proxywasm.LogDebug("validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
+		}
+		if _, rewritten := s.req.UpstreamBody(); rewritten {
+			// The answer covers only the missing items and cannot be used:
+			// the client still needs a whole answer.
+			s.holdResponse = s.refetch(adm.Reason)
+			return
 		}
 		s.refuse(adm.Reason)
 		s.setCacheStatus()
@@ -458,6 +485,16 @@ func (s *stream) finishResponse(body []byte) {
 		s.refuse(res.Reason)
 		s.setCacheStatus()
 		return
+	}
+	if cached, total := s.req.ItemCounts(); total > 0 {
+		s.rs.items(evItemsStored, res.ItemsStored)
+		s.rs.items(evItemsRefused, res.ItemsRefused)
+		if _, rewritten := s.req.UpstreamBody(); rewritten {
+			merged := c.MergedBody(s.req, body)
+			_ = proxywasm.ReplaceHttpResponseBody(merged)
+			_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(merged)))
+		}
+		_ = proxywasm.ReplaceHttpResponseHeader(cachecore.CachedItemsHeader, strconv.Itoa(cached)+"/"+strconv.Itoa(total))
 	}
 	s.rs.stored.Increment(1)
 	s.finishLead(cachecore.OutcomeStored)

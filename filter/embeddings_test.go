@@ -1,0 +1,280 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/wasmhost"
+	"github.com/tidwall/gjson"
+)
+
+const embConfig = `{
+  "upstream_cluster": "model",
+  "routes": [
+    {"name": "emb", "kind": "embeddings", "path_prefix": "/v1/embeddings", "ttl": "1h",
+     "model_version": {"header": "x-model-version"}}
+  ]
+}`
+
+func embReq(items []string, extra string) string {
+	in, _ := json.Marshal(items)
+	return `{"model":"sim-embed","input":` + string(in) + extra + `}`
+}
+
+func chunks(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("chunk %d of the handbook", i))
+	}
+	return out
+}
+
+// reference is the simulator's answer to the same batch, uncached.
+func reference(t *testing.T, body string) []byte {
+	t.Helper()
+	b, err := modelsim.ExpectedBody(modelsim.DefaultModelVersion, "/v1/embeddings", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func vectors(t *testing.T, body []byte) []string {
+	t.Helper()
+	var out []string
+	for i, d := range gjson.GetBytes(body, "data").Array() {
+		if d.Get("index").Int() != int64(i) || d.Get("object").String() != "embedding" {
+			t.Fatalf("data[%d] = %.100s", i, d.Raw)
+		}
+		out = append(out, d.Get("embedding").Raw)
+	}
+	return out
+}
+
+func TestEmbeddingsPartialBatch(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	// Cache the odd half: 32 items.
+	var odd, all []string
+	for i, c := range chunks(0, 64) {
+		all = append(all, c)
+		if i%2 == 1 {
+			odd = append(odd, c)
+		}
+	}
+	hs.post(0, "/v1/embeddings", embReq(odd, ""))
+	before := len(hs.sim.EmbeddingCalls())
+	body := embReq(all, "")
+	res := hs.post(1, "/v1/embeddings", body)
+	calls := hs.sim.EmbeddingCalls()[before:]
+	if len(calls) != 1 {
+		t.Fatalf("%d upstream calls, want 1", len(calls))
+	}
+	if len(calls[0]) != 32 {
+		t.Fatalf("upstream got %d items, want the 32 missing", len(calls[0]))
+	}
+	for j, item := range calls[0] {
+		if item != all[2*j] {
+			t.Fatalf("upstream item %d = %q, want %q", j, item, all[2*j])
+		}
+	}
+	if got, want := vectors(t, res.Body), vectors(t, reference(t, body)); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatal("merged vectors differ from the uncached reference")
+	}
+	expectCacheStatus(t, res, "fwd=partial", "stored")
+	if hdr(res, "x-modelcache-cached-items") != "32/64" {
+		t.Fatalf("cached-items = %q", hdr(res, "x-modelcache-cached-items"))
+	}
+	if tokens := gjson.GetBytes(res.Body, "usage.prompt_tokens").Int(); tokens == 0 {
+		t.Fatal("usage should report the tokens computed upstream for the missing items")
+	}
+	if hs.counter("modelcache.emb.items.hit") != 32 || hs.counter("modelcache.emb.items.stored") != 64 {
+		t.Fatalf("items.hit %d items.stored %d", hs.counter("modelcache.emb.items.hit"), hs.counter("modelcache.emb.items.stored"))
+	}
+	// Now every item is cached: zero upstream calls, the upstream's shape.
+	full := hs.post(0, "/v1/embeddings", body)
+	if len(hs.sim.EmbeddingCalls()) != before+1 {
+		t.Fatal("a fully cached batch went upstream")
+	}
+	expectCacheStatus(t, full, "hit")
+	ref := reference(t, body)
+	if strings.Join(vectors(t, full.Body), "|") != strings.Join(vectors(t, ref), "|") {
+		t.Fatal("fully cached vectors differ")
+	}
+	for _, f := range []string{"object", "model"} {
+		if gjson.GetBytes(full.Body, f).String() != gjson.GetBytes(ref, f).String() {
+			t.Fatalf("%s = %q, upstream says %q", f, gjson.GetBytes(full.Body, f).String(), gjson.GetBytes(ref, f).String())
+		}
+	}
+	if gjson.GetBytes(full.Body, "usage.total_tokens").Int() != 0 || hdr(full, "x-modelcache-cached-items") != "64/64" {
+		t.Fatalf("usage %s, cached-items %s", gjson.GetBytes(full.Body, "usage").Raw, hdr(full, "x-modelcache-cached-items"))
+	}
+}
+
+func TestEmbeddingsDuplicatesSentOnce(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	hs.post(0, "/v1/embeddings", embReq([]string{"a"}, ""))
+	body := embReq([]string{"b", "a", "b", "c", "b"}, "")
+	res := hs.post(0, "/v1/embeddings", body)
+	calls := hs.sim.EmbeddingCalls()
+	if got := strings.Join(calls[len(calls)-1], ","); got != "b,c" {
+		t.Fatalf("upstream got %q, want b,c", got)
+	}
+	if strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
+		t.Fatal("vectors differ")
+	}
+}
+
+func TestEmbeddingsInputForms(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	for _, body := range []string{
+		`{"model":"sim-embed","input":"a single string"}`,
+		`{"model":"sim-embed","input":[1,2,3,4]}`,
+		`{"model":"sim-embed","input":[[1,2],[3,4],[1,2]]}`,
+		`{"model":"sim-embed","input":["x","y"],"dimensions":8}`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			miss := hs.post(0, "/v1/embeddings", body)
+			hit := hs.post(1, "/v1/embeddings", body)
+			expectCacheStatus(t, hit, "hit")
+			want := vectors(t, reference(t, body))
+			if strings.Join(vectors(t, miss.Body), "|") != strings.Join(want, "|") || strings.Join(vectors(t, hit.Body), "|") != strings.Join(want, "|") {
+				t.Fatal("vectors differ from the reference")
+			}
+		})
+	}
+	for _, bad := range []string{`{"model":"m","input":[]}`, `{"model":"m","input":[1,"a"]}`, `{"model":"m","input":{"x":1}}`,
+		`{"model":"m","input":"x","encoding_format":"int8"}`} {
+		expectCacheStatus(t, hs.post(0, "/v1/embeddings", bad), "fwd=bypass", "detail=embedding-input")
+	}
+}
+
+func TestEmbeddingsEncodingsNeverMix(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	items := []string{"p", "q"}
+	f := hs.post(0, "/v1/embeddings", embReq(items, ""))
+	b := hs.post(0, "/v1/embeddings", embReq(items, `,"encoding_format":"base64"`))
+	expectCacheStatus(t, b, "fwd=miss")
+	fh := hs.post(1, "/v1/embeddings", embReq(items, `,"encoding_format":"float"`))
+	bh := hs.post(1, "/v1/embeddings", embReq(items, `,"encoding_format":"base64"`))
+	expectCacheStatus(t, bh, "hit")
+	if !strings.HasPrefix(vectors(t, bh.Body)[0], `"`) || !strings.HasPrefix(vectors(t, fh.Body)[0], `[`) {
+		t.Fatal("encodings mixed up")
+	}
+	// base64 decodes to the same numbers as the float answer.
+	var fv []float64
+	json.Unmarshal([]byte(vectors(t, f.Body)[0]), &fv)
+	var s string
+	json.Unmarshal([]byte(vectors(t, bh.Body)[0]), &s)
+	bv, err := modelsim.DecodeBase64(s)
+	if err != nil || len(bv) != len(fv) {
+		t.Fatalf("base64: %v, %d vs %d", err, len(bv), len(fv))
+	}
+	for i := range fv {
+		if float32(fv[i]) != bv[i] {
+			t.Fatalf("component %d: %v vs %v", i, fv[i], bv[i])
+		}
+	}
+	if strings.Join(vectors(t, b.Body), "|") != strings.Join(vectors(t, bh.Body), "|") {
+		t.Fatal("base64 hit differs from its miss")
+	}
+}
+
+func TestEmbeddingsModelVersionDrift(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	body := embReq(chunks(0, 4), "")
+	v1 := hs.post(0, "/v1/embeddings", body)
+	expectCacheStatus(t, hs.post(1, "/v1/embeddings", body), "hit")
+	if err := hs.sim.UpdateKnobs(func(k *modelsim.Knobs) { k.ModelVersion = "v2" }); err != nil {
+		t.Fatal(err)
+	}
+	// Another request reveals v2 (same dimensions).
+	hs.post(0, "/v1/embeddings", embReq([]string{"something new"}, ""))
+	res := hs.post(1, "/v1/embeddings", body)
+	expectCacheStatus(t, res, "fwd=miss")
+	old := vectors(t, v1.Body)
+	for i, v := range vectors(t, res.Body) {
+		if v == old[i] {
+			t.Fatalf("item %d: the old version's vector was served", i)
+		}
+		if len(strings.Split(v, ",")) != len(strings.Split(old[i], ",")) {
+			t.Fatal("test assumes equal dimensions")
+		}
+	}
+	if hs.counter("modelcache.model_version_changes") != 1 {
+		t.Fatal("switch not counted")
+	}
+}
+
+// An upstream answer that does not fit the items sent is never stored, and
+// a partial batch is then fetched whole so the client still gets everything.
+func TestEmbeddingsBadAnswersNeverStored(t *testing.T) {
+	tests := []struct {
+		name   string
+		mangle func(body []byte) []byte
+		stat   string
+	}{
+		{"one vector missing", func(b []byte) []byte {
+			data := gjson.GetBytes(b, "data").Array()
+			return []byte(`{"object":"list","data":[` + data[0].Raw + `],"model":"sim-embed","usage":{"prompt_tokens":1,"total_tokens":1}}`)
+		}, "refused.item_count"},
+		{"non-finite number", func(b []byte) []byte {
+			return bytes.ReplaceAll(b, []byte(`"embedding":[`), []byte(`"embedding":[1e999,`))
+		}, "refused.bad_vector"},
+		{"dimension differs", func(b []byte) []byte { return bytes.Replace(b, []byte(`"embedding":[`), []byte(`"embedding":[0.5,`), 1) }, "refused.dimensions"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, embConfig, withHTTPCalls())
+			hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+			mangled := 0
+			hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+				mangled++
+				status, h, b := hs.simulate(u.Headers, u.Body)
+				u.Respond(status, h, tc.mangle(b))
+				return true
+			}
+			body := embReq([]string{"cached", "new 1", "new 2"}, "")
+			res := hs.post(1, "/v1/embeddings", body)
+			if res.Status != 200 || strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
+				t.Fatalf("client did not get the whole, correct batch: %d %.200s", res.Status, res.Body)
+			}
+			if hs.counter("modelcache.emb."+tc.stat) != 1 || hs.counter("modelcache.emb.items.refetch") != 1 {
+				t.Fatalf("%s = %d, refetch = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat), hs.counter("modelcache.emb.items.refetch"))
+			}
+			if hs.counter("modelcache.emb.items.stored") != 1 {
+				t.Fatalf("items.stored = %d: the bad answer was stored", hs.counter("modelcache.emb.items.stored"))
+			}
+		})
+	}
+}
+
+func TestEmbeddingsCoalesceWholeBatches(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	hs.holdUpstream()
+	req := wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"}, {":authority", "m"},
+			{"content-type", "application/json"}, {"authorization", "Bearer tenant-a"}},
+		Body: []byte(embReq(chunks(0, 8), "")),
+	}
+	var exs []*wasmhost.Exchange
+	for i := 0; i < 10; i++ {
+		exs = append(exs, hs.h.StartExchange(i%2, req))
+	}
+	hs.h.Drain()
+	if n := len(hs.h.PendingUpstream()); n != 1 {
+		t.Fatalf("%d upstream calls for identical batches, want 1", n)
+	}
+	hs.answer(hs.h.PendingUpstream()[0])
+	hs.h.Drain()
+	for _, ex := range exs {
+		if !ex.Done() || ex.Response().Status != 200 || len(vectors(t, ex.Response().Body)) != 8 {
+			t.Fatal(ex.State())
+		}
+	}
+}
