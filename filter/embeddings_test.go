@@ -226,7 +226,9 @@ func TestEmbeddingsBadAnswersNeverStored(t *testing.T) {
 		{"non-finite number", func(b []byte) []byte {
 			return bytes.ReplaceAll(b, []byte(`"embedding":[`), []byte(`"embedding":[1e999,`))
 		}, "refused.bad_vector"},
-		{"dimension differs", func(b []byte) []byte { return bytes.Replace(b, []byte(`"embedding":[`), []byte(`"embedding":[0.5,`), 1) }, "refused.dimensions"},
+		{"dimension differs", func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"embedding":[`), []byte(`"embedding":[0.5,`), 1)
+		}, "refused.dimensions"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
