@@ -218,7 +218,7 @@ func canonReason(err error) Reason {
 // length-prefixed (or, for the version, length-suffixed), so distinct parts
 // can never concatenate to the same key:
 //
-//	"K1" route method path tenant(32) model canonical | version len(version) gen(8)
+//	"K1" route method path tenant(32) model stream(S|N) canonical | version len(version) gen(8)
 //
 // The part before the version — the request itself, without the model
 // state — is what single flight coalesces on (LeaseFP): a version change or
@@ -230,6 +230,13 @@ func (c *Cache) buildKey(req *Request) {
 	k = appendLV(k, req.Path)
 	k = append(k, req.tenant[:]...)
 	k = appendLV(k, req.Model)
+	// Streamed and non-streamed answers never share an entry, even when
+	// key_fields leaves "stream" out.
+	if req.Stream {
+		k = append(k, 'S')
+	} else {
+		k = append(k, 'N')
+	}
 	k = append(k, req.canonical...)
 	req.stableLen = len(k)
 	k = append(k, req.state.Version...)
@@ -269,6 +276,11 @@ const (
 // req.Status to StatusHit, StatusStale or StatusMiss and keeps any entry
 // found in req.Entry (a stale one is still useful for stale-if-error).
 func (c *Cache) Lookup(req *Request) Decision {
+	if req.CC.OnlyIfCached && (req.Bypassed() || req.Status == StatusRevalidate) {
+		// The client forbids going upstream and the cache cannot answer.
+		req.Status = StatusUnavailable
+		return Unavailable
+	}
 	if req.Bypassed() {
 		return Forward
 	}
@@ -472,7 +484,14 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 // sure the model's record exists) and moves req onto the current state.
 func (c *Cache) prepareStore(req *Request, adm Admission) (StoreResult, bool) {
 	res := StoreResult{Version: adm.Version}
+	before := req.state
 	if req.Route.ModelVersion.Enabled() {
+		if adm.Version == "" {
+			// The route tracks versions but this answer names none: it
+			// cannot be filed under any version safely.
+			res.Reason = ReasonNoVersion
+			return res, false
+		}
 		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version)
 		if err != nil {
 			res.Reason = storeErrReason(err)
@@ -487,6 +506,12 @@ func (c *Cache) prepareStore(req *Request, adm Admission) (StoreResult, bool) {
 			return res, false
 		}
 		req.state = st
+	}
+	if before.Found && req.state.Gen != before.Gen {
+		// The model was purged (or invalidated) while this answer was in
+		// flight: it belongs to the old generation and is not stored.
+		res.Reason = ReasonInvalidated
+		return res, false
 	}
 	return res, true
 }

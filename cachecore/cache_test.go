@@ -207,6 +207,29 @@ func TestSetBody(t *testing.T) {
 	}
 }
 
+// TestStreamModeIsPartOfKey: a recorded event stream must never answer a
+// request for a JSON body, nor the reverse (sse.go: "stream: true and
+// stream: false requests never share an entry: stream is part of the
+// key") — whatever key_fields selects.
+func TestStreamModeIsPartOfKey(t *testing.T) {
+	for _, tc := range []struct{ name, members string }{
+		{"kind defaults", ``},
+		{"key_fields without stream", `,"key_fields":["model","messages"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1"`+tc.members+`}]}`)
+			streaming := env.request("chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`)
+			plain := env.request("chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`)
+			if !streaming.Stream || plain.Stream || streaming.Bypassed() || plain.Bypassed() {
+				t.Fatalf("requests: stream %v/%v, bypass %s/%s", streaming.Stream, plain.Stream, streaming.Reason, plain.Reason)
+			}
+			if bytes.Equal(streaming.Key, plain.Key) {
+				t.Fatalf("stream:true and stream:false share a key: a recorded event stream would answer a JSON request")
+			}
+		})
+	}
+}
+
 // TestMissStoreHit walks one key through its life: miss, store, hit with
 // Age and Cache-Status, across tenants.
 func TestMissStoreHit(t *testing.T) {
@@ -929,7 +952,7 @@ func TestPurge(t *testing.T) {
 			env.fill(req, jsonCT, chatResponse("x"), 10)
 		}
 		req, _ := env.lookup("embed", nil, `{"model":"e","input":"x"}`)
-		env.fill(req, jsonCT, `{"data":[{"embedding":[0.1]}]}`, 10)
+		env.fill(req, jsonCT, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}]}`, 10)
 		return env
 	}
 	served := func(env *testEnv, route string, who [][2]string, body string) bool {

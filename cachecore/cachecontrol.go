@@ -56,10 +56,21 @@ func ParseRequestCC(v string) RequestCC {
 	return cc
 }
 
+// deltaSeconds parses RFC 9111 delta-seconds. A value too large to
+// represent reads as the largest one kept (2^32−1 s, over the 2^31 that
+// §1.2.2 asks for); a malformed one as 0.
 func deltaSeconds(s string) time.Duration {
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
+	if s == "" {
 		return 0
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > 1<<32-1 {
+		n = 1<<32 - 1
 	}
 	return time.Duration(n) * time.Second
 }

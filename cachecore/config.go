@@ -93,6 +93,8 @@ type Policy struct {
 	StaleIfError    time.Duration
 	EarlyRefresh    EarlyRefresh
 	Coalesce        Coalesce
+
+	ignoreSet bool // ignore_fields was configured (it excludes key_fields)
 }
 
 // VersionSource says where the upstream reports its model version.
@@ -251,6 +253,10 @@ func (p *parser) config(data []byte) *Config {
 		return cfg
 	}
 	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		p.fail("configuration", "must be an object")
+		return cfg
+	}
 	var defaults gjson.Result
 	var routes gjson.Result
 	p.fields("", root, func(key string, v gjson.Result) bool {
@@ -292,10 +298,21 @@ func (p *parser) config(data []byte) *Config {
 		p.fail("defaults", "must be an object")
 		defaults = gjson.Result{}
 	}
+	if defaults.Exists() {
+		// Report the defaults' errors once, whatever the routes look like;
+		// each route then applies them silently over its kind's defaults.
+		pol := kindDefaults(KindJSON)
+		p.fields("defaults", defaults, func(key string, v gjson.Result) bool {
+			return p.policyField("defaults."+key, key, v, &pol)
+		})
+		if len(pol.KeyFields) > 0 && pol.ignoreSet {
+			p.fail("defaults", "key_fields and ignore_fields exclude each other")
+		}
+	}
 	names := map[string]bool{}
 	for i, rv := range routes.Array() {
 		path := fmt.Sprintf("routes[%d]", i)
-		r := p.route(path, rv, defaults, i == 0)
+		r := p.route(path, rv, defaults)
 		if r == nil {
 			continue
 		}
@@ -377,7 +394,7 @@ func (p *parser) background(path string, v gjson.Result, b *BackgroundConfig) {
 
 var validKinds = []Kind{KindChat, KindCompletions, KindEmbeddings, KindClassify, KindJSON}
 
-func (p *parser) route(path string, v gjson.Result, defaults gjson.Result, reportDefaults bool) *Route {
+func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Route {
 	if !v.IsObject() {
 		p.fail(path, "must be an object")
 		return nil
@@ -395,15 +412,11 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result, repor
 	r.Kind = Kind(kind.Str)
 	r.Policy = kindDefaults(r.Kind)
 	if defaults.Exists() {
-		// Defaults apply over each route's kind defaults; report their
-		// errors once, not once per route.
+		// Errors in defaults were reported once by config().
 		q := &parser{}
 		q.fields("defaults", defaults, func(key string, v gjson.Result) bool {
 			return q.policyField("defaults."+key, key, v, &r.Policy)
 		})
-		if reportDefaults {
-			p.errs = append(p.errs, q.errs...)
-		}
 	}
 	p.fields(path, v, func(key string, val gjson.Result) bool {
 		sub := join(path, key)
@@ -443,8 +456,11 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result, repor
 	case r.Exact != "" && !strings.HasPrefix(r.Exact, "/"):
 		p.fail(path+".path_exact", "must start with /")
 	}
-	if v.Get("key_fields").Exists() && v.Get("ignore_fields").Exists() {
+	if len(r.KeyFields) > 0 && r.ignoreSet && (v.Get("key_fields").Exists() || v.Get("ignore_fields").Exists()) {
 		p.fail(path, "key_fields and ignore_fields exclude each other")
+	}
+	if len(r.KeyFields) > 0 {
+		r.IgnoreFields = nil // an allowlist replaces the kind's ignore list
 	}
 	if len(r.KeyFields) > 0 && !containsStr(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
 		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
@@ -503,9 +519,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		pol.ModelPath = p.str(path, v)
 	case "key_fields":
 		pol.KeyFields = p.strList(path, v)
-		pol.IgnoreFields = nil
 	case "ignore_fields":
 		pol.IgnoreFields = p.strList(path, v)
+		pol.ignoreSet = true
 	case "finish_reasons":
 		pol.FinishReasons = p.strList(path, v)
 	case "validate":

@@ -32,6 +32,9 @@ func (c *Cache) IsPurge(method, path string) bool {
 
 // PurgeAuthorized checks the bearer token in constant time.
 func (c *Cache) PurgeAuthorized(headers [][2]string) bool {
+	if c.cfg.Purge.Token == "" {
+		return false
+	}
 	v, ok := header(headers, "authorization")
 	if !ok || len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
 		return false
@@ -80,13 +83,30 @@ func (c *Cache) Purge(body []byte) (PurgeResult, error) {
 			return true
 		})
 		req := c.Begin(route, method, path, hs)
-		req.Status = StatusMiss // a purge is never a revalidation
+		if req.Status == StatusRevalidate {
+			req.Status = StatusMiss // the replayed no-cache does not matter here
+		}
 		c.SetBody(req, []byte(v.Get("body").Raw))
 		if req.Bypassed() {
 			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
 		}
 		if !req.state.Found {
 			return PurgeResult{Scope: "entry"}, nil
+		}
+		if req.batch != nil { // embeddings: every item of the batch
+			c.itemKeys(req)
+			n := 0
+			for _, i := range req.batch.distinct {
+				it := &req.batch.items[i]
+				freed, err := c.table.Remove(it.fp, it.key)
+				if err != nil {
+					return PurgeResult{Scope: "entry", Freed: n}, err
+				}
+				if freed {
+					n++
+				}
+			}
+			return PurgeResult{Scope: "entry", Freed: n}, nil
 		}
 		freed, err := c.table.Remove(req.FP, req.Key)
 		n := 0

@@ -82,7 +82,8 @@ const (
 	ReasonLowConfidence   // score below the lowest tier
 	ReasonNoConfidence    // score missing or not a number
 	ReasonTruncated       // the response never finished (reset, client abort)
-	ReasonVersionChanged  // the model version changed under the request
+	ReasonInvalidated     // the model was purged while the request was in flight
+	ReasonNoVersion       // a versioned route's answer reports no version
 	ReasonItemCount       // embeddings: not one vector per item sent
 	ReasonDimensions      // embeddings: a vector of another dimension
 	ReasonBadVector       // embeddings: not numbers, not finite, bad base64
@@ -95,7 +96,7 @@ var reasonNames = [numReason]string{
 	"store_contention", "hold_unsupported", "embedding_input",
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
-	"low_confidence", "no_confidence", "truncated", "version_changed",
+	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
 	"item_count", "dimensions", "bad_vector",
 }
 

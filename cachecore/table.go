@@ -174,11 +174,11 @@ func (t *Table) Lookup(fp uint64, key []byte, now int64) (*Entry, error) {
 			continue
 		}
 		raw, _, err := t.store.Get(t.entryKey(b, w))
-		if errors.Is(err, ErrNotFound) || len(raw) == 0 {
-			continue // claimed but not yet written, or purged
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
+		}
+		if len(raw) == 0 {
+			continue // claimed but not yet written, or purged
 		}
 		e, err := DecodeEntry(raw)
 		if err != nil || string(e.Key) != string(key) {
@@ -313,8 +313,11 @@ func (t *Table) Clear() (int, error) {
 			occupied := append([]slot(nil), t.idx...)
 			t.resetIdx()
 			err = t.writeIndex(b, cas, true)
-			if errors.Is(err, ErrCasMismatch) && attempt < maxCASAttempts {
-				continue
+			if errors.Is(err, ErrCasMismatch) {
+				if attempt < maxCASAttempts {
+					continue
+				}
+				err = ErrContention
 			}
 			if err != nil {
 				return freed, err

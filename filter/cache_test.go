@@ -341,6 +341,16 @@ func TestRequestCacheControl(t *testing.T) {
 	if res := hs.post(0, "/v1/chat/completions", body, "cache-control", "only-if-cached"); res.Status != 504 {
 		t.Fatalf("only-if-cached miss: status %d", res.Status)
 	}
+	// only-if-cached never reaches the model, even when the cache could
+	// not have taken part anyway.
+	for _, extra := range [][]string{{"-", "", "cache-control", "only-if-cached"}, {"cache-control", "only-if-cached, no-cache"}} {
+		if res := hs.post(0, "/v1/chat/completions", body, extra...); res.Status != 504 {
+			t.Fatalf("%v: status %d", extra, res.Status)
+		}
+	}
+	if hs.upstream.Load() != 0 {
+		t.Fatal("only-if-cached reached the upstream")
+	}
 	calls := hs.sim.Calls("/v1/chat/completions")
 	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "fwd=miss", "stored")
 	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "only-if-cached"), "hit")

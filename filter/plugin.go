@@ -209,8 +209,9 @@ func (p *plugin) checkHeld(now time.Time) {
 			continue
 		}
 		s.req.Bypass(cachecore.ReasonHoldUnsupported)
-		s.bypass()
-		_ = proxywasm.ResumeHttpRequest()
+		if s.bypass() == types.ActionContinue {
+			_ = proxywasm.ResumeHttpRequest()
+		}
 		p.stalls++
 		if p.hold == holdUnknown && p.stalls >= holdStallsToGiveUp {
 			p.hold = holdUnsupported

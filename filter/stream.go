@@ -91,13 +91,11 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		s.req.Bypass(cachecore.ReasonHoldUnsupported)
 	}
 	if s.req.Bypassed() {
-		s.bypass()
-		return types.ActionContinue
+		return s.bypass()
 	}
 	if endOfStream {
 		c.SetBody(s.req, nil)
-		s.bypass()
-		return types.ActionContinue
+		return s.bypass()
 	}
 	// The cache can only check and store an uncompressed body; a compressor
 	// in front of this filter compresses for the client.
@@ -128,8 +126,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 	if !endOfStream {
 		if bodySize > s.p.cfg.MaxRequestBytes {
 			s.req.Bypass(cachecore.ReasonBodyTooLarge)
-			s.bypass()
-			return types.ActionContinue
+			return s.bypass()
 		}
 		return types.ActionPause
 	}
@@ -137,13 +134,11 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 	body, err := proxywasm.GetHttpRequestBody(0, bodySize)
 	if err != nil {
 		s.req.Bypass(cachecore.ReasonInternal)
-		s.bypass()
-		return types.ActionContinue
+		return s.bypass()
 	}
 	c.SetBody(s.req, body)
 	if s.req.Bypassed() {
-		s.bypass()
-		return types.ActionContinue
+		return s.bypass()
 	}
 	switch c.Lookup(s.req) {
 	case cachecore.Serve:
@@ -154,8 +149,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		return types.ActionPause
 	}
 	if s.req.Bypassed() { // internal fault during the lookup: fail open
-		s.bypass()
-		return types.ActionContinue
+		return s.bypass()
 	}
 	if s.req.Status == cachecore.StatusMiss && s.req.Route.Coalesce.Enabled {
 		return s.coalesce()
@@ -276,8 +270,19 @@ func (s *stream) finishLead(o cachecore.Outcome) {
 }
 
 // bypass lets the request through untouched apart from a Cache-Status
-// header on the response saying why.
-func (s *stream) bypass() {
+// header on the response saying why — unless the client said
+// only-if-cached: then it gets a 504, never an upstream call.
+func (s *stream) bypass() types.Action {
+	if s.req.CC.OnlyIfCached {
+		delete(s.p.holding, s.id)
+		s.unavailable()
+		return types.ActionPause
+	}
+	s.markBypass()
+	return types.ActionContinue
+}
+
+func (s *stream) markBypass() {
 	delete(s.p.holding, s.id)
 	s.phase = phasePassThrough
 	s.cs = cachecore.CacheStatus{Status: cachecore.StatusBypass, Reason: s.req.Reason}

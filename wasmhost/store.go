@@ -42,7 +42,8 @@ func (s *sharedData) get(vmID, key string) ([]byte, uint32, Status) {
 	if !ok {
 		return nil, 0, StatusNotFound
 	}
-	return e.value, e.cas, StatusOK
+	// A copy, as the host copies values into the VM on every get.
+	return append([]byte(nil), e.value...), e.cas, StatusOK
 }
 
 // set follows SharedData::set exactly: a non-zero cas must match an existing

@@ -1,0 +1,126 @@
+package cachecore
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseRequestCC(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name string
+		in   string
+		want RequestCC
+	}{
+		{"empty", "", RequestCC{}},
+		{"only separators", " , ,, ", RequestCC{}},
+		{"no-store", "no-store", RequestCC{NoStore: true}},
+		{"upper case", "NO-STORE", RequestCC{NoStore: true}},
+		{"mixed case", "No-Cache", RequestCC{NoCache: true}},
+		{"only-if-cached", "only-if-cached", RequestCC{OnlyIfCached: true}},
+		{"several with spacing", "  no-cache ,only-if-cached,  max-age=5 ", RequestCC{NoCache: true, OnlyIfCached: true, MaxAge: 5 * s, HasMaxAge: true}},
+		{"empty members", ",,no-store,", RequestCC{NoStore: true}},
+		{"max-age", "max-age=60", RequestCC{MaxAge: 60 * s, HasMaxAge: true}},
+		{"max-age zero", "max-age=0", RequestCC{HasMaxAge: true}},
+		{"max-age quoted", `max-age="60"`, RequestCC{MaxAge: 60 * s, HasMaxAge: true}},
+		{"spaces around =", "max-age = 60", RequestCC{MaxAge: 60 * s, HasMaxAge: true}},
+		{"upper-case name", "MAX-AGE=7", RequestCC{MaxAge: 7 * s, HasMaxAge: true}},
+		{"max-age malformed is 0", "max-age=soon", RequestCC{HasMaxAge: true}},
+		{"max-age negative is 0", "max-age=-1", RequestCC{HasMaxAge: true}},
+		{"max-age fraction is 0", "max-age=1.5", RequestCC{HasMaxAge: true}},
+		{"max-age plus sign is 0", "max-age=+5", RequestCC{HasMaxAge: true}},
+		{"max-age without value is 0", "max-age", RequestCC{HasMaxAge: true}},
+		{"max-age empty value is 0", "max-age=", RequestCC{HasMaxAge: true}},
+		{"max-age largest 32-bit", "max-age=4294967295", RequestCC{MaxAge: 4294967295 * s, HasMaxAge: true}},
+		{"max-stale without value", "max-stale", RequestCC{HasMaxStale: true, MaxStaleAny: true}},
+		{"max-stale with value", "max-stale=30", RequestCC{MaxStale: 30 * s, HasMaxStale: true}},
+		{"max-stale quoted", `max-stale="30"`, RequestCC{MaxStale: 30 * s, HasMaxStale: true}},
+		{"max-stale empty value", "max-stale=", RequestCC{HasMaxStale: true}},
+		{"max-stale malformed", "max-stale=lots", RequestCC{HasMaxStale: true}},
+		{"min-fresh", "min-fresh=10", RequestCC{MinFresh: 10 * s, HasMinFresh: true}},
+		{"unknown directives ignored", "no-transform, foo=bar, x-custom, no-store", RequestCC{NoStore: true}},
+		{"unknown directive with a quoted comma", `foo="a,b", no-cache`, RequestCC{NoCache: true}},
+		{"response-only directives ignored", "private, public, must-revalidate, s-maxage=9", RequestCC{}},
+		{"prefix of a directive is not it", "no-stored, max-ages=5, no", RequestCC{}},
+		{"all of them", "no-store, no-cache, only-if-cached, max-age=1, max-stale=2, min-fresh=3",
+			RequestCC{NoStore: true, NoCache: true, OnlyIfCached: true, MaxAge: s, HasMaxAge: true, MaxStale: 2 * s, HasMaxStale: true, MinFresh: 3 * s, HasMinFresh: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ParseRequestCC(tc.in); got != tc.want {
+				t.Fatalf("ParseRequestCC(%q) =\n %+v\nwant\n %+v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseRequestCCOverflow: RFC 9111 §1.2.2 — a delta-seconds too large
+// to represent MUST be taken as 2147483648 (2^31), not as 0. Reading an
+// overflowing min-fresh as 0 serves an entry the client said is not fresh
+// enough; an overflowing max-stale as 0 refuses what the client accepts.
+func TestParseRequestCCOverflow(t *testing.T) {
+	const big = "99999999999999999999"
+	atLeast := time.Duration(1<<31) * time.Second
+	tests := []struct {
+		in  string
+		get func(RequestCC) (time.Duration, bool)
+	}{
+		{"min-fresh=" + big, func(cc RequestCC) (time.Duration, bool) { return cc.MinFresh, cc.HasMinFresh }},
+		{"min-fresh=4294967296", func(cc RequestCC) (time.Duration, bool) { return cc.MinFresh, cc.HasMinFresh }},
+		{"max-stale=" + big, func(cc RequestCC) (time.Duration, bool) { return cc.MaxStale, cc.HasMaxStale && !cc.MaxStaleAny }},
+		{"max-age=" + big, func(cc RequestCC) (time.Duration, bool) { return cc.MaxAge, cc.HasMaxAge }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			if d, ok := tc.get(ParseRequestCC(tc.in)); !ok || d < atLeast {
+				t.Fatalf("ParseRequestCC(%q) = %v (present %v), want at least %v", tc.in, d, ok, atLeast)
+			}
+		})
+	}
+}
+
+func TestParseResponseCC(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want ResponseCC
+	}{
+		{"empty", "", ResponseCC{}},
+		{"no-store", "no-store", ResponseCC{NoStore: true}},
+		{"upper case with spaces", "  NO-STORE  ", ResponseCC{NoStore: true}},
+		{"private", "private", ResponseCC{Private: true}},
+		{"private with field names", `private="set-cookie"`, ResponseCC{Private: true}},
+		{"private with a value and spacing", `Private = "x"`, ResponseCC{Private: true}},
+		{"both", "private, no-store", ResponseCC{NoStore: true, Private: true}},
+		{"public with max-age", "public, max-age=600", ResponseCC{}},
+		{"s-maxage and must-revalidate", "s-maxage=60, must-revalidate", ResponseCC{}},
+		{"unknown extension", "x-foo=1, no-store", ResponseCC{NoStore: true}},
+		{"prefixes are not directives", "privately, no-stored", ResponseCC{}},
+		{"empty members", ",,private,,", ResponseCC{Private: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ParseResponseCC(tc.in); got != tc.want {
+				t.Fatalf("ParseResponseCC(%q) = %+v, want %+v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseCacheControl: no input panics, and a parsed directive list
+// never reports a value without its presence flag.
+func FuzzParseCacheControl(f *testing.F) {
+	for _, s := range []string{"no-store", "max-age=60, max-stale", `private="a,b"`, "min-fresh=99999999999999999999", ",,=,", `max-age="`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		cc := ParseRequestCC(v)
+		if cc.MaxAge != 0 && !cc.HasMaxAge || cc.MinFresh != 0 && !cc.HasMinFresh || (cc.MaxStale != 0 || cc.MaxStaleAny) && !cc.HasMaxStale {
+			t.Fatalf("%q: value without its flag: %+v", v, cc)
+		}
+		if cc.MaxAge < 0 || cc.MinFresh < 0 || cc.MaxStale < 0 {
+			t.Fatalf("%q: negative duration: %+v", v, cc)
+		}
+		_ = ParseResponseCC(v)
+	})
+}
