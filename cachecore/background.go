@@ -12,18 +12,17 @@ import (
 type BackgroundSlots struct {
 	store  Store
 	n      int
+	key    string
 	anchor uint32
 }
 
-const backgroundKey = "mc:bg"
-
 // NewBackgroundSlots returns a limiter of n concurrent calls.
 func NewBackgroundSlots(store Store, n int) *BackgroundSlots {
-	return &BackgroundSlots{store: store, n: n}
+	return &BackgroundSlots{store: store, n: n, key: "mc:bg"}
 }
 
 func (b *BackgroundSlots) read() ([]int64, uint32, bool, error) {
-	raw, cas, err := b.store.Get(backgroundKey)
+	raw, cas, err := b.store.Get(b.key)
 	if errors.Is(err, ErrNotFound) {
 		return make([]int64, b.n), 0, false, nil
 	}
@@ -54,7 +53,7 @@ func (b *BackgroundSlots) write(slots []int64, cas uint32, exists bool) error {
 	for _, d := range slots {
 		buf = binary.LittleEndian.AppendUint64(buf, uint64(d))
 	}
-	return b.store.Set(backgroundKey, buf, cas)
+	return b.store.Set(b.key, buf, cas)
 }
 
 // Acquire takes a slot until deadline; ok is false when all are busy.

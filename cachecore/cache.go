@@ -25,6 +25,9 @@ type Cache struct {
 	now    func() time.Time
 	rand   func() uint64
 	canon  Canonicalizer
+
+	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
+	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 }
 
 // Options injects the store, the clock and the random source, so tests can

@@ -94,7 +94,56 @@ type Policy struct {
 	EarlyRefresh    EarlyRefresh
 	Coalesce        Coalesce
 
+	FreshnessSLO *FreshnessSLO
+	Shadow       *Shadow
+
 	ignoreSet bool // ignore_fields was configured (it excludes key_fields)
+	kind      Kind // for kind-dependent defaults while parsing
+}
+
+// FreshnessSLO is a stale-serving objective: at most MaxFraction of the
+// route's responses may be older than MaxAge, over a sliding Window.
+type FreshnessSLO struct {
+	MaxAge      time.Duration
+	MaxFraction float64
+	Window      time.Duration
+	MinSamples  int
+}
+
+// Shadow configures sampled cached-vs-fresh comparison: a fraction of hits
+// also asks the upstream in the background, compares the answers, and
+// invalidates the namespace when they diverge too often.
+type Shadow struct {
+	Sample        float64 // fraction of hits compared
+	MaxConcurrent int     // shadow calls at once, per route and Envoy process
+	Compare       string  // text, exact, numeric, label, cosine
+	Paths         []string
+	Tolerance     float64 // numeric
+	MinCosine     float64 // cosine
+	MaxDivergence float64 // divergence rate that invalidates
+	MinSamples    int
+	Window        time.Duration
+}
+
+var compareModes = map[string]bool{"text": true, "exact": true, "numeric": true, "label": true, "cosine": true}
+
+// shadowDefaults picks the comparator a kind's answers are compared with.
+func shadowDefaults(k Kind) Shadow {
+	s := Shadow{Sample: 0.01, MaxConcurrent: 2, MaxDivergence: 0.2, MinSamples: 10, Window: 10 * time.Minute,
+		Tolerance: 1e-6, MinCosine: 0.999}
+	switch k {
+	case KindChat:
+		s.Compare, s.Paths = "text", []string{"choices.#.message.content", "choices.#.message.tool_calls"}
+	case KindCompletions:
+		s.Compare, s.Paths = "text", []string{"choices.#.text"}
+	case KindClassify:
+		s.Compare, s.Paths = "label", []string{"label"}
+	case KindEmbeddings:
+		s.Compare = "cosine"
+	default:
+		s.Compare = "exact"
+	}
+	return s
 }
 
 // VersionSource says where the upstream reports its model version.
@@ -162,6 +211,7 @@ const (
 // kindDefaults returns the policy a route of kind k starts from.
 func kindDefaults(k Kind) Policy {
 	p := Policy{
+		kind:          k,
 		TTL:           DefaultTTL,
 		Statuses:      []int{200},
 		TenantHeaders: []string{"authorization", "x-api-key"},
@@ -326,9 +376,9 @@ func (p *parser) config(data []byte) *Config {
 		if r.MaxEntryBytes == 0 {
 			r.MaxEntryBytes = cfg.Store.MaxEntryBytes
 		}
-		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled
+		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled || (r.Shadow != nil && r.Shadow.Sample > 0)
 		if needsCluster && cfg.Cluster == "" {
-			p.fail(path, "stale_while_revalidate and early_refresh make background calls: set upstream_cluster")
+			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
 		}
 		cfg.Routes = append(cfg.Routes, r)
 	}
@@ -568,6 +618,61 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			}
 			return true
 		})
+	case "freshness_slo":
+		slo := &FreshnessSLO{MaxFraction: 0.05, Window: 5 * time.Minute, MinSamples: 20}
+		var haveAge bool
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			sub := join(path, key)
+			switch key {
+			case "max_age":
+				slo.MaxAge, haveAge = p.duration(sub, val, time.Second, 365*24*time.Hour), true
+			case "max_fraction":
+				slo.MaxFraction = p.floatRange(sub, val, 0, 1)
+			case "window":
+				slo.Window = p.duration(sub, val, 10*time.Second, 24*time.Hour)
+			case "min_samples":
+				slo.MinSamples = p.intRange(sub, val, 1, 1<<30)
+			default:
+				return false
+			}
+			return true
+		})
+		if !haveAge {
+			p.fail(path+".max_age", "is required: the freshness budget, e.g. \"1h\"")
+		}
+		pol.FreshnessSLO = slo
+	case "shadow":
+		sh := shadowDefaults(pol.kind)
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			sub := join(path, key)
+			switch key {
+			case "sample":
+				sh.Sample = p.floatRange(sub, val, 0, 1)
+			case "max_concurrent":
+				sh.MaxConcurrent = p.intRange(sub, val, 1, 64)
+			case "compare":
+				sh.Compare = p.str(sub, val)
+				if !compareModes[sh.Compare] {
+					p.fail(sub, "must be one of text, exact, numeric, label, cosine")
+				}
+			case "paths":
+				sh.Paths = p.strList(sub, val)
+			case "tolerance":
+				sh.Tolerance = p.floatRange(sub, val, 0, 1e12)
+			case "min_cosine":
+				sh.MinCosine = p.floatRange(sub, val, -1, 1)
+			case "max_divergence":
+				sh.MaxDivergence = p.floatRange(sub, val, 0, 1)
+			case "min_samples":
+				sh.MinSamples = p.intRange(sub, val, 1, 1<<30)
+			case "window":
+				sh.Window = p.duration(sub, val, time.Second, 30*24*time.Hour)
+			default:
+				return false
+			}
+			return true
+		})
+		pol.Shadow = &sh
 	case "coalesce":
 		p.fields(path, v, func(key string, val gjson.Result) bool {
 			sub := join(path, key)

@@ -42,6 +42,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			HonorCacheCtl: true,
 			EarlyRefresh:  EarlyRefresh{Beta: 1},
 			Coalesce:      Coalesce{Enabled: true, MaxWait: 30 * time.Second, MaxRetries: 2, HitForMiss: 30 * time.Second},
+			kind:          KindChat,
 		},
 	}
 	if !reflect.DeepEqual(r, want) {
@@ -378,8 +379,8 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "purge path without token", cfg: `{"purge":{"path":"/_purge"},` + minimalChat[1:], want: []string{"purge.token: must be at least 16 characters"}},
 		{name: "purge path relative", cfg: `{"purge":{"path":"_purge","token":"0123456789abcdef"},` + minimalChat[1:], want: []string{"purge.path: must be an absolute path"}},
 		{name: "purge token without path", cfg: `{"purge":{"token":"0123456789abcdef"},` + minimalChat[1:], want: []string{"purge.path: must be an absolute path"}},
-		{name: "stale_while_revalidate without upstream_cluster", cfg: oneRoute(`,"stale_while_revalidate":"30s"`), want: []string{"routes[0]: stale_while_revalidate and early_refresh make background calls: set upstream_cluster"}},
-		{name: "early_refresh without upstream_cluster", cfg: oneRoute(`,"early_refresh":{"enabled":true}`), want: []string{"routes[0]: stale_while_revalidate and early_refresh", "set upstream_cluster"}},
+		{name: "stale_while_revalidate without upstream_cluster", cfg: oneRoute(`,"stale_while_revalidate":"30s"`), want: []string{"routes[0]: stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster"}},
+		{name: "early_refresh without upstream_cluster", cfg: oneRoute(`,"early_refresh":{"enabled":true}`), want: []string{"routes[0]: stale_while_revalidate, early_refresh and shadow", "set upstream_cluster"}},
 		{name: "early_refresh beta out of range", cfg: `{"upstream_cluster":"m",` + oneRoute(`,"early_refresh":{"enabled":true,"beta":0}`)[1:], want: []string{"routes[0].early_refresh.beta: must be between 0.01 and 100, got 0"}},
 		{name: "coalesce max_wait too short", cfg: oneRoute(`,"coalesce":{"max_wait":"1ms"}`), want: []string{"routes[0].coalesce.max_wait: must be between 10ms and 10m0s, got 1ms"}},
 		{name: "unknown coalesce field", cfg: oneRoute(`,"coalesce":{"maxwait":"1s"}`), want: []string{"routes[0].coalesce.maxwait: unknown field"}},

@@ -28,6 +28,10 @@ type modelRecord struct {
 	id      uint64 // Hash64 of route and model
 	gen     uint64
 	version string
+	// Shadow comparison window (see staleness.go).
+	divStart int64
+	samples  uint32
+	diverged uint32
 }
 
 // ModelState is what a request's key needs from the model table.
@@ -49,36 +53,48 @@ func modelKey(id uint64) string {
 	return "mc:m:" + strconv.FormatUint(id%modelSlots, 10)
 }
 
+// Model records, little-endian: "MN" count, then per record
+// id(8) gen(8) divStart(8) samples(4) diverged(4) len(1) version.
+const modelRecordFixed = 33
+
 func decodeModels(raw []byte) []modelRecord {
-	if len(raw) < 3 || raw[0] != 'M' || raw[1] != 'M' {
+	if len(raw) < 3 || raw[0] != 'M' || raw[1] != 'N' {
 		return nil
 	}
 	n := int(raw[2])
 	raw = raw[3:]
+	le := binary.LittleEndian
 	out := make([]modelRecord, 0, n)
 	for i := 0; i < n; i++ {
-		if len(raw) < 17 {
+		if len(raw) < modelRecordFixed {
 			return nil
 		}
-		vl := int(raw[16])
-		if len(raw) < 17+vl {
+		vl := int(raw[32])
+		if len(raw) < modelRecordFixed+vl {
 			return nil
 		}
 		out = append(out, modelRecord{
-			id:      binary.LittleEndian.Uint64(raw),
-			gen:     binary.LittleEndian.Uint64(raw[8:]),
-			version: string(raw[17 : 17+vl]),
+			id:       le.Uint64(raw),
+			gen:      le.Uint64(raw[8:]),
+			divStart: int64(le.Uint64(raw[16:])),
+			samples:  le.Uint32(raw[24:]),
+			diverged: le.Uint32(raw[28:]),
+			version:  string(raw[modelRecordFixed : modelRecordFixed+vl]),
 		})
-		raw = raw[17+vl:]
+		raw = raw[modelRecordFixed+vl:]
 	}
 	return out
 }
 
 func encodeModels(recs []modelRecord) []byte {
-	b := []byte{'M', 'M', byte(len(recs))}
+	b := []byte{'M', 'N', byte(len(recs))}
+	le := binary.LittleEndian
 	for _, r := range recs {
-		b = binary.LittleEndian.AppendUint64(b, r.id)
-		b = binary.LittleEndian.AppendUint64(b, r.gen)
+		b = le.AppendUint64(b, r.id)
+		b = le.AppendUint64(b, r.gen)
+		b = le.AppendUint64(b, uint64(r.divStart))
+		b = le.AppendUint32(b, r.samples)
+		b = le.AppendUint32(b, r.diverged)
 		b = append(b, byte(len(r.version)))
 		b = append(b, r.version...)
 	}

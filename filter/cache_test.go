@@ -552,7 +552,7 @@ func TestInvalidConfigRefused(t *testing.T) {
 		{"rule without predicate", route(`,"validate":[{"path":"a"}]`), "routes[0].validate[0]: has no predicate"},
 		{"tier without ttl", route(`,"confidence":{"path":"score","tiers":[{"min":0.5}]}`), "routes[0].confidence.tiers[0]: needs both min and ttl"},
 		{"short purge token", route(``)[:len(route(``))-1] + `,"purge":{"path":"/p","token":"short"}}`, "purge.token: must be at least 16 characters"},
-		{"swr without cluster", route(`,"stale_while_revalidate":"1m"`), "routes[0]: stale_while_revalidate and early_refresh make background calls: set upstream_cluster"},
+		{"swr without cluster", route(`,"stale_while_revalidate":"1m"`), "routes[0]: stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster"},
 		{"zero buckets", `{"store":{"buckets":0},` + route(``)[1:], "store.buckets: must be between 1 and"},
 	}
 	for _, tc := range tests {

@@ -33,6 +33,8 @@ type plugin struct {
 	hold     holdMode
 	stalls   int // held requests that never saw a body (while hold is unknown)
 	refreshN uint32
+
+	lastSLOFlush time.Time
 }
 
 // holdMode records whether Envoy lets the plugin read a body while it holds
@@ -190,6 +192,7 @@ func (p *plugin) OnTick() {
 	if p.hold != holdSupported {
 		p.checkHeld(now)
 	}
+	p.flushSLO(now)
 	p.stats.waiting.Set(uint64(len(p.waiting)))
 }
 

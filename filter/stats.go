@@ -45,6 +45,8 @@ type routeStats struct {
 	stored        ctr
 	ageAtServe    proxywasm.MetricHistogram
 	events        [numEvents]ctr
+	staleRatePPM  proxywasm.MetricGauge // share of responses older than the SLO's max_age, ×10⁶
+	sloBreached   proxywasm.MetricGauge // 1 while the stale-serving SLO is breached
 }
 
 // Single-flight and background events, per route.
@@ -71,6 +73,13 @@ const (
 	evItemsRefused                  // embeddings: items not stored
 	evRefetch                       // embeddings: unusable partial answer, whole batch fetched again
 	evModelDrift                    // embeddings: vectors of another dimension under the same model version
+	evShadowStarted                 // shadow comparison dispatched
+	evShadowAgree                   // cached and fresh answers agree
+	evShadowDiverge                 // they do not
+	evShadowError                   // the shadow call failed (not counted as either)
+	evShadowSaturated               // skipped: shadow.max_concurrent reached
+	evInvalidation                  // divergence invalidated the namespace
+	evSLOBreach                     // the stale-serving rate crossed the objective
 	numEvents
 )
 
@@ -81,6 +90,8 @@ var eventNames = [numEvents]string{
 	"background.started", "background.joined", "background.saturated", "background.stored",
 	"background.refused", "background.failed",
 	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
+	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
+	"slo.breaches",
 }
 
 func (rs *routeStats) event(e event) { rs.events[e].Increment(1) }
@@ -149,6 +160,10 @@ func newStats(cfg *cachecore.Config) *stats {
 		rs.stored = counter(rs.prefix + "stored")
 		for e := event(0); e < numEvents; e++ {
 			rs.events[e] = counter(rs.prefix + eventNames[e])
+		}
+		if r.FreshnessSLO != nil {
+			rs.staleRatePPM, _ = proxywasm.DefineGaugeMetric(rs.prefix + "slo.stale_rate_ppm")
+			rs.sloBreached, _ = proxywasm.DefineGaugeMetric(rs.prefix + "slo.breached")
 		}
 		if rs.ageAtServe, err = proxywasm.DefineHistogramMetric(rs.prefix + "age_at_serve_ms"); err != nil {
 			proxywasm.LogWarn("cannot define histogram: " + err.Error())

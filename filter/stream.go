@@ -331,6 +331,9 @@ func (s *stream) serve() {
 	if s.p.cache.WantsRefresh(s.req) {
 		s.p.refresh(s.req, s.reqHeaders)
 	}
+	if s.p.cache.WantsShadow(s.req) {
+		s.p.shadow(s.req, s.reqHeaders)
+	}
 }
 
 func (s *stream) unavailable() {
@@ -552,6 +555,13 @@ func (s *stream) setCacheStatus() {
 // (upstream reset mid-body, client abort) hands the lead on.
 func (s *stream) OnHttpStreamDone() {
 	delete(s.p.holding, s.id)
+	if s.req != nil {
+		var age time.Duration
+		if s.phase == phaseServed {
+			age = s.p.cache.Age(s.req)
+		}
+		s.p.cache.NoteServed(s.req.Route, age)
+	}
 	switch s.phase {
 	case phaseFollowing:
 		s.stopWaiting()

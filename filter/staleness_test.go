@@ -1,0 +1,163 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcache/modelcache/e2e/modelsim"
+)
+
+const shadowConfig = `{
+  "upstream_cluster": "model",
+  "routes": [
+    {"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "1h",
+     "shadow": {"sample": 1.0, "max_concurrent": 4, "min_samples": 5, "max_divergence": 0.5, "window": "10m"}}
+  ]
+}`
+
+// The model changes its answers (a retrained model behind the same name and
+// no version header): sampled comparisons diverge, the namespace is
+// invalidated, and requests get the new model's answers.
+func TestShadowDetectsAChangedModel(t *testing.T) {
+	hs := newHarness(t, shadowConfig, withHTTPCalls())
+	const keys = 10
+	for k := 0; k < keys; k++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("question ", k)))
+	}
+	// Two hits agree with the model.
+	for k := 0; k < 2; k++ {
+		expectCacheStatus(t, hs.post(1, "/v1/chat/completions", chatBody(fmt.Sprint("question ", k))), "hit")
+	}
+	if hs.counter("modelcache.chat.shadow.agree") != 2 {
+		t.Fatalf("agree = %d", hs.counter("modelcache.chat.shadow.agree"))
+	}
+	if err := hs.sim.UpdateKnobs(func(k *modelsim.Knobs) { k.ModelVersion = "retrained" }); err != nil {
+		t.Fatal(err)
+	}
+	// Hits keep answering from cache, but their comparisons now diverge;
+	// 3 divergent of 5 samples (> 50 %) invalidates.
+	hitsUntilInvalidated := 0
+	for k := 2; k < keys && hs.counter("modelcache.chat.shadow.invalidations") == 0; k++ {
+		hs.post(1, "/v1/chat/completions", chatBody(fmt.Sprint("question ", k)))
+		hitsUntilInvalidated++
+	}
+	if hs.counter("modelcache.chat.shadow.invalidations") != 1 {
+		t.Fatal("no invalidation")
+	}
+	t.Logf("invalidated after %d divergent hits (%d comparisons)", hitsUntilInvalidated, hs.counter("modelcache.chat.shadow.agree")+hs.counter("modelcache.chat.shadow.diverge"))
+	if hitsUntilInvalidated != 3 {
+		t.Fatalf("invalidated after %d divergent hits, want 3", hitsUntilInvalidated)
+	}
+	if len(hs.h.LogsContaining("no longer match the model; its namespace is invalidated")) != 1 {
+		t.Fatal("invalidation not logged once")
+	}
+	// Every following request gets the new model's answer.
+	for k := 0; k < keys; k++ {
+		body := chatBody(fmt.Sprint("question ", k))
+		res := hs.post(0, "/v1/chat/completions", body)
+		want, _ := modelsim.ExpectedBody("retrained", "/v1/chat/completions", []byte(body))
+		if !bytes.Equal(res.Body, want) {
+			t.Fatalf("question %d: an answer of the old model was served (%s)", k, hdr(res, "cache-status"))
+		}
+	}
+}
+
+func TestShadowNoInvalidationWhileAnswersHold(t *testing.T) {
+	hs := newHarness(t, shadowConfig, withHTTPCalls())
+	for k := 0; k < 10; k++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("stable ", k)))
+	}
+	for i := 0; i < 1000; i++ {
+		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("stable ", i%10)))
+	}
+	if got := hs.counter("modelcache.chat.shadow.agree"); got != 1000 {
+		t.Fatalf("agree = %d, want 1000", got)
+	}
+	if hs.counter("modelcache.chat.shadow.diverge") != 0 || hs.counter("modelcache.chat.shadow.invalidations") != 0 {
+		t.Fatal("diverged without a change")
+	}
+}
+
+func TestShadowCallsBoundedAndInvisible(t *testing.T) {
+	cfg := strings.Replace(shadowConfig, `"max_concurrent": 4`, `"max_concurrent": 2`, 1)
+	hs := newHarness(t, cfg, withHTTPCalls())
+	body := chatBody("bounded")
+	first := hs.post(0, "/v1/chat/completions", body)
+	hs.holdCalls = true
+	if err := hs.sim.UpdateKnobs(func(k *modelsim.Knobs) { k.ModelVersion = "other" }); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		res := hs.post(i%2, "/v1/chat/completions", body)
+		if !bytes.Equal(res.Body, first.Body) {
+			t.Fatal("a shadow call changed what the client received")
+		}
+	}
+	if n := len(hs.h.PendingHTTPCalls()); n != 2 {
+		t.Fatalf("%d shadow calls in flight, max_concurrent is 2", n)
+	}
+	if hs.counter("modelcache.chat.shadow.saturated") != 8 {
+		t.Fatalf("saturated = %d", hs.counter("modelcache.chat.shadow.saturated"))
+	}
+	for _, c := range hs.h.PendingHTTPCalls() {
+		hs.answerCall(c)
+	}
+	hs.h.Drain()
+	// The diverged entry was replaced by the fresh answer at once.
+	want, _ := modelsim.ExpectedBody("other", "/v1/chat/completions", []byte(body))
+	if res := hs.post(0, "/v1/chat/completions", body); !bytes.Equal(res.Body, want) {
+		t.Fatalf("diverged entry not replaced: %s", hdr(res, "cache-status"))
+	}
+}
+
+func TestStaleServingSLO(t *testing.T) {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
+	  "freshness_slo":{"max_age":"10s","max_fraction":0.05,"window":"1m","min_samples":10}}]}`
+	hs := newHarness(t, cfg)
+	for k := 0; k < 5; k++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", k)))
+	}
+	// Young answers: within the objective, nothing fires.
+	for i := 0; i < 20; i++ {
+		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
+	}
+	hs.h.AdvanceAndTick(2 * time.Second)
+	if hs.counter("modelcache.chat.slo.breaches") != 0 {
+		t.Fatal("breach without old answers")
+	}
+	// The same entries, now 20 s old: every hit is past the budget.
+	hs.clock.Advance(20 * time.Second)
+	for i := 0; i < 20; i++ {
+		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
+	}
+	hs.h.AdvanceAndTick(2 * time.Second)
+	for i := 0; i < 20; i++ {
+		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
+	}
+	hs.h.AdvanceAndTick(2 * time.Second)
+	if got := hs.counter("modelcache.chat.slo.breaches"); got != 1 {
+		t.Fatalf("breaches = %d, want exactly 1", got)
+	}
+	if n := len(hs.h.LogsContaining("stale-serving SLO breached on route chat")); n != 1 {
+		t.Fatalf("%d breach lines, want 1", n)
+	}
+	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+		t.Fatalf("breached gauge = %d", g)
+	}
+	// Fresh answers only, for longer than the window: one recovery line.
+	for round := 0; round < 40; round++ {
+		hs.post(round%2, "/v1/chat/completions", chatBody(fmt.Sprint("new ", round)))
+		hs.h.AdvanceAndTick(2 * time.Second)
+	}
+	if n := len(hs.h.LogsContaining("stale-serving SLO recovered on route chat")); n != 1 {
+		t.Fatalf("%d recovery lines, want 1", n)
+	}
+	if hs.counter("modelcache.chat.slo.breaches") != 1 {
+		t.Fatal("breached again")
+	}
+}
