@@ -435,13 +435,14 @@ func appendInt(b []byte, v int64) []byte {
 // StoreResult reports what Store did.
 type StoreResult struct {
 	Reason         Reason // ReasonNone when stored
-	Insert         InsertResult
-	VersionChanged bool // the upstream reported a model version other than the recorded one
+	VersionChanged bool   // the upstream reported a model version other than the recorded one
 	Version        string
 	FreshUntil     int64
-	// Embeddings: items stored and refused, and every insert.
+	// Inserts has one result per entry written (one per item for
+	// embeddings), for the occupancy stats.
+	Inserts []InsertResult
+	// Embeddings: items stored and refused.
 	ItemsStored, ItemsRefused int
-	Inserts                   []InsertResult
 }
 
 // Store saves an admitted response under the request's key. computeMs is
@@ -478,7 +479,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		res.Reason = storeErrReason(err)
 		return res
 	}
-	res.Insert, res.FreshUntil = ins, e.FreshUntil
+	res.FreshUntil = e.FreshUntil
 	res.Inserts = []InsertResult{ins}
 	return res
 }

@@ -246,7 +246,7 @@ func TestMissStoreHit(t *testing.T) {
 		t.Errorf("Age without entry = %v", env.cache.Age(req))
 	}
 	res := env.fill(req, respHeaders, answer, 1200)
-	if !res.Insert.Filled || res.Reason != ReasonNone || res.FreshUntil != env.clock.Now().Add(5*time.Minute).UnixMilli() {
+	if len(res.Inserts) != 1 || !res.Inserts[0].Filled || res.Reason != ReasonNone || res.FreshUntil != env.clock.Now().Add(5*time.Minute).UnixMilli() {
 		t.Fatalf("Store = %+v", res)
 	}
 
@@ -286,8 +286,8 @@ func TestMissStoreHit(t *testing.T) {
 			t.Fatalf("status %s", req.Status)
 		}
 		res := env.fill(req, jsonCT, chatResponse("four"), 10)
-		if res.Insert != (InsertResult{}) {
-			t.Fatalf("insert %+v", res.Insert)
+		if len(res.Inserts) != 0 {
+			t.Fatalf("inserts %+v", res.Inserts)
 		}
 		req, _ = env.lookup("chat", alice, body)
 		_, headers, got := env.cache.HitResponse(req)

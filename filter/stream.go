@@ -519,8 +519,8 @@ func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
 		proxywasm.LogInfo("route " + req.Route.Name + ": model " + strconv.Quote(req.Model) +
 			" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served")
 	}
-	if res.Reason == cachecore.ReasonNone {
-		p.stats.noteInsert(res.Insert)
+	for _, ins := range res.Inserts {
+		p.stats.noteInsert(ins)
 	}
 }
 
