@@ -286,8 +286,8 @@ func TestMissStoreHit(t *testing.T) {
 			t.Fatalf("status %s", req.Status)
 		}
 		res := env.fill(req, jsonCT, chatResponse("four"), 10)
-		if len(res.Inserts) != 0 {
-			t.Fatalf("inserts %+v", res.Inserts)
+		if len(res.Inserts) != 1 || res.Inserts[0] != (InsertResult{}) {
+			t.Fatalf("inserts %+v, want one in-place replacement", res.Inserts)
 		}
 		req, _ = env.lookup("chat", alice, body)
 		_, headers, got := env.cache.HitResponse(req)
