@@ -379,3 +379,5 @@ func parallel(n, width int, f func(i int)) {
 	close(next)
 	wg.Wait()
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
