@@ -37,6 +37,26 @@ type plugin struct {
 	lastSLOFlush time.Time
 }
 
+// The time of the current callback, cached: reading the time is a host call
+// (two, wall and monotonic), and a callback's decisions all happen at one
+// instant anyway. It is VM-wide (all root contexts of the VM share it) and
+// reset by the binding at the start of every callback.
+var (
+	clockNow time.Time
+	clockSet bool
+)
+
+func init() { proxywasm.SetCallbackHook(func() { clockSet = false }) }
+
+func now() time.Time {
+	if !clockSet {
+		clockNow, clockSet = time.Now(), true
+	}
+	return clockNow
+}
+
+func (p *plugin) now() time.Time { return now() }
+
 // holdMode records whether Envoy lets the plugin read a body while it holds
 // the request headers (PluginConfig allow_on_headers_stop_iteration).
 type holdMode uint8
@@ -70,7 +90,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	p.cfg = cfg
 	p.cache = cachecore.New(cfg, cachecore.Options{
 		Store: sharedStore{},
-		Now:   time.Now,
+		Now:   now,
 		Rand:  rand.Uint64,
 	})
 	p.stats = newStats(cfg)
@@ -171,7 +191,7 @@ func (p *plugin) waitingFor(fp uint64) []*stream {
 // who waited too long, and requests held for a body that never comes.
 func (p *plugin) OnTick() {
 	p.ensureQueue()
-	now := time.Now()
+	now := p.now()
 	for _, s := range p.waiting {
 		switch {
 		case now.Sub(s.waitSince) >= s.req.Route.Coalesce.MaxWait:

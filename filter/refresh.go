@@ -3,7 +3,6 @@ package main
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
@@ -33,7 +32,7 @@ func (p *plugin) refresh(req *cachecore.Request, headers [][2]string) {
 		c.Finish(req, p.vmID, token, cachecore.OutcomeFailed)
 		return
 	}
-	start := time.Now()
+	start := p.now()
 	done := func(o cachecore.Outcome) {
 		_ = c.Background().Release(slot)
 		p.wake(c.Finish(req, p.vmID, token, o), req.LeaseFP(), o)
@@ -56,7 +55,7 @@ func (p *plugin) refresh(req *cachecore.Request, headers [][2]string) {
 				reason = adm.Reason
 			}
 			if reason == cachecore.ReasonNone {
-				res := c.Store(req, status, hs, body, adm, uint32(time.Since(start).Milliseconds()))
+				res := c.Store(req, status, hs, body, adm, uint32(p.now().Sub(start).Milliseconds()))
 				p.noteStore(req, res)
 				reason = res.Reason
 			}

@@ -97,12 +97,11 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		c.SetBody(s.req, nil)
 		return s.bypass()
 	}
-	// The cache can only check and store an uncompressed body; a compressor
-	// in front of this filter compresses for the client.
-	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	s.phase = phaseRequest
-	s.heldSince = time.Now()
-	s.p.holding[s.id] = s
+	if s.p.hold != holdSupported {
+		s.heldSince = s.p.now()
+		s.p.holding[s.id] = s
+	}
 	return types.ActionPause
 }
 
@@ -178,7 +177,7 @@ func (s *stream) coalesce() types.Action {
 	case cachecore.RoleFollower:
 		s.rs.event(evFollower)
 		s.phase = phaseFollowing
-		s.waitSince = time.Now()
+		s.waitSince = s.p.now()
 		s.p.waiting[s.id] = s
 		return types.ActionPause
 	case cachecore.RoleHitForMiss:
@@ -298,8 +297,12 @@ func (s *stream) markBypass() {
 // missing items; the headers are still held, so content-length can follow.
 func (s *stream) forward() {
 	s.phase = phaseForwarded
-	s.forwardedAt = time.Now()
+	s.forwardedAt = s.p.now()
 	s.rs.request(s.req.Status)
+	// The cache can only check and store an uncompressed body; a compressor
+	// in front of this filter compresses for the client. (Headers are still
+	// held here, on every path that forwards.)
+	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	if cached, total := s.req.ItemCounts(); total > 0 {
 		s.rs.items(evItemsHit, cached)
 		body, rewritten := s.req.UpstreamBody()
@@ -424,7 +427,7 @@ func (s *stream) recordStream(bodySize int, endOfStream bool) {
 		reason = adm.Reason
 	}
 	if reason == cachecore.ReasonNone {
-		res := c.Store(s.req, s.respStatus, s.respHeaders, s.recording, adm, uint32(time.Since(s.forwardedAt).Milliseconds()))
+		res := c.Store(s.req, s.respStatus, s.respHeaders, s.recording, adm, uint32(s.p.now().Sub(s.forwardedAt).Milliseconds()))
 		s.p.noteStore(s.req, res)
 		reason = res.Reason
 	}
@@ -486,7 +489,7 @@ func (s *stream) finishResponse(body []byte) {
 		s.setCacheStatus()
 		return
 	}
-	computeMs := uint32(time.Since(s.forwardedAt).Milliseconds())
+	computeMs := uint32(s.p.now().Sub(s.forwardedAt).Milliseconds())
 	res := c.Store(s.req, s.respStatus, s.respHeaders, body, adm, computeMs)
 	s.p.noteStore(s.req, res)
 	if res.Reason != cachecore.ReasonNone {
@@ -507,7 +510,7 @@ func (s *stream) finishResponse(body []byte) {
 	s.rs.stored.Increment(1)
 	s.finishLead(cachecore.OutcomeStored)
 	s.phase = phasePassThrough
-	ttl := (res.FreshUntil - time.Now().UnixMilli()) / 1000
+	ttl := (res.FreshUntil - s.p.now().UnixMilli()) / 1000
 	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Stored: true, TTL: ttl, HasTTL: true}
 	s.setCacheStatus()
 }
@@ -555,7 +558,7 @@ func (s *stream) setCacheStatus() {
 // (upstream reset mid-body, client abort) hands the lead on.
 func (s *stream) OnHttpStreamDone() {
 	delete(s.p.holding, s.id)
-	if s.req != nil {
+	if s.req != nil && s.req.Route.FreshnessSLO != nil {
 		var age time.Duration
 		if s.phase == phaseServed {
 			age = s.p.cache.Age(s.req)

@@ -22,7 +22,24 @@ var (
 	// are always owned by it (Envoy issues them on the root context).
 	currentRoot uint32
 	panicHook   func(where string, recovered any)
+	enterHook   func()
 )
+
+// SetCallbackHook registers a function run at the start of every callback
+// the host makes into the plugin (before the plugin's own method). Plugins
+// use it to reset per-callback caches, e.g. of the current time.
+func SetCallbackHook(f func()) { enterHook = f }
+
+func enter() {
+	if enterHook != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				recovered("callback hook", r)
+			}
+		}()
+		enterHook()
+	}
+}
 
 type rootState struct {
 	ctx   types.PluginContext
@@ -68,6 +85,7 @@ func registerHTTPCall(token uint32, cb func(numHeaders, bodySize, numTrailers in
 }
 
 func onContextCreate(contextID, parentID uint32) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_context_create", r)
@@ -89,6 +107,7 @@ func onContextCreate(contextID, parentID uint32) {
 }
 
 func onVMStart(rootID uint32, size uint32) (ok bool) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_vm_start", r)
@@ -100,6 +119,7 @@ func onVMStart(rootID uint32, size uint32) (ok bool) {
 }
 
 func onConfigure(rootID uint32, size uint32) (ok bool) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_configure", r)
@@ -115,6 +135,7 @@ func onConfigure(rootID uint32, size uint32) (ok bool) {
 }
 
 func onTick(rootID uint32) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_tick", r)
@@ -127,6 +148,7 @@ func onTick(rootID uint32) {
 }
 
 func onQueueReady(rootID, queueID uint32) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_queue_ready", r)
@@ -139,6 +161,7 @@ func onQueueReady(rootID, queueID uint32) {
 }
 
 func onHTTPCallResponse(rootID, token, numHeaders, bodySize, numTrailers uint32) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_http_call_response", r)
@@ -158,6 +181,7 @@ func onHTTPCallResponse(rootID, token, numHeaders, bodySize, numTrailers uint32)
 
 // onDone is called for roots (may delay) and streams.
 func onDone(contextID uint32) (ok bool) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_done", r)
@@ -176,6 +200,7 @@ func onDone(contextID uint32) (ok bool) {
 }
 
 func onLog(contextID uint32) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_log", r)
@@ -185,6 +210,7 @@ func onLog(contextID uint32) {
 }
 
 func onDelete(contextID uint32) {
+	enter()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_delete", r)
@@ -212,6 +238,7 @@ func streamDone(contextID uint32) {
 
 // streamCall runs one stream callback with fail-open panic handling.
 func streamCall(where string, contextID uint32, f func(types.HttpContext) types.Action) (action types.Action) {
+	enter()
 	s := streams[contextID]
 	if s == nil || s.broken {
 		return types.ActionContinue
