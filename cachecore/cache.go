@@ -182,6 +182,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	}
 	req.Body = body
 	sel := Selection{Only: req.Route.KeyFields, Ignore: req.Route.IgnoreFields}
+	if cap(req.canonical) < len(body) {
+		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
+	}
 	canon, err := c.canon.Append(req.canonical[:0], body, &sel)
 	if err != nil {
 		req.bypass(canonReason(err))
@@ -227,6 +230,10 @@ func canonReason(err error) Reason {
 // state — is what single flight coalesces on (LeaseFP): a version change or
 // a purge must not split followers from their leader.
 func (c *Cache) buildKey(req *Request) {
+	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.Model) +
+		len(req.state.Version) + 80; cap(req.Key) < need {
+		req.Key = make([]byte, 0, need)
+	}
 	k := append(req.Key[:0], 'K', '1')
 	k = appendLV(k, req.Route.Name)
 	k = appendLV(k, req.Method)
