@@ -234,12 +234,7 @@ func (c *Cache) buildKey(req *Request) {
 		len(req.state.Version) + 80; cap(req.Key) < need {
 		req.Key = make([]byte, 0, need)
 	}
-	k := append(req.Key[:0], 'K', '1')
-	k = appendLV(k, req.Route.Name)
-	k = appendLV(k, req.Method)
-	k = appendLV(k, req.Path)
-	k = append(k, req.tenant[:]...)
-	k = appendLV(k, req.Model)
+	k := req.appendNamespace(req.Key[:0], 'K')
 	// Streamed and non-streamed answers never share an entry, even when
 	// key_fields leaves "stream" out.
 	if req.Stream {
@@ -249,11 +244,28 @@ func (c *Cache) buildKey(req *Request) {
 	}
 	k = append(k, req.canonical...)
 	req.stableLen = len(k)
-	k = append(k, req.state.Version...)
-	k = binary.LittleEndian.AppendUint32(k, uint32(len(req.state.Version)))
-	k = binary.LittleEndian.AppendUint64(k, req.state.Gen)
+	k = req.appendState(k)
 	req.Key = k
 	req.FP = Fingerprint(k)
+}
+
+// appendNamespace starts a key: kind of key, then route, method, path,
+// tenant and model, each length-prefixed (the tenant is a fixed 32 bytes).
+func (req *Request) appendNamespace(k []byte, kind byte) []byte {
+	k = append(k, kind, '1')
+	k = appendLV(k, req.Route.Name)
+	k = appendLV(k, req.Method)
+	k = appendLV(k, req.Path)
+	k = append(k, req.tenant[:]...)
+	return appendLV(k, req.Model)
+}
+
+// appendState ends a key with the model state: version (length-suffixed,
+// so the key stays unambiguous when read from its end) and generation.
+func (req *Request) appendState(k []byte) []byte {
+	k = append(k, req.state.Version...)
+	k = binary.LittleEndian.AppendUint32(k, uint32(len(req.state.Version)))
+	return binary.LittleEndian.AppendUint64(k, req.state.Gen)
 }
 
 // LeaseFP identifies the request for single flight: its key without the

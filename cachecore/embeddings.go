@@ -177,17 +177,10 @@ func (c *Cache) itemKeys(req *Request) {
 	b := req.batch
 	for _, i := range b.distinct {
 		it := &b.items[i]
-		k := append(it.key[:0], 'E', '1')
-		k = appendLV(k, req.Route.Name)
-		k = appendLV(k, req.Method)
-		k = appendLV(k, req.Path)
-		k = append(k, req.tenant[:]...)
-		k = appendLV(k, req.Model)
+		k := req.appendNamespace(it.key[:0], 'E')
 		k = appendLV(k, string(b.params))
 		k = appendLV(k, string(it.canon))
-		k = append(k, req.state.Version...)
-		k = binary.LittleEndian.AppendUint32(k, uint32(len(req.state.Version)))
-		k = binary.LittleEndian.AppendUint64(k, req.state.Gen)
+		k = req.appendState(k)
 		it.key, it.fp = k, Fingerprint(k)
 	}
 }
