@@ -96,6 +96,19 @@ var eventNames = [numEvents]string{
 
 func (rs *routeStats) event(e event) { rs.events[e].Increment(1) }
 
+// eventApplies keeps /stats free of counters a route can never move.
+func eventApplies(e event, r *cachecore.Route) bool {
+	switch e {
+	case evItemsHit, evItemsStored, evItemsRefused, evRefetch, evModelDrift:
+		return r.Kind == cachecore.KindEmbeddings
+	case evShadowStarted, evShadowAgree, evShadowDiverge, evShadowError, evShadowSaturated, evInvalidation:
+		return r.Shadow != nil
+	case evSLOBreach:
+		return r.FreshnessSLO != nil
+	}
+	return true
+}
+
 func (rs *routeStats) items(e event, n int) {
 	if n > 0 {
 		rs.events[e].Increment(uint64(n))
@@ -159,7 +172,9 @@ func newStats(cfg *cachecore.Config) *stats {
 		}
 		rs.stored = counter(rs.prefix + "stored")
 		for e := event(0); e < numEvents; e++ {
-			rs.events[e] = counter(rs.prefix + eventNames[e])
+			if eventApplies(e, r) {
+				rs.events[e] = counter(rs.prefix + eventNames[e])
+			}
 		}
 		if r.FreshnessSLO != nil {
 			rs.staleRatePPM, _ = proxywasm.DefineGaugeMetric(rs.prefix + "slo.stale_rate_ppm")
