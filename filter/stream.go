@@ -522,20 +522,26 @@ func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
 		proxywasm.LogInfo("route " + req.Route.Name + ": model " + strconv.Quote(req.Model) +
 			" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served")
 	}
-	for _, ins := range res.Inserts {
-		p.stats.noteInsert(ins)
-	}
+	p.stats.noteInserts(res.Inserts)
 }
 
-func (st *stats) noteInsert(r cachecore.InsertResult) {
-	switch {
-	case r.Filled:
-		st.entries.Add(1)
-	case r.Evicted:
-		st.evicted.Increment(1)
-	case r.Expired:
-		st.expired.Increment(1)
+// noteInserts updates the occupancy stats once per store, however many
+// entries it wrote (an embeddings batch writes one per item).
+func (st *stats) noteInserts(rs []cachecore.InsertResult) {
+	var filled, evicted, expired int
+	for _, r := range rs {
+		switch {
+		case r.Filled:
+			filled++
+		case r.Evicted:
+			evicted++
+		case r.Expired:
+			expired++
+		}
 	}
+	st.entries.Add(int64(filled))
+	st.evicted.Increment(uint64(evicted))
+	st.expired.Increment(uint64(expired))
 }
 
 func (s *stream) refuse(reason cachecore.Reason) {
