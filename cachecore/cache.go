@@ -28,6 +28,7 @@ type Cache struct {
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
+	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
 }
 
 // Options injects the store, the clock and the random source, so tests can
@@ -125,18 +126,47 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		if !ok {
 			return req.bypass(ReasonNoIdentity)
 		}
-		h := sha256.New()
-		h.Write([]byte("modelcache tenant\x00"))
-		h.Write([]byte(name))
-		h.Write([]byte{0})
-		h.Write([]byte(value))
-		h.Sum(req.tenant[:0])
+		req.tenant = c.tenantHash(name, value)
 	}
 	if req.CC.NoCache {
 		req.Status = StatusRevalidate
 	}
 	return req
 }
+
+// tenantHash is SHA-256 over the identity header's name and value: no
+// credential is ever stored, and two tenants can never share a namespace.
+// A VM sees few distinct credentials, so recent ones are remembered (a
+// bounded map, reset when full) to spare the hash on every request.
+func (c *Cache) tenantHash(name, value string) [32]byte {
+	if len(value) <= maxRememberedCredential {
+		if h, ok := c.tenants[tenantKey{name, value}]; ok {
+			return h
+		}
+	}
+	var sum [32]byte
+	h := sha256.New()
+	h.Write([]byte("modelcache tenant\x00"))
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(value))
+	h.Sum(sum[:0])
+	if len(value) <= maxRememberedCredential {
+		if c.tenants == nil || len(c.tenants) >= maxRememberedTenants {
+			c.tenants = make(map[tenantKey][32]byte, maxRememberedTenants)
+		}
+		// Clone: header strings alias the host's buffer of the whole map.
+		c.tenants[tenantKey{strings.Clone(name), strings.Clone(value)}] = sum
+	}
+	return sum
+}
+
+type tenantKey struct{ name, value string }
+
+const (
+	maxRememberedTenants    = 256
+	maxRememberedCredential = 512
+)
 
 func (r *Request) bypass(reason Reason) *Request {
 	r.Status, r.Reason = StatusBypass, reason
