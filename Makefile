@@ -14,7 +14,7 @@ WASM := build/modelcache.wasm
 GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
 ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
 
-.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench clean
+.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -82,6 +82,16 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+bench: build envoy ## side-by-side benchmarks vs direct_response, nginx, Varnish (~25 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
+	@bench/install.sh
+	$(GO) build -o build/bench ./bench/cmd/bench
+	taskset -c 1 build/bench -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
+
+bench-quick: build envoy ## smoke run of make bench: 2 short repetitions, no soak (~8 min) → build/bench-quick
+	@bench/install.sh
+	$(GO) build -o build/bench ./bench/cmd/bench
+	taskset -c 1 build/bench -quick -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build

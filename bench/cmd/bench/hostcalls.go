@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+// HC: host calls per request. The real build/modelcache.wasm runs in the
+// project's in-process proxy-wasm host (wasmhost) with the benchmark's
+// filter configuration (envoy/bench/cache.yaml), and every import the
+// module calls is counted around one request of each kind. This is the
+// number the hit-path targets ask to reduce: each host call crosses the
+// V8 boundary and most copy bytes.
+
+type hostCallResult struct {
+	Kind    string            `json:"kind"`
+	Total   uint64            `json:"total"`
+	ByName  map[string]uint64 `json:"by_name"`
+	Outcome string            `json:"cache_status"`
+}
+
+// filterJSON extracts the filter configuration from an Envoy config (the
+// `value: |` block), so the count uses exactly what Envoy runs.
+func filterJSON(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var b strings.Builder
+	indent := -1
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		trimmed := strings.TrimLeft(line, " ")
+		if indent < 0 {
+			if trimmed == "value: |" {
+				indent = len(line) - len(trimmed)
+			}
+			continue
+		}
+		if strings.TrimSpace(line) != "" && len(line)-len(trimmed) <= indent {
+			break
+		}
+		b.WriteString(line + "\n")
+	}
+	if indent < 0 {
+		return nil, fmt.Errorf("%s: no `value: |` block", path)
+	}
+	return []byte(b.String()), nil
+}
+
+func runHostCalls(r *run) error {
+	wasm, err := os.ReadFile(r.s.Wasm)
+	if err != nil {
+		return err
+	}
+	imports, err := importNames(r, wasm)
+	if err != nil {
+		return err
+	}
+	cfg, err := filterJSON(filepath.Join(r.s.Root, "envoy", "bench", "cache.yaml"))
+	if err != nil {
+		return err
+	}
+	mod, err := wasmhost.Compile(r.ctx, wasm)
+	if err != nil {
+		return err
+	}
+	defer mod.Close(r.ctx)
+	payload := r.origin.payloads["1k"]
+	h, err := wasmhost.New(r.ctx, mod, wasmhost.Config{
+		Workers:                     1,
+		PluginConfig:                cfg,
+		Clusters:                    []string{"origin"},
+		AllowOnHeadersStopIteration: true,
+		FailOpen:                    true,
+		LogLevel:                    wasmhost.LogWarn,
+		Upstream: func(u *wasmhost.UpstreamRequest) {
+			answer := payload
+			for _, kv := range u.Headers {
+				if kv[0] == ":path" && strings.HasPrefix(kv[1], "/embed") {
+					answer, _, _ = embeddingAnswer(u.Body)
+				}
+			}
+			hs := [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(answer))},
+				{"date", "Thu, 01 Jan 2026 00:00:00 GMT"}, {"x-envoy-upstream-service-time", "1"}}
+			for _, kv := range u.Headers {
+				if kv[0] == ":path" && strings.Contains(kv[1], "/nostore/") {
+					hs = append(hs, [2]string{"cache-control", "no-store"})
+				}
+			}
+			u.Respond(200, hs, answer)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	// The request as the filter sees it in Envoy: wrk's headers plus the
+	// ones Envoy's connection manager adds before the filters.
+	request := func(path, nonce string, extra ...[2]string) wasmhost.Request {
+		body := chatRequest(nonce)
+		if strings.HasPrefix(path, "/embed") {
+			body = []byte(strings.ReplaceAll(string(embeddingRequest(embBatch, embCached)), "N0NCE", nonce))
+			if nonce == "" {
+				body = embeddingRequest(embCached, embCached)
+			}
+		}
+		hs := [][2]string{{":authority", "127.0.0.1:10100"}, {":path", path}, {":method", "POST"}, {":scheme", "http"},
+			{"content-length", strconv.Itoa(len(body))}, {"content-type", "application/json"},
+			{"authorization", "Bearer bench-tenant"}, {"x-forwarded-proto", "http"},
+			{"x-request-id", "5f2b8e9c-2d7a-4c47-9a53-6f1d1c0e7b21"}}
+		return wasmhost.Request{Headers: append(hs, extra...), Body: body}
+	}
+	count := func(kind string, req wasmhost.Request) (*hostCallResult, error) {
+		before := map[string]uint64{}
+		for _, n := range imports {
+			before[n] = h.HostCallCount(n)
+		}
+		resp, err := h.Exchange(0, req)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", kind, err)
+		}
+		res := &hostCallResult{Kind: kind, ByName: map[string]uint64{}}
+		for _, n := range imports {
+			if d := h.HostCallCount(n) - before[n]; d > 0 {
+				res.ByName[strings.TrimPrefix(n, "env.")] = d
+				res.Total += d
+			}
+		}
+		for _, kv := range resp.Headers {
+			if kv[0] == "cache-status" {
+				res.Outcome = kv[1]
+			}
+		}
+		return res, nil
+	}
+	// Warm the VM and the model record first; then count steady-state requests.
+	for i := 0; i < 3; i++ {
+		if _, err := count("warm", request("/hit/1k/v1/chat/completions", fmt.Sprintf("warm-%d", i))); err != nil {
+			return err
+		}
+	}
+	kinds := []struct {
+		kind, title string
+		req         wasmhost.Request
+	}{
+		{"miss", "miss, stored (new key)", request("/hit/1k/v1/chat/completions", "hc-miss")},
+		{"hit", "hit (1 KiB)", request("/hit/1k/v1/chat/completions", "hc-miss")},
+		{"uncacheable", "miss, answer not storable", request("/pass/nostore/v1/chat/completions", "hc-nostore")},
+		{"bypass", "bypass (request no-store)", request("/pass/v1/chat/completions", "hc-bypass", [2]string{"cache-control", "no-store"})},
+		{"other", "route not cached", request("/other/v1/chat/completions", "hc-other")},
+		{"embed-fill", fmt.Sprintf("embeddings, %d items, none cached", embCached), request("/embed/v1/embeddings", "")},
+		{"embed-hit", fmt.Sprintf("embeddings, %d items, all cached", embCached), request("/embed/v1/embeddings", "")},
+		{"embed-partial", fmt.Sprintf("embeddings, %d items, %d cached", embBatch, embCached), request("/embed/v1/embeddings", "hc-partial")},
+	}
+	var list []*hostCallResult
+	for _, k := range kinds {
+		res, err := count(k.kind, k.req)
+		if err != nil {
+			return err
+		}
+		list = append(list, res)
+		r.logf("  %-13s %3d host calls  %s   [%s]", k.kind, res.Total, breakdown(res.ByName), res.Outcome)
+		r.add(row{Scenario: "HC", Metric: "host calls per request: " + k.title, Value: strconv.FormatUint(res.Total, 10),
+			Baselines: breakdown(res.ByName)})
+	}
+	if failed := h.FailedVMs(); len(failed) > 0 {
+		return fmt.Errorf("VM failed: %v", failed)
+	}
+	// What a hit copies out of shared data: the entry (stored request key,
+	// headers, body), the bucket index and the model record.
+	var entry, index, model int
+	for _, k := range h.SharedDataKeys() {
+		v, _, _ := h.SharedData(k)
+		switch {
+		case strings.HasPrefix(k, "mc:e:"):
+			entry = max(entry, len(v))
+		case strings.HasPrefix(k, "mc:i:"):
+			index = max(index, len(v))
+		case strings.HasPrefix(k, "mc:m:"):
+			model = max(model, len(v))
+		}
+	}
+	r.note("HC: a 1 KiB hit reads from shared data an entry of %d bytes (the stored canonical request is part of it), a bucket index of %d and a model record of %d bytes", entry, index, model)
+	r.data["hostcalls"] = list
+	r.data["hostcalls_shared_bytes"] = map[string]int{"entry": entry, "index": index, "model": model}
+	return nil
+}
+
+func breakdown(m map[string]uint64) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if m[names[i]] != m[names[j]] {
+			return m[names[i]] > m[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, m[n])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// importNames lists the module's imports as "module.name".
+func importNames(r *run, wasm []byte) ([]string, error) {
+	rt := wazero.NewRuntimeWithConfig(r.ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(r.ctx)
+	cm, err := rt.CompileModule(r.ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		out = append(out, mod+"."+name)
+	}
+	return out, nil
+}

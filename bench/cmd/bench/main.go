@@ -1,0 +1,149 @@
+// Command bench is modelcache's side-by-side benchmark (make bench): it runs
+// Envoy with and without the filter, nginx proxy_cache and Varnish on this
+// machine, all on loopback, with the proxy under test pinned to CPU0 and the
+// load generator and origin (this process) on CPU1, and prints one table of
+// medians and ratios to baselines measured in the same run. It writes the
+// results to bench/results/<date>.md (and latest.md), renders PNG charts
+// with gnuplot and refreshes the generated section of BENCHMARKS.md.
+//
+// Scenarios are registered in scenarios.go, one entry each; see
+// bench/README.md for the method and why it is built this way.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// settings are the knobs of one run.
+type settings struct {
+	Quick    bool
+	Warmup   time.Duration // before each measured series
+	Duration time.Duration // one wrk repetition
+	Reps     int
+	Soak     time.Duration // S11; 0 skips it
+	Only     map[string]bool
+
+	Root      string // repository root
+	Envoy     string // Envoy binary
+	Wasm      string // build/modelcache.wasm
+	OutDir    string // where results go (bench/results, or build/bench-quick)
+	WorkDir   string // scratch (configs, logs, cache dirs)
+	ProxyCPUs string // taskset list for the proxy under test
+	Date      string // results file name
+	KeepWork  bool
+	Perf      bool   // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
+	Benchtime string // S12 -test.benchtime
+	BenchCnt  int    // S12 -test.count
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "wazero-exec" {
+		os.Exit(wazeroExec(os.Args[2:]))
+	}
+	var s settings
+	var only string
+	flag.BoolVar(&s.Quick, "quick", false, "smoke run: 2 short repetitions, short scenarios, no soak; results under build/bench-quick")
+	flag.StringVar(&only, "only", "", "comma-separated scenario ids to run (e.g. S1,S2); default all")
+	flag.StringVar(&s.Envoy, "envoy", "", "Envoy binary (default: build/envoy-path, else envoy on PATH)")
+	flag.StringVar(&s.OutDir, "out", "", "results directory (default bench/results, or build/bench-quick with -quick)")
+	flag.BoolVar(&s.KeepWork, "keep", false, "keep the scratch directory (configs, logs)")
+	flag.Parse()
+
+	s.Root = repoRoot()
+	s.Warmup, s.Duration, s.Reps = 2*time.Second, 5*time.Second, 3
+	s.Soak = 10 * time.Minute
+	s.Benchtime, s.BenchCnt = "500ms", 3
+	if s.Quick {
+		s.Warmup, s.Duration, s.Reps = time.Second, 2*time.Second, 2
+		s.Soak = 0
+		s.Benchtime, s.BenchCnt = "100ms", 1
+	}
+	if v := os.Getenv("BENCH_SOAK"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fatalf("BENCH_SOAK: %v (use e.g. 10m, 3m, 0)", err)
+		}
+		s.Soak = d
+	}
+	if v := os.Getenv("BENCH_REPS"); v != "" {
+		fmt.Sscan(v, &s.Reps)
+	}
+	if v := os.Getenv("BENCH_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fatalf("BENCH_DURATION: %v", err)
+		}
+		s.Duration = d
+	}
+	// perf sampling is on when perf(1) is installed; BENCH_PERF=0 turns it off.
+	if _, err := lookPath("perf"); err == nil && os.Getenv("BENCH_PERF") != "0" {
+		s.Perf = true
+	}
+	if only != "" {
+		s.Only = map[string]bool{}
+		for _, id := range strings.Split(only, ",") {
+			s.Only[strings.ToUpper(strings.TrimSpace(id))] = true
+		}
+	}
+	if s.OutDir == "" {
+		s.OutDir = filepath.Join(s.Root, "bench", "results")
+		if s.Quick {
+			s.OutDir = filepath.Join(s.Root, "build", "bench-quick")
+		}
+	}
+	if s.Envoy == "" {
+		s.Envoy = findEnvoy(s.Root)
+	}
+	s.Wasm = filepath.Join(s.Root, "build", "modelcache.wasm")
+	s.ProxyCPUs = "0"
+	s.Date = time.Now().Format("2006-01-02")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := newRun(ctx, s)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	code := r.main()
+	os.Exit(code)
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func repoRoot() string {
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; d != "/"; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+				if _, err := os.Stat(filepath.Join(d, "envoy", "bench")); err == nil {
+					return d
+				}
+			}
+		}
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+func findEnvoy(root string) string {
+	if b, err := os.ReadFile(filepath.Join(root, "build", "envoy-path")); err == nil {
+		if p := strings.TrimSpace(string(b)); p != "" {
+			return p
+		}
+	}
+	if p := os.Getenv("ENVOY_BIN"); p != "" {
+		return p
+	}
+	return "envoy"
+}

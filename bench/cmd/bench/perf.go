@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// When perf(1) is installed (and BENCH_PERF is not 0) the runner samples
+// the proxy with perf(1) during the
+// first repetition of the 1 KiB c=16 points (S1, S2, S4's other-route case)
+// and reports where its CPU time went by binary: Envoy's own code (C++,
+// V8's runtime and the proxy-wasm host functions), code V8 generated (the
+// filter's wasm, as anonymous JIT memory), the C library and the kernel.
+// Envoy's release binary is stripped, so the split stops at that level.
+
+func (r *run) wantPerf(sysName, label string, conns int) bool {
+	return r.s.Perf && conns == 16 && (label == "hit 1k" || label == "pass other-route")
+}
+
+// perfRecord samples the process group of pid for d in the background;
+// wait returns the report.
+func (r *run) perfRecord(name string, pid int, d time.Duration) (wait func() string) {
+	out := filepath.Join(r.s.WorkDir, "perf-"+strings.NewReplacer(" ", "-", "|", "-").Replace(name)+".data")
+	pids := strings.Join(groupPids(pid), ",") // nginx's workers, Varnish's child
+	if pids == "" {
+		pids = strconv.Itoa(pid)
+	}
+	cmd := exec.CommandContext(r.ctx, "perf", "record", "-q", "-F", "999", "-p", pids, "-o", out,
+		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		return func() string { return "perf: " + err.Error() }
+	}
+	return func() string {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Sprintf("perf record: %v %s", err, oneLine(errb.String()))
+		}
+		rep, err := exec.Command("perf", "report", "-i", out, "--stdio", "--sort", "dso", "--percent-limit", "1").CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("perf report: %v %s", err, oneLine(string(rep)))
+		}
+		var parts []string
+		for _, line := range strings.Split(string(rep), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && strings.HasSuffix(f[0], "%") && !strings.HasPrefix(line, "#") {
+				dso := strings.Join(f[1:], " ")
+				if strings.HasPrefix(dso, "[JIT]") || strings.HasPrefix(dso, "[anon") || dso == "[unknown]" || strings.HasPrefix(dso, "//anon") {
+					dso += " (V8-generated code: the wasm filter)"
+				}
+				parts = append(parts, f[0]+" "+dso)
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+}

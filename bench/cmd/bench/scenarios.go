@@ -1,0 +1,263 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// scenario is one row group of the table. To add one (S9 when the
+// per-item embedding cache lands, streaming, …): write its function, give
+// it a route in envoy/bench/cache.yaml (and nginx/Varnish equivalents if it
+// has peers), and add an entry here. A nil Run is listed as "not landed".
+type scenario struct {
+	ID     string
+	Title  string
+	Target string // shown for scenarios that have not landed
+	Run    func(r *run) error
+}
+
+var scenarios = []scenario{
+	{ID: "S1", Title: "Envoy direct_response of the same bytes (the limit for a hit inside Envoy)", Run: runS1},
+	{ID: "S2", Title: "filter hit, 1 KiB and 16 KiB, vs S1", Run: runS2},
+	{ID: "S3", Title: "hit throughput vs nginx proxy_cache and Varnish", Run: runS3},
+	{ID: "S4", Title: "pass-through overhead vs Envoy without the filter", Run: runS4},
+	{ID: "HC", Title: "host calls per request (the real module in wasmhost)", Run: runHostCalls},
+	{ID: "S5", Title: "coalescing lag, 1 worker, vs nginx proxy_cache_lock and Varnish", Run: runS5},
+	{ID: "S6", Title: "coalescing lag, 2 workers", Run: runS6},
+	{ID: "S7", Title: "stale-while-revalidate across expiries", Run: runS7},
+	{ID: "S8", Title: "early refresh (XFetch) over 3 TTLs vs fixed TTL", Run: runS8},
+	{ID: "S9", Title: "per-item embedding cache (batch 64, 50% hits)", Run: runS9},
+	{ID: "S11", Title: "soak: RSS drift, VM failures, p99.9 vs p99", Run: runS11},
+	{ID: "S12", Title: "cachecore micro-benchmarks: native, V8 (Node.js), wazero", Run: runS12},
+}
+
+var sizes = []string{"1k", "16k"}
+
+func sizeName(size string) string { return strings.ToUpper(size[:len(size)-1]) + " KiB" }
+
+func hitWorkload(size string) workload {
+	return workload{Path: "/hit/" + size + "/v1/chat/completions", Headers: []string{authHeader}}
+}
+
+// ---- S1, S2, S3: hits ----
+
+func runS1(r *run) error {
+	for _, size := range sizes {
+		c1, err := r.measureHit("direct", size, 1)
+		if err != nil {
+			return err
+		}
+		c16, err := r.measureHit("direct", size, 16)
+		if err != nil {
+			return err
+		}
+		r.add(row{Scenario: "S1", Metric: sizeName(size) + " throughput c=16", Value: "—", Baselines: "direct_response " + c16.RPSText(), Target: "reference"})
+		r.add(row{Scenario: "S1", Metric: sizeName(size) + " p50 c=1", Value: "—", Baselines: "direct_response " + c1.P50Text(), Target: "reference"})
+	}
+	return nil
+}
+
+// primeHit stores the hit route's answers and checks the next request is
+// a hit, so a benchmark of hits never measures misses.
+func (r *run) primeHit(sysName, path string, isHit func(cache string) bool) error {
+	sys, err := r.system(sysName)
+	if err != nil {
+		return err
+	}
+	c := newClient(1)
+	body := chatRequest("N0NCE")
+	var last reply
+	for i := 0; i < 20; i++ {
+		last = post(r.ctx, c, sys.URL+path, body, authHeader)
+		if last.Err == nil && last.Status == 200 && isHit(last.Cache) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s %s: no hit after 20 tries (last: status %d, cache %q, err %v)", sysName, path, last.Status, last.Cache, last.Err)
+}
+
+func filterHit(cs string) bool  { return strings.Contains(cs, "; hit") }
+func nginxHit(cs string) bool   { return cs == "HIT" }
+func varnishHit(cs string) bool { return cs == "hit" }
+
+func runS2(r *run) error {
+	for _, size := range sizes {
+		h1, err := r.measureHit("filter", size, 1)
+		if err != nil {
+			return err
+		}
+		h16, err := r.measureHit("filter", size, 16)
+		if err != nil {
+			return err
+		}
+		r.compareHeaders(size)
+		r.stopSystem("filter")
+		d1, err := r.measureHit("direct", size, 1)
+		if err != nil {
+			return err
+		}
+		d16, err := r.measureHit("direct", size, 16)
+		if err != nil {
+			return err
+		}
+		added := h1.P50() - d1.P50()
+		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: added p50 at c=1 vs S1",
+			Value: fmt.Sprintf("+%.0f µs (p50 %s)", added, h1.P50Text()), Baselines: "S1 " + d1.P50Text(),
+			Target: "≤ +25 µs", Met: met(added <= 25)})
+		rr := h16.RPS() / d16.RPS()
+		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: throughput c=16", Value: h16.RPSText(),
+			Baselines: "S1 " + d16.RPSText(), Ratio: ratio(h16.RPS(), d16.RPS()) + " S1", Target: "≥ 0.80× S1", Met: met(rr >= 0.8)})
+		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: proxy CPU per request, c=16",
+			Value: fmt.Sprintf("%.1f µs (+%.1f over S1)", h16.CPU(), h16.CPU()-d16.CPU()), Baselines: fmt.Sprintf("S1 %.1f µs", d16.CPU()),
+			Ratio: ratio(h16.CPU(), d16.CPU())})
+		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: p99 c=16", Value: fmt.Sprintf("%.0f µs", h16.P99()),
+			Baselines: fmt.Sprintf("S1 %.0f µs", d16.P99())})
+	}
+	return nil
+}
+
+// compareHeaders notes the response header bytes of an S1 answer and a hit:
+// S1 is only the limit of a hit if it sends as much.
+func (r *run) compareHeaders(size string) {
+	sizeOf := func(sysName string) (int, int) {
+		sys, err := r.system(sysName)
+		if err != nil {
+			return -1, -1
+		}
+		res, err := rawPost(sys.URL+hitWorkload(size).Path, chatRequest("N0NCE"), authHeader)
+		if err != nil {
+			return -1, -1
+		}
+		return res.headerBytes, res.bodyBytes
+	}
+	dh, db := sizeOf("direct")
+	fh, fb := sizeOf("filter")
+	r.note("S1/S2 %s: response header bytes direct_response %d, hit %d; body bytes %d and %d", size, dh, fh, db, fb)
+}
+
+func runS3(r *run) error {
+	peers := []struct{ sys, name string }{{"nginx", "nginx"}, {"varnish", "Varnish"}}
+	for _, size := range sizes {
+		h16, err := r.measureHit("filter", size, 16)
+		if err != nil {
+			return err
+		}
+		h1, err := r.measureHit("filter", size, 1)
+		if err != nil {
+			return err
+		}
+		r.stopSystem("filter") // one proxy on CPU0 at a time
+		var base16, base1, ratios, cpu []string
+		for _, p := range peers {
+			p16, err := r.measureHit(p.sys, size, 16)
+			if err != nil {
+				return err
+			}
+			p1, err := r.measureHit(p.sys, size, 1)
+			if err != nil {
+				return err
+			}
+			base16 = append(base16, p.name+" "+p16.RPSText())
+			base1 = append(base1, p.name+" "+p1.P50Text())
+			cpu = append(cpu, fmt.Sprintf("%s %.1f µs", p.name, p16.CPU()))
+			ratios = append(ratios, ratio(h16.RPS(), p16.RPS())+" "+p.name)
+			r.stopSystem(p.sys)
+		}
+		r.add(row{Scenario: "S3", Metric: sizeName(size) + " hit throughput c=16", Value: h16.RPSText(),
+			Baselines: strings.Join(base16, "; "), Ratio: strings.Join(ratios, "; "), Target: "report"})
+		r.add(row{Scenario: "S3", Metric: sizeName(size) + " hit p50 c=1", Value: h1.P50Text(),
+			Baselines: strings.Join(base1, "; ")})
+		r.add(row{Scenario: "S3", Metric: sizeName(size) + " hit: proxy CPU per request, c=16", Value: fmt.Sprintf("%.1f µs", h16.CPU()),
+			Baselines: strings.Join(cpu, "; ")})
+	}
+	return nil
+}
+
+// measureHit measures hits of one size on a system: it primes the entry
+// first and checks that no request of the series reached the origin.
+func (r *run) measureHit(sysName, size string, conns int) (*series, error) {
+	label := "hit " + size
+	if s := r.memo[fmt.Sprintf("%s|%s|%d", sysName, label, conns)]; s != nil {
+		return s, nil
+	}
+	wl := hitWorkload(size)
+	isHit := map[string]func(string) bool{"filter": filterHit, "nginx": nginxHit, "varnish": varnishHit}[sysName]
+	if isHit != nil {
+		if err := r.primeHit(sysName, wl.Path, isHit); err != nil {
+			return nil, err
+		}
+	}
+	before := r.origin.Calls("hit")
+	s, err := r.measure(sysName, label, wl, conns)
+	if err != nil {
+		return nil, err
+	}
+	if n := r.origin.Calls("hit") - before; n > 0 && isHit != nil {
+		r.note("%s %s c=%d: %d requests reached the origin during the hit runs (should be 0)", sysName, size, conns, n)
+	}
+	return s, nil
+}
+
+func (r *run) stopSystem(name string) {
+	if s := r.systems[name]; s != nil {
+		s.stop()
+		delete(r.systems, name)
+	}
+}
+
+// ---- S4: pass-through ----
+
+func runS4(r *run) error {
+	variants := []struct {
+		label, metric string
+		wl            workload
+		c1            bool
+		target        bool
+	}{
+		{"pass other-route", "route not cached (filter in the chain)",
+			workload{Path: "/other/v1/chat/completions", Headers: []string{authHeader}}, false, true},
+		{"pass bypass", "bypass (request Cache-Control: no-store)",
+			workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader, noStoreReq}}, true, true},
+		{"pass uncacheable", "miss, answer uncacheable (no-store), new key each",
+			workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, true, true},
+		{"pass miss-store", "miss + store, new key each (informational)",
+			workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, false, false},
+	}
+	for _, v := range variants {
+		// Alternate the two Envoys so drift affects both alike.
+		f16, err := r.measure("filter", v.label, v.wl, 16)
+		if err != nil {
+			return err
+		}
+		n16, err := r.measure("nofilter", v.label, v.wl, 16)
+		if err != nil {
+			return err
+		}
+		rr := f16.RPS() / n16.RPS()
+		rw := row{Scenario: "S4", Metric: v.metric + ": throughput c=16", Value: f16.RPSText(),
+			Baselines: "no filter " + n16.RPSText(), Ratio: ratio(f16.RPS(), n16.RPS())}
+		if v.target {
+			rw.Target, rw.Met = "≥ 0.95×", met(rr >= 0.95)
+		}
+		r.add(rw)
+		r.add(row{Scenario: "S4", Metric: v.metric + ": proxy CPU per request, c=16",
+			Value:     fmt.Sprintf("%.1f µs (+%.1f)", f16.CPU(), f16.CPU()-n16.CPU()),
+			Baselines: fmt.Sprintf("no filter %.1f µs", n16.CPU()), Ratio: ratio(f16.CPU(), n16.CPU())})
+		if v.c1 {
+			f1, err := r.measure("filter", v.label, v.wl, 1)
+			if err != nil {
+				return err
+			}
+			n1, err := r.measure("nofilter", v.label, v.wl, 1)
+			if err != nil {
+				return err
+			}
+			r.add(row{Scenario: "S4", Metric: v.metric + ": added p50 c=1",
+				Value: fmt.Sprintf("+%.0f µs (p50 %s)", f1.P50()-n1.P50(), f1.P50Text()), Baselines: "no filter " + n1.P50Text()})
+		}
+	}
+	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
+	return nil
+}

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// A system is one proxy under test, started by this run on free loopback
+// ports and pinned with taskset: Envoy with a config from envoy/bench/,
+// nginx or Varnish with a config from bench/.
+type system struct {
+	name  string
+	kind  string // envoy, nginx, varnish
+	URL   string // http://127.0.0.1:port
+	Admin string // Envoy admin URL
+	cmd   *exec.Cmd
+	log   string
+	done  chan struct{}
+}
+
+// systemDefs are the proxies scenarios can ask for by name.
+var systemDefs = map[string]func(r *run) (*system, error){
+	"direct": func(r *run) (*system, error) {
+		return r.startEnvoy("direct", "envoy/bench/direct.yaml", 1, r.s.ProxyCPUs)
+	},
+	"filter": func(r *run) (*system, error) {
+		return r.startEnvoy("filter", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs)
+	},
+	"nofilter": func(r *run) (*system, error) {
+		return r.startEnvoy("nofilter", "envoy/bench/cache-nofilter.yaml", 1, r.s.ProxyCPUs)
+	},
+	"filter-2w": func(r *run) (*system, error) { return r.startEnvoy("filter-2w", "envoy/bench/cache.yaml", 2, "0,1") },
+	"nginx":     func(r *run) (*system, error) { return r.startNginx() },
+	"varnish":   func(r *run) (*system, error) { return r.startVarnish() },
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
+
+var (
+	portRe = regexp.MustCompile(`port_value: (\d+)`)
+	wasmRe = regexp.MustCompile(`filename: build/modelcache\.wasm`)
+)
+
+// startEnvoy renders an envoy/bench config (ports and the wasm path only,
+// as the e2e tests do) and starts Envoy pinned to cpus.
+func (r *run) startEnvoy(name, file string, concurrency int, cpus string) (*system, error) {
+	raw, err := os.ReadFile(filepath.Join(r.s.Root, file))
+	if err != nil {
+		return nil, err
+	}
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ports := map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}
+	cfg := portRe.ReplaceAllStringFunc(string(raw), func(m string) string {
+		p, _ := strconv.Atoi(m[len("port_value: "):])
+		if np, ok := ports[p]; ok {
+			return "port_value: " + strconv.Itoa(np)
+		}
+		return m
+	})
+	cfg = wasmRe.ReplaceAllString(cfg, "filename: "+r.s.Wasm)
+	cfgPath := filepath.Join(r.s.WorkDir, name+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	s := &system{name: name, kind: "envoy", URL: fmt.Sprintf("http://127.0.0.1:%d", listen),
+		Admin: fmt.Sprintf("http://127.0.0.1:%d", admin), log: filepath.Join(r.s.WorkDir, name+".log")}
+	s.cmd = exec.Command("taskset", "-c", cpus, r.s.Envoy, "-c", cfgPath, "--concurrency", strconv.Itoa(concurrency),
+		"--base-id", strconv.Itoa(admin), "--log-level", "warn", "--component-log-level", "wasm:info")
+	s.cmd.Dir = r.s.Root
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(s.Admin + "/ready")
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 && strings.TrimSpace(string(body)) == "LIVE" {
+				break
+			}
+		}
+		if !s.alive() {
+			return nil, fmt.Errorf("envoy exited: %s", s.tail())
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("envoy not ready after 60s: %s", s.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s, nil
+}
+
+func (s *system) start() error {
+	f, err := os.Create(s.log)
+	if err != nil {
+		return err
+	}
+	s.cmd.Stdout, s.cmd.Stderr = f, f
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	s.done = make(chan struct{})
+	go func() { s.cmd.Wait(); f.Close(); close(s.done) }()
+	return nil
+}
+
+func (s *system) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop ends the process group this run started (SIGTERM, then SIGKILL).
+func (s *system) stop() {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil || !s.alive() {
+		return
+	}
+	pgid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-s.done
+	}
+}
+
+func (s *system) Pid() int { return s.cmd.Process.Pid }
+
+func (s *system) tail() string {
+	b, _ := os.ReadFile(s.log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// RSS is the process's resident memory in bytes (VmRSS).
+func (s *system) RSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "VmRSS:") {
+			fields := strings.Fields(line)
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS")
+}
+
+// downstreamConns is Envoy's listener connection count (-1 if not Envoy).
+func (s *system) downstreamConns() int64 {
+	if s.kind != "envoy" {
+		return -1
+	}
+	res, err := http.Get(s.Admin + "/stats?filter=^http\\.bench\\.downstream_cx_total$")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	_, v, ok := strings.Cut(strings.TrimSpace(string(b)), ": ")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Stats reads Envoy's counters and gauges.
+func (s *system) Stats() (map[string]int64, error) {
+	res, err := http.Get(s.Admin + "/stats?format=json")
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	var doc struct {
+		Stats []struct {
+			Name  string          `json:"name"`
+			Value json.RawMessage `json:"value"`
+		} `json:"stats"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, st := range doc.Stats {
+		if v, err := strconv.ParseInt(string(st.Value), 10, 64); err == nil {
+			out[st.Name] = v
+		}
+	}
+	return out, nil
+}
+
+// Stat reads one stat; counters defined by wasm reach the admin view at
+// Envoy's stats flush, so callers that need exact values wait for it.
+func (s *system) Stat(name string) int64 {
+	st, err := s.Stats()
+	if err != nil {
+		return -1
+	}
+	return st[name]
+}
+
+// ---- nginx and Varnish ----
+
+type tmplData struct {
+	Port, OriginPort int
+	Dir, CacheDir    string
+}
+
+func (r *run) renderTemplate(src, dst string, d tmplData) error {
+	t, err := template.ParseFiles(filepath.Join(r.s.Root, src))
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return t.Execute(f, d)
+}
+
+func waitTCP(s *system, port int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !s.alive() {
+			return fmt.Errorf("%s exited: %s", s.name, s.tail())
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return fmt.Errorf("%s not listening after 30s: %s", s.name, s.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startNginx runs nginx (one worker, proxy_cache on /dev/shm) from
+// bench/nginx/nginx.conf in the foreground, pinned like Envoy.
+func (r *run) startNginx() (*system, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.s.WorkDir, "nginx")
+	cache, err := os.MkdirTemp("/dev/shm", "modelcache-bench-nginx-")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "logs"), filepath.Join(dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := r.renderTemplate("bench/nginx/nginx.conf", conf, tmplData{Port: port, OriginPort: r.origin.Port, Dir: dir, CacheDir: cache}); err != nil {
+		return nil, err
+	}
+	s := &system{name: "nginx", kind: "nginx", URL: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(dir, "stderr.log")}
+	s.cmd = exec.Command("taskset", "-c", r.s.ProxyCPUs, "nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "logs", "error.log"))
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	go func() { <-s.done; os.RemoveAll(cache) }()
+	return s, waitTCP(s, port)
+}
+
+// startVarnish runs varnishd (malloc storage, bodyaccess to key POST
+// bodies) from bench/varnish/bench.vcl in the foreground, pinned like Envoy.
+func (r *run) startVarnish() (*system, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.s.WorkDir, "varnish")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	vcl := filepath.Join(dir, "bench.vcl")
+	if err := r.renderTemplate("bench/varnish/bench.vcl", vcl, tmplData{Port: port, OriginPort: r.origin.Port, Dir: dir}); err != nil {
+		return nil, err
+	}
+	s := &system{name: "varnish", kind: "varnish", URL: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(dir, "varnishd.log")}
+	s.cmd = exec.Command("taskset", "-c", r.s.ProxyCPUs, "varnishd", "-F", "-n", filepath.Join(dir, "work"),
+		"-a", fmt.Sprintf("127.0.0.1:%d", port), "-f", vcl, "-s", "malloc,256m", "-T", "none", "-j", "none",
+		"-p", "default_ttl=86400")
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, waitTCP(s, port)
+}

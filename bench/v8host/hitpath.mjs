@@ -1,0 +1,145 @@
+// Profiles the filter's hit path inside V8 — the engine Envoy runs it in —
+// without Envoy: a minimal proxy-wasm host in JavaScript loads the real
+// build/modelcache.wasm, stores one answer, then replays the callbacks Envoy
+// makes for a cache hit (context create, request headers, request body with
+// the local reply, response headers and body of that reply, log, done,
+// delete) and reports the time per hit and the host calls made. With mode
+// "pass" the request is for a path no route caches (the filter's cost on
+// traffic it leaves alone). Run with `node --prof` to see which wasm
+// functions the time goes to.
+//
+//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass]
+import { readFileSync } from 'node:fs';
+import { WASI } from 'node:wasi';
+
+const [file = 'build/modelcache.wasm', itersArg = '200000', kibArg = '1', mode = 'hit'] = process.argv.slice(2);
+const iterations = Number(itersArg);
+const config = JSON.stringify({ routes: [{ name: 'chat', kind: 'chat', path_prefix: '/v1/chat/completions', ttl: '1h' }] });
+const reqBody = JSON.stringify({ model: 'sim-chat', messages: [{ role: 'user', content: 'What is the capital of France?' }] });
+const answer = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'sim-chat',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'P'.repeat(Number(kibArg) * 1024 - 120) }, finish_reason: 'stop' }] });
+const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other' : '/v1/chat/completions'], [':authority', 'models'], [':scheme', 'http'],
+  ['content-type', 'application/json'], ['authorization', 'Bearer tenant-a'], ['user-agent', 'bench'], ['accept', '*/*'],
+  ['content-length', String(reqBody.length)], ['x-request-id', '1b4e28ba-2fa1-11d2-883f-0016d3cca427']];
+const respHeaders = [[':status', '200'], ['content-type', 'application/json'], ['content-length', String(answer.length)]];
+
+const enc = new TextEncoder(), dec = new TextDecoder();
+let ex, mem;
+const calls = new Map();
+const count = (name) => calls.set(name, (calls.get(name) ?? 0) + 1);
+const u8 = () => new Uint8Array(mem.buffer);
+const dv = () => new DataView(mem.buffer);
+const str = (p, n) => dec.decode(u8().subarray(p, p + n));
+function give(bytes, ptrPtr, sizePtr) { // return data the proxy-wasm way
+  if (bytes.length === 0) { dv().setUint32(ptrPtr, 0, true); dv().setUint32(sizePtr, 0, true); return 0; }
+  const p = ex.proxy_on_memory_allocate(bytes.length);
+  u8().set(bytes, p);
+  dv().setUint32(ptrPtr, p, true); dv().setUint32(sizePtr, bytes.length, true);
+  return 0;
+}
+function pairs(list) {
+  const parts = list.map(([k, v]) => [enc.encode(k), enc.encode(v)]);
+  let size = 4 + 8 * parts.length;
+  for (const [k, v] of parts) size += k.length + v.length + 2;
+  const b = new Uint8Array(size), d = new DataView(b.buffer);
+  d.setUint32(0, parts.length, true);
+  let off = 4 + 8 * parts.length;
+  parts.forEach(([k, v], i) => {
+    d.setUint32(4 + 8 * i, k.length, true); d.setUint32(8 + 8 * i, v.length, true);
+    b.set(k, off); off += k.length + 1; b.set(v, off); off += v.length + 1;
+  });
+  return b;
+}
+const shared = new Map(); let casCounter = 1;
+let reqBodyBytes = enc.encode(reqBody), respBodyBytes = enc.encode(answer);
+let stage = 'request', localReplies = 0;
+const reqPairs = pairs(reqHeaders), respPairs = pairs(respHeaders), cfg = enc.encode(config);
+const env = {
+  proxy_log: () => (count('proxy_log'), 0),
+  proxy_get_log_level: (p) => (dv().setUint32(p, 2, true), 0),
+  proxy_set_tick_period_milliseconds: () => 0,
+  proxy_set_effective_context: () => 0,
+  proxy_done: () => 0,
+  proxy_get_buffer_status: () => 1,
+  proxy_get_buffer_bytes: (type, start, max, pp, sp) => {
+    count('proxy_get_buffer_bytes');
+    if (type === 7) return give(cfg, pp, sp);
+    if (type === 0) return give(reqBodyBytes, pp, sp);
+    if (type === 1) return give(respBodyBytes, pp, sp);
+    return 1;
+  },
+  proxy_set_buffer_bytes: () => 0,
+  proxy_get_header_map_pairs: (type, pp, sp) => (count('proxy_get_header_map_pairs'), give(type === 0 ? reqPairs : respPairs, pp, sp)),
+  proxy_set_header_map_pairs: () => 0,
+  proxy_get_header_map_size: () => 0,
+  proxy_get_header_map_value: () => (count('proxy_get_header_map_value'), 1),
+  proxy_add_header_map_value: () => (count('proxy_add_header_map_value'), 0),
+  proxy_replace_header_map_value: () => (count('proxy_replace_header_map_value'), 0),
+  proxy_remove_header_map_value: () => (count('proxy_remove_header_map_value'), 0),
+  proxy_continue_stream: () => 0,
+  proxy_close_stream: () => 0,
+  proxy_send_local_response: () => (count('proxy_send_local_response'), localReplies++, 0),
+  proxy_get_status: () => 1,
+  proxy_http_call: () => 2,
+  proxy_get_shared_data: (kp, kl, vpp, vsp, casp) => {
+    count('proxy_get_shared_data');
+    const e = shared.get(str(kp, kl));
+    if (!e) return 1;
+    dv().setUint32(casp, e.cas, true);
+    return give(e.value, vpp, vsp);
+  },
+  proxy_set_shared_data: (kp, kl, vp, vl, cas) => {
+    count('proxy_set_shared_data');
+    const k = str(kp, kl), e = shared.get(k);
+    if (e && cas !== 0 && cas !== e.cas) return 8;
+    shared.set(k, { value: u8().slice(vp, vp + vl), cas: casCounter++ });
+    return 0;
+  },
+  proxy_register_shared_queue: (np, nl, idp) => (dv().setUint32(idp, 1, true), 0),
+  proxy_resolve_shared_queue: () => 1,
+  proxy_enqueue_shared_queue: () => 0,
+  proxy_dequeue_shared_queue: () => 7,
+  proxy_define_metric: (t, np, nl, idp) => (dv().setUint32(idp, 4, true), 0),
+  proxy_increment_metric: () => (count('proxy_increment_metric'), 0),
+  proxy_record_metric: () => (count('proxy_record_metric'), 0),
+  proxy_get_metric: () => 0,
+  proxy_get_property: () => (count('proxy_get_property'), 1),
+  proxy_set_property: () => 0,
+};
+const wasi = new WASI({ version: 'preview1', args: [], env: {} });
+const wasiImport = wasi.wasiImport;
+const countingWasi = Object.fromEntries(Object.entries(wasiImport).map(([k, f]) => [k, (...a) => (count('wasi.' + k), f(...a))]));
+const mod = await WebAssembly.compile(readFileSync(file));
+const inst = await WebAssembly.instantiate(mod, { env, wasi_snapshot_preview1: countingWasi });
+ex = inst.exports; mem = ex.memory;
+wasi.initialize(inst);
+ex.proxy_on_context_create(1, 0);
+if (!ex.proxy_on_vm_start(1, 0) || !ex.proxy_on_configure(1, cfg.length)) throw new Error('configure failed');
+
+let ctx = 2;
+function exchange() {
+  const id = ctx++;
+  ex.proxy_on_context_create(id, 1);
+  ex.proxy_on_request_headers(id, reqHeaders.length, 0);
+  const before = localReplies;
+  const action = ex.proxy_on_request_body(id, reqBodyBytes.length, 1);
+  if (localReplies === before) { // miss: forwarded; play the upstream's answer
+    ex.proxy_on_response_headers(id, respHeaders.length, 0);
+    ex.proxy_on_response_body(id, respBodyBytes.length, 1);
+  } else { // Envoy runs the local reply through the filter's encoder callbacks
+    ex.proxy_on_response_headers(id, 3, 0);
+    ex.proxy_on_response_body(id, respBodyBytes.length, 1);
+  }
+  ex.proxy_on_log(id); ex.proxy_on_done(id); ex.proxy_on_delete(id);
+  return localReplies > before;
+}
+if (exchange()) throw new Error('first request should miss');
+if (exchange() !== (mode === 'hit')) throw new Error('second request should ' + (mode === 'hit' ? 'hit' : 'pass through'));
+for (let i = 0; i < 20000; i++) exchange(); // warm up TurboFan
+calls.clear();
+const t0 = process.hrtime.bigint();
+let hits = 0;
+for (let i = 0; i < iterations; i++) hits += exchange() ? 1 : 0;
+const ns = Number(process.hrtime.bigint() - t0) / iterations;
+console.log(`${mode} path in V8: ${(ns / 1000).toFixed(2)} µs per request (${hits}/${iterations} hits, ${kibArg} KiB answer)`);
+console.log('host calls per request:', Object.fromEntries([...calls].map(([k, v]) => [k, +(v / iterations).toFixed(2)])));
