@@ -72,7 +72,11 @@ const env = {
   proxy_get_header_map_pairs: (type, pp, sp) => (count('proxy_get_header_map_pairs'), give(type === 0 ? reqPairs : respPairs, pp, sp)),
   proxy_set_header_map_pairs: () => 0,
   proxy_get_header_map_size: () => 0,
-  proxy_get_header_map_value: () => (count('proxy_get_header_map_value'), 1),
+  proxy_get_header_map_value: (type, kp, kl, pp, sp) => {
+    count('proxy_get_header_map_value');
+    const k = str(kp, kl), kv = (type === 0 ? reqHeaders : respHeaders).find(([n]) => n === k);
+    return kv ? give(enc.encode(kv[1]), pp, sp) : 1;
+  },
   proxy_add_header_map_value: () => (count('proxy_add_header_map_value'), 0),
   proxy_replace_header_map_value: () => (count('proxy_replace_header_map_value'), 0),
   proxy_remove_header_map_value: () => (count('proxy_remove_header_map_value'), 0),
