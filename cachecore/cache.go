@@ -99,8 +99,11 @@ type Request struct {
 	stableLen int
 	leaseFP   uint64
 
-	// Entry is the entry found by Lookup (fresh or stale), if any.
+	// Entry is the entry found by Lookup (fresh or stale), if any. On a
+	// Serve decision its byte slices alias the VM's scratch buffer until
+	// the next lookup: use them at once, or KeepEntry.
 	Entry *Entry
+	entry Entry
 
 	batch *embBatch // embeddings routes: the per-item view
 }
@@ -358,12 +361,15 @@ func (c *Cache) Lookup(req *Request) Decision {
 	}
 	now := c.nowMs()
 	if req.state.Found {
-		e, err := c.table.Lookup(req.FP, req.Key, now)
+		found, err := c.table.lookupInto(req.FP, req.Key, now, &req.entry)
 		if err != nil {
 			req.bypass(ReasonInternal)
 			return Forward
 		}
-		req.Entry = e
+		req.Entry = nil
+		if found {
+			req.Entry = &req.entry
+		}
 	}
 	if e := req.Entry; e != nil {
 		switch c.freshness(req, e, now) {
@@ -380,7 +386,16 @@ func (c *Cache) Lookup(req *Request) Decision {
 		req.Status = StatusUnavailable
 		return Unavailable
 	}
+	req.KeepEntry() // a stale entry may answer later (stale-if-error)
 	return Forward
+}
+
+// KeepEntry makes req.Entry independent of the scratch buffer, for an
+// entry needed after the current callback (e.g. by a shadow comparison).
+func (req *Request) KeepEntry() {
+	if req.Entry != nil {
+		req.Entry.Detach()
+	}
 }
 
 type freshState uint8

@@ -197,7 +197,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		if !req.state.Found || req.Status == StatusRevalidate {
 			continue
 		}
-		e, err := c.table.Lookup(it.fp, it.key, now)
+		e, err := c.table.Lookup(it.fp, it.key, now) // detached: kept for the merge
 		if err != nil || e == nil || c.freshness(req, e, now) != fresh {
 			continue
 		}

@@ -19,6 +19,8 @@ type Entry struct {
 	Flags      uint8
 	Headers    [][2]string
 	Body       []byte
+
+	raw []byte // the encoded bytes Key, Headers and Body alias
 }
 
 // Entry flags.
@@ -92,7 +94,17 @@ func DecodeEntry(b []byte) (*Entry, error) {
 	return &e, nil
 }
 
+// Detach gives the entry its own copy of the bytes it aliases, for an entry
+// read into a scratch buffer that must outlive that buffer's next use.
+func (e *Entry) Detach() {
+	if e.raw == nil {
+		return
+	}
+	_ = e.decode(append([]byte(nil), e.raw...))
+}
+
 func (e *Entry) decode(b []byte) error {
+	e.raw = b
 	if len(b) < entryHeader || b[0] != entryMagic0 || b[1] != entryMagic1 || b[2] != entryVersion {
 		return ErrBadEntry
 	}
@@ -111,8 +123,8 @@ func (e *Entry) decode(b []byte) error {
 		return ErrBadEntry
 	}
 	e.Key, rest = rest[:kl], rest[kl:]
-	e.Headers = nil
-	if nh > 0 {
+	e.Headers = e.Headers[:0]
+	if cap(e.Headers) < nh {
 		e.Headers = make([][2]string, 0, nh)
 	}
 	for i := 0; i < nh; i++ {

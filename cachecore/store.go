@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -23,6 +24,21 @@ import (
 type Store interface {
 	Get(key string) (value []byte, cas uint32, err error)
 	Set(key string, value []byte, cas uint32) error
+}
+
+// BufferedStore is a Store that can read a value into a caller's buffer,
+// so reading does not allocate when the buffer is large enough. The result
+// aliases buf: it is valid until the caller reuses buf.
+type BufferedStore interface {
+	GetInto(key string, buf []byte) ([]byte, uint32, error)
+}
+
+// getInto reads key into buf if the store can, else allocates.
+func getInto(s Store, key string, buf []byte) ([]byte, uint32, error) {
+	if bs, ok := s.(BufferedStore); ok {
+		return bs.GetInto(key, buf)
+	}
+	return s.Get(key)
 }
 
 // Store errors.
@@ -58,7 +74,19 @@ func (s *MemStore) Get(key string) ([]byte, uint32, error) {
 	return append([]byte(nil), v.v...), v.cas, nil
 }
 
-// Set implements Store.
+// GetInto implements BufferedStore.
+func (s *MemStore) GetInto(key string, buf []byte) ([]byte, uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	if !ok {
+		return nil, 0, ErrNotFound
+	}
+	return append(buf[:0], v.v...), v.cas, nil
+}
+
+// Set implements Store. Keys may alias a caller's buffer (the cache builds
+// them in place), so they are copied.
 func (s *MemStore) Set(key string, value []byte, cas uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,7 +97,7 @@ func (s *MemStore) Set(key string, value []byte, cas uint32) error {
 	if s.cas == 0 {
 		s.cas++
 	}
-	s.m[key] = memValue{append([]byte(nil), value...), s.cas}
+	s.m[strings.Clone(key)] = memValue{append([]byte(nil), value...), s.cas}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"strconv"
 )
 
@@ -33,6 +34,8 @@ type Table struct {
 	idx     []slot
 	keyBuf  []byte
 	valBuf  []byte
+	idxBuf  []byte // scratch for index reads
+	entBuf  []byte // scratch for entry reads (see lookupInto)
 }
 
 type slot struct {
@@ -95,10 +98,12 @@ func (t *Table) createCAS() (uint32, error) {
 
 func (t *Table) bucketOf(fp uint64) uint64 { return (fp >> 16) % t.buckets }
 
+// indexKey and entryKey build keys in place: the string aliases keyBuf and
+// is valid until the next key is built (stores copy keys they keep).
 func (t *Table) indexKey(b uint64) string {
 	t.keyBuf = append(t.keyBuf[:0], "mc:i:"...)
 	t.keyBuf = strconv.AppendUint(t.keyBuf, b, 10)
-	return string(t.keyBuf)
+	return bytesString(t.keyBuf)
 }
 
 func (t *Table) entryKey(b uint64, w int) string {
@@ -106,13 +111,20 @@ func (t *Table) entryKey(b uint64, w int) string {
 	t.keyBuf = strconv.AppendUint(t.keyBuf, b, 10)
 	t.keyBuf = append(t.keyBuf, ':')
 	t.keyBuf = strconv.AppendUint(t.keyBuf, uint64(w), 10)
-	return string(t.keyBuf)
+	return bytesString(t.keyBuf)
 }
+
+// preferredWay is where an entry goes when its bucket lets it choose, so a
+// lookup can usually read the entry directly, without the index.
+func (t *Table) preferredWay(fp uint64) int { return int(fp % uint64(t.ways)) }
 
 // readIndex loads bucket b's index into t.idx. An absent, empty or foreign
 // index (e.g. written with another geometry) reads as all-empty.
 func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
-	raw, cas, err := t.store.Get(t.indexKey(b))
+	raw, cas, err := getInto(t.store, t.indexKey(b), t.idxBuf)
+	if cap(raw) > cap(t.idxBuf) {
+		t.idxBuf = raw[:0]
+	}
 	if errors.Is(err, ErrNotFound) {
 		t.resetIdx()
 		return 0, false, nil
@@ -165,31 +177,59 @@ func (t *Table) writeIndex(b uint64, cas uint32, exists bool) error {
 // whatever their age (the caller decides fresh, stale or dead) unless past
 // their staleUntil, which makes them dead for good.
 func (t *Table) Lookup(fp uint64, key []byte, now int64) (*Entry, error) {
-	b := t.bucketOf(fp)
-	if _, _, err := t.readIndex(b); err != nil {
+	var e Entry
+	ok, err := t.lookupInto(fp, key, now, &e)
+	if !ok || err != nil {
 		return nil, err
 	}
-	for w, s := range t.idx {
-		if s.fp != fp || s.staleUntil <= now {
-			continue
-		}
-		raw, _, err := t.store.Get(t.entryKey(b, w))
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		if len(raw) == 0 {
-			continue // claimed but not yet written, or purged
-		}
-		e, err := DecodeEntry(raw)
-		if err != nil || string(e.Key) != string(key) {
-			continue // foreign or colliding entry: a miss, never a wrong answer
-		}
-		if e.StaleUntil <= now {
-			continue
-		}
-		return e, nil
+	e.Detach()
+	return &e, nil
+}
+
+// lookupInto is Lookup into dst without allocating: dst's Key, Headers
+// and Body alias the table's scratch buffer and are only valid until the
+// table's next entry read, unless the caller Detaches dst.
+//
+// The entry's preferred way is read first, without the index: an entry
+// carries its full key and its deadline, so a direct read validates
+// itself. Only if it is not there is the index consulted.
+func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
+	b := t.bucketOf(fp)
+	pw := t.preferredWay(fp)
+	if ok, err := t.readEntry(b, pw, key, now, dst); ok || err != nil {
+		return ok, err
 	}
-	return nil, nil
+	if _, _, err := t.readIndex(b); err != nil {
+		return false, err
+	}
+	for w, s := range t.idx {
+		if w == pw || s.fp != fp || s.staleUntil <= now {
+			continue
+		}
+		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// readEntry reads way w of bucket b into dst and reports whether it holds
+// key and is still useful at now.
+func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (bool, error) {
+	raw, _, err := getInto(t.store, t.entryKey(b, w), t.entBuf)
+	if cap(raw) > cap(t.entBuf) {
+		t.entBuf = raw[:0]
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if len(raw) == 0 {
+		return false, nil // never written, claimed but not yet written, or purged
+	}
+	if dst.decode(raw) != nil || string(dst.Key) != string(key) || dst.StaleUntil <= now {
+		return false, nil // foreign, colliding or dead: a miss, never a wrong answer
+	}
+	return true, nil
 }
 
 // InsertResult tells the caller what an insert displaced, for the stats.
@@ -200,8 +240,9 @@ type InsertResult struct {
 }
 
 // Insert stores an encoded entry under fp. The way is chosen, in order: the
-// way already holding fp, an empty way, a dead way (past staleUntil), else
-// the way whose entry goes dead soonest (earliest staleUntil first).
+// way already holding fp; the entry's preferred way if empty or dead; an
+// empty way; a dead way (past staleUntil); else the way whose entry goes
+// dead soonest (earliest staleUntil first).
 func (t *Table) Insert(fp uint64, staleUntil int64, encoded []byte, now int64) (InsertResult, error) {
 	b := t.bucketOf(fp)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
@@ -232,6 +273,11 @@ func (t *Table) chooseWay(fp uint64, now int64) (int, InsertResult) {
 			return w, InsertResult{Expired: s.staleUntil <= now}
 		}
 	}
+	if pw := t.preferredWay(fp); t.idx[pw].fp == 0 {
+		return pw, InsertResult{Filled: true}
+	} else if t.idx[pw].staleUntil <= now {
+		return pw, InsertResult{Expired: true}
+	}
 	for w, s := range t.idx {
 		if s.fp == 0 {
 			return w, InsertResult{Filled: true}
@@ -250,39 +296,43 @@ func (t *Table) chooseWay(fp uint64, now int64) (int, InsertResult) {
 }
 
 // Remove deletes the entry stored under key, if any; it reports whether a
-// live slot was freed.
+// slot was freed. The entry is looked for where a lookup would find it:
+// its preferred way and the ways the index lists for its fingerprint.
 func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
 	b := t.bucketOf(fp)
+	var e Entry
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		cas, exists, err := t.readIndex(b)
-		if err != nil || !exists {
+		if err != nil {
 			return false, err
 		}
 		way := -1
-		for w, s := range t.idx {
-			if s.fp != fp {
+		for w := range t.idx {
+			if w != t.preferredWay(fp) && t.idx[w].fp != fp {
 				continue
 			}
-			raw, _, err := t.store.Get(t.entryKey(b, w))
-			if err == nil {
-				if e, derr := DecodeEntry(raw); derr == nil && string(e.Key) == string(key) {
-					way = w
-					break
-				}
+			if ok, err := t.readEntry(b, w, key, math.MinInt64, &e); err != nil {
+				return false, err
+			} else if ok {
+				way = w
+				break
 			}
 		}
 		if way < 0 {
 			return false, nil
 		}
-		t.idx[way] = slot{}
-		err = t.writeIndex(b, cas, true)
-		if errors.Is(err, ErrCasMismatch) {
-			continue
+		freed := t.idx[way].fp != 0
+		if exists && freed {
+			t.idx[way] = slot{}
+			err = t.writeIndex(b, cas, true)
+			if errors.Is(err, ErrCasMismatch) {
+				continue
+			}
+			if err != nil {
+				return false, err
+			}
 		}
-		if err != nil {
-			return false, err
-		}
-		return true, t.store.Set(t.entryKey(b, way), nil, 0)
+		return freed, t.store.Set(t.entryKey(b, way), nil, 0)
 	}
 	return false, ErrContention
 }
@@ -310,7 +360,6 @@ func (t *Table) Clear() (int, error) {
 			if n == 0 {
 				break
 			}
-			occupied := append([]slot(nil), t.idx...)
 			t.resetIdx()
 			err = t.writeIndex(b, cas, true)
 			if errors.Is(err, ErrCasMismatch) {
@@ -323,12 +372,18 @@ func (t *Table) Clear() (int, error) {
 				return freed, err
 			}
 			freed += n
-			for w, s := range occupied {
-				if s.fp != 0 {
-					_ = t.store.Set(t.entryKey(b, w), nil, 0)
-				}
-			}
 			break
+		}
+		// Blank every entry, listed in the index or not: a direct read of a
+		// preferred way does not consult the index.
+		for w := 0; w < t.ways; w++ {
+			raw, _, err := getInto(t.store, t.entryKey(b, w), t.entBuf)
+			if cap(raw) > cap(t.entBuf) {
+				t.entBuf = raw[:0]
+			}
+			if err == nil && len(raw) > 0 {
+				_ = t.store.Set(t.entryKey(b, w), nil, 0)
+			}
 		}
 	}
 	return freed, nil

@@ -17,6 +17,12 @@ func (sharedStore) Get(key string) ([]byte, uint32, error) {
 	return v, cas, storeErr(err)
 }
 
+// GetInto reads into buf when it is large enough (cachecore.BufferedStore).
+func (sharedStore) GetInto(key string, buf []byte) ([]byte, uint32, error) {
+	v, cas, err := proxywasm.GetSharedDataInto(key, buf)
+	return v, cas, storeErr(err)
+}
+
 func (sharedStore) Set(key string, value []byte, cas uint32) error {
 	return storeErr(proxywasm.SetSharedData(key, value, cas))
 }

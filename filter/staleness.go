@@ -47,6 +47,7 @@ func (p *plugin) flushSLO(now time.Time) {
 func (p *plugin) shadow(req *cachecore.Request, headers [][2]string) {
 	c := p.cache
 	rs := p.stats.route(req.Route)
+	req.KeepEntry() // compared when the fresh answer arrives
 	slots := c.ShadowSlots(req.Route)
 	timeout := p.cfg.Background.Timeout
 	now := c.NowMs()

@@ -207,11 +207,27 @@ func SendHttpResponse(statusCode uint32, headers [][2]string, body []byte, gRPCS
 // SendHttpResponseWithDetail is SendHttpResponse with response code details
 // (visible as %RESPONSE_CODE_DETAILS% in Envoy's access log).
 func SendHttpResponseWithDetail(statusCode uint32, detail string, headers [][2]string, body []byte, gRPCStatus int32) error {
-	hs, err := EncodePairs(headers)
+	hs, err := encodeScratch(headers)
 	if err != nil {
 		return err
 	}
 	return st(proxy_send_local_response(statusCode, detail, ptrOf(body), uint32(len(body)), ptrOf(hs), uint32(len(hs)), gRPCStatus))
+}
+
+// pairsScratch holds headers encoded for one host call: the host copies
+// them during the call, so the buffer is reused.
+var pairsScratch []byte
+
+func encodeScratch(pairs [][2]string) ([]byte, error) {
+	size := 4
+	for _, p := range pairs {
+		size += 8 + len(p[0]) + len(p[1]) + 2
+	}
+	if cap(pairsScratch) < size {
+		pairsScratch = make([]byte, size)
+	}
+	buf := pairsScratch[:size]
+	return buf, encodePairsInto(buf, pairs)
 }
 
 // ---- HTTP calls ----
@@ -254,6 +270,17 @@ func GetStatus() (uint32, string, error) {
 // GetSharedData returns the value and CAS of key in this vm_id's shared data.
 // ErrorStatusNotFound if the key was never set. The value is a fresh copy.
 func GetSharedData(key string) ([]byte, uint32, error) {
+	s := proxy_get_shared_data(key, unsafe.Pointer(&outPtr), &outSize, &outCas)
+	cas := outCas
+	b := takeOut()
+	return b, cas, st(s)
+}
+
+// GetSharedDataInto is GetSharedData reading into buf when it is large
+// enough (then the result aliases buf and nothing is allocated); otherwise
+// it allocates as GetSharedData does.
+func GetSharedDataInto(key string, buf []byte) ([]byte, uint32, error) {
+	into = buf[:cap(buf)]
 	s := proxy_get_shared_data(key, unsafe.Pointer(&outPtr), &outSize, &outCas)
 	cas := outCas
 	b := takeOut()
