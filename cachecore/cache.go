@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -214,7 +215,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		return
 	}
 	req.Body = body
-	sel := Selection{Only: req.Route.KeyFields, Ignore: req.Route.IgnoreFields}
+	sel := Selection{Only: req.Route.KeyFields, Ignore: req.Route.IgnoreFields, Capture: captureFields(req.Route)}
 	if cap(req.canonical) < len(body) {
 		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
 	}
@@ -224,8 +225,19 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		return
 	}
 	req.canonical = canon
-	req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
-	req.Stream = gjson.GetBytes(body, "stream").Bool()
+	// "stream" and a top-level model field come from the canonicaliser's
+	// single pass; a nested model path needs gjson.
+	v, _ := c.canon.Captured(0)
+	req.Stream = string(v) == "true"
+	if len(sel.Capture) > 1 {
+		if v, ok := c.canon.Captured(1); ok {
+			req.Model = canonicalString(v)
+		} else {
+			req.Model = ""
+		}
+	} else {
+		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
+	}
 	if req.Route.Kind == KindEmbeddings {
 		if r := c.parseEmbeddings(req, body); r != ReasonNone {
 			req.bypass(r)
@@ -239,6 +251,35 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	}
 	req.state = st
 	c.buildKey(req)
+}
+
+// captureFields asks the canonicaliser for "stream" and, when it is a
+// plain top-level name, the model field.
+func captureFields(r *Route) []string {
+	if isPlainField(r.ModelPath) {
+		return []string{"stream", r.ModelPath}
+	}
+	return []string{"stream"}
+}
+
+func isPlainField(path string) bool {
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		default:
+			return false
+		}
+	}
+	return path != ""
+}
+
+// canonicalString decodes a canonical JSON value as gjson's String would:
+// a string's contents, or any other value's JSON text.
+func canonicalString(v []byte) string {
+	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsRune(v, '\\') {
+		return string(v[1 : len(v)-1])
+	}
+	return gjson.ParseBytes(v).String()
 }
 
 func canonReason(err error) Reason {

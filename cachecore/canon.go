@@ -42,6 +42,10 @@ const maxDepth = 64
 type Selection struct {
 	Only   []string
 	Ignore []string
+	// Capture names top-level members whose canonical values the caller
+	// wants too (Canonicalizer.Captured), whether or not they are kept:
+	// it spares a second scan of the body.
+	Capture []string
 }
 
 func (s *Selection) keep(key []byte) bool {
@@ -69,6 +73,29 @@ type Canonicalizer struct {
 	scratch []byte
 	members []member
 	keyBuf  []byte
+
+	captured [4][]byte
+	found    [4]bool
+}
+
+// capture records the canonical value that starts at valStart in out if
+// key is one of sel.Capture.
+func (c *Canonicalizer) capture(sel *Selection, key []byte, valStart int) {
+	for i, name := range sel.Capture {
+		if string(key) == name && i < len(c.captured) {
+			c.captured[i] = append(c.captured[i][:0], c.out[valStart:]...)
+			c.found[i] = true
+		}
+	}
+}
+
+// Captured returns the canonical value of the i-th Selection.Capture name
+// in the last Append, or false if the body had no such member.
+func (c *Canonicalizer) Captured(i int) ([]byte, bool) {
+	if i >= len(c.found) || !c.found[i] {
+		return nil, false
+	}
+	return c.captured[i], true
 }
 
 type member struct {
@@ -79,6 +106,7 @@ type member struct {
 // to the top-level object only (nested objects are canonicalised whole).
 func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error) {
 	c.src, c.pos, c.out = body, 0, dst
+	c.found = [4]bool{}
 	defer func() { c.src = nil }()
 	c.ws()
 	if err := c.value(0, sel); err != nil {
@@ -211,6 +239,9 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 		c.ws()
 		if err := c.value(depth+1, nil); err != nil {
 			return err
+		}
+		if sel != nil && len(sel.Capture) > 0 {
+			c.capture(sel, c.unquotedKey(start, keyEnd), keyEnd+1)
 		}
 		if sel != nil && !sel.keep(c.unquotedKey(start, keyEnd)) {
 			c.out = c.out[:start]

@@ -186,3 +186,23 @@ var sampleChatRequest = `{"model":"gpt-4o-mini","temperature":0.2,"top_p":1,"max
 	`{"role":"user","content":"` + strings.Repeat("Where is my order #12345? It was supposed to arrive on Monday. ", 18) + `"},` +
 	`{"role":"assistant","content":"Let me check that for you."},{"role":"user","content":"Thanks, please also tell me the return window."}],` +
 	`"response_format":{"type":"text"},"seed":7}`
+
+func TestCanonicalCapture(t *testing.T) {
+	var c Canonicalizer
+	sel := Selection{Ignore: []string{"user"}, Capture: []string{"stream", "model", "user"}}
+	out, err := c.Append(nil, []byte(`{"user":"u","stream":true,"model":"g\u0070t","x":1}`), &sel)
+	if err != nil || string(out) != `{"model":"gpt","stream":true,"x":1}` {
+		t.Fatalf("%s %v", out, err)
+	}
+	for i, want := range []string{"true", `"gpt"`, `"u"`} {
+		if v, ok := c.Captured(i); !ok || string(v) != want {
+			t.Fatalf("capture %d = %s %v, want %s", i, v, ok, want)
+		}
+	}
+	if _, err := c.Append(nil, []byte(`{"x":{"stream":true}}`), &sel); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Captured(0); ok {
+		t.Fatal("a nested member was captured, or a capture survived into the next body")
+	}
+}
