@@ -206,3 +206,24 @@ func TestCanonicalCapture(t *testing.T) {
 		t.Fatal("a nested member was captured, or a capture survived into the next body")
 	}
 }
+
+func TestPlainRun(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		from int
+		want int
+	}{
+		{`abcdefghijklmnop`, 0, 16},
+		{`abcdefgh"ijk`, 0, 8},
+		{`ab"`, 0, 2},
+		{"abcdefghijklmn\x1f", 0, 14},
+		{`abcdefghij\klmnop`, 0, 10},
+		{"\xff\xfe\x80\x81\xc3\xa9xyz\"", 0, 9}, // high bytes are plain
+		{`"abc"`, 1, 4},
+		{``, 0, 0},
+	} {
+		if got := plainRun([]byte(tc.in), tc.from); got != tc.want {
+			t.Errorf("plainRun(%q, %d) = %d, want %d", tc.in, tc.from, got, tc.want)
+		}
+	}
+}
