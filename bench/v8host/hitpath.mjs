@@ -15,7 +15,9 @@ import { WASI } from 'node:wasi';
 const [file = 'build/modelcache.wasm', itersArg = '200000', kibArg = '1', mode = 'hit'] = process.argv.slice(2);
 const iterations = Number(itersArg);
 const config = JSON.stringify({ routes: [{ name: 'chat', kind: 'chat', path_prefix: '/v1/chat/completions', ttl: '1h' }] });
-const reqBody = JSON.stringify({ model: 'sim-chat', messages: [{ role: 'user', content: 'What is the capital of France?' }] });
+// REQ_FILE=bench/payloads/request.json uses the benchmark's 1.6 KB request.
+const reqBody = process.env.REQ_FILE ? readFileSync(process.env.REQ_FILE, 'utf8')
+  : JSON.stringify({ model: 'sim-chat', messages: [{ role: 'user', content: 'What is the capital of France?' }] });
 const answer = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'sim-chat',
   choices: [{ index: 0, message: { role: 'assistant', content: 'P'.repeat(Number(kibArg) * 1024 - 120) }, finish_reason: 'stop' }] });
 const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other' : '/v1/chat/completions'], [':authority', 'models'], [':scheme', 'http'],

@@ -110,6 +110,21 @@ func runS9(r *run) error {
 	r.add(row{Scenario: "S9", Metric: "partial batch: throughput c=16", Value: f16.RPSText(),
 		Baselines: "no filter (all 64 upstream) " + n16.RPSText(), Ratio: ratio(f16.RPS(), n16.RPS())})
 	r.add(row{Scenario: "S9", Metric: "partial batch: p50 c=1", Value: f1.P50Text(), Baselines: "no filter " + n1.P50Text()})
+	// End-to-end latency by share of the batch already cached: 0 % (every
+	// item new: lookups, then all 64 stored), 50 % (above) and 100 % (the
+	// filter answers alone).
+	for _, v := range []struct {
+		name, file string
+		unique     bool
+	}{{"0 % cached", "embed-64-new.json", true}, {"100 % cached", "embed-64-all.json", false}} {
+		w := workload{Path: "/embed/v1/embeddings", BodyFile: v.file, Headers: []string{authHeader}, Unique: v.unique}
+		m, err := r.measure("filter", "embed "+v.name, w, 1)
+		if err != nil {
+			return err
+		}
+		r.stopSystem("filter")
+		r.add(row{Scenario: "S9", Metric: "batch of 64, " + v.name + ": p50 c=1", Value: m.P50Text(), Baselines: "no filter (all 64 upstream) " + n1.P50Text()})
+	}
 	perItem := (f16.CPU() - n16.CPU()) / embBatch
 	r.add(row{Scenario: "S9", Metric: "proxy CPU per request c=16; filter's extra per item (lookups, stores, merge)",
 		Value:     fmt.Sprintf("%.1f µs; %.2f µs per item (%.1f items upstream per call under load)", f16.CPU(), perItem, loadMean),

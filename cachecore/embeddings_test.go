@@ -1,0 +1,180 @@
+package cachecore
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+const embConfig = `{"routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h"}]}`
+
+func newEmbCache(t testing.TB) (*Cache, *Route) {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(embConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var n uint64
+	c := New(cfg, Options{Store: NewMemStore(), Now: func() time.Time { return now }, Rand: func() uint64 { n++; return n * 0x9E3779B97F4A7C15 }})
+	return c, cfg.Routes[0]
+}
+
+func embRequest(c *Cache, r *Route, body string) *Request {
+	req := c.Begin(r, "POST", "/v1/embeddings", [][2]string{{"authorization", "Bearer t"}})
+	c.SetBody(req, []byte(body))
+	return req
+}
+
+// embAnswer is an upstream answer with vector [i, i+0.5] for the i-th input.
+func embAnswer(items []string) []byte {
+	var data []string
+	for i, it := range items {
+		data = append(data, fmt.Sprintf(`{"object":"embedding","index":%d,"embedding":[%d,%d.5]}`, i, len(it), len(it)))
+	}
+	return []byte(`{"object":"list","data":[` + strings.Join(data, ",") + `],"model":"e-1","usage":{"prompt_tokens":7,"total_tokens":7}}`)
+}
+
+func inputOf(t testing.TB, body []byte) []string {
+	var in struct{ Input []string }
+	if err := json.Unmarshal(body, &in); err != nil {
+		t.Fatal(err)
+	}
+	return in.Input
+}
+
+func TestEmbeddingsSplitStoreMerge(t *testing.T) {
+	c, r := newEmbCache(t)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	// Fill two items.
+	first := embRequest(c, r, `{"model":"e","input":["aa","bbbb"]}`)
+	if c.Lookup(first) != Forward || first.Status != StatusMiss {
+		t.Fatalf("first lookup: %s", first.Status)
+	}
+	if body, rewritten := first.UpstreamBody(); rewritten || string(body) != `{"model":"e","input":["aa","bbbb"]}` {
+		t.Fatalf("a batch with nothing cached must go up unchanged: %s", body)
+	}
+	ans := embAnswer([]string{"aa", "bbbb"})
+	adm := c.AdmitBody(first, jsonHdr, ans)
+	if res := c.Store(first, 200, jsonHdr, ans, adm, 1); res.Reason != ReasonNone || res.ItemsStored != 2 {
+		t.Fatalf("store: %+v", res)
+	}
+	// A batch with both, a new one, and a duplicate.
+	req := embRequest(c, r, `{"model":"e","user":"x","input":["c","aa","c","bbbb"]}`)
+	if c.Lookup(req) != Forward || req.Status != StatusPartial {
+		t.Fatalf("partial lookup: %s", req.Status)
+	}
+	if cached, total := req.ItemCounts(); cached != 2 || total != 4 {
+		t.Fatalf("items %d/%d", cached, total)
+	}
+	up, rewritten := req.UpstreamBody()
+	if !rewritten || strings.Join(inputOf(t, up), ",") != "c" || !strings.Contains(string(up), `"user":"x"`) {
+		t.Fatalf("rewritten body %s", up)
+	}
+	ans = embAnswer([]string{"c"})
+	if adm := c.AdmitBody(req, jsonHdr, ans); adm.Reason != ReasonNone {
+		t.Fatalf("admit: %s", adm.Reason)
+	} else if res := c.Store(req, 200, jsonHdr, ans, adm, 1); res.ItemsStored != 1 {
+		t.Fatalf("store: %+v", res)
+	}
+	merged := c.MergedBody(req, ans)
+	var got []string
+	for i, d := range gjson.GetBytes(merged, "data").Array() {
+		if d.Get("index").Int() != int64(i) {
+			t.Fatalf("index %d at position %d", d.Get("index").Int(), i)
+		}
+		got = append(got, d.Get("embedding").Raw)
+	}
+	if strings.Join(got, " ") != "[1,1.5] [2,2.5] [1,1.5] [4,4.5]" {
+		t.Fatalf("merged vectors %v", got)
+	}
+	if gjson.GetBytes(merged, "usage.total_tokens").Int() != 7 || gjson.GetBytes(merged, "model").String() != "e-1" {
+		t.Fatalf("merged usage/model: %s", merged)
+	}
+	// Now everything is cached: served locally, usage zero.
+	all := embRequest(c, r, `{"model":"e","input":["c","aa","c","bbbb"]}`)
+	if c.Lookup(all) != Serve || all.Status != StatusHit {
+		t.Fatalf("full hit: %s", all.Status)
+	}
+	_, hs, body := c.HitResponse(all)
+	if gjson.GetBytes(body, "usage.total_tokens").Int() != 0 || len(gjson.GetBytes(body, "data").Array()) != 4 {
+		t.Fatalf("hit body %s", body)
+	}
+	if v, _ := header(hs, CachedItemsHeader); v != "4/4" {
+		t.Fatalf("cached items header %q", v)
+	}
+}
+
+func TestEmbeddingsAdmission(t *testing.T) {
+	c, r := newEmbCache(t)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	tests := []struct {
+		name, body, answer string
+		want               Reason
+	}{
+		{"count", `{"model":"e","input":["a","b"]}`, `{"data":[{"index":0,"embedding":[1,2]}]}`, ReasonItemCount},
+		{"duplicate index", `{"model":"e","input":["a","b"]}`, `{"data":[{"index":0,"embedding":[1,2]},{"index":0,"embedding":[1,2]}]}`, ReasonItemCount},
+		{"dimensions", `{"model":"e","input":["a","b"]}`, `{"data":[{"index":0,"embedding":[1,2]},{"index":1,"embedding":[1,2,3]}]}`, ReasonDimensions},
+		{"requested dimensions", `{"model":"e","input":["a"],"dimensions":3}`, `{"data":[{"index":0,"embedding":[1,2]}]}`, ReasonDimensions},
+		{"not finite", `{"model":"e","input":["a"]}`, `{"data":[{"index":0,"embedding":[1e999,2]}]}`, ReasonBadVector},
+		{"not numbers", `{"model":"e","input":["a"]}`, `{"data":[{"index":0,"embedding":["x",2]}]}`, ReasonBadVector},
+		{"bad base64", `{"model":"e","input":["a"],"encoding_format":"base64"}`, `{"data":[{"index":0,"embedding":"AAA"}]}`, ReasonBadVector},
+		{"base64 not whole floats", `{"model":"e","input":["a"],"encoding_format":"base64"}`, `{"data":[{"index":0,"embedding":"AAAAAAA="}]}`, ReasonBadVector},
+		{"good base64", `{"model":"e","input":["a"],"encoding_format":"base64"}`, `{"data":[{"index":0,"embedding":"AACAPwAAAEA="}]}`, ReasonNone},
+		{"good floats", `{"model":"e","input":["a","b"]}`, `{"data":[{"index":1,"embedding":[3,4]},{"index":0,"embedding":[1,2]}]}`, ReasonNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := embRequest(c, r, tc.body)
+			c.Lookup(req)
+			if adm := c.AdmitBody(req, jsonHdr, []byte(tc.answer)); adm.Reason != tc.want {
+				t.Fatalf("reason %s, want %s", adm.Reason, tc.want)
+			}
+		})
+	}
+}
+
+func TestEmbeddingsInputRejected(t *testing.T) {
+	c, r := newEmbCache(t)
+	for _, body := range []string{
+		`{"model":"e","input":[]}`, `{"model":"e","input":[1,"a"]}`, `{"model":"e","input":{"a":1}}`,
+		`{"model":"e","input":[[1,2],"a"]}`, `{"model":"e","input":[1.5]}`, `{"model":"e","input":"a","encoding_format":"int8"}`,
+		`{"model":"e","input":"a","dimensions":0}`, `{"model":"e"}`,
+	} {
+		if req := embRequest(c, r, body); req.Reason != ReasonEmbeddingInput {
+			t.Errorf("%s: %s/%s", body, req.Status, req.Reason)
+		}
+	}
+}
+
+// BenchmarkEmbeddingMerge is the merge alone, per batch of 64 items with 32
+// cached (S9 reports it per item).
+func BenchmarkEmbeddingMerge(b *testing.B) {
+	c, r := newEmbCache(b)
+	vec := "[" + strings.TrimSuffix(strings.Repeat("0.0123456,", 64), ",") + "]"
+	req := embRequest(c, r, `{"model":"e","input":[`+strings.TrimSuffix(strings.Repeat(`"x",`, 1), ",")+`]}`)
+	bt := &embBatch{}
+	var data []string
+	for i := 0; i < 64; i++ {
+		it := embItem{first: i}
+		if i%2 == 0 {
+			it.entry = &Entry{Body: []byte(vec)}
+		} else {
+			it.fresh = []byte(vec)
+			data = append(data, fmt.Sprintf(`{"object":"embedding","index":%d,"embedding":%s}`, len(data), vec))
+		}
+		bt.items = append(bt.items, it)
+	}
+	req.batch = bt
+	up := []byte(`{"object":"list","data":[` + strings.Join(data, ",") + `],"model":"e-1","usage":{"prompt_tokens":32,"total_tokens":32}}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.MergedBody(req, up)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/64, "ns/item")
+}
