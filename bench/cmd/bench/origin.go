@@ -323,9 +323,9 @@ func writePayloads(dir string) error {
 		return err
 	}
 	files := map[string][]byte{
-		"chat-1k.json":  chatPayload(1024),
-		"chat-16k.json": chatPayload(16384),
-		"request.json":  chatRequest("N0NCE"),
+		"chat-1k.json":      chatPayload(1024),
+		"chat-16k.json":     chatPayload(16384),
+		"request.json":      chatRequest("N0NCE"),
 		"embed-64.json":     embeddingRequest(64, 32),
 		"embed-64-new.json": embeddingRequest(64, 0),
 		"embed-64-all.json": embeddingRequest(64, 64),
