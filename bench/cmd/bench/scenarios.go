@@ -258,6 +258,27 @@ func runS4(r *run) error {
 				Value: fmt.Sprintf("+%.0f µs (p50 %s)", f1.P50()-n1.P50(), f1.P50Text()), Baselines: "no filter " + n1.P50Text()})
 		}
 	}
+	// The floor: the same route through the cheapest Go proxy-wasm filter
+	// possible (bench/floorfilter), doing nothing, then reading one header.
+	// What modelcache costs on this route above "read" is its own.
+	other := variants[0]
+	n16, err := r.measure("nofilter", other.label, other.wl, 16)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct{ sys, what string }{
+		{"floor-empty", "an empty Go filter (stream context, no host call)"},
+		{"floor-read", "a Go filter that reads one request header (one host call returning data)"},
+	} {
+		m, err := r.measure(f.sys, other.label, other.wl, 16)
+		if err != nil {
+			return err
+		}
+		r.stopSystem(f.sys)
+		r.add(row{Scenario: "S4", Metric: "floor: route not cached, " + f.what + ": proxy CPU per request, c=16",
+			Value:     fmt.Sprintf("%.1f µs (+%.1f)", m.CPU(), m.CPU()-n16.CPU()),
+			Baselines: fmt.Sprintf("no filter %.1f µs", n16.CPU()), Ratio: ratio(m.RPS(), n16.RPS()) + " throughput"})
+	}
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	return nil
 }

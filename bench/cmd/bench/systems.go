@@ -43,8 +43,11 @@ var systemDefs = map[string]func(r *run) (*system, error){
 		return r.startEnvoy("nofilter", "envoy/bench/cache-nofilter.yaml", 1, r.s.ProxyCPUs)
 	},
 	"filter-2w": func(r *run) (*system, error) { return r.startEnvoy("filter-2w", "envoy/bench/cache.yaml", 2, "0,1") },
-	"nginx":     func(r *run) (*system, error) { return r.startNginx() },
-	"varnish":   func(r *run) (*system, error) { return r.startVarnish() },
+	// The S4 floor: cache.yaml with bench/floorfilter in place of modelcache.
+	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
+	"floor-read":  func(r *run) (*system, error) { return r.startFloor("read") },
+	"nginx":       func(r *run) (*system, error) { return r.startNginx() },
+	"varnish":     func(r *run) (*system, error) { return r.startVarnish() },
 }
 
 func freePort() (int, error) {
@@ -63,9 +66,26 @@ var (
 	wasmRe = regexp.MustCompile(`filename: build/modelcache\.wasm`)
 )
 
+// startFloor builds bench/floorfilter in the given mode and runs it in
+// cache.yaml instead of modelcache.
+func (r *run) startFloor(mode string) (*system, error) {
+	wasm := filepath.Join(r.s.WorkDir, "floor-"+mode+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-ldflags", "-X main.mode="+mode, "-o", wasm, "./bench/floorfilter")
+	cmd.Dir = r.s.Root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the floor filter: %v: %s", err, out)
+	}
+	return r.startEnvoyWasm("floor-"+mode, "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, wasm)
+}
+
 // startEnvoy renders an envoy/bench config (ports and the wasm path only,
 // as the e2e tests do) and starts Envoy pinned to cpus.
 func (r *run) startEnvoy(name, file string, concurrency int, cpus string) (*system, error) {
+	return r.startEnvoyWasm(name, file, concurrency, cpus, r.s.Wasm)
+}
+
+func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm string) (*system, error) {
 	raw, err := os.ReadFile(filepath.Join(r.s.Root, file))
 	if err != nil {
 		return nil, err
@@ -86,7 +106,7 @@ func (r *run) startEnvoy(name, file string, concurrency int, cpus string) (*syst
 		}
 		return m
 	})
-	cfg = wasmRe.ReplaceAllString(cfg, "filename: "+r.s.Wasm)
+	cfg = wasmRe.ReplaceAllString(cfg, "filename: "+wasm)
 	cfgPath := filepath.Join(r.s.WorkDir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
