@@ -163,12 +163,7 @@ func (s *stream) coalesce() types.Action {
 	c := s.p.cache
 	switch role := c.Join(s.req, s.p.vmID, s.id); role {
 	case cachecore.RoleLeader:
-		s.leader = true
-		s.rs.event(evLeader)
-		// Re-check: the previous leader may have stored the answer between
-		// our miss and our lease.
-		if c.Relookup(s.req) == cachecore.Serve {
-			s.finishLead(cachecore.OutcomeStored)
+		if s.lead(evLeader) {
 			s.serve()
 			return types.ActionPause
 		}
@@ -219,10 +214,7 @@ func (s *stream) wake(o cachecore.Outcome) {
 		case cachecore.RoleFollower:
 			return // another follower leads now: keep waiting
 		case cachecore.RoleLeader:
-			s.leader = true
-			s.rs.event(evPromoted)
-			if c.Relookup(s.req) == cachecore.Serve {
-				s.finishLead(cachecore.OutcomeStored)
+			if s.lead(evPromoted) {
 				s.stopWaiting()
 				s.req.Status = cachecore.StatusCollapsed
 				s.serve()
@@ -231,6 +223,19 @@ func (s *stream) wake(o cachecore.Outcome) {
 		}
 	}
 	s.resumeUpstream()
+}
+
+// lead makes this stream its key's leader. It reports true when the answer
+// is in the cache already — the previous leader stored it between our miss
+// and our lease — and the lead is over before it began.
+func (s *stream) lead(e event) bool {
+	s.leader = true
+	s.rs.event(e)
+	if s.p.cache.Relookup(s.req) != cachecore.Serve {
+		return false
+	}
+	s.finishLead(cachecore.OutcomeStored)
+	return true
 }
 
 // giveUp: the follower waited coalesce.max_wait; it goes upstream itself.

@@ -449,14 +449,7 @@ func (h *Host) drainOne(thread int) bool {
 	if v == nil {
 		return true // posted before the thread's VM existed or after it died
 	}
-	v.mu.Lock()
-	if !v.dead {
-		ev(v)
-		v.runDeferred()
-	}
-	out := v.takeOutbox()
-	v.mu.Unlock()
-	runAll(out)
+	v.run(ev)
 	return true
 }
 
@@ -504,6 +497,20 @@ func (h *Host) Pending() bool {
 	return false
 }
 
+// run is one top-level callback on v: fn with the VM's lock held and its
+// deferred continues and replies applied, then, outside the lock, the work
+// it handed to Go handlers.
+func (v *vm) run(fn func(v *vm)) {
+	v.mu.Lock()
+	if !v.dead {
+		fn(v)
+		v.runDeferred()
+	}
+	out := v.takeOutbox()
+	v.mu.Unlock()
+	runAll(out)
+}
+
 func (h *Host) threads() []int {
 	t := []int{MainVM}
 	for i := range h.workers {
@@ -516,15 +523,7 @@ func (h *Host) threads() []int {
 // then runs the out-of-VM work it produced (handlers) and, unless
 // ManualDrain, drains every mailbox.
 func (h *Host) do(i int, fn func(v *vm)) {
-	v := h.vm(i)
-	v.mu.Lock()
-	if !v.dead {
-		fn(v)
-		v.runDeferred()
-	}
-	out := v.takeOutbox()
-	v.mu.Unlock()
-	runAll(out)
+	h.vm(i).run(fn)
 	if !h.cfg.ManualDrain {
 		h.Drain()
 	}
