@@ -526,3 +526,33 @@ func TestWaitCalls(t *testing.T) {
 		t.Errorf("WaitCalls on a cancelled context = %v", err)
 	}
 }
+
+func TestScript(t *testing.T) {
+	s := newSim(t, Options{})
+	var seen string
+	s.SetScript(func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+		seen = string(body)
+		if r.Header.Get("x-pass") != "" {
+			return false
+		}
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(200)
+		w.Write([]byte(`{"scripted":true}`)) //nolint:errcheck
+		return true
+	})
+	resp, b, err := s.do(context.Background(), "POST", PathChat, chatBody, nil)
+	if err != nil || resp.StatusCode != 200 || string(b) != `{"scripted":true}` || seen != chatBody {
+		t.Fatalf("scripted call: %v %v %s (script saw %q)", err, resp, b, seen)
+	}
+	resp, b, err = s.do(context.Background(), "POST", PathChat, chatBody, map[string]string{"x-pass": "1"})
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), "chat.completion") {
+		t.Fatalf("script declined, model should answer: %v %v %s", err, resp, b)
+	}
+	s.SetScript(nil)
+	if _, b, _ = s.do(context.Background(), "POST", PathChat, chatBody, nil); strings.Contains(string(b), "scripted") {
+		t.Fatalf("script still answers after removal: %s", b)
+	}
+	if s.Calls(PathChat) != 3 {
+		t.Errorf("calls = %d, want every scripted call counted", s.Calls(PathChat))
+	}
+}

@@ -68,6 +68,9 @@ func (s *Server) serveModel(w *recorder, r *http.Request) {
 		}
 		return // otherwise the client went away
 	}
+	if f := s.scripted(); f != nil && f(w, r, body) {
+		return
+	}
 	over, err := parseOverrides(r.Header)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_sim_header", err.Error())

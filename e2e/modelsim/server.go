@@ -74,6 +74,7 @@ type Server struct {
 	knobs  Knobs
 	embLog []EmbeddingCall
 	paused chan struct{} // non-nil while paused; closed by Resume
+	script Script        // non-nil: answers model calls instead of the model
 
 	total       atomic.Int64
 	byPath      map[string]*atomic.Int64 // fixed keys: ModelPaths
@@ -132,6 +133,26 @@ func New(opts Options) *Server {
 		s.byPath[p] = new(atomic.Int64)
 	}
 	return s
+}
+
+// Script answers one model call in place of the simulated model, for tests
+// of hostile upstreams: it gets the call after it was counted and its body
+// read, and writes whatever it likes (any status, headers, body, or an abort
+// by panicking with http.ErrAbortHandler). It reports false to let the
+// simulated model answer as usual.
+type Script func(w http.ResponseWriter, r *http.Request, body []byte) bool
+
+// SetScript installs f (nil removes it) for every later model call.
+func (s *Server) SetScript(f Script) {
+	s.mu.Lock()
+	s.script = f
+	s.mu.Unlock()
+}
+
+func (s *Server) scripted() Script {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.script
 }
 
 // Handler returns the HTTP handler serving the model and control endpoints.
