@@ -1,6 +1,9 @@
 package cachecore
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Outcome is how a leader's (or a background refresh's) upstream call ended,
 // as the followers need to know it.
@@ -44,7 +47,7 @@ func (c *Cache) Leases() *LeaseTable { return c.leases }
 // must then call Recheck before going upstream and Finish when done.
 func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
-	role, err := c.leases.Acquire(req.LeaseFP(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
+	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
 	if err != nil {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}
@@ -55,19 +58,26 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // joining as a follower. It reports whether this caller leads.
 func (c *Cache) TryLead(req *Request, vm uint64, stream uint32, timeout time.Duration) bool {
 	now := c.nowMs()
-	role, err := c.leases.Acquire(req.LeaseFP(), vm, stream, now, now+timeout.Milliseconds(), false)
+	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+timeout.Milliseconds(), false)
 	return err == nil && role == RoleLeader
 }
 
 // Finish ends a leadership with the outcome and returns the workers whose
 // followers must be woken.
 func (c *Cache) Finish(req *Request, vm uint64, stream uint32, o Outcome) []uint64 {
+	now := c.nowMs()
 	var hfm int64
 	if o == OutcomeUncacheable && req.Route.Coalesce.HitForMiss > 0 {
-		hfm = c.nowMs() + req.Route.Coalesce.HitForMiss.Milliseconds()
+		hfm = now + req.Route.Coalesce.HitForMiss.Milliseconds()
 	}
-	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, hfm)
+	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, now, hfm)
 	return waiters
+}
+
+// tenantTag names the request's tenant in its lease, for the per-tenant
+// share of a lease slot; 0 (no tenant: a shared route) is not bounded.
+func (req *Request) tenantTag() uint64 {
+	return binary.LittleEndian.Uint64(req.tenant[:8])
 }
 
 // StillLed reports whether req's key is still led by a live leader.
