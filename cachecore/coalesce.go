@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"encoding/binary"
+	"strconv"
 	"time"
 )
 
@@ -99,6 +100,50 @@ func (c *Cache) Relookup(req *Request) Decision {
 	req.Entry = nil
 	req.Status = StatusMiss
 	return c.Lookup(req)
+}
+
+// FollowerStep is what a paused follower does when its key's leader failed.
+type FollowerStep uint8
+
+const (
+	// StepRetry: try to lead (or keep following the follower that now does).
+	StepRetry FollowerStep = iota
+	// StepFail: answer the client with the failure (LeaderFailedResponse).
+	StepFail
+	// StepForward: go upstream uncoalesced.
+	StepForward
+)
+
+// AfterLeaderFailure decides a follower's next step once its key's
+// leaders have failed failures times: it sits through max_retries of them;
+// past that the route's on_retries_exhausted decides. (Stale-if-error is
+// checked before.)
+func (c *Cache) AfterLeaderFailure(req *Request, failures int) FollowerStep {
+	switch {
+	case failures <= req.Route.Coalesce.MaxRetries:
+		return StepRetry
+	case req.Route.Coalesce.OnRetriesExhausted == ExhaustedForward:
+		return StepForward
+	}
+	return StepFail
+}
+
+// LeaderFailedResponse is the local answer of a follower whose leaders all
+// failed: the last leader's status when it was an upstream failure a client
+// may retry on (429, 5xx), else 502; Cache-Status says why.
+func (c *Cache) LeaderFailedResponse(req *Request, leaderStatus int) (int, [][2]string, []byte) {
+	cs := CacheStatus{Status: StatusLeaderFailed}
+	status := 502
+	if leaderStatus == 429 || leaderStatus >= 500 && leaderStatus <= 599 {
+		status, cs.FwdStatus = leaderStatus, leaderStatus
+	}
+	headers := [][2]string{
+		{"content-type", "application/json"},
+		{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))},
+	}
+	body := `{"error":{"message":"the upstream failed for ` + strconv.Itoa(req.Route.Coalesce.MaxRetries+1) +
+		` identical requests in a row; not retried","type":"upstream_error","code":"leader_failed"}}`
+	return status, headers, []byte(body)
 }
 
 // StaleIfError reports whether req.Entry may answer because the upstream

@@ -1,10 +1,12 @@
 package cachecore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -310,5 +312,36 @@ func TestLeaseHammer(t *testing.T) {
 	t.Logf("%d leads, %d marks, %d collisions", led.Load(), marked.Load(), collided.Load())
 	if led.Load() == 0 || marked.Load() == 0 || collided.Load() == 0 {
 		t.Fatal("the hammer did not exercise leading, marking and full slots")
+	}
+}
+
+// A follower sits through max_retries leader failures; then it fails with
+// the leader's status (default) or goes upstream ("forward").
+func TestAfterLeaderFailure(t *testing.T) {
+	env := newEnv(t, leaseTestConfig)
+	req := env.missed(alice, "q")
+	for f, want := range []FollowerStep{StepRetry, StepRetry, StepRetry, StepFail, StepFail} {
+		if got := env.cache.AfterLeaderFailure(req, f); got != want {
+			t.Fatalf("after %d failures: %v, want %v", f, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		leader, status int
+		cs             string
+	}{
+		{503, 503, "modelcache; fwd=miss; collapsed; fwd-status=503; detail=leader-failed"},
+		{429, 429, "modelcache; fwd=miss; collapsed; fwd-status=429; detail=leader-failed"},
+		{200, 502, "modelcache; fwd=miss; collapsed; detail=leader-failed"}, // truncated
+		{0, 502, "modelcache; fwd=miss; collapsed; detail=leader-failed"},   // reset, abort, lost wake-up
+	} {
+		status, headers, body := env.cache.LeaderFailedResponse(req, tc.leader)
+		if status != tc.status || headerValue(headers, "cache-status") != tc.cs || !json.Valid(body) {
+			t.Errorf("leader %d: %d %q %s", tc.leader, status, headerValue(headers, "cache-status"), body)
+		}
+	}
+	fwd := newEnv(t, strings.Replace(leaseTestConfig, `"hit_for_miss":"30s"`, `"hit_for_miss":"30s","on_retries_exhausted":"forward"`, 1))
+	req = fwd.missed(alice, "q")
+	if got := fwd.cache.AfterLeaderFailure(req, 3); got != StepForward {
+		t.Fatalf("forward: %v", got)
 	}
 }
