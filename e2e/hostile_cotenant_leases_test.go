@@ -84,4 +84,21 @@ func TestHostileCotenantLeaseFill(t *testing.T) {
 	if collapsed != n-1 {
 		t.Fatalf("%d collapsed, want %d", collapsed, n-1)
 	}
+	// The VMs live and cache; nothing leaks across tenants; nothing of
+	// tenant B's rejected answers is served.
+	r := do(t, "POST", url, chat("tenant A's question"), "authorization", "Bearer tenant-a")
+	expectCS(t, r, "hit")
+	if !bytes.Equal(r.Body, rs[0].Body) {
+		t.Fatal("tenant A's hit differs from its answer")
+	}
+	r = do(t, "POST", url, chat("tenant A's question"), "authorization", "Bearer tenant-b")
+	expectCS(t, r, "fwd=miss")
+	r = do(t, "POST", url, chat("rejected request 7"), "authorization", "Bearer tenant-b", "x-sim-status", "400")
+	if r.Status != 400 {
+		t.Fatalf("tenant B's rejected request: status %d", r.Status)
+	}
+	expectCS(t, r, "fwd=miss", "fwd-status=400")
+	if p := e.Stat("wasmcustom.modelcache.panics"); p != 0 {
+		t.Fatalf("%d panics", p)
+	}
 }
