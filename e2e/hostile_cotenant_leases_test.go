@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Hostile co-tenants, lease fill (issue 13 item 5): one tenant's requests
@@ -100,5 +101,72 @@ func TestHostileCotenantLeaseFill(t *testing.T) {
 	expectCS(t, r, "fwd=miss", "fwd-status=400")
 	if p := e.Stat("wasmcustom.modelcache.panics"); p != 0 {
 		t.Fatalf("%d panics", p)
+	}
+}
+
+// Lease fill with live leaders: one tenant keeps 600 distinct slow requests
+// in flight (600 held leases). Another tenant's burst of identical requests
+// still makes one upstream call: placement is keyed by a per-process
+// secret, a slot holds several leases, and one tenant takes at most half of
+// a slot.
+func TestHostileCotenantLeaseFillInFlight(t *testing.T) {
+	e := startEnvoy(t, envoyOpts{Config: leaseFillRoutes})
+	url := e.URL + "/v1/chat/completions"
+	const held = 600
+	var bWG sync.WaitGroup
+	var bBad atomic.Int64
+	for i := 0; i < held; i++ {
+		bWG.Add(1)
+		go func(i int) {
+			defer bWG.Done()
+			r, err := tryDo(context.Background(), "POST", url, chat(fmt.Sprintf("slow request %d", i)),
+				"authorization", "Bearer tenant-b", "x-sim-latency", "4s")
+			if err != nil || r.Status != 200 {
+				bBad.Add(1)
+			}
+		}(i)
+	}
+	for i := 0; e.Sim.InFlight() < held; i++ {
+		if i == 500 {
+			t.Fatalf("only %d of tenant B's requests reached the model", e.Sim.InFlight())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := e.Sim.Calls("/v1/chat/completions")
+	const n = 20
+	rs := make([]*response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			r, err := tryDo(context.Background(), "POST", url, chat("tenant A's question"),
+				"authorization", "Bearer tenant-a", "x-sim-latency", "300ms")
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			rs[i] = r
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	calls := e.Sim.Calls("/v1/chat/completions") - before
+	stillHeld := e.Sim.InFlight()
+	bWG.Wait()
+	t.Logf("tenant A: %d upstream calls with %d of tenant B's in flight; collisions %d", calls, stillHeld,
+		e.Stat("wasmcustom.modelcache.chat.coalesce.collisions"))
+	if calls != 1 {
+		t.Fatalf("tenant A's %d identical requests made %d upstream calls, want exactly 1", n, calls)
+	}
+	for i, r := range rs {
+		if r == nil || r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
+			t.Fatalf("response %d: %+v", i, r)
+		}
+	}
+	if bBad.Load() != 0 {
+		t.Fatalf("%d of tenant B's requests failed", bBad.Load())
 	}
 }
