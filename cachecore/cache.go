@@ -52,7 +52,7 @@ func New(cfg *Config, opts Options) *Cache {
 		cfg:    cfg,
 		store:  opts.Store,
 		table:  NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
-		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
+		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots, opts.Rand),
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
 		now:    opts.Now,
 		rand:   opts.Rand,

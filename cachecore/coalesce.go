@@ -1,6 +1,10 @@
 package cachecore
 
-import "time"
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+)
 
 // Outcome is how a leader's (or a background refresh's) upstream call ended,
 // as the followers need to know it.
@@ -44,7 +48,7 @@ func (c *Cache) Leases() *LeaseTable { return c.leases }
 // must then call Recheck before going upstream and Finish when done.
 func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
-	role, err := c.leases.Acquire(req.LeaseFP(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
+	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
 	if err != nil {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}
@@ -55,19 +59,26 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // joining as a follower. It reports whether this caller leads.
 func (c *Cache) TryLead(req *Request, vm uint64, stream uint32, timeout time.Duration) bool {
 	now := c.nowMs()
-	role, err := c.leases.Acquire(req.LeaseFP(), vm, stream, now, now+timeout.Milliseconds(), false)
+	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+timeout.Milliseconds(), false)
 	return err == nil && role == RoleLeader
 }
 
 // Finish ends a leadership with the outcome and returns the workers whose
 // followers must be woken.
 func (c *Cache) Finish(req *Request, vm uint64, stream uint32, o Outcome) []uint64 {
+	now := c.nowMs()
 	var hfm int64
 	if o == OutcomeUncacheable && req.Route.Coalesce.HitForMiss > 0 {
-		hfm = c.nowMs() + req.Route.Coalesce.HitForMiss.Milliseconds()
+		hfm = now + req.Route.Coalesce.HitForMiss.Milliseconds()
 	}
-	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, hfm)
+	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, now, hfm)
 	return waiters
+}
+
+// tenantTag names the request's tenant in its lease, for the per-tenant
+// share of a lease slot; 0 (no tenant: a shared route) is not bounded.
+func (req *Request) tenantTag() uint64 {
+	return binary.LittleEndian.Uint64(req.tenant[:8])
 }
 
 // StillLed reports whether req's key is still led by a live leader.
@@ -89,6 +100,50 @@ func (c *Cache) Relookup(req *Request) Decision {
 	req.Entry = nil
 	req.Status = StatusMiss
 	return c.Lookup(req)
+}
+
+// FollowerStep is what a paused follower does when its key's leader failed.
+type FollowerStep uint8
+
+const (
+	// StepRetry: try to lead (or keep following the follower that now does).
+	StepRetry FollowerStep = iota
+	// StepFail: answer the client with the failure (LeaderFailedResponse).
+	StepFail
+	// StepForward: go upstream uncoalesced.
+	StepForward
+)
+
+// AfterLeaderFailure decides a follower's next step once its key's
+// leaders have failed failures times: it sits through max_retries of them;
+// past that the route's on_retries_exhausted decides. (Stale-if-error is
+// checked before.)
+func (c *Cache) AfterLeaderFailure(req *Request, failures int) FollowerStep {
+	switch {
+	case failures <= req.Route.Coalesce.MaxRetries:
+		return StepRetry
+	case req.Route.Coalesce.OnRetriesExhausted == ExhaustedForward:
+		return StepForward
+	}
+	return StepFail
+}
+
+// LeaderFailedResponse is the local answer of a follower whose leaders all
+// failed: the last leader's status when it was an upstream failure a client
+// may retry on (429, 5xx), else 502; Cache-Status says why.
+func (c *Cache) LeaderFailedResponse(req *Request, leaderStatus int) (int, [][2]string, []byte) {
+	cs := CacheStatus{Status: StatusLeaderFailed}
+	status := 502
+	if leaderStatus == 429 || leaderStatus >= 500 && leaderStatus <= 599 {
+		status, cs.FwdStatus = leaderStatus, leaderStatus
+	}
+	headers := [][2]string{
+		{"content-type", "application/json"},
+		{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))},
+	}
+	body := `{"error":{"message":"the upstream failed for ` + strconv.Itoa(req.Route.Coalesce.MaxRetries+1) +
+		` identical requests in a row; not retried","type":"upstream_error","code":"leader_failed"}}`
+	return status, headers, []byte(body)
 }
 
 // StaleIfError reports whether req.Entry may answer because the upstream

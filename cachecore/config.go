@@ -167,7 +167,21 @@ type Coalesce struct {
 	MaxWait    time.Duration // a follower goes upstream itself after this
 	MaxRetries int           // leader failures a follower sits through
 	HitForMiss time.Duration // how long a lastingly uncacheable key skips coalescing
+	// OnRetriesExhausted: what followers left after max_retries+1 leader
+	// failures do.
+	OnRetriesExhausted ExhaustedPolicy
 }
+
+// ExhaustedPolicy is coalesce.on_retries_exhausted.
+type ExhaustedPolicy uint8
+
+const (
+	// ExhaustedFail (default, "fail"): the followers are answered with the
+	// failure; a failing upstream sees at most max_retries+1 calls per key.
+	ExhaustedFail ExhaustedPolicy = iota
+	// ExhaustedForward ("forward"): every follower left goes upstream itself.
+	ExhaustedForward
+)
 
 // Confidence maps a score in the response to a TTL.
 type Confidence struct {
@@ -685,6 +699,15 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				pol.Coalesce.MaxRetries = p.intRange(sub, val, 0, 10)
 			case "hit_for_miss":
 				pol.Coalesce.HitForMiss = p.duration(sub, val, 0, time.Hour)
+			case "on_retries_exhausted":
+				switch p.str(sub, val) {
+				case "fail":
+					pol.Coalesce.OnRetriesExhausted = ExhaustedFail
+				case "forward":
+					pol.Coalesce.OnRetriesExhausted = ExhaustedForward
+				default:
+					p.fail(sub, "must be one of fail, forward")
+				}
 			default:
 				return false
 			}

@@ -215,7 +215,7 @@ func TestParseConfigGood(t *testing.T) {
 				if r.ModelVersion != (VersionSource{"x-model-version", "system_fingerprint"}) || !r.ModelVersion.Enabled() {
 					t.Errorf("model version %+v", r.ModelVersion)
 				}
-				if r.Coalesce != (Coalesce{false, 2 * time.Second, 0, 0}) || r.HonorCacheCtl {
+				if r.Coalesce != (Coalesce{Enabled: false, MaxWait: 2 * time.Second}) || r.HonorCacheCtl {
 					t.Errorf("coalesce %+v honor %v", r.Coalesce, r.HonorCacheCtl)
 				}
 				if len(r.Rules) != 5 {
@@ -351,6 +351,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "unknown store field", cfg: `{"store":{"bucket":4},` + minimalChat[1:], want: []string{"store.bucket: unknown field"}},
 		{name: "tiny store max_entry_bytes", cfg: `{"store":{"max_entry_bytes":10},` + minimalChat[1:], want: []string{"store.max_entry_bytes: must be between 1024 and"}},
 		{name: "tick_period too short", cfg: `{"tick_period":"1ms",` + minimalChat[1:], want: []string{"tick_period: must be between 10ms and 10s, got 1ms"}},
+		{name: "bad on_retries_exhausted", cfg: oneRoute(`,"coalesce":{"on_retries_exhausted":"retry"}`), want: []string{"routes[0].coalesce.on_retries_exhausted: must be one of fail, forward"}},
 		{name: "zero lease_slots", cfg: `{"store":{"lease_slots":0},` + minimalChat[1:], want: []string{"store.lease_slots: must be between 1 and"}},
 		{name: "zero max_request_bytes", cfg: `{"max_request_bytes":0,` + minimalChat[1:], want: []string{"max_request_bytes: must be between 1 and"}},
 		{name: "bad cache name", cfg: `{"cache_name":"my cache;hit",` + minimalChat[1:], want: []string{"cache_name: may only contain letters"}},

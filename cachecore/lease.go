@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"strconv"
@@ -33,7 +34,9 @@ import (
 //     truncated or invalid output, client abort): the answer is never handed
 //     to followers; one of them wins the lease and leads next, the others keep
 //     waiting. A follower sits through at most coalesce.max_retries such
-//     failures, then goes upstream itself.
+//     failures; then, by default, it is answered with the failure
+//     (coalesce.on_retries_exhausted: "fail") instead of going upstream
+//     itself ("forward").
 //   - Leader's answer may not be stored for a lasting reason (no-store,
 //     private, too large, not JSON, 4xx, low confidence, finish_reason): the
 //     lease becomes "hit-for-miss" for coalesce.hit_for_miss, all followers go
@@ -41,12 +44,24 @@ import (
 //     meanwhile (Varnish's hit-for-miss), instead of queueing one by one.
 //   - A follower waits at most coalesce.max_wait in total, then goes upstream
 //     itself (fail-open).
-//   - Two different keys whose fingerprints share a lease slot do not
-//     coalesce with each other: the second one goes upstream uncoalesced.
 //
-// Lease slots live at mc:l:<slot>, a fixed key space like the slot table.
+// The table degrades gracefully under adversarial fill (see RATIONALE.md,
+// "Lease slots with ways, displaceable marks"):
+//
+//   - A lease slot, mc:l:<slot>, holds up to LeaseWays leases of different
+//     keys. The slot of a key is chosen by a keyed hash (a per-process
+//     secret in shared data), so colliding keys cannot be computed offline.
+//   - A hit-for-miss mark is only an optimisation: a new leader of another
+//     key may displace the soonest-expiring mark of a full slot. A live
+//     held lease is never displaced; an expired one is dead and dropped.
+//   - One tenant's leases and marks take at most tenantShare ways of a slot
+//     (routes without tenants are not bounded): past that, its new leader
+//     may only displace one of its own marks.
+//   - Only when every way of the slot is a live held lease (or the tenant's
+//     share is all held leases) does a request go upstream uncoalesced
+//     (RoleCollision).
 
-// LeaseState is the state of a lease slot.
+// LeaseState is the state of a lease.
 type LeaseState uint8
 
 const (
@@ -55,55 +70,95 @@ const (
 	LeaseHitForMiss                   // key lastingly uncacheable until Deadline
 )
 
-// Lease is one decoded lease slot.
+// LeaseWays is how many leases (of different keys) one lease slot holds.
+const LeaseWays = 4
+
+// tenantShare is how many ways of a slot one tenant may take.
+const tenantShare = LeaseWays / 2
+
+// Lease is one decoded lease.
 type Lease struct {
 	FP       uint64
 	State    LeaseState
 	Owner    uint64 // VM id of the leader
 	Stream   uint32 // leader's context id on that VM
 	Deadline int64  // unix ms: held → trusted until; hit-for-miss → until
+	Tenant   uint64 // the tenant's tag (0: a route without tenants)
 	Waiters  []uint64
 }
 
-// maxWaiters bounds the waiter list; workers beyond it rely on ticks.
+// maxWaiters bounds a lease's waiter list; workers beyond it rely on ticks.
 const maxWaiters = 64
 
 func (l *Lease) live(now int64) bool { return l.State != LeaseFree && l.Deadline > now }
 
-func (l *Lease) encode() []byte {
-	b := make([]byte, 0, 36+8*len(l.Waiters))
-	b = append(b, 'M', 'L', 1, byte(l.State))
-	b = binary.LittleEndian.AppendUint64(b, l.FP)
-	b = binary.LittleEndian.AppendUint64(b, l.Owner)
-	b = binary.LittleEndian.AppendUint32(b, l.Stream)
-	b = binary.LittleEndian.AppendUint64(b, uint64(l.Deadline))
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(l.Waiters)))
-	for _, w := range l.Waiters {
-		b = binary.LittleEndian.AppendUint64(b, w)
+// leaseRecordBytes is the size of one encoded lease without its waiters.
+const leaseRecordBytes = 8 + 1 + 8 + 4 + 8 + 8 + 1
+
+// encodeSlot encodes a slot's leases: "ML" 2 n, then per lease
+// fp state owner stream deadline tenant nwaiters waiters….
+func encodeSlot(ways []Lease) []byte {
+	n := 4
+	for i := range ways {
+		n += leaseRecordBytes + 8*len(ways[i].Waiters)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, 'M', 'L', 2, byte(len(ways)))
+	le := binary.LittleEndian
+	for i := range ways {
+		l := &ways[i]
+		b = le.AppendUint64(b, l.FP)
+		b = append(b, byte(l.State))
+		b = le.AppendUint64(b, l.Owner)
+		b = le.AppendUint32(b, l.Stream)
+		b = le.AppendUint64(b, uint64(l.Deadline))
+		b = le.AppendUint64(b, l.Tenant)
+		b = append(b, byte(len(l.Waiters)))
+		for _, w := range l.Waiters {
+			b = le.AppendUint64(b, w)
+		}
 	}
 	return b
 }
 
-func decodeLease(b []byte) (Lease, bool) {
-	if len(b) < 36 || b[0] != 'M' || b[1] != 'L' || b[2] != 1 {
-		return Lease{}, false
+// decodeSlot decodes a slot record; anything malformed (including another
+// layout) reads as an empty slot. The work is bounded by LeaseWays ×
+// maxWaiters, whatever the bytes.
+func decodeSlot(b []byte) ([]Lease, bool) {
+	if len(b) < 4 || b[0] != 'M' || b[1] != 'L' || b[2] != 2 || int(b[3]) > LeaseWays {
+		return nil, false
 	}
+	n := int(b[3])
+	ways := make([]Lease, 0, n)
 	le := binary.LittleEndian
-	l := Lease{
-		State:    LeaseState(b[3]),
-		FP:       le.Uint64(b[4:]),
-		Owner:    le.Uint64(b[12:]),
-		Stream:   le.Uint32(b[20:]),
-		Deadline: int64(le.Uint64(b[24:])),
-	}
-	n := int(le.Uint32(b[32:]))
-	if n > maxWaiters || len(b) != 36+8*n {
-		return Lease{}, false
-	}
+	p := b[4:]
 	for i := 0; i < n; i++ {
-		l.Waiters = append(l.Waiters, le.Uint64(b[36+8*i:]))
+		if len(p) < leaseRecordBytes {
+			return nil, false
+		}
+		l := Lease{
+			FP:       le.Uint64(p),
+			State:    LeaseState(p[8]),
+			Owner:    le.Uint64(p[9:]),
+			Stream:   le.Uint32(p[17:]),
+			Deadline: int64(le.Uint64(p[21:])),
+			Tenant:   le.Uint64(p[29:]),
+		}
+		nw := int(p[37])
+		p = p[leaseRecordBytes:]
+		if l.State > LeaseHitForMiss || nw > maxWaiters || len(p) < 8*nw {
+			return nil, false
+		}
+		for j := 0; j < nw; j++ {
+			l.Waiters = append(l.Waiters, le.Uint64(p[8*j:]))
+		}
+		p = p[8*nw:]
+		ways = append(ways, l)
 	}
-	return l, true
+	if len(p) != 0 {
+		return nil, false
+	}
+	return ways, true
 }
 
 // LeaseTable is the fixed table of lease slots over a Store. One per VM.
@@ -111,15 +166,35 @@ type LeaseTable struct {
 	store  Store
 	slots  uint64
 	anchor uint32
+	secret sharedSecret
+
+	lastFP  uint64 // the last key's slot, memoised (one key per request)
+	lastKey string
 }
 
-// NewLeaseTable returns a lease table of the given number of slots.
-func NewLeaseTable(store Store, slots int) *LeaseTable {
-	return &LeaseTable{store: store, slots: uint64(slots)}
+// NewLeaseTable returns a lease table of the given number of slots; rand
+// creates the process secret that places keys in slots, if no VM has yet.
+func NewLeaseTable(store Store, slots int, rand func() uint64) *LeaseTable {
+	return &LeaseTable{store: store, slots: uint64(slots), secret: sharedSecret{store: store, rand: rand}}
 }
 
-func (t *LeaseTable) key(fp uint64) string {
-	return "mc:l:" + strconv.FormatUint(fp%t.slots, 10)
+// key is the shared-data key of fp's slot: a keyed hash of fp, so that
+// which keys share a slot cannot be known without the process secret.
+func (t *LeaseTable) key(fp uint64) (string, error) {
+	if t.lastKey != "" && fp == t.lastFP {
+		return t.lastKey, nil
+	}
+	sk, err := t.secret.get()
+	if err != nil {
+		return "", err
+	}
+	var in [40]byte
+	copy(in[:32], sk[:])
+	binary.LittleEndian.PutUint64(in[32:], fp)
+	h := sha256.Sum256(in[:])
+	slot := binary.LittleEndian.Uint64(h[:8]) % t.slots
+	t.lastFP, t.lastKey = fp, "mc:l:"+strconv.FormatUint(slot, 10)
+	return t.lastKey, nil
 }
 
 // Role is what a request became when it tried to lead.
@@ -129,28 +204,29 @@ const (
 	RoleLeader     Role = iota // won the lease: go upstream
 	RoleFollower               // another request leads: wait
 	RoleHitForMiss             // the key is lastingly uncacheable: go upstream, no waiting
-	RoleCollision              // the slot leads another key: go upstream uncoalesced
+	RoleCollision              // no way of the slot is free for this key: go upstream uncoalesced
 )
 
 var roleNames = [...]string{"leader", "follower", "hit_for_miss", "collision"}
 
 func (r Role) String() string { return roleNames[r] }
 
-// read returns the slot's lease and CAS; exists is false for a key never set.
-func (t *LeaseTable) read(key string) (l Lease, cas uint32, exists bool, err error) {
+// read returns the slot's leases and CAS; exists is false for a key never set.
+func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
 	raw, cas, err := t.store.Get(key)
 	if errors.Is(err, ErrNotFound) {
-		return Lease{}, 0, false, nil
+		return nil, 0, false, nil
 	}
 	if err != nil {
-		return Lease{}, 0, false, err
+		return nil, 0, false, err
 	}
-	l, _ = decodeLease(raw) // unreadable or empty: a free slot
-	return l, cas, true, nil
+	ways, _ = decodeSlot(raw) // unreadable or empty: a free slot
+	return ways, cas, true, nil
 }
 
-// write stores l with the CAS read, or create-only if the key was missing.
-func (t *LeaseTable) write(key string, l *Lease, cas uint32, exists bool) error {
+// write stores the slot's leases with the CAS read, or create-only if the
+// key was missing. Dead leases (free, expired) are dropped on the way.
+func (t *LeaseTable) write(key string, ways []Lease, now int64, cas uint32, exists bool) error {
 	if !exists {
 		if t.anchor == 0 {
 			a, err := CreateCAS(t.store)
@@ -161,49 +237,98 @@ func (t *LeaseTable) write(key string, l *Lease, cas uint32, exists bool) error 
 		}
 		cas = t.anchor
 	}
-	return t.store.Set(key, l.encode(), cas)
+	return t.store.Set(key, encodeSlot(liveOnly(ways, now)), cas)
 }
+
+func liveOnly(ways []Lease, now int64) []Lease {
+	out := ways[:0]
+	for _, l := range ways {
+		if l.live(now) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func findFP(ways []Lease, fp uint64) int {
+	for i := range ways {
+		if ways[i].FP == fp && ways[i].State != LeaseFree {
+			return i
+		}
+	}
+	return -1
+}
+
+// soonestMark returns the live hit-for-miss mark that expires first among
+// those of tenant (any tenant if all), or -1.
+func soonestMark(ways []Lease, tenant uint64, all bool) int {
+	best := -1
+	for i := range ways {
+		l := &ways[i]
+		if l.State != LeaseHitForMiss || (!all && l.Tenant != tenant) {
+			continue
+		}
+		if best < 0 || l.Deadline < ways[best].Deadline {
+			best = i
+		}
+	}
+	return best
+}
+
+func removeAt(ways []Lease, i int) []Lease { return append(ways[:i], ways[i+1:]...) }
 
 // Acquire tries to make (vm, stream) the leader for fp until deadline. If
 // another request leads fp, the caller becomes a follower and, with join,
 // vm is added to the lease's waiters (without join — a background refresh
-// that only wants to lead — nothing changes). The decision is
-// linearisable: every outcome is the result of one successful
-// compare-and-swap on the slot.
-func (t *LeaseTable) Acquire(fp, vm uint64, stream uint32, now, deadline int64, join bool) (Role, error) {
-	key := t.key(fp)
+// that only wants to lead — nothing changes). tenant tags the lease for the
+// per-tenant share (0: not bounded). The decision is linearisable: every
+// outcome is the result of one successful compare-and-swap on the slot.
+func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (Role, error) {
+	key, err := t.key(fp)
+	if err != nil {
+		return RoleCollision, err
+	}
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		l, cas, exists, err := t.read(key)
+		ways, cas, exists, err := t.read(key)
 		if err != nil {
 			return RoleCollision, err
 		}
-		if l.live(now) {
-			switch {
-			case l.FP != fp:
-				return RoleCollision, nil
-			case l.State == LeaseHitForMiss:
-				return RoleHitForMiss, nil
-			case l.Owner == vm && l.Stream == stream:
-				return RoleLeader, nil // already ours
-			}
-			if !join || containsU64(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
-				return RoleFollower, nil
-			}
-			l.Waiters = append(l.Waiters, vm)
-			err = t.write(key, &l, cas, exists)
-			if errors.Is(err, ErrCasMismatch) {
-				continue
-			}
-			return RoleFollower, err
-		}
-		// Free, expired, or another key's dead lease: take it. Waiters of a
-		// previous holder of this key are kept so they still get woken.
 		var waiters []uint64
-		if l.FP == fp {
-			waiters = l.Waiters
+		if i := findFP(ways, fp); i >= 0 {
+			l := &ways[i]
+			if l.live(now) {
+				switch {
+				case l.State == LeaseHitForMiss:
+					return RoleHitForMiss, nil
+				case l.Owner == vm && l.Stream == stream:
+					return RoleLeader, nil // already ours
+				}
+				if !join || containsU64(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
+					return RoleFollower, nil
+				}
+				l.Waiters = append(l.Waiters, vm)
+				err = t.write(key, ways, now, cas, exists)
+				if errors.Is(err, ErrCasMismatch) {
+					continue
+				}
+				return RoleFollower, err
+			}
+			// fp's own dead lease: take it over. Waiters of a previous
+			// holder are kept so they still get woken.
+			if l.State == LeaseHeld {
+				waiters = l.Waiters
+			}
+			ways = removeAt(ways, i)
 		}
-		nl := Lease{FP: fp, State: LeaseHeld, Owner: vm, Stream: stream, Deadline: deadline, Waiters: waiters}
-		err = t.write(key, &nl, cas, exists)
+		ways = liveOnly(ways, now)
+		// Make room: within the tenant's share, and within the slot.
+		if victim, ok := makeRoom(ways, tenant); !ok {
+			return RoleCollision, nil
+		} else if victim >= 0 {
+			ways = removeAt(ways, victim)
+		}
+		ways = append(ways, Lease{FP: fp, State: LeaseHeld, Owner: vm, Stream: stream, Deadline: deadline, Tenant: tenant, Waiters: waiters})
+		err = t.write(key, ways, now, cas, exists)
 		if errors.Is(err, ErrCasMismatch) {
 			continue
 		}
@@ -215,26 +340,59 @@ func (t *LeaseTable) Acquire(fp, vm uint64, stream uint32, now, deadline int64, 
 	return RoleCollision, ErrContention
 }
 
+// makeRoom picks the way a new lease of tenant displaces in a slot of live
+// leases: -1 if a way is free, the soonest-expiring hit-for-miss mark
+// otherwise — the tenant's own once it holds its share. ok is false when
+// only live held leases could make room: they are never displaced.
+func makeRoom(ways []Lease, tenant uint64) (victim int, ok bool) {
+	if tenant != 0 {
+		mine := 0
+		for i := range ways {
+			if ways[i].Tenant == tenant {
+				mine++
+			}
+		}
+		if mine >= tenantShare {
+			victim = soonestMark(ways, tenant, false)
+			return victim, victim >= 0
+		}
+	}
+	if len(ways) < LeaseWays {
+		return -1, true
+	}
+	victim = soonestMark(ways, 0, true)
+	return victim, victim >= 0
+}
+
 // Release ends (vm, stream)'s leadership of fp and returns the workers to
-// wake. With hitForMissUntil > 0 the slot becomes hit-for-miss until then.
-// If the lease is no longer this leader's (it expired and someone took
+// wake. With hitForMissUntil > 0 the lease becomes a hit-for-miss mark until
+// then. If the lease is no longer this leader's (it expired and someone took
 // over), nothing changes and no one is woken by this call.
-func (t *LeaseTable) Release(fp, vm uint64, stream uint32, hitForMissUntil int64) ([]uint64, error) {
-	key := t.key(fp)
+func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil int64) ([]uint64, error) {
+	key, err := t.key(fp)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		l, cas, exists, err := t.read(key)
+		ways, cas, exists, err := t.read(key)
 		if err != nil || !exists {
 			return nil, err
 		}
-		if l.State != LeaseHeld || l.FP != fp || l.Owner != vm || l.Stream != stream {
+		i := findFP(ways, fp)
+		if i < 0 {
+			return nil, nil
+		}
+		l := &ways[i]
+		if l.State != LeaseHeld || l.Owner != vm || l.Stream != stream {
 			return nil, nil
 		}
 		waiters := l.Waiters
-		nl := Lease{FP: fp, State: LeaseFree}
 		if hitForMissUntil > 0 {
-			nl.State, nl.Deadline = LeaseHitForMiss, hitForMissUntil
+			*l = Lease{FP: fp, State: LeaseHitForMiss, Deadline: hitForMissUntil, Tenant: l.Tenant}
+		} else {
+			ways = removeAt(ways, i)
 		}
-		err = t.write(key, &nl, cas, true)
+		err = t.write(key, ways, now, cas, true)
 		if errors.Is(err, ErrCasMismatch) {
 			continue
 		}
@@ -243,10 +401,20 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, hitForMissUntil int64
 	return nil, ErrContention
 }
 
-// Peek returns the lease of fp's slot (for re-checks on ticks).
+// Peek returns fp's lease (State LeaseFree if it has none).
 func (t *LeaseTable) Peek(fp uint64) (Lease, error) {
-	l, _, _, err := t.read(t.key(fp))
-	return l, err
+	key, err := t.key(fp)
+	if err != nil {
+		return Lease{}, err
+	}
+	ways, _, _, err := t.read(key)
+	if err != nil {
+		return Lease{}, err
+	}
+	if i := findFP(ways, fp); i >= 0 {
+		return ways[i], nil
+	}
+	return Lease{FP: fp}, nil
 }
 
 // Leading reports whether fp is still led by someone live.
@@ -255,7 +423,7 @@ func (t *LeaseTable) Leading(fp uint64, now int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return l.live(now) && l.FP == fp && l.State == LeaseHeld, nil
+	return l.live(now) && l.State == LeaseHeld, nil
 }
 
 func containsU64(list []uint64, v uint64) bool {
@@ -265,4 +433,53 @@ func containsU64(list []uint64, v uint64) bool {
 		}
 	}
 	return false
+}
+
+// sharedSecret is the per-process secret that keys the lease slots. It
+// lives in shared data ("mc:secret"), created once by whichever VM needs it
+// first (create-only compare-and-swap, so all VMs agree), and survives VM
+// reloads with the rest of shared data. What this table uses is a key
+// derived from it for lease slots alone, so other tables may derive their
+// own from the same secret.
+type sharedSecret struct {
+	store Store
+	rand  func() uint64
+	key   [32]byte
+	ok    bool
+}
+
+const secretKey = "mc:secret"
+
+func (s *sharedSecret) get() ([32]byte, error) {
+	if s.ok {
+		return s.key, nil
+	}
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := s.store.Get(secretKey)
+		switch {
+		case err == nil && len(raw) >= 16:
+			h := sha256.New()
+			h.Write([]byte("modelcache lease slots\x00"))
+			h.Write(raw)
+			h.Sum(s.key[:0])
+			s.ok = true
+			return s.key, nil
+		case err == nil: // too short to be a secret: replace it
+		case errors.Is(err, ErrNotFound):
+			if cas, err = CreateCAS(s.store); err != nil {
+				return s.key, err
+			}
+		default:
+			return s.key, err
+		}
+		fresh := make([]byte, 0, 32)
+		for i := 0; i < 4; i++ {
+			fresh = binary.LittleEndian.AppendUint64(fresh, s.rand())
+		}
+		if err := s.store.Set(secretKey, fresh, cas); err != nil && !errors.Is(err, ErrCasMismatch) {
+			return s.key, err
+		}
+		// Written, or another VM won the race: read what is there.
+	}
+	return s.key, ErrContention
 }

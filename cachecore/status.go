@@ -34,10 +34,13 @@ const (
 	StatusBypass
 	// StatusUnavailable: only-if-cached and nothing cached: 504.
 	StatusUnavailable
+	// StatusLeaderFailed: waited for other requests' upstream calls, which
+	// all failed (coalesce.max_retries+1 times); answered with the failure.
+	StatusLeaderFailed
 	numStatus
 )
 
-var statusNames = [numStatus]string{"none", "hit", "stale", "stale_if_error", "collapsed", "miss", "partial", "revalidate", "bypass", "unavailable"}
+var statusNames = [numStatus]string{"none", "hit", "stale", "stale_if_error", "collapsed", "miss", "partial", "revalidate", "bypass", "unavailable", "leader_failed"}
 
 // String is the name used in stats and logs.
 func (s Status) String() string {
@@ -174,6 +177,13 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 	case StatusUnavailable:
 		dst = append(dst, "; fwd=miss; detail=only-if-cached"...)
 		return dst
+	case StatusLeaderFailed:
+		dst = append(dst, "; fwd=miss; collapsed"...)
+		if cs.FwdStatus != 0 {
+			dst = append(dst, "; fwd-status="...)
+			dst = strconv.AppendInt(dst, int64(cs.FwdStatus), 10)
+		}
+		return append(dst, "; detail=leader-failed"...)
 	}
 	if cs.FwdStatus != 0 {
 		dst = append(dst, "; fwd-status="...)

@@ -36,6 +36,10 @@ func TestCacheStatusHeader(t *testing.T) {
 			"modelcache; fwd=bypass; fwd-status=200; detail=body-too-large"},
 		{"unavailable", CacheStatus{Status: StatusUnavailable, FwdStatus: 504, Reason: ReasonNoIdentity, TTL: 3, HasTTL: true},
 			"modelcache; fwd=miss; detail=only-if-cached"},
+		{"leader failed", CacheStatus{Status: StatusLeaderFailed, FwdStatus: 503, Stored: true, TTL: 3, HasTTL: true},
+			"modelcache; fwd=miss; collapsed; fwd-status=503; detail=leader-failed"},
+		{"leader failed, status unknown", CacheStatus{Status: StatusLeaderFailed},
+			"modelcache; fwd=miss; collapsed; detail=leader-failed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -202,3 +202,54 @@ func TestStaleIfErrorInEnvoy(t *testing.T) {
 		t.Fatalf("stale_if_error = %d", got)
 	}
 }
+
+// With the model failing every call, a burst of identical requests makes at
+// most max_retries+1 upstream calls: after that many leader failures the
+// followers are answered with the failure (coalesce.on_retries_exhausted
+// "fail", the default), not sent upstream all at once.
+func TestStampedeFailingUpstreamRetriesExhausted(t *testing.T) {
+	e := startEnvoy(t, envoyOpts{Config: stampedeRoutes})
+	client.CloseIdleConnections()
+	const n = 40
+	url := e.URL + "/v1/chat/completions"
+	rs := make([]*response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			r, err := tryDo(context.Background(), "POST", url, chat("a question the model always fails"),
+				"authorization", "Bearer tenant-a", "x-sim-status", "503", "x-sim-latency", "300ms")
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			rs[i] = r
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	calls := e.Sim.Calls("/v1/chat/completions")
+	failedLocally := 0
+	for i, r := range rs {
+		if r == nil || r.Status != 503 {
+			t.Fatalf("response %d: %+v, want the model's 503", i, r)
+		}
+		if strings.Contains(r.CacheStatus(), "detail=leader-failed") {
+			expectCS(t, r, "collapsed", "fwd-status=503")
+			failedLocally++
+		}
+	}
+	t.Logf("%d upstream calls, %d followers answered with the failure", calls, failedLocally)
+	if calls > 3 { // max_retries 2
+		t.Fatalf("%d upstream calls, want at most max_retries+1 = 3", calls)
+	}
+	if int(calls)+failedLocally != n {
+		t.Fatalf("%d calls + %d local failures != %d requests", calls, failedLocally, n)
+	}
+	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.leader_failed", int64(failedLocally)); got != int64(failedLocally) {
+		t.Fatalf("requests.leader_failed = %d", got)
+	}
+}

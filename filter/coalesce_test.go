@@ -421,3 +421,76 @@ func hasHeader(h [][2]string, name, value string) bool {
 	}
 	return false
 }
+
+// failAllUpstream answers every pending upstream request with status until
+// none is left, and returns how many it answered.
+func failAllUpstream(t *testing.T, hs *harness, status int) int {
+	t.Helper()
+	calls := 0
+	for round := 0; round < 50; round++ {
+		pending := hs.h.PendingUpstream()
+		if len(pending) == 0 {
+			return calls
+		}
+		for _, u := range pending {
+			u.Respond(status, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":{"message":"overloaded"}}`))
+			calls++
+		}
+		hs.h.Drain()
+	}
+	t.Fatal("upstream requests kept coming")
+	return calls
+}
+
+// With the upstream failing every call, a stampede makes max_retries+1
+// upstream calls, not one per follower: once its leaders have failed
+// max_retries+1 times, the followers are answered with the failure
+// (coalesce.on_retries_exhausted "fail", the default).
+func TestRetriesExhaustedFailsFollowers(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(2))
+	hs.holdUpstream()
+	exs := startMany(hs, 10, "failing upstream")
+	calls := failAllUpstream(t, hs, 503)
+	if calls != 3 {
+		t.Fatalf("%d upstream calls, want max_retries+1 = 3", calls)
+	}
+	failedLocally := 0
+	for i, ex := range exs {
+		if !ex.Done() {
+			t.Fatalf("exchange %d stuck: %s", i, ex.State())
+		}
+		r := ex.Response()
+		if r.Status != 503 {
+			t.Fatalf("exchange %d: status %d, want the leader's 503", i, r.Status)
+		}
+		if cs := hdr(r, "cache-status"); strings.Contains(cs, "detail=leader-failed") {
+			expectCacheStatus(t, r, "fwd=miss", "collapsed", "fwd-status=503")
+			failedLocally++
+		}
+	}
+	if failedLocally != 7 {
+		t.Fatalf("%d followers answered with the failure, want 7", failedLocally)
+	}
+	if got := hs.counter("modelcache.chat.coalesce.retries_exhausted"); got != 7 {
+		t.Fatalf("retries_exhausted = %d", got)
+	}
+	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 7 {
+		t.Fatalf("requests.leader_failed = %d", got)
+	}
+}
+
+// "forward" keeps the fail-open behaviour: every follower left goes upstream.
+func TestRetriesExhaustedForward(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"hit_for_miss": "30s"`, `"hit_for_miss": "30s", "on_retries_exhausted": "forward"`, 1)
+	hs := newHarness(t, cfg, withWorkers(2))
+	hs.holdUpstream()
+	exs := startMany(hs, 10, "failing upstream")
+	if calls := failAllUpstream(t, hs, 503); calls != 10 {
+		t.Fatalf("%d upstream calls, want 10 (3 leaders, then the 7 followers left)", calls)
+	}
+	for i, ex := range exs {
+		if !ex.Done() || ex.Response().Status != 503 {
+			t.Fatalf("exchange %d: %s", i, ex.State())
+		}
+	}
+}

@@ -134,15 +134,17 @@ func (p *plugin) ensureQueue() {
 	p.queueID, p.queueOK = id, true
 }
 
-// wake posts "fp finished with outcome" to the queue of every VM in vms.
-func (p *plugin) wake(vms []uint64, fp uint64, o cachecore.Outcome) {
+// wake posts "fp finished with outcome" (and, for a failure, the leader's
+// response status, 0 if none) to the queue of every VM in vms.
+func (p *plugin) wake(vms []uint64, fp uint64, o cachecore.Outcome, status int) {
 	if len(vms) == 0 {
 		return
 	}
-	var msg [10]byte
+	var msg [12]byte
 	msg[0] = 'W'
 	binary.LittleEndian.PutUint64(msg[1:], fp)
 	msg[9] = byte(o)
+	binary.LittleEndian.PutUint16(msg[10:], uint16(status))
 	for _, vm := range vms {
 		q, ok := p.queues[vm]
 		if !ok {
@@ -166,13 +168,14 @@ func (p *plugin) OnQueueReady(queueID uint32) {
 		if err != nil {
 			return // ErrorStatusEmpty: drained
 		}
-		if len(msg) != 10 || msg[0] != 'W' {
+		if len(msg) != 12 || msg[0] != 'W' {
 			continue
 		}
 		fp := binary.LittleEndian.Uint64(msg[1:])
 		o := cachecore.Outcome(msg[9])
+		status := int(binary.LittleEndian.Uint16(msg[10:]))
 		for _, s := range p.waitingFor(fp) {
-			s.wake(o)
+			s.wake(o, status)
 		}
 	}
 }
@@ -200,12 +203,12 @@ func (p *plugin) OnTick() {
 			// The leader is done but its message did not reach us (or
 			// the lease expired): act as if woken.
 			s.rs.event(evTickWakeup)
-			s.wake(cachecore.OutcomeFailed)
+			s.wake(cachecore.OutcomeFailed, 0)
 		default:
 			// Someone leads: make sure this VM is among its waiters (a new
 			// leader may have taken over a lease we never joined).
 			if p.cache.Join(s.req, p.vmID, s.id) == cachecore.RoleLeader {
-				s.wake(cachecore.OutcomeFailed) // the lease was ours to take: lead
+				s.wake(cachecore.OutcomeFailed, 0) // the lease was ours to take: lead
 			}
 		}
 	}

@@ -35,7 +35,7 @@ func (p *plugin) refresh(req *cachecore.Request, headers [][2]string) {
 	start := p.now()
 	done := func(o cachecore.Outcome) {
 		_ = c.Background().Release(slot)
-		p.wake(c.Finish(req, p.vmID, token, o), req.LeaseFP(), o)
+		p.wake(c.Finish(req, p.vmID, token, o), req.LeaseFP(), o, 0)
 	}
 	_, err = proxywasm.DispatchHttpCall(p.cfg.Cluster, replayHeaders(headers, p.cfg.Authority), req.Body, nil,
 		uint32(timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {

@@ -185,8 +185,9 @@ func (s *stream) coalesce() types.Action {
 }
 
 // wake runs in a root callback (queue or tick) when the key's leader is
-// done: serve from the cache, lead next, or go upstream.
-func (s *stream) wake(o cachecore.Outcome) {
+// done: serve from the cache, lead next, answer with the failure, or go
+// upstream. status is the failed leader's response status (0: unknown).
+func (s *stream) wake(o cachecore.Outcome, status int) {
 	if s.phase != phaseFollowing || proxywasm.SetEffectiveContext(s.id) != nil {
 		return
 	}
@@ -205,7 +206,12 @@ func (s *stream) wake(o cachecore.Outcome) {
 			s.serve()
 			return
 		}
-		if s.failures > s.req.Route.Coalesce.MaxRetries {
+		switch c.AfterLeaderFailure(s.req, s.failures) {
+		case cachecore.StepFail:
+			s.rs.event(evRetriesExhausted)
+			s.leaderFailed(status)
+			return
+		case cachecore.StepForward:
 			s.rs.event(evRetriesExhausted)
 			s.resumeUpstream()
 			return
@@ -223,6 +229,22 @@ func (s *stream) wake(o cachecore.Outcome) {
 		}
 	}
 	s.resumeUpstream()
+}
+
+// leaderFailed answers a follower whose key's leaders failed
+// coalesce.max_retries+1 times with the failure, without another upstream
+// call (coalesce.on_retries_exhausted "fail").
+func (s *stream) leaderFailed(leaderStatus int) {
+	s.stopWaiting()
+	status, headers, body := s.p.cache.LeaderFailedResponse(s.req, leaderStatus)
+	if err := proxywasm.SendHttpResponse(uint32(status), headers, body, -1); err != nil {
+		s.p.stats.internal.Increment(1)
+		s.resumeUpstream() // could not answer locally: fail open
+		return
+	}
+	s.phase = phaseServed
+	s.req.Status = cachecore.StatusLeaderFailed
+	s.rs.request(cachecore.StatusLeaderFailed)
 }
 
 // lead makes this stream its key's leader. It reports true when the answer
@@ -270,7 +292,7 @@ func (s *stream) finishLead(o cachecore.Outcome) {
 	if o != cachecore.OutcomeStored {
 		s.rs.event(evLeaderFailed)
 	}
-	s.p.wake(s.p.cache.Finish(s.req, s.p.vmID, s.id, o), s.req.LeaseFP(), o)
+	s.p.wake(s.p.cache.Finish(s.req, s.p.vmID, s.id, o), s.req.LeaseFP(), o, s.respStatus)
 }
 
 // bypass lets the request through untouched apart from a Cache-Status

@@ -1,0 +1,347 @@
+package cachecore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+const leaseTestConfig = `{"store":{"lease_slots":64},"routes":[{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions",
+  "coalesce":{"max_wait":"10s","max_retries":2,"hit_for_miss":"30s"}}]}`
+
+// missed returns a request that looked up and missed.
+func (e *testEnv) missed(headers [][2]string, prompt string) *Request {
+	e.t.Helper()
+	req, d := e.lookup("chat", headers, chatRequest(prompt))
+	if d != Forward || req.Status != StatusMiss {
+		e.t.Fatalf("%q: decision %v status %v, want a miss", prompt, d, req.Status)
+	}
+	return req
+}
+
+// One tenant's rejected requests (each a 4xx: a hit-for-miss mark) for three
+// times as many distinct keys as there are lease slots must not switch off
+// single flight for another tenant: its identical concurrent requests still
+// get exactly one leader, and the rest follow.
+func TestLeaseFillByHitForMissMarks(t *testing.T) {
+	env := newEnv(t, leaseTestConfig)
+	slots := env.cache.cfg.Store.LeaseSlots
+	for i := 0; i < 3*slots; i++ {
+		req := env.missed(bob, fmt.Sprintf("rejected %d", i))
+		if role := env.cache.Join(req, 1, uint32(i+1)); role != RoleLeader {
+			// Once the table is full, the attacker's own keys may collide;
+			// that costs only the attacker.
+			continue
+		}
+		env.cache.Finish(req, 1, uint32(i+1), OutcomeOf(ReasonStatus, 400))
+	}
+	roles := map[Role]int{}
+	for i := 0; i < 20; i++ {
+		req := env.missed(alice, "the victim's question")
+		roles[env.cache.Join(req, uint64(2+i%2), uint32(100+i))]++
+	}
+	if roles[RoleLeader] != 1 || roles[RoleFollower] != 19 {
+		t.Fatalf("roles after the fill: %v, want 1 leader and 19 followers", roles)
+	}
+}
+
+// oneSlot returns lease tables of one slot over one store, one per "VM".
+func oneSlot(vms int) ([]*LeaseTable, *MemStore) {
+	store := NewMemStore()
+	var ts []*LeaseTable
+	for i := 0; i < vms; i++ {
+		ts = append(ts, NewLeaseTable(store, 1, seededRand(uint64(i+1))))
+	}
+	return ts, store
+}
+
+func mustRole(t *testing.T, want Role, got Role, err error) {
+	t.Helper()
+	if err != nil || got != want {
+		t.Fatalf("role %v (%v), want %v", got, err, want)
+	}
+}
+
+// A full slot of hit-for-miss marks: a new key's leader displaces the
+// soonest-expiring mark, and only that one.
+func TestLeaseMarksAreDisplaceable(t *testing.T) {
+	ts, _ := oneSlot(1)
+	lt := ts[0]
+	const now = 1_000_000
+	for i := 0; i < LeaseWays; i++ {
+		fp := uint64(100 + i)
+		role, err := lt.Acquire(fp, uint64(10+i), 1, uint32(i+1), now, now+10_000, true)
+		mustRole(t, RoleLeader, role, err)
+		// Marks expire at now+30 s, +31 s, …: fp 100 expires first.
+		if _, err := lt.Release(fp, 1, uint32(i+1), now, now+30_000+int64(i)*1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role, err := lt.Acquire(100, 0, 2, 1, now, now+10_000, true)
+	mustRole(t, RoleHitForMiss, role, err)
+	role, err = lt.Acquire(999, 77, 2, 1, now, now+10_000, true)
+	mustRole(t, RoleLeader, role, err)
+	if l, _ := lt.Peek(100); l.State != LeaseFree {
+		t.Fatalf("the soonest-expiring mark survived: %+v", l)
+	}
+	for fp := uint64(101); fp < 100+LeaseWays; fp++ {
+		if l, _ := lt.Peek(fp); l.State != LeaseHitForMiss {
+			t.Fatalf("mark of %d displaced though an earlier one was there: %+v", fp, l)
+		}
+	}
+	role, err = lt.Acquire(999, 77, 3, 9, now, now+10_000, true)
+	mustRole(t, RoleFollower, role, err)
+}
+
+// Live held leases are never displaced; once expired they are.
+func TestLeaseHeldLeasesAreNotDisplaced(t *testing.T) {
+	ts, _ := oneSlot(2)
+	const now = 1_000_000
+	for i := 0; i < LeaseWays; i++ {
+		role, err := ts[0].Acquire(uint64(100+i), uint64(10+i), 1, uint32(i+1), now, now+10_000, true)
+		mustRole(t, RoleLeader, role, err)
+	}
+	role, err := ts[1].Acquire(999, 77, 2, 1, now, now+10_000, true)
+	mustRole(t, RoleCollision, role, err)
+	for i := 0; i < LeaseWays; i++ {
+		if led, _ := ts[1].Leading(uint64(100+i), now); !led {
+			t.Fatalf("lease of %d lost", 100+i)
+		}
+	}
+	role, err = ts[1].Acquire(999, 77, 2, 1, now+10_000, now+20_000, true)
+	mustRole(t, RoleLeader, role, err)
+}
+
+// One tenant takes at most its share of a slot's ways: past it, its new
+// leader may only displace its own marks, never another tenant's.
+func TestLeaseTenantShare(t *testing.T) {
+	ts, _ := oneSlot(1)
+	lt := ts[0]
+	const now, x, y = 1_000_000, 5, 6
+	for i := 0; i < tenantShare; i++ {
+		role, err := lt.Acquire(uint64(100+i), x, 1, uint32(i+1), now, now+10_000, true)
+		mustRole(t, RoleLeader, role, err)
+	}
+	role, err := lt.Acquire(200, x, 1, 50, now, now+10_000, true)
+	mustRole(t, RoleCollision, role, err) // x's share is all held leases
+	role, err = lt.Acquire(300, y, 1, 60, now, now+10_000, true)
+	mustRole(t, RoleLeader, role, err) // another tenant still leads
+	if _, err := lt.Release(300, 1, 60, now, now+5_000); err != nil {
+		t.Fatal(err)
+	}
+	// x's leases become marks; x's next key displaces x's own mark, not y's
+	// (which expires sooner).
+	for i := 0; i < tenantShare; i++ {
+		if _, err := lt.Release(uint64(100+i), 1, uint32(i+1), now, now+30_000+int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role, err = lt.Acquire(200, x, 1, 50, now, now+10_000, true)
+	mustRole(t, RoleLeader, role, err)
+	if l, _ := lt.Peek(300); l.State != LeaseHitForMiss {
+		t.Fatalf("tenant y's mark was displaced by tenant x: %+v", l)
+	}
+	if l, _ := lt.Peek(100); l.State != LeaseFree {
+		t.Fatalf("x's soonest mark should have made room: %+v", l)
+	}
+	// Routes without tenants (tag 0) are not bounded.
+	ts, _ = oneSlot(1)
+	for i := 0; i < LeaseWays; i++ {
+		role, err := ts[0].Acquire(uint64(400+i), 0, 1, uint32(i+1), now, now+10_000, true)
+		mustRole(t, RoleLeader, role, err)
+	}
+}
+
+// Keys are placed in slots by a hash keyed with a per-process secret: VMs
+// over one store agree on the placement, another process (store) places
+// them differently, and the placement is not the public fp % slots.
+func TestLeaseSlotsAreKeyed(t *testing.T) {
+	const slots, n = 64, 2000
+	storeA, storeB := NewMemStore(), NewMemStore()
+	a1 := NewLeaseTable(storeA, slots, seededRand(1))
+	a2 := NewLeaseTable(storeA, slots, seededRand(2))
+	b := NewLeaseTable(storeB, slots, seededRand(3))
+	same, public := 0, 0
+	for i := 0; i < n; i++ {
+		fp := Fingerprint([]byte(fmt.Sprint("key ", i)))
+		ka1, err1 := a1.key(fp)
+		ka2, err2 := a2.key(fp)
+		kb, err3 := b.key(fp)
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatal(err1, err2, err3)
+		}
+		if ka1 != ka2 {
+			t.Fatalf("two VMs place %x in %s and %s", fp, ka1, ka2)
+		}
+		if ka1 == kb {
+			same++
+		}
+		if ka1 == fmt.Sprint("mc:l:", fp%slots) {
+			public++
+		}
+	}
+	// By chance about n/slots ≈ 31 of each; a placement that ignored the
+	// secret would give n.
+	if same > n/8 || public > n/8 {
+		t.Fatalf("placement ignores the secret: %d same across processes, %d equal to fp %% slots", same, public)
+	}
+	raw, _, err := storeA.Get(secretKey)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("secret %x %v", raw, err)
+	}
+	// A secret written in another layout (any ≥ 16 bytes) is used as is.
+	storeC := NewMemStore()
+	_ = storeC.Set(secretKey, []byte("another table's 48-byte secret, any layout ....."), 0)
+	c := NewLeaseTable(storeC, slots, seededRand(4))
+	if _, err := c.key(1); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _, _ := storeC.Get(secretKey); string(raw) != "another table's 48-byte secret, any layout ....." {
+		t.Fatal("an existing secret was replaced")
+	}
+}
+
+// Malformed slot records read as empty; records round-trip.
+func TestLeaseSlotRecord(t *testing.T) {
+	ways := []Lease{
+		{FP: 1, State: LeaseHeld, Owner: 2, Stream: 3, Deadline: 4, Tenant: 5, Waiters: []uint64{6, 7}},
+		{FP: 8, State: LeaseHitForMiss, Deadline: 9, Tenant: 10},
+	}
+	b := encodeSlot(ways)
+	got, ok := decodeSlot(b)
+	if !ok || fmt.Sprint(got) != fmt.Sprint(ways) {
+		t.Fatalf("round trip: %v %v", got, ok)
+	}
+	for i := 0; i < len(b); i++ {
+		if _, ok := decodeSlot(b[:i]); ok {
+			t.Fatalf("truncated record of %d bytes decoded", i)
+		}
+	}
+	bad := append([]byte(nil), b...)
+	bad[3] = LeaseWays + 1
+	if _, ok := decodeSlot(bad); ok {
+		t.Fatal("too many ways decoded")
+	}
+	if _, ok := decodeSlot(append(b, 0)); ok {
+		t.Fatal("trailing bytes decoded")
+	}
+}
+
+// TestLeaseHammer: many VMs (goroutines, each with its own table) race for
+// more keys than one slot has ways, from several tenants, while marks are
+// set, expire and are displaced. A key never has two leaders at once.
+func TestLeaseHammer(t *testing.T) {
+	const (
+		vms     = 8
+		rounds  = 3000
+		keys    = 12
+		tenants = 3
+	)
+	if testing.Short() {
+		t.Skip("hammer")
+	}
+	store := NewMemStore()
+	var clock atomic.Int64
+	clock.Store(1_000_000)
+	var leaders [keys]atomic.Int32
+	var led, collided, marked atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, vms)
+	for v := 0; v < vms; v++ {
+		wg.Add(1)
+		go func(v int) {
+			defer wg.Done()
+			lt := NewLeaseTable(store, 1, seededRand(uint64(v+1)))
+			r := rand.New(rand.NewPCG(uint64(v), 42))
+			<-start
+			for i := 0; i < rounds; i++ {
+				k := r.IntN(keys)
+				fp, tenant := uint64(1000+k), uint64(1+k%tenants)
+				now := clock.Add(int64(r.IntN(3)))
+				// Held leases never expire during the test: a second
+				// leader could only come from a broken acquire.
+				role, err := lt.Acquire(fp, tenant, uint64(v+1), uint32(i+1), now, now+1<<40, r.IntN(2) == 0)
+				if err != nil && !errors.Is(err, ErrContention) {
+					errs <- err
+					return
+				}
+				switch role {
+				case RoleCollision:
+					collided.Add(1)
+					continue
+				case RoleLeader:
+				default:
+					continue
+				}
+				led.Add(1)
+				if n := leaders[k].Add(1); n != 1 {
+					errs <- fmt.Errorf("key %d has %d leaders", k, n)
+					return
+				}
+				runtime.Gosched()
+				if l, err := lt.Peek(fp); err == nil && (l.State != LeaseHeld || l.Owner != uint64(v+1) || l.Stream != uint32(i+1)) {
+					errs <- fmt.Errorf("key %d: the lease was taken from its live leader: %+v", k, l)
+					return
+				}
+				leaders[k].Add(-1)
+				var hfm int64
+				if r.IntN(3) == 0 {
+					hfm = now + int64(1+r.IntN(200))
+					marked.Add(1)
+				}
+				if _, err := lt.Release(fp, uint64(v+1), uint32(i+1), now, hfm); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(v)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d leads, %d marks, %d collisions", led.Load(), marked.Load(), collided.Load())
+	if led.Load() == 0 || marked.Load() == 0 || collided.Load() == 0 {
+		t.Fatal("the hammer did not exercise leading, marking and full slots")
+	}
+}
+
+// A follower sits through max_retries leader failures; then it fails with
+// the leader's status (default) or goes upstream ("forward").
+func TestAfterLeaderFailure(t *testing.T) {
+	env := newEnv(t, leaseTestConfig)
+	req := env.missed(alice, "q")
+	for f, want := range []FollowerStep{StepRetry, StepRetry, StepRetry, StepFail, StepFail} {
+		if got := env.cache.AfterLeaderFailure(req, f); got != want {
+			t.Fatalf("after %d failures: %v, want %v", f, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		leader, status int
+		cs             string
+	}{
+		{503, 503, "modelcache; fwd=miss; collapsed; fwd-status=503; detail=leader-failed"},
+		{429, 429, "modelcache; fwd=miss; collapsed; fwd-status=429; detail=leader-failed"},
+		{200, 502, "modelcache; fwd=miss; collapsed; detail=leader-failed"}, // truncated
+		{0, 502, "modelcache; fwd=miss; collapsed; detail=leader-failed"},   // reset, abort, lost wake-up
+	} {
+		status, headers, body := env.cache.LeaderFailedResponse(req, tc.leader)
+		if status != tc.status || headerValue(headers, "cache-status") != tc.cs || !json.Valid(body) {
+			t.Errorf("leader %d: %d %q %s", tc.leader, status, headerValue(headers, "cache-status"), body)
+		}
+	}
+	fwd := newEnv(t, strings.Replace(leaseTestConfig, `"hit_for_miss":"30s"`, `"hit_for_miss":"30s","on_retries_exhausted":"forward"`, 1))
+	req = fwd.missed(alice, "q")
+	if got := fwd.cache.AfterLeaderFailure(req, 3); got != StepForward {
+		t.Fatalf("forward: %v", got)
+	}
+}
