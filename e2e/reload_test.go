@@ -16,30 +16,30 @@ import (
 // the crash-test module (built with -tags modelcache_crashtest, see
 // filter/crashtest.go; the product module has no such path), which makes
 // its VM trap — V8 stack overflow, as a runaway recursion would — on a
-// request carrying crashHeader. Envoy's own counters are
+// request carrying crashTestHeader. Envoy's own counters are
 // wasm.modelcache.vm_reload_success / _backoff / _failure.
 
-const crashHeader, crashValue = "x-modelcache-crash", "now"
+const crashTestHeader, crashTestValue = "x-modelcache-crash", "now"
 
-// crashLine is V8's trap as Envoy logs it; the second field is the thread.
-var crashLine = regexp.MustCompile(`\]\[(\d+)\]\[error\]\[wasm\][^\n]*proxy_on_request_headers failed: Uncaught RangeError: Maximum call stack size exceeded`)
+// crashTrapLine is V8's trap as Envoy logs it; the second field is the thread.
+var crashTrapLine = regexp.MustCompile(`\]\[(\d+)\]\[error\]\[wasm\][^\n]*proxy_on_request_headers failed: Uncaught RangeError: Maximum call stack size exceeded`)
 
 // crashes returns the number of VM traps in Envoy's log so far and the
 // distinct worker threads they happened on.
 func (e *envoyProc) crashes() (n int, threads map[string]bool) {
 	threads = map[string]bool{}
-	for _, m := range crashLine.FindAllStringSubmatch(e.Log(), -1) {
+	for _, m := range crashTrapLine.FindAllStringSubmatch(e.Log(), -1) {
 		n++
 		threads[m[1]] = true
 	}
 	return n, threads
 }
 
-// freshClient opens a new connection per request, so that requests spread
+// newConnClient opens a new connection per request, so that requests spread
 // over Envoy's workers (a kept-alive connection stays on one worker).
-var freshClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}, Timeout: 30 * time.Second}
+var newConnClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}, Timeout: 30 * time.Second}
 
-func fresh(t *testing.T, url, body string, headers ...string) *response {
+func doNewConn(t *testing.T, url, body string, headers ...string) *response {
 	t.Helper()
 	req, err := http.NewRequest("POST", url, strings.NewReader(body))
 	if err != nil {
@@ -49,7 +49,7 @@ func fresh(t *testing.T, url, body string, headers ...string) *response {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := freshClient.Do(req)
+	res, err := newConnClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +65,9 @@ func fresh(t *testing.T, url, body string, headers ...string) *response {
 // every one of the workers has trapped at least once.
 func crashAllWorkers(t *testing.T, e *envoyProc, url, body string, workers int, headers ...string) {
 	t.Helper()
-	h := append([]string{crashHeader, crashValue}, headers...)
+	h := append([]string{crashTestHeader, crashTestValue}, headers...)
 	for try := 0; try < 100; try++ {
-		r := fresh(t, url, body, h...)
+		r := doNewConn(t, url, body, h...)
 		if r.Status == 200 && r.CacheStatus() != "" {
 			t.Fatalf("a crash request was answered by the filter: %d %q", r.Status, r.CacheStatus())
 		}
@@ -95,8 +95,8 @@ func TestFailReloadRecoversWithCacheIntact(t *testing.T) {
 	auth := []string{"authorization", "Bearer reload"}
 	before := chat("stored before the crash")
 
-	expectCS(t, fresh(t, url, before, auth...), "fwd=miss", "stored")
-	expectCS(t, fresh(t, url, before, auth...), "hit")
+	expectCS(t, doNewConn(t, url, before, auth...), "fwd=miss", "stored")
+	expectCS(t, doNewConn(t, url, before, auth...), "hit")
 	calls := e.Sim.Calls("/v1/chat/completions")
 	if calls != 1 {
 		t.Fatalf("%d upstream calls before the crash, want 1", calls)
@@ -124,7 +124,7 @@ func TestFailReloadRecoversWithCacheIntact(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		start := time.Now()
-		r := fresh(t, url, before, auth...)
+		r := doNewConn(t, url, before, auth...)
 		if d := time.Since(start); d > slowest {
 			slowest = d
 		}
@@ -164,15 +164,15 @@ func TestFailReloadRecoversWithCacheIntact(t *testing.T) {
 	// Every worker caches again: the old entry hits on fresh connections,
 	// with no upstream call, and a new key misses once then hits.
 	for i := 0; i < 8; i++ {
-		expectCS(t, fresh(t, url, before, auth...), "hit")
+		expectCS(t, doNewConn(t, url, before, auth...), "hit")
 	}
 	if n := e.Sim.Calls("/v1/chat/completions"); n != calls {
 		t.Fatalf("%d upstream calls after the reload, want still %d: the cache did not survive", n, calls)
 	}
 	after := chat("stored after the reload")
-	expectCS(t, fresh(t, url, after, auth...), "fwd=miss", "stored")
+	expectCS(t, doNewConn(t, url, after, auth...), "fwd=miss", "stored")
 	for i := 0; i < 4; i++ {
-		expectCS(t, fresh(t, url, after, auth...), "hit")
+		expectCS(t, doNewConn(t, url, after, auth...), "hit")
 	}
 	if n := e.Sim.Calls("/v1/chat/completions"); n != calls+1 {
 		t.Fatalf("%d upstream calls, want %d", n, calls+1)
@@ -199,8 +199,8 @@ func TestFailOpenCrashLeavesCacheOff(t *testing.T) {
 	url := e.URL + "/v1/chat/completions"
 	auth := []string{"authorization", "Bearer reload"}
 	before := chat("stored before the crash")
-	expectCS(t, fresh(t, url, before, auth...), "fwd=miss", "stored")
-	expectCS(t, fresh(t, url, before, auth...), "hit")
+	expectCS(t, doNewConn(t, url, before, auth...), "fwd=miss", "stored")
+	expectCS(t, doNewConn(t, url, before, auth...), "hit")
 
 	crashAllWorkers(t, e, url, chat("crash"), workers, auth...)
 	// Longer than FAIL_RELOAD's backoff (base 1 s, at most 1.5 s): a
@@ -209,7 +209,7 @@ func TestFailOpenCrashLeavesCacheOff(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	calls := e.Sim.Calls("/v1/chat/completions")
 	for i := 0; i < 6; i++ {
-		r := fresh(t, url, before, auth...)
+		r := doNewConn(t, url, before, auth...)
 		if r.Status != 200 || r.CacheStatus() != "" {
 			t.Fatalf("FAIL_OPEN after a crash: %d Cache-Status %q, want 200 straight from the model", r.Status, r.CacheStatus())
 		}
