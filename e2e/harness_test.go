@@ -99,6 +99,12 @@ type envoyOpts struct {
 	// NoHeaderHold drops allow_on_headers_stop_iteration, as Istio's
 	// WasmPlugin does.
 	NoHeaderHold bool
+	// Wasm is the module to load; default the product module built from
+	// this tree (wasmbuild.Filter).
+	Wasm string
+	// FailurePolicy replaces the file's failure_policy value, e.g.
+	// "FAIL_OPEN"; default the file's.
+	FailurePolicy string
 }
 
 type envoyProc struct {
@@ -134,10 +140,19 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 		t.Fatal(err)
 	}
 	listen, admin := freePort(t), freePort(t)
+	if o.Wasm == "" {
+		o.Wasm = wasmbuild.Filter(t)
+	}
 	cfg := renderConfig(t, string(raw), map[int]int{10000: listen, 9901: admin, 8000: simPort},
-		wasmbuild.Filter(t), o.Config, o.RouteTimeout)
+		o.Wasm, o.Config, o.RouteTimeout)
 	if o.NoHeaderHold {
 		cfg = strings.Replace(cfg, "allow_on_headers_stop_iteration: true", "allow_on_headers_stop_iteration: false", 1)
+	}
+	if o.FailurePolicy != "" {
+		if !failPolicyRe.MatchString(cfg) {
+			t.Fatal("config has no failure_policy to replace")
+		}
+		cfg = failPolicyRe.ReplaceAllString(cfg, "failure_policy: "+o.FailurePolicy)
 	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "envoy.yaml")
@@ -210,11 +225,13 @@ func (e *envoyProc) Log() string {
 }
 
 var (
-	portRe   = regexp.MustCompile(`port_value: (\d+)`)
-	wasmRe   = regexp.MustCompile(`filename: build/modelcache\.wasm`)
-	timeout  = regexp.MustCompile(`timeout: 120s`)
-	valueRe  = regexp.MustCompile(`(?m)^( *)value: \|\n`)
-	indentRe = regexp.MustCompile(`^( *)`)
+	portRe  = regexp.MustCompile(`port_value: (\d+)`)
+	wasmRe  = regexp.MustCompile(`filename: build/modelcache\.wasm`)
+	timeout = regexp.MustCompile(`timeout: 120s`)
+	// failPolicyRe also drops a reload_config on the same line.
+	failPolicyRe = regexp.MustCompile(`failure_policy: [A-Z_]+.*`)
+	valueRe      = regexp.MustCompile(`(?m)^( *)value: \|\n`)
+	indentRe     = regexp.MustCompile(`^( *)`)
 )
 
 // renderConfig rewrites the ports, the wasm path, the route timeout and the

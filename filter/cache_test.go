@@ -431,8 +431,9 @@ func TestCapacityBound(t *testing.T) {
 		t.Fatalf("entries = %d, want full table %d", g, capacity)
 	}
 	// index keys + entry keys + lease slots + one model-state key + the CAS
-	// anchor + the process secret that places keys in lease slots.
-	if bound := buckets + capacity + 16 + 3; maxKeys > bound {
+	// anchor + the process secret that places keys in lease slots + the
+	// VM-restart count.
+	if bound := buckets + capacity + 16 + 4; maxKeys > bound {
 		t.Fatalf("shared data grew to %d keys (bound %d): %v", maxKeys, bound, hs.h.SharedDataKeys())
 	}
 	if hs.counter("modelcache.evictions") != uint64(19*capacity) {
@@ -515,7 +516,8 @@ func TestStatsExistAtStart(t *testing.T) {
 	names := strings.Join(hs.h.MetricNames(), "\n")
 	for _, want := range []string{"modelcache.chat.requests.hit", "modelcache.chat.requests.miss",
 		"modelcache.chat.requests.bypass", "modelcache.chat.stored", "modelcache.chat.refused.upstream_reset",
-		"modelcache.chat.bypass.no_identity", "modelcache.entries", "modelcache.chat.age_at_serve_ms"} {
+		"modelcache.chat.bypass.no_identity", "modelcache.entries", "modelcache.chat.age_at_serve_ms",
+		"modelcache.vm_restarts"} {
 		if !strings.Contains(names, want) {
 			t.Errorf("stat %s missing", want)
 		}

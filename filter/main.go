@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	proxywasm.SetVMContext(&vmContext{})
+	proxywasm.SetVMContext(newVMContext())
 }
 
 func main() {}

@@ -98,6 +98,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		p.vmID = rand.Uint64()
 	}
 	proxywasm.SetPanicHook(func(string, any) { p.stats.panics.Increment(1) })
+	noteVMStart()
 	// The tick re-checks paused followers and held requests. (In the canary
 	// VM the timer dies with it; the queue is registered lazily for the same
 	// reason.)
@@ -113,6 +114,7 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	if p.cfg == nil {
 		return nil
 	}
+	p.noteLive(true)
 	p.ensureQueue()
 	return &stream{p: p, id: contextID}
 }
@@ -193,6 +195,7 @@ func (p *plugin) waitingFor(fp uint64) []*stream {
 // OnTick re-checks what may be stuck: followers whose wake-up was lost or
 // who waited too long, and requests held for a body that never comes.
 func (p *plugin) OnTick() {
+	p.noteLive(false)
 	p.ensureQueue()
 	now := p.now()
 	for _, s := range p.waiting {

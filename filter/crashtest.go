@@ -1,0 +1,69 @@
+//go:build modelcache_crashtest
+
+package main
+
+import (
+	"github.com/modelcache/modelcache/filter/proxywasm"
+	"github.com/modelcache/modelcache/filter/proxywasm/types"
+)
+
+// This file exists only in the crash-test module, built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -tags modelcache_crashtest -buildmode=c-shared ./filter
+//
+// (internal/wasmbuild.FilterWithTags). It wraps the real plugin so that a
+// request carrying crashHeader: crashValue makes the VM really trap, the way
+// a runaway recursion in a parser once did: the Go code recurses until V8's
+// stack overflows ("RangeError: Maximum call stack size exceeded"). That is
+// a wasm trap, not a Go panic, so the binding cannot recover it and Envoy
+// marks the VM failed — which is what the failure-policy tests need. The
+// product build (no tag) compiles vm.go instead and has no such path.
+
+const (
+	crashHeader = "x-modelcache-crash"
+	crashValue  = "now"
+)
+
+func newVMContext() types.VMContext { return crashVM{} }
+
+type crashVM struct{ vmContext }
+
+func (crashVM) NewPluginContext(id uint32) types.PluginContext {
+	return crashPlugin{newPlugin(id)}
+}
+
+type crashPlugin struct{ *plugin }
+
+func (p crashPlugin) NewHttpContext(id uint32) types.HttpContext {
+	h := p.plugin.NewHttpContext(id)
+	if h == nil {
+		return nil
+	}
+	return crashStream{h}
+}
+
+type crashStream struct{ types.HttpContext }
+
+func (s crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
+	if v, err := proxywasm.GetHttpRequestHeader(crashHeader); err == nil && v == crashValue {
+		proxywasm.LogWarn("crash test: trapping this VM on request")
+		crashSink = deep(1 << 40)
+	}
+	return s.HttpContext.OnHttpRequestHeaders(n, eos)
+}
+
+// crashSink keeps deep's result alive so the recursion is not optimised away.
+var crashSink int
+
+// deep recurses n levels; each frame keeps a little state live across the
+// call so it can be neither inlined nor turned into a loop.
+//
+//go:noinline
+func deep(n int) int {
+	if n == 0 {
+		return 0
+	}
+	var pad [16]byte
+	pad[n%16] = byte(n)
+	return deep(n-1) + int(pad[(n+3)%16])
+}
