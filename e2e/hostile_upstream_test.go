@@ -228,6 +228,23 @@ type attack struct {
 	stream bool // the client asks for stream: true
 	script func(w http.ResponseWriter, r *http.Request, body []byte) bool
 	reason string // refused.<reason> counted for the first request
+	// route is the shipped config's route under attack; "" is chat.
+	route string
+}
+
+// routeRequest is, per route of the shipped config, its path, a request
+// for prompt, and what the model's real answer contains.
+func routeRequest(route, prompt string, stream bool) (path, body, model string) {
+	switch route {
+	case "embeddings":
+		return "/v1/embeddings", fmt.Sprintf(`{"model":"sim-embed","input":[%q]}`, prompt), "sim-embed"
+	case "classify":
+		return "/v1/classify", fmt.Sprintf(`{"model":"sim-classify","input":%q}`, prompt), "sim-classify"
+	}
+	if stream {
+		return "/v1/chat/completions", streamReq(prompt), "sim-chat"
+	}
+	return "/v1/chat/completions", chat(prompt), "sim-chat"
 }
 
 func hostileAttacks() []attack {
@@ -243,6 +260,8 @@ func hostileAttacks() []attack {
 		// Nesting.
 		{name: "deep JSON answer", script: answer(chatAnswer(`,"x":`+nested(20_000)), "content-type", jsonType), reason: "too_deep"},
 		{name: "deep JSON answer, objects", script: answer(chatAnswer(`,"x":`+strings.Repeat(`{"a":`, 20_000)+"{}"+strings.Repeat("}", 20_000)), "content-type", jsonType), reason: "too_deep"},
+		{name: "deep embeddings answer", route: "embeddings", script: answer(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.5]}],"model":"sim-embed","x":`+nested(20_000)+`}`, "content-type", jsonType), reason: "too_deep"},
+		{name: "deep classify answer", route: "classify", script: answer(`{"model":"sim-classify","label":"a","score":0.99,"x":`+nested(20_000)+`}`, "content-type", jsonType), reason: "too_deep"},
 		{name: "deep SSE event", stream: true, script: answer(chatStream(`data: {"id":"chatcmpl-h","choices":[],"x":`+nested(20_000)+"}\n\n"), "content-type", sseType), reason: "too_deep"},
 		{name: "deep SSE usage", stream: true, script: answer(chatStream(`data: {"id":"chatcmpl-h","choices":[],"usage":`+strings.Repeat(`{"a":`, 20_000)+"{}"+strings.Repeat("}", 20_000)+"}\n\n"), "content-type", sseType), reason: "too_deep"},
 		// Size.
@@ -255,6 +274,8 @@ func hostileAttacks() []attack {
 		{name: "stream with event: error", stream: true, script: answer(chatStream("event: error\ndata: {\"message\":\"boom\"}\n\n"), "content-type", sseType), reason: "error_payload"},
 		{name: "stream with an error after DONE", stream: true, script: answer(chatStream("")+vllmLate, "content-type", sseType), reason: "error_payload"},
 		{name: "body with error and choices", script: answer(chatAnswer(`,"error":{"message":"partial failure","code":500}`), "content-type", jsonType), reason: "error_payload"},
+		{name: "embeddings with an error member", route: "embeddings", script: answer(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.5]}],"model":"sim-embed","error":{"message":"partial"}}`, "content-type", jsonType), reason: "error_payload"},
+		{name: "classify with an error member", route: "classify", script: answer(`{"model":"sim-classify","label":"a","score":0.99,"error":"degraded"}`, "content-type", jsonType), reason: "error_payload"},
 		// Lying content-type.
 		{name: "text/plain carrying JSON", script: answer(good, "content-type", "text/plain"), reason: "not_json"},
 		{name: "application/json carrying garbage", script: answer("<html>502 Bad Gateway</html>", "content-type", jsonType), reason: "malformed_json"},
@@ -268,17 +289,17 @@ func hostileAttacks() []attack {
 // TestHostileUpstream runs every attack against one Envoy.
 func TestHostileUpstream(t *testing.T) {
 	e := startEnvoy(t, envoyOpts{})
-	url := e.URL + "/v1/chat/completions"
 	for i, a := range hostileAttacks() {
 		t.Run(a.name, func(t *testing.T) {
-			prompt := fmt.Sprintf("attack %d: %s", i, a.name)
-			body := chat(prompt)
-			if a.stream {
-				body = streamReq(prompt)
+			route := a.route
+			if route == "" {
+				route = "chat"
 			}
-			stat := "wasmcustom.modelcache.chat.refused." + a.reason
+			path, body, model := routeRequest(route, fmt.Sprintf("attack %d: %s", i, a.name), a.stream)
+			url := e.URL + path
+			stat := "wasmcustom.modelcache." + route + ".refused." + a.reason
 			before := e.Stat(stat)
-			calls := e.Sim.Calls("/v1/chat/completions")
+			calls := e.Sim.Calls(path)
 			e.Sim.SetScript(a.script)
 			defer e.Sim.SetScript(nil)
 			first, _ := tryFresh("POST", url, body, "authorization", tenantA) // may fail: the answer is hostile
@@ -290,7 +311,7 @@ func TestHostileUpstream(t *testing.T) {
 			if again != nil && strings.Contains(again.CacheStatus(), "hit") {
 				t.Fatalf("the hostile answer was stored and served: %q", again.CacheStatus())
 			}
-			if n := e.Sim.Calls("/v1/chat/completions") - calls; n != 2 {
+			if n := e.Sim.Calls(path) - calls; n != 2 {
 				t.Fatalf("the model got %d calls, want 2 (nothing answered from the cache)", n)
 			}
 			if got := waitAtLeast(e, stat, before+1); got < before+1 {
@@ -300,7 +321,7 @@ func TestHostileUpstream(t *testing.T) {
 			// not the hostile bytes.
 			e.Sim.SetScript(nil)
 			real := doFresh(t, "POST", url, body, "authorization", tenantA)
-			if real.Status != 200 || strings.Contains(real.CacheStatus(), "hit") || !strings.Contains(string(real.Body), "sim-chat") ||
+			if real.Status != 200 || strings.Contains(real.CacheStatus(), "hit") || !strings.Contains(string(real.Body), model) ||
 				strings.Contains(string(real.Body), "perfectly ") {
 				t.Fatalf("after the attack: status %d, Cache-Status %q, body %.200s", real.Status, real.CacheStatus(), real.Body)
 			}
