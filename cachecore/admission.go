@@ -191,7 +191,8 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 	return a
 }
 
-// ResponseVersion extracts the model version a response reports.
+// ResponseVersion extracts the model version a response reports. body
+// must have passed checkJSON (jsonbound.go).
 func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 	var v string
 	if h := r.ModelVersion.Header; h != "" {
@@ -238,7 +239,8 @@ func checkCompletion(r *Route, body []byte) Reason {
 	return reason
 }
 
-// Holds reports whether the rule's predicates all hold on body.
+// Holds reports whether the rule's predicates all hold on body, which
+// must have passed checkJSON (jsonbound.go).
 func (r *Rule) Holds(body []byte) bool {
 	v := gjson.GetBytes(body, r.Path)
 	if r.Exists != nil && v.Exists() != *r.Exists {
