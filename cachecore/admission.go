@@ -111,10 +111,17 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 		// A recorded stream: judge the message it assembles to.
 		sum := AssembleStream(r.Kind, body)
 		switch {
+		case sum.TooDeep:
+			return Admission{Reason: ReasonTooDeep}
+		case sum.ErrorEvent:
+			return Admission{Reason: ReasonErrorPayload}
 		case sum.Malformed:
 			return Admission{Reason: ReasonMalformedJSON}
 		case !sum.Done:
 			return Admission{Reason: ReasonTruncated}
+		}
+		if reason := checkJSON(sum.Assembled); reason != ReasonNone {
+			return Admission{Reason: reason} // built from checked events: cannot happen
 		}
 		adm := c.admitJSON(req, headers, sum.Assembled)
 		if adm.Reason == ReasonNone && r.ModelVersion.Header == "" {
@@ -122,8 +129,12 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 		}
 		return adm
 	}
-	if !gjson.ValidBytes(body) {
-		return Admission{Reason: ReasonMalformedJSON}
+	// Bounded before gjson reads it (jsonbound.go).
+	if reason := checkJSON(body); reason != ReasonNone {
+		return Admission{Reason: reason}
+	}
+	if reportsError(gjson.ParseBytes(body)) {
+		return Admission{Reason: ReasonErrorPayload}
 	}
 	if req.batch != nil {
 		adm := c.admitEmbeddings(req, body)
@@ -180,7 +191,8 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 	return a
 }
 
-// ResponseVersion extracts the model version a response reports.
+// ResponseVersion extracts the model version a response reports. body
+// must have passed checkJSON (jsonbound.go).
 func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 	var v string
 	if h := r.ModelVersion.Header; h != "" {
@@ -227,7 +239,8 @@ func checkCompletion(r *Route, body []byte) Reason {
 	return reason
 }
 
-// Holds reports whether the rule's predicates all hold on body.
+// Holds reports whether the rule's predicates all hold on body, which
+// must have passed checkJSON (jsonbound.go).
 func (r *Rule) Holds(body []byte) bool {
 	v := gjson.GetBytes(body, r.Path)
 	if r.Exists != nil && v.Exists() != *r.Exists {

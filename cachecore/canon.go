@@ -34,8 +34,9 @@ var (
 	ErrNumberRange   = errors.New("JSON number exponent out of range")
 )
 
-// maxDepth bounds recursion on hostile input.
-const maxDepth = 64
+// maxDepth bounds recursion on hostile input: the one limit of every JSON
+// read (jsonbound.go).
+const maxDepth = MaxJSONDepth
 
 // Selection picks the top-level members of an object body that enter the
 // key. With Only set, only those keys are kept; otherwise every key except

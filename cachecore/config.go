@@ -312,6 +312,10 @@ func (p *parser) config(data []byte) *Config {
 		p.fail("configuration", "is empty; at least one route is required")
 		return cfg
 	}
+	if CheckJSONDepth(data, MaxJSONDepth) == ErrTooDeep {
+		p.fail("configuration", "nests deeper than %d levels", MaxJSONDepth)
+		return cfg
+	}
 	if !gjson.ValidBytes(data) {
 		p.fail("configuration", "is not valid JSON")
 		return cfg

@@ -312,6 +312,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "only whitespace", cfg: " \n\t", want: []string{"configuration: is empty"}},
 		{name: "not JSON", cfg: `{"routes":[`, want: []string{"configuration: is not valid JSON"}},
 		{name: "YAML instead of JSON", cfg: "routes:\n  - name: a\n", want: []string{"configuration: is not valid JSON"}},
+		{name: "nested beyond the limit", cfg: `{"x":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`, want: []string{"configuration: nests deeper than 64 levels"}},
 		{name: "top level is an array", cfg: `[` + minimalChat + `]`, want: []string{"configuration: must be an object"}},
 		{name: "top level is null", cfg: `null`, want: []string{"configuration: must be an object"}},
 		{name: "missing routes", cfg: `{"cache_name":"x"}`, want: []string{"routes: is required"}},

@@ -293,7 +293,11 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 	// whose dimension changed under the same name is a drift.
 	for _, i := range b.distinct {
 		if e := b.items[i].entry; e != nil {
-			if n, _ := vectorDims(gjson.ParseBytes(e.Body), b.encoding); n != dims {
+			n := -1
+			if checkJSON(e.Body) == ReasonNone { // read from the shared store
+				n, _ = vectorDims(gjson.ParseBytes(e.Body), b.encoding)
+			}
+			if n != dims {
 				return Admission{Reason: ReasonDimensions}
 			}
 			break

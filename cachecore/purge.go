@@ -53,7 +53,15 @@ var ErrBadPurge = errors.New("bad purge request")
 
 // Purge executes a purge request body.
 func (c *Cache) Purge(body []byte) (PurgeResult, error) {
-	if !gjson.ValidBytes(body) {
+	if len(body) > c.cfg.MaxRequestBytes {
+		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes", ErrBadPurge)
+	}
+	// Bounded before gjson reads it (jsonbound.go).
+	switch checkJSON(body) {
+	case ReasonNone:
+	case ReasonTooDeep:
+		return PurgeResult{}, fmt.Errorf("%w: %w (limit %d)", ErrBadPurge, ErrTooDeep, MaxJSONDepth)
+	default:
 		return PurgeResult{}, fmt.Errorf("%w: body is not JSON", ErrBadPurge)
 	}
 	v := gjson.ParseBytes(body)

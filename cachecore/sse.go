@@ -76,9 +76,13 @@ func ParseSSE(b []byte) (events []SSEEvent, complete bool) {
 // StreamSummary is what the cache learns from a recorded chat or
 // completions stream.
 type StreamSummary struct {
-	Done      bool   // the terminal [DONE] was seen
-	Malformed bool   // a data event was not JSON
-	Assembled []byte // the equivalent non-streamed response, for admission
+	Done      bool // the terminal [DONE] was seen
+	Malformed bool // a data event was not JSON
+	TooDeep   bool // a data event nested beyond MaxJSONDepth
+	// ErrorEvent: the stream reports an error (an "event: error", or a data
+	// event whose JSON is an error report), wherever it comes.
+	ErrorEvent bool
+	Assembled  []byte // the equivalent non-streamed response, for admission
 }
 
 // AssembleStream rebuilds, from the chunks of a chat (or legacy
@@ -89,8 +93,8 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	events, complete := ParseSSE(body)
 	var s StreamSummary
 	type toolCall struct {
-		id, typ, name string
-		args          strings.Builder
+		id, typ    string
+		name, args strings.Builder // appended per chunk: linear, not quadratic
 	}
 	type choice struct {
 		content strings.Builder
@@ -101,18 +105,38 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	var choices []*choice
 	var id, model, object, fingerprint, usage string
 	for _, ev := range events {
+		if ev.Event == "error" {
+			s.ErrorEvent = true // whatever its data says
+			break
+		}
 		if s.Done {
-			break // nothing may follow [DONE]
+			// Nothing may follow [DONE]; an error report after it still
+			// condemns the stream.
+			if checkJSON(ev.Data) == ReasonNone && reportsError(gjson.Parse(ev.Data)) {
+				s.ErrorEvent = true
+				break
+			}
+			continue
 		}
 		if ev.Data == "[DONE]" {
 			s.Done = true
 			continue
 		}
-		if !gjson.Valid(ev.Data) {
+		// Bounded before gjson reads it (jsonbound.go).
+		switch checkJSON(ev.Data) {
+		case ReasonNone:
+		case ReasonTooDeep:
+			s.TooDeep = true
+			continue
+		default:
 			s.Malformed = true
 			continue
 		}
 		chunk := gjson.Parse(ev.Data)
+		if reportsError(chunk) {
+			s.ErrorEvent = true
+			continue
+		}
 		if v := chunk.Get("id"); v.Exists() {
 			id = v.String()
 		}
@@ -161,7 +185,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 						t.typ = v.String()
 					}
 					if v := tc.Get("function.name"); v.Exists() {
-						t.name += v.String()
+						t.name.WriteString(v.String())
 					}
 					t.args.WriteString(tc.Get("function.arguments").String())
 					return true
@@ -221,7 +245,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					b = append(b, `,"type":`...)
 					b = appendJSONString(b, t.typ)
 					b = append(b, `,"function":{"name":`...)
-					b = appendJSONString(b, t.name)
+					b = appendJSONString(b, t.name.String())
 					b = append(b, `,"arguments":`...)
 					b = appendJSONString(b, t.args.String())
 					b = append(b, "}}"...)

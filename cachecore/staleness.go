@@ -204,20 +204,25 @@ func (c *Cache) ShadowSlots(r *Route) *BackgroundSlots {
 // of the upstream for the same request, with the route's comparator.
 func (c *Cache) Agrees(req *Request, freshHeaders [][2]string, fresh []byte) bool {
 	sh := req.Route.Shadow
+	if len(fresh) > req.Route.MaxEntryBytes {
+		return false
+	}
 	if req.batch != nil {
-		return c.agreeEmbeddings(req, fresh)
+		return checkJSON(fresh) == ReasonNone && c.agreeEmbeddings(req, fresh)
 	}
 	if req.Entry == nil {
 		return false
 	}
 	cached := req.Entry.Body
 	if StreamsResponse(req, entryHeaders(req.Entry)) {
-		cached = AssembleStream(req.Route.Kind, cached).Assembled
+		cached = assembledClean(req.Route.Kind, cached)
 	}
 	if StreamsResponse(req, freshHeaders) {
-		fresh = AssembleStream(req.Route.Kind, fresh).Assembled
+		fresh = assembledClean(req.Route.Kind, fresh)
 	}
-	if !gjson.ValidBytes(cached) || !gjson.ValidBytes(fresh) {
+	// Both bounded before gjson reads them (jsonbound.go); an error report
+	// is no answer to compare with.
+	if checkJSON(cached) != ReasonNone || checkJSON(fresh) != ReasonNone || reportsError(gjson.ParseBytes(fresh)) {
 		return false
 	}
 	paths := sh.Paths
@@ -239,6 +244,16 @@ func (c *Cache) Agrees(req *Request, freshHeaders [][2]string, fresh []byte) boo
 }
 
 func entryHeaders(e *Entry) [][2]string { return e.Headers }
+
+// assembledClean is the message a stream assembles to, or nil when the
+// stream is faulty (too deep, an error event, malformed, unfinished).
+func assembledClean(kind Kind, body []byte) []byte {
+	s := AssembleStream(kind, body)
+	if s.TooDeep || s.ErrorEvent || s.Malformed || !s.Done {
+		return nil
+	}
+	return s.Assembled
+}
 
 func compareValues(sh *Shadow, a, b gjson.Result) bool {
 	if a.Exists() != b.Exists() {
@@ -322,6 +337,9 @@ func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) bool {
 		it := &b.items[b.items[i].first]
 		if it.entry == nil {
 			continue
+		}
+		if checkJSON(it.entry.Body) != ReasonNone { // read from the shared store
+			return false
 		}
 		cached := decodeVector(gjson.ParseBytes(it.entry.Body), b.encoding)
 		got := decodeVector(data[i].Get("embedding"), b.encoding)

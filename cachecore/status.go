@@ -62,7 +62,7 @@ const (
 	ReasonBodyTooLarge    // over max_request_bytes
 	ReasonMalformedJSON   // request or response body is not JSON
 	ReasonDuplicateKey    // request JSON with a duplicate member name
-	ReasonTooDeep         // request JSON nested beyond the limit
+	ReasonTooDeep         // JSON nested beyond MaxJSONDepth (request, answer, stream event)
 	ReasonNumberRange     // request JSON number with an absurd exponent
 	ReasonHitForMiss      // key recently found uncacheable
 	ReasonInternal        // an internal fault: fail open
@@ -90,6 +90,7 @@ const (
 	ReasonItemCount       // embeddings: not one vector per item sent
 	ReasonDimensions      // embeddings: a vector of another dimension
 	ReasonBadVector       // embeddings: not numbers, not finite, bad base64
+	ReasonErrorPayload    // a 200 answer that reports an error (error event, "error" member)
 	numReason
 )
 
@@ -100,7 +101,7 @@ var reasonNames = [numReason]string{
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
-	"item_count", "dimensions", "bad_vector",
+	"item_count", "dimensions", "bad_vector", "error_payload",
 }
 
 // String is the reason's name in stats (snake_case).

@@ -169,7 +169,7 @@ func newStats(cfg *cachecore.Config) *stats {
 			if re < cachecore.ReasonStatus {
 				rs.bypass[re] = counter(rs.prefix + "bypass." + re.String())
 			}
-			if re >= cachecore.ReasonStatus || re == cachecore.ReasonMalformedJSON || re == cachecore.ReasonInternal || re == cachecore.ReasonStoreContention {
+			if re >= cachecore.ReasonStatus || re == cachecore.ReasonMalformedJSON || re == cachecore.ReasonTooDeep || re == cachecore.ReasonInternal || re == cachecore.ReasonStoreContention {
 				rs.refused[re] = counter(rs.prefix + "refused." + re.String())
 			}
 		}
