@@ -30,7 +30,7 @@ func OutcomeOf(r Reason, status int) Outcome {
 	switch r {
 	case ReasonNone:
 		return OutcomeStored
-	case ReasonNoStore, ReasonPrivate, ReasonNotJSON, ReasonEncoded, ReasonTooLarge,
+	case ReasonNoStore, ReasonPrivate, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
 		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence:
 		return OutcomeUncacheable
 	case ReasonStatus:

@@ -178,3 +178,41 @@ func TestStatusNames(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcomeOf pins what followers of a leader learn from each refusal:
+// lasting reasons (the same request would meet them again) make the key
+// hit-for-miss; passing ones let a follower lead next.
+func TestOutcomeOf(t *testing.T) {
+	tests := []struct {
+		reason Reason
+		status int
+		want   Outcome
+	}{
+		{ReasonNone, 200, OutcomeStored},
+		{ReasonNoStore, 200, OutcomeUncacheable},
+		{ReasonPrivate, 200, OutcomeUncacheable},
+		{ReasonNotJSON, 200, OutcomeUncacheable},
+		{ReasonTooLarge, 200, OutcomeUncacheable},
+		{ReasonTooDeep, 200, OutcomeUncacheable}, // a model asked to print brackets prints them again
+		{ReasonFinishReason, 200, OutcomeUncacheable},
+		{ReasonLowConfidence, 200, OutcomeUncacheable},
+		{ReasonNoConfidence, 200, OutcomeUncacheable},
+		{ReasonStatus, 400, OutcomeUncacheable},
+		{ReasonStatus, 404, OutcomeUncacheable},
+		{ReasonStatus, 408, OutcomeFailed},
+		{ReasonStatus, 429, OutcomeFailed},
+		{ReasonStatus, 500, OutcomeFailed},
+		{ReasonStatus, 503, OutcomeFailed},
+		{ReasonUpstreamReset, 0, OutcomeFailed},
+		{ReasonUpstreamTimeout, 0, OutcomeFailed},
+		{ReasonTruncated, 200, OutcomeFailed},
+		{ReasonMalformedJSON, 200, OutcomeFailed},
+		{ReasonErrorPayload, 200, OutcomeFailed}, // a late failure: another try may succeed
+		{ReasonValidation, 200, OutcomeFailed},
+	}
+	for _, tt := range tests {
+		if got := OutcomeOf(tt.reason, tt.status); got != tt.want {
+			t.Errorf("OutcomeOf(%v, %d) = %v, want %v", tt.reason, tt.status, got, tt.want)
+		}
+	}
+}
