@@ -87,6 +87,7 @@ const (
 	ReasonItemCount       // embeddings: not one vector per item sent
 	ReasonDimensions      // embeddings: a vector of another dimension
 	ReasonBadVector       // embeddings: not numbers, not finite, bad base64
+	ReasonModelTableFull  // a new model's model-table slot holds only live records
 	numReason
 )
 
@@ -97,7 +98,7 @@ var reasonNames = [numReason]string{
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
-	"item_count", "dimensions", "bad_vector",
+	"item_count", "dimensions", "bad_vector", "model_table_full",
 }
 
 // String is the reason's name in stats (snake_case).

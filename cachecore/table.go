@@ -14,9 +14,10 @@ import (
 //	mc:i:<b>     index of bucket b: Ways × (fingerprint, staleUntil)
 //	mc:e:<b>:<w> entry in way w of bucket b (empty value = absent)
 //
-// A request's fingerprint (Hash64 of its full key) picks the bucket and is
-// looked up in the bucket's small index; a match costs one more Get for the
-// entry, whose stored key is compared byte for byte before it is used. So
+// A request's fingerprint (a keyed hash of its full key, see secret.go)
+// picks the bucket and is looked up in the bucket's small index; a match
+// costs one more Get for the entry, whose stored key is compared byte for
+// byte before it is used. So
 // memory is bounded by Buckets × (Ways × MaxEntryBytes + index), whatever
 // the traffic, and no collision or race can serve the wrong entry: at worst
 // it costs a miss.
@@ -56,15 +57,6 @@ var ErrContention = errors.New("store: too much contention")
 // NewTable prepares a table over store with the given geometry.
 func NewTable(store Store, buckets, ways int) *Table {
 	return &Table{store: store, buckets: uint64(buckets), ways: ways}
-}
-
-// Fingerprint maps a full key to a non-zero 64-bit fingerprint.
-func Fingerprint(key []byte) uint64 {
-	fp := Hash64(key, 0x6d6f64656c636163) // "modelcac"
-	if fp == 0 {
-		fp = 1
-	}
-	return fp
 }
 
 // CreateCAS returns a CAS value that cannot be the current CAS of any key

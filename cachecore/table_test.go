@@ -11,6 +11,16 @@ import (
 	"testing"
 )
 
+// Fingerprint is a test fingerprint of a key (the cache's own is keyed by
+// the process secret: Cache.fingerprint).
+func Fingerprint(key []byte) uint64 {
+	fp := Hash64(key, 0x6d6f64656c636163)
+	if fp == 0 {
+		fp = 1
+	}
+	return fp
+}
+
 // tableEntry encodes an entry for key stored at `at`, fresh for ttl ms and
 // dead at staleUntil.
 func tableEntry(key, body string, at, freshUntil, staleUntil int64) []byte {

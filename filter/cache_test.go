@@ -430,8 +430,9 @@ func TestCapacityBound(t *testing.T) {
 	if g, _ := hs.h.Gauge("modelcache.entries"); g != int64(capacity) {
 		t.Fatalf("entries = %d, want full table %d", g, capacity)
 	}
-	// index keys + entry keys + lease slots + one model-state key + the CAS anchor.
-	if bound := buckets + capacity + 16 + 2; maxKeys > bound {
+	// index keys + entry keys + lease slots + one model-state key + the CAS
+	// anchor + the process secret.
+	if bound := buckets + capacity + 16 + 3; maxKeys > bound {
 		t.Fatalf("shared data grew to %d keys (bound %d): %v", maxKeys, bound, hs.h.SharedDataKeys())
 	}
 	if hs.counter("modelcache.evictions") != uint64(19*capacity) {
