@@ -49,10 +49,12 @@ func New(cfg *Config, opts Options) *Cache {
 	if opts.Rand == nil {
 		panic("cachecore: Options.Rand is required")
 	}
+	table := NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways)
+	table.SetTenantShare(cfg.Store.MaxTenantShare)
 	return &Cache{
 		cfg:    cfg,
 		store:  opts.Store,
-		table:  NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
+		table:  table,
 		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
 		now:    opts.Now,
@@ -585,7 +587,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		res.Reason = ReasonTooLarge
 		return res
 	}
-	ins, err := c.table.Insert(req.FP, e.StaleUntil, e.AppendEncode(nil), now)
+	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, e.AppendEncode(nil), now)
 	if err != nil {
 		res.Reason = storeErrReason(err)
 		return res

@@ -372,7 +372,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			continue
 		}
 		buf = e.AppendEncode(buf[:0])
-		ins, err := c.table.Insert(it.fp, e.StaleUntil, buf, now)
+		ins, err := c.table.Insert(it.fp, TenantTag(req.tenant), e.StaleUntil, buf, now)
 		if err != nil {
 			res.ItemsRefused++
 			continue

@@ -23,6 +23,7 @@ import (
 //	modelcache.entries                     gauge, occupied slots (all routes)
 //	modelcache.evictions / expired_replaced / panics / internal_errors / purges
 //	modelcache.model_version_changes
+//	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
 type stats struct {
 	routes          map[string]*routeStats
 	waiting         proxywasm.MetricGauge
@@ -34,6 +35,7 @@ type stats struct {
 	internal        ctr
 	purges          ctr
 	versions        ctr
+	ownShare        ctr
 }
 
 type routeStats struct {
@@ -150,6 +152,7 @@ func newStats(cfg *cachecore.Config) *stats {
 	s.purges = counter("modelcache.purges")
 	s.versions = counter("modelcache.model_version_changes")
 	s.holdUnsupported = counter("modelcache.hold_unsupported")
+	s.ownShare = counter("modelcache.evictions_tenant_share")
 	if s.waiting, err = proxywasm.DefineGaugeMetric("modelcache.coalesce_waiting"); err != nil {
 		proxywasm.LogWarn("cannot define stat modelcache.coalesce_waiting: " + err.Error())
 	}
