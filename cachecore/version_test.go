@@ -29,3 +29,21 @@ func TestVersionComparedWhole(t *testing.T) {
 		t.Fatal("entry of the old version served after the upgrade was observed")
 	}
 }
+
+// FuzzDecodeModels: a model-table slot is shared data any VM may have
+// written (or an older layout): decoding never panics, never yields more
+// than a slot's records, and what decodes re-encodes to the same bytes.
+func FuzzDecodeModels(f *testing.F) {
+	f.Add(encodeModels([]modelRecord{{id: 1, gen: 2, until: 3, version: versionID("v1")}}))
+	f.Add([]byte("MN\x01"))
+	f.Add([]byte("MV\x01\x11"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		recs := decodeModels(raw)
+		if len(recs) > modelsPerSlot {
+			t.Fatalf("%d records", len(recs))
+		}
+		if recs != nil && string(encodeModels(recs)) != string(raw) {
+			t.Fatalf("round trip changed %q", raw)
+		}
+	})
+}
