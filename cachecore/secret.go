@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 )
@@ -33,8 +32,7 @@ func decodeSecret(raw []byte) (hashKeys, bool) {
 	return hashKeys{model: sipKeyFrom(raw[3:]), fp: sipKeyFrom(raw[19:])}, true
 }
 
-// loadSecret reads the process secret, creating it if missing from
-// crypto/rand (WASI random_get under wasm), or from rnd if that fails.
+// loadSecret reads the process secret, creating it from rnd if missing.
 func loadSecret(s Store, rnd func() uint64) (hashKeys, error) {
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, _, err := s.Get(secretKey)
@@ -49,12 +47,10 @@ func loadSecret(s Store, rnd func() uint64) (hashKeys, error) {
 		if !errors.Is(err, ErrNotFound) {
 			return hashKeys{}, err
 		}
-		b := make([]byte, secretLen)
+		b := make([]byte, 3, secretLen)
 		b[0], b[1], b[2] = 'M', 'S', 1
-		if _, err := rand.Read(b[3:]); err != nil {
-			for i := 0; i < 4; i++ {
-				binary.LittleEndian.PutUint64(b[3+8*i:], rnd())
-			}
+		for i := 0; i < 4; i++ {
+			b = binary.LittleEndian.AppendUint64(b, rnd())
 		}
 		cas, err := CreateCAS(s)
 		if err != nil {
