@@ -33,6 +33,11 @@ func collidingModels(route, model string, n int) []string {
 	return out
 }
 
+// roomyConfig is testConfig with a slot table large enough that a few
+// dozen entries never compete for ways: what these tests look at is the
+// model table.
+var roomyConfig = strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 4096, "ways": 4`, 1)
+
 func withModel(body, model string) string {
 	return strings.Replace(body, `"gpt-4o-mini"`, quote(model), 1)
 }
@@ -41,10 +46,11 @@ func withModel(body, model string) string {
 // model names chosen to share tenant A's model slot under the old public
 // hash. A's entry stays reachable.
 func TestCotenantCannotEvictModelByCollision(t *testing.T) {
-	env := newEnv(t, testConfig)
+	env := newEnv(t, roomyConfig)
 	body := chatRequest("what is the capital of France?")
 	req, _ := env.lookup("chat", alice, body)
 	env.fill(req, jsonCT, chatResponse("Paris"), 10)
+	gen := req.state.Gen
 
 	for _, name := range collidingModels("chat", "gpt-4o-mini", 64) {
 		req, _ := env.lookup("chat", bob, withModel(chatRequest("x"), name))
@@ -53,7 +59,7 @@ func TestCotenantCannotEvictModelByCollision(t *testing.T) {
 		}
 		env.cache.Store(req, 200, jsonCT, []byte(chatResponse("y")), env.cache.AdmitBody(req, jsonCT, []byte(chatResponse("y"))), 1)
 	}
-	if _, d := env.lookup("chat", alice, body); d != Serve {
+	if req, d := env.lookup("chat", alice, body); d != Serve || req.state.Gen != gen {
 		t.Fatal("tenant B's model names made tenant A's entry unreachable")
 	}
 }
@@ -86,7 +92,7 @@ func sameModelSlot(t *testing.T, c *Cache, route string, n int) []string {
 // never displace A's live record: B's extra models are refused with
 // model_table_full and A keeps hitting.
 func TestCotenantFullSlotNeverEvictsLive(t *testing.T) {
-	env := newEnv(t, testConfig)
+	env := newEnv(t, roomyConfig)
 	models := sameModelSlot(t, env.cache, "chat", 65)
 	victim := withModel(chatRequest("capital of France?"), models[0])
 	req, _ := env.lookup("chat", alice, victim)

@@ -33,6 +33,8 @@ func decodeSecret(raw []byte) (hashKeys, bool) {
 }
 
 // loadSecret reads the process secret, creating it from rnd if missing.
+// rnd must be unpredictable in production: the filter passes math/rand/v2's
+// top-level generator (the runtime's ChaCha8, seeded from WASI random_get).
 func loadSecret(s Store, rnd func() uint64) (hashKeys, error) {
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, _, err := s.Get(secretKey)
