@@ -191,8 +191,8 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 	return a
 }
 
-// ResponseVersion extracts the model version a response reports. body
-// must have passed checkJSON (jsonbound.go).
+// ResponseVersion extracts the model version a response reports, whole.
+// body must have passed checkJSON (jsonbound.go).
 func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 	var v string
 	if h := r.ModelVersion.Header; h != "" {
@@ -201,10 +201,7 @@ func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 	if v == "" && r.ModelVersion.BodyPath != "" && body != nil {
 		v = gjson.GetBytes(body, r.ModelVersion.BodyPath).String()
 	}
-	if len(v) > maxVersionLen {
-		v = v[:maxVersionLen]
-	}
-	return v
+	return v // whole: its identity is a digest of all of it (models.go)
 }
 
 // checkCompletion refuses truncated, filtered and empty completions.

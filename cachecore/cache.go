@@ -26,6 +26,7 @@ type Cache struct {
 	now    func() time.Time
 	rand   func() uint64
 	canon  Canonicalizer
+	hk     *hashKeys // the process secret's keys, once loaded (secret.go)
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
@@ -48,11 +49,13 @@ func New(cfg *Config, opts Options) *Cache {
 	if opts.Rand == nil {
 		panic("cachecore: Options.Rand is required")
 	}
+	table := NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways)
+	table.SetTenantShare(cfg.Store.MaxTenantShare)
 	return &Cache{
 		cfg:    cfg,
 		store:  opts.Store,
-		table:  NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways),
-		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots, opts.Rand),
+		table:  table,
+		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
 		now:    opts.Now,
 		rand:   opts.Rand,
@@ -99,6 +102,7 @@ type Request struct {
 	FP        uint64
 	stableLen int
 	leaseFP   uint64
+	hk        *hashKeys
 
 	// Entry is the entry found by Lookup (fresh or stale), if any. On a
 	// Serve decision its byte slices alias the VM's scratch buffer until
@@ -298,14 +302,14 @@ func canonReason(err error) Reason {
 // length-prefixed (or, for the version, length-suffixed), so distinct parts
 // can never concatenate to the same key:
 //
-//	"K1" route method path tenant(32) model stream(S|N) canonical | version len(version) gen(8)
+//	"K1" route method path tenant(32) model stream(S|N) canonical | version(16) gen(8)
 //
 // The part before the version — the request itself, without the model
 // state — is what single flight coalesces on (LeaseFP): a version change or
 // a purge must not split followers from their leader.
 func (c *Cache) buildKey(req *Request) {
 	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.Model) +
-		len(req.state.Version) + 80; cap(req.Key) < need {
+		versionIDLen + 80; cap(req.Key) < need {
 		req.Key = make([]byte, 0, need)
 	}
 	k := req.appendNamespace(req.Key[:0], 'K')
@@ -320,7 +324,8 @@ func (c *Cache) buildKey(req *Request) {
 	req.stableLen = len(k)
 	k = req.appendState(k)
 	req.Key = k
-	req.FP = Fingerprint(k)
+	req.hk = c.hk
+	req.FP = c.fingerprint(k)
 }
 
 // appendNamespace starts a key: kind of key, then route, method, path,
@@ -334,11 +339,10 @@ func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	return appendLV(k, req.Model)
 }
 
-// appendState ends a key with the model state: version (length-suffixed,
-// so the key stays unambiguous when read from its end) and generation.
+// appendState ends a key with the model state, fixed-size: the identity
+// of the whole model version (zero when none is tracked) and generation.
 func (req *Request) appendState(k []byte) []byte {
-	k = append(k, req.state.Version...)
-	k = binary.LittleEndian.AppendUint32(k, uint32(len(req.state.Version)))
+	k = append(k, req.state.Version[:]...)
 	return binary.LittleEndian.AppendUint64(k, req.state.Gen)
 }
 
@@ -346,7 +350,11 @@ func (req *Request) appendState(k []byte) []byte {
 // model state, computed on first use (only misses need it).
 func (req *Request) LeaseFP() uint64 {
 	if req.leaseFP == 0 {
-		req.leaseFP = Fingerprint(req.Key[:req.stableLen])
+		fp := req.hk.fp.sum64(req.Key[:req.stableLen])
+		if fp == 0 {
+			fp = 1
+		}
+		req.leaseFP = fp
 	}
 	return req.leaseFP
 }
@@ -559,12 +567,12 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	if req.batch != nil {
 		return c.storeEmbeddings(req, status, headers, body, adm, computeMs)
 	}
-	res, ok := c.prepareStore(req, adm)
+	now := c.nowMs()
+	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
 	if !ok {
 		return res
 	}
 	c.buildKey(req) // the state may have moved on since Lookup
-	now := c.nowMs()
 	e := Entry{
 		Key:        req.Key,
 		StoredAt:   now,
@@ -579,7 +587,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		res.Reason = ReasonTooLarge
 		return res
 	}
-	ins, err := c.table.Insert(req.FP, e.StaleUntil, e.AppendEncode(nil), now)
+	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, e.AppendEncode(nil), now)
 	if err != nil {
 		res.Reason = storeErrReason(err)
 		return res
@@ -590,9 +598,15 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 }
 
 // prepareStore records the model version the response reported (or makes
-// sure the model's record exists) and moves req onto the current state.
-func (c *Cache) prepareStore(req *Request, adm Admission) (StoreResult, bool) {
+// sure the model's record exists), keeps the record live until staleUntil
+// (that of the entries about to be stored) and moves req onto the current
+// state.
+func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (StoreResult, bool) {
 	res := StoreResult{Version: adm.Version}
+	if len(res.Version) > maxVersionLen {
+		res.Version = res.Version[:maxVersionLen] + "…" // for display only
+	}
+	now := c.nowMs()
 	before := req.state
 	if req.Route.ModelVersion.Enabled() {
 		if adm.Version == "" {
@@ -601,15 +615,15 @@ func (c *Cache) prepareStore(req *Request, adm Admission) (StoreResult, bool) {
 			res.Reason = ReasonNoVersion
 			return res, false
 		}
-		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version)
+		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version, staleUntil)
 		if err != nil {
 			res.Reason = storeErrReason(err)
 			return res, false
 		}
 		res.VersionChanged = changed
 		req.state = st
-	} else if !req.state.Found {
-		st, err := c.updateModel(req.Route.Name, req.Model, func(*modelRecord) bool { return false })
+	} else {
+		st, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord) bool { return extendLife(r, staleUntil, now) })
 		if err != nil {
 			res.Reason = storeErrReason(err)
 			return res, false
@@ -649,6 +663,9 @@ func (c *Cache) staleWindow(req *Request) time.Duration {
 func storeErrReason(err error) Reason {
 	if errors.Is(err, ErrContention) {
 		return ReasonStoreContention
+	}
+	if errors.Is(err, ErrModelTableFull) {
+		return ReasonModelTableFull
 	}
 	return ReasonInternal
 }

@@ -696,13 +696,14 @@ func TestObserveVersion(t *testing.T) {
 		{"v1", false, "v1"}, // a first version is not a change
 		{"v1", false, "v1"},
 		{"v2", true, "v2"},
-		{long, true, long[:maxVersionLen]},
-		{long[:maxVersionLen] + "different tail", false, long[:maxVersionLen]},
+		{long, true, long},
+		{long[:maxVersionLen] + "different tail", true, long[:maxVersionLen] + "different tail"},
+		{long[:maxVersionLen] + "different tail", false, long[:maxVersionLen] + "different tail"},
 	}
 	var gen uint64
 	for i, s := range steps {
-		st, changed, err := c.ObserveVersion("versioned", "m", s.version)
-		if err != nil || !st.Found || changed != s.wantChanged || st.Version != s.wantStored {
+		st, changed, err := c.ObserveVersion("versioned", "m", s.version, 0)
+		if err != nil || !st.Found || changed != s.wantChanged || st.Version != versionID(s.wantStored) {
 			t.Fatalf("step %d (%q): %+v changed=%v err=%v", i, s.version, st, changed, err)
 		}
 		if i > 0 && st.Gen != gen {
@@ -710,7 +711,8 @@ func TestObserveVersion(t *testing.T) {
 		}
 		gen = st.Gen
 	}
-	if st, _ := c.loadModel("versioned", "m"); st.Version != long[:maxVersionLen] || st.Gen != gen {
+	last := steps[len(steps)-1].wantStored
+	if st, _ := c.loadModel("versioned", "m"); st.Version != versionID(last) || st.Gen != gen {
 		t.Fatalf("loadModel = %+v", st)
 	}
 	if st, _ := c.loadModel("versioned", "other"); st.Found {
@@ -755,36 +757,50 @@ func TestPurgeModel(t *testing.T) {
 	}
 }
 
-// TestModelTableBounded: the model table is a fixed set of keys; a model
-// pushed out of its full slot loses its entries (a miss) and comes back
-// with a new generation, never with its old entries.
+// TestModelTableBounded: the model table is a fixed set of keys. A slot
+// full of live records refuses a new model (model_table_full) rather than
+// forget a live one; once records are dead, a new model reclaims one, and
+// the reclaimed model comes back with a new generation, never with its old
+// entries.
 func TestModelTableBounded(t *testing.T) {
 	env := newEnv(t, testConfig)
-	// Find modelsPerSlot+1 model names sharing one slot.
-	var models []string
-	slot := modelID("chat", "m-0") % modelSlots
-	for i := 0; len(models) <= modelsPerSlot; i++ {
-		name := "m-" + strconv.Itoa(i)
-		if modelID("chat", name)%modelSlots == slot {
-			models = append(models, name)
-		}
-	}
-	body := func(model string) string { return strings.Replace(chatRequest("q"), "gpt-4o-mini", model, 1) }
+	models := sameModelSlot(t, env.cache, "chat", modelsPerSlot+1)
+	body := func(model string) string { return withModel(chatRequest("q"), model) }
 	req, _ := env.lookup("chat", alice, body(models[0]))
 	env.fill(req, jsonCT, chatResponse("first"), 10)
 	first, _ := env.cache.loadModel("chat", models[0])
-	for _, m := range models[1:] {
-		req, _ := env.lookup("chat", alice, body(m))
+	for _, m := range models[1:modelsPerSlot] {
+		req, _ := env.lookup("chat", bob, body(m))
 		env.fill(req, jsonCT, chatResponse(m), 10)
 	}
-	if st, _ := env.cache.loadModel("chat", models[0]); st.Found {
-		t.Fatalf("the oldest model was not pushed out of its full slot")
+	extra := models[modelsPerSlot]
+	req, _ = env.lookup("chat", bob, body(extra))
+	adm := env.cache.AdmitBody(req, jsonCT, []byte(chatResponse("x")))
+	if res := env.cache.Store(req, 200, jsonCT, []byte(chatResponse("x")), adm, 1); res.Reason != ReasonModelTableFull {
+		t.Fatalf("store of a new model into a slot of live records: %s", res.Reason)
 	}
-	if _, d := env.lookup("chat", alice, body(models[0])); d != Forward {
-		t.Fatalf("entry of a forgotten model served")
+	if req, d := env.lookup("chat", alice, body(models[0])); d != Serve || !strings.Contains(string(req.Entry.Body), "first") {
+		t.Fatalf("a live model was forgotten")
+	}
+	if err := env.cache.PurgeModel("chat", extra); err != nil {
+		t.Fatalf("purge of an unknown model in a full slot: %v", err)
+	}
+
+	// Every entry dies (TTL 5m, stale-while-revalidate 30s): the records
+	// become reclaimable.
+	env.clock.Advance(time.Hour)
+	req, _ = env.lookup("chat", bob, body(extra))
+	env.fill(req, jsonCT, chatResponse("extra"), 10)
+	if st, _ := env.cache.loadModel("chat", models[0]); st.Found {
+		t.Fatalf("the first model to die was not the one reclaimed")
 	}
 	req, _ = env.lookup("chat", alice, body(models[0]))
-	env.fill(req, jsonCT, chatResponse("second"), 10)
+	if req.Entry != nil {
+		t.Fatalf("entry of a reclaimed model found")
+	}
+	if res := env.cache.Store(req, 200, jsonCT, []byte(chatResponse("second")), env.cache.AdmitBody(req, jsonCT, []byte(chatResponse("second"))), 1); res.Reason != ReasonNone {
+		t.Fatalf("store after reclaim: %s", res.Reason)
+	}
 	st, _ := env.cache.loadModel("chat", models[0])
 	if !st.Found || st.Gen == first.Gen {
 		t.Fatalf("model came back with its old generation")
@@ -792,7 +808,7 @@ func TestModelTableBounded(t *testing.T) {
 	if req, _ := env.lookup("chat", alice, body(models[0])); req.Entry == nil || !strings.Contains(string(req.Entry.Body), "second") {
 		t.Fatalf("re-stored entry not served")
 	}
-	if n, limit := env.store.Keys(), 1+modelSlots+16+16*4; n > limit {
+	if n, limit := env.store.Keys(), 2+modelSlots+16+16*4; n > limit {
 		t.Fatalf("store holds %d keys, bound %d", n, limit)
 	}
 }
@@ -822,7 +838,7 @@ func TestModelTableHammer(t *testing.T) {
 			for i := 0; i < ops; i++ {
 				m := models[r()%uint64(len(models))]
 				if r()%2 == 0 {
-					_, _, err := c.ObserveVersion("versioned", m, "v"+strconv.Itoa(int(r()%3)))
+					_, _, err := c.ObserveVersion("versioned", m, "v"+strconv.Itoa(int(r()%3)), 0)
 					if err != nil && !errors.Is(err, ErrContention) {
 						errs <- err
 						return
@@ -1195,7 +1211,7 @@ func TestAdmitBody(t *testing.T) {
 			t.Errorf("header version %q", a.Version)
 		}
 		long := strings.Repeat("z", 80)
-		if a := env.cache.AdmitBody(req, hdr("x-model-version", long), []byte(chat(ok))); a.Version != long[:maxVersionLen] {
+		if a := env.cache.AdmitBody(req, hdr("x-model-version", long), []byte(chat(ok))); a.Version != long {
 			t.Errorf("long version %q", a.Version)
 		}
 		req = &Request{Route: env.route("fingerprinted")}

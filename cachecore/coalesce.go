@@ -31,7 +31,7 @@ func OutcomeOf(r Reason, status int) Outcome {
 	case ReasonNone:
 		return OutcomeStored
 	case ReasonNoStore, ReasonPrivate, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
-		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence:
+		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull:
 		return OutcomeUncacheable
 	case ReasonStatus:
 		if status >= 400 && status < 500 && status != 408 && status != 429 {

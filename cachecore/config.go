@@ -49,6 +49,9 @@ type StoreConfig struct {
 	Ways          int // entries per bucket
 	MaxEntryBytes int // largest encoded entry (key + headers + body)
 	LeaseSlots    int // single-flight lease slots
+	// MaxTenantShare: the fraction of a bucket's ways one tenant's entries
+	// may hold (rounded up to whole ways); 0: no limit.
+	MaxTenantShare float64
 }
 
 // PurgeConfig enables the purge API. Without a token it does not exist.
@@ -423,6 +426,8 @@ func (p *parser) store(path string, v gjson.Result, s *StoreConfig) {
 			s.MaxEntryBytes = p.intRange(sub, v, 1024, 64<<20)
 		case "lease_slots":
 			s.LeaseSlots = p.intRange(sub, v, 1, 1<<20)
+		case "max_tenant_share":
+			s.MaxTenantShare = p.floatRange(sub, v, 0, 1)
 		default:
 			return false
 		}

@@ -172,7 +172,7 @@ func isTokenArray(v gjson.Result) bool {
 
 // itemKeys (re)builds every item's key from the current model state.
 //
-//	"E1" route method path tenant(32) model params item | version len gen
+//	"E1" route method path tenant(32) model params item | version(16) gen(8)
 func (c *Cache) itemKeys(req *Request) {
 	b := req.batch
 	for _, i := range b.distinct {
@@ -181,7 +181,7 @@ func (c *Cache) itemKeys(req *Request) {
 		k = appendLV(k, string(b.params))
 		k = appendLV(k, string(it.canon))
 		k = req.appendState(k)
-		it.key, it.fp = k, Fingerprint(k)
+		it.key, it.fp = k, c.fingerprint(k)
 	}
 }
 
@@ -352,14 +352,14 @@ func vectorDims(v gjson.Result, encoding string) (int, Reason) {
 
 // storeEmbeddings stores every freshly computed item.
 func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
-	res, ok := c.prepareStore(req, adm)
+	now := c.nowMs()
+	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
 	if !ok {
 		return res
 	}
 	b := req.batch
 	c.itemKeys(req)
 	b.model = gjson.GetBytes(body, "model").String()
-	now := c.nowMs()
 	hs := c.storedHeaders(req, headers)
 	hs = append(hs, [2]string{embeddingModelHeader, b.model})
 	var buf []byte
@@ -376,7 +376,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			continue
 		}
 		buf = e.AppendEncode(buf[:0])
-		ins, err := c.table.Insert(it.fp, e.StaleUntil, buf, now)
+		ins, err := c.table.Insert(it.fp, TenantTag(req.tenant), e.StaleUntil, buf, now)
 		if err != nil {
 			res.ItemsRefused++
 			continue

@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"strconv"
@@ -166,35 +165,18 @@ type LeaseTable struct {
 	store  Store
 	slots  uint64
 	anchor uint32
-	secret sharedSecret
-
-	lastFP  uint64 // the last key's slot, memoised (one key per request)
-	lastKey string
 }
 
-// NewLeaseTable returns a lease table of the given number of slots; rand
-// creates the process secret that places keys in slots, if no VM has yet.
-func NewLeaseTable(store Store, slots int, rand func() uint64) *LeaseTable {
-	return &LeaseTable{store: store, slots: uint64(slots), secret: sharedSecret{store: store, rand: rand}}
+// NewLeaseTable returns a lease table of the given number of slots.
+func NewLeaseTable(store Store, slots int) *LeaseTable {
+	return &LeaseTable{store: store, slots: uint64(slots)}
 }
 
-// key is the shared-data key of fp's slot: a keyed hash of fp, so that
-// which keys share a slot cannot be known without the process secret.
-func (t *LeaseTable) key(fp uint64) (string, error) {
-	if t.lastKey != "" && fp == t.lastFP {
-		return t.lastKey, nil
-	}
-	sk, err := t.secret.get()
-	if err != nil {
-		return "", err
-	}
-	var in [40]byte
-	copy(in[:32], sk[:])
-	binary.LittleEndian.PutUint64(in[32:], fp)
-	h := sha256.Sum256(in[:])
-	slot := binary.LittleEndian.Uint64(h[:8]) % t.slots
-	t.lastFP, t.lastKey = fp, "mc:l:"+strconv.FormatUint(slot, 10)
-	return t.lastKey, nil
+// key is the shared-data key of fp's slot. Callers pass keyed
+// fingerprints (Request.LeaseFP: SipHash under the process secret, see
+// secret.go), so which keys share a slot cannot be known from outside.
+func (t *LeaseTable) key(fp uint64) string {
+	return "mc:l:" + strconv.FormatUint(fp%t.slots, 10)
 }
 
 // Role is what a request became when it tried to lead.
@@ -284,10 +266,7 @@ func removeAt(ways []Lease, i int) []Lease { return append(ways[:i], ways[i+1:].
 // per-tenant share (0: not bounded). The decision is linearisable: every
 // outcome is the result of one successful compare-and-swap on the slot.
 func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (Role, error) {
-	key, err := t.key(fp)
-	if err != nil {
-		return RoleCollision, err
-	}
+	key := t.key(fp)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		ways, cas, exists, err := t.read(key)
 		if err != nil {
@@ -369,10 +348,7 @@ func makeRoom(ways []Lease, tenant uint64) (victim int, ok bool) {
 // then. If the lease is no longer this leader's (it expired and someone took
 // over), nothing changes and no one is woken by this call.
 func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil int64) ([]uint64, error) {
-	key, err := t.key(fp)
-	if err != nil {
-		return nil, err
-	}
+	key := t.key(fp)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		ways, cas, exists, err := t.read(key)
 		if err != nil || !exists {
@@ -403,11 +379,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 
 // Peek returns fp's lease (State LeaseFree if it has none).
 func (t *LeaseTable) Peek(fp uint64) (Lease, error) {
-	key, err := t.key(fp)
-	if err != nil {
-		return Lease{}, err
-	}
-	ways, _, _, err := t.read(key)
+	ways, _, _, err := t.read(t.key(fp))
 	if err != nil {
 		return Lease{}, err
 	}
@@ -433,53 +405,4 @@ func containsU64(list []uint64, v uint64) bool {
 		}
 	}
 	return false
-}
-
-// sharedSecret is the per-process secret that keys the lease slots. It
-// lives in shared data ("mc:secret"), created once by whichever VM needs it
-// first (create-only compare-and-swap, so all VMs agree), and survives VM
-// reloads with the rest of shared data. What this table uses is a key
-// derived from it for lease slots alone, so other tables may derive their
-// own from the same secret.
-type sharedSecret struct {
-	store Store
-	rand  func() uint64
-	key   [32]byte
-	ok    bool
-}
-
-const secretKey = "mc:secret"
-
-func (s *sharedSecret) get() ([32]byte, error) {
-	if s.ok {
-		return s.key, nil
-	}
-	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		raw, cas, err := s.store.Get(secretKey)
-		switch {
-		case err == nil && len(raw) >= 16:
-			h := sha256.New()
-			h.Write([]byte("modelcache lease slots\x00"))
-			h.Write(raw)
-			h.Sum(s.key[:0])
-			s.ok = true
-			return s.key, nil
-		case err == nil: // too short to be a secret: replace it
-		case errors.Is(err, ErrNotFound):
-			if cas, err = CreateCAS(s.store); err != nil {
-				return s.key, err
-			}
-		default:
-			return s.key, err
-		}
-		fresh := make([]byte, 0, 32)
-		for i := 0; i < 4; i++ {
-			fresh = binary.LittleEndian.AppendUint64(fresh, s.rand())
-		}
-		if err := s.store.Set(secretKey, fresh, cas); err != nil && !errors.Is(err, ErrCasMismatch) {
-			return s.key, err
-		}
-		// Written, or another VM won the race: read what is there.
-	}
-	return s.key, ErrContention
 }

@@ -56,7 +56,7 @@ func oneSlot(vms int) ([]*LeaseTable, *MemStore) {
 	store := NewMemStore()
 	var ts []*LeaseTable
 	for i := 0; i < vms; i++ {
-		ts = append(ts, NewLeaseTable(store, 1, seededRand(uint64(i+1))))
+		ts = append(ts, NewLeaseTable(store, 1))
 	}
 	return ts, store
 }
@@ -158,55 +158,6 @@ func TestLeaseTenantShare(t *testing.T) {
 	}
 }
 
-// Keys are placed in slots by a hash keyed with a per-process secret: VMs
-// over one store agree on the placement, another process (store) places
-// them differently, and the placement is not the public fp % slots.
-func TestLeaseSlotsAreKeyed(t *testing.T) {
-	const slots, n = 64, 2000
-	storeA, storeB := NewMemStore(), NewMemStore()
-	a1 := NewLeaseTable(storeA, slots, seededRand(1))
-	a2 := NewLeaseTable(storeA, slots, seededRand(2))
-	b := NewLeaseTable(storeB, slots, seededRand(3))
-	same, public := 0, 0
-	for i := 0; i < n; i++ {
-		fp := Fingerprint([]byte(fmt.Sprint("key ", i)))
-		ka1, err1 := a1.key(fp)
-		ka2, err2 := a2.key(fp)
-		kb, err3 := b.key(fp)
-		if err1 != nil || err2 != nil || err3 != nil {
-			t.Fatal(err1, err2, err3)
-		}
-		if ka1 != ka2 {
-			t.Fatalf("two VMs place %x in %s and %s", fp, ka1, ka2)
-		}
-		if ka1 == kb {
-			same++
-		}
-		if ka1 == fmt.Sprint("mc:l:", fp%slots) {
-			public++
-		}
-	}
-	// By chance about n/slots ≈ 31 of each; a placement that ignored the
-	// secret would give n.
-	if same > n/8 || public > n/8 {
-		t.Fatalf("placement ignores the secret: %d same across processes, %d equal to fp %% slots", same, public)
-	}
-	raw, _, err := storeA.Get(secretKey)
-	if err != nil || len(raw) != 32 {
-		t.Fatalf("secret %x %v", raw, err)
-	}
-	// A secret written in another layout (any ≥ 16 bytes) is used as is.
-	storeC := NewMemStore()
-	_ = storeC.Set(secretKey, []byte("another table's 48-byte secret, any layout ....."), 0)
-	c := NewLeaseTable(storeC, slots, seededRand(4))
-	if _, err := c.key(1); err != nil {
-		t.Fatal(err)
-	}
-	if raw, _, _ := storeC.Get(secretKey); string(raw) != "another table's 48-byte secret, any layout ....." {
-		t.Fatal("an existing secret was replaced")
-	}
-}
-
 // Malformed slot records read as empty; records round-trip.
 func TestLeaseSlotRecord(t *testing.T) {
 	ways := []Lease{
@@ -258,7 +209,7 @@ func TestLeaseHammer(t *testing.T) {
 		wg.Add(1)
 		go func(v int) {
 			defer wg.Done()
-			lt := NewLeaseTable(store, 1, seededRand(uint64(v+1)))
+			lt := NewLeaseTable(store, 1)
 			r := rand.New(rand.NewPCG(uint64(v), 42))
 			<-start
 			for i := 0; i < rounds; i++ {

@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"strconv"
@@ -16,97 +17,149 @@ import (
 //
 // The state lives in a fixed table of 256 keys (mc:m:<slot>), each holding
 // up to modelsPerSlot records, so it stays bounded whatever model names
-// clients send. Generations are random 64-bit numbers, never counters: a
-// record evicted from a full slot and created again gets a new generation,
-// so entries purged before can never become reachable again.
+// clients send. A record's slot and id are a keyed hash (SipHash with the
+// process secret) of route and model: which names share a slot cannot be
+// computed from outside.
+//
+// A record is live until the latest StaleUntil of the entries stored under
+// it (extended on store): forgetting a live record would give its model a
+// new generation and make live entries — any tenant's — unreachable. So a
+// live record is never evicted: a new model whose slot is full of live
+// records is not stored (ReasonModelTableFull) until one of them expires.
+//
+// Generations are random 64-bit numbers, never counters: a record reclaimed
+// after its entries died and created again gets a new generation, so
+// entries purged before can never become reachable again.
 const (
 	modelSlots    = 256
-	modelsPerSlot = 8
+	modelsPerSlot = 16
 )
 
+// ErrModelTableFull means a new model's slot holds only live records.
+var ErrModelTableFull = errors.New("model table: slot full of live records")
+
 type modelRecord struct {
-	id      uint64 // Hash64 of route and model
+	id      uint64 // keyed hash of route and model
 	gen     uint64
-	version string
+	until   int64 // unix ms: live until then (entries stored under it may be)
+	version [versionIDLen]byte
 	// Shadow comparison window (see staleness.go).
 	divStart int64
 	samples  uint32
 	diverged uint32
 }
 
+// versionIDLen is the size of a version's identity: the first 16 bytes of
+// the SHA-256 of the whole version string, however long (the string is
+// upstream-controlled; comparing a prefix would make versions that share
+// it equal).
+const versionIDLen = 16
+
+// VersionID identifies a model version; zero means none recorded.
+type VersionID [versionIDLen]byte
+
+func versionID(v string) VersionID {
+	if v == "" {
+		return VersionID{}
+	}
+	sum := sha256.Sum256([]byte(v))
+	var id VersionID
+	copy(id[:], sum[:])
+	return id
+}
+
 // ModelState is what a request's key needs from the model table.
 type ModelState struct {
 	Found   bool
 	Gen     uint64
-	Version string
+	Version VersionID
 }
 
-func modelID(route, model string) uint64 {
+func (c *Cache) modelID(route, model string) (uint64, error) {
+	k, err := c.keys()
+	if err != nil {
+		return 0, err
+	}
 	var buf [256]byte
 	b := append(buf[:0], route...)
 	b = append(b, 0)
 	b = append(b, model...)
-	return Hash64(b, 0x6d6f64656c737461)
+	return k.model.sum64(b), nil
 }
 
 func modelKey(id uint64) string {
 	return "mc:m:" + strconv.FormatUint(id%modelSlots, 10)
 }
 
-// Model records, little-endian: "MN" count, then per record
-// id(8) gen(8) divStart(8) samples(4) diverged(4) len(1) version.
-const modelRecordFixed = 33
+// Model records, little-endian: "MV" 1 count, then per record
+// id(8) gen(8) until(8) divStart(8) samples(4) diverged(4) version(16).
+// A slot in any other shape reads as empty.
+const modelRecordLen = 56
 
 func decodeModels(raw []byte) []modelRecord {
-	if len(raw) < 3 || raw[0] != 'M' || raw[1] != 'N' {
+	n, ok := modelCount(raw)
+	if !ok {
 		return nil
 	}
-	n := int(raw[2])
-	raw = raw[3:]
-	le := binary.LittleEndian
-	out := make([]modelRecord, 0, n)
-	for i := 0; i < n; i++ {
-		if len(raw) < modelRecordFixed {
-			return nil
-		}
-		vl := int(raw[32])
-		if len(raw) < modelRecordFixed+vl {
-			return nil
-		}
-		out = append(out, modelRecord{
-			id:       le.Uint64(raw),
-			gen:      le.Uint64(raw[8:]),
-			divStart: int64(le.Uint64(raw[16:])),
-			samples:  le.Uint32(raw[24:]),
-			diverged: le.Uint32(raw[28:]),
-			version:  string(raw[modelRecordFixed : modelRecordFixed+vl]),
-		})
-		raw = raw[modelRecordFixed+vl:]
+	out := make([]modelRecord, n, n+1)
+	for i := range out {
+		out[i] = decodeModel(raw[4+i*modelRecordLen:])
 	}
 	return out
 }
 
+// modelCount validates a slot's shape and returns its record count.
+func modelCount(raw []byte) (int, bool) {
+	if len(raw) < 4 || raw[0] != 'M' || raw[1] != 'V' || raw[2] != 1 {
+		return 0, false
+	}
+	n := int(raw[3])
+	if n > modelsPerSlot || len(raw) != 4+n*modelRecordLen {
+		return 0, false
+	}
+	return n, true
+}
+
+func decodeModel(r []byte) modelRecord {
+	le := binary.LittleEndian
+	m := modelRecord{
+		id:       le.Uint64(r),
+		gen:      le.Uint64(r[8:]),
+		until:    int64(le.Uint64(r[16:])),
+		divStart: int64(le.Uint64(r[24:])),
+		samples:  le.Uint32(r[32:]),
+		diverged: le.Uint32(r[36:]),
+	}
+	copy(m.version[:], r[40:56])
+	return m
+}
+
 func encodeModels(recs []modelRecord) []byte {
-	b := []byte{'M', 'N', byte(len(recs))}
+	b := make([]byte, 0, 4+len(recs)*modelRecordLen)
+	b = append(b, 'M', 'V', 1, byte(len(recs)))
 	le := binary.LittleEndian
 	for _, r := range recs {
 		b = le.AppendUint64(b, r.id)
 		b = le.AppendUint64(b, r.gen)
+		b = le.AppendUint64(b, uint64(r.until))
 		b = le.AppendUint64(b, uint64(r.divStart))
 		b = le.AppendUint32(b, r.samples)
 		b = le.AppendUint32(b, r.diverged)
-		b = append(b, byte(len(r.version)))
-		b = append(b, r.version...)
+		b = append(b, r.version[:]...)
 	}
 	return b
 }
 
-// maxVersionLen bounds a reported version (it is upstream-controlled).
+// maxVersionLen bounds a reported version where it is shown (logs); its
+// identity is always the digest of the whole string.
 const maxVersionLen = 64
 
 // loadModel reads the state of (route, model) without creating it.
 func (c *Cache) loadModel(route, model string) (ModelState, error) {
-	id := modelID(route, model)
+	id, err := c.modelID(route, model)
+	if err != nil {
+		return ModelState{}, err
+	}
 	raw, _, err := c.store.Get(modelKey(id))
 	if errors.Is(err, ErrNotFound) {
 		return ModelState{}, nil
@@ -114,9 +167,15 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 	if err != nil {
 		return ModelState{}, err
 	}
-	for _, r := range decodeModels(raw) {
-		if r.id == id {
-			return ModelState{Found: true, Gen: r.gen, Version: r.version}, nil
+	n, ok := modelCount(raw)
+	if !ok {
+		return ModelState{}, nil
+	}
+	for i := 0; i < n; i++ {
+		r := raw[4+i*modelRecordLen:]
+		if binary.LittleEndian.Uint64(r) == id {
+			m := decodeModel(r)
+			return ModelState{Found: true, Gen: m.gen, Version: m.version}, nil
 		}
 	}
 	return ModelState{}, nil
@@ -125,8 +184,16 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 // updateModel applies f to the record of (route, model), creating it with a
 // fresh generation if missing, and returns the state f left. f returns
 // false to leave the record unchanged. Updates are CAS loops.
+//
+// A missing record takes a free place in its slot, or the place of a record
+// no longer live (the one that died first); if every record is live it
+// fails with ErrModelTableFull and nothing changes. A created record is
+// live until now; f extends that when it stores entries under it.
 func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (ModelState, error) {
-	id := modelID(route, model)
+	id, err := c.modelID(route, model)
+	if err != nil {
+		return ModelState{}, err
+	}
 	key := modelKey(id)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(key)
@@ -144,11 +211,22 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 		}
 		changed := false
 		if i < 0 {
-			if len(recs) >= modelsPerSlot {
-				recs = recs[1:] // forget the oldest; it gets a new generation later
+			rec := modelRecord{id: id, gen: c.newGeneration(), until: c.nowMs()}
+			if len(recs) < modelsPerSlot {
+				recs = append(recs, rec)
+				i = len(recs) - 1
+			} else {
+				now := c.nowMs()
+				for j := range recs {
+					if recs[j].until <= now && (i < 0 || recs[j].until < recs[i].until) {
+						i = j
+					}
+				}
+				if i < 0 {
+					return ModelState{}, ErrModelTableFull
+				}
+				recs[i] = rec // reclaimed: its entries are all dead
 			}
-			recs = append(recs, modelRecord{id: id, gen: c.newGeneration()})
-			i = len(recs) - 1
 			changed = true
 		}
 		if f(&recs[i]) {
@@ -172,6 +250,18 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 	return ModelState{}, ErrContention
 }
 
+// extendLife keeps r live at least until staleUntil, the StaleUntil of an
+// entry about to be stored under it. It reports whether r changed. To
+// write the slot about once per entry lifetime rather than on every store,
+// an extension reaches as far past staleUntil as staleUntil is from now.
+func extendLife(r *modelRecord, staleUntil, now int64) bool {
+	if staleUntil <= r.until {
+		return false
+	}
+	r.until = staleUntil + max(staleUntil-now, 0)
+	return true
+}
+
 func (c *Cache) newGeneration() uint64 {
 	for {
 		if g := c.rand(); g != 0 {
@@ -183,30 +273,36 @@ func (c *Cache) newGeneration() uint64 {
 // ObserveVersion records the version an upstream response reported for
 // (route, model) and reports whether it differs from the one recorded
 // before (a model switch: every older entry of that model is now
-// unreachable). It creates the record if needed.
-func (c *Cache) ObserveVersion(route, model, version string) (ModelState, bool, error) {
-	if len(version) > maxVersionLen {
-		version = version[:maxVersionLen]
-	}
-	var prev string
+// unreachable). It creates the record if needed, and keeps it live until
+// staleUntil (the entry about to be stored; 0 for none). Versions are
+// compared whole, by digest.
+func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (ModelState, bool, error) {
+	vid := versionID(version)
+	now := c.nowMs()
+	var prev VersionID
 	var had bool
 	st, err := c.updateModel(route, model, func(r *modelRecord) bool {
 		prev, had = r.version, true
-		if r.version == version {
-			return false
+		changed := extendLife(r, staleUntil, now)
+		if r.version != vid {
+			r.version = vid
+			changed = true
 		}
-		r.version = version
-		return true
+		return changed
 	})
-	return st, had && prev != "" && prev != version, err
+	return st, had && prev != (VersionID{}) && prev != vid, err
 }
 
 // PurgeModel moves (route, model) to a new generation: every entry of that
-// model, for every tenant, is unreachable from now on.
+// model, for every tenant, is unreachable from now on. A model without a
+// record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
 	_, err := c.updateModel(route, model, func(r *modelRecord) bool {
 		r.gen = c.newGeneration()
 		return true
 	})
+	if errors.Is(err, ErrModelTableFull) {
+		return nil
+	}
 	return err
 }

@@ -91,6 +91,7 @@ const (
 	ReasonDimensions      // embeddings: a vector of another dimension
 	ReasonBadVector       // embeddings: not numbers, not finite, bad base64
 	ReasonErrorPayload    // a 200 answer that reports an error (error event, "error" member)
+	ReasonModelTableFull  // a new model's model-table slot holds only live records
 	numReason
 )
 
@@ -101,7 +102,7 @@ var reasonNames = [numReason]string{
 	"status", "upstream_reset", "upstream_timeout", "local_reply", "no_store", "private",
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
-	"item_count", "dimensions", "bad_vector", "error_payload",
+	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 }
 
 // String is the reason's name in stats (snake_case).

@@ -11,12 +11,13 @@ import (
 // Store. Envoy's shared data has no delete and no TTL, so the cache must
 // never derive store keys from request data; it uses a fixed key space:
 //
-//	mc:i:<b>     index of bucket b: Ways × (fingerprint, staleUntil)
+//	mc:i:<b>     index of bucket b: Ways × (fingerprint, staleUntil, tenant tag)
 //	mc:e:<b>:<w> entry in way w of bucket b (empty value = absent)
 //
-// A request's fingerprint (Hash64 of its full key) picks the bucket and is
-// looked up in the bucket's small index; a match costs one more Get for the
-// entry, whose stored key is compared byte for byte before it is used. So
+// A request's fingerprint (a keyed hash of its full key, see secret.go)
+// picks the bucket and is looked up in the bucket's small index; a match
+// costs one more Get for the entry, whose stored key is compared byte for
+// byte before it is used. So
 // memory is bounded by Buckets × (Ways × MaxEntryBytes + index), whatever
 // the traffic, and no collision or race can serve the wrong entry: at worst
 // it costs a miss.
@@ -30,21 +31,26 @@ type Table struct {
 	store   Store
 	buckets uint64
 	ways    int
-	anchor  uint32 // a CAS read from another key: never the current CAS of ours
-	idx     []slot
-	keyBuf  []byte
-	valBuf  []byte
-	idxBuf  []byte // scratch for index reads
-	entBuf  []byte // scratch for entry reads (see lookupInto)
+	// tenantWays is how many ways of a bucket one tenant's entries may
+	// hold (store.max_tenant_share); 0: no limit.
+	tenantWays int
+	anchor     uint32 // a CAS read from another key: never the current CAS of ours
+	idx        []slot
+	keyBuf     []byte
+	valBuf     []byte
+	idxBuf     []byte // scratch for index reads
+	entBuf     []byte // scratch for entry reads (see lookupInto)
 }
 
 type slot struct {
 	fp         uint64 // 0 = empty
 	staleUntil int64  // unix ms after which the entry is useless
+	tag        uint32 // tenant tag of the entry (TenantTag); 0: none
 }
 
 const (
-	indexMagic0, indexMagic1, indexVersion = 'M', 'I', 1
+	indexMagic0, indexMagic1, indexVersion = 'M', 'I', 2
+	indexWayLen                            = 20
 	anchorKey                              = "mc:anchor"
 	maxCASAttempts                         = 8
 )
@@ -58,13 +64,25 @@ func NewTable(store Store, buckets, ways int) *Table {
 	return &Table{store: store, buckets: uint64(buckets), ways: ways}
 }
 
-// Fingerprint maps a full key to a non-zero 64-bit fingerprint.
-func Fingerprint(key []byte) uint64 {
-	fp := Hash64(key, 0x6d6f64656c636163) // "modelcac"
-	if fp == 0 {
-		fp = 1
+// SetTenantShare limits one tenant's entries to ceil(share × ways) ways of
+// any bucket (at least one); share 0 removes the limit.
+func (t *Table) SetTenantShare(share float64) {
+	t.tenantWays = 0
+	if share > 0 && share < 1 {
+		t.tenantWays = max(1, int(math.Ceil(share*float64(t.ways)-1e-9)))
 	}
-	return fp
+}
+
+// TenantTag is the 32-bit tag of a tenant hash in the index: never 0,
+// which marks entries of shared routes (no tenant, no limit).
+func TenantTag(tenant [32]byte) uint32 {
+	if tenant == ([32]byte{}) {
+		return 0
+	}
+	if tag := binary.LittleEndian.Uint32(tenant[:]); tag != 0 {
+		return tag
+	}
+	return 1
 }
 
 // CreateCAS returns a CAS value that cannot be the current CAS of any key
@@ -132,14 +150,14 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	if len(raw) != 4+16*t.ways || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || int(raw[3]) != t.ways {
+	if len(raw) != 4+indexWayLen*t.ways || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || int(raw[3]) != t.ways {
 		t.resetIdx()
 		return cas, true, nil
 	}
 	t.idx = t.idx[:0]
 	for w := 0; w < t.ways; w++ {
-		r := raw[4+16*w:]
-		t.idx = append(t.idx, slot{binary.LittleEndian.Uint64(r), int64(binary.LittleEndian.Uint64(r[8:]))})
+		r := raw[4+indexWayLen*w:]
+		t.idx = append(t.idx, slot{binary.LittleEndian.Uint64(r), int64(binary.LittleEndian.Uint64(r[8:])), binary.LittleEndian.Uint32(r[16:])})
 	}
 	return cas, true, nil
 }
@@ -156,6 +174,7 @@ func (t *Table) encodeIndex() []byte {
 	for _, s := range t.idx {
 		t.valBuf = binary.LittleEndian.AppendUint64(t.valBuf, s.fp)
 		t.valBuf = binary.LittleEndian.AppendUint64(t.valBuf, uint64(s.staleUntil))
+		t.valBuf = binary.LittleEndian.AppendUint32(t.valBuf, s.tag)
 	}
 	return t.valBuf
 }
@@ -258,21 +277,26 @@ type InsertResult struct {
 	Filled  bool // an empty way was used: one more live entry
 	Expired bool // a dead entry was replaced
 	Evicted bool // a live entry was evicted for capacity
+	// OwnShare: the tenant held its share of the bucket, so one of its own
+	// live entries was evicted (Evicted is set too).
+	OwnShare bool
 }
 
-// Insert stores an encoded entry under fp. The way is chosen, in order: the
-// way already holding fp; the entry's preferred way if empty or dead; an
-// empty way; a dead way (past staleUntil); else the way whose entry goes
-// dead soonest (earliest staleUntil first).
-func (t *Table) Insert(fp uint64, staleUntil int64, encoded []byte, now int64) (InsertResult, error) {
+// Insert stores an encoded entry under fp for the tenant tagged tag (0:
+// none). The way is chosen, in order: the way already holding fp; if the
+// tenant already holds its share of the bucket's ways (SetTenantShare), its
+// own way whose entry goes dead soonest; the entry's preferred way if empty
+// or dead; an empty way; a dead way (past staleUntil); else the way whose
+// entry goes dead soonest (earliest staleUntil first).
+func (t *Table) Insert(fp uint64, tag uint32, staleUntil int64, encoded []byte, now int64) (InsertResult, error) {
 	b := t.bucketOf(fp)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		cas, exists, err := t.readIndex(b)
 		if err != nil {
 			return InsertResult{}, err
 		}
-		w, res := t.chooseWay(fp, now)
-		t.idx[w] = slot{fp, staleUntil}
+		w, res := t.chooseWay(fp, tag, now)
+		t.idx[w] = slot{fp, staleUntil, tag}
 		err = t.writeIndex(b, cas, exists)
 		if errors.Is(err, ErrCasMismatch) {
 			continue
@@ -288,10 +312,24 @@ func (t *Table) Insert(fp uint64, staleUntil int64, encoded []byte, now int64) (
 	return InsertResult{}, ErrContention
 }
 
-func (t *Table) chooseWay(fp uint64, now int64) (int, InsertResult) {
+func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) {
 	for w, s := range t.idx {
 		if s.fp == fp {
 			return w, InsertResult{Expired: s.staleUntil <= now}
+		}
+	}
+	if t.tenantWays > 0 && tag != 0 {
+		own, held := -1, 0
+		for w, s := range t.idx {
+			if s.fp != 0 && s.tag == tag && s.staleUntil > now {
+				held++
+				if own < 0 || s.staleUntil < t.idx[own].staleUntil {
+					own = w
+				}
+			}
+		}
+		if held >= t.tenantWays {
+			return own, InsertResult{Evicted: true, OwnShare: true}
 		}
 	}
 	if pw := t.preferredWay(fp); t.idx[pw].fp == 0 {

@@ -11,6 +11,16 @@ import (
 	"testing"
 )
 
+// Fingerprint is a test fingerprint of a key (the cache's own is keyed by
+// the process secret: Cache.fingerprint).
+func Fingerprint(key []byte) uint64 {
+	fp := Hash64(key, 0x6d6f64656c636163)
+	if fp == 0 {
+		fp = 1
+	}
+	return fp
+}
+
 // tableEntry encodes an entry for key stored at `at`, fresh for ttl ms and
 // dead at staleUntil.
 func tableEntry(key, body string, at, freshUntil, staleUntil int64) []byte {
@@ -22,7 +32,7 @@ func tableEntry(key, body string, at, freshUntil, staleUntil int64) []byte {
 // in buckets and to force collisions).
 func put(t *testing.T, tb *Table, fp uint64, key, body string, staleUntil, now int64) InsertResult {
 	t.Helper()
-	res, err := tb.Insert(fp, staleUntil, tableEntry(key, body, now, staleUntil, staleUntil), now)
+	res, err := tb.Insert(fp, 0, staleUntil, tableEntry(key, body, now, staleUntil, staleUntil), now)
 	if err != nil {
 		t.Fatalf("Insert(%s): %v", key, err)
 	}
@@ -96,7 +106,7 @@ func TestTableBasics(t *testing.T) {
 		// The index says live until 10_000, the entry says dead at 1500.
 		fp := fpIn(tb, 1, 0)
 		e := Entry{Key: []byte("short"), StoredAt: now, FreshUntil: 1200, StaleUntil: 1500, Body: []byte("x")}
-		if _, err := tb.Insert(fp, 10_000, e.AppendEncode(nil), now); err != nil {
+		if _, err := tb.Insert(fp, 0, 10_000, e.AppendEncode(nil), now); err != nil {
 			t.Fatal(err)
 		}
 		if got := get(t, tb, fp, "short", 1499); got != "x" {
@@ -260,7 +270,7 @@ func TestTableEvictionOrder(t *testing.T) {
 					continue
 				}
 				fps[s.key] = uint64(w+1) << 16
-				tb.idx[w] = slot{fps[s.key], s.staleUntil}
+				tb.idx[w] = slot{fp: fps[s.key], staleUntil: s.staleUntil}
 				if err := store.Set(tb.entryKey(0, w), tableEntry(s.key, "old-"+s.key, 0, s.staleUntil, s.staleUntil), 0); err != nil {
 					t.Fatal(err)
 				}
@@ -427,7 +437,7 @@ func TestTableStoreErrors(t *testing.T) {
 		if _, err := tb.Lookup(1, []byte("k"), now); !errors.Is(err, errStoreDown) {
 			t.Errorf("Lookup: %v", err)
 		}
-		if _, err := tb.Insert(1, 2000, nil, now); !errors.Is(err, errStoreDown) {
+		if _, err := tb.Insert(1, 0, 2000, nil, now); !errors.Is(err, errStoreDown) {
 			t.Errorf("Insert: %v", err)
 		}
 		if _, err := tb.Remove(1, []byte("k")); !errors.Is(err, errStoreDown) {
@@ -467,7 +477,7 @@ func TestTableStoreErrors(t *testing.T) {
 			return nil
 		}}
 		tb = NewTable(s, 1, 2)
-		if _, err := tb.Insert(2<<16, 2000, tableEntry("n", "v", now, 2000, 2000), now); !errors.Is(err, ErrContention) {
+		if _, err := tb.Insert(2<<16, 0, 2000, tableEntry("n", "v", now, 2000, 2000), now); !errors.Is(err, ErrContention) {
 			t.Errorf("Insert: %v, want ErrContention", err)
 		}
 		if writes != maxCASAttempts {
@@ -485,7 +495,7 @@ func TestTableStoreErrors(t *testing.T) {
 			return nil
 		}}
 		tb := NewTable(s, 1, 2)
-		if _, err := tb.Insert(1<<16, 2000, tableEntry("k", "v", now, 2000, 2000), now); !errors.Is(err, errStoreDown) {
+		if _, err := tb.Insert(1<<16, 0, 2000, tableEntry("k", "v", now, 2000, 2000), now); !errors.Is(err, errStoreDown) {
 			t.Errorf("Insert: %v", err)
 		}
 		if got := get(t, tb, 1<<16, "k", now); got != "" {
@@ -553,7 +563,7 @@ func TestTableHammer(t *testing.T) {
 				case op < 55:
 					body := key + "|w" + strconv.Itoa(w) + "|r" + strconv.Itoa(i)
 					stale := now + int64(r.IntN(40)) // some entries die quickly
-					_, err := tb.Insert(fp, stale, tableEntry(key, body, now, stale, stale), now)
+					_, err := tb.Insert(fp, 0, stale, tableEntry(key, body, now, stale, stale), now)
 					if errors.Is(err, ErrContention) {
 						c++
 					} else if err != nil {

@@ -431,8 +431,7 @@ func TestCapacityBound(t *testing.T) {
 		t.Fatalf("entries = %d, want full table %d", g, capacity)
 	}
 	// index keys + entry keys + lease slots + one model-state key + the CAS
-	// anchor + the process secret that places keys in lease slots + the
-	// VM-restart count.
+	// anchor + the process secret + the VM-restart count.
 	if bound := buckets + capacity + 16 + 4; maxKeys > bound {
 		t.Fatalf("shared data grew to %d keys (bound %d): %v", maxKeys, bound, hs.h.SharedDataKeys())
 	}

@@ -24,6 +24,7 @@ import (
 //	modelcache.evictions / expired_replaced / panics / internal_errors / purges
 //	modelcache.model_version_changes
 //	modelcache.vm_restarts                 VMs started after traffic (restarts.go)
+//	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
 type stats struct {
 	routes          map[string]*routeStats
 	waiting         proxywasm.MetricGauge
@@ -36,6 +37,7 @@ type stats struct {
 	purges          ctr
 	versions        ctr
 	restarts        ctr
+	ownShare        ctr
 }
 
 type routeStats struct {
@@ -153,6 +155,7 @@ func newStats(cfg *cachecore.Config) *stats {
 	s.versions = counter("modelcache.model_version_changes")
 	s.holdUnsupported = counter("modelcache.hold_unsupported")
 	s.restarts = counter("modelcache.vm_restarts")
+	s.ownShare = counter("modelcache.evictions_tenant_share")
 	if s.waiting, err = proxywasm.DefineGaugeMetric("modelcache.coalesce_waiting"); err != nil {
 		proxywasm.LogWarn("cannot define stat modelcache.coalesce_waiting: " + err.Error())
 	}

@@ -555,8 +555,11 @@ func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
 // noteInserts updates the occupancy stats once per store, however many
 // entries it wrote (an embeddings batch writes one per item).
 func (st *stats) noteInserts(rs []cachecore.InsertResult) {
-	var filled, evicted, expired int
+	var filled, evicted, expired, own int
 	for _, r := range rs {
+		if r.OwnShare {
+			own++
+		}
 		switch {
 		case r.Filled:
 			filled++
@@ -569,6 +572,7 @@ func (st *stats) noteInserts(rs []cachecore.InsertResult) {
 	st.entries.Add(int64(filled))
 	st.evicted.Increment(uint64(evicted))
 	st.expired.Increment(uint64(expired))
+	st.ownShare.Increment(uint64(own))
 }
 
 func (s *stream) refuse(reason cachecore.Reason) {

@@ -1,0 +1,50 @@
+package cachecore
+
+import (
+	"testing"
+)
+
+// TestSipHashVectors checks the reference vectors of the SipHash paper
+// (key 00..0f, messages 00..n-1).
+func TestSipHashVectors(t *testing.T) {
+	var kb [16]byte
+	for i := range kb {
+		kb[i] = byte(i)
+	}
+	k := sipKeyFrom(kb[:])
+	msg := make([]byte, 64)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	for _, tc := range []struct {
+		n    int
+		want uint64
+	}{
+		{0, 0x726fdb47dd0e0e31},
+		{15, 0xa129ca6149be45e5},
+	} {
+		if got := k.sum64(msg[:tc.n]); got != tc.want {
+			t.Errorf("len %d: %#x, want %#x", tc.n, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkSlotHash(b *testing.B) {
+	key := make([]byte, 2048)
+	for i := range key {
+		key[i] = byte(i * 7)
+	}
+	k := sipKey{1, 2}
+	b.Run("xxh64", func(b *testing.B) {
+		b.SetBytes(int64(len(key)))
+		for i := 0; i < b.N; i++ {
+			Hash64(key, 1)
+		}
+	})
+	b.Run("siphash24", func(b *testing.B) {
+		b.SetBytes(int64(len(key)))
+		for i := 0; i < b.N; i++ {
+			k.sum64(key)
+		}
+	})
+}
