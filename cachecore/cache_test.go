@@ -111,7 +111,8 @@ func TestKeyIdentity(t *testing.T) {
 	}{
 		{name: "identical", route: "chat", headers: alice, body: base, sameAsBase: true},
 		{name: "key order and whitespace", route: "chat", headers: alice, sameAsBase: true,
-			body: "{ \"temperature\": 0.0,\n \"messages\":[{\"content\":\"What is the capital of France?\",\"role\":\"user\"}], \"model\":\"gpt-4o-mini\" }"},
+			body: "{ \"temperature\": 0,\n \"messages\":[{\"content\":\"What is the capital of France?\",\"role\":\"user\"}], \"model\":\"gpt-4o-mini\" }"},
+		{name: "float spelling of an integer", route: "chat", headers: alice, body: strings.Replace(base, `"temperature":0`, `"temperature":0.0`, 1)},
 		{name: "ignored user field", route: "chat", headers: alice, sameAsBase: true,
 			body: strings.Replace(base, `{`, `{"user":"u-42","metadata":{"trace":"x"},"store":true,`, 1)},
 		{name: "other temperature", route: "chat", headers: alice, body: strings.Replace(base, `"temperature":0`, `"temperature":0.7`, 1)},
