@@ -988,7 +988,7 @@ func TestPurge(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := fillAll(t)
-			got, err := env.cache.Purge([]byte(tc.body))
+			got, err := env.cache.Purge([]byte(tc.body), "")
 			if err != nil || got != tc.want {
 				t.Fatalf("Purge = %+v, %v; want %+v", got, err, tc.want)
 			}
@@ -1018,7 +1018,7 @@ func TestPurge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := fillAll(t)
 			before, _ := env.cache.Table().Occupied()
-			res, err := env.cache.Purge([]byte(tc.body))
+			res, err := env.cache.Purge([]byte(tc.body), "")
 			if !errors.Is(err, ErrBadPurge) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Purge = %+v, %v; want ErrBadPurge mentioning %q", res, err, tc.want)
 			}

@@ -180,7 +180,7 @@ func isInteger(v gjson.Result) bool {
 
 // itemKeys (re)builds every item's key from the current model state.
 //
-//	"E1" route method path tenant(32) model params item | version len gen
+//	"E1" route method path authority tenant(32) model params item | version len gen
 func (c *Cache) itemKeys(req *Request) {
 	b := req.batch
 	for _, i := range b.distinct {

@@ -25,6 +25,9 @@ type stream struct {
 	id    uint32
 	phase phase
 	purge bool
+	// authority is the request's :authority (the purge API replays
+	// requests at it when they name none).
+	authority string
 
 	req        *cachecore.Request
 	rs         *routeStats
@@ -71,6 +74,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	c := s.p.cache
 	if c.IsPurge(method, path) {
 		s.purge = true
+		s.authority, _ = headerValue(hs, ":authority")
 		if !c.PurgeAuthorized(hs) {
 			s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
 			return types.ActionPause
@@ -589,7 +593,7 @@ func (s *stream) OnHttpStreamDone() {
 }
 
 func (s *stream) handlePurge(body []byte) {
-	res, err := s.p.cache.Purge(body)
+	res, err := s.p.cache.Purge(body, s.authority)
 	if err != nil {
 		s.sendJSON(400, `{"error":`+strconv.Quote(err.Error())+`}`)
 		return
