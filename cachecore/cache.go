@@ -108,7 +108,14 @@ type Request struct {
 	entry Entry
 
 	batch *embBatch // embeddings routes: the per-item view
+
+	keepBody bool // the upstream must get the body as sent (KeepBody)
 }
+
+// KeepBody says the request body cannot be rewritten (the filter holds no
+// whole copy in Envoy's buffer): an embeddings batch with some items cached
+// is then fetched whole instead of cut to its missing items.
+func (r *Request) KeepBody() { r.keepBody = true }
 
 // Begin starts a request on route. It reads what it needs from the request
 // headers and decides whether the request may use the cache at all; if not,

@@ -231,6 +231,15 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	}
 	// Without hits or duplicates the original request goes up unchanged.
 	b.fullFetch = b.hits == 0 && !dup
+	if !b.fullFetch && len(b.sent) > 0 && req.keepBody {
+		// The body cannot be rewritten to the missing items: the whole
+		// batch goes up and every item comes from the upstream.
+		b.fullFetch, b.hits, b.sent = true, 0, b.sent[:0]
+		for _, i := range b.distinct {
+			b.items[i].entry = nil
+			b.sent = append(b.sent, i)
+		}
+	}
 	if len(b.sent) == 0 {
 		return Serve
 	}

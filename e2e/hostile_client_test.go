@@ -308,8 +308,10 @@ func chunk(b []byte) []byte {
 	return append(append([]byte(strconv.FormatInt(int64(len(b)), 16)+"\r\n"), b...), "\r\n"...)
 }
 
-func chunkedHeader(path, tenant string) string {
-	return "POST " + path + " HTTP/1.1\r\nHost: models\r\nContent-Type: application/json\r\n" +
+// chunkedHeader starts a chunked request; its Host is base's, as Go's
+// client sends it, so the same request with a content-length shares keys.
+func chunkedHeader(base, path, tenant string) string {
+	return "POST " + path + " HTTP/1.1\r\nHost: " + strings.TrimPrefix(base, "http://") + "\r\nContent-Type: application/json\r\n" +
 		"Authorization: Bearer " + tenant + "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
 }
 
@@ -321,7 +323,7 @@ func TestHostileClientOversizedChunked(t *testing.T) {
 	body := []byte(bigChat(3<<19, "chunked oversized"))
 	before := e.Sim.Calls(chatPath)
 	for i := 0; i < 10; i++ {
-		res, b := rawPost(t, e.URL, chunkedHeader(chatPath, "big"), 20*time.Millisecond,
+		res, b := rawPost(t, e.URL, chunkedHeader(e.URL, chatPath, "big"), 20*time.Millisecond,
 			chunk(body[:100]), append(chunk(body[100:]), "0\r\n\r\n"...))
 		if res.StatusCode != 200 {
 			t.Fatalf("try %d: status %d (%.200s), Cache-Status %q", i, res.StatusCode, b, res.Header.Get("Cache-Status"))
@@ -348,7 +350,7 @@ func TestHostileClientChunkedIsCached(t *testing.T) {
 			prev = c
 		}
 		parts[len(parts)-1] = append(parts[len(parts)-1], "0\r\n\r\n"...)
-		res, b := rawPost(t, e.URL, chunkedHeader(chatPath, "chunky"), 5*time.Millisecond, parts...)
+		res, b := rawPost(t, e.URL, chunkedHeader(e.URL, chatPath, "chunky"), 5*time.Millisecond, parts...)
 		if res.StatusCode != 200 {
 			t.Fatalf("status %d: %.200s", res.StatusCode, b)
 		}
@@ -367,7 +369,7 @@ func TestHostileClientChunkedIsCached(t *testing.T) {
 	embURL := e.URL + "/v1/embeddings"
 	expectCS(t, do(t, "POST", embURL, embBody([]string{"a", "b"}, ""), "authorization", "Bearer chunky"), "stored")
 	whole := []byte(embBody([]string{"a", "b", "c", "d"}, ""))
-	res, b := rawPost(t, e.URL, chunkedHeader("/v1/embeddings", "chunky"), 5*time.Millisecond,
+	res, b := rawPost(t, e.URL, chunkedHeader(e.URL, "/v1/embeddings", "chunky"), 5*time.Millisecond,
 		chunk(whole[:7]), append(chunk(whole[7:]), "0\r\n\r\n"...))
 	if res.StatusCode != 200 {
 		t.Fatalf("embeddings chunked: %d %s", res.StatusCode, b)

@@ -36,6 +36,11 @@ type stream struct {
 	leader    bool // holds the key's lease: must Finish it
 	heldSince time.Time
 	bodySeen  bool
+	// sized: the request announced a content-length within
+	// max_request_bytes, so Envoy may hold its body (never near its buffer
+	// limit). Otherwise the body is copied here chunk by chunk.
+	sized     bool
+	body      []byte
 	waitSince time.Time // when it started following
 	failures  int       // leader failures sat through as a follower
 
@@ -101,6 +106,16 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		c.SetBody(s.req, nil)
 		return s.bypass()
 	}
+	if v, ok := headerValue(hs, "content-length"); ok {
+		n, err := strconv.ParseUint(v, 10, 63)
+		if err == nil && n > uint64(s.p.cfg.MaxRequestBytes) {
+			// Decided now: nothing is held, so Envoy streams the body to
+			// the model instead of buffering it towards its limit (413).
+			s.req.Bypass(cachecore.ReasonBodyTooLarge)
+			return s.bypass()
+		}
+		s.sized = err == nil
+	}
 	s.phase = phaseRequest
 	if s.p.hold != holdSupported {
 		s.heldSince = s.p.now()
@@ -126,19 +141,46 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		s.p.hold = holdSupported // Envoy delivers bodies while headers are held
 	}
 	c := s.p.cache
-	if !endOfStream {
-		if bodySize > s.p.cfg.MaxRequestBytes {
+	var body []byte
+	if s.sized {
+		// At most content-length <= max_request_bytes is ever held: Envoy
+		// buffers it and hands the whole body over at the end.
+		if !endOfStream {
+			return types.ActionPause
+		}
+		b, err := proxywasm.GetHttpRequestBody(0, bodySize)
+		if err != nil {
+			s.req.Bypass(cachecore.ReasonInternal)
+			return s.bypass()
+		}
+		body = b
+	} else {
+		// Unknown length (chunked). A body held with StopIterationAndBuffer
+		// is merged with each new chunk before the plugin is called, and a
+		// merge over the buffer limit is a 413 whatever the plugin answers.
+		// So hold it with StopIterationAndWatermark (back-pressure, never a
+		// 413), see each chunk once, and keep a copy bounded by
+		// max_request_bytes.
+		chunk, err := proxywasm.GetHttpRequestBody(0, bodySize)
+		if err != nil && bodySize > 0 {
+			s.req.Bypass(cachecore.ReasonInternal)
+			return s.bypass()
+		}
+		if len(s.body)+len(chunk) > s.p.cfg.MaxRequestBytes {
+			s.body = nil
 			s.req.Bypass(cachecore.ReasonBodyTooLarge)
 			return s.bypass()
 		}
-		return types.ActionPause
+		s.body = append(s.body, chunk...)
+		if !endOfStream {
+			return types.ActionPauseWatermark
+		}
+		body, s.body = s.body, nil
+		// The earlier chunks are in Envoy's buffer, out of reach: the body
+		// the upstream gets cannot be rewritten.
+		s.req.KeepBody()
 	}
 	delete(s.p.holding, s.id)
-	body, err := proxywasm.GetHttpRequestBody(0, bodySize)
-	if err != nil {
-		s.req.Bypass(cachecore.ReasonInternal)
-		return s.bypass()
-	}
 	c.SetBody(s.req, body)
 	if s.req.Bypassed() {
 		return s.bypass()
