@@ -43,3 +43,25 @@ func TestHostileUpstreamAbortMidBodyHasCacheStatus(t *testing.T) {
 	e.Sim.SetScript(nil)
 	expectCS(t, do(t, "POST", e.URL+"/v1/chat/completions", chat("cut short"), "authorization", "Bearer a"), "fwd=miss", "stored")
 }
+
+// Envoy's local replies on routes the cache does not serve carry no
+// Cache-Status: the shipped local_reply_config adds one only where the
+// filter left it.
+func TestLocalReplyOffCachedRoutesHasNoCacheStatus(t *testing.T) {
+	e := startEnvoy(t, envoyOpts{Config: chatRoutes})
+	e.Sim.SetScript(func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+		panic(http.ErrAbortHandler) // before any header
+	})
+	for _, path := range []string{"/v1/completions", "/v1/embeddings"} {
+		r := do(t, "POST", e.URL+path, `{"model":"c","prompt":"x","input":"x"}`, "authorization", "Bearer a")
+		if r.Status < 500 {
+			t.Fatalf("%s: status %d", path, r.Status)
+		}
+		if v, ok := r.Header["Cache-Status"]; ok {
+			t.Fatalf("%s: Cache-Status %q on an uncached route", path, v)
+		}
+	}
+	// On the cached route the same failure is labelled by the filter itself.
+	r := do(t, "POST", e.URL+"/v1/chat/completions", chat("x"), "authorization", "Bearer a")
+	expectCS(t, r, "fwd=miss", "detail=upstream-reset")
+}

@@ -76,3 +76,64 @@ func TestChunkedBodyIsCached(t *testing.T) {
 		t.Fatalf("upstream requests = %d", hs.upstream.Load())
 	}
 }
+
+// Issue 13 item 9: the upstream cuts a response whose headers the filter
+// holds. Envoy's 503 then goes straight to the client past every filter;
+// the filter leaves its Cache-Status in filter state for Envoy's
+// local_reply_config (e2e checks the header), never stores, and counts it.
+func TestUpstreamCutWhileHeld(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	cut := true
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		if !cut {
+			return false
+		}
+		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}, {"content-length", "5000"}}, false)
+		u.SendChunk([]byte(`{"id":"x","choices":[{"message":{"content":"par`), false)
+		u.Reset()
+		return true
+	}
+	body := chatBody("cut while held")
+	req := wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "models"},
+		{"authorization", "Bearer tenant-a"}, {"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))}},
+		Body: []byte(body)}
+	ex := hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	res := ex.Response()
+	if !ex.Done() || res.Status != 503 || !res.FromLocalReply {
+		t.Fatalf("client got %d (local reply %v): %s", res.Status, res.FromLocalReply, ex.State())
+	}
+	cs, ok := ex.Property("modelcache_cache_status")
+	if !ok || string(cs) != "modelcache; fwd=miss; fwd-status=200; detail=truncated" {
+		t.Fatalf("filter state for the local reply: %q %v", cs, ok)
+	}
+	if n := hs.counter("modelcache.chat.refused.truncated"); n != 1 {
+		t.Fatalf("refused.truncated = %d", n)
+	}
+	cut = false
+	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "fwd=miss", "stored")
+}
+
+// Every local reply Envoy sends through the filter chain while a stream
+// is in the middle of something carries a truthful Cache-Status: here a
+// 413 for a body over a buffer limit set below max_request_bytes.
+func TestLocalReplyWhileHoldingRequest(t *testing.T) {
+	hs := newHarness(t, `{"max_request_bytes": 1048576, "routes": [{"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions"}]}`,
+		func(_ *harness, c *wasmhost.Config) { c.BufferLimit = 64 << 10 })
+	body := []byte(chatBody("over the buffer " + strings.Repeat("z", 100<<10)))
+	res, err := hs.h.Exchange(0, wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "models"},
+			{"authorization", "Bearer tenant-a"}, {"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))}},
+		BodyChunks: [][]byte{body[:100], body[100:]},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != 413 {
+		t.Fatalf("status %d", res.Status)
+	}
+	expectCacheStatus(t, res, "modelcache; fwd=bypass", "detail=local-reply")
+	if n := hs.counter("modelcache.chat.requests.bypass"); n != 1 {
+		t.Fatalf("requests.bypass = %d", n)
+	}
+}

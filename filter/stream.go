@@ -400,18 +400,23 @@ func (s *stream) unavailable() {
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	switch s.phase {
+	case phaseIdle, phaseServed: // not a cached route / a hit carries its own
+		return types.ActionContinue
 	case phasePassThrough:
 		s.setCacheStatus()
 		return types.ActionContinue
 	case phaseForwarded:
 	default:
+		// phaseRequest, phaseFollowing, phaseBuffering, phaseStreaming: Envoy
+		// answers the client itself (a timeout, a buffer limit, a reset)
+		// through the filter chain while this stream is mid-way.
+		s.interrupted()
 		return types.ActionContinue
 	}
 	hs, err := proxywasm.GetHttpResponseHeaders()
 	if err != nil {
-		s.p.stats.internal.Increment(1)
-		s.finishLead(cachecore.OutcomeFailed)
-		s.phase = phaseIdle
+		s.refuse(cachecore.ReasonInternal)
+		s.setCacheStatus()
 		return types.ActionContinue
 	}
 	s.respHeaders = hs
@@ -449,7 +454,56 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 		return types.ActionContinue
 	}
 	s.phase = phaseBuffering
+	s.noteInterruption()
 	return types.ActionPause
+}
+
+// interruptedProperty is the filter state (Envoy key "wasm.<name>") that
+// holds the Cache-Status of a response cut while the filter holds its
+// headers.
+const interruptedProperty = "modelcache_cache_status"
+
+// interrupted labels a local reply that reaches the filter while the
+// stream is still mid-way, so that every response on a cached route carries
+// a truthful Cache-Status: one that never went upstream says bypass and
+// why Envoy answered; a response cut after its headers says truncated. The
+// reply is counted as a refusal (nothing is stored) and any lead ends.
+func (s *stream) interrupted() {
+	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
+	reason := cachecore.ReasonLocalReply
+	switch cachecore.ClassifyOrigin(string(details)) {
+	case cachecore.OriginUpstreamReset:
+		reason = cachecore.ReasonUpstreamReset
+	case cachecore.OriginUpstreamTimeout:
+		reason = cachecore.ReasonUpstreamTimeout
+	}
+	status := s.respStatus
+	switch s.phase {
+	case phaseRequest, phaseFollowing:
+		delete(s.p.holding, s.id)
+		s.stopWaiting()
+		s.body = nil
+		s.req.Status = cachecore.StatusBypass
+		s.rs.request(cachecore.StatusBypass)
+		status = 0
+	default: // phaseBuffering, phaseStreaming
+		reason = cachecore.ReasonTruncated
+		s.recording = nil
+	}
+	s.refuse(reason)
+	s.cs.FwdStatus = status
+	s.setCacheStatus()
+}
+
+// noteInterruption prepares the Cache-Status of a held response that never
+// completes. If the upstream fails mid-body while the headers are held,
+// Envoy answers the client itself (502) with a local reply sent straight to
+// the codec, past every filter: this filter never sees it. Envoy's
+// local_reply_config can copy filter state into that reply's headers (the
+// shipped envoy.yaml does), so the value is left there now.
+func (s *stream) noteInterruption() {
+	cs := cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: cachecore.ReasonTruncated}
+	_ = proxywasm.SetProperty([]string{interruptedProperty}, cs.AppendHeader(nil, s.p.cfg.CacheName))
 }
 
 // recordStream copies one chunk of an event stream and, at its end,
