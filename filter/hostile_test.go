@@ -137,3 +137,60 @@ func TestLocalReplyWhileHoldingRequest(t *testing.T) {
 		t.Fatalf("requests.bypass = %d", n)
 	}
 }
+
+// The response side of the same class: an answer whose content-length is
+// over max_entry_bytes is never held (Envoy would answer 500 past its
+// buffer limit); it passes at once, marked too-large.
+func TestOversizedResponseNeverHeld(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	big := []byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("w", 3<<19) + `"},"finish_reason":"stop"}]}`)
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(big))}}, false)
+		u.SendChunk(big[:100], false)
+		u.SendChunk(big[100:], true)
+		return true
+	}
+	res := hs.post(0, "/v1/chat/completions", chatBody("a long answer"))
+	if res.Status != 200 || len(res.Body) != len(big) {
+		t.Fatalf("status %d, %d bytes", res.Status, len(res.Body))
+	}
+	expectCacheStatus(t, res, "fwd=miss", "detail=too-large")
+	if n := hs.counter("modelcache.chat.refused.too_large"); n != 1 {
+		t.Fatalf("refused.too_large = %d", n)
+	}
+}
+
+// Without a content-length the answer's size is unknown when it is held.
+func TestOversizedChunkedResponse(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	big := []byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("w", 3<<19) + `"},"finish_reason":"stop"}]}`)
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}}, false)
+		u.SendChunk(big[:100], false)
+		u.SendChunk(big[100:], true)
+		return true
+	}
+	res := hs.post(0, "/v1/chat/completions", chatBody("a long chunked answer"))
+	if res.Status != 200 || len(res.Body) != len(big) {
+		t.Fatalf("status %d, %d bytes: %.100s", res.Status, len(res.Body), res.Body)
+	}
+	expectCacheStatus(t, res, "fwd=miss", "detail=too-large")
+	// A small answer without content-length, in pieces, is stored whole.
+	small := []byte(`{"id":"y","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"short"},"finish_reason":"stop"}]}`)
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}}, false)
+		u.SendChunk(small[:10], false)
+		u.SendChunk(small[10:50], false)
+		u.SendChunk(small[50:], true)
+		return true
+	}
+	first := hs.post(0, "/v1/chat/completions", chatBody("a short chunked answer"))
+	expectCacheStatus(t, first, "fwd=miss", "stored")
+	second := hs.post(1, "/v1/chat/completions", chatBody("a short chunked answer"))
+	expectCacheStatus(t, second, "hit")
+	if string(first.Body) != string(small) || string(second.Body) != string(small) {
+		t.Fatalf("bodies: %s / %s", first.Body, second.Body)
+	}
+}

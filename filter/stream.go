@@ -53,6 +53,11 @@ type stream struct {
 	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
 
 	holdResponse bool // a refetch will finish the response
+	// respCopy: the answer has no content-length, so it is held with
+	// StopIterationAndWatermark and copied here (respBody), as an unsized
+	// request body is; see OnHttpRequestBody.
+	respCopy bool
+	respBody []byte
 }
 
 type phase uint8
@@ -454,6 +459,12 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 		return types.ActionContinue
 	}
 	s.phase = phaseBuffering
+	if _, sized := headerValue(hs, "content-length"); !sized {
+		// Only an answer that is passed on as it came can be held this
+		// way: a merged or refetched one replaces the whole body.
+		_, rewritten := s.req.UpstreamBody()
+		s.respCopy = !rewritten
+	}
 	s.noteInterruption()
 	return types.ActionPause
 }
@@ -554,6 +565,9 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 	if s.phase != phaseBuffering {
 		return types.ActionContinue
 	}
+	if s.respCopy {
+		return s.copyResponse(bodySize, endOfStream)
+	}
 	if !endOfStream {
 		if bodySize > s.req.Route.MaxEntryBytes {
 			// Stop holding the response before Envoy's buffer limit does.
@@ -573,6 +587,35 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 	if s.holdResponse {
 		return types.ActionPause
 	}
+	return types.ActionContinue
+}
+
+// copyResponse holds an answer of unknown length with
+// StopIterationAndWatermark, which never turns into Envoy's 500 past its
+// buffer limit (a body held with StopIterationAndBuffer is merged with each
+// new chunk before the plugin can stop holding it), and keeps a copy
+// bounded by max_entry_bytes.
+func (s *stream) copyResponse(bodySize int, endOfStream bool) types.Action {
+	chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
+	if err != nil && bodySize > 0 {
+		s.respBody = nil
+		s.refuse(cachecore.ReasonInternal)
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
+	if len(s.respBody)+len(chunk) > s.req.Route.MaxEntryBytes {
+		s.respBody = nil
+		s.refuse(cachecore.ReasonTooLarge)
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
+	s.respBody = append(s.respBody, chunk...)
+	if !endOfStream {
+		return types.ActionPauseWatermark
+	}
+	body := s.respBody
+	s.respBody = nil
+	s.finishResponse(body)
 	return types.ActionContinue
 }
 
