@@ -110,6 +110,7 @@ func TestHostileClientNesting(t *testing.T) {
 // are different requests to a typed model server (2.0 is not an int).
 func TestHostileClientTypedNumbersAreDistinctKeys(t *testing.T) {
 	e := startEnvoy(t, envoyOpts{Config: hostileRoutes})
+	check := victim(t, e)
 	chatWith := func(field string) string {
 		return `{"model":"sim-chat","messages":[{"role":"user","content":"count to three"}],` + field + `}`
 	}
@@ -147,6 +148,7 @@ func TestHostileClientTypedNumbersAreDistinctKeys(t *testing.T) {
 	if strings.Contains(r.CacheStatus(), "hit") {
 		t.Fatalf("token array [1.0,2,3] was served [1,2,3]'s vector: %q", r.CacheStatus())
 	}
+	check()
 	survivor(t, e, "typed numbers")
 }
 
@@ -243,6 +245,7 @@ func bigChat(n int, tag string) string {
 // decides from content-length at header time and holds nothing.
 func TestHostileClientOversizedWithContentLength(t *testing.T) {
 	e := startEnvoy(t, envoyOpts{Config: hostileRoutes})
+	check := victim(t, e)
 	body := bigChat(3<<19, "oversized") // 1.5 MiB
 	before := e.Sim.Calls(chatPath)
 	for i := 0; i < 10; i++ {
@@ -269,6 +272,7 @@ func TestHostileClientOversizedWithContentLength(t *testing.T) {
 	if n := e.Sim.Calls(chatPath) - before; n != 20 {
 		t.Fatalf("%d of 20 requests reached the model", n)
 	}
+	check()
 	survivor(t, e, "oversized")
 }
 
@@ -320,6 +324,7 @@ func chunkedHeader(base, path, tenant string) string {
 // must never make Envoy answer 413.
 func TestHostileClientOversizedChunked(t *testing.T) {
 	e := startEnvoy(t, envoyOpts{Config: hostileRoutes})
+	check := victim(t, e)
 	body := []byte(bigChat(3<<19, "chunked oversized"))
 	before := e.Sim.Calls(chatPath)
 	for i := 0; i < 10; i++ {
@@ -335,6 +340,7 @@ func TestHostileClientOversizedChunked(t *testing.T) {
 	if n := e.Sim.Calls(chatPath) - before; n != 10 {
 		t.Fatalf("%d of 10 requests reached the model", n)
 	}
+	check()
 	survivor(t, e, "chunked oversized")
 }
 
