@@ -90,6 +90,7 @@ type Request struct {
 	Reason Reason
 
 	tenant     [32]byte
+	authority  string // lower-cased :authority; "" on share_authorities routes
 	keyHeaders []string
 
 	Model  string
@@ -111,7 +112,14 @@ type Request struct {
 	entry Entry
 
 	batch *embBatch // embeddings routes: the per-item view
+
+	keepBody bool // the upstream must get the body as sent (KeepBody)
 }
+
+// KeepBody says the request body cannot be rewritten (the filter holds no
+// whole copy in Envoy's buffer): an embeddings batch with some items cached
+// is then fetched whole instead of cut to its missing items.
+func (r *Request) KeepBody() { r.keepBody = true }
 
 // Begin starts a request on route. It reads what it needs from the request
 // headers and decides whether the request may use the cache at all; if not,
@@ -139,7 +147,27 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	if req.CC.NoCache {
 		req.Status = StatusRevalidate
 	}
+	if !route.ShareAuth {
+		// Virtual hosts may route one path to different model builds:
+		// an answer is never served through another authority.
+		a, ok := header(headers, ":authority")
+		if !ok {
+			a, _ = header(headers, "host")
+		}
+		req.authority = lowerASCII(a)
+	}
 	return req
+}
+
+// lowerASCII lower-cases host names (case-insensitive), allocating only
+// when there is something to change.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // tenantHash is SHA-256 over the identity header's name and value: no
@@ -302,13 +330,13 @@ func canonReason(err error) Reason {
 // length-prefixed (or, for the version, length-suffixed), so distinct parts
 // can never concatenate to the same key:
 //
-//	"K1" route method path tenant(32) model stream(S|N) canonical | version(16) gen(8)
+//	"K1" route method path authority tenant(32) model stream(S|N) canonical | version(16) gen(8)
 //
 // The part before the version — the request itself, without the model
 // state — is what single flight coalesces on (LeaseFP): a version change or
 // a purge must not split followers from their leader.
 func (c *Cache) buildKey(req *Request) {
-	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.Model) +
+	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.authority) + len(req.Model) +
 		versionIDLen + 80; cap(req.Key) < need {
 		req.Key = make([]byte, 0, need)
 	}
@@ -329,12 +357,14 @@ func (c *Cache) buildKey(req *Request) {
 }
 
 // appendNamespace starts a key: kind of key, then route, method, path,
-// tenant and model, each length-prefixed (the tenant is a fixed 32 bytes).
+// authority, tenant and model, each length-prefixed (the tenant is a fixed
+// 32 bytes).
 func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	k = append(k, kind, '1')
 	k = appendLV(k, req.Route.Name)
 	k = appendLV(k, req.Method)
 	k = appendLV(k, req.Path)
+	k = appendLV(k, req.authority)
 	k = append(k, req.tenant[:]...)
 	return appendLV(k, req.Model)
 }

@@ -111,7 +111,8 @@ func TestKeyIdentity(t *testing.T) {
 	}{
 		{name: "identical", route: "chat", headers: alice, body: base, sameAsBase: true},
 		{name: "key order and whitespace", route: "chat", headers: alice, sameAsBase: true,
-			body: "{ \"temperature\": 0.0,\n \"messages\":[{\"content\":\"What is the capital of France?\",\"role\":\"user\"}], \"model\":\"gpt-4o-mini\" }"},
+			body: "{ \"temperature\": 0,\n \"messages\":[{\"content\":\"What is the capital of France?\",\"role\":\"user\"}], \"model\":\"gpt-4o-mini\" }"},
+		{name: "float spelling of an integer", route: "chat", headers: alice, body: strings.Replace(base, `"temperature":0`, `"temperature":0.0`, 1)},
 		{name: "ignored user field", route: "chat", headers: alice, sameAsBase: true,
 			body: strings.Replace(base, `{`, `{"user":"u-42","metadata":{"trace":"x"},"store":true,`, 1)},
 		{name: "other temperature", route: "chat", headers: alice, body: strings.Replace(base, `"temperature":0`, `"temperature":0.7`, 1)},
@@ -1003,7 +1004,7 @@ func TestPurge(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := fillAll(t)
-			got, err := env.cache.Purge([]byte(tc.body))
+			got, err := env.cache.Purge([]byte(tc.body), "")
 			if err != nil || got != tc.want {
 				t.Fatalf("Purge = %+v, %v; want %+v", got, err, tc.want)
 			}
@@ -1033,7 +1034,7 @@ func TestPurge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := fillAll(t)
 			before, _ := env.cache.Table().Occupied()
-			res, err := env.cache.Purge([]byte(tc.body))
+			res, err := env.cache.Purge([]byte(tc.body), "")
 			if !errors.Is(err, ErrBadPurge) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Purge = %+v, %v; want ErrBadPurge mentioning %q", res, err, tc.want)
 			}

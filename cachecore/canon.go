@@ -16,9 +16,13 @@ import (
 //   - strings are decoded and re-encoded with the fewest escapes ("\u0041" and
 //     "A" are the same; a lone surrogate stays escaped so it never merges
 //     with U+FFFD);
-//   - numbers are rewritten exactly, as decimal digits and an exponent, so 1,
-//     1.0, 1e0 and 10e-1 are one number and no precision is lost (a seed of
-//     12345678901234567890 stays itself);
+//   - numbers keep their type: one written without fraction or exponent is
+//     an integer and stays its digits (-0 is 0; a seed of
+//     12345678901234567890 stays itself); one written with '.' or 'e' is a
+//     float, rewritten exactly as decimal digits and an exponent, and always
+//     shown with a '.' or an 'e', so 2.0, 20e-1 and 0.2e1 are one float
+//     ("2.0") but never the integer 2 — typed model servers reject 2.0
+//     where they accept 2 (OpenAI's n, dimensions, token ids);
 //   - a duplicate object key is refused: parsers disagree on which value wins,
 //     so the cache could key one reading and the model answer another.
 //
@@ -456,9 +460,11 @@ func (c *Canonicalizer) appendRune(r rune) {
 	}
 }
 
-// number rewrites a JSON number as sign, significant digits and exponent:
+// number rewrites a JSON number. An integer (no fraction, no exponent)
+// keeps its digits. A float becomes sign, significant digits and exponent:
 // value = D × 10^X with D free of leading and trailing zeros, printed like
-// JavaScript's Number#toString but without rounding (digits are kept).
+// JavaScript's Number#toString but without rounding (digits are kept), and
+// with ".0" added where that form would read as an integer.
 func (c *Canonicalizer) number() error {
 	s := c.src
 	i := c.pos
@@ -492,7 +498,9 @@ func (c *Canonicalizer) number() error {
 		frac = s[fs:i]
 	}
 	exp := 0
+	isFloat := frac != nil
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		isFloat = true
 		i++
 		eneg := false
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
@@ -516,6 +524,18 @@ func (c *Canonicalizer) number() error {
 	}
 	c.pos = i
 
+	if !isFloat {
+		if len(intDigits) == 1 && intDigits[0] == '0' {
+			c.out = append(c.out, '0') // -0 is 0
+			return nil
+		}
+		if neg {
+			c.out = append(c.out, '-')
+		}
+		c.out = append(c.out, intDigits...) // JSON allows no leading zeros
+		return nil
+	}
+
 	// Digits D = intDigits ++ frac, value = D × 10^(exp - len(frac)).
 	c.keyBuf = append(append(c.keyBuf[:0], intDigits...), frac...)
 	d := c.keyBuf
@@ -528,7 +548,7 @@ func (c *Canonicalizer) number() error {
 		x++
 	}
 	if len(d) == 0 {
-		c.out = append(c.out, '0') // -0 and 0.000e5 are zero
+		c.out = append(c.out, '0', '.', '0') // -0.0 and 0.000e5 are zero
 		return nil
 	}
 	if neg {
@@ -542,6 +562,7 @@ func (c *Canonicalizer) number() error {
 		for k := 0; k < x; k++ {
 			c.out = append(c.out, '0')
 		}
+		c.out = append(c.out, '.', '0') // a float, never an integer's form
 	case x < 0 && p > 0 && p <= 21:
 		c.out = append(c.out, d[:p]...)
 		c.out = append(c.out, '.')

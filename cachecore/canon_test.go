@@ -26,15 +26,16 @@ func TestCanonicalForm(t *testing.T) {
 		{"nested order", `{"z":{"y":1,"x":{"b":true,"a":null}}}`, `{"z":{"x":{"a":null,"b":true},"y":1}}`},
 		{"array order kept", `[3,1,2]`, `[3,1,2]`},
 		{"int", `1`, `1`},
-		{"float one", `1.0`, `1`},
-		{"exp one", `1e0`, `1`},
-		{"exp shifted", `10e-1`, `1`},
-		{"hundred", `1e2`, `100`},
+		{"float one", `1.0`, `1.0`},
+		{"exp one", `1e0`, `1.0`},
+		{"exp shifted", `10e-1`, `1.0`},
+		{"hundred", `1e2`, `100.0`},
 		{"half", `5e-1`, `0.5`},
 		{"small", `0.000001`, `0.000001`},
 		{"tiny", `0.0000001`, `1e-7`},
 		{"huge", `1e30`, `1e30`},
-		{"negative zero", `-0.0`, `0`},
+		{"negative zero", `-0.0`, `0.0`},
+		{"negative integer zero", `-0`, `0`},
 		{"negative", `-2.50`, `-2.5`},
 		{"big int exact", `12345678901234567890`, `12345678901234567890`},
 		{"long fraction exact", `0.1000000000000000055511151231257827`, `0.1000000000000000055511151231257827`},
@@ -103,7 +104,7 @@ func TestCanonicalErrors(t *testing.T) {
 
 func TestCanonicalEquivalentBodiesShareForm(t *testing.T) {
 	a := `{"model":"gpt","messages":[{"role":"user","content":"Hi"}],"temperature":1.0,"seed":42}`
-	b := "{ \"seed\" : 4.2e1,\n \"temperature\":1, \"messages\":[{\"content\":\"\\u0048i\",\"role\":\"user\"}], \"model\":\"gpt\" }"
+	b := "{ \"seed\" : 42,\n \"temperature\":10e-1, \"messages\":[{\"content\":\"\\u0048i\",\"role\":\"user\"}], \"model\":\"gpt\" }"
 	if mustCanon(t, a, nil) != mustCanon(t, b, nil) {
 		t.Fatal("equivalent bodies differ")
 	}

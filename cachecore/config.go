@@ -81,6 +81,7 @@ type Policy struct {
 	TTL             time.Duration
 	Statuses        []int
 	Shared          bool     // no tenant identity required (public, shared answers)
+	ShareAuth       bool     // share_authorities: entries shared across :authority values
 	TenantHeaders   []string // identity headers, first present wins
 	ModelPath       string   // gjson path of the model in the request body
 	KeyFields       []string // top-level fields in the key (empty = all but IgnoreFields)
@@ -583,6 +584,8 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		}
 	case "shared":
 		pol.Shared = p.boolean(path, v)
+	case "share_authorities":
+		pol.ShareAuth = p.boolean(path, v)
 	case "tenant_headers":
 		pol.TenantHeaders = lowerAll(p.strList(path, v))
 		if len(pol.TenantHeaders) == 0 {

@@ -363,6 +363,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "no tenant headers", cfg: oneRoute(`,"tenant_headers":[]`), want: []string{"routes[0].tenant_headers: must list at least one header"}},
 		{name: "empty tenant header", cfg: oneRoute(`,"tenant_headers":[""]`), want: []string{"routes[0].tenant_headers[0]: must not be empty"}},
 		{name: "shared not a bool", cfg: oneRoute(`,"shared":"yes"`), want: []string{`routes[0].shared: must be true or false, got "yes"`}},
+		{name: "share_authorities not a bool", cfg: oneRoute(`,"share_authorities":1`), want: []string{`routes[0].share_authorities: must be true or false, got 1`}},
 		{name: "rule without predicate", cfg: oneRoute(`,"validate":[{"path":"choices"}]`), want: []string{"routes[0].validate[0]: has no predicate"}},
 		{name: "rule without path", cfg: oneRoute(`,"validate":[{"exists":true}]`), want: []string{"routes[0].validate[0].path: is required"}},
 		{name: "rule with modifier path", cfg: oneRoute(`,"validate":[{"path":"@pretty","exists":true}]`), want: []string{`routes[0].validate[0].path: is not a usable gjson path: "@pretty"`}},

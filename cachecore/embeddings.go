@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -85,7 +86,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		return ReasonEmbeddingInput
 	}
 	if d := gjson.GetBytes(body, "dimensions"); d.Exists() {
-		if d.Type != gjson.Number || d.Num < 1 || d.Num > 1<<16 || d.Num != math.Trunc(d.Num) {
+		if !isInteger(d) || d.Num < 1 || d.Num > 1<<16 {
 			return ReasonEmbeddingInput
 		}
 		b.dims = int(d.Num)
@@ -162,7 +163,7 @@ func isTokenArray(v gjson.Result) bool {
 	}
 	ok := len(v.Array()) > 0
 	v.ForEach(func(_, t gjson.Result) bool {
-		if t.Type != gjson.Number || t.Num != math.Trunc(t.Num) || t.Num < 0 {
+		if !isInteger(t) || t.Num < 0 {
 			ok = false
 		}
 		return ok
@@ -170,9 +171,16 @@ func isTokenArray(v gjson.Result) bool {
 	return ok
 }
 
+// isInteger reports whether v is a number written as an integer: no
+// fraction, no exponent. Typed model servers reject 4.0 where they accept
+// 4, so the cache never reads a float spelling as a count or a token id.
+func isInteger(v gjson.Result) bool {
+	return v.Type == gjson.Number && v.Num == math.Trunc(v.Num) && !strings.ContainsAny(v.Raw, ".eE")
+}
+
 // itemKeys (re)builds every item's key from the current model state.
 //
-//	"E1" route method path tenant(32) model params item | version(16) gen(8)
+//	"E1" route method path authority tenant(32) model params item | version(16) gen(8)
 func (c *Cache) itemKeys(req *Request) {
 	b := req.batch
 	for _, i := range b.distinct {
@@ -223,6 +231,15 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	}
 	// Without hits or duplicates the original request goes up unchanged.
 	b.fullFetch = b.hits == 0 && !dup
+	if !b.fullFetch && len(b.sent) > 0 && req.keepBody {
+		// The body cannot be rewritten to the missing items: the whole
+		// batch goes up and every item comes from the upstream.
+		b.fullFetch, b.hits, b.sent = true, 0, b.sent[:0]
+		for _, i := range b.distinct {
+			b.items[i].entry = nil
+			b.sent = append(b.sent, i)
+		}
+	}
 	if len(b.sent) == 0 {
 		return Serve
 	}

@@ -178,3 +178,41 @@ func BenchmarkEmbeddingMerge(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/64, "ns/item")
 }
+
+// A body the filter cannot rewrite (it arrived chunked) is fetched whole
+// on a partial hit: every item from the upstream, in the client's order.
+func TestEmbeddingsKeepBodyFetchesWhole(t *testing.T) {
+	c, r := newEmbCache(t)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	first := embRequest(c, r, `{"model":"e","input":["aa"]}`)
+	c.Lookup(first)
+	ans := embAnswer([]string{"aa"})
+	c.Store(first, 200, jsonHdr, ans, c.AdmitBody(first, jsonHdr, ans), 1)
+
+	body := `{"model":"e","input":["c","aa","c"]}`
+	req := embRequest(c, r, body)
+	req.KeepBody()
+	if c.Lookup(req) != Forward || req.Status != StatusMiss {
+		t.Fatalf("lookup: %s", req.Status)
+	}
+	if up, rewritten := req.UpstreamBody(); rewritten || string(up) != body {
+		t.Fatalf("upstream body %s rewritten=%v", up, rewritten)
+	}
+	if cached, total := req.ItemCounts(); cached != 0 || total != 3 {
+		t.Fatalf("items %d/%d", cached, total)
+	}
+	ans = embAnswer([]string{"c", "aa", "c"})
+	adm := c.AdmitBody(req, jsonHdr, ans)
+	if adm.Reason != ReasonNone {
+		t.Fatalf("admit: %s", adm.Reason)
+	}
+	if res := c.Store(req, 200, jsonHdr, ans, adm, 1); res.ItemsStored != 2 {
+		t.Fatalf("store: %+v", res)
+	}
+	// A fully cached batch needs no rewrite: served even with KeepBody.
+	all := embRequest(c, r, body)
+	all.KeepBody()
+	if c.Lookup(all) != Serve {
+		t.Fatalf("full hit: %s", all.Status)
+	}
+}

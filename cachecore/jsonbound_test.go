@@ -116,7 +116,7 @@ func TestDeepNestingNeedsNoDeepStack(t *testing.T) {
 		got = append(got, env.cache.AdmitBody(req, jsonCT, []byte(bodies[0])).Reason)
 		req = env.request("chat", alice, `{"model":"m","stream":true,"messages":[]}`)
 		got = append(got, env.cache.AdmitBody(req, sseCT, []byte(bodies[1])).Reason)
-		_, err := env.cache.Purge([]byte(`{"all":true,"x":` + deep(levels) + `}`))
+		_, err := env.cache.Purge([]byte(`{"all":true,"x":` + deep(levels) + `}`), "")
 		if !errors.Is(err, ErrTooDeep) {
 			got = append(got, ReasonNone)
 		} else {
@@ -142,7 +142,7 @@ func TestPurgeRefusesDeepNesting(t *testing.T) {
 		`{"all":true,"x":` + deepObj(MaxJSONDepth) + `}`,
 		deep(4_000),
 	} {
-		_, err := env.cache.Purge([]byte(body))
+		_, err := env.cache.Purge([]byte(body), "")
 		if !errors.Is(err, ErrBadPurge) || !errors.Is(err, ErrTooDeep) {
 			t.Fatalf("Purge(deep) err = %v, want ErrBadPurge and ErrTooDeep", err)
 		}
@@ -152,7 +152,7 @@ func TestPurgeRefusesDeepNesting(t *testing.T) {
 	}
 	// A purge body over max_request_bytes is refused before it is parsed.
 	big := `{"all":true,"pad":"` + strings.Repeat("x", 9000) + `"}`
-	if _, err := env.cache.Purge([]byte(big)); !errors.Is(err, ErrBadPurge) {
+	if _, err := env.cache.Purge([]byte(big), ""); !errors.Is(err, ErrBadPurge) {
 		t.Fatalf("Purge(oversized) err = %v, want ErrBadPurge", err)
 	}
 	if _, d := env.lookup("chat", alice, chatRequest("keep me")); d != Serve {

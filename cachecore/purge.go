@@ -16,8 +16,11 @@ import (
 //	{"all": true}                                   every entry
 //	{"route": "chat", "model": "gpt-4o"}            every entry of a model on a route (all tenants)
 //	{"method": "POST", "path": "/v1/chat/completions",
-//	 "headers": {"authorization": "Bearer sk-…"},
+//	 "headers": {"authorization": "Bearer sk-…", "host": "…"},
 //	 "body": {…the original request…}}              one entry, found by replaying the request
+//
+// A replay is addressed to the authority its headers name ("host" or
+// ":authority"), else to the purge request's own.
 
 // IsPurge reports whether a request targets the purge API.
 func (c *Cache) IsPurge(method, path string) bool {
@@ -51,8 +54,10 @@ type PurgeResult struct {
 // ErrBadPurge is returned for a purge body the API does not understand.
 var ErrBadPurge = errors.New("bad purge request")
 
-// Purge executes a purge request body.
-func (c *Cache) Purge(body []byte) (PurgeResult, error) {
+// Purge executes a purge request body. authority is the purge request's
+// own: a replayed request that names none (no "host" or ":authority" in
+// its headers) is taken to be addressed to it.
+func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 	if len(body) > c.cfg.MaxRequestBytes {
 		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes", ErrBadPurge)
 	}
@@ -90,6 +95,11 @@ func (c *Cache) Purge(body []byte) (PurgeResult, error) {
 			hs = append(hs, [2]string{strings.ToLower(k.String()), val.String()})
 			return true
 		})
+		if _, ok := header(hs, ":authority"); !ok {
+			if _, ok := header(hs, "host"); !ok {
+				hs = append(hs, [2]string{":authority", authority})
+			}
+		}
 		req := c.Begin(route, method, path, hs)
 		if req.Status == StatusRevalidate {
 			req.Status = StatusMiss // the replayed no-cache does not matter here

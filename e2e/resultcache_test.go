@@ -33,8 +33,8 @@ func TestCanonicalKeysShareAnEntry(t *testing.T) {
 	base := `{"model":"sim-chat","messages":[{"role":"user","content":"Hi"}],"temperature":1.0,"seed":42,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`
 	expectCS(t, do(t, "POST", url, base, "authorization", "Bearer a"), "fwd=miss", "stored")
 	for _, same := range []string{
-		"{\n \"seed\": 42,\n \"temperature\": 1,\n \"tools\":[{\"function\":{\"parameters\":{},\"name\":\"f\"},\"type\":\"function\"}],\n \"model\":\"sim-chat\",\n \"messages\":[{\"content\":\"Hi\",\"role\":\"user\"}]}",
-		`{"model":"sim-chat","messages":[{"role":"user","content":"\u0048i"}],"temperature":1e0,"seed":4.20e1,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`,
+		"{\n \"seed\": 42,\n \"temperature\": 1.00,\n \"tools\":[{\"function\":{\"parameters\":{},\"name\":\"f\"},\"type\":\"function\"}],\n \"model\":\"sim-chat\",\n \"messages\":[{\"content\":\"Hi\",\"role\":\"user\"}]}",
+		`{"model":"sim-chat","messages":[{"role":"user","content":"\u0048i"}],"temperature":1e0,"seed":42,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`,
 	} {
 		expectCS(t, do(t, "POST", url, same, "authorization", "Bearer a"), "hit")
 	}
@@ -43,14 +43,17 @@ func TestCanonicalKeysShareAnEntry(t *testing.T) {
 		"message":  strings.Replace(base, `"Hi"`, `"Hello"`, 1),
 		"tool":     strings.Replace(base, `"name":"f"`, `"name":"g"`, 1),
 		"sampling": strings.Replace(base, `1.0`, `0.2`, 1),
+		// An integer written as a float is another request to a typed
+		// model server (issue 13 item 8).
+		"float seed": strings.Replace(base, `"seed":42`, `"seed":42.0`, 1),
 	} {
 		r := do(t, "POST", url, diff, "authorization", "Bearer a")
 		if !strings.Contains(r.CacheStatus(), "fwd=miss") {
 			t.Errorf("%s: %q, want a miss", name, r.CacheStatus())
 		}
 	}
-	if got := e.Sim.Calls("/v1/chat/completions"); got != 5 {
-		t.Fatalf("model calls = %d, want 5", got)
+	if got := e.Sim.Calls("/v1/chat/completions"); got != 6 {
+		t.Fatalf("model calls = %d, want 6", got)
 	}
 }
 

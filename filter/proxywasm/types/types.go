@@ -19,6 +19,11 @@ const (
 	// ActionPause stops iteration; for body callbacks Envoy buffers the data
 	// (StopIterationAndBuffer) and passes the whole buffer on the next call.
 	ActionPause Action = 1
+	// ActionPauseWatermark is for body callbacks only: Envoy keeps the data
+	// (StopIterationAndWatermark) but applies back-pressure instead of a 413
+	// when it outgrows the buffer limit, and the next call sees only the new
+	// chunk: the plugin keeps its own copy if it needs the whole body.
+	ActionPauseWatermark Action = 2
 )
 
 // OnVMStartStatus is returned by VMContext.OnVMStart; false marks the VM failed.
