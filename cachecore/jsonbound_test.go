@@ -116,7 +116,7 @@ func TestDeepNestingNeedsNoDeepStack(t *testing.T) {
 		got = append(got, env.cache.AdmitBody(req, jsonCT, []byte(bodies[0])).Reason)
 		req = env.request("chat", alice, `{"model":"m","stream":true,"messages":[]}`)
 		got = append(got, env.cache.AdmitBody(req, sseCT, []byte(bodies[1])).Reason)
-		_, err := env.cache.Purge([]byte(`{"all":true,"x":` + deep(levels) + `}`), "")
+		_, err := env.cache.Purge([]byte(`{"all":true,"x":`+deep(levels)+`}`), "")
 		if !errors.Is(err, ErrTooDeep) {
 			got = append(got, ReasonNone)
 		} else {
