@@ -155,14 +155,9 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 // JSON response body.
 func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admission {
 	r := req.Route
-	switch r.Kind {
-	case KindChat, KindCompletions:
-		if reason := checkCompletion(r, body); reason != ReasonNone {
+	if admit := r.Kind.spec().admit; admit != nil {
+		if reason := admit(req, body); reason != ReasonNone {
 			return Admission{Reason: reason}
-		}
-	case KindEmbeddings:
-		if !gjson.GetBytes(body, "data.0").Exists() {
-			return Admission{Reason: ReasonEmptyContent}
 		}
 	}
 	for i := range r.Rules {
@@ -205,7 +200,9 @@ func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 }
 
 // checkCompletion refuses truncated, filtered and empty completions.
-func checkCompletion(r *Route, body []byte) Reason {
+func checkCompletion(req *Request, body []byte) Reason {
+	r := req.Route
+	text := r.Kind.spec().textChoices
 	choices := gjson.GetBytes(body, "choices")
 	if !choices.IsArray() || len(choices.Array()) == 0 {
 		return ReasonEmptyContent
@@ -218,7 +215,7 @@ func checkCompletion(r *Route, body []byte) Reason {
 			return false
 		}
 		var content gjson.Result
-		if r.Kind == KindChat {
+		if !text {
 			msg := ch.Get("message")
 			if tc := msg.Get("tool_calls"); tc.IsArray() && len(tc.Array()) > 0 {
 				return true // a tool call is a complete answer without text

@@ -112,6 +112,9 @@ type Request struct {
 	entry Entry
 
 	batch *embBatch // embeddings routes: the per-item view
+	// kindView is what the route kind's parse read from the request for
+	// its admission (kinds.go), e.g. a *rerankRequest.
+	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
 }
@@ -270,8 +273,8 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	} else {
 		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
 	}
-	if req.Route.Kind == KindEmbeddings {
-		if r := c.parseEmbeddings(req, body); r != ReasonNone {
+	if parse := req.Route.Kind.spec().parse; parse != nil {
+		if r := parse(c, req, body); r != ReasonNone {
 			req.bypass(r)
 			return
 		}

@@ -11,18 +11,6 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Kind is the endpoint kind of a route; it picks the defaults for keys,
-// admission and validation.
-type Kind string
-
-const (
-	KindChat        Kind = "chat"        // OpenAI chat/completions
-	KindCompletions Kind = "completions" // OpenAI legacy completions
-	KindEmbeddings  Kind = "embeddings"  // OpenAI embeddings
-	KindClassify    Kind = "classify"    // a classifier returning scores
-	KindJSON        Kind = "json"        // any JSON-in, JSON-out model API
-)
-
 // Config is the whole plugin configuration, parsed and validated once at
 // start by ParseConfig. It is immutable afterwards and safe to share.
 type Config struct {
@@ -133,21 +121,9 @@ var compareModes = map[string]bool{"text": true, "exact": true, "numeric": true,
 
 // shadowDefaults picks the comparator a kind's answers are compared with.
 func shadowDefaults(k Kind) Shadow {
-	s := Shadow{Sample: 0.01, MaxConcurrent: 2, MaxDivergence: 0.2, MinSamples: 10, Window: 10 * time.Minute,
-		Tolerance: 1e-6, MinCosine: 0.999}
-	switch k {
-	case KindChat:
-		s.Compare, s.Paths = "text", []string{"choices.#.message.content", "choices.#.message.tool_calls"}
-	case KindCompletions:
-		s.Compare, s.Paths = "text", []string{"choices.#.text"}
-	case KindClassify:
-		s.Compare, s.Paths = "label", []string{"label"}
-	case KindEmbeddings:
-		s.Compare = "cosine"
-	default:
-		s.Compare = "exact"
-	}
-	return s
+	spec := k.spec()
+	return Shadow{Sample: 0.01, MaxConcurrent: 2, MaxDivergence: 0.2, MinSamples: 10, Window: 10 * time.Minute,
+		Tolerance: 1e-6, MinCosine: 0.999, Compare: spec.shadowCompare, Paths: cloneStrings(spec.shadowPaths)}
 }
 
 // VersionSource says where the upstream reports its model version.
@@ -244,14 +220,10 @@ func kindDefaults(k Kind) Policy {
 			HitForMiss: 30 * time.Second,
 		},
 	}
-	switch k {
-	case KindChat, KindCompletions:
-		// Client-side tags and storage hints never change the answer.
-		p.IgnoreFields = []string{"user", "metadata", "store"}
-		p.FinishReasons = []string{"stop"}
-	case KindEmbeddings:
-		p.IgnoreFields = []string{"user"}
-	}
+	spec := k.spec()
+	p.KeyFields = cloneStrings(spec.keyFields)
+	p.IgnoreFields = cloneStrings(spec.ignoreFields)
+	p.FinishReasons = cloneStrings(spec.finishReasons)
 	return p
 }
 
@@ -466,8 +438,6 @@ func (p *parser) background(path string, v gjson.Result, b *BackgroundConfig) {
 	})
 }
 
-var validKinds = []Kind{KindChat, KindCompletions, KindEmbeddings, KindClassify, KindJSON}
-
 func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Route {
 	if !v.IsObject() {
 		p.fail(path, "must be an object")
@@ -540,23 +510,6 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
 	}
 	return r
-}
-
-func knownKind(k Kind) bool {
-	for _, v := range validKinds {
-		if v == k {
-			return true
-		}
-	}
-	return false
-}
-
-func kindList() string {
-	var s []string
-	for _, k := range validKinds {
-		s = append(s, string(k))
-	}
-	return strings.Join(s, ", ")
 }
 
 func containsStr(list []string, s string) bool {

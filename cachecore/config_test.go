@@ -323,7 +323,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "duplicate top-level field", cfg: `{"cache_name":"a","cache_name":"b","routes":[{"name":"a","kind":"chat","path_prefix":"/"}]}`, want: []string{"cache_name: duplicate field"}},
 		{name: "unknown route field (typo tll)", cfg: oneRoute(`,"tll":"5m"`), want: []string{"routes[0].tll: unknown field"}},
 		{name: "duplicate route field", cfg: oneRoute(`,"ttl":"5m","ttl":"6m"`), want: []string{"routes[0].ttl: duplicate field"}},
-		{name: "bad kind", cfg: `{"routes":[{"name":"a","kind":"chatt","path_prefix":"/"}]}`, want: []string{`routes[0].kind: must be one of chat, completions, embeddings, classify, json, got "chatt"`}},
+		{name: "bad kind", cfg: `{"routes":[{"name":"a","kind":"chatt","path_prefix":"/"}]}`, want: []string{`routes[0].kind: must be one of chat, completions, embeddings, classify, json, rerank, got "chatt"`}},
 		{name: "kind not a string", cfg: `{"routes":[{"name":"a","kind":1,"path_prefix":"/"}]}`, want: []string{"routes[0].kind: must be one of", "got 1"}},
 		{name: "missing kind", cfg: `{"routes":[{"name":"a","path_prefix":"/"}]}`, want: []string{"routes[0].kind: is required"}},
 		{name: "missing name", cfg: `{"routes":[{"kind":"chat","path_prefix":"/"}]}`, want: []string{"routes[0].name: is required"}},

@@ -90,6 +90,7 @@ type StreamSummary struct {
 // content and tool-call arguments concatenated per choice, the last
 // finish_reason, the usage chunk if any.
 func AssembleStream(kind Kind, body []byte) StreamSummary {
+	text := kind.spec().textChoices
 	events, complete := ParseSSE(body)
 	var s StreamSummary
 	type toolCall struct {
@@ -161,7 +162,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 				choices = append(choices, &choice{})
 			}
 			ch := choices[idx]
-			if kind == KindCompletions {
+			if text {
 				ch.content.WriteString(c.Get("text").String())
 			} else {
 				d := c.Get("delta")
@@ -202,7 +203,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	// Assemble the equivalent non-streamed body.
 	obj := "chat.completion"
-	if kind == KindCompletions || object == "text_completion" {
+	if text || object == "text_completion" {
 		obj = "text_completion"
 	}
 	b := []byte(`{"id":`)
@@ -222,7 +223,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 		}
 		b = append(b, `{"index":`...)
 		b = strconv.AppendInt(b, int64(i), 10)
-		if kind == KindCompletions {
+		if text {
 			b = append(b, `,"text":`...)
 			b = appendJSONString(b, ch.content.String())
 		} else {
@@ -304,7 +305,7 @@ func isEventStream(ct string) bool {
 // StreamsResponse reports whether the response headers announce an event
 // stream the cache can record (chat and completions routes only).
 func StreamsResponse(req *Request, headers [][2]string) bool {
-	if req.Route.Kind != KindChat && req.Route.Kind != KindCompletions {
+	if !req.Route.Streams() {
 		return false
 	}
 	ct, _ := header(headers, "content-type")

@@ -92,6 +92,10 @@ const (
 	ReasonBadVector       // embeddings: not numbers, not finite, bad base64
 	ReasonErrorPayload    // a 200 answer that reports an error (error event, "error" member)
 	ReasonModelTableFull  // a new model's model-table slot holds only live records
+	ReasonRerankInput     // request side: a rerank request whose documents or top_n the cache cannot read
+	ReasonRerankResults   // rerank: results missing, not an array of objects, or not one per document (top_n)
+	ReasonRerankIndex     // rerank: an index not an integer, outside the documents, or repeated
+	ReasonRerankScore     // rerank: a relevance_score missing, not a number or not finite
 	numReason
 )
 
@@ -103,6 +107,13 @@ var reasonNames = [numReason]string{
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
+	"rerank_input", "rerank_results", "rerank_index", "rerank_score",
+}
+
+// RequestSide reports whether r is a reason to bypass a request (decided
+// before it goes upstream) rather than to refuse its answer.
+func (r Reason) RequestSide() bool {
+	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput
 }
 
 // String is the reason's name in stats (snake_case).

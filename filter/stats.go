@@ -104,7 +104,7 @@ func (rs *routeStats) event(e event) { rs.events[e].Increment(1) }
 func eventApplies(e event, r *cachecore.Route) bool {
 	switch e {
 	case evItemsHit, evItemsStored, evItemsRefused, evRefetch, evModelDrift:
-		return r.Kind == cachecore.KindEmbeddings
+		return r.PerItem()
 	case evShadowStarted, evShadowAgree, evShadowDiverge, evShadowError, evShadowSaturated, evInvalidation:
 		return r.Shadow != nil
 	case evSLOBreach:
@@ -169,10 +169,10 @@ func newStats(cfg *cachecore.Config) *stats {
 		rs.bypass = make([]ctr, len(reasons)+1)
 		rs.refused = make([]ctr, len(reasons)+1)
 		for _, re := range reasons {
-			if re < cachecore.ReasonStatus {
+			if re.RequestSide() {
 				rs.bypass[re] = counter(rs.prefix + "bypass." + re.String())
 			}
-			if re >= cachecore.ReasonStatus || re == cachecore.ReasonMalformedJSON || re == cachecore.ReasonTooDeep || re == cachecore.ReasonInternal || re == cachecore.ReasonStoreContention {
+			if !re.RequestSide() || re == cachecore.ReasonMalformedJSON || re == cachecore.ReasonTooDeep || re == cachecore.ReasonInternal || re == cachecore.ReasonStoreContention {
 				rs.refused[re] = counter(rs.prefix + "refused." + re.String())
 			}
 		}

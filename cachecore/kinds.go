@@ -1,0 +1,163 @@
+package cachecore
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Kind is the endpoint kind of a route; it picks the defaults for keys,
+// admission and validation.
+type Kind string
+
+const (
+	KindChat        Kind = "chat"        // OpenAI chat/completions
+	KindCompletions Kind = "completions" // OpenAI legacy completions
+	KindEmbeddings  Kind = "embeddings"  // OpenAI embeddings
+	KindClassify    Kind = "classify"    // a classifier returning scores
+	KindJSON        Kind = "json"        // any JSON-in, JSON-out model API
+	KindRerank      Kind = "rerank"      // Cohere/Jina/TEI/vLLM rerank
+)
+
+// kindSpec is everything that differs between endpoint kinds. Every
+// kind-dependent decision reads it; a new kind is one entry in kinds plus
+// its tests.
+type kindSpec struct {
+	kind Kind
+
+	// Key defaults: top-level request fields keyed (nil: all but
+	// ignoreFields) and fields that cannot change the answer.
+	keyFields    []string
+	ignoreFields []string
+	// finishReasons: the finish_reason values admitted by default.
+	finishReasons []string
+
+	// Shadow comparator defaults (shadow.compare, shadow.paths).
+	shadowCompare string
+	shadowPaths   []string
+
+	// streams: the kind's answers may be SSE streams the cache records
+	// and replays (and assembles to judge them).
+	streams bool
+	// textChoices: choices carry "text" (legacy completions), not a
+	// "message".
+	textChoices bool
+	// perItem: each input item of a request has its own entry
+	// (embeddings.go); the request carries a batch.
+	perItem bool
+
+	// parse reads what the kind's admission needs from the request body
+	// once it is keyed (checked JSON); a reason bypasses the request.
+	parse func(c *Cache, req *Request, body []byte) Reason
+	// admit is the kind's completeness check on a checked JSON answer,
+	// run before the route's rules and confidence tiers.
+	admit func(req *Request, body []byte) Reason
+}
+
+// kinds is the table of endpoint kinds, in the order configuration errors
+// list them.
+var kinds = []*kindSpec{
+	{
+		kind:          KindChat,
+		ignoreFields:  []string{"user", "metadata", "store"}, // client-side tags and storage hints
+		finishReasons: []string{"stop"},
+		shadowCompare: "text",
+		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
+		streams:       true,
+		admit:         checkCompletion,
+	},
+	{
+		kind:          KindCompletions,
+		ignoreFields:  []string{"user", "metadata", "store"},
+		finishReasons: []string{"stop"},
+		shadowCompare: "text",
+		shadowPaths:   []string{"choices.#.text"},
+		streams:       true,
+		textChoices:   true,
+		admit:         checkCompletion,
+	},
+	{
+		kind:          KindEmbeddings,
+		ignoreFields:  []string{"user"},
+		shadowCompare: "cosine",
+		perItem:       true,
+		parse:         (*Cache).parseEmbeddings,
+		admit:         checkEmbeddingsData,
+	},
+	{
+		kind:          KindClassify,
+		shadowCompare: "label",
+		shadowPaths:   []string{"label"},
+	},
+	{
+		kind:          KindJSON,
+		shadowCompare: "exact",
+	},
+	{
+		kind:          KindRerank,
+		shadowCompare: "exact",
+		shadowPaths:   []string{"results.#.index"}, // the ranking, not score jitter
+		parse:         parseRerank,
+		admit:         checkRerank,
+	},
+}
+
+// kindByName indexes kinds; filled by init, since the table's functions
+// themselves read it (an initialisation cycle otherwise).
+var kindByName map[Kind]*kindSpec
+
+// jsonSpec answers for a kind the table does not know (a Route built by
+// hand): no kind-specific behaviour at all.
+var jsonSpec *kindSpec
+
+func init() {
+	kindByName = make(map[Kind]*kindSpec, len(kinds))
+	for _, s := range kinds {
+		kindByName[s.kind] = s
+	}
+	jsonSpec = kindByName[KindJSON]
+}
+
+// spec returns k's entry in the kinds table.
+func (k Kind) spec() *kindSpec {
+	if s, ok := kindByName[k]; ok {
+		return s
+	}
+	return jsonSpec
+}
+
+func knownKind(k Kind) bool {
+	_, ok := kindByName[k]
+	return ok
+}
+
+func kindList() string {
+	s := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		s = append(s, string(k.kind))
+	}
+	return strings.Join(s, ", ")
+}
+
+// PerItem reports whether the route caches each input item of a request
+// separately (embeddings).
+func (r *Route) PerItem() bool { return r.Kind.spec().perItem }
+
+// Streams reports whether the route's answers may be recorded event
+// streams.
+func (r *Route) Streams() bool { return r.Kind.spec().streams }
+
+// checkEmbeddingsData refuses an embeddings answer without data.
+func checkEmbeddingsData(_ *Request, body []byte) Reason {
+	if !gjson.GetBytes(body, "data.0").Exists() {
+		return ReasonEmptyContent
+	}
+	return ReasonNone
+}
+
+func cloneStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s...)
+}

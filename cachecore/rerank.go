@@ -1,0 +1,104 @@
+package cachecore
+
+import (
+	"math"
+
+	"github.com/tidwall/gjson"
+)
+
+// Rerank (kind "rerank"): POST /v1/rerank in the shape Cohere, Jina and
+// vLLM share. The request names a query and documents (strings, or objects
+// with a "text") and optionally top_n; the answer lists results
+// [{index, relevance_score, document?}]. Requests are cached whole. An
+// answer is stored only if it ranks exactly the documents asked about: one
+// result per document (top_n of them when top_n is smaller), every index an
+// integer naming one of the request's documents, no index twice, every
+// relevance_score a finite number. A ranking that names a document the
+// client never sent, or drops one, is worse than no cache.
+
+// rerankRequest is what admission needs to know about a rerank request.
+type rerankRequest struct {
+	docs int // len(documents)
+	want int // results a complete answer has: min(top_n, docs), or docs
+}
+
+// parseRerank reads documents and top_n from a keyed request body. A
+// request whose documents are not an array, or whose top_n is not a
+// non-negative integer, is bypassed: no answer to it could be checked.
+// top_n 0 asks for every document (vLLM); so does a null or absent one.
+func parseRerank(_ *Cache, req *Request, body []byte) Reason {
+	doc := gjson.ParseBytes(body)
+	docs, n := soleMember(doc, "documents")
+	if n != 1 || !docs.IsArray() {
+		return ReasonRerankInput
+	}
+	rr := &rerankRequest{}
+	docs.ForEach(func(_, _ gjson.Result) bool { rr.docs++; return true })
+	rr.want = rr.docs
+	if top, n := soleMember(doc, "top_n"); n > 0 && top.Type != gjson.Null {
+		if n != 1 || !isInteger(top) || top.Num < 0 {
+			return ReasonRerankInput
+		}
+		if top.Num > 0 && top.Num < float64(rr.docs) {
+			rr.want = int(top.Num)
+		}
+	}
+	req.kindView = rr
+	return ReasonNone
+}
+
+// checkRerank is the rerank kind's admission check.
+func checkRerank(req *Request, body []byte) Reason {
+	rr, ok := req.kindView.(*rerankRequest)
+	if !ok {
+		return ReasonRerankInput // parse did not run: nothing to check against
+	}
+	results, n := soleMember(gjson.ParseBytes(body), "results")
+	if n != 1 || !results.IsArray() {
+		return ReasonRerankResults
+	}
+	seen := make([]bool, rr.docs)
+	count := 0
+	reason := ReasonNone
+	results.ForEach(func(_, res gjson.Result) bool {
+		count++
+		if !res.IsObject() || count > rr.want {
+			reason = ReasonRerankResults
+			return false
+		}
+		idx, n := soleMember(res, "index")
+		if n != 1 || !isInteger(idx) || idx.Num < 0 || idx.Num >= float64(rr.docs) || seen[int(idx.Num)] {
+			reason = ReasonRerankIndex
+			return false
+		}
+		seen[int(idx.Num)] = true
+		score, n := soleMember(res, "relevance_score")
+		if n != 1 || score.Type != gjson.Number || math.IsNaN(score.Num) || math.IsInf(score.Num, 0) {
+			reason = ReasonRerankScore
+			return false
+		}
+		return true
+	})
+	if reason == ReasonNone && count != rr.want {
+		reason = ReasonRerankResults
+	}
+	return reason
+}
+
+// soleMember returns an object's member name and how often it occurs: a
+// repeated member is read differently by different parsers, so the checks
+// insist on exactly one.
+func soleMember(obj gjson.Result, name string) (gjson.Result, int) {
+	var v gjson.Result
+	n := 0
+	obj.ForEach(func(k, val gjson.Result) bool {
+		if k.Str == name {
+			if n == 0 {
+				v = val
+			}
+			n++
+		}
+		return true
+	})
+	return v, n
+}
