@@ -13,7 +13,7 @@
 // switching the model version changes every answer and vector while keeping
 // shapes and dimensions. Tests compute the expected uncached reference with
 // [ChatAnswer], [CompletionAnswer], [EmbeddingAnswer], [EmbeddingVector],
-// [ClassifyAnswer] or, byte for byte, [ExpectedBody], all of which share the
+// [ClassifyAnswer], [RerankAnswer], [RelevanceScore] or, byte for byte, [ExpectedBody], all of which share the
 // code path the HTTP handler uses.
 //
 // What feeds the chat and completion digest: the whole JSON request object
@@ -29,6 +29,7 @@
 //	POST /v1/completions       legacy text completions, streaming too
 //	POST /v1/embeddings        string, string array, token array, token arrays; float or base64
 //	POST /v1/classify          {model, input} -> {model, label, score, labels}
+//	POST /v1/rerank            {model, query, documents, top_n?, return_documents?} -> {id, model, results, usage}
 //
 // Every response carries x-model-version. The control API lives on the same
 // listener under /__sim/ (stats, config, reset, pause, resume) and is not

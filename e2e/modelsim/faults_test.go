@@ -153,6 +153,18 @@ func TestFaults(t *testing.T) {
 				t.Errorf("empty classification = %s", o.body)
 			}
 		}},
+		{"empty rerank", Knobs{Fault: FaultEmpty}, PathRerank, rerankBody, func(t *testing.T, s *sim, o outcome, _ func() outcome) {
+			okStatus(t, o)
+			if !bytes.Contains(o.body, []byte(`"results":[]`)) {
+				t.Errorf("empty rerank = %s", o.body)
+			}
+		}},
+		{"malformed rerank", Knobs{Fault: FaultMalformed}, PathRerank, rerankBody, func(t *testing.T, s *sim, o outcome, _ func() outcome) {
+			okStatus(t, o)
+			if json.Valid(o.body) {
+				t.Errorf("malformed rerank is valid JSON: %s", o.body)
+			}
+		}},
 		{"status 503", Knobs{Status: 503}, PathEmbeddings, embedBody, func(t *testing.T, s *sim, o outcome, _ func() outcome) {
 			var e errorEnvelope
 			mustJSON(t, o.body, &e)

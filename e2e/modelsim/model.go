@@ -17,10 +17,11 @@ const (
 	PathCompletions = "/v1/completions"
 	PathEmbeddings  = "/v1/embeddings"
 	PathClassify    = "/v1/classify"
+	PathRerank      = "/v1/rerank"
 )
 
 // ModelPaths lists the model endpoints in a stable order.
-var ModelPaths = []string{PathChat, PathCompletions, PathEmbeddings, PathClassify}
+var ModelPaths = []string{PathChat, PathCompletions, PathEmbeddings, PathClassify, PathRerank}
 
 const (
 	// DefaultModelVersion is the version a Server answers as unless told
@@ -289,6 +290,12 @@ func buildReply(version, path string, body []byte, o answerOpts) (reply, error) 
 			return reply{}, err
 		}
 		v = c
+	case PathRerank:
+		r, err := rerankAnswer(version, body, o)
+		if err != nil {
+			return reply{}, err
+		}
+		v = r
 	default:
 		return reply{}, fmt.Errorf("modelsim: %q is not a model endpoint", path)
 	}

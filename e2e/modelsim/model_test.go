@@ -1,6 +1,7 @@
 package modelsim
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -171,6 +172,11 @@ func TestRequestErrors(t *testing.T) {
 		{"classify without input", PathClassify, `{"model":"m"}`, "input"},
 		{"classify array input", PathClassify, `{"model":"m","input":["a"]}`, "input"},
 		{"classify bad marker", PathClassify, `{"model":"m","input":"x [score=1.5]"}`, "input"},
+		{"rerank without query", PathRerank, `{"model":"m","documents":["a"]}`, "query"},
+		{"rerank without documents", PathRerank, `{"model":"m","query":"q"}`, "documents"},
+		{"rerank documents a string", PathRerank, `{"model":"m","query":"q","documents":"a"}`, "documents"},
+		{"rerank document a number", PathRerank, `{"model":"m","query":"q","documents":["a",1]}`, "documents[1]"},
+		{"rerank top_n negative", PathRerank, `{"model":"m","query":"q","documents":["a"],"top_n":-1}`, "top_n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,5 +338,79 @@ func TestSplitters(t *testing.T) {
 	}
 	if got := splitWords("This is a"); len(got) != 3 || got[1] != " is" {
 		t.Errorf("splitWords = %q", got)
+	}
+}
+
+func TestRerankAnswer(t *testing.T) {
+	docs := []string{"a cache keeps answers", "bananas are yellow", "caches serve hits", "envoy is a proxy", "x"}
+	body := func(query, extra string) []byte {
+		b, _ := json.Marshal(map[string]any{"model": "rr", "query": query, "documents": docs})
+		if extra != "" {
+			b = append(b[:len(b)-1], ","+extra+"}"...)
+		}
+		return b
+	}
+	all, err := RerankAnswer("v1", body("what is a cache", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Results) != len(docs) {
+		t.Fatalf("results = %d, want %d", len(all.Results), len(docs))
+	}
+	seen := map[int]bool{}
+	for i, r := range all.Results {
+		if r.Index < 0 || r.Index >= len(docs) || seen[r.Index] || r.Document != nil {
+			t.Errorf("result %d = %+v", i, r)
+		}
+		seen[r.Index] = true
+		if want := RelevanceScore("v1", "rr", "what is a cache", docs[r.Index]); r.RelevanceScore != want || want < 0 || want >= 1 {
+			t.Errorf("result %d score %v, want %v in [0,1)", i, r.RelevanceScore, want)
+		}
+		if i > 0 && r.RelevanceScore > all.Results[i-1].RelevanceScore {
+			t.Errorf("not sorted by descending score: %+v", all.Results)
+		}
+	}
+	for _, tc := range []struct {
+		extra string
+		want  int
+	}{{`"top_n":2`, 2}, {`"top_n":0`, len(docs)}, {`"top_n":null`, len(docs)}, {`"top_n":99`, len(docs)}} {
+		r, err := RerankAnswer("v1", body("what is a cache", tc.extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Results) != tc.want {
+			t.Errorf("%s: %d results, want %d", tc.extra, len(r.Results), tc.want)
+		}
+		for i := range r.Results {
+			if r.Results[i] != all.Results[i] {
+				t.Errorf("%s: result %d = %+v, want the top of the full ranking %+v", tc.extra, i, r.Results[i], all.Results[i])
+			}
+		}
+		if r.ID == all.ID {
+			t.Errorf("%s: same id as without it", tc.extra)
+		}
+	}
+	withDocs, _ := RerankAnswer("v1", body("what is a cache", `"return_documents":true`))
+	for _, r := range withDocs.Results {
+		if r.Document == nil || r.Document.Text != docs[r.Index] {
+			t.Errorf("return_documents: %+v", r)
+		}
+	}
+	other, _ := RerankAnswer("v1", body("what is envoy", ""))
+	v2, _ := RerankAnswer("v2", body("what is a cache", ""))
+	again, _ := RerankAnswer("v1", body("what is a cache", ""))
+	if other.Results[0].RelevanceScore == all.Results[0].RelevanceScore || v2.Results[0].RelevanceScore == all.Results[0].RelevanceScore {
+		t.Error("another query or version gives the same scores")
+	}
+	if again.ID != all.ID || again.Results[0] != all.Results[0] {
+		t.Error("not deterministic")
+	}
+	objs, _ := RerankAnswer("v1", []byte(`{"model":"rr","query":"what is a cache","documents":[{"text":"bananas are yellow"}]}`))
+	if objs.Results[0].RelevanceScore != RelevanceScore("v1", "rr", "what is a cache", "bananas are yellow") {
+		t.Error("an object document is scored by another text than its text")
+	}
+	nd, _ := rerankAnswer("v1", body("what is a cache", ""), answerOpts{nonce: 7})
+	if nd.ID == all.ID || nd.Results[0].RelevanceScore == all.Results[0].RelevanceScore {
+		t.Error("nondeterministic knob does not vary the answer")
 	}
 }

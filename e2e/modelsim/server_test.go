@@ -120,6 +120,7 @@ const (
 	embedBody  = `{"model":"emb","input":["alpha","beta gamma"]}`
 	classBody  = `{"model":"clf","input":"great stuff [score=0.7]"}`
 	complBody  = `{"model":"instruct","prompt":"Once upon a time"}`
+	rerankBody = `{"model":"rr","query":"what is a cache","documents":["a cache keeps answers","bananas",{"text":"caches serve hits"}],"top_n":2}`
 )
 
 func TestEndpoints(t *testing.T) {
@@ -187,6 +188,14 @@ func TestEndpoints(t *testing.T) {
 			mustJSON(t, b, &c)
 			if c.Model != "clf" || c.Score != 0.7 || c.Label == "" || len(c.Labels) < 2 {
 				t.Errorf("classify = %s", b)
+			}
+		}},
+		{"rerank", PathRerank, rerankBody, func(t *testing.T, b []byte) {
+			var r Rerank
+			mustJSON(t, b, &r)
+			if r.Model != "rr" || !strings.HasPrefix(r.ID, "rerank-") || len(r.Results) != 2 || r.Usage.TotalTokens != 4+4+1+3 ||
+				r.Results[0].RelevanceScore < r.Results[1].RelevanceScore || r.Results[0].Index == r.Results[1].Index {
+				t.Errorf("rerank = %s", b)
 			}
 		}},
 	}
