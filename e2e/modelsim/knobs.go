@@ -30,7 +30,8 @@ const (
 	// streams stop halfway without [DONE].
 	FaultTruncate Fault = "truncate"
 	// FaultEmpty answers 200 with nothing in it: empty content for chat and
-	// completions, no data for embeddings, no labels for the classifier.
+	// completions, no data for embeddings, no labels for the classifier, no
+	// results for rerank.
 	FaultEmpty Fault = "empty"
 )
 
