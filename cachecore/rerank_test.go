@@ -213,3 +213,25 @@ func TestRerankAdmission(t *testing.T) {
 		})
 	}
 }
+
+// TestRerankPurge: a rerank entry is purged by replaying its request; a
+// replay the cache could not key is refused, not silently ignored.
+func TestRerankPurge(t *testing.T) {
+	env := newEnv(t, rerankCfg)
+	body := rerankRequestBody("q", "1", "a", "b")
+	req, _ := env.lookup("rerank", alice, body)
+	env.fill(req, jsonCT, `{"results":[{"index":1,"relevance_score":0.5}]}`, 1)
+	if _, d := env.lookup("rerank", alice, body); d != Serve {
+		t.Fatal("not stored")
+	}
+	if _, err := env.cache.Purge([]byte(`{"path":"/v1/rerank","headers":{"authorization":"Bearer sk-alice"},"body":{"model":"rr-1","query":"q","documents":"a"}}`), ""); err == nil {
+		t.Error("a replay with unreadable documents was accepted")
+	}
+	got, err := env.cache.Purge([]byte(`{"path":"/v1/rerank","headers":{"authorization":"Bearer sk-alice"},"body":`+body+`}`), "")
+	if err != nil || got != (PurgeResult{"entry", 1}) {
+		t.Fatalf("Purge = %+v, %v", got, err)
+	}
+	if _, d := env.lookup("rerank", alice, body); d != Forward {
+		t.Fatal("served after purge")
+	}
+}
