@@ -13,8 +13,8 @@
 // switching the model version changes every answer and vector while keeping
 // shapes and dimensions. Tests compute the expected uncached reference with
 // [ChatAnswer], [CompletionAnswer], [EmbeddingAnswer], [EmbeddingVector],
-// [ClassifyAnswer], [RerankAnswer], [RelevanceScore] or, byte for byte, [ExpectedBody], all of which share the
-// code path the HTTP handler uses.
+// [ClassifyAnswer], [RerankAnswer], [RelevanceScore] or, byte for byte,
+// [ExpectedBody], all of which share the code path the HTTP handler uses.
 //
 // What feeds the chat and completion digest: the whole JSON request object
 // after decoding (so key order, whitespace and number spelling do not matter)
