@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -79,6 +80,8 @@ type Canonicalizer struct {
 	scratch []byte
 	members []member
 	keyBuf  []byte
+
+	keyCompares int // work done sorting members (tests bound it)
 
 	captured [4][]byte
 	found    [4]bool
@@ -278,21 +281,40 @@ func (c *Canonicalizer) unquotedKey(start, keyEnd int) []byte {
 	return c.out[start+1 : keyEnd-1]
 }
 
+// insertionSortMax is the largest object sorted by insertion.
+const insertionSortMax = 16
+
 // sortMembers rewrites out[open:] as '{' m1 ',' m2 … '}' with members in key
 // order; members were appended back to back without separators.
 func (c *Canonicalizer) sortMembers(open int, ms []member) error {
 	key := func(m member) []byte { return c.out[m.start:m.keyEnd] }
-	// Insertion sort: objects in requests are small and often nearly sorted.
-	for i := 1; i < len(ms); i++ {
-		for j := i; j > 0; j-- {
-			cmp := bytes.Compare(key(ms[j-1]), key(ms[j]))
-			if cmp == 0 {
+	if len(ms) <= insertionSortMax {
+		// Insertion sort: objects in requests are small and often nearly
+		// sorted.
+		for i := 1; i < len(ms); i++ {
+			for j := i; j > 0; j-- {
+				c.keyCompares++
+				cmp := bytes.Compare(key(ms[j-1]), key(ms[j]))
+				if cmp == 0 {
+					return ErrDuplicateKey
+				}
+				if cmp < 0 {
+					break
+				}
+				ms[j-1], ms[j] = ms[j], ms[j-1]
+			}
+		}
+	} else {
+		// A large object (hostile or not) costs O(n log n), never O(n²).
+		slices.SortFunc(ms, func(a, b member) int {
+			c.keyCompares++
+			return bytes.Compare(key(a), key(b))
+		})
+		for i := 1; i < len(ms); i++ {
+			c.keyCompares++
+			if bytes.Equal(key(ms[i-1]), key(ms[i])) {
 				return ErrDuplicateKey
 			}
-			if cmp < 0 {
-				break
-			}
-			ms[j-1], ms[j] = ms[j], ms[j-1]
 		}
 	}
 	if len(ms) <= 1 {

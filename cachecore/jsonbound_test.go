@@ -326,3 +326,33 @@ func FuzzAssembleStream(f *testing.F) {
 		}
 	})
 }
+
+// An answer with a duplicate member name means two things: gjson (and so
+// every check here) reads the first copy, while many clients' JSON parsers
+// keep the last. Such an answer is never stored, whatever the copies say.
+func TestAdmitBodyRefusesDuplicateMembers(t *testing.T) {
+	tests := []struct {
+		name, body string
+		headers    [][2]string
+	}{
+		{"body: error null then error", chatWith(`,"error":null,"error":{"message":"boom"}`), jsonCT},
+		{"body: content twice", strings.Replace(chatWith(""), `"content":"hi"`, `"content":"hi","content":""`, 1), jsonCT},
+		{"body: finish_reason twice", strings.Replace(chatWith(""), `"finish_reason":"stop"`, `"finish_reason":"stop","finish_reason":"length"`, 1), jsonCT},
+		{"stream: finish_reason twice in a chunk", goodStream(sseEvent(strings.Replace(chatChunk(`{}`, "stop"), `"finish_reason":"stop"`, `"finish_reason":"stop","finish_reason":"length"`, 1))), sseCT},
+		{"stream: content twice in a delta", sseEvent(chatChunk(`{"role":"assistant","content":"Hel","content":""}`, "")) +
+			sseEvent(chatChunk(`{}`, "stop")) + sseEvent("[DONE]"), sseCT},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t, testConfig)
+			body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+			if tc.headers[0][1] == "text/event-stream" {
+				body = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+			}
+			req := env.request("chat", alice, body)
+			if adm := env.cache.AdmitBody(req, tc.headers, []byte(tc.body)); adm.Reason != ReasonDuplicateKey {
+				t.Fatalf("AdmitBody = %q, want %q", adm.Reason, ReasonDuplicateKey)
+			}
+		})
+	}
+}
