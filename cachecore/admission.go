@@ -117,6 +117,8 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 			return Admission{Reason: ReasonErrorPayload}
 		case sum.Malformed:
 			return Admission{Reason: ReasonMalformedJSON}
+		case sum.Unreadable != ReasonNone:
+			return Admission{Reason: sum.Unreadable}
 		case !sum.Done:
 			return Admission{Reason: ReasonTruncated}
 		}
@@ -131,6 +133,9 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	}
 	// Bounded before gjson reads it (jsonbound.go).
 	if reason := checkJSON(body); reason != ReasonNone {
+		return Admission{Reason: reason}
+	}
+	if reason := c.dups.check(body); reason != ReasonNone {
 		return Admission{Reason: reason}
 	}
 	if reportsError(gjson.ParseBytes(body)) {

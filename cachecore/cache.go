@@ -26,7 +26,8 @@ type Cache struct {
 	now    func() time.Time
 	rand   func() uint64
 	canon  Canonicalizer
-	hk     *hashKeys // the process secret's keys, once loaded (secret.go)
+	dups   duplicateMembers // answers' duplicate member names (jsonbound.go)
+	hk     *hashKeys        // the process secret's keys, once loaded (secret.go)
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters

@@ -96,3 +96,27 @@ func reportsError(doc gjson.Result) bool {
 	o := doc.Get("object")
 	return o.Type == gjson.String && o.Str == "error"
 }
+
+// duplicateMembers finds duplicate member names in a checked answer. Such
+// an answer means two things: gjson, and so every check of this package,
+// reads the first copy, while many clients' parsers keep the last (a
+// `"finish_reason":"stop","finish_reason":"length"` would be admitted as
+// complete and replayed to clients that see it truncated). The
+// canonicaliser finds them at any depth with bounded work; its output is
+// thrown away. The zero value is ready; reuse it to reuse its buffers.
+type duplicateMembers struct {
+	canon Canonicalizer
+	out   []byte
+}
+
+// check returns ReasonNone, or why the canonicaliser refused b:
+// ReasonDuplicateKey, or ReasonNumberRange for an absurd exponent it will
+// not read past (so a duplicate cannot hide behind one).
+func (d *duplicateMembers) check(b []byte) Reason {
+	out, err := d.canon.Append(d.out[:0], b, nil)
+	d.out = out[:0]
+	if err == nil {
+		return ReasonNone
+	}
+	return canonReason(err)
+}

@@ -164,13 +164,15 @@ func TestRerankAdmission(t *testing.T) {
 		{"result not an object", three, `{"results":[1,2,3]}`, ReasonRerankResults},
 		{"a document dropped", three, `{"results":[{"index":2,"relevance_score":0.9},{"index":0,"relevance_score":0.5}]}`, ReasonRerankResults},
 		{"more than top_n", topTwo, good3, ReasonRerankResults},
-		{"results twice", three, `{"results":[],` + good3[1:], ReasonRerankResults},
+		// Duplicate members are refused for every kind before the kind's
+		// checks run (jsonbound.go, duplicateMembers).
+		{"results twice", three, `{"results":[],` + good3[1:], ReasonDuplicateKey},
 		{"index out of range", three, strings.Replace(good3, `"index":2`, `"index":3`, 1), ReasonRerankIndex},
 		{"index negative", three, strings.Replace(good3, `"index":2`, `"index":-1`, 1), ReasonRerankIndex},
 		{"index float", three, strings.Replace(good3, `"index":2`, `"index":2.0`, 1), ReasonRerankIndex},
 		{"index string", three, strings.Replace(good3, `"index":2`, `"index":"2"`, 1), ReasonRerankIndex},
 		{"index missing", three, strings.Replace(good3, `"index":2,`, ``, 1), ReasonRerankIndex},
-		{"index twice in a result", three, strings.Replace(good3, `"index":2`, `"index":2,"index":1`, 1), ReasonRerankIndex},
+		{"index twice in a result", three, strings.Replace(good3, `"index":2`, `"index":2,"index":1`, 1), ReasonDuplicateKey},
 		{"duplicate index", three, strings.Replace(good3, `"index":1`, `"index":0`, 1), ReasonRerankIndex},
 		{"score infinite", three, strings.Replace(good3, `0.9`, `1e999`, 1), ReasonRerankScore},
 		{"score negative infinite", three, strings.Replace(good3, `0.9`, `-1e999`, 1), ReasonRerankScore},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -79,6 +80,9 @@ type StreamSummary struct {
 	Done      bool // the terminal [DONE] was seen
 	Malformed bool // a data event was not JSON
 	TooDeep   bool // a data event nested beyond MaxJSONDepth
+	// Unreadable: a data event has a duplicate member name (or an exponent
+	// too large to read past); see duplicateMembers.
+	Unreadable Reason
 	// ErrorEvent: the stream reports an error (an "event: error", or a data
 	// event whose JSON is an error report), wherever it comes.
 	ErrorEvent bool
@@ -105,6 +109,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	var choices []*choice
 	var id, model, object, fingerprint, usage string
+	var dups duplicateMembers
 	for _, ev := range events {
 		if ev.Event == "error" {
 			s.ErrorEvent = true // whatever its data says
@@ -131,6 +136,11 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			continue
 		default:
 			s.Malformed = true
+			continue
+		}
+		// The canonicaliser only reads the event's bytes.
+		if r := dups.check(unsafe.Slice(unsafe.StringData(ev.Data), len(ev.Data))); r != ReasonNone {
+			s.Unreadable = r
 			continue
 		}
 		chunk := gjson.Parse(ev.Data)

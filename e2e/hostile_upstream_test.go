@@ -277,6 +277,10 @@ func hostileAttacks() []attack {
 		{name: "embeddings with an error member", route: "embeddings", script: answer(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.5]}],"model":"sim-embed","error":{"message":"partial"}}`, "content-type", jsonType), reason: "error_payload"},
 		{name: "classify with an error member", route: "classify", script: answer(`{"model":"sim-classify","label":"a","score":0.99,"error":"degraded"}`, "content-type", jsonType), reason: "error_payload"},
 		// Lying content-type.
+		// Duplicate member names: the cache reads the first copy, many clients the last.
+		{name: "body with error null, then an error", script: answer(chatAnswer(`,"error":null,"error":{"message":"boom"}`), "content-type", jsonType), reason: "duplicate_key"},
+		{name: "stream chunk with finish_reason stop, then length", stream: true, script: answer(chatStream(strings.Replace(chunk(`{}`, "stop"), `"finish_reason":"stop"`, `"finish_reason":"stop","finish_reason":"length"`, 1)), "content-type", sseType), reason: "duplicate_key"},
+
 		{name: "text/plain carrying JSON", script: answer(good, "content-type", "text/plain"), reason: "not_json"},
 		{name: "application/json carrying garbage", script: answer("<html>502 Bad Gateway</html>", "content-type", jsonType), reason: "malformed_json"},
 		{name: "event-stream carrying garbage", stream: true, script: answer("data: {not json\n\ndata: [DONE]\n\n", "content-type", sseType), reason: "malformed_json"},
