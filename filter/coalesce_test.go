@@ -500,3 +500,53 @@ func TestRetriesExhaustedForward(t *testing.T) {
 		}
 	}
 }
+
+// A leader whose client goes away before any answer came says nothing about
+// the upstream: its followers take over without counting a failure. With
+// the default on_retries_exhausted "fail", three such aborts in a row used
+// to answer every remaining follower 502 "the upstream failed" although
+// the model never failed (a client — or an attacker sharing the key on a
+// shared route — that leads and hangs up, three times).
+func TestLeaderClientAbortIsNotAnUpstreamFailure(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(2))
+	hs.holdUpstream()
+	exs := startMany(hs, 10, "impatient leaders")
+	aborted := map[*wasmhost.Exchange]bool{}
+	for round := 0; round < 3; round++ {
+		if n := len(hs.h.PendingUpstream()); n != 1 {
+			t.Fatalf("round %d: %d upstream requests in flight, want 1", round, n)
+		}
+		var leader *wasmhost.Exchange
+		for _, ex := range exs {
+			if !aborted[ex] && ex.UpstreamContacted() {
+				leader = ex
+			}
+		}
+		if leader == nil {
+			t.Fatalf("round %d: no leader among the exchanges", round)
+		}
+		leader.Abort()
+		aborted[leader] = true
+		hs.h.Drain()
+	}
+	pending := hs.h.PendingUpstream()
+	if len(pending) != 1 {
+		t.Fatalf("after 3 client aborts: %d upstream requests in flight, want 1 (a follower leads next)", len(pending))
+	}
+	hs.answer(pending[0])
+	hs.h.Drain()
+	for i, ex := range exs {
+		if aborted[ex] {
+			continue
+		}
+		if !ex.Done() {
+			t.Fatalf("exchange %d stuck: %s", i, ex.State())
+		}
+		if r := ex.Response(); r.Status != 200 {
+			t.Fatalf("exchange %d: status %d (%s), want the model's answer", i, r.Status, hdr(r, "cache-status"))
+		}
+	}
+	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
+		t.Fatalf("requests.leader_failed = %d, want 0", got)
+	}
+}
