@@ -250,22 +250,24 @@ func (s *stream) wake(o cachecore.Outcome, status int) {
 			s.serve()
 			return
 		}
-		s.failures++
-		if c.StaleIfError(s.req) {
-			s.stopWaiting()
-			s.req.Status = cachecore.StatusStaleIfError
-			s.serve()
-			return
-		}
-		switch c.AfterLeaderFailure(s.req, s.failures) {
-		case cachecore.StepFail:
-			s.rs.event(evRetriesExhausted)
-			s.leaderFailed(status)
-			return
-		case cachecore.StepForward:
-			s.rs.event(evRetriesExhausted)
-			s.resumeUpstream()
-			return
+		if o != cachecore.OutcomeAbandoned { // a client abort is no upstream failure
+			s.failures++
+			if c.StaleIfError(s.req) {
+				s.stopWaiting()
+				s.req.Status = cachecore.StatusStaleIfError
+				s.serve()
+				return
+			}
+			switch c.AfterLeaderFailure(s.req, s.failures) {
+			case cachecore.StepFail:
+				s.rs.event(evRetriesExhausted)
+				s.leaderFailed(status)
+				return
+			case cachecore.StepForward:
+				s.rs.event(evRetriesExhausted)
+				s.resumeUpstream()
+				return
+			}
 		}
 		switch c.Join(s.req, s.p.vmID, s.id) {
 		case cachecore.RoleFollower:
@@ -748,6 +750,12 @@ func (s *stream) OnHttpStreamDone() {
 	switch s.phase {
 	case phaseFollowing:
 		s.stopWaiting()
+	case phaseForwarded:
+		// No answer reached the filter: the client went away (an upstream
+		// failure before the answer comes as a local reply through
+		// OnHttpResponseHeaders). The followers learn nothing about the
+		// upstream from it.
+		s.finishLead(cachecore.OutcomeAbandoned)
 	case phaseBuffering, phaseStreaming:
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored.
