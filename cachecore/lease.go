@@ -35,8 +35,8 @@ import (
 //     waiting. A follower sits through at most coalesce.max_retries such
 //     failures; then, by default, it is answered with the failure
 //     (coalesce.on_retries_exhausted: "fail") instead of going upstream
-//     itself ("forward"). A leader whose client left before any answer came
-//     (OutcomeAbandoned) is not such a failure: a follower just leads next.
+//     itself ("forward"). A leader whose client hung up (OutcomeAbandoned)
+//     is not such a failure: a follower just leads next.
 //   - Leader's answer may not be stored for a lasting reason (no-store,
 //     private, too large, not JSON, 4xx, low confidence, finish_reason): the
 //     lease becomes "hit-for-miss" for coalesce.hit_for_miss, all followers go

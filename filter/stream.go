@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/modelcache/modelcache/cachecore"
@@ -751,18 +752,32 @@ func (s *stream) OnHttpStreamDone() {
 	case phaseFollowing:
 		s.stopWaiting()
 	case phaseForwarded:
-		// No answer reached the filter: the client went away (an upstream
-		// failure before the answer comes as a local reply through
-		// OnHttpResponseHeaders). The followers learn nothing about the
+		// No answer reached the filter (an upstream failure before the
+		// answer comes as a local reply through OnHttpResponseHeaders). If
+		// the client went away, the followers learn nothing about the
 		// upstream from it.
-		s.finishLead(cachecore.OutcomeAbandoned)
+		if clientLeft() {
+			s.finishLead(cachecore.OutcomeAbandoned)
+		}
 	case phaseBuffering, phaseStreaming:
 		// Cut by an upstream reset, a timeout or the client going away:
-		// never stored.
+		// never stored. Only the first two are upstream failures.
 		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
 		s.recording = nil
+		if clientLeft() {
+			s.finishLead(cachecore.OutcomeAbandoned)
+		}
 	}
 	s.finishLead(cachecore.OutcomeFailed) // no-op unless still leading
+}
+
+// clientLeft reports whether Envoy ended the stream because the client
+// went away: response code details "downstream_remote_disconnect" (Envoy
+// 1.40, measured; an upstream reset mid-answer says
+// "upstream_reset_after_response_started{…}" instead).
+func clientLeft() bool {
+	d, err := proxywasm.GetProperty([]string{"response", "code_details"})
+	return err == nil && strings.HasPrefix(string(d), "downstream_")
 }
 
 func (s *stream) handlePurge(body []byte) {
