@@ -18,9 +18,14 @@ const (
 	// OutcomeUncacheable: the answer may never be stored (for a while): every
 	// follower goes upstream, and the key skips coalescing (hit-for-miss).
 	OutcomeUncacheable
+	// OutcomeAbandoned: the leader's client went away (before or during
+	// the answer), which says nothing about the upstream: a follower leads
+	// next, and it is not counted among the leader failures a follower
+	// sits through (coalesce.max_retries).
+	OutcomeAbandoned
 )
 
-var outcomeNames = [...]string{"stored", "failed", "uncacheable"}
+var outcomeNames = [...]string{"stored", "failed", "uncacheable", "abandoned"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 

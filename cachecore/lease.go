@@ -30,12 +30,13 @@ import (
 //     (Cache-Status "collapsed"). If the entry is not there after all
 //     (evicted at once, model version moved on), that counts as a failure.
 //   - Leader failed for a reason that may pass (5xx, 429, reset, timeout,
-//     truncated or invalid output, client abort): the answer is never handed
-//     to followers; one of them wins the lease and leads next, the others keep
+//     truncated or invalid output): the answer is never handed to
+//     followers; one of them wins the lease and leads next, the others keep
 //     waiting. A follower sits through at most coalesce.max_retries such
 //     failures; then, by default, it is answered with the failure
 //     (coalesce.on_retries_exhausted: "fail") instead of going upstream
-//     itself ("forward").
+//     itself ("forward"). A leader whose client hung up (OutcomeAbandoned)
+//     is not such a failure: a follower just leads next.
 //   - Leader's answer may not be stored for a lasting reason (no-store,
 //     private, too large, not JSON, 4xx, low confidence, finish_reason): the
 //     lease becomes "hit-for-miss" for coalesce.hit_for_miss, all followers go

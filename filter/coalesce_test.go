@@ -500,3 +500,124 @@ func TestRetriesExhaustedForward(t *testing.T) {
 		}
 	}
 }
+
+// A leader whose client goes away before any answer came says nothing about
+// the upstream: its followers take over without counting a failure. With
+// the default on_retries_exhausted "fail", three such aborts in a row used
+// to answer every remaining follower 502 "the upstream failed" although
+// the model never failed (a client — or an attacker sharing the key on a
+// shared route — that leads and hangs up, three times).
+func TestLeaderClientAbortIsNotAnUpstreamFailure(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(2))
+	hs.holdUpstream()
+	exs := startMany(hs, 10, "impatient leaders")
+	aborted := map[*wasmhost.Exchange]bool{}
+	for round := 0; round < 3; round++ {
+		if n := len(hs.h.PendingUpstream()); n != 1 {
+			t.Fatalf("round %d: %d upstream requests in flight, want 1", round, n)
+		}
+		var leader *wasmhost.Exchange
+		for _, ex := range exs {
+			if !aborted[ex] && ex.UpstreamContacted() {
+				leader = ex
+			}
+		}
+		if leader == nil {
+			t.Fatalf("round %d: no leader among the exchanges", round)
+		}
+		leader.Abort()
+		aborted[leader] = true
+		hs.h.Drain()
+	}
+	pending := hs.h.PendingUpstream()
+	if len(pending) != 1 {
+		t.Fatalf("after 3 client aborts: %d upstream requests in flight, want 1 (a follower leads next)", len(pending))
+	}
+	hs.answer(pending[0])
+	hs.h.Drain()
+	for i, ex := range exs {
+		if aborted[ex] {
+			continue
+		}
+		if !ex.Done() {
+			t.Fatalf("exchange %d stuck: %s", i, ex.State())
+		}
+		if r := ex.Response(); r.Status != 200 {
+			t.Fatalf("exchange %d: status %d (%s), want the model's answer", i, r.Status, hdr(r, "cache-status"))
+		}
+	}
+	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
+		t.Fatalf("requests.leader_failed = %d, want 0", got)
+	}
+}
+
+// The same for a streamed answer: a leader's client that stops reading
+// mid-stream (a chat UI's stop button) leaves, it does not fail; an
+// upstream that resets mid-stream does fail, and is counted.
+func TestStreamingLeaderAbortVersusUpstreamReset(t *testing.T) {
+	streamReq := func() wasmhost.Request {
+		req := chatRequest("")
+		req.Body = []byte(streamBody("stopped by the user"))
+		return req
+	}
+	sseHead := [][2]string{{"content-type", "text/event-stream"}}
+	firstChunk := []byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n")
+	for _, tc := range []struct {
+		name        string
+		cut         func(leader *wasmhost.Exchange, u *wasmhost.UpstreamRequest)
+		wantFailed  bool // the followers end with the failure
+		wantPending int  // upstream calls in flight after 3 cuts
+	}{
+		{"client abort", func(leader *wasmhost.Exchange, _ *wasmhost.UpstreamRequest) { leader.Abort() }, false, 1},
+		{"upstream reset", func(_ *wasmhost.Exchange, u *wasmhost.UpstreamRequest) { u.Reset() }, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, coalesceConfig, withWorkers(2))
+			hs.holdUpstream()
+			var exs []*wasmhost.Exchange
+			for i := 0; i < 10; i++ {
+				exs = append(exs, hs.h.StartExchange(i%2, streamReq()))
+			}
+			hs.h.Drain()
+			cut := map[*wasmhost.Exchange]bool{}
+			for round := 0; round < 3; round++ {
+				pending := hs.h.PendingUpstream()
+				if len(pending) != 1 {
+					t.Fatalf("round %d: %d upstream requests in flight, want 1", round, len(pending))
+				}
+				var leader *wasmhost.Exchange
+				for _, ex := range exs {
+					if !cut[ex] && ex.UpstreamContacted() && !ex.Done() {
+						leader = ex
+					}
+				}
+				pending[0].RespondHeaders(200, sseHead, false)
+				pending[0].SendChunk(firstChunk, false)
+				hs.h.Drain()
+				tc.cut(leader, pending[0])
+				cut[leader] = true
+				hs.h.Drain()
+			}
+			if n := len(hs.h.PendingUpstream()); n != tc.wantPending {
+				t.Fatalf("after 3 cut streams: %d upstream requests in flight, want %d", n, tc.wantPending)
+			}
+			if tc.wantPending == 1 {
+				hs.answer(hs.h.PendingUpstream()[0])
+				hs.h.Drain()
+			}
+			for i, ex := range exs {
+				if cut[ex] {
+					continue
+				}
+				if !ex.Done() {
+					t.Fatalf("exchange %d stuck: %s", i, ex.State())
+				}
+				r := ex.Response()
+				failed := strings.Contains(hdr(r, "cache-status"), "detail=leader-failed")
+				if failed != tc.wantFailed || !failed && r.Status != 200 {
+					t.Fatalf("exchange %d: status %d, Cache-Status %q", i, r.Status, hdr(r, "cache-status"))
+				}
+			}
+		})
+	}
+}

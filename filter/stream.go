@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/modelcache/modelcache/cachecore"
@@ -250,22 +251,24 @@ func (s *stream) wake(o cachecore.Outcome, status int) {
 			s.serve()
 			return
 		}
-		s.failures++
-		if c.StaleIfError(s.req) {
-			s.stopWaiting()
-			s.req.Status = cachecore.StatusStaleIfError
-			s.serve()
-			return
-		}
-		switch c.AfterLeaderFailure(s.req, s.failures) {
-		case cachecore.StepFail:
-			s.rs.event(evRetriesExhausted)
-			s.leaderFailed(status)
-			return
-		case cachecore.StepForward:
-			s.rs.event(evRetriesExhausted)
-			s.resumeUpstream()
-			return
+		if o != cachecore.OutcomeAbandoned { // a client abort is no upstream failure
+			s.failures++
+			if c.StaleIfError(s.req) {
+				s.stopWaiting()
+				s.req.Status = cachecore.StatusStaleIfError
+				s.serve()
+				return
+			}
+			switch c.AfterLeaderFailure(s.req, s.failures) {
+			case cachecore.StepFail:
+				s.rs.event(evRetriesExhausted)
+				s.leaderFailed(status)
+				return
+			case cachecore.StepForward:
+				s.rs.event(evRetriesExhausted)
+				s.resumeUpstream()
+				return
+			}
 		}
 		switch c.Join(s.req, s.p.vmID, s.id) {
 		case cachecore.RoleFollower:
@@ -748,13 +751,33 @@ func (s *stream) OnHttpStreamDone() {
 	switch s.phase {
 	case phaseFollowing:
 		s.stopWaiting()
+	case phaseForwarded:
+		// No answer reached the filter (an upstream failure before the
+		// answer comes as a local reply through OnHttpResponseHeaders). If
+		// the client went away, the followers learn nothing about the
+		// upstream from it.
+		if clientLeft() {
+			s.finishLead(cachecore.OutcomeAbandoned)
+		}
 	case phaseBuffering, phaseStreaming:
 		// Cut by an upstream reset, a timeout or the client going away:
-		// never stored.
+		// never stored. Only the first two are upstream failures.
 		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
 		s.recording = nil
+		if clientLeft() {
+			s.finishLead(cachecore.OutcomeAbandoned)
+		}
 	}
 	s.finishLead(cachecore.OutcomeFailed) // no-op unless still leading
+}
+
+// clientLeft reports whether Envoy ended the stream because the client
+// went away: response code details "downstream_remote_disconnect" (Envoy
+// 1.40, measured; an upstream reset mid-answer says
+// "upstream_reset_after_response_started{…}" instead).
+func clientLeft() bool {
+	d, err := proxywasm.GetProperty([]string{"response", "code_details"})
+	return err == nil && strings.HasPrefix(string(d), "downstream_")
 }
 
 func (s *stream) handlePurge(body []byte) {

@@ -285,10 +285,13 @@ func (ex *Exchange) SendTrailers(trailers [][2]string) {
 }
 
 // Abort is the client going away: the upstream request is cancelled and
-// the plugin sees proxy_on_log, proxy_on_done, proxy_on_delete.
+// the plugin sees proxy_on_log, proxy_on_done, proxy_on_delete, with
+// response code details "downstream_remote_disconnect" (as Envoy 1.40
+// reports an HTTP/1.1 client closing its connection mid-response).
 func (ex *Exchange) Abort() {
 	ex.h.do(ex.worker, func(v *vm) {
 		if !ex.s.completed {
+			ex.s.setDetails("downstream_remote_disconnect")
 			ex.s.resetStream()
 		}
 	})
