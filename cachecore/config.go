@@ -115,6 +115,10 @@ type Shadow struct {
 	MaxDivergence float64 // divergence rate that invalidates
 	MinSamples    int
 	Window        time.Duration
+	// MinTenants is how many distinct tenants' hits must have diverged in
+	// the window before a tenant route's model is invalidated (1 or 2):
+	// with 2, no single tenant can invalidate everyone's entries.
+	MinTenants int
 }
 
 var compareModes = map[string]bool{"text": true, "exact": true, "numeric": true, "label": true, "cosine": true}
@@ -122,7 +126,7 @@ var compareModes = map[string]bool{"text": true, "exact": true, "numeric": true,
 // shadowDefaults picks the comparator a kind's answers are compared with.
 func shadowDefaults(k Kind) Shadow {
 	spec := k.spec()
-	return Shadow{Sample: 0.01, MaxConcurrent: 2, MaxDivergence: 0.2, MinSamples: 10, Window: 10 * time.Minute,
+	return Shadow{Sample: 0.01, MaxConcurrent: 2, MaxDivergence: 0.2, MinSamples: 10, Window: 10 * time.Minute, MinTenants: 2,
 		Tolerance: 1e-6, MinCosine: 0.999, Compare: spec.shadowCompare, Paths: cloneStrings(spec.shadowPaths)}
 }
 
@@ -646,6 +650,8 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				sh.MinSamples = p.intRange(sub, val, 1, 1<<30)
 			case "window":
 				sh.Window = p.duration(sub, val, time.Second, 30*24*time.Hour)
+			case "min_tenants":
+				sh.MinTenants = p.intRange(sub, val, 1, 2)
 			default:
 				return false
 			}

@@ -383,6 +383,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "purge path relative", cfg: `{"purge":{"path":"_purge","token":"0123456789abcdef"},` + minimalChat[1:], want: []string{"purge.path: must be an absolute path"}},
 		{name: "purge token without path", cfg: `{"purge":{"token":"0123456789abcdef"},` + minimalChat[1:], want: []string{"purge.path: must be an absolute path"}},
 		{name: "stale_while_revalidate without upstream_cluster", cfg: oneRoute(`,"stale_while_revalidate":"30s"`), want: []string{"routes[0]: stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster"}},
+		{name: "shadow min_tenants out of range", cfg: `{"upstream_cluster":"u","routes":[{"name":"r","kind":"chat","path_prefix":"/v1","shadow":{"min_tenants":3}}]}`, want: []string{"routes[0].shadow.min_tenants"}},
 		{name: "early_refresh without upstream_cluster", cfg: oneRoute(`,"early_refresh":{"enabled":true}`), want: []string{"routes[0]: stale_while_revalidate, early_refresh and shadow", "set upstream_cluster"}},
 		{name: "early_refresh beta out of range", cfg: `{"upstream_cluster":"m",` + oneRoute(`,"early_refresh":{"enabled":true,"beta":0}`)[1:], want: []string{"routes[0].early_refresh.beta: must be between 0.01 and 100, got 0"}},
 		{name: "coalesce max_wait too short", cfg: oneRoute(`,"coalesce":{"max_wait":"1ms"}`), want: []string{"routes[0].coalesce.max_wait: must be between 10ms and 10m0s, got 1ms"}},

@@ -47,6 +47,10 @@ type modelRecord struct {
 	divStart int64
 	samples  uint32
 	diverged uint32
+	// divTenant is the tenant tag of the window's first divergent sample;
+	// divOthers counts divergent samples of other tenants (shadow.min_tenants).
+	divTenant uint64
+	divOthers uint32
 }
 
 // versionIDLen is the size of a version's identity: the first 16 bytes of
@@ -91,10 +95,10 @@ func modelKey(id uint64) string {
 	return "mc:m:" + strconv.FormatUint(id%modelSlots, 10)
 }
 
-// Model records, little-endian: "MV" 1 count, then per record
-// id(8) gen(8) until(8) divStart(8) samples(4) diverged(4) version(16).
-// A slot in any other shape reads as empty.
-const modelRecordLen = 56
+// Model records, little-endian: "MV" 2 count, then per record
+// id(8) gen(8) until(8) divStart(8) samples(4) diverged(4) version(16)
+// divTenant(8) divOthers(4). A slot in any other shape reads as empty.
+const modelRecordLen = 68
 
 func decodeModels(raw []byte) []modelRecord {
 	n, ok := modelCount(raw)
@@ -110,7 +114,7 @@ func decodeModels(raw []byte) []modelRecord {
 
 // modelCount validates a slot's shape and returns its record count.
 func modelCount(raw []byte) (int, bool) {
-	if len(raw) < 4 || raw[0] != 'M' || raw[1] != 'V' || raw[2] != 1 {
+	if len(raw) < 4 || raw[0] != 'M' || raw[1] != 'V' || raw[2] != 2 {
 		return 0, false
 	}
 	n := int(raw[3])
@@ -131,12 +135,14 @@ func decodeModel(r []byte) modelRecord {
 		diverged: le.Uint32(r[36:]),
 	}
 	copy(m.version[:], r[40:56])
+	m.divTenant = le.Uint64(r[56:])
+	m.divOthers = le.Uint32(r[64:])
 	return m
 }
 
 func encodeModels(recs []modelRecord) []byte {
 	b := make([]byte, 0, 4+len(recs)*modelRecordLen)
-	b = append(b, 'M', 'V', 1, byte(len(recs)))
+	b = append(b, 'M', 'V', 2, byte(len(recs)))
 	le := binary.LittleEndian
 	for _, r := range recs {
 		b = le.AppendUint64(b, r.id)
@@ -146,6 +152,8 @@ func encodeModels(recs []modelRecord) []byte {
 		b = le.AppendUint32(b, r.samples)
 		b = le.AppendUint32(b, r.diverged)
 		b = append(b, r.version[:]...)
+		b = le.AppendUint64(b, r.divTenant)
+		b = le.AppendUint32(b, r.divOthers)
 	}
 	return b
 }

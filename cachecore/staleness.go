@@ -367,7 +367,10 @@ func decodeVector(v gjson.Result, encoding string) []float64 {
 
 // ShadowResult is what one comparison did to its namespace.
 type ShadowResult struct {
-	Invalidated       bool
+	Invalidated bool
+	// HeldForTenants: the divergence rate was exceeded, but all divergent
+	// samples came from one tenant (shadow.min_tenants): not invalidated.
+	HeldForTenants    bool
 	Samples, Diverged uint32 // in the window, at the time of the decision
 }
 
@@ -382,16 +385,29 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 	_, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord) bool {
 		res = ShadowResult{}
 		if now-r.divStart > sh.Window.Milliseconds() {
-			r.divStart, r.samples, r.diverged = now, 0, 0
+			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0
 		}
 		r.samples++
 		if diverged {
+			if tag := req.tenantTag(); r.diverged == 0 {
+				r.divTenant = tag
+			} else if tag != r.divTenant {
+				r.divOthers++
+			}
 			r.diverged++
 		}
 		res.Samples, res.Diverged = r.samples, r.diverged
+		// One tenant's divergent samples alone never invalidate a model
+		// for every tenant (it could make its own hits diverge on purpose):
+		// with min_tenants 2 a second tenant must see divergence too.
+		tenantsAgree := sh.MinTenants <= 1 || req.Route.Shared || r.divOthers > 0
 		if r.samples >= uint32(sh.MinSamples) && float64(r.diverged)/float64(r.samples) > sh.MaxDivergence {
+			if !tenantsAgree {
+				res.HeldForTenants = true
+				return true
+			}
 			r.gen = c.newGeneration()
-			r.divStart, r.samples, r.diverged = now, 0, 0
+			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0
 			res.Invalidated = true
 		}
 		return true

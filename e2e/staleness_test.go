@@ -15,7 +15,7 @@ import (
 
 func TestShadowDivergenceInvalidates(t *testing.T) {
 	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
-	  "shadow":{"sample":1.0,"max_concurrent":8,"min_samples":5,"max_divergence":0.5,"window":"10m"}}]}`
+	  "shadow":{"sample":1.0,"max_concurrent":8,"min_samples":5,"max_divergence":0.5,"window":"10m","min_tenants":1}}]}`
 	e := startEnvoy(t, envoyOpts{Config: cfg})
 	url := e.URL + "/v1/chat/completions"
 	const keys = 12
@@ -61,7 +61,7 @@ func TestShadowDivergenceInvalidates(t *testing.T) {
 
 func TestShadowQuietWhenAnswersHold(t *testing.T) {
 	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
-	  "shadow":{"sample":1.0,"max_concurrent":8,"min_samples":5,"max_divergence":0.2}}]}`
+	  "shadow":{"sample":1.0,"max_concurrent":8,"min_samples":5,"max_divergence":0.2,"min_tenants":1}}]}`
 	e := startEnvoy(t, envoyOpts{Config: cfg})
 	url := e.URL + "/v1/chat/completions"
 	for k := 0; k < 10; k++ {

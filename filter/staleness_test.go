@@ -16,7 +16,7 @@ const shadowConfig = `{
   "upstream_cluster": "model",
   "routes": [
     {"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "1h",
-     "shadow": {"sample": 1.0, "max_concurrent": 4, "min_samples": 5, "max_divergence": 0.5, "window": "10m"}}
+     "shadow": {"sample": 1.0, "max_concurrent": 4, "min_samples": 5, "max_divergence": 0.5, "window": "10m", "min_tenants": 1}}
   ]
 }`
 
