@@ -37,7 +37,7 @@ test: build envoy test-unit test-wasm validate test-e2e ## everything: unit (rac
 	@echo "make test: all passed"
 
 test-unit: ## native unit tests with the race detector (fuzz seed corpora included)
-	$(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./e2e/modelsim/... ./e2e/cmd/...
+	$(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./internal/... ./e2e/modelsim/... ./e2e/cmd/...
 
 test-wasm: ## the filter's tests against the compiled module under wazero
 	$(GO) test -race -count=1 ./filter/

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 const purgeToken = "0123456789abcdef-token"
@@ -826,53 +828,36 @@ func TestModelTableHammer(t *testing.T) {
 	cfg := mustParse(t, testConfig)
 	store := NewMemStore()
 	models := []string{"a", "b", "c"}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := New(cfg, Options{Store: store, Rand: seededRand(uint64(1000 + w))})
-			r := seededRand(uint64(w))
-			<-start
-			for i := 0; i < ops; i++ {
-				m := models[r()%uint64(len(models))]
-				if r()%2 == 0 {
-					_, _, err := c.ObserveVersion("versioned", m, "v"+strconv.Itoa(int(r()%3)), 0)
-					if err != nil && !errors.Is(err, ErrContention) {
-						errs <- err
-						return
-					}
-					continue
+	hammer.Run(t, workers, func(w int) error {
+		c := New(cfg, Options{Store: store, Rand: seededRand(uint64(1000 + w))})
+		r := seededRand(uint64(w))
+		for i := 0; i < ops; i++ {
+			m := models[r()%uint64(len(models))]
+			if r()%2 == 0 {
+				_, _, err := c.ObserveVersion("versioned", m, "v"+strconv.Itoa(int(r()%3)), 0)
+				if err != nil && !errors.Is(err, ErrContention) {
+					return err
 				}
-				before, err := c.loadModel("versioned", m)
-				if err != nil {
-					errs <- err
-					return
-				}
-				err = c.PurgeModel("versioned", m)
-				if errors.Is(err, ErrContention) {
-					continue
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				after, _ := c.loadModel("versioned", m)
-				if !after.Found || after.Gen == before.Gen {
-					errs <- fmt.Errorf("worker %d: purge of %s lost: gen %x before and after", w, m, before.Gen)
-					return
-				}
+				continue
 			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			before, err := c.loadModel("versioned", m)
+			if err != nil {
+				return err
+			}
+			err = c.PurgeModel("versioned", m)
+			if errors.Is(err, ErrContention) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			after, _ := c.loadModel("versioned", m)
+			if !after.Found || after.Gen == before.Gen {
+				return fmt.Errorf("worker %d: purge of %s lost: gen %x before and after", w, m, before.Gen)
+			}
+		}
+		return nil
+	})
 	for slot := 0; slot < modelSlots; slot++ {
 		raw, _, err := store.Get("mc:m:" + strconv.Itoa(slot))
 		if errors.Is(err, ErrNotFound) {
@@ -1446,20 +1431,7 @@ func TestCacheHammer(t *testing.T) {
 		return []byte(chatResponse("tenant " + strconv.Itoa(tn) + " asked " + prompt))
 	}
 	run := func(fn func(w int, c *Cache) error) []error {
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		errs := make([]error, workers)
-		for w, c := range caches {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				errs[w] = fn(w, c)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		return errs
+		return hammer.Go(workers, func(w int) error { return fn(w, caches[w]) })
 	}
 	store1 := func(c *Cache, tn int, model, prompt string) error {
 		req := c.Begin(route, "POST", "/v1/chat/completions", tenant(tn))

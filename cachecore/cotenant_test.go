@@ -3,9 +3,10 @@ package cachecore
 import (
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // Hostile co-tenants and the model table (issue 13, item 3).
@@ -173,18 +174,13 @@ func TestProcessSecretShared(t *testing.T) {
 	store := NewMemStore()
 	const vms = 8
 	caches := make([]*Cache, vms)
-	var wg sync.WaitGroup
 	for i := range caches {
 		caches[i] = New(cfg, Options{Store: store, Rand: seededRand(uint64(100 + i))})
-		wg.Add(1)
-		go func(c *Cache) {
-			defer wg.Done()
-			if _, err := c.keys(); err != nil {
-				t.Error(err)
-			}
-		}(caches[i])
 	}
-	wg.Wait()
+	hammer.Run(t, vms, func(i int) error {
+		_, err := caches[i].keys()
+		return err
+	})
 	for i, c := range caches {
 		if *c.hk != *caches[0].hk {
 			t.Fatalf("VM %d hashes with another secret", i)

@@ -7,9 +7,10 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 const leaseTestConfig = `{"store":{"lease_slots":64},"routes":[{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions",
@@ -202,64 +203,47 @@ func TestLeaseHammer(t *testing.T) {
 	clock.Store(1_000_000)
 	var leaders [keys]atomic.Int32
 	var led, collided, marked atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, vms)
-	for v := 0; v < vms; v++ {
-		wg.Add(1)
-		go func(v int) {
-			defer wg.Done()
-			lt := NewLeaseTable(store, 1)
-			r := rand.New(rand.NewPCG(uint64(v), 42))
-			<-start
-			for i := 0; i < rounds; i++ {
-				k := r.IntN(keys)
-				fp, tenant := uint64(1000+k), uint64(1+k%tenants)
-				now := clock.Add(int64(r.IntN(3)))
-				// Held leases never expire during the test: a second
-				// leader could only come from a broken acquire.
-				role, err := lt.Acquire(fp, tenant, uint64(v+1), uint32(i+1), now, now+1<<40, r.IntN(2) == 0)
-				if err != nil && !errors.Is(err, ErrContention) {
-					errs <- err
-					return
-				}
-				switch role {
-				case RoleCollision:
-					collided.Add(1)
-					continue
-				case RoleLeader:
-				default:
-					continue
-				}
-				led.Add(1)
-				if n := leaders[k].Add(1); n != 1 {
-					errs <- fmt.Errorf("key %d has %d leaders", k, n)
-					return
-				}
-				runtime.Gosched()
-				if l, err := lt.Peek(fp); err == nil && (l.State != LeaseHeld || l.Owner != uint64(v+1) || l.Stream != uint32(i+1)) {
-					errs <- fmt.Errorf("key %d: the lease was taken from its live leader: %+v", k, l)
-					return
-				}
-				leaders[k].Add(-1)
-				var hfm int64
-				if r.IntN(3) == 0 {
-					hfm = now + int64(1+r.IntN(200))
-					marked.Add(1)
-				}
-				if _, err := lt.Release(fp, uint64(v+1), uint32(i+1), now, hfm); err != nil {
-					errs <- err
-					return
-				}
+	hammer.Run(t, vms, func(v int) error {
+		lt := NewLeaseTable(store, 1)
+		r := rand.New(rand.NewPCG(uint64(v), 42))
+		for i := 0; i < rounds; i++ {
+			k := r.IntN(keys)
+			fp, tenant := uint64(1000+k), uint64(1+k%tenants)
+			now := clock.Add(int64(r.IntN(3)))
+			// Held leases never expire during the test: a second
+			// leader could only come from a broken acquire.
+			role, err := lt.Acquire(fp, tenant, uint64(v+1), uint32(i+1), now, now+1<<40, r.IntN(2) == 0)
+			if err != nil && !errors.Is(err, ErrContention) {
+				return err
 			}
-		}(v)
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			switch role {
+			case RoleCollision:
+				collided.Add(1)
+				continue
+			case RoleLeader:
+			default:
+				continue
+			}
+			led.Add(1)
+			if n := leaders[k].Add(1); n != 1 {
+				return fmt.Errorf("key %d has %d leaders", k, n)
+			}
+			runtime.Gosched()
+			if l, err := lt.Peek(fp); err == nil && (l.State != LeaseHeld || l.Owner != uint64(v+1) || l.Stream != uint32(i+1)) {
+				return fmt.Errorf("key %d: the lease was taken from its live leader: %+v", k, l)
+			}
+			leaders[k].Add(-1)
+			var hfm int64
+			if r.IntN(3) == 0 {
+				hfm = now + int64(1+r.IntN(200))
+				marked.Add(1)
+			}
+			if _, err := lt.Release(fp, uint64(v+1), uint32(i+1), now, hfm); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	t.Logf("%d leads, %d marks, %d collisions", led.Load(), marked.Load(), collided.Load())
 	if led.Load() == 0 || marked.Load() == 0 || collided.Load() == 0 {
 		t.Fatal("the hammer did not exercise leading, marking and full slots")

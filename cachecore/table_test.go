@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // Fingerprint is a test fingerprint of a key (the cache's own is keyed by
@@ -523,8 +525,6 @@ func TestTableHammer(t *testing.T) {
 	}
 	mem := NewMemStore()
 	store := &countingStore{Store: mem}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
 	var hits, misses, contention int
@@ -535,72 +535,66 @@ func TestTableHammer(t *testing.T) {
 			failures = append(failures, fmt.Sprintf(format, args...))
 		}
 	}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tb := NewTable(store, buckets, ways)
-			r := rand.New(rand.NewPCG(uint64(w), 99))
-			var h, m, c int
-			<-start
-			for i := 0; i < rounds; i++ {
-				now := int64(10_000 + i)
-				key := "key-" + strconv.Itoa(r.IntN(keys))
-				fp := Fingerprint([]byte(key))
-				switch op := r.IntN(100); {
-				case op == 0: // an administrator's purge-all
-					if _, err := tb.Clear(); err != nil && !errors.Is(err, ErrCasMismatch) {
-						fail("worker %d: Clear: %v", w, err)
-						return
-					}
-					continue
-				case op < 10: // a purge of one entry
-					if _, err := tb.Remove(fp, []byte(key)); err != nil && !errors.Is(err, ErrContention) {
-						fail("worker %d: Remove: %v", w, err)
-						return
-					}
-					continue
-				case op < 55:
-					body := key + "|w" + strconv.Itoa(w) + "|r" + strconv.Itoa(i)
-					stale := now + int64(r.IntN(40)) // some entries die quickly
-					_, err := tb.Insert(fp, 0, stale, tableEntry(key, body, now, stale, stale), now)
-					if errors.Is(err, ErrContention) {
-						c++
-					} else if err != nil {
-						fail("worker %d: Insert: %v", w, err)
-						return
-					}
-					continue
+	hammer.Run(t, workers, func(w int) error {
+		tb := NewTable(store, buckets, ways)
+		r := rand.New(rand.NewPCG(uint64(w), 99))
+		var h, m, c int
+		for i := 0; i < rounds; i++ {
+			now := int64(10_000 + i)
+			key := "key-" + strconv.Itoa(r.IntN(keys))
+			fp := Fingerprint([]byte(key))
+			switch op := r.IntN(100); {
+			case op == 0: // an administrator's purge-all
+				if _, err := tb.Clear(); err != nil && !errors.Is(err, ErrCasMismatch) {
+					fail("worker %d: Clear: %v", w, err)
+					return nil
 				}
-				e, err := tb.Lookup(fp, []byte(key), now)
-				switch {
-				case err != nil:
-					fail("worker %d: Lookup: %v", w, err)
-					return
-				case e == nil:
-					m++
-				case string(e.Key) != key:
-					fail("worker %d: asked for %s, got the entry of %s", w, key, e.Key)
-				case !bytes.HasPrefix(e.Body, []byte(key+"|")):
-					fail("worker %d: %s served the body %q", w, key, e.Body)
-				case e.StaleUntil <= now:
-					fail("worker %d: dead entry served (staleUntil %d, now %d)", w, e.StaleUntil, now)
-				default:
-					h++
+				continue
+			case op < 10: // a purge of one entry
+				if _, err := tb.Remove(fp, []byte(key)); err != nil && !errors.Is(err, ErrContention) {
+					fail("worker %d: Remove: %v", w, err)
+					return nil
 				}
-				if i%100 == 0 {
-					if n, err := tb.Occupied(); err != nil || n > buckets*ways {
-						fail("worker %d: Occupied = %d, %v", w, n, err)
-					}
+				continue
+			case op < 55:
+				body := key + "|w" + strconv.Itoa(w) + "|r" + strconv.Itoa(i)
+				stale := now + int64(r.IntN(40)) // some entries die quickly
+				_, err := tb.Insert(fp, 0, stale, tableEntry(key, body, now, stale, stale), now)
+				if errors.Is(err, ErrContention) {
+					c++
+				} else if err != nil {
+					fail("worker %d: Insert: %v", w, err)
+					return nil
+				}
+				continue
+			}
+			e, err := tb.Lookup(fp, []byte(key), now)
+			switch {
+			case err != nil:
+				fail("worker %d: Lookup: %v", w, err)
+				return nil
+			case e == nil:
+				m++
+			case string(e.Key) != key:
+				fail("worker %d: asked for %s, got the entry of %s", w, key, e.Key)
+			case !bytes.HasPrefix(e.Body, []byte(key+"|")):
+				fail("worker %d: %s served the body %q", w, key, e.Body)
+			case e.StaleUntil <= now:
+				fail("worker %d: dead entry served (staleUntil %d, now %d)", w, e.StaleUntil, now)
+			default:
+				h++
+			}
+			if i%100 == 0 {
+				if n, err := tb.Occupied(); err != nil || n > buckets*ways {
+					fail("worker %d: Occupied = %d, %v", w, n, err)
 				}
 			}
-			mu.Lock()
-			hits, misses, contention = hits+h, misses+m, contention+c
-			mu.Unlock()
-		}()
-	}
-	close(start)
-	wg.Wait()
+		}
+		mu.Lock()
+		hits, misses, contention = hits+h, misses+m, contention+c
+		mu.Unlock()
+		return nil
+	})
 	for _, f := range failures {
 		t.Error(f)
 	}

@@ -1,26 +1,23 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/internal/envoyrun"
 	"github.com/modelcache/modelcache/internal/wasmbuild"
 )
 
@@ -28,10 +25,12 @@ import (
 // --concurrency 2 so cross-worker behaviour is real) in front of the model
 // simulator. Each test starts its own Envoy with free ports and its own
 // --base-id, renders envoy/envoy.yaml (only ports, the wasm path and the
-// filter's JSON change) and prints Envoy's log if it fails.
+// filter's JSON change) and prints Envoy's log if it fails. Finding,
+// rendering, starting and stopping Envoy is internal/envoyrun, shared with
+// the benchmark harness.
 //
-// Envoy is found in $ENVOY_BIN, on $PATH, or in the project's .venv (make
-// envoy installs it there). Without one the tests skip loudly — unless
+// Envoy is found in $ENVOY_BIN, build/envoy-path, on $PATH, or in the
+// project's .venv (make envoy installs it there). Without one the tests skip loudly — unless
 // E2E_REQUIRE_ENVOY=1, which make test sets whenever make envoy succeeded.
 
 var envoyBin string
@@ -56,19 +55,7 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-func findEnvoy() string {
-	if p := os.Getenv("ENVOY_BIN"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p
-	}
-	p := filepath.Join(repoRoot(), ".venv", "bin", "envoy")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return ""
-}
+func findEnvoy() string { return envoyrun.Find(repoRoot()) }
 
 func requireEnvoy(t *testing.T) {
 	t.Helper()
@@ -82,12 +69,11 @@ func requireEnvoy(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := envoyrun.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // envoyOpts configures one Envoy under test.
@@ -114,7 +100,7 @@ type envoyProc struct {
 	Sim     *modelsim.Server
 	SimURL  string
 	logPath string
-	cmd     *exec.Cmd
+	proc    *envoyrun.Proc
 }
 
 // startEnvoy starts a simulator and an Envoy in front of it.
@@ -143,16 +129,11 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
 	}
-	cfg := renderConfig(t, string(raw), map[int]int{10000: listen, 9901: admin, 8000: simPort},
-		o.Wasm, o.Config, o.RouteTimeout)
-	if o.NoHeaderHold {
-		cfg = strings.Replace(cfg, "allow_on_headers_stop_iteration: true", "allow_on_headers_stop_iteration: false", 1)
-	}
-	if o.FailurePolicy != "" {
-		if !failPolicyRe.MatchString(cfg) {
-			t.Fatal("config has no failure_policy to replace")
-		}
-		cfg = failPolicyRe.ReplaceAllString(cfg, "failure_policy: "+o.FailurePolicy)
+	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
+		Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort}, Wasm: o.Wasm, FilterJSON: o.Config,
+		RouteTimeout: o.RouteTimeout, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy})
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "envoy.yaml")
@@ -161,52 +142,21 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	}
 	e := &envoyProc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", listen), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin),
 		Sim: sim, SimURL: simURL, logPath: filepath.Join(dir, "envoy.log")}
-	logf, err := os.Create(e.logPath)
+	proc, err := envoyrun.Start(envoyrun.Options{Bin: envoyBin, Config: cfgPath, Concurrency: o.Concurrency,
+		BaseID: admin, Admin: e.Admin, Log: e.logPath, Dir: repoRoot()})
 	if err != nil {
-		t.Fatal(err)
-	}
-	e.cmd = exec.Command(envoyBin, "-c", cfgPath, "--concurrency", strconv.Itoa(o.Concurrency),
-		"--base-id", strconv.Itoa(admin), "--log-level", "warn", "--component-log-level", "wasm:info")
-	e.cmd.Dir = repoRoot()
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { e.cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		e.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			e.cmd.Process.Kill()
-			<-exited
+		if _, statErr := os.Stat(e.logPath); statErr == nil {
+			e.dumpLog()
 		}
+		t.Fatal(err)
+	}
+	e.proc = proc
+	t.Cleanup(func() {
+		proc.Stop()
 		if t.Failed() {
 			e.dumpLog()
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(e.Admin + "/ready")
-		if err == nil {
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == 200 && strings.TrimSpace(string(body)) == "LIVE" {
-				break
-			}
-		}
-		select {
-		case <-exited:
-			e.dumpLog()
-			t.Fatalf("envoy exited before becoming ready")
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			e.dumpLog()
-			t.Fatal("envoy not ready after 60s")
-		}
-	}
 	return e
 }
 
@@ -224,80 +174,23 @@ func (e *envoyProc) Log() string {
 	return string(b)
 }
 
-var (
-	portRe  = regexp.MustCompile(`port_value: (\d+)`)
-	wasmRe  = regexp.MustCompile(`filename: build/modelcache\.wasm`)
-	timeout = regexp.MustCompile(`timeout: 120s`)
-	// failPolicyRe also drops a reload_config on the same line.
-	failPolicyRe = regexp.MustCompile(`failure_policy: [A-Z_]+.*`)
-	valueRe      = regexp.MustCompile(`(?m)^( *)value: \|\n`)
-	indentRe     = regexp.MustCompile(`^( *)`)
-)
-
 // renderConfig rewrites the ports, the wasm path, the route timeout and the
 // filter JSON of an Envoy config; everything else is the file as shipped.
 func renderConfig(t *testing.T, cfg string, ports map[int]int, wasm, filterJSON, routeTimeout string) string {
 	t.Helper()
-	cfg = portRe.ReplaceAllStringFunc(cfg, func(m string) string {
-		p, _ := strconv.Atoi(m[len("port_value: "):])
-		if np, ok := ports[p]; ok {
-			return "port_value: " + strconv.Itoa(np)
-		}
-		return m
-	})
-	cfg = wasmRe.ReplaceAllString(cfg, "filename: "+wasm)
-	if routeTimeout != "" {
-		cfg = timeout.ReplaceAllString(cfg, "timeout: "+routeTimeout)
+	out, err := envoyrun.RenderConfig(cfg, envoyrun.Render{Ports: ports, Wasm: wasm, FilterJSON: filterJSON, RouteTimeout: routeTimeout})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if filterJSON == "" {
-		return cfg
-	}
-	loc := valueRe.FindStringSubmatchIndex(cfg)
-	if loc == nil {
-		t.Fatal("config has no `value: |` filter configuration block")
-	}
-	indent := len(cfg[loc[2]:loc[3]])
-	start := loc[1]
-	// The block runs while lines are indented deeper than `value:`.
-	end := start
-	sc := bufio.NewScanner(strings.NewReader(cfg[start:]))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.TrimSpace(line) != "" && len(indentRe.FindString(line)) <= indent {
-			break
-		}
-		end += len(line) + 1
-	}
-	pad := strings.Repeat(" ", indent+2)
-	var b strings.Builder
-	for _, line := range strings.Split(strings.TrimSpace(filterJSON), "\n") {
-		b.WriteString(pad + line + "\n")
-	}
-	return cfg[:start] + b.String() + cfg[end:]
+	return out
 }
 
 // Stats reads Envoy's stats as name → value (counters and gauges).
 func (e *envoyProc) Stats() map[string]int64 {
 	e.t.Helper()
-	res, err := http.Get(e.Admin + "/stats?format=json")
+	out, err := envoyrun.Stats(e.Admin)
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var doc struct {
-		Stats []struct {
-			Name  string          `json:"name"`
-			Value json.RawMessage `json:"value"`
-		} `json:"stats"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
-		e.t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, s := range doc.Stats {
-		if v, err := strconv.ParseInt(string(s.Value), 10, 64); err == nil {
-			out[s.Name] = v
-		}
 	}
 	return out
 }

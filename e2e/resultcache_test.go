@@ -212,7 +212,7 @@ func TestMemoryStaysBounded(t *testing.T) {
 	}
 	// Warm up: fill the table once, then measure from there.
 	parallel(capacity, 8, func(i int) { do(t, "POST", url, req(i), "authorization", "Bearer a") })
-	base := rssBytes(t, e.cmd.Process.Pid)
+	base := rssBytes(t, e.proc.Pid())
 	maxEntries := int64(0)
 	for round := 0; round < 20; round++ {
 		parallel(capacity, 8, func(i int) {
@@ -225,7 +225,7 @@ func TestMemoryStaysBounded(t *testing.T) {
 			maxEntries = n
 		}
 	}
-	grown := rssBytes(t, e.cmd.Process.Pid) - base
+	grown := rssBytes(t, e.proc.Pid()) - base
 	bound := int64(buckets*ways*(maxEntry+100) + buckets*(20*ways+120) + 256*1200)
 	const margin = 24 << 20 // VM heaps copying entries in and allocator slack
 	t.Logf("entries max %d (capacity %d); RSS %d MiB at start, grew %.1f MiB; bound %.1f MiB + margin %d MiB",

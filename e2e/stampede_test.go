@@ -3,13 +3,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // Acceptance of "Stampede protection" on real Envoy --concurrency 2.
@@ -27,23 +28,18 @@ const stampedeRoutes = `{
 func burst(t *testing.T, url, body string, n int) []*response {
 	t.Helper()
 	out := make([]*response, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			r, err := tryDo(context.Background(), "POST", url, body, "authorization", "Bearer tenant-a")
-			if err != nil {
-				t.Errorf("request %d: %v", i, err)
-				return
-			}
-			out[i] = r
-		}(i)
+	for i, err := range hammer.Go(n, func(i int) error {
+		r, err := tryDo(context.Background(), "POST", url, body, "authorization", "Bearer tenant-a")
+		if err != nil {
+			return err
+		}
+		out[i] = r
+		return nil
+	}) {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
 	}
-	close(start)
-	wg.Wait()
 	return out
 }
 
@@ -141,30 +137,28 @@ func TestStaleWhileRevalidateUnderLoad(t *testing.T) {
 	do(t, "POST", e.URL+"/v1/chat/completions", body, "authorization", "Bearer a") // fill
 	var misses, stale, total atomic.Int64
 	stop := time.Now().Add(7 * time.Second) // spans three expiries
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				r, err := tryDo(context.Background(), "POST", e.URL+"/v1/chat/completions", body, "authorization", "Bearer a")
-				if err != nil || r.Status != 200 {
-					t.Errorf("request failed: %v", err)
-					return
-				}
-				total.Add(1)
-				cs := r.CacheStatus()
-				switch {
-				case strings.Contains(cs, "fwd=miss"):
-					misses.Add(1)
-				case strings.Contains(cs, "fwd=stale"):
-					stale.Add(1)
-				}
-				time.Sleep(5 * time.Millisecond)
+	for _, err := range hammer.Go(8, func(int) error {
+		for time.Now().Before(stop) {
+			r, err := tryDo(context.Background(), "POST", e.URL+"/v1/chat/completions", body, "authorization", "Bearer a")
+			if err != nil || r.Status != 200 {
+				return fmt.Errorf("request failed: %v", err)
 			}
-		}()
+			total.Add(1)
+			cs := r.CacheStatus()
+			switch {
+			case strings.Contains(cs, "fwd=miss"):
+				misses.Add(1)
+			case strings.Contains(cs, "fwd=stale"):
+				stale.Add(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	}) {
+		if err != nil {
+			t.Error(err)
+		}
 	}
-	wg.Wait()
 	refreshes := e.Sim.Calls("/v1/chat/completions") - 1
 	t.Logf("%d requests, %d stale, %d misses, %d refreshes", total.Load(), stale.Load(), misses.Load(), refreshes)
 	if misses.Load() != 0 {
@@ -213,24 +207,19 @@ func TestStampedeFailingUpstreamRetriesExhausted(t *testing.T) {
 	const n = 40
 	url := e.URL + "/v1/chat/completions"
 	rs := make([]*response, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			r, err := tryDo(context.Background(), "POST", url, chat("a question the model always fails"),
-				"authorization", "Bearer tenant-a", "x-sim-status", "503", "x-sim-latency", "300ms")
-			if err != nil {
-				t.Errorf("request %d: %v", i, err)
-				return
-			}
-			rs[i] = r
-		}(i)
+	for i, err := range hammer.Go(n, func(i int) error {
+		r, err := tryDo(context.Background(), "POST", url, chat("a question the model always fails"),
+			"authorization", "Bearer tenant-a", "x-sim-status", "503", "x-sim-latency", "300ms")
+		if err != nil {
+			return err
+		}
+		rs[i] = r
+		return nil
+	}) {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
 	}
-	close(start)
-	wg.Wait()
 	calls := e.Sim.Calls("/v1/chat/completions")
 	failedLocally := 0
 	for i, r := range rs {

@@ -3,13 +3,14 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // Acceptance of "Streaming responses" on real Envoy --concurrency 2.
@@ -142,24 +143,19 @@ func TestStreamStampede(t *testing.T) {
 	}
 	client.CloseIdleConnections()
 	const n = 50
-	var wg sync.WaitGroup
 	bodies := make([][]string, n)
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			r, err := tryDo(context.Background(), "POST", e.URL+"/v1/chat/completions", streamReq("fifty streams"), "authorization", "Bearer tenant-a")
-			if err != nil || r.Status != 200 {
-				t.Errorf("stream %d: %v", i, err)
-				return
-			}
-			bodies[i] = dataLines(r.Body)
-		}(i)
+	for i, err := range hammer.Go(n, func(i int) error {
+		r, err := tryDo(context.Background(), "POST", e.URL+"/v1/chat/completions", streamReq("fifty streams"), "authorization", "Bearer tenant-a")
+		if err != nil || r.Status != 200 {
+			return fmt.Errorf("%v", err)
+		}
+		bodies[i] = dataLines(r.Body)
+		return nil
+	}) {
+		if err != nil {
+			t.Errorf("stream %d: %v", i, err)
+		}
 	}
-	close(start)
-	wg.Wait()
 	if got := e.Sim.Calls("/v1/chat/completions"); got != 1 {
 		t.Fatalf("model calls = %d, want 1", got)
 	}

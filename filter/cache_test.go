@@ -302,19 +302,27 @@ func TestRequestBodyBypasses(t *testing.T) {
 	}
 }
 
+// Each tier runs on its own harness (store, clock, counters), so any
+// subtest runs alone.
 func TestConfidenceTiers(t *testing.T) {
-	hs := newHarness(t, chatConfig)
 	tests := []struct {
-		score  string
-		status []string
-		ttl    time.Duration
+		score   string
+		status  []string
+		ttl     time.Duration
+		refused uint64 // refused.low_confidence after the subtest
 	}{
-		{"0.95", []string{"stored", "ttl=3600"}, time.Hour},
-		{"0.7", []string{"stored", "ttl=60"}, time.Minute},
-		{"0.3", []string{"detail=low-confidence"}, 0},
+		{"0.95", []string{"stored", "ttl=3600"}, time.Hour, 0},
+		{"0.7", []string{"stored", "ttl=60"}, time.Minute, 0},
+		{"0.3", []string{"detail=low-confidence"}, 0, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.score, func(t *testing.T) {
+			hs := newHarness(t, chatConfig)
+			defer func() {
+				if got := hs.counter("modelcache.classify.refused.low_confidence"); got != tc.refused {
+					t.Errorf("low_confidence = %d, want %d", got, tc.refused)
+				}
+			}()
 			body := `{"model":"clf","input":"text with score [score=` + tc.score + `]"}`
 			res := hs.post(0, "/v1/classify", body)
 			expectCacheStatus(t, res, tc.status...)
@@ -327,9 +335,6 @@ func TestConfidenceTiers(t *testing.T) {
 			hs.clock.Advance(tc.ttl + time.Second)
 			expectCacheStatus(t, hs.post(0, "/v1/classify", body), "fwd=miss")
 		})
-	}
-	if got := hs.counter("modelcache.classify.refused.low_confidence"); got != 2 {
-		t.Fatalf("low_confidence = %d", got)
 	}
 }
 

@@ -6,10 +6,10 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/modelcache/modelcache/internal/hammer"
 	"github.com/modelcache/modelcache/wasmhost"
 )
 
@@ -262,21 +262,13 @@ func TestSingleFlightHammer(t *testing.T) {
 	hs.holdUpstream()
 	for round := 0; round < rounds; round++ {
 		exs := make([][]*wasmhost.Exchange, workers)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				<-start
-				for k := 0; k < keys; k++ {
-					exs[w] = append(exs[w], hs.h.StartExchange(w, chatRequest(fmt.Sprintf("round %d key %d", round, (k+w)%keys))))
-					hs.h.DrainVM(w)
-				}
-			}(w)
-		}
-		close(start)
-		wg.Wait()
+		hammer.Run(t, workers, func(w int) error {
+			for k := 0; k < keys; k++ {
+				exs[w] = append(exs[w], hs.h.StartExchange(w, chatRequest(fmt.Sprintf("round %d key %d", round, (k+w)%keys))))
+				hs.h.DrainVM(w)
+			}
+			return nil
+		})
 		hs.h.Drain()
 		perKey := map[string]int{}
 		for _, u := range hs.h.PendingUpstream() {

@@ -2,8 +2,9 @@ package wasmhost
 
 import (
 	"strconv"
-	"sync"
 	"testing"
+
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // TestHammerSharedDataCAS drives 8 worker VMs from 8 goroutines, released at
@@ -22,34 +23,18 @@ func TestHammerSharedDataCAS(t *testing.T) {
 		// cas, so concurrent creation could lose an update.
 		h.SetSharedData("ctr"+strconv.Itoa(k), []byte("0"), 0)
 	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
 	retries := make([]int, workers)
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			<-start
-			for i := 0; i < exchanges; i++ {
-				key := "ctr" + strconv.Itoa((w+i)%keys)
-				ex := h.StartExchange(w, Request{Headers: req("shared-incr", "x-key", key, "x-n", strconv.Itoa(perReq))})
-				h.DrainVM(w)
-				if !ex.Done() {
-					errs <- &hammerErr{w, ex.State()}
-					return
-				}
-				n, _ := strconv.Atoi(header(ex.Response().Headers, "x-retries"))
-				retries[w] += n
-			}
-		}(w)
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	hammer.Loop(t, workers, exchanges, func(w, i int) error {
+		key := "ctr" + strconv.Itoa((w+i)%keys)
+		ex := h.StartExchange(w, Request{Headers: req("shared-incr", "x-key", key, "x-n", strconv.Itoa(perReq))})
+		h.DrainVM(w)
+		if !ex.Done() {
+			return &hammerErr{w, ex.State()}
+		}
+		n, _ := strconv.Atoi(header(ex.Response().Headers, "x-retries"))
+		retries[w] += n
+		return nil
+	})
 	total := 0
 	for k := 0; k < keys; k++ {
 		v, _, _ := h.SharedData("ctr" + strconv.Itoa(k))
@@ -85,24 +70,14 @@ func TestHammerCrossVMEvents(t *testing.T) {
 	for w := 0; w < workers; w++ {
 		sharedOp(t, h, w, "register-queue", "x-queue", "q"+strconv.Itoa(w))
 	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			<-start
-			for i := 0; i < 10; i++ {
-				target := "q" + strconv.Itoa((w+1)%workers)
-				h.StartExchange(w, Request{Headers: req("enqueue", "x-queue", target, "x-value", "m")})
-				h.StartExchange(w, Request{Headers: req("continue-later")})
-				h.Tick(w)
-				h.Drain()
-			}
-		}(w)
-	}
-	close(start)
-	wg.Wait()
+	hammer.Loop(t, workers, 10, func(w, i int) error {
+		target := "q" + strconv.Itoa((w+1)%workers)
+		h.StartExchange(w, Request{Headers: req("enqueue", "x-queue", target, "x-value", "m")})
+		h.StartExchange(w, Request{Headers: req("continue-later")})
+		h.Tick(w)
+		h.Drain()
+		return nil
+	})
 	h.Drain()
 	for w := 0; w < workers; w++ {
 		if n := countLogs(h, "worker-"+strconv.Itoa(w), "queue_ready"); n != 10 {

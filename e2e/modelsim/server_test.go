@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // sim is a Server behind an httptest listener, with a client that opens a
@@ -584,27 +586,19 @@ func TestHammer(t *testing.T) {
 	for i, r := range reqs {
 		want[i] = mustExpected(t, "v1", r.path, r.body)
 	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
 	errs := make(chan string, workers*iterations)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			for i := range iterations {
-				r := (w + i) % len(reqs)
-				_, b, err := s.do(context.Background(), "POST", reqs[r].path, reqs[r].body, nil)
-				if err != nil || !bytes.Equal(b, want[r]) {
-					errs <- reqs[r].path + ": " + string(b)
-				}
-				_ = s.Stats()
-				_ = s.UpdateKnobs(func(k *Knobs) { k.FinishReason = "" })
+	hammer.Run(t, workers, func(w int) error {
+		for i := range iterations {
+			r := (w + i) % len(reqs)
+			_, b, err := s.do(context.Background(), "POST", reqs[r].path, reqs[r].body, nil)
+			if err != nil || !bytes.Equal(b, want[r]) {
+				errs <- reqs[r].path + ": " + string(b)
 			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+			_ = s.Stats()
+			_ = s.UpdateKnobs(func(k *Knobs) { k.FinishReason = "" })
+		}
+		return nil
+	})
 	close(errs)
 	for e := range errs {
 		t.Error(e)

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/modelcache/modelcache/internal/envoyrun"
 )
 
 // settings are the knobs of one run.
@@ -136,13 +138,10 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
+// findEnvoy is envoyrun.Find (ENVOY_BIN, build/envoy-path, PATH, .venv),
+// else plain "envoy".
 func findEnvoy(root string) string {
-	if b, err := os.ReadFile(filepath.Join(root, "build", "envoy-path")); err == nil {
-		if p := strings.TrimSpace(string(b)); p != "" {
-			return p
-		}
-	}
-	if p := os.Getenv("ENVOY_BIN"); p != "" {
+	if p := envoyrun.Find(root); p != "" {
 		return p
 	}
 	return "envoy"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/modelcache/modelcache/internal/envoyrun"
 )
 
 // A system is one proxy under test, started by this run on free loopback
@@ -28,7 +28,8 @@ type system struct {
 	Admin string // Envoy admin URL
 	cmd   *exec.Cmd
 	log   string
-	done  chan struct{}
+	done  <-chan struct{}
+	envoy *envoyrun.Proc // for kind envoy
 }
 
 // systemDefs are the proxies scenarios can ask for by name.
@@ -50,21 +51,9 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"varnish":     func(r *run) (*system, error) { return r.startVarnish() },
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return envoyrun.FreePort() }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
-
-var (
-	portRe = regexp.MustCompile(`port_value: (\d+)`)
-	wasmRe = regexp.MustCompile(`filename: build/modelcache\.wasm`)
-)
 
 // startFloor builds bench/floorfilter in the given mode and runs it in
 // cache.yaml instead of modelcache.
@@ -98,46 +87,23 @@ func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm stri
 	if err != nil {
 		return nil, err
 	}
-	ports := map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}
-	cfg := portRe.ReplaceAllStringFunc(string(raw), func(m string) string {
-		p, _ := strconv.Atoi(m[len("port_value: "):])
-		if np, ok := ports[p]; ok {
-			return "port_value: " + strconv.Itoa(np)
-		}
-		return m
-	})
-	cfg = wasmRe.ReplaceAllString(cfg, "filename: "+wasm)
+	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
+		Ports: map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}, Wasm: wasm})
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(r.s.WorkDir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	s := &system{name: name, kind: "envoy", URL: fmt.Sprintf("http://127.0.0.1:%d", listen),
 		Admin: fmt.Sprintf("http://127.0.0.1:%d", admin), log: filepath.Join(r.s.WorkDir, name+".log")}
-	s.cmd = exec.Command("taskset", "-c", cpus, r.s.Envoy, "-c", cfgPath, "--concurrency", strconv.Itoa(concurrency),
-		"--base-id", strconv.Itoa(admin), "--log-level", "warn", "--component-log-level", "wasm:info")
-	s.cmd.Dir = r.s.Root
-	if err := s.start(); err != nil {
-		return nil, err
+	p, err := envoyrun.Start(envoyrun.Options{Bin: r.s.Envoy, Config: cfgPath, Concurrency: concurrency,
+		BaseID: admin, Admin: s.Admin, Log: s.log, Dir: r.s.Root, Prefix: []string{"taskset", "-c", cpus}, Group: true})
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, s.tail())
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(s.Admin + "/ready")
-		if err == nil {
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == 200 && strings.TrimSpace(string(body)) == "LIVE" {
-				break
-			}
-		}
-		if !s.alive() {
-			return nil, fmt.Errorf("envoy exited: %s", s.tail())
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("envoy not ready after 60s: %s", s.tail())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.envoy, s.cmd, s.done = p, p.Cmd, p.Done()
 	return s, nil
 }
 
@@ -152,8 +118,9 @@ func (s *system) start() error {
 		f.Close()
 		return err
 	}
-	s.done = make(chan struct{})
-	go func() { s.cmd.Wait(); f.Close(); close(s.done) }()
+	done := make(chan struct{})
+	s.done = done
+	go func() { s.cmd.Wait(); f.Close(); close(done) }()
 	return nil
 }
 
@@ -169,6 +136,10 @@ func (s *system) alive() bool {
 // stop ends the process group this run started (SIGTERM, then SIGKILL).
 func (s *system) stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil || !s.alive() {
+		return
+	}
+	if s.envoy != nil {
+		s.envoy.Stop()
 		return
 	}
 	pgid := s.cmd.Process.Pid
@@ -233,29 +204,7 @@ func (s *system) downstreamConns() int64 {
 }
 
 // Stats reads Envoy's counters and gauges.
-func (s *system) Stats() (map[string]int64, error) {
-	res, err := http.Get(s.Admin + "/stats?format=json")
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	var doc struct {
-		Stats []struct {
-			Name  string          `json:"name"`
-			Value json.RawMessage `json:"value"`
-		} `json:"stats"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, st := range doc.Stats {
-		if v, err := strconv.ParseInt(string(st.Value), 10, 64); err == nil {
-			out[st.Name] = v
-		}
-	}
-	return out, nil
-}
+func (s *system) Stats() (map[string]int64, error) { return envoyrun.Stats(s.Admin) }
 
 // Stat reads one stat; counters defined by wasm reach the admin view at
 // Envoy's stats flush, so callers that need exact values wait for it.
