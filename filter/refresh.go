@@ -46,19 +46,11 @@ func (p *plugin) refresh(req *cachecore.Request, headers [][2]string) {
 			}
 			hs, _ := proxywasm.GetHttpCallResponseHeaders()
 			body, _ := proxywasm.GetHttpCallResponseBody(0, bodySize)
-			st, _ := headerValue(hs, ":status")
-			status, _ := strconv.Atoi(st)
-			reason := c.AdmitHeaders(req, status, hs, cachecore.OriginUpstream)
-			var adm cachecore.Admission
-			if reason == cachecore.ReasonNone {
-				adm = c.AdmitBody(req, hs, body)
-				reason = adm.Reason
-			}
-			if reason == cachecore.ReasonNone {
-				res := c.Store(req, status, hs, body, adm, uint32(p.now().Sub(start).Milliseconds()))
-				p.noteStore(req, res)
-				reason = res.Reason
-			}
+			sv, _ := headerValue(hs, ":status")
+			status, _ := strconv.Atoi(sv)
+			st := c.AdmitAndStore(req, status, hs, body, cachecore.OriginUpstream, uint32(p.now().Sub(start).Milliseconds()))
+			p.noteStore(req, st.Result)
+			reason := st.Reason
 			if reason != cachecore.ReasonNone {
 				rs.event(evRefreshRefused)
 				rs.refusal(reason, status)

@@ -56,6 +56,7 @@ func (p *plugin) shadow(req *cachecore.Request, headers [][2]string) {
 		rs.event(evShadowSaturated)
 		return
 	}
+	start := p.now()
 	_, err = proxywasm.DispatchHttpCall(p.cfg.Cluster, replayHeaders(headers, p.cfg.Authority), req.Body, nil,
 		uint32(timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
 			_ = slots.Release(slot)
@@ -65,9 +66,9 @@ func (p *plugin) shadow(req *cachecore.Request, headers [][2]string) {
 			}
 			hs, _ := proxywasm.GetHttpCallResponseHeaders()
 			body, _ := proxywasm.GetHttpCallResponseBody(0, bodySize)
-			st, _ := headerValue(hs, ":status")
-			status, _ := strconv.Atoi(st)
-			if status != 200 {
+			sv, _ := headerValue(hs, ":status")
+			status, _ := strconv.Atoi(sv)
+			if !c.Comparable(req, status) {
 				rs.event(evShadowError)
 				return
 			}
@@ -89,13 +90,8 @@ func (p *plugin) shadow(req *cachecore.Request, headers [][2]string) {
 			}
 			// Replace the diverged entry with the fresh answer, if admissible.
 			c.PrepareShadowStore(req)
-			if c.AdmitHeaders(req, status, hs, cachecore.OriginUpstream) != cachecore.ReasonNone {
-				return
-			}
-			if adm := c.AdmitBody(req, hs, body); adm.Reason == cachecore.ReasonNone {
-				res := c.Store(req, status, hs, body, adm, 0)
-				p.noteStore(req, res)
-			}
+			st := c.AdmitAndStore(req, status, hs, body, cachecore.OriginUpstream, uint32(p.now().Sub(start).Milliseconds()))
+			p.noteStore(req, st.Result)
 		})
 	if err != nil {
 		_ = slots.Release(slot)

@@ -557,17 +557,11 @@ func (s *stream) recordStream(bodySize int, endOfStream bool) {
 		return
 	}
 	s.phase = phasePassThrough
-	c := s.p.cache
 	reason := cachecore.ReasonTooLarge
-	var adm cachecore.Admission
 	if !s.recDrop {
-		adm = c.AdmitBody(s.req, s.respHeaders, s.recording)
-		reason = adm.Reason
-	}
-	if reason == cachecore.ReasonNone {
-		res := c.Store(s.req, s.respStatus, s.respHeaders, s.recording, adm, uint32(s.p.now().Sub(s.forwardedAt).Milliseconds()))
-		s.p.noteStore(s.req, res)
-		reason = res.Reason
+		st := s.p.cache.StoreBody(s.req, s.respStatus, s.respHeaders, s.recording, s.computeMs())
+		s.p.noteStore(s.req, st.Result)
+		reason = st.Reason
 	}
 	s.recording = nil
 	if reason != cachecore.ReasonNone {
@@ -644,8 +638,9 @@ func (s *stream) copyResponse(bodySize int, endOfStream bool) types.Action {
 // finishResponse checks a complete response and stores it if admitted.
 func (s *stream) finishResponse(body []byte) {
 	c := s.p.cache
-	adm := c.AdmitBody(s.req, s.respHeaders, body)
-	if adm.Reason != cachecore.ReasonNone {
+	st := c.StoreBody(s.req, s.respStatus, s.respHeaders, body, s.computeMs())
+	res := st.Result
+	if adm := st.Admission; adm.Reason != cachecore.ReasonNone {
 		if adm.Reason == cachecore.ReasonValidation {
 			proxywasm.LogDebug("validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
 		}
@@ -659,8 +654,6 @@ func (s *stream) finishResponse(body []byte) {
 		s.setCacheStatus()
 		return
 	}
-	computeMs := uint32(s.p.now().Sub(s.forwardedAt).Milliseconds())
-	res := c.Store(s.req, s.respStatus, s.respHeaders, body, adm, computeMs)
 	s.p.noteStore(s.req, res)
 	if res.Reason != cachecore.ReasonNone {
 		s.refuse(res.Reason)
@@ -684,6 +677,9 @@ func (s *stream) finishResponse(body []byte) {
 	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Stored: true, TTL: ttl, HasTTL: true}
 	s.setCacheStatus()
 }
+
+// computeMs is how long the upstream took to answer (XFetch's δ).
+func (s *stream) computeMs() uint32 { return uint32(s.p.now().Sub(s.forwardedAt).Milliseconds()) }
 
 // noteStore records a store's side effects in the stats and the log.
 func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
