@@ -22,12 +22,12 @@ func (s *stream) refetch(reason cachecore.Reason) (async bool) {
 	s.rs.refusal(reason, s.respStatus)
 	s.finishLead(cachecore.OutcomeFailed)
 	if reason == cachecore.ReasonDimensions {
-		s.rs.event(evModelDrift)
+		s.rs.event(cachecore.EvModelDrift)
 		_ = c.PurgeModel(s.req.Route.Name, s.req.Model)
 		proxywasm.LogWarn("route " + s.req.Route.Name + ": model " + strconv.Quote(s.req.Model) +
 			" returned vectors of another dimension than those cached; its entries are invalidated")
 	}
-	s.rs.event(evRefetch)
+	s.rs.event(cachecore.EvRefetch)
 	s.phase = phaseServed // the response is now ours to finish
 	cs := cachecore.CacheStatus{Status: cachecore.StatusMiss, Reason: reason}
 	if s.p.cfg.Cluster == "" {
@@ -35,7 +35,7 @@ func (s *stream) refetch(reason cachecore.Reason) (async bool) {
 		return false
 	}
 	id := s.id
-	_, err := proxywasm.DispatchHttpCall(s.p.cfg.Cluster, replayHeaders(s.reqHeaders, s.p.cfg.Authority), s.req.Body, nil,
+	_, err := proxywasm.DispatchHttpCall(s.p.cfg.Cluster, cachecore.ReplayHeaders(s.reqHeaders, s.p.cfg.Authority), s.req.Body, nil,
 		uint32(s.p.cfg.Background.Timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
 			if proxywasm.SetEffectiveContext(id) != nil {
 				return // the client is gone

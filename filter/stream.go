@@ -33,7 +33,7 @@ type stream struct {
 	rs         *routeStats
 	reqHeaders [][2]string
 
-	leader    bool // holds the key's lease: must Finish it
+	fl        cachecore.Flight // its part in the single-flight protocol
 	heldSince time.Time
 	bodySeen  bool
 	// sized: the request announced a content-length within
@@ -42,7 +42,6 @@ type stream struct {
 	sized     bool
 	body      []byte
 	waitSince time.Time // when it started following
-	failures  int       // leader failures sat through as a follower
 
 	forwardedAt time.Time
 	respStatus  int
@@ -208,116 +207,69 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 	return types.ActionContinue
 }
 
-// coalesce decides, on a miss, whether this request leads its key upstream
-// or waits for the request that does.
+// coalesce runs the single-flight protocol on a miss (cachecore's Flight):
+// lead the key upstream or wait for the request that does.
 func (s *stream) coalesce() types.Action {
-	c := s.p.cache
-	switch role := c.Join(s.req, s.p.vmID, s.id); role {
-	case cachecore.RoleLeader:
-		if s.lead(evLeader) {
-			s.serve()
-			return types.ActionPause
-		}
-		s.forward()
-		return types.ActionContinue
-	case cachecore.RoleFollower:
-		s.rs.event(evFollower)
-		s.phase = phaseFollowing
+	s.fl.Init(s.p.cache, s.req, s.p.vmID, s.id)
+	s.perform(s.fl.Miss())
+	switch s.phase {
+	case phaseFollowing:
 		s.waitSince = s.p.now()
 		s.p.waiting[s.id] = s
 		return types.ActionPause
-	case cachecore.RoleHitForMiss:
-		s.rs.event(evHitForMiss)
-	default:
-		s.rs.event(evCollision)
+	case phaseForwarded:
+		return types.ActionContinue
 	}
-	s.forward()
-	return types.ActionContinue
+	return types.ActionPause
+}
+
+// perform carries out the protocol's actions on this stream (its context
+// is the effective one).
+func (s *stream) perform(acts []cachecore.Action) {
+	for i := range acts {
+		a := &acts[i]
+		switch a.Kind {
+		case cachecore.ActWait:
+			s.phase = phaseFollowing
+		case cachecore.ActServeEntry:
+			s.stopWaiting()
+			s.serve()
+		case cachecore.ActServeLocal:
+			s.stopWaiting()
+			if err := proxywasm.SendHttpResponse(uint32(a.Status), a.Headers, a.Body, -1); err != nil {
+				s.p.stats.internal.Increment(1)
+				s.resumeUpstream() // could not answer locally: fail open
+				continue
+			}
+			s.phase = phaseServed
+			s.rs.request(a.CacheStatus)
+		case cachecore.ActForward:
+			if a.Resume {
+				s.resumeUpstream()
+			} else {
+				s.forward()
+			}
+		default:
+			s.p.perform(a)
+		}
+	}
 }
 
 // wake runs in a root callback (queue or tick) when the key's leader is
-// done: serve from the cache, lead next, answer with the failure, or go
-// upstream. status is the failed leader's response status (0: unknown).
+// done (status: the failed leader's response status, 0 if unknown).
 func (s *stream) wake(o cachecore.Outcome, status int) {
 	if s.phase != phaseFollowing || proxywasm.SetEffectiveContext(s.id) != nil {
 		return
 	}
-	c := s.p.cache
-	if o != cachecore.OutcomeUncacheable {
-		if c.Relookup(s.req) == cachecore.Serve {
-			s.stopWaiting()
-			s.req.Status = cachecore.StatusCollapsed
-			s.serve()
-			return
-		}
-		s.failures++
-		if c.StaleIfError(s.req) {
-			s.stopWaiting()
-			s.req.Status = cachecore.StatusStaleIfError
-			s.serve()
-			return
-		}
-		switch c.AfterLeaderFailure(s.req, s.failures) {
-		case cachecore.StepFail:
-			s.rs.event(evRetriesExhausted)
-			s.leaderFailed(status)
-			return
-		case cachecore.StepForward:
-			s.rs.event(evRetriesExhausted)
-			s.resumeUpstream()
-			return
-		}
-		switch c.Join(s.req, s.p.vmID, s.id) {
-		case cachecore.RoleFollower:
-			return // another follower leads now: keep waiting
-		case cachecore.RoleLeader:
-			if s.lead(evPromoted) {
-				s.stopWaiting()
-				s.req.Status = cachecore.StatusCollapsed
-				s.serve()
-				return
-			}
-		}
-	}
-	s.resumeUpstream()
+	s.perform(s.fl.Wake(o, status))
 }
 
-// leaderFailed answers a follower whose key's leaders failed
-// coalesce.max_retries+1 times with the failure, without another upstream
-// call (coalesce.on_retries_exhausted "fail").
-func (s *stream) leaderFailed(leaderStatus int) {
-	s.stopWaiting()
-	status, headers, body := s.p.cache.LeaderFailedResponse(s.req, leaderStatus)
-	if err := proxywasm.SendHttpResponse(uint32(status), headers, body, -1); err != nil {
-		s.p.stats.internal.Increment(1)
-		s.resumeUpstream() // could not answer locally: fail open
+// tick re-checks a paused follower (cachecore's Flight.Tick).
+func (s *stream) tick() {
+	if s.phase != phaseFollowing || proxywasm.SetEffectiveContext(s.id) != nil {
 		return
 	}
-	s.phase = phaseServed
-	s.req.Status = cachecore.StatusLeaderFailed
-	s.rs.request(cachecore.StatusLeaderFailed)
-}
-
-// lead makes this stream its key's leader. It reports true when the answer
-// is in the cache already — the previous leader stored it between our miss
-// and our lease — and the lead is over before it began.
-func (s *stream) lead(e event) bool {
-	s.leader = true
-	s.rs.event(e)
-	if s.p.cache.Relookup(s.req) != cachecore.Serve {
-		return false
-	}
-	s.finishLead(cachecore.OutcomeStored)
-	return true
-}
-
-// giveUp: the follower waited coalesce.max_wait; it goes upstream itself.
-func (s *stream) giveUp() {
-	if proxywasm.SetEffectiveContext(s.id) != nil {
-		return
-	}
-	s.rs.event(evTimeout)
-	s.resumeUpstream()
+	s.perform(s.fl.Tick())
 }
 
 func (s *stream) stopWaiting() {
@@ -327,6 +279,7 @@ func (s *stream) stopWaiting() {
 // resumeUpstream lets a paused follower's request go to the model.
 func (s *stream) resumeUpstream() {
 	s.stopWaiting()
+	s.fl.Forwarded()
 	s.req.Status = cachecore.StatusMiss
 	s.forward()
 	if err := proxywasm.ResumeHttpRequest(); err != nil {
@@ -336,14 +289,9 @@ func (s *stream) resumeUpstream() {
 
 // finishLead ends this stream's leadership and wakes the followers.
 func (s *stream) finishLead(o cachecore.Outcome) {
-	if !s.leader {
-		return
+	if s.fl.Leading() {
+		s.perform(s.fl.FinishLead(o, s.respStatus))
 	}
-	s.leader = false
-	if o != cachecore.OutcomeStored {
-		s.rs.event(evLeaderFailed)
-	}
-	s.p.wake(s.p.cache.Finish(s.req, s.p.vmID, s.id, o), s.req.LeaseFP(), o, s.respStatus)
 }
 
 // bypass lets the request through untouched apart from a Cache-Status
@@ -382,7 +330,7 @@ func (s *stream) forward() {
 	// held here, on every path that forwards.)
 	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(evItemsHit, cached)
+		s.rs.items(cachecore.EvItemsHit, cached)
 		body, rewritten := s.req.UpstreamBody()
 		if rewritten {
 			if err := proxywasm.ReplaceHttpRequestBody(body); err != nil {
@@ -406,14 +354,14 @@ func (s *stream) serve() {
 	s.phase = phaseServed
 	s.rs.request(s.req.Status)
 	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(evItemsHit, cached)
+		s.rs.items(cachecore.EvItemsHit, cached)
 	}
 	s.rs.ageAtServe.Record(uint64(s.p.cache.Age(s.req).Milliseconds()))
 	if s.p.cache.WantsRefresh(s.req) {
-		s.p.refresh(s.req, s.reqHeaders)
+		s.p.performAll(s.p.cache.Refresh(s.req, s.reqHeaders, s.p.vmID))
 	}
 	if s.p.cache.WantsShadow(s.req) {
-		s.p.shadow(s.req, s.reqHeaders)
+		s.p.performAll(s.p.cache.Shadow(s.req, s.reqHeaders))
 	}
 }
 
@@ -661,8 +609,8 @@ func (s *stream) finishResponse(body []byte) {
 		return
 	}
 	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(evItemsStored, res.ItemsStored)
-		s.rs.items(evItemsRefused, res.ItemsRefused)
+		s.rs.items(cachecore.EvItemsStored, res.ItemsStored)
+		s.rs.items(cachecore.EvItemsRefused, res.ItemsRefused)
 		if _, rewritten := s.req.UpstreamBody(); rewritten {
 			merged := c.MergedBody(s.req, body)
 			_ = proxywasm.ReplaceHttpResponseBody(merged)
