@@ -21,6 +21,9 @@ type Flight struct {
 	failures  int   // leader failures sat through as a follower
 	waitSince int64 // ms, when it started following
 
+	respStatus int         // the upstream's response status (0: none yet)
+	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
+
 	out [4]Action // the actions of the current event (no allocation)
 	n   int
 }

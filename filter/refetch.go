@@ -29,9 +29,9 @@ func (s *stream) refetch(reason cachecore.Reason) (async bool) {
 	}
 	s.rs.event(cachecore.EvRefetch)
 	s.phase = phaseServed // the response is now ours to finish
-	cs := cachecore.CacheStatus{Status: cachecore.StatusMiss, Reason: reason}
+	s.fl.Refetched(reason, 0)
 	if s.p.cfg.Cluster == "" {
-		s.replaceResponse(502, inconsistentBatch, cs)
+		s.replaceResponse(502, inconsistentBatch)
 		return false
 	}
 	id := s.id
@@ -47,12 +47,12 @@ func (s *stream) refetch(reason cachecore.Reason) (async bool) {
 				status, _ = strconv.Atoi(st)
 				body, _ = proxywasm.GetHttpCallResponseBody(0, bodySize)
 			}
-			cs.FwdStatus = status
-			s.replaceResponse(uint32(status), body, cs)
+			s.fl.Refetched(reason, status)
+			s.replaceResponse(uint32(status), body)
 			_ = proxywasm.ResumeHttpResponse()
 		})
 	if err != nil {
-		s.replaceResponse(502, inconsistentBatch, cs)
+		s.replaceResponse(502, inconsistentBatch)
 		return false
 	}
 	return true
@@ -61,10 +61,10 @@ func (s *stream) refetch(reason cachecore.Reason) (async bool) {
 var inconsistentBatch = []byte(`{"error":{"message":"the model answered a partial embeddings batch inconsistently; retry the request","type":"upstream_error"}}`)
 
 // replaceResponse rewrites the held response (headers not yet sent).
-func (s *stream) replaceResponse(status uint32, body []byte, cs cachecore.CacheStatus) {
+func (s *stream) replaceResponse(status uint32, body []byte) {
 	_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(int(status)))
 	_ = proxywasm.ReplaceHttpResponseHeader("content-type", "application/json")
 	_ = proxywasm.ReplaceHttpResponseBody(body)
 	_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(body)))
-	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(cs.AppendHeader(nil, s.p.cfg.CacheName)))
+	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(s.fl.CacheStatusHeader(nil)))
 }

@@ -46,7 +46,6 @@ type stream struct {
 	forwardedAt time.Time
 	respStatus  int
 	respHeaders [][2]string
-	cs          cachecore.CacheStatus
 
 	recording []byte // copy of an event stream as it passes
 	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
@@ -99,6 +98,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	s.rs = s.p.stats.route(route)
 	s.req = c.Begin(route, method, path, hs)
+	s.fl.Init(c, s.req, s.p.vmID, s.id)
 	s.reqHeaders = hs
 	if !s.req.Bypassed() && s.p.hold == holdUnsupported {
 		s.req.Bypass(cachecore.ReasonHoldUnsupported)
@@ -210,7 +210,6 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 // coalesce runs the single-flight protocol on a miss (cachecore's Flight):
 // lead the key upstream or wait for the request that does.
 func (s *stream) coalesce() types.Action {
-	s.fl.Init(s.p.cache, s.req, s.p.vmID, s.id)
 	s.perform(s.fl.Miss())
 	switch s.phase {
 	case phaseFollowing:
@@ -279,8 +278,7 @@ func (s *stream) stopWaiting() {
 // resumeUpstream lets a paused follower's request go to the model.
 func (s *stream) resumeUpstream() {
 	s.stopWaiting()
-	s.fl.Forwarded()
-	s.req.Status = cachecore.StatusMiss
+	s.fl.FailOpen()
 	s.forward()
 	if err := proxywasm.ResumeHttpRequest(); err != nil {
 		s.p.stats.internal.Increment(1)
@@ -310,7 +308,7 @@ func (s *stream) bypass() types.Action {
 func (s *stream) markBypass() {
 	delete(s.p.holding, s.id)
 	s.phase = phasePassThrough
-	s.cs = cachecore.CacheStatus{Status: cachecore.StatusBypass, Reason: s.req.Reason}
+	s.fl.Bypassed()
 	s.rs.request(cachecore.StatusBypass)
 	s.rs.bypassed(s.req.Reason)
 	if s.req.Reason == cachecore.ReasonInternal {
@@ -346,7 +344,7 @@ func (s *stream) serve() {
 	if err := proxywasm.SendHttpResponse(uint32(status), headers, body, -1); err != nil {
 		// Could not answer locally: fail open, go upstream.
 		s.p.stats.internal.Increment(1)
-		s.req.Status = cachecore.StatusMiss
+		s.fl.FailOpen()
 		s.forward()
 		_ = proxywasm.ResumeHttpRequest()
 		return
@@ -366,11 +364,10 @@ func (s *stream) serve() {
 }
 
 func (s *stream) unavailable() {
-	cs := cachecore.CacheStatus{Status: cachecore.StatusUnavailable}
-	hs := [][2]string{{"content-type", "application/json"}, {"cache-status", string(cs.AppendHeader(nil, s.p.cfg.CacheName))}}
+	status, hs, body := s.fl.Unavailable()
 	s.phase = phaseServed
-	s.rs.request(cachecore.StatusUnavailable)
-	_ = proxywasm.SendHttpResponse(504, hs, []byte(`{"error":{"message":"not cached (only-if-cached)","type":"cache_miss"}}`), -1)
+	s.rs.request(s.req.Status)
+	_ = proxywasm.SendHttpResponse(uint32(status), hs, body, -1)
 }
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
@@ -397,6 +394,7 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	s.respHeaders = hs
 	st, _ := headerValue(hs, ":status")
 	s.respStatus, _ = strconv.Atoi(st)
+	s.fl.SetResponseStatus(s.respStatus)
 	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
 	origin := cachecore.ClassifyOrigin(string(details))
 	if reason := s.p.cache.AdmitHeaders(s.req, s.respStatus, hs, origin); reason != cachecore.ReasonNone {
@@ -406,7 +404,7 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 			// exists: the client gets that instead of the error.
 			s.rs.refusal(reason, s.respStatus)
 			s.finishLead(o)
-			s.req.Status = cachecore.StatusStaleIfError
+			s.fl.StaleIfError()
 			s.serve()
 			return types.ActionPause
 		}
@@ -420,7 +418,7 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 		// the end. (Whether it was stored cannot be in Cache-Status: the
 		// headers are already gone by then. The stats say.)
 		s.phase = phaseStreaming
-		s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus}
+		s.fl.Streaming()
 		s.setCacheStatus()
 		return types.ActionContinue
 	}
@@ -451,28 +449,17 @@ const interruptedProperty = "modelcache_cache_status"
 // reply is counted as a refusal (nothing is stored) and any lead ends.
 func (s *stream) interrupted() {
 	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
-	reason := cachecore.ReasonLocalReply
-	switch cachecore.ClassifyOrigin(string(details)) {
-	case cachecore.OriginUpstreamReset:
-		reason = cachecore.ReasonUpstreamReset
-	case cachecore.OriginUpstreamTimeout:
-		reason = cachecore.ReasonUpstreamTimeout
-	}
-	status := s.respStatus
-	switch s.phase {
-	case phaseRequest, phaseFollowing:
+	early := s.phase == phaseRequest || s.phase == phaseFollowing
+	reason := s.fl.Interrupted(cachecore.ClassifyOrigin(string(details)), early)
+	if early {
 		delete(s.p.holding, s.id)
 		s.stopWaiting()
 		s.body = nil
-		s.req.Status = cachecore.StatusBypass
-		s.rs.request(cachecore.StatusBypass)
-		status = 0
-	default: // phaseBuffering, phaseStreaming
-		reason = cachecore.ReasonTruncated
+		s.rs.request(s.req.Status)
+	} else { // phaseBuffering, phaseStreaming
 		s.recording = nil
 	}
-	s.refuse(reason)
-	s.cs.FwdStatus = status
+	s.refuseCount(reason)
 	s.setCacheStatus()
 }
 
@@ -483,8 +470,7 @@ func (s *stream) interrupted() {
 // local_reply_config can copy filter state into that reply's headers (the
 // shipped envoy.yaml does), so the value is left there now.
 func (s *stream) noteInterruption() {
-	cs := cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: cachecore.ReasonTruncated}
-	_ = proxywasm.SetProperty([]string{interruptedProperty}, cs.AppendHeader(nil, s.p.cfg.CacheName))
+	_ = proxywasm.SetProperty([]string{interruptedProperty}, s.fl.TruncatedHeader())
 }
 
 // recordStream copies one chunk of an event stream and, at its end,
@@ -621,8 +607,7 @@ func (s *stream) finishResponse(body []byte) {
 	s.rs.stored.Increment(1)
 	s.finishLead(cachecore.OutcomeStored)
 	s.phase = phasePassThrough
-	ttl := (res.FreshUntil - s.p.now().UnixMilli()) / 1000
-	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Stored: true, TTL: ttl, HasTTL: true}
+	s.fl.Stored(res)
 	s.setCacheStatus()
 }
 
@@ -663,18 +648,22 @@ func (st *stats) noteInserts(rs []cachecore.InsertResult) {
 }
 
 func (s *stream) refuse(reason cachecore.Reason) {
+	s.fl.Refused(reason)
+	s.refuseCount(reason)
+}
+
+// refuseCount counts a refusal and ends any lead with its outcome.
+func (s *stream) refuseCount(reason cachecore.Reason) {
 	s.phase = phasePassThrough
 	s.rs.refusal(reason, s.respStatus)
 	if reason == cachecore.ReasonInternal {
 		s.p.stats.internal.Increment(1)
 	}
 	s.finishLead(cachecore.OutcomeOf(reason, s.respStatus))
-	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: reason}
 }
 
 func (s *stream) setCacheStatus() {
-	v := s.cs.AppendHeader(nil, s.p.cfg.CacheName)
-	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(v))
+	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(s.fl.CacheStatusHeader(nil)))
 }
 
 // OnHttpStreamDone: whatever the stream was doing ends here — a follower
