@@ -43,6 +43,13 @@ const (
 	// ActNoteStore: note only the side effects of a store (model version
 	// change, occupancy), not a stored/refused count.
 	ActNoteStore
+	// ActRefused: count a response not stored for Reason (upstream Status).
+	ActRefused
+	// ActReplaceResponse: rewrite the held response (headers not yet
+	// sent) to Status with the JSON Body; Message is its Cache-Status.
+	ActReplaceResponse
+	// ActResumeResponse: let the held response go on.
+	ActResumeResponse
 )
 
 // LogLevel of an ActLog action.
@@ -58,6 +65,7 @@ const (
 // Kind.
 type Action struct {
 	Kind        ActionKind
+	Reason      Reason // ActRefused
 	Resume      bool   // ActForward: resume a paused request
 	Event       Event  // ActCount
 	Route       *Route // ActCount, ActStored: the route counted on

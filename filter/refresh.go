@@ -1,13 +1,17 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
 )
 
-// perform carries out a protocol action that needs no request: counts,
-// wake-ups, store notes, logs and calls.
-func (p *plugin) perform(a *cachecore.Action) {
+// perform carries out a protocol action that needs no request (or acts on
+// the current effective one): counts, wake-ups, store notes, logs, calls,
+// and the rewriting of a held response. It reports whether a call was
+// dispatched.
+func (p *plugin) perform(a *cachecore.Action) bool {
 	switch a.Kind {
 	case cachecore.ActCount:
 		p.stats.route(a.Route).event(a.Event)
@@ -16,14 +20,24 @@ func (p *plugin) perform(a *cachecore.Action) {
 	case cachecore.ActStored, cachecore.ActNoteStore:
 		p.noteStore(a.Request, a.Stored.Result)
 		if a.Kind == cachecore.ActNoteStore {
-			return
+			break
 		}
 		rs := p.stats.route(a.Route)
 		if a.Stored.Reason != cachecore.ReasonNone {
 			rs.refusal(a.Stored.Reason, a.Status)
-			return
+			break
 		}
 		rs.stored.Increment(1)
+	case cachecore.ActRefused:
+		p.stats.route(a.Route).refusal(a.Reason, a.Status)
+	case cachecore.ActReplaceResponse:
+		_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(a.Status))
+		_ = proxywasm.ReplaceHttpResponseHeader("content-type", "application/json")
+		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+	case cachecore.ActResumeResponse:
+		_ = proxywasm.ResumeHttpResponse()
 	case cachecore.ActLog:
 		switch a.Level {
 		case cachecore.LogWarn:
@@ -34,21 +48,28 @@ func (p *plugin) perform(a *cachecore.Action) {
 			proxywasm.LogDebug(string(a.Message))
 		}
 	case cachecore.ActDispatch:
-		p.dispatch(a.Call)
+		return p.dispatch(a.Call)
 	}
+	return false
 }
 
-func (p *plugin) performAll(acts []cachecore.Action) {
+func (p *plugin) performAll(acts []cachecore.Action) (dispatched bool) {
 	for i := range acts {
-		p.perform(&acts[i])
+		if p.perform(&acts[i]) {
+			dispatched = true
+		}
 	}
+	return dispatched
 }
 
 // dispatch makes an HTTP call for the protocol and continues it with the
-// call's result (cachecore.Call).
-func (p *plugin) dispatch(call *cachecore.Call) {
+// call's result (cachecore.Call). It reports whether the call was made.
+func (p *plugin) dispatch(call *cachecore.Call) bool {
 	_, err := proxywasm.DispatchHttpCall(call.Cluster, call.Headers, call.Body, nil,
 		uint32(call.Timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
+			if call.Stream != 0 && proxywasm.SetEffectiveContext(call.Stream) != nil {
+				return // the request is gone
+			}
 			res := cachecore.CallResult{Failed: numHeaders == 0}
 			if !res.Failed {
 				res.Headers, _ = proxywasm.GetHttpCallResponseHeaders()
@@ -59,9 +80,10 @@ func (p *plugin) dispatch(call *cachecore.Call) {
 		})
 	if err != nil {
 		p.performAll(call.Done(cachecore.CallResult{NotStarted: true}))
-		return
+		return false
 	}
 	if call.Route != nil {
 		p.stats.route(call.Route).event(call.Started)
 	}
+	return true
 }
