@@ -24,7 +24,7 @@ type Flight struct {
 	respStatus int         // the upstream's response status (0: none yet)
 	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
 
-	out [4]Action // the actions of the current event (no allocation)
+	out [8]Action // the actions of the current event (no allocation)
 	n   int
 }
 

@@ -50,6 +50,13 @@ const (
 	ActReplaceResponse
 	// ActResumeResponse: let the held response go on.
 	ActResumeResponse
+	// ActInternal: count an internal error.
+	ActInternal
+	// ActReplaceBody: replace the held response's body with Body (and its
+	// content-length).
+	ActReplaceBody
+	// ActSetHeader: set the response header Name to Value.
+	ActSetHeader
 )
 
 // LogLevel of an ActLog action.
@@ -68,12 +75,14 @@ type Action struct {
 	Reason      Reason // ActRefused
 	Resume      bool   // ActForward: resume a paused request
 	Event       Event  // ActCount
+	N           int    // ActCount: how many (0: one)
 	Route       *Route // ActCount, ActStored: the route counted on
 	Status      int    // ActServeLocal: HTTP status; ActStored: the upstream's
 	CacheStatus Status // ActServeLocal: the request status counted
 	Headers     [][2]string
 	Body        []byte
-	Stored      Stored   // ActStored
+	Stored      *Stored  // ActStored, ActNoteStore
+	Name, Value string   // ActSetHeader
 	Request     *Request // ActStored: the request the answer belongs to
 	VMs         []uint64 // ActWake
 	Message     []byte   // ActWake: the encoded wake-up; ActLog: the text

@@ -50,7 +50,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 				ev = EvRefreshRefused
 			}
 			acts = append(acts, Action{Kind: ActCount, Event: ev, Route: r},
-				Action{Kind: ActStored, Stored: st, Request: req, Route: r, Status: res.Status})
+				Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: res.Status})
 		}
 		if vms := c.Finish(req, vm, token, o); len(vms) > 0 {
 			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: EncodeWake(req.LeaseFP(), o, 0)})
@@ -99,7 +99,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		// Replace the diverged entry with the fresh answer, if admissible.
 		c.PrepareShadowStore(req)
 		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
-		return append(acts, Action{Kind: ActNoteStore, Stored: st, Request: req, Route: r, Status: res.Status})
+		return append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
 }

@@ -14,7 +14,18 @@ import (
 func (p *plugin) perform(a *cachecore.Action) bool {
 	switch a.Kind {
 	case cachecore.ActCount:
-		p.stats.route(a.Route).event(a.Event)
+		if a.N > 0 {
+			p.stats.route(a.Route).items(a.Event, a.N)
+		} else {
+			p.stats.route(a.Route).event(a.Event)
+		}
+	case cachecore.ActInternal:
+		p.stats.internal.Increment(1)
+	case cachecore.ActReplaceBody:
+		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+	case cachecore.ActSetHeader:
+		_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
 	case cachecore.ActWake:
 		p.wake(a.VMs, a.Message)
 	case cachecore.ActStored, cachecore.ActNoteStore:

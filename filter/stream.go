@@ -491,20 +491,8 @@ func (s *stream) recordStream(bodySize int, endOfStream bool) {
 		return
 	}
 	s.phase = phasePassThrough
-	reason := cachecore.ReasonTooLarge
-	if !s.recDrop {
-		st := s.p.cache.StoreBody(s.req, s.respStatus, s.respHeaders, s.recording, s.computeMs())
-		s.p.noteStore(s.req, st.Result)
-		reason = st.Reason
-	}
+	s.perform(s.fl.CompleteStream(s.respHeaders, s.recording, s.recDrop, s.computeMs()))
 	s.recording = nil
-	if reason != cachecore.ReasonNone {
-		s.rs.refusal(reason, s.respStatus)
-		s.finishLead(cachecore.OutcomeOf(reason, s.respStatus))
-		return
-	}
-	s.rs.stored.Increment(1)
-	s.finishLead(cachecore.OutcomeStored)
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
@@ -571,43 +559,14 @@ func (s *stream) copyResponse(bodySize int, endOfStream bool) types.Action {
 
 // finishResponse checks a complete response and stores it if admitted.
 func (s *stream) finishResponse(body []byte) {
-	c := s.p.cache
-	st := c.StoreBody(s.req, s.respStatus, s.respHeaders, body, s.computeMs())
-	res := st.Result
-	if adm := st.Admission; adm.Reason != cachecore.ReasonNone {
-		if adm.Reason == cachecore.ReasonValidation {
-			proxywasm.LogDebug("validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
-		}
-		if _, rewritten := s.req.UpstreamBody(); rewritten {
-			// The answer covers only the missing items and cannot be used:
-			// the client still needs a whole answer.
-			s.holdResponse = s.refetch(adm.Reason)
-			return
-		}
-		s.refuse(adm.Reason)
-		s.setCacheStatus()
+	step, acts := s.fl.Complete(s.respHeaders, body, s.computeMs(), s.reqHeaders)
+	if step == cachecore.Refetching {
+		s.phase = phaseServed // the response is now the protocol's to finish
+		s.holdResponse = s.p.performAll(acts)
 		return
 	}
-	s.p.noteStore(s.req, res)
-	if res.Reason != cachecore.ReasonNone {
-		s.refuse(res.Reason)
-		s.setCacheStatus()
-		return
-	}
-	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(cachecore.EvItemsStored, res.ItemsStored)
-		s.rs.items(cachecore.EvItemsRefused, res.ItemsRefused)
-		if _, rewritten := s.req.UpstreamBody(); rewritten {
-			merged := c.MergedBody(s.req, body)
-			_ = proxywasm.ReplaceHttpResponseBody(merged)
-			_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(merged)))
-		}
-		_ = proxywasm.ReplaceHttpResponseHeader(cachecore.CachedItemsHeader, strconv.Itoa(cached)+"/"+strconv.Itoa(total))
-	}
-	s.rs.stored.Increment(1)
-	s.finishLead(cachecore.OutcomeStored)
 	s.phase = phasePassThrough
-	s.fl.Stored(res)
+	s.perform(acts)
 	s.setCacheStatus()
 }
 

@@ -1,0 +1,97 @@
+package cachecore
+
+import "strconv"
+
+// Completion is how a complete response ended, for the host's next step.
+type Completion uint8
+
+const (
+	// Refused: not stored; the response passes with its Cache-Status.
+	Refused Completion = iota
+	// Completed: stored; the response passes with its Cache-Status.
+	Completed
+	// Refetching: the partial batch answer is unusable and is replaced
+	// (Flight.Refetch); the response is now the protocol's to finish.
+	Refetching
+)
+
+// Complete is the event "the response body is complete" (body: all of it;
+// headers: the response's; reqHeaders: the client's request headers, for a
+// refetch). It runs the one admit-and-store with the time the upstream
+// took since the request was forwarded (computeMs), ends the lead, and
+// decides the Cache-Status.
+func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, reqHeaders [][2]string) (Completion, []Action) {
+	c, req, r := f.c, f.req, f.req.Route
+	st := c.StoreBody(req, f.respStatus, headers, body, computeMs)
+	if adm := st.Admission; adm.Reason != ReasonNone {
+		var acts []Action
+		if adm.Reason == ReasonValidation {
+			acts = append(acts, Action{Kind: ActLog, Level: LogDebug, Message: []byte("validation rule failed on route " + r.Name + ": " + adm.Rule)})
+		}
+		if _, rewritten := req.UpstreamBody(); rewritten {
+			// The answer covers only the missing items and cannot be used:
+			// the client still needs a whole answer.
+			return Refetching, append(acts, f.Refetch(adm.Reason, reqHeaders)...)
+		}
+		return Refused, append(acts, f.refuse(adm.Reason)...)
+	}
+	if st.Reason != ReasonNone {
+		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		return Refused, append([]Action{note}, f.refuse(st.Reason)...)
+	}
+	f.reset()
+	res := st.Result
+	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
+	if cached, total := req.ItemCounts(); total > 0 {
+		if res.ItemsStored > 0 {
+			f.emit(Action{Kind: ActCount, Event: EvItemsStored, Route: r, N: res.ItemsStored})
+		}
+		if res.ItemsRefused > 0 {
+			f.emit(Action{Kind: ActCount, Event: EvItemsRefused, Route: r, N: res.ItemsRefused})
+		}
+		if _, rewritten := req.UpstreamBody(); rewritten {
+			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
+		}
+		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
+	}
+	f.finishLead(OutcomeStored, f.respStatus)
+	f.Stored(res)
+	return Completed, f.actions()
+}
+
+// CompleteStream is Complete for a recorded event stream, already on its
+// way to the client (its Cache-Status is sent): dropped means the
+// recording outgrew max_entry_bytes.
+func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, computeMs uint32) []Action {
+	req, r := f.req, f.req.Route
+	if dropped {
+		return f.refuseQuiet(ReasonTooLarge)
+	}
+	st := f.c.StoreBody(req, f.respStatus, headers, body, computeMs)
+	if st.Reason != ReasonNone {
+		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		return append([]Action{note}, f.refuseQuiet(st.Reason)...)
+	}
+	f.reset()
+	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
+	f.finishLead(OutcomeStored, f.respStatus)
+	return f.actions()
+}
+
+// refuse: the response is not stored for reason; its Cache-Status says so.
+func (f *Flight) refuse(reason Reason) []Action {
+	f.Refused(reason)
+	acts := f.refuseQuiet(reason)
+	if reason == ReasonInternal {
+		acts = append(acts, Action{Kind: ActInternal})
+	}
+	return acts
+}
+
+// refuseQuiet counts a refusal and ends any lead with its outcome.
+func (f *Flight) refuseQuiet(reason Reason) []Action {
+	f.reset()
+	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
+	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
+	return f.actions()
+}
