@@ -95,3 +95,66 @@ func (f *Flight) refuseQuiet(reason Reason) []Action {
 	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
 	return f.actions()
 }
+
+// RespStep is what the host does with the response headers.
+type RespStep uint8
+
+const (
+	// RespPass: let them through with the Cache-Status (not stored).
+	RespPass RespStep = iota
+	// RespServed: the upstream failed and the stale entry answers instead
+	// (the actions serve it); hold the upstream response back.
+	RespServed
+	// RespStream: an event stream; let it through with the Cache-Status
+	// and record the body (CompleteStream at its end).
+	RespStream
+	// RespComplete: there is no body; Complete now.
+	RespComplete
+	// RespHold: hold the headers and buffer the body until Complete.
+	RespHold
+	// RespCopy: as RespHold, but the answer has no content-length: the host
+	// copies it chunk by chunk (bounded by max_entry_bytes) rather than
+	// letting its buffer grow towards its limit.
+	RespCopy
+)
+
+// ResponseHeaders is the event "the upstream's response headers arrived"
+// (origin: who produced them).
+func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin, endOfStream bool) (RespStep, []Action) {
+	c, req := f.c, f.req
+	f.respStatus = status
+	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		o := OutcomeOf(reason, status)
+		if o == OutcomeFailed && c.StaleIfError(req) {
+			// The model failed but a stale answer within stale_if_error
+			// exists: the client gets that instead of the error.
+			f.reset()
+			f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: reason, Status: status})
+			f.finishLead(o, status)
+			f.StaleIfError()
+			f.emit(Action{Kind: ActServeEntry})
+			return RespServed, f.actions()
+		}
+		return RespPass, f.refuse(reason)
+	}
+	f.reset()
+	switch {
+	case StreamsResponse(req, headers) && !endOfStream:
+		// An event stream reaches the client as it comes, with no added
+		// delay to the first token; the host keeps a copy and the protocol
+		// decides at the end. (Whether it was stored cannot be in
+		// Cache-Status: the headers are gone by then. The stats say.)
+		f.Streaming()
+		return RespStream, nil
+	case endOfStream:
+		return RespComplete, nil
+	}
+	if _, sized := header(headers, "content-length"); !sized {
+		// Only an answer that is passed on as it came can be copied: a
+		// merged or refetched one replaces the whole body.
+		if _, rewritten := req.UpstreamBody(); !rewritten {
+			return RespCopy, nil
+		}
+	}
+	return RespHold, nil
+}

@@ -394,45 +394,26 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	s.respHeaders = hs
 	st, _ := headerValue(hs, ":status")
 	s.respStatus, _ = strconv.Atoi(st)
-	s.fl.SetResponseStatus(s.respStatus)
 	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
-	origin := cachecore.ClassifyOrigin(string(details))
-	if reason := s.p.cache.AdmitHeaders(s.req, s.respStatus, hs, origin); reason != cachecore.ReasonNone {
-		o := cachecore.OutcomeOf(reason, s.respStatus)
-		if o == cachecore.OutcomeFailed && s.p.cache.StaleIfError(s.req) {
-			// The model failed but a stale answer within stale_if_error
-			// exists: the client gets that instead of the error.
-			s.rs.refusal(reason, s.respStatus)
-			s.finishLead(o)
-			s.fl.StaleIfError()
-			s.serve()
-			return types.ActionPause
-		}
-		s.refuse(reason)
+	step, acts := s.fl.ResponseHeaders(s.respStatus, hs, cachecore.ClassifyOrigin(string(details)), endOfStream)
+	s.perform(acts)
+	switch step {
+	case cachecore.RespServed:
+		return types.ActionPause
+	case cachecore.RespPass:
+		s.phase = phasePassThrough
 		s.setCacheStatus()
 		return types.ActionContinue
-	}
-	if cachecore.StreamsResponse(s.req, hs) && !endOfStream {
-		// An event stream reaches the client as it comes, with no added
-		// delay to the first token; the filter keeps a copy and decides at
-		// the end. (Whether it was stored cannot be in Cache-Status: the
-		// headers are already gone by then. The stats say.)
+	case cachecore.RespStream:
 		s.phase = phaseStreaming
-		s.fl.Streaming()
 		s.setCacheStatus()
 		return types.ActionContinue
-	}
-	if endOfStream {
+	case cachecore.RespComplete:
 		s.finishResponse(nil)
 		return types.ActionContinue
 	}
 	s.phase = phaseBuffering
-	if _, sized := headerValue(hs, "content-length"); !sized {
-		// Only an answer that is passed on as it came can be held this
-		// way: a merged or refetched one replaces the whole body.
-		_, rewritten := s.req.UpstreamBody()
-		s.respCopy = !rewritten
-	}
+	s.respCopy = step == cachecore.RespCopy
 	s.noteInterruption()
 	return types.ActionPause
 }
