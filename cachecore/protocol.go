@@ -158,7 +158,7 @@ func (f *Flight) wake(o Outcome, status int) {
 			f.state = flightDone
 			code, headers, body := c.LeaderFailedResponse(req, status)
 			req.Status = StatusLeaderFailed
-			f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed})
+			f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed, Resume: true})
 			return
 		case StepForward:
 			f.count(EvRetriesExhausted)

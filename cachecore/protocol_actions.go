@@ -22,7 +22,8 @@ const (
 	ActServeEntry
 	// ActServeLocal: answer the client with Status/Headers/Body
 	// (CacheStatus is the request status it counts as). If the local reply
-	// cannot be sent, the host forwards instead (fail open).
+	// cannot be sent and Resume is set, the host forwards instead (fail
+	// open).
 	ActServeLocal
 	// ActForward: send the request upstream. Resume: it was paused (a
 	// follower) and must be resumed; otherwise the current callback
@@ -57,6 +58,9 @@ const (
 	ActReplaceBody
 	// ActSetHeader: set the response header Name to Value.
 	ActSetHeader
+	// ActBypass: the request passes untouched, counted as a bypass for
+	// Reason; its Cache-Status says so.
+	ActBypass
 )
 
 // LogLevel of an ActLog action.

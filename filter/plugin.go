@@ -205,8 +205,7 @@ func (p *plugin) checkHeld(now time.Time) {
 		if err := proxywasm.SetEffectiveContext(s.id); err != nil {
 			continue
 		}
-		s.req.Bypass(cachecore.ReasonHoldUnsupported)
-		if s.bypass() == types.ActionContinue {
+		if s.performRequest(s.fl.Bypass(cachecore.ReasonHoldUnsupported)) == types.ActionContinue {
 			_ = proxywasm.ResumeHttpRequest()
 		}
 		p.stalls++

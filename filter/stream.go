@@ -40,8 +40,8 @@ type stream struct {
 	// max_request_bytes, so Envoy may hold its body (never near its buffer
 	// limit). Otherwise the body is copied here chunk by chunk.
 	sized     bool
-	body      []byte
-	waitSince time.Time // when it started following
+	body      cachecore.Held // an unsized request body, copied
+	waitSince time.Time      // when it started following
 
 	forwardedAt time.Time
 	respStatus  int
@@ -100,30 +100,29 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	s.req = c.Begin(route, method, path, hs)
 	s.fl.Init(c, s.req, s.p.vmID, s.id)
 	s.reqHeaders = hs
-	if !s.req.Bypassed() && s.p.hold == holdUnsupported {
-		s.req.Bypass(cachecore.ReasonHoldUnsupported)
-	}
-	if s.req.Bypassed() {
-		return s.bypass()
-	}
-	if endOfStream {
-		c.SetBody(s.req, nil)
-		return s.bypass()
-	}
-	if v, ok := headerValue(hs, "content-length"); ok {
-		n, err := strconv.ParseUint(v, 10, 63)
-		if err == nil && n > uint64(s.p.cfg.MaxRequestBytes) {
-			// Decided now: nothing is held, so Envoy streams the body to
-			// the model instead of buffering it towards its limit (413).
-			s.req.Bypass(cachecore.ReasonBodyTooLarge)
-			return s.bypass()
-		}
-		s.sized = err == nil
+	step, acts := s.fl.RequestHeaders(hs, endOfStream, s.p.hold != holdUnsupported)
+	switch step {
+	case cachecore.ReqPass:
+		return s.performRequest(acts)
+	case cachecore.ReqHoldSized:
+		s.sized = true
 	}
 	s.phase = phaseRequest
 	if s.p.hold != holdSupported {
 		s.heldSince = s.p.now()
 		s.p.holding[s.id] = s
+	}
+	return types.ActionPause
+}
+
+// performRequest performs the protocol's actions on the request and says
+// whether it goes on (forwarded or bypassed) or stays paused (answered
+// locally, or following).
+func (s *stream) performRequest(acts []cachecore.Action) types.Action {
+	delete(s.p.holding, s.id)
+	s.perform(acts)
+	if s.phase == phaseForwarded || s.phase == phasePassThrough {
+		return types.ActionContinue
 	}
 	return types.ActionPause
 }
@@ -144,82 +143,35 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		s.bodySeen = true
 		s.p.hold = holdSupported // Envoy delivers bodies while headers are held
 	}
-	c := s.p.cache
-	var body []byte
 	if s.sized {
 		// At most content-length <= max_request_bytes is ever held: Envoy
 		// buffers it and hands the whole body over at the end.
 		if !endOfStream {
 			return types.ActionPause
 		}
-		b, err := proxywasm.GetHttpRequestBody(0, bodySize)
+		body, err := proxywasm.GetHttpRequestBody(0, bodySize)
 		if err != nil {
-			s.req.Bypass(cachecore.ReasonInternal)
-			return s.bypass()
+			return s.performRequest(s.fl.Bypass(cachecore.ReasonInternal))
 		}
-		body = b
-	} else {
-		// Unknown length (chunked). A body held with StopIterationAndBuffer
-		// is merged with each new chunk before the plugin is called, and a
-		// merge over the buffer limit is a 413 whatever the plugin answers.
-		// So hold it with StopIterationAndWatermark (back-pressure, never a
-		// 413), see each chunk once, and keep a copy bounded by
-		// max_request_bytes.
-		chunk, err := proxywasm.GetHttpRequestBody(0, bodySize)
-		if err != nil && bodySize > 0 {
-			s.req.Bypass(cachecore.ReasonInternal)
-			return s.bypass()
-		}
-		if len(s.body)+len(chunk) > s.p.cfg.MaxRequestBytes {
-			s.body = nil
-			s.req.Bypass(cachecore.ReasonBodyTooLarge)
-			return s.bypass()
-		}
-		s.body = append(s.body, chunk...)
-		if !endOfStream {
-			return types.ActionPauseWatermark
-		}
-		body, s.body = s.body, nil
-		// The earlier chunks are in Envoy's buffer, out of reach: the body
-		// the upstream gets cannot be rewritten.
-		s.req.KeepBody()
+		return s.performRequest(s.fl.RequestBody(body, false))
 	}
-	delete(s.p.holding, s.id)
-	c.SetBody(s.req, body)
-	if s.req.Bypassed() {
-		return s.bypass()
+	// Unknown length (chunked). A body held with StopIterationAndBuffer is
+	// merged with each new chunk before the plugin is called, and a merge
+	// over the buffer limit is a 413 whatever the plugin answers. So hold
+	// it with StopIterationAndWatermark (back-pressure, never a 413), see
+	// each chunk once, and keep a copy bounded by max_request_bytes.
+	chunk, err := proxywasm.GetHttpRequestBody(0, bodySize)
+	if err != nil && bodySize > 0 {
+		s.body.Drop()
+		return s.performRequest(s.fl.Bypass(cachecore.ReasonInternal))
 	}
-	switch c.Lookup(s.req) {
-	case cachecore.Serve:
-		s.serve()
-		return types.ActionPause
-	case cachecore.Unavailable:
-		s.unavailable()
-		return types.ActionPause
+	if ok, acts := s.fl.RequestChunk(&s.body, chunk); !ok {
+		return s.performRequest(acts)
 	}
-	if s.req.Bypassed() { // internal fault during the lookup: fail open
-		return s.bypass()
+	if !endOfStream {
+		return types.ActionPauseWatermark
 	}
-	if s.req.Status == cachecore.StatusMiss && s.req.Route.Coalesce.Enabled {
-		return s.coalesce()
-	}
-	s.forward()
-	return types.ActionContinue
-}
-
-// coalesce runs the single-flight protocol on a miss (cachecore's Flight):
-// lead the key upstream or wait for the request that does.
-func (s *stream) coalesce() types.Action {
-	s.perform(s.fl.Miss())
-	switch s.phase {
-	case phaseFollowing:
-		s.waitSince = s.p.now()
-		s.p.waiting[s.id] = s
-		return types.ActionPause
-	case phaseForwarded:
-		return types.ActionContinue
-	}
-	return types.ActionPause
+	return s.performRequest(s.fl.RequestBody(s.body.Take(), true))
 }
 
 // perform carries out the protocol's actions on this stream (its context
@@ -230,12 +182,18 @@ func (s *stream) perform(acts []cachecore.Action) {
 		switch a.Kind {
 		case cachecore.ActWait:
 			s.phase = phaseFollowing
+			s.waitSince = s.p.now()
+			s.p.waiting[s.id] = s
+		case cachecore.ActBypass:
+			s.phase = phasePassThrough
+			s.rs.request(cachecore.StatusBypass)
+			s.rs.bypassed(a.Reason)
 		case cachecore.ActServeEntry:
 			s.stopWaiting()
 			s.serve()
 		case cachecore.ActServeLocal:
 			s.stopWaiting()
-			if err := proxywasm.SendHttpResponse(uint32(a.Status), a.Headers, a.Body, -1); err != nil {
+			if err := proxywasm.SendHttpResponse(uint32(a.Status), a.Headers, a.Body, -1); err != nil && a.Resume {
 				s.p.stats.internal.Increment(1)
 				s.resumeUpstream() // could not answer locally: fail open
 				continue
@@ -292,30 +250,6 @@ func (s *stream) finishLead(o cachecore.Outcome) {
 	}
 }
 
-// bypass lets the request through untouched apart from a Cache-Status
-// header on the response saying why — unless the client said
-// only-if-cached: then it gets a 504, never an upstream call.
-func (s *stream) bypass() types.Action {
-	if s.req.CC.OnlyIfCached {
-		delete(s.p.holding, s.id)
-		s.unavailable()
-		return types.ActionPause
-	}
-	s.markBypass()
-	return types.ActionContinue
-}
-
-func (s *stream) markBypass() {
-	delete(s.p.holding, s.id)
-	s.phase = phasePassThrough
-	s.fl.Bypassed()
-	s.rs.request(cachecore.StatusBypass)
-	s.rs.bypassed(s.req.Reason)
-	if s.req.Reason == cachecore.ReasonInternal {
-		s.p.stats.internal.Increment(1)
-	}
-}
-
 // forward sends the request upstream (the caller continues or resumes it).
 // For an embeddings batch with cached items, the body becomes the batch of
 // missing items; the headers are still held, so content-length can follow.
@@ -361,13 +295,6 @@ func (s *stream) serve() {
 	if s.p.cache.WantsShadow(s.req) {
 		s.p.performAll(s.p.cache.Shadow(s.req, s.reqHeaders))
 	}
-}
-
-func (s *stream) unavailable() {
-	status, hs, body := s.fl.Unavailable()
-	s.phase = phaseServed
-	s.rs.request(s.req.Status)
-	_ = proxywasm.SendHttpResponse(uint32(status), hs, body, -1)
 }
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
@@ -435,7 +362,7 @@ func (s *stream) interrupted() {
 	if early {
 		delete(s.p.holding, s.id)
 		s.stopWaiting()
-		s.body = nil
+		s.body.Drop()
 		s.rs.request(s.req.Status)
 	} else { // phaseBuffering, phaseStreaming
 		s.recording = nil
