@@ -186,7 +186,7 @@ func (s *stream) perform(acts []cachecore.Action) {
 			s.p.waiting[s.id] = s
 		case cachecore.ActBypass:
 			s.phase = phasePassThrough
-			s.rs.request(cachecore.StatusBypass)
+			s.rs.request(s.req.Status)
 			s.rs.bypassed(a.Reason)
 		case cachecore.ActServeEntry:
 			s.stopWaiting()
