@@ -111,21 +111,13 @@ func (m *protoModel) arrive() {
 	c := m.workers[w].cache
 	route := c.routeByName("chat")
 	r.req = c.Begin(route, "POST", "/v1/chat/completions", modelTenantHeaders[r.tenant])
-	c.SetBody(r.req, []byte(chatRequest(fmt.Sprint("question ", r.key))))
+	r.fl = c.NewFlight(r.req, m.workers[w].vm, r.id)
 	m.reqs = append(m.reqs, r)
 	m.note("req %d arrives on w%d (tenant %d key %d)", r.id, w, r.tenant, r.key)
-	switch c.Lookup(r.req) {
-	case Serve:
-		m.serveEntry(r)
-		return
-	case Unavailable:
-		m.fail("req %d: unavailable without only-if-cached", r.id)
+	if step, acts := r.fl.RequestHeaders(modelTenantHeaders[r.tenant], false, true); step != ReqHoldCopy || len(acts) != 0 {
+		m.fail("req %d: request headers: %d %v", r.id, step, acts)
 	}
-	if r.req.Status != StatusMiss {
-		m.fail("req %d: lookup status %s", r.id, r.req.Status)
-	}
-	r.fl = c.NewFlight(r.req, m.workers[w].vm, r.id)
-	m.perform(r, r.fl.Miss())
+	m.perform(r, r.fl.RequestBody([]byte(chatRequest(fmt.Sprint("question ", r.key))), false))
 }
 
 func (m *protoModel) serveEntry(r *modelReq) {
@@ -191,7 +183,7 @@ func (m *protoModel) perform(r *modelReq, acts []Action) {
 			}
 		case ActCount:
 			m.seen[EventNames[a.Event]]++
-		case ActLog:
+		case ActLog, ActRefused, ActStored, ActNoteStore, ActInternal:
 		default:
 			m.fail("req %d: unexpected action %d", r.id, a.Kind)
 		}
@@ -213,7 +205,9 @@ func (m *protoModel) checkLeaders(r *modelReq) {
 		if o == r || o.fl == nil || !o.fl.Leading() || o.req.LeaseFP() != fp {
 			continue
 		}
-		if m.now() < o.leadSince+modelLeaseLen {
+		// A leader whose lease expired (a slow upstream) may still think
+		// it leads; two live leases for one key must never exist.
+		if m.now() < o.leadSince+modelLeaseLen && m.now() < r.leadSince+modelLeaseLen {
 			m.fail("two live leaders for one key: req %d (since %d) and req %d (since %d)", o.id, o.leadSince, r.id, r.leadSince)
 		}
 	}
@@ -221,10 +215,8 @@ func (m *protoModel) checkLeaders(r *modelReq) {
 
 // answer completes one outstanding upstream request at random.
 func (m *protoModel) answer(r *modelReq) {
-	c := m.workers[r.w].cache
 	r.upstream = false
-	var st Stored
-	status := 200
+	status, body, refusable := 200, chatResponse(modelAnswer(r.tenant, r.key)), false
 	switch p := m.rng.IntN(100); {
 	case p < 15: // the client or the upstream aborts: never stored
 		m.note("req %d upstream aborted", r.id)
@@ -233,20 +225,26 @@ func (m *protoModel) answer(r *modelReq) {
 		r.done = true
 		return
 	case p < 30:
-		status = 500
-		st = c.AdmitAndStore(r.req, status, jsonCT, []byte(chatResponse("refused: server error")), OriginUpstream, 5)
+		status, body, refusable = 500, chatResponse("refused: server error"), true
 	case p < 40: // a truncated answer: refused by admission
-		body := strings.Replace(chatResponse("refused: truncated "+modelAnswer(r.tenant, r.key)), `"stop"`, `"length"`, 1)
-		st = c.AdmitAndStore(r.req, status, jsonCT, []byte(body), OriginUpstream, 5)
-	default:
-		st = c.AdmitAndStore(r.req, status, jsonCT, []byte(chatResponse(modelAnswer(r.tenant, r.key))), OriginUpstream, 5)
+		body = strings.Replace(chatResponse("refused: truncated "+modelAnswer(r.tenant, r.key)), `"stop"`, `"length"`, 1)
+		refusable = true
 	}
-	if refusable := status != 200 || st.Admission.Reason != ReasonNone; refusable && st.Reason == ReasonNone {
-		m.fail("req %d: a refused answer was stored", r.id)
+	headers := append(hdr("content-length", fmt.Sprint(len(body))), jsonCT...)
+	step, acts := r.fl.ResponseHeaders(status, headers, OriginUpstream, false)
+	m.perform(r, acts)
+	if step == RespHold {
+		done, acts := r.fl.Complete(headers, []byte(body), 5, nil)
+		if done == Completed && refusable {
+			m.fail("req %d: a refused answer was stored", r.id)
+		}
+		m.perform(r, acts)
+	} else if step != RespPass || !refusable {
+		m.fail("req %d: response headers step %d", r.id, step)
 	}
-	m.note("req %d upstream answered %d (%s)", r.id, status, st.Reason)
-	if r.fl != nil {
-		m.perform(r, r.fl.FinishLead(OutcomeOf(st.Reason, status), status))
+	m.note("req %d upstream answered %d", r.id, status)
+	if r.fl.Leading() {
+		m.fail("req %d still leads after its response", r.id)
 	}
 	r.done = true
 }
