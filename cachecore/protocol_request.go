@@ -74,9 +74,13 @@ func (f *Flight) RequestHeaders(headers [][2]string, endOfStream, holdable bool)
 	return ReqHoldCopy, nil
 }
 
-// Held is a request body copied chunk by chunk, bounded by
-// max_request_bytes.
-type Held struct{ body []byte }
+// Held is a body the host copies chunk by chunk, bounded by the protocol
+// (a request body by max_request_bytes, a response or a recorded stream by
+// max_entry_bytes).
+type Held struct {
+	body    []byte
+	dropped bool // a recording that outgrew its bound or missed a chunk
+}
 
 // RequestChunk is the event "a chunk of a body of unknown length
 // arrived". It reports false (with the bypass actions) once the body

@@ -158,3 +158,56 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	}
 	return RespHold, nil
 }
+
+// ResponseChunk is the event "a chunk of a held response of unknown length
+// arrived" (the host copies it into h). It reports false, with the
+// refusal, once the answer outgrows max_entry_bytes: the host then lets it
+// pass with its Cache-Status.
+func (f *Flight) ResponseChunk(h *Held, chunk []byte) (bool, []Action) {
+	if len(h.body)+len(chunk) > f.req.Route.MaxEntryBytes {
+		h.body = nil
+		return false, f.refuse(ReasonTooLarge)
+	}
+	h.body = append(h.body, chunk...)
+	return true, nil
+}
+
+// Buffered is the event "the host buffers a held response of bodySize
+// bytes so far". It reports false, with the refusal, once that is more
+// than max_entry_bytes: the host stops holding it before its own buffer
+// limit does.
+func (f *Flight) Buffered(bodySize int) (bool, []Action) {
+	if bodySize > f.req.Route.MaxEntryBytes {
+		return false, f.refuse(ReasonTooLarge)
+	}
+	return true, nil
+}
+
+// Recorded is the event "a chunk of an event stream passed": the host's
+// copy (h) grows until max_entry_bytes, then is dropped (and the stream
+// will not be stored).
+func (f *Flight) Recorded(h *Held, chunk []byte) {
+	if h.dropped {
+		return
+	}
+	if len(h.body)+len(chunk) > f.req.Route.MaxEntryBytes {
+		h.body, h.dropped = nil, true
+		return
+	}
+	h.body = append(h.body, chunk...)
+}
+
+// Dropped reports whether the recording was given up (no need to read
+// further chunks).
+func (h *Held) Dropped() bool { return h.dropped }
+
+// RecordingFailed: a chunk of the stream could not be read; the recording
+// is incomplete and will not be stored.
+func (h *Held) RecordingFailed() { h.dropped = true }
+
+// CompleteRecording is CompleteStream on the host's copy h.
+func (f *Flight) CompleteRecording(h *Held, headers [][2]string, computeMs uint32) []Action {
+	acts := f.CompleteStream(headers, h.body, h.dropped, computeMs)
+	h.body = nil
+	return acts
+}

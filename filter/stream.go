@@ -47,15 +47,14 @@ type stream struct {
 	respStatus  int
 	respHeaders [][2]string
 
-	recording []byte // copy of an event stream as it passes
-	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
+	recording cachecore.Held // copy of an event stream as it passes
 
 	holdResponse bool // a refetch will finish the response
 	// respCopy: the answer has no content-length, so it is held with
 	// StopIterationAndWatermark and copied here (respBody), as an unsized
 	// request body is; see OnHttpRequestBody.
 	respCopy bool
-	respBody []byte
+	respBody cachecore.Held
 }
 
 type phase uint8
@@ -365,7 +364,7 @@ func (s *stream) interrupted() {
 		s.body.Drop()
 		s.rs.request(s.req.Status)
 	} else { // phaseBuffering, phaseStreaming
-		s.recording = nil
+		s.recording.Drop()
 	}
 	s.refuseCount(reason)
 	s.setCacheStatus()
@@ -382,25 +381,21 @@ func (s *stream) noteInterruption() {
 }
 
 // recordStream copies one chunk of an event stream and, at its end,
-// stores the recording if it is a complete, admissible stream.
+// hands the recording to the protocol to judge and store.
 func (s *stream) recordStream(bodySize int, endOfStream bool) {
-	if bodySize > 0 && !s.recDrop {
+	if bodySize > 0 && !s.recording.Dropped() {
 		chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
-		switch {
-		case err != nil:
-			s.recDrop = true
-		case len(s.recording)+len(chunk) > s.req.Route.MaxEntryBytes:
-			s.recDrop, s.recording = true, nil
-		default:
-			s.recording = append(s.recording, chunk...)
+		if err != nil {
+			s.recording.RecordingFailed()
+		} else {
+			s.fl.Recorded(&s.recording, chunk)
 		}
 	}
 	if !endOfStream {
 		return
 	}
 	s.phase = phasePassThrough
-	s.perform(s.fl.CompleteStream(s.respHeaders, s.recording, s.recDrop, s.computeMs()))
-	s.recording = nil
+	s.perform(s.fl.CompleteRecording(&s.recording, s.respHeaders, s.computeMs()))
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
@@ -415,11 +410,8 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 		return s.copyResponse(bodySize, endOfStream)
 	}
 	if !endOfStream {
-		if bodySize > s.req.Route.MaxEntryBytes {
-			// Stop holding the response before Envoy's buffer limit does.
-			s.refuse(cachecore.ReasonTooLarge)
-			s.setCacheStatus()
-			return types.ActionContinue
+		if ok, acts := s.fl.Buffered(bodySize); !ok {
+			return s.pass(acts)
 		}
 		return types.ActionPause
 	}
@@ -444,24 +436,26 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 func (s *stream) copyResponse(bodySize int, endOfStream bool) types.Action {
 	chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
 	if err != nil && bodySize > 0 {
-		s.respBody = nil
+		s.respBody.Drop()
 		s.refuse(cachecore.ReasonInternal)
 		s.setCacheStatus()
 		return types.ActionContinue
 	}
-	if len(s.respBody)+len(chunk) > s.req.Route.MaxEntryBytes {
-		s.respBody = nil
-		s.refuse(cachecore.ReasonTooLarge)
-		s.setCacheStatus()
-		return types.ActionContinue
+	if ok, acts := s.fl.ResponseChunk(&s.respBody, chunk); !ok {
+		return s.pass(acts)
 	}
-	s.respBody = append(s.respBody, chunk...)
 	if !endOfStream {
 		return types.ActionPauseWatermark
 	}
-	body := s.respBody
-	s.respBody = nil
-	s.finishResponse(body)
+	s.finishResponse(s.respBody.Take())
+	return types.ActionContinue
+}
+
+// pass lets a response through unstored after the protocol refused it.
+func (s *stream) pass(acts []cachecore.Action) types.Action {
+	s.phase = phasePassThrough
+	s.perform(acts)
+	s.setCacheStatus()
 	return types.ActionContinue
 }
 
@@ -552,7 +546,7 @@ func (s *stream) OnHttpStreamDone() {
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored.
 		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
-		s.recording = nil
+		s.recording.Drop()
 	}
 	s.finishLead(cachecore.OutcomeFailed) // no-op unless still leading
 }
