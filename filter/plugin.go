@@ -180,6 +180,12 @@ func (p *plugin) OnTick() {
 	p.noteLive(false)
 	p.ensureQueue()
 	now := p.now()
+	if p.queueOK && len(p.waiting) > 0 {
+		// Wake-ups already posted come first: a tick that runs before its
+		// queue callback would otherwise wake a follower without the
+		// leader's outcome and status.
+		p.OnQueueReady(p.queueID)
+	}
 	for _, s := range p.waiting {
 		s.tick()
 	}
