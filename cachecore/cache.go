@@ -32,6 +32,7 @@ type Cache struct {
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
+	refreshN    uint32                      // background refreshes started (lease owner ids)
 }
 
 // Options injects the store, the clock and the random source, so tests can

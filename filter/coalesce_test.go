@@ -613,3 +613,37 @@ func TestStreamingLeaderAbortVersusUpstreamReset(t *testing.T) {
 		})
 	}
 }
+
+// A follower's tick can run before its pending wake-up is delivered (Envoy
+// orders a timer and a posted queue event as it likes; under load the e2e
+// TestStampedeFailingUpstreamRetriesExhausted saw it). The tick must not
+// answer with a 502 of unknown cause when the wake-up with the leader's
+// status is already in the queue.
+func TestTickBeforeWakeupKeepsLeaderStatus(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
+	hs := newHarness(t, cfg, withManualDrain())
+	hs.holdUpstream()
+	leader := hs.h.StartExchange(0, chatRequest("tick race"))
+	hs.h.DrainVM(0)
+	follower := hs.h.StartExchange(1, chatRequest("tick race"))
+	hs.h.DrainVM(1)
+	pending := hs.h.PendingUpstream()
+	if len(pending) != 1 {
+		t.Fatalf("%d upstream requests", len(pending))
+	}
+	pending[0].Respond(503, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":"overloaded"}`))
+	hs.h.DrainVM(0) // the leader is done; its wake-up waits in worker 1's queue
+	if !leader.Done() || leader.Response().Status != 503 {
+		t.Fatalf("leader: %s", leader.State())
+	}
+	hs.h.Tick(1) // the tick comes first
+	hs.h.Drain()
+	if !follower.Done() {
+		t.Fatalf("follower: %s", follower.State())
+	}
+	res := follower.Response()
+	if res.Status != 503 {
+		t.Fatalf("follower got %d (%s), want the leader's 503", res.Status, hdr(res, "cache-status"))
+	}
+	expectCacheStatus(t, res, "detail=leader-failed", "fwd-status=503")
+}

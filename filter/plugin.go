@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -24,15 +23,14 @@ type plugin struct {
 	stats *stats
 
 	// vmID names this VM to the others (in leases and queue names).
-	vmID     uint64
-	queueID  uint32
-	queueOK  bool
-	queues   map[uint64]uint32 // other VMs' wake queues, resolved on demand
-	waiting  map[uint32]*stream
-	holding  map[uint32]*stream // requests whose headers are held for their body
-	hold     holdMode
-	stalls   int // held requests that never saw a body (while hold is unknown)
-	refreshN uint32
+	vmID    uint64
+	queueID uint32
+	queueOK bool
+	queues  map[uint64]uint32 // other VMs' wake queues, resolved on demand
+	waiting map[uint32]*stream
+	holding map[uint32]*stream // requests whose headers are held for their body
+	hold    holdMode
+	stalls  int // held requests that never saw a body (while hold is unknown)
 
 	lastSLOFlush time.Time
 }
@@ -119,16 +117,11 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	return &stream{p: p, id: contextID}
 }
 
-func queueName(vm uint64) string { return "modelcache/wake/" + strconv.FormatUint(vm, 16) }
-
-// ensureQueue registers this VM's wake-up queue once. A shared queue has a
-// single consumer — the last VM that registered its name — so every VM has
-// its own, named after its id.
 func (p *plugin) ensureQueue() {
 	if p.queueOK {
 		return
 	}
-	id, err := proxywasm.RegisterSharedQueue(queueName(p.vmID))
+	id, err := proxywasm.RegisterSharedQueue(cachecore.WakeQueueName(p.vmID))
 	if err != nil {
 		proxywasm.LogWarn("cannot register wake-up queue (followers fall back to ticks): " + err.Error())
 		return
@@ -136,28 +129,19 @@ func (p *plugin) ensureQueue() {
 	p.queueID, p.queueOK = id, true
 }
 
-// wake posts "fp finished with outcome" (and, for a failure, the leader's
-// response status, 0 if none) to the queue of every VM in vms.
-func (p *plugin) wake(vms []uint64, fp uint64, o cachecore.Outcome, status int) {
-	if len(vms) == 0 {
-		return
-	}
-	var msg [12]byte
-	msg[0] = 'W'
-	binary.LittleEndian.PutUint64(msg[1:], fp)
-	msg[9] = byte(o)
-	binary.LittleEndian.PutUint16(msg[10:], uint16(status))
+// wake posts a wake-up message to the queue of every VM in vms.
+func (p *plugin) wake(vms []uint64, msg []byte) {
 	for _, vm := range vms {
 		q, ok := p.queues[vm]
 		if !ok {
-			id, err := proxywasm.ResolveSharedQueue("", queueName(vm))
+			id, err := proxywasm.ResolveSharedQueue("", cachecore.WakeQueueName(vm))
 			if err != nil {
 				continue // not registered (yet): its tick will notice
 			}
 			q = id
 			p.queues[vm] = q
 		}
-		if err := proxywasm.EnqueueSharedQueue(q, msg[:]); err != nil {
+		if err := proxywasm.EnqueueSharedQueue(q, msg); err != nil {
 			delete(p.queues, vm)
 		}
 	}
@@ -170,12 +154,10 @@ func (p *plugin) OnQueueReady(queueID uint32) {
 		if err != nil {
 			return // ErrorStatusEmpty: drained
 		}
-		if len(msg) != 12 || msg[0] != 'W' {
+		fp, o, status, ok := cachecore.DecodeWake(msg)
+		if !ok {
 			continue
 		}
-		fp := binary.LittleEndian.Uint64(msg[1:])
-		o := cachecore.Outcome(msg[9])
-		status := int(binary.LittleEndian.Uint16(msg[10:]))
 		for _, s := range p.waitingFor(fp) {
 			s.wake(o, status)
 		}
@@ -198,22 +180,14 @@ func (p *plugin) OnTick() {
 	p.noteLive(false)
 	p.ensureQueue()
 	now := p.now()
+	if p.queueOK && len(p.waiting) > 0 {
+		// Wake-ups already posted come first: a tick that runs before its
+		// queue callback would otherwise wake a follower without the
+		// leader's outcome and status.
+		p.OnQueueReady(p.queueID)
+	}
 	for _, s := range p.waiting {
-		switch {
-		case now.Sub(s.waitSince) >= s.req.Route.Coalesce.MaxWait:
-			s.giveUp()
-		case !p.cache.StillLed(s.req):
-			// The leader is done but its message did not reach us (or
-			// the lease expired): act as if woken.
-			s.rs.event(evTickWakeup)
-			s.wake(cachecore.OutcomeFailed, 0)
-		default:
-			// Someone leads: make sure this VM is among its waiters (a new
-			// leader may have taken over a lease we never joined).
-			if p.cache.Join(s.req, p.vmID, s.id) == cachecore.RoleLeader {
-				s.wake(cachecore.OutcomeFailed, 0) // the lease was ours to take: lead
-			}
-		}
+		s.tick()
 	}
 	if p.hold != holdSupported {
 		p.checkHeld(now)
@@ -237,8 +211,7 @@ func (p *plugin) checkHeld(now time.Time) {
 		if err := proxywasm.SetEffectiveContext(s.id); err != nil {
 			continue
 		}
-		s.req.Bypass(cachecore.ReasonHoldUnsupported)
-		if s.bypass() == types.ActionContinue {
+		if s.performRequest(s.fl.Bypass(cachecore.ReasonHoldUnsupported)) == types.ActionContinue {
 			_ = proxywasm.ResumeHttpRequest()
 		}
 		p.stalls++

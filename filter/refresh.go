@@ -2,105 +2,99 @@ package main
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
 )
 
-// refresh re-asks the model for an entry that was just served stale
-// (stale-while-revalidate) or chosen for early refresh (XFetch), without
-// making the client wait: an HTTP call from this VM's root context to the
-// configured cluster, replaying the request that was served. The answer goes
-// through the same admission as any response; if it fails, the old entry
-// stays. A refresh is single-flight (it takes the key's lease, never
-// following anyone) and bounded process-wide (background.max_concurrent).
-func (p *plugin) refresh(req *cachecore.Request, headers [][2]string) {
-	c := p.cache
-	rs := p.stats.route(req.Route)
-	p.refreshN++
-	token := 0x80000000 | p.refreshN // lease owner id: never a stream's context id
-	timeout := p.cfg.Background.Timeout
-	if !c.TryLead(req, p.vmID, token, timeout) {
-		rs.event(evRefreshJoined) // someone is already getting a fresh answer
-		return
+// perform carries out a protocol action that needs no request (or acts on
+// the current effective one): counts, wake-ups, store notes, logs, calls,
+// and the rewriting of a held response. It reports whether a call was
+// dispatched.
+func (p *plugin) perform(a *cachecore.Action) bool {
+	switch a.Kind {
+	case cachecore.ActCount:
+		if a.N > 0 {
+			p.stats.route(a.Route).items(a.Event, a.N)
+		} else {
+			p.stats.route(a.Route).event(a.Event)
+		}
+	case cachecore.ActInternal:
+		p.stats.internal.Increment(1)
+	case cachecore.ActReplaceBody:
+		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+	case cachecore.ActSetHeader:
+		_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
+	case cachecore.ActWake:
+		p.wake(a.VMs, a.Message)
+	case cachecore.ActStored, cachecore.ActNoteStore:
+		p.noteStore(a.Request, a.Stored.Result)
+		if a.Kind == cachecore.ActNoteStore {
+			break
+		}
+		rs := p.stats.route(a.Route)
+		if a.Stored.Reason != cachecore.ReasonNone {
+			rs.refusal(a.Stored.Reason, a.Status)
+			break
+		}
+		rs.stored.Increment(1)
+	case cachecore.ActRefused:
+		p.stats.route(a.Route).refusal(a.Reason, a.Status)
+	case cachecore.ActReplaceResponse:
+		_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(a.Status))
+		_ = proxywasm.ReplaceHttpResponseHeader("content-type", "application/json")
+		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+	case cachecore.ActResumeResponse:
+		_ = proxywasm.ResumeHttpResponse()
+	case cachecore.ActLog:
+		switch a.Level {
+		case cachecore.LogWarn:
+			proxywasm.LogWarn(string(a.Message))
+		case cachecore.LogInfo:
+			proxywasm.LogInfo(string(a.Message))
+		default:
+			proxywasm.LogDebug(string(a.Message))
+		}
+	case cachecore.ActDispatch:
+		return p.dispatch(a.Call)
 	}
-	now := c.NowMs()
-	slot, ok, err := c.Background().Acquire(now, now+timeout.Milliseconds())
-	if err != nil || !ok {
-		rs.event(evRefreshSaturated)
-		c.Finish(req, p.vmID, token, cachecore.OutcomeFailed)
-		return
-	}
-	start := p.now()
-	done := func(o cachecore.Outcome) {
-		_ = c.Background().Release(slot)
-		p.wake(c.Finish(req, p.vmID, token, o), req.LeaseFP(), o, 0)
-	}
-	_, err = proxywasm.DispatchHttpCall(p.cfg.Cluster, replayHeaders(headers, p.cfg.Authority), req.Body, nil,
-		uint32(timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
-			if numHeaders == 0 {
-				rs.event(evRefreshFailed)
-				done(cachecore.OutcomeFailed)
-				return
-			}
-			hs, _ := proxywasm.GetHttpCallResponseHeaders()
-			body, _ := proxywasm.GetHttpCallResponseBody(0, bodySize)
-			st, _ := headerValue(hs, ":status")
-			status, _ := strconv.Atoi(st)
-			reason := c.AdmitHeaders(req, status, hs, cachecore.OriginUpstream)
-			var adm cachecore.Admission
-			if reason == cachecore.ReasonNone {
-				adm = c.AdmitBody(req, hs, body)
-				reason = adm.Reason
-			}
-			if reason == cachecore.ReasonNone {
-				res := c.Store(req, status, hs, body, adm, uint32(p.now().Sub(start).Milliseconds()))
-				p.noteStore(req, res)
-				reason = res.Reason
-			}
-			if reason != cachecore.ReasonNone {
-				rs.event(evRefreshRefused)
-				rs.refusal(reason, status)
-				done(cachecore.OutcomeOf(reason, status))
-				return
-			}
-			rs.event(evRefreshStored)
-			rs.stored.Increment(1)
-			done(cachecore.OutcomeStored)
-		})
-	if err != nil {
-		proxywasm.LogWarn("background refresh to cluster " + p.cfg.Cluster + " failed to start: " + err.Error())
-		rs.event(evRefreshFailed)
-		done(cachecore.OutcomeFailed)
-		return
-	}
-	rs.event(evRefreshStarted)
+	return false
 }
 
-// replayHeaders turns a client request's headers into an HTTP call's:
-// the same method, path, identity and content headers; no hop-by-hop or
-// length headers (Envoy sets them), no accept-encoding (the cache needs an
-// uncompressed answer), and no cache directives from the original client.
-func replayHeaders(in [][2]string, authority string) [][2]string {
-	out := make([][2]string, 0, len(in))
-	for _, kv := range in {
-		name := kv[0]
-		switch {
-		case name == ":authority" && authority != "":
-			out = append(out, [2]string{":authority", authority})
-			continue
-		case name == ":method", name == ":path", name == ":authority":
-		case strings.HasPrefix(name, ":"):
-			continue // :scheme and friends are the host's business
-		case name == "content-length", name == "transfer-encoding", name == "connection",
-			name == "keep-alive", name == "te", name == "upgrade", name == "accept-encoding",
-			name == "cache-control", name == "pragma", name == "expect":
-			continue
-		case strings.HasPrefix(name, "x-envoy-"), strings.HasPrefix(name, "x-forwarded-"), name == "x-request-id":
-			continue
+func (p *plugin) performAll(acts []cachecore.Action) (dispatched bool) {
+	for i := range acts {
+		if p.perform(&acts[i]) {
+			dispatched = true
 		}
-		out = append(out, kv)
 	}
-	return out
+	return dispatched
+}
+
+// dispatch makes an HTTP call for the protocol and continues it with the
+// call's result (cachecore.Call). It reports whether the call was made.
+func (p *plugin) dispatch(call *cachecore.Call) bool {
+	_, err := proxywasm.DispatchHttpCall(call.Cluster, call.Headers, call.Body, nil,
+		uint32(call.Timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
+			if call.Stream != 0 && proxywasm.SetEffectiveContext(call.Stream) != nil {
+				return // the request is gone
+			}
+			res := cachecore.CallResult{Failed: numHeaders == 0}
+			if !res.Failed {
+				res.Headers, _ = proxywasm.GetHttpCallResponseHeaders()
+				res.Body, _ = proxywasm.GetHttpCallResponseBody(0, bodySize)
+				res.Status = cachecore.CallStatus(res.Headers)
+			}
+			p.performAll(call.Done(res))
+		})
+	if err != nil {
+		p.performAll(call.Done(cachecore.CallResult{NotStarted: true}))
+		return false
+	}
+	if call.Route != nil {
+		p.stats.route(call.Route).event(call.Started)
+	}
+	return true
 }

@@ -48,72 +48,14 @@ type routeStats struct {
 	refusedStatus map[int]ctr
 	stored        ctr
 	ageAtServe    proxywasm.MetricHistogram
-	events        [numEvents]ctr
+	events        [cachecore.NumEvents]ctr
 	staleRatePPM  proxywasm.MetricGauge // share of responses older than the SLO's max_age, ×10⁶
 	sloBreached   proxywasm.MetricGauge // 1 while the stale-serving SLO is breached
 }
 
-// Single-flight and background events, per route.
-type event uint8
+func (rs *routeStats) event(e cachecore.Event) { rs.events[e].Increment(1) }
 
-const (
-	evLeader           event = iota // led its key upstream
-	evFollower                      // paused behind a leader
-	evPromoted                      // a follower became the next leader
-	evLeaderFailed                  // a leader finished without storing
-	evTimeout                       // a follower waited max_wait and went upstream
-	evRetriesExhausted              // a follower sat through max_retries failures and went upstream
-	evHitForMiss                    // key known uncacheable: no waiting
-	evCollision                     // lease slot held by another key: no coalescing
-	evTickWakeup                    // a follower noticed its leader was done on a tick (lost or late message)
-	evRefreshStarted                // background refresh dispatched
-	evRefreshJoined                 // refresh not needed: one is already running
-	evRefreshSaturated              // refresh skipped: background.max_concurrent reached
-	evRefreshStored                 // refresh stored a fresh answer
-	evRefreshRefused                // refresh answer not admitted: stale entry kept
-	evRefreshFailed                 // refresh call failed: stale entry kept
-	evItemsHit                      // embeddings: items answered from cache
-	evItemsStored                   // embeddings: items stored
-	evItemsRefused                  // embeddings: items not stored
-	evRefetch                       // embeddings: unusable partial answer, whole batch fetched again
-	evModelDrift                    // embeddings: vectors of another dimension under the same model version
-	evShadowStarted                 // shadow comparison dispatched
-	evShadowAgree                   // cached and fresh answers agree
-	evShadowDiverge                 // they do not
-	evShadowError                   // the shadow call failed (not counted as either)
-	evShadowSaturated               // skipped: shadow.max_concurrent reached
-	evInvalidation                  // divergence invalidated the namespace
-	evSLOBreach                     // the stale-serving rate crossed the objective
-	numEvents
-)
-
-var eventNames = [numEvents]string{
-	"coalesce.leaders", "coalesce.followers", "coalesce.promoted", "coalesce.leader_failures",
-	"coalesce.timeouts", "coalesce.retries_exhausted", "coalesce.hit_for_miss", "coalesce.collisions",
-	"coalesce.tick_wakeups",
-	"background.started", "background.joined", "background.saturated", "background.stored",
-	"background.refused", "background.failed",
-	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
-	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
-	"slo.breaches",
-}
-
-func (rs *routeStats) event(e event) { rs.events[e].Increment(1) }
-
-// eventApplies keeps /stats free of counters a route can never move.
-func eventApplies(e event, r *cachecore.Route) bool {
-	switch e {
-	case evItemsHit, evItemsStored, evItemsRefused, evRefetch, evModelDrift:
-		return r.PerItem()
-	case evShadowStarted, evShadowAgree, evShadowDiverge, evShadowError, evShadowSaturated, evInvalidation:
-		return r.Shadow != nil
-	case evSLOBreach:
-		return r.FreshnessSLO != nil
-	}
-	return true
-}
-
-func (rs *routeStats) items(e event, n int) {
+func (rs *routeStats) items(e cachecore.Event, n int) {
 	if n > 0 {
 		rs.events[e].Increment(uint64(n))
 	}
@@ -178,9 +120,9 @@ func newStats(cfg *cachecore.Config) *stats {
 			}
 		}
 		rs.stored = counter(rs.prefix + "stored")
-		for e := event(0); e < numEvents; e++ {
-			if eventApplies(e, r) {
-				rs.events[e] = counter(rs.prefix + eventNames[e])
+		for e := cachecore.Event(0); e < cachecore.NumEvents; e++ {
+			if e.Applies(r) {
+				rs.events[e] = counter(rs.prefix + cachecore.EventNames[e])
 			}
 		}
 		if r.FreshnessSLO != nil {

@@ -34,31 +34,28 @@ type stream struct {
 	rs         *routeStats
 	reqHeaders [][2]string
 
-	leader    bool // holds the key's lease: must Finish it
+	fl        cachecore.Flight // its part in the single-flight protocol
 	heldSince time.Time
 	bodySeen  bool
 	// sized: the request announced a content-length within
 	// max_request_bytes, so Envoy may hold its body (never near its buffer
 	// limit). Otherwise the body is copied here chunk by chunk.
 	sized     bool
-	body      []byte
-	waitSince time.Time // when it started following
-	failures  int       // leader failures sat through as a follower
+	body      cachecore.Held // an unsized request body, copied
+	waitSince time.Time      // when it started following
 
 	forwardedAt time.Time
 	respStatus  int
 	respHeaders [][2]string
-	cs          cachecore.CacheStatus
 
-	recording []byte // copy of an event stream as it passes
-	recDrop   bool   // the stream outgrew max_entry_bytes: stop copying
+	recording cachecore.Held // copy of an event stream as it passes
 
 	holdResponse bool // a refetch will finish the response
 	// respCopy: the answer has no content-length, so it is held with
 	// StopIterationAndWatermark and copied here (respBody), as an unsized
 	// request body is; see OnHttpRequestBody.
 	respCopy bool
-	respBody []byte
+	respBody cachecore.Held
 }
 
 type phase uint8
@@ -101,31 +98,31 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	s.rs = s.p.stats.route(route)
 	s.req = c.Begin(route, method, path, hs)
+	s.fl.Init(c, s.req, s.p.vmID, s.id)
 	s.reqHeaders = hs
-	if !s.req.Bypassed() && s.p.hold == holdUnsupported {
-		s.req.Bypass(cachecore.ReasonHoldUnsupported)
-	}
-	if s.req.Bypassed() {
-		return s.bypass()
-	}
-	if endOfStream {
-		c.SetBody(s.req, nil)
-		return s.bypass()
-	}
-	if v, ok := headerValue(hs, "content-length"); ok {
-		n, err := strconv.ParseUint(v, 10, 63)
-		if err == nil && n > uint64(s.p.cfg.MaxRequestBytes) {
-			// Decided now: nothing is held, so Envoy streams the body to
-			// the model instead of buffering it towards its limit (413).
-			s.req.Bypass(cachecore.ReasonBodyTooLarge)
-			return s.bypass()
-		}
-		s.sized = err == nil
+	step, acts := s.fl.RequestHeaders(hs, endOfStream, s.p.hold != holdUnsupported)
+	switch step {
+	case cachecore.ReqPass:
+		return s.performRequest(acts)
+	case cachecore.ReqHoldSized:
+		s.sized = true
 	}
 	s.phase = phaseRequest
 	if s.p.hold != holdSupported {
 		s.heldSince = s.p.now()
 		s.p.holding[s.id] = s
+	}
+	return types.ActionPause
+}
+
+// performRequest performs the protocol's actions on the request and says
+// whether it goes on (forwarded or bypassed) or stays paused (answered
+// locally, or following).
+func (s *stream) performRequest(acts []cachecore.Action) types.Action {
+	delete(s.p.holding, s.id)
+	s.perform(acts)
+	if s.phase == phaseForwarded || s.phase == phasePassThrough {
+		return types.ActionContinue
 	}
 	return types.ActionPause
 }
@@ -146,181 +143,90 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		s.bodySeen = true
 		s.p.hold = holdSupported // Envoy delivers bodies while headers are held
 	}
-	c := s.p.cache
-	var body []byte
 	if s.sized {
 		// At most content-length <= max_request_bytes is ever held: Envoy
 		// buffers it and hands the whole body over at the end.
 		if !endOfStream {
 			return types.ActionPause
 		}
-		b, err := proxywasm.GetHttpRequestBody(0, bodySize)
+		body, err := proxywasm.GetHttpRequestBody(0, bodySize)
 		if err != nil {
-			s.req.Bypass(cachecore.ReasonInternal)
-			return s.bypass()
+			return s.performRequest(s.fl.Bypass(cachecore.ReasonInternal))
 		}
-		body = b
-	} else {
-		// Unknown length (chunked). A body held with StopIterationAndBuffer
-		// is merged with each new chunk before the plugin is called, and a
-		// merge over the buffer limit is a 413 whatever the plugin answers.
-		// So hold it with StopIterationAndWatermark (back-pressure, never a
-		// 413), see each chunk once, and keep a copy bounded by
-		// max_request_bytes.
-		chunk, err := proxywasm.GetHttpRequestBody(0, bodySize)
-		if err != nil && bodySize > 0 {
-			s.req.Bypass(cachecore.ReasonInternal)
-			return s.bypass()
-		}
-		if len(s.body)+len(chunk) > s.p.cfg.MaxRequestBytes {
-			s.body = nil
-			s.req.Bypass(cachecore.ReasonBodyTooLarge)
-			return s.bypass()
-		}
-		s.body = append(s.body, chunk...)
-		if !endOfStream {
-			return types.ActionPauseWatermark
-		}
-		body, s.body = s.body, nil
-		// The earlier chunks are in Envoy's buffer, out of reach: the body
-		// the upstream gets cannot be rewritten.
-		s.req.KeepBody()
+		return s.performRequest(s.fl.RequestBody(body, false))
 	}
-	delete(s.p.holding, s.id)
-	c.SetBody(s.req, body)
-	if s.req.Bypassed() {
-		return s.bypass()
+	// Unknown length (chunked). A body held with StopIterationAndBuffer is
+	// merged with each new chunk before the plugin is called, and a merge
+	// over the buffer limit is a 413 whatever the plugin answers. So hold
+	// it with StopIterationAndWatermark (back-pressure, never a 413), see
+	// each chunk once, and keep a copy bounded by max_request_bytes.
+	chunk, err := proxywasm.GetHttpRequestBody(0, bodySize)
+	if err != nil && bodySize > 0 {
+		s.body.Drop()
+		return s.performRequest(s.fl.Bypass(cachecore.ReasonInternal))
 	}
-	switch c.Lookup(s.req) {
-	case cachecore.Serve:
-		s.serve()
-		return types.ActionPause
-	case cachecore.Unavailable:
-		s.unavailable()
-		return types.ActionPause
+	if ok, acts := s.fl.RequestChunk(&s.body, chunk); !ok {
+		return s.performRequest(acts)
 	}
-	if s.req.Bypassed() { // internal fault during the lookup: fail open
-		return s.bypass()
+	if !endOfStream {
+		return types.ActionPauseWatermark
 	}
-	if s.req.Status == cachecore.StatusMiss && s.req.Route.Coalesce.Enabled {
-		return s.coalesce()
-	}
-	s.forward()
-	return types.ActionContinue
+	return s.performRequest(s.fl.RequestBody(s.body.Take(), true))
 }
 
-// coalesce decides, on a miss, whether this request leads its key upstream
-// or waits for the request that does.
-func (s *stream) coalesce() types.Action {
-	c := s.p.cache
-	switch role := c.Join(s.req, s.p.vmID, s.id); role {
-	case cachecore.RoleLeader:
-		if s.lead(evLeader) {
+// perform carries out the protocol's actions on this stream (its context
+// is the effective one).
+func (s *stream) perform(acts []cachecore.Action) {
+	for i := range acts {
+		a := &acts[i]
+		switch a.Kind {
+		case cachecore.ActWait:
+			s.phase = phaseFollowing
+			s.waitSince = s.p.now()
+			s.p.waiting[s.id] = s
+		case cachecore.ActBypass:
+			s.phase = phasePassThrough
+			s.rs.request(s.req.Status)
+			s.rs.bypassed(a.Reason)
+		case cachecore.ActServeEntry:
+			s.stopWaiting()
 			s.serve()
-			return types.ActionPause
+		case cachecore.ActServeLocal:
+			s.stopWaiting()
+			if err := proxywasm.SendHttpResponse(uint32(a.Status), a.Headers, a.Body, -1); err != nil && a.Resume {
+				s.p.stats.internal.Increment(1)
+				s.resumeUpstream() // could not answer locally: fail open
+				continue
+			}
+			s.phase = phaseServed
+			s.rs.request(a.CacheStatus)
+		case cachecore.ActForward:
+			if a.Resume {
+				s.resumeUpstream()
+			} else {
+				s.forward()
+			}
+		default:
+			s.p.perform(a)
 		}
-		s.forward()
-		return types.ActionContinue
-	case cachecore.RoleFollower:
-		s.rs.event(evFollower)
-		s.phase = phaseFollowing
-		s.waitSince = s.p.now()
-		s.p.waiting[s.id] = s
-		return types.ActionPause
-	case cachecore.RoleHitForMiss:
-		s.rs.event(evHitForMiss)
-	default:
-		s.rs.event(evCollision)
 	}
-	s.forward()
-	return types.ActionContinue
 }
 
 // wake runs in a root callback (queue or tick) when the key's leader is
-// done: serve from the cache, lead next, answer with the failure, or go
-// upstream. status is the failed leader's response status (0: unknown).
+// done (status: the failed leader's response status, 0 if unknown).
 func (s *stream) wake(o cachecore.Outcome, status int) {
 	if s.phase != phaseFollowing || proxywasm.SetEffectiveContext(s.id) != nil {
 		return
 	}
-	c := s.p.cache
-	if o != cachecore.OutcomeUncacheable {
-		if c.Relookup(s.req) == cachecore.Serve {
-			s.stopWaiting()
-			s.req.Status = cachecore.StatusCollapsed
-			s.serve()
-			return
-		}
-		if o != cachecore.OutcomeAbandoned { // a client abort is no upstream failure
-			s.failures++
-			if c.StaleIfError(s.req) {
-				s.stopWaiting()
-				s.req.Status = cachecore.StatusStaleIfError
-				s.serve()
-				return
-			}
-			switch c.AfterLeaderFailure(s.req, s.failures) {
-			case cachecore.StepFail:
-				s.rs.event(evRetriesExhausted)
-				s.leaderFailed(status)
-				return
-			case cachecore.StepForward:
-				s.rs.event(evRetriesExhausted)
-				s.resumeUpstream()
-				return
-			}
-		}
-		switch c.Join(s.req, s.p.vmID, s.id) {
-		case cachecore.RoleFollower:
-			return // another follower leads now: keep waiting
-		case cachecore.RoleLeader:
-			if s.lead(evPromoted) {
-				s.stopWaiting()
-				s.req.Status = cachecore.StatusCollapsed
-				s.serve()
-				return
-			}
-		}
-	}
-	s.resumeUpstream()
+	s.perform(s.fl.Wake(o, status))
 }
 
-// leaderFailed answers a follower whose key's leaders failed
-// coalesce.max_retries+1 times with the failure, without another upstream
-// call (coalesce.on_retries_exhausted "fail").
-func (s *stream) leaderFailed(leaderStatus int) {
-	s.stopWaiting()
-	status, headers, body := s.p.cache.LeaderFailedResponse(s.req, leaderStatus)
-	if err := proxywasm.SendHttpResponse(uint32(status), headers, body, -1); err != nil {
-		s.p.stats.internal.Increment(1)
-		s.resumeUpstream() // could not answer locally: fail open
+// tick re-checks a paused follower (cachecore's Flight.Tick).
+func (s *stream) tick() {
+	if s.phase != phaseFollowing || proxywasm.SetEffectiveContext(s.id) != nil {
 		return
 	}
-	s.phase = phaseServed
-	s.req.Status = cachecore.StatusLeaderFailed
-	s.rs.request(cachecore.StatusLeaderFailed)
-}
-
-// lead makes this stream its key's leader. It reports true when the answer
-// is in the cache already — the previous leader stored it between our miss
-// and our lease — and the lead is over before it began.
-func (s *stream) lead(e event) bool {
-	s.leader = true
-	s.rs.event(e)
-	if s.p.cache.Relookup(s.req) != cachecore.Serve {
-		return false
-	}
-	s.finishLead(cachecore.OutcomeStored)
-	return true
-}
-
-// giveUp: the follower waited coalesce.max_wait; it goes upstream itself.
-func (s *stream) giveUp() {
-	if proxywasm.SetEffectiveContext(s.id) != nil {
-		return
-	}
-	s.rs.event(evTimeout)
-	s.resumeUpstream()
+	s.perform(s.fl.Tick())
 }
 
 func (s *stream) stopWaiting() {
@@ -330,7 +236,7 @@ func (s *stream) stopWaiting() {
 // resumeUpstream lets a paused follower's request go to the model.
 func (s *stream) resumeUpstream() {
 	s.stopWaiting()
-	s.req.Status = cachecore.StatusMiss
+	s.fl.FailOpen()
 	s.forward()
 	if err := proxywasm.ResumeHttpRequest(); err != nil {
 		s.p.stats.internal.Increment(1)
@@ -339,37 +245,8 @@ func (s *stream) resumeUpstream() {
 
 // finishLead ends this stream's leadership and wakes the followers.
 func (s *stream) finishLead(o cachecore.Outcome) {
-	if !s.leader {
-		return
-	}
-	s.leader = false
-	if o != cachecore.OutcomeStored {
-		s.rs.event(evLeaderFailed)
-	}
-	s.p.wake(s.p.cache.Finish(s.req, s.p.vmID, s.id, o), s.req.LeaseFP(), o, s.respStatus)
-}
-
-// bypass lets the request through untouched apart from a Cache-Status
-// header on the response saying why — unless the client said
-// only-if-cached: then it gets a 504, never an upstream call.
-func (s *stream) bypass() types.Action {
-	if s.req.CC.OnlyIfCached {
-		delete(s.p.holding, s.id)
-		s.unavailable()
-		return types.ActionPause
-	}
-	s.markBypass()
-	return types.ActionContinue
-}
-
-func (s *stream) markBypass() {
-	delete(s.p.holding, s.id)
-	s.phase = phasePassThrough
-	s.cs = cachecore.CacheStatus{Status: cachecore.StatusBypass, Reason: s.req.Reason}
-	s.rs.request(cachecore.StatusBypass)
-	s.rs.bypassed(s.req.Reason)
-	if s.req.Reason == cachecore.ReasonInternal {
-		s.p.stats.internal.Increment(1)
+	if s.fl.Leading() {
+		s.perform(s.fl.FinishLead(o, s.respStatus))
 	}
 }
 
@@ -385,7 +262,7 @@ func (s *stream) forward() {
 	// held here, on every path that forwards.)
 	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(evItemsHit, cached)
+		s.rs.items(cachecore.EvItemsHit, cached)
 		body, rewritten := s.req.UpstreamBody()
 		if rewritten {
 			if err := proxywasm.ReplaceHttpRequestBody(body); err != nil {
@@ -401,7 +278,7 @@ func (s *stream) serve() {
 	if err := proxywasm.SendHttpResponse(uint32(status), headers, body, -1); err != nil {
 		// Could not answer locally: fail open, go upstream.
 		s.p.stats.internal.Increment(1)
-		s.req.Status = cachecore.StatusMiss
+		s.fl.FailOpen()
 		s.forward()
 		_ = proxywasm.ResumeHttpRequest()
 		return
@@ -409,23 +286,15 @@ func (s *stream) serve() {
 	s.phase = phaseServed
 	s.rs.request(s.req.Status)
 	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(evItemsHit, cached)
+		s.rs.items(cachecore.EvItemsHit, cached)
 	}
 	s.rs.ageAtServe.Record(uint64(s.p.cache.Age(s.req).Milliseconds()))
 	if s.p.cache.WantsRefresh(s.req) {
-		s.p.refresh(s.req, s.reqHeaders)
+		s.p.performAll(s.p.cache.Refresh(s.req, s.reqHeaders, s.p.vmID))
 	}
 	if s.p.cache.WantsShadow(s.req) {
-		s.p.shadow(s.req, s.reqHeaders)
+		s.p.performAll(s.p.cache.Shadow(s.req, s.reqHeaders))
 	}
-}
-
-func (s *stream) unavailable() {
-	cs := cachecore.CacheStatus{Status: cachecore.StatusUnavailable}
-	hs := [][2]string{{"content-type", "application/json"}, {"cache-status", string(cs.AppendHeader(nil, s.p.cfg.CacheName))}}
-	s.phase = phaseServed
-	s.rs.request(cachecore.StatusUnavailable)
-	_ = proxywasm.SendHttpResponse(504, hs, []byte(`{"error":{"message":"not cached (only-if-cached)","type":"cache_miss"}}`), -1)
 }
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
@@ -453,43 +322,25 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	st, _ := headerValue(hs, ":status")
 	s.respStatus, _ = strconv.Atoi(st)
 	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
-	origin := cachecore.ClassifyOrigin(string(details))
-	if reason := s.p.cache.AdmitHeaders(s.req, s.respStatus, hs, origin); reason != cachecore.ReasonNone {
-		o := cachecore.OutcomeOf(reason, s.respStatus)
-		if o == cachecore.OutcomeFailed && s.p.cache.StaleIfError(s.req) {
-			// The model failed but a stale answer within stale_if_error
-			// exists: the client gets that instead of the error.
-			s.rs.refusal(reason, s.respStatus)
-			s.finishLead(o)
-			s.req.Status = cachecore.StatusStaleIfError
-			s.serve()
-			return types.ActionPause
-		}
-		s.refuse(reason)
+	step, acts := s.fl.ResponseHeaders(s.respStatus, hs, cachecore.ClassifyOrigin(string(details)), endOfStream)
+	s.perform(acts)
+	switch step {
+	case cachecore.RespServed:
+		return types.ActionPause
+	case cachecore.RespPass:
+		s.phase = phasePassThrough
 		s.setCacheStatus()
 		return types.ActionContinue
-	}
-	if cachecore.StreamsResponse(s.req, hs) && !endOfStream {
-		// An event stream reaches the client as it comes, with no added
-		// delay to the first token; the filter keeps a copy and decides at
-		// the end. (Whether it was stored cannot be in Cache-Status: the
-		// headers are already gone by then. The stats say.)
+	case cachecore.RespStream:
 		s.phase = phaseStreaming
-		s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus}
 		s.setCacheStatus()
 		return types.ActionContinue
-	}
-	if endOfStream {
+	case cachecore.RespComplete:
 		s.finishResponse(nil)
 		return types.ActionContinue
 	}
 	s.phase = phaseBuffering
-	if _, sized := headerValue(hs, "content-length"); !sized {
-		// Only an answer that is passed on as it came can be held this
-		// way: a merged or refetched one replaces the whole body.
-		_, rewritten := s.req.UpstreamBody()
-		s.respCopy = !rewritten
-	}
+	s.respCopy = step == cachecore.RespCopy
 	s.noteInterruption()
 	return types.ActionPause
 }
@@ -506,28 +357,17 @@ const interruptedProperty = "modelcache_cache_status"
 // reply is counted as a refusal (nothing is stored) and any lead ends.
 func (s *stream) interrupted() {
 	details, _ := proxywasm.GetProperty([]string{"response", "code_details"})
-	reason := cachecore.ReasonLocalReply
-	switch cachecore.ClassifyOrigin(string(details)) {
-	case cachecore.OriginUpstreamReset:
-		reason = cachecore.ReasonUpstreamReset
-	case cachecore.OriginUpstreamTimeout:
-		reason = cachecore.ReasonUpstreamTimeout
-	}
-	status := s.respStatus
-	switch s.phase {
-	case phaseRequest, phaseFollowing:
+	early := s.phase == phaseRequest || s.phase == phaseFollowing
+	reason := s.fl.Interrupted(cachecore.ClassifyOrigin(string(details)), early)
+	if early {
 		delete(s.p.holding, s.id)
 		s.stopWaiting()
-		s.body = nil
-		s.req.Status = cachecore.StatusBypass
-		s.rs.request(cachecore.StatusBypass)
-		status = 0
-	default: // phaseBuffering, phaseStreaming
-		reason = cachecore.ReasonTruncated
-		s.recording = nil
+		s.body.Drop()
+		s.rs.request(s.req.Status)
+	} else { // phaseBuffering, phaseStreaming
+		s.recording.Drop()
 	}
-	s.refuse(reason)
-	s.cs.FwdStatus = status
+	s.refuseCount(reason)
 	s.setCacheStatus()
 }
 
@@ -538,48 +378,25 @@ func (s *stream) interrupted() {
 // local_reply_config can copy filter state into that reply's headers (the
 // shipped envoy.yaml does), so the value is left there now.
 func (s *stream) noteInterruption() {
-	cs := cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: cachecore.ReasonTruncated}
-	_ = proxywasm.SetProperty([]string{interruptedProperty}, cs.AppendHeader(nil, s.p.cfg.CacheName))
+	_ = proxywasm.SetProperty([]string{interruptedProperty}, s.fl.TruncatedHeader())
 }
 
 // recordStream copies one chunk of an event stream and, at its end,
-// stores the recording if it is a complete, admissible stream.
+// hands the recording to the protocol to judge and store.
 func (s *stream) recordStream(bodySize int, endOfStream bool) {
-	if bodySize > 0 && !s.recDrop {
+	if bodySize > 0 && !s.recording.Dropped() {
 		chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
-		switch {
-		case err != nil:
-			s.recDrop = true
-		case len(s.recording)+len(chunk) > s.req.Route.MaxEntryBytes:
-			s.recDrop, s.recording = true, nil
-		default:
-			s.recording = append(s.recording, chunk...)
+		if err != nil {
+			s.recording.RecordingFailed()
+		} else {
+			s.fl.Recorded(&s.recording, chunk)
 		}
 	}
 	if !endOfStream {
 		return
 	}
 	s.phase = phasePassThrough
-	c := s.p.cache
-	reason := cachecore.ReasonTooLarge
-	var adm cachecore.Admission
-	if !s.recDrop {
-		adm = c.AdmitBody(s.req, s.respHeaders, s.recording)
-		reason = adm.Reason
-	}
-	if reason == cachecore.ReasonNone {
-		res := c.Store(s.req, s.respStatus, s.respHeaders, s.recording, adm, uint32(s.p.now().Sub(s.forwardedAt).Milliseconds()))
-		s.p.noteStore(s.req, res)
-		reason = res.Reason
-	}
-	s.recording = nil
-	if reason != cachecore.ReasonNone {
-		s.rs.refusal(reason, s.respStatus)
-		s.finishLead(cachecore.OutcomeOf(reason, s.respStatus))
-		return
-	}
-	s.rs.stored.Increment(1)
-	s.finishLead(cachecore.OutcomeStored)
+	s.perform(s.fl.CompleteRecording(&s.recording, s.respHeaders, s.computeMs()))
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
@@ -594,11 +411,8 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 		return s.copyResponse(bodySize, endOfStream)
 	}
 	if !endOfStream {
-		if bodySize > s.req.Route.MaxEntryBytes {
-			// Stop holding the response before Envoy's buffer limit does.
-			s.refuse(cachecore.ReasonTooLarge)
-			s.setCacheStatus()
-			return types.ActionContinue
+		if ok, acts := s.fl.Buffered(bodySize); !ok {
+			return s.pass(acts)
 		}
 		return types.ActionPause
 	}
@@ -623,70 +437,44 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 func (s *stream) copyResponse(bodySize int, endOfStream bool) types.Action {
 	chunk, err := proxywasm.GetHttpResponseBody(0, bodySize)
 	if err != nil && bodySize > 0 {
-		s.respBody = nil
+		s.respBody.Drop()
 		s.refuse(cachecore.ReasonInternal)
 		s.setCacheStatus()
 		return types.ActionContinue
 	}
-	if len(s.respBody)+len(chunk) > s.req.Route.MaxEntryBytes {
-		s.respBody = nil
-		s.refuse(cachecore.ReasonTooLarge)
-		s.setCacheStatus()
-		return types.ActionContinue
+	if ok, acts := s.fl.ResponseChunk(&s.respBody, chunk); !ok {
+		return s.pass(acts)
 	}
-	s.respBody = append(s.respBody, chunk...)
 	if !endOfStream {
 		return types.ActionPauseWatermark
 	}
-	body := s.respBody
-	s.respBody = nil
-	s.finishResponse(body)
+	s.finishResponse(s.respBody.Take())
+	return types.ActionContinue
+}
+
+// pass lets a response through unstored after the protocol refused it.
+func (s *stream) pass(acts []cachecore.Action) types.Action {
+	s.phase = phasePassThrough
+	s.perform(acts)
+	s.setCacheStatus()
 	return types.ActionContinue
 }
 
 // finishResponse checks a complete response and stores it if admitted.
 func (s *stream) finishResponse(body []byte) {
-	c := s.p.cache
-	adm := c.AdmitBody(s.req, s.respHeaders, body)
-	if adm.Reason != cachecore.ReasonNone {
-		if adm.Reason == cachecore.ReasonValidation {
-			proxywasm.LogDebug("validation rule failed on route " + s.req.Route.Name + ": " + adm.Rule)
-		}
-		if _, rewritten := s.req.UpstreamBody(); rewritten {
-			// The answer covers only the missing items and cannot be used:
-			// the client still needs a whole answer.
-			s.holdResponse = s.refetch(adm.Reason)
-			return
-		}
-		s.refuse(adm.Reason)
-		s.setCacheStatus()
+	step, acts := s.fl.Complete(s.respHeaders, body, s.computeMs(), s.reqHeaders)
+	if step == cachecore.Refetching {
+		s.phase = phaseServed // the response is now the protocol's to finish
+		s.holdResponse = s.p.performAll(acts)
 		return
 	}
-	computeMs := uint32(s.p.now().Sub(s.forwardedAt).Milliseconds())
-	res := c.Store(s.req, s.respStatus, s.respHeaders, body, adm, computeMs)
-	s.p.noteStore(s.req, res)
-	if res.Reason != cachecore.ReasonNone {
-		s.refuse(res.Reason)
-		s.setCacheStatus()
-		return
-	}
-	if cached, total := s.req.ItemCounts(); total > 0 {
-		s.rs.items(evItemsStored, res.ItemsStored)
-		s.rs.items(evItemsRefused, res.ItemsRefused)
-		if _, rewritten := s.req.UpstreamBody(); rewritten {
-			merged := c.MergedBody(s.req, body)
-			_ = proxywasm.ReplaceHttpResponseBody(merged)
-			_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(merged)))
-		}
-		_ = proxywasm.ReplaceHttpResponseHeader(cachecore.CachedItemsHeader, strconv.Itoa(cached)+"/"+strconv.Itoa(total))
-	}
-	s.rs.stored.Increment(1)
-	s.finishLead(cachecore.OutcomeStored)
 	s.phase = phasePassThrough
-	ttl := (res.FreshUntil - s.p.now().UnixMilli()) / 1000
-	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Stored: true, TTL: ttl, HasTTL: true}
+	s.perform(acts)
 	s.setCacheStatus()
 }
+
+// computeMs is how long the upstream took to answer (XFetch's δ).
+func (s *stream) computeMs() uint32 { return uint32(s.p.now().Sub(s.forwardedAt).Milliseconds()) }
 
 // noteStore records a store's side effects in the stats and the log.
 func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
@@ -722,18 +510,22 @@ func (st *stats) noteInserts(rs []cachecore.InsertResult) {
 }
 
 func (s *stream) refuse(reason cachecore.Reason) {
+	s.fl.Refused(reason)
+	s.refuseCount(reason)
+}
+
+// refuseCount counts a refusal and ends any lead with its outcome.
+func (s *stream) refuseCount(reason cachecore.Reason) {
 	s.phase = phasePassThrough
 	s.rs.refusal(reason, s.respStatus)
 	if reason == cachecore.ReasonInternal {
 		s.p.stats.internal.Increment(1)
 	}
 	s.finishLead(cachecore.OutcomeOf(reason, s.respStatus))
-	s.cs = cachecore.CacheStatus{Status: s.req.Status, FwdStatus: s.respStatus, Reason: reason}
 }
 
 func (s *stream) setCacheStatus() {
-	v := s.cs.AppendHeader(nil, s.p.cfg.CacheName)
-	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(v))
+	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(s.fl.CacheStatusHeader(nil)))
 }
 
 // OnHttpStreamDone: whatever the stream was doing ends here — a follower
@@ -763,7 +555,7 @@ func (s *stream) OnHttpStreamDone() {
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored. Only the first two are upstream failures.
 		s.rs.refusal(cachecore.ReasonTruncated, s.respStatus)
-		s.recording = nil
+		s.recording.Drop()
 		if clientLeft() {
 			s.finishLead(cachecore.OutcomeAbandoned)
 		}

@@ -1,0 +1,61 @@
+package cachecore
+
+// Event is a single-flight or background event, counted per route
+// (modelcache.<route>.<EventNames[e]>).
+type Event uint8
+
+const (
+	EvLeader           Event = iota // led its key upstream
+	EvFollower                      // paused behind a leader
+	EvPromoted                      // a follower became the next leader
+	EvLeaderFailed                  // a leader finished without storing
+	EvTimeout                       // a follower waited max_wait and went upstream
+	EvRetriesExhausted              // a follower sat through max_retries failures and went upstream
+	EvHitForMiss                    // key known uncacheable: no waiting
+	EvCollision                     // lease slot held by another key: no coalescing
+	EvTickWakeup                    // a follower noticed its leader was done on a tick (lost or late message)
+	EvRefreshStarted                // background refresh dispatched
+	EvRefreshJoined                 // refresh not needed: one is already running
+	EvRefreshSaturated              // refresh skipped: background.max_concurrent reached
+	EvRefreshStored                 // refresh stored a fresh answer
+	EvRefreshRefused                // refresh answer not admitted: stale entry kept
+	EvRefreshFailed                 // refresh call failed: stale entry kept
+	EvItemsHit                      // embeddings: items answered from cache
+	EvItemsStored                   // embeddings: items stored
+	EvItemsRefused                  // embeddings: items not stored
+	EvRefetch                       // embeddings: unusable partial answer, whole batch fetched again
+	EvModelDrift                    // embeddings: vectors of another dimension under the same model version
+	EvShadowStarted                 // shadow comparison dispatched
+	EvShadowAgree                   // cached and fresh answers agree
+	EvShadowDiverge                 // they do not
+	EvShadowError                   // the shadow call failed (not counted as either)
+	EvShadowSaturated               // skipped: shadow.max_concurrent reached
+	EvInvalidation                  // divergence invalidated the namespace
+	EvSLOBreach                     // the stale-serving rate crossed the objective
+	NumEvents
+)
+
+// EventNames are the stat names of the events, after modelcache.<route>.
+var EventNames = [NumEvents]string{
+	"coalesce.leaders", "coalesce.followers", "coalesce.promoted", "coalesce.leader_failures",
+	"coalesce.timeouts", "coalesce.retries_exhausted", "coalesce.hit_for_miss", "coalesce.collisions",
+	"coalesce.tick_wakeups",
+	"background.started", "background.joined", "background.saturated", "background.stored",
+	"background.refused", "background.failed",
+	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
+	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
+	"slo.breaches",
+}
+
+// Applies reports whether e can happen on route r; it keeps /stats free of counters a route can never move.
+func (e Event) Applies(r *Route) bool {
+	switch e {
+	case EvItemsHit, EvItemsStored, EvItemsRefused, EvRefetch, EvModelDrift:
+		return r.PerItem()
+	case EvShadowStarted, EvShadowAgree, EvShadowDiverge, EvShadowError, EvShadowSaturated, EvInvalidation:
+		return r.Shadow != nil
+	case EvSLOBreach:
+		return r.FreshnessSLO != nil
+	}
+	return true
+}

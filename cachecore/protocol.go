@@ -1,0 +1,252 @@
+package cachecore
+
+// Flight is one request's part in the single-flight protocol on one
+// worker, sans IO: the events of its life go in (Miss, Wake, Tick,
+// FinishLead, Done) and the Actions the host performs come out. Every
+// rule of leading and following is here: who leads, what a woken follower
+// does, how many leader failures it sits through (coalesce.max_retries),
+// when it stops waiting (coalesce.max_wait), and what a tick finds when a
+// wake-up was lost.
+//
+// A Flight is used from one worker's callbacks only; the workers share
+// nothing but the Store (leases, entries, model records).
+type Flight struct {
+	c   *Cache
+	req *Request
+	vm  uint64 // the worker, as named in leases
+	id  uint32 // the request on that worker
+
+	state     flightState
+	leader    bool  // holds the key's lease: must FinishLead
+	failures  int   // leader failures sat through as a follower
+	waitSince int64 // ms, when it started following
+
+	respStatus int         // the upstream's response status (0: none yet)
+	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
+
+	out [8]Action // the actions of the current event (no allocation)
+	n   int
+}
+
+type flightState uint8
+
+const (
+	flightIdle      flightState = iota // not (yet) coalescing
+	flightFollowing                    // paused behind a leader
+	flightDone                         // served, forwarded or gone
+)
+
+// NewFlight starts the protocol for req on worker vm, as request id.
+func (c *Cache) NewFlight(req *Request, vm uint64, id uint32) *Flight {
+	f := &Flight{}
+	f.Init(c, req, vm, id)
+	return f
+}
+
+// Init (re)starts f for req, for a host that embeds the Flight.
+func (f *Flight) Init(c *Cache, req *Request, vm uint64, id uint32) {
+	*f = Flight{c: c, req: req, vm: vm, id: id}
+}
+
+// Request is the flight's request.
+func (f *Flight) Request() *Request { return f.req }
+
+// Following reports whether the request is paused behind a leader.
+func (f *Flight) Following() bool { return f.state == flightFollowing }
+
+// Leading reports whether the request holds its key's lease.
+func (f *Flight) Leading() bool { return f.leader }
+
+func (f *Flight) reset() { f.n = 0 }
+
+func (f *Flight) emit(a Action) {
+	if f.n < len(f.out) {
+		f.out[f.n] = a
+		f.n++
+	}
+}
+
+func (f *Flight) actions() []Action { return f.out[:f.n] }
+
+func (f *Flight) count(e Event) { f.emit(Action{Kind: ActCount, Event: e, Route: f.req.Route}) }
+
+// serve answers from the entry the lookup found, as st (StatusNone: as the lookup
+// said: hit or stale).
+func (f *Flight) serve(st Status) {
+	f.state = flightDone
+	if st != 0 {
+		f.req.Status = st
+	}
+	f.emit(Action{Kind: ActServeEntry})
+}
+
+func (f *Flight) forward(resume bool) {
+	f.state = flightDone
+	f.req.Status = StatusMiss
+	f.emit(Action{Kind: ActForward, Resume: resume})
+}
+
+// Miss is the event "the lookup missed and the route coalesces": the
+// request leads its key upstream, or follows the request that does.
+func (f *Flight) Miss() []Action {
+	f.reset()
+	switch f.c.Join(f.req, f.vm, f.id) {
+	case RoleLeader:
+		if f.lead(EvLeader) {
+			f.serve(StatusNone)
+			return f.actions()
+		}
+		f.state = flightDone
+		f.emit(Action{Kind: ActForward})
+		return f.actions()
+	case RoleFollower:
+		f.count(EvFollower)
+		f.state = flightFollowing
+		f.waitSince = f.c.nowMs()
+		f.emit(Action{Kind: ActWait})
+		return f.actions()
+	case RoleHitForMiss:
+		f.count(EvHitForMiss)
+	default:
+		f.count(EvCollision)
+	}
+	f.state = flightDone
+	f.emit(Action{Kind: ActForward})
+	return f.actions()
+}
+
+// lead makes the request its key's leader. It reports true when the answer
+// is in the cache already — the previous leader stored it between our miss
+// and our lease — and the lead is over before it began.
+func (f *Flight) lead(e Event) bool {
+	f.leader = true
+	f.count(e)
+	if f.c.Relookup(f.req) != Serve {
+		return false
+	}
+	f.finishLead(OutcomeStored, 0)
+	return true
+}
+
+// Wake is the event "the key's leader finished with o" (status: the
+// leader's response status on a failure, 0 if unknown): serve from the
+// cache, lead next, answer with the failure, or go upstream.
+func (f *Flight) Wake(o Outcome, status int) []Action {
+	f.reset()
+	f.wake(o, status)
+	return f.actions()
+}
+
+func (f *Flight) wake(o Outcome, status int) {
+	if f.state != flightFollowing {
+		return
+	}
+	c, req := f.c, f.req
+	if o != OutcomeUncacheable {
+		if c.Relookup(req) == Serve {
+			f.serve(StatusCollapsed)
+			return
+		}
+		if o != OutcomeAbandoned { // a client abort is no upstream failure
+			f.failures++
+			if c.StaleIfError(req) {
+				f.serve(StatusStaleIfError)
+				return
+			}
+			switch c.AfterLeaderFailure(req, f.failures) {
+			case StepFail:
+				f.count(EvRetriesExhausted)
+				f.state = flightDone
+				code, headers, body := c.LeaderFailedResponse(req, status)
+				req.Status = StatusLeaderFailed
+				f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed, Resume: true})
+				return
+			case StepForward:
+				f.count(EvRetriesExhausted)
+				f.forward(true)
+				return
+			}
+		}
+		switch c.Join(req, f.vm, f.id) {
+		case RoleFollower:
+			return // another follower leads now: keep waiting
+		case RoleLeader:
+			if f.lead(EvPromoted) {
+				f.serve(StatusCollapsed)
+				return
+			}
+		}
+	}
+	f.forward(true)
+}
+
+// Tick is the periodic re-check of a follower: past coalesce.max_wait it
+// goes upstream itself; if its key is no longer led (the leader's message
+// was lost, or its lease expired) it acts as if woken; otherwise it makes
+// sure its worker is among the lease's waiters (a new leader may have
+// taken over a lease it never joined).
+func (f *Flight) Tick() []Action {
+	f.reset()
+	if f.state != flightFollowing {
+		return f.actions()
+	}
+	c, req := f.c, f.req
+	switch {
+	case c.nowMs()-f.waitSince >= req.Route.Coalesce.MaxWait.Milliseconds():
+		f.count(EvTimeout)
+		f.forward(true)
+	case !c.StillLed(req):
+		f.count(EvTickWakeup)
+		f.wake(OutcomeFailed, 0)
+	default:
+		if c.Join(req, f.vm, f.id) == RoleLeader {
+			// The leader finished between the check and the join (its
+			// wake-up not delivered yet): the lease is this request's now,
+			// so it leads — a new leader re-checks the cache first, and
+			// whatever it does next releases the lease.
+			f.count(EvTickWakeup)
+			if f.lead(EvPromoted) {
+				f.serve(StatusCollapsed)
+			} else {
+				f.forward(true)
+			}
+		}
+	}
+	return f.actions()
+}
+
+// FinishLead is the event "this request's upstream answer ended with o"
+// (status: its response status, 0 if none). A leader releases its lease
+// and wakes the followers; anything else does nothing.
+func (f *Flight) FinishLead(o Outcome, status int) []Action {
+	f.reset()
+	f.finishLead(o, status)
+	return f.actions()
+}
+
+func (f *Flight) finishLead(o Outcome, status int) {
+	if !f.leader {
+		return
+	}
+	f.leader = false
+	if o != OutcomeStored {
+		f.count(EvLeaderFailed)
+	}
+	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
+		f.emit(Action{Kind: ActWake, VMs: vms, Message: EncodeWake(f.req.LeaseFP(), o, status)})
+	}
+}
+
+// Done is the event "the request is over" (answered, cut, or its client
+// gone): a follower stops waiting; a request still leading hands the lead
+// on as failed.
+func (f *Flight) Done() []Action {
+	f.reset()
+	f.state = flightDone
+	f.finishLead(OutcomeFailed, 0)
+	return f.actions()
+}
+
+// Forwarded records that the host sent the request upstream outside the
+// protocol (a fail-open path): it no longer follows.
+func (f *Flight) Forwarded() { f.state = flightDone }

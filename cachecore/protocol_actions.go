@@ -1,0 +1,164 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+)
+
+// The request protocol is sans-IO: a Flight (protocol.go) takes events
+// (a miss, a wake-up, a tick, the end of a lead, the result of a call) and
+// returns Actions. The host — the proxy-wasm filter, or a test — performs
+// them in order and feeds back what happened; it decides nothing.
+
+// ActionKind says what the host must do.
+type ActionKind uint8
+
+const (
+	// ActWait: keep the request paused; a wake-up or a tick continues it.
+	ActWait ActionKind = iota
+	// ActServeEntry: answer the client from req.Entry (HitResponse); the
+	// request's Status says how (hit, stale, collapsed, stale-if-error).
+	ActServeEntry
+	// ActServeLocal: answer the client with Status/Headers/Body
+	// (CacheStatus is the request status it counts as). If the local reply
+	// cannot be sent and Resume is set, the host forwards instead (fail
+	// open).
+	ActServeLocal
+	// ActForward: send the request upstream. Resume: it was paused (a
+	// follower) and must be resumed; otherwise the current callback
+	// continues it.
+	ActForward
+	// ActCount: count Event on the request's route.
+	ActCount
+	// ActWake: post Message to the wake-up queue of every worker in VMs.
+	ActWake
+	// ActDispatch: make Call, then continue with Call.Done on its result
+	// (see Call).
+	ActDispatch
+	// ActStored: note what AdmitAndStore did (Stored), for the stats and
+	// the log: stored, or refused with its reason and the upstream Status.
+	ActStored
+	// ActLog: log Message at Level.
+	ActLog
+	// ActNoteStore: note only the side effects of a store (model version
+	// change, occupancy), not a stored/refused count.
+	ActNoteStore
+	// ActRefused: count a response not stored for Reason (upstream Status).
+	ActRefused
+	// ActReplaceResponse: rewrite the held response (headers not yet
+	// sent) to Status with the JSON Body; Message is its Cache-Status.
+	ActReplaceResponse
+	// ActResumeResponse: let the held response go on.
+	ActResumeResponse
+	// ActInternal: count an internal error.
+	ActInternal
+	// ActReplaceBody: replace the held response's body with Body (and its
+	// content-length).
+	ActReplaceBody
+	// ActSetHeader: set the response header Name to Value.
+	ActSetHeader
+	// ActBypass: the request passes untouched, counted as a bypass for
+	// Reason; its Cache-Status says so.
+	ActBypass
+)
+
+// LogLevel of an ActLog action.
+type LogLevel uint8
+
+const (
+	LogDebug LogLevel = iota
+	LogInfo
+	LogWarn
+)
+
+// Action is one instruction to the host. Which fields matter depends on
+// Kind.
+type Action struct {
+	Kind        ActionKind
+	Reason      Reason // ActRefused
+	Resume      bool   // ActForward: resume a paused request
+	Event       Event  // ActCount
+	N           int    // ActCount: how many (0: one)
+	Route       *Route // ActCount, ActStored: the route counted on
+	Status      int    // ActServeLocal: HTTP status; ActStored: the upstream's
+	CacheStatus Status // ActServeLocal: the request status counted
+	Headers     [][2]string
+	Body        []byte
+	Stored      *Stored  // ActStored, ActNoteStore
+	Name, Value string   // ActSetHeader
+	Request     *Request // ActStored: the request the answer belongs to
+	VMs         []uint64 // ActWake
+	Message     []byte   // ActWake: the encoded wake-up; ActLog: the text
+	Level       LogLevel // ActLog
+	Call        *Call    // ActDispatch
+}
+
+// Call is an asynchronous step of the protocol: the host dispatches it to
+// Cluster with a deadline (Timeout) and continues the protocol with Done,
+// called exactly once — with the answer, with Failed set if the call got
+// no answer in time or failed, or with NotStarted set if it could not be
+// dispatched at all. Background refresh, shadow comparison and the
+// embeddings refetch are calls today; an embeddings lookup for a semantic
+// cache or a read from a remote tier is the same action.
+type Call struct {
+	Cluster string
+	Headers [][2]string
+	Body    []byte
+	Timeout time.Duration
+	// Stream, if non-zero, is the request the call belongs to: the host
+	// continues it on that request (and drops the result if the request
+	// is gone). Zero: a background call of the worker.
+	Stream uint32
+	// Started is counted once the call is dispatched (if Route is set).
+	Started Event
+	Route   *Route
+	// Done continues the protocol with the call's result.
+	Done func(CallResult) []Action
+
+	start int64 // when it was made (ms), for the compute time
+}
+
+// CallResult is how a Call ended.
+type CallResult struct {
+	NotStarted bool // the host could not dispatch it
+	Failed     bool // no answer (reset, timeout)
+	Status     int
+	Headers    [][2]string
+	Body       []byte
+}
+
+// CallStatus reads the :status of a call's answer headers (0 if none).
+func CallStatus(headers [][2]string) int {
+	v, _ := header(headers, ":status")
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// The wake-up message a finished leader posts to each waiting worker's
+// queue: 'W', the key's lease fingerprint, the outcome and, for a failure,
+// the leader's response status (0 if none). 12 bytes, little-endian.
+const wakeLen = 12
+
+// EncodeWake builds a wake-up message.
+func EncodeWake(fp uint64, o Outcome, status int) []byte {
+	msg := make([]byte, wakeLen)
+	msg[0] = 'W'
+	binary.LittleEndian.PutUint64(msg[1:], fp)
+	msg[9] = byte(o)
+	binary.LittleEndian.PutUint16(msg[10:], uint16(status))
+	return msg
+}
+
+// DecodeWake reads a wake-up message; ok is false for anything else.
+func DecodeWake(msg []byte) (fp uint64, o Outcome, status int, ok bool) {
+	if len(msg) != wakeLen || msg[0] != 'W' || msg[9] > byte(OutcomeUncacheable) {
+		return 0, 0, 0, false
+	}
+	return binary.LittleEndian.Uint64(msg[1:]), Outcome(msg[9]), int(binary.LittleEndian.Uint16(msg[10:])), true
+}
+
+// WakeQueueName is the name of worker vm's wake-up queue. A shared queue
+// has a single consumer — the last VM that registered its name — so every
+// worker has its own.
+func WakeQueueName(vm uint64) string { return "modelcache/wake/" + strconv.FormatUint(vm, 16) }

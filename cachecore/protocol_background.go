@@ -1,0 +1,155 @@
+package cachecore
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Background calls: the refresh of an entry just served (stale-while-
+// revalidate, XFetch) and the shadow comparison of a hit with a fresh
+// answer. Both are Calls (protocol_actions.go): the protocol decides, the
+// host dispatches and hands back the result.
+
+// Refresh re-asks the model for the entry req was just served from,
+// without making the client wait, replaying the request (headers: the
+// client's request headers). The answer goes through AdmitAndStore; if it
+// is refused, the old entry stays. A refresh is single-flight (it takes
+// the key's lease, never following anyone; vm names this worker) and
+// bounded process-wide (background.max_concurrent).
+func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
+	r := req.Route
+	c.refreshN++
+	token := 0x80000000 | c.refreshN // lease owner id: never a request's id
+	timeout := c.cfg.Background.Timeout
+	if !c.TryLead(req, vm, token, timeout) {
+		// Someone is already getting a fresh answer.
+		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
+	}
+	now := c.nowMs()
+	slot, ok, err := c.bg.Acquire(now, now+timeout.Milliseconds())
+	if err != nil || !ok {
+		c.Finish(req, vm, token, OutcomeFailed)
+		return []Action{{Kind: ActCount, Event: EvRefreshSaturated, Route: r}}
+	}
+	call := c.replay(req, headers, EvRefreshStarted)
+	call.Done = func(res CallResult) []Action {
+		_ = c.bg.Release(slot)
+		o := OutcomeFailed
+		var acts []Action
+		switch {
+		case res.NotStarted:
+			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte("background refresh to cluster " + c.cfg.Cluster + " failed to start")},
+				Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
+		case res.Failed:
+			acts = append(acts, Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
+		default:
+			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
+			o = OutcomeOf(st.Reason, res.Status)
+			ev := EvRefreshStored
+			if st.Reason != ReasonNone {
+				ev = EvRefreshRefused
+			}
+			acts = append(acts, Action{Kind: ActCount, Event: ev, Route: r},
+				Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: res.Status})
+		}
+		if vms := c.Finish(req, vm, token, o); len(vms) > 0 {
+			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: EncodeWake(req.LeaseFP(), o, 0)})
+		}
+		return acts
+	}
+	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// Shadow compares the cached answer req was just served with a fresh one,
+// in the background: the client already has its answer and never sees
+// this one. An answer the route would not cache (its statuses) cannot be
+// compared; a divergent one replaces the entry through AdmitAndStore, with
+// the time the call took as its compute time.
+func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
+	r := req.Route
+	req.KeepEntry() // compared when the fresh answer arrives
+	slots := c.ShadowSlots(r)
+	now := c.nowMs()
+	slot, ok, err := slots.Acquire(now, now+c.cfg.Background.Timeout.Milliseconds())
+	if err != nil || !ok {
+		return []Action{{Kind: ActCount, Event: EvShadowSaturated, Route: r}}
+	}
+	call := c.replay(req, headers, EvShadowStarted)
+	call.Done = func(res CallResult) []Action {
+		_ = slots.Release(slot)
+		if res.NotStarted || res.Failed || !c.Comparable(req, res.Status) {
+			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
+		}
+		agree := c.Agrees(req, res.Headers, res.Body)
+		ev := EvShadowAgree
+		if !agree {
+			ev = EvShadowDiverge
+		}
+		acts := []Action{{Kind: ActCount, Event: ev, Route: r}}
+		obs, err := c.ObserveShadow(req, !agree)
+		if err == nil && obs.Invalidated {
+			acts = append(acts, Action{Kind: ActCount, Event: EvInvalidation, Route: r},
+				Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": " + strconv.Itoa(int(obs.Diverged)) + " of " +
+					strconv.Itoa(int(obs.Samples)) + " sampled answers of model " + strconv.Quote(req.Model) +
+					" no longer match the model; its namespace is invalidated")})
+		}
+		if agree {
+			return acts
+		}
+		// Replace the diverged entry with the fresh answer, if admissible.
+		c.PrepareShadowStore(req)
+		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
+		return append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
+	}
+	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// replay is a call to the configured cluster that replays req.
+func (c *Cache) replay(req *Request, headers [][2]string, started Event) *Call {
+	return &Call{
+		Cluster: c.cfg.Cluster,
+		Headers: ReplayHeaders(headers, c.cfg.Authority),
+		Body:    req.Body,
+		Timeout: c.cfg.Background.Timeout,
+		Started: started,
+		Route:   req.Route,
+		start:   c.nowMs(),
+	}
+}
+
+// elapsed is how long the call has taken so far, in ms.
+func (call *Call) elapsed(c *Cache) uint32 {
+	d := c.nowMs() - call.start
+	if d < 0 {
+		return 0
+	}
+	return uint32(d)
+}
+
+// ReplayHeaders turns a client request's headers into an HTTP call's:
+// the same method, path, identity and content headers; no hop-by-hop or
+// length headers (the host sets them), no accept-encoding (the cache needs
+// an uncompressed answer), and no cache directives from the original
+// client. authority, if set, replaces :authority.
+func ReplayHeaders(in [][2]string, authority string) [][2]string {
+	out := make([][2]string, 0, len(in))
+	for _, kv := range in {
+		name := kv[0]
+		switch {
+		case name == ":authority" && authority != "":
+			out = append(out, [2]string{":authority", authority})
+			continue
+		case name == ":method", name == ":path", name == ":authority":
+		case strings.HasPrefix(name, ":"):
+			continue // :scheme and friends are the host's business
+		case name == "content-length", name == "transfer-encoding", name == "connection",
+			name == "keep-alive", name == "te", name == "upgrade", name == "accept-encoding",
+			name == "cache-control", name == "pragma", name == "expect":
+			continue
+		case strings.HasPrefix(name, "x-envoy-"), strings.HasPrefix(name, "x-forwarded-"), name == "x-request-id":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

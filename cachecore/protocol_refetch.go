@@ -1,0 +1,54 @@
+package cachecore
+
+import (
+	"strconv"
+)
+
+// Refetch handles an unusable answer to a partial embeddings batch (wrong
+// item count, bad vectors, or vectors whose dimension disagrees with the
+// cached ones — a model that drifted under the same name and version). The
+// answer covers only the missing items, so it cannot reach the client. The
+// model's generation is moved on (nothing cached for it is served again)
+// and the original, whole request is sent again as a Call bound to this
+// request; its answer replaces the held response (ActReplaceResponse, then
+// ActResumeResponse). Without an upstream cluster, or if the call cannot
+// start, the client gets a 502 that says to retry, which then misses
+// entirely. headers are the client's request headers.
+func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
+	c, req, r := f.c, f.req, f.req.Route
+	acts := []Action{{Kind: ActRefused, Route: r, Reason: reason, Status: f.respStatus}}
+	f.reset()
+	f.finishLead(OutcomeFailed, f.respStatus)
+	acts = append(acts, f.actions()...)
+	if reason == ReasonDimensions {
+		_ = c.PurgeModel(r.Name, req.Model)
+		acts = append(acts, Action{Kind: ActCount, Event: EvModelDrift, Route: r},
+			Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": model " + strconv.Quote(req.Model) +
+				" returned vectors of another dimension than those cached; its entries are invalidated")})
+	}
+	acts = append(acts, Action{Kind: ActCount, Event: EvRefetch, Route: r})
+	f.Refetched(reason, 0)
+	inconsistent := func() Action {
+		return Action{Kind: ActReplaceResponse, Status: 502, Body: inconsistentBatch, Message: f.CacheStatusHeader(nil)}
+	}
+	if c.cfg.Cluster == "" {
+		return append(acts, inconsistent())
+	}
+	call := c.replay(req, headers, 0)
+	call.Route, call.Stream = nil, f.id
+	call.Done = func(res CallResult) []Action {
+		if res.NotStarted {
+			return []Action{inconsistent()}
+		}
+		status, body := 502, []byte(`{"error":{"message":"the model did not answer","type":"upstream_error"}}`)
+		if !res.Failed {
+			status, body = res.Status, res.Body
+		}
+		f.Refetched(reason, status)
+		return []Action{{Kind: ActReplaceResponse, Status: status, Body: body, Message: f.CacheStatusHeader(nil)},
+			{Kind: ActResumeResponse}}
+	}
+	return append(acts, Action{Kind: ActDispatch, Call: call})
+}
+
+var inconsistentBatch = []byte(`{"error":{"message":"the model answered a partial embeddings batch inconsistently; retry the request","type":"upstream_error"}}`)

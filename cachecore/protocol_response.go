@@ -1,0 +1,213 @@
+package cachecore
+
+import "strconv"
+
+// Completion is how a complete response ended, for the host's next step.
+type Completion uint8
+
+const (
+	// Refused: not stored; the response passes with its Cache-Status.
+	Refused Completion = iota
+	// Completed: stored; the response passes with its Cache-Status.
+	Completed
+	// Refetching: the partial batch answer is unusable and is replaced
+	// (Flight.Refetch); the response is now the protocol's to finish.
+	Refetching
+)
+
+// Complete is the event "the response body is complete" (body: all of it;
+// headers: the response's; reqHeaders: the client's request headers, for a
+// refetch). It runs the one admit-and-store with the time the upstream
+// took since the request was forwarded (computeMs), ends the lead, and
+// decides the Cache-Status.
+func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, reqHeaders [][2]string) (Completion, []Action) {
+	c, req, r := f.c, f.req, f.req.Route
+	st := c.StoreBody(req, f.respStatus, headers, body, computeMs)
+	if adm := st.Admission; adm.Reason != ReasonNone {
+		var acts []Action
+		if adm.Reason == ReasonValidation {
+			acts = append(acts, Action{Kind: ActLog, Level: LogDebug, Message: []byte("validation rule failed on route " + r.Name + ": " + adm.Rule)})
+		}
+		if _, rewritten := req.UpstreamBody(); rewritten {
+			// The answer covers only the missing items and cannot be used:
+			// the client still needs a whole answer.
+			return Refetching, append(acts, f.Refetch(adm.Reason, reqHeaders)...)
+		}
+		return Refused, append(acts, f.refuse(adm.Reason)...)
+	}
+	if st.Reason != ReasonNone {
+		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		return Refused, append([]Action{note}, f.refuse(st.Reason)...)
+	}
+	f.reset()
+	res := st.Result
+	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
+	if cached, total := req.ItemCounts(); total > 0 {
+		if res.ItemsStored > 0 {
+			f.emit(Action{Kind: ActCount, Event: EvItemsStored, Route: r, N: res.ItemsStored})
+		}
+		if res.ItemsRefused > 0 {
+			f.emit(Action{Kind: ActCount, Event: EvItemsRefused, Route: r, N: res.ItemsRefused})
+		}
+		if _, rewritten := req.UpstreamBody(); rewritten {
+			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
+		}
+		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
+	}
+	f.finishLead(OutcomeStored, f.respStatus)
+	f.Stored(res)
+	return Completed, f.actions()
+}
+
+// CompleteStream is Complete for a recorded event stream, already on its
+// way to the client (its Cache-Status is sent): dropped means the
+// recording outgrew max_entry_bytes.
+func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, computeMs uint32) []Action {
+	req, r := f.req, f.req.Route
+	if dropped {
+		return f.refuseQuiet(ReasonTooLarge)
+	}
+	st := f.c.StoreBody(req, f.respStatus, headers, body, computeMs)
+	if st.Reason != ReasonNone {
+		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		return append([]Action{note}, f.refuseQuiet(st.Reason)...)
+	}
+	f.reset()
+	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
+	f.finishLead(OutcomeStored, f.respStatus)
+	return f.actions()
+}
+
+// refuse: the response is not stored for reason; its Cache-Status says so.
+func (f *Flight) refuse(reason Reason) []Action {
+	f.Refused(reason)
+	acts := f.refuseQuiet(reason)
+	if reason == ReasonInternal {
+		acts = append(acts, Action{Kind: ActInternal})
+	}
+	return acts
+}
+
+// refuseQuiet counts a refusal and ends any lead with its outcome.
+func (f *Flight) refuseQuiet(reason Reason) []Action {
+	f.reset()
+	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
+	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
+	return f.actions()
+}
+
+// RespStep is what the host does with the response headers.
+type RespStep uint8
+
+const (
+	// RespPass: let them through with the Cache-Status (not stored).
+	RespPass RespStep = iota
+	// RespServed: the upstream failed and the stale entry answers instead
+	// (the actions serve it); hold the upstream response back.
+	RespServed
+	// RespStream: an event stream; let it through with the Cache-Status
+	// and record the body (CompleteStream at its end).
+	RespStream
+	// RespComplete: there is no body; Complete now.
+	RespComplete
+	// RespHold: hold the headers and buffer the body until Complete.
+	RespHold
+	// RespCopy: as RespHold, but the answer has no content-length: the host
+	// copies it chunk by chunk (bounded by max_entry_bytes) rather than
+	// letting its buffer grow towards its limit.
+	RespCopy
+)
+
+// ResponseHeaders is the event "the upstream's response headers arrived"
+// (origin: who produced them).
+func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin, endOfStream bool) (RespStep, []Action) {
+	c, req := f.c, f.req
+	f.respStatus = status
+	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		o := OutcomeOf(reason, status)
+		if o == OutcomeFailed && c.StaleIfError(req) {
+			// The model failed but a stale answer within stale_if_error
+			// exists: the client gets that instead of the error.
+			f.reset()
+			f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: reason, Status: status})
+			f.finishLead(o, status)
+			f.StaleIfError()
+			f.emit(Action{Kind: ActServeEntry})
+			return RespServed, f.actions()
+		}
+		return RespPass, f.refuse(reason)
+	}
+	f.reset()
+	switch {
+	case StreamsResponse(req, headers) && !endOfStream:
+		// An event stream reaches the client as it comes, with no added
+		// delay to the first token; the host keeps a copy and the protocol
+		// decides at the end. (Whether it was stored cannot be in
+		// Cache-Status: the headers are gone by then. The stats say.)
+		f.Streaming()
+		return RespStream, nil
+	case endOfStream:
+		return RespComplete, nil
+	}
+	if _, sized := header(headers, "content-length"); !sized {
+		// Only an answer that is passed on as it came can be copied: a
+		// merged or refetched one replaces the whole body.
+		if _, rewritten := req.UpstreamBody(); !rewritten {
+			return RespCopy, nil
+		}
+	}
+	return RespHold, nil
+}
+
+// ResponseChunk is the event "a chunk of a held response of unknown length
+// arrived" (the host copies it into h). It reports false, with the
+// refusal, once the answer outgrows max_entry_bytes: the host then lets it
+// pass with its Cache-Status.
+func (f *Flight) ResponseChunk(h *Held, chunk []byte) (bool, []Action) {
+	if len(h.body)+len(chunk) > f.req.Route.MaxEntryBytes {
+		h.body = nil
+		return false, f.refuse(ReasonTooLarge)
+	}
+	h.body = append(h.body, chunk...)
+	return true, nil
+}
+
+// Buffered is the event "the host buffers a held response of bodySize
+// bytes so far". It reports false, with the refusal, once that is more
+// than max_entry_bytes: the host stops holding it before its own buffer
+// limit does.
+func (f *Flight) Buffered(bodySize int) (bool, []Action) {
+	if bodySize > f.req.Route.MaxEntryBytes {
+		return false, f.refuse(ReasonTooLarge)
+	}
+	return true, nil
+}
+
+// Recorded is the event "a chunk of an event stream passed": the host's
+// copy (h) grows until max_entry_bytes, then is dropped (and the stream
+// will not be stored).
+func (f *Flight) Recorded(h *Held, chunk []byte) {
+	if h.dropped {
+		return
+	}
+	if len(h.body)+len(chunk) > f.req.Route.MaxEntryBytes {
+		h.body, h.dropped = nil, true
+		return
+	}
+	h.body = append(h.body, chunk...)
+}
+
+// Dropped reports whether the recording was given up (no need to read
+// further chunks).
+func (h *Held) Dropped() bool { return h.dropped }
+
+// RecordingFailed: a chunk of the stream could not be read; the recording
+// is incomplete and will not be stored.
+func (h *Held) RecordingFailed() { h.dropped = true }
+
+// CompleteRecording is CompleteStream on the host's copy h.
+func (f *Flight) CompleteRecording(h *Held, headers [][2]string, computeMs uint32) []Action {
+	acts := f.CompleteStream(headers, h.body, h.dropped, computeMs)
+	h.body = nil
+	return acts
+}

@@ -1,0 +1,59 @@
+package cachecore
+
+import (
+	"strings"
+	"testing"
+)
+
+// leaseHookStore runs hook just before the n-th read of a lease slot, to
+// interleave another worker between two reads of one callback.
+type leaseHookStore struct {
+	Store
+	reads int
+	at    int
+	hook  func()
+}
+
+func (s *leaseHookStore) Get(key string) ([]byte, uint32, error) {
+	if strings.HasPrefix(key, "mc:l:") {
+		s.reads++
+		if s.reads == s.at && s.hook != nil {
+			h := s.hook
+			s.hook = nil
+			h()
+		}
+	}
+	return s.Store.Get(key)
+}
+
+// A follower's tick checks that its key is still led, then joins the
+// lease. If the leader stores and releases between the two reads (its
+// wake-up not delivered yet), the follower wins the lease on the join:
+// whatever it then does — here, serve the freshly stored answer — it must
+// not keep the lease, or every later request of the key would follow a
+// leader that never finishes, until max_wait.
+func TestTickJoinRaceReleasesTheLease(t *testing.T) {
+	e := newProtoEnv(t, 1, "fail")
+	a, _ := e.start(0, 1, "q")
+	// Worker 1 reads the shared store through the hook.
+	mem := e.w[0].store
+	hs := &leaseHookStore{Store: mem}
+	e.w[1] = New(e.w[1].cfg, Options{Store: hs, Now: e.clock.Now, Rand: seededRand(7)})
+	b, got := e.start(1, 2, "q")
+	expectActs(t, "B miss", got, "coalesce.followers wait")
+	hs.reads, hs.at = 0, 2 // the tick's join: its second lease read
+	hs.hook = func() {
+		e.store(0, a, "answer")
+		e.show(a.FinishLead(OutcomeStored, 200))
+	}
+	e.show(b.Tick())
+	if b.Following() {
+		t.Fatal("B still follows after the tick")
+	}
+	fp := b.Request().LeaseFP()
+	if led, err := e.w[0].Leases().Leading(fp, e.clock.Now().UnixMilli()); err != nil || led {
+		t.Fatalf("after B's tick the key is still led (%v): the lease leaked", err)
+	}
+	// And B's end hands nothing on twice.
+	e.show(b.Done())
+}
