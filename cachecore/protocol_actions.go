@@ -152,7 +152,7 @@ func EncodeWake(fp uint64, o Outcome, status int) []byte {
 
 // DecodeWake reads a wake-up message; ok is false for anything else.
 func DecodeWake(msg []byte) (fp uint64, o Outcome, status int, ok bool) {
-	if len(msg) != wakeLen || msg[0] != 'W' || msg[9] > byte(OutcomeUncacheable) {
+	if len(msg) != wakeLen || msg[0] != 'W' || msg[9] > byte(OutcomeAbandoned) {
 		return 0, 0, 0, false
 	}
 	return binary.LittleEndian.Uint64(msg[1:]), Outcome(msg[9]), int(binary.LittleEndian.Uint16(msg[10:])), true

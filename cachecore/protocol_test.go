@@ -216,6 +216,11 @@ func TestWakeEncoding(t *testing.T) {
 	if !ok || fp != 0x0102030405060708 || o != OutcomeUncacheable || status != 503 {
 		t.Fatalf("round trip: %x %v %d %v", fp, o, status, ok)
 	}
+	for o := OutcomeStored; o <= OutcomeAbandoned; o++ { // every outcome travels
+		if _, got, _, ok := DecodeWake(EncodeWake(1, o, 0)); !ok || got != o {
+			t.Errorf("outcome %v: decoded %v %v", o, got, ok)
+		}
+	}
 	for _, bad := range [][]byte{nil, msg[:11], append(bytes.Clone(msg), 0), {'X', 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0},
 		{'W', 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0}} {
 		if _, _, _, ok := DecodeWake(bad); ok {
