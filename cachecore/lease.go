@@ -70,6 +70,9 @@ const (
 	LeaseHitForMiss                   // key lastingly uncacheable until Deadline
 )
 
+// releaseCASAttempts bounds a release's compare-and-swap retries.
+const releaseCASAttempts = 8 * maxCASAttempts
+
 // LeaseWays is how many leases (of different keys) one lease slot holds.
 const LeaseWays = 4
 
@@ -350,7 +353,11 @@ func makeRoom(ways []Lease, tenant uint64) (victim int, ok bool) {
 // over), nothing changes and no one is woken by this call.
 func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil int64) ([]uint64, error) {
 	key := t.key(fp)
-	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+	// A failed acquire fails open at once, but a failed release would keep
+	// the key's followers waiting until max_wait: release tries longer.
+	// (Every lost CAS is another VM's successful write to the slot, so the
+	// loop only runs long under heavy contention on one slot.)
+	for attempt := 0; attempt < releaseCASAttempts; attempt++ {
 		ways, cas, exists, err := t.read(key)
 		if err != nil || !exists {
 			return nil, err
