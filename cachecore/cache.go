@@ -4,9 +4,10 @@ import (
 	"time"
 )
 
-// Cache is one VM's handle on the shared cache: the policy engine the filter
-// drives. Everything that decides — keys, namespaces, freshness, admission —
-// is here; the filter only moves bytes between Envoy and these methods.
+// Cache is one VM's handle on the shared cache: the policy engine that a
+// request's Flight (protocol*.go) drives. Keys, namespaces, freshness and
+// admission are decided here, the request protocol in the Flight; the
+// filter only moves bytes between Envoy and the Flight's actions.
 // A Cache is not safe for concurrent use (one per VM); any number of Caches
 // may share one Store.
 type Cache struct {
@@ -125,7 +126,3 @@ func (r *Request) bypass(reason Reason) *Request {
 
 // Bypassed reports whether the request no longer uses the cache.
 func (r *Request) Bypassed() bool { return r.Status == StatusBypass }
-
-// Bypass takes the request out of the cache for reason (decided by the
-// filter, e.g. a body too large to buffer).
-func (r *Request) Bypass(reason Reason) { r.bypass(reason) }
