@@ -50,7 +50,8 @@ func OutcomeOf(r Reason, status int) Outcome {
 func (c *Cache) Leases() *LeaseTable { return c.leases }
 
 // Join is called on a miss: the request tries to lead its key. A leader
-// must then call Recheck before going upstream and Finish when done.
+// must then call relookup before going upstream (the previous leader may
+// have stored the answer since the miss) and Finish when done.
 func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
 	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
@@ -60,9 +61,9 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	return role
 }
 
-// TryLead takes the lease for a background refresh of req's key, never
+// tryLead takes the lease for a background refresh of req's key, never
 // joining as a follower. It reports whether this caller leads.
-func (c *Cache) TryLead(req *Request, vm uint64, stream uint32, timeout time.Duration) bool {
+func (c *Cache) tryLead(req *Request, vm uint64, stream uint32, timeout time.Duration) bool {
 	now := c.nowMs()
 	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+timeout.Milliseconds(), false)
 	return err == nil && role == RoleLeader
@@ -86,16 +87,16 @@ func (req *Request) tenantTag() uint64 {
 	return binary.LittleEndian.Uint64(req.tenant[:8])
 }
 
-// StillLed reports whether req's key is still led by a live leader.
-func (c *Cache) StillLed(req *Request) bool {
+// stillLed reports whether req's key is still led by a live leader.
+func (c *Cache) stillLed(req *Request) bool {
 	led, err := c.leases.Leading(req.LeaseFP(), c.nowMs())
 	return err == nil && led
 }
 
-// Relookup looks the key up again, for a follower woken by its leader or a
+// relookup looks the key up again, for a follower woken by its leader or a
 // new leader re-checking: the model state may have been created or moved on
 // since the first lookup, so it is reloaded and the key rebuilt.
-func (c *Cache) Relookup(req *Request) Decision {
+func (c *Cache) relookup(req *Request) Decision {
 	st, err := c.loadModel(req.Route.Name, req.Model)
 	if err != nil {
 		return Forward
@@ -107,36 +108,36 @@ func (c *Cache) Relookup(req *Request) Decision {
 	return c.Lookup(req)
 }
 
-// FollowerStep is what a paused follower does when its key's leader failed.
-type FollowerStep uint8
+// followerStep is what a paused follower does when its key's leader failed.
+type followerStep uint8
 
 const (
-	// StepRetry: try to lead (or keep following the follower that now does).
-	StepRetry FollowerStep = iota
-	// StepFail: answer the client with the failure (LeaderFailedResponse).
-	StepFail
-	// StepForward: go upstream uncoalesced.
-	StepForward
+	// stepRetry: try to lead (or keep following the follower that now does).
+	stepRetry followerStep = iota
+	// stepFail: answer the client with the failure (leaderFailedResponse).
+	stepFail
+	// stepForward: go upstream uncoalesced.
+	stepForward
 )
 
-// AfterLeaderFailure decides a follower's next step once its key's
+// afterLeaderFailure decides a follower's next step once its key's
 // leaders have failed failures times: it sits through max_retries of them;
 // past that the route's on_retries_exhausted decides. (Stale-if-error is
 // checked before.)
-func (c *Cache) AfterLeaderFailure(req *Request, failures int) FollowerStep {
+func (c *Cache) afterLeaderFailure(req *Request, failures int) followerStep {
 	switch {
 	case failures <= req.Route.Coalesce.MaxRetries:
-		return StepRetry
+		return stepRetry
 	case req.Route.Coalesce.OnRetriesExhausted == ExhaustedForward:
-		return StepForward
+		return stepForward
 	}
-	return StepFail
+	return stepFail
 }
 
-// LeaderFailedResponse is the local answer of a follower whose leaders all
+// leaderFailedResponse is the local answer of a follower whose leaders all
 // failed: the last leader's status when it was an upstream failure a client
 // may retry on (429, 5xx), else 502; Cache-Status says why.
-func (c *Cache) LeaderFailedResponse(req *Request, leaderStatus int) (int, [][2]string, []byte) {
+func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]string, []byte) {
 	cs := CacheStatus{Status: StatusLeaderFailed}
 	status := 502
 	if leaderStatus == 429 || leaderStatus >= 500 && leaderStatus <= 599 {

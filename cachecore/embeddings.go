@@ -19,7 +19,7 @@ import (
 // the request's other parameters (dimensions, encoding_format, …) and the
 // item itself:
 //
-//   - every item cached: the filter answers with a body shaped like the
+//   - every item cached: the cache answers with a body shaped like the
 //     upstream's (object, data[{object, index, embedding}], model, usage) with
 //     the items in request order; usage is zero (nothing was computed);
 //   - some cached: the request goes upstream carrying only the missing

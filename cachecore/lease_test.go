@@ -255,8 +255,8 @@ func TestLeaseHammer(t *testing.T) {
 func TestAfterLeaderFailure(t *testing.T) {
 	env := newEnv(t, leaseTestConfig)
 	req := env.missed(alice, "q")
-	for f, want := range []FollowerStep{StepRetry, StepRetry, StepRetry, StepFail, StepFail} {
-		if got := env.cache.AfterLeaderFailure(req, f); got != want {
+	for f, want := range []followerStep{stepRetry, stepRetry, stepRetry, stepFail, stepFail} {
+		if got := env.cache.afterLeaderFailure(req, f); got != want {
 			t.Fatalf("after %d failures: %v, want %v", f, got, want)
 		}
 	}
@@ -269,14 +269,14 @@ func TestAfterLeaderFailure(t *testing.T) {
 		{200, 502, "modelcache; fwd=miss; collapsed; detail=leader-failed"}, // truncated
 		{0, 502, "modelcache; fwd=miss; collapsed; detail=leader-failed"},   // reset, abort, lost wake-up
 	} {
-		status, headers, body := env.cache.LeaderFailedResponse(req, tc.leader)
+		status, headers, body := env.cache.leaderFailedResponse(req, tc.leader)
 		if status != tc.status || headerValue(headers, "cache-status") != tc.cs || !json.Valid(body) {
 			t.Errorf("leader %d: %d %q %s", tc.leader, status, headerValue(headers, "cache-status"), body)
 		}
 	}
 	fwd := newEnv(t, strings.Replace(leaseTestConfig, `"hit_for_miss":"30s"`, `"hit_for_miss":"30s","on_retries_exhausted":"forward"`, 1))
 	req = fwd.missed(alice, "q")
-	if got := fwd.cache.AfterLeaderFailure(req, 3); got != StepForward {
+	if got := fwd.cache.afterLeaderFailure(req, 3); got != stepForward {
 		t.Fatalf("forward: %v", got)
 	}
 }

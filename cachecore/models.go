@@ -43,7 +43,7 @@ type modelRecord struct {
 	gen     uint64
 	until   int64 // unix ms: live until then (entries stored under it may be)
 	version [versionIDLen]byte
-	// Shadow comparison window (see staleness.go).
+	// Shadow comparison window (see shadow.go).
 	divStart int64
 	samples  uint32
 	diverged uint32

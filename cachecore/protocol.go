@@ -121,7 +121,7 @@ func (f *Flight) Miss() []Action {
 func (f *Flight) lead(e Event) bool {
 	f.leader = true
 	f.count(e)
-	if f.c.Relookup(f.req) != Serve {
+	if f.c.relookup(f.req) != Serve {
 		return false
 	}
 	f.finishLead(OutcomeStored, 0)
@@ -143,7 +143,7 @@ func (f *Flight) wake(o Outcome, status int) {
 	}
 	c, req := f.c, f.req
 	if o != OutcomeUncacheable {
-		if c.Relookup(req) == Serve {
+		if c.relookup(req) == Serve {
 			f.serve(StatusCollapsed)
 			return
 		}
@@ -153,15 +153,15 @@ func (f *Flight) wake(o Outcome, status int) {
 				f.serve(StatusStaleIfError)
 				return
 			}
-			switch c.AfterLeaderFailure(req, f.failures) {
-			case StepFail:
+			switch c.afterLeaderFailure(req, f.failures) {
+			case stepFail:
 				f.count(EvRetriesExhausted)
 				f.state = flightDone
-				code, headers, body := c.LeaderFailedResponse(req, status)
+				code, headers, body := c.leaderFailedResponse(req, status)
 				req.Status = StatusLeaderFailed
 				f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed, Resume: true})
 				return
-			case StepForward:
+			case stepForward:
 				f.count(EvRetriesExhausted)
 				f.forward(true)
 				return
@@ -195,7 +195,7 @@ func (f *Flight) Tick() []Action {
 	case c.nowMs()-f.waitSince >= req.Route.Coalesce.MaxWait.Milliseconds():
 		f.count(EvTimeout)
 		f.forward(true)
-	case !c.StillLed(req):
+	case !c.stillLed(req):
 		f.count(EvTickWakeup)
 		f.wake(OutcomeFailed, 0)
 	default:
@@ -246,7 +246,3 @@ func (f *Flight) Done() []Action {
 	f.finishLead(OutcomeFailed, 0)
 	return f.actions()
 }
-
-// Forwarded records that the host sent the request upstream outside the
-// protocol (a fail-open path): it no longer follows.
-func (f *Flight) Forwarded() { f.state = flightDone }

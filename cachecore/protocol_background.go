@@ -21,7 +21,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 	c.refreshN++
 	token := 0x80000000 | c.refreshN // lease owner id: never a request's id
 	timeout := c.cfg.Background.Timeout
-	if !c.TryLead(req, vm, token, timeout) {
+	if !c.tryLead(req, vm, token, timeout) {
 		// Someone is already getting a fresh answer.
 		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
 	}

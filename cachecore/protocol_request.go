@@ -19,8 +19,6 @@ const (
 	// ReqHoldCopy: hold the headers; the body has no announced length: the
 	// host copies it chunk by chunk (RequestChunk) with back-pressure.
 	ReqHoldCopy
-	// ReqDone: the actions answered or forwarded it (or it waits).
-	ReqDone
 )
 
 // Bypass takes the request out of the cache for reason (ReasonNone: the
@@ -29,7 +27,7 @@ const (
 // call.
 func (f *Flight) Bypass(reason Reason) []Action {
 	if reason != ReasonNone {
-		f.req.Bypass(reason)
+		f.req.bypass(reason)
 	}
 	f.reset()
 	if f.req.CC.OnlyIfCached {
@@ -51,7 +49,7 @@ func (f *Flight) Bypass(reason Reason) []Action {
 func (f *Flight) RequestHeaders(headers [][2]string, endOfStream, holdable bool) (ReqStep, []Action) {
 	req := f.req
 	if !req.Bypassed() && !holdable {
-		req.Bypass(ReasonHoldUnsupported)
+		req.bypass(ReasonHoldUnsupported)
 	}
 	if req.Bypassed() {
 		return ReqPass, f.Bypass(ReasonNone)

@@ -18,12 +18,6 @@ func (f *Flight) FailOpen() {
 	f.req.Status = StatusMiss
 }
 
-// SetResponseStatus records the upstream's response status.
-func (f *Flight) SetResponseStatus(status int) { f.respStatus = status }
-
-// ResponseStatus is the upstream's response status (0: none yet).
-func (f *Flight) ResponseStatus() int { return f.respStatus }
-
 // StaleIfError records that the upstream failed and the stale entry
 // answers instead.
 func (f *Flight) StaleIfError() { f.req.Status = StatusStaleIfError }

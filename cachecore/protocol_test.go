@@ -317,7 +317,7 @@ func TestRefreshCall(t *testing.T) {
 	if done[0].Event != EvRefreshRefused || done[1].Stored.Reason != ReasonStatus {
 		t.Fatalf("%+v", done)
 	}
-	if !c.TryLead(req3, 1, 7, time.Second) {
+	if !c.tryLead(req3, 1, 7, time.Second) {
 		t.Fatal("lease still held after the refresh ended")
 	}
 }

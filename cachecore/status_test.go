@@ -56,8 +56,9 @@ func TestCacheStatusHeader(t *testing.T) {
 	})
 }
 
-// sfParam is a Structured Field parameter (RFC 8941 §3.1.2): a key, and a
-// bare-item value; a key alone is boolean true.
+// The Structured Field (RFC 8941) grammar a Cache-Status parameter's parts
+// must match: a token, a key, an integer (a parameter is a key and a
+// bare-item value; a key alone is boolean true, §3.1.2).
 var (
 	sfToken   = regexp.MustCompile(`^[A-Za-z*][!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z:/]*$`)
 	sfKey     = regexp.MustCompile(`^[a-z*][a-z0-9_\-.*]*$`)

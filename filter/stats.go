@@ -14,15 +14,22 @@ import (
 //
 // Layout, with <route> the route's name:
 //
-//	modelcache.<route>.requests.<status>   hit, stale, collapsed, miss, bypass, …
+//	modelcache.<route>.requests.<status>   hit, stale, collapsed, miss, bypass, … (cachecore.AllStatuses)
 //	modelcache.<route>.bypass.<reason>     why a request skipped the cache
 //	modelcache.<route>.refused.<reason>    why a response was not stored
 //	modelcache.<route>.refused_status.<code>  refused upstream statuses, per code
 //	modelcache.<route>.stored              responses stored
+//	modelcache.<route>.<event>             single-flight, background, items, shadow and
+//	                                       SLO events: cachecore.EventNames (events.go),
+//	                                       only those Event.Applies to the route
 //	modelcache.<route>.age_at_serve_ms     histogram, age of entries served
+//	modelcache.<route>.slo.stale_rate_ppm  gauge, share of stale-served responses ×10⁶ (freshness_slo)
+//	modelcache.<route>.slo.breached        gauge, 1 while the SLO is breached (freshness_slo)
 //	modelcache.entries                     gauge, occupied slots (all routes)
+//	modelcache.coalesce_waiting            gauge, followers paused now
 //	modelcache.evictions / expired_replaced / panics / internal_errors / purges
 //	modelcache.model_version_changes
+//	modelcache.hold_unsupported            a VM found Envoy does not deliver bodies while headers are held
 //	modelcache.vm_restarts                 VMs started after traffic (restarts.go)
 //	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
 type stats struct {

@@ -16,10 +16,11 @@ import (
 // Request side: a cacheable request's headers are held (Pause) until the
 // whole body is buffered, so that on a hit the router never opens an
 // upstream request. On a miss the request either leads its key upstream or
-// follows another request's lead, paused until woken (see cachecore's
-// lease.go for the rules). Response side: a storable response's headers are
-// held until the body is complete and checked, so that Cache-Status can say
-// truthfully whether it was stored.
+// follows another request's lead, paused until woken (the rules are
+// cachecore's Flight, protocol*.go; the lease table is lease.go). Response
+// side: a storable response's headers are held until the body is complete
+// and checked, so that Cache-Status can say truthfully whether it was
+// stored.
 type stream struct {
 	types.DefaultHttpContext
 	p     *plugin

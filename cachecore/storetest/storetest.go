@@ -335,7 +335,7 @@ func testConcurrentIncrements(t *testing.T, s cachecore.Store) {
 	wantValue(t, s, "counter", strconv.Itoa(workers*increments))
 }
 
-// testConcurrentCreateOnlyHasOneWinner: racing creators of one key, each
+// testConcurrentCreateOnly: racing creators of one key, each
 // using a cas read from another key, produce exactly one winner, and the
 // value is the winner's.
 func testConcurrentCreateOnly(t *testing.T, s cachecore.Store) {

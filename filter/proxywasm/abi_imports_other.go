@@ -13,10 +13,8 @@ var _ unsafe.Pointer
 func noHost() uint32 { panic("proxywasm: host function called outside a proxy-wasm host") }
 
 func proxy_log(level uint32, msg string) uint32                 { return noHost() }
-func proxy_get_log_level(outLevel *uint32) uint32               { return noHost() }
 func proxy_set_tick_period_milliseconds(periodMs uint32) uint32 { return noHost() }
 func proxy_set_effective_context(contextID uint32) uint32       { return noHost() }
-func proxy_done() uint32                                        { return noHost() }
 func proxy_get_buffer_status(bufferType uint32, outSize *uint32, outFlags *uint32) uint32 {
 	return noHost()
 }
@@ -29,22 +27,15 @@ func proxy_set_buffer_bytes(bufferType uint32, start uint32, size uint32, data u
 func proxy_get_header_map_pairs(mapType uint32, outPtr unsafe.Pointer, outSize *uint32) uint32 {
 	return noHost()
 }
-func proxy_set_header_map_pairs(mapType uint32, data unsafe.Pointer, size uint32) uint32 {
-	return noHost()
-}
 func proxy_get_header_map_size(mapType uint32, outSize *uint32) uint32 { return noHost() }
 func proxy_get_header_map_value(mapType uint32, key string, outPtr unsafe.Pointer, outSize *uint32) uint32 {
 	return noHost()
 }
-func proxy_add_header_map_value(mapType uint32, key string, value string) uint32     { return noHost() }
 func proxy_replace_header_map_value(mapType uint32, key string, value string) uint32 { return noHost() }
 func proxy_remove_header_map_value(mapType uint32, key string) uint32                { return noHost() }
 func proxy_continue_stream(streamType uint32) uint32                                 { return noHost() }
 func proxy_close_stream(streamType uint32) uint32                                    { return noHost() }
 func proxy_send_local_response(statusCode uint32, details string, body unsafe.Pointer, bodySize uint32, headers unsafe.Pointer, headersSize uint32, grpcStatus int32) uint32 {
-	return noHost()
-}
-func proxy_get_status(outCode *uint32, outMsgPtr unsafe.Pointer, outMsgSize *uint32) uint32 {
 	return noHost()
 }
 func proxy_http_call(upstream string, headers unsafe.Pointer, headersSize uint32, body unsafe.Pointer, bodySize uint32, trailers unsafe.Pointer, trailersSize uint32, timeoutMs uint32, outToken *uint32) uint32 {

@@ -22,23 +22,11 @@ func LogWarn(msg string)     { proxy_log(uint32(types.LogLevelWarn), msg) }
 func LogError(msg string)    { proxy_log(uint32(types.LogLevelError), msg) }
 func LogCritical(msg string) { proxy_log(uint32(types.LogLevelCritical), msg) }
 
-// GetLogLevel returns the host's current level for this plugin's logger,
-// so callers can skip formatting messages nobody will see.
-func GetLogLevel() (types.LogLevel, error) {
-	err := st(proxy_get_log_level(&outU32))
-	return types.LogLevel(outU32), err
-}
-
 // ---- configuration, lifecycle, timers ----
 
 // GetPluginConfiguration returns the filter's `configuration` bytes.
 func GetPluginConfiguration() ([]byte, error) {
 	return getBuffer(types.BufferTypePluginConfiguration, 0, maxBuffer)
-}
-
-// GetVMConfiguration returns vm_config.configuration.
-func GetVMConfiguration() ([]byte, error) {
-	return getBuffer(types.BufferTypeVMConfiguration, 0, maxBuffer)
 }
 
 // SetTickPeriodMilliSeconds arms (or with 0 disarms) this VM's tick.
@@ -52,9 +40,6 @@ func SetTickPeriodMilliSeconds(ms uint32) error {
 func SetEffectiveContext(contextID uint32) error {
 	return st(proxy_set_effective_context(contextID))
 }
-
-// PluginDone finishes a root context whose OnPluginDone returned false.
-func PluginDone() { proxy_done() }
 
 // ---- buffers ----
 
@@ -117,14 +102,6 @@ func getMapValue(mt types.MapType, key string) (string, error) {
 	return bytesToString(b), nil
 }
 
-func setMap(mt types.MapType, pairs [][2]string) error {
-	buf, err := EncodePairs(pairs)
-	if err != nil {
-		return err
-	}
-	return st(proxy_set_header_map_pairs(uint32(mt), ptrOf(buf), uint32(len(buf))))
-}
-
 // GetHttpRequestHeaders returns all request headers (pseudo-headers included).
 func GetHttpRequestHeaders() ([][2]string, error) { return getMap(types.MapTypeHttpRequestHeaders) }
 
@@ -133,19 +110,9 @@ func GetHttpRequestHeader(key string) (string, error) {
 	return getMapValue(types.MapTypeHttpRequestHeaders, key)
 }
 
-// ReplaceHttpRequestHeaders replaces the whole request header map.
-func ReplaceHttpRequestHeaders(h [][2]string) error {
-	return setMap(types.MapTypeHttpRequestHeaders, h)
-}
-
 // ReplaceHttpRequestHeader sets one request header, replacing existing values.
 func ReplaceHttpRequestHeader(key, value string) error {
 	return st(proxy_replace_header_map_value(uint32(types.MapTypeHttpRequestHeaders), key, value))
-}
-
-// AddHttpRequestHeader appends a value to a request header.
-func AddHttpRequestHeader(key, value string) error {
-	return st(proxy_add_header_map_value(uint32(types.MapTypeHttpRequestHeaders), key, value))
 }
 
 // RemoveHttpRequestHeader removes a request header (no error if absent).
@@ -156,29 +123,9 @@ func RemoveHttpRequestHeader(key string) error {
 // GetHttpResponseHeaders returns all response headers.
 func GetHttpResponseHeaders() ([][2]string, error) { return getMap(types.MapTypeHttpResponseHeaders) }
 
-// GetHttpResponseHeader returns one response header; ErrorStatusNotFound if absent.
-func GetHttpResponseHeader(key string) (string, error) {
-	return getMapValue(types.MapTypeHttpResponseHeaders, key)
-}
-
-// ReplaceHttpResponseHeaders replaces the whole response header map.
-func ReplaceHttpResponseHeaders(h [][2]string) error {
-	return setMap(types.MapTypeHttpResponseHeaders, h)
-}
-
 // ReplaceHttpResponseHeader sets one response header.
 func ReplaceHttpResponseHeader(key, value string) error {
 	return st(proxy_replace_header_map_value(uint32(types.MapTypeHttpResponseHeaders), key, value))
-}
-
-// AddHttpResponseHeader appends a value to a response header.
-func AddHttpResponseHeader(key, value string) error {
-	return st(proxy_add_header_map_value(uint32(types.MapTypeHttpResponseHeaders), key, value))
-}
-
-// RemoveHttpResponseHeader removes a response header.
-func RemoveHttpResponseHeader(key string) error {
-	return st(proxy_remove_header_map_value(uint32(types.MapTypeHttpResponseHeaders), key))
 }
 
 // GetHttpCallResponseHeaders returns the headers of the HTTP-call response
@@ -254,15 +201,6 @@ func DispatchHttpCall(cluster string, headers [][2]string, body []byte, trailers
 	token := outU32
 	registerHTTPCall(token, callBack)
 	return token, nil
-}
-
-// GetStatus returns the host's status of the last failed operation, e.g.
-// (11, "reset") inside a failed HTTP call's callback.
-func GetStatus() (uint32, string, error) {
-	s := proxy_get_status(&outU32, unsafe.Pointer(&outPtr), &outSize)
-	code := outU32
-	b := takeOut()
-	return code, string(b), st(s)
 }
 
 // ---- shared data ----

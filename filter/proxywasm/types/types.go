@@ -178,7 +178,8 @@ type VMContext interface {
 // Ticks, queue-ready notifications and HTTP-call responses arrive here.
 type PluginContext interface {
 	OnPluginStart(pluginConfigurationSize int) OnPluginStartStatus
-	// OnPluginDone returns false to delay the end (then call PluginDone).
+	// OnPluginDone reports whether the context may end now. Return true:
+	// the binding has no PluginDone (proxy_done) to end a delayed one.
 	OnPluginDone() bool
 	OnQueueReady(queueID uint32)
 	OnTick()

@@ -1,0 +1,171 @@
+package cachecore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// The configuration parser's machinery: ParseConfig, error collection by
+// JSON path, the object walker and the typed scalar readers.
+
+// ParseConfig parses and validates the plugin configuration. The error names
+// every offending field by its JSON path, e.g. `routes[1].ttl: …`.
+func ParseConfig(data []byte) (*Config, error) {
+	p := &parser{}
+	cfg := p.config(data)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return cfg, nil
+}
+
+type parser struct {
+	errs []error
+}
+
+func (p *parser) fail(path, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+// fields walks an object, calling f for each member; unknown members are
+// reported by f returning false.
+func (p *parser) fields(path string, v gjson.Result, f func(key string, val gjson.Result) bool) {
+	if !v.IsObject() {
+		p.fail(path, "must be an object")
+		return
+	}
+	seen := map[string]bool{}
+	v.ForEach(func(k, val gjson.Result) bool {
+		key := k.String()
+		sub := join(path, key)
+		if seen[key] {
+			p.fail(sub, "duplicate field")
+			return true
+		}
+		seen[key] = true
+		if !f(key, val) {
+			p.fail(sub, "unknown field")
+		}
+		return true
+	})
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// ---- scalar helpers ----
+
+func (p *parser) str(path string, v gjson.Result) string {
+	if v.Type != gjson.String {
+		p.fail(path, "must be a string, got %s", short(v.Raw))
+		return ""
+	}
+	return v.Str
+}
+
+// token is a string usable in stat names and Cache-Status: [A-Za-z0-9_-].
+func (p *parser) token(path string, v gjson.Result) string {
+	s := p.str(path, v)
+	if s == "" {
+		p.fail(path, "must not be empty")
+		return s
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			p.fail(path, "may only contain letters, digits, '_' and '-', got %q", s)
+			break
+		}
+	}
+	return s
+}
+
+func (p *parser) boolean(path string, v gjson.Result) bool {
+	if v.Type != gjson.True && v.Type != gjson.False {
+		p.fail(path, "must be true or false, got %s", short(v.Raw))
+	}
+	return v.Type == gjson.True
+}
+
+func (p *parser) float(path string, v gjson.Result) float64 {
+	if v.Type != gjson.Number || math.IsInf(v.Num, 0) || math.IsNaN(v.Num) {
+		p.fail(path, "must be a number, got %s", short(v.Raw))
+		return 0
+	}
+	return v.Num
+}
+
+func (p *parser) floatRange(path string, v gjson.Result, lo, hi float64) float64 {
+	f := p.float(path, v)
+	if v.Type == gjson.Number && (f < lo || f > hi) {
+		p.fail(path, "must be between %v and %v, got %v", lo, hi, f)
+	}
+	return f
+}
+
+func (p *parser) intRange(path string, v gjson.Result, lo, hi int) int {
+	if v.Type != gjson.Number || v.Num != math.Trunc(v.Num) {
+		p.fail(path, "must be an integer, got %s", short(v.Raw))
+		return 0
+	}
+	if v.Num < float64(lo) || v.Num > float64(hi) {
+		p.fail(path, "must be between %d and %d, got %s", lo, hi, v.Raw)
+		return 0
+	}
+	return int(v.Num)
+}
+
+// duration accepts Go duration strings ("90s", "5m", "1h30m").
+func (p *parser) duration(path string, v gjson.Result, lo, hi time.Duration) time.Duration {
+	if v.Type != gjson.String {
+		p.fail(path, "must be a duration string such as \"30s\" or \"5m\", got %s", short(v.Raw))
+		return 0
+	}
+	d, err := time.ParseDuration(v.Str)
+	if err != nil {
+		p.fail(path, "invalid duration %q (use forms like \"30s\", \"5m\", \"1h\")", v.Str)
+		return 0
+	}
+	if d < lo || d > hi {
+		p.fail(path, "must be between %v and %v, got %v", lo, hi, d)
+		return 0
+	}
+	return d
+}
+
+func (p *parser) array(path string, v gjson.Result) []gjson.Result {
+	if !v.IsArray() {
+		p.fail(path, "must be an array, got %s", short(v.Raw))
+		return nil
+	}
+	return v.Array()
+}
+
+func (p *parser) strList(path string, v gjson.Result) []string {
+	var out []string
+	for i, e := range p.array(path, v) {
+		s := p.str(fmt.Sprintf("%s[%d]", path, i), e)
+		if s == "" {
+			p.fail(fmt.Sprintf("%s[%d]", path, i), "must not be empty")
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func short(raw string) string {
+	if len(raw) > 40 {
+		return raw[:40] + "…"
+	}
+	if raw == "" {
+		return "nothing"
+	}
+	return raw
+}

@@ -1,0 +1,307 @@
+package cachecore
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Parsing of a route's overridable policy (also used for `defaults`),
+// its validation rules and its confidence tiers.
+
+// policyField parses one overridable setting; false means unknown field.
+func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool {
+	switch key {
+	case "ttl":
+		pol.TTL = p.duration(path, v, time.Second, 365*24*time.Hour)
+	case "statuses":
+		pol.Statuses = nil
+		for i, s := range p.array(path, v) {
+			code := p.intRange(fmt.Sprintf("%s[%d]", path, i), s, 200, 299)
+			pol.Statuses = append(pol.Statuses, code)
+		}
+		if len(pol.Statuses) == 0 {
+			p.fail(path, "must list at least one status")
+		}
+	case "shared":
+		pol.Shared = p.boolean(path, v)
+	case "share_authorities":
+		pol.ShareAuth = p.boolean(path, v)
+	case "tenant_headers":
+		pol.TenantHeaders = lowerAll(p.strList(path, v))
+		if len(pol.TenantHeaders) == 0 {
+			p.fail(path, "must list at least one header (set \"shared\": true for a route without tenants)")
+		}
+	case "model_path":
+		pol.ModelPath = p.str(path, v)
+	case "key_fields":
+		pol.KeyFields = p.strList(path, v)
+	case "ignore_fields":
+		pol.IgnoreFields = p.strList(path, v)
+		pol.ignoreSet = true
+	case "finish_reasons":
+		pol.FinishReasons = p.strList(path, v)
+	case "validate":
+		pol.Rules = nil
+		for i, rv := range p.array(path, v) {
+			if r, ok := p.rule(fmt.Sprintf("%s[%d]", path, i), rv); ok {
+				pol.Rules = append(pol.Rules, r)
+			}
+		}
+	case "confidence":
+		pol.Confidence = p.confidence(path, v)
+	case "model_version":
+		pol.ModelVersion = VersionSource{}
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			switch key {
+			case "header":
+				pol.ModelVersion.Header = strings.ToLower(p.str(join(path, key), val))
+			case "body_path":
+				pol.ModelVersion.BodyPath = p.str(join(path, key), val)
+			default:
+				return false
+			}
+			return true
+		})
+	case "stored_headers":
+		pol.StoredHeaders = lowerAll(p.strList(path, v))
+	case "max_entry_bytes":
+		pol.MaxEntryBytes = p.intRange(path, v, 1024, 64<<20)
+	case "honor_request_cache_control":
+		pol.HonorCacheCtl = p.boolean(path, v)
+	case "stale_while_revalidate":
+		pol.StaleWhileReval = p.duration(path, v, 0, 365*24*time.Hour)
+	case "stale_if_error":
+		pol.StaleIfError = p.duration(path, v, 0, 365*24*time.Hour)
+	case "early_refresh":
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			switch key {
+			case "enabled":
+				pol.EarlyRefresh.Enabled = p.boolean(join(path, key), val)
+			case "beta":
+				pol.EarlyRefresh.Beta = p.floatRange(join(path, key), val, 0.01, 100)
+			default:
+				return false
+			}
+			return true
+		})
+	case "freshness_slo":
+		slo := &FreshnessSLO{MaxFraction: 0.05, Window: 5 * time.Minute, MinSamples: 20}
+		var haveAge bool
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			sub := join(path, key)
+			switch key {
+			case "max_age":
+				slo.MaxAge, haveAge = p.duration(sub, val, time.Second, 365*24*time.Hour), true
+			case "max_fraction":
+				slo.MaxFraction = p.floatRange(sub, val, 0, 1)
+			case "window":
+				slo.Window = p.duration(sub, val, 10*time.Second, 24*time.Hour)
+			case "min_samples":
+				slo.MinSamples = p.intRange(sub, val, 1, 1<<30)
+			default:
+				return false
+			}
+			return true
+		})
+		if !haveAge {
+			p.fail(path+".max_age", "is required: the freshness budget, e.g. \"1h\"")
+		}
+		pol.FreshnessSLO = slo
+	case "shadow":
+		sh := shadowDefaults(pol.kind)
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			sub := join(path, key)
+			switch key {
+			case "sample":
+				sh.Sample = p.floatRange(sub, val, 0, 1)
+			case "max_concurrent":
+				sh.MaxConcurrent = p.intRange(sub, val, 1, 64)
+			case "compare":
+				sh.Compare = p.str(sub, val)
+				if !compareModes[sh.Compare] {
+					p.fail(sub, "must be one of text, exact, numeric, label, cosine")
+				}
+			case "paths":
+				sh.Paths = p.strList(sub, val)
+			case "tolerance":
+				sh.Tolerance = p.floatRange(sub, val, 0, 1e12)
+			case "min_cosine":
+				sh.MinCosine = p.floatRange(sub, val, -1, 1)
+			case "max_divergence":
+				sh.MaxDivergence = p.floatRange(sub, val, 0, 1)
+			case "min_samples":
+				sh.MinSamples = p.intRange(sub, val, 1, 1<<30)
+			case "window":
+				sh.Window = p.duration(sub, val, time.Second, 30*24*time.Hour)
+			case "min_tenants":
+				sh.MinTenants = p.intRange(sub, val, 1, 2)
+			default:
+				return false
+			}
+			return true
+		})
+		pol.Shadow = &sh
+	case "coalesce":
+		p.fields(path, v, func(key string, val gjson.Result) bool {
+			sub := join(path, key)
+			switch key {
+			case "enabled":
+				pol.Coalesce.Enabled = p.boolean(sub, val)
+			case "max_wait":
+				pol.Coalesce.MaxWait = p.duration(sub, val, 10*time.Millisecond, 10*time.Minute)
+			case "max_retries":
+				pol.Coalesce.MaxRetries = p.intRange(sub, val, 0, 10)
+			case "hit_for_miss":
+				pol.Coalesce.HitForMiss = p.duration(sub, val, 0, time.Hour)
+			case "on_retries_exhausted":
+				switch p.str(sub, val) {
+				case "fail":
+					pol.Coalesce.OnRetriesExhausted = ExhaustedFail
+				case "forward":
+					pol.Coalesce.OnRetriesExhausted = ExhaustedForward
+				default:
+					p.fail(sub, "must be one of fail, forward")
+				}
+			default:
+				return false
+			}
+			return true
+		})
+	default:
+		return false
+	}
+	return true
+}
+
+func lowerAll(s []string) []string {
+	for i := range s {
+		s[i] = strings.ToLower(s[i])
+	}
+	return s
+}
+
+var ruleTypes = map[string]bool{"string": true, "number": true, "bool": true, "array": true, "object": true, "null": true}
+
+func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
+	var r Rule
+	preds := 0
+	before := len(p.errs)
+	p.fields(path, v, func(key string, val gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "path":
+			r.Path = p.str(sub, val)
+			return true
+		case "exists":
+			b := p.boolean(sub, val)
+			r.Exists = &b
+		case "type":
+			r.Type = p.str(sub, val)
+			if !ruleTypes[r.Type] {
+				p.fail(sub, "must be one of string, number, bool, array, object, null")
+			}
+		case "non_empty":
+			r.NonEmpty = p.boolean(sub, val)
+		case "equals":
+			eq := val
+			r.Equals = &eq
+		case "one_of":
+			r.OneOf = p.array(sub, val)
+			if len(r.OneOf) == 0 {
+				p.fail(sub, "must list at least one value")
+			}
+		case "min":
+			f := p.float(sub, val)
+			r.Min = &f
+		case "max":
+			f := p.float(sub, val)
+			r.Max = &f
+		case "min_items":
+			n := p.intRange(sub, val, 0, 1<<30)
+			r.MinItems = &n
+		case "max_items":
+			n := p.intRange(sub, val, 0, 1<<30)
+			r.MaxItems = &n
+		default:
+			return false
+		}
+		preds++
+		return true
+	})
+	if r.Path == "" {
+		p.fail(path+".path", "is required")
+	} else if !gjsonPathOK(r.Path) {
+		p.fail(path+".path", "is not a usable gjson path: %q", r.Path)
+	}
+	if preds == 0 {
+		p.fail(path, "has no predicate (exists, type, non_empty, equals, one_of, min, max, min_items, max_items)")
+	}
+	if r.Min != nil && r.Max != nil && *r.Min > *r.Max {
+		p.fail(path, "min %v is greater than max %v", *r.Min, *r.Max)
+	}
+	if r.MinItems != nil && r.MaxItems != nil && *r.MinItems > *r.MaxItems {
+		p.fail(path, "min_items is greater than max_items")
+	}
+	return r, len(p.errs) == before
+}
+
+// gjsonPathOK refuses paths gjson would treat as modifiers or queries that
+// have side effects on performance (e.g. @pretty) or can't be a field path.
+func gjsonPathOK(path string) bool {
+	if strings.ContainsAny(path, "@|\x00") {
+		return false
+	}
+	return !strings.HasPrefix(path, ".") && !strings.HasSuffix(path, ".")
+}
+
+func (p *parser) confidence(path string, v gjson.Result) *Confidence {
+	c := &Confidence{}
+	p.fields(path, v, func(key string, val gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "path":
+			c.Path = p.str(sub, val)
+		case "tiers":
+			for i, tv := range p.array(sub, val) {
+				tp := fmt.Sprintf("%s[%d]", sub, i)
+				var t Tier
+				var haveMin, haveTTL bool
+				p.fields(tp, tv, func(key string, val gjson.Result) bool {
+					switch key {
+					case "min":
+						t.Min, haveMin = p.float(join(tp, key), val), true
+					case "ttl":
+						t.TTL, haveTTL = p.duration(join(tp, key), val, time.Second, 365*24*time.Hour), true
+					default:
+						return false
+					}
+					return true
+				})
+				if !haveMin || !haveTTL {
+					p.fail(tp, "needs both min and ttl")
+				}
+				c.Tiers = append(c.Tiers, t)
+			}
+		default:
+			return false
+		}
+		return true
+	})
+	if c.Path == "" || !gjsonPathOK(c.Path) {
+		p.fail(path+".path", "is required: the gjson path of the score in the response")
+	}
+	if len(c.Tiers) == 0 {
+		p.fail(path+".tiers", "must list at least one {min, ttl} tier")
+	}
+	sort.Slice(c.Tiers, func(i, j int) bool { return c.Tiers[i].Min > c.Tiers[j].Min })
+	for i := 1; i < len(c.Tiers); i++ {
+		if c.Tiers[i].Min == c.Tiers[i-1].Min {
+			p.fail(path+".tiers", "two tiers share min %v", c.Tiers[i].Min)
+		}
+	}
+	return c
+}

@@ -1,0 +1,257 @@
+package cachecore
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Parsing of the configuration document's sections: the top level,
+// store, purge, background and each route (kind, name, paths, methods).
+
+func (p *parser) config(data []byte) *Config {
+	cfg := &Config{
+		CacheName:       DefaultCacheName,
+		MaxRequestBytes: DefaultMaxRequestBytes,
+		Store:           StoreConfig{Buckets: DefaultBuckets, Ways: DefaultWays, MaxEntryBytes: DefaultMaxEntryBytes, LeaseSlots: DefaultLeaseSlots},
+		TickPeriod:      DefaultTickPeriod,
+		Background:      BackgroundConfig{MaxConcurrent: 8, Timeout: 30 * time.Second},
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		p.fail("configuration", "is empty; at least one route is required")
+		return cfg
+	}
+	if CheckJSONDepth(data, MaxJSONDepth) == ErrTooDeep {
+		p.fail("configuration", "nests deeper than %d levels", MaxJSONDepth)
+		return cfg
+	}
+	if !gjson.ValidBytes(data) {
+		p.fail("configuration", "is not valid JSON")
+		return cfg
+	}
+	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		p.fail("configuration", "must be an object")
+		return cfg
+	}
+	var defaults gjson.Result
+	var routes gjson.Result
+	p.fields("", root, func(key string, v gjson.Result) bool {
+		switch key {
+		case "cache_name":
+			cfg.CacheName = p.token(key, v)
+		case "upstream_cluster":
+			cfg.Cluster = p.str(key, v)
+		case "upstream_authority":
+			cfg.Authority = p.str(key, v)
+		case "max_request_bytes":
+			cfg.MaxRequestBytes = p.intRange(key, v, 1, 64<<20)
+		case "store":
+			p.store(key, v, &cfg.Store)
+		case "purge":
+			p.purge(key, v, &cfg.Purge)
+		case "background":
+			p.background(key, v, &cfg.Background)
+		case "tick_period":
+			cfg.TickPeriod = p.duration(key, v, 10*time.Millisecond, 10*time.Second)
+		case "defaults":
+			defaults = v
+		case "routes":
+			routes = v
+		default:
+			return false
+		}
+		return true
+	})
+	if !routes.Exists() {
+		p.fail("routes", "is required: list the model endpoints to cache")
+		return cfg
+	}
+	if !routes.IsArray() || len(routes.Array()) == 0 {
+		p.fail("routes", "must be a non-empty array")
+		return cfg
+	}
+	if defaults.Exists() && !defaults.IsObject() {
+		p.fail("defaults", "must be an object")
+		defaults = gjson.Result{}
+	}
+	if defaults.Exists() {
+		// Report the defaults' errors once, whatever the routes look like;
+		// each route then applies them silently over its kind's defaults.
+		pol := kindDefaults(KindJSON)
+		p.fields("defaults", defaults, func(key string, v gjson.Result) bool {
+			return p.policyField("defaults."+key, key, v, &pol)
+		})
+		if len(pol.KeyFields) > 0 && pol.ignoreSet {
+			p.fail("defaults", "key_fields and ignore_fields exclude each other")
+		}
+	}
+	names := map[string]bool{}
+	for i, rv := range routes.Array() {
+		path := fmt.Sprintf("routes[%d]", i)
+		r := p.route(path, rv, defaults)
+		if r == nil {
+			continue
+		}
+		if names[r.Name] {
+			p.fail(path+".name", "duplicate route name %q", r.Name)
+		}
+		names[r.Name] = true
+		if r.MaxEntryBytes > cfg.Store.MaxEntryBytes {
+			p.fail(path+".max_entry_bytes", "%d exceeds store.max_entry_bytes %d", r.MaxEntryBytes, cfg.Store.MaxEntryBytes)
+		}
+		if r.MaxEntryBytes == 0 {
+			r.MaxEntryBytes = cfg.Store.MaxEntryBytes
+		}
+		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled || (r.Shadow != nil && r.Shadow.Sample > 0)
+		if needsCluster && cfg.Cluster == "" {
+			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
+		}
+		cfg.Routes = append(cfg.Routes, r)
+	}
+	if cfg.Purge.Path != "" || cfg.Purge.Token != "" {
+		if cfg.Purge.Path == "" || !strings.HasPrefix(cfg.Purge.Path, "/") {
+			p.fail("purge.path", "must be an absolute path")
+		}
+		if len(cfg.Purge.Token) < 16 {
+			p.fail("purge.token", "must be at least 16 characters (the purge API is disabled without a token)")
+		}
+	}
+	return cfg
+}
+
+func (p *parser) store(path string, v gjson.Result, s *StoreConfig) {
+	p.fields(path, v, func(key string, v gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "buckets":
+			s.Buckets = p.intRange(sub, v, 1, 1<<20)
+		case "ways":
+			s.Ways = p.intRange(sub, v, 1, 64)
+		case "max_entry_bytes":
+			s.MaxEntryBytes = p.intRange(sub, v, 1024, 64<<20)
+		case "lease_slots":
+			s.LeaseSlots = p.intRange(sub, v, 1, 1<<20)
+		case "max_tenant_share":
+			s.MaxTenantShare = p.floatRange(sub, v, 0, 1)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func (p *parser) purge(path string, v gjson.Result, pc *PurgeConfig) {
+	p.fields(path, v, func(key string, v gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "path":
+			pc.Path = p.str(sub, v)
+		case "token":
+			pc.Token = p.str(sub, v)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func (p *parser) background(path string, v gjson.Result, b *BackgroundConfig) {
+	p.fields(path, v, func(key string, v gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "max_concurrent":
+			b.MaxConcurrent = p.intRange(sub, v, 1, 1024)
+		case "timeout":
+			b.Timeout = p.duration(sub, v, time.Millisecond, time.Hour)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Route {
+	if !v.IsObject() {
+		p.fail(path, "must be an object")
+		return nil
+	}
+	r := &Route{Methods: []string{"POST"}}
+	kind := v.Get("kind")
+	switch {
+	case !kind.Exists():
+		p.fail(path+".kind", "is required (one of %s)", kindList())
+		return nil
+	case kind.Type != gjson.String || !knownKind(Kind(kind.Str)):
+		p.fail(path+".kind", "must be one of %s, got %s", kindList(), kind.Raw)
+		return nil
+	}
+	r.Kind = Kind(kind.Str)
+	r.Policy = kindDefaults(r.Kind)
+	if defaults.Exists() {
+		// Errors in defaults were reported once by config().
+		q := &parser{}
+		q.fields("defaults", defaults, func(key string, v gjson.Result) bool {
+			return q.policyField("defaults."+key, key, v, &r.Policy)
+		})
+	}
+	p.fields(path, v, func(key string, val gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "name":
+			r.Name = p.token(sub, val)
+		case "kind":
+		case "path_prefix":
+			r.Prefix = p.str(sub, val)
+		case "path_exact":
+			r.Exact = p.str(sub, val)
+		case "methods":
+			r.Methods = p.strList(sub, val)
+			for i, m := range r.Methods {
+				if m == "" || strings.ToUpper(m) != m {
+					p.fail(fmt.Sprintf("%s[%d]", sub, i), "must be an upper-case HTTP method, got %q", m)
+				}
+			}
+			if len(r.Methods) == 0 {
+				p.fail(sub, "must list at least one method")
+			}
+		default:
+			return p.policyField(sub, key, val, &r.Policy)
+		}
+		return true
+	})
+	if r.Name == "" {
+		p.fail(path+".name", "is required")
+	}
+	switch {
+	case r.Prefix == "" && r.Exact == "":
+		p.fail(path, "needs path_prefix or path_exact")
+	case r.Prefix != "" && r.Exact != "":
+		p.fail(path, "has both path_prefix and path_exact; choose one")
+	case r.Prefix != "" && !strings.HasPrefix(r.Prefix, "/"):
+		p.fail(path+".path_prefix", "must start with /")
+	case r.Exact != "" && !strings.HasPrefix(r.Exact, "/"):
+		p.fail(path+".path_exact", "must start with /")
+	}
+	if len(r.KeyFields) > 0 && r.ignoreSet && (v.Get("key_fields").Exists() || v.Get("ignore_fields").Exists()) {
+		p.fail(path, "key_fields and ignore_fields exclude each other")
+	}
+	if len(r.KeyFields) > 0 {
+		r.IgnoreFields = nil // an allowlist replaces the kind's ignore list
+	}
+	if len(r.KeyFields) > 0 && !containsStr(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
+		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
+	}
+	return r
+}
+
+func containsStr(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

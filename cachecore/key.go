@@ -1,0 +1,280 @@
+package cachecore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Keying a request: Begin reads the headers (bypass rules, tenant and
+// authority), SetBody canonicalises the body and buildKey makes the key:
+// namespace (route, tenant, authority, model state) + canonical body.
+
+// Begin starts a request on route. It reads what it needs from the request
+// headers and decides whether the request may use the cache at all; if not,
+// req.Status is StatusBypass with a reason.
+func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *Request {
+	req := &Request{Route: route, Method: method, Path: path, Status: StatusMiss}
+	if route.HonorCacheCtl {
+		if v, ok := header(headers, "cache-control"); ok {
+			req.CC = ParseRequestCC(v)
+		}
+		if v, ok := header(headers, "pragma"); ok && !req.CC.NoCache && strings.Contains(strings.ToLower(v), "no-cache") {
+			req.CC.NoCache = true // HTTP/1.0 clients
+		}
+	}
+	if req.CC.NoStore {
+		return req.bypass(ReasonRequestNoStore)
+	}
+	if !route.Shared {
+		name, value, ok := tenantHeader(headers, route.TenantHeaders)
+		if !ok {
+			return req.bypass(ReasonNoIdentity)
+		}
+		req.tenant = c.tenantHash(name, value)
+	}
+	if req.CC.NoCache {
+		req.Status = StatusRevalidate
+	}
+	if !route.ShareAuth {
+		// Virtual hosts may route one path to different model builds:
+		// an answer is never served through another authority.
+		a, ok := header(headers, ":authority")
+		if !ok {
+			a, _ = header(headers, "host")
+		}
+		req.authority = lowerASCII(a)
+	}
+	return req
+}
+
+// lowerASCII lower-cases host names (case-insensitive), allocating only
+// when there is something to change.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// tenantHash is SHA-256 over the identity header's name and value: no
+// credential is ever stored, and two tenants can never share a namespace.
+// A VM sees few distinct credentials, so recent ones are remembered (a
+// bounded map, reset when full) to spare the hash on every request.
+func (c *Cache) tenantHash(name, value string) [32]byte {
+	if len(value) <= maxRememberedCredential {
+		if h, ok := c.tenants[tenantKey{name, value}]; ok {
+			return h
+		}
+	}
+	var sum [32]byte
+	h := sha256.New()
+	h.Write([]byte("modelcache tenant\x00"))
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(value))
+	h.Sum(sum[:0])
+	if len(value) <= maxRememberedCredential {
+		if c.tenants == nil || len(c.tenants) >= maxRememberedTenants {
+			c.tenants = make(map[tenantKey][32]byte, maxRememberedTenants)
+		}
+		// Clone: header strings alias the host's buffer of the whole map.
+		c.tenants[tenantKey{strings.Clone(name), strings.Clone(value)}] = sum
+	}
+	return sum
+}
+
+type tenantKey struct{ name, value string }
+
+const (
+	maxRememberedTenants    = 256
+	maxRememberedCredential = 512
+)
+
+func header(h [][2]string, name string) (string, bool) {
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+// tenantHeader returns the first configured identity header that is present
+// and non-empty.
+func tenantHeader(h [][2]string, names []string) (string, string, bool) {
+	for _, n := range names {
+		if v, ok := header(h, n); ok && strings.TrimSpace(v) != "" {
+			return n, v, true
+		}
+	}
+	return "", "", false
+}
+
+// SetBody keys the request from its complete body. On failure the request is
+// bypassed with the reason (too large, not JSON, …).
+func (c *Cache) SetBody(req *Request, body []byte) {
+	if req.Bypassed() {
+		return
+	}
+	if len(body) == 0 {
+		req.bypass(ReasonNoBody)
+		return
+	}
+	if len(body) > c.cfg.MaxRequestBytes {
+		req.bypass(ReasonBodyTooLarge)
+		return
+	}
+	req.Body = body
+	sel := Selection{Only: req.Route.KeyFields, Ignore: req.Route.IgnoreFields, Capture: captureFields(req.Route)}
+	if cap(req.canonical) < len(body) {
+		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
+	}
+	canon, err := c.canon.Append(req.canonical[:0], body, &sel)
+	if err != nil {
+		req.bypass(canonReason(err))
+		return
+	}
+	req.canonical = canon
+	// "stream" and a top-level model field come from the canonicaliser's
+	// single pass; a nested model path needs gjson.
+	v, _ := c.canon.Captured(0)
+	req.Stream = string(v) == "true"
+	if len(sel.Capture) > 1 {
+		if v, ok := c.canon.Captured(1); ok {
+			req.Model = canonicalString(v)
+		} else {
+			req.Model = ""
+		}
+	} else {
+		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
+	}
+	if parse := req.Route.Kind.spec().parse; parse != nil {
+		if r := parse(c, req, body); r != ReasonNone {
+			req.bypass(r)
+			return
+		}
+	}
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	if err != nil {
+		req.bypass(ReasonInternal)
+		return
+	}
+	req.state = st
+	c.buildKey(req)
+}
+
+// captureFields asks the canonicaliser for "stream" and, when it is a
+// plain top-level name, the model field.
+func captureFields(r *Route) []string {
+	if isPlainField(r.ModelPath) {
+		return []string{"stream", r.ModelPath}
+	}
+	return []string{"stream"}
+}
+
+func isPlainField(path string) bool {
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		default:
+			return false
+		}
+	}
+	return path != ""
+}
+
+// canonicalString decodes a canonical JSON value as gjson's String would:
+// a string's contents, or any other value's JSON text.
+func canonicalString(v []byte) string {
+	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsRune(v, '\\') {
+		return string(v[1 : len(v)-1])
+	}
+	return gjson.ParseBytes(v).String()
+}
+
+func canonReason(err error) Reason {
+	switch {
+	case errors.Is(err, ErrDuplicateKey):
+		return ReasonDuplicateKey
+	case errors.Is(err, ErrTooDeep):
+		return ReasonTooDeep
+	case errors.Is(err, ErrNumberRange):
+		return ReasonNumberRange
+	}
+	return ReasonMalformedJSON
+}
+
+// buildKey assembles the full identity. Every variable-length part is
+// length-prefixed (or, for the version, length-suffixed), so distinct parts
+// can never concatenate to the same key:
+//
+//	"K1" route method path authority tenant(32) model stream(S|N) canonical | version(16) gen(8)
+//
+// The part before the version — the request itself, without the model
+// state — is what single flight coalesces on (LeaseFP): a version change or
+// a purge must not split followers from their leader.
+func (c *Cache) buildKey(req *Request) {
+	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.authority) + len(req.Model) +
+		versionIDLen + 80; cap(req.Key) < need {
+		req.Key = make([]byte, 0, need)
+	}
+	k := req.appendNamespace(req.Key[:0], 'K')
+	// Streamed and non-streamed answers never share an entry, even when
+	// key_fields leaves "stream" out.
+	if req.Stream {
+		k = append(k, 'S')
+	} else {
+		k = append(k, 'N')
+	}
+	k = append(k, req.canonical...)
+	req.stableLen = len(k)
+	k = req.appendState(k)
+	req.Key = k
+	req.hk = c.hk
+	req.FP = c.fingerprint(k)
+}
+
+// appendNamespace starts a key: kind of key, then route, method, path,
+// authority, tenant and model, each length-prefixed (the tenant is a fixed
+// 32 bytes).
+func (req *Request) appendNamespace(k []byte, kind byte) []byte {
+	k = append(k, kind, '1')
+	k = appendLV(k, req.Route.Name)
+	k = appendLV(k, req.Method)
+	k = appendLV(k, req.Path)
+	k = appendLV(k, req.authority)
+	k = append(k, req.tenant[:]...)
+	return appendLV(k, req.Model)
+}
+
+// appendState ends a key with the model state, fixed-size: the identity
+// of the whole model version (zero when none is tracked) and generation.
+func (req *Request) appendState(k []byte) []byte {
+	k = append(k, req.state.Version[:]...)
+	return binary.LittleEndian.AppendUint64(k, req.state.Gen)
+}
+
+// LeaseFP identifies the request for single flight: its key without the
+// model state, computed on first use (only misses need it).
+func (req *Request) LeaseFP() uint64 {
+	if req.leaseFP == 0 {
+		fp := req.hk.fp.sum64(req.Key[:req.stableLen])
+		if fp == 0 {
+			fp = 1
+		}
+		req.leaseFP = fp
+	}
+	return req.leaseFP
+}
+
+func appendLV(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}

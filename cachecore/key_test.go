@@ -1,0 +1,204 @@
+package cachecore
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBegin(t *testing.T) {
+	tests := []struct {
+		name       string
+		route      string
+		headers    [][2]string
+		wantStatus Status
+		wantReason Reason
+		check      func(t *testing.T, req *Request)
+	}{
+		{name: "authorization is an identity", route: "chat", headers: alice, wantStatus: StatusMiss},
+		{name: "x-api-key is an identity", route: "chat", headers: hdr("x-api-key", "k1"), wantStatus: StatusMiss},
+		{name: "no identity bypasses", route: "chat", headers: noIdent, wantStatus: StatusBypass, wantReason: ReasonNoIdentity},
+		{name: "blank identity bypasses", route: "chat", headers: hdr("authorization", "  ", "x-api-key", ""), wantStatus: StatusBypass, wantReason: ReasonNoIdentity},
+		{name: "other headers are no identity", route: "chat", headers: hdr("cookie", "session=1", "x-user", "u"), wantStatus: StatusBypass, wantReason: ReasonNoIdentity},
+		{name: "shared route needs no identity", route: "embed", headers: noIdent, wantStatus: StatusMiss},
+		{name: "no-store bypasses", route: "chat", headers: hdr("authorization", "a", "cache-control", "no-store"), wantStatus: StatusBypass, wantReason: ReasonRequestNoStore},
+		{name: "no-store wins over no identity", route: "chat", headers: hdr("cache-control", "no-store"), wantStatus: StatusBypass, wantReason: ReasonRequestNoStore},
+		{name: "no-store on a shared route", route: "embed", headers: hdr("cache-control", "max-age=5, NO-STORE"), wantStatus: StatusBypass, wantReason: ReasonRequestNoStore},
+		{name: "no-cache revalidates", route: "chat", headers: hdr("authorization", "a", "cache-control", "no-cache"), wantStatus: StatusRevalidate},
+		{name: "pragma no-cache revalidates", route: "chat", headers: hdr("authorization", "a", "pragma", "No-Cache"), wantStatus: StatusRevalidate},
+		{name: "no-cache without identity still bypasses", route: "chat", headers: hdr("cache-control", "no-cache"), wantStatus: StatusBypass, wantReason: ReasonNoIdentity},
+		{
+			name: "request directives are kept", route: "chat", wantStatus: StatusMiss,
+			headers: hdr("authorization", "a", "cache-control", "max-age=60, min-fresh=5, max-stale, only-if-cached"),
+			check: func(t *testing.T, req *Request) {
+				want := RequestCC{MaxAge: time.Minute, HasMaxAge: true, MinFresh: 5 * time.Second, HasMinFresh: true, HasMaxStale: true, MaxStaleAny: true, OnlyIfCached: true}
+				if req.CC != want {
+					t.Errorf("CC = %+v, want %+v", req.CC, want)
+				}
+			},
+		},
+		{
+			name: "route ignoring Cache-Control", route: "nocc", wantStatus: StatusMiss,
+			headers: hdr("authorization", "a", "cache-control", "no-store, no-cache", "pragma", "no-cache"),
+			check: func(t *testing.T, req *Request) {
+				if req.CC != (RequestCC{}) {
+					t.Errorf("CC = %+v", req.CC)
+				}
+			},
+		},
+	}
+	env := newEnv(t, testConfig)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := env.route(tc.route)
+			req := env.cache.Begin(r, "POST", r.Exact, tc.headers)
+			if req.Status != tc.wantStatus || req.Reason != tc.wantReason {
+				t.Fatalf("Begin: %s/%s, want %s/%s", req.Status, req.Reason, tc.wantStatus, tc.wantReason)
+			}
+			if req.Bypassed() != (tc.wantStatus == StatusBypass) {
+				t.Errorf("Bypassed() = %v", req.Bypassed())
+			}
+			if tc.check != nil {
+				tc.check(t, req)
+			}
+		})
+	}
+}
+
+// TestKeyIdentity: what does and does not change a request's key.
+func TestKeyIdentity(t *testing.T) {
+	base := chatRequest("What is the capital of France?")
+	tests := []struct {
+		name        string
+		route       string
+		headers     [][2]string
+		body        string
+		sameAsBase  bool
+		baseOnRoute string // route of the base request (default: route)
+		baseHeaders [][2]string
+	}{
+		{name: "identical", route: "chat", headers: alice, body: base, sameAsBase: true},
+		{name: "key order and whitespace", route: "chat", headers: alice, sameAsBase: true,
+			body: "{ \"temperature\": 0,\n \"messages\":[{\"content\":\"What is the capital of France?\",\"role\":\"user\"}], \"model\":\"gpt-4o-mini\" }"},
+		{name: "float spelling of an integer", route: "chat", headers: alice, body: strings.Replace(base, `"temperature":0`, `"temperature":0.0`, 1)},
+		{name: "ignored user field", route: "chat", headers: alice, sameAsBase: true,
+			body: strings.Replace(base, `{`, `{"user":"u-42","metadata":{"trace":"x"},"store":true,`, 1)},
+		{name: "other temperature", route: "chat", headers: alice, body: strings.Replace(base, `"temperature":0`, `"temperature":0.7`, 1)},
+		{name: "other prompt", route: "chat", headers: alice, body: chatRequest("What is the capital of Spain?")},
+		{name: "other model", route: "chat", headers: alice, body: strings.Replace(base, "gpt-4o-mini", "gpt-4o", 1)},
+		{name: "other tenant", route: "chat", headers: bob, body: base},
+		{name: "same secret under another header", route: "chat", headers: hdr("x-api-key", "Bearer sk-alice"), body: base},
+		{name: "first identity header wins", route: "chat", headers: hdr("x-api-key", "other", "authorization", "Bearer sk-alice"), body: base, sameAsBase: true},
+		{name: "other route", route: "sie", headers: alice, body: base, baseOnRoute: "chat"},
+		{name: "shared route ignores tenants", route: "embed", headers: bob, body: `{"model":"e","input":"x"}`, sameAsBase: true, baseHeaders: alice},
+		{name: "shared route without identity", route: "embed", headers: noIdent, body: `{"model":"e","input":"x"}`, sameAsBase: true, baseHeaders: alice},
+	}
+	env := newEnv(t, testConfig)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			baseRoute, baseHeaders, baseBody := tc.route, alice, base
+			if tc.baseOnRoute != "" {
+				baseRoute = tc.baseOnRoute
+			}
+			if tc.baseHeaders != nil {
+				baseHeaders = tc.baseHeaders
+			}
+			if tc.route == "embed" {
+				baseBody = tc.body
+			}
+			a := env.request(baseRoute, baseHeaders, baseBody)
+			b := env.request(tc.route, tc.headers, tc.body)
+			if a.Bypassed() || b.Bypassed() {
+				t.Fatalf("bypassed: %s / %s", a.Reason, b.Reason)
+			}
+			same := bytes.Equal(a.Key, b.Key)
+			if same != tc.sameAsBase {
+				t.Fatalf("same key = %v, want %v", same, tc.sameAsBase)
+			}
+			if same != (a.FP == b.FP) {
+				t.Fatalf("fingerprints disagree with keys")
+			}
+		})
+	}
+}
+
+func TestSetBody(t *testing.T) {
+	tests := []struct {
+		name       string
+		route      string
+		headers    [][2]string
+		body       string
+		wantReason Reason
+		check      func(t *testing.T, req *Request)
+	}{
+		{name: "chat request", route: "chat", headers: alice, body: chatRequest("hi"), check: func(t *testing.T, req *Request) {
+			if req.Model != "gpt-4o-mini" || req.Stream || len(req.Key) == 0 || req.FP == 0 || req.Body == nil {
+				t.Errorf("req = %+v", req)
+			}
+		}},
+		{name: "empty body", route: "chat", headers: alice, body: "", wantReason: ReasonNoBody},
+		{name: "too large", route: "chat", headers: alice, body: chatRequest(strings.Repeat("x", 8192)), wantReason: ReasonBodyTooLarge},
+		{name: "exactly max_request_bytes", route: "json", body: `{"x":"` + strings.Repeat("y", 8192-8) + `"}`},
+		{name: "malformed", route: "chat", headers: alice, body: `{"model":"m",`, wantReason: ReasonMalformedJSON},
+		{name: "not JSON at all", route: "chat", headers: alice, body: `model=gpt`, wantReason: ReasonMalformedJSON},
+		{name: "duplicate key", route: "chat", headers: alice, body: `{"model":"a","model":"b"}`, wantReason: ReasonDuplicateKey},
+		{name: "too deep", route: "json", body: `{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`, wantReason: ReasonTooDeep},
+		{name: "absurd exponent", route: "json", body: `{"x":1e99999999}`, wantReason: ReasonNumberRange},
+		{name: "stream on chat is cached (streams are recorded)", route: "chat", headers: alice, body: `{"model":"m","stream":true,"messages":[]}`},
+		{name: "stream false on chat", route: "chat", headers: alice, body: `{"model":"m","stream":false,"messages":[]}`},
+		{name: "stream on a json route", route: "json", body: `{"model":"m","stream":true}`, check: func(t *testing.T, req *Request) {
+			if !req.Stream {
+				t.Errorf("Stream = false")
+			}
+		}},
+		{name: "no model", route: "json", body: `{"input":"x"}`, check: func(t *testing.T, req *Request) {
+			if req.Model != "" {
+				t.Errorf("Model = %q", req.Model)
+			}
+		}},
+		{name: "already bypassed", route: "chat", headers: noIdent, body: chatRequest("hi"), wantReason: ReasonNoIdentity, check: func(t *testing.T, req *Request) {
+			if req.Key != nil || req.Body != nil {
+				t.Errorf("a bypassed request was keyed")
+			}
+		}},
+	}
+	env := newEnv(t, testConfig)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := env.request(tc.route, tc.headers, tc.body)
+			if req.Reason != tc.wantReason || req.Bypassed() != (tc.wantReason != ReasonNone) {
+				t.Fatalf("status %s reason %s, want reason %s", req.Status, req.Reason, tc.wantReason)
+			}
+			if tc.check != nil {
+				tc.check(t, req)
+			}
+		})
+	}
+}
+
+// TestStreamModeIsPartOfKey: a recorded event stream must never answer a
+// request for a JSON body, nor the reverse (sse.go: "stream: true and
+// stream: false requests never share an entry: stream is part of the
+// key") — whatever key_fields selects.
+func TestStreamModeIsPartOfKey(t *testing.T) {
+	for _, tc := range []struct{ name, members string }{
+		{"kind defaults", ``},
+		{"key_fields without stream", `,"key_fields":["model","messages"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1"`+tc.members+`}]}`)
+			streaming := env.request("chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`)
+			plain := env.request("chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`)
+			if !streaming.Stream || plain.Stream || streaming.Bypassed() || plain.Bypassed() {
+				t.Fatalf("requests: stream %v/%v, bypass %s/%s", streaming.Stream, plain.Stream, streaming.Reason, plain.Reason)
+			}
+			if bytes.Equal(streaming.Key, plain.Key) {
+				t.Fatalf("stream:true and stream:false share a key: a recorded event stream would answer a JSON request")
+			}
+		})
+	}
+}
+
+// TestMissStoreHit walks one key through its life: miss, store, hit with
+// Age and Cache-Status, across tenants.

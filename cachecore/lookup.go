@@ -1,0 +1,190 @@
+package cachecore
+
+import (
+	"math"
+	"time"
+)
+
+// Looking a keyed request up and serving it: Lookup, freshness and early
+// refresh (XFetch), HitResponse and Age.
+
+// Decision is what to do with a keyed request.
+type Decision uint8
+
+const (
+	// Forward: go upstream (miss, revalidation, or stale not acceptable).
+	Forward Decision = iota
+	// Serve: answer from req.Entry now.
+	Serve
+	// Unavailable: only-if-cached and no acceptable entry: answer 504.
+	Unavailable
+)
+
+// Lookup decides between serving from cache and forwarding. It sets
+// req.Status to StatusHit, StatusStale or StatusMiss and keeps any entry
+// found in req.Entry (a stale one is still useful for stale-if-error).
+func (c *Cache) Lookup(req *Request) Decision {
+	if req.CC.OnlyIfCached && (req.Bypassed() || req.Status == StatusRevalidate) {
+		// The client forbids going upstream and the cache cannot answer.
+		req.Status = StatusUnavailable
+		return Unavailable
+	}
+	if req.Bypassed() {
+		return Forward
+	}
+	if req.batch != nil {
+		if d := c.lookupItems(req); d == Serve {
+			req.Status = StatusHit
+			return Serve
+		}
+		switch {
+		case req.CC.OnlyIfCached:
+			req.Status = StatusUnavailable
+			return Unavailable
+		case req.Status == StatusRevalidate:
+		case req.batch.hits > 0:
+			req.Status = StatusPartial
+		default:
+			req.Status = StatusMiss
+		}
+		return Forward
+	}
+	if req.Status == StatusRevalidate {
+		return Forward
+	}
+	now := c.nowMs()
+	if req.state.Found {
+		found, err := c.table.lookupInto(req.FP, req.Key, now, &req.entry)
+		if err != nil {
+			req.bypass(ReasonInternal)
+			return Forward
+		}
+		req.Entry = nil
+		if found {
+			req.Entry = &req.entry
+		}
+	}
+	if e := req.Entry; e != nil {
+		switch c.freshness(req, e, now) {
+		case fresh:
+			req.Status = StatusHit
+			return Serve
+		case staleAcceptable:
+			req.Status = StatusStale
+			return Serve
+		}
+	}
+	req.Status = StatusMiss
+	if req.CC.OnlyIfCached {
+		req.Status = StatusUnavailable
+		return Unavailable
+	}
+	req.KeepEntry() // a stale entry may answer later (stale-if-error)
+	return Forward
+}
+
+// KeepEntry makes req.Entry independent of the scratch buffer, for an
+// entry needed after the current callback (e.g. by a shadow comparison).
+func (req *Request) KeepEntry() {
+	if req.Entry != nil {
+		req.Entry.Detach()
+	}
+}
+
+type freshState uint8
+
+const (
+	fresh freshState = iota
+	staleAcceptable
+	notAcceptable
+)
+
+// freshness applies the entry's TTL and the client's Cache-Control.
+func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
+	age := now - e.StoredAt
+	remaining := e.FreshUntil - now
+	cc := &req.CC
+	clientWantsFresher := (cc.HasMaxAge && age > cc.MaxAge.Milliseconds()) ||
+		(cc.HasMinFresh && remaining < cc.MinFresh.Milliseconds())
+	if remaining > 0 && !clientWantsFresher {
+		return fresh
+	}
+	if clientWantsFresher && remaining > 0 {
+		return notAcceptable
+	}
+	staleness := now - e.FreshUntil
+	if cc.HasMaxStale && (cc.MaxStaleAny || staleness <= cc.MaxStale.Milliseconds()) {
+		return staleAcceptable
+	}
+	if !clientWantsFresher && req.Route.StaleWhileReval > 0 && staleness < req.Route.StaleWhileReval.Milliseconds() {
+		return staleAcceptable
+	}
+	return notAcceptable
+}
+
+// EarlyRefresh reports whether this fresh hit should trigger a background
+// refresh (XFetch, Vattani et al., VLDB 2015): refresh when
+// now − δ·β·ln(U) ≥ expiry, with δ the recompute time stored in the entry
+// and U uniform in (0,1]. Hot keys are refreshed shortly before they
+// expire, roughly once per TTL, and cold keys almost never.
+func (c *Cache) EarlyRefresh(req *Request) bool {
+	e := req.Entry
+	if e == nil || req.Status != StatusHit || !req.Route.EarlyRefresh.Enabled {
+		return false
+	}
+	u := float64(c.rand()>>11+1) / float64(1<<53) // (0, 1]
+	gap := -float64(e.ComputeMs) * req.Route.EarlyRefresh.Beta * math.Log(u)
+	return float64(c.nowMs())+gap >= float64(e.FreshUntil)
+}
+
+// HitResponse renders the response for a request served from req.Entry:
+// the stored status, headers and body plus Age and Cache-Status.
+func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body []byte) {
+	if req.batch != nil {
+		return c.embeddingHit(req)
+	}
+	e := req.Entry
+	now := c.nowMs()
+	headers = make([][2]string, 0, len(e.Headers)+2)
+	headers = append(headers, e.Headers...)
+	age := (now - e.StoredAt) / 1000
+	if age < 0 {
+		age = 0
+	}
+	headers = append(headers, [2]string{"age", itoa(age)})
+	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true}
+	headers = append(headers, [2]string{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))})
+	return int(e.Status), headers, e.Body
+}
+
+// floorDiv rounds towards minus infinity, so 0.5 s of staleness is ttl=-1.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// Age returns how old req.Entry is (for a batch: its oldest item).
+func (c *Cache) Age(req *Request) time.Duration {
+	if req.batch != nil && req.batch.hits > 0 {
+		return time.Duration(c.nowMs()-req.batch.oldest) * time.Millisecond
+	}
+	if req.Entry == nil {
+		return 0
+	}
+	return time.Duration(c.nowMs()-req.Entry.StoredAt) * time.Millisecond
+}
+
+func itoa(v int64) string {
+	return string(appendInt(nil, v))
+}
+
+func appendInt(b []byte, v int64) []byte {
+	if v < 0 {
+		b = append(b, '-')
+		return appendUint(b, uint64(-v))
+	}
+	return appendUint(b, uint64(v))
+}

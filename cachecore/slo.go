@@ -1,0 +1,174 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+)
+
+// Staleness you can see.
+//
+// A cached model answer goes stale silently: the model is retrained, the
+// world changes. The cache measures it three ways:
+//
+//   - age at serve: every response of a route records how old its answer was
+//     (a histogram, kept by the filter);
+//   - a stale-serving rate against an SLO: the share of a route's responses
+//     older than freshness_slo.max_age over a sliding window, process-wide.
+//     Crossing max_fraction is one WARN line and a stat, not one line per
+//     request; coming back under is one recovery line;
+//   - shadow comparison: a sampled fraction of hits also asks the upstream in
+//     the background and compares the answers with the route's comparator.
+//     When too many diverge within a window, the namespace (route, model) is
+//     invalidated — a generation change — and the diverged entry is replaced
+//     by the fresh answer if it passes admission (shadow.go).
+//
+// This file holds the stale-serving SLO: the per-VM counts and the shared,
+// process-wide sliding window.
+
+const sloBuckets = 12
+
+// sloCounts are one VM's responses not yet flushed to shared data.
+type sloCounts struct{ total, stale uint64 }
+
+// NoteServed counts one response of route with the age of its answer (zero
+// for answers fresh from the upstream).
+func (c *Cache) NoteServed(r *Route, age time.Duration) {
+	if r.FreshnessSLO == nil {
+		return
+	}
+	if c.slo == nil {
+		c.slo = map[*Route]*sloCounts{}
+	}
+	n := c.slo[r]
+	if n == nil {
+		n = &sloCounts{}
+		c.slo[r] = n
+	}
+	n.total++
+	if age > r.FreshnessSLO.MaxAge {
+		n.stale++
+	}
+}
+
+// SLOStatus is a route's stale-serving rate after a flush.
+type SLOStatus struct {
+	Route       *Route
+	Total       uint64 // responses in the window
+	Stale       uint64 // of which older than max_age
+	Rate        float64
+	Breached    bool
+	Transition  bool // this flush crossed the objective, one way or the other
+	Measurable  bool // at least min_samples responses in the window
+	WindowTotal time.Duration
+}
+
+// FlushSLO adds this VM's counts to the shared, process-wide window of each
+// route and evaluates the objective. Each crossing is reported by exactly
+// one VM (the one whose compare-and-swap made it), so it is logged once.
+func (c *Cache) FlushSLO() []SLOStatus {
+	var out []SLOStatus
+	now := c.nowMs()
+	for _, r := range c.cfg.Routes {
+		if r.FreshnessSLO == nil {
+			continue
+		}
+		n := c.slo[r]
+		if n == nil {
+			n = &sloCounts{}
+		}
+		st, err := c.flushRoute(r, n, now)
+		if err != nil {
+			continue // counts stay local; next flush tries again
+		}
+		n.total, n.stale = 0, 0
+		out = append(out, st)
+	}
+	return out
+}
+
+func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error) {
+	slo := r.FreshnessSLO
+	width := slo.Window.Milliseconds() / sloBuckets
+	if width < 1 {
+		width = 1
+	}
+	key := "mc:slo:" + r.Name
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := c.store.Get(key)
+		exists := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return SLOStatus{}, err
+		}
+		breached, starts, totals, stales := decodeSLO(raw)
+		start := now - now%width
+		i := int((now / width) % sloBuckets)
+		if starts[i] != start {
+			starts[i], totals[i], stales[i] = start, 0, 0
+		}
+		totals[i] += uint32(min(n.total, math.MaxUint32/2))
+		stales[i] += uint32(min(n.stale, math.MaxUint32/2))
+		st := SLOStatus{Route: r, WindowTotal: slo.Window}
+		for j := 0; j < sloBuckets; j++ {
+			if starts[j] > now-slo.Window.Milliseconds() {
+				st.Total += uint64(totals[j])
+				st.Stale += uint64(stales[j])
+			}
+		}
+		if st.Total > 0 {
+			st.Rate = float64(st.Stale) / float64(st.Total)
+		}
+		st.Measurable = st.Total >= uint64(slo.MinSamples)
+		next := breached
+		if st.Measurable {
+			next = st.Rate > slo.MaxFraction
+		}
+		st.Breached, st.Transition = next, next != breached
+		if n.total == 0 && !st.Transition && exists {
+			return st, nil // nothing to add: read-only evaluation
+		}
+		if !exists {
+			if cas, err = CreateCAS(c.store); err != nil {
+				return SLOStatus{}, err
+			}
+		}
+		err = c.store.Set(key, encodeSLO(next, starts, totals, stales), cas)
+		if errors.Is(err, ErrCasMismatch) {
+			continue
+		}
+		return st, err
+	}
+	return SLOStatus{}, ErrContention
+}
+
+func decodeSLO(raw []byte) (bool, [sloBuckets]int64, [sloBuckets]uint32, [sloBuckets]uint32) {
+	var starts [sloBuckets]int64
+	var totals, stales [sloBuckets]uint32
+	if len(raw) != 3+16*sloBuckets || raw[0] != 'M' || raw[1] != 'S' {
+		return false, starts, totals, stales
+	}
+	le := binary.LittleEndian
+	for i := 0; i < sloBuckets; i++ {
+		b := raw[3+16*i:]
+		starts[i] = int64(le.Uint64(b))
+		totals[i] = le.Uint32(b[8:])
+		stales[i] = le.Uint32(b[12:])
+	}
+	return raw[2] == 1, starts, totals, stales
+}
+
+func encodeSLO(breached bool, starts [sloBuckets]int64, totals, stales [sloBuckets]uint32) []byte {
+	b := make([]byte, 3, 3+16*sloBuckets)
+	b[0], b[1] = 'M', 'S'
+	if breached {
+		b[2] = 1
+	}
+	le := binary.LittleEndian
+	for i := 0; i < sloBuckets; i++ {
+		b = le.AppendUint64(b, uint64(starts[i]))
+		b = le.AppendUint32(b, totals[i])
+		b = le.AppendUint32(b, stales[i])
+	}
+	return b
+}

@@ -1,0 +1,135 @@
+package cachecore
+
+import (
+	"errors"
+	"time"
+)
+
+// Storing an admitted answer as an entry under the request's key: Store,
+// prepareStore, the stored headers and the stale window. (store.go holds
+// the Store interface the entries are written to.)
+
+// StoreResult reports what Store did.
+type StoreResult struct {
+	Reason         Reason // ReasonNone when stored
+	VersionChanged bool   // the upstream reported a model version other than the recorded one
+	Version        string
+	FreshUntil     int64
+	// Inserts has one result per entry written (one per item for
+	// embeddings), for the occupancy stats.
+	Inserts []InsertResult
+	// Embeddings: items stored and refused.
+	ItemsStored, ItemsRefused int
+}
+
+// Store saves an admitted response under the request's key. computeMs is
+// how long the upstream took (XFetch's δ). If the response reports a model
+// version other than the one the request was keyed with, the model's
+// recorded version moves on and the entry is stored under the new one, so
+// nothing keyed by the old version is served again.
+func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
+	if req.batch != nil {
+		return c.storeEmbeddings(req, status, headers, body, adm, computeMs)
+	}
+	now := c.nowMs()
+	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
+	if !ok {
+		return res
+	}
+	c.buildKey(req) // the state may have moved on since Lookup
+	e := Entry{
+		Key:        req.Key,
+		StoredAt:   now,
+		FreshUntil: now + adm.TTL.Milliseconds(),
+		ComputeMs:  computeMs,
+		Status:     uint16(status),
+		Headers:    c.storedHeaders(req, headers),
+		Body:       body,
+	}
+	e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
+	if e.EncodedSize() > req.Route.MaxEntryBytes {
+		res.Reason = ReasonTooLarge
+		return res
+	}
+	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, e.AppendEncode(nil), now)
+	if err != nil {
+		res.Reason = storeErrReason(err)
+		return res
+	}
+	res.FreshUntil = e.FreshUntil
+	res.Inserts = []InsertResult{ins}
+	return res
+}
+
+// prepareStore records the model version the response reported (or makes
+// sure the model's record exists), keeps the record live until staleUntil
+// (that of the entries about to be stored) and moves req onto the current
+// state.
+func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (StoreResult, bool) {
+	res := StoreResult{Version: adm.Version}
+	if len(res.Version) > maxVersionLen {
+		res.Version = res.Version[:maxVersionLen] + "…" // for display only
+	}
+	now := c.nowMs()
+	before := req.state
+	if req.Route.ModelVersion.Enabled() {
+		if adm.Version == "" {
+			// The route tracks versions but this answer names none: it
+			// cannot be filed under any version safely.
+			res.Reason = ReasonNoVersion
+			return res, false
+		}
+		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version, staleUntil)
+		if err != nil {
+			res.Reason = storeErrReason(err)
+			return res, false
+		}
+		res.VersionChanged = changed
+		req.state = st
+	} else {
+		st, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord) bool { return extendLife(r, staleUntil, now) })
+		if err != nil {
+			res.Reason = storeErrReason(err)
+			return res, false
+		}
+		req.state = st
+	}
+	if before.Found && req.state.Gen != before.Gen {
+		// The model was purged (or invalidated) while this answer was in
+		// flight: it belongs to the old generation and is not stored.
+		res.Reason = ReasonInvalidated
+		return res, false
+	}
+	return res, true
+}
+
+// storedHeaders picks the response headers an entry keeps.
+func (c *Cache) storedHeaders(req *Request, headers [][2]string) [][2]string {
+	var out [][2]string
+	for _, name := range req.Route.StoredHeaders {
+		if v, ok := header(headers, name); ok {
+			out = append(out, [2]string{name, v})
+		}
+	}
+	if h := req.Route.ModelVersion.Header; h != "" && !containsStr(req.Route.StoredHeaders, h) {
+		if v, ok := header(headers, h); ok {
+			out = append(out, [2]string{h, v})
+		}
+	}
+	return out
+}
+
+// staleWindow is how long past its TTL an entry stays useful.
+func (c *Cache) staleWindow(req *Request) time.Duration {
+	return max(req.Route.StaleWhileReval, req.Route.StaleIfError)
+}
+
+func storeErrReason(err error) Reason {
+	if errors.Is(err, ErrContention) {
+		return ReasonStoreContention
+	}
+	if errors.Is(err, ErrModelTableFull) {
+		return ReasonModelTableFull
+	}
+	return ReasonInternal
+}
