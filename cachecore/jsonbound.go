@@ -1,7 +1,9 @@
 package cachecore
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 
 	"github.com/tidwall/gjson"
 )
@@ -101,22 +103,120 @@ func reportsError(doc gjson.Result) bool {
 // an answer means two things: gjson, and so every check of this package,
 // reads the first copy, while many clients' parsers keep the last (a
 // `"finish_reason":"stop","finish_reason":"length"` would be admitted as
-// complete and replayed to clients that see it truncated). The
-// canonicaliser finds them at any depth with bounded work; its output is
-// thrown away. The zero value is ready; reuse it to reuse its buffers.
+// complete and replayed to clients that see it truncated).
+//
+// It runs on every admitted answer, so it is one pass that only looks at
+// strings and brackets — an embeddings answer is mostly numbers, which it
+// skips byte by byte instead of re-encoding them as the canonicaliser
+// would. Names are compared decoded (so "a" and "\u0061" are one name);
+// an object's names are compared pairwise when it has few, sorted when it
+// has many: O(n log n) work at worst. b must have passed checkJSON (valid,
+// bounded depth). The zero value is ready; reuse it to reuse its buffers.
 type duplicateMembers struct {
-	canon Canonicalizer
-	out   []byte
+	names  [][]byte // names of the open objects, innermost last
+	starts []int    // where each open object's names start in names
+	dec    []byte   // decoded names with escapes
 }
 
-// check returns ReasonNone, or why the canonicaliser refused b:
-// ReasonDuplicateKey, or ReasonNumberRange for an absurd exponent it will
-// not read past (so a duplicate cannot hide behind one).
+// check returns ReasonDuplicateKey if any object of b repeats a name.
 func (d *duplicateMembers) check(b []byte) Reason {
-	out, err := d.canon.Append(d.out[:0], b, nil)
-	d.out = out[:0]
-	if err == nil {
-		return ReasonNone
+	d.names, d.starts, d.dec = d.names[:0], d.starts[:0], d.dec[:0]
+	for i := 0; i < len(b); i++ {
+		for i < len(b) && !scanStops[b[i]] { // numbers, literals, punctuation
+			i++
+		}
+		if i == len(b) {
+			break
+		}
+		switch b[i] {
+		case '{':
+			d.starts = append(d.starts, len(d.names))
+		case '}':
+			if len(d.starts) == 0 {
+				return ReasonMalformedJSON
+			}
+			start := d.starts[len(d.starts)-1]
+			d.starts = d.starts[:len(d.starts)-1]
+			if hasDuplicate(d.names[start:]) {
+				return ReasonDuplicateKey
+			}
+			d.names = d.names[:start]
+		case '"':
+			end, escaped := stringEnd(b, i+1)
+			if end < 0 {
+				return ReasonMalformedJSON
+			}
+			// A string followed by ':' is a member name (b is valid JSON).
+			j := end + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
+			}
+			if j < len(b) && b[j] == ':' && len(d.starts) > 0 {
+				name := b[i+1 : end]
+				if escaped {
+					var ok bool
+					if name, ok = d.decode(b[i : end+1]); !ok {
+						return ReasonMalformedJSON
+					}
+				}
+				d.names = append(d.names, name)
+			}
+			i = end
+		}
 	}
-	return canonReason(err)
+	return ReasonNone
+}
+
+// scanStops are the bytes duplicateMembers stops at.
+var scanStops = [256]bool{'{': true, '}': true, '"': true}
+
+// stringEnd returns the index of the closing quote of the string whose
+// contents start at i, and whether it holds escapes.
+func stringEnd(b []byte, i int) (int, bool) {
+	escaped := false
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// decode returns the decoded contents of the quoted JSON string q.
+func (d *duplicateMembers) decode(q []byte) ([]byte, bool) {
+	// The canonical form of a string is decoded with minimal escapes
+	// (only '"', '\\' and control characters, which an unescaped name
+	// cannot contain), so equal names have equal canonical contents.
+	var c Canonicalizer
+	start := len(d.dec)
+	out, err := c.Append(d.dec, q, nil)
+	if err != nil || len(out)-start < 2 {
+		return nil, false
+	}
+	d.dec = out
+	return out[start+1 : len(out)-1 : len(out)-1], true
+}
+
+func hasDuplicate(names [][]byte) bool {
+	if len(names) <= 8 {
+		for i := 1; i < len(names); i++ {
+			for j := 0; j < i; j++ {
+				if bytes.Equal(names[i], names[j]) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	slices.SortFunc(names, bytes.Compare)
+	for i := 1; i < len(names); i++ {
+		if bytes.Equal(names[i-1], names[i]) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"errors"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -355,4 +356,70 @@ func TestAdmitBodyRefusesDuplicateMembers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The duplicate-member check runs on every answer admitted to the cache;
+// an embeddings answer is mostly numbers. (make bench's S9 prints the
+// end-to-end cost per item.)
+func BenchmarkDuplicateMembersEmbeddings(b *testing.B) {
+	body := embBody()
+	var d duplicateMembers
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d.check(body) != ReasonNone {
+			b.Fatal("refused")
+		}
+	}
+}
+
+// embBody is an embeddings answer of 64 vectors of 256 floats.
+func embBody() []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"object":"list","data":[`)
+	for i := 0; i < 64; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"object":"embedding","index":` + strconv.Itoa(i) + `,"embedding":[`)
+		for j := 0; j < 256; j++ {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(strconv.FormatFloat(float64(i*j%97)/97.0-0.5, 'g', -1, 64))
+		}
+		sb.WriteString(`]}`)
+	}
+	sb.WriteString(`],"model":"m","usage":{"prompt_tokens":64,"total_tokens":64}}`)
+	return []byte(sb.String())
+}
+
+// The duplicate-member scan agrees with the canonicaliser (which decodes
+// every name and refuses duplicates) on every valid document within the
+// depth bound.
+func FuzzDuplicateMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":2}`, `{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a\"":1,"a\\":2}`,
+		`{"x":{"a":1},"y":{"a":1}}`, `{"x":[{"a":1,"a":1}]}`, `["a","a"]`, `{"a":"b","b":"a"}`,
+		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k3":10}`,
+		`{"s":"{\"a\":1,\"a\":2}"}`, `{"a" : 1 , "a" : 2}`, `{"\n":1,"\u000a":2}`, `{}`, `[]`, `1`,
+		`{"é":1,"\u00e9":2}`, `{"\ud83d\ude00":1,"😀":2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if checkJSON(b) != ReasonNone {
+			return
+		}
+		var c Canonicalizer
+		_, err := c.Append(nil, b, nil)
+		if err != nil && !errors.Is(err, ErrDuplicateKey) {
+			return // a number out of range: the canonicaliser stops early
+		}
+		var d duplicateMembers
+		got := d.check(b) == ReasonDuplicateKey
+		if want := errors.Is(err, ErrDuplicateKey); got != want {
+			t.Fatalf("%q: scan says duplicate %v, canonicaliser %v", b, got, want)
+		}
+	})
 }
