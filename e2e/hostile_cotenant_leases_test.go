@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/modelcache/modelcache/internal/hammer"
 )
 
 // Hostile co-tenants, lease fill (issue 13 item 5): one tenant's requests
@@ -50,20 +48,7 @@ func TestHostileCotenantLeaseFill(t *testing.T) {
 	client.CloseIdleConnections()
 	before := e.Sim.Calls("/v1/chat/completions")
 	const n = 20
-	rs := make([]*response, n)
-	for i, err := range hammer.Go(n, func(i int) error {
-		r, err := tryDo(context.Background(), "POST", url, chat("tenant A's question"),
-			"authorization", "Bearer tenant-a", "x-sim-latency", "300ms")
-		if err != nil {
-			return err
-		}
-		rs[i] = r
-		return nil
-	}) {
-		if err != nil {
-			t.Errorf("request %d: %v", i, err)
-		}
-	}
+	rs := burst(t, url, chat("tenant A's question"), n, "x-sim-latency", "300ms")
 	calls := e.Sim.Calls("/v1/chat/completions") - before
 	t.Logf("tenant A: %d upstream calls; collisions %d, hit_for_miss %d", calls,
 		e.Stat("wasmcustom.modelcache.chat.coalesce.collisions"), e.Stat("wasmcustom.modelcache.chat.coalesce.hit_for_miss"))
@@ -131,20 +116,7 @@ func TestHostileCotenantLeaseFillInFlight(t *testing.T) {
 	}
 	before := e.Sim.Calls("/v1/chat/completions")
 	const n = 20
-	rs := make([]*response, n)
-	for i, err := range hammer.Go(n, func(i int) error {
-		r, err := tryDo(context.Background(), "POST", url, chat("tenant A's question"),
-			"authorization", "Bearer tenant-a", "x-sim-latency", "300ms")
-		if err != nil {
-			return err
-		}
-		rs[i] = r
-		return nil
-	}) {
-		if err != nil {
-			t.Errorf("request %d: %v", i, err)
-		}
-	}
+	rs := burst(t, url, chat("tenant A's question"), n, "x-sim-latency", "300ms")
 	calls := e.Sim.Calls("/v1/chat/completions") - before
 	stillHeld := e.Sim.InFlight()
 	bWG.Wait()

@@ -25,11 +25,12 @@ const stampedeRoutes = `{
 
 // burst sends n identical requests at once, each on its own connection (so
 // the kernel spreads them over both workers), and returns the responses.
-func burst(t *testing.T, url, body string, n int) []*response {
+func burst(t *testing.T, url, body string, n int, headers ...string) []*response {
 	t.Helper()
 	out := make([]*response, n)
+	headers = append([]string{"authorization", "Bearer tenant-a"}, headers...)
 	for i, err := range hammer.Go(n, func(i int) error {
-		r, err := tryDo(context.Background(), "POST", url, body, "authorization", "Bearer tenant-a")
+		r, err := tryDo(context.Background(), "POST", url, body, headers...)
 		if err != nil {
 			return err
 		}
