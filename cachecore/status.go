@@ -116,6 +116,18 @@ func (r Reason) RequestSide() bool {
 	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput
 }
 
+// ResponseSide reports whether r can refuse an answer: every reason that is
+// not request-side, and the few that judge bytes or the store on both sides.
+func (r Reason) ResponseSide() bool {
+	switch r {
+	case ReasonNone:
+		return false
+	case ReasonMalformedJSON, ReasonTooDeep, ReasonDuplicateKey, ReasonInternal, ReasonStoreContention:
+		return true
+	}
+	return !r.RequestSide()
+}
+
 // String is the reason's name in stats (snake_case).
 func (r Reason) String() string {
 	if r < numReason {

@@ -121,8 +121,7 @@ func newStats(cfg *cachecore.Config) *stats {
 			if re.RequestSide() {
 				rs.bypass[re] = counter(rs.prefix + "bypass." + re.String())
 			}
-			if !re.RequestSide() || re == cachecore.ReasonMalformedJSON || re == cachecore.ReasonTooDeep ||
-				re == cachecore.ReasonDuplicateKey || re == cachecore.ReasonNumberRange || re == cachecore.ReasonInternal || re == cachecore.ReasonStoreContention {
+			if re.ResponseSide() {
 				rs.refused[re] = counter(rs.prefix + "refused." + re.String())
 			}
 		}
