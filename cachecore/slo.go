@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -171,4 +172,22 @@ func encodeSLO(breached bool, starts [sloBuckets]int64, totals, stales [sloBucke
 		b = le.AppendUint32(b, stales[i])
 	}
 	return b
+}
+
+// SLOFlushEvery is how often a VM adds its responses to the shared
+// stale-serving window and evaluates the objective.
+const SLOFlushEvery = time.Second
+
+// Message is the log line of a crossing of the objective (cacheName: the
+// cache's name, for the namespace).
+func (st SLOStatus) Message(cacheName string) string {
+	slo := st.Route.FreshnessSLO
+	state := "recovered"
+	if st.Breached {
+		state = "breached"
+	}
+	return "stale-serving SLO " + state + " on route " + st.Route.Name + " (namespace " + cacheName + "/" + st.Route.Name + "): " +
+		strconv.FormatUint(st.Stale, 10) + " of " + strconv.FormatUint(st.Total, 10) +
+		" responses (" + strconv.FormatFloat(100*st.Rate, 'f', 1, 64) + "%) in the last " + slo.Window.String() +
+		" were older than " + slo.MaxAge.String() + "; objective " + strconv.FormatFloat(100*slo.MaxFraction, 'f', 1, 64) + "%"
 }

@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -132,4 +133,30 @@ func storeErrReason(err error) Reason {
 		return ReasonModelTableFull
 	}
 	return ReasonInternal
+}
+
+// Occupancy sums what a store did to the slot table, for the occupancy
+// stats (one update per store, however many entries it wrote: an
+// embeddings batch writes one per item).
+func (res StoreResult) Occupancy() (filled, evicted, expired, ownShare int) {
+	for _, r := range res.Inserts {
+		if r.OwnShare {
+			ownShare++
+		}
+		switch {
+		case r.Filled:
+			filled++
+		case r.Evicted:
+			evicted++
+		case r.Expired:
+			expired++
+		}
+	}
+	return filled, evicted, expired, ownShare
+}
+
+// VersionNote is the log line of a model version change the store saw.
+func (res StoreResult) VersionNote(req *Request) string {
+	return "route " + req.Route.Name + ": model " + strconv.Quote(req.Model) +
+		" now reports version " + strconv.Quote(res.Version) + "; entries of earlier versions will not be served"
 }

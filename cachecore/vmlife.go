@@ -1,12 +1,9 @@
-package main
+package cachecore
 
 import (
 	"encoding/binary"
 	"errors"
 	"strconv"
-
-	"github.com/modelcache/modelcache/filter/proxywasm"
-	"github.com/modelcache/modelcache/filter/proxywasm/types"
 )
 
 // VM restarts. A VM that traps is gone with its Go state; with
@@ -17,7 +14,7 @@ import (
 // starts at configuration time (one per worker, one on the main thread, a
 // throw-away canary per plugin configuration) start before any request. So:
 //
-//   - the first request any VM serves creates vmLifeKey (8 bytes, a
+//   - the first request any VM serves creates VMLifeKey (8 bytes, a
 //     little-endian count of restarts);
 //   - a VM instance whose first plugin start finds the key already there
 //     started late, and counts itself as a restart (stat
@@ -30,77 +27,83 @@ import (
 // counted: the VM instance started before). A new module version pushed
 // while traffic flows does start new VMs late; they are counted too — they
 // also begin with no Go state, which is what the stat is for.
-const vmLifeKey = "mc:vm:restarts"
+// VMLifeKey holds the restart count in shared data.
+const VMLifeKey = "mc:vm:restarts"
 
-// vmLife is per VM instance: a Go global lives exactly as long as its VM.
-var vmLife struct {
+// VMLife is kept per VM instance (the host keeps it in a global, which
+// lives exactly as long as its VM).
+type VMLife struct {
 	started bool // a root context of this VM instance has started
 	late    bool // ... and the process had served traffic by then
 	live    bool // this VM has had its first tick or request
-	marked  bool // this VM knows vmLifeKey exists
+	marked  bool // this VM knows VMLifeKey exists
 }
 
-// noteVMStart runs when a root context starts; only the VM instance's first
+// Start runs when a root context starts; only the VM instance's first
 // start matters.
-func noteVMStart() {
-	if vmLife.started {
+func (l *VMLife) Start(s Store) {
+	if l.started {
 		return
 	}
-	vmLife.started = true
-	_, _, err := proxywasm.GetSharedData(vmLifeKey)
-	vmLife.late = err == nil
-	vmLife.marked = vmLife.late
+	l.started = true
+	_, _, err := s.Get(VMLifeKey)
+	l.late = err == nil
+	l.marked = l.late
 }
 
-// noteLive runs at every tick and every new stream; after a VM's first
-// request it is two branches.
-func (p *plugin) noteLive(request bool) {
-	if !vmLife.live {
-		vmLife.live = true
-		if vmLife.late {
-			p.countRestart()
+// Live runs at every tick (request false) and every new stream; after a
+// VM's first request it is two branches. It reports whether this VM
+// replaces one that stopped, with the log line that says so.
+func (l *VMLife) Live(s Store, request bool) (restarted bool, warning string) {
+	if !l.live {
+		l.live = true
+		if l.late {
+			restarted, warning = true, restartWarning(countRestart(s))
 		}
 	}
-	if request && !vmLife.marked {
-		markTraffic()
+	if request && !l.marked {
+		l.markTraffic(s)
 	}
+	return restarted, warning
 }
 
-// markTraffic creates vmLifeKey if no VM has yet. Two VMs creating it at
+// markTraffic creates VMLifeKey if no VM has yet. Two VMs creating it at
 // once both write a zero count: no restart can be counted before the key
 // exists, so nothing is lost.
-func markTraffic() {
-	_, _, err := proxywasm.GetSharedData(vmLifeKey)
+func (l *VMLife) markTraffic(s Store) {
+	_, _, err := s.Get(VMLifeKey)
 	switch {
 	case err == nil:
-		vmLife.marked = true
-	case errors.Is(err, types.ErrorStatusNotFound):
-		if proxywasm.SetSharedData(vmLifeKey, make([]byte, 8), 0) == nil {
-			vmLife.marked = true
+		l.marked = true
+	case errors.Is(err, ErrNotFound):
+		if s.Set(VMLifeKey, make([]byte, 8), 0) == nil {
+			l.marked = true
 		}
 	}
 }
 
 // countRestart adds one to the process-wide restart count (CAS; the key
-// exists, since this VM found it at start) and reports it.
-func (p *plugin) countRestart() {
-	p.stats.restarts.Increment(1)
+// exists, since this VM found it at start) and returns it (0 if it could
+// not be read).
+func countRestart(s Store) uint64 {
 	var n uint64
 	for try := 0; try < 16; try++ {
-		v, cas, err := proxywasm.GetSharedData(vmLifeKey)
+		v, cas, err := s.Get(VMLifeKey)
 		if err != nil || len(v) != 8 {
 			break
 		}
 		n = binary.LittleEndian.Uint64(v) + 1
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], n)
-		if err := proxywasm.SetSharedData(vmLifeKey, b[:], cas); err == nil {
-			break
-		} else if !errors.Is(err, types.ErrorStatusCasMismatch) {
+		if err := s.Set(VMLifeKey, b[:], cas); err == nil || !errors.Is(err, ErrCasMismatch) {
 			break
 		}
 	}
-	proxywasm.LogWarn("VM restarted (" + strconv.FormatUint(n, 10) + "): this VM replaces one that stopped " +
+	return n
+}
+
+func restartWarning(n uint64) string {
+	return "VM restarted (" + strconv.FormatUint(n, 10) + "): this VM replaces one that stopped " +
 		"while serving (a crash reloaded by failure_policy FAIL_RELOAD, or a new module version); " +
-		"the cache in shared data is intact, this VM's in-flight state was lost")
+		"the cache in shared data is intact, this VM's in-flight state was lost"
 }
