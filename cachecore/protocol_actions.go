@@ -59,8 +59,14 @@ const (
 	// ActSetHeader: set the response header Name to Value.
 	ActSetHeader
 	// ActBypass: the request passes untouched, counted as a bypass for
-	// Reason; its Cache-Status says so.
+	// Reason (and as a request of CacheStatus); its Cache-Status says so.
 	ActBypass
+	// ActCountRequest: count a request of CacheStatus on Route.
+	ActCountRequest
+	// ActRecordAge: record N (ms) in Route's age-at-serve histogram.
+	ActRecordAge
+	// ActSetProperty: set the filter state Name to Body.
+	ActSetProperty
 )
 
 // LogLevel of an ActLog action.
@@ -78,11 +84,12 @@ type Action struct {
 	Kind        ActionKind
 	Reason      Reason // ActRefused
 	Resume      bool   // ActForward: resume a paused request
+	Rewrite     bool   // ActForward: send Body upstream instead of the client's
 	Event       Event  // ActCount
-	N           int    // ActCount: how many (0: one)
+	N           int    // ActCount: how many (0: one); ActForward: cached items; ActRecordAge: ms
 	Route       *Route // ActCount, ActStored: the route counted on
 	Status      int    // ActServeLocal: HTTP status; ActStored: the upstream's
-	CacheStatus Status // ActServeLocal: the request status counted
+	CacheStatus Status // ActServeLocal, ActForward, ActBypass, ActCountRequest: the request status counted
 	Headers     [][2]string
 	Body        []byte
 	Stored      *Stored  // ActStored, ActNoteStore

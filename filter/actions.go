@@ -47,6 +47,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
 		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+	case cachecore.ActSetProperty:
+		_ = proxywasm.SetProperty([]string{a.Name}, a.Body)
 	case cachecore.ActResumeResponse:
 		_ = proxywasm.ResumeHttpResponse()
 	case cachecore.ActLog:
@@ -64,13 +66,10 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	return false
 }
 
-func (p *plugin) performAll(acts []cachecore.Action) (dispatched bool) {
+func (p *plugin) performAll(acts []cachecore.Action) {
 	for i := range acts {
-		if p.perform(&acts[i]) {
-			dispatched = true
-		}
+		p.perform(&acts[i])
 	}
-	return dispatched
 }
 
 // dispatch makes an HTTP call for the protocol and continues it with the
@@ -97,4 +96,17 @@ func (p *plugin) dispatch(call *cachecore.Call) bool {
 		p.stats.route(call.Route).event(call.Started)
 	}
 	return true
+}
+
+// noteStore records a store's side effects in the stats and the log.
+func (p *plugin) noteStore(req *cachecore.Request, res cachecore.StoreResult) {
+	if res.VersionChanged {
+		p.stats.versions.Increment(1)
+		proxywasm.LogInfo(res.VersionNote(req))
+	}
+	filled, evicted, expired, own := res.Occupancy()
+	p.stats.entries.Add(int64(filled))
+	p.stats.evicted.Increment(uint64(evicted))
+	p.stats.expired.Increment(uint64(expired))
+	p.stats.ownShare.Increment(uint64(own))
 }

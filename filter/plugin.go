@@ -29,8 +29,7 @@ type plugin struct {
 	queues  map[uint64]uint32 // other VMs' wake queues, resolved on demand
 	waiting map[uint32]*stream
 	holding map[uint32]*stream // requests whose headers are held for their body
-	hold    holdMode
-	stalls  int // held requests that never saw a body (while hold is unknown)
+	hold    cachecore.HoldState
 
 	lastSLOFlush time.Time
 }
@@ -54,16 +53,6 @@ func now() time.Time {
 }
 
 func (p *plugin) now() time.Time { return now() }
-
-// holdMode records whether Envoy lets the plugin read a body while it holds
-// the request headers (PluginConfig allow_on_headers_stop_iteration).
-type holdMode uint8
-
-const (
-	holdUnknown     holdMode = iota
-	holdSupported            // a body arrived while headers were held
-	holdUnsupported          // held requests stalled: pass them through
-)
 
 func newPlugin(id uint32) *plugin {
 	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}}
@@ -96,7 +85,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		p.vmID = rand.Uint64()
 	}
 	proxywasm.SetPanicHook(func(string, any) { p.stats.panics.Increment(1) })
-	noteVMStart()
+	vmLife.Start(sharedStore{})
 	// The tick re-checks paused followers and held requests. (In the canary
 	// VM the timer dies with it; the queue is registered lazily for the same
 	// reason.)
@@ -158,20 +147,16 @@ func (p *plugin) OnQueueReady(queueID uint32) {
 		if !ok {
 			continue
 		}
-		for _, s := range p.waitingFor(fp) {
-			s.wake(o, status)
+		var woken []*stream
+		for _, s := range p.waiting {
+			if s.x.Request().LeaseFP() == fp {
+				woken = append(woken, s)
+			}
+		}
+		for _, s := range woken {
+			s.inRoot(func(x *cachecore.Stream) []cachecore.Action { return x.Wake(o, status) }, false)
 		}
 	}
-}
-
-func (p *plugin) waitingFor(fp uint64) []*stream {
-	var out []*stream
-	for _, s := range p.waiting {
-		if s.req.LeaseFP() == fp {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // OnTick re-checks what may be stuck: followers whose wake-up was lost or
@@ -179,7 +164,6 @@ func (p *plugin) waitingFor(fp uint64) []*stream {
 func (p *plugin) OnTick() {
 	p.noteLive(false)
 	p.ensureQueue()
-	now := p.now()
 	if p.queueOK && len(p.waiting) > 0 {
 		// Wake-ups already posted come first: a tick that runs before its
 		// queue callback would otherwise wake a follower without the
@@ -187,49 +171,37 @@ func (p *plugin) OnTick() {
 		p.OnQueueReady(p.queueID)
 	}
 	for _, s := range p.waiting {
-		s.tick()
+		s.inRoot((*cachecore.Stream).Tick, false)
 	}
-	if p.hold != holdSupported {
-		p.checkHeld(now)
+	if p.hold.Watching() {
+		p.checkHeld()
 	}
-	p.flushSLO(now)
+	p.flushSLO(p.now())
 	p.stats.waiting.Set(uint64(len(p.waiting)))
 }
 
-// checkHeld handles requests whose headers are held while their body never
-// arrives. With allow_on_headers_stop_iteration off (e.g. Istio's
-// WasmPlugin), Envoy does not call on_request_body for a stream whose
-// headers are paused, so such a request would hang. After a grace period
-// the request is let through uncached; once that has happened and no body
-// was ever seen while headers were held, the VM stops holding headers.
-func (p *plugin) checkHeld(now time.Time) {
+// checkHeld lets through requests held for a body that never comes
+// (cachecore.HoldState says why and when).
+func (p *plugin) checkHeld() {
 	for id, s := range p.holding {
-		if now.Sub(s.heldSince) < holdGrace {
+		if !s.x.HeldTooLong() {
 			continue
 		}
 		delete(p.holding, id)
-		if err := proxywasm.SetEffectiveContext(s.id); err != nil {
-			continue
-		}
-		if s.performRequest(s.fl.Bypass(cachecore.ReasonHoldUnsupported)) == types.ActionContinue {
-			_ = proxywasm.ResumeHttpRequest()
-		}
-		p.stalls++
-		if p.hold == holdUnknown && p.stalls >= holdStallsToGiveUp {
-			p.hold = holdUnsupported
+		if s.inRoot((*cachecore.Stream).GiveUpHold, true) && p.hold.Stalled() {
 			p.stats.holdUnsupported.Increment(1)
-			proxywasm.LogWarn("a request body never reached the filter while its headers were held: " +
-				"set allow_on_headers_stop_iteration: true in the wasm PluginConfig (Envoy >= 1.35). " +
-				"Until then cacheable requests pass through uncached.")
+			proxywasm.LogWarn(cachecore.HoldUnsupportedWarning)
 		}
 	}
 }
 
-// holdGrace is how long a held request may wait for its first body bytes
-// before the filter lets it through; after holdStallsToGiveUp such stalls
-// with no body ever seen while holding, the VM stops holding headers. A
-// single body seen while holding proves Envoy delivers them, for good.
-const (
-	holdGrace          = 250 * time.Millisecond
-	holdStallsToGiveUp = 3
-)
+// vmLife is this VM instance's part in counting restarts
+// (cachecore.VMLife): a Go global lives exactly as long as its VM.
+var vmLife cachecore.VMLife
+
+func (p *plugin) noteLive(request bool) {
+	if restarted, warning := vmLife.Live(sharedStore{}, request); restarted {
+		p.stats.restarts.Increment(1)
+		proxywasm.LogWarn(warning)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/internal/wasmbuild"
 )
 
@@ -31,6 +32,9 @@ func TestProductModuleHasNoCrashSwitch(t *testing.T) {
 // crashTestHeaderName is filter/crashtest.go's crashHeader, spelled here
 // because that file is not compiled into this (untagged) test binary.
 const crashTestHeaderName = "x-modelcache-crash"
+
+// vmLifeKey is where cachecore.VMLife keeps the restart count.
+const vmLifeKey = cachecore.VMLifeKey
 
 // Every VM starts before traffic here, so none counts as a restart; the
 // first request marks the process as serving.

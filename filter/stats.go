@@ -1,42 +1,17 @@
 package main
 
 import (
-	"strconv"
-
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
 )
 
-// Stats are Envoy stats (wasmcustom.modelcache.…). Names are defined once
-// per VM at start so that every counter exists (at zero) in /stats and
-// /stats/prometheus before the first request; Envoy maps a name to one
-// process-wide stat, so all VMs add to the same counters.
-//
-// Layout, with <route> the route's name:
-//
-//	modelcache.<route>.requests.<status>   hit, stale, collapsed, miss, bypass, … (cachecore.AllStatuses)
-//	modelcache.<route>.bypass.<reason>     why a request skipped the cache
-//	modelcache.<route>.refused.<reason>    why a response was not stored
-//	modelcache.<route>.refused_status.<code>  refused upstream statuses, per code
-//	modelcache.<route>.stored              responses stored
-//	modelcache.<route>.<event>             single-flight, background, items, shadow and
-//	                                       SLO events: cachecore.EventNames (events.go),
-//	                                       only those Event.Applies to the route
-//	modelcache.<route>.age_at_serve_ms     histogram, age of entries served
-//	modelcache.<route>.slo.stale_rate_ppm  gauge, share of stale-served responses ×10⁶ (freshness_slo)
-//	modelcache.<route>.slo.breached        gauge, 1 while the SLO is breached (freshness_slo)
-//	modelcache.entries                     gauge, occupied slots (all routes)
-//	modelcache.coalesce_waiting            gauge, followers paused now
-//	modelcache.evictions / expired_replaced / panics / internal_errors / purges
-//	modelcache.model_version_changes
-//	modelcache.hold_unsupported            a VM found Envoy does not deliver bodies while headers are held
-//	modelcache.vm_restarts                 VMs started after traffic (restarts.go)
-//	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
+// The stats, defined at start with the names and layout of
+// cachecore/statnames.go.
 type stats struct {
 	routes          map[string]*routeStats
-	waiting         proxywasm.MetricGauge
+	waiting         gauge
 	holdUnsupported ctr
-	entries         proxywasm.MetricGauge
+	entries         gauge
 	evicted         ctr
 	expired         ctr
 	panics          ctr
@@ -56,8 +31,8 @@ type routeStats struct {
 	stored        ctr
 	ageAtServe    proxywasm.MetricHistogram
 	events        [cachecore.NumEvents]ctr
-	staleRatePPM  proxywasm.MetricGauge // share of responses older than the SLO's max_age, ×10⁶
-	sloBreached   proxywasm.MetricGauge // 1 while the stale-serving SLO is breached
+	staleRatePPM  gauge // share of responses older than the SLO's max_age, ×10⁶
+	sloBreached   gauge // 1 while the stale-serving SLO is breached
 }
 
 func (rs *routeStats) event(e cachecore.Event) { rs.events[e].Increment(1) }
@@ -68,10 +43,16 @@ func (rs *routeStats) items(e cachecore.Event, n int) {
 	}
 }
 
-// ctr is a counter that may have failed to be defined (then it is a no-op;
-// a missing stat must never break a request).
+// ctr and gauge are stats that may have failed to be defined (then they
+// are no-ops; a missing stat must never break a request). An empty name
+// (a stat the route does not have) defines nothing.
 type ctr struct {
 	id proxywasm.MetricCounter
+	ok bool
+}
+
+type gauge struct {
+	id proxywasm.MetricGauge
 	ok bool
 }
 
@@ -81,61 +62,65 @@ func (c ctr) Increment(n uint64) {
 	}
 }
 
+func (g gauge) Set(v uint64) {
+	if g.ok {
+		g.id.Set(v)
+	}
+}
+
+func (g gauge) Add(d int64) {
+	if g.ok {
+		g.id.Add(d)
+	}
+}
+
 func counter(name string) ctr {
-	c, err := proxywasm.DefineCounterMetric(name)
-	if err != nil {
-		proxywasm.LogWarn("cannot define stat " + name + ": " + err.Error())
+	if name == "" {
 		return ctr{}
 	}
-	return ctr{c, true}
+	id, err := proxywasm.DefineCounterMetric(name)
+	return ctr{id, defined(name, err)}
+}
+
+func newGauge(name string) gauge {
+	if name == "" {
+		return gauge{}
+	}
+	id, err := proxywasm.DefineGaugeMetric(name)
+	return gauge{id, defined(name, err)}
+}
+
+func counters(names []string) []ctr {
+	out := make([]ctr, len(names))
+	for i, n := range names {
+		out[i] = counter(n)
+	}
+	return out
+}
+
+func defined(name string, err error) bool {
+	if err != nil {
+		proxywasm.LogWarn("cannot define stat " + name + ": " + err.Error())
+	}
+	return err == nil
 }
 
 func newStats(cfg *cachecore.Config) *stats {
-	s := &stats{routes: map[string]*routeStats{}}
-	var err error
-	if s.entries, err = proxywasm.DefineGaugeMetric("modelcache.entries"); err != nil {
-		proxywasm.LogWarn("cannot define stat modelcache.entries: " + err.Error())
-	}
-	s.evicted = counter("modelcache.evictions")
-	s.expired = counter("modelcache.expired_replaced")
-	s.panics = counter("modelcache.panics")
-	s.internal = counter("modelcache.internal_errors")
-	s.purges = counter("modelcache.purges")
-	s.versions = counter("modelcache.model_version_changes")
-	s.holdUnsupported = counter("modelcache.hold_unsupported")
-	s.restarts = counter("modelcache.vm_restarts")
-	s.ownShare = counter("modelcache.evictions_tenant_share")
-	if s.waiting, err = proxywasm.DefineGaugeMetric("modelcache.coalesce_waiting"); err != nil {
-		proxywasm.LogWarn("cannot define stat modelcache.coalesce_waiting: " + err.Error())
-	}
+	s := &stats{routes: map[string]*routeStats{},
+		entries: newGauge("modelcache.entries"), waiting: newGauge("modelcache.coalesce_waiting"),
+		evicted: counter("modelcache.evictions"), expired: counter("modelcache.expired_replaced"),
+		panics: counter("modelcache.panics"), internal: counter("modelcache.internal_errors"),
+		purges: counter("modelcache.purges"), versions: counter("modelcache.model_version_changes"),
+		holdUnsupported: counter("modelcache.hold_unsupported"), restarts: counter("modelcache.vm_restarts"),
+		ownShare: counter("modelcache.evictions_tenant_share")}
 	for _, r := range cfg.Routes {
-		rs := &routeStats{prefix: "modelcache." + r.Name + ".", refusedStatus: map[int]ctr{}}
-		rs.requests = make([]ctr, len(cachecore.AllStatuses())+1)
-		for _, st := range cachecore.AllStatuses() {
-			rs.requests[st] = counter(rs.prefix + "requests." + st.String())
-		}
-		reasons := cachecore.AllReasons()
-		rs.bypass = make([]ctr, len(reasons)+1)
-		rs.refused = make([]ctr, len(reasons)+1)
-		for _, re := range reasons {
-			if re.RequestSide() {
-				rs.bypass[re] = counter(rs.prefix + "bypass." + re.String())
-			}
-			if re.ResponseSide() {
-				rs.refused[re] = counter(rs.prefix + "refused." + re.String())
-			}
-		}
-		rs.stored = counter(rs.prefix + "stored")
-		for e := cachecore.Event(0); e < cachecore.NumEvents; e++ {
-			if e.Applies(r) {
-				rs.events[e] = counter(rs.prefix + cachecore.EventNames[e])
-			}
-		}
-		if r.FreshnessSLO != nil {
-			rs.staleRatePPM, _ = proxywasm.DefineGaugeMetric(rs.prefix + "slo.stale_rate_ppm")
-			rs.sloBreached, _ = proxywasm.DefineGaugeMetric(rs.prefix + "slo.breached")
-		}
-		if rs.ageAtServe, err = proxywasm.DefineHistogramMetric(rs.prefix + "age_at_serve_ms"); err != nil {
+		n := cachecore.StatNames(r)
+		rs := &routeStats{prefix: n.Prefix, refusedStatus: map[int]ctr{}, requests: counters(n.Requests),
+			bypass: counters(n.Bypass), refused: counters(n.Refused), stored: counter(n.Stored),
+			staleRatePPM: newGauge(n.StaleRatePPM), sloBreached: newGauge(n.SLOBreached)}
+		copy(rs.events[:], counters(n.Events[:]))
+		var err error
+		if rs.ageAtServe, err = proxywasm.DefineHistogramMetric(n.AgeMs); err != nil {
 			proxywasm.LogWarn("cannot define histogram: " + err.Error())
 		}
 		s.routes[r.Name] = rs
@@ -164,7 +149,7 @@ func (rs *routeStats) refusal(r cachecore.Reason, status int) {
 	if r == cachecore.ReasonStatus && status >= 100 && status < 1000 {
 		c, ok := rs.refusedStatus[status]
 		if !ok {
-			c = counter(rs.prefix + "refused_status." + strconv.Itoa(status))
+			c = counter(cachecore.RefusedStatusName(rs.prefix, status))
 			rs.refusedStatus[status] = c
 		}
 		c.Increment(1)

@@ -1,0 +1,479 @@
+package cachecore
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Stream is one HTTP exchange on a cached route as the proxy sees it: the
+// phases of its request and its response around its Flight. The host (the
+// filter) calls one method per proxy callback with what the callback
+// brought (reading bodies and headers through a Reader, only when the
+// phase needs them), performs the returned Actions in order, and answers
+// the proxy with the returned Verdict.
+//
+// Request side: a cacheable request's headers are held until the whole
+// body is buffered, so that on a hit the router never opens an upstream
+// request. On a miss the request leads its key upstream or follows
+// another request's lead, paused until woken (the Flight's rules).
+// Response side: a storable response's headers are held until the body is
+// complete and checked, so that Cache-Status can say truthfully whether it
+// was stored.
+type Stream struct {
+	fl    Flight
+	c     *Cache
+	phase phase
+
+	sized     bool  // the body's content-length is within max_request_bytes: the host buffers it
+	body      Held  // an unsized request body, copied
+	heldSince int64 // ms, when its headers were held
+
+	forwardedAt int64 // ms
+	respHeaders [][2]string
+	reqHeaders  [][2]string
+	recording   Held // a copy of an event stream as it passes
+	respCopy    bool // the answer has no content-length: copied, not buffered by the host
+	respBody    Held
+
+	out [12]Action // this stream's own events' actions (not the Flight's)
+	fb  [8]Action  // the actions of host feedback (Served, SendFailed), performed amid others
+}
+
+type phase uint8
+
+const (
+	phaseIdle        phase = iota // not a cached route: untouched
+	phaseRequest                  // holding the request until its body is complete
+	phaseFollowing                // paused: another request leads this key
+	phaseForwarded                // sent upstream, waiting for the response
+	phaseBuffering                // holding the response to check and store it
+	phaseStreaming                // an event stream flows to the client while being recorded
+	phasePassThrough              // response passes with a Cache-Status header only
+	phaseServed                   // answered locally from the cache
+)
+
+// Verdict is what the host tells the proxy at the end of a callback.
+type Verdict uint8
+
+const (
+	Continue Verdict = iota
+	Pause
+	// PauseWatermark: pause with back-pressure, the host's buffer never
+	// filling towards its limit (a body copied chunk by chunk).
+	PauseWatermark
+	// Decided: the actions decide — Continue if the request went upstream
+	// or passes, Pause if it was answered locally or waits (Resolve).
+	Decided
+	// PauseIfDispatched: Pause if a call among the actions was dispatched
+	// (the call finishes the response), else Continue.
+	PauseIfDispatched
+)
+
+// Reader reads what the current callback brought; each read is a host
+// call, so the Stream reads only what its phase needs.
+type Reader interface {
+	RequestBody(size int) ([]byte, error)
+	ResponseHeaders() ([][2]string, error)
+	ResponseBody(size int) ([]byte, error)
+	// CodeDetails is the proxy's response code details ("" if unknown).
+	CodeDetails() string
+}
+
+// Begin is the event "the request headers of route arrived" (holdable:
+// the host can read a body while it holds the headers).
+func (s *Stream) Begin(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream, holdable bool, vm uint64, id uint32) (Verdict, []Action) {
+	req := c.Begin(route, method, path, headers)
+	s.c, s.reqHeaders = c, headers
+	s.fl.Init(c, req, vm, id)
+	step, acts := s.fl.RequestHeaders(headers, endOfStream, holdable)
+	if step == ReqPass {
+		return Decided, s.apply(acts)
+	}
+	s.sized = step == ReqHoldSized
+	s.phase = phaseRequest
+	s.heldSince = c.nowMs()
+	return Pause, nil
+}
+
+// Request is the stream's request (nil: not a cached route).
+func (s *Stream) Request() *Request { return s.fl.req }
+
+// Holding reports whether the request's headers are held for its body.
+func (s *Stream) Holding() bool { return s.phase == phaseRequest }
+
+// Following reports whether the request waits for its key's leader.
+func (s *Stream) Following() bool { return s.phase == phaseFollowing }
+
+// HeldTooLong reports whether the request's headers have been held
+// without a body for longer than HoldGrace (see HoldState).
+func (s *Stream) HeldTooLong() bool {
+	return s.phase == phaseRequest && s.c.nowMs()-s.heldSince >= HoldGrace.Milliseconds()
+}
+
+// GiveUpHold lets a request held too long pass uncached.
+func (s *Stream) GiveUpHold() []Action { return s.apply(s.fl.Bypass(ReasonHoldUnsupported)) }
+
+// Resolve turns Decided into the verdict the actions performed led to.
+func (s *Stream) Resolve(v Verdict, dispatched bool) Verdict {
+	switch v {
+	case Decided:
+		if s.phase == phaseForwarded || s.phase == phasePassThrough {
+			return Continue
+		}
+		return Pause
+	case PauseIfDispatched:
+		if dispatched {
+			return Pause
+		}
+		return Continue
+	}
+	return v
+}
+
+// RequestBody is the event "request body bytes arrived" (bodySize: what
+// the proxy holds so far; hold: the VM's HoldState, told that bodies do
+// reach a plugin holding headers).
+func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *HoldState) (Verdict, []Action) {
+	if s.phase != phaseRequest {
+		return Continue, nil
+	}
+	hold.BodySeen()
+	if s.sized {
+		// At most content-length <= max_request_bytes is ever held: the
+		// proxy buffers it and hands the whole body over at the end.
+		if !endOfStream {
+			return Pause, nil
+		}
+		body, err := rd.RequestBody(bodySize)
+		if err != nil {
+			return Decided, s.apply(s.fl.Bypass(ReasonInternal))
+		}
+		return Decided, s.apply(s.fl.RequestBody(body, false))
+	}
+	// Unknown length (chunked). A body held with StopIterationAndBuffer is
+	// merged with each new chunk before the plugin is called, and a merge
+	// over the buffer limit is a 413 whatever the plugin answers. So hold
+	// it with back-pressure (never a 413), see each chunk once, and keep a
+	// copy bounded by max_request_bytes.
+	chunk, err := rd.RequestBody(bodySize)
+	if err != nil && bodySize > 0 {
+		s.body.Drop()
+		return Decided, s.apply(s.fl.Bypass(ReasonInternal))
+	}
+	if ok, acts := s.fl.RequestChunk(&s.body, chunk); !ok {
+		return Decided, s.apply(acts)
+	}
+	if !endOfStream {
+		return PauseWatermark, nil
+	}
+	return Decided, s.apply(s.fl.RequestBody(s.body.Take(), true))
+}
+
+// Wake is the event "the key's leader finished" for a following request
+// (from the worker's wake-up queue).
+func (s *Stream) Wake(o Outcome, status int) []Action {
+	if s.phase != phaseFollowing {
+		return nil
+	}
+	return s.apply(s.fl.Wake(o, status))
+}
+
+// Tick re-checks a following request.
+func (s *Stream) Tick() []Action {
+	if s.phase != phaseFollowing {
+		return nil
+	}
+	return s.apply(s.fl.Tick())
+}
+
+// apply records the phase each of the Flight's actions leads to and fills
+// in what the host needs to carry them out.
+func (s *Stream) apply(acts []Action) []Action {
+	req := s.fl.req
+	for i := range acts {
+		a := &acts[i]
+		switch a.Kind {
+		case ActWait:
+			s.phase = phaseFollowing
+		case ActBypass:
+			s.phase = phasePassThrough
+			a.CacheStatus = req.Status
+		case ActServeEntry:
+			s.phase = phaseServed
+			a.Status, a.Headers, a.Body = s.c.HitResponse(req)
+			a.Resume = true // could not answer: go upstream (SendFailed)
+		case ActServeLocal:
+			s.phase = phaseServed
+		case ActForward:
+			s.forward(a)
+		}
+	}
+	return acts
+}
+
+// forward fills in a forward: the request goes upstream (for an embeddings
+// batch with cached items, as the batch of the missing items; the headers
+// are still held, so content-length can follow).
+func (s *Stream) forward(a *Action) {
+	req := s.fl.req
+	if a.Resume {
+		s.fl.FailOpen()
+	}
+	s.phase = phaseForwarded
+	s.forwardedAt = s.c.nowMs()
+	a.CacheStatus = req.Status
+	if cached, total := req.ItemCounts(); total > 0 {
+		a.N = cached
+		a.Body, a.Rewrite = req.UpstreamBody()
+	}
+}
+
+// SendFailed is the host's report that a local answer (ActServeEntry, or
+// ActServeLocal with Resume) could not be sent: the request goes upstream
+// instead (fail open).
+func (s *Stream) SendFailed() []Action {
+	out := append(s.fb[:0], Action{Kind: ActInternal}, Action{Kind: ActForward, Resume: true})
+	s.forward(&out[1])
+	return out
+}
+
+// Served is the host's report that the local answer a was sent: count it
+// and, for an entry, its age, and start what the entry calls for (an
+// early refresh, a shadow comparison).
+func (s *Stream) Served(a *Action) []Action {
+	req, r := s.fl.req, s.fl.req.Route
+	if a.Kind != ActServeEntry {
+		return append(s.fb[:0], Action{Kind: ActCountRequest, Route: r, CacheStatus: a.CacheStatus})
+	}
+	out := append(s.fb[:0], Action{Kind: ActCountRequest, Route: r, CacheStatus: req.Status})
+	if cached, total := req.ItemCounts(); total > 0 && cached > 0 {
+		out = append(out, Action{Kind: ActCount, Route: r, Event: EvItemsHit, N: cached})
+	}
+	out = append(out, Action{Kind: ActRecordAge, Route: r, N: int(s.c.Age(req).Milliseconds())})
+	if s.c.WantsRefresh(req) {
+		out = append(out, s.c.Refresh(req, s.reqHeaders, s.fl.vm)...)
+	}
+	if s.c.WantsShadow(req) {
+		out = append(out, s.c.Shadow(req, s.reqHeaders)...)
+	}
+	return out
+}
+
+// ResponseHeaders is the event "the response headers reached the filter".
+func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action) {
+	switch s.phase {
+	case phaseIdle, phaseServed: // not a cached route / a hit carries its own
+		return Continue, nil
+	case phasePassThrough:
+		return Continue, s.cacheStatus(s.out[:0])
+	case phaseForwarded:
+	default:
+		// Request, following, buffering, streaming: the proxy answers the
+		// client itself (a timeout, a buffer limit, a reset) through the
+		// filter chain while this stream is mid-way.
+		return Continue, s.interrupted(rd)
+	}
+	hs, err := rd.ResponseHeaders()
+	if err != nil {
+		return Continue, s.refuse(ReasonInternal)
+	}
+	s.respHeaders = hs
+	st, _ := header(hs, ":status")
+	status, _ := strconv.Atoi(st)
+	step, acts := s.fl.ResponseHeaders(status, hs, ClassifyOrigin(rd.CodeDetails()), endOfStream)
+	out := append(s.out[:0], s.apply(acts)...)
+	switch step {
+	case RespServed:
+		return Pause, out
+	case RespPass:
+		s.phase = phasePassThrough
+		return Continue, s.cacheStatus(out)
+	case RespStream:
+		s.phase = phaseStreaming
+		return Continue, s.cacheStatus(out)
+	case RespComplete:
+		_, out = s.complete(out, nil)
+		return Continue, out
+	}
+	s.phase = phaseBuffering
+	s.respCopy = step == RespCopy
+	// If the upstream fails mid-body while the headers are held, the proxy
+	// answers the client itself (502) with a local reply sent straight to
+	// the codec, past every filter. Envoy's local_reply_config can copy
+	// filter state into that reply's headers (the shipped envoy.yaml does),
+	// so the Cache-Status it would need is left there now.
+	return Pause, append(out, Action{Kind: ActSetProperty, Name: InterruptedProperty, Body: s.fl.TruncatedHeader()})
+}
+
+// InterruptedProperty is the filter state (Envoy key "wasm.<name>") that
+// holds the Cache-Status of a response cut while the filter holds its
+// headers.
+const InterruptedProperty = "modelcache_cache_status"
+
+// interrupted labels a local reply that reaches the filter while the
+// stream is still mid-way, so that every response on a cached route
+// carries a truthful Cache-Status: one that never went upstream says
+// bypass and why the proxy answered; a response cut after its headers
+// says truncated. The reply is counted as a refusal (nothing is stored)
+// and any lead ends.
+func (s *Stream) interrupted(rd Reader) []Action {
+	early := s.phase == phaseRequest || s.phase == phaseFollowing
+	reason := s.fl.Interrupted(ClassifyOrigin(rd.CodeDetails()), early)
+	out := s.out[:0]
+	if early {
+		s.body.Drop()
+		out = append(out, Action{Kind: ActCountRequest, Route: s.fl.req.Route, CacheStatus: s.fl.req.Status})
+	} else {
+		s.recording.Drop()
+	}
+	return s.cacheStatus(s.refusal(out, reason))
+}
+
+// refuse: the response passes unstored for reason.
+func (s *Stream) refuse(reason Reason) []Action {
+	s.fl.Refused(reason)
+	return s.cacheStatus(s.refusal(s.out[:0], reason))
+}
+
+// refusal counts a refusal and ends any lead with its outcome.
+func (s *Stream) refusal(out []Action, reason Reason) []Action {
+	s.phase = phasePassThrough
+	out = append(out, Action{Kind: ActRefused, Route: s.fl.req.Route, Reason: reason, Status: s.fl.respStatus})
+	if reason == ReasonInternal {
+		out = append(out, Action{Kind: ActInternal})
+	}
+	return append(out, s.fl.FinishLead(OutcomeOf(reason, s.fl.respStatus), s.fl.respStatus)...)
+}
+
+func (s *Stream) cacheStatus(out []Action) []Action {
+	return append(out, Action{Kind: ActSetHeader, Name: "cache-status", Value: string(s.fl.CacheStatusHeader(nil))})
+}
+
+// ResponseBody is the event "response body bytes arrived".
+func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdict, []Action) {
+	switch {
+	case s.phase == phaseStreaming:
+		return Continue, s.record(bodySize, endOfStream, rd)
+	case s.phase != phaseBuffering:
+		return Continue, nil
+	case s.respCopy:
+		return s.copyResponse(bodySize, endOfStream, rd)
+	case !endOfStream:
+		if ok, acts := s.fl.Buffered(bodySize); !ok {
+			return Continue, s.pass(s.out[:0], acts)
+		}
+		return Pause, nil
+	}
+	body, err := rd.ResponseBody(bodySize)
+	if err != nil {
+		return Continue, s.refuse(ReasonInternal)
+	}
+	return s.complete(s.out[:0], body)
+}
+
+// record copies one chunk of an event stream and, at its end, hands the
+// recording to the protocol to judge and store.
+func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
+	if bodySize > 0 && !s.recording.Dropped() {
+		chunk, err := rd.ResponseBody(bodySize)
+		if err != nil {
+			s.recording.RecordingFailed()
+		} else {
+			s.fl.Recorded(&s.recording, chunk)
+		}
+	}
+	if !endOfStream {
+		return nil
+	}
+	s.phase = phasePassThrough
+	return s.apply(s.fl.CompleteRecording(&s.recording, s.respHeaders, s.computeMs()))
+}
+
+// copyResponse holds an answer of unknown length with back-pressure, which
+// never turns into the proxy's 500 past its buffer limit (a body held with
+// StopIterationAndBuffer is merged with each new chunk before the plugin
+// can stop holding it), and keeps a copy bounded by max_entry_bytes.
+func (s *Stream) copyResponse(bodySize int, endOfStream bool, rd Reader) (Verdict, []Action) {
+	chunk, err := rd.ResponseBody(bodySize)
+	if err != nil && bodySize > 0 {
+		s.respBody.Drop()
+		return Continue, s.refuse(ReasonInternal)
+	}
+	if ok, acts := s.fl.ResponseChunk(&s.respBody, chunk); !ok {
+		return Continue, s.pass(s.out[:0], acts)
+	}
+	if !endOfStream {
+		return PauseWatermark, nil
+	}
+	_, acts := s.complete(s.out[:0], s.respBody.Take())
+	return Continue, acts
+}
+
+// pass lets a response through after the protocol decided on it
+// (appending its actions to out).
+func (s *Stream) pass(out, acts []Action) []Action {
+	s.phase = phasePassThrough
+	return s.cacheStatus(append(out, s.apply(acts)...))
+}
+
+// complete checks a complete response and stores it if admitted (its
+// actions appended to out).
+func (s *Stream) complete(out []Action, body []byte) (Verdict, []Action) {
+	step, acts := s.fl.Complete(s.respHeaders, body, s.computeMs(), s.reqHeaders)
+	if step == Refetching {
+		s.phase = phaseServed // the response is now the protocol's to finish
+		return PauseIfDispatched, append(out, acts...)
+	}
+	return Continue, s.pass(out, acts)
+}
+
+// computeMs is how long the upstream took to answer (XFetch's δ).
+func (s *Stream) computeMs() uint32 { return uint32(s.c.nowMs() - s.forwardedAt) }
+
+// Done is the event "the stream is over": whatever it was doing ends — a
+// follower stops waiting; a leader whose response never completed
+// (upstream reset mid-body, client abort) hands the lead on.
+func (s *Stream) Done(rd Reader) []Action {
+	req := s.fl.req
+	if req == nil {
+		return nil
+	}
+	if req.Route.FreshnessSLO != nil {
+		var age time.Duration
+		if s.phase == phaseServed {
+			age = s.c.Age(req)
+		}
+		s.c.NoteServed(req.Route, age)
+	}
+	out := s.out[:0]
+	switch s.phase {
+	case phaseForwarded:
+		// No answer reached the filter (an upstream failure before the
+		// answer comes as a local reply through ResponseHeaders). If the
+		// client went away, the followers learn nothing about the upstream
+		// from it.
+		if clientLeft(rd) {
+			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)
+		}
+	case phaseBuffering, phaseStreaming:
+		// Cut by an upstream reset, a timeout or the client going away:
+		// never stored. Only the first two are upstream failures.
+		out = append(out, Action{Kind: ActRefused, Route: req.Route, Reason: ReasonTruncated, Status: s.fl.respStatus})
+		s.recording.Drop()
+		if clientLeft(rd) {
+			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)
+		}
+	}
+	s.phase = phaseIdle
+	return append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...) // no-op unless still leading
+}
+
+// clientLeft reports whether the proxy ended the stream because the client
+// went away: response code details "downstream_remote_disconnect" (Envoy
+// 1.40, measured; an upstream reset mid-answer says
+// "upstream_reset_after_response_started{…}" instead).
+func clientLeft(rd Reader) bool { return strings.HasPrefix(rd.CodeDetails(), "downstream_") }
+
+// CacheStatusHeader is the stream's Cache-Status value.
+func (s *Stream) CacheStatusHeader() []byte { return s.fl.CacheStatusHeader(nil) }
