@@ -14,7 +14,7 @@ WASM := build/modelcache.wasm
 GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
 ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
 
-.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
+.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -92,6 +92,12 @@ bench-quick: build envoy ## smoke run of make bench: 2 short repetitions, no soa
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -quick -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
+
+bench-compare: build envoy ## this module's 1 KiB hit vs BASE's (a commit, default HEAD~1), side by side in one run (S1, S2B) → build/bench-compare
+	@bench/install.sh
+	$(GO) build -o build/bench ./bench/cmd/bench
+	@base=$$(bench/baseline.sh $(BASE)); \
+	taskset -c 1 build/bench -only S1,S2B -out build/bench-compare -baseline-wasm "$$base" -baseline-name "$(or $(BASE),HEAD~1)" -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build

@@ -37,6 +37,9 @@ type settings struct {
 	Root      string // repository root
 	Envoy     string // Envoy binary
 	Wasm      string // build/modelcache.wasm
+	// BaselineWasm is another build to compare with (S2B), BaselineName
+	// what it was built from.
+	BaselineWasm, BaselineName string
 	OutDir    string // where results go (bench/results, or build/bench-quick)
 	WorkDir   string // scratch (configs, logs, cache dirs)
 	ProxyCPUs string // taskset list for the proxy under test
@@ -58,6 +61,8 @@ func main() {
 	flag.StringVar(&s.Envoy, "envoy", "", "Envoy binary (default: build/envoy-path, else envoy on PATH)")
 	flag.StringVar(&s.OutDir, "out", "", "results directory (default bench/results, or build/bench-quick with -quick)")
 	flag.BoolVar(&s.KeepWork, "keep", false, "keep the scratch directory (configs, logs)")
+	flag.StringVar(&s.BaselineWasm, "baseline-wasm", "", "a module to compare hits with, side by side (S2B; see bench/baseline.sh)")
+	flag.StringVar(&s.BaselineName, "baseline-name", "", "what the baseline module was built from (shown in S2B)")
 	flag.Parse()
 
 	s.Root = repoRoot()

@@ -20,6 +20,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{ID: "S1", Title: "Envoy direct_response of the same bytes (the limit for a hit inside Envoy)", Run: runS1},
 	{ID: "S2", Title: "filter hit, 1 KiB and 16 KiB, vs S1", Run: runS2},
+	{ID: "S2B", Title: "1 KiB hit, this module vs a baseline module, alternating rounds in one run", Run: runS2B},
 	{ID: "S3", Title: "hit throughput vs nginx proxy_cache and Varnish", Run: runS3},
 	{ID: "S4", Title: "pass-through overhead vs Envoy without the filter", Run: runS4},
 	{ID: "HC", Title: "host calls per request (the real module in wasmhost)", Run: runHostCalls},

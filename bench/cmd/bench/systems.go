@@ -43,6 +43,10 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"nofilter": func(r *run) (*system, error) {
 		return r.startEnvoy("nofilter", "envoy/bench/cache-nofilter.yaml", 1, r.s.ProxyCPUs)
 	},
+	// S2B: the same config with a baseline module (-baseline-wasm).
+	"filter-base": func(r *run) (*system, error) {
+		return r.startEnvoyWasm("filter-base", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, r.s.BaselineWasm)
+	},
 	"filter-2w": func(r *run) (*system, error) { return r.startEnvoy("filter-2w", "envoy/bench/cache.yaml", 2, "0,1") },
 	// The S4 floor: cache.yaml with bench/floorfilter in place of modelcache.
 	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
