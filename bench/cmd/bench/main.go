@@ -34,20 +34,20 @@ type settings struct {
 	Soak     time.Duration // S11; 0 skips it
 	Only     map[string]bool
 
-	Root      string // repository root
-	Envoy     string // Envoy binary
-	Wasm      string // build/modelcache.wasm
+	Root  string // repository root
+	Envoy string // Envoy binary
+	Wasm  string // build/modelcache.wasm
 	// BaselineWasm is another build to compare with (S2B), BaselineName
 	// what it was built from.
 	BaselineWasm, BaselineName string
-	OutDir    string // where results go (bench/results, or build/bench-quick)
-	WorkDir   string // scratch (configs, logs, cache dirs)
-	ProxyCPUs string // taskset list for the proxy under test
-	Date      string // results file name
-	KeepWork  bool
-	Perf      bool   // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
-	Benchtime string // S12 -test.benchtime
-	BenchCnt  int    // S12 -test.count
+	OutDir                     string // where results go (bench/results, or build/bench-quick)
+	WorkDir                    string // scratch (configs, logs, cache dirs)
+	ProxyCPUs                  string // taskset list for the proxy under test
+	Date                       string // results file name
+	KeepWork                   bool
+	Perf                       bool   // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
+	Benchtime                  string // S12 -test.benchtime
+	BenchCnt                   int    // S12 -test.count
 }
 
 func main() {
