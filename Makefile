@@ -59,7 +59,7 @@ test: build envoy test-unit test-wasm validate lint-config oci test-e2e ## every
 	@echo "make test: all passed"
 
 test-unit: ops-tools ## native unit tests with the race detector (fuzz seed corpora included)
-	MODELCACHE_REQUIRE_TOOLS=1 $(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./internal/... ./e2e/modelsim/... ./e2e/cmd/... ./cmd/...
+	MODELCACHE_REQUIRE_TOOLS=1 $(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./internal/... ./e2e/modelsim/... ./e2e/cmd/... ./cmd/... ./envoy/...
 
 test-wasm: ## the filter's tests against the compiled module under wazero
 	$(GO) test -race -count=1 ./filter/
