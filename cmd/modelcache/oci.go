@@ -170,7 +170,7 @@ func renderWasmPlugin(tmpl []byte, repo, digestHex string) ([]byte, error) {
 		{"url", "oci://" + repo + "@sha256:" + digestHex},
 		{"sha256", digestHex},
 	} {
-		re := regexp.MustCompile(`(?m)^(\s+)` + f.key + `:[^\n]*$`)
+		re := regexp.MustCompile(`(?m)^([ \t]+)` + f.key + `:[^\n]*$`)
 		if n := len(re.FindAllIndex(out, -1)); n != 1 {
 			return nil, fmt.Errorf("wasmplugin template: %d %q lines, want exactly 1", n, f.key)
 		}
