@@ -56,6 +56,8 @@ func (p *parser) config(data []byte) *Config {
 			p.background(key, v, &cfg.Background)
 		case "tick_period":
 			cfg.TickPeriod = p.duration(key, v, 10*time.Millisecond, 10*time.Second)
+		case "header_hold":
+			cfg.HeaderHold = p.headerHold(key, v)
 		case "defaults":
 			defaults = v
 		case "routes":
@@ -254,4 +256,18 @@ func containsStr(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// headerHold parses header_hold: "auto", "hold" or "late".
+func (p *parser) headerHold(path string, v gjson.Result) HeaderHold {
+	s := p.str(path, v)
+	for h, name := range HeaderHoldNames {
+		if s == name {
+			return HeaderHold(h)
+		}
+	}
+	if v.Type == gjson.String {
+		p.fail(path, "must be one of %s, got %q", strings.Join(HeaderHoldNames[:], ", "), s)
+	}
+	return HoldAuto
 }

@@ -355,6 +355,8 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "bad on_retries_exhausted", cfg: oneRoute(`,"coalesce":{"on_retries_exhausted":"retry"}`), want: []string{"routes[0].coalesce.on_retries_exhausted: must be one of fail, forward"}},
 		{name: "zero lease_slots", cfg: `{"store":{"lease_slots":0},` + minimalChat[1:], want: []string{"store.lease_slots: must be between 1 and"}},
 		{name: "zero max_request_bytes", cfg: `{"max_request_bytes":0,` + minimalChat[1:], want: []string{"max_request_bytes: must be between 1 and"}},
+		{name: "bad header_hold", cfg: `{"header_hold":"later",` + minimalChat[1:], want: []string{`header_hold: must be one of auto, hold, late, got "later"`}},
+		{name: "header_hold not a string", cfg: `{"header_hold":true,` + minimalChat[1:], want: []string{"header_hold: must be a string"}},
 		{name: "bad cache name", cfg: `{"cache_name":"my cache;hit",` + minimalChat[1:], want: []string{"cache_name: may only contain letters"}},
 		{name: "status outside 2xx", cfg: oneRoute(`,"statuses":[200,404]`), want: []string{"routes[0].statuses[1]: must be between 200 and 299, got 404"}},
 		{name: "status 500", cfg: oneRoute(`,"statuses":[500]`), want: []string{"routes[0].statuses[0]: must be between 200 and 299, got 500"}},
@@ -560,4 +562,16 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseConfigHeaderHold(t *testing.T) {
+	if cfg := mustParse(t, minimalChat); cfg.HeaderHold != HoldAuto {
+		t.Fatalf("default header_hold = %v", cfg.HeaderHold)
+	}
+	for _, want := range []HeaderHold{HoldAuto, HoldHeaders, HoldLate} {
+		cfg := mustParse(t, `{"header_hold":"`+want.String()+`",`+minimalChat[1:])
+		if cfg.HeaderHold != want {
+			t.Fatalf("header_hold %q parsed as %v", want.String(), cfg.HeaderHold)
+		}
+	}
 }

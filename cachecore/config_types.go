@@ -27,11 +27,35 @@ type Config struct {
 	// TickPeriod is how often every VM re-checks paused followers (a lost
 	// wake-up costs at most this) and held requests.
 	TickPeriod time.Duration
+	// HeaderHold says how a request's body is read before the cache
+	// decides (header_hold; see HoldState).
+	HeaderHold HeaderHold
 	Store      StoreConfig
 	Purge      PurgeConfig
 	Background BackgroundConfig
 	Routes     []*Route
 }
+
+// HeaderHold is the header_hold setting: how a cacheable request waits
+// for its body.
+type HeaderHold uint8
+
+const (
+	// HoldAuto: hold the headers; if the proxy turns out not to deliver
+	// bodies while they are held, decide late instead.
+	HoldAuto HeaderHold = iota
+	// HoldHeaders: always hold the headers (a hit never opens an upstream
+	// request); if the proxy cannot, requests pass uncached.
+	HoldHeaders
+	// HoldLate: let the headers go upstream at once and decide on the
+	// body (a hit resets the upstream request opened for it).
+	HoldLate
+)
+
+// HeaderHoldNames are header_hold's values.
+var HeaderHoldNames = [...]string{HoldAuto: "auto", HoldHeaders: "hold", HoldLate: "late"}
+
+func (h HeaderHold) String() string { return HeaderHoldNames[h] }
 
 // StoreConfig fixes the shape of the slot table, and so its memory bound.
 type StoreConfig struct {
