@@ -65,8 +65,10 @@ func (s *Server) serveModel(w *recorder, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", err.Error())
+			return
 		}
-		return // otherwise the client went away
+		s.abort() // the client went away before its body arrived
+		return
 	}
 	if f := s.scripted(); f != nil && f(w, r, body) {
 		return

@@ -31,6 +31,9 @@ type Options struct {
 	Now func() time.Time
 	// Logf, when set, receives one line per request.
 	Logf func(format string, args ...any)
+	// H2C makes Start serve HTTP/2 without TLS (prior knowledge) besides
+	// HTTP/1.1, as a model server behind a proxy speaking HTTP/2 upstream.
+	H2C bool
 }
 
 // EmbeddingCall is one embeddings request as the model received it.
@@ -51,6 +54,14 @@ type Stats struct {
 	// MaxInFlight is the high-water mark of InFlight since the last reset;
 	// coalescing tests assert it stays 1.
 	MaxInFlight int64 `json:"max_in_flight"`
+	// Aborted counts model calls whose body never arrived whole: the
+	// client (a proxy) sent the headers, then closed the connection
+	// (HTTP/1.1) or reset the stream (HTTP/2). They are part of Total.
+	Aborted int64 `json:"aborted"`
+	// Conns is the number of client connections open now, MaxConns its
+	// high-water mark since the last reset (only when served by Start).
+	Conns    int64 `json:"conns"`
+	MaxConns int64 `json:"max_conns"`
 	// EmbeddingCalls are the item lists of recent embeddings calls, oldest
 	// first; batching tests assert that only the missing items arrived.
 	EmbeddingCalls []EmbeddingCall `json:"embedding_calls"`
@@ -69,6 +80,7 @@ type Server struct {
 	maxHold  time.Duration
 	now      func() time.Time
 	logf     func(string, ...any)
+	h2c      bool
 
 	mu     sync.Mutex // guards knobs, embLog, paused
 	knobs  Knobs
@@ -80,6 +92,9 @@ type Server struct {
 	byPath      map[string]*atomic.Int64 // fixed keys: ModelPaths
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
+	aborted     atomic.Int64
+	conns       atomic.Int64
+	maxConns    atomic.Int64
 	seq         atomic.Uint64 // call numbers for nondeterministic answers
 
 	// notify is closed and replaced whenever a counter changes, so waiters
@@ -113,6 +128,7 @@ func New(opts Options) *Server {
 		maxHold:  opts.MaxHold,
 		now:      opts.Now,
 		logf:     opts.Logf,
+		h2c:      opts.H2C,
 		byPath:   make(map[string]*atomic.Int64, len(ModelPaths)),
 		notify:   make(chan struct{}),
 		done:     make(chan struct{}),
@@ -171,7 +187,12 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ConnState: s.connState}
+	if s.h2c {
+		s.srv.Protocols = new(http.Protocols)
+		s.srv.Protocols.SetHTTP1(true)
+		s.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	go s.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
 	return "http://" + ln.Addr().String(), nil
 }
@@ -299,6 +320,9 @@ func (s *Server) Stats() Stats {
 		ByPath:      make(map[string]int64, len(s.byPath)),
 		InFlight:    s.inFlight.Load(),
 		MaxInFlight: s.maxInFlight.Load(),
+		Aborted:     s.aborted.Load(),
+		Conns:       s.conns.Load(),
+		MaxConns:    s.maxConns.Load(),
 	}
 	for p, c := range s.byPath {
 		st.ByPath[p] = c.Load()
@@ -322,6 +346,8 @@ func (s *Server) ResetCounters() {
 		c.Store(0)
 	}
 	s.maxInFlight.Store(s.inFlight.Load())
+	s.aborted.Store(0)
+	s.maxConns.Store(s.conns.Load())
 	s.mu.Lock()
 	s.embLog = nil
 	s.mu.Unlock()
@@ -414,6 +440,45 @@ func (s *Server) begin(path string) uint64 {
 	seq := s.seq.Add(1)
 	s.changed()
 	return seq
+}
+
+// connState tracks open client connections.
+func (s *Server) connState(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		raise(&s.maxConns, s.conns.Add(1))
+	case http.StateClosed, http.StateHijacked:
+		s.conns.Add(-1)
+	default:
+		return
+	}
+	s.changed()
+}
+
+// raise makes m at least n.
+func raise(m *atomic.Int64, n int64) {
+	for {
+		v := m.Load()
+		if n <= v || m.CompareAndSwap(v, n) {
+			return
+		}
+	}
+}
+
+// abort counts a model call whose body never arrived.
+func (s *Server) abort() {
+	s.aborted.Add(1)
+	s.changed()
+}
+
+// Aborted is the number of model calls whose body never arrived (see
+// Stats.Aborted).
+func (s *Server) Aborted() int64 { return s.aborted.Load() }
+
+// WaitAborted blocks until at least n model calls were aborted before
+// their body arrived, or ctx ends.
+func (s *Server) WaitAborted(ctx context.Context, n int64) error {
+	return s.waitUntil(ctx, func() bool { return s.Aborted() >= n })
 }
 
 func (s *Server) end() {

@@ -688,3 +688,76 @@ func TestLogf(t *testing.T) {
 		t.Errorf("log lines = %q", lines)
 	}
 }
+
+// TestAbortedBeforeBody: a model call whose body never arrives (a proxy
+// that sent the request headers, then reset the request) is counted as
+// aborted, and so is the connection it held; a complete call is not.
+func TestAbortedBeforeBody(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http1", true: "h2c"}[h2], func(t *testing.T) {
+			s := New(Options{H2C: h2})
+			base, err := s.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			tr := &http.Transport{}
+			if h2 {
+				tr.Protocols = new(http.Protocols)
+				tr.Protocols.SetUnencryptedHTTP2(true)
+			}
+			client := &http.Client{Transport: tr}
+			t.Cleanup(tr.CloseIdleConnections)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+
+			// A complete call: not aborted.
+			resp, err := client.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":"hi"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+
+			// Headers sent, the body never: the request is cancelled.
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			rctx, rcancel := context.WithCancel(ctx)
+			req, _ := http.NewRequestWithContext(rctx, "POST", base+"/v1/chat/completions", pr)
+			req.ContentLength = 100
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			if err := s.WaitCalls(ctx, "", 2); err != nil {
+				t.Fatal(err)
+			}
+			rcancel()
+			pw.CloseWithError(context.Canceled) // the transport may be reading the body
+			<-done
+			if err := s.waitUntil(ctx, func() bool { return s.Stats().Aborted == 1 }); err != nil {
+				t.Fatalf("aborted = %d: %v", s.Stats().Aborted, err)
+			}
+			st := s.Stats()
+			if st.Total != 2 || st.Aborted != 1 || st.MaxConns < 1 {
+				t.Fatalf("total %d aborted %d max conns %d", st.Total, st.Aborted, st.MaxConns)
+			}
+			r2, err := http.Get(base + PathStats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r2.Body.Close()
+			var js Stats
+			if err := json.NewDecoder(r2.Body).Decode(&js); err != nil || js.Aborted != 1 {
+				t.Fatalf("/__sim/stats aborted = %d (%v)", js.Aborted, err)
+			}
+			s.ResetCounters()
+			if st := s.Stats(); st.Aborted != 0 {
+				t.Fatalf("aborted after reset = %d", st.Aborted)
+			}
+		})
+	}
+}
