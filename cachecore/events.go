@@ -32,6 +32,10 @@ const (
 	EvShadowSaturated               // skipped: shadow.max_concurrent reached
 	EvInvalidation                  // divergence invalidated the namespace
 	EvSLOBreach                     // the stale-serving rate crossed the objective
+	EvLateDecision                  // decided on the body after the headers went upstream (late decision)
+	EvLateUpstreamAborted           // answered locally (hit, collapsed, 504) after its upstream request was opened
+	EvLateFollowerHeld              // a follower waited with its upstream request open
+	EvLateRescued                   // headers held without a body in sight: let go, decided late
 	NumEvents
 )
 
@@ -45,6 +49,7 @@ var EventNames = [NumEvents]string{
 	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
 	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
 	"slo.breaches",
+	"late.decisions", "late.upstream_aborted", "late.followers_held", "late.rescued",
 }
 
 // Applies reports whether e can happen on route r; it keeps /stats free of counters a route can never move.
@@ -56,6 +61,8 @@ func (e Event) Applies(r *Route) bool {
 		return r.Shadow != nil
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
+	case EvLateDecision, EvLateUpstreamAborted, EvLateFollowerHeld, EvLateRescued:
+		return r.late
 	}
 	return true
 }

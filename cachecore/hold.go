@@ -4,16 +4,23 @@ import "time"
 
 // HoldState is what a VM knows about holding request headers: whether the
 // proxy lets a plugin read a body while it holds them (Envoy's PluginConfig
-// allow_on_headers_stop_iteration). With the option off (e.g. Istio's
-// WasmPlugin), Envoy does not call on_request_body for a stream whose
-// headers are paused, so such a request would hang. After HoldGrace a held
-// request is let through uncached; once HoldStallsToGiveUp such stalls
-// happened with no body ever seen while holding, the VM stops holding
-// headers. A single body seen while holding proves the proxy delivers
-// them, for good.
+// allow_on_headers_stop_iteration), and what header_hold asks for.
+//
+// With the option off (e.g. Istio's WasmPlugin), Envoy does not call
+// on_request_body for a stream whose headers are paused: it buffers the
+// body and hands it over whole once the plugin lets the headers go. So a
+// request held for HoldGrace without a body is let go: under header_hold
+// "auto" it is then decided late, on the body Envoy delivers after the
+// headers (Stream.Rescue); under "hold" it passes uncached. Once
+// HoldStallsToGiveUp such stalls happened with no body ever seen while
+// holding, the VM stops holding: "auto" decides every request late from
+// then on, "hold" passes them uncached. A single body seen while holding
+// proves the proxy delivers them, for good. Under "late" nothing is held.
 type HoldState struct {
-	mode   holdMode
-	stalls int
+	// Setting is the configuration's header_hold.
+	Setting HeaderHold
+	mode    holdMode
+	stalls  int
 }
 
 type holdMode uint8
@@ -21,7 +28,7 @@ type holdMode uint8
 const (
 	holdUnknown     holdMode = iota
 	holdSupported            // a body arrived while headers were held
-	holdUnsupported          // held requests stalled: pass them through
+	holdUnsupported          // held requests stalled: stop holding
 )
 
 const (
@@ -29,23 +36,35 @@ const (
 	HoldStallsToGiveUp = 3
 )
 
-// HoldUnsupportedWarning is logged once when a VM gives up holding.
+// HoldUnsupportedWarning is logged once when a VM gives up holding under
+// header_hold "hold".
 const HoldUnsupportedWarning = "a request body never reached the filter while its headers were held: " +
 	"set allow_on_headers_stop_iteration: true in the wasm PluginConfig (Envoy >= 1.35). " +
 	"Until then cacheable requests pass through uncached."
 
+// LateDecisionWarning is logged once when a VM gives up holding under
+// header_hold "auto".
+const LateDecisionWarning = "a request body never reached the filter while its headers were held " +
+	"(allow_on_headers_stop_iteration is off, as under Istio's WasmPlugin): deciding late from now on — " +
+	"the headers go upstream at once and a hit resets the upstream request opened for them. " +
+	"Set allow_on_headers_stop_iteration: true to hold headers instead."
+
 // Holdable reports whether requests may still be held for their body.
-func (h *HoldState) Holdable() bool { return h.mode != holdUnsupported }
+func (h *HoldState) Holdable() bool { return h.Setting != HoldLate && h.mode != holdUnsupported }
+
+// Late reports whether a request that is not held is decided late (else
+// it passes uncached).
+func (h *HoldState) Late() bool { return h.Setting != HoldHeaders }
 
 // Watching reports whether held requests must be watched for stalls
 // (nobody has proven yet that bodies arrive while headers are held).
-func (h *HoldState) Watching() bool { return h.mode != holdSupported }
+func (h *HoldState) Watching() bool { return h.Setting != HoldLate && h.mode != holdSupported }
 
 // BodySeen: a body arrived while its headers were held.
 func (h *HoldState) BodySeen() { h.mode = holdSupported }
 
-// Stalled counts a held request let through for want of a body; it
-// reports true when that makes the VM give up holding (once).
+// Stalled counts a held request let go for want of a body; it reports
+// true when that makes the VM give up holding (once).
 func (h *HoldState) Stalled() bool {
 	h.stalls++
 	if h.mode == holdUnknown && h.stalls >= HoldStallsToGiveUp {
@@ -53,4 +72,12 @@ func (h *HoldState) Stalled() bool {
 		return true
 	}
 	return false
+}
+
+// Warning is the text to log when the VM gives up holding.
+func (h *HoldState) Warning() string {
+	if h.Late() {
+		return LateDecisionWarning
+	}
+	return HoldUnsupportedWarning
 }

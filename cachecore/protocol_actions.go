@@ -67,6 +67,9 @@ const (
 	ActRecordAge
 	// ActSetProperty: set the filter state Name to Body.
 	ActSetProperty
+	// ActRemoveRequestHeader: remove the request header Name (before the
+	// headers go upstream).
+	ActRemoveRequestHeader
 )
 
 // LogLevel of an ActLog action.
@@ -85,6 +88,9 @@ type Action struct {
 	Reason      Reason // ActRefused
 	Resume      bool   // ActForward: resume a paused request
 	Rewrite     bool   // ActForward: send Body upstream instead of the client's
+	// Late (ActForward): the request headers went upstream already (a late
+	// decision): only the body is still the filter's to change.
+	Late bool
 	Event       Event  // ActCount
 	N           int    // ActCount: how many (0: one); ActForward: cached items; ActRecordAge: ms
 	Route       *Route // ActCount, ActStored: the route counted on

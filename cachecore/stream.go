@@ -15,7 +15,9 @@ import (
 //
 // Request side: a cacheable request's headers are held until the whole
 // body is buffered, so that on a hit the router never opens an upstream
-// request. On a miss the request leads its key upstream or follows
+// request — or, where the proxy cannot hold them (HoldState), the headers
+// go upstream at once and the body is held instead (a late decision: a
+// hit then resets the upstream request opened for the headers). On a miss the request leads its key upstream or follows
 // another request's lead, paused until woken (the Flight's rules).
 // Response side: a storable response's headers are held until the body is
 // complete and checked, so that Cache-Status can say truthfully whether it
@@ -26,6 +28,7 @@ type Stream struct {
 	phase phase
 
 	sized     bool  // the body's content-length is within max_request_bytes: the host buffers it
+	late      bool  // the headers went upstream: the body is held instead (late decision)
 	body      Held  // an unsized request body, copied
 	heldSince int64 // ms, when its headers were held
 
@@ -96,11 +99,68 @@ func (s *Stream) Begin(c *Cache, route *Route, method, path string, headers [][2
 	return Pause, nil
 }
 
+// Start is the event "the request headers of route arrived", with the
+// VM's HoldState choosing how the body is read: headers held (Begin), a
+// late decision (BeginLate), or — header_hold "hold" on a proxy that
+// cannot hold — no cache.
+func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, hold *HoldState, vm uint64, id uint32) (Verdict, []Action) {
+	if hold.Holdable() || !hold.Late() {
+		return s.Begin(c, route, method, path, headers, endOfStream, hold.Holdable(), vm, id)
+	}
+	return s.BeginLate(c, route, method, path, headers, endOfStream, vm, id)
+}
+
+// BeginLate is Begin for a late decision: the headers continue now
+// (prepared by the actions), the body is held and decided on as Begin's.
+func (s *Stream) BeginLate(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, vm uint64, id uint32) (Verdict, []Action) {
+	req := c.Begin(route, method, path, headers)
+	s.c, s.reqHeaders = c, headers
+	s.fl.Init(c, req, vm, id)
+	step, acts := s.fl.RequestHeaders(headers, endOfStream, true)
+	if step == ReqPass {
+		return Decided, s.apply(acts)
+	}
+	s.sized = step == ReqHoldSized
+	s.phase = phaseRequest
+	return Continue, s.goLate(s.out[:0])
+}
+
+// goLate prepares the headers of a request about to go upstream before
+// its body is decided on (appending the actions to out): the cache can
+// only check an uncompressed answer, and a route that may send the model
+// a smaller batch than the client's needs no content-length (the body
+// then goes chunked).
+func (s *Stream) goLate(out []Action) []Action {
+	s.late = true
+	r := s.fl.req.Route
+	out = append(out, Action{Kind: ActCount, Route: r, Event: EvLateDecision},
+		Action{Kind: ActRemoveRequestHeader, Name: "accept-encoding"})
+	if r.PerItem() && s.sized {
+		out = append(out, Action{Kind: ActRemoveRequestHeader, Name: "content-length"})
+	}
+	return out
+}
+
+// LetGo lets a request held too long go (see HoldState): decided late on
+// the body the proxy delivers once the headers continue, or — under
+// header_hold "hold" — uncached.
+func (s *Stream) LetGo(hold *HoldState) []Action {
+	if !hold.Late() {
+		return s.GiveUpHold()
+	}
+	out := s.goLate(s.out[:0])
+	return append(out, Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateRescued})
+}
+
+// Late reports whether the request is decided late (its headers went
+// upstream before its body was decided on).
+func (s *Stream) Late() bool { return s.late }
+
 // Request is the stream's request (nil: not a cached route).
 func (s *Stream) Request() *Request { return s.fl.req }
 
 // Holding reports whether the request's headers are held for its body.
-func (s *Stream) Holding() bool { return s.phase == phaseRequest }
+func (s *Stream) Holding() bool { return s.phase == phaseRequest && !s.late }
 
 // Following reports whether the request waits for its key's leader.
 func (s *Stream) Following() bool { return s.phase == phaseFollowing }
@@ -108,7 +168,7 @@ func (s *Stream) Following() bool { return s.phase == phaseFollowing }
 // HeldTooLong reports whether the request's headers have been held
 // without a body for longer than HoldGrace (see HoldState).
 func (s *Stream) HeldTooLong() bool {
-	return s.phase == phaseRequest && s.c.nowMs()-s.heldSince >= HoldGrace.Milliseconds()
+	return s.Holding() && s.c.nowMs()-s.heldSince >= HoldGrace.Milliseconds()
 }
 
 // GiveUpHold lets a request held too long pass uncached.
@@ -118,7 +178,7 @@ func (s *Stream) GiveUpHold() []Action { return s.apply(s.fl.Bypass(ReasonHoldUn
 func (s *Stream) Resolve(v Verdict, dispatched bool) Verdict {
 	switch v {
 	case Decided:
-		if s.phase == phaseForwarded || s.phase == phasePassThrough {
+		if s.phase == phaseForwarded || s.phase == phasePassThrough || (s.phase == phaseRequest && s.late) {
 			return Continue
 		}
 		return Pause
@@ -138,7 +198,9 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 	if s.phase != phaseRequest {
 		return Continue, nil
 	}
-	hold.BodySeen()
+	if !s.late {
+		hold.BodySeen()
+	}
 	if s.sized {
 		// At most content-length <= max_request_bytes is ever held: the
 		// proxy buffers it and hands the whole body over at the end.
@@ -149,7 +211,7 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 		if err != nil {
 			return Decided, s.apply(s.fl.Bypass(ReasonInternal))
 		}
-		return Decided, s.apply(s.fl.RequestBody(body, false))
+		return Decided, s.decided(s.fl.RequestBody(body, false))
 	}
 	// Unknown length (chunked). A body held with StopIterationAndBuffer is
 	// merged with each new chunk before the plugin is called, and a merge
@@ -167,7 +229,17 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 	if !endOfStream {
 		return PauseWatermark, nil
 	}
-	return Decided, s.apply(s.fl.RequestBody(s.body.Take(), true))
+	return Decided, s.decided(s.fl.RequestBody(s.body.Take(), true))
+}
+
+// decided applies the decision on a complete body; a late follower
+// waits with its upstream request open, which is counted.
+func (s *Stream) decided(acts []Action) []Action {
+	acts = s.apply(acts)
+	if s.late && s.phase == phaseFollowing {
+		return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollowerHeld})
+	}
+	return acts
 }
 
 // Wake is the event "the key's leader finished" for a following request
@@ -223,6 +295,7 @@ func (s *Stream) forward(a *Action) {
 	s.phase = phaseForwarded
 	s.forwardedAt = s.c.nowMs()
 	a.CacheStatus = req.Status
+	a.Late = s.late
 	if cached, total := req.ItemCounts(); total > 0 {
 		a.N = cached
 		a.Body, a.Rewrite = req.UpstreamBody()
@@ -243,10 +316,16 @@ func (s *Stream) SendFailed() []Action {
 // early refresh, a shadow comparison).
 func (s *Stream) Served(a *Action) []Action {
 	req, r := s.fl.req, s.fl.req.Route
-	if a.Kind != ActServeEntry {
-		return append(s.fb[:0], Action{Kind: ActCountRequest, Route: r, CacheStatus: a.CacheStatus})
+	out := s.fb[:0]
+	if s.late {
+		// The router had opened an upstream request for the headers; the
+		// local answer ends the stream, and the proxy resets it.
+		out = append(out, Action{Kind: ActCount, Route: r, Event: EvLateUpstreamAborted})
 	}
-	out := append(s.fb[:0], Action{Kind: ActCountRequest, Route: r, CacheStatus: req.Status})
+	if a.Kind != ActServeEntry {
+		return append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: a.CacheStatus})
+	}
+	out = append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: req.Status})
 	if cached, total := req.ItemCounts(); total > 0 && cached > 0 {
 		out = append(out, Action{Kind: ActCount, Route: r, Event: EvItemsHit, N: cached})
 	}

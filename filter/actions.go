@@ -47,6 +47,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
 		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+	case cachecore.ActRemoveRequestHeader:
+		_ = proxywasm.RemoveHttpRequestHeader(a.Name)
 	case cachecore.ActSetProperty:
 		_ = proxywasm.SetProperty([]string{a.Name}, a.Body)
 	case cachecore.ActResumeResponse:

@@ -75,6 +75,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	p.cfg = cfg
+	p.hold.Setting = cfg.HeaderHold
 	p.cache = cachecore.New(cfg, cachecore.Options{
 		Store: sharedStore{},
 		Now:   now,
@@ -188,9 +189,10 @@ func (p *plugin) checkHeld() {
 			continue
 		}
 		delete(p.holding, id)
-		if s.inRoot((*cachecore.Stream).GiveUpHold, true) && p.hold.Stalled() {
+		letGo := func(x *cachecore.Stream) []cachecore.Action { return x.LetGo(&p.hold) }
+		if s.inRoot(letGo, true) && p.hold.Stalled() {
 			p.stats.holdUnsupported.Increment(1)
-			proxywasm.LogWarn(cachecore.HoldUnsupportedWarning)
+			proxywasm.LogWarn(p.hold.Warning())
 		}
 	}
 }

@@ -78,7 +78,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		return types.ActionContinue
 	}
 	s.rs = s.p.stats.route(route)
-	return s.do(s.x.Begin(c, route, method, path, hs, endOfStream, s.p.hold.Holdable(), s.p.vmID, s.id))
+	return s.do(s.x.Start(c, route, method, path, hs, endOfStream, &s.p.hold, s.p.vmID, s.id))
 }
 
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
@@ -150,18 +150,23 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 }
 
 // forward sends the request upstream: the current callback continues it,
-// or it is resumed (a.Resume). Headers are still held here on every path.
+// or it is resumed (a.Resume). Headers are still held here unless the
+// decision is late (they went upstream, prepared, before the body).
 func (s *stream) forward(a *cachecore.Action) {
 	s.rs.request(a.CacheStatus)
 	// The cache can only check and store an uncompressed body; a compressor
 	// in front of this filter compresses for the client.
-	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
+	if !a.Late {
+		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
+	}
 	s.rs.items(cachecore.EvItemsHit, a.N)
 	if a.Rewrite {
 		if err := proxywasm.ReplaceHttpRequestBody(a.Body); err != nil {
 			s.p.stats.internal.Increment(1)
 		}
-		_ = proxywasm.ReplaceHttpRequestHeader("content-length", strconv.Itoa(len(a.Body)))
+		if !a.Late {
+			_ = proxywasm.ReplaceHttpRequestHeader("content-length", strconv.Itoa(len(a.Body)))
+		}
 	}
 	if a.Resume {
 		if err := proxywasm.ResumeHttpRequest(); err != nil {

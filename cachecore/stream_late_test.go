@@ -1,0 +1,187 @@
+package cachecore
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Late decisions: the request headers go upstream at once, the body is
+// held and decided on as when headers are held.
+
+func lateActs(acts []Action) string {
+	var out []string
+	for _, a := range acts {
+		switch a.Kind {
+		case ActRemoveRequestHeader:
+			out = append(out, "-"+a.Name)
+		case ActForward:
+			out = append(out, fmt.Sprintf("forward(%s,resume=%v,late=%v)", a.CacheStatus, a.Resume, a.Late))
+		default:
+			out = append(out, streamActs([]Action{a}))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// beginLate runs a chat request for prompt through its request callbacks,
+// decided late.
+func (e *streamEnv) beginLate(s *Stream, id uint32, prompt string) (Verdict, []Action) {
+	body := chatRequest(prompt)
+	v, acts := s.BeginLate(e.c, e.c.routeByName("chat"), "POST", "/v1/chat/completions", e.headers(body), false, 1, id)
+	if got := lateActs(acts); v != Continue || got != "late.decisions -accept-encoding" {
+		e.t.Fatalf("late headers: verdict %d actions %s", v, got)
+	}
+	if s.Holding() || !s.Late() {
+		e.t.Fatalf("late request: holding %v late %v", s.Holding(), s.Late())
+	}
+	return s.RequestBody(len(body), true, &fakeReader{reqBody: []byte(body)}, &e.hold)
+}
+
+func TestStreamLateMissThenHit(t *testing.T) {
+	e := newStreamEnv(t)
+	var a Stream
+	v, acts := e.beginLate(&a, 1, "q")
+	if got := lateActs(acts); got != "coalesce.leaders forward(miss,resume=false,late=true)" || a.Resolve(v, false) != Continue {
+		t.Fatalf("late miss: %s, verdict %d", got, a.Resolve(v, false))
+	}
+	if !e.hold.Watching() {
+		t.Fatal("a body seen after the headers went upstream proved header holding")
+	}
+	e.answer(&a, "hello")
+	var b Stream
+	v, acts = e.beginLate(&b, 2, "q")
+	if got := lateActs(acts); got != "serve(200)" || b.Resolve(v, false) != Pause {
+		t.Fatalf("late hit: %s verdict %d", got, b.Resolve(v, false))
+	}
+	if got := streamActs(b.Served(&acts[0])); got != "late.upstream_aborted request(hit) age" {
+		t.Fatalf("late hit served: %s", got)
+	}
+	// The same hit with its headers held opened no upstream request.
+	var c Stream
+	_, acts = e.begin(&c, 3, "q")
+	if got := streamActs(c.Served(&acts[0])); got != "request(hit) age" {
+		t.Fatalf("held hit served: %s", got)
+	}
+}
+
+func TestStreamLateFollowerHoldsItsUpstreamRequest(t *testing.T) {
+	e := newStreamEnv(t)
+	var a, b Stream
+	e.beginLate(&a, 1, "q")
+	v, acts := e.beginLate(&b, 2, "q")
+	if got := lateActs(acts); got != "coalesce.followers wait late.followers_held" || b.Resolve(v, false) != Pause || !b.Following() {
+		t.Fatalf("late follower: %s verdict %d", got, b.Resolve(v, false))
+	}
+	e.answer(&a, "hello")
+	acts = b.Wake(OutcomeStored, 0)
+	if got := lateActs(acts); got != "serve(200)" {
+		t.Fatalf("woken: %s", got)
+	}
+	if got := streamActs(b.Served(&acts[0])); !strings.HasPrefix(got, "late.upstream_aborted request(collapsed)") {
+		t.Fatalf("collapsed follower served: %s", got)
+	}
+}
+
+func TestStreamLateBypassAtHeaders(t *testing.T) {
+	e := newStreamEnv(t)
+	var s Stream
+	// No identity: decided at the headers, nothing prepared, nothing late.
+	v, acts := s.BeginLate(e.c, e.c.routeByName("chat"), "POST", "/v1/chat/completions", [][2]string{{"content-length", "10"}}, false, 1, 1)
+	if s.Resolve(v, false) != Continue || s.Late() || len(acts) == 0 || acts[0].Kind != ActBypass {
+		t.Fatalf("bypass: %s verdict %d late %v", lateActs(acts), s.Resolve(v, false), s.Late())
+	}
+}
+
+func TestStreamLateEmbeddingsDropContentLength(t *testing.T) {
+	clock := newFakeClock()
+	cfg := mustParse(t, `{"routes":[{"name":"embed","kind":"embeddings","path_exact":"/v1/embeddings","shared":true}]}`)
+	c := New(cfg, Options{Store: NewMemStore(), Now: clock.Now, Rand: seededRand(1)})
+	body := `{"model":"m","input":["a","b"]}`
+	for _, tc := range []struct {
+		headers [][2]string
+		want    string
+	}{
+		{[][2]string{{"content-length", fmt.Sprint(len(body))}}, "late.decisions -accept-encoding -content-length"},
+		{nil, "late.decisions -accept-encoding"}, // chunked: copied, never rewritten
+	} {
+		var s Stream
+		v, acts := s.BeginLate(c, c.routeByName("embed"), "POST", "/v1/embeddings", tc.headers, false, 1, 1)
+		if got := lateActs(acts); v != Continue || got != tc.want {
+			t.Fatalf("embeddings late headers %v: verdict %d actions %s, want %s", tc.headers, v, got, tc.want)
+		}
+	}
+}
+
+// A request held without a body in sight is let go: under "auto" it is
+// decided late on the body the proxy delivers once the headers continue;
+// under "hold" it passes uncached.
+func TestStreamLetGo(t *testing.T) {
+	for _, setting := range []HeaderHold{HoldAuto, HoldHeaders} {
+		e := newStreamEnv(t)
+		e.hold.Setting = setting
+		var s Stream
+		body := chatRequest("q")
+		v, _ := s.Start(e.c, e.c.routeByName("chat"), "POST", "/v1/chat/completions", e.headers(body), false, &e.hold, 1, 1)
+		if v != Pause || !s.Holding() {
+			t.Fatalf("%v: not held", setting)
+		}
+		e.clock.Advance(HoldGrace)
+		acts := s.LetGo(&e.hold)
+		if s.Resolve(Decided, false) != Continue || s.Holding() {
+			t.Fatalf("%v: let go: %s, verdict %d, holding %v", setting, lateActs(acts), s.Resolve(Decided, false), s.Holding())
+		}
+		if setting == HoldHeaders {
+			if acts[0].Kind != ActBypass || acts[0].Reason != ReasonHoldUnsupported {
+				t.Fatalf("hold: %s", lateActs(acts))
+			}
+			continue
+		}
+		if got := lateActs(acts); got != "late.decisions -accept-encoding late.rescued" {
+			t.Fatalf("auto: %s", got)
+		}
+		v, acts = s.RequestBody(len(body), true, &fakeReader{reqBody: []byte(body)}, &e.hold)
+		if got := lateActs(acts); got != "coalesce.leaders forward(miss,resume=false,late=true)" || s.Resolve(v, false) != Continue {
+			t.Fatalf("rescued body: %s", got)
+		}
+		if !e.hold.Watching() {
+			t.Fatal("a rescued body proved header holding")
+		}
+	}
+}
+
+func TestHoldStateSettings(t *testing.T) {
+	for _, tc := range []struct {
+		setting                  HeaderHold
+		holdable, late, watching bool // before any stall
+		holdableAfter, lateAfter bool // after HoldStallsToGiveUp stalls
+	}{
+		{HoldAuto, true, true, true, false, true},
+		{HoldHeaders, true, false, true, false, false},
+		{HoldLate, false, true, false, false, true},
+	} {
+		h := HoldState{Setting: tc.setting}
+		if h.Holdable() != tc.holdable || h.Late() != tc.late || h.Watching() != tc.watching {
+			t.Fatalf("%v: holdable %v late %v watching %v", tc.setting, h.Holdable(), h.Late(), h.Watching())
+		}
+		gaveUp := false
+		for i := 0; i < HoldStallsToGiveUp; i++ {
+			gaveUp = h.Stalled() || gaveUp
+		}
+		if !gaveUp || h.Holdable() != tc.holdableAfter || h.Late() != tc.lateAfter {
+			t.Fatalf("%v after stalls: gave up %v holdable %v late %v", tc.setting, gaveUp, h.Holdable(), h.Late())
+		}
+		if want := map[bool]string{true: LateDecisionWarning, false: HoldUnsupportedWarning}[tc.lateAfter]; h.Warning() != want {
+			t.Fatalf("%v: warning %q", tc.setting, h.Warning())
+		}
+	}
+	// A body seen while holding proves it for good.
+	h := HoldState{}
+	h.BodySeen()
+	for i := 0; i < HoldStallsToGiveUp; i++ {
+		h.Stalled()
+	}
+	if !h.Holdable() || h.Watching() {
+		t.Fatal("proven holding given up")
+	}
+}
