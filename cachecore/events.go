@@ -5,37 +5,37 @@ package cachecore
 type Event uint8
 
 const (
-	EvLeader              Event = iota // led its key upstream
-	EvFollower                         // paused behind a leader
-	EvPromoted                         // a follower became the next leader
-	EvLeaderFailed                     // a leader finished without storing
-	EvTimeout                          // a follower waited max_wait and went upstream
-	EvRetriesExhausted                 // a follower sat through max_retries failures and went upstream
-	EvHitForMiss                       // key known uncacheable: no waiting
-	EvCollision                        // lease slot held by another key: no coalescing
-	EvTickWakeup                       // a follower noticed its leader was done on a tick (lost or late message)
-	EvRefreshStarted                   // background refresh dispatched
-	EvRefreshJoined                    // refresh not needed: one is already running
-	EvRefreshSaturated                 // refresh skipped: background.max_concurrent reached
-	EvRefreshStored                    // refresh stored a fresh answer
-	EvRefreshRefused                   // refresh answer not admitted: stale entry kept
-	EvRefreshFailed                    // refresh call failed: stale entry kept
-	EvItemsHit                         // embeddings: items answered from cache
-	EvItemsStored                      // embeddings: items stored
-	EvItemsRefused                     // embeddings: items not stored
-	EvRefetch                          // embeddings: unusable partial answer, whole batch fetched again
-	EvModelDrift                       // embeddings: vectors of another dimension under the same model version
-	EvShadowStarted                    // shadow comparison dispatched
-	EvShadowAgree                      // cached and fresh answers agree
-	EvShadowDiverge                    // they do not
-	EvShadowError                      // the shadow call failed (not counted as either)
-	EvShadowSaturated                  // skipped: shadow.max_concurrent reached
-	EvInvalidation                     // divergence invalidated the namespace
-	EvSLOBreach                        // the stale-serving rate crossed the objective
-	EvLateDecision                     // decided on the body after the headers went upstream (late decision)
-	EvLateUpstreamAborted              // answered locally (hit, collapsed, 504) after its upstream request was opened
-	EvLateFollowerHeld                 // a follower waited with its upstream request open
-	EvLateRescued                      // headers held without a body in sight: let go, decided late
+	EvLeader           Event = iota // led its key upstream
+	EvFollower                      // paused behind a leader
+	EvPromoted                      // a follower became the next leader
+	EvLeaderFailed                  // a leader finished without storing
+	EvTimeout                       // a follower waited max_wait and went upstream
+	EvRetriesExhausted              // a follower sat through max_retries failures and went upstream
+	EvHitForMiss                    // key known uncacheable: no waiting
+	EvCollision                     // lease slot held by another key: no coalescing
+	EvTickWakeup                    // a follower noticed its leader was done on a tick (lost or late message)
+	EvRefreshStarted                // background refresh dispatched
+	EvRefreshJoined                 // refresh not needed: one is already running
+	EvRefreshSaturated              // refresh skipped: background.max_concurrent reached
+	EvRefreshStored                 // refresh stored a fresh answer
+	EvRefreshRefused                // refresh answer not admitted: stale entry kept
+	EvRefreshFailed                 // refresh call failed: stale entry kept
+	EvItemsHit                      // embeddings: items answered from cache
+	EvItemsStored                   // embeddings: items stored
+	EvItemsRefused                  // embeddings: items not stored
+	EvRefetch                       // embeddings: unusable partial answer, whole batch fetched again
+	EvModelDrift                    // embeddings: vectors of another dimension under the same model version
+	EvShadowStarted                 // shadow comparison dispatched
+	EvShadowAgree                   // cached and fresh answers agree
+	EvShadowDiverge                 // they do not
+	EvShadowError                   // the shadow call failed (not counted as either)
+	EvShadowSaturated               // skipped: shadow.max_concurrent reached
+	EvInvalidation                  // divergence invalidated the namespace
+	EvSLOBreach                     // the stale-serving rate crossed the objective
+	EvLateDecision                  // decided on the body after the headers went upstream (late decision)
+	EvLateAborted                   // answered locally (hit, collapsed, 504) after its upstream request was opened
+	EvLateFollower                  // a follower waited with its upstream request open
+	EvLateRescued                   // headers held without a body in sight: let go, decided late
 	NumEvents
 )
 
@@ -61,7 +61,7 @@ func (e Event) Applies(r *Route) bool {
 		return r.Shadow != nil
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
-	case EvLateDecision, EvLateUpstreamAborted, EvLateFollowerHeld, EvLateRescued:
+	case EvLateDecision, EvLateAborted, EvLateFollower, EvLateRescued:
 		return r.late
 	}
 	return true

@@ -84,13 +84,11 @@ const (
 // Action is one instruction to the host. Which fields matter depends on
 // Kind.
 type Action struct {
-	Kind    ActionKind
-	Reason  Reason // ActRefused
-	Resume  bool   // ActForward: resume a paused request
-	Rewrite bool   // ActForward: send Body upstream instead of the client's
-	// Late (ActForward): the request headers went upstream already (a late
-	// decision): only the body is still the filter's to change.
-	Late        bool
+	Kind        ActionKind
+	Reason      Reason // ActRefused
+	Resume      bool   // ActForward: resume a paused request
+	Rewrite     bool   // ActForward: send Body upstream instead of the client's
+	Late        bool   // ActForward: the headers went upstream already (late decision): only the body can change
 	Event       Event  // ActCount
 	N           int    // ActCount: how many (0: one); ActForward: cached items; ActRecordAge: ms
 	Route       *Route // ActCount, ActStored: the route counted on

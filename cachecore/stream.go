@@ -237,7 +237,7 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 func (s *Stream) decided(acts []Action) []Action {
 	acts = s.apply(acts)
 	if s.late && s.phase == phaseFollowing {
-		return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollowerHeld})
+		return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollower})
 	}
 	return acts
 }
@@ -320,7 +320,7 @@ func (s *Stream) Served(a *Action) []Action {
 	if s.late {
 		// The router had opened an upstream request for the headers; the
 		// local answer ends the stream, and the proxy resets it.
-		out = append(out, Action{Kind: ActCount, Route: r, Event: EvLateUpstreamAborted})
+		out = append(out, Action{Kind: ActCount, Route: r, Event: EvLateAborted})
 	}
 	if a.Kind != ActServeEntry {
 		return append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: a.CacheStatus})
