@@ -111,7 +111,6 @@ func (p *parser) config(data []byte) *Config {
 		if needsCluster && cfg.Cluster == "" {
 			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
 		}
-		r.late = cfg.HeaderHold != HoldHeaders
 		cfg.Routes = append(cfg.Routes, r)
 	}
 	if cfg.Purge.Path != "" || cfg.Purge.Token != "" {

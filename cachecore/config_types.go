@@ -88,7 +88,6 @@ type Route struct {
 	Methods []string
 	Kind    Kind
 	Policy
-	late bool // requests may be decided late (header_hold is not "hold")
 }
 
 // Policy is every per-route setting; routes inherit "defaults" and override.

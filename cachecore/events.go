@@ -61,8 +61,6 @@ func (e Event) Applies(r *Route) bool {
 		return r.Shadow != nil
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
-	case EvLateDecision, EvLateAborted, EvLateFollower, EvLateRescued:
-		return r.late
 	}
 	return true
 }
