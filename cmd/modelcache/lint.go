@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -50,8 +51,9 @@ const (
 type linter struct {
 	file     string
 	findings []finding
-	checked  int      // filter configurations validated
-	skipped  []string // wasm filters that are not modelcache
+	checked  int             // filter configurations validated
+	skipped  []string        // wasm filters that are not modelcache
+	seen     map[string]bool // ECDS files followed (and this one)
 }
 
 func (l *linter) add(line int, where, format string, args ...any) {
@@ -63,7 +65,14 @@ func (l *linter) add(line int, where, format string, args ...any) {
 // wasm HTTP filter anywhere (listeners, ECDS resources, EnvoyFilter
 // patches), and Istio WasmPlugin manifests; multi-document YAML is fine.
 func lintBytes(file string, data []byte) *linter {
-	l := &linter{file: file}
+	return lintSeen(file, data, map[string]bool{})
+}
+
+func lintSeen(file string, data []byte, seen map[string]bool) *linter {
+	if abs, err := filepath.Abs(file); err == nil {
+		seen[abs] = true
+	}
+	l := &linter{file: file, seen: seen}
 	if isBareJSONConfig(data) {
 		l.checkJSON(0, "", data, nil, 0)
 		return l
@@ -157,6 +166,9 @@ func (l *linter) walk(prefix, path string, n *yaml.Node) {
 			l.wasmFilter(prefix+path, n)
 			return
 		}
+		if cd := get(n, "config_discovery"); cd != nil {
+			l.configDiscovery(prefix+joinPath(path, "config_discovery"), cd)
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			l.walk(prefix, joinPath(path, n.Content[i].Value), n.Content[i+1])
 		}
@@ -168,6 +180,69 @@ func (l *linter) walk(prefix, path string, n *yaml.Node) {
 		if n.Alias != nil {
 			l.walk(prefix, path, n.Alias)
 		}
+	}
+}
+
+// configDiscovery follows an extension config discovered from a file
+// (path_config_source, as envoy/istio/ecds/envoy.yaml does): the file
+// holds the filter's configuration, linted as part of this one. Envoy
+// reads a relative path from its working directory; the linter also tries
+// it relative to the linted file's directory and the ones above it.
+func (l *linter) configDiscovery(where string, cd *yaml.Node) {
+	src := get(cd, "config_source")
+	p := scalar(get(get(src, "path_config_source"), "path"))
+	if p == "" {
+		p = scalar(get(src, "path")) // the deprecated field
+	}
+	if p == "" {
+		return // from a management server: nothing to follow
+	}
+	file, ok := findConfigFile(p, l.file)
+	if !ok {
+		l.add(cd.Line, where, "config source file %s not found (lint from Envoy's working directory)", p)
+		return
+	}
+	abs, _ := filepath.Abs(file)
+	if l.seen[abs] {
+		return
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		l.add(cd.Line, where, "%v", err)
+		return
+	}
+	sub := lintSeen(file, data, l.seen)
+	l.findings = append(l.findings, sub.findings...)
+	l.checked += sub.checked
+	l.skipped = append(l.skipped, sub.skipped...)
+}
+
+func findConfigFile(p, from string) (string, bool) {
+	if _, err := os.Stat(p); err == nil {
+		return p, true
+	}
+	if filepath.IsAbs(p) {
+		return "", false
+	}
+	dir, err := filepath.Abs(filepath.Dir(from))
+	if err != nil {
+		return "", false
+	}
+	return findConfigFileAbs(p, dir)
+}
+
+// findConfigFileAbs tries p relative to dir and each directory above it.
+func findConfigFileAbs(p, dir string) (string, bool) {
+	for {
+		c := filepath.Join(dir, p)
+		if _, err := os.Stat(c); err == nil {
+			return c, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
 	}
 }
 

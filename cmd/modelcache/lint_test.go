@@ -12,7 +12,7 @@ import (
 func shippedConfigs(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	for _, g := range []string{"../../envoy/*.yaml", "../../envoy/bench/*.yaml", "../../envoy/istio/*.yaml"} {
+	for _, g := range []string{"../../envoy/*.yaml", "../../envoy/bench/*.yaml", "../../envoy/istio/*.yaml", "../../envoy/istio/ecds/*.yaml"} {
 		m, err := filepath.Glob(g)
 		if err != nil {
 			t.Fatal(err)
@@ -200,5 +200,54 @@ func TestLintSkipsOtherWasmFilters(t *testing.T) {
 	l := lintBytes("waf.yaml", []byte(y))
 	if len(l.findings) != 0 || l.checked != 0 || len(l.skipped) != 1 {
 		t.Fatalf("findings %v checked %d skipped %v", l.findings, l.checked, l.skipped)
+	}
+}
+
+// An Envoy config whose filter arrives through ECDS from a file (as the
+// shipped envoy/istio/ecds/envoy.yaml) is linted through that file, found
+// as Envoy would (relative to its working directory) or relative to the
+// linted file's directory or one above it.
+func TestLintFollowsECDSFiles(t *testing.T) {
+	dir := t.TempDir()
+	boot := `static_resources:
+  listeners:
+  - filter_chains:
+    - filters:
+      - typed_config:
+          http_filters:
+          - name: ns.modelcache
+            config_discovery:
+              config_source: {path_config_source: {path: conf/ecds.yaml}}
+              type_urls: ["` + wasmFilterType + `"]
+`
+	ecds, err := os.ReadFile("../../envoy/istio/ecds/modelcache.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "conf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bootPath := filepath.Join(dir, "conf", "boot.yaml")
+	ecdsPath := filepath.Join(dir, "conf", "ecds.yaml")
+	write := func(p, text string) {
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bootPath, boot)
+	write(ecdsPath, string(ecds))
+	if l := lintBytes(bootPath, []byte(boot)); len(l.findings) != 0 || l.checked != 1 {
+		t.Fatalf("good ECDS file: checked %d, findings %v", l.checked, l.findings)
+	}
+	write(ecdsPath, strings.Replace(string(ecds), `"ttl": "10m"`, `"ttl": "10 minutes"`, 1))
+	l := lintBytes(bootPath, []byte(boot))
+	if len(l.findings) != 1 || !strings.Contains(l.findings[0].String(), ecdsPath+":") ||
+		!strings.Contains(l.findings[0].msg, "routes[0].ttl") {
+		t.Fatalf("broken ECDS file: %v", l.findings)
+	}
+	write(bootPath, strings.Replace(boot, "conf/ecds.yaml", "conf/missing.yaml", 1))
+	l = lintBytes(bootPath, []byte(strings.Replace(boot, "conf/ecds.yaml", "conf/missing.yaml", 1)))
+	if len(l.findings) != 1 || !strings.Contains(l.findings[0].msg, "conf/missing.yaml") {
+		t.Fatalf("missing ECDS file: %v", l.findings)
 	}
 }
