@@ -52,6 +52,7 @@ const (
 	phaseForwarded                // sent upstream, waiting for the response
 	phaseBuffering                // holding the response to check and store it
 	phaseStreaming                // an event stream flows to the client while being recorded
+	phaseRecording                // late: an answer flows to the client while being copied, judged at its end
 	phasePassThrough              // response passes with a Cache-Status header only
 	phaseServed                   // answered locally from the cache
 )
@@ -127,18 +128,16 @@ func (s *Stream) BeginLate(c *Cache, route *Route, method, path string, headers 
 
 // goLate prepares the headers of a request about to go upstream before
 // its body is decided on (appending the actions to out): the cache can
-// only check an uncompressed answer, and a route that may send the model
-// a smaller batch than the client's needs no content-length (the body
-// then goes chunked).
+// only check an uncompressed answer. The answer's headers cannot be held
+// either (the proxy that cannot hold request headers cannot hold response
+// headers), so nothing may need rewriting them: an embeddings batch with
+// some items cached is fetched whole (KeepBody) instead of cut to its
+// missing items and merged.
 func (s *Stream) goLate(out []Action) []Action {
 	s.late = true
-	r := s.fl.req.Route
-	out = append(out, Action{Kind: ActCount, Route: r, Event: EvLateDecision},
+	s.fl.req.KeepBody()
+	return append(out, Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateDecision},
 		Action{Kind: ActRemoveRequestHeader, Name: "accept-encoding"})
-	if r.PerItem() && s.sized {
-		out = append(out, Action{Kind: ActRemoveRequestHeader, Name: "content-length"})
-	}
-	return out
 }
 
 // LetGo lets a request held too long go (see HoldState): decided late on
@@ -362,6 +361,14 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	status, _ := strconv.Atoi(st)
 	step, acts := s.fl.ResponseHeaders(status, hs, ClassifyOrigin(rd.CodeDetails()), endOfStream)
 	out := append(s.out[:0], s.apply(acts)...)
+	if s.late && (step == RespHold || step == RespCopy) {
+		// Late: the headers pass now (their Cache-Status cannot say
+		// whether the answer will be stored) and the body is copied as it
+		// flows, then judged and stored as a held one would be.
+		s.fl.Streaming()
+		s.phase = phaseRecording
+		return Continue, s.cacheStatus(out)
+	}
 	switch step {
 	case RespServed:
 		return Pause, out
@@ -434,6 +441,8 @@ func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdic
 	switch {
 	case s.phase == phaseStreaming:
 		return Continue, s.record(bodySize, endOfStream, rd)
+	case s.phase == phaseRecording:
+		return Continue, s.recordLate(bodySize, endOfStream, rd)
 	case s.phase != phaseBuffering:
 		return Continue, nil
 	case s.respCopy:
@@ -467,6 +476,34 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 	}
 	s.phase = phasePassThrough
 	return s.apply(s.fl.CompleteRecording(&s.recording, s.respHeaders, s.computeMs()))
+}
+
+// recordLate copies one chunk of a late answer as it passes and, at its
+// end, judges and stores the copy. Only what leaves the answer untouched
+// is performed: its headers are gone, its body flows on.
+func (s *Stream) recordLate(bodySize int, endOfStream bool, rd Reader) []Action {
+	var acts []Action
+	if chunk, err := rd.ResponseBody(bodySize); err != nil && bodySize > 0 {
+		s.respBody.Drop()
+		s.fl.Refused(ReasonInternal)
+		acts = s.refusal(s.out[:0], ReasonInternal)
+	} else if ok, refused := s.fl.ResponseChunk(&s.respBody, chunk); !ok {
+		acts = refused
+	} else if !endOfStream {
+		return nil
+	} else {
+		_, acts = s.fl.Complete(s.respHeaders, s.respBody.Take(), s.computeMs(), s.reqHeaders)
+	}
+	s.phase = phasePassThrough
+	out := s.out[:0]
+	for _, a := range s.apply(acts) {
+		switch a.Kind {
+		case ActSetHeader, ActReplaceBody, ActReplaceResponse, ActResumeResponse, ActSetProperty:
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // copyResponse holds an answer of unknown length with back-pressure, which
@@ -535,7 +572,7 @@ func (s *Stream) Done(rd Reader) []Action {
 		if clientLeft(rd) {
 			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)
 		}
-	case phaseBuffering, phaseStreaming:
+	case phaseBuffering, phaseStreaming, phaseRecording:
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored. Only the first two are upstream failures.
 		out = append(out, Action{Kind: ActRefused, Route: req.Route, Reason: ReasonTruncated, Status: s.fl.respStatus})

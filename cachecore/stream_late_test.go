@@ -38,6 +38,35 @@ func (e *streamEnv) beginLate(s *Stream, id uint32, prompt string) (Verdict, []A
 	return s.RequestBody(len(body), true, &fakeReader{reqBody: []byte(body)}, &e.hold)
 }
 
+// answerLate runs the upstream's 200 through the response callbacks of a
+// late request: the headers pass at once (their Cache-Status cannot say
+// stored), the body passes chunk by chunk while copied, and is stored at
+// its end.
+func (e *streamEnv) answerLate(s *Stream, content string) []Action {
+	body := chatResponse(content)
+	rd := &fakeReader{respHeaders: append([][2]string{{":status", "200"}, {"content-length", fmt.Sprint(len(body))}}, jsonCT...)}
+	v, acts := s.ResponseHeaders(false, rd)
+	if got := streamActs(acts); v != Continue || got != "cache-status=modelcache; fwd=miss; fwd-status=200" {
+		e.t.Fatalf("late response headers: verdict %d actions %s", v, got)
+	}
+	half := len(body) / 2
+	rd.respBody = []byte(body[:half])
+	if v, acts := s.ResponseBody(half, false, rd); v != Continue || len(acts) != 0 {
+		e.t.Fatalf("late response chunk: verdict %d actions %s", v, streamActs(acts))
+	}
+	rd.respBody = []byte(body[half:])
+	v, acts = s.ResponseBody(len(body)-half, true, rd)
+	if v != Continue {
+		e.t.Fatalf("late response end: verdict %d", v)
+	}
+	for _, a := range acts {
+		if a.Kind == ActSetHeader || a.Kind == ActReplaceBody {
+			e.t.Fatalf("late response end touches the response: %s", streamActs(acts))
+		}
+	}
+	return acts
+}
+
 func TestStreamLateMissThenHit(t *testing.T) {
 	e := newStreamEnv(t)
 	var a Stream
@@ -48,7 +77,9 @@ func TestStreamLateMissThenHit(t *testing.T) {
 	if !e.hold.Watching() {
 		t.Fatal("a body seen after the headers went upstream proved header holding")
 	}
-	e.answer(&a, "hello")
+	if got := streamActs(e.answerLate(&a, "hello")); !strings.HasPrefix(got, "stored") {
+		t.Fatalf("late answer not stored: %s", got)
+	}
 	var b Stream
 	v, acts = e.beginLate(&b, 2, "q")
 	if got := lateActs(acts); got != "serve(200)" || b.Resolve(v, false) != Pause {
@@ -73,7 +104,7 @@ func TestStreamLateFollowerHoldsItsUpstreamRequest(t *testing.T) {
 	if got := lateActs(acts); got != "coalesce.followers wait late.followers_held" || b.Resolve(v, false) != Pause || !b.Following() {
 		t.Fatalf("late follower: %s verdict %d", got, b.Resolve(v, false))
 	}
-	e.answer(&a, "hello")
+	e.answerLate(&a, "hello")
 	acts = b.Wake(OutcomeStored, 0)
 	if got := lateActs(acts); got != "serve(200)" {
 		t.Fatalf("woken: %s", got)
@@ -93,7 +124,10 @@ func TestStreamLateBypassAtHeaders(t *testing.T) {
 	}
 }
 
-func TestStreamLateEmbeddingsDropContentLength(t *testing.T) {
+// Late, an embeddings batch keeps its body (fetched whole when only some
+// items are cached: the answer cannot be merged once its headers passed),
+// so its content-length stays.
+func TestStreamLateEmbeddingsKeepTheirBody(t *testing.T) {
 	clock := newFakeClock()
 	cfg := mustParse(t, `{"routes":[{"name":"embed","kind":"embeddings","path_exact":"/v1/embeddings","shared":true}]}`)
 	c := New(cfg, Options{Store: NewMemStore(), Now: clock.Now, Rand: seededRand(1)})
@@ -102,13 +136,13 @@ func TestStreamLateEmbeddingsDropContentLength(t *testing.T) {
 		headers [][2]string
 		want    string
 	}{
-		{[][2]string{{"content-length", fmt.Sprint(len(body))}}, "late.decisions -accept-encoding -content-length"},
-		{nil, "late.decisions -accept-encoding"}, // chunked: copied, never rewritten
+		{[][2]string{{"content-length", fmt.Sprint(len(body))}}, "late.decisions -accept-encoding"},
+		{nil, "late.decisions -accept-encoding"}, // chunked
 	} {
 		var s Stream
 		v, acts := s.BeginLate(c, c.routeByName("embed"), "POST", "/v1/embeddings", tc.headers, false, 1, 1)
-		if got := lateActs(acts); v != Continue || got != tc.want {
-			t.Fatalf("embeddings late headers %v: verdict %d actions %s, want %s", tc.headers, v, got, tc.want)
+		if got := lateActs(acts); v != Continue || got != tc.want || !s.Request().keepBody {
+			t.Fatalf("embeddings late headers %v: verdict %d actions %s, want %s; body kept %v", tc.headers, v, got, tc.want, s.Request().keepBody)
 		}
 	}
 }

@@ -91,6 +91,14 @@ type envoyOpts struct {
 	// FailurePolicy replaces the file's failure_policy value, e.g.
 	// "FAIL_OPEN"; default the file's.
 	FailurePolicy string
+	// ECDS is the file (relative to repo root) holding the filter as an
+	// extension config the ConfigFile discovers by path (Istio's way): the
+	// wasm path, filter JSON and failure policy are rendered there, and
+	// the ConfigFile is pointed at the rendered copy.
+	ECDS string
+	// UpstreamH2 makes Envoy speak HTTP/2 (prior knowledge) to the model
+	// simulator, which then serves h2c.
+	UpstreamH2 bool
 }
 
 type envoyProc struct {
@@ -113,7 +121,7 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	if o.Concurrency == 0 {
 		o.Concurrency = 2
 	}
-	sim := modelsim.New(modelsim.Options{})
+	sim := modelsim.New(modelsim.Options{H2C: o.UpstreamH2})
 	simURL, err := sim.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,13 +137,30 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
 	}
-	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
-		Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort}, Wasm: o.Wasm, FilterJSON: o.Config,
-		RouteTimeout: o.RouteTimeout, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy})
+	filter := envoyrun.Render{Wasm: o.Wasm, FilterJSON: o.Config, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy}
+	main := envoyrun.Render{Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort}, RouteTimeout: o.RouteTimeout}
+	if o.ECDS == "" {
+		main.Wasm, main.FilterJSON, main.NoHeaderHold, main.FailurePolicy = filter.Wasm, filter.FilterJSON, filter.NoHeaderHold, filter.FailurePolicy
+	}
+	cfg, err := envoyrun.RenderConfig(string(raw), main)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if o.ECDS != "" {
+		cfg = renderECDS(t, cfg, o.ECDS, filter, dir)
+	}
+	if o.UpstreamH2 {
+		const at = "    connect_timeout: 2s\n"
+		if !strings.Contains(cfg, at) {
+			t.Fatal("no cluster connect_timeout to add HTTP/2 after")
+		}
+		cfg = strings.Replace(cfg, at, at+`    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+`, 1)
+	}
 	cfgPath := filepath.Join(dir, "envoy.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -158,6 +183,28 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 		}
 	})
 	return e
+}
+
+// renderECDS renders the extension config file ecds (the filter as Istio
+// sends it) into dir and points cfg's path-based config source at it.
+func renderECDS(t *testing.T, cfg, ecds string, r envoyrun.Render, dir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), ecds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := envoyrun.RenderConfig(string(raw), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, filepath.Base(ecds))
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(cfg, "path: "+ecds) != 1 {
+		t.Fatalf("%s does not appear once as a config source path", ecds)
+	}
+	return strings.Replace(cfg, "path: "+ecds, "path: "+path, 1)
 }
 
 func (e *envoyProc) dumpLog() {
