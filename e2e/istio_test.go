@@ -64,6 +64,15 @@ func TestIstioECDSLateDecision(t *testing.T) {
 		if e.Stat(st+"late.decisions") < 2 {
 			t.Fatalf("late.decisions = %d", e.Stat(st+"late.decisions"))
 		}
+		// The first request found its worker's VM still holding headers:
+		// it waited HoldGrace for a body, then was let go and decided late.
+		if e.Stat(st+"late.rescued") < 1 {
+			t.Fatal("late.rescued = 0")
+		}
+		// Caching goes on: the not-caching signal stays quiet.
+		if n := e.Stat("wasmcustom.modelcache.hold_unsupported"); n != 0 {
+			t.Fatalf("hold_unsupported = %d", n)
+		}
 	})
 
 	t.Run("100 concurrent identical requests make one complete upstream call", func(t *testing.T) {

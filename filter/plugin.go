@@ -191,7 +191,9 @@ func (p *plugin) checkHeld() {
 		delete(p.holding, id)
 		letGo := func(x *cachecore.Stream) []cachecore.Action { return x.LetGo(&p.hold) }
 		if s.inRoot(letGo, true) && p.hold.Stalled() {
-			p.stats.holdUnsupported.Increment(1)
+			if !p.hold.Late() { // else it keeps caching, deciding late (late.* stats)
+				p.stats.holdUnsupported.Increment(1)
+			}
 			proxywasm.LogWarn(p.hold.Warning())
 		}
 	}
