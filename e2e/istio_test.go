@@ -94,6 +94,9 @@ func TestIstioECDSLateDecision(t *testing.T) {
 		}
 		held := e.Sim.Stats().Conns
 		e.Sim.Resume()
+		if held != 100 { // HTTP/1.1: one connection per open upstream request
+			t.Errorf("upstream connections while the followers waited: %d, want 100", held)
+		}
 		rs := <-done
 		collapsed := 0
 		for i, r := range rs {
@@ -140,10 +143,11 @@ func TestIstioECDSLateDecision(t *testing.T) {
 	})
 
 	t.Run("streaming is recorded and replayed", func(t *testing.T) {
+		stored := e.Stat(st + "stored")
 		_, _, miss := timeStream(t, url, streamReq("istio stream"))
 		expectCS(t, miss, "fwd=miss")
-		if got := e.WaitStat(st+"stored", e.Stat(st+"stored")); got == 0 {
-			t.Fatal("nothing stored")
+		if got := e.WaitStat(st+"stored", stored+1); got != stored+1 {
+			t.Fatalf("stored %d → %d: the stream was not stored", stored, got)
 		}
 		hit := do(t, "POST", url, streamReq("istio stream"), "authorization", "Bearer tenant-a")
 		expectCS(t, hit, "hit")

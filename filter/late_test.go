@@ -1,0 +1,76 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/modelcache/modelcache/cachecore"
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+// Without allow_on_headers_stop_iteration (Istio's WasmPlugin) the module
+// decides late: a held request whose body never comes is let go after
+// HoldGrace and decided on the body the proxy then hands over; after
+// HoldStallsToGiveUp such stalls the VM stops holding, and a hit answers
+// locally while its upstream request (opened for the headers) is dropped.
+func TestLateDecisionWithoutHeaderHold(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(1), func(_ *harness, c *wasmhost.Config) {
+		c.AllowOnHeadersStopIteration = false
+	})
+	for i := 0; i < cachecore.HoldStallsToGiveUp; i++ {
+		ex := hs.h.StartExchange(0, chatRequest("late"))
+		hs.h.Drain()
+		if ex.Done() || ex.UpstreamContacted() {
+			t.Fatalf("request %d: not held (done %v, upstream %v)", i, ex.Done(), ex.UpstreamContacted())
+		}
+		hs.h.AdvanceAndTick(cachecore.HoldGrace + 100*1e6)
+		hs.h.Drain()
+		if !ex.Done() {
+			t.Fatalf("request %d: still held after the grace period", i)
+		}
+		res := ex.Response()
+		if res.Status != 200 {
+			t.Fatalf("request %d: status %d", i, res.Status)
+		}
+		want := "hit"
+		if i == 0 {
+			want = "fwd=miss"
+		}
+		if cs := hdr(res, "cache-status"); !strings.Contains(cs, want) {
+			t.Fatalf("request %d: Cache-Status %q, want %q", i, cs, want)
+		}
+	}
+	if n := hs.counter("modelcache.chat.late.rescued"); n != cachecore.HoldStallsToGiveUp {
+		t.Fatalf("late.rescued = %d", n)
+	}
+	warned := false
+	for _, l := range hs.h.Logs() {
+		warned = warned || strings.Contains(l.Msg, "deciding late")
+	}
+	if hs.counter("modelcache.hold_unsupported") != 0 || !warned {
+		t.Fatal("giving up holding: counted as not caching, or not logged")
+	}
+	// The VM decides late now: the headers go upstream at once, without
+	// accept-encoding; the hit answers before the upstream gets a body.
+	ex := hs.h.StartExchange(0, chatRequest("late"))
+	hs.h.Drain()
+	if !ex.Done() || !ex.UpstreamContacted() || !strings.Contains(hdr(ex.Response(), "cache-status"), "hit") {
+		t.Fatalf("late hit: done %v, upstream opened %v, %+v", ex.Done(), ex.UpstreamContacted(), ex.Response())
+	}
+	if n := len(hs.h.PendingUpstream()); n != 0 {
+		t.Fatalf("%d upstream requests left pending", n)
+	}
+	if hs.counter("modelcache.chat.late.upstream_aborted") != cachecore.HoldStallsToGiveUp { // the rescued hits and this one
+		t.Fatalf("late.upstream_aborted = %d", hs.counter("modelcache.chat.late.upstream_aborted"))
+	}
+	// A miss: the model gets the whole body, and no accept-encoding.
+	var got []*wasmhost.UpstreamRequest
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool { got = append(got, u); return false }
+	res := hs.post(0, "/v1/chat/completions", chatBody("late miss"))
+	if res.Status != 200 || len(got) != 1 || !strings.Contains(string(got[0].Body), "late miss") || hdrOf(got[0].Headers, "accept-encoding") != "" {
+		t.Fatalf("late miss: %d, upstream %d requests", res.Status, len(got))
+	}
+	if hs.counter("modelcache.chat.stored") != 2 {
+		t.Fatalf("stored = %d", hs.counter("modelcache.chat.stored"))
+	}
+}
