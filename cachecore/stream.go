@@ -29,6 +29,7 @@ type Stream struct {
 
 	sized     bool  // the body's content-length is within max_request_bytes: the host buffers it
 	late      bool  // the headers went upstream: the body is held instead (late decision)
+	aborts    bool  // a local answer ends an upstream request opened for the headers
 	body      Held  // an unsized request body, copied
 	heldSince int64 // ms, when its headers were held
 
@@ -271,10 +272,12 @@ func (s *Stream) apply(acts []Action) []Action {
 			s.phase = phasePassThrough
 			a.CacheStatus = req.Status
 		case ActServeEntry:
+			s.aborts = s.late && (s.phase == phaseRequest || s.phase == phaseFollowing)
 			s.phase = phaseServed
 			a.Status, a.Headers, a.Body = s.c.HitResponse(req)
 			a.Resume = true // could not answer: go upstream (SendFailed)
 		case ActServeLocal:
+			s.aborts = s.late && (s.phase == phaseRequest || s.phase == phaseFollowing)
 			s.phase = phaseServed
 		case ActForward:
 			s.forward(a)
@@ -316,9 +319,11 @@ func (s *Stream) SendFailed() []Action {
 func (s *Stream) Served(a *Action) []Action {
 	req, r := s.fl.req, s.fl.req.Route
 	out := s.fb[:0]
-	if s.late {
+	if s.aborts {
 		// The router had opened an upstream request for the headers; the
-		// local answer ends the stream, and the proxy resets it.
+		// local answer ends the stream, and the proxy resets it. (Not a
+		// stale answer served for the upstream's error: that request is
+		// over.)
 		out = append(out, Action{Kind: ActCount, Route: r, Event: EvLateAborted})
 	}
 	if a.Kind != ActServeEntry {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Late decisions: the request headers go upstream at once, the body is
@@ -217,5 +218,37 @@ func TestHoldStateSettings(t *testing.T) {
 	}
 	if !h.Holdable() || h.Watching() {
 		t.Fatal("proven holding given up")
+	}
+}
+
+// A stale answer served for the upstream's error ends no upstream request
+// early: it is not counted as aborted.
+func TestStreamLateStaleIfErrorIsNoAbort(t *testing.T) {
+	clock := newFakeClock()
+	cfg := mustParse(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1s",
+	  "stale_if_error":"1h","coalesce":{"enabled":false}}]}`)
+	e := &streamEnv{t: t, clock: clock, c: New(cfg, Options{Store: NewMemStore(), Now: clock.Now, Rand: seededRand(1)})}
+	var a Stream
+	e.beginLate(&a, 1, "q")
+	e.answerLate(&a, "hello")
+	clock.Advance(2 * time.Second)
+	var b Stream
+	_, acts := e.beginLate(&b, 2, "q")
+	if got := lateActs(acts); !strings.HasPrefix(got, "forward(") {
+		t.Fatalf("expired: %s", got)
+	}
+	rd := &fakeReader{respHeaders: append([][2]string{{":status", "500"}}, jsonCT...)}
+	v, acts := b.ResponseHeaders(false, rd)
+	var served *Action
+	for i := range acts {
+		if acts[i].Kind == ActServeEntry {
+			served = &acts[i]
+		}
+	}
+	if v != Pause || served == nil {
+		t.Fatalf("upstream 500: verdict %d actions %s", v, streamActs(acts))
+	}
+	if got := streamActs(b.Served(served)); strings.Contains(got, "late.upstream_aborted") {
+		t.Fatalf("stale-if-error counted as an aborted upstream request: %s", got)
 	}
 }
