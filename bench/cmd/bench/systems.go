@@ -48,6 +48,11 @@ var systemDefs = map[string]func(r *run) (*system, error){
 		return r.startEnvoyWasm("filter-base", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, r.s.BaselineWasm)
 	},
 	"filter-2w": func(r *run) (*system, error) { return r.startEnvoy("filter-2w", "envoy/bench/cache.yaml", 2, "0,1") },
+	// SL: cache.yaml without allow_on_headers_stop_iteration, as under
+	// Istio's WasmPlugin: the filter decides late.
+	"filter-late": func(r *run) (*system, error) {
+		return r.startEnvoyRender("filter-late", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, envoyrun.Render{Wasm: r.s.Wasm, NoHeaderHold: true})
+	},
 	// The S4 floor: cache.yaml with bench/floorfilter in place of modelcache.
 	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
 	"floor-read":  func(r *run) (*system, error) { return r.startFloor("read") },
@@ -79,6 +84,12 @@ func (r *run) startEnvoy(name, file string, concurrency int, cpus string) (*syst
 }
 
 func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm string) (*system, error) {
+	return r.startEnvoyRender(name, file, concurrency, cpus, envoyrun.Render{Wasm: wasm})
+}
+
+// startEnvoyRender is startEnvoy with more of the config rendered (rr; its
+// Ports are set here).
+func (r *run) startEnvoyRender(name, file string, concurrency int, cpus string, rr envoyrun.Render) (*system, error) {
 	raw, err := os.ReadFile(filepath.Join(r.s.Root, file))
 	if err != nil {
 		return nil, err
@@ -91,8 +102,8 @@ func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm stri
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
-		Ports: map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}, Wasm: wasm})
+	rr.Ports = map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}
+	cfg, err := envoyrun.RenderConfig(string(raw), rr)
 	if err != nil {
 		return nil, err
 	}
