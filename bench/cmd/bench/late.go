@@ -10,7 +10,7 @@ import "fmt"
 func runSL(r *run) error {
 	wl := hitWorkload("1k")
 	out := map[string][2]*series{}
-	for _, sys := range []string{"filter", "filter-late"} {
+	for _, sys := range []string{"filter-late", "filter"} {
 		if err := r.primeHit(sys, wl.Path, filterHit); err != nil {
 			return err
 		}
