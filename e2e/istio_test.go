@@ -192,7 +192,22 @@ func TestIstioECDSLateDecisionHTTP2Upstream(t *testing.T) {
 	if total := e.Sim.TotalCalls(); total != 2 {
 		t.Fatalf("model calls %d, want 2", total)
 	}
-	if st := e.Sim.Stats(); st.MaxConns != 1 {
-		t.Fatalf("h2 upstream connections %d, want 1 (streams multiplexed)", st.MaxConns)
+	// Followers wait on streams of the shared connection, not connections.
+	e.Sim.ResetCounters()
+	e.Sim.Pause()
+	done := make(chan []*response)
+	go func() { done <- burst(t, url, chat("istio h2 stampede"), 20) }()
+	if got := e.WaitStat("wasmcustom.modelcache.chat.coalesce.followers", 19); got != 19 {
+		t.Fatalf("followers = %d", got)
+	}
+	e.Sim.Resume()
+	for i, r := range <-done {
+		if r == nil || r.Status != 200 {
+			t.Fatalf("response %d: %+v", i, r)
+		}
+	}
+	waitAborted(t, e.Sim, 19)
+	if st := e.Sim.Stats(); st.MaxConns > 2 || st.Total-st.Aborted != 1 {
+		t.Fatalf("h2 upstream: %d connections (want at most one per worker: streams multiplexed), %d calls, %d aborted", st.MaxConns, st.Total, st.Aborted)
 	}
 }
