@@ -34,6 +34,7 @@ const (
 	flightIdle      flightState = iota // not (yet) coalescing
 	flightFollowing                    // paused behind a leader
 	flightDone                         // served, forwarded or gone
+	flightL2                           // waiting for the L2 lookup (protocol_l2.go)
 )
 
 // NewFlight starts the protocol for req on worker vm, as request id.
@@ -96,8 +97,7 @@ func (f *Flight) Miss() []Action {
 			f.serve(StatusNone)
 			return f.actions()
 		}
-		f.state = flightDone
-		f.emit(Action{Kind: ActForward})
+		f.upstream(false)
 		return f.actions()
 	case RoleFollower:
 		f.count(EvFollower)

@@ -207,6 +207,12 @@ func (s *stream) perform(acts []cachecore.Action) {
 			} else {
 				s.forward()
 			}
+		case cachecore.ActDispatch:
+			if a.Call.Stream == s.id { // a step of this request: its result continues it
+				s.p.dispatch(a.Call, func(acts []cachecore.Action) bool { s.perform(acts); return false })
+				continue
+			}
+			s.p.perform(a)
 		default:
 			s.p.perform(a)
 		}

@@ -1,0 +1,237 @@
+package cachecore
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeWebdis answers the filter's webdis calls from a map, as webdis with
+// ".raw" relays Redis: enough of MGET, SETEX, SET NX EX, DEL and INCR.
+type fakeWebdis struct {
+	kv    map[string][]byte
+	down  bool
+	calls int
+}
+
+func newFakeWebdis() *fakeWebdis { return &fakeWebdis{kv: map[string][]byte{}} }
+
+func bulk(b []byte) string {
+	if b == nil {
+		return "$-1\r\n"
+	}
+	return "$" + strconv.Itoa(len(b)) + "\r\n" + string(b) + "\r\n"
+}
+
+func (w *fakeWebdis) do(call *Call) CallResult {
+	w.calls++
+	if w.down {
+		return CallResult{Failed: true}
+	}
+	var method, path string
+	for _, h := range call.Headers {
+		switch h[0] {
+		case ":method":
+			method = h[1]
+		case ":path":
+			path = h[1]
+		}
+	}
+	args := strings.Split(strings.TrimSuffix(strings.TrimPrefix(path, "/"), ".raw"), "/")
+	if method == "PUT" {
+		args = append(args, string(call.Body))
+	}
+	out := ""
+	switch args[0] {
+	case "MGET":
+		out = "*" + strconv.Itoa(len(args)-1) + "\r\n"
+		for _, k := range args[1:] {
+			out += bulk(w.kv[k])
+		}
+	case "SETEX":
+		w.kv[args[1]] = []byte(args[3])
+		out = "+OK\r\n"
+	case "SET": // SET key value NX EX s
+		if _, ok := w.kv[args[1]]; ok {
+			out = "$-1\r\n"
+		} else {
+			w.kv[args[1]] = []byte(args[2])
+			out = "+OK\r\n"
+		}
+	case "DEL":
+		n := 0
+		for _, k := range args[1:] {
+			if _, ok := w.kv[k]; ok {
+				delete(w.kv, k)
+				n++
+			}
+		}
+		out = ":" + strconv.Itoa(n) + "\r\n"
+	case "INCR":
+		n, _ := strconv.Atoi(string(w.kv[args[1]]))
+		n++
+		w.kv[args[1]] = []byte(strconv.Itoa(n))
+		out = ":" + strconv.Itoa(n) + "\r\n"
+	default:
+		out = "-ERR unknown command\r\n"
+	}
+	return CallResult{Status: 200, Headers: [][2]string{{":status", "200"}}, Body: []byte(out)}
+}
+
+const l2TestConfig = `{"upstream_cluster":"model","l2":{"cluster":"webdis"%s},
+ "purge":{"path":"/purge","token":"0123456789abcdef"},
+ "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h","coalesce":{"enabled":true}}]}`
+
+// l2Mesh is two proxies (each its own Store: no shared memory) and one
+// webdis.
+type l2Mesh struct {
+	t        *testing.T
+	clock    *fakeClock
+	p        [2]*Cache
+	wd       *fakeWebdis
+	upstream int
+	nextID   uint32
+}
+
+func newL2Mesh(t *testing.T, l2extra string) *l2Mesh {
+	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
+	cfg := mustParse(t, fmt.Sprintf(l2TestConfig, l2extra))
+	for i := range m.p {
+		m.p[i] = New(cfg, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(uint64(i))})
+	}
+	return m
+}
+
+// ask runs one request on proxy p to its end: the model answers answer
+// when asked. It returns how it was answered (its Cache-Status) and the
+// body the client got.
+func (m *l2Mesh) ask(p int, prompt, answer string) (string, []byte) {
+	c := m.p[p]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	m.nextID++
+	f := c.NewFlight(req, uint64(p+1), m.nextID)
+	_, acts := f.RequestHeaders(alice, false, true)
+	if acts != nil {
+		m.t.Fatalf("headers: %v", acts)
+	}
+	return m.run(f, f.RequestBody([]byte(chatRequest(prompt)), false), answer)
+}
+
+func (m *l2Mesh) run(f *Flight, acts []Action, answer string) (string, []byte) {
+	c := f.c
+	var cs string
+	var body []byte
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		switch a.Kind {
+		case ActDispatch:
+			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
+		case ActServeEntry:
+			_, hs, b := c.HitResponse(f.Request())
+			cs, body = headerValue(hs, "cache-status"), b
+		case ActForward:
+			m.upstream++
+			b := []byte(chatResponse(answer))
+			if _, more := f.ResponseHeaders(200, jsonCT, OriginUpstream, false); more != nil {
+				m.t.Fatalf("response headers: %v", more)
+			}
+			_, more := f.Complete(jsonCT, b, 10, nil)
+			acts = append(acts, more...)
+			cs, body = string(f.CacheStatusHeader(nil)), b
+		}
+	}
+	return cs, body
+}
+
+func TestL2SharesAnswersAcrossProxies(t *testing.T) {
+	m := newL2Mesh(t, "")
+	cs, a := m.ask(0, "hello", "world")
+	if !strings.Contains(cs, "fwd=miss") || m.upstream != 1 {
+		t.Fatalf("first request: %q, %d upstream calls", cs, m.upstream)
+	}
+	cs, b := m.ask(1, "hello", "other")
+	if cs != "modelcache; hit; ttl=3599; detail=l2" && cs != "modelcache; hit; ttl=3600; detail=l2" || m.upstream != 1 {
+		t.Fatalf("second proxy: %q, %d upstream calls", cs, m.upstream)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("bodies differ: %q vs %q", a, b)
+	}
+	// Copied into B's L1: the next request there never asks L2.
+	calls := m.wd.calls
+	if cs, _ := m.ask(1, "hello", "other"); !strings.HasPrefix(cs, "modelcache; hit") || strings.Contains(cs, "l2") || m.wd.calls != calls {
+		t.Fatalf("third request: %q, webdis calls %d -> %d", cs, calls, m.wd.calls)
+	}
+	// Another tenant never sees it.
+	c := m.p[1]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", hdr("authorization", "Bearer sk-bob"))
+	f := c.NewFlight(req, 2, 99)
+	f.RequestHeaders(nil, false, true)
+	if cs, _ := m.run(f, f.RequestBody([]byte(chatRequest("hello")), false), "bob's"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("other tenant: %q", cs)
+	}
+}
+
+func TestL2TamperedValueIsNeverServed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(m *l2Mesh, key string)
+	}{
+		{"flipped byte", func(m *l2Mesh, key string) { v := m.wd.kv[key]; v[len(v)-3] ^= 1 }},
+		{"truncated", func(m *l2Mesh, key string) { m.wd.kv[key] = m.wd.kv[key][:40] }},
+		{"garbage", func(m *l2Mesh, key string) { m.wd.kv[key] = []byte("hello") }},
+		{"another key's value", func(m *l2Mesh, key string) {
+			m.ask(0, "other prompt", "other answer")
+			for k, v := range m.wd.kv {
+				if k != key && strings.Contains(k, ":e:") {
+					m.wd.kv[key] = v
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newL2Mesh(t, "")
+			m.ask(0, "hello", "world")
+			var key string
+			for k := range m.wd.kv {
+				if strings.Contains(k, ":e:") {
+					key = k
+				}
+			}
+			tc.tamper(m, key)
+			before := m.upstream
+			cs, body := m.ask(1, "hello", "fresh")
+			if !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 || !bytes.Contains(body, []byte("fresh")) {
+				t.Fatalf("tampered value: %q %s", cs, body)
+			}
+			// The answer overwrote it: a third proxy (here: B's L1 aside) reads it whole.
+			if cs, _ := m.ask(0, "hello", "x"); !strings.HasPrefix(cs, "modelcache; hit") {
+				t.Fatalf("after overwrite: %q", cs)
+			}
+		})
+	}
+}
+
+func TestL2DownGoesUpstreamAndOpensBreaker(t *testing.T) {
+	m := newL2Mesh(t, `,"breaker":{"failures":2,"cool_down":"1s"}`)
+	m.wd.down = true
+	for i := 0; i < 4; i++ {
+		if cs, _ := m.ask(0, fmt.Sprint("p", i), "a"); !strings.Contains(cs, "fwd=miss") {
+			t.Fatalf("request %d: %q", i, cs)
+		}
+	}
+	// 2 lookups failed (breaker open), then skipped; 2 writes skipped
+	// (no lookup, no known generations).
+	if m.wd.calls != 2 {
+		t.Fatalf("webdis calls with the breaker: %d, want 2", m.wd.calls)
+	}
+	m.wd.down = false
+	m.clock.Advance(1100 * time.Millisecond)
+	m.ask(0, "again", "a")
+	if m.wd.calls != 4 { // lookup + write: closed again
+		t.Fatalf("webdis calls after cool-down: %d, want 4", m.wd.calls)
+	}
+}
