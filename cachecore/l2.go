@@ -359,3 +359,45 @@ func (c *Cache) l2Result(ok bool) bool {
 	}
 	return false
 }
+
+// l2Invalidate is the call that carries an invalidation to L2: INCR of a
+// generation (every value written under the old one is a miss from now
+// on, on every proxy) or DEL of one entry. what names it for the log; a
+// failure is logged (warn): until the entries expire in Redis, their
+// generation is the only thing that keeps them out, and it did not move.
+func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
+	call := c.webdis("GET", "/"+cmd+"/"+key+".raw", nil, c.cfg.L2.WriteTimeout)
+	call.Done = func(res CallResult) []Action {
+		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body).kind == respInt {
+			return nil
+		}
+		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +
+			" did not reach L2 (webdis unreachable or refusing " + cmd + "); its entries there expire with their TTL")}}
+	}
+	return call
+}
+
+// l2InvalidateModel moves a model's mesh-wide generation on (nil without L2).
+func (c *Cache) l2InvalidateModel(route, model string) []Action {
+	if c.cfg.L2 == nil {
+		return nil
+	}
+	call := c.l2Invalidate("INCR", c.cfg.L2.Prefix+l2ModelGen(route, model), "model "+strconv.Quote(model)+" of route "+route)
+	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+func (c *Cache) l2PurgeAll() *Call {
+	if c.cfg.L2 == nil {
+		return nil
+	}
+	return c.l2Invalidate("INCR", c.cfg.L2.Prefix+"g", "everything")
+}
+
+// l2PurgeEntry deletes one request's entry from L2 (not an embeddings
+// batch: its items are not in L2).
+func (c *Cache) l2PurgeEntry(req *Request) *Call {
+	if c.cfg.L2 == nil || req.batch != nil || req.Key == nil {
+		return nil
+	}
+	return c.l2Invalidate("DEL", c.l2Keys(req, req.l2Identity()).entry, "an entry of route "+req.Route.Name)
+}

@@ -239,3 +239,41 @@ func TestL2DownGoesUpstreamAndOpensBreaker(t *testing.T) {
 		t.Fatalf("webdis calls after cool-down: %d, want 4", m.wd.calls)
 	}
 }
+
+func TestL2PurgeReachesEveryProxy(t *testing.T) {
+	for _, purge := range []string{
+		`{"all":true}`,
+		`{"route":"chat","model":"gpt-4o-mini"}`,
+		`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`,
+	} {
+		t.Run(purge, func(t *testing.T) {
+			m := newL2Mesh(t, "")
+			m.ask(0, "hello", "world")
+			res, err := m.p[0].Purge([]byte(purge), "")
+			if err != nil || res.L2 == nil {
+				t.Fatalf("purge: %+v %v", res, err)
+			}
+			if acts := res.L2.Done(m.wd.do(res.L2)); len(acts) != 0 {
+				t.Fatalf("purge did not reach L2: %v", acts)
+			}
+			before := m.upstream
+			if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 {
+				t.Fatalf("proxy B after the purge: %q", cs)
+			}
+			// The fresh answer, written under the new generations, is shared again.
+			if cs, body := m.ask(0, "hello", "x"); !strings.Contains(cs, "detail=l2") || !bytes.Contains(body, []byte("fresh")) {
+				t.Fatalf("proxy A after B's fresh answer: %q %s", cs, body)
+			}
+		})
+	}
+}
+
+func TestL2PurgeThatCannotReachL2IsLogged(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.wd.down = true
+	res, _ := m.p[0].Purge([]byte(`{"all":true}`), "")
+	acts := res.L2.Done(m.wd.do(res.L2))
+	if len(acts) != 1 || acts[0].Kind != ActLog || acts[0].Level != LogWarn {
+		t.Fatalf("actions: %+v", acts)
+	}
+}

@@ -590,7 +590,13 @@ func (s *stream) handlePurge(body []byte) {
 		s.p.stats.entries.Add(-int64(res.Freed))
 	}
 	proxywasm.LogInfo("purge " + res.Scope + " freed " + strconv.Itoa(res.Freed))
-	s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`)
+	reply := func() { s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`) }
+	if res.L2 != nil { // answered once the purge reached L2 (or failed to)
+		res.L2.Stream = s.id
+		s.p.dispatch(res.L2, func(acts []cachecore.Action) bool { s.p.performAll(acts); reply(); return false })
+		return
+	}
+	reply()
 }
 
 func (s *stream) sendJSON(status uint32, body string) {
