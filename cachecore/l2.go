@@ -186,43 +186,52 @@ func encodeL2Value(e *Entry, g l2Gens) []byte {
 	return base64.StdEncoding.AppendEncode(nil, b)
 }
 
-// parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen entry:
-// {"MGET":[gen|null, gen|null, value|null]}. ok is false for anything
-// else (an error reply, garbage); value is nil when the entry is absent.
-func parseL2Lookup(body []byte) (g l2Gens, value []byte, ok bool) {
+// l2Look is what a lookup found.
+type l2Look struct {
+	gens   l2Gens
+	value  []byte // nil: no entry
+	leased bool   // another request (of any proxy) leads the key
+}
+
+// parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen entry
+// lease: {"MGET":[gen|null, gen|null, value|null, token|null]}. ok is
+// false for anything else (an error reply, garbage).
+func parseL2Lookup(body []byte) (l l2Look, ok bool) {
 	if !gjson.ValidBytes(body) {
-		return g, nil, false
+		return l, false
 	}
 	arr := gjson.GetBytes(body, "MGET")
 	items := arr.Array()
-	if !arr.IsArray() || len(items) != 3 {
-		return g, nil, false
+	if !arr.IsArray() || len(items) != 4 {
+		return l, false
 	}
-	gens := [2]*uint64{&g.all, &g.model}
+	gens := [2]*uint64{&l.gens.all, &l.gens.model}
 	for i, it := range items[:2] {
 		switch it.Type {
 		case gjson.Null:
 		case gjson.String:
 			n, err := strconv.ParseUint(it.Str, 10, 64)
 			if err != nil {
-				return g, nil, false
+				return l, false
 			}
 			*gens[i] = n
 		default:
-			return g, nil, false
+			return l, false
 		}
 	}
 	switch items[2].Type {
 	case gjson.Null:
-		return g, nil, true
 	case gjson.String:
 		v, err := base64.StdEncoding.DecodeString(items[2].Str)
 		if err != nil {
-			return g, []byte{}, true // not ours: counted as rejected
+			v = []byte{} // not ours: counted as rejected
 		}
-		return g, v, true
+		l.value = v
+	default:
+		return l, false
 	}
-	return g, nil, false
+	l.leased = items[3].Type == gjson.String
+	return l, items[3].Type == gjson.String || items[3].Type == gjson.Null
 }
 
 // Why an L2 value is not served.

@@ -53,7 +53,7 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 	case "SETEX":
 		w.kv[args[1]] = []byte(args[3])
 		out = "+OK\r\n"
-	case "SET": // SET key value NX EX s
+	case "SET": // SET key value NX EX s (as .raw)
 		if _, ok := w.kv[args[1]]; ok {
 			out = "$-1\r\n"
 		} else {
@@ -82,7 +82,7 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 
 const l2TestConfig = `{"upstream_cluster":"model","l2":{"cluster":"webdis"%s},
  "purge":{"path":"/purge","token":"0123456789abcdef"},
- "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h","coalesce":{"enabled":true}}]}`
+ "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h","coalesce":{"enabled":true,"max_wait":"5s"}}]}`
 
 // l2Mesh is two proxies (each its own Store: no shared memory) and one
 // webdis.
@@ -235,8 +235,8 @@ func TestL2DownGoesUpstreamAndOpensBreaker(t *testing.T) {
 	m.wd.down = false
 	m.clock.Advance(1100 * time.Millisecond)
 	m.ask(0, "again", "a")
-	if m.wd.calls != 4 { // lookup + write: closed again
-		t.Fatalf("webdis calls after cool-down: %d, want 4", m.wd.calls)
+	if m.wd.calls != 6 { // lookup, lease, write, lease release: closed again
+		t.Fatalf("webdis calls after cool-down: %d, want 6", m.wd.calls)
 	}
 }
 
@@ -276,4 +276,104 @@ func TestL2PurgeThatCannotReachL2IsLogged(t *testing.T) {
 	if len(acts) != 1 || acts[0].Kind != ActLog || acts[0].Level != LogWarn {
 		t.Fatalf("actions: %+v", acts)
 	}
+}
+
+// step performs acts up to the first that needs the test (forward, wait,
+// serve), doing every webdis call at once; it returns what is left.
+func (m *l2Mesh) step(acts []Action) (string, []Action) {
+	var seen []string
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		switch a.Kind {
+		case ActDispatch:
+			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
+		case ActCount:
+			seen = append(seen, EventNames[a.Event])
+		case ActForward:
+			seen = append(seen, "forward")
+		case ActWait:
+			seen = append(seen, "wait")
+		case ActServeEntry:
+			seen = append(seen, "serve")
+		}
+	}
+	return strings.Join(seen, " "), acts
+}
+
+func (m *l2Mesh) begin(p int, id uint32, prompt string) (*Flight, string) {
+	c := m.p[p]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	f := c.NewFlight(req, uint64(p+1), id)
+	f.RequestHeaders(alice, false, true)
+	got, _ := m.step(f.RequestBody([]byte(chatRequest(prompt)), false))
+	return f, got
+}
+
+func (m *l2Mesh) answer(f *Flight, status int, content string) string {
+	if step, acts := f.ResponseHeaders(status, jsonCT, OriginUpstream, false); step == RespPass {
+		got, _ := m.step(acts)
+		return got
+	}
+	_, acts := f.Complete(jsonCT, []byte(chatResponse(content)), 10, nil)
+	got, _ := m.step(acts)
+	return got
+}
+
+func TestL2CrossProxySingleFlight(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a, got := m.begin(0, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_won forward" {
+		t.Fatalf("A: %s", got)
+	}
+	b, got := m.begin(1, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
+		t.Fatalf("B: %s", got)
+	}
+	if got, _ := m.step(b.Tick()); got != "" { // polled: still led, nothing yet
+		t.Fatalf("B's first poll: %q", got)
+	}
+	m.answer(a, 200, "the answer")
+	if _, ok := m.wd.kv[DefaultL2Prefix+"l:"+l2Hash(a.Request().l2.id)]; ok {
+		t.Fatal("A's lease outlived its answer")
+	}
+	m.clock.Advance(time.Second) // past the backoff
+	if got, _ := m.step(b.Tick()); got != "l2.hit coalesce.leaders serve" && got != "l2.hit serve" {
+		t.Fatalf("B after A's answer: %q", got)
+	}
+	if _, _, body := m.p[1].HitResponse(b.Request()); !bytes.Contains(body, []byte("the answer")) {
+		t.Fatalf("B served %s", body)
+	}
+}
+
+func TestL2LeaderFailureLetsAnotherProxyLead(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a, _ := m.begin(0, 1, "q")
+	b, _ := m.begin(1, 1, "q")
+	if got := m.answer(a, 503, "overloaded"); !strings.Contains(got, "coalesce.leader_failures") {
+		t.Fatalf("A's failure: %q", got)
+	}
+	m.clock.Advance(time.Second)
+	if got, _ := m.step(b.Tick()); got != "l2.lease_won forward" {
+		t.Fatalf("B after A failed: %q", got)
+	}
+}
+
+func TestL2WaitIsBoundedByMaxWait(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.begin(0, 1, "q") // leads and never answers
+	b, _ := m.begin(1, 1, "q")
+	for i := 0; i < 100; i++ {
+		m.clock.Advance(100 * time.Millisecond)
+		if got, _ := m.step(b.Tick()); got != "" {
+			if got != "coalesce.timeouts forward" {
+				t.Fatalf("B: %q", got)
+			}
+			if waited := time.Duration(i+1) * 100 * time.Millisecond; waited != b.Request().Route.Coalesce.MaxWait {
+				t.Fatalf("B gave up after %v", waited)
+			}
+			return
+		}
+	}
+	t.Fatal("B never gave up")
 }

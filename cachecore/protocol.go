@@ -34,7 +34,8 @@ const (
 	flightIdle      flightState = iota // not (yet) coalescing
 	flightFollowing                    // paused behind a leader
 	flightDone                         // served, forwarded or gone
-	flightL2                           // waiting for the L2 lookup (protocol_l2.go)
+	flightL2                           // waiting for an L2 lookup or lease (protocol_l2.go)
+	flightL2Wait                       // waiting for another proxy's answer in L2
 )
 
 // NewFlight starts the protocol for req on worker vm, as request id.
@@ -187,6 +188,10 @@ func (f *Flight) wake(o Outcome, status int) {
 // taken over a lease it never joined).
 func (f *Flight) Tick() []Action {
 	f.reset()
+	if f.state == flightL2Wait {
+		f.l2Tick()
+		return f.actions()
+	}
 	if f.state != flightFollowing {
 		return f.actions()
 	}
@@ -231,6 +236,9 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	f.leader = false
 	if o != OutcomeStored {
 		f.count(EvLeaderFailed)
+	}
+	if f.req.l2.lease && (o != OutcomeStored || f.req.l2.put == nil) {
+		f.emit(Action{Kind: ActDispatch, Call: f.c.l2Release(f.req)})
 	}
 	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
 		f.emit(Action{Kind: ActWake, VMs: vms, Message: EncodeWake(f.req.LeaseFP(), o, status)})

@@ -19,6 +19,10 @@ type l2State struct {
 	until int64  // its stale_until (unix ms)
 	id    []byte // the L2 identity
 	lease bool   // holds the cross-proxy lease
+
+	polling  bool  // a poll of L2 is under way (waiting on another proxy)
+	nextPoll int64 // unix ms
+	backoff  int64 // ms
 }
 
 // upstream sends a request that must go upstream — through an L2 lookup
@@ -43,7 +47,7 @@ func (f *Flight) l2Lookup() *Call {
 	c, req := f.c, f.req
 	req.l2.id = req.l2Identity()
 	k := c.l2Keys(req, req.l2.id)
-	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entry, nil, c.cfg.L2.Timeout)
+	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entry+"/"+k.lease, nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
 	call.start = c.nowMs()
 	call.Done = func(res CallResult) []Action {
@@ -54,18 +58,19 @@ func (f *Flight) l2Lookup() *Call {
 	return call
 }
 
-// l2Looked continues the request with the lookup's result.
+// l2Looked continues the request with the lookup's (or a poll's) result.
 func (f *Flight) l2Looked(call *Call, res CallResult) {
 	c, req := f.c, f.req
-	if f.state != flightL2 {
+	polling := f.state == flightL2Wait
+	if f.state != flightL2 && !polling {
 		return
 	}
-	resume := !res.NotStarted // a call that never started returns in the same callback
-	var g l2Gens
-	var value []byte
+	req.l2.polling = false
+	resume := !res.NotStarted || polling // a call that never started returns in the same callback
+	var look l2Look
 	ok := !res.Failed && !res.NotStarted && res.Status == 200
 	if ok {
-		g, value, ok = parseL2Lookup(res.Body)
+		look, ok = parseL2Lookup(res.Body)
 	}
 	if !ok {
 		if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
@@ -78,9 +83,9 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		return
 	}
 	c.l2Result(true)
-	req.l2.known, req.l2.gens = true, g
-	if value != nil {
-		e, err := decodeL2Value(value, req.l2.id, g)
+	req.l2.known, req.l2.gens = true, look.gens
+	if look.value != nil {
+		e, err := decodeL2Value(look.value, req.l2.id, look.gens)
 		switch {
 		case err == errL2Corrupt || err == errL2Foreign:
 			f.count(EvL2Rejected) // the answer upstream overwrites it
@@ -89,8 +94,99 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 			return
 		}
 	}
-	f.count(EvL2Miss)
+	if polling && look.leased {
+		return // the other proxy still leads: poll again later
+	}
+	if !polling {
+		f.count(EvL2Miss)
+	}
+	if f.leader && req.Route.Coalesce.Enabled && !look.leased {
+		f.state = flightL2
+		f.emit(Action{Kind: ActDispatch, Call: f.l2Lease()})
+		return
+	}
+	if f.leader && look.leased && !polling {
+		f.count(EvL2LeaseLost)
+		f.l2Wait()
+		return
+	}
 	f.l2Upstream(resume)
+}
+
+// l2Lease takes the cross-proxy lease (SET NX EX): won, the request goes
+// upstream and its answer reaches the other proxies through L2; lost,
+// it waits for that answer (l2Wait).
+func (f *Flight) l2Lease() *Call {
+	c, req := f.c, f.req
+	k := c.l2Keys(req, req.l2.id)
+	token := strconv.FormatUint(c.rand(), 36)
+	call := c.webdis("GET", "/SET/"+k.lease+"/"+token+"/NX/EX/"+strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds()))+".raw", nil, c.cfg.L2.Timeout)
+	call.Stream = f.id
+	call.Done = func(res CallResult) []Action {
+		f.reset()
+		if f.state != flightL2 {
+			return nil
+		}
+		v := respValue{}
+		if !res.Failed && !res.NotStarted && res.Status == 200 {
+			v = parseRESP(res.Body)
+		}
+		switch v.kind {
+		case respSimple:
+			c.l2Result(true)
+			f.count(EvL2LeaseWon)
+			req.l2.lease = true
+		case respNil:
+			c.l2Result(true)
+			f.count(EvL2LeaseLost)
+			f.l2Wait()
+			return f.actions()
+		default:
+			c.l2Result(false)
+			f.count(EvL2Error)
+		}
+		f.l2Upstream(true) // paused since the lookup
+		return f.actions()
+	}
+	return call
+}
+
+// l2Wait pauses the request until the leading proxy's answer is in L2 (it
+// polls on the ticks, with backoff), the lease is gone (it leads next) or
+// coalesce.max_wait passed (it goes upstream).
+func (f *Flight) l2Wait() {
+	f.state = flightL2Wait
+	f.waitSince = f.c.nowMs()
+	f.req.l2.backoff = 0
+	f.req.l2.nextPoll = 0
+	f.emit(Action{Kind: ActWait})
+}
+
+// l2Tick is Tick for a request waiting on another proxy.
+func (f *Flight) l2Tick() {
+	c, req := f.c, f.req
+	now := c.nowMs()
+	switch {
+	case now-f.waitSince >= req.Route.Coalesce.MaxWait.Milliseconds():
+		f.count(EvTimeout)
+		f.l2Upstream(true)
+	case req.l2.polling || now < req.l2.nextPoll:
+	case !c.l2Allowed():
+		f.count(EvL2BreakerOpen)
+		f.l2Upstream(true)
+	default:
+		req.l2.polling = true
+		req.l2.backoff = min(max(2*req.l2.backoff, c.cfg.TickPeriod.Milliseconds()), 1000)
+		req.l2.nextPoll = now + req.l2.backoff
+		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
+	}
+}
+
+// l2Release lets go of the cross-proxy lease (DEL), so that another proxy
+// can lead at once rather than after l2.lease_ttl.
+func (c *Cache) l2Release(req *Request) *Call {
+	req.l2.lease = false
+	return c.l2Invalidate("DEL", c.l2Keys(req, req.l2.id).lease, "the lease of an entry")
 }
 
 // l2Upstream: L2 cannot answer; the request goes upstream.
@@ -172,17 +268,25 @@ func (f *Flight) l2Write() {
 	call := c.webdis("PUT", "/SETEX/"+k.entry+"/"+strconv.FormatInt(life+1, 10)+".raw", req.l2.put, c.cfg.L2.WriteTimeout)
 	req.l2.put = nil
 	route := req.Route
+	var release *Call
+	if req.l2.lease {
+		release = c.l2Release(req)
+	}
 	call.Done = func(res CallResult) []Action {
 		v := respValue{}
 		if !res.Failed && !res.NotStarted && res.Status == 200 {
 			v = parseRESP(res.Body)
 		}
+		ev := EvL2WriteError
 		if v.kind == respSimple {
-			c.l2Result(true)
-			return []Action{{Kind: ActCount, Event: EvL2Written, Route: route}}
+			ev = EvL2Written
 		}
-		c.l2Result(false)
-		return []Action{{Kind: ActCount, Event: EvL2WriteError, Route: route}}
+		c.l2Result(ev == EvL2Written)
+		acts := []Action{{Kind: ActCount, Event: ev, Route: route}}
+		if release != nil {
+			acts = append(acts, Action{Kind: ActDispatch, Call: release})
+		}
+		return acts
 	}
 	f.emit(Action{Kind: ActDispatch, Call: call})
 }
