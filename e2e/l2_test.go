@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcache/modelcache/e2e/modelsim"
 )
 
 // Acceptance of "Mesh-wide cache: an optional L2 tier on Redis (reached
@@ -51,7 +53,8 @@ func startL2(t *testing.T) *l2Store {
 	}
 	webdisConf := fmt.Sprintf(`{"redis_host":"127.0.0.1","redis_port":%d,"http_host":"127.0.0.1","http_port":%d,`+
 		`"threads":2,"daemonize":false,"database":0,"verbosity":1,"logfile":%q,`+
-		`"acl":[{"disabled":["*"]},{"enabled":["MGET","SETEX","SET","DEL","INCR","PING"]}]}`,
+		`"acl":[{"disabled":["*"]},{"enabled":["MGET","SETEX","SET","DEL","INCR","PING"]},`+
+		`{"http_basic_auth":"test:admin","enabled":["*"]}]}`,
 		s.RedisPort, s.Webdis, filepath.Join(s.dir, "webdis.log"))
 	if err := os.WriteFile(filepath.Join(s.dir, "webdis.json"), []byte(webdisConf), 0o644); err != nil {
 		t.Fatal(err)
@@ -92,9 +95,19 @@ func (s *l2Store) StopRedis() {
 	}
 }
 
-// do runs one Redis command through webdis and returns the raw reply.
+// do runs one Redis command through webdis, as the filter's profile
+// (the ACL of README's deployment section), and returns the raw reply.
 func (s *l2Store) do(method, path string, body []byte) (string, error) {
+	return s.doAs(false, method, path, body)
+}
+
+// doAs runs a command as the filter or, admin, as the test's own profile
+// (every command).
+func (s *l2Store) doAs(admin bool, method, path string, body []byte) (string, error) {
 	req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", s.Webdis, path), bytes.NewReader(body))
+	if admin {
+		req.SetBasicAuth("test", "admin")
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return "", err
@@ -119,13 +132,13 @@ func (s *l2Store) waitPing(up bool) {
 // Keys lists the keys in Redis with the prefix.
 func (s *l2Store) Keys(prefix string) []string {
 	s.t.Helper()
-	out, err := s.do("GET", "/KEYS/"+prefix+"*.raw", nil) // KEYS is not in the ACL of the filter's profile...
+	out, err := s.doAs(true, "GET", "/KEYS/"+prefix+"*.raw", nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	var keys []string
 	for _, l := range strings.Split(out, "\r\n") {
-		if strings.HasPrefix(l, prefix) {
+		if l != "" && l[0] != '*' && l[0] != '$' && strings.HasPrefix(l, prefix) {
 			keys = append(keys, l)
 		}
 	}
@@ -171,9 +184,196 @@ func TestL2AnswerOfOneProxyIsAHitOnAnother(t *testing.T) {
 	r4 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), "authorization", "Bearer tenant-b")
 	expectCS(t, r4, "fwd=miss")
 	// No credential in any Redis key.
-	for _, k := range s.Keys("") {
+	b.WaitStat("wasmcustom.modelcache.chat.l2.written", 1)
+	keys := s.Keys("")
+	if len(keys) < 2 { // A's and B's entries (tenants a and b), at least
+		t.Fatalf("keys in Redis: %q", keys)
+	}
+	for _, k := range keys {
 		if strings.Contains(k, "tenant") {
 			t.Fatalf("credential in a Redis key: %q", k)
 		}
+	}
+}
+
+// TestL2CrossProxyStampede: 200 concurrent identical new requests split
+// across two Envoy processes (--concurrency 2 each) cost one model call
+// with l2; without it, one per proxy.
+func TestL2CrossProxyStampede(t *testing.T) {
+	s := startL2(t)
+	for _, tc := range []struct {
+		name string
+		cfg  string
+		want int64
+	}{
+		{"l2", l2Config("250ms"), 1},
+		{"no l2", strings.Replace(l2Config("250ms"), `"l2": {"cluster": "webdis", "timeout": "250ms", "breaker": {"failures": 3, "cool_down": "500ms"}},`, "", 1), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := startL2Envoy(t, s, tc.cfg), startL2Envoy(t, s, tc.cfg)
+			for _, e := range []*envoyProc{a, b} {
+				if err := e.Sim.UpdateKnobs(func(k *modelsim.Knobs) { k.LatencyMS = 500 }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			client.CloseIdleConnections()
+			body := chat("the mesh-wide stampede " + tc.name)
+			var ra, rb []*response
+			done := make(chan struct{})
+			go func() { ra = burst(t, a.URL+"/v1/chat/completions", body, 100); close(done) }()
+			rb = burst(t, b.URL+"/v1/chat/completions", body, 100)
+			<-done
+			calls := a.Sim.Calls("/v1/chat/completions") + b.Sim.Calls("/v1/chat/completions")
+			for i, r := range append(ra, rb...) {
+				if r == nil || r.Status != 200 {
+					t.Fatalf("response %d: %+v", i, r)
+				}
+			}
+			if calls != tc.want {
+				t.Fatalf("model calls: %d, want %d", calls, tc.want)
+			}
+			if tc.want == 1 {
+				for i, r := range append(ra, rb...) {
+					if !bytes.Equal(r.Body, ra[0].Body) {
+						t.Fatalf("response %d differs: %s", i, r.Body)
+					}
+				}
+				lost := a.Stat("wasmcustom.modelcache.chat.l2.lease_lost") + b.Stat("wasmcustom.modelcache.chat.l2.lease_lost")
+				won := a.Stat("wasmcustom.modelcache.chat.l2.lease_won") + b.Stat("wasmcustom.modelcache.chat.l2.lease_won")
+				t.Logf("leases won %d, lost %d", won, lost)
+			}
+		})
+	}
+}
+
+// TestL2IntegrityPurgeAndOutage: tampered values are never served, a
+// purge on A keeps the entry out of B's reach through L2, and Redis
+// killed mid-run costs no client an error; the breaker opens and closes
+// and hits resume.
+func TestL2IntegrityPurgeAndOutage(t *testing.T) {
+	s := startL2(t)
+	a, b := startL2Envoy(t, s, l2Config("100ms")), startL2Envoy(t, s, l2Config("100ms"))
+	auth := []string{"authorization", "Bearer tenant-a"}
+	url := "/v1/chat/completions"
+	written := int64(0)
+	answerOnA := func(prompt string) *response {
+		t.Helper()
+		r := do(t, "POST", a.URL+url, chat(prompt), auth...)
+		expectCS(t, r, "fwd=miss", "stored")
+		written++
+		if got := a.WaitStat("wasmcustom.modelcache.chat.l2.written", written); got != written {
+			t.Fatalf("l2.written on A = %d, want %d", got, written)
+		}
+		return r
+	}
+	entryKeys := func() map[string]bool {
+		m := map[string]bool{}
+		for _, k := range s.Keys("mc:e:") {
+			m[k] = true
+		}
+		return m
+	}
+
+	// The ACL of the deployment section: the filter's profile runs only
+	// its commands.
+	if out, _ := s.do("GET", "/FLUSHALL.raw", nil); strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL allowed by the ACL: %q", out)
+	}
+
+	// Tampered bytes.
+	before := entryKeys()
+	answerOnA("tamper with me")
+	var key string
+	for k := range entryKeys() {
+		if !before[k] {
+			key = k
+		}
+	}
+	raw, err := s.doAs(true, "GET", "/GET/"+key+".raw", nil)
+	if err != nil || !strings.HasPrefix(raw, "$") {
+		t.Fatalf("GET %s: %q %v", key, raw, err)
+	}
+	val := []byte(raw[strings.Index(raw, "\r\n")+2 : len(raw)-2])
+	tampered := bytes.Replace(val, []byte("A"), []byte("B"), 1)
+	if bytes.Equal(tampered, val) {
+		t.Fatal("nothing to tamper with")
+	}
+	if out, _ := s.doAs(true, "PUT", "/SETEX/"+key+"/600.raw", tampered); out != "+OK\r\n" {
+		t.Fatalf("SETEX: %q", out)
+	}
+	r := do(t, "POST", b.URL+url, chat("tamper with me"), auth...)
+	expectCS(t, r, "fwd=miss")
+	if got := b.WaitStat("wasmcustom.modelcache.chat.l2.rejected", 1); got != 1 {
+		t.Fatalf("l2.rejected on B = %d", got)
+	}
+
+	// Another key's value under this key.
+	before = entryKeys()
+	answerOnA("first question")
+	var k1 string
+	for k := range entryKeys() {
+		if !before[k] {
+			k1 = k
+		}
+	}
+	before = entryKeys()
+	other := answerOnA("second question")
+	var k2 string
+	for k := range entryKeys() {
+		if !before[k] {
+			k2 = k
+		}
+	}
+	raw2, _ := s.doAs(true, "GET", "/GET/"+k2+".raw", nil)
+	if out, _ := s.doAs(true, "PUT", "/SETEX/"+k1+"/600.raw", []byte(raw2[strings.Index(raw2, "\r\n")+2:len(raw2)-2])); out != "+OK\r\n" {
+		t.Fatalf("SETEX: %q", out)
+	}
+	r = do(t, "POST", b.URL+url, chat("first question"), auth...)
+	expectCS(t, r, "fwd=miss")
+	if bytes.Equal(r.Body, other.Body) {
+		t.Fatal("B served another key's value")
+	}
+	if got := b.WaitStat("wasmcustom.modelcache.chat.l2.rejected", 2); got != 2 {
+		t.Fatalf("l2.rejected on B = %d", got)
+	}
+
+	// Purge on A: B cannot get the entry from L2.
+	answerOnA("purge me")
+	pr := do(t, "POST", a.URL+"/modelcache/purge", `{"route":"chat","model":"sim-chat"}`, "authorization", "Bearer 0123456789abcdef-l2")
+	if pr.Status != 200 {
+		t.Fatalf("purge: %d %s", pr.Status, pr.Body)
+	}
+	r = do(t, "POST", b.URL+url, chat("purge me"), auth...)
+	expectCS(t, r, "fwd=miss")
+
+	// Redis killed mid-run: no client error, the breaker opens.
+	s.StopRedis()
+	for i := 0; i < 8; i++ {
+		r := do(t, "POST", a.URL+url, chat(fmt.Sprint("during the outage ", i)), auth...)
+		if r.Status != 200 {
+			t.Fatalf("request %d during the outage: %d %s", i, r.Status, r.Body)
+		}
+		expectCS(t, r, "fwd=miss")
+	}
+	if got := a.Stat("wasmcustom.modelcache.chat.l2.breaker_open"); got == 0 {
+		t.Fatalf("breaker never opened (errors %d, timeouts %d)", a.Stat("wasmcustom.modelcache.chat.l2.error"), a.Stat("wasmcustom.modelcache.chat.l2.timeout"))
+	}
+	// Restarted: after the cool-down the breaker closes and hits resume.
+	s.StartRedis()
+	w0 := a.Stat("wasmcustom.modelcache.chat.l2.written")
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("L2 never came back")
+		}
+		r := do(t, "POST", a.URL+url, chat(fmt.Sprint("after the outage ", i)), auth...)
+		if r.Status != 200 {
+			t.Fatalf("after the outage: %d", r.Status)
+		}
+		if a.Stat("wasmcustom.modelcache.chat.l2.written") > w0 {
+			r := do(t, "POST", b.URL+url, chat(fmt.Sprint("after the outage ", i)), auth...)
+			expectCS(t, r, "detail=l2")
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
