@@ -377,3 +377,27 @@ func TestL2WaitIsBoundedByMaxWait(t *testing.T) {
 	}
 	t.Fatal("B never gave up")
 }
+
+func TestL2PromotedFollowerLooksUpL2(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a1, _ := m.begin(0, 1, "q")
+	a2, got := m.begin(0, 2, "q")
+	if got != "coalesce.followers wait" {
+		t.Fatalf("A2: %q", got)
+	}
+	b, _ := m.begin(1, 1, "q")
+	m.answer(a1, 503, "overloaded")
+	got, _ = m.step(a2.Wake(OutcomeFailed, 503))
+	if got != "coalesce.promoted l2.miss l2.lease_won forward" {
+		t.Fatalf("A2 woken: %q", got)
+	}
+	m.clock.Advance(time.Second)
+	if got, _ := m.step(b.Tick()); got != "" {
+		t.Fatalf("B while A2 leads: %q", got)
+	}
+	m.answer(a2, 200, "second try")
+	m.clock.Advance(time.Second)
+	if got, _ := m.step(b.Tick()); !strings.Contains(got, "l2.hit") {
+		t.Fatalf("B after A2's answer: %q", got)
+	}
+}

@@ -176,6 +176,8 @@ func (f *Flight) wake(o Outcome, status int) {
 				f.serve(StatusCollapsed)
 				return
 			}
+			f.upstream(true)
+			return
 		}
 	}
 	f.forward(true)
@@ -213,7 +215,7 @@ func (f *Flight) Tick() []Action {
 			if f.lead(EvPromoted) {
 				f.serve(StatusCollapsed)
 			} else {
-				f.forward(true)
+				f.upstream(true)
 			}
 		}
 	}

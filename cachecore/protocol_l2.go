@@ -11,14 +11,15 @@ import "strconv"
 // answer the request stores is then written to L2 behind the response.
 
 type l2State struct {
-	tried bool   // the lookup was made (or skipped) once
-	known bool   // gens read: the answer may be written to L2
-	gens  l2Gens // the generations the lookup saw
-	hit   bool   // answered from L2
-	put   []byte // the value to write (set by Store)
-	until int64  // its stale_until (unix ms)
-	id    []byte // the L2 identity
-	lease bool   // holds the cross-proxy lease
+	tried  bool   // the lookup was made (or skipped) once
+	paused bool   // the request was paused when it was made
+	known  bool   // gens read: the answer may be written to L2
+	gens   l2Gens // the generations the lookup saw
+	hit    bool   // answered from L2
+	put    []byte // the value to write (set by Store)
+	until  int64  // its stale_until (unix ms)
+	id     []byte // the L2 identity
+	lease  bool   // holds the cross-proxy lease
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
 	nextPoll int64 // unix ms
@@ -31,7 +32,7 @@ type l2State struct {
 func (f *Flight) upstream(resume bool) {
 	c, req := f.c, f.req
 	if !req.l2.tried && c.l2On(req) {
-		req.l2.tried = true
+		req.l2.tried, req.l2.paused = true, resume
 		if c.l2Allowed() {
 			f.state = flightL2
 			f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
@@ -39,8 +40,12 @@ func (f *Flight) upstream(resume bool) {
 		}
 		f.count(EvL2BreakerOpen)
 	}
+	if resume {
+		f.forward(true)
+		return
+	}
 	f.state = flightDone
-	f.emit(Action{Kind: ActForward, Resume: resume})
+	f.emit(Action{Kind: ActForward})
 }
 
 func (f *Flight) l2Lookup() *Call {
@@ -66,7 +71,9 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		return
 	}
 	req.l2.polling = false
-	resume := !res.NotStarted || polling // a call that never started returns in the same callback
+	// A call that never started returns in the callback that made it: the
+	// request is paused only if it already was.
+	resume := !res.NotStarted || polling || req.l2.paused
 	var look l2Look
 	ok := !res.Failed && !res.NotStarted && res.Status == 200
 	if ok {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,48 +158,10 @@ func startL2Envoy(t *testing.T, s *l2Store, cfg string) *envoyProc {
 	return startEnvoy(t, envoyOpts{Config: cfg, Ports: map[int]int{7379: s.Webdis}})
 }
 
-func TestL2AnswerOfOneProxyIsAHitOnAnother(t *testing.T) {
-	s := startL2(t)
-	a, b := startL2Envoy(t, s, l2Config("250ms")), startL2Envoy(t, s, l2Config("250ms"))
-	auth := []string{"authorization", "Bearer tenant-a"}
-	r1 := do(t, "POST", a.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
-	expectCS(t, r1, "fwd=miss", "stored")
-	if got := a.WaitStat("wasmcustom.modelcache.chat.l2.written", 1); got != 1 {
-		t.Fatalf("l2.written on A = %d", got)
-	}
-	r2 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
-	expectCS(t, r2, "hit", "detail=l2")
-	if !bytes.Equal(r1.Body, r2.Body) || r1.Status != r2.Status {
-		t.Fatalf("B's answer differs:\nA %d %s\nB %d %s", r1.Status, r1.Body, r2.Status, r2.Body)
-	}
-	if n := b.Sim.Calls("/v1/chat/completions"); n != 0 {
-		t.Fatalf("B called its model %d times", n)
-	}
-	// Copied into B's L1: served there without L2 now.
-	r3 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
-	expectCS(t, r3, "hit")
-	if strings.Contains(r3.CacheStatus(), "l2") {
-		t.Fatalf("third request still from L2: %q", r3.CacheStatus())
-	}
-	// Another tenant on B: no hit from A's tenant.
-	r4 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), "authorization", "Bearer tenant-b")
-	expectCS(t, r4, "fwd=miss")
-	// No credential in any Redis key.
-	b.WaitStat("wasmcustom.modelcache.chat.l2.written", 1)
-	keys := s.Keys("")
-	if len(keys) < 2 { // A's and B's entries (tenants a and b), at least
-		t.Fatalf("keys in Redis: %q", keys)
-	}
-	for _, k := range keys {
-		if strings.Contains(k, "tenant") {
-			t.Fatalf("credential in a Redis key: %q", k)
-		}
-	}
-}
-
 // TestL2CrossProxyStampede: 200 concurrent identical new requests split
 // across two Envoy processes (--concurrency 2 each) cost one model call
-// with l2; without it, one per proxy.
+// with l2; without it, one per proxy. Then the leading proxy's model call
+// fails (leaderFailure).
 func TestL2CrossProxyStampede(t *testing.T) {
 	s := startL2(t)
 	for _, tc := range []struct {
@@ -241,21 +204,24 @@ func TestL2CrossProxyStampede(t *testing.T) {
 				lost := a.Stat("wasmcustom.modelcache.chat.l2.lease_lost") + b.Stat("wasmcustom.modelcache.chat.l2.lease_lost")
 				won := a.Stat("wasmcustom.modelcache.chat.l2.lease_won") + b.Stat("wasmcustom.modelcache.chat.l2.lease_won")
 				t.Logf("leases won %d, lost %d", won, lost)
+				leaderFailure(t, a, b)
 			}
 		})
 	}
 }
 
-// TestL2IntegrityPurgeAndOutage: tampered values are never served, a
+// TestL2IntegrityPurgeAndOutage: an answer is shared (sharedAnswer);
+// tampered values are never served, a
 // purge on A keeps the entry out of B's reach through L2, and Redis
 // killed mid-run costs no client an error; the breaker opens and closes
 // and hits resume.
 func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 	s := startL2(t)
-	a, b := startL2Envoy(t, s, l2Config("100ms")), startL2Envoy(t, s, l2Config("100ms"))
+	a, b := startL2Envoy(t, s, l2Config("250ms")), startL2Envoy(t, s, l2Config("250ms"))
+	sharedAnswer(t, s, a, b)
 	auth := []string{"authorization", "Bearer tenant-a"}
 	url := "/v1/chat/completions"
-	written := int64(0)
+	written := a.Stat("wasmcustom.modelcache.chat.l2.written")
 	answerOnA := func(prompt string) *response {
 		t.Helper()
 		r := do(t, "POST", a.URL+url, chat(prompt), auth...)
@@ -375,5 +341,82 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leaderFailure: the model call of the proxy that leads across the mesh
+// fails; another request (of either proxy) leads next, and no client but
+// the first leader's sees the failure.
+func leaderFailure(t *testing.T, a, b *envoyProc) {
+	var calls atomic.Int64
+	script := func(w http.ResponseWriter, _ *http.Request, _ []byte) bool {
+		time.Sleep(500 * time.Millisecond) // the others pile up behind it
+		if calls.Add(1) == 1 {
+			w.WriteHeader(503)
+			w.Write([]byte(`{"error":{"message":"overloaded"}}`))
+			return true
+		}
+		return false
+	}
+	for _, e := range []*envoyProc{a, b} {
+		e.Sim.SetScript(script)
+	}
+	client.CloseIdleConnections()
+	body := chat("the leader fails")
+	var ra, rb []*response
+	done := make(chan struct{})
+	go func() { ra = burst(t, a.URL+"/v1/chat/completions", body, 50); close(done) }()
+	rb = burst(t, b.URL+"/v1/chat/completions", body, 50)
+	<-done
+	failed := 0
+	for i, r := range append(ra, rb...) {
+		if r == nil {
+			t.Fatalf("response %d missing", i)
+		}
+		if r.Status != 200 {
+			failed++
+		}
+	}
+	if failed != 1 || calls.Load() != 2 {
+		t.Fatalf("%d clients got the failure (want 1); %d model calls (want 2)", failed, calls.Load())
+	}
+}
+
+// sharedAnswer: a request answered by proxy A is a hit on proxy B, with no
+// model call there and the same bytes.
+func sharedAnswer(t *testing.T, s *l2Store, a, b *envoyProc) {
+	auth := []string{"authorization", "Bearer tenant-a"}
+	r1 := do(t, "POST", a.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
+	expectCS(t, r1, "fwd=miss", "stored")
+	if got := a.WaitStat("wasmcustom.modelcache.chat.l2.written", 1); got != 1 {
+		t.Fatalf("l2.written on A = %d", got)
+	}
+	r2 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
+	expectCS(t, r2, "hit", "detail=l2")
+	if !bytes.Equal(r1.Body, r2.Body) || r1.Status != r2.Status {
+		t.Fatalf("B's answer differs:\nA %d %s\nB %d %s", r1.Status, r1.Body, r2.Status, r2.Body)
+	}
+	if n := b.Sim.Calls("/v1/chat/completions"); n != 0 {
+		t.Fatalf("B called its model %d times", n)
+	}
+	// Copied into B's L1: served there without L2 now.
+	r3 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
+	expectCS(t, r3, "hit")
+	if strings.Contains(r3.CacheStatus(), "l2") {
+		t.Fatalf("third request still from L2: %q", r3.CacheStatus())
+	}
+	// Another tenant on B: no hit from A's tenant.
+	r4 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), "authorization", "Bearer tenant-b")
+	expectCS(t, r4, "fwd=miss")
+	// No credential in any Redis key.
+	b.WaitStat("wasmcustom.modelcache.chat.l2.written", 1)
+	keys := s.Keys("")
+	if len(keys) < 2 { // A's and B's entries (tenants a and b), at least
+		t.Fatalf("keys in Redis: %q", keys)
+	}
+	for _, k := range keys {
+		if strings.Contains(k, "tenant") {
+			t.Fatalf("credential in a Redis key: %q", k)
+		}
 	}
 }
