@@ -107,7 +107,7 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 	if !polling {
 		f.count(EvL2Miss)
 	}
-	if f.leader && req.Route.Coalesce.Enabled && !look.leased {
+	if f.leader && req.Route.Coalesce.Enabled && !look.leased && c.cfg.L2.Write == "async" {
 		f.state = flightL2
 		f.emit(Action{Kind: ActDispatch, Call: f.l2Lease()})
 		return
