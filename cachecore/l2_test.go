@@ -401,3 +401,20 @@ func TestL2PromotedFollowerLooksUpL2(t *testing.T) {
 		t.Fatalf("B after A2's answer: %q", got)
 	}
 }
+
+func TestL2FailedPollKeepsWaitingUntilTheBreakerOpens(t *testing.T) {
+	m := newL2Mesh(t, `,"breaker":{"failures":3,"cool_down":"5s"}`)
+	m.begin(0, 1, "q")
+	b, _ := m.begin(1, 1, "q")
+	m.wd.down = true
+	var got []string
+	for i := 0; i < 5; i++ {
+		m.clock.Advance(time.Second)
+		g, _ := m.step(b.Tick())
+		got = append(got, g)
+	}
+	want := "l2.error|l2.error|l2.error|l2.breaker_open forward|"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("polls: %q, want %q", strings.Join(got, "|"), want)
+	}
+}

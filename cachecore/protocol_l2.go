@@ -86,6 +86,9 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 			f.count(EvL2Error)
 		}
 		c.l2Result(false)
+		if polling && !res.NotStarted {
+			return // poll again on a later tick, unless the breaker opens (l2Tick)
+		}
 		f.l2Upstream(resume)
 		return
 	}
