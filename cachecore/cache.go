@@ -27,6 +27,7 @@ type Cache struct {
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
+	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 }
 
 // Options injects the store, the clock and the random source, so tests can

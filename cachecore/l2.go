@@ -52,6 +52,8 @@ type L2Config struct {
 	// LeaseTTL bounds the cross-proxy lease (SET NX EX): a leader that
 	// vanishes holds it at most this long.
 	LeaseTTL time.Duration
+	// SyncInterval: how often a VM reads the purge log (l2sync.go).
+	SyncInterval time.Duration
 }
 
 // L2 defaults.
@@ -68,7 +70,8 @@ const (
 func (p *parser) l2(path string, v gjson.Result, maxEntry int) *L2Config {
 	l := &L2Config{Authority: "webdis", Timeout: DefaultL2Timeout, WriteTimeout: DefaultL2WriteTimeout,
 		TTLSlack: DefaultL2TTLSlack, Write: "async", MaxEntryBytes: maxEntry, Prefix: DefaultL2Prefix,
-		BreakerFailures: DefaultL2Failures, BreakerCoolDown: DefaultL2CoolDown, LeaseTTL: DefaultL2LeaseTTL}
+		BreakerFailures: DefaultL2Failures, BreakerCoolDown: DefaultL2CoolDown, LeaseTTL: DefaultL2LeaseTTL,
+		SyncInterval: DefaultL2SyncInterval}
 	p.fields(path, v, func(key string, v gjson.Result) bool {
 		sub := join(path, key)
 		switch key {
@@ -111,6 +114,8 @@ func (p *parser) l2(path string, v gjson.Result, maxEntry int) *L2Config {
 			})
 		case "lease_ttl":
 			l.LeaseTTL = p.duration(sub, v, time.Second, time.Hour)
+		case "sync_interval":
+			l.SyncInterval = p.duration(sub, v, 100*time.Millisecond, time.Hour)
 		default:
 			return false
 		}

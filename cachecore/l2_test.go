@@ -14,11 +14,14 @@ import (
 // ".raw" relays Redis: enough of MGET, SETEX, SET NX EX, DEL and INCR.
 type fakeWebdis struct {
 	kv    map[string][]byte
+	lists map[string][]string
 	down  bool
 	calls int
 }
 
-func newFakeWebdis() *fakeWebdis { return &fakeWebdis{kv: map[string][]byte{}} }
+func newFakeWebdis() *fakeWebdis {
+	return &fakeWebdis{kv: map[string][]byte{}, lists: map[string][]string{}}
+}
 
 func (w *fakeWebdis) do(call *Call) CallResult {
 	w.calls++
@@ -74,6 +77,20 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 		n++
 		w.kv[args[1]] = []byte(strconv.Itoa(n))
 		out = ":" + strconv.Itoa(n) + "\r\n"
+	case "RPUSH":
+		w.lists[args[1]] = append(w.lists[args[1]], args[2])
+		out = ":" + strconv.Itoa(len(w.lists[args[1]])) + "\r\n"
+	case "LLEN": // JSON
+		out = `{"LLEN":` + strconv.Itoa(len(w.lists[args[1]])) + `}`
+	case "LRANGE": // JSON; non-negative indexes only
+		l := w.lists[args[1]]
+		from, _ := strconv.Atoi(args[2])
+		to, _ := strconv.Atoi(args[3])
+		var vs []string
+		for i := from; i <= to && i < len(l); i++ {
+			vs = append(vs, strconv.Quote(l[i]))
+		}
+		out = `{"LRANGE":[` + strings.Join(vs, ",") + `]}`
 	default:
 		out = "-ERR unknown command\r\n"
 	}
@@ -253,8 +270,8 @@ func TestL2PurgeReachesEveryProxy(t *testing.T) {
 			if err != nil || res.L2 == nil {
 				t.Fatalf("purge: %+v %v", res, err)
 			}
-			if acts := res.L2.Done(m.wd.do(res.L2)); len(acts) != 0 {
-				t.Fatalf("purge did not reach L2: %v", acts)
+			if got, _ := m.step(res.L2.Done(m.wd.do(res.L2))); got != "" || len(m.wd.lists) != 1 {
+				t.Fatalf("purge did not reach L2 and its log: %q %v", got, m.wd.lists)
 			}
 			before := m.upstream
 			if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 {
@@ -273,7 +290,7 @@ func TestL2PurgeThatCannotReachL2IsLogged(t *testing.T) {
 	m.wd.down = true
 	res, _ := m.p[0].Purge([]byte(`{"all":true}`), "")
 	acts := res.L2.Done(m.wd.do(res.L2))
-	if len(acts) != 1 || acts[0].Kind != ActLog || acts[0].Level != LogWarn {
+	if len(acts) != 2 || acts[0].Kind != ActLog || acts[0].Level != LogWarn {
 		t.Fatalf("actions: %+v", acts)
 	}
 }
@@ -416,5 +433,34 @@ func TestL2FailedPollKeepsWaitingUntilTheBreakerOpens(t *testing.T) {
 	want := "l2.error|l2.error|l2.error|l2.breaker_open forward|"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("polls: %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick()) // B and A start reading the log where it ends
+	m.step(m.p[0].L2Tick())
+	m.ask(0, "hello", "world")
+	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
+		t.Fatalf("B: %q", cs)
+	}
+	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
+		t.Fatalf("B's L1: %q", cs)
+	}
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	if got, _ := m.step(m.p[1].L2Tick()); got != "" { // not yet due
+		t.Fatalf("early tick: %q", got)
+	}
+	m.clock.Advance(DefaultL2SyncInterval)
+	m.step(m.p[1].L2Tick())
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("B after the purge reached it: %q %s", cs, body)
+	}
+	// A does not apply its own purge again.
+	m.ask(0, "again", "a")
+	m.step(m.p[0].L2Tick())
+	if cs, _ := m.ask(0, "again", "b"); !strings.Contains(cs, "hit") || strings.Contains(cs, "l2") {
+		t.Fatalf("A re-applied its own purge: %q", cs)
 	}
 }

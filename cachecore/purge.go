@@ -61,6 +61,18 @@ var ErrBadPurge = errors.New("bad purge request")
 // own: a replayed request that names none (no "host" or ":authority" in
 // its headers) is taken to be addressed to it.
 func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
+	res, err := c.purge(body, authority)
+	if err == nil && res.L2 != nil {
+		// Once L2 has it, the purge goes to the log other proxies read.
+		log, done := c.l2Log(body, authority), res.L2.Done
+		res.L2.Done = func(r CallResult) []Action {
+			return append(done(r), Action{Kind: ActDispatch, Call: log})
+		}
+	}
+	return res, err
+}
+
+func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	if len(body) > c.cfg.MaxRequestBytes {
 		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes", ErrBadPurge)
 	}

@@ -54,7 +54,7 @@ func startL2(t *testing.T) *l2Store {
 	}
 	webdisConf := fmt.Sprintf(`{"redis_host":"127.0.0.1","redis_port":%d,"http_host":"127.0.0.1","http_port":%d,`+
 		`"threads":2,"daemonize":false,"database":0,"verbosity":1,"logfile":%q,`+
-		`"acl":[{"disabled":["*"]},{"enabled":["MGET","SETEX","SET","DEL","INCR","PING"]},`+
+		`"acl":[{"disabled":["*"]},{"enabled":["MGET","SETEX","SET","DEL","INCR","RPUSH","LRANGE","LLEN","PING"]},`+
 		`{"http_basic_auth":"test:admin","enabled":["*"]}]}`,
 		s.RedisPort, s.Webdis, filepath.Join(s.dir, "webdis.log"))
 	if err := os.WriteFile(filepath.Join(s.dir, "webdis.json"), []byte(webdisConf), 0o644); err != nil {
@@ -148,7 +148,7 @@ func (s *l2Store) Keys(prefix string) []string {
 
 func l2Config(webdisTimeout string) string {
 	return `{"upstream_cluster": "model",
-  "l2": {"cluster": "webdis", "timeout": "` + webdisTimeout + `", "breaker": {"failures": 3, "cool_down": "500ms"}},
+  "l2": {"cluster": "webdis", "timeout": "` + webdisTimeout + `", "breaker": {"failures": 3, "cool_down": "500ms"}, "sync_interval": "500ms"},
   "purge": {"path": "/modelcache/purge", "token": "0123456789abcdef-l2"},
   "routes": [{"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "10m", "share_authorities": true,
      "coalesce": {"max_wait": "5s"}}]}`
@@ -170,7 +170,7 @@ func TestL2CrossProxyStampede(t *testing.T) {
 		want int64
 	}{
 		{"l2", l2Config("250ms"), 1},
-		{"no l2", strings.Replace(l2Config("250ms"), `"l2": {"cluster": "webdis", "timeout": "250ms", "breaker": {"failures": 3, "cool_down": "500ms"}},`, "", 1), 2},
+		{"no l2", strings.Replace(l2Config("250ms"), `"l2": {"cluster": "webdis", "timeout": "250ms", "breaker": {"failures": 3, "cool_down": "500ms"}, "sync_interval": "500ms"},`, "", 1), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := startL2Envoy(t, s, tc.cfg), startL2Envoy(t, s, tc.cfg)
@@ -311,6 +311,18 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 	}
 	r = do(t, "POST", b.URL+url, chat("purge me"), auth...)
 	expectCS(t, r, "fwd=miss")
+	// B's L1 copy (sharedAnswer) is gone within sync_interval (500 ms)
+	// plus a tick (100 ms): polled for up to 5 s.
+	for i := 0; ; i++ {
+		r := do(t, "POST", b.URL+url, chat("shared across the mesh"), auth...)
+		if strings.Contains(r.CacheStatus(), "fwd=miss") {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("B still serves the purged entry: %q", r.CacheStatus())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Redis killed mid-run: no client error, the breaker opens.
 	s.StopRedis()

@@ -193,6 +193,7 @@ func (p *plugin) OnTick() {
 		p.checkHeld(now)
 	}
 	p.flushSLO(now)
+	p.performAll(p.cache.L2Tick())
 	p.stats.waiting.Set(uint64(len(p.waiting)))
 }
 
