@@ -464,3 +464,33 @@ func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
 		t.Fatalf("A re-applied its own purge: %q", cs)
 	}
 }
+
+func TestL2ConfigIsValidated(t *testing.T) {
+	route := `"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]`
+	for _, tc := range []struct{ l2, want string }{
+		{`{}`, "l2.cluster: is required"},
+		{`{"cluster":"webdis","timeout":"25"}`, "l2.timeout: invalid duration"},
+		{`{"cluster":"webdis","write":"sync"}`, `l2.write: must be "async" (write-behind) or "off"`},
+		{`{"cluster":"webdis","prefix":"a/b"}`, "l2.prefix: may hold only"},
+		{`{"cluster":"webdis","max_entry_bytes":999999999}`, "l2.max_entry_bytes: must be between"},
+		{`{"cluster":"webdis","breaker":{"failures":0}}`, "l2.breaker.failures: must be between"},
+		{`{"cluster":"webdis","lease":1}`, "l2.lease"},
+	} {
+		_, err := ParseConfig([]byte(`{"l2":` + tc.l2 + `,` + route + `}`))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("l2 %s: error %v, want %q", tc.l2, err, tc.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte(`{"l2":{"cluster":"webdis"},` + route + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.L2
+	if l.Timeout != 25*time.Millisecond || l.Write != "async" || l.Prefix != "mc:" || l.MaxEntryBytes != cfg.Store.MaxEntryBytes ||
+		l.TTLSlack != time.Second || l.BreakerFailures != 5 || l.BreakerCoolDown != 5*time.Second || !cfg.Routes[0].L2 {
+		t.Fatalf("defaults: %+v", l)
+	}
+	if cfg, _ := ParseConfig([]byte(`{` + route + `}`)); cfg.L2 != nil || cfg.Routes[0].L2 || EvL2Hit.Applies(cfg.Routes[0]) {
+		t.Fatal("no l2 section, yet L2 is on")
+	}
+}
