@@ -272,7 +272,9 @@ func (c *Cache) webdis(method, path string, body []byte, timeout time.Duration) 
 		Headers: [][2]string{{":method", method}, {":path", path}, {":authority", l.Authority}}}
 }
 
-// RESP replies, as webdis relays them with ".raw".
+// RESP replies, as webdis relays them with ".raw", for the commands whose
+// answer is a status, an integer or a nil (SETEX, SET NX, DEL, INCR,
+// RPUSH).
 type respKind uint8
 
 const (
@@ -280,73 +282,32 @@ const (
 	respSimple
 	respError
 	respInt
-	respBulk
 	respNil
-	respArray
 )
 
-type respValue struct {
-	kind  respKind
-	str   []byte // simple, error, bulk
-	n     int64  // int
-	items []respValue
-}
-
-// parseRESP reads one reply; anything malformed, truncated or followed by
-// garbage is respBad.
-func parseRESP(b []byte) respValue {
-	v, rest := parseRESP1(b, 0)
-	if len(rest) != 0 {
-		return respValue{}
-	}
-	return v
-}
-
-func parseRESP1(b []byte, depth int) (respValue, []byte) {
-	bad := respValue{}
+// parseRESP reads one such reply; anything else (a bulk string, an array,
+// garbage, a truncated line, trailing bytes) is respBad.
+func parseRESP(b []byte) respKind {
 	i := bytes.Index(b, []byte("\r\n"))
-	if i < 1 || depth > 2 {
-		return bad, nil
+	if i < 1 || i+2 != len(b) {
+		return respBad
 	}
-	line, rest := b[1:i], b[i+2:]
+	line := b[1:i]
 	switch b[0] {
 	case '+':
-		return respValue{kind: respSimple, str: line}, rest
+		return respSimple
 	case '-':
-		return respValue{kind: respError, str: line}, rest
+		return respError
 	case ':':
-		n, err := strconv.ParseInt(string(line), 10, 64)
-		if err != nil {
-			return bad, nil
+		if _, err := strconv.ParseInt(string(line), 10, 64); err == nil {
+			return respInt
 		}
-		return respValue{kind: respInt, n: n}, rest
 	case '$':
-		n, err := strconv.ParseInt(string(line), 10, 64)
-		if err != nil || n < -1 {
-			return bad, nil
+		if string(line) == "-1" {
+			return respNil
 		}
-		if n == -1 {
-			return respValue{kind: respNil}, rest
-		}
-		if int64(len(rest)) < n+2 || rest[n] != '\r' || rest[n+1] != '\n' {
-			return bad, nil
-		}
-		return respValue{kind: respBulk, str: rest[:n]}, rest[n+2:]
-	case '*':
-		n, err := strconv.ParseInt(string(line), 10, 64)
-		if err != nil || n < 0 || n > 16 {
-			return bad, nil
-		}
-		v := respValue{kind: respArray, items: make([]respValue, n)}
-		for k := range v.items {
-			v.items[k], rest = parseRESP1(rest, depth+1)
-			if v.items[k].kind == respBad {
-				return bad, nil
-			}
-		}
-		return v, rest
 	}
-	return bad, nil
+	return respBad
 }
 
 // l2Breaker is this VM's circuit breaker on L2 (each VM decides alone: no
@@ -382,7 +343,7 @@ func (c *Cache) l2Result(ok bool) bool {
 func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
 	call := c.webdis("GET", "/"+cmd+"/"+key+".raw", nil, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
-		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body).kind == respInt {
+		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil
 		}
 		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +

@@ -494,3 +494,17 @@ func TestL2ConfigIsValidated(t *testing.T) {
 		t.Fatal("no l2 section, yet L2 is on")
 	}
 }
+
+func TestL2HitHonoursTheClientsMaxAge(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.ask(0, "hello", "world")
+	m.clock.Advance(20 * time.Second)
+	c := m.p[1]
+	hs := hdr("authorization", "Bearer sk-alice", "cache-control", "max-age=10")
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", hs)
+	f := c.NewFlight(req, 2, 50)
+	f.RequestHeaders(hs, false, true)
+	if cs, _ := m.run(f, f.RequestBody([]byte(chatRequest("hello")), false), "fresh"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("an entry 20 s old served to max-age=10: %q", cs)
+	}
+}

@@ -47,7 +47,7 @@ func (c *Cache) l2Log(body []byte, authority string) *Call {
 	entry := c.l2Origin() + "\n" + authority + "\n" + string(body)
 	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", base64.StdEncoding.AppendEncode(nil, []byte(entry)), l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
-		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body).kind == respInt {
+		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil
 		}
 		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: a purge did not reach the purge log: other proxies keep their L1 copies until they expire")}}

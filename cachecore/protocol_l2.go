@@ -99,7 +99,8 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		switch {
 		case err == errL2Corrupt || err == errL2Foreign:
 			f.count(EvL2Rejected) // the answer upstream overwrites it
-		case err == nil && e.FreshUntil-c.nowMs() > c.cfg.L2.TTLSlack.Milliseconds():
+		case err == nil && e.FreshUntil-c.nowMs() > c.cfg.L2.TTLSlack.Milliseconds() && c.freshness(req, e, c.nowMs()) == fresh:
+			// (fresh also for the client's max-age and min-fresh)
 			f.l2Serve(e)
 			return
 		}
@@ -137,11 +138,11 @@ func (f *Flight) l2Lease() *Call {
 		if f.state != flightL2 {
 			return nil
 		}
-		v := respValue{}
+		v := respBad
 		if !res.Failed && !res.NotStarted && res.Status == 200 {
 			v = parseRESP(res.Body)
 		}
-		switch v.kind {
+		switch v {
 		case respSimple:
 			c.l2Result(true)
 			f.count(EvL2LeaseWon)
@@ -283,12 +284,12 @@ func (f *Flight) l2Write() {
 		release = c.l2Release(req)
 	}
 	call.Done = func(res CallResult) []Action {
-		v := respValue{}
+		v := respBad
 		if !res.Failed && !res.NotStarted && res.Status == 200 {
 			v = parseRESP(res.Body)
 		}
 		ev := EvL2WriteError
-		if v.kind == respSimple {
+		if v == respSimple {
 			ev = EvL2Written
 		}
 		c.l2Result(ev == EvL2Written)
