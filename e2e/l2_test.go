@@ -328,13 +328,17 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 
 	// Redis killed mid-run: no client error, the breaker opens.
 	s.StopRedis()
+	var slowest time.Duration
 	for i := 0; i < 8; i++ {
+		began := time.Now()
 		r := do(t, "POST", a.URL+url, chat(fmt.Sprint("during the outage ", i)), auth...)
+		slowest = max(slowest, time.Since(began))
 		if r.Status != 200 {
 			t.Fatalf("request %d during the outage: %d %s", i, r.Status, r.Body)
 		}
 		expectCS(t, r, "fwd=miss")
 	}
+	t.Logf("slowest request during the outage: %v (l2.timeout 250ms; not asserted)", slowest)
 	if got := a.Stat("wasmcustom.modelcache.chat.l2.breaker_open"); got == 0 {
 		t.Fatalf("breaker never opened (errors %d, timeouts %d)", a.Stat("wasmcustom.modelcache.chat.l2.error"), a.Stat("wasmcustom.modelcache.chat.l2.timeout"))
 	}
