@@ -213,6 +213,13 @@ func runS13(r *run) error {
 			Value:     v,
 			Baselines: base["L1 hit "+c] + "; " + base["miss "+c] + " (origin answers at once)"})
 	}
+	if st, err := b.Stats(); err == nil {
+		var parts []string
+		for _, ev := range []string{"hit", "miss", "error", "timeout", "breaker_open", "rejected", "lease_won", "lease_lost", "written", "write_error"} {
+			parts = append(parts, fmt.Sprintf("%s %d", ev, st["wasmcustom.modelcache.l2.l2."+ev]))
+		}
+		r.note("S13 proxy B's l2 counters after the latency points: %s", strings.Join(parts, ", "))
+	}
 	return r.s13Coalesce(a, b)
 }
 
