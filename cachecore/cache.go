@@ -26,6 +26,8 @@ type Cache struct {
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
 	refreshN    uint32                      // background refreshes started (lease owner ids)
+	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
+	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 }
 
 // Options injects the store, the clock and the random source, so tests can
@@ -112,6 +114,8 @@ type Request struct {
 	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
+
+	l2 l2State // the L2 tier's part (protocol_l2.go)
 }
 
 // KeepBody says the request body cannot be rewritten (the filter holds no

@@ -31,6 +31,8 @@ type Config struct {
 	Purge      PurgeConfig
 	Background BackgroundConfig
 	Routes     []*Route
+	// L2 is the mesh-wide tier (l2.go); nil: none.
+	L2 *L2Config
 }
 
 // StoreConfig fixes the shape of the slot table, and so its memory bound.
@@ -64,6 +66,8 @@ type Route struct {
 	Methods []string
 	Kind    Kind
 	Policy
+	// L2: the configuration has an l2 tier (its counters apply).
+	L2 bool
 }
 
 // Policy is every per-route setting; routes inherit "defaults" and override.

@@ -32,6 +32,16 @@ const (
 	EvShadowSaturated               // skipped: shadow.max_concurrent reached
 	EvInvalidation                  // divergence invalidated the namespace
 	EvSLOBreach                     // the stale-serving rate crossed the objective
+	EvL2Hit                         // answered from L2
+	EvL2Miss                        // L2 had no usable entry
+	EvL2Error                       // L2 unreachable or answering garbage
+	EvL2Timeout                     // L2 did not answer within l2.timeout
+	EvL2BreakerOpen                 // L2 skipped: its breaker is open
+	EvL2LeaseWon                    // took the cross-proxy lease: this proxy asks the model
+	EvL2LeaseLost                   // another proxy leads: wait for its answer in L2
+	EvL2Written                     // an answer written to L2
+	EvL2WriteError                  // an L2 write failed
+	EvL2Rejected                    // an L2 value not served: corrupt, truncated or another key's
 	NumEvents
 )
 
@@ -45,6 +55,8 @@ var EventNames = [NumEvents]string{
 	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
 	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
 	"slo.breaches",
+	"l2.hit", "l2.miss", "l2.error", "l2.timeout", "l2.breaker_open", "l2.lease_won", "l2.lease_lost",
+	"l2.written", "l2.write_error", "l2.rejected",
 }
 
 // Applies reports whether e can happen on route r; it keeps /stats free of counters a route can never move.
@@ -56,6 +68,9 @@ func (e Event) Applies(r *Route) bool {
 		return r.Shadow != nil
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
+	case EvL2Hit, EvL2Miss, EvL2Error, EvL2Timeout, EvL2BreakerOpen, EvL2LeaseWon, EvL2LeaseLost,
+		EvL2Written, EvL2WriteError, EvL2Rejected:
+		return r.L2
 	}
 	return true
 }

@@ -152,7 +152,7 @@ func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body
 		age = 0
 	}
 	headers = append(headers, [2]string{"age", itoa(age)})
-	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true}
+	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true, L2: req.l2.hit}
 	headers = append(headers, [2]string{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))})
 	return int(e.Status), headers, e.Body
 }

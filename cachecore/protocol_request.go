@@ -131,7 +131,6 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 	if req.Status == StatusMiss && req.Route.Coalesce.Enabled {
 		return f.Miss()
 	}
-	f.state = flightDone
-	f.emit(Action{Kind: ActForward})
+	f.upstream(false)
 	return f.actions()
 }

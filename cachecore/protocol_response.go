@@ -56,6 +56,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	}
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.Stored(res)
+	f.l2Write()
 	return Completed, f.actions()
 }
 
@@ -75,6 +76,7 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 	f.reset()
 	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
 	f.finishLead(OutcomeStored, f.respStatus)
+	f.l2Write()
 	return f.actions()
 }
 

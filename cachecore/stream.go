@@ -187,6 +187,10 @@ func (s *Stream) Tick() []Action {
 	return s.apply(s.fl.Tick())
 }
 
+// Continue is the event "a call of this request's (an L2 lookup, say)
+// returned": acts are its Done's actions.
+func (s *Stream) Continue(acts []Action) []Action { return s.apply(acts) }
+
 // apply records the phase each of the Flight's actions leads to and fills
 // in what the host needs to carry them out.
 func (s *Stream) apply(acts []Action) []Action {

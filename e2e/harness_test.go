@@ -91,6 +91,8 @@ type envoyOpts struct {
 	// FailurePolicy replaces the file's failure_policy value, e.g.
 	// "FAIL_OPEN"; default the file's.
 	FailurePolicy string
+	// Ports maps more port_values of the file (e.g. webdis' 7379).
+	Ports map[int]int
 }
 
 type envoyProc struct {
@@ -129,8 +131,12 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
 	}
+	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
+	for from, to := range o.Ports {
+		ports[from] = to
+	}
 	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
-		Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort}, Wasm: o.Wasm, FilterJSON: o.Config,
+		Ports: ports, Wasm: o.Wasm, FilterJSON: o.Config,
 		RouteTimeout: o.RouteTimeout, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy})
 	if err != nil {
 		t.Fatal(err)

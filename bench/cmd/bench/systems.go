@@ -79,6 +79,12 @@ func (r *run) startEnvoy(name, file string, concurrency int, cpus string) (*syst
 }
 
 func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm string) (*system, error) {
+	return r.startEnvoyWith(name, file, concurrency, cpus, wasm, nil, "")
+}
+
+// startEnvoyWith is startEnvoyWasm with more ports to map and, if set, the
+// filter's JSON replaced.
+func (r *run) startEnvoyWith(name, file string, concurrency int, cpus, wasm string, ports map[int]int, filterJSON string) (*system, error) {
 	raw, err := os.ReadFile(filepath.Join(r.s.Root, file))
 	if err != nil {
 		return nil, err
@@ -91,8 +97,11 @@ func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm stri
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
-		Ports: map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}, Wasm: wasm})
+	all := map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}
+	for from, to := range ports {
+		all[from] = to
+	}
+	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{Ports: all, Wasm: wasm, FilterJSON: filterJSON})
 	if err != nil {
 		return nil, err
 	}
