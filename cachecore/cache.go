@@ -26,6 +26,10 @@ type Cache struct {
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
 	refreshN    uint32                      // background refreshes started (lease owner ids)
+
+	semVectors semVectorCache    // recent turns' vectors (semantic_index.go)
+	semPending map[uint64]bool   // turns being embedded by this VM
+	semModels  map[*Route]string // the embedding model last seen per route
 }
 
 // Options injects the store, the clock and the random source, so tests can
@@ -112,6 +116,8 @@ type Request struct {
 	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
+
+	sem *semQuery // semantic routes: the turn compared (semantic.go)
 }
 
 // KeepBody says the request body cannot be rewritten (the filter holds no

@@ -32,6 +32,20 @@ const (
 	EvShadowSaturated               // skipped: shadow.max_concurrent reached
 	EvInvalidation                  // divergence invalidated the namespace
 	EvSLOBreach                     // the stale-serving rate crossed the objective
+	EvSemanticHit                   // semantic: answered by a near match
+	EvSemanticMiss                  // semantic: embedded and searched, no usable near match
+	EvVetoNumbers                   // semantic: a near match vetoed: numbers, dates or units differ
+	EvVetoNegation                  // semantic: vetoed: negation or polarity differs
+	EvVetoEntities                  // semantic: vetoed: names or rare content words differ
+	EvSemanticUnconfirmed           // semantic: a near match not yet confirmed (exact hits only)
+	EvSemanticIndexed               // semantic: a stored answer's turn was indexed
+	EvSemanticIndexFull             // semantic: not indexed: max_entries reached
+	EvSemanticEmbedError            // semantic: the embeddings call failed or answered garbage (exact miss)
+	EvSemanticEmbedTimeout          // semantic: the embeddings call passed its deadline (exact miss)
+	EvSemanticDemoted               // semantic: a shadow comparison of a near hit diverged: the entry leaves the index
+	EvSemanticConfirmed             // semantic: an entry became reachable by near matches
+	EvSemanticModelChange           // semantic: the embeddings server reports another model or dimension
+	EvSemanticVectorCached          // semantic: the turn's vector came from the VM's cache (no call)
 	NumEvents
 )
 
@@ -45,6 +59,9 @@ var EventNames = [NumEvents]string{
 	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
 	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
 	"slo.breaches",
+	"semantic.hits", "semantic.misses", "semantic.veto.numbers", "semantic.veto.negation", "semantic.veto.entities",
+	"semantic.unconfirmed", "semantic.indexed", "semantic.index_full", "semantic.embed_error", "semantic.embed_timeout",
+	"semantic.demoted", "semantic.confirmed", "semantic.model_changes", "semantic.vector_cached",
 }
 
 // Applies reports whether e can happen on route r; it keeps /stats free of counters a route can never move.
@@ -56,6 +73,9 @@ func (e Event) Applies(r *Route) bool {
 		return r.Shadow != nil
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
+	}
+	if e >= EvSemanticHit {
+		return r.Semantic != nil
 	}
 	return true
 }

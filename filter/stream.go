@@ -207,6 +207,14 @@ func (s *stream) perform(acts []cachecore.Action) {
 			} else {
 				s.forward()
 			}
+		case cachecore.ActDispatch:
+			if a.Call.Stream == s.id { // a step of this request: it continues here
+				call, done := *a.Call, a.Call.Done
+				call.Done = func(r cachecore.CallResult) []cachecore.Action { s.perform(done(r)); return nil }
+				s.p.dispatch(&call)
+			} else {
+				s.p.perform(a)
+			}
 		default:
 			s.p.perform(a)
 		}

@@ -1,0 +1,240 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+)
+
+// The semantic index lives in the shared Store, so every worker sees the
+// same one. Per (embedding namespace, partition) it is a list of segments
+// of up to semSegRecords records:
+//
+//	modelcache/sem/<ns>/<partition>/h      segment count (u32)
+//	modelcache/sem/<ns>/<partition>/<i>    u16 count, then records
+//	modelcache/sem/<ns>/n                  records indexed in the namespace (u32)
+//
+// A record is the stored turn's vector quantised to int8 with its norm,
+// and the turn's canonical JSON (which rebuilds the entry's exact key and
+// feeds the guards):
+//
+//	f32 norm | dim × i8 | u16 len | turn
+//
+// so an entry costs dim + 6 + len(turn) bytes (plus the Store's per-key
+// overhead once per segment). max_entries bounds the records of one
+// namespace; past it nothing more is indexed (counted index_full). A
+// search reads only its own partition's segments.
+
+const (
+	semSegRecords = 64
+	semTries      = 4 // near matches tried, best first
+)
+
+type semIndexStore struct{ s Store }
+
+func (c *Cache) semIndex() semIndexStore { return semIndexStore{c.store} }
+
+func semPrefix(ns, part uint64) string {
+	return "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/" + strconv.FormatUint(part, 16) + "/"
+}
+
+type semCandidate struct {
+	sim  float64
+	raw  []byte // the turn's canonical JSON
+	text string // decoded
+}
+
+// search returns up to semTries records of the partition at or above
+// min, most similar first.
+func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min float64) []semCandidate {
+	prefix := semPrefix(ns, part)
+	head, _, err := ix.s.Get(prefix + "h")
+	if err != nil || len(head) != 4 {
+		return nil
+	}
+	nseg := int(binary.LittleEndian.Uint32(head))
+	var best []semCandidate
+	dim := len(q)
+	recMin := 4 + dim + 2
+	var buf []byte
+	for i := 0; i < nseg; i++ {
+		seg, _, err := getInto(ix.s, prefix+strconv.Itoa(i), buf[:0])
+		if err != nil || len(seg) < 2 {
+			continue
+		}
+		buf = seg
+		n := int(binary.LittleEndian.Uint16(seg))
+		p := 2
+		for r := 0; r < n && p+recMin <= len(seg); r++ {
+			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[p:]))
+			vec := seg[p+4 : p+4+dim]
+			l := int(binary.LittleEndian.Uint16(seg[p+4+dim:]))
+			rawAt := p + recMin
+			p = rawAt + l
+			if p > len(seg) {
+				break
+			}
+			sim := float64(dot(q, vec)) / (float64(qnorm) * float64(norm))
+			if sim < min || len(best) == semTries && sim <= best[len(best)-1].sim {
+				continue
+			}
+			raw := append([]byte(nil), seg[rawAt:p]...)
+			cand := semCandidate{sim: sim, raw: raw}
+			best = insertCandidate(best, cand)
+		}
+	}
+	for i := range best {
+		best[i].text = decodeJSONString(best[i].raw)
+	}
+	return best
+}
+
+func insertCandidate(best []semCandidate, c semCandidate) []semCandidate {
+	i := len(best)
+	for i > 0 && best[i-1].sim < c.sim {
+		i--
+	}
+	if len(best) < semTries {
+		best = append(best, semCandidate{})
+	}
+	copy(best[i+1:], best[i:len(best)-1])
+	best[i] = c
+	return best
+}
+
+// dot is the int8 dot product (b is the record's bytes).
+func dot(a []int8, b []byte) int32 {
+	var s int32
+	b = b[:len(a)]
+	for i, x := range a {
+		s += int32(x) * int32(int8(b[i]))
+	}
+	return s
+}
+
+// add appends a record to the partition. It reports what to count.
+func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, maxEntries int) (Event, error) {
+	countKey := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/n"
+	for try := 0; try < 8; try++ {
+		v, cas, err := ix.s.Get(countKey)
+		if err != nil && err != ErrNotFound {
+			return 0, err
+		}
+		var n uint32
+		if len(v) == 4 {
+			n = binary.LittleEndian.Uint32(v)
+		}
+		if int(n) >= maxEntries {
+			return EvSemanticIndexFull, nil
+		}
+		if ix.s.Set(countKey, binary.LittleEndian.AppendUint32(nil, n+1), cas) == nil {
+			break
+		}
+		if try == 7 {
+			return 0, ErrCasMismatch
+		}
+	}
+	rec := make([]byte, 0, 4+len(q)+2+len(raw))
+	rec = binary.LittleEndian.AppendUint32(rec, math.Float32bits(norm))
+	for _, x := range q {
+		rec = append(rec, byte(x))
+	}
+	rec = binary.LittleEndian.AppendUint16(rec, uint16(len(raw)))
+	rec = append(rec, raw...)
+	prefix := semPrefix(ns, part)
+	for try := 0; try < 8; try++ {
+		head, hcas, err := ix.s.Get(prefix + "h")
+		if err != nil && err != ErrNotFound {
+			return 0, err
+		}
+		nseg := uint32(0)
+		if len(head) == 4 {
+			nseg = binary.LittleEndian.Uint32(head)
+		}
+		if nseg == 0 {
+			if ix.s.Set(prefix+"h", binary.LittleEndian.AppendUint32(nil, 1), hcas) != nil {
+				continue
+			}
+			nseg = 1
+		}
+		segKey := prefix + strconv.Itoa(int(nseg-1))
+		seg, scas, err := ix.s.Get(segKey)
+		if err != nil && err != ErrNotFound {
+			return 0, err
+		}
+		count := 0
+		if len(seg) >= 2 {
+			count = int(binary.LittleEndian.Uint16(seg))
+		} else {
+			seg = []byte{0, 0}
+		}
+		if count >= semSegRecords {
+			_ = ix.s.Set(prefix+"h", binary.LittleEndian.AppendUint32(nil, nseg+1), hcas)
+			continue
+		}
+		seg = append(seg, rec...)
+		binary.LittleEndian.PutUint16(seg, uint16(count+1))
+		if ix.s.Set(segKey, seg, scas) == nil {
+			return EvSemanticIndexed, nil
+		}
+	}
+	return 0, ErrCasMismatch
+}
+
+// ---- the VM's query vectors ----
+
+// semVector is an embedded turn: its quantised vector and the namespace
+// of the model that made it.
+type semVector struct {
+	q        []int8
+	norm     float32
+	ns       uint64
+	identity string
+}
+
+// semVectorCache remembers this VM's recent turns' vectors (bounded; reset
+// when full), so the same turn is not embedded twice while it is here.
+type semVectorCache struct{ m map[uint64]*semVector }
+
+const semMaxVectors = 1024
+
+func (vc *semVectorCache) get(k uint64) (*semVector, bool) {
+	v, ok := vc.m[k]
+	return v, ok
+}
+
+func (vc *semVectorCache) put(k uint64, e embedding) *semVector {
+	if vc.m == nil || len(vc.m) >= semMaxVectors {
+		vc.m = make(map[uint64]*semVector, 64)
+	}
+	q, norm := quantise(e.vec)
+	v := &semVector{q: q, norm: norm, identity: e.identity, ns: fnv64(e.identity)}
+	vc.m[k] = v
+	return v
+}
+
+// textKey names a turn for the vector cache: the route's embedding
+// service and the text.
+func (c *Cache) textKey(r *Route, text string) uint64 {
+	s := r.Semantic
+	b := make([]byte, 0, len(text)+len(s.Embedding.Cluster)+len(s.Embedding.Path)+len(s.Embedding.Model)+4)
+	b = append(b, 'T')
+	b = appendLV(b, s.Embedding.Cluster)
+	b = appendLV(b, s.Embedding.Path)
+	b = appendLV(b, s.Embedding.Model)
+	b = append(b, text...)
+	return c.hk.fp.sum64(b)
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func decodeJSONString(raw []byte) string { return gjson.ParseBytes(raw).String() }
