@@ -126,7 +126,7 @@ func parseEmbedding(s *Semantic, res CallResult) (e embedding, ok, timeout bool)
 	if res.NotStarted {
 		return e, false, false
 	}
-	if res.Failed {
+	if res.Failed || res.Status == 504 { // Envoy answers a call past its deadline with a local 504
 		return e, false, true
 	}
 	if res.Status != 200 || !gjson.ValidBytes(res.Body) {

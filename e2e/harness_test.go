@@ -91,6 +91,9 @@ type envoyOpts struct {
 	// FailurePolicy replaces the file's failure_policy value, e.g.
 	// "FAIL_OPEN"; default the file's.
 	FailurePolicy string
+	// Ports maps more of the file's port_values (e.g. 8001, the
+	// embeddings cluster) to the ones to use.
+	Ports map[int]int
 }
 
 type envoyProc struct {
@@ -126,11 +129,15 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 		t.Fatal(err)
 	}
 	listen, admin := freePort(t), freePort(t)
+	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
+	for k, v := range o.Ports {
+		ports[k] = v
+	}
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
 	}
 	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
-		Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort}, Wasm: o.Wasm, FilterJSON: o.Config,
+		Ports: ports, Wasm: o.Wasm, FilterJSON: o.Config,
 		RouteTimeout: o.RouteTimeout, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy})
 	if err != nil {
 		t.Fatal(err)
