@@ -120,17 +120,17 @@ func main() {
 	pngPath := filepath.Join(*root, *out, "semantic-eval.png")
 	_ = os.WriteFile(mdPath, md.Bytes(), 0o644)
 	_ = os.WriteFile(tsvPath, tsv.Bytes(), 0o644)
-	plot := fmt.Sprintf(`set terminal pngcairo size 1000,500
+	plot := fmt.Sprintf(`set terminal pngcairo size 1000,500 noenhanced
 set output %q
+set key outside bottom center horizontal
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set yrange [0:100]
 set ylabel "%% of second questions answered by a semantic hit"
 set xtics rotate by -30
-set key top right
 set title "modelcache semantic cache: paraphrase hits vs false hits (real model)"
-plot %q using 2:xtic(1) title "paraphrase hit rate", '' using 3 title "false-hit rate (non-equivalent pairs)"
+plot %q every ::1 using 2:xtic(1) title "paraphrase hit rate", '' using 3 title "false-hit rate (non-equivalent pairs)"
 `, pngPath, tsvPath)
 	cmd := exec.Command("gnuplot")
 	cmd.Stdin = strings.NewReader(plot)
