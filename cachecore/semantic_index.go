@@ -106,12 +106,20 @@ func insertCandidate(best []semCandidate, c semCandidate) []semCandidate {
 
 // dot is the int8 dot product (b is the record's bytes).
 func dot(a []int8, b []byte) int32 {
-	var s int32
+	var s0, s1, s2, s3 int32
 	b = b[:len(a)]
-	for i, x := range a {
-		s += int32(x) * int32(int8(b[i]))
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		aa, bb := a[i:i+8:i+8], b[i:i+8:i+8]
+		s0 += int32(aa[0])*int32(int8(bb[0])) + int32(aa[4])*int32(int8(bb[4]))
+		s1 += int32(aa[1])*int32(int8(bb[1])) + int32(aa[5])*int32(int8(bb[5]))
+		s2 += int32(aa[2])*int32(int8(bb[2])) + int32(aa[6])*int32(int8(bb[6]))
+		s3 += int32(aa[3])*int32(int8(bb[3])) + int32(aa[7])*int32(int8(bb[7]))
 	}
-	return s
+	for ; i < len(a); i++ {
+		s0 += int32(a[i]) * int32(int8(b[i]))
+	}
+	return s0 + s1 + s2 + s3
 }
 
 // add appends a record to the partition. It reports what to count.

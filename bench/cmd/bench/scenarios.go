@@ -30,6 +30,7 @@ var scenarios = []scenario{
 	{ID: "S9", Title: "per-item embedding cache (batch 64, 50% hits)", Run: runS9},
 	{ID: "S11", Title: "soak: RSS drift, VM failures, p99.9 vs p99", Run: runS11},
 	{ID: "S12", Title: "cachecore micro-benchmarks: native, V8 (Node.js), wazero", Run: runS12},
+	{ID: "S13", Title: "semantic cache: added latency of a semantic miss (real embedding model)", Run: runS13},
 }
 
 var sizes = []string{"1k", "16k"}
