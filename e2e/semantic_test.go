@@ -278,3 +278,30 @@ func TestSemanticEmbeddingsServerDownFailsOpen(t *testing.T) {
 		t.Errorf("embed errors+timeouts = %d, want 4", got)
 	}
 }
+
+func TestSemanticStreamedHitReplaysTheStoredStream(t *testing.T) {
+	_, port := startFakeEmbedder(t) // every text one vector: the guards and partitions decide
+	e := startEnvoy(t, envoyOpts{Config: semRoutes(semDefault), Ports: map[int]int{8001: port}})
+	url := e.URL + "/v1/chat/completions"
+	a := []string{"authorization", "Bearer tenant-a"}
+	stream := func(q string) string {
+		return `{"model":"sim-chat","stream":true,"messages":[{"role":"user","content":` + strconv.Quote(q) + `}]}`
+	}
+	first := do(t, "POST", url, stream("How do I reset my password?"), a...)
+	if got := e.WaitStat("wasmcustom.modelcache.chat.stored", 1); got != 1 {
+		t.Fatalf("stream not stored: %d", got)
+	}
+	expectCS(t, do(t, "POST", url, stream("How do I reset my password?"), a...), "hit")
+	calls := e.Sim.TotalCalls()
+	r := do(t, "POST", url, stream("How can I reset my password?"), a...)
+	if !isSemanticHit(r) || !strings.Contains(string(r.Body), "data:") || string(r.Body) != string(first.Body) {
+		t.Fatalf("streamed paraphrase: %q, body %.200q (want the stored stream)", r.CacheStatus(), r.Body)
+	}
+	if e.Sim.TotalCalls() != calls {
+		t.Fatal("the streamed semantic hit reached the model")
+	}
+	// A non-streamed request is another partition: it never gets the stream.
+	if r := do(t, "POST", url, semChat("", "How can I reset my password?"), a...); isSemanticHit(r) {
+		t.Fatalf("non-streamed request served from a streamed entry: %q", r.CacheStatus())
+	}
+}
