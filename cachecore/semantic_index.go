@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -16,13 +17,13 @@ import (
 //	modelcache/sem/<ns>/<partition>/<i>    u16 count, then records
 //	modelcache/sem/<ns>/n                  records indexed in the namespace (u32)
 //
-// A record is the stored turn's vector quantised to int8 with its norm,
-// and the turn's canonical JSON (which rebuilds the entry's exact key and
-// feeds the guards):
+// A record is the stored turn's vector quantised to int8 with its norm
+// and its sign bits, and the turn's canonical JSON (which rebuilds the
+// entry's exact key and feeds the guards):
 //
-//	f32 norm | dim × i8 | u16 len | turn
+//	f32 norm | ⌈dim/64⌉×8 sign bytes | dim × i8 | u16 len | turn
 //
-// so an entry costs dim + 6 + len(turn) bytes (plus the Store's per-key
+// so an entry costs dim + ⌈dim/64⌉×8 + 6 + len(turn) bytes (plus the Store's per-key
 // overhead once per segment). max_entries bounds the records of one
 // namespace; past it nothing more is indexed (counted index_full). A
 // search reads only its own partition's segments.
@@ -47,7 +48,13 @@ type semCandidate struct {
 }
 
 // search returns up to semTries records of the partition at or above
-// min, most similar first.
+// min, most similar first. A record's sign bits rank it first (Hamming
+// distance, 6 popcounts for 384 dimensions); only a record that is among
+// the semShortlist closest by that measure so far gets its int8 cosine
+// computed. A near duplicate's signs are far closer than an unrelated
+// turn's, so this skips almost every full product (tens per search
+// instead of thousands); what it can cost is a missed near match, never a
+// wrong one: every answer is checked on the full cosine.
 func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min float64) []semCandidate {
 	prefix := semPrefix(ns, part)
 	head, _, err := ix.s.Get(prefix + "h")
@@ -57,7 +64,10 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 	nseg := int(binary.LittleEndian.Uint32(head))
 	var best []semCandidate
 	dim := len(q)
-	recMin := 4 + dim + 2
+	sb := signBytes(dim)
+	qs := signs(q)
+	recMin := 4 + sb + dim + 2
+	var short shortlist
 	var buf []byte
 	for i := 0; i < nseg; i++ {
 		seg, _, err := getInto(ix.s, prefix+strconv.Itoa(i), buf[:0])
@@ -68,27 +78,84 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 		n := int(binary.LittleEndian.Uint16(seg))
 		p := 2
 		for r := 0; r < n && p+recMin <= len(seg); r++ {
-			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[p:]))
-			vec := seg[p+4 : p+4+dim]
-			l := int(binary.LittleEndian.Uint16(seg[p+4+dim:]))
-			rawAt := p + recMin
+			at := p
+			l := int(binary.LittleEndian.Uint16(seg[at+4+sb+dim:]))
+			rawAt := at + recMin
 			p = rawAt + l
 			if p > len(seg) {
 				break
 			}
-			sim := float64(dot(q, vec)) / (float64(qnorm) * float64(norm))
+			if !short.admit(hamming(qs, seg[at+4:at+4+sb])) {
+				continue
+			}
+			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[at:]))
+			sim := float64(dot(q, seg[at+4+sb:at+4+sb+dim])) / (float64(qnorm) * float64(norm))
 			if sim < min || len(best) == semTries && sim <= best[len(best)-1].sim {
 				continue
 			}
 			raw := append([]byte(nil), seg[rawAt:p]...)
-			cand := semCandidate{sim: sim, raw: raw}
-			best = insertCandidate(best, cand)
+			best = insertCandidate(best, semCandidate{sim: sim, raw: raw})
 		}
 	}
 	for i := range best {
 		best[i].text = decodeJSONString(best[i].raw)
 	}
 	return best
+}
+
+// semShortlist is how many records, closest by their signs so far, a
+// search compares on the full vector.
+const semShortlist = 64
+
+// shortlist keeps the semShortlist smallest Hamming distances seen.
+type shortlist struct {
+	d    [semShortlist]int
+	n    int
+	maxI int
+}
+
+// admit reports whether distance h is among the smallest so far (and
+// keeps it).
+func (s *shortlist) admit(h int) bool {
+	if s.n < semShortlist {
+		s.d[s.n] = h
+		if h > s.d[s.maxI] {
+			s.maxI = s.n
+		}
+		s.n++
+		return true
+	}
+	if h >= s.d[s.maxI] {
+		return false
+	}
+	s.d[s.maxI] = h
+	for i, v := range s.d {
+		if v > s.d[s.maxI] {
+			s.maxI = i
+		}
+	}
+	return true
+}
+
+func signBytes(dim int) int { return (dim + 63) / 64 * 8 }
+
+// signs packs the sign bits of q, 64 to a word.
+func signs(q []int8) []byte {
+	b := make([]byte, signBytes(len(q)))
+	for i, x := range q {
+		if x >= 0 {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
+}
+
+func hamming(a, b []byte) int {
+	h := 0
+	for i := 0; i+8 <= len(a); i += 8 {
+		h += bits.OnesCount64(binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]))
+	}
+	return h
 }
 
 func insertCandidate(best []semCandidate, c semCandidate) []semCandidate {
@@ -144,8 +211,9 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			return 0, ErrCasMismatch
 		}
 	}
-	rec := make([]byte, 0, 4+len(q)+2+len(raw))
+	rec := make([]byte, 0, 4+signBytes(len(q))+len(q)+2+len(raw))
 	rec = binary.LittleEndian.AppendUint32(rec, math.Float32bits(norm))
+	rec = append(rec, signs(q)...)
 	for _, x := range q {
 		rec = append(rec, byte(x))
 	}

@@ -232,12 +232,73 @@ func BenchmarkSemanticLookup10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// Index memory per entry, measured (the turns here are ~45 bytes).
-	b.ReportMetric(float64(store.Bytes())/10000, "index-B/entry")
 	q, n := randVec()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ix.search(1, 2, q, n, 0.9)
 	}
+	// Index memory per entry, measured (the turns here are ~45 bytes).
+	b.ReportMetric(float64(store.Bytes())/10000, "index-B/entry")
+}
+
+// The sign-bit shortlist must not lose a near duplicate among many
+// unrelated turns that are all fairly similar (as a small encoder's
+// vectors are: a large shared component, cosine ~0.8 between unrelated
+// texts).
+func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const dim = 384
+	common := make([]float64, dim)
+	for i := range common {
+		common[i] = rng.NormFloat64()
+	}
+	vec := func(base []float64, noise float64) []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(base[i] + noise*rng.NormFloat64())
+		}
+		return v
+	}
+	for trial := 0; trial < 5; trial++ {
+		store := NewMemStore()
+		ix := semIndexStore{store}
+		topic := make([]float64, dim)
+		for i := range topic {
+			topic[i] = common[i] + 0.5*rng.NormFloat64()
+		}
+		var unrelatedMax float64
+		qv := vec(topic, 0.2)
+		q, qn := quantise(qv)
+		target := 5000 + trial*997
+		for i := 0; i < 10000; i++ {
+			var v []float32
+			if i == target {
+				v = vec(topic, 0.2) // the near duplicate
+			} else {
+				v = vec(common, 0.5) // unrelated, but close: cos ≈ 0.8
+			}
+			r, n := quantise(v)
+			if i != target {
+				if c := float64(dot(q, int8Bytes(r))) / float64(qn*n); c > unrelatedMax {
+					unrelatedMax = c
+				}
+			}
+			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 20000); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := ix.search(1, 2, q, qn, unrelatedMax+0.01)
+		if len(got) == 0 || got[0].text != strconv.Itoa(target) {
+			t.Fatalf("trial %d: near duplicate not found above the closest unrelated turn (%.3f): %+v", trial, unrelatedMax, got)
+		}
+	}
+}
+
+func int8Bytes(v []int8) []byte {
+	b := make([]byte, len(v))
+	for i, x := range v {
+		b[i] = byte(x)
+	}
+	return b
 }
