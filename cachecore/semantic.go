@@ -122,7 +122,8 @@ const (
 // parseEmbedding checks an embeddings answer: 200, one finite, non-zero
 // vector of a sane dimension. timeout says a failure was the deadline
 // (or a reset, which the host cannot tell apart).
-func parseEmbedding(s *Semantic, res CallResult) (e embedding, ok, timeout bool) {
+func parseEmbedding(r *Route, res CallResult) (e embedding, ok, timeout bool) {
+	s := r.Semantic
 	if res.NotStarted {
 		return e, false, false
 	}
@@ -156,7 +157,7 @@ func parseEmbedding(s *Semantic, res CallResult) (e embedding, ok, timeout bool)
 		return embedding{}, false, false
 	}
 	version, _ := header(res.Headers, "x-model-version")
-	e.identity = s.Embedding.Model + "\x00" + gjson.GetBytes(res.Body, "model").String() + "\x00" + version + "\x00" + strconv.Itoa(len(e.vec))
+	e.identity = r.Name + "\x00" + s.Embedding.Model + "\x00" + gjson.GetBytes(res.Body, "model").String() + "\x00" + version + "\x00" + strconv.Itoa(len(e.vec))
 	return e, true, false
 }
 
@@ -215,7 +216,7 @@ func (f *Flight) semanticStep() []Action {
 	call.Stream = f.id
 	call.Done = func(res CallResult) []Action {
 		delete(c.semPending, tkey)
-		e, ok, timeout := parseEmbedding(s, res)
+		e, ok, timeout := parseEmbedding(req.Route, res)
 		resume := !res.NotStarted // NotStarted: called back inside the dispatching callback
 		if !ok {
 			ev := EvSemanticEmbedError
@@ -350,10 +351,11 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 	if c.store.Set(key, []byte(v.identity), cas) != nil || err == ErrNotFound {
 		return nil // another VM recorded it (or this is the first model: no change)
 	}
+	freed := c.semIndex().reclaim(fnv64(string(old)))
 	return []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r},
 		{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": the embeddings server now reports " +
 			strconv.Quote(readableIdentity(v.identity)) + " (was " + strconv.Quote(readableIdentity(string(old))) +
-			"); turns indexed with the old model are no longer compared")}}
+			"); turns indexed with the old model are no longer compared (" + strconv.Itoa(freed) + " reclaimed)")}}
 }
 
 func readableIdentity(id string) string {

@@ -234,6 +234,7 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 				continue
 			}
 			nseg = 1
+			ix.register(ns, part)
 		}
 		segKey := prefix + strconv.Itoa(int(nseg-1))
 		seg, scas, err := ix.s.Get(segKey)
@@ -257,6 +258,49 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 		}
 	}
 	return 0, ErrCasMismatch
+}
+
+// register lists a new partition in its namespace, for reclaim.
+func (ix semIndexStore) register(ns, part uint64) {
+	key := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/parts"
+	for try := 0; try < 8; try++ {
+		v, cas, err := ix.s.Get(key)
+		if err != nil && err != ErrNotFound {
+			return
+		}
+		if ix.s.Set(key, binary.LittleEndian.AppendUint64(v, part), cas) == nil {
+			return
+		}
+	}
+}
+
+// reclaim empties every segment of namespace ns (an embedding model no
+// longer in use) and resets its count; it returns the records freed.
+// Shared data cannot delete keys: their values become empty.
+func (ix semIndexStore) reclaim(ns uint64) int {
+	base := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/"
+	parts, _, err := ix.s.Get(base + "parts")
+	if err != nil {
+		return 0
+	}
+	freed := 0
+	for i := 0; i+8 <= len(parts); i += 8 {
+		prefix := semPrefix(ns, binary.LittleEndian.Uint64(parts[i:]))
+		head, _, err := ix.s.Get(prefix + "h")
+		if err != nil || len(head) != 4 {
+			continue
+		}
+		for s := 0; s < int(binary.LittleEndian.Uint32(head)); s++ {
+			if seg, _, err := ix.s.Get(prefix + strconv.Itoa(s)); err == nil && len(seg) >= 2 {
+				freed += int(binary.LittleEndian.Uint16(seg))
+				_ = ix.s.Set(prefix+strconv.Itoa(s), nil, 0)
+			}
+		}
+		_ = ix.s.Set(prefix+"h", nil, 0)
+	}
+	_ = ix.s.Set(base+"parts", nil, 0)
+	_ = ix.s.Set(base+"n", nil, 0)
+	return freed
 }
 
 // ---- the VM's query vectors ----
@@ -297,6 +341,7 @@ func (c *Cache) textKey(r *Route, text string) uint64 {
 	s := r.Semantic
 	b := make([]byte, 0, len(text)+len(s.Embedding.Cluster)+len(s.Embedding.Path)+len(s.Embedding.Model)+4)
 	b = append(b, 'T')
+	b = appendLV(b, r.Name)
 	b = appendLV(b, s.Embedding.Cluster)
 	b = appendLV(b, s.Embedding.Path)
 	b = appendLV(b, s.Embedding.Model)

@@ -48,6 +48,7 @@ type semEnv struct {
 	vec   func(text string) []float64
 	model string
 	id    uint32
+	logs  []string
 }
 
 func newSemEnv(t *testing.T, extra string) *semEnv {
@@ -80,6 +81,9 @@ func (e *semEnv) ask(headers [][2]string, prompt string, res *CallResult) (*Flig
 	for len(acts) > 0 {
 		a := acts[0]
 		acts = acts[1:]
+		if a.Kind == ActLog {
+			e.logs = append(e.logs, string(a.Message))
+		}
 		if a.Kind != ActDispatch {
 			kinds = append(kinds, actionKinds([]Action{a}))
 			if a.Kind == ActForward && a.Resume {
@@ -193,6 +197,10 @@ func TestSemanticModelChangeSeparatesVectors(t *testing.T) {
 	_, got := e.ask(alice, "How could I reset my password?", nil)
 	if strings.Contains(got, "serve") || !strings.Contains(got, "semantic.model_changes") {
 		t.Fatalf("another model: %q", got)
+	}
+	// The old model's index is reclaimed: its one record freed.
+	if len(e.logs) != 1 || !strings.Contains(e.logs[0], "(1 reclaimed)") || !strings.Contains(e.logs[0], "e5-large") {
+		t.Fatalf("logs %q", e.logs)
 	}
 	// Another dimension under the same name is another namespace too.
 	e.vec = func(string) []float64 { return []float64{1, 2, 3, 4, 5, 6, 7, 8} }
