@@ -208,6 +208,18 @@ func (f *Flight) semanticStep() []Action {
 	if c.semPending[tkey] {
 		return nil // the same turn is being embedded: this one goes on as a miss
 	}
+	v, claimed := c.semShared(tkey, s)
+	if v != nil && c.semModels[req.Route] != "" && v.identity != c.semModels[req.Route] {
+		v, claimed = nil, true // another model's vector: embed again
+	}
+	if v != nil {
+		c.semVectors.keep(tkey, v)
+		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
+		return f.semanticSearch(v, pre, false)
+	}
+	if !claimed {
+		return nil // another worker is embedding it
+	}
 	if c.semPending == nil {
 		c.semPending = map[uint64]bool{}
 	}
@@ -217,6 +229,7 @@ func (f *Flight) semanticStep() []Action {
 	call.Done = func(res CallResult) []Action {
 		delete(c.semPending, tkey)
 		e, ok, timeout := parseEmbedding(req.Route, res)
+		defer c.semSharedDone(tkey, ok)
 		resume := !res.NotStarted // NotStarted: called back inside the dispatching callback
 		if !ok {
 			ev := EvSemanticEmbedError
@@ -227,6 +240,7 @@ func (f *Flight) semanticStep() []Action {
 			return f.semanticContinue([]Action{{Kind: ActCount, Event: ev, Route: req.Route}}, resume)
 		}
 		v := c.semVectors.put(tkey, e)
+		c.semSharedPut(tkey, v)
 		return f.semanticSearch(v, nil, resume)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}} // not f.out: Done may run before the host is done with it
@@ -338,6 +352,9 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 	}
 	if c.semModels == nil {
 		c.semModels = map[*Route]string{}
+	}
+	if c.semModels[r] != "" {
+		c.semVectors.m = nil // vectors of the old model are not reused
 	}
 	c.semModels[r] = v.identity
 	key := "modelcache/sem/model/" + r.Name

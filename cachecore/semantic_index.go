@@ -326,12 +326,108 @@ func (vc *semVectorCache) get(k uint64) (*semVector, bool) {
 }
 
 func (vc *semVectorCache) put(k uint64, e embedding) *semVector {
+	q, norm := quantise(e.vec)
+	v := &semVector{q: q, norm: norm, identity: e.identity, ns: fnv64(e.identity)}
+	vc.keep(k, v)
+	return v
+}
+
+func (vc *semVectorCache) keep(k uint64, v *semVector) {
 	if vc.m == nil || len(vc.m) >= semMaxVectors {
 		vc.m = make(map[uint64]*semVector, 64)
 	}
-	q, norm := quantise(e.vec)
-	v := &semVector{q: q, norm: norm, identity: e.identity, ns: fnv64(e.identity)}
 	vc.m[k] = v
+}
+
+// The workers share recent turns' vectors and the claims of turns being
+// embedded, in semSharedSlots slots of shared data (a slot holds one turn;
+// a newer turn replaces it):
+//
+//	modelcache/semq/<slot>   'V' u64 turn | u16 len | identity | f32 norm | dim × i8
+//	                         'P' u64 turn | i64 claim deadline (ms)
+//
+// So a turn is embedded once while its vector is in either cache, and
+// while one worker embeds it the others go on as exact misses.
+const semSharedSlots = 4096
+
+func semSlotKey(tkey uint64) string {
+	return "modelcache/semq/" + strconv.FormatUint(tkey%semSharedSlots, 16)
+}
+
+// semShared returns the turn's shared vector, or claims the turn for
+// embedding (claimed: this worker may embed it).
+func (c *Cache) semShared(tkey uint64, s *Semantic) (v *semVector, claimed bool) {
+	key := semSlotKey(tkey)
+	val, cas, err := c.store.Get(key)
+	if err != nil && err != ErrNotFound {
+		return nil, false
+	}
+	now := c.nowMs()
+	if len(val) >= 17 && binary.LittleEndian.Uint64(val[1:]) == tkey {
+		switch val[0] {
+		case 'V':
+			if v := decodeSharedVector(val); v != nil {
+				return v, false
+			}
+		case 'P':
+			if int64(binary.LittleEndian.Uint64(val[9:])) > now {
+				return nil, false
+			}
+		}
+	}
+	if err == ErrNotFound {
+		if cas, err = c.table.createCAS(); err != nil {
+			return nil, false
+		}
+	}
+	claim := make([]byte, 17)
+	claim[0] = 'P'
+	binary.LittleEndian.PutUint64(claim[1:], tkey)
+	binary.LittleEndian.PutUint64(claim[9:], uint64(now+s.Embedding.Timeout.Milliseconds()+1000))
+	return nil, c.store.Set(key, claim, cas) == nil
+}
+
+// semSharedPut shares an embedded turn's vector.
+func (c *Cache) semSharedPut(tkey uint64, v *semVector) {
+	b := make([]byte, 0, 1+8+2+len(v.identity)+4+len(v.q))
+	b = append(b, 'V')
+	b = binary.LittleEndian.AppendUint64(b, tkey)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(v.identity)))
+	b = append(b, v.identity...)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v.norm))
+	for _, x := range v.q {
+		b = append(b, byte(x))
+	}
+	_ = c.store.Set(semSlotKey(tkey), b, 0)
+}
+
+// semSharedDone drops a failed embedding's claim (a vector replaced it
+// otherwise).
+func (c *Cache) semSharedDone(tkey uint64, ok bool) {
+	if ok {
+		return
+	}
+	key := semSlotKey(tkey)
+	if val, cas, err := c.store.Get(key); err == nil && len(val) >= 17 && val[0] == 'P' && binary.LittleEndian.Uint64(val[1:]) == tkey {
+		_ = c.store.Set(key, nil, cas)
+	}
+}
+
+func decodeSharedVector(val []byte) *semVector {
+	if len(val) < 11 {
+		return nil
+	}
+	l := int(binary.LittleEndian.Uint16(val[9:]))
+	p := 11 + l
+	if p+4+minDim > len(val) {
+		return nil
+	}
+	v := &semVector{identity: string(val[11:p]), norm: math.Float32frombits(binary.LittleEndian.Uint32(val[p:]))}
+	v.q = make([]int8, len(val)-p-4)
+	for i, b := range val[p+4:] {
+		v.q[i] = int8(b)
+	}
+	v.ns = fnv64(v.identity)
 	return v
 }
 

@@ -310,3 +310,35 @@ func int8Bytes(v []int8) []byte {
 	}
 	return b
 }
+
+// Two workers: while one embeds a turn the other does not call for it
+// (it goes on as an exact miss); once embedded, the other reuses the
+// vector from shared data.
+func TestSemanticTurnEmbeddedOncePerProcess(t *testing.T) {
+	store, clock := NewMemStore(), newFakeClock()
+	cfg := mustParse(t, fmt.Sprintf(semConfig, ""))
+	var w [2]*Cache
+	for i := range w {
+		w[i] = New(cfg, Options{Store: store, Now: clock.Now, Rand: seededRand(uint64(i))})
+	}
+	begin := func(c *Cache, id uint32) (*Flight, []Action) {
+		req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+		f := c.NewFlight(req, uint64(id), id)
+		return f, f.RequestBody([]byte(chatRequest("What is the capital of France?")), false)
+	}
+	_, acts := begin(w[0], 1)
+	if len(acts) != 1 || acts[0].Kind != ActDispatch {
+		t.Fatalf("worker 1: %q", actionKinds(acts))
+	}
+	if _, acts2 := begin(w[1], 2); actionKinds(acts2) != "coalesce.leaders forward" {
+		t.Fatalf("worker 2 while worker 1 embeds: %q", actionKinds(acts2))
+	}
+	v := make([]float64, 16)
+	for i := range v {
+		v[i] = float64(i + 1)
+	}
+	acts[0].Call.Done(semEmbAnswer("e5-small", v))
+	if _, acts3 := begin(w[1], 3); !strings.HasPrefix(actionKinds(acts3), "semantic.vector_cached") {
+		t.Fatalf("worker 2 after: %q", actionKinds(acts3))
+	}
+}
