@@ -298,16 +298,16 @@ func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 		}
 		key := candidateKey(req, q, cand.raw)
 		fp := c.fingerprint(key)
-		conf := c.semConfirmState(fp)
+		found, err := c.table.lookupInto(fp, key, now, &req.entry)
+		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh {
+			continue
+		}
+		conf := c.semConfirmState(fp).of(req.entry.StoredAt)
 		if conf.demoted || cand.sim < conf.minSim {
 			continue
 		}
 		if int(conf.hits) < s.ConfirmHits && !conf.confirmed {
 			events = append(events, EvSemanticUnconfirmed)
-			continue
-		}
-		found, err := c.table.lookupInto(fp, key, now, &req.entry)
-		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh {
 			continue
 		}
 		req.Entry = &req.entry

@@ -11,15 +11,27 @@ import (
 // (someone asked exactly that again and got it), or a shadow comparison
 // of it agreed with a fresh answer. A near hit whose shadow comparison
 // diverges is demoted: that entry never answers a near match again (exact
-// hits still reach it). The state is one small record per entry:
+// hits still reach it). The state is one small record per entry, and
+// belongs to the stored answer (its StoredAt), not to the key: an answer
+// stored again under the same question starts unconfirmed.
 //
-//	modelcache/semc/<entry fp>   u32 exact hits | u8 flags | f32 own minimum similarity
+//	modelcache/semc/<entry fp>   u32 exact hits | u8 flags | f32 own minimum similarity | i64 stored at
 
 type semConfirm struct {
 	hits      uint32
 	confirmed bool
 	demoted   bool
 	minSim    float64
+	storedAt  int64
+}
+
+// of reports the state for the answer stored at storedAt: none if the
+// record is an earlier answer's.
+func (s semConfirm) of(storedAt int64) semConfirm {
+	if s.storedAt != storedAt {
+		return semConfirm{storedAt: storedAt}
+	}
+	return s
 }
 
 const (
@@ -35,11 +47,11 @@ func (c *Cache) semConfirmState(fp uint64) semConfirm {
 }
 
 func decodeSemConfirm(v []byte, err error) semConfirm {
-	if err != nil || len(v) != 9 {
+	if err != nil || len(v) != 17 {
 		return semConfirm{}
 	}
 	return semConfirm{hits: binary.LittleEndian.Uint32(v), confirmed: v[4]&semFlagConfirmed != 0, demoted: v[4]&semFlagDemoted != 0,
-		minSim: float64(math.Float32frombits(binary.LittleEndian.Uint32(v[5:])))}
+		minSim: float64(math.Float32frombits(binary.LittleEndian.Uint32(v[5:]))), storedAt: int64(binary.LittleEndian.Uint64(v[9:]))}
 }
 
 func (s semConfirm) encode() []byte {
@@ -52,19 +64,20 @@ func (s semConfirm) encode() []byte {
 		fl |= semFlagDemoted
 	}
 	b = append(b, fl)
-	return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(s.minSim)))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(s.minSim)))
+	return binary.LittleEndian.AppendUint64(b, uint64(s.storedAt))
 }
 
-// semUpdate changes fp's record with f (CAS, a few tries); f reports
-// whether to write.
-func (c *Cache) semUpdate(fp uint64, f func(s *semConfirm) bool) bool {
+// semUpdate changes the record of fp's answer stored at storedAt with f
+// (CAS, a few tries); f reports whether to write.
+func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool) bool {
 	key := semConfirmKey(fp)
 	for try := 0; try < 4; try++ {
 		v, cas, err := c.store.Get(key)
 		if err != nil && err != ErrNotFound {
 			return false
 		}
-		s := decodeSemConfirm(v, err)
+		s := decodeSemConfirm(v, err).of(storedAt)
 		if !f(&s) {
 			return false
 		}
@@ -86,14 +99,15 @@ func (c *Cache) semUpdate(fp uint64, f func(s *semConfirm) bool) bool {
 func (f *Flight) semanticExactHit() []Action {
 	c, req := f.c, f.req
 	s := req.Route.Semantic
-	if s == nil || req.Status != StatusHit || s.ConfirmHits == 0 {
+	if s == nil || req.Status != StatusHit || s.ConfirmHits == 0 || req.Entry == nil {
 		return nil
 	}
-	if cur := c.semConfirmState(req.FP); cur.confirmed || cur.demoted {
+	at := req.Entry.StoredAt
+	if cur := c.semConfirmState(req.FP).of(at); cur.confirmed || cur.demoted {
 		return nil // the common case: one read, no write
 	}
 	confirmed := false
-	c.semUpdate(req.FP, func(st *semConfirm) bool {
+	c.semUpdate(req.FP, at, func(st *semConfirm) bool {
 		if st.confirmed || st.demoted {
 			return false
 		}
@@ -120,7 +134,7 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 			return nil
 		}
 		fp := c.fingerprint(req.sem.entryKey)
-		if c.semUpdate(fp, func(st *semConfirm) bool {
+		if c.semUpdate(fp, req.Entry.StoredAt, func(st *semConfirm) bool {
 			if st.demoted {
 				return false
 			}
@@ -131,10 +145,10 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 		}
 		return nil
 	}
-	if !agree || !s.ConfirmShadow || req.Status != StatusHit {
+	if !agree || !s.ConfirmShadow || req.Status != StatusHit || req.Entry == nil {
 		return nil
 	}
-	if c.semUpdate(req.FP, func(st *semConfirm) bool {
+	if c.semUpdate(req.FP, req.Entry.StoredAt, func(st *semConfirm) bool {
 		if st.confirmed || st.demoted {
 			return false
 		}

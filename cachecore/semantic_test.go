@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const semConfig = `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions",
@@ -340,5 +341,29 @@ func TestSemanticTurnEmbeddedOncePerProcess(t *testing.T) {
 	acts[0].Call.Done(semEmbAnswer("e5-small", v))
 	if _, acts3 := begin(w[1], 3); !strings.HasPrefix(actionKinds(acts3), "semantic.vector_cached") {
 		t.Fatalf("worker 2 after: %q", actionKinds(acts3))
+	}
+}
+
+// Confirmation belongs to the stored answer, not to its key: an answer
+// stored again under the same question (after a purge, a refresh, an
+// expiry) must be confirmed again before near matches reach it.
+func TestSemanticConfirmationBelongsToTheStoredAnswer(t *testing.T) {
+	e := newSemEnv(t, "")
+	q, para := "How do I reset my password?", "How can I reset my password?"
+	f, _ := e.ask(alice, q, nil)
+	e.answer(f, "Click 'forgot password'.")
+	e.ask(alice, q, nil) // exact hit: confirmed
+	if _, got := e.ask(alice, para, nil); !strings.HasSuffix(got, "serve") {
+		t.Fatalf("confirmed: %q", got)
+	}
+	// The same question's answer is stored anew (e.g. after a purge).
+	e.clock.Advance(2 * time.Second)
+	req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", alice)
+	e.cache.SetBody(req, []byte(chatRequest(q)))
+	if st := e.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("A different, unverified answer.")), OriginUpstream, 5); st.Reason != ReasonNone {
+		t.Fatal(st.Reason)
+	}
+	if _, got := e.ask(alice, "How could I reset my password?", nil); strings.HasSuffix(got, "serve") || !strings.Contains(got, "semantic.unconfirmed") {
+		t.Fatalf("a new answer under a confirmed key served a near match: %q", got)
 	}
 }
