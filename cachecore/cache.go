@@ -28,7 +28,7 @@ type Cache struct {
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 
 	semVectors semVectorCache    // recent turns' vectors (semantic_index.go)
-	semPending map[uint64]bool   // turns being embedded by this VM
+	semPending map[uint64]int64  // turns being embedded by this VM, until (ms)
 	semModels  map[*Route]string // the embedding model last seen per route
 }
 

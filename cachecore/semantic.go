@@ -205,7 +205,7 @@ func (f *Flight) semanticStep() []Action {
 		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
 		return f.semanticSearch(v, pre, false)
 	}
-	if c.semPending[tkey] {
+	if until, ok := c.semPending[tkey]; ok && until > c.nowMs() {
 		return nil // the same turn is being embedded: this one goes on as a miss
 	}
 	v, claimed := c.semShared(tkey, s)
@@ -220,10 +220,12 @@ func (f *Flight) semanticStep() []Action {
 	if !claimed {
 		return nil // another worker is embedding it
 	}
-	if c.semPending == nil {
-		c.semPending = map[uint64]bool{}
+	if c.semPending == nil || len(c.semPending) >= semMaxVectors {
+		c.semPending = map[uint64]int64{} // only abandoned calls' marks can pile up
 	}
-	c.semPending[tkey] = true
+	// Until the call's deadline (and a second): a request whose client
+	// leaves never gets the result, and its mark must not outlive it.
+	c.semPending[tkey] = c.nowMs() + s.Embedding.Timeout.Milliseconds() + 1000
 	call := c.embedCall(s, q.text)
 	call.Stream = f.id
 	call.Done = func(res CallResult) []Action {

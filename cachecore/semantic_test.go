@@ -367,3 +367,20 @@ func TestSemanticConfirmationBelongsToTheStoredAnswer(t *testing.T) {
 		t.Fatalf("a new answer under a confirmed key served a near match: %q", got)
 	}
 }
+
+// A request whose client left while its turn was being embedded never
+// gets the call's result (the host drops it): the turn must not stay
+// "being embedded" for ever on that worker.
+func TestSemanticAbandonedEmbeddingExpires(t *testing.T) {
+	e := newSemEnv(t, "")
+	req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", alice)
+	f := e.cache.NewFlight(req, 1, 99)
+	if acts := f.RequestBody([]byte(chatRequest("What is the capital of France?")), false); len(acts) != 1 || acts[0].Kind != ActDispatch {
+		t.Fatalf("%q", actionKinds(acts))
+	}
+	f.Done() // the client left; Done of the call is never called
+	e.clock.Advance(5 * time.Second)
+	if _, got := e.ask(alice, "What is the capital of France?", nil); !strings.HasPrefix(got, "embed") {
+		t.Fatalf("after the abandoned call's deadline: %q", got)
+	}
+}
