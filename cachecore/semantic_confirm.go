@@ -15,7 +15,10 @@ import (
 // belongs to the stored answer (its StoredAt), not to the key: an answer
 // stored again under the same question starts unconfirmed.
 //
-//	modelcache/semc/<entry fp>   u32 exact hits | u8 flags | f32 own minimum similarity | i64 stored at
+//	modelcache/semc/<slot>   u32 exact hits | u8 flags | f32 own minimum similarity | i64 stored at | u64 entry fp
+//
+// in semConfirmSlots slots (entry fp modulo): bounded whatever the number
+// of answers; an answer whose slot another took is simply unconfirmed.
 
 type semConfirm struct {
 	hits      uint32
@@ -39,15 +42,17 @@ const (
 	semFlagDemoted   = 2
 )
 
-func semConfirmKey(fp uint64) string { return "modelcache/semc/" + strconv.FormatUint(fp, 16) }
+func semConfirmKey(fp uint64) string {
+	return "modelcache/semc/" + strconv.FormatUint(fp%semConfirmSlots, 16)
+}
 
 func (c *Cache) semConfirmState(fp uint64) semConfirm {
 	v, _, err := c.store.Get(semConfirmKey(fp))
-	return decodeSemConfirm(v, err)
+	return decodeSemConfirm(v, err, fp)
 }
 
-func decodeSemConfirm(v []byte, err error) semConfirm {
-	if err != nil || len(v) != 17 {
+func decodeSemConfirm(v []byte, err error, fp uint64) semConfirm {
+	if err != nil || len(v) != 25 || binary.LittleEndian.Uint64(v[17:]) != fp {
 		return semConfirm{}
 	}
 	return semConfirm{hits: binary.LittleEndian.Uint32(v), confirmed: v[4]&semFlagConfirmed != 0, demoted: v[4]&semFlagDemoted != 0,
@@ -68,6 +73,8 @@ func (s semConfirm) encode() []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(s.storedAt))
 }
 
+func (s semConfirm) encodeFor(fp uint64) []byte { return binary.LittleEndian.AppendUint64(s.encode(), fp) }
+
 // semUpdate changes the record of fp's answer stored at storedAt with f
 // (CAS, a few tries); f reports whether to write.
 func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool) bool {
@@ -77,7 +84,7 @@ func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool)
 		if err != nil && err != ErrNotFound {
 			return false
 		}
-		s := decodeSemConfirm(v, err).of(storedAt)
+		s := decodeSemConfirm(v, err, fp).of(storedAt)
 		if !f(&s) {
 			return false
 		}
@@ -88,7 +95,7 @@ func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool)
 			}
 			cas = cc
 		}
-		if c.store.Set(key, s.encode(), cas) == nil {
+		if c.store.Set(key, s.encodeFor(fp), cas) == nil {
 			return true
 		}
 	}
@@ -159,3 +166,6 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 	}
 	return nil
 }
+
+// semConfirmSlots bounds the confirmation records (a var for tests).
+var semConfirmSlots uint64 = 16384

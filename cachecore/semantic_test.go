@@ -384,3 +384,42 @@ func TestSemanticAbandonedEmbeddingExpires(t *testing.T) {
 		t.Fatalf("after the abandoned call's deadline: %q", got)
 	}
 }
+
+// Confirmation records live in a fixed number of slots: however many
+// answers are confirmed, the shared data they use is bounded, and an
+// answer whose slot another answer took is unconfirmed, never confirmed
+// by the other's record.
+func TestSemanticConfirmationRecordsAreBounded(t *testing.T) {
+	defer func(n uint64) { semConfirmSlots = n }(semConfirmSlots)
+	semConfirmSlots = 8
+	e := newSemEnv(t, "")
+	for i := 0; i < 50; i++ {
+		q := fmt.Sprintf("question number %d", i)
+		f, _ := e.ask(alice, q, nil)
+		e.answer(f, "a")
+		e.ask(alice, q, nil) // exact hit: confirms
+	}
+	n := 0
+	for k := range e.store.m {
+		if strings.HasPrefix(k, "modelcache/semc/") {
+			n++
+		}
+	}
+	if n > 8 {
+		t.Fatalf("%d confirmation keys for 8 slots", n)
+	}
+	confirmed := 0
+	for i := 0; i < 50; i++ {
+		req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", alice)
+		e.cache.SetBody(req, []byte(chatRequest(fmt.Sprintf("question number %d", i))))
+		if e.cache.Lookup(req) != Serve {
+			t.Fatal("not stored")
+		}
+		if c := e.cache.semConfirmState(req.FP).of(req.Entry.StoredAt); c.confirmed {
+			confirmed++
+		}
+	}
+	if confirmed > 8 {
+		t.Fatalf("%d answers confirmed through 8 slots", confirmed)
+	}
+}
