@@ -73,7 +73,9 @@ func (s semConfirm) encode() []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(s.storedAt))
 }
 
-func (s semConfirm) encodeFor(fp uint64) []byte { return binary.LittleEndian.AppendUint64(s.encode(), fp) }
+func (s semConfirm) encodeFor(fp uint64) []byte {
+	return binary.LittleEndian.AppendUint64(s.encode(), fp)
+}
 
 // semUpdate changes the record of fp's answer stored at storedAt with f
 // (CAS, a few tries); f reports whether to write.
