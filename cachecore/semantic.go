@@ -328,8 +328,9 @@ func (req *Request) SemanticHit() (bool, float64) {
 	return true, req.sem.sim
 }
 
-// semanticStored indexes the turn of an answer just stored.
-func (f *Flight) semanticStored() []Action {
+// semanticStored indexes the turn of an answer just stored (fresh until
+// then: a near match serves only fresh answers).
+func (f *Flight) semanticStored(freshUntil int64) []Action {
 	c, req := f.c, f.req
 	q := req.sem
 	if q == nil || q.vec == nil || q.hit || req.Route.Semantic == nil {
@@ -337,7 +338,7 @@ func (f *Flight) semanticStored() []Action {
 	}
 	raw := append([]byte(nil), req.Key[q.off:q.off+q.n]...)
 	part := c.semPartition(req, q)
-	ev, err := c.semIndex().add(q.ns, part, q.vec, q.norm, raw, req.Route.Semantic.MaxEntries)
+	ev, err := c.semIndex().add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, &c.semSweep)
 	if err != nil {
 		return nil
 	}

@@ -14,18 +14,21 @@ import (
 // of up to semSegRecords records:
 //
 //	modelcache/sem/<ns>/<partition>/h      segment count (u32)
-//	modelcache/sem/<ns>/<partition>/<i>    u16 count, then records
+//	modelcache/sem/<ns>/<partition>/<i>    u16 count, u16 dim, then records
 //	modelcache/sem/<ns>/n                  records indexed in the namespace (u32)
 //
 // A record is the stored turn's vector quantised to int8 with its norm
 // and its sign bits, and the turn's canonical JSON (which rebuilds the
 // entry's exact key and feeds the guards):
 //
-//	f32 norm | ⌈dim/64⌉×8 sign bytes | dim × i8 | u16 len | turn
+//	f32 norm | i64 fresh until | ⌈dim/64⌉×8 sign bytes | dim × i8 | u16 len | turn
 //
-// so an entry costs dim + ⌈dim/64⌉×8 + 6 + len(turn) bytes (plus the Store's per-key
+// so an entry costs dim + ⌈dim/64⌉×8 + 14 + len(turn) bytes (plus the Store's per-key
 // overhead once per segment). max_entries bounds the records of one
-// namespace; past it nothing more is indexed (counted index_full). A
+// namespace; when it is reached, a sweep drops the records whose answers
+// are no longer fresh (a few segments per store, resuming where the last
+// stopped); only if none could be dropped is the turn not indexed
+// (counted index_full). A
 // search reads only its own partition's segments.
 
 const (
@@ -33,9 +36,19 @@ const (
 	semTries      = 4 // near matches tried, best first
 )
 
-type semIndexStore struct{ s Store }
+type semIndexStore struct {
+	s   Store
+	now int64 // ms
+}
 
-func (c *Cache) semIndex() semIndexStore { return semIndexStore{c.store} }
+func (c *Cache) semIndex() semIndexStore { return semIndexStore{c.store, c.nowMs()} }
+
+// semRecHead is a record's norm and fresh-until time; semSegHead a
+// segment's record count and dimension.
+const (
+	semRecHead = 12
+	semSegHead = 4
+)
 
 func semPrefix(ns, part uint64) string {
 	return "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/" + strconv.FormatUint(part, 16) + "/"
@@ -66,30 +79,34 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 	dim := len(q)
 	sb := signBytes(dim)
 	qs := signs(q)
-	recMin := 4 + sb + dim + 2
+	recMin := semRecHead + sb + dim + 2
+	now := ix.now
 	var short shortlist
 	var buf []byte
 	for i := 0; i < nseg; i++ {
 		seg, _, err := getInto(ix.s, prefix+strconv.Itoa(i), buf[:0])
-		if err != nil || len(seg) < 2 {
+		if err != nil || len(seg) < semSegHead || int(binary.LittleEndian.Uint16(seg[2:])) != dim {
 			continue
 		}
 		buf = seg
 		n := int(binary.LittleEndian.Uint16(seg))
-		p := 2
+		p := semSegHead
 		for r := 0; r < n && p+recMin <= len(seg); r++ {
 			at := p
-			l := int(binary.LittleEndian.Uint16(seg[at+4+sb+dim:]))
+			l := int(binary.LittleEndian.Uint16(seg[at+semRecHead+sb+dim:]))
 			rawAt := at + recMin
 			p = rawAt + l
 			if p > len(seg) {
 				break
 			}
-			if !short.admit(hamming(qs, seg[at+4:at+4+sb])) {
+			if int64(binary.LittleEndian.Uint64(seg[at+4:])) <= now {
+				continue // its answer is no longer fresh
+			}
+			if !short.admit(hamming(qs, seg[at+semRecHead:at+semRecHead+sb])) {
 				continue
 			}
 			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[at:]))
-			sim := float64(dot(q, seg[at+4+sb:at+4+sb+dim])) / (float64(qnorm) * float64(norm))
+			sim := float64(dot(q, seg[at+semRecHead+sb:at+semRecHead+sb+dim])) / (float64(qnorm) * float64(norm))
 			if sim < min || len(best) == semTries && sim <= best[len(best)-1].sim {
 				continue
 			}
@@ -190,8 +207,9 @@ func dot(a []int8, b []byte) int32 {
 }
 
 // add appends a record to the partition. It reports what to count.
-func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, maxEntries int) (Event, error) {
+func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *int) (Event, error) {
 	countKey := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/n"
+	swept := false
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(countKey)
 		if err != nil && err != ErrNotFound {
@@ -202,7 +220,11 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			n = binary.LittleEndian.Uint32(v)
 		}
 		if int(n) >= maxEntries {
-			return EvSemanticIndexFull, nil
+			if swept || ix.sweep(ns, now, cursor) == 0 {
+				return EvSemanticIndexFull, nil
+			}
+			swept = true
+			continue
 		}
 		if ix.s.Set(countKey, binary.LittleEndian.AppendUint32(nil, n+1), cas) == nil {
 			break
@@ -211,8 +233,9 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			return 0, ErrCasMismatch
 		}
 	}
-	rec := make([]byte, 0, 4+signBytes(len(q))+len(q)+2+len(raw))
+	rec := make([]byte, 0, semRecHead+signBytes(len(q))+len(q)+2+len(raw))
 	rec = binary.LittleEndian.AppendUint32(rec, math.Float32bits(norm))
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(freshUntil))
 	rec = append(rec, signs(q)...)
 	for _, x := range q {
 		rec = append(rec, byte(x))
@@ -242,10 +265,10 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			return 0, err
 		}
 		count := 0
-		if len(seg) >= 2 {
+		if len(seg) >= semSegHead {
 			count = int(binary.LittleEndian.Uint16(seg))
 		} else {
-			seg = []byte{0, 0}
+			seg = binary.LittleEndian.AppendUint16([]byte{0, 0}, uint16(len(q)))
 		}
 		if count >= semSegRecords {
 			_ = ix.s.Set(prefix+"h", binary.LittleEndian.AppendUint32(nil, nseg+1), hcas)
@@ -258,6 +281,89 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 		}
 	}
 	return 0, ErrCasMismatch
+}
+
+// semSweepSegments is how many segments one sweep compacts at most.
+const semSweepSegments = 16
+
+// sweep compacts up to semSweepSegments segments of namespace ns, starting
+// at partition *cursor, dropping records no longer fresh at now; the
+// namespace's count goes down by what it dropped, which it returns.
+func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
+	base := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/"
+	parts, _, err := ix.s.Get(base + "parts")
+	nparts := len(parts) / 8
+	if err != nil || nparts == 0 {
+		return 0
+	}
+	removed, visited := 0, 0
+	for i := 0; i < nparts && visited < semSweepSegments; i++ {
+		*cursor %= nparts
+		prefix := semPrefix(ns, binary.LittleEndian.Uint64(parts[*cursor*8:]))
+		*cursor++
+		head, _, err := ix.s.Get(prefix + "h")
+		if err != nil || len(head) != 4 {
+			continue
+		}
+		for s := 0; s < int(binary.LittleEndian.Uint32(head)) && visited < semSweepSegments; s++ {
+			removed += ix.compact(prefix+strconv.Itoa(s), now)
+			visited++
+		}
+	}
+	if removed == 0 {
+		return 0
+	}
+	for try := 0; try < 8; try++ {
+		v, cas, err := ix.s.Get(base + "n")
+		if err != nil || len(v) != 4 {
+			return removed
+		}
+		n := binary.LittleEndian.Uint32(v)
+		if int(n) < removed {
+			n = uint32(removed)
+		}
+		if ix.s.Set(base+"n", binary.LittleEndian.AppendUint32(nil, n-uint32(removed)), cas) == nil {
+			return removed
+		}
+	}
+	return 0
+}
+
+// compact drops a segment's records that are no longer fresh at now and
+// returns how many it dropped.
+func (ix semIndexStore) compact(key string, now int64) int {
+	for try := 0; try < 4; try++ {
+		seg, cas, err := ix.s.Get(key)
+		if err != nil || len(seg) < semSegHead {
+			return 0
+		}
+		n := int(binary.LittleEndian.Uint16(seg))
+		out := []byte{0, 0}
+		kept, p := 0, 0
+		dim := int(binary.LittleEndian.Uint16(seg[2:]))
+		out = append(out, seg[2:4]...)
+		fixed := semRecHead + signBytes(dim) + dim + 2
+		p = semSegHead
+		for r := 0; r < n && p+fixed <= len(seg); r++ {
+			size := fixed + int(binary.LittleEndian.Uint16(seg[p+fixed-2:]))
+			if p+size > len(seg) {
+				return 0
+			}
+			if int64(binary.LittleEndian.Uint64(seg[p+4:])) > now {
+				out = append(out, seg[p:p+size]...)
+				kept++
+			}
+			p += size
+		}
+		if kept == n {
+			return 0
+		}
+		binary.LittleEndian.PutUint16(out, uint16(kept))
+		if ix.s.Set(key, out, cas) == nil {
+			return n - kept
+		}
+	}
+	return 0
 }
 
 // register lists a new partition in its namespace, for reclaim.

@@ -226,7 +226,7 @@ func TestSemanticIndexBound(t *testing.T) {
 // indexed turns (384 dimensions, int8), the embedding call excluded.
 func BenchmarkSemanticLookup10k(b *testing.B) {
 	store := NewMemStore()
-	ix := semIndexStore{store}
+	ix := semIndexStore{store, 0}
 	rng := rand.New(rand.NewPCG(1, 2))
 	randVec := func() ([]int8, float32) {
 		v := make([]float32, 384)
@@ -237,7 +237,7 @@ func BenchmarkSemanticLookup10k(b *testing.B) {
 	}
 	for i := 0; i < 10000; i++ {
 		q, n := randVec()
-		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 20000); err != nil {
+		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 1<<62, 0, 20000, new(int)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -271,7 +271,7 @@ func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
 	}
 	for trial := 0; trial < 5; trial++ {
 		store := NewMemStore()
-		ix := semIndexStore{store}
+		ix := semIndexStore{store, 0}
 		topic := make([]float64, dim)
 		for i := range topic {
 			topic[i] = common[i] + 0.5*rng.NormFloat64()
@@ -293,7 +293,7 @@ func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
 					unrelatedMax = c
 				}
 			}
-			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 20000); err != nil {
+			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 1<<62, 0, 20000, new(int)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -421,5 +421,24 @@ func TestSemanticConfirmationRecordsAreBounded(t *testing.T) {
 	}
 	if confirmed > 8 {
 		t.Fatalf("%d answers confirmed through 8 slots", confirmed)
+	}
+}
+
+// A full index makes room by dropping turns whose answers expired: it does
+// not stop indexing for good once max_entries turns were ever indexed.
+func TestSemanticFullIndexReclaimsExpiredTurns(t *testing.T) {
+	e := newSemEnv(t, `,"max_entries":2`)
+	store := func(q string) string {
+		f, _ := e.ask(alice, q, nil)
+		return e.answer(f, "a")
+	}
+	store("question number one")
+	store("question number two")
+	if got := store("question number three"); !strings.Contains(got, "semantic.index_full") {
+		t.Fatalf("third: %q", got)
+	}
+	e.clock.Advance(2 * time.Hour) // the route's ttl is 1h
+	if got := store("question number four"); !strings.Contains(got, "semantic.indexed") {
+		t.Fatalf("after the indexed answers expired: %q", got)
 	}
 }
