@@ -131,7 +131,7 @@ set yrange [0:100]
 set ylabel "%% of second questions answered by a semantic hit"
 set xtics rotate by -30
 set title "modelcache semantic cache: paraphrase hits vs false hits (real model)"
-plot %q every ::1 using 2:xtic(1) title "paraphrase hit rate", '' using 3 title "false-hit rate (non-equivalent pairs)"
+plot %q every ::1 using 2:xtic(1) title "paraphrase hit rate", '' every ::1 using 3 title "false-hit rate (non-equivalent pairs)"
 `, pngPath, tsvPath)
 	cmd := exec.Command("gnuplot")
 	cmd.Stdin = strings.NewReader(plot)
@@ -242,6 +242,18 @@ func runConfig(root, envoyBin, wasm string, simPort, embPort int, guards bool, m
 	}
 	defer proc.Stop()
 	url := fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", listen)
+	logPath := filepath.Join(dir, "envoy.log")
+	post := func(url, body, tenant string) string {
+		cs, err := postOnce(url, body, tenant)
+		if err != nil {
+			b, _ := os.ReadFile(logPath)
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			log.Fatalf("%v\nrequest %s (%s)\n---- envoy log ----\n%s", err, body, tenant, b)
+		}
+		return cs
+	}
 	hits := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -274,20 +286,20 @@ func runConfig(root, envoyBin, wasm string, simPort, embPort int, guards bool, m
 
 var client = &http.Client{Timeout: 30 * time.Second}
 
-func post(url, body, tenant string) string {
+func postOnce(url, body, tenant string) (string, error) {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("content-type", "application/json")
 	req.Header.Set("authorization", tenant)
 	r, err := client.Do(req)
 	if err != nil {
-		log.Fatal(err)
+		return "", err
 	}
 	defer r.Body.Close()
 	_, _ = io.Copy(io.Discard, r.Body)
 	if r.StatusCode != 200 {
-		log.Fatalf("status %d for %s", r.StatusCode, body)
+		return "", fmt.Errorf("status %d", r.StatusCode)
 	}
-	return r.Header.Get("cache-status")
+	return r.Header.Get("cache-status"), nil
 }
 
 func startEmbedder(bin string) int {
