@@ -241,6 +241,8 @@ func runConfig(root, envoyBin, wasm string, simPort, embPort int, guards bool, m
 		fatalf("envoy: %v\n%s", err, b)
 	}
 	defer proc.Stop()
+	stopEnvoy = proc.Stop
+	defer func() { stopEnvoy = func() {} }()
 	url := fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", listen)
 	logPath := filepath.Join(dir, "envoy.log")
 	post := func(url, body, tenant string) string {
@@ -331,8 +333,12 @@ func init() {
 	log.SetOutput(os.Stderr)
 }
 
-// fatalf stops the embeddings server this command started, then exits.
+var stopEnvoy = func() {}
+
+// fatalf stops the Envoy and the embeddings server this command started,
+// then exits.
 func fatalf(format string, args ...any) {
+	stopEnvoy()
 	stopEmbedder()
 	log.Fatalf(format, args...)
 }
