@@ -21,10 +21,12 @@ import (
 //     "unsafe", "legal" / "illegal", "careful" / "careless") or an
 //     antonym from a small list ("open" / "close", "pros" / "cons").
 //   - entities: the ordered lists of names (capitalised words not opening
-//     a sentence, acronyms, words with digits, quoted text) are equal, and
+//     a sentence, acronyms, words with digits, quoted text) are equal;
 //     every content word that only one side has is a common or framing
 //     word ("way", "explain", "steps") — a rare word that only one side
-//     has ("dosage" / "side effects") is a different ask.
+//     has ("dosage" / "side effects") is a different ask; and the content
+//     words come in the same order ("the dog chases the cat" ≠ "the cat
+//     chases the dog").
 //
 // They compare only the turns: everything else is equal by construction
 // (the partition).
@@ -39,7 +41,7 @@ func vetoes(g *Guards, a, b string) Event {
 	if g.Negation && (negations(ta) != negations(tb) || opposed(ta, tb)) {
 		return EvVetoNegation
 	}
-	if g.Entities && (!equalStrings(entities(ta), entities(tb)) || rareDifference(ta, tb)) {
+	if g.Entities && (!equalStrings(entities(ta), entities(tb)) || rareDifference(ta, tb) || !equalStrings(contentOrder(ta), contentOrder(tb))) {
 		return EvVetoEntities
 	}
 	return 0
@@ -279,6 +281,22 @@ func rareDifference(a, b []token) bool {
 		}
 	}
 	return false
+}
+
+// contentOrder lists the content words (not common or framing words) in
+// order, each once: the same words in another order swap roles ("the dog
+// chases the cat" / "the cat chases the dog").
+func contentOrder(ts []token) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if soft(t) || seen[t.stem] {
+			continue
+		}
+		seen[t.stem] = true
+		out = append(out, t.stem)
+	}
+	return out
 }
 
 func soft(t token) bool {

@@ -76,3 +76,18 @@ func TestGuardsExamples(t *testing.T) {
 		t.Error("guards off still veto")
 	}
 }
+
+// Roles swapped between common nouns (no capitals to mark them as names)
+// change the question as much as swapped names do.
+func TestGuardsSwappedRoles(t *testing.T) {
+	g := Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Why does the dog chase the cat?", "Why does the cat chase the dog?"},
+		{"flights from paris to london", "flights from london to paris"},
+		{"convert word documents to pdf files", "convert pdf files to word documents"},
+	} {
+		if vetoes(&g, c[0], c[1]) == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}
