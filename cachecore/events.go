@@ -5,47 +5,49 @@ package cachecore
 type Event uint8
 
 const (
-	EvLeader               Event = iota // led its key upstream
-	EvFollower                          // paused behind a leader
-	EvPromoted                          // a follower became the next leader
-	EvLeaderFailed                      // a leader finished without storing
-	EvTimeout                           // a follower waited max_wait and went upstream
-	EvRetriesExhausted                  // a follower sat through max_retries failures and went upstream
-	EvHitForMiss                        // key known uncacheable: no waiting
-	EvCollision                         // lease slot held by another key: no coalescing
-	EvTickWakeup                        // a follower noticed its leader was done on a tick (lost or late message)
-	EvRefreshStarted                    // background refresh dispatched
-	EvRefreshJoined                     // refresh not needed: one is already running
-	EvRefreshSaturated                  // refresh skipped: background.max_concurrent reached
-	EvRefreshStored                     // refresh stored a fresh answer
-	EvRefreshRefused                    // refresh answer not admitted: stale entry kept
-	EvRefreshFailed                     // refresh call failed: stale entry kept
-	EvItemsHit                          // embeddings: items answered from cache
-	EvItemsStored                       // embeddings: items stored
-	EvItemsRefused                      // embeddings: items not stored
-	EvRefetch                           // embeddings: unusable partial answer, whole batch fetched again
-	EvModelDrift                        // embeddings: vectors of another dimension under the same model version
-	EvShadowStarted                     // shadow comparison dispatched
-	EvShadowAgree                       // cached and fresh answers agree
-	EvShadowDiverge                     // they do not
-	EvShadowError                       // the shadow call failed (not counted as either)
-	EvShadowSaturated                   // skipped: shadow.max_concurrent reached
-	EvInvalidation                      // divergence invalidated the namespace
-	EvSLOBreach                         // the stale-serving rate crossed the objective
-	EvSemanticHit                       // semantic: answered by a near match
-	EvSemanticMiss                      // semantic: embedded and searched, no usable near match
-	EvVetoNumbers                       // semantic: a near match vetoed: numbers, dates or units differ
-	EvVetoNegation                      // semantic: vetoed: negation or polarity differs
-	EvVetoEntities                      // semantic: vetoed: names or rare content words differ
-	EvSemanticUnconfirmed               // semantic: a near match not yet confirmed (exact hits only)
-	EvSemanticIndexed                   // semantic: a stored answer's turn was indexed
-	EvSemanticIndexFull                 // semantic: not indexed: max_entries reached
-	EvSemanticEmbedError                // semantic: the embeddings call failed or answered garbage (exact miss)
-	EvSemanticEmbedTimeout              // semantic: the embeddings call passed its deadline (exact miss)
-	EvSemanticDemoted                   // semantic: a shadow comparison of a near hit diverged: the entry leaves the index
-	EvSemanticConfirmed                 // semantic: an entry became reachable by near matches
-	EvSemanticModelChange               // semantic: the embeddings server reports another model or dimension
-	EvSemanticVectorCached              // semantic: the turn's vector came from the VM's cache (no call)
+	EvLeader           Event = iota // led its key upstream
+	EvFollower                      // paused behind a leader
+	EvPromoted                      // a follower became the next leader
+	EvLeaderFailed                  // a leader finished without storing
+	EvTimeout                       // a follower waited max_wait and went upstream
+	EvRetriesExhausted              // a follower sat through max_retries failures and went upstream
+	EvHitForMiss                    // key known uncacheable: no waiting
+	EvCollision                     // lease slot held by another key: no coalescing
+	EvTickWakeup                    // a follower noticed its leader was done on a tick (lost or late message)
+	EvRefreshStarted                // background refresh dispatched
+	EvRefreshJoined                 // refresh not needed: one is already running
+	EvRefreshSaturated              // refresh skipped: background.max_concurrent reached
+	EvRefreshStored                 // refresh stored a fresh answer
+	EvRefreshRefused                // refresh answer not admitted: stale entry kept
+	EvRefreshFailed                 // refresh call failed: stale entry kept
+	EvItemsHit                      // embeddings: items answered from cache
+	EvItemsStored                   // embeddings: items stored
+	EvItemsRefused                  // embeddings: items not stored
+	EvRefetch                       // embeddings: unusable partial answer, whole batch fetched again
+	EvModelDrift                    // embeddings: vectors of another dimension under the same model version
+	EvShadowStarted                 // shadow comparison dispatched
+	EvShadowAgree                   // cached and fresh answers agree
+	EvShadowDiverge                 // they do not
+	EvShadowError                   // the shadow call failed (not counted as either)
+	EvShadowSaturated               // skipped: shadow.max_concurrent reached
+	EvInvalidation                  // divergence invalidated the namespace
+	EvSLOBreach                     // the stale-serving rate crossed the objective
+
+	// The semantic cache (semantic*.go).
+	EvSemanticHit          // semantic: answered by a near match
+	EvSemanticMiss         // semantic: embedded and searched, no usable near match
+	EvVetoNumbers          // semantic: a near match vetoed: numbers, dates or units differ
+	EvVetoNegation         // semantic: vetoed: negation or polarity differs
+	EvVetoEntities         // semantic: vetoed: names, rare content words or their order differ
+	EvSemanticUnconfirmed  // semantic: a near match not yet confirmed (exact hits only)
+	EvSemanticIndexed      // semantic: a stored answer's turn was indexed
+	EvSemanticIndexFull    // semantic: not indexed: max_entries reached
+	EvSemanticEmbedError   // semantic: the embeddings call failed or answered garbage (exact miss)
+	EvSemanticEmbedTimeout // semantic: the embeddings call passed its deadline (exact miss)
+	EvSemanticDemoted      // semantic: a shadow comparison of a near hit diverged: the entry leaves the index
+	EvSemanticConfirmed    // semantic: an entry became reachable by near matches
+	EvSemanticModelChange  // semantic: the embeddings server reports another model or dimension
+	EvSemanticVectorCached // semantic: the turn's vector was cached (this VM's or shared): no call
 	NumEvents
 )
 
@@ -74,7 +76,7 @@ func (e Event) Applies(r *Route) bool {
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
 	}
-	if e >= EvSemanticHit {
+	if e >= EvSemanticHit && e <= EvSemanticVectorCached {
 		return r.Semantic != nil
 	}
 	return true
