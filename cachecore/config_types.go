@@ -94,6 +94,7 @@ type Policy struct {
 
 	FreshnessSLO *FreshnessSLO
 	Shadow       *Shadow
+	Semantic     *Semantic // near-duplicate lookup (semantic.go); nil: exact only
 
 	ignoreSet bool // ignore_fields was configured (it excludes key_fields)
 	kind      Kind // for kind-dependent defaults while parsing

@@ -42,6 +42,22 @@ const (
 	EvL2Written                     // an answer written to L2
 	EvL2WriteError                  // an L2 write failed
 	EvL2Rejected                    // an L2 value not served: corrupt, truncated or another key's
+
+	// The semantic cache (semantic*.go).
+	EvSemanticHit          // semantic: answered by a near match
+	EvSemanticMiss         // semantic: embedded and searched, no usable near match
+	EvVetoNumbers          // semantic: a near match vetoed: numbers, dates or units differ
+	EvVetoNegation         // semantic: vetoed: negation or polarity differs
+	EvVetoEntities         // semantic: vetoed: names, rare content words or their order differ
+	EvSemanticUnconfirmed  // semantic: a near match not yet confirmed (exact hits only)
+	EvSemanticIndexed      // semantic: a stored answer's turn was indexed
+	EvSemanticIndexFull    // semantic: not indexed: max_entries reached
+	EvSemanticEmbedError   // semantic: the embeddings call failed or answered garbage (exact miss)
+	EvSemanticEmbedTimeout // semantic: the embeddings call passed its deadline (exact miss)
+	EvSemanticDemoted      // semantic: a shadow comparison of a near hit diverged: the entry leaves the index
+	EvSemanticConfirmed    // semantic: an entry became reachable by near matches
+	EvSemanticModelChange  // semantic: the embeddings server reports another model or dimension
+	EvSemanticVectorCached // semantic: the turn's vector was cached (this VM's or shared): no call
 	NumEvents
 )
 
@@ -57,6 +73,9 @@ var EventNames = [NumEvents]string{
 	"slo.breaches",
 	"l2.hit", "l2.miss", "l2.error", "l2.timeout", "l2.breaker_open", "l2.lease_won", "l2.lease_lost",
 	"l2.written", "l2.write_error", "l2.rejected",
+	"semantic.hits", "semantic.misses", "semantic.veto.numbers", "semantic.veto.negation", "semantic.veto.entities",
+	"semantic.unconfirmed", "semantic.indexed", "semantic.index_full", "semantic.embed_error", "semantic.embed_timeout",
+	"semantic.demoted", "semantic.confirmed", "semantic.model_changes", "semantic.vector_cached",
 }
 
 // Applies reports whether e can happen on route r; it keeps /stats free of counters a route can never move.
@@ -71,6 +90,9 @@ func (e Event) Applies(r *Route) bool {
 	case EvL2Hit, EvL2Miss, EvL2Error, EvL2Timeout, EvL2BreakerOpen, EvL2LeaseWon, EvL2LeaseLost,
 		EvL2Written, EvL2WriteError, EvL2Rejected:
 		return r.L2
+	}
+	if e >= EvSemanticHit && e <= EvSemanticVectorCached {
+		return r.Semantic != nil
 	}
 	return true
 }

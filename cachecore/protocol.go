@@ -20,6 +20,9 @@ type Flight struct {
 	leader    bool  // holds the key's lease: must FinishLead
 	failures  int   // leader failures sat through as a follower
 	waitSince int64 // ms, when it started following
+	// held: the request is paused across a call of its own (a semantic
+	// lookup's embedding): whatever sends it upstream next must resume it.
+	held bool
 
 	respStatus int         // the upstream's response status (0: none yet)
 	cs         CacheStatus // the request's Cache-Status (protocol_status.go)

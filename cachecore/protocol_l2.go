@@ -31,6 +31,7 @@ type l2State struct {
 // paused and must be resumed.
 func (f *Flight) upstream(resume bool) {
 	c, req := f.c, f.req
+	resume = resume || f.held
 	if !req.l2.tried && c.l2On(req) {
 		req.l2.tried, req.l2.paused = true, resume
 		if c.l2Allowed() {

@@ -57,7 +57,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.Stored(res)
 	f.l2Write()
-	return Completed, f.actions()
+	return Completed, append(f.actions(), f.semanticStored(res.FreshUntil)...)
 }
 
 // CompleteStream is Complete for a recorded event stream, already on its
@@ -77,7 +77,7 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.l2Write()
-	return f.actions()
+	return append(f.actions(), f.semanticStored(st.Result.FreshUntil)...)
 }
 
 // refuse: the response is not stored for reason; its Cache-Status says so.

@@ -91,7 +91,8 @@ type envoyOpts struct {
 	// FailurePolicy replaces the file's failure_policy value, e.g.
 	// "FAIL_OPEN"; default the file's.
 	FailurePolicy string
-	// Ports maps more port_values of the file (e.g. webdis' 7379).
+	// Ports maps more of the file's port_values (e.g. webdis' 7379, 8001
+	// the embeddings cluster) to the ones to use.
 	Ports map[int]int
 }
 
@@ -128,12 +129,12 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 		t.Fatal(err)
 	}
 	listen, admin := freePort(t), freePort(t)
+	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
+	for k, v := range o.Ports {
+		ports[k] = v
+	}
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
-	}
-	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
-	for from, to := range o.Ports {
-		ports[from] = to
 	}
 	cfg, err := envoyrun.RenderConfig(string(raw), envoyrun.Render{
 		Ports: ports, Wasm: o.Wasm, FilterJSON: o.Config,

@@ -32,6 +32,7 @@ var scenarios = []scenario{
 	{ID: "S11", Title: "soak: RSS drift, VM failures, p99.9 vs p99", Run: runS11},
 	{ID: "S12", Title: "cachecore micro-benchmarks: native, V8 (Node.js), wazero", Run: runS12},
 	{ID: "S13", Title: "mesh-wide L2 (Redis via webdis): hits from another proxy, cross-proxy coalescing", Run: runS13},
+	{ID: "S14", Title: "semantic cache: added latency of a semantic miss (real embedding model)", Run: runS14},
 }
 
 var sizes = []string{"1k", "16k"}
