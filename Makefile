@@ -115,12 +115,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  done; \
 	done
 
-bench: build envoy ## side-by-side benchmarks vs direct_response, nginx, Varnish (~25 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
+bench: build envoy l2-tools embedder ## side-by-side benchmarks vs direct_response, nginx, Varnish (~25 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
-bench-quick: build envoy ## smoke run of make bench: 2 short repetitions, no soak (~8 min) → build/bench-quick
+bench-quick: build envoy l2-tools embedder ## smoke run of make bench: 2 short repetitions, no soak (~8 min) → build/bench-quick
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -quick -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
