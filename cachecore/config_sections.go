@@ -37,7 +37,7 @@ func (p *parser) config(data []byte) *Config {
 		return cfg
 	}
 	var defaults gjson.Result
-	var routes gjson.Result
+	var routes, l2 gjson.Result
 	p.fields("", root, func(key string, v gjson.Result) bool {
 		switch key {
 		case "cache_name":
@@ -56,6 +56,8 @@ func (p *parser) config(data []byte) *Config {
 			p.background(key, v, &cfg.Background)
 		case "tick_period":
 			cfg.TickPeriod = p.duration(key, v, 10*time.Millisecond, 10*time.Second)
+		case "l2":
+			l2 = v
 		case "header_hold":
 			cfg.HeaderHold = p.headerHold(key, v)
 		case "defaults":
@@ -67,6 +69,9 @@ func (p *parser) config(data []byte) *Config {
 		}
 		return true
 	})
+	if l2.Exists() {
+		cfg.L2 = p.l2("l2", l2, cfg.Store.MaxEntryBytes)
+	}
 	if !routes.Exists() {
 		p.fail("routes", "is required: list the model endpoints to cache")
 		return cfg
@@ -111,6 +116,7 @@ func (p *parser) config(data []byte) *Config {
 		if needsCluster && cfg.Cluster == "" {
 			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
 		}
+		r.L2 = cfg.L2 != nil
 		cfg.Routes = append(cfg.Routes, r)
 	}
 	if cfg.Purge.Path != "" || cfg.Purge.Token != "" {

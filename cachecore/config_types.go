@@ -34,6 +34,8 @@ type Config struct {
 	Purge      PurgeConfig
 	Background BackgroundConfig
 	Routes     []*Route
+	// L2 is the mesh-wide tier (l2.go); nil: none.
+	L2 *L2Config
 }
 
 // HeaderHold is the header_hold setting: how a cacheable request waits
@@ -88,6 +90,8 @@ type Route struct {
 	Methods []string
 	Kind    Kind
 	Policy
+	// L2: the configuration has an l2 tier (its counters apply).
+	L2 bool
 }
 
 // Policy is every per-route setting; routes inherit "defaults" and override.
@@ -114,6 +118,7 @@ type Policy struct {
 
 	FreshnessSLO *FreshnessSLO
 	Shadow       *Shadow
+	Semantic     *Semantic // near-duplicate lookup (semantic.go); nil: exact only
 
 	ignoreSet bool // ignore_fields was configured (it excludes key_fields)
 	kind      Kind // for kind-dependent defaults while parsing

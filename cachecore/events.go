@@ -32,10 +32,38 @@ const (
 	EvShadowSaturated               // skipped: shadow.max_concurrent reached
 	EvInvalidation                  // divergence invalidated the namespace
 	EvSLOBreach                     // the stale-serving rate crossed the objective
-	EvLateDecision                  // decided on the body after the headers went upstream (late decision)
-	EvLateAborted                   // answered locally (hit, collapsed, 504) after its upstream request was opened
-	EvLateFollower                  // a follower waited with its upstream request open
-	EvLateRescued                   // headers held without a body in sight: let go, decided late
+	EvL2Hit                         // answered from L2
+	EvL2Miss                        // L2 had no usable entry
+	EvL2Error                       // L2 unreachable or answering garbage
+	EvL2Timeout                     // L2 did not answer within l2.timeout
+	EvL2BreakerOpen                 // L2 skipped: its breaker is open
+	EvL2LeaseWon                    // took the cross-proxy lease: this proxy asks the model
+	EvL2LeaseLost                   // another proxy leads: wait for its answer in L2
+	EvL2Written                     // an answer written to L2
+	EvL2WriteError                  // an L2 write failed
+	EvL2Rejected                    // an L2 value not served: corrupt, truncated or another key's
+
+	// The semantic cache (semantic*.go).
+	EvSemanticHit          // semantic: answered by a near match
+	EvSemanticMiss         // semantic: embedded and searched, no usable near match
+	EvVetoNumbers          // semantic: a near match vetoed: numbers, dates or units differ
+	EvVetoNegation         // semantic: vetoed: negation or polarity differs
+	EvVetoEntities         // semantic: vetoed: names, rare content words or their order differ
+	EvSemanticUnconfirmed  // semantic: a near match not yet confirmed (exact hits only)
+	EvSemanticIndexed      // semantic: a stored answer's turn was indexed
+	EvSemanticIndexFull    // semantic: not indexed: max_entries reached
+	EvSemanticEmbedError   // semantic: the embeddings call failed or answered garbage (exact miss)
+	EvSemanticEmbedTimeout // semantic: the embeddings call passed its deadline (exact miss)
+	EvSemanticDemoted      // semantic: a shadow comparison of a near hit diverged: the entry leaves the index
+	EvSemanticConfirmed    // semantic: an entry became reachable by near matches
+	EvSemanticModelChange  // semantic: the embeddings server reports another model or dimension
+	EvSemanticVectorCached // semantic: the turn's vector was cached (this VM's or shared): no call
+
+	// Late decisions (stream.go, hold.go).
+	EvLateDecision // decided on the body after the headers went upstream (late decision)
+	EvLateAborted  // answered locally (hit, collapsed, 504) after its upstream request was opened
+	EvLateFollower // a follower waited with its upstream request open
+	EvLateRescued  // headers held without a body in sight: let go, decided late
 	NumEvents
 )
 
@@ -49,6 +77,11 @@ var EventNames = [NumEvents]string{
 	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
 	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
 	"slo.breaches",
+	"l2.hit", "l2.miss", "l2.error", "l2.timeout", "l2.breaker_open", "l2.lease_won", "l2.lease_lost",
+	"l2.written", "l2.write_error", "l2.rejected",
+	"semantic.hits", "semantic.misses", "semantic.veto.numbers", "semantic.veto.negation", "semantic.veto.entities",
+	"semantic.unconfirmed", "semantic.indexed", "semantic.index_full", "semantic.embed_error", "semantic.embed_timeout",
+	"semantic.demoted", "semantic.confirmed", "semantic.model_changes", "semantic.vector_cached",
 	"late.decisions", "late.upstream_aborted", "late.followers_held", "late.rescued",
 }
 
@@ -61,6 +94,12 @@ func (e Event) Applies(r *Route) bool {
 		return r.Shadow != nil
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
+	case EvL2Hit, EvL2Miss, EvL2Error, EvL2Timeout, EvL2BreakerOpen, EvL2LeaseWon, EvL2LeaseLost,
+		EvL2Written, EvL2WriteError, EvL2Rejected:
+		return r.L2
+	}
+	if e >= EvSemanticHit && e <= EvSemanticVectorCached {
+		return r.Semantic != nil
 	}
 	return true
 }

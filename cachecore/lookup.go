@@ -2,8 +2,12 @@ package cachecore
 
 import (
 	"math"
+	"strconv"
 	"time"
 )
+
+// SimilarityHeader carries a near hit's similarity (semantic routes).
+const SimilarityHeader = "x-modelcache-similarity"
 
 // Looking a keyed request up and serving it: Lookup, freshness and early
 // refresh (XFetch), HitResponse and Age.
@@ -152,8 +156,13 @@ func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body
 		age = 0
 	}
 	headers = append(headers, [2]string{"age", itoa(age)})
-	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true}
-	headers = append(headers, [2]string{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))})
+	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true, L2: req.l2.hit}
+	hdr := cs.AppendHeader(nil, c.cfg.CacheName)
+	if hit, sim := req.SemanticHit(); hit {
+		hdr = append(hdr, "; detail=semantic"...)
+		headers = append(headers, [2]string{SimilarityHeader, strconv.FormatFloat(math.Floor(sim*1000)/1000, 'f', 3, 64)})
+	}
+	headers = append(headers, [2]string{"cache-status", string(hdr)})
 	return int(e.Status), headers, e.Body
 }
 

@@ -20,6 +20,9 @@ type Flight struct {
 	leader    bool  // holds the key's lease: must FinishLead
 	failures  int   // leader failures sat through as a follower
 	waitSince int64 // ms, when it started following
+	// held: the request is paused across a call of its own (a semantic
+	// lookup's embedding): whatever sends it upstream next must resume it.
+	held bool
 
 	respStatus int         // the upstream's response status (0: none yet)
 	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
@@ -34,6 +37,8 @@ const (
 	flightIdle      flightState = iota // not (yet) coalescing
 	flightFollowing                    // paused behind a leader
 	flightDone                         // served, forwarded or gone
+	flightL2                           // waiting for an L2 lookup or lease (protocol_l2.go)
+	flightL2Wait                       // waiting for another proxy's answer in L2
 )
 
 // NewFlight starts the protocol for req on worker vm, as request id.
@@ -96,8 +101,7 @@ func (f *Flight) Miss() []Action {
 			f.serve(StatusNone)
 			return f.actions()
 		}
-		f.state = flightDone
-		f.emit(Action{Kind: ActForward})
+		f.upstream(false)
 		return f.actions()
 	case RoleFollower:
 		f.count(EvFollower)
@@ -175,6 +179,8 @@ func (f *Flight) wake(o Outcome, status int) {
 				f.serve(StatusCollapsed)
 				return
 			}
+			f.upstream(true)
+			return
 		}
 	}
 	f.forward(true)
@@ -187,6 +193,10 @@ func (f *Flight) wake(o Outcome, status int) {
 // taken over a lease it never joined).
 func (f *Flight) Tick() []Action {
 	f.reset()
+	if f.state == flightL2Wait {
+		f.l2Tick()
+		return f.actions()
+	}
 	if f.state != flightFollowing {
 		return f.actions()
 	}
@@ -208,7 +218,7 @@ func (f *Flight) Tick() []Action {
 			if f.lead(EvPromoted) {
 				f.serve(StatusCollapsed)
 			} else {
-				f.forward(true)
+				f.upstream(true)
 			}
 		}
 	}
@@ -231,6 +241,9 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	f.leader = false
 	if o != OutcomeStored {
 		f.count(EvLeaderFailed)
+	}
+	if f.req.l2.lease && (o != OutcomeStored || f.req.l2.put == nil) {
+		f.emit(Action{Kind: ActDispatch, Call: f.c.l2Release(f.req)})
 	}
 	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
 		f.emit(Action{Kind: ActWake, VMs: vms, Message: EncodeWake(f.req.LeaseFP(), o, status)})

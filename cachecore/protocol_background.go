@@ -85,13 +85,18 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		if !agree {
 			ev = EvShadowDiverge
 		}
-		acts := []Action{{Kind: ActCount, Event: ev, Route: r}}
+		acts := append([]Action{{Kind: ActCount, Event: ev, Route: r}}, c.semanticShadow(req, agree)...)
+		if hit, _ := req.SemanticHit(); hit {
+			// A near match's divergence says nothing about the model.
+			return acts
+		}
 		obs, err := c.ObserveShadow(req, !agree)
 		if err == nil && obs.Invalidated {
 			acts = append(acts, Action{Kind: ActCount, Event: EvInvalidation, Route: r},
 				Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": " + strconv.Itoa(int(obs.Diverged)) + " of " +
 					strconv.Itoa(int(obs.Samples)) + " sampled answers of model " + strconv.Quote(req.Model) +
 					" no longer match the model; its namespace is invalidated")})
+			acts = append(acts, c.l2InvalidateModel(r.Name, req.Model)...)
 		}
 		if agree {
 			return acts

@@ -118,8 +118,9 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 	f.reset()
 	switch c.Lookup(req) {
 	case Serve:
+		acts := f.semanticExactHit()
 		f.serve(StatusNone)
-		return f.actions()
+		return append(acts, f.actions()...)
 	case Unavailable:
 		code, headers, body := f.Unavailable()
 		f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusUnavailable})
@@ -128,10 +129,18 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 	if req.Bypassed() { // internal fault during the lookup: fail open
 		return f.Bypass(ReasonNone)
 	}
-	if req.Status == StatusMiss && req.Route.Coalesce.Enabled {
+	if acts := f.semanticStep(); acts != nil {
+		return acts
+	}
+	return f.missed()
+}
+
+// missed goes on after a lookup that found nothing to serve: coalesce on
+// a miss, else forward.
+func (f *Flight) missed() []Action {
+	if f.req.Status == StatusMiss && f.req.Route.Coalesce.Enabled {
 		return f.Miss()
 	}
-	f.state = flightDone
-	f.emit(Action{Kind: ActForward})
+	f.upstream(false)
 	return f.actions()
 }

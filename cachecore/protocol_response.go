@@ -56,7 +56,8 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	}
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.Stored(res)
-	return Completed, f.actions()
+	f.l2Write()
+	return Completed, append(f.actions(), f.semanticStored(res.FreshUntil)...)
 }
 
 // CompleteStream is Complete for a recorded event stream, already on its
@@ -75,7 +76,8 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 	f.reset()
 	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
 	f.finishLead(OutcomeStored, f.respStatus)
-	return f.actions()
+	f.l2Write()
+	return append(f.actions(), f.semanticStored(st.Result.FreshUntil)...)
 }
 
 // refuse: the response is not stored for reason; its Cache-Status says so.

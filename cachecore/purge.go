@@ -49,6 +49,9 @@ func (c *Cache) PurgeAuthorized(headers [][2]string) bool {
 type PurgeResult struct {
 	Scope string // "all", "model" or "entry"
 	Freed int    // slots freed (for "all" and "entry"); 0 for "model"
+	// L2, with an l2 tier, is the call that carries the purge there; the
+	// host answers the purge request once it is done.
+	L2 *Call
 }
 
 // ErrBadPurge is returned for a purge body the API does not understand.
@@ -58,6 +61,18 @@ var ErrBadPurge = errors.New("bad purge request")
 // own: a replayed request that names none (no "host" or ":authority" in
 // its headers) is taken to be addressed to it.
 func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
+	res, err := c.purge(body, authority)
+	if err == nil && res.L2 != nil {
+		// Once L2 has it, the purge goes to the log other proxies read.
+		log, done := c.l2Log(body, authority), res.L2.Done
+		res.L2.Done = func(r CallResult) []Action {
+			return append(done(r), Action{Kind: ActDispatch, Call: log})
+		}
+	}
+	return res, err
+}
+
+func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	if len(body) > c.cfg.MaxRequestBytes {
 		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes", ErrBadPurge)
 	}
@@ -73,13 +88,18 @@ func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 	switch {
 	case v.Get("all").Bool():
 		n, err := c.table.Clear()
-		return PurgeResult{Scope: "all", Freed: n}, err
+		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll()}, err
 	case v.Get("model").Exists():
 		name := v.Get("route").String()
 		if c.routeByName(name) == nil {
 			return PurgeResult{}, fmt.Errorf("%w: unknown route %q", ErrBadPurge, name)
 		}
-		return PurgeResult{Scope: "model"}, c.PurgeModel(name, v.Get("model").String())
+		model := v.Get("model").String()
+		res := PurgeResult{Scope: "model"}
+		if acts := c.l2InvalidateModel(name, model); acts != nil {
+			res.L2 = acts[0].Call
+		}
+		return res, c.PurgeModel(name, model)
 	case v.Get("body").Exists():
 		method := v.Get("method").String()
 		if method == "" {
@@ -108,8 +128,9 @@ func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 		if req.Bypassed() {
 			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
 		}
+		l2 := c.l2PurgeEntry(req)
 		if !req.state.Found {
-			return PurgeResult{Scope: "entry"}, nil
+			return PurgeResult{Scope: "entry", L2: l2}, nil
 		}
 		if req.batch != nil { // embeddings: every item of the batch
 			c.itemKeys(req)
@@ -131,7 +152,7 @@ func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 		if freed {
 			n = 1
 		}
-		return PurgeResult{Scope: "entry", Freed: n}, err
+		return PurgeResult{Scope: "entry", Freed: n, L2: l2}, err
 	}
 	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
 }

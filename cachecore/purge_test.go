@@ -99,21 +99,21 @@ func TestPurge(t *testing.T) {
 		bobQ1     bool
 		embedding bool
 	}{
-		{"all", `{"all":true}`, PurgeResult{"all", 4}, false, false, false, false},
-		{"model", `{"route":"chat","model":"gpt-4o-mini"}`, PurgeResult{"model", 0}, false, false, false, true},
-		{"model on another route", `{"route":"sie","model":"gpt-4o-mini"}`, PurgeResult{"model", 0}, true, true, true, true},
+		{"all", `{"all":true}`, PurgeResult{Scope: "all", Freed: 4}, false, false, false, false},
+		{"model", `{"route":"chat","model":"gpt-4o-mini"}`, PurgeResult{Scope: "model", Freed: 0}, false, false, false, true},
+		{"model on another route", `{"route":"sie","model":"gpt-4o-mini"}`, PurgeResult{Scope: "model", Freed: 0}, true, true, true, true},
 		{"entry by replay", `{"method":"POST","path":"/v1/chat/completions","headers":{"Authorization":"Bearer sk-alice"},"body":` + q1 + `}`,
-			PurgeResult{"entry", 1}, false, true, true, true},
+			PurgeResult{Scope: "entry", Freed: 1}, false, true, true, true},
 		{"entry by replay, default method, reordered body", `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-bob"},` +
 			`"body":{"temperature":0,"messages":[{"content":"one","role":"user"}],"model":"gpt-4o-mini","user":"ignored"}}`,
-			PurgeResult{"entry", 1}, true, true, false, true},
-		{"entry by replay, shared route", `{"path":"/v1/embeddings","body":{"model":"e","input":"x"}}`, PurgeResult{"entry", 1}, true, true, true, false},
+			PurgeResult{Scope: "entry", Freed: 1}, true, true, false, true},
+		{"entry by replay, shared route", `{"path":"/v1/embeddings","body":{"model":"e","input":"x"}}`, PurgeResult{Scope: "entry", Freed: 1}, true, true, true, false},
 		{"entry never stored", `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("three") + `}`,
-			PurgeResult{"entry", 0}, true, true, true, true},
+			PurgeResult{Scope: "entry", Freed: 0}, true, true, true, true},
 		{"entry of an unknown model", `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":{"model":"nope"}}`,
-			PurgeResult{"entry", 0}, true, true, true, true},
+			PurgeResult{Scope: "entry", Freed: 0}, true, true, true, true},
 		{"replay with no-cache still purges", `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice","cache-control":"no-cache"},"body":` + q2 + `}`,
-			PurgeResult{"entry", 1}, true, false, true, true},
+			PurgeResult{Scope: "entry", Freed: 1}, true, false, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

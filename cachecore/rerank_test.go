@@ -230,7 +230,7 @@ func TestRerankPurge(t *testing.T) {
 		t.Error("a replay with unreadable documents was accepted")
 	}
 	got, err := env.cache.Purge([]byte(`{"path":"/v1/rerank","headers":{"authorization":"Bearer sk-alice"},"body":`+body+`}`), "")
-	if err != nil || got != (PurgeResult{"entry", 1}) {
+	if err != nil || got != (PurgeResult{Scope: "entry", Freed: 1}) {
 		t.Fatalf("Purge = %+v, %v", got, err)
 	}
 	if _, d := env.lookup("rerank", alice, body); d != Forward {

@@ -173,6 +173,7 @@ type CacheStatus struct {
 	Stored    bool // the response was stored
 	TTL       int64
 	HasTTL    bool
+	L2        bool // answered from the L2 tier
 }
 
 // AppendHeader renders the header value, e.g.
@@ -224,6 +225,8 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 	switch {
 	case cs.Status == StatusStaleIfError:
 		dst = append(dst, "; detail=stale-if-error"...)
+	case cs.L2:
+		dst = append(dst, "; detail=l2"...)
 	case cs.Reason != ReasonNone:
 		dst = append(dst, "; detail="...)
 		dst = append(dst, cs.Reason.Detail()...)

@@ -178,7 +178,10 @@ func (s *Stream) GiveUpHold() []Action { return s.apply(s.fl.Bypass(ReasonHoldUn
 func (s *Stream) Resolve(v Verdict, dispatched bool) Verdict {
 	switch v {
 	case Decided:
-		if s.phase == phaseForwarded || s.phase == phasePassThrough || (s.phase == phaseRequest && s.late) {
+		// A late request still deciding continues (its headers were let go)
+		// unless it waits for a call of its own (an L2 lookup, an
+		// embedding): then its body stays paused.
+		if s.phase == phaseForwarded || s.phase == phasePassThrough || (s.phase == phaseRequest && s.late && !dispatched) {
 			return Continue
 		}
 		return Pause
@@ -258,6 +261,10 @@ func (s *Stream) Tick() []Action {
 	}
 	return s.apply(s.fl.Tick())
 }
+
+// Continue is the event "a call of this request's (an L2 lookup, say)
+// returned": acts are its Done's actions.
+func (s *Stream) Continue(acts []Action) []Action { return s.apply(acts) }
 
 // apply records the phase each of the Flight's actions leads to and fills
 // in what the host needs to carry them out.

@@ -252,3 +252,42 @@ func TestStreamLateStaleIfErrorIsNoAbort(t *testing.T) {
 		t.Fatalf("stale-if-error counted as an aborted upstream request: %s", got)
 	}
 }
+
+// A late request waiting for a call of its own (here an L2 lookup) keeps
+// its body paused until the call answers; an L2 hit then cuts the upstream
+// request opened for its headers.
+func TestStreamLateWaitsForItsCall(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.ask(0, "hello", "world") // stored in L1 of proxy 0 and in L2
+	c := m.p[1]
+	body := chatRequest("hello")
+	headers := append(append([][2]string{}, alice...), [2]string{"content-length", fmt.Sprint(len(body))})
+	var s Stream
+	if v, _ := s.BeginLate(c, c.routeByName("chat"), "POST", "/v1/chat/completions", headers, false, 2, 77); v != Continue {
+		t.Fatalf("late headers: verdict %d", v)
+	}
+	var hold HoldState
+	v, acts := s.RequestBody(len(body), true, &fakeReader{reqBody: []byte(body)}, &hold)
+	var call *Call
+	for _, a := range acts {
+		if a.Kind == ActDispatch {
+			call = a.Call
+		}
+	}
+	if call == nil || s.Resolve(v, true) != Pause {
+		t.Fatalf("L2 lookup: %s, verdict %d (the body must stay paused)", lateActs(acts), s.Resolve(v, true))
+	}
+	acts = s.Continue(call.Done(m.wd.do(call)))
+	var served *Action
+	for i := range acts {
+		if acts[i].Kind == ActServeEntry {
+			served = &acts[i]
+		}
+	}
+	if served == nil {
+		t.Fatalf("L2 answer: %s", lateActs(acts))
+	}
+	if got := streamActs(s.Served(served)); !strings.HasPrefix(got, "late.upstream_aborted request(hit)") {
+		t.Fatalf("L2 hit served: %s", got)
+	}
+}

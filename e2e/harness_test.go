@@ -99,6 +99,9 @@ type envoyOpts struct {
 	// UpstreamH2 makes Envoy speak HTTP/2 (prior knowledge) to the model
 	// simulator, which then serves h2c.
 	UpstreamH2 bool
+	// Ports maps more of the file's port_values (e.g. webdis' 7379, 8001
+	// the embeddings cluster) to the ones to use.
+	Ports map[int]int
 }
 
 type envoyProc struct {
@@ -134,11 +137,15 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 		t.Fatal(err)
 	}
 	listen, admin := freePort(t), freePort(t)
+	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
+	for k, v := range o.Ports {
+		ports[k] = v
+	}
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
 	}
 	filter := envoyrun.Render{Wasm: o.Wasm, FilterJSON: o.Config, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy}
-	main := envoyrun.Render{Ports: map[int]int{10000: listen, 9901: admin, 8000: simPort}, RouteTimeout: o.RouteTimeout}
+	main := envoyrun.Render{Ports: ports, RouteTimeout: o.RouteTimeout}
 	if o.ECDS == "" {
 		main.Wasm, main.FilterJSON, main.NoHeaderHold, main.FailurePolicy = filter.Wasm, filter.FilterJSON, filter.NoHeaderHold, filter.FailurePolicy
 	}

@@ -63,7 +63,7 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 			proxywasm.LogDebug(string(a.Message))
 		}
 	case cachecore.ActDispatch:
-		return p.dispatch(a.Call)
+		return p.dispatch(a.Call, p.performAll)
 	}
 	return false
 }
@@ -75,8 +75,9 @@ func (p *plugin) performAll(acts []cachecore.Action) {
 }
 
 // dispatch makes an HTTP call for the protocol and continues it with the
-// call's result (cachecore.Call). It reports whether the call was made.
-func (p *plugin) dispatch(call *cachecore.Call) bool {
+// call's result (cachecore.Call), performed by then. It reports whether the
+// call was made.
+func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) bool {
 	_, err := proxywasm.DispatchHttpCall(call.Cluster, call.Headers, call.Body, nil,
 		uint32(call.Timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
 			if call.Stream != 0 && proxywasm.SetEffectiveContext(call.Stream) != nil {
@@ -88,10 +89,10 @@ func (p *plugin) dispatch(call *cachecore.Call) bool {
 				res.Body, _ = proxywasm.GetHttpCallResponseBody(0, bodySize)
 				res.Status = cachecore.CallStatus(res.Headers)
 			}
-			p.performAll(call.Done(res))
+			then(call.Done(res))
 		})
 	if err != nil {
-		p.performAll(call.Done(cachecore.CallResult{NotStarted: true}))
+		then(call.Done(cachecore.CallResult{NotStarted: true}))
 		return false
 	}
 	if call.Route != nil {

@@ -178,6 +178,7 @@ func (p *plugin) OnTick() {
 		p.checkHeld()
 	}
 	p.flushSLO(p.now())
+	p.performAll(p.cache.L2Tick())
 	p.stats.waiting.Set(uint64(len(p.waiting)))
 }
 

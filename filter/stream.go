@@ -140,6 +140,14 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			}
 		case cachecore.ActForward:
 			s.forward(a)
+		case cachecore.ActDispatch:
+			// A call of this request's (an L2 lookup, a refetch): its
+			// result continues it.
+			if a.Call.Stream == s.id {
+				dispatched = s.p.dispatch(a.Call, func(acts []cachecore.Action) { s.do(cachecore.Continue, s.x.Continue(acts)) }) || dispatched
+				break
+			}
+			fallthrough
 		default:
 			if s.p.perform(a) {
 				dispatched = true
@@ -186,7 +194,13 @@ func (s *stream) handlePurge(body []byte) {
 		s.p.stats.entries.Add(-int64(res.Freed))
 	}
 	proxywasm.LogInfo("purge " + res.Scope + " freed " + strconv.Itoa(res.Freed))
-	s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`)
+	reply := func() { s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`) }
+	if res.L2 != nil { // answered once the purge reached L2 (or failed to)
+		res.L2.Stream = s.id
+		s.p.dispatch(res.L2, func(acts []cachecore.Action) { s.p.performAll(acts); reply() })
+		return
+	}
+	reply()
 }
 
 func (s *stream) sendJSON(status uint32, body string) {

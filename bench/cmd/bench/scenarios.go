@@ -31,6 +31,8 @@ var scenarios = []scenario{
 	{ID: "S9", Title: "per-item embedding cache (batch 64, 50% hits)", Run: runS9},
 	{ID: "S11", Title: "soak: RSS drift, VM failures, p99.9 vs p99", Run: runS11},
 	{ID: "S12", Title: "cachecore micro-benchmarks: native, V8 (Node.js), wazero", Run: runS12},
+	{ID: "S13", Title: "mesh-wide L2 (Redis via webdis): hits from another proxy, cross-proxy coalescing", Run: runS13},
+	{ID: "S14", Title: "semantic cache: added latency of a semantic miss (real embedding model)", Run: runS14},
 	{ID: "SL", Title: "1 KiB hit decided late (no allow_on_headers_stop_iteration, as under Istio's WasmPlugin) vs held headers", Run: runSL},
 }
 

@@ -51,7 +51,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	// SL: cache.yaml without allow_on_headers_stop_iteration, as under
 	// Istio's WasmPlugin: the filter decides late.
 	"filter-late": func(r *run) (*system, error) {
-		return r.startEnvoyRender("filter-late", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, envoyrun.Render{Wasm: r.s.Wasm, NoHeaderHold: true})
+		return r.startEnvoyRender("filter-late", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, envoyrun.Render{Wasm: r.s.Wasm, NoHeaderHold: true}, nil)
 	},
 	// The S4 floor: cache.yaml with bench/floorfilter in place of modelcache.
 	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
@@ -84,12 +84,18 @@ func (r *run) startEnvoy(name, file string, concurrency int, cpus string) (*syst
 }
 
 func (r *run) startEnvoyWasm(name, file string, concurrency int, cpus, wasm string) (*system, error) {
-	return r.startEnvoyRender(name, file, concurrency, cpus, envoyrun.Render{Wasm: wasm})
+	return r.startEnvoyWith(name, file, concurrency, cpus, wasm, nil, "")
 }
 
-// startEnvoyRender is startEnvoy with more of the config rendered (rr; its
-// Ports are set here).
-func (r *run) startEnvoyRender(name, file string, concurrency int, cpus string, rr envoyrun.Render) (*system, error) {
+// startEnvoyWith is startEnvoyWasm with more ports to map and, if set, the
+// filter's JSON replaced.
+func (r *run) startEnvoyWith(name, file string, concurrency int, cpus, wasm string, ports map[int]int, filterJSON string) (*system, error) {
+	return r.startEnvoyRender(name, file, concurrency, cpus, envoyrun.Render{Wasm: wasm, FilterJSON: filterJSON}, ports)
+}
+
+// startEnvoyRender is startEnvoyWith with more of the config rendered (rr;
+// its Ports are set here, ports added).
+func (r *run) startEnvoyRender(name, file string, concurrency int, cpus string, rr envoyrun.Render, ports map[int]int) (*system, error) {
 	raw, err := os.ReadFile(filepath.Join(r.s.Root, file))
 	if err != nil {
 		return nil, err
@@ -102,7 +108,11 @@ func (r *run) startEnvoyRender(name, file string, concurrency int, cpus string, 
 	if err != nil {
 		return nil, err
 	}
-	rr.Ports = map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}
+	all := map[int]int{10100: listen, 9911: admin, 8100: r.origin.Port}
+	for from, to := range ports {
+		all[from] = to
+	}
+	rr.Ports = all
 	cfg, err := envoyrun.RenderConfig(string(raw), rr)
 	if err != nil {
 		return nil, err

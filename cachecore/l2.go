@@ -1,0 +1,378 @@
+package cachecore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"hash/crc32"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// The optional L2 tier: entries shared by every proxy of a mesh in Redis,
+// reached through webdis (HTTP) because a proxy-wasm filter has no
+// sockets. Everything here is sans IO: the webdis requests are Calls, their
+// answers are parsed here (RESP, webdis' ".raw" output), and the Flight
+// (protocol_l2.go) decides what to do with them.
+//
+// Redis keys (hex SHA-256, so no credential and no request byte is ever in
+// a key, and every key is URL-safe):
+//
+//	<prefix>e:<h(L2 identity)>        an entry
+//	<prefix>g                         the mesh-wide "purge all" generation
+//	<prefix>g:<h(route, model)>       a model's mesh-wide generation
+//	<prefix>l:<h(L2 identity)>        the cross-proxy single-flight lease
+//
+// The L2 identity is the L1 key without the proxy-local generation: the
+// namespace (route, method, path, authority, tenant hash, model), the
+// canonical request and the model version's identity. A purge moves a
+// generation on in Redis (INCR); every value carries the generations it
+// was written under, and a value whose generations are not the current
+// ones is never served — an invalidated entry cannot come back.
+
+// L2Config is the top-level "l2" section. Nil: no L2 (today's behaviour).
+type L2Config struct {
+	Cluster       string        // the webdis service's Envoy cluster
+	Authority     string        // :authority of the calls
+	Timeout       time.Duration // a lookup's deadline
+	WriteTimeout  time.Duration // a write's deadline (off the client's path)
+	TTLSlack      time.Duration // an entry with less fresh life left is not served from L2
+	Write         string        // "async" (write-behind) or "off" (read only)
+	MaxEntryBytes int           // larger values are not written
+	Prefix        string        // Redis key prefix
+	// Breaker: after BreakerFailures consecutive failures L2 is skipped
+	// for BreakerCoolDown, then tried again.
+	BreakerFailures int
+	BreakerCoolDown time.Duration
+	// LeaseTTL bounds the cross-proxy lease (SET NX EX): a leader that
+	// vanishes holds it at most this long.
+	LeaseTTL time.Duration
+	// SyncInterval: how often a VM reads the purge log (l2sync.go).
+	SyncInterval time.Duration
+}
+
+// L2 defaults.
+const (
+	DefaultL2Timeout      = 25 * time.Millisecond
+	DefaultL2WriteTimeout = 500 * time.Millisecond
+	DefaultL2TTLSlack     = time.Second
+	DefaultL2Prefix       = "mc:"
+	DefaultL2Failures     = 5
+	DefaultL2CoolDown     = 5 * time.Second
+	DefaultL2LeaseTTL     = 10 * time.Second
+)
+
+func (p *parser) l2(path string, v gjson.Result, maxEntry int) *L2Config {
+	l := &L2Config{Authority: "webdis", Timeout: DefaultL2Timeout, WriteTimeout: DefaultL2WriteTimeout,
+		TTLSlack: DefaultL2TTLSlack, Write: "async", MaxEntryBytes: maxEntry, Prefix: DefaultL2Prefix,
+		BreakerFailures: DefaultL2Failures, BreakerCoolDown: DefaultL2CoolDown, LeaseTTL: DefaultL2LeaseTTL,
+		SyncInterval: DefaultL2SyncInterval}
+	p.fields(path, v, func(key string, v gjson.Result) bool {
+		sub := join(path, key)
+		switch key {
+		case "cluster":
+			l.Cluster = p.str(sub, v)
+		case "authority":
+			l.Authority = p.str(sub, v)
+		case "timeout":
+			l.Timeout = p.duration(sub, v, time.Millisecond, 10*time.Second)
+		case "write_timeout":
+			l.WriteTimeout = p.duration(sub, v, time.Millisecond, time.Minute)
+		case "ttl_slack":
+			l.TTLSlack = p.duration(sub, v, 0, time.Hour)
+		case "write":
+			l.Write = p.str(sub, v)
+			if l.Write != "async" && l.Write != "off" {
+				p.fail(sub, `must be "async" (write-behind) or "off" (read only), got %s`, short(v.Raw))
+			}
+		case "max_entry_bytes":
+			l.MaxEntryBytes = p.intRange(sub, v, 1, maxEntry)
+		case "prefix":
+			l.Prefix = p.str(sub, v)
+			for i := 0; i < len(l.Prefix); i++ {
+				if c := l.Prefix[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '-') {
+					p.fail(sub, "may hold only letters, digits, ':', '_' and '-' (it is part of webdis URLs), got %q", l.Prefix)
+					break
+				}
+			}
+		case "breaker":
+			p.fields(sub, v, func(k string, v gjson.Result) bool {
+				switch k {
+				case "failures":
+					l.BreakerFailures = p.intRange(join(sub, k), v, 1, 1000)
+				case "cool_down":
+					l.BreakerCoolDown = p.duration(join(sub, k), v, 10*time.Millisecond, time.Hour)
+				default:
+					return false
+				}
+				return true
+			})
+		case "lease_ttl":
+			l.LeaseTTL = p.duration(sub, v, time.Second, time.Hour)
+		case "sync_interval":
+			l.SyncInterval = p.duration(sub, v, 100*time.Millisecond, time.Hour)
+		default:
+			return false
+		}
+		return true
+	})
+	if l.Cluster == "" {
+		p.fail(join(path, "cluster"), "is required: the Envoy cluster of the webdis service")
+	}
+	return l
+}
+
+// l2On reports whether req may use L2: configured, a single answer (not
+// an embeddings batch), a plain miss (not no-cache, not only-if-cached).
+func (c *Cache) l2On(req *Request) bool {
+	return c.cfg.L2 != nil && req.batch == nil && req.Status == StatusMiss
+}
+
+// l2Identity is the request's key without the proxy-local generation.
+func (req *Request) l2Identity() []byte {
+	id := make([]byte, 0, req.stableLen+versionIDLen)
+	id = append(id, req.Key[:req.stableLen]...)
+	return append(id, req.state.Version[:]...)
+}
+
+func l2Hash(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		var n [4]byte
+		binary.LittleEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var sum [32]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:20])
+}
+
+type l2Keys struct {
+	entry, all, model, lease string
+}
+
+func (c *Cache) l2Keys(req *Request, identity []byte) l2Keys {
+	p := c.cfg.L2.Prefix
+	h := l2Hash(identity)
+	return l2Keys{entry: p + "e:" + h, all: p + "g", model: p + l2ModelGen(req.Route.Name, req.Model), lease: p + "l:" + h}
+}
+
+func l2ModelGen(route, model string) string { return "g:" + l2Hash([]byte(route), []byte(model)) }
+
+// The L2 value is base64 (standard, padded) of (little-endian):
+//
+//	"ML2" 1 | u64 all-generation | u64 model-generation | u32 CRC-32C of the rest | entry (Entry wire format, Key = L2 identity)
+//
+// A value is served only if it is whole (checksum), for this very request
+// (its key equals the identity byte for byte) and of the current
+// generations.
+const l2ValueHeader = 4 + 8 + 8 + 4
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+type l2Gens struct{ all, model uint64 }
+
+// Base64 because webdis relays binary values faithfully only in its raw
+// (RESP) output, and that output drops the nil elements of an array (an
+// MGET with a missing key): the lookup reads webdis' JSON instead, where
+// only text survives.
+func encodeL2Value(e *Entry, g l2Gens) []byte {
+	b := make([]byte, l2ValueHeader, l2ValueHeader+e.EncodedSize())
+	copy(b, "ML2\x01")
+	binary.LittleEndian.PutUint64(b[4:], g.all)
+	binary.LittleEndian.PutUint64(b[12:], g.model)
+	b = e.AppendEncode(b)
+	binary.LittleEndian.PutUint32(b[20:], crc32.Checksum(b[l2ValueHeader:], crcTable))
+	return base64.StdEncoding.AppendEncode(nil, b)
+}
+
+// l2Look is what a lookup found.
+type l2Look struct {
+	gens   l2Gens
+	value  []byte // nil: no entry
+	leased bool   // another request (of any proxy) leads the key
+}
+
+// parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen entry
+// lease: {"MGET":[gen|null, gen|null, value|null, token|null]}. ok is
+// false for anything else (an error reply, garbage).
+func parseL2Lookup(body []byte) (l l2Look, ok bool) {
+	if !gjson.ValidBytes(body) {
+		return l, false
+	}
+	arr := gjson.GetBytes(body, "MGET")
+	items := arr.Array()
+	if !arr.IsArray() || len(items) != 4 {
+		return l, false
+	}
+	gens := [2]*uint64{&l.gens.all, &l.gens.model}
+	for i, it := range items[:2] {
+		switch it.Type {
+		case gjson.Null:
+		case gjson.String:
+			n, err := strconv.ParseUint(it.Str, 10, 64)
+			if err != nil {
+				return l, false
+			}
+			*gens[i] = n
+		default:
+			return l, false
+		}
+	}
+	switch items[2].Type {
+	case gjson.Null:
+	case gjson.String:
+		v, err := base64.StdEncoding.DecodeString(items[2].Str)
+		if err != nil {
+			v = []byte{} // not ours: counted as rejected
+		}
+		l.value = v
+	default:
+		return l, false
+	}
+	l.leased = items[3].Type == gjson.String
+	return l, items[3].Type == gjson.String || items[3].Type == gjson.Null
+}
+
+// Why an L2 value is not served.
+var (
+	errL2Corrupt = errors.New("l2: corrupt value")       // checksum, framing, decoding
+	errL2Foreign = errors.New("l2: another key's value") // identity differs
+	errL2Old     = errors.New("l2: invalidated value")   // generation moved on
+)
+
+func decodeL2Value(v, identity []byte, g l2Gens) (*Entry, error) {
+	if len(v) < l2ValueHeader || string(v[:4]) != "ML2\x01" ||
+		binary.LittleEndian.Uint32(v[20:]) != crc32.Checksum(v[l2ValueHeader:], crcTable) {
+		return nil, errL2Corrupt
+	}
+	e, err := DecodeEntry(v[l2ValueHeader:])
+	if err != nil {
+		return nil, errL2Corrupt
+	}
+	if !bytes.Equal(e.Key, identity) {
+		return nil, errL2Foreign
+	}
+	if binary.LittleEndian.Uint64(v[4:]) != g.all || binary.LittleEndian.Uint64(v[12:]) != g.model {
+		return nil, errL2Old
+	}
+	return e, nil
+}
+
+// webdis calls: GET for short commands, PUT (the body is the last
+// argument) for binary values; ".raw" asks for the Redis protocol reply.
+func (c *Cache) webdis(method, path string, body []byte, timeout time.Duration) *Call {
+	l := c.cfg.L2
+	return &Call{Cluster: l.Cluster, Timeout: timeout, Body: body,
+		Headers: [][2]string{{":method", method}, {":path", path}, {":authority", l.Authority}}}
+}
+
+// RESP replies, as webdis relays them with ".raw", for the commands whose
+// answer is a status, an integer or a nil (SETEX, SET NX, DEL, INCR,
+// RPUSH).
+type respKind uint8
+
+const (
+	respBad respKind = iota
+	respSimple
+	respError
+	respInt
+	respNil
+)
+
+// parseRESP reads one such reply; anything else (a bulk string, an array,
+// garbage, a truncated line, trailing bytes) is respBad.
+func parseRESP(b []byte) respKind {
+	i := bytes.Index(b, []byte("\r\n"))
+	if i < 1 || i+2 != len(b) {
+		return respBad
+	}
+	line := b[1:i]
+	switch b[0] {
+	case '+':
+		return respSimple
+	case '-':
+		return respError
+	case ':':
+		if _, err := strconv.ParseInt(string(line), 10, 64); err == nil {
+			return respInt
+		}
+	case '$':
+		if string(line) == "-1" {
+			return respNil
+		}
+	}
+	return respBad
+}
+
+// l2Breaker is this VM's circuit breaker on L2 (each VM decides alone: no
+// shared state is worth a round trip here).
+type l2Breaker struct {
+	fails     int
+	openUntil int64 // unix ms
+}
+
+// l2Allowed reports whether L2 may be tried now.
+func (c *Cache) l2Allowed() bool { return c.nowMs() >= c.l2b.openUntil }
+
+// l2Result records a call's success or failure; it reports true when this
+// failure opened the breaker.
+func (c *Cache) l2Result(ok bool) bool {
+	if ok {
+		c.l2b.fails = 0
+		return false
+	}
+	c.l2b.fails++
+	if c.l2b.fails >= c.cfg.L2.BreakerFailures {
+		c.l2b.openUntil = c.nowMs() + c.cfg.L2.BreakerCoolDown.Milliseconds()
+		return true
+	}
+	return false
+}
+
+// l2Invalidate is the call that carries an invalidation to L2: INCR of a
+// generation (every value written under the old one is a miss from now
+// on, on every proxy) or DEL of one entry. what names it for the log; a
+// failure is logged (warn): until the entries expire in Redis, their
+// generation is the only thing that keeps them out, and it did not move.
+func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
+	call := c.webdis("GET", "/"+cmd+"/"+key+".raw", nil, c.cfg.L2.WriteTimeout)
+	call.Done = func(res CallResult) []Action {
+		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
+			return nil
+		}
+		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +
+			" did not reach L2 (webdis unreachable or refusing " + cmd + "); its entries there expire with their TTL")}}
+	}
+	return call
+}
+
+// l2InvalidateModel moves a model's mesh-wide generation on (nil without L2).
+func (c *Cache) l2InvalidateModel(route, model string) []Action {
+	if c.cfg.L2 == nil {
+		return nil
+	}
+	call := c.l2Invalidate("INCR", c.cfg.L2.Prefix+l2ModelGen(route, model), "model "+strconv.Quote(model)+" of route "+route)
+	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+func (c *Cache) l2PurgeAll() *Call {
+	if c.cfg.L2 == nil {
+		return nil
+	}
+	return c.l2Invalidate("INCR", c.cfg.L2.Prefix+"g", "everything")
+}
+
+// l2PurgeEntry deletes one request's entry from L2 (not an embeddings
+// batch: its items are not in L2).
+func (c *Cache) l2PurgeEntry(req *Request) *Call {
+	if c.cfg.L2 == nil || req.batch != nil || req.Key == nil {
+		return nil
+	}
+	return c.l2Invalidate("DEL", c.l2Keys(req, req.l2Identity()).entry, "an entry of route "+req.Route.Name)
+}

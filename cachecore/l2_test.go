@@ -1,0 +1,510 @@
+package cachecore
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeWebdis answers the filter's webdis calls from a map, as webdis with
+// ".raw" relays Redis: enough of MGET, SETEX, SET NX EX, DEL and INCR.
+type fakeWebdis struct {
+	kv    map[string][]byte
+	lists map[string][]string
+	down  bool
+	calls int
+}
+
+func newFakeWebdis() *fakeWebdis {
+	return &fakeWebdis{kv: map[string][]byte{}, lists: map[string][]string{}}
+}
+
+func (w *fakeWebdis) do(call *Call) CallResult {
+	w.calls++
+	if w.down {
+		return CallResult{Failed: true}
+	}
+	var method, path string
+	for _, h := range call.Headers {
+		switch h[0] {
+		case ":method":
+			method = h[1]
+		case ":path":
+			path = h[1]
+		}
+	}
+	args := strings.Split(strings.TrimSuffix(strings.TrimPrefix(path, "/"), ".raw"), "/")
+	if method == "PUT" {
+		args = append(args, string(call.Body))
+	}
+	out := ""
+	switch args[0] {
+	case "MGET": // JSON, as the filter asks
+		var vs []string
+		for _, k := range args[1:] {
+			if v, ok := w.kv[k]; ok {
+				vs = append(vs, strconv.Quote(string(v)))
+			} else {
+				vs = append(vs, "null")
+			}
+		}
+		out = `{"MGET":[` + strings.Join(vs, ",") + `]}`
+	case "SETEX":
+		w.kv[args[1]] = []byte(args[3])
+		out = "+OK\r\n"
+	case "SET": // SET key value NX EX s (as .raw)
+		if _, ok := w.kv[args[1]]; ok {
+			out = "$-1\r\n"
+		} else {
+			w.kv[args[1]] = []byte(args[2])
+			out = "+OK\r\n"
+		}
+	case "DEL":
+		n := 0
+		for _, k := range args[1:] {
+			if _, ok := w.kv[k]; ok {
+				delete(w.kv, k)
+				n++
+			}
+		}
+		out = ":" + strconv.Itoa(n) + "\r\n"
+	case "INCR":
+		n, _ := strconv.Atoi(string(w.kv[args[1]]))
+		n++
+		w.kv[args[1]] = []byte(strconv.Itoa(n))
+		out = ":" + strconv.Itoa(n) + "\r\n"
+	case "RPUSH":
+		w.lists[args[1]] = append(w.lists[args[1]], args[2])
+		out = ":" + strconv.Itoa(len(w.lists[args[1]])) + "\r\n"
+	case "LLEN": // JSON
+		out = `{"LLEN":` + strconv.Itoa(len(w.lists[args[1]])) + `}`
+	case "LRANGE": // JSON; non-negative indexes only
+		l := w.lists[args[1]]
+		from, _ := strconv.Atoi(args[2])
+		to, _ := strconv.Atoi(args[3])
+		var vs []string
+		for i := from; i <= to && i < len(l); i++ {
+			vs = append(vs, strconv.Quote(l[i]))
+		}
+		out = `{"LRANGE":[` + strings.Join(vs, ",") + `]}`
+	default:
+		out = "-ERR unknown command\r\n"
+	}
+	return CallResult{Status: 200, Headers: [][2]string{{":status", "200"}}, Body: []byte(out)}
+}
+
+const l2TestConfig = `{"upstream_cluster":"model","l2":{"cluster":"webdis"%s},
+ "purge":{"path":"/purge","token":"0123456789abcdef"},
+ "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h","coalesce":{"enabled":true,"max_wait":"5s"}}]}`
+
+// l2Mesh is two proxies (each its own Store: no shared memory) and one
+// webdis.
+type l2Mesh struct {
+	t        *testing.T
+	clock    *fakeClock
+	p        [2]*Cache
+	wd       *fakeWebdis
+	upstream int
+	nextID   uint32
+}
+
+func newL2Mesh(t *testing.T, l2extra string) *l2Mesh {
+	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
+	cfg := mustParse(t, fmt.Sprintf(l2TestConfig, l2extra))
+	for i := range m.p {
+		m.p[i] = New(cfg, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(uint64(i))})
+	}
+	return m
+}
+
+// ask runs one request on proxy p to its end: the model answers answer
+// when asked. It returns how it was answered (its Cache-Status) and the
+// body the client got.
+func (m *l2Mesh) ask(p int, prompt, answer string) (string, []byte) {
+	c := m.p[p]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	m.nextID++
+	f := c.NewFlight(req, uint64(p+1), m.nextID)
+	_, acts := f.RequestHeaders(alice, false, true)
+	if acts != nil {
+		m.t.Fatalf("headers: %v", acts)
+	}
+	return m.run(f, f.RequestBody([]byte(chatRequest(prompt)), false), answer)
+}
+
+func (m *l2Mesh) run(f *Flight, acts []Action, answer string) (string, []byte) {
+	c := f.c
+	var cs string
+	var body []byte
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		switch a.Kind {
+		case ActDispatch:
+			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
+		case ActServeEntry:
+			_, hs, b := c.HitResponse(f.Request())
+			cs, body = headerValue(hs, "cache-status"), b
+		case ActForward:
+			m.upstream++
+			b := []byte(chatResponse(answer))
+			if _, more := f.ResponseHeaders(200, jsonCT, OriginUpstream, false); more != nil {
+				m.t.Fatalf("response headers: %v", more)
+			}
+			_, more := f.Complete(jsonCT, b, 10, nil)
+			acts = append(acts, more...)
+			cs, body = string(f.CacheStatusHeader(nil)), b
+		}
+	}
+	return cs, body
+}
+
+func TestL2SharesAnswersAcrossProxies(t *testing.T) {
+	m := newL2Mesh(t, "")
+	cs, a := m.ask(0, "hello", "world")
+	if !strings.Contains(cs, "fwd=miss") || m.upstream != 1 {
+		t.Fatalf("first request: %q, %d upstream calls", cs, m.upstream)
+	}
+	cs, b := m.ask(1, "hello", "other")
+	if cs != "modelcache; hit; ttl=3599; detail=l2" && cs != "modelcache; hit; ttl=3600; detail=l2" || m.upstream != 1 {
+		t.Fatalf("second proxy: %q, %d upstream calls", cs, m.upstream)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("bodies differ: %q vs %q", a, b)
+	}
+	// Copied into B's L1: the next request there never asks L2.
+	calls := m.wd.calls
+	if cs, _ := m.ask(1, "hello", "other"); !strings.HasPrefix(cs, "modelcache; hit") || strings.Contains(cs, "l2") || m.wd.calls != calls {
+		t.Fatalf("third request: %q, webdis calls %d -> %d", cs, calls, m.wd.calls)
+	}
+	// Another tenant never sees it.
+	c := m.p[1]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", hdr("authorization", "Bearer sk-bob"))
+	f := c.NewFlight(req, 2, 99)
+	f.RequestHeaders(nil, false, true)
+	if cs, _ := m.run(f, f.RequestBody([]byte(chatRequest("hello")), false), "bob's"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("other tenant: %q", cs)
+	}
+}
+
+func TestL2TamperedValueIsNeverServed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(m *l2Mesh, key string)
+	}{
+		{"flipped byte", func(m *l2Mesh, key string) {
+			v, _ := base64.StdEncoding.DecodeString(string(m.wd.kv[key]))
+			v[len(v)-3] ^= 1
+			m.wd.kv[key] = []byte(base64.StdEncoding.EncodeToString(v))
+		}},
+		{"not base64", func(m *l2Mesh, key string) { m.wd.kv[key] = []byte("%%%") }},
+		{"truncated", func(m *l2Mesh, key string) { m.wd.kv[key] = m.wd.kv[key][:40] }},
+		{"garbage", func(m *l2Mesh, key string) { m.wd.kv[key] = []byte("hello") }},
+		{"another key's value", func(m *l2Mesh, key string) {
+			m.ask(0, "other prompt", "other answer")
+			for k, v := range m.wd.kv {
+				if k != key && strings.Contains(k, ":e:") {
+					m.wd.kv[key] = v
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newL2Mesh(t, "")
+			m.ask(0, "hello", "world")
+			var key string
+			for k := range m.wd.kv {
+				if strings.Contains(k, ":e:") {
+					key = k
+				}
+			}
+			tc.tamper(m, key)
+			before := m.upstream
+			cs, body := m.ask(1, "hello", "fresh")
+			if !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 || !bytes.Contains(body, []byte("fresh")) {
+				t.Fatalf("tampered value: %q %s", cs, body)
+			}
+			// The answer overwrote it: a third proxy (here: B's L1 aside) reads it whole.
+			if cs, _ := m.ask(0, "hello", "x"); !strings.HasPrefix(cs, "modelcache; hit") {
+				t.Fatalf("after overwrite: %q", cs)
+			}
+		})
+	}
+}
+
+func TestL2DownGoesUpstreamAndOpensBreaker(t *testing.T) {
+	m := newL2Mesh(t, `,"breaker":{"failures":2,"cool_down":"1s"}`)
+	m.wd.down = true
+	for i := 0; i < 4; i++ {
+		if cs, _ := m.ask(0, fmt.Sprint("p", i), "a"); !strings.Contains(cs, "fwd=miss") {
+			t.Fatalf("request %d: %q", i, cs)
+		}
+	}
+	// 2 lookups failed (breaker open), then skipped; 2 writes skipped
+	// (no lookup, no known generations).
+	if m.wd.calls != 2 {
+		t.Fatalf("webdis calls with the breaker: %d, want 2", m.wd.calls)
+	}
+	m.wd.down = false
+	m.clock.Advance(1100 * time.Millisecond)
+	m.ask(0, "again", "a")
+	if m.wd.calls != 6 { // lookup, lease, write, lease release: closed again
+		t.Fatalf("webdis calls after cool-down: %d, want 6", m.wd.calls)
+	}
+}
+
+func TestL2PurgeReachesEveryProxy(t *testing.T) {
+	for _, purge := range []string{
+		`{"all":true}`,
+		`{"route":"chat","model":"gpt-4o-mini"}`,
+		`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`,
+	} {
+		t.Run(purge, func(t *testing.T) {
+			m := newL2Mesh(t, "")
+			m.ask(0, "hello", "world")
+			res, err := m.p[0].Purge([]byte(purge), "")
+			if err != nil || res.L2 == nil {
+				t.Fatalf("purge: %+v %v", res, err)
+			}
+			if got, _ := m.step(res.L2.Done(m.wd.do(res.L2))); got != "" || len(m.wd.lists) != 1 {
+				t.Fatalf("purge did not reach L2 and its log: %q %v", got, m.wd.lists)
+			}
+			before := m.upstream
+			if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 {
+				t.Fatalf("proxy B after the purge: %q", cs)
+			}
+			// The fresh answer, written under the new generations, is shared again.
+			if cs, body := m.ask(0, "hello", "x"); !strings.Contains(cs, "detail=l2") || !bytes.Contains(body, []byte("fresh")) {
+				t.Fatalf("proxy A after B's fresh answer: %q %s", cs, body)
+			}
+		})
+	}
+}
+
+func TestL2PurgeThatCannotReachL2IsLogged(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.wd.down = true
+	res, _ := m.p[0].Purge([]byte(`{"all":true}`), "")
+	acts := res.L2.Done(m.wd.do(res.L2))
+	if len(acts) != 2 || acts[0].Kind != ActLog || acts[0].Level != LogWarn {
+		t.Fatalf("actions: %+v", acts)
+	}
+}
+
+// step performs acts up to the first that needs the test (forward, wait,
+// serve), doing every webdis call at once; it returns what is left.
+func (m *l2Mesh) step(acts []Action) (string, []Action) {
+	var seen []string
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		switch a.Kind {
+		case ActDispatch:
+			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
+		case ActCount:
+			seen = append(seen, EventNames[a.Event])
+		case ActForward:
+			seen = append(seen, "forward")
+		case ActWait:
+			seen = append(seen, "wait")
+		case ActServeEntry:
+			seen = append(seen, "serve")
+		}
+	}
+	return strings.Join(seen, " "), acts
+}
+
+func (m *l2Mesh) begin(p int, id uint32, prompt string) (*Flight, string) {
+	c := m.p[p]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	f := c.NewFlight(req, uint64(p+1), id)
+	f.RequestHeaders(alice, false, true)
+	got, _ := m.step(f.RequestBody([]byte(chatRequest(prompt)), false))
+	return f, got
+}
+
+func (m *l2Mesh) answer(f *Flight, status int, content string) string {
+	if step, acts := f.ResponseHeaders(status, jsonCT, OriginUpstream, false); step == RespPass {
+		got, _ := m.step(acts)
+		return got
+	}
+	_, acts := f.Complete(jsonCT, []byte(chatResponse(content)), 10, nil)
+	got, _ := m.step(acts)
+	return got
+}
+
+func TestL2CrossProxySingleFlight(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a, got := m.begin(0, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_won forward" {
+		t.Fatalf("A: %s", got)
+	}
+	b, got := m.begin(1, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
+		t.Fatalf("B: %s", got)
+	}
+	if got, _ := m.step(b.Tick()); got != "" { // polled: still led, nothing yet
+		t.Fatalf("B's first poll: %q", got)
+	}
+	m.answer(a, 200, "the answer")
+	if _, ok := m.wd.kv[DefaultL2Prefix+"l:"+l2Hash(a.Request().l2.id)]; ok {
+		t.Fatal("A's lease outlived its answer")
+	}
+	m.clock.Advance(time.Second) // past the backoff
+	if got, _ := m.step(b.Tick()); got != "l2.hit coalesce.leaders serve" && got != "l2.hit serve" {
+		t.Fatalf("B after A's answer: %q", got)
+	}
+	if _, _, body := m.p[1].HitResponse(b.Request()); !bytes.Contains(body, []byte("the answer")) {
+		t.Fatalf("B served %s", body)
+	}
+}
+
+func TestL2LeaderFailureLetsAnotherProxyLead(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a, _ := m.begin(0, 1, "q")
+	b, _ := m.begin(1, 1, "q")
+	if got := m.answer(a, 503, "overloaded"); !strings.Contains(got, "coalesce.leader_failures") {
+		t.Fatalf("A's failure: %q", got)
+	}
+	m.clock.Advance(time.Second)
+	if got, _ := m.step(b.Tick()); got != "l2.lease_won forward" {
+		t.Fatalf("B after A failed: %q", got)
+	}
+}
+
+func TestL2WaitIsBoundedByMaxWait(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.begin(0, 1, "q") // leads and never answers
+	b, _ := m.begin(1, 1, "q")
+	for i := 0; i < 100; i++ {
+		m.clock.Advance(100 * time.Millisecond)
+		if got, _ := m.step(b.Tick()); got != "" {
+			if got != "coalesce.timeouts forward" {
+				t.Fatalf("B: %q", got)
+			}
+			if waited := time.Duration(i+1) * 100 * time.Millisecond; waited != b.Request().Route.Coalesce.MaxWait {
+				t.Fatalf("B gave up after %v", waited)
+			}
+			return
+		}
+	}
+	t.Fatal("B never gave up")
+}
+
+func TestL2PromotedFollowerLooksUpL2(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a1, _ := m.begin(0, 1, "q")
+	a2, got := m.begin(0, 2, "q")
+	if got != "coalesce.followers wait" {
+		t.Fatalf("A2: %q", got)
+	}
+	b, _ := m.begin(1, 1, "q")
+	m.answer(a1, 503, "overloaded")
+	got, _ = m.step(a2.Wake(OutcomeFailed, 503))
+	if got != "coalesce.promoted l2.miss l2.lease_won forward" {
+		t.Fatalf("A2 woken: %q", got)
+	}
+	m.clock.Advance(time.Second)
+	if got, _ := m.step(b.Tick()); got != "" {
+		t.Fatalf("B while A2 leads: %q", got)
+	}
+	m.answer(a2, 200, "second try")
+	m.clock.Advance(time.Second)
+	if got, _ := m.step(b.Tick()); !strings.Contains(got, "l2.hit") {
+		t.Fatalf("B after A2's answer: %q", got)
+	}
+}
+
+func TestL2FailedPollKeepsWaitingUntilTheBreakerOpens(t *testing.T) {
+	m := newL2Mesh(t, `,"breaker":{"failures":3,"cool_down":"5s"}`)
+	m.begin(0, 1, "q")
+	b, _ := m.begin(1, 1, "q")
+	m.wd.down = true
+	var got []string
+	for i := 0; i < 5; i++ {
+		m.clock.Advance(time.Second)
+		g, _ := m.step(b.Tick())
+		got = append(got, g)
+	}
+	want := "l2.error|l2.error|l2.error|l2.breaker_open forward|"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("polls: %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick()) // B and A start reading the log where it ends
+	m.step(m.p[0].L2Tick())
+	m.ask(0, "hello", "world")
+	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
+		t.Fatalf("B: %q", cs)
+	}
+	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
+		t.Fatalf("B's L1: %q", cs)
+	}
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	if got, _ := m.step(m.p[1].L2Tick()); got != "" { // not yet due
+		t.Fatalf("early tick: %q", got)
+	}
+	m.clock.Advance(DefaultL2SyncInterval)
+	m.step(m.p[1].L2Tick())
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("B after the purge reached it: %q %s", cs, body)
+	}
+	// A does not apply its own purge again.
+	m.ask(0, "again", "a")
+	m.step(m.p[0].L2Tick())
+	if cs, _ := m.ask(0, "again", "b"); !strings.Contains(cs, "hit") || strings.Contains(cs, "l2") {
+		t.Fatalf("A re-applied its own purge: %q", cs)
+	}
+}
+
+func TestL2ConfigIsValidated(t *testing.T) {
+	route := `"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]`
+	for _, tc := range []struct{ l2, want string }{
+		{`{}`, "l2.cluster: is required"},
+		{`{"cluster":"webdis","timeout":"25"}`, "l2.timeout: invalid duration"},
+		{`{"cluster":"webdis","write":"sync"}`, `l2.write: must be "async" (write-behind) or "off"`},
+		{`{"cluster":"webdis","prefix":"a/b"}`, "l2.prefix: may hold only"},
+		{`{"cluster":"webdis","max_entry_bytes":999999999}`, "l2.max_entry_bytes: must be between"},
+		{`{"cluster":"webdis","breaker":{"failures":0}}`, "l2.breaker.failures: must be between"},
+		{`{"cluster":"webdis","lease":1}`, "l2.lease"},
+	} {
+		_, err := ParseConfig([]byte(`{"l2":` + tc.l2 + `,` + route + `}`))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("l2 %s: error %v, want %q", tc.l2, err, tc.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte(`{"l2":{"cluster":"webdis"},` + route + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.L2
+	if l.Timeout != 25*time.Millisecond || l.Write != "async" || l.Prefix != "mc:" || l.MaxEntryBytes != cfg.Store.MaxEntryBytes ||
+		l.TTLSlack != time.Second || l.BreakerFailures != 5 || l.BreakerCoolDown != 5*time.Second || !cfg.Routes[0].L2 {
+		t.Fatalf("defaults: %+v", l)
+	}
+	if cfg, _ := ParseConfig([]byte(`{` + route + `}`)); cfg.L2 != nil || cfg.Routes[0].L2 || EvL2Hit.Applies(cfg.Routes[0]) {
+		t.Fatal("no l2 section, yet L2 is on")
+	}
+}
+
+func TestL2HitHonoursTheClientsMaxAge(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.ask(0, "hello", "world")
+	m.clock.Advance(20 * time.Second)
+	c := m.p[1]
+	hs := hdr("authorization", "Bearer sk-alice", "cache-control", "max-age=10")
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", hs)
+	f := c.NewFlight(req, 2, 50)
+	f.RequestHeaders(hs, false, true)
+	if cs, _ := m.run(f, f.RequestBody([]byte(chatRequest("hello")), false), "fresh"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("an entry 20 s old served to max-age=10: %q", cs)
+	}
+}

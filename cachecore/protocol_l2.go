@@ -1,0 +1,304 @@
+package cachecore
+
+import "strconv"
+
+// The L2 tier's steps of the request protocol (the store side is l2.go).
+// A request about to go upstream (a leader, or a miss that does not
+// coalesce) first looks its key up in L2 — one Call, bounded by
+// l2.timeout. A hit is copied into L1 with its remaining life and served
+// (Cache-Status detail=l2); the request's local followers then collapse on
+// it. A miss or any failure goes upstream as if there were no L2; an
+// answer the request stores is then written to L2 behind the response.
+
+type l2State struct {
+	tried  bool   // the lookup was made (or skipped) once
+	paused bool   // the request was paused when it was made
+	known  bool   // gens read: the answer may be written to L2
+	gens   l2Gens // the generations the lookup saw
+	hit    bool   // answered from L2
+	put    []byte // the value to write (set by Store)
+	until  int64  // its stale_until (unix ms)
+	id     []byte // the L2 identity
+	lease  bool   // holds the cross-proxy lease
+
+	polling  bool  // a poll of L2 is under way (waiting on another proxy)
+	nextPoll int64 // unix ms
+	backoff  int64 // ms
+}
+
+// upstream sends a request that must go upstream — through an L2 lookup
+// first, when L2 applies and was not tried yet. resume: the request is
+// paused and must be resumed.
+func (f *Flight) upstream(resume bool) {
+	c, req := f.c, f.req
+	resume = resume || f.held
+	if !req.l2.tried && c.l2On(req) {
+		req.l2.tried, req.l2.paused = true, resume
+		if c.l2Allowed() {
+			f.state = flightL2
+			f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
+			return
+		}
+		f.count(EvL2BreakerOpen)
+	}
+	if resume {
+		f.forward(true)
+		return
+	}
+	f.state = flightDone
+	f.emit(Action{Kind: ActForward})
+}
+
+func (f *Flight) l2Lookup() *Call {
+	c, req := f.c, f.req
+	req.l2.id = req.l2Identity()
+	k := c.l2Keys(req, req.l2.id)
+	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entry+"/"+k.lease, nil, c.cfg.L2.Timeout)
+	call.Stream = f.id
+	call.start = c.nowMs()
+	call.Done = func(res CallResult) []Action {
+		f.reset()
+		f.l2Looked(call, res)
+		return f.actions()
+	}
+	return call
+}
+
+// l2Looked continues the request with the lookup's (or a poll's) result.
+func (f *Flight) l2Looked(call *Call, res CallResult) {
+	c, req := f.c, f.req
+	polling := f.state == flightL2Wait
+	if f.state != flightL2 && !polling {
+		return
+	}
+	req.l2.polling = false
+	// A call that never started returns in the callback that made it: the
+	// request is paused only if it already was.
+	resume := !res.NotStarted || polling || req.l2.paused
+	var look l2Look
+	ok := !res.Failed && !res.NotStarted && res.Status == 200
+	if ok {
+		look, ok = parseL2Lookup(res.Body)
+	}
+	if !ok {
+		if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
+			f.count(EvL2Timeout)
+		} else {
+			f.count(EvL2Error)
+		}
+		c.l2Result(false)
+		if polling && !res.NotStarted {
+			return // poll again on a later tick, unless the breaker opens (l2Tick)
+		}
+		f.l2Upstream(resume)
+		return
+	}
+	c.l2Result(true)
+	req.l2.known, req.l2.gens = true, look.gens
+	if look.value != nil {
+		e, err := decodeL2Value(look.value, req.l2.id, look.gens)
+		switch {
+		case err == errL2Corrupt || err == errL2Foreign:
+			f.count(EvL2Rejected) // the answer upstream overwrites it
+		case err == nil && e.FreshUntil-c.nowMs() > c.cfg.L2.TTLSlack.Milliseconds() && c.freshness(req, e, c.nowMs()) == fresh:
+			// (fresh also for the client's max-age and min-fresh)
+			f.l2Serve(e)
+			return
+		}
+	}
+	if polling && look.leased {
+		return // the other proxy still leads: poll again later
+	}
+	if !polling {
+		f.count(EvL2Miss)
+	}
+	if f.leader && req.Route.Coalesce.Enabled && !look.leased && c.cfg.L2.Write == "async" {
+		f.state = flightL2
+		f.emit(Action{Kind: ActDispatch, Call: f.l2Lease()})
+		return
+	}
+	if f.leader && look.leased && !polling {
+		f.count(EvL2LeaseLost)
+		f.l2Wait()
+		return
+	}
+	f.l2Upstream(resume)
+}
+
+// l2Lease takes the cross-proxy lease (SET NX EX): won, the request goes
+// upstream and its answer reaches the other proxies through L2; lost,
+// it waits for that answer (l2Wait).
+func (f *Flight) l2Lease() *Call {
+	c, req := f.c, f.req
+	k := c.l2Keys(req, req.l2.id)
+	token := strconv.FormatUint(c.rand(), 36)
+	call := c.webdis("GET", "/SET/"+k.lease+"/"+token+"/NX/EX/"+strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds()))+".raw", nil, c.cfg.L2.Timeout)
+	call.Stream = f.id
+	call.Done = func(res CallResult) []Action {
+		f.reset()
+		if f.state != flightL2 {
+			return nil
+		}
+		v := respBad
+		if !res.Failed && !res.NotStarted && res.Status == 200 {
+			v = parseRESP(res.Body)
+		}
+		switch v {
+		case respSimple:
+			c.l2Result(true)
+			f.count(EvL2LeaseWon)
+			req.l2.lease = true
+		case respNil:
+			c.l2Result(true)
+			f.count(EvL2LeaseLost)
+			f.l2Wait()
+			return f.actions()
+		default:
+			c.l2Result(false)
+			f.count(EvL2Error)
+		}
+		f.l2Upstream(true) // paused since the lookup
+		return f.actions()
+	}
+	return call
+}
+
+// l2Wait pauses the request until the leading proxy's answer is in L2 (it
+// polls on the ticks, with backoff), the lease is gone (it leads next) or
+// coalesce.max_wait passed (it goes upstream).
+func (f *Flight) l2Wait() {
+	f.state = flightL2Wait
+	f.waitSince = f.c.nowMs()
+	f.req.l2.backoff = 0
+	f.req.l2.nextPoll = 0
+	f.emit(Action{Kind: ActWait})
+}
+
+// l2Tick is Tick for a request waiting on another proxy.
+func (f *Flight) l2Tick() {
+	c, req := f.c, f.req
+	now := c.nowMs()
+	switch {
+	case now-f.waitSince >= req.Route.Coalesce.MaxWait.Milliseconds():
+		f.count(EvTimeout)
+		f.l2Upstream(true)
+	case req.l2.polling || now < req.l2.nextPoll:
+	case !c.l2Allowed():
+		f.count(EvL2BreakerOpen)
+		f.l2Upstream(true)
+	default:
+		req.l2.polling = true
+		req.l2.backoff = min(max(2*req.l2.backoff, c.cfg.TickPeriod.Milliseconds()), 1000)
+		req.l2.nextPoll = now + req.l2.backoff
+		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
+	}
+}
+
+// l2Release lets go of the cross-proxy lease (DEL), so that another proxy
+// can lead at once rather than after l2.lease_ttl.
+func (c *Cache) l2Release(req *Request) *Call {
+	req.l2.lease = false
+	return c.l2Invalidate("DEL", c.l2Keys(req, req.l2.id).lease, "the lease of an entry")
+}
+
+// l2Upstream: L2 cannot answer; the request goes upstream.
+func (f *Flight) l2Upstream(resume bool) {
+	f.state = flightDone
+	f.req.Status = StatusMiss
+	f.emit(Action{Kind: ActForward, Resume: resume})
+}
+
+// l2Serve answers from the L2 entry e, copied into L1 first so that this
+// proxy's next requests (and the followers woken now) hit locally.
+func (f *Flight) l2Serve(e *Entry) {
+	c, req := f.c, f.req
+	f.count(EvL2Hit)
+	req.l2.hit = true
+	if res, ok := c.l2Install(req, e); ok {
+		f.emit(Action{Kind: ActNoteStore, Stored: &Stored{Result: res}, Request: req, Route: req.Route})
+	}
+	req.Entry = e
+	req.Status = StatusHit
+	f.finishLead(OutcomeStored, 0)
+	f.serve(StatusHit)
+}
+
+// l2Install stores e in L1 under the request's own key, with the life it
+// has left.
+func (c *Cache) l2Install(req *Request, e *Entry) (StoreResult, bool) {
+	var adm Admission
+	if h := req.Route.ModelVersion.Header; req.Route.ModelVersion.Enabled() && h != "" {
+		adm.Version, _ = header(e.Headers, h)
+	}
+	res, ok := c.prepareStore(req, adm, e.StaleUntil)
+	if !ok {
+		return res, false
+	}
+	c.buildKey(req)
+	l1 := *e
+	l1.Key = req.Key
+	now := c.nowMs()
+	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), l1.StaleUntil, l1.AppendEncode(nil), now)
+	if err != nil {
+		return res, false
+	}
+	res.FreshUntil = l1.FreshUntil
+	res.Inserts = []InsertResult{ins}
+	return res, true
+}
+
+// l2Stage keeps the L2 value of an entry just stored in L1 (Store), for
+// the write behind the response.
+func (c *Cache) l2Stage(req *Request, e *Entry) {
+	l := c.cfg.L2
+	if l == nil || l.Write != "async" || !req.l2.known || req.batch != nil {
+		return
+	}
+	id := req.l2Identity() // the version may have moved on with this answer
+	l2e := *e
+	l2e.Key = id
+	if l2e.EncodedSize()+l2ValueHeader > l.MaxEntryBytes {
+		return
+	}
+	req.l2.id = id
+	req.l2.put, req.l2.until = encodeL2Value(&l2e, req.l2.gens), e.StaleUntil
+}
+
+// l2Write emits the write-behind of a stored answer: SETEX with the
+// entry's whole life (fresh and stale windows), off the client's path; a
+// failure is only counted.
+func (f *Flight) l2Write() {
+	c, req := f.c, f.req
+	if req.l2.put == nil {
+		return
+	}
+	k := c.l2Keys(req, req.l2.id)
+	life := (req.l2.until - c.nowMs()) / 1000
+	if life < 0 {
+		return
+	}
+	call := c.webdis("PUT", "/SETEX/"+k.entry+"/"+strconv.FormatInt(life+1, 10)+".raw", req.l2.put, c.cfg.L2.WriteTimeout)
+	req.l2.put = nil
+	route := req.Route
+	var release *Call
+	if req.l2.lease {
+		release = c.l2Release(req)
+	}
+	call.Done = func(res CallResult) []Action {
+		v := respBad
+		if !res.Failed && !res.NotStarted && res.Status == 200 {
+			v = parseRESP(res.Body)
+		}
+		ev := EvL2WriteError
+		if v == respSimple {
+			ev = EvL2Written
+		}
+		c.l2Result(ev == EvL2Written)
+		acts := []Action{{Kind: ActCount, Event: ev, Route: route}}
+		if release != nil {
+			acts = append(acts, Action{Kind: ActDispatch, Call: release})
+		}
+		return acts
+	}
+	f.emit(Action{Kind: ActDispatch, Call: call})
+}

@@ -1,0 +1,390 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+)
+
+// The semantic lookup (route option "semantic"). On an exact miss the
+// last user turn is embedded (a Call to the embeddings cluster) and
+// compared with the indexed turns of stored answers in the same
+// partition: everything of the request but that turn — tenant, route,
+// authority, model and model state, system prompt, earlier turns, tools,
+// tool choice, response format, sampling parameters, stream — must be
+// byte-equal, because the partition is the exact key with the turn cut
+// out. A near match is served only if it passes the guards
+// (semantic_guards.go), is confirmed (semantic_confirm.go) and is still
+// fresh in the table: its exact key is the request's key with the stored
+// turn put back, so a partition can never be crossed.
+
+// semQuery is a request's part in the semantic lookup.
+type semQuery struct {
+	text     string  // the last user turn, decoded
+	off, n   int     // where the turn's canonical JSON sits in req.Key
+	vec      []int8  // its vector, quantised (nil until embedded)
+	norm     float32 // of vec
+	ns       uint64  // the embedding model's namespace
+	dim      int
+	hit      bool    // served by a near match
+	sim      float64 // that match's similarity
+	entryKey []byte  // that match's exact key (for demotion)
+}
+
+// semanticQuery finds the turn a semantic lookup compares: the content of
+// the last message when it is a user message (chat), or the prompt
+// (completions). ok is false when there is none or it is not plain text.
+func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
+	s := req.Route.Semantic
+	canon := req.canonical
+	var v gjson.Result
+	switch req.Route.Kind {
+	case KindChat:
+		n := gjson.GetBytes(canon, "messages.#").Int()
+		if n == 0 {
+			return nil, false
+		}
+		last := "messages." + strconv.FormatInt(n-1, 10)
+		if gjson.GetBytes(canon, last+".role").String() != "user" {
+			return nil, false
+		}
+		v = gjson.GetBytes(canon, last+".content")
+	case KindCompletions:
+		v = gjson.GetBytes(canon, "prompt")
+	default:
+		return nil, false
+	}
+	if v.Type != gjson.String || v.Index <= 0 || len(v.Raw) > s.MaxTextBytes || len(v.Str) == 0 {
+		return nil, false
+	}
+	off := req.stableLen - len(canon) + v.Index
+	if off < 0 || off+len(v.Raw) > req.stableLen || string(req.Key[off:off+len(v.Raw)]) != v.Raw {
+		return nil, false
+	}
+	return &semQuery{text: v.Str, off: off, n: len(v.Raw)}, true
+}
+
+// partition identifies the request's key without its turn, within the
+// embedding model's namespace.
+func (c *Cache) semPartition(req *Request, q *semQuery) uint64 {
+	h := c.hk.fp
+	buf := make([]byte, 0, len(req.Key)-q.n+16)
+	buf = append(buf, 'P', '1')
+	buf = binary.LittleEndian.AppendUint64(buf, q.ns)
+	buf = append(buf, req.Key[:q.off]...)
+	buf = append(buf, 0)
+	buf = append(buf, req.Key[q.off+q.n:]...)
+	return h.sum64(buf)
+}
+
+// candidateKey is the exact key of the stored answer whose turn is raw.
+func candidateKey(req *Request, q *semQuery, raw []byte) []byte {
+	k := make([]byte, 0, len(req.Key)-q.n+len(raw))
+	k = append(k, req.Key[:q.off]...)
+	k = append(k, raw...)
+	return append(k, req.Key[q.off+q.n:]...)
+}
+
+// ---- embeddings ----
+
+// embedCall asks the embeddings server for text's vector.
+func (c *Cache) embedCall(s *Semantic, text string) *Call {
+	body := []byte(`{"input":`)
+	body = strconv.AppendQuote(body, text)
+	if s.Embedding.Model != "" {
+		body = append(body, `,"model":`...)
+		body = strconv.AppendQuote(body, s.Embedding.Model)
+	}
+	body = append(body, '}')
+	return &Call{
+		Cluster: s.Embedding.Cluster,
+		Headers: [][2]string{{":method", "POST"}, {":path", s.Embedding.Path}, {":authority", s.Embedding.Authority},
+			{"content-type", "application/json"}},
+		Body:    body,
+		Timeout: s.Embedding.Timeout,
+		start:   c.nowMs(),
+	}
+}
+
+// embedding is a usable embeddings answer.
+type embedding struct {
+	vec      []float32
+	identity string // model name, version header, dimension
+}
+
+const (
+	minDim = 8
+	maxDim = 8192
+)
+
+// parseEmbedding checks an embeddings answer: 200, one finite, non-zero
+// vector of a sane dimension. timeout says a failure was the deadline
+// (or a reset, which the host cannot tell apart).
+func parseEmbedding(r *Route, res CallResult) (e embedding, ok, timeout bool) {
+	s := r.Semantic
+	if res.NotStarted {
+		return e, false, false
+	}
+	if res.Failed || res.Status == 504 { // Envoy answers a call past its deadline with a local 504
+		return e, false, true
+	}
+	if res.Status != 200 || !gjson.ValidBytes(res.Body) {
+		return e, false, false
+	}
+	arr := gjson.GetBytes(res.Body, "data.0.embedding")
+	if !arr.IsArray() {
+		return e, false, false
+	}
+	var sum float64
+	bad := false
+	arr.ForEach(func(_, v gjson.Result) bool {
+		if v.Type != gjson.Number || len(e.vec) >= maxDim {
+			bad = true
+			return false
+		}
+		f := v.Float()
+		if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e6 {
+			bad = true
+			return false
+		}
+		e.vec = append(e.vec, float32(f))
+		sum += f * f
+		return true
+	})
+	if bad || len(e.vec) < minDim || sum == 0 || math.IsInf(sum, 0) {
+		return embedding{}, false, false
+	}
+	version, _ := header(res.Headers, "x-model-version")
+	e.identity = r.Name + "\x00" + s.Embedding.Model + "\x00" + gjson.GetBytes(res.Body, "model").String() + "\x00" + version + "\x00" + strconv.Itoa(len(e.vec))
+	return e, true, false
+}
+
+// quantise maps v to int8 (scaled by its largest component) and returns
+// the quantised vector's norm: cosines are computed on these.
+func quantise(v []float32) ([]int8, float32) {
+	var m float32
+	for _, x := range v {
+		if x < 0 {
+			x = -x
+		}
+		if x > m {
+			m = x
+		}
+	}
+	q := make([]int8, len(v))
+	var n float64
+	for i, x := range v {
+		r := int32(math.Round(float64(x / m * 127)))
+		q[i] = int8(r)
+		n += float64(r * r)
+	}
+	return q, float32(math.Sqrt(n))
+}
+
+// ---- the Flight's semantic step ----
+
+// semanticStep runs on an exact miss of a semantic route. It returns nil
+// when the request simply goes on as a miss; otherwise the actions of a
+// near hit, or of an embeddings call whose result continues the request
+// (then the request stays held until it returns).
+func (f *Flight) semanticStep() []Action {
+	c, req := f.c, f.req
+	s := req.Route.Semantic
+	if s == nil || req.Status != StatusMiss || req.CC.OnlyIfCached || req.Entry != nil {
+		return nil
+	}
+	q, ok := c.semanticQuery(req)
+	if !ok {
+		return nil
+	}
+	req.sem = q
+	tkey := c.textKey(req.Route, q.text)
+	if v, ok := c.semVectors.get(tkey); ok {
+		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
+		return f.semanticSearch(v, pre, false)
+	}
+	if until, ok := c.semPending[tkey]; ok && until > c.nowMs() {
+		return nil // the same turn is being embedded: this one goes on as a miss
+	}
+	v, claimed := c.semShared(tkey, s)
+	if v != nil && c.semModels[req.Route] != "" && v.identity != c.semModels[req.Route] {
+		v, claimed = nil, true // another model's vector: embed again
+	}
+	if v != nil {
+		c.semVectors.keep(tkey, v)
+		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
+		return f.semanticSearch(v, pre, false)
+	}
+	if !claimed {
+		return nil // another worker is embedding it
+	}
+	if c.semPending == nil || len(c.semPending) >= semMaxVectors {
+		c.semPending = map[uint64]int64{} // only abandoned calls' marks can pile up
+	}
+	// Until the call's deadline (and a second): a request whose client
+	// leaves never gets the result, and its mark must not outlive it.
+	c.semPending[tkey] = c.nowMs() + s.Embedding.Timeout.Milliseconds() + 1000
+	call := c.embedCall(s, q.text)
+	call.Stream = f.id
+	call.Done = func(res CallResult) []Action {
+		delete(c.semPending, tkey)
+		e, ok, timeout := parseEmbedding(req.Route, res)
+		defer c.semSharedDone(tkey, ok)
+		resume := !res.NotStarted // NotStarted: called back inside the dispatching callback
+		if !ok {
+			ev := EvSemanticEmbedError
+			if timeout {
+				ev = EvSemanticEmbedTimeout
+			}
+			req.sem = nil
+			return f.semanticContinue([]Action{{Kind: ActCount, Event: ev, Route: req.Route}}, resume)
+		}
+		v := c.semVectors.put(tkey, e)
+		c.semSharedPut(tkey, v)
+		return f.semanticSearch(v, nil, resume)
+	}
+	return []Action{{Kind: ActDispatch, Call: call}} // not f.out: Done may run before the host is done with it
+}
+
+// semanticSearch looks for a usable near match of the request's turn
+// (vector v): serve it, or go on as a miss. pre are actions to perform
+// first.
+func (f *Flight) semanticSearch(v *semVector, pre []Action, resume bool) []Action {
+	c, req := f.c, f.req
+	q := req.sem
+	q.vec, q.norm, q.ns, q.dim = v.q, v.norm, v.ns, len(v.q)
+	acts := append(pre, c.semObserveModel(req.Route, v)...)
+	hit, events := c.semSearch(req, q)
+	for _, e := range events {
+		acts = append(acts, Action{Kind: ActCount, Event: e, Route: req.Route})
+	}
+	if !hit {
+		return f.semanticContinue(append(acts, Action{Kind: ActCount, Event: EvSemanticMiss, Route: req.Route}), resume)
+	}
+	acts = append(acts, Action{Kind: ActCount, Event: EvSemanticHit, Route: req.Route})
+	f.reset()
+	f.serve(StatusHit)
+	return append(acts, f.actions()...)
+}
+
+// semanticContinue goes on as an exact miss after the semantic step
+// (resume: the request was held across a call and must be resumed).
+func (f *Flight) semanticContinue(pre []Action, resume bool) []Action {
+	f.held = resume // (an L2 step next resumes it too)
+	acts := append(pre, f.missed()...)
+	if resume {
+		for i := range acts {
+			if acts[i].Kind == ActForward {
+				acts[i].Resume = true
+			}
+		}
+	}
+	return acts
+}
+
+// semSearch scans the request's partition for the closest turns at or
+// above min_similarity and tries them best first (at most semTries):
+// guards, confirmation, then the table. It reports a hit (req.Entry set)
+// and the events to count.
+func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
+	s := req.Route.Semantic
+	part := c.semPartition(req, q)
+	cands := c.semIndex().search(q.ns, part, q.vec, q.norm, s.MinSimilarity)
+	var events []Event
+	now := c.nowMs()
+	for _, cand := range cands {
+		if g := vetoes(&s.Guards, q.text, cand.text); g != 0 {
+			events = append(events, g)
+			continue
+		}
+		key := candidateKey(req, q, cand.raw)
+		fp := c.fingerprint(key)
+		found, err := c.table.lookupInto(fp, key, now, &req.entry)
+		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh {
+			continue
+		}
+		conf := c.semConfirmState(fp).of(req.entry.StoredAt)
+		if conf.demoted || cand.sim < conf.minSim {
+			continue
+		}
+		if int(conf.hits) < s.ConfirmHits && !conf.confirmed {
+			events = append(events, EvSemanticUnconfirmed)
+			continue
+		}
+		req.Entry = &req.entry
+		q.hit, q.sim, q.entryKey = true, cand.sim, key
+		return true, events
+	}
+	return false, events
+}
+
+// SemanticHit reports whether req was answered by a near match, and its
+// similarity.
+func (req *Request) SemanticHit() (bool, float64) {
+	if req.sem == nil || !req.sem.hit {
+		return false, 0
+	}
+	return true, req.sem.sim
+}
+
+// semanticStored indexes the turn of an answer just stored (fresh until
+// then: a near match serves only fresh answers).
+func (f *Flight) semanticStored(freshUntil int64) []Action {
+	c, req := f.c, f.req
+	q := req.sem
+	if q == nil || q.vec == nil || q.hit || req.Route.Semantic == nil {
+		return nil
+	}
+	raw := append([]byte(nil), req.Key[q.off:q.off+q.n]...)
+	part := c.semPartition(req, q)
+	ev, err := c.semIndex().add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, &c.semSweep)
+	if err != nil {
+		return nil
+	}
+	return []Action{{Kind: ActCount, Event: ev, Route: req.Route}}
+}
+
+// semObserveModel notes the embedding model's identity per route: when
+// the server reports another model or dimension, vectors of the old one
+// live in another namespace and are never compared with the new ones.
+// The change is counted and logged once (by the VM that records it).
+func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
+	if c.semModels[r] == v.identity {
+		return nil
+	}
+	if c.semModels == nil {
+		c.semModels = map[*Route]string{}
+	}
+	if c.semModels[r] != "" {
+		c.semVectors.m = nil // vectors of the old model are not reused
+	}
+	c.semModels[r] = v.identity
+	key := "modelcache/sem/model/" + r.Name
+	old, cas, err := c.store.Get(key)
+	if err == nil && string(old) == v.identity {
+		return nil
+	}
+	if err != nil && err != ErrNotFound {
+		return nil
+	}
+	if c.store.Set(key, []byte(v.identity), cas) != nil || err == ErrNotFound {
+		return nil // another VM recorded it (or this is the first model: no change)
+	}
+	freed := c.semIndex().reclaim(fnv64(string(old)))
+	return []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r},
+		{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": the embeddings server now reports " +
+			strconv.Quote(readableIdentity(v.identity)) + " (was " + strconv.Quote(readableIdentity(string(old))) +
+			"); turns indexed with the old model are no longer compared (" + strconv.Itoa(freed) + " reclaimed)")}}
+}
+
+func readableIdentity(id string) string {
+	b := []byte(id)
+	for i := range b {
+		if b[i] == 0 {
+			b[i] = '/'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,173 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+)
+
+// Poison containment. A stored answer is reachable by near matches only
+// once it is confirmed: it served semantic.confirm.exact_hits exact hits
+// (someone asked exactly that again and got it), or a shadow comparison
+// of it agreed with a fresh answer. A near hit whose shadow comparison
+// diverges is demoted: that entry never answers a near match again (exact
+// hits still reach it). The state is one small record per entry, and
+// belongs to the stored answer (its StoredAt), not to the key: an answer
+// stored again under the same question starts unconfirmed.
+//
+//	modelcache/semc/<slot>   u32 exact hits | u8 flags | f32 own minimum similarity | i64 stored at | u64 entry fp
+//
+// in semConfirmSlots slots (entry fp modulo): bounded whatever the number
+// of answers; an answer whose slot another took is simply unconfirmed.
+
+type semConfirm struct {
+	hits      uint32
+	confirmed bool
+	demoted   bool
+	minSim    float64
+	storedAt  int64
+}
+
+// of reports the state for the answer stored at storedAt: none if the
+// record is an earlier answer's.
+func (s semConfirm) of(storedAt int64) semConfirm {
+	if s.storedAt != storedAt {
+		return semConfirm{storedAt: storedAt}
+	}
+	return s
+}
+
+const (
+	semFlagConfirmed = 1
+	semFlagDemoted   = 2
+)
+
+func semConfirmKey(fp uint64) string {
+	return "modelcache/semc/" + strconv.FormatUint(fp%semConfirmSlots, 16)
+}
+
+func (c *Cache) semConfirmState(fp uint64) semConfirm {
+	v, _, err := c.store.Get(semConfirmKey(fp))
+	return decodeSemConfirm(v, err, fp)
+}
+
+func decodeSemConfirm(v []byte, err error, fp uint64) semConfirm {
+	if err != nil || len(v) != 25 || binary.LittleEndian.Uint64(v[17:]) != fp {
+		return semConfirm{}
+	}
+	return semConfirm{hits: binary.LittleEndian.Uint32(v), confirmed: v[4]&semFlagConfirmed != 0, demoted: v[4]&semFlagDemoted != 0,
+		minSim: float64(math.Float32frombits(binary.LittleEndian.Uint32(v[5:]))), storedAt: int64(binary.LittleEndian.Uint64(v[9:]))}
+}
+
+func (s semConfirm) encode() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, s.hits)
+	var fl byte
+	if s.confirmed {
+		fl |= semFlagConfirmed
+	}
+	if s.demoted {
+		fl |= semFlagDemoted
+	}
+	b = append(b, fl)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(s.minSim)))
+	return binary.LittleEndian.AppendUint64(b, uint64(s.storedAt))
+}
+
+func (s semConfirm) encodeFor(fp uint64) []byte {
+	return binary.LittleEndian.AppendUint64(s.encode(), fp)
+}
+
+// semUpdate changes the record of fp's answer stored at storedAt with f
+// (CAS, a few tries); f reports whether to write.
+func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool) bool {
+	key := semConfirmKey(fp)
+	for try := 0; try < 4; try++ {
+		v, cas, err := c.store.Get(key)
+		if err != nil && err != ErrNotFound {
+			return false
+		}
+		s := decodeSemConfirm(v, err, fp).of(storedAt)
+		if !f(&s) {
+			return false
+		}
+		if err == ErrNotFound {
+			cc, cerr := c.table.createCAS()
+			if cerr != nil {
+				return false
+			}
+			cas = cc
+		}
+		if c.store.Set(key, s.encodeFor(fp), cas) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// semanticExactHit counts an exact hit towards the entry's confirmation.
+func (f *Flight) semanticExactHit() []Action {
+	c, req := f.c, f.req
+	s := req.Route.Semantic
+	if s == nil || req.Status != StatusHit || s.ConfirmHits == 0 || req.Entry == nil {
+		return nil
+	}
+	at := req.Entry.StoredAt
+	if cur := c.semConfirmState(req.FP).of(at); cur.confirmed || cur.demoted {
+		return nil // the common case: one read, no write
+	}
+	confirmed := false
+	c.semUpdate(req.FP, at, func(st *semConfirm) bool {
+		if st.confirmed || st.demoted {
+			return false
+		}
+		st.hits++
+		confirmed = int(st.hits) >= s.ConfirmHits
+		st.confirmed = confirmed
+		return true
+	})
+	if confirmed {
+		return []Action{{Kind: ActCount, Event: EvSemanticConfirmed, Route: req.Route}}
+	}
+	return nil
+}
+
+// semanticShadow applies a shadow comparison of req's answer: a near hit
+// that diverged is demoted; an exact hit that agreed confirms its entry.
+func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
+	s := req.Route.Semantic
+	if s == nil {
+		return nil
+	}
+	if hit, _ := req.SemanticHit(); hit {
+		if agree {
+			return nil
+		}
+		fp := c.fingerprint(req.sem.entryKey)
+		if c.semUpdate(fp, req.Entry.StoredAt, func(st *semConfirm) bool {
+			if st.demoted {
+				return false
+			}
+			st.demoted = true
+			return true
+		}) {
+			return []Action{{Kind: ActCount, Event: EvSemanticDemoted, Route: req.Route}}
+		}
+		return nil
+	}
+	if !agree || !s.ConfirmShadow || req.Status != StatusHit || req.Entry == nil {
+		return nil
+	}
+	if c.semUpdate(req.FP, req.Entry.StoredAt, func(st *semConfirm) bool {
+		if st.confirmed || st.demoted {
+			return false
+		}
+		st.confirmed = true
+		return true
+	}) {
+		return []Action{{Kind: ActCount, Event: EvSemanticConfirmed, Route: req.Route}}
+	}
+	return nil
+}
+
+// semConfirmSlots bounds the confirmation records (a var for tests).
+var semConfirmSlots uint64 = 16384

@@ -1,0 +1,398 @@
+package cachecore
+
+import (
+	"strings"
+	"unicode"
+)
+
+// The false-positive guards. A cosine threshold cannot tell "is it safe"
+// from "is it unsafe" (0.95–0.99 with small encoders), nor 10 from 100,
+// nor Paris→London from London→Paris: the vectors of such pairs are
+// closer than many paraphrases. So a near match must also pass rules over
+// the two turns' words, each a veto:
+//
+//   - numbers: the ordered lists of numbers (digits or words), dates
+//     (months, weekdays, relative days), units and currencies are equal.
+//     "convert 10 km to miles" ≠ "convert 100 km to miles";
+//     "celsius to fahrenheit" ≠ "fahrenheit to celsius".
+//   - negation: as many negations on each side ("not", "no", "never",
+//     "n't", "without", …), and no polar opposites: a word of one side
+//     that is the other's with a negating prefix or suffix ("safe" /
+//     "unsafe", "legal" / "illegal", "careful" / "careless") or an
+//     antonym from a small list ("open" / "close", "pros" / "cons").
+//   - entities: the ordered lists of names (capitalised words not opening
+//     a sentence, acronyms, words with digits, quoted text) are equal;
+//     every content word that only one side has is a common or framing
+//     word ("way", "explain", "steps") — a rare word that only one side
+//     has ("dosage" / "side effects") is a different ask; and the content
+//     words come in the same order ("the dog chases the cat" ≠ "the cat
+//     chases the dog").
+//
+// They compare only the turns: everything else is equal by construction
+// (the partition).
+
+// vetoes returns the event of the first guard that vetoes a (query) and b
+// (stored), or 0.
+func vetoes(g *Guards, a, b string) Event {
+	ta, tb := tokenize(a), tokenize(b)
+	if g.Numbers && !equalStrings(quantities(ta), quantities(tb)) {
+		return EvVetoNumbers
+	}
+	if g.Negation && (negations(ta) != negations(tb) || opposed(ta, tb)) {
+		return EvVetoNegation
+	}
+	if g.Entities && (!equalStrings(entities(ta), entities(tb)) || rareDifference(ta, tb) || !equalStrings(contentOrder(ta), contentOrder(tb))) {
+		return EvVetoEntities
+	}
+	return 0
+}
+
+type token struct {
+	w       string // lower case
+	stem    string
+	cap     bool // capitalised, not opening a sentence
+	upper   bool // an acronym (2+ upper-case letters)
+	digit   bool
+	quoted  bool
+	symbol  bool // a currency or unit sign: $ € £ % °
+	sentEnd bool
+}
+
+func tokenize(s string) []token {
+	var out []token
+	start := true
+	quoted := false
+	rs := []rune(s)
+	for i := 0; i < len(rs); {
+		r := rs[i]
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			j := i
+			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsDigit(rs[j]) ||
+				(rs[j] == '.' || rs[j] == ',') && j+1 < len(rs) && unicode.IsDigit(rs[j+1]) && j > i && unicode.IsDigit(rs[j-1]) ||
+				rs[j] == '\'' && j+1 < len(rs) && unicode.IsLetter(rs[j+1]) && j > i) {
+				j++
+			}
+			word := string(rs[i:j])
+			t := token{quoted: quoted}
+			hasUpper, allUpper, letters, innerUpper := false, true, 0, false
+			for k, c := range []rune(word) {
+				if k > 0 && unicode.IsUpper(c) {
+					innerUpper = true // iPhone, PostgreSQL, macOS
+				}
+				if unicode.IsDigit(c) {
+					t.digit = true
+				}
+				if unicode.IsLetter(c) {
+					letters++
+					if unicode.IsUpper(c) {
+						hasUpper = true
+					} else {
+						allUpper = false
+					}
+				}
+			}
+			t.upper = letters >= 2 && allUpper
+			t.cap = !start && unicode.IsUpper(rs[i]) && hasUpper || innerUpper
+			t.w = strings.ToLower(word)
+			if strings.HasSuffix(t.w, "n't") {
+				out = append(out, token{w: "not", stem: "not"})
+				t.w = strings.TrimSuffix(t.w, "n't")
+				switch t.w {
+				case "ca":
+					t.w = "can"
+				case "wo":
+					t.w = "will"
+				}
+			} else if k := strings.IndexByte(t.w, '\''); k > 0 {
+				t.w = t.w[:k] // 's, 're, 'll, 've, 'd
+			}
+			if t.digit {
+				t.w = strings.ReplaceAll(t.w, ",", "")
+			}
+			t.stem = stem(t.w)
+			out = append(out, t)
+			start = false
+			i = j
+			continue
+		case r == '"' || r == '“' || r == '”' || r == '«' || r == '»':
+			quoted = !quoted
+		case r == '$' || r == '€' || r == '£' || r == '¥' || r == '%' || r == '°':
+			out = append(out, token{w: string(r), stem: string(r), symbol: true})
+		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
+			start = true
+			if len(out) > 0 {
+				out[len(out)-1].sentEnd = true
+			}
+		}
+		i++
+	}
+	return out
+}
+
+// stem is a light English stemmer: enough for "resetting"/"reset",
+// "passwords"/"password", "cheaper"/"cheap" not to count as different words.
+func stem(w string) string {
+	if len(w) <= 3 {
+		return w
+	}
+	for _, suf := range []string{"ingly", "edly", "ing", "ied", "ies", "ed", "es", "ly", "s"} {
+		if strings.HasSuffix(w, suf) && len(w)-len(suf) >= 3 {
+			w = w[:len(w)-len(suf)]
+			if suf == "ies" || suf == "ied" {
+				w += "y"
+			}
+			break
+		}
+	}
+	// doubled consonant after a cut suffix: "resett" → "reset"
+	if n := len(w); n >= 4 && w[n-1] == w[n-2] && !strings.ContainsRune("aeiouls", rune(w[n-1])) {
+		w = w[:n-1]
+	}
+	return w
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// quantities lists numbers, dates, units and currency signs in order,
+// normalised (number words as digits).
+func quantities(ts []token) []string {
+	var out []string
+	for _, t := range ts {
+		switch {
+		case t.digit:
+			out = append(out, strings.TrimLeft(t.w, "0"))
+		case t.symbol:
+			out = append(out, t.w)
+		default:
+			if v, ok := numberWords[t.w]; ok {
+				out = append(out, v)
+			} else if v, ok := unit(t); ok {
+				out = append(out, v)
+			} else if dateWords[t.stem] {
+				out = append(out, t.stem)
+			}
+		}
+	}
+	return out
+}
+
+// unit names t's unit: its word, its stem, or its word without a plural s
+// ("miles" stems to "mil").
+func unit(t token) (string, bool) {
+	for _, w := range [...]string{t.w, t.stem, strings.TrimSuffix(t.w, "s")} {
+		if v, ok := unitWords[w]; ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func negations(ts []token) int {
+	n := 0
+	for _, t := range ts {
+		if negationWords[t.w] {
+			n++
+		}
+	}
+	return n
+}
+
+// opposed reports a word of one side whose polar opposite is on the
+// other side only.
+func opposed(a, b []token) bool {
+	sa, sb := stemSet(a), stemSet(b)
+	return opposedOneWay(sa, sb) || opposedOneWay(sb, sa)
+}
+
+func opposedOneWay(sa, sb map[string]bool) bool {
+	for w := range sa {
+		if sb[w] {
+			continue
+		}
+		for _, p := range negPrefixes {
+			if strings.HasPrefix(w, p) && len(w)-len(p) >= 3 {
+				base := strings.TrimPrefix(strings.TrimPrefix(w, p), "-")
+				if sb[base] && !sa[base] {
+					return true
+				}
+			}
+		}
+		for _, pair := range negSuffixes {
+			if strings.HasSuffix(w, pair[0]) {
+				other := strings.TrimSuffix(w, pair[0]) + pair[1]
+				if sb[other] && !sa[other] {
+					return true
+				}
+			}
+		}
+		for _, o := range antonyms[w] {
+			if sb[o] && !sa[o] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func stemSet(ts []token) map[string]bool {
+	m := make(map[string]bool, len(ts))
+	for _, t := range ts {
+		m[t.stem] = true
+		m[t.w] = true
+	}
+	return m
+}
+
+// entities lists names in order: capitalised words that do not open a
+// sentence, acronyms, and quoted words.
+func entities(ts []token) []string {
+	var out []string
+	for _, t := range ts {
+		if (t.cap || t.upper || t.quoted) && !t.digit && !t.symbol && !commonWords[t.w] {
+			out = append(out, t.stem)
+		}
+	}
+	return out
+}
+
+// rareDifference reports a content word that only one side has and that
+// is not a common or framing word.
+func rareDifference(a, b []token) bool {
+	sa, sb := stemSet(a), stemSet(b)
+	for _, t := range a {
+		if !sb[t.stem] && !sb[t.w] && !soft(t) {
+			return true
+		}
+	}
+	for _, t := range b {
+		if !sa[t.stem] && !sa[t.w] && !soft(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// contentOrder lists the content words (not common or framing words) in
+// order, each once: the same words in another order swap roles ("the dog
+// chases the cat" / "the cat chases the dog").
+func contentOrder(ts []token) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if soft(t) || seen[t.stem] {
+			continue
+		}
+		seen[t.stem] = true
+		out = append(out, t.stem)
+	}
+	return out
+}
+
+func soft(t token) bool {
+	return commonWords[t.w] || commonWords[t.stem] || t.symbol || t.digit
+}
+
+var negationWords = set("not no never without none nothing nobody nowhere neither nor cannot cant dont doesnt isnt arent wasnt werent wont shouldnt couldnt wouldnt didnt hasnt havent hadnt nope non")
+
+var negPrefixes = []string{"un", "in", "im", "il", "ir", "dis", "non", "anti", "mis", "de"}
+
+var negSuffixes = [][2]string{{"less", "ful"}, {"ful", "less"}, {"less", ""}}
+
+var antonyms = func() map[string][]string {
+	m := map[string][]string{}
+	for _, p := range strings.Fields(`open:close open:shut pro:con pros:cons advantage:disadvantage benefit:drawback benefit:risk
+		buy:sell increase:decrease increase:reduce raise:lower rise:fall up:down start:stop start:end begin:end enable:disable
+		add:remove add:delete include:exclude install:uninstall before:after early:late earlier:later first:last
+		max:min maximum:minimum most:least more:less best:worst better:worse high:low higher:lower big:small large:small
+		hot:cold warm:cool heavy:light fast:slow faster:slower long:short longer:shorter old:new old:young cheap:expensive
+		true:false right:wrong correct:incorrect good:bad positive:negative safe:dangerous safe:risky allowed:forbidden
+		legal:banned win:lose gain:lose import:export input:output upload:download push:pull send:receive accept:reject
+		north:south east:west left:right inside:outside above:below over:under in:out on:off yes:no agree:disagree
+		love:hate like:dislike friend:enemy strength:weakness strong:weak rich:poor healthy:unhealthy happy:sad
+		encrypt:decrypt compress:decompress lock:unlock connect:disconnect join:leave arrive:depart entry:exit
+		login:logout sign:unsign cause:cure cause:prevent prevent:allow increase:lower gain:loss profit:loss
+		morning:evening day:night summer:winter spring:autumn spring:fall past:future yesterday:tomorrow
+		mean:median average:median import:export client:server upper:lower lowercase:uppercase`) {
+		kv := strings.SplitN(p, ":", 2)
+		m[kv[0]] = append(m[kv[0]], kv[1])
+		m[kv[1]] = append(m[kv[1]], kv[0])
+	}
+	return m
+}()
+
+var numberWords = func() map[string]string {
+	m := map[string]string{}
+	for i, w := range strings.Fields("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty") {
+		m[w] = itoa(int64(i))
+	}
+	for i, w := range strings.Fields("thirty forty fifty sixty seventy eighty ninety") {
+		m[w] = itoa(int64(30 + 10*i))
+	}
+	for w, v := range map[string]string{"hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000",
+		"dozen": "12", "half": "0.5", "quarter": "0.25", "twice": "2x", "once": "1x", "thrice": "3x", "double": "2x", "triple": "3x",
+		"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "sixth": "6th", "seventh": "7th",
+		"eighth": "8th", "ninth": "9th", "tenth": "10th", "single": "1", "couple": "2", "pair": "2"} {
+		m[w] = v
+	}
+	return m
+}()
+
+var unitWords = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range strings.Fields(`km:km kilometer:km kilometre:km mile:mi mi:mi meter:m metre:m m:m cm:cm centimeter:cm
+		mm:mm millimeter:mm inch:in inche:in foot:ft feet:ft ft:ft yard:yd kg:kg kilogram:kg kilo:kg gram:g g:g mg:mg milligram:mg
+		pound:lb lb:lb lbs:lb ounce:oz oz:oz ton:t tonne:t liter:l litre:l l:l ml:ml milliliter:ml gallon:gal cup:cup
+		tablespoon:tbsp tbsp:tbsp teaspoon:tsp tsp:tsp celsiu:C celsius:C fahrenheit:F kelvin:K degree:deg
+		second:s sec:s minute:min min:min hour:h hr:h day:day week:week month:month year:year decade:decade century:century
+		dollar:USD usd:USD euro:EUR eur:EUR pound:GBP gbp:GBP yen:JPY jpy:JPY percent:% percentage:%
+		byte:B kb:KB mb:MB gb:GB tb:TB kilobyte:KB megabyte:MB gigabyte:GB terabyte:TB bit:bit
+		hz:Hz khz:kHz mhz:MHz ghz:GHz watt:W w:W kw:kW kwh:kWh volt:V v:V amp:A mph:mph kph:kph calorie:kcal kcal:kcal`) {
+		kv := strings.SplitN(g, ":", 2)
+		m[kv[0]] = kv[1]
+	}
+	return m
+}()
+
+var dateWords = set(`january february march april june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec
+	monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday tonight weekend weekday
+	morning afternoon evening night noon midnight spring summer autumn fall winter next last previou current
+	daily weekly monthly yearly annual annually hourly`)
+
+// commonWords are function words and the words people frame the same ask
+// with differently; a word only one side has that is not here vetoes.
+var commonWords = set(`a an the this that these those there here it its i me my mine we us our you your yours he him his she her they them their
+	is are was were be been being am do does did doing done have has had having can could would should shall will may might must
+	of to in on for with at by from as into about through over under between among within via per than then so such
+	and or but if because while when where what which who whom whose why how whether also just only even very really quite
+	any some all each every both either much many few several other another same own
+	please kindly thanks thank hi hello hey ok okay
+	tell explain describe show give list name provide share teach help assist walk guide
+	know want need wish like looking look find get got make made let go going
+	way ways method methods step steps process procedure instructions instruction tip tips trick tricks advice approach
+	best good simple simplest easy easiest quick quickly fast proper properly correct correctly right exactly exact actually basically
+	possible able someone somebody anyone anybody something anything thing things stuff kind sort type
+	mean meaning means definition define defined idea concept overview summary summarize summarise brief briefly short detail details
+	information info example examples some question questions answer answers
+	use using used usage work works working
+	do doing does going happen happens happening
+	difference different differences between vs versus compare comparison
+	should would could might can`)
+
+func set(words string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(words) {
+		m[w] = true
+	}
+	return m
+}

@@ -1,0 +1,93 @@
+package cachecore
+
+import (
+	"bufio"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The guards on the evaluation set's text pairs (bench/semantic/pairs.txt):
+// every pair whose turns differ in meaning (negation, numbers, entities,
+// different ask) is vetoed, and most paraphrases pass. The embedding is
+// not involved here: make semantic-eval measures the whole.
+func TestGuardsOnEvaluationPairs(t *testing.T) {
+	f, err := os.Open("../bench/semantic/pairs.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g := Guards{Numbers: true, Negation: true, Entities: true}
+	para, paraPass := 0, 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		p := strings.Split(line, "|")
+		cat := strings.TrimSpace(p[0])
+		if cat == "multiturn" || cat == "system" {
+			continue // partitioned, not guarded
+		}
+		a, b := strings.TrimSpace(p[1]), strings.TrimSpace(p[2])
+		v := vetoes(&g, b, a)
+		switch cat {
+		case "paraphrase":
+			para++
+			if v == 0 {
+				paraPass++
+			}
+		case "unrelated":
+		default:
+			if v == 0 {
+				t.Errorf("%s pair not vetoed: %q / %q", cat, a, b)
+			}
+		}
+	}
+	if para == 0 || paraPass*10 < para*8 {
+		t.Errorf("guards pass %d of %d paraphrases (want ≥ 80%%)", paraPass, para)
+	}
+	t.Logf("guards pass %d of %d paraphrases", paraPass, para)
+}
+
+func TestGuardsExamples(t *testing.T) {
+	g := Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range []struct {
+		a, b string
+		want Event
+	}{
+		{"Is it safe to swim here?", "Is it unsafe to swim here?", EvVetoNegation},
+		{"Why doesn't my build fail?", "Why does my build fail?", EvVetoNegation},
+		{"How do I open the port?", "How do I close the port?", EvVetoNegation},
+		{"Convert 10 km to miles", "Convert 100 km to miles", EvVetoNumbers},
+		{"Celsius to Fahrenheit", "Fahrenheit to Celsius", EvVetoNumbers},
+		{"Trains from Lyon to Nice", "Trains from Nice to Lyon", EvVetoEntities},
+		{"What is the dosage of aspirin?", "What are the interactions of aspirin?", EvVetoEntities},
+		{"How do I reset my password?", "How can I reset my password, please?", 0},
+		{"Explain recursion.", "Can you explain recursion?", 0},
+	} {
+		if got := vetoes(&g, c.a, c.b); got != c.want {
+			t.Errorf("%q / %q: veto %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+	off := Guards{}
+	if vetoes(&off, "Is it safe?", "Is it unsafe?") != 0 {
+		t.Error("guards off still veto")
+	}
+}
+
+// Roles swapped between common nouns (no capitals to mark them as names)
+// change the question as much as swapped names do.
+func TestGuardsSwappedRoles(t *testing.T) {
+	g := Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Why does the dog chase the cat?", "Why does the cat chase the dog?"},
+		{"flights from paris to london", "flights from london to paris"},
+		{"convert word documents to pdf files", "convert pdf files to word documents"},
+	} {
+		if vetoes(&g, c[0], c[1]) == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}

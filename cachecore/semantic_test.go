@@ -1,0 +1,444 @@
+package cachecore
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const semConfig = `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions",
+  "ttl":"1h","semantic":{"embedding":{"cluster":"embeddings","model":"e5"}%s}}]}`
+
+func TestSemanticConfig(t *testing.T) {
+	c := mustParse(t, fmt.Sprintf(semConfig, ""))
+	s := c.Routes[0].Semantic
+	if s == nil || s.Embedding.Path != "/v1/embeddings" || s.MinSimilarity != DefaultMinSimilarity || s.ConfirmHits != 1 ||
+		!s.Guards.Numbers || !s.Guards.Negation || !s.Guards.Entities || s.MaxEntries != 10000 {
+		t.Fatalf("defaults: %+v", s)
+	}
+	if c := mustParse(t, fmt.Sprintf(semConfig, `,"guards":false,"min_similarity":0.95,"confirm":{"exact_hits":0}`)); c.Routes[0].Semantic.Guards != (Guards{}) ||
+		c.Routes[0].Semantic.MinSimilarity != 0.95 || c.Routes[0].Semantic.ConfirmHits != 0 {
+		t.Fatalf("overrides: %+v", c.Routes[0].Semantic)
+	}
+	if c := mustParse(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/x"}]}`); c.Routes[0].Semantic != nil {
+		t.Fatal("semantic on without the option")
+	}
+	for _, bad := range []struct{ cfg, want string }{
+		{`{"routes":[{"name":"c","kind":"chat","path_prefix":"/x","semantic":{}}]}`, "routes[0].semantic.embedding.cluster: is required"},
+		{`{"routes":[{"name":"e","kind":"embeddings","path_prefix":"/x","semantic":{"embedding":{"cluster":"e"}}}]}`, "only for chat and completions"},
+		{`{"defaults":{"semantic":{"embedding":{"cluster":"e"}}},"routes":[{"name":"c","kind":"chat","path_prefix":"/x"}]}`, "not in defaults"},
+		{fmt.Sprintf(semConfig, `,"min_similarity":0.2`), "min_similarity"},
+		{fmt.Sprintf(semConfig, `,"guards":{"numbers":true,"colour":true}`), "guards.colour: unknown field"},
+		{fmt.Sprintf(semConfig, `,"max_entries":0`), "max_entries"},
+		{strings.Replace(fmt.Sprintf(semConfig, ""), `"model":"e5"`, `"model":"e5","path":"v1"`, 1), "must start with /"},
+	} {
+		_, err := ParseConfig([]byte(bad.cfg))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: error %v, want %q", bad.cfg, err, bad.want)
+		}
+	}
+}
+
+// semEnv drives one worker's Flights on a semantic route, answering the
+// embeddings calls with vec(text).
+type semEnv struct {
+	*testEnv
+	vec   func(text string) []float64
+	model string
+	id    uint32
+	logs  []string
+}
+
+func newSemEnv(t *testing.T, extra string) *semEnv {
+	return &semEnv{testEnv: newEnv(t, fmt.Sprintf(semConfig, extra)), model: "e5-small", vec: func(text string) []float64 {
+		v := make([]float64, 16)
+		for i := range v {
+			v[i] = float64(i%5) + 1
+		}
+		return v // every text alike: only the guards, confirmation and partitions tell them apart
+	}}
+}
+
+func semEmbAnswer(model string, v []float64) CallResult {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return CallResult{Status: 200, Body: []byte(`{"model":"` + model + `","data":[{"embedding":[` + strings.Join(parts, ",") + `]}]}`)}
+}
+
+// ask runs a request for prompt to its first decision, answering an
+// embeddings call with res (nil: the env's vector). It returns the flight
+// and the action kinds.
+func (e *semEnv) ask(headers [][2]string, prompt string, res *CallResult) (*Flight, string) {
+	e.id++
+	req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", headers)
+	f := e.cache.NewFlight(req, 1, e.id)
+	acts := f.RequestBody([]byte(chatRequest(prompt)), false)
+	var kinds []string
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		if a.Kind == ActLog {
+			e.logs = append(e.logs, string(a.Message))
+		}
+		if a.Kind != ActDispatch {
+			kinds = append(kinds, actionKinds([]Action{a}))
+			if a.Kind == ActForward && a.Resume {
+				kinds = append(kinds, "(resume)")
+			}
+			continue
+		}
+		kinds = append(kinds, "embed")
+		if a.Call.Cluster != "embeddings" || !strings.Contains(string(a.Call.Body), `"model":"e5"`) {
+			e.t.Fatalf("call %s %s", a.Call.Cluster, a.Call.Body)
+		}
+		r := semEmbAnswer(e.model, e.vec(prompt))
+		if res != nil {
+			r = *res
+		}
+		acts = append(acts, a.Call.Done(r)...)
+	}
+	return f, strings.Join(kinds, " ")
+}
+
+// answer completes f's request upstream with content (stored).
+func (e *semEnv) answer(f *Flight, content string) string {
+	f.ResponseHeaders(200, jsonCT, OriginUpstream, false)
+	_, acts := f.Complete(jsonCT, []byte(chatResponse(content)), 5, alice)
+	return actionKinds(acts)
+}
+
+func TestSemanticFlight(t *testing.T) {
+	e := newSemEnv(t, "")
+	q := "How do I reset my password?"
+	f, got := e.ask(alice, q, nil)
+	if got != "embed semantic.misses coalesce.leaders forward (resume)" {
+		t.Fatalf("first ask: %q", got)
+	}
+	if got := e.answer(f, "Click 'forgot password'."); !strings.Contains(got, "semantic.indexed") {
+		t.Fatalf("store: %q", got)
+	}
+	para := "How can I reset my password?"
+	if _, got := e.ask(alice, para, nil); !strings.Contains(got, "semantic.unconfirmed") || strings.Contains(got, "serve") {
+		t.Fatalf("unconfirmed entry: %q", got)
+	}
+	if _, got := e.ask(alice, q, nil); got != "semantic.confirmed serve" {
+		t.Fatalf("exact hit: %q", got)
+	}
+	f, got = e.ask(alice, para, nil)
+	if !strings.Contains(got, "semantic.hits serve") {
+		t.Fatalf("confirmed entry: %q", got)
+	}
+	status, headers, body := e.cache.HitResponse(f.Request())
+	if status != 200 || !strings.Contains(headerValue(headers, "cache-status"), "hit") || !strings.Contains(headerValue(headers, "cache-status"), "detail=semantic") ||
+		!strings.HasPrefix(headerValue(headers, SimilarityHeader), "0.99") && headerValue(headers, SimilarityHeader) != "1.000" || !strings.Contains(string(body), "forgot password") {
+		t.Fatalf("near hit: %d %v %s", status, headers, body)
+	}
+	// The vector of a turn already embedded is not asked for again.
+	if _, got := e.ask(alice, para, nil); !strings.HasPrefix(got, "semantic.vector_cached") {
+		t.Fatalf("second near ask: %q", got)
+	}
+	// Partitions: another tenant; guards: a negation.
+	if _, got := e.ask(bob, para, nil); strings.Contains(got, "serve") {
+		t.Fatalf("another tenant: %q", got)
+	}
+	if _, got := e.ask(alice, "How do I not reset my password?", nil); !strings.Contains(got, "semantic.veto.negation") || strings.Contains(got, "serve") {
+		t.Fatalf("negation: %q", got)
+	}
+	// A shadow comparison of the near hit that diverges demotes the entry.
+	if acts := e.cache.semanticShadow(f.Request(), false); actionKinds(acts) != "semantic.demoted" {
+		t.Fatalf("demotion: %q", actionKinds(acts))
+	}
+	if _, got := e.ask(alice, "How could I reset my password?", nil); strings.Contains(got, "serve") {
+		t.Fatalf("demoted entry: %q", got)
+	}
+	if _, got := e.ask(alice, q, nil); !strings.HasSuffix(got, "serve") {
+		t.Fatalf("demoted entry, exact: %q", got)
+	}
+}
+
+func TestSemanticEmbeddingFailuresFailOpen(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		res  CallResult
+		want string
+	}{
+		{"not started", CallResult{NotStarted: true}, "embed semantic.embed_error coalesce.leaders forward"},
+		{"reset or timeout", CallResult{Failed: true}, "embed semantic.embed_timeout coalesce.leaders forward (resume)"},
+		{"envoy's 504", CallResult{Status: 504}, "embed semantic.embed_timeout coalesce.leaders forward (resume)"},
+		{"500", CallResult{Status: 500, Body: []byte(`{}`)}, "embed semantic.embed_error coalesce.leaders forward (resume)"},
+		{"garbage", CallResult{Status: 200, Body: []byte("\x00\xff")}, "embed semantic.embed_error coalesce.leaders forward (resume)"},
+		{"non-finite", CallResult{Status: 200, Body: []byte(`{"data":[{"embedding":[1e999,1,1,1,1,1,1,1]}]}`)}, "embed semantic.embed_error coalesce.leaders forward (resume)"},
+		{"zero", CallResult{Status: 200, Body: []byte(`{"data":[{"embedding":[0,0,0,0,0,0,0,0]}]}`)}, "embed semantic.embed_error coalesce.leaders forward (resume)"},
+		{"too short", CallResult{Status: 200, Body: []byte(`{"data":[{"embedding":[1,2]}]}`)}, "embed semantic.embed_error coalesce.leaders forward (resume)"},
+		{"strings", CallResult{Status: 200, Body: []byte(`{"data":[{"embedding":["1","2","3","4","5","6","7","8"]}]}`)}, "embed semantic.embed_error coalesce.leaders forward (resume)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newSemEnv(t, "")
+			res := c.res
+			if _, got := e.ask(alice, "What is the capital of France?", &res); got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestSemanticModelChangeSeparatesVectors(t *testing.T) {
+	e := newSemEnv(t, `,"confirm":{"exact_hits":0}`)
+	f, _ := e.ask(alice, "How do I reset my password?", nil)
+	e.answer(f, "Click 'forgot password'.")
+	if _, got := e.ask(alice, "How can I reset my password?", nil); !strings.HasSuffix(got, "serve") {
+		t.Fatalf("same model: %q", got)
+	}
+	e.model = "e5-large" // the server now reports another model (same dimension)
+	_, got := e.ask(alice, "How could I reset my password?", nil)
+	if strings.Contains(got, "serve") || !strings.Contains(got, "semantic.model_changes") {
+		t.Fatalf("another model: %q", got)
+	}
+	// The old model's index is reclaimed: its one record freed.
+	if len(e.logs) != 1 || !strings.Contains(e.logs[0], "(1 reclaimed)") || !strings.Contains(e.logs[0], "e5-large") {
+		t.Fatalf("logs %q", e.logs)
+	}
+	// Another dimension under the same name is another namespace too.
+	e.vec = func(string) []float64 { return []float64{1, 2, 3, 4, 5, 6, 7, 8} }
+	if _, got := e.ask(alice, "How might I reset my password?", nil); strings.Contains(got, "serve") || !strings.Contains(got, "semantic.model_changes") {
+		t.Fatalf("another dimension: %q", got)
+	}
+}
+
+func TestSemanticIndexBound(t *testing.T) {
+	e := newSemEnv(t, `,"max_entries":2`)
+	var got []string
+	for i := 0; i < 3; i++ {
+		f, _ := e.ask(alice, fmt.Sprintf("question number %d", i), nil)
+		got = append(got, e.answer(f, "a"))
+	}
+	if !strings.Contains(got[1], "semantic.indexed") || !strings.Contains(got[2], "semantic.index_full") {
+		t.Fatalf("%q", got)
+	}
+}
+
+// BenchmarkSemanticLookup10k: a search of one partition of 10,000
+// indexed turns (384 dimensions, int8), the embedding call excluded.
+func BenchmarkSemanticLookup10k(b *testing.B) {
+	store := NewMemStore()
+	ix := semIndexStore{store, 0}
+	rng := rand.New(rand.NewPCG(1, 2))
+	randVec := func() ([]int8, float32) {
+		v := make([]float32, 384)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return quantise(v)
+	}
+	for i := 0; i < 10000; i++ {
+		q, n := randVec()
+		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 1<<62, 0, 20000, new(int)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q, n := randVec()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ix.search(1, 2, q, n, 0.9)
+	}
+	// Index memory per entry, measured (the turns here are ~45 bytes).
+	b.ReportMetric(float64(store.Bytes())/10000, "index-B/entry")
+}
+
+// The sign-bit shortlist must not lose a near duplicate among many
+// unrelated turns that are all fairly similar (as a small encoder's
+// vectors are: a large shared component, cosine ~0.8 between unrelated
+// texts).
+func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const dim = 384
+	common := make([]float64, dim)
+	for i := range common {
+		common[i] = rng.NormFloat64()
+	}
+	vec := func(base []float64, noise float64) []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(base[i] + noise*rng.NormFloat64())
+		}
+		return v
+	}
+	for trial := 0; trial < 5; trial++ {
+		store := NewMemStore()
+		ix := semIndexStore{store, 0}
+		topic := make([]float64, dim)
+		for i := range topic {
+			topic[i] = common[i] + 0.5*rng.NormFloat64()
+		}
+		var unrelatedMax float64
+		qv := vec(topic, 0.2)
+		q, qn := quantise(qv)
+		target := 5000 + trial*997
+		for i := 0; i < 10000; i++ {
+			var v []float32
+			if i == target {
+				v = vec(topic, 0.2) // the near duplicate
+			} else {
+				v = vec(common, 0.5) // unrelated, but close: cos ≈ 0.8
+			}
+			r, n := quantise(v)
+			if i != target {
+				if c := float64(dot(q, int8Bytes(r))) / float64(qn*n); c > unrelatedMax {
+					unrelatedMax = c
+				}
+			}
+			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 1<<62, 0, 20000, new(int)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := ix.search(1, 2, q, qn, unrelatedMax+0.01)
+		if len(got) == 0 || got[0].text != strconv.Itoa(target) {
+			t.Fatalf("trial %d: near duplicate not found above the closest unrelated turn (%.3f): %+v", trial, unrelatedMax, got)
+		}
+	}
+}
+
+func int8Bytes(v []int8) []byte {
+	b := make([]byte, len(v))
+	for i, x := range v {
+		b[i] = byte(x)
+	}
+	return b
+}
+
+// Two workers: while one embeds a turn the other does not call for it
+// (it goes on as an exact miss); once embedded, the other reuses the
+// vector from shared data.
+func TestSemanticTurnEmbeddedOncePerProcess(t *testing.T) {
+	store, clock := NewMemStore(), newFakeClock()
+	cfg := mustParse(t, fmt.Sprintf(semConfig, ""))
+	var w [2]*Cache
+	for i := range w {
+		w[i] = New(cfg, Options{Store: store, Now: clock.Now, Rand: seededRand(uint64(i))})
+	}
+	begin := func(c *Cache, id uint32) (*Flight, []Action) {
+		req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+		f := c.NewFlight(req, uint64(id), id)
+		return f, f.RequestBody([]byte(chatRequest("What is the capital of France?")), false)
+	}
+	_, acts := begin(w[0], 1)
+	if len(acts) != 1 || acts[0].Kind != ActDispatch {
+		t.Fatalf("worker 1: %q", actionKinds(acts))
+	}
+	if _, acts2 := begin(w[1], 2); actionKinds(acts2) != "coalesce.leaders forward" {
+		t.Fatalf("worker 2 while worker 1 embeds: %q", actionKinds(acts2))
+	}
+	v := make([]float64, 16)
+	for i := range v {
+		v[i] = float64(i + 1)
+	}
+	acts[0].Call.Done(semEmbAnswer("e5-small", v))
+	if _, acts3 := begin(w[1], 3); !strings.HasPrefix(actionKinds(acts3), "semantic.vector_cached") {
+		t.Fatalf("worker 2 after: %q", actionKinds(acts3))
+	}
+}
+
+// Confirmation belongs to the stored answer, not to its key: an answer
+// stored again under the same question (after a purge, a refresh, an
+// expiry) must be confirmed again before near matches reach it.
+func TestSemanticConfirmationBelongsToTheStoredAnswer(t *testing.T) {
+	e := newSemEnv(t, "")
+	q, para := "How do I reset my password?", "How can I reset my password?"
+	f, _ := e.ask(alice, q, nil)
+	e.answer(f, "Click 'forgot password'.")
+	e.ask(alice, q, nil) // exact hit: confirmed
+	if _, got := e.ask(alice, para, nil); !strings.HasSuffix(got, "serve") {
+		t.Fatalf("confirmed: %q", got)
+	}
+	// The same question's answer is stored anew (e.g. after a purge).
+	e.clock.Advance(2 * time.Second)
+	req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", alice)
+	e.cache.SetBody(req, []byte(chatRequest(q)))
+	if st := e.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("A different, unverified answer.")), OriginUpstream, 5); st.Reason != ReasonNone {
+		t.Fatal(st.Reason)
+	}
+	if _, got := e.ask(alice, "How could I reset my password?", nil); strings.HasSuffix(got, "serve") || !strings.Contains(got, "semantic.unconfirmed") {
+		t.Fatalf("a new answer under a confirmed key served a near match: %q", got)
+	}
+}
+
+// A request whose client left while its turn was being embedded never
+// gets the call's result (the host drops it): the turn must not stay
+// "being embedded" for ever on that worker.
+func TestSemanticAbandonedEmbeddingExpires(t *testing.T) {
+	e := newSemEnv(t, "")
+	req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", alice)
+	f := e.cache.NewFlight(req, 1, 99)
+	if acts := f.RequestBody([]byte(chatRequest("What is the capital of France?")), false); len(acts) != 1 || acts[0].Kind != ActDispatch {
+		t.Fatalf("%q", actionKinds(acts))
+	}
+	f.Done() // the client left; Done of the call is never called
+	e.clock.Advance(5 * time.Second)
+	if _, got := e.ask(alice, "What is the capital of France?", nil); !strings.HasPrefix(got, "embed") {
+		t.Fatalf("after the abandoned call's deadline: %q", got)
+	}
+}
+
+// Confirmation records live in a fixed number of slots: however many
+// answers are confirmed, the shared data they use is bounded, and an
+// answer whose slot another answer took is unconfirmed, never confirmed
+// by the other's record.
+func TestSemanticConfirmationRecordsAreBounded(t *testing.T) {
+	defer func(n uint64) { semConfirmSlots = n }(semConfirmSlots)
+	semConfirmSlots = 8
+	e := newSemEnv(t, "")
+	for i := 0; i < 50; i++ {
+		q := fmt.Sprintf("question number %d", i)
+		f, _ := e.ask(alice, q, nil)
+		e.answer(f, "a")
+		e.ask(alice, q, nil) // exact hit: confirms
+	}
+	n := 0
+	for k := range e.store.m {
+		if strings.HasPrefix(k, "modelcache/semc/") {
+			n++
+		}
+	}
+	if n > 8 {
+		t.Fatalf("%d confirmation keys for 8 slots", n)
+	}
+	confirmed := 0
+	for i := 0; i < 50; i++ {
+		req := e.cache.Begin(e.route("chat"), "POST", "/v1/chat/completions", alice)
+		e.cache.SetBody(req, []byte(chatRequest(fmt.Sprintf("question number %d", i))))
+		if e.cache.Lookup(req) != Serve {
+			t.Fatal("not stored")
+		}
+		if c := e.cache.semConfirmState(req.FP).of(req.Entry.StoredAt); c.confirmed {
+			confirmed++
+		}
+	}
+	if confirmed > 8 {
+		t.Fatalf("%d answers confirmed through 8 slots", confirmed)
+	}
+}
+
+// A full index makes room by dropping turns whose answers expired: it does
+// not stop indexing for good once max_entries turns were ever indexed.
+func TestSemanticFullIndexReclaimsExpiredTurns(t *testing.T) {
+	e := newSemEnv(t, `,"max_entries":2`)
+	store := func(q string) string {
+		f, _ := e.ask(alice, q, nil)
+		return e.answer(f, "a")
+	}
+	store("question number one")
+	store("question number two")
+	if got := store("question number three"); !strings.Contains(got, "semantic.index_full") {
+		t.Fatalf("third: %q", got)
+	}
+	e.clock.Advance(2 * time.Hour) // the route's ttl is 1h
+	if got := store("question number four"); !strings.Contains(got, "semantic.indexed") {
+		t.Fatalf("after the indexed answers expired: %q", got)
+	}
+}
