@@ -201,7 +201,7 @@ type l2Look struct {
 // parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen entry
 // lease: {"MGET":[gen|null, gen|null, value|null, token|null]}. ok is
 // false for anything else (an error reply, garbage).
-func parseL2Lookup(body []byte) (l l2Look, ok bool) {
+func parseL2Lookup(body []byte, max int) (l l2Look, ok bool) {
 	if !gjson.ValidBytes(body) {
 		return l, false
 	}

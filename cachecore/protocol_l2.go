@@ -77,7 +77,7 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 	var look l2Look
 	ok := !res.Failed && !res.NotStarted && res.Status == 200
 	if ok {
-		look, ok = parseL2Lookup(res.Body)
+		look, ok = parseL2Lookup(res.Body, 0)
 	}
 	if !ok {
 		if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
