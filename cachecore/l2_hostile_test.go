@@ -48,7 +48,7 @@ func TestL2PurgeLogDeletedOrTrimmedStillPurgesL1(t *testing.T) {
 		m.step(res.L2.Done(m.wd.do(res.L2)))
 	}
 	m.clock.Advance(DefaultL2SyncInterval)
-	m.step(m.p[1].L2Tick()) // B's cursor = 3
+	m.step(m.p[1].L2Tick())                      // B's cursor = 3
 	delete(m.wd.lists, DefaultL2Prefix+"purges") // operator deletes (or LTRIMs) the log
 	m.ask(0, "hello", "world")
 	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
@@ -317,6 +317,7 @@ func (m *l2Mesh) stepWakes(acts []Action) (string, []Outcome) {
 func TestL2HitNotInstalledNeverFailsLocalFollowers(t *testing.T) {
 	m := newL2Mesh(t, `,"lease_ttl":"10s"`)
 	m.ask(0, "hello", "world") // in L2
+	m.ask(1, "other", "x")     // B knows the model
 	c := m.p[1]
 	var fs []*Flight
 	var first []Action
@@ -367,7 +368,7 @@ func TestL2HitNotInstalledNeverFailsLocalFollowers(t *testing.T) {
 			}
 		}
 	}
-	if len(served) != 3 || m.upstream != 1 {
+	if len(served) != 3 || m.upstream != 2 {
 		t.Fatalf("followers served %v, upstream calls %d", served, m.upstream)
 	}
 }
