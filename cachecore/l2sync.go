@@ -150,6 +150,9 @@ func (c *Cache) L2Tick() []Action {
 // l2SyncError counts a log read webdis answered with garbage (on the
 // first route: the log belongs to none).
 func (c *Cache) l2SyncError() []Action {
+	if len(c.cfg.Routes) == 0 {
+		return nil
+	}
 	return []Action{{Kind: ActCount, Event: EvL2Error, Route: c.cfg.Routes[0]}}
 }
 
