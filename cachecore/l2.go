@@ -217,8 +217,9 @@ type l2Look struct {
 
 // l2AnswerCap bounds the size of a webdis answer the filter parses: a
 // lookup's holds one value of at most max_entry_bytes, base64 (4/3) and
-// JSON-quoted, plus generations and a lease token.
-func (c *Cache) l2AnswerCap() int { return 2*c.cfg.L2.MaxEntryBytes + 4096 }
+// JSON-quoted (a JSON writer may escape '/': up to twice that again),
+// plus generations and a lease token.
+func (c *Cache) l2AnswerCap() int { return 3*c.cfg.L2.MaxEntryBytes + 4096 }
 
 // l2JSON reports whether a webdis JSON answer may be parsed: at most max
 // bytes, and valid JSON within the nesting bound (jsonbound.go) — gjson's

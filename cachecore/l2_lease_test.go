@@ -1,8 +1,8 @@
 package cachecore
 
 import (
-	"strings"
 	"fmt"
+	"strings"
 	"testing"
 )
 
