@@ -188,7 +188,7 @@ func TestL2LeaseReleasedWhenClientGoesDuringLeaseCall(t *testing.T) {
 		a := acts[0]
 		acts = acts[1:]
 		if a.Kind == ActDispatch {
-			if strings.HasPrefix(a.Call.Headers[1][1], "/SET/") {
+			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/") && strings.Contains(h, "/NX/EX/") { // the lease, not a generation
 				lease = a.Call
 				continue
 			}
@@ -198,8 +198,11 @@ func TestL2LeaseReleasedWhenClientGoesDuringLeaseCall(t *testing.T) {
 	if lease == nil {
 		t.Fatal("no lease call")
 	}
-	m.step(f.Done()) // client gone
-	m.step(lease.Done(m.wd.do(lease)))
+	m.step(f.Done()) // client gone: the host calls Gone, not Done
+	if lease.Gone == nil {
+		t.Fatal("the lease call has nothing to do once its request is gone")
+	}
+	m.step(lease.Gone(m.wd.do(lease)))
 	for k := range m.wd.kv {
 		if strings.Contains(k, ":l:") {
 			b, got := m.begin(1, 1, "q")

@@ -22,7 +22,7 @@ func TestL2LeaseCallTimeoutCountedAndReleased(t *testing.T) {
 		a := acts[0]
 		acts = acts[1:]
 		if a.Kind == ActDispatch {
-			if strings.HasPrefix(a.Call.Headers[1][1], "/SET/") {
+			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/") && strings.Contains(h, "/NX/EX/") { // the lease, not a generation
 				lease = a.Call
 				continue
 			}

@@ -157,22 +157,20 @@ func (f *Flight) l2Lease() *Call {
 	call := c.webdis("GET", "/SET/"+k.lease+"/"+token+"/NX/EX/"+strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds()))+".raw", nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
 	call.start = c.nowMs()
+	// The request ended (its client went away) during the call: the
+	// host calls Gone, not Done.
+	call.Gone = func(res CallResult) []Action {
+		if leaseMayBeHeld(res, leaseReply(res)) {
+			return []Action{{Kind: ActDispatch, Call: c.l2Release(req)}}
+		}
+		return nil
+	}
 	call.Done = func(res CallResult) []Action {
 		f.reset()
-		v := respBad
-		if !res.Failed && !res.NotStarted && res.Status == 200 {
-			v = parseRESP(res.Body)
-		}
-		// The lease may be in Redis: won, or a call that started and
-		// failed (a timeout after Redis set it). It is released once
-		// the request no longer needs it.
-		mayHold := v == respSimple || (!res.NotStarted && v != respNil && v != respError)
+		v := leaseReply(res)
+		mayHold := leaseMayBeHeld(res, v)
 		if f.state != flightL2 {
-			// The request ended (its client went away) during the call.
-			if mayHold {
-				return []Action{{Kind: ActDispatch, Call: c.l2Release(req)}}
-			}
-			return nil
+			return call.Gone(res)
 		}
 		if mayHold {
 			req.l2.lease = true
@@ -199,6 +197,20 @@ func (f *Flight) l2Lease() *Call {
 		return f.actions()
 	}
 	return call
+}
+
+func leaseReply(res CallResult) respKind {
+	if !res.Failed && !res.NotStarted && res.Status == 200 {
+		return parseRESP(res.Body)
+	}
+	return respBad
+}
+
+// leaseMayBeHeld: the lease may be in Redis after the call — won, or a
+// call that started and failed (a timeout after Redis set it). It is
+// released once the request no longer needs it.
+func leaseMayBeHeld(res CallResult, v respKind) bool {
+	return v == respSimple || (!res.NotStarted && v != respNil && v != respError)
 }
 
 // l2CreateGen creates a missing generation at a random start (SET NX,
