@@ -133,7 +133,8 @@ func (c *Cache) l2On(req *Request) bool {
 	return c.cfg.L2 != nil && req.batch == nil && req.Status == StatusMiss
 }
 
-// l2Identity is the request's key without the proxy-local generation.
+// l2Identity is the request's key without the proxy-local generation:
+// the stable part (namespace and canonical request) and the version.
 func (req *Request) l2Identity() []byte {
 	id := make([]byte, 0, req.stableLen+versionIDLen)
 	id = append(id, req.Key[:req.stableLen]...)
@@ -153,67 +154,103 @@ func l2Hash(parts ...[]byte) string {
 }
 
 type l2Keys struct {
-	entry, all, model, lease string
+	entry, entryGen, all, model, lease string
 }
 
-func (c *Cache) l2Keys(req *Request, identity []byte) l2Keys {
+// l2Keys names the request's Redis keys. The entry's keys derive from the
+// stable part of its identity only — not the model version — so that an
+// entry purge reaches the entry whatever version the purging proxy knows
+// (or does not know); the version is verified inside the value.
+func (c *Cache) l2Keys(req *Request) l2Keys {
 	p := c.cfg.L2.Prefix
-	h := l2Hash(identity)
-	return l2Keys{entry: p + "e:" + h, all: p + "g", model: p + l2ModelGen(req.Route.Name, req.Model), lease: p + "l:" + h}
+	h := l2Hash(req.Key[:req.stableLen])
+	return l2Keys{entry: p + "e:" + h, entryGen: p + "n:" + h, all: p + "g", model: p + l2ModelGen(req.Route.Name, req.Model), lease: p + "l:" + h}
 }
 
 func l2ModelGen(route, model string) string { return "g:" + l2Hash([]byte(route), []byte(model)) }
 
 // The L2 value is base64 (standard, padded) of (little-endian):
 //
-//	"ML2" 1 | u64 all-generation | u64 model-generation | u32 CRC-32C of the rest | entry (Entry wire format, Key = L2 identity)
+//	"ML2" 2 | u64 all-generation | u64 model-generation | u64 entry-generation | u32 CRC-32C of the rest |
+//	u16 length + the model version the answer reported | entry (Entry wire format, Key = L2 identity)
 //
 // A value is served only if it is whole (checksum), for this very request
-// (its key equals the identity byte for byte) and of the current
-// generations.
-const l2ValueHeader = 4 + 8 + 8 + 4
+// (its key equals the identity byte for byte, version included) and of the
+// current generations.
+const l2ValueHeader = 4 + 8 + 8 + 8 + 4
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-type l2Gens struct{ all, model uint64 }
+// l2Gens are the generations a value is written under. The all and model
+// generations must exist in Redis (a missing one is created at a random
+// start, never read as 0: see l2Looked); the entry generation exists only
+// once the entry was purged, so a missing one is 0.
+type l2Gens struct{ all, model, entry uint64 }
 
 // Base64 because webdis relays binary values faithfully only in its raw
 // (RESP) output, and that output drops the nil elements of an array (an
 // MGET with a missing key): the lookup reads webdis' JSON instead, where
-// only text survives.
-func encodeL2Value(e *Entry, g l2Gens) []byte {
-	b := make([]byte, l2ValueHeader, l2ValueHeader+e.EncodedSize())
-	copy(b, "ML2\x01")
+// only text survives. ok is false when the version is too long to frame.
+func encodeL2Value(e *Entry, g l2Gens, version string) ([]byte, bool) {
+	if len(version) > 0xffff {
+		return nil, false
+	}
+	b := make([]byte, l2ValueHeader, l2ValueHeader+2+len(version)+e.EncodedSize())
+	copy(b, "ML2\x02")
 	binary.LittleEndian.PutUint64(b[4:], g.all)
 	binary.LittleEndian.PutUint64(b[12:], g.model)
+	binary.LittleEndian.PutUint64(b[20:], g.entry)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(version)))
+	b = append(b, version...)
 	b = e.AppendEncode(b)
-	binary.LittleEndian.PutUint32(b[20:], crc32.Checksum(b[l2ValueHeader:], crcTable))
-	return base64.StdEncoding.AppendEncode(nil, b)
+	binary.LittleEndian.PutUint32(b[28:], crc32.Checksum(b[l2ValueHeader:], crcTable))
+	return base64.StdEncoding.AppendEncode(nil, b), true
 }
 
 // l2Look is what a lookup found.
 type l2Look struct {
-	gens   l2Gens
-	value  []byte // nil: no entry
-	leased bool   // another request (of any proxy) leads the key
+	gens    l2Gens
+	missing []string // generation keys that do not exist (all, model)
+	value   []byte   // nil: no entry
+	leased  bool     // another request (of any proxy) leads the key
 }
 
-// parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen entry
-// lease: {"MGET":[gen|null, gen|null, value|null, token|null]}. ok is
-// false for anything else (an error reply, garbage).
-func parseL2Lookup(body []byte) (l l2Look, ok bool) {
-	if !gjson.ValidBytes(body) {
+// l2AnswerCap bounds the size of a webdis answer the filter parses: a
+// lookup's holds one value of at most max_entry_bytes, base64 (4/3) and
+// JSON-quoted (a JSON writer may escape '/': up to twice that again),
+// plus generations and a lease token.
+func (c *Cache) l2AnswerCap() int { return 3*c.cfg.L2.MaxEntryBytes + 4096 }
+
+// l2JSON reports whether a webdis JSON answer may be parsed: at most max
+// bytes, and valid JSON within the nesting bound (jsonbound.go) — gjson's
+// validator recurses, and a bomb must not reach it.
+func l2JSON(body []byte, max int) bool {
+	return len(body) <= max && checkJSON(body) == ReasonNone
+}
+
+// parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen
+// entry-gen entry lease: {"MGET":[gen|null, gen|null, gen|null,
+// value|null, token|null]}. ok is false for anything else (an error reply,
+// garbage, an answer over max bytes or too deep).
+func parseL2Lookup(body []byte, max int, keys ...string) (l l2Look, ok bool) {
+	if !l2JSON(body, max) {
 		return l, false
 	}
 	arr := gjson.GetBytes(body, "MGET")
-	items := arr.Array()
-	if !arr.IsArray() || len(items) != 4 {
+	if !arr.IsArray() {
 		return l, false
 	}
-	gens := [2]*uint64{&l.gens.all, &l.gens.model}
-	for i, it := range items[:2] {
+	items := arr.Array()
+	if len(items) != 5 {
+		return l, false
+	}
+	gens := [3]*uint64{&l.gens.all, &l.gens.model, &l.gens.entry}
+	for i, it := range items[:3] {
 		switch it.Type {
 		case gjson.Null:
+			if i < 2 && i < len(keys) {
+				l.missing = append(l.missing, keys[i])
+			}
 		case gjson.String:
 			n, err := strconv.ParseUint(it.Str, 10, 64)
 			if err != nil {
@@ -224,10 +261,10 @@ func parseL2Lookup(body []byte) (l l2Look, ok bool) {
 			return l, false
 		}
 	}
-	switch items[2].Type {
+	switch items[3].Type {
 	case gjson.Null:
 	case gjson.String:
-		v, err := base64.StdEncoding.DecodeString(items[2].Str)
+		v, err := base64.StdEncoding.DecodeString(items[3].Str)
 		if err != nil {
 			v = []byte{} // not ours: counted as rejected
 		}
@@ -235,33 +272,43 @@ func parseL2Lookup(body []byte) (l l2Look, ok bool) {
 	default:
 		return l, false
 	}
-	l.leased = items[3].Type == gjson.String
-	return l, items[3].Type == gjson.String || items[3].Type == gjson.Null
+	l.leased = items[4].Type == gjson.String
+	return l, items[4].Type == gjson.String || items[4].Type == gjson.Null
 }
 
 // Why an L2 value is not served.
 var (
 	errL2Corrupt = errors.New("l2: corrupt value")       // checksum, framing, decoding
 	errL2Foreign = errors.New("l2: another key's value") // identity differs
-	errL2Old     = errors.New("l2: invalidated value")   // generation moved on
+	errL2Old     = errors.New("l2: invalidated value")   // generation moved on, or another model version
 )
 
-func decodeL2Value(v, identity []byte, g l2Gens) (*Entry, error) {
-	if len(v) < l2ValueHeader || string(v[:4]) != "ML2\x01" ||
-		binary.LittleEndian.Uint32(v[20:]) != crc32.Checksum(v[l2ValueHeader:], crcTable) {
-		return nil, errL2Corrupt
+// decodeL2Value checks v against the request's identity (whose first
+// stable bytes are version-free) and the current generations; it returns
+// the entry and the model version its answer reported.
+func decodeL2Value(v, identity []byte, stable int, g l2Gens) (*Entry, string, error) {
+	if len(v) < l2ValueHeader+2 || string(v[:4]) != "ML2\x02" ||
+		binary.LittleEndian.Uint32(v[28:]) != crc32.Checksum(v[l2ValueHeader:], crcTable) {
+		return nil, "", errL2Corrupt
 	}
-	e, err := DecodeEntry(v[l2ValueHeader:])
+	n := int(binary.LittleEndian.Uint16(v[l2ValueHeader:]))
+	rest := v[l2ValueHeader+2:]
+	if len(rest) < n {
+		return nil, "", errL2Corrupt
+	}
+	version := string(rest[:n])
+	e, err := DecodeEntry(rest[n:])
 	if err != nil {
-		return nil, errL2Corrupt
+		return nil, "", errL2Corrupt
 	}
-	if !bytes.Equal(e.Key, identity) {
-		return nil, errL2Foreign
+	if len(e.Key) != len(identity) || !bytes.Equal(e.Key[:stable], identity[:stable]) {
+		return nil, "", errL2Foreign
 	}
-	if binary.LittleEndian.Uint64(v[4:]) != g.all || binary.LittleEndian.Uint64(v[12:]) != g.model {
-		return nil, errL2Old
+	if !bytes.Equal(e.Key, identity) || binary.LittleEndian.Uint64(v[4:]) != g.all ||
+		binary.LittleEndian.Uint64(v[12:]) != g.model || binary.LittleEndian.Uint64(v[20:]) != g.entry {
+		return nil, "", errL2Old
 	}
-	return e, nil
+	return e, version, nil
 }
 
 // webdis calls: GET for short commands, PUT (the body is the last
@@ -368,11 +415,23 @@ func (c *Cache) l2PurgeAll() *Call {
 	return c.l2Invalidate("INCR", c.cfg.L2.Prefix+"g", "everything")
 }
 
-// l2PurgeEntry deletes one request's entry from L2 (not an embeddings
-// batch: its items are not in L2).
+// l2PurgeEntry invalidates one request's entry in L2 (not an embeddings
+// batch: its items are not in L2): INCR of the entry's generation — a
+// write-behind already under way carries the old one, so it can never be
+// served — then DEL of the value, to free it (and so that the loss of the
+// generation key cannot bring it back). Both keys are version-free: the
+// purge reaches the entry whatever model version this proxy knows.
 func (c *Cache) l2PurgeEntry(req *Request) *Call {
 	if c.cfg.L2 == nil || req.batch != nil || req.Key == nil {
 		return nil
 	}
-	return c.l2Invalidate("DEL", c.l2Keys(req, req.l2Identity()).entry, "an entry of route "+req.Route.Name)
+	k := c.l2Keys(req)
+	what := "an entry of route " + req.Route.Name
+	incr := c.l2Invalidate("INCR", k.entryGen, what)
+	del := c.l2Invalidate("DEL", k.entry, what)
+	done := incr.Done
+	incr.Done = func(res CallResult) []Action {
+		return append(done(res), Action{Kind: ActDispatch, Call: del})
+	}
+	return incr
 }

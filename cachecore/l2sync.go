@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"time"
@@ -10,23 +11,35 @@ import (
 )
 
 // Purges reach other proxies' L1 through a log in Redis: the proxy that
-// takes a purge appends it (RPUSH <prefix>purges), and every VM reads the
-// entries it has not seen every l2.sync_interval (LRANGE from its cursor)
-// and applies those of other proxies to its own L1. A purged entry is thus
-// gone from every proxy's L1 within about sync_interval + tick_period;
-// from L2 it is gone at once (the generations, l2.go).
+// takes a purge appends a record of it (RPUSH <prefix>purges), and every
+// VM reads the records it has not seen every l2.sync_interval (LRANGE from
+// its cursor) and applies those of other proxies to its own L1. A purged
+// entry is thus gone from every proxy's L1 within about sync_interval +
+// tick_period; from L2 it is gone at once (the generations, l2.go).
 //
-// A log entry is base64 of: origin (16 hex digits: this process) '\n'
-// authority '\n' purge body.
+// A record is base64 of lines: "2", origin (16 hex digits: this process),
+// a random nonce (so that no two records are equal), the scope ("all",
+// "model" or "entry"), the route and the model (Go-quoted), and for an
+// entry the base64 of its stable identity (namespace with the tenant's
+// hash, and canonical request — what every L2 value holds already). Never
+// the purge body: it carries the tenant's credential.
+//
+// The cursor is an index into the list, which an operator may trim or
+// delete: every read starts one record before the cursor, and that record
+// must be the last one this VM read. If it is not (the log was trimmed,
+// deleted or rewritten), records may have been missed: the VM drops its
+// whole L1 (it cannot know what else to drop) and reads the log anew.
 
 // DefaultL2SyncInterval is how often a VM reads the purge log.
 const DefaultL2SyncInterval = time.Second
 
 type l2Sync struct {
-	started bool  // the cursor is set (LLEN at start: history is not replayed)
-	cursor  int64 // the next log index to read
-	busy    bool  // a read is under way
-	next    int64 // unix ms of the next read
+	started  bool   // the cursor is set (LLEN at start: history is not replayed)
+	baseline bool   // the next read's first record is the last one before the cursor, taken as is
+	cursor   int64  // the next log index to read
+	last     string // the record at cursor-1, as read ("" at index 0)
+	busy     bool   // a read is under way
+	next     int64  // unix ms of the next read
 }
 
 const l2SyncBatch = 32
@@ -38,13 +51,27 @@ func (c *Cache) l2Origin() string {
 	return strconv.FormatUint(c.fingerprint([]byte("modelcache l2 origin")), 16)
 }
 
-// l2Log is the call that appends a purge to the log (nil without L2).
-func (c *Cache) l2Log(body []byte, authority string) *Call {
+// l2Record is what the log says of a purge (after origin and nonce); ""
+// without L2.
+func (c *Cache) l2Record(scope, route, model string, stable []byte) string {
+	if c.cfg.L2 == nil {
+		return ""
+	}
+	r := scope + "\n" + strconv.Quote(route) + "\n" + strconv.Quote(model)
+	if stable != nil {
+		r += "\n" + base64.StdEncoding.EncodeToString(stable)
+	}
+	return r
+}
+
+// l2Log is the call that appends a purge's record to the log (nil without
+// L2 or without a record).
+func (c *Cache) l2Log(record string) *Call {
 	l := c.cfg.L2
-	if l == nil {
+	if l == nil || record == "" {
 		return nil
 	}
-	entry := c.l2Origin() + "\n" + authority + "\n" + string(body)
+	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + record
 	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", base64.StdEncoding.AppendEncode(nil, []byte(entry)), l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
@@ -54,6 +81,10 @@ func (c *Cache) l2Log(body []byte, authority string) *Call {
 	}
 	return call
 }
+
+// l2SyncCap bounds a log read's answer: l2SyncBatch+1 records, each at
+// most a request's identity, base64 twice and JSON-quoted.
+func (c *Cache) l2SyncCap() int { return (l2SyncBatch + 1) * (2*c.cfg.MaxRequestBytes + 4096) }
 
 // L2Tick is the VM's periodic L2 step (the host calls it on every tick):
 // read the purge log and apply other proxies' purges to this L1.
@@ -67,46 +98,145 @@ func (c *Cache) L2Tick() []Action {
 	key := l.Prefix + "purges"
 	path := "/LLEN/" + key
 	if c.l2s.started {
-		path = "/LRANGE/" + key + "/" + strconv.FormatInt(c.l2s.cursor, 10) + "/" + strconv.FormatInt(c.l2s.cursor+l2SyncBatch-1, 10)
+		from := max(c.l2s.cursor-1, 0)
+		path = "/LRANGE/" + key + "/" + strconv.FormatInt(from, 10) + "/" + strconv.FormatInt(c.l2s.cursor+l2SyncBatch-1, 10)
 	}
 	call := c.webdis("GET", path, nil, l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		c.l2s.busy = false
-		if res.Failed || res.NotStarted || res.Status != 200 || !gjson.ValidBytes(res.Body) {
+		if res.Failed || res.NotStarted || res.Status != 200 {
 			return nil // read again next time
+		}
+		if !l2JSON(res.Body, c.l2SyncCap()) {
+			return c.l2SyncError()
 		}
 		if !c.l2s.started {
 			n := gjson.GetBytes(res.Body, "LLEN")
-			if n.Type == gjson.Number {
-				c.l2s.started, c.l2s.cursor = true, n.Int()
+			if n.Type != gjson.Number {
+				return c.l2SyncError()
 			}
+			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), "", n.Int() > 0
 			return nil
 		}
-		items := gjson.GetBytes(res.Body, "LRANGE")
-		if !items.IsArray() {
-			return nil
+		arr := gjson.GetBytes(res.Body, "LRANGE")
+		if !arr.IsArray() {
+			return c.l2SyncError()
+		}
+		items := arr.Array()
+		if c.l2s.cursor > 0 {
+			if len(items) == 0 || items[0].Type != gjson.String || (!c.l2s.baseline && items[0].Str != c.l2s.last) {
+				return c.l2LogLost()
+			}
+			c.l2s.baseline, c.l2s.last = false, items[0].Str
+			items = items[1:]
+		}
+		if len(items) == l2SyncBatch {
+			c.l2s.next = now // more to read: at the next tick
 		}
 		var acts []Action
 		me := c.l2Origin()
-		for _, it := range items.Array() {
+		for _, it := range items {
 			c.l2s.cursor++
-			if len(items.Array()) == l2SyncBatch {
-				c.l2s.next = now // more to read: at the next tick
+			c.l2s.last = it.Str
+			if msg := c.l2Apply(it.Str, me); msg != "" {
+				acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte(msg)})
 			}
-			raw, err := base64.StdEncoding.DecodeString(it.Str)
-			origin, rest, ok1 := strings.Cut(string(raw), "\n")
-			authority, body, ok2 := strings.Cut(rest, "\n")
-			if err != nil || !ok1 || !ok2 || origin == me {
-				continue
-			}
-			pr, err := c.purge([]byte(body), authority) // its L2 part is done already
-			msg := "l2: applied another proxy's purge (" + pr.Scope + ")"
-			if err != nil {
-				msg = "l2: another proxy's purge could not be applied here: " + err.Error()
-			}
-			acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte(msg)})
 		}
 		return acts
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// l2SyncError counts a log read webdis answered with garbage (on the
+// first route: the log belongs to none).
+func (c *Cache) l2SyncError() []Action {
+	if len(c.cfg.Routes) == 0 {
+		return nil
+	}
+	return []Action{{Kind: ActCount, Event: EvL2Error, Route: c.cfg.Routes[0]}}
+}
+
+// l2LogLost: the log is not what this VM read last (trimmed, deleted,
+// rewritten): purges may have been missed, so the whole L1 goes, and the
+// log is read again from its start.
+func (c *Cache) l2LogLost() []Action {
+	c.l2s.cursor, c.l2s.last, c.l2s.baseline = 0, "", false
+	c.l2s.next = c.nowMs()
+	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
+	if _, err := c.table.Clear(); err != nil {
+		msg = "l2: the purge log was trimmed or deleted since this VM last read it, and L1 could not be dropped: " + err.Error()
+	}
+	return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte(msg)}}
+}
+
+// l2Apply applies one log record to this L1 unless it is this process's
+// own; it returns what to log ("" for nothing).
+func (c *Cache) l2Apply(item, me string) string {
+	raw, err := base64.StdEncoding.DecodeString(item)
+	if err != nil {
+		return "l2: a purge log record could not be read"
+	}
+	f := strings.Split(string(raw), "\n")
+	if len(f) < 4 || f[0] != "2" {
+		return "l2: a purge log record could not be read"
+	}
+	if f[1] == me {
+		return ""
+	}
+	scope := f[3]
+	var route, model string
+	if scope != "all" {
+		var e1, e2 error
+		if len(f) < 6 {
+			return "l2: a purge log record could not be read"
+		}
+		route, e1 = strconv.Unquote(f[4])
+		model, e2 = strconv.Unquote(f[5])
+		if e1 != nil || e2 != nil {
+			return "l2: a purge log record could not be read"
+		}
+	}
+	switch scope {
+	case "all":
+		_, err = c.table.Clear()
+	case "model":
+		if c.routeByName(route) == nil {
+			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route)
+		}
+		err = c.PurgeModel(route, model)
+	case "entry":
+		var stable []byte
+		if len(f) == 7 {
+			stable, err = base64.StdEncoding.DecodeString(f[6])
+		}
+		if len(f) != 7 || err != nil {
+			return "l2: a purge log record could not be read"
+		}
+		err = c.l2RemoveEntry(route, model, stable)
+	default:
+		return "l2: a purge log record of unknown scope " + strconv.Quote(scope)
+	}
+	if err != nil {
+		return "l2: another proxy's purge could not be applied here: " + err.Error()
+	}
+	return "l2: applied another proxy's purge (" + scope + ")"
+}
+
+// l2RemoveEntry removes from L1 the entry whose stable identity is given,
+// keyed with this proxy's own state of its model (version and generation).
+func (c *Cache) l2RemoveEntry(route, model string, stable []byte) error {
+	if c.routeByName(route) == nil {
+		return nil
+	}
+	if _, err := c.keys(); err != nil {
+		return err
+	}
+	st, err := c.loadModel(route, model)
+	if err != nil || !st.Found {
+		return err
+	}
+	k := append(stable[:len(stable):len(stable)], st.Version[:]...)
+	k = binary.LittleEndian.AppendUint64(k, st.Gen)
+	_, err = c.table.Remove(c.fingerprint(k), k)
+	return err
 }

@@ -239,7 +239,7 @@ func (f *Flight) finishLead(o Outcome, status int) {
 		return
 	}
 	f.leader = false
-	if o != OutcomeStored {
+	if o != OutcomeStored && !f.req.l2.hit { // an L2 hit not copied into L1 is no failure
 		f.count(EvLeaderFailed)
 	}
 	if f.req.l2.lease && (o != OutcomeStored || f.req.l2.put == nil) {

@@ -126,6 +126,11 @@ type Call struct {
 	Route   *Route
 	// Done continues the protocol with the call's result.
 	Done func(CallResult) []Action
+	// Gone, if set, is called instead of Done when the call's Stream is
+	// gone by the time the result arrives (its actions are the worker's:
+	// counts, logs, calls with no Stream) — e.g. to release what the call
+	// may have taken.
+	Gone func(CallResult) []Action
 
 	start int64 // when it was made (ms), for the compute time
 }

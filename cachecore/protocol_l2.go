@@ -1,6 +1,9 @@
 package cachecore
 
-import "strconv"
+import (
+	"bytes"
+	"strconv"
+)
 
 // The L2 tier's steps of the request protocol (the store side is l2.go).
 // A request about to go upstream (a leader, or a miss that does not
@@ -11,15 +14,16 @@ import "strconv"
 // answer the request stores is then written to L2 behind the response.
 
 type l2State struct {
-	tried  bool   // the lookup was made (or skipped) once
-	paused bool   // the request was paused when it was made
-	known  bool   // gens read: the answer may be written to L2
-	gens   l2Gens // the generations the lookup saw
-	hit    bool   // answered from L2
-	put    []byte // the value to write (set by Store)
-	until  int64  // its stale_until (unix ms)
-	id     []byte // the L2 identity
-	lease  bool   // holds the cross-proxy lease
+	tried   bool   // the lookup was made (or skipped) once
+	paused  bool   // the request was paused when it was made
+	known   bool   // gens read: the answer may be written to L2
+	gens    l2Gens // the generations the lookup saw
+	hit     bool   // answered from L2
+	put     []byte // the value to write (set by Store)
+	until   int64  // its stale_until (unix ms)
+	id      []byte // the L2 identity
+	lease   bool   // holds (or may hold) the cross-proxy lease
+	creates int    // missing generations created (SET NX) for this request
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
 	nextPoll int64 // unix ms
@@ -52,8 +56,8 @@ func (f *Flight) upstream(resume bool) {
 func (f *Flight) l2Lookup() *Call {
 	c, req := f.c, f.req
 	req.l2.id = req.l2Identity()
-	k := c.l2Keys(req, req.l2.id)
-	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entry+"/"+k.lease, nil, c.cfg.L2.Timeout)
+	k := c.l2Keys(req)
+	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entryGen+"/"+k.entry+"/"+k.lease, nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
 	call.start = c.nowMs()
 	call.Done = func(res CallResult) []Action {
@@ -78,7 +82,8 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 	var look l2Look
 	ok := !res.Failed && !res.NotStarted && res.Status == 200
 	if ok {
-		look, ok = parseL2Lookup(res.Body)
+		k := c.l2Keys(req)
+		look, ok = parseL2Lookup(res.Body, c.l2AnswerCap(), k.all, k.model)
 	}
 	if !ok {
 		if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
@@ -94,15 +99,33 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		return
 	}
 	c.l2Result(true)
+	if len(look.missing) > 0 {
+		// A generation is gone (evicted, Redis restarted or failed over):
+		// reading it as 0 could bring back values purged under 0. Nothing
+		// is served or written until it exists again, created at a random
+		// start (SET NX: the first proxy's wins), then looked up anew.
+		if req.l2.creates < 2 {
+			req.l2.creates++
+			req.l2.paused = resume
+			f.emit(Action{Kind: ActDispatch, Call: f.l2CreateGen(look.missing[0])})
+			return
+		}
+		f.count(EvL2Error)
+		if polling {
+			return
+		}
+		f.l2Upstream(resume)
+		return
+	}
 	req.l2.known, req.l2.gens = true, look.gens
 	if look.value != nil {
-		e, err := decodeL2Value(look.value, req.l2.id, look.gens)
+		e, ver, err := decodeL2Value(look.value, req.l2.id, req.stableLen, look.gens)
 		switch {
 		case err == errL2Corrupt || err == errL2Foreign:
 			f.count(EvL2Rejected) // the answer upstream overwrites it
 		case err == nil && e.FreshUntil-c.nowMs() > c.cfg.L2.TTLSlack.Milliseconds() && c.freshness(req, e, c.nowMs()) == fresh:
 			// (fresh also for the client's max-age and min-fresh)
-			f.l2Serve(e)
+			f.l2Serve(e, ver)
 			return
 		}
 	}
@@ -130,18 +153,28 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 // it waits for that answer (l2Wait).
 func (f *Flight) l2Lease() *Call {
 	c, req := f.c, f.req
-	k := c.l2Keys(req, req.l2.id)
+	k := c.l2Keys(req)
 	token := strconv.FormatUint(c.rand(), 36)
 	call := c.webdis("GET", "/SET/"+k.lease+"/"+token+"/NX/EX/"+strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds()))+".raw", nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
+	call.start = c.nowMs()
+	// The request ended (its client went away) during the call: the
+	// host calls Gone, not Done.
+	call.Gone = func(res CallResult) []Action {
+		if leaseMayBeHeld(res, leaseReply(res)) {
+			return []Action{{Kind: ActDispatch, Call: c.l2Release(req)}}
+		}
+		return nil
+	}
 	call.Done = func(res CallResult) []Action {
 		f.reset()
+		v := leaseReply(res)
+		mayHold := leaseMayBeHeld(res, v)
 		if f.state != flightL2 {
-			return nil
+			return call.Gone(res)
 		}
-		v := respBad
-		if !res.Failed && !res.NotStarted && res.Status == 200 {
-			v = parseRESP(res.Body)
+		if mayHold {
+			req.l2.lease = true
 		}
 		switch v {
 		case respSimple:
@@ -155,9 +188,49 @@ func (f *Flight) l2Lease() *Call {
 			return f.actions()
 		default:
 			c.l2Result(false)
-			f.count(EvL2Error)
+			if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
+				f.count(EvL2Timeout)
+			} else {
+				f.count(EvL2Error)
+			}
 		}
 		f.l2Upstream(true) // paused since the lookup
+		return f.actions()
+	}
+	return call
+}
+
+func leaseReply(res CallResult) respKind {
+	if !res.Failed && !res.NotStarted && res.Status == 200 {
+		return parseRESP(res.Body)
+	}
+	return respBad
+}
+
+// leaseMayBeHeld: the lease may be in Redis after the call — won, or a
+// call that started and failed (a timeout after Redis set it). It is
+// released once the request no longer needs it.
+func leaseMayBeHeld(res CallResult, v respKind) bool {
+	return v == respSimple || (!res.NotStarted && v != respNil && v != respError)
+}
+
+// l2CreateGen creates a missing generation at a random start (SET NX,
+// so that racing proxies agree on the first one), then looks the request
+// up again.
+func (f *Flight) l2CreateGen(key string) *Call {
+	c, req := f.c, f.req
+	start := strconv.FormatUint(c.rand()>>2, 10) // room left for INCR (signed 64-bit in Redis)
+	call := c.webdis("GET", "/SET/"+key+"/"+start+"/NX.raw", nil, c.cfg.L2.Timeout)
+	call.Stream = f.id
+	call.Done = func(res CallResult) []Action {
+		f.reset()
+		if f.state != flightL2 && f.state != flightL2Wait {
+			return nil
+		}
+		if !res.NotStarted {
+			req.l2.paused = true
+		}
+		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
 		return f.actions()
 	}
 	return call
@@ -198,7 +271,9 @@ func (f *Flight) l2Tick() {
 // can lead at once rather than after l2.lease_ttl.
 func (c *Cache) l2Release(req *Request) *Call {
 	req.l2.lease = false
-	return c.l2Invalidate("DEL", c.l2Keys(req, req.l2.id).lease, "the lease of an entry")
+	call := c.l2Invalidate("DEL", c.l2Keys(req).lease, "the lease of an entry")
+	call.Done = func(CallResult) []Action { return nil } // it expires with l2.lease_ttl anyway
+	return call
 }
 
 // l2Upstream: L2 cannot answer; the request goes upstream.
@@ -208,35 +283,52 @@ func (f *Flight) l2Upstream(resume bool) {
 	f.emit(Action{Kind: ActForward, Resume: resume})
 }
 
-// l2Serve answers from the L2 entry e, copied into L1 first so that this
-// proxy's next requests (and the followers woken now) hit locally.
-func (f *Flight) l2Serve(e *Entry) {
+// l2Serve answers from the L2 entry e (whose answer reported the model
+// version ver), copied into L1 first so that this proxy's next requests
+// (and the followers woken now) hit locally. When it cannot be copied, the
+// followers are not told "stored" (they would find nothing and count a
+// leader failure): they are woken as after an abandoned lead, which is no
+// failure — the next one leads and finds the entry in L2 itself.
+func (f *Flight) l2Serve(e *Entry, ver string) {
 	c, req := f.c, f.req
 	f.count(EvL2Hit)
 	req.l2.hit = true
-	if res, ok := c.l2Install(req, e); ok {
+	o := OutcomeAbandoned
+	if res, ok := c.l2Install(req, e, ver); ok {
 		f.emit(Action{Kind: ActNoteStore, Stored: &Stored{Result: res}, Request: req, Route: req.Route})
+		o = OutcomeStored
 	}
 	req.Entry = e
 	req.Status = StatusHit
-	f.finishLead(OutcomeStored, 0)
+	f.finishLead(o, 0)
 	f.serve(StatusHit)
 }
 
 // l2Install stores e in L1 under the request's own key, with the life it
-// has left.
-func (c *Cache) l2Install(req *Request, e *Entry) (StoreResult, bool) {
+// has left. ver is the version the answer reported (from the L2 value,
+// for a header as for a body_path version source); the entry is installed
+// only if this proxy then keys it under the very identity it was written
+// under in L2.
+func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool) {
 	var adm Admission
-	if h := req.Route.ModelVersion.Header; req.Route.ModelVersion.Enabled() && h != "" {
-		adm.Version, _ = header(e.Headers, h)
+	if req.Route.ModelVersion.Enabled() {
+		adm.Version = ver
 	}
 	res, ok := c.prepareStore(req, adm, e.StaleUntil)
 	if !ok {
 		return res, false
 	}
 	c.buildKey(req)
+	if id := req.l2Identity(); !bytes.Equal(id, e.Key) {
+		res.Reason = ReasonInvalidated // this proxy moved to another version meanwhile
+		return res, false
+	}
 	l1 := *e
 	l1.Key = req.Key
+	if l1.EncodedSize() > req.Route.MaxEntryBytes {
+		res.Reason = ReasonTooLarge
+		return res, false
+	}
 	now := c.nowMs()
 	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), l1.StaleUntil, l1.AppendEncode(nil), now)
 	if err != nil {
@@ -249,7 +341,7 @@ func (c *Cache) l2Install(req *Request, e *Entry) (StoreResult, bool) {
 
 // l2Stage keeps the L2 value of an entry just stored in L1 (Store), for
 // the write behind the response.
-func (c *Cache) l2Stage(req *Request, e *Entry) {
+func (c *Cache) l2Stage(req *Request, e *Entry, version string) {
 	l := c.cfg.L2
 	if l == nil || l.Write != "async" || !req.l2.known || req.batch != nil {
 		return
@@ -257,11 +349,15 @@ func (c *Cache) l2Stage(req *Request, e *Entry) {
 	id := req.l2Identity() // the version may have moved on with this answer
 	l2e := *e
 	l2e.Key = id
-	if l2e.EncodedSize()+l2ValueHeader > l.MaxEntryBytes {
+	if l2e.EncodedSize()+l2ValueHeader+2+len(version) > l.MaxEntryBytes {
+		return
+	}
+	v, ok := encodeL2Value(&l2e, req.l2.gens, version)
+	if !ok {
 		return
 	}
 	req.l2.id = id
-	req.l2.put, req.l2.until = encodeL2Value(&l2e, req.l2.gens), e.StaleUntil
+	req.l2.put, req.l2.until = v, e.StaleUntil
 }
 
 // l2Write emits the write-behind of a stored answer: SETEX with the
@@ -272,7 +368,7 @@ func (f *Flight) l2Write() {
 	if req.l2.put == nil {
 		return
 	}
-	k := c.l2Keys(req, req.l2.id)
+	k := c.l2Keys(req)
 	life := (req.l2.until - c.nowMs()) / 1000
 	if life < 0 {
 		return

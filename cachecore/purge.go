@@ -52,6 +52,8 @@ type PurgeResult struct {
 	// L2, with an l2 tier, is the call that carries the purge there; the
 	// host answers the purge request once it is done.
 	L2 *Call
+	// log is the record of the purge for the L2 purge log (l2sync.go).
+	log string
 }
 
 // ErrBadPurge is returned for a purge body the API does not understand.
@@ -64,9 +66,11 @@ func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 	res, err := c.purge(body, authority)
 	if err == nil && res.L2 != nil {
 		// Once L2 has it, the purge goes to the log other proxies read.
-		log, done := c.l2Log(body, authority), res.L2.Done
-		res.L2.Done = func(r CallResult) []Action {
-			return append(done(r), Action{Kind: ActDispatch, Call: log})
+		if log := c.l2Log(res.log); log != nil {
+			done := res.L2.Done
+			res.L2.Done = func(r CallResult) []Action {
+				return append(done(r), Action{Kind: ActDispatch, Call: log})
+			}
 		}
 	}
 	return res, err
@@ -88,14 +92,14 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	switch {
 	case v.Get("all").Bool():
 		n, err := c.table.Clear()
-		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll()}, err
+		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(), log: c.l2Record("all", "", "", nil)}, err
 	case v.Get("model").Exists():
 		name := v.Get("route").String()
 		if c.routeByName(name) == nil {
 			return PurgeResult{}, fmt.Errorf("%w: unknown route %q", ErrBadPurge, name)
 		}
 		model := v.Get("model").String()
-		res := PurgeResult{Scope: "model"}
+		res := PurgeResult{Scope: "model", log: c.l2Record("model", name, model, nil)}
 		if acts := c.l2InvalidateModel(name, model); acts != nil {
 			res.L2 = acts[0].Call
 		}
@@ -129,8 +133,12 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
 		}
 		l2 := c.l2PurgeEntry(req)
+		var log string
+		if l2 != nil {
+			log = c.l2Record("entry", route.Name, req.Model, req.Key[:req.stableLen])
+		}
 		if !req.state.Found {
-			return PurgeResult{Scope: "entry", L2: l2}, nil
+			return PurgeResult{Scope: "entry", L2: l2, log: log}, nil
 		}
 		if req.batch != nil { // embeddings: every item of the batch
 			c.itemKeys(req)
@@ -152,7 +160,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		if freed {
 			n = 1
 		}
-		return PurgeResult{Scope: "entry", Freed: n, L2: l2}, err
+		return PurgeResult{Scope: "entry", Freed: n, L2: l2, log: log}, err
 	}
 	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
 }

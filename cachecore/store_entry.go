@@ -59,7 +59,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	}
 	res.FreshUntil = e.FreshUntil
 	res.Inserts = []InsertResult{ins}
-	c.l2Stage(req, &e)
+	c.l2Stage(req, &e, adm.Version)
 	return res
 }
 

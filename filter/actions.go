@@ -80,7 +80,8 @@ func (p *plugin) performAll(acts []cachecore.Action) {
 func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) bool {
 	_, err := proxywasm.DispatchHttpCall(call.Cluster, call.Headers, call.Body, nil,
 		uint32(call.Timeout.Milliseconds()), func(numHeaders, bodySize, _ int) {
-			if call.Stream != 0 && proxywasm.SetEffectiveContext(call.Stream) != nil {
+			gone := call.Stream != 0 && proxywasm.SetEffectiveContext(call.Stream) != nil
+			if gone && call.Gone == nil {
 				return // the request is gone
 			}
 			res := cachecore.CallResult{Failed: numHeaders == 0}
@@ -88,6 +89,10 @@ func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) b
 				res.Headers, _ = proxywasm.GetHttpCallResponseHeaders()
 				res.Body, _ = proxywasm.GetHttpCallResponseBody(0, bodySize)
 				res.Status = cachecore.CallStatus(res.Headers)
+			}
+			if gone {
+				p.performAll(call.Gone(res))
+				return
 			}
 			then(call.Done(res))
 		})
