@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -259,29 +260,37 @@ func signsInto(b []byte, vec []byte) []byte {
 	return b
 }
 
-// words reads packed sign bits as 64-bit words.
+// words reads packed sign bits as 64-bit words (in the machine's byte
+// order, as hamming reads a record's: popcount(a^b) does not depend on it).
 func words(b []byte) []uint64 {
 	w := make([]uint64, len(b)/8)
 	for i := range w {
-		w[i] = binary.LittleEndian.Uint64(b[i*8:])
+		w[i] = load64(b[i*8:])
 	}
 	return w
+}
+
+// load64 is one 64-bit load in the machine's byte order (one i64.load in
+// wasm, where binary.LittleEndian.Uint64 is eight byte loads).
+func load64(b []byte) uint64 {
+	_ = b[7]
+	return *(*uint64)(unsafe.Pointer(&b[0]))
 }
 
 func hamming(q []uint64, b []byte) int {
 	if len(q) == 6 { // 384 dimensions (e5-small, MiniLM): unrolled
 		b = b[:48]
-		return bits.OnesCount64(q[0]^binary.LittleEndian.Uint64(b[0:])) +
-			bits.OnesCount64(q[1]^binary.LittleEndian.Uint64(b[8:])) +
-			bits.OnesCount64(q[2]^binary.LittleEndian.Uint64(b[16:])) +
-			bits.OnesCount64(q[3]^binary.LittleEndian.Uint64(b[24:])) +
-			bits.OnesCount64(q[4]^binary.LittleEndian.Uint64(b[32:])) +
-			bits.OnesCount64(q[5]^binary.LittleEndian.Uint64(b[40:]))
+		return bits.OnesCount64(q[0]^load64(b[0:])) +
+			bits.OnesCount64(q[1]^load64(b[8:])) +
+			bits.OnesCount64(q[2]^load64(b[16:])) +
+			bits.OnesCount64(q[3]^load64(b[24:])) +
+			bits.OnesCount64(q[4]^load64(b[32:])) +
+			bits.OnesCount64(q[5]^load64(b[40:]))
 	}
 	b = b[:len(q)*8]
 	h := 0
 	for i, w := range q {
-		h += bits.OnesCount64(w ^ binary.LittleEndian.Uint64(b[i*8:]))
+		h += bits.OnesCount64(w ^ load64(b[i*8:]))
 	}
 	return h
 }
