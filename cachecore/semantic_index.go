@@ -16,10 +16,11 @@ import (
 // of up to semSegRecords records, each with a small companion value
 // holding just its records' sign bits:
 //
-//	modelcache/sem/<ns>/<partition>/h      segment count (u32)
-//	modelcache/sem/<ns>/<partition>/r<i>   segment: u16 count, u16 dim, then records
-//	modelcache/sem/<ns>/<partition>/s<i>   its signs: u16 count, u16 dim, then count × (i64 fresh until | ⌈dim/64⌉×8 sign bytes)
-//	modelcache/sem/<ns>/n                  records indexed in the namespace (u32)
+//	modelcache/sem2/<ns>/<partition>/h      segment count (u32)
+//	modelcache/sem2/<ns>/<partition>/r<i>   segment: u16 count, u16 dim, then records
+//	modelcache/sem2/<ns>/<partition>/s<i>   its signs: u16 count, u16 dim, then count × (i64 fresh until | ⌈dim/64⌉×8 sign bytes)
+//	modelcache/sem2/<ns>/n                  records indexed in the namespace (u32)
+//	modelcache/sem2/<ns>/parts              its partitions (u64 each)
 //
 // A record is the stored turn's vector quantised to int8 with its norm,
 // and the turn's canonical JSON (which rebuilds the entry's exact key and
@@ -61,8 +62,16 @@ const (
 	semSignHead = 8
 )
 
+// semNamespace is the keys' prefix of namespace ns. "sem2": the layout
+// with signs values; the previous layout's keys ("sem/") are never read
+// (a module upgrade keeps the shared data), so its records can neither be
+// misread nor hold the new index's count at max_entries.
+func semNamespace(ns uint64) string {
+	return "modelcache/sem2/" + strconv.FormatUint(ns, 16) + "/"
+}
+
 func semPrefix(ns, part uint64) string {
-	return "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/" + strconv.FormatUint(part, 16) + "/"
+	return semNamespace(ns) + strconv.FormatUint(part, 16) + "/"
 }
 
 // semKeys builds a partition's segment and signs keys in place (the
@@ -389,7 +398,7 @@ func (ix semIndexStore) publishSigns(prefix string, i int) {
 
 // add appends a record to the partition. It reports what to count.
 func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *int) (Event, error) {
-	countKey := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/n"
+	countKey := semNamespace(ns) + "n"
 	swept := false
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(countKey)
@@ -478,7 +487,7 @@ const semSweepSegments = 16
 // at partition *cursor, dropping records no longer fresh at now; the
 // namespace's count goes down by what it dropped, which it returns.
 func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
-	base := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/"
+	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
 	nparts := len(parts) / 8
 	if err != nil || nparts == 0 {
@@ -571,7 +580,7 @@ func (ix semIndexStore) compactSeg(key string, now int64) int {
 
 // register lists a new partition in its namespace, for reclaim.
 func (ix semIndexStore) register(ns, part uint64) {
-	key := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/parts"
+	key := semNamespace(ns) + "parts"
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(key)
 		if err != nil && err != ErrNotFound {
@@ -587,7 +596,7 @@ func (ix semIndexStore) register(ns, part uint64) {
 // longer in use) and resets its count; it returns the records freed.
 // Shared data cannot delete keys: their values become empty.
 func (ix semIndexStore) reclaim(ns uint64) int {
-	base := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/"
+	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
 	if err != nil {
 		return 0
