@@ -4,32 +4,42 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
 
 // The semantic index lives in the shared Store, so every worker sees the
 // same one. Per (embedding namespace, partition) it is a list of segments
-// of up to semSegRecords records:
+// of up to semSegRecords records, each with a small companion value
+// holding just its records' sign bits:
 //
-//	modelcache/sem/<ns>/<partition>/h      segment count (u32)
-//	modelcache/sem/<ns>/<partition>/<i>    u16 count, u16 dim, then records
-//	modelcache/sem/<ns>/n                  records indexed in the namespace (u32)
+//	modelcache/sem2/<ns>/<partition>/h      segment count (u32)
+//	modelcache/sem2/<ns>/<partition>/r<i>   segment: u16 count, u16 dim, then records
+//	modelcache/sem2/<ns>/<partition>/s<i>   its signs: u16 count, u16 dim, then count × (i64 fresh until | ⌈dim/64⌉×8 sign bytes)
+//	modelcache/sem2/<ns>/n                  records indexed in the namespace (u32)
+//	modelcache/sem2/<ns>/parts              its partitions (u64 each)
 //
-// A record is the stored turn's vector quantised to int8 with its norm
-// and its sign bits, and the turn's canonical JSON (which rebuilds the
-// entry's exact key and feeds the guards):
+// A record is the stored turn's vector quantised to int8 with its norm,
+// and the turn's canonical JSON (which rebuilds the entry's exact key and
+// feeds the guards):
 //
-//	f32 norm | i64 fresh until | ⌈dim/64⌉×8 sign bytes | dim × i8 | u16 len | turn
+//	f32 norm | i64 fresh until | dim × i8 | u16 len | turn
 //
-// so an entry costs dim + ⌈dim/64⌉×8 + 14 + len(turn) bytes (plus the Store's per-key
-// overhead once per segment). max_entries bounds the records of one
-// namespace; when it is reached, a sweep drops the records whose answers
-// are no longer fresh (a few segments per store, resuming where the last
-// stopped); only if none could be dropped is the turn not indexed
-// (counted index_full). A
-// search reads only its own partition's segments.
+// so an entry costs dim + ⌈dim/64⌉×8 + 22 + len(turn) bytes (plus the
+// Store's per-key overhead twice per segment). A search reads every signs
+// value of its partition (~56 bytes a record) and only the segments that
+// hold its shortlist. The signs value is derived from its segment (see
+// publishSigns); the two are written one after the other, so a reader may
+// find them disagreeing: then the record the signs named is skipped (a
+// missed near match), and nothing read from a signs value is ever served
+// or scored — a candidate's similarity, freshness and turn all come from
+// its segment. max_entries bounds the records of one namespace; when it
+// is reached, a sweep drops the records whose answers are no longer fresh
+// (a few segments per store, resuming where the last stopped); only if
+// none could be dropped is the turn not indexed (counted index_full).
 
 const (
 	semSegRecords = 64
@@ -44,14 +54,38 @@ type semIndexStore struct {
 func (c *Cache) semIndex() semIndexStore { return semIndexStore{c.store, c.nowMs()} }
 
 // semRecHead is a record's norm and fresh-until time; semSegHead a
-// segment's record count and dimension.
+// segment's (and a signs value's) record count and dimension; semSignHead
+// a signs entry's fresh-until time.
 const (
-	semRecHead = 12
-	semSegHead = 4
+	semRecHead  = 12
+	semSegHead  = 4
+	semSignHead = 8
 )
 
+// semNamespace is the keys' prefix of namespace ns. "sem2": the layout
+// with signs values; the previous layout's keys ("sem/") are never read
+// (a module upgrade keeps the shared data), so its records can neither be
+// misread nor hold the new index's count at max_entries.
+func semNamespace(ns uint64) string {
+	return "modelcache/sem2/" + strconv.FormatUint(ns, 16) + "/"
+}
+
 func semPrefix(ns, part uint64) string {
-	return "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/" + strconv.FormatUint(part, 16) + "/"
+	return semNamespace(ns) + strconv.FormatUint(part, 16) + "/"
+}
+
+// semKeys builds a partition's segment and signs keys in place (the
+// string is valid until the next key; stores copy keys they keep).
+type semKeys struct{ b []byte }
+
+func newSemKeys(prefix string) semKeys {
+	return semKeys{append(make([]byte, 0, len(prefix)+12), prefix...)}
+}
+
+func (k *semKeys) key(prefix string, kind byte, i int) string {
+	k.b = append(k.b[:len(prefix)], kind)
+	k.b = strconv.AppendInt(k.b, int64(i), 10)
+	return bytesString(k.b)
 }
 
 type semCandidate struct {
@@ -61,13 +95,14 @@ type semCandidate struct {
 }
 
 // search returns up to semTries records of the partition at or above
-// min, most similar first. A record's sign bits rank it first (Hamming
-// distance, 6 popcounts for 384 dimensions); only a record that is among
-// the semShortlist closest by that measure so far gets its int8 cosine
-// computed. A near duplicate's signs are far closer than an unrelated
-// turn's, so this skips almost every full product (tens per search
-// instead of thousands); what it can cost is a missed near match, never a
-// wrong one: every answer is checked on the full cosine.
+// min, most similar first. It reads the partition's signs values and keeps
+// the semShortlist records closest by sign bits (Hamming distance, 6
+// popcounts for 384 dimensions); then it reads only the segments holding
+// them and computes their int8 cosine. A near duplicate's signs are far
+// closer than an unrelated turn's, so this skips almost every full product
+// and most of the segments' bytes; what it can cost is a missed near
+// match, never a wrong one: every answer is scored on its segment's full
+// vector.
 func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min float64) []semCandidate {
 	prefix := semPrefix(ns, part)
 	head, _, err := ix.s.Get(prefix + "h")
@@ -75,43 +110,74 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 		return nil
 	}
 	nseg := int(binary.LittleEndian.Uint32(head))
-	var best []semCandidate
 	dim := len(q)
 	sb := signBytes(dim)
-	qs := signs(q)
-	recMin := semRecHead + sb + dim + 2
+	qs := words(signs(q))
 	now := ix.now
+	keys := newSemKeys(prefix)
 	var short shortlist
 	var buf []byte
+	ent := semSignHead + sb
 	for i := 0; i < nseg; i++ {
-		seg, _, err := getInto(ix.s, prefix+strconv.Itoa(i), buf[:0])
-		if err != nil || len(seg) < semSegHead || int(binary.LittleEndian.Uint16(seg[2:])) != dim {
+		sv, _, err := getInto(ix.s, keys.key(prefix, 's', i), buf[:0])
+		if err != nil || len(sv) < semSegHead || int(binary.LittleEndian.Uint16(sv[2:])) != dim {
 			continue
 		}
-		buf = seg
+		buf = sv
+		n := int(binary.LittleEndian.Uint16(sv))
+		for r, at := 0, semSegHead; r < n && at+ent <= len(sv); r, at = r+1, at+ent {
+			fresh := int64(binary.LittleEndian.Uint64(sv[at:]))
+			if fresh <= now {
+				continue // its answer is no longer fresh
+			}
+			if h := hamming(qs, sv[at+semSignHead:at+ent]); short.n < semShortlist || h < short.e[short.maxI].h {
+				short.admit(h, i, r, fresh)
+			}
+		}
+	}
+	cands := short.sorted()
+	var best []semCandidate
+	recMin := semRecHead + dim + 2
+	var seg, rs []byte
+	for c := 0; c < len(cands); {
+		i := cands[c].seg
+		seg, _, err = getInto(ix.s, keys.key(prefix, 'r', int(i)), seg[:0])
+		if err != nil || len(seg) < semSegHead || int(binary.LittleEndian.Uint16(seg[2:])) != dim {
+			for c < len(cands) && cands[c].seg == i {
+				c++
+			}
+			continue
+		}
 		n := int(binary.LittleEndian.Uint16(seg))
 		p := semSegHead
-		for r := 0; r < n && p+recMin <= len(seg); r++ {
+		for r := 0; r < n && p+recMin <= len(seg) && c < len(cands) && cands[c].seg == i; r++ {
 			at := p
-			l := int(binary.LittleEndian.Uint16(seg[at+semRecHead+sb+dim:]))
 			rawAt := at + recMin
-			p = rawAt + l
+			p = rawAt + int(binary.LittleEndian.Uint16(seg[rawAt-2:]))
 			if p > len(seg) {
 				break
 			}
-			if int64(binary.LittleEndian.Uint64(seg[at+4:])) <= now {
-				continue // its answer is no longer fresh
-			}
-			if !short.admit(hamming(qs, seg[at+semRecHead:at+semRecHead+sb])) {
+			if int32(r) != cands[c].rec {
 				continue
 			}
+			want := cands[c]
+			c++
+			vec := seg[at+semRecHead : at+semRecHead+dim]
+			fresh := int64(binary.LittleEndian.Uint64(seg[at+4:]))
+			rs = signsInto(rs, vec)
+			if fresh != want.fresh || hamming(qs, rs) != want.h || fresh <= now {
+				continue // the signs value disagrees with the segment: a miss for this record
+			}
 			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[at:]))
-			sim := float64(dot(q, seg[at+semRecHead+sb:at+semRecHead+sb+dim])) / (float64(qnorm) * float64(norm))
-			if sim < min || len(best) == semTries && sim <= best[len(best)-1].sim {
+			sim := float64(dot(q, vec)) / (float64(qnorm) * float64(norm))
+			if !(sim >= min) || len(best) == semTries && sim <= best[len(best)-1].sim {
 				continue
 			}
 			raw := append([]byte(nil), seg[rawAt:p]...)
 			best = insertCandidate(best, semCandidate{sim: sim, raw: raw})
+		}
+		for c < len(cands) && cands[c].seg == i {
+			c++ // named by the signs but not in the segment
 		}
 	}
 	for i := range best {
@@ -120,38 +186,57 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 	return best
 }
 
-// semShortlist is how many records, closest by their signs so far, a
-// search compares on the full vector.
+// semShortlist is how many records, closest by their signs, a search
+// compares on the full vector.
 const semShortlist = 64
 
-// shortlist keeps the semShortlist smallest Hamming distances seen.
+// shortlist keeps the semShortlist records with the smallest Hamming
+// distances seen.
 type shortlist struct {
-	d    [semShortlist]int
+	e    [semShortlist]shortEntry
 	n    int
 	maxI int
 }
 
-// admit reports whether distance h is among the smallest so far (and
-// keeps it).
-func (s *shortlist) admit(h int) bool {
+type shortEntry struct {
+	h        int
+	seg, rec int32
+	fresh    int64
+}
+
+// admit keeps record (seg, rec) if its distance h is among the smallest
+// so far.
+func (s *shortlist) admit(h, seg, rec int, fresh int64) {
+	e := shortEntry{h, int32(seg), int32(rec), fresh}
 	if s.n < semShortlist {
-		s.d[s.n] = h
-		if h > s.d[s.maxI] {
+		s.e[s.n] = e
+		if h > s.e[s.maxI].h {
 			s.maxI = s.n
 		}
 		s.n++
-		return true
+		return
 	}
-	if h >= s.d[s.maxI] {
-		return false
+	if h >= s.e[s.maxI].h {
+		return
 	}
-	s.d[s.maxI] = h
-	for i, v := range s.d {
-		if v > s.d[s.maxI] {
+	s.e[s.maxI] = e
+	for i := range s.e {
+		if s.e[i].h > s.e[s.maxI].h {
 			s.maxI = i
 		}
 	}
-	return true
+}
+
+// sorted returns the kept records in segment order.
+func (s *shortlist) sorted() []shortEntry {
+	e := s.e[:s.n]
+	slices.SortFunc(e, func(a, b shortEntry) int {
+		if a.seg != b.seg {
+			return int(a.seg - b.seg)
+		}
+		return int(a.rec - b.rec)
+	})
+	return e
 }
 
 func signBytes(dim int) int { return (dim + 63) / 64 * 8 }
@@ -167,10 +252,54 @@ func signs(q []int8) []byte {
 	return b
 }
 
-func hamming(a, b []byte) int {
+// signsInto packs the sign bits of a record's int8 vector into b, as
+// signs does.
+func signsInto(b []byte, vec []byte) []byte {
+	b = append(b[:0], make([]byte, signBytes(len(vec)))...)
+	j := 0
+	for ; j+8 <= len(vec); j += 8 {
+		v := vec[j : j+8 : j+8]
+		b[j/8] = ^(v[0]>>7 | v[1]>>7<<1 | v[2]>>7<<2 | v[3]>>7<<3 | v[4]>>7<<4 | v[5]>>7<<5 | v[6]>>7<<6 | v[7]>>7<<7)
+	}
+	for ; j < len(vec); j++ {
+		if int8(vec[j]) >= 0 {
+			b[j/8] |= 1 << (j % 8)
+		}
+	}
+	return b
+}
+
+// words reads packed sign bits as 64-bit words (in the machine's byte
+// order, as hamming reads a record's: popcount(a^b) does not depend on it).
+func words(b []byte) []uint64 {
+	w := make([]uint64, len(b)/8)
+	for i := range w {
+		w[i] = load64(b[i*8:])
+	}
+	return w
+}
+
+// load64 is one 64-bit load in the machine's byte order (one i64.load in
+// wasm, where binary.LittleEndian.Uint64 is eight byte loads).
+func load64(b []byte) uint64 {
+	_ = b[7]
+	return *(*uint64)(unsafe.Pointer(&b[0]))
+}
+
+func hamming(q []uint64, b []byte) int {
+	if len(q) == 6 { // 384 dimensions (e5-small, MiniLM): unrolled
+		b = b[:48]
+		return bits.OnesCount64(q[0]^load64(b[0:])) +
+			bits.OnesCount64(q[1]^load64(b[8:])) +
+			bits.OnesCount64(q[2]^load64(b[16:])) +
+			bits.OnesCount64(q[3]^load64(b[24:])) +
+			bits.OnesCount64(q[4]^load64(b[32:])) +
+			bits.OnesCount64(q[5]^load64(b[40:]))
+	}
+	b = b[:len(q)*8]
 	h := 0
-	for i := 0; i+8 <= len(a); i += 8 {
-		h += bits.OnesCount64(binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]))
+	for i, w := range q {
+		h += bits.OnesCount64(w ^ load64(b[i*8:]))
 	}
 	return h
 }
@@ -206,9 +335,70 @@ func dot(a []int8, b []byte) int32 {
 	return s0 + s1 + s2 + s3
 }
 
+// segmentSigns derives a segment's signs value (nil for a value that is
+// not a segment).
+func segmentSigns(seg []byte) []byte {
+	if len(seg) < semSegHead {
+		return nil
+	}
+	n := int(binary.LittleEndian.Uint16(seg))
+	dim := int(binary.LittleEndian.Uint16(seg[2:]))
+	fixed := semRecHead + dim + 2
+	out := make([]byte, semSegHead, semSegHead+n*(semSignHead+signBytes(dim)))
+	copy(out[2:], seg[2:4])
+	kept, p := 0, semSegHead
+	var rs []byte
+	for r := 0; r < n && p+fixed <= len(seg); r++ {
+		size := fixed + int(binary.LittleEndian.Uint16(seg[p+fixed-2:]))
+		if p+size > len(seg) {
+			break
+		}
+		out = append(out, seg[p+4:p+12]...)
+		rs = signsInto(rs, seg[p+semRecHead:p+semRecHead+dim])
+		out = append(out, rs...)
+		kept++
+		p += size
+	}
+	binary.LittleEndian.PutUint16(out, uint16(kept))
+	return out
+}
+
+// publishSigns makes segment i's signs value agree with the segment. Each
+// writer of a segment calls it after its write: it reads the signs value
+// (and its CAS), then the segment as it is now, and sets the derived value
+// only if the signs value did not change meanwhile (else it starts again).
+// So the last signs value set was derived from a segment read after every
+// segment write whose writer finished publishing; a writer that stops
+// between its two writes leaves records the search cannot see (missed,
+// never wrong) until the segment's next write.
+func (ix semIndexStore) publishSigns(prefix string, i int) {
+	keys := newSemKeys(prefix)
+	for try := 0; try < 8; try++ {
+		sv, scas, err := ix.s.Get(keys.key(prefix, 's', i))
+		if err == ErrNotFound {
+			if scas, err = CreateCAS(ix.s); err != nil {
+				return
+			}
+		} else if err != nil {
+			return
+		}
+		seg, _, err := ix.s.Get(keys.key(prefix, 'r', i))
+		if err != nil && err != ErrNotFound {
+			return
+		}
+		want := segmentSigns(seg)
+		if sv != nil && string(want) == string(sv) {
+			return
+		}
+		if ix.s.Set(keys.key(prefix, 's', i), want, scas) == nil {
+			return
+		}
+	}
+}
+
 // add appends a record to the partition. It reports what to count.
 func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *int) (Event, error) {
-	countKey := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/n"
+	countKey := semNamespace(ns) + "n"
 	swept := false
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(countKey)
@@ -233,16 +423,16 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			return 0, ErrCasMismatch
 		}
 	}
-	rec := make([]byte, 0, semRecHead+signBytes(len(q))+len(q)+2+len(raw))
+	rec := make([]byte, 0, semRecHead+len(q)+2+len(raw))
 	rec = binary.LittleEndian.AppendUint32(rec, math.Float32bits(norm))
 	rec = binary.LittleEndian.AppendUint64(rec, uint64(freshUntil))
-	rec = append(rec, signs(q)...)
 	for _, x := range q {
 		rec = append(rec, byte(x))
 	}
 	rec = binary.LittleEndian.AppendUint16(rec, uint16(len(raw)))
 	rec = append(rec, raw...)
 	prefix := semPrefix(ns, part)
+	keys := newSemKeys(prefix)
 	for try := 0; try < 8; try++ {
 		head, hcas, err := ix.s.Get(prefix + "h")
 		if err != nil && err != ErrNotFound {
@@ -259,13 +449,19 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			nseg = 1
 			ix.register(ns, part)
 		}
-		segKey := prefix + strconv.Itoa(int(nseg-1))
-		seg, scas, err := ix.s.Get(segKey)
-		if err != nil && err != ErrNotFound {
+		last := int(nseg - 1)
+		seg, scas, err := ix.s.Get(keys.key(prefix, 'r', last))
+		if err == ErrNotFound {
+			// create only if still missing: two writers creating the
+			// same segment must not both succeed
+			if scas, err = CreateCAS(ix.s); err != nil {
+				return 0, err
+			}
+		} else if err != nil {
 			return 0, err
 		}
 		count := 0
-		if len(seg) >= semSegHead {
+		if len(seg) >= semSegHead && int(binary.LittleEndian.Uint16(seg[2:])) == len(q) {
 			count = int(binary.LittleEndian.Uint16(seg))
 		} else {
 			seg = binary.LittleEndian.AppendUint16([]byte{0, 0}, uint16(len(q)))
@@ -276,7 +472,8 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 		}
 		seg = append(seg, rec...)
 		binary.LittleEndian.PutUint16(seg, uint16(count+1))
-		if ix.s.Set(segKey, seg, scas) == nil {
+		if ix.s.Set(keys.key(prefix, 'r', last), seg, scas) == nil {
+			ix.publishSigns(prefix, last)
 			return EvSemanticIndexed, nil
 		}
 	}
@@ -290,7 +487,7 @@ const semSweepSegments = 16
 // at partition *cursor, dropping records no longer fresh at now; the
 // namespace's count goes down by what it dropped, which it returns.
 func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
-	base := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/"
+	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
 	nparts := len(parts) / 8
 	if err != nil || nparts == 0 {
@@ -306,7 +503,7 @@ func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
 			continue
 		}
 		for s := 0; s < int(binary.LittleEndian.Uint32(head)) && visited < semSweepSegments; s++ {
-			removed += ix.compact(prefix+strconv.Itoa(s), now)
+			removed += ix.compact(prefix, s, now)
 			visited++
 		}
 	}
@@ -329,9 +526,24 @@ func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
 	return 0
 }
 
-// compact drops a segment's records that are no longer fresh at now and
-// returns how many it dropped.
-func (ix semIndexStore) compact(key string, now int64) int {
+// compact drops segment i's records that are no longer fresh at now and
+// returns how many it dropped. It publishes the segment's signs when it
+// dropped any, and also when they disagree (a writer stopped between its
+// two writes).
+func (ix semIndexStore) compact(prefix string, i int, now int64) int {
+	key := prefix + "r" + strconv.Itoa(i)
+	removed := ix.compactSeg(key, now)
+	if removed > 0 {
+		ix.publishSigns(prefix, i)
+	} else if sv, _, err := ix.s.Get(prefix + "s" + strconv.Itoa(i)); err == nil || err == ErrNotFound {
+		if seg, _, err := ix.s.Get(key); err == nil && string(segmentSigns(seg)) != string(sv) {
+			ix.publishSigns(prefix, i)
+		}
+	}
+	return removed
+}
+
+func (ix semIndexStore) compactSeg(key string, now int64) int {
 	for try := 0; try < 4; try++ {
 		seg, cas, err := ix.s.Get(key)
 		if err != nil || len(seg) < semSegHead {
@@ -342,7 +554,7 @@ func (ix semIndexStore) compact(key string, now int64) int {
 		kept, p := 0, 0
 		dim := int(binary.LittleEndian.Uint16(seg[2:]))
 		out = append(out, seg[2:4]...)
-		fixed := semRecHead + signBytes(dim) + dim + 2
+		fixed := semRecHead + dim + 2
 		p = semSegHead
 		for r := 0; r < n && p+fixed <= len(seg); r++ {
 			size := fixed + int(binary.LittleEndian.Uint16(seg[p+fixed-2:]))
@@ -368,7 +580,7 @@ func (ix semIndexStore) compact(key string, now int64) int {
 
 // register lists a new partition in its namespace, for reclaim.
 func (ix semIndexStore) register(ns, part uint64) {
-	key := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/parts"
+	key := semNamespace(ns) + "parts"
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(key)
 		if err != nil && err != ErrNotFound {
@@ -384,7 +596,7 @@ func (ix semIndexStore) register(ns, part uint64) {
 // longer in use) and resets its count; it returns the records freed.
 // Shared data cannot delete keys: their values become empty.
 func (ix semIndexStore) reclaim(ns uint64) int {
-	base := "modelcache/sem/" + strconv.FormatUint(ns, 16) + "/"
+	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
 	if err != nil {
 		return 0
@@ -397,10 +609,11 @@ func (ix semIndexStore) reclaim(ns uint64) int {
 			continue
 		}
 		for s := 0; s < int(binary.LittleEndian.Uint32(head)); s++ {
-			if seg, _, err := ix.s.Get(prefix + strconv.Itoa(s)); err == nil && len(seg) >= 2 {
+			if seg, _, err := ix.s.Get(prefix + "r" + strconv.Itoa(s)); err == nil && len(seg) >= 2 {
 				freed += int(binary.LittleEndian.Uint16(seg))
-				_ = ix.s.Set(prefix+strconv.Itoa(s), nil, 0)
+				_ = ix.s.Set(prefix+"r"+strconv.Itoa(s), nil, 0)
 			}
+			_ = ix.s.Set(prefix+"s"+strconv.Itoa(s), nil, 0)
 		}
 		_ = ix.s.Set(prefix+"h", nil, 0)
 	}
