@@ -387,14 +387,24 @@ func (c *Cache) l2Result(ok bool) bool {
 // on, on every proxy) or DEL of one entry. what names it for the log; a
 // failure is logged (warn): until the entries expire in Redis, their
 // generation is the only thing that keeps them out, and it did not move.
-func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
+func (c *Cache) l2Invalidate(cmd, key, what string) *Call { return c.l2InvalidateTry(cmd, key, what, 1) }
+
+// l2WriteTries is how often an invalidation or a purge-log record is sent
+// before it is given up: a write that matters must survive one transport
+// failure (a kept-alive connection webdis closed fails at once).
+const l2WriteTries = 3
+
+func (c *Cache) l2InvalidateTry(cmd, key, what string, try int) *Call {
 	call := c.webdis("GET", "/"+cmd+"/"+key+".raw", nil, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil
 		}
+		if try < l2WriteTries {
+			return []Action{{Kind: ActDispatch, Call: c.l2InvalidateTry(cmd, key, what, try+1)}}
+		}
 		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +
-			" did not reach L2 (webdis unreachable or refusing " + cmd + "); its entries there expire with their TTL")}}
+			" did not reach L2 (webdis unreachable or refusing " + cmd + ", " + strconv.Itoa(try) + " tries); its entries there expire with their TTL")}}
 	}
 	return call
 }

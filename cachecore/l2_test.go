@@ -17,6 +17,8 @@ type fakeWebdis struct {
 	lists map[string][]string
 	down  bool
 	calls int
+	// failNext fails that many calls (a transport failure), then answers.
+	failNext int
 }
 
 func newFakeWebdis() *fakeWebdis {
@@ -25,7 +27,8 @@ func newFakeWebdis() *fakeWebdis {
 
 func (w *fakeWebdis) do(call *Call) CallResult {
 	w.calls++
-	if w.down {
+	if w.down || w.failNext > 0 {
+		w.failNext--
 		return CallResult{Failed: true}
 	}
 	var method, path string
@@ -292,8 +295,44 @@ func TestL2PurgeThatCannotReachL2IsLogged(t *testing.T) {
 	m.wd.down = true
 	res, _ := m.p[0].Purge([]byte(`{"all":true}`), "")
 	acts := res.L2.Done(m.wd.do(res.L2))
+	// Every try fails (the invalidation is retried, l2WriteTries in all).
+	for try := 1; try < l2WriteTries; try++ {
+		if len(acts) == 0 || acts[0].Kind != ActDispatch {
+			t.Fatalf("try %d: actions: %+v", try, acts)
+		}
+		acts = append(acts[0].Call.Done(m.wd.do(acts[0].Call)), acts[1:]...)
+	}
 	if len(acts) != 2 || acts[0].Kind != ActLog || acts[0].Level != LogWarn {
 		t.Fatalf("actions: %+v", acts)
+	}
+}
+
+// A kept-alive connection that webdis closed fails the next call at once:
+// one transport failure must not leave a purge out of L2 (the purged entry
+// would come back from L2 into every proxy) or out of the purge log.
+func TestL2PurgeSurvivesOneTransportFailure(t *testing.T) {
+	for _, purge := range []string{
+		`{"all":true}`,
+		`{"route":"chat","model":"gpt-4o-mini"}`,
+		`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`,
+	} {
+		t.Run(purge, func(t *testing.T) {
+			m := newL2Mesh(t, "")
+			m.ask(0, "hello", "world")
+			res, err := m.p[0].Purge([]byte(purge), "")
+			if err != nil || res.L2 == nil {
+				t.Fatalf("purge: %+v %v", res, err)
+			}
+			m.wd.failNext = 1
+			m.step(res.L2.Done(m.wd.do(res.L2)))
+			if len(m.wd.lists) != 1 {
+				t.Fatalf("purge log: %v", m.wd.lists)
+			}
+			before := m.upstream
+			if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 {
+				t.Fatalf("proxy B after the purge: %q (the purged answer came from L2)", cs)
+			}
+		})
 	}
 }
 

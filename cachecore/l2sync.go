@@ -72,10 +72,19 @@ func (c *Cache) l2Log(record string) *Call {
 		return nil
 	}
 	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + record
-	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", base64.StdEncoding.AppendEncode(nil, []byte(entry)), l.WriteTimeout)
+	return c.l2LogTry(base64.StdEncoding.AppendEncode(nil, []byte(entry)), 1)
+}
+
+// l2LogTry appends a record to the purge log, tried l2WriteTries times.
+func (c *Cache) l2LogTry(record []byte, try int) *Call {
+	l := c.cfg.L2
+	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", record, l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil
+		}
+		if try < l2WriteTries {
+			return []Action{{Kind: ActDispatch, Call: c.l2LogTry(record, try+1)}}
 		}
 		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: a purge did not reach the purge log: other proxies keep their L1 copies until they expire")}}
 	}
