@@ -387,7 +387,9 @@ func (c *Cache) l2Result(ok bool) bool {
 // on, on every proxy) or DEL of one entry. what names it for the log; a
 // failure is logged (warn): until the entries expire in Redis, their
 // generation is the only thing that keeps them out, and it did not move.
-func (c *Cache) l2Invalidate(cmd, key, what string) *Call { return c.l2InvalidateTry(cmd, key, what, 1) }
+func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
+	return c.l2InvalidateTry(cmd, key, what, 1)
+}
 
 // l2WriteTries is how often an invalidation or a purge-log record is sent
 // before it is given up: a write that matters must survive one transport
