@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,7 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 	case OriginLocalReply:
 		return ReasonLocalReply
 	}
-	if !containsInt(req.Route.Statuses, status) {
+	if !slices.Contains(req.Route.Statuses, status) {
 		return ReasonStatus
 	}
 	if v, ok := header(headers, "cache-control"); ok {
@@ -75,15 +76,6 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 		}
 	}
 	return ReasonNone
-}
-
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // isJSONType accepts application/json and any +json media type.
@@ -215,7 +207,7 @@ func checkCompletion(req *Request, body []byte) Reason {
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		fr := ch.Get("finish_reason")
-		if len(r.FinishReasons) > 0 && !containsStr(r.FinishReasons, fr.String()) {
+		if len(r.FinishReasons) > 0 && !slices.Contains(r.FinishReasons, fr.String()) {
 			reason = ReasonFinishReason
 			return false
 		}

@@ -1,5 +1,7 @@
 package cachecore
 
+import "slices"
+
 // Stored is what the one admit-and-store path did with a complete answer.
 type Stored struct {
 	// Reason is ReasonNone when the answer was stored; otherwise why not
@@ -41,5 +43,5 @@ func (c *Cache) StoreBody(req *Request, status int, headers [][2]string, body []
 // Comparable reports whether a shadow call's answer with status can be
 // compared with the cached one: the route would cache it (its statuses).
 func (c *Cache) Comparable(req *Request, status int) bool {
-	return containsInt(req.Route.Statuses, status)
+	return slices.Contains(req.Route.Statuses, status)
 }

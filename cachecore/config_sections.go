@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -249,19 +250,10 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	if len(r.KeyFields) > 0 {
 		r.IgnoreFields = nil // an allowlist replaces the kind's ignore list
 	}
-	if len(r.KeyFields) > 0 && !containsStr(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
+	if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
 		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
 	}
 	return r
-}
-
-func containsStr(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // headerHold parses header_hold: "auto", "hold" or "late".

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strconv"
 )
 
@@ -286,7 +287,7 @@ func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				case l.Owner == vm && l.Stream == stream:
 					return RoleLeader, nil // already ours
 				}
-				if !join || containsU64(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
+				if !join || slices.Contains(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
 					return RoleFollower, nil
 				}
 				l.Waiters = append(l.Waiters, vm)
@@ -404,13 +405,4 @@ func (t *LeaseTable) Leading(fp uint64, now int64) (bool, error) {
 		return false, err
 	}
 	return l.live(now) && l.State == LeaseHeld, nil
-}
-
-func containsU64(list []uint64, v uint64) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -35,13 +36,13 @@ import (
 // (stored), or 0.
 func vetoes(g *Guards, a, b string) Event {
 	ta, tb := tokenize(a), tokenize(b)
-	if g.Numbers && !equalStrings(quantities(ta), quantities(tb)) {
+	if g.Numbers && !slices.Equal(quantities(ta), quantities(tb)) {
 		return EvVetoNumbers
 	}
 	if g.Negation && (negations(ta) != negations(tb) || opposed(ta, tb)) {
 		return EvVetoNegation
 	}
-	if g.Entities && (!equalStrings(entities(ta), entities(tb)) || rareDifference(ta, tb) || !equalStrings(contentOrder(ta), contentOrder(tb))) {
+	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb))) {
 		return EvVetoEntities
 	}
 	return 0
@@ -150,18 +151,6 @@ func stem(w string) string {
 		w = w[:n-1]
 	}
 	return w
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // quantities lists numbers, dates, units and currency signs in order,

@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -113,7 +114,7 @@ func (c *Cache) storedHeaders(req *Request, headers [][2]string) [][2]string {
 			out = append(out, [2]string{name, v})
 		}
 	}
-	if h := req.Route.ModelVersion.Header; h != "" && !containsStr(req.Route.StoredHeaders, h) {
+	if h := req.Route.ModelVersion.Header; h != "" && !slices.Contains(req.Route.StoredHeaders, h) {
 		if v, ok := header(headers, h); ok {
 			out = append(out, [2]string{h, v})
 		}
