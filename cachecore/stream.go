@@ -88,17 +88,26 @@ type Reader interface {
 // Begin is the event "the request headers of route arrived" (holdable:
 // the host can read a body while it holds the headers).
 func (s *Stream) Begin(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream, holdable bool, vm uint64, id uint32) (Verdict, []Action) {
+	if acts, passed := s.begin(c, route, method, path, headers, endOfStream, holdable, vm, id); passed {
+		return Decided, acts
+	}
+	s.heldSince = c.nowMs()
+	return Pause, nil
+}
+
+// begin starts the request and its Flight; passed: the headers decided
+// it (acts), else its body is to be read.
+func (s *Stream) begin(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream, holdable bool, vm uint64, id uint32) ([]Action, bool) {
 	req := c.Begin(route, method, path, headers)
 	s.c, s.reqHeaders = c, headers
 	s.fl.Init(c, req, vm, id)
 	step, acts := s.fl.RequestHeaders(headers, endOfStream, holdable)
 	if step == ReqPass {
-		return Decided, s.apply(acts)
+		return s.apply(acts), true
 	}
 	s.sized = step == ReqHoldSized
 	s.phase = phaseRequest
-	s.heldSince = c.nowMs()
-	return Pause, nil
+	return nil, false
 }
 
 // Start is the event "the request headers of route arrived", with the
@@ -115,15 +124,9 @@ func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2
 // BeginLate is Begin for a late decision: the headers continue now
 // (prepared by the actions), the body is held and decided on as Begin's.
 func (s *Stream) BeginLate(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, vm uint64, id uint32) (Verdict, []Action) {
-	req := c.Begin(route, method, path, headers)
-	s.c, s.reqHeaders = c, headers
-	s.fl.Init(c, req, vm, id)
-	step, acts := s.fl.RequestHeaders(headers, endOfStream, true)
-	if step == ReqPass {
-		return Decided, s.apply(acts)
+	if acts, passed := s.begin(c, route, method, path, headers, endOfStream, true, vm, id); passed {
+		return Decided, acts
 	}
-	s.sized = step == ReqHoldSized
-	s.phase = phaseRequest
 	return Continue, s.goLate(s.out[:0])
 }
 
