@@ -118,9 +118,9 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 	f.reset()
 	switch c.Lookup(req) {
 	case Serve:
-		acts := f.semanticExactHit()
+		f.semanticExactHit()
 		f.serve(StatusNone)
-		return append(acts, f.actions()...)
+		return f.actions()
 	case Unavailable:
 		code, headers, body := f.Unavailable()
 		f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusUnavailable})

@@ -105,15 +105,15 @@ func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool)
 }
 
 // semanticExactHit counts an exact hit towards the entry's confirmation.
-func (f *Flight) semanticExactHit() []Action {
+func (f *Flight) semanticExactHit() {
 	c, req := f.c, f.req
 	s := req.Route.Semantic
 	if s == nil || req.Status != StatusHit || s.ConfirmHits == 0 || req.Entry == nil {
-		return nil
+		return
 	}
 	at := req.Entry.StoredAt
 	if cur := c.semConfirmState(req.FP).of(at); cur.confirmed || cur.demoted {
-		return nil // the common case: one read, no write
+		return // the common case: one read, no write
 	}
 	confirmed := false
 	c.semUpdate(req.FP, at, func(st *semConfirm) bool {
@@ -126,9 +126,8 @@ func (f *Flight) semanticExactHit() []Action {
 		return true
 	})
 	if confirmed {
-		return []Action{{Kind: ActCount, Event: EvSemanticConfirmed, Route: req.Route}}
+		f.count(EvSemanticConfirmed)
 	}
-	return nil
 }
 
 // semanticShadow applies a shadow comparison of req's answer: a near hit
