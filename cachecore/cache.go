@@ -33,6 +33,11 @@ type Cache struct {
 	semPending map[uint64]int64  // turns being embedded by this VM, until (ms)
 	semModels  map[*Route]string // the embedding model last seen per route
 	semSweep   int               // where this VM's next sweep of a full index starts
+
+	spare     []*Request         // requests of plain hits, for reuse (recycle.go)
+	modelKeys [modelSlots]string // shared-data names of the model slots, made once
+	modelBuf  []byte             // model records are read into it
+	lastModel string             // the model name last read from a request (reused)
 }
 
 // Options injects the store, the clock and the random source, so tests can
@@ -119,6 +124,10 @@ type Request struct {
 	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
+
+	// resp and respBuf hold a hit's response headers (HitResponse).
+	resp    [][2]string
+	respBuf []byte
 
 	l2  l2State   // the L2 tier's part (protocol_l2.go)
 	sem *semQuery // semantic routes: the turn compared (semantic.go)

@@ -18,7 +18,8 @@ import (
 // headers and decides whether the request may use the cache at all; if not,
 // req.Status is StatusBypass with a reason.
 func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *Request {
-	req := &Request{Route: route, Method: method, Path: path, Status: StatusMiss}
+	req := c.newRequest()
+	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
 	if route.HonorCacheCtl {
 		if v, ok := header(headers, "cache-control"); ok {
 			req.CC = ParseRequestCC(v)
@@ -148,7 +149,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	req.Stream = string(v) == "true"
 	if len(sel.Capture) > 1 {
 		if v, ok := c.canon.Captured(1); ok {
-			req.Model = canonicalString(v)
+			req.Model = c.modelName(v)
 		} else {
 			req.Model = ""
 		}
@@ -192,6 +193,16 @@ func isPlainField(path string) bool {
 
 // canonicalString decodes a canonical JSON value as gjson's String would:
 // a string's contents, or any other value's JSON text.
+// modelName is canonicalString of a captured model field, reusing the
+// last name read when it is the same (requests name few models).
+func (c *Cache) modelName(v []byte) string {
+	if len(v) >= 2 && v[0] == '"' && string(v[1:len(v)-1]) == c.lastModel {
+		return c.lastModel
+	}
+	c.lastModel = canonicalString(v)
+	return c.lastModel
+}
+
 func canonicalString(v []byte) string {
 	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsRune(v, '\\') {
 		return string(v[1 : len(v)-1])

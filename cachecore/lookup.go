@@ -149,20 +149,31 @@ func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body
 	}
 	e := req.Entry
 	now := c.nowMs()
-	headers = make([][2]string, 0, len(e.Headers)+2)
-	headers = append(headers, e.Headers...)
+	// The headers and their text are the request's own buffers (reused
+	// with it, see recycle.go): the host sends them at once.
+	headers = append(req.resp[:0], e.Headers...)
 	age := (now - e.StoredAt) / 1000
 	if age < 0 {
 		age = 0
 	}
-	headers = append(headers, [2]string{"age", itoa(age)})
+	buf := req.respBuf[:0]
+	if need := len(c.cfg.CacheName) + 64; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	buf = appendInt(buf, age)
+	ageLen := len(buf)
 	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true, L2: req.l2.hit}
-	hdr := cs.AppendHeader(nil, c.cfg.CacheName)
+	buf = cs.AppendHeader(buf, c.cfg.CacheName)
+	if hit, _ := req.SemanticHit(); hit {
+		buf = append(buf, "; detail=semantic"...)
+	}
+	// Both strings alias buf: it is not appended to after this.
+	headers = append(headers, [2]string{"age", bytesString(buf[:ageLen])})
 	if hit, sim := req.SemanticHit(); hit {
-		hdr = append(hdr, "; detail=semantic"...)
 		headers = append(headers, [2]string{SimilarityHeader, strconv.FormatFloat(math.Floor(sim*1000)/1000, 'f', 3, 64)})
 	}
-	headers = append(headers, [2]string{"cache-status", string(hdr)})
+	headers = append(headers, [2]string{"cache-status", bytesString(buf[ageLen:])})
+	req.resp, req.respBuf = headers, buf
 	return int(e.Status), headers, e.Body
 }
 

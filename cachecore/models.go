@@ -91,6 +91,15 @@ func (c *Cache) modelID(route, model string) (uint64, error) {
 	return k.model.sum64(b), nil
 }
 
+// modelKeyOf is modelKey, made once per slot.
+func (c *Cache) modelKeyOf(id uint64) string {
+	k := &c.modelKeys[id%modelSlots]
+	if *k == "" {
+		*k = modelKey(id)
+	}
+	return *k
+}
+
 func modelKey(id uint64) string {
 	return "mc:m:" + strconv.FormatUint(id%modelSlots, 10)
 }
@@ -168,9 +177,12 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 	if err != nil {
 		return ModelState{}, err
 	}
-	raw, _, err := c.store.Get(modelKey(id))
+	raw, _, err := getInto(c.store, c.modelKeyOf(id), c.modelBuf)
 	if errors.Is(err, ErrNotFound) {
 		return ModelState{}, nil
+	}
+	if cap(raw) > cap(c.modelBuf) && len(raw) <= 64<<10 {
+		c.modelBuf = raw[:0]
 	}
 	if err != nil {
 		return ModelState{}, err

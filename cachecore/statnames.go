@@ -27,6 +27,7 @@ import "strconv"
 //	modelcache.hold_unsupported            a VM found Envoy does not deliver bodies while headers are held
 //	modelcache.vm_restarts                 VMs started after traffic (vmlife.go)
 //	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
+//	modelcache.vm.heap_allocs / vm.gc_cycles  the Go runtime's allocations and GC cycles (filter/runtimestats.go)
 
 // RouteStatNames are the names of a route's stats; "" where a stat does
 // not exist for the route.

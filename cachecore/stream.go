@@ -39,6 +39,8 @@ type Stream struct {
 	recording   Held // a copy of an event stream as it passes
 	respCopy    bool // the answer has no content-length: copied, not buffered by the host
 	respBody    Held
+	servedEntry bool // the host sent the entry's answer (Served)
+	lent        bool // the request was handed to a refresh or shadow comparison (Recycle)
 
 	out [12]Action // this stream's own events' actions (not the Flight's)
 	fb  [8]Action  // the actions of host feedback (Served, SendFailed), performed amid others
@@ -339,15 +341,18 @@ func (s *Stream) Served(a *Action) []Action {
 	if a.Kind != ActServeEntry {
 		return append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: a.CacheStatus})
 	}
+	s.servedEntry = true
 	out = append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: req.Status})
 	if cached, total := req.ItemCounts(); total > 0 && cached > 0 {
 		out = append(out, Action{Kind: ActCount, Route: r, Event: EvItemsHit, N: cached})
 	}
 	out = append(out, Action{Kind: ActRecordAge, Route: r, N: int(s.c.Age(req).Milliseconds())})
 	if s.c.WantsRefresh(req) {
+		s.lent = true
 		out = append(out, s.c.Refresh(req, s.reqHeaders, s.fl.vm)...)
 	}
 	if s.c.WantsShadow(req) {
+		s.lent = true
 		out = append(out, s.c.Shadow(req, s.reqHeaders)...)
 	}
 	return out

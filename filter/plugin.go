@@ -29,6 +29,7 @@ type plugin struct {
 	queues  map[uint64]uint32 // other VMs' wake queues, resolved on demand
 	waiting map[uint32]*stream
 	holding map[uint32]*stream // requests whose headers are held for their body
+	free    []*stream          // deleted streams whose memory is reused (newStream)
 	hold    cachecore.HoldState
 
 	lastSLOFlush time.Time
@@ -104,7 +105,7 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	}
 	p.noteLive(true)
 	p.ensureQueue()
-	return &stream{p: p, id: contextID}
+	return p.newStream(contextID)
 }
 
 func (p *plugin) ensureQueue() {
@@ -180,6 +181,7 @@ func (p *plugin) OnTick() {
 	p.flushSLO(p.now())
 	p.performAll(p.cache.L2Tick())
 	p.stats.waiting.Set(uint64(len(p.waiting)))
+	p.stats.runtime.flush()
 }
 
 // checkHeld lets through requests held for a body that never comes

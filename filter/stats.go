@@ -20,6 +20,7 @@ type stats struct {
 	versions        ctr
 	restarts        ctr
 	ownShare        ctr
+	runtime         *runtimeStats
 }
 
 type routeStats struct {
@@ -112,7 +113,7 @@ func newStats(cfg *cachecore.Config) *stats {
 		panics: counter("modelcache.panics"), internal: counter("modelcache.internal_errors"),
 		purges: counter("modelcache.purges"), versions: counter("modelcache.model_version_changes"),
 		holdUnsupported: counter("modelcache.hold_unsupported"), restarts: counter("modelcache.vm_restarts"),
-		ownShare: counter("modelcache.evictions_tenant_share")}
+		ownShare: counter("modelcache.evictions_tenant_share"), runtime: newRuntimeStats()}
 	for _, r := range cfg.Routes {
 		n := cachecore.StatNames(r)
 		rs := &routeStats{prefix: n.Prefix, refusedStatus: map[int]ctr{}, requests: counters(n.Requests),

@@ -21,12 +21,74 @@ type stream struct {
 	// authority is the request's :authority (the purge API replays
 	// requests at it when they name none).
 	authority string
+	// pinned: something may refer to this stream after its context is
+	// deleted (a call it dispatched continues it or its Flight), so its
+	// memory is never reused for another request.
+	pinned bool
+	// Buffers the host's data is read into, reused by the next stream
+	// when this one's request is recycled (cachecore.Stream.Recycle).
+	bufs buffers
+}
+
+type buffers struct {
+	headersRaw []byte
+	headers    [][2]string
+	body       []byte
+}
+
+// maxFreeStreams bounds the streams kept for reuse (about 6 KB each).
+const maxFreeStreams = 128
+
+// newStream returns a zeroed stream for contextID, reusing the memory of a
+// deleted one when there is one: a request then allocates no stream.
+func (p *plugin) newStream(contextID uint32) *stream {
+	var s *stream
+	if n := len(p.free); n > 0 {
+		s = p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+	}
+	if s == nil {
+		s = new(stream)
+	}
+	*s = stream{p: p, id: contextID, bufs: s.bufs}
+	return s
+}
+
+// OnHttpStreamDeleted offers the stream's memory for reuse once no
+// callback can reach it: not pinned by a call, not in the VM's lists.
+func (s *stream) OnHttpStreamDeleted() {
+	p := s.p
+	if p.waiting[s.id] == s || p.holding[s.id] == s {
+		delete(p.waiting, s.id)
+		delete(p.holding, s.id)
+		return
+	}
+	if s.pinned || s.purge || len(p.free) >= maxFreeStreams {
+		return
+	}
+	// The buffers are reused only if nothing can still read what they
+	// hold: the request was recycled with them.
+	var bufs buffers
+	if s.x.Recycle() {
+		bufs = s.bufs
+	}
+	*s = stream{bufs: bufs}
+	p.free = append(p.free, s)
 }
 
 // reader is cachecore.Reader over the current callback's host calls.
-type reader struct{}
+type reader struct{ s *stream }
 
-func (reader) RequestBody(n int) ([]byte, error)     { return proxywasm.GetHttpRequestBody(0, n) }
+// RequestBody reads into the stream's reused buffer.
+func (r reader) RequestBody(n int) ([]byte, error) {
+	b, err := proxywasm.GetHttpRequestBodyInto(r.s.bufs.body, 0, n)
+	if cap(b) > cap(r.s.bufs.body) {
+		r.s.bufs.body = b[:0]
+	}
+	return b, err
+}
+
 func (reader) ResponseHeaders() ([][2]string, error) { return proxywasm.GetHttpResponseHeaders() }
 func (reader) ResponseBody(n int) ([]byte, error)    { return proxywasm.GetHttpResponseBody(0, n) }
 func (reader) CodeDetails() string {
@@ -41,6 +103,9 @@ var verdicts = [...]types.Action{cachecore.Continue: types.ActionContinue, cache
 // followers and held requests follow the stream's phase.
 func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 	dispatched := s.perform(acts)
+	if dispatched {
+		s.pinned = true
+	}
 	if s.x.Following() {
 		s.p.waiting[s.id] = s
 	} else {
@@ -55,7 +120,11 @@ func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 }
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
-	hs, err := proxywasm.GetHttpRequestHeaders()
+	raw, hs, err := proxywasm.GetHttpRequestHeadersInto(s.bufs.headersRaw, s.bufs.headers)
+	s.bufs.headersRaw = raw
+	if cap(hs) > cap(s.bufs.headers) {
+		s.bufs.headers = hs[:0]
+	}
 	if err != nil {
 		s.p.stats.internal.Increment(1)
 		return types.ActionContinue
@@ -83,7 +152,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
 	if !s.purge {
-		return s.do(s.x.RequestBody(bodySize, endOfStream, reader{}, &s.p.hold))
+		return s.do(s.x.RequestBody(bodySize, endOfStream, reader{s}, &s.p.hold))
 	}
 	if endOfStream {
 		body, _ := proxywasm.GetHttpRequestBody(0, bodySize)
@@ -93,14 +162,14 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 }
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
-	return s.do(s.x.ResponseHeaders(endOfStream, reader{}))
+	return s.do(s.x.ResponseHeaders(endOfStream, reader{s}))
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
-	return s.do(s.x.ResponseBody(bodySize, endOfStream, reader{}))
+	return s.do(s.x.ResponseBody(bodySize, endOfStream, reader{s}))
 }
 
-func (s *stream) OnHttpStreamDone() { s.do(cachecore.Continue, s.x.Done(reader{})) }
+func (s *stream) OnHttpStreamDone() { s.do(cachecore.Continue, s.x.Done(reader{s})) }
 
 // inRoot runs one of the stream's events in a root callback (a wake-up, a
 // tick, a held request let through) with the stream's context made the

@@ -53,6 +53,8 @@ function pairs(list) {
   return b;
 }
 const shared = new Map(); let casCounter = 1;
+const metricNames = [], metricValues = new Map();
+const metric = (name) => Number(metricValues.get(name) ?? 0n);
 let reqBodyBytes = enc.encode(reqBody), respBodyBytes = enc.encode(answer);
 let stage = 'request', localReplies = 0;
 const reqPairs = pairs(reqHeaders), respPairs = pairs(respHeaders), cfg = enc.encode(config);
@@ -105,8 +107,8 @@ const env = {
   proxy_resolve_shared_queue: () => 1,
   proxy_enqueue_shared_queue: () => 0,
   proxy_dequeue_shared_queue: () => 7,
-  proxy_define_metric: (t, np, nl, idp) => (dv().setUint32(idp, 4, true), 0),
-  proxy_increment_metric: () => (count('proxy_increment_metric'), 0),
+  proxy_define_metric: (t, np, nl, idp) => (metricNames.push(str(np, nl)), dv().setUint32(idp, metricNames.length - 1, true), 0),
+  proxy_increment_metric: (id, delta) => (count('proxy_increment_metric'), metricValues.set(metricNames[id], (metricValues.get(metricNames[id]) ?? 0n) + delta), 0),
   proxy_record_metric: () => (count('proxy_record_metric'), 0),
   proxy_get_metric: () => 0,
   proxy_get_property: () => (count('proxy_get_property'), 1),
@@ -142,10 +144,15 @@ function exchange() {
 if (exchange()) throw new Error('first request should miss');
 if (exchange() !== (mode === 'hit')) throw new Error('second request should ' + (mode === 'hit' ? 'hit' : 'pass through'));
 for (let i = 0; i < 20000; i++) exchange(); // warm up TurboFan
+ex.proxy_on_tick(1); // flushes the runtime's counters (modelcache.vm.*)
+const allocs0 = metric('modelcache.vm.heap_allocs'), gcs0 = metric('modelcache.vm.gc_cycles');
 calls.clear();
 const t0 = process.hrtime.bigint();
 let hits = 0;
 for (let i = 0; i < iterations; i++) hits += exchange() ? 1 : 0;
 const ns = Number(process.hrtime.bigint() - t0) / iterations;
 console.log(`${mode} path in V8: ${(ns / 1000).toFixed(2)} µs per request (${hits}/${iterations} hits, ${kibArg} KiB answer)`);
-console.log('host calls per request:', Object.fromEntries([...calls].map(([k, v]) => [k, +(v / iterations).toFixed(2)])));
+const perRequest = Object.fromEntries([...calls].map(([k, v]) => [k, +(v / iterations).toFixed(2)]));
+ex.proxy_on_tick(1);
+console.log(`Go heap allocations per request: ${((metric('modelcache.vm.heap_allocs') - allocs0) / iterations).toFixed(2)}, GC cycles per 10k requests: ${((metric('modelcache.vm.gc_cycles') - gcs0) * 10000 / iterations).toFixed(2)}`);
+console.log('host calls per request:', perRequest);

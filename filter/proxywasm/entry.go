@@ -102,7 +102,9 @@ func onContextCreate(contextID, parentID uint32) {
 	}
 	currentRoot = parentID
 	if h := root.ctx.NewHttpContext(contextID); h != nil {
-		streams[contextID] = &streamState{ctx: h, root: parentID}
+		s := newStreamState()
+		s.ctx, s.root = h, parentID
+		streams[contextID] = s
 	}
 }
 
@@ -219,6 +221,33 @@ func onDelete(contextID uint32) {
 		delete(roots, contextID)
 	}()
 	streamDone(contextID)
+	s := streams[contextID]
+	if s == nil {
+		return
+	}
+	delete(streams, contextID)
+	h, broken := s.ctx, s.broken
+	*s = streamState{}
+	freeStates = append(freeStates, s)
+	// A stream that panicked is left to the garbage collector: its state
+	// is whatever the panic left.
+	if d, ok := h.(types.HttpContextDeleter); ok && !broken {
+		d.OnHttpStreamDeleted()
+	}
+}
+
+// freeStates are streamStates of deleted streams, reused for new ones: a
+// stream costs the garbage collector nothing here. Nothing refers to a
+// streamState but the streams table.
+var freeStates []*streamState
+
+func newStreamState() *streamState {
+	if n := len(freeStates); n > 0 {
+		s := freeStates[n-1]
+		freeStates = freeStates[:n-1]
+		return s
+	}
+	return &streamState{}
 }
 
 // streamDone runs OnHttpStreamDone once, on the first of on_log, on_done and

@@ -61,6 +61,13 @@ func GetHttpRequestBody(start, maxSize int) ([]byte, error) {
 	return getBuffer(types.BufferTypeHttpRequestBody, start, maxSize)
 }
 
+// GetHttpRequestBodyInto is GetHttpRequestBody reading into buf when it is
+// large enough (else into a new buffer): the result aliases it.
+func GetHttpRequestBodyInto(buf []byte, start, maxSize int) ([]byte, error) {
+	into = buf[:cap(buf)]
+	return getBuffer(types.BufferTypeHttpRequestBody, start, maxSize)
+}
+
 // ReplaceHttpRequestBody replaces the whole buffered request body.
 func ReplaceHttpRequestBody(body []byte) error {
 	return setBuffer(types.BufferTypeHttpRequestBody, 0, maxBuffer, body)
@@ -104,6 +111,21 @@ func getMapValue(mt types.MapType, key string) (string, error) {
 
 // GetHttpRequestHeaders returns all request headers (pseudo-headers included).
 func GetHttpRequestHeaders() ([][2]string, error) { return getMap(types.MapTypeHttpRequestHeaders) }
+
+// GetHttpRequestHeadersInto is GetHttpRequestHeaders reading into raw and
+// decoding into pairs when they are large enough, so that it allocates
+// nothing. The strings alias raw, returned (grown if it was too small)
+// for the next call: they are valid until raw is reused.
+func GetHttpRequestHeadersInto(raw []byte, pairs [][2]string) ([]byte, [][2]string, error) {
+	into = raw[:cap(raw)]
+	s := proxy_get_header_map_pairs(uint32(types.MapTypeHttpRequestHeaders), unsafe.Pointer(&outPtr), &outSize)
+	b := takeOut()
+	if err := st(s); err != nil {
+		return raw, nil, err
+	}
+	hs, err := DecodePairsInto(b, pairs[:0])
+	return b[:0], hs, err
+}
 
 // GetHttpRequestHeader returns one request header; ErrorStatusNotFound if absent.
 func GetHttpRequestHeader(key string) (string, error) {

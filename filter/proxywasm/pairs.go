@@ -60,7 +60,11 @@ func hasNUL(s string) bool {
 // the caller must not modify buf afterwards; buffers handed over by the host
 // are fresh allocations owned by the caller, which makes that safe.
 // A malformed buffer yields an error, never a panic.
-func DecodePairs(buf []byte) ([][2]string, error) {
+func DecodePairs(buf []byte) ([][2]string, error) { return DecodePairsInto(buf, nil) }
+
+// DecodePairsInto is DecodePairs decoding into out's backing array (no
+// allocation when it has room).
+func DecodePairsInto(buf []byte, out [][2]string) ([][2]string, error) {
 	if len(buf) == 0 {
 		return nil, nil
 	}
@@ -74,7 +78,10 @@ func DecodePairs(buf []byte) ([][2]string, error) {
 	if n > (len(buf)-4)/10 { // every pair needs 8 length bytes and 2 NULs
 		return nil, errMalformedPairs
 	}
-	out := make([][2]string, n)
+	if cap(out) < n {
+		out = make([][2]string, n)
+	}
+	out = out[:n]
 	data := 4 + 8*n
 	for i := 0; i < n; i++ {
 		kl := int(binary.LittleEndian.Uint32(buf[4+8*i:]))

@@ -202,6 +202,13 @@ type HttpContext interface {
 	OnHttpStreamDone()
 }
 
+// HttpContextDeleter is an HttpContext that wants to know when the host
+// deleted its context (proxy_on_delete, after OnHttpStreamDone): no
+// callback of the stream comes after it, so its memory may be reused.
+type HttpContextDeleter interface {
+	OnHttpStreamDeleted()
+}
+
 // DefaultVMContext implements VMContext with no-ops; embed it.
 type DefaultVMContext struct{}
 

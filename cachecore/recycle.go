@@ -1,0 +1,43 @@
+package cachecore
+
+// Reusing a request's memory. A hit in steady state allocates nothing: the
+// Request, its canonical body and key, the decoded entry's header list and
+// the rendered hit headers are reused from a request that ended as a plain
+// hit. Only such a request is reused: nothing but its Stream refers to it
+// (no call was started for it, no refresh or shadow comparison holds it, no
+// per-item batch, semantic turn or L2 state). Any other request is left to
+// the garbage collector, since something may still read it.
+
+// maxSpareRequests bounds the requests kept for reuse per VM.
+const maxSpareRequests = 64
+
+// newRequest returns a zeroed Request, reusing a spare one's buffers.
+func (c *Cache) newRequest() *Request {
+	n := len(c.spare)
+	if n == 0 {
+		return &Request{}
+	}
+	req := c.spare[n-1]
+	c.spare[n-1] = nil
+	c.spare = c.spare[:n-1]
+	canonical, key, headers, resp, respBuf := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0]
+	*req = Request{canonical: canonical, Key: key, entry: Entry{Headers: headers}, resp: resp, respBuf: respBuf}
+	return req
+}
+
+// Recycle offers the stream's request for reuse once the host is done with
+// the stream for good (its context deleted, none of its calls pending:
+// the host's part of the condition). It reports whether the request was
+// taken, in which case everything the request pointed into — its body and
+// its headers, read by the host — may be reused too.
+func (s *Stream) Recycle() bool {
+	req := s.fl.req
+	if req == nil || !s.servedEntry || s.lent || req.Entry == nil || req.batch != nil || req.sem != nil ||
+		req.Route.Semantic != nil || s.c.cfg.L2 != nil || (req.Status != StatusHit && req.Status != StatusStale) ||
+		len(s.c.spare) >= maxSpareRequests {
+		return false
+	}
+	s.fl.req = nil
+	s.c.spare = append(s.c.spare, req)
+	return true
+}

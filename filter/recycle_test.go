@@ -1,0 +1,86 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A hit in steady state allocates nothing in the VM: the stream, the
+// request and the buffers the host's data is read into are those of an
+// earlier hit (stream.go newStream, cachecore/recycle.go).
+func TestHitsAllocateNothing(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	body := chatBody("allocation-free hits")
+	hs.post(0, "/v1/chat/completions", body)
+	for i := 0; i < 20; i++ { // warm: spare streams, requests and buffers exist
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+	}
+	hs.h.TickAll()
+	allocs, gcs := hs.counter("modelcache.vm.heap_allocs"), hs.counter("modelcache.vm.gc_cycles")
+	if allocs == 0 {
+		t.Fatal("modelcache.vm.heap_allocs not reported")
+	}
+	const hits = 500
+	for i := 0; i < hits; i++ {
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+	}
+	hs.h.TickAll()
+	// The ticks' own reading of the runtime's counters may allocate a little.
+	if n := hs.counter("modelcache.vm.heap_allocs") - allocs; n > hits/50 {
+		t.Fatalf("%d heap allocations for %d hits", n, hits)
+	}
+	if n := hs.counter("modelcache.vm.gc_cycles") - gcs; n != 0 {
+		t.Fatalf("%d GC cycles during %d hits", n, hits)
+	}
+}
+
+// A request whose memory may still be read — here one served stale whose
+// background refresh is pending — is never reused: the refresh still
+// sends that request's body and identity after other tenants' misses and
+// hits have gone through the same worker, and stores its answer under the
+// right key.
+func TestRecycledRequestsNeverMix(t *testing.T) {
+	hs := newHarness(t, swrConfig, withHTTPCalls())
+	hs.holdCalls = true
+	const path = "/v1/chat/completions"
+	a := chatBody("the question whose refresh is pending")
+	first := hs.post(0, path, a)
+	hs.clock.Advance(70 * time.Second)
+	expectCacheStatus(t, hs.post(0, path, a), "fwd=stale")
+	answers := map[string][]byte{}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 10; i++ {
+			b := chatBody(fmt.Sprintf("another tenant's question number %d, longer than the first one", i))
+			res := hs.post(0, path, b, "authorization", "Bearer tenant-b")
+			if round == 0 {
+				expectCacheStatus(t, res, "fwd=miss", "stored")
+				answers[b] = res.Body
+				continue
+			}
+			expectCacheStatus(t, res, "hit")
+			if !bytes.Equal(res.Body, answers[b]) {
+				t.Fatalf("hit for %s: got another answer:\n%s", b, res.Body)
+			}
+		}
+	}
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 {
+		t.Fatalf("%d pending refreshes, want 1", len(calls))
+	}
+	if string(calls[0].Body) != a || !hasHeader(calls[0].Headers, "authorization", "Bearer tenant-a") {
+		t.Fatalf("the pending refresh changed: %q %v", calls[0].Body, calls[0].Headers)
+	}
+	hs.answerCall(calls[0])
+	hs.h.Drain()
+	res := hs.post(0, path, a)
+	expectCacheStatus(t, res, "hit", "ttl=60")
+	if !bytes.Equal(res.Body, first.Body) {
+		t.Fatalf("refreshed answer differs:\n%s\n%s", res.Body, first.Body)
+	}
+	// Tenant b never gets tenant a's answer, whatever memory it reuses.
+	expectCacheStatus(t, hs.post(0, path, a, "authorization", "Bearer tenant-b"), "fwd=miss")
+}
