@@ -36,7 +36,7 @@ type plugin struct {
 }
 
 // The time of the current callback, cached: reading the time is a host call
-// (two, wall and monotonic), and a callback's decisions all happen at one
+// (proxywasm.WallClock), and a callback's decisions all happen at one
 // instant anyway. It is VM-wide (all root contexts of the VM share it) and
 // reset by the binding at the start of every callback.
 var (
@@ -48,7 +48,7 @@ func init() { proxywasm.SetCallbackHook(func() { clockSet = false }) }
 
 func now() time.Time {
 	if !clockSet {
-		clockNow, clockSet = time.Now(), true
+		clockNow, clockSet = proxywasm.WallClock(), true
 	}
 	return clockNow
 }
