@@ -35,6 +35,7 @@ type Cache struct {
 	semSweep   int               // where this VM's next sweep of a full index starts
 
 	spare     []*Request         // requests of plain hits, for reuse (recycle.go)
+	memo      *canonMemo         // canonical forms of recent bodies (canonmemo.go)
 	modelKeys [modelSlots]string // shared-data names of the model slots, made once
 	modelBuf  []byte             // model records are read into it
 	lastModel string             // the model name last read from a request (reused)

@@ -133,26 +133,20 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		return
 	}
 	req.Body = body
-	sel := Selection{Only: req.Route.KeyFields, Ignore: req.Route.IgnoreFields, Capture: captureFields(req.Route)}
 	if cap(req.canonical) < len(body) {
 		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
 	}
-	canon, err := c.canon.Append(req.canonical[:0], body, &sel)
+	canon, err := c.canonicalize(req.canonical[:0], body, req.Route)
 	if err != nil {
 		req.bypass(canonReason(err))
 		return
 	}
-	req.canonical = canon
+	req.canonical = canon.body
 	// "stream" and a top-level model field come from the canonicaliser's
 	// single pass; a nested model path needs gjson.
-	v, _ := c.canon.Captured(0)
-	req.Stream = string(v) == "true"
-	if len(sel.Capture) > 1 {
-		if v, ok := c.canon.Captured(1); ok {
-			req.Model = c.modelName(v)
-		} else {
-			req.Model = ""
-		}
+	req.Stream = canon.stream
+	if isPlainField(req.Route.ModelPath) {
+		req.Model = canon.model
 	} else {
 		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
 	}
