@@ -2,11 +2,12 @@ package cachecore
 
 // Reusing a request's memory. A hit in steady state allocates nothing: the
 // Request, its canonical body and key, the decoded entry's header list and
-// the rendered hit headers are reused from a request that ended as a plain
-// hit. Only such a request is reused: nothing but its Stream refers to it
-// (no call was started for it, no refresh or shadow comparison holds it, no
-// per-item batch, semantic turn or L2 state). Any other request is left to
-// the garbage collector, since something may still read it.
+// the rendered hit headers are reused from a request that has ended. Only
+// a request nothing else refers to is reused: no call was started for it
+// (the host's part of the condition), no refresh or shadow comparison
+// holds it, and it had no per-item batch, semantic turn or L2 state (those
+// live on in indexes, staged writes and calls). Any other request is left
+// to the garbage collector, since something may still read it.
 
 // maxSpareRequests bounds the requests kept for reuse per VM.
 const maxSpareRequests = 64
@@ -32,8 +33,7 @@ func (c *Cache) newRequest() *Request {
 // its headers, read by the host — may be reused too.
 func (s *Stream) Recycle() bool {
 	req := s.fl.req
-	if req == nil || !s.servedEntry || s.lent || req.Entry == nil || req.batch != nil || req.sem != nil ||
-		req.Route.Semantic != nil || s.c.cfg.L2 != nil || (req.Status != StatusHit && req.Status != StatusStale) ||
+	if req == nil || s.lent || req.batch != nil || req.sem != nil || req.Route.Semantic != nil || s.c.cfg.L2 != nil ||
 		len(s.c.spare) >= maxSpareRequests {
 		return false
 	}

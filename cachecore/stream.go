@@ -39,7 +39,6 @@ type Stream struct {
 	recording   Held // a copy of an event stream as it passes
 	respCopy    bool // the answer has no content-length: copied, not buffered by the host
 	respBody    Held
-	servedEntry bool // the host sent the entry's answer (Served)
 	lent        bool // the request was handed to a refresh or shadow comparison (Recycle)
 
 	out [12]Action // this stream's own events' actions (not the Flight's)
@@ -341,7 +340,6 @@ func (s *Stream) Served(a *Action) []Action {
 	if a.Kind != ActServeEntry {
 		return append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: a.CacheStatus})
 	}
-	s.servedEntry = true
 	out = append(out, Action{Kind: ActCountRequest, Route: r, CacheStatus: req.Status})
 	if cached, total := req.ItemCounts(); total > 0 && cached > 0 {
 		out = append(out, Action{Kind: ActCount, Route: r, Event: EvItemsHit, N: cached})

@@ -68,9 +68,10 @@ func (s *stream) OnHttpStreamDeleted() {
 		return
 	}
 	// The buffers are reused only if nothing can still read what they
-	// hold: the request was recycled with them.
+	// hold: the request was recycled with them, or there was none (a
+	// route the cache does not serve).
 	var bufs buffers
-	if s.x.Recycle() {
+	if s.x.Request() == nil || s.x.Recycle() {
 		bufs = s.bufs
 	}
 	*s = stream{bufs: bufs}
