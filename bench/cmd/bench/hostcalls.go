@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,7 +218,9 @@ func breakdown(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-// importNames lists the module's imports as "module.name".
+// importNames lists the module's imports as "module.name", each once (a
+// function may be imported twice, e.g. the WASI clock by the Go runtime
+// and by the binding).
 func importNames(r *run, wasm []byte) ([]string, error) {
 	rt := wazero.NewRuntimeWithConfig(r.ctx, wazero.NewRuntimeConfigInterpreter())
 	defer rt.Close(r.ctx)
@@ -228,7 +231,9 @@ func importNames(r *run, wasm []byte) ([]string, error) {
 	var out []string
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		out = append(out, mod+"."+name)
+		if n := mod + "." + name; !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
 	return out, nil
 }
