@@ -56,6 +56,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	// The S4 floor: cache.yaml with bench/floorfilter in place of modelcache.
 	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
 	"floor-read":  func(r *run) (*system, error) { return r.startFloor("read") },
+	"floor-hit":   func(r *run) (*system, error) { return r.startFloor("hit") },
 	"nginx":       func(r *run) (*system, error) { return r.startNginx() },
 	"varnish":     func(r *run) (*system, error) { return r.startVarnish() },
 }
