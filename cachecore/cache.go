@@ -39,6 +39,7 @@ type Cache struct {
 	modelKeys [modelSlots]string // shared-data names of the model slots, made once
 	modelBuf  []byte             // model records are read into it
 	lastModel string             // the model name last read from a request (reused)
+	encBuf    []byte             // an entry being stored is encoded into it (the store copies it)
 }
 
 // Options injects the store, the clock and the random source, so tests can

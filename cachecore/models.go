@@ -214,7 +214,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 	if err != nil {
 		return ModelState{}, err
 	}
-	key := modelKey(id)
+	key := c.modelKeyOf(id)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(key)
 		exists := err == nil

@@ -53,7 +53,9 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		res.Reason = ReasonTooLarge
 		return res
 	}
-	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, e.AppendEncode(nil), now)
+	// Encoded into a reused buffer: the store copies it.
+	c.encBuf = e.AppendEncode(c.encBuf[:0])
+	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, c.encBuf, now)
 	if err != nil {
 		res.Reason = storeErrReason(err)
 		return res
