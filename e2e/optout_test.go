@@ -15,7 +15,7 @@ import (
 // To see that the filter is really not called, the filter here is told to
 // cache /v1/models as well: had a request reached it, it would carry a
 // Cache-Status and move the route's stats. The control is the same config
-// without the opt-out, where it does.
+// with the opt-out keyed by a name that is not the filter's, where it does.
 
 const optOutFilterJSON = `{
   "upstream_cluster": "model",
@@ -42,12 +42,15 @@ func TestOptedOutRouteNeverCallsTheFilter(t *testing.T) {
 		}})
 		checkOptOut(t, e, true)
 	})
-	t.Run("control without the opt-out", func(t *testing.T) {
+	// The control: the same route and FilterConfig keyed by the plugin's
+	// config.name ("modelcache") instead of the http_filters entry's name
+	// names no filter, and Envoy ignores it: the filter runs.
+	t.Run("control keyed by the plugin name", func(t *testing.T) {
 		e := startEnvoy(t, envoyOpts{Config: optOutFilterJSON, Edit: func(t *testing.T, cfg string) string {
-			if strings.Count(cfg, shippedOptOut) != 1 {
-				t.Fatal("no opt-out to remove")
+			if strings.Count(cfg, shippedOptOut) != 1 || !strings.Contains(cfg, "                name: modelcache\n") {
+				t.Fatal("envoy/envoy.yaml changed: no single opt-out, or the plugin is not named modelcache")
 			}
-			return strings.Replace(cfg, shippedOptOut, "", 1)
+			return strings.Replace(cfg, shippedOptOut, strings.Replace(shippedOptOut, "envoy.filters.http.wasm:", "modelcache:", 1), 1)
 		}})
 		checkOptOut(t, e, false)
 	})
