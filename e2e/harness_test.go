@@ -102,6 +102,10 @@ type envoyOpts struct {
 	// Ports maps more of the file's port_values (e.g. webdis' 7379, 8001
 	// the embeddings cluster) to the ones to use.
 	Ports map[int]int
+	// Edit, when set, changes the file's text before it is rendered (a
+	// test's variant of a shipped config); it fails the test itself when
+	// the text is not what it expects.
+	Edit func(t *testing.T, cfg string) string
 }
 
 type envoyProc struct {
@@ -135,6 +139,9 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	raw, err := os.ReadFile(filepath.Join(repoRoot(), o.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.Edit != nil {
+		raw = []byte(o.Edit(t, string(raw)))
 	}
 	listen, admin := freePort(t), freePort(t)
 	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}

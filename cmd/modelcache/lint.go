@@ -172,6 +172,9 @@ func (l *linter) walk(prefix, path string, n *yaml.Node) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			l.walk(prefix, joinPath(path, n.Content[i].Value), n.Content[i+1])
 		}
+		if get(n, "http_filters") != nil {
+			l.routeOptOuts(prefix+path, n) // lint_routes.go
+		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			l.walk(prefix, fmt.Sprintf("%s[%d]", path, i), c)

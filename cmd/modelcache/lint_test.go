@@ -251,3 +251,85 @@ func TestLintFollowsECDSFiles(t *testing.T) {
 		t.Fatalf("missing ECDS file: %v", l.findings)
 	}
 }
+
+// Per-route opt-outs in envoy/envoy.yaml (lint_routes.go): a key that names
+// no filter, and a route that disables the filter for every request of
+// one of its routes or its purge path, are refused; opt-outs that leave
+// every such request reaching the filter (or that cannot be told) pass.
+func TestLintRouteOptOuts(t *testing.T) {
+	const file = "envoy/envoy.yaml"
+	const optOutMatch = `{path_separated_prefix: "/v1/models"}`
+	const key = "                  envoy.filters.http.wasm:\n"
+	const catchAll = "              - match: {prefix: \"/\"}\n"
+	const vhost = "            - name: models\n              domains: [\"*\"]\n"
+	const disable = "                  envoy.filters.http.wasm:\n" +
+		"                    \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig\n" +
+		"                    disabled: true\n"
+	const vhostDisable = "              typed_per_filter_config:\n" +
+		"                envoy.filters.http.wasm:\n" +
+		"                  \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig\n" +
+		"                  disabled: true\n"
+	// The opt-out route as shipped is routes[0], the catch-all routes[1].
+	const where = "route_config.virtual_hosts[0].routes["
+	refused := []struct {
+		name, text string
+		want       []string // fragments of the one finding
+		line       string   // it is on the line holding this
+	}{
+		{"misspelled key", broken(t, file, key, strings.Replace(key, "wasm:", "wasmx:", 1)),
+			[]string{`"envoy.filters.http.wasmx" names no filter`, "envoy.filters.http.router, envoy.filters.http.wasm"}, "wasmx:"},
+		{"opt-out covers a cached route", broken(t, file, optOutMatch, `{prefix: "/v1/chat"}`),
+			[]string{where + "0]: disables the modelcache filter \"envoy.filters.http.wasm\"", `routes[0] "chat" (path_prefix "/v1/chat/completions")`}, `"/v1/chat"`},
+		{"opt-out covers the purge path", broken(t, file, optOutMatch, `{path: "/modelcache/purge"}`),
+			[]string{where + "0]:", `purge.path "/modelcache/purge"`}, `"/modelcache/purge"}`},
+		{"case-insensitive opt-out", broken(t, file, optOutMatch, `{prefix: "/V1/EMBEDDINGS", case_sensitive: false}`),
+			[]string{where + "0]:", `routes[2] "embeddings"`}, `"/V1/EMBEDDINGS"`},
+		{"virtual host disables it", broken(t, file, vhost, vhost+vhostDisable),
+			[]string{where + "1]:", `routes[0] "chat"`, `routes[4] "rerank"`, `purge.path`}, `- match: {prefix: "/"}`},
+		{"disabled by default, enabled only where it does not cache", broken(t, file, "          - name: envoy.filters.http.wasm\n",
+			"          - name: envoy.filters.http.wasm\n            disabled: true\n"),
+			[]string{where + "1]:", `routes[0] "chat"`}, `- match: {prefix: "/"}`},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			l := lintBytes(file, []byte(c.text))
+			if len(l.findings) != 1 {
+				t.Fatalf("want 1 finding, got %v", l.findings)
+			}
+			got := l.findings[0].String()
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Fatalf("no %q in %s", w, got)
+				}
+			}
+			if want := lineOf(t, c.text, c.line); l.findings[0].line != want {
+				t.Fatalf("line %d, want %d: %s", l.findings[0].line, want, got)
+			}
+		})
+	}
+	accepted := []struct{ name, text string }{
+		{"shipped", broken(t, file, optOutMatch, optOutMatch)},
+		{"opt-out below a cached prefix", broken(t, file, optOutMatch, `{prefix: "/v1/chat/completions/health"}`)},
+		{"conditional opt-out", broken(t, file, optOutMatch, `{prefix: "/v1/chat", headers: [{name: x-no-cache, present_match: true}]}`)},
+		{"an earlier route keeps the filter", broken(t, file, "              routes:\n",
+			"              routes:\n              - match: {prefix: \"/v1/chat/completions\"}\n                route: {cluster: model}\n")},
+		{"regex opt-out: cannot be told", broken(t, file, optOutMatch, `{safe_regex: {regex: "/v1/.*"}}`)},
+		{"case-sensitive opt-out in other case", broken(t, file, optOutMatch, `{prefix: "/V1/CHAT", case_sensitive: true}`)},
+		{"virtual host disables it, the catch-all enables it", broken(t, file, catchAll+"                route: {cluster: model, timeout: 120s}\n",
+			catchAll+"                route: {cluster: model, timeout: 120s}\n"+
+				"                typed_per_filter_config:\n"+strings.Replace(disable, "disabled: true", "config: {}", 1))},
+	}
+	// The last case also needs the virtual host's opt-out.
+	last := &accepted[len(accepted)-1]
+	if strings.Count(last.text, vhost) != 1 {
+		t.Fatal("no virtual host to disable the filter on")
+	}
+	last.text = strings.Replace(last.text, vhost, vhost+vhostDisable, 1)
+	for _, c := range accepted {
+		t.Run("accepts/"+c.name, func(t *testing.T) {
+			if l := lintBytes(file, []byte(c.text)); len(l.findings) != 0 || l.checked != 1 {
+				t.Fatalf("checked %d, findings %v", l.checked, l.findings)
+			}
+		})
+	}
+}

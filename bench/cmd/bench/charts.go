@@ -160,7 +160,7 @@ func (r *run) chartLatency() *chartSpec {
 
 func (r *run) chartPassThrough() *chartSpec {
 	labels := []struct{ key, title string }{{"pass other-route", "route not cached"}, {"pass bypass", "bypass (no-store request)"},
-		{"pass uncacheable", "miss, not storable"}, {"pass miss-store", "miss + store"}}
+		{"pass uncacheable", "miss, not storable"}, {"pass miss-store", "miss + store"}, {"pass opted-out", "route opted out"}}
 	var rows [][]string
 	for _, l := range labels {
 		f, n := r.point("filter", l.key, 16), r.point("nofilter", l.key, 16)

@@ -233,16 +233,21 @@ func runS4(r *run) error {
 		label, metric string
 		wl            workload
 		c1            bool
-		target        bool
+		target        float64 // minimum throughput ratio to no filter; 0: informational
 	}{
 		{"pass other-route", "route not cached (filter in the chain)",
-			workload{Path: "/other/v1/chat/completions", Headers: []string{authHeader}}, false, true},
+			workload{Path: "/other/v1/chat/completions", Headers: []string{authHeader}}, false, 0.95},
 		{"pass bypass", "bypass (request Cache-Control: no-store)",
-			workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader, noStoreReq}}, true, true},
+			workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader, noStoreReq}}, true, 0.95},
 		{"pass uncacheable", "miss, answer uncacheable (no-store), new key each",
-			workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, true, true},
+			workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, true, 0.95},
 		{"pass miss-store", "miss + store, new key each (informational)",
-			workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, false, false},
+			workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, false, 0},
+		// The shipped way to make a route the cache does not serve cost
+		// nothing: envoy/bench/cache.yaml disables the filter on the
+		// /optout/ Envoy route, so Envoy does not create it there.
+		{"pass opted-out", "route opted out per route (typed_per_filter_config disabled)",
+			workload{Path: "/optout/v1/chat/completions", Headers: []string{authHeader}}, false, 0.98},
 	}
 	for _, v := range variants {
 		// Alternate the two Envoys so drift affects both alike.
@@ -257,8 +262,8 @@ func runS4(r *run) error {
 		rr := f16.RPS() / n16.RPS()
 		rw := row{Scenario: "S4", Metric: v.metric + ": throughput c=16", Value: f16.RPSText(),
 			Baselines: "no filter " + n16.RPSText(), Ratio: ratio(f16.RPS(), n16.RPS())}
-		if v.target {
-			rw.Target, rw.Met = "≥ 0.95×", met(rr >= 0.95)
+		if v.target > 0 {
+			rw.Target, rw.Met = fmt.Sprintf("≥ %.2f×", v.target), met(rr >= v.target)
 		}
 		r.add(rw)
 		r.add(row{Scenario: "S4", Metric: v.metric + ": proxy CPU per request, c=16",

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/modelcache/modelcache/cachecore"
+)
+
+// Per-route opt-outs (README, Routes the cache does not serve): an Envoy
+// route can leave an HTTP filter out of its requests' chain with
+// typed_per_filter_config {<filter name>: FilterConfig{disabled: true}}.
+// Envoy accepts two mistakes silently, and the linter names both, for each
+// HTTP connection manager with an inline route_config that carries
+// modelcache:
+//   - a typed_per_filter_config key that names no http_filters entry is
+//     ignored (a misspelled opt-out turns nothing off);
+//   - a route that disables the filter, reached by every request of one of
+//     the filter's own routes (or its purge path), means those requests
+//     never reach the cache.
+// The second is checked only where it is certain: the first route, in
+// order, that an unconditional prefix, path or path_separated_prefix match
+// gives every such request; a route matched otherwise (regex, a path
+// template) ends the search without a finding.
+
+const filterConfigType = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+
+// httpFilter is one entry of an HTTP connection manager's http_filters.
+type httpFilter struct {
+	name     string
+	disabled bool              // disabled unless a route enables it
+	cache    *cachecore.Config // a modelcache filter's valid configuration; nil otherwise
+}
+
+// pathSpec is the set of request paths one of the filter's routes (or its
+// purge path) serves.
+type pathSpec struct {
+	what          string // for messages: `routes[0] "chat" (path_prefix "/v1/chat")`
+	prefix, exact string
+}
+
+func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
+	var filters []*httpFilter
+	byName := map[string]*httpFilter{}
+	carries := false
+	fs := get(hcm, "http_filters")
+	if fs == nil || fs.Kind != yaml.SequenceNode {
+		return
+	}
+	for _, f := range fs.Content {
+		hf := &httpFilter{name: scalar(get(f, "name")), disabled: yamlTrue(get(f, "disabled"))}
+		if tc := get(f, "typed_config"); scalar(get(tc, "@type")) == wasmFilterType {
+			hf.cache = modelcacheConfig(tc)
+		}
+		if hf.cache != nil || strings.Contains(strings.ToLower(hf.name), "modelcache") {
+			carries = true
+		}
+		filters = append(filters, hf)
+		byName[hf.name] = hf
+	}
+	rc := get(hcm, "route_config")
+	if !carries || rc == nil {
+		return // no modelcache here, or routes from RDS
+	}
+	rcWhere := where + ".route_config"
+	names := make([]string, 0, len(filters))
+	for _, f := range filters {
+		names = append(names, f.name)
+	}
+	l.optOutKeys(rcWhere, rc, byName, names)
+	vhosts := get(rc, "virtual_hosts")
+	if vhosts == nil || vhosts.Kind != yaml.SequenceNode {
+		return
+	}
+	for vi, vh := range vhosts.Content {
+		vhWhere := fmt.Sprintf("%s.virtual_hosts[%d]", rcWhere, vi)
+		l.optOutKeys(vhWhere, vh, byName, names)
+		routes := get(vh, "routes")
+		if routes == nil || routes.Kind != yaml.SequenceNode {
+			continue
+		}
+		for ri, r := range routes.Content {
+			l.optOutKeys(fmt.Sprintf("%s.routes[%d]", vhWhere, ri), r, byName, names)
+		}
+		for _, f := range filters {
+			if f.cache == nil {
+				continue
+			}
+			lost := map[int][]string{} // Envoy route index → what of the filter's never reaches it
+			var order []int
+			for _, spec := range pathSpecs(f.cache) {
+				ri, r := firstCovering(routes, spec)
+				if r == nil || !filterDisabled(f, r, vh, rc) {
+					continue
+				}
+				if lost[ri] == nil {
+					order = append(order, ri)
+				}
+				lost[ri] = append(lost[ri], spec.what)
+			}
+			for _, ri := range order {
+				l.add(routes.Content[ri].Line, fmt.Sprintf("%s.routes[%d]", vhWhere, ri),
+					"disables the modelcache filter %q, yet it is the first route for every request of the filter's %s: those requests never reach the cache",
+					f.name, strings.Join(lost[ri], ", "))
+			}
+		}
+	}
+}
+
+// optOutKeys reports typed_per_filter_config keys of n that name no filter.
+func (l *linter) optOutKeys(where string, n *yaml.Node, byName map[string]*httpFilter, names []string) {
+	tp := get(n, "typed_per_filter_config")
+	if tp == nil || tp.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(tp.Content); i += 2 {
+		key := tp.Content[i]
+		if byName[key.Value] == nil {
+			sorted := append([]string(nil), names...)
+			sort.Strings(sorted)
+			l.add(key.Line, where+".typed_per_filter_config",
+				"%q names no filter of this connection manager's http_filters (%s): Envoy ignores it", key.Value, strings.Join(sorted, ", "))
+		}
+	}
+}
+
+// filterDisabled resolves, as Envoy does, whether f runs on route r:
+// the route's typed_per_filter_config, else its virtual host's, else the
+// route configuration's, else the http_filters entry's own disabled.
+func filterDisabled(f *httpFilter, r, vh, rc *yaml.Node) bool {
+	for _, n := range []*yaml.Node{r, vh, rc} {
+		v := get(get(n, "typed_per_filter_config"), f.name)
+		if v == nil {
+			continue
+		}
+		if scalar(get(v, "@type")) == filterConfigType {
+			return yamlTrue(get(v, "disabled"))
+		}
+		return false // a per-route configuration of the filter: it runs
+	}
+	return f.disabled
+}
+
+func pathSpecs(c *cachecore.Config) []pathSpec {
+	var out []pathSpec
+	for i, r := range c.Routes {
+		s := pathSpec{prefix: r.Prefix, exact: r.Exact}
+		if r.Exact != "" {
+			s.what = fmt.Sprintf("routes[%d] %q (path_exact %q)", i, r.Name, r.Exact)
+		} else {
+			s.what = fmt.Sprintf("routes[%d] %q (path_prefix %q)", i, r.Name, r.Prefix)
+		}
+		out = append(out, s)
+	}
+	if c.Purge.Path != "" {
+		out = append(out, pathSpec{what: fmt.Sprintf("purge.path %q", c.Purge.Path), exact: c.Purge.Path})
+	}
+	return out
+}
+
+// firstCovering returns the first route that every request of spec
+// matches, or nil when that cannot be told.
+func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
+	for i, r := range routes.Content {
+		m := get(r, "match")
+		if m == nil || m.Kind != yaml.MappingNode {
+			return 0, nil
+		}
+		kind, value, conditional := "", "", false
+		fold := false
+		for j := 0; j+1 < len(m.Content); j += 2 {
+			switch k := m.Content[j].Value; k {
+			case "prefix", "path", "path_separated_prefix":
+				kind, value = k, scalar(m.Content[j+1])
+			case "case_sensitive": // a BoolValue, true by default
+				var b bool
+				fold = m.Content[j+1].Decode(&b) == nil && !b
+			default:
+				conditional = true // headers, query parameters, runtime fraction, …, or another kind of match
+			}
+		}
+		if kind == "" {
+			return 0, nil // regex, path template, …: cannot tell
+		}
+		if conditional {
+			continue // some requests only
+		}
+		if covers(kind, value, fold, spec) {
+			return i, r
+		}
+	}
+	return 0, nil
+}
+
+// covers: an Envoy route match (kind, value) matches every path of spec.
+func covers(kind, value string, fold bool, spec pathSpec) bool {
+	p, v := spec.exact, value
+	if p == "" {
+		p = spec.prefix
+	}
+	if fold {
+		p, v = strings.ToLower(p), strings.ToLower(v)
+	}
+	if spec.exact != "" {
+		switch kind {
+		case "prefix":
+			return strings.HasPrefix(p, v)
+		case "path":
+			return p == v
+		default: // path_separated_prefix
+			return p == v || strings.HasPrefix(p, v+"/")
+		}
+	}
+	switch kind {
+	case "prefix":
+		return strings.HasPrefix(p, v)
+	case "path":
+		return false // one path, the prefix has more
+	default:
+		return p == v || strings.HasPrefix(p, v+"/")
+	}
+}
+
+// modelcacheConfig is the valid configuration of a modelcache wasm filter
+// (typed_config), nil for another filter or an invalid one (the latter is
+// reported by wasmFilter).
+func modelcacheConfig(tc *yaml.Node) *cachecore.Config {
+	cfg := get(tc, "config")
+	vm := get(cfg, "vm_config")
+	ident := strings.ToLower(strings.Join([]string{scalar(get(cfg, "name")), scalar(get(cfg, "root_id")),
+		scalar(get(vm, "vm_id")), scalar(get(get(get(vm, "code"), "local"), "filename"))}, " "))
+	if !strings.Contains(ident, "modelcache") {
+		return nil
+	}
+	conf := get(cfg, "configuration")
+	text := []byte(scalar(get(conf, "value")))
+	switch scalar(get(conf, "@type")) {
+	case stringValue:
+	case bytesValue:
+		b, err := base64.StdEncoding.DecodeString(string(text))
+		if err != nil {
+			return nil
+		}
+		text = b
+	default:
+		return nil
+	}
+	c, err := cachecore.ParseConfig(text)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// yamlTrue: a YAML boolean scalar that is true (also through an alias).
+func yamlTrue(n *yaml.Node) bool {
+	if n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	var b bool
+	return n != nil && n.Kind == yaml.ScalarNode && n.Decode(&b) == nil && b
+}
