@@ -188,9 +188,11 @@ func isPlainField(path string) bool {
 // canonicalString decodes a canonical JSON value as gjson's String would:
 // a string's contents, or any other value's JSON text.
 // modelName is canonicalString of a captured model field, reusing the
-// last name read when it is the same (requests name few models).
+// last name read when it is the same (requests name few models). Only an
+// unescaped field is its own decoded text: the field "a\"b" names a"b,
+// whose escaped text a\"b may be the last name read.
 func (c *Cache) modelName(v []byte) string {
-	if len(v) >= 2 && v[0] == '"' && string(v[1:len(v)-1]) == c.lastModel {
+	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsRune(v, '\\') && string(v[1:len(v)-1]) == c.lastModel {
 		return c.lastModel
 	}
 	c.lastModel = canonicalString(v)
