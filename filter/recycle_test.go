@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,4 +84,28 @@ func TestRecycledRequestsNeverMix(t *testing.T) {
 	}
 	// Tenant b never gets tenant a's answer, whatever memory it reuses.
 	expectCacheStatus(t, hs.post(0, path, a, "authorization", "Bearer tenant-b"), "fwd=miss")
+}
+
+// Requests whose headers differ in size keep reusing one header buffer:
+// a smaller request's headers do not shrink it.
+func TestHitsWithVaryingHeadersAllocateNothing(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	body := chatBody("allocation-free hits")
+	hs.post(0, "/v1/chat/completions", body)
+	extra := strings.Repeat("v", 200)
+	for i := 0; i < 20; i++ {
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "x-trace", extra), "hit")
+	}
+	hs.h.TickAll()
+	allocs := hs.counter("modelcache.vm.heap_allocs")
+	const hits = 500
+	for i := 0; i < hits/2; i++ {
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "x-trace", extra), "hit")
+	}
+	hs.h.TickAll()
+	if n := hs.counter("modelcache.vm.heap_allocs") - allocs; n > hits/50 {
+		t.Fatalf("%d heap allocations for %d hits", n, hits)
+	}
 }

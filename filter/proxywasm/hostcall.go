@@ -124,6 +124,9 @@ func GetHttpRequestHeadersInto(raw []byte, pairs [][2]string) ([]byte, [][2]stri
 		return raw, nil, err
 	}
 	hs, err := DecodePairsInto(b, pairs[:0])
+	if len(b) > 0 && cap(raw) >= len(b) && &raw[:1][0] == &b[0] {
+		return raw[:0], hs, err // read into raw: keep all of it
+	}
 	return b[:0], hs, err
 }
 
