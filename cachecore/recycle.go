@@ -9,8 +9,12 @@ package cachecore
 // live on in indexes, staged writes and calls). Any other request is left
 // to the garbage collector, since something may still read it.
 
-// maxSpareRequests bounds the requests kept for reuse per VM.
-const maxSpareRequests = 64
+// maxSpareRequests bounds the requests kept for reuse per VM; a request's
+// buffers larger than maxSpareBuffer bytes are not kept.
+const (
+	maxSpareRequests = 64
+	maxSpareBuffer   = 32 << 10
+)
 
 // newRequest returns a zeroed Request, reusing a spare one's buffers.
 func (c *Cache) newRequest() *Request {
@@ -38,6 +42,9 @@ func (s *Stream) Recycle() bool {
 		return false
 	}
 	s.fl.req = nil
+	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer {
+		req.canonical, req.Key = nil, nil
+	}
 	s.c.spare = append(s.c.spare, req)
 	return true
 }

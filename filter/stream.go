@@ -25,6 +25,10 @@ type stream struct {
 	// deleted (a call it dispatched continues it or its Flight), so its
 	// memory is never reused for another request.
 	pinned bool
+	// performing counts the actions being performed (do may nest); left
+	// above 0 by a panic, whatever was half done keeps the stream from
+	// being reused.
+	performing int
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
 	bufs buffers
@@ -36,8 +40,14 @@ type buffers struct {
 	body       []byte
 }
 
-// maxFreeStreams bounds the streams kept for reuse (about 6 KB each).
-const maxFreeStreams = 128
+// maxFreeStreams bounds the streams kept for reuse (about 6 KB each, plus
+// their buffers: a body buffer of up to maxKeptBody bytes and a header
+// buffer of up to maxKeptHeaders are kept, larger ones are not).
+const (
+	maxFreeStreams = 64
+	maxKeptBody    = 32 << 10
+	maxKeptHeaders = 16 << 10
+)
 
 // newStream returns a zeroed stream for contextID, reusing the memory of a
 // deleted one when there is one: a request then allocates no stream.
@@ -64,7 +74,7 @@ func (s *stream) OnHttpStreamDeleted() {
 		delete(p.holding, s.id)
 		return
 	}
-	if s.pinned || s.purge || len(p.free) >= maxFreeStreams {
+	if s.pinned || s.performing != 0 || s.purge || len(p.free) >= maxFreeStreams {
 		return
 	}
 	// The buffers are reused only if nothing can still read what they
@@ -73,6 +83,12 @@ func (s *stream) OnHttpStreamDeleted() {
 	var bufs buffers
 	if s.x.Request() == nil || s.x.Recycle() {
 		bufs = s.bufs
+		if cap(bufs.body) > maxKeptBody {
+			bufs.body = nil
+		}
+		if cap(bufs.headersRaw) > maxKeptHeaders {
+			bufs.headersRaw, bufs.headers = nil, nil
+		}
 	}
 	*s = stream{bufs: bufs}
 	p.free = append(p.free, s)
@@ -103,10 +119,12 @@ var verdicts = [...]types.Action{cachecore.Continue: types.ActionContinue, cache
 // do performs acts and answers Envoy with v; the VM's lists of paused
 // followers and held requests follow the stream's phase.
 func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
+	s.performing++ // a panic leaves it raised: the stream is never reused
 	dispatched := s.perform(acts)
 	if dispatched {
 		s.pinned = true
 	}
+	s.performing--
 	if s.x.Following() {
 		s.p.waiting[s.id] = s
 	} else {

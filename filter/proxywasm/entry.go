@@ -261,7 +261,9 @@ func streamDone(contextID uint32) {
 	s.done = true
 	if !s.broken {
 		currentRoot = s.root
+		s.broken = true // until it returns: a panic leaves the stream broken
 		s.ctx.OnHttpStreamDone()
+		s.broken = false
 	}
 }
 

@@ -18,33 +18,11 @@ import (
 // reports it to the panic hook, and lets the stream through (fail open).
 // The plugin under test panics in the callback a request header names.
 func TestPanicsFailOpen(t *testing.T) {
-	dir := t.TempDir()
-	wasm := filepath.Join(dir, "panicguest.wasm")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", wasm, "./internal/panicguest")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	code, _ := os.ReadFile(wasm)
-	ctx := context.Background()
-	mod, err := wasmhost.Compile(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mod.Close(ctx)
 	var upstream int
-	h, err := wasmhost.New(ctx, mod, wasmhost.Config{
-		Workers:                     1,
-		AllowOnHeadersStopIteration: true,
-		Upstream: func(u *wasmhost.UpstreamRequest) {
-			upstream++
-			u.Respond(200, [][2]string{{"content-type", "text/plain"}}, []byte("from upstream"))
-		},
+	h := startPanicGuest(t, func(u *wasmhost.UpstreamRequest) {
+		upstream++
+		u.Respond(200, [][2]string{{"content-type", "text/plain"}}, []byte("from upstream"))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 	for i, where := range []string{"request-headers", "request-body", "response-headers", "request-headers"} {
 		res, err := h.Exchange(0, wasmhost.Request{
 			Headers: [][2]string{{":method", "POST"}, {":path", "/"}, {":authority", "x"}, {"x-panic-in", where}},
@@ -70,4 +48,49 @@ func TestPanicsFailOpen(t *testing.T) {
 	if len(logs) != 4 || !strings.Contains(logs[1].Msg, "boom in request body") {
 		t.Fatalf("panics not logged: %v", logs)
 	}
+}
+
+// A stream whose OnHttpStreamDone panicked is never offered for reuse
+// (types.HttpContextDeleter): its state is whatever the panic left.
+func TestPanicInStreamDoneIsNeverReused(t *testing.T) {
+	h := startPanicGuest(t, func(u *wasmhost.UpstreamRequest) {
+		u.Respond(200, [][2]string{{"content-type", "text/plain"}}, []byte("ok"))
+	})
+	if _, err := h.Exchange(0, wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/"}, {":authority", "x"}, {"x-panic-in", "done"}},
+		Body:    []byte("body"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := h.Counter("panicguest.panics"); n != 1 {
+		t.Fatalf("panics: %d", n)
+	}
+	if n, _ := h.Counter("panicguest.deleted_after_panic"); n != 0 {
+		t.Fatalf("a stream that panicked in OnHttpStreamDone was offered for reuse (OnHttpStreamDeleted ran %d times)", n)
+	}
+}
+
+// startPanicGuest builds internal/panicguest and runs it on one worker.
+func startPanicGuest(t *testing.T, upstream func(*wasmhost.UpstreamRequest)) *wasmhost.Host {
+	t.Helper()
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "panicguest.wasm")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", wasm, "./internal/panicguest")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	code, _ := os.ReadFile(wasm)
+	ctx := context.Background()
+	mod, err := wasmhost.Compile(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mod.Close(ctx) })
+	h, err := wasmhost.New(ctx, mod, wasmhost.Config{Workers: 1, AllowOnHeadersStopIteration: true, Upstream: upstream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
 }

@@ -59,3 +59,22 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 	}
 	return types.ActionContinue
 }
+
+var deletedAfterPanic proxywasm.MetricCounter
+
+func (s *stream) OnHttpStreamDone() {
+	if s.where == "done" {
+		s.where = "panicked-in-done"
+		panic("boom in stream done")
+	}
+}
+
+// OnHttpStreamDeleted: the binding offers the stream for reuse.
+func (s *stream) OnHttpStreamDeleted() {
+	if s.where == "panicked-in-done" {
+		if deletedAfterPanic == 0 {
+			deletedAfterPanic, _ = proxywasm.DefineCounterMetric("panicguest.deleted_after_panic")
+		}
+		deletedAfterPanic.Increment(1)
+	}
+}
