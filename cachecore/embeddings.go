@@ -388,10 +388,12 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 	if !data.IsArray() {
 		return Admission{Reason: ReasonItemCount}
 	}
-	n := 0
-	data.ForEach(func(_, _ gjson.Result) bool { n++; return true })
-	if n != want {
-		return Admission{Reason: ReasonItemCount}
+	// The item count is checked first: counted here only when the
+	// single pass below fails for another reason (or finds too few).
+	count := func() int {
+		n := 0
+		data.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+		return n
 	}
 	if cap(b.fresh) < want {
 		b.fresh = make([][]byte, want)
@@ -402,8 +404,9 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 	// host's.
 	arena := make([]byte, 0, len(data.Raw))
 	dims := b.dims
-	reason := ReasonNone
+	reason, seen := ReasonNone, 0
 	data.ForEach(func(_, d gjson.Result) bool {
+		seen++
 		var idx, emb gjson.Result
 		var haveIdx, haveEmb bool
 		d.ForEach(func(k, v gjson.Result) bool {
@@ -436,6 +439,9 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 		vecs[int(idx.Num)] = arena[at:len(arena):len(arena)]
 		return true
 	})
+	if (reason == ReasonNone && seen != want) || (reason != ReasonNone && count() != want) {
+		return Admission{Reason: ReasonItemCount}
+	}
 	if reason != ReasonNone {
 		return Admission{Reason: reason}
 	}

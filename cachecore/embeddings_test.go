@@ -253,3 +253,22 @@ func FuzzFiniteNumbers(f *testing.F) {
 		}
 	})
 }
+
+// A wrong item count is reported as such even when a vector is bad too
+// (the count is checked first).
+func TestEmbeddingsAdmissionCountFirst(t *testing.T) {
+	c, r := newEmbCache(t)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	for answer, want := range map[string]Reason{
+		`{"data":[{"index":0,"embedding":["x"]}]}`:                                                         ReasonItemCount,
+		`{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]},{"index":2,"embedding":[1]}]}`: ReasonItemCount,
+		`{"data":[{"index":0,"embedding":["x"]},{"index":1,"embedding":[1]}]}`:                             ReasonBadVector,
+		`{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]}]}`:                             ReasonDimensions,
+	} {
+		req := embRequest(c, r, `{"model":"e","input":["a","b"]}`)
+		c.Lookup(req)
+		if adm := c.AdmitBody(req, jsonHdr, []byte(answer)); adm.Reason != want {
+			t.Errorf("%s: reason %s, want %s", answer, adm.Reason, want)
+		}
+	}
+}
