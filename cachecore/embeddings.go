@@ -2,9 +2,11 @@ package cachecore
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,6 +68,7 @@ type embBatch struct {
 	vecs     []byte     // cached and fresh vectors
 	entries  []Entry    // cached items (their Body in vecs)
 	scratch  Entry      // the entry being read (aliases the table's buffer)
+	views    indexViews // the bucket indexes read, for the stores
 	fresh    [][]byte   // admitEmbeddings' answer vectors by upstream index
 }
 
@@ -75,8 +78,11 @@ type embItem struct {
 	first int // index of the first identical item
 	key   []byte
 	fp    uint64
-	entry *Entry // cached: times and Body (Headers for the first hit only)
-	fresh []byte // vector from the upstream answer (partial and full fetches)
+	// missed is the fingerprint under which a lookup did not find the
+	// item (0: none): looked up again, it is looked for in the index.
+	missed uint64
+	entry  *Entry // cached: times and Body (Headers for the first hit only)
+	fresh  []byte // vector from the upstream answer (partial and full fetches)
 }
 
 // ItemCounts reports, for an embeddings request, how many items were
@@ -280,6 +286,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	b.hits, b.sent, b.minFresh, b.oldest, b.model = 0, b.sent[:0], math.MaxInt64, math.MaxInt64, ""
 	c.itemKeys(req)
 	b.vecs, b.entries = nil, nil // earlier slices stay valid
+	b.views.pass++
 	kept := 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
@@ -288,8 +295,9 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			continue
 		}
 		e := &b.scratch
-		found, err := c.table.lookupInto(it.fp, it.key, now, e)
+		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, it.missed == it.fp, e)
 		if err != nil || !found || c.freshness(req, e, now) != fresh {
+			it.missed = it.fp
 			continue
 		}
 		if b.entries == nil {
@@ -626,8 +634,12 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	b.model = gjson.GetBytes(body, "model").String()
 	hs := c.storedHeaders(req, headers)
 	hs = append(hs, [2]string{embeddingModelHeader, b.model})
-	var buf []byte
-	res.Inserts = make([]InsertResult, 0, len(b.distinct))
+	// Every entry is encoded first, then the entries are stored bucket by
+	// bucket: one index write per bucket, the first with the index as the
+	// lookups read it (table_batch.go).
+	tag := TenantTag(req.tenant)
+	ins := make([]batchInsert, 0, len(b.distinct))
+	var enc []byte
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		if it.fresh == nil {
@@ -641,17 +653,36 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			res.ItemsRefused++
 			continue
 		}
-		if cap(buf) < size {
-			buf = make([]byte, 0, size+size/4) // one buffer for every item, as a rule
+		if enc == nil {
+			enc = make([]byte, 0, size*len(b.distinct))
 		}
-		buf = e.AppendEncode(buf[:0])
-		ins, err := c.table.Insert(it.fp, TenantTag(req.tenant), e.StaleUntil, buf, now)
-		if err != nil {
-			res.ItemsRefused++
-			continue
+		at := len(enc)
+		enc = e.AppendEncode(enc)
+		ins = append(ins, batchInsert{fp: it.fp, tag: tag, staleUntil: e.StaleUntil, encoded: enc[at:len(enc):len(enc)]})
+	}
+	t := c.table
+	slices.SortStableFunc(ins, func(x, y batchInsert) int { return cmp.Compare(t.bucketOf(x.fp), t.bucketOf(y.fp)) })
+	res.Inserts = make([]InsertResult, 0, len(ins))
+	for from := 0; from < len(ins); {
+		bk := t.bucketOf(ins[from].fp)
+		to := from + 1
+		for to < len(ins) && t.bucketOf(ins[to].fp) == bk {
+			to++
 		}
-		res.ItemsStored++
-		res.Inserts = append(res.Inserts, ins)
+		var v *indexView
+		if at, ok := b.views.at[bk]; ok {
+			v = &b.views.views[at]
+		}
+		t.insertBucket(bk, v, ins[from:to], now)
+		for _, x := range ins[from:to] {
+			if x.err != nil {
+				res.ItemsRefused++
+				continue
+			}
+			res.ItemsStored++
+			res.Inserts = append(res.Inserts, x.res)
+		}
+		from = to
 	}
 	res.FreshUntil = now + adm.TTL.Milliseconds()
 	return res
