@@ -531,54 +531,47 @@ func floatVectorDims(v gjson.Result) (int, Reason) {
 // It reads every byte once and converts no number.
 func finiteNumbers(raw string) (int, bool) {
 	i, n := 0, 0
-	ws := func() {
-		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-			i++
-		}
+	for i < len(raw) && isJSONSpace(raw[i]) {
+		i++
 	}
-	digits := func() int {
-		at := i
-		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-			i++
-		}
-		return i - at
-	}
-	ws()
 	if i >= len(raw) || raw[i] != '[' {
 		return 0, false
 	}
 	i++
 	for {
-		ws()
+		for i < len(raw) && isJSONSpace(raw[i]) {
+			i++
+		}
 		if i < len(raw) && raw[i] == '-' {
 			i++
 		}
 		// Decimal exponent of the first significant digit (0.d… × 10^e).
 		intAt := i
-		intLen := digits()
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		intLen := i - intAt
 		if intLen == 0 || (intLen > 1 && raw[intAt] == '0') {
 			return 0, false
 		}
 		e, zero := 0, true
-		for k := intAt; k < intAt+intLen; k++ {
+		for k := intAt; k < i; k++ {
 			if raw[k] != '0' {
-				e, zero = intAt+intLen-k, false
+				e, zero = i-k, false
 				break
 			}
 		}
 		if i < len(raw) && raw[i] == '.' {
 			i++
 			fracAt := i
-			if digits() == 0 {
-				return 0, false
-			}
-			if zero {
-				for k := fracAt; k < i; k++ {
-					if raw[k] != '0' {
-						e, zero = fracAt-k, false
-						break
-					}
+			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+				if zero && raw[i] != '0' {
+					e, zero = fracAt-i, false
 				}
+				i++
+			}
+			if i == fracAt {
+				return 0, false
 			}
 		}
 		if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
@@ -588,13 +581,16 @@ func finiteNumbers(raw string) (int, bool) {
 				neg = raw[i] == '-'
 				i++
 			}
-			expAt := i
-			if l := digits(); l == 0 || l > 6 {
-				return 0, false // none, or too long to add up here
+			expAt, x := i, 0
+			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+				x = x*10 + int(raw[i]-'0')
+				i++
+				if i-expAt > 6 {
+					return 0, false // too long to add up here
+				}
 			}
-			x := 0
-			for k := expAt; k < i; k++ {
-				x = x*10 + int(raw[k]-'0')
+			if i == expAt {
+				return 0, false
 			}
 			if neg {
 				x = -x
@@ -605,7 +601,9 @@ func finiteNumbers(raw string) (int, bool) {
 			return 0, false // maybe beyond MaxFloat64: the exact path decides
 		}
 		n++
-		ws()
+		for i < len(raw) && isJSONSpace(raw[i]) {
+			i++
+		}
 		if i >= len(raw) {
 			return 0, false
 		}
@@ -618,9 +616,13 @@ func finiteNumbers(raw string) (int, bool) {
 		}
 		i++
 	}
-	ws()
+	for i < len(raw) && isJSONSpace(raw[i]) {
+		i++
+	}
 	return n, i == len(raw)
 }
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // storeEmbeddings stores every freshly computed item.
 func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
@@ -638,8 +640,10 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	// bucket: one index write per bucket, the first with the index as the
 	// lookups read it (table_batch.go).
 	tag := TenantTag(req.tenant)
+	t := c.table
 	ins := make([]batchInsert, 0, len(b.distinct))
-	var enc []byte
+	enc := c.embEnc[:0] // the table copies what it stores
+	sorted := true
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		if it.fresh == nil {
@@ -653,20 +657,23 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			res.ItemsRefused++
 			continue
 		}
-		if enc == nil {
+		if cap(enc) == 0 {
 			enc = make([]byte, 0, size*len(b.distinct))
 		}
 		at := len(enc)
 		enc = e.AppendEncode(enc)
-		ins = append(ins, batchInsert{fp: it.fp, tag: tag, staleUntil: e.StaleUntil, encoded: enc[at:len(enc):len(enc)]})
+		ins = append(ins, batchInsert{fp: it.fp, bucket: t.bucketOf(it.fp), tag: tag, staleUntil: e.StaleUntil, encoded: enc[at:len(enc):len(enc)]})
+		sorted = sorted && (len(ins) == 1 || ins[len(ins)-2].bucket <= ins[len(ins)-1].bucket)
 	}
-	t := c.table
-	slices.SortStableFunc(ins, func(x, y batchInsert) int { return cmp.Compare(t.bucketOf(x.fp), t.bucketOf(y.fp)) })
+	c.embEnc = enc[:0]
+	if !sorted {
+		slices.SortStableFunc(ins, func(x, y batchInsert) int { return cmp.Compare(x.bucket, y.bucket) })
+	}
 	res.Inserts = make([]InsertResult, 0, len(ins))
 	for from := 0; from < len(ins); {
-		bk := t.bucketOf(ins[from].fp)
+		bk := ins[from].bucket
 		to := from + 1
-		for to < len(ins) && t.bucketOf(ins[to].fp) == bk {
+		for to < len(ins) && ins[to].bucket == bk {
 			to++
 		}
 		var v *indexView

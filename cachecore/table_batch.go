@@ -85,6 +85,7 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, ag
 // batchInsert is one encoded entry of a batch to store, and the outcome.
 type batchInsert struct {
 	fp         uint64
+	bucket     uint64
 	tag        uint32
 	staleUntil int64
 	encoded    []byte
