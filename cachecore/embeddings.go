@@ -179,8 +179,13 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		return ReasonEmbeddingInput
 	}
 	// The key of every item includes all other parameters of the request.
+	// The whole body is known to canonicalise (SetBody did), so the
+	// input, left out anyway, is replaced by null rather than
+	// canonicalised once more.
 	sel := Selection{Ignore: append(append([]string(nil), req.Route.IgnoreFields...), "input")}
-	params, err := c.canon.Append(nil, body, &sel)
+	src := make([]byte, 0, len(body)-len(input.Raw)+4)
+	src = append(append(append(src, body[:input.Index]...), "null"...), body[input.Index+len(input.Raw):]...)
+	params, err := c.canon.Append(make([]byte, 0, len(src)), src, &sel)
 	if err != nil {
 		return canonReason(err)
 	}
@@ -302,7 +307,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		}
 		if b.entries == nil {
 			b.entries = make([]Entry, len(b.distinct))
-			b.vecs = make([]byte, 0, len(e.Body)*len(b.distinct))
+			b.vecs = make([]byte, 0, (len(e.Body)+len(e.Body)/4)*len(b.distinct)) // vectors differ a little in length
 		}
 		at := len(b.vecs)
 		b.vecs = append(b.vecs, e.Body...)
