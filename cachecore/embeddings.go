@@ -69,7 +69,13 @@ type embBatch struct {
 	entries  []Entry    // cached items (their Body in vecs)
 	scratch  Entry      // the entry being read (aliases the table's buffer)
 	views    indexViews // the bucket indexes read, for the stores
-	fresh    [][]byte   // admitEmbeddings' answer vectors by upstream index
+	// The answer admitEmbeddings read (identified by its first byte and
+	// length) and its top-level "model" (as gjson's String) and "usage",
+	// read in the same pass as its data, for the store and the merge.
+	answerAt                 *byte
+	answerLen                int
+	answerModel, answerUsage string
+	fresh                    [][]byte // admitEmbeddings' answer vectors by upstream index
 }
 
 type embItem struct {
@@ -397,7 +403,29 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 	if b.fullFetch {
 		want = len(b.items)
 	}
-	data := gjson.GetBytes(body, "data")
+	// One pass over the answer's members (the answer is checked JSON
+	// without duplicate names: the first of each is the only one).
+	var data, model, usage gjson.Result
+	if len(body) > 0 {
+		gjson.Parse(bytesString(body)).ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "data":
+				if !data.Exists() {
+					data = v
+				}
+			case "model":
+				if !model.Exists() {
+					model = v
+				}
+			case "usage":
+				if !usage.Exists() {
+					usage = v
+				}
+			}
+			return true
+		})
+	}
+	b.answerAt, b.answerLen = nil, 0
 	if !data.IsArray() {
 		return Admission{Reason: ReasonItemCount}
 	}
@@ -481,7 +509,19 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 			b.items[i].fresh = vecs[j]
 		}
 	}
+	b.answerAt, b.answerLen = &body[0], len(body)
+	b.answerModel, b.answerUsage = strings.Clone(model.String()), strings.Clone(usage.Raw)
 	return Admission{TTL: req.Route.TTL}
+}
+
+// answerTop returns the top-level "model" (as a string) and "usage" (raw)
+// of an upstream answer: as admitEmbeddings read them if it read this
+// very answer, else read now.
+func (b *embBatch) answerTop(body []byte) (model, usage string) {
+	if len(body) > 0 && b.answerAt == &body[0] && b.answerLen == len(body) {
+		return b.answerModel, b.answerUsage
+	}
+	return gjson.GetBytes(body, "model").String(), gjson.GetBytes(body, "usage").Raw
 }
 
 // vectorDims validates one embedding value and returns its dimension.
@@ -638,7 +678,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	}
 	b := req.batch
 	c.itemKeys(req)
-	b.model = gjson.GetBytes(body, "model").String()
+	b.model, _ = b.answerTop(body)
 	hs := c.storedHeaders(req, headers)
 	hs = append(hs, [2]string{embeddingModelHeader, b.model})
 	// Every entry is encoded first, then the entries are stored bucket by
@@ -705,8 +745,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 // the upstream's (the tokens actually computed).
 func (c *Cache) MergedBody(req *Request, upstream []byte) []byte {
 	b := req.batch
-	usage := gjson.GetBytes(upstream, "usage").Raw
-	model := gjson.GetBytes(upstream, "model").String()
+	model, usage := b.answerTop(upstream)
 	return c.embeddingBody(b, model, usage)
 }
 
