@@ -260,7 +260,8 @@ func (c *Cache) itemKeys(req *Request) {
 	}
 	if !b.keyed {
 		prefix := req.appendNamespace(nil, 'E')
-		prefix = appendLV(prefix, string(b.params))
+		prefix = binary.LittleEndian.AppendUint32(prefix, uint32(len(b.params))) // appendLV, without a string copy
+		prefix = append(prefix, b.params...)
 		size := 0
 		for _, i := range b.distinct {
 			size += len(prefix) + 4 + len(b.items[i].canon) + versionIDLen + 8
@@ -270,7 +271,8 @@ func (c *Cache) itemKeys(req *Request) {
 			it := &b.items[i]
 			at := len(k)
 			k = append(k, prefix...)
-			k = appendLV(k, string(it.canon))
+			k = binary.LittleEndian.AppendUint32(k, uint32(len(it.canon)))
+			k = append(k, it.canon...)
 			k = req.appendState(k)
 			it.key = k[at:len(k):len(k)]
 		}

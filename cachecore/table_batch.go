@@ -24,6 +24,7 @@ type indexView struct {
 type indexViews struct {
 	at    map[uint64]int // bucket → index in views
 	views []indexView
+	slab  []slot // the views' slots
 	pass  int
 }
 
@@ -31,7 +32,7 @@ type indexViews struct {
 // now if there is none.
 func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 	if vs.at == nil {
-		vs.at = map[uint64]int{}
+		vs.at = make(map[uint64]int, 32)
 	}
 	i, ok := vs.at[b]
 	if ok && vs.views[i].pass == vs.pass {
@@ -48,7 +49,16 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 	}
 	v := &vs.views[i]
 	v.b, v.cas, v.exists, v.pass = b, cas, exists, vs.pass
-	v.slots = append(v.slots[:0], t.idx...)
+	if cap(v.slots) < len(t.idx) {
+		if cap(vs.slab)-len(vs.slab) < len(t.idx) {
+			vs.slab = make([]slot, 0, 32*len(t.idx))
+		}
+		at := len(vs.slab)
+		vs.slab = append(vs.slab, t.idx...)
+		v.slots = vs.slab[at:len(vs.slab):len(vs.slab)]
+	} else {
+		v.slots = append(v.slots[:0], t.idx...)
+	}
 	return v, nil
 }
 
