@@ -139,6 +139,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		b.single = true
 		add(input)
 	case input.IsArray():
+		b.items = make([]embItem, 0, min(strings.Count(input.Raw, ",")+1, 2049)) // at most one item per comma, and one
 		n, kind := 0, gjson.Null
 		isArr := false
 		input.ForEach(func(_, v gjson.Result) bool {
@@ -199,6 +200,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// Identical items: by a hash of the canonical form, confirmed byte
 	// for byte (a colliding pair is compared with every distinct item).
 	seen := make(map[uint64]int, len(b.items))
+	b.distinct = make([]int, 0, len(b.items))
 	for i := range b.items {
 		it := &b.items[i]
 		h := Hash64(it.canon, 0)
