@@ -20,6 +20,7 @@ type Cache struct {
 	rand   func() uint64
 	canon  Canonicalizer
 	dups   duplicateMembers // answers' duplicate member names (jsonbound.go)
+	embEnc []byte           // embeddings items encoded for one store (reused)
 	hk     *hashKeys        // the process secret's keys, once loaded (secret.go)
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts

@@ -1,9 +1,12 @@
 package cachecore
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,6 +57,25 @@ type embBatch struct {
 	minFresh  int64 // earliest FreshUntil among hits
 	oldest    int64 // earliest StoredAt among hits
 	model     string
+
+	// Per-request arenas, so that the per-item work allocates nothing per
+	// item. They are append-only: a slice handed out stays valid (and
+	// unchanged) when a later append moves the arena.
+	text     []byte     // items as written and their canonical forms
+	keys     []byte     // every distinct item's key (itemKeys)
+	keyState ModelState // the state the keys were built for
+	keyed    bool       // keys holds keys for keyState
+	vecs     []byte     // cached and fresh vectors
+	entries  []Entry    // cached items (their Body in vecs)
+	scratch  Entry      // the entry being read (aliases the table's buffer)
+	views    indexViews // the bucket indexes read, for the stores
+	// The answer admitEmbeddings read (identified by its first byte and
+	// length) and its top-level "model" (as gjson's String) and "usage",
+	// read in the same pass as its data, for the store and the merge.
+	answerAt                 *byte
+	answerLen                int
+	answerModel, answerUsage string
+	fresh                    [][]byte // admitEmbeddings' answer vectors by upstream index
 }
 
 type embItem struct {
@@ -62,8 +84,11 @@ type embItem struct {
 	first int // index of the first identical item
 	key   []byte
 	fp    uint64
-	entry *Entry
-	fresh []byte // vector from the upstream answer (partial and full fetches)
+	// missed is the fingerprint under which a lookup did not find the
+	// item (0: none): looked up again, it is looked for in the index.
+	missed uint64
+	entry  *Entry // cached: times and Body (Headers for the first hit only)
+	fresh  []byte // vector from the upstream answer (partial and full fetches)
 }
 
 // ItemCounts reports, for an embeddings request, how many items were
@@ -94,38 +119,62 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	if input.Index <= 0 || string(body[input.Index:input.Index+len(input.Raw)]) != input.Raw {
 		return ReasonEmbeddingInput
 	}
+	// Items as written and canonical, in one arena: canonical JSON is
+	// rarely longer than its source.
+	b.text = make([]byte, 0, 2*len(input.Raw)+64)
 	add := func(v gjson.Result) bool {
-		canon, err := Canonicalize([]byte(v.Raw), nil)
+		at := len(b.text)
+		b.text = append(b.text, v.Raw...)
+		raw := b.text[at:len(b.text):len(b.text)]
+		text, err := c.canon.Append(b.text, raw, nil)
 		if err != nil {
 			return false
 		}
-		b.items = append(b.items, embItem{raw: []byte(v.Raw), canon: canon})
+		b.text = text
+		b.items = append(b.items, embItem{raw: raw, canon: text[at+len(raw) : len(text) : len(text)]})
 		return true
 	}
 	switch {
 	case input.Type == gjson.String:
 		b.single = true
 		add(input)
-	case input.IsArray() && len(input.Array()) > 0:
-		arr := input.Array()
-		switch {
-		case arr[0].Type == gjson.String:
-			for _, v := range arr {
-				if v.Type != gjson.String || !add(v) {
-					return ReasonEmbeddingInput
-				}
+	case input.IsArray():
+		b.items = make([]embItem, 0, min(strings.Count(input.Raw, ",")+1, 2049)) // at most one item per comma, and one
+		n, kind := 0, gjson.Null
+		isArr := false
+		input.ForEach(func(_, v gjson.Result) bool {
+			if n == 0 {
+				kind, isArr = v.Type, v.IsArray()
 			}
-		case arr[0].Type == gjson.Number:
+			n++
+			return false
+		})
+		switch {
+		case n == 0:
+			return ReasonEmbeddingInput
+		case kind == gjson.String:
+			ok := true
+			input.ForEach(func(_, v gjson.Result) bool {
+				ok = v.Type == gjson.String && add(v)
+				return ok
+			})
+			if !ok {
+				return ReasonEmbeddingInput
+			}
+		case kind == gjson.Number:
 			if !isTokenArray(input) {
 				return ReasonEmbeddingInput
 			}
 			b.single = true
 			add(input)
-		case arr[0].IsArray():
-			for _, v := range arr {
-				if !isTokenArray(v) || !add(v) {
-					return ReasonEmbeddingInput
-				}
+		case isArr:
+			ok := true
+			input.ForEach(func(_, v gjson.Result) bool {
+				ok = isTokenArray(v) && add(v)
+				return ok
+			})
+			if !ok {
+				return ReasonEmbeddingInput
 			}
 		default:
 			return ReasonEmbeddingInput
@@ -137,21 +186,42 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		return ReasonEmbeddingInput
 	}
 	// The key of every item includes all other parameters of the request.
+	// The whole body is known to canonicalise (SetBody did), so the
+	// input, left out anyway, is replaced by null rather than
+	// canonicalised once more.
 	sel := Selection{Ignore: append(append([]string(nil), req.Route.IgnoreFields...), "input")}
-	params, err := c.canon.Append(nil, body, &sel)
+	src := make([]byte, 0, len(body)-len(input.Raw)+4)
+	src = append(append(append(src, body[:input.Index]...), "null"...), body[input.Index+len(input.Raw):]...)
+	params, err := c.canon.Append(make([]byte, 0, len(src)), src, &sel)
 	if err != nil {
 		return canonReason(err)
 	}
 	b.params = params
-	seen := map[string]int{}
+	// Identical items: by a hash of the canonical form, confirmed byte
+	// for byte (a colliding pair is compared with every distinct item).
+	seen := make(map[uint64]int, len(b.items))
+	b.distinct = make([]int, 0, len(b.items))
 	for i := range b.items {
-		if j, ok := seen[string(b.items[i].canon)]; ok {
-			b.items[i].first = j
-			continue
+		it := &b.items[i]
+		h := Hash64(it.canon, 0)
+		it.first = i
+		if j, ok := seen[h]; ok {
+			if bytes.Equal(b.items[j].canon, it.canon) {
+				it.first = j
+			} else {
+				for _, k := range b.distinct {
+					if bytes.Equal(b.items[k].canon, it.canon) {
+						it.first = k
+						break
+					}
+				}
+			}
+		} else {
+			seen[h] = i
 		}
-		seen[string(b.items[i].canon)] = i
-		b.items[i].first = i
-		b.distinct = append(b.distinct, i)
+		if it.first == i {
+			b.distinct = append(b.distinct, i)
+		}
 	}
 	req.batch = b
 	return ReasonNone
@@ -161,14 +231,15 @@ func isTokenArray(v gjson.Result) bool {
 	if !v.IsArray() {
 		return false
 	}
-	ok := len(v.Array()) > 0
+	n, ok := 0, true
 	v.ForEach(func(_, t gjson.Result) bool {
+		n++
 		if !isInteger(t) || t.Num < 0 {
 			ok = false
 		}
 		return ok
 	})
-	return ok
+	return ok && n > 0
 }
 
 // isInteger reports whether v is a number written as an integer: no
@@ -181,41 +252,95 @@ func isInteger(v gjson.Result) bool {
 // itemKeys (re)builds every item's key from the current model state.
 //
 //	"E1" route method path authority tenant(32) model params item | version(16) gen(8)
+//
+// All keys live in one arena; only the model state can change between
+// calls, so a rebuild rewrites their fixed-size ends in place.
 func (c *Cache) itemKeys(req *Request) {
 	b := req.batch
+	if b.keyed && b.keyState == req.state {
+		return
+	}
+	if !b.keyed {
+		prefix := req.appendNamespace(nil, 'E')
+		prefix = binary.LittleEndian.AppendUint32(prefix, uint32(len(b.params))) // appendLV, without a string copy
+		prefix = append(prefix, b.params...)
+		size := 0
+		for _, i := range b.distinct {
+			size += len(prefix) + 4 + len(b.items[i].canon) + versionIDLen + 8
+		}
+		k := make([]byte, 0, size)
+		for _, i := range b.distinct {
+			it := &b.items[i]
+			at := len(k)
+			k = append(k, prefix...)
+			k = binary.LittleEndian.AppendUint32(k, uint32(len(it.canon)))
+			k = append(k, it.canon...)
+			k = req.appendState(k)
+			it.key = k[at:len(k):len(k)]
+		}
+		b.keys = k
+	} else {
+		for _, i := range b.distinct {
+			it := &b.items[i]
+			req.appendState(it.key[:len(it.key)-versionIDLen-8])
+		}
+	}
 	for _, i := range b.distinct {
 		it := &b.items[i]
-		k := req.appendNamespace(it.key[:0], 'E')
-		k = appendLV(k, string(b.params))
-		k = appendLV(k, string(it.canon))
-		k = req.appendState(k)
-		it.key, it.fp = k, c.fingerprint(k)
+		it.fp = c.fingerprint(it.key)
 	}
+	b.keyed, b.keyState = true, req.state
 }
 
 // lookupItems looks every distinct item up and decides what goes upstream.
+// A cached item keeps its times and a copy of its vector (and, for the
+// first one, its headers); the rest of the entry is read in place.
 func (c *Cache) lookupItems(req *Request) Decision {
 	b := req.batch
 	now := c.nowMs()
 	b.hits, b.sent, b.minFresh, b.oldest, b.model = 0, b.sent[:0], math.MaxInt64, math.MaxInt64, ""
 	c.itemKeys(req)
+	b.vecs, b.entries = nil, nil // earlier slices stay valid
+	b.views.pass++
+	kept := 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		it.entry, it.fresh = nil, nil
 		if !req.state.Found || req.Status == StatusRevalidate {
 			continue
 		}
-		e, err := c.table.Lookup(it.fp, it.key, now) // detached: kept for the merge
-		if err != nil || e == nil || c.freshness(req, e, now) != fresh {
+		e := &b.scratch
+		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, it.missed == it.fp, e)
+		if err != nil || !found || c.freshness(req, e, now) != fresh {
+			it.missed = it.fp
 			continue
 		}
-		it.entry = e
+		if b.entries == nil {
+			b.entries = make([]Entry, len(b.distinct))
+			b.vecs = make([]byte, 0, (len(e.Body)+len(e.Body)/4)*len(b.distinct)) // vectors differ a little in length
+		}
+		at := len(b.vecs)
+		b.vecs = append(b.vecs, e.Body...)
+		kept++
+		k := &b.entries[kept-1]
+		*k = Entry{StoredAt: e.StoredAt, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, ComputeMs: e.ComputeMs,
+			Status: e.Status, Flags: e.Flags, Body: b.vecs[at:len(b.vecs):len(b.vecs)]}
+		if kept == 1 {
+			k.Headers = make([][2]string, len(e.Headers))
+			for h, kv := range e.Headers {
+				k.Headers[h] = [2]string{strings.Clone(kv[0]), strings.Clone(kv[1])}
+			}
+		}
+		it.entry = k
 		b.minFresh = min(b.minFresh, e.FreshUntil)
 		b.oldest = min(b.oldest, e.StoredAt)
 		if b.model == "" {
-			b.model, _ = header(e.Headers, embeddingModelHeader)
+			if m, _ := header(e.Headers, embeddingModelHeader); m != "" {
+				b.model = strings.Clone(m)
+			}
 		}
 	}
+	b.scratch = Entry{Headers: b.scratch.Headers[:0]} // nothing aliases the table's buffer
 	dup := false
 	for i := range b.items {
 		it := &b.items[i]
@@ -250,6 +375,10 @@ func (c *Cache) lookupItems(req *Request) Decision {
 // to answer fully cached batches as the upstream would.
 const embeddingModelHeader = "x-modelcache-embedding-model"
 
+// rewritten reports whether UpstreamBody rewrites the body (without
+// building it).
+func (r *Request) rewritten() bool { return r.batch != nil && !r.batch.fullFetch }
+
 // UpstreamBody returns the request body to send upstream: the original, or
 // for a partial hit the original with its input replaced by the missing
 // items (each distinct item once).
@@ -278,33 +407,88 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 	if b.fullFetch {
 		want = len(b.items)
 	}
-	data := gjson.GetBytes(body, "data")
+	// One pass over the answer's members (the answer is checked JSON
+	// without duplicate names: the first of each is the only one).
+	var data, model, usage gjson.Result
+	if len(body) > 0 {
+		gjson.Parse(bytesString(body)).ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "data":
+				if !data.Exists() {
+					data = v
+				}
+			case "model":
+				if !model.Exists() {
+					model = v
+				}
+			case "usage":
+				if !usage.Exists() {
+					usage = v
+				}
+			}
+			return true
+		})
+	}
+	b.answerAt, b.answerLen = nil, 0
 	if !data.IsArray() {
 		return Admission{Reason: ReasonItemCount}
 	}
-	arr := data.Array()
-	if len(arr) != want {
-		return Admission{Reason: ReasonItemCount}
+	// The item count is checked first: counted here only when the
+	// single pass below fails for another reason (or finds too few).
+	count := func() int {
+		n := 0
+		data.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+		return n
 	}
-	vecs := make([][]byte, want)
+	if cap(b.fresh) < want {
+		b.fresh = make([][]byte, want)
+	}
+	vecs := b.fresh[:want]
+	clear(vecs)
+	// The vectors are copied into one arena: the answer's buffer is the
+	// host's.
+	arena := make([]byte, 0, len(data.Raw))
 	dims := b.dims
-	for _, d := range arr {
-		idx := d.Get("index")
+	reason, seen := ReasonNone, 0
+	data.ForEach(func(_, d gjson.Result) bool {
+		seen++
+		var idx, emb gjson.Result
+		var haveIdx, haveEmb bool
+		d.ForEach(func(k, v gjson.Result) bool {
+			switch {
+			case !haveIdx && k.Str == "index":
+				idx, haveIdx = v, true
+			case !haveEmb && k.Str == "embedding":
+				emb, haveEmb = v, true
+			}
+			return !haveIdx || !haveEmb
+		})
 		if idx.Type != gjson.Number || idx.Num < 0 || int(idx.Num) >= want || vecs[int(idx.Num)] != nil {
-			return Admission{Reason: ReasonItemCount}
+			reason = ReasonItemCount
+			return false
 		}
-		emb := d.Get("embedding")
-		n, reason := vectorDims(emb, b.encoding)
-		if reason != ReasonNone {
-			return Admission{Reason: reason}
+		n, r := vectorDims(emb, b.encoding)
+		if r != ReasonNone {
+			reason = r
+			return false
 		}
 		if dims == 0 {
 			dims = n
 		}
 		if n != dims {
-			return Admission{Reason: ReasonDimensions}
+			reason = ReasonDimensions
+			return false
 		}
-		vecs[int(idx.Num)] = []byte(emb.Raw)
+		at := len(arena)
+		arena = append(arena, emb.Raw...)
+		vecs[int(idx.Num)] = arena[at:len(arena):len(arena)]
+		return true
+	})
+	if (reason == ReasonNone && seen != want) || (reason != ReasonNone && count() != want) {
+		return Admission{Reason: ReasonItemCount}
+	}
+	if reason != ReasonNone {
+		return Admission{Reason: reason}
 	}
 	// Cached items of the same batch must agree with the new ones: a model
 	// whose dimension changed under the same name is a drift.
@@ -329,7 +513,19 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 			b.items[i].fresh = vecs[j]
 		}
 	}
+	b.answerAt, b.answerLen = &body[0], len(body)
+	b.answerModel, b.answerUsage = strings.Clone(model.String()), strings.Clone(usage.Raw)
 	return Admission{TTL: req.Route.TTL}
+}
+
+// answerTop returns the top-level "model" (as a string) and "usage" (raw)
+// of an upstream answer: as admitEmbeddings read them if it read this
+// very answer, else read now.
+func (b *embBatch) answerTop(body []byte) (model, usage string) {
+	if len(body) > 0 && b.answerAt == &body[0] && b.answerLen == len(body) {
+		return b.answerModel, b.answerUsage
+	}
+	return gjson.GetBytes(body, "model").String(), gjson.GetBytes(body, "usage").Raw
 }
 
 // vectorDims validates one embedding value and returns its dimension.
@@ -350,6 +546,15 @@ func vectorDims(v gjson.Result, encoding string) (int, Reason) {
 		}
 		return len(raw) / 4, ReasonNone
 	}
+	if n, ok := finiteNumbers(v.Raw); ok {
+		return n, ReasonNone
+	}
+	return floatVectorDims(v)
+}
+
+// floatVectorDims is vectorDims for a float vector, exactly: every
+// element converted.
+func floatVectorDims(v gjson.Result) (int, Reason) {
 	if !v.IsArray() {
 		return 0, ReasonBadVector
 	}
@@ -367,6 +572,107 @@ func vectorDims(v gjson.Result, encoding string) (int, Reason) {
 	return n, ReasonNone
 }
 
+// finiteNumbers is vectorDims' fast path for a float vector: ok when raw
+// is a non-empty JSON array of numbers (strict grammar) each of which is
+// certainly finite as a float64 (its decimal exponent is at most 308),
+// with their count; anything else — a bad element, a huge exponent — is
+// left to the exact path, so the answer is always the exact path's.
+// It reads every byte once and converts no number.
+func finiteNumbers(raw string) (int, bool) {
+	i, n := 0, 0
+	for i < len(raw) && isJSONSpace(raw[i]) {
+		i++
+	}
+	if i >= len(raw) || raw[i] != '[' {
+		return 0, false
+	}
+	i++
+	for {
+		for i < len(raw) && isJSONSpace(raw[i]) {
+			i++
+		}
+		if i < len(raw) && raw[i] == '-' {
+			i++
+		}
+		// Decimal exponent of the first significant digit (0.d… × 10^e).
+		intAt := i
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		intLen := i - intAt
+		if intLen == 0 || (intLen > 1 && raw[intAt] == '0') {
+			return 0, false
+		}
+		e, zero := 0, true
+		for k := intAt; k < i; k++ {
+			if raw[k] != '0' {
+				e, zero = i-k, false
+				break
+			}
+		}
+		if i < len(raw) && raw[i] == '.' {
+			i++
+			fracAt := i
+			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+				if zero && raw[i] != '0' {
+					e, zero = fracAt-i, false
+				}
+				i++
+			}
+			if i == fracAt {
+				return 0, false
+			}
+		}
+		if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+			i++
+			neg := false
+			if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+				neg = raw[i] == '-'
+				i++
+			}
+			expAt, x := i, 0
+			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+				x = x*10 + int(raw[i]-'0')
+				i++
+				if i-expAt > 6 {
+					return 0, false // too long to add up here
+				}
+			}
+			if i == expAt {
+				return 0, false
+			}
+			if neg {
+				x = -x
+			}
+			e += x
+		}
+		if !zero && e > 308 {
+			return 0, false // maybe beyond MaxFloat64: the exact path decides
+		}
+		n++
+		for i < len(raw) && isJSONSpace(raw[i]) {
+			i++
+		}
+		if i >= len(raw) {
+			return 0, false
+		}
+		if raw[i] == ']' {
+			i++
+			break
+		}
+		if raw[i] != ',' {
+			return 0, false
+		}
+		i++
+	}
+	for i < len(raw) && isJSONSpace(raw[i]) {
+		i++
+	}
+	return n, i == len(raw)
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
 // storeEmbeddings stores every freshly computed item.
 func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
 	now := c.nowMs()
@@ -376,10 +682,17 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	}
 	b := req.batch
 	c.itemKeys(req)
-	b.model = gjson.GetBytes(body, "model").String()
+	b.model, _ = b.answerTop(body)
 	hs := c.storedHeaders(req, headers)
 	hs = append(hs, [2]string{embeddingModelHeader, b.model})
-	var buf []byte
+	// Every entry is encoded first, then the entries are stored bucket by
+	// bucket: one index write per bucket, the first with the index as the
+	// lookups read it (table_batch.go).
+	tag := TenantTag(req.tenant)
+	t := c.table
+	ins := make([]batchInsert, 0, len(b.distinct))
+	enc := c.embEnc[:0] // the table copies what it stores
+	sorted := true
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		if it.fresh == nil {
@@ -388,18 +701,44 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		e := Entry{Key: it.key, StoredAt: now, FreshUntil: now + adm.TTL.Milliseconds(), ComputeMs: computeMs,
 			Status: uint16(status), Headers: hs, Body: it.fresh}
 		e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
-		if e.EncodedSize() > req.Route.MaxEntryBytes {
+		size := e.EncodedSize()
+		if size > req.Route.MaxEntryBytes {
 			res.ItemsRefused++
 			continue
 		}
-		buf = e.AppendEncode(buf[:0])
-		ins, err := c.table.Insert(it.fp, TenantTag(req.tenant), e.StaleUntil, buf, now)
-		if err != nil {
-			res.ItemsRefused++
-			continue
+		if cap(enc) == 0 {
+			enc = make([]byte, 0, size*len(b.distinct))
 		}
-		res.ItemsStored++
-		res.Inserts = append(res.Inserts, ins)
+		at := len(enc)
+		enc = e.AppendEncode(enc)
+		ins = append(ins, batchInsert{fp: it.fp, bucket: t.bucketOf(it.fp), tag: tag, staleUntil: e.StaleUntil, encoded: enc[at:len(enc):len(enc)]})
+		sorted = sorted && (len(ins) == 1 || ins[len(ins)-2].bucket <= ins[len(ins)-1].bucket)
+	}
+	c.embEnc = enc[:0]
+	if !sorted {
+		slices.SortStableFunc(ins, func(x, y batchInsert) int { return cmp.Compare(x.bucket, y.bucket) })
+	}
+	res.Inserts = make([]InsertResult, 0, len(ins))
+	for from := 0; from < len(ins); {
+		bk := ins[from].bucket
+		to := from + 1
+		for to < len(ins) && ins[to].bucket == bk {
+			to++
+		}
+		var v *indexView
+		if at, ok := b.views.at[bk]; ok {
+			v = &b.views.views[at]
+		}
+		t.insertBucket(bk, v, ins[from:to], now)
+		for _, x := range ins[from:to] {
+			if x.err != nil {
+				res.ItemsRefused++
+				continue
+			}
+			res.ItemsStored++
+			res.Inserts = append(res.Inserts, x.res)
+		}
+		from = to
 	}
 	res.FreshUntil = now + adm.TTL.Milliseconds()
 	return res
@@ -410,8 +749,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 // the upstream's (the tokens actually computed).
 func (c *Cache) MergedBody(req *Request, upstream []byte) []byte {
 	b := req.batch
-	usage := gjson.GetBytes(upstream, "usage").Raw
-	model := gjson.GetBytes(upstream, "model").String()
+	model, usage := b.answerTop(upstream)
 	return c.embeddingBody(b, model, usage)
 }
 

@@ -216,3 +216,59 @@ func TestEmbeddingsKeepBodyFetchesWhole(t *testing.T) {
 		t.Fatalf("full hit: %s", all.Status)
 	}
 }
+
+// finiteNumbers, the fast path of vectorDims, may only ever give the
+// exact path's answer (or leave the case to it).
+func TestFiniteNumbersAgreesWithExact(t *testing.T) {
+	cases := []string{
+		`[1,2]`, `[0.0123,-0.5e-3,7E+2]`, `[ 1 , 2 ]`, `[0]`, `[-0.0]`, `[1e308]`, `[9.9e307]`, `[1e309]`, `[1e999]`,
+		`[-1e999]`, `[0.1e310]`, `[0.001e310]`, `[0.00e999]`, `[0e999999999]`, `[123456789e300]`, `[1e-999999]`,
+		`[]`, `[1,]`, `[,1]`, `[01]`, `[1.]`, `[.5]`, `[-]`, `[+1]`, `[1e]`, `[1e+]`, `["1"]`, `[[1]]`, `[1,"x"]`,
+		`[null]`, `[true]`, `1`, `{}`, `[1]x`, `[1] `, `[NaN]`, `[Infinity]`, `[1e0000001]`,
+		`[179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000]`,
+		`[1797693134862315700000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000]`,
+	}
+	for _, c := range cases {
+		n, ok := finiteNumbers(c)
+		en, er := floatVectorDims(gjson.Parse(c))
+		if ok && (er != ReasonNone || en != n) {
+			t.Errorf("%s: fast path says %d finite numbers, exact path %d, %s", c, n, en, er)
+		}
+	}
+	// The common case is decided by the fast path.
+	if n, ok := finiteNumbers(`[0.01234567,-0.98765432,1e-5]`); !ok || n != 3 {
+		t.Errorf("fast path: %d %v", n, ok)
+	}
+}
+
+func FuzzFiniteNumbers(f *testing.F) {
+	for _, s := range []string{`[1,2]`, `[1e308]`, `[0.5e-3, -7E+2]`, `[1e999]`, `[0.000e400]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, ok := finiteNumbers(s); ok {
+			if en, er := floatVectorDims(gjson.Parse(s)); er != ReasonNone || en != n {
+				t.Errorf("%q: fast path %d, exact path %d %s", s, n, en, er)
+			}
+		}
+	})
+}
+
+// A wrong item count is reported as such even when a vector is bad too
+// (the count is checked first).
+func TestEmbeddingsAdmissionCountFirst(t *testing.T) {
+	c, r := newEmbCache(t)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	for answer, want := range map[string]Reason{
+		`{"data":[{"index":0,"embedding":["x"]}]}`:                                                         ReasonItemCount,
+		`{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]},{"index":2,"embedding":[1]}]}`: ReasonItemCount,
+		`{"data":[{"index":0,"embedding":["x"]},{"index":1,"embedding":[1]}]}`:                             ReasonBadVector,
+		`{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]}]}`:                             ReasonDimensions,
+	} {
+		req := embRequest(c, r, `{"model":"e","input":["a","b"]}`)
+		c.Lookup(req)
+		if adm := c.AdmitBody(req, jsonHdr, []byte(answer)); adm.Reason != want {
+			t.Errorf("%s: reason %s, want %s", answer, adm.Reason, want)
+		}
+	}
+}

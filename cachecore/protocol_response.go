@@ -28,7 +28,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		if adm.Reason == ReasonValidation {
 			acts = append(acts, Action{Kind: ActLog, Level: LogDebug, Message: []byte("validation rule failed on route " + r.Name + ": " + adm.Rule)})
 		}
-		if _, rewritten := req.UpstreamBody(); rewritten {
+		if req.rewritten() {
 			// The answer covers only the missing items and cannot be used:
 			// the client still needs a whole answer.
 			return Refetching, append(acts, f.Refetch(adm.Reason, reqHeaders)...)
@@ -49,7 +49,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		if res.ItemsRefused > 0 {
 			f.emit(Action{Kind: ActCount, Event: EvItemsRefused, Route: r, N: res.ItemsRefused})
 		}
-		if _, rewritten := req.UpstreamBody(); rewritten {
+		if req.rewritten() {
 			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
 		}
 		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
@@ -154,7 +154,7 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	if _, sized := header(headers, "content-length"); !sized {
 		// Only an answer that is passed on as it came can be copied: a
 		// merged or refetched one replaces the whole body.
-		if _, rewritten := req.UpstreamBody(); !rewritten {
+		if !req.rewritten() {
 			return RespCopy, nil
 		}
 	}

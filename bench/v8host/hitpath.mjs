@@ -5,22 +5,43 @@
 // the local reply, response headers and body of that reply, log, done,
 // delete) and reports the time per hit and the host calls made. With mode
 // "pass" the request is for a path no route caches (the filter's cost on
-// traffic it leaves alone). Run with `node --prof` to see which wasm
-// functions the time goes to.
+// traffic it leaves alone). The embed-* modes replay S9's embeddings
+// requests instead (store 4096×4, 64-dimensional float vectors): embed-new
+// 32 new items, embed-cached 32 cached items, embed-partial 64 items of
+// which 32 cached; the upstream's answer (built in JavaScript from the
+// forwarded body) is part of the time, the same for every module. Run with
+// `node --prof` (or --cpu-prof) to see which wasm functions the time goes to.
 //
-//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass]
+//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|embed-new|embed-cached|embed-partial]
 import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 
 const [file = 'build/modelcache.wasm', itersArg = '200000', kibArg = '1', mode = 'hit'] = process.argv.slice(2);
 const iterations = Number(itersArg);
-const config = JSON.stringify({ routes: [{ name: 'chat', kind: 'chat', path_prefix: '/v1/chat/completions', ttl: '1h' }] });
+const embed = mode.startsWith('embed-');
+const config = JSON.stringify(embed
+  ? { store: { buckets: 4096, ways: 4 }, routes: [{ name: 'embed', kind: 'embeddings', path_prefix: '/v1/embeddings', ttl: '24h' }] }
+  : { routes: [{ name: 'chat', kind: 'chat', path_prefix: '/v1/chat/completions', ttl: '1h' }] });
+// Embeddings: the batch of request n, and the upstream's answer to a body.
+const embShape = { 'embed-new': [32, 0], 'embed-cached': [32, 32], 'embed-partial': [64, 32] }[mode] ?? [0, 0];
+const embBatch = (n) => JSON.stringify({ model: 'bench-embed', input: Array.from({ length: embShape[0] }, (_, i) => i < embShape[1]
+  ? `a shared passage about shipping policies and return windows, chunk ${i}` : `a new passage about order status ${n}, chunk ${i}`),
+encoding_format: 'float' });
+let seed = 0x9e3779b9;
+const vectors = Array.from({ length: 64 }, () => '[' + Array.from({ length: 64 }, () => {
+  seed = (seed * 1103515245 + 12345) >>> 0; return ((seed / 2 ** 31) - 1).toFixed(8);
+}).join(',') + ']');
+const embAnswer = (body) => {
+  const input = JSON.parse(body).input;
+  return '{"object":"list","data":[' + input.map((it, i) => `{"object":"embedding","index":${i},"embedding":${vectors[it.length % 64]}}`).join(',') +
+    `],"model":"bench-embed","usage":{"prompt_tokens":${input.length},"total_tokens":${input.length}}}`;
+};
 // REQ_FILE=bench/payloads/request.json uses the benchmark's 1.6 KB request.
 const reqBody = process.env.REQ_FILE ? readFileSync(process.env.REQ_FILE, 'utf8')
   : JSON.stringify({ model: 'sim-chat', messages: [{ role: 'user', content: 'What is the capital of France?' }] });
 const answer = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'sim-chat',
   choices: [{ index: 0, message: { role: 'assistant', content: 'P'.repeat(Number(kibArg) * 1024 - 120) }, finish_reason: 'stop' }] });
-const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other' : '/v1/chat/completions'], [':authority', 'models'], [':scheme', 'http'],
+const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other' : embed ? '/v1/embeddings' : '/v1/chat/completions'], [':authority', 'models'], [':scheme', 'http'],
   ['content-type', 'application/json'], ['authorization', 'Bearer tenant-a'], ['user-agent', 'bench'], ['accept', '*/*'],
   ['content-length', String(reqBody.length)], ['x-request-id', '1b4e28ba-2fa1-11d2-883f-0016d3cca427']];
 const respHeaders = [[':status', '200'], ['content-type', 'application/json'], ['content-length', String(answer.length)]];
@@ -55,9 +76,10 @@ function pairs(list) {
 const shared = new Map(); let casCounter = 1;
 const metricNames = [], metricValues = new Map();
 const metric = (name) => Number(metricValues.get(name) ?? 0n);
-let reqBodyBytes = enc.encode(reqBody), respBodyBytes = enc.encode(answer);
+let reqBodyBytes = enc.encode(reqBody), respBodyBytes = enc.encode(answer), upstreamBody = null;
 let stage = 'request', localReplies = 0;
-const reqPairs = pairs(reqHeaders), respPairs = pairs(respHeaders), cfg = enc.encode(config);
+let reqPairs = pairs(reqHeaders), respPairs = pairs(respHeaders);
+const cfg = enc.encode(config);
 const env = {
   proxy_log: () => (count('proxy_log'), 0),
   proxy_get_log_level: (p) => (dv().setUint32(p, 2, true), 0),
@@ -72,7 +94,11 @@ const env = {
     if (type === 1) return give(respBodyBytes, pp, sp);
     return 1;
   },
-  proxy_set_buffer_bytes: () => 0,
+  proxy_set_buffer_bytes: (type, start, size, p, n) => { // an embeddings batch cut to its missing items
+    count('proxy_set_buffer_bytes');
+    if (type === 0) upstreamBody = str(p, n);
+    return 0;
+  },
   proxy_get_header_map_pairs: (type, pp, sp) => (count('proxy_get_header_map_pairs'), give(type === 0 ? reqPairs : respPairs, pp, sp)),
   proxy_set_header_map_pairs: () => 0,
   proxy_get_header_map_size: () => 0,
@@ -127,11 +153,22 @@ if (!ex.proxy_on_vm_start(1, 0) || !ex.proxy_on_configure(1, cfg.length)) throw 
 let ctx = 2;
 function exchange() {
   const id = ctx++;
+  if (embed) { // a new batch each time
+    reqBodyBytes = enc.encode(embBatch(id));
+    reqHeaders[8][1] = String(reqBodyBytes.length);
+    reqPairs = pairs(reqHeaders);
+    upstreamBody = null;
+  }
   ex.proxy_on_context_create(id, 1);
   ex.proxy_on_request_headers(id, reqHeaders.length, 0);
   const before = localReplies;
   const action = ex.proxy_on_request_body(id, reqBodyBytes.length, 1);
   if (localReplies === before) { // miss: forwarded; play the upstream's answer
+    if (embed) {
+      respBodyBytes = enc.encode(embAnswer(upstreamBody ?? dec.decode(reqBodyBytes)));
+      respHeaders[2][1] = String(respBodyBytes.length);
+      respPairs = pairs(respHeaders);
+    }
     ex.proxy_on_response_headers(id, respHeaders.length, 0);
     ex.proxy_on_response_body(id, respBodyBytes.length, 1);
   } else { // Envoy runs the local reply through the filter's encoder callbacks
@@ -142,8 +179,10 @@ function exchange() {
   return localReplies > before;
 }
 if (exchange()) throw new Error('first request should miss');
-if (exchange() !== (mode === 'hit')) throw new Error('second request should ' + (mode === 'hit' ? 'hit' : 'pass through'));
-for (let i = 0; i < 20000; i++) exchange(); // warm up TurboFan
+if (embed) {
+  if (exchange() !== (mode === 'embed-cached')) throw new Error('unexpected second answer');
+} else if (exchange() !== (mode === 'hit')) throw new Error('second request should ' + (mode === 'hit' ? 'hit' : 'pass through'));
+for (let i = 0, n = embed ? 1500 : 20000; i < n; i++) exchange(); // warm up TurboFan
 ex.proxy_on_tick(1); // flushes the runtime's counters (modelcache.vm.*)
 const allocs0 = metric('modelcache.vm.heap_allocs'), gcs0 = metric('modelcache.vm.gc_cycles');
 calls.clear();

@@ -165,6 +165,10 @@ func runHostCalls(r *run) error {
 		{"embed-fill", fmt.Sprintf("embeddings, %d items, none cached", embCached), request("/embed/v1/embeddings", "")},
 		{"embed-hit", fmt.Sprintf("embeddings, %d items, all cached", embCached), request("/embed/v1/embeddings", "")},
 		{"embed-partial", fmt.Sprintf("embeddings, %d items, %d cached", embBatch, embCached), request("/embed/v1/embeddings", "hc-partial")},
+		// A batch of new items for a model already known: looked up, led
+		// (single flight re-checks every item) and stored.
+		{"embed-new", fmt.Sprintf("embeddings, %d new items, model known", embCached), embeddingsOnly(request("/embed/v1/embeddings", ""),
+			[]byte(strings.ReplaceAll(string(embeddingRequest(embCached, 0)), "N0NCE", "hc-new")))},
 	}
 	var list []*hostCallResult
 	for _, k := range kinds {
@@ -198,6 +202,17 @@ func runHostCalls(r *run) error {
 	r.data["hostcalls"] = list
 	r.data["hostcalls_shared_bytes"] = map[string]int{"entry": entry, "index": index, "model": model}
 	return nil
+}
+
+// embeddingsOnly is req with body instead of its own.
+func embeddingsOnly(req wasmhost.Request, body []byte) wasmhost.Request {
+	hs := append([][2]string(nil), req.Headers...)
+	for i, kv := range hs {
+		if kv[0] == "content-length" {
+			hs[i][1] = strconv.Itoa(len(body))
+		}
+	}
+	return wasmhost.Request{Headers: hs, Body: body}
 }
 
 func breakdown(m map[string]uint64) string {

@@ -1,0 +1,146 @@
+package cachecore
+
+import "errors"
+
+// Batched table access for the items of one embeddings request. A batch
+// reads a bucket's index at most once per lookup pass, whatever the number
+// of its items in that bucket, and keeps what it read (the slots and their
+// CAS) for the stores at the end of the request: the first attempt of a
+// store writes the index with that CAS, without reading it again. The CAS
+// makes this exactly as safe as a fresh read: if any writer changed the
+// index in between, the write fails and the store reads the index again
+// and retries, as Insert does.
+
+// indexView is one read of a bucket's index.
+type indexView struct {
+	b      uint64
+	cas    uint32
+	exists bool
+	pass   int // the lookup pass that read it
+	slots  []slot
+}
+
+// indexViews are a request's reads of bucket indexes, by bucket.
+type indexViews struct {
+	at    map[uint64]int // bucket → index in views
+	views []indexView
+	slab  []slot // the views' slots
+	pass  int
+}
+
+// view returns the view of bucket b read in the current pass, reading it
+// now if there is none.
+func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
+	if vs.at == nil {
+		vs.at = make(map[uint64]int, 32)
+	}
+	i, ok := vs.at[b]
+	if ok && vs.views[i].pass == vs.pass {
+		return &vs.views[i], nil
+	}
+	cas, exists, err := t.readIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		i = len(vs.views)
+		vs.views = append(vs.views, indexView{})
+		vs.at[b] = i
+	}
+	v := &vs.views[i]
+	v.b, v.cas, v.exists, v.pass = b, cas, exists, vs.pass
+	if cap(v.slots) < len(t.idx) {
+		if cap(vs.slab)-len(vs.slab) < len(t.idx) {
+			vs.slab = make([]slot, 0, 32*len(t.idx))
+		}
+		at := len(vs.slab)
+		vs.slab = append(vs.slab, t.idx...)
+		v.slots = vs.slab[at:len(vs.slab):len(vs.slab)]
+	} else {
+		v.slots = append(v.slots[:0], t.idx...)
+	}
+	return v, nil
+}
+
+// lookupBatch is lookupInto for an item of a batch. An item not found in
+// an earlier pass of the same request (again: a new leader's or a woken
+// follower's second look) is looked for through its bucket's index only —
+// for an item still missing that is one read instead of two; others read
+// their preferred way first, as lookupInto does, and the index only if the
+// entry is not there.
+func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, again bool, dst *Entry) (bool, error) {
+	b := t.bucketOf(fp)
+	pw := -1
+	if !again {
+		pw = t.preferredWay(fp)
+		if ok, err := t.readEntry(b, pw, key, now, dst); ok || err != nil {
+			return ok, err
+		}
+	}
+	v, err := t.view(vs, b)
+	if err != nil {
+		return false, err
+	}
+	for w, s := range v.slots {
+		if w == pw || s.fp != fp || s.staleUntil <= now {
+			continue
+		}
+		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// batchInsert is one encoded entry of a batch to store, and the outcome.
+type batchInsert struct {
+	fp         uint64
+	bucket     uint64
+	tag        uint32
+	staleUntil int64
+	encoded    []byte
+	way        int
+	res        InsertResult
+	err        error
+}
+
+// insertBucket stores entries that all belong to bucket b with one index
+// write: the ways are chosen one after the other as consecutive Inserts
+// would choose them, the index is written once (compare-and-swap), then
+// the entries. The first attempt uses the request's view of the index if
+// it has one (v, may be nil); a CAS mismatch reads it again. Each item's
+// err tells whether it was stored.
+func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now int64) {
+	err := ErrContention
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		var cas uint32
+		var exists bool
+		if attempt == 0 && v != nil && v.pass >= 0 {
+			cas, exists = v.cas, v.exists
+			t.idx = append(t.idx[:0], v.slots...)
+			v.pass = -1 // used once: a write (ours or another's) makes it stale
+		} else if cas, exists, err = t.readIndex(b); err != nil {
+			break
+		}
+		for i := range items {
+			it := &items[i]
+			it.way, it.res = t.chooseWay(it.fp, it.tag, now)
+			t.idx[it.way] = slot{it.fp, it.staleUntil, it.tag}
+		}
+		err = t.writeIndex(b, cas, exists)
+		if errors.Is(err, ErrCasMismatch) {
+			err = ErrContention
+			continue
+		}
+		if err != nil {
+			break
+		}
+		for i := range items {
+			items[i].err = t.store.Set(t.entryKey(b, items[i].way), items[i].encoded, 0)
+		}
+		return
+	}
+	for i := range items {
+		items[i].err = err
+	}
+}
