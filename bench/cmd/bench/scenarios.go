@@ -106,18 +106,22 @@ func runS2(r *run) error {
 		if err != nil {
 			return err
 		}
+		// Targets of the hit-path performance issue: ≤ 60 µs of proxy CPU
+		// where S1 costs 25 µs (2.4× S1's CPU, ≥ 0.4× its throughput),
+		// ≤ +60 µs at the median, a p99 at most twice S1's.
 		added := h1.P50() - d1.P50()
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: added p50 at c=1 vs S1",
-			Value: fmt.Sprintf("+%.0f µs (p50 %s)", added, h1.P50Text()), Baselines: "S1 " + d1.P50Text(),
-			Target: "≤ +25 µs", Met: met(added <= 25)})
+			Value: fmt.Sprintf("%+.0f µs (p50 %s)", added, h1.P50Text()), Baselines: "S1 " + d1.P50Text(),
+			Target: "≤ +60 µs", Met: met(added <= 60)})
 		rr := h16.RPS() / d16.RPS()
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: throughput c=16", Value: h16.RPSText(),
-			Baselines: "S1 " + d16.RPSText(), Ratio: ratio(h16.RPS(), d16.RPS()) + " S1", Target: "≥ 0.80× S1", Met: met(rr >= 0.8)})
+			Baselines: "S1 " + d16.RPSText(), Ratio: ratio(h16.RPS(), d16.RPS()) + " S1", Target: "≥ 0.40× S1", Met: met(rr >= 0.4)})
+		cr := h16.CPU() / d16.CPU()
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: proxy CPU per request, c=16",
 			Value: fmt.Sprintf("%.1f µs (+%.1f over S1)", h16.CPU(), h16.CPU()-d16.CPU()), Baselines: fmt.Sprintf("S1 %.1f µs", d16.CPU()),
-			Ratio: ratio(h16.CPU(), d16.CPU())})
+			Ratio: ratio(h16.CPU(), d16.CPU()), Target: "≤ 2.4× S1 (60 µs at S1's 25)", Met: met(cr <= 2.4)})
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: p99 c=16", Value: fmt.Sprintf("%.0f µs", h16.P99()),
-			Baselines: fmt.Sprintf("S1 %.0f µs", d16.P99())})
+			Baselines: fmt.Sprintf("S1 %.0f µs", d16.P99()), Ratio: ratio(h16.P99(), d16.P99()), Target: "≤ 2× S1", Met: met(h16.P99() <= 2*d16.P99())})
 		if size != "1k" {
 			continue
 		}
