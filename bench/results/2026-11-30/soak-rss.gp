@@ -13,5 +13,5 @@ set xlabel "seconds"
 set ylabel "Envoy VmRSS, MiB"
 set yrange [0:*]
 set key bottom right
-set arrow from 36, graph 0 to 36, graph 1 nohead dt 2 lc rgb "#888888"
+set arrow from 120, graph 0 to 120, graph 1 nohead dt 2 lc rgb "#888888"
 plot "soak-rss.dat" using 1:2 skip 1 with linespoints pt 7 ps 0.4 lw 2 title "resident memory (warm-up ends at the dashed line)"
