@@ -112,27 +112,7 @@ func (m *l2Mesh) askBody(p int, prompt string, hs [][2]string, body string) (str
 	m.nextID++
 	f := c.NewFlight(req, uint64(p+1), m.nextID)
 	f.RequestHeaders(alice, false, true)
-	acts := f.RequestBody([]byte(chatRequest(prompt)), false)
-	var cs string
-	var out []byte
-	for len(acts) > 0 {
-		a := acts[0]
-		acts = acts[1:]
-		switch a.Kind {
-		case ActDispatch:
-			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
-		case ActServeEntry:
-			_, h, b := c.HitResponse(f.Request())
-			cs, out = headerValue(h, "cache-status"), b
-		case ActForward:
-			m.upstream++
-			f.ResponseHeaders(200, hs, OriginUpstream, false)
-			_, more := f.Complete(hs, []byte(body), 10, nil)
-			acts = append(acts, more...)
-			cs, out = string(f.CacheStatusHeader(nil)), []byte(body)
-		}
-	}
-	return cs, out
+	return m.runWith(f, f.RequestBody([]byte(chatRequest(prompt)), false), hs, []byte(body))
 }
 
 // 5. Versioned route: an entry purge on a proxy that has not seen the
@@ -178,26 +158,7 @@ func TestL2HitInstalledOnBodyPathVersionedRoute(t *testing.T) {
 // in Redis, nobody releases it; other proxies wait max_wait.
 func TestL2LeaseReleasedWhenClientGoesDuringLeaseCall(t *testing.T) {
 	m := newL2Mesh(t, "")
-	c := m.p[0]
-	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
-	f := c.NewFlight(req, 1, 1)
-	f.RequestHeaders(alice, false, true)
-	acts := f.RequestBody([]byte(chatRequest("q")), false)
-	var lease *Call
-	for len(acts) > 0 {
-		a := acts[0]
-		acts = acts[1:]
-		if a.Kind == ActDispatch {
-			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/") && strings.Contains(h, "/NX/EX/") { // the lease, not a generation
-				lease = a.Call
-				continue
-			}
-			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
-		}
-	}
-	if lease == nil {
-		t.Fatal("no lease call")
-	}
+	f, lease := m.untilLease(1)
 	m.step(f.Done()) // client gone: the host calls Gone, not Done
 	if lease.Gone == nil {
 		t.Fatal("the lease call has nothing to do once its request is gone")

@@ -12,26 +12,7 @@ import (
 func TestL2LeaseCallTimeoutCountedAndReleased(t *testing.T) {
 	m := newL2Mesh(t, "")
 	m.ask(0, "warm", "up") // the generations exist
-	c := m.p[0]
-	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
-	f := c.NewFlight(req, 1, 50)
-	f.RequestHeaders(alice, false, true)
-	acts := f.RequestBody([]byte(chatRequest("q")), false)
-	var lease *Call
-	for len(acts) > 0 {
-		a := acts[0]
-		acts = acts[1:]
-		if a.Kind == ActDispatch {
-			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/") && strings.Contains(h, "/NX/EX/") { // the lease, not a generation
-				lease = a.Call
-				continue
-			}
-			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
-		}
-	}
-	if lease == nil {
-		t.Fatal("no lease call")
-	}
+	f, lease := m.untilLease(50)
 	m.wd.do(lease) // Redis sets it...
 	m.clock.Advance(DefaultL2Timeout)
 	got, _ := m.step(lease.Done(CallResult{Failed: true})) // ...the answer is too late
@@ -61,4 +42,32 @@ func TestL2InstallHonoursRouteMaxEntryBytes(t *testing.T) {
 	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "hit") && !strings.Contains(cs, "detail=l2") {
 		t.Fatalf("an entry over B's max_entry_bytes was copied into B's L1: %q", cs)
 	}
+}
+
+// untilLease runs a request for "q" on proxy 0 until it dispatches its
+// cross-proxy lease (SET NX), which it returns not carried out; the calls
+// before it (lookups, generations) are.
+func (m *l2Mesh) untilLease(id uint32) (*Flight, *Call) {
+	m.t.Helper()
+	c := m.p[0]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	f := c.NewFlight(req, 1, id)
+	f.RequestHeaders(alice, false, true)
+	acts := f.RequestBody([]byte(chatRequest("q")), false)
+	var lease *Call
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		if a.Kind == ActDispatch {
+			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/") && strings.Contains(h, "/NX/EX/") { // the lease, not a generation
+				lease = a.Call
+				continue
+			}
+			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
+		}
+	}
+	if lease == nil {
+		m.t.Fatal("no lease call")
+	}
+	return f, lease
 }

@@ -139,7 +139,13 @@ func (m *l2Mesh) ask(p int, prompt, answer string) (string, []byte) {
 	return m.run(f, f.RequestBody([]byte(chatRequest(prompt)), false), answer)
 }
 
+// run carries acts out to the request's end; the model answers answer.
 func (m *l2Mesh) run(f *Flight, acts []Action, answer string) (string, []byte) {
+	return m.runWith(f, acts, jsonCT, []byte(chatResponse(answer)))
+}
+
+// runWith is run with the model answering hs and b.
+func (m *l2Mesh) runWith(f *Flight, acts []Action, hs [][2]string, b []byte) (string, []byte) {
 	c := f.c
 	var cs string
 	var body []byte
@@ -150,15 +156,14 @@ func (m *l2Mesh) run(f *Flight, acts []Action, answer string) (string, []byte) {
 		case ActDispatch:
 			acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
 		case ActServeEntry:
-			_, hs, b := c.HitResponse(f.Request())
-			cs, body = headerValue(hs, "cache-status"), b
+			_, h, hit := c.HitResponse(f.Request())
+			cs, body = headerValue(h, "cache-status"), hit
 		case ActForward:
 			m.upstream++
-			b := []byte(chatResponse(answer))
-			if _, more := f.ResponseHeaders(200, jsonCT, OriginUpstream, false); more != nil {
+			if _, more := f.ResponseHeaders(200, hs, OriginUpstream, false); more != nil {
 				m.t.Fatalf("response headers: %v", more)
 			}
-			_, more := f.Complete(jsonCT, b, 10, nil)
+			_, more := f.Complete(hs, b, 10, nil)
 			acts = append(acts, more...)
 			cs, body = string(f.CacheStatusHeader(nil)), b
 		}
