@@ -267,12 +267,15 @@ func TestL2DownGoesUpstreamAndOpensBreaker(t *testing.T) {
 	}
 }
 
+// l2Purges are a purge of each scope: everything, a model, one entry.
+var l2Purges = []string{
+	`{"all":true}`,
+	`{"route":"chat","model":"gpt-4o-mini"}`,
+	`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`,
+}
+
 func TestL2PurgeReachesEveryProxy(t *testing.T) {
-	for _, purge := range []string{
-		`{"all":true}`,
-		`{"route":"chat","model":"gpt-4o-mini"}`,
-		`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`,
-	} {
+	for _, purge := range l2Purges {
 		t.Run(purge, func(t *testing.T) {
 			m := newL2Mesh(t, "")
 			m.ask(0, "hello", "world")
@@ -316,11 +319,7 @@ func TestL2PurgeThatCannotReachL2IsLogged(t *testing.T) {
 // one transport failure must not leave a purge out of L2 (the purged entry
 // would come back from L2 into every proxy) or out of the purge log.
 func TestL2PurgeSurvivesOneTransportFailure(t *testing.T) {
-	for _, purge := range []string{
-		`{"all":true}`,
-		`{"route":"chat","model":"gpt-4o-mini"}`,
-		`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`,
-	} {
+	for _, purge := range l2Purges {
 		t.Run(purge, func(t *testing.T) {
 			m := newL2Mesh(t, "")
 			m.ask(0, "hello", "world")
