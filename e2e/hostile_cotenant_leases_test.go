@@ -55,15 +55,7 @@ func TestHostileCotenantLeaseFill(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("tenant A's %d identical requests made %d upstream calls, want exactly 1", n, calls)
 	}
-	collapsed := 0
-	for i, r := range rs {
-		if r == nil || r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
-			t.Fatalf("response %d: %+v", i, r)
-		}
-		if strings.Contains(r.CacheStatus(), "collapsed") {
-			collapsed++
-		}
-	}
+	collapsed := sameAnswers(t, rs)
 	if collapsed != n-1 {
 		t.Fatalf("%d collapsed, want %d", collapsed, n-1)
 	}
@@ -125,11 +117,7 @@ func TestHostileCotenantLeaseFillInFlight(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("tenant A's %d identical requests made %d upstream calls, want exactly 1", n, calls)
 	}
-	for i, r := range rs {
-		if r == nil || r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
-			t.Fatalf("response %d: %+v", i, r)
-		}
-	}
+	sameAnswers(t, rs)
 	if bBad.Load() != 0 {
 		t.Fatalf("%d of tenant B's requests failed", bBad.Load())
 	}

@@ -98,15 +98,7 @@ func TestIstioECDSLateDecision(t *testing.T) {
 			t.Errorf("upstream connections while the followers waited: %d, want 100", held)
 		}
 		rs := <-done
-		collapsed := 0
-		for i, r := range rs {
-			if r == nil || r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
-				t.Fatalf("response %d: %+v", i, r)
-			}
-			if strings.Contains(r.CacheStatus(), "collapsed") {
-				collapsed++
-			}
-		}
+		collapsed := sameAnswers(t, rs)
 		if collapsed != 99 {
 			t.Fatalf("%d collapsed, want 99", collapsed)
 		}

@@ -44,6 +44,21 @@ func burst(t *testing.T, url, body string, n int, headers ...string) []*response
 	return out
 }
 
+// sameAnswers fails the test unless every response of a burst is a 200
+// with the first one's body, and returns how many were collapsed.
+func sameAnswers(t *testing.T, rs []*response) (collapsed int) {
+	t.Helper()
+	for i, r := range rs {
+		if r == nil || r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
+			t.Fatalf("response %d: %+v", i, r)
+		}
+		if strings.Contains(r.CacheStatus(), "collapsed") {
+			collapsed++
+		}
+	}
+	return collapsed
+}
+
 func workerConnections(e *envoyProc) (w0, w1 int64) {
 	for name, v := range e.Stats() {
 		if strings.HasPrefix(name, "listener.127.0.0.1_") && strings.HasSuffix(name, ".worker_0.downstream_cx_total") {
@@ -66,15 +81,7 @@ func TestStampedeOneUpstreamCall(t *testing.T) {
 	if n := e.Sim.Calls("/v1/chat/completions"); n != 1 {
 		t.Fatalf("simulator counted %d calls, want exactly 1", n)
 	}
-	collapsed := 0
-	for i, r := range rs {
-		if r == nil || r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
-			t.Fatalf("response %d: %+v", i, r)
-		}
-		if strings.Contains(r.CacheStatus(), "collapsed") {
-			collapsed++
-		}
-	}
+	collapsed := sameAnswers(t, rs)
 	if collapsed != 199 {
 		t.Fatalf("%d collapsed, want 199", collapsed)
 	}
