@@ -164,12 +164,13 @@ func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body
 	ageLen := len(buf)
 	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true, L2: req.l2.hit}
 	buf = cs.AppendHeader(buf, c.cfg.CacheName)
-	if hit, _ := req.SemanticHit(); hit {
+	semantic, sim := req.SemanticHit()
+	if semantic {
 		buf = append(buf, "; detail=semantic"...)
 	}
 	// Both strings alias buf: it is not appended to after this.
 	headers = append(headers, [2]string{"age", bytesString(buf[:ageLen])})
-	if hit, sim := req.SemanticHit(); hit {
+	if semantic {
 		headers = append(headers, [2]string{SimilarityHeader, strconv.FormatFloat(math.Floor(sim*1000)/1000, 'f', 3, 64)})
 	}
 	headers = append(headers, [2]string{"cache-status", bytesString(buf[ageLen:])})

@@ -37,7 +37,7 @@ func (c *Cache) newRequest() *Request {
 // its headers, read by the host — may be reused too.
 func (s *Stream) Recycle() bool {
 	req := s.fl.req
-	if req == nil || s.lent || req.batch != nil || req.sem != nil || req.Route.Semantic != nil || s.c.cfg.L2 != nil ||
+	if req == nil || s.lent || req.batch != nil || req.Route.Semantic != nil || s.c.cfg.L2 != nil ||
 		len(s.c.spare) >= maxSpareRequests {
 		return false
 	}
