@@ -60,24 +60,214 @@ func CheckJSONDepth[T string | []byte](b T, maxDepth int) error {
 // checkJSON is the gate in front of gjson for untrusted bytes: nesting
 // within MaxJSONDepth, then valid JSON. Only after ReasonNone may gjson's
 // Valid, Get, Parse or ForEach (or the canonicaliser) read b.
+//
+// Its verdict is exactly CheckJSONDepth's followed by gjson.Valid's (a
+// differential fuzz test holds it to that), in one iterative pass for the
+// common case, valid JSON: scanJSON validates with gjson's grammar and
+// counts depth as CheckJSONDepth does, which up to the first error reads
+// the same brackets. Only bytes that are not valid JSON are read a second
+// time, by CheckJSONDepth, to tell too deep from malformed as it would
+// (it counts brackets past the first error).
 func checkJSON[T string | []byte](b T) Reason {
-	if err := CheckJSONDepth(b, MaxJSONDepth); err != nil {
-		if errors.Is(err, ErrTooDeep) {
-			return ReasonTooDeep
+	switch scanJSON(b, MaxJSONDepth) {
+	case scanValid:
+		return ReasonNone
+	case scanTooDeep:
+		return ReasonTooDeep
+	}
+	if errors.Is(CheckJSONDepth(b, MaxJSONDepth), ErrTooDeep) {
+		return ReasonTooDeep
+	}
+	return ReasonMalformedJSON
+}
+
+type scanVerdict uint8
+
+const (
+	scanValid scanVerdict = iota
+	scanTooDeep
+	scanInvalid
+)
+
+// scanJSON validates b as gjson.Valid does (RFC 8259's grammar; string
+// bytes are not checked as UTF-8) without recursion: an open array or
+// object is one bit of a 64-bit stack, so maxDepth is at most 64. It
+// returns scanTooDeep when a bracket would open level maxDepth+1 of a
+// valid prefix.
+func scanJSON[T string | []byte](b T, maxDepth int) scanVerdict {
+	var objects uint64 // bit d: level d+1 is an object
+	depth, i, n := 0, 0, len(b)
+	ok := false
+value:
+	for i < n && isJSONSpace(b[i]) {
+		i++
+	}
+	if i >= n {
+		return scanInvalid
+	}
+	switch b[i] {
+	case '{', '[':
+		if depth >= maxDepth || depth >= 64 {
+			return scanTooDeep
 		}
-		return ReasonMalformedJSON
+		obj := b[i] == '{'
+		if obj {
+			objects |= 1 << depth
+		} else {
+			objects &^= 1 << depth
+		}
+		depth++
+		for i++; i < n && isJSONSpace(b[i]); i++ {
+		}
+		if i < n && (b[i] == '}' && obj || b[i] == ']' && !obj) {
+			depth--
+			i++
+			goto after
+		}
+		if obj {
+			goto member
+		}
+		goto value
+	case '"':
+		if i, ok = scanString(b, i+1); !ok {
+			return scanInvalid
+		}
+	case 't':
+		if i+4 > n || b[i+1] != 'r' || b[i+2] != 'u' || b[i+3] != 'e' {
+			return scanInvalid
+		}
+		i += 4
+	case 'f':
+		if i+5 > n || b[i+1] != 'a' || b[i+2] != 'l' || b[i+3] != 's' || b[i+4] != 'e' {
+			return scanInvalid
+		}
+		i += 5
+	case 'n':
+		if i+4 > n || b[i+1] != 'u' || b[i+2] != 'l' || b[i+3] != 'l' {
+			return scanInvalid
+		}
+		i += 4
+	default:
+		if i, ok = scanNumber(b, i); !ok {
+			return scanInvalid
+		}
 	}
-	var ok bool
-	switch v := any(b).(type) {
-	case string:
-		ok = gjson.Valid(v)
-	case []byte:
-		ok = gjson.ValidBytes(v)
+after:
+	for i < n && isJSONSpace(b[i]) {
+		i++
 	}
-	if !ok {
-		return ReasonMalformedJSON
+	if depth == 0 {
+		if i == n {
+			return scanValid
+		}
+		return scanInvalid
 	}
-	return ReasonNone
+	if i >= n {
+		return scanInvalid
+	}
+	switch obj := objects&(1<<(depth-1)) != 0; b[i] {
+	case ',':
+		i++
+		if obj {
+			goto member
+		}
+		goto value
+	case '}', ']':
+		if obj != (b[i] == '}') {
+			return scanInvalid
+		}
+		depth--
+		i++
+		goto after
+	}
+	return scanInvalid
+member:
+	for i < n && isJSONSpace(b[i]) {
+		i++
+	}
+	if i >= n || b[i] != '"' {
+		return scanInvalid
+	}
+	if i, ok = scanString(b, i+1); !ok {
+		return scanInvalid
+	}
+	for i < n && isJSONSpace(b[i]) {
+		i++
+	}
+	if i >= n || b[i] != ':' {
+		return scanInvalid
+	}
+	i++
+	goto value
+}
+
+// scanString returns the index after the closing quote of the string
+// whose contents start at i: no control characters, only JSON's escapes.
+func scanString[T string | []byte](b T, i int) (int, bool) {
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < ' ':
+			return i, false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
+					return i, false
+				}
+				i += 4
+			default:
+				return i, false
+			}
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// scanNumber returns the index after the number at i: -?(0|[1-9][0-9]*)
+// (.[0-9]+)?([eE][+-]?[0-9]+)?.
+func scanNumber[T string | []byte](b T, i int) (int, bool) {
+	n := len(b)
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && b[i] == '0':
+		i++
+	case i < n && b[i] >= '1' && b[i] <= '9':
+		for i++; i < n && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+	default:
+		return i, false
+	}
+	if i < n && b[i] == '.' {
+		i++
+		if i >= n || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		for i++; i < n && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= n || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		for i++; i < n && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+	}
+	return i, true
 }
 
 // reportsError reports whether a (checked) JSON answer is an error report

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // deep returns n nested arrays around 1: [[[…1…]]].
@@ -420,6 +422,74 @@ func FuzzDuplicateMembers(f *testing.F) {
 		got := d.check(b) == ReasonDuplicateKey
 		if want := errors.Is(err, ErrDuplicateKey); got != want {
 			t.Fatalf("%q: scan says duplicate %v, canonicaliser %v", b, got, want)
+		}
+	})
+}
+
+// checkJSONTwoPasses is checkJSON as it was: the depth pre-scan, then
+// gjson's validator. The one-pass scan must give its verdict exactly.
+func checkJSONTwoPasses(b []byte, maxDepth int) Reason {
+	if err := CheckJSONDepth(b, maxDepth); err != nil {
+		if errors.Is(err, ErrTooDeep) {
+			return ReasonTooDeep
+		}
+		return ReasonMalformedJSON
+	}
+	if !gjson.ValidBytes(b) {
+		return ReasonMalformedJSON
+	}
+	return ReasonNone
+}
+
+// scanVerdictAt is checkJSON's verdict with a depth limit of maxDepth.
+func scanVerdictAt(b []byte, maxDepth int) Reason {
+	switch scanJSON(b, maxDepth) {
+	case scanValid:
+		return ReasonNone
+	case scanTooDeep:
+		return ReasonTooDeep
+	}
+	if errors.Is(CheckJSONDepth(b, maxDepth), ErrTooDeep) {
+		return ReasonTooDeep
+	}
+	return ReasonMalformedJSON
+}
+
+var checkJSONSeeds = []string{
+	``, ` `, `1`, `-`, `-0`, `01`, `-01`, `1.`, `1.5`, `1.5e`, `1e+`, `1E-7`, `.5`, `+1`, `1.5.3`, `0x1`,
+	`true`, `tru`, `truex`, `false`, `null`, `nul`, `"a"`, `"a`, `"\u00e9"`, `"\u00g9"`, `"\u12"`, `"\x"`, `"\/"`,
+	"\"a\tb\"", "\"\x7f\xff\"", `[]`, `[ ]`, `[1,]`, `[,1]`, `[1 2]`, `[1,2]`, `{}`, `{ }`, `{"a":1}`, `{"a":1,}`,
+	`{"a" : [1, {"b": null}] }`, `{"a"}`, `{"a":}`, `{a:1}`, `{"a":1 "b":2}`, `[}`, `{]`, `]`, `}`, `[[]]]`,
+	`[1] [2]`, "\n{\"a\":\r\n[true,false]\t}\n", `["\"[[[["]`, `["\\",[[1]]]`, `]]][[[`, `["[[[[`,
+	deep(3), deep(4), deepObj(3), deep(MaxJSONDepth), deep(MaxJSONDepth + 1), `x` + deep(MaxJSONDepth+1), deep(MaxJSONDepth+1) + `x`,
+	`{"data":[{"index":0,"embedding":[0.1,-2e-3,3E+2]}],"model":"m","usage":{"total_tokens":1}}`,
+}
+
+func TestCheckJSONIsTheTwoPassVerdict(t *testing.T) {
+	for _, s := range checkJSONSeeds {
+		for _, max := range []int{3, MaxJSONDepth} {
+			if got, want := scanVerdictAt([]byte(s), max), checkJSONTwoPasses([]byte(s), max); got != want {
+				t.Errorf("%q (max %d): one pass %s, two passes %s", s, max, got, want)
+			}
+		}
+		if got, want := checkJSON(s), checkJSONTwoPasses([]byte(s), MaxJSONDepth); got != want {
+			t.Errorf("%q: checkJSON(string) %s, two passes %s", s, got, want)
+		}
+	}
+}
+
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range checkJSONSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, max := range []int{2, MaxJSONDepth} {
+			if got, want := scanVerdictAt(b, max), checkJSONTwoPasses(b, max); got != want {
+				t.Fatalf("%q (max %d): one pass %s, two passes %s", b, max, got, want)
+			}
+		}
+		if got, want := checkJSON(string(b)), checkJSON(b); got != want {
+			t.Fatalf("%q: string %s, bytes %s", b, got, want)
 		}
 	})
 }
