@@ -130,11 +130,12 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if reason := c.dups.check(body); reason != ReasonNone {
 		return Admission{Reason: reason}
 	}
-	if reportsError(gjson.ParseBytes(body)) {
+	top := readTopMembers(bytesString(body))
+	if top.reportsError() {
 		return Admission{Reason: ReasonErrorPayload}
 	}
 	if req.batch != nil {
-		adm := c.admitEmbeddings(req, body)
+		adm := c.admitEmbeddings(req, body, &top)
 		if adm.Reason == ReasonNone {
 			for i := range r.Rules {
 				if !r.Rules[i].Holds(body) {

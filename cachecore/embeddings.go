@@ -400,35 +400,15 @@ func (r *Request) UpstreamBody() (body []byte, rewritten bool) {
 	return append(out, r.Body[b.inputAt+b.inputLen:]...), true
 }
 
-// admitEmbeddings checks an upstream embeddings answer for the items sent.
-func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
+// admitEmbeddings checks an upstream embeddings answer for the items sent
+// (top: the answer's top-level members, read by AdmitBody).
+func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers) Admission {
 	b := req.batch
 	want := len(b.sent)
 	if b.fullFetch {
 		want = len(b.items)
 	}
-	// One pass over the answer's members (the answer is checked JSON
-	// without duplicate names: the first of each is the only one).
-	var data, model, usage gjson.Result
-	if len(body) > 0 {
-		gjson.Parse(bytesString(body)).ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
-			case "data":
-				if !data.Exists() {
-					data = v
-				}
-			case "model":
-				if !model.Exists() {
-					model = v
-				}
-			case "usage":
-				if !usage.Exists() {
-					usage = v
-				}
-			}
-			return true
-		})
-	}
+	data, model := gjson.Parse(top.data), gjson.Parse(top.model)
 	b.answerAt, b.answerLen = nil, 0
 	if !data.IsArray() {
 		return Admission{Reason: ReasonItemCount}
@@ -450,40 +430,48 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 	arena := make([]byte, 0, len(data.Raw))
 	dims := b.dims
 	reason, seen := ReasonNone, 0
-	data.ForEach(func(_, d gjson.Result) bool {
-		seen++
-		var idx, emb gjson.Result
-		var haveIdx, haveEmb bool
-		d.ForEach(func(k, v gjson.Result) bool {
-			switch {
-			case !haveIdx && k.Str == "index":
-				idx, haveIdx = v, true
-			case !haveEmb && k.Str == "embedding":
-				emb, haveEmb = v, true
+	onePass := false
+	if b.encoding != "base64" && embeddingItemsInOnePass {
+		dims, arena, onePass = readEmbeddingItems(data.Raw, want, vecs, arena, dims)
+	}
+	if onePass {
+		seen = want
+	} else {
+		data.ForEach(func(_, d gjson.Result) bool {
+			seen++
+			var idx, emb gjson.Result
+			var haveIdx, haveEmb bool
+			d.ForEach(func(k, v gjson.Result) bool {
+				switch {
+				case !haveIdx && k.Str == "index":
+					idx, haveIdx = v, true
+				case !haveEmb && k.Str == "embedding":
+					emb, haveEmb = v, true
+				}
+				return !haveIdx || !haveEmb
+			})
+			if idx.Type != gjson.Number || idx.Num < 0 || int(idx.Num) >= want || vecs[int(idx.Num)] != nil {
+				reason = ReasonItemCount
+				return false
 			}
-			return !haveIdx || !haveEmb
+			n, r := vectorDims(emb, b.encoding)
+			if r != ReasonNone {
+				reason = r
+				return false
+			}
+			if dims == 0 {
+				dims = n
+			}
+			if n != dims {
+				reason = ReasonDimensions
+				return false
+			}
+			at := len(arena)
+			arena = append(arena, emb.Raw...)
+			vecs[int(idx.Num)] = arena[at:len(arena):len(arena)]
+			return true
 		})
-		if idx.Type != gjson.Number || idx.Num < 0 || int(idx.Num) >= want || vecs[int(idx.Num)] != nil {
-			reason = ReasonItemCount
-			return false
-		}
-		n, r := vectorDims(emb, b.encoding)
-		if r != ReasonNone {
-			reason = r
-			return false
-		}
-		if dims == 0 {
-			dims = n
-		}
-		if n != dims {
-			reason = ReasonDimensions
-			return false
-		}
-		at := len(arena)
-		arena = append(arena, emb.Raw...)
-		vecs[int(idx.Num)] = arena[at:len(arena):len(arena)]
-		return true
-	})
+	}
 	if (reason == ReasonNone && seen != want) || (reason != ReasonNone && count() != want) {
 		return Admission{Reason: ReasonItemCount}
 	}
@@ -514,7 +502,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte) Admission {
 		}
 	}
 	b.answerAt, b.answerLen = &body[0], len(body)
-	b.answerModel, b.answerUsage = strings.Clone(model.String()), strings.Clone(usage.Raw)
+	b.answerModel, b.answerUsage = strings.Clone(model.String()), strings.Clone(top.usage)
 	return Admission{TTL: req.Route.TTL}
 }
 
@@ -579,12 +567,16 @@ func floatVectorDims(v gjson.Result) (int, Reason) {
 // left to the exact path, so the answer is always the exact path's.
 // It reads every byte once and converts no number.
 func finiteNumbers(raw string) (int, bool) {
-	i, n := 0, 0
-	for i < len(raw) && isJSONSpace(raw[i]) {
-		i++
-	}
+	n, i, ok := finiteNumbersAt(raw, skipSpace(raw, 0))
+	return n, ok && skipSpace(raw, i) == len(raw)
+}
+
+// finiteNumbersAt is finiteNumbers for the array at raw[i:], which may go
+// on after it: it also returns where the array ends.
+func finiteNumbersAt(raw string, i int) (int, int, bool) {
+	n := 0
 	if i >= len(raw) || raw[i] != '[' {
-		return 0, false
+		return 0, i, false
 	}
 	i++
 	for {
@@ -601,7 +593,7 @@ func finiteNumbers(raw string) (int, bool) {
 		}
 		intLen := i - intAt
 		if intLen == 0 || (intLen > 1 && raw[intAt] == '0') {
-			return 0, false
+			return 0, i, false
 		}
 		e, zero := 0, true
 		for k := intAt; k < i; k++ {
@@ -620,7 +612,7 @@ func finiteNumbers(raw string) (int, bool) {
 				i++
 			}
 			if i == fracAt {
-				return 0, false
+				return 0, i, false
 			}
 		}
 		if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
@@ -635,11 +627,11 @@ func finiteNumbers(raw string) (int, bool) {
 				x = x*10 + int(raw[i]-'0')
 				i++
 				if i-expAt > 6 {
-					return 0, false // too long to add up here
+					return 0, i, false // too long to add up here
 				}
 			}
 			if i == expAt {
-				return 0, false
+				return 0, i, false
 			}
 			if neg {
 				x = -x
@@ -647,28 +639,23 @@ func finiteNumbers(raw string) (int, bool) {
 			e += x
 		}
 		if !zero && e > 308 {
-			return 0, false // maybe beyond MaxFloat64: the exact path decides
+			return 0, i, false // maybe beyond MaxFloat64: the exact path decides
 		}
 		n++
 		for i < len(raw) && isJSONSpace(raw[i]) {
 			i++
 		}
 		if i >= len(raw) {
-			return 0, false
+			return 0, i, false
 		}
 		if raw[i] == ']' {
-			i++
-			break
+			return n, i + 1, true
 		}
 		if raw[i] != ',' {
-			return 0, false
+			return 0, i, false
 		}
 		i++
 	}
-	for i < len(raw) && isJSONSpace(raw[i]) {
-		i++
-	}
-	return n, i == len(raw)
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

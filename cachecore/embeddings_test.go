@@ -1,8 +1,10 @@
 package cachecore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +272,91 @@ func TestEmbeddingsAdmissionCountFirst(t *testing.T) {
 		if adm := c.AdmitBody(req, jsonHdr, []byte(answer)); adm.Reason != want {
 			t.Errorf("%s: reason %s, want %s", answer, adm.Reason, want)
 		}
+	}
+}
+
+// The one-pass readers of an answer (answerscan.go) give what gjson's
+// reading gives: the same admission, the same vectors, the same top-level
+// members, the same error verdict — for any answer that reaches them.
+func FuzzAnswerOnePass(f *testing.F) {
+	good := string(embAnswer([]string{"a", "bb", "ccc"}))
+	for _, s := range []string{
+		good,
+		strings.Replace(good, `"index":1`, `"index":1.0`, 1),
+		strings.Replace(good, `"index":1`, `"index":-1`, 1),
+		strings.Replace(good, `"index":1`, `"index":0`, 1),
+		strings.Replace(good, `"index":2`, `"index":7`, 1),
+		strings.Replace(good, `[2,2.5]`, `[2,2.5,3]`, 1),
+		strings.Replace(good, `[2,2.5]`, `[2e999,1]`, 1),
+		strings.Replace(good, `[2,2.5]`, `[]`, 1),
+		strings.Replace(good, `[2,2.5]`, `"AAAA"`, 1),
+		strings.Replace(good, `"embedding"`, `"embed\u0064ing"`, 1),
+		strings.Replace(good, `"data"`, `"d\u0061ta"`, 1),
+		strings.Replace(good, `"object":"list"`, `"error":{"message":"x"}`, 1),
+		strings.Replace(good, `"object":"list"`, `"object":"error"`, 1),
+		strings.Replace(good, `"object":"list"`, `"error":null`, 1),
+		strings.Replace(good, `{"object":"embedding",`, `{"object":"embedding","extra":{"a":["]"]},`, 1),
+		strings.Replace(good, `],"model"`, `,{"index":3,"embedding":[1,2]}],"model"`, 1),
+		` { "data" : [ { "index" : 0 , "embedding" : [ 1 , 2 ] } , { "embedding":[3,4],"index":1},{"index":2,"embedding":[5,6]} ] } `,
+		`{"data":[1,2,3]}`, `{"data":{}}`, `[]`, `"x"`, `{"model":1,"usage":[1],"data":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	c, r := newEmbCache(f)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	admit := func(body []byte, onePass bool) (Admission, *Request) {
+		embeddingItemsInOnePass = onePass
+		defer func() { embeddingItemsInOnePass = true }()
+		req := embRequest(c, r, `{"model":"e","input":["a","bb","ccc"]}`)
+		c.Lookup(req)
+		return c.AdmitBody(req, jsonHdr, body), req
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if checkJSON(body) == ReasonNone && c.dups.check(body) == ReasonNone {
+			top, viaGJSON := readTopMembers(string(body)), readTopMembersGJSON(string(body))
+			if top != viaGJSON {
+				t.Fatalf("%q: top-level members %+v, gjson %+v", body, top, viaGJSON)
+			}
+			if got, want := top.reportsError(), reportsError(gjson.ParseBytes(body)); got != want {
+				t.Fatalf("%q: reports an error %v, gjson %v", body, got, want)
+			}
+		}
+		got, one := admit(body, true)
+		want, two := admit(body, false)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: one pass %+v, gjson %+v", body, got, want)
+		}
+		if got.Reason != ReasonNone {
+			return
+		}
+		for i := range one.batch.items {
+			if a, b := one.batch.items[i].fresh, two.batch.items[i].fresh; !bytes.Equal(a, b) {
+				t.Fatalf("%q: item %d: one pass %q, gjson %q", body, i, a, b)
+			}
+		}
+		if one.batch.answerModel != two.batch.answerModel || one.batch.answerUsage != two.batch.answerUsage {
+			t.Fatalf("%q: model/usage %q %q, gjson %q %q", body, one.batch.answerModel, one.batch.answerUsage, two.batch.answerModel, two.batch.answerUsage)
+		}
+	})
+}
+
+// The one pass is what a well-formed answer takes (else the comparison
+// above would only ever compare gjson with itself).
+func TestOnePassReadsAWellFormedAnswer(t *testing.T) {
+	good := string(embAnswer([]string{"a", "bb", "ccc"}))
+	top := readTopMembers(good)
+	vecs := make([][]byte, 3)
+	dims, arena, ok := readEmbeddingItems(top.data, 3, vecs, nil, 0)
+	if !ok || dims != 2 || string(vecs[0]) != "[1,1.5]" || string(vecs[2]) != "[3,3.5]" || len(arena) != 21 {
+		t.Fatalf("one pass: ok %v, dims %d, vectors %q", ok, dims, vecs)
+	}
+	if top.model != `"e-1"` || top.usage != `{"prompt_tokens":7,"total_tokens":7}` || top.objectRaw != `"list"` || top.errorRaw != "" {
+		t.Fatalf("top-level members %+v", top)
+	}
+	if _, _, ok := readEmbeddingItems(top.data, 3, vecs, nil, 3); ok {
+		t.Fatal("one pass took vectors of 2 dimensions for a request of 3")
+	}
+	if vecs[0] != nil {
+		t.Fatal("a refused pass left vectors behind")
 	}
 }

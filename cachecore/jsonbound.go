@@ -362,7 +362,7 @@ var scanStops = [256]bool{'{': true, '}': true, '"': true}
 
 // stringEnd returns the index of the closing quote of the string whose
 // contents start at i, and whether it holds escapes.
-func stringEnd(b []byte, i int) (int, bool) {
+func stringEnd[T string | []byte](b T, i int) (int, bool) {
 	escaped := false
 	for ; i < len(b); i++ {
 		switch b[i] {
