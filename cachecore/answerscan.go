@@ -183,6 +183,9 @@ func plainInt(s string, i int) (int, int) {
 	return v, i
 }
 
+// bracketStops are the bytes skipValue stops at in an array or object.
+var bracketStops = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
 func skipSpace(s string, i int) int {
 	for i < len(s) && isJSONSpace(s[i]) {
 		i++
@@ -204,6 +207,12 @@ func skipValue(s string, i int) int {
 	case '{', '[':
 		depth := 0
 		for ; i < len(s); i++ {
+			for i < len(s) && !bracketStops[s[i]] { // numbers, names, punctuation
+				i++
+			}
+			if i == len(s) {
+				break
+			}
 			switch s[i] {
 			case '"':
 				i, _ = stringEnd(s, i+1)
