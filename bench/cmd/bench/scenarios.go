@@ -29,6 +29,7 @@ var scenarios = []scenario{
 	{ID: "S7", Title: "stale-while-revalidate across expiries", Run: runS7},
 	{ID: "S8", Title: "early refresh (XFetch) over 3 TTLs vs fixed TTL", Run: runS8},
 	{ID: "S9", Title: "per-item embedding cache (batch 64, 50% hits)", Run: runS9},
+	{ID: "S9B", Title: "per-item embedding costs, this module vs a baseline module, alternating rounds in one run", Run: runS9B},
 	{ID: "S11", Title: "soak: RSS drift, VM failures, p99.9 vs p99", Run: runS11},
 	{ID: "S12", Title: "cachecore micro-benchmarks: native, V8 (Node.js), wazero", Run: runS12},
 	{ID: "S13", Title: "mesh-wide L2 (Redis via webdis): hits from another proxy, cross-proxy coalescing", Run: runS13},
