@@ -107,13 +107,15 @@ func runS2(r *run) error {
 		if err != nil {
 			return err
 		}
-		// Targets of the hit-path performance issue: ≤ 60 µs of proxy CPU
-		// where S1 costs 25 µs (2.4× S1's CPU, ≥ 0.4× its throughput),
-		// ≤ +60 µs at the median, a p99 at most twice S1's.
+		// Targets of the hit-path performance issue, set on a machine where
+		// S1 cost 25 µs of CPU and answered in 120 µs at the median: ≤ 60
+		// µs of proxy CPU (2.4× S1's CPU, ≥ 0.4× its throughput), ≤ +60 µs
+		// at the median (half S1's p50), a p99 at most twice S1's — judged
+		// as ratios to S1 measured in the same run, as machines differ.
 		added := h1.P50() - d1.P50()
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: added p50 at c=1 vs S1",
 			Value: fmt.Sprintf("%+.0f µs (p50 %s)", added, h1.P50Text()), Baselines: "S1 " + d1.P50Text(),
-			Target: "≤ +60 µs", Met: met(added <= 60)})
+			Ratio: fmt.Sprintf("%+.2f× S1", added/d1.P50()), Target: "≤ +0.5× S1 (+60 µs at S1's 120)", Met: met(added <= 0.5*d1.P50())})
 		rr := h16.RPS() / d16.RPS()
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: throughput c=16", Value: h16.RPSText(),
 			Baselines: "S1 " + d16.RPSText(), Ratio: ratio(h16.RPS(), d16.RPS()) + " S1", Target: "≥ 0.40× S1", Met: met(rr >= 0.4)})
@@ -133,7 +135,14 @@ func runS2(r *run) error {
 		if err != nil {
 			return err
 		}
+		f1, err := r.measure("floor-hit", "hit "+size, hitWorkload(size), 1)
+		if err != nil {
+			return err
+		}
 		r.stopSystem("floor-hit")
+		r.add(row{Scenario: "S2", Metric: "floor: the same Go filter: added p50 at c=1 vs S1",
+			Value: fmt.Sprintf("%+.0f µs (p50 %s)", f1.P50()-d1.P50(), f1.P50Text()), Baselines: "S1 " + d1.P50Text() + "; modelcache hit " + h1.P50Text(),
+			Ratio: fmt.Sprintf("%+.2f× S1", (f1.P50()-d1.P50())/d1.P50())})
 		r.add(row{Scenario: "S2", Metric: "floor: 1 KiB answered by a Go filter that holds the request, reads headers and body and replies locally (no cache): proxy CPU per request, c=16",
 			Value:     fmt.Sprintf("%.1f µs (+%.1f over S1)", f16.CPU(), f16.CPU()-d16.CPU()),
 			Baselines: fmt.Sprintf("S1 %.1f µs; modelcache hit %.1f µs (+%.1f over this floor)", d16.CPU(), h16.CPU(), h16.CPU()-f16.CPU()),
