@@ -7,7 +7,8 @@
 // Envoy without a filter, is what modelcache cannot go below in Envoy.
 // With mode "hit" it does what any Go filter answering from a cache must
 // do, without the cache: hold the request, read its headers and its body,
-// and answer locally with a 1 KiB JSON body — S2's floor for a hit.
+// and answer locally with a 1 KiB JSON body — S2's floor for a hit. Mode
+// "embed" is S9's floor per embedding item (embed.go).
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags "-X main.mode=read" ./bench/floorfilter
 package main
@@ -31,13 +32,16 @@ type plugin struct{ types.DefaultPluginContext }
 
 func (*plugin) NewHttpContext(uint32) types.HttpContext { return &stream{} }
 
-type stream struct{ types.DefaultHttpContext }
+type stream struct {
+	types.DefaultHttpContext
+	embed embedState
+}
 
 func (*stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	switch mode {
 	case "read":
 		_, _ = proxywasm.GetHttpRequestHeader(":path")
-	case "hit":
+	case "hit", "embed":
 		_, _ = proxywasm.GetHttpRequestHeaders()
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
@@ -55,7 +59,10 @@ var answer = func() []byte {
 	return append(b, `"},"finish_reason":"stop"}]}`...)
 }()
 
-func (*stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	if mode == "embed" {
+		return embedRequestBody(s, bodySize, endOfStream)
+	}
 	if mode != "hit" {
 		return types.ActionContinue
 	}
@@ -66,4 +73,18 @@ func (*stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
 	_ = proxywasm.SendHttpResponse(200, [][2]string{{"content-type", "application/json"}, {"age", "0"},
 		{"cache-status", "floor; hit; ttl=86400"}}, answer, -1)
 	return types.ActionPause
+}
+
+func (s *stream) OnHttpResponseHeaders(_ int, _ bool) types.Action {
+	if mode == "embed" {
+		_, _ = proxywasm.GetHttpResponseHeaders()
+	}
+	return types.ActionContinue
+}
+
+func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
+	if mode == "embed" {
+		return embedResponseBody(s, bodySize, endOfStream)
+	}
+	return types.ActionContinue
 }

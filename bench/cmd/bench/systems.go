@@ -57,6 +57,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
 	"floor-read":  func(r *run) (*system, error) { return r.startFloor("read") },
 	"floor-hit":   func(r *run) (*system, error) { return r.startFloor("hit") },
+	"floor-embed": func(r *run) (*system, error) { return r.startFloor("embed") },
 	"nginx":       func(r *run) (*system, error) { return r.startNginx() },
 	"varnish":     func(r *run) (*system, error) { return r.startVarnish() },
 }
