@@ -360,3 +360,31 @@ func TestOnePassReadsAWellFormedAnswer(t *testing.T) {
 		t.Fatal("a refused pass left vectors behind")
 	}
 }
+
+// Items cached after a run of new ones are still found: once a batch is
+// taken for new, its items are looked for through their buckets' indexes,
+// which find them as the direct read would.
+func TestEmbeddingsHitsAfterARunOfMisses(t *testing.T) {
+	c, r := newEmbCache(t)
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	cached := []string{"k1", "k22", "k333"}
+	first := embRequest(c, r, `{"model":"e","input":["k1","k22","k333"]}`)
+	c.Lookup(first)
+	ans := embAnswer(cached)
+	if res := c.Store(first, 200, jsonHdr, ans, c.AdmitBody(first, jsonHdr, ans), 1); res.ItemsStored != 3 {
+		t.Fatalf("store: %+v", res)
+	}
+	var input []string
+	for i := 0; i < 2*newItemsRun; i++ {
+		input = append(input, fmt.Sprintf("new-%d", i))
+	}
+	input = append(input, cached...)
+	body, _ := json.Marshal(map[string]any{"model": "e", "input": input})
+	req := embRequest(c, r, string(body))
+	if c.Lookup(req) != Forward || req.Status != StatusPartial {
+		t.Fatalf("lookup: %s", req.Status)
+	}
+	if hits, total := req.ItemCounts(); hits != len(cached) || total != len(input) {
+		t.Fatalf("items cached %d of %d, want %d of %d", hits, total, len(cached), len(input))
+	}
+}
