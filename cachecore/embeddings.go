@@ -597,34 +597,25 @@ func finiteNumbersAt(raw string, i int) (int, int, bool) {
 		if i < len(raw) && raw[i] == '-' {
 			i++
 		}
-		// Decimal exponent of the first significant digit (0.d… × 10^e).
 		intAt := i
 		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
 			i++
 		}
-		intLen := i - intAt
-		if intLen == 0 || (intLen > 1 && raw[intAt] == '0') {
+		intEnd := i
+		if intEnd == intAt || (intEnd-intAt > 1 && raw[intAt] == '0') {
 			return 0, i, false
 		}
-		e, zero := 0, true
-		for k := intAt; k < i; k++ {
-			if raw[k] != '0' {
-				e, zero = i-k, false
-				break
-			}
-		}
+		fracAt, fracEnd := i, i
 		if i < len(raw) && raw[i] == '.' {
 			i++
-			fracAt := i
+			fracAt = i
 			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-				if zero && raw[i] != '0' {
-					e, zero = fracAt-i, false
-				}
 				i++
 			}
 			if i == fracAt {
 				return 0, i, false
 			}
+			fracEnd = i
 		}
 		if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
 			i++
@@ -647,10 +638,11 @@ func finiteNumbersAt(raw string, i int) (int, int, bool) {
 			if neg {
 				x = -x
 			}
-			e += x
-		}
-		if !zero && e > 308 {
-			return 0, i, false // maybe beyond MaxFloat64: the exact path decides
+			if e, zero := decimalExponent(raw, intAt, intEnd, fracAt, fracEnd); !zero && e+x > 308 {
+				return 0, i, false // maybe beyond MaxFloat64: the exact path decides
+			}
+		} else if intEnd-intAt > 308 {
+			return 0, i, false // the same bound without an exponent
 		}
 		n++
 		for i < len(raw) && isJSONSpace(raw[i]) {
@@ -667,6 +659,21 @@ func finiteNumbersAt(raw string, i int) (int, int, bool) {
 		}
 		i++
 	}
+}
+
+// decimalExponent is the decimal exponent e of a number's first
+// significant digit (0.d… × 10^e) from its integer and fraction digits (an
+// integer part has no leading zeros but "0"), and whether it is zero.
+func decimalExponent(raw string, intAt, intEnd, fracAt, fracEnd int) (int, bool) {
+	if raw[intAt] != '0' {
+		return intEnd - intAt, false
+	}
+	for k := fracAt; k < fracEnd; k++ {
+		if raw[k] != '0' {
+			return fracAt - k, false
+		}
+	}
+	return 0, true
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
