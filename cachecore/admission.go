@@ -123,19 +123,30 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 		}
 		return adm
 	}
-	// Bounded before gjson reads it (jsonbound.go).
-	if reason := checkJSON(body); reason != ReasonNone {
-		return Admission{Reason: reason}
+	// Bounded before gjson reads it (jsonbound.go). An embeddings answer
+	// of the usual shape is checked and read in one pass (answerscan.go).
+	var top topMembers
+	var scanned *scannedItems
+	if b := req.batch; b != nil && b.encoding != "base64" && embeddingItemsInOnePass {
+		want, vecs := b.freshSlots()
+		if t, dims, _, ok := c.scanEmbeddingsAnswer(body, want, vecs, make([]byte, 0, len(body)), b.dims); ok {
+			top, scanned = t, &scannedItems{want: want, dims: dims}
+		}
 	}
-	if reason := c.dups.check(body); reason != ReasonNone {
-		return Admission{Reason: reason}
+	if scanned == nil {
+		if reason := checkJSON(body); reason != ReasonNone {
+			return Admission{Reason: reason}
+		}
+		if reason := c.dups.check(body); reason != ReasonNone {
+			return Admission{Reason: reason}
+		}
+		top = readTopMembers(bytesString(body))
 	}
-	top := readTopMembers(bytesString(body))
 	if top.reportsError() {
 		return Admission{Reason: ReasonErrorPayload}
 	}
 	if req.batch != nil {
-		adm := c.admitEmbeddings(req, body, &top)
+		adm := c.admitEmbeddings(req, body, &top, scanned)
 		if adm.Reason == ReasonNone {
 			for i := range r.Rules {
 				if !r.Rules[i].Holds(body) {

@@ -1,6 +1,11 @@
 package cachecore
 
-import "github.com/tidwall/gjson"
+import (
+	"slices"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
 
 // One-pass readers of a checked answer (checkJSON passed, no duplicate
 // member names), for admission: each gives exactly what the gjson reading
@@ -100,74 +105,176 @@ func (m *topMembers) reportsError() bool {
 }
 
 // embeddingItemsInOnePass is false only in tests, to read every answer
-// through gjson and compare.
+// through the general checks and gjson and compare.
 var embeddingItemsInOnePass = true
 
-// readEmbeddingItems reads a checked "data" array of float vectors in one
-// pass when every element is what a well-behaved server sends: an object
-// with plain names, an "index" that is a plain integer below want and not
-// seen before, an "embedding" finiteNumbers accepts, all of one dimension,
-// exactly want elements. Then it fills vecs (by index, the vectors copied
-// into arena) and returns the dimension and true. Anything else — and any
-// element admitEmbeddings would refuse — returns false with vecs cleared,
-// for the gjson reading, which finds the exact reason.
-func readEmbeddingItems(data string, want int, vecs [][]byte, arena []byte, dims int) (int, []byte, bool) {
-	fail := func() (int, []byte, bool) {
+// scanEmbeddingsAnswer makes every check AdmitBody makes of an embeddings
+// answer before its error and item checks — valid JSON, nesting within
+// MaxJSONDepth, no duplicate member names — and reads the top-level
+// members and the items, in one pass over the vectors, for an answer of
+// the shape servers send: a top-level object with plain names whose
+// "data" is an array of objects with plain names, each with an "index"
+// that is a plain integer below want and not seen before and an
+// "embedding" finiteNumbers accepts, all of one dimension, exactly want of
+// them. Other values are checked as the general checks check them. Then it
+// fills vecs (by index, the vectors copied into arena) and returns the
+// members, the dimension and true. Any other shape, and anything a check
+// refuses, returns false with vecs cleared: AdmitBody then checks one
+// check at a time, which finds the exact reason.
+func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, arena []byte, dims int) (topMembers, int, []byte, bool) {
+	var m topMembers
+	s := bytesString(body)
+	fail := func() (topMembers, int, []byte, bool) {
 		clear(vecs)
-		return dims, arena[:0], false
+		return topMembers{}, dims, arena[:0], false
 	}
-	i, seen := 1, 0 // data is "[" … "]"
-	for i = skipSpace(data, i); i < len(data) && data[i] == '{'; {
-		idx, n := -1, -1
-		var emb string
-		for i = skipSpace(data, i+1); i < len(data) && data[i] == '"'; {
-			end, escaped := stringEnd(data, i+1)
-			if escaped || end < 0 {
+	var names [16]string // the top level's, to refuse a repeated one
+	seenNames := 0
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return fail()
+	}
+	for i = skipSpace(s, i+1); ; {
+		name, at, ok := plainName(s, i)
+		if !ok || seenNames == len(names) || slices.Contains(names[:seenNames], name) {
+			return fail()
+		}
+		names[seenNames] = name
+		seenNames++
+		var end int
+		if name == "data" {
+			if dims, arena, end, ok = c.scanEmbeddingItems(body, at, want, vecs, arena, dims); !ok {
 				return fail()
 			}
-			name := data[i+1 : end]
-			i = skipSpace(data, skipSpace(data, end+1)+1)
-			vEnd := 0
-			switch {
-			case name == "index" && idx < 0:
-				if idx, vEnd = plainInt(data, i); idx < 0 {
-					return fail()
-				}
-			case name == "embedding" && n < 0:
-				var ok bool
-				if n, vEnd, ok = finiteNumbersAt(data, i); !ok {
-					return fail()
-				}
-				emb = data[i:vEnd]
-			default:
-				vEnd = skipValue(data, i)
-			}
-			i = skipSpace(data, vEnd)
-			if i < len(data) && data[i] == ',' {
-				i = skipSpace(data, i+1)
-			}
-		}
-		i = skipSpace(data, i+1) // past '}'
-		if idx < 0 || idx >= want || vecs[idx] != nil || n < 0 || (dims != 0 && n != dims) {
+		} else if end, ok = c.scanOtherValue(body, at, 1); !ok {
 			return fail()
+		}
+		v := s[at:end]
+		switch name {
+		case "error":
+			m.errorRaw = v
+		case "object":
+			m.objectRaw = v
+		case "data":
+			m.data = v
+		case "model":
+			m.model = v
+		case "usage":
+			m.usage = v
+		}
+		if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
+			i = skipSpace(s, i+1)
+			continue
+		}
+		if i >= len(s) || s[i] != '}' || skipSpace(s, i+1) != len(s) {
+			return fail()
+		}
+		if m.data == "" {
+			return fail()
+		}
+		return m, dims, arena, true
+	}
+}
+
+// scanEmbeddingItems is scanEmbeddingsAnswer's reading of "data" at i; it
+// returns where the array ends.
+func (c *Cache) scanEmbeddingItems(body []byte, i, want int, vecs [][]byte, arena []byte, dims int) (int, []byte, int, bool) {
+	s := bytesString(body)
+	if i >= len(s) || s[i] != '[' {
+		return dims, arena, i, false
+	}
+	seen := 0
+	for i = skipSpace(s, i+1); i < len(s) && s[i] == '{'; {
+		var names [8]string // the item's, to refuse a repeated one
+		seenNames, idx, n := 0, -1, -1
+		var emb string
+		for i = skipSpace(s, i+1); ; {
+			name, at, ok := plainName(s, i)
+			if !ok || seenNames == len(names) || slices.Contains(names[:seenNames], name) {
+				return dims, arena, i, false
+			}
+			names[seenNames] = name
+			seenNames++
+			end := at
+			switch name {
+			case "index":
+				idx, end = plainInt(s, at)
+				ok = idx >= 0
+			case "embedding":
+				n, end, ok = finiteNumbersAt(s, at)
+				emb = s[at:end]
+			default:
+				end, ok = c.scanOtherValue(body, at, 3)
+			}
+			if !ok {
+				return dims, arena, i, false
+			}
+			if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
+				i = skipSpace(s, i+1)
+				continue
+			}
+			if i >= len(s) || s[i] != '}' {
+				return dims, arena, i, false
+			}
+			break
+		}
+		if idx < 0 || idx >= want || vecs[idx] != nil || n < 0 || (dims != 0 && n != dims) {
+			return dims, arena, i, false
 		}
 		dims = n
 		at := len(arena)
 		arena = append(arena, emb...)
 		vecs[idx] = arena[at:len(arena):len(arena)]
 		seen++
-		if i < len(data) && data[i] == ',' {
-			i = skipSpace(data, i+1)
+		if i = skipSpace(s, i+1); i >= len(s) || s[i] != ',' {
+			break
+		}
+		if i = skipSpace(s, i+1); i >= len(s) || s[i] != '{' {
+			return dims, arena, i, false
 		}
 	}
-	if i >= len(data) || data[i] != ']' || seen != want {
-		return fail()
+	if i >= len(s) || s[i] != ']' || seen != want {
+		return dims, arena, i, false
 	}
-	return dims, arena, true
+	return dims, arena, i + 1, true
+}
+
+// plainName reads the member name at i — a string without escapes — and
+// the colon after it, and returns the name and where the value starts.
+func plainName(s string, i int) (string, int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", i, false
+	}
+	end, ok := scanString(s, i+1)
+	if !ok || strings.IndexByte(s[i+1:end-1], '\\') >= 0 {
+		return "", i, false
+	}
+	j := skipSpace(s, end)
+	if j >= len(s) || s[j] != ':' {
+		return "", i, false
+	}
+	return s[i+1 : end-1], skipSpace(s, j+1), true
+}
+
+// scanOtherValue checks a value at nesting depth as the general checks
+// check the whole answer: valid JSON, within MaxJSONDepth counted from the
+// top, no duplicate member names. It returns where the value ends.
+func (c *Cache) scanOtherValue(body []byte, i, depth int) (int, bool) {
+	v, end := scanJSONValue(body, i, MaxJSONDepth-depth)
+	if v != scanValid {
+		return i, false
+	}
+	for end > i && isJSONSpace(body[end-1]) {
+		end--
+	}
+	if (body[i] == '{' || body[i] == '[') && c.dups.check(body[i:end]) != ReasonNone {
+		return i, false
+	}
+	return end, true
 }
 
 // plainInt reads the digits at i as a value below 1e9 (-1 for anything
-// else: a sign, a fraction, an exponent, more digits) and returns where
+// else: a sign, a fraction, an exponent, a leading zero, more digits) and returns where
 // the number ends.
 func plainInt(s string, i int) (int, int) {
 	v, at := 0, i
@@ -177,7 +284,7 @@ func plainInt(s string, i int) (int, int) {
 		}
 		v = v*10 + int(s[i]-'0')
 	}
-	if i == at || (i < len(s) && (s[i] == '.' || s[i] == 'e' || s[i] == 'E')) {
+	if i == at || (i-at > 1 && s[at] == '0') || (i < len(s) && (s[i] == '.' || s[i] == 'e' || s[i] == 'E')) {
 		return -1, i
 	}
 	return v, i

@@ -412,13 +412,10 @@ func (r *Request) UpstreamBody() (body []byte, rewritten bool) {
 }
 
 // admitEmbeddings checks an upstream embeddings answer for the items sent
-// (top: the answer's top-level members, read by AdmitBody).
-func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers) Admission {
+// (top: the answer's top-level members, read by AdmitBody; scanned: its
+// items, if AdmitBody's one pass read them).
+func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scanned *scannedItems) Admission {
 	b := req.batch
-	want := len(b.sent)
-	if b.fullFetch {
-		want = len(b.items)
-	}
 	data, model := gjson.Parse(top.data), gjson.Parse(top.model)
 	b.answerAt, b.answerLen = nil, 0
 	if !data.IsArray() {
@@ -431,23 +428,16 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers) Admi
 		data.ForEach(func(_, _ gjson.Result) bool { n++; return true })
 		return n
 	}
-	if cap(b.fresh) < want {
-		b.fresh = make([][]byte, want)
-	}
-	vecs := b.fresh[:want]
-	clear(vecs)
-	// The vectors are copied into one arena: the answer's buffer is the
-	// host's.
-	arena := make([]byte, 0, len(data.Raw))
+	want, vecs := b.freshSlots()
 	dims := b.dims
 	reason, seen := ReasonNone, 0
-	onePass := false
-	if b.encoding != "base64" && embeddingItemsInOnePass {
-		dims, arena, onePass = readEmbeddingItems(data.Raw, want, vecs, arena, dims)
-	}
-	if onePass {
-		seen = want
+	if scanned != nil {
+		dims, seen = scanned.dims, want
 	} else {
+		clear(vecs)
+		// The vectors are copied into one arena: the answer's buffer is
+		// the host's.
+		arena := make([]byte, 0, len(data.Raw))
 		data.ForEach(func(_, d gjson.Result) bool {
 			seen++
 			var idx, emb gjson.Result
@@ -515,6 +505,23 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers) Admi
 	b.answerAt, b.answerLen = &body[0], len(body)
 	b.answerModel, b.answerUsage = strings.Clone(model.String()), strings.Clone(top.usage)
 	return Admission{TTL: req.Route.TTL}
+}
+
+// scannedItems is what AdmitBody's one pass over an answer read of its
+// items (the vectors are in the batch's fresh slots).
+type scannedItems struct{ want, dims int }
+
+// freshSlots returns how many vectors the answer must hold and the slots
+// for them by upstream index (not cleared).
+func (b *embBatch) freshSlots() (int, [][]byte) {
+	want := len(b.sent)
+	if b.fullFetch {
+		want = len(b.items)
+	}
+	if cap(b.fresh) < want {
+		b.fresh = make([][]byte, want)
+	}
+	return want, b.fresh[:want]
 }
 
 // answerTop returns the top-level "model" (as a string) and "usage" (raw)

@@ -299,6 +299,21 @@ func FuzzAnswerOnePass(f *testing.F) {
 		strings.Replace(good, `],"model"`, `,{"index":3,"embedding":[1,2]}],"model"`, 1),
 		` { "data" : [ { "index" : 0 , "embedding" : [ 1 , 2 ] } , { "embedding":[3,4],"index":1},{"index":2,"embedding":[5,6]} ] } `,
 		`{"data":[1,2,3]}`, `{"data":{}}`, `[]`, `"x"`, `{"model":1,"usage":[1],"data":[]}`,
+		strings.Replace(good, `"index":1`, `"index":01`, 1),
+		strings.Replace(good, `},{`, `}{`, 1),
+		strings.Replace(good, `},{`, `},,{`, 1),
+		strings.Replace(good, `"model":"e-1"`, `"model":"e-1","model":"e-2"`, 1),
+		strings.Replace(good, `"usage":{`, `"usage":{"a":1,"a":2,`, 1),
+		strings.Replace(good, `"object":"embedding",`, `"object":"embedding","object":"x",`, 1),
+		strings.Replace(good, `"object":"embedding",`, `"x":`+deep(MaxJSONDepth-3)+`,`, 1),
+		strings.Replace(good, `"object":"embedding",`, `"x":`+deep(MaxJSONDepth-2)+`,`, 1),
+		strings.Replace(good, `"usage":`, `"u":`+deep(MaxJSONDepth)+`,"usage":`, 1),
+		strings.Replace(good, `"usage":`, `"u":`+deep(MaxJSONDepth-1)+`,"usage":`, 1),
+		strings.Replace(good, `[2,2.5]`, `[2,2.5`, 1),
+		strings.Replace(good, `[2,2.5]`, `[2,02.5]`, 1),
+		strings.Replace(good, `"e-1"`, "\"e\t1\"", 1),
+		strings.Replace(good, `"e-1"`, `"e\"1"`, 1),
+		good + ` `, good + `x`, ` ` + good, good[:len(good)-1],
 	} {
 		f.Add([]byte(s))
 	}
@@ -341,19 +356,19 @@ func FuzzAnswerOnePass(f *testing.F) {
 }
 
 // The one pass is what a well-formed answer takes (else the comparison
-// above would only ever compare gjson with itself).
+// above would only ever compare the general checks with themselves).
 func TestOnePassReadsAWellFormedAnswer(t *testing.T) {
-	good := string(embAnswer([]string{"a", "bb", "ccc"}))
-	top := readTopMembers(good)
+	c, _ := newEmbCache(t)
+	good := embAnswer([]string{"a", "bb", "ccc"})
 	vecs := make([][]byte, 3)
-	dims, arena, ok := readEmbeddingItems(top.data, 3, vecs, nil, 0)
+	top, dims, arena, ok := c.scanEmbeddingsAnswer(good, 3, vecs, nil, 0)
 	if !ok || dims != 2 || string(vecs[0]) != "[1,1.5]" || string(vecs[2]) != "[3,3.5]" || len(arena) != 21 {
 		t.Fatalf("one pass: ok %v, dims %d, vectors %q", ok, dims, vecs)
 	}
-	if top.model != `"e-1"` || top.usage != `{"prompt_tokens":7,"total_tokens":7}` || top.objectRaw != `"list"` || top.errorRaw != "" {
+	if top != readTopMembers(string(good)) || top.model != `"e-1"` || top.usage != `{"prompt_tokens":7,"total_tokens":7}` || top.objectRaw != `"list"` {
 		t.Fatalf("top-level members %+v", top)
 	}
-	if _, _, ok := readEmbeddingItems(top.data, 3, vecs, nil, 3); ok {
+	if _, _, _, ok := c.scanEmbeddingsAnswer(good, 3, vecs, nil, 3); ok {
 		t.Fatal("one pass took vectors of 2 dimensions for a request of 3")
 	}
 	if vecs[0] != nil {

@@ -95,20 +95,31 @@ const (
 // returns scanTooDeep when a bracket would open level maxDepth+1 of a
 // valid prefix.
 func scanJSON[T string | []byte](b T, maxDepth int) scanVerdict {
+	v, end := scanJSONValue(b, 0, maxDepth)
+	if v == scanValid && end != len(b) {
+		return scanInvalid
+	}
+	return v
+}
+
+// scanJSONValue is scanJSON for the value at b[i:], which may go on after
+// it: on scanValid it also returns where the value and the whitespace
+// after it end.
+func scanJSONValue[T string | []byte](b T, i, maxDepth int) (scanVerdict, int) {
 	var objects uint64 // bit d: level d+1 is an object
-	depth, i, n := 0, 0, len(b)
+	depth, n := 0, len(b)
 	ok := false
 value:
 	for i < n && isJSONSpace(b[i]) {
 		i++
 	}
 	if i >= n {
-		return scanInvalid
+		return scanInvalid, i
 	}
 	switch b[i] {
 	case '{', '[':
 		if depth >= maxDepth || depth >= 64 {
-			return scanTooDeep
+			return scanTooDeep, i
 		}
 		obj := b[i] == '{'
 		if obj {
@@ -130,26 +141,26 @@ value:
 		goto value
 	case '"':
 		if i, ok = scanString(b, i+1); !ok {
-			return scanInvalid
+			return scanInvalid, i
 		}
 	case 't':
 		if i+4 > n || b[i+1] != 'r' || b[i+2] != 'u' || b[i+3] != 'e' {
-			return scanInvalid
+			return scanInvalid, i
 		}
 		i += 4
 	case 'f':
 		if i+5 > n || b[i+1] != 'a' || b[i+2] != 'l' || b[i+3] != 's' || b[i+4] != 'e' {
-			return scanInvalid
+			return scanInvalid, i
 		}
 		i += 5
 	case 'n':
 		if i+4 > n || b[i+1] != 'u' || b[i+2] != 'l' || b[i+3] != 'l' {
-			return scanInvalid
+			return scanInvalid, i
 		}
 		i += 4
 	default:
 		if i, ok = scanNumber(b, i); !ok {
-			return scanInvalid
+			return scanInvalid, i
 		}
 	}
 after:
@@ -157,13 +168,10 @@ after:
 		i++
 	}
 	if depth == 0 {
-		if i == n {
-			return scanValid
-		}
-		return scanInvalid
+		return scanValid, i
 	}
 	if i >= n {
-		return scanInvalid
+		return scanInvalid, i
 	}
 	switch obj := objects&(1<<(depth-1)) != 0; b[i] {
 	case ',':
@@ -174,28 +182,28 @@ after:
 		goto value
 	case '}', ']':
 		if obj != (b[i] == '}') {
-			return scanInvalid
+			return scanInvalid, i
 		}
 		depth--
 		i++
 		goto after
 	}
-	return scanInvalid
+	return scanInvalid, i
 member:
 	for i < n && isJSONSpace(b[i]) {
 		i++
 	}
 	if i >= n || b[i] != '"' {
-		return scanInvalid
+		return scanInvalid, i
 	}
 	if i, ok = scanString(b, i+1); !ok {
-		return scanInvalid
+		return scanInvalid, i
 	}
 	for i < n && isJSONSpace(b[i]) {
 		i++
 	}
 	if i >= n || b[i] != ':' {
-		return scanInvalid
+		return scanInvalid, i
 	}
 	i++
 	goto value

@@ -1,0 +1,42 @@
+package cachecore
+
+import "testing"
+
+// Admission's reading of an embeddings answer of 64 vectors of 256 floats
+// (embBody): the general checks one pass each (BenchmarkDuplicateMembers-
+// Embeddings is the third), and the one pass an answer of the usual shape
+// takes instead.
+
+func BenchmarkAnswerPassCheckJSON(b *testing.B) {
+	body := embBody()
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		if checkJSON(body) != ReasonNone {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkAnswerPassTopMembers(b *testing.B) {
+	body := string(embBody())
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		if readTopMembers(body).data == "" {
+			b.Fatal("no data")
+		}
+	}
+}
+
+func BenchmarkAnswerOnePass(b *testing.B) {
+	body := embBody()
+	c := &Cache{}
+	vecs := make([][]byte, 64)
+	arena := make([]byte, 0, len(body))
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		clear(vecs)
+		if _, _, _, ok := c.scanEmbeddingsAnswer(body, 64, vecs, arena[:0], 0); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
