@@ -728,7 +728,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	}
 	c.embEnc = enc[:0]
 	if !sorted {
-		slices.SortStableFunc(ins, func(x, y batchInsert) int { return cmp.Compare(x.bucket, y.bucket) })
+		ins = sortByBucket(ins)
 	}
 	res.Inserts = make([]InsertResult, 0, len(ins))
 	for from := 0; from < len(ins); {
@@ -754,6 +754,27 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	}
 	res.FreshUntil = now + adm.TTL.Milliseconds()
 	return res
+}
+
+// sortByBucket orders inserts by bucket, keeping the order of each
+// bucket's: it sorts bucket-and-position keys and moves each insert once
+// (a stable sort of the inserts themselves moves them many times).
+func sortByBucket(ins []batchInsert) []batchInsert {
+	const posBits = 24
+	order := make([]uint64, len(ins))
+	for i := range ins {
+		if len(ins) >= 1<<posBits || ins[i].bucket >= 1<<(64-posBits) {
+			slices.SortStableFunc(ins, func(x, y batchInsert) int { return cmp.Compare(x.bucket, y.bucket) })
+			return ins
+		}
+		order[i] = ins[i].bucket<<posBits | uint64(i)
+	}
+	slices.Sort(order)
+	out := make([]batchInsert, len(ins))
+	for k, o := range order {
+		out[k] = ins[o&(1<<posBits-1)]
+	}
+	return out
 }
 
 // MergedBody builds the client's answer for a partial hit from the

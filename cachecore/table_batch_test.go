@@ -1,7 +1,9 @@
 package cachecore
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,5 +56,25 @@ func TestBatchStoreWithStaleIndexView(t *testing.T) {
 	all := append(append(items("seed", 1), items("a", 4)...), items("b", 4)...)
 	if _, got := b.exchange(t, body(all)); got != "9/9" {
 		t.Fatalf("after both stores: %s cached, want 9/9", got)
+	}
+}
+
+// sortByBucket is a stable sort by bucket.
+func TestSortByBucketIsStable(t *testing.T) {
+	x := uint64(1)
+	for n := 0; n < 200; n += 7 {
+		ins := make([]batchInsert, n)
+		for i := range ins {
+			x = x*6364136223846793005 + 1442695040888963407
+			ins[i] = batchInsert{bucket: x >> 60, way: i}
+		}
+		want := slices.Clone(ins)
+		slices.SortStableFunc(want, func(a, b batchInsert) int { return cmp.Compare(a.bucket, b.bucket) })
+		got := sortByBucket(slices.Clone(ins))
+		for i := range want {
+			if got[i].bucket != want[i].bucket || got[i].way != want[i].way {
+				t.Fatalf("n=%d: position %d holds bucket %d item %d, want bucket %d item %d", n, i, got[i].bucket, got[i].way, want[i].bucket, want[i].way)
+			}
+		}
 	}
 }
