@@ -101,12 +101,15 @@ const leaseRecordBytes = 8 + 1 + 8 + 4 + 8 + 8 + 1
 
 // encodeSlot encodes a slot's leases: "ML" 2 n, then per lease
 // fp state owner stream deadline tenant nwaiters waiters….
-func encodeSlot(ways []Lease) []byte {
+func encodeSlot(ways []Lease) []byte { return appendSlot(nil, ways) }
+
+// appendSlot appends the encoding of ways to b.
+func appendSlot(b []byte, ways []Lease) []byte {
 	n := 4
 	for i := range ways {
 		n += leaseRecordBytes + 8*len(ways[i].Waiters)
 	}
-	b := make([]byte, 0, n)
+	b = slices.Grow(b, n)
 	b = append(b, 'M', 'L', 2, byte(len(ways)))
 	le := binary.LittleEndian
 	for i := range ways {
@@ -129,16 +132,24 @@ func encodeSlot(ways []Lease) []byte {
 // layout) reads as an empty slot. The work is bounded by LeaseWays ×
 // maxWaiters, whatever the bytes.
 func decodeSlot(b []byte) ([]Lease, bool) {
+	ways, _, ok := decodeSlotInto(nil, nil, b)
+	return ways, ok
+}
+
+// decodeSlotInto is decodeSlot into ways' and waiters' memory (both
+// returned, grown if need be). Each lease's Waiters is a full slice of
+// waiters: an append to one never writes into another's.
+func decodeSlotInto(ways []Lease, waiters []uint64, b []byte) ([]Lease, []uint64, bool) {
+	ways, waiters = ways[:0], waiters[:0]
 	if len(b) < 4 || b[0] != 'M' || b[1] != 'L' || b[2] != 2 || int(b[3]) > LeaseWays {
-		return nil, false
+		return nil, waiters, false
 	}
 	n := int(b[3])
-	ways := make([]Lease, 0, n)
 	le := binary.LittleEndian
 	p := b[4:]
 	for i := 0; i < n; i++ {
 		if len(p) < leaseRecordBytes {
-			return nil, false
+			return nil, waiters, false
 		}
 		l := Lease{
 			FP:       le.Uint64(p),
@@ -151,25 +162,38 @@ func decodeSlot(b []byte) ([]Lease, bool) {
 		nw := int(p[37])
 		p = p[leaseRecordBytes:]
 		if l.State > LeaseHitForMiss || nw > maxWaiters || len(p) < 8*nw {
-			return nil, false
+			return nil, waiters, false
 		}
-		for j := 0; j < nw; j++ {
-			l.Waiters = append(l.Waiters, le.Uint64(p[8*j:]))
+		if nw > 0 {
+			at := len(waiters)
+			for j := 0; j < nw; j++ {
+				waiters = append(waiters, le.Uint64(p[8*j:]))
+			}
+			l.Waiters = waiters[at:len(waiters):len(waiters)]
 		}
 		p = p[8*nw:]
 		ways = append(ways, l)
 	}
 	if len(p) != 0 {
-		return nil, false
+		return nil, waiters, false
 	}
-	return ways, true
+	return ways, waiters, true
 }
+
+// maxKeptLeaseSlot bounds the read and write buffers a LeaseTable keeps
+// (a full slot, every lease with every waiter, is ≈ 2.2 KB).
+const maxKeptLeaseSlot = 4096
 
 // LeaseTable is the fixed table of lease slots over a Store. One per VM.
 type LeaseTable struct {
 	store  Store
 	slots  uint64
 	anchor uint32
+	// Reused by every read and write: a read's leases (and their waiters)
+	// are valid until the next read, so what outlives a call is copied.
+	keyBuf, readBuf, writeBuf []byte
+	ways                      []Lease
+	waiters                   []uint64
 }
 
 // NewLeaseTable returns a lease table of the given number of slots.
@@ -180,8 +204,11 @@ func NewLeaseTable(store Store, slots int) *LeaseTable {
 // key is the shared-data key of fp's slot. Callers pass keyed
 // fingerprints (Request.LeaseFP: SipHash under the process secret, see
 // secret.go), so which keys share a slot cannot be known from outside.
+// The string aliases keyBuf: valid until the next key is built (stores
+// copy keys they keep).
 func (t *LeaseTable) key(fp uint64) string {
-	return "mc:l:" + strconv.FormatUint(fp%t.slots, 10)
+	t.keyBuf = strconv.AppendUint(append(t.keyBuf[:0], "mc:l:"...), fp%t.slots, 10)
+	return bytesString(t.keyBuf)
 }
 
 // Role is what a request became when it tried to lead.
@@ -200,14 +227,21 @@ func (r Role) String() string { return roleNames[r] }
 
 // read returns the slot's leases and CAS; exists is false for a key never set.
 func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
-	raw, cas, err := t.store.Get(key)
+	raw, cas, err := getInto(t.store, key, t.readBuf)
 	if errors.Is(err, ErrNotFound) {
 		return nil, 0, false, nil
 	}
 	if err != nil {
 		return nil, 0, false, err
 	}
-	ways, _ = decodeSlot(raw) // unreadable or empty: a free slot
+	if cap(raw) <= maxKeptLeaseSlot {
+		t.readBuf = raw[:0]
+	}
+	var ok bool
+	ways, t.waiters, ok = decodeSlotInto(t.ways, t.waiters, raw)
+	if ok {
+		t.ways = ways[:0]
+	} // else unreadable or empty: a free slot
 	return ways, cas, true, nil
 }
 
@@ -224,7 +258,12 @@ func (t *LeaseTable) write(key string, ways []Lease, now int64, cas uint32, exis
 		}
 		cas = t.anchor
 	}
-	return t.store.Set(key, encodeSlot(liveOnly(ways, now)), cas)
+	t.writeBuf = appendSlot(t.writeBuf[:0], liveOnly(ways, now))
+	err := t.store.Set(key, t.writeBuf, cas)
+	if cap(t.writeBuf) > maxKeptLeaseSlot {
+		t.writeBuf = nil
+	}
+	return err
 }
 
 func liveOnly(ways []Lease, now int64) []Lease {
@@ -371,7 +410,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		if l.State != LeaseHeld || l.Owner != vm || l.Stream != stream {
 			return nil, nil
 		}
-		waiters := l.Waiters
+		waiters := slices.Clone(l.Waiters) // the read's memory is reused
 		if hitForMissUntil > 0 {
 			*l = Lease{FP: fp, State: LeaseHitForMiss, Deadline: hitForMissUntil, Tenant: l.Tenant}
 		} else {
@@ -393,7 +432,9 @@ func (t *LeaseTable) Peek(fp uint64) (Lease, error) {
 		return Lease{}, err
 	}
 	if i := findFP(ways, fp); i >= 0 {
-		return ways[i], nil
+		l := ways[i]
+		l.Waiters = slices.Clone(l.Waiters) // the read's memory is reused
+		return l, nil
 	}
 	return Lease{FP: fp}, nil
 }

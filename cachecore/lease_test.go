@@ -280,3 +280,34 @@ func TestAfterLeaderFailure(t *testing.T) {
 		t.Fatalf("forward: %v", got)
 	}
 }
+
+// A lease table reuses its read memory: what Release and Peek hand out
+// must not change when the table reads its slots again.
+func TestLeaseResultsOutliveTheNextRead(t *testing.T) {
+	lt := NewLeaseTable(NewMemStore(), 1) // one slot: every key shares it
+	if r, err := lt.Acquire(1, 0, 100, 1, 0, 1000, true); r != RoleLeader || err != nil {
+		t.Fatalf("leader: %v %v", r, err)
+	}
+	for vm := uint64(200); vm < 203; vm++ {
+		if r, err := lt.Acquire(1, 0, vm, 1, 0, 1000, true); r != RoleFollower || err != nil {
+			t.Fatalf("follower %d: %v %v", vm, r, err)
+		}
+	}
+	peeked, err := lt.Peek(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another key's leader, with followers, in the same slot.
+	lt.Acquire(2, 0, 300, 1, 0, 1000, true)
+	lt.Acquire(2, 0, 301, 1, 0, 1000, true)
+	waiters, err := lt.Release(1, 100, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt.Acquire(3, 0, 400, 1, 0, 1000, true)
+	lt.Acquire(3, 0, 401, 1, 0, 1000, true)
+	lt.Peek(2)
+	if fmt.Sprint(waiters) != "[200 201 202]" || fmt.Sprint(peeked.Waiters) != "[200 201 202]" {
+		t.Fatalf("after more reads: released waiters %v, peeked %v; want [200 201 202]", waiters, peeked.Waiters)
+	}
+}
