@@ -5,14 +5,16 @@
 // the local reply, response headers and body of that reply, log, done,
 // delete) and reports the time per hit and the host calls made. With mode
 // "pass" the request is for a path no route caches (the filter's cost on
-// traffic it leaves alone). The embed-* modes replay S9's embeddings
+// traffic it leaves alone); with "miss-nostore" every request is new and
+// the upstream answers with cache-control: no-store (S4's uncacheable
+// miss). The embed-* modes replay S9's embeddings
 // requests instead (store 4096×4, 64-dimensional float vectors): embed-new
 // 32 new items, embed-cached 32 cached items, embed-partial 64 items of
 // which 32 cached; the upstream's answer (built in JavaScript from the
 // forwarded body) is part of the time, the same for every module. Run with
 // `node --prof` (or --cpu-prof) to see which wasm functions the time goes to.
 //
-//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|embed-new|embed-cached|embed-partial]
+//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|miss-nostore|embed-new|embed-cached|embed-partial]
 import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 
@@ -45,6 +47,9 @@ const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other'
   ['content-type', 'application/json'], ['authorization', 'Bearer tenant-a'], ['user-agent', 'bench'], ['accept', '*/*'],
   ['content-length', String(reqBody.length)], ['x-request-id', '1b4e28ba-2fa1-11d2-883f-0016d3cca427']];
 const respHeaders = [[':status', '200'], ['content-type', 'application/json'], ['content-length', String(answer.length)]];
+const missNoStore = mode === 'miss-nostore';
+if (missNoStore) respHeaders.push(['cache-control', 'no-store']);
+const reqObj = JSON.parse(reqBody);
 
 const enc = new TextEncoder(), dec = new TextDecoder();
 let ex, mem;
@@ -158,6 +163,12 @@ function exchange() {
     reqHeaders[8][1] = String(reqBodyBytes.length);
     reqPairs = pairs(reqHeaders);
     upstreamBody = null;
+  } else if (missNoStore) { // a new question each time
+    const o = structuredClone(reqObj);
+    o.messages[o.messages.length - 1].content += ' #' + id;
+    reqBodyBytes = enc.encode(JSON.stringify(o));
+    reqHeaders[8][1] = String(reqBodyBytes.length);
+    reqPairs = pairs(reqHeaders);
   }
   ex.proxy_on_context_create(id, 1);
   ex.proxy_on_request_headers(id, reqHeaders.length, 0);
