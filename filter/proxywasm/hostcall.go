@@ -1,7 +1,6 @@
 package proxywasm
 
 import (
-	"strings"
 	"unsafe"
 
 	"github.com/modelcache/modelcache/filter/proxywasm/types"
@@ -287,8 +286,19 @@ func DequeueSharedQueue(queueID uint32) ([]byte, error) {
 
 // ---- properties ----
 
+// pathBuf holds the last encoded property path: the host reads it during
+// the call only, and a VM runs one callback at a time.
+var pathBuf []byte
+
 func encodePath(path []string) []byte {
-	return []byte(strings.Join(path, "\x00"))
+	pathBuf = pathBuf[:0]
+	for i, p := range path {
+		if i > 0 {
+			pathBuf = append(pathBuf, 0)
+		}
+		pathBuf = append(pathBuf, p...)
+	}
+	return pathBuf
 }
 
 // GetProperty reads a host property such as {"response", "code_details"}.
