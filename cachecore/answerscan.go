@@ -39,18 +39,7 @@ func readTopMembers(body string) topMembers {
 		i = skipSpace(body, end+1) + 1 // past ':'
 		i = skipSpace(body, i)
 		v := body[i:skipValue(body, i)]
-		switch name {
-		case "error":
-			m.errorRaw = first(m.errorRaw, v)
-		case "object":
-			m.objectRaw = first(m.objectRaw, v)
-		case "data":
-			m.data = first(m.data, v)
-		case "model":
-			m.model = first(m.model, v)
-		case "usage":
-			m.usage = first(m.usage, v)
-		}
+		m.set(name, v)
 		i = skipSpace(body, i+len(v))
 		if i < len(body) && body[i] == ',' {
 			i = skipSpace(body, i+1)
@@ -59,11 +48,27 @@ func readTopMembers(body string) topMembers {
 	return m
 }
 
-func first(have, v string) string {
-	if have != "" {
-		return have
+// set keeps v as the value of member name if it is one the cache reads
+// and the first of that name.
+func (m *topMembers) set(name, v string) {
+	var dst *string
+	switch name {
+	case "error":
+		dst = &m.errorRaw
+	case "object":
+		dst = &m.objectRaw
+	case "data":
+		dst = &m.data
+	case "model":
+		dst = &m.model
+	case "usage":
+		dst = &m.usage
+	default:
+		return
 	}
-	return v
+	if *dst == "" {
+		*dst = v
+	}
 }
 
 // readTopMembersGJSON is readTopMembers through gjson.
@@ -74,18 +79,7 @@ func readTopMembersGJSON(body string) topMembers {
 		return m
 	}
 	doc.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "error":
-			m.errorRaw = first(m.errorRaw, v.Raw)
-		case "object":
-			m.objectRaw = first(m.objectRaw, v.Raw)
-		case "data":
-			m.data = first(m.data, v.Raw)
-		case "model":
-			m.model = first(m.model, v.Raw)
-		case "usage":
-			m.usage = first(m.usage, v.Raw)
-		}
+		m.set(k.Str, v.Raw)
 		return true
 	})
 	return m
@@ -149,19 +143,7 @@ func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, arena
 		} else if end, ok = c.scanOtherValue(body, at, 1); !ok {
 			return fail()
 		}
-		v := s[at:end]
-		switch name {
-		case "error":
-			m.errorRaw = v
-		case "object":
-			m.objectRaw = v
-		case "data":
-			m.data = v
-		case "model":
-			m.model = v
-		case "usage":
-			m.usage = v
-		}
+		m.set(name, s[at:end])
 		if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
 			i = skipSpace(s, i+1)
 			continue

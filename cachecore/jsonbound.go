@@ -68,14 +68,17 @@ func CheckJSONDepth[T string | []byte](b T, maxDepth int) error {
 // the same brackets. Only bytes that are not valid JSON are read a second
 // time, by CheckJSONDepth, to tell too deep from malformed as it would
 // (it counts brackets past the first error).
-func checkJSON[T string | []byte](b T) Reason {
-	switch scanJSON(b, MaxJSONDepth) {
+func checkJSON[T string | []byte](b T) Reason { return checkJSONAt(b, MaxJSONDepth) }
+
+// checkJSONAt is checkJSON with a depth bound of maxDepth (at most 64).
+func checkJSONAt[T string | []byte](b T, maxDepth int) Reason {
+	switch scanJSON(b, maxDepth) {
 	case scanValid:
 		return ReasonNone
 	case scanTooDeep:
 		return ReasonTooDeep
 	}
-	if errors.Is(CheckJSONDepth(b, MaxJSONDepth), ErrTooDeep) {
+	if errors.Is(CheckJSONDepth(b, maxDepth), ErrTooDeep) {
 		return ReasonTooDeep
 	}
 	return ReasonMalformedJSON

@@ -441,20 +441,6 @@ func checkJSONTwoPasses(b []byte, maxDepth int) Reason {
 	return ReasonNone
 }
 
-// scanVerdictAt is checkJSON's verdict with a depth limit of maxDepth.
-func scanVerdictAt(b []byte, maxDepth int) Reason {
-	switch scanJSON(b, maxDepth) {
-	case scanValid:
-		return ReasonNone
-	case scanTooDeep:
-		return ReasonTooDeep
-	}
-	if errors.Is(CheckJSONDepth(b, maxDepth), ErrTooDeep) {
-		return ReasonTooDeep
-	}
-	return ReasonMalformedJSON
-}
-
 var checkJSONSeeds = []string{
 	``, ` `, `1`, `-`, `-0`, `01`, `-01`, `1.`, `1.5`, `1.5e`, `1e+`, `1E-7`, `.5`, `+1`, `1.5.3`, `0x1`,
 	`true`, `tru`, `truex`, `false`, `null`, `nul`, `"a"`, `"a`, `"\u00e9"`, `"\u00g9"`, `"\u12"`, `"\x"`, `"\/"`,
@@ -468,7 +454,7 @@ var checkJSONSeeds = []string{
 func TestCheckJSONIsTheTwoPassVerdict(t *testing.T) {
 	for _, s := range checkJSONSeeds {
 		for _, max := range []int{3, MaxJSONDepth} {
-			if got, want := scanVerdictAt([]byte(s), max), checkJSONTwoPasses([]byte(s), max); got != want {
+			if got, want := checkJSONAt([]byte(s), max), checkJSONTwoPasses([]byte(s), max); got != want {
 				t.Errorf("%q (max %d): one pass %s, two passes %s", s, max, got, want)
 			}
 		}
@@ -484,7 +470,7 @@ func FuzzCheckJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, max := range []int{2, MaxJSONDepth} {
-			if got, want := scanVerdictAt(b, max), checkJSONTwoPasses(b, max); got != want {
+			if got, want := checkJSONAt(b, max), checkJSONTwoPasses(b, max); got != want {
 				t.Fatalf("%q (max %d): one pass %s, two passes %s", b, max, got, want)
 			}
 		}
