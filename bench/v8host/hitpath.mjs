@@ -5,7 +5,8 @@
 // the local reply, response headers and body of that reply, log, done,
 // delete) and reports the time per hit and the host calls made. With mode
 // "pass" the request is for a path no route caches (the filter's cost on
-// traffic it leaves alone); with "miss-nostore" every request is new and
+// traffic it leaves alone); "bypass" sends cache-control: no-store (S4's
+// bypass); with "miss-nostore" every request is new and
 // the upstream answers with cache-control: no-store (S4's uncacheable
 // miss). The embed-* modes replay S9's embeddings
 // requests instead (store 4096×4, 64-dimensional float vectors): embed-new
@@ -14,7 +15,7 @@
 // forwarded body) is part of the time, the same for every module. Run with
 // `node --prof` (or --cpu-prof) to see which wasm functions the time goes to.
 //
-//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|miss-nostore|embed-new|embed-cached|embed-partial]
+//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|bypass|miss-nostore|embed-new|embed-cached|embed-partial]
 import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 
@@ -48,6 +49,7 @@ const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other'
   ['content-length', String(reqBody.length)], ['x-request-id', '1b4e28ba-2fa1-11d2-883f-0016d3cca427']];
 const respHeaders = [[':status', '200'], ['content-type', 'application/json'], ['content-length', String(answer.length)]];
 const missNoStore = mode === 'miss-nostore';
+if (mode === 'bypass') reqHeaders.push(['cache-control', 'no-store']);
 if (missNoStore) respHeaders.push(['cache-control', 'no-store']);
 const reqObj = JSON.parse(reqBody);
 
