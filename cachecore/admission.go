@@ -129,7 +129,7 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	var scanned *scannedItems
 	if b := req.batch; b != nil && b.encoding != "base64" && embeddingItemsInOnePass {
 		want, vecs := b.freshSlots()
-		if t, dims, _, ok := c.scanEmbeddingsAnswer(body, want, vecs, make([]byte, 0, len(body)), b.dims); ok {
+		if t, dims, ok := c.scanEmbeddingsAnswer(body, want, vecs, b.dims); ok {
 			top, scanned = t, &scannedItems{want: want, dims: dims}
 		}
 	}

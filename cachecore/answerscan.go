@@ -111,16 +111,16 @@ var embeddingItemsInOnePass = true
 // that is a plain integer below want and not seen before and an
 // "embedding" finiteNumbers accepts, all of one dimension, exactly want of
 // them. Other values are checked as the general checks check them. Then it
-// fills vecs (by index, the vectors copied into arena) and returns the
+// fills vecs (by index, each vector a slice of body) and returns the
 // members, the dimension and true. Any other shape, and anything a check
 // refuses, returns false with vecs cleared: AdmitBody then checks one
 // check at a time, which finds the exact reason.
-func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, arena []byte, dims int) (topMembers, int, []byte, bool) {
+func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, dims int) (topMembers, int, bool) {
 	var m topMembers
 	s := bytesString(body)
-	fail := func() (topMembers, int, []byte, bool) {
+	fail := func() (topMembers, int, bool) {
 		clear(vecs)
-		return topMembers{}, dims, arena[:0], false
+		return topMembers{}, dims, false
 	}
 	var names [16]string // the top level's, to refuse a repeated one
 	seenNames := 0
@@ -137,7 +137,7 @@ func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, arena
 		seenNames++
 		var end int
 		if name == "data" {
-			if dims, arena, end, ok = c.scanEmbeddingItems(body, at, want, vecs, arena, dims); !ok {
+			if dims, end, ok = c.scanEmbeddingItems(body, at, want, vecs, dims); !ok {
 				return fail()
 			}
 		} else if end, ok = c.scanOtherValue(body, at, 1); !ok {
@@ -154,26 +154,26 @@ func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, arena
 		if m.data == "" {
 			return fail()
 		}
-		return m, dims, arena, true
+		return m, dims, true
 	}
 }
 
 // scanEmbeddingItems is scanEmbeddingsAnswer's reading of "data" at i; it
 // returns where the array ends.
-func (c *Cache) scanEmbeddingItems(body []byte, i, want int, vecs [][]byte, arena []byte, dims int) (int, []byte, int, bool) {
+func (c *Cache) scanEmbeddingItems(body []byte, i, want int, vecs [][]byte, dims int) (int, int, bool) {
 	s := bytesString(body)
 	if i >= len(s) || s[i] != '[' {
-		return dims, arena, i, false
+		return dims, i, false
 	}
 	seen := 0
 	for i = skipSpace(s, i+1); i < len(s) && s[i] == '{'; {
 		var names [8]string // the item's, to refuse a repeated one
 		seenNames, idx, n := 0, -1, -1
-		var emb string
+		embAt, embEnd := 0, 0
 		for i = skipSpace(s, i+1); ; {
 			name, at, ok := plainName(s, i)
 			if !ok || seenNames == len(names) || slices.Contains(names[:seenNames], name) {
-				return dims, arena, i, false
+				return dims, i, false
 			}
 			names[seenNames] = name
 			seenNames++
@@ -184,41 +184,39 @@ func (c *Cache) scanEmbeddingItems(body []byte, i, want int, vecs [][]byte, aren
 				ok = idx >= 0
 			case "embedding":
 				n, end, ok = finiteNumbersAt(s, at)
-				emb = s[at:end]
+				embAt, embEnd = at, end
 			default:
 				end, ok = c.scanOtherValue(body, at, 3)
 			}
 			if !ok {
-				return dims, arena, i, false
+				return dims, i, false
 			}
 			if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
 				i = skipSpace(s, i+1)
 				continue
 			}
 			if i >= len(s) || s[i] != '}' {
-				return dims, arena, i, false
+				return dims, i, false
 			}
 			break
 		}
 		if idx < 0 || idx >= want || vecs[idx] != nil || n < 0 || (dims != 0 && n != dims) {
-			return dims, arena, i, false
+			return dims, i, false
 		}
 		dims = n
-		at := len(arena)
-		arena = append(arena, emb...)
-		vecs[idx] = arena[at:len(arena):len(arena)]
+		vecs[idx] = body[embAt:embEnd:embEnd]
 		seen++
 		if i = skipSpace(s, i+1); i >= len(s) || s[i] != ',' {
 			break
 		}
 		if i = skipSpace(s, i+1); i >= len(s) || s[i] != '{' {
-			return dims, arena, i, false
+			return dims, i, false
 		}
 	}
 	if i >= len(s) || s[i] != ']' || seen != want {
-		return dims, arena, i, false
+		return dims, i, false
 	}
-	return dims, arena, i + 1, true
+	return dims, i + 1, true
 }
 
 // plainName reads the member name at i — a string without escapes — and

@@ -31,11 +31,10 @@ func BenchmarkAnswerOnePass(b *testing.B) {
 	body := embBody()
 	c := &Cache{}
 	vecs := make([][]byte, 64)
-	arena := make([]byte, 0, len(body))
 	b.SetBytes(int64(len(body)))
 	for i := 0; i < b.N; i++ {
 		clear(vecs)
-		if _, _, _, ok := c.scanEmbeddingsAnswer(body, 64, vecs, arena[:0], 0); !ok {
+		if _, _, ok := c.scanEmbeddingsAnswer(body, 64, vecs, 0); !ok {
 			b.Fatal("refused")
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -75,7 +76,11 @@ type embBatch struct {
 	answerAt                 *byte
 	answerLen                int
 	answerModel, answerUsage string
-	fresh                    [][]byte // admitEmbeddings' answer vectors by upstream index
+	// admitEmbeddings' answer vectors by upstream index, and each item's
+	// (embItem.fresh): slices of the answer's bytes, read only while the
+	// answer is complete — storing the items, merging the answer — in the
+	// call that admitted it.
+	fresh [][]byte
 }
 
 type embItem struct {
@@ -435,9 +440,6 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 		dims, seen = scanned.dims, want
 	} else {
 		clear(vecs)
-		// The vectors are copied into one arena: the answer's buffer is
-		// the host's.
-		arena := make([]byte, 0, len(data.Raw))
 		data.ForEach(func(_, d gjson.Result) bool {
 			seen++
 			var idx, emb gjson.Result
@@ -467,9 +469,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 				reason = ReasonDimensions
 				return false
 			}
-			at := len(arena)
-			arena = append(arena, emb.Raw...)
-			vecs[int(idx.Num)] = arena[at:len(arena):len(arena)]
+			vecs[int(idx.Num)] = rawBytes(emb.Raw) // a slice of body
 			return true
 		})
 	}
@@ -510,6 +510,15 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 // scannedItems is what AdmitBody's one pass over an answer read of its
 // items (the vectors are in the batch's fresh slots).
 type scannedItems struct{ want, dims int }
+
+// rawBytes is the bytes of a gjson Raw of a value read from []byte (its
+// memory), capped: an append never writes past it.
+func rawBytes(raw string) []byte {
+	if raw == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(raw), len(raw))[:len(raw):len(raw)]
+}
 
 // freshSlots returns how many vectors the answer must hold and the slots
 // for them by upstream index (not cleared).

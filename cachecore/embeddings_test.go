@@ -361,14 +361,14 @@ func TestOnePassReadsAWellFormedAnswer(t *testing.T) {
 	c, _ := newEmbCache(t)
 	good := embAnswer([]string{"a", "bb", "ccc"})
 	vecs := make([][]byte, 3)
-	top, dims, arena, ok := c.scanEmbeddingsAnswer(good, 3, vecs, nil, 0)
-	if !ok || dims != 2 || string(vecs[0]) != "[1,1.5]" || string(vecs[2]) != "[3,3.5]" || len(arena) != 21 {
+	top, dims, ok := c.scanEmbeddingsAnswer(good, 3, vecs, 0)
+	if !ok || dims != 2 || string(vecs[0]) != "[1,1.5]" || string(vecs[2]) != "[3,3.5]" {
 		t.Fatalf("one pass: ok %v, dims %d, vectors %q", ok, dims, vecs)
 	}
 	if top != readTopMembers(string(good)) || top.model != `"e-1"` || top.usage != `{"prompt_tokens":7,"total_tokens":7}` || top.objectRaw != `"list"` {
 		t.Fatalf("top-level members %+v", top)
 	}
-	if _, _, _, ok := c.scanEmbeddingsAnswer(good, 3, vecs, nil, 3); ok {
+	if _, _, ok := c.scanEmbeddingsAnswer(good, 3, vecs, 3); ok {
 		t.Fatal("one pass took vectors of 2 dimensions for a request of 3")
 	}
 	if vecs[0] != nil {
