@@ -307,6 +307,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	c.itemKeys(req)
 	b.vecs, b.entries = nil, nil // earlier slices stay valid
 	b.views.pass++
+	b.views.hint = len(b.distinct)
 	kept, missRun := 0, 0
 	for _, i := range b.distinct {
 		it := &b.items[i]

@@ -26,13 +26,15 @@ type indexViews struct {
 	views []indexView
 	slab  []slot // the views' slots
 	pass  int
+	hint  int // the buckets a request may read: the first allocations' size
 }
 
 // view returns the view of bucket b read in the current pass, reading it
 // now if there is none.
 func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 	if vs.at == nil {
-		vs.at = make(map[uint64]int, 32)
+		vs.at = make(map[uint64]int, max(vs.hint, 8))
+		vs.views = make([]indexView, 0, max(vs.hint, 8))
 	}
 	i, ok := vs.at[b]
 	if ok && vs.views[i].pass == vs.pass {
@@ -51,7 +53,7 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 	v.b, v.cas, v.exists, v.pass = b, cas, exists, vs.pass
 	if cap(v.slots) < len(t.idx) {
 		if cap(vs.slab)-len(vs.slab) < len(t.idx) {
-			vs.slab = make([]slot, 0, 32*len(t.idx))
+			vs.slab = make([]slot, 0, max(vs.hint, 32)*len(t.idx))
 		}
 		at := len(vs.slab)
 		vs.slab = append(vs.slab, t.idx...)
