@@ -11,17 +11,19 @@ import (
 // A Cache is not safe for concurrent use (one per VM); any number of Caches
 // may share one Store.
 type Cache struct {
-	cfg    *Config
-	store  Store
-	table  *Table
-	leases *LeaseTable
-	bg     *BackgroundSlots
-	now    func() time.Time
-	rand   func() uint64
-	canon  Canonicalizer
-	dups   duplicateMembers // answers' duplicate member names (jsonbound.go)
-	embEnc []byte           // embeddings items encoded for one store (reused)
-	hk     *hashKeys        // the process secret's keys, once loaded (secret.go)
+	// statuses are the Cache-Status values sent (statusString).
+	statuses map[string]string
+	cfg      *Config
+	store    Store
+	table    *Table
+	leases   *LeaseTable
+	bg       *BackgroundSlots
+	now      func() time.Time
+	rand     func() uint64
+	canon    Canonicalizer
+	dups     duplicateMembers // answers' duplicate member names (jsonbound.go)
+	embEnc   []byte           // embeddings items encoded for one store (reused)
+	hk       *hashKeys        // the process secret's keys, once loaded (secret.go)
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters

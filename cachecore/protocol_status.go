@@ -89,3 +89,24 @@ func (f *Flight) Unavailable() (int, [][2]string, []byte) {
 	return 504, [][2]string{{"content-type", "application/json"}, {"cache-status", string(cs.AppendHeader(nil, f.c.cfg.CacheName))}},
 		[]byte(`{"error":{"message":"not cached (only-if-cached)","type":"cache_miss"}}`)
 }
+
+// maxStatusStrings bounds the Cache-Status values a VM keeps.
+const maxStatusStrings = 256
+
+// statusString is the Cache-Status value b as a string, without
+// allocating when it was sent before: the values repeat (a status, a
+// forward reason, an upstream status, a TTL, a detail), so a VM keeps the
+// first maxStatusStrings of them.
+func (c *Cache) statusString(b []byte) string {
+	if v, ok := c.statuses[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	if len(c.statuses) < maxStatusStrings {
+		if c.statuses == nil {
+			c.statuses = make(map[string]string, 16)
+		}
+		c.statuses[v] = v
+	}
+	return v
+}

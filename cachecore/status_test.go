@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -215,5 +216,29 @@ func TestOutcomeOf(t *testing.T) {
 		if got := OutcomeOf(tt.reason, tt.status); got != tt.want {
 			t.Errorf("OutcomeOf(%v, %d) = %v, want %v", tt.reason, tt.status, got, tt.want)
 		}
+	}
+}
+
+// Cache-Status values sent before are handed out again without a copy;
+// the memo stays bounded and never changes a value.
+func TestStatusStringsAreKeptBounded(t *testing.T) {
+	c := &Cache{}
+	for i := 0; i < 2*maxStatusStrings; i++ {
+		b := []byte(fmt.Sprintf("modelcache; fwd=uri-miss; ttl=%d", i))
+		if got := c.statusString(b); got != string(b) {
+			t.Fatalf("%q became %q", b, got)
+		}
+		b[0] = 'X' // the caller's buffer is reused: the value must not follow it
+		if got := c.statusString([]byte(fmt.Sprintf("modelcache; fwd=uri-miss; ttl=%d", i))); got[0] != 'm' {
+			t.Fatalf("a kept value changed with its buffer: %q", got)
+		}
+	}
+	if len(c.statuses) != maxStatusStrings {
+		t.Fatalf("%d values kept, want %d", len(c.statuses), maxStatusStrings)
+	}
+	fresh, b := &Cache{}, []byte("modelcache; fwd=bypass")
+	fresh.statusString(b)
+	if n := testing.AllocsPerRun(100, func() { fresh.statusString(b) }); n != 0 {
+		t.Fatalf("%v allocations for a value sent before", n)
 	}
 }
