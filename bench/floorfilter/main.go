@@ -65,7 +65,8 @@ func (*plugin) NewHttpContext(uint32) types.HttpContext { return &stream{} }
 
 type stream struct {
 	types.DefaultHttpContext
-	fp     uint64 // the miss's key
+	fp     uint64    // the miss's key
+	t0     time.Time // when its lease was taken
 	leased bool
 }
 
@@ -154,7 +155,8 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 			return types.ActionContinue
 		}
 		s.fp = fnv64(b)
-		now := time.Now().UnixNano()
+		s.t0 = time.Now() // the wall clock and the monotonic one
+		now := s.t0.UnixNano()
 		// The lookup: the key is absent (every request is new).
 		_, _, _ = getShared("fl:e:", s.fp)
 		// The lease: read the slot, write it back with its CAS.
@@ -183,7 +185,7 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 		}
 		_, _ = proxywasm.GetProperty([]string{"response", "code_details"})
 		if s.leased {
-			_ = time.Now()
+			_ = time.Since(s.t0) // the monotonic clock only
 			_, cas, _ := getShared("fl:l:", s.fp%4096)
 			_ = proxywasm.SetSharedData(string(key), nil, cas)
 			s.leased = false

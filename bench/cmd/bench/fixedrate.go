@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -100,6 +102,15 @@ func (r *run) fixedRate(cells []frCell, rate, rounds int, d time.Duration) (map[
 		out[c.key()] = &frSeries{}
 	}
 	warm := max(d/4, 500*time.Millisecond)
+	var idle *idler
+	if os.Getenv("BENCH_IDLER") != "0" {
+		var err error
+		if idle, err = startIdler(r.s.ProxyCPUs); err != nil {
+			return nil, err
+		}
+		defer idle.stop()
+		idle.pause()
+	}
 	for round := 0; round < rounds; round++ {
 		for _, c := range cells {
 			sys, err := r.system(c.sys)
@@ -115,19 +126,21 @@ func (r *run) fixedRate(cells []frCell, rate, rounds int, d time.Duration) (map[
 				}
 			}
 			for try := 0; ; try++ {
+				idle.pause()
 				r.waitQuiet(fmt.Sprintf("%s fixed rate round %d", c.key(), round+1))
+				idle.resume()
 				tag := fmt.Sprintf("fr-%d-%d-%s-%d", time.Now().UnixNano(), round, c.sys, try)
 				next := frRequests(sys.URL, c.wl, tag)
 				if _, _, _ = openLoop(r.ctx, rate, warm, 16, c.wl.Headers, next, noClass); r.ctx.Err() != nil {
 					return nil, r.ctx.Err()
 				}
-				a, ns0 := r.cpuSnap(sys), runtimeNS(sys.Pid())
+				a, ns0, i0 := r.cpuSnap(sys), runtimeNS(sys.Pid()), idle.cpu()
 				replies, _, late := openLoop(r.ctx, rate, d, 16, c.wl.Headers, frRequests(sys.URL, c.wl, tag+"m"), noClass)
-				ns1, b := runtimeNS(sys.Pid()), r.cpuSnap(sys)
+				ns1, b, i1 := runtimeNS(sys.Pid()), r.cpuSnap(sys), idle.cpu()
 				if r.ctx.Err() != nil {
 					return nil, r.ctx.Err()
 				}
-				other := otherCPU(a, b, 0)
+				other := otherCPU(a, b, i1-i0)
 				if other > maxOtherCPU && try < 2 {
 					r.logf("  %s: other processes used %.0f%% of a CPU during round %d; measuring it again", c.key(), 100*other, round+1)
 					continue
@@ -173,4 +186,48 @@ func frRequests(base string, wl workload, tag string) func(int) request {
 		}
 		return request{URL: url, Body: fixed}
 	}
+}
+
+// idler keeps the proxy's CPU busy with a SCHED_IDLE spin loop while a
+// fixed-rate point runs, so that the CPU never halts between requests: at
+// a rate below saturation the proxy otherwise sleeps between most
+// requests, and on a virtual machine each halt and wake-up costs tens of
+// µs (an exit to the hypervisor) that vary with the host's load — noise of
+// the same size as the differences S4 looks for. The spin loop yields to
+// any other task at once (SCHED_IDLE) and its CPU time is not the proxy's.
+type idler struct{ cmd *exec.Cmd }
+
+func startIdler(cpus string) (*idler, error) {
+	cmd := exec.Command("taskset", "-c", cpus, "chrt", "--idle", "0", "sh", "-c", "while :; do :; done")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &idler{cmd: cmd}, nil
+}
+
+func (i *idler) signal(sig syscall.Signal) {
+	if i != nil {
+		_ = syscall.Kill(-i.cmd.Process.Pid, sig)
+	}
+}
+
+// pause stops the loop (a quiet machine is waited for without it).
+func (i *idler) pause()  { i.signal(syscall.SIGSTOP) }
+func (i *idler) resume() { i.signal(syscall.SIGCONT) }
+
+func (i *idler) stop() {
+	if i != nil {
+		i.signal(syscall.SIGKILL)
+		_ = i.cmd.Wait()
+	}
+}
+
+// cpu is the loop's CPU time so far.
+func (i *idler) cpu() time.Duration {
+	if i == nil {
+		return 0
+	}
+	t, _, _ := procTicks(strconv.Itoa(i.cmd.Process.Pid))
+	return time.Duration(t) * time.Second / clkTck
 }

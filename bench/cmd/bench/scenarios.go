@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/modelcache/modelcache/wasmhost"
 )
 
 // scenario is one row group of the table. To add one (S9 when the
@@ -367,6 +371,30 @@ func runS4(r *run) error {
 			r.add(rw)
 		}
 	}
+	// What each floor does, in host calls, beside modelcache on the same
+	// request (wasmhost, as HC): the floors' claim to do the row's real work.
+	reqs := map[string]wasmhost.Request{
+		"pass other-route": hcRequest("/other/v1/chat/completions", "hc-s4-other"),
+		"pass bypass":      hcRequest("/pass/v1/chat/completions", "hc-s4-bypass", [2]string{"cache-control", "no-store"}),
+		"pass uncacheable": hcRequest("/pass/nostore/v1/chat/completions", "hc-s4-nostore"),
+	}
+	for _, v := range variants {
+		req, ok := reqs[v.label]
+		if !ok || v.floor.sys == "" {
+			continue
+		}
+		mc, err := r.countHostCalls(r.s.Wasm, v.label, req)
+		if err != nil {
+			return err
+		}
+		fl, err := r.countHostCalls(filepath.Join(r.s.WorkDir, v.floor.sys+".wasm"), v.label, req)
+		if err != nil {
+			return err
+		}
+		r.add(row{Scenario: "S4", Metric: v.metric + ": host calls per request, modelcache vs its floor (wasmhost)",
+			Value:     fmt.Sprintf("%d: %s", mc.Total, breakdown(mc.ByName)),
+			Baselines: fmt.Sprintf("floor %d: %s", fl.Total, breakdown(fl.ByName))})
+	}
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", s4Rate, frRounds(fr, cells))
 	return nil
@@ -379,4 +407,22 @@ func frRounds(fr map[string]*frSeries, cells []frCell) string {
 		parts = append(parts, fmt.Sprintf("%s %v", c.key(), rounded(fr[c.key()].CPU)))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// countHostCalls counts the host calls of one request through the module
+// at wasm, after warm-up requests (hostcalls.go).
+func (r *run) countHostCalls(wasm, kind string, req wasmhost.Request) (*hostCallResult, error) {
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := newHCHost(r, b)
+	if err != nil {
+		return nil, err
+	}
+	defer hc.Close()
+	if err := hc.warm(); err != nil {
+		return nil, err
+	}
+	return hc.count(kind, req)
 }
