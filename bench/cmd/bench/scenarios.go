@@ -306,7 +306,7 @@ func runS4(r *run) error {
 				return err
 			}
 			r.add(row{Scenario: "S4", Metric: v.metric + ": added p50 c=1",
-				Value: fmt.Sprintf("+%.0f µs (p50 %s)", f1.P50()-n1.P50(), f1.P50Text()), Baselines: "no filter " + n1.P50Text()})
+				Value: fmt.Sprintf("%+.0f µs (p50 %s)", f1.P50()-n1.P50(), f1.P50Text()), Baselines: "no filter " + n1.P50Text()})
 		}
 	}
 	// Proxy CPU per request: every system at the same fixed rate, the
