@@ -198,7 +198,10 @@ func frRequests(base string, wl workload, tag string) func(int) request {
 type idler struct{ cmd *exec.Cmd }
 
 func startIdler(cpus string) (*idler, error) {
-	cmd := exec.Command("taskset", "-c", cpus, "chrt", "--idle", "0", "sh", "-c", "while :; do :; done")
+	// The loop ends when the runner (its parent: taskset and chrt exec)
+	// is gone, should the runner die without stopping it: a loop left
+	// behind would keep the proxy's CPU busy for every later run.
+	cmd := exec.Command("taskset", "-c", cpus, "chrt", "--idle", "0", "sh", "-c", "while kill -0 $PPID; do :; done 2>/dev/null")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
