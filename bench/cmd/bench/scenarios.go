@@ -350,7 +350,7 @@ func runS4(r *run) error {
 			r.add(row{Scenario: "S4", Metric: "floor, " + v.metric + ": " + fl.what + ": proxy CPU per request " + at,
 				Value:     fmt.Sprintf("%s, %+.1f over no filter (rounds %+.1f…%+.1f)", m.Text(), median(md), mlo, mhi),
 				Baselines: "no filter " + n.Text(), Ratio: ratio(m.Med(), n.Med())})
-			if i > 0 {
+			if i > 0 || v.floor.sys == "" {
 				continue
 			}
 			// modelcache above the floor of its row, round by round.
@@ -364,8 +364,11 @@ func runS4(r *run) error {
 				// Met only if every round is within the target; otherwise
 				// the distance is in the value.
 				rw.Met = met(ahi <= s4MaxAbove)
-				if ahi > s4MaxAbove {
+				switch {
+				case median(ad) > s4MaxAbove:
 					rw.Ratio = fmt.Sprintf("%.1f µs over the target (median)", median(ad)-s4MaxAbove)
+				case ahi > s4MaxAbove:
+					rw.Ratio = fmt.Sprintf("not shown: a round at %+.1f µs", ahi)
 				}
 			}
 			r.add(rw)
