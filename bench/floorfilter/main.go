@@ -1,19 +1,40 @@
 // Command floorfilter is the cheapest possible Go proxy-wasm HTTP filter,
-// built with the same ABI binding as modelcache, for make bench's S4
-// floor: with mode "empty" it creates a stream context and continues
-// every callback; with mode "read" it also reads one request header (the
-// least any filter that looks at a request must do: a host call that
-// returns data). The difference between the two, and between "empty" and
-// Envoy without a filter, is what modelcache cannot go below in Envoy.
-// With mode "hit" it does what any Go filter answering from a cache must
-// do, without the cache: hold the request, read its headers and its body,
-// and answer locally with a 1 KiB JSON body — S2's floor for a hit. Mode
-// "embed" is S9's floor per embedding item (embed.go).
+// built with the same ABI binding as modelcache, for make bench's floors:
+// each mode does one kind of request's real work and nothing else, so what
+// modelcache costs above the matching mode is its own. Build one with
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags "-X main.mode=read" ./bench/floorfilter
+//
+// Modes:
+//
+//   - empty: creates a stream context and continues every callback.
+//   - read: also reads one request header (the least any filter that looks
+//     at a request must do: a host call that returns data).
+//   - pairs: reads all request headers and finds :path — what modelcache
+//     must do on every request to pick a route (S4 "route not cached").
+//   - bypass: pairs, then sees the request's Cache-Control, counts the
+//     request in 2 counters defined at start and sets Cache-Status on the
+//     response (S4 "bypass": modelcache's host calls on that path are
+//     get_header_map_pairs 1, increment_metric 2, replace_header_map_value 1).
+//   - miss: the least a cache must do for a miss whose answer turns out not
+//     storable (S4 "uncacheable"), without the cache: read the headers and
+//     drop accept-encoding, hold until the body is complete and read it, key
+//     it, look the key up in shared data (absent), take a lease on it (get +
+//     CAS set) with a deadline from the clock, count the request in 2
+//     counters; on the response read its headers and the response's code
+//     details, release the lease (get + CAS set), count the reason in 2
+//     counters and set Cache-Status.
+//   - hit: holds the request, reads its headers and its body and answers
+//     locally with a 1 KiB JSON body — S2's floor for a hit.
+//   - embed: S9's floor per embedding item (embed.go).
 package main
 
 import (
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
 	"github.com/modelcache/modelcache/filter/proxywasm"
 	"github.com/modelcache/modelcache/filter/proxywasm/types"
 )
@@ -30,17 +51,73 @@ func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
 
 type plugin struct{ types.DefaultPluginContext }
 
+// Counters, defined at start like modelcache's (per route, per reason).
+var ctrs [4]proxywasm.MetricCounter
+
+func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
+	for i := range ctrs {
+		if c, err := proxywasm.DefineCounterMetric("floor.c" + strconv.Itoa(i)); err == nil {
+			ctrs[i] = c
+		}
+	}
+	return types.OnPluginStartStatusOK
+}
+
 func (*plugin) NewHttpContext(uint32) types.HttpContext { return &stream{} }
 
 type stream struct {
 	types.DefaultHttpContext
-	embed embedState
+	fp     uint64    // the miss's key
+	t0     time.Time // when its lease was taken
+	leased bool
+	embed  embedState
 }
 
-func (*stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
+// Buffers reused across requests (one VM runs one callback at a time), as
+// modelcache reuses its own: the floor must not pay for garbage modelcache
+// does not make.
+var (
+	rawHeaders []byte
+	headers    [][2]string
+	body       []byte
+	shared     []byte
+	key        []byte
+	lease      [24]byte
+)
+
+func readHeaders() {
+	rawHeaders, headers, _ = proxywasm.GetHttpRequestHeadersInto(rawHeaders, headers)
+}
+
+func header(name string) string {
+	for _, h := range headers {
+		if h[0] == name {
+			return h[1]
+		}
+	}
+	return ""
+}
+
+func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	switch mode {
 	case "read":
 		_, _ = proxywasm.GetHttpRequestHeader(":path")
+	case "pairs":
+		readHeaders()
+		_ = header(":path")
+	case "bypass":
+		readHeaders()
+		if strings.Contains(header("cache-control"), "no-store") {
+			ctrs[0].Increment(1)
+			ctrs[1].Increment(1)
+		}
+	case "miss":
+		readHeaders()
+		_ = header(":path")
+		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
+		if !endOfStream {
+			return types.ActionPause // until the body is complete
+		}
 	case "hit", "embed":
 		_, _ = proxywasm.GetHttpRequestHeaders()
 		if !endOfStream {
@@ -60,26 +137,102 @@ var answer = func() []byte {
 }()
 
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
-	if mode == "embed" {
+	switch mode {
+	case "embed":
 		return embedRequestBody(s, bodySize, endOfStream)
-	}
-	if mode != "hit" {
-		return types.ActionContinue
-	}
-	if !endOfStream {
+	case "hit":
+		if !endOfStream {
+			return types.ActionPause
+		}
+		_, _ = proxywasm.GetHttpRequestBody(0, bodySize)
+		_ = proxywasm.SendHttpResponse(200, [][2]string{{"content-type", "application/json"}, {"age", "0"},
+			{"cache-status", "floor; hit; ttl=86400"}}, answer, -1)
 		return types.ActionPause
-	}
-	_, _ = proxywasm.GetHttpRequestBody(0, bodySize)
-	_ = proxywasm.SendHttpResponse(200, [][2]string{{"content-type", "application/json"}, {"age", "0"},
-		{"cache-status", "floor; hit; ttl=86400"}}, answer, -1)
-	return types.ActionPause
-}
-
-func (s *stream) OnHttpResponseHeaders(_ int, _ bool) types.Action {
-	if mode == "embed" {
-		_, _ = proxywasm.GetHttpResponseHeaders()
+	case "miss":
+		if !endOfStream {
+			return types.ActionPause
+		}
+		b, err := proxywasm.GetHttpRequestBodyInto(body, 0, bodySize)
+		if cap(b) > cap(body) {
+			body = b[:0]
+		}
+		if err != nil {
+			return types.ActionContinue
+		}
+		s.fp = fnv64(b)
+		s.t0 = time.Now() // the wall clock and the monotonic one
+		now := s.t0.UnixNano()
+		// The lookup: the key is absent (every request is new).
+		_, _, _ = getShared("fl:e:", s.fp)
+		// The lease: read the slot, write it back with its CAS.
+		_, cas, _ := getShared("fl:l:", s.fp%4096)
+		putU64(lease[0:], s.fp)
+		putU64(lease[8:], uint64(now+30*int64(time.Second)))
+		putU64(lease[16:], 1)
+		s.leased = proxywasm.SetSharedData(keyString(), lease[:], cas) == nil
+		ctrs[0].Increment(1)
+		ctrs[1].Increment(1)
 	}
 	return types.ActionContinue
+}
+
+func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
+	switch mode {
+	case "embed":
+		_, _ = proxywasm.GetHttpResponseHeaders()
+	case "bypass":
+		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", "modelcache; fwd=bypass")
+	case "miss":
+		hs, _ := proxywasm.GetHttpResponseHeaders()
+		storable := true
+		for _, h := range hs {
+			if h[0] == "cache-control" && strings.Contains(h[1], "no-store") {
+				storable = false
+			}
+		}
+		_, _ = proxywasm.GetProperty([]string{"response", "code_details"})
+		if s.leased {
+			_ = time.Since(s.t0) // the monotonic clock only
+			_, cas, _ := getShared("fl:l:", s.fp%4096)
+			_ = proxywasm.SetSharedData(keyString(), nil, cas)
+			s.leased = false
+		}
+		if !storable {
+			ctrs[2].Increment(1)
+			ctrs[3].Increment(1)
+		}
+		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", "modelcache; fwd=uri-miss")
+	}
+	return types.ActionContinue
+}
+
+// getShared reads prefix+n from shared data into the reused buffer; key
+// keeps the key for a set that follows.
+func getShared(prefix string, n uint64) ([]byte, uint32, error) {
+	key = strconv.AppendUint(append(key[:0], prefix...), n, 16)
+	v, cas, err := proxywasm.GetSharedDataInto(keyString(), shared)
+	if cap(v) > cap(shared) {
+		shared = v[:0]
+	}
+	return v, cas, err
+}
+
+// keyString is key without a copy (the host copies what it keeps).
+func keyString() string { return unsafe.String(unsafe.SliceData(key), len(key)) }
+
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func putU64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {

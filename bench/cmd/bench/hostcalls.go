@@ -60,24 +60,30 @@ func filterJSON(path string) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func runHostCalls(r *run) error {
-	wasm, err := os.ReadFile(r.s.Wasm)
-	if err != nil {
-		return err
-	}
+// hcHost runs one module in wasmhost and counts its host calls per request.
+type hcHost struct {
+	r       *run
+	h       *wasmhost.Host
+	mod     *wasmhost.Module
+	imports []string
+}
+
+// newHCHost loads wasm with the benchmark's filter configuration; its
+// upstream answers as the benchmark origin does (1 KiB, embeddings, and
+// cache-control: no-store under /nostore/).
+func newHCHost(r *run, wasm []byte) (*hcHost, error) {
 	imports, err := importNames(r, wasm)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := filterJSON(filepath.Join(r.s.Root, "envoy", "bench", "cache.yaml"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mod, err := wasmhost.Compile(r.ctx, wasm)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer mod.Close(r.ctx)
 	payload := r.origin.payloads["1k"]
 	h, err := wasmhost.New(r.ctx, mod, wasmhost.Config{
 		Workers:                     1,
@@ -104,54 +110,83 @@ func runHostCalls(r *run) error {
 		},
 	})
 	if err != nil {
-		return err
+		mod.Close(r.ctx)
+		return nil, err
 	}
-	defer h.Close()
+	return &hcHost{r: r, h: h, mod: mod, imports: imports}, nil
+}
 
-	// The request as the filter sees it in Envoy: wrk's headers plus the
-	// ones Envoy's connection manager adds before the filters.
-	request := func(path, nonce string, extra ...[2]string) wasmhost.Request {
-		body := chatRequest(nonce)
-		if strings.HasPrefix(path, "/embed") {
-			body = []byte(strings.ReplaceAll(string(embeddingRequest(embBatch, embCached)), "N0NCE", nonce))
-			if nonce == "" {
-				body = embeddingRequest(embCached, embCached)
-			}
+func (c *hcHost) Close() {
+	c.h.Close()
+	c.mod.Close(c.r.ctx)
+}
+
+// hcRequest is the request as the filter sees it in Envoy: wrk's headers
+// plus the ones Envoy's connection manager adds before the filters.
+func hcRequest(path, nonce string, extra ...[2]string) wasmhost.Request {
+	body := chatRequest(nonce)
+	if strings.HasPrefix(path, "/embed") {
+		body = []byte(strings.ReplaceAll(string(embeddingRequest(embBatch, embCached)), "N0NCE", nonce))
+		if nonce == "" {
+			body = embeddingRequest(embCached, embCached)
 		}
-		hs := [][2]string{{":authority", "127.0.0.1:10100"}, {":path", path}, {":method", "POST"}, {":scheme", "http"},
-			{"content-length", strconv.Itoa(len(body))}, {"content-type", "application/json"},
-			{"authorization", "Bearer bench-tenant"}, {"x-forwarded-proto", "http"},
-			{"x-request-id", "5f2b8e9c-2d7a-4c47-9a53-6f1d1c0e7b21"}}
-		return wasmhost.Request{Headers: append(hs, extra...), Body: body}
 	}
-	count := func(kind string, req wasmhost.Request) (*hostCallResult, error) {
-		before := map[string]uint64{}
-		for _, n := range imports {
-			before[n] = h.HostCallCount(n)
-		}
-		resp, err := h.Exchange(0, req)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", kind, err)
-		}
-		res := &hostCallResult{Kind: kind, ByName: map[string]uint64{}}
-		for _, n := range imports {
-			if d := h.HostCallCount(n) - before[n]; d > 0 {
-				res.ByName[strings.TrimPrefix(n, "env.")] = d
-				res.Total += d
-			}
-		}
-		for _, kv := range resp.Headers {
-			if kv[0] == "cache-status" {
-				res.Outcome = kv[1]
-			}
-		}
-		return res, nil
+	hs := [][2]string{{":authority", "127.0.0.1:10100"}, {":path", path}, {":method", "POST"}, {":scheme", "http"},
+		{"content-length", strconv.Itoa(len(body))}, {"content-type", "application/json"},
+		{"authorization", "Bearer bench-tenant"}, {"x-forwarded-proto", "http"},
+		{"x-request-id", "5f2b8e9c-2d7a-4c47-9a53-6f1d1c0e7b21"}}
+	return wasmhost.Request{Headers: append(hs, extra...), Body: body}
+}
+
+// count sends req and counts the imports called meanwhile.
+func (c *hcHost) count(kind string, req wasmhost.Request) (*hostCallResult, error) {
+	before := map[string]uint64{}
+	for _, n := range c.imports {
+		before[n] = c.h.HostCallCount(n)
 	}
-	// Warm the VM and the model record first; then count steady-state requests.
+	resp, err := c.h.Exchange(0, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", kind, err)
+	}
+	res := &hostCallResult{Kind: kind, ByName: map[string]uint64{}}
+	for _, n := range c.imports {
+		if d := c.h.HostCallCount(n) - before[n]; d > 0 {
+			res.ByName[strings.TrimPrefix(n, "env.")] = d
+			res.Total += d
+		}
+	}
+	for _, kv := range resp.Headers {
+		if kv[0] == "cache-status" {
+			res.Outcome = kv[1]
+		}
+	}
+	return res, nil
+}
+
+// warm sends a few requests first, so that counts are of steady state
+// (the VM started, the model record known).
+func (c *hcHost) warm() error {
 	for i := 0; i < 3; i++ {
-		if _, err := count("warm", request("/hit/1k/v1/chat/completions", fmt.Sprintf("warm-%d", i))); err != nil {
+		if _, err := c.count("warm", hcRequest("/hit/1k/v1/chat/completions", fmt.Sprintf("warm-%d", i))); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func runHostCalls(r *run) error {
+	wasm, err := os.ReadFile(r.s.Wasm)
+	if err != nil {
+		return err
+	}
+	hc, err := newHCHost(r, wasm)
+	if err != nil {
+		return err
+	}
+	defer hc.Close()
+	h, request, count := hc.h, hcRequest, hc.count
+	if err := hc.warm(); err != nil {
+		return err
 	}
 	kinds := []struct {
 		kind, title string

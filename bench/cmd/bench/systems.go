@@ -53,13 +53,17 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"filter-late": func(r *run) (*system, error) {
 		return r.startEnvoyRender("filter-late", "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, envoyrun.Render{Wasm: r.s.Wasm, NoHeaderHold: true}, nil)
 	},
-	// The S4 floor: cache.yaml with bench/floorfilter in place of modelcache.
-	"floor-empty": func(r *run) (*system, error) { return r.startFloor("empty") },
-	"floor-read":  func(r *run) (*system, error) { return r.startFloor("read") },
-	"floor-hit":   func(r *run) (*system, error) { return r.startFloor("hit") },
-	"floor-embed": func(r *run) (*system, error) { return r.startFloor("embed") },
-	"nginx":       func(r *run) (*system, error) { return r.startNginx() },
-	"varnish":     func(r *run) (*system, error) { return r.startVarnish() },
+	// The S2/S4 floors: cache.yaml with bench/floorfilter (in one of its
+	// modes) in place of modelcache.
+	"floor-empty":  func(r *run) (*system, error) { return r.startFloor("empty") },
+	"floor-read":   func(r *run) (*system, error) { return r.startFloor("read") },
+	"floor-hit":    func(r *run) (*system, error) { return r.startFloor("hit") },
+	"floor-pairs":  func(r *run) (*system, error) { return r.startFloor("pairs") },
+	"floor-bypass": func(r *run) (*system, error) { return r.startFloor("bypass") },
+	"floor-miss":   func(r *run) (*system, error) { return r.startFloor("miss") },
+	"floor-embed":  func(r *run) (*system, error) { return r.startFloor("embed") },
+	"nginx":        func(r *run) (*system, error) { return r.startNginx() },
+	"varnish":      func(r *run) (*system, error) { return r.startVarnish() },
 }
 
 func freePort() (int, error) { return envoyrun.FreePort() }
