@@ -307,27 +307,20 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	c.itemKeys(req)
 	b.vecs, b.entries = nil, nil // earlier slices stay valid
 	b.views.pass++
-	b.views.hint = len(b.distinct)
-	kept, missRun := 0, 0
+	b.views.hint = min(len(b.distinct), maxViewHint)
+	kept := 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		it.entry, it.fresh = nil, nil
 		if !req.state.Found || req.Status == StatusRevalidate {
 			continue
 		}
-		// An item is read directly from its preferred way first — one
-		// read for a hit, two for a miss (the way, then the bucket's
-		// index). After a run of misses the rest of the batch is taken
-		// for new and read through the index only, as a second pass
-		// reads a missed item: one read for a miss, two for a hit.
 		e := &b.scratch
-		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, it.missed == it.fp || missRun >= newItemsRun, e)
+		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, it.missed == it.fp, e)
 		if err != nil || !found || c.freshness(req, e, now) != fresh {
 			it.missed = it.fp
-			missRun++
 			continue
 		}
-		missRun = 0
 		if b.entries == nil {
 			b.entries = make([]Entry, len(b.distinct))
 			b.vecs = make([]byte, 0, (len(e.Body)+len(e.Body)/4)*len(b.distinct)) // vectors differ a little in length
@@ -384,9 +377,9 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	return Forward
 }
 
-// newItemsRun is the number of misses in a row after which lookupItems
-// takes the rest of a batch for new.
-const newItemsRun = 4
+// maxViewHint bounds what a batch's first index view allocates for the
+// rest (a 2048-item batch over 64 ways would take ≈ 3 MB at once).
+const maxViewHint = 256
 
 // embeddingModelHeader keeps the upstream's "model" value with each item,
 // to answer fully cached batches as the upstream would.
