@@ -130,7 +130,7 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if b := req.batch; b != nil && b.encoding != "base64" && embeddingItemsInOnePass {
 		want, vecs := b.freshSlots()
 		if t, dims, ok := c.scanEmbeddingsAnswer(body, want, vecs, b.dims); ok {
-			top, scanned = t, &scannedItems{want: want, dims: dims}
+			top, scanned = t, &scannedItems{dims: dims}
 		}
 	}
 	if scanned == nil {

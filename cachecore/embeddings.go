@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -463,7 +462,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 				reason = ReasonDimensions
 				return false
 			}
-			vecs[int(idx.Num)] = rawBytes(emb.Raw) // a slice of body
+			vecs[int(idx.Num)] = stringBytes(emb.Raw) // a slice of body
 			return true
 		})
 	}
@@ -503,16 +502,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 
 // scannedItems is what AdmitBody's one pass over an answer read of its
 // items (the vectors are in the batch's fresh slots).
-type scannedItems struct{ want, dims int }
-
-// rawBytes is the bytes of a gjson Raw of a value read from []byte (its
-// memory), capped: an append never writes past it.
-func rawBytes(raw string) []byte {
-	if raw == "" {
-		return nil
-	}
-	return unsafe.Slice(unsafe.StringData(raw), len(raw))[:len(raw):len(raw)]
-}
+type scannedItems struct{ dims int }
 
 // freshSlots returns how many vectors the answer must hold and the slots
 // for them by upstream index (not cleared).

@@ -99,11 +99,8 @@ func (l *Lease) live(now int64) bool { return l.State != LeaseFree && l.Deadline
 // leaseRecordBytes is the size of one encoded lease without its waiters.
 const leaseRecordBytes = 8 + 1 + 8 + 4 + 8 + 8 + 1
 
-// encodeSlot encodes a slot's leases: "ML" 2 n, then per lease
-// fp state owner stream deadline tenant nwaiters waiters….
-func encodeSlot(ways []Lease) []byte { return appendSlot(nil, ways) }
-
-// appendSlot appends the encoding of ways to b.
+// appendSlot appends the encoding of a slot's leases to b: "ML" 2 n, then
+// per lease fp state owner stream deadline tenant nwaiters waiters….
 func appendSlot(b []byte, ways []Lease) []byte {
 	n := 4
 	for i := range ways {
@@ -128,16 +125,10 @@ func appendSlot(b []byte, ways []Lease) []byte {
 	return b
 }
 
-// decodeSlot decodes a slot record; anything malformed (including another
+// decodeSlotInto decodes a slot record into ways' and waiters' memory
+// (both returned, grown if need be); anything malformed (including another
 // layout) reads as an empty slot. The work is bounded by LeaseWays ×
-// maxWaiters, whatever the bytes.
-func decodeSlot(b []byte) ([]Lease, bool) {
-	ways, _, ok := decodeSlotInto(nil, nil, b)
-	return ways, ok
-}
-
-// decodeSlotInto is decodeSlot into ways' and waiters' memory (both
-// returned, grown if need be). Each lease's Waiters is a full slice of
+// maxWaiters, whatever the bytes. Each lease's Waiters is a full slice of
 // waiters: an append to one never writes into another's.
 func decodeSlotInto(ways []Lease, waiters []uint64, b []byte) ([]Lease, []uint64, bool) {
 	ways, waiters = ways[:0], waiters[:0]

@@ -311,3 +311,11 @@ func TestLeaseResultsOutliveTheNextRead(t *testing.T) {
 		t.Fatalf("after more reads: released waiters %v, peeked %v; want [200 201 202]", waiters, peeked.Waiters)
 	}
 }
+
+// encodeSlot and decodeSlot are the slot codec without reused memory.
+func encodeSlot(ways []Lease) []byte { return appendSlot(nil, ways) }
+
+func decodeSlot(b []byte) ([]Lease, bool) {
+	ways, _, ok := decodeSlotInto(nil, nil, b)
+	return ways, ok
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -139,7 +138,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			continue
 		}
 		// The canonicaliser only reads the event's bytes.
-		if r := dups.check(unsafe.Slice(unsafe.StringData(ev.Data), len(ev.Data))); r != ReasonNone {
+		if r := dups.check(stringBytes(ev.Data)); r != ReasonNone {
 			s.Unreadable = r
 			continue
 		}

@@ -119,6 +119,15 @@ func (s *MemStore) Bytes() int {
 	return n
 }
 
+// stringBytes views s as bytes without copying (length and capacity both
+// len(s): an append never writes past it); they must never be written.
+func stringBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 // bytesString views b as a string without copying; b must never change.
 func bytesString(b []byte) string {
 	if len(b) == 0 {
