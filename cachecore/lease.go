@@ -188,8 +188,11 @@ type LeaseTable struct {
 }
 
 // NewLeaseTable returns a lease table of the given number of slots.
+// The read buffer holds any slot from the start: the host allocates a
+// result of its exact size, so a buffer grown one read at a time would
+// allocate each time a slot holds more leases than any read before.
 func NewLeaseTable(store Store, slots int) *LeaseTable {
-	return &LeaseTable{store: store, slots: uint64(slots)}
+	return &LeaseTable{store: store, slots: uint64(slots), readBuf: make([]byte, 0, maxKeptLeaseSlot)}
 }
 
 // key is the shared-data key of fp's slot. Callers pass keyed
@@ -220,7 +223,7 @@ func (r Role) String() string { return roleNames[r] }
 func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
 	raw, cas, err := getInto(t.store, key, t.readBuf)
 	if errors.Is(err, ErrNotFound) {
-		return nil, 0, false, nil
+		return t.ways[:0], 0, false, nil // a new lease goes into reused memory
 	}
 	if err != nil {
 		return nil, 0, false, err

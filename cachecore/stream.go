@@ -83,6 +83,8 @@ type Reader interface {
 	ResponseHeaders() ([][2]string, error)
 	ResponseBody(size int) ([]byte, error)
 	// CodeDetails is the proxy's response code details ("" if unknown).
+	// The string may be valid only until the next call: it is read, never
+	// kept.
 	CodeDetails() string
 }
 

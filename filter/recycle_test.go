@@ -109,3 +109,31 @@ func TestHitsWithVaryingHeadersAllocateNothing(t *testing.T) {
 		t.Fatalf("%d heap allocations for %d hits", n, hits)
 	}
 }
+
+// A miss whose answer is not stored (the upstream says no-store), each with
+// a new question, allocates nothing in steady state either: the response's
+// headers and code details are read into the stream's reused buffers too.
+func TestUncacheableMissesAllocateNothing(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	miss := func(i int) {
+		res := hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprintf("uncacheable question %d", i)),
+			"x-sim-cache-control", "no-store")
+		expectCacheStatus(t, res, "fwd=miss", "detail=no-store")
+	}
+	for i := 0; i < 20; i++ { // warm: spare streams, requests and buffers exist
+		miss(i)
+	}
+	hs.h.TickAll()
+	allocs, gcs := hs.counter("modelcache.vm.heap_allocs"), hs.counter("modelcache.vm.gc_cycles")
+	const misses = 500
+	for i := 0; i < misses; i++ {
+		miss(100 + i)
+	}
+	hs.h.TickAll()
+	if n := hs.counter("modelcache.vm.heap_allocs") - allocs; n > misses/50 {
+		t.Fatalf("%d heap allocations for %d uncacheable misses", n, misses)
+	}
+	if n := hs.counter("modelcache.vm.gc_cycles") - gcs; n != 0 {
+		t.Fatalf("%d GC cycles during %d uncacheable misses", n, misses)
+	}
+}

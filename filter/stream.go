@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"unsafe"
 
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
@@ -38,6 +39,11 @@ type buffers struct {
 	headersRaw []byte
 	headers    [][2]string
 	body       []byte
+	// The response's headers (cachecore.Stream keeps them to the end) and
+	// the last code details read (used at once, never kept).
+	respRaw     []byte
+	respHeaders [][2]string
+	details     []byte
 }
 
 // maxFreeStreams bounds the streams kept for reuse (about 6 KB each, plus
@@ -47,6 +53,7 @@ const (
 	maxFreeStreams = 64
 	maxKeptBody    = 32 << 10
 	maxKeptHeaders = 16 << 10
+	maxKeptDetails = 256
 )
 
 // newStream returns a zeroed stream for contextID, reusing the memory of a
@@ -89,6 +96,12 @@ func (s *stream) OnHttpStreamDeleted() {
 		if cap(bufs.headersRaw) > maxKeptHeaders {
 			bufs.headersRaw, bufs.headers = nil, nil
 		}
+		if cap(bufs.respRaw) > maxKeptHeaders {
+			bufs.respRaw, bufs.respHeaders = nil, nil
+		}
+		if cap(bufs.details) > maxKeptDetails {
+			bufs.details = nil
+		}
 	}
 	*s = stream{bufs: bufs}
 	p.free = append(p.free, s)
@@ -106,11 +119,35 @@ func (r reader) RequestBody(n int) ([]byte, error) {
 	return b, err
 }
 
-func (reader) ResponseHeaders() ([][2]string, error) { return proxywasm.GetHttpResponseHeaders() }
-func (reader) ResponseBody(n int) ([]byte, error)    { return proxywasm.GetHttpResponseBody(0, n) }
-func (reader) CodeDetails() string {
-	d, _ := proxywasm.GetProperty([]string{"response", "code_details"})
-	return string(d)
+// ResponseHeaders reads into the stream's reused buffers: the strings
+// stay valid as long as the stream's request (bufs outlive it only when
+// it is recycled).
+func (r reader) ResponseHeaders() ([][2]string, error) {
+	b := &r.s.bufs
+	raw, hs, err := proxywasm.GetHttpResponseHeadersInto(b.respRaw, b.respHeaders)
+	b.respRaw = raw
+	if cap(hs) > cap(b.respHeaders) {
+		b.respHeaders = hs[:0]
+	}
+	return hs, err
+}
+
+func (reader) ResponseBody(n int) ([]byte, error) { return proxywasm.GetHttpResponseBody(0, n) }
+
+// codeDetailsPath is the property CodeDetails reads.
+var codeDetailsPath = []string{"response", "code_details"}
+
+// CodeDetails reads into the stream's reused buffer: the string is valid
+// until the next call (cachecore only classifies it).
+func (r reader) CodeDetails() string {
+	d, _ := proxywasm.GetPropertyInto(codeDetailsPath, r.s.bufs.details)
+	if cap(d) > cap(r.s.bufs.details) {
+		r.s.bufs.details = d[:0]
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return unsafe.String(&d[0], len(d))
 }
 
 var verdicts = [...]types.Action{cachecore.Continue: types.ActionContinue, cachecore.Pause: types.ActionPause,

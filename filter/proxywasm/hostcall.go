@@ -64,7 +64,8 @@ func GetHttpRequestBody(start, maxSize int) ([]byte, error) {
 // large enough (else into a new buffer): the result aliases it.
 func GetHttpRequestBodyInto(buf []byte, start, maxSize int) ([]byte, error) {
 	into = buf[:cap(buf)]
-	return getBuffer(types.BufferTypeHttpRequestBody, start, maxSize)
+	b, err := getBuffer(types.BufferTypeHttpRequestBody, start, maxSize)
+	return intoResult(buf, b), err
 }
 
 // ReplaceHttpRequestBody replaces the whole buffered request body.
@@ -116,17 +117,23 @@ func GetHttpRequestHeaders() ([][2]string, error) { return getMap(types.MapTypeH
 // nothing. The strings alias raw, returned (grown if it was too small)
 // for the next call: they are valid until raw is reused.
 func GetHttpRequestHeadersInto(raw []byte, pairs [][2]string) ([]byte, [][2]string, error) {
+	return getMapInto(types.MapTypeHttpRequestHeaders, raw, pairs)
+}
+
+// GetHttpResponseHeadersInto is GetHttpRequestHeadersInto for the response.
+func GetHttpResponseHeadersInto(raw []byte, pairs [][2]string) ([]byte, [][2]string, error) {
+	return getMapInto(types.MapTypeHttpResponseHeaders, raw, pairs)
+}
+
+func getMapInto(mt types.MapType, raw []byte, pairs [][2]string) ([]byte, [][2]string, error) {
 	into = raw[:cap(raw)]
-	s := proxy_get_header_map_pairs(uint32(types.MapTypeHttpRequestHeaders), unsafe.Pointer(&outPtr), &outSize)
+	s := proxy_get_header_map_pairs(uint32(mt), unsafe.Pointer(&outPtr), &outSize)
 	b := takeOut()
 	if err := st(s); err != nil {
 		return raw, nil, err
 	}
 	hs, err := DecodePairsInto(b, pairs[:0])
-	if len(b) > 0 && cap(raw) >= len(b) && &raw[:1][0] == &b[0] {
-		return raw[:0], hs, err // read into raw: keep all of it
-	}
-	return b[:0], hs, err
+	return intoResult(raw, b)[:0], hs, err
 }
 
 // GetHttpRequestHeader returns one request header; ErrorStatusNotFound if absent.
@@ -246,7 +253,7 @@ func GetSharedDataInto(key string, buf []byte) ([]byte, uint32, error) {
 	s := proxy_get_shared_data(key, unsafe.Pointer(&outPtr), &outSize, &outCas)
 	cas := outCas
 	b := takeOut()
-	return b, cas, st(s)
+	return intoResult(buf, b), cas, st(s)
 }
 
 // SetSharedData stores value under key. cas 0 is unconditional; otherwise it
@@ -307,6 +314,15 @@ func GetProperty(path []string) ([]byte, error) {
 	s := proxy_get_property(ptrOf(p), uint32(len(p)), unsafe.Pointer(&outPtr), &outSize)
 	b := takeOut()
 	return b, st(s)
+}
+
+// GetPropertyInto is GetProperty reading into buf when it is large enough
+// (it allocates nothing then): the result aliases buf, or a new buffer
+// when buf was too small.
+func GetPropertyInto(path []string, buf []byte) ([]byte, error) {
+	into = buf[:cap(buf)]
+	b, err := GetProperty(path)
+	return intoResult(buf, b), err
 }
 
 // SetProperty writes a host property (e.g. filter state).

@@ -40,6 +40,18 @@ func allocate(size uint32) *byte {
 	return &buf[0]
 }
 
+// intoResult is b, the host's result, with the whole capacity of buf when
+// the host wrote it into buf: a caller that keeps the result as its next
+// buffer never shrinks it to the last result's size (the host asks for
+// exactly that size, so a smaller result would make the next larger one
+// allocate).
+func intoResult(buf, b []byte) []byte {
+	if len(b) > 0 && cap(buf) >= len(b) && &buf[:1][0] == &b[0] {
+		return buf[:len(b)]
+	}
+	return b
+}
+
 // takeOut returns the buffer the host wrote into outPtr/outSize and releases
 // the pins of this host call.
 func takeOut() []byte {
