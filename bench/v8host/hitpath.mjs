@@ -86,7 +86,7 @@ const metric = (name) => Number(metricValues.get(name) ?? 0n);
 let reqBodyBytes = enc.encode(reqBody), respBodyBytes = enc.encode(answer), upstreamBody = null;
 let stage = 'request', localReplies = 0;
 let reqPairs = pairs(reqHeaders), respPairs = pairs(respHeaders);
-const cfg = enc.encode(config);
+const cfg = enc.encode(config), viaUpstream = enc.encode('via_upstream');
 const env = {
   proxy_log: () => (count('proxy_log'), 0),
   proxy_get_log_level: (p) => (dv().setUint32(p, 2, true), 0),
@@ -144,7 +144,10 @@ const env = {
   proxy_increment_metric: (id, delta) => (count('proxy_increment_metric'), metricValues.set(metricNames[id], (metricValues.get(metricNames[id]) ?? 0n) + delta), 0),
   proxy_record_metric: () => (count('proxy_record_metric'), 0),
   proxy_get_metric: () => 0,
-  proxy_get_property: () => (count('proxy_get_property'), 1),
+  proxy_get_property: (kp, kl, pp, sp) => { // Envoy's code details of an upstream's answer
+    count('proxy_get_property');
+    return str(kp, kl).includes('code_details') ? give(viaUpstream, pp, sp) : 1;
+  },
   proxy_set_property: () => 0,
 };
 const wasi = new WASI({ version: 'preview1', args: [], env: {} });
