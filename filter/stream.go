@@ -43,12 +43,14 @@ type buffers struct {
 	// the last code details read (used at once, never kept).
 	respRaw     []byte
 	respHeaders [][2]string
+	respBody    []byte
 	details     []byte
 }
 
 // maxFreeStreams bounds the streams kept for reuse (about 6 KB each, plus
-// their buffers: a body buffer of up to maxKeptBody bytes and a header
-// buffer of up to maxKeptHeaders are kept, larger ones are not).
+// their buffers: a request and a response body buffer of up to maxKeptBody
+// bytes each and two header buffers of up to maxKeptHeaders are kept,
+// larger ones are not).
 const (
 	maxFreeStreams = 64
 	maxKeptBody    = 32 << 10
@@ -93,6 +95,9 @@ func (s *stream) OnHttpStreamDeleted() {
 		if cap(bufs.body) > maxKeptBody {
 			bufs.body = nil
 		}
+		if cap(bufs.respBody) > maxKeptBody {
+			bufs.respBody = nil
+		}
 		if cap(bufs.headersRaw) > maxKeptHeaders {
 			bufs.headersRaw, bufs.headers = nil, nil
 		}
@@ -132,7 +137,16 @@ func (r reader) ResponseHeaders() ([][2]string, error) {
 	return hs, err
 }
 
-func (reader) ResponseBody(n int) ([]byte, error) { return proxywasm.GetHttpResponseBody(0, n) }
+// ResponseBody reads into the stream's reused buffer, as RequestBody does
+// (cachecore copies chunks it keeps; a whole body it is handed lives as
+// long as the stream's request).
+func (r reader) ResponseBody(n int) ([]byte, error) {
+	b, err := proxywasm.GetHttpResponseBodyInto(r.s.bufs.respBody, 0, n)
+	if cap(b) > cap(r.s.bufs.respBody) {
+		r.s.bufs.respBody = b[:0]
+	}
+	return b, err
+}
 
 // codeDetailsPath is the property CodeDetails reads.
 var codeDetailsPath = []string{"response", "code_details"}

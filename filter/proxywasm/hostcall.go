@@ -78,6 +78,13 @@ func GetHttpResponseBody(start, maxSize int) ([]byte, error) {
 	return getBuffer(types.BufferTypeHttpResponseBody, start, maxSize)
 }
 
+// GetHttpResponseBodyInto is GetHttpRequestBodyInto for the response.
+func GetHttpResponseBodyInto(buf []byte, start, maxSize int) ([]byte, error) {
+	into = buf[:cap(buf)]
+	b, err := getBuffer(types.BufferTypeHttpResponseBody, start, maxSize)
+	return intoResult(buf, b), err
+}
+
 // ReplaceHttpResponseBody replaces the whole buffered response body.
 func ReplaceHttpResponseBody(body []byte) error {
 	return setBuffer(types.BufferTypeHttpResponseBody, 0, maxBuffer, body)
