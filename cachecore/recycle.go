@@ -5,9 +5,11 @@ package cachecore
 // the rendered hit headers are reused from a request that has ended. Only
 // a request nothing else refers to is reused: no call was started for it
 // (the host's part of the condition), no refresh or shadow comparison
-// holds it, and it had no per-item batch, semantic turn or L2 state (those
-// live on in indexes, staged writes and calls). Any other request is left
-// to the garbage collector, since something may still read it.
+// holds it, and it had no semantic turn or L2 state (those live on in
+// indexes, staged writes and calls). An embeddings request is reused
+// without its per-item batch, which is left to the garbage collector. Any
+// other request is left to the garbage collector, since something may
+// still read it.
 
 // maxSpareRequests bounds the requests kept for reuse per VM; a request's
 // buffers larger than maxSpareBuffer bytes are not kept.
@@ -37,7 +39,7 @@ func (c *Cache) newRequest() *Request {
 // its headers, read by the host — may be reused too.
 func (s *Stream) Recycle() bool {
 	req := s.fl.req
-	if req == nil || s.lent || req.batch != nil || req.Route.Semantic != nil || s.c.cfg.L2 != nil ||
+	if req == nil || s.lent || req.Route.Semantic != nil || s.c.cfg.L2 != nil ||
 		len(s.c.spare) >= maxSpareRequests {
 		return false
 	}

@@ -137,3 +137,42 @@ func TestUncacheableMissesAllocateNothing(t *testing.T) {
 		t.Fatalf("%d GC cycles during %d uncacheable misses", n, misses)
 	}
 }
+
+// Embeddings requests are recycled too (their batch is dropped, the
+// request and the stream's buffers are reused): batches of two tenants,
+// each part cached and part new, interleaved on one worker, always get
+// exactly the uncached reference's vectors, and a tenant's items are never
+// served from the other's.
+func TestRecycledEmbeddingsNeverMix(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	const path = "/v1/embeddings"
+	tenants := []string{"Bearer tenant-a", "Bearer tenant-b"}
+	cached := map[string]map[string]bool{}
+	for round := 0; round < 6; round++ {
+		for ti, tenant := range tenants {
+			// Each tenant's batch overlaps its previous one by half; tenant
+			// b's items are tenant a's shifted by 4, so some are cached
+			// for a but not yet for b.
+			from := round*8 + ti*4
+			items := chunks(from, from+16+round)
+			body := embReq(items, "")
+			res := hs.post(0, path, body, "authorization", tenant)
+			if got, want := vectors(t, res.Body), vectors(t, reference(t, body)); strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("round %d, %s: vectors differ from the uncached reference", round, tenant)
+			}
+			if cached[tenant] == nil {
+				cached[tenant] = map[string]bool{}
+			}
+			hits := 0
+			for _, it := range items {
+				if cached[tenant][it] {
+					hits++
+				}
+				cached[tenant][it] = true
+			}
+			if got, want := hdr(res, "x-modelcache-cached-items"), fmt.Sprintf("%d/%d", hits, len(items)); got != want {
+				t.Fatalf("round %d, %s: cached-items %q, want %q (only the tenant's own items)", round, tenant, got, want)
+			}
+		}
+	}
+}
