@@ -27,6 +27,8 @@
 //   - hit: holds the request, reads its headers and its body and answers
 //     locally with a 1 KiB JSON body — S2's floor for a hit.
 //   - embed: S9's floor per embedding item (embed.go).
+//   - embed-calls: "embed" plus modelcache's own shared-data calls per new
+//     item (embed.go).
 package main
 
 import (
@@ -118,7 +120,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
 		}
-	case "hit", "embed":
+	case "hit", "embed", "embed-calls":
 		_, _ = proxywasm.GetHttpRequestHeaders()
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
@@ -138,7 +140,7 @@ var answer = func() []byte {
 
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
 	switch mode {
-	case "embed":
+	case "embed", "embed-calls":
 		return embedRequestBody(s, bodySize, endOfStream)
 	case "hit":
 		if !endOfStream {
@@ -178,7 +180,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 
 func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 	switch mode {
-	case "embed":
+	case "embed", "embed-calls":
 		_, _ = proxywasm.GetHttpResponseHeaders()
 	case "bypass":
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", "modelcache; fwd=bypass")
@@ -236,7 +238,7 @@ func putU64(b []byte, v uint64) {
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
-	if mode == "embed" {
+	if mode == "embed" || mode == "embed-calls" {
 		return embedResponseBody(s, bodySize, endOfStream)
 	}
 	return types.ActionContinue

@@ -55,15 +55,16 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	},
 	// The S2/S4 floors: cache.yaml with bench/floorfilter (in one of its
 	// modes) in place of modelcache.
-	"floor-empty":  func(r *run) (*system, error) { return r.startFloor("empty") },
-	"floor-read":   func(r *run) (*system, error) { return r.startFloor("read") },
-	"floor-hit":    func(r *run) (*system, error) { return r.startFloor("hit") },
-	"floor-pairs":  func(r *run) (*system, error) { return r.startFloor("pairs") },
-	"floor-bypass": func(r *run) (*system, error) { return r.startFloor("bypass") },
-	"floor-miss":   func(r *run) (*system, error) { return r.startFloor("miss") },
-	"floor-embed":  func(r *run) (*system, error) { return r.startFloor("embed") },
-	"nginx":        func(r *run) (*system, error) { return r.startNginx() },
-	"varnish":      func(r *run) (*system, error) { return r.startVarnish() },
+	"floor-empty":       func(r *run) (*system, error) { return r.startFloor("empty") },
+	"floor-read":        func(r *run) (*system, error) { return r.startFloor("read") },
+	"floor-hit":         func(r *run) (*system, error) { return r.startFloor("hit") },
+	"floor-pairs":       func(r *run) (*system, error) { return r.startFloor("pairs") },
+	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
+	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
+	"floor-embed":       func(r *run) (*system, error) { return r.startFloor("embed") },
+	"floor-embed-calls": func(r *run) (*system, error) { return r.startFloor("embed-calls") },
+	"nginx":             func(r *run) (*system, error) { return r.startNginx() },
+	"varnish":           func(r *run) (*system, error) { return r.startVarnish() },
 }
 
 func freePort() (int, error) { return envoyrun.FreePort() }
