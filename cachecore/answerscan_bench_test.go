@@ -1,6 +1,9 @@
 package cachecore
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // Admission's reading of an embeddings answer of 64 vectors of 256 floats
 // (embBody): the general checks one pass each (BenchmarkDuplicateMembers-
@@ -35,6 +38,25 @@ func BenchmarkAnswerOnePass(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		clear(vecs)
 		if _, _, ok := c.scanEmbeddingsAnswer(body, 64, vecs, 0); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
+
+// The vectors' part of the one pass: 256 floats as upstreams write them.
+func BenchmarkFiniteNumbers(b *testing.B) {
+	var v []byte
+	v = append(v, '[')
+	for i := 0; i < 256; i++ {
+		if i > 0 {
+			v = append(v, ',')
+		}
+		v = append(v, fmt.Sprintf("%.8f", float64(i%97)/97-0.5)...)
+	}
+	s := string(append(v, ']'))
+	b.SetBytes(int64(len(s)))
+	for i := 0; i < b.N; i++ {
+		if n, ok := finiteNumbers(s); !ok || n != 256 {
 			b.Fatal("refused")
 		}
 	}

@@ -402,3 +402,27 @@ func TestEmbeddingsHitsAfterARunOfMisses(t *testing.T) {
 		t.Fatalf("items cached %d of %d, want %d of %d", hits, total, len(cached), len(input))
 	}
 }
+
+// skipDigits' word-at-a-time test gives the byte loop's answer for every
+// byte value at every position of a run of digits, whatever the start.
+func TestSkipDigitsIsTheByteLoop(t *testing.T) {
+	byteLoop := func(s string, i int) int {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	digits := []byte("31415926535897932384626433")
+	for pos := 0; pos < len(digits); pos++ {
+		for v := 0; v < 256; v++ {
+			b := append([]byte(nil), digits...)
+			b[pos] = byte(v)
+			s := string(b)
+			for start := 0; start < 3; start++ {
+				if got, want := skipDigits(s, start), byteLoop(s, start); got != want {
+					t.Fatalf("%q from %d: %d, byte loop %d", s, start, got, want)
+				}
+			}
+		}
+	}
+}
