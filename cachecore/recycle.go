@@ -6,10 +6,11 @@ package cachecore
 // a request nothing else refers to is reused: no call was started for it
 // (the host's part of the condition), no refresh or shadow comparison
 // holds it, and it had no semantic turn or L2 state (those live on in
-// indexes, staged writes and calls). An embeddings request is reused
-// without its per-item batch, which is left to the garbage collector. Any
-// other request is left to the garbage collector, since something may
-// still read it.
+// indexes, staged writes and calls). A spare request is zeroed but for its
+// buffers when it is taken, so it keeps nothing else alive — an embeddings
+// request's per-item batch goes to the garbage collector then. Any other
+// request is left to the garbage collector, since something may still
+// read it.
 
 // maxSpareRequests bounds the requests kept for reuse per VM; a request's
 // buffers larger than maxSpareBuffer bytes are not kept.
@@ -27,9 +28,14 @@ func (c *Cache) newRequest() *Request {
 	req := c.spare[n-1]
 	c.spare[n-1] = nil
 	c.spare = c.spare[:n-1]
+	return req // zeroed by Recycle
+}
+
+// clear zeroes req but for its own buffers, emptied: a spare request
+// keeps nothing else alive (its batch, body, entry, headers' strings).
+func (req *Request) clear() {
 	canonical, key, headers, resp, respBuf := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0]
 	*req = Request{canonical: canonical, Key: key, entry: Entry{Headers: headers}, resp: resp, respBuf: respBuf}
-	return req
 }
 
 // Recycle offers the stream's request for reuse once the host is done with
@@ -47,6 +53,7 @@ func (s *Stream) Recycle() bool {
 	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer {
 		req.canonical, req.Key = nil, nil
 	}
+	req.clear()
 	s.c.spare = append(s.c.spare, req)
 	return true
 }
