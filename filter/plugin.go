@@ -192,6 +192,7 @@ func (p *plugin) checkHeld() {
 			continue
 		}
 		delete(p.holding, id)
+		s.holdingListed = false
 		letGo := func(x *cachecore.Stream) []cachecore.Action { return x.LetGo(&p.hold) }
 		if s.inRoot(letGo, true) && p.hold.Stalled() {
 			if !p.hold.Late() { // else it keeps caching, deciding late (late.* stats)

@@ -30,6 +30,9 @@ type stream struct {
 	// above 0 by a panic, whatever was half done keeps the stream from
 	// being reused.
 	performing int
+	// listed in the VM's waiting (followers) and holding lists: kept
+	// here so that a callback touches the lists only when that changes.
+	waitingListed, holdingListed bool
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
 	bufs buffers
@@ -78,7 +81,7 @@ func (p *plugin) newStream(contextID uint32) *stream {
 // callback can reach it: not pinned by a call, not in the VM's lists.
 func (s *stream) OnHttpStreamDeleted() {
 	p := s.p
-	if p.waiting[s.id] == s || p.holding[s.id] == s {
+	if s.waitingListed || s.holdingListed {
 		delete(p.waiting, s.id)
 		delete(p.holding, s.id)
 		return
@@ -176,15 +179,21 @@ func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 		s.pinned = true
 	}
 	s.performing--
-	if s.x.Following() {
-		s.p.waiting[s.id] = s
-	} else {
-		delete(s.p.waiting, s.id)
+	if following := s.x.Following(); following != s.waitingListed {
+		if following {
+			s.p.waiting[s.id] = s
+		} else {
+			delete(s.p.waiting, s.id)
+		}
+		s.waitingListed = following
 	}
-	if s.x.Holding() && s.p.hold.Watching() {
-		s.p.holding[s.id] = s
-	} else {
-		delete(s.p.holding, s.id)
+	if holding := s.x.Holding() && s.p.hold.Watching(); holding != s.holdingListed {
+		if holding {
+			s.p.holding[s.id] = s
+		} else {
+			delete(s.p.holding, s.id)
+		}
+		s.holdingListed = holding
 	}
 	return verdicts[s.x.Resolve(v, dispatched)]
 }
