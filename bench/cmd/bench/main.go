@@ -46,6 +46,7 @@ type settings struct {
 	Date                       string // results file name
 	KeepWork                   bool
 	Perf                       bool   // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
+	S4Rate                     int    // S4's fixed rate (rps); BENCH_S4_RATE overrides s4Rate
 	Benchtime                  string // S12 -test.benchtime
 	BenchCnt                   int    // S12 -test.count
 }
@@ -80,6 +81,12 @@ func main() {
 			fatalf("BENCH_SOAK: %v (use e.g. 10m, 3m, 0)", err)
 		}
 		s.Soak = d
+	}
+	s.S4Rate = s4Rate
+	if v := os.Getenv("BENCH_S4_RATE"); v != "" {
+		if _, err := fmt.Sscan(v, &s.S4Rate); err != nil || s.S4Rate < 1 {
+			fatalf("BENCH_S4_RATE: %q is not a rate in requests per second", v)
+		}
 	}
 	if v := os.Getenv("BENCH_REPS"); v != "" {
 		fmt.Sscan(v, &s.Reps)

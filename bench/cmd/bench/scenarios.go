@@ -249,7 +249,7 @@ func (r *run) stopSystem(name string) {
 // s4Rate is the rate every system of S4's CPU comparison is offered: one
 // that each of them (modelcache's uncacheable miss, the costliest, about
 // 0.5 ms of proxy CPU) sustains on one proxy core with margin, and the
-// load generator and origin on CPU1 too.
+// load generator and origin on CPU1 too. BENCH_S4_RATE overrides it.
 const s4Rate = 1000
 
 // s4MaxAbove is the target for bypass and uncacheable misses: at
@@ -336,12 +336,12 @@ func runS4(r *run) error {
 	if r.s.Quick {
 		rounds, d = 4, 2*time.Second
 	}
-	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), s4Rate, rounds, d)
-	fr, err := r.fixedRate(cells, s4Rate, rounds, d)
+	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), r.s.S4Rate, rounds, d)
+	fr, err := r.fixedRate(cells, r.s.S4Rate, rounds, d)
 	if err != nil {
 		return err
 	}
-	at := fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", s4Rate, rounds)
+	at := fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", r.s.S4Rate, rounds)
 	for _, v := range variants {
 		f, n := fr["filter|"+v.label], fr["nofilter|"+v.label]
 		fd := diffs(f, n)
@@ -409,7 +409,7 @@ func runS4(r *run) error {
 			Baselines: fmt.Sprintf("floor %d: %s", fl.Total, breakdown(fl.ByName))})
 	}
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
-	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", s4Rate, frRounds(fr, cells))
+	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", r.s.S4Rate, frRounds(fr, cells))
 	return nil
 }
 
