@@ -176,3 +176,21 @@ func TestRecycledEmbeddingsNeverMix(t *testing.T) {
 		}
 	}
 }
+
+// When a request's work started a garbage collection, the collector is let
+// run at the end of the request (modelcache.vm.gc_yields) instead of only
+// through later allocations' assists, with the write barrier on all along.
+func TestMarkingCollectorRunsAtTheEndOfARequest(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	gcs, yields := hs.counter("modelcache.vm.gc_cycles"), hs.counter("modelcache.vm.gc_yields")
+	for i := 0; i < 300; i++ { // batches of new items allocate: collections start
+		hs.post(0, "/v1/embeddings", embReq(chunks(i*32, i*32+32), ""))
+	}
+	hs.h.TickAll()
+	if hs.counter("modelcache.vm.gc_cycles") == gcs {
+		t.Fatal("no garbage collection ran: the test proves nothing")
+	}
+	if hs.counter("modelcache.vm.gc_yields") == yields {
+		t.Fatal("collections ran, but never by a yield at the end of a request")
+	}
+}

@@ -1,20 +1,27 @@
 package main
 
-import "runtime/metrics"
+import (
+	"runtime/metrics"
+
+	"github.com/modelcache/modelcache/filter/proxywasm"
+)
 
 // The Go runtime inside each VM, reported on tick as counters (summed over
-// VMs like every modelcache stat): heap allocations and garbage-collection
-// cycles. They make the cost of garbage on the request path visible in
-// Envoy's stats — allocations per request, GC cycles per 10k requests —
-// without a profiler.
+// VMs like every modelcache stat): heap allocations, garbage-collection
+// cycles, and the times a marking collection was let run at the end of a
+// request (proxywasm.GCYields). They make the cost of garbage on the
+// request path visible in Envoy's stats — allocations per request, GC
+// cycles per 10k requests — without a profiler.
 type runtimeStats struct {
-	allocs, gcs ctr
-	samples     [2]metrics.Sample
-	last        [2]uint64
+	allocs, gcs, yields ctr
+	samples             [2]metrics.Sample
+	last                [2]uint64
+	lastYields          uint64
 }
 
 func newRuntimeStats() *runtimeStats {
-	r := &runtimeStats{allocs: counter("modelcache.vm.heap_allocs"), gcs: counter("modelcache.vm.gc_cycles")}
+	r := &runtimeStats{allocs: counter("modelcache.vm.heap_allocs"), gcs: counter("modelcache.vm.gc_cycles"),
+		yields: counter("modelcache.vm.gc_yields")}
 	r.samples[0].Name = "/gc/heap/allocs:objects"
 	r.samples[1].Name = "/gc/cycles/total:gc-cycles"
 	r.flush()
@@ -33,5 +40,9 @@ func (r *runtimeStats) flush() {
 			c.Increment(v - r.last[i])
 		}
 		r.last[i] = v
+	}
+	if y := proxywasm.GCYields(); y > r.lastYields {
+		r.yields.Increment(y - r.lastYields)
+		r.lastYields = y
 	}
 }

@@ -25,6 +25,21 @@ var (
 	enterHook   func()
 )
 
+// collectorYields counts the yields to a marking collector (GCYields).
+var collectorYields uint64
+
+// collectorYield ends a request's last callback (proxy_on_delete) and each
+// tick: if a garbage collection is marking, the collector runs now rather
+// than through every later allocation's assist (yieldToCollector).
+func collectorYield() {
+	if yieldToCollector() {
+		collectorYields++
+	}
+}
+
+// GCYields is how many times the binding let a marking collector run.
+func GCYields() uint64 { return collectorYields }
+
 // SetCallbackHook registers a function run at the start of every callback
 // the host makes into the plugin (before the plugin's own method). Plugins
 // use it to reset per-callback caches, e.g. of the current time.
@@ -138,6 +153,7 @@ func onConfigure(rootID uint32, size uint32) (ok bool) {
 
 func onTick(rootID uint32) {
 	enter()
+	defer collectorYield()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_tick", r)
@@ -213,6 +229,7 @@ func onLog(contextID uint32) {
 
 func onDelete(contextID uint32) {
 	enter()
+	defer collectorYield()
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_delete", r)
