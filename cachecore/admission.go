@@ -129,6 +129,7 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	var scanned *scannedItems
 	if b := req.batch; b != nil && b.encoding != "base64" && embeddingItemsInOnePass {
 		want, vecs := b.freshSlots()
+		clear(vecs) // the scan fills each slot once
 		if t, dims, ok := c.scanEmbeddingsAnswer(body, want, vecs, b.dims); ok {
 			top, scanned = t, &scannedItems{dims: dims}
 		}

@@ -37,12 +37,15 @@ type Cache struct {
 	semModels  map[*Route]string // the embedding model last seen per route
 	semSweep   int               // where this VM's next sweep of a full index starts
 
-	spare     []*Request         // requests of plain hits, for reuse (recycle.go)
-	memo      *canonMemo         // canonical forms of recent bodies (canonmemo.go)
-	modelKeys [modelSlots]string // shared-data names of the model slots, made once
-	modelBuf  []byte             // model records are read into it
-	lastModel string             // the model name last read from a request (reused)
-	encBuf    []byte             // an entry being stored is encoded into it (the store copies it)
+	spare []*Request // requests of plain hits, for reuse (recycle.go)
+	// spareBatch: the arenas of a recycled embeddings request's batch,
+	// for the next one (embeddings.go newBatch).
+	spareBatch *embBatch
+	memo       *canonMemo         // canonical forms of recent bodies (canonmemo.go)
+	modelKeys  [modelSlots]string // shared-data names of the model slots, made once
+	modelBuf   []byte             // model records are read into it
+	lastModel  string             // the model name last read from a request (reused)
+	encBuf     []byte             // an entry being stored is encoded into it (the store copies it)
 }
 
 // Options injects the store, the clock and the random source, so tests can

@@ -81,6 +81,42 @@ type embBatch struct {
 	// answer is complete — storing the items, merging the answer — in the
 	// call that admitted it.
 	fresh [][]byte
+	// Scratch of parseEmbeddings and storeEmbeddings.
+	seen map[uint64]int
+	src  []byte
+	ins  []batchInsert
+}
+
+// maxSpareBatch bounds the arenas a batch kept for reuse may hold (bytes,
+// counted roughly); a larger batch is left to the garbage collector.
+const maxSpareBatch = 256 << 10
+
+// newBatch returns an empty batch, with the arenas of the VM's spare one
+// when there is one (keepBatch).
+func (c *Cache) newBatch() *embBatch {
+	b := c.spareBatch
+	if b == nil {
+		return &embBatch{}
+	}
+	c.spareBatch = nil
+	clear(b.seen)
+	*b = embBatch{items: b.items[:0], distinct: b.distinct[:0], params: b.params[:0], text: b.text[:0], keys: b.keys[:0],
+		sent: b.sent[:0], fresh: b.fresh[:0], seen: b.seen, src: b.src[:0], ins: b.ins[:0],
+		scratch: Entry{Headers: b.scratch.Headers[:0]},
+		views:   indexViews{at: b.views.at, views: b.views.views[:0], slab: b.views.slab[:0]}}
+	clear(b.views.at)
+	return b
+}
+
+// keepBatch keeps b's arenas for the VM's next embeddings request, once
+// nothing can read b any more (its request is recycled: recycle.go).
+func (c *Cache) keepBatch(b *embBatch) {
+	size := cap(b.items)*int(unsafe.Sizeof(embItem{})) + cap(b.text) + cap(b.keys) + cap(b.params) + cap(b.src) +
+		cap(b.views.slab)*int(unsafe.Sizeof(slot{})) + cap(b.views.views)*int(unsafe.Sizeof(indexView{})) +
+		cap(b.ins)*int(unsafe.Sizeof(batchInsert{})) + 16*len(b.seen) + 16*len(b.views.at) + 8*(cap(b.distinct)+cap(b.sent)) + 24*cap(b.fresh)
+	if size <= maxSpareBatch {
+		c.spareBatch = b
+	}
 }
 
 type embItem struct {
@@ -108,7 +144,8 @@ func (r *Request) ItemCounts() (cached, total int) {
 // parseEmbeddings splits req's body into items.
 func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	input := gjson.GetBytes(body, "input")
-	b := &embBatch{encoding: gjson.GetBytes(body, "encoding_format").String(), inputAt: input.Index, inputLen: len(input.Raw)}
+	b := c.newBatch()
+	b.encoding, b.inputAt, b.inputLen = gjson.GetBytes(body, "encoding_format").String(), input.Index, len(input.Raw)
 	if b.encoding == "" {
 		b.encoding = "float"
 	}
@@ -126,7 +163,9 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	}
 	// Items as written and canonical, in one arena: canonical JSON is
 	// rarely longer than its source.
-	b.text = make([]byte, 0, 2*len(input.Raw)+64)
+	if n := 2*len(input.Raw) + 64; cap(b.text) < n {
+		b.text = make([]byte, 0, n)
+	}
 	add := func(v gjson.Result) bool {
 		at := len(b.text)
 		b.text = append(b.text, v.Raw...)
@@ -144,7 +183,9 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		b.single = true
 		add(input)
 	case input.IsArray():
-		b.items = make([]embItem, 0, min(strings.Count(input.Raw, ",")+1, 2049)) // at most one item per comma, and one
+		if n := min(strings.Count(input.Raw, ",")+1, 2049); cap(b.items) < n { // at most one item per comma, and one
+			b.items = make([]embItem, 0, n)
+		}
 		n, kind := 0, gjson.Null
 		isArr := false
 		input.ForEach(func(_, v gjson.Result) bool {
@@ -195,17 +236,22 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// input, left out anyway, is replaced by null rather than
 	// canonicalised once more.
 	sel := Selection{Ignore: append(append([]string(nil), req.Route.IgnoreFields...), "input")}
-	src := make([]byte, 0, len(body)-len(input.Raw)+4)
-	src = append(append(append(src, body[:input.Index]...), "null"...), body[input.Index+len(input.Raw):]...)
-	params, err := c.canon.Append(make([]byte, 0, len(src)), src, &sel)
+	src := append(append(append(b.src[:0], body[:input.Index]...), "null"...), body[input.Index+len(input.Raw):]...)
+	b.src = src
+	params, err := c.canon.Append(b.params[:0], src, &sel)
 	if err != nil {
 		return canonReason(err)
 	}
 	b.params = params
 	// Identical items: by a hash of the canonical form, confirmed byte
 	// for byte (a colliding pair is compared with every distinct item).
-	seen := make(map[uint64]int, len(b.items))
-	b.distinct = make([]int, 0, len(b.items))
+	if b.seen == nil {
+		b.seen = make(map[uint64]int, len(b.items))
+	}
+	seen := b.seen
+	if cap(b.distinct) < len(b.items) {
+		b.distinct = make([]int, 0, len(b.items))
+	}
 	for i := range b.items {
 		it := &b.items[i]
 		h := Hash64(it.canon, 0)
@@ -273,7 +319,10 @@ func (c *Cache) itemKeys(req *Request) {
 		for _, i := range b.distinct {
 			size += len(prefix) + 4 + len(b.items[i].canon) + versionIDLen + 8
 		}
-		k := make([]byte, 0, size)
+		k := b.keys[:0]
+		if cap(k) < size {
+			k = make([]byte, 0, size)
+		}
 		for _, i := range b.distinct {
 			it := &b.items[i]
 			at := len(k)
@@ -711,7 +760,10 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	// lookups read it (table_batch.go).
 	tag := TenantTag(req.tenant)
 	t := c.table
-	ins := make([]batchInsert, 0, len(b.distinct))
+	ins := b.ins[:0]
+	if cap(ins) < len(b.distinct) {
+		ins = make([]batchInsert, 0, len(b.distinct))
+	}
 	enc := c.embEnc[:0] // the table copies what it stores
 	sorted := true
 	for _, i := range b.distinct {
@@ -736,6 +788,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		sorted = sorted && (len(ins) == 1 || ins[len(ins)-2].bucket <= ins[len(ins)-1].bucket)
 	}
 	c.embEnc = enc[:0]
+	b.ins = ins[:0]
 	if !sorted {
 		ins = sortByBucket(ins)
 	}

@@ -7,10 +7,10 @@ package cachecore
 // (the host's part of the condition), no refresh or shadow comparison
 // holds it, and it had no semantic turn or L2 state (those live on in
 // indexes, staged writes and calls). A spare request is zeroed but for its
-// buffers when it is taken, so it keeps nothing else alive — an embeddings
-// request's per-item batch goes to the garbage collector then. Any other
-// request is left to the garbage collector, since something may still
-// read it.
+// buffers when it is taken, so it keeps nothing else alive; an embeddings
+// request's per-item batch is kept apart for the next batch's arenas
+// (embeddings.go keepBatch). Any other request is left to the garbage
+// collector, since something may still read it.
 
 // maxSpareRequests bounds the requests kept for reuse per VM; a request's
 // buffers larger than maxSpareBuffer bytes are not kept.
@@ -52,6 +52,9 @@ func (s *Stream) Recycle() bool {
 	s.fl.req = nil
 	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer {
 		req.canonical, req.Key = nil, nil
+	}
+	if req.batch != nil {
+		s.c.keepBatch(req.batch) // nothing reads it: its request is reused
 	}
 	req.clear()
 	s.c.spare = append(s.c.spare, req)

@@ -181,14 +181,18 @@ func TestRecycledEmbeddingsNeverMix(t *testing.T) {
 // run at the end of the request (modelcache.vm.gc_yields) instead of only
 // through later allocations' assists, with the write barrier on all along.
 func TestMarkingCollectorRunsAtTheEndOfARequest(t *testing.T) {
-	hs := newHarness(t, embConfig)
+	hs := newHarness(t, chatConfig)
 	gcs, yields := hs.counter("modelcache.vm.gc_cycles"), hs.counter("modelcache.vm.gc_yields")
-	for i := 0; i < 300; i++ { // batches of new items allocate: collections start
-		hs.post(0, "/v1/embeddings", embReq(chunks(i*32, i*32+32), ""))
-	}
-	hs.h.TickAll()
-	if hs.counter("modelcache.vm.gc_cycles") == gcs {
-		t.Fatal("no garbage collection ran: the test proves nothing")
+	// Stored misses allocate (the entry's encoding, the answer's checks):
+	// collections start sooner or later.
+	for i := 0; hs.counter("modelcache.vm.gc_cycles") == gcs; i++ {
+		if i == 5000 {
+			t.Fatal("no garbage collection ran: the test proves nothing")
+		}
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprintf("question %d", i))), "fwd=miss", "stored")
+		if i%100 == 99 {
+			hs.h.TickAll()
+		}
 	}
 	if hs.counter("modelcache.vm.gc_yields") == yields {
 		t.Fatal("collections ran, but never by a yield at the end of a request")
