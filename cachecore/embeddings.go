@@ -114,9 +114,20 @@ func (c *Cache) keepBatch(b *embBatch) {
 	size := cap(b.items)*int(unsafe.Sizeof(embItem{})) + cap(b.text) + cap(b.keys) + cap(b.params) + cap(b.src) +
 		cap(b.views.slab)*int(unsafe.Sizeof(slot{})) + cap(b.views.views)*int(unsafe.Sizeof(indexView{})) +
 		cap(b.ins)*int(unsafe.Sizeof(batchInsert{})) + 16*len(b.seen) + 16*len(b.views.at) + 8*(cap(b.distinct)+cap(b.sent)) + 24*cap(b.fresh)
-	if size <= maxSpareBatch {
-		c.spareBatch = b
+	if size > maxSpareBatch {
+		return
 	}
+	// The arenas only: what their elements point to (cached vectors,
+	// slices of the answer, older slabs, the table's buffer) is let go.
+	// Past each length they are zero already (cleared at an earlier keep,
+	// or new).
+	clear(b.items)
+	clear(b.fresh[:cap(b.fresh)])
+	clear(b.views.views)
+	clear(b.ins[:cap(b.ins)])
+	clear(b.scratch.Headers[:cap(b.scratch.Headers)])
+	b.answerAt, b.entries, b.vecs = nil, nil, nil
+	c.spareBatch = b
 }
 
 type embItem struct {
