@@ -1,9 +1,6 @@
 package cachecore
 
-import (
-	"bytes"
-	"encoding/binary"
-)
+import "encoding/binary"
 
 // canonMemo remembers the canonical form of the request bodies this VM saw
 // last, so that a body sent again byte for byte — a client repeating a
@@ -49,7 +46,7 @@ func (c *Cache) canonicalize(dst, body []byte, r *Route) (canonical, error) {
 			c.memo = &canonMemo{}
 		}
 		slot = &c.memo.slots[memoSlot(body)]
-		if slot.route == r && bytes.Equal(slot.raw, body) {
+		if slot.route == r && equalKeys(slot.raw, body) { // 8 bytes at a time, as a hit compares keys
 			return canonical{append(dst, slot.canonical...), slot.stream, slot.model, slot.hasModel}, nil
 		}
 	}
