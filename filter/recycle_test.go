@@ -17,25 +17,34 @@ func TestHitsAllocateNothing(t *testing.T) {
 	hs := newHarness(t, chatConfig)
 	body := chatBody("allocation-free hits")
 	hs.post(0, "/v1/chat/completions", body)
-	for i := 0; i < 20; i++ { // warm: spare streams, requests and buffers exist
+	expectNoGarbage(t, hs, 500, "hits", func(int) {
 		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+	})
+}
+
+// expectNoGarbage runs do 20 times to warm up (spare streams, requests and
+// buffers then exist), then n times, and fails if those n allocated
+// (beyond what the ticks' own reading of the runtime's counters may) or
+// collected.
+func expectNoGarbage(t *testing.T, hs *harness, n int, what string, do func(i int)) {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		do(i)
 	}
 	hs.h.TickAll()
 	allocs, gcs := hs.counter("modelcache.vm.heap_allocs"), hs.counter("modelcache.vm.gc_cycles")
 	if allocs == 0 {
 		t.Fatal("modelcache.vm.heap_allocs not reported")
 	}
-	const hits = 500
-	for i := 0; i < hits; i++ {
-		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+	for i := 0; i < n; i++ {
+		do(100 + i)
 	}
 	hs.h.TickAll()
-	// The ticks' own reading of the runtime's counters may allocate a little.
-	if n := hs.counter("modelcache.vm.heap_allocs") - allocs; n > hits/50 {
-		t.Fatalf("%d heap allocations for %d hits", n, hits)
+	if d := hs.counter("modelcache.vm.heap_allocs") - allocs; d > uint64(n/50) {
+		t.Fatalf("%d heap allocations for %d %s", d, n, what)
 	}
-	if n := hs.counter("modelcache.vm.gc_cycles") - gcs; n != 0 {
-		t.Fatalf("%d GC cycles during %d hits", n, hits)
+	if d := hs.counter("modelcache.vm.gc_cycles") - gcs; d != 0 {
+		t.Fatalf("%d GC cycles during %d %s", d, n, what)
 	}
 }
 
@@ -115,31 +124,15 @@ func TestHitsWithVaryingHeadersAllocateNothing(t *testing.T) {
 // headers and code details are read into the stream's reused buffers too.
 func TestUncacheableMissesAllocateNothing(t *testing.T) {
 	hs := newHarness(t, chatConfig)
-	miss := func(i int) {
+	expectNoGarbage(t, hs, 500, "uncacheable misses", func(i int) {
 		res := hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprintf("uncacheable question %d", i)),
 			"x-sim-cache-control", "no-store")
 		expectCacheStatus(t, res, "fwd=miss", "detail=no-store")
-	}
-	for i := 0; i < 20; i++ { // warm: spare streams, requests and buffers exist
-		miss(i)
-	}
-	hs.h.TickAll()
-	allocs, gcs := hs.counter("modelcache.vm.heap_allocs"), hs.counter("modelcache.vm.gc_cycles")
-	const misses = 500
-	for i := 0; i < misses; i++ {
-		miss(100 + i)
-	}
-	hs.h.TickAll()
-	if n := hs.counter("modelcache.vm.heap_allocs") - allocs; n > misses/50 {
-		t.Fatalf("%d heap allocations for %d uncacheable misses", n, misses)
-	}
-	if n := hs.counter("modelcache.vm.gc_cycles") - gcs; n != 0 {
-		t.Fatalf("%d GC cycles during %d uncacheable misses", n, misses)
-	}
+	})
 }
 
-// Embeddings requests are recycled too (their batch is dropped, the
-// request and the stream's buffers are reused): batches of two tenants,
+// Embeddings requests are recycled too (the request, its batch's arenas
+// and the stream's buffers are reused): batches of two tenants,
 // each part cached and part new, interleaved on one worker, always get
 // exactly the uncached reference's vectors, and a tenant's items are never
 // served from the other's.
