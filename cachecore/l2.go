@@ -336,6 +336,13 @@ const (
 // garbage, a truncated line, trailing bytes) is respBad.
 func parseRESP(b []byte) respKind {
 	i := bytes.Index(b, []byte("\r\n"))
+	if i < 0 && len(b) > 1 && b[0] == ':' {
+		// webdis sometimes sends an integer reply without its CRLF (and
+		// a Content-Length to match): still a complete integer.
+		if _, err := strconv.ParseInt(string(b[1:]), 10, 64); err == nil {
+			return respInt
+		}
+	}
 	if i < 1 || i+2 != len(b) {
 		return respBad
 	}

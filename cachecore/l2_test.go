@@ -553,3 +553,18 @@ func TestL2HitHonoursTheClientsMaxAge(t *testing.T) {
 		t.Fatalf("an entry 20 s old served to max-age=10: %q", cs)
 	}
 }
+
+// webdis answers some integer replies in its raw format without the
+// closing CRLF (seen on Envoy: content-length 3, body ":19" for an INCR
+// that succeeded): the reply is still an integer, and an invalidation that
+// reached Redis is not retried and then reported lost.
+func TestRESPIntegerWithoutCRLF(t *testing.T) {
+	for body, want := range map[string]respKind{
+		":19\r\n": respInt, ":19": respInt, ":-3": respInt,
+		":": respBad, ":1x": respBad, ":19\r": respBad, "+OK": respBad, "19": respBad,
+	} {
+		if got := parseRESP([]byte(body)); got != want {
+			t.Errorf("parseRESP(%q) = %v, want %v", body, got, want)
+		}
+	}
+}
