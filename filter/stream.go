@@ -94,25 +94,39 @@ func (s *stream) OnHttpStreamDeleted() {
 	// route the cache does not serve).
 	var bufs buffers
 	if s.x.Request() == nil || s.x.Recycle() {
-		bufs = s.bufs
-		if cap(bufs.body) > maxKeptBody {
-			bufs.body = nil
-		}
-		if cap(bufs.respBody) > maxKeptBody {
-			bufs.respBody = nil
-		}
-		if cap(bufs.headersRaw) > maxKeptHeaders {
-			bufs.headersRaw, bufs.headers = nil, nil
-		}
-		if cap(bufs.respRaw) > maxKeptHeaders {
-			bufs.respRaw, bufs.respHeaders = nil, nil
-		}
-		if cap(bufs.details) > maxKeptDetails {
-			bufs.details = nil
-		}
+		bufs = s.bufs.kept()
 	}
 	*s = stream{bufs: bufs}
 	p.free = append(p.free, s)
+}
+
+// kept is b without the buffers larger than the free list keeps.
+func (b buffers) kept() buffers {
+	if cap(b.body) > maxKeptBody {
+		b.body = nil
+	}
+	if cap(b.respBody) > maxKeptBody {
+		b.respBody = nil
+	}
+	if cap(b.headersRaw) > maxKeptHeaders {
+		b.headersRaw, b.headers = nil, nil
+	}
+	if cap(b.respRaw) > maxKeptHeaders {
+		b.respRaw, b.respHeaders = nil, nil
+	}
+	if cap(b.details) > maxKeptDetails {
+		b.details = nil
+	}
+	return b
+}
+
+// keepLarger makes got the buffer of the next read when it is larger
+// than *buf (the host had to allocate a new one); a smaller or empty
+// result never shrinks *buf.
+func keepLarger[T any](buf *[]T, got []T) {
+	if cap(got) > cap(*buf) {
+		*buf = got[:0]
+	}
 }
 
 // reader is cachecore.Reader over the current callback's host calls.
@@ -121,9 +135,7 @@ type reader struct{ s *stream }
 // RequestBody reads into the stream's reused buffer.
 func (r reader) RequestBody(n int) ([]byte, error) {
 	b, err := proxywasm.GetHttpRequestBodyInto(r.s.bufs.body, 0, n)
-	if cap(b) > cap(r.s.bufs.body) {
-		r.s.bufs.body = b[:0]
-	}
+	keepLarger(&r.s.bufs.body, b)
 	return b, err
 }
 
@@ -134,9 +146,7 @@ func (r reader) ResponseHeaders() ([][2]string, error) {
 	b := &r.s.bufs
 	raw, hs, err := proxywasm.GetHttpResponseHeadersInto(b.respRaw, b.respHeaders)
 	b.respRaw = raw
-	if cap(hs) > cap(b.respHeaders) {
-		b.respHeaders = hs[:0]
-	}
+	keepLarger(&b.respHeaders, hs)
 	return hs, err
 }
 
@@ -145,9 +155,7 @@ func (r reader) ResponseHeaders() ([][2]string, error) {
 // long as the stream's request).
 func (r reader) ResponseBody(n int) ([]byte, error) {
 	b, err := proxywasm.GetHttpResponseBodyInto(r.s.bufs.respBody, 0, n)
-	if cap(b) > cap(r.s.bufs.respBody) {
-		r.s.bufs.respBody = b[:0]
-	}
+	keepLarger(&r.s.bufs.respBody, b)
 	return b, err
 }
 
@@ -158,9 +166,7 @@ var codeDetailsPath = []string{"response", "code_details"}
 // until the next call (cachecore only classifies it).
 func (r reader) CodeDetails() string {
 	d, _ := proxywasm.GetPropertyInto(codeDetailsPath, r.s.bufs.details)
-	if cap(d) > cap(r.s.bufs.details) {
-		r.s.bufs.details = d[:0]
-	}
+	keepLarger(&r.s.bufs.details, d)
 	if len(d) == 0 {
 		return ""
 	}
@@ -201,9 +207,7 @@ func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	raw, hs, err := proxywasm.GetHttpRequestHeadersInto(s.bufs.headersRaw, s.bufs.headers)
 	s.bufs.headersRaw = raw
-	if cap(hs) > cap(s.bufs.headers) {
-		s.bufs.headers = hs[:0]
-	}
+	keepLarger(&s.bufs.headers, hs)
 	if err != nil {
 		s.p.stats.internal.Increment(1)
 		return types.ActionContinue
