@@ -108,6 +108,14 @@ func (c *Cache) newBatch() *embBatch {
 	return b
 }
 
+// reuse is s emptied, or a new slice when s holds fewer than n.
+func reuse[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, 0, n)
+	}
+	return s[:0]
+}
+
 // keepBatch keeps b's arenas for the VM's next embeddings request, once
 // nothing can read b any more (its request is recycled: recycle.go).
 func (c *Cache) keepBatch(b *embBatch) {
@@ -174,9 +182,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	}
 	// Items as written and canonical, in one arena: canonical JSON is
 	// rarely longer than its source.
-	if n := 2*len(input.Raw) + 64; cap(b.text) < n {
-		b.text = make([]byte, 0, n)
-	}
+	b.text = reuse(b.text, 2*len(input.Raw)+64)
 	add := func(v gjson.Result) bool {
 		at := len(b.text)
 		b.text = append(b.text, v.Raw...)
@@ -194,9 +200,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		b.single = true
 		add(input)
 	case input.IsArray():
-		if n := min(strings.Count(input.Raw, ",")+1, 2049); cap(b.items) < n { // at most one item per comma, and one
-			b.items = make([]embItem, 0, n)
-		}
+		b.items = reuse(b.items, min(strings.Count(input.Raw, ",")+1, 2049)) // at most one item per comma, and one
 		n, kind := 0, gjson.Null
 		isArr := false
 		input.ForEach(func(_, v gjson.Result) bool {
@@ -260,9 +264,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		b.seen = make(map[uint64]int, len(b.items))
 	}
 	seen := b.seen
-	if cap(b.distinct) < len(b.items) {
-		b.distinct = make([]int, 0, len(b.items))
-	}
+	b.distinct = reuse(b.distinct, len(b.items))
 	for i := range b.items {
 		it := &b.items[i]
 		h := Hash64(it.canon, 0)
@@ -330,10 +332,7 @@ func (c *Cache) itemKeys(req *Request) {
 		for _, i := range b.distinct {
 			size += len(prefix) + 4 + len(b.items[i].canon) + versionIDLen + 8
 		}
-		k := b.keys[:0]
-		if cap(k) < size {
-			k = make([]byte, 0, size)
-		}
+		k := reuse(b.keys, size)
 		for _, i := range b.distinct {
 			it := &b.items[i]
 			at := len(k)
@@ -771,10 +770,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	// lookups read it (table_batch.go).
 	tag := TenantTag(req.tenant)
 	t := c.table
-	ins := b.ins[:0]
-	if cap(ins) < len(b.distinct) {
-		ins = make([]batchInsert, 0, len(b.distinct))
-	}
+	ins := reuse(b.ins, len(b.distinct))
 	enc := c.embEnc[:0] // the table copies what it stores
 	sorted := true
 	for _, i := range b.distinct {
