@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,28 @@ func TestMarkingCollectorRunsAtTheEndOfARequest(t *testing.T) {
 	}
 	if hs.counter("modelcache.vm.gc_yields") == yields {
 		t.Fatal("collections ran, but never by a yield at the end of a request")
+	}
+}
+
+// A stream taken from the free list starts as a new one (but for its
+// buffers): newStream does not clear it again, so the free list must only
+// ever hold streams zeroed when their context was deleted.
+func TestReusedStreamsStartZeroed(t *testing.T) {
+	p := newPlugin(1)
+	s := p.newStream(7)
+	s.rs, s.authority, s.bufs.body = &routeStats{}, "models.example", make([]byte, 0, 64)
+	s.OnHttpStreamDeleted()
+	if len(p.free) != 1 {
+		t.Fatalf("free list holds %d streams, want 1", len(p.free))
+	}
+	r := p.newStream(8)
+	if r != s {
+		t.Fatal("the deleted stream's memory was not reused")
+	}
+	if r.p != p || r.id != 8 || r.rs != nil || r.authority != "" || cap(r.bufs.body) != 64 {
+		t.Fatalf("reused stream: p %v id %d rs %v authority %q body cap %d", r.p == p, r.id, r.rs, r.authority, cap(r.bufs.body))
+	}
+	if !reflect.DeepEqual(*r, stream{p: p, id: 8, bufs: r.bufs}) {
+		t.Fatalf("reused stream is not a new one: %+v", *r)
 	}
 }
