@@ -510,6 +510,58 @@ func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
 	}
 }
 
+// A proxy caches from its first request on, but reads the purge log only
+// from its first tick (LLEN: where to read on from): a purge logged in
+// between was taken for history, and the answer B had copied into its L1
+// was served on for good. (e2e TestL2IntegrityPurgeAndOutage failed so,
+// 1 run in 6–10: B is started last, and A's purge landed before B's first
+// tick.)
+func TestL2PurgeLoggedBeforeTheFirstReadReachesL1(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[0].L2Tick()) // A reads the log; B has not ticked yet
+	m.ask(0, "hello", "world")
+	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
+		t.Fatalf("B: %q", cs)
+	}
+	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
+		t.Fatalf("B's L1: %q", cs)
+	}
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	if n := len(m.wd.lists["mc:purges"]); n != 1 {
+		t.Fatalf("purge log: %d records", n)
+	}
+	for range 2 { // B's first tick, and the next read
+		m.step(m.p[1].L2Tick())
+		m.clock.Advance(DefaultL2SyncInterval)
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("B after the purge reached it: %q %s", cs, body)
+	}
+}
+
+// Only a process's first read of the log drops its L1: a VM that starts
+// reading later (another worker, a new plugin configuration) is covered by
+// the VMs already reading, and keeps L1 whatever the log holds.
+func TestL2LaterVMKeepsTheProcessL1(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick()) // B's first VM reads the log
+	m.ask(0, "hello", "world")
+	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
+		t.Fatalf("B: %q", cs)
+	}
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"another-model"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	if n := len(m.wd.lists["mc:purges"]); n != 1 {
+		t.Fatalf("purge log: %d records", n)
+	}
+	b2 := New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(7)})
+	m.step(b2.L2Tick())
+	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
+		t.Fatalf("B's L1 after another VM's first read: %q", cs)
+	}
+}
+
 func TestL2ConfigIsValidated(t *testing.T) {
 	route := `"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]`
 	for _, tc := range []struct{ l2, want string }{

@@ -29,12 +29,17 @@ import (
 // must be the last one this VM read. If it is not (the log was trimmed,
 // deleted or rewritten), records may have been missed: the VM drops its
 // whole L1 (it cannot know what else to drop) and reads the log anew.
+//
+// A VM's cursor starts where the log ends when it first reads it, at its
+// first tick; the process has been caching since its first request. So the
+// process's first VM to read the log drops L1 if the log is not empty
+// (l2SyncFirst): a record already there may be newer than an entry cached.
 
 // DefaultL2SyncInterval is how often a VM reads the purge log.
 const DefaultL2SyncInterval = time.Second
 
 type l2Sync struct {
-	started  bool   // the cursor is set (LLEN at start: history is not replayed)
+	started  bool   // the cursor is set (LLEN at start: history is not replayed; l2SyncFirst)
 	baseline bool   // the next read's first record is the last one before the cursor, taken as is
 	cursor   int64  // the next log index to read
 	last     string // the record at cursor-1, as read ("" at index 0)
@@ -125,7 +130,7 @@ func (c *Cache) L2Tick() []Action {
 				return c.l2SyncError()
 			}
 			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), "", n.Int() > 0
-			return nil
+			return c.l2SyncFirst(n.Int())
 		}
 		arr := gjson.GetBytes(res.Body, "LRANGE")
 		if !arr.IsArray() {
@@ -154,6 +159,35 @@ func (c *Cache) L2Tick() []Action {
 		return acts
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// l2SyncedKey, in shared data, says that a VM of this process has set its
+// cursor: every purge logged since reaches this process's L1.
+const l2SyncedKey = "mc:l2:synced"
+
+// l2SyncFirst runs when this VM has set its cursor at the log's length n.
+// VMs serve, and cache, from their first request, but read the log only
+// from their first tick: a purge logged in between is before the cursor,
+// yet may be newer than an answer cached (or copied from L2) meanwhile.
+// The process's first VM to set its cursor cannot tell the log's records
+// apart, so if there are any it drops L1 (a new process's: little in it).
+// A VM that comes later (another worker, a new plugin configuration) keeps
+// it: the VMs already reading the log apply what was logged since.
+func (c *Cache) l2SyncFirst(n int64) []Action {
+	if _, _, err := c.store.Get(l2SyncedKey); err == nil {
+		return nil
+	}
+	var acts []Action
+	if n > 0 {
+		if freed, err := c.table.Clear(); err != nil {
+			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())})
+		} else if freed > 0 {
+			acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
+				strconv.Itoa(freed) + " entries cached before then are dropped (a purge among them may be newer)")})
+		}
+	}
+	_ = c.store.Set(l2SyncedKey, []byte{1}, 0) // else the next VM drops L1 again: harmless
+	return acts
 }
 
 // l2SyncError counts a log read webdis answered with garbage (on the
