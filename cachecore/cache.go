@@ -28,6 +28,7 @@ type Cache struct {
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
+	last        lastTenant                  // the last of them, checked first
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)

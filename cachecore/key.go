@@ -69,8 +69,14 @@ func lowerASCII(s string) string {
 // A VM sees few distinct credentials, so recent ones are remembered (a
 // bounded map, reset when full) to spare the hash on every request.
 func (c *Cache) tenantHash(name, value string) [32]byte {
+	// The last credential first: comparing two strings is cheaper under
+	// wasm than the map's hashing of both.
+	if c.last.ok && string(c.last.value) == value && string(c.last.name) == name {
+		return c.last.sum
+	}
 	if len(value) <= maxRememberedCredential {
 		if h, ok := c.tenants[tenantKey{name, value}]; ok {
+			c.last.set(name, value, h)
 			return h
 		}
 	}
@@ -87,8 +93,21 @@ func (c *Cache) tenantHash(name, value string) [32]byte {
 		}
 		// Clone: header strings alias the host's buffer of the whole map.
 		c.tenants[tenantKey{strings.Clone(name), strings.Clone(value)}] = sum
+		c.last.set(name, value, sum)
 	}
 	return sum
+}
+
+// lastTenant is the last remembered credential and its hash, in buffers of
+// its own (header strings alias the host's buffer), reused.
+type lastTenant struct {
+	ok          bool
+	name, value []byte
+	sum         [32]byte
+}
+
+func (l *lastTenant) set(name, value string, sum [32]byte) {
+	l.ok, l.name, l.value, l.sum = true, append(l.name[:0], name...), append(l.value[:0], value...), sum
 }
 
 type tenantKey struct{ name, value string }

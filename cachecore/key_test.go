@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestBegin(t *testing.T) {
@@ -202,3 +203,43 @@ func TestStreamModeIsPartOfKey(t *testing.T) {
 
 // TestMissStoreHit walks one key through its life: miss, store, hit with
 // Age and Cache-Status, across tenants.
+
+// The remembered credentials (the last one first, then the map) give every
+// credential its own hash, whatever the order they come in, and the last
+// one is a copy: the host's buffer it came from may be overwritten.
+func TestTenantHashRemembersEachCredential(t *testing.T) {
+	var c Cache
+	fresh := func(name, value string) [32]byte {
+		var other Cache
+		return other.tenantHash(name, value)
+	}
+	buf := []byte("Bearer tenant-a")
+	a := unsafe.String(&buf[0], len(buf)) // aliases buf, as header strings alias the host's buffer
+	want := map[string][32]byte{}
+	for _, v := range []string{"Bearer tenant-a", "Bearer tenant-b", "Bearer tenant-c"} {
+		want[v] = fresh("authorization", v)
+	}
+	if want["Bearer tenant-a"] == want["Bearer tenant-b"] {
+		t.Fatal("two credentials share a hash")
+	}
+	for i, v := range []string{"Bearer tenant-a", "Bearer tenant-a", "Bearer tenant-b", "Bearer tenant-a", "Bearer tenant-c", "Bearer tenant-c", "Bearer tenant-b"} {
+		if i == 0 {
+			v = a
+		}
+		for j := 0; j < 2; j++ { // the second: the last credential
+			if got := c.tenantHash("authorization", v); got != want[v] {
+				t.Fatalf("request %d.%d (%s): another credential's hash", i, j, v)
+			}
+		}
+		if got := c.tenantHash("x-api-key", v); got == want[v] {
+			t.Fatalf("request %d (%s): the hash of another header's credential", i, v)
+		}
+	}
+	if got := c.tenantHash("authorization", a); got != want["Bearer tenant-a"] {
+		t.Fatal("tenant-a")
+	}
+	copy(buf, "Bearer tenant-z")
+	if got := c.tenantHash("authorization", "Bearer tenant-z"); got != fresh("authorization", "Bearer tenant-z") {
+		t.Fatal("a credential read into a reused buffer got the hash of what the buffer held before")
+	}
+}
