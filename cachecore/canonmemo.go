@@ -46,7 +46,7 @@ func (c *Cache) canonicalize(dst, body []byte, r *Route) (canonical, error) {
 			c.memo = &canonMemo{}
 		}
 		slot = &c.memo.slots[memoSlot(body)]
-		if slot.route == r && equalKeys(slot.raw, body) { // 8 bytes at a time, as a hit compares keys
+		if slot.route == r && equalFromEnd(slot.raw, body) {
 			return canonical{append(dst, slot.canonical...), slot.stream, slot.model, slot.hasModel}, nil
 		}
 	}
@@ -82,4 +82,28 @@ func memoSlot(b []byte) uint64 {
 		}
 	}
 	return (h >> 32) % canonMemoSlots
+}
+
+// equalFromEnd is bytes.Equal, comparing 8 bytes at a time from the end:
+// two chat requests usually share their start (system prompt, earlier
+// turns) and differ in the last message, so a new request is told apart
+// from a remembered one of the same length after a few words, not after
+// the whole body. (The slot is chosen by length and a few words that such
+// requests often share, so same-length requests meet here.)
+func equalFromEnd(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	i := len(a)
+	for ; i >= 8; i -= 8 {
+		if binary.LittleEndian.Uint64(a[i-8:]) != binary.LittleEndian.Uint64(b[i-8:]) {
+			return false
+		}
+	}
+	for ; i > 0; i-- {
+		if a[i-1] != b[i-1] {
+			return false
+		}
+	}
+	return true
 }
