@@ -264,7 +264,18 @@ func (c *Cache) buildKey(req *Request) {
 	k = req.appendState(k)
 	req.Key = k
 	req.hk = c.hk
-	req.FP = c.fingerprint(k)
+	// Both fingerprints in one pass: the lease's (LeaseFP: the key
+	// without the model state) and the slot's (fingerprint: all of it).
+	lease, whole := c.hk.fp.sum64Prefix(k, req.stableLen)
+	req.FP, req.leaseFP = nonZero(whole), nonZero(lease)
+}
+
+// nonZero maps a fingerprint to a non-zero one (0 means "none").
+func nonZero(fp uint64) uint64 {
+	if fp == 0 {
+		return 1
+	}
+	return fp
 }
 
 // appendNamespace starts a key: kind of key, then route, method, path,
@@ -291,11 +302,7 @@ func (req *Request) appendState(k []byte) []byte {
 // model state, computed on first use (only misses need it).
 func (req *Request) LeaseFP() uint64 {
 	if req.leaseFP == 0 {
-		fp := req.hk.fp.sum64(req.Key[:req.stableLen])
-		if fp == 0 {
-			fp = 1
-		}
-		req.leaseFP = fp
+		req.leaseFP = nonZero(req.hk.fp.sum64(req.Key[:req.stableLen]))
 	}
 	return req.leaseFP
 }

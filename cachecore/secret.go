@@ -84,9 +84,5 @@ func (c *Cache) keys() (*hashKeys, error) {
 // loaded by then (every path that builds a key loads the model state
 // first, which needs it).
 func (c *Cache) fingerprint(key []byte) uint64 {
-	fp := c.hk.fp.sum64(key)
-	if fp == 0 {
-		fp = 1
-	}
-	return fp
+	return nonZero(c.hk.fp.sum64(key))
 }

@@ -18,47 +18,77 @@ func sipKeyFrom(b []byte) sipKey {
 }
 
 func (k sipKey) sum64(b []byte) uint64 {
-	v0 := k.k0 ^ 0x736f6d6570736575
-	v1 := k.k1 ^ 0x646f72616e646f6d
-	v2 := k.k0 ^ 0x6c7967656e657261
-	v3 := k.k1 ^ 0x7465646279746573
-	round := func() {
-		v0 += v1
-		v1 = bits.RotateLeft64(v1, 13)
-		v1 ^= v0
-		v0 = bits.RotateLeft64(v0, 32)
-		v2 += v3
-		v3 = bits.RotateLeft64(v3, 16)
-		v3 ^= v2
-		v0 += v3
-		v3 = bits.RotateLeft64(v3, 21)
-		v3 ^= v0
-		v2 += v1
-		v1 = bits.RotateLeft64(v1, 17)
-		v1 ^= v2
-		v2 = bits.RotateLeft64(v2, 32)
-	}
-	n := len(b)
+	s := k.start()
+	tail := s.blocks(b)
+	return s.finish(tail, len(b))
+}
+
+// sum64Prefix is sum64(b[:split]) and sum64(b) in one pass over b's
+// blocks: the request's lease fingerprint (its key without the model
+// state) and its slot fingerprint (the whole key).
+func (k sipKey) sum64Prefix(b []byte, split int) (prefix, whole uint64) {
+	s := k.start()
+	tail := s.blocks(b[:split])
+	prefix = s.finish(tail, split) // s by value: the pass goes on
+	rest := s.blocks(b[split-len(tail):])
+	return prefix, s.finish(rest, len(b))
+}
+
+// sipState is SipHash's internal state after whole 8-byte blocks.
+type sipState struct{ v0, v1, v2, v3 uint64 }
+
+func (k sipKey) start() sipState {
+	return sipState{k.k0 ^ 0x736f6d6570736575, k.k1 ^ 0x646f72616e646f6d, k.k0 ^ 0x6c7967656e657261, k.k1 ^ 0x7465646279746573}
+}
+
+// blocks compresses b's whole 8-byte blocks and returns the bytes left.
+func (s *sipState) blocks(b []byte) []byte {
+	v0, v1, v2, v3 := s.v0, s.v1, s.v2, s.v3
 	for len(b) >= 8 {
 		m := binary.LittleEndian.Uint64(b)
 		v3 ^= m
-		round()
-		round()
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 		v0 ^= m
 		b = b[8:]
 	}
+	s.v0, s.v1, s.v2, s.v3 = v0, v1, v2, v3
+	return b
+}
+
+// finish ends a message of n bytes whose last (fewer than 8) bytes are
+// tail.
+func (s sipState) finish(tail []byte, n int) uint64 {
+	v0, v1, v2, v3 := s.v0, s.v1, s.v2, s.v3
 	last := uint64(n) << 56
-	for i, c := range b {
+	for i, c := range tail {
 		last |= uint64(c) << (8 * i)
 	}
 	v3 ^= last
-	round()
-	round()
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	v0 ^= last
 	v2 ^= 0xff
-	round()
-	round()
-	round()
-	round()
+	for i := 0; i < 4; i++ {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
 	return v0 ^ v1 ^ v2 ^ v3
+}
+
+func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13)
+	v1 ^= v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16)
+	v3 ^= v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21)
+	v3 ^= v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17)
+	v1 ^= v2
+	v2 = bits.RotateLeft64(v2, 32)
+	return v0, v1, v2, v3
 }

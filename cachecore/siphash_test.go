@@ -29,6 +29,24 @@ func TestSipHashVectors(t *testing.T) {
 	}
 }
 
+// sum64Prefix is sum64 of the prefix and of the whole, for every split of
+// every length around the 8-byte blocks.
+func TestSipHashPrefixIsTwoSums(t *testing.T) {
+	k := sipKey{0x0706050403020100, 0x0f0e0d0c0b0a0908}
+	msg := make([]byte, 40)
+	for i := range msg {
+		msg[i] = byte(i*13 + 5)
+	}
+	for n := 0; n <= len(msg); n++ {
+		for split := 0; split <= n; split++ {
+			p, w := k.sum64Prefix(msg[:n], split)
+			if p != k.sum64(msg[:split]) || w != k.sum64(msg[:n]) {
+				t.Fatalf("len %d split %d: %#x %#x, want %#x %#x", n, split, p, w, k.sum64(msg[:split]), k.sum64(msg[:n]))
+			}
+		}
+	}
+}
+
 func BenchmarkSlotHash(b *testing.B) {
 	key := make([]byte, 2048)
 	for i := range key {
