@@ -16,6 +16,10 @@
 // `node --prof` (or --cpu-prof) to see which wasm functions the time goes to.
 //
 //   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|bypass|miss-nostore|embed-new|embed-cached|embed-partial]
+//
+// A floor module (bench/floorfilter, built in the mode's floor) runs the
+// same way, for its side of the comparison; COLD=1 times each request
+// with the caches cold (below).
 import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 
@@ -202,11 +206,39 @@ for (let i = 0, n = embed ? 1500 : 20000; i < n; i++) exchange(); // warm up Tur
 ex.proxy_on_tick(1); // flushes the runtime's counters (modelcache.vm.*)
 const allocs0 = metric('modelcache.vm.heap_allocs'), gcs0 = metric('modelcache.vm.gc_cycles');
 calls.clear();
-const t0 = process.hrtime.bigint();
-let hits = 0;
-for (let i = 0; i < iterations; i++) hits += exchange() ? 1 : 0;
-const ns = Number(process.hrtime.bigint() - t0) / iterations;
-console.log(`${mode} path in V8: ${(ns / 1000).toFixed(2)} µs per request (${hits}/${iterations} hits, ${kibArg} KiB answer)`);
+// COLD=1: before each request, other code and data run (1 MiB of memory
+// written, 1,000 small JavaScript functions called: more than this
+// machine's L1 and L2 caches, 64 KiB + 512 KiB per core), as the kernel's
+// network stack and Envoy's own code do between two requests that arrive
+// one per wake-up; only the requests are timed. What a module costs cold
+// grows with the code and memory its path touches, which a warm loop
+// hides. COLD_KIB and COLD_FNS change the amounts.
+const cold = process.env.COLD === '1';
+const junk = new Uint8Array(cold ? Number(process.env.COLD_KIB ?? 1024) << 10 : 0);
+const evictors = Array.from({ length: cold ? Number(process.env.COLD_FNS ?? 1000) : 0 }, (_, k) => new Function('x',
+  `let a = x ^ ${k}; for (let i = 0; i < 3; i++) { a = (a * ${k * 7 + 13} + ${k}) | 0; ` +
+  `if (a & ${1 << (k % 20)}) a ^= ${k * 31}; else a += ${k * 17}; a = Math.imul(a, ${k | 1}) >>> ${k % 7}; } return a;`));
+let evicted = 0;
+function evict() {
+  for (let j = 0; j < junk.length; j += 64) junk[j]++;
+  for (const f of evictors) evicted = f(evicted);
+}
+if (cold) for (let i = 0; i < 200; i++) evict(); // warm up the evictors themselves
+let hits = 0, ns = 0;
+if (cold) {
+  for (let i = 0; i < iterations; i++) {
+    evict();
+    const t = process.hrtime.bigint();
+    hits += exchange() ? 1 : 0;
+    ns += Number(process.hrtime.bigint() - t);
+  }
+} else {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) hits += exchange() ? 1 : 0;
+  ns = Number(process.hrtime.bigint() - t0);
+}
+ns /= iterations;
+console.log(`${mode} path in V8${cold ? ' (cold)' : ''}: ${(ns / 1000).toFixed(2)} µs per request (${hits}/${iterations} hits, ${kibArg} KiB answer)`);
 const perRequest = Object.fromEntries([...calls].map(([k, v]) => [k, +(v / iterations).toFixed(2)]));
 ex.proxy_on_tick(1);
 console.log(`Go heap allocations per request: ${((metric('modelcache.vm.heap_allocs') - allocs0) / iterations).toFixed(2)}, GC cycles per 10k requests: ${((metric('modelcache.vm.gc_cycles') - gcs0) * 10000 / iterations).toFixed(2)}`);
