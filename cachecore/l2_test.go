@@ -481,10 +481,10 @@ func TestL2FailedPollKeepsWaitingUntilTheBreakerOpens(t *testing.T) {
 	}
 }
 
-func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
-	m := newL2Mesh(t, "")
-	m.step(m.p[1].L2Tick()) // B and A start reading the log where it ends
-	m.step(m.p[0].L2Tick())
+// copyToBsL1 has A answer "hello" and B find it in L2, then in its L1.
+func (m *l2Mesh) copyToBsL1() {
+	t := m.t
+	t.Helper()
 	m.ask(0, "hello", "world")
 	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
 		t.Fatalf("B: %q", cs)
@@ -492,6 +492,13 @@ func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
 	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
 		t.Fatalf("B's L1: %q", cs)
 	}
+}
+
+func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick()) // B and A start reading the log where it ends
+	m.step(m.p[0].L2Tick())
+	m.copyToBsL1()
 	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
 	if got, _ := m.step(m.p[1].L2Tick()); got != "" { // not yet due
@@ -519,13 +526,7 @@ func TestL2PurgeReachesOtherProxiesL1(t *testing.T) {
 func TestL2PurgeLoggedBeforeTheFirstReadReachesL1(t *testing.T) {
 	m := newL2Mesh(t, "")
 	m.step(m.p[0].L2Tick()) // A reads the log; B has not ticked yet
-	m.ask(0, "hello", "world")
-	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
-		t.Fatalf("B: %q", cs)
-	}
-	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
-		t.Fatalf("B's L1: %q", cs)
-	}
+	m.copyToBsL1()
 	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
 	if n := len(m.wd.lists["mc:purges"]); n != 1 {
