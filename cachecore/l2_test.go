@@ -563,6 +563,52 @@ func TestL2LaterVMKeepsTheProcessL1(t *testing.T) {
 	}
 }
 
+// A VM reloaded after a crash (shared data, so L1, survives) carries on
+// from where the process last read the log: a purge logged between the
+// old VM's last read and the new VM's first reaches L1.
+func TestL2ReloadedVMReadsOnFromTheProcessCursor(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick()) // B's only VM reads the log (empty)
+	m.ask(0, "hello", "world")
+	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
+		t.Fatalf("B: %q", cs)
+	}
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(9)})
+	for range 2 { // the new VM's first tick and the next read
+		m.step(m.p[1].L2Tick())
+		m.clock.Advance(DefaultL2SyncInterval)
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("purged answer still served from B's L1 after its VM reload: %q %s", cs, body)
+	}
+}
+
+// The process's position is per log: a plugin reading another log (other
+// prefix) that shares the process's L1 is no reader of this one.
+func TestL2ProcessCursorIsPerLog(t *testing.T) {
+	m := newL2Mesh(t, `,"prefix":"b:"`)
+	other := New(mustParse(t, strings.Replace(l2TestConfig, "%s", "", 1)), Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(11)})
+	m.step(other.L2Tick()) // process B, a plugin reading log "mc:purges"
+	m.ask(0, "hello", "world")
+	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
+		t.Fatalf("B: %q", cs)
+	}
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	if n := len(m.wd.lists["b:purges"]); n != 1 {
+		t.Fatalf("log b: %d records", n)
+	}
+	for range 2 {
+		m.step(m.p[1].L2Tick())
+		m.clock.Advance(DefaultL2SyncInterval)
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
+	}
+}
+
 func TestL2ConfigIsValidated(t *testing.T) {
 	route := `"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]`
 	for _, tc := range []struct{ l2, want string }{

@@ -30,19 +30,24 @@ import (
 // deleted or rewritten), records may have been missed: the VM drops its
 // whole L1 (it cannot know what else to drop) and reads the log anew.
 //
-// A VM's cursor starts where the log ends when it first reads it, at its
-// first tick; the process has been caching since its first request. So the
-// process's first VM to read the log drops L1 if the log is not empty
-// (l2SyncFirst): a record already there may be newer than an entry cached.
+// The process keeps its position in each log in shared data (l2CursorKey),
+// written after every read: a VM that starts — another worker, a VM
+// reloaded after a crash, a new plugin configuration — reads on from
+// there, so what was logged while no VM of the process read the log still
+// reaches its L1 (shared data, and so L1, outlive the VMs). Only when the
+// process has no position in the log does a VM start where the log ends
+// (LLEN: history is not replayed); the process has been caching since its
+// first request, so a record already there may be newer than an entry it
+// cached, and L1 is dropped if the log is not empty (l2SyncFirst).
 
 // DefaultL2SyncInterval is how often a VM reads the purge log.
 const DefaultL2SyncInterval = time.Second
 
 type l2Sync struct {
-	started  bool   // the cursor is set (LLEN at start: history is not replayed; l2SyncFirst)
+	started  bool   // the cursor is set (the process's, or LLEN: l2SyncFirst)
 	baseline bool   // the next read's first record is the last one before the cursor, taken as is
 	cursor   int64  // the next log index to read
-	last     string // the record at cursor-1, as read ("" at index 0)
+	last     uint64 // the digest of the record at cursor-1 (l2RecordSum; 0 at index 0)
 	busy     bool   // a read is under way
 	next     int64  // unix ms of the next read
 }
@@ -109,6 +114,9 @@ func (c *Cache) L2Tick() []Action {
 		return nil
 	}
 	c.l2s.busy, c.l2s.next = true, now+l.SyncInterval.Milliseconds()
+	if !c.l2s.started {
+		c.l2Resume()
+	}
 	key := l.Prefix + "purges"
 	path := "/LLEN/" + key
 	if c.l2s.started {
@@ -129,7 +137,7 @@ func (c *Cache) L2Tick() []Action {
 			if n.Type != gjson.Number {
 				return c.l2SyncError()
 			}
-			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), "", n.Int() > 0
+			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), 0, n.Int() > 0
 			return c.l2SyncFirst(n.Int())
 		}
 		arr := gjson.GetBytes(res.Body, "LRANGE")
@@ -138,10 +146,10 @@ func (c *Cache) L2Tick() []Action {
 		}
 		items := arr.Array()
 		if c.l2s.cursor > 0 {
-			if len(items) == 0 || items[0].Type != gjson.String || (!c.l2s.baseline && items[0].Str != c.l2s.last) {
+			if len(items) == 0 || items[0].Type != gjson.String || (!c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last) {
 				return c.l2LogLost()
 			}
-			c.l2s.baseline, c.l2s.last = false, items[0].Str
+			c.l2s.baseline, c.l2s.last = false, c.l2RecordSum(items[0].Str)
 			items = items[1:]
 		}
 		if len(items) == l2SyncBatch {
@@ -151,43 +159,86 @@ func (c *Cache) L2Tick() []Action {
 		me := c.l2Origin()
 		for _, it := range items {
 			c.l2s.cursor++
-			c.l2s.last = it.Str
+			c.l2s.last = c.l2RecordSum(it.Str)
 			if msg := c.l2Apply(it.Str, me); msg != "" {
 				acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte(msg)})
 			}
 		}
+		c.l2SaveCursor()
 		return acts
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
 }
 
-// l2SyncedKey, in shared data, says that a VM of this process has set its
-// cursor: every purge logged since reaches this process's L1.
-const l2SyncedKey = "mc:l2:synced"
-
-// l2SyncFirst runs when this VM has set its cursor at the log's length n.
-// VMs serve, and cache, from their first request, but read the log only
-// from their first tick: a purge logged in between is before the cursor,
-// yet may be newer than an answer cached (or copied from L2) meanwhile.
-// The process's first VM to set its cursor cannot tell the log's records
-// apart, so if there are any it drops L1 (a new process's: little in it).
-// A VM that comes later (another worker, a new plugin configuration) keeps
-// it: the VMs already reading the log apply what was logged since.
+// l2SyncFirst runs when this VM has set its cursor at the log's length n,
+// the process having no position in the log: VMs serve, and cache, from
+// their first request, but read the log only from their first tick, so a
+// purge logged in between is before the cursor, yet may be newer than an
+// answer cached (or copied from L2) meanwhile. The records cannot be told
+// apart, so if there are any L1 is dropped (a new process's: little in
+// it). If that fails, the VM starts over at its next read.
 func (c *Cache) l2SyncFirst(n int64) []Action {
-	if _, _, err := c.store.Get(l2SyncedKey); err == nil {
-		return nil
-	}
 	var acts []Action
 	if n > 0 {
-		if freed, err := c.table.Clear(); err != nil {
-			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())})
-		} else if freed > 0 {
+		freed, err := c.table.Clear()
+		if err != nil {
+			c.l2s.started = false
+			return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())}}
+		}
+		if freed > 0 {
 			acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
 				strconv.Itoa(freed) + " entries cached before then are dropped (a purge among them may be newer)")})
 		}
 	}
-	_ = c.store.Set(l2SyncedKey, []byte{1}, 0) // else the next VM drops L1 again: harmless
+	c.l2SaveCursor()
 	return acts
+}
+
+// l2CursorKey names, in shared data, the process's position in this
+// configuration's purge log (its cluster, authority and key prefix: the
+// log another plugin of the process reads may be another one).
+func (c *Cache) l2CursorKey() string {
+	l := c.cfg.L2
+	id := Hash64([]byte(l.Cluster+"\x00"+l.Authority+"\x00"+l.Prefix), 0)
+	return "mc:l2:cursor:" + strconv.FormatUint(id, 16)
+}
+
+// l2SaveCursor records this VM's position as the process's: cursor, the
+// digest of the record before it and whether it is a baseline (17 bytes).
+// VMs reading the log at once overwrite one another: a VM that resumes
+// from a position a little behind applies a few records again, which
+// only drops entries a purge already dropped or newer copies of them.
+func (c *Cache) l2SaveCursor() {
+	var b [17]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(c.l2s.cursor))
+	binary.LittleEndian.PutUint64(b[8:], c.l2s.last)
+	if c.l2s.baseline {
+		b[16] = 1
+	}
+	_ = c.store.Set(c.l2CursorKey(), b[:], 0) // lost: the next VM starts at LLEN and drops L1
+}
+
+// l2Resume takes the process's position in the log, if it has one.
+func (c *Cache) l2Resume() {
+	raw, _, err := c.store.Get(c.l2CursorKey())
+	if err != nil || len(raw) != 17 {
+		return
+	}
+	cursor := int64(binary.LittleEndian.Uint64(raw))
+	if cursor < 0 {
+		return
+	}
+	c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, binary.LittleEndian.Uint64(raw[8:]), raw[16] == 1
+}
+
+// l2RecordSum is the digest a VM keeps of the last record it read, to
+// know it again (the process's secret keys it: a record cannot be crafted
+// to pass for another).
+func (c *Cache) l2RecordSum(rec string) uint64 {
+	if _, err := c.keys(); err != nil {
+		return Hash64([]byte(rec), 0)
+	}
+	return c.fingerprint([]byte(rec))
 }
 
 // l2SyncError counts a log read webdis answered with garbage (on the
@@ -203,7 +254,7 @@ func (c *Cache) l2SyncError() []Action {
 // rewritten): purges may have been missed, so the whole L1 goes, and the
 // log is read again from its start.
 func (c *Cache) l2LogLost() []Action {
-	c.l2s.cursor, c.l2s.last, c.l2s.baseline = 0, "", false
+	c.l2s.cursor, c.l2s.last, c.l2s.baseline = 0, 0, false
 	c.l2s.next = c.nowMs()
 	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
 	if _, err := c.table.Clear(); err != nil {
