@@ -113,6 +113,7 @@ type l2Mesh struct {
 	wd       *fakeWebdis
 	upstream int
 	nextID   uint32
+	freed    int // entries the VMs said left L1 (ActFreed)
 }
 
 func newL2Mesh(t *testing.T, l2extra string) *l2Mesh {
@@ -358,6 +359,8 @@ func (m *l2Mesh) step(acts []Action) (string, []Action) {
 			seen = append(seen, "wait")
 		case ActServeEntry:
 			seen = append(seen, "serve")
+		case ActFreed:
+			m.freed += a.N
 		}
 	}
 	return strings.Join(seen, " "), acts
@@ -606,6 +609,41 @@ func TestL2ProcessCursorIsPerLog(t *testing.T) {
 	}
 	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
 		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
+	}
+}
+
+// What another proxy's purge takes out of this L1 is reported (ActFreed),
+// so that the occupied-slots gauge follows it down: an "all" purge and a
+// single entry, each applied from the log; the first read's drop too.
+func TestL2SyncReportsWhatLeavesL1(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick())
+	m.step(m.p[0].L2Tick())
+	m.copyToBsL1()
+	purge := func(body string) {
+		res, _ := m.p[0].Purge([]byte(body), "")
+		m.step(res.L2.Done(m.wd.do(res.L2)))
+		m.clock.Advance(DefaultL2SyncInterval)
+		m.step(m.p[1].L2Tick())
+	}
+	purge(`{"all":true}`)
+	if m.freed != 1 {
+		t.Fatalf("after an all purge: %d entries reported freed, want 1", m.freed)
+	}
+	m.copyToBsL1()
+	purge(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`)
+	if m.freed != 2 {
+		t.Fatalf("after an entry purge: %d entries reported freed, want 2", m.freed)
+	}
+
+	fresh := newL2Mesh(t, "")
+	fresh.step(fresh.p[0].L2Tick())
+	fresh.copyToBsL1()
+	res, _ := fresh.p[0].Purge([]byte(`{"route":"chat","model":"another-model"}`), "")
+	fresh.step(res.L2.Done(fresh.wd.do(res.L2)))
+	fresh.step(fresh.p[1].L2Tick()) // B's first read: the log is not empty
+	if fresh.freed != 1 {
+		t.Fatalf("B's first read of a non-empty log: %d entries reported freed, want 1", fresh.freed)
 	}
 }
 

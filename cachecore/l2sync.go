@@ -157,12 +157,18 @@ func (c *Cache) L2Tick() []Action {
 		}
 		var acts []Action
 		me := c.l2Origin()
+		freed := 0
 		for _, it := range items {
 			c.l2s.cursor++
 			c.l2s.last = c.l2RecordSum(it.Str)
-			if msg := c.l2Apply(it.Str, me); msg != "" {
+			msg, n := c.l2Apply(it.Str, me)
+			if msg != "" {
 				acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte(msg)})
 			}
+			freed += n
+		}
+		if freed > 0 {
+			acts = append(acts, Action{Kind: ActFreed, N: freed})
 		}
 		c.l2SaveCursor()
 		return acts
@@ -186,7 +192,7 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 			return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())}}
 		}
 		if freed > 0 {
-			acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
+			acts = append(acts, Action{Kind: ActFreed, N: freed}, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
 				strconv.Itoa(freed) + " entries cached before then are dropped (a purge among them may be newer)")})
 		}
 	}
@@ -257,45 +263,47 @@ func (c *Cache) l2LogLost() []Action {
 	c.l2s.cursor, c.l2s.last, c.l2s.baseline = 0, 0, false
 	c.l2s.next = c.nowMs()
 	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
-	if _, err := c.table.Clear(); err != nil {
+	freed, err := c.table.Clear()
+	if err != nil {
 		msg = "l2: the purge log was trimmed or deleted since this VM last read it, and L1 could not be dropped: " + err.Error()
 	}
-	return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte(msg)}}
+	return []Action{{Kind: ActFreed, N: freed}, {Kind: ActLog, Level: LogWarn, Message: []byte(msg)}}
 }
 
 // l2Apply applies one log record to this L1 unless it is this process's
-// own; it returns what to log ("" for nothing).
-func (c *Cache) l2Apply(item, me string) string {
+// own; it returns what to log ("" for nothing) and how many entries left
+// L1.
+func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
 	raw, err := base64.StdEncoding.DecodeString(item)
 	if err != nil {
-		return "l2: a purge log record could not be read"
+		return "l2: a purge log record could not be read", freed
 	}
 	f := strings.Split(string(raw), "\n")
 	if len(f) < 4 || f[0] != "2" {
-		return "l2: a purge log record could not be read"
+		return "l2: a purge log record could not be read", freed
 	}
 	if f[1] == me {
-		return ""
+		return "", 0
 	}
 	scope := f[3]
 	var route, model string
 	if scope != "all" {
 		var e1, e2 error
 		if len(f) < 6 {
-			return "l2: a purge log record could not be read"
+			return "l2: a purge log record could not be read", freed
 		}
 		route, e1 = strconv.Unquote(f[4])
 		model, e2 = strconv.Unquote(f[5])
 		if e1 != nil || e2 != nil {
-			return "l2: a purge log record could not be read"
+			return "l2: a purge log record could not be read", freed
 		}
 	}
 	switch scope {
 	case "all":
-		_, err = c.table.Clear()
+		freed, err = c.table.Clear()
 	case "model":
 		if c.routeByName(route) == nil {
-			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route)
+			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route), freed
 		}
 		err = c.PurgeModel(route, model)
 	case "entry":
@@ -304,33 +312,36 @@ func (c *Cache) l2Apply(item, me string) string {
 			stable, err = base64.StdEncoding.DecodeString(f[6])
 		}
 		if len(f) != 7 || err != nil {
-			return "l2: a purge log record could not be read"
+			return "l2: a purge log record could not be read", freed
 		}
-		err = c.l2RemoveEntry(route, model, stable)
+		freed, err = c.l2RemoveEntry(route, model, stable)
 	default:
-		return "l2: a purge log record of unknown scope " + strconv.Quote(scope)
+		return "l2: a purge log record of unknown scope " + strconv.Quote(scope), freed
 	}
 	if err != nil {
-		return "l2: another proxy's purge could not be applied here: " + err.Error()
+		return "l2: another proxy's purge could not be applied here: " + err.Error(), freed
 	}
-	return "l2: applied another proxy's purge (" + scope + ")"
+	return "l2: applied another proxy's purge (" + scope + ")", freed
 }
 
 // l2RemoveEntry removes from L1 the entry whose stable identity is given,
 // keyed with this proxy's own state of its model (version and generation).
-func (c *Cache) l2RemoveEntry(route, model string, stable []byte) error {
+func (c *Cache) l2RemoveEntry(route, model string, stable []byte) (freed int, err error) {
 	if c.routeByName(route) == nil {
-		return nil
+		return 0, nil
 	}
 	if _, err := c.keys(); err != nil {
-		return err
+		return 0, err
 	}
 	st, err := c.loadModel(route, model)
 	if err != nil || !st.Found {
-		return err
+		return 0, err
 	}
 	k := append(stable[:len(stable):len(stable)], st.Version[:]...)
 	k = binary.LittleEndian.AppendUint64(k, st.Gen)
-	_, err = c.table.Remove(c.fingerprint(k), k)
-	return err
+	removed, err := c.table.Remove(c.fingerprint(k), k)
+	if removed {
+		freed = 1
+	}
+	return freed, err
 }

@@ -70,6 +70,10 @@ const (
 	// ActRemoveRequestHeader: remove the request header Name (before the
 	// headers go upstream).
 	ActRemoveRequestHeader
+	// ActFreed: N entries left the shared table other than through a
+	// store or the purge API (another proxy's purge, a dropped L1): the
+	// host lowers its count of occupied slots.
+	ActFreed
 )
 
 // LogLevel of an ActLog action.

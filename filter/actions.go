@@ -21,6 +21,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		}
 	case cachecore.ActInternal:
 		p.stats.internal.Increment(1)
+	case cachecore.ActFreed:
+		p.stats.entries.Add(-int64(a.N))
 	case cachecore.ActReplaceBody:
 		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
 		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
