@@ -647,6 +647,84 @@ func TestL2SyncReportsWhatLeavesL1(t *testing.T) {
 	}
 }
 
+// A position taken by LLEN on a non-empty log knows no record before it:
+// it is not kept for other VMs, which could not tell the log rewritten
+// (deleted here) and would take its first record for the one before.
+func TestL2BaselinePositionIsNotResumed(t *testing.T) {
+	m := newL2Mesh(t, "")
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"another-model"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2))) // log: 1 record
+	m.step(m.p[1].L2Tick())              // B: no position -> LLEN=1, baseline (1, 0, true) saved
+	m.copyToBsL1()
+	delete(m.wd.lists, "mc:purges") // operator deletes the log; A purges again
+	res, _ = m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(9)}) // VM reload
+	for range 2 {
+		m.clock.Advance(DefaultL2SyncInterval)
+		m.step(m.p[1].L2Tick())
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
+	}
+}
+
+// Two configurations of one process read the same log but know different
+// routes: one skips a record of a route it lacks, so its position is not
+// the other's (which resumes from its own, or starts anew).
+func TestL2PositionIsPerRouteSet(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick()) // B/P2 (route "chat") position 0
+	m.copyToBsL1()
+	p1cfg := mustParse(t, strings.Replace(strings.Replace(fmt.Sprintf(l2TestConfig, ""), `"name":"chat"`, `"name":"other"`, 1), "/v1/chat/completions", "/v1/other", 1))
+	p1 := New(p1cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(5)})
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	m.step(p1.L2Tick())                                                                           // P1 resumes at 0, reads the record ("unknown route"), saves 1
+	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(9)}) // P2 reloaded
+	for range 2 {
+		m.clock.Advance(DefaultL2SyncInterval)
+		m.step(m.p[1].L2Tick())
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
+	}
+}
+
+// What a first read's L1 drop frees is reported even if the drop fails
+// part way (and is done again at the next read).
+func TestL2FirstReadPartialClearIsReported(t *testing.T) {
+	m := newL2Mesh(t, "")
+	fs := &flakyStore{Store: NewMemStore()}
+	m.p[1] = New(m.p[1].cfg, Options{Store: fs, Now: m.clock.Now, Rand: seededRand(1)})
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"another-model"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2))) // log not empty
+	for _, p := range []string{"p1", "p2", "p3", "p4", "p5", "p6"} {
+		m.ask(1, p, "a")
+	}
+	before, _ := m.p[1].table.Occupied()
+	writes := 0
+	fs.setErr = func(k string) error {
+		if strings.HasPrefix(k, "mc:i:") {
+			if writes++; writes == 2 {
+				return errStoreDown
+			}
+		}
+		return nil
+	}
+	m.step(m.p[1].L2Tick()) // first read: Clear frees one bucket, then fails
+	fs.setErr = nil
+	m.clock.Advance(DefaultL2SyncInterval)
+	m.step(m.p[1].L2Tick()) // again: the rest
+	after, _ := m.p[1].table.Occupied()
+	if before < 2 || after != 0 {
+		t.Fatalf("setup: occupied %d -> %d", before, after)
+	}
+	if m.freed != before-after {
+		t.Fatalf("reported freed %d, slots actually freed %d", m.freed, before-after)
+	}
+}
+
 func TestL2ConfigIsValidated(t *testing.T) {
 	route := `"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]`
 	for _, tc := range []struct{ l2, want string }{

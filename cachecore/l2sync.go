@@ -189,7 +189,7 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 		freed, err := c.table.Clear()
 		if err != nil {
 			c.l2s.started = false
-			return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())}}
+			return []Action{{Kind: ActFreed, N: freed}, {Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())}}
 		}
 		if freed > 0 {
 			acts = append(acts, Action{Kind: ActFreed, N: freed}, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
@@ -202,11 +202,16 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 
 // l2CursorKey names, in shared data, the process's position in this
 // configuration's purge log (its cluster, authority and key prefix: the
-// log another plugin of the process reads may be another one).
+// log another plugin of the process reads may be another one) for this
+// set of routes (a reader skips the records of routes it does not have,
+// so its position is no other route set's).
 func (c *Cache) l2CursorKey() string {
 	l := c.cfg.L2
-	id := Hash64([]byte(l.Cluster+"\x00"+l.Authority+"\x00"+l.Prefix), 0)
-	return "mc:l2:cursor:" + strconv.FormatUint(id, 16)
+	b := []byte(l.Cluster + "\x00" + l.Authority + "\x00" + l.Prefix)
+	for _, r := range c.cfg.Routes {
+		b = append(append(b, 0), r.Name...)
+	}
+	return "mc:l2:cursor:" + strconv.FormatUint(Hash64(b, 0), 16)
 }
 
 // l2SaveCursor records this VM's position as the process's: cursor, the
@@ -215,6 +220,13 @@ func (c *Cache) l2CursorKey() string {
 // from a position a little behind applies a few records again, which
 // only drops entries a purge already dropped or newer copies of them.
 func (c *Cache) l2SaveCursor() {
+	if c.l2s.baseline {
+		// Taken by LLEN: no record before it is known, so another VM
+		// resuming it could not tell the log rewritten meanwhile. Until
+		// this VM's next read, a starting VM reads the log's length
+		// itself (and drops L1 if it is not empty).
+		return
+	}
 	var b [17]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(c.l2s.cursor))
 	binary.LittleEndian.PutUint64(b[8:], c.l2s.last)
@@ -234,7 +246,10 @@ func (c *Cache) l2Resume() {
 	if cursor < 0 {
 		return
 	}
-	c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, binary.LittleEndian.Uint64(raw[8:]), raw[16] == 1
+	if raw[16] == 1 {
+		return // a baseline position (see l2SaveCursor)
+	}
+	c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, binary.LittleEndian.Uint64(raw[8:]), false
 }
 
 // l2RecordSum is the digest a VM keeps of the last record it read, to
