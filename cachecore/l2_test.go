@@ -484,16 +484,43 @@ func TestL2FailedPollKeepsWaitingUntilTheBreakerOpens(t *testing.T) {
 	}
 }
 
-// copyToBsL1 has A answer "hello" and B find it in L2, then in its L1.
-func (m *l2Mesh) copyToBsL1() {
+// copyToB has A answer "hello" and B find it in L2 (and copy it to L1).
+func (m *l2Mesh) copyToB() {
 	t := m.t
 	t.Helper()
 	m.ask(0, "hello", "world")
 	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
 		t.Fatalf("B: %q", cs)
 	}
+}
+
+// copyToBsL1 is copyToB, then B finds "hello" in its L1.
+func (m *l2Mesh) copyToBsL1() {
+	t := m.t
+	t.Helper()
+	m.copyToB()
 	if cs, _ := m.ask(1, "hello", "x"); strings.Contains(cs, "l2") || !strings.Contains(cs, "hit") {
 		t.Fatalf("B's L1: %q", cs)
+	}
+}
+
+// reloadB replaces B's VM by a new one on the same shared data, as Envoy
+// does after a crash or a reconfiguration.
+func (m *l2Mesh) reloadB(seed uint64) {
+	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(seed)})
+}
+
+// expectBPurged lets B read the log twice (its first tick and the next
+// read), then expects "hello" to be asked of the model again.
+func (m *l2Mesh) expectBPurged(what string) {
+	t := m.t
+	t.Helper()
+	for range 2 {
+		m.step(m.p[1].L2Tick())
+		m.clock.Advance(DefaultL2SyncInterval)
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("purged answer still served from B's L1%s: %q %s", what, cs, body)
 	}
 }
 
@@ -544,16 +571,14 @@ func TestL2PurgeLoggedBeforeTheFirstReadReachesL1(t *testing.T) {
 	}
 }
 
-// Only a process's first read of the log drops its L1: a VM that starts
-// reading later (another worker, a new plugin configuration) is covered by
-// the VMs already reading, and keeps L1 whatever the log holds.
+// Only a process with no position in the log drops its L1 at its first
+// read: a VM that starts reading later (another worker, a new plugin
+// configuration) resumes the process's position and keeps L1, whatever
+// the log holds.
 func TestL2LaterVMKeepsTheProcessL1(t *testing.T) {
 	m := newL2Mesh(t, "")
 	m.step(m.p[1].L2Tick()) // B's first VM reads the log
-	m.ask(0, "hello", "world")
-	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
-		t.Fatalf("B: %q", cs)
-	}
+	m.copyToB()
 	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"another-model"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
 	if n := len(m.wd.lists["mc:purges"]); n != 1 {
@@ -572,20 +597,11 @@ func TestL2LaterVMKeepsTheProcessL1(t *testing.T) {
 func TestL2ReloadedVMReadsOnFromTheProcessCursor(t *testing.T) {
 	m := newL2Mesh(t, "")
 	m.step(m.p[1].L2Tick()) // B's only VM reads the log (empty)
-	m.ask(0, "hello", "world")
-	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
-		t.Fatalf("B: %q", cs)
-	}
+	m.copyToB()
 	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
-	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(9)})
-	for range 2 { // the new VM's first tick and the next read
-		m.step(m.p[1].L2Tick())
-		m.clock.Advance(DefaultL2SyncInterval)
-	}
-	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
-		t.Fatalf("purged answer still served from B's L1 after its VM reload: %q %s", cs, body)
-	}
+	m.reloadB(9)
+	m.expectBPurged(" after its VM reload")
 }
 
 // The process's position is per log: a plugin reading another log (other
@@ -594,22 +610,13 @@ func TestL2ProcessCursorIsPerLog(t *testing.T) {
 	m := newL2Mesh(t, `,"prefix":"b:"`)
 	other := New(mustParse(t, strings.Replace(l2TestConfig, "%s", "", 1)), Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(11)})
 	m.step(other.L2Tick()) // process B, a plugin reading log "mc:purges"
-	m.ask(0, "hello", "world")
-	if cs, _ := m.ask(1, "hello", "x"); !strings.Contains(cs, "detail=l2") {
-		t.Fatalf("B: %q", cs)
-	}
+	m.copyToB()
 	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
 	if n := len(m.wd.lists["b:purges"]); n != 1 {
 		t.Fatalf("log b: %d records", n)
 	}
-	for range 2 {
-		m.step(m.p[1].L2Tick())
-		m.clock.Advance(DefaultL2SyncInterval)
-	}
-	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
-		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
-	}
+	m.expectBPurged("")
 }
 
 // What another proxy's purge takes out of this L1 is reported (ActFreed),
@@ -659,14 +666,8 @@ func TestL2BaselinePositionIsNotResumed(t *testing.T) {
 	delete(m.wd.lists, "mc:purges") // operator deletes the log; A purges again
 	res, _ = m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
-	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(9)}) // VM reload
-	for range 2 {
-		m.clock.Advance(DefaultL2SyncInterval)
-		m.step(m.p[1].L2Tick())
-	}
-	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
-		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
-	}
+	m.reloadB(9)
+	m.expectBPurged("")
 }
 
 // Two configurations of one process read the same log but know different
@@ -680,15 +681,9 @@ func TestL2PositionIsPerRouteSet(t *testing.T) {
 	p1 := New(p1cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(5)})
 	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
-	m.step(p1.L2Tick())                                                                           // P1 resumes at 0, reads the record ("unknown route"), saves 1
-	m.p[1] = New(m.p[1].cfg, Options{Store: m.p[1].store, Now: m.clock.Now, Rand: seededRand(9)}) // P2 reloaded
-	for range 2 {
-		m.clock.Advance(DefaultL2SyncInterval)
-		m.step(m.p[1].L2Tick())
-	}
-	if cs, body := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || !bytes.Contains(body, []byte("fresh")) {
-		t.Fatalf("purged answer still served from B's L1: %q %s", cs, body)
-	}
+	m.step(p1.L2Tick()) // P1 resumes at 0, reads the record ("unknown route"), saves 1
+	m.reloadB(9)        // P2 reloaded
+	m.expectBPurged("")
 }
 
 // What a first read's L1 drop frees is reported even if the drop fails
