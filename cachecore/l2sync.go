@@ -184,20 +184,21 @@ func (c *Cache) L2Tick() []Action {
 // apart, so if there are any L1 is dropped (a new process's: little in
 // it). If that fails, the VM starts over at its next read.
 func (c *Cache) l2SyncFirst(n int64) []Action {
-	var acts []Action
-	if n > 0 {
-		freed, err := c.table.Clear()
-		if err != nil {
-			c.l2s.started = false
-			return []Action{{Kind: ActFreed, N: freed}, {Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())}}
-		}
-		if freed > 0 {
-			acts = append(acts, Action{Kind: ActFreed, N: freed}, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
-				strconv.Itoa(freed) + " entries cached before then are dropped (a purge among them may be newer)")})
-		}
+	if n == 0 {
+		c.l2SaveCursor()
+		return nil
 	}
-	c.l2SaveCursor()
-	return acts
+	freed, err := c.table.Clear()
+	acts := []Action{{Kind: ActFreed, N: freed}}
+	if err != nil {
+		c.l2s.started = false
+		return append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the purge log held records before this process first read it, and L1 could not be dropped: " + err.Error())})
+	}
+	if freed > 0 {
+		acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
+			strconv.Itoa(freed) + " entries cached before then are dropped (a purge among them may be newer)")})
+	}
+	return acts // the position, a baseline, is not kept (l2SaveCursor)
 }
 
 // l2CursorKey names, in shared data, the process's position in this
@@ -214,11 +215,11 @@ func (c *Cache) l2CursorKey() string {
 	return "mc:l2:cursor:" + strconv.FormatUint(Hash64(b, 0), 16)
 }
 
-// l2SaveCursor records this VM's position as the process's: cursor, the
-// digest of the record before it and whether it is a baseline (17 bytes).
-// VMs reading the log at once overwrite one another: a VM that resumes
-// from a position a little behind applies a few records again, which
-// only drops entries a purge already dropped or newer copies of them.
+// l2SaveCursor records this VM's position as the process's: cursor and
+// the digest of the record before it (16 bytes). VMs reading the log at
+// once overwrite one another: a VM that resumes from a position a little
+// behind applies a few records again, which only drops entries a purge
+// already dropped or newer copies of them.
 func (c *Cache) l2SaveCursor() {
 	if c.l2s.baseline {
 		// Taken by LLEN: no record before it is known, so another VM
@@ -227,29 +228,21 @@ func (c *Cache) l2SaveCursor() {
 		// itself (and drops L1 if it is not empty).
 		return
 	}
-	var b [17]byte
+	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(c.l2s.cursor))
 	binary.LittleEndian.PutUint64(b[8:], c.l2s.last)
-	if c.l2s.baseline {
-		b[16] = 1
-	}
 	_ = c.store.Set(c.l2CursorKey(), b[:], 0) // lost: the next VM starts at LLEN and drops L1
 }
 
 // l2Resume takes the process's position in the log, if it has one.
 func (c *Cache) l2Resume() {
 	raw, _, err := c.store.Get(c.l2CursorKey())
-	if err != nil || len(raw) != 17 {
+	if err != nil || len(raw) != 16 {
 		return
 	}
-	cursor := int64(binary.LittleEndian.Uint64(raw))
-	if cursor < 0 {
-		return
+	if cursor := int64(binary.LittleEndian.Uint64(raw)); cursor >= 0 {
+		c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, binary.LittleEndian.Uint64(raw[8:]), false
 	}
-	if raw[16] == 1 {
-		return // a baseline position (see l2SaveCursor)
-	}
-	c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, binary.LittleEndian.Uint64(raw[8:]), false
 }
 
 // l2RecordSum is the digest a VM keeps of the last record it read, to
