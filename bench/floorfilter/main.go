@@ -24,6 +24,13 @@
 //     counters; on the response read its headers and the response's code
 //     details, release the lease (get + CAS set), count the reason in 2
 //     counters and set Cache-Status.
+//   - miss-keyed: "miss" keyed as a cache with modelcache's guarantees must
+//     key it: on the canonical form of the JSON body (cachecore's
+//     canonicalizer, capturing the model's name), and with the model's
+//     generation read from shared data (so that a new model never meets its
+//     predecessor's answers): one more shared-data read. Built with
+//     -tags floorkeyed (keyed.go), so that the other modes stay free of
+//     cachecore's code.
 //   - hit: holds the request, reads its headers and its body and answers
 //     locally with a 1 KiB JSON body — S2's floor for a hit.
 //   - embed: S9's floor per embedding item (embed.go).
@@ -57,6 +64,10 @@ type plugin struct{ types.DefaultPluginContext }
 var ctrs [4]proxywasm.MetricCounter
 
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
+	if mode == "miss-keyed" && !keyedBuilt {
+		proxywasm.LogCritical("floorfilter: mode miss-keyed needs -tags floorkeyed")
+		return types.OnPluginStartStatusFailed
+	}
 	for i := range ctrs {
 		if c, err := proxywasm.DefineCounterMetric("floor.c" + strconv.Itoa(i)); err == nil {
 			ctrs[i] = c
@@ -113,7 +124,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 			ctrs[0].Increment(1)
 			ctrs[1].Increment(1)
 		}
-	case "miss":
+	case "miss", "miss-keyed":
 		readHeaders()
 		_ = header(":path")
 		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
@@ -150,7 +161,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		_ = proxywasm.SendHttpResponse(200, [][2]string{{"content-type", "application/json"}, {"age", "0"},
 			{"cache-status", "floor; hit; ttl=86400"}}, answer, -1)
 		return types.ActionPause
-	case "miss":
+	case "miss", "miss-keyed":
 		if !endOfStream {
 			return types.ActionPause
 		}
@@ -160,6 +171,12 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		}
 		if err != nil {
 			return types.ActionContinue
+		}
+		if mode == "miss-keyed" {
+			var ok bool
+			if b, ok = keyedBody(b); !ok {
+				return types.ActionContinue
+			}
 		}
 		s.fp = fnv64(b)
 		s.t0 = time.Now() // the wall clock and the monotonic one
@@ -184,7 +201,7 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 		_, _ = proxywasm.GetHttpResponseHeaders()
 	case "bypass":
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", "modelcache; fwd=bypass")
-	case "miss":
+	case "miss", "miss-keyed":
 		hs, _ := proxywasm.GetHttpResponseHeaders()
 		storable := true
 		for _, h := range hs {

@@ -24,6 +24,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{ID: "S1", Title: "Envoy direct_response of the same bytes (the limit for a hit inside Envoy)", Run: runS1},
 	{ID: "S2", Title: "filter hit, 1 KiB and 16 KiB, vs S1", Run: runS2},
+	{ID: "S2R", Title: "1 KiB hit vs S1 and the hit floor, paired rounds", Run: runS2R},
 	{ID: "S2B", Title: "1 KiB hit, this module vs a baseline module, alternating rounds in one run", Run: runS2B},
 	{ID: "S3", Title: "hit throughput vs nginx proxy_cache and Varnish", Run: runS3},
 	{ID: "S4", Title: "pass-through overhead vs Envoy without the filter", Run: runS4},
@@ -279,7 +280,8 @@ func runS4(r *run) error {
 			floor: floor{"floor-bypass", "reads all request headers, counts 2 counters, sets Cache-Status"}, judged: true},
 		{label: "pass uncacheable", metric: "miss, answer uncacheable (no-store), new key each",
 			wl: workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, c1: true, target: 0.95,
-			floor: floor{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status"}, judged: true},
+			floor: floor{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status"}, judged: true,
+			extra: []floor{{"floor-miss-keyed", "the miss floor keyed on the canonical JSON body (cachecore's canonicalizer), reading the model's generation from shared data"}}},
 		{label: "pass miss-store", metric: "miss + store, new key each (informational)",
 			wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}},
 		// The shipped way to make a route the cache does not serve cost
@@ -360,16 +362,17 @@ func runS4(r *run) error {
 			r.add(row{Scenario: "S4", Metric: "floor, " + v.metric + ": " + fl.what + ": proxy CPU per request " + at,
 				Value:     fmt.Sprintf("%s, %+.1f over no filter (rounds %+.1f…%+.1f)", m.Text(), median(md), mlo, mhi),
 				Baselines: "no filter " + n.Text(), Ratio: ratio(m.Med(), n.Med())})
-			if i > 0 || v.floor.sys == "" {
+			if v.floor.sys == "" || (i > 0 && !v.judged) {
 				continue
 			}
-			// modelcache above the floor of its row, round by round.
+			// modelcache above the floor of its row, round by round (and,
+			// on a judged row, above each further floor, informational).
 			ad := diffs(f, m)
 			alo, ahi := minMax(ad)
 			rw := row{Scenario: "S4", Metric: v.metric + ": modelcache above its floor (" + fl.what + "), proxy CPU " + at,
 				Value:     fmt.Sprintf("%+.1f µs (rounds %+.1f…%+.1f)", median(ad), alo, ahi),
 				Baselines: fmt.Sprintf("floor %s; modelcache %s", m.Text(), f.Text())}
-			if v.judged {
+			if v.judged && i == 0 {
 				rw.Target = fmt.Sprintf("≤ +%.0f µs", s4MaxAbove)
 				// Met only if every round is within the target; otherwise
 				// the distance is in the value.
@@ -400,13 +403,20 @@ func runS4(r *run) error {
 		if err != nil {
 			return err
 		}
-		fl, err := r.countHostCalls(filepath.Join(r.s.WorkDir, v.floor.sys+".wasm"), v.label, req)
-		if err != nil {
-			return err
+		bl := []string{}
+		for _, f := range append([]floor{v.floor}, v.extra...) {
+			if f.sys == "floor-empty" || f.sys == "floor-read" {
+				continue // no claim to the row's work
+			}
+			fl, err := r.countHostCalls(filepath.Join(r.s.WorkDir, f.sys+".wasm"), v.label, req)
+			if err != nil {
+				return err
+			}
+			bl = append(bl, fmt.Sprintf("%s %d: %s", f.sys, fl.Total, breakdown(fl.ByName)))
 		}
 		r.add(row{Scenario: "S4", Metric: v.metric + ": host calls per request, modelcache vs its floor (wasmhost)",
 			Value:     fmt.Sprintf("%d: %s", mc.Total, breakdown(mc.ByName)),
-			Baselines: fmt.Sprintf("floor %d: %s", fl.Total, breakdown(fl.ByName))})
+			Baselines: strings.Join(bl, "; ")})
 	}
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", r.s.S4Rate, frRounds(fr, cells))

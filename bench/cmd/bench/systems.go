@@ -61,6 +61,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"floor-pairs":       func(r *run) (*system, error) { return r.startFloor("pairs") },
 	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
 	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
+	"floor-miss-keyed":  func(r *run) (*system, error) { return r.startFloor("miss-keyed") },
 	"floor-embed":       func(r *run) (*system, error) { return r.startFloor("embed") },
 	"floor-embed-calls": func(r *run) (*system, error) { return r.startFloor("embed-calls") },
 	"nginx":             func(r *run) (*system, error) { return r.startNginx() },
@@ -75,7 +76,11 @@ func lookPath(name string) (string, error) { return exec.LookPath(name) }
 // cache.yaml instead of modelcache.
 func (r *run) startFloor(mode string) (*system, error) {
 	wasm := filepath.Join(r.s.WorkDir, "floor-"+mode+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-ldflags", "-X main.mode="+mode, "-o", wasm, "./bench/floorfilter")
+	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode, "-o", wasm}
+	if mode == "miss-keyed" {
+		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go
+	}
+	cmd := exec.Command("go", append(args, "./bench/floorfilter")...)
 	cmd.Dir = r.s.Root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
