@@ -14,13 +14,18 @@ import (
 type benchReader struct {
 	body, respBody []byte
 	respHeaders    [][2]string
+	length         string // the body's content-length
 }
 
 func (r *benchReader) RequestBody(int) ([]byte, error)       { return r.body, nil }
 func (r *benchReader) ResponseHeaders() ([][2]string, error) { return r.respHeaders, nil }
 func (r *benchReader) ResponseBody(int) ([]byte, error)      { return r.respBody, nil }
 func (r *benchReader) CodeDetails() string                   { return "via_upstream" }
-func (r *benchReader) setBody(body string) *benchReader      { r.body = []byte(body); return r }
+func (r *benchReader) setBody(body string) *benchReader {
+	r.body, r.length = []byte(body), strconv.Itoa(len(body))
+	return r
+}
+
 func (r *benchReader) answer(h [][2]string, b string) *benchReader {
 	r.respHeaders, r.respBody = h, []byte(b)
 	return r
@@ -29,11 +34,13 @@ func (r *benchReader) answer(h [][2]string, b string) *benchReader {
 // streamBench runs exchanges on one Cache as one VM does, one stream at a
 // time, each recycled when it ends.
 type streamBench struct {
-	env   *testEnv
-	route *Route
-	hold  HoldState
-	st    Stream
-	id    uint32
+	env     *testEnv
+	route   *Route
+	hold    HoldState
+	st      Stream
+	id      uint32
+	headers [][2]string
+	check   bool // exchange reads the Cache-Status (expect)
 }
 
 func newStreamBench(b *testing.B) *streamBench {
@@ -45,18 +52,23 @@ var benchHeaders = [][2]string{{":method", "POST"}, {":path", "/pass/v1/chat/com
 	{":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer sk-alice"},
 	{"user-agent", "bench"}, {"accept", "*/*"}}
 
-// exchange runs one request: headers held, body read, then either served
-// from the cache (served) or forwarded and answered by rd's response.
-func (sb *streamBench) exchange(b *testing.B, headers [][2]string, rd *benchReader) (served bool) {
+// exchange runs one request, its length given as Envoy and wrk give it:
+// headers held, body read, then either served from the cache (served) or
+// forwarded and answered by rd's response. cs is its Cache-Status.
+func (sb *streamBench) exchange(headers [][2]string, rd *benchReader) (served bool, cs string) {
 	sb.st = Stream{}
 	sb.id++
 	s, c := &sb.st, sb.env.cache
-	v, acts := s.Start(c, sb.route, "POST", "/pass/v1/chat/completions", headers, false, &sb.hold, 1, sb.id)
+	sb.headers = append(append(sb.headers[:0], headers...), [2]string{"content-length", rd.length})
+	v, acts := s.Start(c, sb.route, "POST", "/pass/v1/chat/completions", sb.headers, false, &sb.hold, 1, sb.id)
 	if v == Pause {
-		v, acts = s.RequestBody(len(rd.body), true, rd, &sb.hold)
+		_, acts = s.RequestBody(len(rd.body), true, rd, &sb.hold)
 	}
 	for i := range acts {
 		if a := &acts[i]; a.Kind == ActServeEntry || a.Kind == ActServeLocal {
+			if sb.check {
+				cs = headerValue(a.Headers, "cache-status")
+			}
 			s.Served(a)
 			served = true
 		}
@@ -66,18 +78,33 @@ func (sb *streamBench) exchange(b *testing.B, headers [][2]string, rd *benchRead
 		s.ResponseBody(len(rd.respBody), true, rd)
 	}
 	s.Done(rd)
+	if sb.check && !served {
+		cs = string(s.CacheStatusHeader())
+	}
 	s.Recycle()
-	return served
+	return served, cs
+}
+
+// expect runs one exchange outside the timed loop and fails unless its
+// Cache-Status has want: the benchmark measures the path it is named for.
+func (sb *streamBench) expect(b *testing.B, headers [][2]string, rd *benchReader, want string) {
+	sb.check = true
+	_, cs := sb.exchange(headers, rd)
+	sb.check = false
+	if !strings.Contains(cs, want) {
+		b.Fatalf("Cache-Status %q, want %q", cs, want)
+	}
 }
 
 // BenchmarkStreamHit: a 1 KiB hit on a 1.7 KB request sent again.
 func BenchmarkStreamHit(b *testing.B) {
 	sb := newStreamBench(b)
 	rd := (&benchReader{}).setBody(sampleChatRequest).answer(hdr(":status", "200", "content-type", "application/json"), chatResponse(strings.Repeat("x", 900)))
-	sb.exchange(b, benchHeaders, rd)
+	sb.exchange(benchHeaders, rd)
+	sb.expect(b, benchHeaders, rd, "; hit")
 	b.ReportAllocs()
 	for b.Loop() {
-		if !sb.exchange(b, benchHeaders, rd) {
+		if served, _ := sb.exchange(benchHeaders, rd); !served {
 			b.Fatal("miss")
 		}
 	}
@@ -88,14 +115,21 @@ func BenchmarkStreamHit(b *testing.B) {
 func BenchmarkStreamUncacheableMiss(b *testing.B) {
 	sb := newStreamBench(b)
 	rd := (&benchReader{}).answer(hdr(":status", "200", "content-type", "application/json", "cache-control", "no-store"), chatResponse("fresh"))
-	rd.setBody(strings.Replace(sampleChatRequest, `"seed":7`, `"seed":1000000000`, 1))
+	// A new key each time: the seed's 10 digits are rewritten in place.
+	const last, seeded = `"seed":7}`, `"seed":1000000000}`
+	if !strings.HasSuffix(sampleChatRequest, last) {
+		b.Fatalf("sampleChatRequest no longer ends in %s", last)
+	}
+	rd.setBody(strings.TrimSuffix(sampleChatRequest, last) + seeded)
 	seed := rd.body[len(rd.body)-len(`1000000000}`) : len(rd.body)-1]
 	n := 1000000000
+	sb.expect(b, benchHeaders, rd, "fwd=miss; fwd-status=200; detail=no-store")
+	sb.expect(b, benchHeaders, rd, "fwd=miss; fwd-status=200; detail=no-store") // not stored
 	b.ReportAllocs()
 	for b.Loop() {
 		n++
-		strconv.AppendInt(seed[:0], int64(n), 10) // a new key, in place
-		if sb.exchange(b, benchHeaders, rd) {
+		strconv.AppendInt(seed[:0], int64(n), 10)
+		if served, _ := sb.exchange(benchHeaders, rd); served {
 			b.Fatal("hit")
 		}
 	}
@@ -106,9 +140,10 @@ func BenchmarkStreamBypass(b *testing.B) {
 	sb := newStreamBench(b)
 	headers := append(append([][2]string(nil), benchHeaders...), [2]string{"cache-control", "no-store"})
 	rd := (&benchReader{}).setBody(sampleChatRequest).answer(hdr(":status", "200", "content-type", "application/json"), chatResponse("fresh"))
+	sb.expect(b, headers, rd, "fwd=bypass")
 	b.ReportAllocs()
 	for b.Loop() {
-		if sb.exchange(b, headers, rd) {
+		if served, _ := sb.exchange(headers, rd); served {
 			b.Fatal("hit")
 		}
 	}

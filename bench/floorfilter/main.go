@@ -83,7 +83,10 @@ type stream struct {
 	fp     uint64    // the miss's key
 	t0     time.Time // when its lease was taken
 	leased bool
-	embed  embedState
+	// unkeyed: miss-keyed could not canonicalise the body (and did none
+	// of the miss's shared-data work).
+	unkeyed bool
+	embed   embedState
 }
 
 // Buffers reused across requests (one VM runs one callback at a time), as
@@ -175,6 +178,10 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		if mode == "miss-keyed" {
 			var ok bool
 			if b, ok = keyedBody(b); !ok {
+				// It would do less than its row's work: say so in the
+				// answer and the log rather than be measured as a floor.
+				s.unkeyed = true
+				proxywasm.LogCritical("floorfilter miss-keyed: the request body is not JSON the canonicalizer reads")
 				return types.ActionContinue
 			}
 		}
@@ -220,7 +227,11 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 			ctrs[2].Increment(1)
 			ctrs[3].Increment(1)
 		}
-		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", "modelcache; fwd=uri-miss")
+		cs := "modelcache; fwd=uri-miss"
+		if s.unkeyed {
+			cs = "floor; fwd=bypass; detail=unkeyed"
+		}
+		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", cs)
 	}
 	return types.ActionContinue
 }

@@ -124,10 +124,15 @@ func runS2(r *run) error {
 		rr := h16.RPS() / d16.RPS()
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: throughput c=16", Value: h16.RPSText(),
 			Baselines: "S1 " + d16.RPSText(), Ratio: ratio(h16.RPS(), d16.RPS()) + " S1", Target: "≥ 0.40× S1", Met: met(rr >= 0.4)})
-		cr := h16.CPU() / d16.CPU()
-		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: proxy CPU per request, c=16",
+		// The 1 KiB hit's CPU target is judged in S2R, where the hit and
+		// S1 are measured in paired rounds; here they are minutes apart.
+		cpuRow := row{Scenario: "S2", Metric: sizeName(size) + " hit: proxy CPU per request, c=16",
 			Value: fmt.Sprintf("%.1f µs (+%.1f over S1)", h16.CPU(), h16.CPU()-d16.CPU()), Baselines: fmt.Sprintf("S1 %.1f µs", d16.CPU()),
-			Ratio: ratio(h16.CPU(), d16.CPU()), Target: "≤ 2.4× S1 (60 µs at S1's 25)", Met: met(cr <= 2.4)})
+			Ratio: ratio(h16.CPU(), d16.CPU()), Target: "≤ 2.4× S1 (60 µs at S1's 25)", Met: met(h16.CPU()/d16.CPU() <= 2.4)}
+		if size == "1k" {
+			cpuRow.Target, cpuRow.Met = "judged in S2R (paired rounds)", "—"
+		}
+		r.add(cpuRow)
 		r.add(row{Scenario: "S2", Metric: sizeName(size) + " hit: p99 c=16", Value: fmt.Sprintf("%.0f µs", h16.P99()),
 			Baselines: fmt.Sprintf("S1 %.0f µs", d16.P99()), Ratio: ratio(h16.P99(), d16.P99()), Target: "≤ 2× S1", Met: met(h16.P99() <= 2*d16.P99())})
 		if size != "1k" {
@@ -258,7 +263,12 @@ const s4Rate = 1000
 const s4MaxAbove = 10.0
 
 func runS4(r *run) error {
-	type floor struct{ sys, what string }
+	// bare: a floor that makes no claim to the row's work (the empty
+	// filter, one header read), shown for scale only.
+	type floor struct {
+		sys, what string
+		bare      bool
+	}
 	variants := []struct {
 		label, metric string
 		wl            workload
@@ -272,16 +282,16 @@ func runS4(r *run) error {
 	}{
 		{label: "pass other-route", metric: "route not cached (filter in the chain)",
 			wl: workload{Path: "/other/v1/chat/completions", Headers: []string{authHeader}}, target: 0.95,
-			floor: floor{"floor-pairs", "reads all request headers to pick a route"},
-			extra: []floor{{"floor-empty", "an empty Go filter (stream context, no host call)"},
-				{"floor-read", "a Go filter that reads one request header (one host call returning data)"}}},
+			floor: floor{"floor-pairs", "reads all request headers to pick a route", false},
+			extra: []floor{{"floor-empty", "an empty Go filter (stream context, no host call)", true},
+				{"floor-read", "a Go filter that reads one request header (one host call returning data)", true}}},
 		{label: "pass bypass", metric: "bypass (request Cache-Control: no-store)",
 			wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader, noStoreReq}}, c1: true, target: 0.95,
-			floor: floor{"floor-bypass", "reads all request headers, counts 2 counters, sets Cache-Status"}, judged: true},
+			floor: floor{"floor-bypass", "reads all request headers, counts 2 counters, sets Cache-Status", false}, judged: true},
 		{label: "pass uncacheable", metric: "miss, answer uncacheable (no-store), new key each",
 			wl: workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, c1: true, target: 0.95,
-			floor: floor{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status"}, judged: true,
-			extra: []floor{{"floor-miss-keyed", "the miss floor keyed on the canonical JSON body (cachecore's canonicalizer), reading the model's generation from shared data"}}},
+			floor: floor{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status", false}, judged: true,
+			extra: []floor{{"floor-miss-keyed", "the miss floor keyed on the canonical JSON body (cachecore's canonicalizer), reading the model's generation from shared data", false}}},
 		{label: "pass miss-store", metric: "miss + store, new key each (informational)",
 			wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}},
 		// The shipped way to make a route the cache does not serve cost
@@ -405,8 +415,8 @@ func runS4(r *run) error {
 		}
 		bl := []string{}
 		for _, f := range append([]floor{v.floor}, v.extra...) {
-			if f.sys == "floor-empty" || f.sys == "floor-read" {
-				continue // no claim to the row's work
+			if f.bare {
+				continue
 			}
 			fl, err := r.countHostCalls(filepath.Join(r.s.WorkDir, f.sys+".wasm"), v.label, req)
 			if err != nil {
@@ -414,7 +424,7 @@ func runS4(r *run) error {
 			}
 			bl = append(bl, fmt.Sprintf("%s %d: %s", f.sys, fl.Total, breakdown(fl.ByName)))
 		}
-		r.add(row{Scenario: "S4", Metric: v.metric + ": host calls per request, modelcache vs its floor (wasmhost)",
+		r.add(row{Scenario: "S4", Metric: v.metric + ": host calls per request, modelcache vs its floors (wasmhost)",
 			Value:     fmt.Sprintf("%d: %s", mc.Total, breakdown(mc.ByName)),
 			Baselines: strings.Join(bl, "; ")})
 	}
