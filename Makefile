@@ -115,7 +115,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  done; \
 	done
 
-bench: build envoy l2-tools embedder ## side-by-side benchmarks vs direct_response, nginx, Varnish (~25 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
+bench: build envoy l2-tools embedder ## side-by-side benchmarks vs direct_response, nginx, Varnish (~50 min incl. a 10-min soak; BENCH_SOAK=3m shortens it) → bench/results, BENCHMARKS.md
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)

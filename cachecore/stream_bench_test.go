@@ -10,27 +10,6 @@ import (
 // stream.go), against a MemStore: the paths of make bench's S2 and S4 rows
 // without host calls, natively and (S12) under V8 and wazero.
 
-// benchReader is the host's side of a Stream's reads.
-type benchReader struct {
-	body, respBody []byte
-	respHeaders    [][2]string
-	length         string // the body's content-length
-}
-
-func (r *benchReader) RequestBody(int) ([]byte, error)       { return r.body, nil }
-func (r *benchReader) ResponseHeaders() ([][2]string, error) { return r.respHeaders, nil }
-func (r *benchReader) ResponseBody(int) ([]byte, error)      { return r.respBody, nil }
-func (r *benchReader) CodeDetails() string                   { return "via_upstream" }
-func (r *benchReader) setBody(body string) *benchReader {
-	r.body, r.length = []byte(body), strconv.Itoa(len(body))
-	return r
-}
-
-func (r *benchReader) answer(h [][2]string, b string) *benchReader {
-	r.respHeaders, r.respBody = h, []byte(b)
-	return r
-}
-
 // streamBench runs exchanges on one Cache as one VM does, one stream at a
 // time, each recycled when it ends.
 type streamBench struct {
@@ -40,7 +19,13 @@ type streamBench struct {
 	st      Stream
 	id      uint32
 	headers [][2]string
-	check   bool // exchange reads the Cache-Status (expect)
+	length  string // the request body's content-length (setBody)
+	check   bool   // exchange reads the Cache-Status (expect)
+}
+
+// setBody makes body the request body of the exchanges that follow.
+func (sb *streamBench) setBody(rd *fakeReader, body string) {
+	rd.reqBody, sb.length = []byte(body), strconv.Itoa(len(body))
 }
 
 func newStreamBench(b *testing.B) *streamBench {
@@ -55,14 +40,14 @@ var benchHeaders = [][2]string{{":method", "POST"}, {":path", "/pass/v1/chat/com
 // exchange runs one request, its length given as Envoy and wrk give it:
 // headers held, body read, then either served from the cache (served) or
 // forwarded and answered by rd's response. cs is its Cache-Status.
-func (sb *streamBench) exchange(headers [][2]string, rd *benchReader) (served bool, cs string) {
+func (sb *streamBench) exchange(headers [][2]string, rd *fakeReader) (served bool, cs string) {
 	sb.st = Stream{}
 	sb.id++
 	s, c := &sb.st, sb.env.cache
-	sb.headers = append(append(sb.headers[:0], headers...), [2]string{"content-length", rd.length})
+	sb.headers = append(append(sb.headers[:0], headers...), [2]string{"content-length", sb.length})
 	v, acts := s.Start(c, sb.route, "POST", "/pass/v1/chat/completions", sb.headers, false, &sb.hold, 1, sb.id)
 	if v == Pause {
-		_, acts = s.RequestBody(len(rd.body), true, rd, &sb.hold)
+		_, acts = s.RequestBody(len(rd.reqBody), true, rd, &sb.hold)
 	}
 	for i := range acts {
 		if a := &acts[i]; a.Kind == ActServeEntry || a.Kind == ActServeLocal {
@@ -87,7 +72,7 @@ func (sb *streamBench) exchange(headers [][2]string, rd *benchReader) (served bo
 
 // expect runs one exchange outside the timed loop and fails unless its
 // Cache-Status has want: the benchmark measures the path it is named for.
-func (sb *streamBench) expect(b *testing.B, headers [][2]string, rd *benchReader, want string) {
+func (sb *streamBench) expect(b *testing.B, headers [][2]string, rd *fakeReader, want string) {
 	sb.check = true
 	_, cs := sb.exchange(headers, rd)
 	sb.check = false
@@ -99,7 +84,8 @@ func (sb *streamBench) expect(b *testing.B, headers [][2]string, rd *benchReader
 // BenchmarkStreamHit: a 1 KiB hit on a 1.7 KB request sent again.
 func BenchmarkStreamHit(b *testing.B) {
 	sb := newStreamBench(b)
-	rd := (&benchReader{}).setBody(sampleChatRequest).answer(hdr(":status", "200", "content-type", "application/json"), chatResponse(strings.Repeat("x", 900)))
+	rd := &fakeReader{respHeaders: hdr(":status", "200", "content-type", "application/json"), respBody: []byte(chatResponse(strings.Repeat("x", 900)))}
+	sb.setBody(rd, sampleChatRequest)
 	sb.exchange(benchHeaders, rd)
 	sb.expect(b, benchHeaders, rd, "; hit")
 	b.ReportAllocs()
@@ -114,14 +100,14 @@ func BenchmarkStreamHit(b *testing.B) {
 // answer says no-store (S4's "miss, answer uncacheable").
 func BenchmarkStreamUncacheableMiss(b *testing.B) {
 	sb := newStreamBench(b)
-	rd := (&benchReader{}).answer(hdr(":status", "200", "content-type", "application/json", "cache-control", "no-store"), chatResponse("fresh"))
+	rd := &fakeReader{respHeaders: hdr(":status", "200", "content-type", "application/json", "cache-control", "no-store"), respBody: []byte(chatResponse("fresh"))}
 	// A new key each time: the seed's 10 digits are rewritten in place.
 	const last, seeded = `"seed":7}`, `"seed":1000000000}`
 	if !strings.HasSuffix(sampleChatRequest, last) {
 		b.Fatalf("sampleChatRequest no longer ends in %s", last)
 	}
-	rd.setBody(strings.TrimSuffix(sampleChatRequest, last) + seeded)
-	seed := rd.body[len(rd.body)-len(`1000000000}`) : len(rd.body)-1]
+	sb.setBody(rd, strings.TrimSuffix(sampleChatRequest, last)+seeded)
+	seed := rd.reqBody[len(rd.reqBody)-len(`1000000000}`) : len(rd.reqBody)-1]
 	n := 1000000000
 	sb.expect(b, benchHeaders, rd, "fwd=miss; fwd-status=200; detail=no-store")
 	sb.expect(b, benchHeaders, rd, "fwd=miss; fwd-status=200; detail=no-store") // not stored
@@ -139,7 +125,8 @@ func BenchmarkStreamUncacheableMiss(b *testing.B) {
 func BenchmarkStreamBypass(b *testing.B) {
 	sb := newStreamBench(b)
 	headers := append(append([][2]string(nil), benchHeaders...), [2]string{"cache-control", "no-store"})
-	rd := (&benchReader{}).setBody(sampleChatRequest).answer(hdr(":status", "200", "content-type", "application/json"), chatResponse("fresh"))
+	rd := &fakeReader{respHeaders: hdr(":status", "200", "content-type", "application/json"), respBody: []byte(chatResponse("fresh"))}
+	sb.setBody(rd, sampleChatRequest)
 	sb.expect(b, headers, rd, "fwd=bypass")
 	b.ReportAllocs()
 	for b.Loop() {
