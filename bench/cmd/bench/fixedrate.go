@@ -32,7 +32,11 @@ func (c frCell) key() string { return c.sys + "|" + c.label }
 
 // frSeries is one cell's rounds: proxy CPU per request (µs) per round.
 type frSeries struct {
-	CPU    []float64 `json:"cpu_us_per_request"`
+	CPU []float64 `json:"cpu_us_per_request"`
+	// JIT is, per round, the part of CPU spent in code V8 generated (the
+	// wasm filter and V8's wrappers around its calls), from perf's samples
+	// of the same round; empty without perf.
+	JIT    []float64 `json:"jit_us_per_request,omitempty"`
 	Sent   int       `json:"sent"`
 	Late   int64     `json:"late"`
 	Failed int       `json:"failed"`
@@ -40,6 +44,15 @@ type frSeries struct {
 }
 
 func (s *frSeries) Med() float64 { return median(s.CPU) }
+
+// jit is the series of CPU in V8-generated code, if perf sampled every
+// round.
+func (s *frSeries) jit() (*frSeries, bool) {
+	if len(s.JIT) == 0 || len(s.JIT) != len(s.CPU) {
+		return nil, false
+	}
+	return &frSeries{CPU: s.JIT}, true
+}
 
 func (s *frSeries) Range() (lo, hi float64) { return minMax(s.CPU) }
 
@@ -137,9 +150,19 @@ func (r *run) fixedRate(cells []frCell, rate, rounds int, d time.Duration) (map[
 				if _, _, _ = openLoop(r.ctx, rate, warm, 16, c.wl.Headers, next, noClass); r.ctx.Err() != nil {
 					return nil, r.ctx.Err()
 				}
+				// perf samples every system alike (its sampling costs the
+				// proxy the same CPU whatever the filter).
+				var perfDone func() perfReport
+				if r.s.Perf {
+					perfDone = r.perfRecord(fmt.Sprintf("fr-%s-%d", c.key(), round), sys.Pid(), d)
+				}
 				a, ns0, i0 := r.cpuSnap(sys), runtimeNS(sys.Pid()), idle.cpu()
 				replies, _, late := openLoop(r.ctx, rate, d, 16, c.wl.Headers, frRequests(sys.URL, c.wl, tag+"m"), noClass)
 				ns1, b, i1 := runtimeNS(sys.Pid()), r.cpuSnap(sys), idle.cpu()
+				var prof perfReport
+				if perfDone != nil {
+					prof = perfDone()
+				}
 				if r.ctx.Err() != nil {
 					return nil, r.ctx.Err()
 				}
@@ -150,12 +173,17 @@ func (r *run) fixedRate(cells []frCell, rate, rounds int, d time.Duration) (map[
 				}
 				cpu := float64(ns1-ns0) / 1e3 / float64(max(1, len(replies)))
 				s.CPU = append(s.CPU, cpu)
+				if prof.OK {
+					s.JIT = append(s.JIT, prof.JIT*cpu)
+				} else if perfDone != nil {
+					r.logf("  %s: no perf samples this round: %s", c.key(), prof.Text)
+				}
 				s.Sent += len(replies)
 				s.Late += late
 				s.Failed += failures(replies)
 				s.Other = max(s.Other, other)
-				r.logf("  %-13s %-20s %d rps round %d: proxy CPU %.1f µs/req (%d requests, %d late, %d failed, others' CPU %.0f%%)",
-					c.sys, c.label, rate, round+1, cpu, len(replies), late, failures(replies), 100*other)
+				r.logf("  %-13s %-20s %d rps round %d: proxy CPU %.1f µs/req, %.1f in V8-generated code (%d requests, %d late, %d failed, others' CPU %.0f%%)",
+					c.sys, c.label, rate, round+1, cpu, prof.JIT*cpu, len(replies), late, failures(replies), 100*other)
 				break
 			}
 		}

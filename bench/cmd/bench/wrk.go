@@ -169,7 +169,7 @@ func (r *run) measure(sysName, label string, wl workload, conns int) (*series, e
 	s := &series{Label: label}
 	for i, retries := 0, 0; i < r.s.Reps; i++ {
 		cx0 := sys.downstreamConns()
-		var perfDone func() string
+		var perfDone func() perfReport
 		if i == 0 && retries == 0 && r.wantPerf(sysName, label, conns) {
 			perfDone = r.perfRecord(key, sys.Pid(), r.s.Duration-time.Second)
 		}
@@ -179,7 +179,7 @@ func (r *run) measure(sysName, label string, wl workload, conns int) (*series, e
 			return nil, err
 		}
 		if perfDone != nil {
-			prof := perfDone()
+			prof := perfDone().Text
 			r.note("perf, %s (CPU time by binary): %s", key, prof)
 			r.data["perf/"+key] = prof
 		}
