@@ -35,7 +35,10 @@ func (c *Cache) newRequest() *Request {
 // keeps nothing else alive (its batch, body, entry, headers' strings).
 func (req *Request) clear() {
 	canonical, key, headers, resp, respBuf := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0]
-	*req = Request{canonical: canonical, Key: key, entry: Entry{Headers: headers}, resp: resp, respBuf: respBuf}
+	// Zeroed in place, then given its buffers back (a literal with them
+	// would be built in a temporary and copied over).
+	*req = Request{}
+	req.canonical, req.Key, req.entry.Headers, req.resp, req.respBuf = canonical, key, headers, resp, respBuf
 }
 
 // Recycle offers the stream's request for reuse once the host is done with

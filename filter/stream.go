@@ -97,7 +97,10 @@ func (s *stream) OnHttpStreamDeleted() {
 	if s.x.Request() == nil || s.x.Recycle() {
 		bufs = s.bufs.kept()
 	}
-	*s = stream{bufs: bufs}
+	// Zeroed in place, then given its buffers back: stream{bufs: bufs}
+	// would be built in a 6 KB temporary and copied over.
+	*s = stream{}
+	s.bufs = bufs
 	p.free = append(p.free, s)
 }
 
