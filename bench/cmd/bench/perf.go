@@ -66,7 +66,7 @@ func (r *run) perfRecord(name string, pid int, d time.Duration) (wait func() per
 // binaries of at least 1% of the samples, JIT adds up every V8-generated
 // region (one per thread that ran wasm).
 func parsePerfReport(rep string) perfReport {
-	out := perfReport{OK: true}
+	var out perfReport
 	var parts []string
 	for _, line := range strings.Split(rep, "\n") {
 		f := strings.Fields(line)
@@ -77,6 +77,7 @@ func parsePerfReport(rep string) perfReport {
 		if err != nil {
 			continue
 		}
+		out.OK = true // at least one row: a report without any says nothing
 		dso := strings.Join(f[1:], " ")
 		if strings.HasPrefix(dso, "[JIT]") || strings.HasPrefix(dso, "[anon") || dso == "[unknown]" || strings.HasPrefix(dso, "//anon") {
 			out.JIT += pct / 100

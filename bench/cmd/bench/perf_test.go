@@ -57,3 +57,11 @@ func TestJITSeriesNeedsEveryRound(t *testing.T) {
 		t.Fatalf("jit series %v %v, want median 31", j, ok)
 	}
 }
+
+// A report without a table (perf found no samples) is no measurement: a
+// round must not count it as 0 µs of V8-generated code.
+func TestPerfReportWithoutSamples(t *testing.T) {
+	if p := parsePerfReport("# Total Lost Samples: 0\n#\nError:\nThe perf.data data has no samples!\n"); p.OK {
+		t.Fatalf("an empty report counted as a measurement: %+v", p)
+	}
+}
