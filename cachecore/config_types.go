@@ -235,6 +235,10 @@ const (
 	DefaultTTL             = 5 * time.Minute
 	DefaultLeaseSlots      = 1024
 	DefaultTickPeriod      = 100 * time.Millisecond
+	// IdleTickPeriod is how often a VM with nothing waiting in it (no
+	// paused follower, no held request, no L2) ticks: often enough for
+	// the stale-serving window, which is flushed once a second.
+	IdleTickPeriod = SLOFlushEvery
 )
 
 // kindDefaults returns the policy a route of kind k starts from.

@@ -31,6 +31,9 @@ type plugin struct {
 	holding map[uint32]*stream // requests whose headers are held for their body
 	free    []*stream          // deleted streams whose memory is reused (newStream)
 	hold    cachecore.HoldState
+	// tickFast: the tick is armed at tick_period, not the idle period
+	// (setTick).
+	tickFast bool
 
 	lastSLOFlush time.Time
 }
@@ -91,9 +94,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	// The tick re-checks paused followers and held requests. (In the canary
 	// VM the timer dies with it; the queue is registered lazily for the same
 	// reason.)
-	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(cfg.TickPeriod.Milliseconds())); err != nil {
-		proxywasm.LogWarn("cannot set tick period: " + err.Error())
-	}
+	p.setTick(p.tickNeeded())
 	proxywasm.LogInfo("started with " + strconv.Itoa(len(cfg.Routes)) + " route(s), " +
 		strconv.Itoa(cfg.Store.Buckets*cfg.Store.Ways) + " slots of up to " + strconv.Itoa(cfg.Store.MaxEntryBytes) + " bytes")
 	return types.OnPluginStartStatusOK
@@ -182,6 +183,34 @@ func (p *plugin) OnTick() {
 	p.performAll(p.cache.L2Tick())
 	p.stats.waiting.Set(uint64(len(p.waiting)))
 	p.stats.runtime.flush()
+	if p.tickFast && !p.tickNeeded() {
+		p.setTick(false)
+	}
+}
+
+// tickNeeded: something in this VM needs a tick every tick_period — a
+// paused follower (a lost wake-up costs at most that), a request held for
+// its body, or the L2's purge log (read every l2.sync_interval).
+func (p *plugin) tickNeeded() bool {
+	return len(p.waiting) > 0 || len(p.holding) > 0 || p.cfg.L2 != nil
+}
+
+// setTick arms the VM's tick at tick_period (fast) or at the idle period.
+// A VM with nothing waiting in it wakes once a second instead of ten
+// times: each tick wakes its thread, and at a fixed rate of requests that
+// is extra CPU per request (BENCHMARKS.md). The host re-arms the timer
+// from now, so a follower that starts waiting is re-checked one
+// tick_period later, as before. It changes only when the need does: when
+// a stream joins an empty list, or on a tick that finds the lists empty.
+func (p *plugin) setTick(fast bool) {
+	period := p.cfg.TickPeriod
+	if !fast {
+		period = max(period, cachecore.IdleTickPeriod)
+	}
+	p.tickFast = fast
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(period.Milliseconds())); err != nil {
+		proxywasm.LogWarn("cannot set tick period: " + err.Error())
+	}
 }
 
 // checkHeld lets through requests held for a body that never comes
