@@ -65,3 +65,21 @@ func TestPerfReportWithoutSamples(t *testing.T) {
 		t.Fatalf("an empty report counted as a measurement: %+v", p)
 	}
 }
+
+// A round of modelcache or of the floor that perf missed drops the row in
+// V8-generated code, and the results say so rather than nothing.
+func TestJITRowMissingIsNoted(t *testing.T) {
+	r := &run{s: settings{Perf: true}}
+	f := &frSeries{CPU: []float64{300, 310, 320}, JIT: []float64{30, 31, 32}}
+	m := &frSeries{CPU: []float64{290, 300, 310}, JIT: []float64{20, 21}}
+	r.addJITAbove("bypass: modelcache above its floor", "at 1000 rps", f, m)
+	if len(r.rows) != 0 || len(r.notes) != 1 || !strings.Contains(r.notes[0], "2 of 3 of the floor") {
+		t.Fatalf("rows %v, notes %q", r.rows, r.notes)
+	}
+	m.JIT = append(m.JIT, 22)
+	r.notes = nil
+	r.addJITAbove("bypass: modelcache above its floor", "at 1000 rps", f, m)
+	if len(r.rows) != 1 || len(r.notes) != 0 || !strings.HasPrefix(r.rows[0].Value, "+10.0 µs") {
+		t.Fatalf("rows %v, notes %q", r.rows, r.notes)
+	}
+}

@@ -398,15 +398,7 @@ func runS4(r *run) error {
 			// The same in V8-generated code alone (perf): the filter's own
 			// work, without the noise of Envoy's and the kernel's share,
 			// which the two do alike (same host calls, HC rows below).
-			fj, ok1 := f.jit()
-			mj, ok2 := m.jit()
-			if ok1 && ok2 {
-				jd := diffs(fj, mj)
-				jlo, jhi := minMax(jd)
-				r.add(row{Scenario: "S4", Metric: v.metric + ": modelcache above its floor (" + fl.what + "), proxy CPU in V8-generated code (perf: the wasm filter and V8's wrappers of its calls) " + at,
-					Value:     fmt.Sprintf("%+.1f µs (rounds %+.1f…%+.1f)", median(jd), jlo, jhi),
-					Baselines: fmt.Sprintf("floor %s; modelcache %s", mj.Text(), fj.Text())})
-			}
+			r.addJITAbove(v.metric+": modelcache above its floor ("+fl.what+")", at, f, m)
 		}
 	}
 	// What each floor does, in host calls, beside modelcache on the same
