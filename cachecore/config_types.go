@@ -237,7 +237,8 @@ const (
 	DefaultTickPeriod      = 100 * time.Millisecond
 	// IdleTickPeriod is how often a VM with nothing waiting in it (no
 	// paused follower, no held request, no L2) ticks: often enough for
-	// the stale-serving window, which is flushed once a second.
+	// the stale-serving window, which is flushed once a second. A
+	// tick_period above it is used instead.
 	IdleTickPeriod = SLOFlushEvery
 )
 

@@ -31,9 +31,10 @@ type plugin struct {
 	holding map[uint32]*stream // requests whose headers are held for their body
 	free    []*stream          // deleted streams whose memory is reused (newStream)
 	hold    cachecore.HoldState
-	// tickFast: the tick is armed at tick_period, not the idle period
-	// (setTick).
-	tickFast bool
+	// tickFast: the tick is armed at tick_period, not the idle period;
+	// tickArmed: the period last armed (setTick).
+	tickFast  bool
+	tickArmed time.Duration
 
 	lastSLOFlush time.Time
 }
@@ -202,15 +203,21 @@ func (p *plugin) tickNeeded() bool {
 // from now, so a follower that starts waiting is re-checked one
 // tick_period later, as before. It changes only when the need does: when
 // a stream joins an empty list, or on a tick that finds the lists empty.
+// When the two periods are one (tick_period of a second or more) nothing is
+// re-armed: that would only put the next tick off.
 func (p *plugin) setTick(fast bool) {
 	period := p.cfg.TickPeriod
 	if !fast {
 		period = max(period, cachecore.IdleTickPeriod)
 	}
-	p.tickFast = fast
-	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(period.Milliseconds())); err != nil {
-		proxywasm.LogWarn("cannot set tick period: " + err.Error())
+	if period != p.tickArmed {
+		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(period.Milliseconds())); err != nil {
+			proxywasm.LogWarn("cannot set tick period: " + err.Error())
+			return // tried again when the need next changes
+		}
+		p.tickArmed = period
 	}
+	p.tickFast = fast
 }
 
 // checkHeld lets through requests held for a body that never comes

@@ -7,11 +7,17 @@ import (
 	"github.com/modelcache/modelcache/filter/proxywasm"
 )
 
+// sloFlushSlack: an idle VM ticks once per SLOFlushEvery, and the proxy's
+// timers run on a coarser clock than the wall clock the flush is timed by;
+// a tick that comes a little early still flushes, instead of a second
+// later.
+const sloFlushSlack = 50 * time.Millisecond
+
 // flushSLO runs on ticks: every VM adds its counts to the shared
 // stale-serving window; the VM whose update crosses the objective logs it,
 // once.
 func (p *plugin) flushSLO(now time.Time) {
-	if now.Sub(p.lastSLOFlush) < cachecore.SLOFlushEvery {
+	if now.Sub(p.lastSLOFlush) < cachecore.SLOFlushEvery-sloFlushSlack {
 		return
 	}
 	p.lastSLOFlush = now

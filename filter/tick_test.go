@@ -3,6 +3,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +97,42 @@ func TestTickNeverIdleWithL2(t *testing.T) {
 		if got := hs.h.TickPeriod(vm); got != cachecore.DefaultTickPeriod {
 			t.Fatalf("VM %d with an L2: tick period %v, want %v", vm, got, cachecore.DefaultTickPeriod)
 		}
+	}
+}
+
+// With tick_period at or above the idle period the two are one: a
+// follower joining does not re-arm the timer (which would push the next
+// tick, and the VM's flushes, up to a period later).
+func TestLongTickPeriodNotRearmed(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "tick_period": "2s",`, 1)
+	hs := newHarness(t, cfg, withWorkers(1))
+	hs.holdUpstream()
+	hs.h.AdvanceAndTick(1500 * time.Millisecond)
+	startMany(hs, 2, "long tick") // a leader and a follower, 1.5 s into the period
+	hs.h.AdvanceAndTick(600 * time.Millisecond)
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 1 {
+		t.Fatalf("waiting gauge %d 2.1 s after start: the tick due at 2 s did not run", g)
+	}
+}
+
+// An idle tick that comes a little early by the wall clock (the proxy's
+// timers run on a coarser clock) still flushes the stale-serving window:
+// it is not put off to the next tick, a second later.
+func TestIdleTickFlushesSLOWhenSlightlyEarly(t *testing.T) {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
+	  "freshness_slo":{"max_age":"10s","max_fraction":0.05,"window":"1m","min_samples":10}}]}`
+	hs := newHarness(t, cfg, withWorkers(1))
+	for i := 0; i < 20; i++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("early ", i%2)))
+	}
+	hs.clock.Advance(20 * time.Second) // every later hit is stale
+	hs.h.TickAll()                     // the window's first flush
+	for i := 0; i < 20; i++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("early ", i%2)))
+	}
+	hs.clock.Advance(cachecore.IdleTickPeriod - 20*time.Millisecond)
+	hs.h.TickAll()
+	if got := hs.counter("modelcache.chat.slo.breaches"); got != 1 {
+		t.Fatalf("breaches = %d after an idle tick 20 ms early, want 1", got)
 	}
 }
