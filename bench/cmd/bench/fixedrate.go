@@ -54,16 +54,16 @@ func (s *frSeries) jit() (*frSeries, bool) {
 	return &frSeries{CPU: s.JIT}, true
 }
 
-// addJITAbove adds the row of modelcache's distance to a floor in
+// addJITAbove adds the row of modelcache's (mc) distance to a floor in
 // V8-generated code, round by round; when perf ran but missed a round of
 // either, the results say the row is missing and why.
-func (r *run) addJITAbove(metric, at string, f, m *frSeries) {
-	fj, ok1 := f.jit()
-	mj, ok2 := m.jit()
+func (r *run) addJITAbove(metric, at string, mc, floor *frSeries) {
+	fj, ok1 := mc.jit()
+	mj, ok2 := floor.jit()
 	if !ok1 || !ok2 {
 		if r.s.Perf {
 			r.note("S4 %s: no row in V8-generated code: perf sampled %d of %d rounds of modelcache and %d of %d of the floor",
-				metric, len(f.JIT), len(f.CPU), len(m.JIT), len(m.CPU))
+				metric, len(mc.JIT), len(mc.CPU), len(floor.JIT), len(floor.CPU))
 		}
 		return
 	}

@@ -76,6 +76,11 @@ func TestJITRowMissingIsNoted(t *testing.T) {
 	if len(r.rows) != 0 || len(r.notes) != 1 || !strings.Contains(r.notes[0], "2 of 3 of the floor") {
 		t.Fatalf("rows %v, notes %q", r.rows, r.notes)
 	}
+	off := &run{s: settings{Perf: false}} // without perf there is no row to miss
+	off.addJITAbove("bypass: modelcache above its floor", "at 1000 rps", f, &frSeries{CPU: m.CPU})
+	if len(off.rows) != 0 || len(off.notes) != 0 {
+		t.Fatalf("without perf: rows %v, notes %q", off.rows, off.notes)
+	}
 	m.JIT = append(m.JIT, 22)
 	r.notes = nil
 	r.addJITAbove("bypass: modelcache above its floor", "at 1000 rps", f, m)
