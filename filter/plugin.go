@@ -31,9 +31,7 @@ type plugin struct {
 	holding map[uint32]*stream // requests whose headers are held for their body
 	free    []*stream          // deleted streams whose memory is reused (newStream)
 	hold    cachecore.HoldState
-	// tickFast: the tick is armed at tick_period, not the idle period;
-	// tickArmed: the period last armed (setTick).
-	tickFast  bool
+	// tickArmed: the tick period last armed (setTick).
 	tickArmed time.Duration
 
 	lastSLOFlush time.Time
@@ -184,7 +182,7 @@ func (p *plugin) OnTick() {
 	p.performAll(p.cache.L2Tick())
 	p.stats.waiting.Set(uint64(len(p.waiting)))
 	p.stats.runtime.flush()
-	if p.tickFast && !p.tickNeeded() {
+	if !p.tickNeeded() {
 		p.setTick(false)
 	}
 }
@@ -210,15 +208,18 @@ func (p *plugin) setTick(fast bool) {
 	if !fast {
 		period = max(period, cachecore.IdleTickPeriod)
 	}
-	if period != p.tickArmed {
-		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(period.Milliseconds())); err != nil {
-			proxywasm.LogWarn("cannot set tick period: " + err.Error())
-			return // tried again when the need next changes
-		}
-		p.tickArmed = period
+	if period == p.tickArmed {
+		return
 	}
-	p.tickFast = fast
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(period.Milliseconds())); err != nil {
+		proxywasm.LogWarn("cannot set tick period: " + err.Error())
+		return // tried again when the need next changes
+	}
+	p.tickArmed = period
 }
+
+// tickFast: the tick runs every tick_period.
+func (p *plugin) tickFast() bool { return p.tickArmed == p.cfg.TickPeriod }
 
 // checkHeld lets through requests held for a body that never comes
 // (cachecore.HoldState says why and when).

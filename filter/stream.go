@@ -205,7 +205,7 @@ func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 		}
 		s.holdingListed = holding
 	}
-	if (s.waitingListed || s.holdingListed) && !s.p.tickFast {
+	if (s.waitingListed || s.holdingListed) && !s.p.tickFast() {
 		s.p.setTick(true)
 	}
 	return verdicts[s.x.Resolve(v, dispatched)]
