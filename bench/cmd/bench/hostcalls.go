@@ -27,6 +27,7 @@ type hostCallResult struct {
 	Total   uint64            `json:"total"`
 	ByName  map[string]uint64 `json:"by_name"`
 	Outcome string            `json:"cache_status"`
+	Code    *codeEntered      `json:"code_entered,omitempty"`
 }
 
 // filterJSON extracts the filter configuration from an Envoy config (the
@@ -60,12 +61,14 @@ func filterJSON(path string) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// hcHost runs one module in wasmhost and counts its host calls per request.
+// hcHost runs one module in wasmhost and counts its host calls, and the
+// code it enters (footprint.go), per request.
 type hcHost struct {
 	r       *run
 	h       *wasmhost.Host
 	mod     *wasmhost.Module
 	imports []string
+	code    *codeRecorder
 }
 
 // newHCHost loads wasm with the benchmark's filter configuration; its
@@ -80,7 +83,11 @@ func newHCHost(r *run, wasm []byte) (*hcHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod, err := wasmhost.Compile(r.ctx, wasm)
+	code, err := newCodeRecorder(wasm)
+	if err != nil {
+		return nil, err
+	}
+	mod, err := wasmhost.Compile(code.listen(r.ctx), wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +120,7 @@ func newHCHost(r *run, wasm []byte) (*hcHost, error) {
 		mod.Close(r.ctx)
 		return nil, err
 	}
-	return &hcHost{r: r, h: h, mod: mod, imports: imports}, nil
+	return &hcHost{r: r, h: h, mod: mod, imports: imports, code: code}, nil
 }
 
 func (c *hcHost) Close() {
@@ -138,7 +145,8 @@ func hcRequest(path, nonce string, extra ...[2]string) wasmhost.Request {
 	return wasmhost.Request{Headers: append(hs, extra...), Body: body}
 }
 
-// count sends req and counts the imports called meanwhile.
+// count sends req and counts the imports called, and the module's
+// functions entered, meanwhile.
 func (c *hcHost) count(kind string, req wasmhost.Request) (*hostCallResult, error) {
 	before := map[string]uint64{}
 	for _, n := range c.imports {
@@ -155,12 +163,40 @@ func (c *hcHost) count(kind string, req wasmhost.Request) (*hostCallResult, erro
 			res.Total += d
 		}
 	}
+	res.Outcome = cacheStatusOf(resp)
+	return res, nil
+}
+
+func cacheStatusOf(resp *wasmhost.ClientResponse) string {
 	for _, kv := range resp.Headers {
 		if kv[0] == "cache-status" {
-			res.Outcome = kv[1]
+			return kv[1]
 		}
 	}
-	return res, nil
+	return ""
+}
+
+// codeOf reports the code a request of kind enters in steady state:
+// again(1) runs first, not recorded — the first request of a kind in a
+// VM's life also runs one-time code (buffers grown, tables made) — then
+// again(2) is recorded. Both must take the same path (Cache-Status).
+func (c *hcHost) codeOf(kind string, again func(round int) wasmhost.Request) (*codeEntered, error) {
+	first, err := c.h.Exchange(0, again(1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", kind, err)
+	}
+	var second *wasmhost.ClientResponse
+	code, err := c.code.record(func() (err error) {
+		second, err = c.h.Exchange(0, again(2))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", kind, err)
+	}
+	if a, b := cacheStatusOf(first), cacheStatusOf(second); a != b {
+		return nil, fmt.Errorf("%s: the code is counted on a second request of the kind, which took another path (%q, then %q)", kind, a, b)
+	}
+	return code, nil
 }
 
 // warm sends a few requests first, so that counts are of steady state
@@ -188,24 +224,38 @@ func runHostCalls(r *run) error {
 	if err := hc.warm(); err != nil {
 		return err
 	}
+	var list []*hostCallResult
+	// again: another request of the kind, for the code it enters (codeOf);
+	// nil where a second one would take another path.
+	hit := "/hit/1k/v1/chat/completions"
+	fresh := func(path, nonce string, extra ...[2]string) func(int) wasmhost.Request {
+		return func(n int) wasmhost.Request { return request(path, fmt.Sprintf("%s-code-%d", nonce, n), extra...) }
+	}
+	same := func(req wasmhost.Request) func(int) wasmhost.Request {
+		return func(int) wasmhost.Request { return req }
+	}
+	newItems := func(nonce string) wasmhost.Request {
+		return embeddingsOnly(request("/embed/v1/embeddings", ""), []byte(strings.ReplaceAll(string(embeddingRequest(embCached, 0)), "N0NCE", nonce)))
+	}
+	noStore := [2]string{"cache-control", "no-store"}
 	kinds := []struct {
 		kind, title string
 		req         wasmhost.Request
+		again       func(int) wasmhost.Request
 	}{
-		{"miss", "miss, stored (new key)", request("/hit/1k/v1/chat/completions", "hc-miss")},
-		{"hit", "hit (1 KiB)", request("/hit/1k/v1/chat/completions", "hc-miss")},
-		{"uncacheable", "miss, answer not storable", request("/pass/nostore/v1/chat/completions", "hc-nostore")},
-		{"bypass", "bypass (request no-store)", request("/pass/v1/chat/completions", "hc-bypass", [2]string{"cache-control", "no-store"})},
-		{"other", "route not cached", request("/other/v1/chat/completions", "hc-other")},
-		{"embed-fill", fmt.Sprintf("embeddings, %d items, none cached", embCached), request("/embed/v1/embeddings", "")},
-		{"embed-hit", fmt.Sprintf("embeddings, %d items, all cached", embCached), request("/embed/v1/embeddings", "")},
-		{"embed-partial", fmt.Sprintf("embeddings, %d items, %d cached", embBatch, embCached), request("/embed/v1/embeddings", "hc-partial")},
+		{"miss", "miss, stored (new key)", request(hit, "hc-miss"), fresh(hit, "hc-miss")},
+		{"hit", "hit (1 KiB)", request(hit, "hc-miss"), same(request(hit, "hc-miss"))},
+		{"uncacheable", "miss, answer not storable", request("/pass/nostore/v1/chat/completions", "hc-nostore"), fresh("/pass/nostore/v1/chat/completions", "hc-nostore")},
+		{"bypass", "bypass (request no-store)", request("/pass/v1/chat/completions", "hc-bypass", noStore), fresh("/pass/v1/chat/completions", "hc-bypass", noStore)},
+		{"other", "route not cached", request("/other/v1/chat/completions", "hc-other"), fresh("/other/v1/chat/completions", "hc-other")},
+		{"embed-fill", fmt.Sprintf("embeddings, %d items, none cached", embCached), request("/embed/v1/embeddings", ""), nil},
+		{"embed-hit", fmt.Sprintf("embeddings, %d items, all cached", embCached), request("/embed/v1/embeddings", ""), same(request("/embed/v1/embeddings", ""))},
+		{"embed-partial", fmt.Sprintf("embeddings, %d items, %d cached", embBatch, embCached), request("/embed/v1/embeddings", "hc-partial"), fresh("/embed/v1/embeddings", "hc-partial")},
 		// A batch of new items for a model already known: looked up, led
 		// (single flight re-checks every item) and stored.
-		{"embed-new", fmt.Sprintf("embeddings, %d new items, model known", embCached), embeddingsOnly(request("/embed/v1/embeddings", ""),
-			[]byte(strings.ReplaceAll(string(embeddingRequest(embCached, 0)), "N0NCE", "hc-new")))},
+		{"embed-new", fmt.Sprintf("embeddings, %d new items, model known", embCached), newItems("hc-new"),
+			func(n int) wasmhost.Request { return newItems(fmt.Sprintf("hc-new-code-%d", n)) }},
 	}
-	var list []*hostCallResult
 	for _, k := range kinds {
 		res, err := count(k.kind, k.req)
 		if err != nil {
@@ -215,6 +265,20 @@ func runHostCalls(r *run) error {
 		r.logf("  %-13s %3d host calls  %s   [%s]", k.kind, res.Total, breakdown(res.ByName), res.Outcome)
 		r.add(row{Scenario: "HC", Metric: "host calls per request: " + k.title, Value: strconv.FormatUint(res.Total, 10),
 			Baselines: breakdown(res.ByName)})
+	}
+	// After the host calls (the rows read as two tables), on requests of
+	// their own: the code each kind enters.
+	for i, k := range kinds {
+		if k.again == nil {
+			continue
+		}
+		code, err := hc.codeOf(k.kind, k.again)
+		if err != nil {
+			return err
+		}
+		list[i].Code = code
+		r.logf("  %-13s %s entered", k.kind, code)
+		r.add(row{Scenario: "HC", Metric: "wasm code entered per request: " + k.title, Value: code.String()})
 	}
 	if failed := h.FailedVMs(); len(failed) > 0 {
 		return fmt.Errorf("VM failed: %v", failed)

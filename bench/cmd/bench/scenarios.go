@@ -403,10 +403,18 @@ func runS4(r *run) error {
 	}
 	// What each floor does, in host calls, beside modelcache on the same
 	// request (wasmhost, as HC): the floors' claim to do the row's real work.
-	reqs := map[string]wasmhost.Request{
-		"pass other-route": hcRequest("/other/v1/chat/completions", "hc-s4-other"),
-		"pass bypass":      hcRequest("/pass/v1/chat/completions", "hc-s4-bypass", [2]string{"cache-control", "no-store"}),
-		"pass uncacheable": hcRequest("/pass/nostore/v1/chat/completions", "hc-s4-nostore"),
+	// Request n of the row's kind (each new: the code is counted on the
+	// second, codeOf).
+	reqs := map[string]func(n int) wasmhost.Request{
+		"pass other-route": func(n int) wasmhost.Request {
+			return hcRequest("/other/v1/chat/completions", fmt.Sprintf("hc-s4-other-%d", n))
+		},
+		"pass bypass": func(n int) wasmhost.Request {
+			return hcRequest("/pass/v1/chat/completions", fmt.Sprintf("hc-s4-bypass-%d", n), [2]string{"cache-control", "no-store"})
+		},
+		"pass uncacheable": func(n int) wasmhost.Request {
+			return hcRequest("/pass/nostore/v1/chat/completions", fmt.Sprintf("hc-s4-nostore-%d", n))
+		},
 	}
 	for _, v := range variants {
 		req, ok := reqs[v.label]
@@ -417,7 +425,7 @@ func runS4(r *run) error {
 		if err != nil {
 			return err
 		}
-		bl := []string{}
+		bl, code := []string{}, []string{}
 		for _, f := range append([]floor{v.floor}, v.extra...) {
 			if f.bare {
 				continue
@@ -427,10 +435,15 @@ func runS4(r *run) error {
 				return err
 			}
 			bl = append(bl, fmt.Sprintf("%s %d: %s", f.sys, fl.Total, breakdown(fl.ByName)))
+			code = append(code, fmt.Sprintf("%s %s", f.sys, fl.Code))
 		}
 		r.add(row{Scenario: "S4", Metric: v.metric + ": host calls per request, modelcache vs its floors (wasmhost)",
 			Value:     fmt.Sprintf("%d: %s", mc.Total, breakdown(mc.ByName)),
 			Baselines: strings.Join(bl, "; ")})
+		// What each enters of its own code (footprint.go): the cost of a
+		// request that arrives with the CPU's caches cold.
+		r.add(row{Scenario: "S4", Metric: v.metric + ": wasm code entered per request, modelcache vs its floors (wasmhost)",
+			Value: mc.Code.String(), Baselines: strings.Join(code, "; ")})
 	}
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", r.s.S4Rate, frRounds(fr, cells))
@@ -447,8 +460,9 @@ func frRounds(fr map[string]*frSeries, cells []frCell) string {
 }
 
 // countHostCalls counts the host calls of one request through the module
-// at wasm, after warm-up requests (hostcalls.go).
-func (r *run) countHostCalls(wasm, kind string, req wasmhost.Request) (*hostCallResult, error) {
+// at wasm, req(0), after warm-up requests, and the code a request of the
+// kind enters, on req(1) and req(2) (hostcalls.go).
+func (r *run) countHostCalls(wasm, kind string, req func(n int) wasmhost.Request) (*hostCallResult, error) {
 	b, err := os.ReadFile(wasm)
 	if err != nil {
 		return nil, err
@@ -461,5 +475,10 @@ func (r *run) countHostCalls(wasm, kind string, req wasmhost.Request) (*hostCall
 	if err := hc.warm(); err != nil {
 		return nil, err
 	}
-	return hc.count(kind, req)
+	res, err := hc.count(kind, req(0))
+	if err != nil {
+		return nil, err
+	}
+	res.Code, err = hc.codeOf(kind, req)
+	return res, err
 }

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// Code entered per request. Under V8 the filter's cost on a request that
+// arrives cold — as one does in Envoy, after the kernel's and Envoy's own
+// code ran — is set by the code it runs, not the memory it touches
+// (BENCHMARKS.md, item 17: evicting the caches' data adds under 1 µs to a
+// hit, evicting code adds 33 µs). So the HC rows also count the wasm
+// functions a request enters and the size of their bodies: an exact,
+// repeatable count where CPU time needs many rounds to show a few µs.
+// Entering a function does not run all of it, so the bytes are an upper
+// bound on the code a request runs; what compares is module against floor
+// and before against after.
+
+// codeEntered is what one request ran: the module's own functions entered
+// (not the host's) and the bytes of their wasm bodies.
+type codeEntered struct {
+	Functions int `json:"functions"`
+	Bytes     int `json:"bytes"`
+}
+
+func (c *codeEntered) String() string {
+	return fmt.Sprintf("%d functions, %.1f KB of wasm", c.Functions, float64(c.Bytes)/1000)
+}
+
+// codeRecorder is a wazero function-listener factory that notes every
+// function entered while on.
+type codeRecorder struct {
+	sizes   map[uint32]int // the module's function bodies by function index
+	on      bool
+	entered map[uint32]bool
+}
+
+func newCodeRecorder(wasm []byte) (*codeRecorder, error) {
+	sizes, err := codeBodySizes(wasm)
+	if err != nil {
+		return nil, err
+	}
+	return &codeRecorder{sizes: sizes, entered: map[uint32]bool{}}, nil
+}
+
+// listen is ctx with the recorder installed: a module compiled with it
+// reports its function calls (wazero's compiled-module cache keeps such
+// a module apart from one compiled without).
+func (c *codeRecorder) listen(ctx context.Context) context.Context {
+	return experimental.WithFunctionListenerFactory(ctx, c)
+}
+
+func (c *codeRecorder) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
+	idx := def.Index()
+	if _, own := c.sizes[idx]; !own {
+		return nil // an import: the host's code
+	}
+	return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+		if c.on {
+			c.entered[idx] = true
+		}
+	})
+}
+
+// record runs f with the recorder on and reports the code f entered.
+func (c *codeRecorder) record(f func() error) (*codeEntered, error) {
+	clear(c.entered)
+	c.on = true
+	err := f()
+	c.on = false
+	res := &codeEntered{Functions: len(c.entered)}
+	for idx := range c.entered {
+		res.Bytes += c.sizes[idx]
+	}
+	return res, err
+}
+
+// codeBodySizes reads a module's code section: the size of each function
+// body, by function index (imported functions come first in the index
+// space and have none).
+func codeBodySizes(wasm []byte) (map[uint32]int, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, errors.New("not a wasm module")
+	}
+	r := wasmReader{b: wasm[8:]}
+	imported := 0
+	var sizes map[uint32]int
+	for len(r.b) > 0 && r.err == nil {
+		id := r.byte()
+		sec := wasmReader{b: r.bytes(int(r.uint()))}
+		switch id {
+		case 2: // imports: count the functions
+			for n := sec.uint(); n > 0 && sec.err == nil; n-- {
+				sec.bytes(int(sec.uint())) // module
+				sec.bytes(int(sec.uint())) // name
+				switch sec.byte() {
+				case 0x00: // function: type index
+					sec.uint()
+					imported++
+				case 0x01: // table: reference type, limits
+					sec.byte()
+					sec.limits()
+				case 0x02: // memory: limits
+					sec.limits()
+				case 0x03: // global: value type, mutability
+					sec.byte()
+					sec.byte()
+				default:
+					sec.err = errors.New("unknown import kind")
+				}
+			}
+		case 10: // code
+			n := sec.uint()
+			sizes = make(map[uint32]int, n)
+			for i := uint64(0); i < n && sec.err == nil; i++ {
+				size := int(sec.uint())
+				sec.bytes(size)
+				sizes[uint32(imported)+uint32(i)] = size
+			}
+		}
+		if sec.err != nil {
+			return nil, fmt.Errorf("wasm section %d: %v", id, sec.err)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if sizes == nil {
+		return nil, errors.New("wasm module without a code section")
+	}
+	return sizes, nil
+}
+
+// wasmReader reads a module's LEB128 integers and byte runs; the first
+// error sticks and later reads return zero.
+type wasmReader struct {
+	b   []byte
+	err error
+}
+
+func (r *wasmReader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.fail()
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *wasmReader) uint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *wasmReader) bytes(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b) {
+		r.fail()
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// limits skips a table's or memory's limits: flags, minimum, and a
+// maximum when flags say so.
+func (r *wasmReader) limits() {
+	if r.uint()&1 != 0 {
+		r.uint()
+		r.uint()
+	} else {
+		r.uint()
+	}
+}
+
+func (r *wasmReader) fail() {
+	if r.err == nil {
+		r.err = errors.New("truncated")
+	}
+}
