@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
-	"strconv"
 )
 
 // Single flight across every Envoy worker.
@@ -201,7 +200,7 @@ func NewLeaseTable(store Store, slots int) *LeaseTable {
 // The string aliases keyBuf: valid until the next key is built (stores
 // copy keys they keep).
 func (t *LeaseTable) key(fp uint64) string {
-	t.keyBuf = strconv.AppendUint(append(t.keyBuf[:0], "mc:l:"...), fp%t.slots, 10)
+	t.keyBuf = appendUint(append(t.keyBuf[:0], "mc:l:"...), fp%t.slots)
 	return bytesString(t.keyBuf)
 }
 

@@ -197,15 +197,3 @@ func (c *Cache) Age(req *Request) time.Duration {
 	}
 	return time.Duration(c.nowMs()-req.Entry.StoredAt) * time.Millisecond
 }
-
-func itoa(v int64) string {
-	return string(appendInt(nil, v))
-}
-
-func appendInt(b []byte, v int64) []byte {
-	if v < 0 {
-		b = append(b, '-')
-		return appendUint(b, uint64(-v))
-	}
-	return appendUint(b, uint64(v))
-}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"strconv"
 )
 
 // Model state: for every (route, model) the cache keeps, in shared data, the
@@ -101,7 +100,7 @@ func (c *Cache) modelKeyOf(id uint64) string {
 }
 
 func modelKey(id uint64) string {
-	return "mc:m:" + strconv.FormatUint(id%modelSlots, 10)
+	return string(appendUint([]byte("mc:m:"), id%modelSlots))
 }
 
 // Model records, little-endian: "MV" 2 count, then per record

@@ -1,7 +1,5 @@
 package cachecore
 
-import "strconv"
-
 // The request side of the protocol: the headers decide whether the body is
 // held (and how), the complete body decides between serving, leading,
 // following and forwarding.
@@ -59,13 +57,13 @@ func (f *Flight) RequestHeaders(headers [][2]string, endOfStream, holdable bool)
 		return ReqPass, f.Bypass(ReasonNone)
 	}
 	if v, ok := header(headers, "content-length"); ok {
-		n, err := strconv.ParseUint(v, 10, 63)
-		if err == nil && n > uint64(f.c.cfg.MaxRequestBytes) {
+		n, ok := parseDecimal(v)
+		if ok && n > uint64(f.c.cfg.MaxRequestBytes) {
 			// Decided now: nothing is held, so the host streams the body to
 			// the model instead of buffering it towards its limit (413).
 			return ReqPass, f.Bypass(ReasonBodyTooLarge)
 		}
-		if err == nil {
+		if ok {
 			return ReqHoldSized, nil
 		}
 	}

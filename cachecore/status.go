@@ -1,9 +1,5 @@
 package cachecore
 
-import (
-	"strconv"
-)
-
 // Status is what the cache did with one request. One enum drives the
 // Cache-Status header, the stats and the logs, so they can never disagree.
 type Status uint8
@@ -207,20 +203,20 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 		dst = append(dst, "; fwd=miss; collapsed"...)
 		if cs.FwdStatus != 0 {
 			dst = append(dst, "; fwd-status="...)
-			dst = strconv.AppendInt(dst, int64(cs.FwdStatus), 10)
+			dst = appendInt(dst, int64(cs.FwdStatus))
 		}
 		return append(dst, "; detail=leader-failed"...)
 	}
 	if cs.FwdStatus != 0 {
 		dst = append(dst, "; fwd-status="...)
-		dst = strconv.AppendInt(dst, int64(cs.FwdStatus), 10)
+		dst = appendInt(dst, int64(cs.FwdStatus))
 	}
 	if cs.Stored {
 		dst = append(dst, "; stored"...)
 	}
 	if cs.HasTTL {
 		dst = append(dst, "; ttl="...)
-		dst = strconv.AppendInt(dst, cs.TTL, 10)
+		dst = appendInt(dst, cs.TTL)
 	}
 	switch {
 	case cs.Status == StatusStaleIfError:
@@ -232,7 +228,7 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 		dst = append(dst, cs.Reason.Detail()...)
 		if cs.Reason == ReasonStatus && cs.FwdStatus != 0 {
 			dst = append(dst, '-')
-			dst = strconv.AppendInt(dst, int64(cs.FwdStatus), 10)
+			dst = appendInt(dst, int64(cs.FwdStatus))
 		}
 	}
 	return dst

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"strconv"
 )
 
 // Table is the bounded cache store: a set-associative slot table laid over a
@@ -120,15 +119,15 @@ func (t *Table) bucketOf(fp uint64) uint64 { return (fp >> 16) % t.buckets }
 // is valid until the next key is built (stores copy keys they keep).
 func (t *Table) indexKey(b uint64) string {
 	t.keyBuf = append(t.keyBuf[:0], "mc:i:"...)
-	t.keyBuf = strconv.AppendUint(t.keyBuf, b, 10)
+	t.keyBuf = appendUint(t.keyBuf, b)
 	return bytesString(t.keyBuf)
 }
 
 func (t *Table) entryKey(b uint64, w int) string {
 	t.keyBuf = append(t.keyBuf[:0], "mc:e:"...)
-	t.keyBuf = strconv.AppendUint(t.keyBuf, b, 10)
+	t.keyBuf = appendUint(t.keyBuf, b)
 	t.keyBuf = append(t.keyBuf, ':')
-	t.keyBuf = strconv.AppendUint(t.keyBuf, uint64(w), 10)
+	t.keyBuf = appendUint(t.keyBuf, uint64(w))
 	return bytesString(t.keyBuf)
 }
 
