@@ -25,6 +25,10 @@ type Cache struct {
 	embEnc   []byte           // embeddings items encoded for one store (reused)
 	hk       *hashKeys        // the process secret's keys, once loaded (secret.go)
 
+	// statusMemo: the last Cache-Status values sent, by the status they
+	// render (statusValue).
+	statusMemo [statusMemoSize]statusMemo
+
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes

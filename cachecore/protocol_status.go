@@ -73,6 +73,10 @@ func (f *Flight) CacheStatusHeader(dst []byte) []byte {
 	return f.cs.AppendHeader(dst, f.c.cfg.CacheName)
 }
 
+// CacheStatusValue is the request's Cache-Status value as a string that
+// stays valid (Cache.statusValue).
+func (f *Flight) CacheStatusValue() string { return f.c.statusValue(f.cs) }
+
 // TruncatedHeader is the Cache-Status of the held response if it never
 // completes (the host leaves it where its own error reply can pick it up).
 func (f *Flight) TruncatedHeader() []byte {
@@ -92,6 +96,31 @@ func (f *Flight) Unavailable() (int, [][2]string, []byte) {
 
 // maxStatusStrings bounds the Cache-Status values a VM keeps.
 const maxStatusStrings = 256
+
+// statusMemoSize is how many Cache-Status values a VM keeps beside the
+// status each renders (statusValue): a few per status.
+const statusMemoSize = 8
+
+type statusMemo struct {
+	cs CacheStatus
+	v  string
+}
+
+// statusValue is cs rendered, as statusString keeps it. The last values
+// rendered are kept with the status they render, in a small table: a
+// status sent again — every bypass for one reason, every answer not
+// stored for one cause — is then neither rendered nor looked up by its
+// text, so the request runs neither the renderer's code nor the map's.
+func (c *Cache) statusValue(cs CacheStatus) string {
+	m := &c.statusMemo[(uint(cs.Status)*5+uint(cs.Reason))%statusMemoSize]
+	if m.v != "" && m.cs == cs {
+		return m.v
+	}
+	var buf [160]byte // on the stack: statusString copies what it keeps
+	v := c.statusString(cs.AppendHeader(buf[:0], c.cfg.CacheName))
+	m.cs, m.v = cs, v
+	return v
+}
 
 // statusString is the Cache-Status value b as a string, without
 // allocating when it was sent before: the values repeat (a status, a

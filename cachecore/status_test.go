@@ -242,3 +242,33 @@ func TestStatusStringsAreKeptBounded(t *testing.T) {
 		t.Fatalf("%v allocations for a value sent before", n)
 	}
 }
+
+// statusValue renders every status as AppendHeader does, whatever shares
+// its place in the memo, and a status sent again is answered from the
+// memo: not rendered, not looked up by its text.
+func TestStatusValueMemo(t *testing.T) {
+	c := &Cache{cfg: &Config{CacheName: "modelcache"}}
+	var all []CacheStatus
+	for st := StatusHit; st <= StatusLeaderFailed; st++ {
+		for _, r := range []Reason{ReasonNone, ReasonNoStore, ReasonStatus, ReasonTruncated} {
+			for _, fwd := range []int{0, 200, 503} {
+				all = append(all, CacheStatus{Status: st, Reason: r, FwdStatus: fwd},
+					CacheStatus{Status: st, Reason: r, FwdStatus: fwd, Stored: true, TTL: 300, HasTTL: true},
+					CacheStatus{Status: st, Reason: r, FwdStatus: fwd, TTL: -1, HasTTL: true, L2: true})
+			}
+		}
+	}
+	for round := 0; round < 2; round++ {
+		for _, cs := range all {
+			if got, want := c.statusValue(cs), string(cs.AppendHeader(nil, "modelcache")); got != want {
+				t.Fatalf("statusValue(%+v) = %q, want %q", cs, got, want)
+			}
+		}
+	}
+	cs := CacheStatus{Status: StatusBypass, Reason: ReasonNoStore}
+	want := c.statusValue(cs)
+	c.statuses = nil
+	if got := c.statusValue(cs); got != want || c.statuses != nil {
+		t.Fatalf("a status sent again: %q (want %q), looked up by its text: %v", got, want, c.statuses != nil)
+	}
+}

@@ -453,8 +453,7 @@ func (s *Stream) refusal(out []Action, reason Reason) []Action {
 }
 
 func (s *Stream) cacheStatus(out []Action) []Action {
-	var buf [160]byte // on the stack: the header is built once
-	return append(out, Action{Kind: ActSetHeader, Name: "cache-status", Value: s.c.statusString(s.fl.CacheStatusHeader(buf[:0]))})
+	return append(out, Action{Kind: ActSetHeader, Name: "cache-status", Value: s.fl.CacheStatusValue()})
 }
 
 // ResponseBody is the event "response body bytes arrived".
