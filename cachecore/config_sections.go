@@ -118,6 +118,7 @@ func (p *parser) config(data []byte) *Config {
 			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
 		}
 		r.L2 = cfg.L2 != nil
+		r.Index = len(cfg.Routes)
 		cfg.Routes = append(cfg.Routes, r)
 	}
 	if cfg.Purge.Path != "" || cfg.Purge.Token != "" {

@@ -92,6 +92,9 @@ type Route struct {
 	Policy
 	// L2: the configuration has an l2 tier (its counters apply).
 	L2 bool
+	// Index is the route's place in Config.Routes (the host's per-route
+	// state can be a slice).
+	Index int
 }
 
 // Policy is every per-route setting; routes inherit "defaults" and override.

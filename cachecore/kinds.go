@@ -102,9 +102,13 @@ var kinds = []*kindSpec{
 	},
 }
 
-// kindByName indexes kinds; filled by init, since the table's functions
-// themselves read it (an initialisation cycle otherwise).
-var kindByName map[Kind]*kindSpec
+// kindByName indexes kinds, and kindSpecs lists them; both are filled by
+// init, since the table's functions themselves read them (an
+// initialisation cycle otherwise).
+var (
+	kindByName map[Kind]*kindSpec
+	kindSpecs  []*kindSpec
+)
 
 // jsonSpec answers for a kind the table does not know (a Route built by
 // hand): no kind-specific behaviour at all.
@@ -115,13 +119,18 @@ func init() {
 	for _, s := range kinds {
 		kindByName[s.kind] = s
 	}
+	kindSpecs = kinds
 	jsonSpec = kindByName[KindJSON]
 }
 
-// spec returns k's entry in the kinds table.
+// spec returns k's entry in the kinds table. Every request looks its
+// kind up: a scan of the few kinds runs less code than the map would
+// (RATIONALE.md, "The code a request runs").
 func (k Kind) spec() *kindSpec {
-	if s, ok := kindByName[k]; ok {
-		return s
+	for _, s := range kindSpecs {
+		if s.kind == k {
+			return s
+		}
 	}
 	return jsonSpec
 }

@@ -52,6 +52,26 @@ func TestMissThenHitAcrossWorkers(t *testing.T) {
 	}
 }
 
+// Each route's requests count in its own stats, whichever route a
+// request matched last (routes are found by their index).
+func TestRouteStatsFollowTheRoute(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	hs.post(0, "/public/v1/chat/completions", chatBody("public question"))
+	hs.post(0, "/v1/chat/completions", chatBody("tenant question"))
+	hs.post(1, "/public/v1/chat/completions", chatBody("public question"))
+	hs.post(1, "/v1/chat/completions", chatBody("another tenant question"))
+	hs.post(0, "/v1/chat/completions", chatBody("tenant question"))
+	for name, want := range map[string]uint64{
+		"modelcache.public.requests.miss": 1, "modelcache.public.requests.hit": 1, "modelcache.public.stored": 1,
+		"modelcache.chat.requests.miss": 2, "modelcache.chat.requests.hit": 1, "modelcache.chat.stored": 2,
+		"modelcache.classify.requests.miss": 0,
+	} {
+		if got := hs.counter(name); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
 func TestHitDoesNotReachTheRouter(t *testing.T) {
 	hs := newHarness(t, chatConfig)
 	body := chatBody("hold the headers")

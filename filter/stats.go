@@ -9,6 +9,7 @@ import (
 // cachecore/statnames.go.
 type stats struct {
 	routes          map[string]*routeStats
+	byIndex         []*routeStats // the same, by cachecore.Route.Index
 	waiting         gauge
 	holdUnsupported ctr
 	entries         gauge
@@ -24,6 +25,7 @@ type stats struct {
 }
 
 type routeStats struct {
+	route         *cachecore.Route
 	prefix        string
 	requests      []ctr // by cachecore.Status
 	bypass        []ctr // by cachecore.Reason
@@ -116,7 +118,7 @@ func newStats(cfg *cachecore.Config) *stats {
 		ownShare: counter("modelcache.evictions_tenant_share"), runtime: newRuntimeStats()}
 	for _, r := range cfg.Routes {
 		n := cachecore.StatNames(r)
-		rs := &routeStats{prefix: n.Prefix, refusedStatus: map[int]ctr{}, requests: counters(n.Requests),
+		rs := &routeStats{route: r, prefix: n.Prefix, refusedStatus: map[int]ctr{}, requests: counters(n.Requests),
 			bypass: counters(n.Bypass), refused: counters(n.Refused), stored: counter(n.Stored),
 			staleRatePPM: newGauge(n.StaleRatePPM), sloBreached: newGauge(n.SLOBreached)}
 		copy(rs.events[:], counters(n.Events[:]))
@@ -125,11 +127,20 @@ func newStats(cfg *cachecore.Config) *stats {
 			proxywasm.LogWarn("cannot define histogram: " + err.Error())
 		}
 		s.routes[r.Name] = rs
+		s.byIndex = append(s.byIndex, rs)
 	}
 	return s
 }
 
-func (s *stats) route(r *cachecore.Route) *routeStats { return s.routes[r.Name] }
+// route is r's stats: by its index, which spares every request a map
+// lookup by name and the map's code (RATIONALE.md, "The code a request
+// runs"); by name for a route of another configuration.
+func (s *stats) route(r *cachecore.Route) *routeStats {
+	if i := r.Index; i >= 0 && i < len(s.byIndex) && s.byIndex[i].route == r {
+		return s.byIndex[i]
+	}
+	return s.routes[r.Name]
+}
 
 func (rs *routeStats) request(st cachecore.Status) {
 	if int(st) < len(rs.requests) {
