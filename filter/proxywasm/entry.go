@@ -16,8 +16,8 @@ import (
 
 var (
 	vmContext types.VMContext = types.DefaultVMContext{}
-	roots                     = map[uint32]*rootState{}
-	streams                   = map[uint32]*streamState{}
+	roots     contextTable[rootState]
+	streams   contextTable[streamState]
 	// currentRoot is the root context of the callback being run; HTTP calls
 	// are always owned by it (Envoy issues them on the root context).
 	currentRoot uint32
@@ -89,7 +89,7 @@ func recovered(where string, r any) {
 }
 
 func registerHTTPCall(token uint32, cb func(numHeaders, bodySize, numTrailers int)) {
-	r := roots[currentRoot]
+	r := roots.get(currentRoot)
 	if r == nil || cb == nil {
 		return
 	}
@@ -108,10 +108,10 @@ func onContextCreate(contextID, parentID uint32) {
 	}()
 	if parentID == 0 {
 		currentRoot = contextID
-		roots[contextID] = &rootState{ctx: vmContext.NewPluginContext(contextID)}
+		roots.put(contextID, &rootState{ctx: vmContext.NewPluginContext(contextID)})
 		return
 	}
-	root := roots[parentID]
+	root := roots.get(parentID)
 	if root == nil || root.ctx == nil {
 		return
 	}
@@ -119,7 +119,7 @@ func onContextCreate(contextID, parentID uint32) {
 	if h := root.ctx.NewHttpContext(contextID); h != nil {
 		s := newStreamState()
 		s.ctx, s.root = h, parentID
-		streams[contextID] = s
+		streams.put(contextID, s)
 	}
 }
 
@@ -143,7 +143,7 @@ func onConfigure(rootID uint32, size uint32) (ok bool) {
 			ok = false
 		}
 	}()
-	root := roots[rootID]
+	root := roots.get(rootID)
 	if root == nil || root.ctx == nil {
 		return false
 	}
@@ -159,7 +159,7 @@ func onTick(rootID uint32) {
 			recovered("proxy_on_tick", r)
 		}
 	}()
-	if root := roots[rootID]; root != nil && root.ctx != nil {
+	if root := roots.get(rootID); root != nil && root.ctx != nil {
 		currentRoot = rootID
 		root.ctx.OnTick()
 	}
@@ -172,7 +172,7 @@ func onQueueReady(rootID, queueID uint32) {
 			recovered("proxy_on_queue_ready", r)
 		}
 	}()
-	if root := roots[rootID]; root != nil && root.ctx != nil {
+	if root := roots.get(rootID); root != nil && root.ctx != nil {
 		currentRoot = rootID
 		root.ctx.OnQueueReady(queueID)
 	}
@@ -185,7 +185,7 @@ func onHTTPCallResponse(rootID, token, numHeaders, bodySize, numTrailers uint32)
 			recovered("proxy_on_http_call_response", r)
 		}
 	}()
-	root := roots[rootID]
+	root := roots.get(rootID)
 	if root == nil {
 		return
 	}
@@ -206,7 +206,7 @@ func onDone(contextID uint32) (ok bool) {
 			ok = true
 		}
 	}()
-	if root := roots[contextID]; root != nil {
+	if root := roots.get(contextID); root != nil {
 		currentRoot = contextID
 		if root.ctx == nil {
 			return true
@@ -234,15 +234,15 @@ func onDelete(contextID uint32) {
 		if r := recover(); r != nil {
 			recovered("proxy_on_delete", r)
 		}
-		delete(streams, contextID)
-		delete(roots, contextID)
+		streams.del(contextID)
+		roots.del(contextID)
 	}()
 	streamDone(contextID)
-	s := streams[contextID]
+	s := streams.get(contextID)
 	if s == nil {
 		return
 	}
-	delete(streams, contextID)
+	streams.del(contextID)
 	h, broken := s.ctx, s.broken
 	*s = streamState{}
 	freeStates = append(freeStates, s)
@@ -271,7 +271,7 @@ func newStreamState() *streamState {
 // on_delete: Envoy calls on_log first, but a stream without access logging
 // may skip it.
 func streamDone(contextID uint32) {
-	s := streams[contextID]
+	s := streams.get(contextID)
 	if s == nil || s.done {
 		return
 	}
@@ -287,7 +287,7 @@ func streamDone(contextID uint32) {
 // streamCall runs one stream callback with fail-open panic handling.
 func streamCall(where string, contextID uint32, f func(types.HttpContext) types.Action) (action types.Action) {
 	enter()
-	s := streams[contextID]
+	s := streams.get(contextID)
 	if s == nil || s.broken {
 		return types.ActionContinue
 	}
