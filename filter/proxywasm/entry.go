@@ -248,8 +248,8 @@ func onDelete(contextID uint32) {
 	freeStates = append(freeStates, s)
 	// A stream that panicked is left to the garbage collector: its state
 	// is whatever the panic left.
-	if d, ok := h.(types.HttpContextDeleter); ok && !broken {
-		d.OnHttpStreamDeleted()
+	if !broken {
+		h.OnHttpStreamDeleted()
 	}
 }
 

@@ -51,7 +51,7 @@ func TestPanicsFailOpen(t *testing.T) {
 }
 
 // A stream whose OnHttpStreamDone panicked is never offered for reuse
-// (types.HttpContextDeleter): its state is whatever the panic left.
+// (OnHttpStreamDeleted): its state is whatever the panic left.
 func TestPanicInStreamDoneIsNeverReused(t *testing.T) {
 	h := startPanicGuest(t, func(u *wasmhost.UpstreamRequest) {
 		u.Respond(200, [][2]string{{"content-type", "text/plain"}}, []byte("ok"))

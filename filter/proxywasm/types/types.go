@@ -200,12 +200,12 @@ type HttpContext interface {
 	// OnHttpStreamDone is called once when the stream ends, whatever the
 	// reason (completion, reset, client abort).
 	OnHttpStreamDone()
-}
-
-// HttpContextDeleter is an HttpContext that wants to know when the host
-// deleted its context (proxy_on_delete, after OnHttpStreamDone): no
-// callback of the stream comes after it, so its memory may be reused.
-type HttpContextDeleter interface {
+	// OnHttpStreamDeleted is called when the host deleted the context
+	// (proxy_on_delete, after OnHttpStreamDone): no callback of the stream
+	// comes after it, so its memory may be reused. Not called after a
+	// panic in one of the stream's callbacks. (A method of the interface,
+	// not an optional one found by a type assertion: on wasm each such
+	// assertion runs the runtime's itab lookup.)
 	OnHttpStreamDeleted()
 }
 
@@ -234,3 +234,4 @@ func (DefaultHttpContext) OnHttpResponseHeaders(int, bool) Action { return Actio
 func (DefaultHttpContext) OnHttpResponseBody(int, bool) Action    { return ActionContinue }
 func (DefaultHttpContext) OnHttpResponseTrailers(int) Action      { return ActionContinue }
 func (DefaultHttpContext) OnHttpStreamDone()                      {}
+func (DefaultHttpContext) OnHttpStreamDeleted()                   {}
