@@ -14,7 +14,7 @@ type Cache struct {
 	// statuses are the Cache-Status values sent (statusString).
 	statuses map[string]string
 	cfg      *Config
-	store    Store
+	store    storeReader
 	table    *Table
 	leases   *LeaseTable
 	bg       *BackgroundSlots
@@ -73,7 +73,7 @@ func New(cfg *Config, opts Options) *Cache {
 	table.SetTenantShare(cfg.Store.MaxTenantShare)
 	return &Cache{
 		cfg:    cfg,
-		store:  opts.Store,
+		store:  readerOf(opts.Store),
 		table:  table,
 		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),

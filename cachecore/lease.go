@@ -176,7 +176,7 @@ const maxKeptLeaseSlot = 4096
 
 // LeaseTable is the fixed table of lease slots over a Store. One per VM.
 type LeaseTable struct {
-	store  Store
+	store  storeReader
 	slots  uint64
 	anchor uint32
 	// Reused by every read and write: a read's leases (and their waiters)
@@ -191,7 +191,7 @@ type LeaseTable struct {
 // result of its exact size, so a buffer grown one read at a time would
 // allocate each time a slot holds more leases than any read before.
 func NewLeaseTable(store Store, slots int) *LeaseTable {
-	return &LeaseTable{store: store, slots: uint64(slots), readBuf: make([]byte, 0, maxKeptLeaseSlot)}
+	return &LeaseTable{store: readerOf(store), slots: uint64(slots), readBuf: make([]byte, 0, maxKeptLeaseSlot)}
 }
 
 // key is the shared-data key of fp's slot. Callers pass keyed
@@ -220,7 +220,7 @@ func (r Role) String() string { return roleNames[r] }
 
 // read returns the slot's leases and CAS; exists is false for a key never set.
 func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
-	raw, cas, err := getInto(t.store, key, t.readBuf)
+	raw, cas, err := t.store.GetInto(key, t.readBuf)
 	if errors.Is(err, ErrNotFound) {
 		return t.ways[:0], 0, false, nil // a new lease goes into reused memory
 	}

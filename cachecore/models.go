@@ -176,7 +176,7 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 	if err != nil {
 		return ModelState{}, err
 	}
-	raw, _, err := getInto(c.store, c.modelKeyOf(id), c.modelBuf)
+	raw, _, err := c.store.GetInto(c.modelKeyOf(id), c.modelBuf)
 	if errors.Is(err, ErrNotFound) {
 		return ModelState{}, nil
 	}

@@ -41,6 +41,32 @@ func getInto(s Store, key string, buf []byte) ([]byte, uint32, error) {
 	return s.Get(key)
 }
 
+// storeReader is a Store with its BufferedStore side found once, for the
+// reads of every request (the table's, the leases', the model records'):
+// getInto asserts it on each read, and on wasm an assertion to an
+// interface type runs the runtime's itab lookup (RATIONALE.md, "The code a
+// request runs"). It is itself a BufferedStore.
+type storeReader struct {
+	Store
+	buffered BufferedStore // nil: reads allocate
+}
+
+func readerOf(s Store) storeReader {
+	if r, ok := s.(storeReader); ok {
+		return r
+	}
+	b, _ := s.(BufferedStore)
+	return storeReader{Store: s, buffered: b}
+}
+
+// GetInto reads key into buf if the store can, else allocates.
+func (r storeReader) GetInto(key string, buf []byte) ([]byte, uint32, error) {
+	if r.buffered != nil {
+		return r.buffered.GetInto(key, buf)
+	}
+	return r.Get(key)
+}
+
 // Store errors.
 var (
 	ErrNotFound    = errors.New("store: not found")

@@ -27,7 +27,7 @@ import (
 // fails the key comparison, and misses. A Table is used by one VM (thread);
 // many Tables over one Store are safe.
 type Table struct {
-	store   Store
+	store   storeReader
 	buckets uint64
 	ways    int
 	// tenantWays is how many ways of a bucket one tenant's entries may
@@ -60,7 +60,7 @@ var ErrContention = errors.New("store: too much contention")
 
 // NewTable prepares a table over store with the given geometry.
 func NewTable(store Store, buckets, ways int) *Table {
-	return &Table{store: store, buckets: uint64(buckets), ways: ways}
+	return &Table{store: readerOf(store), buckets: uint64(buckets), ways: ways}
 }
 
 // SetTenantShare limits one tenant's entries to ceil(share × ways) ways of
@@ -138,7 +138,7 @@ func (t *Table) preferredWay(fp uint64) int { return int(fp % uint64(t.ways)) }
 // readIndex loads bucket b's index into t.idx. An absent, empty or foreign
 // index (e.g. written with another geometry) reads as all-empty.
 func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
-	raw, cas, err := getInto(t.store, t.indexKey(b), t.idxBuf)
+	raw, cas, err := t.store.GetInto(t.indexKey(b), t.idxBuf)
 	if cap(raw) > cap(t.idxBuf) {
 		t.idxBuf = raw[:0]
 	}
@@ -234,7 +234,7 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry) (bool, 
 // readEntry reads way w of bucket b into dst and reports whether it holds
 // key and is still useful at now.
 func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (bool, error) {
-	raw, _, err := getInto(t.store, t.entryKey(b, w), t.entBuf)
+	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
 	if cap(raw) > cap(t.entBuf) {
 		t.entBuf = raw[:0]
 	}
@@ -435,7 +435,7 @@ func (t *Table) Clear() (int, error) {
 		// Blank every entry, listed in the index or not: a direct read of a
 		// preferred way does not consult the index.
 		for w := 0; w < t.ways; w++ {
-			raw, _, err := getInto(t.store, t.entryKey(b, w), t.entBuf)
+			raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
 			if cap(raw) > cap(t.entBuf) {
 				t.entBuf = raw[:0]
 			}
