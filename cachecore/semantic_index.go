@@ -47,8 +47,8 @@ const (
 )
 
 type semIndexStore struct {
-	s   Store
-	now int64 // ms
+	s   storeReader // not boxed in a Store: no allocation per index
+	now int64       // ms
 }
 
 func (c *Cache) semIndex() semIndexStore { return semIndexStore{c.store, c.nowMs()} }
@@ -119,7 +119,7 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 	var buf []byte
 	ent := semSignHead + sb
 	for i := 0; i < nseg; i++ {
-		sv, _, err := getInto(ix.s, keys.key(prefix, 's', i), buf[:0])
+		sv, _, err := ix.s.GetInto(keys.key(prefix, 's', i), buf[:0])
 		if err != nil || len(sv) < semSegHead || int(binary.LittleEndian.Uint16(sv[2:])) != dim {
 			continue
 		}
@@ -141,7 +141,7 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 	var seg, rs []byte
 	for c := 0; c < len(cands); {
 		i := cands[c].seg
-		seg, _, err = getInto(ix.s, keys.key(prefix, 'r', int(i)), seg[:0])
+		seg, _, err = ix.s.GetInto(keys.key(prefix, 'r', int(i)), seg[:0])
 		if err != nil || len(seg) < semSegHead || int(binary.LittleEndian.Uint16(seg[2:])) != dim {
 			for c < len(cands) && cands[c].seg == i {
 				c++

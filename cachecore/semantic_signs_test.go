@@ -22,7 +22,7 @@ type signsIndex struct {
 func newSignsIndex(t *testing.T, rng *rand.Rand, n int, freshUntil func(i int) int64) *signsIndex {
 	t.Helper()
 	si := &signsIndex{store: NewMemStore(), vecs: map[string][]int8{}, norms: map[string]float32{}}
-	si.ix = semIndexStore{si.store, 0}
+	si.ix = semIndexStore{readerOf(si.store), 0}
 	for i := 0; i < n; i++ {
 		v := make([]float32, 384)
 		for j := range v {

@@ -226,7 +226,7 @@ func TestSemanticIndexBound(t *testing.T) {
 // indexed turns (384 dimensions, int8), the embedding call excluded.
 func BenchmarkSemanticLookup10k(b *testing.B) {
 	store := NewMemStore()
-	ix := semIndexStore{store, 0}
+	ix := semIndexStore{readerOf(store), 0}
 	rng := rand.New(rand.NewPCG(1, 2))
 	randVec := func() ([]int8, float32) {
 		v := make([]float32, 384)
@@ -271,7 +271,7 @@ func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
 	}
 	for trial := 0; trial < 5; trial++ {
 		store := NewMemStore()
-		ix := semIndexStore{store, 0}
+		ix := semIndexStore{readerOf(store), 0}
 		topic := make([]float64, dim)
 		for i := range topic {
 			topic[i] = common[i] + 0.5*rng.NormFloat64()

@@ -33,19 +33,11 @@ type BufferedStore interface {
 	GetInto(key string, buf []byte) ([]byte, uint32, error)
 }
 
-// getInto reads key into buf if the store can, else allocates.
-func getInto(s Store, key string, buf []byte) ([]byte, uint32, error) {
-	if bs, ok := s.(BufferedStore); ok {
-		return bs.GetInto(key, buf)
-	}
-	return s.Get(key)
-}
-
 // storeReader is a Store with its BufferedStore side found once, for the
-// reads of every request (the table's, the leases', the model records'):
-// getInto asserts it on each read, and on wasm an assertion to an
-// interface type runs the runtime's itab lookup (RATIONALE.md, "The code a
-// request runs"). It is itself a BufferedStore.
+// reads of every request (the table's, the leases', the model records',
+// the semantic index's): asserting it on each read would, on wasm, run
+// the runtime's itab lookup every time (RATIONALE.md, "The code a request
+// runs"). It is itself a BufferedStore.
 type storeReader struct {
 	Store
 	buffered BufferedStore // nil: reads allocate

@@ -56,9 +56,15 @@ func (c *codeRecorder) listen(ctx context.Context) context.Context {
 }
 
 func (c *codeRecorder) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
+	if def.GoFunction() != nil {
+		// The host's own functions: wazero offers them too when the host
+		// modules are instantiated with this context, numbered in their
+		// module, not the guest's.
+		return nil
+	}
 	idx := def.Index()
 	if _, own := c.sizes[idx]; !own {
-		return nil // an import: the host's code
+		return nil // an import
 	}
 	return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
 		if c.on {
@@ -116,7 +122,7 @@ func codeBodySizes(wasm []byte) (map[uint32]int, error) {
 			}
 		case 10: // code
 			n := sec.uint()
-			sizes = make(map[uint32]int, n)
+			sizes = make(map[uint32]int, min(n, uint64(len(sec.b)))) // a count is no larger than its bytes
 			for i := uint64(0); i < n && sec.err == nil; i++ {
 				size := int(sec.uint())
 				sec.bytes(size)
