@@ -102,41 +102,40 @@ var kinds = []*kindSpec{
 	},
 }
 
-// kindByName indexes kinds, and kindSpecs lists them; both are filled by
-// init, since the table's functions themselves read them (an
-// initialisation cycle otherwise).
-var (
-	kindByName map[Kind]*kindSpec
-	kindSpecs  []*kindSpec
-)
+// kindSpecs is kinds, set by init, since the table's functions themselves
+// read it (an initialisation cycle otherwise). Every request looks its
+// kind up: a scan of the few kinds runs less code than a map would
+// (RATIONALE.md, "The code a request runs").
+var kindSpecs []*kindSpec
 
 // jsonSpec answers for a kind the table does not know (a Route built by
 // hand): no kind-specific behaviour at all.
 var jsonSpec *kindSpec
 
 func init() {
-	kindByName = make(map[Kind]*kindSpec, len(kinds))
-	for _, s := range kinds {
-		kindByName[s.kind] = s
-	}
 	kindSpecs = kinds
-	jsonSpec = kindByName[KindJSON]
+	jsonSpec, _ = lookupKind(KindJSON)
 }
 
-// spec returns k's entry in the kinds table. Every request looks its
-// kind up: a scan of the few kinds runs less code than the map would
-// (RATIONALE.md, "The code a request runs").
-func (k Kind) spec() *kindSpec {
+func lookupKind(k Kind) (*kindSpec, bool) {
 	for _, s := range kindSpecs {
 		if s.kind == k {
-			return s
+			return s, true
 		}
+	}
+	return nil, false
+}
+
+// spec returns k's entry in the kinds table.
+func (k Kind) spec() *kindSpec {
+	if s, ok := lookupKind(k); ok {
+		return s
 	}
 	return jsonSpec
 }
 
 func knownKind(k Kind) bool {
-	_, ok := kindByName[k]
+	_, ok := lookupKind(k)
 	return ok
 }
 
