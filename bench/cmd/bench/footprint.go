@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -26,6 +30,7 @@ import (
 type codeEntered struct {
 	Functions int `json:"functions"`
 	Bytes     int `json:"bytes"`
+	names     []string
 }
 
 func (c *codeEntered) String() string {
@@ -38,6 +43,7 @@ type codeRecorder struct {
 	sizes   map[uint32]int // the module's function bodies by function index
 	on      bool
 	entered map[uint32]bool
+	names   map[uint32]string // debug names, for BENCH_CODE_NAMES
 }
 
 func newCodeRecorder(wasm []byte) (*codeRecorder, error) {
@@ -45,7 +51,7 @@ func newCodeRecorder(wasm []byte) (*codeRecorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &codeRecorder{sizes: sizes, entered: map[uint32]bool{}}, nil
+	return &codeRecorder{sizes: sizes, entered: map[uint32]bool{}, names: map[uint32]string{}}, nil
 }
 
 // listen is ctx with the recorder installed: a module compiled with it
@@ -66,6 +72,7 @@ func (c *codeRecorder) NewFunctionListener(def api.FunctionDefinition) experimen
 	if _, own := c.sizes[idx]; !own {
 		return nil // an import
 	}
+	c.names[idx] = def.DebugName()
 	return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
 		if c.on {
 			c.entered[idx] = true
@@ -82,8 +89,27 @@ func (c *codeRecorder) record(f func() error) (*codeEntered, error) {
 	res := &codeEntered{Functions: len(c.entered)}
 	for idx := range c.entered {
 		res.Bytes += c.sizes[idx]
+		res.names = append(res.names, fmt.Sprintf("%d\t%s", c.sizes[idx], c.names[idx]))
 	}
+	sort.Strings(res.names)
 	return res, err
+}
+
+// dumpNames writes the functions a request of kind entered, a line each
+// (body size, name), to dir/<kind>.txt when BENCH_CODE_NAMES names a
+// directory: a diagnostic, to compare a module's list with its floor's.
+func (c *codeEntered) dumpNames(kind string) error {
+	dir := os.Getenv("BENCH_CODE_NAMES")
+	if dir == "" {
+		return nil
+	}
+	name := strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' || r == ',' {
+			return '_'
+		}
+		return r
+	}, kind)
+	return os.WriteFile(filepath.Join(dir, name+".txt"), []byte(strings.Join(c.names, "\n")+"\n"), 0o644)
 }
 
 // codeBodySizes reads a module's code section: the size of each function

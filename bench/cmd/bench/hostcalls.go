@@ -196,7 +196,7 @@ func (c *hcHost) codeOf(kind string, again func(round int) wasmhost.Request) (*c
 	if a, b := cacheStatusOf(first), cacheStatusOf(second); a != b {
 		return nil, fmt.Errorf("%s: the code is counted on a second request of the kind, which took another path (%q, then %q)", kind, a, b)
 	}
-	return code, nil
+	return code, code.dumpNames(kind)
 }
 
 // warm sends a few requests first, so that counts are of steady state
