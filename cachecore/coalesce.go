@@ -54,11 +54,38 @@ func (c *Cache) Leases() *LeaseTable { return c.leases }
 // have stored the answer since the miss) and Finish when done.
 func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
-	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
+	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
 	if err != nil {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}
+	if b := req.batch; b != nil {
+		b.leadUnchanged = unchanged && b.lookedAhead
+	}
 	return role
+}
+
+// leaderLookup is a new leader's look before going upstream: relookup, or
+// less where the lease says nothing can have changed. An embeddings batch
+// reads its lease slot ahead, before its first look into a bucket's index
+// (lookupItems); if it then won the lease with that very read, no leader
+// of its key finished in between — a leader stores before it releases, and
+// its release writes the slot — so whatever an earlier leader stored was
+// stored before the batch's own index reads, and those found it. Only the
+// model's state is read again: if it moved on, the keys did too, and the
+// items are looked up again as before. This spares a batch of new items
+// one index read per bucket. (Writers outside single flight — a partial
+// batch, a request that found no lease way — are not seen by either look
+// in every interleaving; each costs at most one more upstream call, never
+// a wrong answer.)
+func (c *Cache) leaderLookup(req *Request) Decision {
+	if b := req.batch; b != nil && b.leadUnchanged {
+		b.leadUnchanged = false
+		st, err := c.loadModel(req.Route.Name, req.Model)
+		if err == nil && st == req.state {
+			return Forward
+		}
+	}
+	return c.relookup(req)
 }
 
 // tryLead takes the lease for a background refresh of req's key, never

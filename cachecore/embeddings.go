@@ -70,6 +70,11 @@ type embBatch struct {
 	entries  []Entry    // cached items (their Body in vecs)
 	scratch  Entry      // the entry being read (aliases the table's buffer)
 	views    indexViews // the bucket indexes read, for the stores
+	// lookedAhead: the first look read the lease slot ahead of its index
+	// reads, and every item it missed was a clean miss after that read;
+	// leadUnchanged: the request then won its lease with that read (Join,
+	// leaderLookup).
+	lookedAhead, leadUnchanged bool
 	// The answer admitEmbeddings read (identified by its first byte and
 	// length) and its top-level "model" (as gjson's String) and "usage",
 	// read in the same pass as its data, for the store and the merge.
@@ -367,6 +372,13 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	b.vecs, b.entries = nil, nil // earlier slices stay valid
 	b.views.pass++
 	b.views.hint = min(len(b.distinct), maxViewHint)
+	// A first look that may lead reads the lease slot before its first
+	// index read (leaderLookup says why).
+	ahead := b.views.pass == 1 && req.Route.Coalesce.Enabled
+	b.views.ahead = nil
+	if ahead {
+		b.views.ahead, b.views.aheadFP = c.leases, req.LeaseFP()
+	}
 	kept := 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
@@ -378,6 +390,11 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, it.missed == it.fp, e)
 		if err != nil || !found || c.freshness(req, e, now) != fresh {
 			it.missed = it.fp
+			if err != nil || found {
+				// Not a clean miss (an error, or a stale copy read maybe
+				// before the slot was): the lead looks again in full.
+				ahead, b.views.ahead = false, nil
+			}
 			continue
 		}
 		if b.entries == nil {
@@ -406,6 +423,10 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		}
 	}
 	b.scratch = Entry{Headers: b.scratch.Headers[:0]} // nothing aliases the table's buffer
+	// The slot was read ahead (by the first index read) and every miss is
+	// a clean one, looked for in its bucket's index after that read.
+	b.lookedAhead = ahead && b.views.ahead == nil
+	b.views.ahead = nil
 	dup := false
 	for i := range b.items {
 		it := &b.items[i]

@@ -184,6 +184,19 @@ type LeaseTable struct {
 	keyBuf, readBuf, writeBuf []byte
 	ways                      []Lease
 	waiters                   []uint64
+	// ahead is a read of a slot made before the caller's lookup
+	// (ReadAhead), for the next acquire of ahead.fp; aheadBuf holds it.
+	ahead    slotRead
+	aheadBuf []byte
+}
+
+// slotRead is one read of a lease slot, kept undecoded.
+type slotRead struct {
+	fp  uint64
+	raw []byte
+	cas uint32
+	err error
+	ok  bool
 }
 
 // NewLeaseTable returns a lease table of the given number of slots.
@@ -221,14 +234,19 @@ func (r Role) String() string { return roleNames[r] }
 // read returns the slot's leases and CAS; exists is false for a key never set.
 func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
 	raw, cas, err := t.store.GetInto(key, t.readBuf)
+	if err == nil && cap(raw) <= maxKeptLeaseSlot {
+		t.readBuf = raw[:0]
+	}
+	return t.decode(raw, cas, err)
+}
+
+// decode is read's second half: the leases of a slot read as raw.
+func (t *LeaseTable) decode(raw []byte, cas uint32, err error) (ways []Lease, _ uint32, exists bool, _ error) {
 	if errors.Is(err, ErrNotFound) {
 		return t.ways[:0], 0, false, nil // a new lease goes into reused memory
 	}
 	if err != nil {
 		return nil, 0, false, err
-	}
-	if cap(raw) <= maxKeptLeaseSlot {
-		t.readBuf = raw[:0]
 	}
 	var ok bool
 	ways, t.waiters, ok = decodeSlotInto(t.ways, t.waiters, raw)
@@ -303,11 +321,44 @@ func removeAt(ways []Lease, i int) []Lease { return append(ways[:i], ways[i+1:].
 // per-tenant share (0: not bounded). The decision is linearisable: every
 // outcome is the result of one successful compare-and-swap on the slot.
 func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (Role, error) {
+	role, _, err := t.acquire(fp, tenant, vm, stream, now, deadline, join)
+	return role, err
+}
+
+// ReadAhead reads fp's slot now, for the next acquire of fp to use
+// instead of a read of its own. A leader that wins the lease with that
+// read (acquire's unchanged) knows that no one wrote the slot since: no
+// leader of fp finished in between (coalesce.go, leadUnchanged).
+func (t *LeaseTable) ReadAhead(fp uint64) {
+	if t.aheadBuf == nil {
+		t.aheadBuf = make([]byte, 0, maxKeptLeaseSlot) // as readBuf
+	}
+	raw, cas, err := t.store.GetInto(t.key(fp), t.aheadBuf)
+	if cap(raw) <= maxKeptLeaseSlot {
+		t.aheadBuf = raw[:0]
+	}
+	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: true}
+}
+
+// acquire is Acquire; unchanged reports a lead won with the slot as
+// ReadAhead read it.
+func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (_ Role, unchanged bool, _ error) {
 	key := t.key(fp)
+	ahead := t.ahead
+	t.ahead = slotRead{} // used once, by fp's acquire only
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		ways, cas, exists, err := t.read(key)
+		var ways []Lease
+		var cas uint32
+		var exists bool
+		var err error
+		unchanged = attempt == 0 && ahead.ok && ahead.fp == fp
+		if unchanged {
+			ways, cas, exists, err = t.decode(ahead.raw, ahead.cas, ahead.err)
+		} else {
+			ways, cas, exists, err = t.read(key)
+		}
 		if err != nil {
-			return RoleCollision, err
+			return RoleCollision, false, err
 		}
 		var waiters []uint64
 		if i := findFP(ways, fp); i >= 0 {
@@ -315,19 +366,19 @@ func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			if l.live(now) {
 				switch {
 				case l.State == LeaseHitForMiss:
-					return RoleHitForMiss, nil
+					return RoleHitForMiss, false, nil
 				case l.Owner == vm && l.Stream == stream:
-					return RoleLeader, nil // already ours
+					return RoleLeader, false, nil // already ours
 				}
 				if !join || slices.Contains(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
-					return RoleFollower, nil
+					return RoleFollower, false, nil
 				}
 				l.Waiters = append(l.Waiters, vm)
 				err = t.write(key, ways, now, cas, exists)
 				if errors.Is(err, ErrCasMismatch) {
 					continue
 				}
-				return RoleFollower, err
+				return RoleFollower, false, err
 			}
 			// fp's own dead lease: take it over. Waiters of a previous
 			// holder are kept so they still get woken.
@@ -339,7 +390,7 @@ func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		ways = liveOnly(ways, now)
 		// Make room: within the tenant's share, and within the slot.
 		if victim, ok := makeRoom(ways, tenant); !ok {
-			return RoleCollision, nil
+			return RoleCollision, false, nil
 		} else if victim >= 0 {
 			ways = removeAt(ways, victim)
 		}
@@ -349,11 +400,11 @@ func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			continue
 		}
 		if err != nil {
-			return RoleCollision, err
+			return RoleCollision, false, err
 		}
-		return RoleLeader, nil
+		return RoleLeader, unchanged, nil
 	}
-	return RoleCollision, ErrContention
+	return RoleCollision, false, ErrContention
 }
 
 // makeRoom picks the way a new lease of tenant displaces in a slot of live

@@ -125,7 +125,7 @@ func (f *Flight) Miss() []Action {
 func (f *Flight) lead(e Event) bool {
 	f.leader = true
 	f.count(e)
-	if f.c.relookup(f.req) != Serve {
+	if f.c.leaderLookup(f.req) != Serve {
 		return false
 	}
 	f.finishLead(OutcomeStored, 0)

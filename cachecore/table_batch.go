@@ -27,6 +27,10 @@ type indexViews struct {
 	slab  []slot // the views' slots
 	pass  int
 	hint  int // the buckets a request may read: the first allocations' size
+	// ahead, when set, has its slot of aheadFP read (ReadAhead) just
+	// before the pass's first index read, and is then cleared.
+	ahead   *LeaseTable
+	aheadFP uint64
 }
 
 // view returns the view of bucket b read in the current pass, reading it
@@ -39,6 +43,10 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 	i, ok := vs.at[b]
 	if ok && vs.views[i].pass == vs.pass {
 		return &vs.views[i], nil
+	}
+	if vs.ahead != nil {
+		vs.ahead.ReadAhead(vs.aheadFP)
+		vs.ahead = nil
 	}
 	cas, exists, err := t.readIndex(b)
 	if err != nil {
@@ -72,10 +80,8 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 // entry is not there.
 func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, again bool, dst *Entry) (bool, error) {
 	b := t.bucketOf(fp)
-	pw := -1
 	if !again {
-		pw = t.preferredWay(fp)
-		if ok, err := t.readEntry(b, pw, key, now, dst); ok || err != nil {
+		if ok, err := t.readEntry(b, t.preferredWay(fp), key, now, dst); ok || err != nil {
 			return ok, err
 		}
 	}
@@ -84,9 +90,14 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, ag
 		return false, err
 	}
 	for w, s := range v.slots {
-		if w == pw || s.fp != fp || s.staleUntil <= now {
+		if s.fp != fp || s.staleUntil <= now {
 			continue
 		}
+		// The preferred way too, if the index has the item there: the
+		// index may have been read after the entry was (the lease slot's
+		// read ahead comes between: leaderLookup), and an item stored in
+		// between must be found. Otherwise this costs nothing: the index
+		// names the preferred way only after a write raced the read.
 		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
 			return ok, err
 		}

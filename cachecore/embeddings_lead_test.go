@@ -1,0 +1,194 @@
+package cachecore
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A batch that leads its key reads its lease slot ahead of its index reads
+// and, when it wins the lease with that read, does not read the indexes
+// again (leaderLookup). These tests hold both halves: the reads it spares,
+// and the stores of an earlier leader it must still see.
+
+// readCounter counts the reads of each kind of shared-data key.
+type readCounter struct {
+	*MemStore
+	gets map[string]int // by key prefix: "mc:i", "mc:e", "mc:l", "mc:m"
+	// onLease, if set, runs once before the next read of a lease slot.
+	onLease func()
+}
+
+// count notes a read by its key's kind (keys alias their callers'
+// buffers: the kind is copied).
+func (s *readCounter) count(key string) {
+	if len(key) >= 4 {
+		s.gets[strings.Clone(key[:4])]++
+	}
+	if f := s.onLease; f != nil && strings.HasPrefix(key, "mc:l:") {
+		s.onLease = nil
+		f()
+	}
+}
+
+func (s *readCounter) Get(key string) ([]byte, uint32, error) {
+	s.count(key)
+	return s.MemStore.Get(key)
+}
+
+func (s *readCounter) GetInto(key string, buf []byte) ([]byte, uint32, error) {
+	s.count(key)
+	return s.MemStore.GetInto(key, buf)
+}
+
+// leadEnv is two workers over one store, an embeddings route with
+// coalescing on (its default).
+type leadEnv struct {
+	reads *readCounter
+	clock *fakeClock
+	w     [2]*Cache
+}
+
+func newLeadEnv(t *testing.T) *leadEnv {
+	cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h","stale_while_revalidate":"1h"}]}`)
+	e := &leadEnv{reads: &readCounter{MemStore: NewMemStore(), gets: map[string]int{}}, clock: newFakeClock()}
+	for i := range e.w {
+		e.w[i] = New(cfg, Options{Store: e.reads, Now: e.clock.Now, Rand: seededRand(uint64(i + 1))})
+	}
+	return e
+}
+
+func (e *leadEnv) begin(w int, items []string) *Request {
+	c := e.w[w]
+	req := c.Begin(c.routeByName("emb"), "POST", "/v1/embeddings", [][2]string{{"authorization", "Bearer t"}})
+	c.SetBody(req, []byte(`{"model":"e","input":["`+strings.Join(items, `","`)+`"]}`))
+	return req
+}
+
+// answer answers req's items as the upstream would and stores them.
+func (e *leadEnv) answer(t *testing.T, w int, req *Request, items []string) {
+	t.Helper()
+	jsonHdr := [][2]string{{"content-type", "application/json"}}
+	ans := embAnswer(items)
+	adm := e.w[w].AdmitBody(req, jsonHdr, ans)
+	if res := e.w[w].Store(req, 200, jsonHdr, ans, adm, 1); res.Reason != ReasonNone || res.ItemsStored != len(items) {
+		t.Fatalf("store: %+v", res)
+	}
+}
+
+// lead runs a whole lead on worker w: lookup, lease, store, release.
+func (e *leadEnv) lead(t *testing.T, w int, items []string) {
+	t.Helper()
+	req := e.begin(w, items)
+	if d := e.w[w].Lookup(req); d != Forward || req.Status != StatusMiss {
+		t.Fatalf("lead: lookup %v %s", d, req.Status)
+	}
+	f := e.w[w].NewFlight(req, uint64(w+1), 7)
+	if k := outcome(f.Miss()); k != ActForward {
+		t.Fatalf("lead: %v", k)
+	}
+	e.answer(t, w, req, items)
+	f.FinishLead(OutcomeStored, 200)
+}
+
+// outcome is what actions do with the request: the first that answers,
+// forwards or waits.
+func outcome(acts []Action) ActionKind {
+	for _, a := range acts {
+		switch a.Kind {
+		case ActServeEntry, ActServeLocal, ActForward, ActWait:
+			return a.Kind
+		}
+	}
+	return ActCount
+}
+
+func newItems(prefix string, n int) []string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("%s item %d", prefix, i)
+	}
+	return items
+}
+
+func TestBatchLeaderReadsEachIndexOnce(t *testing.T) {
+	e := newLeadEnv(t)
+	e.lead(t, 0, []string{"the model becomes known"})
+	items := newItems("new", 16)
+	clear(e.reads.gets)
+	req := e.begin(0, items)
+	e.w[0].Lookup(req)
+	f := e.w[0].NewFlight(req, 1, 8)
+	if k := outcome(f.Miss()); k != ActForward {
+		t.Fatalf("new items: %v", k)
+	}
+	buckets := map[uint64]bool{}
+	for _, i := range req.batch.distinct {
+		buckets[e.w[0].table.bucketOf(req.batch.items[i].fp)] = true
+	}
+	if got := e.reads.gets["mc:i"]; got != len(buckets) {
+		t.Errorf("index reads: %d for %d buckets (one each expected)", got, len(buckets))
+	}
+	if got := e.reads.gets["mc:l"]; got != 1 {
+		t.Errorf("lease slot reads: %d (the read ahead only)", got)
+	}
+}
+
+func TestBatchLeaderSeesAnEarlierLeadersItems(t *testing.T) {
+	e := newLeadEnv(t)
+	e.lead(t, 0, []string{"the model becomes known"})
+	items := newItems("raced", 8)
+	// Worker 0 misses, and reads its lease slot ahead; before it takes the
+	// lease, worker 1 leads the same batch to the end.
+	req := e.begin(0, items)
+	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
+		t.Fatalf("lookup %v %s", d, req.Status)
+	}
+	e.lead(t, 1, items)
+	f := e.w[0].NewFlight(req, 1, 9)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("the lead must find the earlier leader's items, got %v (%s)", k, req.Status)
+	}
+}
+
+func TestBatchLeaderWithAStaleItemLooksAgain(t *testing.T) {
+	e := newLeadEnv(t)
+	items := newItems("stale", 4)
+	e.lead(t, 0, items)
+	e.clock.Advance(90 * time.Minute) // every item stale, still kept
+	// The stale items come first: read before the lease slot is, which the
+	// new item's index read does.
+	items = append(items, "a new item")
+	req := e.begin(0, items)
+	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
+		t.Fatalf("lookup %v %s", d, req.Status)
+	}
+	// A writer outside single flight stores the items afresh; the lease
+	// slot does not change. The stale copies were read before the slot
+	// was, so the lead must look again and find the fresh ones.
+	other := e.begin(1, items)
+	if d := e.w[1].Lookup(other); d != Forward {
+		t.Fatalf("the other writer's lookup: %v", d)
+	}
+	e.answer(t, 1, other, items)
+	f := e.w[0].NewFlight(req, 1, 10)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("the lead must look again after a stale read, got %v (%s)", k, req.Status)
+	}
+}
+
+func TestBatchLeaderSeesAnItemStoredAfterItsFirstRead(t *testing.T) {
+	e := newLeadEnv(t)
+	e.lead(t, 0, []string{"the model becomes known"})
+	items := newItems("between", 6)
+	// The first item's preferred way is read (nothing there); the lease
+	// slot is read ahead of its index read, and just before that read
+	// worker 1 leads the same batch to the end. The index then names the
+	// preferred way, which must be read again.
+	e.reads.onLease = func() { e.lead(t, 1, items) }
+	req := e.begin(0, items)
+	if d := e.w[0].Lookup(req); d != Serve || req.Status != StatusHit {
+		t.Fatalf("an item stored between its two reads must be found: %v %s", d, req.Status)
+	}
+}
