@@ -80,6 +80,15 @@ func (c *Cache) tenantHash(name, value string) [32]byte {
 			return h
 		}
 	}
+	return c.tenantHashNew(name, value)
+}
+
+// tenantHashNew hashes a credential not remembered, and remembers it. It
+// is a function of its own so that a remembered credential's requests
+// never enter its code (the hash is inlined into it).
+//
+//go:noinline
+func (c *Cache) tenantHashNew(name, value string) [32]byte {
 	var sum [32]byte
 	h := sha256.New()
 	h.Write([]byte("modelcache tenant\x00"))
@@ -211,7 +220,7 @@ func isPlainField(path string) bool {
 // unescaped field is its own decoded text: the field "a\"b" names a"b,
 // whose escaped text a\"b may be the last name read.
 func (c *Cache) modelName(v []byte) string {
-	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsRune(v, '\\') && string(v[1:len(v)-1]) == c.lastModel {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 && string(v[1:len(v)-1]) == c.lastModel {
 		return c.lastModel
 	}
 	c.lastModel = canonicalString(v)
@@ -219,7 +228,7 @@ func (c *Cache) modelName(v []byte) string {
 }
 
 func canonicalString(v []byte) string {
-	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsRune(v, '\\') {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
 		return string(v[1 : len(v)-1])
 	}
 	return gjson.ParseBytes(v).String()

@@ -151,8 +151,17 @@ type CallResult struct {
 // CallStatus reads the :status of a call's answer headers (0 if none).
 func CallStatus(headers [][2]string) int {
 	v, _ := header(headers, ":status")
-	n, _ := strconv.Atoi(v)
-	return n
+	return statusCode(v)
+}
+
+// statusCode reads a :status value (0 if it is not a number): Envoy's
+// codecs write it as three digits.
+func statusCode(v string) int {
+	n, ok := parseDecimal(v)
+	if !ok {
+		return 0
+	}
+	return int(n)
 }
 
 // The wake-up message a finished leader posts to each waiting worker's

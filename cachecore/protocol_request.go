@@ -127,8 +127,10 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 	if req.Bypassed() { // internal fault during the lookup: fail open
 		return f.Bypass(ReasonNone)
 	}
-	if acts := f.semanticStep(); acts != nil {
-		return acts
+	if req.Route.Semantic != nil { // the step's code is not entered on other routes
+		if acts := f.semanticStep(); acts != nil {
+			return acts
+		}
 	}
 	return f.missed()
 }

@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"strconv"
 	"strings"
 	"time"
 )
@@ -378,7 +377,7 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	}
 	s.respHeaders = hs
 	st, _ := header(hs, ":status")
-	status, _ := strconv.Atoi(st)
+	status := statusCode(st)
 	step, acts := s.fl.ResponseHeaders(status, hs, ClassifyOrigin(rd.CodeDetails()), endOfStream)
 	out := append(s.out[:0], s.apply(acts)...)
 	if s.late && (step == RespHold || step == RespCopy) {
