@@ -192,3 +192,28 @@ func TestBatchLeaderSeesAnItemStoredAfterItsFirstRead(t *testing.T) {
 		t.Fatalf("an item stored between its two reads must be found: %v %s", d, req.Status)
 	}
 }
+
+func TestLeaseReadAheadThatFailedIsNotUsed(t *testing.T) {
+	failed := false
+	store := &flakyStore{Store: NewMemStore(), getErr: func(string) error {
+		if !failed {
+			failed = true
+			return errStoreDown
+		}
+		return nil
+	}}
+	lt := NewLeaseTable(store, 64)
+	lt.ReadAhead(42)
+	role, unchanged, err := lt.acquire(42, 0, 1, 1, 1000, 2000, true)
+	if err != nil || role != RoleLeader || unchanged {
+		t.Fatalf("after a failed read ahead the acquire reads for itself: %v %v %v", role, unchanged, err)
+	}
+	// A read ahead that worked is used, once.
+	lt.ReadAhead(43)
+	if role, unchanged, err := lt.acquire(43, 0, 1, 2, 1000, 2000, true); err != nil || role != RoleLeader || !unchanged {
+		t.Fatalf("acquire with the read ahead: %v %v %v", role, unchanged, err)
+	}
+	if _, unchanged, _ := lt.acquire(44, 0, 1, 3, 1000, 2000, true); unchanged {
+		t.Fatal("a read ahead is used by one acquire only")
+	}
+}

@@ -337,7 +337,8 @@ func (t *LeaseTable) ReadAhead(fp uint64) {
 	if cap(raw) <= maxKeptLeaseSlot {
 		t.aheadBuf = raw[:0]
 	}
-	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: true}
+	// A failed read is not kept: the acquire reads for itself.
+	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: err == nil || errors.Is(err, ErrNotFound)}
 }
 
 // acquire is Acquire; unchanged reports a lead won with the slot as
