@@ -50,8 +50,8 @@ func OutcomeOf(r Reason, status int) Outcome {
 func (c *Cache) Leases() *LeaseTable { return c.leases }
 
 // Join is called on a miss: the request tries to lead its key. A leader
-// must then call relookup before going upstream (the previous leader may
-// have stored the answer since the miss) and Finish when done.
+// must then look again (leaderLookup) before going upstream (the previous
+// leader may have stored the answer since the miss) and Finish when done.
 func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
 	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
@@ -59,7 +59,10 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}
 	if b := req.batch; b != nil {
+		// The read ahead belongs to the lookup just before: a later Join
+		// (a follower's, on a tick) has none.
 		b.leadUnchanged = unchanged && b.lookedAhead
+		b.lookedAhead = false
 	}
 	return role
 }
@@ -73,10 +76,11 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // stored before the batch's own index reads, and those found it. Only the
 // model's state is read again: if it moved on, the keys did too, and the
 // items are looked up again as before. This spares a batch of new items
-// one index read per bucket. (Writers outside single flight — a partial
-// batch, a request that found no lease way — are not seen by either look
-// in every interleaving; each costs at most one more upstream call, never
-// a wrong answer.)
+// one index read per bucket. (Writers outside this lease — another batch
+// that shares items (a lease covers a whole batch), a partial batch, a
+// request that found no lease way, a leader past its deadline whose lease
+// was dropped — are not seen by either look in every interleaving; each
+// costs at most one more upstream call, never a wrong answer.)
 func (c *Cache) leaderLookup(req *Request) Decision {
 	if b := req.batch; b != nil && b.leadUnchanged {
 		b.leadUnchanged = false

@@ -374,7 +374,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	b.views.hint = min(len(b.distinct), maxViewHint)
 	// A first look that may lead reads the lease slot before its first
 	// index read (leaderLookup says why).
-	ahead := b.views.pass == 1 && req.Route.Coalesce.Enabled
+	ahead := b.views.pass == 1 && req.Route.Coalesce.Enabled && !req.CC.OnlyIfCached
 	b.views.ahead = nil
 	if ahead {
 		b.views.ahead, b.views.aheadFP = c.leases, req.LeaseFP()
@@ -396,6 +396,11 @@ func (c *Cache) lookupItems(req *Request) Decision {
 				ahead, b.views.ahead = false, nil
 			}
 			continue
+		}
+		if b.views.ahead != nil {
+			// A batch with a hit never leads (a partial one is not
+			// coalesced): no read ahead for it.
+			ahead, b.views.ahead = false, nil
 		}
 		if b.entries == nil {
 			b.entries = make([]Entry, len(b.distinct))

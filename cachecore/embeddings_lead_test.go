@@ -157,8 +157,9 @@ func TestBatchLeaderWithAStaleItemLooksAgain(t *testing.T) {
 	items := newItems("stale", 4)
 	e.lead(t, 0, items)
 	e.clock.Advance(90 * time.Minute) // every item stale, still kept
-	// The stale items come first: read before the lease slot is, which the
-	// new item's index read does.
+	// The stale items come first. Without the guard, the new item's index
+	// read would read the lease slot ahead, after the stale copies were
+	// read; with it, a stale read means no read ahead and a full look.
 	items = append(items, "a new item")
 	req := e.begin(0, items)
 	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
@@ -215,5 +216,61 @@ func TestLeaseReadAheadThatFailedIsNotUsed(t *testing.T) {
 	}
 	if _, unchanged, _ := lt.acquire(44, 0, 1, 3, 1000, 2000, true); unchanged {
 		t.Fatal("a read ahead is used by one acquire only")
+	}
+}
+
+func TestBatchLeaderLooksAgainWhenTheModelMovedOn(t *testing.T) {
+	e := newLeadEnv(t)
+	e.lead(t, 0, []string{"the model becomes known"})
+	items := newItems("moved", 4)
+	req := e.begin(0, items)
+	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
+		t.Fatalf("lookup %v %s", d, req.Status)
+	}
+	// The model's generation moves on, and a writer outside single flight
+	// stores the items under it: the lease slot never changes, the keys do.
+	if err := e.w[1].PurgeModel("emb", "e"); err != nil {
+		t.Fatal(err)
+	}
+	other := e.begin(1, items)
+	if d := e.w[1].Lookup(other); d != Forward {
+		t.Fatalf("the other writer's lookup: %v", d)
+	}
+	e.answer(t, 1, other, items)
+	f := e.w[0].NewFlight(req, 1, 11)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("a lead whose model moved on must look again, got %v (%s)", k, req.Status)
+	}
+}
+
+func TestBatchWithAHitReadsNoLeaseSlot(t *testing.T) {
+	e := newLeadEnv(t)
+	cached := newItems("cached", 3)
+	e.lead(t, 0, cached)
+	for _, items := range [][]string{cached, append(cached[:1:1], newItems("fresh", 3)...)} {
+		clear(e.reads.gets)
+		req := e.begin(0, items)
+		e.w[0].Lookup(req)
+		if req.Status != StatusHit && req.Status != StatusPartial {
+			t.Fatalf("%v: %s", items, req.Status)
+		}
+		if n := e.reads.gets["mc:l"]; n != 0 {
+			t.Errorf("%s batch: %d lease slot reads (it cannot lead)", req.Status, n)
+		}
+	}
+}
+
+func TestTakingOverAnExpiredLeaseIsNotUnchanged(t *testing.T) {
+	store := NewMemStore()
+	a, b := NewLeaseTable(store, 64), NewLeaseTable(store, 64)
+	if role, _, err := a.acquire(42, 0, 1, 1, 1000, 2000, true); err != nil || role != RoleLeader {
+		t.Fatalf("first leader: %v %v", role, err)
+	}
+	// Past its deadline the first leader may still store: a read made
+	// before that store proves nothing.
+	b.ReadAhead(42)
+	role, unchanged, err := b.acquire(42, 0, 2, 1, 3000, 4000, true)
+	if err != nil || role != RoleLeader || unchanged {
+		t.Fatalf("take-over: %v unchanged=%v %v", role, unchanged, err)
 	}
 }

@@ -20,7 +20,10 @@ import (
 //     longer than that.
 //   - A new leader looks the key up once more before going upstream: the
 //     previous leader may have stored the answer between this request's
-//     miss and its winning the lease.
+//     miss and its winning the lease. (An embeddings batch that read its
+//     slot ahead of its lookup and won with that read knows no leader
+//     finished in between: it reads only the model record again,
+//     leaderLookup.)
 //   - Followers register their worker in the lease. The leader, when done,
 //     frees the lease and posts one message to each registered worker's
 //     queue; that worker resumes its own paused streams (only a stream's own
@@ -328,13 +331,14 @@ func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 // ReadAhead reads fp's slot now, for the next acquire of fp to use
 // instead of a read of its own. A leader that wins the lease with that
 // read (acquire's unchanged) knows that no one wrote the slot since: no
-// leader of fp finished in between (coalesce.go, leadUnchanged).
+// leader of fp finished in between (coalesce.go, leaderLookup). Taking
+// over fp's expired lease is never unchanged: its leader may still store.
 func (t *LeaseTable) ReadAhead(fp uint64) {
 	if t.aheadBuf == nil {
 		t.aheadBuf = make([]byte, 0, maxKeptLeaseSlot) // as readBuf
 	}
 	raw, cas, err := t.store.GetInto(t.key(fp), t.aheadBuf)
-	if cap(raw) <= maxKeptLeaseSlot {
+	if err == nil && cap(raw) <= maxKeptLeaseSlot {
 		t.aheadBuf = raw[:0]
 	}
 	// A failed read is not kept: the acquire reads for itself.
@@ -382,9 +386,11 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				return RoleFollower, false, err
 			}
 			// fp's own dead lease: take it over. Waiters of a previous
-			// holder are kept so they still get woken.
+			// holder are kept so they still get woken. A leader past its
+			// deadline may still store, unseen by a read made before.
 			if l.State == LeaseHeld {
 				waiters = l.Waiters
+				unchanged = false
 			}
 			ways = removeAt(ways, i)
 		}

@@ -97,7 +97,8 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, ag
 		// index may have been read after the entry was (the lease slot's
 		// read ahead comes between: leaderLookup), and an item stored in
 		// between must be found. Otherwise this costs nothing: the index
-		// names the preferred way only after a write raced the read.
+		// names the preferred way only after a write raced the read, or
+		// during a store (the index is written before the entries).
 		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
 			return ok, err
 		}
