@@ -92,6 +92,37 @@ func (e *leadEnv) lead(t *testing.T, w int, items []string) {
 	f.FinishLead(OutcomeStored, 200)
 }
 
+// miss looks items up on worker 0 and requires a miss.
+func (e *leadEnv) miss(t *testing.T, items []string) *Request {
+	t.Helper()
+	req := e.begin(0, items)
+	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
+		t.Fatalf("lookup %v %s", d, req.Status)
+	}
+	return req
+}
+
+// storeUnled stores items from worker w as a writer outside single
+// flight does: a lookup and a store, no lease.
+func (e *leadEnv) storeUnled(t *testing.T, w int, items []string) {
+	t.Helper()
+	req := e.begin(w, items)
+	if d := e.w[w].Lookup(req); d != Forward {
+		t.Fatalf("the unled writer's lookup: %v", d)
+	}
+	e.answer(t, w, req, items)
+}
+
+// mustServeOnLead makes req (worker 0's, looked up) lead, and requires
+// the lead to find its items in the cache.
+func (e *leadEnv) mustServeOnLead(t *testing.T, req *Request, why string) {
+	t.Helper()
+	f := e.w[0].NewFlight(req, 1, 10)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("%s, got %v (%s)", why, k, req.Status)
+	}
+}
+
 // outcome is what actions do with the request: the first that answers,
 // forwards or waits.
 func outcome(acts []Action) ActionKind {
@@ -141,10 +172,7 @@ func TestBatchLeaderSeesAnEarlierLeadersItems(t *testing.T) {
 	items := newItems("raced", 8)
 	// Worker 0 misses, and reads its lease slot ahead; before it takes the
 	// lease, worker 1 leads the same batch to the end.
-	req := e.begin(0, items)
-	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
-		t.Fatalf("lookup %v %s", d, req.Status)
-	}
+	req := e.miss(t, items)
 	e.lead(t, 1, items)
 	f := e.w[0].NewFlight(req, 1, 9)
 	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
@@ -161,22 +189,12 @@ func TestBatchLeaderWithAStaleItemLooksAgain(t *testing.T) {
 	// read would read the lease slot ahead, after the stale copies were
 	// read; with it, a stale read means no read ahead and a full look.
 	items = append(items, "a new item")
-	req := e.begin(0, items)
-	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
-		t.Fatalf("lookup %v %s", d, req.Status)
-	}
+	req := e.miss(t, items)
 	// A writer outside single flight stores the items afresh; the lease
 	// slot does not change. The stale copies were read before the slot
 	// was, so the lead must look again and find the fresh ones.
-	other := e.begin(1, items)
-	if d := e.w[1].Lookup(other); d != Forward {
-		t.Fatalf("the other writer's lookup: %v", d)
-	}
-	e.answer(t, 1, other, items)
-	f := e.w[0].NewFlight(req, 1, 10)
-	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
-		t.Fatalf("the lead must look again after a stale read, got %v (%s)", k, req.Status)
-	}
+	e.storeUnled(t, 1, items)
+	e.mustServeOnLead(t, req, "the lead must look again after a stale read")
 }
 
 func TestBatchLeaderSeesAnItemStoredAfterItsFirstRead(t *testing.T) {
@@ -223,24 +241,14 @@ func TestBatchLeaderLooksAgainWhenTheModelMovedOn(t *testing.T) {
 	e := newLeadEnv(t)
 	e.lead(t, 0, []string{"the model becomes known"})
 	items := newItems("moved", 4)
-	req := e.begin(0, items)
-	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusMiss {
-		t.Fatalf("lookup %v %s", d, req.Status)
-	}
+	req := e.miss(t, items)
 	// The model's generation moves on, and a writer outside single flight
 	// stores the items under it: the lease slot never changes, the keys do.
 	if err := e.w[1].PurgeModel("emb", "e"); err != nil {
 		t.Fatal(err)
 	}
-	other := e.begin(1, items)
-	if d := e.w[1].Lookup(other); d != Forward {
-		t.Fatalf("the other writer's lookup: %v", d)
-	}
-	e.answer(t, 1, other, items)
-	f := e.w[0].NewFlight(req, 1, 11)
-	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
-		t.Fatalf("a lead whose model moved on must look again, got %v (%s)", k, req.Status)
-	}
+	e.storeUnled(t, 1, items)
+	e.mustServeOnLead(t, req, "a lead whose model moved on must look again")
 }
 
 func TestBatchWithAHitReadsNoLeaseSlot(t *testing.T) {
