@@ -212,7 +212,9 @@ func (p *Proc) waitReady(timeout time.Duration) error {
 		}
 		select {
 		case <-p.done:
-			return errors.New("envoy exited before becoming ready")
+			// How it ended (an exit status or a signal): a crash can leave
+			// the log empty.
+			return fmt.Errorf("envoy exited before becoming ready (%v)", p.Cmd.ProcessState)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

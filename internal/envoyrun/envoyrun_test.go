@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func shipped(t *testing.T, name string) string {
@@ -91,5 +92,19 @@ func TestRenderBenchConfigs(t *testing.T) {
 		if strings.Contains(got, "port_value: 10100") || strings.Contains(got, "port_value: 9911") || !strings.Contains(got, "port_value: 30002") {
 			t.Errorf("%s: ports not rendered", f)
 		}
+	}
+}
+
+// A process that exits before it is ready says how it ended: a crash can
+// leave its log empty.
+func TestStartSaysHowTheProcessEnded(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "envoy")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nkill -SEGV $$\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(Options{Bin: script, Config: "x", Admin: "http://127.0.0.1:1", Log: filepath.Join(dir, "log"), ReadyTimeout: 10 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "segmentation fault") {
+		t.Fatalf("got %v", err)
 	}
 }
