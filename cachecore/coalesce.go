@@ -82,14 +82,17 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // was dropped — are not seen by either look in every interleaving; each
 // costs at most one more upstream call, never a wrong answer.)
 func (c *Cache) leaderLookup(req *Request) Decision {
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	if err != nil {
+		return Forward
+	}
 	if b := req.batch; b != nil && b.leadUnchanged {
 		b.leadUnchanged = false
-		st, err := c.loadModel(req.Route.Name, req.Model)
-		if err == nil && st == req.state {
+		if st == req.state {
 			return Forward
 		}
 	}
-	return c.relookup(req)
+	return c.lookupAs(req, st)
 }
 
 // tryLead takes the lease for a background refresh of req's key, never
@@ -132,6 +135,11 @@ func (c *Cache) relookup(req *Request) Decision {
 	if err != nil {
 		return Forward
 	}
+	return c.lookupAs(req, st)
+}
+
+// lookupAs is relookup with the model state st read already.
+func (c *Cache) lookupAs(req *Request, st ModelState) Decision {
 	req.state = st
 	c.buildKey(req)
 	req.Entry = nil

@@ -174,10 +174,7 @@ func TestBatchLeaderSeesAnEarlierLeadersItems(t *testing.T) {
 	// lease, worker 1 leads the same batch to the end.
 	req := e.miss(t, items)
 	e.lead(t, 1, items)
-	f := e.w[0].NewFlight(req, 1, 9)
-	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
-		t.Fatalf("the lead must find the earlier leader's items, got %v (%s)", k, req.Status)
-	}
+	e.mustServeOnLead(t, req, "the lead must find the earlier leader's items")
 }
 
 func TestBatchLeaderWithAStaleItemLooksAgain(t *testing.T) {

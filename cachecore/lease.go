@@ -236,11 +236,18 @@ func (r Role) String() string { return roleNames[r] }
 
 // read returns the slot's leases and CAS; exists is false for a key never set.
 func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
-	raw, cas, err := t.store.GetInto(key, t.readBuf)
-	if err == nil && cap(raw) <= maxKeptLeaseSlot {
-		t.readBuf = raw[:0]
-	}
+	raw, cas, err := t.getInto(key, &t.readBuf)
 	return t.decode(raw, cas, err)
+}
+
+// getInto reads key into *buf, and keeps the result's memory in *buf for
+// the next read unless it grew past maxKeptLeaseSlot.
+func (t *LeaseTable) getInto(key string, buf *[]byte) ([]byte, uint32, error) {
+	raw, cas, err := t.store.GetInto(key, *buf)
+	if err == nil && cap(raw) <= maxKeptLeaseSlot {
+		*buf = raw[:0]
+	}
+	return raw, cas, err
 }
 
 // decode is read's second half: the leases of a slot read as raw.
@@ -337,10 +344,7 @@ func (t *LeaseTable) ReadAhead(fp uint64) {
 	if t.aheadBuf == nil {
 		t.aheadBuf = make([]byte, 0, maxKeptLeaseSlot) // as readBuf
 	}
-	raw, cas, err := t.store.GetInto(t.key(fp), t.aheadBuf)
-	if err == nil && cap(raw) <= maxKeptLeaseSlot {
-		t.aheadBuf = raw[:0]
-	}
+	raw, cas, err := t.getInto(t.key(fp), &t.aheadBuf)
 	// A failed read is not kept: the acquire reads for itself.
 	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: err == nil || errors.Is(err, ErrNotFound)}
 }
