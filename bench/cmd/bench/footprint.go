@@ -89,17 +89,22 @@ func (c *codeRecorder) record(f func() error) (*codeEntered, error) {
 	res := &codeEntered{Functions: len(c.entered)}
 	for idx := range c.entered {
 		res.Bytes += c.sizes[idx]
-		res.names = append(res.names, fmt.Sprintf("%d\t%s", c.sizes[idx], c.names[idx]))
+		if codeNamesDir != "" {
+			res.names = append(res.names, fmt.Sprintf("%d\t%s", c.sizes[idx], c.names[idx]))
+		}
 	}
 	sort.Strings(res.names)
 	return res, err
 }
 
+// codeNamesDir is BENCH_CODE_NAMES: where dumpNames writes, if anywhere.
+var codeNamesDir = os.Getenv("BENCH_CODE_NAMES")
+
 // dumpNames writes the functions a request of kind entered, a line each
 // (body size, name), to dir/<kind>.txt when BENCH_CODE_NAMES names a
 // directory: a diagnostic, to compare a module's list with its floor's.
 func (c *codeEntered) dumpNames(kind string) error {
-	dir := os.Getenv("BENCH_CODE_NAMES")
+	dir := codeNamesDir
 	if dir == "" {
 		return nil
 	}
