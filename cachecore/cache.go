@@ -123,7 +123,8 @@ type Request struct {
 	FP        uint64
 	stableLen int
 	leaseFP   uint64
-	hk        *hashKeys
+	hk        *hashKeys  // the keys Key was hashed with; nil: no key built yet
+	keyState  ModelState // the model state Key was built under
 
 	// Entry is the entry found by Lookup (fresh or stale), if any. On a
 	// Serve decision its byte slices alias the VM's scratch buffer until

@@ -141,7 +141,7 @@ func (c *Cache) relookup(req *Request) Decision {
 // lookupAs is relookup with the model state st read already.
 func (c *Cache) lookupAs(req *Request, st ModelState) Decision {
 	req.state = st
-	c.buildKey(req)
+	c.rekey(req)
 	req.Entry = nil
 	req.Status = StatusMiss
 	return c.Lookup(req)

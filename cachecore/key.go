@@ -272,11 +272,21 @@ func (c *Cache) buildKey(req *Request) {
 	req.stableLen = len(k)
 	k = req.appendState(k)
 	req.Key = k
-	req.hk = c.hk
+	req.hk, req.keyState = c.hk, req.state
 	// Both fingerprints in one pass: the lease's (LeaseFP: the key
 	// without the model state) and the slot's (fingerprint: all of it).
 	lease, whole := c.hk.fp.sum64Prefix(k, req.stableLen)
 	req.FP, req.leaseFP = nonZero(whole), nonZero(lease)
+}
+
+// rekey keys req under its model state, req.state. The rest of a key
+// (namespace, canonical body) is fixed once SetBody has built it, so a key
+// built under the same state and process secret stands: a new leader's
+// second look and a store do not hash the 1.7 KB key again.
+func (c *Cache) rekey(req *Request) {
+	if req.hk == nil || req.hk != c.hk || req.keyState != req.state {
+		c.buildKey(req)
+	}
 }
 
 // nonZero maps a fingerprint to a non-zero one (0 means "none").

@@ -38,7 +38,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	if !ok {
 		return res
 	}
-	c.buildKey(req) // the state may have moved on since Lookup
+	c.rekey(req) // the state may have moved on since Lookup
 	e := Entry{
 		Key:        req.Key,
 		StoredAt:   now,
