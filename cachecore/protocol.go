@@ -20,6 +20,9 @@ type Flight struct {
 	leader    bool  // holds the key's lease: must FinishLead
 	failures  int   // leader failures sat through as a follower
 	waitSince int64 // ms, when it started following
+	// awaited: a tick found the key unled and waited one tick for the
+	// leader's wake-up (Tick).
+	awaited bool
 	// held: the request is paused across a call of its own (a semantic
 	// lookup's embedding): whatever sends it upstream next must resume it.
 	held bool
@@ -137,6 +140,7 @@ func (f *Flight) lead(e Event) bool {
 // cache, lead next, answer with the failure, or go upstream.
 func (f *Flight) Wake(o Outcome, status int) []Action {
 	f.reset()
+	f.awaited = false // the next failure's tick may wait for its wake-up again
 	f.wake(o, status)
 	return f.actions()
 }
@@ -206,6 +210,9 @@ func (f *Flight) Tick() []Action {
 		f.count(EvTimeout)
 		f.forward(true)
 	case !c.stillLed(req):
+		if f.awaitWake() {
+			return f.actions()
+		}
 		f.count(EvTickWakeup)
 		f.wake(OutcomeFailed, 0)
 	default:
@@ -223,6 +230,22 @@ func (f *Flight) Tick() []Action {
 		}
 	}
 	return f.actions()
+}
+
+// awaitWake reports whether a tick that found the key no longer led waits
+// one more tick for the leader's wake-up. A leader releases its lease and
+// then posts the wake-up, which carries its failure's status, and a tick
+// may run in between, or before the wake-up's delivery. A follower that
+// would now answer with that failure (its retries exhausted, no stale
+// copy) waits for it once, instead of answering 502 for the leader's 503;
+// any other step does not need the status and is taken at once. A wake-up
+// lost for good costs one more tick.
+func (f *Flight) awaitWake() bool {
+	if f.awaited || f.c.afterLeaderFailure(f.req, f.failures+1) != stepFail || f.c.StaleIfError(f.req) {
+		return false
+	}
+	f.awaited = true
+	return true
 }
 
 // FinishLead is the event "this request's upstream answer ended with o"

@@ -57,3 +57,27 @@ func TestTickJoinRaceReleasesTheLease(t *testing.T) {
 	// And B's end hands nothing on twice.
 	e.show(b.Done())
 }
+
+// A leader releases its lease, then posts its wake-up, which carries its
+// failure's status. A follower whose tick runs in between finds its key no
+// longer led. If it would now answer with the leader's failure, it waits
+// one tick for that status instead of answering 502 for the leader's 503.
+func TestTickBeforeTheWakeUpAwaitsTheLeadersStatus(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	a, _ := e.start(0, 1, "q")
+	b, _ := e.start(1, 2, "q")
+	e.show(a.FinishLead(OutcomeFailed, 503)) // posted, not delivered yet
+	expectActs(t, "B ticks before its wake-up", e.show(b.Tick()), "")
+	expectActs(t, "B woken", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
+}
+
+// A wake-up that never comes costs the follower one more tick.
+func TestTickWithoutTheWakeUpAnswersOnTheNextTick(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	a, _ := e.start(0, 1, "q")
+	b, _ := e.start(1, 2, "q")
+	e.show(a.FinishLead(OutcomeFailed, 503))
+	e.queue[1] = nil // lost
+	expectActs(t, "B's first tick", e.show(b.Tick()), "")
+	expectActs(t, "B's second tick", e.show(b.Tick()), "coalesce.tick_wakeups coalesce.retries_exhausted local(502,leader_failed)")
+}
