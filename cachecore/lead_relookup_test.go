@@ -60,11 +60,17 @@ func TestLeaderLooksAgainUnderTheModelsNewState(t *testing.T) {
 
 func TestLeaderLooksAgainUnderAnUnchangedState(t *testing.T) {
 	e := newChatLeadEnv(t)
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
 	req := e.miss(t, 0, sampleChatRequest)
-	// Stored meanwhile by a writer outside single flight, model unchanged.
+	key, fp := string(req.Key), req.FP
+	// Stored meanwhile by a writer outside single flight, model unchanged:
+	// the lead looks again with the key it built (rekey keeps it).
 	e.store(t, 1, e.miss(t, 1, sampleChatRequest))
 	f := e.w[0].NewFlight(req, 1, 10)
 	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
 		t.Fatalf("a lead must find an answer stored since its first look, got %v (%s)", k, req.Status)
+	}
+	if string(req.Key) != key || req.FP != fp {
+		t.Fatal("the lead's key changed while the model's state did not")
 	}
 }

@@ -28,8 +28,8 @@ import (
 //     frees the lease and posts one message to each registered worker's
 //     queue; that worker resumes its own paused streams (only a stream's own
 //     worker may resume it). A tick on every worker re-checks paused streams,
-//     so a lost message costs one tick (two for a follower that would
-//     answer with the leader's failure: Flight.awaitWake), never a hang.
+//     so a lost message costs one tick (two for a follower whose retries
+//     are exhausted: Flight.awaitWake), never a hang.
 //   - Leader stored the answer: followers are answered from the cache
 //     (Cache-Status "collapsed"). If the entry is not there after all
 //     (evicted at once, model version moved on), that counts as a failure.

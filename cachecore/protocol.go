@@ -216,6 +216,7 @@ func (f *Flight) Tick() []Action {
 		f.count(EvTickWakeup)
 		f.wake(OutcomeFailed, 0)
 	default:
+		f.awaited = false // led again: the next leader's end may be waited for
 		if c.Join(req, f.vm, f.id) == RoleLeader {
 			// The leader finished between the check and the join (its
 			// wake-up not delivered yet): the lease is this request's now,
@@ -234,14 +235,17 @@ func (f *Flight) Tick() []Action {
 
 // awaitWake reports whether a tick that found the key no longer led waits
 // one more tick for the leader's wake-up. A leader releases its lease and
-// then posts the wake-up, which carries its failure's status, and a tick
-// may run in between, or before the wake-up's delivery. A follower that
-// would now answer with that failure (its retries exhausted, no stale
-// copy) waits for it once, instead of answering 502 for the leader's 503;
-// any other step does not need the status and is taken at once. A wake-up
-// lost for good costs one more tick.
+// then posts the wake-up, which carries its outcome and its failure's
+// status, and a tick may run in between, or before the wake-up's
+// delivery. A follower whose retries are exhausted may have to answer
+// with that failure: it waits for the wake-up once, instead of answering
+// 502 for the leader's 503 (if the wake-up says the answer was stored, or
+// a stale copy may serve, Wake does that). Any other follower would lead
+// or go upstream next, which needs no status, and does so at once. A
+// wake-up lost for good costs one more tick; once the key is led again,
+// or a wake-up arrived, the next leader's end may be waited for again.
 func (f *Flight) awaitWake() bool {
-	if f.awaited || f.c.afterLeaderFailure(f.req, f.failures+1) != stepFail || f.c.StaleIfError(f.req) {
+	if f.awaited || f.c.afterLeaderFailure(f.req, f.failures+1) != stepFail {
 		return false
 	}
 	f.awaited = true

@@ -81,3 +81,38 @@ func TestTickWithoutTheWakeUpAnswersOnTheNextTick(t *testing.T) {
 	expectActs(t, "B's first tick", e.show(b.Tick()), "")
 	expectActs(t, "B's second tick", e.show(b.Tick()), "coalesce.tick_wakeups coalesce.retries_exhausted local(502,leader_failed)")
 }
+
+// A tick that waited for a lost wake-up, then found the key led again by
+// a new leader, waits again when that leader's end races with its tick.
+func TestTickWaitsAgainForTheNextLeader(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	a, _ := e.start(0, 1, "q")
+	b, _ := e.start(1, 2, "q")
+	e.show(a.FinishLead(OutcomeFailed, 503))
+	e.queue[1] = nil // lost
+	expectActs(t, "B's tick, the key unled", e.show(b.Tick()), "")
+	c, got := e.start(0, 3, "q")
+	expectActs(t, "C", got, "coalesce.leaders forward")
+	expectActs(t, "B's tick, C leads", e.show(b.Tick()), "")
+	e.show(c.FinishLead(OutcomeFailed, 503)) // posted, not delivered yet
+	expectActs(t, "B ticks before C's wake-up", e.show(b.Tick()), "")
+	expectActs(t, "B woken", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
+}
+
+// A wake-up that sends a follower back to following (its leader's client
+// hung up, and another follower leads now) lets its tick wait again.
+func TestTickWaitsAgainAfterAWakeUp(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	a, _ := e.start(0, 1, "q")
+	b, _ := e.start(1, 2, "q")
+	c, _ := e.start(1, 3, "q")
+	e.show(a.FinishLead(OutcomeAbandoned, 0)) // not a failure; posted, not delivered yet
+	expectActs(t, "C ticks before the wake-up", e.show(c.Tick()), "")
+	msg := e.queue[1][0]
+	expectActs(t, "B woken", e.deliver(1, b), "coalesce.promoted resume")
+	e.queue[1] = append(e.queue[1], msg) // the worker's streams share one wake-up
+	expectActs(t, "C woken, follows B", e.deliver(1, c), "")
+	e.show(b.FinishLead(OutcomeFailed, 503)) // posted, not delivered yet
+	expectActs(t, "C ticks before B's wake-up", e.show(c.Tick()), "")
+	expectActs(t, "C woken", e.deliver(1, c), "coalesce.retries_exhausted local(503,leader_failed)")
+}
