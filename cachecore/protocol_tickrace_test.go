@@ -63,20 +63,33 @@ func TestTickJoinRaceReleasesTheLease(t *testing.T) {
 // longer led. If it would now answer with the leader's failure, it waits
 // one tick for that status instead of answering 502 for the leader's 503.
 func TestTickBeforeTheWakeUpAwaitsTheLeadersStatus(t *testing.T) {
-	e := newProtoEnv(t, 0, "fail")
-	a, _ := e.start(0, 1, "q")
-	b, _ := e.start(1, 2, "q")
-	e.show(a.FinishLead(OutcomeFailed, 503)) // posted, not delivered yet
-	expectActs(t, "B ticks before its wake-up", e.show(b.Tick()), "")
-	expectActs(t, "B woken", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
+	e, b := failedLead(t)
+	e.tickBeforeTheWakeUp(t, b, "B")
 }
 
-// A wake-up that never comes costs the follower one more tick.
-func TestTickWithoutTheWakeUpAnswersOnTheNextTick(t *testing.T) {
+// failedLead starts a leader on worker 0 and its follower on worker 1, on
+// a route without retries whose followers answer with the failure, and
+// ends the lead with a 503: its wake-up is posted, not delivered.
+func failedLead(t *testing.T) (*protoEnv, *Flight) {
 	e := newProtoEnv(t, 0, "fail")
 	a, _ := e.start(0, 1, "q")
 	b, _ := e.start(1, 2, "q")
 	e.show(a.FinishLead(OutcomeFailed, 503))
+	return e, b
+}
+
+// tickBeforeTheWakeUp ticks follower f (on worker 1) before the wake-up
+// of its leader's 503 is delivered: the tick waits, and the wake-up
+// answers with the 503.
+func (e *protoEnv) tickBeforeTheWakeUp(t *testing.T, f *Flight, name string) {
+	t.Helper()
+	expectActs(t, name+" ticks before its wake-up", e.show(f.Tick()), "")
+	expectActs(t, name+" woken", e.deliver(1, f), "coalesce.retries_exhausted local(503,leader_failed)")
+}
+
+// A wake-up that never comes costs the follower one more tick.
+func TestTickWithoutTheWakeUpAnswersOnTheNextTick(t *testing.T) {
+	e, b := failedLead(t)
 	e.queue[1] = nil // lost
 	expectActs(t, "B's first tick", e.show(b.Tick()), "")
 	expectActs(t, "B's second tick", e.show(b.Tick()), "coalesce.tick_wakeups coalesce.retries_exhausted local(502,leader_failed)")
@@ -85,18 +98,14 @@ func TestTickWithoutTheWakeUpAnswersOnTheNextTick(t *testing.T) {
 // A tick that waited for a lost wake-up, then found the key led again by
 // a new leader, waits again when that leader's end races with its tick.
 func TestTickWaitsAgainForTheNextLeader(t *testing.T) {
-	e := newProtoEnv(t, 0, "fail")
-	a, _ := e.start(0, 1, "q")
-	b, _ := e.start(1, 2, "q")
-	e.show(a.FinishLead(OutcomeFailed, 503))
+	e, b := failedLead(t)
 	e.queue[1] = nil // lost
 	expectActs(t, "B's tick, the key unled", e.show(b.Tick()), "")
 	c, got := e.start(0, 3, "q")
 	expectActs(t, "C", got, "coalesce.leaders forward")
 	expectActs(t, "B's tick, C leads", e.show(b.Tick()), "")
-	e.show(c.FinishLead(OutcomeFailed, 503)) // posted, not delivered yet
-	expectActs(t, "B ticks before C's wake-up", e.show(b.Tick()), "")
-	expectActs(t, "B woken", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
+	e.show(c.FinishLead(OutcomeFailed, 503))
+	e.tickBeforeTheWakeUp(t, b, "B")
 }
 
 // A wake-up that sends a follower back to following (its leader's client
@@ -112,7 +121,6 @@ func TestTickWaitsAgainAfterAWakeUp(t *testing.T) {
 	expectActs(t, "B woken", e.deliver(1, b), "coalesce.promoted resume")
 	e.queue[1] = append(e.queue[1], msg) // the worker's streams share one wake-up
 	expectActs(t, "C woken, follows B", e.deliver(1, c), "")
-	e.show(b.FinishLead(OutcomeFailed, 503)) // posted, not delivered yet
-	expectActs(t, "C ticks before B's wake-up", e.show(c.Tick()), "")
-	expectActs(t, "C woken", e.deliver(1, c), "coalesce.retries_exhausted local(503,leader_failed)")
+	e.show(b.FinishLead(OutcomeFailed, 503))
+	e.tickBeforeTheWakeUp(t, c, "C")
 }
