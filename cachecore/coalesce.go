@@ -68,23 +68,38 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 }
 
 // leaderLookup is a new leader's look before going upstream: relookup, or
-// less where the lease says nothing can have changed. An embeddings batch
-// reads its lease slot ahead, before its first look into a bucket's index
-// (lookupItems); if it then won the lease with that very read, no leader
-// of its key finished in between — a leader stores before it releases, and
-// its release writes the slot — so whatever an earlier leader stored was
-// stored before the batch's own index reads, and those found it. Only the
-// model's state is read again: if it moved on, the keys did too, and the
-// items are looked up again as before. This spares a batch of new items
-// one index read per bucket. (Writers outside this lease — another batch
-// that shares items (a lease covers a whole batch), a partial batch, a
-// request that found no lease way, a leader past its deadline whose lease
-// was dropped — are not seen by either look in every interleaving; each
-// costs at most one more upstream call, never a wrong answer.)
-func (c *Cache) leaderLookup(req *Request) Decision {
-	st, err := c.loadModel(req.Route.Name, req.Model)
-	if err != nil {
-		return Forward
+// less where nothing can have changed.
+//
+// The model's state: a lead whose request read it in its latest lookup,
+// and has not waited for a leader since (fresh: the request's own miss,
+// after its lookup and any semantic step; a woken follower that looked
+// again), keeps that state instead of reading the model record again. If
+// the model moved on in between (a purge, a new version), the lead may
+// miss an answer stored under the new state, which costs at most one more
+// upstream call; its own answer is stored under the state read at store
+// time (prepareStore), and what it can find under the old state was
+// stored while that state was current, as its lookup could have found it,
+// for a request that began before the state moved on. A follower promoted
+// by its tick, which waited since its last look, reads the record again.
+//
+// The entries: an embeddings batch reads its lease slot ahead, before its
+// first look into a bucket's index (lookupItems); if it then won the lease
+// with that very read, no leader of its key finished in between — a
+// leader stores before it releases, and its release writes the slot — so
+// whatever an earlier leader stored was stored before the batch's own
+// index reads, and those found it. This spares a batch of new items one
+// index read per bucket. (Writers outside this lease — another batch that
+// shares items (a lease covers a whole batch), a partial batch, a request
+// that found no lease way, a leader past its deadline whose lease was
+// dropped — are not seen by either look in every interleaving; each costs
+// at most one more upstream call, never a wrong answer.)
+func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
+	st := req.state
+	if !fresh {
+		var err error
+		if st, err = c.loadModel(req.Route.Name, req.Model); err != nil {
+			return Forward
+		}
 	}
 	if b := req.batch; b != nil && b.leadUnchanged {
 		b.leadUnchanged = false

@@ -1,20 +1,28 @@
 package cachecore
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // A new leader of a single key looks the key up once more before going
-// upstream (coalesce.go), under the model's state at that moment: the key
-// it built for its first look is only reused while that state is the same.
+// upstream (coalesce.go, leaderLookup), under the model's state its own
+// lookup read: the key it built then is reused, and the model record is
+// not read again. A model that moved on in between costs at most one more
+// upstream call.
 
 // chatLeadEnv is two workers over one store with a chat route.
-type chatLeadEnv struct{ w [2]*Cache }
+type chatLeadEnv struct {
+	reads *readCounter
+	w     [2]*Cache
+}
 
 func newChatLeadEnv(t *testing.T) *chatLeadEnv {
 	cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"}]}`)
-	store, clock := NewMemStore(), newFakeClock()
-	e := &chatLeadEnv{}
+	clock := newFakeClock()
+	e := &chatLeadEnv{reads: &readCounter{MemStore: NewMemStore(), gets: map[string]int{}}}
 	for i := range e.w {
-		e.w[i] = New(cfg, Options{Store: store, Now: clock.Now, Rand: seededRand(uint64(i + 1))})
+		e.w[i] = New(cfg, Options{Store: e.reads, Now: clock.Now, Rand: seededRand(uint64(i + 1))})
 	}
 	return e
 }
@@ -41,20 +49,36 @@ func (e *chatLeadEnv) store(t *testing.T, w int, req *Request) {
 	}
 }
 
-func TestLeaderLooksAgainUnderTheModelsNewState(t *testing.T) {
+func TestLeaderKeepsTheStateItsLookupRead(t *testing.T) {
 	e := newChatLeadEnv(t)
 	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
 	req := e.miss(t, 0, sampleChatRequest)
 	// The model's generation moves on, and a writer outside single flight
-	// stores the answer under it: only a key built under the new state
-	// finds it.
+	// stores the answer under it. The lead does not read the model record
+	// again: it looks under its lookup's state, misses, and goes upstream.
 	if err := e.w[1].PurgeModel("chat", "gpt-4o-mini"); err != nil {
 		t.Fatal(err)
 	}
 	e.store(t, 1, e.miss(t, 1, sampleChatRequest))
+	clear(e.reads.gets)
 	f := e.w[0].NewFlight(req, 1, 10)
-	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
-		t.Fatalf("a lead whose model moved on must look again under the new state, got %v (%s)", k, req.Status)
+	if k := outcome(f.Miss()); k != ActForward || req.Status != StatusMiss {
+		t.Fatalf("the lead: %v (%s)", k, req.Status)
+	}
+	if n := e.reads.gets["mc:m"]; n != 0 {
+		t.Errorf("the lead read the model record %d times", n)
+	}
+	// Its answer, begun before the purge, is not stored under either
+	// generation (prepareStore); the next request is served the writer's.
+	body := []byte(chatResponse("the lead's answer"))
+	if res := e.w[0].Store(req, 200, jsonCT, body, e.w[0].AdmitBody(req, jsonCT, body), 1); res.Reason != ReasonInvalidated {
+		t.Fatalf("the lead's store: %+v", res)
+	}
+	f.FinishLead(OutcomeStored, 200)
+	next := e.w[0].Begin(e.w[0].routeByName("chat"), "POST", "/v1/chat/completions", [][2]string{{"authorization", "Bearer t"}})
+	e.w[0].SetBody(next, []byte(sampleChatRequest))
+	if d := e.w[0].Lookup(next); d != Serve || !strings.Contains(string(next.Entry.Body), "an answer") {
+		t.Fatalf("the next request: %v", d)
 	}
 }
 

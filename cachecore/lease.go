@@ -20,10 +20,10 @@ import (
 //     longer than that.
 //   - A new leader looks the key up once more before going upstream: the
 //     previous leader may have stored the answer between this request's
-//     miss and its winning the lease. (An embeddings batch that read its
-//     slot ahead of its lookup and won with that read knows no leader
-//     finished in between: it reads only the model record again,
-//     leaderLookup.)
+//     miss and its winning the lease. It looks under the model state its
+//     own lookup read. (An embeddings batch that read its slot ahead of its
+//     lookup and won with that read knows no leader finished in between:
+//     it reads nothing more, leaderLookup.)
 //   - Followers register their worker in the lease. The leader, when done,
 //     frees the lease and posts one message to each registered worker's
 //     queue; that worker resumes its own paused streams (only a stream's own

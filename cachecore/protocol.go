@@ -100,7 +100,7 @@ func (f *Flight) Miss() []Action {
 	f.reset()
 	switch f.c.Join(f.req, f.vm, f.id) {
 	case RoleLeader:
-		if f.lead(EvLeader) {
+		if f.lead(EvLeader, true) {
 			f.serve(StatusNone)
 			return f.actions()
 		}
@@ -124,11 +124,13 @@ func (f *Flight) Miss() []Action {
 
 // lead makes the request its key's leader. It reports true when the answer
 // is in the cache already — the previous leader stored it between our miss
-// and our lease — and the lead is over before it began.
-func (f *Flight) lead(e Event) bool {
+// and our lease — and the lead is over before it began. fresh: the
+// request's latest lookup read the model's state, and it has not waited
+// for a leader since (leaderLookup).
+func (f *Flight) lead(e Event, fresh bool) bool {
 	f.leader = true
 	f.count(e)
-	if f.c.leaderLookup(f.req) != Serve {
+	if f.c.leaderLookup(f.req, fresh) != Serve {
 		return false
 	}
 	f.finishLead(OutcomeStored, 0)
@@ -179,7 +181,7 @@ func (f *Flight) wake(o Outcome, status int) {
 		case RoleFollower:
 			return // another follower leads now: keep waiting
 		case RoleLeader:
-			if f.lead(EvPromoted) {
+			if f.lead(EvPromoted, true) { // relookup just read the model's state
 				f.serve(StatusCollapsed)
 				return
 			}
@@ -223,7 +225,7 @@ func (f *Flight) Tick() []Action {
 			// so it leads — a new leader re-checks the cache first, and
 			// whatever it does next releases the lease.
 			f.count(EvTickWakeup)
-			if f.lead(EvPromoted) {
+			if f.lead(EvPromoted, false) {
 				f.serve(StatusCollapsed)
 			} else {
 				f.upstream(true)

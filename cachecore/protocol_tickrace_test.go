@@ -124,3 +124,38 @@ func TestTickWaitsAgainAfterAWakeUp(t *testing.T) {
 	e.show(b.FinishLead(OutcomeFailed, 503))
 	e.tickBeforeTheWakeUp(t, c, "C")
 }
+
+// A follower promoted by its tick waited since its last look, so its lead
+// reads the model record again (leaderLookup): if the model moved on and
+// the answer was stored under the new state meanwhile, it is served.
+func TestTickPromotedLeaderReadsTheModelAgain(t *testing.T) {
+	e := newProtoEnv(t, 1, "fail")
+	x, _ := e.start(0, 9, "the model becomes known")
+	e.store(0, x, "known")
+	e.show(x.FinishLead(OutcomeStored, 200))
+	a, _ := e.start(0, 1, "q")
+	mem := e.w[0].store
+	hs := &leaseHookStore{Store: mem}
+	e.w[1] = New(e.w[1].cfg, Options{Store: hs, Now: e.clock.Now, Rand: seededRand(7)})
+	b, got := e.start(1, 2, "q")
+	expectActs(t, "B miss", got, "coalesce.followers wait")
+	hs.reads, hs.at = 0, 2 // the tick's join: its second lease read
+	hs.hook = func() {
+		// The model moves on; a writer outside single flight stores the
+		// answer under the new state; A fails and releases.
+		if err := e.w[0].PurgeModel("chat", "gpt-4o-mini"); err != nil {
+			t.Fatal(err)
+		}
+		w := e.w[0]
+		req := w.Begin(w.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+		w.SetBody(req, []byte(chatRequest("q")))
+		w.Lookup(req)
+		if st := w.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("new")), OriginUpstream, 10); st.Reason != ReasonNone {
+			t.Fatalf("the writer's store: %s", st.Reason)
+		}
+		e.show(a.FinishLead(OutcomeFailed, 503))
+	}
+	if got := e.show(b.Tick()); !strings.HasSuffix(got, "serve") {
+		t.Fatalf("B's tick: %q, want its promoted lead to serve the answer stored under the new state", got)
+	}
+}

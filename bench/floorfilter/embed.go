@@ -74,12 +74,11 @@ func embedRequestBody(s *stream, bodySize int, endOfStream bool) types.Action {
 		return true
 	})
 	if embedCalls() {
-		// The lease, taken with the read ahead; the new leader's re-check
-		// of the model record.
+		// The lease, taken with the read ahead (the new leader reads
+		// nothing more).
 		putU64(lease[0:], s.embed.lease)
 		key = strconv.AppendUint(append(key[:0], "fl:l:"...), s.embed.lease, 16)
 		_ = proxywasm.SetSharedData(keyString(), lease[:], leaseCAS)
-		_, _, _ = getShared("fl:m:", 0)
 	}
 	return types.ActionContinue
 }
