@@ -70,17 +70,21 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // leaderLookup is a new leader's look before going upstream: relookup, or
 // less where nothing can have changed.
 //
-// The model's state: a lead whose request read it in its latest lookup,
-// and has not waited for a leader since (fresh: the request's own miss,
-// after its lookup and any semantic step; a woken follower that looked
-// again), keeps that state instead of reading the model record again. If
-// the model moved on in between (a purge, a new version), the lead may
-// miss an answer stored under the new state, which costs at most one more
-// upstream call; its own answer is stored under the state read at store
-// time (prepareStore), and what it can find under the old state was
-// stored while that state was current, as its lookup could have found it,
-// for a request that began before the state moved on. A follower promoted
-// by its tick, which waited since its last look, reads the record again.
+// The model's state: a lead whose request read a record of its model in
+// its latest lookup, and has not waited for a leader since (fresh: the
+// request's own miss, after its lookup and any semantic step; a woken
+// follower whose look again read the record), keeps that state instead of
+// reading the record again. If the state moved on in between (a purge, a
+// new version, a record displaced and made again, a shadow invalidation),
+// the lead may miss an answer stored under the new state, which costs at
+// most one more upstream call. What it can find under the old state was
+// stored by a writer that read that state, as its own lookup could have
+// found it, for a request that began before the state moved on. Its own
+// answer is refused at store time if the generation moved (prepareStore),
+// and stored under the version it reports otherwise. A lookup that found
+// no record (a new model) reads it again: the leader before may have just
+// made it, storing the answer this lead is looking for. So does a follower
+// promoted by its tick, which waited since its last look.
 //
 // The entries: an embeddings batch reads its lease slot ahead, before its
 // first look into a bucket's index (lookupItems); if it then won the lease
@@ -95,7 +99,7 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // at most one more upstream call, never a wrong answer.)
 func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
 	st := req.state
-	if !fresh {
+	if !fresh || !st.Found {
 		var err error
 		if st, err = c.loadModel(req.Route.Name, req.Model); err != nil {
 			return Forward
@@ -142,15 +146,16 @@ func (c *Cache) stillLed(req *Request) bool {
 	return err == nil && led
 }
 
-// relookup looks the key up again, for a follower woken by its leader or a
-// new leader re-checking: the model state may have been created or moved on
-// since the first lookup, so it is reloaded and the key rebuilt.
-func (c *Cache) relookup(req *Request) Decision {
+// relookup looks the key up again, for a follower woken by its leader: the
+// model state may have been created or moved on since the first lookup, so
+// it is reloaded and the key rebuilt. read reports whether the state was
+// read (a failed read looks nothing up).
+func (c *Cache) relookup(req *Request) (_ Decision, read bool) {
 	st, err := c.loadModel(req.Route.Name, req.Model)
 	if err != nil {
-		return Forward
+		return Forward, false
 	}
-	return c.lookupAs(req, st)
+	return c.lookupAs(req, st), true
 }
 
 // lookupAs is relookup with the model state st read already.

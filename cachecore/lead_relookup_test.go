@@ -9,7 +9,7 @@ import (
 // upstream (coalesce.go, leaderLookup), under the model's state its own
 // lookup read: the key it built then is reused, and the model record is
 // not read again. A model that moved on in between costs at most one more
-// upstream call.
+// upstream call. A lookup that found no record reads it again.
 
 // chatLeadEnv is two workers over one store with a chat route.
 type chatLeadEnv struct {
@@ -96,5 +96,16 @@ func TestLeaderLooksAgainUnderAnUnchangedState(t *testing.T) {
 	}
 	if string(req.Key) != key || req.FP != fp {
 		t.Fatal("the lead's key changed while the model's state did not")
+	}
+}
+
+func TestLeaderOfANewModelReadsItsRecordAgain(t *testing.T) {
+	e := newChatLeadEnv(t)
+	req := e.miss(t, 0, sampleChatRequest) // no record of the model yet
+	// A writer stores the answer meanwhile, making the model's record.
+	e.store(t, 1, e.miss(t, 1, sampleChatRequest))
+	f := e.w[0].NewFlight(req, 1, 10)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("a lead whose lookup found no model record must read it again, got %v (%s)", k, req.Status)
 	}
 }

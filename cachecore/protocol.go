@@ -153,7 +153,8 @@ func (f *Flight) wake(o Outcome, status int) {
 	}
 	c, req := f.c, f.req
 	if o != OutcomeUncacheable {
-		if c.relookup(req) == Serve {
+		d, read := c.relookup(req)
+		if d == Serve {
 			f.serve(StatusCollapsed)
 			return
 		}
@@ -181,7 +182,7 @@ func (f *Flight) wake(o Outcome, status int) {
 		case RoleFollower:
 			return // another follower leads now: keep waiting
 		case RoleLeader:
-			if f.lead(EvPromoted, true) { // relookup just read the model's state
+			if f.lead(EvPromoted, read) { // relookup just read the model's state
 				f.serve(StatusCollapsed)
 				return
 			}

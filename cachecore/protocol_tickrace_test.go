@@ -155,7 +155,7 @@ func TestTickPromotedLeaderReadsTheModelAgain(t *testing.T) {
 		}
 		e.show(a.FinishLead(OutcomeFailed, 503))
 	}
-	if got := e.show(b.Tick()); !strings.HasSuffix(got, "serve") {
+	if got := e.show(b.Tick()); !strings.Contains(got, "coalesce.promoted") || !strings.HasSuffix(got, "serve") {
 		t.Fatalf("B's tick: %q, want its promoted lead to serve the answer stored under the new state", got)
 	}
 }

@@ -21,10 +21,11 @@ import (
 // modelcache makes per new item and per batch (HC row "embeddings, 32 new
 // items"), with values of about the same size — per item: the preferred
 // way's entry and the bucket's index read at the lookup, then the index
-// and the entry written; per batch: the model record read twice (at the
-// lookup and by the new leader), the lease slot read before the first
-// index read and taken with that read (a CAS set), and released (a get and
-// a CAS set). What modelcache costs above it is its code, not its calls.
+// and the entry written; per batch: the model record read once (at the
+// lookup; the new leader keeps that state), the lease slot read before the
+// first index read and taken with that read (a CAS set), and released (a
+// get and a CAS set). What modelcache costs above it is its code, not its
+// calls.
 
 const (
 	embedSlots = 16384
