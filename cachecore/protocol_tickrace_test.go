@@ -35,17 +35,10 @@ func (s *leaseHookStore) Get(key string) ([]byte, uint32, error) {
 func TestTickJoinRaceReleasesTheLease(t *testing.T) {
 	e := newProtoEnv(t, 1, "fail")
 	a, _ := e.start(0, 1, "q")
-	// Worker 1 reads the shared store through the hook.
-	mem := e.w[0].store
-	hs := &leaseHookStore{Store: mem}
-	e.w[1] = New(e.w[1].cfg, Options{Store: hs, Now: e.clock.Now, Rand: seededRand(7)})
-	b, got := e.start(1, 2, "q")
-	expectActs(t, "B miss", got, "coalesce.followers wait")
-	hs.reads, hs.at = 0, 2 // the tick's join: its second lease read
-	hs.hook = func() {
+	b := e.followThroughHook(t, func() {
 		e.store(0, a, "answer")
 		e.show(a.FinishLead(OutcomeStored, 200))
-	}
+	})
 	e.show(b.Tick())
 	if b.Following() {
 		t.Fatal("B still follows after the tick")
@@ -56,6 +49,20 @@ func TestTickJoinRaceReleasesTheLease(t *testing.T) {
 	}
 	// And B's end hands nothing on twice.
 	e.show(b.Done())
+}
+
+// followThroughHook makes worker 1 read the shared store through a hook,
+// starts B there as a follower of "q" (led on worker 0), and runs between
+// B's next tick's two lease reads — its check that the key is still led
+// and its join — once.
+func (e *protoEnv) followThroughHook(t *testing.T, between func()) *Flight {
+	t.Helper()
+	hs := &leaseHookStore{Store: e.w[0].store}
+	e.w[1] = New(e.w[1].cfg, Options{Store: hs, Now: e.clock.Now, Rand: seededRand(7)})
+	b, got := e.start(1, 2, "q")
+	expectActs(t, "B miss", got, "coalesce.followers wait")
+	hs.reads, hs.at, hs.hook = 0, 2, between // the tick's join: its second lease read
+	return b
 }
 
 // A leader releases its lease, then posts its wake-up, which carries its
@@ -134,13 +141,7 @@ func TestTickPromotedLeaderReadsTheModelAgain(t *testing.T) {
 	e.store(0, x, "known")
 	e.show(x.FinishLead(OutcomeStored, 200))
 	a, _ := e.start(0, 1, "q")
-	mem := e.w[0].store
-	hs := &leaseHookStore{Store: mem}
-	e.w[1] = New(e.w[1].cfg, Options{Store: hs, Now: e.clock.Now, Rand: seededRand(7)})
-	b, got := e.start(1, 2, "q")
-	expectActs(t, "B miss", got, "coalesce.followers wait")
-	hs.reads, hs.at = 0, 2 // the tick's join: its second lease read
-	hs.hook = func() {
+	b := e.followThroughHook(t, func() {
 		// The model moves on; a writer outside single flight stores the
 		// answer under the new state; A fails and releases.
 		if err := e.w[0].PurgeModel("chat", "gpt-4o-mini"); err != nil {
@@ -154,7 +155,7 @@ func TestTickPromotedLeaderReadsTheModelAgain(t *testing.T) {
 			t.Fatalf("the writer's store: %s", st.Reason)
 		}
 		e.show(a.FinishLead(OutcomeFailed, 503))
-	}
+	})
 	if got := e.show(b.Tick()); !strings.Contains(got, "coalesce.promoted") || !strings.HasSuffix(got, "serve") {
 		t.Fatalf("B's tick: %q, want its promoted lead to serve the answer stored under the new state", got)
 	}
