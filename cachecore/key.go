@@ -284,7 +284,7 @@ func (c *Cache) buildKey(req *Request) {
 // built under the same state and process secret stands: a new leader's
 // second look and a store do not hash the 1.7 KB key again.
 func (c *Cache) rekey(req *Request) {
-	if req.hk == nil || req.hk != c.hk || req.keyState != req.state {
+	if req.hk != c.hk || req.keyState != req.state { // hk is nil until a key is built
 		c.buildKey(req)
 	}
 }
