@@ -594,3 +594,18 @@ func TestInvalidConfigRefused(t *testing.T) {
 		})
 	}
 }
+
+// One VM reads the time once per callback, not once for good: an entry
+// stored by a worker expires for that same worker's later request.
+func TestExpiryMissesAgainOnTheSameWorker(t *testing.T) {
+	hs := newHarness(t, chatConfig)
+	body := chatBody("expire me here")
+	hs.post(0, "/v1/chat/completions", body)
+	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
+	hs.clock.Advance(61 * time.Second)
+	res := hs.post(0, "/v1/chat/completions", body)
+	expectCacheStatus(t, res, "fwd=miss", "stored")
+	if hs.sim.Calls("/v1/chat/completions") != 2 {
+		t.Fatal("expired entry was served")
+	}
+}

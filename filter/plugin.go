@@ -40,17 +40,15 @@ type plugin struct {
 // The time of the current callback, cached: reading the time is a host call
 // (proxywasm.WallClock), and a callback's decisions all happen at one
 // instant anyway. It is VM-wide (all root contexts of the VM share it) and
-// reset by the binding at the start of every callback.
+// read again in the next callback (proxywasm.Callback).
 var (
 	clockNow time.Time
-	clockSet bool
+	clockAt  = ^uint64(0) // the callback clockNow was read in; none yet
 )
 
-func init() { proxywasm.SetCallbackHook(func() { clockSet = false }) }
-
 func now() time.Time {
-	if !clockSet {
-		clockNow, clockSet = proxywasm.WallClock(), true
+	if c := proxywasm.Callback(); c != clockAt {
+		clockNow, clockAt = proxywasm.WallClock(), c
 	}
 	return clockNow
 }

@@ -22,7 +22,6 @@ var (
 	// are always owned by it (Envoy issues them on the root context).
 	currentRoot uint32
 	panicHook   func(where string, recovered any)
-	enterHook   func()
 )
 
 // collectorYields counts the yields to a marking collector (GCYields).
@@ -40,21 +39,16 @@ func collectorYield() {
 // GCYields is how many times the binding let a marking collector run.
 func GCYields() uint64 { return collectorYields }
 
-// SetCallbackHook registers a function run at the start of every callback
-// the host makes into the plugin (before the plugin's own method). Plugins
-// use it to reset per-callback caches, e.g. of the current time.
-func SetCallbackHook(f func()) { enterHook = f }
+// callbacks counts the callbacks the host has made into the plugin.
+var callbacks uint64
 
-func enter() {
-	if enterHook != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				recovered("callback hook", r)
-			}
-		}()
-		enterHook()
-	}
-}
+// Callback is the number of the current callback: it changes at the start
+// of every callback the host makes into the plugin (before the plugin's
+// own method), and never comes back. Plugins use it to keep per-callback
+// caches, e.g. of the current time, without a hook run on every callback.
+func Callback() uint64 { return callbacks }
+
+func enter() { callbacks++ }
 
 type rootState struct {
 	ctx   types.PluginContext
