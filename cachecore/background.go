@@ -2,7 +2,6 @@ package cachecore
 
 import (
 	"encoding/binary"
-	"errors"
 )
 
 // BackgroundSlots bounds background upstream calls (refreshes, shadow
@@ -23,7 +22,7 @@ func NewBackgroundSlots(store Store, n int) *BackgroundSlots {
 
 func (b *BackgroundSlots) read() ([]int64, uint32, bool, error) {
 	raw, cas, err := b.store.Get(b.key)
-	if errors.Is(err, ErrNotFound) {
+	if errIs(err, ErrNotFound) {
 		return make([]int64, b.n), 0, false, nil
 	}
 	if err != nil {
@@ -75,7 +74,7 @@ func (b *BackgroundSlots) Acquire(now, deadline int64) (slot int, ok bool, err e
 		}
 		slots[slot] = deadline
 		err = b.write(slots, cas, exists)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		return slot, err == nil, err
@@ -92,7 +91,7 @@ func (b *BackgroundSlots) Release(slot int) error {
 		}
 		slots[slot] = 0
 		err = b.write(slots, cas, true)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		return err

@@ -2,7 +2,6 @@ package cachecore
 
 import (
 	"encoding/binary"
-	"errors"
 	"slices"
 )
 
@@ -253,7 +252,7 @@ func (t *LeaseTable) getInto(key string, buf *[]byte) ([]byte, uint32, error) {
 
 // decode is read's second half: the leases of a slot read as raw.
 func (t *LeaseTable) decode(raw []byte, cas uint32, err error) (ways []Lease, _ uint32, exists bool, _ error) {
-	if errors.Is(err, ErrNotFound) {
+	if errIs(err, ErrNotFound) {
 		return t.ways[:0], 0, false, nil // a new lease goes into reused memory
 	}
 	if err != nil {
@@ -347,7 +346,7 @@ func (t *LeaseTable) ReadAhead(fp uint64) {
 	}
 	raw, cas, err := t.getInto(t.key(fp), &t.aheadBuf)
 	// A failed read is not kept: the acquire reads for itself.
-	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: err == nil || errors.Is(err, ErrNotFound)}
+	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: err == nil || errIs(err, ErrNotFound)}
 }
 
 // acquire is Acquire; unchanged reports a lead won with the slot as
@@ -385,7 +384,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				}
 				l.Waiters = append(l.Waiters, vm)
 				err = t.write(key, ways, now, cas, exists)
-				if errors.Is(err, ErrCasMismatch) {
+				if errIs(err, ErrCasMismatch) {
 					continue
 				}
 				return RoleFollower, false, err
@@ -408,7 +407,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		}
 		ways = append(ways, Lease{FP: fp, State: LeaseHeld, Owner: vm, Stream: stream, Deadline: deadline, Tenant: tenant, Waiters: waiters})
 		err = t.write(key, ways, now, cas, exists)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		if err != nil {
@@ -473,7 +472,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 			ways = removeAt(ways, i)
 		}
 		err = t.write(key, ways, now, cas, true)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		return waiters, err

@@ -177,7 +177,7 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 		return ModelState{}, err
 	}
 	raw, _, err := c.store.GetInto(c.modelKeyOf(id), c.modelBuf)
-	if errors.Is(err, ErrNotFound) {
+	if errIs(err, ErrNotFound) {
 		return ModelState{}, nil
 	}
 	if cap(raw) > cap(c.modelBuf) && len(raw) <= 64<<10 {
@@ -217,7 +217,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(key)
 		exists := err == nil
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errIs(err, ErrNotFound) {
 			return ModelState{}, err
 		}
 		recs := decodeModels(raw)
@@ -261,7 +261,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 			}
 		}
 		err = c.store.Set(key, encodeModels(recs), cas)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		return st, err

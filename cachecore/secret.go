@@ -46,7 +46,7 @@ func loadSecret(s Store, rnd func() uint64) (hashKeys, error) {
 			// hash with it would disagree with the new one.
 			return hashKeys{}, errors.New("cachecore: malformed process secret in shared data")
 		}
-		if !errors.Is(err, ErrNotFound) {
+		if !errIs(err, ErrNotFound) {
 			return hashKeys{}, err
 		}
 		b := make([]byte, 3, secretLen)
@@ -59,7 +59,7 @@ func loadSecret(s Store, rnd func() uint64) (hashKeys, error) {
 			return hashKeys{}, err
 		}
 		err = s.Set(secretKey, b, cas)
-		if err != nil && !errors.Is(err, ErrCasMismatch) {
+		if err != nil && !errIs(err, ErrCasMismatch) {
 			return hashKeys{}, err
 		}
 		// Created, or another VM won the race: read back what is there.

@@ -2,7 +2,6 @@ package cachecore
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"strconv"
 	"time"
@@ -99,7 +98,7 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(key)
 		exists := err == nil
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errIs(err, ErrNotFound) {
 			return SLOStatus{}, err
 		}
 		breached, starts, totals, stales := decodeSLO(raw)
@@ -135,7 +134,7 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 			}
 		}
 		err = c.store.Set(key, encodeSLO(next, starts, totals, stales), cas)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		return st, err

@@ -90,7 +90,7 @@ func TenantTag(tenant [32]byte) uint32 {
 // on a missing one. The anchor key is created on first use.
 func CreateCAS(s Store) (uint32, error) {
 	_, cas, err := s.Get(anchorKey)
-	if errors.Is(err, ErrNotFound) {
+	if errIs(err, ErrNotFound) {
 		if err := s.Set(anchorKey, []byte("modelcache"), 0); err != nil {
 			return 0, err
 		}
@@ -142,7 +142,7 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	if cap(raw) > cap(t.idxBuf) {
 		t.idxBuf = raw[:0]
 	}
-	if errors.Is(err, ErrNotFound) {
+	if errIs(err, ErrNotFound) {
 		t.resetIdx()
 		return 0, false, nil
 	}
@@ -238,7 +238,7 @@ func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (b
 	if cap(raw) > cap(t.entBuf) {
 		t.entBuf = raw[:0]
 	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errIs(err, ErrNotFound) {
 		return false, err
 	}
 	if len(raw) == 0 {
@@ -297,7 +297,7 @@ func (t *Table) Insert(fp uint64, tag uint32, staleUntil int64, encoded []byte, 
 		w, res := t.chooseWay(fp, tag, now)
 		t.idx[w] = slot{fp, staleUntil, tag}
 		err = t.writeIndex(b, cas, exists)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			continue
 		}
 		if err != nil {
@@ -383,7 +383,7 @@ func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
 		if exists && freed {
 			t.idx[way] = slot{}
 			err = t.writeIndex(b, cas, true)
-			if errors.Is(err, ErrCasMismatch) {
+			if errIs(err, ErrCasMismatch) {
 				continue
 			}
 			if err != nil {
@@ -420,7 +420,7 @@ func (t *Table) Clear() (int, error) {
 			}
 			t.resetIdx()
 			err = t.writeIndex(b, cas, true)
-			if errors.Is(err, ErrCasMismatch) {
+			if errIs(err, ErrCasMismatch) {
 				if attempt < maxCASAttempts {
 					continue
 				}

@@ -1,7 +1,5 @@
 package cachecore
 
-import "errors"
-
 // Batched table access for the items of one embeddings request. A batch
 // reads a bucket's index at most once per lookup pass, whatever the number
 // of its items in that bucket, and keeps what it read (the slots and their
@@ -142,7 +140,7 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now in
 			t.idx[it.way] = slot{it.fp, it.staleUntil, it.tag}
 		}
 		err = t.writeIndex(b, cas, exists)
-		if errors.Is(err, ErrCasMismatch) {
+		if errIs(err, ErrCasMismatch) {
 			err = ErrContention
 			continue
 		}

@@ -2,7 +2,6 @@ package cachecore
 
 import (
 	"encoding/binary"
-	"errors"
 	"strconv"
 )
 
@@ -75,7 +74,7 @@ func (l *VMLife) markTraffic(s Store) {
 	switch {
 	case err == nil:
 		l.marked = true
-	case errors.Is(err, ErrNotFound):
+	case errIs(err, ErrNotFound):
 		if s.Set(VMLifeKey, make([]byte, 8), 0) == nil {
 			l.marked = true
 		}
@@ -95,7 +94,7 @@ func countRestart(s Store) uint64 {
 		n = binary.LittleEndian.Uint64(v) + 1
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], n)
-		if err := s.Set(VMLifeKey, b[:], cas); err == nil || !errors.Is(err, ErrCasMismatch) {
+		if err := s.Set(VMLifeKey, b[:], cas); err == nil || !errIs(err, ErrCasMismatch) {
 			break
 		}
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
 	"github.com/modelcache/modelcache/filter/proxywasm/types"
@@ -27,13 +25,16 @@ func (sharedStore) Set(key string, value []byte, cas uint32) error {
 	return storeErr(proxywasm.SetSharedData(key, value, cas))
 }
 
+// storeErr maps the binding's errors to the store's. The binding returns
+// its status errors unwrapped (types.StatusToError), so they compare with
+// ==, which is far cheaper under wasm than errors.Is on every read.
 func storeErr(err error) error {
-	switch {
-	case err == nil:
+	switch err {
+	case nil:
 		return nil
-	case errors.Is(err, types.ErrorStatusNotFound):
+	case types.ErrorStatusNotFound:
 		return cachecore.ErrNotFound
-	case errors.Is(err, types.ErrorStatusCasMismatch):
+	case types.ErrorStatusCasMismatch:
 		return cachecore.ErrCasMismatch
 	}
 	return err
