@@ -43,14 +43,24 @@ type plugin struct {
 // read again in the next callback (proxywasm.Callback).
 var (
 	clockNow time.Time
+	clockMs  int64        // clockNow in unix milliseconds
 	clockAt  = ^uint64(0) // the callback clockNow was read in; none yet
 )
 
 func now() time.Time {
 	if c := proxywasm.Callback(); c != clockAt {
 		clockNow, clockAt = proxywasm.WallClock(), c
+		clockMs = clockNow.UnixMilli()
 	}
 	return clockNow
+}
+
+// nowMs is now in unix milliseconds, converted once per callback.
+func nowMs() int64 {
+	if proxywasm.Callback() != clockAt {
+		now()
+	}
+	return clockMs
 }
 
 func (p *plugin) now() time.Time { return now() }
@@ -80,6 +90,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	p.cache = cachecore.New(cfg, cachecore.Options{
 		Store: sharedStore{},
 		Now:   now,
+		NowMs: nowMs,
 		Rand:  rand.Uint64,
 	})
 	p.stats = newStats(cfg)
