@@ -14,6 +14,8 @@ ls /usr/lib/*/varnish/vmods/libvmod_bodyaccess.so >/dev/null 2>&1 || need+=(varn
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v node >/dev/null || need+=(nodejs)
+# Valgrind (optional): v8host/instructions.py counts instructions with it.
+command -v valgrind >/dev/null || need+=(valgrind)
 
 # perf(1) (optional): where the proxy's CPU time goes, by binary.
 command -v perf >/dev/null || need+=(linux-perf)

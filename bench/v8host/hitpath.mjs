@@ -164,9 +164,10 @@ wasi.initialize(inst);
 ex.proxy_on_context_create(1, 0);
 if (!ex.proxy_on_vm_start(1, 0) || !ex.proxy_on_configure(1, cfg.length)) throw new Error('configure failed');
 
-let ctx = 2;
+let ctx = 2, exchanges = 0;
 function exchange() {
   const id = ctx++;
+  exchanges++;
   if (embed) { // a new batch each time
     reqBodyBytes = enc.encode(embBatch(id));
     reqHeaders[8][1] = String(reqBodyBytes.length);
@@ -243,3 +244,4 @@ const perRequest = Object.fromEntries([...calls].map(([k, v]) => [k, +(v / itera
 ex.proxy_on_tick(1);
 console.log(`Go heap allocations per request: ${((metric('modelcache.vm.heap_allocs') - allocs0) / iterations).toFixed(2)}, GC cycles per 10k requests: ${((metric('modelcache.vm.gc_cycles') - gcs0) * 10000 / iterations).toFixed(2)}`);
 console.log('host calls per request:', perRequest);
+console.log(`exchanges run: ${exchanges} (warm-up included; v8host/instructions.py divides by it)`);

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Instructions per request of a module's own code under V8, counted.
+
+Runs hitpath.mjs under Valgrind's callgrind (which counts every
+instruction the process executes, JIT-generated code included) with V8
+writing a perf map of the code it generates, then attributes each counted
+instruction to the function whose code holds it. The count does not move
+with the machine's load, as CPU time does here by ±15 % between runs, so
+it can tell apart changes of a few percent; it is a guide to where work
+went, not a measure of time (instructions differ in cost).
+
+    python3 bench/v8host/instructions.py [--mode miss-nostore] [--top 30] \\
+        build/modelcache.wasm [other.wasm]
+
+With two modules (run side by side, one per CPU) it prints both and the
+functions whose counts differ most. Each run takes a few minutes: Valgrind
+runs Node.js about 50 times slower. Not part of `make bench`.
+"""
+import argparse
+import bisect
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+# V8 names the code of a wasm function "JS:<name>-<index>-turbofan" in its
+# perf map; JavaScript functions carry their script's URL, builtins a
+# "Builtin:" prefix.
+WASM = re.compile(r'^JS:([^*~].*)-\d+-(turbofan|liftoff)$')
+
+
+def run(wasm, mode, iterations, workdir, tag):
+    out = os.path.join(workdir, tag + '.callgrind')
+    cmd = ['valgrind', '--tool=callgrind', '--dump-instr=yes', '--callgrind-out-file=' + out,
+           '--smc-check=all-non-file', 'node', '--perf-basic-prof', '--no-liftoff', '--single-threaded',
+           os.path.join(HERE, 'hitpath.mjs'), wasm, str(iterations), '1', mode]
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return p, out
+
+
+def exchanges(log):
+    m = re.search(r'exchanges run: (\d+)', log)
+    if not m:
+        sys.exit('hitpath.mjs did not report its exchanges:\n' + log[-2000:])
+    return int(m.group(1))
+
+
+def load_map(path):
+    syms = []
+    with open(path) as f:
+        for line in f:
+            a, size, name = line.rstrip('\n').split(' ', 2)
+            syms.append((int(a, 16), int(size, 16), name))
+    syms.sort()
+    return [s[0] for s in syms], syms
+
+
+def costs(path):
+    """Instructions per address (self cost: a call's inclusive line is skipped)."""
+    cost = collections.Counter()
+    last, skip = 0, False
+    with open(path) as f:
+        for line in f:
+            if line.startswith('calls='):
+                skip = True
+                continue
+            if not line or line[0] not in '0123456789+-*':
+                continue
+            parts = line.split()
+            p = parts[0]
+            addr = last if p == '*' else (last + int(p, 0) if p[0] in '+-' else int(p, 0))
+            last = addr
+            if skip:
+                skip = False
+                continue
+            if len(parts) > 2:
+                cost[addr] += int(parts[2])
+    return cost
+
+
+def attribute(cost, mapfile, n):
+    starts, syms = load_map(mapfile)
+    per = collections.Counter()
+    for addr, v in cost.items():
+        i = bisect.bisect_right(starts, addr) - 1
+        name = syms[i][2] if i >= 0 and addr < syms[i][0] + syms[i][1] else None
+        if name is None:
+            continue  # Node.js and V8 themselves, startup included
+        m = WASM.match(name)
+        key = ('wasm', m.group(1)) if m else (('builtin', name) if name.startswith('Builtin:') else ('js', name))
+        per[key] += v / n
+    return per
+
+
+def totals(per):
+    t = collections.Counter()
+    for (kind, _), v in per.items():
+        t[kind] += v
+    return t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--mode', default='miss-nostore')
+    ap.add_argument('--iterations', type=int, default=3000)
+    ap.add_argument('--top', type=int, default=30)
+    ap.add_argument('modules', nargs='+')
+    a = ap.parse_args()
+    if len(a.modules) > 2:
+        sys.exit('one or two modules')
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [run(os.path.abspath(w), a.mode, a.iterations, tmp, 'm%d' % i) for i, w in enumerate(a.modules)]
+        pers = []
+        for (p, out), w in zip(runs, a.modules):
+            log = p.communicate()[0]
+            if p.returncode != 0:
+                sys.exit(f'{w}: exit {p.returncode}\n{log[-2000:]}')
+            mapfile = f'/tmp/perf-{p.pid}.map'
+            try:
+                pers.append(attribute(costs(out), mapfile, exchanges(log)))
+            finally:
+                if os.path.exists(mapfile):
+                    os.remove(mapfile)
+    print(f'{a.mode}: instructions per request under V8 (callgrind), the warm-up included')
+    for w, per in zip(a.modules, pers):
+        t = totals(per)
+        print(f"  {w}: own code (wasm) {t['wasm']:.0f}, V8 builtins {t['builtin']:.0f}, harness JavaScript {t['js']:.0f}")
+    if len(pers) == 1:
+        for (kind, name), v in pers[0].most_common():
+            if kind == 'wasm' and a.top > 0:
+                print(f'  {v:9.0f}  {name}')
+                a.top -= 1
+        return
+    x, y = pers
+    wx, wy = totals(x)['wasm'], totals(y)['wasm']
+    print(f'  own code: {wx:.0f} against {wy:.0f} ({wx - wy:+.0f}, {wx / wy:.3f}x)')
+    keys = list(set(x) | set(y))
+    keys.sort(key=lambda k: -abs(x[k] - y[k]))
+    print(f'  functions that differ most (first - second, first, second; '
+          f'"builtin" and "js" are V8\'s and the harness\'s):')
+    for k in keys[:a.top]:
+        kind = '' if k[0] == 'wasm' else k[0] + ' '
+        print(f'  {x[k] - y[k]:+9.0f} {x[k]:9.0f} {y[k]:9.0f}  {kind}{k[1]}')
+
+
+if __name__ == '__main__':
+    main()
