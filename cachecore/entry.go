@@ -52,7 +52,8 @@ var ErrBadEntry = errors.New("unreadable cache entry")
 // EncodedSize returns the number of bytes Encode will produce.
 func (e *Entry) EncodedSize() int {
 	n := entryHeader + len(e.Key) + len(e.Body)
-	for _, h := range e.Headers {
+	for i := range e.Headers {
+		h := &e.Headers[i] // not a copy: under wasm a ranged [2]string is copied each time round
 		n += 6 + len(h[0]) + len(h[1])
 	}
 	return n
@@ -74,7 +75,8 @@ func (e *Entry) AppendEncode(dst []byte) []byte {
 	le.PutUint32(b[36:], uint32(len(e.Key)))
 	le.PutUint32(b[40:], uint32(len(e.Body)))
 	dst = append(dst, e.Key...)
-	for _, h := range e.Headers {
+	for i := range e.Headers {
+		h := &e.Headers[i]
 		dst = le.AppendUint16(dst, uint16(len(h[0])))
 		dst = le.AppendUint32(dst, uint32(len(h[1])))
 		dst = append(dst, h[0]...)

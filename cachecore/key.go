@@ -127,8 +127,10 @@ const (
 )
 
 func header(h [][2]string, name string) (string, bool) {
-	for _, kv := range h {
-		if kv[0] == name {
+	for i := range h {
+		// A pointer to the pair, not a copy: under wasm a ranged [2]string
+		// is copied to the stack each time round.
+		if kv := &h[i]; kv[0] == name {
 			return kv[1], true
 		}
 	}

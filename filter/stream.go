@@ -367,8 +367,8 @@ func (s *stream) sendJSON(status uint32, body string) {
 }
 
 func headerValue(h [][2]string, name string) (string, bool) {
-	for _, kv := range h {
-		if kv[0] == name {
+	for i := range h {
+		if kv := &h[i]; kv[0] == name { // not a copy of the pair (cachecore's header)
 			return kv[1], true
 		}
 	}

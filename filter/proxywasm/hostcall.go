@@ -205,7 +205,8 @@ var pairsScratch []byte
 
 func encodeScratch(pairs [][2]string) ([]byte, error) {
 	size := 4
-	for _, p := range pairs {
+	for i := range pairs {
+		p := &pairs[i] // not a copy (EncodePairs)
 		size += 8 + len(p[0]) + len(p[1]) + 2
 	}
 	if cap(pairsScratch) < size {

@@ -20,7 +20,8 @@ var ErrBadPair = errors.New("proxywasm: header name or value contains a NUL byte
 // EncodePairs serialises headers in the ABI's pairs format.
 func EncodePairs(pairs [][2]string) ([]byte, error) {
 	size := 4
-	for _, p := range pairs {
+	for i := range pairs {
+		p := &pairs[i] // not a copy: under wasm a ranged [2]string is copied each time round
 		size += 8 + len(p[0]) + len(p[1]) + 2
 	}
 	buf := make([]byte, size)
@@ -31,7 +32,8 @@ func encodePairsInto(buf []byte, pairs [][2]string) error {
 	binary.LittleEndian.PutUint32(buf, uint32(len(pairs)))
 	lens := buf[4:]
 	data := 4 + 8*len(pairs)
-	for i, p := range pairs {
+	for i := range pairs {
+		p := &pairs[i]
 		if hasNUL(p[0]) || hasNUL(p[1]) {
 			return ErrBadPair
 		}
