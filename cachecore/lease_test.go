@@ -342,3 +342,40 @@ func TestLeaseSlotEncodingIsPinned(t *testing.T) {
 		t.Fatalf("decoded %v, %v; want %v", back, ok, ways)
 	}
 }
+
+func TestLiveOnlyKeepsTheLiveLeasesInOrder(t *testing.T) {
+	const now = 100
+	mk := func(spec string) []Lease {
+		var ways []Lease
+		for i, c := range spec {
+			l := Lease{FP: uint64(i + 1), State: LeaseHeld, Deadline: now + 1, Waiters: []uint64{uint64(10 * (i + 1))}}
+			switch c {
+			case 'x': // expired
+				l.Deadline = now
+			case 'f': // free
+				l.State = LeaseFree
+			case 'm':
+				l.State = LeaseHitForMiss
+			}
+			ways = append(ways, l)
+		}
+		return ways
+	}
+	for _, tc := range []struct{ spec, want string }{
+		{"", "[]"},
+		{"ll", "[1:[10] 2:[20]]"},
+		{"xx", "[]"},
+		{"xlm", "[2:[20] 3:[30]]"},
+		{"lxl", "[1:[10] 3:[30]]"},
+		{"lmf", "[1:[10] 2:[20]]"},
+		{"fxlxm", "[3:[30] 5:[50]]"},
+	} {
+		var got []string
+		for _, l := range liveOnly(mk(tc.spec), now) {
+			got = append(got, fmt.Sprintf("%d:%v", l.FP, l.Waiters))
+		}
+		if s := "[" + strings.Join(got, " ") + "]"; s != tc.want {
+			t.Errorf("liveOnly(%q) = %s, want %s", tc.spec, s, tc.want)
+		}
+	}
+}
