@@ -21,24 +21,29 @@ import bisect
 import collections
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 # V8 names the code of a wasm function "JS:<name>-<index>-turbofan" in its
 # perf map; JavaScript functions carry their script's URL, builtins a
 # "Builtin:" prefix.
 WASM = re.compile(r'^JS:([^*~].*)-\d+-(turbofan|liftoff)$')
 
 
-def run(wasm, mode, iterations, workdir, tag):
+def run(wasm, mode, iterations, req_file, workdir, tag):
     out = os.path.join(workdir, tag + '.callgrind')
     cmd = ['valgrind', '--tool=callgrind', '--dump-instr=yes', '--callgrind-out-file=' + out,
            '--smc-check=all-non-file', 'node', '--perf-basic-prof', '--no-liftoff', '--single-threaded',
            os.path.join(HERE, 'hitpath.mjs'), wasm, str(iterations), '1', mode]
-    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ)
+    env.pop('REQ_FILE', None)
+    if req_file:
+        env['REQ_FILE'] = os.path.abspath(req_file)
+    # Run in the temporary directory: V8 leaves its log files there.
+    p = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return p, out
 
 
@@ -108,12 +113,17 @@ def main():
     ap.add_argument('--mode', default='miss-nostore')
     ap.add_argument('--iterations', type=int, default=3000)
     ap.add_argument('--top', type=int, default=30)
+    ap.add_argument('--req-file', help="the chat request's body (hitpath.mjs's REQ_FILE; "
+                    "default: its built-in one-line question; S4 sends bench/payloads/request.json)")
     ap.add_argument('modules', nargs='+')
     a = ap.parse_args()
     if len(a.modules) > 2:
         sys.exit('one or two modules')
+    for tool in ('valgrind', 'node'):
+        if not shutil.which(tool):
+            sys.exit(f'{tool} not found (bench/install.sh installs it)')
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [run(os.path.abspath(w), a.mode, a.iterations, tmp, 'm%d' % i) for i, w in enumerate(a.modules)]
+        runs = [run(os.path.abspath(w), a.mode, a.iterations, a.req_file, tmp, 'm%d' % i) for i, w in enumerate(a.modules)]
         pers = []
         for (p, out), w in zip(runs, a.modules):
             log = p.communicate()[0]
@@ -125,7 +135,8 @@ def main():
             finally:
                 if os.path.exists(mapfile):
                     os.remove(mapfile)
-    print(f'{a.mode}: instructions per request under V8 (callgrind), the warm-up included')
+    body = a.req_file or "hitpath.mjs's built-in request"
+    print(f'{a.mode}: instructions per request under V8 (callgrind), the warm-up included; body: {body}')
     for w, per in zip(a.modules, pers):
         t = totals(per)
         print(f"  {w}: own code (wasm) {t['wasm']:.0f}, V8 builtins {t['builtin']:.0f}, harness JavaScript {t['js']:.0f}")
