@@ -4,10 +4,13 @@
 Runs hitpath.mjs under Valgrind's callgrind (which counts every
 instruction the process executes, JIT-generated code included) with V8
 writing a perf map of the code it generates, then attributes each counted
-instruction to the function whose code holds it. The count does not move
-with the machine's load, as CPU time does here by ±15 % between runs, so
-it can tell apart changes of a few percent; it is a guide to where work
-went, not a measure of time (instructions differ in cost).
+instruction to the function whose code holds it. The count barely moves
+with the machine's load (within 30 instructions in 65,000 on an idle
+machine; about 170 beside other work, as the harness's clock is the real
+one and lease expiry follows a run's speed), where CPU time moves ±15 %
+here between runs, so it can tell apart changes of a few percent. It is
+a guide to where work went, not a measure of time (instructions differ
+in cost, and in Envoy a request runs cold).
 
     python3 bench/v8host/instructions.py [--mode miss-nostore] [--top 30] \\
         build/modelcache.wasm [other.wasm]
@@ -15,6 +18,11 @@ went, not a measure of time (instructions differ in cost).
 With two modules (run side by side, one per CPU) it prints both and the
 functions whose counts differ most. Each run takes a few minutes: Valgrind
 runs Node.js about 50 times slower. Not part of `make bench`.
+
+Per request means over every exchange hitpath.mjs ran (its 20,000 warm-up
+exchanges included, all in TurboFan's code with --no-liftoff); the
+module's start and configuration, a few instructions per exchange once
+spread, are in it too.
 """
 import argparse
 import bisect
@@ -88,6 +96,8 @@ def costs(path):
 
 
 def attribute(cost, mapfile, n):
+    if not os.path.exists(mapfile):
+        sys.exit(f'no perf map {mapfile}: is node a wrapper script? (the map is named after its pid)')
     starts, syms = load_map(mapfile)
     per = collections.Counter()
     for addr, v in cost.items():
@@ -123,16 +133,23 @@ def main():
         if not shutil.which(tool):
             sys.exit(f'{tool} not found (bench/install.sh installs it)')
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [run(os.path.abspath(w), a.mode, a.iterations, a.req_file, tmp, 'm%d' % i) for i, w in enumerate(a.modules)]
+        runs = []
         pers = []
-        for (p, out), w in zip(runs, a.modules):
-            log = p.communicate()[0]
-            if p.returncode != 0:
-                sys.exit(f'{w}: exit {p.returncode}\n{log[-2000:]}')
-            mapfile = f'/tmp/perf-{p.pid}.map'
-            try:
-                pers.append(attribute(costs(out), mapfile, exchanges(log)))
-            finally:
+        try:
+            for i, w in enumerate(a.modules):
+                runs.append(run(os.path.abspath(w), a.mode, a.iterations, a.req_file, tmp, 'm%d' % i))
+            for (p, out), w in zip(runs, a.modules):
+                log = p.communicate()[0]
+                if p.returncode != 0:
+                    sys.exit(f'{w}: exit {p.returncode}\n{log[-2000:]}')
+                pers.append(attribute(costs(out), f'/tmp/perf-{p.pid}.map', exchanges(log)))
+        finally:
+            # A failed run stops the other one; every run's perf map goes.
+            for p, _ in runs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                mapfile = f'/tmp/perf-{p.pid}.map'
                 if os.path.exists(mapfile):
                     os.remove(mapfile)
     body = a.req_file or "hitpath.mjs's built-in request"
