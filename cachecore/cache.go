@@ -18,7 +18,6 @@ type Cache struct {
 	table    *Table
 	leases   *LeaseTable
 	bg       *BackgroundSlots
-	now      func() time.Time
 	nowMs    func() int64 // now in unix milliseconds
 	rand     func() uint64
 	canon    Canonicalizer
@@ -86,7 +85,6 @@ func New(cfg *Config, opts Options) *Cache {
 		table:  table,
 		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
-		now:    opts.Now,
 		nowMs:  opts.NowMs,
 		rand:   opts.Rand,
 	}
