@@ -204,11 +204,7 @@ func SendHttpResponseWithDetail(statusCode uint32, detail string, headers [][2]s
 var pairsScratch []byte
 
 func encodeScratch(pairs [][2]string) ([]byte, error) {
-	size := 4
-	for i := range pairs {
-		p := &pairs[i] // not a copy (EncodePairs)
-		size += 8 + len(p[0]) + len(p[1]) + 2
-	}
+	size := pairsSize(pairs)
 	if cap(pairsScratch) < size {
 		pairsScratch = make([]byte, size)
 	}

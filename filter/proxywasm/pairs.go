@@ -19,13 +19,19 @@ var ErrBadPair = errors.New("proxywasm: header name or value contains a NUL byte
 
 // EncodePairs serialises headers in the ABI's pairs format.
 func EncodePairs(pairs [][2]string) ([]byte, error) {
+	buf := make([]byte, pairsSize(pairs))
+	return buf, encodePairsInto(buf, pairs)
+}
+
+// pairsSize is the length of pairs encoded: a count, two lengths per pair,
+// then each name and value NUL-terminated.
+func pairsSize(pairs [][2]string) int {
 	size := 4
 	for i := range pairs {
 		p := &pairs[i] // not a copy: under wasm a ranged [2]string is copied each time round
 		size += 8 + len(p[0]) + len(p[1]) + 2
 	}
-	buf := make([]byte, size)
-	return buf, encodePairsInto(buf, pairs)
+	return size
 }
 
 func encodePairsInto(buf []byte, pairs [][2]string) error {
