@@ -25,6 +25,47 @@ type RequestCC struct {
 // directives and malformed arguments are ignored, as RFC 9111 asks; a
 // malformed max-age is treated as 0 (the conservative reading).
 func ParseRequestCC(v string) RequestCC {
+	if !isASCII(v) {
+		return parseRequestCCUnicode(v)
+	}
+	var cc RequestCC
+	for len(v) > 0 {
+		var part string
+		part, v = cutByte(v, ',')
+		name, arg, hasArg := part, "", false
+		if i := strings.IndexByte(part, '='); i >= 0 {
+			name, arg, hasArg = part[:i], part[i+1:], true
+		}
+		name, arg = trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"')
+		switch {
+		case foldEquals(name, "no-store"):
+			cc.NoStore = true
+		case foldEquals(name, "no-cache"):
+			cc.NoCache = true
+		case foldEquals(name, "only-if-cached"):
+			cc.OnlyIfCached = true
+		case foldEquals(name, "max-age"):
+			cc.MaxAge, cc.HasMaxAge = deltaSeconds(arg), true
+		case foldEquals(name, "max-stale"):
+			cc.HasMaxStale = true
+			if !hasArg {
+				cc.MaxStaleAny = true
+			} else {
+				cc.MaxStale = deltaSeconds(arg)
+			}
+		case foldEquals(name, "min-fresh"):
+			cc.MinFresh, cc.HasMinFresh = deltaSeconds(arg), true
+		}
+	}
+	return cc
+}
+
+// parseRequestCCUnicode is ParseRequestCC for a value with a byte over
+// 0x7f: strings' Unicode-aware trimming and lower-casing decide there
+// (U+00A0 trims, "İ" lower-cases to "i"). The ASCII path above gives the
+// same result on every ASCII value (TestCacheControlASCIIPathsAgree) and
+// keeps these larger functions off each request's path.
+func parseRequestCCUnicode(v string) RequestCC {
 	var cc RequestCC
 	for len(v) > 0 {
 		var part string
@@ -83,6 +124,29 @@ type ResponseCC struct {
 
 // ParseResponseCC parses a Cache-Control response header value.
 func ParseResponseCC(v string) ResponseCC {
+	if !isASCII(v) {
+		return parseResponseCCUnicode(v)
+	}
+	var cc ResponseCC
+	for len(v) > 0 {
+		var part string
+		part, v = cutByte(v, ',')
+		if i := strings.IndexByte(part, '='); i >= 0 {
+			part = part[:i]
+		}
+		switch name := trimASCIISpace(part); {
+		case foldEquals(name, "no-store"):
+			cc.NoStore = true
+		case foldEquals(name, "private"):
+			cc.Private = true
+		}
+	}
+	return cc
+}
+
+// parseResponseCCUnicode is ParseResponseCC for a value with a byte over
+// 0x7f (see parseRequestCCUnicode).
+func parseResponseCCUnicode(v string) ResponseCC {
 	var cc ResponseCC
 	for len(v) > 0 {
 		var part string
@@ -96,4 +160,72 @@ func ParseResponseCC(v string) ResponseCC {
 		}
 	}
 	return cc
+}
+
+// The ASCII helpers below are what strings' Cut, TrimSpace, Trim and
+// ToLower do on ASCII input, in a fraction of their code: Cache-Control
+// is parsed on most requests and answers, and under V8 a request's cost
+// follows the code it enters (BENCHMARKS.md, item 17).
+
+// isASCII reports whether s has no byte over 0x7f.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// cutByte is strings.Cut with a one-byte separator, without its found.
+func cutByte(s string, sep byte) (before, after string) {
+	if i := strings.IndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// asciiSpace is strings.TrimSpace's set within ASCII.
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+// trimASCIISpace is strings.TrimSpace for an ASCII string.
+func trimASCIISpace(s string) string {
+	for len(s) > 0 && asciiSpace(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && asciiSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// trimByte is strings.Trim with a one-byte cutset.
+func trimByte(s string, c byte) string {
+	for len(s) > 0 && s[0] == c {
+		s = s[1:]
+	}
+	for len(s) > 0 && s[len(s)-1] == c {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// foldEquals reports whether the ASCII string s is lower, an ASCII
+// lower-case token, once s's upper-case letters are lowered.
+func foldEquals(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package cachecore
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,4 +125,38 @@ func FuzzParseCacheControl(f *testing.F) {
 		}
 		_ = ParseResponseCC(v)
 	})
+}
+
+// TestCacheControlASCIIPathsAgree: on ASCII values the parsers' ASCII
+// paths decide exactly as the Unicode-aware ones (strings' Cut, TrimSpace,
+// Trim, ToLower) they stand in for, on directive lists built from the
+// pieces where the two could part: case, every ASCII space TrimSpace
+// trims, quotes, '=' and ',' in odd places.
+func TestCacheControlASCIIPathsAgree(t *testing.T) {
+	pieces := []string{
+		"no-store", "No-Store", "NO-STORE", "no-cache", "NO-cache", "only-if-cached", "Only-If-Cached",
+		"max-age", "MAX-AGE", "max-stale", "Max-Stale", "min-fresh", "MIN-FRESH", "private", "PRIVATE", "public",
+		"=", "=", ",", ",", `"`, " ", "\t", "\n", "\v", "\f", "\r", "0", "60", "99999999999", "-1", "x", "no", "-store",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 200000; n++ {
+		var b strings.Builder
+		for k := rng.IntN(9); k >= 0; k-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		v := b.String()
+		if got, want := ParseRequestCC(v), parseRequestCCUnicode(v); got != want {
+			t.Fatalf("ParseRequestCC(%q) = %+v, the Unicode-aware parse %+v", v, got, want)
+		}
+		if got, want := ParseResponseCC(v), parseResponseCCUnicode(v); got != want {
+			t.Fatalf("ParseResponseCC(%q) = %+v, the Unicode-aware parse %+v", v, got, want)
+		}
+	}
+	// A non-ASCII value takes the Unicode-aware path: U+00A0 trims there.
+	if got := ParseResponseCC("no-store\u00a0"); !got.NoStore {
+		t.Fatalf("ParseResponseCC with a trailing U+00A0 = %+v, want NoStore", got)
+	}
+	if got := ParseRequestCC("\u00a0NO-STORE"); !got.NoStore {
+		t.Fatalf("ParseRequestCC with a leading U+00A0 = %+v, want NoStore", got)
+	}
 }
