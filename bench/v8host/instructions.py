@@ -95,11 +95,24 @@ def costs(path):
     return cost
 
 
+LINE = 64  # bytes in a cache line of the CPU's instruction cache
+
+
 def attribute(cost, mapfile, n):
+    """Instructions per request by function, and the own code's cache lines
+    touched per request by function.
+
+    A line counts as touched per request when one of its instructions ran
+    at least n/2 times (callgrind's count at an address is how often the
+    instruction there ran): code of the start, the warm-up's first
+    requests, or of rare paths (a tick, a collection) does not count. In
+    Envoy a request arrives with the caches cold, and its cost follows the
+    lines it brings in (BENCHMARKS.md, item 17)."""
     if not os.path.exists(mapfile):
         sys.exit(f'no perf map {mapfile}: is node a wrapper script? (the map is named after its pid)')
     starts, syms = load_map(mapfile)
     per = collections.Counter()
+    hot = {}  # own code's line -> its function, for lines run on most requests
     for addr, v in cost.items():
         i = bisect.bisect_right(starts, addr) - 1
         name = syms[i][2] if i >= 0 and addr < syms[i][0] + syms[i][1] else None
@@ -108,7 +121,10 @@ def attribute(cost, mapfile, n):
         m = WASM.match(name)
         key = ('wasm', m.group(1)) if m else (('builtin', name) if name.startswith('Builtin:') else ('js', name))
         per[key] += v / n
-    return per
+        if m and v >= n / 2:
+            hot[addr // LINE] = m.group(1)
+    lines = collections.Counter(hot.values())
+    return per, lines
 
 
 def totals(per):
@@ -123,6 +139,7 @@ def main():
     ap.add_argument('--mode', default='miss-nostore')
     ap.add_argument('--iterations', type=int, default=3000)
     ap.add_argument('--top', type=int, default=30)
+    ap.add_argument('--by-lines', action='store_true', help='with one module, list its functions by lines touched')
     ap.add_argument('--req-file', help="the chat request's body (hitpath.mjs's REQ_FILE; "
                     "default: its built-in one-line question; S4 sends bench/payloads/request.json)")
     ap.add_argument('modules', nargs='+')
@@ -154,18 +171,31 @@ def main():
                     os.remove(mapfile)
     body = a.req_file or "hitpath.mjs's built-in request"
     print(f'{a.mode}: instructions per request under V8 (callgrind), the warm-up included; body: {body}')
-    for w, per in zip(a.modules, pers):
+    for w, (per, lines) in zip(a.modules, pers):
         t = totals(per)
         print(f"  {w}: own code (wasm) {t['wasm']:.0f}, V8 builtins {t['builtin']:.0f}, harness JavaScript {t['js']:.0f}")
+        print(f"  {w}: own code touched per request {sum(lines.values())} lines of {LINE} bytes "
+              f"({sum(lines.values()) * LINE / 1000:.1f} KB) in {len(lines)} functions")
     if len(pers) == 1:
-        for (kind, name), v in pers[0].most_common():
-            if kind == 'wasm' and a.top > 0:
-                print(f'  {v:9.0f}  {name}')
-                a.top -= 1
+        per, lines = pers[0]
+        own = [(v, name) for (kind, name), v in per.items() if kind == 'wasm']
+        if a.by_lines:
+            own.sort(key=lambda x: (-lines[x[1]], -x[0]))
+        else:
+            own.sort(key=lambda x: -x[0])
+        print('  instructions, lines touched, function:')
+        for v, name in own[:a.top]:
+            print(f'  {v:9.0f} {lines[name]:5d}  {name}')
         return
-    x, y = pers
+    (x, lx), (y, ly) = pers
     wx, wy = totals(x)['wasm'], totals(y)['wasm']
     print(f'  own code: {wx:.0f} against {wy:.0f} ({wx - wy:+.0f}, {wx / wy:.3f}x)')
+    names = list(set(lx) | set(ly))
+    names.sort(key=lambda k: -abs(lx[k] - ly[k]))
+    print('  lines touched that differ most (first - second, first, second):')
+    for k in names[:a.top]:
+        if lx[k] != ly[k]:
+            print(f'  {lx[k] - ly[k]:+9d} {lx[k]:9d} {ly[k]:9d}  {k}')
     keys = list(set(x) | set(y))
     keys.sort(key=lambda k: -abs(x[k] - y[k]))
     print(f'  functions that differ most (first - second, first, second; '
