@@ -126,6 +126,10 @@ const (
 	maxRememberedCredential = 512
 )
 
+// Header returns the value of the first pair named name in h (names as
+// the host gives them: lower case), for the filter's own scans.
+func Header(h [][2]string, name string) (string, bool) { return header(h, name) }
+
 func header(h [][2]string, name string) (string, bool) {
 	for i := range h {
 		// A pointer to the pair, not a copy: under wasm a ranged [2]string

@@ -219,12 +219,12 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		s.p.stats.internal.Increment(1)
 		return types.ActionContinue
 	}
-	method, _ := headerValue(hs, ":method")
-	path, _ := headerValue(hs, ":path")
+	method, _ := cachecore.Header(hs, ":method")
+	path, _ := cachecore.Header(hs, ":path")
 	c := s.p.cache
 	if c.IsPurge(method, path) {
 		s.purge = true
-		s.authority, _ = headerValue(hs, ":authority")
+		s.authority, _ = cachecore.Header(hs, ":authority")
 		if !c.PurgeAuthorized(hs) {
 			s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
 		} else if endOfStream {
@@ -364,13 +364,4 @@ func (s *stream) handlePurge(body []byte) {
 
 func (s *stream) sendJSON(status uint32, body string) {
 	_ = proxywasm.SendHttpResponse(status, [][2]string{{"content-type", "application/json"}}, []byte(body), -1)
-}
-
-func headerValue(h [][2]string, name string) (string, bool) {
-	for i := range h {
-		if kv := &h[i]; kv[0] == name { // not a copy of the pair (cachecore's header)
-			return kv[1], true
-		}
-	}
-	return "", false
 }
