@@ -123,7 +123,14 @@ func FuzzParseCacheControl(f *testing.F) {
 		if cc.MaxAge < 0 || cc.MinFresh < 0 || cc.MaxStale < 0 {
 			t.Fatalf("%q: negative duration: %+v", v, cc)
 		}
-		_ = ParseResponseCC(v)
+		// Every value reads as strings' Unicode-aware parse reads it: the
+		// ASCII path stands in for it on ASCII values.
+		if want := parseRequestCCUnicode(v); cc != want {
+			t.Fatalf("ParseRequestCC(%q) = %+v, the Unicode-aware parse %+v", v, cc, want)
+		}
+		if got, want := ParseResponseCC(v), parseResponseCCUnicode(v); got != want {
+			t.Fatalf("ParseResponseCC(%q) = %+v, the Unicode-aware parse %+v", v, got, want)
+		}
 	})
 }
 
