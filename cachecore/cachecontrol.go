@@ -30,13 +30,10 @@ func ParseRequestCC(v string) RequestCC {
 	}
 	var cc RequestCC
 	for len(v) > 0 {
-		var part string
-		part, v = cutByte(v, ',')
-		name, arg, hasArg := part, "", false
-		if i := strings.IndexByte(part, '='); i >= 0 {
-			name, arg, hasArg = part[:i], part[i+1:], true
-		}
-		name, arg = trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"')
+		var name, arg string
+		var hasArg bool
+		name, arg, hasArg, v = nextDirective(v)
+		arg = trimByte(trimASCIISpace(arg), '"')
 		switch {
 		case foldEquals(name, "no-store"):
 			cc.NoStore = true
@@ -129,12 +126,9 @@ func ParseResponseCC(v string) ResponseCC {
 	}
 	var cc ResponseCC
 	for len(v) > 0 {
-		var part string
-		part, v = cutByte(v, ',')
-		if i := strings.IndexByte(part, '='); i >= 0 {
-			part = part[:i]
-		}
-		switch name := trimASCIISpace(part); {
+		var name string
+		name, _, _, v = nextDirective(v)
+		switch {
 		case foldEquals(name, "no-store"):
 			cc.NoStore = true
 		case foldEquals(name, "private"):
@@ -164,8 +158,22 @@ func parseResponseCCUnicode(v string) ResponseCC {
 
 // The ASCII helpers below are what strings' Cut, TrimSpace, Trim and
 // ToLower do on ASCII input, in a fraction of their code: Cache-Control
-// is parsed on most requests and answers, and under V8 a request's cost
-// follows the code it enters (BENCHMARKS.md, item 17).
+// is parsed on most requests and answers, and under V8 a request that
+// arrives cold pays for each line of code it runs (BENCHMARKS.md, items
+// 17 and 22).
+
+// nextDirective splits the first directive off an ASCII Cache-Control
+// value: its name, trimmed, and its argument as written after '='.
+func nextDirective(v string) (name, arg string, hasArg bool, rest string) {
+	name = v
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		name, rest = v[:i], v[i+1:]
+	}
+	if i := strings.IndexByte(name, '='); i >= 0 {
+		name, arg, hasArg = name[:i], name[i+1:], true
+	}
+	return trimASCIISpace(name), arg, hasArg, rest
+}
 
 // isASCII reports whether s has no byte over 0x7f.
 func isASCII(s string) bool {
@@ -175,14 +183,6 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// cutByte is strings.Cut with a one-byte separator, without its found.
-func cutByte(s string, sep byte) (before, after string) {
-	if i := strings.IndexByte(s, sep); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	return s, ""
 }
 
 // asciiSpace is strings.TrimSpace's set within ASCII.
