@@ -10,7 +10,9 @@ machine; about 170 beside other work, as the harness's clock is the real
 one and lease expiry follows a run's speed), where CPU time moves ±15 %
 here between runs, so it can tell apart changes of a few percent. It is
 a guide to where work went, not a measure of time (instructions differ
-in cost, and in Envoy a request runs cold).
+in cost, and in Envoy a request runs cold). For the cold cost it also
+counts the 64-byte lines of the module's code a request runs: in S4 each
+costs 20-30 ns (BENCHMARKS.md, item 22).
 
     python3 bench/v8host/instructions.py [--mode miss-nostore] [--top 30] \\
         build/modelcache.wasm [other.wasm]
@@ -107,7 +109,8 @@ def attribute(cost, mapfile, n):
     instruction there ran): code of the start, the warm-up's first
     requests, or of rare paths (a tick, a collection) does not count. In
     Envoy a request arrives with the caches cold, and its cost follows the
-    lines it brings in (BENCHMARKS.md, item 17)."""
+    lines it brings in, 20-30 ns each on the bench machine (BENCHMARKS.md,
+    items 17 and 22)."""
     if not os.path.exists(mapfile):
         sys.exit(f'no perf map {mapfile}: is node a wrapper script? (the map is named after its pid)')
     starts, syms = load_map(mapfile)
