@@ -24,16 +24,22 @@ type RequestCC struct {
 // ParseRequestCC parses a Cache-Control request header value. Unknown
 // directives and malformed arguments are ignored, as RFC 9111 asks; a
 // malformed max-age is treated as 0 (the conservative reading).
-func ParseRequestCC(v string) RequestCC {
-	if !isASCII(v) {
-		return parseRequestCCUnicode(v)
-	}
+func ParseRequestCC(v string) RequestCC { return parseRequestCC(v, !isASCII(v)) }
+
+// parseRequestCCUnicode is ParseRequestCC's reading of any value through
+// strings' Unicode-aware trimming and lower-casing, which decide for a
+// value with a byte over 0x7f (U+00A0 trims, "İ" lower-cases to "i"). The
+// ASCII path reads every ASCII value the same way
+// (TestCacheControlASCIIPathsAgree) and keeps these larger functions off
+// each request's path.
+func parseRequestCCUnicode(v string) RequestCC { return parseRequestCC(v, true) }
+
+func parseRequestCC(v string, unicode bool) RequestCC {
 	var cc RequestCC
 	for len(v) > 0 {
 		var name, arg string
 		var hasArg bool
-		name, arg, hasArg, v = nextDirective(v)
-		arg = trimByte(trimASCIISpace(arg), '"')
+		name, arg, hasArg, v = nextDirective(v, unicode)
 		switch {
 		case foldEquals(name, "no-store"):
 			cc.NoStore = true
@@ -51,43 +57,6 @@ func ParseRequestCC(v string) RequestCC {
 				cc.MaxStale = deltaSeconds(arg)
 			}
 		case foldEquals(name, "min-fresh"):
-			cc.MinFresh, cc.HasMinFresh = deltaSeconds(arg), true
-		}
-	}
-	return cc
-}
-
-// parseRequestCCUnicode is ParseRequestCC for a value with a byte over
-// 0x7f: strings' Unicode-aware trimming and lower-casing decide there
-// (U+00A0 trims, "İ" lower-cases to "i"). The ASCII path above gives the
-// same result on every ASCII value (TestCacheControlASCIIPathsAgree) and
-// keeps these larger functions off each request's path.
-func parseRequestCCUnicode(v string) RequestCC {
-	var cc RequestCC
-	for len(v) > 0 {
-		var part string
-		part, v, _ = strings.Cut(v, ",")
-		part = strings.TrimSpace(part)
-		name, arg, hasArg := strings.Cut(part, "=")
-		name = strings.ToLower(strings.TrimSpace(name))
-		arg = strings.Trim(strings.TrimSpace(arg), `"`)
-		switch name {
-		case "no-store":
-			cc.NoStore = true
-		case "no-cache":
-			cc.NoCache = true
-		case "only-if-cached":
-			cc.OnlyIfCached = true
-		case "max-age":
-			cc.MaxAge, cc.HasMaxAge = deltaSeconds(arg), true
-		case "max-stale":
-			cc.HasMaxStale = true
-			if !hasArg {
-				cc.MaxStaleAny = true
-			} else {
-				cc.MaxStale = deltaSeconds(arg)
-			}
-		case "min-fresh":
 			cc.MinFresh, cc.HasMinFresh = deltaSeconds(arg), true
 		}
 	}
@@ -120,14 +89,16 @@ type ResponseCC struct {
 }
 
 // ParseResponseCC parses a Cache-Control response header value.
-func ParseResponseCC(v string) ResponseCC {
-	if !isASCII(v) {
-		return parseResponseCCUnicode(v)
-	}
+func ParseResponseCC(v string) ResponseCC { return parseResponseCC(v, !isASCII(v)) }
+
+// parseResponseCCUnicode is parseRequestCCUnicode's counterpart.
+func parseResponseCCUnicode(v string) ResponseCC { return parseResponseCC(v, true) }
+
+func parseResponseCC(v string, unicode bool) ResponseCC {
 	var cc ResponseCC
 	for len(v) > 0 {
 		var name string
-		name, _, _, v = nextDirective(v)
+		name, _, _, v = nextDirective(v, unicode)
 		switch {
 		case foldEquals(name, "no-store"):
 			cc.NoStore = true
@@ -138,33 +109,14 @@ func ParseResponseCC(v string) ResponseCC {
 	return cc
 }
 
-// parseResponseCCUnicode is ParseResponseCC for a value with a byte over
-// 0x7f (see parseRequestCCUnicode).
-func parseResponseCCUnicode(v string) ResponseCC {
-	var cc ResponseCC
-	for len(v) > 0 {
-		var part string
-		part, v, _ = strings.Cut(v, ",")
-		name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "no-store":
-			cc.NoStore = true
-		case "private":
-			cc.Private = true
-		}
+// nextDirective splits the first directive off a Cache-Control value: its
+// name, trimmed and (unicode) lower-cased, and its argument after '=',
+// trimmed of spaces and quotes. The switches above compare names with
+// foldEquals, which on a name already lower-cased is plain equality.
+func nextDirective(v string, unicode bool) (name, arg string, hasArg bool, rest string) {
+	if unicode {
+		return nextDirectiveUnicode(v)
 	}
-	return cc
-}
-
-// The ASCII helpers below are what strings' Cut, TrimSpace, Trim and
-// ToLower do on ASCII input, in a fraction of their code: Cache-Control
-// is parsed on most requests and answers, and under V8 a request that
-// arrives cold pays for each line of code it runs (BENCHMARKS.md, items
-// 17 and 22).
-
-// nextDirective splits the first directive off an ASCII Cache-Control
-// value: its name, trimmed, and its argument as written after '='.
-func nextDirective(v string) (name, arg string, hasArg bool, rest string) {
 	name = v
 	if i := strings.IndexByte(v, ','); i >= 0 {
 		name, rest = v[:i], v[i+1:]
@@ -172,8 +124,22 @@ func nextDirective(v string) (name, arg string, hasArg bool, rest string) {
 	if i := strings.IndexByte(name, '='); i >= 0 {
 		name, arg, hasArg = name[:i], name[i+1:], true
 	}
-	return trimASCIISpace(name), arg, hasArg, rest
+	return trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"'), hasArg, rest
 }
+
+// nextDirectiveUnicode is nextDirective with strings' Cut, TrimSpace, Trim
+// and ToLower.
+func nextDirectiveUnicode(v string) (name, arg string, hasArg bool, rest string) {
+	part, rest, _ := strings.Cut(v, ",")
+	name, arg, hasArg = strings.Cut(strings.TrimSpace(part), "=")
+	return strings.ToLower(strings.TrimSpace(name)), strings.Trim(strings.TrimSpace(arg), `"`), hasArg, rest
+}
+
+// The ASCII helpers below are what strings' Cut, TrimSpace, Trim and
+// ToLower do on ASCII input, in a fraction of their code: Cache-Control
+// is parsed on most requests and answers, and under V8 a request that
+// arrives cold pays for each line of code it runs (BENCHMARKS.md, items
+// 17 and 22).
 
 // isASCII reports whether s has no byte over 0x7f.
 func isASCII(s string) bool {
