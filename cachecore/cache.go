@@ -24,6 +24,7 @@ type Cache struct {
 	dups     duplicateMembers // answers' duplicate member names (jsonbound.go)
 	embEnc   []byte           // embeddings items encoded for one store (reused)
 	hk       *hashKeys        // the process secret's keys, once loaded (secret.go)
+	keying   []routeKeying    // per route of cfg, by Route.Index (key.go)
 
 	// statusMemo: the last Cache-Status values sent, by the status they
 	// render (statusValue).
@@ -79,7 +80,12 @@ func New(cfg *Config, opts Options) *Cache {
 	}
 	table := NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways)
 	table.SetTenantShare(cfg.Store.MaxTenantShare)
+	keying := make([]routeKeying, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		keying[i] = newKeying(r)
+	}
 	return &Cache{
+		keying: keying,
 		cfg:    cfg,
 		store:  readerOf(opts.Store),
 		table:  table,

@@ -38,8 +38,8 @@ type canonical struct {
 }
 
 // canonicalize appends body's canonical form to dst (Canonicalizer.Append
-// with route r's selection), through the memo.
-func (c *Cache) canonicalize(dst, body []byte, r *Route) (canonical, error) {
+// with route r's selection, k), through the memo.
+func (c *Cache) canonicalize(dst, body []byte, r *Route, k *routeKeying) (canonical, error) {
 	var slot *canonMemoSlot
 	if len(body) <= canonMemoMaxBody {
 		if c.memo == nil {
@@ -50,8 +50,8 @@ func (c *Cache) canonicalize(dst, body []byte, r *Route) (canonical, error) {
 			return canonical{append(dst, slot.canonical...), slot.stream, slot.model, slot.hasModel}, nil
 		}
 	}
-	sel := Selection{Only: r.KeyFields, Ignore: r.IgnoreFields, Capture: captureFields(r)}
-	out, err := c.canon.Append(dst, body, &sel)
+	sel := &k.sel
+	out, err := c.canon.Append(dst, body, sel)
 	if err != nil {
 		return canonical{}, err
 	}

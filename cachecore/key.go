@@ -170,7 +170,8 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	if cap(req.canonical) < len(body) {
 		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
 	}
-	canon, err := c.canonicalize(req.canonical[:0], body, req.Route)
+	k := c.keyingOf(req.Route)
+	canon, err := c.canonicalize(req.canonical[:0], body, req.Route, k)
 	if err != nil {
 		req.bypass(canonReason(err))
 		return
@@ -179,12 +180,12 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	// "stream" and a top-level model field come from the canonicaliser's
 	// single pass; a nested model path needs gjson.
 	req.Stream = canon.stream
-	if isPlainField(req.Route.ModelPath) {
+	if k.plainModel {
 		req.Model = canon.model
 	} else {
 		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
 	}
-	if parse := req.Route.Kind.spec().parse; parse != nil {
+	if parse := k.spec.parse; parse != nil {
 		if r := parse(c, req, body); r != ReasonNone {
 			req.bypass(r)
 			return
@@ -199,13 +200,40 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	c.buildKey(req)
 }
 
-// captureFields asks the canonicaliser for "stream" and, when it is a
-// plain top-level name, the model field.
-func captureFields(r *Route) []string {
-	if isPlainField(r.ModelPath) {
-		return []string{"stream", r.ModelPath}
+// routeKeying is what keying a route's requests needs, worked out once
+// per route when the cache is made rather than on every request: its
+// kind's entry in the kinds table, and the canonicaliser's selection,
+// which captures "stream" and, when it is a plain top-level name, the
+// model field.
+type routeKeying struct {
+	route      *Route
+	spec       *kindSpec
+	sel        Selection
+	plainModel bool
+}
+
+func newKeying(r *Route) routeKeying {
+	k := routeKeying{route: r, spec: r.Kind.spec(), plainModel: isPlainField(r.ModelPath)}
+	k.sel = Selection{Only: r.KeyFields, Ignore: r.IgnoreFields, Capture: []string{"stream"}}
+	if k.plainModel {
+		k.sel.Capture = append(k.sel.Capture, r.ModelPath)
 	}
-	return []string{"stream"}
+	return k
+}
+
+// keyingOf returns route r's keying: the one made with the cache for a
+// route of its configuration, else a new one.
+func (c *Cache) keyingOf(r *Route) *routeKeying {
+	if i := r.Index; uint(i) < uint(len(c.keying)) && c.keying[i].route == r {
+		return &c.keying[i]
+	}
+	return keyingOfOther(r)
+}
+
+//go:noinline
+func keyingOfOther(r *Route) *routeKeying {
+	k := newKeying(r)
+	return &k
 }
 
 func isPlainField(path string) bool {
