@@ -50,8 +50,10 @@ type Cache struct {
 	memo       *canonMemo         // canonical forms of recent bodies (canonmemo.go)
 	modelKeys  [modelSlots]string // shared-data names of the model slots, made once
 	modelBuf   []byte             // model records are read into it
-	lastModel  string             // the model name last read from a request (reused)
-	encBuf     []byte             // an entry being stored is encoded into it (the store copies it)
+	// lastModelID is the last model id made (models.go).
+	lastModelID modelIDMemo
+	lastModel   string // the model name last read from a request (reused)
+	encBuf      []byte // an entry being stored is encoded into it (the store copies it)
 }
 
 // Options injects the store, the clock and the random source, so tests can

@@ -83,11 +83,25 @@ func (c *Cache) modelID(route, model string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Requests name few models: the last id made is kept, under the keys
+	// it was made with.
+	if m := &c.lastModelID; m.hk == k && m.model == model && m.route == route {
+		return m.id, nil
+	}
 	var buf [256]byte
 	b := append(buf[:0], route...)
 	b = append(b, 0)
 	b = append(b, model...)
-	return k.model.sum64(b), nil
+	id := k.model.sum64(b)
+	c.lastModelID = modelIDMemo{hk: k, route: route, model: model, id: id}
+	return id, nil
+}
+
+// modelIDMemo is the last model id made (modelID).
+type modelIDMemo struct {
+	hk           *hashKeys
+	route, model string
+	id           uint64
 }
 
 // modelKeyOf is modelKey, made once per slot.

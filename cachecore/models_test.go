@@ -261,3 +261,41 @@ func TestModelTableHammer(t *testing.T) {
 		}
 	}
 }
+
+// The id of the last model named is kept (modelID): whatever the order in
+// which routes and models come, and after the keys change, each id is
+// the keyed hash of its own route and model.
+func TestModelIDMemo(t *testing.T) {
+	env := newEnv(t, testConfig)
+	c := env.cache
+	want := func(route, model string) uint64 {
+		k, err := c.keys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.model.sum64([]byte(route + "\x00" + model))
+	}
+	seq := [][2]string{{"chat", "m1"}, {"chat", "m1"}, {"chat", "m2"}, {"chat", "m1"}, {"embed", "m1"}, {"chat", "m1"},
+		{"chat", "m1\x00"}, {"chat", ""}, {"chat", "m1"}}
+	for round := 0; round < 2; round++ {
+		ids := map[uint64][2]string{}
+		for _, p := range seq {
+			id, err := c.modelID(p[0], p[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := want(p[0], p[1]); id != w {
+				t.Fatalf("round %d: modelID%q = %x, want %x", round, p, id, w)
+			}
+			if q, ok := ids[id]; ok && q != p {
+				t.Fatalf("%q and %q share id %x", q, p, id)
+			}
+			ids[id] = p
+		}
+		// New keys (as a new process secret would give): the kept id
+		// must not outlive them.
+		k := *c.hk
+		k.model = sipKey{k.model.k1 ^ 1, k.model.k0}
+		c.hk = &k
+	}
+}
