@@ -84,7 +84,10 @@ func (c *Cache) modelID(route, model string) (uint64, error) {
 		return 0, err
 	}
 	// Requests name few models: the last id made is kept, under the keys
-	// it was made with.
+	// it was made with. So route and model must be strings of their own,
+	// never views of reused memory (bytesString): the kept pair is compared
+	// by content. Every caller's are (config names, the canonicaliser's
+	// decoded model, gjson's and strconv's results on copies).
 	if m := &c.lastModelID; m.hk == k && m.model == model && m.route == route {
 		return m.id, nil
 	}
