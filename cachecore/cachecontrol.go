@@ -26,14 +26,11 @@ type RequestCC struct {
 // malformed max-age is treated as 0 (the conservative reading).
 func ParseRequestCC(v string) RequestCC { return parseRequestCC(v, !isASCII(v)) }
 
-// parseRequestCCUnicode is ParseRequestCC's reading of any value through
-// strings' Unicode-aware trimming and lower-casing, which decide for a
-// value with a byte over 0x7f (U+00A0 trims, "İ" lower-cases to "i"). The
-// ASCII path reads every ASCII value the same way
-// (TestCacheControlASCIIPathsAgree) and keeps these larger functions off
-// each request's path.
-func parseRequestCCUnicode(v string) RequestCC { return parseRequestCC(v, true) }
-
+// parseRequestCC reads v through strings' Unicode-aware trimming and
+// lower-casing when unicode is set, which decide for a value with a byte
+// over 0x7f (U+00A0 trims, "İ" lower-cases to "i"); the ASCII path reads
+// every ASCII value the same way (TestCacheControlASCIIPathsAgree) and
+// keeps those larger functions off each request's path.
 func parseRequestCC(v string, unicode bool) RequestCC {
 	var cc RequestCC
 	for len(v) > 0 {
@@ -90,9 +87,6 @@ type ResponseCC struct {
 
 // ParseResponseCC parses a Cache-Control response header value.
 func ParseResponseCC(v string) ResponseCC { return parseResponseCC(v, !isASCII(v)) }
-
-// parseResponseCCUnicode is parseRequestCCUnicode's counterpart.
-func parseResponseCCUnicode(v string) ResponseCC { return parseResponseCC(v, true) }
 
 func parseResponseCC(v string, unicode bool) ResponseCC {
 	var cc ResponseCC

@@ -167,3 +167,9 @@ func TestCacheControlASCIIPathsAgree(t *testing.T) {
 		t.Fatalf("ParseRequestCC with a leading U+00A0 = %+v, want NoStore", got)
 	}
 }
+
+// parseRequestCCUnicode and parseResponseCCUnicode read every value the
+// Unicode-aware way: the reference the ASCII path is held to.
+func parseRequestCCUnicode(v string) RequestCC { return parseRequestCC(v, true) }
+
+func parseResponseCCUnicode(v string) ResponseCC { return parseResponseCC(v, true) }

@@ -38,8 +38,9 @@ type canonical struct {
 }
 
 // canonicalize appends body's canonical form to dst (Canonicalizer.Append
-// with route r's selection, k), through the memo.
-func (c *Cache) canonicalize(dst, body []byte, r *Route, k *routeKeying) (canonical, error) {
+// with the selection of k's route), through the memo.
+func (c *Cache) canonicalize(dst, body []byte, k *routeKeying) (canonical, error) {
+	r := k.route
 	var slot *canonMemoSlot
 	if len(body) <= canonMemoMaxBody {
 		if c.memo == nil {
@@ -50,14 +51,13 @@ func (c *Cache) canonicalize(dst, body []byte, r *Route, k *routeKeying) (canoni
 			return canonical{append(dst, slot.canonical...), slot.stream, slot.model, slot.hasModel}, nil
 		}
 	}
-	sel := &k.sel
-	out, err := c.canon.Append(dst, body, sel)
+	out, err := c.canon.Append(dst, body, &k.sel)
 	if err != nil {
 		return canonical{}, err
 	}
 	v, _ := c.canon.Captured(0)
 	res := canonical{body: out, stream: string(v) == "true"}
-	if len(sel.Capture) > 1 {
+	if k.plainModel { // the model is the selection's second capture
 		if v, ok := c.canon.Captured(1); ok {
 			res.model, res.hasModel = c.modelName(v), true
 		}

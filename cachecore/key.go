@@ -171,7 +171,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
 	}
 	k := c.keyingOf(req.Route)
-	canon, err := c.canonicalize(req.canonical[:0], body, req.Route, k)
+	canon, err := c.canonicalize(req.canonical[:0], body, k)
 	if err != nil {
 		req.bypass(canonReason(err))
 		return
