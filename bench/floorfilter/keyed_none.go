@@ -2,7 +2,10 @@
 
 package main
 
-// keyedBuilt is false: mode miss-keyed needs -tags floorkeyed (keyed.go).
+// keyedBuilt is false: modes miss-keyed and hit-keyed need -tags floorkeyed
+// (keyed.go).
 const keyedBuilt = false
 
 func keyedBody([]byte) ([]byte, bool) { return nil, false }
+
+func keyedHit([]byte) ([]byte, bool) { return nil, false }

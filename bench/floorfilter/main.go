@@ -33,6 +33,16 @@
 //     cachecore's code.
 //   - hit: holds the request, reads its headers and its body and answers
 //     locally with a 1 KiB JSON body — S2's floor for a hit.
+//   - hit-keyed: "hit" found as a cache with modelcache's guarantees must
+//     find it: the body keyed on its canonical form with the model's
+//     generation read from shared data (as miss-keyed; a body sent again
+//     byte for byte is not canonicalised again, as modelcache keeps the
+//     last canonical forms), the entry read from shared data under that
+//     key, the request stored in it compared byte for byte with this one
+//     (a key alone could be a collision), the answer sent from the entry,
+//     the hit counted in 2 counters, in reused buffers throughout. The
+//     first request of a body stores its entry and goes upstream. Built
+//     with -tags floorkeyed (keyed.go).
 //   - embed: S9's floor per embedding item (embed.go).
 //   - embed-calls: "embed" plus modelcache's own shared-data calls per new
 //     item (embed.go).
@@ -64,8 +74,8 @@ type plugin struct{ types.DefaultPluginContext }
 var ctrs [4]proxywasm.MetricCounter
 
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	if mode == "miss-keyed" && !keyedBuilt {
-		proxywasm.LogCritical("floorfilter: mode miss-keyed needs -tags floorkeyed")
+	if (mode == "miss-keyed" || mode == "hit-keyed") && !keyedBuilt {
+		proxywasm.LogCritical("floorfilter: mode " + mode + " needs -tags floorkeyed")
 		return types.OnPluginStartStatusFailed
 	}
 	for i := range ctrs {
@@ -134,6 +144,11 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
 		}
+	case "hit-keyed":
+		readHeaders()
+		if !endOfStream {
+			return types.ActionPause // until the body is complete
+		}
 	case "hit", "embed", "embed-calls":
 		_, _ = proxywasm.GetHttpRequestHeaders()
 		if !endOfStream {
@@ -142,6 +157,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	return types.ActionContinue
 }
+
+// hitHeaders are hit-keyed's response headers (made once).
+var hitHeaders = [][2]string{{"content-type", "application/json"}, {"age", "0"}, {"cache-status", "floor; hit; ttl=86400"}}
 
 // answer is the hit's body: 1 KiB of chat completion.
 var answer = func() []byte {
@@ -163,6 +181,30 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		_, _ = proxywasm.GetHttpRequestBody(0, bodySize)
 		_ = proxywasm.SendHttpResponse(200, [][2]string{{"content-type", "application/json"}, {"age", "0"},
 			{"cache-status", "floor; hit; ttl=86400"}}, answer, -1)
+		return types.ActionPause
+	case "hit-keyed":
+		if !endOfStream {
+			return types.ActionPause
+		}
+		b, err := proxywasm.GetHttpRequestBodyInto(body, 0, bodySize)
+		if cap(b) > cap(body) {
+			body = b[:0]
+		}
+		if err != nil {
+			return types.ActionContinue
+		}
+		a, ok := keyedHit(b)
+		if !ok {
+			// It would do less than its row's work: say so in the log
+			// rather than be measured as a floor.
+			proxywasm.LogCritical("floorfilter hit-keyed: the request body is not JSON the canonicalizer reads, or its entry is not stored")
+		}
+		if a == nil {
+			return types.ActionContinue // upstream (the first request stored its entry)
+		}
+		ctrs[0].Increment(1)
+		ctrs[1].Increment(1)
+		_ = proxywasm.SendHttpResponse(200, hitHeaders, a, -1)
 		return types.ActionPause
 	case "miss", "miss-keyed":
 		if !endOfStream {

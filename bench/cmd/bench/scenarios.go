@@ -24,7 +24,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{ID: "S1", Title: "Envoy direct_response of the same bytes (the limit for a hit inside Envoy)", Run: runS1},
 	{ID: "S2", Title: "filter hit, 1 KiB and 16 KiB, vs S1", Run: runS2},
-	{ID: "S2R", Title: "1 KiB hit vs S1 and the hit floor, paired rounds", Run: runS2R},
+	{ID: "S2R", Title: "1 KiB hit vs S1 and the hit floors, paired rounds (CPU and p99 at c=16, p50 at c=1)", Run: runS2R},
 	{ID: "S2B", Title: "1 KiB hit, this module vs a baseline module, alternating rounds in one run", Run: runS2B},
 	{ID: "S3", Title: "hit throughput vs nginx proxy_cache and Varnish", Run: runS3},
 	{ID: "S4", Title: "pass-through overhead vs Envoy without the filter", Run: runS4},
@@ -89,6 +89,7 @@ func (r *run) primeHit(sysName, path string, isHit func(cache string) bool) erro
 }
 
 func filterHit(cs string) bool  { return strings.Contains(cs, "; hit") }
+func floorHit(cs string) bool   { return strings.HasPrefix(cs, "floor; hit") }
 func nginxHit(cs string) bool   { return cs == "HIT" }
 func varnishHit(cs string) bool { return cs == "hit" }
 

@@ -58,6 +58,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"floor-empty":       func(r *run) (*system, error) { return r.startFloor("empty") },
 	"floor-read":        func(r *run) (*system, error) { return r.startFloor("read") },
 	"floor-hit":         func(r *run) (*system, error) { return r.startFloor("hit") },
+	"floor-hit-keyed":   func(r *run) (*system, error) { return r.startFloor("hit-keyed") },
 	"floor-pairs":       func(r *run) (*system, error) { return r.startFloor("pairs") },
 	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
 	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
@@ -77,7 +78,7 @@ func lookPath(name string) (string, error) { return exec.LookPath(name) }
 func (r *run) startFloor(mode string) (*system, error) {
 	wasm := filepath.Join(r.s.WorkDir, "floor-"+mode+".wasm")
 	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode, "-o", wasm}
-	if mode == "miss-keyed" {
+	if mode == "miss-keyed" || mode == "hit-keyed" {
 		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go
 	}
 	cmd := exec.Command("go", append(args, "./bench/floorfilter")...)
