@@ -165,6 +165,15 @@ func decodeModel(r []byte) modelRecord {
 	return m
 }
 
+// modelStateOf reads what a lookup needs of a record — its generation and
+// version, at decodeModel's offsets — and nothing else: every keyed
+// request reads one, and decodeModel's other fields are for updates.
+func modelStateOf(r []byte) ModelState {
+	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[8:])}
+	copy(st.Version[:], r[40:56])
+	return st
+}
+
 func encodeModels(recs []modelRecord) []byte {
 	b := make([]byte, 0, 4+len(recs)*modelRecordLen)
 	b = append(b, 'M', 'V', 2, byte(len(recs)))
@@ -210,8 +219,7 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 	for i := 0; i < n; i++ {
 		r := raw[4+i*modelRecordLen:]
 		if binary.LittleEndian.Uint64(r) == id {
-			m := decodeModel(r)
-			return ModelState{Found: true, Gen: m.gen, Version: m.version}, nil
+			return modelStateOf(r), nil
 		}
 	}
 	return ModelState{}, nil

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,5 +298,27 @@ func TestModelIDMemo(t *testing.T) {
 		k := *c.hk
 		k.model = sipKey{k.model.k1 ^ 1, k.model.k0}
 		c.hk = &k
+	}
+}
+
+// TestModelStateOfReadsDecodeModelsFields holds loadModel's short read of a
+// record to decodeModel's: the same generation and version, for records
+// whose every field differs.
+func TestModelStateOfReadsDecodeModelsFields(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 1000; i++ {
+		rec := modelRecord{id: rng.Uint64(), gen: rng.Uint64(), until: rng.Int64(), divStart: rng.Int64(),
+			samples: rng.Uint32(), diverged: rng.Uint32(), divTenant: rng.Uint64(), divOthers: rng.Uint32()}
+		for j := range rec.version {
+			rec.version[j] = byte(rng.Uint32())
+		}
+		raw := encodeModels([]modelRecord{rec})
+		m, st := decodeModel(raw[4:]), modelStateOf(raw[4:])
+		if m != rec {
+			t.Fatalf("decodeModel(encodeModels(%+v)) = %+v", rec, m)
+		}
+		if want := (ModelState{Found: true, Gen: m.gen, Version: m.version}); st != want {
+			t.Fatalf("modelStateOf = %+v, decodeModel gives %+v", st, want)
+		}
 	}
 }
