@@ -158,6 +158,15 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	return types.ActionContinue
 }
 
+// readBody reads the whole request body into the reused buffer.
+func readBody(bodySize int) ([]byte, error) {
+	b, err := proxywasm.GetHttpRequestBodyInto(body, 0, bodySize)
+	if cap(b) > cap(body) {
+		body = b[:0]
+	}
+	return b, err
+}
+
 // hitHeaders are hit-keyed's response headers (made once).
 var hitHeaders = [][2]string{{"content-type", "application/json"}, {"age", "0"}, {"cache-status", "floor; hit; ttl=86400"}}
 
@@ -186,10 +195,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		if !endOfStream {
 			return types.ActionPause
 		}
-		b, err := proxywasm.GetHttpRequestBodyInto(body, 0, bodySize)
-		if cap(b) > cap(body) {
-			body = b[:0]
-		}
+		b, err := readBody(bodySize)
 		if err != nil {
 			return types.ActionContinue
 		}
@@ -210,10 +216,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		if !endOfStream {
 			return types.ActionPause
 		}
-		b, err := proxywasm.GetHttpRequestBodyInto(body, 0, bodySize)
-		if cap(b) > cap(body) {
-			body = b[:0]
-		}
+		b, err := readBody(bodySize)
 		if err != nil {
 			return types.ActionContinue
 		}
