@@ -67,17 +67,19 @@ func runS2R(r *run) error {
 		}
 		return us, ofS1
 	}
-	spread := func(v []float64, f string) string {
+	// spread is `2.70× S1 (rounds 2.15…2.72`: the median with its unit,
+	// then the range, its parenthesis left open for what follows.
+	spread := func(v []float64, f, unit string) string {
 		lo, hi := minMax(v)
-		return fmt.Sprintf(f+"; rounds "+f+"…"+f, median(v), lo, hi)
+		return fmt.Sprintf(f+unit+" (rounds "+f+"…"+f, median(v), lo, hi)
 	}
 
 	hitRatio, floorRatio, keyedRatio := ratios(cpu, "filter"), ratios(cpu, "floor-hit"), ratios(cpu, "floor-hit-keyed")
 	_, hi := minMax(hitRatio)
 	r.add(row{Scenario: "S2R", Metric: fmt.Sprintf("1 KiB hit: proxy CPU per request, c=16, over S1 in %d paired rounds", rounds),
-		Value: fmt.Sprintf("%.1f µs; %s× S1", median(cpu["filter"]), spread(hitRatio, "%.2f")),
-		Baselines: fmt.Sprintf("S1 %.1f µs; hit floor %.1f µs, %s× S1; keyed hit floor %.1f µs, %s× S1",
-			median(cpu["direct"]), median(cpu["floor-hit"]), spread(floorRatio, "%.2f"), median(cpu["floor-hit-keyed"]), spread(keyedRatio, "%.2f")),
+		Value: fmt.Sprintf("%.1f µs; %s)", median(cpu["filter"]), spread(hitRatio, "%.2f", "× S1")),
+		Baselines: fmt.Sprintf("S1 %.1f µs; hit floor %.1f µs, %s); keyed hit floor %.1f µs, %s)",
+			median(cpu["direct"]), median(cpu["floor-hit"]), spread(floorRatio, "%.2f", "× S1"), median(cpu["floor-hit-keyed"]), spread(keyedRatio, "%.2f", "× S1")),
 		Ratio: fmt.Sprintf("%.2f× S1", median(hitRatio)), Target: "≤ 2.4× S1 in every round (60 µs at S1's 25)", Met: met(hi <= 2.4)})
 	r.note("S2R rounds (CPU µs/request, c=16): S1 %v, hit %v, hit floor %v, keyed hit floor %v",
 		rounded(cpu["direct"]), rounded(cpu["filter"]), rounded(cpu["floor-hit"]), rounded(cpu["floor-hit-keyed"]))
@@ -89,15 +91,15 @@ func runS2R(r *run) error {
 	floorAdded, floorOfS1 := addedOf("floor-hit")
 	keyedAdded, keyedOfS1 := addedOf("floor-hit-keyed")
 	r.add(row{Scenario: "S2R", Metric: fmt.Sprintf("1 KiB hit: added p50 at c=1 over S1 in %d paired rounds", rounds),
-		Value: fmt.Sprintf("%s µs, %+.2f× S1 (%d of %d rounds within)", spread(added, "%+.0f"), median(addedOfS1), countAtMost(addedOfS1, 0.5), rounds),
-		Baselines: fmt.Sprintf("S1 p50 %.0f µs; hit floor %s µs, %+.2f× S1; keyed hit floor %s µs, %+.2f× S1",
-			median(p50["direct"]), spread(floorAdded, "%+.0f"), median(floorOfS1), spread(keyedAdded, "%+.0f"), median(keyedOfS1)),
+		Value: fmt.Sprintf("%s; %d of %d within), %+.2f× S1", spread(added, "%+.0f", " µs"), countAtMost(addedOfS1, 0.5), rounds, median(addedOfS1)),
+		Baselines: fmt.Sprintf("S1 p50 %.0f µs; hit floor %s), %+.2f× S1; keyed hit floor %s), %+.2f× S1",
+			median(p50["direct"]), spread(floorAdded, "%+.0f", " µs"), median(floorOfS1), spread(keyedAdded, "%+.0f", " µs"), median(keyedOfS1)),
 		Ratio: fmt.Sprintf("%+.2f× S1", median(addedOfS1)), Target: "≤ +0.5× S1, median of rounds (+60 µs at S1's 120)", Met: met(median(addedOfS1) <= 0.5)})
 	p99Ratio := ratios(p99, "filter")
 	r.add(row{Scenario: "S2R", Metric: fmt.Sprintf("1 KiB hit: p99 at c=16 over S1 in %d paired rounds", rounds),
-		Value: fmt.Sprintf("%.0f µs; %s× S1 (%d of %d rounds within)", median(p99["filter"]), spread(p99Ratio, "%.2f"), countAtMost(p99Ratio, 2), rounds),
-		Baselines: fmt.Sprintf("S1 %.0f µs; hit floor %.0f µs, %s× S1; keyed hit floor %.0f µs, %s× S1",
-			median(p99["direct"]), median(p99["floor-hit"]), spread(ratios(p99, "floor-hit"), "%.2f"), median(p99["floor-hit-keyed"]), spread(ratios(p99, "floor-hit-keyed"), "%.2f")),
+		Value: fmt.Sprintf("%.0f µs; %s; %d of %d within)", median(p99["filter"]), spread(p99Ratio, "%.2f", "× S1"), countAtMost(p99Ratio, 2), rounds),
+		Baselines: fmt.Sprintf("S1 %.0f µs; hit floor %.0f µs, %s); keyed hit floor %.0f µs, %s)",
+			median(p99["direct"]), median(p99["floor-hit"]), spread(ratios(p99, "floor-hit"), "%.2f", "× S1"), median(p99["floor-hit-keyed"]), spread(ratios(p99, "floor-hit-keyed"), "%.2f", "× S1")),
 		Ratio: fmt.Sprintf("%.2f× S1", median(p99Ratio)), Target: "≤ 2× S1, median of rounds", Met: met(median(p99Ratio) <= 2)})
 	r.note("S2R rounds (p50 µs, c=1): S1 %v, hit %v, hit floor %v, keyed hit floor %v; (p99 µs, c=16): S1 %v, hit %v, hit floor %v, keyed hit floor %v",
 		rounded(p50["direct"]), rounded(p50["filter"]), rounded(p50["floor-hit"]), rounded(p50["floor-hit-keyed"]),
