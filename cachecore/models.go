@@ -153,24 +153,27 @@ func decodeModel(r []byte) modelRecord {
 	le := binary.LittleEndian
 	m := modelRecord{
 		id:       le.Uint64(r),
-		gen:      le.Uint64(r[8:]),
+		gen:      le.Uint64(r[modelGenAt:]),
 		until:    int64(le.Uint64(r[16:])),
 		divStart: int64(le.Uint64(r[24:])),
 		samples:  le.Uint32(r[32:]),
 		diverged: le.Uint32(r[36:]),
 	}
-	copy(m.version[:], r[40:56])
+	copy(m.version[:], r[modelVersionAt:])
 	m.divTenant = le.Uint64(r[56:])
 	m.divOthers = le.Uint32(r[64:])
 	return m
 }
 
+// Where a record's generation and version are (decodeModel, modelStateOf).
+const modelGenAt, modelVersionAt = 8, 40
+
 // modelStateOf reads what a lookup needs of a record — its generation and
-// version, at decodeModel's offsets — and nothing else: every keyed
-// request reads one, and decodeModel's other fields are for updates.
+// version — and nothing else: every keyed request reads one, and
+// decodeModel's other fields are for updates.
 func modelStateOf(r []byte) ModelState {
-	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[8:])}
-	copy(st.Version[:], r[40:56])
+	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[modelGenAt:])}
+	copy(st.Version[:], r[modelVersionAt:])
 	return st
 }
 
