@@ -43,6 +43,20 @@
 //     the hit counted in 2 counters, in reused buffers throughout. The
 //     first request of a body stores its entry and goes upstream. Built
 //     with -tags floorkeyed (keyed.go).
+//   - hit-served: "hit-keyed" plus what a hit owes its client and its
+//     operator under modelcache's guarantees, each in the flattest code
+//     that does it (served.go): the route matched by path prefix, the
+//     request's Cache-Control seen, the tenant's identity (its credential
+//     hashed, the last one remembered) and the authority in the key and
+//     compared in the stored request, the entry's freshness judged by the
+//     clock, Age and Cache-Status made from it, the entry's content type
+//     sent, the hit counted in 1 counter and its age recorded in a
+//     histogram: modelcache's 9 host calls on a hit. Its streams are
+//     reused, so that, like modelcache's hit, it allocates nothing per
+//     request (the other modes allocate their stream). A lower bound for a
+//     cache with these guarantees, not one with the product's other
+//     features (stale-while-revalidate, early refresh, shadowing, L2,
+//     semantic lookup, single flight), none of which it decides.
 //   - embed: S9's floor per embedding item (embed.go).
 //   - embed-calls: "embed" plus modelcache's own shared-data calls per new
 //     item (embed.go).
@@ -60,6 +74,13 @@ import (
 
 var mode = "empty" // set with -ldflags "-X main.mode=read"
 
+// busy (-ldflags "-X main.busy=N") keeps hit-served busy for N rounds of a
+// loop before it answers, doing no other work: S2R's control for whether a
+// point's latency follows what a hit does or only how long it takes.
+var busy = "0"
+
+var busyRounds, busySink = func() int { n, _ := strconv.Atoi(busy); return n }(), 0
+
 func init() { proxywasm.SetVMContext(&vm{}) }
 
 func main() {}
@@ -74,9 +95,12 @@ type plugin struct{ types.DefaultPluginContext }
 var ctrs [4]proxywasm.MetricCounter
 
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	if (mode == "miss-keyed" || mode == "hit-keyed") && !keyedBuilt {
+	if (mode == "miss-keyed" || mode == "hit-keyed" || mode == "hit-served") && !keyedBuilt {
 		proxywasm.LogCritical("floorfilter: mode " + mode + " needs -tags floorkeyed")
 		return types.OnPluginStartStatusFailed
+	}
+	if mode == "hit-served" {
+		defineServed()
 	}
 	for i := range ctrs {
 		if c, err := proxywasm.DefineCounterMetric("floor.c" + strconv.Itoa(i)); err == nil {
@@ -86,7 +110,26 @@ func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	return types.OnPluginStartStatusOK
 }
 
-func (*plugin) NewHttpContext(uint32) types.HttpContext { return &stream{} }
+func (*plugin) NewHttpContext(uint32) types.HttpContext {
+	if n := len(freeStreams); n > 0 {
+		s := freeStreams[n-1]
+		freeStreams = freeStreams[:n-1]
+		return s
+	}
+	return &stream{}
+}
+
+// freeStreams are hit-served's deleted streams, zeroed, for reuse: like
+// modelcache's hit, that floor allocates nothing per request (the other
+// modes allocate their stream, which their rows say).
+var freeStreams []*stream
+
+func (s *stream) OnHttpStreamDeleted() {
+	if mode == "hit-served" && len(freeStreams) < 64 {
+		*s = stream{}
+		freeStreams = append(freeStreams, s)
+	}
+}
 
 type stream struct {
 	types.DefaultHttpContext
@@ -97,7 +140,24 @@ type stream struct {
 	// of the miss's shared-data work).
 	unkeyed bool
 	embed   embedState
+	served  served
 }
+
+// served is what the request headers gave hit-served (served.go): the
+// route, the tenant's hash (not the credential itself) and the
+// authority; ok when the request may be answered from the cache.
+type served struct {
+	route     string
+	authority [maxAuthority]byte
+	alen      int
+	tenant    [32]byte
+	ok        bool
+}
+
+// maxAuthority bounds the authority hit-served keeps in its stream (no
+// allocation of its own: modelcache's hit allocates nothing); a longer one
+// goes upstream.
+const maxAuthority = 128
 
 // Buffers reused across requests (one VM runs one callback at a time), as
 // modelcache reuses its own: the floor must not pay for garbage modelcache
@@ -146,6 +206,12 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		}
 	case "hit-keyed":
 		readHeaders()
+		if !endOfStream {
+			return types.ActionPause // until the body is complete
+		}
+	case "hit-served":
+		readHeaders()
+		servedHeaders(&s.served)
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
 		}
@@ -211,6 +277,32 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		ctrs[0].Increment(1)
 		ctrs[1].Increment(1)
 		_ = proxywasm.SendHttpResponse(200, hitHeaders, a, -1)
+		return types.ActionPause
+	case "hit-served":
+		if !endOfStream {
+			return types.ActionPause
+		}
+		b, err := readBody(bodySize)
+		if err != nil {
+			return types.ActionContinue
+		}
+		var hs [][2]string
+		var a []byte
+		ok := s.served.ok
+		if ok {
+			hs, a, ok = servedHit(&s.served, b)
+		}
+		if !ok {
+			proxywasm.LogCritical("floorfilter hit-served: the request is not one a cached route may answer, or its entry is not stored or not fresh")
+		}
+		if a == nil {
+			return types.ActionContinue // upstream (the first request stored its entry)
+		}
+		ctrs[0].Increment(1)
+		for i := 0; i < busyRounds; i++ {
+			busySink += i * i
+		}
+		_ = proxywasm.SendHttpResponse(200, hs, a, -1)
 		return types.ActionPause
 	case "miss", "miss-keyed":
 		if !endOfStream {

@@ -59,6 +59,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"floor-read":        func(r *run) (*system, error) { return r.startFloor("read") },
 	"floor-hit":         func(r *run) (*system, error) { return r.startFloor("hit") },
 	"floor-hit-keyed":   func(r *run) (*system, error) { return r.startFloor("hit-keyed") },
+	"floor-hit-served":  func(r *run) (*system, error) { return r.startFloor("hit-served") },
 	"floor-pairs":       func(r *run) (*system, error) { return r.startFloor("pairs") },
 	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
 	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
@@ -67,6 +68,10 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"floor-embed-calls": func(r *run) (*system, error) { return r.startFloor("embed-calls") },
 	"nginx":             func(r *run) (*system, error) { return r.startNginx() },
 	"varnish":           func(r *run) (*system, error) { return r.startVarnish() },
+
+	// S2R's control: hit-served kept busy about as long as a hit in
+	// modelcache takes beyond it.
+	"floor-hit-served-busy": func(r *run) (*system, error) { return r.startFloorBusy("hit-served", servedBusyRounds) },
 }
 
 func freePort() (int, error) { return envoyrun.FreePort() }
@@ -75,19 +80,36 @@ func lookPath(name string) (string, error) { return exec.LookPath(name) }
 
 // startFloor builds bench/floorfilter in the given mode and runs it in
 // cache.yaml instead of modelcache.
-func (r *run) startFloor(mode string) (*system, error) {
-	wasm := filepath.Join(r.s.WorkDir, "floor-"+mode+".wasm")
-	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode, "-o", wasm}
-	if mode == "miss-keyed" || mode == "hit-keyed" {
-		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go
+func (r *run) startFloor(mode string) (*system, error) { return r.startFloorBusy(mode, 0) }
+
+// startFloorBusy starts the floor in mode, kept busy for busy rounds of a
+// loop before each hit's answer (bench/floorfilter's busy; 0: none).
+func (r *run) startFloorBusy(mode string, busy int) (*system, error) {
+	name := "floor-" + mode
+	if busy > 0 {
+		name += "-busy"
+	}
+	wasm := filepath.Join(r.s.WorkDir, name+".wasm")
+	if err := buildFloor(r.s.Root, mode, wasm, busy); err != nil {
+		return nil, err
+	}
+	return r.startEnvoyWasm(name, "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, wasm)
+}
+
+// buildFloor builds bench/floorfilter of the repository at root in the
+// given mode (and busy rounds) into wasm.
+func buildFloor(root, mode, wasm string, busy int) error {
+	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode + " -X main.busy=" + strconv.Itoa(busy), "-o", wasm}
+	if mode == "miss-keyed" || mode == "hit-keyed" || mode == "hit-served" {
+		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go, served.go
 	}
 	cmd := exec.Command("go", append(args, "./bench/floorfilter")...)
-	cmd.Dir = r.s.Root
+	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building the floor filter: %v: %s", err, out)
+		return fmt.Errorf("building the floor filter: %v: %s", err, out)
 	}
-	return r.startEnvoyWasm("floor-"+mode, "envoy/bench/cache.yaml", 1, r.s.ProxyCPUs, wasm)
+	return nil
 }
 
 // startEnvoy renders an envoy/bench config (ports and the wasm path only,

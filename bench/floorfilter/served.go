@@ -1,0 +1,193 @@
+//go:build floorkeyed
+
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/modelcache/modelcache/filter/proxywasm"
+)
+
+// hit-served: hit-keyed plus what a hit owes the client and the operator
+// under the product's guarantees, each in the flattest code that does it
+// (see the mode's comment in main.go). Its entry:
+//
+//	u32 n | stored request (n bytes) | i64 stored-at ms | i64 fresh-until ms |
+//	u32 len | content-type | answer
+//
+// where the stored request is tenant(32) u32 len authority u32 len route
+// canonical body: everything the key stands for, compared byte for byte.
+
+// servedRoutes are the path prefixes of the bench config's cached routes
+// (envoy/bench/cache.yaml), matched in order as modelcache matches them,
+// then bench/v8host/hitpath.mjs's chat route.
+var servedRoutes = [...]struct{ prefix, name string }{
+	{"/hit/", "hit"}, {"/pass/", "pass"}, {"/coalesce/", "coalesce"}, {"/swr/", "swr"}, {"/xfetch/", "xfetch"},
+	{"/fixed/", "fixed"}, {"/soak/", "soak"}, {"/embed/", "embed"}, {"/embedwhole/", "embedwhole"},
+	{"/v1/chat/completions", "chat"},
+}
+
+// The last credential hashed and its hash (modelcache remembers recent
+// ones): a tenant's next request compares instead of hashing.
+var lastCredential []byte
+var lastTenant [32]byte
+
+// ageHist records each hit's age, as modelcache's age-at-serve histogram.
+var ageHist proxywasm.MetricHistogram
+
+func defineServed() {
+	if h, err := proxywasm.DefineHistogramMetric("floor.age"); err == nil {
+		ageHist = h
+	}
+}
+
+// servedHeaders reads what a hit needs from the request headers: a route
+// by path prefix, a request that allows a cached answer (Cache-Control),
+// the tenant's identity and the authority. ok is false when any is missing:
+// the request then goes upstream.
+func servedHeaders(s *served) {
+	path := header(":path")
+	s.route = ""
+	for i := range servedRoutes {
+		if strings.HasPrefix(path, servedRoutes[i].prefix) {
+			s.route = servedRoutes[i].name
+			break
+		}
+	}
+	cc := header("cache-control")
+	cred := header("authorization")
+	if s.route == "" || strings.Contains(cc, "no-store") || strings.Contains(cc, "no-cache") || strings.TrimSpace(cred) == "" {
+		return
+	}
+	if lastCredential == nil || string(lastCredential) != cred {
+		h := sha256.New()
+		h.Write([]byte("floor tenant\x00authorization\x00"))
+		h.Write([]byte(cred))
+		h.Sum(lastTenant[:0])
+		lastCredential = append(lastCredential[:0], cred...)
+	}
+	s.tenant = lastTenant
+	a := header(":authority")
+	if len(a) > maxAuthority {
+		return
+	}
+	s.alen = copy(s.authority[:], a)
+	for i := 0; i < s.alen; i++ {
+		if c := s.authority[i]; c >= 'A' && c <= 'Z' {
+			s.authority[i] = c + 'a' - 'A'
+		}
+	}
+	s.ok = true
+}
+
+// The response headers sent with a hit, and their text, reused.
+var servedOut [][2]string
+var servedText []byte
+
+// servedHit answers a request body as hit-served does: keyedHit's lookup
+// under the full identity (tenant, authority, route, canonical body), the
+// entry's freshness against the clock, Age and Cache-Status from it, the
+// entry's content type. It returns the status line's headers and the
+// answer, or, for the first request of a body, nil and true: it stored the
+// entry, and the request goes upstream.
+func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
+	authority := s.authority[:s.alen]
+	c := lastCanonical
+	if lastRaw == nil || !bytes.Equal(lastRaw, b) {
+		var ok bool
+		if c, ok = keyedBody(b); !ok {
+			return nil, nil, false
+		}
+		name, _ := canonicalizer.Captured(0)
+		lastModel = fnv64(name)
+		lastRaw = append(lastRaw[:0], b...)
+		lastCanonical = append(lastCanonical[:0], c...)
+	} else {
+		_, _, _ = getShared("fl:m:", lastModel)
+	}
+	fp := fnvMore(fnvMore(fnvMore(fnvMore(14695981039346656037, s.tenant[:]), authority), []byte(s.route)), c)
+	now := time.Now().UnixMilli()
+	v, _, err := getShared("fl:s:", fp)
+	if err != nil {
+		entry = binary.LittleEndian.AppendUint32(entry[:0], uint32(32+4+len(authority)+4+len(s.route)+len(c)))
+		entry = append(entry, s.tenant[:]...)
+		entry = appendLV(entry, authority)
+		entry = appendLV(entry, []byte(s.route))
+		entry = append(entry, c...)
+		entry = binary.LittleEndian.AppendUint64(entry, uint64(now))
+		entry = binary.LittleEndian.AppendUint64(entry, uint64(now+24*3600*1000))
+		entry = appendLV(entry, []byte("application/json"))
+		entry = append(entry, answer...)
+		return nil, nil, proxywasm.SetSharedData(keyString(), entry, 0) == nil
+	}
+	// The stored request, part by part, against this one's.
+	if len(v) < 4 {
+		return nil, nil, false
+	}
+	n := int(binary.LittleEndian.Uint32(v))
+	if n != 32+4+len(authority)+4+len(s.route)+len(c) || len(v) < 4+n+16+4 {
+		return nil, nil, false
+	}
+	r := v[4:]
+	if !bytes.Equal(r[:32], s.tenant[:]) {
+		return nil, nil, false
+	}
+	r = r[32:]
+	var ok bool
+	if r, ok = eatLV(r, authority); !ok {
+		return nil, nil, false
+	}
+	if r, ok = eatLV(r, []byte(s.route)); !ok {
+		return nil, nil, false
+	}
+	if !bytes.Equal(r[:len(c)], c) {
+		return nil, nil, false
+	}
+	r = r[len(c):]
+	storedAt, freshUntil := int64(binary.LittleEndian.Uint64(r)), int64(binary.LittleEndian.Uint64(r[8:]))
+	if now >= freshUntil {
+		return nil, nil, false // stale: upstream
+	}
+	ctLen := int(binary.LittleEndian.Uint32(r[16:]))
+	if ctLen > len(r)-20 {
+		return nil, nil, false
+	}
+	ct, body := r[20:20+ctLen], r[20+ctLen:]
+	age := (now - storedAt) / 1000
+	servedText = strconv.AppendInt(servedText[:0], age, 10)
+	ageLen := len(servedText)
+	servedText = strconv.AppendInt(append(servedText, "floor; hit; ttl="...), (freshUntil-now)/1000, 10)
+	servedOut = append(servedOut[:0], [2]string{"content-type", bytesString(ct)}, [2]string{"age", bytesString(servedText[:ageLen])},
+		[2]string{"cache-status", bytesString(servedText[ageLen:])})
+	ageHist.Record(uint64(now - storedAt))
+	return servedOut, body, true
+}
+
+func fnvMore(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func appendLV(b, v []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(b, uint32(len(v))), v...)
+}
+
+// eatLV checks that r starts with v, length-prefixed, and returns the rest.
+func eatLV(r, v []byte) ([]byte, bool) {
+	if len(r) < 4 || int(binary.LittleEndian.Uint32(r)) != len(v) || len(r)-4 < len(v) || !bytes.Equal(r[4:4+len(v)], v) {
+		return nil, false
+	}
+	return r[4+len(v):], true
+}
+
+// bytesString views b as a string (the host copies what it sends).
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
