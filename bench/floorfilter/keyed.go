@@ -33,6 +33,25 @@ func keyedBody(b []byte) ([]byte, bool) {
 	return canonical, true
 }
 
+// memoKeyedBody is keyedBody through the memo of the last body: a body
+// sent again byte for byte reads its model's record, and is not
+// canonicalised again.
+func memoKeyedBody(b []byte) ([]byte, bool) {
+	if lastRaw != nil && bytes.Equal(lastRaw, b) {
+		_, _, _ = getShared("fl:m:", lastModel)
+		return lastCanonical, true
+	}
+	c, ok := keyedBody(b)
+	if !ok {
+		return nil, false
+	}
+	name, _ := canonicalizer.Captured(0)
+	lastModel = fnv64(name)
+	lastRaw = append(lastRaw[:0], b...)
+	lastCanonical = append(lastCanonical[:0], c...)
+	return c, true
+}
+
 // The hit's reused buffers: the entry built when it is stored, and the last
 // request body with its canonical form and its model's key (the memo
 // modelcache keeps: a body sent again byte for byte is not canonicalised
@@ -48,18 +67,9 @@ var lastModel uint64
 // request of a body, no answer and true: it stored the entry (answer: the
 // 1 KiB body), and the request goes upstream as a miss would.
 func keyedHit(b []byte) ([]byte, bool) {
-	c := lastCanonical
-	if lastRaw == nil || !bytes.Equal(lastRaw, b) {
-		var ok bool
-		if c, ok = keyedBody(b); !ok {
-			return nil, false
-		}
-		name, _ := canonicalizer.Captured(0)
-		lastModel = fnv64(name)
-		lastRaw = append(lastRaw[:0], b...)
-		lastCanonical = append(lastCanonical[:0], c...)
-	} else {
-		_, _, _ = getShared("fl:m:", lastModel)
+	c, ok := memoKeyedBody(b)
+	if !ok {
+		return nil, false
 	}
 	fp := fnv64(c)
 	v, _, err := getShared("fl:h:", fp)

@@ -98,18 +98,9 @@ var servedText []byte
 // entry, and the request goes upstream.
 func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
 	authority := s.authority[:s.alen]
-	c := lastCanonical
-	if lastRaw == nil || !bytes.Equal(lastRaw, b) {
-		var ok bool
-		if c, ok = keyedBody(b); !ok {
-			return nil, nil, false
-		}
-		name, _ := canonicalizer.Captured(0)
-		lastModel = fnv64(name)
-		lastRaw = append(lastRaw[:0], b...)
-		lastCanonical = append(lastCanonical[:0], c...)
-	} else {
-		_, _, _ = getShared("fl:m:", lastModel)
+	c, ok := memoKeyedBody(b)
+	if !ok {
+		return nil, nil, false
 	}
 	fp := fnvMore(fnvMore(fnvMore(fnvMore(14695981039346656037, s.tenant[:]), authority), []byte(s.route)), c)
 	now := time.Now().UnixMilli()
@@ -139,7 +130,6 @@ func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
 		return nil, nil, false
 	}
 	r = r[32:]
-	var ok bool
 	if r, ok = eatLV(r, authority); !ok {
 		return nil, nil, false
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -174,32 +173,12 @@ func (r *run) hitFloorHostCalls(floors []struct{ sys, label string }) error {
 	return nil
 }
 
-// countHit counts a hit through the module at wasm: the request is sent
-// once (a miss: it stores the entry), then counted, then its code counted
-// on two more of the same (codeOf).
+// countHit counts a hit through the module at wasm (countHostCalls):
+// the request is sent once (a miss: it stores the entry), then counted,
+// then its code counted on two more of the same.
 func (r *run) countHit(wasm string) (*hostCallResult, error) {
-	b, err := os.ReadFile(wasm)
-	if err != nil {
-		return nil, err
-	}
-	hc, err := newHCHost(r, b)
-	if err != nil {
-		return nil, err
-	}
-	defer hc.Close()
 	req := hcRequest(hitWorkload("1k").Path, "hc-s2r-hit")
-	if err := hc.warm(); err != nil {
-		return nil, err
-	}
-	if _, err := hc.count("store", req); err != nil {
-		return nil, err
-	}
-	res, err := hc.count("hit", req)
-	if err != nil {
-		return nil, err
-	}
-	res.Code, err = hc.codeOf("hit", func(int) wasmhost.Request { return req })
-	return res, err
+	return r.countHostCalls(wasm, "hit", func(int) wasmhost.Request { return req }, true)
 }
 
 // servedBusyRounds keeps the busy served floor busy about 20 µs per hit
