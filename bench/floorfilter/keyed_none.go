@@ -2,6 +2,8 @@
 
 package main
 
+import "github.com/modelcache/modelcache/filter/proxywasm/types"
+
 // keyedBuilt is false: modes miss-keyed, hit-keyed and hit-served need -tags floorkeyed
 // (keyed.go).
 const keyedBuilt = false
@@ -12,6 +14,4 @@ func keyedHit([]byte) ([]byte, bool) { return nil, false }
 
 func defineServed() {}
 
-func servedHeaders(*served) {}
-
-func servedHit(*served, []byte) ([][2]string, []byte, bool) { return nil, nil, false }
+func newServedStream() types.HttpContext { return &stream{} }

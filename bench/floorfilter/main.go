@@ -74,13 +74,6 @@ import (
 
 var mode = "empty" // set with -ldflags "-X main.mode=read"
 
-// busy (-ldflags "-X main.busy=N") keeps hit-served busy for N rounds of a
-// loop before it answers, doing no other work: S2R's control for whether a
-// point's latency follows what a hit does or only how long it takes.
-var busy = "0"
-
-var busyRounds, busySink = func() int { n, _ := strconv.Atoi(busy); return n }(), 0
-
 func init() { proxywasm.SetVMContext(&vm{}) }
 
 func main() {}
@@ -111,24 +104,10 @@ func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 }
 
 func (*plugin) NewHttpContext(uint32) types.HttpContext {
-	if n := len(freeStreams); n > 0 {
-		s := freeStreams[n-1]
-		freeStreams = freeStreams[:n-1]
-		return s
+	if mode == "hit-served" {
+		return newServedStream() // a stream of its own (served.go)
 	}
 	return &stream{}
-}
-
-// freeStreams are hit-served's deleted streams, zeroed, for reuse: like
-// modelcache's hit, that floor allocates nothing per request (the other
-// modes allocate their stream, which their rows say).
-var freeStreams []*stream
-
-func (s *stream) OnHttpStreamDeleted() {
-	if mode == "hit-served" && len(freeStreams) < 64 {
-		*s = stream{}
-		freeStreams = append(freeStreams, s)
-	}
 }
 
 type stream struct {
@@ -140,24 +119,7 @@ type stream struct {
 	// of the miss's shared-data work).
 	unkeyed bool
 	embed   embedState
-	served  served
 }
-
-// served is what the request headers gave hit-served (served.go): the
-// route, the tenant's hash (not the credential itself) and the
-// authority; ok when the request may be answered from the cache.
-type served struct {
-	route     string
-	authority [maxAuthority]byte
-	alen      int
-	tenant    [32]byte
-	ok        bool
-}
-
-// maxAuthority bounds the authority hit-served keeps in its stream (no
-// allocation of its own: modelcache's hit allocates nothing); a longer one
-// goes upstream.
-const maxAuthority = 128
 
 // Buffers reused across requests (one VM runs one callback at a time), as
 // modelcache reuses its own: the floor must not pay for garbage modelcache
@@ -206,12 +168,6 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		}
 	case "hit-keyed":
 		readHeaders()
-		if !endOfStream {
-			return types.ActionPause // until the body is complete
-		}
-	case "hit-served":
-		readHeaders()
-		servedHeaders(&s.served)
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
 		}
@@ -277,32 +233,6 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		ctrs[0].Increment(1)
 		ctrs[1].Increment(1)
 		_ = proxywasm.SendHttpResponse(200, hitHeaders, a, -1)
-		return types.ActionPause
-	case "hit-served":
-		if !endOfStream {
-			return types.ActionPause
-		}
-		b, err := readBody(bodySize)
-		if err != nil {
-			return types.ActionContinue
-		}
-		var hs [][2]string
-		var a []byte
-		ok := s.served.ok
-		if ok {
-			hs, a, ok = servedHit(&s.served, b)
-		}
-		if !ok {
-			proxywasm.LogCritical("floorfilter hit-served: the request is not one a cached route may answer, or its entry is not stored or not fresh")
-		}
-		if a == nil {
-			return types.ActionContinue // upstream (the first request stored its entry)
-		}
-		ctrs[0].Increment(1)
-		for i := 0; i < busyRounds; i++ {
-			busySink += i * i
-		}
-		_ = proxywasm.SendHttpResponse(200, hs, a, -1)
 		return types.ActionPause
 	case "miss", "miss-keyed":
 		if !endOfStream {

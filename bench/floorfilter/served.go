@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/modelcache/modelcache/filter/proxywasm"
+	"github.com/modelcache/modelcache/filter/proxywasm/types"
 )
 
 // hit-served: hit-keyed plus what a hit owes the client and the operator
@@ -31,6 +32,94 @@ var servedRoutes = [...]struct{ prefix, name string }{
 	{"/hit/", "hit"}, {"/pass/", "pass"}, {"/coalesce/", "coalesce"}, {"/swr/", "swr"}, {"/xfetch/", "xfetch"},
 	{"/fixed/", "fixed"}, {"/soak/", "soak"}, {"/embed/", "embed"}, {"/embedwhole/", "embedwhole"},
 	{"/v1/chat/completions", "chat"},
+}
+
+// servedStream is a hit-served request: a stream type of its own, so that
+// the other modes' streams, allocated per request, do not carry its state.
+type servedStream struct {
+	types.DefaultHttpContext
+	served served
+}
+
+// served is what the request headers gave: the route, the tenant's hash
+// (not the credential itself) and the authority; ok when the request may
+// be answered from the cache.
+type served struct {
+	route     string
+	authority [maxAuthority]byte
+	alen      int
+	tenant    [32]byte
+	ok        bool
+}
+
+// maxAuthority bounds the authority kept in the stream (no allocation of
+// its own: modelcache's hit allocates nothing); a longer one goes
+// upstream.
+const maxAuthority = 128
+
+// freeServed are deleted streams, zeroed, for reuse: like modelcache's
+// hit, this floor allocates nothing per request (the other modes allocate
+// their stream).
+var freeServed []*servedStream
+
+func newServedStream() types.HttpContext {
+	if n := len(freeServed); n > 0 {
+		s := freeServed[n-1]
+		freeServed = freeServed[:n-1]
+		return s
+	}
+	return &servedStream{}
+}
+
+func (s *servedStream) OnHttpStreamDeleted() {
+	if len(freeServed) < 64 {
+		*s = servedStream{}
+		freeServed = append(freeServed, s)
+	}
+}
+
+// busy (-ldflags "-X main.busy=N") keeps the floor busy for N rounds of a
+// loop before it answers, doing no other work: S2R's control for whether a
+// point's latency follows what a hit does or only how long it takes.
+var busy = "0"
+
+var busyRounds, busySink = func() int { n, _ := strconv.Atoi(busy); return n }(), 0
+
+func (s *servedStream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
+	readHeaders()
+	servedHeaders(&s.served)
+	if !endOfStream {
+		return types.ActionPause // until the body is complete
+	}
+	return types.ActionContinue
+}
+
+func (s *servedStream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	if !endOfStream {
+		return types.ActionPause
+	}
+	b, err := readBody(bodySize)
+	if err != nil {
+		return types.ActionContinue
+	}
+	var hs [][2]string
+	var a []byte
+	ok := s.served.ok
+	if ok {
+		hs, a, ok = servedHit(&s.served, b)
+	}
+	if !ok {
+		proxywasm.LogCritical("floorfilter hit-served: the request is not one a cached route may answer, or its entry is not stored or not fresh")
+	}
+	if a == nil {
+		return types.ActionContinue // upstream (the first request stored its entry)
+	}
+	ctrs[0].Increment(1)
+	for i := 0; i < busyRounds; i++ {
+		busySink += i * i
+	}
+	_ = proxywasm.SendHttpResponse(200, hs, a, -1)
+	return types.ActionPause
 }
 
 // The last credential hashed and its hash (modelcache remembers recent
