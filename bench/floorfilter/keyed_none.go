@@ -4,8 +4,8 @@ package main
 
 import "github.com/modelcache/modelcache/filter/proxywasm/types"
 
-// keyedBuilt is false: modes miss-keyed, hit-keyed and hit-served need -tags floorkeyed
-// (keyed.go).
+// keyedBuilt is false: modes miss-keyed, hit-keyed and hit-served need
+// -tags floorkeyed (keyed.go, served.go).
 const keyedBuilt = false
 
 func keyedBody([]byte) ([]byte, bool) { return nil, false }
