@@ -317,14 +317,18 @@ func getShared(prefix string, n uint64) ([]byte, uint32, error) {
 // keyString is key without a copy (the host copies what it keeps).
 func keyString() string { return unsafe.String(unsafe.SliceData(key), len(key)) }
 
-func fnv64(b []byte) uint64 {
-	h := uint64(14695981039346656037)
+func fnv64(b []byte) uint64 { return fnvMore(fnvOffset, b) }
+
+// fnvMore goes on with FNV-1a hash h over b (fnvOffset starts one).
+func fnvMore(h uint64, b []byte) uint64 {
 	for _, c := range b {
 		h ^= uint64(c)
 		h *= 1099511628211
 	}
 	return h
 }
+
+const fnvOffset = 14695981039346656037
 
 func putU64(b []byte, v uint64) {
 	for i := 0; i < 8; i++ {

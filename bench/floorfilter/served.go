@@ -191,11 +191,12 @@ func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
 	if !ok {
 		return nil, nil, false
 	}
-	fp := fnvMore(fnvMore(fnvMore(fnvMore(14695981039346656037, s.tenant[:]), authority), []byte(s.route)), c)
+	fp := fnvMore(fnvMore(fnvMore(fnvMore(fnvOffset, s.tenant[:]), authority), []byte(s.route)), c)
+	stored := 32 + 4 + len(authority) + 4 + len(s.route) + len(c) // the stored request's length
 	now := time.Now().UnixMilli()
 	v, _, err := getShared("fl:s:", fp)
 	if err != nil {
-		entry = binary.LittleEndian.AppendUint32(entry[:0], uint32(32+4+len(authority)+4+len(s.route)+len(c)))
+		entry = binary.LittleEndian.AppendUint32(entry[:0], uint32(stored))
 		entry = append(entry, s.tenant[:]...)
 		entry = appendLV(entry, authority)
 		entry = appendLV(entry, []byte(s.route))
@@ -211,7 +212,7 @@ func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
 		return nil, nil, false
 	}
 	n := int(binary.LittleEndian.Uint32(v))
-	if n != 32+4+len(authority)+4+len(s.route)+len(c) || len(v) < 4+n+16+4 {
+	if n != stored || len(v) < 4+n+16+4 {
 		return nil, nil, false
 	}
 	r := v[4:]
@@ -246,14 +247,6 @@ func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
 		[2]string{"cache-status", bytesString(servedText[ageLen:])})
 	ageHist.Record(uint64(now - storedAt))
 	return servedOut, body, true
-}
-
-func fnvMore(h uint64, b []byte) uint64 {
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
 }
 
 func appendLV(b, v []byte) []byte {
