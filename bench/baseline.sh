@@ -12,5 +12,7 @@ if [ ! -s "$out" ]; then
   git worktree add --detach -q "$tmp" "$rev"
   mkdir -p build
   (cd "$tmp" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$OLDPWD/$out" ./filter)
+  # As that commit's make build did: with branch hints once it had them.
+  if [ -d "$tmp/cmd/wasmhint" ]; then (cd "$tmp" && go run ./cmd/wasmhint "$OLDPWD/$out" >/dev/null); fi
 fi
 echo "$out"

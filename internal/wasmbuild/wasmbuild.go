@@ -1,5 +1,6 @@
 // Package wasmbuild builds the filter's wasm module for tests, once per test
-// binary (and set of build tags), with the same command the Makefile uses.
+// binary (and set of build tags), as the Makefile does: go build, then its
+// branch hints (internal/wasmhint).
 // Tests always run against the module built from the code under test, never
 // a stale artifact.
 package wasmbuild
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/modelcache/modelcache/internal/wasmhint"
 )
 
 type build struct {
@@ -61,7 +64,9 @@ func FilterWithTags(tb testing.TB, tags ...string) string {
 		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, "./filter")...)
 		cmd.Dir = moduleRoot()
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		b.out, b.err = cmd.CombinedOutput()
+		if b.out, b.err = cmd.CombinedOutput(); b.err == nil {
+			b.err = wasmhint.File(b.path)
+		}
 	})
 	if b.err != nil {
 		tb.Fatalf("building filter (tags %q): %v\n%s", key, b.err, b.out)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/modelcache/modelcache/internal/envoyrun"
+	"github.com/modelcache/modelcache/internal/wasmhint"
 )
 
 // A system is one proxy under test, started by this run on free loopback
@@ -109,7 +110,9 @@ func buildFloor(root, mode, wasm string, busy int) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the floor filter: %v: %s", err, out)
 	}
-	return nil
+	// Built as the product is (make build): a floor is what a Go filter
+	// doing only that work costs, branch hints included.
+	return wasmhint.File(wasm)
 }
 
 // startEnvoy renders an envoy/bench config (ports and the wasm path only,
