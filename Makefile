@@ -29,8 +29,10 @@ build: $(WASM) ## build the filter (build/modelcache.wasm)
 
 $(WASM): $(GO_SOURCES)
 	@mkdir -p build
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./filter
-	$(GO) run ./cmd/wasmhint $@
+	@rm -f $@.tmp
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@.tmp ./filter
+	$(GO) run ./cmd/wasmhint $@.tmp
+	@mv $@.tmp $@
 	@ls -l $@ | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
 $(CMD): $(CMD_SOURCES)

@@ -104,6 +104,9 @@ func buildFloor(root, mode, wasm string, busy int) error {
 	if mode == "miss-keyed" || mode == "hit-keyed" || mode == "hit-served" {
 		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go, served.go
 	}
+	// A fresh output: go build leaves one whose build ID is current as it
+	// is, hinted by whatever hinted it.
+	_ = os.Remove(wasm)
 	cmd := exec.Command("go", append(args, "./bench/floorfilter")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
