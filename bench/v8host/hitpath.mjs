@@ -15,7 +15,11 @@
 // forwarded body) is part of the time, the same for every module. Run with
 // `node --prof` (or --cpu-prof) to see which wasm functions the time goes to.
 //
-//   node --no-liftoff bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|bypass|miss-nostore|embed-new|embed-cached|embed-partial]
+//   node --no-liftoff --experimental-wasm-branch-hinting bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|bypass|miss-nostore|embed-new|embed-cached|embed-partial]
+//
+// (Node.js 20's V8 reads the module's branch hints only with that flag;
+// Envoy's does by default: RATIONALE, "Go's cold branches are hinted out
+// of line".)
 //
 // A floor module (bench/floorfilter, built in the mode's floor) runs the
 // same way, for its side of the comparison; COLD=1 times each request
