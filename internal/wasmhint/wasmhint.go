@@ -1,13 +1,13 @@
 // Package wasmhint adds a WebAssembly branch-hint section
 // ("metadata.code.branch_hint", the Branch Hinting proposal, part of the
 // standard since 2025 and on by default in V8 since 13.7) to a module built
-// by Go's wasm port, marking as unlikely every branch into code that only
+// by Go's wasm port, marking as unlikely each branch into code that only
 // panics, grows the goroutine stack or runs the collector's write barrier.
 //
 // Go's wasm code checks nil pointers, bounds and the stack's size with
 // explicit branches whose cold side is inline in the hot code: V8 lays
 // the code out in the order it is written, so a request's path is spread
-// over cache lines half filled with code that never runs. With the hints,
+// over cache lines partly filled with code that never runs. With the hints,
 // V8's optimising compiler moves those blocks out of line (deferred
 // code). Hints are metadata: an engine may ignore them, and the module's
 // behaviour is the same either way.
@@ -95,8 +95,9 @@ type section struct {
 }
 
 // Add returns module with a branch-hint section placed before its code
-// section (where engines read it), marking unlikely each `if` whose
-// then-branch calls a Cold function directly.
+// section (where engines read it): each if and br_if one side of which
+// runs straight into a call to a Cold function, and the other side does
+// not, is hinted so that the cold side is the unlikely one (hints).
 func Add(module []byte) ([]byte, Report, error) {
 	var rep Report
 	secs, err := sections(module)
