@@ -146,22 +146,12 @@ func Add(module []byte) ([]byte, Report, error) {
 		}
 	}
 	var out []byte // the section's vec(codemetadatafunc)
-	r := reader{b: code.body}
-	count, err := r.u32()
+	bodies, err := codeBodies(code.body)
 	if err != nil {
 		return nil, rep, err
 	}
-	rep.Functions = int(count)
-	for i := uint32(0); i < count; i++ {
-		size, err := r.u32()
-		if err != nil {
-			return nil, rep, err
-		}
-		if r.i+int(size) > len(r.b) {
-			return nil, rep, errors.New("wasmhint: function body past the code section")
-		}
-		body := r.b[r.i : r.i+int(size)]
-		r.i += int(size)
+	rep.Functions = len(bodies)
+	for i, body := range bodies {
 		hs, err := hints(body, cold)
 		if err != nil {
 			rep.Skipped++
@@ -172,7 +162,7 @@ func Add(module []byte) ([]byte, Report, error) {
 		}
 		rep.Hinted++
 		rep.Hints += len(hs)
-		out = binary.AppendUvarint(out, uint64(nImports+i))
+		out = binary.AppendUvarint(out, uint64(nImports)+uint64(i))
 		out = binary.AppendUvarint(out, uint64(len(hs)))
 		for _, h := range hs {
 			out = binary.AppendUvarint(out, uint64(h.at))
@@ -194,6 +184,54 @@ func Add(module []byte) ([]byte, Report, error) {
 	res = append(res, payload...)
 	res = append(res, module[code.start:]...)
 	return res, rep, nil
+}
+
+// CodeBodies returns the module's function bodies (locals and code) and
+// the function index of the first: imported functions come first in the
+// index space and have none.
+func CodeBodies(module []byte) (first uint32, bodies [][]byte, err error) {
+	secs, err := sections(module)
+	if err != nil {
+		return 0, nil, err
+	}
+	var code *section
+	for i := range secs {
+		switch s := &secs[i]; s.id {
+		case 2:
+			if first, err = countFuncImports(s); err != nil {
+				return 0, nil, err
+			}
+		case 10:
+			code = s
+		}
+	}
+	if code == nil {
+		return 0, nil, errors.New("wasmhint: no code section")
+	}
+	bodies, err = codeBodies(code.body)
+	return first, bodies, err
+}
+
+// codeBodies splits a code section into its function bodies.
+func codeBodies(code []byte) ([][]byte, error) {
+	r := reader{b: code}
+	count, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	bodies := make([][]byte, 0, min(int(count), len(code))) // a count is no larger than its bytes
+	for i := uint32(0); i < count; i++ {
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if r.i+int(size) > len(code) {
+			return nil, errors.New("wasmhint: function body past the code section")
+		}
+		bodies = append(bodies, code[r.i:r.i+int(size)])
+		r.i += int(size)
+	}
+	return bodies, nil
 }
 
 func sections(m []byte) ([]section, error) {
@@ -729,26 +767,17 @@ func Verify(module []byte) (int, error) {
 }
 
 func verifyCode(code, hintSec []byte, nImports uint32) (int, error) {
-	// The bodies, by function index.
-	r := reader{b: code}
-	count, err := r.u32()
+	bodies, err := codeBodies(code)
 	if err != nil {
 		return 0, err
 	}
-	bodies := make([][]byte, count)
-	for i := range bodies {
-		size, err := r.u32()
-		if err != nil || r.i+int(size) > len(code) {
-			return 0, errors.New("wasmhint: bad code section")
-		}
-		bodies[i] = code[r.i : r.i+int(size)]
-		r.i += int(size)
-	}
+	decoded := make([][]instr, len(bodies))
 	for i, b := range bodies {
-		if _, err := decode(b); err != nil {
+		if decoded[i], err = decode(b); err != nil {
 			return 0, fmt.Errorf("function %d: %w", nImports+uint32(i), err)
 		}
 	}
+	count := uint32(len(bodies))
 	h := reader{b: hintSec}
 	nf, err := h.u32()
 	if err != nil {
@@ -765,9 +794,8 @@ func verifyCode(code, hintSec []byte, nImports uint32) (int, error) {
 			return 0, fmt.Errorf("wasmhint: function %d out of order or range", f)
 		}
 		last = int64(f)
-		ins, _ := decode(bodies[f-nImports])
 		starts := map[int]byte{}
-		for _, in := range ins {
+		for _, in := range decoded[f-nImports] {
 			starts[in.at] = in.op
 		}
 		n, err := h.u32()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/modelcache/modelcache/internal/wasmhint"
 )
 
 // Code entered per request. Under V8 the filter's cost on a request that
@@ -121,111 +121,13 @@ func (c *codeEntered) dumpNames(kind string) error {
 // body, by function index (imported functions come first in the index
 // space and have none).
 func codeBodySizes(wasm []byte) (map[uint32]int, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, errors.New("not a wasm module")
+	first, bodies, err := wasmhint.CodeBodies(wasm)
+	if err != nil {
+		return nil, err
 	}
-	r := wasmReader{b: wasm[8:]}
-	imported := 0
-	var sizes map[uint32]int
-	for len(r.b) > 0 && r.err == nil {
-		id := r.byte()
-		sec := wasmReader{b: r.bytes(int(r.uint()))}
-		switch id {
-		case 2: // imports: count the functions
-			for n := sec.uint(); n > 0 && sec.err == nil; n-- {
-				sec.bytes(int(sec.uint())) // module
-				sec.bytes(int(sec.uint())) // name
-				switch sec.byte() {
-				case 0x00: // function: type index
-					sec.uint()
-					imported++
-				case 0x01: // table: reference type, limits
-					sec.byte()
-					sec.limits()
-				case 0x02: // memory: limits
-					sec.limits()
-				case 0x03: // global: value type, mutability
-					sec.byte()
-					sec.byte()
-				default:
-					sec.err = errors.New("unknown import kind")
-				}
-			}
-		case 10: // code
-			n := sec.uint()
-			sizes = make(map[uint32]int, min(n, uint64(len(sec.b)))) // a count is no larger than its bytes
-			for i := uint64(0); i < n && sec.err == nil; i++ {
-				size := int(sec.uint())
-				sec.bytes(size)
-				sizes[uint32(imported)+uint32(i)] = size
-			}
-		}
-		if sec.err != nil {
-			return nil, fmt.Errorf("wasm section %d: %v", id, sec.err)
-		}
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if sizes == nil {
-		return nil, errors.New("wasm module without a code section")
+	sizes := make(map[uint32]int, len(bodies))
+	for i, b := range bodies {
+		sizes[first+uint32(i)] = len(b)
 	}
 	return sizes, nil
-}
-
-// wasmReader reads a module's LEB128 integers and byte runs; the first
-// error sticks and later reads return zero.
-type wasmReader struct {
-	b   []byte
-	err error
-}
-
-func (r *wasmReader) byte() byte {
-	if r.err != nil || len(r.b) == 0 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *wasmReader) uint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *wasmReader) bytes(n int) []byte {
-	if r.err != nil || n < 0 || n > len(r.b) {
-		r.fail()
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-// limits skips a table's or memory's limits: flags, minimum, and a
-// maximum when flags say so.
-func (r *wasmReader) limits() {
-	if r.uint()&1 != 0 {
-		r.uint()
-		r.uint()
-	} else {
-		r.uint()
-	}
-}
-
-func (r *wasmReader) fail() {
-	if r.err == nil {
-		r.err = errors.New("truncated")
-	}
 }
