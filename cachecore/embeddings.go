@@ -379,7 +379,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	if ahead {
 		b.views.ahead, b.views.aheadFP = c.leases, req.LeaseFP()
 	}
-	kept := 0
+	kept, missed := 0, 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		it.entry, it.fresh = nil, nil
@@ -387,9 +387,16 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			continue
 		}
 		e := &b.scratch
-		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, it.missed == it.fp, e)
+		// The preferred way first costs a hit one read and a miss two; the
+		// index first, the other way round. A batch starts as a single
+		// request looks (most lookups hit), and goes to the index first
+		// once its misses outnumber its hits by two: a batch of new items
+		// then reads one index per item, not an entry and an index.
+		indexFirst := it.missed == it.fp || missed > kept+1
+		found, err := c.table.lookupBatch(&b.views, it.fp, it.key, now, indexFirst, e)
 		if err != nil || !found || c.freshness(req, e, now) != fresh {
 			it.missed = it.fp
+			missed++
 			if err != nil || found {
 				// Not a clean miss (an error, or a stale copy read maybe
 				// before the slot was): the lead looks again in full.

@@ -166,6 +166,105 @@ func TestBatchLeaderReadsEachIndexOnce(t *testing.T) {
 	}
 }
 
+// A batch looks an item up through its preferred way first (one read for
+// a hit, two for a miss) until its misses outnumber its hits by two, and
+// then through the index first (one read for a miss, two for a hit): a
+// batch of new items reads two preferred ways, not one per item, and a
+// batch of cached items still reads one entry per item and no index.
+func TestBatchOfNewItemsStopsReadingPreferredWays(t *testing.T) {
+	e := newLeadEnv(t)
+	e.lead(t, 0, []string{"the model becomes known"})
+	cached := newItems("cached", 16)
+	e.lead(t, 1, cached)
+
+	fresh := newItems("new", 16)
+	e.indexBuckets(t, fresh) // a warm cache: every bucket has its index
+	clear(e.reads.gets)
+	e.miss(t, fresh)
+	if got := e.reads.gets["mc:e"]; got != 2 {
+		t.Errorf("16 new items: %d entry reads (the first two items' preferred ways expected)", got)
+	}
+	// With no index to trust, the preferred way is read all the same.
+	bare := newItems("unindexed", 16)
+	want := 2 + e.unindexed(t, bare[2:])
+	clear(e.reads.gets)
+	e.miss(t, bare)
+	if got := e.reads.gets["mc:e"]; got != want || want < 10 {
+		t.Errorf("16 new items, %d of the last 14 in buckets without an index: %d entry reads (%d expected)", want-2, got, want)
+	}
+
+	clear(e.reads.gets)
+	req := e.begin(0, cached)
+	if d := e.w[0].Lookup(req); d != Serve || req.Status != StatusHit {
+		t.Fatalf("cached batch: %v %s", d, req.Status)
+	}
+	if got, idx := e.reads.gets["mc:e"], e.reads.gets["mc:i"]; got != len(cached) || idx != 0 {
+		t.Errorf("16 cached items: %d entry and %d index reads (16 and 0 expected)", got, idx)
+	}
+
+	// An item behind a garbled index (or one written with other ways) is
+	// found through its preferred way, as a batch that read it first finds
+	// it.
+	kept := "kept behind a garbled index"
+	e.lead(t, 1, []string{kept})
+	c := e.w[0]
+	keptReq := e.begin(0, []string{kept})
+	c.itemKeys(keptReq)
+	if err := e.reads.Set(c.table.indexKey(c.table.bucketOf(keptReq.batch.items[0].fp)), []byte("garbled"), 0); err != nil {
+		t.Fatal(err)
+	}
+	before := newItems("before", 4)
+	e.indexBuckets(t, before)
+	req = e.begin(0, append(before, kept))
+	if d := e.w[0].Lookup(req); d != Forward || req.batch.hits != 1 {
+		t.Fatalf("an item behind a garbled index after 4 misses: %v %s, %d hits", d, req.Status, req.batch.hits)
+	}
+
+	// New items first, then cached ones: the cached items read through
+	// the index are found all the same.
+	mixed := append(newItems("other", 8), cached...)
+	req = e.begin(0, mixed)
+	if d := e.w[0].Lookup(req); d != Forward || req.Status != StatusPartial || req.batch.hits != len(cached) {
+		t.Fatalf("mixed batch: %v %s, %d hits (%d expected)", d, req.Status, req.batch.hits, len(cached))
+	}
+}
+
+// indexBuckets writes an empty, well-formed index for every bucket of
+// items that has none, as a warm cache has.
+func (e *leadEnv) indexBuckets(t *testing.T, items []string) {
+	t.Helper()
+	c := e.w[0]
+	req := e.begin(0, items)
+	c.itemKeys(req)
+	for _, i := range req.batch.distinct {
+		b := c.table.bucketOf(req.batch.items[i].fp)
+		if _, exists, err := c.table.readIndex(b); err != nil || exists {
+			continue
+		}
+		c.table.resetIdx()
+		if err := c.table.writeIndex(b, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// unindexed counts the items whose bucket has no index.
+func (e *leadEnv) unindexed(t *testing.T, items []string) int {
+	t.Helper()
+	c := e.w[0]
+	req := e.begin(0, items)
+	c.itemKeys(req)
+	n := 0
+	for _, i := range req.batch.distinct {
+		if _, exists, err := c.table.readIndex(c.table.bucketOf(req.batch.items[i].fp)); err != nil {
+			t.Fatal(err)
+		} else if !exists {
+			n++
+		}
+	}
+	return n
+}
+
 func TestBatchLeaderSeesAnEarlierLeadersItems(t *testing.T) {
 	e := newLeadEnv(t)
 	e.lead(t, 0, []string{"the model becomes known"})

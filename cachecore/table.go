@@ -35,10 +35,13 @@ type Table struct {
 	tenantWays int
 	anchor     uint32 // a CAS read from another key: never the current CAS of ours
 	idx        []slot
-	keyBuf     []byte
-	valBuf     []byte
-	idxBuf     []byte // scratch for index reads
-	entBuf     []byte // scratch for entry reads (see lookupInto)
+	// idxListed is whether t.idx was read from a well-formed index, which
+	// lists every entry of its bucket (readIndex).
+	idxListed bool
+	keyBuf    []byte
+	valBuf    []byte
+	idxBuf    []byte // scratch for index reads
+	entBuf    []byte // scratch for entry reads (see lookupInto)
 }
 
 type slot struct {
@@ -142,6 +145,7 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	if cap(raw) > cap(t.idxBuf) {
 		t.idxBuf = raw[:0]
 	}
+	t.idxListed = false
 	if errIs(err, ErrNotFound) {
 		t.resetIdx()
 		return 0, false, nil
@@ -153,6 +157,7 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 		t.resetIdx()
 		return cas, true, nil
 	}
+	t.idxListed = true
 	t.idx = t.idx[:0]
 	for w := 0; w < t.ways; w++ {
 		r := raw[4+indexWayLen*w:]

@@ -14,7 +14,8 @@ type indexView struct {
 	b      uint64
 	cas    uint32
 	exists bool
-	pass   int // the lookup pass that read it
+	listed bool // a well-formed index: it lists every entry of its bucket
+	pass   int  // the lookup pass that read it
 	slots  []slot
 }
 
@@ -56,7 +57,7 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 		vs.at[b] = i
 	}
 	v := &vs.views[i]
-	v.b, v.cas, v.exists, v.pass = b, cas, exists, vs.pass
+	v.b, v.cas, v.exists, v.listed, v.pass = b, cas, exists, t.idxListed, vs.pass
 	if cap(v.slots) < len(t.idx) {
 		if cap(vs.slab)-len(vs.slab) < len(t.idx) {
 			vs.slab = make([]slot, 0, max(vs.hint, 32)*len(t.idx))
@@ -70,15 +71,19 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 	return v, nil
 }
 
-// lookupBatch is lookupInto for an item of a batch. An item not found in
-// an earlier pass of the same request (again: a new leader's or a woken
-// follower's second look) is looked for through its bucket's index only —
-// for an item still missing that is one read instead of two; others read
-// their preferred way first, as lookupInto does, and the index only if the
+// lookupBatch is lookupInto for an item of a batch. With indexFirst (an
+// item not found in an earlier pass of the same request — a new leader's
+// or a woken follower's second look —, or a batch that has mostly missed
+// so far) it is looked for through its bucket's index first: for an item
+// still missing that is one read instead of two. The preferred way is then
+// read only if the index names it, or if there is no well-formed index to
+// trust (absent, garbled, or written with other ways), so an item is
+// found the same way whichever read comes first. Otherwise it reads its
+// preferred way first, as lookupInto does, and the index only if the
 // entry is not there.
-func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, again bool, dst *Entry) (bool, error) {
+func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, indexFirst bool, dst *Entry) (bool, error) {
 	b := t.bucketOf(fp)
-	if !again {
+	if !indexFirst {
 		if ok, err := t.readEntry(b, t.preferredWay(fp), key, now, dst); ok || err != nil {
 			return ok, err
 		}
@@ -86,6 +91,9 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, ag
 	v, err := t.view(vs, b)
 	if err != nil {
 		return false, err
+	}
+	if indexFirst && !v.listed {
+		return t.readEntry(b, t.preferredWay(fp), key, now, dst)
 	}
 	for w, s := range v.slots {
 		if s.fp != fp || s.staleUntil <= now {

@@ -19,9 +19,11 @@ import (
 // Mode "embed-calls" is the floor of modelcache's own design for a new
 // item: the same JSON work as "embed" plus exactly the shared-data calls
 // modelcache makes per new item and per batch (HC row "embeddings, 32 new
-// items"), with values of about the same size — per item: the preferred
-// way's entry and the bucket's index read at the lookup, then the index
-// and the entry written; per batch: the model record read once (at the
+// items"), with values of about the same size — per item: the bucket's
+// index read at the lookup (and, for the batch's first two items, before
+// it their preferred way's entry: a batch turns to the index first once
+// its misses outnumber its hits by two), then the index and the entry
+// written; per batch: the model record read once (at the
 // lookup; the new leader keeps that state), the lease slot read before the
 // first index read and taken with that read (a CAS set), and released (a
 // get and a CAS set). What modelcache costs above it is its code, not its
@@ -30,6 +32,9 @@ import (
 const (
 	embedSlots = 16384
 	embedWays  = 4 // modelcache's bench table: 4096 buckets of 4 ways
+	// embedPreferredReads is how many new items of a batch modelcache
+	// looks up through their preferred way before the index.
+	embedPreferredReads = 2
 )
 
 type embedState struct {
@@ -63,7 +68,9 @@ func embedRequestBody(s *stream, bodySize int, endOfStream bool) types.Action {
 	ahead := false
 	gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "input").ForEach(func(_, item gjson.Result) bool {
 		slot := fnv64(unsafe.Slice(unsafe.StringData(item.Raw), len(item.Raw))) % embedSlots
-		_, _, _ = getShared("fl:v:", slot)
+		if !embedCalls() || len(s.embed.slots) < embedPreferredReads {
+			_, _, _ = getShared("fl:v:", slot)
+		}
 		if embedCalls() {
 			if !ahead { // the lease slot, read ahead of the first index
 				_, leaseCAS, _ = getShared("fl:l:", s.embed.lease)

@@ -142,7 +142,7 @@ func runS9(r *run) error {
 			// exactly the shared-data calls modelcache makes per new item.
 			for _, f := range []struct{ sys, what string }{
 				{"floor-embed", "a Go filter that looks each item up once, checks the answer is JSON once and stores each vector once (one get and one set per item, no cache rules)"},
-				{"floor-embed-calls", "the floor above plus modelcache's own shared-data calls per new item (2 gets and 2 sets per item; per batch the lease slot read ahead, the lease taken and released, the model record read once)"},
+				{"floor-embed-calls", "the floor above plus modelcache's own shared-data calls per new item (per item the index read, written and the entry written; per batch two preferred ways read, the lease slot read ahead, the lease taken and released, the model record read once)"},
 			} {
 				fl, err := r.measure(f.sys, "embed "+v.name, w, 16)
 				if err != nil {
