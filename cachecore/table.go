@@ -35,8 +35,10 @@ type Table struct {
 	tenantWays int
 	anchor     uint32 // a CAS read from another key: never the current CAS of ours
 	idx        []slot
-	// idxListed is whether t.idx was read from a well-formed index, which
-	// lists every entry of its bucket (readIndex).
+	// idxListed is whether t.idx was read from a well-formed index, the
+	// kind a store writes before its entries (readIndex); RATIONALE ("A
+	// batch that mostly misses…") says where one may still leave out an
+	// entry.
 	idxListed bool
 	keyBuf    []byte
 	valBuf    []byte

@@ -14,7 +14,7 @@ type indexView struct {
 	b      uint64
 	cas    uint32
 	exists bool
-	listed bool // a well-formed index: it lists every entry of its bucket
+	listed bool // a well-formed index (Table.idxListed)
 	pass   int  // the lookup pass that read it
 	slots  []slot
 }
@@ -77,8 +77,7 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 // so far) it is looked for through its bucket's index first: for an item
 // still missing that is one read instead of two. The preferred way is then
 // read only if the index names it, or if there is no well-formed index to
-// trust (absent, garbled, or written with other ways), so an item is
-// found the same way whichever read comes first. Otherwise it reads its
+// trust (absent, garbled, or written with other ways). Otherwise it reads its
 // preferred way first, as lookupInto does, and the index only if the
 // entry is not there.
 func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, indexFirst bool, dst *Entry) (bool, error) {
