@@ -208,9 +208,7 @@ func TestBatchOfNewItemsStopsReadingPreferredWays(t *testing.T) {
 	kept := "kept behind a garbled index"
 	e.lead(t, 1, []string{kept})
 	c := e.w[0]
-	keptReq := e.begin(0, []string{kept})
-	c.itemKeys(keptReq)
-	if err := e.reads.Set(c.table.indexKey(c.table.bucketOf(keptReq.batch.items[0].fp)), []byte("garbled"), 0); err != nil {
+	if err := e.reads.Set(c.table.indexKey(c.table.bucketOf(e.itemFP(kept))), []byte("garbled"), 0); err != nil {
 		t.Fatal(err)
 	}
 	before := newItems("before", 4)
@@ -275,27 +273,32 @@ func TestBatchMissesAnUnlistedItemAtMostOnce(t *testing.T) {
 	}
 }
 
-// itemFP is the fingerprint of a single item's key on worker 0.
-func (e *leadEnv) itemFP(item string) uint64 {
-	req := e.begin(0, []string{item})
+// fps are the fingerprints of items' keys on worker 0, in order (items
+// distinct).
+func (e *leadEnv) fps(items []string) []uint64 {
+	req := e.begin(0, items)
 	e.w[0].itemKeys(req)
-	return req.batch.items[0].fp
+	fps := make([]uint64, 0, len(items))
+	for _, i := range req.batch.distinct {
+		fps = append(fps, req.batch.items[i].fp)
+	}
+	return fps
 }
+
+func (e *leadEnv) itemFP(item string) uint64 { return e.fps([]string{item})[0] }
 
 // indexBuckets writes an empty, well-formed index for every bucket of
 // items that has none, as a warm cache has.
 func (e *leadEnv) indexBuckets(t *testing.T, items []string) {
 	t.Helper()
-	c := e.w[0]
-	req := e.begin(0, items)
-	c.itemKeys(req)
-	for _, i := range req.batch.distinct {
-		b := c.table.bucketOf(req.batch.items[i].fp)
-		if _, exists, err := c.table.readIndex(b); err != nil || exists {
+	tb := e.w[0].table
+	for _, fp := range e.fps(items) {
+		b := tb.bucketOf(fp)
+		if _, exists, err := tb.readIndex(b); err != nil || exists {
 			continue
 		}
-		c.table.resetIdx()
-		if err := c.table.writeIndex(b, 0, false); err != nil {
+		tb.resetIdx()
+		if err := tb.writeIndex(b, 0, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,12 +307,10 @@ func (e *leadEnv) indexBuckets(t *testing.T, items []string) {
 // unindexed counts the items whose bucket has no index.
 func (e *leadEnv) unindexed(t *testing.T, items []string) int {
 	t.Helper()
-	c := e.w[0]
-	req := e.begin(0, items)
-	c.itemKeys(req)
+	tb := e.w[0].table
 	n := 0
-	for _, i := range req.batch.distinct {
-		if _, exists, err := c.table.readIndex(c.table.bucketOf(req.batch.items[i].fp)); err != nil {
+	for _, fp := range e.fps(items) {
+		if _, exists, err := tb.readIndex(tb.bucketOf(fp)); err != nil {
 			t.Fatal(err)
 		} else if !exists {
 			n++
