@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,44 @@ func TestTenantHashRemembersEachCredential(t *testing.T) {
 	copy(buf, "Bearer tenant-z")
 	if got := c.tenantHash("authorization", "Bearer tenant-z"); got != fresh("authorization", "Bearer tenant-z") {
 		t.Fatal("a credential read into a reused buffer got the hash of what the buffer held before")
+	}
+}
+
+// TestKeyLayout pins the key's bytes to the layout buildKey documents:
+// entries already in shared data and in an L2 shared with proxies of
+// another build are found only under the same bytes.
+func TestKeyLayout(t *testing.T) {
+	env := newEnv(t, testConfig)
+	for _, body := range []string{chatRequest("What is the capital of France?"),
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`} {
+		req := env.request("chat", alice, body)
+		if req.Bypassed() {
+			t.Fatalf("bypassed: %s", req.Reason)
+		}
+		lv := func(b []byte, s string) []byte {
+			return append(binary.LittleEndian.AppendUint32(b, uint32(len(s))), s...)
+		}
+		want := []byte("K1")
+		want = lv(want, req.Route.Name)
+		want = lv(want, req.Method)
+		want = lv(want, req.Path)
+		want = lv(want, req.authority)
+		want = append(want, req.tenant[:]...)
+		want = lv(want, req.Model)
+		if req.Stream {
+			want = append(want, 'S')
+		} else {
+			want = append(want, 'N')
+		}
+		want = append(want, req.canonical...)
+		stable := len(want)
+		want = append(want, req.state.Version[:]...)
+		want = binary.LittleEndian.AppendUint64(want, req.state.Gen)
+		if !bytes.Equal(req.Key, want) || req.stableLen != stable {
+			t.Fatalf("key %q (stable %d), want %q (stable %d)", req.Key, req.stableLen, want, stable)
+		}
+		if got := req.appendNamespace([]byte("x"), 'E'); !bytes.Equal(got[1:], append([]byte("E"), want[1:len(want)-len(req.canonical)-1-versionIDLen-8]...)) {
+			t.Fatalf("namespace %q", got)
+		}
 	}
 }
