@@ -24,7 +24,15 @@ type RequestCC struct {
 // ParseRequestCC parses a Cache-Control request header value. Unknown
 // directives and malformed arguments are ignored, as RFC 9111 asks; a
 // malformed max-age is treated as 0 (the conservative reading).
-func ParseRequestCC(v string) RequestCC { return parseRequestCC(v, !isASCII(v)) }
+func ParseRequestCC(v string) RequestCC {
+	switch v { // the values clients send, read without the parser
+	case "no-store":
+		return RequestCC{NoStore: true}
+	case "no-cache":
+		return RequestCC{NoCache: true}
+	}
+	return parseRequestCC(v, !isASCII(v))
+}
 
 // parseRequestCC reads v through strings' Unicode-aware trimming and
 // lower-casing when unicode is set, which decide for a value with a byte
@@ -86,7 +94,15 @@ type ResponseCC struct {
 }
 
 // ParseResponseCC parses a Cache-Control response header value.
-func ParseResponseCC(v string) ResponseCC { return parseResponseCC(v, !isASCII(v)) }
+func ParseResponseCC(v string) ResponseCC {
+	switch v { // the values that forbid storing, read without the parser
+	case "no-store":
+		return ResponseCC{NoStore: true}
+	case "private":
+		return ResponseCC{Private: true}
+	}
+	return parseResponseCC(v, !isASCII(v))
+}
 
 func parseResponseCC(v string, unicode bool) ResponseCC {
 	var cc ResponseCC

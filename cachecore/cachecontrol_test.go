@@ -159,6 +159,15 @@ func TestCacheControlASCIIPathsAgree(t *testing.T) {
 			t.Fatalf("ParseResponseCC(%q) = %+v, the Unicode-aware parse %+v", v, got, want)
 		}
 	}
+	// The values read without the parser read as the parser reads them.
+	for _, v := range []string{"no-store", "no-cache", "private"} {
+		if got, want := ParseRequestCC(v), parseRequestCCUnicode(v); got != want {
+			t.Fatalf("ParseRequestCC(%q) = %+v, the parse %+v", v, got, want)
+		}
+		if got, want := ParseResponseCC(v), parseResponseCCUnicode(v); got != want {
+			t.Fatalf("ParseResponseCC(%q) = %+v, the parse %+v", v, got, want)
+		}
+	}
 	// A non-ASCII value takes the Unicode-aware path: U+00A0 trims there.
 	if got := ParseResponseCC("no-store\u00a0"); !got.NoStore {
 		t.Fatalf("ParseResponseCC with a trailing U+00A0 = %+v, want NoStore", got)
