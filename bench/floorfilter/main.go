@@ -57,6 +57,16 @@
 //     cache with these guarantees, not one with the product's other
 //     features (stale-while-revalidate, early refresh, shadowing, L2,
 //     semantic lookup, single flight), none of which it decides.
+//   - miss-served: "miss-keyed" plus what an uncacheable miss owes its
+//     client, its co-tenants and its operator under modelcache's
+//     guarantees, each in the flattest code that does it (missserved.go):
+//     the request read as hit-served reads it and keyed on the same
+//     identity, the key's lease taken in a slot of 4 ways shared with
+//     other keys' leases and hit-for-miss marks (a tenant's share bounded,
+//     a mark displaced, never a live lease), the response's status and
+//     Cache-Control read, the lease turned into a hit-for-miss mark.
+//     modelcache's 19 host calls on that path. Its streams are reused.
+//     Built with -tags floorkeyed.
 //   - embed: S9's floor per embedding item (embed.go).
 //   - embed-calls: "embed" plus modelcache's own shared-data calls per new
 //     item (embed.go).
@@ -88,12 +98,15 @@ type plugin struct{ types.DefaultPluginContext }
 var ctrs [4]proxywasm.MetricCounter
 
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	if (mode == "miss-keyed" || mode == "hit-keyed" || mode == "hit-served") && !keyedBuilt {
+	if (mode == "miss-keyed" || mode == "miss-served" || mode == "hit-keyed" || mode == "hit-served") && !keyedBuilt {
 		proxywasm.LogCritical("floorfilter: mode " + mode + " needs -tags floorkeyed")
 		return types.OnPluginStartStatusFailed
 	}
-	if mode == "hit-served" {
+	switch mode {
+	case "hit-served":
 		defineServed()
+	case "miss-served":
+		startMissServed()
 	}
 	for i := range ctrs {
 		if c, err := proxywasm.DefineCounterMetric("floor.c" + strconv.Itoa(i)); err == nil {
@@ -103,9 +116,12 @@ func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	return types.OnPluginStartStatusOK
 }
 
-func (*plugin) NewHttpContext(uint32) types.HttpContext {
-	if mode == "hit-served" {
+func (*plugin) NewHttpContext(id uint32) types.HttpContext {
+	switch mode {
+	case "hit-served":
 		return newServedStream() // a stream of its own (served.go)
+	case "miss-served":
+		return newMissServedStream(id) // missserved.go
 	}
 	return &stream{}
 }

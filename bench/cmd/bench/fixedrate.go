@@ -157,7 +157,7 @@ func (r *run) fixedRate(cells []frCell, rate, rounds int, d time.Duration) (map[
 				if p.Err != nil || p.Status != 200 {
 					return nil, fmt.Errorf("%s: probe request: status %d, %v", c.key(), p.Status, p.Err)
 				}
-				if strings.Contains(p.Cache, "detail=unkeyed") { // bench/floorfilter miss-keyed
+				if strings.Contains(p.Cache, "detail=unkeyed") { // bench/floorfilter miss-keyed, miss-served
 					return nil, fmt.Errorf("%s: the floor could not key the request (Cache-Status %q): it would do less than its row's work", c.key(), p.Cache)
 				}
 			}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,47 +20,13 @@ import (
 // upstream. A floor that skipped one of these would be measured as
 // cheaper than the work it stands for.
 func TestServedHitFloorAnswersOnlyTheRequestItStored(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a wasm module")
-	}
-	wasm := filepath.Join(t.TempDir(), "floor-hit-served.wasm")
-	if err := buildFloor(repoRoot(), "hit-served", wasm, 0); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	mod, err := wasmhost.Compile(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := wasmhost.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	upstream := 0
-	h, err := wasmhost.New(ctx, mod, wasmhost.Config{
-		Workers: 1, Clusters: []string{"origin"}, AllowOnHeadersStopIteration: true, Clock: clock,
-		Upstream: func(u *wasmhost.UpstreamRequest) {
-			upstream++
-			u.Respond(200, [][2]string{{"content-type", "application/json"}}, []byte(`{"from":"upstream"}`))
-		},
+	h, clock := floorHost(t, "hit-served", func(u *wasmhost.UpstreamRequest) {
+		upstream++
+		u.Respond(200, [][2]string{{"content-type", "application/json"}}, []byte(`{"from":"upstream"}`))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 
 	const path = "/hit/1k/v1/chat/completions"
-	with := func(req wasmhost.Request, name, value string) wasmhost.Request {
-		hs := append([][2]string(nil), req.Headers...)
-		for i := range hs {
-			if hs[i][0] == name {
-				hs[i][1] = value
-				return wasmhost.Request{Headers: hs, Body: req.Body}
-			}
-		}
-		return wasmhost.Request{Headers: append(hs, [2]string{name, value}), Body: req.Body}
-	}
 	send := func(what string, req wasmhost.Request) (hit bool) {
 		t.Helper()
 		before := upstream
@@ -73,26 +41,26 @@ func TestServedHitFloorAnswersOnlyTheRequestItStored(t *testing.T) {
 		}
 		return hit
 	}
-	stored := with(hcRequest(path, "floor-served"), ":authority", "Models.Local")
+	stored := withHeader(hcRequest(path, "floor-served"), ":authority", "Models.Local")
 	if send("first request", stored) {
 		t.Fatal("the first request of a body was answered before anything was stored")
 	}
 	if !send("the stored request again", stored) {
 		t.Fatal("the stored request was not answered from its entry")
 	}
-	if !send("the stored request, its authority's case changed", with(stored, ":authority", "models.local")) {
+	if !send("the stored request, its authority's case changed", withHeader(stored, ":authority", "models.local")) {
 		t.Fatal("an authority differing in case only missed")
 	}
 	for _, c := range []struct {
 		what string
 		req  wasmhost.Request
 	}{
-		{"another tenant", with(stored, "authorization", "Bearer other-tenant")},
-		{"no credential", with(stored, "authorization", " ")},
-		{"another authority", with(stored, ":authority", "other.local")},
-		{"another route", with(stored, ":path", "/pass/v1/chat/completions")},
-		{"no route", with(stored, ":path", "/other/v1/chat/completions")},
-		{"no-cache", with(stored, "cache-control", "no-cache")},
+		{"another tenant", withHeader(stored, "authorization", "Bearer other-tenant")},
+		{"no credential", withHeader(stored, "authorization", " ")},
+		{"another authority", withHeader(stored, ":authority", "other.local")},
+		{"another route", withHeader(stored, ":path", "/pass/v1/chat/completions")},
+		{"no route", withHeader(stored, ":path", "/other/v1/chat/completions")},
+		{"no-cache", withHeader(stored, "cache-control", "no-cache")},
 		{"another body", hcRequest(path, "floor-served-other")},
 	} {
 		if send(c.what, c.req) {
@@ -103,4 +71,156 @@ func TestServedHitFloorAnswersOnlyTheRequestItStored(t *testing.T) {
 	if send("the stored request, its entry stale", stored) {
 		t.Error("a stale entry was served")
 	}
+}
+
+// floorHost builds bench/floorfilter in mode and runs it in one worker of
+// wasmhost on a fake clock, its upstream answering with respond.
+func floorHost(t *testing.T, mode string, respond func(*wasmhost.UpstreamRequest)) (*wasmhost.Host, *wasmhost.FakeClock) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a wasm module")
+	}
+	wasm := filepath.Join(t.TempDir(), "floor-"+mode+".wasm")
+	if err := buildFloor(repoRoot(), mode, wasm, 0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mod, err := wasmhost.Compile(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mod.Close(ctx) })
+	clock := wasmhost.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	h, err := wasmhost.New(ctx, mod, wasmhost.Config{
+		Workers: 1, Clusters: []string{"origin"}, AllowOnHeadersStopIteration: true, Clock: clock, Upstream: respond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h, clock
+}
+
+// withHeader is req with header name set to value.
+func withHeader(req wasmhost.Request, name, value string) wasmhost.Request {
+	hs := append([][2]string(nil), req.Headers...)
+	for i := range hs {
+		if hs[i][0] == name {
+			hs[i][1] = value
+			return wasmhost.Request{Headers: hs, Body: req.Body}
+		}
+	}
+	return wasmhost.Request{Headers: append(hs, [2]string{name, value}), Body: req.Body}
+}
+
+// The served miss floor claims the work of an uncacheable miss under
+// modelcache's guarantees: single flight in slots of 4 ways shared by
+// keys, a tenant held to its share of a slot, a live lease never
+// displaced, and a hit-for-miss mark left for the key's next requests.
+// A floor that skipped one would be measured as cheaper than the work it
+// stands for.
+func TestServedMissFloorLeadsInSharedSlotsAndLeavesMarks(t *testing.T) {
+	upstream := 0
+	h, clock := floorHost(t, "miss-served", func(u *wasmhost.UpstreamRequest) {
+		upstream++
+		u.Respond(200, [][2]string{{"content-type", "application/json"}, {"cache-control", "no-store"}}, []byte(`{"from":"upstream"}`))
+	})
+	const path = "/pass/nostore/v1/chat/completions"
+	send := func(what string, req wasmhost.Request) string {
+		t.Helper()
+		before := upstream
+		resp, err := h.Exchange(0, req)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if upstream != before+1 {
+			t.Fatalf("%s: %d upstream calls, want 1", what, upstream-before)
+		}
+		return cacheStatusOf(resp)
+	}
+	const led, marked = "modelcache; fwd=uri-miss; fwd-status=200; detail=no-store", "floor; fwd=uri-miss; detail=hit-for-miss"
+	first := hcRequest(path, "floor-miss-0")
+	if cs := send("first request", first); cs != led {
+		t.Fatalf("first request: Cache-Status %q, want it led (%q)", cs, led)
+	}
+	if cs := send("the same request again", first); cs != marked {
+		t.Fatalf("the same request again: Cache-Status %q, want the key's hit-for-miss mark seen (%q)", cs, marked)
+	}
+	if cs := send("the same body, another tenant", withHeader(first, "authorization", "Bearer other-tenant")); cs != led {
+		t.Fatalf("another tenant's request was not led on its own key: %q", cs)
+	}
+	if cs := send("no-cache", withHeader(hcRequest(path, "floor-miss-nc"), "cache-control", "no-cache")); cs != "floor; fwd=bypass; detail=unkeyed" {
+		t.Fatalf("a request that forbids a cached answer was keyed: %q", cs)
+	}
+	clock.Advance(31 * time.Second)
+	if cs := send("the first request, its mark expired", first); cs != led {
+		t.Fatalf("the first request after its mark expired: %q, want it led", cs)
+	}
+
+	// One tenant fills every slot with marks: it keeps to its share, and
+	// another tenant still leads anywhere.
+	for i := 0; i < 4000; i++ {
+		if cs := send("tenant A fills", hcRequest(path, fmt.Sprintf("fill-a-%d", i))); cs != led && !strings.Contains(cs, "collision") {
+			t.Fatalf("tenant A's request %d: %q", i, cs)
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		if cs := send("tenant B", withHeader(hcRequest(path, fmt.Sprintf("fill-b-%d", i)), "authorization", "Bearer tenant-b")); cs != led {
+			t.Fatalf("tenant B's request %d in slots tenant A filled: %q, want it led", i, cs)
+		}
+	}
+	slots := 0
+	for _, k := range h.SharedDataKeys() {
+		if !strings.HasPrefix(k, "fl:l:") {
+			continue
+		}
+		v, _, _ := h.SharedData(k)
+		leases, ok := floorSlot(v)
+		if !ok {
+			t.Fatalf("slot %s: not a slot: %x", k, v)
+		}
+		if len(leases) > 4 {
+			t.Fatalf("slot %s holds %d leases", k, len(leases))
+		}
+		per := map[uint64]int{}
+		for _, l := range leases {
+			if l.state != 2 {
+				t.Fatalf("slot %s: a lease in state %d after every response", k, l.state)
+			}
+			if per[l.tenant]++; per[l.tenant] > 2 {
+				t.Fatalf("slot %s: one tenant holds %d ways", k, per[l.tenant])
+			}
+		}
+		slots++
+	}
+	if slots < 1000 {
+		t.Fatalf("%d lease slots used, want about 1024", slots)
+	}
+}
+
+type floorLease struct {
+	state  byte
+	tenant uint64
+}
+
+// floorSlot decodes a slot as modelcache lays it out ("ML" 2 n, per lease
+// fp state owner stream deadline tenant nwaiters waiters…).
+func floorSlot(v []byte) ([]floorLease, bool) {
+	if len(v) < 4 || string(v[:3]) != "ML\x02" {
+		return nil, false
+	}
+	var out []floorLease
+	p := v[4:]
+	for i := 0; i < int(v[3]); i++ {
+		if len(p) < 38 || len(p) < 38+8*int(p[37]) {
+			return nil, false
+		}
+		out = append(out, floorLease{state: p[8], tenant: binary.LittleEndian.Uint64(p[29:])})
+		p = p[38+8*int(p[37]):]
+	}
+	return out, len(p) == 0
 }

@@ -65,6 +65,7 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
 	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
 	"floor-miss-keyed":  func(r *run) (*system, error) { return r.startFloor("miss-keyed") },
+	"floor-miss-served": func(r *run) (*system, error) { return r.startFloor("miss-served") },
 	"floor-embed":       func(r *run) (*system, error) { return r.startFloor("embed") },
 	"floor-embed-calls": func(r *run) (*system, error) { return r.startFloor("embed-calls") },
 	"nginx":             func(r *run) (*system, error) { return r.startNginx() },
@@ -101,8 +102,8 @@ func (r *run) startFloorBusy(mode string, busy int) (*system, error) {
 // given mode (and busy rounds) into wasm.
 func buildFloor(root, mode, wasm string, busy int) error {
 	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode + " -X main.busy=" + strconv.Itoa(busy), "-o", wasm}
-	if mode == "miss-keyed" || mode == "hit-keyed" || mode == "hit-served" {
-		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go, served.go
+	if mode == "miss-keyed" || mode == "miss-served" || mode == "hit-keyed" || mode == "hit-served" {
+		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go, missserved.go, served.go
 	}
 	// A fresh output: go build leaves one whose build ID is current as it
 	// is, hinted by whatever hinted it.
