@@ -1,9 +1,6 @@
 package cachecore
 
-import (
-	"encoding/binary"
-	"slices"
-)
+import "encoding/binary"
 
 // Single flight across every Envoy worker.
 //
@@ -101,86 +98,6 @@ func (l *Lease) live(now int64) bool { return l.State != LeaseFree && l.Deadline
 // leaseRecordBytes is the size of one encoded lease without its waiters.
 const leaseRecordBytes = 8 + 1 + 8 + 4 + 8 + 8 + 1
 
-// appendSlot appends the encoding of a slot's leases to b: "ML" 2 n, then
-// per lease fp state owner stream deadline tenant nwaiters waiters….
-func appendSlot(b []byte, ways []Lease) []byte {
-	n := 4
-	for i := range ways {
-		n += leaseRecordBytes + 8*len(ways[i].Waiters)
-	}
-	at := len(b)
-	b = slices.Grow(b, n)[:at+n]
-	// Written in place at fixed offsets: one bounds check per record
-	// rather than a capacity check per field.
-	p := b[at:]
-	p[0], p[1], p[2], p[3] = 'M', 'L', 2, byte(len(ways))
-	p = p[4:]
-	le := binary.LittleEndian
-	for i := range ways {
-		l := &ways[i]
-		r := p[:leaseRecordBytes]
-		le.PutUint64(r[0:], l.FP)
-		r[8] = byte(l.State)
-		le.PutUint64(r[9:], l.Owner)
-		le.PutUint32(r[17:], l.Stream)
-		le.PutUint64(r[21:], uint64(l.Deadline))
-		le.PutUint64(r[29:], l.Tenant)
-		r[37] = byte(len(l.Waiters))
-		p = p[leaseRecordBytes:]
-		for _, w := range l.Waiters {
-			le.PutUint64(p, w)
-			p = p[8:]
-		}
-	}
-	return b
-}
-
-// decodeSlotInto decodes a slot record into ways' and waiters' memory
-// (both returned, grown if need be); anything malformed (including another
-// layout) reads as an empty slot. The work is bounded by LeaseWays ×
-// maxWaiters, whatever the bytes. Each lease's Waiters is a full slice of
-// waiters: an append to one never writes into another's.
-func decodeSlotInto(ways []Lease, waiters []uint64, b []byte) ([]Lease, []uint64, bool) {
-	ways, waiters = ways[:0], waiters[:0]
-	if len(b) < 4 || b[0] != 'M' || b[1] != 'L' || b[2] != 2 || int(b[3]) > LeaseWays {
-		return nil, waiters, false
-	}
-	n := int(b[3])
-	le := binary.LittleEndian
-	p := b[4:]
-	for i := 0; i < n; i++ {
-		if len(p) < leaseRecordBytes {
-			return nil, waiters, false
-		}
-		l := Lease{
-			FP:       le.Uint64(p),
-			State:    LeaseState(p[8]),
-			Owner:    le.Uint64(p[9:]),
-			Stream:   le.Uint32(p[17:]),
-			Deadline: int64(le.Uint64(p[21:])),
-			Tenant:   le.Uint64(p[29:]),
-		}
-		nw := int(p[37])
-		p = p[leaseRecordBytes:]
-		if l.State > LeaseHitForMiss || nw > maxWaiters || len(p) < 8*nw {
-			return nil, waiters, false
-		}
-		if nw > 0 {
-			at := len(waiters)
-			for j := 0; j < nw; j++ {
-				waiters = append(waiters, le.Uint64(p[8*j:]))
-			}
-			l.Waiters = waiters[at:len(waiters):len(waiters)]
-		}
-		p = p[8*nw:]
-		ways = append(ways, l)
-	}
-	if len(p) != 0 {
-		return nil, waiters, false
-	}
-	return ways, waiters, true
-}
-
 // maxKeptLeaseSlot bounds the read and write buffers a LeaseTable keeps
 // (a full slot, every lease with every waiter, is ≈ 2.2 KB).
 const maxKeptLeaseSlot = 4096
@@ -190,11 +107,9 @@ type LeaseTable struct {
 	store  storeReader
 	slots  uint64
 	anchor uint32
-	// Reused by every read and write: a read's leases (and their waiters)
-	// are valid until the next read, so what outlives a call is copied.
+	// Reused by every read and write: a read is valid until the next
+	// read, so what outlives a call is copied.
 	keyBuf, readBuf, writeBuf []byte
-	ways                      []Lease
-	waiters                   []uint64
 	// ahead is a read of a slot made before the caller's lookup
 	// (ReadAhead), for the next acquire of ahead.fp; aheadBuf holds it.
 	ahead    slotRead
@@ -242,12 +157,6 @@ var roleNames = [...]string{"leader", "follower", "hit_for_miss", "collision"}
 
 func (r Role) String() string { return roleNames[r] }
 
-// read returns the slot's leases and CAS; exists is false for a key never set.
-func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
-	raw, cas, err := t.getInto(key, &t.readBuf)
-	return t.decode(raw, cas, err)
-}
-
 // getInto reads key into *buf, and keeps the result's memory in *buf for
 // the next read unless it grew past maxKeptLeaseSlot.
 func (t *LeaseTable) getInto(key string, buf *[]byte) ([]byte, uint32, error) {
@@ -257,86 +166,6 @@ func (t *LeaseTable) getInto(key string, buf *[]byte) ([]byte, uint32, error) {
 	}
 	return raw, cas, err
 }
-
-// decode is read's second half: the leases of a slot read as raw.
-func (t *LeaseTable) decode(raw []byte, cas uint32, err error) (ways []Lease, _ uint32, exists bool, _ error) {
-	if errIs(err, ErrNotFound) {
-		return t.ways[:0], 0, false, nil // a new lease goes into reused memory
-	}
-	if err != nil {
-		return nil, 0, false, err
-	}
-	var ok bool
-	ways, t.waiters, ok = decodeSlotInto(t.ways, t.waiters, raw)
-	if ok {
-		t.ways = ways[:0]
-	} // else unreadable or empty: a free slot
-	return ways, cas, true, nil
-}
-
-// write stores the slot's leases with the CAS read, or create-only if the
-// key was missing. Dead leases (free, expired) are dropped on the way.
-func (t *LeaseTable) write(key string, ways []Lease, now int64, cas uint32, exists bool) error {
-	if !exists {
-		if t.anchor == 0 {
-			a, err := CreateCAS(t.store)
-			if err != nil {
-				return err
-			}
-			t.anchor = a
-		}
-		cas = t.anchor
-	}
-	t.writeBuf = appendSlot(t.writeBuf[:0], liveOnly(ways, now))
-	err := t.store.Set(key, t.writeBuf, cas)
-	if cap(t.writeBuf) > maxKeptLeaseSlot {
-		t.writeBuf = nil
-	}
-	return err
-}
-
-func liveOnly(ways []Lease, now int64) []Lease {
-	// In place, by index: a lease is moved only when an earlier one was
-	// dropped (a ranged copy and an append cost two 72-byte copies per
-	// lease under wasm, the second with write barriers).
-	n := 0
-	for i := range ways {
-		if ways[i].live(now) {
-			if n != i {
-				ways[n] = ways[i]
-			}
-			n++
-		}
-	}
-	return ways[:n]
-}
-
-func findFP(ways []Lease, fp uint64) int {
-	for i := range ways {
-		if ways[i].FP == fp && ways[i].State != LeaseFree {
-			return i
-		}
-	}
-	return -1
-}
-
-// soonestMark returns the live hit-for-miss mark that expires first among
-// those of tenant (any tenant if all), or -1.
-func soonestMark(ways []Lease, tenant uint64, all bool) int {
-	best := -1
-	for i := range ways {
-		l := &ways[i]
-		if l.State != LeaseHitForMiss || (!all && l.Tenant != tenant) {
-			continue
-		}
-		if best < 0 || l.Deadline < ways[best].Deadline {
-			best = i
-		}
-	}
-	return best
-}
-
-func removeAt(ways []Lease, i int) []Lease { return append(ways[:i], ways[i+1:]...) }
 
 // Acquire tries to make (vm, stream) the leader for fp until deadline. If
 // another request leads fp, the caller becomes a follower and, with join,
@@ -364,40 +193,48 @@ func (t *LeaseTable) ReadAhead(fp uint64) {
 }
 
 // acquire is Acquire; unchanged reports a lead won with the slot as
-// ReadAhead read it.
+// ReadAhead read it. It works on the slot's bytes (slotRecords): leases
+// are read where they lie and copied whole into the slot written back,
+// never decoded into Lease values.
 func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (_ Role, unchanged bool, _ error) {
 	key := t.key(fp)
 	ahead := t.ahead
 	t.ahead = slotRead{} // used once, by fp's acquire only
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		var ways []Lease
+		var raw []byte
 		var cas uint32
-		var exists bool
 		var err error
 		unchanged = attempt == 0 && ahead.ok && ahead.fp == fp
 		if unchanged {
-			ways, cas, exists, err = t.decode(ahead.raw, ahead.cas, ahead.err)
+			raw, cas, err = ahead.raw, ahead.cas, ahead.err
 		} else {
-			ways, cas, exists, err = t.read(key)
+			raw, cas, err = t.getInto(key, &t.readBuf)
 		}
-		if err != nil {
-			return RoleCollision, false, err
+		exists := err == nil
+		if !exists {
+			if !errIs(err, ErrNotFound) {
+				return RoleCollision, false, err
+			}
+			raw = nil
 		}
-		var waiters []uint64
-		if i := findFP(ways, fp); i >= 0 {
-			l := &ways[i]
-			if l.live(now) {
+		var at [LeaseWays + 1]int
+		n := slotRecords(raw, &at)
+		own := findRecord(raw, &at, n, fp)
+		var waiters []byte // fp's dead lease's waiters, taken over
+		if own >= 0 {
+			r := leaseRecord(raw, at[own])
+			if recordLive(r, now) {
 				switch {
-				case l.State == LeaseHitForMiss:
+				case LeaseState(r[8]) == LeaseHitForMiss:
 					return RoleHitForMiss, false, nil
-				case l.Owner == vm && l.Stream == stream:
+				case le.Uint64(r[9:17]) == vm && le.Uint32(r[17:21]) == stream:
 					return RoleLeader, false, nil // already ours
 				}
-				if !join || slices.Contains(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
+				ws := raw[at[own]+leaseRecordBytes : at[own+1]]
+				if !join || len(ws) >= 8*maxWaiters || hasWaiter(ws, vm) {
 					return RoleFollower, false, nil
 				}
-				l.Waiters = append(l.Waiters, vm)
-				err = t.write(key, ways, now, cas, exists)
+				err = t.join(key, raw, &at, n, own, vm, now, cas, exists)
 				if errIs(err, ErrCasMismatch) {
 					continue
 				}
@@ -406,21 +243,20 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			// fp's own dead lease: take it over. Waiters of a previous
 			// holder are kept so they still get woken. A leader past its
 			// deadline may still store, unseen by a read made before.
-			if l.State == LeaseHeld {
-				waiters = l.Waiters
+			if LeaseState(r[8]) == LeaseHeld {
+				waiters = raw[at[own]+leaseRecordBytes : at[own+1]]
 				unchanged = false
 			}
-			ways = removeAt(ways, i)
 		}
-		ways = liveOnly(ways, now)
-		// Make room: within the tenant's share, and within the slot.
-		if victim, ok := makeRoom(ways, tenant); !ok {
+		victim, ok := makeRoomIn(raw, &at, n, own, tenant, now)
+		if !ok {
 			return RoleCollision, false, nil
-		} else if victim >= 0 {
-			ways = removeAt(ways, victim)
 		}
-		ways = append(ways, Lease{FP: fp, State: LeaseHeld, Owner: vm, Stream: stream, Deadline: deadline, Tenant: tenant, Waiters: waiters})
-		err = t.write(key, ways, now, cas, exists)
+		out := copyLive(t.startSlot(), raw, &at, 0, n, own, victim, now)
+		if deadline > now { // a lease written dead is dropped, as any dead one
+			out = appendLease(out, fp, LeaseHeld, vm, stream, deadline, tenant, waiters)
+		}
+		err = t.writeSlot(key, out, cas, exists)
 		if errIs(err, ErrCasMismatch) {
 			continue
 		}
@@ -432,28 +268,43 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 	return RoleCollision, false, ErrContention
 }
 
-// makeRoom picks the way a new lease of tenant displaces in a slot of live
-// leases: -1 if a way is free, the soonest-expiring hit-for-miss mark
-// otherwise — the tenant's own once it holds its share. ok is false when
-// only live held leases could make room: they are never displaced.
-func makeRoom(ways []Lease, tenant uint64) (victim int, ok bool) {
-	if tenant != 0 {
-		mine := 0
-		for i := range ways {
-			if ways[i].Tenant == tenant {
-				mine++
-			}
+// makeRoomIn picks the way a new lease of tenant displaces among a slot's
+// live leases other than skip: -1 if a way is free, the soonest-expiring
+// hit-for-miss mark otherwise — the tenant's own once it holds its share
+// (tenantShare; tenant 0 is not bounded). ok is false when only live held
+// leases could make room: they are never displaced.
+func makeRoomIn(raw []byte, at *[LeaseWays + 1]int, n, skip int, tenant uint64, now int64) (victim int, ok bool) {
+	live, mine := 0, 0
+	soonest, soonestMine := -1, -1
+	var soonestAt, soonestMineAt int64
+	for i := 0; i < n; i++ {
+		r := leaseRecord(raw, at[i])
+		if i == skip || !recordLive(r, now) {
+			continue
 		}
-		if mine >= tenantShare {
-			victim = soonestMark(ways, tenant, false)
-			return victim, victim >= 0
+		live++
+		own := tenant != 0 && le.Uint64(r[29:37]) == tenant
+		if own {
+			mine++
+		}
+		if LeaseState(r[8]) != LeaseHitForMiss {
+			continue
+		}
+		d := int64(le.Uint64(r[21:29]))
+		if soonest < 0 || d < soonestAt {
+			soonest, soonestAt = i, d
+		}
+		if own && (soonestMine < 0 || d < soonestMineAt) {
+			soonestMine, soonestMineAt = i, d
 		}
 	}
-	if len(ways) < LeaseWays {
+	switch {
+	case mine >= tenantShare:
+		return soonestMine, soonestMine >= 0
+	case live < LeaseWays:
 		return -1, true
 	}
-	victim = soonestMark(ways, 0, true)
-	return victim, victim >= 0
+	return soonest, soonest >= 0
 }
 
 // Release ends (vm, stream)'s leadership of fp and returns the workers to
@@ -467,25 +318,31 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 	// (Every lost CAS is another VM's successful write to the slot, so the
 	// loop only runs long under heavy contention on one slot.)
 	for attempt := 0; attempt < releaseCASAttempts; attempt++ {
-		ways, cas, exists, err := t.read(key)
-		if err != nil || !exists {
+		raw, cas, err := t.getInto(key, &t.readBuf)
+		if err != nil {
+			if errIs(err, ErrNotFound) {
+				return nil, nil
+			}
 			return nil, err
 		}
-		i := findFP(ways, fp)
-		if i < 0 {
+		var at [LeaseWays + 1]int
+		n := slotRecords(raw, &at)
+		own := findRecord(raw, &at, n, fp)
+		if own < 0 {
 			return nil, nil
 		}
-		l := &ways[i]
-		if l.State != LeaseHeld || l.Owner != vm || l.Stream != stream {
+		r := leaseRecord(raw, at[own])
+		if LeaseState(r[8]) != LeaseHeld || le.Uint64(r[9:17]) != vm || le.Uint32(r[17:21]) != stream {
 			return nil, nil
 		}
-		waiters := slices.Clone(l.Waiters) // the read's memory is reused
-		if hitForMissUntil > 0 {
-			*l = Lease{FP: fp, State: LeaseHitForMiss, Deadline: hitForMissUntil, Tenant: l.Tenant}
-		} else {
-			ways = removeAt(ways, i)
+		waiters := waitersOf(raw[at[own]+leaseRecordBytes : at[own+1]]) // copied: the read's memory is reused
+		// The lease's place in the slot: the mark, or nothing.
+		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, -1, now)
+		if hitForMissUntil > now { // a mark written dead is dropped
+			out = appendLease(out, fp, LeaseHitForMiss, 0, 0, hitForMissUntil, le.Uint64(r[29:37]), nil)
 		}
-		err = t.write(key, ways, now, cas, true)
+		out = copyLive(out, raw, &at, own+1, n, -1, -1, now)
+		err = t.writeSlot(key, out, cas, true)
 		if errIs(err, ErrCasMismatch) {
 			continue
 		}
@@ -494,18 +351,164 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 	return nil, ErrContention
 }
 
+// le reads and writes the slot's little-endian fields.
+var le = binary.LittleEndian
+
+// slotRecords finds the leases of slot record b: where each begins, in
+// at[:n], and where the last ends, in at[n]. Anything malformed (another
+// layout included) is an empty slot (n = 0), as decodeSlotInto reads it.
+// The work is bounded by LeaseWays, whatever the bytes.
+func slotRecords(b []byte, at *[LeaseWays + 1]int) int {
+	if len(b) < 4 || b[0] != 'M' || b[1] != 'L' || b[2] != 2 || int(b[3]) > LeaseWays {
+		return 0
+	}
+	n, p := int(b[3]), 4
+	for i := 0; i < n; i++ {
+		if len(b)-p < leaseRecordBytes {
+			return 0
+		}
+		at[i] = p
+		nw := int(b[p+37])
+		if b[p+8] > byte(LeaseHitForMiss) || nw > maxWaiters || len(b)-p-leaseRecordBytes < 8*nw {
+			return 0
+		}
+		p += leaseRecordBytes + 8*nw
+	}
+	if p != len(b) {
+		return 0
+	}
+	at[n] = p
+	return n
+}
+
+// leaseRecord is the lease (without its waiters) that starts at a in a
+// slot slotRecords found.
+func leaseRecord(raw []byte, a int) *[leaseRecordBytes]byte {
+	return (*[leaseRecordBytes]byte)(raw[a : a+leaseRecordBytes])
+}
+
+func recordLive(r *[leaseRecordBytes]byte, now int64) bool {
+	return LeaseState(r[8]) != LeaseFree && int64(le.Uint64(r[21:29])) > now
+}
+
+// findRecord is findFP on a slot's bytes: the first lease of fp that is
+// not free, or -1.
+func findRecord(raw []byte, at *[LeaseWays + 1]int, n int, fp uint64) int {
+	for i := 0; i < n; i++ {
+		if r := leaseRecord(raw, at[i]); le.Uint64(r[0:8]) == fp && LeaseState(r[8]) != LeaseFree {
+			return i
+		}
+	}
+	return -1
+}
+
+// hasWaiter reports whether vm is among a lease's waiters (their bytes).
+func hasWaiter(ws []byte, vm uint64) bool {
+	for ; len(ws) >= 8; ws = ws[8:] {
+		if le.Uint64(ws) == vm {
+			return true
+		}
+	}
+	return false
+}
+
+// startSlot begins the slot written back, in the reused write buffer.
+func (t *LeaseTable) startSlot() []byte { return slotHeader(t.writeBuf[:0]) }
+
+// slotHeader appends the header of a slot of no leases yet: "ML" 2 n,
+// then per lease fp state owner stream deadline tenant nwaiters waiters….
+func slotHeader(b []byte) []byte { return append(b, 'M', 'L', 2, 0) }
+
+// copyLive appends to a slot begun by slotHeader the live leases of raw
+// from..to-1, except skip and drop, as their bytes, and counts them.
+func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int, now int64) []byte {
+	for i := from; i < to; i++ {
+		if i != skip && i != drop && recordLive(leaseRecord(raw, at[i]), now) {
+			out[3]++
+			out = append(out, raw[at[i]:at[i+1]]...)
+		}
+	}
+	return out
+}
+
+// join writes fp's live lease own (of a slot read as raw, slotRecords'
+// at and n) back with vm after its waiters, as a follower joins it.
+func (t *LeaseTable) join(key string, raw []byte, at *[LeaseWays + 1]int, n, own int, vm uint64, now int64, cas uint32, exists bool) error {
+	out := copyLive(t.startSlot(), raw, at, 0, own+1, -1, -1, now)
+	out = le.AppendUint64(out, vm)
+	out[len(out)-(at[own+1]-at[own])-8+37]++ // its nwaiters
+	return t.writeSlot(key, copyLive(out, raw, at, own+1, n, -1, -1, now), cas, exists)
+}
+
+// waitersOf decodes a lease's waiters (nil for none).
+func waitersOf(ws []byte) []uint64 {
+	if len(ws) == 0 {
+		return nil
+	}
+	w := make([]uint64, len(ws)/8)
+	for i := range w {
+		w[i] = le.Uint64(ws[8*i:])
+	}
+	return w
+}
+
+// appendLease appends one lease, waiters given as their bytes, to a slot
+// begun by slotHeader at out[0], and counts it.
+func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream uint32, deadline int64, tenant uint64, waiters []byte) []byte {
+	out[3]++
+	at := len(out)
+	out = append(out, make([]byte, leaseRecordBytes)...)
+	r := (*[leaseRecordBytes]byte)(out[at:])
+	le.PutUint64(r[0:8], fp)
+	r[8] = byte(state)
+	le.PutUint64(r[9:17], owner)
+	le.PutUint32(r[17:21], stream)
+	le.PutUint64(r[21:29], uint64(deadline))
+	le.PutUint64(r[29:37], tenant)
+	r[37] = byte(len(waiters) / 8)
+	return append(out, waiters...)
+}
+
+// writeSlot stores a slot made from startSlot with the CAS read, or
+// create-only if the key was missing.
+func (t *LeaseTable) writeSlot(key string, out []byte, cas uint32, exists bool) error {
+	if !exists {
+		if t.anchor == 0 {
+			a, err := CreateCAS(t.store)
+			if err != nil {
+				return err
+			}
+			t.anchor = a
+		}
+		cas = t.anchor
+	}
+	err := t.store.Set(key, out, cas)
+	t.writeBuf = out[:0]
+	if cap(out) > maxKeptLeaseSlot {
+		t.writeBuf = nil
+	}
+	return err
+}
+
 // Peek returns fp's lease (State LeaseFree if it has none).
 func (t *LeaseTable) Peek(fp uint64) (Lease, error) {
-	ways, _, _, err := t.read(t.key(fp))
+	raw, _, err := t.getInto(t.key(fp), &t.readBuf)
 	if err != nil {
+		if errIs(err, ErrNotFound) {
+			return Lease{FP: fp}, nil
+		}
 		return Lease{}, err
 	}
-	if i := findFP(ways, fp); i >= 0 {
-		l := ways[i]
-		l.Waiters = slices.Clone(l.Waiters) // the read's memory is reused
-		return l, nil
+	var at [LeaseWays + 1]int
+	n := slotRecords(raw, &at)
+	i := findRecord(raw, &at, n, fp)
+	if i < 0 {
+		return Lease{FP: fp}, nil
 	}
-	return Lease{FP: fp}, nil
+	r := leaseRecord(raw, at[i])
+	return Lease{FP: fp, State: LeaseState(r[8]), Owner: le.Uint64(r[9:17]), Stream: le.Uint32(r[17:21]),
+		Deadline: int64(le.Uint64(r[21:29])), Tenant: le.Uint64(r[29:37]),
+		Waiters: waitersOf(raw[at[i]+leaseRecordBytes : at[i+1]])}, nil // copied: the read's memory is reused
 }
 
 // Leading reports whether fp is still led by someone live.

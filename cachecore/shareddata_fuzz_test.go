@@ -84,6 +84,13 @@ func FuzzLeaseTableOnHostileSlot(f *testing.F) {
 		f.Add(s, uint64(100), true)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, fp uint64, mark bool) {
+		// The table reads a slot's bytes where they lie: it finds the
+		// leases the decoder finds, or none where the decoder finds the
+		// slot malformed.
+		var at [LeaseWays + 1]int
+		if ways, ok := decodeSlot(raw); slotRecords(raw, &at) != len(ways) || (!ok && len(ways) != 0) {
+			t.Fatalf("slot %x: %d leases found in its bytes, decoded %d (%v)", raw, slotRecords(raw, &at), len(ways), ok)
+		}
 		store := NewMemStore()
 		lt := NewLeaseTable(store, 1)
 		if err := store.Set(lt.key(fp), raw, 0); err != nil {

@@ -1,0 +1,401 @@
+package cachecore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// The lease table's operations as they were written before they worked on
+// the slot's bytes (lease.go): each slot decoded into Lease values, changed
+// and encoded whole again. Kept as the reference the byte-level code is
+// held to (TestLeaseBytesAgreeWithDecodedLeases): the same roles, the same
+// waiters and the same bytes written, whatever the slot held.
+
+// decodeSlotInto decodes a slot record into ways' and waiters' memory
+// (both returned, grown if need be); anything malformed (including another
+// layout) reads as an empty slot. The work is bounded by LeaseWays ×
+// maxWaiters, whatever the bytes. Each lease's Waiters is a full slice of
+// waiters: an append to one never writes into another's.
+func decodeSlotInto(ways []Lease, waiters []uint64, b []byte) ([]Lease, []uint64, bool) {
+	ways, waiters = ways[:0], waiters[:0]
+	if len(b) < 4 || b[0] != 'M' || b[1] != 'L' || b[2] != 2 || int(b[3]) > LeaseWays {
+		return nil, waiters, false
+	}
+	n := int(b[3])
+	le := binary.LittleEndian
+	p := b[4:]
+	for i := 0; i < n; i++ {
+		if len(p) < leaseRecordBytes {
+			return nil, waiters, false
+		}
+		l := Lease{
+			FP:       le.Uint64(p),
+			State:    LeaseState(p[8]),
+			Owner:    le.Uint64(p[9:]),
+			Stream:   le.Uint32(p[17:]),
+			Deadline: int64(le.Uint64(p[21:])),
+			Tenant:   le.Uint64(p[29:]),
+		}
+		nw := int(p[37])
+		p = p[leaseRecordBytes:]
+		if l.State > LeaseHitForMiss || nw > maxWaiters || len(p) < 8*nw {
+			return nil, waiters, false
+		}
+		if nw > 0 {
+			at := len(waiters)
+			for j := 0; j < nw; j++ {
+				waiters = append(waiters, le.Uint64(p[8*j:]))
+			}
+			l.Waiters = waiters[at:len(waiters):len(waiters)]
+		}
+		p = p[8*nw:]
+		ways = append(ways, l)
+	}
+	if len(p) != 0 {
+		return nil, waiters, false
+	}
+	return ways, waiters, true
+}
+
+// read returns the slot's leases and CAS, decoded; exists is false for a key never set.
+func (t *LeaseTable) read(key string) (ways []Lease, cas uint32, exists bool, err error) {
+	raw, cas, err := t.getInto(key, &t.readBuf)
+	return t.decode(raw, cas, err)
+}
+
+// decode is read's second half: the leases of a slot read as raw.
+func (t *LeaseTable) decode(raw []byte, cas uint32, err error) (ways []Lease, _ uint32, exists bool, _ error) {
+	if errIs(err, ErrNotFound) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	ways, _, _ = decodeSlotInto(nil, nil, raw) // unreadable or empty: a free slot
+	return ways, cas, true, nil
+}
+
+func findFP(ways []Lease, fp uint64) int {
+	for i := range ways {
+		if ways[i].FP == fp && ways[i].State != LeaseFree {
+			return i
+		}
+	}
+	return -1
+}
+
+// refWrite stores the slot's leases with the CAS read, or create-only if the
+// key was missing. Dead leases (free, expired) are dropped on the way.
+func (t *LeaseTable) refWrite(key string, ways []Lease, now int64, cas uint32, exists bool) error {
+	if !exists {
+		if t.anchor == 0 {
+			a, err := CreateCAS(t.store)
+			if err != nil {
+				return err
+			}
+			t.anchor = a
+		}
+		cas = t.anchor
+	}
+	t.writeBuf = appendSlot(t.writeBuf[:0], liveOnly(ways, now))
+	err := t.store.Set(key, t.writeBuf, cas)
+	if cap(t.writeBuf) > maxKeptLeaseSlot {
+		t.writeBuf = nil
+	}
+	return err
+}
+
+func liveOnly(ways []Lease, now int64) []Lease {
+	// In place, by index: a lease is moved only when an earlier one was
+	// dropped (a ranged copy and an append cost two 72-byte copies per
+	// lease under wasm, the second with write barriers).
+	n := 0
+	for i := range ways {
+		if ways[i].live(now) {
+			if n != i {
+				ways[n] = ways[i]
+			}
+			n++
+		}
+	}
+	return ways[:n]
+}
+
+// soonestMark returns the live hit-for-miss mark that expires first among
+// those of tenant (any tenant if all), or -1.
+func soonestMark(ways []Lease, tenant uint64, all bool) int {
+	best := -1
+	for i := range ways {
+		l := &ways[i]
+		if l.State != LeaseHitForMiss || (!all && l.Tenant != tenant) {
+			continue
+		}
+		if best < 0 || l.Deadline < ways[best].Deadline {
+			best = i
+		}
+	}
+	return best
+}
+
+func removeAt(ways []Lease, i int) []Lease { return append(ways[:i], ways[i+1:]...) }
+
+// refAcquire is Acquire as decoded leases; unchanged reports a lead won with the slot as
+// ReadAhead read it.
+func (t *LeaseTable) refAcquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (_ Role, unchanged bool, _ error) {
+	key := t.key(fp)
+	ahead := t.ahead
+	t.ahead = slotRead{} // used once, by fp's acquire only
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		var ways []Lease
+		var cas uint32
+		var exists bool
+		var err error
+		unchanged = attempt == 0 && ahead.ok && ahead.fp == fp
+		if unchanged {
+			ways, cas, exists, err = t.decode(ahead.raw, ahead.cas, ahead.err)
+		} else {
+			ways, cas, exists, err = t.read(key)
+		}
+		if err != nil {
+			return RoleCollision, false, err
+		}
+		var waiters []uint64
+		if i := findFP(ways, fp); i >= 0 {
+			l := &ways[i]
+			if l.live(now) {
+				switch {
+				case l.State == LeaseHitForMiss:
+					return RoleHitForMiss, false, nil
+				case l.Owner == vm && l.Stream == stream:
+					return RoleLeader, false, nil // already ours
+				}
+				if !join || slices.Contains(l.Waiters, vm) || len(l.Waiters) >= maxWaiters {
+					return RoleFollower, false, nil
+				}
+				l.Waiters = append(l.Waiters, vm)
+				err = t.refWrite(key, ways, now, cas, exists)
+				if errIs(err, ErrCasMismatch) {
+					continue
+				}
+				return RoleFollower, false, err
+			}
+			// fp's own dead lease: take it over. Waiters of a previous
+			// holder are kept so they still get woken. A leader past its
+			// deadline may still store, unseen by a read made before.
+			if l.State == LeaseHeld {
+				waiters = l.Waiters
+				unchanged = false
+			}
+			ways = removeAt(ways, i)
+		}
+		ways = liveOnly(ways, now)
+		// Make room: within the tenant's share, and within the slot.
+		if victim, ok := makeRoom(ways, tenant); !ok {
+			return RoleCollision, false, nil
+		} else if victim >= 0 {
+			ways = removeAt(ways, victim)
+		}
+		ways = append(ways, Lease{FP: fp, State: LeaseHeld, Owner: vm, Stream: stream, Deadline: deadline, Tenant: tenant, Waiters: waiters})
+		err = t.refWrite(key, ways, now, cas, exists)
+		if errIs(err, ErrCasMismatch) {
+			continue
+		}
+		if err != nil {
+			return RoleCollision, false, err
+		}
+		return RoleLeader, unchanged, nil
+	}
+	return RoleCollision, false, ErrContention
+}
+
+// makeRoom picks the way a new lease of tenant displaces in a slot of live
+// leases: -1 if a way is free, the soonest-expiring hit-for-miss mark
+// otherwise — the tenant's own once it holds its share. ok is false when
+// only live held leases could make room: they are never displaced.
+func makeRoom(ways []Lease, tenant uint64) (victim int, ok bool) {
+	if tenant != 0 {
+		mine := 0
+		for i := range ways {
+			if ways[i].Tenant == tenant {
+				mine++
+			}
+		}
+		if mine >= tenantShare {
+			victim = soonestMark(ways, tenant, false)
+			return victim, victim >= 0
+		}
+	}
+	if len(ways) < LeaseWays {
+		return -1, true
+	}
+	victim = soonestMark(ways, 0, true)
+	return victim, victim >= 0
+}
+
+// refRelease is Release as decoded leases: it ends (vm, stream)'s leadership of fp and returns the workers to
+// wake. With hitForMissUntil > 0 the lease becomes a hit-for-miss mark until
+// then. If the lease is no longer this leader's (it expired and someone took
+// over), nothing changes and no one is woken by this call.
+func (t *LeaseTable) refRelease(fp, vm uint64, stream uint32, now, hitForMissUntil int64) ([]uint64, error) {
+	key := t.key(fp)
+	// A failed acquire fails open at once, but a failed release would keep
+	// the key's followers waiting until max_wait: release tries longer.
+	// (Every lost CAS is another VM's successful write to the slot, so the
+	// loop only runs long under heavy contention on one slot.)
+	for attempt := 0; attempt < releaseCASAttempts; attempt++ {
+		ways, cas, exists, err := t.read(key)
+		if err != nil || !exists {
+			return nil, err
+		}
+		i := findFP(ways, fp)
+		if i < 0 {
+			return nil, nil
+		}
+		l := &ways[i]
+		if l.State != LeaseHeld || l.Owner != vm || l.Stream != stream {
+			return nil, nil
+		}
+		waiters := slices.Clone(l.Waiters) // the read's memory is reused
+		if hitForMissUntil > 0 {
+			*l = Lease{FP: fp, State: LeaseHitForMiss, Deadline: hitForMissUntil, Tenant: l.Tenant}
+		} else {
+			ways = removeAt(ways, i)
+		}
+		err = t.refWrite(key, ways, now, cas, true)
+		if errIs(err, ErrCasMismatch) {
+			continue
+		}
+		return waiters, err
+	}
+	return nil, ErrContention
+}
+
+// appendSlot appends the encoding of a slot's leases to b, through the
+// code that writes a slot (slotHeader, appendLease).
+func appendSlot(b []byte, ways []Lease) []byte {
+	s := slotHeader(nil)
+	for i := range ways {
+		l := &ways[i]
+		var ws []byte
+		for _, w := range l.Waiters {
+			ws = binary.LittleEndian.AppendUint64(ws, w)
+		}
+		s = appendLease(s, l.FP, l.State, l.Owner, l.Stream, l.Deadline, l.Tenant, ws)
+	}
+	return append(b, s...)
+}
+
+// refPeek is Peek as decoded leases.
+func (t *LeaseTable) refPeek(fp uint64) (Lease, error) {
+	ways, _, _, err := t.read(t.key(fp))
+	if err != nil {
+		return Lease{}, err
+	}
+	if i := findFP(ways, fp); i >= 0 {
+		l := ways[i]
+		l.Waiters = slices.Clone(l.Waiters)
+		return l, nil
+	}
+	return Lease{FP: fp}, nil
+}
+
+// TestLeaseBytesAgreeWithDecodedLeases holds acquire, Release and Peek,
+// which work on a slot's bytes, to the reference that decodes the slot
+// into leases (refAcquire, refRelease, refPeek): over random slots — free,
+// held, marked and expired leases of a few keys, tenants, owners and
+// waiters, and malformed records, the slot read ahead or not — both give
+// the same role, unchanged and waiters, leave the same bytes in the store,
+// and Peek the same lease.
+func TestLeaseBytesAgreeWithDecodedLeases(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 3))
+	const now = 1000
+	pick := func(vs ...uint64) uint64 { return vs[rng.IntN(len(vs))] }
+	randomSlot := func() []byte {
+		switch rng.IntN(20) {
+		case 0:
+			return nil // no slot yet
+		case 1:
+			b := encodeSlot([]Lease{{FP: 1, State: LeaseHeld, Deadline: now + 5}})
+			return b[:rng.IntN(len(b))] // truncated
+		case 2:
+			return []byte("ML\x01\x00") // another layout
+		}
+		ways := make([]Lease, rng.IntN(LeaseWays+1))
+		for i := range ways {
+			l := &ways[i]
+			l.FP = pick(1, 2, 3, 4, 5)
+			l.State = LeaseState(rng.IntN(3))
+			l.Owner = pick(10, 11)
+			l.Stream = uint32(pick(1, 2))
+			l.Deadline = int64(now - 2 + rng.IntN(6))
+			l.Tenant = pick(0, 7, 8)
+			for j := rng.IntN(4); j > 0; j-- {
+				l.Waiters = append(l.Waiters, pick(20, 21, 22, 10))
+			}
+		}
+		return encodeSlot(ways)
+	}
+	for n := 0; n < 20000; n++ {
+		slot := randomSlot()
+		fp, tenant, vm, stream := pick(1, 2, 3, 6), pick(0, 7, 8), pick(10, 11, 20), uint32(pick(1, 2))
+		deadline := int64(now + rng.IntN(3)) // now itself: a lease written dead
+		join, mark := rng.IntN(2) == 0, int64(pick(0, now, now+30))
+		ahead := pick(0, fp, 9) // the slot read ahead, for fp or another key (0: none)
+		var got, want [3]string
+		for k, op := range []func(*LeaseTable) string{
+			func(lt *LeaseTable) string {
+				if ahead != 0 {
+					lt.ReadAhead(ahead)
+				}
+				r, u, err := lt.acquire(fp, tenant, vm, stream, now, deadline, join)
+				return fmt.Sprint(r, u, err)
+			},
+			func(lt *LeaseTable) string {
+				ws, err := lt.Release(fp, vm, stream, now, mark)
+				return fmt.Sprint(ws, err)
+			},
+			func(lt *LeaseTable) string {
+				l, err := lt.Peek(fp)
+				return fmt.Sprintf("%+v %v", l, err)
+			},
+		} {
+			ref := []func(*LeaseTable) string{
+				func(lt *LeaseTable) string {
+					if ahead != 0 {
+						lt.ReadAhead(ahead)
+					}
+					r, u, err := lt.refAcquire(fp, tenant, vm, stream, now, deadline, join)
+					return fmt.Sprint(r, u, err)
+				},
+				func(lt *LeaseTable) string {
+					ws, err := lt.refRelease(fp, vm, stream, now, mark)
+					return fmt.Sprint(ws, err)
+				},
+				func(lt *LeaseTable) string {
+					l, err := lt.refPeek(fp)
+					return fmt.Sprintf("%+v %v", l, err)
+				},
+			}[k]
+			run := func(f func(*LeaseTable) string) string {
+				store := NewMemStore()
+				lt := NewLeaseTable(store, 1)
+				if slot != nil {
+					if err := store.Set(lt.key(fp), slot, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res := f(lt)
+				b, _, err := store.Get(lt.key(fp))
+				return fmt.Sprintf("%s; slot %x %v", res, b, err)
+			}
+			got[k], want[k] = run(op), run(ref)
+		}
+		if got != want {
+			t.Fatalf("slot %x, fp %d tenant %d vm %d stream %d deadline %d join %v mark %d:\n got %q\nwant %q",
+				slot, fp, tenant, vm, stream, deadline-now, join, mark-now, got, want)
+		}
+	}
+}
