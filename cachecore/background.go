@@ -39,14 +39,10 @@ func (b *BackgroundSlots) read() ([]int64, uint32, bool, error) {
 
 func (b *BackgroundSlots) write(slots []int64, cas uint32, exists bool) error {
 	if !exists {
-		if b.anchor == 0 {
-			a, err := CreateCAS(b.store)
-			if err != nil {
-				return err
-			}
-			b.anchor = a
+		var err error
+		if cas, err = createCASOnce(b.store, &b.anchor); err != nil {
+			return err
 		}
-		cas = b.anchor
 	}
 	buf := make([]byte, 0, 8*len(slots))
 	for _, d := range slots {

@@ -473,14 +473,10 @@ func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream u
 // create-only if the key was missing.
 func (t *LeaseTable) writeSlot(key string, out []byte, cas uint32, exists bool) error {
 	if !exists {
-		if t.anchor == 0 {
-			a, err := CreateCAS(t.store)
-			if err != nil {
-				return err
-			}
-			t.anchor = a
+		var err error
+		if cas, err = createCASOnce(t.store, &t.anchor); err != nil {
+			return err
 		}
-		cas = t.anchor
 	}
 	err := t.store.Set(key, out, cas)
 	t.writeBuf = out[:0]

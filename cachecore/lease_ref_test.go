@@ -90,22 +90,7 @@ func findFP(ways []Lease, fp uint64) int {
 // refWrite stores the slot's leases with the CAS read, or create-only if the
 // key was missing. Dead leases (free, expired) are dropped on the way.
 func (t *LeaseTable) refWrite(key string, ways []Lease, now int64, cas uint32, exists bool) error {
-	if !exists {
-		if t.anchor == 0 {
-			a, err := CreateCAS(t.store)
-			if err != nil {
-				return err
-			}
-			t.anchor = a
-		}
-		cas = t.anchor
-	}
-	t.writeBuf = appendSlot(t.writeBuf[:0], liveOnly(ways, now))
-	err := t.store.Set(key, t.writeBuf, cas)
-	if cap(t.writeBuf) > maxKeptLeaseSlot {
-		t.writeBuf = nil
-	}
-	return err
+	return t.writeSlot(key, appendSlot(t.writeBuf[:0], liveOnly(ways, now)), cas, exists)
 }
 
 func liveOnly(ways []Lease, now int64) []Lease {

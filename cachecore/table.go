@@ -107,15 +107,19 @@ func CreateCAS(s Store) (uint32, error) {
 	return cas, nil
 }
 
-func (t *Table) createCAS() (uint32, error) {
-	if t.anchor == 0 {
-		c, err := CreateCAS(t.store)
+func (t *Table) createCAS() (uint32, error) { return createCASOnce(t.store, &t.anchor) }
+
+// createCASOnce is CreateCAS, read once and kept in *anchor by a caller
+// that sets create-only again and again.
+func createCASOnce(s Store, anchor *uint32) (uint32, error) {
+	if *anchor == 0 {
+		c, err := CreateCAS(s)
 		if err != nil {
 			return 0, err
 		}
-		t.anchor = c
+		*anchor = c
 	}
-	return t.anchor, nil
+	return *anchor, nil
 }
 
 func (t *Table) bucketOf(fp uint64) uint64 { return (fp >> 16) % t.buckets }

@@ -98,15 +98,12 @@ func (s *missServedStream) OnHttpRequestHeaders(_ int, endOfStream bool) types.A
 }
 
 func (s *missServedStream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
-	if !endOfStream {
-		return types.ActionPause
-	}
-	b, err := readBody(bodySize)
-	if err != nil {
-		return types.ActionContinue
+	b, act, ok := heldBody(bodySize, endOfStream)
+	if !ok {
+		return act
 	}
 	var c []byte
-	ok := s.served.ok
+	ok = s.served.ok
 	if ok {
 		c, ok = keyedBody(b)
 	}

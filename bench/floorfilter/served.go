@@ -94,17 +94,24 @@ func (s *servedStream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Actio
 	return types.ActionContinue
 }
 
-func (s *servedStream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+// heldBody is the request body once it is complete (readBody); until then,
+// or if it cannot be read, ok is false and act is what the callback returns.
+func heldBody(bodySize int, endOfStream bool) (b []byte, act types.Action, ok bool) {
 	if !endOfStream {
-		return types.ActionPause
+		return nil, types.ActionPause, false
 	}
 	b, err := readBody(bodySize)
-	if err != nil {
-		return types.ActionContinue
+	return b, types.ActionContinue, err == nil
+}
+
+func (s *servedStream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	b, act, ok := heldBody(bodySize, endOfStream)
+	if !ok {
+		return act
 	}
 	var hs [][2]string
 	var a []byte
-	ok := s.served.ok
+	ok = s.served.ok
 	if ok {
 		hs, a, ok = servedHit(&s.served, b)
 	}
