@@ -338,7 +338,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		waiters := waitersOf(raw[at[own]+leaseRecordBytes : at[own+1]]) // copied: the read's memory is reused
 		// The lease's place in the slot: the mark, or nothing.
 		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, -1, now)
-		if hitForMissUntil > now { // a mark written dead is dropped
+		if hitForMissUntil > 0 && hitForMissUntil > now { // 0: no mark; a mark written dead is dropped
 			out = appendLease(out, fp, LeaseHitForMiss, 0, 0, hitForMissUntil, le.Uint64(r[29:37]), nil)
 		}
 		out = copyLive(out, raw, &at, own+1, n, -1, -1, now)

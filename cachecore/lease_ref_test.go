@@ -291,79 +291,83 @@ func (t *LeaseTable) refPeek(fp uint64) (Lease, error) {
 // which work on a slot's bytes, to the reference that decodes the slot
 // into leases (refAcquire, refRelease, refPeek): over random slots — free,
 // held, marked and expired leases of a few keys, tenants, owners and
-// waiters, and malformed records, the slot read ahead or not — both give
-// the same role, unchanged and waiters, leave the same bytes in the store,
-// and Peek the same lease.
+// waiters (up to maxWaiters), full slots, malformed records, the slot read
+// ahead or not, a clock before 1970, a lead and its release on one table —
+// both give the same role, unchanged and waiters, leave the same bytes in
+// the store, and Peek the same lease.
 func TestLeaseBytesAgreeWithDecodedLeases(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 3))
-	const now = 1000
 	pick := func(vs ...uint64) uint64 { return vs[rng.IntN(len(vs))] }
+	var now int64
 	randomSlot := func() []byte {
 		switch rng.IntN(20) {
 		case 0:
 			return nil // no slot yet
 		case 1:
-			b := encodeSlot([]Lease{{FP: 1, State: LeaseHeld, Deadline: now + 5}})
-			return b[:rng.IntN(len(b))] // truncated
+			b := encodeSlot([]Lease{{FP: 1, State: LeaseHeld, Deadline: now + 5, Waiters: []uint64{20, 21}}})
+			return b[:rng.IntN(len(b))] // truncated, in a lease or in its waiters
 		case 2:
 			return []byte("ML\x01\x00") // another layout
 		}
 		ways := make([]Lease, rng.IntN(LeaseWays+1))
+		if rng.IntN(3) == 0 {
+			ways = make([]Lease, LeaseWays) // full slots, for the displacement rules
+		}
 		for i := range ways {
 			l := &ways[i]
 			l.FP = pick(1, 2, 3, 4, 5)
 			l.State = LeaseState(rng.IntN(3))
 			l.Owner = pick(10, 11)
 			l.Stream = uint32(pick(1, 2))
-			l.Deadline = int64(now - 2 + rng.IntN(6))
+			l.Deadline = now - 2 + int64(rng.IntN(6))
 			l.Tenant = pick(0, 7, 8)
 			for j := rng.IntN(4); j > 0; j-- {
 				l.Waiters = append(l.Waiters, pick(20, 21, 22, 10))
+			}
+			if rng.IntN(8) == 0 { // at or near maxWaiters, the joiner not among them
+				l.Waiters = l.Waiters[:0]
+				for w := maxWaiters - rng.IntN(3); w > 0; w-- {
+					l.Waiters = append(l.Waiters, uint64(100+w))
+				}
 			}
 		}
 		return encodeSlot(ways)
 	}
 	for n := 0; n < 20000; n++ {
+		now = 1000
+		if rng.IntN(10) == 0 {
+			now = -3 // a clock before 1970: marks until 0 are no marks
+		}
 		slot := randomSlot()
 		fp, tenant, vm, stream := pick(1, 2, 3, 6), pick(0, 7, 8), pick(10, 11, 20), uint32(pick(1, 2))
-		deadline := int64(now + rng.IntN(3)) // now itself: a lease written dead
-		join, mark := rng.IntN(2) == 0, int64(pick(0, now, now+30))
+		deadline := now + int64(rng.IntN(3)) // now itself: a lease written dead
+		join := rng.IntN(2) == 0
+		mark := []int64{0, now, now + 30}[rng.IntN(3)]
 		ahead := pick(0, fp, 9) // the slot read ahead, for fp or another key (0: none)
-		var got, want [3]string
-		for k, op := range []func(*LeaseTable) string{
-			func(lt *LeaseTable) string {
-				if ahead != 0 {
-					lt.ReadAhead(ahead)
-				}
-				r, u, err := lt.acquire(fp, tenant, vm, stream, now, deadline, join)
-				return fmt.Sprint(r, u, err)
-			},
-			func(lt *LeaseTable) string {
-				ws, err := lt.Release(fp, vm, stream, now, mark)
-				return fmt.Sprint(ws, err)
-			},
-			func(lt *LeaseTable) string {
-				l, err := lt.Peek(fp)
-				return fmt.Sprintf("%+v %v", l, err)
-			},
-		} {
-			ref := []func(*LeaseTable) string{
-				func(lt *LeaseTable) string {
-					if ahead != 0 {
-						lt.ReadAhead(ahead)
-					}
-					r, u, err := lt.refAcquire(fp, tenant, vm, stream, now, deadline, join)
-					return fmt.Sprint(r, u, err)
-				},
-				func(lt *LeaseTable) string {
-					ws, err := lt.refRelease(fp, vm, stream, now, mark)
-					return fmt.Sprint(ws, err)
-				},
-				func(lt *LeaseTable) string {
-					l, err := lt.refPeek(fp)
-					return fmt.Sprintf("%+v %v", l, err)
-				},
-			}[k]
+		acquire := func(lt *LeaseTable, f func(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (Role, bool, error)) string {
+			if ahead != 0 {
+				lt.ReadAhead(ahead)
+			}
+			r, u, err := f(fp, tenant, vm, stream, now, deadline, join)
+			return fmt.Sprint(r, u, err)
+		}
+		release := func(f func(fp, vm uint64, stream uint32, now, hitForMissUntil int64) ([]uint64, error)) string {
+			ws, err := f(fp, vm, stream, now, mark)
+			return fmt.Sprint(ws, err)
+		}
+		peek := func(f func(fp uint64) (Lease, error)) string {
+			l, err := f(fp)
+			return fmt.Sprintf("%+v %v", l, err)
+		}
+		ops := []struct{ got, want func(*LeaseTable) string }{
+			{func(lt *LeaseTable) string { return acquire(lt, lt.acquire) }, func(lt *LeaseTable) string { return acquire(lt, lt.refAcquire) }},
+			{func(lt *LeaseTable) string { return release(lt.Release) }, func(lt *LeaseTable) string { return release(lt.refRelease) }},
+			{func(lt *LeaseTable) string { return peek(lt.Peek) }, func(lt *LeaseTable) string { return peek(lt.refPeek) }},
+			// A lead and its release on one table: its buffers reused.
+			{func(lt *LeaseTable) string { return acquire(lt, lt.acquire) + "; " + release(lt.Release) },
+				func(lt *LeaseTable) string { return acquire(lt, lt.refAcquire) + "; " + release(lt.refRelease) }},
+		}
+		for k, op := range ops {
 			run := func(f func(*LeaseTable) string) string {
 				store := NewMemStore()
 				lt := NewLeaseTable(store, 1)
@@ -376,11 +380,10 @@ func TestLeaseBytesAgreeWithDecodedLeases(t *testing.T) {
 				b, _, err := store.Get(lt.key(fp))
 				return fmt.Sprintf("%s; slot %x %v", res, b, err)
 			}
-			got[k], want[k] = run(op), run(ref)
-		}
-		if got != want {
-			t.Fatalf("slot %x, fp %d tenant %d vm %d stream %d deadline %d join %v mark %d:\n got %q\nwant %q",
-				slot, fp, tenant, vm, stream, deadline-now, join, mark-now, got, want)
+			if got, want := run(op.got), run(op.want); got != want {
+				t.Fatalf("op %d on slot %x, now %d, fp %d tenant %d vm %d stream %d deadline %+d join %v mark %d ahead %d:\n got %q\nwant %q",
+					k, slot, now, fp, tenant, vm, stream, deadline-now, join, mark, ahead, got, want)
+			}
 		}
 	}
 }

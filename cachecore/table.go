@@ -110,8 +110,10 @@ func CreateCAS(s Store) (uint32, error) {
 func (t *Table) createCAS() (uint32, error) { return createCASOnce(t.store, &t.anchor) }
 
 // createCASOnce is CreateCAS, read once and kept in *anchor by a caller
-// that sets create-only again and again.
-func createCASOnce(s Store, anchor *uint32) (uint32, error) {
+// that sets create-only again and again. It is generic so that a store
+// held as a struct (storeReader) becomes an interface, which allocates,
+// only on the first call, not on every call.
+func createCASOnce[S Store](s S, anchor *uint32) (uint32, error) {
 	if *anchor == 0 {
 		c, err := CreateCAS(s)
 		if err != nil {
