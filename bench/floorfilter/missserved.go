@@ -30,7 +30,9 @@ import (
 //     for missHitForMiss, so that the key's next requests skip coalescing.
 //
 // The slot is modelcache's layout ("ML" 2 n, then per lease fp state owner
-// stream deadline tenant nwaiters waiters…), read and written as bytes. It
+// stream deadline tenant nwaiters waiters…), read and written as bytes by
+// code of its own, not cachecore's LeaseTable: the floor measures what
+// flat code doing that work costs, which modelcache's is compared to. It
 // tries each compare-and-swap once (a lost one counts as a collision), and
 // wakes nobody: with a new key each, no request ever follows. It is a lower
 // bound for that work, not for the product's other features.
