@@ -40,6 +40,8 @@ const (
 type embedState struct {
 	slots []uint64
 	lease uint64 // embed-calls: the batch's lease slot
+	// embed-cached: a batch gone upstream, its inputs (for their stores)
+	items [][]byte
 }
 
 // embedIndex stands for a bucket index as modelcache writes it (a header
@@ -117,5 +119,111 @@ func embedResponseBody(s *stream, bodySize int, endOfStream bool) types.Action {
 		_, cas, _ := getShared("fl:l:", s.embed.lease)
 		_ = proxywasm.SetSharedData(keyString(), nil, cas)
 	}
+	return types.ActionContinue
+}
+
+// Mode "embed-cached" is S9's floor for a batch whose every item is
+// cached: the least a Go filter that answers such a batch from shared
+// data does, with modelcache's calls for it (HC row "embeddings, 32 items,
+// all cached": the model record and one read per item, one local
+// answer). Per item it reads one value, compares the input stored in it
+// with the request's (a cache must never answer one input with another's
+// vector) and appends the vector to the answer, which is built in a reused
+// buffer and sent by the proxy. No lease, no index, no freshness, no
+// merge of fresh and cached items. A batch with any item not stored goes
+// upstream, and its answer stores every item (the warm-up does that).
+
+// cachedAnswer is the reused buffer of embed-cached's answers.
+var cachedAnswer []byte
+
+// cachedHeaders are embed-cached's answer headers (made once).
+var cachedHeaders = [][2]string{{"content-type", "application/json"}, {"cache-status", "floor; hit"}}
+
+// embedCachedRequestBody answers the batch when every item is stored; else
+// it keeps the items for the answer's stores and lets the batch go.
+func embedCachedRequestBody(s *stream, bodySize int, endOfStream bool) types.Action {
+	if !endOfStream {
+		return types.ActionPause
+	}
+	b, err := readBody(bodySize)
+	if err != nil || !gjson.ValidBytes(b) {
+		return types.ActionContinue
+	}
+	req := unsafe.String(unsafe.SliceData(b), len(b))
+	_, _, _ = getShared("fl:m:", 0) // the model record
+	a := append(cachedAnswer[:0], `{"object":"list","data":[`...)
+	n, all := 0, true
+	gjson.Get(req, "input").ForEach(func(_, item gjson.Result) bool {
+		raw := unsafe.Slice(unsafe.StringData(item.Raw), len(item.Raw))
+		v, _, err := getShared("fl:c:", fnv64(raw))
+		if err != nil || len(v) < 4 {
+			all = false
+			return false
+		}
+		stored := v[4:]
+		l := int(uint32(v[0]) | uint32(v[1])<<8 | uint32(v[2])<<16 | uint32(v[3])<<24)
+		if l > len(stored) || string(stored[:l]) != item.Raw {
+			all = false // another input under this hash
+			return false
+		}
+		if n > 0 {
+			a = append(a, ',')
+		}
+		a = append(a, `{"object":"embedding","index":`...)
+		a = strconv.AppendInt(a, int64(n), 10)
+		a = append(a, `,"embedding":`...)
+		a = append(a, stored[l:]...)
+		a = append(a, '}')
+		n++
+		return true
+	})
+	cachedAnswer = a
+	if !all || n == 0 {
+		// Not every item is stored: upstream, keeping the items (their
+		// stores follow the answer; only the warm-up comes here).
+		s.embed.items = s.embed.items[:0]
+		gjson.Get(req, "input").ForEach(func(_, item gjson.Result) bool {
+			s.embed.items = append(s.embed.items, []byte(item.Raw))
+			return true
+		})
+		return types.ActionContinue
+	}
+	a = append(a, `],"model":`...)
+	a = append(a, gjson.Get(req, "model").Raw...)
+	a = append(a, `,"usage":{"prompt_tokens":0,"total_tokens":0}}`...)
+	cachedAnswer = a
+	ctrs[0].Increment(1)
+	ctrs[1].Increment(1)
+	_ = proxywasm.SendHttpResponse(200, cachedHeaders, a, -1)
+	return types.ActionPause
+}
+
+// embedCachedResponseBody stores each item of an answer from upstream: its
+// input, then its vector.
+func embedCachedResponseBody(s *stream, bodySize int, endOfStream bool) types.Action {
+	if len(s.embed.items) == 0 {
+		return types.ActionContinue
+	}
+	if !endOfStream {
+		return types.ActionPause // until the answer is complete
+	}
+	answer, err := proxywasm.GetHttpResponseBody(0, bodySize)
+	if err != nil || !gjson.ValidBytes(answer) {
+		return types.ActionContinue
+	}
+	gjson.Get(unsafe.String(unsafe.SliceData(answer), len(answer)), "data").ForEach(func(_, d gjson.Result) bool {
+		i := int(d.Get("index").Int())
+		if i < 0 || i >= len(s.embed.items) {
+			return true
+		}
+		in, v := s.embed.items[i], d.Get("embedding").Raw
+		val := make([]byte, 4, 4+len(in)+len(v))
+		val[0], val[1], val[2], val[3] = byte(len(in)), byte(len(in)>>8), byte(len(in)>>16), byte(len(in)>>24)
+		val = append(append(val, in...), v...)
+		key = strconv.AppendUint(append(key[:0], "fl:c:"...), fnv64(in), 16)
+		_ = proxywasm.SetSharedData(keyString(), val, 0)
+		return true
+	})
+	s.embed.items = nil
 	return types.ActionContinue
 }

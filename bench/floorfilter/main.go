@@ -70,6 +70,8 @@
 //   - embed: S9's floor per embedding item (embed.go).
 //   - embed-calls: "embed" plus modelcache's own shared-data calls per new
 //     item (embed.go).
+//   - embed-cached: S9's floor for a batch whose every item is cached,
+//     answered from shared data with modelcache's calls for it (embed.go).
 package main
 
 import (
@@ -187,7 +189,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
 		}
-	case "hit", "embed", "embed-calls":
+	case "hit", "embed", "embed-calls", "embed-cached":
 		_, _ = proxywasm.GetHttpRequestHeaders()
 		if !endOfStream {
 			return types.ActionPause // until the body is complete
@@ -221,6 +223,8 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 	switch mode {
 	case "embed", "embed-calls":
 		return embedRequestBody(s, bodySize, endOfStream)
+	case "embed-cached":
+		return embedCachedRequestBody(s, bodySize, endOfStream)
 	case "hit":
 		if !endOfStream {
 			return types.ActionPause
@@ -287,7 +291,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 
 func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 	switch mode {
-	case "embed", "embed-calls":
+	case "embed", "embed-calls", "embed-cached":
 		_, _ = proxywasm.GetHttpResponseHeaders()
 	case "bypass":
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", "modelcache; fwd=bypass")
@@ -355,6 +359,9 @@ func putU64(b []byte, v uint64) {
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
 	if mode == "embed" || mode == "embed-calls" {
 		return embedResponseBody(s, bodySize, endOfStream)
+	}
+	if mode == "embed-cached" {
+		return embedCachedResponseBody(s, bodySize, endOfStream)
 	}
 	return types.ActionContinue
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +225,119 @@ func floorSlot(v []byte) ([]floorLease, bool) {
 		p = p[38+8*int(p[37]):]
 	}
 	return out, len(p) == 0
+}
+
+// The cached-batch embeddings floor claims the work of answering a batch
+// whose every item is cached: each item's own vector, in the request's
+// order, read with modelcache's calls for it (the model record and one
+// read per item, one local answer), and never another input's vector
+// under the same hash. A batch with an item not stored goes upstream.
+func TestCachedEmbeddingsFloorAnswersEachItemWithItsOwnVector(t *testing.T) {
+	upstream := 0
+	h, _ := floorHost(t, "embed-cached", func(u *wasmhost.UpstreamRequest) {
+		upstream++
+		answer, _, err := embeddingAnswer(u.Body)
+		if err != nil {
+			t.Errorf("upstream: %v", err)
+		}
+		// In chunks, as Envoy passes an answer of this size on.
+		third := len(answer) / 3
+		u.RespondChunks(200, [][2]string{{"content-type", "application/json"}}, [][]byte{answer[:third], answer[third : 2*third], answer[2*third:]})
+	})
+	const path = "/embed/v1/embeddings"
+	stored := embeddingRequest(embBatch, embBatch)
+	send := func(what string, body []byte) (hit bool) {
+		t.Helper()
+		before := upstream
+		req := hcRequest(path, "")
+		req = withHeader(wasmhost.Request{Headers: req.Headers, Body: body}, "content-length", fmt.Sprint(len(body)))
+		resp, err := h.Exchange(0, req)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		hit = cacheStatusOf(resp) == "floor; hit"
+		if hit == (upstream > before) {
+			t.Fatalf("%s: Cache-Status %q, yet %d upstream calls", what, cacheStatusOf(resp), upstream-before)
+		}
+		want, _, _ := embeddingAnswer(body)
+		if got, exp := embeddingVectors(t, resp.Body), embeddingVectors(t, want); got != exp {
+			t.Fatalf("%s: the answer's vectors are not the items' own:\n got %.200s\nwant %.200s", what, got, exp)
+		}
+		return hit
+	}
+	if send("first batch", stored) {
+		t.Fatal("a batch was answered before its items were stored")
+	}
+	gets, locals := h.HostCallCount("env.proxy_get_shared_data"), h.HostCallCount("env.proxy_send_local_response")
+	if !send("the batch again", stored) {
+		t.Fatal("a batch of stored items was not answered from them")
+	}
+	if g, l := h.HostCallCount("env.proxy_get_shared_data")-gets, h.HostCallCount("env.proxy_send_local_response")-locals; g != embBatch+1 || l != 1 {
+		t.Errorf("a cached batch of %d made %d shared-data reads and %d local answers, want %d and 1", embBatch, g, l, embBatch+1)
+	}
+	var req struct {
+		Model string   `json:"model"`
+		Input []string `json:"input"`
+	}
+	if err := json.Unmarshal(stored, &req); err != nil {
+		t.Fatal(err)
+	}
+	items := req.Input
+	slices.Reverse(items)
+	reversed, _ := json.Marshal(req)
+	if !send("the stored items in reverse order", reversed) {
+		t.Error("the stored items in another order went upstream")
+	}
+	if send("a batch with one new item", []byte(strings.Replace(string(stored), "chunk 07", "chunk 07b", 1))) {
+		t.Error("a batch with an item not stored was answered locally")
+	}
+	// Another input's value under the first item's hash: the floor must
+	// see that the stored input is not the request's.
+	first := []byte(`"` + items[len(items)-1] + `"`)
+	k := fmt.Sprintf("fl:c:%x", fnv64Test(first))
+	v, cas, ok := h.SharedData(k)
+	if !ok || len(v) < 4 {
+		t.Fatalf("no value stored under %s", k)
+	}
+	other := []byte(`"another input"`)
+	forged := binary.LittleEndian.AppendUint32(nil, uint32(len(other)))
+	forged = append(append(forged, other...), v[4+binary.LittleEndian.Uint32(v):]...)
+	if st := h.SetSharedData(k, forged, cas); st != wasmhost.StatusOK {
+		t.Fatalf("forging %s: %v", k, st)
+	}
+	if send("the stored batch, its first item's value another input's", stored) {
+		t.Error("an item was answered with the vector stored for another input")
+	}
+}
+
+// embeddingVectors is an embeddings answer's vectors by index, as text.
+func embeddingVectors(t *testing.T, body []byte) string {
+	t.Helper()
+	var a struct {
+		Data []struct {
+			Index     int             `json:"index"`
+			Embedding json.RawMessage `json:"embedding"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("answer %.100q: %v", body, err)
+	}
+	var b strings.Builder
+	for i, d := range a.Data {
+		if d.Index != i {
+			t.Fatalf("answer item %d has index %d", i, d.Index)
+		}
+		fmt.Fprintf(&b, "%d:%s;", i, d.Embedding)
+	}
+	return b.String()
+}
+
+// fnv64Test is the floor's FNV-1a 64 of an item's JSON text.
+func fnv64Test(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
