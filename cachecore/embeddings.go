@@ -62,14 +62,25 @@ type embBatch struct {
 	// Per-request arenas, so that the per-item work allocates nothing per
 	// item. They are append-only: a slice handed out stays valid (and
 	// unchanged) when a later append moves the arena.
-	text     []byte     // items as written and their canonical forms
-	keys     []byte     // every distinct item's key (itemKeys)
-	keyState ModelState // the state the keys were built for
-	keyed    bool       // keys holds keys for keyState
-	vecs     []byte     // cached and fresh vectors
-	entries  []Entry    // cached items (their Body in vecs)
-	scratch  Entry      // the entry being read (aliases the table's buffer)
-	views    indexViews // the bucket indexes read, for the stores
+	text     []byte      // items as written and their canonical forms
+	prefix   []byte      // what every item's key starts with (itemKeys)
+	keys     []byte      // every distinct item's key (itemKeys)
+	keyState ModelState  // the state the keys were built for
+	keyed    bool        // keys holds keys for keyState
+	vecs     []byte      // cached vectors and the first hit's header text
+	entries  []Entry     // cached items (their Body in vecs)
+	hdrs     [][2]string // the first hit's headers (their text in vecs)
+	out      []byte      // the answer built for the client (embeddingBody)
+	// An earlier batch's vecs, entries and answer, emptied: the first
+	// lookup and the first answer of this one take them (earlier slices
+	// of this batch stay valid, so a second pass makes new ones).
+	spareVecs    []byte
+	spareEntries []Entry
+	spareHeaders [][2]string
+	spareOut     []byte
+	ignore       []string   // the params' selection: the route's ignore_fields and "input"
+	scratch      Entry      // the entry being read (aliases the table's buffer)
+	views        indexViews // the bucket indexes read, for the stores
 	// lookedAhead: the first look read the lease slot ahead of its index
 	// reads, and every item it missed was a clean miss after that read;
 	// leadUnchanged: the request then won its lease with that read (Join,
@@ -107,6 +118,8 @@ func (c *Cache) newBatch() *embBatch {
 	clear(b.seen)
 	*b = embBatch{items: b.items[:0], distinct: b.distinct[:0], params: b.params[:0], text: b.text[:0], keys: b.keys[:0],
 		sent: b.sent[:0], fresh: b.fresh[:0], seen: b.seen, src: b.src[:0], ins: b.ins[:0],
+		prefix: b.prefix[:0], ignore: b.ignore[:0], spareVecs: b.spareVecs[:0], spareEntries: b.spareEntries[:0],
+		spareHeaders: b.spareHeaders[:0], spareOut: b.spareOut[:0],
 		scratch: Entry{Headers: b.scratch.Headers[:0]},
 		views:   indexViews{at: b.views.at, views: b.views.views[:0], slab: b.views.slab[:0]}}
 	clear(b.views.at)
@@ -126,9 +139,39 @@ func reuse[T any](s []T, n int) []T {
 func (c *Cache) keepBatch(b *embBatch) {
 	size := cap(b.items)*int(unsafe.Sizeof(embItem{})) + cap(b.text) + cap(b.keys) + cap(b.params) + cap(b.src) +
 		cap(b.views.slab)*int(unsafe.Sizeof(slot{})) + cap(b.views.views)*int(unsafe.Sizeof(indexView{})) +
-		cap(b.ins)*int(unsafe.Sizeof(batchInsert{})) + 16*len(b.seen) + 16*len(b.views.at) + 8*(cap(b.distinct)+cap(b.sent)) + 24*cap(b.fresh)
+		cap(b.ins)*int(unsafe.Sizeof(batchInsert{})) + 16*len(b.seen) + 16*len(b.views.at) + 8*(cap(b.distinct)+cap(b.sent)) + 24*cap(b.fresh) +
+		cap(b.prefix) + 16*cap(b.ignore)
 	if size > maxSpareBatch {
 		return
+	}
+	// The arenas a fully cached batch's answer is built in (the cached
+	// vectors, their entries, the first hit's headers, the answer): this
+	// batch's or the spare ones it did not take, each kept while the
+	// bound allows.
+	keep := func(n int) bool {
+		if size+n > maxSpareBatch {
+			return false
+		}
+		size += n
+		return true
+	}
+	vecs := larger(b.vecs, b.spareVecs)
+	if !keep(cap(vecs)) {
+		vecs = nil
+	}
+	entries := larger(b.entries, b.spareEntries)
+	clear(entries[:cap(entries)]) // what they point to is let go
+	if !keep(cap(entries) * int(unsafe.Sizeof(Entry{}))) {
+		entries = nil
+	}
+	headers := larger(b.hdrs, b.spareHeaders)
+	clear(headers[:cap(headers)])
+	if !keep(32 * cap(headers)) {
+		headers = nil
+	}
+	out := larger(b.out, b.spareOut)
+	if !keep(cap(out)) {
+		out = nil
 	}
 	// The arenas only: what their elements point to (cached vectors,
 	// slices of the answer, older slabs, the table's buffer) is let go.
@@ -139,8 +182,17 @@ func (c *Cache) keepBatch(b *embBatch) {
 	clear(b.views.views)
 	clear(b.ins[:cap(b.ins)])
 	clear(b.scratch.Headers[:cap(b.scratch.Headers)])
-	b.answerAt, b.entries, b.vecs = nil, nil, nil
+	b.answerAt, b.entries, b.vecs, b.hdrs, b.out = nil, nil, nil, nil, nil
+	b.spareVecs, b.spareEntries, b.spareHeaders, b.spareOut = vecs[:0], entries[:0], headers[:0], out[:0]
 	c.spareBatch = b
+}
+
+// larger is whichever of a and b has the larger capacity.
+func larger[T any](a, b []T) []T {
+	if cap(b) > cap(a) {
+		return b
+	}
+	return a
 }
 
 type embItem struct {
@@ -167,16 +219,21 @@ func (r *Request) ItemCounts() (cached, total int) {
 
 // parseEmbeddings splits req's body into items.
 func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
-	input := gjson.GetBytes(body, "input")
+	// The body is read in place (gjson's GetBytes would copy each value
+	// read): what the batch keeps of it is copied into its arenas.
+	js := bytesString(body)
+	input := gjson.Get(js, "input")
 	b := c.newBatch()
-	b.encoding, b.inputAt, b.inputLen = gjson.GetBytes(body, "encoding_format").String(), input.Index, len(input.Raw)
-	if b.encoding == "" {
+	b.inputAt, b.inputLen = input.Index, len(input.Raw)
+	switch gjson.Get(js, "encoding_format").String() {
+	case "", "float":
 		b.encoding = "float"
-	}
-	if b.encoding != "float" && b.encoding != "base64" {
+	case "base64":
+		b.encoding = "base64"
+	default:
 		return ReasonEmbeddingInput
 	}
-	if d := gjson.GetBytes(body, "dimensions"); d.Exists() {
+	if d := gjson.Get(js, "dimensions"); d.Exists() {
 		if !isInteger(d) || d.Num < 1 || d.Num > 1<<16 {
 			return ReasonEmbeddingInput
 		}
@@ -255,7 +312,8 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The whole body is known to canonicalise (SetBody did), so the
 	// input, left out anyway, is replaced by null rather than
 	// canonicalised once more.
-	sel := Selection{Ignore: append(append([]string(nil), req.Route.IgnoreFields...), "input")}
+	b.ignore = append(append(b.ignore[:0], req.Route.IgnoreFields...), "input")
+	sel := Selection{Ignore: b.ignore}
 	src := append(append(append(b.src[:0], body[:input.Index]...), "null"...), body[input.Index+len(input.Raw):]...)
 	b.src = src
 	params, err := c.canon.Append(b.params[:0], src, &sel)
@@ -330,7 +388,7 @@ func (c *Cache) itemKeys(req *Request) {
 		return
 	}
 	if !b.keyed {
-		prefix := req.appendNamespace(nil, 'E')
+		prefix := req.appendNamespace(b.prefix[:0], 'E')
 		prefix = binary.LittleEndian.AppendUint32(prefix, uint32(len(b.params))) // appendLV, without a string copy
 		prefix = append(prefix, b.params...)
 		size := 0
@@ -347,7 +405,7 @@ func (c *Cache) itemKeys(req *Request) {
 			k = req.appendState(k)
 			it.key = k[at:len(k):len(k)]
 		}
-		b.keys = k
+		b.keys, b.prefix = k, prefix
 	} else {
 		for _, i := range b.distinct {
 			it := &b.items[i]
@@ -410,8 +468,11 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			ahead, b.views.ahead = false, nil
 		}
 		if b.entries == nil {
-			b.entries = make([]Entry, len(b.distinct))
-			b.vecs = make([]byte, 0, (len(e.Body)+len(e.Body)/4)*len(b.distinct)) // vectors differ a little in length
+			// Vectors differ a little in length; the first hit's header
+			// text goes there too.
+			b.vecs = reuse(b.spareVecs, (len(e.Body)+len(e.Body)/4)*len(b.distinct)+256)
+			b.entries = reuse(b.spareEntries, len(b.distinct))[:len(b.distinct)]
+			b.spareVecs, b.spareEntries = nil, nil
 		}
 		at := len(b.vecs)
 		b.vecs = append(b.vecs, e.Body...)
@@ -420,17 +481,19 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		*k = Entry{StoredAt: e.StoredAt, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, ComputeMs: e.ComputeMs,
 			Status: e.Status, Flags: e.Flags, Body: b.vecs[at:len(b.vecs):len(b.vecs)]}
 		if kept == 1 {
-			k.Headers = make([][2]string, len(e.Headers))
-			for h, kv := range e.Headers {
-				k.Headers[h] = [2]string{strings.Clone(kv[0]), strings.Clone(kv[1])}
+			b.hdrs = reuse(b.spareHeaders, len(e.Headers))
+			b.spareHeaders = nil
+			for _, kv := range e.Headers {
+				b.hdrs = append(b.hdrs, [2]string{b.keepString(kv[0]), b.keepString(kv[1])})
 			}
+			k.Headers = b.hdrs
 		}
 		it.entry = k
 		b.minFresh = min(b.minFresh, e.FreshUntil)
 		b.oldest = min(b.oldest, e.StoredAt)
 		if b.model == "" {
 			if m, _ := header(e.Headers, embeddingModelHeader); m != "" {
-				b.model = strings.Clone(m)
+				b.model = b.keepString(m)
 			}
 		}
 	}
@@ -467,6 +530,14 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		return Serve
 	}
 	return Forward
+}
+
+// keepString copies s into the vecs arena, which lives as long as the
+// batch: the table's buffer s was read from is read into again.
+func (b *embBatch) keepString(s string) string {
+	at := len(b.vecs)
+	b.vecs = append(b.vecs, s...)
+	return bytesString(b.vecs[at:len(b.vecs):len(b.vecs)])
 }
 
 // maxViewHint bounds what a batch's first index view allocates for the
@@ -893,7 +964,11 @@ func (c *Cache) embeddingBody(b *embBatch, model, usage string) []byte {
 	for i := range b.items {
 		size += 48 + len(b.vector(i))
 	}
-	out := make([]byte, 0, size)
+	// The batch's own arena, an earlier batch's when there is one: the
+	// host copies the answer at once, and the batch is reused only when
+	// nothing reads it.
+	out := reuse(b.spareOut, size)
+	b.spareOut = nil
 	out = append(out, `{"object":"list","data":[`...)
 	for i := range b.items {
 		if i > 0 {
@@ -912,7 +987,9 @@ func (c *Cache) embeddingBody(b *embBatch, model, usage string) []byte {
 		usage = `{"prompt_tokens":0,"total_tokens":0}`
 	}
 	out = append(out, usage...)
-	return append(out, '}')
+	out = append(out, '}')
+	b.out = out
+	return out
 }
 
 // vector is item i's embedding: fresh from the upstream or from the cache.
@@ -931,7 +1008,9 @@ func (b *embBatch) vector(i int) []byte {
 func (c *Cache) embeddingHit(req *Request) (int, [][2]string, []byte) {
 	b := req.batch
 	now := c.nowMs()
-	var hs [][2]string
+	// The headers and their text are the request's own buffers (reused
+	// with it, see recycle.go), as a hit's are: the host sends them at once.
+	hs := req.resp[:0]
 	if first := b.items[b.distinct[0]].entry; first != nil {
 		for _, h := range first.Headers {
 			if h[0] != embeddingModelHeader {
@@ -939,11 +1018,22 @@ func (c *Cache) embeddingHit(req *Request) (int, [][2]string, []byte) {
 			}
 		}
 	}
-	age := (now - b.oldest) / 1000
-	hs = append(hs, [2]string{"age", itoa(max(age, 0))})
-	hs = append(hs, [2]string{CachedItemsHeader, itoa(int64(len(b.items))) + "/" + itoa(int64(len(b.items)))})
+	buf := req.respBuf[:0]
+	if need := len(c.cfg.CacheName) + 96; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	buf = appendInt(buf, max((now-b.oldest)/1000, 0))
+	ageLen := len(buf)
+	buf = appendInt(buf, int64(len(b.items)))
+	buf = append(buf, '/')
+	buf = appendInt(buf, int64(len(b.items)))
+	itemsLen := len(buf)
 	cs := CacheStatus{Status: req.Status, TTL: floorDiv(b.minFresh-now, 1000), HasTTL: true}
-	hs = append(hs, [2]string{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))})
+	buf = cs.AppendHeader(buf, c.cfg.CacheName)
+	// The strings alias buf: it is not appended to after this.
+	hs = append(hs, [2]string{"age", bytesString(buf[:ageLen])}, [2]string{CachedItemsHeader, bytesString(buf[ageLen:itemsLen])},
+		[2]string{"cache-status", bytesString(buf[itemsLen:])})
+	req.resp, req.respBuf = hs, buf
 	return 200, hs, c.embeddingBody(b, b.model, "")
 }
 

@@ -132,6 +132,24 @@ func TestUncacheableMissesAllocateNothing(t *testing.T) {
 	})
 }
 
+// A batch of embeddings whose every item is cached is a hit, and in
+// steady state allocates nothing either: the keys, the items' vectors and
+// headers, the answer and its headers are built in the batch's and the
+// request's reused arenas.
+func TestCachedEmbeddingBatchesAllocateNothing(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	body := embReq(chunks(0, 64), "")
+	want := vectors(t, reference(t, body))
+	hs.post(0, "/v1/embeddings", body)
+	expectNoGarbage(t, hs, 200, "cached batches", func(int) {
+		res := hs.post(0, "/v1/embeddings", body)
+		expectCacheStatus(t, res, "hit")
+		if got := vectors(t, res.Body); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatal("a cached batch's vectors differ from the uncached reference")
+		}
+	})
+}
+
 // Embeddings requests are recycled too (the request, its batch's arenas
 // and the stream's buffers are reused): batches of two tenants,
 // each part cached and part new, interleaved on one worker, always get
