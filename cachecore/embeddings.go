@@ -182,7 +182,8 @@ func (c *Cache) keepBatch(b *embBatch) {
 	clear(b.views.views)
 	clear(b.ins[:cap(b.ins)])
 	clear(b.scratch.Headers[:cap(b.scratch.Headers)])
-	b.answerAt, b.entries, b.vecs, b.hdrs, b.out = nil, nil, nil, nil, nil
+	clear(b.ignore[:cap(b.ignore)])
+	b.answerAt, b.entries, b.vecs, b.hdrs, b.out, b.model = nil, nil, nil, nil, nil, ""
 	b.spareVecs, b.spareEntries, b.spareHeaders, b.spareOut = vecs[:0], entries[:0], headers[:0], out[:0]
 	c.spareBatch = b
 }
@@ -518,18 +519,23 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	// Without hits or duplicates the original request goes up unchanged.
 	b.fullFetch = b.hits == 0 && !dup
 	if !b.fullFetch && len(b.sent) > 0 && req.keepBody {
-		// The body cannot be rewritten to the missing items: the whole
-		// batch goes up and every item comes from the upstream.
-		b.fullFetch, b.hits, b.sent = true, 0, b.sent[:0]
-		for _, i := range b.distinct {
-			b.items[i].entry = nil
-			b.sent = append(b.sent, i)
-		}
+		// The body cannot be rewritten to the missing items.
+		b.fetchAll()
 	}
 	if len(b.sent) == 0 {
 		return Serve
 	}
 	return Forward
+}
+
+// fetchAll sends the whole batch upstream as the client wrote it: every
+// item then comes from the upstream.
+func (b *embBatch) fetchAll() {
+	b.fullFetch, b.hits, b.sent = true, 0, b.sent[:0]
+	for _, i := range b.distinct {
+		b.items[i].entry = nil
+		b.sent = append(b.sent, i)
+	}
 }
 
 // keepString copies s into the vecs arena, which lives as long as the

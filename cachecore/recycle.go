@@ -35,6 +35,10 @@ func (c *Cache) newRequest() *Request {
 // keeps nothing else alive (its batch, body, entry, headers' strings).
 func (req *Request) clear() {
 	canonical, key, headers, resp, respBuf := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0]
+	// The header lists' strings point into buffers that may not be kept
+	// (an embeddings batch's vectors, a read buffer over the bound).
+	clear(headers[:cap(headers)])
+	clear(resp[:cap(resp)])
 	// Zeroed in place, then given its buffers back (a literal with them
 	// would be built in a temporary and copied over).
 	*req = Request{}

@@ -31,3 +31,102 @@ func TestSpareRequestsHoldOnlyTheirBuffers(t *testing.T) {
 		t.Fatal("a spare request lost its canonical buffer")
 	}
 }
+
+// embStream runs one embeddings request through a Stream until its
+// request body is read, and returns the stream and its actions.
+func embStream(c *Cache, body string, id uint32) (*Stream, []Action) {
+	var hold HoldState
+	hs := append(append([][2]string{}, alice...), [2]string{"content-length", fmt.Sprint(len(body))})
+	s := &Stream{}
+	s.Begin(c, c.routeByName("emb"), "POST", "/v1/embeddings", hs, false, hold.Holdable(), 1, id)
+	_, acts := s.RequestBody(len(body), true, &fakeReader{reqBody: []byte(body)}, &hold)
+	return s, acts
+}
+
+// embStoreAndServe stores body's items (a miss answered by the upstream),
+// then sends body again: every item cached, the stream of the second
+// request and its actions are returned.
+func embStoreAndServe(t *testing.T, body string, items []string) (*Cache, *Stream, []Action) {
+	t.Helper()
+	clock := newFakeClock()
+	cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h"}]}`)
+	c := New(cfg, Options{Store: NewMemStore(), Now: clock.Now, Rand: seededRand(1)})
+	s, _ := embStream(c, body, 1)
+	ans := embAnswer(items)
+	rd := &fakeReader{respHeaders: [][2]string{{":status", "200"}, {"content-type", "application/json"}, {"content-length", fmt.Sprint(len(ans))}}, respBody: ans}
+	s.ResponseHeaders(false, rd)
+	s.ResponseBody(len(ans), true, rd)
+	s.Done(rd)
+	s.Recycle()
+	s, acts := embStream(c, body, 2)
+	for i := range acts {
+		if acts[i].Kind == ActServeEntry {
+			return c, s, acts
+		}
+	}
+	t.Fatalf("the stored batch was not served: %s", streamActs(acts))
+	return nil, nil, nil
+}
+
+// A recycled request's header lists keep no strings: a served batch's
+// headers point into its vectors' arena, which the spare batch may not
+// keep (a large batch), and a stale string past the list's length would
+// keep it alive in the spare list. The spare batch keeps no model name
+// (a view of that arena) and no route's strings either.
+func TestSpareRequestsKeepNoStaleStrings(t *testing.T) {
+	body := `{"model":"m","input":["a","b","c"]}`
+	c, s, acts := embStoreAndServe(t, body, []string{"a", "b", "c"})
+	for i := range acts {
+		if acts[i].Kind == ActServeEntry {
+			s.Served(&acts[i])
+		}
+	}
+	s.Done(&fakeReader{})
+	if !s.Recycle() {
+		t.Fatal("the request was not recycled")
+	}
+	sp := c.spare[len(c.spare)-1]
+	for i, h := range sp.resp[:cap(sp.resp)] {
+		if h != ([2]string{}) {
+			t.Fatalf("the spare request's response headers keep %q at %d", h, i)
+		}
+	}
+	for i, h := range sp.entry.Headers[:cap(sp.entry.Headers)] {
+		if h != ([2]string{}) {
+			t.Fatalf("the spare request's entry headers keep %q at %d", h, i)
+		}
+	}
+	b := c.spareBatch
+	if b == nil {
+		t.Fatal("the batch was not kept")
+	}
+	if b.model != "" {
+		t.Fatalf("the spare batch keeps the model name %q", b.model)
+	}
+	for i, f := range b.ignore[:cap(b.ignore)] {
+		if f != "" {
+			t.Fatalf("the spare batch keeps the route's ignored field %q at %d", f, i)
+		}
+	}
+}
+
+// A batch the cache could not answer locally goes upstream whole, as the
+// client wrote it: every item was cached, so none is missing, and a body
+// rewritten to the missing items would ask the model for nothing.
+func TestFailedAnswerOfACachedBatchSendsItWhole(t *testing.T) {
+	body := `{"model":"m","input":["a","b","c"]}`
+	_, s, _ := embStoreAndServe(t, body, []string{"a", "b", "c"})
+	for _, a := range s.SendFailed() {
+		if a.Kind != ActForward {
+			continue
+		}
+		if a.Rewrite || string(a.Body) != body {
+			t.Fatalf("forwarded %q (rewritten %v), want the request as sent", a.Body, a.Rewrite)
+		}
+		if cached, total := s.fl.req.ItemCounts(); cached != 0 || total != 3 {
+			t.Fatalf("items cached %d of %d after the fail-open, want 0 of 3", cached, total)
+		}
+		return
+	}
+	t.Fatal("no forward after the failed answer")
+}

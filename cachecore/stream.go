@@ -320,6 +320,10 @@ func (s *Stream) forward(a *Action) {
 // ActServeLocal with Resume) could not be sent: the request goes upstream
 // instead (fail open).
 func (s *Stream) SendFailed() []Action {
+	if b := s.fl.req.batch; b != nil {
+		// The cache's answer covered every item: the upstream's must too.
+		b.fetchAll()
+	}
 	out := append(s.fb[:0], Action{Kind: ActInternal}, Action{Kind: ActForward, Resume: true})
 	s.forward(&out[1])
 	return out

@@ -141,11 +141,26 @@ func TestCachedEmbeddingBatchesAllocateNothing(t *testing.T) {
 	body := embReq(chunks(0, 64), "")
 	want := vectors(t, reference(t, body))
 	hs.post(0, "/v1/embeddings", body)
+	first := hs.post(0, "/v1/embeddings", body) // the first hit, its arenas new
+	expectCacheStatus(t, first, "hit")
+	if got := vectors(t, first.Body); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatal("a cached batch's vectors differ from the uncached reference")
+	}
 	expectNoGarbage(t, hs, 200, "cached batches", func(int) {
 		res := hs.post(0, "/v1/embeddings", body)
 		expectCacheStatus(t, res, "hit")
-		if got := vectors(t, res.Body); strings.Join(got, "|") != strings.Join(want, "|") {
-			t.Fatal("a cached batch's vectors differ from the uncached reference")
+		// Answers built in reused arenas are the first hit's, byte for
+		// byte, headers included (but its age).
+		if !bytes.Equal(res.Body, first.Body) {
+			t.Fatalf("a cached batch's answer changed:\n%s\n%s", res.Body, first.Body)
+		}
+		for _, h := range first.Headers {
+			if h[0] == "age" || h[0] == "cache-status" {
+				continue
+			}
+			if !hasHeader(res.Headers, h[0], h[1]) {
+				t.Fatalf("header %s is not the first hit's %q: %q", h[0], h[1], res.Headers)
+			}
 		}
 	})
 }
