@@ -88,7 +88,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	p.cfg = cfg
 	p.hold.Setting = cfg.HeaderHold
 	p.cache = cachecore.New(cfg, cachecore.Options{
-		Store: sharedStore{},
+		Store: store,
 		Now:   now,
 		NowMs: nowMs,
 		Rand:  rand.Uint64,
@@ -98,7 +98,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		p.vmID = rand.Uint64()
 	}
 	proxywasm.SetPanicHook(func(string, any) { p.stats.panics.Increment(1) })
-	vmLife.Start(sharedStore{})
+	vmLife.Start(store)
 	// The tick re-checks paused followers and held requests. (In the canary
 	// VM the timer dies with it; the queue is registered lazily for the same
 	// reason.)
@@ -254,7 +254,7 @@ func (p *plugin) checkHeld() {
 var vmLife cachecore.VMLife
 
 func (p *plugin) noteLive(request bool) {
-	if restarted, warning := vmLife.Live(sharedStore{}, request); restarted {
+	if restarted, warning := vmLife.Live(store, request); restarted {
 		p.stats.restarts.Increment(1)
 		proxywasm.LogWarn(warning)
 	}

@@ -7,21 +7,27 @@ import (
 )
 
 // sharedStore is cachecore.Store over Envoy's shared data for this vm_id:
-// one process-wide map, shared by every worker VM.
+// one process-wide map, shared by every worker VM. Its methods take a
+// pointer, and the cache holds store (a pointer): a value in the
+// interface would reach each method through Go's generated pointer
+// wrapper, one more function entered per read and write.
 type sharedStore struct{}
 
-func (sharedStore) Get(key string) ([]byte, uint32, error) {
+// store is the one sharedStore the VM's cache and restart count use.
+var store = &sharedStore{}
+
+func (*sharedStore) Get(key string) ([]byte, uint32, error) {
 	v, cas, err := proxywasm.GetSharedData(key)
 	return v, cas, storeErr(err)
 }
 
 // GetInto reads into buf when it is large enough (cachecore.BufferedStore).
-func (sharedStore) GetInto(key string, buf []byte) ([]byte, uint32, error) {
+func (*sharedStore) GetInto(key string, buf []byte) ([]byte, uint32, error) {
 	v, cas, err := proxywasm.GetSharedDataInto(key, buf)
 	return v, cas, storeErr(err)
 }
 
-func (sharedStore) Set(key string, value []byte, cas uint32) error {
+func (*sharedStore) Set(key string, value []byte, cas uint32) error {
 	return storeErr(proxywasm.SetSharedData(key, value, cas))
 }
 
