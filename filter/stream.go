@@ -35,7 +35,9 @@ type stream struct {
 	waitingListed, holdingListed bool
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
-	bufs buffers
+	// Held by pointer: a deleted stream is zeroed around one word rather
+	// than saving and restoring thirteen slices.
+	bufs *buffers
 }
 
 type buffers struct {
@@ -74,6 +76,9 @@ func (p *plugin) newStream(contextID uint32) *stream {
 	} else {
 		s = new(stream)
 	}
+	if s.bufs == nil {
+		s.bufs = new(buffers)
+	}
 	s.p, s.id = p, contextID
 	return s
 }
@@ -93,9 +98,11 @@ func (s *stream) OnHttpStreamDeleted() {
 	// The buffers are reused only if nothing can still read what they
 	// hold: the request was recycled with them, or there was none (a
 	// route the cache does not serve).
-	var bufs buffers
+	bufs := s.bufs
 	if s.x.Request() == nil || s.x.Recycle() {
-		bufs = s.bufs.kept()
+		bufs.trim()
+	} else {
+		bufs = nil // newStream gives the next request new ones
 	}
 	// Zeroed in place, then given its buffers back: stream{bufs: bufs}
 	// would be built in a 6 KB temporary and copied over.
@@ -104,8 +111,8 @@ func (s *stream) OnHttpStreamDeleted() {
 	p.free = append(p.free, s)
 }
 
-// kept is b without the buffers larger than the free list keeps.
-func (b buffers) kept() buffers {
+// trim drops the buffers larger than the free list keeps.
+func (b *buffers) trim() {
 	if cap(b.body) > maxKeptBody {
 		b.body = nil
 	}
@@ -121,7 +128,6 @@ func (b buffers) kept() buffers {
 	if cap(b.details) > maxKeptDetails {
 		b.details = nil
 	}
-	return b
 }
 
 // keepLarger makes got the buffer of the next read when it is larger
@@ -147,7 +153,7 @@ func (r reader) RequestBody(n int) ([]byte, error) {
 // stay valid as long as the stream's request (bufs outlive it only when
 // it is recycled).
 func (r reader) ResponseHeaders() ([][2]string, error) {
-	b := &r.s.bufs
+	b := r.s.bufs
 	raw, hs, err := proxywasm.GetHttpResponseHeadersInto(b.respRaw, b.respHeaders)
 	b.respRaw = raw
 	keepLarger(&b.respHeaders, hs)
