@@ -54,15 +54,19 @@ func (c *Cache) Leases() *LeaseTable { return c.leases }
 // leader may have stored the answer since the miss) and Finish when done.
 func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
-	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true)
+	// The read ahead belongs to the lookup just before: a later Join (a
+	// follower's, on a tick) has none.
+	var ahead uint64
+	b := req.batch
+	if b != nil {
+		ahead, b.aheadRead = b.aheadRead, 0
+	}
+	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true, ahead)
 	if err != nil {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}
-	if b := req.batch; b != nil {
-		// The read ahead belongs to the lookup just before: a later Join
-		// (a follower's, on a tick) has none.
-		b.leadUnchanged = unchanged && b.lookedAhead
-		b.lookedAhead = false
+	if b != nil {
+		b.leadUnchanged = unchanged
 	}
 	return role
 }

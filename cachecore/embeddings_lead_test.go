@@ -372,17 +372,17 @@ func TestLeaseReadAheadThatFailedIsNotUsed(t *testing.T) {
 		return nil
 	}}
 	lt := NewLeaseTable(store, 64)
-	lt.ReadAhead(42)
-	role, unchanged, err := lt.acquire(42, 0, 1, 1, 1000, 2000, true)
+	seq := lt.ReadAhead(42)
+	role, unchanged, err := lt.acquire(42, 0, 1, 1, 1000, 2000, true, seq)
 	if err != nil || role != RoleLeader || unchanged {
 		t.Fatalf("after a failed read ahead the acquire reads for itself: %v %v %v", role, unchanged, err)
 	}
 	// A read ahead that worked is used, once.
-	lt.ReadAhead(43)
-	if role, unchanged, err := lt.acquire(43, 0, 1, 2, 1000, 2000, true); err != nil || role != RoleLeader || !unchanged {
+	seq = lt.ReadAhead(43)
+	if role, unchanged, err := lt.acquire(43, 0, 1, 2, 1000, 2000, true, seq); err != nil || role != RoleLeader || !unchanged {
 		t.Fatalf("acquire with the read ahead: %v %v %v", role, unchanged, err)
 	}
-	if _, unchanged, _ := lt.acquire(44, 0, 1, 3, 1000, 2000, true); unchanged {
+	if _, unchanged, _ := lt.acquire(44, 0, 1, 3, 1000, 2000, true, seq); unchanged {
 		t.Fatal("a read ahead is used by one acquire only")
 	}
 }
@@ -431,14 +431,99 @@ func TestBatchWithAHitReadsNoLeaseSlot(t *testing.T) {
 func TestTakingOverAnExpiredLeaseIsNotUnchanged(t *testing.T) {
 	store := NewMemStore()
 	a, b := NewLeaseTable(store, 64), NewLeaseTable(store, 64)
-	if role, _, err := a.acquire(42, 0, 1, 1, 1000, 2000, true); err != nil || role != RoleLeader {
+	if role, _, err := a.acquire(42, 0, 1, 1, 1000, 2000, true, 0); err != nil || role != RoleLeader {
 		t.Fatalf("first leader: %v %v", role, err)
 	}
 	// Past its deadline the first leader may still store: a read made
 	// before that store proves nothing.
-	b.ReadAhead(42)
-	role, unchanged, err := b.acquire(42, 0, 2, 1, 3000, 4000, true)
+	seq := b.ReadAhead(42)
+	role, unchanged, err := b.acquire(42, 0, 2, 1, 3000, 4000, true, seq)
 	if err != nil || role != RoleLeader || unchanged {
 		t.Fatalf("take-over: %v unchanged=%v %v", role, unchanged, err)
+	}
+}
+
+// A lease slot read ahead by a batch's lookup belongs to that batch's
+// Join. A batch that read ahead and then found a hit never joins (a
+// partial one is not coalesced), and its read must not decide a later
+// Join of the same key: here a follower woken by its failed leader, which
+// must take the freed lease, not be told from the old read that the
+// failed leader still leads.
+func TestAReadAheadLeftByAnotherBatchDecidesNoJoin(t *testing.T) {
+	e := newLeadEnv(t)
+	e.lead(t, 0, []string{"the model becomes known"})
+	items := []string{"a", "b"}
+	reqL := e.begin(1, items)
+	if d := e.w[1].Lookup(reqL); d != Forward || reqL.Status != StatusMiss {
+		t.Fatalf("leader lookup %v %s", d, reqL.Status)
+	}
+	fL := e.w[1].NewFlight(reqL, 2, 7)
+	if k := outcome(fL.Miss()); k != ActForward {
+		t.Fatalf("leader: %v", k)
+	}
+	reqF := e.miss(t, items)
+	fF := e.w[0].NewFlight(reqF, 1, 8)
+	fF.Miss()
+	if !fF.Following() {
+		t.Fatal("the second request does not follow")
+	}
+	// "b" is stored by a writer outside this lease; worker 0 then sees
+	// the batch again: "a" misses (its first index read reads the lease
+	// slot ahead: the leader, worker 0 waiting), "b" hits, so the batch is
+	// partial and goes upstream without joining.
+	e.storeUnled(t, 1, []string{"b"})
+	reqG := e.begin(0, items)
+	if d := e.w[0].Lookup(reqG); d != Forward || reqG.Status != StatusPartial {
+		t.Fatalf("third request: %v %s", d, reqG.Status)
+	}
+	fL.FinishLead(OutcomeFailed, 503)
+	if l, _ := e.w[0].Leases().Peek(reqF.LeaseFP()); l.State != LeaseFree {
+		t.Fatalf("lease after the leader's release: %+v", l)
+	}
+	fF.Wake(OutcomeFailed, 503)
+	if fF.Following() {
+		l, _ := e.w[0].Leases().Peek(reqF.LeaseFP())
+		t.Fatalf("the woken follower keeps waiting for a leader that is gone (lease now %+v): another batch's read ahead decided its Join", l)
+	}
+}
+
+// The same old read, where it reaches the client: with max_retries 1 a
+// follower whose one leader failed must lead next; misled into waiting,
+// its ticks count the same failure again and it would answer the client
+// "leader failed" instead of going upstream.
+func TestAReadAheadLeftByAnotherBatchFailsNoFollower(t *testing.T) {
+	cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h","coalesce":{"max_retries":1}}]}`)
+	e := &leadEnv{reads: &readCounter{MemStore: NewMemStore(), gets: map[string]int{}}, clock: newFakeClock()}
+	for i := range e.w {
+		e.w[i] = New(cfg, Options{Store: e.reads, Now: e.clock.Now, Rand: seededRand(uint64(i + 1))})
+	}
+	e.lead(t, 0, []string{"the model becomes known"})
+	items := []string{"a", "b"}
+	reqL := e.begin(1, items)
+	e.w[1].Lookup(reqL)
+	fL := e.w[1].NewFlight(reqL, 2, 7)
+	if k := outcome(fL.Miss()); k != ActForward {
+		t.Fatalf("leader: %v", k)
+	}
+	reqF := e.miss(t, items)
+	fF := e.w[0].NewFlight(reqF, 1, 8)
+	fF.Miss()
+	e.storeUnled(t, 1, []string{"b"})
+	if reqG := e.begin(0, items); e.w[0].Lookup(reqG) != Forward || reqG.Status != StatusPartial {
+		t.Fatalf("third request: %s", reqG.Status)
+	}
+	fL.FinishLead(OutcomeFailed, 503)
+	acts := fF.Wake(OutcomeFailed, 503)
+	for i := 0; i < 3 && fF.Following(); i++ {
+		e.clock.Advance(100 * time.Millisecond)
+		acts = fF.Tick()
+	}
+	if k := outcome(acts); k != ActForward {
+		for _, a := range acts {
+			if a.Kind == ActServeLocal {
+				t.Fatalf("after one leader failure (max_retries 1) the follower answered %d %s instead of leading", a.Status, a.Body)
+			}
+		}
+		t.Fatalf("after one leader failure the follower did %v, want a forward as the new leader", k)
 	}
 }

@@ -111,13 +111,16 @@ type LeaseTable struct {
 	// read, so what outlives a call is copied.
 	keyBuf, readBuf, writeBuf []byte
 	// ahead is a read of a slot made before the caller's lookup
-	// (ReadAhead), for the next acquire of ahead.fp; aheadBuf holds it.
+	// (ReadAhead), for the next acquire of ahead.fp that names it by its
+	// number (ahead.seq, from aheadSeq); aheadBuf holds it.
 	ahead    slotRead
 	aheadBuf []byte
+	aheadSeq uint64
 }
 
 // slotRead is one read of a lease slot, kept undecoded.
 type slotRead struct {
+	seq uint64 // which ReadAhead (0: none)
 	fp  uint64
 	raw []byte
 	cas uint32
@@ -174,39 +177,47 @@ func (t *LeaseTable) getInto(key string, buf *[]byte) ([]byte, uint32, error) {
 // per-tenant share (0: not bounded). The decision is linearisable: every
 // outcome is the result of one successful compare-and-swap on the slot.
 func (t *LeaseTable) Acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (Role, error) {
-	role, _, err := t.acquire(fp, tenant, vm, stream, now, deadline, join)
+	role, _, err := t.acquire(fp, tenant, vm, stream, now, deadline, join, 0)
 	return role, err
 }
 
 // ReadAhead reads fp's slot now, for the next acquire of fp to use
-// instead of a read of its own. A leader that wins the lease with that
-// read (acquire's unchanged) knows that no one wrote the slot since: no
-// leader of fp finished in between (coalesce.go, leaderLookup). Taking
-// over fp's expired lease is never unchanged: its leader may still store.
-func (t *LeaseTable) ReadAhead(fp uint64) {
+// instead of a read of its own, and returns the read's number: only an
+// acquire that names it uses it (the read belongs to the lookup that made
+// it; a request whose lookup read ahead and then did not join must not
+// leave its read to another request's Join). A leader that wins the lease
+// with that read (acquire's unchanged) knows that no one wrote the slot
+// since: no leader of fp finished in between (coalesce.go, leaderLookup).
+// Taking over fp's expired lease is never unchanged: its leader may still
+// store.
+func (t *LeaseTable) ReadAhead(fp uint64) uint64 {
 	if t.aheadBuf == nil {
 		t.aheadBuf = make([]byte, 0, maxKeptLeaseSlot) // as readBuf
 	}
 	raw, cas, err := t.getInto(t.key(fp), &t.aheadBuf)
+	t.aheadSeq++
 	// A failed read is not kept: the acquire reads for itself.
-	t.ahead = slotRead{fp: fp, raw: raw, cas: cas, err: err, ok: err == nil || errIs(err, ErrNotFound)}
+	t.ahead = slotRead{seq: t.aheadSeq, fp: fp, raw: raw, cas: cas, err: err, ok: err == nil || errIs(err, ErrNotFound)}
+	return t.aheadSeq
 }
 
 // acquire is Acquire; unchanged reports a lead won with the slot as
-// ReadAhead read it. It works on the slot's bytes (slotRecords): leases
+// ReadAhead read it, in the read numbered ahead (0: none; any read ahead
+// is dropped by the first acquire after it, whichever it names). It works on the slot's bytes (slotRecords): leases
 // are read where they lie and copied whole into the slot written back,
 // never decoded into Lease values.
-func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (_ Role, unchanged bool, _ error) {
+func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool, ahead uint64) (_ Role, unchanged bool, _ error) {
 	key := t.key(fp)
-	ahead := t.ahead
-	t.ahead = slotRead{} // used once, by fp's acquire only
+	read := t.ahead
+	t.ahead = slotRead{} // used once, by the acquire that names it only
+	useAhead := ahead != 0 && read.seq == ahead && read.ok && read.fp == fp
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var raw []byte
 		var cas uint32
 		var err error
-		unchanged = attempt == 0 && ahead.ok && ahead.fp == fp
+		unchanged = attempt == 0 && useAhead
 		if unchanged {
-			raw, cas, err = ahead.raw, ahead.cas, ahead.err
+			raw, cas, err = read.raw, read.cas, read.err
 		} else {
 			raw, cas, err = t.getInto(key, &t.readBuf)
 		}

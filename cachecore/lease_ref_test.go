@@ -128,17 +128,17 @@ func soonestMark(ways []Lease, tenant uint64, all bool) int {
 func removeAt(ways []Lease, i int) []Lease { return append(ways[:i], ways[i+1:]...) }
 
 // refAcquire is Acquire as decoded leases; unchanged reports a lead won with the slot as
-// ReadAhead read it.
-func (t *LeaseTable) refAcquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (_ Role, unchanged bool, _ error) {
+// ReadAhead read it, in the read numbered ahead.
+func (t *LeaseTable) refAcquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool, seq uint64) (_ Role, unchanged bool, _ error) {
 	key := t.key(fp)
 	ahead := t.ahead
-	t.ahead = slotRead{} // used once, by fp's acquire only
+	t.ahead = slotRead{} // used once, by the acquire that names it only
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var ways []Lease
 		var cas uint32
 		var exists bool
 		var err error
-		unchanged = attempt == 0 && ahead.ok && ahead.fp == fp
+		unchanged = attempt == 0 && seq != 0 && ahead.seq == seq && ahead.ok && ahead.fp == fp
 		if unchanged {
 			ways, cas, exists, err = t.decode(ahead.raw, ahead.cas, ahead.err)
 		} else {
@@ -343,12 +343,16 @@ func TestLeaseBytesAgreeWithDecodedLeases(t *testing.T) {
 		deadline := now + int64(rng.IntN(3)) // now itself: a lease written dead
 		join := rng.IntN(2) == 0
 		mark := []int64{0, now, now + 30}[rng.IntN(3)]
-		ahead := pick(0, fp, 9) // the slot read ahead, for fp or another key (0: none)
-		acquire := func(lt *LeaseTable, f func(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool) (Role, bool, error)) string {
+		ahead := pick(0, fp, 9)   // the slot read ahead, for fp or another key (0: none)
+		named := rng.IntN(4) != 0 // the acquire names that read (else: another request's)
+		acquire := func(lt *LeaseTable, f func(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool, seq uint64) (Role, bool, error)) string {
+			var seq uint64
 			if ahead != 0 {
-				lt.ReadAhead(ahead)
+				if seq = lt.ReadAhead(ahead); !named {
+					seq = 0
+				}
 			}
-			r, u, err := f(fp, tenant, vm, stream, now, deadline, join)
+			r, u, err := f(fp, tenant, vm, stream, now, deadline, join, seq)
 			return fmt.Sprint(r, u, err)
 		}
 		release := func(f func(fp, vm uint64, stream uint32, now, hitForMissUntil int64) ([]uint64, error)) string {
@@ -381,8 +385,8 @@ func TestLeaseBytesAgreeWithDecodedLeases(t *testing.T) {
 				return fmt.Sprintf("%s; slot %x %v", res, b, err)
 			}
 			if got, want := run(op.got), run(op.want); got != want {
-				t.Fatalf("op %d on slot %x, now %d, fp %d tenant %d vm %d stream %d deadline %+d join %v mark %d ahead %d:\n got %q\nwant %q",
-					k, slot, now, fp, tenant, vm, stream, deadline-now, join, mark, ahead, got, want)
+				t.Fatalf("op %d on slot %x, now %d, fp %d tenant %d vm %d stream %d deadline %+d join %v mark %d ahead %d named %v:\n got %q\nwant %q",
+					k, slot, now, fp, tenant, vm, stream, deadline-now, join, mark, ahead, named, got, want)
 			}
 		}
 	}

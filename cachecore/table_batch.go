@@ -27,9 +27,11 @@ type indexViews struct {
 	pass  int
 	hint  int // the buckets a request may read: the first allocations' size
 	// ahead, when set, has its slot of aheadFP read (ReadAhead) just
-	// before the pass's first index read, and is then cleared.
-	ahead   *LeaseTable
-	aheadFP uint64
+	// before the pass's first index read, and is then cleared; aheadSeq
+	// is that read's number.
+	ahead    *LeaseTable
+	aheadFP  uint64
+	aheadSeq uint64
 }
 
 // view returns the view of bucket b read in the current pass, reading it
@@ -44,7 +46,7 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 		return &vs.views[i], nil
 	}
 	if vs.ahead != nil {
-		vs.ahead.ReadAhead(vs.aheadFP)
+		vs.aheadSeq = vs.ahead.ReadAhead(vs.aheadFP)
 		vs.ahead = nil
 	}
 	cas, exists, err := t.readIndex(b)
