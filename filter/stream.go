@@ -36,7 +36,7 @@ type stream struct {
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
 	// Held by pointer: a deleted stream is zeroed around one word rather
-	// than saving and restoring thirteen slices.
+	// than saving and restoring seven slices.
 	bufs *buffers
 }
 
