@@ -219,6 +219,10 @@ func (r *Request) ItemCounts() (cached, total int) {
 	return r.batch.hits, len(r.batch.items)
 }
 
+// maxBatchItems is the most items an embeddings request may carry (the
+// OpenAI API's limit); a batch of more is refused as it is read.
+const maxBatchItems = 2048
+
 // parseEmbeddings splits req's body into items.
 func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The body is read in place (gjson's GetBytes would copy each value
@@ -248,6 +252,9 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// rarely longer than its source.
 	b.text = reuse(b.text, 2*len(input.Raw)+64)
 	add := func(v gjson.Result) bool {
+		if len(b.items) == maxBatchItems {
+			return false // refused before more items are kept
+		}
 		at := len(b.text)
 		b.text = append(b.text, v.Raw...)
 		raw := b.text[at:len(b.text):len(b.text)]
@@ -264,7 +271,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		b.single = true
 		add(input)
 	case input.IsArray():
-		b.items = reuse(b.items, min(strings.Count(input.Raw, ",")+1, 2049)) // at most one item per comma, and one
+		b.items = reuse(b.items, min(strings.Count(input.Raw, ",")+1, maxBatchItems)) // at most one item per comma, and one
 		n, kind := 0, gjson.Null
 		isArr := false
 		input.ForEach(func(_, v gjson.Result) bool {
@@ -307,7 +314,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	default:
 		return ReasonEmbeddingInput
 	}
-	if len(b.items) == 0 || len(b.items) > 2048 {
+	if len(b.items) == 0 {
 		return ReasonEmbeddingInput
 	}
 	// The key of every item includes all other parameters of the request.

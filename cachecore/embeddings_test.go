@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -423,6 +424,43 @@ func TestSkipDigitsIsTheByteLoop(t *testing.T) {
 					t.Fatalf("%q from %d: %d, byte loop %d", s, start, got, want)
 				}
 			}
+		}
+	}
+}
+
+// A batch of more items than the API allows (2,048) is refused before its
+// items are kept: a body of tens of thousands of one-letter items, within
+// max_request_bytes, must not make the VM hold an item record (and its
+// canonical text) for each.
+func TestEmbeddingsTooManyItemsRefusedEarly(t *testing.T) {
+	c, r := newEmbCache(t)
+	body := `{"model":"e","input":[` + strings.TrimSuffix(strings.Repeat(`"a",`, 30000), ",") + `]}`
+	embRequest(c, r, `{"model":"e","input":["warm"]}`) // the cache's own first allocations
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	req := embRequest(c, r, body)
+	runtime.ReadMemStats(&after)
+	if req.Reason != ReasonEmbeddingInput {
+		t.Fatalf("30,000 items: %s/%s, want %s", req.Status, req.Reason, ReasonEmbeddingInput)
+	}
+	// The body itself is 120 KB; its canonical copy and the items' texts
+	// up to the 2,049th are bounded by a few times that.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("refusing 30,000 items allocated %d bytes (want at most 1 MiB)", got)
+	}
+}
+
+// The API's limit, exactly: 2,048 items are a batch, 2,049 are refused.
+func TestEmbeddingsItemLimit(t *testing.T) {
+	c, r := newEmbCache(t)
+	for _, n := range []int{2048, 2049} {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = fmt.Sprintf(`"item %d"`, i)
+		}
+		req := embRequest(c, r, `{"model":"e","input":[`+strings.Join(items, ",")+`]}`)
+		if refused := req.Reason == ReasonEmbeddingInput; refused != (n > 2048) {
+			t.Errorf("%d items: %s/%s", n, req.Status, req.Reason)
 		}
 	}
 }
