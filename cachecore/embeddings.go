@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,6 +220,51 @@ func (r *Request) ItemCounts() (cached, total int) {
 	return r.batch.hits, len(r.batch.items)
 }
 
+// embeddingParams reads the request's top-level "input",
+// "encoding_format" and "dimensions" in one pass over the body, the first
+// of each as gjson.Get finds it (SetBody refused duplicate keys): a Get
+// per member scanned past the input, the body's bulk, once each.
+func embeddingParams(js string) (input, format, dims gjson.Result) {
+	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "input":
+			if !input.Exists() {
+				input = v
+			}
+		case "encoding_format":
+			if !format.Exists() {
+				format = v
+			}
+		case "dimensions":
+			if !dims.Exists() {
+				dims = v
+			}
+		}
+		return true
+	})
+	return input, format, dims
+}
+
+// countByte is strings.Count for one byte, eight bytes at a time (Go's
+// wasm port counts byte by byte). In each word x of s XOR c repeated, a
+// byte's high bit of (x&0x7f…)+0x7f… | x is set exactly when that byte is
+// not c: no carry crosses a byte.
+func countByte(s string, c byte) int {
+	n, i := 0, 0
+	pat := 0x0101010101010101 * uint64(c)
+	for ; i+8 <= len(s); i += 8 {
+		x := *(*uint64)(unsafe.Pointer(unsafe.StringData(s[i:]))) ^ pat
+		y := (x&0x7f7f7f7f7f7f7f7f + 0x7f7f7f7f7f7f7f7f) | x
+		n += 8 - bits.OnesCount64(y&0x8080808080808080)
+	}
+	for ; i < len(s); i++ {
+		if s[i] == c {
+			n++
+		}
+	}
+	return n
+}
+
 // maxBatchItems is the most items an embeddings request may carry (the
 // OpenAI API's limit); a batch of more is refused as it is read.
 const maxBatchItems = 2048
@@ -228,10 +274,10 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The body is read in place (gjson's GetBytes would copy each value
 	// read): what the batch keeps of it is copied into its arenas.
 	js := bytesString(body)
-	input := gjson.Get(js, "input")
+	input, format, dims := embeddingParams(js)
 	b := c.newBatch()
 	b.inputAt, b.inputLen = input.Index, len(input.Raw)
-	switch gjson.Get(js, "encoding_format").String() {
+	switch format.String() {
 	case "", "float":
 		b.encoding = "float"
 	case "base64":
@@ -239,11 +285,11 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	default:
 		return ReasonEmbeddingInput
 	}
-	if d := gjson.Get(js, "dimensions"); d.Exists() {
-		if !isInteger(d) || d.Num < 1 || d.Num > 1<<16 {
+	if dims.Exists() {
+		if !isInteger(dims) || dims.Num < 1 || dims.Num > 1<<16 {
 			return ReasonEmbeddingInput
 		}
-		b.dims = int(d.Num)
+		b.dims = int(dims.Num)
 	}
 	if input.Index <= 0 || string(body[input.Index:input.Index+len(input.Raw)]) != input.Raw {
 		return ReasonEmbeddingInput
@@ -271,7 +317,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		b.single = true
 		add(input)
 	case input.IsArray():
-		b.items = reuse(b.items, min(strings.Count(input.Raw, ",")+1, maxBatchItems)) // at most one item per comma, and one
+		b.items = reuse(b.items, min(countByte(input.Raw, ',')+1, maxBatchItems)) // at most one item per comma, and one
 		n, kind := 0, gjson.Null
 		isArr := false
 		input.ForEach(func(_, v gjson.Result) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strings"
@@ -462,5 +463,27 @@ func TestEmbeddingsItemLimit(t *testing.T) {
 		if refused := req.Reason == ReasonEmbeddingInput; refused != (n > 2048) {
 			t.Errorf("%d items: %s/%s", n, req.Status, req.Reason)
 		}
+	}
+}
+
+// countByte counts as strings.Count does, over every alignment and length
+// and bytes that differ from the one counted only in their high bit.
+func TestCountByteAgreesWithStringsCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{',', ',' | 0x80, ',' ^ 1, 0, 0xff, 'a', '"'}
+	for n := 0; n < 2000; n++ {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		s := string(b)
+		for at := 0; at <= len(s) && at < 9; at++ {
+			if got, want := countByte(s[at:], ','), strings.Count(s[at:], ","); got != want {
+				t.Fatalf("countByte(%q) = %d, want %d", s[at:], got, want)
+			}
+		}
+	}
+	if got := countByte(strings.Repeat(",", 4096), ','); got != 4096 {
+		t.Fatalf("4096 commas: %d", got)
 	}
 }
