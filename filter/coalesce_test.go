@@ -647,3 +647,84 @@ func TestTickBeforeWakeupKeepsLeaderStatus(t *testing.T) {
 	}
 	expectCacheStatus(t, res, "detail=leader-failed", "fwd-status=503")
 }
+
+// A leader's wake-up is posted to the worker's queue and delivered in a
+// later callback. A request of the same key that arrives on that worker
+// in between follows the key's next leader; the queue callback then wakes
+// it with the previous leader's failure too (it matches paused streams by
+// key only). With max_retries 0 it is answered that leader's 503 while its
+// own leader is still upstream and about to succeed.
+func TestALateFollowerIsNotFailedByAnEarlierLeader(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
+	hs := newHarness(t, cfg, withManualDrain())
+	hs.holdUpstream()
+	a := hs.h.StartExchange(0, chatRequest("late follower"))
+	hs.h.DrainVM(0)
+	b := hs.h.StartExchange(1, chatRequest("late follower"))
+	hs.h.DrainVM(1)
+	first := hs.h.PendingUpstream()
+	if len(first) != 1 {
+		t.Fatalf("%d upstream requests", len(first))
+	}
+	first[0].Respond(503, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":"overloaded"}`))
+	hs.h.DrainVM(0) // A is done; its wake-up waits in worker 1's queue
+	if !a.Done() || a.Response().Status != 503 {
+		t.Fatalf("A: %s", a.State())
+	}
+	c := hs.h.StartExchange(0, chatRequest("late follower")) // leads next
+	hs.h.DrainVM(0)
+	d := hs.h.StartExchange(1, chatRequest("late follower")) // follows C, before worker 1's queue callback
+	hs.h.DrainVM(1)                                          // the queue callback: A's wake-up
+	if !b.Done() || b.Response().Status != 503 {
+		t.Fatalf("B (A's follower): %s", b.State())
+	}
+	if d.Done() {
+		t.Fatalf("D, which followed C, was answered by A's failure: %d %q", d.Response().Status, hdr(d.Response(), "cache-status"))
+	}
+	second := hs.h.PendingUpstream()
+	if len(second) != 1 {
+		t.Fatalf("%d upstream requests, want C's", len(second))
+	}
+	hs.answer(second[0])
+	hs.h.Drain()
+	if !c.Done() || c.Response().Status != 200 || !d.Done() || d.Response().Status != 200 {
+		t.Fatalf("C: %s; D: %s", c.State(), d.State())
+	}
+}
+
+// Clients that send Cache-Control: max-age=0 (a browser's reload, many
+// SDKs) coalesce on a miss like any other. When the leader stores, their
+// look again refuses its answer as too old (its age is the milliseconds
+// since the store), which Wake counts as a leader failure: past
+// max_retries they get 502 leader_failed though the model answered 200.
+func TestMaxAgeZeroFollowersGetNoLeaderFailed(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
+	hs := newHarness(t, cfg, withManualDrain())
+	hs.holdUpstream()
+	leader := hs.h.StartExchange(0, chatRequest("reload"))
+	hs.h.DrainVM(0)
+	var followers []*wasmhost.Exchange
+	for i := 0; i < 3; i++ {
+		r := chatRequest("reload")
+		r.Headers = append(r.Headers, [2]string{"cache-control", "max-age=0"})
+		followers = append(followers, hs.h.StartExchange(1, r))
+		hs.h.DrainVM(1)
+	}
+	pending := hs.h.PendingUpstream()
+	if len(pending) != 1 {
+		t.Fatalf("%d upstream requests", len(pending))
+	}
+	hs.answer(pending[0])
+	hs.h.DrainVM(0)                    // the leader stores; its wake-up waits in worker 1's queue
+	hs.clock.Advance(time.Millisecond) // and reaches it a moment later
+	hs.h.Drain()
+	if !leader.Done() || leader.Response().Status != 200 {
+		t.Fatalf("leader: %s", leader.State())
+	}
+	for i, ex := range followers {
+		if ex.Done() && ex.Response().Status != 200 {
+			t.Errorf("follower %d: %d %q (model calls: %d, answered 200)", i, ex.Response().Status,
+				hdr(ex.Response(), "cache-status"), hs.sim.Calls("/v1/chat/completions"))
+		}
+	}
+}
