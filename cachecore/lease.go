@@ -116,6 +116,16 @@ type LeaseTable struct {
 	ahead    slotRead
 	aheadBuf []byte
 	aheadSeq uint64
+	// followed is the leader the last acquire that returned RoleFollower
+	// found holding the lease (read by Join's caller at once).
+	followed LeaseHolder
+}
+
+// LeaseHolder names a lease's leader: its worker and its request there
+// (zero: not named).
+type LeaseHolder struct {
+	VM     uint64
+	Stream uint32
 }
 
 // slotRead is one read of a lease slot, kept undecoded.
@@ -242,6 +252,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 					return RoleLeader, false, nil // already ours
 				}
 				ws := raw[at[own]+leaseRecordBytes : at[own+1]]
+				t.followed = LeaseHolder{le.Uint64(r[9:17]), le.Uint32(r[17:21])}
 				if !join || len(ws) >= 8*maxWaiters || hasWaiter(ws, vm) {
 					return RoleFollower, false, nil
 				}

@@ -16,9 +16,11 @@ type Flight struct {
 	vm  uint64 // the worker, as named in leases
 	id  uint32 // the request on that worker
 
-	state     flightState
-	leader    bool  // holds the key's lease: must FinishLead
-	failures  int   // leader failures sat through as a follower
+	state    flightState
+	leader   bool // holds the key's lease: must FinishLead
+	failures int  // leader failures sat through as a follower
+	// followed: the leader this request last joined as a follower.
+	followed  LeaseHolder
 	waitSince int64 // ms, when it started following
 	// awaited: a tick found the key unled and waited one tick for the
 	// leader's wake-up (Tick).
@@ -98,7 +100,7 @@ func (f *Flight) forward(resume bool) {
 // request leads its key upstream, or follows the request that does.
 func (f *Flight) Miss() []Action {
 	f.reset()
-	switch f.c.Join(f.req, f.vm, f.id) {
+	switch f.join() {
 	case RoleLeader:
 		if f.lead(EvLeader, true) {
 			f.serve(StatusNone)
@@ -137,6 +139,28 @@ func (f *Flight) lead(e Event, fresh bool) bool {
 	return true
 }
 
+// join is Cache.Join, noting the leader followed.
+func (f *Flight) join() Role {
+	role := f.c.Join(f.req, f.vm, f.id)
+	if role == RoleFollower {
+		f.followed = f.c.leases.followed
+	}
+	return role
+}
+
+// WakeFrom is Wake for a wake-up message from leader (zero: not named).
+// One from a leader other than the one this request follows — one that
+// finished before this request followed the key, its message still
+// queued, or one that took over an expired lease unseen — says nothing of
+// this request's leader: it looks again and leads or follows as the key
+// stands now, counting no failure.
+func (f *Flight) WakeFrom(leader LeaseHolder, o Outcome, status int) []Action {
+	if leader != (LeaseHolder{}) && f.followed != (LeaseHolder{}) && leader != f.followed {
+		o, status = OutcomeAbandoned, 0
+	}
+	return f.Wake(o, status)
+}
+
 // Wake is the event "the key's leader finished with o" (status: the
 // leader's response status on a failure, 0 if unknown): serve from the
 // cache, lead next, answer with the failure, or go upstream.
@@ -158,7 +182,11 @@ func (f *Flight) wake(o Outcome, status int) {
 			f.serve(StatusCollapsed)
 			return
 		}
-		if o != OutcomeAbandoned { // a client abort is no upstream failure
+		// A client abort is no upstream failure, nor is an answer stored
+		// that this request cannot be served from (its own max-age or
+		// min-fresh refuses it, an item of its batch was too large to
+		// keep): it leads or follows the next call without counting one.
+		if o != OutcomeAbandoned && o != OutcomeStored {
 			f.failures++
 			if c.StaleIfError(req) {
 				f.serve(StatusStaleIfError)
@@ -178,7 +206,7 @@ func (f *Flight) wake(o Outcome, status int) {
 				return
 			}
 		}
-		switch c.Join(req, f.vm, f.id) {
+		switch f.join() {
 		case RoleFollower:
 			return // another follower leads now: keep waiting
 		case RoleLeader:
@@ -220,7 +248,7 @@ func (f *Flight) Tick() []Action {
 		f.wake(OutcomeFailed, 0)
 	default:
 		f.awaited = false // led again: the next leader's end may be waited for
-		if c.Join(req, f.vm, f.id) == RoleLeader {
+		if f.join() == RoleLeader {
 			// The leader finished between the check and the join (its
 			// wake-up not delivered yet): the lease is this request's now,
 			// so it leads — a new leader re-checks the cache first, and
@@ -276,7 +304,7 @@ func (f *Flight) finishLead(o Outcome, status int) {
 		f.emit(Action{Kind: ActDispatch, Call: f.c.l2Release(f.req)})
 	}
 	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
-		f.emit(Action{Kind: ActWake, VMs: vms, Message: EncodeWake(f.req.LeaseFP(), o, status)})
+		f.emit(Action{Kind: ActWake, VMs: vms, Message: encodeWake(f.req.LeaseFP(), o, status, LeaseHolder{f.vm, f.id})})
 	}
 }
 

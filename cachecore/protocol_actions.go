@@ -165,18 +165,32 @@ func statusCode(v string) int {
 }
 
 // The wake-up message a finished leader posts to each waiting worker's
-// queue: 'W', the key's lease fingerprint, the outcome and, for a failure,
-// the leader's response status (0 if none). 12 bytes, little-endian.
-const wakeLen = 12
+// queue: 'W', the key's lease fingerprint, the outcome, for a failure the
+// leader's response status (0 if none), and the leader (its worker and
+// request: a worker's followers of the key may follow a later leader by
+// the time the message is read). 24 bytes, little-endian.
+const wakeLen = 24
 
-// EncodeWake builds a wake-up message.
+// EncodeWake builds a wake-up message from a leader not named.
 func EncodeWake(fp uint64, o Outcome, status int) []byte {
+	return encodeWake(fp, o, status, LeaseHolder{})
+}
+
+func encodeWake(fp uint64, o Outcome, status int, by LeaseHolder) []byte {
 	msg := make([]byte, wakeLen)
 	msg[0] = 'W'
 	binary.LittleEndian.PutUint64(msg[1:], fp)
 	msg[9] = byte(o)
 	binary.LittleEndian.PutUint16(msg[10:], uint16(status))
+	binary.LittleEndian.PutUint64(msg[12:], by.VM)
+	binary.LittleEndian.PutUint32(msg[20:], by.Stream)
 	return msg
+}
+
+// WakeLeader is the leader a wake-up message names (zero: none); msg is
+// one DecodeWake accepted.
+func WakeLeader(msg []byte) LeaseHolder {
+	return LeaseHolder{binary.LittleEndian.Uint64(msg[12:]), binary.LittleEndian.Uint32(msg[20:])}
 }
 
 // DecodeWake reads a wake-up message; ok is false for anything else.

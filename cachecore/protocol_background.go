@@ -53,7 +53,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 				Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: res.Status})
 		}
 		if vms := c.Finish(req, vm, token, o); len(vms) > 0 {
-			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: EncodeWake(req.LeaseFP(), o, 0)})
+			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), o, 0, LeaseHolder{vm, token})})
 		}
 		return acts
 	}

@@ -94,7 +94,7 @@ func (e *protoEnv) deliver(w int, f *Flight) string {
 	if !ok || fp != f.Request().LeaseFP() {
 		e.t.Fatalf("wake-up %x: ok %v", msg, ok)
 	}
-	return e.show(f.Wake(o, status))
+	return e.show(f.WakeFrom(WakeLeader(msg), o, status))
 }
 
 func expectActs(t *testing.T, step, got, want string) {

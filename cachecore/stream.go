@@ -253,10 +253,15 @@ func (s *Stream) decided(acts []Action) []Action {
 // Wake is the event "the key's leader finished" for a following request
 // (from the worker's wake-up queue).
 func (s *Stream) Wake(o Outcome, status int) []Action {
+	return s.WakeFrom(LeaseHolder{}, o, status)
+}
+
+// WakeFrom is Wake for a wake-up message from leader (Flight.WakeFrom).
+func (s *Stream) WakeFrom(leader LeaseHolder, o Outcome, status int) []Action {
 	if s.phase != phaseFollowing {
 		return nil
 	}
-	return s.apply(s.fl.Wake(o, status))
+	return s.apply(s.fl.WakeFrom(leader, o, status))
 }
 
 // Tick re-checks a following request.
@@ -594,6 +599,14 @@ func (s *Stream) Done(rd Reader) []Action {
 		// from it.
 		if clientLeft(rd) {
 			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)
+		}
+	case phaseRequest, phaseFollowing:
+		// A leader before its upstream call (its L2 lookup or lease out,
+		// or waiting on another proxy's lead): a client gone is no
+		// upstream failure either. (Asked only of a leader: the code
+		// details are a host call.)
+		if s.fl.Leading() && clientLeft(rd) {
+			out = append(out, s.fl.FinishLead(OutcomeAbandoned, 0)...)
 		}
 	case phaseBuffering, phaseStreaming, phaseRecording:
 		// Cut by an upstream reset, a timeout or the client going away:

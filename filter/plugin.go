@@ -158,6 +158,7 @@ func (p *plugin) OnQueueReady(queueID uint32) {
 		if !ok {
 			continue
 		}
+		leader := cachecore.WakeLeader(msg)
 		var woken []*stream
 		for _, s := range p.waiting {
 			if s.x.Request().LeaseFP() == fp {
@@ -165,7 +166,7 @@ func (p *plugin) OnQueueReady(queueID uint32) {
 			}
 		}
 		for _, s := range woken {
-			s.inRoot(func(x *cachecore.Stream) []cachecore.Action { return x.Wake(o, status) }, false)
+			s.inRoot(func(x *cachecore.Stream) []cachecore.Action { return x.WakeFrom(leader, o, status) }, false)
 		}
 	}
 }
