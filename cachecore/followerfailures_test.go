@@ -175,3 +175,37 @@ func TestABatchItemRefusedIsNoLeaderFailure(t *testing.T) {
 		t.Fatalf("B woken after A's 200 (outcome %s): %q", o, got)
 	}
 }
+
+// A background refresh takes the key's lease before its slot among
+// background.max_concurrent; if it gets none (or cannot read the limiter)
+// it never calls the model. A request of the key that followed it in that
+// window (on another worker) must be woken at once and lead, not wait for
+// its tick and count a failure of a call never made.
+func TestARefreshThatCannotStartWakesItsFollowersUnfailed(t *testing.T) {
+	store, clock := NewMemStore(), newFakeClock()
+	cfg := mustParse(t, fmt.Sprintf(protoTableConfig, 0, "fail"))
+	e := &protoEnv{t: t, clock: clock}
+	var follower *Flight
+	var got string
+	flaky := &flakyStore{Store: store, getErr: func(key string) error {
+		if key != "mc:bg" {
+			return nil
+		}
+		follower, got = e.start(1, 2, "q") // between the refresh's lease and its slot
+		return errStoreDown
+	}}
+	e.w[0] = New(cfg, Options{Store: flaky, Now: clock.Now, Rand: seededRand(0)})
+	e.w[1] = New(cfg, Options{Store: store, Now: clock.Now, Rand: seededRand(1)})
+	c := e.w[0]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	c.SetBody(req, []byte(chatRequest("q")))
+	c.Lookup(req)
+	acts := e.show(c.Refresh(req, alice, 1))
+	expectActs(t, "the follower", got, "coalesce.followers wait")
+	if !strings.Contains(acts, "wake(w1)") {
+		t.Fatalf("a refresh that could not start: %q, want its follower woken", acts)
+	}
+	if got := e.deliver(1, follower); got != "coalesce.promoted resume" {
+		t.Fatalf("the follower woken: %q, want it to lead", got)
+	}
+}

@@ -28,8 +28,13 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 	now := c.nowMs()
 	slot, ok, err := c.bg.Acquire(now, now+timeout.Milliseconds())
 	if err != nil || !ok {
-		c.Finish(req, vm, token, OutcomeFailed)
-		return []Action{{Kind: ActCount, Event: EvRefreshSaturated, Route: r}}
+		// No call is made: a request that followed the refresh meanwhile
+		// leads next, at once and counting no failure.
+		acts := []Action{{Kind: ActCount, Event: EvRefreshSaturated, Route: r}}
+		if vms := c.Finish(req, vm, token, OutcomeAbandoned); len(vms) > 0 {
+			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), OutcomeAbandoned, 0, LeaseHolder{vm, token})})
+		}
+		return acts
 	}
 	call := c.replay(req, headers, EvRefreshStarted)
 	call.Done = func(res CallResult) []Action {
