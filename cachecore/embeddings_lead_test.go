@@ -443,6 +443,36 @@ func TestTakingOverAnExpiredLeaseIsNotUnchanged(t *testing.T) {
 	}
 }
 
+// leaveReadAhead sets up a read ahead left behind: worker 1 leads a batch
+// of items, worker 0 follows it, and a third request on worker 0 reads the
+// lease slot ahead of its first index read ("a" misses), then finds "b"
+// (stored by a writer outside the lease) and goes upstream partial,
+// never joining. It returns the leader's and the follower's flights.
+func (e *leadEnv) leaveReadAhead(t *testing.T) (fL, fF *Flight) {
+	t.Helper()
+	items := []string{"a", "b"}
+	reqL := e.begin(1, items)
+	if d := e.w[1].Lookup(reqL); d != Forward || reqL.Status != StatusMiss {
+		t.Fatalf("leader lookup %v %s", d, reqL.Status)
+	}
+	fL = e.w[1].NewFlight(reqL, 2, 7)
+	if k := outcome(fL.Miss()); k != ActForward {
+		t.Fatalf("leader: %v", k)
+	}
+	reqF := e.miss(t, items)
+	fF = e.w[0].NewFlight(reqF, 1, 8)
+	fF.Miss()
+	if !fF.Following() {
+		t.Fatal("the second request does not follow")
+	}
+	e.storeUnled(t, 1, []string{"b"})
+	reqG := e.begin(0, items)
+	if d := e.w[0].Lookup(reqG); d != Forward || reqG.Status != StatusPartial {
+		t.Fatalf("third request: %v %s", d, reqG.Status)
+	}
+	return fL, fF
+}
+
 // A lease slot read ahead by a batch's lookup belongs to that batch's
 // Join. A batch that read ahead and then found a hit never joins (a
 // partial one is not coalesced), and its read must not decide a later
@@ -452,37 +482,15 @@ func TestTakingOverAnExpiredLeaseIsNotUnchanged(t *testing.T) {
 func TestAReadAheadLeftByAnotherBatchDecidesNoJoin(t *testing.T) {
 	e := newLeadEnv(t)
 	e.lead(t, 0, []string{"the model becomes known"})
-	items := []string{"a", "b"}
-	reqL := e.begin(1, items)
-	if d := e.w[1].Lookup(reqL); d != Forward || reqL.Status != StatusMiss {
-		t.Fatalf("leader lookup %v %s", d, reqL.Status)
-	}
-	fL := e.w[1].NewFlight(reqL, 2, 7)
-	if k := outcome(fL.Miss()); k != ActForward {
-		t.Fatalf("leader: %v", k)
-	}
-	reqF := e.miss(t, items)
-	fF := e.w[0].NewFlight(reqF, 1, 8)
-	fF.Miss()
-	if !fF.Following() {
-		t.Fatal("the second request does not follow")
-	}
-	// "b" is stored by a writer outside this lease; worker 0 then sees
-	// the batch again: "a" misses (its first index read reads the lease
-	// slot ahead: the leader, worker 0 waiting), "b" hits, so the batch is
-	// partial and goes upstream without joining.
-	e.storeUnled(t, 1, []string{"b"})
-	reqG := e.begin(0, items)
-	if d := e.w[0].Lookup(reqG); d != Forward || reqG.Status != StatusPartial {
-		t.Fatalf("third request: %v %s", d, reqG.Status)
-	}
+	fL, fF := e.leaveReadAhead(t)
+	fp := fF.Request().LeaseFP()
 	fL.FinishLead(OutcomeFailed, 503)
-	if l, _ := e.w[0].Leases().Peek(reqF.LeaseFP()); l.State != LeaseFree {
+	if l, _ := e.w[0].Leases().Peek(fp); l.State != LeaseFree {
 		t.Fatalf("lease after the leader's release: %+v", l)
 	}
 	fF.Wake(OutcomeFailed, 503)
 	if fF.Following() {
-		l, _ := e.w[0].Leases().Peek(reqF.LeaseFP())
+		l, _ := e.w[0].Leases().Peek(fp)
 		t.Fatalf("the woken follower keeps waiting for a leader that is gone (lease now %+v): another batch's read ahead decided its Join", l)
 	}
 }
@@ -498,20 +506,7 @@ func TestAReadAheadLeftByAnotherBatchFailsNoFollower(t *testing.T) {
 		e.w[i] = New(cfg, Options{Store: e.reads, Now: e.clock.Now, Rand: seededRand(uint64(i + 1))})
 	}
 	e.lead(t, 0, []string{"the model becomes known"})
-	items := []string{"a", "b"}
-	reqL := e.begin(1, items)
-	e.w[1].Lookup(reqL)
-	fL := e.w[1].NewFlight(reqL, 2, 7)
-	if k := outcome(fL.Miss()); k != ActForward {
-		t.Fatalf("leader: %v", k)
-	}
-	reqF := e.miss(t, items)
-	fF := e.w[0].NewFlight(reqF, 1, 8)
-	fF.Miss()
-	e.storeUnled(t, 1, []string{"b"})
-	if reqG := e.begin(0, items); e.w[0].Lookup(reqG) != Forward || reqG.Status != StatusPartial {
-		t.Fatalf("third request: %s", reqG.Status)
-	}
+	fL, fF := e.leaveReadAhead(t)
 	fL.FinishLead(OutcomeFailed, 503)
 	acts := fF.Wake(OutcomeFailed, 503)
 	for i := 0; i < 3 && fF.Following(); i++ {
