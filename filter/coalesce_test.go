@@ -614,28 +614,37 @@ func TestStreamingLeaderAbortVersusUpstreamReset(t *testing.T) {
 	}
 }
 
-// A follower's tick can run before its pending wake-up is delivered (Envoy
-// orders a timer and a posted queue event as it likes; under load the e2e
-// TestStampedeFailingUpstreamRetriesExhausted saw it). The tick must not
-// answer with a 502 of unknown cause when the wake-up with the leader's
-// status is already in the queue.
-func TestTickBeforeWakeupKeepsLeaderStatus(t *testing.T) {
+// leaderFailedWakeQueued runs a leader on worker 0 and its follower on
+// worker 1 (max_retries 0) until the leader's upstream answers 503: the
+// leader is done, and its wake-up waits in worker 1's queue.
+func leaderFailedWakeQueued(t *testing.T, prompt string) (*harness, *wasmhost.Exchange) {
+	t.Helper()
 	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
 	hs := newHarness(t, cfg, withManualDrain())
 	hs.holdUpstream()
-	leader := hs.h.StartExchange(0, chatRequest("tick race"))
+	leader := hs.h.StartExchange(0, chatRequest(prompt))
 	hs.h.DrainVM(0)
-	follower := hs.h.StartExchange(1, chatRequest("tick race"))
+	follower := hs.h.StartExchange(1, chatRequest(prompt))
 	hs.h.DrainVM(1)
 	pending := hs.h.PendingUpstream()
 	if len(pending) != 1 {
 		t.Fatalf("%d upstream requests", len(pending))
 	}
 	pending[0].Respond(503, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":"overloaded"}`))
-	hs.h.DrainVM(0) // the leader is done; its wake-up waits in worker 1's queue
+	hs.h.DrainVM(0)
 	if !leader.Done() || leader.Response().Status != 503 {
 		t.Fatalf("leader: %s", leader.State())
 	}
+	return hs, follower
+}
+
+// A follower's tick can run before its pending wake-up is delivered (Envoy
+// orders a timer and a posted queue event as it likes; under load the e2e
+// TestStampedeFailingUpstreamRetriesExhausted saw it). The tick must not
+// answer with a 502 of unknown cause when the wake-up with the leader's
+// status is already in the queue.
+func TestTickBeforeWakeupKeepsLeaderStatus(t *testing.T) {
+	hs, follower := leaderFailedWakeQueued(t, "tick race")
 	hs.h.Tick(1) // the tick comes first
 	hs.h.Drain()
 	if !follower.Done() {
@@ -655,22 +664,7 @@ func TestTickBeforeWakeupKeepsLeaderStatus(t *testing.T) {
 // key only). With max_retries 0 it is answered that leader's 503 while its
 // own leader is still upstream and about to succeed.
 func TestALateFollowerIsNotFailedByAnEarlierLeader(t *testing.T) {
-	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
-	hs := newHarness(t, cfg, withManualDrain())
-	hs.holdUpstream()
-	a := hs.h.StartExchange(0, chatRequest("late follower"))
-	hs.h.DrainVM(0)
-	b := hs.h.StartExchange(1, chatRequest("late follower"))
-	hs.h.DrainVM(1)
-	first := hs.h.PendingUpstream()
-	if len(first) != 1 {
-		t.Fatalf("%d upstream requests", len(first))
-	}
-	first[0].Respond(503, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":"overloaded"}`))
-	hs.h.DrainVM(0) // A is done; its wake-up waits in worker 1's queue
-	if !a.Done() || a.Response().Status != 503 {
-		t.Fatalf("A: %s", a.State())
-	}
+	hs, b := leaderFailedWakeQueued(t, "late follower")      // A failed; its wake-up waits in worker 1's queue
 	c := hs.h.StartExchange(0, chatRequest("late follower")) // leads next
 	hs.h.DrainVM(0)
 	d := hs.h.StartExchange(1, chatRequest("late follower")) // follows C, before worker 1's queue callback
