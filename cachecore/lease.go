@@ -213,9 +213,10 @@ func (t *LeaseTable) ReadAhead(fp uint64) uint64 {
 
 // acquire is Acquire; unchanged reports a lead won with the slot as
 // ReadAhead read it, in the read numbered ahead (0: none; any read ahead
-// is dropped by the first acquire after it, whichever it names). It works on the slot's bytes (slotRecords): leases
-// are read where they lie and copied whole into the slot written back,
-// never decoded into Lease values.
+// is dropped by the first acquire after it, whichever it names). It works
+// on the slot's bytes (slotRecords): leases are read where they lie and
+// copied whole into the slot written back, never decoded into Lease
+// values.
 func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool, ahead uint64) (_ Role, unchanged bool, _ error) {
 	key := t.key(fp)
 	read := t.ahead
