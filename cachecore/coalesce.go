@@ -138,6 +138,17 @@ func (c *Cache) Finish(req *Request, vm uint64, stream uint32, o Outcome) []uint
 	return waiters
 }
 
+// finishWake ends by's lead of req's key with o (Finish) and returns the
+// wake-up for the workers of its waiters, if any (status: the leader's
+// response status on a failure, 0 if none).
+func (c *Cache) finishWake(req *Request, by LeaseHolder, o Outcome, status int) (Action, bool) {
+	vms := c.Finish(req, by.VM, by.Stream, o)
+	if len(vms) == 0 {
+		return Action{}, false
+	}
+	return Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), o, status, by)}, true
+}
+
 // tenantTag names the request's tenant in its lease, for the per-tenant
 // share of a lease slot; 0 (no tenant: a shared route) is not bounded.
 func (req *Request) tenantTag() uint64 {

@@ -178,3 +178,8 @@ func (s *flakyStore) Set(key string, value []byte, cas uint32) error {
 }
 
 var errStoreDown = errors.New("store down")
+
+// EncodeWake builds a wake-up message from a leader not named.
+func EncodeWake(fp uint64, o Outcome, status int) []byte {
+	return encodeWake(fp, o, status, LeaseHolder{})
+}

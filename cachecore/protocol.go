@@ -303,8 +303,8 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	if f.req.l2.lease && (o != OutcomeStored || f.req.l2.put == nil) {
 		f.emit(Action{Kind: ActDispatch, Call: f.c.l2Release(f.req)})
 	}
-	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
-		f.emit(Action{Kind: ActWake, VMs: vms, Message: encodeWake(f.req.LeaseFP(), o, status, LeaseHolder{f.vm, f.id})})
+	if wake, ok := f.c.finishWake(f.req, LeaseHolder{f.vm, f.id}, o, status); ok {
+		f.emit(wake)
 	}
 }
 

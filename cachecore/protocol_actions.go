@@ -171,11 +171,6 @@ func statusCode(v string) int {
 // the time the message is read). 24 bytes, little-endian.
 const wakeLen = 24
 
-// EncodeWake builds a wake-up message from a leader not named.
-func EncodeWake(fp uint64, o Outcome, status int) []byte {
-	return encodeWake(fp, o, status, LeaseHolder{})
-}
-
 func encodeWake(fp uint64, o Outcome, status int, by LeaseHolder) []byte {
 	msg := make([]byte, wakeLen)
 	msg[0] = 'W'

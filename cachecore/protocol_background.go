@@ -31,8 +31,8 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		// No call is made: a request that followed the refresh meanwhile
 		// leads next, at once and counting no failure.
 		acts := []Action{{Kind: ActCount, Event: EvRefreshSaturated, Route: r}}
-		if vms := c.Finish(req, vm, token, OutcomeAbandoned); len(vms) > 0 {
-			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), OutcomeAbandoned, 0, LeaseHolder{vm, token})})
+		if wake, ok := c.finishWake(req, LeaseHolder{vm, token}, OutcomeAbandoned, 0); ok {
+			acts = append(acts, wake)
 		}
 		return acts
 	}
@@ -57,8 +57,8 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 			acts = append(acts, Action{Kind: ActCount, Event: ev, Route: r},
 				Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: res.Status})
 		}
-		if vms := c.Finish(req, vm, token, o); len(vms) > 0 {
-			acts = append(acts, Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), o, 0, LeaseHolder{vm, token})})
+		if wake, ok := c.finishWake(req, LeaseHolder{vm, token}, o, 0); ok {
+			acts = append(acts, wake)
 		}
 		return acts
 	}
