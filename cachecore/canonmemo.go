@@ -83,27 +83,3 @@ func memoSlot(b []byte) uint64 {
 	}
 	return (h >> 32) % canonMemoSlots
 }
-
-// equalFromEnd is bytes.Equal, comparing 8 bytes at a time from the end:
-// two chat requests usually share their start (system prompt, earlier
-// turns) and differ in the last message, so a new request is told apart
-// from a remembered one of the same length after a few words, not after
-// the whole body. (The slot is chosen by length and a few words that such
-// requests often share, so same-length requests meet here.)
-func equalFromEnd(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	i := len(a)
-	for ; i >= 8; i -= 8 {
-		if binary.LittleEndian.Uint64(a[i-8:]) != binary.LittleEndian.Uint64(b[i-8:]) {
-			return false
-		}
-	}
-	for ; i > 0; i-- {
-		if a[i-1] != b[i-1] {
-			return false
-		}
-	}
-	return true
-}

@@ -59,27 +59,3 @@ func TestCanonMemoSlotAnyLength(t *testing.T) {
 		}
 	}
 }
-
-// equalFromEnd is bytes.Equal: every length around the 8-byte steps, a
-// difference at every position.
-func TestEqualFromEndIsBytesEqual(t *testing.T) {
-	for n := 0; n <= 40; n++ {
-		a := make([]byte, n)
-		for i := range a {
-			a[i] = byte(i*7 + 1)
-		}
-		if !equalFromEnd(a, bytes.Clone(a)) {
-			t.Fatalf("len %d: equal bodies differ", n)
-		}
-		if n > 0 && equalFromEnd(a, a[:n-1]) {
-			t.Fatalf("len %d: a shorter body is equal", n)
-		}
-		for i := 0; i < n; i++ {
-			b := bytes.Clone(a)
-			b[i] ^= 0x20
-			if equalFromEnd(a, b) {
-				t.Fatalf("len %d: a difference at %d is not seen", n, i)
-			}
-		}
-	}
-}

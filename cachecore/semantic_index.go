@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -277,13 +276,6 @@ func words(b []byte) []uint64 {
 		w[i] = load64(b[i*8:])
 	}
 	return w
-}
-
-// load64 is one 64-bit load in the machine's byte order (one i64.load in
-// wasm, where binary.LittleEndian.Uint64 is eight byte loads).
-func load64(b []byte) uint64 {
-	_ = b[7]
-	return *(*uint64)(unsafe.Pointer(&b[0]))
 }
 
 func hamming(q []uint64, b []byte) int {

@@ -263,27 +263,6 @@ func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (b
 	return true, nil
 }
 
-// equalKeys compares two keys eight bytes at a time: a hit compares the
-// whole canonical request, and under wasm the runtime's byte-wise compare
-// is a measurable part of a hit.
-func equalKeys(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	i := 0
-	for ; i+8 <= len(a); i += 8 {
-		if binary.LittleEndian.Uint64(a[i:]) != binary.LittleEndian.Uint64(b[i:]) {
-			return false
-		}
-	}
-	for ; i < len(a); i++ {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // InsertResult tells the caller what an insert displaced, for the stats.
 type InsertResult struct {
 	Filled  bool // an empty way was used: one more live entry

@@ -621,17 +621,3 @@ func (s *countingStore) Set(key string, value []byte, cas uint32) error {
 	}
 	return err
 }
-
-func TestEqualKeys(t *testing.T) {
-	a := []byte("0123456789abcdefXYZ")
-	for i := range a {
-		b := append([]byte(nil), a...)
-		b[i] ^= 1
-		if equalKeys(a, b) {
-			t.Fatalf("differ at %d but equal", i)
-		}
-	}
-	if !equalKeys(a, append([]byte(nil), a...)) || equalKeys(a, a[:len(a)-1]) || !equalKeys(nil, []byte{}) {
-		t.Fatal("equalKeys wrong on equal or shorter input")
-	}
-}
