@@ -117,6 +117,9 @@ type embedding struct {
 const (
 	minDim = 8
 	maxDim = 8192
+	// maxEmbeddingAnswer bounds an embeddings answer: maxDim numbers of
+	// up to 32 bytes each, and room for the rest of the answer.
+	maxEmbeddingAnswer = maxDim*32 + 64<<10
 )
 
 // parseEmbedding checks an embeddings answer: 200, one finite, non-zero
@@ -130,7 +133,9 @@ func parseEmbedding(r *Route, res CallResult) (e embedding, ok, timeout bool) {
 	if res.Failed || res.Status == 504 { // Envoy answers a call past its deadline with a local 504
 		return e, false, true
 	}
-	if res.Status != 200 || !gjson.ValidBytes(res.Body) {
+	// Untrusted bytes: bounded in size (one vector of at most maxDim
+	// numbers) and in nesting before any recursive parse sees them.
+	if res.Status != 200 || len(res.Body) > maxEmbeddingAnswer || checkJSON(res.Body) != ReasonNone {
 		return e, false, false
 	}
 	arr := gjson.GetBytes(res.Body, "data.0.embedding")

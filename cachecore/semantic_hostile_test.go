@@ -24,3 +24,17 @@ func TestSemanticEmbeddingAnswerNestingIsBounded(t *testing.T) {
 		t.Fatalf("bomb not refused as an embedding error: %q", got)
 	}
 }
+
+// An embeddings answer larger than one vector of maxDim numbers can be is
+// refused before it is parsed, whatever it holds.
+func TestSemanticEmbeddingAnswerSizeIsBounded(t *testing.T) {
+	for _, pad := range []int{0, maxEmbeddingAnswer} {
+		e := newSemEnv(t, "")
+		body := []byte(`{"data":[{"embedding":[1,2,3,4,5,6,7,8]}],"x":"` + strings.Repeat("a", pad) + `"}`)
+		res := CallResult{Status: 200, Body: body}
+		_, got := e.ask(alice, "What is the capital of France?", &res)
+		if refused := strings.Contains(got, "semantic.embed_error"); refused != (pad > 0) {
+			t.Fatalf("answer of %d bytes: refused %v (%q)", len(body), refused, got)
+		}
+	}
+}
