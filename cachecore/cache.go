@@ -41,7 +41,7 @@ type Cache struct {
 	semVectors semVectorCache    // recent turns' vectors (semantic_index.go)
 	semPending map[uint64]int64  // turns being embedded by this VM, until (ms)
 	semModels  map[*Route]string // the embedding model last seen per route
-	semSweep   int               // where this VM's next sweep of a full index starts
+	semSweep   semSweepPos       // where this VM's next sweep of a full index starts
 
 	spare []*Request // requests of plain hits, for reuse (recycle.go)
 	// spareBatch: the arenas of a recycled embeddings request's batch,

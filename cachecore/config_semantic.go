@@ -10,6 +10,9 @@ import (
 // route (semantic*.go): on an exact miss the last user turn is embedded
 // through Embedding and compared with the turns of stored answers in the
 // same partition; a close enough, guarded and confirmed one answers.
+// semMaxEntriesLimit is the largest max_entries a route may set.
+const semMaxEntriesLimit = 1 << 22
+
 type Semantic struct {
 	Embedding     EmbeddingService
 	MinSimilarity float64 // cosine at or above which a stored turn may answer
@@ -120,7 +123,7 @@ func (p *parser) semantic(path string, v gjson.Result, k Kind) *Semantic {
 				return true
 			})
 		case "max_entries":
-			s.MaxEntries = p.intRange(sub, val, 1, 1<<22)
+			s.MaxEntries = p.intRange(sub, val, 1, semMaxEntriesLimit)
 		case "max_text_bytes":
 			s.MaxTextBytes = p.intRange(sub, val, 16, 16<<10)
 		case "confirm":

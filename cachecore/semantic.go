@@ -296,7 +296,7 @@ func (f *Flight) semanticContinue(pre []Action, resume bool) []Action {
 func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 	s := req.Route.Semantic
 	part := c.semPartition(req, q)
-	cands := c.semIndex().search(q.ns, part, q.vec, q.norm, s.MinSimilarity)
+	cands := c.semIndex(s).search(q.ns, part, q.vec, q.norm, s.MinSimilarity)
 	var events []Event
 	now := c.nowMs()
 	for _, cand := range cands {
@@ -344,7 +344,7 @@ func (f *Flight) semanticStored(freshUntil int64) []Action {
 	}
 	raw := append([]byte(nil), req.Key[q.off:q.off+q.n]...)
 	part := c.semPartition(req, q)
-	ev, err := c.semIndex().add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, &c.semSweep)
+	ev, err := c.semIndex(req.Route.Semantic).add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, &c.semSweep)
 	if err != nil {
 		return nil
 	}
@@ -377,7 +377,7 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 	if c.store.Set(key, []byte(v.identity), cas) != nil || err == ErrNotFound {
 		return nil // another VM recorded it (or this is the first model: no change)
 	}
-	freed := c.semIndex().reclaim(fnv64(string(old)))
+	freed := semIndexStore{s: c.store, now: c.nowMs()}.reclaim(fnv64(string(old)))
 	return []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r},
 		{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": the embeddings server now reports " +
 			strconv.Quote(readableIdentity(v.identity)) + " (was " + strconv.Quote(readableIdentity(string(old))) +

@@ -37,8 +37,17 @@ import (
 // or scored — a candidate's similarity, freshness and turn all come from
 // its segment. max_entries bounds the records of one namespace; when it
 // is reached, a sweep drops the records whose answers are no longer fresh
-// (a few segments per store, resuming where the last stopped); only if
-// none could be dropped is the turn not indexed (counted index_full).
+// (a few segments per store, resuming at the partition and segment where
+// the last stopped); only if none could be dropped is the turn not
+// indexed (counted index_full).
+//
+// A record goes into the partition's write segment, named in h after the
+// count (u32 count | u32 write segment; a 4-byte h writes to the last);
+// when that segment is full, into the next one with room by its signs
+// value, and only when none has room into a new segment. So a partition
+// opens a segment only when all of its segments are full: it has at most
+// max_entries/64 + 2 of them (semMaxSegments), and every reader bounds the
+// count it reads in h by that.
 
 const (
 	semSegRecords = 64
@@ -48,9 +57,46 @@ const (
 type semIndexStore struct {
 	s   storeReader // not boxed in a Store: no allocation per index
 	now int64       // ms
+	// maxSeg bounds a partition's segments (zero: as for the largest
+	// max_entries).
+	maxSeg int
 }
 
-func (c *Cache) semIndex() semIndexStore { return semIndexStore{c.store, c.nowMs()} }
+func (c *Cache) semIndex(s *Semantic) semIndexStore {
+	return semIndexStore{s: c.store, now: c.nowMs(), maxSeg: semMaxSegments(s.MaxEntries)}
+}
+
+// semMaxSegments is the most segments a partition of an index of
+// maxEntries records needs (see above), with one of slack for signs
+// values that lag their segments.
+func semMaxSegments(maxEntries int) int { return maxEntries/semSegRecords + 2 }
+
+func (ix semIndexStore) segCap() int {
+	if ix.maxSeg > 0 {
+		return ix.maxSeg
+	}
+	return semMaxSegments(semMaxEntriesLimit)
+}
+
+// semHead reads a partition's h: its segment count, bounded, and its
+// write segment.
+func (ix semIndexStore) semHead(head []byte) (nseg, w int, ok bool) {
+	if len(head) != 4 && len(head) != 8 {
+		return 0, 0, false
+	}
+	nseg = min(int(binary.LittleEndian.Uint32(head)), ix.segCap())
+	w = nseg - 1
+	if len(head) == 8 {
+		if v := int(binary.LittleEndian.Uint32(head[4:])); v < nseg {
+			w = v
+		}
+	}
+	return nseg, w, true
+}
+
+func encodeSemHead(nseg, w int) []byte {
+	return binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(nseg)), uint32(w))
+}
 
 // semRecHead is a record's norm and fresh-until time; semSegHead a
 // segment's (and a signs value's) record count and dimension; semSignHead
@@ -105,10 +151,10 @@ type semCandidate struct {
 func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min float64) []semCandidate {
 	prefix := semPrefix(ns, part)
 	head, _, err := ix.s.Get(prefix + "h")
-	if err != nil || len(head) != 4 {
+	nseg, _, ok := ix.semHead(head)
+	if err != nil || !ok {
 		return nil
 	}
-	nseg := int(binary.LittleEndian.Uint32(head))
 	dim := len(q)
 	sb := signBytes(dim)
 	qs := words(signs(q))
@@ -389,7 +435,7 @@ func (ix semIndexStore) publishSigns(prefix string, i int) {
 }
 
 // add appends a record to the partition. It reports what to count.
-func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *int) (Event, error) {
+func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *semSweepPos) (Event, error) {
 	countKey := semNamespace(ns) + "n"
 	swept := false
 	for try := 0; try < 8; try++ {
@@ -423,6 +469,16 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 	}
 	rec = binary.LittleEndian.AppendUint16(rec, uint16(len(raw)))
 	rec = append(rec, raw...)
+	ev, err := ix.place(ns, part, rec, len(q))
+	if ev != EvSemanticIndexed {
+		ix.uncount(semNamespace(ns), 1) // counted above, not placed
+	}
+	return ev, err
+}
+
+// place appends rec (of dimension dim) to the partition's write segment,
+// moving the write segment on when it is full.
+func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int) (Event, error) {
 	prefix := semPrefix(ns, part)
 	keys := newSemKeys(prefix)
 	for try := 0; try < 8; try++ {
@@ -430,19 +486,15 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 		if err != nil && err != ErrNotFound {
 			return 0, err
 		}
-		nseg := uint32(0)
-		if len(head) == 4 {
-			nseg = binary.LittleEndian.Uint32(head)
-		}
-		if nseg == 0 {
-			if ix.s.Set(prefix+"h", binary.LittleEndian.AppendUint32(nil, 1), hcas) != nil {
+		nseg, w, ok := ix.semHead(head)
+		if !ok || nseg == 0 {
+			if ix.s.Set(prefix+"h", encodeSemHead(1, 0), hcas) != nil {
 				continue
 			}
-			nseg = 1
+			nseg, w = 1, 0
 			ix.register(ns, part)
 		}
-		last := int(nseg - 1)
-		seg, scas, err := ix.s.Get(keys.key(prefix, 'r', last))
+		seg, scas, err := ix.s.Get(keys.key(prefix, 'r', w))
 		if err == ErrNotFound {
 			// create only if still missing: two writers creating the
 			// same segment must not both succeed
@@ -453,32 +505,78 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			return 0, err
 		}
 		count := 0
-		if len(seg) >= semSegHead && int(binary.LittleEndian.Uint16(seg[2:])) == len(q) {
+		if len(seg) >= semSegHead && int(binary.LittleEndian.Uint16(seg[2:])) == dim {
 			count = int(binary.LittleEndian.Uint16(seg))
 		} else {
-			seg = binary.LittleEndian.AppendUint16([]byte{0, 0}, uint16(len(q)))
+			seg = binary.LittleEndian.AppendUint16([]byte{0, 0}, uint16(dim))
 		}
 		if count >= semSegRecords {
-			_ = ix.s.Set(prefix+"h", binary.LittleEndian.AppendUint32(nil, nseg+1), hcas)
+			next, ok := ix.roomySegment(prefix, nseg, w)
+			switch {
+			case ok:
+				_ = ix.s.Set(prefix+"h", encodeSemHead(nseg, next), hcas)
+			case nseg < ix.segCap():
+				_ = ix.s.Set(prefix+"h", encodeSemHead(nseg+1, nseg), hcas)
+			default:
+				return EvSemanticIndexFull, nil
+			}
 			continue
 		}
 		seg = append(seg, rec...)
 		binary.LittleEndian.PutUint16(seg, uint16(count+1))
-		if ix.s.Set(keys.key(prefix, 'r', last), seg, scas) == nil {
-			ix.publishSigns(prefix, last)
+		if ix.s.Set(keys.key(prefix, 'r', w), seg, scas) == nil {
+			ix.publishSigns(prefix, w)
 			return EvSemanticIndexed, nil
 		}
 	}
 	return 0, ErrCasMismatch
 }
 
+// roomySegment finds a segment of the partition other than full with room
+// for a record, by the record counts of the signs values (a value that
+// lags its segment costs a turn of place's loop; a missing one is an
+// empty segment).
+func (ix semIndexStore) roomySegment(prefix string, nseg, full int) (int, bool) {
+	keys := newSemKeys(prefix)
+	var buf []byte
+	for k := 1; k < nseg; k++ {
+		i := (full + k) % nseg
+		sv, _, err := ix.s.GetInto(keys.key(prefix, 's', i), buf[:0])
+		if err == ErrNotFound || err == nil && (len(sv) < semSegHead || int(binary.LittleEndian.Uint16(sv)) < semSegRecords) {
+			return i, true
+		}
+		buf = sv
+	}
+	return 0, false
+}
+
+// uncount takes n records off the namespace's count (base is its
+// namespace's prefix).
+func (ix semIndexStore) uncount(base string, n int) {
+	for try := 0; try < 8; try++ {
+		v, cas, err := ix.s.Get(base + "n")
+		if err != nil || len(v) != 4 {
+			return
+		}
+		c := int(binary.LittleEndian.Uint32(v))
+		if ix.s.Set(base+"n", binary.LittleEndian.AppendUint32(nil, uint32(max(c-n, 0))), cas) == nil {
+			return
+		}
+	}
+}
+
 // semSweepSegments is how many segments one sweep compacts at most.
 const semSweepSegments = 16
 
+// semSweepPos is where a VM's next sweep starts: a partition of the
+// namespace's list and a segment of it.
+type semSweepPos struct{ part, seg int }
+
 // sweep compacts up to semSweepSegments segments of namespace ns, starting
-// at partition *cursor, dropping records no longer fresh at now; the
-// namespace's count goes down by what it dropped, which it returns.
-func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
+// at *pos and leaving *pos after the last, dropping records no longer
+// fresh at now; the namespace's count goes down by what it dropped, which
+// it returns.
+func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
 	nparts := len(parts) / 8
@@ -486,36 +584,26 @@ func (ix semIndexStore) sweep(ns uint64, now int64, cursor *int) int {
 		return 0
 	}
 	removed, visited := 0, 0
-	for i := 0; i < nparts && visited < semSweepSegments; i++ {
-		*cursor %= nparts
-		prefix := semPrefix(ns, binary.LittleEndian.Uint64(parts[*cursor*8:]))
-		*cursor++
+	for turn := 0; turn <= nparts && visited < semSweepSegments; turn++ {
+		pos.part %= nparts
+		prefix := semPrefix(ns, binary.LittleEndian.Uint64(parts[pos.part*8:]))
 		head, _, err := ix.s.Get(prefix + "h")
-		if err != nil || len(head) != 4 {
-			continue
+		nseg, _, ok := ix.semHead(head)
+		if err != nil || !ok {
+			nseg = 0
 		}
-		for s := 0; s < int(binary.LittleEndian.Uint32(head)) && visited < semSweepSegments; s++ {
-			removed += ix.compact(prefix, s, now)
+		for ; pos.seg < nseg && visited < semSweepSegments; pos.seg++ {
+			removed += ix.compact(prefix, pos.seg, now)
 			visited++
 		}
-	}
-	if removed == 0 {
-		return 0
-	}
-	for try := 0; try < 8; try++ {
-		v, cas, err := ix.s.Get(base + "n")
-		if err != nil || len(v) != 4 {
-			return removed
-		}
-		n := binary.LittleEndian.Uint32(v)
-		if int(n) < removed {
-			n = uint32(removed)
-		}
-		if ix.s.Set(base+"n", binary.LittleEndian.AppendUint32(nil, n-uint32(removed)), cas) == nil {
-			return removed
+		if pos.seg >= nseg {
+			pos.part, pos.seg = pos.part+1, 0
 		}
 	}
-	return 0
+	if removed > 0 {
+		ix.uncount(base, removed)
+	}
+	return removed
 }
 
 // compact drops segment i's records that are no longer fresh at now and
@@ -597,10 +685,11 @@ func (ix semIndexStore) reclaim(ns uint64) int {
 	for i := 0; i+8 <= len(parts); i += 8 {
 		prefix := semPrefix(ns, binary.LittleEndian.Uint64(parts[i:]))
 		head, _, err := ix.s.Get(prefix + "h")
-		if err != nil || len(head) != 4 {
+		nseg, _, ok := ix.semHead(head)
+		if err != nil || !ok {
 			continue
 		}
-		for s := 0; s < int(binary.LittleEndian.Uint32(head)); s++ {
+		for s := 0; s < nseg; s++ {
 			if seg, _, err := ix.s.Get(prefix + "r" + strconv.Itoa(s)); err == nil && len(seg) >= 2 {
 				freed += int(binary.LittleEndian.Uint16(seg))
 				_ = ix.s.Set(prefix+"r"+strconv.Itoa(s), nil, 0)

@@ -22,7 +22,7 @@ type signsIndex struct {
 func newSignsIndex(t *testing.T, rng *rand.Rand, n int, freshUntil func(i int) int64) *signsIndex {
 	t.Helper()
 	si := &signsIndex{store: NewMemStore(), vecs: map[string][]int8{}, norms: map[string]float32{}}
-	si.ix = semIndexStore{readerOf(si.store), 0}
+	si.ix = semIndexStore{s: readerOf(si.store)}
 	for i := 0; i < n; i++ {
 		v := make([]float32, 384)
 		for j := range v {
@@ -31,7 +31,7 @@ func newSignsIndex(t *testing.T, rng *rand.Rand, n int, freshUntil func(i int) i
 		q, norm := quantise(v)
 		text := "t" + strconv.Itoa(i)
 		si.vecs[text], si.norms[text] = q, norm
-		if _, err := si.ix.add(1, 2, q, norm, []byte(strconv.Quote(text)), freshUntil(i), 0, 1<<20, new(int)); err != nil {
+		if _, err := si.ix.add(1, 2, q, norm, []byte(strconv.Quote(text)), freshUntil(i), 0, 1<<20, new(semSweepPos)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,7 +221,7 @@ func TestSemanticSignsFollowSegments(t *testing.T) {
 	fresh := func(i int) int64 { return int64(1000 + i*10) }
 	si := newSignsIndex(t, rng, 150, fresh)
 	si.consistent(t)
-	cursor := 0
+	var cursor semSweepPos
 	if got := si.ix.sweep(1, 1495, &cursor); got != 50 {
 		t.Fatalf("sweep dropped %d records, want 50", got)
 	}

@@ -226,7 +226,7 @@ func TestSemanticIndexBound(t *testing.T) {
 // indexed turns (384 dimensions, int8), the embedding call excluded.
 func BenchmarkSemanticLookup10k(b *testing.B) {
 	store := NewMemStore()
-	ix := semIndexStore{readerOf(store), 0}
+	ix := semIndexStore{s: readerOf(store)}
 	rng := rand.New(rand.NewPCG(1, 2))
 	randVec := func() ([]int8, float32) {
 		v := make([]float32, 384)
@@ -237,7 +237,7 @@ func BenchmarkSemanticLookup10k(b *testing.B) {
 	}
 	for i := 0; i < 10000; i++ {
 		q, n := randVec()
-		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 1<<62, 0, 20000, new(int)); err != nil {
+		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 1<<62, 0, 20000, new(semSweepPos)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -271,7 +271,7 @@ func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
 	}
 	for trial := 0; trial < 5; trial++ {
 		store := NewMemStore()
-		ix := semIndexStore{readerOf(store), 0}
+		ix := semIndexStore{s: readerOf(store)}
 		topic := make([]float64, dim)
 		for i := range topic {
 			topic[i] = common[i] + 0.5*rng.NormFloat64()
@@ -293,7 +293,7 @@ func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
 					unrelatedMax = c
 				}
 			}
-			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 1<<62, 0, 20000, new(int)); err != nil {
+			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 1<<62, 0, 20000, new(semSweepPos)); err != nil {
 				t.Fatal(err)
 			}
 		}
