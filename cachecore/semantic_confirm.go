@@ -15,10 +15,14 @@ import (
 // belongs to the stored answer (its StoredAt), not to the key: an answer
 // stored again under the same question starts unconfirmed.
 //
-//	modelcache/semc/<slot>   u32 exact hits | u8 flags | f32 own minimum similarity | i64 stored at | u64 entry fp
+//	modelcache/semc/<slot>   u32 exact hits | u8 flags | f32 own minimum similarity | i64 stored at | i64 until | u64 entry fp
 //
 // in semConfirmSlots slots (entry fp modulo): bounded whatever the number
 // of answers; an answer whose slot another took is simply unconfirmed.
+// A demotion keeps its slot until its entry is dead (until: the entry's
+// stale-until): no other answer's record replaces it before, so asking
+// many questions cannot wash a demotion out; an answer that finds its
+// slot so held stays unconfirmed.
 
 type semConfirm struct {
 	hits      uint32
@@ -26,6 +30,7 @@ type semConfirm struct {
 	demoted   bool
 	minSim    float64
 	storedAt  int64
+	until     int64 // a demotion's hold on the slot (ms)
 }
 
 // of reports the state for the answer stored at storedAt: none if the
@@ -51,12 +56,22 @@ func (c *Cache) semConfirmState(fp uint64) semConfirm {
 	return decodeSemConfirm(v, err, fp)
 }
 
+const semConfirmLen = 33
+
 func decodeSemConfirm(v []byte, err error, fp uint64) semConfirm {
-	if err != nil || len(v) != 25 || binary.LittleEndian.Uint64(v[17:]) != fp {
+	if err != nil || len(v) != semConfirmLen || binary.LittleEndian.Uint64(v[25:]) != fp {
 		return semConfirm{}
 	}
 	return semConfirm{hits: binary.LittleEndian.Uint32(v), confirmed: v[4]&semFlagConfirmed != 0, demoted: v[4]&semFlagDemoted != 0,
-		minSim: float64(math.Float32frombits(binary.LittleEndian.Uint32(v[5:]))), storedAt: int64(binary.LittleEndian.Uint64(v[9:]))}
+		minSim: float64(math.Float32frombits(binary.LittleEndian.Uint32(v[5:]))), storedAt: int64(binary.LittleEndian.Uint64(v[9:])),
+		until: int64(binary.LittleEndian.Uint64(v[17:]))}
+}
+
+// heldFrom reports a slot value that is another entry's demotion, held
+// at now.
+func heldFrom(v []byte, fp uint64, now int64) bool {
+	return len(v) == semConfirmLen && binary.LittleEndian.Uint64(v[25:]) != fp && v[4]&semFlagDemoted != 0 &&
+		int64(binary.LittleEndian.Uint64(v[17:])) > now
 }
 
 func (s semConfirm) encode() []byte {
@@ -70,7 +85,8 @@ func (s semConfirm) encode() []byte {
 	}
 	b = append(b, fl)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(s.minSim)))
-	return binary.LittleEndian.AppendUint64(b, uint64(s.storedAt))
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.storedAt))
+	return binary.LittleEndian.AppendUint64(b, uint64(s.until))
 }
 
 func (s semConfirm) encodeFor(fp uint64) []byte {
@@ -83,7 +99,7 @@ func (c *Cache) semUpdate(fp uint64, storedAt int64, f func(s *semConfirm) bool)
 	key := semConfirmKey(fp)
 	for try := 0; try < 4; try++ {
 		v, cas, err := c.store.Get(key)
-		if err != nil && err != ErrNotFound {
+		if err != nil && err != ErrNotFound || heldFrom(v, fp, c.nowMs()) {
 			return false
 		}
 		s := decodeSemConfirm(v, err, fp).of(storedAt)
@@ -142,11 +158,12 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 			return nil
 		}
 		fp := c.fingerprint(req.sem.entryKey)
+		until := req.Entry.StaleUntil
 		if c.semUpdate(fp, req.Entry.StoredAt, func(st *semConfirm) bool {
 			if st.demoted {
 				return false
 			}
-			st.demoted = true
+			st.demoted, st.until = true, until
 			return true
 		}) {
 			return []Action{{Kind: ActCount, Event: EvSemanticDemoted, Route: req.Route}}

@@ -53,3 +53,21 @@ func TestSemanticDemotionSurvivesConfirmSlotReuse(t *testing.T) {
 		t.Fatalf("a demoted entry answered a near match again after its slot was reused: %q", got)
 	}
 }
+
+// A demotion holds its slot against other answers' records only while
+// its entry lives, and never against its own entry's.
+func TestSemanticDemotionHoldsItsSlotWhileItsEntryLives(t *testing.T) {
+	v := semConfirm{demoted: true, storedAt: 10, until: 5000}.encodeFor(7)
+	for _, c := range []struct {
+		fp   uint64
+		now  int64
+		held bool
+	}{{8, 4999, true}, {8, 5000, false}, {7, 4999, false}} {
+		if got := heldFrom(v, c.fp, c.now); got != c.held {
+			t.Errorf("fp %d at %d: held %v, want %v", c.fp, c.now, got, c.held)
+		}
+	}
+	if heldFrom(semConfirm{confirmed: true, until: 5000}.encodeFor(7), 8, 0) {
+		t.Error("a record that is not a demotion holds its slot")
+	}
+}
