@@ -13,9 +13,11 @@ import (
 // the two turns' words, each a veto:
 //
 //   - numbers: the ordered lists of numbers (digits or words), dates
-//     (months, weekdays, relative days), units and currencies are equal.
+//     (months, weekdays, relative days), units, currencies and the
+//     operators and signs next to a digit are equal.
 //     "convert 10 km to miles" ≠ "convert 100 km to miles";
-//     "celsius to fahrenheit" ≠ "fahrenheit to celsius".
+//     "celsius to fahrenheit" ≠ "fahrenheit to celsius"; "7+5" ≠ "7*5";
+//     "-40" ≠ "40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000).
 //   - negation: as many negations on each side ("not", "no", "never",
 //     "n't", "without", …), and no polar opposites: a word of one side
 //     that is the other's with a negating prefix or suffix ("safe" /
@@ -27,7 +29,10 @@ import (
 //     word ("way", "explain", "steps") — a rare word that only one side
 //     has ("dosage" / "side effects") is a different ask; and the content
 //     words come in the same order ("the dog chases the cat" ≠ "the cat
-//     chases the dog").
+//     chases the dog"); a name or content word after "to" or "from" is
+//     marked with its direction ("get to Paris" ≠ "get from Paris"); and
+//     the two turns ask with the same question words among when, where,
+//     who, whom, whose and why ("when was he born" ≠ "where was he born").
 //
 // They compare only the turns: everything else is equal by construction
 // (the partition).
@@ -42,7 +47,8 @@ func vetoes(g *Guards, a, b string) Event {
 	if g.Negation && (negations(ta) != negations(tb) || opposed(ta, tb)) {
 		return EvVetoNegation
 	}
-	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb))) {
+	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
+		asks(ta) != asks(tb)) {
 		return EvVetoEntities
 	}
 	return 0
@@ -55,7 +61,7 @@ type token struct {
 	upper   bool // an acronym (2+ upper-case letters)
 	digit   bool
 	quoted  bool
-	symbol  bool // a currency or unit sign: $ € £ % °
+	symbol  bool // a currency or unit sign ($ € £ % °), or an operator or sign next to a digit
 	sentEnd bool
 }
 
@@ -109,7 +115,7 @@ func tokenize(s string) []token {
 				t.w = t.w[:k] // 's, 're, 'll, 've, 'd
 			}
 			if t.digit {
-				t.w = strings.ReplaceAll(t.w, ",", "")
+				t.w = numberText(t.w)
 			}
 			t.stem = stem(t.w)
 			out = append(out, t)
@@ -120,6 +126,8 @@ func tokenize(s string) []token {
 			quoted = !quoted
 		case r == '$' || r == '€' || r == '£' || r == '¥' || r == '%' || r == '°':
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
+		case strings.ContainsRune("+-−*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)):
+			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
 			start = true
 			if len(out) > 0 {
@@ -129,6 +137,43 @@ func tokenize(s string) []token {
 		i++
 	}
 	return out
+}
+
+// digitAfter and digitBefore report a digit next to rs[i], past spaces.
+func digitAfter(rs []rune, i int) bool {
+	for i++; i < len(rs) && rs[i] == ' '; i++ {
+	}
+	return i < len(rs) && unicode.IsDigit(rs[i])
+}
+
+func digitBefore(rs []rune, i int) bool {
+	for i--; i >= 0 && rs[i] == ' '; i-- {
+	}
+	return i >= 0 && unicode.IsDigit(rs[i])
+}
+
+// numberText normalises a word with digits: a comma followed by exactly
+// three digits separates thousands and goes; any other comma is a decimal
+// comma and reads as a point ("1,500" is 1500, "1,5" is 1.5).
+func numberText(w string) string {
+	if !strings.Contains(w, ",") {
+		return w
+	}
+	var b strings.Builder
+	for i := 0; i < len(w); i++ {
+		if w[i] != ',' {
+			b.WriteByte(w[i])
+			continue
+		}
+		n := 0
+		for n < 4 && i+1+n < len(w) && w[i+1+n] >= '0' && w[i+1+n] <= '9' {
+			n++
+		}
+		if n != 3 {
+			b.WriteByte('.')
+		}
+	}
+	return b.String()
 }
 
 // stem is a light English stemmer: enough for "resetting"/"reset",
@@ -247,12 +292,45 @@ func stemSet(ts []token) map[string]bool {
 // sentence, acronyms, and quoted words.
 func entities(ts []token) []string {
 	var out []string
-	for _, t := range ts {
+	for i, t := range ts {
 		if (t.cap || t.upper || t.quoted) && !t.digit && !t.symbol && !commonWords[t.w] {
-			out = append(out, t.stem)
+			out = append(out, direction(ts, i)+t.stem)
 		}
 	}
 	return out
+}
+
+// direction marks ts[i] by a "to" or "from" right before it.
+func direction(ts []token, i int) string {
+	if i == 0 {
+		return ""
+	}
+	switch ts[i-1].w {
+	case "to", "into", "onto", "toward", "towards":
+		return "→"
+	case "from":
+		return "←"
+	}
+	return ""
+}
+
+// asks is the set of question words that ask for a time, a place, a
+// person or a reason, as bits.
+func asks(ts []token) int {
+	m := 0
+	for _, t := range ts {
+		switch t.w {
+		case "when":
+			m |= 1
+		case "where":
+			m |= 2
+		case "who", "whom", "whose":
+			m |= 4
+		case "why":
+			m |= 8
+		}
+	}
+	return m
 }
 
 // rareDifference reports a content word that only one side has and that
@@ -278,12 +356,13 @@ func rareDifference(a, b []token) bool {
 func contentOrder(ts []token) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, t := range ts {
-		if soft(t) || seen[t.stem] {
+	for i, t := range ts {
+		w := direction(ts, i) + t.stem
+		if soft(t) || seen[w] {
 			continue
 		}
-		seen[t.stem] = true
-		out = append(out, t.stem)
+		seen[w] = true
+		out = append(out, w)
 	}
 	return out
 }
