@@ -100,7 +100,7 @@ type embBatch struct {
 	// call that admitted it.
 	fresh [][]byte
 	// Scratch of parseEmbeddings and storeEmbeddings.
-	seen map[uint64]int
+	seen []seenSlot
 	src  []byte
 	ins  []batchInsert
 }
@@ -117,9 +117,8 @@ func (c *Cache) newBatch() *embBatch {
 		return &embBatch{}
 	}
 	c.spareBatch = nil
-	clear(b.seen)
 	*b = embBatch{items: b.items[:0], distinct: b.distinct[:0], params: b.params[:0], text: b.text[:0], keys: b.keys[:0],
-		sent: b.sent[:0], fresh: b.fresh[:0], seen: b.seen, src: b.src[:0], ins: b.ins[:0],
+		sent: b.sent[:0], fresh: b.fresh[:0], seen: b.seen[:0], src: b.src[:0], ins: b.ins[:0],
 		prefix: b.prefix[:0], ignore: b.ignore[:0], spareVecs: b.spareVecs[:0], spareEntries: b.spareEntries[:0],
 		spareHeaders: b.spareHeaders[:0], spareOut: b.spareOut[:0],
 		scratch: Entry{Headers: b.scratch.Headers[:0]},
@@ -141,7 +140,7 @@ func reuse[T any](s []T, n int) []T {
 func (c *Cache) keepBatch(b *embBatch) {
 	size := cap(b.items)*int(unsafe.Sizeof(embItem{})) + cap(b.text) + cap(b.keys) + cap(b.params) + cap(b.src) +
 		cap(b.views.slab)*int(unsafe.Sizeof(slot{})) + cap(b.views.views)*int(unsafe.Sizeof(indexView{})) +
-		cap(b.ins)*int(unsafe.Sizeof(batchInsert{})) + 16*len(b.seen) + 16*len(b.views.at) + 8*(cap(b.distinct)+cap(b.sent)) + 24*cap(b.fresh) +
+		cap(b.ins)*int(unsafe.Sizeof(batchInsert{})) + 16*cap(b.seen) + 16*len(b.views.at) + 8*(cap(b.distinct)+cap(b.sent)) + 24*cap(b.fresh) +
 		cap(b.prefix) + 16*cap(b.ignore)
 	if size > maxSpareBatch {
 		return
@@ -377,29 +376,28 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	}
 	b.params = params
 	// Identical items: by a hash of the canonical form, confirmed byte
-	// for byte (a colliding pair is compared with every distinct item).
-	if b.seen == nil {
-		b.seen = make(map[uint64]int, len(b.items))
-	}
-	seen := b.seen
+	// for byte, in an open-addressing table at most half full (a reused
+	// slice: no map's hashing and growth per item).
+	size := 1 << bits.Len(uint(2*len(b.items)-1))
+	seen := reuse(b.seen, size)[:size]
+	clear(seen)
+	b.seen = seen
+	mask := uint64(size - 1)
 	b.distinct = reuse(b.distinct, len(b.items))
 	for i := range b.items {
 		it := &b.items[i]
 		h := Hash64(it.canon, 0)
 		it.first = i
-		if j, ok := seen[h]; ok {
-			if bytes.Equal(b.items[j].canon, it.canon) {
-				it.first = j
-			} else {
-				for _, k := range b.distinct {
-					if bytes.Equal(b.items[k].canon, it.canon) {
-						it.first = k
-						break
-					}
-				}
+		for p := h & mask; ; p = (p + 1) & mask {
+			sl := &seen[p]
+			if sl.at == 0 {
+				sl.h, sl.at = h, int32(i+1)
+				break
 			}
-		} else {
-			seen[h] = i
+			if sl.h == h && bytes.Equal(b.items[sl.at-1].canon, it.canon) {
+				it.first = int(sl.at - 1)
+				break
+			}
 		}
 		if it.first == i {
 			b.distinct = append(b.distinct, i)
@@ -407,6 +405,13 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	}
 	req.batch = b
 	return ReasonNone
+}
+
+// seenSlot is a slot of parseEmbeddings' table of distinct items: a hash
+// and the item's index + 1 (0: empty).
+type seenSlot struct {
+	h  uint64
+	at int32
 }
 
 func isTokenArray(v gjson.Result) bool {
@@ -467,9 +472,11 @@ func (c *Cache) itemKeys(req *Request) {
 			req.appendState(it.key[:len(it.key)-versionIDLen-8])
 		}
 	}
+	// Every item's key starts with the prefix: its blocks are hashed once.
+	r := c.hk.fp.resumeAfter(b.prefix)
 	for _, i := range b.distinct {
 		it := &b.items[i]
-		it.fp = c.fingerprint(it.key)
+		it.fp = nonZero(r.sum64(it.key)) // c.fingerprint(it.key)
 	}
 	b.keyed, b.keyState = true, req.state
 }

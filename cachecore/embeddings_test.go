@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -485,5 +487,58 @@ func TestCountByteAgreesWithStringsCount(t *testing.T) {
 	}
 	if got := countByte(strings.Repeat(",", 4096), ','); got != 4096 {
 		t.Fatalf("4096 commas: %d", got)
+	}
+}
+
+// Every item's fingerprint is its key's (itemKeys hashes the shared prefix
+// once), for items of every length around the hash's 8-byte blocks, and
+// again after the model state moves.
+func TestItemFingerprintsAreTheirKeys(t *testing.T) {
+	c, r := newEmbCache(t)
+	items := make([]string, 20)
+	for i := range items {
+		items[i] = strconv.Quote(strings.Repeat("x", i))
+	}
+	req := embRequest(c, r, `{"model":"e","input":[`+strings.Join(items, ",")+`]}`)
+	for pass := 0; pass < 2; pass++ {
+		c.itemKeys(req)
+		for _, i := range req.batch.distinct {
+			it := &req.batch.items[i]
+			if it.fp != c.fingerprint(it.key) {
+				t.Fatalf("pass %d, item %d: fingerprint %#x, its key's %#x", pass, i, it.fp, c.fingerprint(it.key))
+			}
+		}
+		req.state.Gen++ // keyed again
+	}
+}
+
+// Identical items are found whatever their number and places: each item's
+// first is the first item with its canonical form, and distinct lists
+// exactly those firsts, in order; a reused batch finds them again.
+func TestEmbeddingsIdenticalItems(t *testing.T) {
+	c, r := newEmbCache(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 3, 7, 64, 300, 2048} {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = strconv.Quote(fmt.Sprint("item ", rng.IntN(n/2+1)))
+		}
+		req := embRequest(c, r, `{"model":"e","input":[`+strings.Join(items, ",")+`]}`)
+		b := req.batch
+		first := map[string]int{}
+		var distinct []int
+		for i, it := range items {
+			if _, ok := first[it]; !ok {
+				first[it] = i
+				distinct = append(distinct, i)
+			}
+			if b.items[i].first != first[it] {
+				t.Fatalf("%d items: item %d's first is %d, want %d", n, i, b.items[i].first, first[it])
+			}
+		}
+		if !slices.Equal(b.distinct, distinct) {
+			t.Fatalf("%d items: distinct %v, want %v", n, b.distinct, distinct)
+		}
+		c.keepBatch(b) // as Stream.Recycle: the next batch reuses its arenas
 	}
 }

@@ -34,6 +34,27 @@ func (k sipKey) sum64Prefix(b []byte, split int) (prefix, whole uint64) {
 	return prefix, s.finish(rest, len(b))
 }
 
+// sipResume is SipHash's state after a prefix's whole blocks, for the sums
+// of many messages that start with that prefix (an embeddings batch's
+// item keys share the request's namespace and parameters).
+type sipResume struct {
+	s    sipState
+	done int // bytes compressed: the prefix's whole blocks
+}
+
+func (k sipKey) resumeAfter(prefix []byte) sipResume {
+	s := k.start()
+	tail := s.blocks(prefix)
+	return sipResume{s, len(prefix) - len(tail)}
+}
+
+// sum64 is the key's sum64(b) for a b that starts with the prefix.
+func (r sipResume) sum64(b []byte) uint64 {
+	s := r.s
+	tail := s.blocks(b[r.done:])
+	return s.finish(tail, len(b))
+}
+
 // sipState is SipHash's internal state after whole 8-byte blocks.
 type sipState struct{ v0, v1, v2, v3 uint64 }
 

@@ -47,6 +47,23 @@ func TestSipHashPrefixIsTwoSums(t *testing.T) {
 	}
 }
 
+// A sum resumed after a prefix is sum64 of the whole, for every prefix of
+// every length around the 8-byte blocks.
+func TestSipResumeIsSum64(t *testing.T) {
+	k := sipKey{0x0706050403020100, 0x0f0e0d0c0b0a0908}
+	msg := make([]byte, 40)
+	for i := range msg {
+		msg[i] = byte(i*13 + 5)
+	}
+	for n := 0; n <= len(msg); n++ {
+		for split := 0; split <= n; split++ {
+			if got, want := k.resumeAfter(msg[:split]).sum64(msg[:n]), k.sum64(msg[:n]); got != want {
+				t.Fatalf("len %d prefix %d: %#x, want %#x", n, split, got, want)
+			}
+		}
+	}
+}
+
 func BenchmarkSlotHash(b *testing.B) {
 	key := make([]byte, 2048)
 	for i := range key {
