@@ -303,6 +303,10 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		at := len(b.text)
 		b.text = append(b.text, v.Raw...)
 		raw := b.text[at:len(b.text):len(b.text)]
+		if plainString(raw) {
+			b.items = append(b.items, embItem{raw: raw, canon: raw}) // its own canonical form
+			return true
+		}
 		text, err := c.canon.Append(b.text, raw, nil)
 		if err != nil {
 			return false
@@ -405,6 +409,12 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	}
 	req.batch = b
 	return ReasonNone
+}
+
+// plainString reports a JSON string token with no escape and no control
+// character: the canonicaliser copies such a string as it is.
+func plainString(raw []byte) bool {
+	return len(raw) >= 2 && raw[0] == '"' && plainRun(raw, 1) == len(raw)-1
 }
 
 // seenSlot is a slot of parseEmbeddings' table of distinct items: a hash

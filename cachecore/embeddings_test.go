@@ -542,3 +542,33 @@ func TestEmbeddingsIdenticalItems(t *testing.T) {
 		c.keepBatch(b) // as Stream.Recycle: the next batch reuses its arenas
 	}
 }
+
+// A string plainString passes is its own canonical form, and every string
+// it refuses still canonicalises as before: over strings of quotes,
+// backslashes, escapes, control characters, non-ASCII and invalid UTF-8.
+func TestPlainStringsAreCanonical(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	parts := []string{"a", "Z", " ", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud83d\\ude00", "é", "\xff", "\x01", "\t", "\"", "/", "\\/"}
+	var c Canonicalizer
+	plain := 0
+	for n := 0; n < 5000; n++ {
+		var sb strings.Builder
+		sb.WriteByte('"')
+		for k := rng.IntN(20); k > 0; k-- {
+			sb.WriteString(parts[rng.IntN(len(parts))])
+		}
+		sb.WriteByte('"')
+		raw := []byte(sb.String())
+		if !plainString(raw) {
+			continue
+		}
+		plain++
+		got, err := c.Append(nil, raw, nil)
+		if err != nil || string(got) != string(raw) {
+			t.Fatalf("%q passes as plain but canonicalises to %q (%v)", raw, got, err)
+		}
+	}
+	if plain < 100 {
+		t.Fatalf("only %d plain strings drawn", plain)
+	}
+}
