@@ -1,0 +1,138 @@
+package cachecore
+
+import (
+	"testing"
+	"time"
+)
+
+// An upstream that sends its Cache-Control as two field lines (RFC 9110
+// §5.3: equivalent to one comma-joined line) forbids storing in the second.
+func TestAdmitSecondCacheControlLineNoStore(t *testing.T) {
+	env := newEnv(t, testConfig)
+	req := env.request("chat", alice, chatRequest("dup cc"))
+	h := hdr("content-type", "application/json", "cache-control", "public, max-age=60", "cache-control", "no-store")
+	st := env.cache.AdmitAndStore(req, 200, h, []byte(chatResponse("secret")), OriginUpstream, 10)
+	if st.Reason == ReasonNone {
+		t.Fatalf("answer with a second Cache-Control: no-store line was stored")
+	}
+}
+
+func TestAdmitSecondCacheControlLinePrivate(t *testing.T) {
+	env := newEnv(t, testConfig)
+	req := env.request("chat", alice, chatRequest("dup cc private"))
+	h := hdr("content-type", "application/json", "cache-control", "no-cache", "cache-control", "private")
+	st := env.cache.AdmitAndStore(req, 200, h, []byte(chatResponse("secret")), OriginUpstream, 10)
+	if st.Reason == ReasonNone {
+		t.Fatalf("answer with a second Cache-Control: private line was stored")
+	}
+}
+
+// A stale entry kept by a leader's lookup (for stale-if-error) must not be
+// served once it has been purged while the leader's call was upstream.
+func TestStaleIfErrorNeverServesAPurgedEntry(t *testing.T) {
+	small := chatRequest("q")
+	withLen := func(h [][2]string, n int) [][2]string {
+		return append(append([][2]string{}, h...), [2]string{"content-length", itoa(int64(n))})
+	}
+	for _, purge := range []string{
+		`{"all":true}`,
+		`{"route":"chat","model":"gpt-4o-mini"}`,
+	} {
+		t.Run(purge[:12], func(t *testing.T) {
+			env := newEnv(t, flightConfig)
+			env.fill(env.request("chat", alice, small), jsonCT, chatResponse("old"), 10)
+			env.clock.Advance(90 * time.Minute) // stale, within stale_if_error (1h)
+			f := flightFor(t, env, alice)
+			f.RequestHeaders(withLen(alice, len(small)), false, true)
+			if got := actionKinds(f.RequestBody([]byte(small), false)); got != "coalesce.leaders forward" {
+				t.Fatal(got)
+			}
+			// The operator purges while the leader's call is upstream.
+			if _, err := env.cache.Purge([]byte(purge), ""); err != nil {
+				t.Fatal(err)
+			}
+			// A fresh request sees nothing: the purge worked.
+			if _, d := env.lookup("chat", alice, small); d == Serve {
+				t.Fatal("purged entry still found by a lookup")
+			}
+			step, acts := f.ResponseHeaders(503, jsonCT, OriginUpstream, false)
+			if step == RespServed {
+				t.Fatalf("purged entry served as stale-if-error: %q, body %s", actionKinds(acts), f.Request().Entry.Body)
+			}
+		})
+	}
+}
+
+// An answer in flight when the operator purges must not be stored: a
+// purge of the model refuses it (ReasonInvalidated); {"all":true} must too.
+func TestPurgeRefusesAnswersInFlight(t *testing.T) {
+	for _, purge := range []string{`{"route":"chat","model":"gpt-4o-mini"}`, `{"all":true}`} {
+		t.Run("leader "+purge, func(t *testing.T) {
+			env := newEnv(t, testConfig)
+			env.fill(env.request("chat", alice, chatRequest("makes the model known")), jsonCT, chatResponse("x"), 10)
+			req, d := env.lookup("chat", alice, chatRequest("q"))
+			if d != Forward {
+				t.Fatal(d)
+			}
+			// The leader's call is upstream; the operator purges.
+			if _, err := env.cache.Purge([]byte(purge), ""); err != nil {
+				t.Fatal(err)
+			}
+			st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
+			if st.Reason == ReasonNone {
+				t.Fatalf("an answer in flight across purge %s was stored", purge)
+			}
+		})
+		t.Run("refresh "+purge, func(t *testing.T) {
+			env := newEnv(t, testConfig)
+			c := env.cache
+			env.fill(env.request("chat", alice, chatRequest("q")), jsonCT, chatResponse("old"), 10)
+			env.clock.Advance(5*time.Minute + 10*time.Second) // stale, within stale_while_revalidate (30s)
+			req, d := env.lookup("chat", alice, chatRequest("q"))
+			if d != Serve || req.Status != StatusStale || !c.WantsRefresh(req) {
+				t.Fatalf("%v %s", d, req.Status)
+			}
+			acts := c.Refresh(req, hdr(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer sk-alice"), 1)
+			if len(acts) != 1 || acts[0].Kind != ActDispatch {
+				t.Fatalf("%+v", acts)
+			}
+			if _, err := c.Purge([]byte(purge), ""); err != nil {
+				t.Fatal(err)
+			}
+			done := acts[0].Call.Done(CallResult{Status: 200, Headers: jsonCT, Body: []byte(chatResponse("refresh begun before the purge"))})
+			if done[1].Stored.Reason == ReasonNone {
+				t.Fatalf("a refresh in flight across purge %s was stored", purge)
+			}
+		})
+	}
+}
+
+// RFC 9111 §4.1: a response whose Vary contains "*" can never be matched
+// by a later request, so it must not be stored and served.
+func TestAdmitVaryStar(t *testing.T) {
+	env := newEnv(t, testConfig)
+	body := chatRequest("vary")
+	req := env.request("chat", alice, body)
+	h := hdr("content-type", "application/json", "vary", "*")
+	if st := env.cache.AdmitAndStore(req, 200, h, []byte(chatResponse("varies")), OriginUpstream, 10); st.Reason != ReasonNone {
+		return // refused: fine
+	}
+	if _, d := env.lookup("chat", alice, body); d == Serve {
+		t.Fatal("an answer with Vary: * was stored and served from cache")
+	}
+}
+
+// On a shared route (no tenant in the key) an upstream answer that says it
+// varies by the caller's credentials must not be served to other callers.
+func TestAdmitVaryAuthorizationOnSharedRoute(t *testing.T) {
+	env := newEnv(t, testConfig)
+	body := `{"x":1}`
+	req := env.request("json", alice, body)
+	h := hdr("content-type", "application/json", "vary", "Authorization")
+	if st := env.cache.AdmitAndStore(req, 200, h, []byte(`{"balance":"alice: 1000"}`), OriginUpstream, 10); st.Reason != ReasonNone {
+		return
+	}
+	if r, d := env.lookup("json", bob, body); d == Serve {
+		t.Fatalf("bob was served alice's answer that varies by Authorization: %s", r.Entry.Body)
+	}
+}
