@@ -55,17 +55,29 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 	if !slices.Contains(req.Route.Statuses, status) {
 		return ReasonStatus
 	}
-	if v, ok := header(headers, "cache-control"); ok {
-		cc := ParseResponseCC(v)
-		if cc.NoStore {
-			return ReasonNoStore
+	// Every line of a header that may come more than once: two lines are
+	// one comma-joined value (RFC 9110, 5.3), and a no-store on the
+	// second line forbids as much as on the first.
+	for i := range headers {
+		kv := &headers[i]
+		switch kv[0] {
+		case "cache-control":
+			cc := ParseResponseCC(kv[1])
+			if cc.NoStore {
+				return ReasonNoStore
+			}
+			if cc.Private {
+				return ReasonPrivate
+			}
+		case "content-encoding":
+			if !identityEncoding(kv[1]) {
+				return ReasonEncoded
+			}
+		case "vary":
+			if !varyKeyed(req, kv[1]) {
+				return ReasonVary
+			}
 		}
-		if cc.Private {
-			return ReasonPrivate
-		}
-	}
-	if v, ok := header(headers, "content-encoding"); ok && !strings.EqualFold(strings.TrimSpace(v), "identity") {
-		return ReasonEncoded
 	}
 	if ct, _ := header(headers, "content-type"); !isJSONType(ct) && !StreamsResponse(req, headers) {
 		return ReasonNotJSON
@@ -76,6 +88,40 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 		}
 	}
 	return ReasonNone
+}
+
+// identityEncoding reports a Content-Encoding value that is identity
+// (each of a comma-separated list).
+func identityEncoding(v string) bool {
+	for v != "" {
+		var c string
+		c, v, _ = strings.Cut(v, ",")
+		if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+			return false
+		}
+	}
+	return true
+}
+
+// varyKeyed reports whether an answer whose Vary is v may be stored under
+// req's key, which holds the request's body, method, path, authority and
+// tenant but no other request header: "*" never (RFC 9111, 4.1: no later
+// request matches); accept-encoding always (only identity bodies are
+// stored, and every client takes those); the header the tenant's identity
+// was read from, on a route whose key holds it; any other header never.
+func varyKeyed(req *Request, v string) bool {
+	for v != "" {
+		var name string
+		name, v, _ = strings.Cut(v, ",")
+		switch name = strings.TrimSpace(name); {
+		case name == "":
+		case strings.EqualFold(name, "accept-encoding"):
+		case req.tenantFrom != "" && strings.EqualFold(name, req.tenantFrom):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isJSONType accepts application/json and any +json media type.

@@ -124,8 +124,8 @@ type Request struct {
 	Reason Reason
 
 	tenant     [32]byte
+	tenantFrom string // the identity header the tenant was read from
 	authority  string // lower-cased :authority; "" on share_authorities routes
-	keyHeaders []string
 
 	Model  string
 	Stream bool

@@ -35,7 +35,7 @@ func OutcomeOf(r Reason, status int) Outcome {
 	switch r {
 	case ReasonNone:
 		return OutcomeStored
-	case ReasonNoStore, ReasonPrivate, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
+	case ReasonNoStore, ReasonPrivate, ReasonVary, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
 		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull:
 		return OutcomeUncacheable
 	case ReasonStatus:
@@ -227,14 +227,28 @@ func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]
 }
 
 // StaleIfError reports whether req.Entry may answer because the upstream
-// failed: it is within the route's stale_if_error window.
+// failed: it is within the route's stale_if_error window, and still the
+// entry its key holds (the lookup kept a copy while the request went
+// upstream: a purge or a new model version since must not be undone).
 func (c *Cache) StaleIfError(req *Request) bool {
 	e := req.Entry
 	if e == nil || req.Route.StaleIfError <= 0 {
 		return false
 	}
 	now := c.nowMs()
-	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil
+	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil && c.stillStored(req, now)
+}
+
+// stillStored reports whether req's key, under its model's state as it is
+// now, still holds the entry req.Entry was read from.
+func (c *Cache) stillStored(req *Request, now int64) bool {
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	if err != nil || st != req.state {
+		return false
+	}
+	var e Entry
+	found, err := c.table.lookupInto(req.FP, req.Key, now, &e)
+	return err == nil && found && e.StoredAt == req.Entry.StoredAt
 }
 
 // WantsRefresh reports whether a served entry should be refreshed in the

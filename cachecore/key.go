@@ -36,7 +36,7 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		if !ok {
 			return req.bypass(ReasonNoIdentity)
 		}
-		req.tenant = c.tenantHash(name, value)
+		req.tenant, req.tenantFrom = c.tenantHash(name, value), name
 	}
 	if req.CC.NoCache {
 		req.Status = StatusRevalidate

@@ -308,7 +308,7 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
 	}
 	switch scope {
 	case "all":
-		freed, err = c.table.Clear()
+		freed, err = c.purgeAll()
 	case "model":
 		if c.routeByName(route) == nil {
 			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route), freed

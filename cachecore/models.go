@@ -353,3 +353,47 @@ func (c *Cache) PurgeModel(route, model string) error {
 	}
 	return err
 }
+
+// renewGenerations moves every model of every route to a new generation,
+// as PurgeModel does one: a purge of everything then refuses, like a
+// purge of a model, the answers in flight when it came (their
+// generation is gone), and no entry stored before it is reachable again.
+func (c *Cache) renewGenerations() error {
+	for slot := uint64(0); slot < modelSlots; slot++ {
+		key := c.modelKeyOf(slot)
+		for attempt := 0; ; attempt++ {
+			if attempt == maxCASAttempts {
+				return ErrContention
+			}
+			raw, cas, err := c.store.Get(key)
+			if errIs(err, ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			recs := decodeModels(raw)
+			if len(recs) == 0 {
+				break
+			}
+			for i := range recs {
+				recs[i].gen = c.newGeneration()
+			}
+			if err = c.store.Set(key, encodeModels(recs), cas); err == nil {
+				break
+			} else if !errIs(err, ErrCasMismatch) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// purgeAll drops every entry of L1 and renews every model's generation.
+func (c *Cache) purgeAll() (freed int, err error) {
+	freed, err = c.table.Clear()
+	if gerr := c.renewGenerations(); err == nil {
+		err = gerr
+	}
+	return freed, err
+}

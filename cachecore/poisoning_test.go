@@ -136,3 +136,32 @@ func TestAdmitVaryAuthorizationOnSharedRoute(t *testing.T) {
 		t.Fatalf("bob was served alice's answer that varies by Authorization: %s", r.Entry.Body)
 	}
 }
+
+// A Vary the key already covers is stored: accept-encoding (only identity
+// bodies are stored), and on a tenant route the header the identity came
+// from; a Vary naming a header the key does not hold, on a tenant route
+// too, or listed on a second line, is refused.
+func TestAdmitVaryTheKeyHolds(t *testing.T) {
+	for _, c := range []struct {
+		vary   []string
+		stored bool
+	}{
+		{[]string{"Accept-Encoding"}, true},
+		{[]string{"authorization, accept-encoding"}, true},
+		{[]string{"Authorization", " "}, true},
+		{[]string{"accept-encoding", "origin"}, false},
+		{[]string{"x-api-key"}, false},
+		{[]string{"accept-encoding, *"}, false},
+	} {
+		env := newEnv(t, testConfig)
+		req := env.request("chat", alice, chatRequest("vary "+c.vary[0]))
+		h := hdr("content-type", "application/json")
+		for _, v := range c.vary {
+			h = append(h, [2]string{"vary", v})
+		}
+		st := env.cache.AdmitAndStore(req, 200, h, []byte(chatResponse("a")), OriginUpstream, 10)
+		if stored := st.Reason == ReasonNone; stored != c.stored {
+			t.Errorf("Vary %q: stored %v (%s)", c.vary, stored, st.Reason)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	v := gjson.ParseBytes(body)
 	switch {
 	case v.Get("all").Bool():
-		n, err := c.table.Clear()
+		n, err := c.purgeAll()
 		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(), log: c.l2Record("all", "", "", nil)}, err
 	case v.Get("model").Exists():
 		name := v.Get("route").String()

@@ -92,6 +92,7 @@ const (
 	ReasonRerankResults   // rerank: results missing, not an array of objects, or not one per document (top_n)
 	ReasonRerankIndex     // rerank: an index not an integer, outside the documents, or repeated
 	ReasonRerankScore     // rerank: a relevance_score missing, not a number or not finite
+	ReasonVary            // response Vary names a request header the key does not hold, or is *
 	numReason
 )
 
@@ -103,7 +104,7 @@ var reasonNames = [numReason]string{
 	"not_json", "encoded", "too_large", "finish_reason", "empty_content", "validation",
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
-	"rerank_input", "rerank_results", "rerank_index", "rerank_score",
+	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided
