@@ -58,7 +58,7 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		p.fields(path, v, func(key string, val gjson.Result) bool {
 			switch key {
 			case "header":
-				pol.ModelVersion.Header = strings.ToLower(p.str(join(path, key), val))
+				pol.ModelVersion.Header = p.replayable(join(path, key), strings.ToLower(p.str(join(path, key), val)))
 			case "body_path":
 				pol.ModelVersion.BodyPath = p.str(join(path, key), val)
 			default:
@@ -68,6 +68,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		})
 	case "stored_headers":
 		pol.StoredHeaders = lowerAll(p.strList(path, v))
+		for i, name := range pol.StoredHeaders {
+			p.replayable(fmt.Sprintf("%s[%d]", path, i), name)
+		}
 	case "max_entry_bytes":
 		pol.MaxEntryBytes = p.intRange(path, v, 1024, 64<<20)
 	case "honor_request_cache_control":
@@ -306,4 +309,24 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		}
 	}
 	return c
+}
+
+// replayable checks that a response header may be kept in entries and
+// replayed on hits: not one the filter sets on a hit itself (Cache-Status,
+// Age, its own x-modelcache- headers, which an upstream could forge), nor
+// framing, hop-by-hop or pseudo-headers.
+func (p *parser) replayable(path, name string) string {
+	if !replayableHeader(name) {
+		p.fail(path, "%q cannot be stored: the filter sets it on a hit, or it frames the connection", name)
+	}
+	return name
+}
+
+func replayableHeader(name string) bool {
+	switch name {
+	case "cache-status", "age", "content-length", "transfer-encoding", "connection", "keep-alive",
+		"te", "trailer", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization":
+		return false
+	}
+	return name != "" && name[0] != ':' && !strings.HasPrefix(name, "x-modelcache-")
 }

@@ -126,6 +126,9 @@ func (e *Entry) decode(b []byte) error {
 	}
 	e.Key, rest = rest[:kl], rest[kl:]
 	e.Headers = e.Headers[:0]
+	if nh*6 > len(rest) {
+		return ErrBadEntry // fewer bytes than its headers' lengths alone
+	}
 	if cap(e.Headers) < nh {
 		e.Headers = make([][2]string, 0, nh)
 	}

@@ -13,10 +13,12 @@ package cachecore
 // collector, since something may still read it.
 
 // maxSpareRequests bounds the requests kept for reuse per VM; a request's
-// buffers larger than maxSpareBuffer bytes are not kept.
+// buffers larger than maxSpareBuffer bytes, and its header lists longer
+// than maxSparePairs pairs, are not kept.
 const (
 	maxSpareRequests = 64
 	maxSpareBuffer   = 32 << 10
+	maxSparePairs    = 64
 )
 
 // newRequest returns a zeroed Request, reusing a spare one's buffers.
@@ -69,6 +71,11 @@ func (s *Stream) Recycle() bool {
 	s.fl.req = nil
 	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer {
 		req.canonical, req.Key = nil, nil
+	}
+	// Header lists are sized by what an entry or an answer held: one with
+	// many headers is not kept for every later request.
+	if cap(req.entry.Headers) > maxSparePairs || cap(req.resp) > maxSparePairs || cap(req.respBuf) > maxSpareBuffer {
+		req.entry.Headers, req.resp, req.respBuf = nil, nil, nil
 	}
 	if req.batch != nil {
 		s.c.keepBatch(req.batch) // nothing reads it: its request is reused

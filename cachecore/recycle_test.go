@@ -32,6 +32,27 @@ func TestSpareRequestsHoldOnlyTheirBuffers(t *testing.T) {
 	}
 }
 
+// A spare request keeps header lists of at most maxSparePairs pairs: an
+// entry or an answer with many headers sizes nothing kept for later.
+func TestSpareRequestsKeepShortHeaderLists(t *testing.T) {
+	for _, n := range []int{maxSparePairs, maxSparePairs + 1} {
+		clock := newFakeClock()
+		cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h"}]}`)
+		c := New(cfg, Options{Store: NewMemStore(), Now: clock.Now, Rand: seededRand(1)})
+		s, _ := embStream(c, `{"model":"m","input":["a"]}`, 7)
+		req := s.fl.req
+		req.entry.Headers, req.resp = make([][2]string, 0, n), make([][2]string, 0, n)
+		s.Done(&fakeReader{})
+		if !s.Recycle() {
+			t.Fatal("the request was not recycled")
+		}
+		sp := c.spare[len(c.spare)-1]
+		if kept := cap(sp.entry.Headers) == n && cap(sp.resp) == n; kept != (n <= maxSparePairs) {
+			t.Fatalf("lists of %d pairs: kept %v (capacities %d, %d)", n, kept, cap(sp.entry.Headers), cap(sp.resp))
+		}
+	}
+}
+
 // embStream runs one embeddings request through a Stream until its
 // request body is read, and returns the stream and its actions.
 func embStream(c *Cache, body string, id uint32) (*Stream, []Action) {
