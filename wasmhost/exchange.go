@@ -352,3 +352,13 @@ func (ex *Exchange) State() string {
 }
 
 func (ex *Exchange) finish() { ex.finished = true }
+
+// SendTrailers ends the answer with trailers, after RespondHeaders and
+// SendChunk(…, false): end of stream comes with them.
+func (u *UpstreamRequest) SendTrailers(trailers [][2]string) {
+	if !u.step(func() bool { ok := u.started && !u.ended; u.ended = true; return ok }) {
+		return
+	}
+	s, hm := u.s, newHeaderMap(trailers)
+	u.post(func() { s.onTrailers(false, hm) })
+}

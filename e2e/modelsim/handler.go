@@ -173,6 +173,12 @@ func deliverJSON(w *recorder, body []byte, fault Fault) {
 		w.Write(body[:len(body)/2]) //nolint:errcheck // aborting anyway
 		http.NewResponseController(w).Flush()
 		panic(http.ErrAbortHandler)
+	case FaultTrailers:
+		h.Set("Trailer", "X-Sim-Trailer")
+		w.WriteHeader(http.StatusOK)
+		w.Write(body) //nolint:errcheck // nothing to do if the client left
+		h.Set("X-Sim-Trailer", "1")
+		return
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)

@@ -33,9 +33,13 @@ const (
 	// completions, no data for embeddings, no labels for the classifier, no
 	// results for rerank.
 	FaultEmpty Fault = "empty"
+	// FaultTrailers answers JSON in full but ends it with a trailer
+	// (x-sim-trailer), so the body's last chunk does not end the stream:
+	// the trailers do. Not a failure: a quirk a cache must take in.
+	FaultTrailers Fault = "trailers"
 )
 
-var faults = []Fault{FaultNone, FaultReset, FaultTimeout, FaultMalformed, FaultTruncate, FaultEmpty}
+var faults = []Fault{FaultNone, FaultReset, FaultTimeout, FaultMalformed, FaultTruncate, FaultEmpty, FaultTrailers}
 
 // Request headers that override the global knobs for one request. They are
 // meant for direct use against the simulator; a cache in front may strip
