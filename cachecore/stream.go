@@ -27,6 +27,7 @@ type Stream struct {
 	phase phase
 
 	sized     bool  // the body's content-length is within max_request_bytes: the host buffers it
+	reqSize   int   // a sized body's bytes buffered so far (its trailers end it)
 	late      bool  // the headers went upstream: the body is held instead (late decision)
 	aborts    bool  // a local answer ends an upstream request opened for the headers
 	body      Held  // an unsized request body, copied
@@ -38,6 +39,7 @@ type Stream struct {
 	recording   Held // a copy of an event stream as it passes
 	respCopy    bool // the answer has no content-length: copied, not buffered by the host
 	respBody    Held
+	respSize    int  // a held answer's bytes buffered so far (its trailers end it)
 	lent        bool // the request was handed to a refresh or shadow comparison (Recycle)
 
 	out [12]Action // this stream's own events' actions (not the Flight's)
@@ -213,6 +215,7 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 		// At most content-length <= max_request_bytes is ever held: the
 		// proxy buffers it and hands the whole body over at the end.
 		if !endOfStream {
+			s.reqSize = bodySize
 			return Pause, nil
 		}
 		body, err := rd.RequestBody(bodySize)
@@ -238,6 +241,20 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 		return PauseWatermark, nil
 	}
 	return Decided, s.decided(s.fl.RequestBody(s.body.Take(), true))
+}
+
+// RequestTrailers is the event "the request's trailers arrived": they end
+// a body no chunk ended (the client sent trailers), which is then decided
+// on as at the end of any body.
+func (s *Stream) RequestTrailers(rd Reader, hold *HoldState) (Verdict, []Action) {
+	if s.phase != phaseRequest {
+		return Continue, nil
+	}
+	n := 0
+	if s.sized {
+		n = s.reqSize // the buffered body; an unsized one is copied already
+	}
+	return s.RequestBody(n, true, rd, hold)
 }
 
 // decided applies the decision on a complete body; a late follower
@@ -479,6 +496,7 @@ func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdic
 		if ok, acts := s.fl.Buffered(bodySize); !ok {
 			return Continue, s.pass(s.out[:0], acts)
 		}
+		s.respSize = bodySize
 		return Pause, nil
 	}
 	body, err := rd.ResponseBody(bodySize)
@@ -486,6 +504,17 @@ func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdic
 		return Continue, s.refuse(ReasonInternal)
 	}
 	return s.complete(s.out[:0], body)
+}
+
+// ResponseTrailers is the event "the answer's trailers arrived": they end
+// an answer no chunk ended, which is then judged as at the end of any
+// answer (the trailers themselves are neither stored nor replayed).
+func (s *Stream) ResponseTrailers(rd Reader) (Verdict, []Action) {
+	n := 0
+	if s.phase == phaseBuffering && !s.respCopy {
+		n = s.respSize // the buffered answer; other phases read chunks as they came
+	}
+	return s.ResponseBody(n, true, rd)
 }
 
 // record copies one chunk of an event stream and, at its end, hands the

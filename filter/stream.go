@@ -19,6 +19,8 @@ type stream struct {
 	x     cachecore.Stream
 	rs    *routeStats
 	purge bool
+	// purgeSize: a purge request's body buffered so far.
+	purgeSize int
 	// authority is the request's :authority (the purge API replays
 	// requests at it when they name none).
 	authority string
@@ -254,6 +256,17 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		body, _ := proxywasm.GetHttpRequestBody(0, bodySize)
 		s.handlePurge(body)
 	}
+	s.purgeSize = bodySize
+	return types.ActionPause
+}
+
+// OnHttpRequestTrailers ends a body that no chunk ended.
+func (s *stream) OnHttpRequestTrailers(int) types.Action {
+	if !s.purge {
+		return s.do(s.x.RequestTrailers(reader{s}, &s.p.hold))
+	}
+	body, _ := proxywasm.GetHttpRequestBody(0, s.purgeSize)
+	s.handlePurge(body)
 	return types.ActionPause
 }
 
@@ -263,6 +276,11 @@ func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
 	return s.do(s.x.ResponseBody(bodySize, endOfStream, reader{s}))
+}
+
+// OnHttpResponseTrailers ends an answer that no chunk ended.
+func (s *stream) OnHttpResponseTrailers(int) types.Action {
+	return s.do(s.x.ResponseTrailers(reader{s}))
 }
 
 func (s *stream) OnHttpStreamDone() { s.do(cachecore.Continue, s.x.Done(reader{s})) }
