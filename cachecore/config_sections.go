@@ -43,6 +43,9 @@ func (p *parser) config(data []byte) *Config {
 		switch key {
 		case "cache_name":
 			cfg.CacheName = p.token(key, v)
+			if c := cfg.CacheName; c != "" && !(c[0] >= 'a' && c[0] <= 'z' || c[0] >= 'A' && c[0] <= 'Z') {
+				p.fail(key, "must start with a letter (Cache-Status names the cache with a structured-field token), got %q", c)
+			}
 		case "upstream_cluster":
 			cfg.Cluster = p.str(key, v)
 		case "upstream_authority":
@@ -116,6 +119,12 @@ func (p *parser) config(data []byte) *Config {
 		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled || (r.Shadow != nil && r.Shadow.Sample > 0)
 		if needsCluster && cfg.Cluster == "" {
 			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
+		}
+		for _, q := range cfg.Routes {
+			if routeCovers(q, r) {
+				p.fail(path, "is never matched: route %q comes first and takes every request it would (the first route that matches wins)", q.Name)
+				break
+			}
 		}
 		r.L2 = cfg.L2 != nil
 		r.Index = len(cfg.Routes)
@@ -269,4 +278,18 @@ func (p *parser) headerHold(path string, v gjson.Result) HeaderHold {
 		p.fail(path, "must be one of %s, got %q", strings.Join(HeaderHoldNames[:], ", "), s)
 	}
 	return HoldAuto
+}
+
+// routeCovers reports whether q matches every request r matches, so that
+// r, coming after q, never matches (MatchRoute takes the first).
+func routeCovers(q, r *Route) bool {
+	for _, m := range r.Methods {
+		if !slices.Contains(q.Methods, m) {
+			return false
+		}
+	}
+	if r.Exact != "" {
+		return (q.Exact == "" || q.Exact == r.Exact) && strings.HasPrefix(r.Exact, q.Prefix)
+	}
+	return q.Exact == "" && strings.HasPrefix(r.Prefix, q.Prefix)
 }

@@ -335,6 +335,11 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "missing name", cfg: `{"routes":[{"kind":"chat","path_prefix":"/"}]}`, want: []string{"routes[0].name: is required"}},
 		{name: "empty name", cfg: `{"routes":[{"name":"","kind":"chat","path_prefix":"/"}]}`, want: []string{"routes[0].name: must not be empty"}},
 		{name: "name not a token", cfg: `{"routes":[{"name":"my route","kind":"chat","path_prefix":"/"}]}`, want: []string{`routes[0].name: may only contain letters, digits, '_' and '-', got "my route"`}},
+		{name: "route shadowed by a prefix", cfg: `{"routes":[{"name":"all","kind":"json","path_prefix":"/v1/","shared":true},{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]}`,
+			want: []string{`routes[1]: is never matched: route "all" comes first`}},
+		{name: "exact route shadowed", cfg: `{"routes":[{"name":"a","kind":"json","path_prefix":"/v1"},{"name":"b","kind":"chat","path_exact":"/v1/chat/completions"}]}`,
+			want: []string{`routes[1]: is never matched: route "a"`}},
+		{name: "cache name not a token", cfg: `{"cache_name":"1cache",` + minimalChat[1:], want: []string{"cache_name: must start with a letter"}},
 		{name: "duplicate route names", cfg: `{"routes":[{"name":"a","kind":"chat","path_prefix":"/a"},{"name":"a","kind":"json","path_prefix":"/b"}]}`, want: []string{`routes[1].name: duplicate route name "a"`}},
 		{name: "both path_prefix and path_exact", cfg: oneRoute(`,"path_exact":"/v1/x"`), want: []string{"routes[0]: has both path_prefix and path_exact"}},
 		{name: "no path", cfg: `{"routes":[{"name":"a","kind":"chat"}]}`, want: []string{"routes[0]: needs path_prefix or path_exact"}},
@@ -578,6 +583,20 @@ func TestParseConfigHeaderHold(t *testing.T) {
 		cfg := mustParse(t, `{"header_hold":"`+want.String()+`",`+minimalChat[1:])
 		if cfg.HeaderHold != want {
 			t.Fatalf("header_hold %q parsed as %v", want.String(), cfg.HeaderHold)
+		}
+	}
+}
+
+// Routes that only overlap are fine: a narrower one first, or an earlier
+// one that takes other methods or another exact path.
+func TestParseConfigOverlappingRoutes(t *testing.T) {
+	for _, cfg := range []string{
+		`{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"},{"name":"all","kind":"json","path_prefix":"/v1/"}]}`,
+		`{"routes":[{"name":"get","kind":"json","path_prefix":"/v1/","methods":["GET"]},{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]}`,
+		`{"routes":[{"name":"a","kind":"json","path_exact":"/v1/a"},{"name":"v1","kind":"json","path_prefix":"/v1/"}]}`,
+	} {
+		if _, err := ParseConfig([]byte(cfg)); err != nil {
+			t.Errorf("%s: %v", cfg, err)
 		}
 	}
 }
