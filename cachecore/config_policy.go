@@ -36,7 +36,7 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			p.fail(path, "must list at least one header (set \"shared\": true for a route without tenants)")
 		}
 	case "model_path":
-		pol.ModelPath = p.str(path, v)
+		pol.ModelPath = p.gjsonPath(path, v)
 	case "key_fields":
 		pol.KeyFields = p.strList(path, v)
 	case "ignore_fields":
@@ -60,7 +60,7 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			case "header":
 				pol.ModelVersion.Header = p.replayable(join(path, key), strings.ToLower(p.str(join(path, key), val)))
 			case "body_path":
-				pol.ModelVersion.BodyPath = p.str(join(path, key), val)
+				pol.ModelVersion.BodyPath = p.gjsonPath(join(path, key), val)
 			default:
 				return false
 			}
@@ -130,6 +130,11 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				}
 			case "paths":
 				sh.Paths = p.strList(sub, val)
+				for i, sp := range sh.Paths {
+					if !gjsonPathOK(sp) {
+						p.fail(fmt.Sprintf("%s[%d]", sub, i), "is not a usable gjson path: %q", sp)
+					}
+				}
 			case "tolerance":
 				sh.Tolerance = p.floatRange(sub, val, 0, 1e12)
 			case "min_cosine":
@@ -252,6 +257,15 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "min_items is greater than max_items")
 	}
 	return r, len(p.errs) == before
+}
+
+// gjsonPath reads a gjson path of the configuration (gjsonPathOK).
+func (p *parser) gjsonPath(path string, v gjson.Result) string {
+	s := p.str(path, v)
+	if s != "" && !gjsonPathOK(s) {
+		p.fail(path, "is not a usable gjson path: %q", s)
+	}
+	return s
 }
 
 // gjsonPathOK refuses paths gjson would treat as modifiers or queries that
