@@ -21,6 +21,27 @@ func appendUint(b []byte, v uint64) []byte {
 	return append(b, tmp[i:]...)
 }
 
+// appendDec is appendUint writing the digits straight into b, with 32-bit
+// arithmetic when v fits (slot numbers do): no scratch copy.
+func appendDec(b []byte, v uint64) []byte {
+	if v >= 1<<32 {
+		return appendUint(b, v)
+	}
+	x := uint32(v)
+	n := 1
+	for y := x; y >= 10; y /= 10 {
+		n++
+	}
+	for i := 0; i < n; i++ {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; n > 0; i, n = i-1, n-1 {
+		b[i] = byte('0' + x%10)
+		x /= 10
+	}
+	return b
+}
+
 func appendInt(b []byte, v int64) []byte {
 	if v < 0 {
 		b = append(b, '-')

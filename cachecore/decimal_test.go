@@ -40,3 +40,17 @@ func TestAppendIntAgreesWithStrconv(t *testing.T) {
 		}
 	}
 }
+
+// appendDec writes what strconv does, at every number of digits and on
+// either side of 2^32, after any prefix.
+func TestAppendDecIsStrconv(t *testing.T) {
+	vs := []uint64{0, 9, 10, 99, 100, 65535, 1<<32 - 1, 1 << 32, 1<<64 - 1}
+	for p := uint64(1); p < 1e19; p *= 10 {
+		vs = append(vs, p-1, p, p+1, p*7/3)
+	}
+	for _, v := range vs {
+		if got, want := string(appendDec([]byte("k:"), v)), "k:"+strconv.FormatUint(v, 10); got != want {
+			t.Fatalf("appendDec(%d) = %q, want %q", v, got, want)
+		}
+	}
+}

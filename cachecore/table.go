@@ -127,19 +127,23 @@ func createCASOnce[S Store](s S, anchor *uint32) (uint32, error) {
 func (t *Table) bucketOf(fp uint64) uint64 { return (fp >> 16) % t.buckets }
 
 // indexKey and entryKey build keys in place: the string aliases keyBuf and
-// is valid until the next key is built (stores copy keys they keep).
+// is valid until the next key is built (stores copy keys they keep). Every
+// lookup builds one, so they are written byte by byte (no copy of the
+// prefix or of a scratch number) and store the buffer back once.
 func (t *Table) indexKey(b uint64) string {
-	t.keyBuf = append(t.keyBuf[:0], "mc:i:"...)
-	t.keyBuf = appendUint(t.keyBuf, b)
-	return bytesString(t.keyBuf)
+	k := append(t.keyBuf[:0], 'm', 'c', ':', 'i', ':')
+	k = appendDec(k, b)
+	t.keyBuf = k
+	return bytesString(k)
 }
 
 func (t *Table) entryKey(b uint64, w int) string {
-	t.keyBuf = append(t.keyBuf[:0], "mc:e:"...)
-	t.keyBuf = appendUint(t.keyBuf, b)
-	t.keyBuf = append(t.keyBuf, ':')
-	t.keyBuf = appendUint(t.keyBuf, uint64(w))
-	return bytesString(t.keyBuf)
+	k := append(t.keyBuf[:0], 'm', 'c', ':', 'e', ':')
+	k = appendDec(k, b)
+	k = append(k, ':')
+	k = appendDec(k, uint64(w))
+	t.keyBuf = k
+	return bytesString(k)
 }
 
 // preferredWay is where an entry goes when its bucket lets it choose, so a
