@@ -78,13 +78,16 @@ func (ix semIndexStore) segCap() int {
 	return semMaxSegments(semMaxEntriesLimit)
 }
 
-// semHead reads a partition's h: its segment count, bounded, and its
-// write segment.
+// semHead reads a partition's h: its segment count, bounded by the most
+// any route's max_entries allows (another route of the namespace, or this
+// one before its max_entries was lowered, may have opened them: a sweep
+// must reach them all), and its write segment. Search and place bound the
+// count further by their route's own (segCap).
 func (ix semIndexStore) semHead(head []byte) (nseg, w int, ok bool) {
 	if len(head) != 4 && len(head) != 8 {
 		return 0, 0, false
 	}
-	nseg = min(int(binary.LittleEndian.Uint32(head)), ix.segCap())
+	nseg = min(int(binary.LittleEndian.Uint32(head)), semMaxSegments(semMaxEntriesLimit))
 	w = nseg - 1
 	if len(head) == 8 {
 		if v := int(binary.LittleEndian.Uint32(head[4:])); v < nseg {
@@ -154,6 +157,9 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 	nseg, _, ok := ix.semHead(head)
 	if err != nil || !ok {
 		return nil
+	}
+	if c := ix.segCap(); nseg > c {
+		nseg = c // the route's bound on a search's reads
 	}
 	dim := len(q)
 	sb := signBytes(dim)
@@ -437,7 +443,7 @@ func (ix semIndexStore) publishSigns(prefix string, i int) {
 // add appends a record to the partition. It reports what to count.
 func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *semSweepPos) (Event, error) {
 	countKey := semNamespace(ns) + "n"
-	swept := false
+	sweeps := 0 // up to semMaxSweeps while each drops something
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(countKey)
 		if err != nil && err != ErrNotFound {
@@ -448,10 +454,10 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 			n = binary.LittleEndian.Uint32(v)
 		}
 		if int(n) >= maxEntries {
-			if swept || ix.sweep(ns, now, cursor) == 0 {
+			if sweeps == semMaxSweeps || ix.sweep(ns, now, cursor) == 0 {
 				return EvSemanticIndexFull, nil
 			}
-			swept = true
+			sweeps++
 			continue
 		}
 		if ix.s.Set(countKey, binary.LittleEndian.AppendUint32(nil, n+1), cas) == nil {
@@ -494,6 +500,12 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int) (Event, erro
 			nseg, w = 1, 0
 			ix.register(ns, part)
 		}
+		// Records go only where this route's searches read (segments
+		// below its bound); h keeps the partition's whole count.
+		limit := min(nseg, ix.segCap())
+		if w >= limit {
+			w = limit - 1
+		}
 		seg, scas, err := ix.s.Get(keys.key(prefix, 'r', w))
 		if err == ErrNotFound {
 			// create only if still missing: two writers creating the
@@ -511,7 +523,7 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int) (Event, erro
 			seg = binary.LittleEndian.AppendUint16([]byte{0, 0}, uint16(dim))
 		}
 		if count >= semSegRecords {
-			next, ok := ix.roomySegment(prefix, nseg, w)
+			next, ok := ix.roomySegment(prefix, limit, w)
 			switch {
 			case ok:
 				_ = ix.s.Set(prefix+"h", encodeSemHead(nseg, next), hcas)
@@ -565,8 +577,13 @@ func (ix semIndexStore) uncount(base string, n int) {
 	}
 }
 
-// semSweepSegments is how many segments one sweep compacts at most.
-const semSweepSegments = 16
+// semSweepSegments is how many segments one sweep compacts at most, and
+// semMaxSweeps how many sweeps one store makes while each drops records
+// and the index is still full.
+const (
+	semSweepSegments = 16
+	semMaxSweeps     = 4
+)
 
 // semSweepPos is where a VM's next sweep starts: a partition of the
 // namespace's list and a segment of it.
