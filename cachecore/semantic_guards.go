@@ -126,8 +126,10 @@ func tokenize(s string) []token {
 			quoted = !quoted
 		case r == '$' || r == '€' || r == '£' || r == '¥' || r == '%' || r == '°':
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
-		case strings.ContainsRune("+-−*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)):
-			out = append(out, token{w: string(r), stem: string(r), symbol: true})
+		case strings.ContainsRune("+-−*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
+			!(r == '-' && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
+			op := operator(r)
+			out = append(out, token{w: op, stem: op, symbol: true})
 		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
 			start = true
 			if len(out) > 0 {
@@ -137,6 +139,19 @@ func tokenize(s string) []token {
 		i++
 	}
 	return out
+}
+
+// operator names an operator or sign, one name per glyph of it.
+func operator(r rune) string {
+	switch r {
+	case '×':
+		return "*"
+	case '÷':
+		return "/"
+	case '−':
+		return "-"
+	}
+	return string(r)
 }
 
 // digitAfter and digitBefore report a digit next to rs[i], past spaces.
@@ -301,18 +316,34 @@ func entities(ts []token) []string {
 }
 
 // direction marks ts[i] by a "to" or "from" right before it.
+// A word after "to" with nothing between is often a verb ("how to
+// reset"), so a bare "to" marks only a name; after "into", "from" and the
+// like, or past a determiner or possessive ("to the airport", "from my
+// laptop"), the word is a place or thing and is marked whatever it is.
 func direction(ts []token, i int) string {
-	if i == 0 {
+	j := i - 1
+	for j >= 0 && determiners[ts[j].w] {
+		j--
+	}
+	if j < 0 {
 		return ""
 	}
-	switch ts[i-1].w {
-	case "to", "into", "onto", "toward", "towards":
+	t := &ts[i]
+	switch ts[j].w {
+	case "to":
+		if j == i-1 && !(t.cap || t.upper || t.quoted) {
+			return ""
+		}
+		return "→"
+	case "into", "onto", "toward", "towards":
 		return "→"
 	case "from":
 		return "←"
 	}
 	return ""
 }
+
+var determiners = set("the a an my your our their his her its this that these those")
 
 // asks is the set of question words that ask for a time, a place, a
 // person or a reason, as bits.
