@@ -227,28 +227,41 @@ func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]
 }
 
 // StaleIfError reports whether req.Entry may answer because the upstream
-// failed: it is within the route's stale_if_error window, and still the
-// entry its key holds (the lookup kept a copy while the request went
-// upstream: a purge or a new model version since must not be undone).
+// failed: it is what the request's key holds now (the lookup kept a copy
+// while the request went upstream: a purge or a new model version since
+// must not be undone, and an answer stored again meanwhile replaces the
+// copy), within the route's stale_if_error window.
 func (c *Cache) StaleIfError(req *Request) bool {
-	e := req.Entry
-	if e == nil || req.Route.StaleIfError <= 0 {
+	if req.Entry == nil || req.Route.StaleIfError <= 0 {
 		return false
 	}
 	now := c.nowMs()
-	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil && c.stillStored(req, now)
+	if !c.currentEntry(req, now) {
+		return false
+	}
+	e := req.Entry
+	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil
 }
 
-// stillStored reports whether req's key, under its model's state as it is
-// now, still holds the entry req.Entry was read from.
-func (c *Cache) stillStored(req *Request, now int64) bool {
+// currentEntry makes req.Entry what req's key, under its model's state as
+// it is now, holds; it reports false if the key holds nothing live or the
+// state moved.
+func (c *Cache) currentEntry(req *Request, now int64) bool {
 	st, err := c.loadModel(req.Route.Name, req.Model)
 	if err != nil || st != req.state {
 		return false
 	}
 	var e Entry
 	found, err := c.table.lookupInto(req.FP, req.Key, now, &e)
-	return err == nil && found && e.StoredAt == req.Entry.StoredAt
+	if err != nil || !found {
+		return false
+	}
+	if e.StoredAt != req.Entry.StoredAt {
+		e.Detach() // it aliases the table's read buffer
+		req.entry = e
+		req.Entry = &req.entry
+	}
+	return true
 }
 
 // WantsRefresh reports whether a served entry should be refreshed in the
