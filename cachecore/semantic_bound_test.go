@@ -38,4 +38,3 @@ func TestSemanticSweepReachesSegmentsPastALoweredBound(t *testing.T) {
 		t.Fatalf("%d of the first 100 new turns refused index_full, though every one of the 1,280 stored turns expired long ago", full)
 	}
 }
-
