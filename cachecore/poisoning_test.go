@@ -27,42 +27,6 @@ func TestAdmitSecondCacheControlLinePrivate(t *testing.T) {
 	}
 }
 
-// A stale entry kept by a leader's lookup (for stale-if-error) must not be
-// served once it has been purged while the leader's call was upstream.
-func TestStaleIfErrorNeverServesAPurgedEntry(t *testing.T) {
-	small := chatRequest("q")
-	withLen := func(h [][2]string, n int) [][2]string {
-		return append(append([][2]string{}, h...), [2]string{"content-length", itoa(int64(n))})
-	}
-	for _, purge := range []string{
-		`{"all":true}`,
-		`{"route":"chat","model":"gpt-4o-mini"}`,
-	} {
-		t.Run(purge[:12], func(t *testing.T) {
-			env := newEnv(t, flightConfig)
-			env.fill(env.request("chat", alice, small), jsonCT, chatResponse("old"), 10)
-			env.clock.Advance(90 * time.Minute) // stale, within stale_if_error (1h)
-			f := flightFor(t, env, alice)
-			f.RequestHeaders(withLen(alice, len(small)), false, true)
-			if got := actionKinds(f.RequestBody([]byte(small), false)); got != "coalesce.leaders forward" {
-				t.Fatal(got)
-			}
-			// The operator purges while the leader's call is upstream.
-			if _, err := env.cache.Purge([]byte(purge), ""); err != nil {
-				t.Fatal(err)
-			}
-			// A fresh request sees nothing: the purge worked.
-			if _, d := env.lookup("chat", alice, small); d == Serve {
-				t.Fatal("purged entry still found by a lookup")
-			}
-			step, acts := f.ResponseHeaders(503, jsonCT, OriginUpstream, false)
-			if step == RespServed {
-				t.Fatalf("purged entry served as stale-if-error: %q, body %s", actionKinds(acts), f.Request().Entry.Body)
-			}
-		})
-	}
-}
-
 // An answer in flight when the operator purges must not be stored: a
 // purge of the model refuses it (ReasonInvalidated); {"all":true} must too.
 func TestPurgeRefusesAnswersInFlight(t *testing.T) {

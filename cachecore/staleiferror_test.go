@@ -11,17 +11,8 @@ import (
 // (the kept copy, or better the fresh one), not the 503.
 func TestStaleIfErrorAfterTheKeyWasStoredAgain(t *testing.T) {
 	small := chatRequest("q")
-	withLen := func(h [][2]string, n int) [][2]string {
-		return append(append([][2]string{}, h...), [2]string{"content-length", itoa(int64(n))})
-	}
 	env := newEnv(t, flightConfig)
-	env.fill(env.request("chat", alice, small), jsonCT, chatResponse("old"), 10)
-	env.clock.Advance(90 * time.Minute) // stale, within stale_if_error (1h)
-	f := flightFor(t, env, alice)
-	f.RequestHeaders(withLen(alice, len(small)), false, true)
-	if got := actionKinds(f.RequestBody([]byte(small), false)); got != "coalesce.leaders forward" {
-		t.Fatal(got)
-	}
+	f := staleLeaderUpstream(t, env, small)
 	// Meanwhile the same key is stored afresh (another VM's answer).
 	env.clock.Advance(time.Second)
 	env.fill(env.request("chat", alice, small), jsonCT, chatResponse("new"), 10)
@@ -32,4 +23,46 @@ func TestStaleIfErrorAfterTheKeyWasStoredAgain(t *testing.T) {
 	if step != RespServed {
 		t.Fatalf("upstream 503 passed to the client though the key holds a fresh answer (step %v, %q)", step, actionKinds(acts))
 	}
+}
+
+// A stale entry kept by a leader's lookup (for stale-if-error) must not be
+// served once it has been purged while the leader's call was upstream.
+func TestStaleIfErrorNeverServesAPurgedEntry(t *testing.T) {
+	small := chatRequest("q")
+	for _, purge := range []string{
+		`{"all":true}`,
+		`{"route":"chat","model":"gpt-4o-mini"}`,
+	} {
+		t.Run(purge[:12], func(t *testing.T) {
+			env := newEnv(t, flightConfig)
+			f := staleLeaderUpstream(t, env, small)
+			// The operator purges while the leader's call is upstream.
+			if _, err := env.cache.Purge([]byte(purge), ""); err != nil {
+				t.Fatal(err)
+			}
+			// A fresh request sees nothing: the purge worked.
+			if _, d := env.lookup("chat", alice, small); d == Serve {
+				t.Fatal("purged entry still found by a lookup")
+			}
+			step, acts := f.ResponseHeaders(503, jsonCT, OriginUpstream, false)
+			if step == RespServed {
+				t.Fatalf("purged entry served as stale-if-error: %q, body %s", actionKinds(acts), f.Request().Entry.Body)
+			}
+		})
+	}
+}
+
+// staleLeaderUpstream stores body's answer, lets it go stale within
+// stale_if_error (1h), and starts a request for it that leads upstream
+// with the stale copy kept.
+func staleLeaderUpstream(t *testing.T, env *testEnv, body string) *Flight {
+	t.Helper()
+	env.fill(env.request("chat", alice, body), jsonCT, chatResponse("old"), 10)
+	env.clock.Advance(90 * time.Minute)
+	f := flightFor(t, env, alice)
+	f.RequestHeaders(append(append([][2]string{}, alice...), [2]string{"content-length", itoa(int64(len(body)))}), false, true)
+	if got := actionKinds(f.RequestBody([]byte(body), false)); got != "coalesce.leaders forward" {
+		t.Fatal(got)
+	}
+	return f
 }
