@@ -690,7 +690,10 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 				}
 				return !haveIdx || !haveEmb
 			})
-			if idx.Type != gjson.Number || idx.Num < 0 || int(idx.Num) >= want || vecs[int(idx.Num)] != nil {
+			// Compared as a float before any conversion: a conversion of
+			// a number out of int's range differs between builds.
+			if idx.Type != gjson.Number || !(idx.Num >= 0 && idx.Num < float64(want)) ||
+				idx.Num != math.Trunc(idx.Num) || vecs[int(idx.Num)] != nil {
 				reason = ReasonItemCount
 				return false
 			}
