@@ -21,10 +21,10 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
 	if route.HonorCacheCtl {
-		if v, ok := header(headers, "cache-control"); ok {
+		if v, ok := headerLines(headers, "cache-control"); ok {
 			req.CC = ParseRequestCC(v)
 		}
-		if v, ok := header(headers, "pragma"); ok && !req.CC.NoCache && strings.Contains(strings.ToLower(v), "no-cache") {
+		if v, ok := headerLines(headers, "pragma"); ok && !req.CC.NoCache && strings.Contains(strings.ToLower(v), "no-cache") {
 			req.CC.NoCache = true // HTTP/1.0 clients
 		}
 	}
@@ -139,6 +139,24 @@ func header(h [][2]string, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// headerLines returns every line of a header that may come more than
+// once, as the one comma-joined value they are (RFC 9110, 5.3): a
+// directive on a later line counts as much as on the first. One line is
+// returned as is, without a copy.
+func headerLines(h [][2]string, name string) (string, bool) {
+	v, ok := "", false
+	for i := range h {
+		if kv := &h[i]; kv[0] == name {
+			if ok {
+				v += ", " + kv[1]
+			} else {
+				v, ok = kv[1], true
+			}
+		}
+	}
+	return v, ok
 }
 
 // tenantHeader returns the first configured identity header that is present

@@ -3,10 +3,28 @@ package cachecore
 import "testing"
 
 // A client's Cache-Control: no-store counts on any of its header lines,
-// as a response's does (TestAdmitSecondCacheControlLineNoStore).
+// as a response's does (TestAdmitSecondCacheControlLineNoStore): the
+// request bypasses the cache, so its answer is never stored.
 func TestRequestSecondCacheControlLineNoStore(t *testing.T) {
+	env := newEnv(t, testConfig)
 	h := append(append([][2]string{}, alice...), [2]string{"cache-control", "max-stale=0"}, [2]string{"cache-control", "no-store"})
-	if r := storeVerdict(t, testConfig, "chat", h, chatRequest("my medical history"), jsonCT, chatResponse("diagnosis")); r == ReasonNone {
+	req := env.request("chat", h, chatRequest("my medical history"))
+	if req.Bypassed() {
+		if req.Reason != ReasonRequestNoStore {
+			t.Fatalf("bypassed for %s, want request_no_store", req.Reason)
+		}
+		return
+	}
+	if r := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("diagnosis")), OriginUpstream, 10).Reason; r == ReasonNone {
 		t.Fatalf("request with `Cache-Control: no-store` on its second line: answer stored")
+	}
+}
+
+// Pragma: no-cache (HTTP/1.0) counts on any of its lines too.
+func TestRequestSecondPragmaLineNoCache(t *testing.T) {
+	env := newEnv(t, testConfig)
+	h := append(append([][2]string{}, alice...), [2]string{"pragma", "x-a"}, [2]string{"pragma", "no-cache"})
+	if req := env.request("chat", h, chatRequest("q")); req.Status != StatusRevalidate {
+		t.Fatalf("status %s, want revalidate", req.Status)
 	}
 }
