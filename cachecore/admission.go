@@ -145,7 +145,14 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if len(body) > r.MaxEntryBytes {
 		return Admission{Reason: ReasonTooLarge}
 	}
-	if StreamsResponse(req, headers) {
+	streamed := StreamsResponse(req, headers)
+	if r.Streams() && streamed != req.Stream {
+		// Stored under the request's key, an answer in the other form
+		// would reach clients that cannot read it: a "stream" that is not
+		// the literal true keys as JSON, yet a lenient server streams.
+		return Admission{Reason: ReasonStreamMode}
+	}
+	if streamed {
 		// A recorded stream: judge the message it assembles to.
 		sum := AssembleStream(r.Kind, body)
 		switch {
@@ -157,6 +164,8 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 			return Admission{Reason: ReasonMalformedJSON}
 		case sum.Unreadable != ReasonNone:
 			return Admission{Reason: sum.Unreadable}
+		case sum.BadShape:
+			return Admission{Reason: ReasonBadShape}
 		case !sum.Done:
 			return Admission{Reason: ReasonTruncated}
 		}
@@ -270,18 +279,78 @@ func checkCompletion(req *Request, body []byte) Reason {
 			reason = ReasonFinishReason
 			return false
 		}
+		if !ch.IsObject() {
+			reason = ReasonBadShape
+			return false
+		}
 		var content gjson.Result
 		if !text {
 			msg := ch.Get("message")
-			if tc := msg.Get("tool_calls"); tc.IsArray() && len(tc.Array()) > 0 {
-				return true // a tool call is a complete answer without text
-			}
 			content = msg.Get("content")
+			if tc := msg.Get("tool_calls"); tc.Exists() && tc.Type != gjson.Null && !(tc.IsArray() && len(tc.Array()) == 0) {
+				// Tool calls are a complete answer without text; text
+				// beside them still has to be text.
+				reason = checkToolCalls(tc)
+				if reason == ReasonNone && content.Exists() && content.Type != gjson.Null &&
+					content.Type != gjson.String && !content.IsArray() {
+					reason = ReasonBadShape
+				}
+				return reason == ReasonNone
+			}
 		} else {
 			content = ch.Get("text")
 		}
-		if strings.TrimSpace(content.String()) == "" {
-			reason = ReasonEmptyContent
+		if r := checkText(content); r != ReasonNone {
+			reason = r
+			return false
+		}
+		return true
+	})
+	return reason
+}
+
+// checkText refuses a completion's text (a message's content, a legacy
+// choice's text) that is empty or not text: a string, or an array of
+// content parts of which one has text.
+func checkText(content gjson.Result) Reason {
+	switch {
+	case content.Type == gjson.String:
+		if strings.TrimSpace(content.Str) == "" {
+			return ReasonEmptyContent
+		}
+		return ReasonNone
+	case content.IsArray():
+		reason := ReasonEmptyContent
+		content.ForEach(func(_, part gjson.Result) bool {
+			t := part.Get("text")
+			switch {
+			case !part.IsObject() || t.Exists() && t.Type != gjson.String:
+				reason = ReasonBadShape
+				return false
+			case strings.TrimSpace(t.Str) != "":
+				reason = ReasonNone
+			}
+			return true
+		})
+		return reason
+	case !content.Exists(), content.Type == gjson.Null:
+		return ReasonEmptyContent
+	}
+	return ReasonBadShape // a number, a boolean, an object
+}
+
+// checkToolCalls refuses tool calls that are not an array of calls each
+// naming a function, with its arguments as a string.
+func checkToolCalls(tc gjson.Result) Reason {
+	if !tc.IsArray() {
+		return ReasonBadShape
+	}
+	reason := ReasonNone
+	tc.ForEach(func(_, call gjson.Result) bool {
+		name, args := call.Get("function.name"), call.Get("function.arguments")
+		if !call.IsObject() || name.Type != gjson.String || strings.TrimSpace(name.Str) == "" ||
+			args.Exists() && args.Type != gjson.String {
+			reason = ReasonBadShape
 			return false
 		}
 		return true

@@ -20,6 +20,10 @@ import (
 type rerankRequest struct {
 	docs int // len(documents)
 	want int // results a complete answer has: min(top_n, docs), or docs
+	// texts are the documents' texts (a string document, or an object's
+	// "text"), which a result that returns its document must repeat.
+	texts   []string
+	hasText []bool
 }
 
 // parseRerank reads documents and top_n from a keyed request body. A
@@ -33,7 +37,13 @@ func parseRerank(_ *Cache, req *Request, body []byte) Reason {
 		return ReasonRerankInput
 	}
 	rr := &rerankRequest{}
-	docs.ForEach(func(_, _ gjson.Result) bool { rr.docs++; return true })
+	docs.ForEach(func(_, d gjson.Result) bool {
+		rr.docs++
+		t, ok := documentText(d)
+		rr.texts = append(rr.texts, t)
+		rr.hasText = append(rr.hasText, ok)
+		return true
+	})
 	rr.want = rr.docs
 	if top, n := soleMember(doc, "top_n"); n > 0 && top.Type != gjson.Null {
 		if n != 1 || !isInteger(top) || top.Num < 0 {
@@ -72,6 +82,10 @@ func checkRerank(req *Request, body []byte) Reason {
 			return false
 		}
 		seen[int(idx.Num)] = true
+		if doc, n := soleMember(res, "document"); n > 1 || n == 1 && doc.Type != gjson.Null && !rr.sameDocument(int(idx.Num), doc) {
+			reason = ReasonRerankDocument
+			return false
+		}
 		score, n := soleMember(res, "relevance_score")
 		if n != 1 || score.Type != gjson.Number || math.IsNaN(score.Num) || math.IsInf(score.Num, 0) {
 			reason = ReasonRerankScore
@@ -83,6 +97,27 @@ func checkRerank(req *Request, body []byte) Reason {
 		reason = ReasonRerankResults
 	}
 	return reason
+}
+
+// sameDocument reports whether a result's document is the text of the
+// request's document i.
+func (rr *rerankRequest) sameDocument(i int, doc gjson.Result) bool {
+	t, ok := documentText(doc)
+	return ok && rr.hasText[i] && t == rr.texts[i]
+}
+
+// documentText is a rerank document's text: the string itself, or an
+// object's one "text" string. A document without text has none to
+// compare, so a result returning one is never taken as the client's.
+func documentText(d gjson.Result) (string, bool) {
+	if d.Type == gjson.String {
+		return d.Str, true
+	}
+	if !d.IsObject() {
+		return "", false
+	}
+	t, n := soleMember(d, "text")
+	return t.Str, n == 1 && t.Type == gjson.String
 }
 
 // soleMember returns an object's member name and how often it occurs: a

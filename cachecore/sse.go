@@ -85,8 +85,19 @@ type StreamSummary struct {
 	// ErrorEvent: the stream reports an error (an "event: error", or a data
 	// event whose JSON is an error report), wherever it comes.
 	ErrorEvent bool
-	Assembled  []byte // the equivalent non-streamed response, for admission
+	// BadShape: a data event that is not a chunk object, choices that are
+	// not objects, or more choices or tool calls than assembly takes
+	// (maxStreamChoices, maxStreamToolCalls).
+	BadShape  bool
+	Assembled []byte // the equivalent non-streamed response, for admission
 }
+
+// Assembly bounds: a stream's assembled message stays within a constant of
+// the stream's own size, whatever indices its chunks name.
+const (
+	maxStreamChoices   = 128 // choice indices 0..127
+	maxStreamToolCalls = 128 // tool calls over all choices
+)
 
 // AssembleStream rebuilds, from the chunks of a chat (or legacy
 // completions) stream, the response a non-streamed request would have got:
@@ -107,6 +118,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 		tools   []*toolCall
 	}
 	var choices []*choice
+	calls := 0 // tool calls over all choices
 	var id, model, object, fingerprint, usage string
 	var dups duplicateMembers
 	for _, ev := range events {
@@ -147,6 +159,14 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			s.ErrorEvent = true
 			continue
 		}
+		if !chunk.IsObject() {
+			s.BadShape = true
+			break
+		}
+		if cs := chunk.Get("choices"); cs.Exists() && !cs.IsArray() {
+			s.BadShape = true
+			break
+		}
 		if v := chunk.Get("id"); v.Exists() {
 			id = v.String()
 		}
@@ -164,28 +184,45 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 		}
 		chunk.Get("choices").ForEach(func(_, c gjson.Result) bool {
 			idx := int(c.Get("index").Int())
-			if idx < 0 || idx > 128 {
-				return true
+			if !c.IsObject() || idx < 0 || idx >= maxStreamChoices {
+				s.BadShape = true
+				return false
 			}
 			for len(choices) <= idx {
 				choices = append(choices, &choice{})
 			}
 			ch := choices[idx]
 			if text {
-				ch.content.WriteString(c.Get("text").String())
+				t := c.Get("text")
+				if t.Exists() && t.Type != gjson.String && t.Type != gjson.Null {
+					s.BadShape = true
+					return false
+				}
+				ch.content.WriteString(t.Str)
 			} else {
 				d := c.Get("delta")
 				if r := d.Get("role"); r.Exists() {
 					ch.role = r.String()
 				}
-				ch.content.WriteString(d.Get("content").String())
+				if !d.IsObject() && d.Exists() {
+					s.BadShape = true
+					return false
+				}
+				content := d.Get("content")
+				if content.Exists() && content.Type != gjson.String && content.Type != gjson.Null {
+					s.BadShape = true
+					return false
+				}
+				ch.content.WriteString(content.Str)
 				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 					ti := int(tc.Get("index").Int())
-					if ti < 0 || ti > 128 {
-						return true
+					if !tc.IsObject() || ti < 0 || calls+max(0, ti+1-len(ch.tools)) > maxStreamToolCalls {
+						s.BadShape = true
+						return false
 					}
 					for len(ch.tools) <= ti {
 						ch.tools = append(ch.tools, &toolCall{})
+						calls++
 					}
 					t := ch.tools[ti]
 					if v := tc.Get("id"); v.Exists() {
@@ -204,8 +241,11 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			if fr := c.Get("finish_reason"); fr.Type == gjson.String {
 				ch.finish = fr.Str
 			}
-			return true
+			return !s.BadShape
 		})
+		if s.BadShape {
+			break
+		}
 	}
 	if !complete {
 		s.Done = false

@@ -93,6 +93,9 @@ const (
 	ReasonRerankIndex     // rerank: an index not an integer, outside the documents, or repeated
 	ReasonRerankScore     // rerank: a relevance_score missing, not a number or not finite
 	ReasonVary            // response Vary names a request header the key does not hold, or is *
+	ReasonStreamMode      // an event stream for a request that did not ask for one, or JSON for one that did
+	ReasonBadShape        // a completion or stream chunk of the wrong shape (not an object, choices not objects, a tool call naming no function)
+	ReasonRerankDocument  // rerank: a result's document is not the one the client sent at its index
 	numReason
 )
 
@@ -105,6 +108,7 @@ var reasonNames = [numReason]string{
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
+	"stream_mode", "bad_shape", "rerank_document",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided
