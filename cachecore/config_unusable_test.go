@@ -1,0 +1,42 @@
+package cachecore
+
+import (
+	"strings"
+	"testing"
+)
+
+// Configurations the filter accepted that could never work as written are
+// errors at start, naming the field.
+
+// An empty finish_reasons list turned the check off: truncated answers
+// were stored.
+func TestConfigEmptyFinishReasonsRefused(t *testing.T) {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat","finish_reasons":[]}]}`
+	if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), "finish_reasons") {
+		t.Fatalf("finish_reasons [] accepted (err %v): a truncated answer would be stored", err)
+	}
+}
+
+// A purge path that is a route's own path took every request of the
+// route there as a purge call. (A purge path under a route's prefix, such
+// as /v1/_purge under /v1/, is a deliberate carve-out and allowed.)
+func TestConfigPurgePathShadowingARouteRefused(t *testing.T) {
+	for _, route := range []string{`"path_exact":"/v1/chat/completions"`, `"path_prefix":"/v1/chat/completions"`} {
+		cfg := `{"purge":{"path":"/v1/chat/completions","token":"0123456789abcdef"},
+		         "routes":[{"name":"chat","kind":"chat",` + route + `}]}`
+		if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), "purge.path") {
+			t.Errorf("%s: config accepted (err %v): the route's requests to the purge path would be purge calls", route, err)
+		}
+	}
+}
+
+// A route path with a query or fragment never matches: requests are
+// matched on their path alone.
+func TestConfigRoutePathWithQueryRefused(t *testing.T) {
+	for _, m := range []string{`"path_exact":"/v1/chat/completions?stream=false"`, `"path_prefix":"/v1/chat?"`, `"path_prefix":"/v1/chat#x"`} {
+		cfg := `{"routes":[{"name":"chat","kind":"chat",` + m + `}]}`
+		if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), "routes[0].path") {
+			t.Errorf("%s accepted (err %v), yet no request can match it", m, err)
+		}
+	}
+}
