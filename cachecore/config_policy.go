@@ -44,6 +44,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		pol.ignoreSet = true
 	case "finish_reasons":
 		pol.FinishReasons = p.strList(path, v)
+		if len(pol.FinishReasons) == 0 && v.IsArray() {
+			p.fail(path, "must list at least one value (an empty list would admit every finish_reason, \"length\" included)")
+		}
 	case "validate":
 		pol.Rules = nil
 		for i, rv := range p.array(path, v) {

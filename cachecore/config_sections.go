@@ -137,6 +137,11 @@ func (p *parser) config(data []byte) *Config {
 		if len(cfg.Purge.Token) < 16 {
 			p.fail("purge.token", "must be at least 16 characters (the purge API is disabled without a token)")
 		}
+		for _, r := range cfg.Routes {
+			if cfg.Purge.Path == r.Exact || cfg.Purge.Path == r.Prefix {
+				p.fail("purge.path", "is route %q's own path: its requests there would all be taken as purge calls", r.Name)
+			}
+		}
 	}
 	return cfg
 }
@@ -253,6 +258,10 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		p.fail(path+".path_prefix", "must start with /")
 	case r.Exact != "" && !strings.HasPrefix(r.Exact, "/"):
 		p.fail(path+".path_exact", "must start with /")
+	case strings.ContainsAny(r.Prefix, "?#"):
+		p.fail(path+".path_prefix", "must not hold a query or fragment: requests are matched on their path alone")
+	case strings.ContainsAny(r.Exact, "?#"):
+		p.fail(path+".path_exact", "must not hold a query or fragment: requests are matched on their path alone")
 	}
 	if len(r.KeyFields) > 0 && r.ignoreSet && (v.Get("key_fields").Exists() || v.Get("ignore_fields").Exists()) {
 		p.fail(path, "key_fields and ignore_fields exclude each other")
