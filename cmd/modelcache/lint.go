@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,6 +44,9 @@ const (
 	wasmFilterType = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 	stringValue    = "type.googleapis.com/google.protobuf.StringValue"
 	bytesValue     = "type.googleapis.com/google.protobuf.BytesValue"
+	// A typed_config may wrap the filter's config in a TypedStruct.
+	udpaTypedStruct = "type.googleapis.com/udpa.type.v1.TypedStruct"
+	xdsTypedStruct  = "type.googleapis.com/xds.type.v3.TypedStruct"
 )
 
 // linter collects the findings of one file.
@@ -96,6 +98,11 @@ func lintSeen(file string, data []byte, seen map[string]bool) *linter {
 		if doc > 1 || hasMoreDocs(data) {
 			prefix = fmt.Sprintf("doc %d ", doc)
 		}
+		if err := checkExpansion(root); err != nil {
+			l.add(root.Line, strings.TrimSpace(prefix), "%v", err)
+			continue
+		}
+		l.duplicateKeys(strings.TrimSpace(prefix), root)
 		l.document(prefix, root)
 	}
 	return l
@@ -126,6 +133,15 @@ func hasMoreDocs(data []byte) bool {
 }
 
 func (l *linter) document(prefix string, root *yaml.Node) {
+	if root.Kind == yaml.MappingNode && scalar(get(root, "kind")) == "List" && scalar(get(root, "apiVersion")) == "v1" {
+		// kubectl's list of manifests (kubectl get -o yaml).
+		if items := deref(get(root, "items")); items != nil && items.Kind == yaml.SequenceNode {
+			for i, it := range items.Content {
+				l.document(fmt.Sprintf("%sitems[%d] ", prefix, i), deref(it))
+			}
+		}
+		return
+	}
 	if root.Kind == yaml.MappingNode && scalar(get(root, "kind")) == "WasmPlugin" {
 		meta := get(root, "metadata")
 		id := scalar(get(meta, "name"))
@@ -162,8 +178,18 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 func (l *linter) walk(prefix, path string, n *yaml.Node) {
 	switch n.Kind {
 	case yaml.MappingNode:
-		if scalar(get(n, "@type")) == wasmFilterType {
+		switch typ := scalar(get(n, "@type")); {
+		case typ == wasmFilterType:
 			l.wasmFilter(prefix+path, n)
+			return
+		case (typ == udpaTypedStruct || typ == xdsTypedStruct) && scalar(get(n, "type_url")) == wasmFilterType:
+			// The filter's config as a Struct: Envoy converts it to the
+			// Wasm message, so it is linted as one.
+			if v := deref(get(n, "value")); v != nil && v.Kind == yaml.MappingNode {
+				l.wasmFilter(prefix+joinPath(path, "value"), v)
+			} else {
+				l.add(n.Line, prefix+path, "TypedStruct of the wasm filter without a value mapping")
+			}
 			return
 		}
 		if cd := get(n, "config_discovery"); cd != nil {
@@ -289,7 +315,7 @@ func (l *linter) wasmFilter(path string, typed *yaml.Node) {
 	}
 	text := []byte(val.Value)
 	if typ == bytesValue {
-		b, err := base64.StdEncoding.DecodeString(val.Value)
+		b, err := decodeBase64(val.Value)
 		if err != nil {
 			l.add(val.Line, where+".value", "BytesValue must be base64: %v", err)
 			return
@@ -301,6 +327,23 @@ func (l *linter) wasmFilter(path string, typed *yaml.Node) {
 		base = val.Line
 	}
 	l.checkJSON(val.Line, where+".value", text, nil, base)
+}
+
+// decodeBase64 reads a BytesValue as protobuf's JSON parser does (Envoy
+// reads its config through it): the standard or the URL-safe alphabet,
+// padded or not.
+func decodeBase64(v string) ([]byte, error) {
+	var first error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(v)
+		if err == nil {
+			return b, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
 }
 
 // checkJSON runs the filter's own parser and reports each error it names.
@@ -398,86 +441,6 @@ func gjsonEscape(s string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-func get(n *yaml.Node, key string) *yaml.Node {
-	if n == nil {
-		return nil
-	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalar(n *yaml.Node) string {
-	if n == nil || n.Kind != yaml.ScalarNode {
-		return ""
-	}
-	return n.Value
-}
-
-// nodeJSON encodes YAML nodes as JSON, keeping member order (ParseConfig
-// reports fields in document order).
-func nodeJSON(n *yaml.Node) ([]byte, error) {
-	var b bytes.Buffer
-	if err := writeJSON(&b, n); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.AliasNode:
-		return writeJSON(b, n.Alias)
-	case yaml.MappingNode:
-		b.WriteByte('{')
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			k, _ := json.Marshal(n.Content[i].Value)
-			b.Write(k)
-			b.WriteByte(':')
-			if err := writeJSON(b, n.Content[i+1]); err != nil {
-				return err
-			}
-		}
-		b.WriteByte('}')
-	case yaml.SequenceNode:
-		b.WriteByte('[')
-		for i, c := range n.Content {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			if err := writeJSON(b, c); err != nil {
-				return err
-			}
-		}
-		b.WriteByte(']')
-	case yaml.ScalarNode:
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return fmt.Errorf("line %d: %v", n.Line, err)
-		}
-		out, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("line %d: %v", n.Line, err)
-		}
-		b.Write(out)
-	default:
-		return errors.New("unsupported YAML node")
-	}
-	return nil
 }
 
 func runLint(args []string, stdout, stderr io.Writer) int {

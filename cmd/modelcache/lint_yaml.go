@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Reading YAML as the programs that consume it do: Envoy (aliases, the
+// last of duplicate keys) and Kubernetes (YAML 1.1 booleans, merge keys,
+// which kubectl resolves before Istio passes pluginConfig on as JSON).
+// Aliases are followed only after a document's expansion is bounded.
+
+// Bounds on a document's alias expansion: nodes visited with every alias
+// followed, and the depth of that expansion (a self-containing alias is
+// infinitely deep).
+const (
+	maxYAMLNodes = 1 << 20
+	maxYAMLDepth = 256
+)
+
+// checkExpansion refuses a document whose aliases expand beyond the
+// bounds: an alias bomb of a few hundred bytes, or an alias that
+// contains itself.
+func checkExpansion(root *yaml.Node) error {
+	nodes := 0
+	var visit func(n *yaml.Node, depth int) error
+	visit = func(n *yaml.Node, depth int) error {
+		if nodes++; nodes > maxYAMLNodes {
+			return fmt.Errorf("YAML aliases expand to more than %d nodes: refused", maxYAMLNodes)
+		}
+		if depth > maxYAMLDepth {
+			return fmt.Errorf("YAML nested deeper than %d levels once aliases are expanded (an alias that contains itself?): refused", maxYAMLDepth)
+		}
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return nil
+			}
+			return visit(n.Alias, depth+1)
+		}
+		for _, c := range n.Content {
+			if err := visit(c, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return visit(root, 0)
+}
+
+// duplicateKeys reports each key a mapping holds twice: Envoy takes the
+// last value, a reader of the file the first. Aliases are not followed
+// (each mapping is reported where it is written).
+func (l *linter) duplicateKeys(prefix string, n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		first := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				continue
+			}
+			if line, ok := first[k.Value]; ok {
+				l.add(k.Line, prefix, "duplicate key %q (first on line %d): Envoy takes the last value; keep one", k.Value, line)
+				continue
+			}
+			first[k.Value] = k.Line
+		}
+	}
+	for _, c := range n.Content {
+		l.duplicateKeys(prefix, c)
+	}
+}
+
+// deref follows aliases (bounded by checkExpansion).
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == "")
+}
+
+// members lists a mapping's key/value pairs as a merge-aware reader sees
+// them, in order: its own keys, then those its merge keys ("<<: *base",
+// or a list of such) bring in and it does not set itself, the first
+// merged mapping first.
+func members(n *yaml.Node) [][2]*yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out [][2]*yaml.Node
+	have := map[string]bool{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if isMergeKey(k) {
+			merges = append(merges, v)
+			continue
+		}
+		out = append(out, [2]*yaml.Node{k, v})
+		have[k.Value] = true
+	}
+	for _, m := range merges {
+		m = deref(m)
+		srcs := []*yaml.Node{m}
+		if m != nil && m.Kind == yaml.SequenceNode {
+			srcs = m.Content
+		}
+		for _, src := range srcs {
+			for _, kv := range members(src) {
+				if !have[kv[0].Value] {
+					out = append(out, kv)
+					have[kv[0].Value] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// get returns a mapping's value for key: the last one, as Envoy reads a
+// duplicated key (duplicateKeys reports it), merge keys included.
+func get(n *yaml.Node, key string) *yaml.Node {
+	var v *yaml.Node
+	for _, kv := range members(n) {
+		if kv[0].Value == key {
+			v = kv[1]
+		}
+	}
+	return v
+}
+
+func scalar(n *yaml.Node) string {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	return n.Value
+}
+
+// yaml11Bools are the plain scalars YAML 1.1 (Kubernetes' YAML reader)
+// reads as booleans and YAML 1.2 as strings.
+var yaml11Bools = map[string]bool{
+	"y": true, "Y": true, "yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
+	"n": false, "N": false, "no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
+}
+
+// nodeJSON encodes YAML nodes as JSON the way Kubernetes does for a
+// manifest (merge keys resolved, YAML 1.1 booleans), keeping member order
+// (ParseConfig reports fields in document order).
+func nodeJSON(n *yaml.Node) ([]byte, error) {
+	var b bytes.Buffer
+	if err := writeJSON(&b, n); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
+	n = deref(n)
+	if n == nil {
+		b.WriteString("null")
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i, kv := range members(n) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(kv[0].Value)
+			b.Write(k)
+			b.WriteByte(':')
+			if err := writeJSON(b, kv[1]); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case yaml.SequenceNode:
+		b.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeJSON(b, c); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case yaml.ScalarNode:
+		if v, ok := yaml11Bools[n.Value]; ok && n.Style == 0 && n.Tag == "!!str" {
+			fmt.Fprint(b, v)
+			return nil
+		}
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return fmt.Errorf("line %d: %v", n.Line, err)
+		}
+		out, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("line %d: %v", n.Line, err)
+		}
+		b.Write(out)
+	default:
+		return errors.New("unsupported YAML node")
+	}
+	return nil
+}
