@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -171,12 +172,37 @@ func renderWasmPlugin(tmpl []byte, repo, digestHex string) ([]byte, error) {
 		{"sha256", digestHex},
 	} {
 		re := regexp.MustCompile(`(?m)^([ \t]+)` + f.key + `:[^\n]*$`)
-		if n := len(re.FindAllIndex(out, -1)); n != 1 {
-			return nil, fmt.Errorf("wasmplugin template: %d %q lines, want exactly 1", n, f.key)
+		at := re.FindAllSubmatchIndex(out, -1)
+		if len(at) != 1 {
+			return nil, fmt.Errorf("wasmplugin template: %d %q lines, want exactly 1", len(at), f.key)
+		}
+		if !valueOnItsLine(out, at[0][0], at[0][1], at[0][3]-at[0][2]) {
+			return nil, fmt.Errorf("wasmplugin template: the %q line must hold the whole value (it goes on, or is empty)", f.key)
 		}
 		out = re.ReplaceAll(out, []byte("${1}"+f.key+": "+f.value))
 	}
 	return out, nil
+}
+
+// valueOnItsLine reports whether the "key: value" line at b[start:end],
+// indented by indent, holds its whole value: one that is not empty, a
+// block scalar or a comment, and that no more indented line continues.
+func valueOnItsLine(b []byte, start, end, indent int) bool {
+	_, v, _ := strings.Cut(string(b[start:end]), ":")
+	v = strings.TrimSpace(v)
+	if v == "" || v[0] == '|' || v[0] == '>' || v[0] == '#' {
+		return false
+	}
+	rest := b[end:]
+	for len(rest) > 0 {
+		rest = rest[1:] // the newline
+		line, _, _ := bytes.Cut(rest, []byte("\n"))
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			return len(line)-len(bytes.TrimLeft(line, " \t")) <= indent
+		}
+		rest = rest[len(line):]
+	}
+	return true
 }
 
 func runOCI(args []string, stdout, stderr io.Writer) int {
@@ -190,6 +216,7 @@ func runOCI(args []string, stdout, stderr io.Writer) int {
 	insecure := fs.Bool("insecure", false, "use plain http for -repo whatever its address")
 	tmpl := fs.String("wasmplugin", "", "a WasmPlugin manifest whose url/sha256 lines to pin to the image")
 	tmplOut := fs.String("wasmplugin-out", "", "where to write the pinned WasmPlugin (required with -wasmplugin)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up a -push that has not finished after this long (a registry that never answers)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -236,8 +263,11 @@ func runOCI(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		if err := remote.Write(ref, img, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-			return fail(fmt.Errorf("push %s: %w", ref, err))
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		err = remote.Write(ref, img, remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithContext(ctx))
+		cancel()
+		if err != nil {
+			return fail(fmt.Errorf("push %s (-timeout %s): %w", ref, *timeout, err))
 		}
 		fmt.Fprintf(stdout, "pushed %s@%s\n", ref, digest)
 	}
