@@ -66,3 +66,34 @@ spec:
 		t.Fatalf("rendered url %q, want %q\n%s", m.Spec.URL, want, out)
 	}
 }
+
+// -layout replaces an OCI layout, never a directory that is something
+// else (a typo such as -layout build).
+func TestOCILayoutKeepsOtherDirectories(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(w, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "build")
+	keep := filepath.Join(other, "keep.txt")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"oci", "-wasm", w, "-layout", other}, &out, &errb); code != 1 {
+		t.Errorf("exit %d (stderr %q): want 1 for a directory that is not an OCI layout", code, errb.String())
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("-layout removed a directory that was not an OCI layout: %v", err)
+	}
+	layoutDir := filepath.Join(dir, "oci")
+	for i := 0; i < 2; i++ { // written, then replaced
+		if code := run([]string{"oci", "-wasm", w, "-layout", layoutDir}, &out, &errb); code != 0 {
+			t.Fatalf("round %d: exit %d: %s", i, code, errb.String())
+		}
+	}
+}
