@@ -184,6 +184,23 @@ func renderWasmPlugin(tmpl []byte, repo, digestHex string) ([]byte, error) {
 	return out, nil
 }
 
+// replaceableLayout refuses to replace a directory that is neither empty
+// nor an OCI image layout (it has an oci-layout file): -layout build, a
+// typo, must not remove a build directory.
+func replaceableLayout(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || err == nil && len(entries) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		return fmt.Errorf("-layout %s: not an OCI image layout (no oci-layout file), so not replaced", dir)
+	}
+	return nil
+}
+
 // valueOnItsLine reports whether the "key: value" line at b[start:end],
 // indented by indent, holds its whole value: one that is not empty, a
 // block scalar or a comment, and that no more indented line continues.
@@ -242,6 +259,9 @@ func runOCI(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	if *dir != "" {
+		if err := replaceableLayout(*dir); err != nil {
+			return fail(err)
+		}
 		if err := os.RemoveAll(*dir); err != nil {
 			return fail(err)
 		}
