@@ -40,3 +40,24 @@ func TestConfigRoutePathWithQueryRefused(t *testing.T) {
 		}
 	}
 }
+
+// A header name no header can have (a space, a colon inside, a control
+// character) never matches: a tenant route would bypass every request
+// as having no identity, a stored header would never be stored.
+func TestConfigHeaderNamesMustBeTokens(t *testing.T) {
+	for _, tc := range []struct{ field, route string }{
+		{"tenant_headers[0]", `"tenant_headers":["x api-key"]`},
+		{"tenant_headers[1]", `"tenant_headers":["authorization","x-key\u0000"]`},
+		{"stored_headers[0]", `"stored_headers":["x-a:b"]`},
+		{"model_version.header", `"model_version":{"header":"x model"}`},
+	} {
+		cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat",` + tc.route + `}]}`
+		if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), "routes[0]."+tc.field) {
+			t.Errorf("%s accepted (err %v)", tc.route, err)
+		}
+	}
+	ok := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat","tenant_headers":["X-Api-Key",":authority"],"stored_headers":["x-request-id"]}]}`
+	if _, err := ParseConfig([]byte(ok)); err != nil {
+		t.Errorf("valid header names refused: %v", err)
+	}
+}
