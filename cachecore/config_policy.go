@@ -31,7 +31,7 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	case "share_authorities":
 		pol.ShareAuth = p.boolean(path, v)
 	case "tenant_headers":
-		pol.TenantHeaders = lowerAll(p.strList(path, v))
+		pol.TenantHeaders = p.headerNames(path, v)
 		if len(pol.TenantHeaders) == 0 {
 			p.fail(path, "must list at least one header (set \"shared\": true for a route without tenants)")
 		}
@@ -61,7 +61,8 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		p.fields(path, v, func(key string, val gjson.Result) bool {
 			switch key {
 			case "header":
-				pol.ModelVersion.Header = p.replayable(join(path, key), strings.ToLower(p.str(join(path, key), val)))
+				sub := join(path, key)
+				pol.ModelVersion.Header = p.replayable(sub, p.headerName(sub, strings.ToLower(p.str(sub, val))))
 			case "body_path":
 				pol.ModelVersion.BodyPath = p.gjsonPath(join(path, key), val)
 			default:
@@ -70,7 +71,7 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			return true
 		})
 	case "stored_headers":
-		pol.StoredHeaders = lowerAll(p.strList(path, v))
+		pol.StoredHeaders = p.headerNames(path, v)
 		for i, name := range pol.StoredHeaders {
 			p.replayable(fmt.Sprintf("%s[%d]", path, i), name)
 		}
@@ -190,11 +191,29 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	return true
 }
 
-func lowerAll(s []string) []string {
+// headerNames reads a list of header names, lower-cased as Envoy hands
+// them to the filter.
+func (p *parser) headerNames(path string, v gjson.Result) []string {
+	s := p.strList(path, v)
 	for i := range s {
-		s[i] = strings.ToLower(s[i])
+		s[i] = p.headerName(fmt.Sprintf("%s[%d]", path, i), strings.ToLower(s[i]))
 	}
 	return s
+}
+
+// headerName refuses a name no header can have (RFC 9110's token; a
+// pseudo-header's leading colon allowed): it would never match.
+func (p *parser) headerName(path, name string) string {
+	t := strings.TrimPrefix(name, ":")
+	ok := t != ""
+	for i := 0; i < len(t) && ok; i++ {
+		c := t[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	}
+	if !ok && name != "" {
+		p.fail(path, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~ only)", name)
+	}
+	return name
 }
 
 var ruleTypes = map[string]bool{"string": true, "number": true, "bool": true, "array": true, "object": true, "null": true}
