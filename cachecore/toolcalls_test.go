@@ -1,6 +1,9 @@
 package cachecore
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // tool_calls make an answer complete only when each call names a
 // function: [0], [null], [{}] or a nameless call are invalid output.
@@ -19,5 +22,33 @@ func TestToolCallsWithoutAFunctionAreNotStored(t *testing.T) {
 		sseEvent(`{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`) + sseEvent("[DONE]")
 	if r := storeVerdict(t, testConfig, "tools", alice, streamChatRequest, sseCT, stream); r == ReasonNone {
 		t.Errorf("stream whose only tool call has no id, type or name stored")
+	}
+}
+
+// A request for n choices is answered with n: an answer with fewer (or
+// more) would be served to every later caller asking for n.
+func TestChoiceCountMustBeTheRequestsN(t *testing.T) {
+	req := `{"model":"m","n":3,"messages":[{"role":"user","content":"hi"}]}`
+	choice := func(i string) string {
+		return `{"index":` + i + `,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}`
+	}
+	ans := func(cs ...string) string {
+		return `{"id":"c1","object":"chat.completion","model":"m","choices":[` + strings.Join(cs, ",") + `]}`
+	}
+	for _, tc := range []struct {
+		answer string
+		stored bool
+	}{
+		{ans(choice("0")), false},
+		{ans(choice("0"), choice("1"), choice("2"), choice("3")), false},
+		{ans(choice("0"), choice("1"), choice("2")), true},
+	} {
+		r := storeVerdict(t, testConfig, "chat", alice, req, jsonCT, tc.answer)
+		if (r == ReasonNone) != tc.stored {
+			t.Errorf("%s: reason %s, want stored %v", tc.answer, r, tc.stored)
+		}
+	}
+	if r := storeVerdict(t, testConfig, "chat", alice, chatRequest("hi"), jsonCT, ans(choice("0"))); r != ReasonNone {
+		t.Errorf("one choice for a request without n: %s", r)
 	}
 }
