@@ -269,8 +269,17 @@ func checkCompletion(req *Request, body []byte) Reason {
 	r := req.Route
 	text := r.Kind.spec().textChoices
 	choices := gjson.GetBytes(body, "choices")
-	if !choices.IsArray() || len(choices.Array()) == 0 {
+	if !choices.IsArray() {
 		return ReasonEmptyContent
+	}
+	count := len(choices.Array())
+	if count == 0 {
+		return ReasonEmptyContent
+	}
+	// n choices asked for, n given (the canonical request holds n when
+	// the key does).
+	if n := gjson.GetBytes(req.canonical, "n"); n.Type == gjson.Number && n.Num > 1 && float64(count) != n.Num {
+		return ReasonBadShape
 	}
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
