@@ -277,8 +277,10 @@ func checkCompletion(req *Request, body []byte) Reason {
 		return ReasonEmptyContent
 	}
 	// n choices asked for, n given (the canonical request holds n when
-	// the key does).
-	if n := gjson.GetBytes(req.canonical, "n"); n.Type == gjson.Number && n.Num > 1 && float64(count) != n.Num {
+	// the key does). A legacy completion's n is per prompt, and a prompt
+	// array may be one prompt of tokens or many: checked for one prompt.
+	if n := gjson.GetBytes(req.canonical, "n"); n.Type == gjson.Number && n.Num > 1 && float64(count) != n.Num &&
+		(!text || gjson.GetBytes(req.canonical, "prompt").Type == gjson.String) {
 		return ReasonBadShape
 	}
 	reason := ReasonNone
@@ -349,22 +351,35 @@ func checkText(content gjson.Result) Reason {
 }
 
 // checkToolCalls refuses tool calls that are not an array of calls each
-// naming a function, with its arguments as a string.
+// naming its tool: a function call ({"function": {name, arguments}}, type
+// "function" or none) or a custom tool call ({"type": "custom", "custom":
+// {name, input}}), its arguments or input a string.
 func checkToolCalls(tc gjson.Result) Reason {
 	if !tc.IsArray() {
 		return ReasonBadShape
 	}
 	reason := ReasonNone
 	tc.ForEach(func(_, call gjson.Result) bool {
-		name, args := call.Get("function.name"), call.Get("function.arguments")
-		if !call.IsObject() || name.Type != gjson.String || strings.TrimSpace(name.Str) == "" ||
-			args.Exists() && args.Type != gjson.String {
+		if !call.IsObject() || !toolCallNamed(call) {
 			reason = ReasonBadShape
 			return false
 		}
 		return true
 	})
 	return reason
+}
+
+func toolCallNamed(call gjson.Result) bool {
+	var name, input gjson.Result
+	switch typ := call.Get("type"); {
+	case !typ.Exists() || typ.Type == gjson.String && typ.Str == "function":
+		name, input = call.Get("function.name"), call.Get("function.arguments")
+	case typ.Type == gjson.String && typ.Str == "custom":
+		name, input = call.Get("custom.name"), call.Get("custom.input")
+	default:
+		return false
+	}
+	return name.Type == gjson.String && strings.TrimSpace(name.Str) != "" && (!input.Exists() || input.Type == gjson.String)
 }
 
 // Holds reports whether the rule's predicates all hold on body, which

@@ -69,3 +69,16 @@ func TestConfigPurgePathWithQueryRefused(t *testing.T) {
 		}
 	}
 }
+
+// A streamed custom tool call assembles to one, and is stored.
+func TestStreamedCustomToolCallIsStored(t *testing.T) {
+	stream := sseEvent(`{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"custom","custom":{"name":"code_exec","input":""}}]}}]}`) +
+		sseEvent(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":"print(1)"}}]}}]}`) +
+		sseEvent(`{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`) + sseEvent("[DONE]")
+	if r := storeVerdict(t, testConfig, "tools", alice, streamChatRequest, sseCT, stream); r != ReasonNone {
+		t.Fatalf("streamed custom tool call refused: %s", r)
+	}
+	if got := AssembleStream(KindChat, []byte(stream)).Assembled; !strings.Contains(string(got), `"custom":{"name":"code_exec","input":"print(1)"}`) {
+		t.Fatalf("assembled %s", got)
+	}
+}

@@ -133,6 +133,8 @@ func (p *parser) config(data []byte) *Config {
 	if cfg.Purge.Path != "" || cfg.Purge.Token != "" {
 		if cfg.Purge.Path == "" || !strings.HasPrefix(cfg.Purge.Path, "/") {
 			p.fail("purge.path", "must be an absolute path")
+		} else if strings.ContainsAny(cfg.Purge.Path, "?#") {
+			p.fail("purge.path", "must not hold a query or fragment: requests are matched on their path alone")
 		}
 		if len(cfg.Purge.Token) < 16 {
 			p.fail("purge.token", "must be at least 16 characters (the purge API is disabled without a token)")

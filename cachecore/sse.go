@@ -208,12 +208,10 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					s.BadShape = true
 					return false
 				}
-				content := d.Get("content")
-				if content.Exists() && content.Type != gjson.String && content.Type != gjson.Null {
+				if !appendDeltaText(&ch.content, d.Get("content")) {
 					s.BadShape = true
 					return false
 				}
-				ch.content.WriteString(content.Str)
 				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 					ti := int(tc.Get("index").Int())
 					if !tc.IsObject() || ti < 0 || calls+max(0, ti+1-len(ch.tools)) > maxStreamToolCalls {
@@ -231,10 +229,16 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					if v := tc.Get("type"); v.Exists() {
 						t.typ = v.String()
 					}
-					if v := tc.Get("function.name"); v.Exists() {
-						t.name.WriteString(v.String())
+					if t.typ == "" && tc.Get("custom").Exists() {
+						t.typ = "custom"
 					}
-					t.args.WriteString(tc.Get("function.arguments").String())
+					if t.typ == "custom" { // a custom tool's {name, input}
+						t.name.WriteString(tc.Get("custom.name").String())
+						t.args.WriteString(tc.Get("custom.input").String())
+					} else {
+						t.name.WriteString(tc.Get("function.name").String())
+						t.args.WriteString(tc.Get("function.arguments").String())
+					}
 					return true
 				})
 			}
@@ -294,9 +298,15 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					b = appendJSONString(b, t.id)
 					b = append(b, `,"type":`...)
 					b = appendJSONString(b, t.typ)
-					b = append(b, `,"function":{"name":`...)
-					b = appendJSONString(b, t.name.String())
-					b = append(b, `,"arguments":`...)
+					if t.typ == "custom" {
+						b = append(b, `,"custom":{"name":`...)
+						b = appendJSONString(b, t.name.String())
+						b = append(b, `,"input":`...)
+					} else {
+						b = append(b, `,"function":{"name":`...)
+						b = appendJSONString(b, t.name.String())
+						b = append(b, `,"arguments":`...)
+					}
 					b = appendJSONString(b, t.args.String())
 					b = append(b, "}}"...)
 				}
@@ -319,6 +329,31 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	s.Assembled = append(b, '}')
 	return s
+}
+
+// appendDeltaText appends a delta's text to a choice's content: a string,
+// or the text parts of an array of content parts (Mistral streams typed
+// chunks). It reports false for anything else, as the non-streamed check
+// (checkText) refuses it.
+func appendDeltaText(content *strings.Builder, v gjson.Result) bool {
+	switch {
+	case !v.Exists(), v.Type == gjson.Null:
+		return true
+	case v.Type == gjson.String:
+		content.WriteString(v.Str)
+		return true
+	case v.IsArray():
+		ok := true
+		v.ForEach(func(_, part gjson.Result) bool {
+			t := part.Get("text")
+			if ok = part.IsObject() && (!t.Exists() || t.Type == gjson.String); ok {
+				content.WriteString(t.Str)
+			}
+			return ok
+		})
+		return ok
+	}
+	return false
 }
 
 // appendJSONString appends s as a JSON string literal: quotes, backslashes
