@@ -133,28 +133,28 @@ func hasMoreDocs(data []byte) bool {
 }
 
 func (l *linter) document(prefix string, root *yaml.Node) {
-	if root.Kind == yaml.MappingNode && scalar(get(root, "kind")) == "List" && scalar(get(root, "apiVersion")) == "v1" {
+	if root.Kind == yaml.MappingNode && scalar(getK8s(root, "kind")) == "List" && scalar(getK8s(root, "apiVersion")) == "v1" {
 		// kubectl's list of manifests (kubectl get -o yaml).
-		if items := deref(get(root, "items")); items != nil && items.Kind == yaml.SequenceNode {
+		if items := deref(getK8s(root, "items")); items != nil && items.Kind == yaml.SequenceNode {
 			for i, it := range items.Content {
 				l.document(fmt.Sprintf("%sitems[%d] ", prefix, i), deref(it))
 			}
 		}
 		return
 	}
-	if root.Kind == yaml.MappingNode && scalar(get(root, "kind")) == "WasmPlugin" {
-		meta := get(root, "metadata")
-		id := scalar(get(meta, "name"))
-		if ns := scalar(get(meta, "namespace")); ns != "" {
+	if root.Kind == yaml.MappingNode && scalar(getK8s(root, "kind")) == "WasmPlugin" {
+		meta := getK8s(root, "metadata")
+		id := scalar(getK8s(meta, "name"))
+		if ns := scalar(getK8s(meta, "namespace")); ns != "" {
 			id = ns + "/" + id
 		}
-		spec := get(root, "spec")
+		spec := getK8s(root, "spec")
 		where := prefix + "WasmPlugin " + id + " spec.pluginConfig"
-		if !strings.Contains(strings.ToLower(id+" "+scalar(get(spec, "url"))), "modelcache") {
+		if !strings.Contains(strings.ToLower(id+" "+scalar(getK8s(spec, "url"))), "modelcache") {
 			l.skipped = append(l.skipped, where)
 			return
 		}
-		pc := get(spec, "pluginConfig")
+		pc := getK8s(spec, "pluginConfig")
 		switch {
 		case pc == nil:
 			l.checkJSON(root.Line, where, nil, nil, -1)

@@ -10,8 +10,9 @@ import (
 )
 
 // Reading YAML as the programs that consume it do: Envoy (aliases, the
-// last of duplicate keys) and Kubernetes (YAML 1.1 booleans, merge keys,
-// which kubectl resolves before Istio passes pluginConfig on as JSON).
+// last of duplicate keys, no merge keys: yaml-cpp keeps "<<" a key) and
+// Kubernetes (YAML 1.1 booleans and merge keys, which kubectl resolves
+// before Istio passes pluginConfig on as JSON).
 // Aliases are followed only after a document's expansion is bounded.
 
 // Bounds on a document's alias expansion: nodes visited with every alias
@@ -86,11 +87,12 @@ func isMergeKey(k *yaml.Node) bool {
 	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == "")
 }
 
-// members lists a mapping's key/value pairs as a merge-aware reader sees
-// them, in order: its own keys, then those its merge keys ("<<: *base",
-// or a list of such) bring in and it does not set itself, the first
-// merged mapping first.
-func members(n *yaml.Node) [][2]*yaml.Node {
+// members lists a mapping's key/value pairs. With merge (a Kubernetes
+// manifest) they are what a merge-aware reader sees, in order: its own
+// keys, then those its merge keys ("<<: *base", or a list of such) bring
+// in and it does not set itself, the first merged mapping first. Without
+// (Envoy), "<<" is a key like any other.
+func members(n *yaml.Node, merge bool) [][2]*yaml.Node {
 	n = deref(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
@@ -100,7 +102,7 @@ func members(n *yaml.Node) [][2]*yaml.Node {
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if isMergeKey(k) {
+		if merge && isMergeKey(k) {
 			merges = append(merges, v)
 			continue
 		}
@@ -114,7 +116,7 @@ func members(n *yaml.Node) [][2]*yaml.Node {
 			srcs = m.Content
 		}
 		for _, src := range srcs {
-			for _, kv := range members(src) {
+			for _, kv := range members(src, true) {
 				if !have[kv[0].Value] {
 					out = append(out, kv)
 					have[kv[0].Value] = true
@@ -125,16 +127,21 @@ func members(n *yaml.Node) [][2]*yaml.Node {
 	return out
 }
 
-// get returns a mapping's value for key: the last one, as Envoy reads a
-// duplicated key (duplicateKeys reports it), merge keys included.
-func get(n *yaml.Node, key string) *yaml.Node {
+// get returns a mapping's value for key as Envoy reads it: the last one
+// of a duplicated key (duplicateKeys reports it), aliases followed.
+func get(n *yaml.Node, key string) *yaml.Node { return lookup(n, key, false) }
+
+// getK8s is get for a Kubernetes manifest: merge keys resolved.
+func getK8s(n *yaml.Node, key string) *yaml.Node { return lookup(n, key, true) }
+
+func lookup(n *yaml.Node, key string, merge bool) *yaml.Node {
 	var v *yaml.Node
-	for _, kv := range members(n) {
+	for _, kv := range members(n, merge) {
 		if kv[0].Value == key {
 			v = kv[1]
 		}
 	}
-	return v
+	return deref(v)
 }
 
 func scalar(n *yaml.Node) string {
@@ -172,7 +179,7 @@ func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.MappingNode:
 		b.WriteByte('{')
-		for i, kv := range members(n) {
+		for i, kv := range members(n, true) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
