@@ -1,0 +1,86 @@
+package cachecore
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Purges reach what they must: answers in flight, other proxies' L1
+// (review 8).
+
+func TestPurgeRefusesInFlightAnswerOfUnrecordedModel(t *testing.T) {
+	for _, purge := range []string{`{"route":"chat","model":"gpt-4o-mini"}`, `{"all":true}`} {
+		env := newEnv(t, testConfig) // no earlier answer: the model has no record yet
+		req, d := env.lookup("chat", alice, chatRequest("q"))
+		if d != Forward {
+			t.Fatal(d)
+		}
+		if _, err := env.cache.Purge([]byte(purge), ""); err != nil { // while the call is upstream
+			t.Fatal(err)
+		}
+		env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
+		if _, d := env.lookup("chat", alice, chatRequest("q")); d == Serve {
+			t.Errorf("purge %s: an answer in flight across it was stored and is served", purge)
+		}
+	}
+}
+
+func TestEmbeddingsEntryPurgeReachesOtherProxiesL1(t *testing.T) {
+	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
+	cfg := mustParse(t, `{"upstream_cluster":"model","l2":{"cluster":"webdis"},"purge":{"path":"/purge","token":"0123456789abcdef"},
+	 "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"},
+	           {"name":"embed","kind":"embeddings","path_exact":"/v1/embeddings","shared":true,"ttl":"1h"}]}`)
+	for i := range m.p {
+		m.p[i] = New(cfg, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(uint64(i))})
+		m.step(m.p[i].L2Tick())
+	}
+	for _, x := range []struct{ route, path, body, answer string }{
+		{"chat", "/v1/chat/completions", chatRequest("hello"), chatResponse("world")},
+		{"embed", "/v1/embeddings", `{"model":"e","input":"x"}`, `{"object":"list","model":"e","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}]}`},
+	} {
+		req := func(p int) *Request {
+			r := m.p[p].Begin(m.p[p].routeByName(x.route), "POST", x.path, alice)
+			m.p[p].SetBody(r, []byte(x.body))
+			return r
+		}
+		for p := range m.p { // each proxy holds the answer in its own L1
+			r := req(p)
+			m.p[p].Lookup(r)
+			if st := m.p[p].AdmitAndStore(r, 200, jsonCT, []byte(x.answer), OriginUpstream, 10); st.Reason != ReasonNone {
+				t.Fatal(st.Reason)
+			}
+		}
+		res, err := m.p[0].Purge([]byte(`{"path":"`+x.path+`","headers":{"authorization":"Bearer sk-alice"},"body":`+x.body+`}`), "")
+		if err != nil || res.Freed != 1 {
+			t.Fatalf("%s: purge on A: %+v %v", x.route, res, err)
+		}
+		if res.L2 != nil {
+			m.step(res.L2.Done(m.wd.do(res.L2)))
+		}
+		for range 3 {
+			m.clock.Advance(DefaultL2SyncInterval + 100*time.Millisecond)
+			m.step(m.p[1].L2Tick())
+		}
+		if m.p[1].Lookup(req(1)) == Serve {
+			t.Errorf("route %s: proxy B still serves the purged entry from its L1 (res.L2 nil: %v)", x.route, res.L2 == nil)
+		}
+	}
+}
+
+func TestPurgeReachesOtherProxiesL1AfterClockStepsBack(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick())
+	m.step(m.p[0].L2Tick())
+	m.copyToBsL1()
+	m.clock.Set(m.clock.Now().Add(-time.Hour)) // NTP steps the wall clock back
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+	for range 10 {
+		m.clock.Advance(DefaultL2SyncInterval)
+		m.step(m.p[1].L2Tick())
+	}
+	if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("B still serves the purged answer from its L1 10 sync intervals later: %q", cs)
+	}
+}
