@@ -133,6 +133,7 @@ type Request struct {
 
 	canonical []byte
 	state     ModelState
+	keyedAt   int64  // unix ms the key was built under a model without a record
 	Key       []byte // full identity: namespace + canonical body
 	FP        uint64
 	stableLen int

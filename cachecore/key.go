@@ -215,6 +215,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		return
 	}
 	req.state = st
+	if !st.Found {
+		req.keyedAt = c.nowMs() // for a purge while it is upstream (settleModel)
+	}
 	c.buildKey(req)
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"math"
 )
 
 // Model state: for every (route, model) the cache keeps, in shared data, the
@@ -230,13 +231,14 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 
 // updateModel applies f to the record of (route, model), creating it with a
 // fresh generation if missing, and returns the state f left. f returns
-// false to leave the record unchanged. Updates are CAS loops.
+// false to leave the record unchanged; created tells it the record is
+// new, made by this call. Updates are CAS loops.
 //
 // A missing record takes a free place in its slot, or the place of a record
 // no longer live (the one that died first); if every record is live it
 // fails with ErrModelTableFull and nothing changes. A created record is
 // live until now; f extends that when it stores entries under it.
-func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (ModelState, error) {
+func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created bool) bool) (ModelState, error) {
 	id, err := c.modelID(route, model)
 	if err != nil {
 		return ModelState{}, err
@@ -256,7 +258,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 				break
 			}
 		}
-		changed := false
+		changed, created := false, false
 		if i < 0 {
 			rec := modelRecord{id: id, gen: c.newGeneration(), until: c.nowMs()}
 			if len(recs) < modelsPerSlot {
@@ -274,9 +276,9 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord) bool) (M
 				}
 				recs[i] = rec // reclaimed: its entries are all dead
 			}
-			changed = true
+			changed, created = true, true
 		}
-		if f(&recs[i]) {
+		if f(&recs[i], created) {
 			changed = true
 		}
 		st := ModelState{Found: true, Gen: recs[i].gen, Version: recs[i].version}
@@ -322,36 +324,118 @@ func (c *Cache) newGeneration() uint64 {
 // before (a model switch: every older entry of that model is now
 // unreachable). It creates the record if needed, and keeps it live until
 // staleUntil (the entry about to be stored; 0 for none). Versions are
-// compared whole, by digest.
+// compared whole, by digest. A switch also renews the generation, so
+// that a switch back (a lagging replica) never reaches the entries of
+// the version that was current before.
 func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (ModelState, bool, error) {
+	st, changed, _, err := c.settleModel(route, model, ModelState{}, 0, false, version, true, staleUntil)
+	return st, changed, err
+}
+
+// settleModel updates the record of (route, model) for an answer about to
+// be stored under it, keyed at lookup under the state before: it keeps the
+// record live until staleUntil and, with versioned, records the version
+// the answer reported. stale reports (with check) that the answer belongs
+// to an earlier state, and then nothing is changed: the record's
+// generation moved on since its lookup (a purge, a version switch); or
+// the model had no record then, and since a purge of it made one (a
+// record no store has extended: until 0, see PurgeModel) or a purge of
+// everything came at or after keyedAt. Without check nothing is stale.
+func (c *Cache) settleModel(route, model string, before ModelState, keyedAt int64, check bool, version string, versioned bool, staleUntil int64) (st ModelState, changed, stale bool, err error) {
 	vid := versionID(version)
 	now := c.nowMs()
-	var prev VersionID
-	var had bool
-	st, err := c.updateModel(route, model, func(r *modelRecord) bool {
-		prev, had = r.version, true
-		changed := extendLife(r, staleUntil, now)
-		if r.version != vid {
-			r.version = vid
-			changed = true
+	if check && !before.Found {
+		at, purged, err := c.lastPurgeAll()
+		if err != nil {
+			return ModelState{}, false, false, err
 		}
-		return changed
+		if purged && at >= keyedAt {
+			return ModelState{}, false, true, nil
+		}
+	}
+	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
+		changed, stale = false, false
+		if check && (before.Found && r.gen != before.Gen || !before.Found && !created && r.until == 0) {
+			stale = true
+			return false
+		}
+		update := extendLife(r, staleUntil, now)
+		if versioned && r.version != vid {
+			changed = r.version != (VersionID{})
+			if changed {
+				r.gen = c.newGeneration()
+			}
+			r.version = vid
+			update = true
+		}
+		return update
 	})
-	return st, had && prev != (VersionID{}) && prev != vid, err
+	return st, changed, stale, err
 }
 
 // PurgeModel moves (route, model) to a new generation: every entry of that
 // model, for every tenant, is unreachable from now on. A model without a
-// record whose slot is full has no reachable entries: nothing to do.
+// record whose slot is full has no reachable entries: nothing to do. A
+// record the purge makes is live until 0: no store has extended it, which
+// tells an answer in flight since before it (keyed without a record) that
+// it came from a purge, not from another store (settleModel).
 func (c *Cache) PurgeModel(route, model string) error {
-	_, err := c.updateModel(route, model, func(r *modelRecord) bool {
+	_, err := c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		r.gen = c.newGeneration()
+		if created {
+			r.until = 0
+		}
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
 		return nil
 	}
 	return err
+}
+
+// The time of the latest purge of everything, in shared data (8 bytes,
+// unix ms): it makes no record for a model without one, so an answer
+// keyed under no record asks when the last one was (settleModel). It is
+// written only by such purges, after the generations they renew, and
+// read only by the first stores of a model. A purge in the very
+// millisecond of a lookup counts as after it.
+const purgeTimeKey = "mc:purged-all"
+
+func (c *Cache) lastPurgeAll() (at int64, purged bool, err error) {
+	raw, _, err := c.store.Get(purgeTimeKey)
+	if errIs(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if len(raw) != 8 {
+		return math.MaxInt64, true, nil // unreadable: as if purged just now
+	}
+	return int64(binary.LittleEndian.Uint64(raw)), true, nil
+}
+
+func (c *Cache) notePurgeAll() error {
+	now := c.nowMs()
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := c.store.Get(purgeTimeKey)
+		switch {
+		case errIs(err, ErrNotFound):
+			if cas, err = CreateCAS(c.store); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case len(raw) == 8 && int64(binary.LittleEndian.Uint64(raw)) >= now:
+			return nil
+		}
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(now))
+		if err = c.store.Set(purgeTimeKey, b[:], cas); !errIs(err, ErrCasMismatch) {
+			return err
+		}
+	}
+	return ErrContention
 }
 
 // renewGenerations moves every model of every route to a new generation,
@@ -386,7 +470,7 @@ func (c *Cache) renewGenerations() error {
 			}
 		}
 	}
-	return nil
+	return c.notePurgeAll()
 }
 
 // purgeAll drops every entry of L1 and renews every model's generation.

@@ -217,7 +217,7 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 	sh := req.Route.Shadow
 	var res ShadowResult
 	now := c.nowMs()
-	_, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord) bool {
+	_, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord, _ bool) bool {
 		res = ShadowResult{}
 		if now-r.divStart > sh.Window.Milliseconds() {
 			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0

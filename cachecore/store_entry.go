@@ -75,36 +75,28 @@ func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (Sto
 	if len(res.Version) > maxVersionLen {
 		res.Version = res.Version[:maxVersionLen] + "…" // for display only
 	}
-	now := c.nowMs()
 	before := req.state
-	if req.Route.ModelVersion.Enabled() {
-		if adm.Version == "" {
-			// The route tracks versions but this answer names none: it
-			// cannot be filed under any version safely.
-			res.Reason = ReasonNoVersion
-			return res, false
-		}
-		st, changed, err := c.ObserveVersion(req.Route.Name, req.Model, adm.Version, staleUntil)
-		if err != nil {
-			res.Reason = storeErrReason(err)
-			return res, false
-		}
-		res.VersionChanged = changed
-		req.state = st
-	} else {
-		st, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord) bool { return extendLife(r, staleUntil, now) })
-		if err != nil {
-			res.Reason = storeErrReason(err)
-			return res, false
-		}
-		req.state = st
+	versioned := req.Route.ModelVersion.Enabled()
+	if versioned && adm.Version == "" {
+		// The route tracks versions but this answer names none: it
+		// cannot be filed under any version safely.
+		res.Reason = ReasonNoVersion
+		return res, false
 	}
-	if before.Found && req.state.Gen != before.Gen {
-		// The model was purged (or invalidated) while this answer was in
-		// flight: it belongs to the old generation and is not stored.
+	st, changed, stale, err := c.settleModel(req.Route.Name, req.Model, before, req.keyedAt, true, adm.Version, versioned, staleUntil)
+	if err != nil {
+		res.Reason = storeErrReason(err)
+		return res, false
+	}
+	if stale {
+		// The model was purged, switched versions or came into being
+		// while this answer was in flight: it belongs to an earlier
+		// state and is not stored.
 		res.Reason = ReasonInvalidated
 		return res, false
 	}
+	res.VersionChanged = changed
+	req.state = st
 	return res, true
 }
 
