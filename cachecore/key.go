@@ -94,7 +94,17 @@ func (c *Cache) tenantHashNew(name, value string) [32]byte {
 	h.Write([]byte("modelcache tenant\x00"))
 	h.Write([]byte(name))
 	h.Write([]byte{0})
-	h.Write([]byte(value))
+	if scheme, token, ok := authScheme(name, value); ok {
+		// One credential, one tenant: the scheme is case-insensitive
+		// (RFC 9110, 11.1), so it is hashed in one spelling ("Bearer"),
+		// with one space before the token.
+		var b [16]byte
+		h.Write(append(b[:0], scheme...))
+		h.Write([]byte{' '})
+		h.Write([]byte(token))
+	} else {
+		h.Write([]byte(value))
+	}
 	h.Sum(sum[:0])
 	if len(value) <= maxRememberedCredential {
 		if c.tenants == nil || len(c.tenants) >= maxRememberedTenants {
@@ -105,6 +115,34 @@ func (c *Cache) tenantHashNew(name, value string) [32]byte {
 		c.last.set(name, value, sum)
 	}
 	return sum
+}
+
+// authScheme splits an Authorization (or Proxy-Authorization) value into
+// its scheme, spelt with a capital first letter and the rest lower case,
+// and its credentials after the spaces that follow the scheme. ok is
+// false for other headers and for values without both parts.
+func authScheme(name, value string) (scheme []byte, token string, ok bool) {
+	if name != "authorization" && name != "proxy-authorization" {
+		return nil, "", false
+	}
+	sp := strings.IndexAny(value, " \t")
+	if sp <= 0 || sp > 16 {
+		return nil, "", false
+	}
+	token = strings.TrimLeft(value[sp:], " \t")
+	if token == "" {
+		return nil, "", false
+	}
+	scheme = []byte(value[:sp])
+	for i, c := range scheme {
+		switch {
+		case i == 0 && c >= 'a' && c <= 'z':
+			scheme[i] = c - 'a' + 'A'
+		case i > 0 && c >= 'A' && c <= 'Z':
+			scheme[i] = c - 'A' + 'a'
+		}
+	}
+	return scheme, token, true
 }
 
 // lastTenant is the last remembered credential and its hash, in buffers of
