@@ -85,7 +85,10 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		if res.NotStarted || res.Failed || !c.Comparable(req, res.Status) {
 			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
 		}
-		agree := c.Agrees(req, res.Headers, res.Body)
+		agree, comparable := c.compareFresh(req, res.Headers, res.Body)
+		if !comparable {
+			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
+		}
 		ev := EvShadowAgree
 		if !agree {
 			ev = EvShadowDiverge

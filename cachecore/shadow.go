@@ -38,15 +38,35 @@ func (c *Cache) ShadowSlots(r *Route) *BackgroundSlots {
 // Agrees compares the cached answer req was served with and a fresh answer
 // of the upstream for the same request, with the route's comparator.
 func (c *Cache) Agrees(req *Request, freshHeaders [][2]string, fresh []byte) bool {
+	agree, ok := c.compareFresh(req, freshHeaders, fresh)
+	return agree && ok
+}
+
+// maxShadowBatchAnswer bounds a fresh embeddings answer a shadow compares
+// (a batch answer holds one vector per item, each within max_entry_bytes).
+const maxShadowBatchAnswer = 16 << 20
+
+// compareFresh is Agrees, with ok false when the fresh answer cannot be
+// compared at all — too large to read, not JSON, an error report, an
+// unfinished stream, not one vector per item — which says nothing about
+// the model: the shadow counts it as an error, never as a divergence.
+func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byte) (agree, ok bool) {
 	sh := req.Route.Shadow
-	if len(fresh) > req.Route.MaxEntryBytes {
-		return false
+	limit := req.Route.MaxEntryBytes
+	if b := req.batch; b != nil {
+		limit = min(len(b.items)*req.Route.MaxEntryBytes, maxShadowBatchAnswer)
+	}
+	if len(fresh) > limit {
+		return false, false
 	}
 	if req.batch != nil {
-		return checkJSON(fresh) == ReasonNone && c.agreeEmbeddings(req, fresh)
+		if checkJSON(fresh) != ReasonNone {
+			return false, false
+		}
+		return c.agreeEmbeddings(req, fresh)
 	}
 	if req.Entry == nil {
-		return false
+		return false, false
 	}
 	cached := req.Entry.Body
 	if StreamsResponse(req, entryHeaders(req.Entry)) {
@@ -58,7 +78,7 @@ func (c *Cache) Agrees(req *Request, freshHeaders [][2]string, fresh []byte) boo
 	// Both bounded before gjson reads them (jsonbound.go); an error report
 	// is no answer to compare with.
 	if checkJSON(cached) != ReasonNone || checkJSON(fresh) != ReasonNone || reportsError(gjson.ParseBytes(fresh)) {
-		return false
+		return false, false
 	}
 	paths := sh.Paths
 	if len(paths) == 0 {
@@ -72,10 +92,10 @@ func (c *Cache) Agrees(req *Request, freshHeaders [][2]string, fresh []byte) boo
 			a, b = gjson.GetBytes(cached, p), gjson.GetBytes(fresh, p)
 		}
 		if !compareValues(sh, a, b) {
-			return false
+			return false, true
 		}
 	}
-	return true
+	return true, true
 }
 
 func entryHeaders(e *Entry) [][2]string { return e.Headers }
@@ -147,25 +167,46 @@ func numbers(v gjson.Result) []float64 {
 }
 
 func cosine(a, b []float64) float64 {
+	// Scaled by the largest magnitude first: squares of finite components
+	// above 1e154 would overflow to +Inf, and the cosine to NaN.
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(a[i]), math.Abs(b[i]))
+	}
+	if m == 0 || math.IsInf(m, 0) || math.IsNaN(m) {
+		return 0
+	}
 	var dot, na, nb float64
 	for i := range a {
-		dot += a[i] * b[i]
-		na += a[i] * a[i]
-		nb += b[i] * b[i]
+		x, y := a[i]/m, b[i]/m
+		dot += x * y
+		na += x * x
+		nb += y * y
 	}
 	if na == 0 || nb == 0 {
 		return 0
 	}
-	return dot / math.Sqrt(na*nb)
+	return dot / math.Sqrt(na) / math.Sqrt(nb)
 }
 
 // agreeEmbeddings compares every cached item of a batch with the fresh
-// vector of the same item (cosine similarity; base64 decoded first).
-func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) bool {
+// vector of the same item, found by its "index" as admission finds it
+// (cosine similarity; base64 decoded first). A fresh answer that is not
+// one vector per item cannot be compared (ok false).
+func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) (agree, ok bool) {
 	b := req.batch
 	data := gjson.GetBytes(fresh, "data").Array()
 	if len(data) != len(b.items) {
-		return false
+		return false, false
+	}
+	byIndex := make([]gjson.Result, len(b.items))
+	for _, d := range data {
+		idx := d.Get("index")
+		if idx.Type != gjson.Number || !(idx.Num >= 0 && idx.Num < float64(len(byIndex))) ||
+			idx.Num != math.Trunc(idx.Num) || byIndex[int(idx.Num)].Exists() {
+			return false, false
+		}
+		byIndex[int(idx.Num)] = d.Get("embedding")
 	}
 	min := req.Route.Shadow.MinCosine
 	for i := range b.items {
@@ -174,15 +215,15 @@ func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) bool {
 			continue
 		}
 		if checkJSON(it.entry.Body) != ReasonNone { // read from the shared store
-			return false
+			return false, false
 		}
 		cached := decodeVector(gjson.ParseBytes(it.entry.Body), b.encoding)
-		got := decodeVector(data[i].Get("embedding"), b.encoding)
+		got := decodeVector(byIndex[i], b.encoding)
 		if len(cached) == 0 || len(cached) != len(got) || cosine(cached, got) < min {
-			return false
+			return false, true
 		}
 	}
-	return true
+	return true, true
 }
 
 func decodeVector(v gjson.Result, encoding string) []float64 {
