@@ -63,12 +63,12 @@ func (c *Cache) l2Origin() string {
 
 // l2Record is what the log says of a purge (after origin and nonce); ""
 // without L2.
-func (c *Cache) l2Record(scope, route, model string, stable []byte) string {
+func (c *Cache) l2Record(scope, route, model string, stables ...[]byte) string {
 	if c.cfg.L2 == nil {
 		return ""
 	}
 	r := scope + "\n" + strconv.Quote(route) + "\n" + strconv.Quote(model)
-	if stable != nil {
+	for _, stable := range stables {
 		r += "\n" + base64.StdEncoding.EncodeToString(stable)
 	}
 	return r
@@ -314,15 +314,17 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
 			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route), freed
 		}
 		err = c.PurgeModel(route, model)
-	case "entry":
-		var stable []byte
-		if len(f) == 7 {
-			stable, err = base64.StdEncoding.DecodeString(f[6])
-		}
-		if len(f) != 7 || err != nil {
+	case "entry": // one stable identity, or an embeddings batch's, one per item
+		if len(f) < 7 {
 			return "l2: a purge log record could not be read", freed
 		}
-		freed, err = c.l2RemoveEntry(route, model, stable)
+		stables := make([][]byte, len(f)-6)
+		for i := range stables {
+			if stables[i], err = base64.StdEncoding.DecodeString(f[6+i]); err != nil {
+				return "l2: a purge log record could not be read", freed
+			}
+		}
+		freed, err = c.l2RemoveEntries(route, model, stables)
 	default:
 		return "l2: a purge log record of unknown scope " + strconv.Quote(scope), freed
 	}
@@ -332,9 +334,10 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
 	return "l2: applied another proxy's purge (" + scope + ")", freed
 }
 
-// l2RemoveEntry removes from L1 the entry whose stable identity is given,
-// keyed with this proxy's own state of its model (version and generation).
-func (c *Cache) l2RemoveEntry(route, model string, stable []byte) (freed int, err error) {
+// l2RemoveEntries removes from L1 the entries whose stable identities are
+// given, keyed with this proxy's own state of its model (version and
+// generation).
+func (c *Cache) l2RemoveEntries(route, model string, stables [][]byte) (freed int, err error) {
 	if c.routeByName(route) == nil {
 		return 0, nil
 	}
@@ -345,11 +348,16 @@ func (c *Cache) l2RemoveEntry(route, model string, stable []byte) (freed int, er
 	if err != nil || !st.Found {
 		return 0, err
 	}
-	k := append(stable[:len(stable):len(stable)], st.Version[:]...)
-	k = binary.LittleEndian.AppendUint64(k, st.Gen)
-	removed, err := c.table.Remove(c.fingerprint(k), k)
-	if removed {
-		freed = 1
+	for _, stable := range stables {
+		k := append(stable[:len(stable):len(stable)], st.Version[:]...)
+		k = binary.LittleEndian.AppendUint64(k, st.Gen)
+		removed, err := c.table.Remove(c.fingerprint(k), k)
+		if err != nil {
+			return freed, err
+		}
+		if removed {
+			freed++
+		}
 	}
-	return freed, err
+	return freed, nil
 }

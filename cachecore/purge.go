@@ -64,9 +64,15 @@ var ErrBadPurge = errors.New("bad purge request")
 // its headers) is taken to be addressed to it.
 func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 	res, err := c.purge(body, authority)
-	if err == nil && res.L2 != nil {
-		// Once L2 has it, the purge goes to the log other proxies read.
-		if log := c.l2Log(res.log); log != nil {
+	if err != nil {
+		return res, err
+	}
+	// Once L2 has it, the purge goes to the log other proxies read (at
+	// once for what L2 does not hold: an embeddings batch's items).
+	if log := c.l2Log(res.log); log != nil {
+		if res.L2 == nil {
+			res.L2 = log
+		} else {
 			done := res.L2.Done
 			res.L2.Done = func(r CallResult) []Action {
 				return append(done(r), Action{Kind: ActDispatch, Call: log})
@@ -132,6 +138,30 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		if req.Bypassed() {
 			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
 		}
+		if req.batch != nil { // embeddings: every item of the batch
+			c.itemKeys(req)
+			// Items are not in L2; other proxies' L1 copies go by the log.
+			stables := make([][]byte, 0, len(req.batch.distinct))
+			for _, i := range req.batch.distinct {
+				k := req.batch.items[i].key
+				stables = append(stables, k[:len(k)-versionIDLen-8])
+			}
+			res := PurgeResult{Scope: "entry", log: c.l2Record("entry", route.Name, req.Model, stables...)}
+			if !req.state.Found {
+				return res, nil
+			}
+			for _, i := range req.batch.distinct {
+				it := &req.batch.items[i]
+				freed, err := c.table.Remove(it.fp, it.key)
+				if err != nil {
+					return res, err
+				}
+				if freed {
+					res.Freed++
+				}
+			}
+			return res, nil
+		}
 		l2 := c.l2PurgeEntry(req)
 		var log string
 		if l2 != nil {
@@ -139,21 +169,6 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		}
 		if !req.state.Found {
 			return PurgeResult{Scope: "entry", L2: l2, log: log}, nil
-		}
-		if req.batch != nil { // embeddings: every item of the batch
-			c.itemKeys(req)
-			n := 0
-			for _, i := range req.batch.distinct {
-				it := &req.batch.items[i]
-				freed, err := c.table.Remove(it.fp, it.key)
-				if err != nil {
-					return PurgeResult{Scope: "entry", Freed: n}, err
-				}
-				if freed {
-					n++
-				}
-			}
-			return PurgeResult{Scope: "entry", Freed: n}, nil
 		}
 		freed, err := c.table.Remove(req.FP, req.Key)
 		n := 0
