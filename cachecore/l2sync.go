@@ -110,7 +110,9 @@ func (c *Cache) l2SyncCap() int { return (l2SyncBatch + 1) * (2*c.cfg.MaxRequest
 func (c *Cache) L2Tick() []Action {
 	l := c.cfg.L2
 	now := c.nowMs()
-	if l == nil || c.l2s.busy || now < c.l2s.next {
+	// A wall clock stepped back more than an interval leaves next far
+	// ahead: it is due then, not once the clock has caught up again.
+	if l == nil || c.l2s.busy || now < c.l2s.next && c.l2s.next-now <= l.SyncInterval.Milliseconds() {
 		return nil
 	}
 	c.l2s.busy, c.l2s.next = true, now+l.SyncInterval.Milliseconds()

@@ -17,7 +17,9 @@ const sloFlushSlack = 50 * time.Millisecond
 // stale-serving window; the VM whose update crosses the objective logs it,
 // once.
 func (p *plugin) flushSLO(now time.Time) {
-	if now.Sub(p.lastSLOFlush) < cachecore.SLOFlushEvery-sloFlushSlack {
+	// A wall clock stepped back makes the time since the last flush
+	// negative: that flush is due, not one an hour later.
+	if d := now.Sub(p.lastSLOFlush); d >= 0 && d < cachecore.SLOFlushEvery-sloFlushSlack {
 		return
 	}
 	p.lastSLOFlush = now
