@@ -602,7 +602,9 @@ func (s *Stream) complete(out []Action, body []byte) (Verdict, []Action) {
 }
 
 // computeMs is how long the upstream took to answer (XFetch's δ).
-func (s *Stream) computeMs() uint32 { return uint32(s.c.nowMs() - s.forwardedAt) }
+func (s *Stream) computeMs() uint32 {
+	return uint32(min(max(s.c.nowMs()-s.forwardedAt, 0), 1<<32-1)) // 0 if the clock stepped back
+}
 
 // Done is the event "the stream is over": whatever it was doing ends — a
 // follower stops waiting; a leader whose response never completed
