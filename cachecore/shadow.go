@@ -153,10 +153,16 @@ func normalizeText(v gjson.Result) string {
 	return strings.Join(strings.Fields(strings.ToLower(s)), " ")
 }
 
-// numbers flattens a number or an array of numbers (nested arrays too).
+// numbers flattens a number or an array of numbers (nested arrays, and
+// objects' values, too); a string, null or boolean has none. (gjson's
+// ForEach hands such a value to its callback as is: recursing on it never
+// ended.)
 func numbers(v gjson.Result) []float64 {
 	if v.Type == gjson.Number {
 		return []float64{v.Num}
+	}
+	if !v.IsArray() && !v.IsObject() {
+		return nil
 	}
 	var out []float64
 	v.ForEach(func(_, x gjson.Result) bool {
@@ -219,7 +225,10 @@ func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) (agree, ok bool) {
 		}
 		cached := decodeVector(gjson.ParseBytes(it.entry.Body), b.encoding)
 		got := decodeVector(byIndex[i], b.encoding)
-		if len(cached) == 0 || len(cached) != len(got) || cosine(cached, got) < min {
+		if len(cached) == 0 || len(got) == 0 {
+			return false, false // no vector to compare
+		}
+		if len(cached) != len(got) || cosine(cached, got) < min {
 			return false, true
 		}
 	}
