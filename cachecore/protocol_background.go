@@ -89,6 +89,10 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		if !comparable {
 			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
 		}
+		// A purge or a version switch while the call was out: its answer
+		// belongs to the state before, and replaces no entry.
+		cur, err := c.loadModel(r.Name, req.Model)
+		moved := err != nil || cur != req.state
 		ev := EvShadowAgree
 		if !agree {
 			ev = EvShadowDiverge
@@ -106,7 +110,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 					" no longer match the model; its namespace is invalidated")})
 			acts = append(acts, c.l2InvalidateModel(r.Name, req.Model)...)
 		}
-		if agree {
+		if agree || moved {
 			return acts
 		}
 		// Replace the diverged entry with the fresh answer, if admissible.
