@@ -133,7 +133,6 @@ type Request struct {
 
 	canonical []byte
 	state     ModelState
-	keyedAt   int64  // unix ms the key was built under a model without a record
 	Key       []byte // full identity: namespace + canonical body
 	FP        uint64
 	stableLen int

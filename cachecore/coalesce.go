@@ -105,7 +105,7 @@ func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
 	st := req.state
 	if !fresh || !st.Found {
 		var err error
-		if st, err = c.loadModel(req.Route.Name, req.Model); err != nil {
+		if st, err = c.keyingState(req.Route.Name, req.Model); err != nil {
 			return Forward
 		}
 	}
@@ -166,7 +166,7 @@ func (c *Cache) stillLed(req *Request) bool {
 // it is reloaded and the key rebuilt. read reports whether the state was
 // read (a failed read looks nothing up).
 func (c *Cache) relookup(req *Request) (_ Decision, read bool) {
-	st, err := c.loadModel(req.Route.Name, req.Model)
+	st, err := c.keyingState(req.Route.Name, req.Model)
 	if err != nil {
 		return Forward, false
 	}

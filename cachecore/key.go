@@ -247,16 +247,33 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 			return
 		}
 	}
-	st, err := c.loadModel(req.Route.Name, req.Model)
+	st, err := c.keyingState(req.Route.Name, req.Model)
 	if err != nil {
 		req.bypass(ReasonInternal)
 		return
 	}
 	req.state = st
-	if !st.Found {
-		req.keyedAt = c.nowMs() // for a purge while it is upstream (settleModel)
-	}
 	c.buildKey(req)
+}
+
+// keyingState is the model state a request is keyed under. A model
+// without a record gets one now, before the request can go upstream: an
+// answer is stored only under the generation it was keyed under
+// (settleModel), so a purge while it is upstream moves a generation it
+// holds — which a model without a record has not. A hit always finds the
+// record (entries are stored under one); a miss of a model without one
+// writes it once. A full model table leaves the state empty; the answer
+// is then stored only if its store makes the record itself.
+func (c *Cache) keyingState(route, model string) (ModelState, error) {
+	st, err := c.loadModel(route, model)
+	if err != nil || st.Found {
+		return st, err
+	}
+	st, err = c.updateModel(route, model, func(*modelRecord, bool) bool { return false })
+	if errors.Is(err, ErrModelTableFull) {
+		return ModelState{}, nil
+	}
+	return st, err
 }
 
 // routeKeying is what keying a route's requests needs, worked out once

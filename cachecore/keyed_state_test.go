@@ -143,11 +143,11 @@ func TestRelookupUnderNoRecordIsStored(t *testing.T) {
 		env.fill(req, jsonCT, chatResponse(m), 10)
 	}
 	env.clock.Advance(time.Hour)
-	req, _ := env.lookup("chat", alice, body(models[0])) // keyed under a (dead) record: keyedAt 0
+	req, _ := env.lookup("chat", alice, body(models[0])) // keyed under a (dead) record
 	other, _ := env.lookup("chat", bob, body(models[modelsPerSlot]))
 	env.fill(other, jsonCT, chatResponse("y"), 10) // reclaims models[0]'s record
-	if _, read := env.cache.relookup(req); !read || req.state.Found {
-		t.Fatal("setup")
+	if _, read := env.cache.relookup(req); !read {
+		t.Fatal("setup: relookup read nothing")
 	}
 	if st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10); st.Reason != ReasonNone {
 		t.Errorf("keyed a day after the last purge of everything, refused: %s", st.Reason)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"math"
 )
 
 // Model state: for every (route, model) the cache keeps, in shared data, the
@@ -328,7 +327,7 @@ func (c *Cache) newGeneration() uint64 {
 // that a switch back (a lagging replica) never reaches the entries of
 // the version that was current before.
 func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (ModelState, bool, error) {
-	st, changed, _, err := c.settleModel(route, model, ModelState{}, 0, false, version, true, staleUntil)
+	st, changed, _, err := c.settleModel(route, model, ModelState{}, false, version, true, staleUntil)
 	return st, changed, err
 }
 
@@ -336,26 +335,16 @@ func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (
 // be stored under it, keyed at lookup under the state before: it keeps the
 // record live until staleUntil and, with versioned, records the version
 // the answer reported. stale reports (with check) that the answer belongs
-// to an earlier state, and then nothing is changed: the record's
-// generation moved on since its lookup (a purge, a version switch); or
-// the model had no record then, and since a purge of it made one (a
-// record no store has extended: until 0, see PurgeModel) or a purge of
-// everything came at or after keyedAt. Without check nothing is stale.
-func (c *Cache) settleModel(route, model string, before ModelState, keyedAt int64, check bool, version string, versioned bool, staleUntil int64) (st ModelState, changed, stale bool, err error) {
+// to an earlier state — the record's generation moved on since its lookup
+// (a purge, a version switch, a reclaim), or the model had no record then
+// (a full table, keyingState) and the record is not this store's own —
+// and then nothing is changed. Without check nothing is stale.
+func (c *Cache) settleModel(route, model string, before ModelState, check bool, version string, versioned bool, staleUntil int64) (st ModelState, changed, stale bool, err error) {
 	vid := versionID(version)
 	now := c.nowMs()
-	if check && !before.Found {
-		at, purged, err := c.lastPurgeAll()
-		if err != nil {
-			return ModelState{}, false, false, err
-		}
-		if purged && at >= keyedAt {
-			return ModelState{}, false, true, nil
-		}
-	}
 	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		changed, stale = false, false
-		if check && (before.Found && r.gen != before.Gen || !before.Found && !created && r.until == 0) {
+		if check && (before.Found && r.gen != before.Gen || !before.Found && !created) {
 			stale = true
 			return false
 		}
@@ -375,67 +364,16 @@ func (c *Cache) settleModel(route, model string, before ModelState, keyedAt int6
 
 // PurgeModel moves (route, model) to a new generation: every entry of that
 // model, for every tenant, is unreachable from now on. A model without a
-// record whose slot is full has no reachable entries: nothing to do. A
-// record the purge makes is live until 0: no store has extended it, which
-// tells an answer in flight since before it (keyed without a record) that
-// it came from a purge, not from another store (settleModel).
+// record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
-	_, err := c.updateModel(route, model, func(r *modelRecord, created bool) bool {
+	_, err := c.updateModel(route, model, func(r *modelRecord, _ bool) bool {
 		r.gen = c.newGeneration()
-		if created {
-			r.until = 0
-		}
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
 		return nil
 	}
 	return err
-}
-
-// The time of the latest purge of everything, in shared data (8 bytes,
-// unix ms): it makes no record for a model without one, so an answer
-// keyed under no record asks when the last one was (settleModel). It is
-// written only by such purges, after the generations they renew, and
-// read only by the first stores of a model. A purge in the very
-// millisecond of a lookup counts as after it.
-const purgeTimeKey = "mc:purged-all"
-
-func (c *Cache) lastPurgeAll() (at int64, purged bool, err error) {
-	raw, _, err := c.store.Get(purgeTimeKey)
-	if errIs(err, ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	if len(raw) != 8 {
-		return math.MaxInt64, true, nil // unreadable: as if purged just now
-	}
-	return int64(binary.LittleEndian.Uint64(raw)), true, nil
-}
-
-func (c *Cache) notePurgeAll() error {
-	now := c.nowMs()
-	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		raw, cas, err := c.store.Get(purgeTimeKey)
-		switch {
-		case errIs(err, ErrNotFound):
-			if cas, err = CreateCAS(c.store); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case len(raw) == 8 && int64(binary.LittleEndian.Uint64(raw)) >= now:
-			return nil
-		}
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], uint64(now))
-		if err = c.store.Set(purgeTimeKey, b[:], cas); !errIs(err, ErrCasMismatch) {
-			return err
-		}
-	}
-	return ErrContention
 }
 
 // renewGenerations moves every model of every route to a new generation,
@@ -470,7 +408,7 @@ func (c *Cache) renewGenerations() error {
 			}
 		}
 	}
-	return c.notePurgeAll()
+	return nil
 }
 
 // purgeAll drops every entry of L1 and renews every model's generation.

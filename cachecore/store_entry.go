@@ -83,15 +83,15 @@ func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (Sto
 		res.Reason = ReasonNoVersion
 		return res, false
 	}
-	st, changed, stale, err := c.settleModel(req.Route.Name, req.Model, before, req.keyedAt, true, adm.Version, versioned, staleUntil)
+	st, changed, stale, err := c.settleModel(req.Route.Name, req.Model, before, true, adm.Version, versioned, staleUntil)
 	if err != nil {
 		res.Reason = storeErrReason(err)
 		return res, false
 	}
 	if stale {
-		// The model was purged, switched versions or came into being
-		// while this answer was in flight: it belongs to an earlier
-		// state and is not stored.
+		// The model was purged or switched versions while this answer
+		// was in flight: it belongs to an earlier state and is not
+		// stored.
 		res.Reason = ReasonInvalidated
 		return res, false
 	}
