@@ -61,17 +61,55 @@ func (c *Cache) l2Origin() string {
 	return strconv.FormatUint(c.fingerprint([]byte("modelcache l2 origin")), 16)
 }
 
-// l2Record is what the log says of a purge (after origin and nonce); ""
-// without L2.
-func (c *Cache) l2Record(scope, route, model string, stables ...[]byte) string {
+// l2Records are the purge log records of a purge (none without L2):
+// scope, route and model, then the stable identities of what an entry
+// purge removes — an embeddings batch's items in as many records as keep
+// each within max_request_bytes, since a log read takes at most that per
+// record (l2SyncCap): one oversized record would stop every other proxy's
+// reads for good.
+func (c *Cache) l2Records(scope, route, model string, stables ...[]byte) string {
 	if c.cfg.L2 == nil {
 		return ""
 	}
-	r := scope + "\n" + strconv.Quote(route) + "\n" + strconv.Quote(model)
-	for _, stable := range stables {
-		r += "\n" + base64.StdEncoding.EncodeToString(stable)
+	head := scope + "\n" + strconv.Quote(route) + "\n" + strconv.Quote(model)
+	var out strings.Builder
+	r := head
+	for i, stable := range stables {
+		f := "\n" + base64.StdEncoding.EncodeToString(stable)
+		if i > 0 && len(r)+len(f) > c.cfg.MaxRequestBytes {
+			out.WriteString(r)
+			out.WriteByte(0)
+			r = head
+		}
+		r += f
 	}
-	return r
+	out.WriteString(r)
+	return out.String()
+}
+
+// l2LogAll is the call that appends records (l2Records' NUL-separated
+// list) to the log, one after the other (nil without L2 or records).
+func (c *Cache) l2LogAll(records string) *Call {
+	if records == "" {
+		return nil
+	}
+	var first, last *Call
+	for _, rec := range strings.Split(records, "\x00") {
+		call := c.l2Log(rec)
+		if call == nil {
+			continue
+		}
+		if last == nil {
+			first = call
+		} else {
+			done := last.Done
+			last.Done = func(r CallResult) []Action {
+				return append(done(r), Action{Kind: ActDispatch, Call: call})
+			}
+		}
+		last = call
+	}
+	return first
 }
 
 // l2Log is the call that appends a purge's record to the log (nil without

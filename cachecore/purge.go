@@ -52,7 +52,9 @@ type PurgeResult struct {
 	// L2, with an l2 tier, is the call that carries the purge there; the
 	// host answers the purge request once it is done.
 	L2 *Call
-	// log is the record of the purge for the L2 purge log (l2sync.go).
+	// log holds the records of the purge for the L2 purge log
+	// (l2sync.go): one, or an embeddings batch's items in records of a
+	// bounded size, separated by NUL (which a record never holds).
 	log string
 }
 
@@ -69,7 +71,7 @@ func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 	}
 	// Once L2 has it, the purge goes to the log other proxies read (at
 	// once for what L2 does not hold: an embeddings batch's items).
-	if log := c.l2Log(res.log); log != nil {
+	if log := c.l2LogAll(res.log); log != nil {
 		if res.L2 == nil {
 			res.L2 = log
 		} else {
@@ -98,14 +100,14 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	switch {
 	case v.Get("all").Bool():
 		n, err := c.purgeAll()
-		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(), log: c.l2Record("all", "", "", nil)}, err
+		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(), log: c.l2Records("all", "", "")}, err
 	case v.Get("model").Exists():
 		name := v.Get("route").String()
 		if c.routeByName(name) == nil {
 			return PurgeResult{}, fmt.Errorf("%w: unknown route %q", ErrBadPurge, name)
 		}
 		model := v.Get("model").String()
-		res := PurgeResult{Scope: "model", log: c.l2Record("model", name, model, nil)}
+		res := PurgeResult{Scope: "model", log: c.l2Records("model", name, model)}
 		if acts := c.l2InvalidateModel(name, model); acts != nil {
 			res.L2 = acts[0].Call
 		}
@@ -146,7 +148,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 				k := req.batch.items[i].key
 				stables = append(stables, k[:len(k)-versionIDLen-8])
 			}
-			res := PurgeResult{Scope: "entry", log: c.l2Record("entry", route.Name, req.Model, stables...)}
+			res := PurgeResult{Scope: "entry", log: c.l2Records("entry", route.Name, req.Model, stables...)}
 			if !req.state.Found {
 				return res, nil
 			}
@@ -165,7 +167,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		l2 := c.l2PurgeEntry(req)
 		var log string
 		if l2 != nil {
-			log = c.l2Record("entry", route.Name, req.Model, req.Key[:req.stableLen])
+			log = c.l2Records("entry", route.Name, req.Model, req.Key[:req.stableLen])
 		}
 		if !req.state.Found {
 			return PurgeResult{Scope: "entry", L2: l2, log: log}, nil
