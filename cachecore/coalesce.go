@@ -103,7 +103,7 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // at most one more upstream call, never a wrong answer.)
 func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
 	st := req.state
-	if !fresh || !st.Found {
+	if !fresh || !st.Found || st.empty { // nothing stored yet at the first look: read it again
 		var err error
 		if st, err = c.keyingState(req.Route.Name, req.Model); err != nil {
 			return Forward

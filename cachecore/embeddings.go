@@ -513,7 +513,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		it.entry, it.fresh = nil, nil
-		if !req.state.Found || req.Status == StatusRevalidate {
+		if !req.state.Found || req.state.empty || req.Status == StatusRevalidate {
 			continue
 		}
 		e := &b.scratch

@@ -262,14 +262,20 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 // (settleModel), so a purge while it is upstream moves a generation it
 // holds — which a model without a record has not. A hit always finds the
 // record (entries are stored under one); a miss of a model without one
-// writes it once. A full model table leaves the state empty; the answer
-// is then stored only if its store makes the record itself.
+// writes it once, live until 0 (no answer stored under it yet: lookups
+// skip the table until one is). A full model table leaves the state
+// empty; the answer is then stored only if its store makes the record.
 func (c *Cache) keyingState(route, model string) (ModelState, error) {
 	st, err := c.loadModel(route, model)
 	if err != nil || st.Found {
 		return st, err
 	}
-	st, err = c.updateModel(route, model, func(*modelRecord, bool) bool { return false })
+	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
+		if created {
+			r.until = 0
+		}
+		return false
+	})
 	if errors.Is(err, ErrModelTableFull) {
 		return ModelState{}, nil
 	}

@@ -57,7 +57,7 @@ func (c *Cache) Lookup(req *Request) Decision {
 		return Forward
 	}
 	now := c.nowMs()
-	if req.state.Found {
+	if req.state.Found && !req.state.empty {
 		found, err := c.table.lookupInto(req.FP, req.Key, now, &req.entry)
 		if err != nil {
 			req.bypass(ReasonInternal)

@@ -76,6 +76,10 @@ type ModelState struct {
 	Found   bool
 	Gen     uint64
 	Version VersionID
+	// empty: no answer was ever stored under the record (it was made
+	// when a request was keyed, live until 0): a lookup has nothing to
+	// find, as for a model without a record.
+	empty bool
 }
 
 func (c *Cache) modelID(route, model string) (uint64, error) {
@@ -172,7 +176,7 @@ const modelGenAt, modelVersionAt = 8, 40
 // version — and nothing else: every keyed request reads one, and
 // decodeModel's other fields are for updates.
 func modelStateOf(r []byte) ModelState {
-	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[modelGenAt:])}
+	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[modelGenAt:]), empty: binary.LittleEndian.Uint64(r[16:]) == 0}
 	copy(st.Version[:], r[modelVersionAt:])
 	return st
 }
@@ -280,7 +284,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created 
 		if f(&recs[i], created) {
 			changed = true
 		}
-		st := ModelState{Found: true, Gen: recs[i].gen, Version: recs[i].version}
+		st := ModelState{Found: true, Gen: recs[i].gen, Version: recs[i].version, empty: recs[i].until == 0}
 		if !changed {
 			return st, nil
 		}
