@@ -21,10 +21,11 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
 	if route.HonorCacheCtl {
-		if v, ok := headerLines(headers, "cache-control"); ok {
-			req.CC = ParseRequestCC(v)
+		cc, pragma := requestDirectives(headers)
+		if cc != "" {
+			req.CC = ParseRequestCC(cc)
 		}
-		if v, ok := headerLines(headers, "pragma"); ok && !req.CC.NoCache && strings.Contains(strings.ToLower(v), "no-cache") {
+		if pragma != "" && !req.CC.NoCache && strings.Contains(strings.ToLower(pragma), "no-cache") {
 			req.CC.NoCache = true // HTTP/1.0 clients
 		}
 	}
@@ -179,22 +180,29 @@ func header(h [][2]string, name string) (string, bool) {
 	return "", false
 }
 
-// headerLines returns every line of a header that may come more than
-// once, as the one comma-joined value they are (RFC 9110, 5.3): a
-// directive on a later line counts as much as on the first. One line is
-// returned as is, without a copy.
-func headerLines(h [][2]string, name string) (string, bool) {
-	v, ok := "", false
+// requestDirectives returns a request's Cache-Control and Pragma in one
+// pass over its headers, each line of either joined to the ones before
+// with a comma, as the one value they are (RFC 9110, 5.3): a directive on
+// a later line counts as much as on the first. One line is returned as
+// is, without a copy.
+func requestDirectives(h [][2]string) (cc, pragma string) {
 	for i := range h {
-		if kv := &h[i]; kv[0] == name {
-			if ok {
-				v += ", " + kv[1]
-			} else {
-				v, ok = kv[1], true
-			}
+		kv := &h[i]
+		switch kv[0] {
+		case "cache-control":
+			cc = joinLine(cc, kv[1])
+		case "pragma":
+			pragma = joinLine(pragma, kv[1])
 		}
 	}
-	return v, ok
+	return cc, pragma
+}
+
+func joinLine(v, line string) string {
+	if v == "" {
+		return line
+	}
+	return v + ", " + line
 }
 
 // tenantHeader returns the first configured identity header that is present
@@ -247,7 +255,10 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 			return
 		}
 	}
-	st, err := c.keyingState(req.Route.Name, req.Model)
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	if err == nil && !st.Found { // keyingState's second half, off a hit's path
+		st, err = c.makeModel(req.Route.Name, req.Model)
+	}
 	if err != nil {
 		req.bypass(ReasonInternal)
 		return
@@ -270,7 +281,14 @@ func (c *Cache) keyingState(route, model string) (ModelState, error) {
 	if err != nil || st.Found {
 		return st, err
 	}
-	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
+	return c.makeModel(route, model)
+}
+
+// makeModel makes the record of a model that has none (keyingState).
+//
+//go:noinline
+func (c *Cache) makeModel(route, model string) (ModelState, error) {
+	st, err := c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		if created {
 			r.until = 0
 		}
