@@ -1,0 +1,240 @@
+package cachecore
+
+// A model's record made when a request is keyed must not let other
+// requests refuse its first answers; a shadow's answer never crosses a
+// purge; purge-log records fit every reader (review 10).
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// modelsInSlotOf finds n model names (not model) whose records share the slot
+// of (route, model), through c's secret.
+func modelsInSlotOf(t *testing.T, c *Cache, route, model string, n int) []string {
+	t.Helper()
+	id0, err := c.modelID(route, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		name := "x-" + strconv.Itoa(i)
+		id, _ := c.modelID(route, name)
+		if id%modelSlots == id0%modelSlots {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// R10-1a: a new model's record, made when its first request is keyed (live
+// until 0), is the first one reclaimed, before records dead for a day: the
+// next new model in its slot takes it while its first answer is upstream,
+// and that answer is refused.
+func TestInFlightRecordReclaimedKeepsItsAnswer(t *testing.T) {
+	env := newEnv(t, roomyConfig)
+	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
+	for _, m := range others[:modelsPerSlot-1] {
+		req, _ := env.lookup("chat", bob, withModel(chatRequest("q"), m))
+		env.fill(req, jsonCT, chatResponse(m), 10)
+	}
+	env.clock.Advance(24 * time.Hour)                                              // 15 records dead for a day
+	victim, _ := env.lookup("chat", alice, chatRequest("q"))                       // the 16th record, until 0
+	env.request("chat", bob, withModel(chatRequest("q"), others[modelsPerSlot-1])) // another new model, keyed
+	st := env.cache.AdmitAndStore(victim, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10)
+	if st.Reason != ReasonNone {
+		t.Errorf("a new model's first answer is refused (%s): another new model's keying reclaimed its in-flight record, "+
+			"not one of the 15 records dead for a day", st.Reason)
+	}
+}
+
+// R10-1b: a client whose answers are never stored (keyed only) evicts
+// another tenant's new model's record while its first answer is upstream.
+func TestKeyedOnlyFloodKeepsOtherTenantsFirstAnswer(t *testing.T) {
+	env := newEnv(t, roomyConfig)
+	names := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
+	victim, _ := env.lookup("chat", alice, chatRequest("q"))
+	for _, m := range names { // keyed, forwarded, never stored (e.g. the upstream answers 404)
+		env.request("chat", bob, withModel(chatRequest("x"), m))
+	}
+	st := env.cache.AdmitAndStore(victim, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10)
+	if st.Reason != ReasonNone {
+		t.Errorf("alice's first answer of a new model is refused (%s) after bob keyed %d model names", st.Reason, len(names))
+	}
+}
+
+// R10-1c: the same, with a follower: the refused answer fails it (502
+// leader-failed) although the upstream answered 200.
+func TestKeyedOnlyFloodKeepsFollowers(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	names := modelsInSlotOf(t, e.w[0], "chat", "gpt-4o-mini", modelsPerSlot)
+	a, _ := e.start(0, 1, "q")
+	b, _ := e.start(1, 2, "q")
+	for _, m := range names {
+		c := e.w[0]
+		req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", bob)
+		c.SetBody(req, []byte(withModel(chatRequest("x"), m)))
+	}
+	a.ResponseHeaders(200, jsonCT, OriginUpstream, false)
+	_, acts := a.Complete(jsonCT, []byte(chatResponse("answer")), 10, nil)
+	e.show(acts)
+	if got := e.deliver(1, b); got != "" && !strings.HasPrefix(got, "serve") {
+		t.Errorf("follower of a leader whose upstream answered 200, after another client keyed %d model names: %q", len(names), got)
+	}
+}
+
+// R10-1d: how much it takes without the secret (names chosen blindly):
+// prefill names, then per victim (a new model's first request) `per`
+// names while its answer is upstream.
+func TestBlindFloodKeepsFirstAnswers(t *testing.T) {
+	env := newEnv(t, roomyConfig)
+	const prefill, victims, per = 9000, 200, 256
+	n := 0
+	atk := func(k int) {
+		for i := 0; i < k; i++ {
+			env.request("chat", bob, withModel(chatRequest("x"), "atk-"+strconv.Itoa(n)))
+			n++
+		}
+	}
+	atk(prefill)
+	refused := 0
+	for v := 0; v < victims; v++ {
+		req, _ := env.lookup("chat", alice, withModel(chatRequest("q"), "victim-"+strconv.Itoa(v)))
+		atk(per)
+		if st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10); st.Reason != ReasonNone {
+			refused++
+		}
+	}
+	if refused > 0 {
+		t.Errorf("after %d blind keyed-only names, %d more per upstream call refuse %d of %d new models' first answers",
+			prefill, per, refused, victims)
+	}
+}
+
+// hookStore is a Store (Get and Set only) that runs a hook before a Get of
+// one key, once armed, on the armed-th such Get.
+type hookStore struct {
+	Store
+	key  string
+	n    int // Gets of key left before the hook runs; 0: disarmed
+	hook func()
+}
+
+func (s *hookStore) Get(key string) ([]byte, uint32, error) {
+	if key == s.key && s.n > 0 {
+		if s.n--; s.n == 0 {
+			s.hook()
+		}
+	}
+	return s.Store.Get(key)
+}
+
+// R10-3: a shadow's fresh answer is stored under the state read after its
+// "moved" check (PrepareShadowStore reloads it): a purge by another
+// worker between the check and the reload (while ObserveShadow writes the
+// record) lets the answer, asked before the purge, in under the new
+// generation.
+func TestShadowPurgeDuringItsComparisonIsSeen(t *testing.T) {
+	cfg := mustParse(t, `{"upstream_cluster":"u","purge":{"path":"/purge","token":"0123456789abcdef"},"routes":[{"name":"chat","kind":"chat",`+
+		`"path_prefix":"/v1/chat","shadow":{"sample":1,"min_samples":50,"max_divergence":0.5}}]}`)
+	mem, clock := NewMemStore(), newFakeClock()
+	hs := &hookStore{Store: mem}
+	w0 := New(cfg, Options{Store: hs, Now: clock.Now, Rand: seededRand(1)})
+	w1 := New(cfg, Options{Store: mem, Now: clock.Now, Rand: seededRand(2)}) // another worker
+	r := w0.routeByName("chat")
+	ask := func(c *Cache) (*Request, Decision) {
+		req := c.Begin(r, "POST", "/v1/chat", alice)
+		c.SetBody(req, []byte(chatRequest("hi")))
+		return req, c.Lookup(req)
+	}
+	req, _ := ask(w0)
+	if st := w0.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("old")), OriginUpstream, 10); st.Reason != ReasonNone {
+		t.Fatal(st.Reason)
+	}
+	req, d := ask(w0)
+	if d != Serve {
+		t.Fatal("setup: no hit")
+	}
+	acts := w0.Shadow(req, hdr(":method", "POST", ":path", "/v1/chat/completions"))
+	id, _ := w0.modelID("chat", "gpt-4o-mini")
+	hs.key, hs.n = modelKey(id), 2 // 1: the "moved" check; 2: ObserveShadow's update
+	hs.hook = func() {
+		clock.Advance(time.Millisecond)
+		if _, err := w1.Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Millisecond)
+	acts[0].Call.Done(CallResult{Status: 200, Headers: jsonCT, Body: []byte(chatResponse("answered before the purge"))})
+	if hs.n != 0 {
+		t.Fatal("setup: the purge did not run")
+	}
+	if req, d := ask(w1); d == Serve {
+		_, _, body := w1.HitResponse(req)
+		t.Errorf("the shadow's answer, asked before the purge, is served after it: %s", body)
+	}
+}
+
+// R10-2: purge log records are sized by the writer's max_request_bytes;
+// a reader of the same log with a smaller one (another plugin
+// configuration of the fleet, or a fleet mid-rollout of that setting)
+// takes less per record, and one large record stops its reads for good.
+func TestPurgeLogRecordWithinEveryReadersCap(t *testing.T) {
+	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
+	writer := mustParse(t, `{"upstream_cluster":"model","max_request_bytes":1048576,"l2":{"cluster":"webdis"},"purge":{"path":"/purge","token":"0123456789abcdef"},
+	 "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"},
+	           {"name":"embed","kind":"embeddings","path_exact":"/v1/embeddings","ttl":"1h"}]}`)
+	reader := mustParse(t, `{"upstream_cluster":"model","max_request_bytes":8192,"l2":{"cluster":"webdis"},"purge":{"path":"/purge","token":"0123456789abcdef"},
+	 "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"}]}`)
+	m.p[0] = New(writer, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(0)})
+	m.p[1] = New(reader, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(1)})
+	for _, p := range m.p {
+		m.step(p.L2Tick())
+	}
+	chat := func() *Request {
+		r := m.p[1].Begin(m.p[1].routeByName("chat"), "POST", "/v1/chat/completions", alice)
+		m.p[1].SetBody(r, []byte(chatRequest("hello")))
+		return r
+	}
+	r := chat()
+	m.p[1].Lookup(r)
+	m.p[1].AdmitAndStore(r, 200, jsonCT, []byte(chatResponse("world")), OriginUpstream, 10)
+	purge := func(body string) {
+		res, err := m.p[0].Purge([]byte(body), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.step(res.L2.Done(m.wd.do(res.L2)))
+	}
+	// One embeddings entry of 600 KB (within the writer's 1 MiB).
+	purge(`{"path":"/v1/embeddings","headers":{"authorization":"Bearer sk-alice"},"body":{"model":"e","input":"` + strings.Repeat("a", 600<<10) + `"}}`)
+	purge(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`)
+	for range 20 {
+		m.clock.Advance(DefaultL2SyncInterval + 100*time.Millisecond)
+		m.step(m.p[1].L2Tick())
+	}
+	if m.p[1].Lookup(chat()) == Serve {
+		t.Errorf("the reader still serves the purged chat answer 20 sync intervals later: its log reads stopped at a %d-byte record (cap %d per read)",
+			len(m.wd.lists["mc:purges"][0]), m.p[1].l2SyncCap())
+	}
+}
+
+// R10-1e: the flood needs no upstream call: only-if-cached requests are
+// answered locally (504), yet each new name is keyed and writes a record.
+func TestOnlyIfCachedFloodKeepsFirstAnswer(t *testing.T) {
+	env := newEnv(t, roomyConfig)
+	names := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
+	victim, _ := env.lookup("chat", alice, chatRequest("q"))
+	h := hdr("authorization", "Bearer sk-bob", "cache-control", "only-if-cached")
+	for _, m := range names {
+		if _, d := env.lookup("chat", h, withModel(chatRequest("x"), m)); d != Unavailable {
+			t.Fatalf("setup: only-if-cached request: %v", d)
+		}
+	}
+	if st := env.cache.AdmitAndStore(victim, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10); st.Reason != ReasonNone {
+		t.Errorf("alice's first answer is refused (%s) after %d only-if-cached requests, none of which reached the upstream", st.Reason, len(names))
+	}
+}
