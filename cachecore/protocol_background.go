@@ -89,10 +89,6 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		if !comparable {
 			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
 		}
-		// A purge or a version switch while the call was out: its answer
-		// belongs to the state before, and replaces no entry.
-		cur, err := c.loadModel(r.Name, req.Model)
-		moved := err != nil || cur != req.state
 		ev := EvShadowAgree
 		if !agree {
 			ev = EvShadowDiverge
@@ -110,11 +106,18 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 					" no longer match the model; its namespace is invalidated")})
 			acts = append(acts, c.l2InvalidateModel(r.Name, req.Model)...)
 		}
-		if agree || moved {
+		if agree {
 			return acts
 		}
-		// Replace the diverged entry with the fresh answer, if admissible.
-		c.PrepareShadowStore(req)
+		// Replace the diverged entry with the fresh answer, if admissible:
+		// under the state the hit was served under, or the generation this
+		// comparison's invalidation made. A purge or a version switch by
+		// anyone else while the call was out refuses it at the store.
+		keyed := req.state
+		if obs.Invalidated && !obs.moved {
+			keyed = obs.state
+		}
+		c.PrepareShadowStore(req, keyed)
 		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
 		return append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
 	}

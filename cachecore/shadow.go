@@ -257,6 +257,12 @@ type ShadowResult struct {
 	// samples came from one tenant (shadow.min_tenants): not invalidated.
 	HeldForTenants    bool
 	Samples, Diverged uint32 // in the window, at the time of the decision
+	// state is the model's state the comparison left: the new generation
+	// after an invalidation, under which the fresh answer is stored —
+	// unless moved: the generation had moved on from the hit's before the
+	// comparison (a purge while the call was out).
+	state ModelState
+	moved bool
 }
 
 // ObserveShadow records one comparison of (route, model). When the share
@@ -267,8 +273,8 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 	sh := req.Route.Shadow
 	var res ShadowResult
 	now := c.nowMs()
-	_, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord, _ bool) bool {
-		res = ShadowResult{}
+	st, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord, _ bool) bool {
+		res = ShadowResult{moved: r.gen != req.state.Gen}
 		if now-r.divStart > sh.Window.Milliseconds() {
 			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0
 		}
@@ -297,26 +303,22 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 		}
 		return true
 	})
+	res.state = st
 	return res, err
 }
 
-// RefreshState moves req onto the model's current state (after an
-// invalidation, so a fresh answer is stored under the new generation).
-func (c *Cache) RefreshState(req *Request) {
-	if st, err := c.loadModel(req.Route.Name, req.Model); err == nil {
-		req.state = st
-		c.buildKey(req)
-	}
-}
-
 // PrepareShadowStore readies req to store the fresh answer of a shadow call
-// (which asked for the whole request) under the model's current state.
-func (c *Cache) PrepareShadowStore(req *Request) {
+// (which asked for the whole request) under st: the state the hit was
+// served under, or the generation the comparison's own invalidation
+// made. The store refuses it if the model moved on from st since (a purge
+// or a version switch by anyone else: settleModel).
+func (c *Cache) PrepareShadowStore(req *Request, st ModelState) {
 	if req.batch != nil {
 		req.batch.fullFetch = true
 		req.batch.sent = req.batch.sent[:0]
 	}
-	c.RefreshState(req)
+	req.state = st
+	c.rekey(req)
 	if req.batch != nil {
 		c.itemKeys(req)
 	}
