@@ -61,22 +61,31 @@ func (c *Cache) l2Origin() string {
 	return strconv.FormatUint(c.fingerprint([]byte("modelcache l2 origin")), 16)
 }
 
+// l2MaxRecord bounds a purge log record, whatever any proxy's
+// configuration: every reader takes that much per record (l2SyncCap), so
+// a record over it would stop a reader's log for good.
+const l2MaxRecord = 128 << 10
+
 // l2Records are the purge log records of a purge (none without L2):
 // scope, route and model, then the stable identities of what an entry
 // purge removes — an embeddings batch's items in as many records as keep
-// each within max_request_bytes, since a log read takes at most that per
-// record (l2SyncCap): one oversized record would stop every other proxy's
-// reads for good.
+// each within l2MaxRecord. An identity too large for any record (a
+// request over 128 KiB) is written as a purge of its model, which
+// removes more on other proxies but never less.
 func (c *Cache) l2Records(scope, route, model string, stables ...[]byte) string {
 	if c.cfg.L2 == nil {
 		return ""
 	}
 	head := scope + "\n" + strconv.Quote(route) + "\n" + strconv.Quote(model)
+	const room = l2MaxRecord - 1024 // for the entry's own head (l2Log)
 	var out strings.Builder
 	r := head
 	for i, stable := range stables {
 		f := "\n" + base64.StdEncoding.EncodeToString(stable)
-		if i > 0 && len(r)+len(f) > c.cfg.MaxRequestBytes {
+		if len(head)+len(f) > room {
+			return c.l2Records("model", route, model)
+		}
+		if i > 0 && len(r)+len(f) > room {
 			out.WriteString(r)
 			out.WriteByte(0)
 			r = head
@@ -140,8 +149,8 @@ func (c *Cache) l2LogTry(record []byte, try int) *Call {
 }
 
 // l2SyncCap bounds a log read's answer: l2SyncBatch+1 records, each at
-// most a request's identity, base64 twice and JSON-quoted.
-func (c *Cache) l2SyncCap() int { return (l2SyncBatch + 1) * (2*c.cfg.MaxRequestBytes + 4096) }
+// most l2MaxRecord, base64 twice and JSON-quoted.
+func (c *Cache) l2SyncCap() int { return (l2SyncBatch + 1) * (2*l2MaxRecord + 4096) }
 
 // L2Tick is the VM's periodic L2 step (the host calls it on every tick):
 // read the purge log and apply other proxies' purges to this L1.

@@ -340,15 +340,19 @@ func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (
 // record live until staleUntil and, with versioned, records the version
 // the answer reported. stale reports (with check) that the answer belongs
 // to an earlier state — the record's generation moved on since its lookup
-// (a purge, a version switch, a reclaim), or the model had no record then
-// (a full table, keyingState) and the record is not this store's own —
-// and then nothing is changed. Without check nothing is stale.
+// (a purge, a version switch), or the model had no record then (a full
+// table, keyingState) and the record is not this store's own — and then
+// nothing is changed. A record gone since the lookup and made again by
+// this store was reclaimed, which only a record without live entries is:
+// the answer is stored under the new one. A purge keeps the records it
+// moves live for purgeHoldMs, so that no reclaim hides it from the
+// answers in flight across it. Without check nothing is stale.
 func (c *Cache) settleModel(route, model string, before ModelState, check bool, version string, versioned bool, staleUntil int64) (st ModelState, changed, stale bool, err error) {
 	vid := versionID(version)
 	now := c.nowMs()
 	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		changed, stale = false, false
-		if check && (before.Found && r.gen != before.Gen || !before.Found && !created) {
+		if check && (before.Found && !created && r.gen != before.Gen || !before.Found && !created) {
 			stale = true
 			return false
 		}
@@ -370,8 +374,12 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 // model, for every tenant, is unreachable from now on. A model without a
 // record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
-	_, err := c.updateModel(route, model, func(r *modelRecord, _ bool) bool {
+	now := c.nowMs()
+	_, err := c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		r.gen = c.newGeneration()
+		if !created { // a record the purge makes has nothing in flight
+			r.until = max(r.until, now+purgeHoldMs)
+		}
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
@@ -379,6 +387,12 @@ func (c *Cache) PurgeModel(route, model string) error {
 	}
 	return err
 }
+
+// purgeHoldMs is how long a purge keeps the records it moves live: the
+// longest an answer is expected to be in flight. Until then no reclaim
+// can drop the record and let an answer from before the purge make a
+// new one (settleModel).
+const purgeHoldMs = 10 * 60 * 1000
 
 // renewGenerations moves every model of every route to a new generation,
 // as PurgeModel does one: a purge of everything then refuses, like a
@@ -402,8 +416,10 @@ func (c *Cache) renewGenerations() error {
 			if len(recs) == 0 {
 				break
 			}
+			now := c.nowMs()
 			for i := range recs {
 				recs[i].gen = c.newGeneration()
+				recs[i].until = max(recs[i].until, now+purgeHoldMs)
 			}
 			if err = c.store.Set(key, encodeModels(recs), cas); err == nil {
 				break
