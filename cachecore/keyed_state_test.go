@@ -164,21 +164,8 @@ func TestLargeEmbeddingsPurgesKeepThePurgeLogRead(t *testing.T) {
 		m.p[i] = New(cfg, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(uint64(i))})
 		m.step(m.p[i].L2Tick())
 	}
-	chat := func() *Request {
-		r := m.p[1].Begin(m.p[1].routeByName("chat"), "POST", "/v1/chat/completions", alice)
-		m.p[1].SetBody(r, []byte(chatRequest("hello")))
-		return r
-	}
-	r := chat()
-	m.p[1].Lookup(r)
-	m.p[1].AdmitAndStore(r, 200, jsonCT, []byte(chatResponse("world")), OriginUpstream, 10) // in B's L1
-	purge := func(body string) {
-		res, err := m.p[0].Purge([]byte(body), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.step(res.L2.Done(m.wd.do(res.L2)))
-	}
+	chat := m.helloOnB()
+	purge := m.purgeOnA
 	for n := 0; n < 30; n++ { // 30 purges of 2048-item batches on A
 		in := make([]string, 2048)
 		for i := range in {

@@ -778,3 +778,27 @@ func TestRESPIntegerWithoutCRLF(t *testing.T) {
 		}
 	}
 }
+
+// helloOnB stores the answer to "hello" in B's L1 only, and returns how
+// to make that request on B again.
+func (m *l2Mesh) helloOnB() func() *Request {
+	chat := func() *Request {
+		r := m.p[1].Begin(m.p[1].routeByName("chat"), "POST", "/v1/chat/completions", alice)
+		m.p[1].SetBody(r, []byte(chatRequest("hello")))
+		return r
+	}
+	r := chat()
+	m.p[1].Lookup(r)
+	m.p[1].AdmitAndStore(r, 200, jsonCT, []byte(chatResponse("world")), OriginUpstream, 10)
+	return chat
+}
+
+// purgeOnA runs a purge on A, L2 calls and purge-log writes included.
+func (m *l2Mesh) purgeOnA(body string) {
+	m.t.Helper()
+	res, err := m.p[0].Purge([]byte(body), "")
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+}

@@ -194,21 +194,8 @@ func TestPurgeLogRecordWithinEveryReadersCap(t *testing.T) {
 	for _, p := range m.p {
 		m.step(p.L2Tick())
 	}
-	chat := func() *Request {
-		r := m.p[1].Begin(m.p[1].routeByName("chat"), "POST", "/v1/chat/completions", alice)
-		m.p[1].SetBody(r, []byte(chatRequest("hello")))
-		return r
-	}
-	r := chat()
-	m.p[1].Lookup(r)
-	m.p[1].AdmitAndStore(r, 200, jsonCT, []byte(chatResponse("world")), OriginUpstream, 10)
-	purge := func(body string) {
-		res, err := m.p[0].Purge([]byte(body), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.step(res.L2.Done(m.wd.do(res.L2)))
-	}
+	chat := m.helloOnB()
+	purge := m.purgeOnA
 	// One embeddings entry of 600 KB (within the writer's 1 MiB).
 	purge(`{"path":"/v1/embeddings","headers":{"authorization":"Bearer sk-alice"},"body":{"model":"e","input":"` + strings.Repeat("a", 600<<10) + `"}}`)
 	purge(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`)
