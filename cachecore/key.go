@@ -273,9 +273,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 // (settleModel), so a purge while it is upstream moves a generation it
 // holds — which a model without a record has not. A hit always finds the
 // record (entries are stored under one); a miss of a model without one
-// writes it once, live until 0 (no answer stored under it yet: lookups
-// skip the table until one is). A full model table leaves the state
-// empty; the answer is then stored only if its store makes the record.
+// writes it once, read as empty (no answer stored under it yet: lookups
+// skip the table until one is; see reclaimable). A full model table
+// leaves the state without a record, and the answer is not stored.
 func (c *Cache) keyingState(route, model string) (ModelState, error) {
 	st, err := c.loadModel(route, model)
 	if err != nil || st.Found {
@@ -288,9 +288,10 @@ func (c *Cache) keyingState(route, model string) (ModelState, error) {
 //
 //go:noinline
 func (c *Cache) makeModel(route, model string) (ModelState, error) {
+	now := c.nowMs()
 	st, err := c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		if created {
-			r.until = 0
+			r.until = -now // empty, and young (reclaimable)
 		}
 		return false
 	})

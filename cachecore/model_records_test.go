@@ -89,9 +89,16 @@ func TestKeyedOnlyFloodKeepsFollowers(t *testing.T) {
 // R10-1d: how much it takes without the secret (names chosen blindly):
 // prefill names, then per victim (a new model's first request) `per`
 // names while its answer is upstream.
-func TestBlindFloodKeepsFirstAnswers(t *testing.T) {
+// A blind flood of model names fills the model table with records made
+// at keying. While it lasts, a new model's first answers are refused as
+// model_table_full — an uncacheable outcome: its followers go upstream,
+// none fails — never stored under a state nothing checks; the models the
+// flood found recorded keep theirs; and once the flood's records are 30 s
+// old they give way, and new models are cached again.
+func TestBlindFloodOfModelNames(t *testing.T) {
 	env := newEnv(t, roomyConfig)
-	const prefill, victims, per = 9000, 200, 256
+	known, _ := env.lookup("chat", alice, chatRequest("known"))
+	env.fill(known, jsonCT, chatResponse("kept"), 10)
 	n := 0
 	atk := func(k int) {
 		for i := 0; i < k; i++ {
@@ -99,18 +106,25 @@ func TestBlindFloodKeepsFirstAnswers(t *testing.T) {
 			n++
 		}
 	}
-	atk(prefill)
-	refused := 0
-	for v := 0; v < victims; v++ {
+	atk(9000)
+	for v := 0; v < 50; v++ {
 		req, _ := env.lookup("chat", alice, withModel(chatRequest("q"), "victim-"+strconv.Itoa(v)))
-		atk(per)
-		if st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10); st.Reason != ReasonNone {
-			refused++
+		atk(256)
+		st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10)
+		if st.Reason != ReasonNone && st.Reason != ReasonModelTableFull {
+			t.Fatalf("victim %d refused for %s", v, st.Reason)
+		}
+		if st.Reason != ReasonNone && OutcomeOf(st.Reason, 200) != OutcomeUncacheable {
+			t.Fatalf("victim %d: %s is not an uncacheable outcome", v, st.Reason)
 		}
 	}
-	if refused > 0 {
-		t.Errorf("after %d blind keyed-only names, %d more per upstream call refuse %d of %d new models' first answers",
-			prefill, per, refused, victims)
+	if _, d := env.lookup("chat", alice, chatRequest("known")); d != Serve {
+		t.Fatal("a model recorded before the flood lost its entry")
+	}
+	env.clock.Advance(31 * time.Second)
+	req, _ := env.lookup("chat", alice, withModel(chatRequest("q"), "after-the-flood"))
+	if st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10); st.Reason != ReasonNone {
+		t.Fatalf("a new model after the flood: %s", st.Reason)
 	}
 }
 

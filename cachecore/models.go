@@ -176,7 +176,7 @@ const modelGenAt, modelVersionAt = 8, 40
 // version — and nothing else: every keyed request reads one, and
 // decodeModel's other fields are for updates.
 func modelStateOf(r []byte) ModelState {
-	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[modelGenAt:]), empty: binary.LittleEndian.Uint64(r[16:]) == 0}
+	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[modelGenAt:]), empty: int64(binary.LittleEndian.Uint64(r[16:])) <= 0}
 	copy(st.Version[:], r[modelVersionAt:])
 	return st
 }
@@ -270,7 +270,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created 
 			} else {
 				now := c.nowMs()
 				for j := range recs {
-					if recs[j].until <= now && (i < 0 || recs[j].until < recs[i].until) {
+					if reclaimable(recs[j].until, now) && (i < 0 || recs[j].until < recs[i].until) {
 						i = j
 					}
 				}
@@ -284,7 +284,7 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created 
 		if f(&recs[i], created) {
 			changed = true
 		}
-		st := ModelState{Found: true, Gen: recs[i].gen, Version: recs[i].version, empty: recs[i].until == 0}
+		st := ModelState{Found: true, Gen: recs[i].gen, Version: recs[i].version, empty: recs[i].until <= 0}
 		if !changed {
 			return st, nil
 		}
@@ -300,6 +300,23 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created 
 		return st, err
 	}
 	return ModelState{}, ErrContention
+}
+
+// A record made when a request is keyed (keyingState) holds no entry yet:
+// its until is minus the time it was made, read as empty. For
+// youngRecordMs after that it is not reclaimed, so that its first answer,
+// in flight, finds the generation it was keyed under (another client's
+// flood of model names would otherwise reclaim it first and have that
+// answer refused); then it is reclaimed before any other.
+const youngRecordMs = 30 * 1000
+
+// reclaimable reports whether a record live until until may give its
+// place to another model's.
+func reclaimable(until, now int64) bool {
+	if until <= 0 {
+		return -until <= now-youngRecordMs
+	}
+	return until <= now
 }
 
 // extendLife keeps r live at least until staleUntil, the StaleUntil of an
@@ -339,20 +356,17 @@ func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (
 // be stored under it, keyed at lookup under the state before: it keeps the
 // record live until staleUntil and, with versioned, records the version
 // the answer reported. stale reports (with check) that the answer belongs
-// to an earlier state — the record's generation moved on since its lookup
-// (a purge, a version switch), or the model had no record then (a full
-// table, keyingState) and the record is not this store's own — and then
-// nothing is changed. A record gone since the lookup and made again by
-// this store was reclaimed, which only a record without live entries is:
-// the answer is stored under the new one. A purge keeps the records it
-// moves live for purgeHoldMs, so that no reclaim hides it from the
-// answers in flight across it. Without check nothing is stale.
+// to an earlier state: the record's generation moved on since its lookup
+// (a purge, a version switch, a shadow invalidation — or a reclaim, which
+// may have hidden one of those) — and then nothing is changed. Without
+// check nothing is stale. A request keyed without a record (a full model
+// table) is not stored at all (prepareStore).
 func (c *Cache) settleModel(route, model string, before ModelState, check bool, version string, versioned bool, staleUntil int64) (st ModelState, changed, stale bool, err error) {
 	vid := versionID(version)
 	now := c.nowMs()
 	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
 		changed, stale = false, false
-		if check && (before.Found && !created && r.gen != before.Gen || !before.Found && !created) {
+		if check && (!before.Found || r.gen != before.Gen) {
 			stale = true
 			return false
 		}
@@ -374,12 +388,8 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 // model, for every tenant, is unreachable from now on. A model without a
 // record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
-	now := c.nowMs()
-	_, err := c.updateModel(route, model, func(r *modelRecord, created bool) bool {
+	_, err := c.updateModel(route, model, func(r *modelRecord, _ bool) bool {
 		r.gen = c.newGeneration()
-		if !created { // a record the purge makes has nothing in flight
-			r.until = max(r.until, now+purgeHoldMs)
-		}
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
@@ -387,12 +397,6 @@ func (c *Cache) PurgeModel(route, model string) error {
 	}
 	return err
 }
-
-// purgeHoldMs is how long a purge keeps the records it moves live: the
-// longest an answer is expected to be in flight. Until then no reclaim
-// can drop the record and let an answer from before the purge make a
-// new one (settleModel).
-const purgeHoldMs = 10 * 60 * 1000
 
 // renewGenerations moves every model of every route to a new generation,
 // as PurgeModel does one: a purge of everything then refuses, like a
@@ -416,10 +420,8 @@ func (c *Cache) renewGenerations() error {
 			if len(recs) == 0 {
 				break
 			}
-			now := c.nowMs()
 			for i := range recs {
 				recs[i].gen = c.newGeneration()
-				recs[i].until = max(recs[i].until, now+purgeHoldMs)
 			}
 			if err = c.store.Set(key, encodeModels(recs), cas); err == nil {
 				break

@@ -91,8 +91,12 @@ func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (Sto
 	if stale {
 		// The model was purged or switched versions while this answer
 		// was in flight: it belongs to an earlier state and is not
-		// stored.
+		// stored. Keyed without a record (the model table was full),
+		// nothing would tell it that either had happened.
 		res.Reason = ReasonInvalidated
+		if !before.Found {
+			res.Reason = ReasonModelTableFull
+		}
 		return res, false
 	}
 	res.VersionChanged = changed
