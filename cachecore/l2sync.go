@@ -77,6 +77,12 @@ func (c *Cache) l2Records(scope, route, model string, stables ...[]byte) string 
 		return ""
 	}
 	head := scope + "\n" + strconv.Quote(route) + "\n" + strconv.Quote(model)
+	if len(head) > l2MaxRecord/2 {
+		// A model name no record holds (only an entry purge's replayed
+		// request can bring one): purged everywhere, which removes more
+		// but never less.
+		return "all\n\"\"\n\"\""
+	}
 	const room = l2MaxRecord - 1024 // for the entry's own head (l2Log)
 	var out strings.Builder
 	r := head

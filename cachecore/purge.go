@@ -58,6 +58,10 @@ type PurgeResult struct {
 	log string
 }
 
+// maxPurgeModelName bounds the model name of a purge by model: its record
+// in the L2 purge log must stay within l2MaxRecord.
+const maxPurgeModelName = 4096
+
 // ErrBadPurge is returned for a purge body the API does not understand.
 var ErrBadPurge = errors.New("bad purge request")
 
@@ -105,6 +109,9 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		name := v.Get("route").String()
 		if c.routeByName(name) == nil {
 			return PurgeResult{}, fmt.Errorf("%w: unknown route %q", ErrBadPurge, name)
+		}
+		if len(v.Get("model").String()) > maxPurgeModelName {
+			return PurgeResult{}, fmt.Errorf("%w: model name over %d bytes", ErrBadPurge, maxPurgeModelName)
 		}
 		model := v.Get("model").String()
 		res := PurgeResult{Scope: "model", log: c.l2Records("model", name, model)}
