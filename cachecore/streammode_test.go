@@ -47,3 +47,12 @@ func TestAnswerFormMustMatchTheRequest(t *testing.T) {
 		t.Errorf("application/json answer stored for a stream:true request")
 	}
 }
+
+// An answer in the other form than asked for comes again for the same
+// request: its followers go upstream themselves, none waits for a retry
+// that would meet it again.
+func TestStreamModeIsUncacheable(t *testing.T) {
+	if o := OutcomeOf(ReasonStreamMode, 200); o != OutcomeUncacheable {
+		t.Fatalf("stream_mode is %s", o)
+	}
+}
