@@ -36,7 +36,7 @@ func OutcomeOf(r Reason, status int) Outcome {
 	case ReasonNone:
 		return OutcomeStored
 	case ReasonNoStore, ReasonPrivate, ReasonVary, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
-		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull:
+		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull, ReasonStreamMode:
 		return OutcomeUncacheable
 	case ReasonStatus:
 		if status >= 400 && status < 500 && status != 408 && status != 429 {
