@@ -242,6 +242,23 @@ func (c *Cache) loadModel(route, model string) (ModelState, error) {
 // fails with ErrModelTableFull and nothing changes. A created record is
 // live until now; f extends that when it stores entries under it.
 func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created bool) bool) (ModelState, error) {
+	return c.updateModelAs(route, model, createReclaiming, f)
+}
+
+// How updateModelAs treats a missing record.
+type createMode uint8
+
+const (
+	createReclaiming createMode = iota // make it, reclaiming a place if need be
+	createIfFree                       // make it only in a free place (else ErrModelTableFull)
+	createNever                        // leave it missing: errNoRecord
+)
+
+// errNoRecord: updateModelAs with createNever found no record.
+var errNoRecord = errors.New("model table: no record")
+
+// updateModelAs is updateModel with the treatment of a missing record.
+func (c *Cache) updateModelAs(route, model string, mode createMode, f func(r *modelRecord, created bool) bool) (ModelState, error) {
 	id, err := c.modelID(route, model)
 	if err != nil {
 		return ModelState{}, err
@@ -263,18 +280,18 @@ func (c *Cache) updateModel(route, model string, f func(r *modelRecord, created 
 		}
 		changed, created := false, false
 		if i < 0 {
+			if mode == createNever {
+				return ModelState{}, errNoRecord
+			}
 			rec := modelRecord{id: id, gen: c.newGeneration(), until: c.nowMs()}
 			if len(recs) < modelsPerSlot {
 				recs = append(recs, rec)
 				i = len(recs) - 1
 			} else {
-				now := c.nowMs()
-				for j := range recs {
-					if reclaimable(recs[j].until, now) && (i < 0 || recs[j].until < recs[i].until) {
-						i = j
-					}
+				if mode == createIfFree {
+					return ModelState{}, ErrModelTableFull
 				}
-				if i < 0 {
+				if i = reclaimPlace(recs, c.nowMs()); i < 0 {
 					return ModelState{}, ErrModelTableFull
 				}
 				recs[i] = rec // reclaimed: its entries are all dead
@@ -317,6 +334,35 @@ func reclaimable(until, now int64) bool {
 		return -until <= now-youngRecordMs
 	}
 	return until <= now
+}
+
+// reclaimPlace picks the record a new one takes the place of (-1: none):
+// a record whose entries are all dead, the one that died first; else an
+// empty record past its young time, the oldest (one whose first answer is
+// still upstream is the newest).
+func reclaimPlace(recs []modelRecord, now int64) int {
+	best := -1
+	rank := func(until int64) (class int, at int64) {
+		if until <= 0 {
+			return 1, -until // made at
+		}
+		return 0, until // died at
+	}
+	for j := range recs {
+		if !reclaimable(recs[j].until, now) {
+			continue
+		}
+		if best < 0 {
+			best = j
+			continue
+		}
+		cj, tj := rank(recs[j].until)
+		cb, tb := rank(recs[best].until)
+		if cj < cb || cj == cb && tj < tb {
+			best = j
+		}
+	}
+	return best
 }
 
 // extendLife keeps r live at least until staleUntil, the StaleUntil of an
@@ -364,7 +410,11 @@ func (c *Cache) ObserveVersion(route, model, version string, staleUntil int64) (
 func (c *Cache) settleModel(route, model string, before ModelState, check bool, version string, versioned bool, staleUntil int64) (st ModelState, changed, stale bool, err error) {
 	vid := versionID(version)
 	now := c.nowMs()
-	st, err = c.updateModel(route, model, func(r *modelRecord, created bool) bool {
+	mode := createReclaiming
+	if check {
+		mode = createNever // a record gone since the lookup was reclaimed: stale
+	}
+	st, err = c.updateModelAs(route, model, mode, func(r *modelRecord, created bool) bool {
 		changed, stale = false, false
 		if check && (!before.Found || r.gen != before.Gen) {
 			stale = true
@@ -381,6 +431,9 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 		}
 		return update
 	})
+	if errors.Is(err, errNoRecord) {
+		return ModelState{}, false, true, nil
+	}
 	return st, changed, stale, err
 }
 
@@ -388,7 +441,9 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 // model, for every tenant, is unreachable from now on. A model without a
 // record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
-	_, err := c.updateModel(route, model, func(r *modelRecord, _ bool) bool {
+	// A record the purge makes takes a free place only: taking another
+	// model's could refuse that one's first answer in flight.
+	_, err := c.updateModelAs(route, model, createIfFree, func(r *modelRecord, _ bool) bool {
 		r.gen = c.newGeneration()
 		return true
 	})
