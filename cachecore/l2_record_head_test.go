@@ -7,11 +7,9 @@ import (
 	"time"
 )
 
-// R11-F: l2Records bounds only the stable identities by room: the head
-// (strconv.Quote of the model name, up to 6x a C1 control character's
-// 2 bytes) is not bounded, so a model purge of a long model name (within
-// max_request_bytes) writes a record far over l2MaxRecord; one over a
-// read's whole cap stops every reader's log for good.
+// A purge by a long model name (Quote makes a C1 control character six
+// bytes) never writes a purge-log record over what a read takes, which
+// would stop every reader's log for good (review 11).
 func TestModelPurgeOfALongModelNameKeepsLogRead(t *testing.T) {
 	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
 	cfg := `{"upstream_cluster":"model","max_request_bytes":4194304,"l2":{"cluster":"webdis"},"purge":{"path":"/purge","token":"0123456789abcdef"},

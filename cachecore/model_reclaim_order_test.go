@@ -8,11 +8,9 @@ import (
 	"time"
 )
 
-// R12-1: a new model's record made at keying, once 30 s old, is reclaimed
-// before records whose entries died a day ago. A first answer that takes
-// longer than 30 s (a long generation) is refused although 15 records in
-// its slot were free to take: reclaiming a dead record costs nothing,
-// reclaiming this one refuses a live answer.
+// A record whose entries are all dead gives its place before a record
+// made at keying, even one past its 30 s: a first answer that takes
+// longer (a long generation) keeps its record while 15 dead ones are left.
 func TestSlowFirstAnswerKeptWhenDeadRecordsExist(t *testing.T) {
 	env := newEnv(t, roomyConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
@@ -31,9 +29,8 @@ func TestSlowFirstAnswerKeptWhenDeadRecordsExist(t *testing.T) {
 	}
 }
 
-// R12-1b: among records made at keying and older than 30 s, the newest is
-// reclaimed first (until = -made: the later made, the smaller), i.e. the
-// one most likely still in flight.
+// Among records made at keying and past their 30 s, the oldest gives its
+// place first; the newest is the one most likely still in flight.
 func TestOldestEmptyRecordReclaimedFirst(t *testing.T) {
 	env := newEnv(t, roomyConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot+1)
@@ -58,12 +55,10 @@ func TestOldestEmptyRecordReclaimedFirst(t *testing.T) {
 	}
 }
 
-// R12-2: a purge of a model that has no record (nothing of it is
-// reachable: no entry, no answer in flight under a generation) still
-// makes one, taking a place in the slot — here the place of another
-// model's record made at keying 35 s ago, whose first answer is still
-// upstream and is then refused. A purge log replayed from other proxies
-// (l2sync) does this for every model purged anywhere in the mesh.
+// A purge of a model without a record (nothing of it is reachable) makes
+// one only in a free place, never in the place of another model's record
+// whose first answer is still upstream (a purge log replayed from other
+// proxies purges models this proxy never saw).
 func TestPurgeOfAnUnknownModelKeepsInFlightRecord(t *testing.T) {
 	env := newEnv(t, roomyConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
@@ -83,12 +78,9 @@ func TestPurgeOfAnUnknownModelKeepsInFlightRecord(t *testing.T) {
 	}
 }
 
-// R12-3: a store refused because its record was reclaimed still makes a
-// record for its model (updateModel creates before settleModel's check
-// refuses), taking another place: here that of a second model's record
-// made at keying, whose own first answer is then refused too. One reclaim
-// refuses a chain of in-flight answers, each for nothing (the refused
-// store writes no entry).
+// A store refused because its record was reclaimed makes no record: it
+// would take the place of another model's record made at keying and
+// refuse that one's first answer too, a chain from one reclaim.
 func TestRefusedStoreMakesNoRecord(t *testing.T) {
 	env := newEnv(t, roomyConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot+1)

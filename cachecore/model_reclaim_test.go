@@ -16,9 +16,8 @@ const heldRecordsConfig = `{"upstream_cluster":"u","purge":{"path":"/purge","tok
    "shadow":{"sample":1,"min_samples":1,"max_divergence":0.5,"min_tenants":1}},
   {"name":"ver","kind":"chat","path_exact":"/v1/ver","ttl":"10s","model_version":{"header":"x-model-version"}}]}`
 
-// R11-A: a model purge while a request keyed under a full slot (state
-// empty) is upstream does nothing; a record of the slot dies 30 s later
-// and the answer from before the purge is stored and served.
+// A request keyed while its slot was full (no record) is not stored:
+// nothing would tell it a purge of its model came while it was upstream.
 func TestPurgeUnderFullSlotRefusesInFlightAnswer(t *testing.T) {
 	env := newEnv(t, heldRecordsConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
@@ -38,9 +37,8 @@ func TestPurgeUnderFullSlotRefusesInFlightAnswer(t *testing.T) {
 	}
 }
 
-// R11-B: a shadow invalidation renews the generation without the purge
-// hold: once its record dies it is reclaimed, and an answer keyed before
-// the invalidation (upstream for 70 s) is stored under a new record.
+// An answer keyed before a shadow invalidation is refused even when the
+// record was reclaimed since and its store would make a new one.
 func TestShadowInvalidationThenReclaimRefusesInFlightAnswer(t *testing.T) {
 	env := newEnv(t, heldRecordsConfig)
 	env.fill(env.request("chat", alice, chatRequest("hi")), jsonCT, chatResponse("old"), 10)
@@ -72,9 +70,8 @@ func TestShadowInvalidationThenReclaimRefusesInFlightAnswer(t *testing.T) {
 	}
 }
 
-// R11-C: a version switch renews the generation without the hold: once
-// the record dies and is reclaimed, a late answer of the replaced version,
-// keyed before the switch, is stored under a new record and served.
+// A late answer of a replaced version, keyed before the switch, is
+// refused even when the record was reclaimed since.
 func TestVersionSwitchThenReclaimRefusesLateOldVersion(t *testing.T) {
 	env := newEnv(t, heldRecordsConfig)
 	v := func(s string) [][2]string { return hdr("content-type", "application/json", "x-model-version", s) }
@@ -100,10 +97,8 @@ func TestVersionSwitchThenReclaimRefusesLateOldVersion(t *testing.T) {
 	}
 }
 
-// R11-D: a purge of everything holds every record for 10 minutes, also
-// records dead for a day: a slot full of dead records (which a new model
-// would reuse) refuses new models for 10 minutes. README only says so of
-// "a model table full of live records".
+// A purge of everything leaves dead records reclaimable: a new model in a
+// slot full of them is cached at once.
 func TestPurgeAllLeavesDeadRecordsReclaimable(t *testing.T) {
 	env := newEnv(t, heldRecordsConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
@@ -119,9 +114,8 @@ func TestPurgeAllLeavesDeadRecordsReclaimable(t *testing.T) {
 	}
 }
 
-// R11-E: the same with records only keyed (until 0) by another client's
-// flood of model names (no token needed): after any purge of everything
-// the slot refuses new models for 10 minutes.
+// The same with the records of another client's flood of model names,
+// once past their 30 s.
 func TestPurgeAllLeavesFloodRecordsReclaimable(t *testing.T) {
 	env := newEnv(t, heldRecordsConfig)
 	names := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
@@ -136,9 +130,9 @@ func TestPurgeAllLeavesFloodRecordsReclaimable(t *testing.T) {
 	}
 }
 
-// Control for R11-B (passes): the same timeline with a purge instead of
-// the shadow invalidation refuses the in-flight answer (purgeHoldMs).
-func TestControlPurgeHoldRefuses(t *testing.T) {
+// The timeline of the shadow test with a purge instead of the
+// invalidation: the in-flight answer is refused.
+func TestPurgeThenReclaimRefusesInFlightAnswer(t *testing.T) {
 	env := newEnv(t, heldRecordsConfig)
 	env.fill(env.request("chat", alice, chatRequest("hi")), jsonCT, chatResponse("old"), 10)
 	inflight, _ := env.lookup("chat", bob, chatRequest("q"))

@@ -30,10 +30,9 @@ func modelsInSlotOf(t *testing.T, c *Cache, route, model string, n int) []string
 	return out
 }
 
-// R10-1a: a new model's record, made when its first request is keyed (live
-// until 0), is the first one reclaimed, before records dead for a day: the
-// next new model in its slot takes it while its first answer is upstream,
-// and that answer is refused.
+// A new model's record made at keying is not reclaimed while young, so
+// the next new model in its slot takes a dead record's place and the
+// first answer upstream is stored.
 func TestInFlightRecordReclaimedKeepsItsAnswer(t *testing.T) {
 	env := newEnv(t, roomyConfig)
 	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
@@ -51,7 +50,7 @@ func TestInFlightRecordReclaimedKeepsItsAnswer(t *testing.T) {
 	}
 }
 
-// R10-1b: a client whose answers are never stored (keyed only) evicts
+// A client whose answers are never stored (keyed only) cannot evict
 // another tenant's new model's record while its first answer is upstream.
 func TestKeyedOnlyFloodKeepsOtherTenantsFirstAnswer(t *testing.T) {
 	env := newEnv(t, roomyConfig)
@@ -66,8 +65,8 @@ func TestKeyedOnlyFloodKeepsOtherTenantsFirstAnswer(t *testing.T) {
 	}
 }
 
-// R10-1c: the same, with a follower: the refused answer fails it (502
-// leader-failed) although the upstream answered 200.
+// The same, with a follower: it is served the stored answer, never a
+// leader failure after the upstream answered 200.
 func TestKeyedOnlyFloodKeepsFollowers(t *testing.T) {
 	e := newProtoEnv(t, 0, "fail")
 	names := modelsInSlotOf(t, e.w[0], "chat", "gpt-4o-mini", modelsPerSlot)
@@ -86,9 +85,6 @@ func TestKeyedOnlyFloodKeepsFollowers(t *testing.T) {
 	}
 }
 
-// R10-1d: how much it takes without the secret (names chosen blindly):
-// prefill names, then per victim (a new model's first request) `per`
-// names while its answer is upstream.
 // A blind flood of model names fills the model table with records made
 // at keying. While it lasts, a new model's first answers are refused as
 // model_table_full — an uncacheable outcome: its followers go upstream,
@@ -146,11 +142,8 @@ func (s *hookStore) Get(key string) ([]byte, uint32, error) {
 	return s.Store.Get(key)
 }
 
-// R10-3: a shadow's fresh answer is stored under the state read after its
-// "moved" check (PrepareShadowStore reloads it): a purge by another
-// worker between the check and the reload (while ObserveShadow writes the
-// record) lets the answer, asked before the purge, in under the new
-// generation.
+// A purge by another worker while a shadow compares (here during its
+// ObserveShadow update) refuses the shadow's fresh answer, asked before it.
 func TestShadowPurgeDuringItsComparisonIsSeen(t *testing.T) {
 	cfg := mustParse(t, `{"upstream_cluster":"u","purge":{"path":"/purge","token":"0123456789abcdef"},"routes":[{"name":"chat","kind":"chat",`+
 		`"path_prefix":"/v1/chat","shadow":{"sample":1,"min_samples":50,"max_divergence":0.5}}]}`)
@@ -192,10 +185,9 @@ func TestShadowPurgeDuringItsComparisonIsSeen(t *testing.T) {
 	}
 }
 
-// R10-2: purge log records are sized by the writer's max_request_bytes;
-// a reader of the same log with a smaller one (another plugin
-// configuration of the fleet, or a fleet mid-rollout of that setting)
-// takes less per record, and one large record stops its reads for good.
+// Purge-log records fit what every reader takes, whatever the writer's
+// max_request_bytes: a reader with a smaller one (another configuration,
+// a fleet mid-rollout) keeps reading the log.
 func TestPurgeLogRecordWithinEveryReadersCap(t *testing.T) {
 	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
 	writer := mustParse(t, `{"upstream_cluster":"model","max_request_bytes":1048576,"l2":{"cluster":"webdis"},"purge":{"path":"/purge","token":"0123456789abcdef"},
@@ -223,8 +215,8 @@ func TestPurgeLogRecordWithinEveryReadersCap(t *testing.T) {
 	}
 }
 
-// R10-1e: the flood needs no upstream call: only-if-cached requests are
-// answered locally (504), yet each new name is keyed and writes a record.
+// A flood of only-if-cached requests (answered locally, each new name
+// keyed and recorded) cannot evict a first answer's record either.
 func TestOnlyIfCachedFloodKeepsFirstAnswer(t *testing.T) {
 	env := newEnv(t, roomyConfig)
 	names := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
