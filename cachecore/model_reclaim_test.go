@@ -30,7 +30,7 @@ func TestPurgeUnderFullSlotRefusesInFlightAnswer(t *testing.T) {
 	if inflight.state.Found {
 		t.Fatal("setup: the slot was not full")
 	}
-	env.clock.Advance(30 * time.Second) // the other records die (well within purgeHoldMs)
+	env.clock.Advance(30 * time.Second) // the other records die
 	st := env.cache.AdmitAndStore(inflight, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
 	if _, d := env.lookup("chat", alice, chatRequest("q")); d == Serve {
 		t.Errorf("an answer in flight across a purge of its model is stored (%q) and served 30 s after the purge", st.Reason)

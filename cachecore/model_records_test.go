@@ -41,7 +41,7 @@ func TestInFlightRecordReclaimedKeepsItsAnswer(t *testing.T) {
 		env.fill(req, jsonCT, chatResponse(m), 10)
 	}
 	env.clock.Advance(24 * time.Hour)                                              // 15 records dead for a day
-	victim, _ := env.lookup("chat", alice, chatRequest("q"))                       // the 16th record, until 0
+	victim, _ := env.lookup("chat", alice, chatRequest("q"))                       // the 16th record, made at keying
 	env.request("chat", bob, withModel(chatRequest("q"), others[modelsPerSlot-1])) // another new model, keyed
 	st := env.cache.AdmitAndStore(victim, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10)
 	if st.Reason != ReasonNone {

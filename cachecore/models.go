@@ -77,8 +77,8 @@ type ModelState struct {
 	Gen     uint64
 	Version VersionID
 	// empty: no answer was ever stored under the record (it was made
-	// when a request was keyed, live until 0): a lookup has nothing to
-	// find, as for a model without a record.
+	// when a request was keyed: live until minus the time it was made):
+	// a lookup has nothing to find, as for a model without a record.
 	empty bool
 }
 
