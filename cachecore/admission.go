@@ -324,30 +324,47 @@ func checkCompletion(req *Request, body []byte) Reason {
 // choice's text) that is empty or not text: a string, or an array of
 // content parts of which one has text.
 func checkText(content gjson.Result) Reason {
-	switch {
-	case content.Type == gjson.String:
+	if content.Type == gjson.String { // the usual case, without a copy
 		if strings.TrimSpace(content.Str) == "" {
 			return ReasonEmptyContent
 		}
 		return ReasonNone
-	case content.IsArray():
-		reason := ReasonEmptyContent
-		content.ForEach(func(_, part gjson.Result) bool {
-			t := part.Get("text")
-			switch {
-			case !part.IsObject() || t.Exists() && t.Type != gjson.String:
-				reason = ReasonBadShape
-				return false
-			case strings.TrimSpace(t.Str) != "":
-				reason = ReasonNone
-			}
-			return true
-		})
-		return reason
-	case !content.Exists(), content.Type == gjson.Null:
+	}
+	var text strings.Builder
+	if !appendText(&text, content) {
+		return ReasonBadShape // a number, a boolean, an object
+	}
+	if strings.TrimSpace(text.String()) == "" {
 		return ReasonEmptyContent
 	}
-	return ReasonBadShape // a number, a boolean, an object
+	return ReasonNone
+}
+
+// appendText appends a completion's text (a message's content, a
+// choice's text, a stream delta's content) to dst: a string, or the text
+// parts of an array of content parts (Mistral's typed chunks); null or
+// absent is none. It reports false for anything else: a number, a
+// boolean, an object, a part that is not an object or whose text is not
+// a string.
+func appendText(dst *strings.Builder, v gjson.Result) bool {
+	switch {
+	case !v.Exists(), v.Type == gjson.Null:
+		return true
+	case v.Type == gjson.String:
+		dst.WriteString(v.Str)
+		return true
+	case v.IsArray():
+		ok := true
+		v.ForEach(func(_, part gjson.Result) bool {
+			t := part.Get("text")
+			if ok = part.IsObject() && (!t.Exists() || t.Type == gjson.String); ok {
+				dst.WriteString(t.Str)
+			}
+			return ok
+		})
+		return ok
+	}
+	return false
 }
 
 // checkToolCalls refuses tool calls that are not an array of calls each

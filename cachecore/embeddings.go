@@ -442,6 +442,17 @@ func isTokenArray(v gjson.Result) bool {
 // isInteger reports whether v is a number written as an integer: no
 // fraction, no exponent. Typed model servers reject 4.0 where they accept
 // 4, so the cache never reads a float spelling as a count or a token id.
+// itemIndex reads an answer item's "index" as one of n items. It is
+// compared as a float before any conversion: a conversion of a number out
+// of int's range differs between builds (wasm saturates, amd64 does not).
+// A whole number written with a fraction part (1.0) is that number.
+func itemIndex(idx gjson.Result, n int) (int, bool) {
+	if idx.Type != gjson.Number || !(idx.Num >= 0 && idx.Num < float64(n)) || idx.Num != math.Trunc(idx.Num) {
+		return 0, false
+	}
+	return int(idx.Num), true
+}
+
 func isInteger(v gjson.Result) bool {
 	return v.Type == gjson.Number && v.Num == math.Trunc(v.Num) && !strings.ContainsAny(v.Raw, ".eE")
 }
@@ -690,10 +701,8 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 				}
 				return !haveIdx || !haveEmb
 			})
-			// Compared as a float before any conversion: a conversion of
-			// a number out of int's range differs between builds.
-			if idx.Type != gjson.Number || !(idx.Num >= 0 && idx.Num < float64(want)) ||
-				idx.Num != math.Trunc(idx.Num) || vecs[int(idx.Num)] != nil {
+			i, ok := itemIndex(idx, want)
+			if !ok || vecs[i] != nil {
 				reason = ReasonItemCount
 				return false
 			}
@@ -709,7 +718,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 				reason = ReasonDimensions
 				return false
 			}
-			vecs[int(idx.Num)] = stringBytes(emb.Raw) // a slice of body
+			vecs[i] = stringBytes(emb.Raw) // a slice of body
 			return true
 		})
 	}

@@ -81,7 +81,7 @@ func (c *Cache) l2Records(scope, route, model string, stables ...[]byte) string 
 		// A model name no record holds (only an entry purge's replayed
 		// request can bring one): purged everywhere, which removes more
 		// but never less.
-		return "all\n\"\"\n\"\""
+		return c.l2Records("all", "", "")
 	}
 	const room = l2MaxRecord - 1024 // for the entry's own head (l2Log)
 	var out strings.Builder

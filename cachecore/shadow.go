@@ -207,12 +207,11 @@ func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) (agree, ok bool) {
 	}
 	byIndex := make([]gjson.Result, len(b.items))
 	for _, d := range data {
-		idx := d.Get("index")
-		if idx.Type != gjson.Number || !(idx.Num >= 0 && idx.Num < float64(len(byIndex))) ||
-			idx.Num != math.Trunc(idx.Num) || byIndex[int(idx.Num)].Exists() {
+		i, ok := itemIndex(d.Get("index"), len(byIndex))
+		if !ok || byIndex[i].Exists() {
 			return false, false
 		}
-		byIndex[int(idx.Num)] = d.Get("embedding")
+		byIndex[i] = d.Get("embedding")
 	}
 	min := req.Route.Shadow.MinCosine
 	for i := range b.items {

@@ -208,7 +208,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					s.BadShape = true
 					return false
 				}
-				if !appendDeltaText(&ch.content, d.Get("content")) {
+				if !appendText(&ch.content, d.Get("content")) {
 					s.BadShape = true
 					return false
 				}
@@ -329,31 +329,6 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	s.Assembled = append(b, '}')
 	return s
-}
-
-// appendDeltaText appends a delta's text to a choice's content: a string,
-// or the text parts of an array of content parts (Mistral streams typed
-// chunks). It reports false for anything else, as the non-streamed check
-// (checkText) refuses it.
-func appendDeltaText(content *strings.Builder, v gjson.Result) bool {
-	switch {
-	case !v.Exists(), v.Type == gjson.Null:
-		return true
-	case v.Type == gjson.String:
-		content.WriteString(v.Str)
-		return true
-	case v.IsArray():
-		ok := true
-		v.ForEach(func(_, part gjson.Result) bool {
-			t := part.Get("text")
-			if ok = part.IsObject() && (!t.Exists() || t.Type == gjson.String); ok {
-				content.WriteString(t.Str)
-			}
-			return ok
-		})
-		return ok
-	}
-	return false
 }
 
 // appendJSONString appends s as a JSON string literal: quotes, backslashes
