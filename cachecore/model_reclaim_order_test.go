@@ -13,15 +13,10 @@ import (
 // longer (a long generation) keeps its record while 15 dead ones are left.
 func TestSlowFirstAnswerKeptWhenDeadRecordsExist(t *testing.T) {
 	env := newEnv(t, roomyConfig)
-	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
-	for _, m := range others[:modelsPerSlot-1] {
-		req, _ := env.lookup("chat", bob, withModel(chatRequest("q"), m))
-		env.fill(req, jsonCT, chatResponse(m), 10)
-	}
-	env.clock.Advance(24 * time.Hour)                                              // 15 records dead for a day
-	slow, _ := env.lookup("chat", alice, chatRequest("q"))                         // new model, keyed: record made
-	env.clock.Advance(35 * time.Second)                                            // its answer is still being generated
-	env.request("chat", bob, withModel(chatRequest("q"), others[modelsPerSlot-1])) // one more new model
+	another := deadRecordsBeside(t, env)                           // 15 records dead for a day
+	slow, _ := env.lookup("chat", alice, chatRequest("q"))         // new model, keyed: record made
+	env.clock.Advance(35 * time.Second)                            // its answer is still being generated
+	env.request("chat", bob, withModel(chatRequest("q"), another)) // one more new model
 	st := env.cache.AdmitAndStore(slow, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 35000)
 	if st.Reason != ReasonNone {
 		t.Errorf("a first answer that took 35 s is refused (%s): the keying of one other new model reclaimed its record "+

@@ -35,14 +35,9 @@ func modelsInSlotOf(t *testing.T, c *Cache, route, model string, n int) []string
 // first answer upstream is stored.
 func TestInFlightRecordReclaimedKeepsItsAnswer(t *testing.T) {
 	env := newEnv(t, roomyConfig)
-	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
-	for _, m := range others[:modelsPerSlot-1] {
-		req, _ := env.lookup("chat", bob, withModel(chatRequest("q"), m))
-		env.fill(req, jsonCT, chatResponse(m), 10)
-	}
-	env.clock.Advance(24 * time.Hour)                                              // 15 records dead for a day
-	victim, _ := env.lookup("chat", alice, chatRequest("q"))                       // the 16th record, made at keying
-	env.request("chat", bob, withModel(chatRequest("q"), others[modelsPerSlot-1])) // another new model, keyed
+	another := deadRecordsBeside(t, env)
+	victim, _ := env.lookup("chat", alice, chatRequest("q"))       // the 16th record, made at keying
+	env.request("chat", bob, withModel(chatRequest("q"), another)) // another new model, keyed
 	st := env.cache.AdmitAndStore(victim, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10)
 	if st.Reason != ReasonNone {
 		t.Errorf("a new model's first answer is refused (%s): another new model's keying reclaimed its in-flight record, "+
@@ -230,4 +225,18 @@ func TestOnlyIfCachedFloodKeepsFirstAnswer(t *testing.T) {
 	if st := env.cache.AdmitAndStore(victim, 200, jsonCT, []byte(chatResponse("a")), OriginUpstream, 10); st.Reason != ReasonNone {
 		t.Errorf("alice's first answer is refused (%s) after %d only-if-cached requests, none of which reached the upstream", st.Reason, len(names))
 	}
+}
+
+// deadRecordsBeside fills gpt-4o-mini's model-table slot on route chat
+// with 15 records whose entries have been dead for a day, and returns a
+// 16th model name of that slot, not yet seen.
+func deadRecordsBeside(t *testing.T, env *testEnv) string {
+	t.Helper()
+	others := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot)
+	for _, m := range others[:modelsPerSlot-1] {
+		req, _ := env.lookup("chat", bob, withModel(chatRequest("q"), m))
+		env.fill(req, jsonCT, chatResponse(m), 10)
+	}
+	env.clock.Advance(24 * time.Hour)
+	return others[modelsPerSlot-1]
 }
