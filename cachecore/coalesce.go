@@ -39,8 +39,12 @@ func OutcomeOf(r Reason, status int) Outcome {
 		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull, ReasonStreamMode:
 		return OutcomeUncacheable
 	case ReasonStatus:
-		if status >= 400 && status < 500 && status != 408 && status != 429 {
-			return OutcomeUncacheable // the same request gets the same 4xx
+		// A failure that may pass is a 5xx, a 408 or a 429. Any other status
+		// the route does not cache is the model's answer: the same request
+		// gets the same 4xx, and a 202, a 204 or a redirect is no failure
+		// (not for stale-if-error, not for the followers).
+		if status < 500 && status != 408 && status != 429 {
+			return OutcomeUncacheable
 		}
 	}
 	return OutcomeFailed

@@ -321,3 +321,18 @@ func TestRefreshCall(t *testing.T) {
 		t.Fatal("lease still held after the refresh ended")
 	}
 }
+
+// The leader's upstream answers 202 (a status the route does not cache,
+// not a failure). Its follower goes upstream itself, not a 502
+// "leader-failed".
+func TestFollowerOfA202LeaderIsNotFailed(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	a, _ := e.start(0, 1, "q")
+	b, _ := e.start(1, 2, "q")
+	_, acts := a.ResponseHeaders(202, jsonCT, OriginUpstream, false)
+	e.show(acts)
+	got := e.deliver(1, b)
+	if strings.Contains(got, "local(") {
+		t.Fatalf("follower of a leader answered 202 got %q", got)
+	}
+}

@@ -66,3 +66,36 @@ func staleLeaderUpstream(t *testing.T, env *testEnv, body string) *Flight {
 	}
 	return f
 }
+
+// stale_if_error answers an upstream failure (5xx, 429, reset, timeout)
+// with the stale entry. An answer the model really gave that the route
+// merely does not cache (a 202 of an async API, a 204, a redirect) is not
+// a failure: the client gets it, not an old cached answer.
+func TestStaleIfErrorOnlyForFailures(t *testing.T) {
+	small := chatRequest("q")
+	for _, status := range []int{201, 202, 204, 301, 307, 304} {
+		t.Run(itoa(int64(status)), func(t *testing.T) {
+			env := newEnv(t, flightConfig)
+			f := staleLeaderUpstream(t, env, small)
+			step, acts := f.ResponseHeaders(status, jsonCT, OriginUpstream, false)
+			if step == RespServed {
+				t.Fatalf("upstream %d replaced by the stale entry (stale-if-error): %q", status, actionKinds(acts))
+			}
+		})
+	}
+}
+
+// A status the route does not cache below 400 is the model's answer, not
+// a failure that may pass: lasting (hit-for-miss), never a leader failure.
+func TestNonErrorStatusIsNotAFailure(t *testing.T) {
+	for _, status := range []int{201, 202, 204, 301, 304, 307} {
+		if o := OutcomeOf(ReasonStatus, status); o != OutcomeUncacheable {
+			t.Errorf("OutcomeOf(status, %d) = %s, want uncacheable", status, o)
+		}
+	}
+	for _, status := range []int{408, 429, 500, 502, 503, 504} {
+		if o := OutcomeOf(ReasonStatus, status); o != OutcomeFailed {
+			t.Errorf("OutcomeOf(status, %d) = %s, want failed", status, o)
+		}
+	}
+}
