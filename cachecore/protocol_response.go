@@ -50,7 +50,10 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			f.emit(Action{Kind: ActCount, Event: EvItemsRefused, Route: r, N: res.ItemsRefused})
 		}
 		if req.rewritten() {
+			// The client gets cached items: the answer is as old as the
+			// oldest of them.
 			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
+			f.emit(Action{Kind: ActRecordAge, Route: r, N: int(c.Age(req).Milliseconds())})
 		}
 		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
 	}

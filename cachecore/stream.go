@@ -30,6 +30,7 @@ type Stream struct {
 	reqSize   int   // a sized body's bytes buffered so far (its trailers end it)
 	late      bool  // the headers went upstream: the body is held instead (late decision)
 	aborts    bool  // a local answer ends an upstream request opened for the headers
+	aged      bool  // the answer sent holds cached content: its age counts in the SLO
 	body      Held  // an unsized request body, copied
 	heldSince int64 // ms, when its headers were held
 
@@ -307,12 +308,17 @@ func (s *Stream) apply(acts []Action) []Action {
 			a.CacheStatus = req.Status
 		case ActServeEntry:
 			s.aborts = s.late && (s.phase == phaseRequest || s.phase == phaseFollowing)
-			s.phase = phaseServed
+			s.phase, s.aged = phaseServed, true
 			a.Status, a.Headers, a.Body = s.c.HitResponse(req)
 			a.Resume = true // could not answer: go upstream (SendFailed)
 		case ActServeLocal:
+			// A reply of the cache's own (a 504 for only-if-cached, a 502
+			// for the leaders' failures) serves no entry, whatever entry
+			// the lookup saw.
 			s.aborts = s.late && (s.phase == phaseRequest || s.phase == phaseFollowing)
-			s.phase = phaseServed
+			s.phase, s.aged = phaseServed, false
+		case ActRecordAge:
+			s.aged = true // cached items merged into the upstream's answer
 		case ActForward:
 			s.forward(a)
 		}
@@ -328,7 +334,7 @@ func (s *Stream) forward(a *Action) {
 	if a.Resume {
 		s.fl.FailOpen()
 	}
-	s.phase = phaseForwarded
+	s.phase, s.aged = phaseForwarded, false
 	s.forwardedAt = s.c.nowMs()
 	a.CacheStatus = req.Status
 	a.Late = s.late
@@ -616,7 +622,7 @@ func (s *Stream) Done(rd Reader) []Action {
 	}
 	if req.Route.FreshnessSLO != nil {
 		var age time.Duration
-		if s.phase == phaseServed {
+		if s.aged {
 			age = s.c.Age(req)
 		}
 		s.c.NoteServed(req.Route, age)

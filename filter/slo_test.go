@@ -54,3 +54,55 @@ func TestStaleServingSLO(t *testing.T) {
 		t.Fatal("breached again")
 	}
 }
+
+// The stale-serving SLO counts responses whose answer is older than
+// max_age. A 504 for only-if-cached (the cache had nothing acceptable, so
+// it served nothing) carries no cached answer: it must not count as a
+// stale serve, whatever stale copy the lookup happened to see.
+func TestSLOIgnoresLocalRepliesThatServeNoEntry(t *testing.T) {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"10s","stale_if_error":"1h",
+	  "freshness_slo":{"max_age":"30s","max_fraction":0.05,"window":"1m","min_samples":10}}]}`
+	hs := newHarness(t, cfg)
+	for k := 0; k < 5; k++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", k)))
+	}
+	hs.clock.Advance(5 * time.Minute) // stale (kept for stale-if-error)
+	for r := 0; r < 2; r++ {
+		for i := 0; i < 20; i++ {
+			res := hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)), "cache-control", "only-if-cached")
+			if res.Status != 504 {
+				t.Fatalf("status %d, want 504 (%s)", res.Status, hdr(res, "cache-status"))
+			}
+		}
+		hs.h.AdvanceAndTick(2 * time.Second)
+	}
+	if got := hs.counter("modelcache.chat.slo.breaches"); got != 0 {
+		g, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+		t.Fatalf("40 answers of 504 (nothing served from cache) breached the stale-serving SLO: breaches %d, stale_rate_ppm %d", got, g)
+	}
+}
+
+// A partly cached embeddings batch answers with cached vectors merged into
+// the model's: its answer is as old as its oldest cached item. Batches
+// whose every answer holds 5-minute-old vectors must breach an SLO of
+// max_age 30 s, as the same vectors served in whole-batch hits do.
+func TestSLOCountsCachedItemsOfPartialBatches(t *testing.T) {
+	cfg := `{"routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h",
+	  "freshness_slo":{"max_age":"30s","max_fraction":0.05,"window":"1m","min_samples":10}}]}`
+	hs := newHarness(t, cfg)
+	old := chunks(0, 20)
+	hs.post(0, "/v1/embeddings", embReq(old, ""))
+	hs.clock.Advance(5 * time.Minute)
+	for r := 0; r < 2; r++ {
+		for i := 0; i < 10; i++ {
+			k := r*10 + i
+			res := hs.post(k%2, "/v1/embeddings", embReq([]string{old[k], fmt.Sprint("new item ", k)}, ""))
+			expectCacheStatus(t, res, "fwd=partial")
+		}
+		hs.h.AdvanceAndTick(2 * time.Second)
+	}
+	g, _ := hs.h.Gauge("modelcache.emb.slo.stale_rate_ppm")
+	if got := hs.counter("modelcache.emb.slo.breaches"); got != 1 {
+		t.Fatalf("20 answers each holding a 5-minute-old cached vector (max_age 30s): breaches %d, stale_rate_ppm %d", got, g)
+	}
+}
