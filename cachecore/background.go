@@ -78,11 +78,14 @@ func (b *BackgroundSlots) Acquire(now, deadline int64) (slot int, ok bool, err e
 	return 0, false, ErrContention
 }
 
-// Release frees a slot taken by Acquire.
-func (b *BackgroundSlots) Release(slot int) error {
+// Release frees a slot taken by Acquire until deadline. A call that timed
+// out ends at its deadline, when another call may have taken the slot
+// already: the slot is freed only if it still holds this call's deadline
+// (a later holding's deadline is later).
+func (b *BackgroundSlots) Release(slot int, deadline int64) error {
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		slots, cas, exists, err := b.read()
-		if err != nil || !exists || slot >= len(slots) {
+		if err != nil || !exists || slot >= len(slots) || slots[slot] != deadline {
 			return err
 		}
 		slots[slot] = 0

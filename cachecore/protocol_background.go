@@ -26,7 +26,8 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
 	}
 	now := c.nowMs()
-	slot, ok, err := c.bg.Acquire(now, now+timeout.Milliseconds())
+	deadline := now + timeout.Milliseconds()
+	slot, ok, err := c.bg.Acquire(now, deadline)
 	if err != nil || !ok {
 		// No call is made: a request that followed the refresh meanwhile
 		// leads next, at once and counting no failure.
@@ -38,7 +39,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 	}
 	call := c.replay(req, headers, EvRefreshStarted)
 	call.Done = func(res CallResult) []Action {
-		_ = c.bg.Release(slot)
+		_ = c.bg.Release(slot, deadline)
 		o := OutcomeFailed
 		var acts []Action
 		switch {
@@ -73,15 +74,25 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 	r := req.Route
 	req.KeepEntry() // compared when the fresh answer arrives
+	// A comparison takes one of its route's slots (shadow.max_concurrent)
+	// and one of the process's (background.max_concurrent, shared with
+	// refreshes).
 	slots := c.ShadowSlots(r)
 	now := c.nowMs()
-	slot, ok, err := slots.Acquire(now, now+c.cfg.Background.Timeout.Milliseconds())
+	deadline := now + c.cfg.Background.Timeout.Milliseconds()
+	slot, ok, err := slots.Acquire(now, deadline)
 	if err != nil || !ok {
+		return []Action{{Kind: ActCount, Event: EvShadowSaturated, Route: r}}
+	}
+	bgSlot, ok, err := c.bg.Acquire(now, deadline)
+	if err != nil || !ok {
+		_ = slots.Release(slot, deadline)
 		return []Action{{Kind: ActCount, Event: EvShadowSaturated, Route: r}}
 	}
 	call := c.replay(req, headers, EvShadowStarted)
 	call.Done = func(res CallResult) []Action {
-		_ = slots.Release(slot)
+		_ = slots.Release(slot, deadline)
+		_ = c.bg.Release(bgSlot, deadline)
 		if res.NotStarted || res.Failed || !c.Comparable(req, res.Status) {
 			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
 		}

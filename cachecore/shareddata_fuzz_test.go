@@ -315,7 +315,7 @@ func FuzzBackgroundSlotsOnHostileData(f *testing.F) {
 		if got, _, _ := store.Get("mc:bg"); len(got) != 8*n {
 			t.Fatalf("limiter wrote %d bytes", len(got))
 		}
-		if err := b.Release(slot); err != nil {
+		if err := b.Release(slot, 200); err != nil {
 			t.Fatal(err)
 		}
 	})
