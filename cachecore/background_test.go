@@ -55,4 +55,3 @@ func TestShadowCallsShareTheBackgroundLimit(t *testing.T) {
 		t.Fatalf("a shadow call started while the one background slot (background.max_concurrent 1) is held by a refresh: %d background slots busy", c.bg.Busy(c.nowMs()))
 	}
 }
-
