@@ -265,6 +265,9 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	case strings.ContainsAny(r.Exact, "?#"):
 		p.fail(path+".path_exact", "must not hold a query or fragment: requests are matched on their path alone")
 	}
+	if r.Kind.spec().perItem {
+		p.perItemPolicy(path, v, r)
+	}
 	if len(r.KeyFields) > 0 && r.ignoreSet && (v.Get("key_fields").Exists() || v.Get("ignore_fields").Exists()) {
 		p.fail(path, "key_fields and ignore_fields exclude each other")
 	}
@@ -275,6 +278,28 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
 	}
 	return r
+}
+
+// perItemPolicy refuses, on a route cached item by item (embeddings),
+// what it cannot do: each item is served only while fresh and stored for
+// the route's ttl, so stale windows, early refresh and confidence tiers
+// would do nothing. Set on the route they are errors; inherited from
+// defaults, where they serve the other routes, they are dropped.
+func (p *parser) perItemPolicy(path string, v gjson.Result, r *Route) {
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"stale_while_revalidate", r.StaleWhileReval > 0},
+		{"stale_if_error", r.StaleIfError > 0},
+		{"early_refresh", r.EarlyRefresh.Enabled},
+		{"confidence", r.Confidence != nil},
+	} {
+		if f.set && v.Get(f.key).Exists() {
+			p.fail(join(path, f.key), "does nothing on a %s route: its items are cached one by one, served only while fresh and stored for the route's ttl", r.Kind)
+		}
+	}
+	r.StaleWhileReval, r.StaleIfError, r.EarlyRefresh.Enabled, r.Confidence = 0, 0, false, nil
 }
 
 // headerHold parses header_hold: "auto", "hold" or "late".

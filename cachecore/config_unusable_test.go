@@ -61,3 +61,42 @@ func TestConfigHeaderNamesMustBeTokens(t *testing.T) {
 		t.Errorf("valid header names refused: %v", err)
 	}
 }
+
+// An embeddings route caches its items one by one, serves an item only
+// while it is fresh and stores it for the route's ttl: stale windows,
+// early refresh and confidence tiers did nothing there, silently. Set on
+// the route they are errors; inherited from defaults (where they serve the
+// other routes) they are dropped, so that nothing reads as set.
+func TestConfigEmbeddingsRouteRefusesWhatItCannotDo(t *testing.T) {
+	for _, tc := range []struct{ field, value string }{
+		{"stale_while_revalidate", `"1m"`},
+		{"stale_if_error", `"1h"`},
+		{"early_refresh", `{"enabled":true}`},
+		{"confidence", `{"path":"score","tiers":[{"min":0.9,"ttl":"1m"}]}`},
+	} {
+		cfg := `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h","` + tc.field + `":` + tc.value + `}]}`
+		if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), "routes[0]."+tc.field) {
+			t.Errorf("%s on an embeddings route accepted (err %v)", tc.field, err)
+		}
+		inherited := `{"upstream_cluster":"model","defaults":{"` + tc.field + `":` + tc.value + `},"routes":[
+		  {"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"},
+		  {"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h"}]}`
+		c, err := ParseConfig([]byte(inherited))
+		if err != nil {
+			t.Errorf("%s in defaults refused for the embeddings route: %v", tc.field, err)
+			continue
+		}
+		chat, emb := c.Routes[0], c.Routes[1]
+		if emb.StaleWhileReval != 0 || emb.StaleIfError != 0 || emb.EarlyRefresh.Enabled || emb.Confidence != nil {
+			t.Errorf("%s from defaults kept on the embeddings route: %+v", tc.field, emb.Policy)
+		}
+		if chat.StaleWhileReval == 0 && chat.StaleIfError == 0 && !chat.EarlyRefresh.Enabled && chat.Confidence == nil {
+			t.Errorf("%s from defaults lost on the chat route", tc.field)
+		}
+	}
+	// Zero values say nothing is wanted: accepted.
+	ok := `{"routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","stale_while_revalidate":"0s","stale_if_error":"0s","early_refresh":{"enabled":false}}]}`
+	if _, err := ParseConfig([]byte(ok)); err != nil {
+		t.Errorf("zero stale windows refused: %v", err)
+	}
+}

@@ -51,7 +51,11 @@ type leadEnv struct {
 }
 
 func newLeadEnv(t *testing.T) *leadEnv {
-	cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h","stale_while_revalidate":"1h"}]}`)
+	cfg := mustParse(t, `{"upstream_cluster":"model","routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h"}]}`)
+	// Items are kept an hour past their freshness, as a route configured
+	// before embeddings routes refused stale windows kept them (its
+	// entries outlive a reload): a batch then reads stale copies.
+	cfg.Routes[0].StaleWhileReval = time.Hour
 	e := &leadEnv{reads: &readCounter{MemStore: NewMemStore(), gets: map[string]int{}}, clock: newFakeClock()}
 	for i := range e.w {
 		e.w[i] = New(cfg, Options{Store: e.reads, Now: e.clock.Now, Rand: seededRand(uint64(i + 1))})
