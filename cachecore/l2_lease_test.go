@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A lease call that Redis carried out but whose answer came too late (a
@@ -70,4 +71,58 @@ func (m *l2Mesh) untilLease(id uint32) (*Flight, *Call) {
 		m.t.Fatal("no lease call")
 	}
 	return f, lease
+}
+
+// newL2MeshCfg is newL2Mesh with the test configuration rewritten by
+// replace (old, new pairs).
+func newL2MeshCfg(t *testing.T, l2extra string, replace ...string) *l2Mesh {
+	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
+	s := strings.Replace(l2TestConfig, "%s", l2extra, 1)
+	for i := 0; i+1 < len(replace); i += 2 {
+		s = strings.Replace(s, replace[i], replace[i+1], 1)
+	}
+	cfg := mustParse(t, s)
+	for i := range m.p {
+		m.p[i] = New(cfg, Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(uint64(i))})
+	}
+	return m
+}
+
+// Proxy B's leader waits on proxy A's cross-proxy lease (A's model call
+// is slow). The wait on another proxy uses up B's local lease (deadline:
+// join + coalesce.max_wait), although B's leader is alive and waiting as
+// designed. B's local follower then takes the expired local lease for a
+// leader failure: with max_retries 0 it is answered 502 leader_failed —
+// a client error although no model call failed at all (A's is still
+// running, B's leader never called).
+func TestWaitingOnAnotherProxyKeepsTheLocalLease(t *testing.T) {
+	m := newL2MeshCfg(t, "", `"max_wait":"5s"}`, `"max_wait":"5s","max_retries":0}`)
+	m.ask(0, "warm", "up") // the generations exist
+	m.begin(0, 1, "q")     // A leads "q" across the mesh; its model is slow
+	b1, got := m.begin(1, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
+		t.Fatalf("B1: %s", got)
+	}
+	for i := 0; i < 20; i++ { // 2 s later, another request for "q" on B
+		m.clock.Advance(100 * time.Millisecond)
+		m.step(b1.Tick())
+	}
+	b2, got := m.begin(1, 2, "q")
+	if got != "coalesce.followers wait" {
+		t.Fatalf("B2: %s", got)
+	}
+	for i := 0; i < 80; i++ {
+		m.clock.Advance(100 * time.Millisecond)
+		if g, _ := m.step(b1.Tick()); g != "" {
+			t.Logf("B1 at +%v: %s", time.Duration(i+1)*100*time.Millisecond, g)
+		}
+		for _, a := range b2.Tick() {
+			if a.Kind == ActServeLocal {
+				t.Fatalf("after %v, B's follower was answered %d: %s", time.Duration(i+1)*100*time.Millisecond, a.Status, a.Body)
+			}
+			if a.Kind == ActDispatch {
+				m.step(a.Call.Done(m.wd.do(a.Call)))
+			}
+		}
+	}
 }

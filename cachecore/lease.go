@@ -374,6 +374,45 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 	return nil, ErrContention
 }
 
+// Extend moves (vm, stream)'s live lease of fp to deadline, if that is
+// later. ok is false if the lease is no longer its own (it expired, or
+// another leader took it over).
+func (t *LeaseTable) Extend(fp, vm uint64, stream uint32, now, deadline int64) (ok bool, _ error) {
+	key := t.key(fp)
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := t.getInto(key, &t.readBuf)
+		if err != nil {
+			if errIs(err, ErrNotFound) {
+				return false, nil
+			}
+			return false, err
+		}
+		var at [LeaseWays + 1]int
+		n := slotRecords(raw, &at)
+		own := findRecord(raw, &at, n, fp)
+		if own < 0 {
+			return false, nil
+		}
+		r := leaseRecord(raw, at[own])
+		if LeaseState(r[8]) != LeaseHeld || !recordLive(r, now) || le.Uint64(r[9:17]) != vm || le.Uint32(r[17:21]) != stream {
+			return false, nil
+		}
+		if int64(le.Uint64(r[21:29])) >= deadline {
+			return true, nil
+		}
+		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, -1, now)
+		a := len(out)
+		out = copyLive(out, raw, &at, own, own+1, -1, -1, now)
+		le.PutUint64(out[a+21:a+29], uint64(deadline))
+		err = t.writeSlot(key, copyLive(out, raw, &at, own+1, n, -1, -1, now), cas, true)
+		if errIs(err, ErrCasMismatch) {
+			continue
+		}
+		return err == nil, err
+	}
+	return false, ErrContention
+}
+
 // le reads and writes the slot's little-endian fields.
 var le = binary.LittleEndian
 

@@ -379,3 +379,39 @@ func TestLiveOnlyKeepsTheLiveLeasesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// Extend moves its own live lease only, keeping its waiters and the
+// slot's other leases.
+func TestLeaseExtend(t *testing.T) {
+	ts, _ := oneSlot(1)
+	lt := ts[0]
+	const now = 1_000_000
+	role, err := lt.Acquire(7, 1, 1, 1, now, now+10_000, true)
+	mustRole(t, RoleLeader, role, err)
+	role, err = lt.Acquire(8, 2, 1, 2, now, now+10_000, true)
+	mustRole(t, RoleLeader, role, err)
+	role, err = lt.Acquire(7, 3, 2, 5, now, now+10_000, true)
+	mustRole(t, RoleFollower, role, err)
+	if ok, err := lt.Extend(7, 2, 5, now, now+50_000); ok || err != nil {
+		t.Fatalf("a follower's worker extended the lease: %v %v", ok, err)
+	}
+	if ok, err := lt.Extend(7, 1, 1, now, now+50_000); !ok || err != nil {
+		t.Fatalf("its leader could not extend it: %v %v", ok, err)
+	}
+	l, _ := lt.Peek(7)
+	if l.Deadline != now+50_000 || l.Owner != 1 || l.Stream != 1 || len(l.Waiters) != 1 || l.Waiters[0] != 2 {
+		t.Fatalf("extended lease: %+v", l)
+	}
+	if o, _ := lt.Peek(8); o.Deadline != now+10_000 || o.State != LeaseHeld {
+		t.Fatalf("the slot's other lease changed: %+v", o)
+	}
+	if ok, _ := lt.Extend(7, 1, 1, now, now+20_000); !ok {
+		t.Fatal("an earlier deadline is no failure")
+	}
+	if l, _ := lt.Peek(7); l.Deadline != now+50_000 {
+		t.Fatalf("an earlier deadline moved the lease back: %+v", l)
+	}
+	if ok, _ := lt.Extend(8, 1, 2, now+10_000, now+60_000); ok {
+		t.Fatal("an expired lease was extended")
+	}
+}

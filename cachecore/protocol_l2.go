@@ -239,9 +239,19 @@ func (f *Flight) l2CreateGen(key string) *Call {
 // l2Wait pauses the request until the leading proxy's answer is in L2 (it
 // polls on the ticks, with backoff), the lease is gone (it leads next) or
 // coalesce.max_wait passed (it goes upstream).
+//
+// A request that leads its key on this proxy keeps its followers here
+// waiting meanwhile: its local lease, taken for coalesce.max_wait when it
+// joined, is moved to twice that from now (this wait, then its own
+// upstream call if it comes to that), so that they do not take it for a
+// dead leader (Tick) and count a failure no model call had.
 func (f *Flight) l2Wait() {
 	f.state = flightL2Wait
 	f.waitSince = f.c.nowMs()
+	if f.leader {
+		wait := f.req.Route.Coalesce.MaxWait.Milliseconds()
+		_, _ = f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, f.waitSince, f.waitSince+2*wait)
+	}
 	f.req.l2.backoff = 0
 	f.req.l2.nextPoll = 0
 	f.emit(Action{Kind: ActWait})
