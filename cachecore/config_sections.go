@@ -127,6 +127,22 @@ func (p *parser) config(data []byte) *Config {
 			}
 		}
 		r.L2 = cfg.L2 != nil
+		if r.L2 {
+			// A copy in L2 is served only while fresh for longer than the
+			// slack: a shorter life would be written and led across the
+			// mesh for nothing (another proxy waits for an answer it then
+			// cannot use).
+			if r.TTL <= cfg.L2.TTLSlack {
+				p.fail(path+".ttl", "%s is not above l2.ttl_slack (%s): no copy in L2 could ever be served", r.TTL, cfg.L2.TTLSlack)
+			}
+			if c := r.Confidence; c != nil {
+				for _, tier := range c.Tiers {
+					if tier.TTL <= cfg.L2.TTLSlack {
+						p.fail(path+".confidence.tiers", "the ttl of the tier of min %g, %s, is not above l2.ttl_slack (%s): no copy in L2 could ever be served", tier.Min, tier.TTL, cfg.L2.TTLSlack)
+					}
+				}
+			}
+		}
 		r.Index = len(cfg.Routes)
 		cfg.Routes = append(cfg.Routes, r)
 	}

@@ -100,3 +100,28 @@ func TestConfigEmbeddingsRouteRefusesWhatItCannotDo(t *testing.T) {
 		t.Errorf("zero stale windows refused: %v", err)
 	}
 }
+
+// With an L2, a copy is served only while fresh for longer than
+// l2.ttl_slack: a route (or a confidence tier) whose ttl is not above it
+// wrote every answer to L2 and led it across the mesh, and another proxy
+// waited for an answer it then could not use.
+func TestConfigTTLNotAboveL2SlackRefused(t *testing.T) {
+	for _, tc := range []struct{ field, route, l2 string }{
+		{"routes[0].ttl", `"ttl":"1s"`, `{"cluster":"webdis"}`},
+		{"routes[0].ttl", `"ttl":"5s"`, `{"cluster":"webdis","ttl_slack":"5s"}`},
+		{"routes[0].confidence.tiers", `"ttl":"1h","confidence":{"path":"score","tiers":[{"min":0.9,"ttl":"1h"},{"min":0.5,"ttl":"1s"}]}`, `{"cluster":"webdis"}`},
+	} {
+		cfg := `{"l2":` + tc.l2 + `,"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat",` + tc.route + `}]}`
+		if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s with l2 %s accepted (err %v)", tc.route, tc.l2, err)
+		}
+	}
+	ok := `{"l2":{"cluster":"webdis","ttl_slack":"0s"},"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat","ttl":"1s"}]}`
+	if _, err := ParseConfig([]byte(ok)); err != nil {
+		t.Errorf("ttl 1s with no slack refused: %v", err)
+	}
+	noL2 := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat","ttl":"1s"}]}`
+	if _, err := ParseConfig([]byte(noL2)); err != nil {
+		t.Errorf("ttl 1s without an L2 refused: %v", err)
+	}
+}
