@@ -50,7 +50,8 @@ type PurgeResult struct {
 	Scope string // "all", "model" or "entry"
 	Freed int    // slots freed (for "all" and "entry"); 0 for "model"
 	// L2, with an l2 tier, is the call that carries the purge there; the
-	// host answers the purge request once it is done.
+	// host answers the purge request once it is done. Its Gone is its
+	// Done: a purge whose client has left is carried out all the same.
 	L2 *Call
 	// log holds the records of the purge for the L2 purge log
 	// (l2sync.go): one, or an embeddings batch's items in records of a
@@ -84,6 +85,18 @@ func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 				return append(done(r), Action{Kind: ActDispatch, Call: log})
 			}
 		}
+	}
+	// The host binds the call to the purge request, to answer it once L2
+	// has the purge; the rest of the purge hangs on its Done (the retries
+	// of the INCR, the entry's DEL, the log record). When the operator's
+	// client leaves before webdis answers, the host drops a call's result
+	// unless it has a Gone — and so dropped the rest of the purge: L1 was
+	// purged here, but L2 (if its first INCR failed) kept serving the
+	// entries and the other proxies never heard of it. Done's actions are
+	// all the worker's (counts, logs, calls with no Stream), so it serves
+	// as Gone as it is: only the reply is lost with the client.
+	if res.L2 != nil {
+		res.L2.Gone = res.L2.Done
 	}
 	return res, err
 }

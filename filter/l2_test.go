@@ -114,3 +114,89 @@ func TestL2LeaseReleasedWhenClientGoesDuringLeaseCall(t *testing.T) {
 		}
 	}
 }
+
+// purgeWebdis holds every webdis call for the test to answer.
+type purgeWebdis struct {
+	mu    sync.Mutex
+	held  []*wasmhost.HTTPCall
+	paths []string
+}
+
+func (w *purgeWebdis) call(c *wasmhost.HTTPCall) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, h := range c.Headers {
+		if h[0] == ":path" {
+			w.paths = append(w.paths, h[1])
+		}
+	}
+	w.held = append(w.held, c)
+}
+
+func (w *purgeWebdis) take() []*wasmhost.HTTPCall {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := w.held
+	w.held = nil
+	return h
+}
+
+// The operator's client leaves a purge before webdis has answered its
+// first call: the purge is carried out all the same — the INCR's retries
+// and the purge-log record go out; only the reply is dropped.
+func TestL2PurgeGoesOnWhenItsClientLeaves(t *testing.T) {
+	for _, incrFails := range []bool{true, false} {
+		t.Run(map[bool]string{true: "INCR fails once", false: "INCR succeeds"}[incrFails], func(t *testing.T) {
+			purgeClientLeaves(t, incrFails)
+		})
+	}
+}
+
+func purgeClientLeaves(t *testing.T, incrFails bool) {
+	cfg := `{"upstream_cluster": "model", "l2": {"cluster": "webdis"},
+  "purge": {"path": "/modelcache/purge", "token": "0123456789abcdef-token"},
+  "routes": [{"name": "chat", "kind": "chat", "path_prefix": "/v1/chat/completions", "ttl": "60s"}]}`
+	w := &purgeWebdis{}
+	hs := newHarness(t, cfg, func(_ *harness, c *wasmhost.Config) {
+		c.Clusters = append(c.Clusters, "webdis")
+		c.HTTPCall = w.call
+	})
+	hs.h.Drain()
+	w.take()
+	ex := hs.h.StartExchange(0, wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/modelcache/purge"}, {":authority", "m"},
+			{"authorization", "Bearer 0123456789abcdef-token"}},
+		Body: []byte(`{"route":"chat","model":"gpt-4o-mini"}`),
+	})
+	hs.h.Drain()
+	calls := w.take()
+	if len(calls) != 1 {
+		t.Fatalf("purge calls: %q", w.paths)
+	}
+	ex.Abort() // the purge client leaves
+	hs.h.Drain()
+	if incrFails {
+		calls[0].Fail()
+	} else {
+		calls[0].Respond(200, nil, []byte(":1\r\n"))
+	}
+	hs.h.Drain()
+	for _, c := range w.take() {
+		c.Respond(200, nil, []byte(":1\r\n"))
+		hs.h.Drain()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	incr, rpush := 0, 0
+	for _, p := range w.paths {
+		if strings.HasPrefix(p, "/INCR/") {
+			incr++
+		}
+		if strings.HasPrefix(p, "/RPUSH/") {
+			rpush++
+		}
+	}
+	if incrFails && incr < 2 || rpush == 0 {
+		t.Fatalf("purge taken (L1 dropped), but after its client left: %d INCR sent, %d purge-log records; calls %q", incr, rpush, w.paths)
+	}
+}
