@@ -25,7 +25,8 @@ import (
 //
 //	<prefix>e:<h(L2 identity)>        an entry
 //	<prefix>g                         the mesh-wide "purge all" generation
-//	<prefix>g:<h(route, model)>       a model's mesh-wide generation
+//	<prefix>g:<h(route, model)>       a model's mesh-wide generation (expires
+//	                                  unless written under: l2Renew)
 //	<prefix>l:<h(L2 identity)>        the cross-proxy single-flight lease
 //
 // The L2 identity is the L1 key without the proxy-local generation: the
@@ -414,6 +415,66 @@ func (c *Cache) l2InvalidateTry(cmd, key, what string, try int) *Call {
 		}
 		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +
 			" did not reach L2 (webdis unreachable or refusing " + cmd + ", " + strconv.Itoa(try) + " tries); its entries there expire with their TTL")}}
+	}
+	return call
+}
+
+// l2GenMargin is added to the longest entry life in a model generation's
+// expiry: it covers the time between the lookup that creates the
+// generation and the write of the answer fetched meanwhile (the model's
+// compute time, a wait on another proxy's lease).
+const l2GenMargin = time.Minute
+
+// l2GenLife is the expiry (seconds) a model's generation is created and
+// renewed with: the longest life an entry of any route can have in L2
+// (the highest TTL, of the route or of a confidence tier, plus the stale
+// window, plus the second SETEX adds), plus l2GenMargin. Proxies with
+// other configurations may give it another: a generation that expires
+// before an entry written under it only makes that entry a miss.
+func (c *Cache) l2GenLife() int64 {
+	var longest time.Duration
+	for _, r := range c.cfg.Routes {
+		ttl := r.TTL
+		if r.Confidence != nil {
+			for _, t := range r.Confidence.Tiers {
+				ttl = max(ttl, t.TTL)
+			}
+		}
+		longest = max(longest, ttl+max(r.StaleWhileReval, r.StaleIfError))
+	}
+	return int64((longest + time.Second + l2GenMargin + time.Second - 1) / time.Second)
+}
+
+// l2RandomGen: a generation at or above it was created at a random start
+// (l2CreateGen; below it with odds of 2⁻³⁰) and moved on by INCRs. One
+// below it was made by an INCR of a missing key — a purge, shadow
+// invalidation or drift that came while the generation was gone — which
+// Redis creates at 1, with no expiry.
+const l2RandomGen = 1 << 32
+
+// l2Renew is the call that renews a model's generation (EXPIRE, with
+// l2GenLife) after an entry was written under gen, so that the generation
+// outlives the entries written under it: a model in use keeps its
+// generation; a name nothing is stored under loses it l2GenLife after its
+// last write, or after it was created. nil for a generation an INCR made
+// (below l2RandomGen): it keeps no expiry. Given one, it could expire
+// while an entry written under it is still in Redis (a renewal that
+// failed), and the next INCR of the missing key would make it 1 again —
+// the value that entry carries, served again after a purge. Created at
+// random and expired, a generation comes back at another random start,
+// which nothing carries. A failed renewal is counted as a write error
+// (e.g. webdis' ACL without EXPIRE) and leaves the breaker alone: L2
+// answered.
+func (c *Cache) l2Renew(key string, gen uint64, route *Route) *Call {
+	if gen < l2RandomGen {
+		return nil
+	}
+	call := c.webdis("GET", "/EXPIRE/"+key+"/"+strconv.FormatInt(c.l2GenLife(), 10)+".raw", nil, c.cfg.L2.WriteTimeout)
+	call.Done = func(res CallResult) []Action {
+		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
+			return nil // :0 — the generation is gone: what was written under it is a miss anyway
+		}
+		return []Action{{Kind: ActCount, Event: EvL2WriteError, Route: route}}
 	}
 	return call
 }

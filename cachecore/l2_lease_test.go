@@ -60,7 +60,7 @@ func (m *l2Mesh) untilLease(id uint32) (*Flight, *Call) {
 		a := acts[0]
 		acts = acts[1:]
 		if a.Kind == ActDispatch {
-			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/") && strings.Contains(h, "/NX/EX/") { // the lease, not a generation
+			if h := a.Call.Headers[1][1]; strings.HasPrefix(h, "/SET/"+DefaultL2Prefix+"l:") { // the lease, not a generation (created with NX EX too)
 				lease = a.Call
 				continue
 			}

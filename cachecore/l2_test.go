@@ -11,9 +11,13 @@ import (
 )
 
 // fakeWebdis answers the filter's webdis calls from a map, as webdis with
-// ".raw" relays Redis: enough of MGET, SETEX, SET NX EX, DEL and INCR.
+// ".raw" relays Redis: enough of MGET, SETEX, SET (NX, XX, EX, PX,
+// KEEPTTL, in any order), EXPIRE, DEL and INCR. It keeps no clock: ttl
+// holds the expiry a key was last given (seconds; none: it never expires),
+// as Redis would set, keep and clear it.
 type fakeWebdis struct {
 	kv    map[string][]byte
+	ttl   map[string]int64
 	lists map[string][]string
 	down  bool
 	calls int
@@ -22,7 +26,7 @@ type fakeWebdis struct {
 }
 
 func newFakeWebdis() *fakeWebdis {
-	return &fakeWebdis{kv: map[string][]byte{}, lists: map[string][]string{}}
+	return &fakeWebdis{kv: map[string][]byte{}, ttl: map[string]int64{}, lists: map[string][]string{}}
 }
 
 func (w *fakeWebdis) do(call *Call) CallResult {
@@ -57,14 +61,27 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 		}
 		out = `{"MGET":[` + strings.Join(vs, ",") + `]}`
 	case "SETEX":
+		s, err := strconv.ParseInt(args[2], 10, 64)
+		if err != nil || s <= 0 {
+			out = "-ERR invalid expire time in 'setex' command\r\n"
+			break
+		}
 		w.kv[args[1]] = []byte(args[3])
+		w.ttl[args[1]] = s
 		out = "+OK\r\n"
-	case "SET": // SET key value NX EX s (as .raw)
-		if _, ok := w.kv[args[1]]; ok {
-			out = "$-1\r\n"
-		} else {
-			w.kv[args[1]] = []byte(args[2])
-			out = "+OK\r\n"
+	case "SET": // SET key value [NX|XX] [EX s|PX ms|KEEPTTL], options in any order
+		out = w.set(args[1], args[2], args[3:])
+	case "EXPIRE":
+		s, err := strconv.ParseInt(args[2], 10, 64)
+		_, ok := w.kv[args[1]]
+		switch {
+		case err != nil || len(args) != 3:
+			out = "-ERR syntax error\r\n"
+		case !ok:
+			out = ":0\r\n"
+		default:
+			w.ttl[args[1]] = s
+			out = ":1\r\n"
 		}
 	case "DEL":
 		n := 0
@@ -73,9 +90,13 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 				delete(w.kv, k)
 				n++
 			}
+			delete(w.ttl, k)
 		}
 		out = ":" + strconv.Itoa(n) + "\r\n"
-	case "INCR":
+	case "INCR": // keeps the key's expiry; a missing key is created at 1, with none
+		if _, ok := w.kv[args[1]]; !ok {
+			delete(w.ttl, args[1])
+		}
 		n, _ := strconv.Atoi(string(w.kv[args[1]]))
 		n++
 		w.kv[args[1]] = []byte(strconv.Itoa(n))
@@ -98,6 +119,52 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 		out = "-ERR unknown command\r\n"
 	}
 	return CallResult{Status: 200, Headers: [][2]string{{":status", "200"}}, Body: []byte(out)}
+}
+
+// set is Redis' SET with its options: NX or XX, and EX, PX or KEEPTTL
+// (none of those: the key loses its expiry), in any order.
+func (w *fakeWebdis) set(key, value string, opts []string) string {
+	var nx, xx, keep bool
+	ttl := int64(-1)
+	for i := 0; i < len(opts); i++ {
+		switch strings.ToUpper(opts[i]) {
+		case "NX":
+			nx = true
+		case "XX":
+			xx = true
+		case "KEEPTTL":
+			keep = true
+		case "EX", "PX":
+			if i+1 == len(opts) || ttl >= 0 {
+				return "-ERR syntax error\r\n"
+			}
+			n, err := strconv.ParseInt(opts[i+1], 10, 64)
+			if err != nil || n <= 0 {
+				return "-ERR invalid expire time in 'set' command\r\n"
+			}
+			if strings.ToUpper(opts[i]) == "PX" {
+				n = (n + 999) / 1000
+			}
+			ttl = n
+			i++
+		default:
+			return "-ERR syntax error\r\n"
+		}
+	}
+	if nx && xx || keep && ttl >= 0 {
+		return "-ERR syntax error\r\n"
+	}
+	if _, ok := w.kv[key]; ok && nx || !ok && xx {
+		return "$-1\r\n"
+	}
+	w.kv[key] = []byte(value)
+	switch {
+	case ttl >= 0:
+		w.ttl[key] = ttl
+	case !keep:
+		delete(w.ttl, key)
+	}
+	return "+OK\r\n"
 }
 
 const l2TestConfig = `{"upstream_cluster":"model","l2":{"cluster":"webdis"%s},
@@ -262,9 +329,10 @@ func TestL2DownGoesUpstreamAndOpensBreaker(t *testing.T) {
 	m.clock.Advance(1100 * time.Millisecond)
 	m.ask(0, "again", "a")
 	// lookup, then twice (the Redis is new) create a missing generation
-	// and look up again, lease, write, lease release: closed again
-	if m.wd.calls != 10 {
-		t.Fatalf("webdis calls after cool-down: %d, want 10", m.wd.calls)
+	// and look up again, lease, write, renewal of the model's generation,
+	// lease release: closed again
+	if m.wd.calls != 11 {
+		t.Fatalf("webdis calls after cool-down: %d, want 11", m.wd.calls)
 	}
 }
 
@@ -801,4 +869,86 @@ func (m *l2Mesh) purgeOnA(body string) {
 		m.t.Fatal(err)
 	}
 	m.step(res.L2.Done(m.wd.do(res.L2)))
+}
+
+// A lookup for a model L2 has not seen creates its generation in Redis
+// before the model is asked, and the model name is the client's to
+// choose: the generation is created with an expiry (SET … NX EX), so a
+// tenant cycling made-up names (each answered 404, nothing stored) leaves
+// nothing in Redis for good. At most the mesh-wide "all" generation, one
+// key, is kept without one.
+func TestL2MadeUpModelNamesLeaveNoPermanentKeys(t *testing.T) {
+	m := newL2Mesh(t, "")
+	c := m.p[0]
+	persistent := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+		f := c.NewFlight(req, 1, uint32(i+1))
+		f.RequestHeaders(alice, false, true)
+		acts := f.RequestBody([]byte(`{"model":"no-such-model-`+strconv.Itoa(i)+`","messages":[{"role":"user","content":"hi"}]}`), false)
+		for len(acts) > 0 {
+			a := acts[0]
+			acts = acts[1:]
+			switch a.Kind {
+			case ActDispatch:
+				p := a.Call.Headers[1][1]
+				if strings.HasPrefix(p, "/SET/") && !strings.Contains(p, "/EX/") && !strings.Contains(p, "/PX/") {
+					persistent[strings.Split(p, "/")[2]] = true
+				}
+				acts = append(acts, a.Call.Done(m.wd.do(a.Call))...)
+			case ActForward:
+				_, more := f.ResponseHeaders(404, jsonCT, OriginUpstream, false)
+				acts = append(acts, more...)
+				acts = append(acts, f.Done()...)
+			}
+		}
+	}
+	if len(persistent) > 2 {
+		t.Fatalf("50 requests for made-up models (all answered 404, nothing stored) left %d keys without expiry in Redis", len(persistent))
+	}
+}
+
+// A model's generation is created with l2GenLife and renewed by each
+// entry written under it, so a model in use keeps it; the "all"
+// generation keeps no expiry. A purge of a generation that expired
+// creates it at 1 (INCR of a missing key): what was written before is
+// still a miss, and a generation an INCR made is never given an expiry
+// (it could come back at 1, the value older entries carry).
+func TestL2ModelGenerationLivesWhileWrittenUnder(t *testing.T) {
+	m := newL2Mesh(t, "")
+	life := m.p[0].l2GenLife()
+	if life != 3600+1+60 { // ttl 1h, the second SETEX adds, l2GenMargin
+		t.Fatalf("l2GenLife %d", life)
+	}
+	model, all := DefaultL2Prefix+l2ModelGen("chat", "gpt-4o-mini"), DefaultL2Prefix+"g"
+	m.ask(0, "hello", "world")
+	if ttl, ok := m.wd.ttl[model]; !ok || ttl != life {
+		t.Fatalf("model generation's expiry: %d %v, want %d", ttl, ok, life)
+	}
+	if _, ok := m.wd.ttl[all]; ok || m.wd.kv[all] == nil {
+		t.Fatalf("the all generation: %q, expiry %v", m.wd.kv[all], ok)
+	}
+	m.wd.ttl[model] = 5 // about to expire
+	m.ask(0, "other", "x")
+	if m.wd.ttl[model] != life {
+		t.Fatalf("an entry written under the model's generation did not renew it: expiry %d", m.wd.ttl[model])
+	}
+	// The generation expires; a purge of the model comes before a lookup
+	// creates it again.
+	delete(m.wd.kv, model)
+	delete(m.wd.ttl, model)
+	m.purgeOnA(`{"route":"chat","model":"gpt-4o-mini"}`)
+	if string(m.wd.kv[model]) != "1" {
+		t.Fatalf("model generation after the purge: %q", m.wd.kv[model])
+	}
+	before := m.upstream
+	if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") || m.upstream != before+1 {
+		t.Fatalf("an entry written before the purge of an expired generation: %q", cs)
+	}
+	if cs, body := m.ask(0, "hello", "x"); !strings.Contains(cs, "detail=l2") || !bytes.Contains(body, []byte("fresh")) {
+		t.Fatalf("the answer written under the new generation: %q %s", cs, body)
+	}
+	if ttl, ok := m.wd.ttl[model]; ok {
+		t.Fatalf("a generation an INCR made was given an expiry (%d)", ttl)
+	}
 }

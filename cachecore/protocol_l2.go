@@ -217,10 +217,25 @@ func leaseMayBeHeld(res CallResult, v respKind) bool {
 // l2CreateGen creates a missing generation at a random start (SET NX,
 // so that racing proxies agree on the first one), then looks the request
 // up again.
+//
+// A model's generation is created for the model name in the request —
+// the client's to choose — before the model is asked, so it is created
+// with an expiry (EX l2GenLife): a tenant cycling made-up names, each
+// answered 404, used to leave a key in Redis for good per name, which
+// volatile-ttl could never evict. The generation lives longer than any
+// entry written when it was created, and each entry written under it
+// renews it (l2Write), so a model in use keeps its generation; one that
+// expires anyway is created again at a new random start, a plain miss for
+// what was written under the old one. The mesh-wide "all" generation is
+// one key: it keeps no expiry.
 func (f *Flight) l2CreateGen(key string) *Call {
 	c, req := f.c, f.req
 	start := strconv.FormatUint(c.rand()>>2, 10) // room left for INCR (signed 64-bit in Redis)
-	call := c.webdis("GET", "/SET/"+key+"/"+start+"/NX.raw", nil, c.cfg.L2.Timeout)
+	path := "/SET/" + key + "/" + start + "/NX"
+	if key != c.cfg.L2.Prefix+"g" {
+		path += "/EX/" + strconv.FormatInt(c.l2GenLife(), 10)
+	}
+	call := c.webdis("GET", path+".raw", nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
 	call.Done = func(res CallResult) []Action {
 		f.reset()
@@ -372,7 +387,8 @@ func (c *Cache) l2Stage(req *Request, e *Entry, version string) {
 
 // l2Write emits the write-behind of a stored answer: SETEX with the
 // entry's whole life (fresh and stale windows), off the client's path; a
-// failure is only counted.
+// failure is only counted. Once it is written, the model's generation is
+// renewed (l2Renew), so that it outlives the entry.
 func (f *Flight) l2Write() {
 	c, req := f.c, f.req
 	if req.l2.put == nil {
@@ -390,6 +406,7 @@ func (f *Flight) l2Write() {
 	if req.l2.lease {
 		release = c.l2Release(req)
 	}
+	gen, genKey := req.l2.gens.model, k.model
 	call.Done = func(res CallResult) []Action {
 		v := respBad
 		if !res.Failed && !res.NotStarted && res.Status == 200 {
@@ -401,6 +418,9 @@ func (f *Flight) l2Write() {
 		}
 		c.l2Result(ev == EvL2Written)
 		acts := []Action{{Kind: ActCount, Event: ev, Route: route}}
+		if renew := c.l2Renew(genKey, gen, route); ev == EvL2Written && renew != nil {
+			acts = append(acts, Action{Kind: ActDispatch, Call: renew})
+		}
 		if release != nil {
 			acts = append(acts, Action{Kind: ActDispatch, Call: release})
 		}

@@ -54,7 +54,7 @@ func startL2(t *testing.T) *l2Store {
 	}
 	webdisConf := fmt.Sprintf(`{"redis_host":"127.0.0.1","redis_port":%d,"http_host":"127.0.0.1","http_port":%d,`+
 		`"threads":2,"daemonize":false,"database":0,"verbosity":1,"logfile":%q,`+
-		`"acl":[{"disabled":["*"]},{"enabled":["MGET","SETEX","SET","DEL","INCR","RPUSH","LRANGE","LLEN","PING"]},`+
+		`"acl":[{"disabled":["*"]},{"enabled":["MGET","SETEX","SET","EXPIRE","DEL","INCR","RPUSH","LRANGE","LLEN","PING"]},`+
 		`{"http_basic_auth":"test:admin","enabled":["*"]}]}`,
 		s.RedisPort, s.Webdis, filepath.Join(s.dir, "webdis.log"))
 	if err := os.WriteFile(filepath.Join(s.dir, "webdis.json"), []byte(webdisConf), 0o644); err != nil {

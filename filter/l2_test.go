@@ -12,8 +12,9 @@ import (
 )
 
 // l2Webdis is a minimal webdis for the real module: MGET (JSON), SET
-// [NX] [EX], DEL, SETEX; it holds the lease calls (SET … NX EX) for the
-// test to answer.
+// [NX] [EX], DEL, SETEX, EXPIRE; it holds the lease calls (SET of an
+// "l:" key, NX EX — a model's generation is created with NX EX too) for
+// the test to answer.
 type l2Webdis struct {
 	mu    sync.Mutex
 	kv    map[string]string
@@ -30,7 +31,7 @@ func (w *l2Webdis) call(c *wasmhost.HTTPCall) {
 	}
 	w.mu.Lock()
 	w.paths = append(w.paths, path)
-	if strings.HasPrefix(path, "/SET/") && strings.Contains(path, "/NX/EX/") {
+	if strings.HasPrefix(path, "/SET/mc:l:") {
 		w.held = append(w.held, c)
 		w.mu.Unlock()
 		return
@@ -63,6 +64,11 @@ func (w *l2Webdis) do(path string, body []byte) string {
 	case "SETEX":
 		w.kv[args[1]] = string(body)
 		return "+OK\r\n"
+	case "EXPIRE":
+		if _, ok := w.kv[args[1]]; ok {
+			return ":1\r\n"
+		}
+		return ":0\r\n"
 	case "DEL":
 		n := 0
 		for _, k := range args[1:] {
