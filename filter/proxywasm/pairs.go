@@ -55,13 +55,30 @@ func encodePairsInto(buf []byte, pairs [][2]string) error {
 	return nil
 }
 
+// hasNUL reports whether s holds a 0 byte, 8 bytes a turn: a byte of x
+// is 0 exactly when (x - 0x01…01) &^ x & 0x80…80 has its high bit set, and
+// any such bit means a 0 byte somewhere in x (the borrow that could set a
+// higher one starts at a 0 byte below it). A hit's answer headers are
+// checked on every hit.
 func hasNUL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	n := len(s)
+	if n < 8 {
+		for i := 0; i < n; i++ {
+			if s[i] == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	p := unsafe.Pointer(unsafe.StringData(s))
+	for i := 0; i+8 <= n; i += 8 {
+		if x := *(*uint64)(unsafe.Add(p, i)); (x-ones)&^x&highs != 0 {
 			return true
 		}
 	}
-	return false
+	x := *(*uint64)(unsafe.Add(p, n-8)) // the last 8, overlapping
+	return (x-ones)&^x&highs != 0
 }
 
 // DecodePairs parses a pairs buffer. The strings alias buf (no copies), so

@@ -96,3 +96,27 @@ func FuzzDecodePairs(f *testing.F) {
 		}
 	})
 }
+
+// hasNUL, 8 bytes a turn, agrees with a byte-by-byte scan for a 0 at
+// every place in strings of every length up to 40, among bytes that could
+// fool a word test (0x01, 0x80, 0xff).
+func TestHasNULEveryPlace(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		for _, fill := range []byte{'a', 0x01, 0x80, 0xff} {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = fill
+			}
+			if hasNUL(string(b)) {
+				t.Fatalf("no 0 in %d bytes of %#x, found one", n, fill)
+			}
+			for at := 0; at < n; at++ {
+				b[at] = 0
+				if !hasNUL(string(b)) {
+					t.Fatalf("0 at %d of %d bytes of %#x not found", at, n, fill)
+				}
+				b[at] = fill
+			}
+		}
+	}
+}
