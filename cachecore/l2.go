@@ -395,8 +395,10 @@ func (c *Cache) l2Result(ok bool) bool {
 // on, on every proxy) or DEL of one entry. what names it for the log; a
 // failure is logged (warn): until the entries expire in Redis, their
 // generation is the only thing that keeps them out, and it did not move.
-func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
-	return c.l2InvalidateTry(cmd, key, what, 1)
+// then, if set, runs once the invalidation is over: answered, or given up
+// after its last try.
+func (c *Cache) l2Invalidate(cmd, key, what string, then func() []Action) *Call {
+	return c.l2InvalidateTry(cmd, key, what, 1, then)
 }
 
 // l2WriteTries is how often an invalidation or a purge-log record is sent
@@ -404,17 +406,22 @@ func (c *Cache) l2Invalidate(cmd, key, what string) *Call {
 // failure (a kept-alive connection webdis closed fails at once).
 const l2WriteTries = 3
 
-func (c *Cache) l2InvalidateTry(cmd, key, what string, try int) *Call {
+func (c *Cache) l2InvalidateTry(cmd, key, what string, try int, then func() []Action) *Call {
 	call := c.webdis("GET", "/"+cmd+"/"+key+".raw", nil, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
-		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
-			return nil
+		ok := !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt
+		if !ok && try < l2WriteTries {
+			return []Action{{Kind: ActDispatch, Call: c.l2InvalidateTry(cmd, key, what, try+1, then)}}
 		}
-		if try < l2WriteTries {
-			return []Action{{Kind: ActDispatch, Call: c.l2InvalidateTry(cmd, key, what, try+1)}}
+		var acts []Action
+		if !ok {
+			acts = []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +
+				" did not reach L2 (webdis unreachable or refusing " + cmd + ", " + strconv.Itoa(try) + " tries); its entries there expire with their TTL")}}
 		}
-		return []Action{{Kind: ActLog, Level: LogWarn, Message: []byte("l2: the invalidation of " + what +
-			" did not reach L2 (webdis unreachable or refusing " + cmd + ", " + strconv.Itoa(try) + " tries); its entries there expire with their TTL")}}
+		if then != nil {
+			acts = append(acts, then()...)
+		}
+		return acts
 	}
 	return call
 }
@@ -479,20 +486,25 @@ func (c *Cache) l2Renew(key string, gen uint64, route *Route) *Call {
 	return call
 }
 
-// l2InvalidateModel moves a model's mesh-wide generation on (nil without L2).
-func (c *Cache) l2InvalidateModel(route, model string) []Action {
+// l2InvalidateModel moves a model's mesh-wide generation on, then (once
+// L2 has it) the model's L1 generation again (l2Again) and runs then (nil
+// without L2).
+func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []Action {
 	if c.cfg.L2 == nil {
 		return nil
 	}
-	call := c.l2Invalidate("INCR", c.cfg.L2.Prefix+l2ModelGen(route, model), "model "+strconv.Quote(model)+" of route "+route)
+	again := c.l2Again(func() (int, error) { return 0, c.PurgeModel(route, model) }, then)
+	call := c.l2Invalidate("INCR", c.cfg.L2.Prefix+l2ModelGen(route, model), "model "+strconv.Quote(model)+" of route "+route, again)
 	return []Action{{Kind: ActDispatch, Call: call}}
 }
 
-func (c *Cache) l2PurgeAll() *Call {
+// l2PurgeAll moves the mesh-wide generation of everything on, then (once
+// L2 has it) purges L1 again (l2Again) and runs then.
+func (c *Cache) l2PurgeAll(then func() []Action) *Call {
 	if c.cfg.L2 == nil {
 		return nil
 	}
-	return c.l2Invalidate("INCR", c.cfg.L2.Prefix+"g", "everything")
+	return c.l2Invalidate("INCR", c.cfg.L2.Prefix+"g", "everything", c.l2Again(c.purgeAll, then))
 }
 
 // l2PurgeEntry invalidates one request's entry in L2 (not an embeddings
@@ -500,18 +512,45 @@ func (c *Cache) l2PurgeAll() *Call {
 // write-behind already under way carries the old one, so it can never be
 // served — then DEL of the value, to free it (and so that the loss of the
 // generation key cannot bring it back). Both keys are version-free: the
-// purge reaches the entry whatever model version this proxy knows.
-func (c *Cache) l2PurgeEntry(req *Request) *Call {
-	if c.cfg.L2 == nil || req.batch != nil || req.Key == nil {
+// purge reaches the entry whatever model version this proxy knows. Once
+// the generation moved, the entry leaves L1 again (l2Again: keyed with
+// the model's state then, as another proxy's purge is) and then runs.
+// req has a key.
+func (c *Cache) l2PurgeEntry(req *Request, then func() []Action) *Call {
+	if c.cfg.L2 == nil || req.batch != nil {
 		return nil
 	}
 	k := c.l2Keys(req)
 	what := "an entry of route " + req.Route.Name
-	incr := c.l2Invalidate("INCR", k.entryGen, what)
-	del := c.l2Invalidate("DEL", k.entry, what)
-	done := incr.Done
-	incr.Done = func(res CallResult) []Action {
-		return append(done(res), Action{Kind: ActDispatch, Call: del})
+	route, model, stable := req.Route.Name, req.Model, bytes.Clone(req.Key[:req.stableLen])
+	again := c.l2Again(func() (int, error) { return c.l2RemoveEntries(route, model, [][]byte{stable}) }, then)
+	del := c.l2Invalidate("DEL", k.entry, what, nil)
+	return c.l2Invalidate("INCR", k.entryGen, what, func() []Action {
+		return append([]Action{{Kind: ActDispatch, Call: del}}, again()...)
+	})
+}
+
+// l2Again is what follows an invalidation in L2 that came after the same
+// one in L1 (a purge, a model's invalidation): the L1 one is done again.
+// Until Redis had the invalidation, an L2 lookup of this process could
+// still read the old value and copy it into L1 under the state the first
+// purge left — where nothing would find it again, since a proxy skips its
+// own records in the purge log. Done again, the purge takes out what was
+// copied so far, and (a model's generation moving again) refuses what
+// lookups keyed before now bring later.
+func (c *Cache) l2Again(purge func() (int, error), then func() []Action) func() []Action {
+	return func() []Action {
+		var acts []Action
+		freed, err := purge()
+		if freed > 0 {
+			acts = append(acts, Action{Kind: ActFreed, N: freed})
+		}
+		if err != nil {
+			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte("l2: an invalidation L2 now has could not be done again in L1: " + err.Error())})
+		}
+		if then != nil {
+			acts = append(acts, then()...)
+		}
+		return acts
 	}
-	return incr
 }

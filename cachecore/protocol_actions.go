@@ -71,8 +71,9 @@ const (
 	// headers go upstream).
 	ActRemoveRequestHeader
 	// ActFreed: N entries left the shared table other than through a
-	// store or the purge API (another proxy's purge, a dropped L1): the
-	// host lowers its count of occupied slots.
+	// store or the purge API's answer (another proxy's purge, a dropped
+	// L1, a purge done again once L2 had it):
+	// the host lowers its count of occupied slots.
 	ActFreed
 )
 

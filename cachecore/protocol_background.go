@@ -115,7 +115,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 				Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": " + strconv.Itoa(int(obs.Diverged)) + " of " +
 					strconv.Itoa(int(obs.Samples)) + " sampled answers of model " + strconv.Quote(req.Model) +
 					" no longer match the model; its namespace is invalidated")})
-			acts = append(acts, c.l2InvalidateModel(r.Name, req.Model)...)
+			acts = append(acts, c.l2InvalidateModel(r.Name, req.Model, nil)...)
 		}
 		if agree {
 			return acts

@@ -296,7 +296,7 @@ func (f *Flight) l2Tick() {
 // can lead at once rather than after l2.lease_ttl.
 func (c *Cache) l2Release(req *Request) *Call {
 	req.l2.lease = false
-	call := c.l2Invalidate("DEL", c.l2Keys(req).lease, "the lease of an entry")
+	call := c.l2Invalidate("DEL", c.l2Keys(req).lease, "the lease of an entry", nil)
 	call.Done = func(CallResult) []Action { return nil } // it expires with l2.lease_ttl anyway
 	return call
 }

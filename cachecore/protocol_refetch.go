@@ -22,7 +22,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	acts = append(acts, f.actions()...)
 	if reason == ReasonDimensions {
 		_ = c.PurgeModel(r.Name, req.Model)
-		acts = append(acts, c.l2InvalidateModel(r.Name, req.Model)...)
+		acts = append(acts, c.l2InvalidateModel(r.Name, req.Model, nil)...)
 		acts = append(acts, Action{Kind: ActCount, Event: EvModelDrift, Route: r},
 			Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": model " + strconv.Quote(req.Model) +
 				" returned vectors of another dimension than those cached; its entries are invalidated")})

@@ -50,13 +50,10 @@ type PurgeResult struct {
 	Scope string // "all", "model" or "entry"
 	Freed int    // slots freed (for "all" and "entry"); 0 for "model"
 	// L2, with an l2 tier, is the call that carries the purge there; the
-	// host answers the purge request once it is done. Its Gone is its
-	// Done: a purge whose client has left is carried out all the same.
+	// host answers the purge request once it is done. What follows it
+	// (the purge done again in L1, the purge log) is the worker's: it
+	// runs even if the purge request is gone by then (Gone).
 	L2 *Call
-	// log holds the records of the purge for the L2 purge log
-	// (l2sync.go): one, or an embeddings batch's items in records of a
-	// bounded size, separated by NUL (which a record never holds).
-	log string
 }
 
 // maxPurgeModelName bounds the model name of a purge by model: its record
@@ -71,34 +68,23 @@ var ErrBadPurge = errors.New("bad purge request")
 // its headers) is taken to be addressed to it.
 func (c *Cache) Purge(body []byte, authority string) (PurgeResult, error) {
 	res, err := c.purge(body, authority)
-	if err != nil {
-		return res, err
-	}
-	// Once L2 has it, the purge goes to the log other proxies read (at
-	// once for what L2 does not hold: an embeddings batch's items).
-	if log := c.l2LogAll(res.log); log != nil {
-		if res.L2 == nil {
-			res.L2 = log
-		} else {
-			done := res.L2.Done
-			res.L2.Done = func(r CallResult) []Action {
-				return append(done(r), Action{Kind: ActDispatch, Call: log})
-			}
-		}
-	}
-	// The host binds the call to the purge request, to answer it once L2
-	// has the purge; the rest of the purge hangs on its Done (the retries
-	// of the INCR, the entry's DEL, the log record). When the operator's
-	// client leaves before webdis answers, the host drops a call's result
-	// unless it has a Gone — and so dropped the rest of the purge: L1 was
-	// purged here, but L2 (if its first INCR failed) kept serving the
-	// entries and the other proxies never heard of it. Done's actions are
-	// all the worker's (counts, logs, calls with no Stream), so it serves
-	// as Gone as it is: only the reply is lost with the client.
 	if res.L2 != nil {
 		res.L2.Gone = res.L2.Done
 	}
 	return res, err
+}
+
+// l2Logged is what follows a purge in L2: its records (l2Records'
+// NUL-separated list) go to the log other proxies read. Not before: a
+// proxy that read the record while Redis still held the old generation
+// would purge its L1, then copy the purged value back from L2.
+func (c *Cache) l2Logged(records string) func() []Action {
+	return func() []Action {
+		if log := c.l2LogAll(records); log != nil {
+			return []Action{{Kind: ActDispatch, Call: log}}
+		}
+		return nil
+	}
 }
 
 func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
@@ -117,7 +103,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	switch {
 	case v.Get("all").Bool():
 		n, err := c.purgeAll()
-		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(), log: c.l2Records("all", "", "")}, err
+		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(c.l2Logged(c.l2Records("all", "", "")))}, err
 	case v.Get("model").Exists():
 		name := v.Get("route").String()
 		if c.routeByName(name) == nil {
@@ -127,8 +113,8 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: model name over %d bytes", ErrBadPurge, maxPurgeModelName)
 		}
 		model := v.Get("model").String()
-		res := PurgeResult{Scope: "model", log: c.l2Records("model", name, model)}
-		if acts := c.l2InvalidateModel(name, model); acts != nil {
+		res := PurgeResult{Scope: "model"}
+		if acts := c.l2InvalidateModel(name, model, c.l2Logged(c.l2Records("model", name, model))); acts != nil {
 			res.L2 = acts[0].Call
 		}
 		return res, c.PurgeModel(name, model)
@@ -162,13 +148,14 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		}
 		if req.batch != nil { // embeddings: every item of the batch
 			c.itemKeys(req)
-			// Items are not in L2; other proxies' L1 copies go by the log.
+			// Items are not in L2; other proxies' L1 copies go by the log,
+			// at once.
 			stables := make([][]byte, 0, len(req.batch.distinct))
 			for _, i := range req.batch.distinct {
 				k := req.batch.items[i].key
 				stables = append(stables, k[:len(k)-versionIDLen-8])
 			}
-			res := PurgeResult{Scope: "entry", log: c.l2Records("entry", route.Name, req.Model, stables...)}
+			res := PurgeResult{Scope: "entry", L2: c.l2LogAll(c.l2Records("entry", route.Name, req.Model, stables...))}
 			if !req.state.Found {
 				return res, nil
 			}
@@ -184,20 +171,19 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			}
 			return res, nil
 		}
-		l2 := c.l2PurgeEntry(req)
-		var log string
-		if l2 != nil {
-			log = c.l2Records("entry", route.Name, req.Model, req.Key[:req.stableLen])
+		var l2 *Call
+		if req.Key != nil {
+			l2 = c.l2PurgeEntry(req, c.l2Logged(c.l2Records("entry", route.Name, req.Model, req.Key[:req.stableLen])))
 		}
 		if !req.state.Found {
-			return PurgeResult{Scope: "entry", L2: l2, log: log}, nil
+			return PurgeResult{Scope: "entry", L2: l2}, nil
 		}
 		freed, err := c.table.Remove(req.FP, req.Key)
 		n := 0
 		if freed {
 			n = 1
 		}
-		return PurgeResult{Scope: "entry", Freed: n, L2: l2, log: log}, err
+		return PurgeResult{Scope: "entry", Freed: n, L2: l2}, err
 	}
 	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
 }

@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,79 @@ func TestPurgeReachesOtherProxiesL1AfterClockStepsBack(t *testing.T) {
 	}
 	if cs, _ := m.ask(1, "hello", "fresh"); !strings.Contains(cs, "fwd=miss") {
 		t.Fatalf("B still serves the purged answer from its L1 10 sync intervals later: %q", cs)
+	}
+}
+
+// A purge of a model or of everything moves this proxy's L1 generation at
+// once, L2's only once its INCR is answered: a lookup in between still
+// finds the old value, copied into L1 under the new generation. Once L2
+// has the purge, it is done again in L1 (review 14).
+func TestPurgeOnThisProxyIsNotUndoneByItsOwnL2Lookup(t *testing.T) {
+	for _, purge := range []string{`{"route":"chat","model":"gpt-4o-mini"}`, `{"all":true}`} {
+		t.Run(purge, func(t *testing.T) {
+			m := newL2Mesh(t, "")
+			m.step(m.p[0].L2Tick())
+			m.ask(0, "hello", "purged answer") // in A's L1 and in L2
+			res, err := m.p[0].Purge([]byte(purge), "")
+			if err != nil || res.L2 == nil {
+				t.Fatalf("purge: %+v %v", res, err)
+			}
+			// A request on A while the purge's INCR is on its way.
+			cs, body := m.ask(0, "hello", "fresh")
+			t.Logf("during the purge: %q %s", cs, body)
+			// The purge reaches L2 and the log; the operator gets 200.
+			m.step(res.L2.Done(m.wd.do(res.L2)))
+			m.clock.Advance(DefaultL2SyncInterval)
+			m.step(m.p[0].L2Tick())
+			cs, body = m.ask(0, "hello", "fresh")
+			if bytes.Contains(body, []byte("purged answer")) {
+				t.Fatalf("after the purge completed, A still serves the purged answer: %q", cs)
+			}
+		})
+	}
+}
+
+// What follows a purge in L2 runs even when the purge request is gone by
+// the time L2 answers (the host calls Gone): the purge is done again in
+// L1 and logged.
+func TestPurgeIsDoneAgainAndLoggedWhenItsRequestIsGone(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.ask(0, "hello", "purged answer")
+	res, err := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	if err != nil || res.L2 == nil || res.L2.Gone == nil {
+		t.Fatalf("purge: %+v %v", res, err)
+	}
+	m.ask(0, "hello", "fresh") // copies the old value back
+	m.step(res.L2.Gone(m.wd.do(res.L2)))
+	if n := len(m.wd.lists["mc:purges"]); n != 1 {
+		t.Fatalf("purge log: %d records", n)
+	}
+	if cs, body := m.ask(0, "hello", "fresh"); bytes.Contains(body, []byte("purged answer")) {
+		t.Fatalf("A serves the purged answer: %q", cs)
+	}
+}
+
+// An invalidation tried again is over only when a try is answered: the
+// purge is done again in L1, and logged for other proxies, after that,
+// not after the first try failed (Redis still held the old generation).
+func TestPurgeIsDoneAgainAndLoggedOnceL2HasIt(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.ask(0, "hello", "purged answer")
+	res, _ := m.p[0].Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), "")
+	m.wd.failNext = 1
+	acts := res.L2.Done(m.wd.do(res.L2)) // the first try fails: tried again
+	if len(acts) != 1 || acts[0].Kind != ActDispatch || !strings.HasPrefix(acts[0].Call.Headers[1][1], "/INCR/") {
+		t.Fatalf("after a failed try: %+v", acts)
+	}
+	if n := len(m.wd.lists["mc:purges"]); n != 0 {
+		t.Fatalf("logged before L2 had the purge: %d records", n)
+	}
+	m.ask(0, "hello", "fresh") // copies the old value back
+	m.step(acts)
+	if n := len(m.wd.lists["mc:purges"]); n != 1 {
+		t.Fatalf("purge log: %d records", n)
+	}
+	if cs, body := m.ask(0, "hello", "fresh"); bytes.Contains(body, []byte("purged answer")) {
+		t.Fatalf("A serves the purged answer: %q", cs)
 	}
 }
