@@ -531,15 +531,16 @@ func (c *Cache) l2PurgeEntry(req *Request, then func() []Action) *Call {
 }
 
 // l2Again is what follows an invalidation in L2 that came after the same
-// one in L1 (a purge, a model's invalidation): the L1 one is done again.
-// Until Redis had the invalidation, an L2 lookup of this process could
-// still read the old value and copy it into L1 under the state the first
-// purge left — where nothing would find it again, since a proxy skips its
-// own records in the purge log. Done again, the purge takes out what was
-// copied so far, and (a model's generation moving again) refuses what
-// lookups keyed before now bring later.
+// one in L1 (a purge, a model's invalidation): the L1 one is done again,
+// the purge mark moved first. Until Redis had the invalidation, an L2
+// lookup of this process could still read the old value and copy it into
+// L1 under the state the first purge left — where nothing would find it
+// again, since a proxy skips its own records in the purge log. Done
+// again, the purge takes out what was copied so far; the mark keeps out
+// what lookups sent before now bring later (l2Unpurged).
 func (c *Cache) l2Again(purge func() (int, error), then func() []Action) func() []Action {
 	return func() []Action {
+		c.movePurgeMark()
 		var acts []Action
 		freed, err := purge()
 		if freed > 0 {
@@ -553,4 +554,33 @@ func (c *Cache) l2Again(purge func() (int, error), then func() []Action) func() 
 		}
 		return acts
 	}
+}
+
+// purgeMarkKey names, in shared data, the process's purge mark: a random
+// value that every VM moves (writes anew) just before it applies to L1 a
+// purge that L2 already has — its own, done again (l2Again), or another
+// proxy's, read from the log (L2Tick). An L2 lookup reads it as it is
+// sent, and the value it brings stays in L1 only if the mark has not
+// moved since (l2Unpurged). Random, not a counter: moved with one write,
+// no read, and no clock in it.
+const purgeMarkKey = "mc:l2:purged"
+
+// purgeMark reads the purge mark (0 before the first purge); ok is false
+// when it cannot be read.
+func (c *Cache) purgeMark() (mark uint64, ok bool) {
+	raw, _, err := c.store.Get(purgeMarkKey)
+	if errIs(err, ErrNotFound) {
+		return 0, true
+	}
+	if err != nil || len(raw) != 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(raw), true
+}
+
+// movePurgeMark writes a new purge mark. A failed write is not reported
+// on its own: the L1 purge that follows it writes shared data too, and
+// reports its failure.
+func (c *Cache) movePurgeMark() {
+	_ = c.store.Set(purgeMarkKey, binary.LittleEndian.AppendUint64(nil, c.rand()), 0)
 }

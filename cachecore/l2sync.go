@@ -210,6 +210,12 @@ func (c *Cache) L2Tick() []Action {
 		if len(items) == l2SyncBatch {
 			c.l2s.next = now // more to read: at the next tick
 		}
+		if len(items) > 0 {
+			// Redis had these purges before they were logged: a lookup
+			// sent before now may still bring a value they purged
+			// (l2Unpurged).
+			c.movePurgeMark()
+		}
 		var acts []Action
 		me := c.l2Origin()
 		freed := 0
@@ -243,6 +249,7 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 		c.l2SaveCursor()
 		return nil
 	}
+	c.movePurgeMark()
 	freed, err := c.table.Clear()
 	acts := []Action{{Kind: ActFreed, N: freed}}
 	if err != nil {
@@ -326,6 +333,7 @@ func (c *Cache) l2LogLost() []Action {
 	c.l2s.cursor, c.l2s.last, c.l2s.baseline = 0, 0, false
 	c.l2s.next = c.nowMs()
 	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
+	c.movePurgeMark()
 	freed, err := c.table.Clear()
 	if err != nil {
 		msg = "l2: the purge log was trimmed or deleted since this VM last read it, and L1 could not be dropped: " + err.Error()

@@ -72,7 +72,7 @@ const (
 	ActRemoveRequestHeader
 	// ActFreed: N entries left the shared table other than through a
 	// store or the purge API's answer (another proxy's purge, a dropped
-	// L1, a purge done again once L2 had it):
+	// L1, a purge done again once L2 had it, an L2 copy a purge overtook):
 	// the host lowers its count of occupied slots.
 	ActFreed
 )

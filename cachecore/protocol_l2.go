@@ -24,6 +24,8 @@ type l2State struct {
 	id      []byte // the L2 identity
 	lease   bool   // holds (or may hold) the cross-proxy lease
 	creates int    // missing generations created (SET NX) for this request
+	mark    uint64 // the purge mark when the last lookup was sent (purgeMark)
+	marked  bool   // mark could be read
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
 	nextPoll int64 // unix ms
@@ -56,6 +58,7 @@ func (f *Flight) upstream(resume bool) {
 func (f *Flight) l2Lookup() *Call {
 	c, req := f.c, f.req
 	req.l2.id = req.l2Identity()
+	req.l2.mark, req.l2.marked = c.purgeMark()
 	k := c.l2Keys(req)
 	call := c.webdis("GET", "/MGET/"+k.all+"/"+k.model+"/"+k.entryGen+"/"+k.entry+"/"+k.lease, nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
@@ -313,7 +316,11 @@ func (f *Flight) l2Upstream(resume bool) {
 // (and the followers woken now) hit locally. When it cannot be copied, the
 // followers are not told "stored" (they would find nothing and count a
 // leader failure): they are woken as after an abandoned lead, which is no
-// failure — the next one leads and finds the entry in L2 itself.
+// failure — the next one leads and finds the entry in L2 itself. Nor
+// when a purge reached L1 while the lookup was out (l2Unpurged): the copy
+// is taken out again, since the value may be one Redis held just before
+// that purge reached it. This request is still served the value, as it
+// would have been had its answer come a moment earlier.
 func (f *Flight) l2Serve(e *Entry, ver string) {
 	c, req := f.c, f.req
 	f.count(EvL2Hit)
@@ -322,6 +329,12 @@ func (f *Flight) l2Serve(e *Entry, ver string) {
 	if res, ok := c.l2Install(req, e, ver); ok {
 		f.emit(Action{Kind: ActNoteStore, Stored: &Stored{Result: res}, Request: req, Route: req.Route})
 		o = OutcomeStored
+		if !c.l2Unpurged(req) {
+			if freed, _ := c.table.Remove(req.FP, req.Key); freed {
+				f.emit(Action{Kind: ActFreed, N: 1})
+			}
+			o = OutcomeAbandoned
+		}
 	}
 	req.Entry = e
 	req.Status = StatusHit
@@ -362,6 +375,17 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 	res.FreshUntil = l1.FreshUntil
 	res.Inserts = []InsertResult{ins}
 	return res, true
+}
+
+// l2Unpurged reports whether the purge mark is where it was when the
+// request's lookup was sent: no purge L2 already had was applied to L1
+// since, so the value the lookup brought may stay in L1. It is read after
+// the copy, not before: a purge applied between a check and the copy
+// would find nothing to take out (its VM moves the mark before it does),
+// and the copy would stay. One shared-data read, on an L2 hit only.
+func (c *Cache) l2Unpurged(req *Request) bool {
+	mark, ok := c.purgeMark()
+	return ok && req.l2.marked && mark == req.l2.mark
 }
 
 // l2Stage keeps the L2 value of an entry just stored in L1 (Store), for

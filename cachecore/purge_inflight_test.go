@@ -86,6 +86,24 @@ func TestPurgeReachesOtherProxiesL1AfterClockStepsBack(t *testing.T) {
 	}
 }
 
+// untilLookup begins "prompt" on proxy p and stops at its L2 lookup
+// (MGET): the call is returned unperformed.
+func (m *l2Mesh) untilLookup(p int, id uint32, prompt string) (*Flight, *Call) {
+	m.t.Helper()
+	c := m.p[p]
+	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", alice)
+	f := c.NewFlight(req, uint64(p+1), id)
+	f.RequestHeaders(alice, false, true)
+	acts := f.RequestBody([]byte(chatRequest(prompt)), false)
+	for _, a := range acts {
+		if a.Kind == ActDispatch && strings.HasPrefix(a.Call.Headers[1][1], "/MGET/") {
+			return f, a.Call
+		}
+	}
+	m.t.Fatalf("no L2 lookup: %+v", acts)
+	return nil, nil
+}
+
 // A purge of a model or of everything moves this proxy's L1 generation at
 // once, L2's only once its INCR is answered: a lookup in between still
 // finds the old value, copied into L1 under the new generation. Once L2
@@ -112,6 +130,76 @@ func TestPurgeOnThisProxyIsNotUndoneByItsOwnL2Lookup(t *testing.T) {
 				t.Fatalf("after the purge completed, A still serves the purged answer: %q", cs)
 			}
 		})
+	}
+}
+
+// An entry purge moves no model state: a lookup that read the value
+// before the entry's generation moved, and is answered after the purge,
+// is served it but does not copy it into L1 (the purge mark moved while
+// it was out; review 14).
+func TestEntryPurgeIsNotUndoneByALookupInFlight(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick())
+	m.ask(0, "hello", "purged answer") // A's answer, in L2
+	f, mget := m.untilLookup(1, 7, "hello")
+	res := m.wd.do(mget) // Redis answers the MGET (the value is there)...
+	// ...and before B handles that answer, the operator purges the entry on B.
+	pr, err := m.p[1].Purge([]byte(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":`+chatRequest("hello")+`}`), "")
+	if err != nil || pr.L2 == nil {
+		t.Fatalf("purge: %+v %v", pr, err)
+	}
+	m.step(pr.L2.Done(m.wd.do(pr.L2)))
+	got, _ := m.step(mget.Done(res)) // the in-flight lookup's answer arrives
+	t.Logf("in-flight request: %q", got)
+	cs, body := m.ask(1, "hello", "fresh")
+	if bytes.Contains(body, []byte("purged answer")) {
+		t.Fatalf("after the entry purge completed, B serves the purged answer from L1: %q", cs)
+	}
+	_ = f
+}
+
+// The same on another proxy: its lookup read the value before A's purge
+// reached Redis, and is answered after the proxy applied the purge from
+// the log.
+func TestEntryPurgeFromTheLogIsNotUndoneByALookupInFlight(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[0].L2Tick())
+	m.step(m.p[1].L2Tick())
+	m.ask(0, "hello", "purged answer")
+	_, mget := m.untilLookup(1, 7, "hello")
+	res := m.wd.do(mget)
+	m.purgeOnA(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + chatRequest("hello") + `}`)
+	m.clock.Advance(DefaultL2SyncInterval)
+	m.step(m.p[1].L2Tick()) // B applies A's purge
+	if got, _ := m.step(mget.Done(res)); got != "l2.hit serve" {
+		t.Fatalf("in-flight request: %q", got)
+	}
+	if cs, body := m.ask(1, "hello", "fresh"); bytes.Contains(body, []byte("purged answer")) {
+		t.Fatalf("B serves the purged answer from L1: %q", cs)
+	}
+}
+
+// The mark is the process's, in shared data: a purge on one worker keeps
+// out what another worker's lookup brings, whatever the wall clock did
+// meanwhile.
+func TestEntryPurgeOnOneWorkerIsNotUndoneByAnotherWorkersLookup(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick())
+	m.ask(0, "hello", "purged answer")
+	worker1 := m.p[1]
+	m.p[1] = New(worker1.cfg, Options{Store: worker1.store, Now: m.clock.Now, Rand: seededRand(7)})
+	_, mget := m.untilLookup(1, 7, "hello") // on worker 2
+	m.p[1] = worker1
+	res := m.wd.do(mget)
+	m.clock.Set(m.clock.Now().Add(-time.Hour)) // NTP steps the wall clock back
+	pr, err := worker1.Purge([]byte(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":`+chatRequest("hello")+`}`), "")
+	if err != nil || pr.L2 == nil {
+		t.Fatalf("purge: %+v %v", pr, err)
+	}
+	m.step(pr.L2.Done(m.wd.do(pr.L2)))
+	m.step(mget.Done(res))
+	if cs, body := m.ask(1, "hello", "fresh"); bytes.Contains(body, []byte("purged answer")) {
+		t.Fatalf("worker 1 serves the purged answer worker 2 copied into L1: %q", cs)
 	}
 }
 

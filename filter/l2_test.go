@@ -205,4 +205,7 @@ func purgeClientLeaves(t *testing.T, incrFails bool) {
 	if incrFails && incr < 2 || rpush == 0 {
 		t.Fatalf("purge taken (L1 dropped), but after its client left: %d INCR sent, %d purge-log records; calls %q", incr, rpush, w.paths)
 	}
+	if _, _, ok := hs.h.SharedData("mc:l2:purged"); !ok {
+		t.Fatal("the purge was not done again in L1: the purge mark never moved")
+	}
 }
