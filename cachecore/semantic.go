@@ -52,6 +52,11 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 		}
 		v = gjson.GetBytes(canon, last+".content")
 	case KindCompletions:
+		if gjson.GetBytes(canon, "echo").Type == gjson.True {
+			// The answer's text starts with its own prompt (and its
+			// logprobs describe it): another prompt's would not fit.
+			return nil, false
+		}
 		v = gjson.GetBytes(canon, "prompt")
 	default:
 		return nil, false

@@ -442,3 +442,57 @@ func TestSemanticFullIndexReclaimsExpiredTurns(t *testing.T) {
 		t.Fatalf("after the indexed answers expired: %q", got)
 	}
 }
+
+// semAskBody runs one request with body on route to its first decision,
+// answering embeddings calls with e.vec(turn), as ask does for chat.
+func (e *semEnv) semAskBody(route, path string, headers [][2]string, body, turn string) (*Flight, string) {
+	e.id++
+	req := e.cache.Begin(e.route(route), "POST", path, headers)
+	f := e.cache.NewFlight(req, 1, e.id)
+	acts := f.RequestBody([]byte(body), false)
+	var kinds []string
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		if a.Kind != ActDispatch {
+			kinds = append(kinds, actionKinds([]Action{a}))
+			continue
+		}
+		kinds = append(kinds, "embed")
+		acts = append(acts, a.Call.Done(semEmbAnswer(e.model, e.vec(turn)))...)
+	}
+	return f, strings.Join(kinds, " ")
+}
+
+// With echo, a completion's text is its prompt followed by the
+// continuation: a near match's answer would repeat another prompt (and
+// its logprobs describe that prompt's tokens). Such a request is matched
+// exactly only; without echo the same pair is a near hit.
+func TestSemanticCompletionsWithEchoMatchOnlyExactly(t *testing.T) {
+	const cfg = `{"upstream_cluster":"model","routes":[{"name":"cmpl","kind":"completions","path_prefix":"/v1/completions",
+	  "ttl":"1h","semantic":{"embedding":{"cluster":"embeddings","model":"e5"}}}]}`
+	for _, echo := range []bool{false, true} {
+		e := newSemEnv(t, "")
+		e.testEnv = newEnv(t, cfg)
+		body := func(p string) string {
+			return `{"model":"gpt-3.5-turbo-instruct","prompt":` + quote(p) + `,"echo":` + fmt.Sprint(echo) + `,"max_tokens":64,"temperature":0}`
+		}
+		stored := "How do I reset my password?"
+		text := " Click 'forgot password'."
+		if echo {
+			text = stored + text
+		}
+		f, _ := e.semAskBody("cmpl", "/v1/completions", alice, body(stored), stored)
+		f.ResponseHeaders(200, jsonCT, OriginUpstream, false)
+		f.Complete(jsonCT, []byte(`{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":`+
+			quote(text)+`,"finish_reason":"stop"}]}`), 5, alice)
+		if _, got := e.semAskBody("cmpl", "/v1/completions", alice, body(stored), stored); !strings.HasSuffix(got, "serve") {
+			t.Fatalf("echo %v: the exact request again: %q", echo, got)
+		}
+		para := "How can I reset my password?"
+		_, got := e.semAskBody("cmpl", "/v1/completions", alice, body(para), para)
+		if near := strings.HasSuffix(got, "serve"); near == echo {
+			t.Errorf("echo %v: a paraphrase: %q", echo, got)
+		}
+	}
+}
