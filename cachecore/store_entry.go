@@ -112,6 +112,13 @@ func (c *Cache) storedHeaders(req *Request, headers [][2]string) [][2]string {
 			out = append(out, [2]string{name, v})
 		}
 	}
+	// A hit is a local reply, which Envoy types text/plain without a
+	// content-type: the answer's own is kept whatever the list says.
+	if !slices.Contains(req.Route.StoredHeaders, "content-type") {
+		if v, ok := header(headers, "content-type"); ok {
+			out = append(out, [2]string{"content-type", v})
+		}
+	}
 	if h := req.Route.ModelVersion.Header; h != "" && !slices.Contains(req.Route.StoredHeaders, h) {
 		if v, ok := header(headers, h); ok {
 			out = append(out, [2]string{h, v})

@@ -609,3 +609,22 @@ func TestExpiryMissesAgainOnTheSameWorker(t *testing.T) {
 		t.Fatal("expired entry was served")
 	}
 }
+
+// stored_headers replaces its default (["content-type"]): a list without
+// content-type stored entries without one, and Envoy types a local reply
+// with a body and no content-type text/plain — a replayed event stream
+// that no SSE client reads as one. A hit carries the content-type its
+// answer was stored with, whatever the list.
+func TestHitKeepsContentTypeWhateverStoredHeaders(t *testing.T) {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","stored_headers":["x-model-version"]}]}`
+	hs := newHarness(t, cfg)
+	for _, body := range []string{streamBody("a story"), chatBody("a fact")} {
+		miss := hs.post(0, "/v1/chat/completions", body)
+		expectCacheStatus(t, miss, "fwd=miss")
+		hit := hs.post(1, "/v1/chat/completions", body)
+		expectCacheStatus(t, hit, "hit")
+		if a, b := hdr(miss, "content-type"), hdr(hit, "content-type"); a != b {
+			t.Errorf("miss content-type %q, hit content-type %q", a, b)
+		}
+	}
+}
