@@ -233,7 +233,7 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 	a := Admission{TTL: r.TTL}
 	if r.Confidence != nil {
 		score := gjson.GetBytes(body, r.Confidence.Path)
-		if score.Type != gjson.Number || math.IsNaN(score.Num) {
+		if score.Type != gjson.Number || math.IsNaN(score.Num) || math.IsInf(score.Num, 0) {
 			return Admission{Reason: ReasonNoConfidence}
 		}
 		a.TTL = 0

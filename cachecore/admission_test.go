@@ -155,6 +155,8 @@ func TestAdmitBody(t *testing.T) {
 		{"confidence missing", "classify", `{"label":"cat"}`, ReasonNoConfidence, 0},
 		{"confidence as string", "classify", `{"label":"cat","score":"0.95"}`, ReasonNoConfidence, 0},
 		{"confidence null", "classify", `{"label":"cat","score":null}`, ReasonNoConfidence, 0},
+		{"confidence infinite (a number past float64)", "classify", `{"label":"cat","score":1e999}`, ReasonNoConfidence, 0},
+		{"confidence negative infinite", "classify", `{"label":"cat","score":-1e999}`, ReasonNoConfidence, 0},
 	}
 	env := newEnv(t, testConfig)
 	for _, tc := range tests {
