@@ -264,6 +264,27 @@ func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 	return v // whole: its identity is a digest of all of it (models.go)
 }
 
+// promptCount is how many prompts a legacy completions request holds: a
+// string is one, and so is an array of token ids; an array of strings or
+// of token arrays is one each. 0 when the key holds no prompt it can tell
+// (then no count is checked).
+func promptCount(canonical []byte) int {
+	p := gjson.GetBytes(canonical, "prompt")
+	switch {
+	case p.Type == gjson.String:
+		return 1
+	case !p.IsArray():
+		return 0
+	}
+	switch first := gjson.GetBytes(canonical, "prompt.0"); {
+	case first.Type == gjson.Number:
+		return 1
+	case first.Type == gjson.String || first.IsArray():
+		return int(gjson.GetBytes(canonical, "prompt.#").Int())
+	}
+	return 0
+}
+
 // checkCompletion refuses truncated, filtered and empty completions.
 func checkCompletion(req *Request, body []byte) Reason {
 	r := req.Route
@@ -277,10 +298,15 @@ func checkCompletion(req *Request, body []byte) Reason {
 		return ReasonEmptyContent
 	}
 	// n choices asked for, n given (the canonical request holds n when
-	// the key does). A legacy completion's n is per prompt, and a prompt
-	// array may be one prompt of tokens or many: checked for one prompt.
-	if n := gjson.GetBytes(req.canonical, "n"); n.Type == gjson.Number && n.Num > 1 && float64(count) != n.Num &&
-		(!text || gjson.GetBytes(req.canonical, "prompt").Type == gjson.String) {
+	// the key does); a legacy completion's n is per prompt.
+	want := 1.0
+	if n := gjson.GetBytes(req.canonical, "n"); n.Type == gjson.Number && n.Num > 1 {
+		want = n.Num
+	}
+	if text {
+		want *= float64(promptCount(req.canonical))
+	}
+	if want > 1 && float64(count) != want {
 		return ReasonBadShape
 	}
 	reason := ReasonNone

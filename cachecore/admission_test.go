@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +293,47 @@ func TestRules(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A legacy completions request of several prompts is answered with n
+// choices per prompt: an answer for fewer (one choice for two prompts) is
+// not stored. A prompt of token ids is one prompt.
+func TestCompletionsChoicesPerPrompt(t *testing.T) {
+	env := newEnv(t, testConfig)
+	choices := func(k int) string {
+		var cs []string
+		for i := 0; i < k; i++ {
+			cs = append(cs, `{"index":`+strconv.Itoa(i)+`,"text":"A","finish_reason":"stop"}`)
+		}
+		return `{"choices":[` + strings.Join(cs, ",") + `]}`
+	}
+	for _, tc := range []struct {
+		prompt string
+		n, k   int
+		ok     bool
+	}{
+		{`["Say A","Say B"]`, 0, 1, false},
+		{`["Say A","Say B"]`, 0, 2, true},
+		{`["Say A","Say B"]`, 2, 2, false},
+		{`["Say A","Say B"]`, 2, 4, true},
+		{`[[1,2],[3,4],[5]]`, 0, 3, true},
+		{`[[1,2],[3,4],[5]]`, 0, 1, false},
+		{`[1,2,3]`, 2, 2, true},
+		{`[1,2,3]`, 0, 1, true},
+		{`"Say A"`, 3, 2, false},
+		{`"Say A"`, 3, 3, true},
+	} {
+		body := `{"model":"m","prompt":` + tc.prompt + `,"max_tokens":4`
+		if tc.n > 0 {
+			body += `,"n":` + strconv.Itoa(tc.n)
+		}
+		req := env.request("completions", alice, body+`}`)
+		if req.Bypassed() {
+			t.Fatalf("%s: bypassed: %s", body, req.Reason)
+		}
+		a := env.cache.AdmitBody(req, jsonCT, []byte(choices(tc.k)))
+		if (a.Reason == ReasonNone) != tc.ok {
+			t.Errorf("prompt %s, n %d, %d choices: %s", tc.prompt, tc.n, tc.k, a.Reason)
+		}
+	}
 }
