@@ -210,7 +210,7 @@ func (f *Flight) semanticStep() []Action {
 		return nil
 	}
 	req.sem = q
-	tkey := c.textKey(req.Route, q.text)
+	tkey := c.textKey(req.Route, &req.tenant, q.text)
 	if v, ok := c.semVectors.get(tkey); ok {
 		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
 		return f.semanticSearch(v, pre, false)

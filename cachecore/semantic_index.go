@@ -849,11 +849,14 @@ func decodeSharedVector(val []byte) *semVector {
 }
 
 // textKey names a turn for the vector cache: the route's embedding
-// service and the text.
-func (c *Cache) textKey(r *Route, text string) uint64 {
+// service, the tenant and the text. Tenants do not share vectors (none
+// on a shared route): the embeddings call a turn another tenant sent
+// would skip tells the time it saves, and so that someone sent it.
+func (c *Cache) textKey(r *Route, tenant *[32]byte, text string) uint64 {
 	s := r.Semantic
-	b := make([]byte, 0, len(text)+len(s.Embedding.Cluster)+len(s.Embedding.Path)+len(s.Embedding.Model)+4)
+	b := make([]byte, 0, len(text)+len(s.Embedding.Cluster)+len(s.Embedding.Path)+len(s.Embedding.Model)+len(r.Name)+len(tenant)+20)
 	b = append(b, 'T')
+	b = append(b, tenant[:]...)
 	b = appendLV(b, r.Name)
 	b = appendLV(b, s.Embedding.Cluster)
 	b = appendLV(b, s.Embedding.Path)

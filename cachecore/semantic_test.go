@@ -496,3 +496,18 @@ func TestSemanticCompletionsWithEchoMatchOnlyExactly(t *testing.T) {
 		}
 	}
 }
+
+// The vectors of turns are kept per tenant: a turn another tenant sent
+// was answered from its vector, with no embeddings call, and the time
+// saved told the second tenant that someone had asked those words.
+func TestSemanticTurnVectorsArePerTenant(t *testing.T) {
+	e := newSemEnv(t, "")
+	secret := "Is Jane Doe in accounting being laid off next week?"
+	e.ask(alice, secret, nil)
+	if _, got := e.ask(bob, secret, nil); !strings.Contains(got, "embed") {
+		t.Fatalf("bob's identical turn answered from alice's vector, no embeddings call: %q", got)
+	}
+	if _, got := e.ask(alice, secret, nil); !strings.Contains(got, "semantic.vector_cached") || strings.Contains(got, "embed") {
+		t.Fatalf("alice's own turn again: %q", got)
+	}
+}
