@@ -1,7 +1,9 @@
 package cachecore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"strconv"
 
@@ -167,8 +169,25 @@ func parseEmbedding(r *Route, res CallResult) (e embedding, ok, timeout bool) {
 		return embedding{}, false, false
 	}
 	version, _ := header(res.Headers, "x-model-version")
-	e.identity = r.Name + "\x00" + s.Embedding.Model + "\x00" + gjson.GetBytes(res.Body, "model").String() + "\x00" + version + "\x00" + strconv.Itoa(len(e.vec))
+	e.identity = boundIdentity(r.Name + "\x00" + s.Embedding.Model + "\x00" + gjson.GetBytes(res.Body, "model").String() + "\x00" + version + "\x00" + strconv.Itoa(len(e.vec)))
 	return e, true, false
+}
+
+// maxIdentity bounds an embedding model's identity. The model and version
+// the server reports are untrusted and may be as long as its answer (and
+// header) allow, past the u16 length the vector shared with other workers
+// records (semSharedPut): a longer identity keeps its first bytes, for
+// logs, and the SHA-256 of the whole, so identities that differ anywhere
+// stay apart.
+const maxIdentity = 512
+
+func boundIdentity(id string) string {
+	if len(id) <= maxIdentity {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	tail := "\x00sha256:" + hex.EncodeToString(sum[:])
+	return id[:maxIdentity-len(tail)] + tail
 }
 
 // quantise maps v to int8 (scaled by its largest component) and returns

@@ -804,8 +804,13 @@ func (c *Cache) semShared(tkey uint64, s *Semantic) (v *semVector, claimed bool)
 	return nil, c.store.Set(key, claim, cas) == nil
 }
 
-// semSharedPut shares an embedded turn's vector.
+// semSharedPut shares an embedded turn's vector. Its identity's length is
+// a u16: parseEmbedding bounds identities far below (maxIdentity), and one
+// that did not fit would not be shared rather than be read back cut.
 func (c *Cache) semSharedPut(tkey uint64, v *semVector) {
+	if len(v.identity) > math.MaxUint16 {
+		return
+	}
 	b := make([]byte, 0, 1+8+2+len(v.identity)+4+len(v.q))
 	b = append(b, 'V')
 	b = binary.LittleEndian.AppendUint64(b, tkey)
