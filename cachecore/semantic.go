@@ -368,7 +368,13 @@ func (f *Flight) semanticStored(freshUntil int64) []Action {
 	}
 	raw := append([]byte(nil), req.Key[q.off:q.off+q.n]...)
 	part := c.semPartition(req, q)
-	ev, err := c.semIndex(req.Route.Semantic).add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, &c.semSweep)
+	// The model state the answer was stored under (prepareStore moved
+	// req onto it): a sweep drops the partition once it is gone.
+	var owner semOwner
+	if id, err := c.modelID(req.Route.Name, req.Model); err == nil && req.state.Found {
+		owner = semOwner{model: id, gen: req.state.Gen}
+	}
+	ev, err := c.semIndex(req.Route.Semantic).add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, owner, &c.semSweep)
 	if err != nil {
 		return nil
 	}

@@ -18,7 +18,7 @@ func TestSemanticSweepReachesSegmentsPastALoweredBound(t *testing.T) {
 	var cursor semSweepPos
 	big := semIndexStore{s: readerOf(store), now: 0, maxSeg: semMaxSegments(1280)}
 	for i := 0; i < 1280; i++ {
-		if ev, err := big.add(1, 2, q, 10, []byte(fmt.Sprintf(`"turn %d"`, i)), 1000, 0, 1280, &cursor); err != nil || ev != EvSemanticIndexed {
+		if ev, err := big.add(1, 2, q, 10, []byte(fmt.Sprintf(`"turn %d"`, i)), 1000, 0, 1280, semOwner{}, &cursor); err != nil || ev != EvSemanticIndexed {
 			t.Fatalf("turn %d: %v %v", i, ev, err)
 		}
 	}
@@ -26,7 +26,7 @@ func TestSemanticSweepReachesSegmentsPastALoweredBound(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		now := int64(10_000 + i)
 		small := semIndexStore{s: readerOf(store), now: now, maxSeg: semMaxSegments(128)}
-		ev, err := small.add(1, 2, q, 10, []byte(fmt.Sprintf(`"new turn %d"`, i)), now+1_000_000, now, 128, &cursor)
+		ev, err := small.add(1, 2, q, 10, []byte(fmt.Sprintf(`"new turn %d"`, i)), now+1_000_000, now, 128, semOwner{}, &cursor)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 //	modelcache/sem2/<ns>/<partition>/h      segment count (u32)
 //	modelcache/sem2/<ns>/<partition>/r<i>   segment: u16 count, u16 dim, then records
 //	modelcache/sem2/<ns>/<partition>/s<i>   its signs: u16 count, u16 dim, then count × (i64 fresh until | ⌈dim/64⌉×8 sign bytes)
+//	modelcache/sem2/<ns>/<partition>/g      its owner: u64 model id | u64 generation
 //	modelcache/sem2/<ns>/n                  records indexed in the namespace (u32)
 //	modelcache/sem2/<ns>/parts              its partitions (u64 each)
 //
@@ -48,6 +49,16 @@ import (
 // opens a segment only when all of its segments are full: it has at most
 // max_entries/64 + 2 of them (semMaxSegments), and every reader bounds the
 // count it reads in h by that.
+//
+// A partition is the exact key without its turn, so every record of it was
+// stored under one model's state: its g names that model (its id in the
+// model table) and generation. A purge, a version switch, a shadow
+// invalidation or the model record's reclaim moves the generation, and
+// then nothing of the partition can be served again; a sweep that finds
+// the partition's generation gone (dead) drops all of its records at once,
+// whatever their fresh-until time, and then the partition itself (see
+// dropPartition). A partition without a g (one the previous module
+// version opened) is swept by fresh-until time only.
 
 const (
 	semSegRecords = 64
@@ -440,8 +451,14 @@ func (ix semIndexStore) publishSigns(prefix string, i int) {
 	}
 }
 
-// add appends a record to the partition. It reports what to count.
-func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, cursor *semSweepPos) (Event, error) {
+// semOwner is the model state a partition's records were stored under:
+// the model's id in the model table and its generation (zero: not known,
+// the partition is swept by fresh-until time only).
+type semOwner struct{ model, gen uint64 }
+
+// add appends a record to the partition (of owner). It reports what to
+// count.
+func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, owner semOwner, cursor *semSweepPos) (Event, error) {
 	countKey := semNamespace(ns) + "n"
 	sweeps := 0 // up to semMaxSweeps while each drops something
 	for try := 0; try < 8; try++ {
@@ -475,7 +492,7 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 	}
 	rec = binary.LittleEndian.AppendUint16(rec, uint16(len(raw)))
 	rec = append(rec, raw...)
-	ev, err := ix.place(ns, part, rec, len(q))
+	ev, err := ix.place(ns, part, rec, len(q), owner)
 	if ev != EvSemanticIndexed {
 		ix.uncount(semNamespace(ns), 1) // counted above, not placed
 	}
@@ -483,8 +500,9 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 }
 
 // place appends rec (of dimension dim) to the partition's write segment,
-// moving the write segment on when it is full.
-func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int) (Event, error) {
+// moving the write segment on when it is full. The writer that opens the
+// partition lists it and records its owner.
+func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwner) (Event, error) {
 	prefix := semPrefix(ns, part)
 	keys := newSemKeys(prefix)
 	for try := 0; try < 8; try++ {
@@ -499,6 +517,10 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int) (Event, erro
 			}
 			nseg, w = 1, 0
 			ix.register(ns, part)
+			if owner.model != 0 {
+				// The same for every writer of the partition: set, not swapped.
+				_ = ix.s.Set(prefix+"g", binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, owner.model), owner.gen), 0)
+			}
 		}
 		// Records go only where this route's searches read (segments
 		// below its bound); h keeps the partition's whole count.
@@ -591,8 +613,9 @@ type semSweepPos struct{ part, seg int }
 
 // sweep compacts up to semSweepSegments segments of namespace ns, starting
 // at *pos and leaving *pos after the last, dropping records no longer
-// fresh at now; the namespace's count goes down by what it dropped, which
-// it returns.
+// fresh at now, and every record of a partition whose generation is gone
+// (dropPartition); the namespace's count goes down by what it dropped,
+// which it returns.
 func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
@@ -603,7 +626,17 @@ func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 	removed, visited := 0, 0
 	for turn := 0; turn <= nparts && visited < semSweepSegments; turn++ {
 		pos.part %= nparts
-		prefix := semPrefix(ns, binary.LittleEndian.Uint64(parts[pos.part*8:]))
+		part := binary.LittleEndian.Uint64(parts[pos.part*8:])
+		prefix := semPrefix(ns, part)
+		if ix.deadPartition(prefix) {
+			n, v, done := ix.dropPartition(ns, part, semSweepSegments-visited)
+			removed += n
+			visited += v
+			if done || v == 0 { // gone, or not to be dropped now: the next
+				pos.part, pos.seg = pos.part+1, 0
+			}
+			continue
+		}
 		head, _, err := ix.s.Get(prefix + "h")
 		nseg, _, ok := ix.semHead(head)
 		if err != nil || !ok {
@@ -675,6 +708,117 @@ func (ix semIndexStore) compactSeg(key string, now int64) int {
 	return 0
 }
 
+// deadPartition reports whether the partition's records were stored under
+// a generation its model no longer has: its owner (g) names a model whose
+// record in the model table has another generation, or none (a record is
+// reclaimed only once its entries are dead, and made again with a new
+// generation). A partition without an owner, or a model table that cannot
+// be read, is not dead. The model table's slot is bounded and checked
+// (modelCount) before a record is read.
+func (ix semIndexStore) deadPartition(prefix string) bool {
+	g, _, err := ix.s.Get(prefix + "g")
+	if err != nil || len(g) != 16 {
+		return false
+	}
+	id, gen := binary.LittleEndian.Uint64(g), binary.LittleEndian.Uint64(g[8:])
+	raw, _, err := ix.s.Get(modelKey(id))
+	if errIs(err, ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	n, ok := modelCount(raw) // a slot in another shape reads as empty (models.go)
+	for i := 0; ok && i < n; i++ {
+		if r := raw[4+i*modelRecordLen:]; binary.LittleEndian.Uint64(r) == id {
+			return modelStateOf(r).Gen != gen
+		}
+	}
+	return true
+}
+
+// dropPartition empties a dead partition (deadPartition) from its last
+// segment down, at most budget segments; each emptied segment comes off
+// the count in h, so what is done is never done again, by any worker, and
+// a sweep that stops for its budget resumes there. Once no segment is
+// left the partition's values are emptied and it leaves the namespace's
+// list, so dead partitions neither take sweeps' visits nor lengthen the
+// list for good. It returns the records dropped (for the caller to take
+// off the count), the segments visited and whether the partition is gone. Nothing writes to a dead partition but an
+// answer stored under its generation just before the generation moved
+// (its index write following its store): one whose write lands after the
+// partition was dropped opens it again (listed, with its owner), and the
+// next sweep drops it again.
+func (ix semIndexStore) dropPartition(ns, part uint64, budget int) (removed, visited int, done bool) {
+	prefix := semPrefix(ns, part)
+	keys := newSemKeys(prefix)
+	for {
+		head, hcas, err := ix.s.Get(prefix + "h")
+		if err != nil && !errIs(err, ErrNotFound) {
+			break
+		}
+		nseg, _, ok := ix.semHead(head)
+		if !ok || nseg == 0 {
+			ix.unregister(ns, part)
+			_ = ix.s.Set(prefix+"g", nil, 0)
+			done = true
+			break
+		}
+		if visited == budget {
+			break
+		}
+		i := nseg - 1
+		visited++
+		for try := 0; try < 4; try++ {
+			seg, cas, err := ix.s.Get(keys.key(prefix, 'r', i))
+			if err != nil {
+				break
+			}
+			n := 0
+			if len(seg) >= semSegHead {
+				n = min(int(binary.LittleEndian.Uint16(seg)), semSegRecords)
+			}
+			if ix.s.Set(keys.key(prefix, 'r', i), nil, cas) == nil {
+				removed += n
+				break
+			}
+		}
+		// (Emptied only if there: a value set on a missing key makes one,
+		// and a corrupt count in h may name many.)
+		if sv, _, err := ix.s.Get(keys.key(prefix, 's', i)); err == nil && len(sv) > 0 {
+			_ = ix.s.Set(keys.key(prefix, 's', i), nil, 0)
+		}
+		var next []byte // no segment left: an empty head, as reclaim leaves it
+		if i > 0 {
+			next = encodeSemHead(i, i-1)
+		}
+		if ix.s.Set(prefix+"h", next, hcas) != nil {
+			break // another worker drops it too (or a late writer reopened it)
+		}
+	}
+	return removed, visited, done
+}
+
+// unregister takes a partition off its namespace's list.
+func (ix semIndexStore) unregister(ns, part uint64) {
+	key := semNamespace(ns) + "parts"
+	for try := 0; try < 8; try++ {
+		v, cas, err := ix.s.Get(key)
+		if err != nil {
+			return
+		}
+		out := make([]byte, 0, len(v))
+		for i := 0; i+8 <= len(v); i += 8 {
+			if binary.LittleEndian.Uint64(v[i:]) != part {
+				out = append(out, v[i:i+8]...)
+			}
+		}
+		if len(out) == len(v) || ix.s.Set(key, out, cas) == nil {
+			return
+		}
+	}
+}
+
 // register lists a new partition in its namespace, for reclaim.
 func (ix semIndexStore) register(ns, part uint64) {
 	key := semNamespace(ns) + "parts"
@@ -714,6 +858,7 @@ func (ix semIndexStore) reclaim(ns uint64) int {
 			_ = ix.s.Set(prefix+"s"+strconv.Itoa(s), nil, 0)
 		}
 		_ = ix.s.Set(prefix+"h", nil, 0)
+		_ = ix.s.Set(prefix+"g", nil, 0)
 	}
 	_ = ix.s.Set(base+"parts", nil, 0)
 	_ = ix.s.Set(base+"n", nil, 0)

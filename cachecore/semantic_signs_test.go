@@ -31,7 +31,7 @@ func newSignsIndex(t *testing.T, rng *rand.Rand, n int, freshUntil func(i int) i
 		q, norm := quantise(v)
 		text := "t" + strconv.Itoa(i)
 		si.vecs[text], si.norms[text] = q, norm
-		if _, err := si.ix.add(1, 2, q, norm, []byte(strconv.Quote(text)), freshUntil(i), 0, 1<<20, new(semSweepPos)); err != nil {
+		if _, err := si.ix.add(1, 2, q, norm, []byte(strconv.Quote(text)), freshUntil(i), 0, 1<<20, semOwner{}, new(semSweepPos)); err != nil {
 			t.Fatal(err)
 		}
 	}

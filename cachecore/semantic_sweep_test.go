@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -27,7 +28,7 @@ func TestSemanticSweepReachesExpiredTurnsPastSixteenSegments(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		now := int64(i) * 10
 		ix := semIndexStore{s: readerOf(store), now: now}
-		ev, err := ix.add(1, 2, q, norm, []byte(fmt.Sprintf(`"turn %d"`, i)), now+1000, now, 128, &cursor)
+		ev, err := ix.add(1, 2, q, norm, []byte(fmt.Sprintf(`"turn %d"`, i)), now+1000, now, 128, semOwner{}, &cursor)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +59,7 @@ func TestSemanticPartitionReusesItsSegments(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		now := int64(i) * 10
 		ix := semIndexStore{s: readerOf(store), now: now}
-		if _, err := ix.add(1, 2, q, 10, []byte(fmt.Sprintf(`"turn %d"`, i)), now+1000, now, 128, &cursor); err != nil {
+		if _, err := ix.add(1, 2, q, 10, []byte(fmt.Sprintf(`"turn %d"`, i)), now+1000, now, 128, semOwner{}, &cursor); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,12 +104,100 @@ func TestSemanticSegmentCountReadIsBounded(t *testing.T) {
 		q[i] = int8(i + 1)
 	}
 	ix := semIndexStore{s: readerOf(store), maxSeg: semMaxSegments(128)}
-	if _, err := ix.add(1, 2, q, 10, []byte(`"a turn"`), 1<<62, 0, 128, new(semSweepPos)); err != nil {
+	if _, err := ix.add(1, 2, q, 10, []byte(`"a turn"`), 1<<62, 0, 128, semOwner{}, new(semSweepPos)); err != nil {
 		t.Fatal(err)
 	}
 	_ = store.Set(semPrefix(1, 2)+"h", encodeSemHead(1<<32-1, 0), 0)
 	ix.s = readerOf(&getLimit{Store: store, t: t, limit: 1 + semMaxSegments(128) + semShortlist})
 	if got := ix.search(1, 2, q, 10, 0.5); len(got) != 1 {
 		t.Fatalf("%d candidates, want the one turn", len(got))
+	}
+}
+
+const semPurgeConfig = `{"upstream_cluster":"model","purge":{"path":"/_purge","token":"0123456789abcdef-token"},
+  "routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions",
+  "ttl":"1h","semantic":{"embedding":{"cluster":"embeddings","model":"e5"},"max_entries":2}}]}`
+
+// A purge of the model moves its generation, part of every partition: the
+// turns indexed before can never be served again, and must not keep the
+// index full until their answers' ttl has passed.
+func TestSemanticSweepDropsPurgedTurns(t *testing.T) {
+	e := newSemEnv(t, "")
+	e.testEnv = newEnv(t, semPurgeConfig)
+	store := func(q string) string { f, _ := e.ask(alice, q, nil); return e.answer(f, "a") }
+	store("question number one")
+	store("question number two")
+	if _, err := e.cache.Purge([]byte(`{"route":"chat","model":"gpt-4o-mini"}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := store("question number three"); !strings.Contains(got, "semantic.indexed") {
+		t.Fatalf("after a purge of the model: %q", got)
+	}
+}
+
+// A purge of everything moves every model's generation: the same as a
+// purge of the model for the index.
+func TestSemanticSweepDropsTurnsPurgedWithEverything(t *testing.T) {
+	e := newSemEnv(t, "")
+	e.testEnv = newEnv(t, semPurgeConfig)
+	store := func(q string) string { f, _ := e.ask(alice, q, nil); return e.answer(f, "a") }
+	store("question number one")
+	store("question number two")
+	if _, err := e.cache.Purge([]byte(`{"all":true}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := store("question number three"); !strings.Contains(got, "semantic.indexed") {
+		t.Fatalf("after a purge of everything: %q", got)
+	}
+}
+
+// A dead partition (its model's generation moved on) of several segments
+// is dropped by sweeps within their budget of segments, resuming where
+// the last stopped; then its values are empty and it leaves the
+// namespace's list, and the count is what the live partition holds.
+func TestSemanticSweepDropsADeadPartitionForGood(t *testing.T) {
+	store := NewMemStore()
+	setModel := func(gen uint64) {
+		_ = store.Set(modelKey(7), encodeModels([]modelRecord{{id: 7, gen: gen, until: 1 << 50}}), 0)
+	}
+	setModel(1)
+	q := make([]int8, 16)
+	for i := range q {
+		q[i] = int8(i + 1)
+	}
+	ix := semIndexStore{s: readerOf(store)}
+	const dead = 20 * semSegRecords // 20 segments: more than one sweep's 16
+	var cursor semSweepPos
+	for i := 0; i < dead; i++ {
+		if ev, err := ix.add(1, 2, q, 10, []byte(fmt.Sprintf(`"turn %d"`, i)), 1<<50, 0, dead, semOwner{7, 1}, &cursor); err != nil || ev != EvSemanticIndexed {
+			t.Fatalf("turn %d: %v %v", i, ev, err)
+		}
+	}
+	setModel(2) // a purge, a version switch, a shadow invalidation
+	for i := 0; i < 3; i++ {
+		if ev, err := ix.add(1, 3, q, 10, []byte(fmt.Sprintf(`"new turn %d"`, i)), 1<<50, 0, dead, semOwner{7, 2}, &cursor); err != nil || ev != EvSemanticIndexed {
+			t.Fatalf("new turn %d: %v %v", i, ev, err)
+		}
+	}
+	// The first store swept 16 of the 20 dead segments: the next store's
+	// sweep, or a later one, finishes them.
+	for i := 0; i < 4; i++ {
+		ix.sweep(1, 0, &cursor)
+	}
+	for k, v := range store.m {
+		if strings.HasPrefix(k, semPrefix(1, 2)) && len(v.v) > 0 {
+			t.Errorf("%s of the dead partition holds %d bytes", k, len(v.v))
+		}
+	}
+	parts, _, _ := store.Get(semNamespace(1) + "parts")
+	if len(parts) != 8 || binary.LittleEndian.Uint64(parts) != 3 {
+		t.Errorf("the namespace lists %x, want only the live partition", parts)
+	}
+	n, _, _ := store.Get(semNamespace(1) + "n")
+	if got := binary.LittleEndian.Uint32(n); got != 3 {
+		t.Errorf("count %d, want the 3 live turns", got)
+	}
+	if got := ix.search(1, 3, q, 10, 0.5); len(got) == 0 {
+		t.Error("the live partition's turns are not found")
 	}
 }

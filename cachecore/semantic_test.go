@@ -237,7 +237,7 @@ func BenchmarkSemanticLookup10k(b *testing.B) {
 	}
 	for i := 0; i < 10000; i++ {
 		q, n := randVec()
-		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 1<<62, 0, 20000, new(semSweepPos)); err != nil {
+		if _, err := ix.add(1, 2, q, n, []byte(fmt.Sprintf(`"stored question number %d about something"`, i)), 1<<62, 0, 20000, semOwner{}, new(semSweepPos)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -293,7 +293,7 @@ func TestSemanticSearchFindsNearDuplicateAmongTenThousand(t *testing.T) {
 					unrelatedMax = c
 				}
 			}
-			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 1<<62, 0, 20000, new(semSweepPos)); err != nil {
+			if _, err := ix.add(1, 2, r, n, []byte(strconv.Quote(strconv.Itoa(i))), 1<<62, 0, 20000, semOwner{}, new(semSweepPos)); err != nil {
 				t.Fatal(err)
 			}
 		}
