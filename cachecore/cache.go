@@ -38,10 +38,10 @@ type Cache struct {
 	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 
-	semVectors semVectorCache    // recent turns' vectors (semantic_index.go)
-	semPending map[uint64]int64  // turns being embedded by this VM, until (ms)
-	semModels  map[*Route]string // the embedding model last seen per route
-	semSweep   semSweepPos       // where this VM's next sweep of a full index starts
+	semVectors semVectorCache          // recent turns' vectors (semantic_index.go)
+	semPending map[uint64]int64        // turns being embedded by this VM, until (ms)
+	semModels  map[*Route]semModelSeen // the embedding model last seen per route
+	semSweep   semSweepPos             // where this VM's next sweep of a full index starts
 
 	spare []*Request // requests of plain hits, for reuse (recycle.go)
 	// spareBatch: the arenas of a recycled embeddings request's batch,

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -238,7 +240,7 @@ func (f *Flight) semanticStep() []Action {
 		return nil // the same turn is being embedded: this one goes on as a miss
 	}
 	v, claimed := c.semShared(tkey, s)
-	if v != nil && c.semModels[req.Route] != "" && v.identity != c.semModels[req.Route] {
+	if seen := c.semModels[req.Route].identity; v != nil && seen != "" && v.identity != seen {
 		v, claimed = nil, true // another model's vector: embed again
 	}
 	if v != nil {
@@ -381,37 +383,210 @@ func (f *Flight) semanticStored(freshUntil int64) []Action {
 	return []Action{{Kind: ActCount, Event: ev, Route: req.Route}}
 }
 
-// semObserveModel notes the embedding model's identity per route: when
-// the server reports another model or dimension, vectors of the old one
-// live in another namespace and are never compared with the new ones.
-// The change is counted and logged once (by the VM that records it).
+// semObserveModel notes the embedding model's identity per route: vectors
+// of different models live in different namespaces and are never compared.
+// A namespace is not reclaimed when another model is reported: during a
+// rolling update of the embeddings deployment replicas answer with both
+// identities mixed, and reclaiming on each switch (as before) wiped the
+// index of the model that answered again a moment later, and rewrote
+// every segment on the request path. Instead the route's recent
+// namespaces are listed in shared data with the time each was last
+// reported (semModels): one not reported for semNamespaceIdleMs is
+// reclaimed, and so is the least recently reported when a new one would
+// make more than semMaxNamespaces — so a route's index holds at most that
+// many namespaces of max_entries turns, however the identity flaps. A
+// worker reads the list when its model changes, and at most every
+// semModelRecheckMs while it does not (to keep its namespace's time and
+// reclaim idle ones): one read a minute per worker and route. A model not
+// in the list is a change: counted by the worker that lists it, and
+// logged at most once per semModelWarnMs per route.
 func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
-	if c.semModels[r] == v.identity {
+	now := c.nowMs()
+	seen := c.semModels[r]
+	if seen.identity == v.identity && now < seen.recheck {
 		return nil
 	}
 	if c.semModels == nil {
-		c.semModels = map[*Route]string{}
+		c.semModels = map[*Route]semModelSeen{}
 	}
-	if c.semModels[r] != "" {
-		c.semVectors.m = nil // vectors of the old model are not reused
+	if seen.identity != "" && seen.identity != v.identity {
+		c.semVectors.m = nil // vectors of the other model are not reused
 	}
-	c.semModels[r] = v.identity
-	key := "modelcache/sem/model/" + r.Name
-	old, cas, err := c.store.Get(key)
-	if err == nil && string(old) == v.identity {
-		return nil
+	c.semModels[r] = semModelSeen{identity: v.identity, recheck: now + semModelRecheckMs}
+	key := "modelcache/sem/ns/" + r.Name
+	for try := 0; try < 8; try++ {
+		raw, cas, err := c.store.Get(key)
+		var m semModels
+		created := errIs(err, ErrNotFound)
+		switch {
+		case err == nil:
+			m = decodeSemModels(raw)
+		case created:
+			m = c.semLegacyModel(r, now)
+			if cas, err = CreateCAS(c.store); err != nil {
+				return nil
+			}
+		default:
+			return nil
+		}
+		changed, reclaim, write := m.observe(v.ns, now)
+		write = write || created // the list is made once, even when it changes nothing
+		warn := false
+		if changed {
+			if warn = now-m.warned >= semModelWarnMs; warn {
+				m.warned = now
+			} else {
+				m.unwarned++
+			}
+		}
+		if !write {
+			return nil
+		}
+		unwarned := m.unwarned
+		if warn {
+			m.unwarned = 0
+		}
+		if c.store.Set(key, m.encode(), cas) != nil {
+			continue // another worker updated it: again, on what it left
+		}
+		freed := 0
+		for _, ns := range reclaim {
+			freed += semIndexStore{s: c.store, now: now}.reclaim(ns)
+		}
+		if !changed {
+			return nil
+		}
+		acts := []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r}}
+		if warn {
+			msg := "route " + r.Name + ": the embeddings server now reports " + strconv.Quote(readableIdentity(v.identity))
+			if seen.identity != "" && seen.identity != v.identity {
+				msg += " (was " + strconv.Quote(readableIdentity(seen.identity)) + " on this worker)"
+			}
+			msg += "; turns indexed under another model are not compared with it, and are reclaimed once that model was not reported for " +
+				(semNamespaceIdleMs * time.Millisecond).String() + " (" + strconv.Itoa(freed) + " reclaimed now"
+			if unwarned > 0 {
+				msg += "; " + strconv.FormatUint(uint64(unwarned), 10) + " changes since the last warning"
+			}
+			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte(msg + ")")})
+		}
+		return acts
 	}
-	if err != nil && err != ErrNotFound {
-		return nil
+	return nil
+}
+
+// semModelSeen is the embedding model a worker last saw on a route, and
+// when it next reads the route's list of namespaces while that stays so.
+type semModelSeen struct {
+	identity string
+	recheck  int64 // ms
+}
+
+const (
+	semModelRecheckMs  = 60 * 1000      // a worker reads its route's list at least this often while used
+	semNamespaceIdleMs = 10 * 60 * 1000 // a namespace not reported this long is reclaimed
+	semModelWarnMs     = 10 * 60 * 1000 // at most one model-change warning per route this often
+	semMaxNamespaces   = 3              // namespaces a route's index holds at most
+)
+
+// semModels is a route's list of recent embedding namespaces, in shared
+// data (modelcache/sem/ns/<route>):
+//
+//	"NS1" | i64 warned | u32 unwarned | u8 count | count × (u64 namespace | i64 last reported)
+//
+// warned is when a model change was last logged, unwarned the changes
+// counted since without a log. A value of any other shape (at most
+// semMaxNamespaces entries) reads as an empty list: decoding is bounded by
+// that shape.
+type semModels struct {
+	warned   int64
+	unwarned uint32
+	ns       []semNamespaceSeen
+}
+
+type semNamespaceSeen struct {
+	ns   uint64
+	seen int64 // ms
+}
+
+const semModelsHead = 3 + 8 + 4 + 1
+
+func decodeSemModels(raw []byte) semModels {
+	if len(raw) < semModelsHead || string(raw[:3]) != "NS1" {
+		return semModels{}
 	}
-	if c.store.Set(key, []byte(v.identity), cas) != nil || err == ErrNotFound {
-		return nil // another VM recorded it (or this is the first model: no change)
+	n := int(raw[15])
+	if n > semMaxNamespaces || len(raw) != semModelsHead+n*16 {
+		return semModels{}
 	}
-	freed := semIndexStore{s: c.store, now: c.nowMs()}.reclaim(fnv64(string(old)))
-	return []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r},
-		{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": the embeddings server now reports " +
-			strconv.Quote(readableIdentity(v.identity)) + " (was " + strconv.Quote(readableIdentity(string(old))) +
-			"); turns indexed with the old model are no longer compared (" + strconv.Itoa(freed) + " reclaimed)")}}
+	m := semModels{warned: int64(binary.LittleEndian.Uint64(raw[3:])), unwarned: binary.LittleEndian.Uint32(raw[11:])}
+	for i := 0; i < n; i++ {
+		e := raw[semModelsHead+i*16:]
+		m.ns = append(m.ns, semNamespaceSeen{ns: binary.LittleEndian.Uint64(e), seen: int64(binary.LittleEndian.Uint64(e[8:]))})
+	}
+	return m
+}
+
+func (m *semModels) encode() []byte {
+	b := make([]byte, 0, semModelsHead+len(m.ns)*16)
+	b = append(b, "NS1"...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(m.warned))
+	b = binary.LittleEndian.AppendUint32(b, m.unwarned)
+	b = append(b, byte(len(m.ns)))
+	for _, e := range m.ns {
+		b = binary.LittleEndian.AppendUint64(b, e.ns)
+		b = binary.LittleEndian.AppendUint64(b, uint64(e.seen))
+	}
+	return b
+}
+
+// observe notes namespace ns reported at now. It reports whether ns is a
+// change (not listed, and another was), the namespaces to reclaim (idle
+// ones, and the least recently reported beyond semMaxNamespaces) and
+// whether the list changed. A listed namespace's time is renewed only
+// once it is semModelRecheckMs old, so workers write the list about once
+// a minute, not on every read.
+func (m *semModels) observe(ns uint64, now int64) (changed bool, reclaim []uint64, write bool) {
+	i := slices.IndexFunc(m.ns, func(e semNamespaceSeen) bool { return e.ns == ns })
+	switch {
+	case i < 0:
+		changed = len(m.ns) > 0
+		m.ns = append(m.ns, semNamespaceSeen{ns: ns, seen: now})
+		write = true
+	case now-m.ns[i].seen >= semModelRecheckMs:
+		m.ns[i].seen = now
+		write = true
+	}
+	kept := m.ns[:0]
+	for _, e := range m.ns {
+		if e.ns != ns && now-e.seen >= semNamespaceIdleMs {
+			reclaim = append(reclaim, e.ns)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	m.ns = kept
+	for len(m.ns) > semMaxNamespaces {
+		old := -1
+		for j, e := range m.ns {
+			if e.ns != ns && (old < 0 || e.seen < m.ns[old].seen) {
+				old = j
+			}
+		}
+		reclaim = append(reclaim, m.ns[old].ns)
+		m.ns = slices.Delete(m.ns, old, old+1)
+	}
+	return changed, reclaim, write || len(reclaim) > 0
+}
+
+// semLegacyModel starts a route's list from the model the previous module
+// version recorded (modelcache/sem/model/<route>: the identity), so its
+// namespace is reclaimed once idle rather than kept for good.
+func (c *Cache) semLegacyModel(r *Route, now int64) semModels {
+	old, _, err := c.store.Get("modelcache/sem/model/" + r.Name)
+	if err != nil || len(old) == 0 {
+		return semModels{}
+	}
+	return semModels{ns: []semNamespaceSeen{{ns: fnv64(string(old)), seen: now}}}
 }
 
 func readableIdentity(id string) string {

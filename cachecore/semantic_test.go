@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -199,14 +200,97 @@ func TestSemanticModelChangeSeparatesVectors(t *testing.T) {
 	if strings.Contains(got, "serve") || !strings.Contains(got, "semantic.model_changes") {
 		t.Fatalf("another model: %q", got)
 	}
-	// The old model's index is reclaimed: its one record freed.
-	if len(e.logs) != 1 || !strings.Contains(e.logs[0], "(1 reclaimed)") || !strings.Contains(e.logs[0], "e5-large") {
+	// The old model's index is kept (it is reclaimed once idle: its
+	// replicas may answer again during a rolling update).
+	if len(e.logs) != 1 || !strings.Contains(e.logs[0], "(0 reclaimed now)") || !strings.Contains(e.logs[0], "e5-large") {
 		t.Fatalf("logs %q", e.logs)
 	}
 	// Another dimension under the same name is another namespace too.
 	e.vec = func(string) []float64 { return []float64{1, 2, 3, 4, 5, 6, 7, 8} }
 	if _, got := e.ask(alice, "How might I reset my password?", nil); strings.Contains(got, "serve") || !strings.Contains(got, "semantic.model_changes") {
 		t.Fatalf("another dimension: %q", got)
+	}
+}
+
+// A rolling update of the embeddings deployment: replicas answer with two
+// identities mixed. One answer of the other identity must not wipe the
+// index of the one the server reports again right after (namespaces keep
+// their vectors apart already; an idle one is reclaimed later).
+func TestSemanticOneStrayModelAnswerKeepsTheIndex(t *testing.T) {
+	e := newSemEnv(t, `,"confirm":{"exact_hits":0}`)
+	stored := "How do I reset my password?"
+	f, _ := e.ask(alice, stored, nil)
+	e.answer(f, "Click 'forgot password'.")
+	if _, got := e.ask(alice, "How can I reset my password?", nil); !strings.HasSuffix(got, "serve") {
+		t.Fatalf("setup: %q", got)
+	}
+	e.model = "e5-small-v2" // one answer from a replica reporting another version
+	e.ask(alice, "What is the capital of France?", nil)
+	e.model = "e5-small"
+	changes := 0
+	for i := 0; i < 5; i++ {
+		_, got := e.ask(alice, fmt.Sprintf("How could I reset my password %s?", strings.Repeat("please ", i)), nil)
+		if strings.Contains(got, "semantic.model_changes") {
+			changes++
+		}
+		if strings.HasSuffix(got, "serve") {
+			return
+		}
+	}
+	t.Fatalf("the model is e5-small again and the entry is fresh, but its turn was reclaimed: no near hit (model_changes counted %d more times, %d warnings logged)", changes, len(e.logs))
+}
+
+// semNamespacesHeld counts the embedding namespaces whose index holds
+// turns.
+func (e *semEnv) semNamespacesHeld() int {
+	n := 0
+	for k, v := range e.store.m {
+		if strings.HasPrefix(k, "modelcache/sem2/") && strings.HasSuffix(k, "/n") && len(v.v) == 4 && binary.LittleEndian.Uint32(v.v) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// A model no longer reported is reclaimed once idle: a namespace never
+// used again does not keep its turns for good.
+func TestSemanticIdleModelNamespaceIsReclaimed(t *testing.T) {
+	e := newSemEnv(t, "")
+	f, _ := e.ask(alice, "How do I reset my password?", nil)
+	e.answer(f, "Click 'forgot password'.")
+	e.model = "e5-large"
+	e.ask(alice, "What is the capital of France?", nil)
+	if got := e.semNamespacesHeld(); got != 1 {
+		t.Fatalf("right after the change: %d namespaces hold turns, want the old one kept", got)
+	}
+	e.clock.Advance(semNamespaceIdleMs*time.Millisecond + time.Minute)
+	e.ask(alice, "What is the capital of Spain?", nil)
+	if got := e.semNamespacesHeld(); got != 0 {
+		t.Fatalf("%d namespaces hold turns after the old model was not reported for %v", got, semNamespaceIdleMs*time.Millisecond)
+	}
+}
+
+// Workers of one process whose embeddings answers report ever new
+// identities (a version header per replica, a flapping deployment): the
+// route's index holds at most semMaxNamespaces namespaces, the changes are
+// counted and the warning is logged once per semModelWarnMs.
+func TestSemanticFlappingModelsKeepABoundedIndex(t *testing.T) {
+	e := newSemEnv(t, "")
+	workers := []*Cache{e.cache, New(mustParse(t, fmt.Sprintf(semConfig, "")), Options{Store: e.store, Now: e.clock.Now, Rand: seededRand(2)})}
+	changes := 0
+	for i := 0; i < 12; i++ {
+		e.cache = workers[i%2]
+		e.model = fmt.Sprintf("e5-small-%d", i%7)
+		f, got := e.ask(alice, fmt.Sprintf("question number %d", i), nil)
+		changes += strings.Count(got, "semantic.model_changes")
+		e.answer(f, "a")
+		if got := e.semNamespacesHeld(); got > semMaxNamespaces {
+			t.Fatalf("after %d identities: %d namespaces hold turns (at most %d)", i+1, got, semMaxNamespaces)
+		}
+		e.clock.Advance(time.Second)
+	}
+	if changes != 11 || len(e.logs) != 1 {
+		t.Fatalf("%d changes counted (want 11), %d warnings logged (want 1): %q", changes, len(e.logs), e.logs)
 	}
 }
 
