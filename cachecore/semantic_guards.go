@@ -80,6 +80,7 @@ func tokenize(s string) []token {
 				rs[j] == '\'' && j+1 < len(rs) && unicode.IsLetter(rs[j+1]) && j > i) {
 				j++
 			}
+			j = nameSigns(rs, j)
 			word := string(rs[i:j])
 			t := token{quoted: quoted}
 			hasUpper, allUpper, letters, innerUpper := false, true, 0, false
@@ -139,6 +140,24 @@ func tokenize(s string) []token {
 		i++
 	}
 	return out
+}
+
+// nameSigns returns the end of the word ending at rs[j]: past the '+' and
+// '#' signs that close a name ("C++", "C#", "F#", "g++": without them all
+// read "C"), unless a letter or digit follows them ("a+b", "n+1": an
+// operator between two terms).
+func nameSigns(rs []rune, j int) int {
+	if j == 0 || !unicode.IsLetter(rs[j-1]) {
+		return j
+	}
+	k := j
+	for k < len(rs) && (rs[k] == '+' || rs[k] == '#') {
+		k++
+	}
+	if k == j || k < len(rs) && (unicode.IsLetter(rs[k]) || unicode.IsDigit(rs[k])) {
+		return j
+	}
+	return k
 }
 
 // operator names an operator or sign, one name per glyph of it.

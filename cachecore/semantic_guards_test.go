@@ -91,3 +91,16 @@ func TestGuardsSwappedRoles(t *testing.T) {
 		}
 	}
 }
+
+// A '+' or '#' that closes a name stays part of it; one between two terms
+// is an operator, as before.
+func TestTokenizeKeepsTheSignsOfNames(t *testing.T) {
+	var got []string
+	for _, tk := range tokenize("C++, C# or F# for g++? Not a+b, n+1 or C++17.") {
+		got = append(got, tk.w)
+	}
+	want := "c++ c# or f# for g++ not a b n + 1 or c + 17"
+	if strings.Join(got, " ") != want {
+		t.Errorf("tokens %q, want %q", strings.Join(got, " "), want)
+	}
+}
