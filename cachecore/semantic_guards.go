@@ -22,7 +22,8 @@ import (
 //     "n't", "without", …), and no polar opposites: a word of one side
 //     that is the other's with a negating prefix or suffix ("safe" /
 //     "unsafe", "legal" / "illegal", "careful" / "careless") or an
-//     antonym from a small list ("open" / "close", "pros" / "cons").
+//     antonym from a small list ("open" / "close", "pros" / "cons",
+//     "same" / "different", "briefly" / "in detail").
 //   - entities: the ordered lists of names (capitalised words not opening
 //     a sentence, acronyms, words with digits, quoted text) are equal;
 //     every content word that only one side has is a common or framing
@@ -441,7 +442,9 @@ var antonyms = func() map[string][]string {
 		encrypt:decrypt compress:decompress lock:unlock connect:disconnect join:leave arrive:depart entry:exit
 		login:logout sign:unsign cause:cure cause:prevent prevent:allow increase:lower gain:loss profit:loss
 		morning:evening day:night summer:winter spring:autumn spring:fall past:future yesterday:tomorrow
-		mean:median average:median import:export client:server upper:lower lowercase:uppercase`) {
+		mean:median average:median import:export client:server upper:lower lowercase:uppercase
+		same:different similar:different identical:different alike:different same:differ similar:differ
+		brief:detail short:detail concise:detail summary:detail summarize:detail summarise:detail`) {
 		kv := strings.SplitN(p, ":", 2)
 		m[kv[0]] = append(m[kv[0]], kv[1])
 		m[kv[1]] = append(m[kv[1]], kv[0])

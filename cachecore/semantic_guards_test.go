@@ -104,3 +104,23 @@ func TestTokenizeKeepsTheSignsOfNames(t *testing.T) {
 		t.Errorf("tokens %q, want %q", strings.Join(got, " "), want)
 	}
 }
+
+// "same" and "different", "briefly" and "in detail" are framing words
+// (commonWords) when only one side has them, but opposed asks when each
+// side has one: antonyms.
+func TestGuardsVetoSameAgainstDifferentAndBriefAgainstDetailed(t *testing.T) {
+	g := Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Are viruses and bacteria the same?", "Are viruses and bacteria different?"},
+		{"Are alligators and crocodiles similar?", "Do alligators and crocodiles differ?"},
+		{"Explain TCP briefly", "Explain TCP in detail"},
+		{"Give me a short overview of Kubernetes", "Give me a detailed overview of Kubernetes"},
+	} {
+		if v := vetoes(&g, c[0], c[1]); v != EvVetoNegation {
+			t.Errorf("%q / %q: veto %v, want %v", c[0], c[1], v, EvVetoNegation)
+		}
+	}
+	if v := vetoes(&g, "Explain TCP", "Explain TCP in detail"); v != 0 {
+		t.Errorf("\"in detail\" on one side only: vetoed (%v)", v)
+	}
+}
