@@ -48,7 +48,7 @@ const (
 	EvSemanticMiss         // semantic: embedded and searched, no usable near match
 	EvVetoNumbers          // semantic: a near match vetoed: numbers, dates or units differ
 	EvVetoNegation         // semantic: vetoed: negation or polarity differs
-	EvVetoEntities         // semantic: vetoed: names, rare content words or their order differ
+	EvVetoEntities         // semantic: vetoed: names, rare content words or their order, question words, persons, tense or quantifiers differ
 	EvSemanticUnconfirmed  // semantic: a near match not yet confirmed (exact hits only)
 	EvSemanticIndexed      // semantic: a stored answer's turn was indexed
 	EvSemanticIndexFull    // semantic: not indexed: max_entries reached

@@ -33,7 +33,16 @@ import (
 //     chases the dog"); a name or content word after "to" or "from" is
 //     marked with its direction ("get to Paris" ≠ "get from Paris"); and
 //     the two turns ask with the same question words among when, where,
-//     who, whom, whose and why ("when was he born" ≠ "where was he born").
+//     who, whom, whose and why ("when was he born" ≠ "where was he born"),
+//     about the same persons when each side names one ("who are you" ≠
+//     "who am I", "your name" ≠ "my name"; the "I" or "you" of "how do
+//     I", "can you explain" or "I want to" is anyone and not compared),
+//     in the same tense of their
+//     auxiliaries ("who is the CEO" ≠ "who was the CEO") and, when each
+//     side has one, with the same quantifier ("are all mushrooms
+//     poisonous" ≠ "are some mushrooms poisonous"). These are common
+//     words, so a turn made only of them ("who are you") has no content
+//     word for the rules before to compare.
 //
 // They compare only the turns: everything else is equal by construction
 // (the partition).
@@ -49,7 +58,7 @@ func vetoes(g *Guards, a, b string) Event {
 		return EvVetoNegation
 	}
 	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
-		asks(ta) != asks(tb)) {
+		asks(ta) != asks(tb) || otherPersons(ta, tb) || tense(ta) != tense(tb) || quantified(ta, tb)) {
 		return EvVetoEntities
 	}
 	return 0
@@ -84,6 +93,7 @@ func tokenize(s string) []token {
 			j = nameSigns(rs, j)
 			word := string(rs[i:j])
 			t := token{quoted: quoted}
+			aux := ""
 			hasUpper, allUpper, letters, innerUpper := false, true, 0, false
 			for k, c := range []rune(word) {
 				if k > 0 && unicode.IsUpper(c) {
@@ -114,6 +124,9 @@ func tokenize(s string) []token {
 					t.w = "will"
 				}
 			} else if k := strings.IndexByte(t.w, '\''); k > 0 {
+				if t.w[k:] == "'ll" {
+					aux = "will" // the tense: "who'll win" = "who will win"
+				}
 				t.w = t.w[:k] // 's, 're, 'll, 've, 'd
 			}
 			if t.digit {
@@ -121,6 +134,9 @@ func tokenize(s string) []token {
 			}
 			t.stem = stem(t.w)
 			out = append(out, t)
+			if aux != "" {
+				out = append(out, token{w: aux, stem: aux})
+			}
 			start = false
 			i = j
 			continue
@@ -379,6 +395,157 @@ func asks(ts []token) int {
 			m |= 4
 		case "why":
 			m |= 8
+		}
+	}
+	return m
+}
+
+// otherPersons reports pronouns on each side that name other persons. A
+// side without any is generic: "how to reset my password" = "how do I
+// reset my password" (whose "I" and "my" are anyone's).
+func otherPersons(a, b []token) bool {
+	pa, pb := persons(a), persons(b)
+	return pa != "" && pb != "" && pa != pb
+}
+
+// personWords names the person of a pronoun: the speaker (1), speakers
+// (w), the listener (2), a man (m), a woman (f), others (t).
+var personWords = func() map[string]byte {
+	m := map[string]byte{}
+	for _, g := range strings.Fields(`1:i 1:me 1:my 1:mine 1:myself w:we w:us w:our w:ours w:ourselves
+		2:you 2:your 2:yours 2:yourself 2:yourselves m:he m:him m:his m:himself f:she f:her f:hers f:herself
+		t:they t:them t:their t:theirs t:themselves`) {
+		m[g[2:]] = g[0]
+	}
+	return m
+}()
+
+// modals are the auxiliaries after which "I", "you", "we" or "they" is
+// anyone ("how do I", "how can you", "where can we", "can you explain").
+var modals = set("do does did can could should would will shall may might must")
+
+// framingVerbs frame a request: "tell me", "can you explain", "walk me
+// through".
+var framingVerbs = set("tell explain describe show give list name provide share teach help assist walk guide remind let")
+
+// persons lists in order the persons the turn's pronouns name, each run
+// once, leaving out the generic ones: a person whose subject pronoun
+// follows a modal or comes before "want", "need", "like" and the like
+// ("how do I", "how do you", "I want to", "I'd like to": anyone), and "me"
+// or "us" after a framing verb, "to" or "for" ("tell me", "explain to
+// me"). "How do I make pancakes" = "how do you make pancakes"; "who are
+// you" ≠ "who am I"; "can you help me" ≠ "can I help you".
+func persons(ts []token) string {
+	var generic []byte
+	for i, t := range ts {
+		switch t.w {
+		case "i", "you", "we", "they":
+			if i > 0 && modals[ts[i-1].w] || i+1 < len(ts) && wantWords[ts[i+1].w] {
+				generic = append(generic, personWords[t.w])
+			}
+		}
+	}
+	var out []byte
+	for i, t := range ts {
+		p := personWords[t.w]
+		if p == 0 || slices.Contains(generic, p) ||
+			(t.w == "me" || t.w == "us") && i > 0 && (framingVerbs[ts[i-1].w] || ts[i-1].w == "to" || ts[i-1].w == "for") {
+			continue
+		}
+		if len(out) == 0 || out[len(out)-1] != p {
+			out = append(out, p)
+		}
+	}
+	return string(out)
+}
+
+var wantWords = set("want wanted need needed wish like would looking trying")
+
+// tense is the tense of the turn's auxiliary verbs, as bits: past (was,
+// were, did, had), future (will, shall). Without them a turn is in the
+// present ("is", "'s", "are", "do", "can" — "what's" = "what is"). A
+// modal before "you" and a framing verb frames a request ("will you
+// explain") and has no tense.
+func tense(ts []token) int {
+	m := 0
+	for i, t := range ts {
+		switch t.w {
+		case "was", "were", "did", "had":
+			if !request(ts, i) {
+				m |= 1
+			}
+		case "will", "shall":
+			if !request(ts, i) {
+				m |= 2
+			}
+		}
+	}
+	return m
+}
+
+// request reports ts[i] followed by "you" (and "please") and a framing
+// verb.
+func request(ts []token, i int) bool {
+	if i+2 >= len(ts) || ts[i+1].w != "you" {
+		return false
+	}
+	j := i + 2
+	if ts[j].w == "please" && j+1 < len(ts) {
+		j++
+	}
+	return framingVerbs[ts[j].w]
+}
+
+// quantified reports a quantifier on each side, and different ones: "are
+// all mushrooms poisonous" ≠ "are some mushrooms poisonous". A quantifier
+// on one side only is framing ("what are some ways to …", "what are the
+// symptoms" = "what are all the symptoms").
+func quantified(a, b []token) bool {
+	qa, qb := quantifiers(a), quantifiers(b)
+	return qa != 0 && qb != 0 && qa != qb
+}
+
+// quantifiers is the set of the turn's quantifiers, as bits: all, every,
+// each; some, several, "a few"; many, much (not "how many", which asks
+// for a number); few; both; either. "At all", "after all" and "each
+// other" quantify nothing.
+func quantifiers(ts []token) int {
+	m := 0
+	for i, t := range ts {
+		prev, next := "", ""
+		if i > 0 {
+			prev = ts[i-1].w
+		}
+		if i+1 < len(ts) {
+			next = ts[i+1].w
+		}
+		switch t.w {
+		case "all":
+			if prev != "at" && prev != "after" {
+				m |= 1
+			}
+		case "every":
+			m |= 1
+		case "each":
+			if next != "other" {
+				m |= 1
+			}
+		case "some", "several":
+			m |= 2
+		case "many", "much":
+			if prev != "how" {
+				m |= 4
+			}
+		case "few":
+			if prev == "a" {
+				m |= 2
+			} else {
+				m |= 8
+			}
+		case "both":
+			m |= 16
+		case "either":
+			m |= 32
 		}
 	}
 	return m

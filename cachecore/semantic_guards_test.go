@@ -124,3 +124,62 @@ func TestGuardsVetoSameAgainstDifferentAndBriefAgainstDetailed(t *testing.T) {
 		t.Errorf("\"in detail\" on one side only: vetoed (%v)", v)
 	}
 }
+
+// Different asks a small encoder scores above 0.9 that differ only in a
+// quantifier, same/different, a pronoun, a tense or a symbol inside a
+// name ("C++", "C#"): a sentence of only common words has no content word
+// for the entities guard to compare, so each needs a rule of its own.
+func TestGuardsVetoQuantifiersPronounsTenseAndSymbolNames(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, p := range [][2]string{
+		{"Are all mushrooms poisonous?", "Are some mushrooms poisonous?"},
+		{"Why do many people dislike cilantro?", "Why do few people dislike cilantro?"},
+		{"Are viruses and bacteria the same?", "Are viruses and bacteria different?"},
+		{"Who are you?", "Who am I?"},
+		{"What is your name?", "What is my name?"},
+		{"How do I reverse a string in C++?", "How do I reverse a string in C?"},
+		{"How do I reverse a string in C#?", "How do I reverse a string in C?"},
+		{"Who is the CEO of Twitter?", "Who was the CEO of Twitter?"},
+		{"Explain TCP briefly", "Explain TCP in detail"},
+	} {
+		if ev := vetoes(g, p[0], p[1]); ev == 0 {
+			t.Errorf("no guard vetoes %q for %q", p[1], p[0])
+		}
+	}
+}
+
+// The same asks worded with a generic "I" or "you", a contraction, or a
+// quantifier on one side only: the person, tense and quantifier rules
+// leave them alone.
+func TestGuardsPassParaphrasesOfPersonsTenseAndQuantifiers(t *testing.T) {
+	g := Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"How do I make pancakes?", "How do you make pancakes?"},
+		{"How do I reset my password?", "How do you reset your password?"},
+		{"How to reset my password?", "How do I reset my password?"},
+		{"Could you tell me what recursion is?", "What is recursion?"},
+		{"Can you please explain recursion to me?", "Explain recursion."},
+		{"I'd like to cancel my subscription", "How can I cancel my subscription?"},
+		{"Where can I buy stamps?", "Where can you buy stamps?"},
+		{"What's the capital of France?", "What is the capital of France?"},
+		{"Who'll win the election?", "Who will win the election?"},
+		{"What are some ways to save money?", "How can I save money?"},
+		{"What are the symptoms of flu?", "What are all the symptoms of flu?"},
+		{"What does each of these flags do?", "What do all of these flags do?"},
+	} {
+		if v := vetoes(&g, c[0], c[1]); v != 0 {
+			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
+		}
+	}
+	for _, c := range [][2]string{
+		{"What is his name?", "What is her name?"},
+		{"Who is the CEO of Twitter?", "Who will be the CEO of Twitter?"},
+		{"Who'll be president?", "Who was president?"},
+		{"Do I need both a passport and a visa?", "Do I need either a passport or a visa?"},
+		{"Do you love me?", "Do I love you?"},
+	} {
+		if v := vetoes(&g, c[0], c[1]); v != EvVetoEntities {
+			t.Errorf("%q / %q: veto %v, want %v", c[0], c[1], v, EvVetoEntities)
+		}
+	}
+}
