@@ -127,7 +127,7 @@ func (p *parser) config(data []byte) *Config {
 			}
 		}
 		r.L2 = cfg.L2 != nil
-		if r.L2 {
+		if r.L2 && !r.Kind.spec().perItem { // per-item routes are L1 only
 			// A copy in L2 is served only while fresh for longer than the
 			// slack: a shorter life would be written and led across the
 			// mesh for nothing (another proxy waits for an answer it then

@@ -125,3 +125,16 @@ func TestConfigTTLNotAboveL2SlackRefused(t *testing.T) {
 		t.Errorf("ttl 1s without an L2 refused: %v", err)
 	}
 }
+
+// An embeddings route is cached per item in L1 only (README, "Mesh-wide
+// L2": "embeddings batches, which are cached per item in L1 only"; l2On
+// skips every batch, and every embeddings request is one). Its ttl has
+// nothing to do with l2.ttl_slack, yet a config with an L2 refuses it.
+func TestConfigL2SlackLeavesEmbeddingsRoutesAlone(t *testing.T) {
+	cfg := `{"l2":{"cluster":"webdis","ttl_slack":"10m"},"routes":[
+	  {"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"24h"},
+	  {"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"5m"}]}`
+	if _, err := ParseConfig([]byte(cfg)); err != nil {
+		t.Fatalf("embeddings route (L1 only) refused for l2.ttl_slack: %v", err)
+	}
+}

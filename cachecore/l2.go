@@ -476,7 +476,10 @@ func (c *Cache) l2Renew(key string, gen uint64, route *Route) *Call {
 	if gen < l2RandomGen {
 		return nil
 	}
-	call := c.webdis("GET", "/EXPIRE/"+key+"/"+strconv.FormatInt(c.l2GenLife(), 10)+".raw", nil, c.cfg.L2.WriteTimeout)
+	// GT (Redis 7): the key holds whatever it holds when this lands —
+	// maybe a generation an INCR made since, which must keep no expiry;
+	// GT never gives a key without one an expiry, nor shortens another's.
+	call := c.webdis("GET", "/EXPIRE/"+key+"/"+strconv.FormatInt(c.l2GenLife(), 10)+"/GT.raw", nil, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil // :0 — the generation is gone: what was written under it is a miss anyway
@@ -490,10 +493,29 @@ func (c *Cache) l2Renew(key string, gen uint64, route *Route) *Call {
 // L2 has it) the model's L1 generation again (l2Again) and runs then (nil
 // without L2).
 func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []Action {
+	return c.l2InvalidateModelThen(route, model, func(ModelState) []Action {
+		if then == nil {
+			return nil
+		}
+		return then()
+	})
+}
+
+// l2InvalidateModelThen is l2InvalidateModel whose then is given the
+// model's state the L1 purge done again made (Found false if it made none,
+// or failed).
+func (c *Cache) l2InvalidateModelThen(route, model string, then func(ModelState) []Action) []Action {
 	if c.cfg.L2 == nil {
 		return nil
 	}
-	again := c.l2Again(func() (int, error) { return 0, c.PurgeModel(route, model) }, then)
+	var made ModelState
+	again := c.l2Again(func() (int, error) {
+		st, err := c.purgeModel(route, model)
+		if err == nil {
+			made = st
+		}
+		return 0, err
+	}, func() []Action { return then(made) })
 	call := c.l2Invalidate("INCR", c.cfg.L2.Prefix+l2ModelGen(route, model), "model "+strconv.Quote(model)+" of route "+route, again)
 	return []Action{{Kind: ActDispatch, Call: call}}
 }

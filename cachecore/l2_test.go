@@ -72,12 +72,16 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 	case "SET": // SET key value [NX|XX] [EX s|PX ms|KEEPTTL], options in any order
 		out = w.set(args[1], args[2], args[3:])
 	case "EXPIRE":
+		// EXPIRE key seconds [GT]: with GT, only a later expiry is set,
+		// and a key without one counts as never expiring (Redis 7).
 		s, err := strconv.ParseInt(args[2], 10, 64)
 		_, ok := w.kv[args[1]]
+		old, volatile := w.ttl[args[1]]
+		gt := len(args) == 4 && strings.EqualFold(args[3], "GT")
 		switch {
-		case err != nil || len(args) != 3:
+		case err != nil || len(args) != 3 && !gt:
 			out = "-ERR syntax error\r\n"
-		case !ok:
+		case !ok, gt && (!volatile || s <= old):
 			out = ":0\r\n"
 		default:
 			w.ttl[args[1]] = s
@@ -950,5 +954,102 @@ func TestL2ModelGenerationLivesWhileWrittenUnder(t *testing.T) {
 	}
 	if ttl, ok := m.wd.ttl[model]; ok {
 		t.Fatalf("a generation an INCR made was given an expiry (%d)", ttl)
+	}
+}
+
+// l2Renew decides from the generation the lookup read (req.l2.gens.model)
+// but EXPIREs whatever the key holds when the write lands. A generation
+// that lapsed (or was evicted: volatile-ttl picks keys with an expiry) while
+// the request was upstream, then re-made at 1 by a purge's INCR, is given
+// an expiry by the late write — the thing RATIONALE ("A model's generation
+// expires unless written under") says must never happen. Carried on: an
+// entry written under 1 outlives that expiry, a second purge moves the
+// generation to 2, it lapses, a third purge's INCR makes it 1 again, and
+// the entry purged by the second purge is served from L2.
+func TestL2LateWriteGivesNoExpiryToAnINCRMadeGeneration(t *testing.T) {
+	m := newL2Mesh(t, "")
+	model := DefaultL2Prefix + l2ModelGen("chat", "gpt-4o-mini")
+	m.ask(0, "warm", "w") // the model's generation: random, with an expiry
+
+	// A leads "slow" upstream, having read the random generation.
+	a, got := m.begin(0, 1, "slow")
+	if !strings.HasSuffix(got, "forward") {
+		t.Fatalf("A: %s", got)
+	}
+	// Meanwhile the generation lapses (or is evicted) and the model is
+	// purged: INCR makes it 1, with no expiry.
+	delete(m.wd.kv, model)
+	delete(m.wd.ttl, model)
+	purgeOn(m, 1, `{"route":"chat","model":"gpt-4o-mini"}`) // another proxy's purge
+	if string(m.wd.kv[model]) != "1" {
+		t.Fatalf("generation after the purge: %q", m.wd.kv[model])
+	}
+	// A's answer lands: SETEX (under the old generation, harmless), then
+	// the renewal of the key — which now holds the INCR-made 1.
+	t.Logf("A's answer: %s", m.answer(a, 200, "slow answer"))
+	if ttl, ok := m.wd.ttl[model]; ok {
+		t.Errorf("a generation an INCR made (1) was given an expiry (%ds) by a write under the old one", ttl)
+	}
+
+	// The consequence. Two minutes later B stores "hello" under generation
+	// 1: its entry (ttl 1h + 1s) outlives the expiry just given (1h 61s).
+	m.clock.Advance(2 * time.Minute)
+	if cs, _ := m.ask(1, "hello", "purged answer"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("B: %q", cs)
+	}
+	m.purgeOnA(`{"route":"chat","model":"gpt-4o-mini"}`) // generation 2: "purged answer" is out
+	if string(m.wd.kv[model]) != "2" {
+		t.Fatalf("generation after the second purge: %q", m.wd.kv[model])
+	}
+	if _, ok := m.wd.ttl[model]; ok { // INCR kept the expiry: it lapses before B's entry
+		delete(m.wd.kv, model)
+		delete(m.wd.ttl, model)
+	}
+	m.purgeOnA(`{"route":"chat","model":"gpt-4o-mini"}`) // INCR of the missing key: 1 again
+	m.clock.Advance(time.Minute)
+	if cs, body := m.ask(0, "hello", "fresh"); bytes.Contains(body, []byte("purged answer")) {
+		t.Fatalf("an answer purged (generation 1 -> 2) is served again after the generation lapsed and came back at 1: %q %s", cs, body)
+	}
+}
+
+func purgeOn(m *l2Mesh, p int, body string) {
+	m.t.Helper()
+	res, err := m.p[p].Purge([]byte(body), "")
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.step(res.L2.Done(m.wd.do(res.L2)))
+}
+
+// A shadow comparison that invalidates the model replaces the diverged
+// entry with the fresh answer (Shadow: "Replace the diverged entry with
+// the fresh answer ... the generation this comparison's invalidation
+// made"). With an L2, the same comparison's INCR is followed by l2Again,
+// which moves the L1 generation once more: the replacement it just stored
+// (and every answer stored in between) is dropped as soon as webdis answers.
+func TestL2ShadowReplacementSurvivesItsOwnInvalidation(t *testing.T) {
+	env := newEnv(t, `{"upstream_cluster":"u","l2":{"cluster":"webdis"},"routes":[{"name":"chat","kind":"chat",`+
+		`"path_prefix":"/v1/chat","ttl":"1h","shadow":{"sample":1,"min_samples":1,"max_divergence":0,"min_tenants":1}}]}`)
+	wd := newFakeWebdis()
+	env.fill(env.request("chat", alice, chatRequest("hi")), jsonCT, chatResponse("old"), 10)
+	req, _ := env.lookup("chat", alice, chatRequest("hi"))
+	acts := env.cache.Shadow(req, hdr(":method", "POST", ":path", "/v1/chat/completions"))
+	if len(acts) != 1 || acts[0].Kind != ActDispatch {
+		t.Fatalf("shadow: %s", actionKinds(acts))
+	}
+	acts = acts[0].Call.Done(CallResult{Status: 200, Headers: jsonCT, Body: []byte(chatResponse("the retrained model's answer"))})
+	t.Logf("shadow done: %s", actionKinds(acts))
+	if r, d := env.lookup("chat", alice, chatRequest("hi")); d != Serve {
+		t.Fatalf("the replacement is not served before the INCR returns: %s", r.Status)
+	}
+	for len(acts) > 0 { // webdis answers the INCR
+		a := acts[0]
+		acts = acts[1:]
+		if a.Kind == ActDispatch {
+			acts = append(acts, a.Call.Done(wd.do(a.Call))...)
+		}
+	}
+	if r, d := env.lookup("chat", alice, chatRequest("hi")); d != Serve {
+		t.Errorf("the shadow's fresh replacement is gone once L2 had the invalidation: %s", r.Status)
 	}
 }

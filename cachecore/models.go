@@ -441,16 +441,23 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 // model, for every tenant, is unreachable from now on. A model without a
 // record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
+	_, err := c.purgeModel(route, model)
+	return err
+}
+
+// purgeModel is PurgeModel, which also returns the state it made (Found
+// false if it made none: no record in a full slot).
+func (c *Cache) purgeModel(route, model string) (ModelState, error) {
 	// A record the purge makes takes a free place only: taking another
 	// model's could refuse that one's first answer in flight.
-	_, err := c.updateModelAs(route, model, createIfFree, func(r *modelRecord, _ bool) bool {
+	st, err := c.updateModelAs(route, model, createIfFree, func(r *modelRecord, _ bool) bool {
 		r.gen = c.newGeneration()
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
-		return nil
+		return ModelState{}, nil
 	}
-	return err
+	return st, err
 }
 
 // renewGenerations moves every model of every route to a new generation,

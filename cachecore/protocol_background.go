@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 )
@@ -110,14 +111,17 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			return acts
 		}
 		obs, err := c.ObserveShadow(req, !agree)
-		if err == nil && obs.Invalidated {
+		invalidated := err == nil && obs.Invalidated
+		if invalidated {
 			acts = append(acts, Action{Kind: ActCount, Event: EvInvalidation, Route: r},
 				Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": " + strconv.Itoa(int(obs.Diverged)) + " of " +
 					strconv.Itoa(int(obs.Samples)) + " sampled answers of model " + strconv.Quote(req.Model) +
 					" no longer match the model; its namespace is invalidated")})
-			acts = append(acts, c.l2InvalidateModel(r.Name, req.Model, nil)...)
 		}
 		if agree {
+			if invalidated {
+				acts = append(acts, c.l2InvalidateModel(r.Name, req.Model, nil)...)
+			}
 			return acts
 		}
 		// Replace the diverged entry with the fresh answer, if admissible:
@@ -125,12 +129,30 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		// comparison's invalidation made. A purge or a version switch by
 		// anyone else while the call was out refuses it at the store.
 		keyed := req.state
-		if obs.Invalidated && !obs.moved {
+		if invalidated && !obs.moved {
 			keyed = obs.state
 		}
+		elapsed := call.elapsed(c)
 		c.PrepareShadowStore(req, keyed)
-		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
-		return append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
+		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
+		acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
+		if !invalidated {
+			return acts
+		}
+		// With an L2, the L1 generation moves once more when L2 has the
+		// invalidation (l2Again): the replacement is stored again under
+		// the generation that makes, from copies (the call's answer is
+		// the host's buffer only for this callback). The request is lent:
+		// nothing recycles it meanwhile.
+		status, hs, body := res.Status, cloneHeaders(res.Headers), bytes.Clone(res.Body)
+		return append(acts, c.l2InvalidateModelThen(r.Name, req.Model, func(made ModelState) []Action {
+			if !made.Found || obs.moved {
+				return nil
+			}
+			c.PrepareShadowStore(req, made)
+			st := c.AdmitAndStore(req, status, hs, body, OriginUpstream, elapsed)
+			return []Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: status}}
+		})...)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
 }
@@ -181,6 +203,16 @@ func ReplayHeaders(in [][2]string, authority string) [][2]string {
 			continue
 		}
 		out = append(out, kv)
+	}
+	return out
+}
+
+// cloneHeaders copies headers whose strings may alias a buffer the host
+// reuses.
+func cloneHeaders(hs [][2]string) [][2]string {
+	out := make([][2]string, len(hs))
+	for i, kv := range hs {
+		out[i] = [2]string{strings.Clone(kv[0]), strings.Clone(kv[1])}
 	}
 	return out
 }

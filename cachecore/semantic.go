@@ -56,9 +56,11 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 		}
 		v = gjson.GetBytes(canon, last+".content")
 	case KindCompletions:
-		if gjson.GetBytes(canon, "echo").Type == gjson.True {
+		if echo := gjson.GetBytes(canon, "echo"); echo.Exists() && echo.Type != gjson.False && echo.Type != gjson.Null {
 			// The answer's text starts with its own prompt (and its
-			// logprobs describe it): another prompt's would not fit.
+			// logprobs describe it): another prompt's would not fit. Any
+			// value but false or null counts: lenient servers read 1 or
+			// "true" as true.
 			return nil, false
 		}
 		v = gjson.GetBytes(canon, "prompt")

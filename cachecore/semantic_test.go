@@ -595,3 +595,30 @@ func TestSemanticTurnVectorsArePerTenant(t *testing.T) {
 		t.Fatalf("alice's own turn again: %q", got)
 	}
 }
+
+// vLLM reads a completions request with pydantic in lax mode: "echo": 1
+// (or "true") is echo on, and its answer starts with its own prompt. The
+// semantic step skips only the JSON literal true, so a paraphrase with
+// "echo": 1 is served another prompt's echoed text.
+func TestSemanticCompletionsWithLenientEchoMatchOnlyExactly(t *testing.T) {
+	const cfg = `{"upstream_cluster":"model","routes":[{"name":"cmpl","kind":"completions","path_prefix":"/v1/completions",
+	  "ttl":"1h","semantic":{"embedding":{"cluster":"embeddings","model":"e5"}}}]}`
+	e := newSemEnv(t, "")
+	e.testEnv = newEnv(t, cfg)
+	body := func(p string) string {
+		return `{"model":"Qwen/Qwen2.5-7B","prompt":` + quote(p) + `,"echo":1,"max_tokens":64,"temperature":0}`
+	}
+	stored := "How do I reset my password?"
+	f, _ := e.semAskBody("cmpl", "/v1/completions", alice, body(stored), stored)
+	f.ResponseHeaders(200, jsonCT, OriginUpstream, false)
+	f.Complete(jsonCT, []byte(`{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":`+
+		quote(stored+" Click 'forgot password'.")+`,"finish_reason":"stop"}]}`), 5, alice)
+	para := "How can I reset my password?"
+	_, again := e.semAskBody("cmpl", "/v1/completions", alice, body(stored), stored)
+	t.Logf("exact again: %q", again)
+	_, got := e.semAskBody("cmpl", "/v1/completions", alice, body(para), para)
+	t.Logf("para: %q", got)
+	if strings.HasSuffix(got, "serve") {
+		t.Fatalf(`"echo":1 paraphrase served the stored prompt's echoed text: %q`, got)
+	}
+}
