@@ -108,7 +108,8 @@ func (c *Canonicalizer) Captured(i int) ([]byte, bool) {
 }
 
 type member struct {
-	start, keyEnd, end int // in out: key starts at start (with quotes), value ends at end
+	start, keyEnd, end int  // in out: key starts at start (with quotes), value ends at end
+	drop               bool // not selected: checked for duplicates, then left out
 }
 
 // Append validates body and appends its canonical form to dst. sel applies
@@ -252,11 +253,12 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 		if sel != nil && len(sel.Capture) > 0 {
 			c.capture(sel, c.unquotedKey(start, keyEnd), keyEnd+1)
 		}
-		if sel != nil && !sel.keep(c.unquotedKey(start, keyEnd)) {
-			c.out = c.out[:start]
-		} else {
-			c.members = append(c.members, member{start, keyEnd, len(c.out)})
-		}
+		// A member the selection leaves out is still a member: a second
+		// one of its name is refused as any duplicate is (the cache may
+		// read it, as an embeddings batch's input, where a server that
+		// takes the last one answers another).
+		drop := sel != nil && !sel.keep(c.unquotedKey(start, keyEnd))
+		c.members = append(c.members, member{start, keyEnd, len(c.out), drop})
 		c.ws()
 		if c.pos >= len(c.src) {
 			return ErrMalformedJSON
@@ -317,13 +319,16 @@ func (c *Canonicalizer) sortMembers(open int, ms []member) error {
 			}
 		}
 	}
-	if len(ms) <= 1 {
+	if len(ms) == 0 || len(ms) == 1 && !ms[0].drop {
 		c.out = append(c.out, '}') // nothing to reorder, no comma needed
 		return nil
 	}
 	c.scratch = c.scratch[:0]
-	for i, m := range ms {
-		if i > 0 {
+	for _, m := range ms {
+		if m.drop {
+			continue
+		}
+		if len(c.scratch) > 0 {
 			c.scratch = append(c.scratch, ',')
 		}
 		c.scratch = append(c.scratch, c.out[m.start:m.end]...)

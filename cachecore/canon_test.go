@@ -261,3 +261,26 @@ func TestCanonicalManyMembersBoundedWork(t *testing.T) {
 		}
 	}
 }
+
+// Review 17, finding 2 (root cause): README, Keys: "Requests with a
+// duplicate member name anywhere ... bypass the cache (duplicate_key)".
+// A top-level member the selection drops (ignore_fields, or not in
+// key_fields) is cut from the output before sortMembers' duplicate check,
+// so its duplicates pass.
+func TestCanonDuplicateOfUnselectedMemberIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sel  Selection
+		body string
+	}{
+		{"ignored member", Selection{Ignore: []string{"user"}}, `{"model":"m","user":"a","user":"b"}`},
+		{"member outside key_fields", Selection{Only: []string{"model"}}, `{"model":"m","input":"a","input":"b"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Canonicalize([]byte(tc.body), &tc.sel)
+			if err != ErrDuplicateKey {
+				t.Fatalf("Canonicalize(%s) = %s, %v; want ErrDuplicateKey", tc.body, out, err)
+			}
+		})
+	}
+}

@@ -572,3 +572,47 @@ func TestPlainStringsAreCanonical(t *testing.T) {
 		t.Fatalf("only %d plain strings drawn", plain)
 	}
 }
+
+// Review 17, finding 2: on an embeddings route whose key_fields leave
+// "input" out (e.g. a "defaults.key_fields" written for chat routes and
+// inherited; the parser only requires the model field), a body with two
+// "input" members is not refused: SetBody's canonicaliser drops the
+// unselected members before its duplicate check, parseEmbeddings keys the
+// items of the FIRST input (gjson), and the params canonicalisation ignores
+// "input". A last-wins model server (Python json, encoding/json) embeds the
+// SECOND input, and that vector is stored as the first input's item: on a
+// shared route every client asking for that text then gets the attacker's
+// vector.
+func TestEmbeddingsDuplicateInputIsRefused(t *testing.T) {
+	env := newEnv(t, `{"defaults":{"key_fields":["model","messages"]},
+	  "routes":[{"name":"emb","kind":"embeddings","path_exact":"/v1/embeddings","shared":true}]}`)
+	poison := `{"model":"e","input":["the sky is blue"],"input":["BUY NOW"]}`
+	req := env.request("emb", noIdent, poison)
+	if !req.Bypassed() {
+		items := []string{}
+		if req.batch != nil {
+			for _, it := range req.batch.items {
+				items = append(items, string(it.canon))
+			}
+		}
+		t.Errorf("a body with a duplicate \"input\" is keyed (reason %q), as items %q; a last-wins server embeds the second", req.Reason, items)
+	} else {
+		return
+	}
+	// What that costs: the server's answer (for "BUY NOW") is stored as
+	// "the sky is blue"'s vector and served to another client.
+	jsonHdr := hdr("content-type", "application/json")
+	if env.cache.Lookup(req) != Forward {
+		t.Fatalf("lookup: %s", req.Status)
+	}
+	ans := []byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[6.66,6.66]}],"model":"e","usage":{"prompt_tokens":2,"total_tokens":2}}`)
+	adm := env.cache.AdmitBody(req, jsonHdr, ans)
+	if res := env.cache.Store(req, 200, jsonHdr, ans, adm, 1); res.Reason != ReasonNone {
+		t.Fatalf("store: %+v", res)
+	}
+	victim := env.request("emb", hdr("authorization", "Bearer someone-else"), `{"model":"e","input":"the sky is blue"}`)
+	if env.cache.Lookup(victim) == Serve {
+		_, _, body := env.cache.HitResponse(victim)
+		t.Fatalf("another client asking for \"the sky is blue\" is served the vector of \"BUY NOW\": %s", body)
+	}
+}

@@ -284,3 +284,29 @@ func TestKeyLayout(t *testing.T) {
 		}
 	}
 }
+
+// Review 17, finding 2b: the same gap for a nested model_path. The parser
+// requires key_fields to hold a plain model field, but not the member a
+// nested model_path lives in; SetBody reads the model with gjson (the
+// FIRST "params"), the canonical body drops "params" before the duplicate
+// check, and a last-wins server answers with the SECOND one's model. The
+// answer of model B is stored under model A's namespace and served to
+// the next request for model A.
+func TestNestedModelPathDuplicateIsRefused(t *testing.T) {
+	env := newEnv(t, `{"routes":[{"name":"json","kind":"json","path_exact":"/v1/predict","shared":true,
+	  "model_path":"params.model","key_fields":["input"]}]}`)
+	twoModels := `{"params":{"model":"A"},"params":{"model":"B"},"input":"x"}`
+	req := env.request("json", noIdent, twoModels)
+	if req.Bypassed() {
+		return
+	}
+	t.Errorf("a body with a duplicate \"params\" (which holds the model) is keyed under model %q (reason %q)", req.Model, req.Reason)
+	if env.cache.Lookup(req) != Forward {
+		t.Fatalf("lookup: %s", req.Status)
+	}
+	env.fill(req, jsonCT, `{"label":"answer of model B"}`, 1)
+	honest, d := env.lookup("json", noIdent, `{"params":{"model":"A"},"input":"x"}`)
+	if d == Serve {
+		t.Fatalf("a request for model %q is served %s", honest.Model, honest.Entry.Body)
+	}
+}
