@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -293,7 +294,30 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
 		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
 	}
+	r.keyTag = keyingTag(r)
 	return r
+}
+
+// keyingTag digests what decides which of a request's fields its key
+// holds: the kind, key_fields, ignore_fields and model_path. Shared data
+// outlives a configuration change, so an operator who takes a field out
+// of ignore_fields (it did change answers) would otherwise have requests
+// without it served the answers stored for requests with it, until their
+// ttl. Not secret: keys are compared whole, and two selections with one
+// tag only keep the old behaviour.
+func keyingTag(r *Route) uint64 {
+	var b []byte
+	b = appendLV(b, string(r.Kind))
+	b = appendLV(b, r.ModelPath)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.KeyFields)))
+	for _, f := range r.KeyFields {
+		b = appendLV(b, f)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.IgnoreFields)))
+	for _, f := range r.IgnoreFields {
+		b = appendLV(b, f)
+	}
+	return fnv64(string(b))
 }
 
 // perItemPolicy refuses, on a route cached item by item (embeddings),

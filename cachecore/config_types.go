@@ -95,6 +95,10 @@ type Route struct {
 	// Index is the route's place in Config.Routes (the host's per-route
 	// state can be a slice).
 	Index int
+	// keyTag names how the route selects what its key holds (keyingTag):
+	// part of every key, so that entries keyed under another selection
+	// are never found.
+	keyTag uint64
 }
 
 // Policy is every per-route setting; routes inherit "defaults" and override.

@@ -438,6 +438,7 @@ func nonZero(fp uint64) uint64 {
 func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	k = append(k, kind, '1')
 	k = appendLV(k, req.Route.Name)
+	k = binary.LittleEndian.AppendUint64(k, req.Route.keyTag)
 	k = appendLV(k, req.Method)
 	k = appendLV(k, req.Path)
 	k = appendLV(k, req.authority)

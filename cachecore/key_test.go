@@ -261,6 +261,7 @@ func TestKeyLayout(t *testing.T) {
 		}
 		want := []byte("K1")
 		want = lv(want, req.Route.Name)
+		want = binary.LittleEndian.AppendUint64(want, req.Route.keyTag)
 		want = lv(want, req.Method)
 		want = lv(want, req.Path)
 		want = lv(want, req.authority)
@@ -308,5 +309,33 @@ func TestNestedModelPathDuplicateIsRefused(t *testing.T) {
 	honest, d := env.lookup("json", noIdent, `{"params":{"model":"A"},"input":"x"}`)
 	if d == Serve {
 		t.Fatalf("a request for model %q is served %s", honest.Model, honest.Entry.Body)
+	}
+}
+
+// Review 17, finding 3: the key holds no trace of the route's key
+// selection (key_fields / ignore_fields). Shared data outlives a
+// configuration change under the same vm_id (README: only a restart empties
+// it), so after an operator removes a field from ignore_fields because it
+// does change the answer, entries keyed without that field stay reachable
+// and answer requests that differ in it.
+func TestKeySelectionChangeDoesNotReuseEntries(t *testing.T) {
+	store := NewMemStore()
+	clock := newFakeClock()
+	mk := func(route string) *testEnv {
+		c := New(mustParse(t, `{"routes":[`+route+`]}`), Options{Store: store, Now: clock.Now, Rand: seededRand(1)})
+		return &testEnv{t: t, cache: c, store: store, clock: clock}
+	}
+	// Before: response_format wrongly listed as not changing the answer.
+	before := mk(`{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","ttl":"1h","ignore_fields":["user","response_format"]}`)
+	schema := `{"model":"m","messages":[{"role":"user","content":"list three colours"}],"response_format":{"type":"json_object"}}`
+	req, _ := before.lookup("chat", alice, schema)
+	before.fill(req, jsonCT, chatResponse(`{\"colours\":[\"red\",\"green\",\"blue\"]}`), 10)
+
+	// After: the fix, loaded into the same Envoy (same shared data).
+	after := mk(`{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","ttl":"1h"}`)
+	plain := `{"model":"m","messages":[{"role":"user","content":"list three colours"}]}`
+	got, d := after.lookup("chat", alice, plain)
+	if d == Serve {
+		t.Fatalf("after response_format was taken out of ignore_fields, a request without it is served the JSON-mode answer stored under the old selection: %s", got.Entry.Body)
 	}
 }
