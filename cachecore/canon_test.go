@@ -262,7 +262,7 @@ func TestCanonicalManyMembersBoundedWork(t *testing.T) {
 	}
 }
 
-// Review 17, finding 2 (root cause): README, Keys: "Requests with a
+// README, Keys: "Requests with a
 // duplicate member name anywhere ... bypass the cache (duplicate_key)".
 // A top-level member the selection drops (ignore_fields, or not in
 // key_fields) is cut from the output before sortMembers' duplicate check,

@@ -573,7 +573,7 @@ func TestPlainStringsAreCanonical(t *testing.T) {
 	}
 }
 
-// Review 17, finding 2: on an embeddings route whose key_fields leave
+// On an embeddings route whose key_fields leave
 // "input" out (e.g. a "defaults.key_fields" written for chat routes and
 // inherited; the parser only requires the model field), a body with two
 // "input" members is not refused: SetBody's canonicaliser drops the

@@ -286,7 +286,7 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
-// Review 17, finding 2b: the same gap for a nested model_path. The parser
+// The same gap for a nested model_path. The parser
 // requires key_fields to hold a plain model field, but not the member a
 // nested model_path lives in; SetBody reads the model with gjson (the
 // FIRST "params"), the canonical body drops "params" before the duplicate
@@ -312,7 +312,7 @@ func TestNestedModelPathDuplicateIsRefused(t *testing.T) {
 	}
 }
 
-// Review 17, finding 3: the key holds no trace of the route's key
+// A key holds a trace of its route's key
 // selection (key_fields / ignore_fields). Shared data outlives a
 // configuration change under the same vm_id (README: only a restart empties
 // it), so after an operator removes a field from ignore_fields because it
