@@ -312,12 +312,12 @@ func TestNestedModelPathDuplicateIsRefused(t *testing.T) {
 	}
 }
 
-// A key holds a trace of its route's key
-// selection (key_fields / ignore_fields). Shared data outlives a
-// configuration change under the same vm_id (README: only a restart empties
-// it), so after an operator removes a field from ignore_fields because it
-// does change the answer, entries keyed without that field stay reachable
-// and answer requests that differ in it.
+// A key holds a digest of its route's selection (key_fields,
+// ignore_fields). Shared data outlives a configuration change under the
+// same vm_id (README: only a restart empties it): without it, after an
+// operator took a field out of ignore_fields because it does change the
+// answer, entries keyed without that field stayed reachable and answered
+// requests that differ in it.
 func TestKeySelectionChangeDoesNotReuseEntries(t *testing.T) {
 	store := NewMemStore()
 	clock := newFakeClock()
