@@ -464,7 +464,7 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 			if seen.identity != "" && seen.identity != v.identity {
 				msg += " (was " + strconv.Quote(readableIdentity(seen.identity)) + " on this worker)"
 			}
-			msg += "; turns indexed under another model are not compared with it, and are reclaimed once that model was not reported for " +
+			msg += "; turns indexed with the old model are no longer compared, and are reclaimed once that model was not reported for " +
 				(semNamespaceIdleMs * time.Millisecond).String() + " (" + strconv.Itoa(freed) + " reclaimed now"
 			if unwarned > 0 {
 				msg += "; " + strconv.FormatUint(uint64(unwarned), 10) + " changes since the last warning"
