@@ -507,7 +507,13 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwn
 	keys := newSemKeys(prefix)
 	for try := 0; try < 8; try++ {
 		head, hcas, err := ix.s.Get(prefix + "h")
-		if err != nil && err != ErrNotFound {
+		if err == ErrNotFound {
+			// create only if still missing, as a segment (and an h that
+			// dropPartition's last step writes is seen)
+			if hcas, err = CreateCAS(ix.s); err != nil {
+				return 0, err
+			}
+		} else if err != nil {
 			return 0, err
 		}
 		nseg, w, ok := ix.semHead(head)
@@ -628,8 +634,8 @@ func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 		pos.part %= nparts
 		part := binary.LittleEndian.Uint64(parts[pos.part*8:])
 		prefix := semPrefix(ns, part)
-		if ix.deadPartition(prefix) {
-			n, v, done := ix.dropPartition(ns, part, semSweepSegments-visited)
+		if owner, dead := ix.deadPartition(prefix); dead {
+			n, v, done := ix.dropPartition(ns, part, owner, semSweepSegments-visited)
 			removed += n
 			visited += v
 			if done || v == 0 { // gone, or not to be dropped now: the next
@@ -714,27 +720,28 @@ func (ix semIndexStore) compactSeg(key string, now int64) int {
 // reclaimed only once its entries are dead, and made again with a new
 // generation). A partition without an owner, or a model table that cannot
 // be read, is not dead. The model table's slot is bounded and checked
-// (modelCount) before a record is read.
-func (ix semIndexStore) deadPartition(prefix string) bool {
+// (modelCount) before a record is read. It also returns the owner (g's
+// value), for dropPartition.
+func (ix semIndexStore) deadPartition(prefix string) (owner []byte, dead bool) {
 	g, _, err := ix.s.Get(prefix + "g")
 	if err != nil || len(g) != 16 {
-		return false
+		return nil, false
 	}
 	id, gen := binary.LittleEndian.Uint64(g), binary.LittleEndian.Uint64(g[8:])
 	raw, _, err := ix.s.Get(modelKey(id))
 	if errIs(err, ErrNotFound) {
-		return true
+		return g, true
 	}
 	if err != nil {
-		return false
+		return nil, false
 	}
 	n, ok := modelCount(raw) // a slot in another shape reads as empty (models.go)
 	for i := 0; ok && i < n; i++ {
 		if r := raw[4+i*modelRecordLen:]; binary.LittleEndian.Uint64(r) == id {
-			return modelStateOf(r).Gen != gen
+			return g, modelStateOf(r).Gen != gen
 		}
 	}
-	return true
+	return g, true
 }
 
 // dropPartition empties a dead partition (deadPartition) from its last
@@ -744,12 +751,23 @@ func (ix semIndexStore) deadPartition(prefix string) bool {
 // left the partition's values are emptied and it leaves the namespace's
 // list, so dead partitions neither take sweeps' visits nor lengthen the
 // list for good. It returns the records dropped (for the caller to take
-// off the count), the segments visited and whether the partition is gone. Nothing writes to a dead partition but an
-// answer stored under its generation just before the generation moved
-// (its index write following its store): one whose write lands after the
-// partition was dropped opens it again (listed, with its owner), and the
-// next sweep drops it again.
-func (ix semIndexStore) dropPartition(ns, part uint64, budget int) (removed, visited int, done bool) {
+// off the count), the segments visited and whether the partition is gone
+// (owner is its g, as deadPartition read it). Nothing writes to a dead
+// partition but an answer stored under its generation just before the
+// generation moved (its index write following its store): one whose write
+// lands after the partition was dropped opens it again (listed, with its
+// owner), and the next sweep drops it again. Such a writer may also open
+// it while the last step runs, between the read of an empty h and the
+// partition leaving the list: it was listed, then unlisted, and its
+// record stayed counted in a partition no sweep or reclaim reached (a
+// review found a max_entries held full for good that way). So the last
+// step reads h again once the partition is off the list and its owner
+// emptied, and writes that empty h back with its CAS: a writer that opened
+// the partition before that write is seen (h not empty, or the CAS
+// fails), and the partition is listed again with its owner for the next
+// visit; one that opens it after lists it and records its owner itself
+// (place), after this step's writes.
+func (ix semIndexStore) dropPartition(ns, part uint64, owner []byte, budget int) (removed, visited int, done bool) {
 	prefix := semPrefix(ns, part)
 	keys := newSemKeys(prefix)
 	for {
@@ -759,9 +777,7 @@ func (ix semIndexStore) dropPartition(ns, part uint64, budget int) (removed, vis
 		}
 		nseg, _, ok := ix.semHead(head)
 		if !ok || nseg == 0 {
-			ix.unregister(ns, part)
-			_ = ix.s.Set(prefix+"g", nil, 0)
-			done = true
+			done = ix.closePartition(ns, part, owner)
 			break
 		}
 		if visited == budget {
@@ -799,6 +815,27 @@ func (ix semIndexStore) dropPartition(ns, part uint64, budget int) (removed, vis
 	return removed, visited, done
 }
 
+// closePartition is dropPartition's last step, once h was read empty: it
+// takes the partition off the list and empties its owner, then seals h
+// (see dropPartition). It reports whether the partition is gone; if a
+// late writer opened it meanwhile, it is listed again with its owner.
+func (ix semIndexStore) closePartition(ns, part uint64, owner []byte) bool {
+	prefix := semPrefix(ns, part)
+	ix.unregister(ns, part)
+	_ = ix.s.Set(prefix+"g", nil, 0)
+	head, hcas, err := ix.s.Get(prefix + "h")
+	if err == nil || errIs(err, ErrNotFound) {
+		if nseg, _, ok := ix.semHead(head); (!ok || nseg == 0) && ix.s.Set(prefix+"h", nil, hcas) == nil {
+			return true
+		}
+	}
+	ix.register(ns, part) // (a no-op if its writer's own register came after ours)
+	if len(owner) == 16 {
+		_ = ix.s.Set(prefix+"g", owner, 0)
+	}
+	return false
+}
+
 // unregister takes a partition off its namespace's list.
 func (ix semIndexStore) unregister(ns, part uint64) {
 	key := semNamespace(ns) + "parts"
@@ -819,13 +856,20 @@ func (ix semIndexStore) unregister(ns, part uint64) {
 	}
 }
 
-// register lists a new partition in its namespace, for reclaim.
+// register lists a partition in its namespace, for sweeps and reclaim,
+// unless it is listed already (a partition a late writer opened during
+// its drop's last step is listed again by both).
 func (ix semIndexStore) register(ns, part uint64) {
 	key := semNamespace(ns) + "parts"
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(key)
 		if err != nil && err != ErrNotFound {
 			return
+		}
+		for i := 0; i+8 <= len(v); i += 8 {
+			if binary.LittleEndian.Uint64(v[i:]) == part {
+				return
+			}
 		}
 		if ix.s.Set(key, binary.LittleEndian.AppendUint64(v, part), cas) == nil {
 			return

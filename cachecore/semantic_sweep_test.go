@@ -201,3 +201,53 @@ func TestSemanticSweepDropsADeadPartitionForGood(t *testing.T) {
 		t.Error("the live partition's turns are not found")
 	}
 }
+
+// A late writer of a dead generation (its store just before the purge,
+// its index write after) that reopens the partition while dropPartition
+// takes it off the namespace's list must not leave its record counted in
+// n but in no listed partition, where no sweep or reclaim reaches it:
+// here that held a max_entries of 1 full for good, and every live turn
+// after it was refused index_full.
+func TestSemanticLateWriterDuringDropIsNotOrphaned(t *testing.T) {
+	mem := NewMemStore()
+	hs := &hookStore{Store: mem}
+	setModel := func(gen uint64) {
+		_ = mem.Set(modelKey(7), encodeModels([]modelRecord{{id: 7, gen: gen, until: 1 << 50}}), 0)
+	}
+	setModel(1)
+	q := make([]int8, 16)
+	for i := range q {
+		q[i] = int8(i + 1)
+	}
+	ix := semIndexStore{s: readerOf(hs)}
+	var cursor semSweepPos
+	if ev, err := ix.add(1, 2, q, 10, []byte(`"old turn"`), 1<<50, 0, 1, semOwner{7, 1}, &cursor); err != nil || ev != EvSemanticIndexed {
+		t.Fatalf("setup: %v %v", ev, err)
+	}
+	setModel(2) // a purge
+	// The sweep's 2nd read of the list is unregister's, after h was read
+	// empty: a late writer of generation 1 reopens the partition then.
+	hs.key, hs.n = semNamespace(1)+"parts", 2
+	hs.hook = func() {
+		late := semIndexStore{s: readerOf(mem)}
+		var c semSweepPos
+		if ev, err := late.add(1, 2, q, 10, []byte(`"late turn"`), 1<<50, 0, 100, semOwner{7, 1}, &c); err != nil || ev != EvSemanticIndexed {
+			t.Fatalf("late writer: %v %v", ev, err)
+		}
+	}
+	// (A store's sweep: a store of a live turn here would take the one
+	// entry the drop frees, and the live turn below could not be indexed.)
+	ix.sweep(1, 0, &cursor)
+	for i := 0; i < 3; i++ {
+		ix.sweep(1, 0, &cursor)
+	}
+	if h, _, _ := mem.Get(semPrefix(1, 2) + "h"); len(h) > 0 {
+		parts, _, _ := mem.Get(semNamespace(1) + "parts")
+		g, _, _ := mem.Get(semPrefix(1, 2) + "g")
+		t.Errorf("the dead partition holds a segment again (h %x) but the list is %x and its owner %x: no sweep reaches it", h, parts, g)
+	}
+	if ev, _ := ix.add(1, 3, q, 10, []byte(`"another live turn"`), 1<<50, 0, 1, semOwner{7, 2}, &cursor); ev != EvSemanticIndexed {
+		n, _, _ := mem.Get(semNamespace(1) + "n")
+		t.Errorf("a live turn after the drop: %v (count %x): the orphaned dead record holds the index full", ev, n)
+	}
+}
