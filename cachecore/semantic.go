@@ -378,9 +378,19 @@ func (f *Flight) semanticStored(freshUntil int64) []Action {
 	if id, err := c.modelID(req.Route.Name, req.Model); err == nil && req.state.Found {
 		owner = semOwner{model: id, gen: req.state.Gen}
 	}
-	ev, err := c.semIndex(req.Route.Semantic).add(q.ns, part, q.vec, q.norm, raw, freshUntil, c.nowMs(), req.Route.Semantic.MaxEntries, owner, &c.semSweep)
+	now := c.nowMs()
+	ev, err := c.semIndex(req.Route.Semantic).add(q.ns, part, q.vec, q.norm, raw, freshUntil, now, req.Route.Semantic.MaxEntries, owner, &c.semSweep)
 	if err != nil {
 		return nil
+	}
+	if ev == EvSemanticIndexed {
+		// The namespace was read from the route's list up to
+		// semModelRecheckMs before (semObserveModel), and the answer
+		// took its time upstream: another worker may have taken the
+		// namespace off the list and reclaimed it since, and this write
+		// made it again. Read after the write, the list names it, or it
+		// is listed again: either way a later reclaim reaches the turn.
+		c.semList(req.Route, q.ns, now, false)
 	}
 	return []Action{{Kind: ActCount, Event: ev, Route: req.Route}}
 }
@@ -415,6 +425,34 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 		c.semVectors.m = nil // vectors of the other model are not reused
 	}
 	c.semModels[r] = semModelSeen{identity: v.identity, recheck: now + semModelRecheckMs}
+	changed, warn, unwarned, freed := c.semList(r, v.ns, now, true)
+	if !changed {
+		return nil
+	}
+	acts := []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r}}
+	if warn {
+		msg := "route " + r.Name + ": the embeddings server now reports " + strconv.Quote(readableIdentity(v.identity))
+		if seen.identity != "" && seen.identity != v.identity {
+			msg += " (was " + strconv.Quote(readableIdentity(seen.identity)) + " on this worker)"
+		}
+		msg += "; turns indexed with the old model are no longer compared, and are reclaimed once that model was not reported for " +
+			(semNamespaceIdleMs * time.Millisecond).String() + " (" + strconv.Itoa(freed) + " reclaimed now"
+		if unwarned > 0 {
+			msg += "; " + strconv.FormatUint(uint64(unwarned), 10) + " changes since the last warning"
+		}
+		acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte(msg + ")")})
+	}
+	return acts
+}
+
+// semList notes namespace ns in route r's list at now (semModels.observe)
+// and reclaims the namespaces that leave it. With note, a namespace not
+// listed is a model change: changed reports it (once the list is
+// written), warn whether to log it and unwarned the changes counted
+// since the last log. Without note (semanticStored lists again a
+// namespace it wrote into) nothing is counted or logged. freed is the
+// records reclaimed.
+func (c *Cache) semList(r *Route, ns uint64, now int64, note bool) (changed, warn bool, unwarned uint32, freed int) {
 	key := "modelcache/sem/ns/" + r.Name
 	for try := 0; try < 8; try++ {
 		raw, cas, err := c.store.Get(key)
@@ -426,14 +464,15 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 		case created:
 			m = c.semLegacyModel(r, now)
 			if cas, err = CreateCAS(c.store); err != nil {
-				return nil
+				return false, false, 0, 0
 			}
 		default:
-			return nil
+			return false, false, 0, 0
 		}
-		changed, reclaim, write := m.observe(v.ns, now)
+		changed, reclaim, write := m.observe(ns, now)
+		changed = changed && note
 		write = write || created // the list is made once, even when it changes nothing
-		warn := false
+		warn = false
 		if changed {
 			if warn = now-m.warned >= semModelWarnMs; warn {
 				m.warned = now
@@ -442,38 +481,21 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 			}
 		}
 		if !write {
-			return nil
+			return false, false, 0, 0
 		}
-		unwarned := m.unwarned
+		unwarned = m.unwarned
 		if warn {
 			m.unwarned = 0
 		}
 		if c.store.Set(key, m.encode(), cas) != nil {
 			continue // another worker updated it: again, on what it left
 		}
-		freed := 0
 		for _, ns := range reclaim {
 			freed += semIndexStore{s: c.store, now: now}.reclaim(ns)
 		}
-		if !changed {
-			return nil
-		}
-		acts := []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r}}
-		if warn {
-			msg := "route " + r.Name + ": the embeddings server now reports " + strconv.Quote(readableIdentity(v.identity))
-			if seen.identity != "" && seen.identity != v.identity {
-				msg += " (was " + strconv.Quote(readableIdentity(seen.identity)) + " on this worker)"
-			}
-			msg += "; turns indexed with the old model are no longer compared, and are reclaimed once that model was not reported for " +
-				(semNamespaceIdleMs * time.Millisecond).String() + " (" + strconv.Itoa(freed) + " reclaimed now"
-			if unwarned > 0 {
-				msg += "; " + strconv.FormatUint(uint64(unwarned), 10) + " changes since the last warning"
-			}
-			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte(msg + ")")})
-		}
-		return acts
+		return changed, warn, unwarned, freed
 	}
-	return nil
+	return false, false, 0, 0
 }
 
 // semModelSeen is the embedding model a worker last saw on a route, and

@@ -622,3 +622,38 @@ func TestSemanticCompletionsWithLenientEchoMatchOnlyExactly(t *testing.T) {
 		t.Fatalf(`"echo":1 paraphrase served the stored prompt's echoed text: %q`, got)
 	}
 }
+
+// A worker keeps indexing under the namespace it last saw for up to
+// semModelRecheckMs without reading the route's list. When another worker
+// evicts that namespace from the list (a 4th identity) and reclaims it,
+// the first worker's next store writes into it again: that write lists it
+// again, so it is reclaimed like any other (it was left unlisted, and its
+// turns were never reclaimed: the route's index held more than
+// semMaxNamespaces namespaces for good).
+func TestSemanticEvictedNamespaceWrittenAgainIsReclaimed(t *testing.T) {
+	e := newSemEnv(t, "")
+	w1 := e.cache
+	w2 := New(mustParse(t, fmt.Sprintf(semConfig, "")), Options{Store: e.store, Now: e.clock.Now, Rand: seededRand(2)})
+	q := 0
+	store := func(w *Cache, model string) {
+		e.cache, e.model = w, model
+		q++
+		f, _ := e.ask(alice, fmt.Sprintf("question number %d", q), nil)
+		e.answer(f, "a")
+		e.clock.Advance(time.Second)
+	}
+	store(w2, "m0") // w2 lists m0 and indexes a turn under it
+	store(w1, "m1")
+	store(w1, "m2")
+	store(w1, "m3") // a 4th identity: m0, the least recent, is evicted and reclaimed
+	store(w2, "m0") // w2 has not re-read the list (within a minute): indexes under m0 again
+	store(w2, "m4") // w2's model changes: m1 is evicted; m0 is not listed
+	if got := e.semNamespacesHeld(); got > semMaxNamespaces {
+		t.Errorf("%d namespaces hold turns (at most %d)", got, semMaxNamespaces)
+	}
+	e.clock.Advance(semNamespaceIdleMs*time.Millisecond + time.Minute)
+	store(w1, "m4") // every other namespace is idle: reclaimed
+	if got := e.semNamespacesHeld(); got != 1 {
+		t.Fatalf("%d namespaces hold turns after all but m4 were idle for %v, want 1 (m0's turns are never reclaimed)", got, semNamespaceIdleMs*time.Millisecond)
+	}
+}
