@@ -242,8 +242,16 @@ func (f *Flight) semanticStep() []Action {
 		return nil // the same turn is being embedded: this one goes on as a miss
 	}
 	v, claimed := c.semShared(tkey, s)
-	if seen := c.semModels[req.Route].identity; v != nil && seen != "" && v.identity != seen {
-		v, claimed = nil, true // another model's vector: embed again
+	if v != nil {
+		// Another model's vector: embed again. A worker that has seen no
+		// model yet (a restart, a new worker) takes a shared vector only
+		// if its namespace is in the route's list: a slot keeps a vector
+		// of a model no longer reported until the slot is reused, and
+		// taking it counted a model change, logged that the server now
+		// reports that model and listed its reclaimed namespace again.
+		if seen := c.semModels[req.Route].identity; seen != "" && v.identity != seen || seen == "" && !c.semListed(req.Route, v.ns) {
+			v, claimed = nil, true
+		}
 	}
 	if v != nil {
 		c.semVectors.keep(tkey, v)
@@ -496,6 +504,16 @@ func (c *Cache) semList(r *Route, ns uint64, now int64, note bool) (changed, war
 		return changed, warn, unwarned, freed
 	}
 	return false, false, 0, 0
+}
+
+// semListed reports whether namespace ns is in route r's list.
+func (c *Cache) semListed(r *Route, ns uint64) bool {
+	raw, _, err := c.store.Get("modelcache/sem/ns/" + r.Name)
+	if err != nil {
+		return false
+	}
+	m := decodeSemModels(raw)
+	return slices.ContainsFunc(m.ns, func(e semNamespaceSeen) bool { return e.ns == ns })
 }
 
 // semModelSeen is the embedding model a worker last saw on a route, and

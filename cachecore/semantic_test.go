@@ -657,3 +657,28 @@ func TestSemanticEvictedNamespaceWrittenAgainIsReclaimed(t *testing.T) {
 		t.Fatalf("%d namespaces hold turns after all but m4 were idle for %v, want 1 (m0's turns are never reclaimed)", got, semNamespaceIdleMs*time.Millisecond)
 	}
 }
+
+// The shared slots keep a vector of a model no longer reported until the
+// slot is reused. A fresh worker (a restart, a new Envoy worker) that has
+// seen no model yet and asks a turn embedded under the old model must not
+// take that vector: it counted a model change, logged that the server
+// "now reports" the old model — it reports e5-large — re-listed the old,
+// already reclaimed namespace and indexed the new answer's turn in it.
+func TestSemanticFreshWorkerIgnoresAStaleSharedVector(t *testing.T) {
+	e := newSemEnv(t, "")
+	f, _ := e.ask(alice, "How do I reset my password?", nil)
+	e.answer(f, "a")
+	e.ask(alice, "What is the tallest mountain?", nil) // embedded under e5-small and shared
+	e.model = "e5-large"
+	f, _ = e.ask(alice, "What is the capital of France?", nil)
+	e.answer(f, "b")
+	e.clock.Advance(semNamespaceIdleMs*time.Millisecond + time.Minute)
+	e.ask(alice, "What is the capital of Spain?", nil) // e5-small is reclaimed
+	logs := len(e.logs)
+	e.cache = New(mustParse(t, fmt.Sprintf(semConfig, "")), Options{Store: e.store, Now: e.clock.Now, Rand: seededRand(3)})
+	f, got := e.ask(alice, "What is the tallest mountain?", nil)
+	e.answer(f, "c")
+	if strings.Contains(got, "semantic.model_changes") || len(e.logs) > logs || e.semNamespacesHeld() != 1 {
+		t.Fatalf("the server reports e5-large only, yet: %q, new logs %q, %d namespaces hold turns", got, e.logs[logs:], e.semNamespacesHeld())
+	}
+}
