@@ -39,8 +39,10 @@ import (
 //     I", "can you explain" or "I want to" is anyone and not compared),
 //     in the same tense of their
 //     auxiliaries ("who is the CEO" ≠ "who was the CEO") and, when each
-//     side has one, with the same quantifier ("are all mushrooms
-//     poisonous" ≠ "are some mushrooms poisonous"). These are common
+//     side has a quantifier the other lacks, with the same quantifiers
+//     ("are all mushrooms poisonous" ≠ "are some mushrooms poisonous" or
+//     "are any mushrooms poisonous"; "some of the best movies of all
+//     time" = "the best movies of all time"). These are common
 //     words, so a turn made only of them ("who are you") has no content
 //     word for the rules before to compare.
 //
@@ -496,18 +498,20 @@ func request(ts []token, i int) bool {
 	return framingVerbs[ts[j].w]
 }
 
-// quantified reports a quantifier on each side, and different ones: "are
-// all mushrooms poisonous" ≠ "are some mushrooms poisonous". A quantifier
-// on one side only is framing ("what are some ways to …", "what are the
-// symptoms" = "what are all the symptoms").
+// quantified reports a quantifier on each side that the other side lacks:
+// "are all mushrooms poisonous" ≠ "are some mushrooms poisonous". A
+// quantifier on one side only is framing ("what are some ways to …",
+// "what are the symptoms" = "what are all the symptoms"), also beside one
+// both sides share in a fixed phrase ("what are some of the best movies
+// of all time" = "what are the best movies of all time").
 func quantified(a, b []token) bool {
 	qa, qb := quantifiers(a), quantifiers(b)
-	return qa != 0 && qb != 0 && qa != qb
+	return qa&^qb != 0 && qb&^qa != 0
 }
 
 // quantifiers is the set of the turn's quantifiers, as bits: all, every,
-// each; some, several, "a few"; many, much (not "how many", which asks
-// for a number); few; both; either. "At all", "after all" and "each
+// each; some, several, any, "a few"; many, much (not "how many", which
+// asks for a number); few; both; either. "At all", "after all" and "each
 // other" quantify nothing.
 func quantifiers(ts []token) int {
 	m := 0
@@ -530,7 +534,7 @@ func quantifiers(ts []token) int {
 			if next != "other" {
 				m |= 1
 			}
-		case "some", "several":
+		case "some", "several", "any":
 			m |= 2
 		case "many", "much":
 			if prev != "how" {

@@ -183,3 +183,34 @@ func TestGuardsPassParaphrasesOfPersonsTenseAndQuantifiers(t *testing.T) {
 		}
 	}
 }
+
+// A quantifier on one side only is framing, even when the other side has
+// one too in a fixed phrase ("of all time", "every day", "for all ages",
+// "each morning") that both share.
+func TestGuardsPassAQuantifierOnOneSideBesideASharedOne(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"What are some of the best movies of all time?", "What are the best movies of all time?"},
+		{"What are some good exercises to do every day?", "What are good exercises to do every day?"},
+		{"What are some good games for all ages?", "What are good games for all ages?"},
+		{"What are some good stretches to do each morning?", "What are good stretches to do each morning?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v != 0 {
+			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
+		}
+	}
+}
+
+// "any" is a quantifier of the some/several kind: "are any mushrooms
+// poisonous" ≠ "are all mushrooms poisonous".
+func TestGuardsVetoAnyAgainstAll(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Are any mushrooms poisonous?", "Are all mushrooms poisonous?"},
+		{"Have all the guests arrived?", "Have any guests arrived?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}
