@@ -37,14 +37,15 @@ import (
 //     about the same persons when each side names one ("who are you" ≠
 //     "who am I", "your name" ≠ "my name"; the "I" or "you" of "how do
 //     I", "can you explain" or "I want to" is anyone and not compared),
-//     in the same tense of their
-//     auxiliaries ("who is the CEO" ≠ "who was the CEO") and, when each
-//     side has a quantifier the other lacks, with the same quantifiers
-//     ("are all mushrooms poisonous" ≠ "are some mushrooms poisonous" or
-//     "are any mushrooms poisonous"; "some of the best movies of all
-//     time" = "the best movies of all time"). These are common
-//     words, so a turn made only of them ("who are you") has no content
-//     word for the rules before to compare.
+//     in the same tense when each side's auxiliaries mark one the other
+//     lacks ("who is the CEO" ≠ "who was the CEO"; "who discovered" =
+//     "who was it that discovered": a verb's own tense is no marker) and,
+//     when each side has a quantifier the other lacks, with the same
+//     quantifiers ("are all mushrooms poisonous" ≠ "are some mushrooms
+//     poisonous" or "are any mushrooms poisonous"; "some of the best
+//     movies of all time" = "the best movies of all time"). These are
+//     common words, so a turn made only of them ("who are you") has no
+//     content word for the rules before to compare.
 //
 // They compare only the turns: everything else is equal by construction
 // (the partition).
@@ -60,7 +61,7 @@ func vetoes(g *Guards, a, b string) Event {
 		return EvVetoNegation
 	}
 	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
-		asks(ta) != asks(tb) || otherPersons(ta, tb) || tense(ta) != tense(tb) || quantified(ta, tb)) {
+		asks(ta) != asks(tb) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb)) {
 		return EvVetoEntities
 	}
 	return 0
@@ -126,9 +127,7 @@ func tokenize(s string) []token {
 					t.w = "will"
 				}
 			} else if k := strings.IndexByte(t.w, '\''); k > 0 {
-				if t.w[k:] == "'ll" {
-					aux = "will" // the tense: "who'll win" = "who will win"
-				}
+				aux = contracted(t.w[:k], t.w[k:])
 				t.w = t.w[:k] // 's, 're, 'll, 've, 'd
 			}
 			if t.digit {
@@ -160,6 +159,28 @@ func tokenize(s string) []token {
 	}
 	return out
 }
+
+// contracted names the auxiliary of a contraction, for the tense: "'ll"
+// is "will" ("who'll win" = "who will win"), "'re" "are", "'m" "am", and
+// "'s" "is" after a question word or a pronoun ("who's the CEO" = "who is
+// the CEO"; "John's" is a possessive).
+func contracted(w, suffix string) string {
+	switch suffix {
+	case "'ll":
+		return "will"
+	case "'re":
+		return "are"
+	case "'m":
+		return "am"
+	case "'s":
+		if isContractions[w] {
+			return "is"
+		}
+	}
+	return ""
+}
+
+var isContractions = set("what who where when why how that it there here he she")
 
 // nameSigns returns the end of the word ending at rs[j]: past the '+' and
 // '#' signs that close a name ("C++", "C#", "F#", "g++": without them all
@@ -463,11 +484,23 @@ func persons(ts []token) string {
 
 var wantWords = set("want wanted need needed wish like would looking trying")
 
-// tense is the tense of the turn's auxiliary verbs, as bits: past (was,
-// were, did, had), future (will, shall). Without them a turn is in the
-// present ("is", "'s", "are", "do", "can" — "what's" = "what is"). A
-// modal before "you" and a framing verb frames a request ("will you
-// explain") and has no tense.
+// tensed reports a tense on each side that the other side lacks: "who is
+// the CEO" ≠ "who was the CEO", "will it rain today" ≠ "did it rain
+// today". A side without a tense marker says nothing of the time: "what
+// caused" = "what were the causes", "who invented" = "who did invent",
+// "what happens" = "what will happen".
+func tensed(a, b []token) bool {
+	ta, tb := tense(a), tense(b)
+	return ta&^tb != 0 && tb&^ta != 0
+}
+
+// tense is the set of tenses the turn's auxiliary verbs mark, as bits:
+// past (was, were, did, had), future (will, shall, "gonna", "going to"
+// and a verb — "who is going to win" = "who will win"), present (is, are,
+// am). A verb's own tense ("caused", "happens") is no marker, nor are
+// "do" and "does", which frame most questions ("how do I", "what does it
+// mean"). A modal before "you" and a framing verb frames a request ("will
+// you explain") and has no tense.
 func tense(ts []token) int {
 	m := 0
 	for i, t := range ts {
@@ -480,9 +513,30 @@ func tense(ts []token) int {
 			if !request(ts, i) {
 				m |= 2
 			}
+		case "gonna":
+			m |= 2
+		case "going":
+			if goingTo(ts, i) {
+				m |= 2
+			}
+		case "is", "are", "am":
+			if !(i+1 < len(ts) && goingTo(ts, i+1) || i+2 < len(ts) && goingTo(ts, i+2)) {
+				m |= 4
+			}
 		}
 	}
 	return m
+}
+
+// goingTo reports ts[i] "going" followed by "to" and a verb, the future:
+// not a determiner, a name or a number ("going to the airport", "going to
+// Paris" are on the way).
+func goingTo(ts []token, i int) bool {
+	if ts[i].w != "going" || i+2 >= len(ts) || ts[i+1].w != "to" {
+		return false
+	}
+	v := ts[i+2]
+	return !determiners[v.w] && !v.cap && !v.upper && !v.quoted && !v.digit && !v.symbol
 }
 
 // request reports ts[i] followed by "you" (and "please") and a framing

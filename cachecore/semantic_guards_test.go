@@ -214,3 +214,38 @@ func TestGuardsVetoAnyAgainstAll(t *testing.T) {
 		}
 	}
 }
+
+// A simple past or present verb has no tense marker to compare with an
+// auxiliary's: "What caused" = "What were the causes", "Who discovered" =
+// "Who was it that discovered"; "going to" is the future "will" is.
+func TestGuardsPassParaphrasesInAnotherTenseForm(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"What caused World War I?", "What were the causes of World War I?"},
+		{"Who discovered penicillin?", "Who was it that discovered penicillin?"},
+		{"Who invented the telephone?", "Who did invent the telephone?"},
+		{"What happens if I miss a payment?", "What will happen if I miss a payment?"},
+		{"Who is going to win the election?", "Who will win the election?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v != 0 {
+			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
+		}
+	}
+}
+
+// Tense markers that conflict still veto, contracted ("who's", "'ll") or
+// a "going to" future.
+func TestGuardsVetoConflictingTenseMarkers(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Who is the CEO of Twitter?", "Who was the CEO of Twitter?"},
+		{"Who's the CEO of Twitter?", "Who was the CEO of Twitter?"},
+		{"Will it rain today?", "Did it rain today?"},
+		{"Is it going to rain today?", "Did it rain today?"},
+		{"Who is going to be president?", "Who is president?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v != EvVetoEntities {
+			t.Errorf("%q / %q: veto %v, want %v", c[0], c[1], v, EvVetoEntities)
+		}
+	}
+}
