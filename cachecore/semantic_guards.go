@@ -36,7 +36,8 @@ import (
 //     who, whom, whose and why ("when was he born" ≠ "where was he born"),
 //     about the same persons when each side names one ("who are you" ≠
 //     "who am I", "your name" ≠ "my name"; the "I" or "you" of "how do
-//     I", "can you explain" or "I want to" is anyone and not compared),
+//     I", "can you explain", "I want to", "if I" or "am I allowed" is
+//     anyone and not compared),
 //     in the same tense when each side's auxiliaries mark one the other
 //     lacks ("who is the CEO" ≠ "who was the CEO"; "who discovered" =
 //     "who was it that discovered": a verb's own tense is no marker) and,
@@ -453,17 +454,20 @@ var framingVerbs = set("tell explain describe show give list name provide share 
 
 // persons lists in order the persons the turn's pronouns name, each run
 // once, leaving out the generic ones: a person whose subject pronoun
-// follows a modal or comes before "want", "need", "like" and the like
-// ("how do I", "how do you", "I want to", "I'd like to": anyone), and "me"
-// or "us" after a framing verb, "to" or "for" ("tell me", "explain to
-// me"). "How do I make pancakes" = "how do you make pancakes"; "who are
-// you" ≠ "who am I"; "can you help me" ≠ "can I help you".
+// follows a modal, "if" or "when", or comes before "want", "need", "like"
+// and the like ("how do I", "how do you", "what happens if I miss", "I
+// want to", "I'd like to": anyone), or asks a permission ("am I allowed",
+// "are you supposed to"), and "me" or "us" after a framing verb, "to" or
+// "for" ("tell me", "explain to me"). "How do I make pancakes" = "how do
+// you make pancakes"; "who are you" ≠ "who am I".
 func persons(ts []token) string {
 	var generic []byte
 	for i, t := range ts {
 		switch t.w {
 		case "i", "you", "we", "they":
-			if i > 0 && modals[ts[i-1].w] || i+1 < len(ts) && wantWords[ts[i+1].w] {
+			if i > 0 && (modals[ts[i-1].w] || ts[i-1].w == "if" || ts[i-1].w == "when") ||
+				i+1 < len(ts) && wantWords[ts[i+1].w] ||
+				i > 0 && (ts[i-1].w == "am" || ts[i-1].w == "are") && i+1 < len(ts) && permissionWords[ts[i+1].w] {
 				generic = append(generic, personWords[t.w])
 			}
 		}
@@ -483,6 +487,8 @@ func persons(ts []token) string {
 }
 
 var wantWords = set("want wanted need needed wish like would looking trying")
+
+var permissionWords = set("allowed supposed able meant permitted expected")
 
 // tensed reports a tense on each side that the other side lacks: "who is
 // the CEO" ≠ "who was the CEO", "will it rain today" ≠ "did it rain

@@ -249,3 +249,20 @@ func TestGuardsVetoConflictingTenseMarkers(t *testing.T) {
 		}
 	}
 }
+
+// The "I" or "you" of a condition ("if I miss", "when you") or of a
+// permission ("am I allowed", "are you supposed") is anyone, as after a
+// modal.
+func TestGuardsPassAGenericPersonOfAConditionOrAPermission(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"What happens if I miss a payment?", "What happens if you miss a payment?"},
+		{"Am I allowed to bring food on a plane?", "Are you allowed to bring food on a plane?"},
+		{"Am I supposed to tip in Japan?", "Are you supposed to tip in Japan?"},
+		{"Is it rude if I don't tip in Japan?", "Is it rude if you don't tip in Japan?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v != 0 {
+			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
+		}
+	}
+}
