@@ -37,16 +37,17 @@ import (
 //     about the same persons when each side names one ("who are you" ≠
 //     "who am I", "your name" ≠ "my name"; the "I" or "you" of "how do
 //     I", "can you explain", "I want to", "if I" or "am I allowed" is
-//     anyone and not compared),
-//     in the same tense when each side's auxiliaries mark one the other
-//     lacks ("who is the CEO" ≠ "who was the CEO"; "who discovered" =
-//     "who was it that discovered": a verb's own tense is no marker) and,
-//     when each side has a quantifier the other lacks, with the same
-//     quantifiers ("are all mushrooms poisonous" ≠ "are some mushrooms
-//     poisonous" or "are any mushrooms poisonous"; "some of the best
-//     movies of all time" = "the best movies of all time"). These are
-//     common words, so a turn made only of them ("who are you") has no
-//     content word for the rules before to compare.
+//     anyone and not compared) in the same roles when each side names two
+//     or more ("can you help me" ≠ "can I help you"), in the same tense
+//     when each side's auxiliaries mark one the other lacks ("who is the
+//     CEO" ≠ "who was the CEO"; "who discovered" = "who was it that
+//     discovered": a verb's own tense is no marker) and, when each side
+//     has a quantifier the other lacks, with the same quantifiers ("are
+//     all mushrooms poisonous" ≠ "are some mushrooms poisonous" or "are
+//     any mushrooms poisonous"; "some of the best movies of all time" =
+//     "the best movies of all time"). These are common words, so a turn
+//     made only of them ("who are you") has no content word for the rules
+//     before to compare.
 //
 // They compare only the turns: everything else is equal by construction
 // (the partition).
@@ -424,12 +425,50 @@ func asks(ts []token) int {
 	return m
 }
 
-// otherPersons reports pronouns on each side that name other persons. A
-// side without any is generic: "how to reset my password" = "how do I
-// reset my password" (whose "I" and "my" are anyone's).
+// otherPersons reports pronouns on each side that name other persons, or
+// the same persons in swapped roles. A side without any is generic: "how
+// to reset my password" = "how do I reset my password" (whose "I" and
+// "my" are anyone's).
 func otherPersons(a, b []token) bool {
+	if swapped(roles(a), roles(b)) {
+		return true
+	}
 	pa, pb := persons(a), persons(b)
 	return pa != "" && pb != "" && pa != pb
+}
+
+// swapped reports two or more persons on each side, the same ones, in
+// another order.
+func swapped(ra, rb string) bool {
+	if len(ra) < 2 || ra == rb || len(ra) != len(rb) {
+		return false
+	}
+	for i := 0; i < len(ra); i++ {
+		if strings.IndexByte(rb, ra[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// roles lists the persons the turn's pronouns name in the order they
+// first come, the generic ones included: a generic "you" or "I" still
+// has its role ("can you help me" asks for help, "can I help you" offers
+// it; "how do I tell him" ≠ "how does he tell me"). Only a subject
+// before "want", "need", "like" and the like is left out: "I want you to
+// tell me" = "can you tell me". A side with one person ("tell me", "how
+// can I") has no roles to swap.
+func roles(ts []token) string {
+	var out []byte
+	for i, t := range ts {
+		p := personWords[t.w]
+		if p == 0 || strings.IndexByte(string(out), p) >= 0 ||
+			(t.w == "i" || t.w == "you" || t.w == "we" || t.w == "they") && i+1 < len(ts) && wantWords[ts[i+1].w] {
+			continue
+		}
+		out = append(out, p)
+	}
+	return string(out)
 }
 
 // personWords names the person of a pronoun: the speaker (1), speakers

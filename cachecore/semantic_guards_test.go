@@ -266,3 +266,19 @@ func TestGuardsPassAGenericPersonOfAConditionOrAPermission(t *testing.T) {
 		}
 	}
 }
+
+// A generic subject after a modal still has a role: "Can you help me?"
+// asks the listener to help, "Can I help you?" offers help.
+func TestGuardsVetoSwappedPersonsAfterAModal(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Can you help me?", "Can I help you?"},
+		{"Could you help me?", "Could I help you?"},
+		{"Should you tell me?", "Should I tell you?"},
+		{"How do I tell him?", "How does he tell me?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}
