@@ -493,7 +493,7 @@ func (c *Cache) l2Renew(key string, gen uint64, route *Route) *Call {
 // L2 has it) the model's L1 generation again (l2Again) and runs then (nil
 // without L2).
 func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []Action {
-	return c.l2InvalidateModelThen(route, model, func(ModelState) []Action {
+	return c.l2InvalidateModelThen(route, model, 0, func(ModelState) []Action {
 		if then == nil {
 			return nil
 		}
@@ -502,16 +502,17 @@ func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []A
 }
 
 // l2InvalidateModelThen is l2InvalidateModel whose then is given the
-// model's state the L1 purge done again made (Found false if it made none,
-// or failed).
-func (c *Cache) l2InvalidateModelThen(route, model string, then func(ModelState) []Action) []Action {
+// model's state the L1 purge done again made, if it replaced generation
+// from (Found false if it made none, failed, or anything else — a purge, a
+// version switch — moved the generation since from).
+func (c *Cache) l2InvalidateModelThen(route, model string, from uint64, then func(ModelState) []Action) []Action {
 	if c.cfg.L2 == nil {
 		return nil
 	}
 	var made ModelState
 	again := c.l2Again(func() (int, error) {
-		st, err := c.purgeModel(route, model)
-		if err == nil {
+		st, moved, err := c.purgeModel(route, model, from)
+		if err == nil && !moved {
 			made = st
 		}
 		return 0, err

@@ -1053,3 +1053,58 @@ func TestL2ShadowReplacementSurvivesItsOwnInvalidation(t *testing.T) {
 		t.Errorf("the shadow's fresh replacement is gone once L2 had the invalidation: %s", r.Status)
 	}
 }
+
+// A shadow comparison that invalidates the model stores its replacement
+// twice with an L2: at once, and again under the generation its own
+// INCR's l2Again makes (l2InvalidateModelThen's then). The second store
+// keys the replacement under whatever state the model has when webdis
+// answers: a purge applied to this L1 in between — another proxy's, read
+// from the purge log (l2Apply calls PurgeModel) — removed the first copy,
+// and the second brings the answer (fetched before that purge) back.
+func TestL2ShadowSecondStoreRespectsAPurgeMeanwhile(t *testing.T) {
+	for _, purge := range []struct {
+		name string
+		do   func(env *testEnv) error
+	}{
+		{"model", func(env *testEnv) error { return env.cache.PurgeModel("chat", "gpt-4o-mini") }},
+		{"all", func(env *testEnv) error { _, err := env.cache.purgeAll(); return err }},
+	} {
+		t.Run(purge.name, func(t *testing.T) {
+			env := newEnv(t, `{"upstream_cluster":"u","l2":{"cluster":"webdis"},"routes":[{"name":"chat","kind":"chat",`+
+				`"path_prefix":"/v1/chat","ttl":"1h","shadow":{"sample":1,"min_samples":1,"max_divergence":0,"min_tenants":1}}]}`)
+			wd := newFakeWebdis()
+			env.fill(env.request("chat", alice, chatRequest("hi")), jsonCT, chatResponse("old"), 10)
+			req, _ := env.lookup("chat", alice, chatRequest("hi"))
+			if req.Model != "gpt-4o-mini" {
+				t.Fatalf("model %q", req.Model)
+			}
+			acts := env.cache.Shadow(req, hdr(":method", "POST", ":path", "/v1/chat/completions"))
+			if len(acts) != 1 || acts[0].Kind != ActDispatch {
+				t.Fatalf("shadow: %s", actionKinds(acts))
+			}
+			acts = acts[0].Call.Done(CallResult{Status: 200, Headers: jsonCT, Body: []byte(chatResponse("pre-purge answer"))})
+			if _, d := env.lookup("chat", alice, chatRequest("hi")); d != Serve {
+				t.Fatalf("the replacement is not stored")
+			}
+			// Another proxy's purge reaches this L1 (from the log) while the
+			// shadow's INCR is still out.
+			if err := purge.do(env); err != nil {
+				t.Fatal(err)
+			}
+			if _, d := env.lookup("chat", alice, chatRequest("hi")); d == Serve {
+				t.Fatalf("the purge left the replacement")
+			}
+			for len(acts) > 0 { // webdis answers the shadow's INCR
+				a := acts[0]
+				acts = acts[1:]
+				if a.Kind == ActDispatch {
+					acts = append(acts, a.Call.Done(wd.do(a.Call))...)
+				}
+			}
+			if r, d := env.lookup("chat", alice, chatRequest("hi")); d == Serve {
+				t.Errorf("an answer fetched before a purge is served after it: the shadow's second store put it back under the purge's generation: %q",
+					strings.TrimSpace(string(r.Entry.Body)))
+			}
+		})
+	}
+}

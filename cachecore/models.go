@@ -441,23 +441,26 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 // model, for every tenant, is unreachable from now on. A model without a
 // record whose slot is full has no reachable entries: nothing to do.
 func (c *Cache) PurgeModel(route, model string) error {
-	_, err := c.purgeModel(route, model)
+	_, _, err := c.purgeModel(route, model, 0)
 	return err
 }
 
 // purgeModel is PurgeModel, which also returns the state it made (Found
-// false if it made none: no record in a full slot).
-func (c *Cache) purgeModel(route, model string) (ModelState, error) {
+// false if it made none: no record in a full slot) and whether the
+// generation it replaced was other than from (in the same compare-and-
+// swap: anything moved it since the caller read from).
+func (c *Cache) purgeModel(route, model string, from uint64) (_ ModelState, moved bool, _ error) {
 	// A record the purge makes takes a free place only: taking another
 	// model's could refuse that one's first answer in flight.
 	st, err := c.updateModelAs(route, model, createIfFree, func(r *modelRecord, _ bool) bool {
+		moved = r.gen != from
 		r.gen = c.newGeneration()
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
-		return ModelState{}, nil
+		return ModelState{}, true, nil
 	}
-	return st, err
+	return st, moved, err
 }
 
 // renewGenerations moves every model of every route to a new generation,

@@ -145,7 +145,10 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		// the host's buffer only for this callback). The request is lent:
 		// nothing recycles it meanwhile.
 		status, hs, body := res.Status, cloneHeaders(res.Headers), bytes.Clone(res.Body)
-		return append(acts, c.l2InvalidateModelThen(r.Name, req.Model, func(made ModelState) []Action {
+		// Only if nothing else moved the generation since the first store:
+		// a purge applied meanwhile (another proxy's, from the log) removed
+		// the replacement, fetched before it, for good.
+		return append(acts, c.l2InvalidateModelThen(r.Name, req.Model, obs.state.Gen, func(made ModelState) []Action {
 			if !made.Found || obs.moved {
 				return nil
 			}
