@@ -391,14 +391,21 @@ func (f *Flight) semanticStored(freshUntil int64) []Action {
 	if err != nil {
 		return nil
 	}
-	if ev == EvSemanticIndexed {
+	if ev != EvSemanticIndexed {
+		return []Action{{Kind: ActCount, Event: ev, Route: req.Route}}
+	}
+	if listed, read := c.semListRead(req.Route, q.ns); read && !listed {
 		// The namespace was read from the route's list up to
 		// semModelRecheckMs before (semObserveModel), and the answer
-		// took its time upstream: another worker may have taken the
-		// namespace off the list and reclaimed it since, and this write
-		// made it again. Read after the write, the list names it, or it
-		// is listed again: either way a later reclaim reaches the turn.
-		c.semList(req.Route, q.ns, now, false)
+		// took its time upstream: another worker took the namespace off
+		// the list since (the least recently reported) and reclaimed it,
+		// and this write made it again. It is reclaimed again, this turn
+		// with it: listed anew, it would count as just reported and take
+		// the place of a namespace in use, whose next turn would take
+		// another's, and so on. Read after the write, the list names the
+		// namespace, or the turn goes: a later reclaim reaches it either
+		// way.
+		semIndexStore{s: c.store, now: now}.reclaim(q.ns)
 	}
 	return []Action{{Kind: ActCount, Event: ev, Route: req.Route}}
 }
@@ -508,12 +515,18 @@ func (c *Cache) semList(r *Route, ns uint64, now int64, note bool) (changed, war
 
 // semListed reports whether namespace ns is in route r's list.
 func (c *Cache) semListed(r *Route, ns uint64) bool {
+	listed, _ := c.semListRead(r, ns)
+	return listed
+}
+
+// semListRead is semListed, and whether the list could be read.
+func (c *Cache) semListRead(r *Route, ns uint64) (listed, read bool) {
 	raw, _, err := c.store.Get("modelcache/sem/ns/" + r.Name)
 	if err != nil {
-		return false
+		return false, false
 	}
 	m := decodeSemModels(raw)
-	return slices.ContainsFunc(m.ns, func(e semNamespaceSeen) bool { return e.ns == ns })
+	return slices.ContainsFunc(m.ns, func(e semNamespaceSeen) bool { return e.ns == ns }), true
 }
 
 // semModelSeen is the embedding model a worker last saw on a route, and

@@ -506,7 +506,7 @@ func persons(ts []token) string {
 		case "i", "you", "we", "they":
 			if i > 0 && (modals[ts[i-1].w] || ts[i-1].w == "if" || ts[i-1].w == "when") ||
 				i+1 < len(ts) && wantWords[ts[i+1].w] ||
-				i > 0 && (ts[i-1].w == "am" || ts[i-1].w == "are") && i+1 < len(ts) && permissionWords[ts[i+1].w] {
+				i > 0 && (ts[i-1].w == "am" || ts[i-1].w == "are") && i+1 < len(ts) && permissionWords[ts[i+1].w] && onlyPerson(ts, i) {
 				generic = append(generic, personWords[t.w])
 			}
 		}
@@ -529,29 +529,60 @@ var wantWords = set("want wanted need needed wish like would looking trying")
 
 var permissionWords = set("allowed supposed able meant permitted expected")
 
-// tensed reports a tense on each side that the other side lacks: "who is
-// the CEO" ≠ "who was the CEO", "will it rain today" ≠ "did it rain
-// today". A side without a tense marker says nothing of the time: "what
-// caused" = "what were the causes", "who invented" = "who did invent",
-// "what happens" = "what will happen".
-func tensed(a, b []token) bool {
-	ta, tb := tense(a), tense(b)
-	return ta&^tb != 0 && tb&^ta != 0
+// onlyPerson reports ts[i] the turn's only pronoun: "am I allowed to bring
+// food" asks for anyone, "are you allowed to read my messages" asks the
+// one addressed.
+func onlyPerson(ts []token, i int) bool {
+	for j, t := range ts {
+		if j != i && personWords[t.w] != 0 {
+			return false
+		}
+	}
+	return true
 }
 
-// tense is the set of tenses the turn's auxiliary verbs mark, as bits:
-// past (was, were, did, had), future (will, shall, "gonna", "going to"
-// and a verb — "who is going to win" = "who will win"), present (is, are,
-// am). A verb's own tense ("caused", "happens") is no marker, nor are
-// "do" and "does", which frame most questions ("how do I", "what does it
-// mean"). A modal before "you" and a framing verb frames a request ("will
-// you explain") and has no tense.
+// tensed reports turns about different times: the past on one side only
+// ("who is the CEO" ≠ "who was the CEO", "what happened" ≠ "what will
+// happen", "what did you do" ≠ "what do you do"), or the future on one
+// side only against an explicit present ("who is the CEO" ≠ "who will be
+// the CEO"). A side with no present marker says nothing against the
+// future ("what happens if" = "what will happen if"), and a simple past
+// is past as its auxiliary is ("what caused" = "what were the causes",
+// "who invented" = "who did invent").
+func tensed(a, b []token) bool {
+	ta, tb := tense(a), tense(b)
+	switch {
+	case ta&1 != tb&1:
+		return true
+	case ta&2 != tb&2:
+		other := ta
+		if ta&2 != 0 {
+			other = tb
+		}
+		return other&4 != 0
+	}
+	return false
+}
+
+// tense is the set of tenses the turn marks, as bits: past (was, were,
+// did, had; has or have before a participle, "has happened"; a verb in
+// -ed right after a question word, "what happened", "who invented"),
+// future (will, shall, "gonna", "going to" and a verb — "who is going to
+// win" = "who will win"), present (is, are, am). A present verb's own
+// tense ("happens") is no marker, nor are "do" and "does", which frame
+// most questions ("how do I", "what does it mean"). A modal before "you"
+// and a framing verb frames a request ("will you explain") and has no
+// tense.
 func tense(ts []token) int {
 	m := 0
 	for i, t := range ts {
 		switch t.w {
 		case "was", "were", "did", "had":
 			if !request(ts, i) {
+				m |= 1
+			}
+		case "has", "have":
+			if i+1 < len(ts) && participle(ts[i+1].w) {
 				m |= 1
 			}
 		case "will", "shall":
@@ -568,10 +599,28 @@ func tense(ts []token) int {
 			if !(i+1 < len(ts) && goingTo(ts, i+1) || i+2 < len(ts) && goingTo(ts, i+2)) {
 				m |= 4
 			}
+		default:
+			if i > 0 && questionWords[ts[i-1].w] && len(t.w) > 4 && strings.HasSuffix(t.w, "ed") && !wantWords[t.w] {
+				m |= 1
+			}
 		}
 	}
 	return m
 }
+
+// participle reports a past participle of the common shapes: "been",
+// "done", "gone", "had", "made", or a word in -ed or -en.
+func participle(w string) bool {
+	switch w {
+	case "been", "done", "gone", "had", "made", "seen", "known":
+		return true
+	}
+	return len(w) > 3 && (strings.HasSuffix(w, "ed") || strings.HasSuffix(w, "en"))
+}
+
+// questionWords open a question; a verb in -ed right after one is a
+// simple past ("what happened", "who invented").
+var questionWords = set("what who whom which where when why how")
 
 // goingTo reports ts[i] "going" followed by "to" and a verb, the future:
 // not a determiner, a name or a number ("going to the airport", "going to
@@ -597,16 +646,30 @@ func request(ts []token, i int) bool {
 	return framingVerbs[ts[j].w]
 }
 
-// quantified reports a quantifier on each side that the other side lacks:
-// "are all mushrooms poisonous" ≠ "are some mushrooms poisonous". A
-// quantifier on one side only is framing ("what are some ways to …",
-// "what are the symptoms" = "what are all the symptoms"), also beside one
-// both sides share in a fixed phrase ("what are some of the best movies
-// of all time" = "what are the best movies of all time").
+// quantified reports quantifiers on both sides that differ: "are all
+// mushrooms poisonous" ≠ "are some mushrooms poisonous", "do some dogs
+// bark all the time" ≠ "do all dogs bark all the time". A quantifier on
+// one side only is framing ("what are some ways to …", "what are the
+// symptoms" = "what are all the symptoms"); one in a fixed phrase of time
+// or age ("of all time", "every day", "for all ages") quantifies nothing
+// ("what are some of the best movies of all time" = "what are the best
+// movies of all time").
 func quantified(a, b []token) bool {
 	qa, qb := quantifiers(a), quantifiers(b)
-	return qa&^qb != 0 && qb&^qa != 0
+	return qa != 0 && qb != 0 && qa != qb
 }
+
+// fixedPhrase reports ts[i], a quantifier, in a phrase of time or age:
+// "all time", "all the time", "all ages", "every day", "each morning".
+func fixedPhrase(ts []token, i int) bool {
+	j := i + 1
+	if j < len(ts) && ts[j].w == "the" {
+		j++
+	}
+	return j < len(ts) && timeWords[ts[j].w]
+}
+
+var timeWords = set("time times day days week weeks month months year years morning mornings evening evenings night nights age ages hour hours minute minutes")
 
 // quantifiers is the set of the turn's quantifiers, as bits: all, every,
 // each; some, several, any, "a few"; many, much (not "how many", which
@@ -621,6 +684,9 @@ func quantifiers(ts []token) int {
 		}
 		if i+1 < len(ts) {
 			next = ts[i+1].w
+		}
+		if fixedPhrase(ts, i) {
+			continue
 		}
 		switch t.w {
 		case "all":

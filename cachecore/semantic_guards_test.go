@@ -282,3 +282,55 @@ func TestGuardsVetoSwappedPersonsAfterAModal(t *testing.T) {
 		}
 	}
 }
+
+// A past or perfect question with no "did"/"was" ("what happened", "who
+// has been", "what did … do" vs "what do … do") is about another time than
+// the future or present one; a tense rule that asked each side for a
+// marker the other lacked let them pass.
+func TestGuardsVetoAPastOrPerfectAgainstAnotherTime(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"What happened to Bitcoin?", "What will happen to Bitcoin?"},
+		{"What has happened to Bitcoin?", "What will happen to Bitcoin?"},
+		{"Who has been president of France?", "Who will be president of France?"},
+		{"What did you do?", "What do you do?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}
+
+// Quantifiers beside one both sides share ("… of all time", "all the
+// time", "every exam") still differ: "are SOME of the best movies of all
+// time animated" and "are ALL of the best movies of all time animated"
+// have opposite answers. A rule that asked each side for a quantifier the
+// other lacked let them pass as a superset.
+func TestGuardsVetoQuantifiersBesideASharedFixedPhrase(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Are some of the best movies of all time animated?", "Are all of the best movies of all time animated?"},
+		{"Do some dogs bark all the time?", "Do all dogs bark all the time?"},
+		{"Do any students fail every exam?", "Do all students fail every exam?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}
+
+// "Are you able/allowed" with another pronoun ("my screen") asks the one
+// addressed, not anyone: made generic like "am I allowed", a question
+// about the assistant's ability or permission was served the answer about
+// the user's.
+func TestGuardsVetoAreYouAbleForAmIAble(t *testing.T) {
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range [][2]string{
+		{"Are you able to see my screen?", "Am I able to see my screen?"},
+		{"Are you allowed to read my messages?", "Am I allowed to read my messages?"},
+	} {
+		if v := vetoes(g, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed", c[0], c[1])
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -680,5 +681,67 @@ func TestSemanticFreshWorkerIgnoresAStaleSharedVector(t *testing.T) {
 	e.answer(f, "c")
 	if strings.Contains(got, "semantic.model_changes") || len(e.logs) > logs || e.semNamespacesHeld() != 1 {
 		t.Fatalf("the server reports e5-large only, yet: %q, new logs %q, %d namespaces hold turns", got, e.logs[logs:], e.semNamespacesHeld())
+	}
+}
+
+func semListedNamespaces(e *semEnv) []uint64 {
+	raw, _, err := e.store.Get("modelcache/sem/ns/chat")
+	if err != nil {
+		return nil
+	}
+	var out []uint64
+	for _, n := range decodeSemModels(raw).ns {
+		out = append(out, n.ns)
+	}
+	return out
+}
+
+// semanticStored re-listed a namespace it wrote into with seen = now,
+// as if a server had just reported it. A late write of a namespace that
+// was evicted as the least recently reported (m0) thus outranks the
+// three namespaces workers report right now, and evicts and reclaims one
+// of them (m1); m1's next indexed turn re-lists m1 and reclaims m2, whose
+// next turn reclaims m3, and only then is m0 the oldest: one late write
+// wipes every live namespace's turns in a cascade. Expected: the late
+// namespace is the one to go (it is the least recently reported), the
+// live ones keep their turns.
+func TestSemanticLateWriteOfAnEvictedNamespaceReclaimsOnlyIt(t *testing.T) {
+	e := newSemEnv(t, "")
+	w0 := e.cache
+	mk := func(seed int) *Cache {
+		return New(mustParse(t, fmt.Sprintf(semConfig, "")), Options{Store: e.store, Now: e.clock.Now, Rand: seededRand(uint64(seed))})
+	}
+	wA, wB, wC := mk(2), mk(3), mk(4)
+	q := 0
+	store := func(w *Cache, model string) {
+		e.cache, e.model = w, model
+		q++
+		f, _ := e.ask(alice, fmt.Sprintf("question number %d", q), nil)
+		e.answer(f, "a")
+		e.clock.Advance(time.Second)
+	}
+	store(w0, "m0") // w0 reports m0 (its server moves on afterwards)
+	store(wA, "m1") // three workers report m1, m2, m3 from now on
+	store(wB, "m2")
+	store(wC, "m3") // m0, least recently reported, is evicted and reclaimed
+	live := semListedNamespaces(e)
+	reclaimed := map[uint64]bool{}
+	note := func() {
+		for _, ns := range live {
+			if !slices.Contains(semListedNamespaces(e), ns) {
+				reclaimed[ns] = true // taken off the list: its turns reclaimed
+			}
+		}
+	}
+	store(w0, "m0") // w0's answer under m0 arrives late (no list re-read yet)
+	note()
+	for round := 0; round < 3; round++ {
+		for i, w := range []*Cache{wA, wB, wC} {
+			store(w, fmt.Sprintf("m%d", i+1))
+			note()
+		}
+	}
+	if len(reclaimed) > 0 {
+		t.Errorf("one late write under m0 (evicted as least recently reported, reported by no one since) reclaimed %d of the %d namespaces reported every few seconds", len(reclaimed), len(live))
 	}
 }
