@@ -52,6 +52,17 @@ type semEnv struct {
 	model string
 	id    uint32
 	logs  []string
+	asked int // storeOn's questions
+}
+
+// storeOn stores a new question's answer through worker w, its turn
+// embedded by model, and lets a second pass.
+func (e *semEnv) storeOn(w *Cache, model string) {
+	e.cache, e.model = w, model
+	e.asked++
+	f, _ := e.ask(alice, fmt.Sprintf("question number %d", e.asked), nil)
+	e.answer(f, "a")
+	e.clock.Advance(time.Second)
 }
 
 func newSemEnv(t *testing.T, extra string) *semEnv {
@@ -627,22 +638,15 @@ func TestSemanticCompletionsWithLenientEchoMatchOnlyExactly(t *testing.T) {
 // A worker keeps indexing under the namespace it last saw for up to
 // semModelRecheckMs without reading the route's list. When another worker
 // evicts that namespace from the list (a 4th identity) and reclaims it,
-// the first worker's next store writes into it again: that write lists it
-// again, so it is reclaimed like any other (it was left unlisted, and its
-// turns were never reclaimed: the route's index held more than
-// semMaxNamespaces namespaces for good).
+// the first worker's next store writes into it again: that write finds it
+// unlisted and reclaims it (it was left unlisted, and its turns were never
+// reclaimed: the route's index held more than semMaxNamespaces namespaces
+// for good).
 func TestSemanticEvictedNamespaceWrittenAgainIsReclaimed(t *testing.T) {
 	e := newSemEnv(t, "")
 	w1 := e.cache
 	w2 := New(mustParse(t, fmt.Sprintf(semConfig, "")), Options{Store: e.store, Now: e.clock.Now, Rand: seededRand(2)})
-	q := 0
-	store := func(w *Cache, model string) {
-		e.cache, e.model = w, model
-		q++
-		f, _ := e.ask(alice, fmt.Sprintf("question number %d", q), nil)
-		e.answer(f, "a")
-		e.clock.Advance(time.Second)
-	}
+	store := e.storeOn
 	store(w2, "m0") // w2 lists m0 and indexes a turn under it
 	store(w1, "m1")
 	store(w1, "m2")
@@ -712,14 +716,7 @@ func TestSemanticLateWriteOfAnEvictedNamespaceReclaimsOnlyIt(t *testing.T) {
 		return New(mustParse(t, fmt.Sprintf(semConfig, "")), Options{Store: e.store, Now: e.clock.Now, Rand: seededRand(uint64(seed))})
 	}
 	wA, wB, wC := mk(2), mk(3), mk(4)
-	q := 0
-	store := func(w *Cache, model string) {
-		e.cache, e.model = w, model
-		q++
-		f, _ := e.ask(alice, fmt.Sprintf("question number %d", q), nil)
-		e.answer(f, "a")
-		e.clock.Advance(time.Second)
-	}
+	store := e.storeOn
 	store(w0, "m0") // w0 reports m0 (its server moves on afterwards)
 	store(wA, "m1") // three workers report m1, m2, m3 from now on
 	store(wB, "m2")
