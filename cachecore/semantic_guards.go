@@ -531,7 +531,10 @@ var permissionWords = set("allowed supposed able meant permitted expected")
 
 // onlyPerson reports ts[i] the turn's only pronoun: "am I allowed to bring
 // food" asks for anyone, "are you allowed to read my messages" asks the
-// one addressed.
+// one addressed. (With a possessive of its own person, "am I allowed to
+// bring my own food", it is not: the other side's "are you … your own
+// food" is then refused, a hit lost, where "are you able to see my
+// screen" must not pass for "am I able to see my screen".)
 func onlyPerson(ts []token, i int) bool {
 	for j, t := range ts {
 		if j != i && personWords[t.w] != 0 {
@@ -549,17 +552,21 @@ func onlyPerson(ts []token, i int) bool {
 // future ("what happens if" = "what will happen if"), and a simple past
 // is past as its auxiliary is ("what caused" = "what were the causes",
 // "who invented" = "who did invent").
+//
+// A past guessed from a verb in -ed (bit 8) counts as a past for the
+// first rule, but only an auxiliary's past (bit 1) or present stands
+// against the future: "how crowded was it" ≠ "how crowded will it be".
 func tensed(a, b []token) bool {
 	ta, tb := tense(a), tense(b)
 	switch {
-	case ta&1 != tb&1:
+	case ta&9 != 0 != (tb&9 != 0):
 		return true
 	case ta&2 != tb&2:
 		other := ta
 		if ta&2 != 0 {
 			other = tb
 		}
-		return other&4 != 0
+		return other&5 != 0
 	}
 	return false
 }
@@ -582,7 +589,9 @@ func tense(ts []token) int {
 				m |= 1
 			}
 		case "has", "have":
-			if i+1 < len(ts) && participle(ts[i+1].w) {
+			// A perfect: "has happened", or a question it opens ("has
+			// Bitcoin crashed", "has the Fed cut rates"; not "have to").
+			if i == 0 && !(i+1 < len(ts) && ts[i+1].w == "to") || participleWithin(ts, i+1, 3) {
 				m |= 1
 			}
 		case "will", "shall":
@@ -600,12 +609,27 @@ func tense(ts []token) int {
 				m |= 4
 			}
 		default:
-			if i > 0 && questionWords[ts[i-1].w] && len(t.w) > 4 && strings.HasSuffix(t.w, "ed") && !wantWords[t.w] {
-				m |= 1
+			// A simple past right after a question word ("what happened",
+			// "who invented"): not "how" and an adjective ("how crowded"),
+			// nor a word in -eed ("what speed").
+			if i > 0 && questionWords[ts[i-1].w] && ts[i-1].w != "how" && len(t.w) > 4 &&
+				strings.HasSuffix(t.w, "ed") && !strings.HasSuffix(t.w, "eed") && !wantWords[t.w] {
+				m |= 8
 			}
 		}
 	}
 	return m
+}
+
+// participleWithin reports a participle among the n tokens from ts[i]
+// ("have you ever been", "has it rained").
+func participleWithin(ts []token, i, n int) bool {
+	for j := i; j < len(ts) && j < i+n; j++ {
+		if participle(ts[j].w) {
+			return true
+		}
+	}
+	return false
 }
 
 // participle reports a past participle of the common shapes: "been",
@@ -654,19 +678,36 @@ func request(ts []token, i int) bool {
 // or age ("of all time", "every day", "for all ages") quantifies nothing
 // ("what are some of the best movies of all time" = "what are the best
 // movies of all time").
+//
+// A phrase of time or age is left out only when both sides have it, word
+// for word: "does it rain every day" ≠ "does it rain some days", "do dogs
+// bark all the time" ≠ "… some of the time".
 func quantified(a, b []token) bool {
-	qa, qb := quantifiers(a), quantifiers(b)
+	qa, qb := quantifiers(a, b), quantifiers(b, a)
 	return qa != 0 && qb != 0 && qa != qb
 }
 
-// fixedPhrase reports ts[i], a quantifier, in a phrase of time or age:
-// "all time", "all the time", "all ages", "every day", "each morning".
-func fixedPhrase(ts []token, i int) bool {
+// fixedPhrase is the phrase of time or age that ts[i], a quantifier,
+// opens ("all time", "all the time", "every day", "each morning"), or "".
+func fixedPhrase(ts []token, i int) string {
 	j := i + 1
 	if j < len(ts) && ts[j].w == "the" {
 		j++
 	}
-	return j < len(ts) && timeWords[ts[j].w]
+	if j < len(ts) && timeWords[ts[j].w] {
+		return ts[i].w + " " + ts[j].w
+	}
+	return ""
+}
+
+// hasPhrase reports a quantifier in ts that opens phrase.
+func hasPhrase(ts []token, phrase string) bool {
+	for i := range ts {
+		if fixedPhrase(ts, i) == phrase {
+			return true
+		}
+	}
+	return false
 }
 
 var timeWords = set("time times day days week weeks month months year years morning mornings evening evenings night nights age ages hour hours minute minutes")
@@ -675,7 +716,7 @@ var timeWords = set("time times day days week weeks month months year years morn
 // each; some, several, any, "a few"; many, much (not "how many", which
 // asks for a number); few; both; either. "At all", "after all" and "each
 // other" quantify nothing.
-func quantifiers(ts []token) int {
+func quantifiers(ts, other []token) int {
 	m := 0
 	for i, t := range ts {
 		prev, next := "", ""
@@ -685,7 +726,7 @@ func quantifiers(ts []token) int {
 		if i+1 < len(ts) {
 			next = ts[i+1].w
 		}
-		if fixedPhrase(ts, i) {
+		if ph := fixedPhrase(ts, i); ph != "" && hasPhrase(other, ph) {
 			continue
 		}
 		switch t.w {

@@ -334,3 +334,51 @@ func TestGuardsVetoAreYouAbleForAmIAble(t *testing.T) {
 		}
 	}
 }
+
+// guardPairs checks each pair is vetoed (wantVeto) or passes.
+func guardPairs(t *testing.T, wantVeto bool, pairs [][2]string) {
+	t.Helper()
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	for _, c := range pairs {
+		v := vetoes(g, c[0], c[1])
+		if wantVeto && v == 0 {
+			t.Errorf("%q / %q: passed (a different question is served this answer)", c[0], c[1])
+		}
+		if !wantVeto && v != 0 {
+			t.Errorf("%q / %q: vetoed (%v), a paraphrase loses its hit", c[0], c[1], v)
+		}
+	}
+}
+
+// A quantifier before a word of time or age quantifies it unless both
+// sides have the same phrase ("of all time" on both sides is framing).
+func TestGuardsVetoQuantifiersOfTime(t *testing.T) {
+	guardPairs(t, true, [][2]string{
+		{"Does it rain every day in London?", "Does it rain some days in London?"},
+		{"Is the museum open every day?", "Is the museum open some days?"},
+		{"Do dogs bark all the time?", "Do dogs bark some of the time?"},
+		{"Do all months have 30 days?", "Do some months have 30 days?"},
+		{"Is every year a leap year?", "Is some year a leap year?"},
+		{"Is it suitable for all ages?", "Is it suitable for some ages?"},
+	})
+}
+
+// "How" and an adjective in -ed is no simple past, and an auxiliary's
+// past stands against the future whatever else a side has; a perfect
+// question ("has it rained") is past.
+func TestGuardsVetoPastAgainstFutureInEveryForm(t *testing.T) {
+	guardPairs(t, true, [][2]string{
+		{"How crowded was Disneyland on Christmas?", "How crowded will Disneyland be on Christmas?"},
+		{"How advanced was AI?", "How advanced will AI be?"},
+		{"Has Bitcoin crashed?", "Will Bitcoin crash?"},
+		{"Has the Fed cut rates?", "Will the Fed cut rates?"},
+		{"Has it rained today?", "Will it rain today?"},
+	})
+}
+
+// A noun in -eed after a question word is no past.
+func TestGuardsPassANounInEed(t *testing.T) {
+	guardPairs(t, false, [][2]string{
+		{"What speed is light?", "What is the speed of light?"},
+	})
+}
