@@ -440,7 +440,7 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 		c.semVectors.m = nil // vectors of the other model are not reused
 	}
 	c.semModels[r] = semModelSeen{identity: v.identity, recheck: now + semModelRecheckMs}
-	changed, warn, unwarned, freed := c.semList(r, v.ns, now, true)
+	changed, warn, unwarned, freed := c.semList(r, v.ns, now)
 	if !changed {
 		return nil
 	}
@@ -461,13 +461,11 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 }
 
 // semList notes namespace ns in route r's list at now (semModels.observe)
-// and reclaims the namespaces that leave it. With note, a namespace not
-// listed is a model change: changed reports it (once the list is
-// written), warn whether to log it and unwarned the changes counted
-// since the last log. Without note (semanticStored lists again a
-// namespace it wrote into) nothing is counted or logged. freed is the
-// records reclaimed.
-func (c *Cache) semList(r *Route, ns uint64, now int64, note bool) (changed, warn bool, unwarned uint32, freed int) {
+// and reclaims the namespaces that leave it. A namespace not listed is a
+// model change: changed reports it (once the list is written), warn
+// whether to log it and unwarned the changes counted since the last log.
+// freed is the records reclaimed.
+func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unwarned uint32, freed int) {
 	key := "modelcache/sem/ns/" + r.Name
 	for try := 0; try < 8; try++ {
 		raw, cas, err := c.store.Get(key)
@@ -485,7 +483,6 @@ func (c *Cache) semList(r *Route, ns uint64, now int64, note bool) (changed, war
 			return false, false, 0, 0
 		}
 		changed, reclaim, write := m.observe(ns, now)
-		changed = changed && note
 		write = write || created // the list is made once, even when it changes nothing
 		warn = false
 		if changed {
