@@ -188,49 +188,34 @@ func TestGuardsPassParaphrasesOfPersonsTenseAndQuantifiers(t *testing.T) {
 // one too in a fixed phrase ("of all time", "every day", "for all ages",
 // "each morning") that both share.
 func TestGuardsPassAQuantifierOnOneSideBesideASharedOne(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, false, [][2]string{
 		{"What are some of the best movies of all time?", "What are the best movies of all time?"},
 		{"What are some good exercises to do every day?", "What are good exercises to do every day?"},
 		{"What are some good games for all ages?", "What are good games for all ages?"},
 		{"What are some good stretches to do each morning?", "What are good stretches to do each morning?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v != 0 {
-			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
-		}
-	}
+	})
 }
 
 // "any" is a quantifier of the some/several kind: "are any mushrooms
 // poisonous" ≠ "are all mushrooms poisonous".
 func TestGuardsVetoAnyAgainstAll(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, true, [][2]string{
 		{"Are any mushrooms poisonous?", "Are all mushrooms poisonous?"},
 		{"Have all the guests arrived?", "Have any guests arrived?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v == 0 {
-			t.Errorf("%q / %q: not vetoed", c[0], c[1])
-		}
-	}
+	})
 }
 
 // A simple past or present verb has no tense marker to compare with an
 // auxiliary's: "What caused" = "What were the causes", "Who discovered" =
 // "Who was it that discovered"; "going to" is the future "will" is.
 func TestGuardsPassParaphrasesInAnotherTenseForm(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, false, [][2]string{
 		{"What caused World War I?", "What were the causes of World War I?"},
 		{"Who discovered penicillin?", "Who was it that discovered penicillin?"},
 		{"Who invented the telephone?", "Who did invent the telephone?"},
 		{"What happens if I miss a payment?", "What will happen if I miss a payment?"},
 		{"Who is going to win the election?", "Who will win the election?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v != 0 {
-			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
-		}
-	}
+	})
 }
 
 // Tense markers that conflict still veto, contracted ("who's", "'ll") or
@@ -254,33 +239,23 @@ func TestGuardsVetoConflictingTenseMarkers(t *testing.T) {
 // permission ("am I allowed", "are you supposed") is anyone, as after a
 // modal.
 func TestGuardsPassAGenericPersonOfAConditionOrAPermission(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, false, [][2]string{
 		{"What happens if I miss a payment?", "What happens if you miss a payment?"},
 		{"Am I allowed to bring food on a plane?", "Are you allowed to bring food on a plane?"},
 		{"Am I supposed to tip in Japan?", "Are you supposed to tip in Japan?"},
 		{"Is it rude if I don't tip in Japan?", "Is it rude if you don't tip in Japan?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v != 0 {
-			t.Errorf("%q / %q: vetoed (%v)", c[0], c[1], v)
-		}
-	}
+	})
 }
 
 // A generic subject after a modal still has a role: "Can you help me?"
 // asks the listener to help, "Can I help you?" offers help.
 func TestGuardsVetoSwappedPersonsAfterAModal(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, true, [][2]string{
 		{"Can you help me?", "Can I help you?"},
 		{"Could you help me?", "Could I help you?"},
 		{"Should you tell me?", "Should I tell you?"},
 		{"How do I tell him?", "How does he tell me?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v == 0 {
-			t.Errorf("%q / %q: not vetoed", c[0], c[1])
-		}
-	}
+	})
 }
 
 // A past or perfect question with no "did"/"was" ("what happened", "who
@@ -288,17 +263,12 @@ func TestGuardsVetoSwappedPersonsAfterAModal(t *testing.T) {
 // the future or present one; a tense rule that asked each side for a
 // marker the other lacked let them pass.
 func TestGuardsVetoAPastOrPerfectAgainstAnotherTime(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, true, [][2]string{
 		{"What happened to Bitcoin?", "What will happen to Bitcoin?"},
 		{"What has happened to Bitcoin?", "What will happen to Bitcoin?"},
 		{"Who has been president of France?", "Who will be president of France?"},
 		{"What did you do?", "What do you do?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v == 0 {
-			t.Errorf("%q / %q: not vetoed", c[0], c[1])
-		}
-	}
+	})
 }
 
 // Quantifiers beside one both sides share ("… of all time", "all the
@@ -307,16 +277,11 @@ func TestGuardsVetoAPastOrPerfectAgainstAnotherTime(t *testing.T) {
 // have opposite answers. A rule that asked each side for a quantifier the
 // other lacked let them pass as a superset.
 func TestGuardsVetoQuantifiersBesideASharedFixedPhrase(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, true, [][2]string{
 		{"Are some of the best movies of all time animated?", "Are all of the best movies of all time animated?"},
 		{"Do some dogs bark all the time?", "Do all dogs bark all the time?"},
 		{"Do any students fail every exam?", "Do all students fail every exam?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v == 0 {
-			t.Errorf("%q / %q: not vetoed", c[0], c[1])
-		}
-	}
+	})
 }
 
 // "Are you able/allowed" with another pronoun ("my screen") asks the one
@@ -324,15 +289,10 @@ func TestGuardsVetoQuantifiersBesideASharedFixedPhrase(t *testing.T) {
 // about the assistant's ability or permission was served the answer about
 // the user's.
 func TestGuardsVetoAreYouAbleForAmIAble(t *testing.T) {
-	g := &Guards{Numbers: true, Negation: true, Entities: true}
-	for _, c := range [][2]string{
+	guardPairs(t, true, [][2]string{
 		{"Are you able to see my screen?", "Am I able to see my screen?"},
 		{"Are you allowed to read my messages?", "Am I allowed to read my messages?"},
-	} {
-		if v := vetoes(g, c[0], c[1]); v == 0 {
-			t.Errorf("%q / %q: not vetoed", c[0], c[1])
-		}
-	}
+	})
 }
 
 // guardPairs checks each pair is vetoed (wantVeto) or passes.
