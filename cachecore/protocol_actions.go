@@ -141,6 +141,9 @@ type Call struct {
 }
 
 // CallResult is how a Call ended.
+//
+// Headers and Body are the protocol's to keep: the host hands over memory
+// of their own (the filter reads a call's answer into fresh buffers).
 type CallResult struct {
 	NotStarted bool // the host could not dispatch it
 	Failed     bool // no answer (reset, timeout)

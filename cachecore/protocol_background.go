@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 )
@@ -141,10 +140,8 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		}
 		// With an L2, the L1 generation moves once more when L2 has the
 		// invalidation (l2Again): the replacement is stored again under
-		// the generation that makes, from copies (the call's answer is
-		// the host's buffer only for this callback). The request is lent:
-		// nothing recycles it meanwhile.
-		status, hs, body := res.Status, cloneHeaders(res.Headers), bytes.Clone(res.Body)
+		// the generation that makes (the call's answer is the protocol's
+		// to keep; the request is lent: nothing recycles it meanwhile).
 		// Only if nothing else moved the generation since the first store:
 		// a purge applied meanwhile (another proxy's, from the log) removed
 		// the replacement, fetched before it, for good.
@@ -153,8 +150,8 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 				return nil
 			}
 			c.PrepareShadowStore(req, made)
-			st := c.AdmitAndStore(req, status, hs, body, OriginUpstream, elapsed)
-			return []Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: status}}
+			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
+			return []Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status}}
 		})...)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
@@ -206,16 +203,6 @@ func ReplayHeaders(in [][2]string, authority string) [][2]string {
 			continue
 		}
 		out = append(out, kv)
-	}
-	return out
-}
-
-// cloneHeaders copies headers whose strings may alias a buffer the host
-// reuses.
-func cloneHeaders(hs [][2]string) [][2]string {
-	out := make([][2]string, len(hs))
-	for i, kv := range hs {
-		out[i] = [2]string{strings.Clone(kv[0]), strings.Clone(kv[1])}
 	}
 	return out
 }
