@@ -616,3 +616,71 @@ func TestEmbeddingsDuplicateInputIsRefused(t *testing.T) {
 		t.Fatalf("another client asking for \"the sky is blue\" is served the vector of \"BUY NOW\": %s", body)
 	}
 }
+
+// Items read eight bytes at a time (addStrings) are the items gjson reads,
+// as written and canonical, in order: over arrays of strings with escapes,
+// white space and non-ASCII, and arrays addStrings leaves to gjson (a
+// number or a nested array among the strings).
+func TestEmbeddingsStringItemsAsGjsonReadsThem(t *testing.T) {
+	c, r := newEmbCache(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	parts := []string{"a", "Z", " ", "0", ",", "]", "[", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud83d\\ude00", "é", "/", "\\/", "a long run of plain words"}
+	spaces := []string{"", " ", "\n", "\t ", "\r\n  "}
+	var c2 Canonicalizer
+	for n := 0; n < 3000; n++ {
+		var sb strings.Builder
+		sb.WriteString("[" + spaces[rng.IntN(len(spaces))])
+		items := 1 + rng.IntN(12)
+		for k := 0; k < items; k++ {
+			if k > 0 {
+				sb.WriteString(spaces[rng.IntN(len(spaces))] + "," + spaces[rng.IntN(len(spaces))])
+			}
+			switch {
+			case k > 0 && rng.IntN(40) == 0:
+				sb.WriteString("12")
+			case k > 0 && rng.IntN(40) == 0:
+				sb.WriteString(`["x"]`)
+			default:
+				sb.WriteByte('"')
+				for m := rng.IntN(8); m > 0; m-- {
+					sb.WriteString(parts[rng.IntN(len(parts))])
+				}
+				sb.WriteByte('"')
+			}
+		}
+		sb.WriteString(spaces[rng.IntN(len(spaces))] + "]")
+		input := sb.String()
+		var want [][2]string
+		ok := true
+		gjson.Parse(input).ForEach(func(_, v gjson.Result) bool {
+			if v.Type != gjson.String {
+				ok = false
+				return false
+			}
+			canon, err := c2.Append(nil, []byte(v.Raw), nil)
+			if err != nil {
+				t.Fatalf("%s: %v", v.Raw, err)
+			}
+			want = append(want, [2]string{v.Raw, string(canon)})
+			return true
+		})
+		req := embRequest(c, r, `{"model":"e","input":`+input+`}`)
+		if !ok {
+			if req.batch != nil {
+				t.Fatalf("%s: a batch of %d items, want the request refused", input, len(req.batch.items))
+			}
+			continue
+		}
+		if req.batch == nil {
+			t.Fatalf("%s: refused", input)
+		}
+		var got [][2]string
+		for _, it := range req.batch.items {
+			got = append(got, [2]string{string(it.raw), string(it.canon)})
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s:\n got %q\nwant %q", input, got, want)
+		}
+		c.keepBatch(req.batch)
+	}
+}
