@@ -206,15 +206,43 @@ func joinLine(v, line string) string {
 }
 
 // tenantHeader returns the first configured identity header that is present
-// and non-empty.
+// and names someone: not empty, and not an authentication scheme alone.
 func tenantHeader(h [][2]string, names []string) (string, string, bool) {
 	for _, n := range names {
-		if v, ok := header(h, n); ok && strings.TrimSpace(v) != "" {
+		if v, ok := header(h, n); ok && strings.TrimSpace(v) != "" && !schemeAlone(n, v) {
 			return n, v, true
 		}
 	}
 	return "", "", false
 }
+
+// schemeAlone reports an Authorization (or Proxy-Authorization) value that
+// is an authentication scheme without credentials: "Bearer" is what a
+// client with an empty key sends, its trailing space trimmed by the proxy.
+// It names no one, so it is no identity: taken as one, every such client
+// was one tenant, and under the default tenant_headers a client whose
+// credential is its x-api-key was served another client's answers. The
+// schemes are IANA's registry's; a value that is one word of another kind
+// ("sk-…") stays a credential.
+func schemeAlone(name, value string) bool {
+	if name != "authorization" && name != "proxy-authorization" {
+		return false
+	}
+	v := strings.TrimSpace(value)
+	if len(v) > len("SCRAM-SHA-256") {
+		return false
+	}
+	for _, s := range authSchemes {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// authSchemes is the IANA HTTP Authentication Scheme Registry.
+var authSchemes = [...]string{"Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual",
+	"Negotiate", "OAuth", "PrivateToken", "SCRAM-SHA-1", "SCRAM-SHA-256", "vapid"}
 
 // SetBody keys the request from its complete body. On failure the request is
 // bypassed with the reason (too large, not JSON, …).
