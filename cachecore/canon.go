@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Canonical JSON: the form of a request body that the cache key is built
@@ -112,12 +113,18 @@ type member struct {
 	drop               bool // not selected: checked for duplicates, then left out
 }
 
+// maxKeptScratch bounds, in bytes, each scratch buffer a Canonicalizer
+// keeps for its next body (the member list counted at its size): one
+// body at max_request_bytes, or one of many members, would otherwise
+// size them for good, outside the per-VM memory bound README states.
+const maxKeptScratch = 32 << 10
+
 // Append validates body and appends its canonical form to dst. sel applies
 // to the top-level object only (nested objects are canonicalised whole).
 func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error) {
 	c.src, c.pos, c.out = body, 0, dst
 	c.found = [4]bool{}
-	defer func() { c.src = nil }()
+	defer c.done()
 	c.ws()
 	if err := c.value(0, sel); err != nil {
 		return dst, err
@@ -129,6 +136,20 @@ func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error)
 	out := c.out
 	c.out = nil
 	return out, nil
+}
+
+// done lets go of the body and of scratch space grown past maxKeptScratch.
+func (c *Canonicalizer) done() {
+	c.src = nil
+	if cap(c.scratch) > maxKeptScratch {
+		c.scratch = nil
+	}
+	if cap(c.keyBuf) > maxKeptScratch {
+		c.keyBuf = nil
+	}
+	if cap(c.members)*int(unsafe.Sizeof(member{})) > maxKeptScratch {
+		c.members = nil
+	}
 }
 
 // Canonicalize is Append with fresh scratch space.

@@ -1038,7 +1038,9 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		ins = append(ins, batchInsert{fp: it.fp, bucket: t.bucketOf(it.fp), tag: tag, staleUntil: e.StaleUntil, encoded: enc[at:len(enc):len(enc)]})
 		sorted = sorted && (len(ins) == 1 || ins[len(ins)-2].bucket <= ins[len(ins)-1].bucket)
 	}
-	c.embEnc = enc[:0]
+	if cap(enc) <= maxSpareBatch { // bounded as the batch's arenas are
+		c.embEnc = enc[:0]
+	}
 	b.ins = ins[:0]
 	if !sorted {
 		ins = sortByBucket(ins)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -321,6 +322,23 @@ type duplicateMembers struct {
 
 // check returns ReasonDuplicateKey if any object of b repeats a name.
 func (d *duplicateMembers) check(b []byte) Reason {
+	r := d.scan(b)
+	// The names are slices of b: kept, they would keep the answer alive
+	// until the next check. Lists grown past maxKeptScratch bytes (an
+	// answer of many members) are not kept at all.
+	if cap(d.names)*int(unsafe.Sizeof(b)) > maxKeptScratch {
+		d.names = nil
+	} else {
+		clear(d.names[:cap(d.names)])
+	}
+	if cap(d.dec) > maxKeptScratch {
+		d.dec = nil
+	}
+	return r
+}
+
+// scan is check's one pass over b.
+func (d *duplicateMembers) scan(b []byte) Reason {
 	d.names, d.starts, d.dec = d.names[:0], d.starts[:0], d.dec[:0]
 	for i := 0; i < len(b); i++ {
 		for i < len(b) && !scanStops[b[i]] { // numbers, literals, punctuation

@@ -53,9 +53,14 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		res.Reason = ReasonTooLarge
 		return res
 	}
-	// Encoded into a reused buffer: the store copies it.
-	c.encBuf = e.AppendEncode(c.encBuf[:0])
-	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, c.encBuf, now)
+	// Encoded into a reused buffer: the store copies it. One larger than
+	// the buffers kept for reuse are (maxSpareBuffer) is not kept: an
+	// answer at max_entry_bytes would size it for good.
+	enc := e.AppendEncode(c.encBuf[:0])
+	if cap(enc) <= maxSpareBuffer {
+		c.encBuf = enc
+	}
+	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, enc, now)
 	if err != nil {
 		res.Reason = storeErrReason(err)
 		return res
