@@ -368,24 +368,28 @@ func stemSet(ts []token) map[string]bool {
 // sentence, acronyms, and quoted words.
 func entities(ts []token) []string {
 	var out []string
+	j := -1 // the last word before ts[i] that is no determiner
 	for i, t := range ts {
 		if (t.cap || t.upper || t.quoted) && !t.digit && !t.symbol && !commonWords[t.w] {
-			out = append(out, direction(ts, i)+t.stem)
+			out = append(out, direction(ts, i, j)+t.stem)
+		}
+		if !determiners[t.w] {
+			j = i
 		}
 	}
 	return out
 }
 
-// direction marks ts[i] by a "to" or "from" right before it.
+// direction marks ts[i] by a "to" or "from" right before it, or before
+// the determiners before it: ts[j] is the last word before ts[i] that is
+// no determiner (-1: none). Callers keep j as they go, so that a run of
+// determiners is not walked back from each of its words (work the square
+// of a turn's length).
 // A word after "to" with nothing between is often a verb ("how to
 // reset"), so a bare "to" marks only a name; after "into", "from" and the
 // like, or past a determiner or possessive ("to the airport", "from my
 // laptop"), the word is a place or thing and is marked whatever it is.
-func direction(ts []token, i int) string {
-	j := i - 1
-	for j >= 0 && determiners[ts[j].w] {
-		j--
-	}
+func direction(ts []token, i, j int) string {
 	if j < 0 {
 		return ""
 	}
@@ -700,15 +704,23 @@ func fixedPhrase(ts []token, i int) string {
 	return ""
 }
 
-// hasPhrase reports a quantifier in ts that opens phrase.
-func hasPhrase(ts []token, phrase string) bool {
+// phrases lists, each once, the phrases of time or age that ts's
+// quantifiers open: at most one per quantifier and word of time, so a
+// turn's phrases are looked up in a short list, not in the turn.
+func phrases(ts []token) []string {
+	var out []string
 	for i := range ts {
-		if fixedPhrase(ts, i) == phrase {
-			return true
+		if quantifierWords[ts[i].w] {
+			if ph := fixedPhrase(ts, i); ph != "" && !slices.Contains(out, ph) {
+				out = append(out, ph)
+			}
 		}
 	}
-	return false
+	return out
 }
+
+// quantifierWords are the words quantifiers reads as quantifiers.
+var quantifierWords = set("all every each some several any many much few both either")
 
 var timeWords = set("time times day days week weeks month months year years morning mornings evening evenings night nights age ages hour hours minute minutes")
 
@@ -718,7 +730,11 @@ var timeWords = set("time times day days week weeks month months year years morn
 // other" quantify nothing.
 func quantifiers(ts, other []token) int {
 	m := 0
+	theirs := phrases(other)
 	for i, t := range ts {
+		if !quantifierWords[t.w] {
+			continue
+		}
 		prev, next := "", ""
 		if i > 0 {
 			prev = ts[i-1].w
@@ -726,7 +742,7 @@ func quantifiers(ts, other []token) int {
 		if i+1 < len(ts) {
 			next = ts[i+1].w
 		}
-		if ph := fixedPhrase(ts, i); ph != "" && hasPhrase(other, ph) {
+		if ph := fixedPhrase(ts, i); ph != "" && slices.Contains(theirs, ph) {
 			continue
 		}
 		switch t.w {
@@ -784,8 +800,12 @@ func rareDifference(a, b []token) bool {
 func contentOrder(ts []token) []string {
 	var out []string
 	seen := map[string]bool{}
+	j := -1 // the last word before ts[i] that is no determiner
 	for i, t := range ts {
-		w := direction(ts, i) + t.stem
+		w := direction(ts, i, j) + t.stem
+		if !determiners[t.w] {
+			j = i
+		}
 		if soft(t) || seen[w] {
 			continue
 		}
