@@ -277,6 +277,15 @@ func (h *Host) vm(i int) *vm {
 // Workers is the number of worker VMs.
 func (h *Host) Workers() int { return len(h.workers) }
 
+// MemoryBytes is the size of VM i's linear memory. A wasm memory only
+// grows: what a guest once needed it keeps until the VM is replaced.
+func (h *Host) MemoryBytes(i int) uint64 {
+	v := h.vm(i)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return uint64(v.mem.Size())
+}
+
 // Clock is the host's clock.
 func (h *Host) Clock() Clock { return h.clock }
 
