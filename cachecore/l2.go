@@ -316,7 +316,9 @@ func decodeL2Value(v, identity []byte, stable int, g l2Gens) (*Entry, string, er
 // argument) for binary values; ".raw" asks for the Redis protocol reply.
 func (c *Cache) webdis(method, path string, body []byte, timeout time.Duration) *Call {
 	l := c.cfg.L2
-	return &Call{Cluster: l.Cluster, Timeout: timeout, Body: body,
+	// Every webdis answer is parsed within the larger of the two caps
+	// (a lookup's, the purge log's) or refused.
+	return &Call{Cluster: l.Cluster, Timeout: timeout, Body: body, MaxBody: max(c.l2AnswerCap(), c.l2SyncCap()),
 		Headers: [][2]string{{":method", method}, {":path", path}, {":authority", l.Authority}}}
 }
 

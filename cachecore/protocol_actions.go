@@ -136,6 +136,13 @@ type Call struct {
 	// counts, logs, calls with no Stream) — e.g. to release what the call
 	// may have taken.
 	Gone func(CallResult) []Action
+	// MaxBody, if non-zero, is the largest answer body the protocol
+	// takes from the call: the host reads at most one byte more, enough
+	// for the protocol to see it too large. An answer refused for its
+	// size is then not copied into the VM whole, whose memory would keep
+	// that size for good (a wasm memory never shrinks). Zero: the whole
+	// answer (a refetch relays it to the client).
+	MaxBody int
 
 	start int64 // when it was made (ms), for the compute time
 }

@@ -115,6 +115,7 @@ func (c *Cache) embedCall(s *Semantic, text string) *Call {
 			{"content-type", "application/json"}},
 		Body:    body,
 		Timeout: s.Embedding.Timeout,
+		MaxBody: maxEmbeddingAnswer,
 		start:   c.nowMs(),
 	}
 }

@@ -89,6 +89,9 @@ func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) b
 			res := cachecore.CallResult{Failed: numHeaders == 0}
 			if !res.Failed {
 				res.Headers, _ = proxywasm.GetHttpCallResponseHeaders()
+				if call.MaxBody > 0 && bodySize > call.MaxBody {
+					bodySize = call.MaxBody + 1 // still too large for the protocol
+				}
 				res.Body, _ = proxywasm.GetHttpCallResponseBody(0, bodySize)
 				res.Status = cachecore.CallStatus(res.Headers)
 			}
