@@ -296,7 +296,9 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// Items as written and canonical, in one arena: canonical JSON is
 	// rarely longer than its source.
 	b.text = reuse(b.text, 2*len(input.Raw)+64)
-	add := func(v gjson.Result) bool { return c.addItem(b, v.Raw, plainString(unsafe.Slice(unsafe.StringData(v.Raw), len(v.Raw)))) }
+	add := func(v gjson.Result) bool {
+		return c.addItem(b, v.Raw, plainString(unsafe.Slice(unsafe.StringData(v.Raw), len(v.Raw))))
+	}
 	switch {
 	case input.Type == gjson.String:
 		b.single = true
