@@ -209,8 +209,12 @@ func joinLine(v, line string) string {
 // and names someone: not empty, and not an authentication scheme alone.
 func tenantHeader(h [][2]string, names []string) (string, string, bool) {
 	for _, n := range names {
-		if v, ok := header(h, n); ok && strings.TrimSpace(v) != "" && !schemeAlone(n, v) {
-			return n, v, true
+		// A value longer than any scheme (every credential of note) is
+		// not looked up: this runs on every request.
+		if v, ok := header(h, n); ok {
+			if t := strings.TrimSpace(v); t != "" && (len(t) > maxSchemeLen || !schemeAlone(n, t)) {
+				return n, v, true
+			}
 		}
 	}
 	return "", "", false
@@ -224,12 +228,8 @@ func tenantHeader(h [][2]string, names []string) (string, string, bool) {
 // credential is its x-api-key was served another client's answers. The
 // schemes are IANA's registry's; a value that is one word of another kind
 // ("sk-…") stays a credential.
-func schemeAlone(name, value string) bool {
+func schemeAlone(name, v string) bool {
 	if name != "authorization" && name != "proxy-authorization" {
-		return false
-	}
-	v := strings.TrimSpace(value)
-	if len(v) > len("SCRAM-SHA-256") {
 		return false
 	}
 	for _, s := range authSchemes {
@@ -239,6 +239,9 @@ func schemeAlone(name, value string) bool {
 	}
 	return false
 }
+
+// maxSchemeLen is the length of the longest of authSchemes.
+const maxSchemeLen = len("SCRAM-SHA-256")
 
 // authSchemes is the IANA HTTP Authentication Scheme Registry.
 var authSchemes = [...]string{"Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual",

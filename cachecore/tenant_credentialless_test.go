@@ -36,3 +36,13 @@ func TestTenantSchemeWithoutCredentialsIsNoIdentity(t *testing.T) {
 		t.Errorf("carol's x-api-key alone: %v %s, want her answer", d, req.Status)
 	}
 }
+
+// tenantHeader looks a value up in authSchemes only when it is no longer
+// than maxSchemeLen: no scheme may be longer.
+func TestMaxSchemeLenCoversEveryScheme(t *testing.T) {
+	for _, s := range authSchemes {
+		if len(s) > maxSchemeLen {
+			t.Fatalf("scheme %q is longer than maxSchemeLen %d", s, maxSchemeLen)
+		}
+	}
+}
