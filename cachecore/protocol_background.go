@@ -38,6 +38,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		return acts
 	}
 	call := c.replay(req, headers, EvRefreshStarted)
+	call.MaxBody = r.MaxEntryBytes // AdmitBody refuses more, first
 	call.Done = func(res CallResult) []Action {
 		_ = c.bg.Release(slot, deadline)
 		o := OutcomeFailed
@@ -90,6 +91,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		return []Action{{Kind: ActCount, Event: EvShadowSaturated, Route: r}}
 	}
 	call := c.replay(req, headers, EvShadowStarted)
+	call.MaxBody = shadowLimit(req) // compareFresh refuses more, first
 	call.Done = func(res CallResult) []Action {
 		_ = slots.Release(slot, deadline)
 		_ = c.bg.Release(bgSlot, deadline)

@@ -46,17 +46,22 @@ func (c *Cache) Agrees(req *Request, freshHeaders [][2]string, fresh []byte) boo
 // (a batch answer holds one vector per item, each within max_entry_bytes).
 const maxShadowBatchAnswer = 16 << 20
 
+// shadowLimit is the largest fresh answer compareFresh compares: a
+// batch's is its items' entries together, bounded.
+func shadowLimit(req *Request) int {
+	if b := req.batch; b != nil {
+		return min(len(b.items)*req.Route.MaxEntryBytes, maxShadowBatchAnswer)
+	}
+	return req.Route.MaxEntryBytes
+}
+
 // compareFresh is Agrees, with ok false when the fresh answer cannot be
 // compared at all — too large to read, not JSON, an error report, an
 // unfinished stream, not one vector per item — which says nothing about
 // the model: the shadow counts it as an error, never as a divergence.
 func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byte) (agree, ok bool) {
 	sh := req.Route.Shadow
-	limit := req.Route.MaxEntryBytes
-	if b := req.batch; b != nil {
-		limit = min(len(b.items)*req.Route.MaxEntryBytes, maxShadowBatchAnswer)
-	}
-	if len(fresh) > limit {
+	if len(fresh) > shadowLimit(req) {
 		return false, false
 	}
 	if req.batch != nil {
