@@ -41,6 +41,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	}
 	f.reset()
 	res := st.Result
+	shown := res // what Cache-Status says of the answer
 	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
 	if cached, total := req.ItemCounts(); total > 0 {
 		if res.ItemsStored > 0 {
@@ -51,14 +52,20 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		}
 		if req.rewritten() {
 			// The client gets cached items: the answer is as old as the
-			// oldest of them.
+			// oldest of them, and as fresh as the least fresh (as a
+			// wholly cached batch says).
+			age := c.Age(req).Milliseconds()
 			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
-			f.emit(Action{Kind: ActRecordAge, Route: r, N: int(c.Age(req).Milliseconds())})
+			f.emit(Action{Kind: ActRecordAge, Route: r, N: int(age)})
+			if cached > 0 {
+				f.emit(Action{Kind: ActSetHeader, Name: "age", Value: strconv.FormatInt(max(age/1000, 0), 10)})
+				shown.FreshUntil = min(shown.FreshUntil, req.batch.minFresh)
+			}
 		}
 		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
 	}
 	f.finishLead(OutcomeStored, f.respStatus)
-	f.Stored(res)
+	f.Stored(shown)
 	f.l2Write()
 	return Completed, append(f.actions(), f.semanticStored(res.FreshUntil)...)
 }
