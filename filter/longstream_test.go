@@ -1,0 +1,73 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+// A leader whose event stream flows for longer than coalesce.max_wait is
+// alive: its lease, taken for max_wait when it led, must not expire under
+// it while its answer flows. It did: at max_wait a follower that had
+// waited 11 s took it for a dead leader and counted a failure — with
+// max_retries 0 it was answered 502 leader-failed while the leader's
+// client got a 200 that was then stored; with the default it led a second
+// upstream call for the same answer, 9 s before the first was stored.
+func TestFollowerOfALongStreamKeepsWaiting(t *testing.T) {
+	for _, tc := range []struct{ name, coalesce string }{
+		{"max_retries 0", `{"max_wait":"30s","max_retries":0}`},
+		{"default retries", `{"max_wait":"30s"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":` + tc.coalesce + `}]}`
+			hs := newHarness(t, cfg)
+			hs.holdUpstream()
+			req := chatRequest("")
+			req.Body = []byte(streamBody("a long story"))
+			leader := hs.h.StartExchange(0, req)
+			hs.h.Drain()
+			up := hs.h.PendingUpstream()
+			if len(up) != 1 {
+				t.Fatalf("%d upstream requests", len(up))
+			}
+			u := up[0]
+			ev := func(s string) []byte { return []byte("data: " + s + "\n\n") }
+			u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, false)
+			u.SendChunk(ev(`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`), false)
+			hs.h.Drain()
+			var follower *wasmhost.Exchange
+			for i := 1; i <= 40; i++ { // a word a second for 40 s
+				hs.h.AdvanceAndTick(time.Second)
+				u.SendChunk(ev(fmt.Sprintf(`{"id":"c1","choices":[{"index":0,"delta":{"content":"word %d "}}]}`, i)), false)
+				hs.h.Drain()
+				if i == 20 {
+					follower = hs.h.StartExchange(1, req)
+					hs.h.Drain()
+				}
+				if follower != nil && follower.Done() {
+					r := follower.Response()
+					t.Fatalf("after %d s of a flowing stream (the follower waited %d s of 30): answered %d, Cache-Status %q, %d upstream calls",
+						i, i-20, r.Status, hdr(r, "cache-status"), hs.upstream.Load())
+				}
+			}
+			if n := hs.upstream.Load(); n != 1 {
+				t.Fatalf("%d upstream calls for one answer still flowing", n)
+			}
+			u.SendChunk(ev(`{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`), false)
+			u.SendChunk([]byte("data: [DONE]\n\n"), true)
+			hs.h.Drain()
+			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
+				t.Fatalf("leader's stream not stored")
+			}
+			r := follower.Response()
+			if !follower.Done() || r.Status != 200 || string(r.Body) != string(leader.Response().Body) {
+				t.Fatalf("follower: done %v, %d %q", follower.Done(), r.Status, hdr(r, "cache-status"))
+			}
+			expectCacheStatus(t, r, "collapsed")
+		})
+	}
+}
