@@ -22,6 +22,8 @@ type Flight struct {
 	// followed: the leader this request last joined as a follower.
 	followed  LeaseHolder
 	waitSince int64 // ms, when it started following
+	// leaseEnd: ms, the deadline a leader's lease was last given (Flowing).
+	leaseEnd int64
 	// awaited: a tick found the key unled and waited one tick for the
 	// leader's wake-up (Tick).
 	awaited bool
@@ -131,6 +133,7 @@ func (f *Flight) Miss() []Action {
 // for a leader since (leaderLookup).
 func (f *Flight) lead(e Event, fresh bool) bool {
 	f.leader = true
+	f.leaseEnd = f.c.nowMs() + f.req.Route.Coalesce.MaxWait.Milliseconds() // as Join took it
 	f.count(e)
 	if f.c.leaderLookup(f.req, fresh) != Serve {
 		return false

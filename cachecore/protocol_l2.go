@@ -268,7 +268,9 @@ func (f *Flight) l2Wait() {
 	f.waitSince = f.c.nowMs()
 	if f.leader {
 		wait := f.req.Route.Coalesce.MaxWait.Milliseconds()
-		_, _ = f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, f.waitSince, f.waitSince+2*wait)
+		if ok, _ := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, f.waitSince, f.waitSince+2*wait); ok {
+			f.leaseEnd = f.waitSince + 2*wait
+		}
 	}
 	f.req.l2.backoff = 0
 	f.req.l2.nextPoll = 0

@@ -209,6 +209,27 @@ func (f *Flight) Recorded(h *Held, chunk []byte) {
 	h.body = append(h.body, chunk...)
 }
 
+// Flowing is the event "a chunk of this request's answer passed": a leader
+// whose answer flows is alive, so its lease, taken for coalesce.max_wait,
+// is moved to max_wait from now once half of that is left. Otherwise an
+// event stream longer than max_wait lost its lease under it: its followers
+// took it for a dead leader, counted a failure and led a second upstream
+// call (or, their retries used up, answered 502 leader-failed) while its
+// answer still flowed. A follower still goes upstream itself after
+// max_wait of its own wait.
+func (f *Flight) Flowing() {
+	if !f.leader {
+		return
+	}
+	now, wait := f.c.nowMs(), f.req.Route.Coalesce.MaxWait.Milliseconds()
+	if f.leaseEnd-now > wait/2 {
+		return
+	}
+	if ok, _ := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, now, now+wait); ok {
+		f.leaseEnd = now + wait
+	}
+}
+
 // Dropped reports whether the recording was given up (no need to read
 // further chunks).
 func (h *Held) Dropped() bool { return h.dropped }

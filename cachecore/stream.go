@@ -534,6 +534,9 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 			s.fl.Recorded(&s.recording, chunk)
 		}
 	}
+	if bodySize > 0 {
+		s.fl.Flowing()
+	}
 	if !endOfStream {
 		return nil
 	}
