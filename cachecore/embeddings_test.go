@@ -248,7 +248,8 @@ func TestFiniteNumbersAgreesWithExact(t *testing.T) {
 }
 
 func FuzzFiniteNumbers(f *testing.F) {
-	for _, s := range []string{`[1,2]`, `[1e308]`, `[0.5e-3, -7E+2]`, `[1e999]`, `[0.000e400]`} {
+	for _, s := range []string{`[1,2]`, `[1e308]`, `[0.5e-3, -7E+2]`, `[1e999]`, `[0.000e400]`,
+		`[0.5,-0.25,0.125]`, `[0.,1]`, `[-0.,1]`, `[0.5,]`, `[-0.5x,1]`, `[-00.5,1]`, `[0.5 ,-0.5]`, `[-0.5e999,1]`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
