@@ -71,3 +71,64 @@ func TestFollowerOfALongStreamKeepsWaiting(t *testing.T) {
 		})
 	}
 }
+
+// A leader whose answer is not streamed sends nothing until its end: a long
+// completion asked for without streaming (30–90 s is common) is a leader
+// alive and waiting, for longer than coalesce.max_wait, with no chunk to
+// move its lease (Flight.Flowing). Its lease must not expire under it
+// either. It did: at max_wait a follower that had joined at 20 s took it
+// for a dead leader and counted a failure — with max_retries 0 it was
+// answered 502 leader-failed, with the default it led a second upstream
+// call for the same key — and the first leader's release, at 45 s, found
+// the lease no longer its own and woke nobody.
+func TestFollowerOfALongAnswerKeepsWaiting(t *testing.T) {
+	for _, tc := range []struct{ name, coalesce string }{
+		{"max_retries 0", `{"max_wait":"30s","max_retries":0}`},
+		{"default retries", `{"max_wait":"30s"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":` + tc.coalesce + `}]}`
+			hs := newHarness(t, cfg)
+			hs.holdUpstream()
+			req := chatRequest("a long answer, not streamed")
+			leader := hs.h.StartExchange(0, req)
+			hs.h.Drain()
+			up := hs.h.PendingUpstream()
+			if len(up) != 1 {
+				t.Fatalf("%d upstream requests", len(up))
+			}
+			var follower *wasmhost.Exchange
+			for i := 1; i <= 45; i++ { // the answer takes 45 s
+				hs.h.AdvanceAndTick(time.Second)
+				if i == 20 {
+					follower = hs.h.StartExchange(1, req)
+					hs.h.Drain()
+				}
+				if follower != nil && follower.Done() {
+					r := follower.Response()
+					t.Fatalf("after %d s of a leader waiting for its answer (the follower waited %d s of 30): answered %d, Cache-Status %q, %d upstream calls",
+						i, i-20, r.Status, hdr(r, "cache-status"), hs.upstream.Load())
+				}
+			}
+			if n := hs.upstream.Load(); n != 1 {
+				t.Fatalf("%d upstream calls for one answer still awaited", n)
+			}
+			hs.answer(up[0])
+			hs.h.Drain()
+			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
+				t.Fatalf("leader's answer not stored")
+			}
+			r := follower.Response()
+			if !follower.Done() || r.Status != 200 || string(r.Body) != string(leader.Response().Body) {
+				t.Fatalf("follower: done %v, %d %q", follower.Done(), r.Status, hdr(r, "cache-status"))
+			}
+			expectCacheStatus(t, r, "collapsed")
+			if n := hs.counter("modelcache.chat.coalesce.leader_failures"); n != 0 {
+				t.Fatalf("%d leader failures counted for a leader that answered", n)
+			}
+			if n := hs.upstream.Load(); n != 1 {
+				t.Fatalf("%d upstream calls for one answer", n)
+			}
+		})
+	}
+}
