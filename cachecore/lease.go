@@ -11,9 +11,10 @@ import "encoding/binary"
 //
 //   - Leadership is a lease in shared data (LeaseTable). Taking it is a
 //     compare-and-swap, so exactly one contender wins, on any worker; a lease
-//     is only trusted until its deadline (the route's coalesce.max_wait), so
-//     a leader that vanished (its VM failed) can never block a key for
-//     longer than that.
+//     is only trusted until its deadline (the route's coalesce.max_wait,
+//     renewed while its leader is alive: Flight.KeepLease), so a leader
+//     that vanished (its VM failed) can never block a key for longer than
+//     that.
 //   - A new leader looks the key up once more before going upstream: the
 //     previous leader may have stored the answer between this request's
 //     miss and its winning the lease. It looks under the model state its

@@ -1,6 +1,9 @@
 package cachecore
 
-import "strconv"
+import (
+	"math"
+	"strconv"
+)
 
 // Completion is how a complete response ended, for the host's next step.
 type Completion uint8
@@ -210,14 +213,32 @@ func (f *Flight) Recorded(h *Held, chunk []byte) {
 }
 
 // Flowing is the event "a chunk of this request's answer passed": a leader
-// whose answer flows is alive, so its lease, taken for coalesce.max_wait,
-// is moved to max_wait from now once half of that is left. Otherwise an
-// event stream longer than max_wait lost its lease under it: its followers
-// took it for a dead leader, counted a failure and led a second upstream
-// call (or, their retries used up, answered 502 leader-failed) while its
-// answer still flowed. A follower still goes upstream itself after
-// max_wait of its own wait.
-func (f *Flight) Flowing() {
+// whose answer flows is alive, so it keeps its lease (keepLease). Otherwise
+// an event stream longer than max_wait lost its lease under it: its
+// followers took it for a dead leader, counted a failure and led a second
+// upstream call (or, their retries used up, answered 502 leader-failed)
+// while its answer still flowed.
+func (f *Flight) Flowing() { f.keepLease() }
+
+// KeepLease is the event "a tick found this request still leading": its
+// VM is alive, and so is the request, still waiting for (or reading) its
+// upstream answer, so it keeps its lease (keepLease). An answer that is
+// not streamed sends nothing before its end — a long completion asked for
+// without streaming commonly takes 30 to 90 s — and without this its
+// lease expired under it at max_wait, as a long stream's did without
+// Flowing. The host calls it on every tick for each request it leads
+// (Leading); until half of max_wait is left it reads nothing.
+func (f *Flight) KeepLease() { f.keepLease() }
+
+// keepLease moves a leader's lease, taken for coalesce.max_wait, to
+// max_wait from now once half of that is left: one shared-data read and
+// write per max_wait/2 of a long answer, none for an answer that ends
+// within max_wait/2. A lease found no longer this leader's (it expired
+// and another request took the key over) is not tried again. A follower
+// still goes upstream itself after max_wait of its own wait; a leader
+// that is gone — its VM failed, so it neither ticks nor flows — loses its
+// lease at most max_wait after its last extension.
+func (f *Flight) keepLease() {
 	if !f.leader {
 		return
 	}
@@ -225,8 +246,12 @@ func (f *Flight) Flowing() {
 	if f.leaseEnd-now > wait/2 {
 		return
 	}
-	if ok, _ := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, now, now+wait); ok {
+	ok, err := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, now, now+wait)
+	switch {
+	case ok:
 		f.leaseEnd = now + wait
+	case err == nil:
+		f.leaseEnd = math.MaxInt64 // lost for good
 	}
 }
 

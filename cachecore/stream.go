@@ -290,6 +290,24 @@ func (s *Stream) Tick() []Action {
 	return s.apply(s.fl.Tick())
 }
 
+// Leading reports whether the request holds its key's lease: its host
+// calls KeepLease on every tick until it does not.
+func (s *Stream) Leading() bool { return s.fl.leader }
+
+// KeepLease is the event "a tick found this request still leading"
+// (Flight.KeepLease). It needs no context of the request's and performs
+// nothing: it only moves the lease in shared data.
+func (s *Stream) KeepLease() { s.fl.KeepLease() }
+
+// LeaseTicksFast reports whether the request's lease needs its VM to tick
+// at tick_period while it leads, rather than at the idle period: KeepLease
+// moves a lease once half of max_wait is left, so a tick must come well
+// within that (a quarter of max_wait apart, below 4 s with the default
+// periods). A tick_period itself that long is not helped.
+func (s *Stream) LeaseTicksFast() bool {
+	return s.fl.req.Route.Coalesce.MaxWait < 4*max(s.c.cfg.TickPeriod, IdleTickPeriod)
+}
+
 // Continue is the event "a call of this request's (an L2 lookup, say)
 // returned": acts are its Done's actions.
 func (s *Stream) Continue(acts []Action) []Action { return s.apply(acts) }

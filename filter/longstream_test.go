@@ -132,3 +132,43 @@ func TestFollowerOfALongAnswerKeepsWaiting(t *testing.T) {
 		})
 	}
 }
+
+// What keeping a waiting leader's lease costs: nothing for an answer that
+// arrives within half of max_wait, one shared-data read and write per
+// max_wait/2 after that (at 15 and 30 s of a 45 s answer), no change to
+// the tick (the idle tick keeps a 30 s lease).
+func TestKeepingALeaseCostsOneWritePerHalfMaxWait(t *testing.T) {
+	calls := []string{"env.proxy_get_shared_data", "env.proxy_set_shared_data", "env.proxy_set_tick_period_milliseconds"}
+	miss := func(after int) []uint64 {
+		cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":{"max_wait":"30s"}}]}`
+		hs := newHarness(t, cfg)
+		hs.holdUpstream()
+		var n []uint64
+		for _, c := range calls {
+			n = append(n, hs.h.HostCallCount(c))
+		}
+		ex := hs.h.StartExchange(0, chatRequest("what a lease costs"))
+		hs.h.Drain()
+		up := hs.h.PendingUpstream()
+		if len(up) != 1 {
+			t.Fatalf("%d upstream requests", len(up))
+		}
+		hs.h.AdvanceAndTick(time.Duration(after) * time.Second)
+		hs.answer(up[0])
+		hs.h.Drain()
+		if !ex.Done() || ex.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
+			t.Fatalf("answer at %d s not stored", after)
+		}
+		for i, c := range calls {
+			n[i] = hs.h.HostCallCount(c) - n[i]
+		}
+		return n
+	}
+	base, within := miss(1), miss(14)
+	if fmt.Sprint(within) != fmt.Sprint(base) {
+		t.Fatalf("host calls %v for an answer at 14 s, %v at 1 s: keeping a lease cost a miss within max_wait/2", within, base)
+	}
+	if long := miss(45); long[0] != base[0]+2 || long[1] != base[1]+2 || long[2] != base[2] {
+		t.Fatalf("host calls %v for an answer at 45 s, %v at 1 s: want two more reads and writes of shared data", long, base)
+	}
+}

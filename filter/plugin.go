@@ -29,6 +29,7 @@ type plugin struct {
 	queues  map[uint64]uint32 // other VMs' wake queues, resolved on demand
 	waiting map[uint32]*stream
 	holding map[uint32]*stream // requests whose headers are held for their body
+	leading []*stream          // requests that hold their key's lease (stream.leadingAt)
 	free    []*stream          // deleted streams whose memory is reused (newStream)
 	hold    cachecore.HoldState
 	// tickArmed: the tick period last armed (setTick).
@@ -182,6 +183,9 @@ func (p *plugin) OnTick() {
 		// leader's outcome and status.
 		p.OnQueueReady(p.queueID)
 	}
+	for _, s := range p.leading {
+		s.x.KeepLease() // before the followers' checks: a lease kept is still led
+	}
 	for _, s := range p.waiting {
 		s.inRoot((*cachecore.Stream).Tick, false)
 	}
@@ -199,9 +203,41 @@ func (p *plugin) OnTick() {
 
 // tickNeeded: something in this VM needs a tick every tick_period — a
 // paused follower (a lost wake-up costs at most that), a request held for
-// its body, or the L2's purge log (read every l2.sync_interval).
+// its body, the L2's purge log (read every l2.sync_interval), or a leader
+// whose coalesce.max_wait is too short for its lease to be kept at the
+// idle period (cachecore.Stream.LeaseTicksFast). Any other leader's lease
+// is kept by the idle tick.
 func (p *plugin) tickNeeded() bool {
-	return len(p.waiting) > 0 || len(p.holding) > 0 || p.cfg.L2 != nil
+	if len(p.waiting) > 0 || len(p.holding) > 0 || p.cfg.L2 != nil {
+		return true
+	}
+	for _, s := range p.leading {
+		if s.x.LeaseTicksFast() {
+			return true
+		}
+	}
+	return false
+}
+
+// lead lists s among the VM's leaders, whose leases its ticks keep.
+func (p *plugin) lead(s *stream) {
+	p.leading = append(p.leading, s)
+	s.leadingAt = len(p.leading)
+}
+
+// unlead takes s off the leading list (if it is on it): the last leader
+// takes its place.
+func (p *plugin) unlead(s *stream) {
+	i := s.leadingAt - 1
+	if i < 0 {
+		return
+	}
+	last := len(p.leading) - 1
+	p.leading[i] = p.leading[last]
+	p.leading[i].leadingAt = i + 1
+	p.leading[last] = nil
+	p.leading = p.leading[:last]
+	s.leadingAt = 0
 }
 
 // setTick arms the VM's tick at tick_period (fast) or at the idle period.

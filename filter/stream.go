@@ -35,6 +35,9 @@ type stream struct {
 	// listed in the VM's waiting (followers) and holding lists: kept
 	// here so that a callback touches the lists only when that changes.
 	waitingListed, holdingListed bool
+	// leadingAt: the stream's place in the VM's leading list, plus one
+	// (0: not listed).
+	leadingAt int
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
 	// Held by pointer: a deleted stream is zeroed around one word rather
@@ -89,9 +92,10 @@ func (p *plugin) newStream(contextID uint32) *stream {
 // callback can reach it: not pinned by a call, not in the VM's lists.
 func (s *stream) OnHttpStreamDeleted() {
 	p := s.p
-	if s.waitingListed || s.holdingListed {
+	if s.waitingListed || s.holdingListed || s.leadingAt != 0 {
 		delete(p.waiting, s.id)
 		delete(p.holding, s.id)
+		p.unlead(s)
 		return
 	}
 	if s.pinned || s.performing != 0 || s.purge || len(p.free) >= maxFreeStreams {
@@ -213,7 +217,16 @@ func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 		}
 		s.holdingListed = holding
 	}
-	if (s.waitingListed || s.holdingListed) && !s.p.tickFast() {
+	fast := s.waitingListed || s.holdingListed
+	if leading := s.x.Leading(); leading != (s.leadingAt != 0) {
+		if leading {
+			s.p.lead(s)
+			fast = fast || s.x.LeaseTicksFast()
+		} else {
+			s.p.unlead(s)
+		}
+	}
+	if fast && !s.p.tickFast() {
 		s.p.setTick(true)
 	}
 	return verdicts[s.x.Resolve(v, dispatched)]
