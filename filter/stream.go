@@ -218,18 +218,30 @@ func (s *stream) do(v cachecore.Verdict, acts []cachecore.Action) types.Action {
 		s.holdingListed = holding
 	}
 	fast := s.waitingListed || s.holdingListed
-	if leading := s.x.Leading(); leading != (s.leadingAt != 0) {
-		if leading {
-			s.p.lead(s)
-			fast = fast || s.x.LeaseTicksFast()
-		} else {
-			s.p.unlead(s)
-		}
+	if s.leadingAt != 0 || s.x.Leading() {
+		fast = s.listLead() || fast // off a hit's path: a hit never leads
 	}
 	if fast && !s.p.tickFast() {
 		s.p.setTick(true)
 	}
 	return verdicts[s.x.Resolve(v, dispatched)]
+}
+
+// listLead keeps the VM's leading list in step with whether s leads, and
+// reports whether its lease needs fast ticks.
+//
+//go:noinline
+func (s *stream) listLead() bool {
+	leading := s.x.Leading()
+	switch {
+	case leading == (s.leadingAt != 0):
+		return false
+	case leading:
+		s.p.lead(s)
+		return s.x.LeaseTicksFast()
+	}
+	s.p.unlead(s)
+	return false
 }
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
