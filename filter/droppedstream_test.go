@@ -1,0 +1,52 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+// A leader whose event stream outgrew max_entry_bytes will store nothing:
+// its recording is dropped. Its lease must not be kept alive while the
+// rest of the stream flows (Flowing): the key is led by nobody who will
+// answer the next requests, which would each wait coalesce.max_wait for
+// nothing before going upstream, for as long as the stream lasts. As
+// before Flowing, the lease ends max_wait after it was taken, and a
+// request that comes later leads at once.
+func TestDroppedStreamKeepsNoLease(t *testing.T) {
+	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","max_entry_bytes":1024,"coalesce":{"max_wait":"30s"}}]}`
+	hs := newHarness(t, cfg)
+	hs.holdUpstream()
+	req := chatRequest("")
+	req.Body = []byte(streamBody("a long story"))
+	hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	up := hs.h.PendingUpstream()
+	if len(up) != 1 {
+		t.Fatalf("%d upstream requests", len(up))
+	}
+	u := up[0]
+	ev := func(s string) []byte { return []byte("data: " + s + "\n\n") }
+	u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, false)
+	// Past max_entry_bytes at once: the recording is dropped.
+	u.SendChunk(ev(`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"`+strings.Repeat("x", 2048)+`"}}]}`), false)
+	hs.h.Drain()
+	var next *wasmhost.Exchange
+	for i := 1; i <= 36; i++ { // a word a second
+		hs.h.AdvanceAndTick(time.Second)
+		u.SendChunk(ev(fmt.Sprintf(`{"id":"c1","choices":[{"index":0,"delta":{"content":"word %d "}}]}`, i)), false)
+		hs.h.Drain()
+	}
+	// 36 s after the lead, 6 s past its lease's max_wait.
+	next = hs.h.StartExchange(1, req)
+	hs.h.Drain()
+	if n := hs.upstream.Load(); n != 2 {
+		t.Fatalf("a request 6 s past the max_wait of a leader that will store nothing: %d upstream calls (want 2: it leads at once), done %v, followers %d",
+			n, next.Done(), hs.counter("modelcache.chat.coalesce.followers"))
+	}
+}
