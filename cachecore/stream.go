@@ -552,8 +552,8 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 			s.fl.Recorded(&s.recording, chunk)
 		}
 	}
-	if bodySize > 0 {
-		s.fl.Flowing()
+	if bodySize > 0 && !s.recording.Dropped() {
+		s.fl.Flowing() // a stream that will store nothing keeps no lease alive
 	}
 	if !endOfStream {
 		return nil
