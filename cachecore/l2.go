@@ -335,9 +335,18 @@ const (
 	respNil
 )
 
+// maxRESPReply bounds the replies parseRESP reads, one line each: the host
+// reads a webdis answer only up to its call's MaxBody (far more) and one
+// byte more, so a reply longer than that could look complete once cut.
+const maxRESPReply = 4096
+
 // parseRESP reads one such reply; anything else (a bulk string, an array,
-// garbage, a truncated line, trailing bytes) is respBad.
+// garbage, a truncated line, trailing bytes, more than maxRESPReply bytes)
+// is respBad.
 func parseRESP(b []byte) respKind {
+	if len(b) > maxRESPReply {
+		return respBad
+	}
 	i := bytes.Index(b, []byte("\r\n"))
 	if i < 0 && len(b) > 1 && b[0] == ':' {
 		// webdis sometimes sends an integer reply without its CRLF (and
