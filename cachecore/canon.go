@@ -155,6 +155,17 @@ func (c *Canonicalizer) done() {
 	}
 }
 
+// dropLargeCaptures lets go of captures grown past maxKeptScratch, once
+// read (Captured): a large "model" or "stream" member would size them for
+// good, as it would the scratch space done bounds.
+func (c *Canonicalizer) dropLargeCaptures() {
+	for i := range c.captured {
+		if cap(c.captured[i]) > maxKeptScratch {
+			c.captured[i] = nil
+		}
+	}
+}
+
 // Canonicalize is Append with fresh scratch space.
 func Canonicalize(body []byte, sel *Selection) ([]byte, error) {
 	var c Canonicalizer

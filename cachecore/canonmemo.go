@@ -53,6 +53,7 @@ func (c *Cache) canonicalize(dst, body []byte, k *routeKeying) (canonical, error
 	}
 	out, err := c.canon.Append(dst, body, &k.sel)
 	if err != nil {
+		c.canon.dropLargeCaptures()
 		return canonical{}, err
 	}
 	v, _ := c.canon.Captured(0)
@@ -62,6 +63,7 @@ func (c *Cache) canonicalize(dst, body []byte, k *routeKeying) (canonical, error
 			res.model, res.hasModel = c.modelName(v), true
 		}
 	}
+	c.canon.dropLargeCaptures()
 	if slot != nil {
 		slot.route = r
 		slot.raw = append(slot.raw[:0], body...)

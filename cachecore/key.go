@@ -389,8 +389,11 @@ func (c *Cache) modelName(v []byte) string {
 	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 && string(v[1:len(v)-1]) == c.lastModel {
 		return c.lastModel
 	}
-	c.lastModel = canonicalString(v)
-	return c.lastModel
+	m := canonicalString(v)
+	if len(m) <= maxKeptScratch { // a larger one is not kept for the next request
+		c.lastModel = m
+	}
+	return m
 }
 
 func canonicalString(v []byte) string {
