@@ -46,3 +46,31 @@ func TestMaxSchemeLenCoversEveryScheme(t *testing.T) {
 		}
 	}
 }
+
+// A scheme followed by what a client's code writes for a key it never set
+// ("Bearer undefined" from JavaScript, "Bearer null", "Bearer None" from
+// Python) names no one either: as the identity it made every such client
+// one tenant, and one whose credential is its x-api-key was served
+// another's answer. A real credential of that length stays an identity.
+func TestTenantPlaceholderCredentialIsNoIdentity(t *testing.T) {
+	env := newEnv(t, testConfig)
+	body := chatRequest("What is on my calendar?")
+	carol := hdr("authorization", "Bearer undefined", "x-api-key", "sk-carol")
+	req, d := env.lookup("chat", carol, body)
+	if d != Forward || req.Bypassed() {
+		t.Fatalf("carol: %v %s/%s", d, req.Status, req.Reason)
+	}
+	env.fill(req, jsonCT, chatResponse("carol's answer"), 10)
+	for _, v := range []string{"Bearer undefined", "Bearer null", "bearer NULL", "Bearer None", " Bearer  undefined "} {
+		dave := hdr("authorization", v, "x-api-key", "sk-dave")
+		if req, d := env.lookup("chat", dave, body); d == Serve || req.Entry != nil {
+			t.Errorf("authorization %q with another x-api-key was served carol's answer", v)
+		}
+	}
+	if req, d := env.lookup("chat", hdr("x-api-key", "sk-carol"), body); d != Serve {
+		t.Errorf("carol's x-api-key alone: %v %s, want her answer", d, req.Status)
+	}
+	if req := env.request("chat", hdr("authorization", "Bearer nulls"), body); req.Bypassed() {
+		t.Errorf("a short real credential bypassed: %s", req.Reason)
+	}
+}
