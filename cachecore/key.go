@@ -209,10 +209,10 @@ func joinLine(v, line string) string {
 // and names someone: not empty, and not an authentication scheme alone.
 func tenantHeader(h [][2]string, names []string) (string, string, bool) {
 	for _, n := range names {
-		// A value longer than any scheme (every credential of note) is
-		// not looked up: this runs on every request.
+		// A value longer than any that names no one (every credential of
+		// note) is not looked up: this runs on every request.
 		if v, ok := header(h, n); ok {
-			if t := strings.TrimSpace(v); t != "" && (len(t) > maxSchemeLen || !schemeAlone(n, t)) {
+			if t := strings.TrimSpace(v); t != "" && (len(t) > maxNoOneLen || !schemeAlone(n, t)) {
 				return n, v, true
 			}
 		}
@@ -227,21 +227,36 @@ func tenantHeader(h [][2]string, names []string) (string, string, bool) {
 // was one tenant, and under the default tenant_headers a client whose
 // credential is its x-api-key was served another client's answers. The
 // schemes are IANA's registry's; a value that is one word of another kind
-// ("sk-…") stays a credential.
+// ("sk-…") stays a credential. A scheme followed by what client code
+// writes for a key it never set ("Bearer undefined", "Bearer null",
+// "Bearer None") names no one either.
 func schemeAlone(name, v string) bool {
 	if name != "authorization" && name != "proxy-authorization" {
 		return false
 	}
+	scheme, rest, _ := strings.Cut(v, " ")
+	if rest = strings.TrimSpace(rest); rest != "" && !placeholder(rest) {
+		return false
+	}
 	for _, s := range authSchemes {
-		if strings.EqualFold(v, s) {
+		if strings.EqualFold(scheme, s) {
 			return true
 		}
 	}
 	return false
 }
 
-// maxSchemeLen is the length of the longest of authSchemes.
-const maxSchemeLen = len("SCRAM-SHA-256")
+// placeholder reports what client code writes for a key it never set.
+func placeholder(v string) bool {
+	return strings.EqualFold(v, "undefined") || strings.EqualFold(v, "null") || strings.EqualFold(v, "none")
+}
+
+// maxSchemeLen is the length of the longest of authSchemes; maxNoOneLen
+// that of the longest value schemeAlone takes for no one.
+const (
+	maxSchemeLen = len("SCRAM-SHA-256")
+	maxNoOneLen  = maxSchemeLen + len(" undefined")
+)
 
 // authSchemes is the IANA HTTP Authentication Scheme Registry.
 var authSchemes = [...]string{"Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual",
