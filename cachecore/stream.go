@@ -296,8 +296,14 @@ func (s *Stream) Leading() bool { return s.fl.leader }
 
 // KeepLease is the event "a tick found this request still leading"
 // (Flight.KeepLease). It needs no context of the request's and performs
-// nothing: it only moves the lease in shared data.
-func (s *Stream) KeepLease() { s.fl.KeepLease() }
+// nothing: it only moves the lease in shared data. A leader whose
+// recording was dropped will store nothing, so its lease is left to
+// expire, as record leaves it when its chunks flow.
+func (s *Stream) KeepLease() {
+	if !s.recording.Dropped() {
+		s.fl.KeepLease()
+	}
+}
 
 // LeaseTicksFast reports whether the request's lease needs its VM to tick
 // at tick_period while it leads, rather than at the idle period: KeepLease
