@@ -33,11 +33,15 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		return req.bypass(ReasonRequestNoStore)
 	}
 	if !route.Shared {
-		name, value, ok := tenantHeader(headers, route.TenantHeaders)
-		if !ok {
+		name, value, last, ok := tenantHeader(headers, route.TenantHeaders, &c.last)
+		switch {
+		case !ok:
 			return req.bypass(ReasonNoIdentity)
+		case last:
+			req.tenant, req.tenantFrom = c.last.sum, name
+		default:
+			req.tenant, req.tenantFrom = c.tenantHash(name, value), name
 		}
-		req.tenant, req.tenantFrom = c.tenantHash(name, value), name
 	}
 	if req.CC.NoCache {
 		req.Status = StatusRevalidate
@@ -72,7 +76,7 @@ func lowerASCII(s string) string {
 func (c *Cache) tenantHash(name, value string) [32]byte {
 	// The last credential first: comparing two strings is cheaper under
 	// wasm than the map's hashing of both.
-	if c.last.ok && string(c.last.value) == value && string(c.last.name) == name {
+	if c.last.is(name, value) {
 		return c.last.sum
 	}
 	if len(value) <= maxRememberedCredential {
@@ -158,6 +162,11 @@ func (l *lastTenant) set(name, value string, sum [32]byte) {
 	l.ok, l.name, l.value, l.sum = true, append(l.name[:0], name...), append(l.value[:0], value...), sum
 }
 
+// is reports whether name and value are the last remembered credential's.
+func (l *lastTenant) is(name, value string) bool {
+	return l.ok && string(l.value) == value && string(l.name) == name
+}
+
 type tenantKey struct{ name, value string }
 
 const (
@@ -207,17 +216,22 @@ func joinLine(v, line string) string {
 
 // tenantHeader returns the first configured identity header that is present
 // and names someone: not empty, and not an authentication scheme alone.
-func tenantHeader(h [][2]string, names []string) (string, string, bool) {
+func tenantHeader(h [][2]string, names []string, last *lastTenant) (name, value string, isLast, ok bool) {
 	for _, n := range names {
-		// A value longer than any that names no one (every credential of
-		// note) is not looked up: this runs on every request.
+		// The last identity (last; isLast says it is that one) was
+		// checked before, and a value longer than any that names no one
+		// (every credential of note) is not looked up: this runs on every
+		// request.
 		if v, ok := header(h, n); ok {
+			if last.is(n, v) {
+				return n, v, true, true
+			}
 			if t := strings.TrimSpace(v); t != "" && (len(t) > maxNoOneLen || !schemeAlone(n, t)) {
-				return n, v, true
+				return n, v, false, true
 			}
 		}
 	}
-	return "", "", false
+	return "", "", false, false
 }
 
 // schemeAlone reports an Authorization (or Proxy-Authorization) value that
@@ -234,9 +248,12 @@ func schemeAlone(name, v string) bool {
 	if name != "authorization" && name != "proxy-authorization" {
 		return false
 	}
-	scheme, rest, _ := strings.Cut(v, " ")
-	if rest = strings.TrimSpace(rest); rest != "" && !placeholder(rest) {
-		return false
+	scheme := v // trimmed by the caller
+	if i := strings.IndexByte(v, ' '); i >= 0 {
+		if !placeholder(strings.TrimLeft(v[i+1:], " ")) {
+			return false // the common case of a short credential, at once
+		}
+		scheme = v[:i]
 	}
 	for _, s := range authSchemes {
 		if strings.EqualFold(scheme, s) {
@@ -248,7 +265,13 @@ func schemeAlone(name, v string) bool {
 
 // placeholder reports what client code writes for a key it never set.
 func placeholder(v string) bool {
-	return strings.EqualFold(v, "undefined") || strings.EqualFold(v, "null") || strings.EqualFold(v, "none")
+	switch len(v) {
+	case 4:
+		return strings.EqualFold(v, "null") || strings.EqualFold(v, "none")
+	case 9:
+		return strings.EqualFold(v, "undefined")
+	}
+	return false
 }
 
 // maxSchemeLen is the length of the longest of authSchemes; maxNoOneLen
