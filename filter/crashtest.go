@@ -18,10 +18,16 @@ import (
 // a wasm trap, not a Go panic, so the binding cannot recover it and Envoy
 // marks the VM failed — which is what the failure-policy tests need. The
 // product build (no tag) compiles vm.go instead and has no such path.
+//
+// A request carrying crashHeader: panicValue instead makes its response
+// headers callback panic: a Go panic, which the binding recovers (the
+// stream fails open and the plugin hears no more of it), as a bug in a
+// callback would.
 
 const (
 	crashHeader = "x-modelcache-crash"
 	crashValue  = "now"
+	panicValue  = "panic-on-response"
 )
 
 func newVMContext() types.VMContext { return crashVM{} }
@@ -39,17 +45,29 @@ func (p crashPlugin) NewHttpContext(id uint32) types.HttpContext {
 	if h == nil {
 		return nil
 	}
-	return crashStream{h}
+	return &crashStream{HttpContext: h}
 }
 
-type crashStream struct{ types.HttpContext }
+type crashStream struct {
+	types.HttpContext
+	panicOnResponse bool
+}
 
-func (s crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
+func (s *crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
 	if v, err := proxywasm.GetHttpRequestHeader(crashHeader); err == nil && v == crashValue {
 		proxywasm.LogWarn("crash test: trapping this VM on request")
 		crashSink = deep(1 << 40)
+	} else if err == nil && v == panicValue {
+		s.panicOnResponse = true
 	}
 	return s.HttpContext.OnHttpRequestHeaders(n, eos)
+}
+
+func (s *crashStream) OnHttpResponseHeaders(n int, eos bool) types.Action {
+	if s.panicOnResponse {
+		panic("crash test: panic on response")
+	}
+	return s.HttpContext.OnHttpResponseHeaders(n, eos)
 }
 
 // crashSink keeps deep's result alive so the recursion is not optimised away.

@@ -67,12 +67,21 @@ type harness struct {
 	upstream atomic.Int64 // requests that reached the upstream
 	// holdCalls keeps background HTTP calls pending (see withHTTPCalls).
 	holdCalls bool
+	// mod, if set, is the module loaded instead of the product one
+	// (withModule).
+	mod *wasmhost.Module
 }
 
 type harnessOpt func(*harness, *wasmhost.Config)
 
 func withWorkers(n int) harnessOpt {
 	return func(_ *harness, c *wasmhost.Config) { c.Workers = n }
+}
+
+// withModule loads m (a test variant of the filter) instead of the
+// product module.
+func withModule(m *wasmhost.Module) harnessOpt {
+	return func(hs *harness, _ *wasmhost.Config) { hs.mod = m }
 }
 
 func withManualDrain() harnessOpt {
@@ -112,7 +121,11 @@ func newHarness(t *testing.T, config string, opts ...harnessOpt) *harness {
 	for _, o := range opts {
 		o(hs, &cfg)
 	}
-	h, err := wasmhost.New(context.Background(), module, cfg)
+	mod := module
+	if hs.mod != nil {
+		mod = hs.mod
+	}
+	h, err := wasmhost.New(context.Background(), mod, cfg)
 	if err != nil {
 		t.Fatalf("starting plugin: %v", err)
 	}
