@@ -219,6 +219,22 @@ func (p *plugin) tickNeeded() bool {
 	return false
 }
 
+// OnHttpStreamBroken (proxywasm.StreamBrokenNotifier) takes a stream that
+// a panic left broken off the leading list. The binding calls none of its methods again (neither its end nor
+// its deletion), so it would stay listed for good, and every tick would
+// keep the lease of a request that will neither store nor release it:
+// every later request for its key followed, and waited max_wait for
+// nothing. Unlisted, its lease ends as a gone leader's does, max_wait
+// after it was last kept.
+func (p *plugin) OnHttpStreamBroken(id uint32) {
+	for _, s := range p.leading {
+		if s.id == id {
+			p.unlead(s)
+			return
+		}
+	}
+}
+
 // lead lists s among the VM's leaders, whose leases its ticks keep.
 func (p *plugin) lead(s *stream) {
 	p.leading = append(p.leading, s)

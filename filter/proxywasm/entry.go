@@ -71,6 +71,30 @@ func SetVMContext(ctx types.VMContext) { vmContext = ctx }
 // callback panicked; plugins use it to count failures in a metric.
 func SetPanicHook(f func(where string, recovered any)) { panicHook = f }
 
+// StreamBrokenNotifier is implemented by a plugin context that keeps its
+// streams in lists: the binding calls OnHttpStreamBroken with the id of a
+// stream of its that a panic left broken, once the panic is recovered and
+// again when the stream is deleted. It calls none of the stream's own
+// methods again (OnHttpStreamDone and OnHttpStreamDeleted included), so
+// the plugin takes it off its lists here.
+type StreamBrokenNotifier interface {
+	OnHttpStreamBroken(contextID uint32)
+}
+
+// broke tells the plugin context root that stream contextID is broken.
+func broke(root, contextID uint32) {
+	r := roots.get(root)
+	if r == nil {
+		return
+	}
+	if n, ok := r.ctx.(StreamBrokenNotifier); ok {
+		func() {
+			defer func() { _ = recover() }()
+			n.OnHttpStreamBroken(contextID)
+		}()
+	}
+}
+
 func recovered(where string, r any) {
 	unpin()
 	LogCritical(fmt.Sprintf("panic in %s (failing open): %v\n%s", where, r, debug.Stack()))
@@ -237,13 +261,15 @@ func onDelete(contextID uint32) {
 		return
 	}
 	streams.del(contextID)
-	h, broken := s.ctx, s.broken
+	h, broken, root := s.ctx, s.broken, s.root
 	*s = streamState{}
 	freeStates = append(freeStates, s)
 	// A stream that panicked is left to the garbage collector: its state
 	// is whatever the panic left.
 	if !broken {
 		h.OnHttpStreamDeleted()
+	} else {
+		broke(root, contextID) // a panic in OnHttpStreamDone included
 	}
 }
 
@@ -289,6 +315,7 @@ func streamCall(where string, contextID uint32, f func(types.HttpContext) types.
 		if r := recover(); r != nil {
 			s.broken = true
 			recovered(where, r)
+			broke(s.root, contextID)
 			action = types.ActionContinue
 		}
 	}()
