@@ -50,3 +50,58 @@ func TestDroppedStreamKeepsNoLease(t *testing.T) {
 			n, next.Done(), hs.counter("modelcache.chat.coalesce.followers"))
 	}
 }
+
+// Its followers need not wait for it either: a leader whose recording was
+// dropped will store nothing, as one refused at its headers, and it tells
+// them so at once (it releases its lease as an uncacheable answer), so
+// that each goes upstream itself. It did not: it kept the key led until
+// its lease expired, coalesce.max_wait after it was taken, and a follower
+// then took it for a failed leader — with max_retries 0 it was answered
+// 502 leader-failed, 30 s late, while the leader's client got its 200.
+func TestFollowerOfADroppedStreamGoesUpstreamAtOnce(t *testing.T) {
+	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","max_entry_bytes":1024,"coalesce":{"max_wait":"30s","max_retries":0}}]}`
+	hs := newHarness(t, cfg)
+	hs.holdUpstream()
+	req := chatRequest("")
+	req.Body = []byte(streamBody("a long story"))
+	hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	up := hs.h.PendingUpstream()
+	if len(up) != 1 {
+		t.Fatalf("%d upstream requests", len(up))
+	}
+	u := up[0]
+	hs.h.AdvanceAndTick(time.Second)
+	follower := hs.h.StartExchange(1, req)
+	hs.h.Drain()
+	if hs.counter("modelcache.chat.coalesce.followers") != 1 {
+		t.Fatalf("no follower")
+	}
+	ev := func(s string) []byte { return []byte("data: " + s + "\n\n") }
+	u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, false)
+	// Past max_entry_bytes at once: the recording is dropped.
+	u.SendChunk(ev(`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"`+strings.Repeat("x", 2048)+`"}}]}`), false)
+	hs.h.Drain()
+	for i := 1; i <= 40; i++ { // a word a second
+		hs.h.AdvanceAndTick(time.Second)
+		u.SendChunk(ev(fmt.Sprintf(`{"id":"c1","choices":[{"index":0,"delta":{"content":"word %d "}}]}`, i)), false)
+		hs.h.Drain()
+		if follower.Done() {
+			r := follower.Response()
+			t.Fatalf("follower answered %d, Cache-Status %q, after %d s of the dropped stream, %d upstream calls",
+				r.Status, hdr(r, "cache-status"), i, hs.upstream.Load())
+		}
+		if i == 1 && hs.upstream.Load() != 2 {
+			t.Fatalf("the follower still waits 1 s after its leader's recording was dropped")
+		}
+	}
+	pending := hs.h.PendingUpstream()
+	if len(pending) != 2 {
+		t.Fatalf("%d upstream requests pending", len(pending))
+	}
+	hs.answer(pending[1])
+	hs.h.Drain()
+	if r := follower.Response(); !follower.Done() || r.Status != 200 {
+		t.Fatalf("follower: done %v", follower.Done())
+	}
+}
