@@ -550,6 +550,7 @@ func (s *Stream) ResponseTrailers(rd Reader) (Verdict, []Action) {
 // record copies one chunk of an event stream and, at its end, hands the
 // recording to the protocol to judge and store.
 func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
+	var out []Action
 	if bodySize > 0 && !s.recording.Dropped() {
 		chunk, err := rd.ResponseBody(bodySize)
 		if err != nil {
@@ -557,12 +558,18 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 		} else {
 			s.fl.Recorded(&s.recording, chunk)
 		}
-	}
-	if bodySize > 0 && !s.recording.Dropped() {
-		s.fl.Flowing() // a stream that will store nothing keeps no lease alive
+		switch {
+		case !s.recording.Dropped():
+			s.fl.Flowing()
+		case !endOfStream:
+			// It will store nothing, as its end will say (CompleteStream):
+			// its followers go upstream now rather than wait for a lease
+			// that expires under them, and take it for a failed leader.
+			out = s.apply(s.fl.FinishLead(OutcomeOf(ReasonTooLarge, s.fl.respStatus), s.fl.respStatus))
+		}
 	}
 	if !endOfStream {
-		return nil
+		return out
 	}
 	s.phase = phasePassThrough
 	return s.apply(s.fl.CompleteRecording(&s.recording, s.respHeaders, s.computeMs()))
