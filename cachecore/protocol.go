@@ -22,7 +22,7 @@ type Flight struct {
 	// followed: the leader this request last joined as a follower.
 	followed  LeaseHolder
 	waitSince int64 // ms, when it started following
-	// leaseEnd: ms, the deadline a leader's lease was last given (keepLease).
+	// leaseEnd: ms, the deadline a leader's lease was last given (KeepLease).
 	leaseEnd int64
 	// awaited: a tick found the key unled and waited one tick for the
 	// leader's wake-up (Tick).

@@ -212,33 +212,22 @@ func (f *Flight) Recorded(h *Held, chunk []byte) {
 	h.body = append(h.body, chunk...)
 }
 
-// Flowing is the event "a chunk of this request's answer passed": a leader
-// whose answer flows is alive, so it keeps its lease (keepLease). Otherwise
-// an event stream longer than max_wait lost its lease under it: its
-// followers took it for a dead leader, counted a failure and led a second
-// upstream call (or, their retries used up, answered 502 leader-failed)
-// while its answer still flowed.
-func (f *Flight) Flowing() { f.keepLease() }
-
-// KeepLease is the event "a tick found this request still leading": its
-// VM is alive, and so is the request, still waiting for (or reading) its
-// upstream answer, so it keeps its lease (keepLease). An answer that is
-// not streamed sends nothing before its end — a long completion asked for
-// without streaming commonly takes 30 to 90 s — and without this its
-// lease expired under it at max_wait, as a long stream's did without
-// Flowing. The host calls it on every tick for each request it leads
-// (Leading); until half of max_wait is left it reads nothing.
-func (f *Flight) KeepLease() { f.keepLease() }
-
-// keepLease moves a leader's lease, taken for coalesce.max_wait, to
-// max_wait from now once half of that is left: one shared-data read and
-// write per max_wait/2 of a long answer, none for an answer that ends
-// within max_wait/2. A lease found no longer this leader's (it expired
-// and another request took the key over) is not tried again. A follower
-// still goes upstream itself after max_wait of its own wait; a leader
-// that is gone — its VM failed, so it neither ticks nor flows — loses its
-// lease at most max_wait after its last extension.
-func (f *Flight) keepLease() {
+// KeepLease is the event "this leader is alive": a chunk of its answer
+// passed (Stream.record), or a tick found it still leading (its VM is
+// alive, and so is the request, waiting for or reading its upstream
+// answer). It moves the lease, taken for coalesce.max_wait, to max_wait
+// from now once half of that is left: one shared-data read and write per
+// max_wait/2 of a long answer, none for an answer that ends within
+// max_wait/2. Without it a stream, or an answer not streamed (a long
+// completion commonly takes 30 to 90 s and sends nothing before its end),
+// lost its lease under it at max_wait: its followers took it for a dead
+// leader, counted a failure and led a second upstream call (or, their
+// retries used up, answered 502 leader-failed). A lease found no longer
+// this leader's (it expired and another request took the key over) is not
+// tried again. A follower still goes upstream itself after max_wait of its
+// own wait; a leader that is gone — its VM failed, so it neither ticks nor
+// flows — loses its lease at most max_wait after its last extension.
+func (f *Flight) KeepLease() {
 	if !f.leader {
 		return
 	}

@@ -296,14 +296,9 @@ func (s *Stream) Leading() bool { return s.fl.leader }
 
 // KeepLease is the event "a tick found this request still leading"
 // (Flight.KeepLease). It needs no context of the request's and performs
-// nothing: it only moves the lease in shared data. A leader whose
-// recording was dropped will store nothing, so its lease is left to
-// expire, as record leaves it when its chunks flow.
-func (s *Stream) KeepLease() {
-	if !s.recording.Dropped() {
-		s.fl.KeepLease()
-	}
-}
+// nothing: it only moves the lease in shared data. (A leader whose
+// recording was dropped stopped leading then, in record.)
+func (s *Stream) KeepLease() { s.fl.KeepLease() }
 
 // LeaseTicksFast reports whether the request's lease needs its VM to tick
 // at tick_period while it leads, rather than at the idle period: KeepLease
@@ -560,7 +555,7 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 		}
 		switch {
 		case !s.recording.Dropped():
-			s.fl.Flowing()
+			s.fl.KeepLease() // a leader whose answer flows is alive
 		case !endOfStream:
 			// It will store nothing, as its end will say (CompleteStream):
 			// its followers go upstream now rather than wait for a lease

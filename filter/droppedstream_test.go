@@ -13,10 +13,10 @@ import (
 
 // A leader whose event stream outgrew max_entry_bytes will store nothing:
 // its recording is dropped. Its lease must not be kept alive while the
-// rest of the stream flows (Flowing): the key is led by nobody who will
+// rest of the stream flows (KeepLease): the key is led by nobody who will
 // answer the next requests, which would each wait coalesce.max_wait for
 // nothing before going upstream, for as long as the stream lasts. As
-// before Flowing, the lease ends max_wait after it was taken, and a
+// before KeepLease, the lease ends max_wait after it was taken, and a
 // request that comes later leads at once.
 func TestDroppedStreamKeepsNoLease(t *testing.T) {
 	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","max_entry_bytes":1024,"coalesce":{"max_wait":"30s"}}]}`

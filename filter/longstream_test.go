@@ -75,7 +75,7 @@ func TestFollowerOfALongStreamKeepsWaiting(t *testing.T) {
 // A leader whose answer is not streamed sends nothing until its end: a long
 // completion asked for without streaming (30–90 s is common) is a leader
 // alive and waiting, for longer than coalesce.max_wait, with no chunk to
-// move its lease (Flight.Flowing). Its lease must not expire under it
+// move its lease (Flight.KeepLease, as its chunks pass). Its lease must not expire under it
 // either. It did: at max_wait a follower that had joined at 20 s took it
 // for a dead leader and counted a failure — with max_retries 0 it was
 // answered 502 leader-failed, with the default it led a second upstream
