@@ -6,7 +6,6 @@ import (
 	"errors"
 	"slices"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // Canonical JSON: the form of a request body that the cache key is built
@@ -113,12 +112,6 @@ type member struct {
 	drop               bool // not selected: checked for duplicates, then left out
 }
 
-// maxKeptScratch bounds, in bytes, each scratch buffer a Canonicalizer
-// keeps for its next body (the member list counted at its size): one
-// body at max_request_bytes, or one of many members, would otherwise
-// size them for good, outside the per-VM memory bound README states.
-const maxKeptScratch = 32 << 10
-
 // Append validates body and appends its canonical form to dst. sel applies
 // to the top-level object only (nested objects are canonicalised whole).
 func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error) {
@@ -141,28 +134,20 @@ func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error)
 	return out, nil
 }
 
-// done lets go of the body and of scratch space grown past maxKeptScratch.
+// done lets go of the body and of scratch space grown past
+// maxSpareBuffer bytes (spareOrNil): one body at max_request_bytes, or
+// one of many members, would otherwise size it for good.
 func (c *Canonicalizer) done() {
 	c.src = nil
-	if cap(c.scratch) > maxKeptScratch {
-		c.scratch = nil
-	}
-	if cap(c.keyBuf) > maxKeptScratch {
-		c.keyBuf = nil
-	}
-	if cap(c.members)*int(unsafe.Sizeof(member{})) > maxKeptScratch {
-		c.members = nil
-	}
+	c.scratch, c.keyBuf, c.members = spareOrNil(c.scratch), spareOrNil(c.keyBuf), spareOrNil(c.members)
 }
 
-// dropLargeCaptures lets go of captures grown past maxKeptScratch, once
+// dropLargeCaptures lets go of captures grown past maxSpareBuffer, once
 // read (Captured): a large "model" or "stream" member would size them for
 // good, as it would the scratch space done bounds.
 func (c *Canonicalizer) dropLargeCaptures() {
 	for i := range c.captured {
-		if cap(c.captured[i]) > maxKeptScratch {
-			c.captured[i] = nil
-		}
+		c.captured[i] = spareOrNil(c.captured[i])
 	}
 }
 

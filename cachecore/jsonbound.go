@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"slices"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -324,16 +323,12 @@ type duplicateMembers struct {
 func (d *duplicateMembers) check(b []byte) Reason {
 	r := d.scan(b)
 	// The names are slices of b: kept, they would keep the answer alive
-	// until the next check. Lists grown past maxKeptScratch bytes (an
+	// until the next check. Lists grown past maxSpareBuffer bytes (an
 	// answer of many members) are not kept at all.
-	if cap(d.names)*int(unsafe.Sizeof(b)) > maxKeptScratch {
-		d.names = nil
-	} else {
+	if d.names = spareOrNil(d.names); d.names != nil {
 		clear(d.names[:cap(d.names)])
 	}
-	if cap(d.dec) > maxKeptScratch {
-		d.dec = nil
-	}
+	d.dec = spareOrNil(d.dec)
 	return r
 }
 

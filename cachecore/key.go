@@ -428,7 +428,7 @@ func (c *Cache) modelName(v []byte) string {
 		return c.lastModel
 	}
 	m := canonicalString(v)
-	if len(m) <= maxKeptScratch { // a larger one is not kept for the next request
+	if len(m) <= maxSpareBuffer { // a larger one is not kept for the next request
 		c.lastModel = m
 	}
 	return m

@@ -1,5 +1,7 @@
 package cachecore
 
+import "unsafe"
+
 // Reusing a request's memory. A hit in steady state allocates nothing: the
 // Request, its canonical body and key, the decoded entry's header list and
 // the rendered hit headers are reused from a request that has ended. Only
@@ -20,6 +22,17 @@ const (
 	maxSpareBuffer   = 32 << 10
 	maxSparePairs    = 64
 )
+
+// spareOrNil returns s, to keep for the next request, or nil if it holds
+// more than maxSpareBuffer bytes: one large request must not size a VM's
+// scratch buffers for good, outside the per-VM bound README states.
+func spareOrNil[T any](s []T) []T {
+	var zero T
+	if uintptr(cap(s))*unsafe.Sizeof(zero) > maxSpareBuffer {
+		return nil
+	}
+	return s
+}
 
 // newRequest returns a zeroed Request, reusing a spare one's buffers.
 func (c *Cache) newRequest() *Request {
