@@ -135,11 +135,19 @@ func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error)
 }
 
 // done lets go of the body and of scratch space grown past
-// maxSpareBuffer bytes (spareOrNil): one body at max_request_bytes, or
-// one of many members, would otherwise size it for good.
+// maxSpareBuffer bytes (oversize): one body at max_request_bytes, or one
+// of many members, would otherwise size it for good.
 func (c *Canonicalizer) done() {
 	c.src = nil
-	c.scratch, c.keyBuf, c.members = spareOrNil(c.scratch), spareOrNil(c.keyBuf), spareOrNil(c.members)
+	if oversize(c.scratch) {
+		c.scratch = nil
+	}
+	if oversize(c.keyBuf) {
+		c.keyBuf = nil
+	}
+	if oversize(c.members) {
+		c.members = nil
+	}
 }
 
 // dropLargeCaptures lets go of captures grown past maxSpareBuffer, once
@@ -147,7 +155,9 @@ func (c *Canonicalizer) done() {
 // good, as it would the scratch space done bounds.
 func (c *Canonicalizer) dropLargeCaptures() {
 	for i := range c.captured {
-		c.captured[i] = spareOrNil(c.captured[i])
+		if oversize(c.captured[i]) {
+			c.captured[i] = nil
+		}
 	}
 }
 

@@ -325,10 +325,14 @@ func (d *duplicateMembers) check(b []byte) Reason {
 	// The names are slices of b: kept, they would keep the answer alive
 	// until the next check. Lists grown past maxSpareBuffer bytes (an
 	// answer of many members) are not kept at all.
-	if d.names = spareOrNil(d.names); d.names != nil {
+	if oversize(d.names) {
+		d.names = nil
+	} else {
 		clear(d.names[:cap(d.names)])
 	}
-	d.dec = spareOrNil(d.dec)
+	if oversize(d.dec) {
+		d.dec = nil
+	}
 	return r
 }
 

@@ -23,15 +23,14 @@ const (
 	maxSparePairs    = 64
 )
 
-// spareOrNil returns s, to keep for the next request, or nil if it holds
-// more than maxSpareBuffer bytes: one large request must not size a VM's
-// scratch buffers for good, outside the per-VM bound README states.
-func spareOrNil[T any](s []T) []T {
+// oversize reports whether s holds more than maxSpareBuffer bytes, too
+// many to keep for the next request: one large request must not size a
+// VM's scratch buffers for good, outside the per-VM bound README states.
+// (A predicate, not a filter: a buffer is assigned only when let go, as a
+// pointer store costs a write-barrier check on every request.)
+func oversize[T any](s []T) bool {
 	var zero T
-	if uintptr(cap(s))*unsafe.Sizeof(zero) > maxSpareBuffer {
-		return nil
-	}
-	return s
+	return uintptr(cap(s))*unsafe.Sizeof(zero) > maxSpareBuffer
 }
 
 // newRequest returns a zeroed Request, reusing a spare one's buffers.
