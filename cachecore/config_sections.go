@@ -76,6 +76,12 @@ func (p *parser) config(data []byte) *Config {
 	})
 	if l2.Exists() {
 		cfg.L2 = p.l2("l2", l2, cfg.Store.MaxEntryBytes)
+		if cfg.L2.LeaseTTL < 4*cfg.TickPeriod {
+			// A leader renews its cross-proxy lease on its VM's ticks, at
+			// the first one after half of lease_ttl has passed
+			// (Flight.keepL2Lease): at most three quarters of it, so.
+			p.fail("l2.lease_ttl", "must be at least four times tick_period (%v): a leader renews its cross-proxy lease on its VM's ticks, once half of it has passed", cfg.TickPeriod)
+		}
 	}
 	if !routes.Exists() {
 		p.fail("routes", "is required: list the model endpoints to cache")

@@ -126,3 +126,33 @@ func TestWaitingOnAnotherProxyKeepsTheLocalLease(t *testing.T) {
 		}
 	}
 }
+
+// A leader whose answer takes longer than l2.lease_ttl keeps its
+// cross-proxy lease while its VM ticks: another proxy that asks meanwhile
+// waits for that answer and is served it from L2, rather than finding the
+// lease gone, leading, and asking the model a second time.
+func TestL2SlowLeaderKeepsTheMeshLease(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.wd.clock = m.clock // keys expire
+	a, got := m.begin(0, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_won forward" {
+		t.Fatalf("A: %s", got)
+	}
+	before := m.wd.calls
+	for waited := time.Duration(0); waited < 3*DefaultL2LeaseTTL; waited += 100 * time.Millisecond {
+		m.clock.Advance(100 * time.Millisecond)
+		m.step(a.KeepLease()) // A's VM ticks while the model works
+	}
+	if renewals := m.wd.calls - before; renewals > 6 {
+		t.Fatalf("%d calls to keep the lease for %v (lease_ttl %v): one per lease_ttl/2 is enough", renewals, 3*DefaultL2LeaseTTL, DefaultL2LeaseTTL)
+	}
+	b, got := m.begin(1, 1, "q")
+	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
+		t.Fatalf("B, %v after A led: %s (a second model call)", 3*DefaultL2LeaseTTL, got)
+	}
+	m.answer(a, 200, "the answer")
+	m.clock.Advance(time.Second) // past B's backoff
+	if got, _ := m.step(b.Tick()); got != "l2.hit coalesce.leaders serve" && got != "l2.hit serve" {
+		t.Fatalf("B after A's answer: %q", got)
+	}
+}

@@ -12,12 +12,16 @@ import (
 
 // fakeWebdis answers the filter's webdis calls from a map, as webdis with
 // ".raw" relays Redis: enough of MGET, SETEX, SET (NX, XX, EX, PX,
-// KEEPTTL, in any order), EXPIRE, DEL and INCR. It keeps no clock: ttl
-// holds the expiry a key was last given (seconds; none: it never expires),
-// as Redis would set, keep and clear it.
+// KEEPTTL, in any order), EXPIRE, DEL and INCR. ttl holds the expiry a
+// key was last given (seconds; none: it never expires), as Redis would
+// set, keep and clear it. Keys expire only when the test gives it a clock
+// (then a key given an expiry is gone that many seconds after, as each
+// call finds).
 type fakeWebdis struct {
 	kv    map[string][]byte
 	ttl   map[string]int64
+	clock *fakeClock
+	given map[string]time.Time // when ttl was given (with a clock)
 	lists map[string][]string
 	down  bool
 	calls int
@@ -26,11 +30,34 @@ type fakeWebdis struct {
 }
 
 func newFakeWebdis() *fakeWebdis {
-	return &fakeWebdis{kv: map[string][]byte{}, ttl: map[string]int64{}, lists: map[string][]string{}}
+	return &fakeWebdis{kv: map[string][]byte{}, ttl: map[string]int64{}, lists: map[string][]string{}, given: map[string]time.Time{}}
+}
+
+// expireIn gives key an expiry of s seconds from now.
+func (w *fakeWebdis) expireIn(key string, s int64) {
+	w.ttl[key] = s
+	if w.clock != nil {
+		w.given[key] = w.clock.Now()
+	}
+}
+
+// lapse takes out the keys whose expiry passed (with a clock).
+func (w *fakeWebdis) lapse() {
+	if w.clock == nil {
+		return
+	}
+	for k, s := range w.ttl {
+		if at, ok := w.given[k]; ok && !w.clock.Now().Before(at.Add(time.Duration(s)*time.Second)) {
+			delete(w.kv, k)
+			delete(w.ttl, k)
+			delete(w.given, k)
+		}
+	}
 }
 
 func (w *fakeWebdis) do(call *Call) CallResult {
 	w.calls++
+	w.lapse()
 	if w.down || w.failNext > 0 {
 		w.failNext--
 		return CallResult{Failed: true}
@@ -67,7 +94,7 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 			break
 		}
 		w.kv[args[1]] = []byte(args[3])
-		w.ttl[args[1]] = s
+		w.expireIn(args[1], s)
 		out = "+OK\r\n"
 	case "SET": // SET key value [NX|XX] [EX s|PX ms|KEEPTTL], options in any order
 		out = w.set(args[1], args[2], args[3:])
@@ -84,7 +111,7 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 		case !ok, gt && (!volatile || s <= old):
 			out = ":0\r\n"
 		default:
-			w.ttl[args[1]] = s
+			w.expireIn(args[1], s)
 			out = ":1\r\n"
 		}
 	case "DEL":
@@ -164,7 +191,7 @@ func (w *fakeWebdis) set(key, value string, opts []string) string {
 	w.kv[key] = []byte(value)
 	switch {
 	case ttl >= 0:
-		w.ttl[key] = ttl
+		w.expireIn(key, ttl)
 	case !keep:
 		delete(w.ttl, key)
 	}
@@ -807,6 +834,16 @@ func TestL2ConfigIsValidated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("l2 %s: error %v, want %q", tc.l2, err, tc.want)
 		}
+	}
+	// A leader renews its lease on its ticks (keepL2Lease), at the first
+	// after half of it: a tick well within that half, or the lease lapses
+	// under a live leader.
+	if _, err := ParseConfig([]byte(`{"tick_period":"300ms","l2":{"cluster":"webdis","lease_ttl":"1s"},` + route + `}`)); err == nil ||
+		!strings.Contains(err.Error(), "l2.lease_ttl: must be at least four times tick_period") {
+		t.Errorf("a lease_ttl under four tick_periods: error %v", err)
+	}
+	if _, err := ParseConfig([]byte(`{"tick_period":"250ms","l2":{"cluster":"webdis","lease_ttl":"1s"},` + route + `}`)); err != nil {
+		t.Errorf("a lease_ttl of four tick_periods: %v", err)
 	}
 	cfg, err := ParseConfig([]byte(`{"l2":{"cluster":"webdis"},` + route + `}`))
 	if err != nil {

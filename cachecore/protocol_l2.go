@@ -23,6 +23,7 @@ type l2State struct {
 	until   int64  // its stale_until (unix ms)
 	id      []byte // the L2 identity
 	lease   bool   // holds (or may hold) the cross-proxy lease
+	leaseAt int64  // unix ms, when it was last set or renewed (KeepLease)
 	creates int    // missing generations created (SET NX) for this request
 	mark    uint64 // the purge mark when the last lookup was sent (purgeMark)
 	marked  bool   // mark could be read
@@ -158,9 +159,10 @@ func (f *Flight) l2Lease() *Call {
 	c, req := f.c, f.req
 	k := c.l2Keys(req)
 	token := strconv.FormatUint(c.rand(), 36)
-	call := c.webdis("GET", "/SET/"+k.lease+"/"+token+"/NX/EX/"+strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds()))+".raw", nil, c.cfg.L2.Timeout)
+	call := c.webdis("GET", "/SET/"+k.lease+"/"+token+"/NX/EX/"+c.l2LeaseSeconds()+".raw", nil, c.cfg.L2.Timeout)
 	call.Stream = f.id
 	call.start = c.nowMs()
+	req.l2.leaseAt = call.start // Redis counts its life from later
 	// The request ended (its client went away) during the call: the
 	// host calls Gone, not Done.
 	call.Gone = func(res CallResult) []Action {
@@ -295,6 +297,36 @@ func (f *Flight) l2Tick() {
 		req.l2.nextPoll = now + req.l2.backoff
 		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
 	}
+}
+
+func (c *Cache) l2LeaseSeconds() string { return strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds())) }
+
+// keepL2Lease is KeepLease for the cross-proxy lease: a leader that holds
+// it renews it (EXPIRE, lease_ttl from now) once half of l2.lease_ttl has
+// passed since it was set or last renewed. Without it an answer slower
+// than lease_ttl (a long completion) let another proxy find the lease gone
+// and no answer in L2, take the lease and ask the model a second time, and
+// one more proxy each lease_ttl after that. The renewal is one call per
+// lease_ttl/2 of a long answer, none for one within lease_ttl/2; its
+// result changes nothing (Done is empty): failed, the lease lapses as
+// before. It is a plain EXPIRE, as the release is a plain DEL (RATIONALE):
+// a lease that lapsed in Redis and was taken by another proxy is
+// prolonged, which holds a third proxy's leader as that one's own lease
+// would. The host calls it on its VM's ticks, which come every
+// tick_period whenever L2 is configured.
+func (f *Flight) keepL2Lease() []Action {
+	c, req := f.c, f.req
+	if !req.l2.lease {
+		return nil
+	}
+	now := c.nowMs()
+	if now-req.l2.leaseAt < c.cfg.L2.LeaseTTL.Milliseconds()/2 {
+		return nil
+	}
+	req.l2.leaseAt = now
+	call := c.webdis("GET", "/EXPIRE/"+c.l2Keys(req).lease+"/"+c.l2LeaseSeconds()+".raw", nil, c.cfg.L2.WriteTimeout)
+	call.Done = func(CallResult) []Action { return nil }
+	return []Action{{Kind: ActDispatch, Call: call}}
 }
 
 // l2Release lets go of the cross-proxy lease (DEL), so that another proxy

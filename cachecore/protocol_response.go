@@ -227,7 +227,19 @@ func (f *Flight) Recorded(h *Held, chunk []byte) {
 // tried again. A follower still goes upstream itself after max_wait of its
 // own wait; a leader that is gone — its VM failed, so it neither ticks nor
 // flows — loses its lease at most max_wait after its last extension.
-func (f *Flight) KeepLease() {
+// A leader that holds the cross-proxy lease keeps that too (keepL2Lease):
+// the actions are its renewal call, if one is due.
+func (f *Flight) KeepLease() []Action {
+	if !f.leader {
+		return nil
+	}
+	f.keepLocalLease()
+	return f.keepL2Lease()
+}
+
+// keepLocalLease is KeepLease for this proxy's lease only: what a chunk of
+// a streamed answer does (the tick keeps the cross-proxy lease).
+func (f *Flight) keepLocalLease() {
 	if !f.leader {
 		return
 	}

@@ -295,10 +295,11 @@ func (s *Stream) Tick() []Action {
 func (s *Stream) Leading() bool { return s.fl.leader }
 
 // KeepLease is the event "a tick found this request still leading"
-// (Flight.KeepLease). It needs no context of the request's and performs
-// nothing: it only moves the lease in shared data. (A leader whose
+// (Flight.KeepLease). It needs no context of the request's: it moves the
+// lease in shared data, and its actions (a renewal of the cross-proxy
+// lease) are calls of the plugin's, tied to no request. (A leader whose
 // recording was dropped stopped leading then, in record.)
-func (s *Stream) KeepLease() { s.fl.KeepLease() }
+func (s *Stream) KeepLease() []Action { return s.fl.KeepLease() }
 
 // LeaseTicksFast reports whether the request's lease needs its VM to tick
 // at tick_period while it leads, rather than at the idle period: KeepLease
@@ -555,7 +556,7 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 		}
 		switch {
 		case !s.recording.Dropped():
-			s.fl.KeepLease() // a leader whose answer flows is alive
+			s.fl.keepLocalLease() // a leader whose answer flows is alive (its tick keeps L2's)
 		case !endOfStream:
 			// It will store nothing, as its end will say (CompleteStream):
 			// its followers go upstream now rather than wait for a lease

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -209,6 +210,48 @@ func TestL2CrossProxyStampede(t *testing.T) {
 				leaderFailure(t, a, b)
 			}
 		})
+	}
+}
+
+// TestL2SlowAnswerKeepsTheMeshLease: an answer slower than l2.lease_ttl
+// costs one model call across the mesh. The leading proxy renews its lease
+// while the model works, so a request on the other proxy, made after the
+// lease would have lapsed twice, waits for that answer and is served it
+// from L2.
+func TestL2SlowAnswerKeepsTheMeshLease(t *testing.T) {
+	s := startL2(t)
+	cfg := strings.Replace(l2Config("1s"), `"sync_interval": "500ms"`, `"sync_interval": "500ms", "lease_ttl": "1s"`, 1)
+	a, b := startL2Envoy(t, s, cfg), startL2Envoy(t, s, cfg)
+	for _, e := range []*envoyProc{a, b} {
+		if err := e.Sim.UpdateKnobs(func(k *modelsim.Knobs) { k.LatencyMS = 3500 }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body, auth := chat("an answer slower than the mesh lease"), []string{"authorization", "Bearer tenant-a"}
+	type result struct {
+		r   *response
+		err error
+	}
+	first := make(chan result, 1)
+	go func() {
+		r, err := tryDo(context.Background(), "POST", a.URL+"/v1/chat/completions", body, auth...)
+		first <- result{r, err}
+	}()
+	time.Sleep(2500 * time.Millisecond)
+	rb := do(t, "POST", b.URL+"/v1/chat/completions", body, auth...)
+	ra := <-first
+	if ra.err != nil {
+		t.Fatal(ra.err)
+	}
+	if ra.r.Status != 200 || rb.Status != 200 {
+		t.Fatalf("statuses %d (A), %d (B): %s", ra.r.Status, rb.Status, rb.Body)
+	}
+	if calls := a.Sim.Calls("/v1/chat/completions") + b.Sim.Calls("/v1/chat/completions"); calls != 1 {
+		t.Fatalf("model calls: %d, want 1 (B's Cache-Status %q)", calls, rb.CacheStatus())
+	}
+	expectCS(t, rb, "detail=l2")
+	if !bytes.Equal(ra.r.Body, rb.Body) {
+		t.Fatalf("B was served %s, A %s", rb.Body, ra.r.Body)
 	}
 }
 

@@ -184,7 +184,7 @@ func (p *plugin) OnTick() {
 		p.OnQueueReady(p.queueID)
 	}
 	for _, s := range p.leading {
-		s.x.KeepLease() // before the followers' checks: a lease kept is still led
+		p.performAll(s.x.KeepLease()) // before the followers' checks: a lease kept is still led
 	}
 	for _, s := range p.waiting {
 		s.inRoot((*cachecore.Stream).Tick, false)
