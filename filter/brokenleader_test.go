@@ -21,18 +21,7 @@ import (
 // every later request for it followed, waited max_wait for nothing and
 // went upstream, for as long as the VM lived.
 func TestBrokenLeaderKeepsNoLease(t *testing.T) {
-	ctx := context.Background()
-	wasm, err := os.ReadFile(wasmbuild.FilterWithTags(t, "modelcache_crashtest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := wasmhost.Compile(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mod.Close(ctx) })
-	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":{"max_wait":"30s"}}]}`
-	hs := newHarness(t, cfg, withModule(mod))
+	hs := crashHarness(t)
 	hs.holdUpstream()
 	req := chatRequest("a leader that panics")
 	broken := req
@@ -61,5 +50,67 @@ func TestBrokenLeaderKeepsNoLease(t *testing.T) {
 	hs.h.Drain()
 	if r := next.Response(); !next.Done() || r.Status != 200 {
 		t.Fatalf("next request: done %v", next.Done())
+	}
+}
+
+// crashHarness is a harness on the crash-test module (crashtest.go), one
+// chat route that coalesces for up to 30 s.
+func crashHarness(t *testing.T, opts ...harnessOpt) *harness {
+	ctx := context.Background()
+	wasm, err := os.ReadFile(wasmbuild.FilterWithTags(t, "modelcache_crashtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := wasmhost.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mod.Close(ctx) })
+	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":{"max_wait":"30s"}}]}`
+	return newHarness(t, cfg, append(opts, withModule(mod))...)
+}
+
+// A follower whose end panicked (its client left while it waited, and
+// OnHttpStreamDone failed) is broken like the leader above: the plugin
+// hears no more of it, not its deletion either. It stayed on the VM's
+// waiting list for good: coalesce_waiting counted it for as long as the
+// VM lived, every tick went over it, and the VM ticked at tick_period
+// forever rather than at the idle period.
+func TestBrokenFollowerIsNotLeftWaiting(t *testing.T) {
+	hs := crashHarness(t, withWorkers(1)) // one VM sets the gauge
+	hs.holdUpstream()
+	req := chatRequest("a follower that panics at its end")
+	leader := hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	broken := req
+	broken.Headers = append(append([][2]string(nil), req.Headers...), [2]string{"x-modelcache-crash", "panic-on-done"})
+	follower := hs.h.StartExchange(0, broken)
+	hs.h.Drain()
+	hs.h.AdvanceAndTick(time.Second)
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 1 || follower.Done() {
+		t.Fatalf("the follower does not wait: coalesce_waiting %d, done %v", g, follower.Done())
+	}
+	follower.Abort() // its end panics
+	hs.h.Drain()
+	if hs.counter("modelcache.panics") != 1 {
+		t.Fatalf("panics: %d", hs.counter("modelcache.panics"))
+	}
+	up := hs.h.PendingUpstream()
+	if len(up) != 1 {
+		t.Fatalf("%d upstream requests", len(up))
+	}
+	hs.answer(up[0])
+	hs.h.Drain()
+	if r := leader.Response(); !leader.Done() || r.Status != 200 {
+		t.Fatalf("leader: done %v", leader.Done())
+	}
+	for i := 0; i < 3; i++ {
+		hs.h.AdvanceAndTick(time.Second)
+	}
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 0 {
+		t.Fatalf("coalesce_waiting %d after the broken follower ended and its leader answered", g)
+	}
+	if p := hs.h.TickPeriod(0); p != time.Second {
+		t.Fatalf("the VM ticks every %v with nothing waiting in it", p)
 	}
 }

@@ -22,12 +22,14 @@ import (
 // A request carrying crashHeader: panicValue instead makes its response
 // headers callback panic: a Go panic, which the binding recovers (the
 // stream fails open and the plugin hears no more of it), as a bug in a
-// callback would.
+// callback would; crashHeader: panicDone makes its end (OnHttpStreamDone)
+// panic the same way.
 
 const (
 	crashHeader = "x-modelcache-crash"
 	crashValue  = "now"
 	panicValue  = "panic-on-response"
+	panicDone   = "panic-on-done"
 )
 
 func newVMContext() types.VMContext { return crashVM{} }
@@ -50,7 +52,7 @@ func (p crashPlugin) NewHttpContext(id uint32) types.HttpContext {
 
 type crashStream struct {
 	types.HttpContext
-	panicOnResponse bool
+	panicOnResponse, panicOnDone bool
 }
 
 func (s *crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
@@ -59,6 +61,8 @@ func (s *crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
 		crashSink = deep(1 << 40)
 	} else if err == nil && v == panicValue {
 		s.panicOnResponse = true
+	} else if err == nil && v == panicDone {
+		s.panicOnDone = true
 	}
 	return s.HttpContext.OnHttpRequestHeaders(n, eos)
 }
@@ -68,6 +72,13 @@ func (s *crashStream) OnHttpResponseHeaders(n int, eos bool) types.Action {
 		panic("crash test: panic on response")
 	}
 	return s.HttpContext.OnHttpResponseHeaders(n, eos)
+}
+
+func (s *crashStream) OnHttpStreamDone() {
+	if s.panicOnDone {
+		panic("crash test: panic at the stream's end")
+	}
+	s.HttpContext.OnHttpStreamDone()
 }
 
 // crashSink keeps deep's result alive so the recursion is not optimised away.

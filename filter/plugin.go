@@ -220,13 +220,17 @@ func (p *plugin) tickNeeded() bool {
 }
 
 // OnHttpStreamBroken (proxywasm.StreamBrokenNotifier) takes a stream that
-// a panic left broken off the leading list. The binding calls none of its methods again (neither its end nor
-// its deletion), so it would stay listed for good, and every tick would
-// keep the lease of a request that will neither store nor release it:
-// every later request for its key followed, and waited max_wait for
-// nothing. Unlisted, its lease ends as a gone leader's does, max_wait
-// after it was last kept.
+// a panic left broken off the VM's lists. The binding calls none of its
+// methods again (neither its end nor its deletion), so it would stay
+// listed for good. On the leading list, every tick would keep the lease of
+// a request that will neither store nor release it: every later request
+// for its key followed, and waited max_wait for nothing. Unlisted, its
+// lease ends as a gone leader's does, max_wait after it was last kept. On
+// the waiting or holding list, it was counted in coalesce_waiting for as
+// long as the VM lived and kept the VM ticking at tick_period.
 func (p *plugin) OnHttpStreamBroken(id uint32) {
+	delete(p.waiting, id)
+	delete(p.holding, id)
 	for _, s := range p.leading {
 		if s.id == id {
 			p.unlead(s)
