@@ -28,10 +28,13 @@ type plugin struct {
 	queueOK bool
 	queues  map[uint64]uint32 // other VMs' wake queues, resolved on demand
 	waiting map[uint32]*stream
-	holding map[uint32]*stream // requests whose headers are held for their body
-	leading []*stream          // requests that hold their key's lease (stream.leadingAt)
-	free    []*stream          // deleted streams whose memory is reused (newStream)
-	hold    cachecore.HoldState
+	// waitingShown is this VM's share of the coalesce_waiting gauge, which
+	// all of the proxy's VMs add to (one metric per name in Envoy).
+	waitingShown int64
+	holding      map[uint32]*stream // requests whose headers are held for their body
+	leading      []*stream          // requests that hold their key's lease (stream.leadingAt)
+	free         []*stream          // deleted streams whose memory is reused (newStream)
+	hold         cachecore.HoldState
 	// tickArmed: the tick period last armed (setTick).
 	tickArmed time.Duration
 
@@ -194,11 +197,28 @@ func (p *plugin) OnTick() {
 	}
 	p.flushSLO(p.now())
 	p.performAll(p.cache.L2Tick())
-	p.stats.waiting.Set(uint64(len(p.waiting)))
+	p.showWaiting(int64(len(p.waiting)))
 	p.stats.runtime.flush()
 	if !p.tickNeeded() {
 		p.setTick(false)
 	}
+}
+
+// showWaiting moves this VM's share of coalesce_waiting to n. The gauge
+// is the proxy's, not the VM's: a VM setting it to its own count showed
+// only the count of whichever VM ticked last.
+func (p *plugin) showWaiting(n int64) {
+	if n != p.waitingShown {
+		p.stats.waiting.Add(n - p.waitingShown)
+		p.waitingShown = n
+	}
+}
+
+// OnPluginDone takes this VM's share out of coalesce_waiting when the
+// plugin ends (a configuration replaced, the proxy draining).
+func (p *plugin) OnPluginDone() bool {
+	p.showWaiting(0)
+	return true
 }
 
 // tickNeeded: something in this VM needs a tick every tick_period — a

@@ -136,3 +136,23 @@ func TestIdleTickFlushesSLOWhenSlightlyEarly(t *testing.T) {
 		t.Fatalf("breaches = %d after an idle tick 20 ms early, want 1", got)
 	}
 }
+
+// coalesce_waiting is one gauge for all of a proxy's VMs, as Envoy keeps a
+// metric of one name: it counts the followers paused in every VM. Each VM
+// set it to its own count on its tick, so it showed whichever VM ticked
+// last (a quarter of them here).
+func TestWaitingGaugeSumsTheVMs(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(4))
+	hs.holdUpstream()
+	startMany(hs, 40, "waiting in every VM") // a leader, 39 followers
+	hs.h.AdvanceAndTick(time.Second)
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 39 {
+		t.Fatalf("coalesce_waiting %d with 39 followers paused in 4 VMs", g)
+	}
+	hs.answer(hs.h.PendingUpstream()[0])
+	hs.h.Drain()
+	hs.h.AdvanceAndTick(time.Second)
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 0 {
+		t.Fatalf("coalesce_waiting %d once every follower was answered", g)
+	}
+}
