@@ -76,7 +76,7 @@ func (p *parser) config(data []byte) *Config {
 	})
 	if l2.Exists() {
 		cfg.L2 = p.l2("l2", l2, cfg.Store.MaxEntryBytes)
-		if cfg.L2.LeaseTTL < 4*cfg.TickPeriod {
+		if cfg.L2.LeaseTTL > 0 && cfg.L2.LeaseTTL < 4*cfg.TickPeriod { // (0: invalid, said already)
 			// A leader renews its cross-proxy lease on its VM's ticks, at
 			// the first one after half of lease_ttl has passed
 			// (Flight.keepL2Lease): at most three quarters of it, so.

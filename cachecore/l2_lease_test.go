@@ -132,27 +132,59 @@ func TestWaitingOnAnotherProxyKeepsTheLocalLease(t *testing.T) {
 // waits for that answer and is served it from L2, rather than finding the
 // lease gone, leading, and asking the model a second time.
 func TestL2SlowLeaderKeepsTheMeshLease(t *testing.T) {
-	m := newL2Mesh(t, "")
-	m.wd.clock = m.clock // keys expire
+	// A lease_ttl of whole seconds, and one that is not: Redis keeps a
+	// lease for whole seconds, and a renewal due at half of 1.9 s came
+	// after a lease of 1 s had lapsed.
+	for _, ttl := range []time.Duration{DefaultL2LeaseTTL, 1900 * time.Millisecond} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			m := newL2Mesh(t, `,"lease_ttl":"`+ttl.String()+`"`)
+			m.wd.clock = m.clock // keys expire
+			a, got := m.begin(0, 1, "q")
+			if got != "coalesce.leaders l2.miss l2.lease_won forward" {
+				t.Fatalf("A: %s", got)
+			}
+			before := m.wd.calls
+			for waited := time.Duration(0); waited < 3*ttl; waited += 100 * time.Millisecond {
+				m.clock.Advance(100 * time.Millisecond)
+				m.step(a.KeepLease()) // A's VM ticks while the model works
+			}
+			if renewals := m.wd.calls - before; renewals > 6 {
+				t.Fatalf("%d calls to keep the lease for %v (lease_ttl %v): one per lease_ttl/2 is enough", renewals, 3*ttl, ttl)
+			}
+			b, got := m.begin(1, 1, "q")
+			if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
+				t.Fatalf("B, %v after A led: %s (a second model call)", 3*ttl, got)
+			}
+			m.answer(a, 200, "the answer")
+			m.clock.Advance(time.Second) // past B's backoff
+			if got, _ := m.step(b.Tick()); got != "l2.hit coalesce.leaders serve" && got != "l2.hit serve" {
+				t.Fatalf("B after A's answer: %q", got)
+			}
+		})
+	}
+}
+
+// While the breaker is open (webdis failing), a leader sends no renewals:
+// each would wait out l2.write_timeout against a webdis known to fail.
+func TestL2LeaseRenewalHonoursTheBreaker(t *testing.T) {
+	m := newL2Mesh(t, `,"lease_ttl":"4s"`) // a renewal is due at 2 s, within the breaker's cool-down (5 s)
 	a, got := m.begin(0, 1, "q")
 	if got != "coalesce.leaders l2.miss l2.lease_won forward" {
 		t.Fatalf("A: %s", got)
 	}
+	m.wd.down = true
+	for i := 0; i < DefaultL2Failures; i++ { // other requests open the breaker
+		m.begin(0, uint32(10+i), fmt.Sprint("other ", i))
+	}
+	if m.p[0].l2Allowed() {
+		t.Fatal("the breaker did not open")
+	}
 	before := m.wd.calls
-	for waited := time.Duration(0); waited < 3*DefaultL2LeaseTTL; waited += 100 * time.Millisecond {
+	for i := 0; i < 40; i++ { // past the half of lease_ttl a renewal waits for
 		m.clock.Advance(100 * time.Millisecond)
-		m.step(a.KeepLease()) // A's VM ticks while the model works
+		m.step(a.KeepLease())
 	}
-	if renewals := m.wd.calls - before; renewals > 6 {
-		t.Fatalf("%d calls to keep the lease for %v (lease_ttl %v): one per lease_ttl/2 is enough", renewals, 3*DefaultL2LeaseTTL, DefaultL2LeaseTTL)
-	}
-	b, got := m.begin(1, 1, "q")
-	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
-		t.Fatalf("B, %v after A led: %s (a second model call)", 3*DefaultL2LeaseTTL, got)
-	}
-	m.answer(a, 200, "the answer")
-	m.clock.Advance(time.Second) // past B's backoff
-	if got, _ := m.step(b.Tick()); got != "l2.hit coalesce.leaders serve" && got != "l2.hit serve" {
-		t.Fatalf("B after A's answer: %q", got)
+	if n := m.wd.calls - before; n != 0 {
+		t.Fatalf("%d renewals sent with the breaker open", n)
 	}
 }

@@ -845,6 +845,10 @@ func TestL2ConfigIsValidated(t *testing.T) {
 	if _, err := ParseConfig([]byte(`{"tick_period":"250ms","l2":{"cluster":"webdis","lease_ttl":"1s"},` + route + `}`)); err != nil {
 		t.Errorf("a lease_ttl of four tick_periods: %v", err)
 	}
+	if _, err := ParseConfig([]byte(`{"l2":{"cluster":"webdis","lease_ttl":"500ms"},` + route + `}`)); err == nil ||
+		strings.Contains(err.Error(), "tick_period") {
+		t.Errorf("a lease_ttl out of range: error %v, want only the range's", err)
+	}
 	cfg, err := ParseConfig([]byte(`{"l2":{"cluster":"webdis"},` + route + `}`))
 	if err != nil {
 		t.Fatal(err)

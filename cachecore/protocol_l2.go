@@ -3,6 +3,7 @@ package cachecore
 import (
 	"bytes"
 	"strconv"
+	"time"
 )
 
 // The L2 tier's steps of the request protocol (the store side is l2.go).
@@ -299,7 +300,12 @@ func (f *Flight) l2Tick() {
 	}
 }
 
-func (c *Cache) l2LeaseSeconds() string { return strconv.Itoa(int(c.cfg.L2.LeaseTTL.Seconds())) }
+// l2LeaseSeconds is l2.lease_ttl in whole seconds (EX), rounded up: a
+// lease kept for less than lease_ttl (1 s of "1900ms") lapsed before its
+// renewal, due at half of lease_ttl.
+func (c *Cache) l2LeaseSeconds() string {
+	return strconv.FormatInt(int64((c.cfg.L2.LeaseTTL+time.Second-1)/time.Second), 10)
+}
 
 // keepL2Lease is KeepLease for the cross-proxy lease: a leader that holds
 // it renews it (EXPIRE, lease_ttl from now) once half of l2.lease_ttl has
@@ -320,8 +326,8 @@ func (f *Flight) keepL2Lease() []Action {
 		return nil
 	}
 	now := c.nowMs()
-	if now-req.l2.leaseAt < c.cfg.L2.LeaseTTL.Milliseconds()/2 {
-		return nil
+	if now-req.l2.leaseAt < c.cfg.L2.LeaseTTL.Milliseconds()/2 || !c.l2Allowed() {
+		return nil // not due, or webdis is failing (the breaker is open)
 	}
 	req.l2.leaseAt = now
 	call := c.webdis("GET", "/EXPIRE/"+c.l2Keys(req).lease+"/"+c.l2LeaseSeconds()+".raw", nil, c.cfg.L2.WriteTimeout)
