@@ -75,6 +75,9 @@ const (
 	// L1, a purge done again once L2 had it, an L2 copy a purge overtook):
 	// the host lowers its count of occupied slots.
 	ActFreed
+	// ActRemoveResponseHeader: remove the response header Name (an
+	// upstream's x-modelcache- header, before the headers go to the client).
+	ActRemoveResponseHeader
 )
 
 // LogLevel of an ActLog action.

@@ -431,7 +431,7 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	st, _ := header(hs, ":status")
 	status := statusCode(st)
 	step, acts := s.fl.ResponseHeaders(status, hs, ClassifyOrigin(rd.CodeDetails()), endOfStream)
-	out := append(s.out[:0], s.apply(acts)...)
+	out := append(dropForged(s.out[:0], hs), s.apply(acts)...) // the filter's own headers after
 	if s.late && (step == RespHold || step == RespCopy) {
 		// Late: the headers pass now (their Cache-Status cannot say
 		// whether the answer will be stored) and the body is copied as it
@@ -461,6 +461,28 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	// filter state into that reply's headers (the shipped envoy.yaml does),
 	// so the Cache-Status it would need is left there now.
 	return Pause, append(out, Action{Kind: ActSetProperty, Name: InterruptedProperty, Body: s.fl.TruncatedHeader()})
+}
+
+// ownHeaderPrefix begins the response headers only the filter sets
+// (SimilarityHeader, CachedItemsHeader; embeddingModelHeader is kept in
+// entries only and never sent).
+const ownHeaderPrefix = "x-modelcache-"
+
+// dropForged takes an upstream's x-modelcache- headers off an answer that
+// went upstream (stored or not): they would reach the client as the
+// filter's word (a semantic near hit's similarity, a batch's cached
+// items) beside a Cache-Status that says otherwise. The filter sets its
+// own after (Flight.Complete). A bypassed answer passes untouched: its
+// headers are not read, and its Cache-Status says the cache did not serve
+// it. Names are compared without case (Envoy's are lower case already).
+func dropForged(out []Action, hs [][2]string) []Action {
+	for _, h := range hs {
+		n := h[0]
+		if len(n) >= len(ownHeaderPrefix) && n[0]|0x20 == 'x' && strings.EqualFold(n[:len(ownHeaderPrefix)], ownHeaderPrefix) {
+			out = append(out, Action{Kind: ActRemoveResponseHeader, Name: n})
+		}
+	}
+	return out
 }
 
 // InterruptedProperty is the filter state (Envoy key "wasm.<name>") that

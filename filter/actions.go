@@ -51,6 +51,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
 	case cachecore.ActRemoveRequestHeader:
 		_ = proxywasm.RemoveHttpRequestHeader(a.Name)
+	case cachecore.ActRemoveResponseHeader:
+		_ = proxywasm.RemoveHttpResponseHeader(a.Name)
 	case cachecore.ActSetProperty:
 		_ = proxywasm.SetProperty([]string{a.Name}, a.Body)
 	case cachecore.ActResumeResponse:

@@ -194,3 +194,40 @@ func TestOversizedChunkedResponse(t *testing.T) {
 		t.Fatalf("bodies: %s / %s", first.Body, second.Body)
 	}
 }
+
+// The x-modelcache- response headers are the filter's to set. An upstream
+// that sent its own on a miss (x-modelcache-similarity: a semantic near
+// hit; x-modelcache-cached-items: a batch partly served from the cache)
+// had them reach the client beside a Cache-Status that said otherwise.
+// They are taken off every answer that went upstream, stored or not; a
+// hit never had them (they are not stored).
+func TestUpstreamCannotForgeFilterHeaders(t *testing.T) {
+	hs := newHarness(t, coalesceConfig)
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		status, headers, body, _ := hs.simulateAbortable(u.Headers, u.Body)
+		if strings.Contains(string(u.Body), "refused") {
+			headers = append(headers, [2]string{"cache-control", "no-store"})
+		}
+		u.Respond(status, append(headers, [2]string{"x-modelcache-similarity", "0.990"}, [2]string{"x-modelcache-cached-items", "64/64"}), body)
+		return true
+	}
+	for _, content := range []string{"forged, stored", "forged, refused"} {
+		for round, want := range []string{"fwd=miss", "hit"} {
+			if content == "forged, refused" && round == 1 {
+				want = "fwd=miss"
+			}
+			res, err := hs.h.Exchange(0, chatRequest(content))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cs := hdr(res, "cache-status"); res.Status != 200 || !strings.Contains(cs, want) {
+				t.Fatalf("%s, round %d: status %d, Cache-Status %q", content, round, res.Status, cs)
+			}
+			for _, kv := range res.Headers {
+				if strings.HasPrefix(strings.ToLower(kv[0]), "x-modelcache-") {
+					t.Fatalf("%s, round %d (%s): the upstream's %s: %s reached the client", content, round, want, kv[0], kv[1])
+				}
+			}
+		}
+	}
+}
