@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,10 +40,11 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		return res
 	}
 	c.rekey(req) // the state may have moved on since Lookup
+	born := now - upstreamAge(headers, adm.TTL)
 	e := Entry{
 		Key:        req.Key,
-		StoredAt:   now,
-		FreshUntil: now + adm.TTL.Milliseconds(),
+		StoredAt:   born,
+		FreshUntil: born + adm.TTL.Milliseconds(),
 		ComputeMs:  computeMs,
 		Status:     uint16(status),
 		Headers:    c.storedHeaders(req, headers),
@@ -69,6 +71,22 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	res.Inserts = []InsertResult{ins}
 	c.l2Stage(req, &e, adm.Version)
 	return res
+}
+
+// upstreamAge is how old an answer already was when it arrived, in ms: its
+// Age (RFC 9111 §5.1, a cache upstream kept it that long), at most ttl. It
+// is stored as made that much earlier, so that it stays fresh only for
+// what is left of the route's ttl, and a hit's Age and the client's
+// max-age count the whole of it (§4.2.3). An Age that is missing or not a
+// number is 0 (§5.1: ignored); of a list, the first member counts. An
+// upstream can only shorten an answer's life with it, never lengthen it.
+func upstreamAge(headers [][2]string, ttl time.Duration) int64 {
+	v, ok := header(headers, "age")
+	if !ok {
+		return 0
+	}
+	v, _, _ = strings.Cut(v, ",")
+	return min(deltaSeconds(strings.TrimSpace(v)), ttl).Milliseconds()
 }
 
 // prepareStore records the model version the response reported (or makes
