@@ -36,7 +36,7 @@ func OutcomeOf(r Reason, status int) Outcome {
 	case ReasonNone:
 		return OutcomeStored
 	case ReasonNoStore, ReasonPrivate, ReasonVary, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
-		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull, ReasonStreamMode:
+		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull, ReasonStreamMode, ReasonAged:
 		return OutcomeUncacheable
 	case ReasonStatus:
 		// A failure that may pass is a 5xx, a 408 or a 429. Any other status

@@ -1027,7 +1027,6 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	b.model, _ = b.answerTop(body)
 	hs := c.storedHeaders(req, headers)
 	hs = append(hs, [2]string{embeddingModelHeader, b.model})
-	born := now - upstreamAge(headers, adm.TTL)
 	// Every entry is encoded first, then the entries are stored bucket by
 	// bucket: one index write per bucket, the first with the index as the
 	// lookups read it (table_batch.go).
@@ -1041,7 +1040,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		if it.fresh == nil {
 			continue
 		}
-		e := Entry{Key: it.key, StoredAt: born, FreshUntil: born + adm.TTL.Milliseconds(), ComputeMs: computeMs,
+		e := Entry{Key: it.key, StoredAt: now, FreshUntil: now + adm.TTL.Milliseconds(), ComputeMs: computeMs,
 			Status: uint16(status), Headers: hs, Body: it.fresh}
 		e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
 		size := e.EncodedSize()
@@ -1086,7 +1085,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		}
 		from = to
 	}
-	res.FreshUntil = born + adm.TTL.Milliseconds()
+	res.FreshUntil = now + adm.TTL.Milliseconds()
 	return res
 }
 

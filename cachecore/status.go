@@ -96,6 +96,7 @@ const (
 	ReasonStreamMode      // an event stream for a request that did not ask for one, or JSON for one that did
 	ReasonBadShape        // a completion or stream chunk of the wrong shape (not an object, choices not objects, a tool call naming no function)
 	ReasonRerankDocument  // rerank: a result's document is not the one the client sent at its index
+	ReasonAged            // the answer's Age (a cache upstream) used up the route's ttl
 	numReason
 )
 
@@ -108,7 +109,7 @@ var reasonNames = [numReason]string{
 	"low_confidence", "no_confidence", "truncated", "invalidated", "no_version",
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
-	"stream_mode", "bad_shape", "rerank_document",
+	"stream_mode", "bad_shape", "rerank_document", "aged",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided

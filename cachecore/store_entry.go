@@ -35,12 +35,19 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		return c.storeEmbeddings(req, status, headers, body, adm, computeMs)
 	}
 	now := c.nowMs()
+	age := upstreamAge(headers, adm.TTL)
+	if age >= adm.TTL.Milliseconds() {
+		// Stored, it would be stale on arrival: the leader's followers
+		// would find nothing, lead one after another into the same old
+		// answer, and each hit would start a refresh.
+		return StoreResult{Reason: ReasonAged}
+	}
 	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
 	if !ok {
 		return res
 	}
 	c.rekey(req) // the state may have moved on since Lookup
-	born := now - upstreamAge(headers, adm.TTL)
+	born := now - age
 	e := Entry{
 		Key:        req.Key,
 		StoredAt:   born,
@@ -77,9 +84,14 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 // Age (RFC 9111 §5.1, a cache upstream kept it that long), at most ttl. It
 // is stored as made that much earlier, so that it stays fresh only for
 // what is left of the route's ttl, and a hit's Age and the client's
-// max-age count the whole of it (§4.2.3). An Age that is missing or not a
-// number is 0 (§5.1: ignored); of a list, the first member counts. An
-// upstream can only shorten an answer's life with it, never lengthen it.
+// max-age count the whole of it (§4.2.3); one that leaves nothing of the
+// ttl is not stored (ReasonAged). An Age that is missing or not a number
+// is 0 (§5.1: ignored); of a list, the first member counts. An upstream
+// can only shorten an answer's life with it, never lengthen it. An
+// embeddings batch's items ignore it (storeEmbeddings): a vector does not
+// age (a new model is caught by its name, version or dimensions), and a
+// merged batch's Age is its oldest cached item's, which would shorten
+// every item computed with it.
 func upstreamAge(headers [][2]string, ttl time.Duration) int64 {
 	v, ok := header(headers, "age")
 	if !ok {
