@@ -26,13 +26,8 @@ func TestBrokenLeaderKeepsNoLease(t *testing.T) {
 	req := chatRequest("a leader that panics")
 	broken := req
 	broken.Headers = append(append([][2]string(nil), req.Headers...), [2]string{"x-modelcache-crash", "panic-on-response"})
-	leader := hs.h.StartExchange(0, broken)
-	hs.h.Drain()
-	up := hs.h.PendingUpstream()
-	if len(up) != 1 {
-		t.Fatalf("%d upstream requests", len(up))
-	}
-	hs.answer(up[0]) // its response headers callback panics: the stream fails open
+	leader, u := hs.lead(broken)
+	hs.answer(u) // its response headers callback panics: the stream fails open
 	hs.h.Drain()
 	if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache.panics") != 1 {
 		t.Fatalf("broken leader: done %v, panics %d", leader.Done(), hs.counter("modelcache.panics"))
@@ -95,11 +90,7 @@ func TestBrokenFollowerIsNotLeftWaiting(t *testing.T) {
 	if hs.counter("modelcache.panics") != 1 {
 		t.Fatalf("panics: %d", hs.counter("modelcache.panics"))
 	}
-	up := hs.h.PendingUpstream()
-	if len(up) != 1 {
-		t.Fatalf("%d upstream requests", len(up))
-	}
-	hs.answer(up[0])
+	hs.answer(hs.onlyUpstream())
 	hs.h.Drain()
 	if r := leader.Response(); !leader.Done() || r.Status != 200 {
 		t.Fatalf("leader: done %v", leader.Done())

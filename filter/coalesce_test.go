@@ -29,6 +29,26 @@ func chatRequest(content string) wasmhost.Request {
 	}
 }
 
+// onlyUpstream is the one upstream request pending (the test fails if there
+// are more or none).
+func (hs *harness) onlyUpstream() *wasmhost.UpstreamRequest {
+	hs.t.Helper()
+	up := hs.h.PendingUpstream()
+	if len(up) != 1 {
+		hs.t.Fatalf("%d upstream requests", len(up))
+	}
+	return up[0]
+}
+
+// lead starts req on worker 0, with the upstream held (holdUpstream), and
+// returns its exchange and the one upstream request it made.
+func (hs *harness) lead(req wasmhost.Request) (*wasmhost.Exchange, *wasmhost.UpstreamRequest) {
+	hs.t.Helper()
+	ex := hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	return ex, hs.onlyUpstream()
+}
+
 // holdUpstream makes the harness keep every upstream request pending until
 // the test answers it (through h.PendingUpstream()).
 func (hs *harness) holdUpstream() {

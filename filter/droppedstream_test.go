@@ -22,15 +22,8 @@ func TestDroppedStreamKeepsNoLease(t *testing.T) {
 	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","max_entry_bytes":1024,"coalesce":{"max_wait":"30s"}}]}`
 	hs := newHarness(t, cfg)
 	hs.holdUpstream()
-	req := chatRequest("")
-	req.Body = []byte(streamBody("a long story"))
-	hs.h.StartExchange(0, req)
-	hs.h.Drain()
-	up := hs.h.PendingUpstream()
-	if len(up) != 1 {
-		t.Fatalf("%d upstream requests", len(up))
-	}
-	u := up[0]
+	req := longStory()
+	_, u := hs.lead(req)
 	ev := func(s string) []byte { return []byte("data: " + s + "\n\n") }
 	u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, false)
 	// Past max_entry_bytes at once: the recording is dropped.
@@ -62,15 +55,8 @@ func TestFollowerOfADroppedStreamGoesUpstreamAtOnce(t *testing.T) {
 	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","max_entry_bytes":1024,"coalesce":{"max_wait":"30s","max_retries":0}}]}`
 	hs := newHarness(t, cfg)
 	hs.holdUpstream()
-	req := chatRequest("")
-	req.Body = []byte(streamBody("a long story"))
-	hs.h.StartExchange(0, req)
-	hs.h.Drain()
-	up := hs.h.PendingUpstream()
-	if len(up) != 1 {
-		t.Fatalf("%d upstream requests", len(up))
-	}
-	u := up[0]
+	req := longStory()
+	_, u := hs.lead(req)
 	hs.h.AdvanceAndTick(time.Second)
 	follower := hs.h.StartExchange(1, req)
 	hs.h.Drain()

@@ -27,6 +27,18 @@ func embReq(items []string, extra string) string {
 	return `{"model":"sim-embed","input":` + string(in) + extra + `}`
 }
 
+// oddOf is chunks(0, n) (all) and its items at odd places (odd): a batch
+// and the half of it a test caches first.
+func oddOf(n int) (odd, all []string) {
+	for i, c := range chunks(0, n) {
+		all = append(all, c)
+		if i%2 == 1 {
+			odd = append(odd, c)
+		}
+	}
+	return odd, all
+}
+
 func chunks(from, to int) []string {
 	var out []string
 	for i := from; i < to; i++ {
@@ -60,13 +72,7 @@ func vectors(t *testing.T, body []byte) []string {
 func TestEmbeddingsPartialBatch(t *testing.T) {
 	hs := newHarness(t, embConfig)
 	// Cache the odd half: 32 items.
-	var odd, all []string
-	for i, c := range chunks(0, 64) {
-		all = append(all, c)
-		if i%2 == 1 {
-			odd = append(odd, c)
-		}
-	}
+	odd, all := oddOf(64)
 	hs.post(0, "/v1/embeddings", embReq(odd, ""))
 	before := len(hs.sim.EmbeddingCalls())
 	body := embReq(all, "")

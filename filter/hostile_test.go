@@ -240,13 +240,7 @@ func TestUpstreamCannotForgeFilterHeaders(t *testing.T) {
 // the filter's replace of the header already hid the upstream's value).
 func TestUpstreamCannotForgeCachedItems(t *testing.T) {
 	hs := newHarness(t, embConfig)
-	var odd, all []string
-	for i, c := range chunks(0, 8) {
-		all = append(all, c)
-		if i%2 == 1 {
-			odd = append(odd, c)
-		}
-	}
+	odd, all := oddOf(8)
 	hs.post(0, "/v1/embeddings", embReq(odd, ""))
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
 		status, headers, body, _ := hs.simulateAbortable(u.Headers, u.Body)

@@ -26,15 +26,8 @@ func TestFollowerOfALongStreamKeepsWaiting(t *testing.T) {
 			cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":` + tc.coalesce + `}]}`
 			hs := newHarness(t, cfg)
 			hs.holdUpstream()
-			req := chatRequest("")
-			req.Body = []byte(streamBody("a long story"))
-			leader := hs.h.StartExchange(0, req)
-			hs.h.Drain()
-			up := hs.h.PendingUpstream()
-			if len(up) != 1 {
-				t.Fatalf("%d upstream requests", len(up))
-			}
-			u := up[0]
+			req := longStory()
+			leader, u := hs.lead(req)
 			ev := func(s string) []byte { return []byte("data: " + s + "\n\n") }
 			u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, false)
 			u.SendChunk(ev(`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`), false)
@@ -91,12 +84,7 @@ func TestFollowerOfALongAnswerKeepsWaiting(t *testing.T) {
 			hs := newHarness(t, cfg)
 			hs.holdUpstream()
 			req := chatRequest("a long answer, not streamed")
-			leader := hs.h.StartExchange(0, req)
-			hs.h.Drain()
-			up := hs.h.PendingUpstream()
-			if len(up) != 1 {
-				t.Fatalf("%d upstream requests", len(up))
-			}
+			leader, u := hs.lead(req)
 			var follower *wasmhost.Exchange
 			for i := 1; i <= 45; i++ { // the answer takes 45 s
 				hs.h.AdvanceAndTick(time.Second)
@@ -113,7 +101,7 @@ func TestFollowerOfALongAnswerKeepsWaiting(t *testing.T) {
 			if n := hs.upstream.Load(); n != 1 {
 				t.Fatalf("%d upstream calls for one answer still awaited", n)
 			}
-			hs.answer(up[0])
+			hs.answer(u)
 			hs.h.Drain()
 			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
 				t.Fatalf("leader's answer not stored")
@@ -147,14 +135,9 @@ func TestKeepingALeaseCostsOneWritePerHalfMaxWait(t *testing.T) {
 		for _, c := range calls {
 			n = append(n, hs.h.HostCallCount(c))
 		}
-		ex := hs.h.StartExchange(0, chatRequest("what a lease costs"))
-		hs.h.Drain()
-		up := hs.h.PendingUpstream()
-		if len(up) != 1 {
-			t.Fatalf("%d upstream requests", len(up))
-		}
+		ex, u := hs.lead(chatRequest("what a lease costs"))
 		hs.h.AdvanceAndTick(time.Duration(after) * time.Second)
-		hs.answer(up[0])
+		hs.answer(u)
 		hs.h.Drain()
 		if !ex.Done() || ex.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
 			t.Fatalf("answer at %d s not stored", after)

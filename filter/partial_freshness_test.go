@@ -16,13 +16,7 @@ import (
 // 600 s) and it carried no Age, though 3000 s old items were in it.
 func TestPartialBatchSaysTheFreshnessOfItsCachedItems(t *testing.T) {
 	hs := newHarness(t, embConfig) // ttl 1h
-	var odd, all []string
-	for i, c := range chunks(0, 8) {
-		all = append(all, c)
-		if i%2 == 1 {
-			odd = append(odd, c)
-		}
-	}
+	odd, all := oddOf(8)
 	hs.post(0, "/v1/embeddings", embReq(odd, ""))
 	hs.clock.Advance(50 * time.Minute)
 	res := hs.post(1, "/v1/embeddings", embReq(all, ""))

@@ -11,6 +11,13 @@ import (
 	"github.com/modelcache/modelcache/wasmhost"
 )
 
+// longStory is a chat request that asks for an event stream.
+func longStory() wasmhost.Request {
+	req := chatRequest("")
+	req.Body = []byte(streamBody("a long story"))
+	return req
+}
+
 func streamBody(content string) string {
 	return `{"model":"sim-chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"` + content + `"}]}`
 }
