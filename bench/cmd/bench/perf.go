@@ -32,7 +32,11 @@ type perfReport struct {
 	// filter and V8's wrappers around its calls. OK is false if perf
 	// failed (then JIT is 0 and says nothing).
 	JIT float64
-	OK  bool
+	// Envoy and Kernel are the shares (0–1) in Envoy's own binary (its
+	// C++, V8's runtime, the host functions) and in the kernel; the rest
+	// (the C library, the vDSO) is 1 - JIT - Envoy - Kernel.
+	Envoy, Kernel float64
+	OK            bool
 }
 
 // perfRecord samples the process group of pid for d in the background;
@@ -79,6 +83,12 @@ func parsePerfReport(rep string) perfReport {
 		}
 		out.OK = true // at least one row: a report without any says nothing
 		dso := strings.Join(f[1:], " ")
+		switch dso {
+		case "envoy":
+			out.Envoy += pct / 100
+		case "[kernel.kallsyms]":
+			out.Kernel += pct / 100
+		}
 		if strings.HasPrefix(dso, "[JIT]") || strings.HasPrefix(dso, "[anon") || dso == "[unknown]" || strings.HasPrefix(dso, "//anon") {
 			out.JIT += pct / 100
 			dso += " (V8-generated code: the wasm filter)"

@@ -88,3 +88,43 @@ func TestJITRowMissingIsNoted(t *testing.T) {
 		t.Fatalf("rows %v, notes %q", r.rows, r.notes)
 	}
 }
+
+// The report keeps Envoy's and the kernel's shares beside the JIT's; the
+// C library's is the rest.
+func TestPerfReportKeepsEnvoyAndKernel(t *testing.T) {
+	p := parsePerfReport(perfSample)
+	if math.Abs(p.Envoy-0.5396) > 1e-9 || math.Abs(p.Kernel-0.3499) > 1e-9 {
+		t.Fatalf("Envoy %v, kernel %v; want 0.5396 and 0.3499", p.Envoy, p.Kernel)
+	}
+}
+
+// The distance outside V8-generated code is split by binary, round by
+// round, and the rest is what neither perf share nor the JIT holds.
+func TestOutsideJITRowSplitsByBinary(t *testing.T) {
+	r := &run{s: settings{Perf: true}}
+	mc := &frSeries{CPU: []float64{260, 270, 280}, JIT: []float64{48, 50, 52},
+		Envoy: []float64{125, 120, 130}, Kernel: []float64{80, 85, 90}}
+	floor := &frSeries{CPU: []float64{210, 215, 220}, JIT: []float64{24, 25, 26},
+		Envoy: []float64{110, 106, 118}, Kernel: []float64{70, 80, 70}}
+	r.addOutsideJITAbove("uncacheable: modelcache above its floor", "at 1000 rps", mc, floor)
+	if len(r.rows) != 1 {
+		t.Fatalf("rows %v", r.rows)
+	}
+	// Envoy's binary: +15, +14, +12; kernel: +10, +5, +20; the rest
+	// (CPU - JIT - Envoy - kernel): 7 - 6 = +1, 15 - 4 = +11, 8 - 6 = +2.
+	want := "Envoy's binary +14.0 µs (rounds +12.0…+15.0); kernel +10.0 µs (rounds +5.0…+20.0); C library and vDSO +2.0 µs (rounds +1.0…+11.0)"
+	if r.rows[0].Value != want {
+		t.Errorf("value\n%s\nwant\n%s", r.rows[0].Value, want)
+	}
+	if !strings.Contains(r.rows[0].Baselines, "floor Envoy's binary 110.0, kernel 70.0, C library and vDSO 6.0") {
+		t.Errorf("baselines %s", r.rows[0].Baselines)
+	}
+	// A round without its split (an older series, perf missing) gives no
+	// row rather than one shifted by a round.
+	r.rows = nil
+	mc.Kernel = mc.Kernel[:2]
+	r.addOutsideJITAbove("uncacheable: modelcache above its floor", "at 1000 rps", mc, floor)
+	if len(r.rows) != 0 {
+		t.Fatalf("a partial series gave rows %v", r.rows)
+	}
+}
