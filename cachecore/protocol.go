@@ -31,7 +31,12 @@ type Flight struct {
 	// lookup's embedding): whatever sends it upstream next must resume it.
 	held bool
 
-	respStatus int         // the upstream's response status (0: none yet)
+	respStatus int // the upstream's response status (0: none yet)
+	// refetchFor: the answer to a rewritten batch (its missing items
+	// only) was refused before its end — by its headers or its size —
+	// for this reason; it is held to its end and replaced by the whole
+	// batch (Complete, Flight.Refetch), never passed as it came.
+	refetchFor Reason
 	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
 
 	out [8]Action // the actions of the current event (no allocation)

@@ -37,12 +37,18 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	}
 	call := c.replay(req, headers, 0)
 	call.Route, call.Stream = nil, f.id
+	limit := refetchLimit(req)
+	call.MaxBody = limit
 	call.Done = func(res CallResult) []Action {
 		if res.NotStarted {
 			return []Action{inconsistent()}
 		}
 		status, body := 502, []byte(`{"error":{"message":"the model did not answer","type":"upstream_error"}}`)
-		if !res.Failed {
+		switch {
+		case res.Failed:
+		case len(res.Body) > limit:
+			body = refetchTooLarge
+		default:
 			status, body = res.Status, res.Body
 		}
 		f.Refetched(reason, status)
@@ -51,5 +57,22 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	}
 	return append(acts, Action{Kind: ActDispatch, Call: call})
 }
+
+// refetchLimit bounds the answer to a batch asked for again, which is
+// read into the VM whole to replace the held one: each of its items is
+// an entry of at most max_entry_bytes once stored, and no answer is
+// larger than maxRefetchAnswer.
+func refetchLimit(req *Request) int {
+	n := 1
+	if req.batch != nil {
+		n = max(n, len(req.batch.items))
+	}
+	return min(req.Route.MaxEntryBytes*n, maxRefetchAnswer)
+}
+
+// maxRefetchAnswer is the largest max_entry_bytes a route may set.
+const maxRefetchAnswer = 64 << 20
+
+var refetchTooLarge = []byte(`{"error":{"message":"the model's answer to the whole batch is larger than the cache can pass on; send fewer items","type":"upstream_error"}}`)
 
 var inconsistentBatch = []byte(`{"error":{"message":"the model answered a partial embeddings batch inconsistently; retry the request","type":"upstream_error"}}`)

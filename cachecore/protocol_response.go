@@ -25,6 +25,9 @@ const (
 // decides the Cache-Status.
 func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, reqHeaders [][2]string) (Completion, []Action) {
 	c, req, r := f.c, f.req, f.req.Route
+	if f.refetchFor != ReasonNone {
+		return Refetching, f.Refetch(f.refetchFor, reqHeaders)
+	}
 	st := c.StoreBody(req, f.respStatus, headers, body, computeMs)
 	if adm := st.Admission; adm.Reason != ReasonNone {
 		var acts []Action
@@ -40,6 +43,12 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	}
 	if st.Reason != ReasonNone {
 		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		if req.rewritten() {
+			// Not stored (a version missing or moved, a purge meanwhile):
+			// merged with the cached items it could mix two models'
+			// vectors, and as it came it holds only the missing items.
+			return Refetching, append([]Action{note}, f.Refetch(st.Reason, reqHeaders)...)
+		}
 		return Refused, append([]Action{note}, f.refuse(st.Reason)...)
 	}
 	f.reset()
@@ -150,6 +159,19 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 			f.emit(Action{Kind: ActServeEntry})
 			return RespServed, f.actions()
 		}
+		if req.rewritten() && status >= 200 && status < 300 {
+			// The answer covers only the missing items of a partly cached
+			// batch, indexed from 0: passed as it came, its vectors would
+			// sit at other items' places. It is held to its end and the
+			// whole batch asked for again (Complete). An error passes: it
+			// carries no vectors.
+			f.reset()
+			f.refetchFor = reason
+			if endOfStream {
+				return RespComplete, nil
+			}
+			return RespHold, nil
+		}
 		return RespPass, f.refuse(reason)
 	}
 	f.reset()
@@ -193,10 +215,22 @@ func (f *Flight) ResponseChunk(h *Held, chunk []byte) (bool, []Action) {
 // limit does.
 func (f *Flight) Buffered(bodySize int) (bool, []Action) {
 	if bodySize > f.req.Route.MaxEntryBytes {
+		if f.req.rewritten() {
+			// Not to be passed as it came (ResponseHeaders): held on (the
+			// proxy's own buffer limit bounds it) and replaced at its end.
+			if f.refetchFor == ReasonNone {
+				f.refetchFor = ReasonTooLarge
+			}
+			return true, nil
+		}
 		return false, f.refuse(ReasonTooLarge)
 	}
 	return true, nil
 }
+
+// Refetches reports that the held answer will be replaced whatever it
+// holds (refetchFor): its body need not be read.
+func (f *Flight) Refetches() bool { return f.refetchFor != ReasonNone }
 
 // Recorded is the event "a chunk of an event stream passed": the host's
 // copy (h) grows until max_entry_bytes, then is dropped (and the stream

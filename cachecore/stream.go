@@ -546,6 +546,8 @@ func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdic
 		}
 		s.respSize = bodySize
 		return Pause, nil
+	case s.fl.Refetches():
+		return s.complete(s.out[:0], nil) // replaced unread
 	}
 	body, err := rd.ResponseBody(bodySize)
 	if err != nil {

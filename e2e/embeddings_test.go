@@ -132,3 +132,36 @@ func TestEmbeddingEncodingsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A partly cached batch whose answer (the missing items only) the cache
+// refuses by its headers never reaches the client as it came: its vectors
+// would sit at other items' places. The client gets the whole batch,
+// asked for again.
+func TestEmbeddingPartialAnswerRefusedIsRefetchedWhole(t *testing.T) {
+	e := startEnvoy(t, envoyOpts{Config: embRoutes})
+	url := e.URL + "/v1/embeddings"
+	var all, half []string
+	for i := 0; i < 16; i++ {
+		c := fmt.Sprintf("passage %d: the slow grey wolf", i)
+		all = append(all, c)
+		if i%2 == 0 {
+			half = append(half, c)
+		}
+	}
+	do(t, "POST", url, embBody(half, ""), "authorization", "Bearer a")
+	before := len(e.Sim.EmbeddingCalls())
+	body := embBody(all, "")
+	r := do(t, "POST", url, body, "authorization", "Bearer a", modelsim.HeaderCacheControl, "no-store")
+	ref, err := modelsim.ExpectedBody(modelsim.DefaultModelVersion, "/v1/embeddings", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := embVectors(t, r.Body), embVectors(t, ref); r.Status != 200 || len(got) != 16 || strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("status %d, %d vectors (want the 16 of the uncached reference): %.200s", r.Status, len(got), r.Body)
+	}
+	calls := e.Sim.EmbeddingCalls()[before:]
+	if len(calls) != 2 || len(calls[0]) != 8 || len(calls[1]) != 16 {
+		t.Fatalf("upstream calls %v: want the 8 missing items, then the whole batch", calls)
+	}
+	expectCS(t, r, "detail=no-store")
+}

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,43 @@ func TestBackgroundAnswersAreReadOnlyAsFarAsTheProtocolTakes(t *testing.T) {
 				t.Fatalf("an answer of %d bytes grew the worker's memory by %d bytes", len(huge), grown)
 			}
 		})
+	}
+}
+
+// The whole batch asked for again after a partial answer was refused
+// (Flight.Refetch) is read only as far as such a batch can be: its items
+// times max_entry_bytes. Read whole, a 64 MiB answer grew the worker's
+// memory by as much, for good; past that bound the client gets a 502.
+func TestRefetchAnswerIsReadOnlyAsFarAsTheBatchCanBe(t *testing.T) {
+	config := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1)
+	hs := newHarness(t, config, withHTTPCalls())
+	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool { // the missing items' answer, refused
+		status, h, b := hs.simulate(u.Headers, u.Body)
+		u.Respond(status, append(h, [2]string{"cache-control", "no-store"}), b)
+		return true
+	}
+	hs.holdCalls = true
+	body := embReq([]string{"cached", "new 1", "new 2"}, "")
+	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
+		{":authority", "models"}, {":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
+		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)})
+	hs.h.Drain()
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 || calls[0].Cluster != "model" {
+		t.Fatalf("calls %v", calls)
+	}
+	before := hs.h.MemoryBytes(1)
+	huge := append(append([]byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[`), bytes.Repeat([]byte("0.5,"), 16<<20)...), "1]}]}"...)
+	calls[0].Respond(200, [][2]string{{"content-type", "application/json"}}, huge)
+	hs.h.Drain()
+	if !ex.Done() {
+		t.Fatalf("not resumed after the call: %s", ex.State())
+	}
+	if res := ex.Response(); res.Status != 502 || len(res.Body) > 1024 {
+		t.Fatalf("client got %d with %d bytes, want a 502", res.Status, len(res.Body))
+	}
+	if grown := hs.h.MemoryBytes(1) - before; grown > 8<<20 {
+		t.Fatalf("a refetched answer of %d bytes grew the worker's memory by %d bytes", len(huge), grown)
 	}
 }

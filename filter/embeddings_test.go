@@ -286,3 +286,64 @@ func TestEmbeddingsCoalesceWholeBatches(t *testing.T) {
 		}
 	}
 }
+
+// A partly cached batch sends upstream only its missing items: an answer
+// to that request covers them alone, indexed from 0. However the cache
+// refuses it — by its headers, its size or the store — the client must
+// not get it as it came (its vectors would sit at other items' places):
+// it gets the whole batch, asked for again, and nothing is stored.
+func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
+	setHeader := func(h [][2]string, name, value string) [][2]string {
+		out := [][2]string{}
+		for _, kv := range h {
+			if kv[0] != name {
+				out = append(out, kv)
+			}
+		}
+		if value != "" {
+			out = append(out, [2]string{name, value})
+		}
+		return out
+	}
+	small := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1)
+	tests := []struct {
+		name   string
+		config string
+		header func(h [][2]string) [][2]string
+		stat   string
+	}{
+		{"no-store", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "cache-control", "no-store") }, "refused.no_store"},
+		{"vary", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "vary", "x-other") }, "refused.vary"},
+		{"not JSON", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-type", "text/plain") }, "refused.not_json"},
+		{"no version", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "x-model-version", "") }, "refused.no_version"},
+		{"larger than max_entry_bytes", small, func(h [][2]string) [][2]string { return h }, "refused.too_large"},
+		{"larger, found while held", small, func(h [][2]string) [][2]string { return setHeader(h, "content-length", "") }, "refused.too_large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, tc.config, withHTTPCalls())
+			hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+			if hs.counter("modelcache.emb.items.stored") != 1 {
+				t.Fatalf("items.stored = %d before the batch", hs.counter("modelcache.emb.items.stored"))
+			}
+			hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+				status, h, b := hs.simulate(u.Headers, u.Body)
+				// In chunks, as a body without content-length comes.
+				u.RespondChunks(status, tc.header(h), [][]byte{b[:len(b)/3], b[len(b)/3 : 2*len(b)/3], b[2*len(b)/3:]})
+				return true
+			}
+			body := embReq(append([]string{"cached"}, chunks(0, 12)...), "")
+			res := hs.post(1, "/v1/embeddings", body)
+			if res.Status != 200 || gjson.GetBytes(res.Body, "data.#").Int() != 13 ||
+				strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
+				t.Fatalf("client did not get the whole, correct batch: %d, %d vectors: %.200s", res.Status, gjson.GetBytes(res.Body, "data.#").Int(), res.Body)
+			}
+			if hs.counter("modelcache.emb."+tc.stat) != 1 {
+				t.Fatalf("%s = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat))
+			}
+			if hs.counter("modelcache.emb.items.stored") != 1 {
+				t.Fatalf("items.stored = %d: the refused answer was stored", hs.counter("modelcache.emb.items.stored"))
+			}
+		})
+	}
+}
