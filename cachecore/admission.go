@@ -328,8 +328,8 @@ func checkCompletion(req *Request, body []byte) Reason {
 				// Tool calls are a complete answer without text; text
 				// beside them still has to be text.
 				reason = checkToolCalls(tc)
-				if reason == ReasonNone && content.Exists() && content.Type != gjson.Null &&
-					content.Type != gjson.String && !content.IsArray() {
+				var text strings.Builder
+				if reason == ReasonNone && !appendText(&text, content) {
 					reason = ReasonBadShape
 				}
 				return reason == ReasonNone

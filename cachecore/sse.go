@@ -232,12 +232,17 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					if t.typ == "" && tc.Get("custom").Exists() {
 						t.typ = "custom"
 					}
-					if t.typ == "custom" { // a custom tool's {name, input}
-						t.name.WriteString(tc.Get("custom.name").String())
-						t.args.WriteString(tc.Get("custom.input").String())
-					} else {
-						t.name.WriteString(tc.Get("function.name").String())
-						t.args.WriteString(tc.Get("function.arguments").String())
+					// A custom tool's {name, input}, else a function's {name,
+					// arguments}: an object of string fragments, as the
+					// non-streamed form must be (toolCallNamed).
+					part, name, input := tc.Get("function"), "name", "arguments"
+					if t.typ == "custom" {
+						part, input = tc.Get("custom"), "input"
+					}
+					if part.Exists() && part.Type != gjson.Null && !(part.IsObject() &&
+						appendFragment(&t.name, part.Get(name)) && appendFragment(&t.args, part.Get(input))) {
+						s.BadShape = true
+						return false
 					}
 					return true
 				})
@@ -369,4 +374,18 @@ func StreamsResponse(req *Request, headers [][2]string) bool {
 	}
 	ct, _ := header(headers, "content-type")
 	return isEventStream(ct)
+}
+
+// appendFragment appends a streamed tool call's fragment (a name's or
+// its arguments' next piece) to dst: a string, or none when absent or
+// null. It reports false for any other type.
+func appendFragment(dst *strings.Builder, v gjson.Result) bool {
+	switch v.Type {
+	case gjson.String:
+		dst.WriteString(v.Str)
+		return true
+	case gjson.Null:
+		return true
+	}
+	return !v.Exists()
 }
