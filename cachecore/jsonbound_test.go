@@ -222,6 +222,11 @@ func TestAdmitBodyRefusesErrorPayloads(t *testing.T) {
 		{"stream: event error without data", "chat", goodStream("event: error\ndata: \n\n"), sseCT},
 		{"stream: error string", "chat", goodStream(sseEvent(`{"error":"boom"}`)), sseCT},
 		{"stream: error after DONE", "chat", goodStream("") + sseEvent(vllmErr), sseCT},
+		// After [DONE] an event is read only for an error report: one
+		// that cannot be read (cut, a duplicate member) is taken for one,
+		// as before [DONE] such an event refuses the stream.
+		{"stream: cut error after DONE", "chat", goodStream("") + sseEvent(`{"error":{"message":"engine died"`), sseCT},
+		{"stream: duplicate error after DONE", "chat", goodStream("") + sseEvent(`{"error":null,"error":{"message":"engine died"}}`), sseCT},
 		{"stream: error inside a chunk", "chat", goodStream(sseEvent(`{"id":"c1","choices":[],"error":{"message":"x"}}`)), sseCT},
 		{"body: error and choices", "chat", chatWith(`,"error":{"message":"partial failure"}`), jsonCT},
 		{"body: object error and choices", "chat", strings.Replace(chatWith(""), `"object":"chat.completion"`, `"object":"error"`, 1), jsonCT},

@@ -128,8 +128,10 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 		}
 		if s.Done {
 			// Nothing may follow [DONE]; an error report after it still
-			// condemns the stream.
-			if checkJSON(ev.Data) == ReasonNone && reportsError(gjson.Parse(ev.Data)) {
+			// condemns the stream, and so does an event that cannot be
+			// read for one (cut, too deep, a duplicate member: before
+			// [DONE] each refuses the stream).
+			if checkJSON(ev.Data) != ReasonNone || dups.check(stringBytes(ev.Data)) != ReasonNone || reportsError(gjson.Parse(ev.Data)) {
 				s.ErrorEvent = true
 				break
 			}
