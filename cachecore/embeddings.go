@@ -654,14 +654,32 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	}
 	// Without hits or duplicates the original request goes up unchanged.
 	b.fullFetch = b.hits == 0 && !dup
-	if !b.fullFetch && len(b.sent) > 0 && req.keepBody {
-		// The body cannot be rewritten to the missing items.
+	if !b.fullFetch && len(b.sent) > 0 && (req.keepBody || b.mergeTooLarge(req.Route.MaxEntryBytes)) {
+		// The body cannot be rewritten to the missing items, or their
+		// answer is not worth holding to merge.
 		b.fetchAll()
 	}
 	if len(b.sent) == 0 {
 		return Serve
 	}
 	return Forward
+}
+
+// mergeTooLarge reports that the answer to the missing items, by the
+// size of a cached vector, would be larger than max (max_entry_bytes).
+// Such an answer cannot be stored, so the cached items would save the
+// model nothing; and held to its end to be merged (an answer to the
+// missing items alone must never pass as it came), it could meet the
+// proxy's own buffer limit first, a 500 for the client. The whole batch
+// goes upstream instead, its answer passed on as any miss's. (A batch
+// with duplicates and no hit has no vector to judge by: it is rewritten,
+// and held past max if it must be; Flight.Buffered.)
+func (b *embBatch) mergeTooLarge(max int) bool {
+	if len(b.entries) == 0 {
+		return false
+	}
+	perItem := len(b.entries[0].Body) + 48 // {"object":"embedding","index":N,"embedding":…},
+	return len(b.sent) > (max-64)/perItem
 }
 
 // fetchAll sends the whole batch upstream as the client wrote it: every

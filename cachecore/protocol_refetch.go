@@ -18,7 +18,10 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	c, req, r := f.c, f.req, f.req.Route
 	acts := []Action{{Kind: ActRefused, Route: r, Reason: reason, Status: f.respStatus}}
 	f.reset()
-	f.finishLead(OutcomeFailed, f.respStatus)
+	// Followers learn what a retry would meet: an answer the cache does
+	// not store (no-store, too large) marks the key hit-for-miss, as for
+	// any request; a broken one is a failure.
+	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
 	acts = append(acts, f.actions()...)
 	if reason == ReasonDimensions {
 		_ = c.PurgeModel(r.Name, req.Model)
@@ -44,10 +47,16 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 			return []Action{inconsistent()}
 		}
 		status, body := 502, []byte(`{"error":{"message":"the model did not answer","type":"upstream_error"}}`)
+		enc, _ := header(res.Headers, "content-encoding")
 		switch {
 		case res.Failed:
 		case len(res.Body) > limit:
 			body = refetchTooLarge
+		case !identityEncoding(enc):
+			// Asked for without accept-encoding (ReplayHeaders), it came
+			// encoded anyway: it cannot be passed on as the JSON its
+			// replacement says it is.
+			body = refetchEncoded
 		default:
 			status, body = res.Status, res.Body
 		}
@@ -74,5 +83,7 @@ func refetchLimit(req *Request) int {
 const maxRefetchAnswer = 64 << 20
 
 var refetchTooLarge = []byte(`{"error":{"message":"the model's answer to the whole batch is larger than the cache can pass on; send fewer items","type":"upstream_error"}}`)
+
+var refetchEncoded = []byte(`{"error":{"message":"the model answered the whole batch encoded, though asked for it unencoded","type":"upstream_error"}}`)
 
 var inconsistentBatch = []byte(`{"error":{"message":"the model answered a partial embeddings batch inconsistently; retry the request","type":"upstream_error"}}`)

@@ -165,12 +165,14 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 			// sit at other items' places. It is held to its end and the
 			// whole batch asked for again (Complete). An error passes: it
 			// carries no vectors.
-			f.reset()
-			f.refetchFor = reason
-			if endOfStream {
-				return RespComplete, nil
+			// (One without a body has no vectors to misplace, and a
+			// response that ends with its headers cannot be replaced: it
+			// passes, refused.)
+			if !endOfStream {
+				f.reset()
+				f.refetchFor = reason
+				return RespHold, nil
 			}
-			return RespHold, nil
 		}
 		return RespPass, f.refuse(reason)
 	}

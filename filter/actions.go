@@ -46,6 +46,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	case cachecore.ActReplaceResponse:
 		_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(a.Status))
 		_ = proxywasm.ReplaceHttpResponseHeader("content-type", "application/json")
+		// The replacement is plain JSON, whatever the held answer said.
+		_ = proxywasm.RemoveHttpResponseHeader("content-encoding")
 		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
 		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
 		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))

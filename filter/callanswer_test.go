@@ -121,3 +121,34 @@ func TestRefetchAnswerIsReadOnlyAsFarAsTheBatchCanBe(t *testing.T) {
 		t.Fatalf("a refetched answer of %d bytes grew the worker's memory by %d bytes", len(huge), grown)
 	}
 }
+
+// The whole batch is asked for again without accept-encoding; an answer
+// encoded anyway cannot be passed on as the plain JSON its replacement
+// says it is: the client gets a 502, not gzip bytes labelled JSON.
+func TestRefetchAnswerEncodedIsNotPassedOn(t *testing.T) {
+	hs := newHarness(t, embConfig, withHTTPCalls())
+	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		status, h, b := hs.simulate(u.Headers, u.Body)
+		u.Respond(status, append(h, [2]string{"cache-control", "no-store"}), b)
+		return true
+	}
+	hs.holdCalls = true
+	body := embReq([]string{"cached", "new 1", "new 2"}, "")
+	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
+		{":authority", "models"}, {":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
+		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)})
+	hs.h.Drain()
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 {
+		t.Fatalf("calls %v", calls)
+	}
+	calls[0].Respond(200, [][2]string{{"content-type", "application/json"}, {"content-encoding", "gzip"}}, []byte("\x1f\x8b\x08\x00not really"))
+	hs.h.Drain()
+	if !ex.Done() {
+		t.Fatalf("not resumed after the call: %s", ex.State())
+	}
+	if res := ex.Response(); res.Status != 502 || bytes.HasPrefix(res.Body, []byte("\x1f\x8b")) {
+		t.Fatalf("client got %d: %q", res.Status, res.Body)
+	}
+}

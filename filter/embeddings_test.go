@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -315,6 +316,7 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 		{"no-store", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "cache-control", "no-store") }, "refused.no_store"},
 		{"vary", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "vary", "x-other") }, "refused.vary"},
 		{"not JSON", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-type", "text/plain") }, "refused.not_json"},
+		{"encoded", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-encoding", "gzip") }, "refused.encoded"},
 		{"no version", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "x-model-version", "") }, "refused.no_version"},
 		{"larger than max_entry_bytes", small, func(h [][2]string) [][2]string { return h }, "refused.too_large"},
 		{"larger, found while held", small, func(h [][2]string) [][2]string { return setHeader(h, "content-length", "") }, "refused.too_large"},
@@ -338,6 +340,9 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 				strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 				t.Fatalf("client did not get the whole, correct batch: %d, %d vectors: %.200s", res.Status, gjson.GetBytes(res.Body, "data.#").Int(), res.Body)
 			}
+			if enc := hdr(res, "content-encoding"); enc != "" {
+				t.Fatalf("the whole batch's plain JSON went out as content-encoding %q", enc)
+			}
 			if hs.counter("modelcache.emb."+tc.stat) != 1 {
 				t.Fatalf("%s = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat))
 			}
@@ -345,5 +350,107 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 				t.Fatalf("items.stored = %d: the refused answer was stored", hs.counter("modelcache.emb.items.stored"))
 			}
 		})
+	}
+}
+
+// A batch with a repeated item is sent upstream rewritten (each item
+// once), and leads its identical batches. Its answer refused as no-store
+// is asked for again whole, and its followers learn what any request's
+// followers learn of a no-store answer: the key is hit-for-miss, each
+// goes upstream itself. Told the leader failed, they led one after
+// another, each counting a failure, and the fourth got 502
+// leader_failed.
+func TestEmbeddingsRefusedPartialAnswerIsNoFailureForFollowers(t *testing.T) {
+	hs := newHarness(t, embConfig, withHTTPCalls())
+	hs.holdUpstream()
+	body := embReq([]string{"x", "y", "x"}, "")
+	req := wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"}, {":authority", "models"}, {":scheme", "http"},
+			{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))}, {"authorization", "Bearer tenant-a"}},
+		Body: []byte(body),
+	}
+	var exs []*wasmhost.Exchange
+	for i := 0; i < 6; i++ {
+		exs = append(exs, hs.h.StartExchange(i%2, req))
+	}
+	hs.h.Drain()
+	for round := 0; round < 10; round++ {
+		pending := hs.h.PendingUpstream()
+		if len(pending) == 0 {
+			break
+		}
+		for _, u := range pending {
+			status, h, b := hs.simulate(u.Headers, u.Body)
+			u.Respond(status, append(h, [2]string{"cache-control", "no-store"}), b)
+		}
+		hs.h.Drain()
+	}
+	want := strings.Join(vectors(t, reference(t, body)), "|")
+	for i, ex := range exs {
+		if !ex.Done() || ex.Response().Status != 200 || strings.Join(vectors(t, ex.Response().Body), "|") != want {
+			t.Fatalf("request %d: %s, status %d: %.200s", i, ex.State(), ex.Response().Status, ex.Response().Body)
+		}
+	}
+	// A failure makes one follower lead after another (promoted), each
+	// counting it; a no-store answer sends them all upstream at once.
+	if p, x := hs.counter("modelcache.emb.coalesce.promoted"), hs.counter("modelcache.emb.coalesce.retries_exhausted"); p != 0 || x != 0 {
+		t.Fatalf("coalesce.promoted = %d, retries_exhausted = %d: a no-store answer was taken for a failure", p, x)
+	}
+}
+
+// A partly cached batch whose missing items' answer would be larger than
+// max_entry_bytes (by the size of a cached vector) goes upstream whole:
+// its answer cannot be stored, so the cached items save nothing, and
+// holding the missing items' answer to merge it could meet the proxy's
+// own buffer limit (a 500) before it ends. One call, the upstream's own
+// answer.
+func TestEmbeddingsPartialBatchTooLargeToMergeGoesWhole(t *testing.T) {
+	hs := newHarness(t, strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1))
+	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+	before := len(hs.sim.EmbeddingCalls())
+	body := embReq(append([]string{"cached"}, chunks(0, 12)...), "")
+	res := hs.post(1, "/v1/embeddings", body)
+	calls := hs.sim.EmbeddingCalls()[before:]
+	if len(calls) != 1 || len(calls[0]) != 13 {
+		t.Fatalf("upstream calls %d (items %d), want 1 call of the whole batch's 13", len(calls), len(calls[len(calls)-1]))
+	}
+	if res.Status != 200 || strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
+		t.Fatalf("client did not get the whole, correct batch: %d %.200s", res.Status, res.Body)
+	}
+	// A batch whose missing items' answer fits is still merged.
+	small := embReq([]string{"cached", "one more"}, "")
+	before = len(hs.sim.EmbeddingCalls())
+	hs.post(1, "/v1/embeddings", small)
+	if calls := hs.sim.EmbeddingCalls()[before:]; len(calls) != 1 || len(calls[0]) != 1 {
+		t.Fatalf("a small partial batch sent %v upstream, want its one missing item", calls)
+	}
+}
+
+// A batch with repeated items and no hit has no cached vector to judge
+// its answer's size by: it is sent rewritten (each item once), and its
+// answer, found larger than max_entry_bytes while held, is held on and
+// replaced by the whole batch asked for again, never passed as it came.
+func TestEmbeddingsRepeatedItemsAnswerTooLargeIsRefetchedWhole(t *testing.T) {
+	hs := newHarness(t, strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1), withHTTPCalls())
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		status, h, b := hs.simulate(u.Headers, u.Body)
+		var hs2 [][2]string
+		for _, kv := range h {
+			if kv[0] != "content-length" {
+				hs2 = append(hs2, kv)
+			}
+		}
+		u.RespondChunks(status, hs2, [][]byte{b[:len(b)/2], b[len(b)/2:]})
+		return true
+	}
+	items := append(chunks(0, 6), chunks(0, 6)...) // each twice
+	body := embReq(items, "")
+	res := hs.post(0, "/v1/embeddings", body)
+	if got := gjson.GetBytes(res.Body, "data.#").Int(); res.Status != 200 || got != 12 ||
+		strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
+		t.Fatalf("client did not get the whole, correct batch: %d, %d vectors", res.Status, got)
+	}
+	if hs.counter("modelcache.emb.items.refetch") != 1 || hs.counter("modelcache.emb.refused.too_large") != 1 {
+		t.Fatalf("items.refetch %d, refused.too_large %d", hs.counter("modelcache.emb.items.refetch"), hs.counter("modelcache.emb.refused.too_large"))
 	}
 }
