@@ -37,17 +37,23 @@ func embVectors(t *testing.T, body []byte) []string {
 	return out
 }
 
-func TestEmbeddingBatchOfSixtyFourHalfCached(t *testing.T) {
-	e := startEnvoy(t, envoyOpts{Config: embRoutes})
-	url := e.URL + "/v1/embeddings"
-	var all, half []string
-	for i := 0; i < 64; i++ {
-		c := fmt.Sprintf("passage %d: the quick brown fox", i)
+// passages are n items made by format (all), and those at even places
+// (half): a batch and the half of it a test caches first.
+func passages(n int, format string) (all, half []string) {
+	for i := 0; i < n; i++ {
+		c := fmt.Sprintf(format, i)
 		all = append(all, c)
 		if i%2 == 0 {
 			half = append(half, c)
 		}
 	}
+	return all, half
+}
+
+func TestEmbeddingBatchOfSixtyFourHalfCached(t *testing.T) {
+	e := startEnvoy(t, envoyOpts{Config: embRoutes})
+	url := e.URL + "/v1/embeddings"
+	all, half := passages(64, "passage %d: the quick brown fox")
 	do(t, "POST", url, embBody(half, ""), "authorization", "Bearer a")
 	before := len(e.Sim.EmbeddingCalls())
 	body := embBody(all, "")
@@ -140,14 +146,7 @@ func TestEmbeddingEncodingsRoundTrip(t *testing.T) {
 func TestEmbeddingPartialAnswerRefusedIsRefetchedWhole(t *testing.T) {
 	e := startEnvoy(t, envoyOpts{Config: embRoutes})
 	url := e.URL + "/v1/embeddings"
-	var all, half []string
-	for i := 0; i < 16; i++ {
-		c := fmt.Sprintf("passage %d: the slow grey wolf", i)
-		all = append(all, c)
-		if i%2 == 0 {
-			half = append(half, c)
-		}
-	}
+	all, half := passages(16, "passage %d: the slow grey wolf")
 	do(t, "POST", url, embBody(half, ""), "authorization", "Bearer a")
 	before := len(e.Sim.EmbeddingCalls())
 	body := embBody(all, "")

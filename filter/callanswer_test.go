@@ -84,12 +84,12 @@ func TestBackgroundAnswersAreReadOnlyAsFarAsTheProtocolTakes(t *testing.T) {
 	}
 }
 
-// The whole batch asked for again after a partial answer was refused
-// (Flight.Refetch) is read only as far as such a batch can be: its items
-// times max_entry_bytes. Read whole, a 64 MiB answer grew the worker's
-// memory by as much, for good; past that bound the client gets a 502.
-func TestRefetchAnswerIsReadOnlyAsFarAsTheBatchCanBe(t *testing.T) {
-	config := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1)
+// refetchPending caches one item, then sends a batch of it and two new
+// ones whose answer (the two only) the upstream marks no-store: the
+// whole batch's refetch is left pending, for the test to answer, on
+// worker 1.
+func refetchPending(t *testing.T, config string) (*harness, *wasmhost.Exchange, []*wasmhost.HTTPCall) {
+	t.Helper()
 	hs := newHarness(t, config, withHTTPCalls())
 	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool { // the missing items' answer, refused
@@ -107,6 +107,16 @@ func TestRefetchAnswerIsReadOnlyAsFarAsTheBatchCanBe(t *testing.T) {
 	if len(calls) != 1 || calls[0].Cluster != "model" {
 		t.Fatalf("calls %v", calls)
 	}
+	return hs, ex, calls
+}
+
+// The whole batch asked for again after a partial answer was refused
+// (Flight.Refetch) is read only as far as such a batch can be: its items
+// times max_entry_bytes. Read whole, a 64 MiB answer grew the worker's
+// memory by as much, for good; past that bound the client gets a 502.
+func TestRefetchAnswerIsReadOnlyAsFarAsTheBatchCanBe(t *testing.T) {
+	config := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1)
+	hs, ex, calls := refetchPending(t, config)
 	before := hs.h.MemoryBytes(1)
 	huge := append(append([]byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[`), bytes.Repeat([]byte("0.5,"), 16<<20)...), "1]}]}"...)
 	calls[0].Respond(200, [][2]string{{"content-type", "application/json"}}, huge)
@@ -126,23 +136,7 @@ func TestRefetchAnswerIsReadOnlyAsFarAsTheBatchCanBe(t *testing.T) {
 // encoded anyway cannot be passed on as the plain JSON its replacement
 // says it is: the client gets a 502, not gzip bytes labelled JSON.
 func TestRefetchAnswerEncodedIsNotPassedOn(t *testing.T) {
-	hs := newHarness(t, embConfig, withHTTPCalls())
-	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
-	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
-		status, h, b := hs.simulate(u.Headers, u.Body)
-		u.Respond(status, append(h, [2]string{"cache-control", "no-store"}), b)
-		return true
-	}
-	hs.holdCalls = true
-	body := embReq([]string{"cached", "new 1", "new 2"}, "")
-	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
-		{":authority", "models"}, {":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
-		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)})
-	hs.h.Drain()
-	calls := hs.h.PendingHTTPCalls()
-	if len(calls) != 1 {
-		t.Fatalf("calls %v", calls)
-	}
+	hs, ex, calls := refetchPending(t, embConfig)
 	calls[0].Respond(200, [][2]string{{"content-type", "application/json"}, {"content-encoding", "gzip"}}, []byte("\x1f\x8b\x08\x00not really"))
 	hs.h.Drain()
 	if !ex.Done() {
