@@ -678,8 +678,11 @@ func (b *embBatch) mergeTooLarge(max int) bool {
 	if len(b.entries) == 0 {
 		return false
 	}
-	perItem := len(b.entries[0].Body) + 48 // {"object":"embedding","index":N,"embedding":…},
-	return len(b.sent) > (max-64)/perItem
+	// An item's wrapping ({"object":"embedding","index":N,"embedding":…},)
+	// and the list's (model, usage), generously: near the bound a batch
+	// is better sent whole than held past it.
+	perItem := len(b.entries[0].Body) + 64
+	return len(b.sent) > (max-512)/perItem
 }
 
 // fetchAll sends the whole batch upstream as the client wrote it: every

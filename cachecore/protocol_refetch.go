@@ -69,14 +69,15 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 
 // refetchLimit bounds the answer to a batch asked for again, which is
 // read into the VM whole to replace the held one: each of its items is
-// an entry of at most max_entry_bytes once stored, and no answer is
-// larger than maxRefetchAnswer.
+// an entry of at most max_entry_bytes once stored, and one more of that
+// leaves room for the list around them (its usage, each item's index);
+// no answer is larger than maxRefetchAnswer.
 func refetchLimit(req *Request) int {
 	n := 1
 	if req.batch != nil {
 		n = max(n, len(req.batch.items))
 	}
-	return min(req.Route.MaxEntryBytes*n, maxRefetchAnswer)
+	return min(req.Route.MaxEntryBytes*(n+1), maxRefetchAnswer)
 }
 
 // maxRefetchAnswer is the largest max_entry_bytes a route may set.

@@ -146,3 +146,17 @@ func TestRefetchAnswerEncodedIsNotPassedOn(t *testing.T) {
 		t.Fatalf("client got %d: %q", res.Status, res.Body)
 	}
 }
+
+// The bound leaves the whole answer room beyond its items' entries (the
+// list around them, usage, each item's index): an answer of three items
+// each as large as max_entry_bytes allows is passed on, not refused.
+func TestRefetchAnswerHasRoomBeyondItsItems(t *testing.T) {
+	config := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1)
+	hs, ex, calls := refetchPending(t, config)
+	answer := []byte(`{"object":"list","data":[],"usage":{"prompt_tokens":3,"total_tokens":3},"pad":"` + strings.Repeat("x", 3*1024) + `"}`)
+	calls[0].Respond(200, [][2]string{{"content-type", "application/json"}}, answer)
+	hs.h.Drain()
+	if res := ex.Response(); !ex.Done() || res.Status != 200 || !bytes.Equal(res.Body, answer) {
+		t.Fatalf("client got %d with %d bytes, want the refetched answer's %d", res.Status, len(res.Body), len(answer))
+	}
+}

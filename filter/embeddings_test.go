@@ -306,20 +306,23 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 		}
 		return out
 	}
-	small := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1)
+	// Two new items' answer fits 4 KiB by a cached vector's size (the
+	// batch is rewritten, not sent whole); the upstream pads it past that.
+	mid := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 4096,`, 1)
 	tests := []struct {
 		name   string
 		config string
 		header func(h [][2]string) [][2]string
 		stat   string
+		pad    int // spaces after the answer's JSON, its content-length too
 	}{
-		{"no-store", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "cache-control", "no-store") }, "refused.no_store"},
-		{"vary", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "vary", "x-other") }, "refused.vary"},
-		{"not JSON", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-type", "text/plain") }, "refused.not_json"},
-		{"encoded", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-encoding", "gzip") }, "refused.encoded"},
-		{"no version", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "x-model-version", "") }, "refused.no_version"},
-		{"larger than max_entry_bytes", small, func(h [][2]string) [][2]string { return h }, "refused.too_large"},
-		{"larger, found while held", small, func(h [][2]string) [][2]string { return setHeader(h, "content-length", "") }, "refused.too_large"},
+		{"no-store", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "cache-control", "no-store") }, "refused.no_store", 0},
+		{"vary", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "vary", "x-other") }, "refused.vary", 0},
+		{"not JSON", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-type", "text/plain") }, "refused.not_json", 0},
+		{"encoded", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "content-encoding", "gzip") }, "refused.encoded", 0},
+		{"no version", embConfig, func(h [][2]string) [][2]string { return setHeader(h, "x-model-version", "") }, "refused.no_version", 0},
+		{"larger than max_entry_bytes", mid, func(h [][2]string) [][2]string { return h }, "refused.too_large", 8000},
+		{"larger, found while held", mid, func(h [][2]string) [][2]string { return setHeader(h, "content-length", "") }, "refused.too_large", 8000},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -330,21 +333,29 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 			}
 			hs.fault = func(u *wasmhost.UpstreamRequest) bool {
 				status, h, b := hs.simulate(u.Headers, u.Body)
+				if tc.pad > 0 {
+					b = append(b, bytes.Repeat([]byte(" "), tc.pad)...)
+					h = setHeader(h, "content-length", strconv.Itoa(len(b)))
+				}
 				// In chunks, as a body without content-length comes.
 				u.RespondChunks(status, tc.header(h), [][]byte{b[:len(b)/3], b[len(b)/3 : 2*len(b)/3], b[2*len(b)/3:]})
 				return true
 			}
-			body := embReq(append([]string{"cached"}, chunks(0, 12)...), "")
+			body := embReq(append([]string{"cached"}, chunks(0, 2)...), "")
+			before := len(hs.sim.EmbeddingCalls())
 			res := hs.post(1, "/v1/embeddings", body)
-			if res.Status != 200 || gjson.GetBytes(res.Body, "data.#").Int() != 13 ||
+			if res.Status != 200 || gjson.GetBytes(res.Body, "data.#").Int() != 3 ||
 				strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 				t.Fatalf("client did not get the whole, correct batch: %d, %d vectors: %.200s", res.Status, gjson.GetBytes(res.Body, "data.#").Int(), res.Body)
 			}
 			if enc := hdr(res, "content-encoding"); enc != "" {
 				t.Fatalf("the whole batch's plain JSON went out as content-encoding %q", enc)
 			}
-			if hs.counter("modelcache.emb."+tc.stat) != 1 {
-				t.Fatalf("%s = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat))
+			if hs.counter("modelcache.emb."+tc.stat) != 1 || hs.counter("modelcache.emb.items.refetch") != 1 {
+				t.Fatalf("%s = %d, items.refetch = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat), hs.counter("modelcache.emb.items.refetch"))
+			}
+			if calls := hs.sim.EmbeddingCalls()[before:]; len(calls) != 2 || len(calls[0]) != 2 || len(calls[1]) != 3 {
+				t.Fatalf("upstream calls %v: want the 2 missing items, then the whole batch", calls)
 			}
 			if hs.counter("modelcache.emb.items.stored") != 1 {
 				t.Fatalf("items.stored = %d: the refused answer was stored", hs.counter("modelcache.emb.items.stored"))
@@ -391,6 +402,9 @@ func TestEmbeddingsRefusedPartialAnswerIsNoFailureForFollowers(t *testing.T) {
 			t.Fatalf("request %d: %s, status %d: %.200s", i, ex.State(), ex.Response().Status, ex.Response().Body)
 		}
 	}
+	if f := hs.counter("modelcache.emb.coalesce.followers"); f != 5 {
+		t.Fatalf("coalesce.followers = %d, want the 5 identical batches behind the first", f)
+	}
 	// A failure makes one follower lead after another (promoted), each
 	// counting it; a no-store answer sends them all upstream at once.
 	if p, x := hs.counter("modelcache.emb.coalesce.promoted"), hs.counter("modelcache.emb.coalesce.retries_exhausted"); p != 0 || x != 0 {
@@ -412,7 +426,7 @@ func TestEmbeddingsPartialBatchTooLargeToMergeGoesWhole(t *testing.T) {
 	res := hs.post(1, "/v1/embeddings", body)
 	calls := hs.sim.EmbeddingCalls()[before:]
 	if len(calls) != 1 || len(calls[0]) != 13 {
-		t.Fatalf("upstream calls %d (items %d), want 1 call of the whole batch's 13", len(calls), len(calls[len(calls)-1]))
+		t.Fatalf("upstream calls %v, want 1 call of the whole batch's 13 items", calls)
 	}
 	if res.Status != 200 || strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 		t.Fatalf("client did not get the whole, correct batch: %d %.200s", res.Status, res.Body)
