@@ -288,24 +288,26 @@ func TestEmbeddingsCoalesceWholeBatches(t *testing.T) {
 	}
 }
 
+// setHeader is h with name set to value, or removed when value is empty.
+func setHeader(h [][2]string, name, value string) [][2]string {
+	out := [][2]string{}
+	for _, kv := range h {
+		if kv[0] != name {
+			out = append(out, kv)
+		}
+	}
+	if value != "" {
+		out = append(out, [2]string{name, value})
+	}
+	return out
+}
+
 // A partly cached batch sends upstream only its missing items: an answer
 // to that request covers them alone, indexed from 0. However the cache
 // refuses it — by its headers, its size or the store — the client must
 // not get it as it came (its vectors would sit at other items' places):
 // it gets the whole batch, asked for again, and nothing is stored.
 func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
-	setHeader := func(h [][2]string, name, value string) [][2]string {
-		out := [][2]string{}
-		for _, kv := range h {
-			if kv[0] != name {
-				out = append(out, kv)
-			}
-		}
-		if value != "" {
-			out = append(out, [2]string{name, value})
-		}
-		return out
-	}
 	// Two new items' answer fits 4 KiB by a cached vector's size (the
 	// batch is rewritten, not sent whole); the upstream pads it past that.
 	mid := strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 4096,`, 1)
@@ -448,13 +450,7 @@ func TestEmbeddingsRepeatedItemsAnswerTooLargeIsRefetchedWhole(t *testing.T) {
 	hs := newHarness(t, strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1), withHTTPCalls())
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
 		status, h, b := hs.simulate(u.Headers, u.Body)
-		var hs2 [][2]string
-		for _, kv := range h {
-			if kv[0] != "content-length" {
-				hs2 = append(hs2, kv)
-			}
-		}
-		u.RespondChunks(status, hs2, [][]byte{b[:len(b)/2], b[len(b)/2:]})
+		u.RespondChunks(status, setHeader(h, "content-length", ""), [][]byte{b[:len(b)/2], b[len(b)/2:]})
 		return true
 	}
 	items := append(chunks(0, 6), chunks(0, 6)...) // each twice
