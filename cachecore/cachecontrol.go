@@ -34,9 +34,9 @@ func ParseRequestCC(v string) RequestCC {
 	return parseRequestCC(v, !isASCII(v))
 }
 
-// parseRequestCC reads v through strings' Unicode-aware trimming and
-// lower-casing when unicode is set, which decide for a value with a byte
-// over 0x7f (U+00A0 trims, "İ" lower-cases to "i"); the ASCII path reads
+// parseRequestCC reads v through strings' Unicode-aware trimming when
+// unicode is set, which decides for a value with a byte over 0x7f (U+00A0
+// trims); the ASCII path reads
 // every ASCII value the same way (TestCacheControlASCIIPathsAgree) and
 // keeps those larger functions off each request's path.
 func parseRequestCC(v string, unicode bool) RequestCC {
@@ -120,29 +120,51 @@ func parseResponseCC(v string, unicode bool) ResponseCC {
 }
 
 // nextDirective splits the first directive off a Cache-Control value: its
-// name, trimmed and (unicode) lower-cased, and its argument after '=',
-// trimmed of spaces and quotes. The switches above compare names with
-// foldEquals, which on a name already lower-cased is plain equality.
+// name, trimmed, and its argument after '=', trimmed of spaces and
+// quotes. The switches above compare names with foldEquals, ASCII only:
+// a name is a token, so one with other letters is an unknown directive
+// ("İ" is not "i", whatever Unicode lower-cases it to).
 func nextDirective(v string, unicode bool) (name, arg string, hasArg bool, rest string) {
+	part, rest := cutDirective(v)
 	if unicode {
-		return nextDirectiveUnicode(v)
+		name, arg, hasArg = strings.Cut(strings.TrimSpace(part), "=")
+		return strings.TrimSpace(name), strings.Trim(strings.TrimSpace(arg), `"`), hasArg, rest
 	}
-	name = v
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		name, rest = v[:i], v[i+1:]
-	}
-	if i := strings.IndexByte(name, '='); i >= 0 {
-		name, arg, hasArg = name[:i], name[i+1:], true
+	name = part
+	if i := strings.IndexByte(part, '='); i >= 0 {
+		name, arg, hasArg = part[:i], part[i+1:], true
 	}
 	return trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"'), hasArg, rest
 }
 
-// nextDirectiveUnicode is nextDirective with strings' Cut, TrimSpace, Trim
-// and ToLower.
-func nextDirectiveUnicode(v string) (name, arg string, hasArg bool, rest string) {
-	part, rest, _ := strings.Cut(v, ",")
-	name, arg, hasArg = strings.Cut(strings.TrimSpace(part), "=")
-	return strings.ToLower(strings.TrimSpace(name)), strings.Trim(strings.TrimSpace(arg), `"`), hasArg, rest
+// cutDirective splits v after its first directive, at the first ',' that
+// is not inside the directive's quoted-string argument (RFC 9110 §5.6.4,
+// backslash escapes included): a comma quoted separates nothing.
+func cutDirective(v string) (part, rest string) {
+	i := 0
+	for i < len(v) && v[i] != ',' && v[i] != '=' {
+		i++
+	}
+	if i < len(v) && v[i] == '=' {
+		i++
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+		if i < len(v) && v[i] == '"' {
+			for i++; i < len(v) && v[i] != '"'; i++ {
+				if v[i] == '\\' {
+					i++
+				}
+			}
+		}
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+	}
+	if i >= len(v) {
+		return v, ""
+	}
+	return v[:i], v[i+1:]
 }
 
 // The ASCII helpers below are what strings' Cut, TrimSpace, Trim and

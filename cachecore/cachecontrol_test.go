@@ -182,3 +182,46 @@ func TestCacheControlASCIIPathsAgree(t *testing.T) {
 func parseRequestCCUnicode(v string) RequestCC { return parseRequestCC(v, true) }
 
 func parseResponseCCUnicode(v string) ResponseCC { return parseResponseCC(v, true) }
+
+// TestQuotedArgumentCommasAreNotDirectives: RFC 9111 §5.2 lets an
+// extension directive take a quoted-string argument (RFC 9110 §5.6.4),
+// and a comma inside it separates nothing: the text quoted is not read
+// as directives (a client's or upstream's extension could otherwise turn
+// on only-if-cached, max-stale or no-store).
+func TestQuotedArgumentCommasAreNotDirectives(t *testing.T) {
+	for _, v := range []string{
+		`ext="a, only-if-cached, b"`,
+		`ext="a, max-stale, b"`,
+		`ext="a, no-store, b"`,
+		`ext = "a,no-cache"`,
+		`ext="a\", only-if-cached"`,
+	} {
+		if cc := ParseRequestCC(v); cc != (RequestCC{}) {
+			t.Errorf("ParseRequestCC(%q) = %+v, want no directive", v, cc)
+		}
+		if cc := ParseResponseCC(strings.ReplaceAll(v, "only-if-cached", "private")); cc != (ResponseCC{}) {
+			t.Errorf("ParseResponseCC(%q) = %+v, want no directive", v, cc)
+		}
+	}
+	// What follows the quoted argument is read.
+	if cc := ParseRequestCC(`ext="a, b", only-if-cached`); !cc.OnlyIfCached || cc.NoStore {
+		t.Errorf("directive after a quoted argument: %+v", cc)
+	}
+	if cc := ParseResponseCC(`no-cache="set-cookie, x", private`); !cc.Private {
+		t.Errorf("private after a quoted field list: %+v", cc)
+	}
+}
+
+// TestDirectiveNamesAreASCIITokens: a directive name is a token (ASCII);
+// a name with other letters is an unknown directive, however Unicode
+// would lower-case it ("İ" lower-cases to "i").
+func TestDirectiveNamesAreASCIITokens(t *testing.T) {
+	for _, v := range []string{"ONLY-\u0130F-CACHED", "only-\u0130f-cached", "no-\u017ftore"} {
+		if cc := ParseRequestCC(v); cc != (RequestCC{}) {
+			t.Errorf("ParseRequestCC(%q) = %+v, want no directive", v, cc)
+		}
+	}
+	if cc := ParseResponseCC("pr\u0130vate"); cc != (ResponseCC{}) {
+		t.Errorf("ParseResponseCC(pr\\u0130vate) = %+v, want no directive", cc)
+	}
+}
