@@ -244,6 +244,11 @@ func (c *Cache) StaleIfError(req *Request) bool {
 		return false
 	}
 	e := req.Entry
+	// A client whose max-age or min-fresh refused the answer is not given
+	// it on an error either: it gets the error, as a no-cache client does.
+	if clientRefuses(&req.CC, now-e.StoredAt, e.FreshUntil-now) {
+		return false
+	}
 	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil
 }
 
@@ -270,10 +275,11 @@ func (c *Cache) currentEntry(req *Request, now int64) bool {
 
 // WantsRefresh reports whether a served entry should be refreshed in the
 // background: it was served stale and stale-while-revalidate is on, or it
-// was fresh and XFetch chose this hit.
+// was fresh and XFetch chose this hit; never for a client that sent
+// only-if-cached (the refresh would go upstream with its credential).
 func (c *Cache) WantsRefresh(req *Request) bool {
-	if c.cfg.Cluster == "" {
-		return false
+	if c.cfg.Cluster == "" || req.CC.OnlyIfCached {
+		return false // only-if-cached: no upstream call for this request
 	}
 	switch req.Status {
 	case StatusStale:

@@ -108,22 +108,33 @@ func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
 	age := now - e.StoredAt
 	remaining := e.FreshUntil - now
 	cc := &req.CC
-	clientWantsFresher := (cc.HasMaxAge && age > cc.MaxAge.Milliseconds()) ||
-		(cc.HasMinFresh && remaining < cc.MinFresh.Milliseconds())
-	if remaining > 0 && !clientWantsFresher {
-		return fresh
-	}
-	if clientWantsFresher && remaining > 0 {
+	if clientRefuses(cc, age, remaining) {
 		return notAcceptable
 	}
-	staleness := now - e.FreshUntil
-	if cc.HasMaxStale && (cc.MaxStaleAny || staleness <= cc.MaxStale.Milliseconds()) {
-		return staleAcceptable
+	if remaining > 0 {
+		return fresh
 	}
-	if !clientWantsFresher && req.Route.StaleWhileReval > 0 && staleness < req.Route.StaleWhileReval.Milliseconds() {
+	// Stale: within the client's max-stale when it sent one (a bound the
+	// route's stale_while_revalidate does not widen), else within that.
+	staleness := now - e.FreshUntil
+	if cc.HasMaxStale {
+		if cc.MaxStaleAny || staleness <= cc.MaxStale.Milliseconds() {
+			return staleAcceptable
+		}
+		return notAcceptable
+	}
+	if req.Route.StaleWhileReval > 0 && staleness < req.Route.StaleWhileReval.Milliseconds() {
 		return staleAcceptable
 	}
 	return notAcceptable
+}
+
+// clientRefuses reports whether the client's max-age or min-fresh refuses
+// an answer of this age (ms) with this much freshness left (ms; negative
+// when stale): it wants a fresher one, whatever else would allow this.
+func clientRefuses(cc *RequestCC, age, remaining int64) bool {
+	return cc.HasMaxAge && age > cc.MaxAge.Milliseconds() ||
+		cc.HasMinFresh && remaining < cc.MinFresh.Milliseconds()
 }
 
 // EarlyRefresh reports whether this fresh hit should trigger a background
