@@ -350,8 +350,13 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 // replayable checks that a response header may be kept in entries and
 // replayed on hits: not one the filter sets on a hit itself (Cache-Status,
 // Age, its own x-modelcache- headers, which an upstream could forge), nor
-// framing, hop-by-hop or pseudo-headers.
+// framing, hop-by-hop or pseudo-headers, nor a cookie (one client's
+// session, handed to every client the entry answers).
 func (p *parser) replayable(path, name string) string {
+	if name == "set-cookie" || name == "set-cookie2" {
+		p.fail(path, "%q cannot be stored: one client's cookie would be replayed to every client of the entry", name)
+		return name
+	}
 	if !replayableHeader(name) {
 		p.fail(path, "%q cannot be stored: the filter sets it on a hit, or it frames the connection", name)
 	}

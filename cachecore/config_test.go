@@ -328,6 +328,8 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "stored own header", cfg: oneRoute(`,"stored_headers":["x-modelcache-similarity"]`), want: []string{`"x-modelcache-similarity" cannot be stored`}},
 		{name: "stored framing header", cfg: oneRoute(`,"stored_headers":["transfer-encoding"]`), want: []string{`"transfer-encoding" cannot be stored`}},
 		{name: "stored pseudo-header", cfg: oneRoute(`,"stored_headers":[":status"]`), want: []string{`":status" cannot be stored`}},
+		{name: "stored Set-Cookie", cfg: oneRoute(`,"stored_headers":["Set-Cookie"]`), want: []string{`routes[0].stored_headers[0]: "set-cookie" cannot be stored: one client's cookie would be replayed to every client of the entry`}},
+		{name: "version header Set-Cookie2", cfg: oneRoute(`,"model_version":{"header":"set-cookie2"}`), want: []string{`"set-cookie2" cannot be stored: one client's cookie`}},
 		{name: "version header Cache-Status", cfg: oneRoute(`,"model_version":{"header":"cache-status"}`), want: []string{`routes[0].model_version.header: "cache-status" cannot be stored`}},
 		{name: "duplicate route field", cfg: oneRoute(`,"ttl":"5m","ttl":"6m"`), want: []string{"routes[0].ttl: duplicate field"}},
 		{name: "bad kind", cfg: `{"routes":[{"name":"a","kind":"chatt","path_prefix":"/"}]}`, want: []string{`routes[0].kind: must be one of chat, completions, embeddings, classify, json, rerank, got "chatt"`}},
