@@ -396,9 +396,22 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 			b.distinct = append(b.distinct, i)
 		}
 	}
+	// Every distinct item's key holds the whole prefix (itemKeys): the
+	// namespace and the canonical form of every other field. A batch
+	// whose prefixes alone would pass the bound is not split, before any
+	// key is built.
+	if n := len(b.distinct); n > 1 && n > maxBatchKeyPrefixBytes/(req.namespaceLen()+4+len(b.params)) {
+		return ReasonEmbeddingInput
+	}
 	req.batch = b
 	return ReasonNone
 }
+
+// maxBatchKeyPrefixBytes bounds the key prefixes of one batch's distinct
+// items, together (RATIONALE "A batch's keys are bounded together"): a
+// full batch of 2,048 items fits with a prefix of 512 bytes, twice a
+// usual one; an item's own part of its key is bounded by the body.
+const maxBatchKeyPrefixBytes = 1 << 20
 
 // addItem keeps an item as written (raw, a JSON value) and its canonical
 // form: raw itself when plain (a string the canonicaliser copies as it

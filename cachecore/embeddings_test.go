@@ -685,3 +685,68 @@ func TestEmbeddingsStringItemsAsGjsonReadsThem(t *testing.T) {
 		c.keepBatch(req.batch)
 	}
 }
+
+// batchBody is an embeddings request of n items ("0", "1", … or, with
+// same, n copies of "0") and an extra top-level field of pad bytes: every
+// item's key holds the canonical form of that field.
+func batchBody(n, pad int, same bool) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = strconv.Quote(strconv.Itoa(i))
+		if same {
+			items[i] = `"0"`
+		}
+	}
+	return `{"model":"text-embedding-3-small","input":[` + strings.Join(items, ",") + `],"x":"` + strings.Repeat("p", pad) + `"}`
+}
+
+// Every distinct item's key holds the whole key prefix (the namespace and
+// the canonical form of every other field): a request within
+// max_request_bytes of 2,048 short items and one 114 KiB field needed
+// 2,048 × 114 KiB ≈ 229 MiB of keys. A batch whose keys' prefixes would
+// take more than maxBatchKeyPrefixBytes is not split (embedding_input),
+// decided before any key is built; batches under the bound still are.
+func TestEmbeddingsBatchKeyPrefixesAreBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   string
+		bypass bool
+	}{
+		{"2048 items, 114 KiB field", batchBody(2048, 114<<10, false), true},
+		{"10 items, 114 KiB field", batchBody(10, 114<<10, false), true},
+		{"2 items, 114 KiB field", batchBody(2, 114<<10, false), false},
+		{"2048 copies of one item, 114 KiB field", batchBody(2048, 114<<10, true), false},
+		{"2048 items, 300-byte field", batchBody(2048, 300, false), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.body) > DefaultMaxRequestBytes {
+				t.Fatalf("body of %d bytes over max_request_bytes", len(tc.body))
+			}
+			c, r := newEmbCache(t)
+			embRequest(c, r, `{"model":"e","input":["warm"]}`) // the cache's own first allocations
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			req := embRequest(c, r, tc.body)
+			if !req.Bypassed() {
+				if d := c.Lookup(req); d != Forward {
+					t.Fatalf("lookup: %v", d)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d-byte body: %s/%s, %d KiB allocated", len(tc.body), req.Status, req.Reason, alloc>>10)
+			if tc.bypass && req.Reason != ReasonEmbeddingInput {
+				t.Fatalf("%s/%s, want a bypass for %s", req.Status, req.Reason, ReasonEmbeddingInput)
+			}
+			if !tc.bypass && req.Bypassed() {
+				t.Fatalf("bypassed (%s), want the batch split", req.Reason)
+			}
+			// The body, its canonical form, the params, the items: a few
+			// times 128 KiB, plus the keys the bound allows.
+			if alloc > 3<<20 {
+				t.Fatalf("one %d-byte embeddings request allocated %d KiB", len(tc.body), alloc>>10)
+			}
+		})
+	}
+}

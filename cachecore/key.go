@@ -518,6 +518,13 @@ func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	return appendLV(k, req.Model)
 }
 
+// namespaceLen is the length of what appendNamespace appends, known
+// before any key is built (parseEmbeddings bounds a batch's keys by it).
+func (req *Request) namespaceLen() int {
+	return 2 + 4 + len(req.Route.Name) + 8 + 4 + len(req.Method) + 4 + len(req.Path) + 4 + len(req.authority) +
+		len(req.tenant) + 4 + len(req.Model)
+}
+
 // appendState ends a key with the model state, fixed-size: the identity
 // of the whole model version (zero when none is tracked) and generation.
 func (req *Request) appendState(k []byte) []byte {

@@ -339,3 +339,14 @@ func TestKeySelectionChangeDoesNotReuseEntries(t *testing.T) {
 		t.Fatalf("after response_format was taken out of ignore_fields, a request without it is served the JSON-mode answer stored under the old selection: %s", got.Entry.Body)
 	}
 }
+
+// namespaceLen is what appendNamespace appends, for the bound on a batch's
+// keys that is checked before any key is built.
+func TestNamespaceLenIsAppendNamespaces(t *testing.T) {
+	c, r := newEmbCache(t)
+	req := c.Begin(r, "POST", "/v1/embeddings?x=1", [][2]string{{":authority", "models.example"}, {"authorization", "Bearer t"}})
+	c.SetBody(req, []byte(`{"model":"text-embedding-3-small","input":["a"]}`))
+	if got, want := req.namespaceLen(), len(req.appendNamespace(nil, 'E')); got != want {
+		t.Fatalf("namespaceLen %d, appendNamespace appends %d", got, want)
+	}
+}

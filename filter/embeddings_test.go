@@ -464,3 +464,68 @@ func TestEmbeddingsRepeatedItemsAnswerTooLargeIsRefetchedWhole(t *testing.T) {
 		t.Fatalf("items.refetch %d, refused.too_large %d", hs.counter("modelcache.emb.items.refetch"), hs.counter("modelcache.emb.refused.too_large"))
 	}
 }
+
+// bigPrefixBatch is an embeddings request within max_request_bytes of
+// 2,048 short items (the API's limit) and one 114 KiB extra field (tag
+// makes it distinct): split per item, every key would hold the field.
+func bigPrefixBatch(tag string) string {
+	items := make([]string, 2048)
+	for i := range items {
+		items[i] = fmt.Sprint(i)
+	}
+	return embReq(items, `,"x":"`+strings.Repeat("p", 114<<10)+tag+`"`)
+}
+
+func embExchange(body, auth string) wasmhost.Request {
+	return wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"}, {":authority", "models"},
+		{":scheme", "http"}, {"content-type", "application/json"}, {"authorization", auth},
+		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)}
+}
+
+// One such request grew the worker's linear memory by hundreds of MiB,
+// for good (a wasm memory never shrinks): it bypasses the cache now
+// (embedding_input), and the worker stays within its bound.
+func TestOneEmbeddingsRequestDoesNotPinVMMemory(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	hs.post(0, "/v1/embeddings", embReq([]string{"warm up"}, ""))
+	body := bigPrefixBatch("")
+	if len(body) > 128<<10 {
+		t.Fatalf("body %d bytes", len(body))
+	}
+	before := hs.h.MemoryBytes(0)
+	res := hs.post(0, "/v1/embeddings", body, "authorization", "Bearer tenant-mallory")
+	grown := hs.h.MemoryBytes(0) - before
+	t.Logf("status %d, cache-status %q; worker 0 memory %d MiB -> %d MiB", res.Status, hdr(res, "cache-status"), before>>20, (before+grown)>>20)
+	if res.Status != 200 || !strings.Contains(hdr(res, "cache-status"), "fwd=bypass; detail=embedding-input") {
+		t.Fatalf("status %d, cache-status %q: want the request passed upstream, bypassed (embedding-input)", res.Status, hdr(res, "cache-status"))
+	}
+	if grown > 4<<20 {
+		t.Fatalf("one %d-byte embeddings request grew the worker's memory by %d MiB", len(body), grown>>20)
+	}
+}
+
+// Five of them at once on one worker, their upstream calls pending, passed
+// the 1 GiB a V8 VM may grow to (wasmhost mirrors it): the worker VM
+// failed, and another tenant's request in flight there was lost with it.
+func TestConcurrentEmbeddingsRequestsLeaveTheWorkerUp(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	hs.holdUpstream()
+	victim := hs.h.StartExchange(0, embExchange(embReq([]string{"victim's chunk"}, ""), "Bearer tenant-victim"))
+	hs.h.Drain()
+	for i := 0; i < 5; i++ {
+		hs.h.StartExchange(0, embExchange(bigPrefixBatch(fmt.Sprint(i)), "Bearer tenant-mallory"))
+		hs.h.Drain()
+	}
+	failed := hs.h.FailedVMs()
+	t.Logf("worker 0 memory %d MiB; failed VMs %v", hs.h.MemoryBytes(0)>>20, failed)
+	if len(failed) > 0 {
+		t.Fatalf("five 128 KiB embeddings requests of one tenant killed a worker VM (%v); the victim's request was in flight there", failed)
+	}
+	for _, u := range hs.h.PendingUpstream() {
+		hs.answer(u)
+	}
+	hs.h.Drain()
+	if !victim.Done() || victim.Response().Status != 200 {
+		t.Fatalf("the victim's request: %v", victim.State())
+	}
+}
