@@ -220,10 +220,11 @@ func (r *Request) ItemCounts() (cached, total int) {
 }
 
 // embeddingParams reads the request's top-level "input",
-// "encoding_format" and "dimensions" in one pass over the body, the first
-// of each as gjson.Get finds it (SetBody refused duplicate keys): a Get
-// per member scanned past the input, the body's bulk, once each.
-func embeddingParams(js string) (input, format, dims gjson.Result) {
+// "encoding_format", "dimensions" and "late_chunking" in one pass over the
+// body, the first of each as gjson.Get finds it (SetBody refused duplicate
+// keys): a Get per member scanned past the input, the body's bulk, once
+// each.
+func embeddingParams(js string) (input, format, dims, late gjson.Result) {
 	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "input":
@@ -238,10 +239,14 @@ func embeddingParams(js string) (input, format, dims gjson.Result) {
 			if !dims.Exists() {
 				dims = v
 			}
+		case "late_chunking":
+			if !late.Exists() {
+				late = v
+			}
 		}
 		return true
 	})
-	return input, format, dims
+	return input, format, dims, late
 }
 
 // countByte is strings.Count for one byte, eight bytes at a time (Go's
@@ -273,7 +278,13 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The body is read in place (gjson's GetBytes would copy each value
 	// read): what the batch keeps of it is copied into its arenas.
 	js := bytesString(body)
-	input, format, dims := embeddingParams(js)
+	input, format, dims, late := embeddingParams(js)
+	if late.Exists() && late.Type != gjson.False {
+		// Jina's late_chunking embeds the inputs jointly: an item's vector
+		// depends on the rest of its batch, and per-item entries assume
+		// it does not.
+		return ReasonEmbeddingInput
+	}
 	b := c.newBatch()
 	b.inputAt, b.inputLen = input.Index, len(input.Raw)
 	switch format.String() {

@@ -750,3 +750,32 @@ func TestEmbeddingsBatchKeyPrefixesAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// Per-item caching assumes an item's vector does not depend on the other
+// items of its batch. Jina's late_chunking embeds the inputs jointly: a
+// request with it (any value but false) is not split (embedding_input).
+func TestEmbeddingsLateChunkingIsNotSplit(t *testing.T) {
+	c, r := newEmbCache(t)
+	for _, tc := range []struct {
+		late  string
+		split bool
+	}{
+		{"", true},
+		{`,"late_chunking":false`, true},
+		{`,"late_chunking":true`, false},
+		{`,"late_chunking":null`, false},
+		{`,"late_chunking":"true"`, false},
+		{`,"late_chunking":1`, false},
+	} {
+		for _, input := range []string{`["a","bb"]`, `"a"`} {
+			body := `{"model":"jina-embeddings-v3","input":` + input + tc.late + `}`
+			req := embRequest(c, r, body)
+			if tc.split && req.Bypassed() {
+				t.Errorf("%s: bypassed (%s), want it split", body, req.Reason)
+			}
+			if !tc.split && req.Reason != ReasonEmbeddingInput {
+				t.Errorf("%s: %s/%s, want a bypass for %s", body, req.Status, req.Reason, ReasonEmbeddingInput)
+			}
+		}
+	}
+}

@@ -529,3 +529,39 @@ func TestConcurrentEmbeddingsRequestsLeaveTheWorkerUp(t *testing.T) {
 		t.Fatalf("the victim's request: %v", victim.State())
 	}
 }
+
+// lateChunkingUpstream answers embeddings like Jina's late_chunking: every
+// item's vector depends on the whole batch it was sent in (here: its own
+// length and the batch's total length).
+func lateChunkingUpstream(u *wasmhost.UpstreamRequest) bool {
+	in := gjson.GetBytes(u.Body, "input").Array()
+	total := 0
+	for _, it := range in {
+		total += len(it.String())
+	}
+	var data []string
+	for i, it := range in {
+		data = append(data, fmt.Sprintf(`{"object":"embedding","index":%d,"embedding":[%d.0,%d.0,0.5,0.25,0.125,0.0625,0.03125,0.015625]}`, i, len(it.String()), total))
+	}
+	b := `{"object":"list","data":[` + strings.Join(data, ",") + `],"model":"jina-embeddings-v3","usage":{"prompt_tokens":1,"total_tokens":1}}`
+	u.Respond(200, [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(b))}}, []byte(b))
+	return true
+}
+
+// With late_chunking, "a" of the batch [a, bb] was served in the batch
+// [a, ccc], and ccc was sent upstream alone: a late_chunking batch goes
+// upstream as the client wrote it (embedding_input).
+func TestEmbeddingsLateChunkingBatchesAreNotSplit(t *testing.T) {
+	// No model_version: the answers would be stored.
+	hs := newHarness(t, `{"routes":[{"name":"emb","kind":"embeddings","path_prefix":"/v1/embeddings","ttl":"1h"}]}`)
+	hs.fault = lateChunkingUpstream
+	hs.post(0, "/v1/embeddings", `{"model":"jina-embeddings-v3","late_chunking":true,"input":["a","bb"]}`)
+	res := hs.post(1, "/v1/embeddings", `{"model":"jina-embeddings-v3","late_chunking":true,"input":["a","ccc"]}`)
+	// What the model gives for this request: "a" in a batch of 4 characters.
+	want := `[1.0,4.0,0.5,0.25,0.125,0.0625,0.03125,0.015625]`
+	if got := gjson.GetBytes(res.Body, "data.0.embedding").Raw; got != want {
+		t.Fatalf("item 0 of [a, ccc] with late_chunking: got %s, the model gives %s (cached items %q, Cache-Status %q)",
+			got, want, hdr(res, "x-modelcache-cached-items"), hdr(res, "cache-status"))
+	}
+	expectCacheStatus(t, res, "fwd=bypass", "detail=embedding-input")
+}
