@@ -104,11 +104,12 @@ func identityEncoding(v string) bool {
 }
 
 // varyKeyed reports whether an answer whose Vary is v may be stored under
-// req's key, which holds the request's body, method, path, authority and
-// tenant but no other request header: "*" never (RFC 9111, 4.1: no later
-// request matches); accept-encoding always (only identity bodies are
-// stored, and every client takes those); the header the tenant's identity
-// was read from, on a route whose key holds it; any other header never.
+// req's key, which holds the request's body, method, path, authority,
+// tenant and the route's key_headers but no other request header: "*"
+// never (RFC 9111, 4.1: no later request matches); accept-encoding always
+// (only identity bodies are stored, and every client takes those); the
+// header the tenant's identity was read from, on a route whose key holds
+// it; a key header; any other header never.
 func varyKeyed(req *Request, v string) bool {
 	for v != "" {
 		var name string
@@ -117,11 +118,22 @@ func varyKeyed(req *Request, v string) bool {
 		case name == "":
 		case strings.EqualFold(name, "accept-encoding"):
 		case req.tenantFrom != "" && strings.EqualFold(name, req.tenantFrom):
+		case keyHeader(req.Route, name):
 		default:
 			return false
 		}
 	}
 	return true
+}
+
+// keyHeader reports whether name (in any case) is one of r's key_headers.
+func keyHeader(r *Route, name string) bool {
+	for _, h := range r.KeyHeaders {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // isJSONType accepts application/json and any +json media type.

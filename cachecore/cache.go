@@ -126,6 +126,9 @@ type Request struct {
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from
 	authority  string // lower-cased :authority; "" on share_authorities routes
+	// keyHeaders holds the values of the route's key_headers, as the key
+	// does (keyHeaderValues), in a buffer reused with the request.
+	keyHeaders []byte
 
 	Model  string
 	Stream bool

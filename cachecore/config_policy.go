@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		if len(pol.TenantHeaders) == 0 {
 			p.fail(path, "must list at least one header (set \"shared\": true for a route without tenants)")
 		}
+	case "key_headers":
+		pol.KeyHeaders = p.keyHeaders(path, v)
 	case "model_path":
 		pol.ModelPath = p.gjsonPath(path, v)
 	case "key_fields":
@@ -214,6 +217,49 @@ func (p *parser) headerName(path, name string) string {
 		p.fail(path, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~ only)", name)
 	}
 	return name
+}
+
+// keyHeaders reads key_headers: request headers whose values become part
+// of the key. A name is refused when the key holds what it says already
+// (pseudo-headers, host), when it describes the connection rather than
+// the question (hop-by-hop), or when it carries credentials, which a key
+// would keep as sent (tenant_headers keys a credential hashed); and the
+// list is bounded, as each value is (keyHeaderValues). The route's own
+// tenant headers are checked once the route is whole (keyHeadersOfRoute).
+func (p *parser) keyHeaders(path string, v gjson.Result) []string {
+	names := p.headerNames(path, v)
+	if len(names) > maxKeyHeaders {
+		p.fail(path, "lists %d headers; at most %d (each one multiplies the entries of a question)", len(names), maxKeyHeaders)
+	}
+	for i, name := range names {
+		sub := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case name == "":
+		case slices.Contains(names[:i], name):
+			p.fail(sub, "%q is listed twice", name)
+		case name[0] == ':':
+			p.fail(sub, "%q is a pseudo-header: the key holds the method, path and authority already", name)
+		case name == "host":
+			p.fail(sub, "%q is the authority, which the key holds already (unless share_authorities)", name)
+		case hopByHop(name):
+			p.fail(sub, "%q is a hop-by-hop header: it describes the connection, not the question", name)
+		case credentialHeader(name):
+			p.fail(sub, "%q carries credentials, which key_headers would keep in keys as sent (shared data, L2): tenant_headers keys a caller by a hash", name)
+		}
+	}
+	return names
+}
+
+func credentialHeader(name string) bool {
+	return name == "authorization" || name == "proxy-authorization" || name == "cookie"
+}
+
+func hopByHop(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
 }
 
 var ruleTypes = map[string]bool{"string": true, "number": true, "bool": true, "array": true, "object": true, "null": true}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -300,17 +301,42 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
 		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
 	}
+	p.keyHeadersOfRoute(path, v, r)
 	r.keyTag = keyingTag(r)
 	return r
 }
 
+// keyHeadersOfRoute refuses a key header that is one of the route's
+// tenant headers: on a tenant route its value is keyed already (hashed);
+// on a shared one it is a credential, which a key would keep as sent. The
+// error names the list it came from: the route's, or defaults'.
+func (p *parser) keyHeadersOfRoute(path string, v gjson.Result, r *Route) {
+	at, whose := path+".key_headers", "the route's tenant header"
+	if !v.Get("key_headers").Exists() {
+		at, whose = "defaults.key_headers", "a tenant header of route "+strconv.Quote(r.Name)
+	}
+	for i, name := range r.KeyHeaders {
+		if !slices.Contains(r.TenantHeaders, name) || credentialHeader(name) { // refused already
+			continue
+		}
+		sub := fmt.Sprintf("%s[%d]", at, i)
+		if r.Shared {
+			p.fail(sub, "%q is in tenant_headers: a credential, which key_headers would keep in keys as sent; key callers apart with \"shared\": false", name)
+		} else {
+			p.fail(sub, "%q is %s, keyed already (hashed)", name, whose)
+		}
+	}
+}
+
 // keyingTag digests what decides which of a request's fields its key
-// holds: the kind, key_fields, ignore_fields and model_path. Shared data
-// outlives a configuration change, so an operator who takes a field out
-// of ignore_fields (it did change answers) would otherwise have requests
-// without it served the answers stored for requests with it, until their
-// ttl. Not secret: keys are compared whole, and two selections with one
-// tag only keep the old behaviour.
+// holds: the kind, key_fields, ignore_fields and model_path, and which
+// request headers (key_headers; an empty list adds nothing, so a route
+// without them keeps its tag). Shared data outlives a configuration
+// change, so an operator who takes a field out of ignore_fields (it did
+// change answers) would otherwise have requests without it served the
+// answers stored for requests with it, until their ttl. Not secret: keys
+// are compared whole, and two selections with one tag only keep the old
+// behaviour.
 func keyingTag(r *Route) uint64 {
 	var b []byte
 	b = appendLV(b, string(r.Kind))
@@ -322,6 +348,13 @@ func keyingTag(r *Route) uint64 {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.IgnoreFields)))
 	for _, f := range r.IgnoreFields {
 		b = appendLV(b, f)
+	}
+	if len(r.KeyHeaders) > 0 {
+		b = append(b, 'H')
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.KeyHeaders)))
+		for _, h := range r.KeyHeaders {
+			b = appendLV(b, h)
+		}
 	}
 	return fnv64(string(b))
 }

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -502,6 +503,58 @@ func checkErrorLines(t *testing.T, msg string) {
 	}
 }
 
+// key_headers: names lower-cased, inherited from defaults, overridden by
+// a route (an empty list keys none), and part of the route's keying tag;
+// every name that cannot be keyed, or is keyed already, is an error
+// naming the field.
+func TestParseConfigKeyHeaders(t *testing.T) {
+	cfg := mustParse(t, `{"defaults":{"key_headers":["OpenAI-Project","anthropic-version"]},"routes":[
+	  {"name":"a","kind":"chat","path_exact":"/a"},
+	  {"name":"b","kind":"chat","path_exact":"/b","key_headers":["Anthropic-Beta"]},
+	  {"name":"c","kind":"chat","path_exact":"/c","key_headers":[]},
+	  {"name":"d","kind":"chat","path_exact":"/d","shared":true,"key_headers":["x-team"]}]}`)
+	for i, want := range [][]string{{"openai-project", "anthropic-version"}, {"anthropic-beta"}, nil, {"x-team"}} {
+		if got := cfg.Routes[i].KeyHeaders; !slices.Equal(got, want) {
+			t.Errorf("routes[%d].key_headers = %q, want %q", i, got, want)
+		}
+	}
+	plain := mustParse(t, `{"routes":[{"name":"c","kind":"chat","path_exact":"/c"}]}`).Routes[0]
+	if cfg.Routes[2].keyTag != plain.keyTag {
+		t.Error("an empty key_headers changed the keying tag (and so every key already stored)")
+	}
+	if cfg.Routes[0].keyTag == plain.keyTag || cfg.Routes[0].keyTag == cfg.Routes[1].keyTag {
+		t.Error("key_headers is not in the keying tag: entries keyed under another list would be found")
+	}
+	nine := `"h1","h2","h3","h4","h5","h6","h7","h8","h9"`
+	for _, tc := range []struct{ name, cfg, want string }{
+		{"not a list", oneRoute(`,"key_headers":"openai-project"`), `routes[0].key_headers: must be an array`},
+		{"not a string", oneRoute(`,"key_headers":[1]`), `routes[0].key_headers[0]: must be a string`},
+		{"empty name", oneRoute(`,"key_headers":[""]`), `routes[0].key_headers[0]: must not be empty`},
+		{"not a token", oneRoute(`,"key_headers":["openai project"]`), `routes[0].key_headers[0]: "openai project" is not a header name`},
+		{"pseudo-header", oneRoute(`,"key_headers":[":authority"]`), `routes[0].key_headers[0]: ":authority" is a pseudo-header`},
+		{"duplicate", oneRoute(`,"key_headers":["openai-project","OpenAI-Project"]`), `routes[0].key_headers[1]: "openai-project" is listed twice`},
+		{"hop-by-hop", oneRoute(`,"key_headers":["connection"]`), `routes[0].key_headers[0]: "connection" is a hop-by-hop header`},
+		{"te", oneRoute(`,"key_headers":["TE"]`), `routes[0].key_headers[0]: "te" is a hop-by-hop header`},
+		{"host", oneRoute(`,"key_headers":["host"]`), `routes[0].key_headers[0]: "host" is the authority, which the key holds already`},
+		{"credentials", oneRoute(`,"shared":true,"tenant_headers":["x-team"],"key_headers":["cookie"]`), `routes[0].key_headers[0]: "cookie" carries credentials`},
+		{"too many", oneRoute(`,"key_headers":[` + nine + `]`), `routes[0].key_headers: lists 9 headers; at most 8`},
+		{"tenant header", oneRoute(`,"tenant_headers":["x-team"],"key_headers":["X-Team"]`), `routes[0].key_headers[0]: "x-team" is the route's tenant header, keyed already (hashed)`},
+		{"default tenant header", oneRoute(`,"key_headers":["openai-project","x-api-key"]`), `routes[0].key_headers[1]: "x-api-key" is the route's tenant header, keyed already (hashed)`},
+		{"tenant header on a shared route", oneRoute(`,"shared":true,"key_headers":["x-api-key"]`), `routes[0].key_headers[0]: "x-api-key" is in tenant_headers`},
+		{"tenant header from defaults", `{"defaults":{"key_headers":["x-team"]},"routes":[{"name":"r","kind":"chat","path_prefix":"/v1","tenant_headers":["x-team"]}]}`,
+			`defaults.key_headers[0]: "x-team" is a tenant header of route "r", keyed already (hashed)`},
+		{"in defaults", `{"defaults":{"key_headers":["upgrade"]},"routes":[{"name":"r","kind":"chat","path_prefix":"/v1"}]}`, `defaults.key_headers[0]: "upgrade" is a hop-by-hop header`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.cfg))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			checkErrorLines(t, err.Error())
+		})
+	}
+}
+
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{
 		minimalChat,
@@ -518,6 +571,7 @@ func FuzzParseConfig(f *testing.F) {
 		oneRoute(`,"tll":"5m"`), oneRoute(`,"ttl":"5 minutes"`), oneRoute(`,"statuses":[404]`),
 		oneRoute(`,"validate":[{"path":"x"}]`), oneRoute(`,"validate":[{"path":"x","min":2,"max":1}]`),
 		`{"defaults":{"ttl":"x"},"routes":[{"name":"a","kind":"chat","path_prefix":"/a"},{"name":"b","kind":"chat","path_prefix":"/b"}]}`,
+		`{"defaults":{"key_headers":["openai-project"]},"routes":[{"name":"a","kind":"chat","path_prefix":"/a","key_headers":["anthropic-beta","x-api-key"]}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -108,6 +108,7 @@ type Policy struct {
 	Shared          bool     // no tenant identity required (public, shared answers)
 	ShareAuth       bool     // share_authorities: entries shared across :authority values
 	TenantHeaders   []string // identity headers, first present wins
+	KeyHeaders      []string // request headers whose values the key holds (key_headers), lower case
 	ModelPath       string   // gjson path of the model in the request body
 	KeyFields       []string // top-level fields in the key (empty = all but IgnoreFields)
 	IgnoreFields    []string // top-level fields that cannot change the answer

@@ -55,7 +55,54 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		}
 		req.authority = lowerASCII(a)
 	}
+	if len(route.KeyHeaders) > 0 && !req.keyHeaderValues(headers) {
+		return req.bypass(ReasonKeyHeaderTooLarge)
+	}
 	return req
+}
+
+// Bounds of key_headers: names a route lists, lines of one name a request
+// may send, bytes of each line. A value is keyed as sent, so these bound
+// what a client can add to a key: maxKeyHeaders × (1 + maxKeyHeaderLines
+// × (2 + maxKeyHeaderValue)) bytes, about 16 KiB at worst; the values
+// these headers have (project and organization ids, API versions, beta
+// flags) are a few dozen bytes.
+const (
+	maxKeyHeaders     = 8
+	maxKeyHeaderLines = 8
+	maxKeyHeaderValue = 256
+)
+
+// keyHeaderValues reads the values of the route's key_headers into
+// req.keyHeaders, as the key holds them: for each name, in the route's
+// order, its count of lines (0: absent, so absent and empty differ), then
+// each line in the order the client sent them, length-prefixed. It
+// reports false when a name has more than maxKeyHeaderLines lines or a
+// line over maxKeyHeaderValue bytes: the request bypasses the cache
+// rather than grow keys. The headers are those Begin reads already (no
+// host call), copied into a buffer the request keeps: header strings
+// alias the host's buffer.
+func (req *Request) keyHeaderValues(h [][2]string) bool {
+	b := req.keyHeaders[:0]
+	for _, name := range req.Route.KeyHeaders {
+		at := len(b)
+		b = append(b, 0)
+		for i := range h {
+			kv := &h[i]
+			if kv[0] != name {
+				continue
+			}
+			if b[at] == maxKeyHeaderLines || len(kv[1]) > maxKeyHeaderValue {
+				req.keyHeaders = b[:0]
+				return false
+			}
+			b[at]++
+			b = binary.LittleEndian.AppendUint16(b, uint16(len(kv[1])))
+			b = append(b, kv[1]...)
+		}
+	}
+	req.keyHeaders = b
+	return true
 }
 
 // lowerASCII lower-cases host names (case-insensitive), allocating only
@@ -457,14 +504,14 @@ func canonReason(err error) Reason {
 // length-prefixed (or, for the version, length-suffixed), so distinct parts
 // can never concatenate to the same key:
 //
-//	"K1" route method path authority tenant(32) model stream(S|N) canonical | version(16) gen(8)
+//	"K1" route method path authority tenant(32) [key headers] model stream(S|N) canonical | version(16) gen(8)
 //
 // The part before the version — the request itself, without the model
 // state — is what single flight coalesces on (LeaseFP): a version change or
 // a purge must not split followers from their leader.
 func (c *Cache) buildKey(req *Request) {
-	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.authority) + len(req.Model) +
-		versionIDLen + 80; cap(req.Key) < need {
+	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.authority) + len(req.keyHeaders) + len(req.Model) +
+		versionIDLen + 84; cap(req.Key) < need {
 		req.Key = make([]byte, 0, need)
 	}
 	k := req.appendNamespace(req.Key[:0], 'K')
@@ -505,8 +552,11 @@ func nonZero(fp uint64) uint64 {
 }
 
 // appendNamespace starts a key: kind of key, then route, method, path,
-// authority, tenant and model, each length-prefixed (the tenant is a fixed
-// 32 bytes).
+// authority, tenant, the values of the route's key_headers (only on a
+// route that has them: other routes' keys are as they were) and model,
+// each length-prefixed (the tenant is a fixed 32 bytes). Every key is
+// made from it — the exact key (and so its L2 key, lease fingerprint and
+// semantic partition) and an embeddings item's.
 func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	k = append(k, kind, '1')
 	k = appendLV(k, req.Route.Name)
@@ -515,14 +565,22 @@ func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	k = appendLV(k, req.Path)
 	k = appendLV(k, req.authority)
 	k = append(k, req.tenant[:]...)
+	if len(req.Route.KeyHeaders) > 0 {
+		k = binary.LittleEndian.AppendUint32(k, uint32(len(req.keyHeaders)))
+		k = append(k, req.keyHeaders...)
+	}
 	return appendLV(k, req.Model)
 }
 
 // namespaceLen is the length of what appendNamespace appends, known
 // before any key is built (parseEmbeddings bounds a batch's keys by it).
 func (req *Request) namespaceLen() int {
-	return 2 + 4 + len(req.Route.Name) + 8 + 4 + len(req.Method) + 4 + len(req.Path) + 4 + len(req.authority) +
+	n := 2 + 4 + len(req.Route.Name) + 8 + 4 + len(req.Method) + 4 + len(req.Path) + 4 + len(req.authority) +
 		len(req.tenant) + 4 + len(req.Model)
+	if len(req.Route.KeyHeaders) > 0 {
+		n += 4 + len(req.keyHeaders)
+	}
+	return n
 }
 
 // appendState ends a key with the model state, fixed-size: the identity

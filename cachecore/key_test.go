@@ -349,4 +349,138 @@ func TestNamespaceLenIsAppendNamespaces(t *testing.T) {
 	if got, want := req.namespaceLen(), len(req.appendNamespace(nil, 'E')); got != want {
 		t.Fatalf("namespaceLen %d, appendNamespace appends %d", got, want)
 	}
+	// With key_headers, their values are in the namespace too.
+	env := newEnv(t, keyHeadersConfig)
+	req = env.cache.Begin(env.route("emb"), "POST", "/v1/embeddings", hdr("authorization", "Bearer t", "openai-project", "proj_A"))
+	env.cache.SetBody(req, []byte(`{"model":"text-embedding-3-small","input":["a"]}`))
+	if got, want := req.namespaceLen(), len(req.appendNamespace(nil, 'E')); got != want {
+		t.Fatalf("with key headers: namespaceLen %d, appendNamespace appends %d", got, want)
+	}
+}
+
+// keyHeadersConfig keys two request headers (key_headers, from defaults)
+// on a semantic chat route and an embeddings route; "plain" keys none.
+const keyHeadersConfig = `{"upstream_cluster":"model","defaults":{"key_headers":["OpenAI-Project","openai-organization"]},"routes":[
+  {"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","semantic":{"embedding":{"cluster":"embeddings","model":"e5"}}},
+  {"name":"emb","kind":"embeddings","path_exact":"/v1/embeddings"},
+  {"name":"plain","kind":"chat","path_exact":"/v2/chat/completions","key_headers":[]}]}`
+
+// A route's key_headers are part of its namespace, so of every key made
+// from it: the exact key (and so an L2 key, Key[:stableLen]), the lease
+// fingerprint, a semantic partition and an embeddings item's key. Absent,
+// empty, each value, and each order of repeated lines are all different
+// keys; the same headers make the same key, whatever else the request
+// carries.
+func TestKeyHeadersAreInTheNamespace(t *testing.T) {
+	env := newEnv(t, keyHeadersConfig)
+	with := func(kv ...string) [][2]string {
+		return append(hdr("authorization", "Bearer sk-alice", "x-trace", "1"), hdr(kv...)...)
+	}
+	variants := []struct {
+		name    string
+		headers [][2]string
+	}{
+		{"absent", with()},
+		{"empty", with("openai-project", "")},
+		{"proj_A", with("openai-project", "proj_A")},
+		{"proj_a", with("openai-project", "proj_a")},
+		{"proj_B", with("openai-project", "proj_B")},
+		{"proj_A, proj_B", with("openai-project", "proj_A", "openai-project", "proj_B")},
+		{"proj_B, proj_A", with("openai-project", "proj_B", "openai-project", "proj_A")},
+		{"one line proj_A,proj_B", with("openai-project", "proj_A,proj_B")},
+		{"organization proj_A", with("openai-organization", "proj_A")},
+		{"both", with("openai-project", "proj_A", "openai-organization", "org_1")},
+		{"both, other organization", with("openai-organization", "org_2", "openai-project", "proj_A")},
+	}
+	body := chatRequest("Which project is this?")
+	type keys struct {
+		key, stable []byte
+		lease, part uint64
+		item        []byte
+	}
+	keysOf := func(h [][2]string) keys {
+		t.Helper()
+		req := env.request("chat", h, body)
+		if req.Bypassed() {
+			t.Fatalf("bypassed: %s", req.Reason)
+		}
+		q, ok := env.cache.semanticQuery(req)
+		if !ok {
+			t.Fatal("no semantic turn")
+		}
+		q.ns = 7
+		emb := env.request("emb", h, `{"model":"e","input":["one item"]}`)
+		if emb.Bypassed() || emb.batch == nil {
+			t.Fatalf("embeddings request: %s", emb.Reason)
+		}
+		env.cache.itemKeys(emb)
+		return keys{bytes.Clone(req.Key), bytes.Clone(req.Key[:req.stableLen]), req.LeaseFP(), env.cache.semPartition(req, q),
+			bytes.Clone(emb.batch.items[emb.batch.distinct[0]].key)}
+	}
+	got := make([]keys, len(variants))
+	for i, v := range variants {
+		got[i] = keysOf(v.headers)
+		if again := keysOf(v.headers); !bytes.Equal(again.key, got[i].key) || again.part != got[i].part || !bytes.Equal(again.item, got[i].item) {
+			t.Fatalf("%s: the same headers keyed twice differ", v.name)
+		}
+	}
+	for i := range variants {
+		for j := range i {
+			a, b := got[i], got[j]
+			switch {
+			case bytes.Equal(a.key, b.key), bytes.Equal(a.stable, b.stable):
+				t.Errorf("%s and %s share a key", variants[i].name, variants[j].name)
+			case a.lease == b.lease:
+				t.Errorf("%s and %s share a lease", variants[i].name, variants[j].name)
+			case a.part == b.part:
+				t.Errorf("%s and %s share a semantic partition", variants[i].name, variants[j].name)
+			case bytes.Equal(a.item, b.item):
+				t.Errorf("%s and %s share an embeddings item's key", variants[i].name, variants[j].name)
+			}
+		}
+	}
+	// Lines of different names are keyed by name, in key_headers' order.
+	if swapped := keysOf(with("openai-organization", "org_1", "openai-project", "proj_A")); !bytes.Equal(swapped.key, got[9].key) {
+		t.Error("the order of two key headers' lines changed the key")
+	}
+	// A route that keys no header: the header changes nothing.
+	a, b := env.request("plain", with(), body), env.request("plain", with("openai-project", "proj_A"), body)
+	if a.Bypassed() || !bytes.Equal(a.Key, b.Key) {
+		t.Fatalf("a route without key_headers keys openai-project (%s)", a.Reason)
+	}
+}
+
+// A key header's value is bounded (256 bytes a line, 8 lines): a longer
+// one bypasses the cache with its reason rather than grow keys; at the
+// bound it is keyed.
+func TestKeyHeaderBeyondItsBoundBypasses(t *testing.T) {
+	env := newEnv(t, keyHeadersConfig)
+	lines := func(n, size int) [][2]string {
+		h := alice
+		for range n {
+			h = append(h, [2]string{"openai-project", strings.Repeat("p", size)})
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name    string
+		headers [][2]string
+		reason  Reason
+	}{
+		{"256 bytes", lines(1, 256), ReasonNone},
+		{"257 bytes", lines(1, 257), ReasonKeyHeaderTooLarge},
+		{"8 lines of 256 bytes", lines(8, 256), ReasonNone},
+		{"9 lines", lines(9, 1), ReasonKeyHeaderTooLarge},
+		{"second header too long", append(lines(1, 1), [2]string{"openai-organization", strings.Repeat("o", 300)}), ReasonKeyHeaderTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := env.request("chat", tc.headers, chatRequest("bounded"))
+			if req.Reason != tc.reason || req.Bypassed() != (tc.reason != ReasonNone) {
+				t.Fatalf("%s (%s), want %s", req.Status, req.Reason, tc.reason)
+			}
+			if req.Bypassed() && !req.Reason.RequestSide() {
+				t.Fatalf("%s is not a request-side reason", req.Reason)
+			}
+		})
+	}
 }

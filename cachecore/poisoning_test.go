@@ -129,3 +129,35 @@ func TestAdmitVaryTheKeyHolds(t *testing.T) {
 		}
 	}
 }
+
+// An answer whose Vary names only headers the key holds is stored: on a
+// route with key_headers, those headers (in any case, beside
+// accept-encoding and the identity header); a header outside them is
+// still refused, and so is a key header of another route.
+func TestAdmitVaryNamingKeyHeaders(t *testing.T) {
+	const cfg = `{"routes":[{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","key_headers":["openai-project","anthropic-beta"]},
+	  {"name":"other","kind":"chat","path_exact":"/v2/chat/completions"}]}`
+	for _, c := range []struct {
+		route  string
+		vary   []string
+		stored bool
+	}{
+		{"chat", []string{"OpenAI-Project"}, true},
+		{"chat", []string{"openai-project, Anthropic-Beta"}, true},
+		{"chat", []string{"accept-encoding", "anthropic-beta, authorization"}, true},
+		{"chat", []string{"openai-project, openai-organization"}, false},
+		{"chat", []string{"openai-project", "*"}, false},
+		{"other", []string{"OpenAI-Project"}, false},
+	} {
+		env := newEnv(t, cfg)
+		req := env.request(c.route, append(hdr("openai-project", "p"), alice...), chatRequest("vary "+c.vary[0]))
+		h := hdr("content-type", "application/json")
+		for _, v := range c.vary {
+			h = append(h, [2]string{"vary", v})
+		}
+		st := env.cache.AdmitAndStore(req, 200, h, []byte(chatResponse("a")), OriginUpstream, 10)
+		if stored := st.Reason == ReasonNone; stored != c.stored {
+			t.Errorf("%s, Vary %q: stored %v (%s)", c.route, c.vary, stored, st.Reason)
+		}
+	}
+}

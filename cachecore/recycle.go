@@ -48,7 +48,7 @@ func (c *Cache) newRequest() *Request {
 // clear zeroes req but for its own buffers, emptied: a spare request
 // keeps nothing else alive (its batch, body, entry, headers' strings).
 func (req *Request) clear() {
-	canonical, key, headers, resp, respBuf := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0]
+	canonical, key, headers, resp, respBuf, keyHeaders := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0], req.keyHeaders[:0]
 	// The header lists' strings point into buffers that may not be kept
 	// (an embeddings batch's vectors, a read buffer over the bound).
 	clearPairs(headers[:cap(headers)])
@@ -57,6 +57,7 @@ func (req *Request) clear() {
 	// would be built in a temporary and copied over).
 	*req = Request{}
 	req.canonical, req.Key, req.entry.Headers, req.resp, req.respBuf = canonical, key, headers, resp, respBuf
+	req.keyHeaders = keyHeaders // at most maxKeyHeaders × (1 + maxKeyHeaderLines × (2 + maxKeyHeaderValue)) bytes
 }
 
 // clearPairs zeroes s. A loop of its own: clear() (and the range loop

@@ -97,6 +97,9 @@ const (
 	ReasonBadShape        // a completion or stream chunk of the wrong shape (not an object, choices not objects, a tool call naming no function)
 	ReasonRerankDocument  // rerank: a result's document is not the one the client sent at its index
 	ReasonAged            // the answer's Age (a cache upstream) used up the route's ttl
+	// Request side, though after the response-side ones: reasons are
+	// only ever appended.
+	ReasonKeyHeaderTooLarge // a key_headers header with a line over 256 bytes, or more than 8 lines
 	numReason
 )
 
@@ -110,12 +113,13 @@ var reasonNames = [numReason]string{
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
 	"stream_mode", "bad_shape", "rerank_document", "aged",
+	"key_header_too_large",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided
 // before it goes upstream) rather than to refuse its answer.
 func (r Reason) RequestSide() bool {
-	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput
+	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput || r == ReasonKeyHeaderTooLarge
 }
 
 // ResponseSide reports whether r can refuse an answer: every reason that is

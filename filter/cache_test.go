@@ -203,6 +203,60 @@ func TestTenantIsolation(t *testing.T) {
 	expectCacheStatus(t, hs.post(1, "/public/v1/chat/completions", body, "authorization", "Bearer x"), "hit")
 }
 
+// An answer that depends on a request header (OpenAI-Project selects the
+// project whose fine-tunes, policies and billing apply) is keyed by it on
+// a route that lists it in key_headers: two requests of one tenant that
+// differ only in it never share an entry; the header absent, present but
+// empty, and repeated (each line, in order) are each an entry of their
+// own; and a hit is still served to a request with the same value. An
+// upstream Vary that names it no longer refuses the answer.
+func TestKeyHeadersSeparateAnswers(t *testing.T) {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","key_headers":["OpenAI-Project"]}]}`
+	hs := newHarness(t, cfg)
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		var projects []string
+		for _, kv := range u.Headers {
+			if kv[0] == "openai-project" {
+				projects = append(projects, strconv.Quote(kv[1]))
+			}
+		}
+		body := []byte(`{"id":"r","object":"chat.completion","model":"sim-chat","choices":[{"index":0,"message":{"role":"assistant","content":` +
+			strconv.Quote("answer for project "+strings.Join(projects, " ")) + `},"finish_reason":"stop"}]}`)
+		u.Respond(200, [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))}, {"vary", "OpenAI-Project"}}, body)
+		return true
+	}
+	body := chatBody("which project am I in?")
+	variants := []struct {
+		name    string
+		headers []string
+		answer  string
+	}{
+		{"project A", []string{"openai-project", "proj_A"}, `project \"proj_A\"`},
+		{"project B", []string{"openai-project", "proj_B"}, `project \"proj_B\"`},
+		{"no project", nil, `project "`},
+		{"empty project", []string{"openai-project", ""}, `project \"\""`},
+		{"two lines", []string{"openai-project", "proj_A", "openai-project", "proj_B"}, `project \"proj_A\" \"proj_B\"`},
+		{"two lines, other order", []string{"openai-project", "proj_B", "openai-project", "proj_A"}, `project \"proj_B\" \"proj_A\"`},
+	}
+	for _, v := range variants {
+		res := hs.post(0, "/v1/chat/completions", body, v.headers...)
+		expectCacheStatus(t, res, "fwd=miss", "stored")
+		if !strings.Contains(string(res.Body), v.answer) {
+			t.Fatalf("%s: got %s", v.name, res.Body)
+		}
+	}
+	for _, v := range variants {
+		res := hs.post(1, "/v1/chat/completions", body, v.headers...)
+		expectCacheStatus(t, res, "hit")
+		if !strings.Contains(string(res.Body), v.answer) {
+			t.Fatalf("%s: served another project's answer: %s", v.name, res.Body)
+		}
+	}
+	if got := hs.upstream.Load(); got != int64(len(variants)) {
+		t.Fatalf("upstream calls = %d, want %d", got, len(variants))
+	}
+}
+
 // TestNeverCached: each failure mode reaches the client as the upstream sent
 // it, is not stored (the next identical request goes upstream again), and is
 // counted by reason.

@@ -49,6 +49,20 @@ func expectNoGarbage(t *testing.T, hs *harness, n int, what string, do func(i in
 	}
 }
 
+// On a route with key_headers a hit allocates nothing either: the values
+// are read from the headers the filter has already (no host call) into a
+// buffer the recycled request keeps.
+func TestKeyHeaderHitsAllocateNothing(t *testing.T) {
+	hs := newHarness(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
+	  "key_headers":["openai-project","anthropic-beta"]}]}`)
+	body := chatBody("allocation-free hits")
+	headers := []string{"openai-project", "proj_A", "anthropic-beta", "tools-2024-04-04", "anthropic-beta", strings.Repeat("b", 200)}
+	hs.post(0, "/v1/chat/completions", body, headers...)
+	expectNoGarbage(t, hs, 500, "hits", func(int) {
+		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, headers...), "hit")
+	})
+}
+
 // A request whose memory may still be read — here one served stale whose
 // background refresh is pending — is never reused: the refresh still
 // sends that request's body and identity after other tenants' misses and

@@ -333,3 +333,22 @@ func TestLintRouteOptOuts(t *testing.T) {
 		})
 	}
 }
+
+// The linter knows key_headers (it validates with cachecore's parser): a
+// route keyed by a request header lints clean, and a name that cannot be
+// keyed is a finding on its own line.
+func TestLintKnowsKeyHeaders(t *testing.T) {
+	const file = "envoy/istio/wasmplugin.yaml"
+	good := broken(t, file, "      ttl: 10m\n", "      ttl: 10m\n      key_headers: [openai-project, OpenAI-Organization]\n")
+	if l := lintBytes(file, []byte(good)); len(l.findings) != 0 || l.checked != 1 {
+		t.Fatalf("findings %v (checked %d)", l.findings, l.checked)
+	}
+	bad := broken(t, file, "      ttl: 10m\n", "      ttl: 10m\n      key_headers:\n      - openai-project\n      - authorization\n")
+	l := lintBytes(file, []byte(bad))
+	if len(l.findings) != 1 || !strings.Contains(l.findings[0].msg, `routes[0].key_headers[1]: "authorization" carries credentials`) {
+		t.Fatalf("findings %v", l.findings)
+	}
+	if want := lineOf(t, bad, "- authorization"); l.findings[0].line != want {
+		t.Fatalf("line %d, want %d: %s", l.findings[0].line, want, l.findings[0])
+	}
+}
