@@ -54,13 +54,20 @@ func (c *Cache) NoteServed(r *Route, age time.Duration) {
 
 // SLOStatus is a route's stale-serving rate after a flush.
 type SLOStatus struct {
-	Route       *Route
-	Total       uint64 // responses in the window
-	Stale       uint64 // of which older than max_age
-	Rate        float64
-	Breached    bool
-	Transition  bool // this flush crossed the objective, one way or the other
-	Measurable  bool // at least min_samples responses in the window
+	Route      *Route
+	Total      uint64 // responses in the window
+	Stale      uint64 // of which older than max_age
+	Rate       float64
+	Breached   bool
+	Transition bool // this flush crossed the objective, one way or the other
+	Measurable bool // at least min_samples responses in the window
+	// Settled: the rate and the verdict are current — the window is
+	// measurable, or none of its responses (if any) is stale. A window
+	// under min_samples with a stale response keeps the last verdict, so
+	// a few requests do not flap the alert; one without a stale response
+	// (an idle route's empty window included) clears it: more responses
+	// could not show a breach those few do not.
+	Settled     bool
 	WindowTotal time.Duration
 }
 
@@ -120,8 +127,13 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 			st.Rate = float64(st.Stale) / float64(st.Total)
 		}
 		st.Measurable = st.Total >= uint64(slo.MinSamples)
+		// Under min_samples, a window with a stale response keeps the
+		// last verdict, so a few requests do not flap the alert; one with
+		// none (an idle route's empty window included) clears it:
+		// nothing in the window was served stale.
+		st.Settled = st.Measurable || st.Stale == 0
 		next := breached
-		if st.Measurable {
+		if st.Settled {
 			next = st.Rate > slo.MaxFraction
 		}
 		st.Breached, st.Transition = next, next != breached
@@ -185,7 +197,11 @@ func (st SLOStatus) Message(cacheName string) string {
 	if st.Breached {
 		state = "breached"
 	}
-	return "stale-serving SLO " + state + " on route " + st.Route.Name + " (namespace " + cacheName + "/" + st.Route.Name + "): " +
+	head := "stale-serving SLO " + state + " on route " + st.Route.Name + " (namespace " + cacheName + "/" + st.Route.Name + "): "
+	if st.Total == 0 {
+		return head + "no responses in the last " + slo.Window.String()
+	}
+	return head +
 		strconv.FormatUint(st.Stale, 10) + " of " + strconv.FormatUint(st.Total, 10) +
 		" responses (" + strconv.FormatFloat(100*st.Rate, 'f', 1, 64) + "%) in the last " + slo.Window.String() +
 		" were older than " + slo.MaxAge.String() + "; objective " + strconv.FormatFloat(100*slo.MaxFraction, 'f', 1, 64) + "%"

@@ -25,7 +25,7 @@ func (p *plugin) flushSLO(now time.Time) {
 	p.lastSLOFlush = now
 	for _, st := range p.cache.FlushSLO() {
 		rs := p.stats.route(st.Route)
-		if st.Measurable {
+		if st.Settled {
 			rs.staleRatePPM.Set(uint64(st.Rate * 1e6))
 		}
 		switch {

@@ -106,3 +106,73 @@ func TestSLOCountsCachedItemsOfPartialBatches(t *testing.T) {
 		t.Fatalf("20 answers each holding a 5-minute-old cached vector (max_age 30s): breaches %d, stale_rate_ppm %d", got, g)
 	}
 }
+
+// sloBreach breaches route chat's SLO (max_age 10s, min_samples 10, window
+// 1m): 60 hits on 20-second-old entries over three flushes.
+func sloBreach(t *testing.T, hs *harness) {
+	t.Helper()
+	for k := 0; k < 5; k++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("idle ", k)))
+	}
+	hs.clock.Advance(20 * time.Second)
+	for r := 0; r < 3; r++ {
+		for i := 0; i < 20; i++ {
+			hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("idle ", i%5)))
+		}
+		hs.h.AdvanceAndTick(2 * time.Second)
+	}
+	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+		t.Fatalf("setup: breached gauge = %d", g)
+	}
+}
+
+// A route that stops serving empties its window: neither gauge may go on
+// claiming that every response in it is stale and the objective breached
+// (the alert would fire for good on an idle route). The empty window
+// clears the breach, with one recovery line.
+func TestSLOBreachClearsOnIdleRoute(t *testing.T) {
+	hs := newHarness(t, sloConfig)
+	sloBreach(t, hs)
+	// No traffic at all for 30 minutes (30 windows), ticking throughout.
+	for i := 0; i < 900; i++ {
+		hs.h.AdvanceAndTick(2 * time.Second)
+	}
+	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
+	if br != 0 || ppm != 0 {
+		t.Fatalf("30 minutes (30 windows of 1m) without a single response: slo.breached = %d, slo.stale_rate_ppm = %d", br, ppm)
+	}
+	if n := len(hs.h.LogsContaining("stale-serving SLO recovered on route chat")); n != 1 {
+		t.Fatalf("%d recovery lines, want 1", n)
+	}
+}
+
+// Under min_samples responses in the window the verdict stands while any
+// of them is stale (a few requests do not flap the alert), and clears once
+// a whole window holds none: more responses could not have shown a breach
+// that those few do not.
+func TestSLOBreachUnderMinSamplesHoldsOnlyWhileStale(t *testing.T) {
+	hs := newHarness(t, sloConfig)
+	sloBreach(t, hs)
+	// One stale hit every 10 s: 6 in a window, under min_samples.
+	for i := 0; i < 18; i++ {
+		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("idle ", i%5)))
+		hs.h.AdvanceAndTick(10 * time.Second)
+	}
+	if br, _ := hs.h.Gauge("modelcache.chat.slo.breached"); br != 1 {
+		t.Fatalf("a few stale responses a window cleared the breach: breached = %d", br)
+	}
+	// One fresh miss every 10 s: still under min_samples, none stale.
+	for i := 0; i < 18; i++ {
+		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("fresh ", i)))
+		hs.h.AdvanceAndTick(10 * time.Second)
+	}
+	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
+	if br != 0 || ppm != 0 {
+		t.Fatalf("3 windows of fresh answers only (6 a window): slo.breached = %d, slo.stale_rate_ppm = %d", br, ppm)
+	}
+}
+
+const sloConfig = `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
+  "freshness_slo":{"max_age":"10s","max_fraction":0.05,"window":"1m","min_samples":10}}]}`
