@@ -198,13 +198,16 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// Age returns how old req.Entry is (for a batch: its oldest item).
+// Age returns how old req.Entry is (for a batch: its oldest item), never
+// less than 0: after the wall clock stepped back, or for an L2 entry from
+// a proxy whose clock runs ahead, an entry looks stored in the future; its
+// Age header says 0 (HitResponse), and so do age_at_serve_ms and the SLO.
 func (c *Cache) Age(req *Request) time.Duration {
 	if req.batch != nil && req.batch.hits > 0 {
-		return time.Duration(c.nowMs()-req.batch.oldest) * time.Millisecond
+		return time.Duration(max(c.nowMs()-req.batch.oldest, 0)) * time.Millisecond
 	}
 	if req.Entry == nil {
 		return 0
 	}
-	return time.Duration(c.nowMs()-req.Entry.StoredAt) * time.Millisecond
+	return time.Duration(max(c.nowMs()-req.Entry.StoredAt, 0)) * time.Millisecond
 }

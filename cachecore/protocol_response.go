@@ -70,7 +70,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
 			f.emit(Action{Kind: ActRecordAge, Route: r, N: int(age)})
 			if cached > 0 {
-				f.emit(Action{Kind: ActSetHeader, Name: "age", Value: strconv.FormatInt(max(age/1000, 0), 10)})
+				f.emit(Action{Kind: ActSetHeader, Name: "age", Value: strconv.FormatInt(age/1000, 10)})
 				shown.FreshUntil = min(shown.FreshUntil, req.batch.minFresh)
 			}
 		}

@@ -682,3 +682,32 @@ func TestHitKeepsContentTypeWhateverStoredHeaders(t *testing.T) {
 		}
 	}
 }
+
+// After the wall clock steps back (NTP, or an L2 entry from a proxy whose
+// clock runs ahead) an entry looks stored in the future. Its hit says Age
+// 0; age_at_serve_ms must say 0 too, not a negative age cast to a uint64
+// (1.8e19 ms in the +Inf bucket and the histogram's sum). Both places an
+// age is recorded: a hit, and a partly cached batch's merged answer.
+func TestAgeAtServeNeverNegative(t *testing.T) {
+	t.Run("hit", func(t *testing.T) {
+		hs := newHarness(t, chatConfig)
+		body := chatBody("clock step")
+		hs.post(0, "/v1/chat/completions", body)
+		hs.clock.Set(hs.clock.Now().Add(-10 * time.Second))
+		res := hs.post(1, "/v1/chat/completions", body)
+		expectCacheStatus(t, res, "hit")
+		if ages := hs.h.Histogram("modelcache.chat.age_at_serve_ms"); len(ages) != 1 || ages[0] != 0 {
+			t.Fatalf("hit with Age %q recorded age_at_serve_ms %v, want [0]", hdr(res, "age"), ages)
+		}
+	})
+	t.Run("partial batch", func(t *testing.T) {
+		hs := newHarness(t, embConfig)
+		hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+		hs.clock.Set(hs.clock.Now().Add(-10 * time.Second))
+		res := hs.post(1, "/v1/embeddings", embReq([]string{"cached", "new"}, ""))
+		expectCacheStatus(t, res, "fwd=partial")
+		if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 1 || ages[0] != 0 {
+			t.Fatalf("partly cached batch with Age %q recorded age_at_serve_ms %v, want [0]", hdr(res, "age"), ages)
+		}
+	})
+}
