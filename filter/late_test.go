@@ -3,8 +3,10 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/wasmhost"
@@ -74,5 +76,39 @@ func TestLateDecisionWithoutHeaderHold(t *testing.T) {
 	}
 	if hs.counter("modelcache.chat.stored") != 2 {
 		t.Fatalf("stored = %d", hs.counter("modelcache.chat.stored"))
+	}
+}
+
+// Under header_hold "hold" a VM that finds Envoy does not deliver bodies
+// while headers are held counts hold_unsupported once, when it gives up
+// holding; each cacheable request it then passes uncached counts in
+// bypass.hold_unsupported. The alert ModelcacheNotCaching reads both, so it
+// fires for as long as requests pass uncached (alerts_test.yaml, "no hold").
+func TestHoldUnsupportedCountsOnceThenEveryBypass(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "header_hold": "hold",`, 1)
+	hs := newHarness(t, cfg, withWorkers(1), func(_ *harness, c *wasmhost.Config) {
+		c.AllowOnHeadersStopIteration = false
+	})
+	for i := 0; i < 3; i++ {
+		ex := hs.h.StartExchange(0, chatRequest(fmt.Sprint("stall ", i)))
+		hs.h.Drain()
+		hs.h.AdvanceAndTick(300 * time.Millisecond)
+		hs.h.Drain()
+		if !ex.Done() {
+			t.Fatalf("request %d still held", i)
+		}
+	}
+	gaveUp := hs.counter("modelcache.hold_unsupported")
+	before := hs.counter("modelcache.chat.bypass.hold_unsupported")
+	for i := 0; i < 50; i++ {
+		res := hs.post(0, "/v1/chat/completions", chatBody("same question"))
+		expectCacheStatus(t, res, "fwd=bypass")
+		hs.h.AdvanceAndTick(time.Minute)
+	}
+	if gaveUp != 1 || hs.counter("modelcache.hold_unsupported") != 1 {
+		t.Errorf("hold_unsupported %d when the VM gave up, %d after 50 bypasses: want 1 and 1", gaveUp, hs.counter("modelcache.hold_unsupported"))
+	}
+	if got := hs.counter("modelcache.chat.bypass.hold_unsupported") - before; got != 50 {
+		t.Errorf("50 requests passed uncached over 50 minutes: bypass.hold_unsupported moved by %d", got)
 	}
 }
