@@ -252,6 +252,9 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		switch key {
 		case "name":
 			r.Name = p.token(sub, val)
+			if r.Name == VMStatsSegment {
+				p.fail(sub, "%q is reserved: the process-wide stats modelcache.%s.* would be read as the route's", r.Name, r.Name)
+			}
 		case "kind":
 		case "path_prefix":
 			r.Prefix = p.str(sub, val)

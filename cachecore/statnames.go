@@ -27,7 +27,13 @@ import "strconv"
 //	modelcache.hold_unsupported            a VM found Envoy does not deliver bodies while headers are held
 //	modelcache.vm_restarts                 VMs started after traffic (vmlife.go)
 //	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
-//	modelcache.vm.heap_allocs / vm.gc_cycles  the Go runtime's allocations and GC cycles (filter/runtimestats.go)
+//	modelcache.vm.heap_allocs / vm.gc_cycles / vm.gc_yields  the Go runtime in the VMs (filter/runtimestats.go)
+
+// VMStatsSegment is the one segment a process-wide stat may have after
+// "modelcache." (modelcache.vm.heap_allocs, …); every other process-wide
+// stat has none. The shipped stats_tags regex tags any other segment as
+// the route, so no route may be named so (ParseConfig refuses it).
+const VMStatsSegment = "vm"
 
 // RouteStatNames are the names of a route's stats; "" where a stat does
 // not exist for the route.

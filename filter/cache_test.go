@@ -5,6 +5,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -599,6 +602,64 @@ func TestStatsExistAtStart(t *testing.T) {
 		if !strings.Contains(names, want) {
 			t.Errorf("stat %s missing", want)
 		}
+	}
+}
+
+// The stats_tags entry of every shipped Envoy config that has one turns a
+// route stat's route segment into the label modelcache_route, and leaves
+// the process-wide stats (modelcache.entries, modelcache.vm.heap_allocs,
+// …) untagged, as README, Stats, says; applied here as Envoy applies a
+// TagSpecifier regex (the first group is cut out of the name, the second
+// is the value) to every stat the module defines, for routes named like
+// the process-wide stats' segment ("v", "vmx", "v-m") but not as it.
+// Every stat exports under a name and tag of its own.
+func TestShippedStatsTagsTagRoutesOnly(t *testing.T) {
+	routes := []string{"chat", "v", "vmx", "v-m", "m"}
+	var rs []string
+	for i, r := range routes {
+		rs = append(rs, fmt.Sprintf(`{"name":%q,"kind":"chat","path_prefix":"/r%d",
+		  "freshness_slo":{"max_age":"10s","max_fraction":0.05,"window":"1m","min_samples":10}}`, r, i))
+	}
+	hs := newHarness(t, `{"routes":[`+strings.Join(rs, ",")+`]}`)
+	names := hs.h.MetricNames()
+	configs := 0
+	for _, f := range []string{"../envoy/envoy.yaml", "../envoy/istio/ecds/envoy.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`tag_name: modelcache_route\s+regex: '([^']+)'`).FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s: no stats_tags entry for modelcache_route", f)
+			continue
+		}
+		configs++
+		re := regexp.MustCompile(string(m[1]))
+		exported := map[string]string{}
+		for _, name := range names {
+			want := ""
+			for _, r := range routes {
+				if strings.HasPrefix(name, "modelcache."+r+".") {
+					want = r
+				}
+			}
+			full := "wasmcustom." + name
+			prom, tag := strings.ReplaceAll(name, ".", "_"), ""
+			if s := re.FindStringSubmatchIndex(full); s != nil {
+				tag = full[s[4]:s[5]]
+				prom = strings.ReplaceAll(strings.TrimPrefix(full[:s[2]]+full[s[3]:], "wasmcustom."), ".", "_")
+			}
+			if tag != want {
+				t.Errorf("%s: %s is exported as %s{modelcache_route=%q}, want the tag %q", f, name, prom, tag, want)
+			}
+			if other, dup := exported[prom+"/"+tag]; dup {
+				t.Errorf("%s: %s and %s are both exported as %s{modelcache_route=%q}", f, other, name, prom, tag)
+			}
+			exported[prom+"/"+tag] = name
+		}
+	}
+	if configs == 0 || !slices.Contains(names, "modelcache.vm.heap_allocs") {
+		t.Fatalf("%d configs checked; stats %v", configs, names)
 	}
 }
 
