@@ -1,13 +1,20 @@
 package observability
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modelcache/modelcache/cachecore"
 	"gopkg.in/yaml.v3"
 )
 
@@ -130,4 +137,158 @@ func TestMetricNames(t *testing.T) {
 			t.Errorf("%s:\n names %q, want %q\n patterns %q, want %q", c.expr, n, c.names, p, c.patterns)
 		}
 	}
+}
+
+// Every shipped Envoy configuration that loads the filter sets bucket
+// bounds for its ms histograms (age_at_serve_ms) reaching at least a week,
+// and past the longest ttl plus stale windows of its routes: Envoy's
+// default buckets end at 3,600,000 (1 h), so every older answer fell into
+// +Inf and the dashboard's age quantiles could not exceed 1 h while
+// embeddings are cached for 24 h. Istio resources cannot carry bootstrap
+// stats settings: they name the sidecar annotation that does, with the
+// same buckets.
+func TestShippedConfigsBucketAgesPastAWeek(t *testing.T) {
+	const week = 7 * 24 * time.Hour
+	stat := "wasmcustom.modelcache.chat.age_at_serve_ms"
+	root := filepath.Join(Dir(), "..")
+	var want []float64
+	var istio []string
+	bootstraps := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if !bytes.Contains(b, []byte("envoy.extensions.filters.http.wasm.v3.Wasm")) && !bytes.Contains(b, []byte("\nkind: WasmPlugin")) {
+			return nil // no filter here
+		}
+		if bytes.Contains(b, []byte("\napiVersion:")) || bytes.HasPrefix(b, []byte("apiVersion:")) {
+			istio = append(istio, rel)
+			return nil
+		}
+		var cfg map[string]any
+		if err := yaml.Unmarshal(b, &cfg); err != nil {
+			return fmt.Errorf("%s: %v", rel, err)
+		}
+		if cfg["static_resources"] == nil {
+			return nil // not a bootstrap (an ECDS resource)
+		}
+		bootstraps++
+		buckets := bucketsFor(t, rel, cfg, stat)
+		if buckets == nil {
+			return nil
+		}
+		longest := week
+		for _, j := range filterConfigs(cfg) {
+			c, err := cachecore.ParseConfig([]byte(j))
+			if err != nil {
+				t.Errorf("%s: filter configuration: %v", rel, err)
+				continue
+			}
+			for _, r := range c.Routes {
+				ttl := r.TTL
+				if r.Confidence != nil {
+					for _, tier := range r.Confidence.Tiers {
+						ttl = max(ttl, tier.TTL)
+					}
+				}
+				longest = max(longest, ttl+r.StaleWhileReval+r.StaleIfError)
+			}
+		}
+		if last := buckets[len(buckets)-1]; last < float64(longest.Milliseconds()) {
+			t.Errorf("%s: the last bucket of %s is %v ms, under %v", rel, stat, last, longest)
+		}
+		if rel == "envoy.yaml" {
+			want = buckets
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bootstraps < 3 || want == nil || len(istio) < 2 {
+		t.Fatalf("%d Envoy bootstraps that load the filter found (envoy.yaml among them: %v), %d Istio resources", bootstraps, want != nil, len(istio))
+	}
+	for _, rel := range istio {
+		b, _ := os.ReadFile(filepath.Join(root, rel))
+		m := regexp.MustCompile(`sidecar\.istio\.io/statsHistogramBuckets: '(\{[^']+\})'`).FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s: names no sidecar.istio.io/statsHistogramBuckets annotation", rel)
+			continue
+		}
+		var got map[string][]float64
+		if err := json.Unmarshal(m[1], &got); err != nil {
+			t.Errorf("%s: annotation: %v", rel, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, map[string][]float64{"wasmcustom.modelcache": want}) {
+			t.Errorf("%s: annotation %s, want envoy.yaml's buckets for the prefix wasmcustom.modelcache", rel, m[1])
+		}
+	}
+}
+
+// bucketsFor is the buckets Envoy gives the histogram stat: those of the
+// first histogram_bucket_settings entry that matches it, ascending.
+func bucketsFor(t *testing.T, rel string, cfg map[string]any, stat string) []float64 {
+	t.Helper()
+	sc, _ := cfg["stats_config"].(map[string]any)
+	settings, _ := sc["histogram_bucket_settings"].([]any)
+	for _, s := range settings {
+		s, _ := s.(map[string]any)
+		m, _ := s["match"].(map[string]any)
+		matched := false
+		for k, v := range m {
+			switch v := v.(type) {
+			case string:
+				matched = k == "prefix" && strings.HasPrefix(stat, v) || k == "suffix" && strings.HasSuffix(stat, v) ||
+					k == "exact" && stat == v || k == "contains" && strings.Contains(stat, v)
+			case map[string]any:
+				re, _ := v["regex"].(string)
+				matched = k == "safe_regex" && regexp.MustCompile(re).MatchString(stat)
+			}
+		}
+		if !matched {
+			continue
+		}
+		var out []float64
+		for _, b := range s["buckets"].([]any) {
+			f, ok := b.(float64)
+			if i, isInt := b.(int); isInt {
+				f, ok = float64(i), true
+			}
+			if !ok || len(out) > 0 && f <= out[len(out)-1] {
+				t.Errorf("%s: buckets %v not ascending numbers", rel, s["buckets"])
+				return nil
+			}
+			out = append(out, f)
+		}
+		return out
+	}
+	t.Errorf("%s: no stats_config.histogram_bucket_settings entry matches %s: Envoy's default buckets end at 1 h", rel, stat)
+	return nil
+}
+
+// filterConfigs is every string in cfg that holds a JSON object (the
+// filter's configuration values).
+func filterConfigs(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		if strings.HasPrefix(strings.TrimSpace(v), "{") {
+			out = append(out, v)
+		}
+	case map[string]any:
+		for _, x := range v {
+			out = append(out, filterConfigs(x)...)
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, filterConfigs(x)...)
+		}
+	}
+	return out
 }
