@@ -46,8 +46,10 @@ const (
 	ActNoteStore
 	// ActRefused: count a response not stored for Reason (upstream Status).
 	ActRefused
-	// ActReplaceResponse: rewrite the held response (headers not yet
-	// sent) to Status with the JSON Body; Message is its Cache-Status.
+	// ActReplaceResponse: replace the held response (headers not yet
+	// sent) whole: Status, Headers in place of every header it held, and
+	// Body (the host sets its content-length); Message is its
+	// Cache-Status.
 	ActReplaceResponse
 	// ActResumeResponse: let the held response go on.
 	ActResumeResponse

@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"strconv"
+	"strings"
 )
 
 // Refetch handles an unusable answer to a partial embeddings batch (wrong
@@ -10,10 +11,11 @@ import (
 // answer covers only the missing items, so it cannot reach the client. The
 // model's generation is moved on (nothing cached for it is served again)
 // and the original, whole request is sent again as a Call bound to this
-// request; its answer replaces the held response (ActReplaceResponse, then
-// ActResumeResponse). Without an upstream cluster, or if the call cannot
-// start, the client gets a 502 that says to retry, which then misses
-// entirely. headers are the client's request headers.
+// request; its answer replaces the held response, headers and all
+// (ActReplaceResponse, then ActResumeResponse). Without an upstream
+// cluster, or if the call cannot start, the client gets a 502 that says to
+// retry, which then misses entirely. headers are the client's request
+// headers.
 func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	c, req, r := f.c, f.req, f.req.Route
 	acts := []Action{{Kind: ActRefused, Route: r, Reason: reason, Status: f.respStatus}}
@@ -33,7 +35,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	acts = append(acts, Action{Kind: ActCount, Event: EvRefetch, Route: r})
 	f.Refetched(reason, 0)
 	inconsistent := func() Action {
-		return Action{Kind: ActReplaceResponse, Status: 502, Body: inconsistentBatch, Message: f.CacheStatusHeader(nil)}
+		return Action{Kind: ActReplaceResponse, Status: 502, Headers: jsonHeaders, Body: inconsistentBatch, Message: f.CacheStatusHeader(nil)}
 	}
 	if c.cfg.Cluster == "" {
 		return append(acts, inconsistent())
@@ -46,7 +48,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 		if res.NotStarted {
 			return []Action{inconsistent()}
 		}
-		status, body := 502, []byte(`{"error":{"message":"the model did not answer","type":"upstream_error"}}`)
+		status, hs, body := 502, jsonHeaders, []byte(`{"error":{"message":"the model did not answer","type":"upstream_error"}}`)
 		enc, _ := header(res.Headers, "content-encoding")
 		switch {
 		case res.Failed:
@@ -58,14 +60,34 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 			// replacement says it is.
 			body = refetchEncoded
 		default:
-			status, body = res.Status, res.Body
+			status, hs, body = res.Status, passedHeaders(res.Headers), res.Body
 		}
 		f.Refetched(reason, status)
-		return []Action{{Kind: ActReplaceResponse, Status: status, Body: body, Message: f.CacheStatusHeader(nil)},
+		return []Action{{Kind: ActReplaceResponse, Status: status, Headers: hs, Body: body, Message: f.CacheStatusHeader(nil)},
 			{Kind: ActResumeResponse}}
 	}
 	return append(acts, Action{Kind: ActDispatch, Call: call})
 }
+
+// passedHeaders are the headers of an answer passed on in place of the
+// held one (a batch asked for again): those any answer carries to the
+// client (its content-type and charset, retry-after, its model version),
+// not those of its framing (content-length is the host's, for the body it
+// sends; hop-by-hop ones), not Cache-Status (the filter's), and not an
+// upstream's x-modelcache- headers (dropForged).
+func passedHeaders(hs [][2]string) [][2]string {
+	out := make([][2]string, 0, len(hs))
+	for _, h := range hs {
+		if name := strings.ToLower(h[0]); name == "age" || replayableHeader(name) {
+			out = append(out, [2]string{name, h[1]})
+		}
+	}
+	return out
+}
+
+// jsonHeaders are the headers of a reply of the cache's own that replaces
+// a held answer.
+var jsonHeaders = [][2]string{{"content-type", "application/json"}}
 
 // refetchLimit bounds the answer to a batch asked for again, which is
 // read into the VM whole to replace the held one: each of its items is

@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/modelcache/modelcache/cachecore"
 	"github.com/modelcache/modelcache/filter/proxywasm"
@@ -44,13 +45,7 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	case cachecore.ActRefused:
 		p.stats.route(a.Route).refusal(a.Reason, a.Status)
 	case cachecore.ActReplaceResponse:
-		_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(a.Status))
-		_ = proxywasm.ReplaceHttpResponseHeader("content-type", "application/json")
-		// The replacement is plain JSON, whatever the held answer said.
-		_ = proxywasm.RemoveHttpResponseHeader("content-encoding")
-		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
-		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
-		_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+		replaceResponse(a)
 	case cachecore.ActRemoveRequestHeader:
 		_ = proxywasm.RemoveHttpRequestHeader(a.Name)
 	case cachecore.ActRemoveResponseHeader:
@@ -72,6 +67,25 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		return p.dispatch(a.Call, p.performAll)
 	}
 	return false
+}
+
+// replaceResponse replaces the held response whole (ActReplaceResponse):
+// none of the held headers describes the answer that takes its place.
+func replaceResponse(a *cachecore.Action) {
+	if held, err := proxywasm.GetHttpResponseHeaders(); err == nil {
+		for _, h := range held {
+			if !strings.HasPrefix(h[0], ":") {
+				_ = proxywasm.RemoveHttpResponseHeader(h[0])
+			}
+		}
+	}
+	_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(a.Status))
+	for _, h := range a.Headers {
+		_ = proxywasm.AddHttpResponseHeader(h[0], h[1]) // repeated ones stay repeated
+	}
+	_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+	_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
 }
 
 func (p *plugin) performAll(acts []cachecore.Action) {

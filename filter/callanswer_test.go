@@ -160,3 +160,70 @@ func TestRefetchAnswerHasRoomBeyondItsItems(t *testing.T) {
 		t.Fatalf("client got %d with %d bytes, want the refetched answer's %d", res.Status, len(res.Body), len(answer))
 	}
 }
+
+// The whole batch asked for again reaches the client as the model answered
+// it: its status and its own headers (content-type with its charset,
+// retry-after, x-model-version), in place of the discarded partial
+// answer's (its x-model-version, its cache-control: no-store), but not an
+// upstream's x-modelcache- headers and with the content-length of the body
+// sent. A reply of the cache's own (an encoded answer's 502) carries none
+// of the discarded answer's either.
+func TestRefetchAnswerReachesTheClientWithItsOwnHeaders(t *testing.T) {
+	overloaded := []byte("model overloaded, try again later\n")
+	for _, tc := range []struct {
+		name    string
+		status  int
+		headers [][2]string
+		body    []byte
+		want    [][2]string // exactly these, once each
+		absent  []string
+	}{
+		{"the model's 503", 503,
+			[][2]string{{"content-type", "text/plain; charset=utf-8"}, {"retry-after", "7"}, {"x-model-version", "v2"},
+				{"x-modelcache-cached-items", "3/3"}, {"content-length", strconv.Itoa(len(overloaded))}, {"connection", "close"}},
+			overloaded,
+			[][2]string{{"content-type", "text/plain; charset=utf-8"}, {"retry-after", "7"}, {"x-model-version", "v2"},
+				{"content-length", strconv.Itoa(len(overloaded))}},
+			[]string{"cache-control", "x-modelcache-cached-items", "connection"}},
+		{"the cache's 502", 200,
+			[][2]string{{"content-type", "application/json"}, {"content-encoding", "gzip"}, {"x-model-version", "v2"}},
+			[]byte("\x1f\x8b\x08\x00not really"),
+			[][2]string{{"content-type", "application/json"}},
+			[]string{"cache-control", "x-model-version", "content-encoding"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs, ex, calls := refetchPending(t, embConfig)
+			calls[0].Respond(tc.status, tc.headers, tc.body)
+			hs.h.Drain()
+			if !ex.Done() {
+				t.Fatalf("not resumed after the call: %s", ex.State())
+			}
+			res := ex.Response()
+			if tc.status == 503 && (res.Status != 503 || !bytes.Equal(res.Body, tc.body)) || tc.status == 200 && res.Status != 502 {
+				t.Fatalf("client got %d %q", res.Status, res.Body)
+			}
+			count := func(name string) (n int, last string) {
+				for _, kv := range res.Headers {
+					if kv[0] == name {
+						n, last = n+1, kv[1]
+					}
+				}
+				return n, last
+			}
+			for _, w := range tc.want {
+				if n, v := count(w[0]); n != 1 || v != w[1] {
+					t.Errorf("%s: %d headers, the last %q; want one, %q (headers %v)", w[0], n, v, w[1], res.Headers)
+				}
+			}
+			for _, name := range tc.absent {
+				if n, v := count(name); n != 0 {
+					t.Errorf("%s: %q reached the client (headers %v)", name, v, res.Headers)
+				}
+			}
+			if n, v := count("content-length"); n != 1 || v != strconv.Itoa(len(res.Body)) {
+				t.Errorf("content-length %q (%d of them) for %d bytes", v, n, len(res.Body))
+			}
+			expectCacheStatus(t, res, "fwd=miss", "fwd-status="+strconv.Itoa(res.Status))
+		})
+	}
+}

@@ -31,6 +31,7 @@ func proxy_get_header_map_size(mapType uint32, outSize *uint32) uint32 { return 
 func proxy_get_header_map_value(mapType uint32, key string, outPtr unsafe.Pointer, outSize *uint32) uint32 {
 	return noHost()
 }
+func proxy_add_header_map_value(mapType uint32, key string, value string) uint32     { return noHost() }
 func proxy_replace_header_map_value(mapType uint32, key string, value string) uint32 { return noHost() }
 func proxy_remove_header_map_value(mapType uint32, key string) uint32                { return noHost() }
 func proxy_continue_stream(streamType uint32) uint32                                 { return noHost() }

@@ -37,6 +37,9 @@ func proxy_get_header_map_size(mapType uint32, outSize *uint32) uint32
 //go:wasmimport env proxy_get_header_map_value
 func proxy_get_header_map_value(mapType uint32, key string, outPtr unsafe.Pointer, outSize *uint32) uint32
 
+//go:wasmimport env proxy_add_header_map_value
+func proxy_add_header_map_value(mapType uint32, key string, value string) uint32
+
 //go:wasmimport env proxy_replace_header_map_value
 func proxy_replace_header_map_value(mapType uint32, key string, value string) uint32
 

@@ -166,6 +166,11 @@ func ReplaceHttpResponseHeader(key, value string) error {
 	return st(proxy_replace_header_map_value(uint32(types.MapTypeHttpResponseHeaders), key, value))
 }
 
+// AddHttpResponseHeader adds a response header, keeping any of that name.
+func AddHttpResponseHeader(key, value string) error {
+	return st(proxy_add_header_map_value(uint32(types.MapTypeHttpResponseHeaders), key, value))
+}
+
 // RemoveHttpResponseHeader removes a response header (no error if absent).
 func RemoveHttpResponseHeader(key string) error {
 	return st(proxy_remove_header_map_value(uint32(types.MapTypeHttpResponseHeaders), key))
