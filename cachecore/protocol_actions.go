@@ -99,6 +99,7 @@ type Action struct {
 	Resume      bool   // ActForward: resume a paused request
 	Rewrite     bool   // ActForward: send Body upstream instead of the client's
 	Late        bool   // ActForward: the headers went upstream already (late decision): only the body can change
+	CountLater  bool   // ActForward: not counted now (its outcome can still change): the stream counts it when it ends
 	Event       Event  // ActCount
 	N           int    // ActCount: how many (0: one); ActForward: cached items; ActRecordAge: ms
 	Route       *Route // ActCount, ActStored: the route counted on

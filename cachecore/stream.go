@@ -42,6 +42,10 @@ type Stream struct {
 	respBody    Held
 	respSize    int  // a held answer's bytes buffered so far (its trailers end it)
 	lent        bool // the request was handed to a refresh or shadow comparison (Recycle)
+	// countLater: the request went upstream with an outcome that can
+	// still change (countsLater); it is counted when it ends (Done), or
+	// by the local answer that took its place (Served).
+	countLater bool
 
 	out [12]Action // this stream's own events' actions (not the Flight's)
 	fb  [8]Action  // the actions of host feedback (Served, SendFailed), performed amid others
@@ -358,10 +362,22 @@ func (s *Stream) forward(a *Action) {
 	s.forwardedAt = s.c.nowMs()
 	a.CacheStatus = req.Status
 	a.Late = s.late
+	s.countLater = s.countsLater()
+	a.CountLater = s.countLater
 	if cached, total := req.ItemCounts(); total > 0 {
 		a.N = cached
 		a.Body, a.Rewrite = req.UpstreamBody()
 	}
+}
+
+// countsLater reports whether the outcome of a request going upstream can
+// still change: a stale entry within stale_if_error answers the model's
+// failure instead (Served). Such a request is counted once, as its
+// Cache-Status ends up saying; any other as it goes upstream, which is
+// when the host counts it.
+func (s *Stream) countsLater() bool {
+	req := s.fl.req
+	return req.Entry != nil && req.Route.StaleIfError > 0
 }
 
 // SendFailed is the host's report that a local answer (ActServeEntry, or
@@ -378,11 +394,13 @@ func (s *Stream) SendFailed() []Action {
 }
 
 // Served is the host's report that the local answer a was sent: count it
-// and, for an entry, its age, and start what the entry calls for (an
-// early refresh, a shadow comparison).
+// (a request that went upstream first too: countLater) and, for an entry,
+// its age, and start what the entry calls for (an early refresh, a shadow
+// comparison).
 func (s *Stream) Served(a *Action) []Action {
 	req, r := s.fl.req, s.fl.req.Route
 	out := s.fb[:0]
+	s.countLater = false
 	if s.aborts {
 		// The router had opened an upstream request for the headers; the
 		// local answer ends the stream, and the proxy resets it. (Not a
@@ -682,6 +700,14 @@ func (s *Stream) Done(rd Reader) []Action {
 		s.c.NoteServed(req.Route, age)
 	}
 	out := s.out[:0]
+	if s.countLater {
+		// Counted now, once, as its answer made it.
+		s.countLater = false
+		out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
+		if cached, _ := req.ItemCounts(); cached > 0 {
+			out = append(out, Action{Kind: ActCount, Route: req.Route, Event: EvItemsHit, N: cached})
+		}
+	}
 	switch s.phase {
 	case phaseForwarded:
 		// No answer reached the filter (an upstream failure before the

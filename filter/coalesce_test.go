@@ -391,6 +391,26 @@ func TestStaleIfError(t *testing.T) {
 	}
 }
 
+// A request answered with a stale entry because the model failed
+// (Cache-Status: hit; fwd=stale; detail=stale-if-error) is counted once,
+// as stale_if_error: it went upstream first, and was also counted a miss.
+func TestStaleIfErrorIsCountedOnce(t *testing.T) {
+	hs := newHarness(t, swrConfig)
+	body := chatBody("sie once")
+	hs.post(0, "/v1/chat/completions", body) // a miss, stored
+	hs.clock.Advance(2 * time.Minute)        // past ttl + swr, inside stale_if_error
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		u.Respond(503, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":"overloaded"}`))
+		return true
+	}
+	res := hs.post(1, "/v1/chat/completions", body)
+	expectCacheStatus(t, res, "fwd=stale", "detail=stale-if-error")
+	got, sum := requestCounters(hs, "chat")
+	if sum != 2 || got["miss"] != 1 || got["stale_if_error"] != 1 {
+		t.Fatalf("2 requests (a miss, then a stale-if-error answer) counted as %d: %s", sum, fmtCounters(got))
+	}
+}
+
 func TestEarlyRefreshXFetch(t *testing.T) {
 	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s",
 	  "early_refresh":{"enabled":true,"beta":1}}]}`

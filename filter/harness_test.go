@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -267,6 +268,33 @@ func (hs *harness) post(w int, path, body string, headers ...string) *wasmhost.C
 func (hs *harness) counter(name string) uint64 {
 	v, _ := hs.h.Counter(name)
 	return v
+}
+
+// requestCounters is every modelcache.<route>.requests.<status> counter
+// that moved, and their sum.
+func requestCounters(hs *harness, route string) (map[string]uint64, uint64) {
+	out := map[string]uint64{}
+	var sum uint64
+	prefix := "modelcache." + route + ".requests."
+	for _, n := range hs.h.MetricNames() {
+		if strings.HasPrefix(n, prefix) {
+			if v := hs.counter(n); v > 0 {
+				out[strings.TrimPrefix(n, prefix)] = v
+				sum += v
+			}
+		}
+	}
+	return out, sum
+}
+
+// fmtCounters lists counters as name=value, sorted.
+func fmtCounters(m map[string]uint64) string {
+	var ks []string
+	for k, v := range m {
+		ks = append(ks, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, " ")
 }
 
 func hdr(res *wasmhost.ClientResponse, name string) string {

@@ -369,13 +369,15 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 // or it is resumed (a.Resume). Headers are still held here unless the
 // decision is late (they went upstream, prepared, before the body).
 func (s *stream) forward(a *cachecore.Action) {
-	s.rs.request(a.CacheStatus)
+	if !a.CountLater { // else when it ends (cachecore.Stream.Done)
+		s.rs.request(a.CacheStatus)
+		s.rs.items(cachecore.EvItemsHit, a.N)
+	}
 	// The cache can only check and store an uncompressed body; a compressor
 	// in front of this filter compresses for the client.
 	if !a.Late {
 		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	}
-	s.rs.items(cachecore.EvItemsHit, a.N)
 	if a.Rewrite {
 		if err := proxywasm.ReplaceHttpRequestBody(a.Body); err != nil {
 			s.p.stats.internal.Increment(1)
