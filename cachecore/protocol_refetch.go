@@ -33,6 +33,11 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 				" returned vectors of another dimension than those cached; its entries are invalidated")})
 	}
 	acts = append(acts, Action{Kind: ActCount, Event: EvRefetch, Route: r})
+	// Every item the client gets is now the whole batch's: none comes
+	// from the cache (counted so when the request ends).
+	if req.batch != nil {
+		req.batch.fetchAll()
+	}
 	f.Refetched(reason, 0)
 	inconsistent := func() Action {
 		return Action{Kind: ActReplaceResponse, Status: 502, Headers: jsonHeaders, Body: inconsistentBatch, Message: f.CacheStatusHeader(nil)}

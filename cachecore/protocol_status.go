@@ -61,10 +61,12 @@ func (f *Flight) Interrupted(origin Origin, early bool) Reason {
 	return reason
 }
 
-// Refetched records the Cache-Status of a response replaced by a refetch
-// of the whole batch (reason: why the partial answer was unusable;
-// status: the refetch's answer, 0 if none).
+// Refetched records that a response is replaced by a refetch of the
+// whole batch (reason: why the partial answer was unusable; status: the
+// refetch's answer, 0 if none): the request is a miss, in its
+// Cache-Status and its count.
 func (f *Flight) Refetched(reason Reason, status int) {
+	f.req.Status = StatusMiss
 	f.cs = CacheStatus{Status: StatusMiss, Reason: reason, FwdStatus: status}
 }
 

@@ -372,12 +372,14 @@ func (s *Stream) forward(a *Action) {
 
 // countsLater reports whether the outcome of a request going upstream can
 // still change: a stale entry within stale_if_error answers the model's
-// failure instead (Served). Such a request is counted once, as its
-// Cache-Status ends up saying; any other as it goes upstream, which is
-// when the host counts it.
+// failure instead (Served), and the answer to a partly cached batch may be
+// replaced by the whole batch's, a miss with no cached item
+// (Flight.Refetch). Such a request is counted once, as its Cache-Status
+// ends up saying; any other as it goes upstream, which is when the host
+// counts it.
 func (s *Stream) countsLater() bool {
 	req := s.fl.req
-	return req.Entry != nil && req.Route.StaleIfError > 0
+	return req.rewritten() || req.Entry != nil && req.Route.StaleIfError > 0
 }
 
 // SendFailed is the host's report that a local answer (ActServeEntry, or

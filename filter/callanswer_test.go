@@ -227,3 +227,23 @@ func TestRefetchAnswerReachesTheClientWithItsOwnHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A batch whose partial answer was replaced by the whole batch's is
+// counted as its Cache-Status says, a miss (fwd=miss): not a partial, and
+// none of its items as hits, since every vector the client got came from
+// the refetch.
+func TestRefetchedBatchIsCountedAsTheMissItsCacheStatusSays(t *testing.T) {
+	hs, ex, calls := refetchPending(t, embConfig)
+	hs.answerCall(calls[0])
+	hs.h.Drain()
+	res := ex.Response()
+	if !ex.Done() || res.Status != 200 || hs.counter("modelcache.emb.items.refetch") != 1 {
+		t.Fatalf("no refetch: %d, items.refetch %d", res.Status, hs.counter("modelcache.emb.items.refetch"))
+	}
+	expectCacheStatus(t, res, "fwd=miss")
+	got, sum := requestCounters(hs, "emb")
+	if sum != 2 || got["miss"] != 2 || hs.counter("modelcache.emb.items.hit") != 0 {
+		t.Fatalf("2 misses (the first batch, then the refetched one) counted as %d: %s, items.hit %d",
+			sum, fmtCounters(got), hs.counter("modelcache.emb.items.hit"))
+	}
+}
