@@ -163,4 +163,12 @@ func TestEmbeddingPartialAnswerRefusedIsRefetchedWhole(t *testing.T) {
 		t.Fatalf("upstream calls %v: want the 8 missing items, then the whole batch", calls)
 	}
 	expectCS(t, r, "detail=no-store")
+	// The client gets the whole batch's answer under its own headers, once
+	// each, however the filter replaced the discarded answer's in Envoy.
+	if ct, cs := r.Header.Values("Content-Type"), r.Header.Values("Cache-Status"); len(ct) != 1 || !strings.HasPrefix(ct[0], "application/json") || len(cs) != 1 {
+		t.Fatalf("content-type %q, cache-status %q: want one of each", ct, cs)
+	}
+	if v := r.Header.Values("X-Model-Version"); len(v) != 1 {
+		t.Fatalf("x-model-version %q: want the whole answer's, once", v)
+	}
 }
