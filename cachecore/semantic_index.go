@@ -456,6 +456,14 @@ func (ix semIndexStore) publishSigns(prefix string, i int) {
 // the partition is swept by fresh-until time only).
 type semOwner struct{ model, gen uint64 }
 
+// bytes is the owner as g holds it (nil: not known).
+func (o semOwner) bytes() []byte {
+	if o.model == 0 {
+		return nil
+	}
+	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(make([]byte, 0, 16), o.model), o.gen)
+}
+
 // add appends a record to the partition (of owner). It reports what to
 // count.
 func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, owner semOwner, cursor *semSweepPos) (Event, error) {
@@ -523,9 +531,9 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwn
 			}
 			nseg, w = 1, 0
 			ix.register(ns, part)
-			if owner.model != 0 {
+			if g := owner.bytes(); g != nil {
 				// The same for every writer of the partition: set, not swapped.
-				_ = ix.s.Set(prefix+"g", binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, owner.model), owner.gen), 0)
+				_ = ix.s.Set(prefix+"g", g, 0)
 			}
 		}
 		// Records go only where this route's searches read (segments
@@ -566,6 +574,13 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwn
 		binary.LittleEndian.PutUint16(seg, uint16(count+1))
 		if ix.s.Set(keys.key(prefix, 'r', w), seg, scas) == nil {
 			ix.publishSigns(prefix, w)
+			// A sweep may have taken the segment off h since h was read
+			// (dropPartition): h must count it again.
+			if head, _, err := ix.s.Get(prefix + "h"); err == nil || errIs(err, ErrNotFound) {
+				if nseg, _, ok := ix.semHead(head); !ok || nseg <= w {
+					ix.cover(ns, part, w, owner.bytes())
+				}
+			}
 			return EvSemanticIndexed, nil
 		}
 	}
@@ -621,7 +636,11 @@ type semSweepPos struct{ part, seg int }
 // at *pos and leaving *pos after the last, dropping records no longer
 // fresh at now, and every record of a partition whose generation is gone
 // (dropPartition); the namespace's count goes down by what it dropped,
-// which it returns.
+// which it returns. A live partition whose last segment it leaves without
+// records loses its empty segments from the last down, and once none is
+// left leaves the list as a dead one does (dropPartition): so the list
+// holds the partitions that have records, and no sweep spends its visits
+// on partitions whose turns all expired.
 func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 	base := semNamespace(ns)
 	parts, _, err := ix.s.Get(base + "parts")
@@ -634,8 +653,9 @@ func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 		pos.part %= nparts
 		part := binary.LittleEndian.Uint64(parts[pos.part*8:])
 		prefix := semPrefix(ns, part)
-		if owner, dead := ix.deadPartition(prefix); dead {
-			n, v, done := ix.dropPartition(ns, part, owner, semSweepSegments-visited)
+		owner, dead := ix.deadPartition(prefix)
+		if dead {
+			n, v, done := ix.dropPartition(ns, part, owner, true, semSweepSegments-visited)
 			removed += n
 			visited += v
 			if done || v == 0 { // gone, or not to be dropped now: the next
@@ -645,14 +665,28 @@ func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 		}
 		head, _, err := ix.s.Get(prefix + "h")
 		nseg, _, ok := ix.semHead(head)
-		if err != nil || !ok {
+		if err != nil && !errIs(err, ErrNotFound) {
+			pos.part, pos.seg = pos.part+1, 0
+			continue
+		}
+		// An empty h (a drop stopped before its last step) is an emptied
+		// partition; a corrupt one is left alone.
+		emptied := ok && nseg == 0 || errIs(err, ErrNotFound) || err == nil && len(head) == 0
+		if !ok {
 			nseg = 0
 		}
 		for ; pos.seg < nseg && visited < semSweepSegments; pos.seg++ {
-			removed += ix.compact(prefix, pos.seg, now)
+			n, kept := ix.compact(prefix, pos.seg, now)
+			removed += n
 			visited++
+			emptied = kept == 0 && pos.seg == nseg-1
 		}
 		if pos.seg >= nseg {
+			if emptied {
+				// (The last segment, just visited, is not counted twice.)
+				_, v, _ := ix.dropPartition(ns, part, owner, false, semSweepSegments-visited+min(nseg, 1))
+				visited += max(v-min(nseg, 1), 0)
+			}
 			pos.part, pos.seg = pos.part+1, 0
 		}
 	}
@@ -663,12 +697,13 @@ func (ix semIndexStore) sweep(ns uint64, now int64, pos *semSweepPos) int {
 }
 
 // compact drops segment i's records that are no longer fresh at now and
-// returns how many it dropped. It publishes the segment's signs when it
-// dropped any, and also when they disagree (a writer stopped between its
-// two writes).
-func (ix semIndexStore) compact(prefix string, i int, now int64) int {
+// returns how many it dropped and how many are left (-1: not known, the
+// segment unreadable). It publishes the segment's signs when it dropped
+// any, and also when they disagree (a writer stopped between its two
+// writes).
+func (ix semIndexStore) compact(prefix string, i int, now int64) (removed, kept int) {
 	key := prefix + "r" + strconv.Itoa(i)
-	removed := ix.compactSeg(key, now)
+	removed, kept = ix.compactKept(key, now)
 	if removed > 0 {
 		ix.publishSigns(prefix, i)
 	} else if sv, _, err := ix.s.Get(prefix + "s" + strconv.Itoa(i)); err == nil || err == ErrNotFound {
@@ -676,14 +711,26 @@ func (ix semIndexStore) compact(prefix string, i int, now int64) int {
 			ix.publishSigns(prefix, i)
 		}
 	}
+	return removed, kept
+}
+
+// compactSeg compacts the segment at key and returns the records it
+// dropped.
+func (ix semIndexStore) compactSeg(key string, now int64) int {
+	removed, _ := ix.compactKept(key, now)
 	return removed
 }
 
-func (ix semIndexStore) compactSeg(key string, now int64) int {
+// compactKept is compactSeg that also returns the records left (-1: not
+// known).
+func (ix semIndexStore) compactKept(key string, now int64) (removed, left int) {
 	for try := 0; try < 4; try++ {
 		seg, cas, err := ix.s.Get(key)
+		if err == nil && len(seg) == 0 || errIs(err, ErrNotFound) {
+			return 0, 0
+		}
 		if err != nil || len(seg) < semSegHead {
-			return 0
+			return 0, -1
 		}
 		n := int(binary.LittleEndian.Uint16(seg))
 		out := []byte{0, 0}
@@ -695,7 +742,7 @@ func (ix semIndexStore) compactSeg(key string, now int64) int {
 		for r := 0; r < n && p+fixed <= len(seg); r++ {
 			size := fixed + int(binary.LittleEndian.Uint16(seg[p+fixed-2:]))
 			if p+size > len(seg) {
-				return 0
+				return 0, -1
 			}
 			if int64(binary.LittleEndian.Uint64(seg[p+4:])) > now {
 				out = append(out, seg[p:p+size]...)
@@ -704,14 +751,14 @@ func (ix semIndexStore) compactSeg(key string, now int64) int {
 			p += size
 		}
 		if kept == n {
-			return 0
+			return 0, kept
 		}
 		binary.LittleEndian.PutUint16(out, uint16(kept))
 		if ix.s.Set(key, out, cas) == nil {
-			return n - kept
+			return n - kept, kept
 		}
 	}
-	return 0
+	return 0, -1
 }
 
 // deadPartition reports whether the partition's records were stored under
@@ -752,22 +799,33 @@ func (ix semIndexStore) deadPartition(prefix string) (owner []byte, dead bool) {
 // list, so dead partitions neither take sweeps' visits nor lengthen the
 // list for good. It returns the records dropped (for the caller to take
 // off the count), the segments visited and whether the partition is gone
-// (owner is its g, as deadPartition read it). Nothing writes to a dead
-// partition but an answer stored under its generation just before the
-// generation moved (its index write following its store): one whose write
-// lands after the partition was dropped opens it again (listed, with its
-// owner), and the next sweep drops it again. Such a writer may also open
-// it while the last step runs, between the read of an empty h and the
-// partition leaving the list: it was listed, then unlisted, and its
-// record stayed counted in a partition no sweep or reclaim reached (a
-// review found a max_entries held full for good that way). So the last
-// step reads h again once the partition is off the list and its owner
-// emptied, and writes that empty h back with its CAS: a writer that opened
-// the partition before that write is seen (h not empty, or the CAS
-// fails), and the partition is listed again with its owner for the next
-// visit; one that opens it after lists it and records its owner itself
-// (place), after this step's writes.
-func (ix semIndexStore) dropPartition(ns, part uint64, owner []byte, budget int) (removed, visited int, done bool) {
+// (owner is its g, as deadPartition read it). Of a live partition (dead
+// false) it takes off only segments that hold no record, from the last
+// down, stopping at the first that holds one: a sweep that emptied a
+// partition unlists it so.
+//
+// Nothing writes to a dead partition but an answer stored under its
+// generation just before the generation moved (its index write following
+// its store), while a live one's writers come at any time: a writer
+// reads h, then writes its segment, so its record may land in a segment
+// this has just emptied and taken off h. So each writer, after its
+// write, reads h again, and this, after it took a segment off h, reads
+// the segment again: whichever of the two comes second sees the other's
+// write and puts the segment back in h (cover), so a record is never left
+// in a segment beyond h's count, where no sweep, search or reclaim reaches
+// it. A writer whose record lands after the partition was dropped opens
+// it again (listed, with its owner), and the next sweep drops it again.
+// Such a writer may also open it while the last step runs, between the
+// read of an empty h and the partition leaving the list: it was listed,
+// then unlisted, and its record stayed counted in a partition no sweep or
+// reclaim reached (a review found a max_entries held full for good that
+// way). So the last step reads h again once the partition is off the
+// list and its owner emptied, and writes that empty h back with its CAS:
+// a writer that opened the partition before that write is seen (h not
+// empty, or the CAS fails), and the partition is listed again with its
+// owner for the next visit; one that opens it after lists it and records
+// its owner itself (place), after this step's writes.
+func (ix semIndexStore) dropPartition(ns, part uint64, owner []byte, dead bool, budget int) (removed, visited int, done bool) {
 	prefix := semPrefix(ns, part)
 	keys := newSemKeys(prefix)
 	for {
@@ -776,6 +834,9 @@ func (ix semIndexStore) dropPartition(ns, part uint64, owner []byte, budget int)
 			break
 		}
 		nseg, _, ok := ix.semHead(head)
+		if !ok && len(head) > 0 && !dead {
+			break // corrupt: left alone
+		}
 		if !ok || nseg == 0 {
 			done = ix.closePartition(ns, part, owner)
 			break
@@ -794,6 +855,12 @@ func (ix semIndexStore) dropPartition(ns, part uint64, owner []byte, budget int)
 			if len(seg) >= semSegHead {
 				n = min(int(binary.LittleEndian.Uint16(seg)), semSegRecords)
 			}
+			if n > 0 && !dead {
+				return removed, visited, false // a live record: the partition stays
+			}
+			if len(seg) == 0 {
+				break
+			}
 			if ix.s.Set(keys.key(prefix, 'r', i), nil, cas) == nil {
 				removed += n
 				break
@@ -809,10 +876,50 @@ func (ix semIndexStore) dropPartition(ns, part uint64, owner []byte, budget int)
 			next = encodeSemHead(i, i-1)
 		}
 		if ix.s.Set(prefix+"h", next, hcas) != nil {
-			break // another worker drops it too (or a late writer reopened it)
+			break // another worker drops it too (or a writer reopened it)
+		}
+		if seg, _, err := ix.s.Get(keys.key(prefix, 'r', i)); err == nil && len(seg) >= semSegHead && binary.LittleEndian.Uint16(seg) > 0 {
+			ix.cover(ns, part, i, owner) // a writer's record landed meanwhile
+			ix.publishSigns(prefix, i)   // (its signs were emptied above)
+			break
 		}
 	}
 	return removed, visited, done
+}
+
+// cover makes h count segment i again, after a record was written there
+// that a drop may have taken off h meanwhile (see dropPartition). A
+// partition it opens again (h empty) is listed, with its owner.
+func (ix semIndexStore) cover(ns, part uint64, i int, owner []byte) {
+	prefix := semPrefix(ns, part)
+	for try := 0; try < 8; try++ {
+		head, hcas, err := ix.s.Get(prefix + "h")
+		if errIs(err, ErrNotFound) {
+			if hcas, err = CreateCAS(ix.s); err != nil {
+				return
+			}
+		} else if err != nil {
+			return
+		}
+		nseg, w, ok := ix.semHead(head)
+		if ok && nseg > i {
+			return
+		}
+		opened := !ok || nseg == 0
+		if opened {
+			nseg, w = 0, i
+		}
+		if ix.s.Set(prefix+"h", encodeSemHead(max(nseg, i+1), w), hcas) != nil {
+			continue
+		}
+		if opened {
+			ix.register(ns, part)
+			if len(owner) == 16 {
+				_ = ix.s.Set(prefix+"g", owner, 0)
+			}
+		}
+		return
+	}
 }
 
 // closePartition is dropPartition's last step, once h was read empty: it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A steady stream of turns into one partition (one system prompt, single
@@ -249,5 +250,237 @@ func TestSemanticLateWriterDuringDropIsNotOrphaned(t *testing.T) {
 	if ev, _ := ix.add(1, 3, q, 10, []byte(`"another live turn"`), 1<<50, 0, 1, semOwner{7, 2}, &cursor); ev != EvSemanticIndexed {
 		n, _, _ := mem.Get(semNamespace(1) + "n")
 		t.Errorf("a live turn after the drop: %v (count %x): the orphaned dead record holds the index full", ev, n)
+	}
+}
+
+// bytesRead counts the bytes read from a Store.
+type bytesRead struct {
+	*MemStore
+	read int
+}
+
+func (s *bytesRead) Get(key string) ([]byte, uint32, error) {
+	v, cas, err := s.MemStore.Get(key)
+	s.read += len(v)
+	return v, cas, err
+}
+
+func (s *bytesRead) GetInto(key string, buf []byte) ([]byte, uint32, error) {
+	v, cas, err := s.MemStore.GetInto(key, buf)
+	s.read += len(v)
+	return v, cas, err
+}
+
+// One tenant's turns, each under its own system prompt (its own
+// partition), each answered and indexed, the index never holding more
+// than max_entries (64) turns at once: every answer expires before the
+// next 50 are asked. A partition a sweep leaves without records leaves
+// the namespace's list, so the list holds at most the partitions that
+// have records, sweeps spend no visits on empty ones, and another tenant
+// on another worker finds the droppable turns: every one of its turns is
+// indexed. (Until a review a live partition stayed listed for good: 3,731
+// listed after 4,014 turns, and 99 of the other tenant's 100 turns were
+// refused index_full while 49 of the 63 counted turns were droppable.)
+// The shared-data keys an emptied partition leaves behind (shared data
+// cannot delete them) are measured here, not bounded: see README, "Index
+// and memory".
+func TestSemanticEmptiedPartitionsLeaveTheList(t *testing.T) {
+	const cfg = `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions",
+	  "ttl":"1m","semantic":{"embedding":{"cluster":"embeddings","model":"e5"},"max_entries":64}}]}`
+	mem := NewMemStore()
+	counter := &bytesRead{MemStore: mem}
+	clock := newFakeClock()
+	e := newSemEnv(t, "")
+	e.testEnv = &testEnv{t: t, store: mem, clock: clock,
+		cache: New(mustParse(t, cfg), Options{Store: counter, Now: clock.Now, Rand: seededRand(1)})}
+	worker2 := New(mustParse(t, cfg), Options{Store: counter, Now: clock.Now, Rand: seededRand(2)})
+	mallory := hdr("authorization", "Bearer sk-mallory")
+	body := func(system, turn string) string {
+		return `{"model":"gpt-4o-mini","messages":[{"role":"system","content":` + quote(system) +
+			`},{"role":"user","content":` + quote(turn) + `}],"temperature":0}`
+	}
+	malloryFull := 0
+	malloryTurn := func(i int) {
+		f, _ := e.semAskBody("chat", "/v1/chat/completions", mallory, body(fmt.Sprintf("system prompt %d", i), "hello there"), "hello there")
+		if got := e.answer(f, "a"); strings.Contains(got, "semantic.index_full") {
+			malloryFull++
+		} else if !strings.Contains(got, "semantic.indexed") {
+			t.Fatalf("mallory's store %d: %q", i, got)
+		}
+	}
+	const n = 4000
+	for i := 0; i < n; i++ {
+		if i%50 == 49 {
+			clock.Advance(2 * time.Minute) // every turn indexed so far is no longer fresh
+		}
+		malloryTurn(i)
+	}
+	clock.Advance(2 * time.Minute) // the 50 turns held now are no longer fresh either
+	for i := n; i < n+14; i++ {    // 14 fresh ones: the count is at max_entries
+		malloryTurn(i)
+	}
+	keys, size, listed, held, stale := 0, 0, 0, -1, 0
+	type partKeys struct{ keys, bytes, held int }
+	parts := map[string]*partKeys{}
+	now := e.cache.NowMs()
+	for k, v := range mem.m {
+		if !strings.HasPrefix(k, "modelcache/sem2/") {
+			continue
+		}
+		keys++
+		size += len(k) + len(v.v)
+		if strings.HasSuffix(k, "/parts") {
+			listed += len(v.v) / 8
+		}
+		if strings.HasSuffix(k, "/n") && len(v.v) == 4 {
+			held = int(binary.LittleEndian.Uint32(v.v))
+		}
+		i := strings.LastIndexByte(k, '/')
+		if p := k[:i]; strings.Count(p, "/") == 3 { // a partition's key
+			if parts[p] == nil {
+				parts[p] = &partKeys{}
+			}
+			parts[p].keys++
+			parts[p].bytes += len(k) + len(v.v)
+			if len(v.v) > 0 {
+				parts[p].held++
+			}
+		}
+		if k[i+1] == 'r' && len(v.v) >= semSegHead {
+			cnt, dim := int(binary.LittleEndian.Uint16(v.v)), int(binary.LittleEndian.Uint16(v.v[2:]))
+			for r, p := 0, semSegHead; r < cnt; r++ {
+				if int64(binary.LittleEndian.Uint64(v.v[p+4:])) <= now {
+					stale++
+				}
+				p += semRecHead + dim + 2 + int(binary.LittleEndian.Uint16(v.v[p+semRecHead+dim:]))
+			}
+		}
+	}
+	emptied, emptiedKeys, emptiedBytes := 0, 0, 0
+	for _, p := range parts {
+		if p.held == 0 {
+			emptied++
+			emptiedKeys += p.keys
+			emptiedBytes += p.bytes
+		}
+	}
+	t.Logf("after %d of mallory's turns (%d refused index_full; at most 64 indexed at once; %d counted now, %d of them no longer fresh): %d partitions listed, %d shared-data keys, %d bytes of keys and values",
+		n+14, malloryFull, held, stale, listed, keys, size)
+	if emptied > 0 {
+		t.Logf("%d emptied partitions keep %d keys (%.1f each) of %d bytes (%.1f each, all of it key names: values are empty), plus the host's per-key overhead",
+			emptied, emptiedKeys, float64(emptiedKeys)/float64(emptied), emptiedBytes, float64(emptiedBytes)/float64(emptied))
+	}
+	if listed > 64+2 {
+		t.Errorf("max_entries 64: %d partitions listed, growing with every partition ever opened", listed)
+	}
+	// alice, on another worker, asks 100 new questions, none of them
+	// expiring meanwhile: the droppable turns make room for the first
+	// 64 - (held - stale), and only then is the index full of fresh ones.
+	room := 64 - (held - stale)
+	e.cache = worker2
+	refused, firstRefused, read := 0, -1, 0
+	for i := 0; i < 100; i++ {
+		turn := fmt.Sprintf("alice question %d", i)
+		f, _ := e.semAskBody("chat", "/v1/chat/completions", alice, body("alice's prompt", turn), turn)
+		counter.read = 0
+		got := e.answer(f, "a")
+		read += counter.read
+		if strings.Contains(got, "semantic.index_full") {
+			refused++
+			if firstRefused < 0 {
+				firstRefused = i
+			}
+		}
+	}
+	t.Logf("alice's 100 turns on worker 2: %d refused index_full, from turn %d on; %d bytes read from shared data by their stores", refused, firstRefused, read)
+	if firstRefused != room || refused != 100-room {
+		t.Fatalf("another tenant's turns refused index_full %d times of 100, from turn %d on, while %d of the %d counted turns were droppable (room for %d)",
+			refused, firstRefused, stale, held, room)
+	}
+}
+
+// A live partition's writer may add a record while a sweep that emptied
+// the partition takes it off h and off the namespace's list. Its record
+// must stay where sweeps, searches and reclaim reach it: the partition
+// listed with its owner, h counting the segment, the turn found, and once
+// its answer expires a sweep drops it (else it stays counted for good, in
+// a partition no sweep visits). Either the sweep sees the writer's record
+// when it reads the segment again after taking it off h, or the writer
+// sees h without its segment when it reads h again after its write.
+func TestSemanticWriterDuringUnlistIsNotLost(t *testing.T) {
+	q := make([]int8, 16)
+	for i := range q {
+		q[i] = int8(i + 1)
+	}
+	prefix := semPrefix(1, 2)
+	const now = 2000
+	cases := []struct {
+		name string
+		// run sweeps the partition once with write, a writer's add, run
+		// in between by hooks on the store.
+		run func(mem *MemStore, write func(Store), cursor *semSweepPos)
+	}{
+		{"the writer's record lands while the sweep empties the segment", func(mem *MemStore, write func(Store), cursor *semSweepPos) {
+			// The sweep's 2nd read of the signs: after it emptied the
+			// segment, before it takes the segment off h.
+			hs := &hookStore{Store: mem, key: prefix + "s0", n: 2, hook: func() { write(mem) }}
+			semIndexStore{s: readerOf(hs), now: now}.sweep(1, now, cursor)
+		}},
+		{"the writer read h before the sweep, its record lands after the partition left the list", func(mem *MemStore, write func(Store), cursor *semSweepPos) {
+			// The writer's read of the segment, after its read of h.
+			hs := &hookStore{Store: mem, key: prefix + "r0", n: 1, hook: func() {
+				semIndexStore{s: readerOf(mem), now: now}.sweep(1, now, cursor)
+				if parts, _, _ := mem.Get(semNamespace(1) + "parts"); len(parts) != 0 {
+					t.Fatalf("setup: the sweep left the emptied partition listed (%x)", parts)
+				}
+			}}
+			write(hs)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := NewMemStore()
+			_ = mem.Set(modelKey(7), encodeModels([]modelRecord{{id: 7, gen: 1, until: 1 << 50}}), 0)
+			owner := semOwner{7, 1}
+			ix := semIndexStore{s: readerOf(mem)}
+			var cursor semSweepPos
+			if ev, err := ix.add(1, 2, q, 10, []byte(`"old turn"`), 1000, 0, 100, owner, &cursor); err != nil || ev != EvSemanticIndexed {
+				t.Fatalf("setup: %v %v", ev, err)
+			}
+			wrote := false
+			tc.run(mem, func(s Store) {
+				var c semSweepPos
+				w := semIndexStore{s: readerOf(s), now: now}
+				if ev, err := w.add(1, 2, q, 10, []byte(`"new turn"`), 1<<50, now, 100, owner, &c); err != nil || ev != EvSemanticIndexed {
+					t.Fatalf("writer: %v %v", ev, err)
+				}
+				wrote = true
+			}, &cursor)
+			if !wrote {
+				t.Fatal("setup: the writer did not run")
+			}
+			parts, _, _ := mem.Get(semNamespace(1) + "parts")
+			h, _, _ := mem.Get(prefix + "h")
+			g, _, _ := mem.Get(prefix + "g")
+			if len(parts) != 8 || binary.LittleEndian.Uint64(parts) != 2 || len(h) == 0 || string(g) != string(owner.bytes()) {
+				t.Errorf("the writer's partition: listed %x, h %x, owner %x", parts, h, g)
+			}
+			ix.now = now
+			if got := ix.search(1, 2, q, 10, 0.5); len(got) != 1 || got[0].text != "new turn" {
+				t.Errorf("search finds %+v, want the writer's turn", got)
+			}
+			n, _, _ := mem.Get(semNamespace(1) + "n")
+			if got := binary.LittleEndian.Uint32(n); got != 1 {
+				t.Errorf("count %d, want the writer's 1", got)
+			}
+			later := int64(1<<50) + 1
+			ix.now = later
+			ix.sweep(1, later, &cursor)
+			n, _, _ = mem.Get(semNamespace(1) + "n")
+			parts, _, _ = mem.Get(semNamespace(1) + "parts")
+			if got := binary.LittleEndian.Uint32(n); got != 0 || len(parts) != 0 {
+				t.Errorf("once the writer's answer expired, a sweep leaves count %d and list %x, want 0 and none", got, parts)
+			}
+		})
 	}
 }
