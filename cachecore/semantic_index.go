@@ -970,7 +970,13 @@ func (ix semIndexStore) register(ns, part uint64) {
 	key := semNamespace(ns) + "parts"
 	for try := 0; try < 8; try++ {
 		v, cas, err := ix.s.Get(key)
-		if err != nil && err != ErrNotFound {
+		if errIs(err, ErrNotFound) {
+			// create only if still missing: a set with CAS 0 would replace
+			// another worker's first listing
+			if cas, err = CreateCAS(ix.s); err != nil {
+				return
+			}
+		} else if err != nil {
 			return
 		}
 		for i := 0; i+8 <= len(v); i += 8 {
