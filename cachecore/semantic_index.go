@@ -469,7 +469,10 @@ func (o semOwner) bytes() []byte {
 func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte, freshUntil, now int64, maxEntries int, owner semOwner, cursor *semSweepPos) (Event, error) {
 	countKey := semNamespace(ns) + "n"
 	sweeps := 0 // up to semMaxSweeps while each drops something
-	for try := 0; try < 8; try++ {
+	for try := 0; ; try++ {
+		if try == 8 {
+			return 0, ErrCasMismatch // (never placed uncounted)
+		}
 		v, cas, err := ix.s.Get(countKey)
 		if err != nil && err != ErrNotFound {
 			return 0, err
@@ -487,9 +490,6 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 		}
 		if ix.s.Set(countKey, binary.LittleEndian.AppendUint32(nil, n+1), cas) == nil {
 			break
-		}
-		if try == 7 {
-			return 0, ErrCasMismatch
 		}
 	}
 	rec := make([]byte, 0, semRecHead+len(q)+2+len(raw))

@@ -605,3 +605,40 @@ func TestSemanticUnlistingHammer(t *testing.T) {
 		t.Errorf("every answer expired: %d records left, list %x", left, parts)
 	}
 }
+
+// A store whose last try to count its turn finds the index full, and
+// whose sweep then drops a turn, is not indexed: it went on and placed its
+// record uncounted, so the index held more than max_entries.
+func TestSemanticStoreIsNeverIndexedUncounted(t *testing.T) {
+	mem := NewMemStore()
+	q := make([]int8, 16)
+	for i := range q {
+		q[i] = int8(i + 1)
+	}
+	ix := semIndexStore{s: readerOf(mem)}
+	if ev, err := ix.add(1, 2, q, 10, []byte(`"old turn"`), 100, 0, 2, semOwner{}, new(semSweepPos)); err != nil || ev != EvSemanticIndexed {
+		t.Fatalf("setup: %v %v", ev, err)
+	}
+	countKey := semNamespace(1) + "n"
+	sets := 0
+	hs := &setHook{Store: mem, hook: func(key string) {
+		if key != countKey || sets == 7 {
+			return
+		}
+		if sets++; sets < 7 {
+			v, _, _ := mem.Get(key) // another worker counts and uncounts meanwhile
+			_ = mem.Set(key, v, 0)
+			return
+		}
+		// and, before the store's 7th try, another worker's turn fills the index
+		if ev, err := (semIndexStore{s: readerOf(mem), now: 200}).add(1, 2, q, 10, []byte(`"other turn"`), 1<<50, 200, 2, semOwner{}, new(semSweepPos)); err != nil || ev != EvSemanticIndexed {
+			t.Fatalf("the other worker's turn: %v %v", ev, err)
+		}
+	}}
+	ev, err := (semIndexStore{s: readerOf(hs), now: 200}).add(1, 2, q, 10, []byte(`"new turn"`), 1<<50, 200, 2, semOwner{}, new(semSweepPos))
+	seg, _, _ := mem.Get(semPrefix(1, 2) + "r0")
+	n, _, _ := mem.Get(countKey)
+	if held, counted := binary.LittleEndian.Uint16(seg), binary.LittleEndian.Uint32(n); int(held) != int(counted) {
+		t.Fatalf("add: %v %v; the index holds %d turns, its count says %d", ev, err, held, counted)
+	}
+}
