@@ -686,6 +686,31 @@ func (s *Stream) computeMs() uint32 {
 	return uint32(min(max(s.c.nowMs()-s.forwardedAt, 0), 1<<32-1)) // 0 if the clock stepped back
 }
 
+// countNow appends the count of a request whose count waited for its end
+// (countLater), once, as its answer made it.
+func (s *Stream) countNow(out []Action) []Action {
+	if !s.countLater {
+		return out
+	}
+	s.countLater = false
+	req := s.fl.req
+	out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
+	if cached, _ := req.ItemCounts(); cached > 0 {
+		out = append(out, Action{Kind: ActCount, Route: req.Route, Event: EvItemsHit, N: cached})
+	}
+	return out
+}
+
+// Broken is the host's report that a panic broke the stream: none of its
+// events will come, its end included. A request whose count waited for
+// its end is counted now, as it stands.
+func (s *Stream) Broken() []Action {
+	if s.fl.req == nil {
+		return nil
+	}
+	return s.countNow(s.out[:0])
+}
+
 // Done is the event "the stream is over": whatever it was doing ends — a
 // follower stops waiting; a leader whose response never completed
 // (upstream reset mid-body, client abort) hands the lead on.
@@ -701,15 +726,7 @@ func (s *Stream) Done(rd Reader) []Action {
 		}
 		s.c.NoteServed(req.Route, age)
 	}
-	out := s.out[:0]
-	if s.countLater {
-		// Counted now, once, as its answer made it.
-		s.countLater = false
-		out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
-		if cached, _ := req.ItemCounts(); cached > 0 {
-			out = append(out, Action{Kind: ActCount, Route: req.Route, Event: EvItemsHit, N: cached})
-		}
-	}
+	out := s.countNow(s.out[:0])
 	switch s.phase {
 	case phaseForwarded:
 		// No answer reached the filter (an upstream failure before the

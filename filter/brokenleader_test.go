@@ -51,6 +51,12 @@ func TestBrokenLeaderKeepsNoLease(t *testing.T) {
 // crashHarness is a harness on the crash-test module (crashtest.go), one
 // chat route that coalesces for up to 30 s.
 func crashHarness(t *testing.T, opts ...harnessOpt) *harness {
+	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":{"max_wait":"30s"}}]}`
+	return crashHarnessWith(t, cfg, opts...)
+}
+
+// crashHarnessWith is crashHarness with the given configuration.
+func crashHarnessWith(t *testing.T, cfg string, opts ...harnessOpt) *harness {
 	ctx := context.Background()
 	wasm, err := os.ReadFile(wasmbuild.FilterWithTags(t, "modelcache_crashtest"))
 	if err != nil {
@@ -61,8 +67,29 @@ func crashHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mod.Close(ctx) })
-	cfg := `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"60s","coalesce":{"max_wait":"30s"}}]}`
 	return newHarness(t, cfg, append(opts, withModule(mod))...)
+}
+
+// A request whose count waits for its end (it went upstream with a stale
+// entry that stale_if_error may serve instead) is counted even when a
+// panic breaks its stream, which then never ends for the plugin: the same
+// panic on a plain miss is counted, as it goes upstream.
+func TestBrokenRequestWhoseCountWaitedIsCounted(t *testing.T) {
+	hs := crashHarnessWith(t, swrConfig)
+	crash := []string{"x-modelcache-crash", "panic-on-response"}
+	hs.post(0, "/v1/chat/completions", chatBody("no entry"), crash...)
+	if _, n := requestCounters(hs, "chat"); n != 1 || hs.counter("modelcache.panics") != 1 {
+		t.Fatalf("setup: a broken miss counted %d times, panics %d", n, hs.counter("modelcache.panics"))
+	}
+	body := chatBody("stale-if-error, broken")
+	hs.post(0, "/v1/chat/completions", body) // a miss, stored
+	hs.clock.Advance(2 * time.Minute)        // past ttl and swr, within stale_if_error
+	if res := hs.post(1, "/v1/chat/completions", body, crash...); res.Status != 200 || hs.counter("modelcache.panics") != 2 {
+		t.Fatalf("setup: status %d, panics %d", res.Status, hs.counter("modelcache.panics"))
+	}
+	if got, n := requestCounters(hs, "chat"); n != 3 || got["miss"] != 3 {
+		t.Fatalf("3 requests went upstream (2 broken by a panic), counted %d times: %s", n, fmtCounters(got))
+	}
 }
 
 // A follower whose end panicked (its client left while it waited, and

@@ -32,6 +32,7 @@ type plugin struct {
 	// all of the proxy's VMs add to (one metric per name in Envoy).
 	waitingShown int64
 	holding      map[uint32]*stream // requests whose headers are held for their body
+	counting     map[uint32]*stream // requests whose count waits for their end (a panic may break them first)
 	leading      []*stream          // requests that hold their key's lease (stream.leadingAt)
 	free         []*stream          // deleted streams whose memory is reused (newStream)
 	hold         cachecore.HoldState
@@ -70,7 +71,7 @@ func nowMs() int64 {
 func (p *plugin) now() time.Time { return now() }
 
 func newPlugin(id uint32) *plugin {
-	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}}
+	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}, counting: map[uint32]*stream{}}
 }
 
 // OnPluginStart parses and validates the whole configuration. A bad one
@@ -247,8 +248,14 @@ func (p *plugin) tickNeeded() bool {
 // for its key followed, and waited max_wait for nothing. Unlisted, its
 // lease ends as a gone leader's does, max_wait after it was last kept. On
 // the waiting or holding list, it was counted in coalesce_waiting for as
-// long as the VM lived and kept the VM ticking at tick_period.
+// long as the VM lived and kept the VM ticking at tick_period. A request
+// whose count waited for its end is counted now: it never ends here.
 func (p *plugin) OnHttpStreamBroken(id uint32) {
+	if s := p.counting[id]; s != nil {
+		delete(p.counting, id)
+		s.countingListed = false
+		s.perform(s.x.Broken())
+	}
 	delete(p.waiting, id)
 	delete(p.holding, id)
 	for _, s := range p.leading {

@@ -38,6 +38,9 @@ type stream struct {
 	// leadingAt: the stream's place in the VM's leading list, plus one
 	// (0: not listed).
 	leadingAt int
+	// countingListed: in the VM's counting list (its count waits for its
+	// end).
+	countingListed bool
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
 	// Held by pointer: a deleted stream is zeroed around one word rather
@@ -92,6 +95,11 @@ func (p *plugin) newStream(contextID uint32) *stream {
 // callback can reach it: not pinned by a call, not in the VM's lists.
 func (s *stream) OnHttpStreamDeleted() {
 	p := s.p
+	if s.countingListed { // its end did not come: counted here, not by Done
+		s.countingListed = false
+		delete(p.counting, s.id)
+		s.perform(s.x.Broken())
+	}
 	if s.waitingListed || s.holdingListed || s.leadingAt != 0 {
 		delete(p.waiting, s.id)
 		delete(p.holding, s.id)
@@ -308,7 +316,13 @@ func (s *stream) OnHttpResponseTrailers(int) types.Action {
 	return s.do(s.x.ResponseTrailers(reader{s}))
 }
 
-func (s *stream) OnHttpStreamDone() { s.do(cachecore.Continue, s.x.Done(reader{s})) }
+func (s *stream) OnHttpStreamDone() {
+	s.do(cachecore.Continue, s.x.Done(reader{s}))
+	if s.countingListed { // counted by Done
+		s.countingListed = false
+		delete(s.p.counting, s.id)
+	}
+}
 
 // inRoot runs one of the stream's events in a root callback (a wake-up, a
 // tick, a held request let through) with the stream's context made the
@@ -369,9 +383,12 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 // or it is resumed (a.Resume). Headers are still held here unless the
 // decision is late (they went upstream, prepared, before the body).
 func (s *stream) forward(a *cachecore.Action) {
-	if !a.CountLater { // else when it ends (cachecore.Stream.Done)
+	if !a.CountLater { // else when it ends (cachecore.Stream.Done, or Broken)
 		s.rs.request(a.CacheStatus)
 		s.rs.items(cachecore.EvItemsHit, a.N)
+	} else if !s.countingListed {
+		s.countingListed = true
+		s.p.counting[s.id] = s
 	}
 	// The cache can only check and store an uncompressed body; a compressor
 	// in front of this filter compresses for the client.
