@@ -925,11 +925,21 @@ func (ix semIndexStore) cover(ns, part uint64, i int, owner []byte) {
 // closePartition is dropPartition's last step, once h was read empty: it
 // takes the partition off the list and empties its owner, then seals h
 // (see dropPartition). It reports whether the partition is gone; if a
-// late writer opened it meanwhile, it is listed again with its owner.
+// late writer opened it meanwhile, it is listed again with its owner. The
+// owner is emptied only as this step read it (its CAS): a writer that
+// records its owner in between (a partition's first writer lists it,
+// then writes g; a sweep may read g between the two) keeps it, where an
+// unconditional write erased it and the owner put back was the one read
+// before, none (review 35): a record with no owner is never dropped with
+// its generation.
 func (ix semIndexStore) closePartition(ns, part uint64, owner []byte) bool {
 	prefix := semPrefix(ns, part)
 	ix.unregister(ns, part)
-	_ = ix.s.Set(prefix+"g", nil, 0)
+	g, gcas, gerr := ix.s.Get(prefix + "g")
+	emptied := gerr == nil && len(g) > 0 && ix.s.Set(prefix+"g", nil, gcas) == nil
+	if emptied && len(g) == 16 {
+		owner = append(owner[:0:0], g...) // the owner it had: put back if reopened
+	}
 	head, hcas, err := ix.s.Get(prefix + "h")
 	if err == nil || errIs(err, ErrNotFound) {
 		if nseg, _, ok := ix.semHead(head); (!ok || nseg == 0) && ix.s.Set(prefix+"h", nil, hcas) == nil {
@@ -937,7 +947,9 @@ func (ix semIndexStore) closePartition(ns, part uint64, owner []byte) bool {
 		}
 	}
 	ix.register(ns, part) // (a no-op if its writer's own register came after ours)
-	if len(owner) == 16 {
+	if emptied && len(owner) == 16 {
+		// Only what this step emptied is put back (with CAS 0 as writers
+		// do): a g written since is a writer's own.
 		_ = ix.s.Set(prefix+"g", owner, 0)
 	}
 	return false

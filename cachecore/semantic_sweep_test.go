@@ -642,3 +642,81 @@ func TestSemanticStoreIsNeverIndexedUncounted(t *testing.T) {
 		t.Fatalf("add: %v %v; the index holds %d turns, its count says %d", ev, err, held, counted)
 	}
 }
+
+// gateSet is a Store that, before its first Set of key, signals reached
+// and waits for release (a worker paused between two of its writes).
+type gateSet struct {
+	Store
+	key              string
+	reached, release chan struct{}
+	fired            bool
+}
+
+func (s *gateSet) Set(key string, v []byte, cas uint32) error {
+	if key == s.key && !s.fired {
+		s.fired = true
+		close(s.reached)
+		<-s.release
+	}
+	return s.Store.Set(key, v, cas)
+}
+
+// A partition's first writer lists it and then records its owner; a sweep
+// that reads g between the two (no owner yet) and finds the partition
+// empty unlists it. If the writer finishes meanwhile (its record covered,
+// its g written) before the sweep's last step empties g, that step lists
+// the partition again but cannot restore an owner it never read: the
+// partition keeps a record and no g, so once its generation is purged no
+// sweep drops it, and its turn holds the index full until its ttl.
+func TestSemanticUnlistKeepsTheFirstWritersOwner(t *testing.T) {
+	mem := NewMemStore()
+	setModel := func(gen uint64) {
+		_ = mem.Set(modelKey(7), encodeModels([]modelRecord{{id: 7, gen: gen, until: 1 << 50}}), 0)
+	}
+	setModel(1)
+	q := make([]int8, 16)
+	for i := range q {
+		q[i] = int8(i + 1)
+	}
+	prefix := semPrefix(1, 2)
+	owner := semOwner{7, 1}
+	// The writer pauses before its g write (after it set h and listed the partition).
+	gw := &gateSet{Store: mem, key: prefix + "g", reached: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w := semIndexStore{s: readerOf(gw)}
+		if ev, err := w.add(1, 2, q, 10, []byte(`"a turn"`), 1<<50, 0, 1, owner, new(semSweepPos)); err != nil || ev != EvSemanticIndexed {
+			t.Errorf("writer: %v %v", ev, err)
+		}
+	}()
+	<-gw.reached
+	// The sweep reads g (none yet), finds the partition without records and
+	// unlists it; as it does, the writer finishes, before the sweep's last
+	// step deals with g.
+	hs := &setHook{Store: mem, hook: func(key string) {
+		if key == semNamespace(1)+"parts" && gw.release != nil {
+			close(gw.release)
+			gw.release = nil
+			<-done
+		}
+	}}
+	semIndexStore{s: readerOf(hs)}.sweep(1, 0, new(semSweepPos))
+	if gw.release != nil {
+		close(gw.release)
+		<-done
+		t.Fatal("setup: the sweep did not reach its last step")
+	}
+	parts, _, _ := mem.Get(semNamespace(1) + "parts")
+	h, _, _ := mem.Get(prefix + "h")
+	g, _, _ := mem.Get(prefix + "g")
+	t.Logf("after the race: listed %x, h %x, g %x", parts, h, g)
+	setModel(2) // a purge: the partition's generation is gone
+	ix := semIndexStore{s: readerOf(mem)}
+	var cursor semSweepPos
+	if ev, _ := ix.add(1, 3, q, 10, []byte(`"a live turn"`), 1<<50, 0, 1, semOwner{7, 2}, &cursor); ev != EvSemanticIndexed {
+		n, _, _ := mem.Get(semNamespace(1) + "n")
+		t.Errorf("a live turn after the purge: %v (count %d): the purged turn's partition has owner %x, so no sweep drops it and it holds max_entries 1 full until its ttl",
+			ev, binary.LittleEndian.Uint32(n), g)
+	}
+}
