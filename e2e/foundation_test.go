@@ -146,3 +146,25 @@ func TestWithoutHeaderHoldTrafficFlows(t *testing.T) {
 		t.Fatal("no warning in the log")
 	}
 }
+
+// Without allow_on_headers_stop_iteration a purge, whose body Envoy would
+// never hand to a filter holding its headers, is answered all the same
+// (its headers go on without the token; the body is read as it comes and
+// the answer is local), under header_hold late and under auto before the
+// VM has seen whether holding works.
+func TestPurgeWithoutHeaderHold(t *testing.T) {
+	for _, setting := range []string{"late", "auto"} {
+		t.Run(setting, func(t *testing.T) {
+			cfg := `{"header_hold": "` + setting + `", "purge": {"path": "/modelcache/purge", "token": "late-purge-token-0123456"},` + chatRoutes[1:]
+			e := startEnvoy(t, envoyOpts{Config: cfg, NoHeaderHold: true})
+			start := time.Now()
+			r := do(t, "POST", e.URL+"/modelcache/purge", `{"all":true}`, "authorization", "Bearer late-purge-token-0123456")
+			if r.Status != 200 || !strings.Contains(string(r.Body), `"scope"`) || time.Since(start) > 5*time.Second {
+				t.Fatalf("purge: status %d after %v: %s", r.Status, time.Since(start), r.Body)
+			}
+			if n := e.WaitStat("wasmcustom.modelcache.purges", 1); n != 1 {
+				t.Fatalf("purges = %d", n)
+			}
+		})
+	}
+}

@@ -112,3 +112,47 @@ func TestHoldUnsupportedCountsOnceThenEveryBypass(t *testing.T) {
 		t.Errorf("50 requests passed uncached over 50 minutes: bypass.hold_unsupported moved by %d", got)
 	}
 }
+
+// purgeExchange is an authorised purge of everything.
+func purgeExchange() wasmhost.Request {
+	return wasmhost.Request{
+		Headers: [][2]string{{":method", "POST"}, {":path", "/modelcache/purge"}, {":authority", "m"},
+			{"authorization", "Bearer 0123456789abcdef-token"}, {"content-length", "12"}},
+		Body: []byte(`{"all":true}`),
+	}
+}
+
+// Where Envoy does not hand a body to a filter holding the headers (a
+// plain WasmPlugin), a purge — every documented one has a body — is
+// answered all the same, under header_hold late and auto: its headers go
+// on without the token, its body is read, and the answer is local. It
+// hung until Envoy's idle timeout, nothing purged.
+func TestPurgeIsAnsweredWhereHeadersCannotBeHeld(t *testing.T) {
+	for _, setting := range []string{"late", "auto"} {
+		t.Run(setting, func(t *testing.T) {
+			cfg := strings.Replace(chatConfig, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "header_hold": "`+setting+`",`, 1)
+			var upstream [][2]string
+			hs := newHarness(t, cfg, withWorkers(1), func(_ *harness, c *wasmhost.Config) {
+				c.AllowOnHeadersStopIteration = false
+			})
+			hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+				if hdrOf(u.Headers, ":path") == "/modelcache/purge" {
+					upstream = u.Headers
+				}
+				return false
+			}
+			ex := hs.h.StartExchange(0, purgeExchange())
+			hs.h.Drain()
+			for i := 0; i < 10 && !ex.Done(); i++ {
+				hs.h.AdvanceAndTick(time.Second)
+				hs.h.Drain()
+			}
+			if !ex.Done() || ex.Response().Status != 200 || hs.counter("modelcache.purges") != 1 {
+				t.Fatalf("purge: done %v, status %d, purges %d", ex.Done(), ex.Response().Status, hs.counter("modelcache.purges"))
+			}
+			if upstream != nil && hdrOf(upstream, "authorization") != "" {
+				t.Fatalf("the purge token went upstream: %q", upstream)
+			}
+		})
+	}
+}

@@ -19,6 +19,9 @@ type stream struct {
 	x     cachecore.Stream
 	rs    *routeStats
 	purge bool
+	// purgeLate: a purge whose headers went on (they could not be held):
+	// any answer to them is held, the purge's own replaces it.
+	purgeLate bool
 	// purgeSize: a purge request's body buffered so far.
 	purgeSize int
 	// authority is the request's :authority (the purge API replays
@@ -266,10 +269,20 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if c.IsPurge(method, path) {
 		s.purge = true
 		s.authority, _ = cachecore.Header(hs, ":authority")
-		if !c.PurgeAuthorized(hs) {
+		switch {
+		case !c.PurgeAuthorized(hs):
 			s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
-		} else if endOfStream {
+		case endOfStream:
 			s.handlePurge(nil)
+		case !s.p.hold.Holdable() || s.p.hold.Watching():
+			// Envoy may not hand the body to a filter that holds the
+			// headers (a plain WasmPlugin), and has not been seen to: the
+			// headers go on without the token, the body is read as it
+			// comes, and the answer is local (the upstream request the
+			// headers opened is reset), as a hit decided late is.
+			_ = proxywasm.RemoveHttpRequestHeader("authorization")
+			s.purgeLate = true
+			return types.ActionContinue
 		}
 		return types.ActionPause
 	}
@@ -304,10 +317,16 @@ func (s *stream) OnHttpRequestTrailers(int) types.Action {
 }
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
+	if s.purgeLate {
+		return types.ActionPause // the upstream's answer to a purge's headers never passes
+	}
 	return s.do(s.x.ResponseHeaders(endOfStream, reader{s}))
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
+	if s.purgeLate {
+		return types.ActionPause
+	}
 	return s.do(s.x.ResponseBody(bodySize, endOfStream, reader{s}))
 }
 
@@ -431,5 +450,6 @@ func (s *stream) handlePurge(body []byte) {
 }
 
 func (s *stream) sendJSON(status uint32, body string) {
+	s.purgeLate = false // this answer passes (it goes through the response callbacks)
 	_ = proxywasm.SendHttpResponse(status, [][2]string{{"content-type", "application/json"}}, []byte(body), -1)
 }
