@@ -61,6 +61,18 @@ func (f *Flight) Interrupted(origin Origin, early bool) Reason {
 	return reason
 }
 
+// EarlyAnswer records that the model answered a request decided late
+// before its body was decided (its headers went upstream first, its body
+// is held): the request is a miss whose answer passes unstored, with the
+// model's status.
+func (f *Flight) EarlyAnswer(status int) Reason {
+	f.state = flightDone
+	f.req.Status = StatusMiss
+	f.respStatus = status
+	f.cs = CacheStatus{Status: StatusMiss, FwdStatus: status, Reason: ReasonEarlyAnswer}
+	return ReasonEarlyAnswer
+}
+
 // Refetched records that a response is replaced by a refetch of the
 // whole batch (reason: why the partial answer was unusable; status: the
 // refetch's answer, 0 if none): the request is a miss, in its

@@ -274,6 +274,15 @@ func (f *Flight) semanticStep() []Action {
 		delete(c.semPending, tkey)
 		e, ok, timeout := parseEmbedding(req.Route, res)
 		defer c.semSharedDone(tkey, ok)
+		if f.state == flightDone {
+			// The request was answered meanwhile (decided late, the model
+			// answered its headers first): the vector is kept, nothing
+			// more is done for the request.
+			if ok {
+				c.semSharedPut(tkey, c.semVectors.put(tkey, e))
+			}
+			return nil
+		}
 		resume := !res.NotStarted // NotStarted: called back inside the dispatching callback
 		if !ok {
 			ev := EvSemanticEmbedError

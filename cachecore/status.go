@@ -100,6 +100,7 @@ const (
 	// Request side, though after the response-side ones: reasons are
 	// only ever appended.
 	ReasonKeyHeaderTooLarge // a key_headers header with a line over 256 bytes, or more than 8 lines
+	ReasonEarlyAnswer       // decided late: the model answered the headers before the body was decided
 	numReason
 )
 
@@ -113,7 +114,7 @@ var reasonNames = [numReason]string{
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
 	"stream_mode", "bad_shape", "rerank_document", "aged",
-	"key_header_too_large",
+	"key_header_too_large", "early_answer",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided

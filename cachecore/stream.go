@@ -518,7 +518,17 @@ const InterruptedProperty = "modelcache_cache_status"
 // and any lead ends.
 func (s *Stream) interrupted(rd Reader) []Action {
 	early := s.phase == phaseRequest || s.phase == phaseFollowing
-	reason := s.fl.Interrupted(ClassifyOrigin(rd.CodeDetails()), early)
+	origin := ClassifyOrigin(rd.CodeDetails())
+	var reason Reason
+	if early && s.late && origin == OriginUpstream {
+		// Decided late, the headers went upstream first: the model may
+		// answer them before the body is decided (an API key checked on
+		// the headers), an answer of its own, not Envoy's.
+		hs, _ := rd.ResponseHeaders()
+		reason = s.fl.EarlyAnswer(CallStatus(hs))
+	} else {
+		reason = s.fl.Interrupted(origin, early)
+	}
 	out := s.out[:0]
 	if early {
 		s.body.Drop()

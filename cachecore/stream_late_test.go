@@ -291,3 +291,73 @@ func TestStreamLateWaitsForItsCall(t *testing.T) {
 		t.Fatalf("L2 hit served: %s", got)
 	}
 }
+
+// Decided late, the request headers are upstream before the body is
+// complete, and a model server may answer them at once (an API-key check
+// done on the headers: 401 before the body is read). That answer is the
+// model's, not Envoy's: its Cache-Status must not call it a local reply the
+// cache bypassed (README: local-reply is "Envoy's own local replies").
+func TestLateEarlyUpstreamAnswerIsNotALocalReply(t *testing.T) {
+	e := newStreamEnv(t)
+	var s Stream
+	body := chatRequest("q")
+	v, acts := s.BeginLate(e.c, e.c.routeByName("chat"), "POST", "/v1/chat/completions", e.headers(body), false, 1, 1)
+	if v != Continue || !s.Late() {
+		t.Fatalf("late headers: verdict %d actions %s", v, lateActs(acts))
+	}
+	// The first half of the body: held (its headers are upstream).
+	if v, _ := s.RequestBody(len(body)/2, false, &fakeReader{}, &e.hold); v != Pause {
+		t.Fatalf("first half of the body: verdict %d", v)
+	}
+	// The model answers the headers.
+	rd := &fakeReader{details: "via_upstream", respHeaders: append([][2]string{{":status", "401"}, {"content-length", "20"}}, jsonCT...)}
+	_, acts = s.ResponseHeaders(false, rd)
+	got := streamActs(acts)
+	t.Logf("actions: %s", got)
+	if strings.Contains(got, "local-reply") || strings.Contains(got, "local_reply") {
+		t.Errorf("the model's 401 (response code details via_upstream) is labelled and counted an Envoy local reply: %s", got)
+	}
+	if !strings.Contains(got, "fwd-status=401") {
+		t.Errorf("Cache-Status does not report the upstream's status: %s", got)
+	}
+}
+
+// Decided late on a semantic route, the body waits (paused) for its
+// turn's embedding; the request headers are already upstream, and the
+// model may answer them meanwhile (a 401 on the headers). That answer
+// passes to the client and the request is over for the cache. The
+// embedding's result, arriving after, must not go on with the request:
+// neither serve a near hit after the model's headers reached the client nor
+// forward it and count it a second time. (An L2 lookup's result
+// is ignored in the same case: l2Looked checks the flight's state.)
+func TestLateEmbeddingAfterEarlyUpstreamAnswerIsDropped(t *testing.T) {
+	e := newSemEnv(t, "")
+	var s Stream
+	body := chatRequest("what is the capital of France")
+	hs := append(append([][2]string{}, alice...), [2]string{"content-length", fmt.Sprint(len(body))})
+	if v, acts := s.BeginLate(e.cache, e.route("chat"), "POST", "/v1/chat/completions", hs, false, 1, 1); v != Continue || !s.Late() {
+		t.Fatalf("late headers: %d %s", v, lateActs(acts))
+	}
+	var hold HoldState
+	v, acts := s.RequestBody(len(body), true, &fakeReader{reqBody: []byte(body)}, &hold)
+	var call *Call
+	for _, a := range acts {
+		if a.Kind == ActDispatch {
+			call = a.Call
+		}
+	}
+	if call == nil || s.Resolve(v, true) != Pause {
+		t.Fatalf("body: no embedding call (%s)", lateActs(acts))
+	}
+	// The model answers the request headers while the embedding is out.
+	rd := &fakeReader{details: "via_upstream", respHeaders: append([][2]string{{":status", "401"}, {"content-length", "20"}}, jsonCT...)}
+	v, acts = s.ResponseHeaders(false, rd)
+	early := streamActs(acts)
+	// The embedding comes back.
+	acts = s.Continue(call.Done(semEmbAnswer(e.model, e.vec("what is the capital of France"))))
+	after := lateActs(acts)
+	t.Logf("at the early answer: %s; after the embedding: %s", early, after)
+	if strings.Contains(after, "forward(") || strings.Contains(after, "serve(") {
+		t.Errorf("the embedding's result sends (or serves) a request whose answer already passed, counted already (%s): %s", early, after)
+	}
+}
