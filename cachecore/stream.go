@@ -262,11 +262,17 @@ func (s *Stream) RequestTrailers(rd Reader, hold *HoldState) (Verdict, []Action)
 	return s.RequestBody(n, true, rd, hold)
 }
 
-// decided applies the decision on a complete body; a late follower
-// waits with its upstream request open, which is counted.
-func (s *Stream) decided(acts []Action) []Action {
+// decided applies the decision on a complete body (lateApply).
+func (s *Stream) decided(acts []Action) []Action { return s.lateApply(acts) }
+
+// lateApply is apply for a step that may make the request a follower (its
+// body's decision, a call's result: after an embedding, an L2 lookup
+// that found another proxy leading): a follower decided late waits with
+// its upstream request open, which is counted as it starts to wait.
+func (s *Stream) lateApply(acts []Action) []Action {
+	was := s.phase == phaseFollowing
 	acts = s.apply(acts)
-	if s.late && s.phase == phaseFollowing {
+	if s.late && !was && s.phase == phaseFollowing {
 		return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollower})
 	}
 	return acts
@@ -316,7 +322,7 @@ func (s *Stream) LeaseTicksFast() bool {
 
 // Continue is the event "a call of this request's (an L2 lookup, say)
 // returned": acts are its Done's actions.
-func (s *Stream) Continue(acts []Action) []Action { return s.apply(acts) }
+func (s *Stream) Continue(acts []Action) []Action { return s.lateApply(acts) }
 
 // apply records the phase each of the Flight's actions leads to and fills
 // in what the host needs to carry them out.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,3 +157,58 @@ func TestPurgeIsAnsweredWhereHeadersCannotBeHeld(t *testing.T) {
 		})
 	}
 }
+
+// lateHarness is a proxy that cannot hold request headers (Istio's
+// WasmPlugin: no allow_on_headers_stop_iteration), the filter told so
+// (header_hold "late").
+func lateHarness(t *testing.T, config string, opts ...harnessOpt) *harness {
+	cfg := strings.Replace(config, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "header_hold": "late",`, 1)
+	opts = append(opts, func(_ *harness, c *wasmhost.Config) { c.AllowOnHeadersStopIteration = false })
+	return newHarness(t, cfg, opts...)
+}
+
+// A follower decided late keeps its upstream request open while it waits,
+// whatever step made it a follower: on a semantic route, the exact miss
+// that follows (and so is counted in late.followers_held) only after its
+// turn's embedding call came back.
+func TestLateFollowerAfterACallIsCountedHeld(t *testing.T) {
+	hs := lateHarness(t, semanticConfig, withWorkers(1), withHTTPCalls(), withEmbeddingsCluster())
+	hs.holdCalls = true
+	var ups []*wasmhost.UpstreamRequest
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool { ups = append(ups, u); return true } // the model is slow
+	body := chatBody("What is the capital of France?")
+	req := func() wasmhost.Request {
+		return wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"},
+			{":authority", "models"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
+			{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)}
+	}
+	// a's turn is being embedded; b, the same turn, goes on as an exact
+	// miss at once and leads; a, once its vector is back and finds no near
+	// match, follows b.
+	a := hs.h.StartExchange(0, req())
+	hs.h.Drain()
+	b := hs.h.StartExchange(0, req())
+	hs.h.Drain()
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 || len(ups) != 1 {
+		t.Fatalf("%d embedding calls pending, %d upstream requests: want 1 and 1", len(calls), len(ups))
+	}
+	hs.answerCall(calls[0])
+	hs.h.Drain()
+	if a.Done() || b.Done() || !a.UpstreamContacted() || len(hs.h.PendingUpstream()) != 1 {
+		t.Fatalf("a done %v, b done %v, a's upstream opened %v, %d upstream requests complete", a.Done(), b.Done(), a.UpstreamContacted(), len(hs.h.PendingUpstream()))
+	}
+	if f := hs.counter("modelcache.chat.coalesce.followers"); f != 1 {
+		t.Fatalf("coalesce.followers = %d, want 1", f)
+	}
+	// One request leads (its body went upstream), the other follows with
+	// its upstream request open (headers only): that is what
+	// late.followers_held counts.
+	if got := hs.counter("modelcache.chat.late.followers_held"); got != 1 {
+		t.Errorf("a late follower waits with its upstream request open, late.followers_held = %d, want 1", got)
+	}
+}
+
+// Decided late, a partly cached batch goes upstream whole and its answer
+// passes as it came: the client gets the model's answer for every item,
+// counted as a miss with no item served from the cache.
