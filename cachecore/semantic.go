@@ -14,15 +14,17 @@ import (
 
 // The semantic lookup (route option "semantic"). On an exact miss the
 // last user turn is embedded (a Call to the embeddings cluster) and
-// compared with the indexed turns of stored answers in the same
-// partition: everything of the request but that turn — tenant, route,
-// authority, model and model state, system prompt, earlier turns, tools,
-// tool choice, response format, sampling parameters, stream — must be
-// byte-equal, because the partition is the exact key with the turn cut
-// out. A near match is served only if it passes the guards
-// (semantic_guards.go), is confirmed (semantic_confirm.go) and is still
-// fresh in the table: its exact key is the request's key with the stored
-// turn put back, so a partition can never be crossed.
+// compared with the indexed turns of stored answers in the request's
+// partition, a slot chosen by its exact key with the turn cut out
+// (semPartition). Everything of the request but that turn — tenant,
+// route, authority, model and model state, system prompt, earlier turns,
+// tools, tool choice, response format, sampling parameters, stream — must
+// be byte-equal to the stored answer's: a near match is served only if it
+// passes the guards (semantic_guards.go), is confirmed
+// (semantic_confirm.go) and is fresh in the table under its exact key,
+// which is the request's key with the stored turn put back
+// (candidateKey). So a context can never be crossed, though other
+// contexts' turns share its slot.
 
 // semQuery is a request's part in the semantic lookup.
 type semQuery struct {
@@ -77,8 +79,18 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 	return &semQuery{text: v.Str, off: off, n: len(v.Raw)}, true
 }
 
-// partition identifies the request's key without its turn, within the
-// embedding model's namespace.
+// semPartition is the request's slot in the embedding model's namespace:
+// a keyed hash of its key without its turn (its context), 1 + that hash
+// modulo the route's slot count (semSlots). A slot holds the records of
+// every context that hashes to it, so the index's shared-data keys are
+// bounded by the slots, not by the contexts ever indexed (shared data
+// cannot delete a key). Sharing a slot never lets one context's record
+// answer another: a record is served only through candidateKey, which
+// puts its stored turn back into the querying request's own key, and the
+// answer must be in the table under that key (fresh, confirmed under it);
+// the guards compare only the two turns. A record of another context can
+// take a shortlist or try place of the query's (a missed near match),
+// never serve its answer.
 func (c *Cache) semPartition(req *Request, q *semQuery) uint64 {
 	h := c.hk.fp
 	buf := make([]byte, 0, len(req.Key)-q.n+16)
@@ -87,10 +99,30 @@ func (c *Cache) semPartition(req *Request, q *semQuery) uint64 {
 	buf = append(buf, req.Key[:q.off]...)
 	buf = append(buf, 0)
 	buf = append(buf, req.Key[q.off+q.n:]...)
-	return h.sum64(buf)
+	return 1 + h.sum64(buf)%uint64(semSlots(req.Route.Semantic.MaxEntries))
 }
 
-// candidateKey is the exact key of the stored answer whose turn is raw.
+// semSlots is the number of slots of an index of maxEntries records: the
+// power of two at or above maxEntries/8 (a full index holds 8 records a
+// slot on average, so a search reads few other contexts' signs), at least
+// semMinSlots and at most semMaxSlots. Powers of two nest: a route whose
+// max_entries changes uses slots of the same range, 1..semMaxSlots.
+func semSlots(maxEntries int) int {
+	s := semMinSlots
+	for s < semMaxSlots && s*8 < maxEntries {
+		s *= 2
+	}
+	return s
+}
+
+const (
+	semMinSlots = 64
+	semMaxSlots = 8192
+)
+
+// candidateKey is the exact key of the stored answer whose turn is raw,
+// in the querying request's own context: the only key a near match is
+// ever looked up (and served, and confirmed) by.
 func candidateKey(req *Request, q *semQuery, raw []byte) []byte {
 	k := make([]byte, 0, len(req.Key)-q.n+len(raw))
 	k = append(k, req.Key[:q.off]...)

@@ -50,7 +50,8 @@ import (
 //     before to compare.
 //
 // They compare only the turns: everything else is equal by construction
-// (the partition).
+// (a candidate is looked up under the query's own key with its turn put
+// back: candidateKey).
 
 // vetoes returns the event of the first guard that vetoes a (query) and b
 // (stored), or 0.

@@ -13,7 +13,11 @@ import (
 // The semantic index lives in the shared Store, so every worker sees the
 // same one. Per (embedding namespace, partition) it is a list of segments
 // of up to semSegRecords records, each with a small companion value
-// holding just its records' sign bits:
+// holding just its records' sign bits. A partition is a slot, 1 to
+// semSlots(max_entries) (semPartition): the records of every context
+// (the exact key without its turn) that hashes to it, so that the keys
+// below, which shared data cannot delete, are bounded by the slots and
+// not by the contexts ever indexed:
 //
 //	modelcache/sem2/<ns>/<partition>/h      segment count (u32)
 //	modelcache/sem2/<ns>/<partition>/r<i>   segment: u16 count, u16 dim, then records
@@ -50,15 +54,19 @@ import (
 // max_entries/64 + 2 of them (semMaxSegments), and every reader bounds the
 // count it reads in h by that.
 //
-// A partition is the exact key without its turn, so every record of it was
-// stored under one model's state: its g names that model (its id in the
-// model table) and generation. A purge, a version switch, a shadow
-// invalidation or the model record's reclaim moves the generation, and
-// then nothing of the partition can be served again; a sweep that finds
-// the partition's generation gone (dead) drops all of its records at once,
-// whatever their fresh-until time, and then the partition itself (see
-// dropPartition). A partition without a g (one the previous module
-// version opened) is swept by fresh-until time only.
+// A partition's g names the model state (its id in the model table and
+// generation) its first writer's answer was stored under (the contexts of
+// a route's slot mostly share one model, so one generation). A
+// purge, a version switch, a shadow invalidation or the model record's
+// reclaim moves the generation, and then none of those records can be
+// served again; a sweep that finds the partition's generation gone (dead)
+// drops all of its records at once, whatever their fresh-until time, and
+// then the partition itself (see dropPartition), and so does a writer
+// that finds it so before it writes (place). A writer of another live
+// owner leaves g as it is: its record is swept by fresh-until time only,
+// or dropped with the slot's owner (a missed near match, never a wrong
+// one). A partition without a g (one the previous module version opened)
+// is swept by fresh-until time only.
 
 const (
 	semSegRecords = 64
@@ -509,10 +517,14 @@ func (ix semIndexStore) add(ns, part uint64, q []int8, norm float32, raw []byte,
 
 // place appends rec (of dimension dim) to the partition's write segment,
 // moving the write segment on when it is full. The writer that opens the
-// partition lists it and records its owner.
+// partition lists it; a writer that finds it without an owner records its
+// own, one that finds it owned by a dead generation drops it first, and
+// one that finds another live owner leaves it (its record is then swept
+// by fresh-until time only).
 func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwner) (Event, error) {
 	prefix := semPrefix(ns, part)
 	keys := newSemKeys(prefix)
+	own := owner.bytes()
 	for try := 0; try < 8; try++ {
 		head, hcas, err := ix.s.Get(prefix + "h")
 		if err == ErrNotFound {
@@ -531,10 +543,15 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwn
 			}
 			nseg, w = 1, 0
 			ix.register(ns, part)
-			if g := owner.bytes(); g != nil {
-				// The same for every writer of the partition: set, not swapped.
-				_ = ix.s.Set(prefix+"g", g, 0)
+		}
+		if other := ix.ownerIfNone(prefix, own); other != nil && ix.deadOwner(other) {
+			// The slot's owner is a generation that is gone: every record
+			// of the slot is dropped (as a sweep would) before this one
+			// goes in, and the slot opens again with this writer's owner.
+			if n, _, _ := ix.dropPartition(ns, part, other, true, ix.segCap()); n > 0 {
+				ix.uncount(semNamespace(ns), n)
 			}
+			continue
 		}
 		// Records go only where this route's searches read (segments
 		// below its bound); h keeps the partition's whole count.
@@ -578,7 +595,7 @@ func (ix semIndexStore) place(ns, part uint64, rec []byte, dim int, owner semOwn
 			// (dropPartition): h must count it again.
 			if head, _, err := ix.s.Get(prefix + "h"); err == nil || errIs(err, ErrNotFound) {
 				if nseg, _, ok := ix.semHead(head); !ok || nseg <= w {
-					ix.cover(ns, part, w, owner.bytes())
+					ix.cover(ns, part, w, own)
 				}
 			}
 			return EvSemanticIndexed, nil
@@ -774,21 +791,60 @@ func (ix semIndexStore) deadPartition(prefix string) (owner []byte, dead bool) {
 	if err != nil || len(g) != 16 {
 		return nil, false
 	}
+	return g, ix.deadOwner(g)
+}
+
+// deadOwner reports whether owner g (16 bytes) names a generation its
+// model no longer has (see deadPartition).
+func (ix semIndexStore) deadOwner(g []byte) bool {
 	id, gen := binary.LittleEndian.Uint64(g), binary.LittleEndian.Uint64(g[8:])
 	raw, _, err := ix.s.Get(modelKey(id))
 	if errIs(err, ErrNotFound) {
-		return g, true
+		return true
 	}
 	if err != nil {
-		return nil, false
+		return false
 	}
 	n, ok := modelCount(raw) // a slot in another shape reads as empty (models.go)
 	for i := 0; ok && i < n; i++ {
 		if r := raw[4+i*modelRecordLen:]; binary.LittleEndian.Uint64(r) == id {
-			return g, modelStateOf(r).Gen != gen
+			return modelStateOf(r).Gen != gen
 		}
 	}
-	return g, true
+	return true
+}
+
+// ownerIfNone records own (16 bytes; nil: none) as the slot's owner if it
+// has none, create-only or with the CAS of the empty value read, so that
+// it never replaces another writer's: writers of different contexts, and
+// so of different owners, share a slot. It returns the other owner the
+// slot has (nil: none, or own).
+func (ix semIndexStore) ownerIfNone(prefix string, own []byte) (other []byte) {
+	for try := 0; try < 4; try++ {
+		g, gcas, err := ix.s.Get(prefix + "g")
+		missing := errIs(err, ErrNotFound)
+		if err != nil && !missing {
+			return nil
+		}
+		if len(g) == 16 {
+			if string(g) == string(own) {
+				return nil
+			}
+			return g
+		}
+		if len(own) != 16 {
+			return nil
+		}
+		if missing {
+			if gcas, err = CreateCAS(ix.s); err != nil {
+				return nil
+			}
+		}
+		if ix.s.Set(prefix+"g", own, gcas) == nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // dropPartition empties a dead partition (deadPartition) from its last
@@ -914,9 +970,7 @@ func (ix semIndexStore) cover(ns, part uint64, i int, owner []byte) {
 		}
 		if opened {
 			ix.register(ns, part)
-			if len(owner) == 16 {
-				_ = ix.s.Set(prefix+"g", owner, 0)
-			}
+			ix.ownerIfNone(prefix, owner)
 		}
 		return
 	}
@@ -947,10 +1001,10 @@ func (ix semIndexStore) closePartition(ns, part uint64, owner []byte) bool {
 		}
 	}
 	ix.register(ns, part) // (a no-op if its writer's own register came after ours)
-	if emptied && len(owner) == 16 {
-		// Only what this step emptied is put back (with CAS 0 as writers
-		// do): a g written since is a writer's own.
-		_ = ix.s.Set(prefix+"g", owner, 0)
+	if emptied {
+		// Only what this step emptied is put back, and only where no
+		// writer recorded its own since.
+		ix.ownerIfNone(prefix, owner)
 	}
 	return false
 }

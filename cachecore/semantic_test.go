@@ -742,3 +742,98 @@ func TestSemanticLateWriteOfAnEvictedNamespaceReclaimsOnlyIt(t *testing.T) {
 		t.Errorf("one late write under m0 (evicted as least recently reported, reported by no one since) reclaimed %d of the %d namespaces reported every few seconds", len(reclaimed), len(live))
 	}
 }
+
+// Contexts (here: system prompts) whose turns share a slot of the index
+// (semPartition) never answer each other: a near match is served only
+// through the querying request's own key with the stored turn put back.
+// max_entries 8 makes 64 slots; of 1,000 system prompts the 200 in the
+// most crowded slots are taken, and slot by slot six of them store an
+// answer naming their context (half under one phrasing, half under the
+// other) while every one of them asks the other phrasing. Every turn is
+// embedded alike, so every record of the slot is as similar as the
+// querying context's own: each storer is answered its own answer, and
+// no context that stored nothing is answered at all.
+func TestSemanticNearMatchesNeverCrossContextsInASlot(t *testing.T) {
+	e := newSemEnv(t, `,"max_entries":8`)
+	const phraseA, phraseB = "How do I reset my password?", "How can I reset my password?"
+	body := func(ctx int, turn string) string {
+		return `{"model":"gpt-4o-mini","messages":[{"role":"system","content":` + quote(fmt.Sprintf("You are assistant number %d.", ctx)) +
+			`},{"role":"user","content":` + quote(turn) + `}],"temperature":0}`
+	}
+	ask := func(ctx int, turn string) (*Flight, string) {
+		return e.semAskBody("chat", "/v1/chat/completions", alice, body(ctx, turn), turn)
+	}
+	bySlot := map[uint64][]int{}
+	for ctx := 0; ctx < 1000; ctx++ {
+		f, _ := ask(ctx, phraseA)
+		if f.Request().sem == nil {
+			t.Fatalf("context %d: no semantic lookup", ctx)
+		}
+		slot := e.cache.semPartition(f.Request(), f.Request().sem)
+		bySlot[slot] = append(bySlot[slot], ctx)
+		f.Done()
+	}
+	slots := make([]uint64, 0, len(bySlot))
+	for s := range bySlot {
+		slots = append(slots, s)
+	}
+	if len(slots) > semSlots(8) {
+		t.Fatalf("1,000 contexts in %d slots, max_entries 8 allows %d", len(slots), semSlots(8))
+	}
+	slices.SortFunc(slots, func(a, b uint64) int { return len(bySlot[b]) - len(bySlot[a]) })
+	taken, hits, shared := 0, 0, 0
+	for _, s := range slots {
+		if taken >= 200 {
+			break
+		}
+		shared++
+		group := bySlot[s]
+		if taken += len(group); taken > 200 {
+			group = group[:len(group)-(taken-200)]
+		}
+		for start := 0; start < len(group); start += 12 {
+			chunk := group[start:min(start+12, len(group))]
+			stored := map[int]string{} // context: its phrasing
+			for i, ctx := range chunk[:min(6, len(chunk))] {
+				turn := phraseA
+				if i%2 == 1 {
+					turn = phraseB
+				}
+				f, _ := ask(ctx, turn)
+				if got := e.answer(f, fmt.Sprintf("answer of context %d", ctx)); !strings.Contains(got, "semantic.indexed") {
+					t.Fatalf("context %d's store: %q", ctx, got)
+				}
+				if _, got := ask(ctx, turn); !strings.HasSuffix(got, "serve") { // an exact hit confirms it
+					t.Fatalf("context %d's exact hit: %q", ctx, got)
+				}
+				stored[ctx] = turn
+			}
+			for _, ctx := range chunk {
+				turn := phraseA
+				if stored[ctx] == phraseA {
+					turn = phraseB
+				}
+				f, got := ask(ctx, turn)
+				served := strings.HasSuffix(got, "serve")
+				_, own := stored[ctx]
+				switch {
+				case served && !own:
+					_, _, b := e.cache.HitResponse(f.Request())
+					t.Fatalf("context %d stored nothing and was answered %s (slot %d shared with %v)", ctx, b, s, chunk)
+				case served:
+					if _, _, b := e.cache.HitResponse(f.Request()); !strings.Contains(string(b), fmt.Sprintf("answer of context %d\"", ctx)) {
+						t.Fatalf("context %d was answered %s (slot %d shared with %v)", ctx, b, s, chunk)
+					}
+					hits++
+				case own:
+					t.Errorf("context %d: its own near match was not served: %q", ctx, got)
+					f.Done()
+				default:
+					f.Done()
+				}
+			}
+			e.clock.Advance(2 * time.Hour) // the route's ttl is 1h: the next chunk's stores sweep these
+		}
+	}
+	t.Logf("200 contexts in %d slots; %d near hits, each the querying context's own answer", shared, hits)
+}
