@@ -370,11 +370,14 @@ func (f *Flight) semanticContinue(pre []Action, resume bool) []Action {
 // semSearch scans the request's partition for the closest turns at or
 // above min_similarity and tries them best first (at most semTries):
 // guards, confirmation, then the table. It reports a hit (req.Entry set)
-// and the events to count.
+// and the events to count. Records of the request's own turn are not
+// candidates: put back into its key they make the key that just missed,
+// and in a shared slot other contexts' records of a common turn took
+// every try.
 func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 	s := req.Route.Semantic
 	part := c.semPartition(req, q)
-	cands := c.semIndex(s).search(q.ns, part, q.vec, q.norm, s.MinSimilarity)
+	cands := c.semIndex(s).searchExcept(q.ns, part, q.vec, q.norm, s.MinSimilarity, req.Key[q.off:q.off+q.n])
 	var events []Event
 	now := c.nowMs()
 	for _, cand := range cands {

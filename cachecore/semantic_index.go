@@ -171,6 +171,12 @@ type semCandidate struct {
 // match, never a wrong one: every answer is scored on its segment's full
 // vector.
 func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min float64) []semCandidate {
+	return ix.searchExcept(ns, part, q, qnorm, min, nil)
+}
+
+// searchExcept is search without the records whose turn is self (the
+// query's own: see semSearch). The comparison reads the segment in place.
+func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, min float64, self []byte) []semCandidate {
 	prefix := semPrefix(ns, part)
 	head, _, err := ix.s.Get(prefix + "h")
 	nseg, _, ok := ix.semHead(head)
@@ -240,7 +246,7 @@ func (ix semIndexStore) search(ns, part uint64, q []int8, qnorm float32, min flo
 			}
 			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[at:]))
 			sim := float64(dot(q, vec)) / (float64(qnorm) * float64(norm))
-			if !(sim >= min) || len(best) == semTries && sim <= best[len(best)-1].sim {
+			if !(sim >= min) || len(best) == semTries && sim <= best[len(best)-1].sim || self != nil && string(seg[rawAt:p]) == string(self) {
 				continue
 			}
 			raw := append([]byte(nil), seg[rawAt:p]...)

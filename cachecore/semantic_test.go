@@ -763,16 +763,7 @@ func TestSemanticNearMatchesNeverCrossContextsInASlot(t *testing.T) {
 	ask := func(ctx int, turn string) (*Flight, string) {
 		return e.semAskBody("chat", "/v1/chat/completions", alice, body(ctx, turn), turn)
 	}
-	bySlot := map[uint64][]int{}
-	for ctx := 0; ctx < 1000; ctx++ {
-		f, _ := ask(ctx, phraseA)
-		if f.Request().sem == nil {
-			t.Fatalf("context %d: no semantic lookup", ctx)
-		}
-		slot := e.cache.semPartition(f.Request(), f.Request().sem)
-		bySlot[slot] = append(bySlot[slot], ctx)
-		f.Done()
-	}
+	bySlot := semContextsBySlot(t, ask, 1000, phraseA)
 	slots := make([]uint64, 0, len(bySlot))
 	for s := range bySlot {
 		slots = append(slots, s)
@@ -836,4 +827,67 @@ func TestSemanticNearMatchesNeverCrossContextsInASlot(t *testing.T) {
 		}
 	}
 	t.Logf("200 contexts in %d slots; %d near hits, each the querying context's own answer", shared, hits)
+}
+
+// semContextsBySlot asks turn in contexts 0 to n-1 (ask's first argument)
+// and groups them by their slot (semPartition); each request goes on as
+// a miss and is dropped.
+func semContextsBySlot(t *testing.T, ask func(ctx int, turn string) (*Flight, string), n int, turn string) map[uint64][]int {
+	bySlot := map[uint64][]int{}
+	for ctx := 0; ctx < n; ctx++ {
+		f, _ := ask(ctx, turn)
+		if f.Request().sem == nil {
+			t.Fatalf("context %d: no semantic lookup", ctx)
+		}
+		slot := f.c.semPartition(f.Request(), f.Request().sem)
+		bySlot[slot] = append(bySlot[slot], ctx)
+		f.Done()
+	}
+	return bySlot
+}
+
+// Records of the querying request's own turn, which other contexts
+// sharing its slot stored, are not candidates: put back into its key they
+// make the very key that just missed. Four contexts of a slot store a
+// common turn, then a fifth stores a paraphrase of it and asks that common
+// turn: every turn is embedded alike, and the four others' records, found
+// first, took all four tries, so its own near match was never tried.
+func TestSemanticOthersRecordsOfTheSameTurnTakeNoTry(t *testing.T) {
+	e := newSemEnv(t, `,"max_entries":8,"confirm":{"exact_hits":0}`)
+	const common, para = "How can I reset my password?", "How do I reset my password?"
+	body := func(ctx int, turn string) string {
+		return `{"model":"gpt-4o-mini","messages":[{"role":"system","content":` + quote(fmt.Sprintf("You are assistant number %d.", ctx)) +
+			`},{"role":"user","content":` + quote(turn) + `}],"temperature":0}`
+	}
+	ask := func(ctx int, turn string) (*Flight, string) {
+		return e.semAskBody("chat", "/v1/chat/completions", alice, body(ctx, turn), turn)
+	}
+	var group []int
+	for _, g := range semContextsBySlot(t, ask, 200, common) {
+		if len(g) >= 5 {
+			group = g[:5]
+			break
+		}
+	}
+	if group == nil {
+		t.Fatal("setup: no slot of five contexts")
+	}
+	for i, ctx := range group {
+		turn := common
+		if i == 4 {
+			turn = para
+		}
+		f, _ := ask(ctx, turn)
+		if got := e.answer(f, fmt.Sprintf("answer of context %d", ctx)); !strings.Contains(got, "semantic.indexed") {
+			t.Fatalf("context %d's store: %q", ctx, got)
+		}
+	}
+	x := group[4]
+	f, got := ask(x, common)
+	if !strings.HasSuffix(got, "serve") {
+		t.Fatalf("context %d asks the turn four others of its slot stored: %q, not its own near match", x, got)
+	}
+	if _, _, b := e.cache.HitResponse(f.Request()); !strings.Contains(string(b), fmt.Sprintf("answer of context %d\"", x)) {
+		t.Fatalf("context %d was answered %s", x, b)
+	}
 }
