@@ -215,8 +215,10 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					return false
 				}
 				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+					// The index is bounded before any arithmetic: ti+1 of
+					// an index at the int64 limit wraps.
 					ti := int(tc.Get("index").Int())
-					if !tc.IsObject() || ti < 0 || calls+max(0, ti+1-len(ch.tools)) > maxStreamToolCalls {
+					if !tc.IsObject() || ti < 0 || ti >= maxStreamToolCalls || calls+max(0, ti+1-len(ch.tools)) > maxStreamToolCalls {
 						s.BadShape = true
 						return false
 					}
