@@ -31,26 +31,45 @@ type SSEEvent struct {
 // and unknown fields are ignored. complete is false when the body ends in
 // the middle of an event (a truncated stream).
 func ParseSSE(b []byte) (events []SSEEvent, complete bool) {
-	var ev SSEEvent
-	var data []string
-	pending := false
-	for len(b) > 0 {
-		i := bytes.IndexAny(b, "\r\n")
+	sc := sseScanner{rest: b}
+	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
+		events = append(events, ev)
+	}
+	return events, sc.complete()
+}
+
+// sseScanner reads an event stream one event at a time, so that judging a
+// stream holds one event, not all of them: a stream of tiny events
+// materialised whole costs about ten times its size.
+type sseScanner struct {
+	rest    []byte
+	pending bool // an event has begun and not ended
+	cut     bool // the body ends in a line without its end
+}
+
+// next returns the next event; ok is false at the end of the body.
+func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
+	var data []byte
+	hasData := false
+	for len(sc.rest) > 0 {
+		i := bytes.IndexAny(sc.rest, "\r\n")
 		if i < 0 {
-			return events, false // a line without its end
+			sc.rest, sc.cut = nil, true // a line without its end
+			return SSEEvent{}, false
 		}
-		line := b[:i]
-		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
-			b = b[i+2:]
+		line := sc.rest[:i]
+		if sc.rest[i] == '\r' && i+1 < len(sc.rest) && sc.rest[i+1] == '\n' {
+			sc.rest = sc.rest[i+2:]
 		} else {
-			b = b[i+1:]
+			sc.rest = sc.rest[i+1:]
 		}
 		if len(line) == 0 {
-			if pending {
-				ev.Data = strings.Join(data, "\n")
-				events = append(events, ev)
+			if sc.pending {
+				sc.pending = false
+				ev.Data = string(data)
+				return ev, true
 			}
-			ev, data, pending = SSEEvent{}, nil, false
+			ev, data, hasData = SSEEvent{}, data[:0], false
 			continue
 		}
 		if line[0] == ':' {
@@ -60,17 +79,28 @@ func ParseSSE(b []byte) (events []SSEEvent, complete bool) {
 		value = bytes.TrimPrefix(value, []byte(" "))
 		switch string(field) {
 		case "data":
-			data = append(data, string(value))
-			pending = true
+			if hasData {
+				data = append(data, '\n')
+			}
+			data, hasData = append(data, value...), true
+			sc.pending = true
 		case "event":
 			ev.Event = string(value)
-			pending = true
+			sc.pending = true
 		case "id":
 			ev.ID = string(value)
-			pending = true
+			sc.pending = true
 		}
 	}
-	return events, !pending
+	return SSEEvent{}, false
+}
+
+// complete reads what is left and reports whether the body ended between
+// events (not in the middle of one).
+func (sc *sseScanner) complete() bool {
+	for _, ok := sc.next(); ok; _, ok = sc.next() {
+	}
+	return !sc.cut && !sc.pending
 }
 
 // StreamSummary is what the cache learns from a recorded chat or
@@ -105,7 +135,7 @@ const (
 // finish_reason, the usage chunk if any.
 func AssembleStream(kind Kind, body []byte) StreamSummary {
 	text := kind.spec().textChoices
-	events, complete := ParseSSE(body)
+	sc := sseScanner{rest: body}
 	var s StreamSummary
 	type toolCall struct {
 		id, typ    string
@@ -121,7 +151,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	calls := 0 // tool calls over all choices
 	var id, model, object, fingerprint, usage string
 	var dups duplicateMembers
-	for _, ev := range events {
+	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
 		if ev.Event == "error" {
 			s.ErrorEvent = true // whatever its data says
 			break
@@ -260,7 +290,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			break
 		}
 	}
-	if !complete {
+	if !sc.complete() {
 		s.Done = false
 	}
 	// Assemble the equivalent non-streamed body.
