@@ -200,6 +200,14 @@ func (c *Cache) L2Tick() []Action {
 			return c.l2SyncError()
 		}
 		items := arr.Array()
+		for _, it := range items {
+			// Records are strings; webdis relays a Redis error reply
+			// (LOADING, NOAUTH, BUSY) as [false, "<message>"]: an error,
+			// not a trimmed log, so the cursor and L1 stay.
+			if it.Type != gjson.String {
+				return c.l2SyncError()
+			}
+		}
 		if c.l2s.cursor > 0 {
 			if len(items) == 0 || items[0].Type != gjson.String || (!c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last) {
 				return c.l2LogLost()
