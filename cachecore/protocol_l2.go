@@ -30,6 +30,7 @@ type l2State struct {
 	marked  bool   // mark could be read
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
+	waited   bool  // it has waited on another proxy: waitSince is set
 	nextPoll int64 // unix ms
 	backoff  int64 // ms
 }
@@ -268,11 +269,16 @@ func (f *Flight) l2CreateGen(key string) *Call {
 // dead leader (Tick) and count a failure no model call had.
 func (f *Flight) l2Wait() {
 	f.state = flightL2Wait
-	f.waitSince = f.c.nowMs()
+	now := f.c.nowMs()
+	if !f.req.l2.waited {
+		// coalesce.max_wait bounds the whole wait on other proxies: a
+		// lease race lost again later does not start it over.
+		f.req.l2.waited, f.waitSince = true, now
+	}
 	if f.leader {
 		wait := f.req.Route.Coalesce.MaxWait.Milliseconds()
-		if ok, _ := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, f.waitSince, f.waitSince+2*wait); ok {
-			f.leaseEnd = f.waitSince + 2*wait
+		if ok, _ := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, now, now+2*wait); ok {
+			f.leaseEnd = now + 2*wait
 		}
 	}
 	f.req.l2.backoff = 0
