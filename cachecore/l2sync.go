@@ -28,7 +28,9 @@ import (
 // delete: every read starts one record before the cursor, and that record
 // must be the last one this VM read. If it is not (the log was trimmed,
 // deleted or rewritten), records may have been missed: the VM drops its
-// whole L1 (it cannot know what else to drop) and reads the log anew.
+// whole L1 (it cannot know what else to drop) and reads on from where the
+// log ends now (LLEN, at once): the records left before it are older than
+// the drop, so applying them again would only drop what was cached since.
 //
 // The process keeps its position in each log in shared data (l2CursorKey),
 // written after every read: a VM that starts — another worker, a VM
@@ -45,6 +47,7 @@ const DefaultL2SyncInterval = time.Second
 
 type l2Sync struct {
 	started  bool   // the cursor is set (the process's, or LLEN: l2SyncFirst)
+	lost     bool   // L1 was dropped for a lost log: the next LLEN sets the cursor, dropping nothing
 	baseline bool   // the next read's first record is the last one before the cursor, taken as is
 	cursor   int64  // the next log index to read
 	last     uint64 // the digest of the record at cursor-1 (l2RecordSum; 0 at index 0)
@@ -169,7 +172,7 @@ func (c *Cache) L2Tick() []Action {
 		return nil
 	}
 	c.l2s.busy, c.l2s.next = true, now+l.SyncInterval.Milliseconds()
-	if !c.l2s.started {
+	if !c.l2s.started && !c.l2s.lost {
 		c.l2Resume()
 	}
 	key := l.Prefix + "purges"
@@ -193,6 +196,13 @@ func (c *Cache) L2Tick() []Action {
 				return c.l2SyncError()
 			}
 			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), 0, n.Int() > 0
+			if c.l2s.lost {
+				// L1 was dropped when the log was found lost, one read
+				// ago: what is logged before n is older than that.
+				c.l2s.lost = false
+				c.movePurgeMark()
+				return nil
+			}
 			return c.l2SyncFirst(n.Int())
 		}
 		arr := gjson.GetBytes(res.Body, "LRANGE")
@@ -336,9 +346,10 @@ func (c *Cache) l2SyncError() []Action {
 
 // l2LogLost: the log is not what this VM read last (trimmed, deleted,
 // rewritten): purges may have been missed, so the whole L1 goes, and the
-// log is read again from its start.
+// VM reads on from the log's end, taken at once (lost): from its start it
+// applied again every purge the trim kept, all older than the drop.
 func (c *Cache) l2LogLost() []Action {
-	c.l2s.cursor, c.l2s.last, c.l2s.baseline = 0, 0, false
+	c.l2s.started, c.l2s.lost, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, true, 0, 0, false
 	c.l2s.next = c.nowMs()
 	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
 	c.movePurgeMark()
