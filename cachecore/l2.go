@@ -316,9 +316,9 @@ func decodeL2Value(v, identity []byte, stable int, g l2Gens) (*Entry, string, er
 // argument) for binary values; ".raw" asks for the Redis protocol reply.
 func (c *Cache) webdis(method, path string, body []byte, timeout time.Duration) *Call {
 	l := c.cfg.L2
-	// Every webdis answer is parsed within the larger of the two caps
-	// (a lookup's, the purge log's) or refused.
-	return &Call{Cluster: l.Cluster, Timeout: timeout, Body: body, MaxBody: max(c.l2AnswerCap(), c.l2SyncCap()),
+	// Every webdis answer is read, and parsed, within a lookup's cap or
+	// refused; a purge-log read raises its own (L2Tick).
+	return &Call{Cluster: l.Cluster, Timeout: timeout, Body: body, MaxBody: c.l2AnswerCap(),
 		Headers: [][2]string{{":method", method}, {":path", path}, {":authority", l.Authority}}}
 }
 

@@ -27,6 +27,8 @@ type fakeWebdis struct {
 	calls int
 	// failNext fails that many calls (a transport failure), then answers.
 	failNext int
+	// seen, if set, is shown every call.
+	seen func(*Call)
 }
 
 func newFakeWebdis() *fakeWebdis {
@@ -57,6 +59,9 @@ func (w *fakeWebdis) lapse() {
 
 func (w *fakeWebdis) do(call *Call) CallResult {
 	w.calls++
+	if w.seen != nil {
+		w.seen(call)
+	}
 	w.lapse()
 	if w.down || w.failNext > 0 {
 		w.failNext--

@@ -182,6 +182,9 @@ func (c *Cache) L2Tick() []Action {
 		path = "/LRANGE/" + key + "/" + strconv.FormatInt(from, 10) + "/" + strconv.FormatInt(c.l2s.cursor+l2SyncBatch-1, 10)
 	}
 	call := c.webdis("GET", path, nil, l.WriteTimeout)
+	if c.l2s.started {
+		call.MaxBody = max(call.MaxBody, c.l2SyncCap()) // a batch of records
+	}
 	call.Done = func(res CallResult) []Action {
 		c.l2s.busy = false
 		if res.Failed || res.NotStarted || res.Status != 200 {
