@@ -376,6 +376,25 @@ func parseRESP(b []byte) respKind {
 	return respBad
 }
 
+// parseRESPBulkUint reads the reply of SET … GET: a bulk string holding
+// a generation (the key's old value: answered true) or a nil (the key was
+// missing: 0, answered true). Anything else is not answered.
+func parseRESPBulkUint(b []byte) (v uint64, answered bool) {
+	if parseRESP(b) == respNil {
+		return 0, true
+	}
+	if len(b) > maxRESPReply || len(b) < 4 || b[0] != '$' {
+		return 0, false
+	}
+	head, rest, ok := bytes.Cut(b[1:], []byte("\r\n"))
+	n, err := strconv.Atoi(string(head))
+	if !ok || err != nil || n < 1 || n > 20 || len(rest) != n+2 || string(rest[n:]) != "\r\n" {
+		return 0, false
+	}
+	v, err = strconv.ParseUint(string(rest[:n]), 10, 64)
+	return v, err == nil
+}
+
 // l2Breaker is this VM's circuit breaker on L2 (each VM decides alone: no
 // shared state is worth a round trip here).
 type l2Breaker struct {

@@ -157,10 +157,10 @@ func (w *fakeWebdis) do(call *Call) CallResult {
 	return CallResult{Status: 200, Headers: [][2]string{{":status", "200"}}, Body: []byte(out)}
 }
 
-// set is Redis' SET with its options: NX or XX, and EX, PX or KEEPTTL
-// (none of those: the key loses its expiry), in any order.
+// set is Redis' SET with its options: NX or XX, GET, and EX, PX or
+// KEEPTTL (none of those: the key loses its expiry), in any order.
 func (w *fakeWebdis) set(key, value string, opts []string) string {
-	var nx, xx, keep bool
+	var nx, xx, keep, get bool
 	ttl := int64(-1)
 	for i := 0; i < len(opts); i++ {
 		switch strings.ToUpper(opts[i]) {
@@ -170,6 +170,8 @@ func (w *fakeWebdis) set(key, value string, opts []string) string {
 			xx = true
 		case "KEEPTTL":
 			keep = true
+		case "GET": // the old value (a bulk string, or nil) instead of OK
+			get = true
 		case "EX", "PX":
 			if i+1 == len(opts) || ttl >= 0 {
 				return "-ERR syntax error\r\n"
@@ -190,7 +192,18 @@ func (w *fakeWebdis) set(key, value string, opts []string) string {
 	if nx && xx || keep && ttl >= 0 {
 		return "-ERR syntax error\r\n"
 	}
-	if _, ok := w.kv[key]; ok && nx || !ok && xx {
+	old, ok := w.kv[key]
+	reply := "+OK\r\n"
+	if get {
+		reply = "$-1\r\n"
+		if ok {
+			reply = "$" + strconv.Itoa(len(old)) + "\r\n" + string(old) + "\r\n"
+		}
+	}
+	if ok && nx || !ok && xx {
+		if get {
+			return reply
+		}
 		return "$-1\r\n"
 	}
 	w.kv[key] = []byte(value)
@@ -200,7 +213,7 @@ func (w *fakeWebdis) set(key, value string, opts []string) string {
 	case !keep:
 		delete(w.ttl, key)
 	}
-	return "+OK\r\n"
+	return reply
 }
 
 const l2TestConfig = `{"upstream_cluster":"model","l2":{"cluster":"webdis"%s},
@@ -1043,9 +1056,10 @@ func TestL2LateWriteGivesNoExpiryToAnINCRMadeGeneration(t *testing.T) {
 	if cs, _ := m.ask(1, "hello", "purged answer"); !strings.Contains(cs, "fwd=miss") {
 		t.Fatalf("B: %q", cs)
 	}
-	m.purgeOnA(`{"route":"chat","model":"gpt-4o-mini"}`) // generation 2: "purged answer" is out
-	if string(m.wd.kv[model]) != "2" {
-		t.Fatalf("generation after the second purge: %q", m.wd.kv[model])
+	written := string(m.wd.kv[model])                    // B reseeded the INCR-made 1 before its write (l2Reseed)
+	m.purgeOnA(`{"route":"chat","model":"gpt-4o-mini"}`) // the generation moves on: "purged answer" is out
+	if g := string(m.wd.kv[model]); g == "" || g == written {
+		t.Fatalf("generation after the second purge: %q (B wrote under %q)", g, written)
 	}
 	if _, ok := m.wd.ttl[model]; ok { // INCR kept the expiry: it lapses before B's entry
 		delete(m.wd.kv, model)

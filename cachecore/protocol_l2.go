@@ -2,6 +2,8 @@ package cachecore
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"time"
 )
@@ -469,14 +471,34 @@ func (f *Flight) l2Write() {
 	if life < 0 {
 		return
 	}
-	call := c.webdis("PUT", "/SETEX/"+k.entry+"/"+strconv.FormatInt(life+1, 10)+".raw", req.l2.put, c.cfg.L2.WriteTimeout)
+	w := l2Put{entry: k.entry, life: life + 1, value: req.l2.put, gens: req.l2.gens, all: k.all, model: k.model, route: req.Route}
 	req.l2.put = nil
-	route := req.Route
-	var release *Call
 	if req.l2.lease {
-		release = c.l2Release(req)
+		w.release = c.l2Release(req)
 	}
-	gen, genKey := req.l2.gens.model, k.model
+	f.emit(Action{Kind: ActDispatch, Call: c.l2PutCall(w)})
+}
+
+// l2Put is a write-behind under way: it outlives the request.
+type l2Put struct {
+	entry, all, model string // keys
+	life              int64  // seconds
+	value             []byte // base64, as encodeL2Value made it
+	gens              l2Gens
+	route             *Route
+	release           *Call // the cross-proxy lease's release, if held
+}
+
+// l2PutCall is the write of w, or first the reseeding of a generation
+// an INCR made (l2Reseed).
+func (c *Cache) l2PutCall(w l2Put) *Call {
+	if w.gens.all < l2RandomGen {
+		return c.l2Reseed(w, w.all, 4)
+	}
+	if w.gens.model < l2RandomGen {
+		return c.l2Reseed(w, w.model, 12)
+	}
+	call := c.webdis("PUT", "/SETEX/"+w.entry+"/"+strconv.FormatInt(w.life, 10)+".raw", w.value, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		v := respBad
 		if !res.Failed && !res.NotStarted && res.Status == 200 {
@@ -487,14 +509,60 @@ func (f *Flight) l2Write() {
 			ev = EvL2Written
 		}
 		c.l2Result(ev == EvL2Written)
-		acts := []Action{{Kind: ActCount, Event: ev, Route: route}}
-		if renew := c.l2Renew(genKey, gen, route); ev == EvL2Written && renew != nil {
+		acts := []Action{{Kind: ActCount, Event: ev, Route: w.route}}
+		if renew := c.l2Renew(w.model, w.gens.model, w.route); ev == EvL2Written && renew != nil {
 			acts = append(acts, Action{Kind: ActDispatch, Call: renew})
 		}
-		if release != nil {
-			acts = append(acts, Action{Kind: ActDispatch, Call: release})
+		if w.release != nil {
+			acts = append(acts, Action{Kind: ActDispatch, Call: w.release})
 		}
 		return acts
 	}
-	f.emit(Action{Kind: ActDispatch, Call: call})
+	return call
+}
+
+// l2Reseed moves a generation an INCR made (below l2RandomGen: a purge,
+// shadow invalidation or drift that found it missing made it 1, 2, …) to
+// a random value before anything is written under it: SET XX GET. Such a
+// generation comes back at the same small values each time it is evicted
+// and purged again, and a value written under the first 1 would be
+// served after the second purge. So no value is ever written under one.
+// The write goes on only if the key still held the generation the lookup
+// read (else a purge moved it since: the answer may be older than that
+// purge, and is not written; the new value invalidates all before it
+// either way). at is the generation's offset in the value's header.
+func (c *Cache) l2Reseed(w l2Put, key string, at int) *Call {
+	read := w.gens.model
+	if at == 4 {
+		read = w.gens.all
+	}
+	seed := l2RandomGen + c.rand()>>3 // room left for INCR
+	call := c.webdis("GET", "/SET/"+key+"/"+strconv.FormatUint(seed, 10)+"/XX/GET.raw", nil, c.cfg.L2.WriteTimeout)
+	call.Done = func(res CallResult) []Action {
+		prev, answered := uint64(0), false
+		if !res.Failed && !res.NotStarted && res.Status == 200 {
+			prev, answered = parseRESPBulkUint(res.Body)
+		}
+		c.l2Result(answered)
+		raw, err := base64.StdEncoding.DecodeString(string(w.value))
+		if !answered || err != nil || len(raw) < l2ValueHeader || prev != read {
+			var acts []Action
+			if !answered {
+				acts = append(acts, Action{Kind: ActCount, Event: EvL2WriteError, Route: w.route})
+			}
+			if w.release != nil {
+				acts = append(acts, Action{Kind: ActDispatch, Call: w.release})
+			}
+			return acts
+		}
+		binary.LittleEndian.PutUint64(raw[at:], seed)
+		w.value = base64.StdEncoding.AppendEncode(nil, raw)
+		if at == 4 {
+			w.gens.all = seed
+		} else {
+			w.gens.model = seed
+		}
+		return []Action{{Kind: ActDispatch, Call: c.l2PutCall(w)}}
+	}
+	return call
 }
