@@ -25,7 +25,7 @@ import "strconv"
 //	modelcache.evictions / expired_replaced / panics / internal_errors / purges
 //	modelcache.model_version_changes
 //	modelcache.hold_unsupported            a VM found Envoy does not deliver bodies while headers are held
-//	modelcache.vm_restarts                 VMs started after traffic (vmlife.go)
+//	modelcache.vm_restarts                 VMs started after their build served traffic (vmlife.go)
 //	modelcache.evictions_tenant_share      evictions of a tenant's own entry (store.max_tenant_share)
 //	modelcache.vm.heap_allocs / vm.gc_cycles / vm.gc_yields  the Go runtime in the VMs (filter/runtimestats.go)
 

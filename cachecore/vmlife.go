@@ -24,14 +24,24 @@ import (
 //
 // A new plugin configuration only adds a root context to running VMs (not
 // counted: the VM instance started before). A new module version pushed
-// while traffic flows does start new VMs late; they are counted too — they
-// also begin with no Go state, which is what the stat is for.
+// while traffic flows does start new VMs late, and is not a restart (the
+// stat feeds a critical alert; an upgrade must not page): when the module
+// names its build (VMLife.Module), "late" means after a VM of the same
+// build served traffic (VMServedKey), so only a reload of a build that
+// has served counts.
 // VMLifeKey holds the restart count in shared data.
 const VMLifeKey = "mc:vm:restarts"
+
+// VMServedKey names the key that marks, in shared data, that a VM of
+// build module has served a request (empty: present, zero length).
+func VMServedKey(module string) string { return "mc:vm:served:" + module }
 
 // VMLife is kept per VM instance (the host keeps it in a global, which
 // lives exactly as long as its VM).
 type VMLife struct {
+	// Module names the module's build (the filter's build ID); empty: not
+	// known, and any VM of the process that served counts.
+	Module  string
 	started bool // a root context of this VM instance has started
 	late    bool // ... and the process had served traffic by then
 	live    bool // this VM has had its first tick or request
@@ -46,6 +56,9 @@ func (l *VMLife) Start(s Store) {
 	}
 	l.started = true
 	_, _, err := s.Get(VMLifeKey)
+	if l.Module != "" && err == nil {
+		_, _, err = s.Get(VMServedKey(l.Module))
+	}
 	l.late = err == nil
 	l.marked = l.late
 }
@@ -70,15 +83,20 @@ func (l *VMLife) Live(s Store, request bool) (restarted bool, warning string) {
 // once both write a zero count: no restart can be counted before the key
 // exists, so nothing is lost.
 func (l *VMLife) markTraffic(s Store) {
-	_, _, err := s.Get(VMLifeKey)
+	l.marked = markKey(s, VMLifeKey, make([]byte, 8)) && (l.Module == "" || markKey(s, VMServedKey(l.Module), []byte{1}))
+}
+
+// markKey creates key with v unless it exists; it reports whether the key
+// exists now.
+func markKey(s Store, key string, v []byte) bool {
+	_, _, err := s.Get(key)
 	switch {
 	case err == nil:
-		l.marked = true
+		return true
 	case errIs(err, ErrNotFound):
-		if s.Set(VMLifeKey, make([]byte, 8), 0) == nil {
-			l.marked = true
-		}
+		return s.Set(key, v, 0) == nil
 	}
+	return false
 }
 
 // countRestart adds one to the process-wide restart count (CAS; the key
@@ -103,6 +121,6 @@ func countRestart(s Store) uint64 {
 
 func restartWarning(n uint64) string {
 	return "VM restarted (" + strconv.FormatUint(n, 10) + "): this VM replaces one that stopped " +
-		"while serving (a crash reloaded by failure_policy FAIL_RELOAD, or a new module version); " +
+		"while serving (a crash reloaded by failure_policy FAIL_RELOAD; a new build's VMs are not counted); " +
 		"the cache in shared data is intact, this VM's in-flight state was lost"
 }

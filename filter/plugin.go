@@ -103,6 +103,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		p.vmID = rand.Uint64()
 	}
 	proxywasm.SetPanicHook(func(string, any) { p.stats.panics.Increment(1) })
+	vmLife.Module = moduleID
 	vmLife.Start(store)
 	// The tick re-checks paused followers and held requests. (In the canary
 	// VM the timer dies with it; the queue is registered lazily for the same
@@ -336,6 +337,12 @@ func (p *plugin) checkHeld() {
 // vmLife is this VM instance's part in counting restarts
 // (cachecore.VMLife): a Go global lives exactly as long as its VM.
 var vmLife cachecore.VMLife
+
+// moduleID names this build (the Makefile sets it to a digest of the
+// module's sources: -ldflags -X main.moduleID=…), so that the VMs of a
+// new version pushed while traffic flows are not counted as restarts.
+// Empty in a build without it: every late VM counts.
+var moduleID string
 
 func (p *plugin) noteLive(request bool) {
 	if restarted, warning := vmLife.Live(store, request); restarted {

@@ -6,10 +6,14 @@
 package wasmbuild
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +61,12 @@ func FilterWithTags(tb testing.TB, tags ...string) string {
 			return
 		}
 		b.path = filepath.Join(dir, "modelcache.wasm")
-		args := []string{"build", "-buildmode=c-shared", "-o", b.path}
+		id, err := moduleID(moduleRoot())
+		if err != nil {
+			b.err = err
+			return
+		}
+		args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.moduleID=" + id, "-o", b.path}
 		if key != "" {
 			args = append(args, "-tags", key)
 		}
@@ -81,6 +90,37 @@ func Bytes(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// moduleID is the Makefile's build name for the module (main.moduleID):
+// the first 16 hex digits of the SHA-256 of its sources (GO_SOURCES: the
+// non-test Go files under filter, cachecore, internal/wasmhint and
+// cmd/wasmhint, go.mod and go.sum), concatenated in path order.
+func moduleID(root string) (string, error) {
+	var paths []string
+	for _, dir := range []string{"filter", "cachecore", "internal/wasmhint", "cmd/wasmhint"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				rel, _ := filepath.Rel(root, p)
+				paths = append(paths, filepath.ToSlash(rel))
+			}
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	paths = append(paths, "go.mod", "go.sum")
+	sort.Strings(paths)
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 func moduleRoot() string {
