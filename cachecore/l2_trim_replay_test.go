@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,32 @@ func TestL2TrimmedLogDropsL1Once(t *testing.T) {
 				t.Fatalf("B's L1 lost what it cached after the drop, to a purge older than it: %q", cs)
 			}
 		})
+	}
+}
+
+// A VM that finds the log deleted reads on from its end, 0, and keeps that
+// as the process's position: a VM started later resumes there, not at the
+// lost position (where it would find the log lost and drop L1 again).
+func TestL2DeletedLogPositionIsSaved(t *testing.T) {
+	m := newL2Mesh(t, "")
+	m.step(m.p[1].L2Tick())
+	for range 2 {
+		res, err := m.p[0].Purge([]byte(`{"route":"chat","model":"other"}`), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.step(res.L2.Done(m.wd.do(res.L2)))
+	}
+	m.clock.Advance(DefaultL2SyncInterval)
+	m.step(m.p[1].L2Tick()) // B read both: its position is 2
+	delete(m.wd.lists, DefaultL2Prefix+"purges")
+	for range 2 { // B finds its record gone, then takes the log's end
+		m.clock.Advance(DefaultL2SyncInterval)
+		m.step(m.p[1].L2Tick())
+	}
+	b := m.p[1]
+	raw, _, err := b.store.Get(b.l2CursorKey())
+	if err != nil || len(raw) != 16 || binary.LittleEndian.Uint64(raw) != 0 {
+		t.Fatalf("the process's position after the log was deleted: %x %v", raw, err)
 	}
 }

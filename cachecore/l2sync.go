@@ -204,6 +204,7 @@ func (c *Cache) L2Tick() []Action {
 				// ago: what is logged before n is older than that.
 				c.l2s.lost = false
 				c.movePurgeMark()
+				c.l2SaveCursor() // an empty log: position 0 (else a baseline, not kept)
 				return nil
 			}
 			return c.l2SyncFirst(n.Int())
