@@ -9,9 +9,9 @@ import (
 // README (Invalidation): the purge log "may be trimmed (LTRIM) or deleted
 // at any time: ... a VM that no longer finds [the last record it read]
 // cannot know which purges it missed, so it drops its whole L1 once
-// (logged, warn) and reads the log again from its start" — "each trim
-// costs every proxy a cold L1". Reading it again from its start applies
-// every record an LTRIM kept: purges that reached Redis before the drop
+// (logged, warn)" — "each trim costs every proxy a cold L1". Reading the
+// log again from its start (as the VM once did) applies every record an
+// LTRIM kept: purges that reached Redis before the drop
 // (a record is logged only once L2 has its purge), so nothing cached after
 // the drop can predate them. Each "all" among them drops the L1 again,
 // and each model purge that model's entries, whatever the VM cached since.
