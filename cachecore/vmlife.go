@@ -27,14 +27,15 @@ import (
 // while traffic flows does start new VMs late, and is not a restart (the
 // stat feeds a critical alert; an upgrade must not page): when the module
 // names its build (VMLife.Module), "late" means after a VM of the same
-// build served traffic (VMServedKey), so only a reload of a build that
+// build served traffic (VMServedKey holds the last build that served: one
+// key, whatever the number of upgrades), so only a reload of a build that
 // has served counts.
 // VMLifeKey holds the restart count in shared data.
 const VMLifeKey = "mc:vm:restarts"
 
-// VMServedKey names the key that marks, in shared data, that a VM of
-// build module has served a request (empty: present, zero length).
-func VMServedKey(module string) string { return "mc:vm:served:" + module }
+// VMServedKey holds, in shared data, the build of the last VM that
+// started serving (VMLife.Module).
+const VMServedKey = "mc:vm:served"
 
 // VMLife is kept per VM instance (the host keeps it in a global, which
 // lives exactly as long as its VM).
@@ -56,10 +57,11 @@ func (l *VMLife) Start(s Store) {
 	}
 	l.started = true
 	_, _, err := s.Get(VMLifeKey)
-	if l.Module != "" && err == nil {
-		_, _, err = s.Get(VMServedKey(l.Module))
-	}
 	l.late = err == nil
+	if l.late && l.Module != "" {
+		served, _, err := s.Get(VMServedKey)
+		l.late = err == nil && string(served) == l.Module
+	}
 	l.marked = l.late
 }
 
@@ -83,20 +85,26 @@ func (l *VMLife) Live(s Store, request bool) (restarted bool, warning string) {
 // once both write a zero count: no restart can be counted before the key
 // exists, so nothing is lost.
 func (l *VMLife) markTraffic(s Store) {
-	l.marked = markKey(s, VMLifeKey, make([]byte, 8)) && (l.Module == "" || markKey(s, VMServedKey(l.Module), []byte{1}))
-}
-
-// markKey creates key with v unless it exists; it reports whether the key
-// exists now.
-func markKey(s Store, key string, v []byte) bool {
-	_, _, err := s.Get(key)
+	_, _, err := s.Get(VMLifeKey)
 	switch {
 	case err == nil:
-		return true
+		l.marked = true
 	case errIs(err, ErrNotFound):
-		return s.Set(key, v, 0) == nil
+		if s.Set(VMLifeKey, make([]byte, 8), 0) == nil {
+			l.marked = true
+		}
 	}
-	return false
+	if l.marked && l.Module != "" {
+		// This build serves from now on (a lost race with another
+		// build's VM leaves that one's name: a reload is then taken for
+		// an upgrade, never the reverse).
+		if served, cas, err := s.Get(VMServedKey); err != nil || string(served) != l.Module {
+			if err != nil {
+				cas = 0
+			}
+			_ = s.Set(VMServedKey, []byte(l.Module), cas)
+		}
+	}
 }
 
 // countRestart adds one to the process-wide restart count (CAS; the key
