@@ -42,6 +42,11 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		pol.ModelPath = p.gjsonPath(path, v)
 	case "key_fields":
 		pol.KeyFields = p.strList(path, v)
+		for i, name := range pol.KeyFields {
+			if strings.ContainsAny(name, keyFieldPathChars) {
+				p.fail(fmt.Sprintf("%s[%d]", path, i), "%q is a gjson path: key_fields lists top-level request fields by name (\"messages\", not \"messages.#.content\"); a path names no field, and the question would leave the key", name)
+			}
+		}
 	case "ignore_fields":
 		pol.IgnoreFields = p.strList(path, v)
 		pol.ignoreSet = true
@@ -193,6 +198,13 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	}
 	return true
 }
+
+// keyFieldPathChars are gjson's path syntax (separator, wildcards, array
+// and query, pipe, modifier, escape, multipaths). key_fields names
+// top-level members as written, so an entry holding one is a path that
+// matches no member: the allowlist would keep only the model, and every
+// question to it would share one key.
+const keyFieldPathChars = ".#*?|@\\[]{}!"
 
 // headerNames reads a list of header names, lower-cased as Envoy hands
 // them to the filter.
