@@ -124,6 +124,15 @@ func (p *parser) config(data []byte) *Config {
 		if r.MaxEntryBytes == 0 {
 			r.MaxEntryBytes = cfg.Store.MaxEntryBytes
 		}
+		if r.Coalesce.Enabled && r.Coalesce.MaxWait > 0 && cfg.TickPeriod > r.Coalesce.MaxWait {
+			// A follower's max_wait is checked on its VM's ticks: it
+			// would wait a whole tick_period.
+			at := path + ".coalesce.max_wait"
+			if !rv.Get("coalesce.max_wait").Exists() {
+				at = "defaults.coalesce.max_wait"
+			}
+			p.fail("tick_period", "%v is above %s (%v): a follower's wait is checked on its VM's ticks, so it would wait a whole tick_period; set tick_period at most max_wait", cfg.TickPeriod, at, r.Coalesce.MaxWait)
+		}
 		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled || (r.Shadow != nil && r.Shadow.Sample > 0)
 		if needsCluster && cfg.Cluster == "" {
 			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")

@@ -288,7 +288,7 @@ func (p *plugin) unlead(s *stream) {
 	s.leadingAt = 0
 }
 
-// setTick arms the VM's tick at tick_period (fast) or at the idle period.
+// setTick arms the VM's tick at fastPeriod (fast) or at the idle period.
 // A VM with nothing waiting in it wakes once a second instead of ten
 // times: each tick wakes its thread, and at a fixed rate of requests that
 // is extra CPU per request (BENCHMARKS.md). The host re-arms the timer
@@ -298,9 +298,9 @@ func (p *plugin) unlead(s *stream) {
 // When the two periods are one (tick_period of a second or more) nothing is
 // re-armed: that would only put the next tick off.
 func (p *plugin) setTick(fast bool) {
-	period := p.cfg.TickPeriod
+	period := p.fastPeriod()
 	if !fast {
-		period = max(period, cachecore.IdleTickPeriod)
+		period = max(p.cfg.TickPeriod, cachecore.IdleTickPeriod)
 	}
 	if period == p.tickArmed {
 		return
@@ -312,8 +312,19 @@ func (p *plugin) setTick(fast bool) {
 	p.tickArmed = period
 }
 
-// tickFast: the tick runs every tick_period.
-func (p *plugin) tickFast() bool { return p.tickArmed == p.cfg.TickPeriod }
+// fastPeriod is the period of a VM that needs ticks: tick_period, or
+// HoldGrace while a request is held for its body and tick_period is
+// longer (it is let go at HoldGrace, not a whole tick_period later).
+func (p *plugin) fastPeriod() time.Duration {
+	if len(p.holding) > 0 {
+		return min(p.cfg.TickPeriod, cachecore.HoldGrace)
+	}
+	return p.cfg.TickPeriod
+}
+
+// tickFast: the tick runs at least as often as fastPeriod. Armed faster
+// for a held request, it is not slowed down until nothing needs it.
+func (p *plugin) tickFast() bool { return p.tickArmed > 0 && p.tickArmed <= p.fastPeriod() }
 
 // checkHeld lets through requests held for a body that never comes
 // (cachecore.HoldState says why and when).
