@@ -104,8 +104,14 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			return true
 		})
 	case "freshness_slo":
+		// Applied over the defaults' object, member by member, as
+		// coalesce and early_refresh are.
 		slo := &FreshnessSLO{MaxFraction: 0.05, Window: 5 * time.Minute, MinSamples: 20}
 		var haveAge bool
+		if pol.FreshnessSLO != nil {
+			inherited := *pol.FreshnessSLO
+			slo, haveAge = &inherited, true
+		}
 		p.fields(path, v, func(key string, val gjson.Result) bool {
 			sub := join(path, key)
 			switch key {
@@ -128,6 +134,10 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		pol.FreshnessSLO = slo
 	case "shadow":
 		sh := shadowDefaults(pol.kind)
+		if pol.Shadow != nil { // applied over the defaults' object, as freshness_slo is
+			sh = *pol.Shadow
+			sh.Paths = cloneStrings(sh.Paths)
+		}
 		p.fields(path, v, func(key string, val gjson.Result) bool {
 			sub := join(path, key)
 			switch key {
