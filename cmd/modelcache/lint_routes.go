@@ -1,8 +1,9 @@
 package main
 
 import (
-	"encoding/base64"
+	"bytes"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -53,7 +54,7 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 	}
 	for _, f := range fs.Content {
 		hf := &httpFilter{name: scalar(get(f, "name")), disabled: yamlTrue(get(f, "disabled"))}
-		if tc := get(f, "typed_config"); scalar(get(tc, "@type")) == wasmFilterType {
+		if tc := l.filterWasmConfig(hf.name, f); tc != nil {
 			hf.cache = modelcacheConfig(tc)
 		}
 		if hf.cache != nil || strings.Contains(strings.ToLower(hf.name), "modelcache") {
@@ -225,6 +226,66 @@ func covers(kind, value string, fold bool, spec pathSpec) bool {
 	}
 }
 
+// filterWasmConfig is the wasm filter's config of an http_filters entry
+// in every form the linter validates (walk, configDiscovery): its
+// typed_config, a TypedStruct's value, or the typed_config of the
+// extension config of its name in the file its config_discovery reads;
+// nil for another filter or one whose config cannot be read.
+func (l *linter) filterWasmConfig(name string, f *yaml.Node) *yaml.Node {
+	if tc := get(f, "typed_config"); tc != nil {
+		return wasmTypedConfig(tc)
+	}
+	src := get(get(f, "config_discovery"), "config_source")
+	p := scalar(get(get(src, "path_config_source"), "path"))
+	if p == "" {
+		p = scalar(get(src, "path")) // the deprecated field
+	}
+	if p == "" {
+		return nil
+	}
+	file, ok := findConfigFile(p, l.file)
+	if !ok {
+		return nil // reported by configDiscovery
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		if dec.Decode(&doc) != nil {
+			return nil
+		}
+		if len(doc.Content) == 0 || checkExpansion(doc.Content[0]) != nil {
+			continue
+		}
+		res := get(doc.Content[0], "resources")
+		if res == nil || res.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, r := range res.Content {
+			if r = deref(r); scalar(get(r, "name")) == name {
+				return wasmTypedConfig(get(r, "typed_config"))
+			}
+		}
+	}
+}
+
+// wasmTypedConfig is tc when it is the wasm filter's config, the value of
+// a TypedStruct that wraps one (Envoy converts it), else nil.
+func wasmTypedConfig(tc *yaml.Node) *yaml.Node {
+	switch typ := scalar(get(tc, "@type")); {
+	case typ == wasmFilterType:
+		return tc
+	case (typ == udpaTypedStruct || typ == xdsTypedStruct) && scalar(get(tc, "type_url")) == wasmFilterType:
+		if v := get(tc, "value"); v != nil && v.Kind == yaml.MappingNode {
+			return v
+		}
+	}
+	return nil
+}
+
 // modelcacheConfig is the valid configuration of a modelcache wasm filter
 // (typed_config), nil for another filter or an invalid one (the latter is
 // reported by wasmFilter).
@@ -241,7 +302,7 @@ func modelcacheConfig(tc *yaml.Node) *cachecore.Config {
 	switch scalar(get(conf, "@type")) {
 	case stringValue:
 	case bytesValue:
-		b, err := base64.StdEncoding.DecodeString(string(text))
+		b, err := decodeBase64(string(text))
 		if err != nil {
 			return nil
 		}
