@@ -119,7 +119,7 @@ func (p *parser) config(data []byte) *Config {
 		}
 		names[r.Name] = true
 		if r.MaxEntryBytes > cfg.Store.MaxEntryBytes {
-			p.fail(path+".max_entry_bytes", "%d exceeds store.max_entry_bytes %d", r.MaxEntryBytes, cfg.Store.MaxEntryBytes)
+			p.fail(fieldOf(path, rv, defaults, "max_entry_bytes"), "%d exceeds store.max_entry_bytes %d", r.MaxEntryBytes, cfg.Store.MaxEntryBytes)
 		}
 		if r.MaxEntryBytes == 0 {
 			r.MaxEntryBytes = cfg.Store.MaxEntryBytes
@@ -127,10 +127,7 @@ func (p *parser) config(data []byte) *Config {
 		if r.Coalesce.Enabled && r.Coalesce.MaxWait > 0 && cfg.TickPeriod > r.Coalesce.MaxWait {
 			// A follower's max_wait is checked on its VM's ticks: it
 			// would wait a whole tick_period.
-			at := path + ".coalesce.max_wait"
-			if !rv.Get("coalesce.max_wait").Exists() {
-				at = "defaults.coalesce.max_wait"
-			}
+			at := fieldOf(path, rv, defaults, "coalesce.max_wait")
 			p.fail("tick_period", "%v is above %s (%v): a follower's wait is checked on its VM's ticks, so it would wait a whole tick_period; set tick_period at most max_wait", cfg.TickPeriod, at, r.Coalesce.MaxWait)
 		}
 		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled || (r.Shadow != nil && r.Shadow.Sample > 0)
@@ -150,12 +147,12 @@ func (p *parser) config(data []byte) *Config {
 			// mesh for nothing (another proxy waits for an answer it then
 			// cannot use).
 			if r.TTL <= cfg.L2.TTLSlack {
-				p.fail(path+".ttl", "%s is not above l2.ttl_slack (%s): no copy in L2 could ever be served", r.TTL, cfg.L2.TTLSlack)
+				p.fail(fieldOf(path, rv, defaults, "ttl"), "%s is not above l2.ttl_slack (%s): no copy in L2 could ever be served", r.TTL, cfg.L2.TTLSlack)
 			}
 			if c := r.Confidence; c != nil {
 				for _, tier := range c.Tiers {
 					if tier.TTL <= cfg.L2.TTLSlack {
-						p.fail(path+".confidence.tiers", "the ttl of the tier of min %g, %s, is not above l2.ttl_slack (%s): no copy in L2 could ever be served", tier.Min, tier.TTL, cfg.L2.TTLSlack)
+						p.fail(fieldOf(path, rv, defaults, "confidence")+".tiers", "the ttl of the tier of min %g, %s, is not above l2.ttl_slack (%s): no copy in L2 could ever be served", tier.Min, tier.TTL, cfg.L2.TTLSlack)
 					}
 				}
 			}
@@ -311,11 +308,21 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		r.IgnoreFields = nil // an allowlist replaces the kind's ignore list
 	}
 	if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
-		p.fail(path+".key_fields", "must include the model field %q", r.ModelPath)
+		p.fail(fieldOf(path, v, defaults, "key_fields"), "must include the model field %q", r.ModelPath)
 	}
 	p.keyHeadersOfRoute(path, v, r)
 	r.keyTag = keyingTag(r)
 	return r
+}
+
+// fieldOf names where the value of a route's field (a path in the route
+// object) is written: on the route, else in defaults, which the route
+// inherits it from; an error names the field the operator can find.
+func fieldOf(path string, route, defaults gjson.Result, field string) string {
+	if !route.Get(field).Exists() && defaults.Get(field).Exists() {
+		return "defaults." + field
+	}
+	return path + "." + field
 }
 
 // keyHeadersOfRoute refuses a key header that is one of the route's
