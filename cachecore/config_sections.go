@@ -168,6 +168,11 @@ func (p *parser) config(data []byte) *Config {
 		}
 		if len(cfg.Purge.Token) < 16 {
 			p.fail("purge.token", "must be at least 16 characters (the purge API is disabled without a token)")
+		} else if strings.TrimSpace(cfg.Purge.Token) != cfg.Purge.Token {
+			// HTTP strips white space around a header value, and
+			// PurgeAuthorized trims the token it reads: one with
+			// white space at either end can never be presented.
+			p.fail("purge.token", "must not start or end with white space: no Authorization header can carry it, and every purge would be refused")
 		}
 		for _, r := range cfg.Routes {
 			if cfg.Purge.Path == r.Exact || cfg.Purge.Path == r.Prefix {
