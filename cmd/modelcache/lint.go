@@ -150,7 +150,7 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 		}
 		spec := getK8s(root, "spec")
 		where := prefix + "WasmPlugin " + id + " spec.pluginConfig"
-		if !strings.Contains(strings.ToLower(id+" "+scalar(getK8s(spec, "url"))), "modelcache") {
+		if !strings.Contains(strings.ToLower(id+" "+scalar(getK8s(spec, "pluginName"))+" "+scalar(getK8s(spec, "url"))), "modelcache") {
 			l.skipped = append(l.skipped, where)
 			return
 		}
@@ -288,11 +288,8 @@ func (l *linter) wasmFilter(path string, typed *yaml.Node) {
 		l.add(typed.Line, path, "wasm filter without config")
 		return
 	}
-	vm := get(cfg, "vm_config")
-	ident := strings.ToLower(strings.Join([]string{scalar(get(cfg, "name")), scalar(get(cfg, "root_id")),
-		scalar(get(vm, "vm_id")), scalar(get(get(get(vm, "code"), "local"), "filename"))}, " "))
 	where := path + ".config.configuration"
-	if !strings.Contains(ident, "modelcache") {
+	if !namesModelcache(cfg) {
 		l.skipped = append(l.skipped, path)
 		return
 	}
@@ -327,6 +324,17 @@ func (l *linter) wasmFilter(path string, typed *yaml.Node) {
 		base = val.Line
 	}
 	l.checkJSON(val.Line, where+".value", text, nil, base)
+}
+
+// namesModelcache: a wasm filter's config (the Wasm message's config)
+// mentions modelcache in its name, root id, vm id or module, a local file
+// or a remote url.
+func namesModelcache(cfg *yaml.Node) bool {
+	vm := get(cfg, "vm_config")
+	code := get(vm, "code")
+	ident := strings.Join([]string{scalar(get(cfg, "name")), scalar(get(cfg, "root_id")), scalar(get(vm, "vm_id")),
+		scalar(get(get(code, "local"), "filename")), scalar(get(get(get(code, "remote"), "http_uri"), "uri"))}, " ")
+	return strings.Contains(strings.ToLower(ident), "modelcache")
 }
 
 // decodeBase64 reads a BytesValue as protobuf's JSON parser does (Envoy

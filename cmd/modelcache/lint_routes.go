@@ -291,10 +291,7 @@ func wasmTypedConfig(tc *yaml.Node) *yaml.Node {
 // reported by wasmFilter).
 func modelcacheConfig(tc *yaml.Node) *cachecore.Config {
 	cfg := get(tc, "config")
-	vm := get(cfg, "vm_config")
-	ident := strings.ToLower(strings.Join([]string{scalar(get(cfg, "name")), scalar(get(cfg, "root_id")),
-		scalar(get(vm, "vm_id")), scalar(get(get(get(vm, "code"), "local"), "filename"))}, " "))
-	if !strings.Contains(ident, "modelcache") {
+	if !namesModelcache(cfg) {
 		return nil
 	}
 	conf := get(cfg, "configuration")
