@@ -170,6 +170,11 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 		}
 		return
 	}
+	if root.Kind == yaml.MappingNode && scalar(getK8s(root, "apiVersion")) != "" && scalar(getK8s(root, "kind")) != "" {
+		// A Kubernetes manifest (an EnvoyFilter): read as kubectl
+		// reads it, merge keys resolved.
+		root = resolveMerges(root)
+	}
 	l.walk(prefix, "", root)
 }
 

@@ -159,6 +159,31 @@ var yaml11Bools = map[string]bool{
 	"n": false, "N": false, "no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
 }
 
+// resolveMerges is n as a Kubernetes manifest reaches its consumer
+// (kubectl resolves merge keys before istiod reads an EnvoyFilter): a copy
+// with every mapping's members as members(n, true) lists them and aliases
+// followed (bounded by checkExpansion), lines kept for findings.
+func resolveMerges(n *yaml.Node) *yaml.Node {
+	n = deref(n)
+	if n == nil {
+		return nil
+	}
+	c := *n
+	switch n.Kind {
+	case yaml.MappingNode:
+		c.Content = nil
+		for _, kv := range members(n, true) {
+			c.Content = append(c.Content, kv[0], resolveMerges(kv[1]))
+		}
+	case yaml.SequenceNode, yaml.DocumentNode:
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, e := range n.Content {
+			c.Content[i] = resolveMerges(e)
+		}
+	}
+	return &c
+}
+
 // nodeJSON encodes YAML nodes as JSON the way Kubernetes does for a
 // manifest (merge keys resolved, YAML 1.1 booleans), keeping member order
 // (ParseConfig reports fields in document order).
