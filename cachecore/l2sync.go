@@ -28,9 +28,10 @@ import (
 // delete: every read starts one record before the cursor, and that record
 // must be the last one this VM read. If it is not (the log was trimmed,
 // deleted or rewritten), records may have been missed: the VM drops its
-// whole L1 (it cannot know what else to drop) and reads on from where the
-// log ends now (LLEN, at once): the records left before it are older than
-// the drop, so applying them again would only drop what was cached since.
+// whole L1 (it cannot know what else to drop) once it has taken where the
+// log ends now (LLEN, at once), and reads on from there: the records
+// before it are older than the drop, so applying them again would only
+// drop what was cached since (l2LogLost).
 //
 // The process keeps its position in each log in shared data (l2CursorKey),
 // written after every read: a VM that starts — another worker, a VM
@@ -171,7 +172,15 @@ func (c *Cache) L2Tick() []Action {
 	if l == nil || c.l2s.busy || now < c.l2s.next && c.l2s.next-now <= l.SyncInterval.Milliseconds() {
 		return nil
 	}
-	c.l2s.busy, c.l2s.next = true, now+l.SyncInterval.Milliseconds()
+	c.l2s.next = now + l.SyncInterval.Milliseconds()
+	return c.l2Read()
+}
+
+// l2Read sends this VM's next read of the purge log: LLEN when it has no
+// position, else LRANGE from one record before it.
+func (c *Cache) l2Read() []Action {
+	l := c.cfg.L2
+	c.l2s.busy = true
 	if !c.l2s.started && !c.l2s.lost {
 		c.l2Resume()
 	}
@@ -200,12 +209,7 @@ func (c *Cache) L2Tick() []Action {
 			}
 			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), 0, n.Int() > 0
 			if c.l2s.lost {
-				// L1 was dropped when the log was found lost, one read
-				// ago: what is logged before n is older than that.
-				c.l2s.lost = false
-				c.movePurgeMark()
-				c.l2SaveCursor() // an empty log: position 0 (else a baseline, not kept)
-				return nil
+				return c.l2DropLost()
 			}
 			return c.l2SyncFirst(n.Int())
 		}
@@ -230,7 +234,7 @@ func (c *Cache) L2Tick() []Action {
 			items = items[1:]
 		}
 		if len(items) == l2SyncBatch {
-			c.l2s.next = now // more to read: at the next tick
+			c.l2s.next = c.nowMs() // more to read: at the next tick
 		}
 		if len(items) > 0 {
 			// Redis had these purges before they were logged: a lookup
@@ -349,17 +353,28 @@ func (c *Cache) l2SyncError() []Action {
 }
 
 // l2LogLost: the log is not what this VM read last (trimmed, deleted,
-// rewritten): purges may have been missed, so the whole L1 goes, and the
-// VM reads on from the log's end, taken at once (lost): from its start it
-// applied again every purge the trim kept, all older than the drop.
+// rewritten): purges may have been missed, so the whole L1 goes. The VM
+// takes the log's end at once (LLEN) and drops L1 once that is answered
+// (l2DropLost): every record before the end is then older than the drop,
+// and every one after it is read. From the log's start it applied again
+// every purge the trim kept, all older than the drop.
 func (c *Cache) l2LogLost() []Action {
 	c.l2s.started, c.l2s.lost, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, true, 0, 0, false
-	c.l2s.next = c.nowMs()
-	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
+	return c.l2Read()
+}
+
+// l2DropLost drops L1 for a lost log, the new position just taken; if
+// that fails, the VM takes the position and drops again at its next read.
+func (c *Cache) l2DropLost() []Action {
 	c.movePurgeMark()
 	freed, err := c.table.Clear()
+	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
 	if err != nil {
+		c.l2s.started = false
 		msg = "l2: the purge log was trimmed or deleted since this VM last read it, and L1 could not be dropped: " + err.Error()
+	} else {
+		c.l2s.lost = false
+		c.l2SaveCursor() // an empty log: position 0 (else a baseline, not kept)
 	}
 	return []Action{{Kind: ActFreed, N: freed}, {Kind: ActLog, Level: LogWarn, Message: []byte(msg)}}
 }
