@@ -494,7 +494,8 @@ const l2RandomGen = 1 << 32
 // outlives the entries written under it: a model in use keeps its
 // generation; a name nothing is stored under loses it l2GenLife after its
 // last write, or after it was created. nil for a generation an INCR made
-// (below l2RandomGen): it keeps no expiry. Given one, it could expire
+// (below l2RandomGen): it keeps no expiry (nor does one reseeded from it,
+// l2Reseed: EXPIRE GT gives none to a key without one). Given one, it could expire
 // while an entry written under it is still in Redis (a renewal that
 // failed), and the next INCR of the missing key would make it 1 again —
 // the value that entry carries, served again after a purge. Created at
