@@ -540,10 +540,13 @@ func (c *Cache) l2Reseed(w l2Put, key string, at int) *Call {
 	call := c.webdis("GET", "/SET/"+key+"/"+strconv.FormatUint(seed, 10)+"/XX/GET.raw", nil, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		prev, answered := uint64(0), false
-		if !res.Failed && !res.NotStarted && res.Status == 200 {
+		reached := !res.Failed && !res.NotStarted && res.Status == 200
+		if reached {
 			prev, answered = parseRESPBulkUint(res.Body)
 		}
-		c.l2Result(answered)
+		// A refusal (a Redis before 6.2 has no SET … GET) leaves the
+		// breaker alone, as a refused renewal does: L2 answered.
+		c.l2Result(reached)
 		raw, err := base64.StdEncoding.DecodeString(string(w.value))
 		if !answered || err != nil || len(raw) < l2ValueHeader || prev != read {
 			var acts []Action
