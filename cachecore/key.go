@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -432,6 +433,11 @@ type routeKeying struct {
 func newKeying(r *Route) routeKeying {
 	k := routeKeying{route: r, spec: r.Kind.spec(), plainModel: isPlainField(r.ModelPath)}
 	k.sel = Selection{Only: r.KeyFields, Ignore: r.IgnoreFields, Capture: []string{"stream"}}
+	if len(r.KeyFields) > 0 && k.spec.streams && !slices.Contains(r.KeyFields, "stream_options") {
+		// What a stream holds (a usage chunk: include_usage) is keyed as
+		// "stream" is, whatever key_fields selects.
+		k.sel.Only = append(slices.Clip(r.KeyFields), "stream_options")
+	}
 	if k.plainModel {
 		k.sel.Capture = append(k.sel.Capture, r.ModelPath)
 	}

@@ -202,6 +202,22 @@ func TestStreamModeIsPartOfKey(t *testing.T) {
 	}
 }
 
+// A stream asked with usage (stream_options.include_usage) ends with a
+// usage chunk; one asked without has none. Under key_fields that leave
+// stream_options out, the two shared an entry, and a client that asked
+// for usage could be replayed a stream without it (or the reverse).
+func TestStreamOptionsArePartOfKeyUnderKeyFields(t *testing.T) {
+	env := newEnv(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1","key_fields":["model","messages"]}]}`)
+	withUsage := env.request("chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`)
+	without := env.request("chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`)
+	if withUsage.Bypassed() || without.Bypassed() {
+		t.Fatalf("bypassed: %s/%s", withUsage.Reason, without.Reason)
+	}
+	if bytes.Equal(withUsage.Key, without.Key) {
+		t.Fatal("a stream with usage and one without share a key")
+	}
+}
+
 // TestMissStoreHit walks one key through its life: miss, store, hit with
 // Age and Cache-Status, across tenants.
 
