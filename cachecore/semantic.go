@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -135,10 +136,10 @@ func candidateKey(req *Request, q *semQuery, raw []byte) []byte {
 // embedCall asks the embeddings server for text's vector.
 func (c *Cache) embedCall(s *Semantic, text string) *Call {
 	body := []byte(`{"input":`)
-	body = strconv.AppendQuote(body, text)
+	body = appendJSONText(body, text)
 	if s.Embedding.Model != "" {
 		body = append(body, `,"model":`...)
-		body = strconv.AppendQuote(body, s.Embedding.Model)
+		body = appendJSONText(body, s.Embedding.Model)
 	}
 	body = append(body, '}')
 	return &Call{
@@ -150,6 +151,36 @@ func (c *Cache) embedCall(s *Semantic, text string) *Call {
 		MaxBody: maxEmbeddingAnswer,
 		start:   c.nowMs(),
 	}
+}
+
+// appendJSONText appends s as a JSON string the embeddings server can
+// parse: escaped like appendJSONString, and each byte that is not UTF-8
+// (a client's JSON is taken as it came) as U+FFFD, as encoding/json does.
+// strconv.AppendQuote wrote a Go literal (\x1b, \x00, \xe9, \U000e0001),
+// which no JSON parser accepts: the server answered 400 and every such
+// turn counted semantic.embed_error.
+func appendJSONText(b []byte, s string) []byte {
+	if utf8.ValidString(s) {
+		return appendJSONString(b, s)
+	}
+	b = append(b, '"')
+	for s != "" {
+		i := 0
+		for i < len(s) {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			i += n
+		}
+		b = appendJSONChars(b, s[:i])
+		if i < len(s) {
+			b = append(b, `\ufffd`...)
+			i++
+		}
+		s = s[i:]
+	}
+	return append(b, '"')
 }
 
 // embedding is a usable embeddings answer.

@@ -374,6 +374,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 // and control characters escaped, everything else as is.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendJSONChars(b, s)
+	return append(b, '"')
+}
+
+// appendJSONChars appends s escaped as in a JSON string, without quotes.
+func appendJSONChars(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -391,7 +397,7 @@ func appendJSONString(b []byte, s string) []byte {
 			b = append(b, c)
 		}
 	}
-	return append(b, '"')
+	return b
 }
 
 // isEventStream reports whether a content type is text/event-stream.
