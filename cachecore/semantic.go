@@ -46,6 +46,9 @@ type semQuery struct {
 func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 	s := req.Route.Semantic
 	canon := req.canonical
+	if describesOwnPrompt(canon, req.Route.Kind) {
+		return nil, false
+	}
 	var v gjson.Result
 	switch req.Route.Kind {
 	case KindChat:
@@ -59,13 +62,6 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 		}
 		v = gjson.GetBytes(canon, last+".content")
 	case KindCompletions:
-		if echo := gjson.GetBytes(canon, "echo"); echo.Exists() && echo.Type != gjson.False && echo.Type != gjson.Null {
-			// The answer's text starts with its own prompt (and its
-			// logprobs describe it): another prompt's would not fit. Any
-			// value but false or null counts: lenient servers read 1 or
-			// "true" as true.
-			return nil, false
-		}
 		v = gjson.GetBytes(canon, "prompt")
 	default:
 		return nil, false
@@ -78,6 +74,22 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 		return nil, false
 	}
 	return &semQuery{text: v.Str, off: off, n: len(v.Raw)}, true
+}
+
+// describesOwnPrompt reports whether the request asks for an answer that
+// describes its own prompt, which another prompt's answer would not fit:
+// a completion's echo (its text starts with its prompt, and its logprobs
+// describe it), vLLM's prompt_logprobs (the log-probability of each of
+// the prompt's tokens) and return_token_ids (the prompt's token ids), on
+// chat and completions alike. Such a request is matched exactly only. Any
+// value but false or null counts: lenient servers read 1 or "true" as
+// true, and prompt_logprobs 0 still lists the prompt's tokens.
+func describesOwnPrompt(canon []byte, kind Kind) bool {
+	on := func(name string) bool {
+		v := gjson.GetBytes(canon, name)
+		return v.Exists() && v.Type != gjson.False && v.Type != gjson.Null
+	}
+	return (kind == KindCompletions && on("echo")) || on("prompt_logprobs") || on("return_token_ids")
 }
 
 // semPartition is the request's slot in the embedding model's namespace:
