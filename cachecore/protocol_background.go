@@ -58,6 +58,9 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 			}
 			acts = append(acts, Action{Kind: ActCount, Event: ev, Route: r},
 				Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: res.Status})
+			if st.Reason == ReasonNone {
+				acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
+			}
 		}
 		if wake, ok := c.finishWake(req, LeaseHolder{vm, token}, o, 0); ok {
 			acts = append(acts, wake)

@@ -461,8 +461,44 @@ func (req *Request) SemanticHit() (bool, float64) {
 // semanticStored indexes the turn of an answer just stored (fresh until
 // then: a near match serves only fresh answers).
 func (f *Flight) semanticStored(freshUntil int64) []Action {
-	c, req := f.c, f.req
-	q := req.sem
+	return f.c.semIndexTurn(f.req, f.req.sem, freshUntil)
+}
+
+// semanticRefreshed indexes again the turn of an answer a background
+// refresh just stored, with its new fresh-until: a record carries the
+// fresh-until of the answer stored when its turn was indexed, and the
+// refreshes that keep an entry fresh prevent the miss that would index it
+// again, so its record was skipped as stale for good after the first ttl.
+// The request was served from the table (no embedding of its own): the
+// turn's vector is the one kept for it, in this worker or shared, of the
+// model this worker sees; without one the turn is not indexed again (its
+// next miss indexes it).
+func (c *Cache) semanticRefreshed(req *Request, freshUntil int64) []Action {
+	s := req.Route.Semantic
+	if s == nil || req.sem != nil && req.sem.hit {
+		return nil
+	}
+	q, ok := c.semanticQuery(req)
+	if !ok {
+		return nil
+	}
+	tkey := c.textKey(req.Route, &req.tenant, q.text)
+	v, ok := c.semVectors.get(tkey)
+	if !ok {
+		if v = c.semSharedGet(tkey); v == nil {
+			return nil
+		}
+		if seen := c.semModels[req.Route].identity; seen != "" && v.identity != seen || seen == "" && !c.semListed(req.Route, v.ns) {
+			return nil
+		}
+	}
+	q.vec, q.norm, q.ns, q.dim = v.q, v.norm, v.ns, len(v.q)
+	return c.semIndexTurn(req, q, freshUntil)
+}
+
+// semIndexTurn indexes the turn q of req's answer just stored, fresh until
+// freshUntil.
+func (c *Cache) semIndexTurn(req *Request, q *semQuery, freshUntil int64) []Action {
 	if q == nil || q.vec == nil || q.hit || req.Route.Semantic == nil {
 		return nil
 	}

@@ -1145,6 +1145,16 @@ func semSlotKey(tkey uint64) string {
 	return "modelcache/semq/" + strconv.FormatUint(tkey%semSharedSlots, 16)
 }
 
+// semSharedGet returns the turn's shared vector, if a slot holds it
+// (nothing is claimed).
+func (c *Cache) semSharedGet(tkey uint64) *semVector {
+	val, _, err := c.store.Get(semSlotKey(tkey))
+	if err != nil || len(val) < 17 || val[0] != 'V' || binary.LittleEndian.Uint64(val[1:]) != tkey {
+		return nil
+	}
+	return decodeSharedVector(val)
+}
+
 // semShared returns the turn's shared vector, or claims the turn for
 // embedding (claimed: this worker may embed it).
 func (c *Cache) semShared(tkey uint64, s *Semantic) (v *semVector, claimed bool) {
