@@ -12,7 +12,8 @@ import (
 // closer than many paraphrases. So a near match must also pass rules over
 // the two turns' words, each a veto:
 //
-//   - numbers: the ordered lists of numbers (digits or words), dates
+//   - numbers: the ordered lists of numbers (digits — any Unicode number:
+//     "x²", "½" — or words), dates
 //     (months, weekdays, relative days), units, currencies and the
 //     operators and signs next to a digit are equal.
 //     "convert 10 km to miles" ≠ "convert 100 km to miles";
@@ -75,7 +76,7 @@ type token struct {
 	stem    string
 	cap     bool // capitalised, not opening a sentence
 	upper   bool // an acronym (2+ upper-case letters)
-	digit   bool
+	digit   bool // has a number: a digit, or a superscript, fraction … (Unicode N)
 	quoted  bool
 	symbol  bool // a currency or unit sign ($ € £ % °), or an operator or sign next to a digit
 	sentEnd bool
@@ -89,10 +90,10 @@ func tokenize(s string) []token {
 	for i := 0; i < len(rs); {
 		r := rs[i]
 		switch {
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
+		case unicode.IsLetter(r) || unicode.IsNumber(r):
 			j := i
-			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsDigit(rs[j]) ||
-				(rs[j] == '.' || rs[j] == ',') && j+1 < len(rs) && unicode.IsDigit(rs[j+1]) && j > i && unicode.IsDigit(rs[j-1]) ||
+			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsNumber(rs[j]) ||
+				(rs[j] == '.' || rs[j] == ',') && j+1 < len(rs) && unicode.IsNumber(rs[j+1]) && j > i && unicode.IsNumber(rs[j-1]) ||
 				rs[j] == '\'' && j+1 < len(rs) && unicode.IsLetter(rs[j+1]) && j > i) {
 				j++
 			}
@@ -105,7 +106,7 @@ func tokenize(s string) []token {
 				if k > 0 && unicode.IsUpper(c) {
 					innerUpper = true // iPhone, PostgreSQL, macOS
 				}
-				if unicode.IsDigit(c) {
+				if unicode.IsNumber(c) {
 					t.digit = true
 				}
 				if unicode.IsLetter(c) {
@@ -197,7 +198,7 @@ func nameSigns(rs []rune, j int) int {
 	for k < len(rs) && (rs[k] == '+' || rs[k] == '#') {
 		k++
 	}
-	if k == j || k < len(rs) && (unicode.IsLetter(rs[k]) || unicode.IsDigit(rs[k])) {
+	if k == j || k < len(rs) && (unicode.IsLetter(rs[k]) || unicode.IsNumber(rs[k])) {
 		return j
 	}
 	return k
@@ -220,13 +221,13 @@ func operator(r rune) string {
 func digitAfter(rs []rune, i int) bool {
 	for i++; i < len(rs) && rs[i] == ' '; i++ {
 	}
-	return i < len(rs) && unicode.IsDigit(rs[i])
+	return i < len(rs) && unicode.IsNumber(rs[i])
 }
 
 func digitBefore(rs []rune, i int) bool {
 	for i--; i >= 0 && rs[i] == ' '; i-- {
 	}
-	return i >= 0 && unicode.IsDigit(rs[i])
+	return i >= 0 && unicode.IsNumber(rs[i])
 }
 
 // numberText normalises a word with digits: a comma followed by exactly
