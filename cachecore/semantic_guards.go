@@ -18,7 +18,9 @@ import (
 //     operators and signs next to a digit are equal.
 //     "convert 10 km to miles" ≠ "convert 100 km to miles";
 //     "celsius to fahrenheit" ≠ "fahrenheit to celsius"; "7+5" ≠ "7*5";
-//     "-40" ≠ "40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000).
+//     "-40" ≠ "40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000);
+//     and so are the code operators standing as words ("==" ≠ "===",
+//     "&&" ≠ "||") and emoji or other symbol signs ("👍" ≠ "👎").
 //   - negation: as many negations on each side ("not", "no", "never",
 //     "n't", "without", …), and no polar opposites: a word of one side
 //     that is the other's with a negating prefix or suffix ("safe" /
@@ -153,6 +155,19 @@ func tokenize(s string) []token {
 			!(r == '-' && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
+		case strings.ContainsRune(opRunes, r) && standingOperator(rs, i) != i:
+			// An operator standing as a word: "== and ===", "&&", "//".
+			j := standingOperator(rs, i)
+			var op strings.Builder
+			for _, c := range rs[i:j] {
+				op.WriteString(operator(c))
+			}
+			out = append(out, token{w: op.String(), stem: op.String(), symbol: true})
+			i = j
+			continue
+		case unicode.Is(unicode.So, r):
+			// An emoji or other symbol sign: "👍" ≠ "👎".
+			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
 			start = true
 			if len(out) > 0 {
@@ -202,6 +217,46 @@ func nameSigns(rs []rune, j int) int {
 		return j
 	}
 	return k
+}
+
+// opRunes are the runes code operators are made of.
+const opRunes = "=!<>/&|?.:+-−*×÷%^~"
+
+// standingOperator returns the end of the run of opRunes starting at
+// rs[i] when it stands as a word (space, a quote, a bracket or the text's
+// end on both sides) and is not prose punctuation: a dash, an ellipsis, a
+// lone ',', ';' or ':', or '.', '?', '!' closing a sentence ("is it ?",
+// French spacing). Otherwise it returns i. Next to a digit an operator is
+// read one glyph at a time (tokenize).
+func standingOperator(rs []rune, i int) int {
+	if i > 0 && !opBoundary(rs[i-1]) {
+		return i
+	}
+	j := i
+	for j < len(rs) && strings.ContainsRune(opRunes, rs[j]) {
+		j++
+	}
+	if j < len(rs) && !opBoundary(rs[j]) {
+		return i
+	}
+	run := string(rs[i:j])
+	switch {
+	case strings.Trim(run, "-−") == "", strings.Trim(run, ".") == "", run == ":":
+		return i
+	case strings.Trim(run, ".?!") == "":
+		k := j
+		for k < len(rs) && (rs[k] == ' ' || rs[k] == '\t' || rs[k] == '"' || rs[k] == ')') {
+			k++
+		}
+		if k == len(rs) || rs[k] == '\n' || unicode.IsUpper(rs[k]) {
+			return i
+		}
+	}
+	return j
+}
+
+func opBoundary(r rune) bool {
+	return unicode.IsSpace(r) || strings.ContainsRune("\"'`“”‘’«»()[]{},;", r)
 }
 
 // operator names an operator or sign, one name per glyph of it.
