@@ -94,7 +94,9 @@ func tokenize(s string) []token {
 		switch {
 		case unicode.IsLetter(r) || unicode.IsNumber(r):
 			j := i
-			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsNumber(rs[j]) ||
+			// A combining mark (Mn, Mc) is part of its word: Indic vowel
+			// signs, accents of decomposed (NFD) text.
+			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsNumber(rs[j]) || unicode.In(rs[j], unicode.Mn, unicode.Mc) ||
 				(rs[j] == '.' || rs[j] == ',') && j+1 < len(rs) && unicode.IsNumber(rs[j+1]) && j > i && unicode.IsNumber(rs[j-1]) ||
 				rs[j] == '\'' && j+1 < len(rs) && unicode.IsLetter(rs[j+1]) && j > i) {
 				j++
