@@ -636,7 +636,8 @@ func tensed(a, b []token) bool {
 
 // tense is the set of tenses the turn marks, as bits: past (was, were,
 // did, had; has or have before a participle, "has happened"; a verb in
-// -ed right after a question word, "what happened", "who invented"),
+// -ed right after a question word, "what happened", "who invented", or
+// after a question word and a one-word subject, "which company owned"),
 // future (will, shall, "gonna", "going to" and a verb — "who is going to
 // win" = "who will win"), present (is, are, am). A present verb's own
 // tense ("happens") is no marker, nor are "do" and "does", which frame
@@ -675,13 +676,36 @@ func tense(ts []token) int {
 			// A simple past right after a question word ("what happened",
 			// "who invented"): not "how" and an adjective ("how crowded"),
 			// nor a word in -eed ("what speed").
-			if i > 0 && questionWords[ts[i-1].w] && ts[i-1].w != "how" && len(t.w) > 4 &&
+			// Or after a question word and its subject, one content word
+			// with or without a determiner ("which company owned", "what
+			// Einstein studied").
+			if q := pastSubjectStart(ts, i); q >= 0 && questionWords[ts[q].w] && ts[q].w != "how" && len(t.w) > 4 &&
 				strings.HasSuffix(t.w, "ed") && !strings.HasSuffix(t.w, "eed") && !wantWords[t.w] {
 				m |= 8
 			}
 		}
 	}
 	return m
+}
+
+// pastSubjectStart returns the index of the word before the subject of
+// ts[i]: i-1 with no subject, or the word before one content word (not a
+// common word, not a number) and an optional determiner before it
+// ("which company", "what Einstein", "which the company"). -1: none.
+func pastSubjectStart(ts []token, i int) int {
+	if i < 1 {
+		return -1
+	}
+	if questionWords[ts[i-1].w] {
+		return i - 1
+	}
+	if s := ts[i-1]; i < 2 || soft(s) {
+		return -1
+	}
+	if determiners[ts[i-2].w] {
+		return i - 3
+	}
+	return i - 2
 }
 
 // participleWithin reports a participle among the n tokens from ts[i]
