@@ -34,7 +34,10 @@ import (
 //     has ("dosage" / "side effects") is a different ask; and the content
 //     words come in the same order ("the dog chases the cat" ≠ "the cat
 //     chases the dog"); a name or content word after "to" or "from" is
-//     marked with its direction ("get to Paris" ≠ "get from Paris"); and
+//     marked with its direction ("get to Paris" ≠ "get from Paris"), and
+//     after "by" as the agent ("who killed Caesar" ≠ "who was killed by
+//     Caesar"); a common word so marked takes part in the order ("the
+//     answer to this question" ≠ "the question to this answer"); and
 //     the two turns ask with the same question words among when, where,
 //     who, whom, whose and why ("when was he born" ≠ "where was he born"),
 //     about the same persons when each side names one ("who are you" ≠
@@ -439,7 +442,7 @@ func entities(ts []token) []string {
 	return out
 }
 
-// direction marks ts[i] by a "to" or "from" right before it, or before
+// direction marks ts[i] by a "to", "from" or "by" right before it, or before
 // the determiners before it: ts[j] is the last word before ts[i] that is
 // no determiner (-1: none). Callers keep j as they go, so that a run of
 // determiners is not walked back from each of its words (work the square
@@ -463,9 +466,23 @@ func direction(ts []token, i, j int) string {
 		return "→"
 	case "from":
 		return "←"
+	case "by":
+		// The agent: "who was killed by Caesar" ≠ "who killed Caesar",
+		// "books by children" ≠ "books for children".
+		return "⇐"
 	}
 	return ""
 }
+
+// markedWord reports a common word that a direction mark (to, from, by
+// …) makes a role worth comparing: "the answer to this question" ≠ "the
+// question to this answer". Pronouns (compared as persons), "it", "here"
+// and the like are not.
+func markedWord(t token, dir string) bool {
+	return dir != "" && !t.digit && !t.symbol && personWords[t.w] == 0 && !questionWords[t.w] && !placeholderWords[t.w]
+}
+
+var placeholderWords = set("it this that these those there here something anything someone anyone somebody anybody one")
 
 var determiners = set("the a an my your our their his her its this that these those")
 
@@ -877,19 +894,21 @@ func rareDifference(a, b []token) bool {
 	return false
 }
 
-// contentOrder lists the content words (not common or framing words) in
-// order, each once: the same words in another order swap roles ("the dog
-// chases the cat" / "the cat chases the dog").
+// contentOrder lists the content words (not common or framing words, but
+// common words a direction marks: markedWord) in order, each once: the
+// same words in another order swap roles ("the dog chases the cat" / "the
+// cat chases the dog").
 func contentOrder(ts []token) []string {
 	var out []string
 	seen := map[string]bool{}
 	j := -1 // the last word before ts[i] that is no determiner
 	for i, t := range ts {
-		w := direction(ts, i, j) + t.stem
+		dir := direction(ts, i, j)
+		w := dir + t.stem
 		if !determiners[t.w] {
 			j = i
 		}
-		if soft(t) || seen[w] {
+		if soft(t) && !markedWord(t, dir) || seen[w] {
 			continue
 		}
 		seen[w] = true
