@@ -70,7 +70,7 @@ func vetoes(g *Guards, a, b string) Event {
 		return EvVetoNegation
 	}
 	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
-		asks(ta) != asks(tb) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb)) {
+		asks(ta) != asks(tb) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb) || otherAsk(ta, tb)) {
 		return EvVetoEntities
 	}
 	return 0
@@ -490,7 +490,7 @@ var determiners = set("the a an my your our their his her its this that these th
 // person or a reason, as bits.
 func asks(ts []token) int {
 	m := 0
-	for _, t := range ts {
+	for i, t := range ts {
 		switch t.w {
 		case "when":
 			m |= 1
@@ -500,9 +500,116 @@ func asks(ts []token) int {
 			m |= 4
 		case "why":
 			m |= 8
+		case "many", "much":
+			if i > 0 && ts[i-1].w == "how" {
+				m |= 16 // a count or an amount: "how many countries" ≠ "which countries"
+			}
+		}
+		if closingPrepositions[t.w] && closing(ts, i) {
+			m |= 32 // "what is cheese made of" ≠ "how is cheese made"
 		}
 	}
 	return m
+}
+
+var closingPrepositions = set("of for from with about to in on by at")
+
+// closing reports that ts[i] closes its sentence: nothing follows it
+// there but an adverb that frames ("what does HTTP stand for exactly"),
+// no object ("of what", "in detail").
+func closing(ts []token, i int) bool {
+	for j := i; !ts[j].sentEnd && j+1 < len(ts); {
+		j++
+		if !closingAdverbs[ts[j].w] {
+			return false
+		}
+	}
+	return true
+}
+
+var closingAdverbs = set("exactly actually precisely please again really basically then now")
+
+// otherAsk reports common words that carry the ask, where a word only one
+// side has would pass as framing: a word of one ask class on each side
+// that the other lacks, a substitution ("give feedback" / "get feedback",
+// "an example" / "the definition", "is Rust fast" / "is Rust easy"); an
+// "or" against an "and" ("take ibuprofen and paracetamol" / "… or …");
+// and an "only" after a determiner on one side ("the only language" / "a
+// language"). An ask word one side adds ("a good way to make pancakes" /
+// "how do I make pancakes") is still framing.
+func otherAsk(a, b []token) bool {
+	ca, cb := askClasses(a), askClasses(b)
+	if slices.ContainsFunc(ca, func(c string) bool { return !slices.Contains(cb, c) }) &&
+		slices.ContainsFunc(cb, func(c string) bool { return !slices.Contains(ca, c) }) {
+		return true
+	}
+	ja, jb := conjunctions(a), conjunctions(b)
+	if ja != 0 && jb != 0 && ja&2 != jb&2 {
+		return true
+	}
+	return soleOnly(a) != soleOnly(b)
+}
+
+// askClasses lists the ask classes of a turn's common words (askWords);
+// "look like" is one ask (an appearance), apart from "like".
+func askClasses(ts []token) []string {
+	var out []string
+	for i, t := range ts {
+		c, ok := askWords[t.w]
+		if !ok {
+			c, ok = askWords[t.stem]
+		}
+		switch {
+		case !ok:
+			continue
+		case c == "like" && i > 0 && askWords[ts[i-1].stem] == "look":
+			continue // counted with its "look"
+		case c == "look" && i+1 < len(ts) && ts[i+1].w == "like":
+			c = "look like"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// askWords maps common words that carry an ask to their class (words of
+// one class say the same: "definition" = "meaning").
+var askWords = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range strings.Fields(`give:give provide:give get:get obtain:get receive:get make:make create:make sort:sort
+		look:look like:like use:use using:use used:use usage:use work:work works:work working:work
+		define:define defined:define definition:define meaning:define mean:define means:define
+		example:example examples:example share:share name:name
+		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible`) {
+		w, c, _ := strings.Cut(g, ":")
+		m[w] = c
+	}
+	return m
+}()
+
+// conjunctions is the set of "and" (1) and "or" (2) in a turn.
+func conjunctions(ts []token) int {
+	m := 0
+	for _, t := range ts {
+		switch t.w {
+		case "and":
+			m |= 1
+		case "or":
+			m |= 2
+		}
+	}
+	return m
+}
+
+// soleOnly counts "only" after a determiner ("the only language").
+func soleOnly(ts []token) int {
+	n := 0
+	for i, t := range ts {
+		if t.w == "only" && i > 0 && determiners[ts[i-1].w] {
+			n++
+		}
+	}
+	return n
 }
 
 // otherPersons reports pronouns on each side that name other persons, or
