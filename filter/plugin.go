@@ -201,8 +201,13 @@ func (p *plugin) OnTick() {
 	p.performAll(p.cache.L2Tick())
 	p.showWaiting(int64(len(p.waiting)))
 	p.stats.runtime.flush()
-	if !p.tickNeeded() {
+	switch {
+	case !p.tickNeeded():
 		p.setTick(false)
+	case p.tickArmed != p.fastPeriod():
+		// Armed at HoldGrace for a request no longer held (and needed
+		// still, e.g. by the L2's purge log): back to tick_period.
+		p.setTick(true)
 	}
 }
 
