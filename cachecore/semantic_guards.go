@@ -70,7 +70,7 @@ func vetoes(g *Guards, a, b string) Event {
 		return EvVetoNegation
 	}
 	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
-		asks(ta) != asks(tb) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb) || otherAsk(ta, tb)) {
+		asks(ta, prepositions(tb)) != asks(tb, prepositions(ta)) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb) || otherAsk(ta, tb)) {
 		return EvVetoEntities
 	}
 	return 0
@@ -170,8 +170,19 @@ func tokenize(s string) []token {
 			out = append(out, token{w: op.String(), stem: op.String(), symbol: true})
 			i = j
 			continue
-		case unicode.Is(unicode.So, r):
-			// An emoji or other symbol sign: "👍" ≠ "👎".
+		case strings.ContainsRune(opRunes, r) && attachedOperator(rs, i) != i:
+			// An operator written between names: "x>y", "a&&b", "x==y".
+			j := attachedOperator(rs, i)
+			var op strings.Builder
+			for _, c := range rs[i:j] {
+				op.WriteString(operator(c))
+			}
+			out = append(out, token{w: op.String(), stem: op.String(), symbol: true})
+			i = j
+			continue
+		case unicode.Is(unicode.So, r) || r > unicode.MaxASCII && unicode.Is(unicode.Sm, r):
+			// An emoji or other symbol sign, a mathematical symbol: "👍" ≠
+			// "👎", "≤" ≠ "≥", "∪" ≠ "∩".
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
 			start = true
@@ -256,6 +267,23 @@ func standingOperator(rs []rune, i int) int {
 		if k == len(rs) || rs[k] == '\n' || unicode.IsUpper(rs[k]) {
 			return i
 		}
+	}
+	return j
+}
+
+// attachedOperator returns the end of the run of opRunes starting at
+// rs[i] when it holds a comparison, logic, shift or assignment sign (= <
+// > & |) and is written against a word on either side ("x>y", "a&&b",
+// "x==y", "a>>b"); otherwise i. Prose runs ("e.g.", "and/or", "10:30", a
+// hyphen) hold none of those signs.
+func attachedOperator(rs []rune, i int) int {
+	j := i
+	for j < len(rs) && strings.ContainsRune(opRunes, rs[j]) {
+		j++
+	}
+	if !strings.ContainsAny(string(rs[i:j]), "=<>&|") ||
+		(i == 0 || opBoundary(rs[i-1])) && (j == len(rs) || opBoundary(rs[j])) {
+		return i
 	}
 	return j
 }
@@ -468,7 +496,11 @@ func direction(ts []token, i, j int) string {
 		return "←"
 	case "by":
 		// The agent: "who was killed by Caesar" ≠ "who killed Caesar",
-		// "books by children" ≠ "books for children".
+		// "books by children" ≠ "books for children". Not in a phrase
+		// that frames: "step by step", "one by one", "by the way".
+		if j > 0 && ts[j-1].w == t.w || byPhrases[t.w] {
+			return ""
+		}
 		return "⇐"
 	}
 	return ""
@@ -477,18 +509,22 @@ func direction(ts []token, i, j int) string {
 // markedWord reports a common word that a direction mark (to, from, by
 // …) makes a role worth comparing: "the answer to this question" ≠ "the
 // question to this answer". Pronouns (compared as persons), "it", "here"
-// and the like are not.
+// and the like are not, nor are determiners (the word after them is).
 func markedWord(t token, dir string) bool {
-	return dir != "" && !t.digit && !t.symbol && personWords[t.w] == 0 && !questionWords[t.w] && !placeholderWords[t.w]
+	return dir != "" && !t.digit && !t.symbol && personWords[t.w] == 0 && !questionWords[t.w] && !placeholderWords[t.w] && !determiners[t.w]
 }
+
+var byPhrases = set("way hand default heart chance far accident mistake")
 
 var placeholderWords = set("it this that these those there here something anything someone anyone somebody anybody one")
 
 var determiners = set("the a an my your our their his her its this that these those")
 
 // asks is the set of question words that ask for a time, a place, a
-// person or a reason, as bits.
-func asks(ts []token) int {
+// person or a reason, as bits; and a preposition closing a question that
+// the other turn (its prepositions: other) does not have anywhere — "turn
+// Bluetooth on" = "turn on Bluetooth", a particle moved.
+func asks(ts []token, other int) int {
 	m := 0
 	for i, t := range ts {
 		switch t.w {
@@ -505,14 +541,34 @@ func asks(ts []token) int {
 				m |= 16 // a count or an amount: "how many countries" ≠ "which countries"
 			}
 		}
-		if closingPrepositions[t.w] && closing(ts, i) {
+		if b := preposition(t.w); b != 0 && other&b == 0 && closing(ts, i) {
 			m |= 32 // "what is cheese made of" ≠ "how is cheese made"
 		}
 	}
 	return m
 }
 
-var closingPrepositions = set("of for from with about to in on by at")
+// closingPrepositions are the prepositions that may close a question.
+var closingPrepositions = strings.Fields("of for from with about to in on by at")
+
+// preposition is w's bit among closingPrepositions (0: none of them).
+func preposition(w string) int {
+	for k, p := range closingPrepositions {
+		if p == w {
+			return 1 << k
+		}
+	}
+	return 0
+}
+
+// prepositions is the set of closingPrepositions a turn has, as bits.
+func prepositions(ts []token) int {
+	m := 0
+	for _, t := range ts {
+		m |= preposition(t.w)
+	}
+	return m
+}
 
 // closing reports that ts[i] closes its sentence: nothing follows it
 // there but an adverb that frames ("what does HTTP stand for exactly"),
@@ -579,7 +635,7 @@ var askWords = func() map[string]string {
 	for _, g := range strings.Fields(`give:give provide:give get:get obtain:get receive:get make:make create:make sort:sort
 		look:look like:like use:use using:use used:use usage:use work:work works:work working:work
 		define:define defined:define definition:define meaning:define mean:define means:define
-		example:example examples:example share:share name:name
+		example:example examples:example share:give name:name
 		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible`) {
 		w, c, _ := strings.Cut(g, ":")
 		m[w] = c

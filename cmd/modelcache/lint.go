@@ -144,13 +144,17 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 	}
 	if root.Kind == yaml.MappingNode && scalar(getK8s(root, "kind")) == "WasmPlugin" {
 		meta := getK8s(root, "metadata")
-		id := scalar(getK8s(meta, "name"))
+		name := scalar(getK8s(meta, "name"))
+		id := name
 		if ns := scalar(getK8s(meta, "namespace")); ns != "" {
 			id = ns + "/" + id
 		}
 		spec := getK8s(root, "spec")
 		where := prefix + "WasmPlugin " + id + " spec.pluginConfig"
-		if !strings.Contains(strings.ToLower(id+" "+scalar(getK8s(spec, "pluginName"))+" "+scalar(getK8s(spec, "url"))), "modelcache") {
+		// Identified by its name, pluginName or module url (README), not
+		// by its namespace: another plugin in a namespace named
+		// "modelcache" is not this filter.
+		if !strings.Contains(strings.ToLower(name+" "+scalar(getK8s(spec, "pluginName"))+" "+scalar(getK8s(spec, "url"))), "modelcache") {
 			l.skipped = append(l.skipped, where)
 			return
 		}
