@@ -315,6 +315,11 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, r.ModelPath) && !strings.Contains(r.ModelPath, ".") {
 		p.fail(fieldOf(path, v, defaults, "key_fields"), "must include the model field %q", r.ModelPath)
 	}
+	for _, q := range r.Kind.spec().question {
+		if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, q) {
+			p.fail(fieldOf(path, v, defaults, "key_fields"), "must include %q, what a %s request asks (without it every request to a model shares one key)", q, r.Kind)
+		}
+	}
 	p.keyHeadersOfRoute(path, v, r)
 	r.keyTag = keyingTag(r)
 	return r

@@ -36,6 +36,9 @@ type kindSpec struct {
 	shadowCompare string
 	shadowPaths   []string
 
+	// question: the top-level fields that hold what is asked; key_fields
+	// must keep them (an allowlist without them keys every question alike).
+	question []string
 	// streams: the kind's answers may be SSE streams the cache records
 	// and replays (and assembles to judge them).
 	streams bool
@@ -60,6 +63,7 @@ var kinds = []*kindSpec{
 	{
 		kind:          KindChat,
 		ignoreFields:  []string{"user", "metadata", "store"}, // client-side tags and storage hints
+		question:      []string{"messages"},
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
@@ -69,6 +73,7 @@ var kinds = []*kindSpec{
 	{
 		kind:          KindCompletions,
 		ignoreFields:  []string{"user", "metadata", "store"},
+		question:      []string{"prompt"},
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.text"},
@@ -95,6 +100,7 @@ var kinds = []*kindSpec{
 	},
 	{
 		kind:          KindRerank,
+		question:      []string{"query", "documents"},
 		shadowCompare: "exact",
 		shadowPaths:   []string{"results.#.index"}, // the ranking, not score jitter
 		parse:         parseRerank,
