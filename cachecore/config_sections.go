@@ -173,6 +173,8 @@ func (p *parser) config(data []byte) *Config {
 			// PurgeAuthorized trims the token it reads: one with
 			// white space at either end can never be presented.
 			p.fail("purge.token", "must not start or end with white space: no Authorization header can carry it, and every purge would be refused")
+		} else if strings.ContainsFunc(cfg.Purge.Token, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			p.fail("purge.token", "must not hold a control character: no Authorization header can carry it, and every purge would be refused")
 		}
 		for _, r := range cfg.Routes {
 			if cfg.Purge.Path == r.Exact || cfg.Purge.Path == r.Prefix {

@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -31,4 +32,24 @@ func TestPurgeTokenWithSurroundingSpaceIsUsable(t *testing.T) {
 
 func jsonQuote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\t", `\t`).Replace(s) + `"`
+}
+
+// A control character inside the token (a newline pasted with it, a NUL)
+// cannot be carried by an HTTP header either: Envoy refuses such a header
+// value, so every purge would be answered 401. Refused at start.
+func TestPurgeTokenWithControlCharactersIsRefused(t *testing.T) {
+	for _, token := range []string{"purge-token\n0123456789", "purge-token\x000123456789", "purge-token\x7f0123456789"} {
+		t.Run(strings.ToValidUTF8(strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return '?'
+			}
+			return r
+		}, token), "?"), func(t *testing.T) {
+			b, _ := json.Marshal(token)
+			cfg := `{"purge":{"path":"/_modelcache/purge","token":` + string(b) + `},` + minimalChat[1:]
+			if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), "purge.token") {
+				t.Fatalf("token %q: %v, want a purge.token error", token, err)
+			}
+		})
+	}
 }
