@@ -160,19 +160,10 @@ func tokenize(s string) []token {
 			!(r == '-' && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
-		case strings.ContainsRune(opRunes, r) && standingOperator(rs, i) != i:
-			// An operator standing as a word: "== and ===", "&&", "//".
-			j := standingOperator(rs, i)
-			var op strings.Builder
-			for _, c := range rs[i:j] {
-				op.WriteString(operator(c))
-			}
-			out = append(out, token{w: op.String(), stem: op.String(), symbol: true})
-			i = j
-			continue
-		case strings.ContainsRune(opRunes, r) && attachedOperator(rs, i) != i:
-			// An operator written between names: "x>y", "a&&b", "x==y".
-			j := attachedOperator(rs, i)
+		case strings.ContainsRune(opRunes, r) && operatorEnd(rs, i) != i:
+			// An operator standing as a word ("== and ===", "&&", "//")
+			// or written between names ("x>y", "a&&b", "x==y").
+			j := operatorEnd(rs, i)
 			var op strings.Builder
 			for _, c := range rs[i:j] {
 				op.WriteString(operator(c))
@@ -269,6 +260,15 @@ func standingOperator(rs []rune, i int) int {
 		}
 	}
 	return j
+}
+
+// operatorEnd returns the end of the operator starting at rs[i], standing
+// as a word or attached to one; i if there is none.
+func operatorEnd(rs []rune, i int) int {
+	if j := standingOperator(rs, i); j != i {
+		return j
+	}
+	return attachedOperator(rs, i)
 }
 
 // attachedOperator returns the end of the run of opRunes starting at
