@@ -85,11 +85,20 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 // value but false or null counts: lenient servers read 1 or "true" as
 // true, and prompt_logprobs 0 still lists the prompt's tokens.
 func describesOwnPrompt(canon []byte, kind Kind) bool {
-	on := func(name string) bool {
-		v := gjson.GetBytes(canon, name)
-		return v.Exists() && v.Type != gjson.False && v.Type != gjson.Null
-	}
-	return (kind == KindCompletions && on("echo")) || on("prompt_logprobs") || on("return_token_ids")
+	own := false
+	gjson.ParseBytes(canon).ForEach(func(k, v gjson.Result) bool { // one pass over the members
+		switch k.Str {
+		case "echo":
+			own = kind == KindCompletions
+		case "prompt_logprobs", "return_token_ids":
+			own = true
+		default:
+			return true
+		}
+		own = own && v.Type != gjson.False && v.Type != gjson.Null
+		return !own
+	})
+	return own
 }
 
 // semPartition is the request's slot in the embedding model's namespace:
@@ -325,7 +334,7 @@ func (f *Flight) semanticStep() []Action {
 		// of a model no longer reported until the slot is reused, and
 		// taking it counted a model change, logged that the server now
 		// reports that model and listed its reclaimed namespace again.
-		if seen := c.semModels[req.Route].identity; seen != "" && v.identity != seen || seen == "" && !c.semListed(req.Route, v.ns) {
+		if !c.semUsable(req.Route, v) {
 			v, claimed = nil, true
 		}
 	}
@@ -488,7 +497,7 @@ func (c *Cache) semanticRefreshed(req *Request, freshUntil int64) []Action {
 		if v = c.semSharedGet(tkey); v == nil {
 			return nil
 		}
-		if seen := c.semModels[req.Route].identity; seen != "" && v.identity != seen || seen == "" && !c.semListed(req.Route, v.ns) {
+		if !c.semUsable(req.Route, v) {
 			return nil
 		}
 	}
@@ -632,6 +641,16 @@ func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unw
 		return changed, warn, unwarned, freed
 	}
 	return false, false, 0, 0
+}
+
+// semUsable reports whether a shared vector may serve this worker: of the
+// model it sees, or, if it has seen none yet, of a namespace in the
+// route's list.
+func (c *Cache) semUsable(r *Route, v *semVector) bool {
+	if seen := c.semModels[r].identity; seen != "" {
+		return v.identity == seen
+	}
+	return c.semListed(r, v.ns)
 }
 
 // semListed reports whether namespace ns is in route r's list.
