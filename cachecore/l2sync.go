@@ -48,7 +48,7 @@ const DefaultL2SyncInterval = time.Second
 
 type l2Sync struct {
 	started  bool   // the cursor is set (the process's, or LLEN: l2SyncFirst)
-	lost     bool   // L1 was dropped for a lost log: the next LLEN sets the cursor, dropping nothing
+	lost     bool   // the log was found lost: the next LLEN sets the cursor, then L1 is dropped (l2DropLost)
 	baseline bool   // the next read's first record is the last one before the cursor, taken as is
 	cursor   int64  // the next log index to read
 	last     uint64 // the digest of the record at cursor-1 (l2RecordSum; 0 at index 0)
@@ -227,7 +227,7 @@ func (c *Cache) l2Read() []Action {
 			}
 		}
 		if c.l2s.cursor > 0 {
-			if len(items) == 0 || items[0].Type != gjson.String || (!c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last) {
+			if len(items) == 0 || !c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last {
 				return c.l2LogLost()
 			}
 			c.l2s.baseline, c.l2s.last = false, c.l2RecordSum(items[0].Str)
