@@ -26,21 +26,11 @@ type SSEEvent struct {
 	Data  string // data lines joined with "\n"
 }
 
-// ParseSSE splits a complete event-stream body into events. Lines end in
-// "\n", "\r\n" or "\r"; a blank line ends an event; comment lines (":")
-// and unknown fields are ignored. complete is false when the body ends in
-// the middle of an event (a truncated stream).
-func ParseSSE(b []byte) (events []SSEEvent, complete bool) {
-	sc := sseScanner{rest: b}
-	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
-		events = append(events, ev)
-	}
-	return events, sc.complete()
-}
-
-// sseScanner reads an event stream one event at a time, so that judging a
-// stream holds one event, not all of them: a stream of tiny events
-// materialised whole costs about ten times its size.
+// sseScanner splits an event-stream body into events (WHATWG HTML §9.2:
+// lines end in "\n", "\r\n" or "\r"; a blank line ends an event;
+// comment lines (":") and unknown fields are ignored), one at a time, so
+// that judging a stream holds one event, not all of them: a stream of
+// tiny events materialised whole costs about ten times its size.
 type sseScanner struct {
 	rest    []byte
 	pending bool // an event has begun and not ended

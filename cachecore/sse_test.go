@@ -7,6 +7,16 @@ import (
 	"github.com/tidwall/gjson"
 )
 
+// ParseSSE is every event of a body at once, as sseScanner reads them;
+// complete is false when the body ends in the middle of an event.
+func ParseSSE(b []byte) (events []SSEEvent, complete bool) {
+	sc := sseScanner{rest: b}
+	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
+		events = append(events, ev)
+	}
+	return events, sc.complete()
+}
+
 func TestParseSSE(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -12,7 +12,7 @@ import (
 // Judging a recorded stream must cost memory linear in its size with a
 // small constant (README "Hostile bytes"): a stream of many tiny events
 // within max_entry_bytes (an accepted 32 MiB) may be refused, but must
-// not take the VM down. ParseSSE materialises every event first (a
+// not take the VM down. Judging once materialised every event first (a
 // 48-byte SSEEvent, plus its data, per 5-byte "id:\n\n"), about 10x the
 // stream: a 31 MiB stream ran the VM out of its 1 GiB, while the same
 // bytes in 1 KB events were judged and stored.
