@@ -187,14 +187,14 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 func (l *linter) walk(prefix, path string, n *yaml.Node) {
 	switch n.Kind {
 	case yaml.MappingNode:
-		switch typ := scalar(get(n, "@type")); {
-		case typ == wasmFilterType:
+		if scalar(get(n, "@type")) == wasmFilterType {
 			l.wasmFilter(prefix+path, n)
 			return
-		case (typ == udpaTypedStruct || typ == xdsTypedStruct) && scalar(get(n, "type_url")) == wasmFilterType:
+		}
+		if v, ok := wasmStructValue(n); ok {
 			// The filter's config as a Struct: Envoy converts it to the
 			// Wasm message, so it is linted as one.
-			if v := deref(get(n, "value")); v != nil && v.Kind == yaml.MappingNode {
+			if v != nil {
 				l.wasmFilter(prefix+joinPath(path, "value"), v)
 			} else {
 				l.add(n.Line, prefix+path, "TypedStruct of the wasm filter without a value mapping")
@@ -227,11 +227,7 @@ func (l *linter) walk(prefix, path string, n *yaml.Node) {
 // reads a relative path from its working directory; the linter also tries
 // it relative to the linted file's directory and the ones above it.
 func (l *linter) configDiscovery(where string, cd *yaml.Node) {
-	src := get(cd, "config_source")
-	p := scalar(get(get(src, "path_config_source"), "path"))
-	if p == "" {
-		p = scalar(get(src, "path")) // the deprecated field
-	}
+	p := configSourcePath(cd)
 	if p == "" {
 		return // from a management server: nothing to follow
 	}
@@ -253,6 +249,29 @@ func (l *linter) configDiscovery(where string, cd *yaml.Node) {
 	l.findings = append(l.findings, sub.findings...)
 	l.checked += sub.checked
 	l.skipped = append(l.skipped, sub.skipped...)
+}
+
+// configSourcePath is the file a config_discovery reads ("": none, a
+// management server).
+func configSourcePath(cd *yaml.Node) string {
+	src := get(cd, "config_source")
+	if p := scalar(get(get(src, "path_config_source"), "path")); p != "" {
+		return p
+	}
+	return scalar(get(src, "path")) // the deprecated field
+}
+
+// wasmStructValue: ok when n is a TypedStruct wrapping the wasm filter's
+// config, with v its value mapping (nil without one).
+func wasmStructValue(n *yaml.Node) (v *yaml.Node, ok bool) {
+	typ := scalar(get(n, "@type"))
+	if typ != udpaTypedStruct && typ != xdsTypedStruct || scalar(get(n, "type_url")) != wasmFilterType {
+		return nil, false
+	}
+	if v = deref(get(n, "value")); v == nil || v.Kind != yaml.MappingNode {
+		return nil, true
+	}
+	return v, true
 }
 
 func findConfigFile(p, from string) (string, bool) {

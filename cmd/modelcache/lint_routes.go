@@ -235,11 +235,7 @@ func (l *linter) filterWasmConfig(name string, f *yaml.Node) *yaml.Node {
 	if tc := get(f, "typed_config"); tc != nil {
 		return wasmTypedConfig(tc)
 	}
-	src := get(get(f, "config_discovery"), "config_source")
-	p := scalar(get(get(src, "path_config_source"), "path"))
-	if p == "" {
-		p = scalar(get(src, "path")) // the deprecated field
-	}
+	p := configSourcePath(get(f, "config_discovery"))
 	if p == "" {
 		return nil
 	}
@@ -275,15 +271,11 @@ func (l *linter) filterWasmConfig(name string, f *yaml.Node) *yaml.Node {
 // wasmTypedConfig is tc when it is the wasm filter's config, the value of
 // a TypedStruct that wraps one (Envoy converts it), else nil.
 func wasmTypedConfig(tc *yaml.Node) *yaml.Node {
-	switch typ := scalar(get(tc, "@type")); {
-	case typ == wasmFilterType:
+	if scalar(get(tc, "@type")) == wasmFilterType {
 		return tc
-	case (typ == udpaTypedStruct || typ == xdsTypedStruct) && scalar(get(tc, "type_url")) == wasmFilterType:
-		if v := get(tc, "value"); v != nil && v.Kind == yaml.MappingNode {
-			return v
-		}
 	}
-	return nil
+	v, _ := wasmStructValue(tc)
+	return v
 }
 
 // modelcacheConfig is the valid configuration of a modelcache wasm filter
