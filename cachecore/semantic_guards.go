@@ -239,10 +239,7 @@ func standingOperator(rs []rune, i int) int {
 	if i > 0 && !opBoundary(rs[i-1]) {
 		return i
 	}
-	j := i
-	for j < len(rs) && strings.ContainsRune(opRunes, rs[j]) {
-		j++
-	}
+	j := opRunEnd(rs, i)
 	if j < len(rs) && !opBoundary(rs[j]) {
 		return i
 	}
@@ -277,15 +274,20 @@ func operatorEnd(rs []rune, i int) int {
 // "x==y", "a>>b"); otherwise i. Prose runs ("e.g.", "and/or", "10:30", a
 // hyphen) hold none of those signs.
 func attachedOperator(rs []rune, i int) int {
-	j := i
-	for j < len(rs) && strings.ContainsRune(opRunes, rs[j]) {
-		j++
-	}
+	j := opRunEnd(rs, i)
 	if !strings.ContainsAny(string(rs[i:j]), "=<>&|") ||
 		(i == 0 || opBoundary(rs[i-1])) && (j == len(rs) || opBoundary(rs[j])) {
 		return i
 	}
 	return j
+}
+
+// opRunEnd returns the end of the run of opRunes starting at rs[i].
+func opRunEnd(rs []rune, i int) int {
+	for i < len(rs) && strings.ContainsRune(opRunes, rs[i]) {
+		i++
+	}
+	return i
 }
 
 func opBoundary(r rune) bool {
