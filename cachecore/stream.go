@@ -457,7 +457,17 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	st, _ := header(hs, ":status")
 	status := statusCode(st)
 	step, acts := s.fl.ResponseHeaders(status, hs, ClassifyOrigin(rd.CodeDetails()), endOfStream)
-	out := append(dropForged(s.out[:0], hs), s.apply(acts)...) // the filter's own headers after
+	// The filter's own headers go after any forged ones are dropped. With
+	// none to drop (the rule), the Flight's actions are extended where
+	// they are rather than copied, 200 bytes and their pointers each.
+	// (A step that goes on to Complete, which reuses the Flight's array,
+	// has no actions here.)
+	out := dropForged(s.out[:0], hs)
+	if acts = s.apply(acts); len(out) == 0 && len(acts) > 0 {
+		out = acts
+	} else if len(acts) > 0 {
+		out = append(out, acts...)
+	}
 	if s.late && (step == RespHold || step == RespCopy) {
 		// Late: the headers pass now (their Cache-Status cannot say
 		// whether the answer will be stored) and the body is copied as it
@@ -770,7 +780,10 @@ func (s *Stream) Done(rd Reader) []Action {
 		}
 	}
 	s.phase = phaseIdle
-	return append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...) // no-op unless still leading
+	if s.fl.leader { // a request still leading hands the lead on as failed
+		out = append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...)
+	}
+	return out
 }
 
 // clientLeft reports whether the proxy ended the stream because the client
