@@ -311,8 +311,10 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	if f.req.l2.lease && (o != OutcomeStored || f.req.l2.put == nil) {
 		f.emit(Action{Kind: ActDispatch, Call: f.c.l2Release(f.req)})
 	}
-	if wake, ok := f.c.finishWake(f.req, LeaseHolder{f.vm, f.id}, o, status); ok {
-		f.emit(wake)
+	// Cache.finishWake's work, done here: a lead with no waiters (the
+	// rule) then neither builds nor returns a zero Action of 200 bytes.
+	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
+		f.emit(Action{Kind: ActWake, VMs: vms, Message: encodeWake(f.req.LeaseFP(), o, status, LeaseHolder{f.vm, f.id})})
 	}
 }
 
