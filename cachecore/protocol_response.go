@@ -105,18 +105,21 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 // refuse: the response is not stored for reason; its Cache-Status says so.
 func (f *Flight) refuse(reason Reason) []Action {
 	f.Refused(reason)
-	acts := f.refuseQuiet(reason)
-	if reason == ReasonInternal {
-		acts = append(acts, Action{Kind: ActInternal})
-	}
-	return acts
+	return f.refusal(reason, reason == ReasonInternal)
 }
 
 // refuseQuiet counts a refusal and ends any lead with its outcome.
-func (f *Flight) refuseQuiet(reason Reason) []Action {
+func (f *Flight) refuseQuiet(reason Reason) []Action { return f.refusal(reason, false) }
+
+// refusal is refuseQuiet, counting an internal error after if internal:
+// one function on a refusal's path, not two.
+func (f *Flight) refusal(reason Reason, internal bool) []Action {
 	f.reset()
 	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
 	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
+	if internal {
+		f.emit(Action{Kind: ActInternal})
+	}
 	return f.actions()
 }
 
