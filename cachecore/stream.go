@@ -512,8 +512,8 @@ const ownHeaderPrefix = "x-modelcache-"
 // headers are not read, and its Cache-Status says the cache did not serve
 // it. Names are compared without case (Envoy's are lower case already).
 func dropForged(out []Action, hs [][2]string) []Action {
-	for _, h := range hs {
-		n := h[0]
+	for i := range hs {
+		n := hs[i][0] // not a ranged copy of the pair (see header)
 		if len(n) >= len(ownHeaderPrefix) && n[0]|0x20 == 'x' && strings.EqualFold(n[:len(ownHeaderPrefix)], ownHeaderPrefix) {
 			out = append(out, Action{Kind: ActRemoveResponseHeader, Name: n})
 		}
