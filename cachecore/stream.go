@@ -754,6 +754,22 @@ func (s *Stream) Done(rd Reader) []Action {
 	}
 	out := s.countNow(s.out[:0])
 	switch s.phase {
+	case phaseIdle, phasePassThrough, phaseServed: // its answer was decided
+	default:
+		out = s.cut(rd, out)
+	}
+	s.phase = phaseIdle
+	if s.fl.leader { // a request still leading hands the lead on as failed
+		out = append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...)
+	}
+	return out
+}
+
+// cut ends a stream that was over before its answer was decided (Done),
+// appending the actions to out.
+func (s *Stream) cut(rd Reader, out []Action) []Action {
+	req := s.fl.req
+	switch s.phase {
 	case phaseForwarded:
 		// No answer reached the filter (an upstream failure before the
 		// answer comes as a local reply through ResponseHeaders). If the
@@ -778,10 +794,6 @@ func (s *Stream) Done(rd Reader) []Action {
 		if clientLeft(rd) {
 			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)
 		}
-	}
-	s.phase = phaseIdle
-	if s.fl.leader { // a request still leading hands the lead on as failed
-		out = append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...)
 	}
 	return out
 }
