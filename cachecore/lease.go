@@ -220,16 +220,19 @@ func (t *LeaseTable) ReadAhead(fp uint64) uint64 {
 // values.
 func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool, ahead uint64) (_ Role, unchanged bool, _ error) {
 	key := t.key(fp)
-	read := t.ahead
-	t.ahead = slotRead{} // used once, by the acquire that names it only
-	useAhead := ahead != 0 && read.seq == ahead && read.ok && read.fp == fp
+	// The read ahead is used once, by the acquire that names it only. It
+	// is read where it lies and dropped by clearing its number alone:
+	// copying it out and zeroing it (a slice and an error) would cost
+	// write barriers on every acquire, most of which have none.
+	useAhead := ahead != 0 && t.ahead.seq == ahead && t.ahead.ok && t.ahead.fp == fp
+	t.ahead.seq = 0
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var raw []byte
 		var cas uint32
 		var err error
 		unchanged = attempt == 0 && useAhead
 		if unchanged {
-			raw, cas, err = read.raw, read.cas, read.err
+			raw, cas, err = t.ahead.raw, t.ahead.cas, t.ahead.err
 		} else {
 			raw, cas, err = t.getInto(key, &t.readBuf)
 		}
