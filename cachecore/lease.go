@@ -362,7 +362,12 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		if LeaseState(r[8]) != LeaseHeld || le.Uint64(r[9:17]) != vm || le.Uint32(r[17:21]) != stream {
 			return nil, nil
 		}
-		waiters := waitersOf(raw[at[own]+leaseRecordBytes : at[own+1]]) // copied: the read's memory is reused
+		// A lease that had followers has waiters to copy (the read's memory
+		// is reused); most have none, and skip the call.
+		var waiters []uint64
+		if ws := raw[at[own]+leaseRecordBytes : at[own+1]]; len(ws) != 0 {
+			waiters = waitersOf(ws)
+		}
 		// The lease's place in the slot: the mark, or nothing.
 		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, -1, now)
 		if hitForMissUntil > 0 && hitForMissUntil > now { // 0: no mark; a mark written dead is dropped
