@@ -151,7 +151,10 @@ func NewLeaseTable(store Store, slots int) *LeaseTable {
 // fingerprints (Request.LeaseFP: SipHash under the process secret, see
 // secret.go), so which keys share a slot cannot be known from outside.
 // The string aliases keyBuf: valid until the next key is built (stores
-// copy keys they keep).
+// copy keys they keep). It is not inlined: a lease's acquire and its
+// release both build a key, and one copy of the code serves both.
+//
+//go:noinline
 func (t *LeaseTable) key(fp uint64) string {
 	t.keyBuf = appendUint(append(t.keyBuf[:0], "mc:l:"...), fp%t.slots)
 	return bytesString(t.keyBuf)
