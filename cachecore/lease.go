@@ -110,7 +110,10 @@ type LeaseTable struct {
 	anchor uint32
 	// Reused by every read and write: a read is valid until the next
 	// read, so what outlives a call is copied.
-	keyBuf, readBuf, writeBuf []byte
+	readBuf, writeBuf []byte
+	// keyBuf holds the last key built, right-aligned (key): a fixed
+	// array, written in place, grows nothing and stores no pointer.
+	keyBuf [len(leaseKeyPrefix) + 20]byte
 	// ahead is a read of a slot made before the caller's lookup
 	// (ReadAhead), for the next acquire of ahead.fp that names it by its
 	// number (ahead.seq, from aheadSeq); aheadBuf holds it.
@@ -156,9 +159,23 @@ func NewLeaseTable(store Store, slots int) *LeaseTable {
 //
 //go:noinline
 func (t *LeaseTable) key(fp uint64) string {
-	t.keyBuf = appendUint(append(t.keyBuf[:0], "mc:l:"...), fp%t.slots)
-	return bytesString(t.keyBuf)
+	// The slot's number is written from its last digit back, as
+	// appendUint does, then the prefix before it.
+	i, v := len(t.keyBuf), fp%t.slots
+	for {
+		i--
+		t.keyBuf[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	i -= copy(t.keyBuf[i-len(leaseKeyPrefix):], leaseKeyPrefix)
+	return bytesString(t.keyBuf[i:])
 }
+
+// leaseKeyPrefix begins the shared-data key of every lease slot.
+const leaseKeyPrefix = "mc:l:"
 
 // Role is what a request became when it tried to lead.
 type Role uint8
