@@ -570,9 +570,14 @@ func (t *LeaseTable) writeSlot(key string, out []byte, cas uint32, exists bool) 
 		}
 	}
 	err := t.store.Set(key, out, cas)
-	t.writeBuf = out[:0]
-	if cap(out) > maxKeptLeaseSlot {
+	// out grew from writeBuf (startSlot): only a larger capacity is
+	// another array to keep (or drop); storing the same one back would
+	// cost a write barrier on every write.
+	if cap(out) != cap(t.writeBuf) {
 		t.writeBuf = nil
+		if cap(out) <= maxKeptLeaseSlot {
+			t.writeBuf = out[:0]
+		}
 	}
 	return err
 }
