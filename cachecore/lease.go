@@ -388,13 +388,21 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		if ws := raw[at[own]+leaseRecordBytes : at[own+1]]; len(ws) != 0 {
 			waiters = waitersOf(ws)
 		}
-		// The lease's place in the slot: the mark, or nothing.
-		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, -1, now)
+		// The lease's place in the slot: the mark, or nothing. The lease is
+		// made into its mark (fp and tenant kept, no waiters) or freed where
+		// it lies in the read — a copy of the slot (Store), in this table's
+		// own memory until its next read — so that one copy of the live
+		// leases writes the slot back.
 		if hitForMissUntil > 0 && hitForMissUntil > now { // 0: no mark; a mark written dead is dropped
-			out = appendLease(out, fp, LeaseHitForMiss, 0, 0, hitForMissUntil, le.Uint64(r[29:37]), nil)
+			r[8] = byte(LeaseHitForMiss)
+			le.PutUint64(r[9:17], 0)
+			le.PutUint32(r[17:21], 0)
+			le.PutUint64(r[21:29], uint64(hitForMissUntil))
+			r[37] = 0
+		} else {
+			r[8] = byte(LeaseFree)
 		}
-		out = copyLive(out, raw, &at, own+1, n, -1, -1, now)
-		err = t.writeSlot(key, out, cas, true)
+		err = t.writeSlot(key, copyLive(t.startSlot(), raw, &at, 0, n, -1, -1, now), cas, true)
 		if errIs(err, ErrCasMismatch) {
 			continue
 		}
@@ -511,12 +519,15 @@ func (t *LeaseTable) startSlot() []byte { return slotHeader(t.writeBuf[:0]) }
 func slotHeader(b []byte) []byte { return append(b, 'M', 'L', 2, 0) }
 
 // copyLive appends to a slot begun by slotHeader the live leases of raw
-// from..to-1, except skip and drop, as their bytes, and counts them.
+// from..to-1, except skip and drop, as their bytes, and counts them. A
+// lease's bytes end where its count of waiters says (slotRecords checked
+// that this is where the next begins): a lease rewritten in place with
+// its waiters dropped (Release) is copied without them.
 func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int, now int64) []byte {
 	for i := from; i < to; i++ {
-		if i != skip && i != drop && recordLive(leaseRecord(raw, at[i]), now) {
+		if r := leaseRecord(raw, at[i]); i != skip && i != drop && recordLive(r, now) {
 			out[3]++
-			out = append(out, raw[at[i]:at[i+1]]...)
+			out = append(out, raw[at[i]:at[i]+leaseRecordBytes+8*int(r[37])]...)
 		}
 	}
 	return out
