@@ -264,8 +264,8 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			raw = nil
 		}
 		var at [LeaseWays + 1]int
-		n := slotRecords(raw, &at)
-		own := findRecord(raw, &at, n, fp)
+		scan := scanSlot(raw, &at, fp, tenant, now)
+		n, own := scan.n, scan.own
 		var waiters []byte // fp's dead lease's waiters, taken over
 		if own >= 0 {
 			r := leaseRecord(raw, at[own])
@@ -295,11 +295,10 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				unchanged = false
 			}
 		}
-		victim, ok := makeRoomIn(raw, &at, n, own, tenant, now)
-		if !ok {
+		if !scan.room {
 			return RoleCollision, false, nil
 		}
-		out := copyLive(t.startSlot(), raw, &at, 0, n, own, victim, now)
+		out := copyLive(t.startSlot(), raw, &at, 0, n, own, scan.victim, now)
 		if deadline > now { // a lease written dead is dropped, as any dead one
 			out = appendLease(out, fp, LeaseHeld, vm, stream, deadline, tenant, waiters)
 		}
@@ -313,45 +312,6 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		return RoleLeader, unchanged, nil
 	}
 	return RoleCollision, false, ErrContention
-}
-
-// makeRoomIn picks the way a new lease of tenant displaces among a slot's
-// live leases other than skip: -1 if a way is free, the soonest-expiring
-// hit-for-miss mark otherwise — the tenant's own once it holds its share
-// (tenantShare; tenant 0 is not bounded). ok is false when only live held
-// leases could make room: they are never displaced.
-func makeRoomIn(raw []byte, at *[LeaseWays + 1]int, n, skip int, tenant uint64, now int64) (victim int, ok bool) {
-	live, mine := 0, 0
-	soonest, soonestMine := -1, -1
-	var soonestAt, soonestMineAt int64
-	for i := 0; i < n; i++ {
-		r := leaseRecord(raw, at[i])
-		if i == skip || !recordLive(r, now) {
-			continue
-		}
-		live++
-		own := tenant != 0 && le.Uint64(r[29:37]) == tenant
-		if own {
-			mine++
-		}
-		if LeaseState(r[8]) != LeaseHitForMiss {
-			continue
-		}
-		d := int64(le.Uint64(r[21:29]))
-		if soonest < 0 || d < soonestAt {
-			soonest, soonestAt = i, d
-		}
-		if own && (soonestMine < 0 || d < soonestMineAt) {
-			soonestMine, soonestMineAt = i, d
-		}
-	}
-	switch {
-	case mine >= tenantShare:
-		return soonestMine, soonestMine >= 0
-	case live < LeaseWays:
-		return -1, true
-	}
-	return soonest, soonest >= 0
 }
 
 // Release ends (vm, stream)'s leadership of fp and returns the workers to
@@ -373,8 +333,8 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 			return nil, err
 		}
 		var at [LeaseWays + 1]int
-		n := slotRecords(raw, &at)
-		own := findRecord(raw, &at, n, fp)
+		scan := scanSlot(raw, &at, fp, 0, now)
+		n, own := scan.n, scan.own
 		if own < 0 {
 			return nil, nil
 		}
@@ -425,8 +385,8 @@ func (t *LeaseTable) Extend(fp, vm uint64, stream uint32, now, deadline int64) (
 			return false, err
 		}
 		var at [LeaseWays + 1]int
-		n := slotRecords(raw, &at)
-		own := findRecord(raw, &at, n, fp)
+		scan := scanSlot(raw, &at, fp, 0, now)
+		n, own := scan.n, scan.own
 		if own < 0 {
 			return false, nil
 		}
@@ -458,26 +418,82 @@ var le = binary.LittleEndian
 // layout included) is an empty slot (n = 0), as decodeSlotInto reads it.
 // The work is bounded by LeaseWays, whatever the bytes.
 func slotRecords(b []byte, at *[LeaseWays + 1]int) int {
+	return scanSlot(b, at, 0, 0, 0).n
+}
+
+// slotScan is what one pass over a lease slot finds (scanSlot).
+type slotScan struct {
+	n   int // leases in the slot (slotRecords)
+	own int // fp's lease, the first of fp that is not free, or -1
+	// victim is the way a new lease of tenant displaces among the live
+	// leases other than own: -1 if a way is free, the soonest-expiring
+	// hit-for-miss mark otherwise — the tenant's own once it holds its
+	// share (tenantShare; tenant 0 is not bounded). room is false when
+	// only live held leases could make room: they are never displaced.
+	victim int
+	room   bool
+}
+
+// scanSlot is slotRecords that also finds, in the same pass over the
+// slot, fp's lease and the way a new lease of fp would take (slotScan):
+// every reader of a lease slot looks for one key's lease in it, and an
+// acquire then makes room for it. (The others ignore the room: reading it
+// costs a few comparisons per lease, a second pass would cost more.)
+func scanSlot(b []byte, at *[LeaseWays + 1]int, fp, tenant uint64, now int64) slotScan {
+	empty := slotScan{own: -1, victim: -1, room: true}
 	if len(b) < 4 || b[0] != 'M' || b[1] != 'L' || b[2] != 2 || int(b[3]) > LeaseWays {
-		return 0
+		return empty
 	}
-	n, p := int(b[3]), 4
+	n, own, p := int(b[3]), -1, 4
+	live, mine := 0, 0
+	soonest, soonestMine := -1, -1
+	var soonestAt, soonestMineAt int64
 	for i := 0; i < n; i++ {
 		if len(b)-p < leaseRecordBytes {
-			return 0
+			return empty
 		}
 		at[i] = p
-		nw := int(b[p+37])
-		if b[p+8] > byte(LeaseHitForMiss) || nw > maxWaiters || len(b)-p-leaseRecordBytes < 8*nw {
-			return 0
+		r := leaseRecord(b, p)
+		nw := int(r[37])
+		if r[8] > byte(LeaseHitForMiss) || nw > maxWaiters || len(b)-p-leaseRecordBytes < 8*nw {
+			return empty
 		}
 		p += leaseRecordBytes + 8*nw
+		if own < 0 && LeaseState(r[8]) != LeaseFree && le.Uint64(r[0:8]) == fp {
+			own = i
+			continue
+		}
+		if !recordLive(r, now) {
+			continue
+		}
+		live++
+		mineToo := tenant != 0 && le.Uint64(r[29:37]) == tenant
+		if mineToo {
+			mine++
+		}
+		if LeaseState(r[8]) != LeaseHitForMiss {
+			continue
+		}
+		d := int64(le.Uint64(r[21:29]))
+		if soonest < 0 || d < soonestAt {
+			soonest, soonestAt = i, d
+		}
+		if mineToo && (soonestMine < 0 || d < soonestMineAt) {
+			soonestMine, soonestMineAt = i, d
+		}
 	}
 	if p != len(b) {
-		return 0
+		return empty
 	}
 	at[n] = p
-	return n
+	s := slotScan{n: n, own: own, victim: soonest, room: soonest >= 0}
+	switch {
+	case mine >= tenantShare:
+		s.victim, s.room = soonestMine, soonestMine >= 0
+	case live < LeaseWays:
+		s.victim, s.room = -1, true
+	}
+	return s
 }
 
 // leaseRecord is the lease (without its waiters) that starts at a in a
@@ -488,17 +504,6 @@ func leaseRecord(raw []byte, a int) *[leaseRecordBytes]byte {
 
 func recordLive(r *[leaseRecordBytes]byte, now int64) bool {
 	return LeaseState(r[8]) != LeaseFree && int64(le.Uint64(r[21:29])) > now
-}
-
-// findRecord is findFP on a slot's bytes: the first lease of fp that is
-// not free, or -1.
-func findRecord(raw []byte, at *[LeaseWays + 1]int, n int, fp uint64) int {
-	for i := 0; i < n; i++ {
-		if r := leaseRecord(raw, at[i]); le.Uint64(r[0:8]) == fp && LeaseState(r[8]) != LeaseFree {
-			return i
-		}
-	}
-	return -1
 }
 
 // hasWaiter reports whether vm is among a lease's waiters (their bytes).
@@ -603,8 +608,7 @@ func (t *LeaseTable) Peek(fp uint64) (Lease, error) {
 		return Lease{}, err
 	}
 	var at [LeaseWays + 1]int
-	n := slotRecords(raw, &at)
-	i := findRecord(raw, &at, n, fp)
+	i := scanSlot(raw, &at, fp, 0, 0).own
 	if i < 0 {
 		return Lease{FP: fp}, nil
 	}
