@@ -302,11 +302,10 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		if deadline > now { // a lease written dead is dropped, as any dead one
 			out = appendLease(out, fp, LeaseHeld, vm, stream, deadline, tenant, waiters)
 		}
-		err = t.writeSlot(key, out, cas, exists)
-		if errIs(err, ErrCasMismatch) {
-			continue
-		}
-		if err != nil {
+		if err = t.writeSlot(key, out, cas, exists); err != nil {
+			if errIs(err, ErrCasMismatch) {
+				continue
+			}
 			return RoleCollision, false, err
 		}
 		return RoleLeader, unchanged, nil
@@ -363,7 +362,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 			r[8] = byte(LeaseFree)
 		}
 		err = t.writeSlot(key, copyLive(t.startSlot(), raw, &at, 0, n, -1, -1, now), cas, true)
-		if errIs(err, ErrCasMismatch) {
+		if err != nil && errIs(err, ErrCasMismatch) { // checked for nil first: the usual write succeeds
 			continue
 		}
 		return waiters, err
