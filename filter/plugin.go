@@ -286,8 +286,10 @@ func (p *plugin) unlead(s *stream) {
 		return
 	}
 	last := len(p.leading) - 1
-	p.leading[i] = p.leading[last]
-	p.leading[i].leadingAt = i + 1
+	if i != last { // most often s is the last one listed: nothing moves
+		m := p.leading[last]
+		p.leading[i], m.leadingAt = m, i+1
+	}
 	p.leading[last] = nil
 	p.leading = p.leading[:last]
 	s.leadingAt = 0
