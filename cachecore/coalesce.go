@@ -134,19 +134,26 @@ func (c *Cache) tryLead(req *Request, vm uint64, stream uint32, timeout time.Dur
 // followers must be woken.
 func (c *Cache) Finish(req *Request, vm uint64, stream uint32, o Outcome) []uint64 {
 	now := c.nowMs()
-	var hfm int64
-	if o == OutcomeUncacheable && req.Route.Coalesce.HitForMiss > 0 {
-		hfm = now + req.Route.Coalesce.HitForMiss.Milliseconds()
-	}
-	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, now, hfm)
+	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, now, hitForMissUntil(req, o, now))
 	return waiters
+}
+
+// hitForMissUntil is when the hit-for-miss mark a lead that ended with o
+// leaves lasts until (0: none).
+func hitForMissUntil(req *Request, o Outcome, now int64) int64 {
+	if o == OutcomeUncacheable && req.Route.Coalesce.HitForMiss > 0 {
+		return now + req.Route.Coalesce.HitForMiss.Milliseconds()
+	}
+	return 0
 }
 
 // finishWake ends by's lead of req's key with o (Finish) and returns the
 // wake-up for the workers of its waiters, if any (status: the leader's
-// response status on a failure, 0 if none).
+// response status on a failure, 0 if none). It does Finish's work itself:
+// a call less on every lead's end.
 func (c *Cache) finishWake(req *Request, by LeaseHolder, o Outcome, status int) (Action, bool) {
-	vms := c.Finish(req, by.VM, by.Stream, o)
+	now := c.nowMs()
+	vms, _ := c.leases.Release(req.LeaseFP(), by.VM, by.Stream, now, hitForMissUntil(req, o, now))
 	if len(vms) == 0 {
 		return Action{}, false
 	}
