@@ -120,6 +120,9 @@ type LeaseTable struct {
 	ahead    slotRead
 	aheadBuf []byte
 	aheadSeq uint64
+	// at is where each lease of the slot an acquire or a release scanned
+	// begins (scanSlot): kept here, not zeroed on the stack each time.
+	at [LeaseWays + 1]int
 	// followed is the leader the last acquire that returned RoleFollower
 	// found holding the lease (read by Join's caller at once).
 	followed LeaseHolder
@@ -263,8 +266,8 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			}
 			raw = nil
 		}
-		var at [LeaseWays + 1]int
-		scan := scanSlot(raw, &at, fp, tenant, now)
+		at := &t.at // scanSlot writes what is read of it
+		scan := scanSlot(raw, at, fp, tenant, now)
 		n, own := scan.n, scan.own
 		var waiters []byte // fp's dead lease's waiters, taken over
 		if own >= 0 {
@@ -281,7 +284,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				if !join || len(ws) >= 8*maxWaiters || hasWaiter(ws, vm) {
 					return RoleFollower, false, nil
 				}
-				err = t.join(key, raw, &at, n, own, vm, now, cas, exists)
+				err = t.join(key, raw, at, n, own, vm, now, cas, exists)
 				if errIs(err, ErrCasMismatch) {
 					continue
 				}
@@ -298,7 +301,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		if !scan.room {
 			return RoleCollision, false, nil
 		}
-		out := copyLive(t.startSlot(), raw, &at, 0, n, own, scan.victim, now)
+		out := copyLive(t.startSlot(), raw, at, 0, n, own, scan.victim, now)
 		if deadline > now { // a lease written dead is dropped, as any dead one
 			out = appendLease(out, fp, LeaseHeld, vm, stream, deadline, tenant, waiters)
 		}
@@ -331,8 +334,8 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 			}
 			return nil, err
 		}
-		var at [LeaseWays + 1]int
-		scan := scanSlot(raw, &at, fp, 0, now)
+		at := &t.at // scanSlot writes what is read of it
+		scan := scanSlot(raw, at, fp, 0, now)
 		n, own := scan.n, scan.own
 		if own < 0 {
 			return nil, nil
@@ -361,7 +364,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		} else {
 			r[8] = byte(LeaseFree)
 		}
-		err = t.writeSlot(key, copyLive(t.startSlot(), raw, &at, 0, n, -1, -1, now), cas, true)
+		err = t.writeSlot(key, copyLive(t.startSlot(), raw, at, 0, n, -1, -1, now), cas, true)
 		if err != nil && errIs(err, ErrCasMismatch) { // checked for nil first: the usual write succeeds
 			continue
 		}
