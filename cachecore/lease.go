@@ -575,6 +575,9 @@ func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream u
 	le.PutUint64(r[21:29], uint64(deadline))
 	le.PutUint64(r[29:37], tenant)
 	r[37] = byte(len(waiters) / 8)
+	if len(waiters) == 0 { // a new lease (most): nothing to append
+		return out
+	}
 	return append(out, waiters...)
 }
 
