@@ -347,8 +347,8 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		// A lease that had followers has waiters to copy (the read's memory
 		// is reused); most have none, and skip the call.
 		var waiters []uint64
-		if ws := raw[at[own]+leaseRecordBytes : at[own+1]]; len(ws) != 0 {
-			waiters = waitersOf(ws)
+		if r[37] != 0 { // its count of waiters
+			waiters = waitersOf(raw[at[own]+leaseRecordBytes : at[own+1]])
 		}
 		// The lease's place in the slot: the mark, or nothing. The lease is
 		// made into its mark (fp and tenant kept, no waiters) or freed where
