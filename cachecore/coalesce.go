@@ -149,15 +149,19 @@ func hitForMissUntil(req *Request, o Outcome, now int64) int64 {
 
 // finishWake ends by's lead of req's key with o (Finish) and returns the
 // wake-up for the workers of its waiters, if any (status: the leader's
-// response status on a failure, 0 if none). It does Finish's work itself:
-// a call less on every lead's end.
+// response status on a failure, 0 if none).
 func (c *Cache) finishWake(req *Request, by LeaseHolder, o Outcome, status int) (Action, bool) {
-	now := c.nowMs()
-	vms, _ := c.leases.Release(req.LeaseFP(), by.VM, by.Stream, now, hitForMissUntil(req, o, now))
+	vms := c.Finish(req, by.VM, by.Stream, o)
 	if len(vms) == 0 {
 		return Action{}, false
 	}
-	return Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), o, status, by)}, true
+	return wakeAction(req, vms, by, o, status), true
+}
+
+// wakeAction is the wake-up of the workers vms, waiters of by's lead of
+// req's key that ended with o (finishWake).
+func wakeAction(req *Request, vms []uint64, by LeaseHolder, o Outcome, status int) Action {
+	return Action{Kind: ActWake, VMs: vms, Message: encodeWake(req.LeaseFP(), o, status, by)}
 }
 
 // tenantTag names the request's tenant in its lease, for the per-tenant

@@ -314,7 +314,7 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	// Cache.finishWake's work, done here: a lead with no waiters (the
 	// rule) then neither builds nor returns a zero Action of 200 bytes.
 	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
-		f.emit(Action{Kind: ActWake, VMs: vms, Message: encodeWake(f.req.LeaseFP(), o, status, LeaseHolder{f.vm, f.id})})
+		f.emit(wakeAction(f.req, vms, LeaseHolder{f.vm, f.id}, o, status))
 	}
 }
 
