@@ -95,48 +95,48 @@ type Reader interface {
 }
 
 // Begin is the event "the request headers of route arrived" (holdable:
-// the host can read a body while it holds the headers).
+// the host can read a body while it holds the headers): Start under a
+// hold state that holds the headers, or that cannot and passes the
+// request uncached.
 func (s *Stream) Begin(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream, holdable bool, vm uint64, id uint32) (Verdict, []Action) {
-	if acts, passed := s.begin(c, route, method, path, headers, endOfStream, holdable, vm, id); passed {
-		return Decided, acts
+	hold := HoldState{Setting: HoldHeaders}
+	if !holdable {
+		hold.mode = holdUnsupported
+	}
+	return s.Start(c, route, method, path, headers, endOfStream, &hold, vm, id)
+}
+
+// Start is the event "the request headers of route arrived", with the
+// VM's HoldState choosing how the body is read: headers held, a late
+// decision (BeginLate), or — header_hold "hold" on a proxy that cannot
+// hold — no cache. Every request of a cached route starts here, in one
+// function: each call on this path is code every request runs (Begin and
+// BeginLate are Start under a hold state of their own).
+func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, hold *HoldState, vm uint64, id uint32) (Verdict, []Action) {
+	holdable := hold.Holdable()
+	late := !holdable && hold.Late()
+	req := c.Begin(route, method, path, headers)
+	s.c, s.reqHeaders = c, headers
+	s.fl.Init(c, req, vm, id)
+	// A late decision reads the body as a held request does.
+	step, acts := s.fl.RequestHeaders(headers, endOfStream, holdable || late)
+	if step == ReqPass {
+		return Decided, s.apply(acts)
+	}
+	s.sized = step == ReqHoldSized
+	s.phase = phaseRequest
+	if late {
+		return Continue, s.goLate(s.out[:0])
 	}
 	s.heldSince = c.nowMs()
 	return Pause, nil
 }
 
-// begin starts the request and its Flight; passed: the headers decided
-// it (acts), else its body is to be read.
-func (s *Stream) begin(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream, holdable bool, vm uint64, id uint32) ([]Action, bool) {
-	req := c.Begin(route, method, path, headers)
-	s.c, s.reqHeaders = c, headers
-	s.fl.Init(c, req, vm, id)
-	step, acts := s.fl.RequestHeaders(headers, endOfStream, holdable)
-	if step == ReqPass {
-		return s.apply(acts), true
-	}
-	s.sized = step == ReqHoldSized
-	s.phase = phaseRequest
-	return nil, false
-}
-
-// Start is the event "the request headers of route arrived", with the
-// VM's HoldState choosing how the body is read: headers held (Begin), a
-// late decision (BeginLate), or — header_hold "hold" on a proxy that
-// cannot hold — no cache.
-func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, hold *HoldState, vm uint64, id uint32) (Verdict, []Action) {
-	if hold.Holdable() || !hold.Late() {
-		return s.Begin(c, route, method, path, headers, endOfStream, hold.Holdable(), vm, id)
-	}
-	return s.BeginLate(c, route, method, path, headers, endOfStream, vm, id)
-}
-
 // BeginLate is Begin for a late decision: the headers continue now
 // (prepared by the actions), the body is held and decided on as Begin's.
 func (s *Stream) BeginLate(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, vm uint64, id uint32) (Verdict, []Action) {
-	if acts, passed := s.begin(c, route, method, path, headers, endOfStream, true, vm, id); passed {
-		return Decided, acts
-	}
-	return Continue, s.goLate(s.out[:0])
+	hold := HoldState{Setting: HoldLate}
+	return s.Start(c, route, method, path, headers, endOfStream, &hold, vm, id)
 }
 
 // goLate prepares the headers of a request about to go upstream before
