@@ -238,7 +238,7 @@ func (t *LeaseTable) ReadAhead(fp uint64) uint64 {
 // acquire is Acquire; unchanged reports a lead won with the slot as
 // ReadAhead read it, in the read numbered ahead (0: none; any read ahead
 // is dropped by the first acquire after it, whichever it names). It works
-// on the slot's bytes (slotRecords): leases are read where they lie and
+// on the slot's bytes (scanSlot): leases are read where they lie and
 // copied whole into the slot written back, never decoded into Lease
 // values.
 func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline int64, join bool, ahead uint64) (_ Role, unchanged bool, _ error) {
@@ -415,17 +415,9 @@ func (t *LeaseTable) Extend(fp, vm uint64, stream uint32, now, deadline int64) (
 // le reads and writes the slot's little-endian fields.
 var le = binary.LittleEndian
 
-// slotRecords finds the leases of slot record b: where each begins, in
-// at[:n], and where the last ends, in at[n]. Anything malformed (another
-// layout included) is an empty slot (n = 0), as decodeSlotInto reads it.
-// The work is bounded by LeaseWays, whatever the bytes.
-func slotRecords(b []byte, at *[LeaseWays + 1]int) int {
-	return scanSlot(b, at, 0, 0, 0).n
-}
-
 // slotScan is what one pass over a lease slot finds (scanSlot).
 type slotScan struct {
-	n   int // leases in the slot (slotRecords)
+	n   int // leases in the slot
 	own int // fp's lease, the first of fp that is not free, or -1
 	// victim is the way a new lease of tenant displaces among the live
 	// leases other than own: -1 if a way is free, the soonest-expiring
@@ -436,9 +428,12 @@ type slotScan struct {
 	room   bool
 }
 
-// scanSlot is slotRecords that also finds, in the same pass over the
-// slot, fp's lease and the way a new lease of fp would take (slotScan):
-// every reader of a lease slot looks for one key's lease in it, and an
+// scanSlot finds the leases of slot record b — where each begins, in
+// at[:n], and where the last ends, in at[n] — and, in the same pass,
+// fp's lease and the way a new lease of fp would take (slotScan).
+// Anything malformed (another layout included) is an empty slot (n = 0),
+// as decodeSlotInto reads it; the work is bounded by LeaseWays, whatever
+// the bytes. Every reader of a lease slot looks for one key's lease in it, and an
 // acquire then makes room for it. (The others ignore the room: reading it
 // costs a few comparisons per lease, a second pass would cost more.)
 func scanSlot(b []byte, at *[LeaseWays + 1]int, fp, tenant uint64, now int64) slotScan {
@@ -499,7 +494,7 @@ func scanSlot(b []byte, at *[LeaseWays + 1]int, fp, tenant uint64, now int64) sl
 }
 
 // leaseRecord is the lease (without its waiters) that starts at a in a
-// slot slotRecords found.
+// slot scanSlot found.
 func leaseRecord(raw []byte, a int) *[leaseRecordBytes]byte {
 	return (*[leaseRecordBytes]byte)(raw[a : a+leaseRecordBytes])
 }
@@ -527,7 +522,7 @@ func slotHeader(b []byte) []byte { return append(b, 'M', 'L', 2, 0) }
 
 // copyLive appends to a slot begun by slotHeader the live leases of raw
 // from..to-1, except skip and drop, as their bytes, and counts them. A
-// lease's bytes end where its count of waiters says (slotRecords checked
+// lease's bytes end where its count of waiters says (scanSlot checked
 // that this is where the next begins): a lease rewritten in place with
 // its waiters dropped (Release) is copied without them.
 func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int, now int64) []byte {
@@ -540,7 +535,7 @@ func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int,
 	return out
 }
 
-// join writes fp's live lease own (of a slot read as raw, slotRecords'
+// join writes fp's live lease own (of a slot read as raw, scanSlot's
 // at and n) back with vm after its waiters, as a follower joins it.
 func (t *LeaseTable) join(key string, raw []byte, at *[LeaseWays + 1]int, n, own int, vm uint64, now int64, cas uint32, exists bool) error {
 	out := copyLive(t.startSlot(), raw, at, 0, own+1, -1, -1, now)

@@ -320,3 +320,9 @@ func FuzzBackgroundSlotsOnHostileData(f *testing.F) {
 		}
 	})
 }
+
+// slotRecords is scanSlot's count of a slot's leases (their places in at),
+// for the fuzz test's comparison with decodeSlot.
+func slotRecords(b []byte, at *[LeaseWays + 1]int) int {
+	return scanSlot(b, at, 0, 0, 0).n
+}
