@@ -215,9 +215,18 @@ func TestStampedeFailingUpstreamRetriesExhausted(t *testing.T) {
 	const n = 40
 	url := e.URL + "/v1/chat/completions"
 	rs := make([]*response, n)
+	// Each request's send and answer times (from the burst's start), for a
+	// failure to tell a request that arrived after the flight had ended
+	// (a new flight: one more call, correctly) from a second leader. The
+	// model's latency keeps the flight open for about 3 × 600 ms, long
+	// past the burst's last request on a loaded machine.
+	sent, answered := make([]time.Duration, n), make([]time.Duration, n)
+	t0 := time.Now()
 	for i, err := range hammer.Go(n, func(i int) error {
+		sent[i] = time.Since(t0)
 		r, err := tryDo(context.Background(), "POST", url, chat("a question the model always fails"),
-			"authorization", "Bearer tenant-a", "x-sim-status", "503", "x-sim-latency", "300ms")
+			"authorization", "Bearer tenant-a", "x-sim-status", "503", "x-sim-latency", "600ms")
+		answered[i] = time.Since(t0)
 		if err != nil {
 			return err
 		}
@@ -241,6 +250,9 @@ func TestStampedeFailingUpstreamRetriesExhausted(t *testing.T) {
 	}
 	t.Logf("%d upstream calls, %d followers answered with the failure", calls, failedLocally)
 	if calls > 3 { // max_retries 2
+		for i, r := range rs {
+			t.Logf("request %d: sent at %v, answered at %v: %s", i, sent[i], answered[i], r.CacheStatus())
+		}
 		t.Fatalf("%d upstream calls, want at most max_retries+1 = 3", calls)
 	}
 	if int(calls)+failedLocally != n {
