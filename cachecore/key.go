@@ -372,10 +372,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 			return
 		}
 	}
-	st, err := c.loadModel(req.Route.Name, req.Model)
-	if err == nil && !st.Found { // keyingState's second half, off a hit's path
-		st, err = c.makeModel(req.Route.Name, req.Model)
-	}
+	st, err := c.keyingState(req.Route.Name, req.Model)
 	if err != nil {
 		req.bypass(ReasonInternal)
 		return
@@ -394,11 +391,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 // skip the table until one is; see reclaimable). A full model table
 // leaves the state without a record, and the answer is not stored.
 func (c *Cache) keyingState(route, model string) (ModelState, error) {
-	st, err := c.loadModel(route, model)
-	if err != nil || st.Found {
-		return st, err
-	}
-	return c.makeModel(route, model)
+	return c.modelState(route, model, true)
 }
 
 // makeModel makes the record of a model that has none (keyingState).

@@ -176,9 +176,9 @@ const modelGenAt, modelVersionAt = 8, 40
 // version — and nothing else: every keyed request reads one, and
 // decodeModel's other fields are for updates.
 func modelStateOf(r []byte) ModelState {
-	st := ModelState{Found: true, Gen: binary.LittleEndian.Uint64(r[modelGenAt:]), empty: int64(binary.LittleEndian.Uint64(r[16:])) <= 0}
-	copy(st.Version[:], r[modelVersionAt:])
-	return st
+	le := binary.LittleEndian
+	return ModelState{Found: true, Gen: le.Uint64(r[modelGenAt:]),
+		Version: VersionID(r[modelVersionAt : modelVersionAt+versionIDLen]), empty: int64(le.Uint64(r[16:])) <= 0}
 }
 
 func encodeModels(recs []modelRecord) []byte {
@@ -205,29 +205,34 @@ const maxVersionLen = 64
 
 // loadModel reads the state of (route, model) without creating it.
 func (c *Cache) loadModel(route, model string) (ModelState, error) {
+	return c.modelState(route, model, false)
+}
+
+// modelState reads the state of (route, model); with create, a model
+// without a record gets one (keyingState). One function for both, so
+// that a request's keying and its leader's second look run the same code.
+func (c *Cache) modelState(route, model string, create bool) (ModelState, error) {
 	id, err := c.modelID(route, model)
 	if err != nil {
 		return ModelState{}, err
 	}
 	raw, _, err := c.store.GetInto(c.modelKeyOf(id), c.modelBuf)
-	if errIs(err, ErrNotFound) {
-		return ModelState{}, nil
-	}
 	if cap(raw) > cap(c.modelBuf) && len(raw) <= 64<<10 {
 		c.modelBuf = raw[:0]
 	}
-	if err != nil {
+	if err == nil {
+		n, _ := modelCount(raw) // a slot in another shape holds no record
+		for i := 0; i < n; i++ {
+			r := raw[4+i*modelRecordLen:]
+			if binary.LittleEndian.Uint64(r) == id {
+				return modelStateOf(r), nil
+			}
+		}
+	} else if !errIs(err, ErrNotFound) {
 		return ModelState{}, err
 	}
-	n, ok := modelCount(raw)
-	if !ok {
-		return ModelState{}, nil
-	}
-	for i := 0; i < n; i++ {
-		r := raw[4+i*modelRecordLen:]
-		if binary.LittleEndian.Uint64(r) == id {
-			return modelStateOf(r), nil
-		}
+	if create { // off a hit's path: a hit's model has a record
+		return c.makeModel(route, model)
 	}
 	return ModelState{}, nil
 }
