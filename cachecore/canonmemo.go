@@ -25,21 +25,15 @@ type canonMemoSlot struct {
 	canonical []byte
 	stream    bool
 	model     string
-	hasModel  bool
 }
 
-// canonical is the canonical body of a request and what the
-// canonicaliser captured of it.
-type canonical struct {
-	body     []byte
-	stream   bool
-	model    string // a plain top-level model field, when hasModel
-	hasModel bool
-}
-
-// canonicalize appends body's canonical form to dst (Canonicalizer.Append
-// with the selection of k's route), through the memo.
-func (c *Cache) canonicalize(dst, body []byte, k *routeKeying) (canonical, error) {
+// canonicalize keys req from body: req.canonical is body's canonical form
+// (Canonicalizer.Append with the selection of k's route), req.Stream its
+// "stream" and, on a route whose model field is a plain top-level name,
+// req.Model that field ("" if absent), through the memo. The results go
+// to the request directly: one place for them, not a result struct copied
+// out and then into req.
+func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
 	r := k.route
 	var slot *canonMemoSlot
 	if len(body) <= canonMemoMaxBody {
@@ -48,19 +42,21 @@ func (c *Cache) canonicalize(dst, body []byte, k *routeKeying) (canonical, error
 		}
 		slot = &c.memo.slots[memoSlot(body)]
 		if slot.route == r && equalFromEnd(slot.raw, body) {
-			return canonical{append(dst, slot.canonical...), slot.stream, slot.model, slot.hasModel}, nil
+			req.canonical = append(req.canonical[:0], slot.canonical...)
+			req.Stream, req.Model = slot.stream, slot.model
+			return nil
 		}
 	}
-	out, err := c.canon.Append(dst, body, &k.sel)
+	out, err := c.canon.Append(req.canonical[:0], body, &k.sel)
 	if err != nil {
 		c.canon.dropLargeCaptures()
-		return canonical{}, err
+		return err
 	}
 	v, _ := c.canon.Captured(0)
-	res := canonical{body: out, stream: string(v) == "true"}
+	req.canonical, req.Stream, req.Model = out, string(v) == "true", ""
 	if k.plainModel { // the model is the selection's second capture
 		if v, ok := c.canon.Captured(1); ok {
-			res.model, res.hasModel = c.modelName(v), true
+			req.Model = c.modelName(v)
 		}
 	}
 	c.canon.dropLargeCaptures()
@@ -68,9 +64,9 @@ func (c *Cache) canonicalize(dst, body []byte, k *routeKeying) (canonical, error
 		slot.route = r
 		slot.raw = append(slot.raw[:0], body...)
 		slot.canonical = append(slot.canonical[:0], out...)
-		slot.stream, slot.model, slot.hasModel = res.stream, res.model, res.hasModel
+		slot.stream, slot.model = req.Stream, req.Model
 	}
-	return res, nil
+	return nil
 }
 
 // memoSlot picks a body's slot from its length and a few of its bytes: a

@@ -352,18 +352,11 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
 	}
 	k := c.keyingOf(req.Route)
-	canon, err := c.canonicalize(req.canonical[:0], body, k)
-	if err != nil {
+	if err := c.canonicalize(req, body, k); err != nil {
 		req.bypass(canonReason(err))
 		return
 	}
-	req.canonical = canon.body
-	// "stream" and a top-level model field come from the canonicaliser's
-	// single pass; a nested model path needs gjson.
-	req.Stream = canon.stream
-	if k.plainModel {
-		req.Model = canon.model
-	} else {
+	if !k.plainModel { // a nested model path needs gjson
 		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
 	}
 	if parse := k.spec.parse; parse != nil {
