@@ -109,13 +109,18 @@ func (req *Request) keyHeaderValues(h [][2]string) bool {
 // lowerASCII lower-cases host names (case-insensitive), allocating only
 // when there is something to change.
 func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
+	for i := range len(s) {
+		if s[i]-'A' < 26 { // an upper-case letter
+			return lowerASCIINew(s)
 		}
 	}
 	return s
 }
+
+// lowerASCIINew is lowerASCII's copy, apart so that the check inlines.
+//
+//go:noinline
+func lowerASCIINew(s string) string { return strings.ToLower(s) }
 
 // tenantHash is SHA-256 over the identity header's name and value: no
 // credential is ever stored, and two tenants can never share a namespace.
@@ -585,9 +590,15 @@ func (req *Request) appendState(k []byte) []byte {
 // LeaseFP identifies the request for single flight: its key without the
 // model state, computed on first use (only misses need it).
 func (req *Request) LeaseFP() uint64 {
-	if req.leaseFP == 0 {
-		req.leaseFP = nonZero(req.hk.fp.sum64(req.Key[:req.stableLen]))
+	if req.leaseFP != 0 { // inlined: buildKey made it on a request's first key
+		return req.leaseFP
 	}
+	return req.leaseFPNew()
+}
+
+//go:noinline
+func (req *Request) leaseFPNew() uint64 {
+	req.leaseFP = nonZero(req.hk.fp.sum64(req.Key[:req.stableLen]))
 	return req.leaseFP
 }
 

@@ -69,13 +69,21 @@ func loadSecret(s Store, rnd func() uint64) (hashKeys, error) {
 
 // keys returns the process secret's hash keys, loading them on first use.
 func (c *Cache) keys() (*hashKeys, error) {
-	if c.hk == nil {
-		k, err := loadSecret(c.store, c.rand)
-		if err != nil {
-			return nil, err
-		}
-		c.hk = &k
+	if c.hk != nil { // inlined: every keyed request asks
+		return c.hk, nil
 	}
+	return c.loadKeys()
+}
+
+// loadKeys is keys' first use.
+//
+//go:noinline
+func (c *Cache) loadKeys() (*hashKeys, error) {
+	k, err := loadSecret(c.store, c.rand)
+	if err != nil {
+		return nil, err
+	}
+	c.hk = &k
 	return c.hk, nil
 }
 
