@@ -34,14 +34,8 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		return req.bypass(ReasonRequestNoStore)
 	}
 	if !route.Shared {
-		name, value, last, ok := tenantHeader(headers, route.TenantHeaders, &c.last)
-		switch {
-		case !ok:
+		if !c.readTenant(req, headers) {
 			return req.bypass(ReasonNoIdentity)
-		case last:
-			req.tenant, req.tenantFrom = c.last.sum, name
-		default:
-			req.tenant, req.tenantFrom = c.tenantHash(name, value), name
 		}
 	}
 	if req.CC.NoCache {
@@ -267,24 +261,40 @@ func joinLine(v, line string) string {
 	return v + ", " + line
 }
 
-// tenantHeader returns the first configured identity header that is present
-// and names someone: not empty, and not an authentication scheme alone.
-func tenantHeader(h [][2]string, names []string, last *lastTenant) (name, value string, isLast, ok bool) {
-	for _, n := range names {
-		// The last identity (last; isLast says it is that one) was
-		// checked before, and a value longer than any that names no one
-		// (every credential of note) is not looked up: this runs on every
-		// request.
-		if v, ok := header(h, n); ok {
-			if last.is(n, v) {
-				return n, v, true, true
-			}
-			if t := strings.TrimSpace(v); t != "" && (len(t) > maxNoOneLen || !schemeAlone(n, t)) {
-				return n, v, false, true
-			}
+// readTenant keys req under the first of its route's identity headers
+// that is present and names someone (not empty, and not an
+// authentication scheme alone), and reports false if none does. It sets
+// the request's fields itself rather than return the header's name and
+// value to Begin: this runs on every request.
+func (c *Cache) readTenant(req *Request, h [][2]string) bool {
+	for _, n := range req.Route.TenantHeaders {
+		v, ok := header(h, n)
+		if !ok {
+			continue
+		}
+		// The last identity was checked before, and a value longer than
+		// any that names no one (every credential of note) is not
+		// looked up.
+		if c.last.is(n, v) {
+			req.tenant, req.tenantFrom = c.last.sum, n
+			return true
+		}
+		if namesSomeone(n, v) {
+			req.tenant, req.tenantFrom = c.tenantHash(n, v), n
+			return true
 		}
 	}
-	return "", "", false, false
+	return false
+}
+
+// namesSomeone reports whether identity header n's value v names someone:
+// not empty, and not an authentication scheme alone. A function of its
+// own: readTenant's common case, the last identity again, never needs it.
+//
+//go:noinline
+func namesSomeone(n, v string) bool {
+	t := strings.TrimSpace(v)
+	return t != "" && (len(t) > maxNoOneLen || !schemeAlone(n, t))
 }
 
 // schemeAlone reports an Authorization (or Proxy-Authorization) value that
