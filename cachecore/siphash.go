@@ -28,10 +28,15 @@ func (k sipKey) sum64(b []byte) uint64 {
 // state) and its slot fingerprint (the whole key).
 func (k sipKey) sum64Prefix(b []byte, split int) (prefix, whole uint64) {
 	s := k.start()
-	tail := s.blocks(b[:split])
-	prefix = s.finish(tail, split) // s by value: the pass goes on
-	rest := s.blocks(b[split-len(tail):])
-	return prefix, s.finish(rest, len(b))
+	var sums [2]uint64
+	done := 0 // bytes compressed
+	// A loop over the two ends, so that the calls are made from one place.
+	for i, end := range [2]int{split, len(b)} {
+		tail := s.blocks(b[done:end])
+		sums[i] = s.finish(tail, end) // s by value: the pass goes on
+		done = end - len(tail)
+	}
+	return sums[0], sums[1]
 }
 
 // sipResume is SipHash's state after a prefix's whole blocks, for the sums
