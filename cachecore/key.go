@@ -545,7 +545,10 @@ func (c *Cache) buildKey(req *Request) {
 // built under the same state and process secret stands: a new leader's
 // second look and a store do not hash the 1.7 KB key again.
 func (c *Cache) rekey(req *Request) {
-	if req.hk != c.hk || req.keyState != req.state { // hk is nil until a key is built
+	// Only the version and generation are in a key (appendState): a state
+	// that differs in Found or empty alone keys the same. Comparing those
+	// two, not the whole struct, spares a call to its generated equality.
+	if req.hk != c.hk || req.keyState.Gen != req.state.Gen || req.keyState.Version != req.state.Version { // hk is nil until a key is built
 		c.buildKey(req)
 	}
 }
