@@ -83,17 +83,25 @@ type ModelState struct {
 }
 
 func (c *Cache) modelID(route, model string) (uint64, error) {
-	k, err := c.keys()
-	if err != nil {
-		return 0, err
-	}
 	// Requests name few models: the last id made is kept, under the keys
 	// it was made with. So route and model must be strings of their own,
 	// never views of reused memory (bytesString): the kept pair is compared
 	// by content. Every caller's are (config names, the canonicaliser's
-	// decoded model, gjson's and strconv's results on copies).
-	if m := &c.lastModelID; m.hk == k && m.model == model && m.route == route {
+	// decoded model, gjson's and strconv's results on copies). hk is nil
+	// until the keys are loaded, and so is the memo's.
+	if m := &c.lastModelID; m.hk == c.hk && m.hk != nil && m.model == model && m.route == route {
 		return m.id, nil
+	}
+	return c.modelIDNew(route, model)
+}
+
+// modelIDNew is modelID of a pair other than the last.
+//
+//go:noinline
+func (c *Cache) modelIDNew(route, model string) (uint64, error) {
+	k, err := c.keys()
+	if err != nil {
+		return 0, err
 	}
 	var buf [256]byte
 	b := append(buf[:0], route...)
