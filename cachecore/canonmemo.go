@@ -19,12 +19,14 @@ const (
 	canonMemoMaxBody = 16 << 10
 )
 
+// A slot holds a raw body and its canonical form one after the other in
+// one buffer (rawLen bytes of raw body): one copy into it, not two.
 type canonMemoSlot struct {
-	route     *Route
-	raw       []byte
-	canonical []byte
-	stream    bool
-	model     string
+	route  *Route
+	buf    []byte
+	rawLen int
+	stream bool
+	model  string
 }
 
 // canonicalize keys req from body: req.canonical is body's canonical form
@@ -41,8 +43,8 @@ func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
 			c.memo = &canonMemo{}
 		}
 		slot = &c.memo.slots[memoSlot(body)]
-		if slot.route == r && equalFromEnd(slot.raw, body) {
-			req.canonical = append(req.canonical[:0], slot.canonical...)
+		if slot.route == r && equalFromEnd(slot.buf[:slot.rawLen], body) {
+			req.canonical = append(req.canonical[:0], slot.buf[slot.rawLen:]...)
 			req.Stream, req.Model = slot.stream, slot.model
 			return nil
 		}
@@ -53,18 +55,18 @@ func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
 		return err
 	}
 	v, _ := c.canon.Captured(0)
-	req.canonical, req.Stream, req.Model = out, string(v) == "true", ""
+	stream, model := string(v) == "true", ""
 	if k.plainModel { // the model is the selection's second capture
 		if v, ok := c.canon.Captured(1); ok {
-			req.Model = c.modelName(v)
+			model = c.modelName(v)
 		}
 	}
 	c.canon.dropLargeCaptures()
+	req.canonical, req.Stream, req.Model = out, stream, model
 	if slot != nil {
-		slot.route = r
-		slot.raw = append(slot.raw[:0], body...)
-		slot.canonical = append(slot.canonical[:0], out...)
-		slot.stream, slot.model = req.Stream, req.Model
+		slot.route, slot.rawLen = r, len(body)
+		slot.buf = append(append(slot.buf[:0], body...), out...)
+		slot.stream, slot.model = stream, model
 	}
 	return nil
 }
