@@ -216,33 +216,33 @@ func onHTTPCallResponse(rootID, token, numHeaders, bodySize, numTrailers uint32)
 }
 
 // onDone is called for roots (may delay) and streams.
-func onDone(contextID uint32) (ok bool) {
+func onDone(contextID uint32) bool {
 	enter()
+	if root := roots.get(contextID); root != nil {
+		return rootDone(root, contextID)
+	}
+	streamCall(streamEndOnDone, contextID, 0, 0)
+	return true
+}
+
+// rootDone runs a plugin context's OnPluginDone (proxy_on_done).
+func rootDone(root *rootState, contextID uint32) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_done", r)
 			ok = true
 		}
 	}()
-	if root := roots.get(contextID); root != nil {
-		currentRoot = contextID
-		if root.ctx == nil {
-			return true
-		}
-		return root.ctx.OnPluginDone()
+	currentRoot = contextID
+	if root.ctx == nil {
+		return true
 	}
-	streamDone(contextID)
-	return true
+	return root.ctx.OnPluginDone()
 }
 
 func onLog(contextID uint32) {
 	enter()
-	defer func() {
-		if r := recover(); r != nil {
-			recovered("proxy_on_log", r)
-		}
-	}()
-	streamDone(contextID)
+	streamCall(streamEndOnLog, contextID, 0, 0)
 }
 
 func onDelete(contextID uint32) {
@@ -255,7 +255,7 @@ func onDelete(contextID uint32) {
 		streams.del(contextID)
 		roots.del(contextID)
 	}()
-	streamDone(contextID)
+	streamCall(streamEndOnDelete, contextID, 0, 0)
 	s := streams.get(contextID)
 	if s == nil {
 		return
@@ -287,74 +287,111 @@ func newStreamState() *streamState {
 	return &streamState{}
 }
 
-// streamDone runs OnHttpStreamDone once, on the first of on_log, on_done and
+// streamCallback names the stream callback streamCall runs. The stream's
+// end (OnHttpStreamDone) runs once, on the first of on_log, on_done and
 // on_delete: Envoy calls on_log first, but a stream without access logging
 // may skip it.
-func streamDone(contextID uint32) {
-	s := streams.get(contextID)
-	if s == nil || s.done {
-		return
-	}
-	s.done = true
-	if !s.broken {
-		currentRoot = s.root
-		s.broken = true // until it returns: a panic leaves the stream broken
-		s.ctx.OnHttpStreamDone()
-		s.broken = false
-	}
+type streamCallback uint8
+
+const (
+	requestHeaders streamCallback = iota
+	requestBody
+	requestTrailers
+	responseHeaders
+	responseBody
+	responseTrailers
+	streamEndOnLog // from here on: the stream's end
+	streamEndOnDone
+	streamEndOnDelete
+)
+
+// callbackExports name the callbacks in the log of a panic.
+var callbackExports = [...]string{
+	requestHeaders:    "proxy_on_request_headers",
+	requestBody:       "proxy_on_request_body",
+	requestTrailers:   "proxy_on_request_trailers",
+	responseHeaders:   "proxy_on_response_headers",
+	responseBody:      "proxy_on_response_body",
+	responseTrailers:  "proxy_on_response_trailers",
+	streamEndOnLog:    "proxy_on_log",
+	streamEndOnDone:   "proxy_on_done",
+	streamEndOnDelete: "proxy_on_delete",
 }
 
-// streamCall runs one stream callback with fail-open panic handling.
-func streamCall(where string, contextID uint32, f func(types.HttpContext) types.Action) (action types.Action) {
-	enter()
+// streamCall runs callback cb of stream contextID (n and eos are its
+// arguments) with fail-open panic handling: a panic leaves the stream
+// broken, and the plugin is told at once (StreamBrokenNotifier). It is one
+// function with one guard for every stream callback: a closure per
+// callback, and a guard of its own for the stream's end, each cost a
+// request the code they run (RATIONALE.md, "The code a request runs").
+func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Action) {
 	s := streams.get(contextID)
 	if s == nil || s.broken {
 		return types.ActionContinue
 	}
+	if cb >= streamEndOnLog {
+		if s.done {
+			return types.ActionContinue
+		}
+		s.done = true
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.broken = true
-			recovered(where, r)
+			recovered(callbackExports[cb], r)
 			broke(s.root, contextID)
 			action = types.ActionContinue
 		}
 	}()
 	currentRoot = s.root
-	return f(s.ctx)
+	// One return below: Go runs the deferred guard's code at every return
+	// after the defer, so a return per case would copy it seven times.
+	h := s.ctx
+	switch cb {
+	case requestHeaders:
+		action = h.OnHttpRequestHeaders(int(n), eos != 0)
+	case requestBody:
+		action = h.OnHttpRequestBody(int(n), eos != 0)
+	case requestTrailers:
+		action = h.OnHttpRequestTrailers(int(n))
+	case responseHeaders:
+		action = h.OnHttpResponseHeaders(int(n), eos != 0)
+	case responseBody:
+		action = h.OnHttpResponseBody(int(n), eos != 0)
+	case responseTrailers:
+		action = h.OnHttpResponseTrailers(int(n))
+	default:
+		h.OnHttpStreamDone()
+	}
+	return action
 }
 
 func onRequestHeaders(contextID, numHeaders, eos uint32) types.Action {
-	return streamCall("proxy_on_request_headers", contextID, func(h types.HttpContext) types.Action {
-		return h.OnHttpRequestHeaders(int(numHeaders), eos != 0)
-	})
+	enter()
+	return streamCall(requestHeaders, contextID, numHeaders, eos)
 }
 
 func onRequestBody(contextID, size, eos uint32) types.Action {
-	return streamCall("proxy_on_request_body", contextID, func(h types.HttpContext) types.Action {
-		return h.OnHttpRequestBody(int(size), eos != 0)
-	})
+	enter()
+	return streamCall(requestBody, contextID, size, eos)
 }
 
 func onRequestTrailers(contextID, n uint32) types.Action {
-	return streamCall("proxy_on_request_trailers", contextID, func(h types.HttpContext) types.Action {
-		return h.OnHttpRequestTrailers(int(n))
-	})
+	enter()
+	return streamCall(requestTrailers, contextID, n, 0)
 }
 
 func onResponseHeaders(contextID, numHeaders, eos uint32) types.Action {
-	return streamCall("proxy_on_response_headers", contextID, func(h types.HttpContext) types.Action {
-		return h.OnHttpResponseHeaders(int(numHeaders), eos != 0)
-	})
+	enter()
+	return streamCall(responseHeaders, contextID, numHeaders, eos)
 }
 
 func onResponseBody(contextID, size, eos uint32) types.Action {
-	return streamCall("proxy_on_response_body", contextID, func(h types.HttpContext) types.Action {
-		return h.OnHttpResponseBody(int(size), eos != 0)
-	})
+	enter()
+	return streamCall(responseBody, contextID, size, eos)
 }
 
 func onResponseTrailers(contextID, n uint32) types.Action {
-	return streamCall("proxy_on_response_trailers", contextID, func(h types.HttpContext) types.Action {
-		return h.OnHttpResponseTrailers(int(n))
-	})
+	enter()
+	return streamCall(responseTrailers, contextID, n, 0)
 }
