@@ -43,29 +43,32 @@ type plugin struct {
 }
 
 // The time of the current callback, cached: reading the time is a host call
-// (proxywasm.WallClock), and a callback's decisions all happen at one
+// (proxywasm.WallClockNano), and a callback's decisions all happen at one
 // instant anyway. It is VM-wide (all root contexts of the VM share it) and
-// read again in the next callback (proxywasm.Callback).
+// read again in the next callback (proxywasm.Callback). It is kept as the
+// numbers it is used as: cachecore times everything in unix milliseconds,
+// and only a tick asks for a time.Time (now).
 var (
-	clockNow time.Time
-	clockMs  int64        // clockNow in unix milliseconds
-	clockAt  = ^uint64(0) // the callback clockNow was read in; none yet
+	clockNs int64        // unix nanoseconds
+	clockMs int64        // clockNs in unix milliseconds
+	clockAt = ^uint64(0) // the callback clockNs was read in; none yet
 )
 
-func now() time.Time {
-	if c := proxywasm.Callback(); c != clockAt {
-		clockNow, clockAt = proxywasm.WallClock(), c
-		clockMs = clockNow.UnixMilli()
-	}
-	return clockNow
-}
-
-// nowMs is now in unix milliseconds, converted once per callback.
+// nowMs is the current callback's time in unix milliseconds: the clock is
+// read on its first call in a callback. (A wall clock reads after 1970:
+// the division's truncation is time.UnixMilli's floor.)
 func nowMs() int64 {
-	if proxywasm.Callback() != clockAt {
-		now()
+	if c := proxywasm.Callback(); c != clockAt {
+		clockNs, clockAt = proxywasm.WallClockNano(), c
+		clockMs = clockNs / 1e6
 	}
 	return clockMs
+}
+
+// now is nowMs's instant as a time.Time (with its nanoseconds).
+func now() time.Time {
+	nowMs()
+	return time.Unix(0, clockNs)
 }
 
 func (p *plugin) now() time.Time { return now() }

@@ -4,5 +4,6 @@ package proxywasm
 
 import "time"
 
-// WallClock is time.Now outside wasm (see clock_wasip1.go).
-func WallClock() time.Time { return time.Now().Round(0) }
+// WallClockNano is time.Now in unix nanoseconds outside wasm (see
+// clock_wasip1.go).
+func WallClockNano() int64 { return time.Now().UnixNano() }
