@@ -14,12 +14,8 @@ import (
 // dispatched.
 func (p *plugin) perform(a *cachecore.Action) bool {
 	switch a.Kind {
-	case cachecore.ActCount:
-		if a.N > 0 {
-			p.stats.route(a.Route).items(a.Event, a.N)
-		} else {
-			p.stats.route(a.Route).event(a.Event)
-		}
+	case cachecore.ActCount: // N items of Event, or one Event
+		p.stats.route(a.Route).items(a.Event, max(a.N, 1))
 	case cachecore.ActInternal:
 		p.stats.internal.Increment(1)
 	case cachecore.ActFreed:
