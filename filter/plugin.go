@@ -126,10 +126,16 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	return p.newStream(contextID)
 }
 
+// ensureQueue registers this VM's wake-up queue unless it is registered:
+// a check inlined where every request starts, the registration out of
+// line.
 func (p *plugin) ensureQueue() {
-	if p.queueOK {
-		return
+	if !p.queueOK {
+		p.registerQueue()
 	}
+}
+
+func (p *plugin) registerQueue() {
 	id, err := proxywasm.RegisterSharedQueue(cachecore.WakeQueueName(p.vmID))
 	if err != nil {
 		proxywasm.LogWarn("cannot register wake-up queue (followers fall back to ticks): " + err.Error())
