@@ -267,24 +267,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	path, _ := cachecore.Header(hs, ":path")
 	c := s.p.cache
 	if c.IsPurge(method, path) {
-		s.purge = true
-		s.authority, _ = cachecore.Header(hs, ":authority")
-		switch {
-		case !c.PurgeAuthorized(hs):
-			s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
-		case endOfStream:
-			s.handlePurge(nil)
-		case !s.p.hold.Holdable() || s.p.hold.Watching():
-			// Envoy may not hand the body to a filter that holds the
-			// headers (a plain WasmPlugin), and has not been seen to: the
-			// headers go on without the token, the body is read as it
-			// comes, and the answer is local (the upstream request the
-			// headers opened is reset), as a hit decided late is.
-			_ = proxywasm.RemoveHttpRequestHeader("authorization")
-			s.purgeLate = true
-			return types.ActionContinue
-		}
-		return types.ActionPause
+		return s.startPurge(hs, endOfStream)
 	}
 	route := s.p.cfg.MatchRoute(method, path)
 	if route == nil {
@@ -292,6 +275,31 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	s.rs = s.p.stats.route(route)
 	return s.do(s.x.Start(c, route, method, path, hs, endOfStream, &s.p.hold, s.p.vmID, s.id))
+}
+
+// startPurge takes a request for the purge API at its headers. Out of line:
+// its code would otherwise sit among the lines every request runs.
+//
+//go:noinline
+func (s *stream) startPurge(hs [][2]string, endOfStream bool) types.Action {
+	s.purge = true
+	s.authority, _ = cachecore.Header(hs, ":authority")
+	switch {
+	case !s.p.cache.PurgeAuthorized(hs):
+		s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
+	case endOfStream:
+		s.handlePurge(nil)
+	case !s.p.hold.Holdable() || s.p.hold.Watching():
+		// Envoy may not hand the body to a filter that holds the
+		// headers (a plain WasmPlugin), and has not been seen to: the
+		// headers go on without the token, the body is read as it
+		// comes, and the answer is local (the upstream request the
+		// headers opened is reset), as a hit decided late is.
+		_ = proxywasm.RemoveHttpRequestHeader("authorization")
+		s.purgeLate = true
+		return types.ActionContinue
+	}
+	return types.ActionPause
 }
 
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
