@@ -70,6 +70,28 @@ func TestPanicInStreamDoneIsNeverReused(t *testing.T) {
 	}
 }
 
+// The plugin is told of a stream a panic broke as StreamBrokenNotifier
+// promises, once the panic is recovered and again when the stream is
+// deleted, whichever callback panicked: the stream's end
+// (OnHttpStreamDone) too, which before was told at the deletion only, and
+// not at all when the end ran in on_delete.
+func TestPanicTellsThePluginTwice(t *testing.T) {
+	for _, where := range []string{"request-body", "done"} {
+		h := startPanicGuest(t, func(u *wasmhost.UpstreamRequest) {
+			u.Respond(200, [][2]string{{"content-type", "text/plain"}}, []byte("ok"))
+		})
+		if _, err := h.Exchange(0, wasmhost.Request{
+			Headers: [][2]string{{":method", "POST"}, {":path", "/"}, {":authority", "x"}, {"x-panic-in", where}},
+			Body:    []byte("body"),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := h.Counter("panicguest.broken"); n != 2 {
+			t.Fatalf("panic in %s: the plugin was told %d times of its broken stream, want 2", where, n)
+		}
+	}
+}
+
 // startPanicGuest builds internal/panicguest and runs it on one worker.
 func startPanicGuest(t *testing.T, upstream func(*wasmhost.UpstreamRequest)) *wasmhost.Host {
 	t.Helper()

@@ -19,15 +19,20 @@ func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
 
 type plugin struct{ types.DefaultPluginContext }
 
-var panics proxywasm.MetricCounter
+var panics, broken proxywasm.MetricCounter
 
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	panics, _ = proxywasm.DefineCounterMetric("panicguest.panics")
+	broken, _ = proxywasm.DefineCounterMetric("panicguest.broken")
 	proxywasm.SetPanicHook(func(string, any) { panics.Increment(1) })
 	return types.OnPluginStartStatusOK
 }
 
 func (*plugin) NewHttpContext(uint32) types.HttpContext { return &stream{} }
+
+// OnHttpStreamBroken counts what the binding tells the plugin of its
+// streams a panic left broken (proxywasm.StreamBrokenNotifier).
+func (*plugin) OnHttpStreamBroken(uint32) { broken.Increment(1) }
 
 type stream struct {
 	types.DefaultHttpContext
