@@ -85,6 +85,11 @@ func (f *Flight) emit(a Action) {
 
 func (f *Flight) actions() []Action { return f.out[:f.n] }
 
+// count is not inlined: a request that counts more than one event (a lead
+// and its end) then runs one copy of the action's literal, not one in
+// each caller.
+//
+//go:noinline
 func (f *Flight) count(e Event) { f.emit(Action{Kind: ActCount, Event: e, Route: f.req.Route}) }
 
 // serve answers from the entry the lookup found, as st (StatusNone: as the lookup
