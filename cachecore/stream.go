@@ -227,7 +227,7 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 		if err != nil {
 			return Decided, s.apply(s.fl.Bypass(ReasonInternal))
 		}
-		return Decided, s.decided(s.fl.RequestBody(body, false))
+		return Decided, s.apply(s.fl.RequestBody(body, false))
 	}
 	// Unknown length (chunked). A body held with StopIterationAndBuffer is
 	// merged with each new chunk before the plugin is called, and a merge
@@ -245,7 +245,7 @@ func (s *Stream) RequestBody(bodySize int, endOfStream bool, rd Reader, hold *Ho
 	if !endOfStream {
 		return PauseWatermark, nil
 	}
-	return Decided, s.decided(s.fl.RequestBody(s.body.Take(), true))
+	return Decided, s.apply(s.fl.RequestBody(s.body.Take(), true))
 }
 
 // RequestTrailers is the event "the request's trailers arrived": they end
@@ -260,22 +260,6 @@ func (s *Stream) RequestTrailers(rd Reader, hold *HoldState) (Verdict, []Action)
 		n = s.reqSize // the buffered body; an unsized one is copied already
 	}
 	return s.RequestBody(n, true, rd, hold)
-}
-
-// decided applies the decision on a complete body (lateApply).
-func (s *Stream) decided(acts []Action) []Action { return s.lateApply(acts) }
-
-// lateApply is apply for a step that may make the request a follower (its
-// body's decision, a call's result: after an embedding, an L2 lookup
-// that found another proxy leading): a follower decided late waits with
-// its upstream request open, which is counted as it starts to wait.
-func (s *Stream) lateApply(acts []Action) []Action {
-	was := s.phase == phaseFollowing
-	acts = s.apply(acts)
-	if s.late && !was && s.phase == phaseFollowing {
-		return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollower})
-	}
-	return acts
 }
 
 // Wake is the event "the key's leader finished" for a following request
@@ -322,12 +306,16 @@ func (s *Stream) LeaseTicksFast() bool {
 
 // Continue is the event "a call of this request's (an L2 lookup, say)
 // returned": acts are its Done's actions.
-func (s *Stream) Continue(acts []Action) []Action { return s.lateApply(acts) }
+func (s *Stream) Continue(acts []Action) []Action { return s.apply(acts) }
 
 // apply records the phase each of the Flight's actions leads to and fills
-// in what the host needs to carry them out.
+// in what the host needs to carry them out. A request decided late that
+// starts to follow (only a step that decides can make a request a
+// follower: its body's decision, a call's result after an embedding or
+// an L2 lookup that found another proxy leading) waits with its upstream
+// request open, which is counted as it starts to wait (lateFollower).
 func (s *Stream) apply(acts []Action) []Action {
-	req := s.fl.req
+	req, was := s.fl.req, s.phase
 	for i := range acts {
 		a := &acts[i]
 		switch a.Kind {
@@ -353,7 +341,19 @@ func (s *Stream) apply(acts []Action) []Action {
 			s.forward(a)
 		}
 	}
+	if s.phase == phaseFollowing && was != phaseFollowing && s.late {
+		return s.lateFollower(acts)
+	}
 	return acts
+}
+
+// lateFollower appends the count of a late request that starts to
+// follow (apply) to acts, copied into the stream's own array. Rare: kept
+// out of apply's code.
+//
+//go:noinline
+func (s *Stream) lateFollower(acts []Action) []Action {
+	return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollower})
 }
 
 // forward fills in a forward: the request goes upstream (for an embeddings
