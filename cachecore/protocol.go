@@ -152,13 +152,14 @@ func (f *Flight) lead(e Event, fresh bool) bool {
 	return true
 }
 
-// join is Cache.Join, noting the leader followed.
-func (f *Flight) join() Role {
-	role := f.c.Join(f.req, f.vm, f.id)
-	if role == RoleFollower {
+// join is Cache.Join, noting the leader followed. Written to stay within
+// the inliner's budget (cost 80): inlined into Miss, wake and Tick, a miss
+// runs no function for it.
+func (f *Flight) join() (role Role) {
+	if role = f.c.Join(f.req, f.vm, f.id); role == RoleFollower {
 		f.followed = f.c.leases.followed
 	}
-	return role
+	return
 }
 
 // WakeFrom is Wake for a wake-up message from leader (zero: not named).
