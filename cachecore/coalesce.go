@@ -92,7 +92,9 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // and stored under the version it reports otherwise. A lookup that found
 // no record (a new model) reads it again: the leader before may have just
 // made it, storing the answer this lead is looking for. So does a follower
-// promoted by its tick, which waited since its last look.
+// promoted by its tick, which waited since its last look. A record read
+// again unchanged and still empty (a model whose answers are never
+// stored, say) holds nothing to look for: the lead goes upstream.
 //
 // The entries: an embeddings batch reads its lease slot ahead, before its
 // first look into a bucket's index (lookupItems); if it then won the lease
@@ -110,6 +112,13 @@ func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
 	if !fresh || !st.Found || st.empty { // nothing stored yet at the first look: read it again
 		var err error
 		if st, err = c.keyingState(req.Route.Name, req.Model); err != nil {
+			return Forward
+		}
+		if st.empty && st == req.state && req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
+			// Still the record the request's look read, and still with no
+			// answer stored under it: a look under it reads no entry
+			// (Lookup), so it would find nothing and leave the request
+			// as it is, a miss going upstream.
 			return Forward
 		}
 	}

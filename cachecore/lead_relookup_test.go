@@ -109,3 +109,30 @@ func TestLeaderOfANewModelReadsItsRecordAgain(t *testing.T) {
 		t.Fatalf("a lead whose lookup found no model record must read it again, got %v (%s)", k, req.Status)
 	}
 }
+
+func TestLeaderOfAModelWithNothingStoredGoesUpstream(t *testing.T) {
+	e := newChatLeadEnv(t)
+	// The model's record is made by a lookup and nothing is ever stored
+	// under it (the model's answers are uncacheable).
+	e.miss(t, 1, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the record is made"}]}`)
+	req := e.miss(t, 0, sampleChatRequest)
+	if !req.state.Found || !req.state.empty {
+		t.Fatalf("the lookup's state: %+v", req.state)
+	}
+	key, fp := string(req.Key), req.FP
+	f := e.w[0].NewFlight(req, 1, 10)
+	if k := outcome(f.Miss()); k != ActForward || req.Status != StatusMiss || req.Entry != nil {
+		t.Fatalf("the lead: %v (%s)", k, req.Status)
+	}
+	if string(req.Key) != key || req.FP != fp {
+		t.Fatal("the lead's key changed while the model's state did not")
+	}
+	// An answer stored under the record meanwhile is found by the next lead.
+	f.FinishLead(OutcomeFailed, 503)
+	req = e.miss(t, 0, sampleChatRequest)
+	e.store(t, 1, e.miss(t, 1, sampleChatRequest))
+	f = e.w[0].NewFlight(req, 1, 11)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("a lead must find an answer stored under the record since its look, got %v (%s)", k, req.Status)
+	}
+}
