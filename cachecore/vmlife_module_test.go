@@ -44,3 +44,25 @@ func TestVMLifeANewModuleVersionIsNotARestart(t *testing.T) {
 		t.Fatalf("a v2 VM started after v2 served: restarted %v %q", restarted, warning)
 	}
 }
+
+// The host skips Live for a request once Settled: that is only when a
+// request's Live would do nothing (live, and VMLifeKey known to exist).
+func TestVMLifeSettledOnlyOnceARequestMarkedTraffic(t *testing.T) {
+	store := NewMemStore()
+	var l VMLife
+	l.Start(store)
+	if l.Settled() {
+		t.Fatal("settled before any tick or request")
+	}
+	l.Live(store, false) // a tick: live, but marks no traffic
+	if l.Settled() {
+		t.Fatal("settled after a tick alone")
+	}
+	l.Live(store, true)
+	if !l.Settled() {
+		t.Fatal("not settled after a request")
+	}
+	if _, _, err := store.Get(VMLifeKey); err != nil {
+		t.Fatalf("VMLifeKey not written: %v", err)
+	}
+}

@@ -121,7 +121,9 @@ func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
 	if p.cfg == nil {
 		return nil
 	}
-	p.noteLive(true)
+	if !vmLife.Settled() {
+		p.noteLive(true)
+	}
 	p.ensureQueue()
 	return p.newStream(contextID)
 }
