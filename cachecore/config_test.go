@@ -271,6 +271,8 @@ func TestMatchRoute(t *testing.T) {
 		{"exact with empty query", "POST", "/v1/chat/completions?", "chat"},
 		{"exact rejects trailing slash", "POST", "/v1/chat/completions/", ""},
 		{"exact rejects prefix of it", "POST", "/v1/chat", ""},
+		{"exact rejects it followed by other than a query", "POST", "/v1/chat/completions#q", ""},
+		{"exact rejects it in the query", "POST", "/v1?/v1/chat/completions", ""},
 		{"exact is case sensitive", "POST", "/V1/chat/completions", ""},
 		{"prefix itself", "POST", "/v1/embeddings", "embed"},
 		{"prefix below", "POST", "/v1/embeddings/batch", "embed"},

@@ -276,13 +276,14 @@ func kindDefaults(k Kind) Policy {
 }
 
 // MatchRoute returns the first route matching method and path, or nil.
-// The query string is ignored.
+// The query string is ignored. No route's path holds a '?' (ParseConfig
+// refuses one), so the query is not searched for, a call on every
+// request: a prefix matches a path with its query as it matches the path
+// alone, and an exact path is the path when what follows it is nothing
+// or the query.
 func (c *Config) MatchRoute(method, path string) *Route {
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
 	for _, r := range c.Routes {
-		if r.Exact != "" && path != r.Exact {
+		if e := r.Exact; e != "" && !(strings.HasPrefix(path, e) && (len(path) == len(e) || path[len(e)] == '?')) {
 			continue
 		}
 		if r.Prefix != "" && !strings.HasPrefix(path, r.Prefix) {
