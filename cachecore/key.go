@@ -222,10 +222,10 @@ const (
 )
 
 // Header returns the value of the first pair named name in h (names as
-// the host gives them: lower case), for the filter's own scans.
-func Header(h [][2]string, name string) (string, bool) { return header(h, name) }
-
-func header(h [][2]string, name string) (string, bool) {
+// the host gives them: lower case). It inlines: the filter reads
+// :method and :path with it on every request, a bypass included, which
+// would otherwise run header's code for those two reads alone.
+func Header(h [][2]string, name string) (string, bool) {
 	for i := range h {
 		// A pointer to the pair, not a copy: under wasm a ranged [2]string
 		// is copied to the stack each time round.
@@ -235,6 +235,16 @@ func header(h [][2]string, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// header is Header out of line, for the readers of the keying and the
+// protocol. Inlined, its loop and the call comparing names (with the
+// registers spilled around it) were written into each function that
+// reads a header on a miss or a hit (Begin, readTenant, the request's and
+// the answer's headers steps), and a request ran each copy's machine
+// code; one copy, called, runs fewer lines.
+//
+//go:noinline
+func header(h [][2]string, name string) (string, bool) { return Header(h, name) }
 
 // requestDirectives returns a request's Cache-Control and Pragma in one
 // pass over its headers, each line of either joined to the ones before
