@@ -53,7 +53,10 @@ type Cache struct {
 	// lastModelID is the last model id made (models.go).
 	lastModelID modelIDMemo
 	lastModel   string // the model name last read from a request (reused)
-	encBuf      []byte // an entry being stored is encoded into it (the store copies it)
+	// lastModelField is lastModel's field as it was read, quoted and
+	// unescaped (modelName).
+	lastModelField string
+	encBuf         []byte // an entry being stored is encoded into it (the store copies it)
 }
 
 // Options injects the store, the clock and the random source, so tests can

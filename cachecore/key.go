@@ -481,23 +481,34 @@ func isPlainField(path string) bool {
 	return path != ""
 }
 
-// canonicalString decodes a canonical JSON value as gjson's String would:
-// a string's contents, or any other value's JSON text.
 // modelName is canonicalString of a captured model field, reusing the
-// last name read when it is the same (requests name few models). Only an
-// unescaped field is its own decoded text: the field "a\"b" names a"b,
-// whose escaped text a\"b may be the last name read.
+// last name read when the field is the same (requests name few models):
+// its canonical text, kept beside it, compared whole, so the common case
+// is within the inliner's budget. Only an unescaped field is kept (the
+// field "a\"b" names a"b, whose own text a\"b must not stand for it).
 func (c *Cache) modelName(v []byte) string {
-	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 && string(v[1:len(v)-1]) == c.lastModel {
+	if string(v) == c.lastModelField {
 		return c.lastModel
 	}
+	return c.newModelName(v)
+}
+
+// newModelName decodes a model field that is not the last one read, and
+// keeps it and its name for the next request.
+//
+//go:noinline
+func (c *Cache) newModelName(v []byte) string {
 	m := canonicalString(v)
-	if len(m) <= maxSpareBuffer { // a larger one is not kept for the next request
-		c.lastModel = m
+	if len(v) <= maxSpareBuffer && len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		// A string with no escape: its text between the quotes is its
+		// name. (A larger one is not kept for the next request.)
+		c.lastModel, c.lastModelField = m, string(v)
 	}
 	return m
 }
 
+// canonicalString decodes a canonical JSON value as gjson's String would:
+// a string's contents, or any other value's JSON text.
 func canonicalString(v []byte) string {
 	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
 		return string(v[1 : len(v)-1])
