@@ -89,7 +89,7 @@ func (f *Flight) CacheStatusHeader(dst []byte) []byte {
 
 // CacheStatusValue is the request's Cache-Status value as a string that
 // stays valid (Cache.statusValue).
-func (f *Flight) CacheStatusValue() string { return f.c.statusValue(f.cs) }
+func (f *Flight) CacheStatusValue() string { return f.c.statusValueOf(&f.cs) }
 
 // TruncatedHeader is the Cache-Status of the held response if it never
 // completes (the host leaves it where its own error reply can pick it up).
@@ -125,14 +125,18 @@ type statusMemo struct {
 // status sent again — every bypass for one reason, every answer not
 // stored for one cause — is then neither rendered nor looked up by its
 // text, so the request runs neither the renderer's code nor the map's.
-func (c *Cache) statusValue(cs CacheStatus) string {
+func (c *Cache) statusValue(cs CacheStatus) string { return c.statusValueOf(&cs) }
+
+// statusValueOf is statusValue of *cs: a Flight's is passed by its
+// address, one word, not copied field by field into the call.
+func (c *Cache) statusValueOf(cs *CacheStatus) string {
 	m := &c.statusMemo[(uint(cs.Status)*5+uint(cs.Reason))%statusMemoSize]
-	if m.v != "" && m.cs.same(&cs) {
+	if m.v != "" && m.cs.same(cs) {
 		return m.v
 	}
 	var buf [160]byte // on the stack: statusString copies what it keeps
 	v := c.statusString(cs.AppendHeader(buf[:0], c.cfg.CacheName))
-	m.cs, m.v = cs, v
+	m.cs, m.v = *cs, v
 	return v
 }
 

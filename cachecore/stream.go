@@ -438,36 +438,74 @@ func (s *Stream) Served(a *Action) []Action {
 // ResponseHeaders is the event "the response headers reached the filter".
 func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action) {
 	switch s.phase {
+	case phaseForwarded:
 	case phaseIdle, phaseServed: // not a cached route / a hit carries its own
 		return Continue, nil
-	case phasePassThrough:
-		return Continue, s.cacheStatus(s.out[:0])
-	case phaseForwarded:
 	default:
-		// Request, following, buffering, streaming: the proxy answers the
-		// client itself (a timeout, a buffer limit, a reset) through the
-		// filter chain while this stream is mid-way.
-		return Continue, s.interrupted(rd)
+		return Continue, s.notForwarded(rd)
 	}
 	hs, err := rd.ResponseHeaders()
 	if err != nil {
 		return Continue, s.refuse(ReasonInternal)
 	}
-	s.respHeaders = hs
 	st, _ := header(hs, ":status")
 	status := statusCode(st)
 	step, acts := s.fl.ResponseHeaders(status, hs, ClassifyOrigin(rd.CodeDetails()), endOfStream)
-	// The filter's own headers go after any forged ones are dropped. With
-	// none to drop (the rule), the Flight's actions are extended where
-	// they are rather than copied, 200 bytes and their pointers each.
+	// The filter's own headers go after any forged ones are dropped.
+	out := dropForged(s.out[:0], hs)
+	if step != RespPass {
+		return s.responseStep(step, hs, out, acts)
+	}
+	// Not stored (the rule on a route whose answers are uncacheable): the
+	// refusal's actions count it and end any lead, which changes nothing
+	// apply reads, so they go to the host as they are.
+	s.phase = phasePassThrough
+	return Continue, s.cacheStatus(withActions(out, acts))
+}
+
+// notForwarded is ResponseHeaders for a stream whose request did not go
+// upstream as a miss: a bypass's answer passes with its Cache-Status; in
+// any other phase (request, following, buffering, streaming) the proxy
+// answers the client itself (a timeout, a buffer limit, a reset) through
+// the filter chain while the stream is mid-way. Out of line: a miss runs
+// none of this code.
+//
+//go:noinline
+func (s *Stream) notForwarded(rd Reader) []Action {
+	if s.phase == phasePassThrough {
+		return s.cacheStatus(s.out[:0])
+	}
+	return s.interrupted(rd)
+}
+
+// withActions is out (the stream's own actions) followed by acts (the
+// Flight's). With none of its own (the rule), the Flight's are extended
+// where they are rather than copied, 200 bytes and their pointers each.
+func withActions(out, acts []Action) []Action {
+	if len(out) == 0 && len(acts) > 0 {
+		return acts
+	}
+	return appendActions(out, acts)
+}
+
+// appendActions is append(out, acts...), out of line: its code (a
+// copy under write barriers, a growth) is not among the rule's lines.
+//
+//go:noinline
+func appendActions(out, acts []Action) []Action { return append(out, acts...) }
+
+// responseStep is ResponseHeaders for every step but a refusal: an answer
+// that may be stored (held, copied, streamed, or with no body), or a
+// stale one served for the upstream's error. Out of line: an answer
+// refused at its headers runs none of this code, and does not keep its
+// headers (hs), which only the judging of a body reads.
+//
+//go:noinline
+func (s *Stream) responseStep(step RespStep, hs [][2]string, out, acts []Action) (Verdict, []Action) {
+	s.respHeaders = hs
 	// (A step that goes on to Complete, which reuses the Flight's array,
 	// has no actions here.)
-	out := dropForged(s.out[:0], hs)
-	if acts = s.apply(acts); len(out) == 0 && len(acts) > 0 {
-		out = acts
-	} else if len(acts) > 0 {
-		out = append(out, acts...)
-	}
+	out = withActions(out, s.apply(acts))
 	if s.late && (step == RespHold || step == RespCopy) {
 		// Late: the headers pass now (their Cache-Status cannot say
 		// whether the answer will be stored) and the body is copied as it
@@ -479,9 +517,6 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	switch step {
 	case RespServed:
 		return Pause, out
-	case RespPass:
-		s.phase = phasePassThrough
-		return Continue, s.cacheStatus(out)
 	case RespStream:
 		s.phase = phaseStreaming
 		return Continue, s.cacheStatus(out)
