@@ -151,33 +151,12 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	c, req := f.c, f.req
 	f.respStatus = status
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
-		o := OutcomeOf(reason, status)
-		if o == OutcomeFailed && c.StaleIfError(req) {
-			// The model failed but a stale answer within stale_if_error
-			// exists: the client gets that instead of the error.
-			f.reset()
-			f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: reason, Status: status})
-			f.finishLead(o, status)
-			f.StaleIfError()
-			f.emit(Action{Kind: ActServeEntry})
-			return RespServed, f.actions()
+		if req.Entry == nil && req.batch == nil {
+			// The rule: no stale answer to serve instead (StaleIfError),
+			// no batch that was rewritten; it passes as it came.
+			return RespPass, f.refuse(reason)
 		}
-		if req.rewritten() && status >= 200 && status < 300 {
-			// The answer covers only the missing items of a partly cached
-			// batch, indexed from 0: passed as it came, its vectors would
-			// sit at other items' places. It is held to its end and the
-			// whole batch asked for again (Complete). An error passes: it
-			// carries no vectors.
-			// (One without a body has no vectors to misplace, and a
-			// response that ends with its headers cannot be replaced: it
-			// passes, refused.)
-			if !endOfStream {
-				f.reset()
-				f.refetchFor = reason
-				return RespHold, nil
-			}
-		}
-		return RespPass, f.refuse(reason)
+		return f.headersRefused(reason, endOfStream)
 	}
 	f.reset()
 	switch {
@@ -199,6 +178,45 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		}
 	}
 	return RespHold, nil
+}
+
+// headersRefused is ResponseHeaders for headers that refuse the answer
+// (reason) of a request that looked up an entry, which may serve instead
+// of a failure, or of an embeddings batch, whose answer may not pass as
+// it came when it was rewritten. Out of line: a request with neither (an
+// answer refused for no-store, say, on a plain miss) runs none of this
+// code.
+//
+//go:noinline
+func (f *Flight) headersRefused(reason Reason, endOfStream bool) (RespStep, []Action) {
+	c, req, status := f.c, f.req, f.respStatus
+	o := OutcomeOf(reason, status)
+	if o == OutcomeFailed && c.StaleIfError(req) {
+		// The model failed but a stale answer within stale_if_error
+		// exists: the client gets that instead of the error.
+		f.reset()
+		f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: reason, Status: status})
+		f.finishLead(o, status)
+		f.StaleIfError()
+		f.emit(Action{Kind: ActServeEntry})
+		return RespServed, f.actions()
+	}
+	if req.rewritten() && status >= 200 && status < 300 {
+		// The answer covers only the missing items of a partly cached
+		// batch, indexed from 0: passed as it came, its vectors would
+		// sit at other items' places. It is held to its end and the
+		// whole batch asked for again (Complete). An error passes: it
+		// carries no vectors.
+		// (One without a body has no vectors to misplace, and a
+		// response that ends with its headers cannot be replaced: it
+		// passes, refused.)
+		if !endOfStream {
+			f.reset()
+			f.refetchFor = reason
+			return RespHold, nil
+		}
+	}
+	return RespPass, f.refuse(reason)
 }
 
 // ResponseChunk is the event "a chunk of a held response of unknown length
