@@ -320,8 +320,17 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	// Cache.finishWake's work, done here: a lead with no waiters (the
 	// rule) then neither builds nor returns a zero Action of 200 bytes.
 	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
-		f.emit(wakeAction(f.req, vms, LeaseHolder{f.vm, f.id}, o, status))
+		f.wakeWaiters(vms, o, status)
 	}
+}
+
+// wakeWaiters emits the wake-up of the workers vms, waiters of the lead that
+// ended with o. Out of line: a lead with no waiters (the rule) runs none
+// of its code.
+//
+//go:noinline
+func (f *Flight) wakeWaiters(vms []uint64, o Outcome, status int) {
+	f.emit(wakeAction(f.req, vms, LeaseHolder{f.vm, f.id}, o, status))
 }
 
 // Done is the event "the request is over" (answered, cut, or its client

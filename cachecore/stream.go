@@ -753,6 +753,14 @@ func (s *Stream) countNow(out []Action) []Action {
 	if !s.countLater {
 		return out
 	}
+	return s.countWaited(out)
+}
+
+// countWaited is countNow's count, out of line: most requests are
+// counted as they go upstream or are served, and run none of its code.
+//
+//go:noinline
+func (s *Stream) countWaited(out []Action) []Action {
 	s.countLater = false
 	req := s.fl.req
 	out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
@@ -781,11 +789,7 @@ func (s *Stream) Done(rd Reader) []Action {
 		return nil
 	}
 	if req.Route.FreshnessSLO != nil {
-		var age time.Duration
-		if s.aged {
-			age = s.c.Age(req)
-		}
-		s.c.NoteServed(req.Route, age)
+		s.noteServed()
 	}
 	out := s.countNow(s.out[:0])
 	switch s.phase {
@@ -795,9 +799,29 @@ func (s *Stream) Done(rd Reader) []Action {
 	}
 	s.phase = phaseIdle
 	if s.fl.leader { // a request still leading hands the lead on as failed
-		out = append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...)
+		out = s.handOn(out)
 	}
 	return out
+}
+
+// noteServed counts the answer against its route's freshness SLO (Done).
+// Out of line, as handOn: code of routes and ends that are not the rule.
+//
+//go:noinline
+func (s *Stream) noteServed() {
+	var age time.Duration
+	if s.aged {
+		age = s.c.Age(s.fl.req)
+	}
+	s.c.NoteServed(s.fl.req.Route, age)
+}
+
+// handOn appends to out the end of a lead still held when the stream is
+// over (Done): it is handed on as failed.
+//
+//go:noinline
+func (s *Stream) handOn(out []Action) []Action {
+	return append(out, s.fl.FinishLead(OutcomeFailed, s.fl.respStatus)...)
 }
 
 // cut ends a stream that was over before its answer was decided (Done),
