@@ -60,6 +60,22 @@ func (req *Request) clear() {
 	req.keyHeaders = keyHeaders // at most maxKeyHeaders × (1 + maxKeyHeaderLines × (2 + maxKeyHeaderValue)) bytes
 }
 
+// dropOversize lets go of req's buffers over the bounds a spare keeps
+// (Recycle). Out of line: the rule, buffers within them, runs none of its
+// stores, each a write-barrier check and its call.
+//
+//go:noinline
+func (req *Request) dropOversize() {
+	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer {
+		req.canonical, req.Key = nil, nil
+	}
+	// Header lists are sized by what an entry or an answer held: one with
+	// many headers is not kept for every later request.
+	if cap(req.entry.Headers) > maxSparePairs || cap(req.resp) > maxSparePairs || cap(req.respBuf) > maxSpareBuffer {
+		req.entry.Headers, req.resp, req.respBuf = nil, nil, nil
+	}
+}
+
 // clearPairs zeroes s. A loop of its own: clear() (and the range loop
 // the compiler turns into it) calls the runtime's pointer-clearing and
 // bulk write-barrier code, three functions more on every recycled
@@ -82,13 +98,9 @@ func (s *Stream) Recycle() bool {
 		return false
 	}
 	s.fl.req = nil
-	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer {
-		req.canonical, req.Key = nil, nil
-	}
-	// Header lists are sized by what an entry or an answer held: one with
-	// many headers is not kept for every later request.
-	if cap(req.entry.Headers) > maxSparePairs || cap(req.resp) > maxSparePairs || cap(req.respBuf) > maxSpareBuffer {
-		req.entry.Headers, req.resp, req.respBuf = nil, nil, nil
+	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer || cap(req.entry.Headers) > maxSparePairs ||
+		cap(req.resp) > maxSparePairs || cap(req.respBuf) > maxSpareBuffer {
+		req.dropOversize()
 	}
 	if req.batch != nil {
 		s.c.keepBatch(req.batch) // nothing reads it: its request is reused
