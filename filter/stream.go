@@ -117,7 +117,9 @@ func (s *stream) OnHttpStreamDeleted() {
 	// route the cache does not serve).
 	bufs := s.bufs
 	if s.x.Request() == nil || s.x.Recycle() {
-		bufs.trim()
+		if bufs.oversize() {
+			bufs.trim()
+		}
 	} else {
 		bufs = nil // newStream gives the next request new ones
 	}
@@ -128,7 +130,18 @@ func (s *stream) OnHttpStreamDeleted() {
 	p.free = append(p.free, s)
 }
 
-// trim drops the buffers larger than the free list keeps.
+// oversize reports whether any buffer is larger than the free list keeps
+// (trim): compares only, so that the rule, buffers within the bounds,
+// runs none of trim's stores (each a write-barrier check and its call).
+func (b *buffers) oversize() bool {
+	return cap(b.body) > maxKeptBody || cap(b.respBody) > maxKeptBody || cap(b.headersRaw) > maxKeptHeaders ||
+		cap(b.respRaw) > maxKeptHeaders || cap(b.details) > maxKeptDetails
+}
+
+// trim drops the buffers larger than the free list keeps. Out of line:
+// see oversize.
+//
+//go:noinline
 func (b *buffers) trim() {
 	if cap(b.body) > maxKeptBody {
 		b.body = nil
@@ -172,7 +185,7 @@ func (r reader) RequestBody(n int) ([]byte, error) {
 func (r reader) ResponseHeaders() ([][2]string, error) {
 	b := r.s.bufs
 	raw, hs, err := proxywasm.GetHttpResponseHeadersInto(b.respRaw, b.respHeaders)
-	b.respRaw = raw
+	keepLarger(&b.respRaw, raw) // a store only when the host's did not fit
 	keepLarger(&b.respHeaders, hs)
 	return hs, err
 }
