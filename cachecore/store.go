@@ -40,24 +40,32 @@ type BufferedStore interface {
 // runs"). It is itself a BufferedStore.
 type storeReader struct {
 	Store
-	buffered BufferedStore // nil: reads allocate
+	buffered BufferedStore // the store's own, or getRead: never nil
 }
 
 func readerOf(s Store) storeReader {
 	if r, ok := s.(storeReader); ok {
 		return r
 	}
-	b, _ := s.(BufferedStore)
+	b, ok := s.(BufferedStore)
+	if !ok {
+		b = getRead{s}
+	}
 	return storeReader{Store: s, buffered: b}
 }
 
-// GetInto reads key into buf if the store can, else allocates.
+// GetInto reads key into buf if the store can, else allocates. It is one
+// call, with no test of its own, so that it inlines into every reader:
+// a store without a GetInto is given one (getRead) by readerOf.
 func (r storeReader) GetInto(key string, buf []byte) ([]byte, uint32, error) {
-	if r.buffered != nil {
-		return r.buffered.GetInto(key, buf)
-	}
-	return r.Get(key)
+	return r.buffered.GetInto(key, buf)
 }
+
+// getRead is the BufferedStore side of a Store that has none: it reads
+// through Get, which allocates.
+type getRead struct{ Store }
+
+func (g getRead) GetInto(key string, _ []byte) ([]byte, uint32, error) { return g.Get(key) }
 
 // Store errors.
 var (
