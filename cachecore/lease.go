@@ -194,14 +194,15 @@ var roleNames = [...]string{"leader", "follower", "hit_for_miss", "collision"}
 
 func (r Role) String() string { return roleNames[r] }
 
-// getInto reads key into *buf, and keeps the result's memory in *buf for
-// the next read unless it grew past maxKeptLeaseSlot.
+// getInto reads key into *buf. Both read buffers start at
+// maxKeptLeaseSlot (NewLeaseTable, ReadAhead), so a read that does not fit
+// one is larger than any buffer kept: the buffer is never replaced, and
+// storing it back (a write barrier) is not needed. It inlines: a lease's
+// acquire and its release each read the slot without a call of their own.
+// (It calls the buffered side itself, storeReader.GetInto's one call: one
+// inlined level less keeps it within Go's inlining budget.)
 func (t *LeaseTable) getInto(key string, buf *[]byte) ([]byte, uint32, error) {
-	raw, cas, err := t.store.GetInto(key, *buf)
-	if err == nil && cap(raw) <= maxKeptLeaseSlot {
-		*buf = raw[:0]
-	}
-	return raw, cas, err
+	return t.store.buffered.GetInto(key, *buf)
 }
 
 // Acquire tries to make (vm, stream) the leader for fp until deadline. If
