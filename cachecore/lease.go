@@ -526,14 +526,47 @@ func slotHeader(b []byte) []byte { return append(b, 'M', 'L', 2, 0) }
 // lease's bytes end where its count of waiters says (scanSlot checked
 // that this is where the next begins): a lease rewritten in place with
 // its waiters dropped (Release) is copied without them.
+//
+// The record is copied word by word, in place (leaseRecordBytes is 38:
+// four words, four bytes and two), not by append or an array assignment:
+// each is a call to memmove per lease, with every value the loop holds
+// saved around it. Only waiters, which few leases have, are appended.
 func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int, now int64) []byte {
 	for i := from; i < to; i++ {
 		if r := leaseRecord(raw, at[i]); i != skip && i != drop && recordLive(r, now) {
 			out[3]++
-			out = append(out, raw[at[i]:at[i]+leaseRecordBytes+8*int(r[37])]...)
+			out = growRecord(out)
+			w := (*[leaseRecordBytes]byte)(out[len(out)-leaseRecordBytes:])
+			le.PutUint64(w[0:8], le.Uint64(r[0:8]))
+			le.PutUint64(w[8:16], le.Uint64(r[8:16]))
+			le.PutUint64(w[16:24], le.Uint64(r[16:24]))
+			le.PutUint64(w[24:32], le.Uint64(r[24:32]))
+			le.PutUint32(w[32:36], le.Uint32(r[32:36]))
+			le.PutUint16(w[36:38], le.Uint16(r[36:38]))
+			if r[37] != 0 { // its count of waiters
+				out = append(out, raw[at[i]+leaseRecordBytes:at[i]+leaseRecordBytes+8*int(r[37])]...)
+			}
 		}
 	}
 	return out
+}
+
+// growRecord lengthens a slot being written by one lease record, whose
+// bytes the caller then writes all of: the write buffer is kept between
+// writes, so it rarely lacks the room, and no byte is cleared first (as
+// append(out, make(…)…) would, with a call).
+func growRecord(out []byte) []byte {
+	if n := len(out) + leaseRecordBytes; n <= cap(out) {
+		return out[:n]
+	}
+	return growSlot(out)
+}
+
+// growSlot is growRecord's rare case, out of line.
+//
+//go:noinline
+func growSlot(out []byte) []byte {
+	return append(out, make([]byte, leaseRecordBytes)...)
 }
 
 // join writes fp's live lease own (of a slot read as raw, scanSlot's
@@ -561,9 +594,8 @@ func waitersOf(ws []byte) []uint64 {
 // begun by slotHeader at out[0], and counts it.
 func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream uint32, deadline int64, tenant uint64, waiters []byte) []byte {
 	out[3]++
-	at := len(out)
-	out = append(out, make([]byte, leaseRecordBytes)...)
-	r := (*[leaseRecordBytes]byte)(out[at:])
+	out = growRecord(out)
+	r := (*[leaseRecordBytes]byte)(out[len(out)-leaseRecordBytes:])
 	le.PutUint64(r[0:8], fp)
 	r[8] = byte(state)
 	le.PutUint64(r[9:17], owner)
