@@ -402,6 +402,21 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			}
 		case cachecore.ActForward:
 			s.forward(a)
+		case cachecore.ActCount, cachecore.ActRefused:
+			// Counts on the stream's own route (every one a request's
+			// flight makes) go to its stats, s.rs, at once: the plugin's
+			// perform would look the route up again. Another route's
+			// goes there.
+			if a.Route == s.rs.route {
+				s.rs.count(a)
+			} else {
+				s.p.perform(a)
+			}
+		case cachecore.ActSetHeader:
+			// A response header of this stream's (cache-status on every
+			// answer that went upstream): here, not through the plugin's
+			// perform, which a miss then never enters.
+			_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
 		case cachecore.ActDispatch:
 			// A call of this request's (an L2 lookup, a refetch): its
 			// result continues it.
