@@ -22,7 +22,11 @@ const (
 // A slot holds a raw body and its canonical form one after the other in
 // one buffer (rawLen bytes of raw body): one copy into it, not two.
 type canonMemoSlot struct {
-	route  *Route
+	route *Route
+	// spread: memoSpread of the raw body. A body of another spread is
+	// not the slot's, and is not compared byte for byte: a new body (a
+	// miss) that lands on a slot taken runs no comparison.
+	spread uint64
 	buf    []byte
 	rawLen int
 	stream bool
@@ -38,12 +42,14 @@ type canonMemoSlot struct {
 func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
 	r := k.route
 	var slot *canonMemoSlot
+	var spread uint64
 	if len(body) <= canonMemoMaxBody {
 		if c.memo == nil {
 			c.memo = &canonMemo{}
 		}
-		slot = &c.memo.slots[memoSlot(body)]
-		if slot.route == r && equalFromEnd(slot.buf[:slot.rawLen], body) {
+		spread = memoSpread(body)
+		slot = &c.memo.slots[memoSlotOf(spread)]
+		if slot.route == r && slot.spread == spread && equalFromEnd(slot.buf[:slot.rawLen], body) {
 			req.canonical = append(req.canonical[:0], slot.buf[slot.rawLen:]...)
 			req.Stream, req.Model = slot.stream, slot.model
 			return nil
@@ -64,16 +70,21 @@ func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
 	c.canon.dropLargeCaptures()
 	req.canonical, req.Stream, req.Model = out, stream, model
 	if slot != nil {
-		slot.route, slot.rawLen = r, len(body)
+		slot.route, slot.spread, slot.rawLen = r, spread, len(body)
 		slot.buf = append(append(slot.buf[:0], body...), out...)
 		slot.stream, slot.model = stream, model
 	}
 	return nil
 }
 
-// memoSlot picks a body's slot from its length and a few of its bytes: a
-// cheap spread, not an identity (the raw bodies are compared).
-func memoSlot(b []byte) uint64 {
+// memoSlot picks a body's slot from its spread.
+func memoSlot(b []byte) uint64 { return memoSlotOf(memoSpread(b)) }
+
+func memoSlotOf(spread uint64) uint64 { return (spread >> 32) % canonMemoSlots }
+
+// memoSpread is a body's spread, from its length and a few of its bytes: a
+// cheap one, not an identity (the raw bodies are compared).
+func memoSpread(b []byte) uint64 {
 	const k = 0xff51afd7ed558ccd
 	h := uint64(len(b)) * 0x9e3779b97f4a7c15
 	if n := len(b); n >= 16 { // three 8-byte words, the middle one within bounds
@@ -85,5 +96,5 @@ func memoSlot(b []byte) uint64 {
 		h = (h ^ word(p, n/2)) * k
 		h = (h ^ word(p, n-8)) * k
 	}
-	return (h >> 32) % canonMemoSlots
+	return h
 }
