@@ -377,6 +377,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		req.canonical = make([]byte, 0, len(body)) // canonical JSON is rarely longer
 	}
 	k := c.keyingOf(req.Route)
+	if k == nil {
+		k = keyingOfOther(req.Route)
+	}
 	if err := c.canonicalize(req, body, k); err != nil {
 		req.bypass(canonReason(err))
 		return
@@ -456,12 +459,14 @@ func newKeying(r *Route) routeKeying {
 }
 
 // keyingOf returns route r's keying: the one made with the cache for a
-// route of its configuration, else a new one.
+// route of its configuration, else a new one (keyingOfOther), made by
+// the caller: without that call this is within the inliner's budget, and
+// SetBody runs no function for it.
 func (c *Cache) keyingOf(r *Route) *routeKeying {
-	if i := r.Index; uint(i) < uint(len(c.keying)) && c.keying[i].route == r {
+	if i := uint(r.Index); i < uint(len(c.keying)) && c.keying[i].route == r {
 		return &c.keying[i]
 	}
-	return keyingOfOther(r)
+	return nil
 }
 
 //go:noinline
