@@ -14,8 +14,8 @@ import (
 // dispatched.
 func (p *plugin) perform(a *cachecore.Action) bool {
 	switch a.Kind {
-	case cachecore.ActCount, cachecore.ActRefused:
-		p.stats.route(a.Route).count(a)
+	case cachecore.ActCount: // N items of Event, or one Event
+		p.stats.route(a.Route).items(a.Event, max(a.N, 1))
 	case cachecore.ActInternal:
 		p.stats.internal.Increment(1)
 	case cachecore.ActFreed:
@@ -38,6 +38,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 			break
 		}
 		rs.stored.Increment(1)
+	case cachecore.ActRefused:
+		p.stats.route(a.Route).refusal(a.Reason, a.Status)
 	case cachecore.ActReplaceResponse:
 		replaceResponse(a)
 	case cachecore.ActRemoveRequestHeader:

@@ -40,16 +40,6 @@ type routeStats struct {
 
 func (rs *routeStats) event(e cachecore.Event) { rs.events[e].Increment(1) }
 
-// count carries out a count on rs's route: ActCount (N items of Event, or
-// one Event) or ActRefused (a response not stored for Reason).
-func (rs *routeStats) count(a *cachecore.Action) {
-	if a.Kind == cachecore.ActCount {
-		rs.items(a.Event, max(a.N, 1))
-		return
-	}
-	rs.refusal(a.Reason, a.Status)
-}
-
 func (rs *routeStats) items(e cachecore.Event, n int) {
 	if n > 0 {
 		rs.events[e].Increment(uint64(n))

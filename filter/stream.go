@@ -405,12 +405,15 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 		case cachecore.ActCount, cachecore.ActRefused:
 			// Counts on the stream's own route (every one a request's
 			// flight makes) go to its stats, s.rs, at once: the plugin's
-			// perform would look the route up again. Another route's
-			// goes there.
-			if a.Route == s.rs.route {
-				s.rs.count(a)
-			} else {
+			// perform would look the route up again, and a miss would
+			// run its code for them. Another route's goes there.
+			switch {
+			case a.Route != s.rs.route:
 				s.p.perform(a)
+			case a.Kind == cachecore.ActCount:
+				s.rs.items(a.Event, max(a.N, 1))
+			default:
+				s.rs.refusal(a.Reason, a.Status)
 			}
 		case cachecore.ActSetHeader:
 			// A response header of this stream's (cache-status on every
