@@ -402,24 +402,6 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			}
 		case cachecore.ActForward:
 			s.forward(a)
-		case cachecore.ActCount, cachecore.ActRefused:
-			// Counts on the stream's own route (every one a request's
-			// flight makes) go to its stats, s.rs, at once: the plugin's
-			// perform would look the route up again, and a miss would
-			// run its code for them. Another route's goes there.
-			switch {
-			case a.Route != s.rs.route:
-				s.p.perform(a)
-			case a.Kind == cachecore.ActCount:
-				s.rs.items(a.Event, max(a.N, 1))
-			default:
-				s.rs.refusal(a.Reason, a.Status)
-			}
-		case cachecore.ActSetHeader:
-			// A response header of this stream's (cache-status on every
-			// answer that went upstream): here, not through the plugin's
-			// perform, which a miss then never enters.
-			_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
 		case cachecore.ActDispatch:
 			// A call of this request's (an L2 lookup, a refetch): its
 			// result continues it.
@@ -429,8 +411,22 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			}
 			fallthrough
 		default:
-			if s.p.perform(a) {
-				dispatched = true
+			// A miss's other actions (its counts, on the stream's own
+			// route, and its cache-status) are done here, not through
+			// the plugin's perform, which looks the route up again: a
+			// miss never enters it. Tested here, after the switch, so
+			// that a hit's actions find their cases as before.
+			switch {
+			case a.Kind == cachecore.ActCount && a.Route == s.rs.route:
+				s.rs.items(a.Event, max(a.N, 1))
+			case a.Kind == cachecore.ActRefused && a.Route == s.rs.route:
+				s.rs.refusal(a.Reason, a.Status)
+			case a.Kind == cachecore.ActSetHeader:
+				_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
+			default:
+				if s.p.perform(a) {
+					dispatched = true
+				}
 			}
 		}
 	}
