@@ -77,9 +77,7 @@ func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
 	return nil
 }
 
-// memoSlot picks a body's slot from its spread.
-func memoSlot(b []byte) uint64 { return memoSlotOf(memoSpread(b)) }
-
+// memoSlotOf picks a body's slot from its spread (memoSpread).
 func memoSlotOf(spread uint64) uint64 { return (spread >> 32) % canonMemoSlots }
 
 // memoSpread is a body's spread, from its length and a few of its bytes: a

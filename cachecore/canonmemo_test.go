@@ -62,3 +62,6 @@ func TestCanonMemoSlotAnyLength(t *testing.T) {
 		}
 	}
 }
+
+// memoSlot is the slot canonicalize picks for body b.
+func memoSlot(b []byte) uint64 { return memoSlotOf(memoSpread(b)) }
