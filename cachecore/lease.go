@@ -149,8 +149,12 @@ type slotRead struct {
 // The read buffer holds any slot from the start: the host allocates a
 // result of its exact size, so a buffer grown one read at a time would
 // allocate each time a slot holds more leases than any read before.
+//
+// A table has at most 1<<32 slots, so that a slot's number fits in 32 bits
+// (key): lease_slots is at most 1<<20 (ParseConfig), and a larger table
+// would not fit in shared memory anyway.
 func NewLeaseTable(store Store, slots int) *LeaseTable {
-	return &LeaseTable{store: readerOf(store), slots: uint64(slots), readBuf: make([]byte, 0, maxKeptLeaseSlot)}
+	return &LeaseTable{store: readerOf(store), slots: min(uint64(slots), 1<<32), readBuf: make([]byte, 0, maxKeptLeaseSlot)}
 }
 
 // key is the shared-data key of fp's slot. Callers pass keyed
@@ -163,8 +167,11 @@ func NewLeaseTable(store Store, slots int) *LeaseTable {
 //go:noinline
 func (t *LeaseTable) key(fp uint64) string {
 	// The slot's number is written from its last digit back, as
-	// appendUint does, then the prefix before it.
-	i, v := len(t.keyBuf), fp%t.slots
+	// appendUint does, then the prefix before it. It fits in 32 bits
+	// (NewLeaseTable): Go's wasm divides a uint32 by 10 with one
+	// multiplication, a uint64 with a long emulation of the high half of
+	// a 64-bit product.
+	i, v := len(t.keyBuf), uint32(fp%t.slots)
 	for {
 		i--
 		t.keyBuf[i] = byte('0' + v%10)
@@ -173,12 +180,19 @@ func (t *LeaseTable) key(fp uint64) string {
 			break
 		}
 	}
-	i -= copy(t.keyBuf[i-len(leaseKeyPrefix):], leaseKeyPrefix)
+	// The prefix byte by byte: copy would call memmove for five bytes.
+	i -= len(leaseKeyPrefix)
+	p := (*[len(leaseKeyPrefix)]byte)(t.keyBuf[i:])
+	p[0], p[1], p[2], p[3], p[4] = leaseKeyPrefix[0], leaseKeyPrefix[1], leaseKeyPrefix[2], leaseKeyPrefix[3], leaseKeyPrefix[4]
 	return bytesString(t.keyBuf[i:])
 }
 
-// leaseKeyPrefix begins the shared-data key of every lease slot.
+// leaseKeyPrefix begins the shared-data key of every lease slot. (key
+// writes its five bytes one by one: the assignment below fails to compile
+// if its length changes.)
 const leaseKeyPrefix = "mc:l:"
+
+var _ [5]byte = [len(leaseKeyPrefix)]byte{}
 
 // Role is what a request became when it tried to lead.
 type Role uint8
