@@ -270,7 +270,7 @@ func (s *stream) listLead() bool {
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	raw, hs, err := proxywasm.GetHttpRequestHeadersInto(s.bufs.headersRaw, s.bufs.headers)
-	s.bufs.headersRaw = raw
+	keepLarger(&s.bufs.headersRaw, raw) // a store only when the host's did not fit
 	keepLarger(&s.bufs.headers, hs)
 	if err != nil {
 		s.p.stats.internal.Increment(1)
