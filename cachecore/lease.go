@@ -99,9 +99,17 @@ func (l *Lease) live(now int64) bool { return l.State != LeaseFree && l.Deadline
 // leaseRecordBytes is the size of one encoded lease without its waiters.
 const leaseRecordBytes = 8 + 1 + 8 + 4 + 8 + 8 + 1
 
-// maxKeptLeaseSlot bounds the read and write buffers a LeaseTable keeps
-// (a full slot, every lease with every waiter, is ≈ 2.2 KB).
+// maxKeptLeaseSlot bounds the read buffers a LeaseTable keeps, and is the
+// size of its write buffer: a full slot, every lease with every waiter
+// (maxLeaseSlotBytes, ≈ 2.2 KB), fits in it.
 const maxKeptLeaseSlot = 4096
+
+// maxLeaseSlotBytes is the largest slot written: its header and LeaseWays
+// leases of maxWaiters waiters each (scanSlot reads nothing larger).
+const maxLeaseSlotBytes = 4 + LeaseWays*(leaseRecordBytes+8*maxWaiters)
+
+// The write buffer holds any slot written: it fails to compile otherwise.
+var _ [maxKeptLeaseSlot - maxLeaseSlotBytes]struct{}
 
 // LeaseTable is the fixed table of lease slots over a Store. One per VM.
 type LeaseTable struct {
@@ -109,7 +117,8 @@ type LeaseTable struct {
 	slots  uint64
 	anchor uint32
 	// Reused by every read and write: a read is valid until the next
-	// read, so what outlives a call is copied.
+	// read, so what outlives a call is copied. writeBuf holds any slot
+	// written (maxLeaseSlotBytes) and is never replaced.
 	readBuf, writeBuf []byte
 	// keyBuf holds the last key built, right-aligned (key): a fixed
 	// array, written in place, grows nothing and stores no pointer.
@@ -154,7 +163,8 @@ type slotRead struct {
 // (key): lease_slots is at most 1<<20 (ParseConfig), and a larger table
 // would not fit in shared memory anyway.
 func NewLeaseTable(store Store, slots int) *LeaseTable {
-	return &LeaseTable{store: readerOf(store), slots: min(uint64(slots), 1<<32), readBuf: make([]byte, 0, maxKeptLeaseSlot)}
+	return &LeaseTable{store: readerOf(store), slots: min(uint64(slots), 1<<32), readBuf: make([]byte, 0, maxKeptLeaseSlot),
+		writeBuf: make([]byte, maxKeptLeaseSlot)}
 }
 
 // key is the shared-data key of fp's slot. Callers pass keyed
@@ -528,8 +538,13 @@ func hasWaiter(ws []byte, vm uint64) bool {
 	return false
 }
 
-// startSlot begins the slot written back, in the reused write buffer.
-func (t *LeaseTable) startSlot() []byte { return slotHeader(t.writeBuf[:0]) }
+// startSlot begins the slot written back, in the reused write buffer: its
+// header, written in place (writeBuf holds any slot, so nothing grows).
+func (t *LeaseTable) startSlot() []byte {
+	b := t.writeBuf[:4]
+	b[0], b[1], b[2], b[3] = 'M', 'L', 2, 0 // as slotHeader
+	return b
+}
 
 // slotHeader appends the header of a slot of no leases yet: "ML" 2 n,
 // then per lease fp state owner stream deadline tenant nwaiters waiters….
@@ -632,17 +647,9 @@ func (t *LeaseTable) writeSlot(key string, out []byte, cas uint32, exists bool) 
 			return err
 		}
 	}
-	err := t.store.Set(key, out, cas)
-	// out grew from writeBuf (startSlot): only a larger capacity is
-	// another array to keep (or drop); storing the same one back would
-	// cost a write barrier on every write.
-	if cap(out) != cap(t.writeBuf) {
-		t.writeBuf = nil
-		if cap(out) <= maxKeptLeaseSlot {
-			t.writeBuf = out[:0]
-		}
-	}
-	return err
+	// out is in writeBuf (startSlot), which holds any slot: there is no
+	// larger array to keep.
+	return t.store.Set(key, out, cas)
 }
 
 // Peek returns fp's lease (State LeaseFree if it has none).
