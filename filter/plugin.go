@@ -34,7 +34,7 @@ type plugin struct {
 	holding      map[uint32]*stream // requests whose headers are held for their body
 	counting     map[uint32]*stream // requests whose count waits for their end (a panic may break them first)
 	leading      []*stream          // requests that hold their key's lease (stream.leadingAt)
-	free         []*stream          // deleted streams whose memory is reused (newStream)
+	free         []*stream          // deleted streams whose memory is reused (newStream); room for maxFreeStreams from the start
 	hold         cachecore.HoldState
 	// tickArmed: the tick period last armed (setTick).
 	tickArmed time.Duration
@@ -74,7 +74,8 @@ func now() time.Time {
 func (p *plugin) now() time.Time { return now() }
 
 func newPlugin(id uint32) *plugin {
-	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}, counting: map[uint32]*stream{}}
+	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}, counting: map[uint32]*stream{},
+		free: make([]*stream, 0, maxFreeStreams)}
 }
 
 // OnPluginStart parses and validates the whole configuration. A bad one

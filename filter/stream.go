@@ -127,7 +127,11 @@ func (s *stream) OnHttpStreamDeleted() {
 	// would be built in a 6 KB temporary and copied over.
 	*s = stream{}
 	s.bufs = bufs
-	p.free = append(p.free, s)
+	// Below maxFreeStreams, the list has room (newPlugin): no append,
+	// whose growth code would sit among the lines every request runs.
+	n := len(p.free)
+	p.free = p.free[:n+1]
+	p.free[n] = s
 }
 
 // oversize reports whether any buffer is larger than the free list keeps
