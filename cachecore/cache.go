@@ -52,6 +52,9 @@ type Cache struct {
 	modelBuf   []byte             // model records are read into it
 	// lastModelID is the last model id made (models.go).
 	lastModelID modelIDMemo
+	// joinedUntil is the deadline the last Join gave the lease it tried
+	// for (read by Join's caller at once: a new leader keeps it, Flight.lead).
+	joinedUntil int64
 	lastModel   string // the model name last read from a request (reused)
 	// lastModelField is lastModel's field as it was read, quoted and
 	// unescaped (modelName).

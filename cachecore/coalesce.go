@@ -65,7 +65,9 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	if b != nil {
 		ahead, b.aheadRead = b.aheadRead, 0
 	}
-	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+req.Route.Coalesce.MaxWait.Milliseconds(), true, ahead)
+	until := now + req.Route.Coalesce.MaxWait.Milliseconds()
+	c.joinedUntil = until
+	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, until, true, ahead)
 	if err != nil {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}

@@ -143,7 +143,7 @@ func (f *Flight) Miss() []Action {
 // for a leader since (leaderLookup).
 func (f *Flight) lead(e Event, fresh bool) bool {
 	f.leader = true
-	f.leaseEnd = f.c.nowMs() + f.req.Route.Coalesce.MaxWait.Milliseconds() // as Join took it
+	f.leaseEnd = f.c.joinedUntil // as Join took it, just before: the clock is not read again
 	f.count(e)
 	if f.c.leaderLookup(f.req, fresh) != Serve {
 		return false
