@@ -45,16 +45,11 @@ func (f *Flight) Bypass(reason Reason) []Action {
 // arrived" (Begin made the request). holdable: the host can read a body
 // while it holds the headers.
 func (f *Flight) RequestHeaders(headers [][2]string, endOfStream, holdable bool) (ReqStep, []Action) {
-	req := f.req
-	if !req.Bypassed() && !holdable {
-		req.bypass(ReasonHoldUnsupported)
-	}
-	if req.Bypassed() {
+	if f.req.Bypassed() {
 		return ReqPass, f.Bypass(ReasonNone)
 	}
-	if endOfStream {
-		f.c.SetBody(req, nil)
-		return ReqPass, f.Bypass(ReasonNone)
+	if !holdable || endOfStream {
+		return ReqPass, f.requestPasses(holdable)
 	}
 	if v, ok := header(headers, "content-length"); ok {
 		n, ok := parseDecimal(v)
@@ -68,6 +63,21 @@ func (f *Flight) RequestHeaders(headers [][2]string, endOfStream, holdable bool)
 		}
 	}
 	return ReqHoldCopy, nil
+}
+
+// requestPasses is RequestHeaders for a request that passes at its
+// headers though not bypassed: on a host that cannot hold them (then
+// bypassed for that), or with no body to key. Out of line: a request
+// whose body is held runs none of its code.
+//
+//go:noinline
+func (f *Flight) requestPasses(holdable bool) []Action {
+	if req := f.req; !holdable {
+		req.bypass(ReasonHoldUnsupported)
+	} else { // the headers end the request: no body
+		f.c.SetBody(req, nil)
+	}
+	return f.Bypass(ReasonNone)
 }
 
 // Held is a body the host copies chunk by chunk, bounded by the protocol
