@@ -120,7 +120,7 @@ func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
 		// generated equality: an empty state is always a found one (only
 		// a record reads as empty), so with both empty the generation and
 		// version are all that can differ.
-		if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version == req.state.Version &&
+		if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
 			req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
 			// Still the record the request's look read, and still with no
 			// answer stored under it: a look under it reads no entry

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"unsafe"
 )
 
 // Model state: for every (route, model) the cache keeps, in shared data, the
@@ -69,6 +70,13 @@ func versionID(v string) VersionID {
 	var id VersionID
 	copy(id[:], sum[:])
 	return id
+}
+
+// same reports whether v and o are the same version, compared as two
+// words (words.go): == on the array calls runtime.memequal.
+func (v *VersionID) same(o *VersionID) bool {
+	pv, po := unsafe.Pointer(v), unsafe.Pointer(o)
+	return word(pv, 0) == word(po, 0) && word(pv, 8) == word(po, 8)
 }
 
 // ModelState is what a request's key needs from the model table.
