@@ -110,25 +110,36 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // dropped — are not seen by either look in every interleaving; each costs
 // at most one more upstream call, never a wrong answer.)
 func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
-	st := req.state
-	if !fresh || !st.Found || st.empty { // nothing stored yet at the first look: read it again
-		var err error
-		if st, err = c.keyingState(req.Route.Name, req.Model); err != nil {
-			return Forward
-		}
-		// st == req.state, compared without a call to the struct's
-		// generated equality: an empty state is always a found one (only
-		// a record reads as empty), so with both empty the generation and
-		// version are all that can differ.
-		if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
-			req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
-			// Still the record the request's look read, and still with no
-			// answer stored under it: a look under it reads no entry
-			// (Lookup), so it would find nothing and leave the request
-			// as it is, a miss going upstream.
-			return Forward
-		}
+	if fresh && req.state.Found && !req.state.empty {
+		return c.lookAgain(req, req.state)
 	}
+	// Nothing stored yet at the first look: read it again.
+	st, err := c.keyingState(req.Route.Name, req.Model)
+	if err != nil {
+		return Forward
+	}
+	// st == req.state, compared without a call to the struct's generated
+	// equality: an empty state is always a found one (only a record reads
+	// as empty), so with both empty the generation and version are all
+	// that can differ.
+	if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
+		req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
+		// Still the record the request's look read, and still with no
+		// answer stored under it: a look under it reads no entry
+		// (Lookup), so it would find nothing and leave the request as it
+		// is, a miss going upstream.
+		return Forward
+	}
+	return c.lookAgain(req, st)
+}
+
+// lookAgain is leaderLookup's look under the model state st: none for a
+// batch that won its lease with its read ahead, under the state its
+// lookup read. Out of line: a lead whose model record is still empty (an
+// uncacheable model's, say) looks for nothing and runs none of its code.
+//
+//go:noinline
+func (c *Cache) lookAgain(req *Request, st ModelState) Decision {
 	if b := req.batch; b != nil && b.leadUnchanged {
 		b.leadUnchanged = false
 		if st == req.state {
