@@ -370,6 +370,17 @@ func (s *Stream) forward(a *Action) {
 	a.Late = s.late
 	s.countLater = s.countsLater()
 	a.CountLater = s.countLater
+	if req.batch != nil {
+		forwardBatch(a, req)
+	}
+}
+
+// forwardBatch fills in the forward of an embeddings batch: one with
+// cached items goes upstream as the batch of the missing items. Out of
+// line: a chat request runs none of its code.
+//
+//go:noinline
+func forwardBatch(a *Action, req *Request) {
 	if cached, total := req.ItemCounts(); total > 0 {
 		a.N = cached
 		a.Body, a.Rewrite = req.UpstreamBody()
