@@ -32,13 +32,12 @@ func (o Outcome) String() string { return outcomeNames[o] }
 // OutcomeOf classifies why a response was not stored (ReasonNone: stored).
 // Lasting reasons are those a retry of the same request would meet again.
 func OutcomeOf(r Reason, status int) Outcome {
-	switch r {
-	case ReasonNone:
+	switch {
+	case r == ReasonNone:
 		return OutcomeStored
-	case ReasonNoStore, ReasonPrivate, ReasonVary, ReasonNotJSON, ReasonEncoded, ReasonTooLarge, ReasonTooDeep,
-		ReasonFinishReason, ReasonLowConfidence, ReasonNoConfidence, ReasonModelTableFull, ReasonStreamMode, ReasonAged:
+	case r < numReason && lastingReasons[r]:
 		return OutcomeUncacheable
-	case ReasonStatus:
+	case r == ReasonStatus:
 		// A failure that may pass is a 5xx, a 408 or a 429. Any other status
 		// the route does not cache is the model's answer: the same request
 		// gets the same 4xx, and a 202, a 204 or a redirect is no failure
@@ -48,6 +47,14 @@ func OutcomeOf(r Reason, status int) Outcome {
 		}
 	}
 	return OutcomeFailed
+}
+
+// lastingReasons are the refusals a retry of the same request meets again
+// (OutcomeOf): a table, one load, where a switch over them is a search.
+var lastingReasons = [numReason]bool{
+	ReasonNoStore: true, ReasonPrivate: true, ReasonVary: true, ReasonNotJSON: true, ReasonEncoded: true,
+	ReasonTooLarge: true, ReasonTooDeep: true, ReasonFinishReason: true, ReasonLowConfidence: true,
+	ReasonNoConfidence: true, ReasonModelTableFull: true, ReasonStreamMode: true, ReasonAged: true,
 }
 
 // Leases returns the lease table (one per Cache, i.e. per VM).
