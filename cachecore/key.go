@@ -399,7 +399,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		return
 	}
 	req.state = st
-	c.buildKey(req)
+	c.buildKey(req, k)
 }
 
 // keyingState is the model state a request is keyed under. A model
@@ -442,10 +442,14 @@ type routeKeying struct {
 	spec       *kindSpec
 	sel        Selection
 	plainModel bool
+	// keyStart is the start of every exact key of the route
+	// (appendRouteStart with kind 'K'): the same for all its requests,
+	// so buildKey copies it in one append.
+	keyStart []byte
 }
 
 func newKeying(r *Route) routeKeying {
-	k := routeKeying{route: r, spec: r.Kind.spec(), plainModel: isPlainField(r.ModelPath)}
+	k := routeKeying{route: r, spec: r.Kind.spec(), plainModel: isPlainField(r.ModelPath), keyStart: appendRouteStart(nil, 'K', r)}
 	k.sel = Selection{Only: r.KeyFields, Ignore: r.IgnoreFields, Capture: []string{"stream"}}
 	if len(r.KeyFields) > 0 && k.spec.streams && !slices.Contains(r.KeyFields, "stream_options") {
 		// What a stream holds (a usage chunk: include_usage) is keyed as
@@ -542,12 +546,12 @@ func canonReason(err error) Reason {
 // The part before the version — the request itself, without the model
 // state — is what single flight coalesces on (LeaseFP): a version change or
 // a purge must not split followers from their leader.
-func (c *Cache) buildKey(req *Request) {
+func (c *Cache) buildKey(req *Request, rk *routeKeying) {
 	if need := len(req.canonical) + len(req.Route.Name) + len(req.Method) + len(req.Path) + len(req.authority) + len(req.keyHeaders) + len(req.Model) +
 		versionIDLen + 84; cap(req.Key) < need {
 		req.Key = make([]byte, 0, need)
 	}
-	k := req.appendNamespace(req.Key[:0], 'K')
+	k := req.appendRequestNamespace(append(req.Key[:0], rk.keyStart...))
 	// Streamed and non-streamed answers never share an entry, even when
 	// key_fields leaves "stream" out.
 	if req.Stream {
@@ -575,8 +579,21 @@ func (c *Cache) rekey(req *Request) {
 	// that differs in Found or empty alone keys the same. Comparing those
 	// two, not the whole struct, spares a call to its generated equality.
 	if req.hk != c.hk || req.keyState.Gen != req.state.Gen || req.keyState.Version != req.state.Version { // hk is nil until a key is built
-		c.buildKey(req)
+		c.rebuildKey(req)
 	}
+}
+
+// rebuildKey is buildKey with the request's route keying looked up, for a
+// key built again after SetBody (rekey, an L2 store); apart so that
+// rekey's common case, a key that stands, runs none of it.
+//
+//go:noinline
+func (c *Cache) rebuildKey(req *Request) {
+	k := c.keyingOf(req.Route)
+	if k == nil {
+		k = keyingOfOther(req.Route)
+	}
+	c.buildKey(req, k)
 }
 
 // nonZero maps a fingerprint to a non-zero one (0 means "none").
@@ -594,9 +611,21 @@ func nonZero(fp uint64) uint64 {
 // made from it — the exact key (and so its L2 key, lease fingerprint and
 // semantic partition) and an embeddings item's.
 func (req *Request) appendNamespace(k []byte, kind byte) []byte {
+	return req.appendRequestNamespace(appendRouteStart(k, kind, req.Route))
+}
+
+// appendRouteStart appends the part of a namespace that is the route's
+// alone (kind of key, route, its keying tag): the same for every request
+// of the route, so an exact key copies it, made once (routeKeying).
+func appendRouteStart(k []byte, kind byte, r *Route) []byte {
 	k = append(k, kind, '1')
-	k = appendLV(k, req.Route.Name)
-	k = binary.LittleEndian.AppendUint64(k, req.Route.keyTag)
+	k = appendLV(k, r.Name)
+	return binary.LittleEndian.AppendUint64(k, r.keyTag)
+}
+
+// appendRequestNamespace appends the rest of a namespace, what the
+// request adds to its route's start (appendRouteStart).
+func (req *Request) appendRequestNamespace(k []byte) []byte {
 	for _, s := range [...]string{req.Method, req.Path, req.authority} { // one copy of appendLV's code
 		k = appendLV(k, s)
 	}

@@ -404,7 +404,7 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 	if !ok {
 		return res, false
 	}
-	c.buildKey(req)
+	c.rebuildKey(req)
 	if id := req.l2Identity(); !bytes.Equal(id, e.Key) {
 		res.Reason = ReasonInvalidated // this proxy moved to another version meanwhile
 		return res, false
