@@ -541,14 +541,17 @@ func hasWaiter(ws []byte, vm uint64) bool {
 // startSlot begins the slot written back, in the reused write buffer: its
 // header, written in place (writeBuf holds any slot, so nothing grows).
 func (t *LeaseTable) startSlot() []byte {
-	b := t.writeBuf[:4]
-	b[0], b[1], b[2], b[3] = 'M', 'L', 2, 0 // as slotHeader
+	b := t.writeBuf[:len(emptySlotHeader)]
+	*(*[len(emptySlotHeader)]byte)(b) = emptySlotHeader
 	return b
 }
 
-// slotHeader appends the header of a slot of no leases yet: "ML" 2 n,
+// emptySlotHeader is the header of a slot of no leases yet: "ML" 2 n,
 // then per lease fp state owner stream deadline tenant nwaiters waiters….
-func slotHeader(b []byte) []byte { return append(b, 'M', 'L', 2, 0) }
+var emptySlotHeader = [4]byte{'M', 'L', 2, 0}
+
+// slotHeader appends emptySlotHeader.
+func slotHeader(b []byte) []byte { return append(b, emptySlotHeader[:]...) }
 
 // copyLive appends to a slot begun by slotHeader the live leases of raw
 // from..to-1, except skip and drop, as their bytes, and counts them. A
