@@ -171,6 +171,14 @@ func (s *Stream) Late() bool { return s.late }
 // Request is the stream's request (nil: not a cached route).
 func (s *Stream) Request() *Request { return s.fl.req }
 
+// Answered reports whether the stream's answer is decided and passes as
+// it is: not a cached route, passed through with its Cache-Status, or
+// served by the cache. ResponseBody then does nothing (Continue, no
+// actions), which the host may skip.
+func (s *Stream) Answered() bool {
+	return s.phase == phasePassThrough || s.phase == phaseServed || s.phase == phaseIdle
+}
+
 // Holding reports whether the request's headers are held for its body.
 func (s *Stream) Holding() bool { return s.phase == phaseRequest && !s.late }
 

@@ -352,6 +352,11 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 	if s.purgeLate {
 		return types.ActionPause
 	}
+	if s.x.Answered() && !s.waitingListed && !s.holdingListed && s.leadingAt == 0 && !s.x.Leading() {
+		// Nothing to read, perform or list (do would find every list as
+		// it is): an answer that passes, most often, runs no more code.
+		return types.ActionContinue
+	}
 	return s.do(s.x.ResponseBody(bodySize, endOfStream, reader{s}))
 }
 
