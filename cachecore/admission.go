@@ -29,9 +29,16 @@ const (
 // response.code_details). "via_upstream" is a real upstream response; an
 // empty value (a host that does not report it) is treated as upstream.
 func ClassifyOrigin(details string) Origin {
-	switch {
-	case details == "" || details == "via_upstream":
+	if details == "" || details == "via_upstream" { // the rule, inlined in the caller
 		return OriginUpstream
+	}
+	return classifyLocal(details)
+}
+
+// classifyLocal is ClassifyOrigin of a response the upstream did not
+// send (Envoy's own), out of line: an upstream's answer runs none of it.
+func classifyLocal(details string) Origin {
+	switch {
 	case strings.Contains(details, "timeout"):
 		return OriginUpstreamTimeout
 	case strings.Contains(details, "reset") || strings.Contains(details, "overflow") ||
