@@ -145,7 +145,10 @@ func (s *Stream) BeginLate(c *Cache, route *Route, method, path string, headers 
 // either (the proxy that cannot hold request headers cannot hold response
 // headers), so nothing may need rewriting them: an embeddings batch with
 // some items cached is fetched whole (KeepBody) instead of cut to its
-// missing items and merged.
+// missing items and merged. Out of line: its two actions' literals would
+// otherwise sit in Start, among the lines every request runs.
+//
+//go:noinline
 func (s *Stream) goLate(out []Action) []Action {
 	s.late = true
 	s.fl.req.KeepBody()
