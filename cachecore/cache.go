@@ -27,7 +27,7 @@ type Cache struct {
 	keying   []routeKeying    // per route of cfg, by Route.Index (key.go)
 
 	// statusMemo: the last Cache-Status values sent, by the status they
-	// render (statusValue).
+	// render (statusValueOf).
 	statusMemo [statusMemoSize]statusMemo
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts

@@ -88,7 +88,7 @@ func (f *Flight) CacheStatusHeader(dst []byte) []byte {
 }
 
 // CacheStatusValue is the request's Cache-Status value as a string that
-// stays valid (Cache.statusValue).
+// stays valid (Cache.statusValueOf).
 func (f *Flight) CacheStatusValue() string { return f.c.statusValueOf(&f.cs) }
 
 // TruncatedHeader is the Cache-Status of the held response if it never
@@ -112,7 +112,7 @@ func (f *Flight) Unavailable() (int, [][2]string, []byte) {
 const maxStatusStrings = 256
 
 // statusMemoSize is how many Cache-Status values a VM keeps beside the
-// status each renders (statusValue): a few per status.
+// status each renders (statusValueOf): a few per status.
 const statusMemoSize = 8
 
 type statusMemo struct {
@@ -120,15 +120,13 @@ type statusMemo struct {
 	v  string
 }
 
-// statusValue is cs rendered, as statusString keeps it. The last values
-// rendered are kept with the status they render, in a small table: a
-// status sent again — every bypass for one reason, every answer not
+// statusValueOf is *cs rendered, as statusString keeps it. The last
+// values rendered are kept with the status they render, in a small table:
+// a status sent again — every bypass for one reason, every answer not
 // stored for one cause — is then neither rendered nor looked up by its
 // text, so the request runs neither the renderer's code nor the map's.
-func (c *Cache) statusValue(cs CacheStatus) string { return c.statusValueOf(&cs) }
-
-// statusValueOf is statusValue of *cs: a Flight's is passed by its
-// address, one word, not copied field by field into the call.
+// The status is passed by its address, one word, not copied field by
+// field into the call.
 func (c *Cache) statusValueOf(cs *CacheStatus) string {
 	m := &c.statusMemo[(uint(cs.Status)*5+uint(cs.Reason))%statusMemoSize]
 	if m.v != "" && m.cs.same(cs) {

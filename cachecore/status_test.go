@@ -272,3 +272,7 @@ func TestStatusValueMemo(t *testing.T) {
 		t.Fatalf("a status sent again: %q (want %q), looked up by its text: %v", got, want, c.statuses != nil)
 	}
 }
+
+// statusValue is statusValueOf of a status passed by value, as the tests
+// build them.
+func (c *Cache) statusValue(cs CacheStatus) string { return c.statusValueOf(&cs) }
