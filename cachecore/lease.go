@@ -550,10 +550,7 @@ func (t *LeaseTable) startSlot() []byte {
 // then per lease fp state owner stream deadline tenant nwaiters waiters….
 var emptySlotHeader = [4]byte{'M', 'L', 2, 0}
 
-// slotHeader appends emptySlotHeader.
-func slotHeader(b []byte) []byte { return append(b, emptySlotHeader[:]...) }
-
-// copyLive appends to a slot begun by slotHeader the live leases of raw
+// copyLive appends to a slot begun by startSlot the live leases of raw
 // from..to-1, except skip and drop, as their bytes, and counts them. A
 // lease's bytes end where its count of waiters says (scanSlot checked
 // that this is where the next begins): a lease rewritten in place with
@@ -584,9 +581,10 @@ func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int,
 }
 
 // growRecord lengthens a slot being written by one lease record, whose
-// bytes the caller then writes all of: the write buffer is kept between
-// writes, so it rarely lacks the room, and no byte is cleared first (as
-// append(out, make(…)…) would, with a call).
+// bytes the caller then writes all of, so no byte is cleared first (as
+// append(out, make(…)…) would, with a call). A slot begun by startSlot
+// never lacks the room (the write buffer holds any slot); growSlot grows
+// one begun elsewhere (the tests' appendSlot).
 func growRecord(out []byte) []byte {
 	if n := len(out) + leaseRecordBytes; n <= cap(out) {
 		return out[:n]
@@ -623,7 +621,7 @@ func waitersOf(ws []byte) []uint64 {
 }
 
 // appendLease appends one lease, waiters given as their bytes, to a slot
-// begun by slotHeader at out[0], and counts it.
+// begun by startSlot at out[0], and counts it.
 func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream uint32, deadline int64, tenant uint64, waiters []byte) []byte {
 	out[3]++
 	out = growRecord(out)

@@ -259,9 +259,9 @@ func (t *LeaseTable) refRelease(fp, vm uint64, stream uint32, now, hitForMissUnt
 }
 
 // appendSlot appends the encoding of a slot's leases to b, through the
-// code that writes a slot (slotHeader, appendLease).
+// code that writes a slot (emptySlotHeader, appendLease).
 func appendSlot(b []byte, ways []Lease) []byte {
-	s := slotHeader(nil)
+	s := append([]byte(nil), emptySlotHeader[:]...)
 	for i := range ways {
 		l := &ways[i]
 		var ws []byte
