@@ -60,6 +60,13 @@ func (req *Request) clear() {
 	req.keyHeaders = keyHeaders // at most maxKeyHeaders × (1 + maxKeyHeaderLines × (2 + maxKeyHeaderValue)) bytes
 }
 
+// oversize reports whether any of req's buffers is over the bounds a
+// spare keeps (dropOversize): it compares only, and inlines.
+func (req *Request) oversize() bool {
+	return cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer || cap(req.entry.Headers) > maxSparePairs ||
+		cap(req.resp) > maxSparePairs || cap(req.respBuf) > maxSpareBuffer
+}
+
 // dropOversize lets go of req's buffers over the bounds a spare keeps
 // (Recycle). Out of line: the rule, buffers within them, runs none of its
 // stores, each a write-barrier check and its call.
@@ -98,8 +105,7 @@ func (s *Stream) Recycle() bool {
 		return false
 	}
 	s.fl.req = nil
-	if cap(req.canonical) > maxSpareBuffer || cap(req.Key) > maxSpareBuffer || cap(req.entry.Headers) > maxSparePairs ||
-		cap(req.resp) > maxSparePairs || cap(req.respBuf) > maxSpareBuffer {
+	if req.oversize() {
 		req.dropOversize()
 	}
 	if req.batch != nil {

@@ -151,3 +151,23 @@ func TestFailedAnswerOfACachedBatchSendsItWhole(t *testing.T) {
 	}
 	t.Fatal("no forward after the failed answer")
 }
+
+// TestOversizeMatchesDropOversize: Recycle asks oversize before it calls
+// dropOversize, so the two must agree on every buffer's bound: oversize
+// is true exactly when dropOversize lets go of something.
+func TestOversizeMatchesDropOversize(t *testing.T) {
+	caps := []int{0, maxSparePairs, maxSparePairs + 1, maxSpareBuffer, maxSpareBuffer + 1}
+	for i := 0; i < 1<<10; i++ {
+		pick := func(shift int) int { return caps[(i>>shift)%len(caps)] }
+		req := &Request{canonical: make([]byte, 0, pick(0)), Key: make([]byte, 0, pick(2)),
+			resp: make([][2]string, 0, pick(4)), respBuf: make([]byte, 0, pick(6))}
+		req.entry.Headers = make([][2]string, 0, caps[(i*7)%len(caps)])
+		before := [...]int{cap(req.canonical), cap(req.Key), cap(req.entry.Headers), cap(req.resp), cap(req.respBuf)}
+		over := req.oversize()
+		req.dropOversize()
+		after := [...]int{cap(req.canonical), cap(req.Key), cap(req.entry.Headers), cap(req.resp), cap(req.respBuf)}
+		if dropped := before != after; dropped != over {
+			t.Fatalf("caps %v: oversize %v, but dropOversize dropped something: %v", before, over, dropped)
+		}
+	}
+}
