@@ -262,3 +262,26 @@ func TestReusedStreamsStartZeroed(t *testing.T) {
 		t.Fatalf("reused stream is not a new one: %+v", *r)
 	}
 }
+
+// TestBuffersOversizeMatchesTrim: a deleted stream asks oversize before
+// it calls trim, so the two must agree on every buffer's bound: oversize
+// is true exactly when trim lets go of something.
+func TestBuffersOversizeMatchesTrim(t *testing.T) {
+	caps := []int{0, maxKeptDetails, maxKeptDetails + 1, maxKeptHeaders, maxKeptHeaders + 1, maxKeptBody, maxKeptBody + 1}
+	n := len(caps)
+	for i := 0; i < n*n*n*n*n; i++ {
+		var d [5]int // i's digits in base n: each buffer's capacity
+		for k, v := 0, i; k < len(d); k, v = k+1, v/n {
+			d[k] = caps[v%n]
+		}
+		b := &buffers{body: make([]byte, 0, d[0]), respBody: make([]byte, 0, d[1]), headersRaw: make([]byte, 0, d[2]),
+			respRaw: make([]byte, 0, d[3]), details: make([]byte, 0, d[4])}
+		before := [...]int{cap(b.body), cap(b.respBody), cap(b.headersRaw), cap(b.respRaw), cap(b.details)}
+		over := b.oversize()
+		b.trim()
+		after := [...]int{cap(b.body), cap(b.respBody), cap(b.headersRaw), cap(b.respRaw), cap(b.details)}
+		if dropped := before != after; dropped != over {
+			t.Fatalf("caps %v: oversize %v, but trim dropped something: %v", before, over, dropped)
+		}
+	}
+}
