@@ -412,23 +412,11 @@ func runS4(r *run) error {
 			r.addOutsideJITAbove(v.metric+": modelcache above its floor ("+fl.what+")", at, f, m)
 		}
 	}
-	// What each floor does, in host calls, beside modelcache on the same
-	// request (wasmhost, as HC): the floors' claim to do the row's real work.
-	// Request n of the row's kind (each new: the code is counted on the
-	// second, codeOf).
-	reqs := map[string]func(n int) wasmhost.Request{
-		"pass other-route": func(n int) wasmhost.Request {
-			return hcRequest("/other/v1/chat/completions", fmt.Sprintf("hc-s4-other-%d", n))
-		},
-		"pass bypass": func(n int) wasmhost.Request {
-			return hcRequest("/pass/v1/chat/completions", fmt.Sprintf("hc-s4-bypass-%d", n), [2]string{"cache-control", "no-store"})
-		},
-		"pass uncacheable": func(n int) wasmhost.Request {
-			return hcRequest("/pass/nostore/v1/chat/completions", fmt.Sprintf("hc-s4-nostore-%d", n))
-		},
-	}
 	for _, v := range variants {
-		req, ok := reqs[v.label]
+		// What each floor does, in host calls, beside modelcache on the
+		// same request (wasmhost, as HC): the floors' claim to do the
+		// row's real work.
+		req, ok := s4HostCallRequests[v.label]
 		if !ok || v.floor.sys == "" {
 			continue
 		}
@@ -459,6 +447,22 @@ func runS4(r *run) error {
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", r.s.S4Rate, frRounds(fr, cells))
 	return nil
+}
+
+// s4HostCallRequests are the requests of S4's rows whose host calls are
+// counted, modelcache's beside its floors': request n of the row's kind,
+// each a new key as in the row's load (the code is counted on the second,
+// codeOf).
+var s4HostCallRequests = map[string]func(n int) wasmhost.Request{
+	"pass other-route": func(n int) wasmhost.Request {
+		return hcRequest("/other/v1/chat/completions", fmt.Sprintf("hc-s4-other-%d", n))
+	},
+	"pass bypass": func(n int) wasmhost.Request {
+		return hcRequest("/pass/v1/chat/completions", fmt.Sprintf("hc-s4-bypass-%d", n), [2]string{"cache-control", "no-store"})
+	},
+	"pass uncacheable": func(n int) wasmhost.Request {
+		return hcRequest("/pass/nostore/v1/chat/completions", fmt.Sprintf("hc-s4-nostore-%d", n))
+	},
 }
 
 // frRounds lists each cell's per-round values, for the notes.
