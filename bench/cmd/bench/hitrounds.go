@@ -178,7 +178,7 @@ func (r *run) hitFloorHostCalls(floors []struct{ sys, label string }) error {
 // then its code counted on two more of the same.
 func (r *run) countHit(wasm string) (*hostCallResult, error) {
 	req := hcRequest(hitWorkload("1k").Path, "hc-s2r-hit")
-	return r.countHostCalls(wasm, "hit", func(int) wasmhost.Request { return req }, true)
+	return r.countHostCalls(wasm, "hit", func(int) wasmhost.Request { return req })
 }
 
 // servedBusyRounds keeps the busy served floor busy about 20 µs per hit
