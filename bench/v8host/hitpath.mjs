@@ -28,6 +28,13 @@ import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 
 const [file = 'build/modelcache.wasm', itersArg = '200000', kibArg = '1', mode = 'hit'] = process.argv.slice(2);
+// A mode it does not know would run as something else and be measured as
+// the mode named: refused.
+const modes = ['hit', 'pass', 'bypass', 'miss-nostore', 'embed-new', 'embed-cached', 'embed-partial'];
+if (!modes.includes(mode)) {
+  console.error(`hitpath.mjs: unknown mode ${mode} (one of ${modes.join(', ')})`);
+  process.exit(2);
+}
 const iterations = Number(itersArg);
 const embed = mode.startsWith('embed-');
 const config = JSON.stringify(embed

@@ -142,7 +142,10 @@ def totals(per):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--mode', default='miss-nostore')
+    # hitpath.mjs's modes: another would be refused there after the run
+    # under Valgrind had started.
+    ap.add_argument('--mode', default='miss-nostore',
+                    choices=['hit', 'pass', 'bypass', 'miss-nostore', 'embed-new', 'embed-cached', 'embed-partial'])
     ap.add_argument('--iterations', type=int, default=3000)
     ap.add_argument('--top', type=int, default=30)
     ap.add_argument('--by-lines', action='store_true', help='with one module, list its functions by lines touched')
