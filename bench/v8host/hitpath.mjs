@@ -29,7 +29,8 @@ import { WASI } from 'node:wasi';
 
 const [file = 'build/modelcache.wasm', itersArg = '200000', kibArg = '1', mode = 'hit'] = process.argv.slice(2);
 // A mode it does not know would run as something else and be measured as
-// the mode named: refused.
+// the mode named: refused. (instructions.py reads this line for its own
+// check: keep it one line.)
 const modes = ['hit', 'pass', 'bypass', 'miss-nostore', 'embed-new', 'embed-cached', 'embed-partial'];
 if (!modes.includes(mode)) {
   console.error(`hitpath.mjs: unknown mode ${mode} (one of ${modes.join(', ')})`);
