@@ -211,10 +211,9 @@ func (c *hcHost) warm() error {
 			return err
 		}
 	}
-	noStore := [2]string{"cache-control", "no-store"}
-	for _, req := range []wasmhost.Request{hcRequest("/pass/nostore/v1/chat/completions", "warm-route"),
-		hcRequest("/pass/v1/chat/completions", "warm-route", noStore), hcRequest("/other/v1/chat/completions", "warm-route")} {
-		if _, err := c.count("warm", req); err != nil {
+	// Request -1 of each kind: the counts use requests 0 to 3.
+	for _, label := range []string{"pass uncacheable", "pass bypass", "pass other-route"} {
+		if _, err := c.count("warm", s4HostCallRequests[label](-1)); err != nil {
 			return err
 		}
 	}
