@@ -578,7 +578,7 @@ func (c *Cache) rekey(req *Request) {
 	// Only the version and generation are in a key (appendState): a state
 	// that differs in Found or empty alone keys the same. Comparing those
 	// two, not the whole struct, spares a call to its generated equality.
-	if req.hk != c.hk || req.keyState.Gen != req.state.Gen || req.keyState.Version != req.state.Version { // hk is nil until a key is built
+	if req.hk != c.hk || req.keyState.Gen != req.state.Gen || !req.keyState.Version.same(&req.state.Version) { // hk is nil until a key is built
 		c.rebuildKey(req)
 	}
 }
