@@ -130,11 +130,11 @@ bench-quick: build envoy l2-tools embedder ## smoke run of make bench: 2 short r
 	$(GO) build -o build/bench ./bench/cmd/bench
 	taskset -c 1 build/bench -quick -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
-bench-compare: build envoy ## this module's 1 KiB hit and per-item embedding costs vs BASE's (a commit, default HEAD~1), side by side in one run (S1, S2B, S9B) → build/bench-compare
+bench-compare: build envoy ## this module's 1 KiB hit, per-item embedding costs, bypass and uncacheable miss vs BASE's (a commit, default HEAD~1), side by side in one run (S1, S2B, S9B, S4B) → build/bench-compare
 	@bench/install.sh
 	$(GO) build -o build/bench ./bench/cmd/bench
 	@base=$$(bench/baseline.sh $(BASE)); \
-	taskset -c 1 build/bench -only S1,S2B,S9B -out build/bench-compare -baseline-wasm "$$base" -baseline-name "$(or $(BASE),HEAD~1)" -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
+	taskset -c 1 build/bench -only S1,S2B,S9B,S4B -out build/bench-compare -baseline-wasm "$$base" -baseline-name "$(or $(BASE),HEAD~1)" -envoy "$$(cat build/envoy-path)" $(BENCH_FLAGS)
 
 semantic-eval: build envoy embedder ## the semantic cache on bench/semantic/pairs.txt through real Envoy + the real model → bench/results/semantic-eval.{md,tsv,png}
 	@bench/install.sh

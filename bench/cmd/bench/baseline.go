@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // S2B compares this module's 1 KiB hit with a baseline module's (another
 // commit, built by bench/baseline.sh) side by side in one run: rounds
@@ -86,6 +89,78 @@ func runS9B(r *run) error {
 	r.note("S9B rounds (µs per new item): this module %v, baseline %v; per cached item: this module %v, baseline %v",
 		rounded(perNew["filter"]), rounded(perNew["filter-base"]), rounded(perCached["filter"]), rounded(perCached["filter-base"]))
 	return nil
+}
+
+// S4B compares this module's S4 rows that are judged against a floor (the
+// bypass and the uncacheable miss) with the baseline module's, at S4's
+// fixed rate: the two modules, the row's floor and Envoy without the
+// filter in interleaved rounds (fixedrate.go), so that a change of a few
+// µs is read round by round in one run, not across runs whose rounds
+// spread by more than that.
+func runS4B(r *run) error {
+	if r.s.BaselineWasm == "" {
+		r.note("S4B skipped: no baseline module (make bench-compare BASE=<commit>)")
+		return nil
+	}
+	var rows []s4Variant
+	var cells []frCell
+	for _, v := range s4Variants {
+		if !v.judged {
+			continue
+		}
+		rows = append(rows, v)
+		for _, sys := range []string{"nofilter", "filter", "filter-base"} {
+			cells = append(cells, frCell{sys, v.label, v.wl})
+		}
+		for _, f := range s4Judged(v) {
+			cells = append(cells, frCell{f.sys, v.label, v.wl})
+		}
+	}
+	rounds, d := 6, 4*time.Second
+	if r.s.Quick {
+		rounds, d = 4, 2*time.Second
+	}
+	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), r.s.S4Rate, rounds, d)
+	fr, err := r.fixedRate(cells, r.s.S4Rate, rounds, d)
+	if err != nil {
+		return err
+	}
+	at := fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", r.s.S4Rate, rounds)
+	pair := frPair{"S4B", "this module", "baseline"}
+	for _, v := range rows {
+		f, b := fr["filter|"+v.label], fr["filter-base|"+v.label]
+		bd := diffs(f, b)
+		lo, hi := minMax(bd)
+		r.add(row{Scenario: "S4B", Metric: v.metric + ": proxy CPU per request, this module vs baseline " + at,
+			Value:     fmt.Sprintf("%s, %+.1f µs vs baseline (rounds %+.1f…%+.1f)", f.Text(), median(bd), lo, hi),
+			Baselines: fmt.Sprintf("baseline %s (%s); no filter %s", b.Text(), r.s.BaselineName, fr["nofilter|"+v.label].Text()),
+			Ratio:     ratio(f.Med(), b.Med()) + " baseline"})
+		for _, flr := range s4Judged(v) {
+			fl := fr[flr.sys+"|"+v.label]
+			fd, bfd := diffs(f, fl), diffs(b, fl)
+			flo, fhi := minMax(fd)
+			blo, bhi := minMax(bfd)
+			r.add(row{Scenario: "S4B", Metric: v.metric + ": above its floor (" + flr.what + "), this module and baseline, proxy CPU " + at,
+				Value:     fmt.Sprintf("%+.1f µs (rounds %+.1f…%+.1f)", median(fd), flo, fhi),
+				Baselines: fmt.Sprintf("baseline %+.1f µs (rounds %+.1f…%+.1f); floor %s", median(bfd), blo, bhi, fl.Text()),
+				Target:    fmt.Sprintf("≤ +%.0f µs", s4MaxAbove), Met: met(fhi <= s4MaxAbove)})
+		}
+		r.addJITDistance(pair, v.metric+": this module vs baseline", at, f, b)
+		r.addOutsideJITDistance(pair, v.metric+": this module vs baseline", at, f, b)
+	}
+	return nil
+}
+
+// s4Judged are the floors of a judged S4 row that do its real work: the
+// row's floor and the further ones that claim to (not the bare ones).
+func s4Judged(v s4Variant) []s4Floor {
+	out := []s4Floor{v.floor}
+	for _, f := range v.extra {
+		if !f.bare {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func rounded(xs []float64) []string {

@@ -59,24 +59,39 @@ func (s *frSeries) jit() (*frSeries, bool) {
 	return &frSeries{CPU: s.JIT}, true
 }
 
+// frPair names the two series a distance row compares, in the order
+// a − b: by default modelcache and its floor (S4); S4B compares this
+// module with the baseline's.
+type frPair struct {
+	scenario string
+	a, b     string
+}
+
+var s4Pair = frPair{"S4", "modelcache", "floor"}
+
 // addJITAbove adds the row of modelcache's (mc) distance to a floor in
 // V8-generated code, round by round; when perf ran but missed a round of
 // either, the results say the row is missing and why.
 func (r *run) addJITAbove(metric, at string, mc, floor *frSeries) {
-	fj, ok1 := mc.jit()
-	mj, ok2 := floor.jit()
+	r.addJITDistance(s4Pair, metric, at, mc, floor)
+}
+
+// addJITDistance is addJITAbove for the pair of series p names.
+func (r *run) addJITDistance(p frPair, metric, at string, a, b *frSeries) {
+	fj, ok1 := a.jit()
+	mj, ok2 := b.jit()
 	if !ok1 || !ok2 {
 		if r.s.Perf {
-			r.note("S4 %s: no row in V8-generated code: perf sampled %d of %d rounds of modelcache and %d of %d of the floor",
-				metric, len(mc.JIT), len(mc.CPU), len(floor.JIT), len(floor.CPU))
+			r.note("%s %s: no row in V8-generated code: perf sampled %d of %d rounds of %s and %d of %d of the %s",
+				p.scenario, metric, len(a.JIT), len(a.CPU), p.a, len(b.JIT), len(b.CPU), p.b)
 		}
 		return
 	}
 	jd := diffs(fj, mj)
 	jlo, jhi := minMax(jd)
-	r.add(row{Scenario: "S4", Metric: metric + ", proxy CPU in V8-generated code (perf: the wasm filter and V8's wrappers of its calls) " + at,
+	r.add(row{Scenario: p.scenario, Metric: metric + ", proxy CPU in V8-generated code (perf: the wasm filter and V8's wrappers of its calls) " + at,
 		Value:     fmt.Sprintf("%+.1f µs (rounds %+.1f…%+.1f)", median(jd), jlo, jhi),
-		Baselines: fmt.Sprintf("floor %s; modelcache %s", mj.Text(), fj.Text())})
+		Baselines: fmt.Sprintf("%s %s; %s %s", p.b, mj.Text(), p.a, fj.Text())})
 }
 
 // addOutsideJITAbove adds the row of modelcache's distance to a floor
@@ -87,6 +102,11 @@ func (r *run) addJITAbove(metric, at string, mc, floor *frSeries) {
 // caches. Without a full series of perf samples there is no row (the row
 // in V8-generated code says why).
 func (r *run) addOutsideJITAbove(metric, at string, mc, floor *frSeries) {
+	r.addOutsideJITDistance(s4Pair, metric, at, mc, floor)
+}
+
+// addOutsideJITDistance is addOutsideJITAbove for the pair p names.
+func (r *run) addOutsideJITDistance(p frPair, metric, at string, mc, floor *frSeries) {
 	full := func(s *frSeries) bool {
 		n := len(s.CPU)
 		return n > 0 && len(s.JIT) == n && len(s.Envoy) == n && len(s.Kernel) == n
@@ -110,16 +130,16 @@ func (r *run) addOutsideJITAbove(metric, at string, mc, floor *frSeries) {
 		{"C library and vDSO", rest(mc), rest(floor)},
 	}
 	var value, fl, m []string
-	for _, p := range parts {
-		d := diffs(p.mc, p.floor)
+	for _, part := range parts {
+		d := diffs(part.mc, part.floor)
 		lo, hi := minMax(d)
-		value = append(value, fmt.Sprintf("%s %+.1f µs (rounds %+.1f…%+.1f)", p.name, median(d), lo, hi))
-		fl = append(fl, fmt.Sprintf("%s %.1f", p.name, p.floor.Med()))
-		m = append(m, fmt.Sprintf("%s %.1f", p.name, p.mc.Med()))
+		value = append(value, fmt.Sprintf("%s %+.1f µs (rounds %+.1f…%+.1f)", part.name, median(d), lo, hi))
+		fl = append(fl, fmt.Sprintf("%s %.1f", part.name, part.floor.Med()))
+		m = append(m, fmt.Sprintf("%s %.1f", part.name, part.mc.Med()))
 	}
-	r.add(row{Scenario: "S4", Metric: metric + ", proxy CPU outside V8-generated code, by binary (perf) " + at,
+	r.add(row{Scenario: p.scenario, Metric: metric + ", proxy CPU outside V8-generated code, by binary (perf) " + at,
 		Value:     strings.Join(value, "; "),
-		Baselines: fmt.Sprintf("medians, µs: floor %s; modelcache %s", strings.Join(fl, ", "), strings.Join(m, ", "))})
+		Baselines: fmt.Sprintf("medians, µs: %s %s; %s %s", p.b, strings.Join(fl, ", "), p.a, strings.Join(m, ", "))})
 }
 
 func (s *frSeries) Range() (lo, hi float64) { return minMax(s.CPU) }

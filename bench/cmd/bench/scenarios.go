@@ -28,6 +28,7 @@ var scenarios = []scenario{
 	{ID: "S2B", Title: "1 KiB hit, this module vs a baseline module, alternating rounds in one run", Run: runS2B},
 	{ID: "S3", Title: "hit throughput vs nginx proxy_cache and Varnish", Run: runS3},
 	{ID: "S4", Title: "pass-through overhead vs Envoy without the filter", Run: runS4},
+	{ID: "S4B", Title: "bypass and uncacheable miss, this module vs a baseline module and the rows' floors, interleaved rounds in one run", Run: runS4B},
 	{ID: "HC", Title: "host calls per request (the real module in wasmhost)", Run: runHostCalls},
 	{ID: "S5", Title: "coalescing lag, 1 worker, vs nginx proxy_cache_lock and Varnish", Run: runS5},
 	{ID: "S6", Title: "coalescing lag, 2 workers", Run: runS6},
@@ -270,45 +271,53 @@ const s4Rate = 1000
 // most this many µs of proxy CPU above the floor that does their real work.
 const s4MaxAbove = 10.0
 
+// s4Floor is a floor S4 measures a row's modelcache against. bare: a
+// floor that makes no claim to the row's work (the empty filter, one
+// header read), shown for scale only.
+type s4Floor struct {
+	sys, what string
+	bare      bool
+}
+
+// s4Variant is one of S4's rows: a kind of request the cache passes.
+type s4Variant struct {
+	label, metric string
+	wl            workload
+	c1            bool
+	target        float64 // minimum throughput ratio to no filter; 0: informational
+	// floor does the row's real work and nothing else (bench/floorfilter);
+	// judged: the "within 10 µs of the floor" target applies.
+	floor  s4Floor
+	judged bool
+	extra  []s4Floor // more floors measured alongside (informational)
+}
+
+// s4Variants are S4's rows (S4B takes the judged ones).
+var s4Variants = []s4Variant{
+	{label: "pass other-route", metric: "route not cached (filter in the chain)",
+		wl: workload{Path: "/other/v1/chat/completions", Headers: []string{authHeader}}, target: 0.95,
+		floor: s4Floor{"floor-pairs", "reads all request headers to pick a route", false},
+		extra: []s4Floor{{"floor-empty", "an empty Go filter (stream context, no host call)", true},
+			{"floor-read", "a Go filter that reads one request header (one host call returning data)", true}}},
+	{label: "pass bypass", metric: "bypass (request Cache-Control: no-store)",
+		wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader, noStoreReq}}, c1: true, target: 0.95,
+		floor: s4Floor{"floor-bypass", "reads all request headers, counts 2 counters, sets Cache-Status", false}, judged: true},
+	{label: "pass uncacheable", metric: "miss, answer uncacheable (no-store), new key each",
+		wl: workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, c1: true, target: 0.95,
+		floor: s4Floor{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status", false}, judged: true,
+		extra: []s4Floor{{"floor-miss-keyed", "the miss floor keyed on the canonical JSON body (cachecore's canonicalizer), reading the model's generation from shared data", false},
+			{"floor-miss-served", "the keyed miss floor under the product's guarantees: route, Cache-Control, tenant and authority read and keyed, the lease in a slot of 4 ways shared with other keys' leases and hit-for-miss marks (tenant share, marks displaced), the response's status read, a hit-for-miss mark left", false}}},
+	{label: "pass miss-store", metric: "miss + store, new key each (informational)",
+		wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}},
+	// The shipped way to make a route the cache does not serve cost
+	// nothing: envoy/bench/cache.yaml disables the filter on the
+	// /optout/ Envoy route, so Envoy does not create it there.
+	{label: "pass opted-out", metric: "route opted out per route (typed_per_filter_config disabled)",
+		wl: workload{Path: "/optout/v1/chat/completions", Headers: []string{authHeader}}, target: 0.98},
+}
+
 func runS4(r *run) error {
-	// bare: a floor that makes no claim to the row's work (the empty
-	// filter, one header read), shown for scale only.
-	type floor struct {
-		sys, what string
-		bare      bool
-	}
-	variants := []struct {
-		label, metric string
-		wl            workload
-		c1            bool
-		target        float64 // minimum throughput ratio to no filter; 0: informational
-		// floor does the row's real work and nothing else (bench/floorfilter);
-		// judged: the "within 10 µs of the floor" target applies.
-		floor  floor
-		judged bool
-		extra  []floor // more floors measured alongside (informational)
-	}{
-		{label: "pass other-route", metric: "route not cached (filter in the chain)",
-			wl: workload{Path: "/other/v1/chat/completions", Headers: []string{authHeader}}, target: 0.95,
-			floor: floor{"floor-pairs", "reads all request headers to pick a route", false},
-			extra: []floor{{"floor-empty", "an empty Go filter (stream context, no host call)", true},
-				{"floor-read", "a Go filter that reads one request header (one host call returning data)", true}}},
-		{label: "pass bypass", metric: "bypass (request Cache-Control: no-store)",
-			wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader, noStoreReq}}, c1: true, target: 0.95,
-			floor: floor{"floor-bypass", "reads all request headers, counts 2 counters, sets Cache-Status", false}, judged: true},
-		{label: "pass uncacheable", metric: "miss, answer uncacheable (no-store), new key each",
-			wl: workload{Path: "/pass/nostore/v1/chat/completions", Headers: []string{authHeader}, Unique: true}, c1: true, target: 0.95,
-			floor: floor{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status", false}, judged: true,
-			extra: []floor{{"floor-miss-keyed", "the miss floor keyed on the canonical JSON body (cachecore's canonicalizer), reading the model's generation from shared data", false},
-				{"floor-miss-served", "the keyed miss floor under the product's guarantees: route, Cache-Control, tenant and authority read and keyed, the lease in a slot of 4 ways shared with other keys' leases and hit-for-miss marks (tenant share, marks displaced), the response's status read, a hit-for-miss mark left", false}}},
-		{label: "pass miss-store", metric: "miss + store, new key each (informational)",
-			wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}},
-		// The shipped way to make a route the cache does not serve cost
-		// nothing: envoy/bench/cache.yaml disables the filter on the
-		// /optout/ Envoy route, so Envoy does not create it there.
-		{label: "pass opted-out", metric: "route opted out per route (typed_per_filter_config disabled)",
-			wl: workload{Path: "/optout/v1/chat/completions", Headers: []string{authHeader}}, target: 0.98},
-	}
+	variants := s4Variants
 	// Throughput and latency: closed loop (wrk), as S1–S3.
 	for _, v := range variants {
 		// Alternate the two Envoys so drift affects both alike.
@@ -372,7 +381,7 @@ func runS4(r *run) error {
 			Baselines: "no filter " + n.Text(), Ratio: ratio(f.Med(), n.Med())})
 		floors := v.extra
 		if v.floor.sys != "" {
-			floors = append([]floor{v.floor}, floors...)
+			floors = append([]s4Floor{v.floor}, floors...)
 		}
 		for i, fl := range floors {
 			m := fr[fl.sys+"|"+v.label]
@@ -425,7 +434,7 @@ func runS4(r *run) error {
 			return err
 		}
 		bl, code := []string{}, []string{}
-		for _, f := range append([]floor{v.floor}, v.extra...) {
+		for _, f := range append([]s4Floor{v.floor}, v.extra...) {
 			if f.bare {
 				continue
 			}
