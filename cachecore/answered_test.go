@@ -6,7 +6,7 @@ import "testing"
 // (Answered) is one whose ResponseBody does nothing: Continue, no actions.
 func TestAnsweredSkipsNothing(t *testing.T) {
 	for p := phaseIdle; p <= phaseServed; p++ {
-		s := &Stream{phase: p}
+		s := &Stream{streamFields: streamFields{phase: p}}
 		if !s.Answered() {
 			continue
 		}
@@ -17,7 +17,7 @@ func TestAnsweredSkipsNothing(t *testing.T) {
 		}
 	}
 	for _, p := range []phase{phaseBuffering, phaseStreaming, phaseRecording} {
-		if (&Stream{phase: p}).Answered() {
+		if (&Stream{streamFields: streamFields{phase: p}}).Answered() {
 			t.Errorf("phase %d reads its response body: not Answered", p)
 		}
 	}

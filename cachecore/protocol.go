@@ -62,7 +62,14 @@ func (c *Cache) NewFlight(req *Request, vm uint64, id uint32) *Flight {
 
 // Init (re)starts f for req, for a host that embeds the Flight.
 func (f *Flight) Init(c *Cache, req *Request, vm uint64, id uint32) {
-	*f = Flight{c: c, req: req, vm: vm, id: id}
+	*f = Flight{}
+	f.start(c, req, vm, id)
+}
+
+// start starts a zero f for req: a Stream's Flight, zero until its
+// request starts (Stream.Reset), is not zeroed a second time.
+func (f *Flight) start(c *Cache, req *Request, vm uint64, id uint32) {
+	f.c, f.req, f.vm, f.id = c, req, vm, id
 }
 
 // Request is the flight's request.

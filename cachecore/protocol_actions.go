@@ -15,8 +15,13 @@ import (
 type ActionKind uint8
 
 const (
+	// actNone is no action: the Kind of a slot no list has used, or one
+	// cleared. Every action written has another Kind, so the slots of an
+	// array that lists have used are the ones before its first actNone
+	// (clearActions).
+	actNone ActionKind = iota
 	// ActWait: keep the request paused; a wake-up or a tick continues it.
-	ActWait ActionKind = iota
+	ActWait
 	// ActServeEntry: answer the client from req.Entry (HitResponse); the
 	// request's Status says how (hit, stale, collapsed, stale-if-error).
 	ActServeEntry
@@ -114,6 +119,27 @@ type Action struct {
 	Message     []byte   // ActWake: the encoded wake-up; ActLog: the text
 	Level       LogLevel // ActLog
 	Call        *Call    // ActDispatch
+}
+
+// clearActions zeroes the slots of a that action lists have used, letting
+// go of what they point to (bodies, requests, calls) while their stream
+// waits to be reused. Lists are written from a's first slot on, every
+// action with a Kind other than actNone, so the slots used are those
+// before the first actNone: as many as the longest list since a was last
+// cleared.
+//
+// One copy for a Stream's two arrays, and a loop of its own:
+// clear() enters the runtime's pointer-clearing and bulk write-barrier
+// code, three functions more on every reused stream's path.
+//
+//go:noinline
+func clearActions(a []Action) {
+	for i := range a {
+		if a[i].Kind == actNone {
+			return
+		}
+		a[i] = Action{}
+	}
 }
 
 // Call is an asynchronous step of the protocol: the host dispatches it to

@@ -2,6 +2,8 @@ package cachecore
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -168,6 +170,43 @@ func TestOversizeMatchesDropOversize(t *testing.T) {
 		after := [...]int{cap(req.canonical), cap(req.Key), cap(req.entry.Headers), cap(req.resp), cap(req.respBuf)}
 		if dropped := before != after; dropped != over {
 			t.Fatalf("caps %v: oversize %v, but dropOversize dropped something: %v", before, over, dropped)
+		}
+	}
+}
+
+// A stream reset for another request (Stream.Reset, which the filter
+// calls on every stream it keeps for reuse) is a zero Stream again,
+// whatever its exchange left in its action slots: Reset clears only the
+// slots that lists used, found by their Kind (clearActions), and a slot
+// it missed would keep a body, a request or a call alive, and show here.
+func TestResetLeavesAZeroStream(t *testing.T) {
+	env := newEnv(t, `{"routes":[{"name":"pass","kind":"chat","path_prefix":"/pass/","ttl":"24h"}]}`)
+	sb := &streamBench{env: env, route: env.route("pass"), check: true}
+	noStore := append(append([][2]string(nil), benchHeaders...), [2]string{"cache-control", "no-store"})
+	answer := func(status string, extra ...string) *fakeReader {
+		return &fakeReader{respHeaders: hdr(append([]string{":status", status, "content-type", "application/json"}, extra...)...),
+			respBody: []byte(chatResponse("fresh"))}
+	}
+	for _, x := range []struct {
+		what, body string
+		headers    [][2]string
+		rd         *fakeReader
+		want       string
+	}{
+		{"a stored miss", sampleChatRequest, benchHeaders, answer("200"), "stored"},
+		{"a hit", sampleChatRequest, benchHeaders, answer("200"), "; hit"},
+		{"an uncacheable miss", strings.Replace(sampleChatRequest, `"seed":7`, `"seed":8`, 1), benchHeaders, answer("200", "cache-control", "no-store"), "detail=no-store"},
+		{"a bypass", sampleChatRequest, noStore, answer("200"), "fwd=bypass"},
+		{"an upstream error", strings.Replace(sampleChatRequest, `"seed":7`, `"seed":9`, 1), benchHeaders, answer("503"), "fwd=miss"},
+		{"a body that is not JSON", `{"model":`, benchHeaders, answer("200"), "detail=malformed-json"},
+	} {
+		sb.setBody(x.rd, x.body)
+		if _, cs := sb.exchange(x.headers, x.rd); !strings.Contains(cs, x.want) {
+			t.Fatalf("%s: Cache-Status %q, want %q", x.what, cs, x.want)
+		}
+		sb.st.Reset()
+		if !reflect.DeepEqual(sb.st, Stream{}) {
+			t.Errorf("%s: the stream after Reset is not a zero Stream: %+v", x.what, sb.st)
 		}
 	}
 }

@@ -21,8 +21,22 @@ import (
 // Response side: a storable response's headers are held until the body is
 // complete and checked, so that Cache-Status can say truthfully whether it
 // was stored.
+//
+// A Stream serves one request, from a zero Stream: a new one, or one Reset
+// since its last request.
 type Stream struct {
-	fl    Flight
+	streamFields
+	fl Flight
+	// The actions of this stream's own events (not the Flight's), and
+	// those of host feedback (Served, SendFailed), performed amid others.
+	// Outside streamFields: Reset clears only the slots lists have used.
+	out [12]Action
+	fb  [8]Action
+}
+
+// streamFields are a Stream's fields but its Flight and its actions: what
+// Reset zeroes whole.
+type streamFields struct {
 	c     *Cache
 	phase phase
 
@@ -46,9 +60,20 @@ type Stream struct {
 	// still change (countsLater); it is counted when it ends (Done), or
 	// by the local answer that took its place (Served).
 	countLater bool
+}
 
-	out [12]Action // this stream's own events' actions (not the Flight's)
-	fb  [8]Action  // the actions of host feedback (Served, SendFailed), performed amid others
+// Reset makes s a zero Stream again, for another request once the host is
+// done with this one (and has offered its request to Recycle). Where
+// assigning Stream{} would write all of its 6 KB, most of them action
+// slots no list has used, Reset zeroes its fields and its Flight (1.7 KB)
+// but, of its own two arrays of actions (4 KB), only the slots used
+// (clearActions): the host reuses a stream for every request, and Start
+// does not zero the Flight again.
+func (s *Stream) Reset() {
+	s.streamFields = streamFields{}
+	s.fl = Flight{}
+	clearActions(s.out[:])
+	clearActions(s.fb[:])
 }
 
 type phase uint8
@@ -117,7 +142,7 @@ func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2
 	late := !holdable && hold.Late()
 	req := c.Begin(route, method, path, headers)
 	s.c, s.reqHeaders = c, headers
-	s.fl.Init(c, req, vm, id)
+	s.fl.start(c, req, vm, id)
 	// A late decision reads the body as a held request does.
 	step, acts := s.fl.RequestHeaders(headers, endOfStream, holdable || late)
 	if step == ReqPass {

@@ -41,7 +41,7 @@ var benchHeaders = [][2]string{{":method", "POST"}, {":path", "/pass/v1/chat/com
 // headers held, body read, then either served from the cache (served) or
 // forwarded and answered by rd's response. cs is its Cache-Status.
 func (sb *streamBench) exchange(headers [][2]string, rd *fakeReader) (served bool, cs string) {
-	sb.st = Stream{}
+	sb.st.Reset() // as the filter resets a deleted stream for reuse
 	sb.id++
 	s, c := &sb.st, sb.env.cache
 	sb.headers = append(append(sb.headers[:0], headers...), [2]string{"content-length", sb.length})

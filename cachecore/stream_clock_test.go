@@ -7,7 +7,7 @@ import "testing"
 // almost every hit of the entry stored with it.
 func TestComputeTimeAfterClockStepsBack(t *testing.T) {
 	env := newEnv(t, testConfig)
-	s := &Stream{c: env.cache, forwardedAt: env.cache.NowMs() + 3_600_000}
+	s := &Stream{streamFields: streamFields{c: env.cache, forwardedAt: env.cache.NowMs() + 3_600_000}}
 	if ms := s.computeMs(); ms != 0 {
 		t.Fatalf("compute time %d ms after the clock stepped back an hour", ms)
 	}

@@ -206,7 +206,7 @@ func TestStreamLeaderCutMidBodyHandsTheLeadOn(t *testing.T) {
 	a.ResponseHeaders(false, rd)
 	rd.details = "upstream_reset_after_response_started{remote_reset}"
 	got := streamActs(a.Done(rd))
-	if got != "refused(truncated) coalesce.leader_failures kind5" {
+	if got != "refused(truncated) coalesce.leader_failures kind6" {
 		t.Fatalf("cut leader: %s", got)
 	}
 	if a.Done(rd) != nil && len(a.Done(rd)) != 0 {

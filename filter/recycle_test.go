@@ -258,7 +258,7 @@ func TestReusedStreamsStartZeroed(t *testing.T) {
 	if r.p != p || r.id != 8 || r.rs != nil || r.authority != "" || cap(r.bufs.body) != 64 {
 		t.Fatalf("reused stream: p %v id %d rs %v authority %q body cap %d", r.p == p, r.id, r.rs, r.authority, cap(r.bufs.body))
 	}
-	if !reflect.DeepEqual(*r, stream{p: p, id: 8, bufs: r.bufs}) {
+	if !reflect.DeepEqual(*r, stream{streamFields: streamFields{p: p, id: 8, bufs: r.bufs}}) {
 		t.Fatalf("reused stream is not a new one: %+v", *r)
 	}
 }

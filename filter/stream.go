@@ -13,10 +13,19 @@ import (
 // its cachecore.Stream (which holds the phases and decides everything),
 // performs the actions that come back and answers Envoy with the verdict.
 type stream struct {
+	streamFields
+	// x is outside streamFields: a deleted stream resets it
+	// (cachecore.Stream.Reset), which writes only the part of its 6 KB
+	// that was used.
+	x cachecore.Stream
+}
+
+// streamFields are a stream's fields but its cachecore.Stream: what a
+// deleted stream zeroes whole.
+type streamFields struct {
 	types.DefaultHttpContext
 	p     *plugin
 	id    uint32
-	x     cachecore.Stream
 	rs    *routeStats
 	purge bool
 	// purgeLate: a purge whose headers went on (they could not be held):
@@ -123,10 +132,11 @@ func (s *stream) OnHttpStreamDeleted() {
 	} else {
 		bufs = nil // newStream gives the next request new ones
 	}
-	// Zeroed in place, then given its buffers back: stream{bufs: bufs}
-	// would be built in a 6 KB temporary and copied over.
-	*s = stream{}
+	// Zeroed in place, then given its buffers back (a literal with them
+	// would be built in a temporary and copied over).
+	s.streamFields = streamFields{}
 	s.bufs = bufs
+	s.x.Reset()
 	// Below maxFreeStreams, the list has room (newPlugin): no append,
 	// whose growth code would sit among the lines every request runs.
 	n := len(p.free)
