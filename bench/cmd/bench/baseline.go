@@ -1,9 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
 // S2B compares this module's 1 KiB hit with a baseline module's (another
 // commit, built by bench/baseline.sh) side by side in one run: rounds
@@ -116,16 +113,10 @@ func runS4B(r *run) error {
 			cells = append(cells, frCell{f.sys, v.label, v.wl})
 		}
 	}
-	rounds, d := 6, 4*time.Second
-	if r.s.Quick {
-		rounds, d = 4, 2*time.Second
-	}
-	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), r.s.S4Rate, rounds, d)
-	fr, err := r.fixedRate(cells, r.s.S4Rate, rounds, d)
+	fr, at, err := r.s4FixedRate(cells)
 	if err != nil {
 		return err
 	}
-	at := fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", r.s.S4Rate, rounds)
 	pair := frPair{"S4B", "this module", "baseline"}
 	for _, v := range rows {
 		f, b := fr["filter|"+v.label], fr["filter-base|"+v.label]

@@ -362,16 +362,10 @@ func runS4(r *run) error {
 			cells = append(cells, frCell{f.sys, v.label, v.wl})
 		}
 	}
-	rounds, d := 6, 4*time.Second
-	if r.s.Quick {
-		rounds, d = 4, 2*time.Second
-	}
-	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), r.s.S4Rate, rounds, d)
-	fr, err := r.fixedRate(cells, r.s.S4Rate, rounds, d)
+	fr, at, err := r.s4FixedRate(cells)
 	if err != nil {
 		return err
 	}
-	at := fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", r.s.S4Rate, rounds)
 	for _, v := range variants {
 		f, n := fr["filter|"+v.label], fr["nofilter|"+v.label]
 		fd := diffs(f, n)
@@ -456,6 +450,18 @@ func runS4(r *run) error {
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", r.s.S4Rate, frRounds(fr, cells))
 	return nil
+}
+
+// s4FixedRate measures S4's (or S4B's) cells at S4's fixed rate in
+// interleaved rounds (fixedrate.go); at says how, for the rows' names.
+func (r *run) s4FixedRate(cells []frCell) (fr map[string]*frSeries, at string, err error) {
+	rounds, d := 6, 4*time.Second
+	if r.s.Quick {
+		rounds, d = 4, 2*time.Second
+	}
+	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), r.s.S4Rate, rounds, d)
+	fr, err = r.fixedRate(cells, r.s.S4Rate, rounds, d)
+	return fr, fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", r.s.S4Rate, rounds), err
 }
 
 // s4HostCallRequests are the requests of S4's rows whose host calls are
