@@ -136,7 +136,9 @@ func (s *Stream) Begin(c *Cache, route *Route, method, path string, headers [][2
 // decision (BeginLate), or — header_hold "hold" on a proxy that cannot
 // hold — no cache. Every request of a cached route starts here, in one
 // function: each call on this path is code every request runs (Begin and
-// BeginLate are Start under a hold state of their own).
+// BeginLate are Start under a hold state of their own). s must be zero (a
+// new Stream, or one Reset since its last request): Start does not zero
+// its Flight again.
 func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2]string, endOfStream bool, hold *HoldState, vm uint64, id uint32) (Verdict, []Action) {
 	holdable := hold.Holdable()
 	late := !holdable && hold.Late()
