@@ -15,8 +15,8 @@ import (
 type stream struct {
 	streamFields
 	// x is outside streamFields: a deleted stream resets it
-	// (cachecore.Stream.Reset), which writes only the part of its 6 KB
-	// that was used.
+	// (cachecore.Stream.Reset), which of its 4 KB of action slots writes
+	// only those used.
 	x cachecore.Stream
 }
 
