@@ -101,6 +101,7 @@ def costs(path):
 
 
 LINE = 64  # bytes in a cache line of the CPU's instruction cache
+PAGE = 4096  # bytes in a page of memory (an entry of the TLB)
 
 
 def attribute(cost, mapfile, n):
@@ -130,6 +131,7 @@ def attribute(cost, mapfile, n):
         if m and v >= n / 2:
             hot[addr // LINE] = m.group(1)
     lines = collections.Counter(hot.values())
+    lines.pages = len({l * LINE // PAGE for l in hot})
     return per, lines
 
 
@@ -191,7 +193,7 @@ def main():
         t = totals(per)
         print(f"  {w}: own code (wasm) {t['wasm']:.0f}, V8 builtins {t['builtin']:.0f}, harness JavaScript {t['js']:.0f}")
         print(f"  {w}: own code touched per request {sum(lines.values())} lines of {LINE} bytes "
-              f"({sum(lines.values()) * LINE / 1000:.1f} KB) in {len(lines)} functions")
+              f"({sum(lines.values()) * LINE / 1000:.1f} KB) in {len(lines)} functions, {lines.pages} pages of {PAGE} bytes")
     if len(pers) == 1:
         per, lines = pers[0]
         own = [(v, name) for (kind, name), v in per.items() if kind == 'wasm']
