@@ -283,25 +283,28 @@ func (s *stream) listLead() bool {
 }
 
 func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
-	raw, hs, err := proxywasm.GetHttpRequestHeadersInto(s.bufs.headersRaw, s.bufs.headers)
-	keepLarger(&s.bufs.headersRaw, raw) // a store only when the host's did not fit
-	keepLarger(&s.bufs.headers, hs)
+	// s.p and s.bufs in locals: read through s after each call, each
+	// read was a load and a nil check of its own.
+	p, b := s.p, s.bufs
+	raw, hs, err := proxywasm.GetHttpRequestHeadersInto(b.headersRaw, b.headers)
+	keepLarger(&b.headersRaw, raw) // a store only when the host's did not fit
+	keepLarger(&b.headers, hs)
 	if err != nil {
-		s.p.stats.internal.Increment(1)
+		p.stats.internal.Increment(1)
 		return types.ActionContinue
 	}
 	method, _ := cachecore.Header(hs, ":method")
 	path, _ := cachecore.Header(hs, ":path")
-	c := s.p.cache
+	c := p.cache
 	if c.IsPurge(method, path) {
 		return s.startPurge(hs, endOfStream)
 	}
-	route := s.p.cfg.MatchRoute(method, path)
+	route := p.cfg.MatchRoute(method, path)
 	if route == nil {
 		return types.ActionContinue
 	}
-	s.rs = s.p.stats.route(route)
-	return s.do(s.x.Start(c, route, method, path, hs, endOfStream, &s.p.hold, s.p.vmID, s.id))
+	s.rs = p.stats.route(route)
+	return s.do(s.x.Start(c, route, method, path, hs, endOfStream, &p.hold, p.vmID, s.id))
 }
 
 // startPurge takes a request for the purge API at its headers. Out of line:
