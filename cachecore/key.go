@@ -22,12 +22,8 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
 	if route.HonorCacheCtl {
-		cc, pragma := requestDirectives(headers)
-		if cc != "" {
-			req.CC = ParseRequestCC(cc)
-		}
-		if pragma != "" && !req.CC.NoCache && strings.Contains(strings.ToLower(pragma), "no-cache") {
-			req.CC.NoCache = true // HTTP/1.0 clients
+		if cc, pragma := requestDirectives(headers); cc != "" || pragma != "" {
+			req.readDirectives(cc, pragma)
 		}
 	}
 	if req.CC.NoStore {
@@ -54,6 +50,21 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		return req.bypass(ReasonKeyHeaderTooLarge)
 	}
 	return req
+}
+
+// readDirectives sets req.CC from the request's Cache-Control and Pragma.
+// Out of line: most requests send neither, and its calls (the parse, the
+// lower-casing) would otherwise sit in Begin, among the lines every
+// request runs.
+//
+//go:noinline
+func (req *Request) readDirectives(cc, pragma string) {
+	if cc != "" {
+		req.CC = ParseRequestCC(cc)
+	}
+	if pragma != "" && !req.CC.NoCache && strings.Contains(strings.ToLower(pragma), "no-cache") {
+		req.CC.NoCache = true // HTTP/1.0 clients
+	}
 }
 
 // Bounds of key_headers: names a route lists, lines of one name a request
