@@ -248,16 +248,21 @@ func onLog(contextID uint32) {
 func onDelete(contextID uint32) {
 	enter()
 	defer collectorYield()
+	// The context's state is let go of on every path: here after a
+	// panic, below otherwise. (Deleted in the guard on every path, it
+	// would be deleted twice, a stream's state first below, on every
+	// request.)
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_delete", r)
+			streams.del(contextID)
+			roots.del(contextID)
 		}
-		streams.del(contextID)
-		roots.del(contextID)
 	}()
 	streamCall(streamEndOnDelete, contextID, 0, 0)
 	s := streams.get(contextID)
 	if s == nil {
+		roots.del(contextID) // a root context, or a stream the plugin did not take
 		return
 	}
 	streams.del(contextID)
