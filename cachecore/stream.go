@@ -26,7 +26,6 @@ import (
 // since its last request.
 type Stream struct {
 	streamFields
-	fl Flight
 	// The actions of this stream's own events (not the Flight's), and
 	// those of host feedback (Served, SendFailed), performed amid others.
 	// Outside streamFields: Reset clears only the slots lists have used.
@@ -34,8 +33,8 @@ type Stream struct {
 	fb  [8]Action
 }
 
-// streamFields are a Stream's fields but its Flight and its actions: what
-// Reset zeroes whole.
+// streamFields are a Stream's fields but its actions: what Reset zeroes
+// whole.
 type streamFields struct {
 	c     *Cache
 	phase phase
@@ -60,6 +59,11 @@ type streamFields struct {
 	// still change (countsLater); it is counted when it ends (Done), or
 	// by the local answer that took its place (Served).
 	countLater bool
+
+	// fl is in here, not beside: zeroed with the rest by one assignment
+	// (one write-barrier check and one fill). Last, as it was beside: the
+	// fields above keep their short offsets.
+	fl Flight
 }
 
 // Reset makes s a zero Stream again, for another request once the host is
@@ -71,7 +75,6 @@ type streamFields struct {
 // does not zero the Flight again.
 func (s *Stream) Reset() {
 	s.streamFields = streamFields{}
-	s.fl = Flight{}
 	clearActions(s.out[:])
 	clearActions(s.fb[:])
 }
