@@ -43,7 +43,7 @@ type Cache struct {
 	semModels  map[*Route]semModelSeen // the embedding model last seen per route
 	semSweep   semSweepPos             // where this VM's next sweep of a full index starts
 
-	spare []*Request // requests of plain hits, for reuse (recycle.go)
+	spare []*Request // requests of plain hits, for reuse (recycle.go); room for maxSpareRequests from NewCache on
 	// spareBatch: the arenas of a recycled embeddings request's batch,
 	// for the next one (embeddings.go newBatch).
 	spareBatch *embBatch
@@ -101,6 +101,7 @@ func New(cfg *Config, opts Options) *Cache {
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
 		nowMs:  opts.NowMs,
 		rand:   opts.Rand,
+		spare:  make([]*Request, 0, maxSpareRequests),
 	}
 }
 

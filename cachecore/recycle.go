@@ -112,6 +112,10 @@ func (s *Stream) Recycle() bool {
 		s.c.keepBatch(req.batch) // nothing reads it: its request is reused
 	}
 	req.clear()
-	s.c.spare = append(s.c.spare, req)
+	// Below maxSpareRequests, the list has room (NewCache): no append,
+	// whose growth code would sit among the lines every request runs.
+	n := len(s.c.spare)
+	s.c.spare = s.c.spare[:n+1]
+	s.c.spare[n] = req
 	return true
 }
