@@ -113,9 +113,7 @@ func (s *stream) OnHttpStreamDeleted() {
 		s.perform(s.x.Broken())
 	}
 	if s.waitingListed || s.holdingListed || s.leadingAt != 0 {
-		delete(p.waiting, s.id)
-		delete(p.holding, s.id)
-		p.unlead(s)
+		s.unlist()
 		return
 	}
 	if s.pinned || s.performing != 0 || s.purge || len(p.free) >= maxFreeStreams {
@@ -142,6 +140,18 @@ func (s *stream) OnHttpStreamDeleted() {
 	n := len(p.free)
 	p.free = p.free[:n+1]
 	p.free[n] = s
+}
+
+// unlist takes a deleted stream off the VM's lists, which still refer to
+// it: its memory is not reused. Out of line: a stream is most often off
+// them when it is deleted, and the code would otherwise sit among the
+// lines every request runs.
+//
+//go:noinline
+func (s *stream) unlist() {
+	delete(s.p.waiting, s.id)
+	delete(s.p.holding, s.id)
+	s.p.unlead(s)
 }
 
 // oversize reports whether any buffer is larger than the free list keeps
