@@ -108,9 +108,7 @@ func (p *plugin) newStream(contextID uint32) *stream {
 func (s *stream) OnHttpStreamDeleted() {
 	p := s.p
 	if s.countingListed { // its end did not come: counted here, not by Done
-		s.countingListed = false
-		delete(p.counting, s.id)
-		s.perform(s.x.Broken())
+		s.countBroken()
 	}
 	if s.waitingListed || s.holdingListed || s.leadingAt != 0 {
 		s.unlist()
@@ -140,6 +138,16 @@ func (s *stream) OnHttpStreamDeleted() {
 	n := len(p.free)
 	p.free = p.free[:n+1]
 	p.free[n] = s
+}
+
+// countBroken counts a deleted stream whose count waited for an end that
+// did not come. Out of line, as unlist.
+//
+//go:noinline
+func (s *stream) countBroken() {
+	s.countingListed = false
+	delete(s.p.counting, s.id)
+	s.perform(s.x.Broken())
 }
 
 // unlist takes a deleted stream off the VM's lists, which still refer to
