@@ -159,11 +159,20 @@ func (rs *routeStats) refusal(r cachecore.Reason, status int) {
 		rs.refused[r].Increment(1)
 	}
 	if r == cachecore.ReasonStatus && status >= 100 && status < 1000 {
-		c, ok := rs.refusedStatus[status]
-		if !ok {
-			c = counter(cachecore.RefusedStatusName(rs.prefix, status))
-			rs.refusedStatus[status] = c
-		}
-		c.Increment(1)
+		rs.refusedByStatus(status)
 	}
+}
+
+// refusedByStatus counts a refusal for the status status. Out of line: a
+// refusal for any other reason (no-store, say) runs none of its code (a
+// map's look-up and assignment).
+//
+//go:noinline
+func (rs *routeStats) refusedByStatus(status int) {
+	c, ok := rs.refusedStatus[status]
+	if !ok {
+		c = counter(cachecore.RefusedStatusName(rs.prefix, status))
+		rs.refusedStatus[status] = c
+	}
+	c.Increment(1)
 }
