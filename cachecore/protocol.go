@@ -99,6 +99,13 @@ func (f *Flight) actions() []Action { return f.out[:f.n] }
 //go:noinline
 func (f *Flight) count(e Event) { f.emit(Action{Kind: ActCount, Event: e, Route: f.req.Route}) }
 
+// internal emits the count of an internal error. Out of line: a bypass or
+// a refusal for any other reason (the rule) runs none of its code (an
+// action's literal and its copy).
+//
+//go:noinline
+func (f *Flight) internal() { f.emit(Action{Kind: ActInternal}) }
+
 // serve answers from the entry the lookup found, as st (StatusNone: as the lookup
 // said: hit or stale).
 func (f *Flight) serve(st Status) {

@@ -36,7 +36,7 @@ func (f *Flight) Bypass(reason Reason) []Action {
 	f.Bypassed()
 	f.emit(Action{Kind: ActBypass, Reason: f.req.Reason})
 	if f.req.Reason == ReasonInternal {
-		f.emit(Action{Kind: ActInternal})
+		f.internal()
 	}
 	return f.actions()
 }

@@ -118,7 +118,7 @@ func (f *Flight) refusal(reason Reason, internal bool) []Action {
 	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
 	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
 	if internal {
-		f.emit(Action{Kind: ActInternal})
+		f.internal()
 	}
 	return f.actions()
 }
