@@ -231,13 +231,13 @@ func (r reader) ResponseBody(n int) ([]byte, error) {
 	return b, err
 }
 
-// codeDetailsPath is the property CodeDetails reads.
-var codeDetailsPath = []string{"response", "code_details"}
+// codeDetailsPath is the property CodeDetails reads, encoded once.
+var codeDetailsPath = proxywasm.NewPropertyPath("response", "code_details")
 
 // CodeDetails reads into the stream's reused buffer: the string is valid
 // until the next call (cachecore only classifies it).
 func (r reader) CodeDetails() string {
-	d, _ := proxywasm.GetPropertyInto(codeDetailsPath, r.s.bufs.details)
+	d, _ := proxywasm.GetPropertyPathInto(codeDetailsPath, r.s.bufs.details)
 	keepLarger(&r.s.bufs.details, d)
 	if len(d) == 0 {
 		return ""

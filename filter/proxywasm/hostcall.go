@@ -322,10 +322,23 @@ func encodePath(path []string) []byte {
 	return pathBuf
 }
 
+// PropertyPath is a property's path as the host reads it (encodePath),
+// encoded once (NewPropertyPath): a property read on every request (the
+// response's code details) then runs none of the encoding's code.
+type PropertyPath string
+
+// NewPropertyPath encodes path, such as {"response", "code_details"}.
+func NewPropertyPath(path ...string) PropertyPath { return PropertyPath(encodePath(path)) }
+
 // GetProperty reads a host property such as {"response", "code_details"}.
 func GetProperty(path []string) ([]byte, error) {
 	p := encodePath(path)
-	s := proxy_get_property(ptrOf(p), uint32(len(p)), unsafe.Pointer(&outPtr), &outSize)
+	return getProperty(ptrOf(p), len(p))
+}
+
+// getProperty reads the property whose encoded path is the n bytes at p.
+func getProperty(p unsafe.Pointer, n int) ([]byte, error) {
+	s := proxy_get_property(p, uint32(n), unsafe.Pointer(&outPtr), &outSize)
 	b := takeOut()
 	return b, st(s)
 }
@@ -334,8 +347,18 @@ func GetProperty(path []string) ([]byte, error) {
 // (it allocates nothing then): the result aliases buf, or a new buffer
 // when buf was too small.
 func GetPropertyInto(path []string, buf []byte) ([]byte, error) {
+	p := encodePath(path)
+	return getPropertyInto(ptrOf(p), len(p), buf)
+}
+
+// GetPropertyPathInto is GetPropertyInto for a path encoded once.
+func GetPropertyPathInto(path PropertyPath, buf []byte) ([]byte, error) {
+	return getPropertyInto(unsafe.Pointer(unsafe.StringData(string(path))), len(path), buf)
+}
+
+func getPropertyInto(p unsafe.Pointer, n int, buf []byte) ([]byte, error) {
 	into = buf[:cap(buf)]
-	b, err := GetProperty(path)
+	b, err := getProperty(p, n)
 	return intoResult(buf, b), err
 }
 
