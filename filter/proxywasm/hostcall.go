@@ -331,16 +331,10 @@ type PropertyPath string
 func NewPropertyPath(path ...string) PropertyPath { return PropertyPath(encodePath(path)) }
 
 // GetProperty reads a host property such as {"response", "code_details"}.
+// (With no buffer, getPropertyInto reads into a new one.)
 func GetProperty(path []string) ([]byte, error) {
 	p := encodePath(path)
-	return getProperty(ptrOf(p), len(p))
-}
-
-// getProperty reads the property whose encoded path is the n bytes at p.
-func getProperty(p unsafe.Pointer, n int) ([]byte, error) {
-	s := proxy_get_property(p, uint32(n), unsafe.Pointer(&outPtr), &outSize)
-	b := takeOut()
-	return b, st(s)
+	return getPropertyInto(ptrOf(p), len(p), nil)
 }
 
 // GetPropertyInto is GetProperty reading into buf when it is large enough
@@ -356,10 +350,12 @@ func GetPropertyPathInto(path PropertyPath, buf []byte) ([]byte, error) {
 	return getPropertyInto(unsafe.Pointer(unsafe.StringData(string(path))), len(path), buf)
 }
 
+// getPropertyInto reads the property whose encoded path is the n bytes
+// at p into buf (GetPropertyInto).
 func getPropertyInto(p unsafe.Pointer, n int, buf []byte) ([]byte, error) {
 	into = buf[:cap(buf)]
-	b, err := getProperty(p, n)
-	return intoResult(buf, b), err
+	s := proxy_get_property(p, uint32(n), unsafe.Pointer(&outPtr), &outSize)
+	return intoResult(buf, takeOut()), st(s)
 }
 
 // SetProperty writes a host property (e.g. filter state).
