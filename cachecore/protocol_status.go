@@ -132,6 +132,15 @@ func (c *Cache) statusValueOf(cs *CacheStatus) string {
 	if m.v != "" && m.cs.same(cs) {
 		return m.v
 	}
+	return c.renderStatus(m, cs)
+}
+
+// renderStatus is statusValueOf for a status not in its table: rendered,
+// and kept in m. Out of line: a status sent again runs none of its code
+// (its buffer's frame, the renderer's call, the map's).
+//
+//go:noinline
+func (c *Cache) renderStatus(m *statusMemo, cs *CacheStatus) string {
 	var buf [160]byte // on the stack: statusString copies what it keeps
 	v := c.statusString(cs.AppendHeader(buf[:0], c.cfg.CacheName))
 	m.cs, m.v = *cs, v
