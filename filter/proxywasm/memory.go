@@ -53,7 +53,11 @@ func intoResult(buf, b []byte) []byte {
 }
 
 // takeOut returns the buffer the host wrote into outPtr/outSize and releases
-// the pins of this host call.
+// the pins of this host call. Not inlined: a request reads its headers,
+// its body, the lease table and the response's headers and code details,
+// each through another function, and one copy of this code serves them all.
+//
+//go:noinline
 func takeOut() []byte {
 	var b []byte
 	if outPtr != nil && outSize > 0 {
