@@ -197,9 +197,15 @@ func (b *buffers) trim() {
 // result never shrinks *buf.
 func keepLarger[T any](buf *[]T, got []T) {
 	if cap(got) > cap(*buf) {
-		*buf = got[:0]
+		keep(buf, got)
 	}
 }
+
+// keep is keepLarger's store (the rare case: a read that did not fit),
+// out of line: its write barrier's code is in no read's lines.
+//
+//go:noinline
+func keep[T any](buf *[]T, got []T) { *buf = got[:0] }
 
 // reader is cachecore.Reader over the current callback's host calls.
 type reader struct{ s *stream }
