@@ -328,7 +328,22 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		}
 		out := copyLive(t.startSlot(), raw, at, 0, n, own, scan.victim, now)
 		if deadline > now { // a lease written dead is dropped, as any dead one
-			out = appendLease(out, fp, LeaseHeld, vm, stream, deadline, tenant, waiters)
+			// fp's lease, appended in place (growRecord) here, not by a
+			// function of its own: this is the one lease a slot gains,
+			// and a call would pass a dozen words through the stack.
+			out[3]++
+			out = growRecord(out)
+			w := (*[leaseRecordBytes]byte)(out[len(out)-leaseRecordBytes:])
+			le.PutUint64(w[0:8], fp)
+			w[8] = byte(LeaseHeld)
+			le.PutUint64(w[9:17], vm)
+			le.PutUint32(w[17:21], stream)
+			le.PutUint64(w[21:29], uint64(deadline))
+			le.PutUint64(w[29:37], tenant)
+			w[37] = byte(len(waiters) / 8)
+			if len(waiters) != 0 { // a dead lease's, taken over (rare)
+				out = append(out, waiters...)
+			}
 		}
 		if err = t.writeSlot(key, out, cas, exists); err != nil {
 			if errIs(err, ErrCasMismatch) {
@@ -618,25 +633,6 @@ func waitersOf(ws []byte) []uint64 {
 		w[i] = le.Uint64(ws[8*i:])
 	}
 	return w
-}
-
-// appendLease appends one lease, waiters given as their bytes, to a slot
-// begun by startSlot at out[0], and counts it.
-func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream uint32, deadline int64, tenant uint64, waiters []byte) []byte {
-	out[3]++
-	out = growRecord(out)
-	r := (*[leaseRecordBytes]byte)(out[len(out)-leaseRecordBytes:])
-	le.PutUint64(r[0:8], fp)
-	r[8] = byte(state)
-	le.PutUint64(r[9:17], owner)
-	le.PutUint32(r[17:21], stream)
-	le.PutUint64(r[21:29], uint64(deadline))
-	le.PutUint64(r[29:37], tenant)
-	r[37] = byte(len(waiters) / 8)
-	if len(waiters) == 0 { // a new lease (most): nothing to append
-		return out
-	}
-	return append(out, waiters...)
 }
 
 // writeSlot stores a slot made from startSlot with the CAS read, or

@@ -258,8 +258,8 @@ func (t *LeaseTable) refRelease(fp, vm uint64, stream uint32, now, hitForMissUnt
 	return nil, ErrContention
 }
 
-// appendSlot appends the encoding of a slot's leases to b, through the
-// code that writes a slot (emptySlotHeader, appendLease).
+// appendSlot appends the encoding of a slot's leases to b (emptySlotHeader,
+// appendLease).
 func appendSlot(b []byte, ways []Lease) []byte {
 	s := append([]byte(nil), emptySlotHeader[:]...)
 	for i := range ways {
@@ -390,4 +390,24 @@ func TestLeaseBytesAgreeWithDecodedLeases(t *testing.T) {
 			}
 		}
 	}
+}
+
+// appendLease appends one lease, waiters given as their bytes, to a slot
+// begun at out[0], and counts it: the record acquire writes for its lease,
+// of any state (the tests' slots hold marks and waiters too).
+func appendLease(out []byte, fp uint64, state LeaseState, owner uint64, stream uint32, deadline int64, tenant uint64, waiters []byte) []byte {
+	out[3]++
+	out = growRecord(out)
+	r := (*[leaseRecordBytes]byte)(out[len(out)-leaseRecordBytes:])
+	le.PutUint64(r[0:8], fp)
+	r[8] = byte(state)
+	le.PutUint64(r[9:17], owner)
+	le.PutUint32(r[17:21], stream)
+	le.PutUint64(r[21:29], uint64(deadline))
+	le.PutUint64(r[29:37], tenant)
+	r[37] = byte(len(waiters) / 8)
+	if len(waiters) == 0 { // a new lease (most): nothing to append
+		return out
+	}
+	return append(out, waiters...)
 }
