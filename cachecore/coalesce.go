@@ -84,8 +84,16 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	return role
 }
 
-// leaderLookup is a new leader's look before going upstream: relookup, or
-// less where nothing can have changed.
+// lead makes the request its key's leader. It reports true when the answer
+// is in the cache already — the previous leader stored it between our miss
+// and our lease — and the lead is over before it began. fresh: the
+// request's latest lookup read the model's state, and it has not waited
+// for a leader since (leaderLookup, below).
+//
+// Its look before going upstream, leaderLookup, is relookup, or less where
+// nothing can have changed. It is written in lead, not in a function of
+// its own: every lead makes it, and a call of its own would cost a frame
+// and its arguments on each.
 //
 // The model's state: a lead whose request read a record of its model in
 // its latest lookup, and has not waited for a leader since (fresh: the
@@ -116,32 +124,40 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // that found no lease way, a leader past its deadline whose lease was
 // dropped — are not seen by either look in every interleaving; each costs
 // at most one more upstream call, never a wrong answer.)
-func (c *Cache) leaderLookup(req *Request, fresh bool) Decision {
-	if fresh && req.state.Found && !req.state.empty {
-		return c.lookAgain(req, req.state)
+func (f *Flight) lead(e Event, fresh bool) bool {
+	f.leader = true
+	f.leaseEnd = f.c.joinedUntil // as Join took it, just before: the clock is not read again
+	f.count(e)
+	c, req := f.c, f.req
+	st := req.state
+	if !fresh || !st.Found || st.empty {
+		// Nothing stored yet at the first look: read it again.
+		var err error
+		if st, err = c.keyingState(req.Route.Name, req.Model); err != nil {
+			return false // go upstream
+		}
+		// st == req.state, compared without a call to the struct's generated
+		// equality: an empty state is always a found one (only a record reads
+		// as empty), so with both empty the generation and version are all
+		// that can differ.
+		if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
+			req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
+			// Still the record the request's look read, and still with no
+			// answer stored under it: a look under it reads no entry
+			// (Lookup), so it would find nothing and leave the request as it
+			// is, a miss going upstream.
+			return false
+		}
 	}
-	// Nothing stored yet at the first look: read it again.
-	st, err := c.keyingState(req.Route.Name, req.Model)
-	if err != nil {
-		return Forward
+	if c.lookAgain(req, st) != Serve {
+		return false
 	}
-	// st == req.state, compared without a call to the struct's generated
-	// equality: an empty state is always a found one (only a record reads
-	// as empty), so with both empty the generation and version are all
-	// that can differ.
-	if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
-		req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
-		// Still the record the request's look read, and still with no
-		// answer stored under it: a look under it reads no entry
-		// (Lookup), so it would find nothing and leave the request as it
-		// is, a miss going upstream.
-		return Forward
-	}
-	return c.lookAgain(req, st)
+	f.finishLead(OutcomeStored, 0)
+	return true
 }
 
-// lookAgain is leaderLookup's look under the model state st: none for a
-// batch that won its lease with its read ahead, under the state its
+// lookAgain is leaderLookup's look (in lead) under the model state st: none
+// for a batch that won its lease with its read ahead, under the state its
 // lookup read. Out of line: a lead whose model record is still empty (an
 // uncacheable model's, say) looks for nothing and runs none of its code.
 //

@@ -150,22 +150,6 @@ func (f *Flight) Miss() []Action {
 	return f.actions()
 }
 
-// lead makes the request its key's leader. It reports true when the answer
-// is in the cache already — the previous leader stored it between our miss
-// and our lease — and the lead is over before it began. fresh: the
-// request's latest lookup read the model's state, and it has not waited
-// for a leader since (leaderLookup).
-func (f *Flight) lead(e Event, fresh bool) bool {
-	f.leader = true
-	f.leaseEnd = f.c.joinedUntil // as Join took it, just before: the clock is not read again
-	f.count(e)
-	if f.c.leaderLookup(f.req, fresh) != Serve {
-		return false
-	}
-	f.finishLead(OutcomeStored, 0)
-	return true
-}
-
 // join is Cache.Join, noting the leader followed. Written to stay within
 // the inliner's budget (cost 80): inlined into Miss, wake and Tick, a miss
 // runs no function for it.
