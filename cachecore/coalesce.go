@@ -129,27 +129,32 @@ func (f *Flight) lead(e Event, fresh bool) bool {
 	f.leaseEnd = f.c.joinedUntil // as Join took it, just before: the clock is not read again
 	f.count(e)
 	c, req := f.c, f.req
-	st := req.state
-	if !fresh || !st.Found || st.empty {
-		// Nothing stored yet at the first look: read it again.
-		var err error
-		if st, err = c.keyingState(req.Route.Name, req.Model); err != nil {
-			return false // go upstream
-		}
-		// st == req.state, compared without a call to the struct's generated
-		// equality: an empty state is always a found one (only a record reads
-		// as empty), so with both empty the generation and version are all
-		// that can differ.
-		if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
-			req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
-			// Still the record the request's look read, and still with no
-			// answer stored under it: a look under it reads no entry
-			// (Lookup), so it would find nothing and leave the request as it
-			// is, a miss going upstream.
-			return false
-		}
+	if fresh && req.state.Found && !req.state.empty {
+		return f.leadServed(c.lookAgain(req, req.state))
 	}
-	if c.lookAgain(req, st) != Serve {
+	// Nothing stored yet at the first look: read it again.
+	st, err := c.keyingState(req.Route.Name, req.Model)
+	if err != nil {
+		return false // go upstream
+	}
+	// st == req.state, compared without a call to the struct's generated
+	// equality: an empty state is always a found one (only a record reads
+	// as empty), so with both empty the generation and version are all
+	// that can differ.
+	if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
+		req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
+		// Still the record the request's look read, and still with no
+		// answer stored under it: a look under it reads no entry
+		// (Lookup), so it would find nothing and leave the request as it
+		// is, a miss going upstream.
+		return false
+	}
+	return f.leadServed(c.lookAgain(req, st))
+}
+
+// leadServed ends a lead whose look again found the answer (d: Serve).
+func (f *Flight) leadServed(d Decision) bool {
+	if d != Serve {
 		return false
 	}
 	f.finishLead(OutcomeStored, 0)
