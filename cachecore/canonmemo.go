@@ -33,14 +33,15 @@ type canonMemoSlot struct {
 	model  string
 }
 
-// canonicalize keys req from body: req.canonical is body's canonical form
-// (Canonicalizer.Append with the selection of k's route), req.Stream its
-// "stream" and, on a route whose model field is a plain top-level name,
-// req.Model that field ("" if absent), through the memo. The results go
-// to the request directly: one place for them, not a result struct copied
-// out and then into req.
-func (c *Cache) canonicalize(req *Request, body []byte, k *routeKeying) error {
-	r := k.route
+// canonicalize keys req from its body, req.Body: req.canonical is the
+// body's canonical form (Canonicalizer.Append with the selection of k's
+// route), req.Stream its "stream" and, on a route whose model field is a
+// plain top-level name, req.Model that field ("" if absent), through the
+// memo. The results go to the request directly: one place for them, not
+// a result struct copied out and then into req. The body is read from
+// req, not passed: SetBody's call passes three words fewer.
+func (c *Cache) canonicalize(req *Request, k *routeKeying) error {
+	r, body := k.route, req.Body
 	var slot *canonMemoSlot
 	var spread uint64
 	if len(body) <= canonMemoMaxBody {

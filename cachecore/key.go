@@ -391,7 +391,7 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	if k == nil {
 		k = keyingOfOther(req.Route)
 	}
-	if err := c.canonicalize(req, body, k); err != nil {
+	if err := c.canonicalize(req, k); err != nil {
 		req.bypass(canonReason(err))
 		return
 	}
