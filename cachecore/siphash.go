@@ -19,24 +19,17 @@ func sipKeyFrom(b []byte) sipKey {
 
 func (k sipKey) sum64(b []byte) uint64 {
 	s := k.start()
-	tail := s.blocks(b)
-	return s.finish(tail, len(b))
+	return s.sum(b, len(b))
 }
 
 // sum64Prefix is sum64(b[:split]) and sum64(b) in one pass over b's
 // blocks: the request's lease fingerprint (its key without the model
-// state) and its slot fingerprint (the whole key).
+// state) and its slot fingerprint (the whole key). The second sum goes on
+// from the prefix's whole blocks, its first split&^7 bytes.
 func (k sipKey) sum64Prefix(b []byte, split int) (prefix, whole uint64) {
 	s := k.start()
-	var sums [2]uint64
-	done := 0 // bytes compressed
-	// A loop over the two ends, so that the calls are made from one place.
-	for i, end := range [2]int{split, len(b)} {
-		tail := s.blocks(b[done:end])
-		sums[i] = s.finish(tail, end) // s by value: the pass goes on
-		done = end - len(tail)
-	}
-	return sums[0], sums[1]
+	prefix = s.sum(b[:split], split)
+	return prefix, s.sum(b[split&^7:], len(b))
 }
 
 // sipResume is SipHash's state after a prefix's whole blocks, for the sums
@@ -49,15 +42,14 @@ type sipResume struct {
 
 func (k sipKey) resumeAfter(prefix []byte) sipResume {
 	s := k.start()
-	tail := s.blocks(prefix)
-	return sipResume{s, len(prefix) - len(tail)}
+	s.sum(prefix, len(prefix)) // for the state it leaves; the prefix's own sum is not needed
+	return sipResume{s, len(prefix) &^ 7}
 }
 
 // sum64 is the key's sum64(b) for a b that starts with the prefix.
 func (r sipResume) sum64(b []byte) uint64 {
 	s := r.s
-	tail := s.blocks(b[r.done:])
-	return s.finish(tail, len(b))
+	return s.sum(b[r.done:], len(b))
 }
 
 // sipState is SipHash's internal state after whole 8-byte blocks.
@@ -67,8 +59,13 @@ func (k sipKey) start() sipState {
 	return sipState{k.k0 ^ 0x736f6d6570736575, k.k1 ^ 0x646f72616e646f6d, k.k0 ^ 0x6c7967656e657261, k.k1 ^ 0x7465646279746573}
 }
 
-// blocks compresses b's whole 8-byte blocks and returns the bytes left.
-func (s *sipState) blocks(b []byte) []byte {
+// sum compresses b's whole 8-byte blocks into s and returns the sum of a
+// message of n bytes that ends with b, the bytes after b's whole blocks
+// its last (s held the message's bytes before b, whole blocks). s is left
+// after b's whole blocks, before the end, so a longer message's sum can
+// go on from it. Compressing and ending in one function, not two, halves
+// the calls a sum makes: the key's two sums make two.
+func (s *sipState) sum(b []byte, n int) uint64 {
 	v0, v1, v2, v3 := s.v0, s.v1, s.v2, s.v3
 	for len(b) >= 8 {
 		m := binary.LittleEndian.Uint64(b)
@@ -79,15 +76,8 @@ func (s *sipState) blocks(b []byte) []byte {
 		b = b[8:]
 	}
 	s.v0, s.v1, s.v2, s.v3 = v0, v1, v2, v3
-	return b
-}
-
-// finish ends a message of n bytes whose last (fewer than 8) bytes are
-// tail.
-func (s sipState) finish(tail []byte, n int) uint64 {
-	v0, v1, v2, v3 := s.v0, s.v1, s.v2, s.v3
 	last := uint64(n) << 56
-	for i, c := range tail {
+	for i, c := range b {
 		last |= uint64(c) << (8 * i)
 	}
 	v3 ^= last
