@@ -135,7 +135,7 @@ var (
 	respRaw         []byte
 	respHeaders     [][2]string
 	codeDetails     []byte
-	codeDetailsPath = []string{"response", "code_details"}
+	codeDetailsPath = proxywasm.NewPropertyPath("response", "code_details") // encoded once, as modelcache reads it
 )
 
 func (s *missServedStream) OnHttpResponseHeaders(int, bool) types.Action {
@@ -158,7 +158,7 @@ func (s *missServedStream) OnHttpResponseHeaders(int, bool) types.Action {
 			}
 		}
 	}
-	codeDetails, _ = proxywasm.GetPropertyInto(codeDetailsPath, codeDetails[:0])
+	codeDetails, _ = proxywasm.GetPropertyPathInto(codeDetailsPath, codeDetails[:0])
 	if s.leased {
 		now := s.t0.UnixMilli() + time.Since(s.t0).Milliseconds() // the monotonic clock only
 		until := int64(0)
