@@ -120,6 +120,7 @@ def attribute(cost, mapfile, n):
     starts, syms = load_map(mapfile)
     per = collections.Counter()
     hot = {}  # own code's line -> its function, for lines run on most requests
+    ran = []  # own code's instructions run on most requests, by address
     for addr, v in cost.items():
         i = bisect.bisect_right(starts, addr) - 1
         name = syms[i][2] if i >= 0 and addr < syms[i][0] + syms[i][1] else None
@@ -130,9 +131,25 @@ def attribute(cost, mapfile, n):
         per[key] += v / n
         if m and v >= n / 2:
             hot[addr // LINE] = m.group(1)
+            ran.append(addr)
     lines = collections.Counter(hot.values())
     lines.pages = len({l * LINE // PAGE for l in hot})
+    lines.ran = bytes_run(ran)
     return per, lines
+
+
+def bytes_run(addrs):
+    """Bytes of machine code run, from the addresses of the instructions
+    that ran: each instruction's size is the distance to the next one that
+    ran, when that is at most 15 bytes (x86's longest instruction); the last
+    one of a run, a jump or a branch, counts 4 bytes. Against the lines
+    touched it says how densely the code that runs is laid out."""
+    addrs = sorted(addrs)
+    total = 0
+    for a, b in zip(addrs, addrs[1:] + [None]):
+        d = b - a if b is not None else 16
+        total += d if d <= 15 else 4
+    return total
 
 
 def totals(per):
@@ -193,7 +210,8 @@ def main():
         t = totals(per)
         print(f"  {w}: own code (wasm) {t['wasm']:.0f}, V8 builtins {t['builtin']:.0f}, harness JavaScript {t['js']:.0f}")
         print(f"  {w}: own code touched per request {sum(lines.values())} lines of {LINE} bytes "
-              f"({sum(lines.values()) * LINE / 1000:.1f} KB) in {len(lines)} functions, {lines.pages} pages of {PAGE} bytes")
+              f"({sum(lines.values()) * LINE / 1000:.1f} KB) in {len(lines)} functions, {lines.pages} pages of {PAGE} bytes; "
+              f"{lines.ran / 1000:.1f} KB of it run ({lines.ran / (sum(lines.values()) * LINE or 1):.2f} of the lines' bytes)")
     if len(pers) == 1:
         per, lines = pers[0]
         own = [(v, name) for (kind, name), v in per.items() if kind == 'wasm']
