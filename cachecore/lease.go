@@ -284,9 +284,13 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		} else {
 			raw, cas, err = t.getInto(key, &t.readBuf)
 		}
-		exists := err == nil
-		if !exists {
+		if err != nil {
 			if !errIs(err, ErrNotFound) {
+				return RoleCollision, false, err
+			}
+			// A missing slot is written create-only: every acquire
+			// that reads none writes one (a free slot has room).
+			if cas, err = t.createCAS(); err != nil {
 				return RoleCollision, false, err
 			}
 			raw = nil
@@ -309,7 +313,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				if !join || len(ws) >= 8*maxWaiters || hasWaiter(ws, vm) {
 					return RoleFollower, false, nil
 				}
-				err = t.join(key, raw, at, n, own, vm, now, cas, exists)
+				err = t.join(key, raw, at, n, own, vm, now, cas)
 				if errIs(err, ErrCasMismatch) {
 					continue
 				}
@@ -345,7 +349,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				out = append(out, waiters...)
 			}
 		}
-		if err = t.writeSlot(key, out, cas, exists); err != nil {
+		if err = t.writeSlot(key, out, cas); err != nil {
 			if errIs(err, ErrCasMismatch) {
 				continue
 			}
@@ -404,7 +408,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		} else {
 			r[8] = byte(LeaseFree)
 		}
-		err = t.writeSlot(key, copyLive(t.startSlot(), raw, at, 0, n, -1, -1, now), cas, true)
+		err = t.writeSlot(key, copyLive(t.startSlot(), raw, at, 0, n, -1, -1, now), cas)
 		if err != nil && errIs(err, ErrCasMismatch) { // checked for nil first: the usual write succeeds
 			continue
 		}
@@ -443,7 +447,7 @@ func (t *LeaseTable) Extend(fp, vm uint64, stream uint32, now, deadline int64) (
 		a := len(out)
 		out = copyLive(out, raw, &at, own, own+1, -1, -1, now)
 		le.PutUint64(out[a+21:a+29], uint64(deadline))
-		err = t.writeSlot(key, copyLive(out, raw, &at, own+1, n, -1, -1, now), cas, true)
+		err = t.writeSlot(key, copyLive(out, raw, &at, own+1, n, -1, -1, now), cas)
 		if errIs(err, ErrCasMismatch) {
 			continue
 		}
@@ -616,11 +620,11 @@ func growSlot(out []byte) []byte {
 
 // join writes fp's live lease own (of a slot read as raw, scanSlot's
 // at and n) back with vm after its waiters, as a follower joins it.
-func (t *LeaseTable) join(key string, raw []byte, at *[LeaseWays + 1]int, n, own int, vm uint64, now int64, cas uint32, exists bool) error {
+func (t *LeaseTable) join(key string, raw []byte, at *[LeaseWays + 1]int, n, own int, vm uint64, now int64, cas uint32) error {
 	out := copyLive(t.startSlot(), raw, at, 0, own+1, -1, -1, now)
 	out = le.AppendUint64(out, vm)
 	out[len(out)-(at[own+1]-at[own])-8+37]++ // its nwaiters
-	return t.writeSlot(key, copyLive(out, raw, at, own+1, n, -1, -1, now), cas, exists)
+	return t.writeSlot(key, copyLive(out, raw, at, own+1, n, -1, -1, now), cas)
 }
 
 // waitersOf decodes a lease's waiters (nil for none).
@@ -635,19 +639,20 @@ func waitersOf(ws []byte) []uint64 {
 	return w
 }
 
-// writeSlot stores a slot made from startSlot with the CAS read, or
-// create-only if the key was missing.
-func (t *LeaseTable) writeSlot(key string, out []byte, cas uint32, exists bool) error {
-	if !exists {
-		var err error
-		if cas, err = createCASOnce(t.store, &t.anchor); err != nil {
-			return err
-		}
-	}
-	// out is in writeBuf (startSlot), which holds any slot: there is no
-	// larger array to keep.
+// writeSlot stores a slot made from startSlot with the CAS read (a
+// missing slot's: createCAS's, so that the write only creates it). out is
+// in writeBuf (startSlot), which holds any slot: there is no larger array
+// to keep. It inlines, the store's call alone: a lease's acquire and its
+// release each write the slot without a frame of their own. (Only acquire
+// can find its slot missing: Release, Extend and join write a slot they
+// read with a lease in it.)
+func (t *LeaseTable) writeSlot(key string, out []byte, cas uint32) error {
 	return t.store.Set(key, out, cas)
 }
+
+// createCAS is the CAS of a write that creates a missing slot, and fails
+// if another VM created it since (createCASOnce).
+func (t *LeaseTable) createCAS() (uint32, error) { return createCASOnce(t.store, &t.anchor) }
 
 // Peek returns fp's lease (State LeaseFree if it has none).
 func (t *LeaseTable) Peek(fp uint64) (Lease, error) {

@@ -90,7 +90,13 @@ func findFP(ways []Lease, fp uint64) int {
 // refWrite stores the slot's leases with the CAS read, or create-only if the
 // key was missing. Dead leases (free, expired) are dropped on the way.
 func (t *LeaseTable) refWrite(key string, ways []Lease, now int64, cas uint32, exists bool) error {
-	return t.writeSlot(key, appendSlot(t.writeBuf[:0], liveOnly(ways, now)), cas, exists)
+	if !exists {
+		var err error
+		if cas, err = t.createCAS(); err != nil {
+			return err
+		}
+	}
+	return t.writeSlot(key, appendSlot(t.writeBuf[:0], liveOnly(ways, now)), cas)
 }
 
 func liveOnly(ways []Lease, now int64) []Lease {
