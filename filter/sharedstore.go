@@ -27,8 +27,15 @@ func (*sharedStore) GetInto(key string, buf []byte) ([]byte, uint32, error) {
 	return v, cas, storeErr(err)
 }
 
+// Set writes through the host's status (SetSharedDataStatus, inlined
+// here): a write that succeeds, as a lease's two writes do, runs no
+// function between this one and the host; a failed one is mapped as
+// every other error (storeErr).
 func (*sharedStore) Set(key string, value []byte, cas uint32) error {
-	return storeErr(proxywasm.SetSharedData(key, value, cas))
+	if s := proxywasm.SetSharedDataStatus(key, value, cas); s != types.StatusOK {
+		return storeErr(types.StatusToError(s))
+	}
+	return nil
 }
 
 // storeErr maps the binding's errors to the store's. The binding returns

@@ -275,7 +275,14 @@ func GetSharedDataInto(key string, buf []byte) ([]byte, uint32, error) {
 // that Envoy lets a set on a missing key succeed whatever cas is given.
 // There is no delete: an empty value leaves the key in place.
 func SetSharedData(key string, value []byte, cas uint32) error {
-	return st(proxy_set_shared_data(key, ptrOf(value), uint32(len(value)), cas))
+	return st(uint32(SetSharedDataStatus(key, value, cas)))
+}
+
+// SetSharedDataStatus is SetSharedData returning the host's status as it
+// is. It inlines: a caller that maps statuses to errors of its own (the
+// filter's shared store) then writes with no call between it and the host.
+func SetSharedDataStatus(key string, value []byte, cas uint32) types.Status {
+	return types.Status(proxy_set_shared_data(key, ptrOf(value), uint32(len(value)), cas))
 }
 
 // ---- shared queues ----
