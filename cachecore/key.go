@@ -404,12 +404,10 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 			return
 		}
 	}
-	st, err := c.keyingState(req.Route.Name, req.Model)
-	if err != nil {
+	if c.modelState(&req.state, req.Route.Name, req.Model, true) != nil { // keyingState, read into req
 		req.bypass(ReasonInternal)
 		return
 	}
-	req.state = st
 	c.buildKey(req, k)
 }
 
@@ -422,8 +420,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 // writes it once, read as empty (no answer stored under it yet: lookups
 // skip the table until one is; see reclaimable). A full model table
 // leaves the state without a record, and the answer is not stored.
-func (c *Cache) keyingState(route, model string) (ModelState, error) {
-	return c.modelState(route, model, true)
+func (c *Cache) keyingState(route, model string) (st ModelState, err error) {
+	err = c.modelState(&st, route, model, true)
+	return st, err
 }
 
 // makeModel makes the record of a model that has none (keyingState).

@@ -191,10 +191,18 @@ const modelGenAt, modelVersionAt = 8, 40
 // modelStateOf reads what a lookup needs of a record — its generation and
 // version — and nothing else: every keyed request reads one, and
 // decodeModel's other fields are for updates.
-func modelStateOf(r []byte) ModelState {
+func modelStateOf(r []byte) (st ModelState) {
+	st.readRecord(r)
+	return st
+}
+
+// readRecord is modelStateOf written into st: modelState's caller's state
+// itself (a request's), not a 5-word result copied out of two calls.
+func (st *ModelState) readRecord(r []byte) {
+	r = r[:modelRecordLen] // one bounds check for the loads below
 	le := binary.LittleEndian
-	return ModelState{Found: true, Gen: le.Uint64(r[modelGenAt:]),
-		Version: VersionID(r[modelVersionAt : modelVersionAt+versionIDLen]), empty: int64(le.Uint64(r[16:])) <= 0}
+	*st = ModelState{Found: true, Gen: le.Uint64(r[modelGenAt:]),
+		Version: VersionID(r[modelVersionAt:]), empty: int64(le.Uint64(r[16:])) <= 0}
 }
 
 func encodeModels(recs []modelRecord) []byte {
@@ -220,17 +228,22 @@ func encodeModels(recs []modelRecord) []byte {
 const maxVersionLen = 64
 
 // loadModel reads the state of (route, model) without creating it.
-func (c *Cache) loadModel(route, model string) (ModelState, error) {
-	return c.modelState(route, model, false)
+func (c *Cache) loadModel(route, model string) (st ModelState, err error) {
+	err = c.modelState(&st, route, model, false)
+	return st, err
 }
 
-// modelState reads the state of (route, model); with create, a model
-// without a record gets one (keyingState). One function for both, so
-// that a request's keying and its leader's second look run the same code.
-func (c *Cache) modelState(route, model string, create bool) (ModelState, error) {
+// modelState reads the state of (route, model) into st; with create, a
+// model without a record gets one (keyingState). One function for both,
+// so that a request's keying and its leader's second look run the same
+// code. st is written only when there is no error: SetBody passes its
+// request's own state, which a failed read leaves as it was. (A result
+// of 7 words would be copied out of modelState and again into the
+// request: every keyed request reads one.)
+func (c *Cache) modelState(st *ModelState, route, model string, create bool) error {
 	id, err := c.modelID(route, model)
 	if err != nil {
-		return ModelState{}, err
+		return err
 	}
 	raw, _, err := c.store.GetInto(c.modelKeyOf(id), c.modelBuf)
 	if cap(raw) > cap(c.modelBuf) && len(raw) <= 64<<10 {
@@ -241,16 +254,22 @@ func (c *Cache) modelState(route, model string, create bool) (ModelState, error)
 		for i := 0; i < n; i++ {
 			r := raw[4+i*modelRecordLen:]
 			if binary.LittleEndian.Uint64(r) == id {
-				return modelStateOf(r), nil
+				st.readRecord(r)
+				return nil
 			}
 		}
 	} else if !errIs(err, ErrNotFound) {
-		return ModelState{}, err
+		return err
 	}
 	if create { // off a hit's path: a hit's model has a record
-		return c.makeModel(route, model)
+		made, err := c.makeModel(route, model)
+		if err == nil {
+			*st = made
+		}
+		return err
 	}
-	return ModelState{}, nil
+	*st = ModelState{}
+	return nil
 }
 
 // updateModel applies f to the record of (route, model), creating it with a
