@@ -120,7 +120,29 @@ func (c *Cache) Table() *Table { return c.table }
 // Request is the cache's state for one HTTP request. The filter keeps it in
 // the stream context; it must not be shared between VMs.
 type Request struct {
-	Route  *Route
+	Route *Route
+	// requestState is everything a recycled request lets go of; clear
+	// zeroes it with one assignment, while the buffers below, kept for
+	// the next request, are emptied in place (not saved and stored back).
+	requestState
+
+	// The buffers a recycled request keeps (recycle.go), last: the fields
+	// above keep their offsets.
+	//
+	// keyHeaders holds the values of the route's key_headers, as the key
+	// does (keyHeaderValues).
+	keyHeaders []byte
+	canonical  []byte
+	Key        []byte // full identity: namespace + canonical body
+	// resp and respBuf hold a hit's response headers (HitResponse).
+	resp    [][2]string
+	respBuf []byte
+}
+
+// requestState is a Request's fields but its Route and its buffers: what
+// clear zeroes whole (its entry's header list, a buffer too, is given
+// back).
+type requestState struct {
 	Method string
 	Path   string
 	CC     RequestCC
@@ -133,17 +155,12 @@ type Request struct {
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from
 	authority  string // lower-cased :authority; "" on share_authorities routes
-	// keyHeaders holds the values of the route's key_headers, as the key
-	// does (keyHeaderValues), in a buffer reused with the request.
-	keyHeaders []byte
 
 	Model  string
 	Stream bool
 	Body   []byte // the request body (for replays)
 
-	canonical []byte
 	state     ModelState
-	Key       []byte // full identity: namespace + canonical body
 	FP        uint64
 	stableLen int
 	leaseFP   uint64
@@ -162,10 +179,6 @@ type Request struct {
 	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
-
-	// resp and respBuf hold a hit's response headers (HitResponse).
-	resp    [][2]string
-	respBuf []byte
 
 	l2  l2State   // the L2 tier's part (protocol_l2.go)
 	sem *semQuery // semantic routes: the turn compared (semantic.go)

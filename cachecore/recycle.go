@@ -48,16 +48,19 @@ func (c *Cache) newRequest() *Request {
 // clear zeroes req but for its own buffers, emptied: a spare request
 // keeps nothing else alive (its batch, body, entry, headers' strings).
 func (req *Request) clear() {
-	canonical, key, headers, resp, respBuf, keyHeaders := req.canonical[:0], req.Key[:0], req.entry.Headers[:0], req.resp[:0], req.respBuf[:0], req.keyHeaders[:0]
 	// The header lists' strings point into buffers that may not be kept
 	// (an embeddings batch's vectors, a read buffer over the bound).
+	headers := req.entry.Headers[:0]
 	clearPairs(headers[:cap(headers)])
-	clearPairs(resp[:cap(resp)])
-	// Zeroed in place, then given its buffers back (a literal with them
-	// would be built in a temporary and copied over).
-	*req = Request{}
-	req.canonical, req.Key, req.entry.Headers, req.resp, req.respBuf = canonical, key, headers, resp, respBuf
-	req.keyHeaders = keyHeaders // at most maxKeyHeaders × (1 + maxKeyHeaderLines × (2 + maxKeyHeaderValue)) bytes
+	clearPairs(req.resp[:cap(req.resp)])
+	req.Route = nil
+	req.requestState = requestState{}
+	req.entry.Headers = headers
+	// Emptied where they are: a slice resliced into itself stores only
+	// its length (no pointer, no write barrier).
+	req.keyHeaders = req.keyHeaders[:0] // at most maxKeyHeaders × (1 + maxKeyHeaderLines × (2 + maxKeyHeaderValue)) bytes
+	req.canonical, req.Key = req.canonical[:0], req.Key[:0]
+	req.resp, req.respBuf = req.resp[:0], req.respBuf[:0]
 }
 
 // oversize reports whether any of req's buffers is over the bounds a

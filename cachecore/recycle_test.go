@@ -210,3 +210,37 @@ func TestResetLeavesAZeroStream(t *testing.T) {
 		}
 	}
 }
+
+// clear zeroes a Request's requestState whole and only empties the
+// fields beside it: every field beside it must be the Route (zeroed on its
+// own) or a buffer a spare request keeps. A field added beside them
+// would outlive the request it belongs to.
+func TestClearLeavesOnlyBuffers(t *testing.T) {
+	kept := map[string]bool{"Route": true, "requestState": true,
+		"keyHeaders": true, "canonical": true, "Key": true, "resp": true, "respBuf": true}
+	rt := reflect.TypeOf(Request{})
+	for i := 0; i < rt.NumField(); i++ {
+		if f := rt.Field(i); !kept[f.Name] {
+			t.Errorf("Request.%s is neither in requestState nor a buffer clear keeps", f.Name)
+		}
+	}
+	req := &Request{Route: &Route{}, keyHeaders: []byte("k"), canonical: []byte("c"), Key: []byte("key"),
+		resp: [][2]string{{"a", "b"}}, respBuf: []byte("r")}
+	req.Method, req.Body, req.Model, req.Entry = "POST", []byte("body"), "m", &req.entry
+	req.entry.Headers = [][2]string{{"x", "y"}}
+	req.entry.Body = []byte("entry")
+	req.clear()
+	headers := req.entry.Headers
+	req.entry.Headers = nil
+	if !reflect.ValueOf(req.requestState).IsZero() || req.Route != nil {
+		t.Fatalf("clear left state: %+v", req.requestState)
+	}
+	if len(headers) != 0 || cap(headers) != 1 || headers[:1][0] != [2]string{} || req.resp[:1][0] != [2]string{} {
+		t.Fatal("clear did not empty and zero the header lists in place")
+	}
+	for _, b := range [][]byte{req.keyHeaders, req.canonical, req.Key, req.respBuf} {
+		if len(b) != 0 || cap(b) == 0 {
+			t.Fatal("clear did not keep a buffer, emptied")
+		}
+	}
+}
