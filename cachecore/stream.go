@@ -75,8 +75,15 @@ type streamFields struct {
 // does not zero the Flight again.
 func (s *Stream) Reset() {
 	s.streamFields = streamFields{}
-	clearActions(s.out[:])
-	clearActions(s.fb[:])
+	// An array no list used is not walked: a miss's actions are its
+	// Flight's, and most requests use no feedback (clearActions stops at
+	// the first unused slot; this is its first test, without the call).
+	if s.out[0].Kind != actNone {
+		clearActions(s.out[:])
+	}
+	if s.fb[0].Kind != actNone {
+		clearActions(s.fb[:])
+	}
 }
 
 type phase uint8
