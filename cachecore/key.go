@@ -636,8 +636,10 @@ func appendRouteStart(k []byte, kind byte, r *Route) []byte {
 // appendRequestNamespace appends the rest of a namespace, what the
 // request adds to its route's start (appendRouteStart).
 func (req *Request) appendRequestNamespace(k []byte) []byte {
-	for _, s := range [...]string{req.Method, req.Path, req.authority} { // one copy of appendLV's code
-		k = appendLV(k, s)
+	// One copy of appendLV's code; the fields by their addresses, not
+	// copied into the array.
+	for _, s := range [...]*string{&req.Method, &req.Path, &req.authority} {
+		k = appendLV(k, *s)
 	}
 	k = append(k, req.tenant[:]...)
 	if len(req.Route.KeyHeaders) > 0 {
