@@ -121,7 +121,16 @@ func (c *Cache) Table() *Table { return c.table }
 // the stream context; it must not be shared between VMs.
 type Request struct {
 	Route *Route
-	// requestState is everything a recycled request lets go of; clear
+	// Status records what happened (with Reason); it drives Cache-Status,
+	// stats and logs. Entry is the entry found by Lookup (fresh or
+	// stale), if any. On a Serve decision its byte slices alias the VM's
+	// scratch buffer until the next lookup: use them at once, or
+	// KeepEntry. Both are read by small functions at the inliner's budget
+	// (refuse, KeepEntry), where a field of requestState would cost one
+	// more: they are direct fields, zeroed by name in clear as Route is.
+	Status Status
+	Entry  *Entry
+	// requestState is everything else a recycled request lets go of; clear
 	// zeroes it with one assignment, while the buffers below, kept for
 	// the next request, are emptied in place (not saved and stored back).
 	requestState
@@ -139,18 +148,15 @@ type Request struct {
 	respBuf []byte
 }
 
-// requestState is a Request's fields but its Route and its buffers: what
-// clear zeroes whole (its entry's header list, a buffer too, is given
-// back).
+// requestState is a Request's fields but its Route, Status, Entry and
+// buffers: what clear zeroes whole (its entry's header list, a buffer too,
+// is given back).
 type requestState struct {
 	Method string
 	Path   string
 	CC     RequestCC
 
-	// Status and Reason record what happened; they drive Cache-Status,
-	// stats and logs.
-	Status Status
-	Reason Reason
+	Reason Reason // why, with Status
 
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from
@@ -167,11 +173,7 @@ type requestState struct {
 	hk        *hashKeys  // the keys Key was hashed with; nil: no key built yet
 	keyState  ModelState // the model state Key was built under
 
-	// Entry is the entry found by Lookup (fresh or stale), if any. On a
-	// Serve decision its byte slices alias the VM's scratch buffer until
-	// the next lookup: use them at once, or KeepEntry.
-	Entry *Entry
-	entry Entry
+	entry Entry // the scratch Entry points to
 
 	batch *embBatch // embeddings routes: the per-item view
 	// kindView is what the route kind's parse read from the request for

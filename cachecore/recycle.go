@@ -53,7 +53,7 @@ func (req *Request) clear() {
 	headers := req.entry.Headers[:0]
 	clearPairs(headers[:cap(headers)])
 	clearPairs(req.resp[:cap(req.resp)])
-	req.Route = nil
+	req.Route, req.Status, req.Entry = nil, StatusNone, nil
 	req.requestState = requestState{}
 	req.entry.Headers = headers
 	// Emptied where they are: a slice resliced into itself stores only

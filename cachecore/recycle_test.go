@@ -216,7 +216,7 @@ func TestResetLeavesAZeroStream(t *testing.T) {
 // own) or a buffer a spare request keeps. A field added beside them
 // would outlive the request it belongs to.
 func TestClearLeavesOnlyBuffers(t *testing.T) {
-	kept := map[string]bool{"Route": true, "requestState": true,
+	kept := map[string]bool{"Route": true, "Status": true, "Entry": true, "requestState": true,
 		"keyHeaders": true, "canonical": true, "Key": true, "resp": true, "respBuf": true}
 	rt := reflect.TypeOf(Request{})
 	for i := 0; i < rt.NumField(); i++ {
@@ -226,13 +226,13 @@ func TestClearLeavesOnlyBuffers(t *testing.T) {
 	}
 	req := &Request{Route: &Route{}, keyHeaders: []byte("k"), canonical: []byte("c"), Key: []byte("key"),
 		resp: [][2]string{{"a", "b"}}, respBuf: []byte("r")}
-	req.Method, req.Body, req.Model, req.Entry = "POST", []byte("body"), "m", &req.entry
+	req.Method, req.Body, req.Model, req.Entry, req.Status = "POST", []byte("body"), "m", &req.entry, StatusMiss
 	req.entry.Headers = [][2]string{{"x", "y"}}
 	req.entry.Body = []byte("entry")
 	req.clear()
 	headers := req.entry.Headers
 	req.entry.Headers = nil
-	if !reflect.ValueOf(req.requestState).IsZero() || req.Route != nil {
+	if !reflect.ValueOf(req.requestState).IsZero() || req.Route != nil || req.Status != StatusNone || req.Entry != nil {
 		t.Fatalf("clear left state: %+v", req.requestState)
 	}
 	if len(headers) != 0 || cap(headers) != 1 || headers[:1][0] != [2]string{} || req.resp[:1][0] != [2]string{} {
