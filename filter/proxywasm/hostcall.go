@@ -275,7 +275,7 @@ func GetSharedDataInto(key string, buf []byte) ([]byte, uint32, error) {
 // that Envoy lets a set on a missing key succeed whatever cas is given.
 // There is no delete: an empty value leaves the key in place.
 func SetSharedData(key string, value []byte, cas uint32) error {
-	return st(uint32(SetSharedDataStatus(key, value, cas)))
+	return types.StatusToError(SetSharedDataStatus(key, value, cas))
 }
 
 // SetSharedDataStatus is SetSharedData returning the host's status as it
