@@ -63,7 +63,7 @@ func embedRequestBody(s *stream, bodySize int, endOfStream bool) types.Action {
 	}
 	s.embed.slots = s.embed.slots[:0]
 	if embedCalls() {
-		_, _, _ = getShared("fl:m:", 0) // the model record
+		readModel(0)
 		s.embed.lease = fnv64(b) % 4096
 	}
 	var leaseCAS uint32
@@ -150,7 +150,7 @@ func embedCachedRequestBody(s *stream, bodySize int, endOfStream bool) types.Act
 		return types.ActionContinue
 	}
 	req := unsafe.String(unsafe.SliceData(b), len(b))
-	_, _, _ = getShared("fl:m:", 0) // the model record
+	readModel(0)
 	a := append(cachedAnswer[:0], `{"object":"list","data":[`...)
 	n, all := 0, true
 	gjson.Get(req, "input").ForEach(func(_, item gjson.Result) bool {

@@ -29,7 +29,7 @@ func keyedBody(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	name, _ := canonicalizer.Captured(0)
-	_, _, _ = getShared("fl:m:", fnv64(name))
+	readModel(fnv64(name))
 	return canonical, true
 }
 
@@ -38,7 +38,7 @@ func keyedBody(b []byte) ([]byte, bool) {
 // canonicalised again.
 func memoKeyedBody(b []byte) ([]byte, bool) {
 	if lastRaw != nil && bytes.Equal(lastRaw, b) {
-		_, _, _ = getShared("fl:m:", lastModel)
+		readModel(lastModel)
 		return lastCanonical, true
 	}
 	c, ok := keyedBody(b)

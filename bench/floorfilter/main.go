@@ -334,6 +334,21 @@ func getShared(prefix string, n uint64) ([]byte, uint32, error) {
 	return v, cas, err
 }
 
+// readModel reads model n's record, as every keyed request of modelcache
+// reads its model's and finds it: a record of modelcache's size, written
+// by the first request that finds none, as a model's first miss writes
+// its own. (A read that found nothing would spare the floor Envoy's copy
+// of the record and its call into the module to allocate room for it.)
+func readModel(n uint64) {
+	if _, _, err := getShared("fl:m:", n); err == types.ErrorStatusNotFound {
+		_ = proxywasm.SetSharedData(keyString(), modelRecord[:], 0)
+	}
+}
+
+// modelRecord stands for a model's record as modelcache writes it (a count
+// and one record: 72 bytes).
+var modelRecord [72]byte
+
 // keyString is key without a copy (the host copies what it keeps).
 func keyString() string { return unsafe.String(unsafe.SliceData(key), len(key)) }
 

@@ -341,3 +341,77 @@ func fnv64Test(b []byte) uint64 {
 	}
 	return h
 }
+
+// Every keyed request of modelcache reads its model's record and finds it
+// (the model's first miss writes it), so Envoy copies the record out and
+// calls into the module to allocate room for it. A floor whose model read
+// found nothing would be spared both on every request, and be measured as
+// cheaper than the work it stands for: each floor that reads a model
+// record finds one of the size modelcache's is, from its second request.
+func TestFloorsFindTheirModelRecord(t *testing.T) {
+	wasm := filepath.Join(repoRoot(), "build", "modelcache.wasm")
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		if os.Getenv("MODELCACHE_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%v (make build makes it)", err)
+		}
+		t.Skipf("%v: run make build first", err)
+	}
+	payload, err := os.ReadFile(filepath.Join(repoRoot(), "bench", "payloads", "chat-1k.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{ctx: context.Background(), s: settings{Root: repoRoot(), Wasm: wasm}, data: map[string]any{},
+		origin: &origin{payloads: map[string][]byte{"1k": payload}}}
+	hc, err := newHCHost(r, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hc.h.Exchange(0, hcRequest("/pass/nostore/v1/chat/completions", "model-record")); err != nil {
+		t.Fatal(err)
+	}
+	want := recordSizes(hc.h, "mc:m:")
+	hc.Close()
+	if len(want) != 1 {
+		t.Fatalf("modelcache left model records of sizes %v after one request, want one record", want)
+	}
+
+	for _, c := range []struct{ mode, path string }{
+		{"miss-keyed", "/pass/nostore/v1/chat/completions"},
+		{"miss-served", "/pass/nostore/v1/chat/completions"},
+		{"hit-keyed", "/hit/1k/v1/chat/completions"},
+		{"hit-served", "/hit/1k/v1/chat/completions"},
+		{"embed-calls", "/embed/v1/embeddings"},
+		{"embed-cached", "/embed/v1/embeddings"},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			h, _ := floorHost(t, c.mode, func(u *wasmhost.UpstreamRequest) {
+				answer := []byte(`{"from":"upstream"}`)
+				if strings.HasPrefix(c.path, "/embed") {
+					answer, _, _ = embeddingAnswer(u.Body)
+				}
+				u.Respond(200, [][2]string{{"content-type", "application/json"}}, answer)
+			})
+			for i := 0; i < 2; i++ {
+				if _, err := h.Exchange(0, hcRequest(c.path, fmt.Sprint("model-record-", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := recordSizes(h, "fl:m:"); !slices.Equal(got, want) {
+				t.Errorf("model records of sizes %v after two requests, want modelcache's %v", got, want)
+			}
+		})
+	}
+}
+
+// recordSizes lists the sizes of the shared-data values under prefix.
+func recordSizes(h *wasmhost.Host, prefix string) []int {
+	var sizes []int
+	for _, k := range h.SharedDataKeys() {
+		if strings.HasPrefix(k, prefix) {
+			v, _, _ := h.SharedData(k)
+			sizes = append(sizes, len(v))
+		}
+	}
+	return sizes
+}
