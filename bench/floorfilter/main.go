@@ -28,7 +28,8 @@
 //     key it: on the canonical form of the JSON body (cachecore's
 //     canonicalizer, capturing the model's name), and with the model's
 //     generation read from shared data (so that a new model never meets its
-//     predecessor's answers): one more shared-data read. Built with
+//     predecessor's answers): one more shared-data read, which finds a
+//     record of modelcache's size (readModel). Built with
 //     -tags floorkeyed (keyed.go), so that the other modes stay free of
 //     cachecore's code.
 //   - hit: holds the request, reads its headers and its body and answers
