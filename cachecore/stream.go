@@ -872,6 +872,17 @@ func (s *Stream) Done(rd Reader) []Action {
 	return out
 }
 
+// Ended reports whether the stream has nothing left to end: no cached
+// route, or its answer decided and counted, no lead held, on a route with
+// no freshness SLO. Done then returns no actions and only marks the stream
+// idle, which no later event reads (a call still pending continues it as
+// it would an idle one; its host then offers it to Recycle and Reset): the
+// host may skip Done, as it skips ResponseBody for an Answered stream.
+func (s *Stream) Ended() bool {
+	req := s.fl.req
+	return req == nil || s.Answered() && !s.countLater && !s.fl.leader && req.Route.FreshnessSLO == nil
+}
+
 // noteServed counts the answer against its route's freshness SLO (Done).
 // Out of line, as handOn: code of routes and ends that are not the rule.
 //

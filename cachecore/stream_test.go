@@ -277,3 +277,39 @@ func TestStatNamesFollowTheRoute(t *testing.T) {
 		}
 	}
 }
+
+// Ended promises the host that Done would do nothing but make the stream
+// idle (the host then skips it): true only where Done returns no actions,
+// here for an answer passed uncached; false for a leader cut mid-body, and
+// for a request still held (Done may find something to end there).
+func TestStreamEndedOnlyWhereDoneDoesNothing(t *testing.T) {
+	e := newStreamEnv(t)
+	var zero Stream
+	if !zero.Ended() || len(zero.Done(nil)) != 0 {
+		t.Fatal("a zero stream has something to end")
+	}
+	var passed, cut, held Stream
+	e.begin(&passed, 1, "passed")
+	if passed.Ended() {
+		t.Fatal("a request gone upstream has ended")
+	}
+	passed.ResponseHeaders(false, &fakeReader{respHeaders: append([][2]string{{":status", "200"}, {"cache-control", "no-store"}}, jsonCT...)})
+	if !passed.Ended() {
+		t.Fatal("an answer passed uncached has something to end")
+	}
+	if got := streamActs(passed.Done(nil)); got != "" {
+		t.Fatalf("ended, yet Done acts: %s", got)
+	}
+	e.begin(&cut, 2, "cut")
+	rd := &fakeReader{respHeaders: append([][2]string{{":status", "200"}, {"content-length", "100"}}, jsonCT...)}
+	cut.ResponseHeaders(false, rd)
+	rd.details = "upstream_reset_after_response_started{remote_reset}"
+	if cut.Ended() || len(cut.Done(rd)) == 0 {
+		t.Fatal("a leader cut mid-body: Ended, or Done did nothing")
+	}
+	body := chatRequest("held")
+	held.Begin(e.c, e.c.routeByName("chat"), "POST", "/v1/chat/completions", e.headers(body), false, true, 1, 3)
+	if held.Ended() {
+		t.Fatal("a request still held has ended")
+	}
+}

@@ -403,7 +403,12 @@ func (s *stream) OnHttpResponseTrailers(int) types.Action {
 }
 
 func (s *stream) OnHttpStreamDone() {
-	s.do(cachecore.Continue, s.x.Done(reader{s}))
+	if !s.x.Ended() || s.waitingListed || s.holdingListed || s.leadingAt != 0 {
+		// Else Done would return no actions and do would find every
+		// list as it is: a request that ended as most do (its answer
+		// passed, counted) runs none of their code at its end.
+		s.do(cachecore.Continue, s.x.Done(reader{s}))
+	}
 	if s.countingListed { // counted by Done
 		s.countingListed = false
 		delete(s.p.counting, s.id)
