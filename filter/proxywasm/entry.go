@@ -218,10 +218,17 @@ func onHTTPCallResponse(rootID, token, numHeaders, bodySize, numTrailers uint32)
 // onDone is called for roots (may delay) and streams.
 func onDone(contextID uint32) bool {
 	enter()
+	// A stream's first (no context is both a stream and a root): most
+	// often its end ran at proxy_on_log, and this call does nothing more.
+	if s := streams.get(contextID); s != nil {
+		if !s.done {
+			streamCall(streamEndOnDone, contextID, 0, 0)
+		}
+		return true
+	}
 	if root := roots.get(contextID); root != nil {
 		return rootDone(root, contextID)
 	}
-	streamCall(streamEndOnDone, contextID, 0, 0)
 	return true
 }
 
@@ -259,11 +266,13 @@ func onDelete(contextID uint32) {
 			roots.del(contextID)
 		}
 	}()
-	streamCall(streamEndOnDelete, contextID, 0, 0)
 	s := streams.get(contextID)
 	if s == nil {
 		roots.del(contextID) // a root context, or a stream the plugin did not take
 		return
+	}
+	if !s.done { // its end came with neither proxy_on_log nor proxy_on_done
+		streamCall(streamEndOnDelete, contextID, 0, 0)
 	}
 	streams.del(contextID)
 	h, broken, root := s.ctx, s.broken, s.root
