@@ -254,17 +254,18 @@ func onLog(contextID uint32) {
 
 func onDelete(contextID uint32) {
 	enter()
-	defer collectorYield()
 	// The context's state is let go of on every path: here after a
 	// panic, below otherwise. (Deleted in the guard on every path, it
 	// would be deleted twice, a stream's state first below, on every
-	// request.)
+	// request.) One deferred call for the guard and the collector's
+	// yield: each defer is code every request runs.
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_delete", r)
 			streams.del(contextID)
 			roots.del(contextID)
 		}
+		collectorYield()
 	}()
 	s := streams.get(contextID)
 	if s == nil {
