@@ -186,7 +186,8 @@ func (c *Cache) tryLead(req *Request, vm uint64, stream uint32, timeout time.Dur
 }
 
 // Finish ends a leadership with the outcome and returns the workers whose
-// followers must be woken.
+// followers must be woken. (A request's own lead ends in Flight.finishLead,
+// which makes this call itself.)
 func (c *Cache) Finish(req *Request, vm uint64, stream uint32, o Outcome) []uint64 {
 	now := c.nowMs()
 	waiters, _ := c.leases.Release(req.LeaseFP(), vm, stream, now, hitForMissUntil(req, o, now))

@@ -309,15 +309,19 @@ func (f *Flight) finishLead(o Outcome, status int) {
 		return
 	}
 	f.leader = false
-	if o != OutcomeStored && !f.req.l2.hit { // an L2 hit not copied into L1 is no failure
+	c, req := f.c, f.req
+	if o != OutcomeStored && !req.l2.hit { // an L2 hit not copied into L1 is no failure
 		f.count(EvLeaderFailed)
 	}
-	if f.req.l2.lease && (o != OutcomeStored || f.req.l2.put == nil) {
-		f.emit(Action{Kind: ActDispatch, Call: f.c.l2Release(f.req)})
+	if req.l2.lease && (o != OutcomeStored || req.l2.put == nil) {
+		f.emit(Action{Kind: ActDispatch, Call: c.l2Release(req)})
 	}
 	// Cache.finishWake's work, done here: a lead with no waiters (the
 	// rule) then neither builds nor returns a zero Action of 200 bytes.
-	if vms := f.c.Finish(f.req, f.vm, f.id, o); len(vms) > 0 {
+	// Its release is Cache.Finish's call, made here too: every lead ends
+	// here, and a frame of Finish's own would only pass the call on.
+	now := c.nowMs()
+	if vms, _ := c.leases.Release(req.LeaseFP(), f.vm, f.id, now, hitForMissUntil(req, o, now)); len(vms) > 0 {
 		f.wakeWaiters(vms, o, status)
 	}
 }
