@@ -124,7 +124,16 @@ func (f *Flight) forward(resume bool) {
 
 // Miss is the event "the lookup missed and the route coalesces": the
 // request leads its key upstream, or follows the request that does.
-func (f *Flight) Miss() []Action {
+func (f *Flight) Miss() []Action { return f.miss(true) }
+
+// miss is Miss where coalesce holds; otherwise the request goes upstream,
+// after the actions emitted so far. One function for both: a miss after
+// its lookup (missed, inlined) runs no frame that only chooses.
+func (f *Flight) miss(coalesce bool) []Action {
+	if !coalesce {
+		f.upstream(false)
+		return f.actions()
+	}
 	f.reset()
 	switch f.join() {
 	case RoleLeader:

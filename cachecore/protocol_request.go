@@ -146,11 +146,8 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 }
 
 // missed goes on after a lookup that found nothing to serve: coalesce on
-// a miss, else forward.
+// a miss (Miss), else forward. It inlines: the choice is miss's.
 func (f *Flight) missed() []Action {
-	if f.req.Status == StatusMiss && f.req.Route.Coalesce.Enabled {
-		return f.Miss()
-	}
-	f.upstream(false)
-	return f.actions()
+	req := f.req
+	return f.miss(req.Status == StatusMiss && req.Route.Coalesce.Enabled)
 }
