@@ -93,12 +93,19 @@ type ResponseCC struct {
 	Private bool
 }
 
-// ParseResponseCC parses a Cache-Control response header value.
+// ParseResponseCC parses a Cache-Control response header value. It
+// inlines (into AdmitHeaders): the value most often sent to forbid storing
+// is read without a call, the others by parseAnyResponseCC.
 func ParseResponseCC(v string) ResponseCC {
-	switch v { // the values that forbid storing, read without the parser
-	case "no-store":
+	if v == "no-store" {
 		return ResponseCC{NoStore: true}
-	case "private":
+	}
+	return parseAnyResponseCC(v)
+}
+
+// parseAnyResponseCC is ParseResponseCC for a value other than no-store.
+func parseAnyResponseCC(v string) ResponseCC {
+	if v == "private" { // the other value that forbids storing, read without the parser
 		return ResponseCC{Private: true}
 	}
 	return parseResponseCC(v, !isASCII(v))
