@@ -44,10 +44,20 @@ func SetEffectiveContext(contextID uint32) error {
 
 const maxBuffer = 1<<31 - 1
 
+// getBuffer reads a buffer into new memory (getBufferInto with no
+// buffer of the caller's).
 func getBuffer(bt types.BufferType, start, maxSize int) ([]byte, error) {
+	return getBufferInto(bt, nil, start, maxSize)
+}
+
+// getBufferInto reads a buffer into buf when it is large enough (else into
+// new memory): the result aliases buf. It is the one function between a
+// body's reader and the host: GetHttpRequestBodyInto and the other
+// readers are one call to it, and inline.
+func getBufferInto(bt types.BufferType, buf []byte, start, maxSize int) ([]byte, error) {
+	into = buf[:cap(buf)]
 	s := proxy_get_buffer_bytes(uint32(bt), uint32(start), uint32(maxSize), unsafe.Pointer(&outPtr), &outSize)
-	b := takeOut()
-	return b, st(s)
+	return intoResult(buf, takeOut()), st(s)
 }
 
 func setBuffer(bt types.BufferType, start, size int, data []byte) error {
@@ -63,9 +73,7 @@ func GetHttpRequestBody(start, maxSize int) ([]byte, error) {
 // GetHttpRequestBodyInto is GetHttpRequestBody reading into buf when it is
 // large enough (else into a new buffer): the result aliases it.
 func GetHttpRequestBodyInto(buf []byte, start, maxSize int) ([]byte, error) {
-	into = buf[:cap(buf)]
-	b, err := getBuffer(types.BufferTypeHttpRequestBody, start, maxSize)
-	return intoResult(buf, b), err
+	return getBufferInto(types.BufferTypeHttpRequestBody, buf, start, maxSize)
 }
 
 // ReplaceHttpRequestBody replaces the whole buffered request body.
@@ -80,9 +88,7 @@ func GetHttpResponseBody(start, maxSize int) ([]byte, error) {
 
 // GetHttpResponseBodyInto is GetHttpRequestBodyInto for the response.
 func GetHttpResponseBodyInto(buf []byte, start, maxSize int) ([]byte, error) {
-	into = buf[:cap(buf)]
-	b, err := getBuffer(types.BufferTypeHttpResponseBody, start, maxSize)
-	return intoResult(buf, b), err
+	return getBufferInto(types.BufferTypeHttpResponseBody, buf, start, maxSize)
 }
 
 // ReplaceHttpResponseBody replaces the whole buffered response body.
