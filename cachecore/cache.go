@@ -47,7 +47,7 @@ type Cache struct {
 	// spareBatch: the arenas of a recycled embeddings request's batch,
 	// for the next one (embeddings.go newBatch).
 	spareBatch *embBatch
-	memo       *canonMemo         // canonical forms of recent bodies (canonmemo.go)
+	memo       canonMemo          // canonical forms of recent bodies (canonmemo.go): in the cache, no pointer to follow
 	modelKeys  [modelSlots]string // shared-data names of the model slots, made once
 	modelBuf   []byte             // model records are read into it
 	// lastModelID is the last model id made (models.go).

@@ -45,9 +45,6 @@ func (c *Cache) canonicalize(req *Request, k *routeKeying) error {
 	var slot *canonMemoSlot
 	var spread uint64
 	if len(body) <= canonMemoMaxBody {
-		if c.memo == nil {
-			c.memo = &canonMemo{}
-		}
 		spread = memoSpread(body)
 		slot = &c.memo.slots[memoSlotOf(spread)]
 		if slot.route == r && slot.spread == spread && equalFromEnd(slot.buf[:slot.rawLen], body) {
