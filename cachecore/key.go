@@ -21,21 +21,21 @@ import (
 func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *Request {
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
+	// req.CC is zero until readDirectives sets it (a request is zero
+	// when it starts): a request that sends no Cache-Control or Pragma,
+	// the rule, runs neither check of its directives.
 	if route.HonorCacheCtl {
 		if cc, pragma := requestDirectives(headers); cc != "" || pragma != "" {
 			req.readDirectives(cc, pragma)
+			if req.CC.NoStore {
+				return req.bypass(ReasonRequestNoStore)
+			}
 		}
-	}
-	if req.CC.NoStore {
-		return req.bypass(ReasonRequestNoStore)
 	}
 	if !route.Shared {
 		if !c.readTenant(req, headers) {
 			return req.bypass(ReasonNoIdentity)
 		}
-	}
-	if req.CC.NoCache {
-		req.Status = StatusRevalidate
 	}
 	if !route.ShareAuth {
 		// Virtual hosts may route one path to different model builds:
@@ -52,7 +52,9 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	return req
 }
 
-// readDirectives sets req.CC from the request's Cache-Control and Pragma.
+// readDirectives sets req.CC from the request's Cache-Control and Pragma,
+// and a no-cache request's status (revalidate). The status is set before
+// Begin reads the identity: a bypass after it sets the status again.
 // Out of line: most requests send neither, and its calls (the parse, the
 // lower-casing) would otherwise sit in Begin, among the lines every
 // request runs.
@@ -64,6 +66,9 @@ func (req *Request) readDirectives(cc, pragma string) {
 	}
 	if pragma != "" && !req.CC.NoCache && strings.Contains(strings.ToLower(pragma), "no-cache") {
 		req.CC.NoCache = true // HTTP/1.0 clients
+	}
+	if req.CC.NoCache {
+		req.Status = StatusRevalidate
 	}
 }
 

@@ -28,3 +28,13 @@ func TestRequestSecondPragmaLineNoCache(t *testing.T) {
 		t.Fatalf("status %s, want revalidate", req.Status)
 	}
 }
+
+// A no-cache request with no identity bypasses for the identity: the
+// revalidate status readDirectives sets is replaced by the bypass.
+func TestRequestNoCacheWithoutIdentityBypasses(t *testing.T) {
+	env := newEnv(t, testConfig)
+	req := env.cache.Begin(env.cache.cfg.Routes[0], "POST", "/v1/chat/completions", hdr("cache-control", "no-cache"))
+	if !req.Bypassed() || req.Reason != ReasonNoIdentity {
+		t.Fatalf("status %s reason %s, want bypass for no identity", req.Status, req.Reason)
+	}
+}
