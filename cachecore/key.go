@@ -270,12 +270,18 @@ func header(h [][2]string, name string) (string, bool) { return Header(h, name) 
 func requestDirectives(h [][2]string) (cc, pragma string) {
 	for i := range h {
 		kv := &h[i]
-		switch kv[0] {
-		case "cache-control":
-			cc = joinLine(cc, kv[1])
-		case "pragma":
-			pragma = joinLine(pragma, kv[1])
+		// cache-control's first letter is checked before its name:
+		// under wasm a compare of more than 6 bytes is a call, and
+		// "authorization", the identity header most requests send, has
+		// cache-control's length. One joinLine, through v, keeps this
+		// function within the inliner's budget (Begin calls it inlined).
+		v := &cc
+		if n := kv[0]; n == "pragma" {
+			v = &pragma
+		} else if len(n) != len("cache-control") || n[0] != 'c' || n != "cache-control" {
+			continue
 		}
+		*v = joinLine(*v, kv[1])
 	}
 	return cc, pragma
 }

@@ -29,6 +29,18 @@ func TestRequestSecondPragmaLineNoCache(t *testing.T) {
 	}
 }
 
+// Only cache-control and pragma are directives: a header of
+// cache-control's length that starts with its letter (content-range) or
+// has its name's other letters is not read as one.
+func TestRequestDirectivesOnlyTheirNames(t *testing.T) {
+	h := hdr("authorization", "no-store", "content-range", "no-store", "cache-controx", "no-store",
+		"cache-control", "no-cache", "pragmas", "no-cache", "pragma", "x", "cache-control", "max-age=0")
+	cc, pragma := requestDirectives(h)
+	if cc != "no-cache, max-age=0" || pragma != "x" {
+		t.Fatalf("requestDirectives = %q, %q; want %q, %q", cc, pragma, "no-cache, max-age=0", "x")
+	}
+}
+
 // A no-cache request with no identity bypasses for the identity: the
 // revalidate status readDirectives sets is replaced by the bypass.
 func TestRequestNoCacheWithoutIdentityBypasses(t *testing.T) {
