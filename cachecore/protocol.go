@@ -20,7 +20,10 @@ type Flight struct {
 	leader   bool // holds the key's lease: must FinishLead
 	failures int  // leader failures sat through as a follower
 	// followed: the leader this request last joined as a follower.
-	followed  LeaseHolder
+	followed LeaseHolder
+	// passed: the leader followed before, when a tick found another
+	// leading (Tick): it ended, and its wake-up may still be on its way.
+	passed    LeaseHolder
 	waitSince int64 // ms, when it started following
 	// leaseEnd: ms, the deadline a leader's lease was last given (KeepLease).
 	leaseEnd int64
@@ -174,10 +177,15 @@ func (f *Flight) join() (role Role) {
 // finished before this request followed the key, its message still
 // queued, or one that took over an expired lease unseen — says nothing of
 // this request's leader: it looks again and leads or follows as the key
-// stands now, counting no failure.
+// stands now, counting no failure. One from the leader it followed before
+// a tick found another leading (passed) is its own leader's, late.
 func (f *Flight) WakeFrom(leader LeaseHolder, o Outcome, status int) []Action {
 	if leader != (LeaseHolder{}) && f.followed != (LeaseHolder{}) && leader != f.followed {
-		o, status = OutcomeAbandoned, 0
+		if leader == f.passed {
+			f.passed = LeaseHolder{}
+		} else {
+			o, status = OutcomeAbandoned, 0
+		}
 	}
 	return f.Wake(o, status)
 }
@@ -269,7 +277,18 @@ func (f *Flight) Tick() []Action {
 		f.wake(OutcomeFailed, 0)
 	default:
 		f.awaited = false // led again: the next leader's end may be waited for
-		if f.join() == RoleLeader {
+		followed := f.followed
+		switch f.join() {
+		case RoleFollower:
+			// If another than the leader this request followed leads
+			// now, that one ended, and a follower woken first (or a new
+			// request) took the lease; its wake-up to this worker may
+			// still be on its way. When it comes, its failure counts
+			// (WakeFrom), as it does when no tick runs in between.
+			if followed != f.followed {
+				f.passed = followed
+			}
+		case RoleLeader:
 			// The leader finished between the check and the join (its
 			// wake-up not delivered yet): the lease is this request's now,
 			// so it leads — a new leader re-checks the cache first, and

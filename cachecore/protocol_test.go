@@ -336,3 +336,28 @@ func TestFollowerOfA202LeaderIsNotFailed(t *testing.T) {
 		t.Fatalf("follower of a leader answered 202 got %q", got)
 	}
 }
+
+// A follower's tick that runs after its leader released the lease and
+// before the leader's wake-up reaches the follower's worker may find the
+// key led again, by a follower of another worker that was woken first.
+// The wake-up that comes next is still from the leader this request
+// followed: its failure counts, or the follower would sit through one
+// more leader failure than max_retries allows, and a failing upstream
+// would see one more call per key than max_retries+1 (the e2e flake of
+// TestStampedeFailingUpstreamRetriesExhausted: 4 calls for max_retries 2).
+func TestTickBetweenReleaseAndWakeKeepsTheFailure(t *testing.T) {
+	e := newProtoEnv(t, 1, "fail")
+	a, _ := e.start(0, 1, "q")
+	b, got := e.start(1, 2, "q")
+	expectActs(t, "B miss", got, "coalesce.followers wait")
+	c, got := e.start(0, 3, "q")
+	expectActs(t, "C miss", got, "coalesce.followers wait")
+	expectActs(t, "A failed", e.show(a.FinishLead(OutcomeFailed, 503)), "coalesce.leader_failures wake(w1) wake(w0)")
+	expectActs(t, "C woken first", e.deliver(0, c), "coalesce.promoted resume")
+	expectActs(t, "B's tick, A's wake-up not delivered yet", e.show(b.Tick()), "")
+	expectActs(t, "B woken by A", e.deliver(1, b), "")
+	expectActs(t, "C failed", e.show(c.FinishLead(OutcomeFailed, 503)), "coalesce.leader_failures wake(w1)")
+	// Two leaders failed, max_retries 1: B answers with the failure, and
+	// does not lead a third call.
+	expectActs(t, "B woken by C", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
+}
