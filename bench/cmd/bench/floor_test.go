@@ -349,20 +349,11 @@ func fnv64Test(b []byte) uint64 {
 // cheaper than the work it stands for: each floor that reads a model
 // record finds one of the size modelcache's is, from its second request.
 func TestFloorsFindTheirModelRecord(t *testing.T) {
-	wasm := filepath.Join(repoRoot(), "build", "modelcache.wasm")
+	r, wasm := hcTestRun(t)
 	b, err := os.ReadFile(wasm)
-	if err != nil {
-		if os.Getenv("MODELCACHE_REQUIRE_TOOLS") != "" {
-			t.Fatalf("%v (make build makes it)", err)
-		}
-		t.Skipf("%v: run make build first", err)
-	}
-	payload, err := os.ReadFile(filepath.Join(repoRoot(), "bench", "payloads", "chat-1k.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &run{ctx: context.Background(), s: settings{Root: repoRoot(), Wasm: wasm}, data: map[string]any{},
-		origin: &origin{payloads: map[string][]byte{"1k": payload}}}
 	hc, err := newHCHost(r, b)
 	if err != nil {
 		t.Fatal(err)

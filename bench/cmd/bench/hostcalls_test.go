@@ -15,19 +15,7 @@ import (
 // writes what the later ones find (the model's record under the route's
 // namespace).
 func TestHostCallsAreARequestInSteadyState(t *testing.T) {
-	wasm := filepath.Join(repoRoot(), "build", "modelcache.wasm")
-	if _, err := os.Stat(wasm); err != nil {
-		if os.Getenv("MODELCACHE_REQUIRE_TOOLS") != "" {
-			t.Fatalf("%v (make build makes it)", err)
-		}
-		t.Skipf("%v: run make build first", err)
-	}
-	payload, err := os.ReadFile(filepath.Join(repoRoot(), "bench", "payloads", "chat-1k.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &run{ctx: context.Background(), s: settings{Root: repoRoot(), Wasm: wasm}, data: map[string]any{},
-		origin: &origin{payloads: map[string][]byte{"1k": payload}}}
+	r, wasm := hcTestRun(t)
 	if err := runHostCalls(r); err != nil {
 		t.Fatal(err)
 	}
@@ -77,4 +65,24 @@ func TestHostCallsAreARequestInSteadyState(t *testing.T) {
 			t.Errorf("HC %s: counted %s, but a request of the kind in steady state makes %s", hcTitles[label], g, w)
 		}
 	}
+}
+
+// hcTestRun is a run of HC's for a test: the module make build built (the
+// test is skipped without it, unless the tools are required) and the
+// benchmark's 1 KiB answer.
+func hcTestRun(t *testing.T) (*run, string) {
+	t.Helper()
+	wasm := filepath.Join(repoRoot(), "build", "modelcache.wasm")
+	if _, err := os.Stat(wasm); err != nil {
+		if os.Getenv("MODELCACHE_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%v (make build makes it)", err)
+		}
+		t.Skipf("%v: run make build first", err)
+	}
+	payload, err := os.ReadFile(filepath.Join(repoRoot(), "bench", "payloads", "chat-1k.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &run{ctx: context.Background(), s: settings{Root: repoRoot(), Wasm: wasm}, data: map[string]any{},
+		origin: &origin{payloads: map[string][]byte{"1k": payload}}}, wasm
 }
