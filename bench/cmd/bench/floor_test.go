@@ -350,14 +350,7 @@ func fnv64Test(b []byte) uint64 {
 // record finds one of the size modelcache's is, from its second request.
 func TestFloorsFindTheirModelRecord(t *testing.T) {
 	r, wasm := hcTestRun(t)
-	b, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc, err := newHCHost(r, b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hc := hcTestHost(t, r, wasm)
 	if _, err := hc.h.Exchange(0, hcRequest("/pass/nostore/v1/chat/completions", "model-record")); err != nil {
 		t.Fatal(err)
 	}

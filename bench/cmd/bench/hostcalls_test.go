@@ -37,14 +37,7 @@ func TestHostCallsAreARequestInSteadyState(t *testing.T) {
 			t.Fatalf("HC printed no row for %q", hcTitles[label])
 		}
 		// The same kind of request, after several of its kind.
-		b, err := os.ReadFile(wasm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc, err := newHCHost(r, b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		hc := hcTestHost(t, r, wasm)
 		if err := hc.warm(); err != nil {
 			t.Fatal(err)
 		}
@@ -85,4 +78,18 @@ func hcTestRun(t *testing.T) (*run, string) {
 	}
 	return &run{ctx: context.Background(), s: settings{Root: repoRoot(), Wasm: wasm}, data: map[string]any{},
 		origin: &origin{payloads: map[string][]byte{"1k": payload}}}, wasm
+}
+
+// hcTestHost loads wasm into HC's host for a test; the caller closes it.
+func hcTestHost(t *testing.T, r *run, wasm string) *hcHost {
+	t.Helper()
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := newHCHost(r, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hc
 }
