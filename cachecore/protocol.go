@@ -290,9 +290,19 @@ func (f *Flight) Tick() []Action {
 			}
 		case RoleLeader:
 			// The leader finished between the check and the join (its
-			// wake-up not delivered yet): the lease is this request's now,
-			// so it leads — a new leader re-checks the cache first, and
-			// whatever it does next releases the lease.
+			// wake-up not delivered yet): the lease is this request's now.
+			// How that leader ended is in the wake-up. If its failure would
+			// spend this request's last retry, leading now would be a call
+			// more than the route allows: it hands the lease back and
+			// waits for the wake-up, as a tick that found the key unled
+			// does (awaitWake).
+			if f.awaitWake() {
+				f.handBack()
+				return f.actions()
+			}
+			// Otherwise it leads, as a woken follower would — a new leader
+			// re-checks the cache first, and whatever it does next
+			// releases the lease.
 			f.count(EvTickWakeup)
 			if f.lead(EvPromoted, false) {
 				f.serve(StatusCollapsed)
@@ -321,6 +331,18 @@ func (f *Flight) awaitWake() bool {
 	}
 	f.awaited = true
 	return true
+}
+
+// handBack releases the lease a tick's join took for a request that does
+// not lead under it (Tick): it leaves no hit-for-miss mark, and any
+// request that joined it meanwhile is woken to look again, counting no
+// failure. Out of line: it runs in that race only.
+//
+//go:noinline
+func (f *Flight) handBack() {
+	if vms, _ := f.c.leases.Release(f.req.LeaseFP(), f.vm, f.id, f.c.nowMs(), 0); len(vms) > 0 {
+		f.wakeWaiters(vms, OutcomeAbandoned, 0)
+	}
 }
 
 // FinishLead is the event "this request's upstream answer ended with o"

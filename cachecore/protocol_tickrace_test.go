@@ -160,3 +160,35 @@ func TestTickPromotedLeaderReadsTheModelAgain(t *testing.T) {
 		t.Fatalf("B's tick: %q, want its promoted lead to serve the answer stored under the new state", got)
 	}
 }
+
+// A leader fails and releases between a follower's tick's check that the
+// key is led and its join, so the join wins the lease. The follower has
+// not heard how that leader ended: with max_retries 0, its failure
+// exhausts the follower's retries, and leading now would be a second
+// upstream call where the route allows one. It hands the lease back,
+// waits for the wake-up and answers with the leader's 503.
+func TestTickJoinRaceKeepsTheFailure(t *testing.T) {
+	e := newProtoEnv(t, 0, "fail")
+	a, _ := e.start(0, 1, "q")
+	b := e.followThroughHook(t, func() {
+		e.show(a.FinishLead(OutcomeFailed, 503))
+	})
+	expectActs(t, "B's tick, A ended between its check and its join", e.show(b.Tick()), "")
+	fp := b.Request().LeaseFP()
+	if led, err := e.w[0].Leases().Leading(fp, e.clock.Now().UnixMilli()); err != nil || led {
+		t.Fatalf("after B's tick the key is led (%v): B kept a lease it does not lead under", err)
+	}
+	expectActs(t, "B woken by A", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
+}
+
+// With a retry left, the same race leads at once, as a woken follower
+// would: A's failure is within max_retries.
+func TestTickJoinRaceWithARetryLeftLeads(t *testing.T) {
+	e := newProtoEnv(t, 1, "fail")
+	a, _ := e.start(0, 1, "q")
+	b := e.followThroughHook(t, func() {
+		e.show(a.FinishLead(OutcomeFailed, 503))
+	})
+	expectActs(t, "B's tick", e.show(b.Tick()), "coalesce.tick_wakeups coalesce.promoted resume")
+	expectActs(t, "A's wake-up, late", e.deliver(1, b), "")
+}
