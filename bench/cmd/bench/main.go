@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +47,7 @@ type settings struct {
 	Date                       string // results file name
 	KeepWork                   bool
 	Perf                       bool   // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
+	PerfHz                     int    // perf's sampling frequency; BENCH_PERF_HZ overrides 999
 	S4Rate                     int    // S4's fixed rate (rps); BENCH_S4_RATE overrides s4Rate
 	Benchtime                  string // S12 -test.benchtime
 	BenchCnt                   int    // S12 -test.count
@@ -101,6 +103,14 @@ func main() {
 	// perf sampling is on when perf(1) is installed; BENCH_PERF=0 turns it off.
 	if _, err := lookPath("perf"); err == nil && os.Getenv("BENCH_PERF") != "0" {
 		s.Perf = true
+	}
+	s.PerfHz = defaultPerfHz
+	if v := os.Getenv("BENCH_PERF_HZ"); v != "" {
+		hz, err := strconv.Atoi(v)
+		if err != nil || hz < 1 || hz > 50000 {
+			fatalf("BENCH_PERF_HZ: %q is not a sampling frequency from 1 to 50000", v)
+		}
+		s.PerfHz = hz
 	}
 	if only != "" {
 		s.Only = map[string]bool{}

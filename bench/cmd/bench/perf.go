@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,12 @@ import (
 // V8's runtime and the proxy-wasm host functions), code V8 generated (the
 // filter's wasm, as anonymous JIT memory), the C library and the kernel.
 // Envoy's release binary is stripped, so the split stops at that level.
+
+// defaultPerfHz is perf's sampling frequency unless BENCH_PERF_HZ sets
+// another: enough for the split by binary, cheap enough to leave every
+// row's CPU nearly as it is. A split of Envoy's binary by function
+// (bench/perf_functions.py) wants ten times as many samples.
+const defaultPerfHz = 999
 
 func (r *run) wantPerf(sysName, label string, conns int) bool {
 	return r.s.Perf && conns == 16 && (label == "hit 1k" || label == "pass other-route")
@@ -47,7 +54,7 @@ func (r *run) perfRecord(name string, pid int, d time.Duration) (wait func() per
 	if pids == "" {
 		pids = strconv.Itoa(pid)
 	}
-	cmd := exec.CommandContext(r.ctx, "perf", "record", "-q", "-F", "999", "-p", pids, "-o", out,
+	cmd := exec.CommandContext(r.ctx, "perf", "record", "-q", "-F", strconv.Itoa(cmp.Or(r.s.PerfHz, defaultPerfHz)), "-p", pids, "-o", out,
 		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
