@@ -40,23 +40,26 @@ type canonMemoSlot struct {
 // memo. The results go to the request directly: one place for them, not
 // a result struct copied out and then into req. The body is read from
 // req, not passed: SetBody's call passes three words fewer.
-func (c *Cache) canonicalize(req *Request, k *routeKeying) error {
+//
+// A body canonicalised here is not kept yet: it returns the slot the body
+// is kept in (remember) once SetBody knows the model's state, nil when
+// the body came from the memo or is too large for it.
+func (c *Cache) canonicalize(req *Request, k *routeKeying) (*canonMemoSlot, error) {
 	r, body := k.route, req.Body
 	var slot *canonMemoSlot
-	var spread uint64
 	if len(body) <= canonMemoMaxBody {
-		spread = memoSpread(body)
+		spread := memoSpread(body)
 		slot = &c.memo.slots[memoSlotOf(spread)]
 		if slot.route == r && slot.spread == spread && equalFromEnd(slot.buf[:slot.rawLen], body) {
 			req.canonical = append(req.canonical[:0], slot.buf[slot.rawLen:]...)
 			req.Stream, req.Model = slot.stream, slot.model
-			return nil
+			return nil, nil
 		}
 	}
 	out, err := c.canon.Append(req.canonical[:0], body, &k.sel)
 	if err != nil {
 		c.canon.dropLargeCaptures()
-		return err
+		return nil, err
 	}
 	v, _ := c.canon.Captured(0)
 	stream, model := string(v) == "true", ""
@@ -67,12 +70,24 @@ func (c *Cache) canonicalize(req *Request, k *routeKeying) error {
 	}
 	c.canon.dropLargeCaptures()
 	req.canonical, req.Stream, req.Model = out, stream, model
-	if slot != nil {
-		slot.route, slot.spread, slot.rawLen = r, spread, len(body)
-		slot.buf = append(append(slot.buf[:0], body...), out...)
-		slot.stream, slot.model = stream, model
-	}
-	return nil
+	return slot, nil
+}
+
+// remember keeps req's body, canonicalised (canonicalize), in slot, the
+// one canonicalize returned for it, for the next request that sends it
+// again byte for byte. SetBody calls it only for a model with an answer
+// stored under its record: under an empty one (no answer ever stored, as
+// on a route whose answers are all no-store) a body sent again cannot be
+// a hit, and the copy would be work for nothing. If this body's own
+// answer is the model's first stored, the next request to send it
+// canonicalises it once more, and is remembered then.
+//
+//go:noinline
+func (c *Cache) remember(slot *canonMemoSlot, req *Request) {
+	body := req.Body
+	slot.route, slot.spread, slot.rawLen = req.Route, memoSpread(body), len(body)
+	slot.buf = append(append(slot.buf[:0], body...), req.canonical...)
+	slot.stream, slot.model = req.Stream, req.Model
 }
 
 // memoSlotOf picks a body's slot from its spread (memoSpread).

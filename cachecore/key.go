@@ -402,7 +402,8 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	if k == nil {
 		k = keyingOfOther(req.Route)
 	}
-	if err := c.canonicalize(req, k); err != nil {
+	slot, err := c.canonicalize(req, k)
+	if err != nil {
 		req.bypass(canonReason(err))
 		return
 	}
@@ -418,6 +419,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	if c.modelState(&req.state, req.Route.Name, req.Model, true) != nil { // keyingState, read into req
 		req.bypass(ReasonInternal)
 		return
+	}
+	if slot != nil && req.state.Found && !req.state.empty { // else a body sent again could not hit
+		c.remember(slot, req)
 	}
 	c.buildKey(req, k)
 }
