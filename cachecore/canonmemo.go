@@ -41,10 +41,12 @@ type canonMemoSlot struct {
 // a result struct copied out and then into req. The body is read from
 // req, not passed: SetBody's call passes three words fewer.
 //
-// A body canonicalised here is not kept yet: it returns the slot the body
-// is kept in (remember) once SetBody knows the model's state, nil when
-// the body came from the memo or is too large for it.
-func (c *Cache) canonicalize(req *Request, k *routeKeying) (*canonMemoSlot, error) {
+// A body that is not canonical JSON bypasses req (canonReason). A body
+// canonicalised here is not kept yet: it returns the slot the body is
+// kept in (remember) once SetBody knows the model's state, nil when the
+// body came from the memo, is too large for it or bypassed req. (One word
+// of result, not three with an error: SetBody reads req's status.)
+func (c *Cache) canonicalize(req *Request, k *routeKeying) *canonMemoSlot {
 	r, body := k.route, req.Body
 	var slot *canonMemoSlot
 	if len(body) <= canonMemoMaxBody {
@@ -53,13 +55,14 @@ func (c *Cache) canonicalize(req *Request, k *routeKeying) (*canonMemoSlot, erro
 		if slot.route == r && slot.spread == spread && equalFromEnd(slot.buf[:slot.rawLen], body) {
 			req.canonical = append(req.canonical[:0], slot.buf[slot.rawLen:]...)
 			req.Stream, req.Model = slot.stream, slot.model
-			return nil, nil
+			return nil
 		}
 	}
 	out, err := c.canon.Append(req.canonical[:0], body, &k.sel)
 	if err != nil {
 		c.canon.dropLargeCaptures()
-		return nil, err
+		req.bypass(canonReason(err))
+		return nil
 	}
 	v, _ := c.canon.Captured(0)
 	stream, model := string(v) == "true", ""
@@ -70,7 +73,7 @@ func (c *Cache) canonicalize(req *Request, k *routeKeying) (*canonMemoSlot, erro
 	}
 	c.canon.dropLargeCaptures()
 	req.canonical, req.Stream, req.Model = out, stream, model
-	return slot, nil
+	return slot
 }
 
 // remember keeps req's body, canonicalised (canonicalize), in slot, the

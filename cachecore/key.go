@@ -402,9 +402,8 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 	if k == nil {
 		k = keyingOfOther(req.Route)
 	}
-	slot, err := c.canonicalize(req, k)
-	if err != nil {
-		req.bypass(canonReason(err))
+	slot := c.canonicalize(req, k)
+	if req.Bypassed() { // not canonical JSON
 		return
 	}
 	if !k.plainModel { // a nested model path needs gjson
