@@ -650,17 +650,19 @@ func appendRouteStart(k []byte, kind byte, r *Route) []byte {
 // appendRequestNamespace appends the rest of a namespace, what the
 // request adds to its route's start (appendRouteStart).
 func (req *Request) appendRequestNamespace(k []byte) []byte {
-	// One copy of appendLV's code; the fields by their addresses, not
-	// copied into the array.
-	for _, s := range [...]*string{&req.Method, &req.Path, &req.authority} {
+	// One copy of appendLV's code, the model's included; the fields by
+	// their addresses, not copied into the array.
+	for i, s := range [...]*string{&req.Method, &req.Path, &req.authority, &req.Model} {
+		if i == 3 { // before the model: the tenant and the key headers
+			k = append(k, req.tenant[:]...)
+			if len(req.Route.KeyHeaders) > 0 {
+				k = binary.LittleEndian.AppendUint32(k, uint32(len(req.keyHeaders)))
+				k = append(k, req.keyHeaders...)
+			}
+		}
 		k = appendLV(k, *s)
 	}
-	k = append(k, req.tenant[:]...)
-	if len(req.Route.KeyHeaders) > 0 {
-		k = binary.LittleEndian.AppendUint32(k, uint32(len(req.keyHeaders)))
-		k = append(k, req.keyHeaders...)
-	}
-	return appendLV(k, req.Model)
+	return k
 }
 
 // namespaceLen is the length of what appendNamespace appends, known
