@@ -50,9 +50,12 @@ func (c *Cache) newRequest() *Request {
 func (req *Request) clear() {
 	// The header lists' strings point into buffers that may not be kept
 	// (an embeddings batch's vectors, a read buffer over the bound).
+	// One copy of clearPairs' loop for both lists, through their
+	// addresses.
+	for _, l := range [...]*[][2]string{&req.entry.Headers, &req.resp} {
+		clearPairs((*l)[:cap(*l)])
+	}
 	headers := req.entry.Headers[:0]
-	clearPairs(headers[:cap(headers)])
-	clearPairs(req.resp[:cap(req.resp)])
 	req.Route, req.Status, req.Entry = nil, StatusNone, nil
 	req.requestState = requestState{}
 	req.entry.Headers = headers
