@@ -168,11 +168,7 @@ func TestTickPromotedLeaderReadsTheModelAgain(t *testing.T) {
 // upstream call where the route allows one. It hands the lease back,
 // waits for the wake-up and answers with the leader's 503.
 func TestTickJoinRaceKeepsTheFailure(t *testing.T) {
-	e := newProtoEnv(t, 0, "fail")
-	a, _ := e.start(0, 1, "q")
-	b := e.followThroughHook(t, func() {
-		e.show(a.FinishLead(OutcomeFailed, 503))
-	})
+	e, b := leaderFailsInTheTicksJoin(t, 0)
 	expectActs(t, "B's tick, A ended between its check and its join", e.show(b.Tick()), "")
 	fp := b.Request().LeaseFP()
 	if led, err := e.w[0].Leases().Leading(fp, e.clock.Now().UnixMilli()); err != nil || led {
@@ -184,11 +180,20 @@ func TestTickJoinRaceKeepsTheFailure(t *testing.T) {
 // With a retry left, the same race leads at once, as a woken follower
 // would: A's failure is within max_retries.
 func TestTickJoinRaceWithARetryLeftLeads(t *testing.T) {
-	e := newProtoEnv(t, 1, "fail")
+	e, b := leaderFailsInTheTicksJoin(t, 1)
+	expectActs(t, "B's tick", e.show(b.Tick()), "coalesce.tick_wakeups coalesce.promoted resume")
+	expectActs(t, "A's wake-up, late", e.deliver(1, b), "")
+}
+
+// leaderFailsInTheTicksJoin starts a leader A on worker 0 and its follower
+// B on worker 1, on a route with retries max_retries whose followers
+// answer with the failure; A fails with a 503 between B's next tick's
+// check that the key is led and its join.
+func leaderFailsInTheTicksJoin(t *testing.T, retries int) (*protoEnv, *Flight) {
+	e := newProtoEnv(t, retries, "fail")
 	a, _ := e.start(0, 1, "q")
 	b := e.followThroughHook(t, func() {
 		e.show(a.FinishLead(OutcomeFailed, 503))
 	})
-	expectActs(t, "B's tick", e.show(b.Tick()), "coalesce.tick_wakeups coalesce.promoted resume")
-	expectActs(t, "A's wake-up, late", e.deliver(1, b), "")
+	return e, b
 }
