@@ -334,14 +334,15 @@ func (f *Flight) awaitWake() bool {
 }
 
 // handBack releases the lease a tick's join took for a request that does
-// not lead under it (Tick): it leaves no hit-for-miss mark, and any
-// request that joined it meanwhile is woken to look again, counting no
-// failure. Out of line: it runs in that race only.
+// not lead under it (Tick), as an abandoned lead (Cache.finishWake): it
+// leaves no hit-for-miss mark, and any request that joined it meanwhile
+// is woken to look again, counting no failure. Out of line: it runs in
+// that race only.
 //
 //go:noinline
 func (f *Flight) handBack() {
-	if vms, _ := f.c.leases.Release(f.req.LeaseFP(), f.vm, f.id, f.c.nowMs(), 0); len(vms) > 0 {
-		f.wakeWaiters(vms, OutcomeAbandoned, 0)
+	if wake, ok := f.c.finishWake(f.req, LeaseHolder{f.vm, f.id}, OutcomeAbandoned, 0); ok {
+		f.emit(wake)
 	}
 }
 
