@@ -165,7 +165,9 @@ func (s *Stream) Start(c *Cache, route *Route, method, path string, headers [][2
 	if late {
 		return Continue, s.goLate(s.out[:0])
 	}
-	s.heldSince = c.nowMs()
+	if hold.Watching() { // else nobody looks at heldSince (the filter lists it only while watching)
+		s.heldSince = c.nowMs()
+	}
 	return Pause, nil
 }
 
@@ -226,9 +228,18 @@ func (s *Stream) Holding() bool { return s.phase == phaseRequest && !s.late }
 func (s *Stream) Following() bool { return s.phase == phaseFollowing }
 
 // HeldTooLong reports whether the request's headers have been held
-// without a body for longer than HoldGrace (see HoldState).
+// without a body for longer than HoldGrace (see HoldState). A request
+// held while its VM was not watching (Start read no clock for it) is timed
+// from the first look.
 func (s *Stream) HeldTooLong() bool {
-	return s.Holding() && s.c.nowMs()-s.heldSince >= HoldGrace.Milliseconds()
+	if !s.Holding() {
+		return false
+	}
+	now := s.c.nowMs()
+	if s.heldSince == 0 {
+		s.heldSince = now
+	}
+	return now-s.heldSince >= HoldGrace.Milliseconds()
 }
 
 // GiveUpHold lets a request held too long pass uncached.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Table tests of Stream, the phases of one exchange, natively: a fake
@@ -311,5 +312,36 @@ func TestStreamEndedOnlyWhereDoneDoesNothing(t *testing.T) {
 	held.Begin(e.c, e.c.routeByName("chat"), "POST", "/v1/chat/completions", e.headers(body), false, true, 1, 3)
 	if held.Ended() {
 		t.Fatal("a request still held has ended")
+	}
+}
+
+// A VM that has seen a body arrive while headers were held watches no
+// held request for stalls (the filter lists none), so Start reads no clock
+// for it: on a proxy that delivers bodies, each request's headers callback
+// is a host call shorter. Should such a request be watched after all, its
+// grace runs from the first look.
+func TestStreamHeldUnderAProvenHoldReadsNoClock(t *testing.T) {
+	clock, reads := newFakeClock(), 0
+	cfg := mustParse(t, fmt.Sprintf(protoTableConfig, 1, "fail"))
+	c := New(cfg, Options{Store: NewMemStore(), Now: clock.Now, Rand: seededRand(1),
+		NowMs: func() int64 { reads++; return clock.Now().UnixMilli() }})
+	e := &streamEnv{t: t, clock: clock, c: c}
+	hold := HoldState{Setting: HoldHeaders}
+	hold.BodySeen()
+	var s Stream
+	v, acts := s.Start(c, c.routeByName("chat"), "POST", "/v1/chat/completions", e.headers(chatRequest("q")), false, &hold, 1, 1)
+	if v != Pause || len(acts) != 0 || !s.Holding() {
+		t.Fatalf("headers: verdict %d actions %s holding %v", v, streamActs(acts), s.Holding())
+	}
+	if reads != 0 {
+		t.Fatalf("the headers of a request nobody watches read the clock %d times", reads)
+	}
+	clock.Advance(time.Hour)
+	if s.HeldTooLong() {
+		t.Fatal("held too long before anyone looked at it")
+	}
+	clock.Advance(HoldGrace)
+	if !s.HeldTooLong() {
+		t.Fatal("held past the grace period since the first look, not noticed")
 	}
 }
