@@ -52,7 +52,7 @@
 //     compared in the stored request, the entry's freshness judged by the
 //     clock, Age and Cache-Status made from it, the entry's content type
 //     sent, the hit counted in 1 counter and its age recorded in a
-//     histogram: modelcache's 9 host calls on a hit. Its streams are
+//     histogram: modelcache's 8 host calls on a hit. Its streams are
 //     reused, so that, like modelcache's hit, it allocates nothing per
 //     request (the other modes allocate their stream). A lower bound for a
 //     cache with these guarantees, not one with the product's other
@@ -66,7 +66,7 @@
 //     other keys' leases and hit-for-miss marks (a tenant's share bounded,
 //     a mark displaced, never a live lease), the response's status and
 //     Cache-Control read, the lease turned into a hit-for-miss mark.
-//     modelcache's 19 host calls on that path. Its streams are reused.
+//     modelcache's 18 host calls on that path. Its streams are reused.
 //     Built with -tags floorkeyed.
 //   - embed: S9's floor per embedding item (embed.go).
 //   - embed-calls: "embed" plus modelcache's own shared-data calls per new
@@ -131,8 +131,7 @@ func (*plugin) NewHttpContext(id uint32) types.HttpContext {
 
 type stream struct {
 	types.DefaultHttpContext
-	fp     uint64    // the miss's key
-	t0     time.Time // when its lease was taken
+	fp     uint64 // the miss's key
 	leased bool
 	// unkeyed: miss-keyed could not canonicalise the body (and did none
 	// of the miss's shared-data work).
@@ -274,8 +273,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 			}
 		}
 		s.fp = fnv64(b)
-		s.t0 = time.Now() // the wall clock and the monotonic one
-		now := s.t0.UnixNano()
+		now := proxywasm.WallClockNano() // the wall clock, read once in each of modelcache's two callbacks that need it
 		// The lookup: the key is absent (every request is new).
 		_, _, _ = getShared("fl:e:", s.fp)
 		// The lease: read the slot, write it back with its CAS.
@@ -306,7 +304,7 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 		}
 		_, _ = proxywasm.GetProperty([]string{"response", "code_details"})
 		if s.leased {
-			_ = time.Since(s.t0) // the monotonic clock only
+			_ = proxywasm.WallClockNano()
 			_, cas, _ := getShared("fl:l:", s.fp%4096)
 			_ = proxywasm.SetSharedData(keyString(), nil, cas)
 			s.leased = false

@@ -64,10 +64,9 @@ type missServedStream struct {
 	served served
 	id     uint32
 	fp     uint64 // the key's keyed hash: entry, lease and slot
-	t0     time.Time
-	leased bool // holds the key's lease until the response
-	led    bool // took the lease
-	hfm    bool // the key was marked hit-for-miss: upstream uncoalesced
+	leased bool   // holds the key's lease until the response
+	led    bool   // took the lease
+	hfm    bool   // the key was marked hit-for-miss: upstream uncoalesced
 }
 
 var freeMissServed []*missServedStream
@@ -120,8 +119,7 @@ func (s *missServedStream) OnHttpRequestBody(bodySize int, endOfStream bool) typ
 	s.fp = fnvMore(fnvMore(fnvMore(fnvMore(missSecret, s.served.tenant[:]), authority), []byte(s.served.route)), c)
 	// The lookup: the key is absent (every request is new).
 	_, _, _ = getShared("fl:s:", s.fp)
-	s.t0 = time.Now() // the wall clock and the monotonic one
-	now := s.t0.UnixMilli()
+	now := proxywasm.WallClockNano() / 1e6 // the wall clock, read once in each of modelcache's two callbacks that need it
 	tenant := binary.LittleEndian.Uint64(s.served.tenant[:])
 	s.leased, s.hfm = missLead(s.fp, tenant, s.id, now)
 	s.led = s.leased
@@ -160,7 +158,7 @@ func (s *missServedStream) OnHttpResponseHeaders(int, bool) types.Action {
 	}
 	codeDetails, _ = proxywasm.GetPropertyPathInto(codeDetailsPath, codeDetails[:0])
 	if s.leased {
-		now := s.t0.UnixMilli() + time.Since(s.t0).Milliseconds() // the monotonic clock only
+		now := proxywasm.WallClockNano() / 1e6
 		until := int64(0)
 		if !storable && status == 200 {
 			until = now + missHitForMiss

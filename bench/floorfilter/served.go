@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"strconv"
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/modelcache/modelcache/filter/proxywasm"
@@ -200,7 +199,7 @@ func servedHit(s *served, b []byte) ([][2]string, []byte, bool) {
 	}
 	fp := fnvMore(fnvMore(fnvMore(fnvMore(fnvOffset, s.tenant[:]), authority), []byte(s.route)), c)
 	stored := 32 + 4 + len(authority) + 4 + len(s.route) + len(c) // the stored request's length
-	now := time.Now().UnixMilli()
+	now := proxywasm.WallClockNano() / 1e6                        // one read of the wall clock, as modelcache's hit
 	v, _, err := getShared("fl:s:", fp)
 	if err != nil {
 		entry = binary.LittleEndian.AppendUint32(entry[:0], uint32(stored))
