@@ -330,7 +330,9 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		if !scan.room {
 			return RoleCollision, false, nil
 		}
-		out := copyLive(t.startSlot(), raw, at, 0, n, own, scan.victim, now)
+		// own, if any, is dead here (a live one returned above): copyLive
+		// drops it with the other dead leases.
+		out := copyLive(t.startSlot(), raw, at, 0, n, scan.victim, now)
 		if deadline > now { // a lease written dead is dropped, as any dead one
 			// fp's lease, appended in place (growRecord) here, not by a
 			// function of its own: this is the one lease a slot gains,
@@ -408,7 +410,7 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		} else {
 			r[8] = byte(LeaseFree)
 		}
-		err = t.writeSlot(key, copyLive(t.startSlot(), raw, at, 0, n, -1, -1, now), cas)
+		err = t.writeSlot(key, copyLive(t.startSlot(), raw, at, 0, n, -1, now), cas)
 		if err != nil && errIs(err, ErrCasMismatch) { // checked for nil first: the usual write succeeds
 			continue
 		}
@@ -443,11 +445,11 @@ func (t *LeaseTable) Extend(fp, vm uint64, stream uint32, now, deadline int64) (
 		if int64(le.Uint64(r[21:29])) >= deadline {
 			return true, nil
 		}
-		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, -1, now)
+		out := copyLive(t.startSlot(), raw, &at, 0, own, -1, now)
 		a := len(out)
-		out = copyLive(out, raw, &at, own, own+1, -1, -1, now)
+		out = copyLive(out, raw, &at, own, own+1, -1, now)
 		le.PutUint64(out[a+21:a+29], uint64(deadline))
-		err = t.writeSlot(key, copyLive(out, raw, &at, own+1, n, -1, -1, now), cas)
+		err = t.writeSlot(key, copyLive(out, raw, &at, own+1, n, -1, now), cas)
 		if errIs(err, ErrCasMismatch) {
 			continue
 		}
@@ -570,7 +572,7 @@ func (t *LeaseTable) startSlot() []byte {
 var emptySlotHeader = [4]byte{'M', 'L', 2, 0}
 
 // copyLive appends to a slot begun by startSlot the live leases of raw
-// from..to-1, except skip and drop, as their bytes, and counts them. A
+// from..to-1, except drop, as their bytes, and counts them. A
 // lease's bytes end where its count of waiters says (scanSlot checked
 // that this is where the next begins): a lease rewritten in place with
 // its waiters dropped (Release) is copied without them.
@@ -579,9 +581,9 @@ var emptySlotHeader = [4]byte{'M', 'L', 2, 0}
 // four words, four bytes and two), not by append or an array assignment:
 // each is a call to memmove per lease, with every value the loop holds
 // saved around it. Only waiters, which few leases have, are appended.
-func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int, now int64) []byte {
+func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, drop int, now int64) []byte {
 	for i := from; i < to; i++ {
-		if r := leaseRecord(raw, at[i]); i != skip && i != drop && recordLive(r, now) {
+		if r := leaseRecord(raw, at[i]); i != drop && recordLive(r, now) {
 			out[3]++
 			out = growRecord(out)
 			w := (*[leaseRecordBytes]byte)(out[len(out)-leaseRecordBytes:])
@@ -601,30 +603,18 @@ func copyLive(out, raw []byte, at *[LeaseWays + 1]int, from, to, skip, drop int,
 
 // growRecord lengthens a slot being written by one lease record, whose
 // bytes the caller then writes all of, so no byte is cleared first (as
-// append(out, make(…)…) would, with a call). A slot begun by startSlot
-// never lacks the room (the write buffer holds any slot); growSlot grows
-// one begun elsewhere (the tests' appendSlot).
-func growRecord(out []byte) []byte {
-	if n := len(out) + leaseRecordBytes; n <= cap(out) {
-		return out[:n]
-	}
-	return growSlot(out)
-}
-
-// growSlot is growRecord's rare case, out of line.
-//
-//go:noinline
-func growSlot(out []byte) []byte {
-	return append(out, make([]byte, leaseRecordBytes)...)
-}
+// append(out, make(…)…) would, with a call). Every slot written is begun
+// by startSlot, in the write buffer, which holds any slot (maxLeaseSlotBytes,
+// checked when compiling): the room is always there, and nothing is grown.
+func growRecord(out []byte) []byte { return out[:len(out)+leaseRecordBytes] }
 
 // join writes fp's live lease own (of a slot read as raw, scanSlot's
 // at and n) back with vm after its waiters, as a follower joins it.
 func (t *LeaseTable) join(key string, raw []byte, at *[LeaseWays + 1]int, n, own int, vm uint64, now int64, cas uint32) error {
-	out := copyLive(t.startSlot(), raw, at, 0, own+1, -1, -1, now)
+	out := copyLive(t.startSlot(), raw, at, 0, own+1, -1, now)
 	out = le.AppendUint64(out, vm)
 	out[len(out)-(at[own+1]-at[own])-8+37]++ // its nwaiters
-	return t.writeSlot(key, copyLive(out, raw, at, own+1, n, -1, -1, now), cas)
+	return t.writeSlot(key, copyLive(out, raw, at, own+1, n, -1, now), cas)
 }
 
 // waitersOf decodes a lease's waiters (nil for none).
