@@ -131,31 +131,37 @@ func (f *Flight) Miss() []Action { return f.miss(true) }
 
 // miss is Miss where coalesce holds; otherwise the request goes upstream,
 // after the actions emitted so far. One function for both: a miss after
-// its lookup (missed, inlined) runs no frame that only chooses.
+// its lookup (missed, inlined) runs no frame that only chooses. A request
+// that goes upstream with nothing to look up in L2 first and not paused
+// (upstream's rule) is forwarded here, by the copy that forwards a
+// hit-for-miss or a collision, without entering upstream.
 func (f *Flight) miss(coalesce bool) []Action {
-	if !coalesce {
-		f.upstream(false)
-		return f.actions()
-	}
-	f.reset()
-	switch f.join() {
-	case RoleLeader:
-		if f.lead(EvLeader, true) {
-			f.serve(StatusNone)
+	direct := false // forwarded as it is: no L2 lookup, not resumed
+	if coalesce {
+		f.reset()
+		switch f.join() {
+		case RoleLeader:
+			if f.lead(EvLeader, true) {
+				f.serve(StatusNone)
+				return f.actions()
+			}
+		case RoleFollower:
+			f.count(EvFollower)
+			f.state = flightFollowing
+			f.waitSince = f.c.nowMs()
+			f.emit(Action{Kind: ActWait})
 			return f.actions()
+		case RoleHitForMiss:
+			f.count(EvHitForMiss)
+			direct = true
+		default:
+			f.count(EvCollision)
+			direct = true
 		}
+	}
+	if !direct && (f.held || f.c.cfg.L2 != nil) {
 		f.upstream(false)
 		return f.actions()
-	case RoleFollower:
-		f.count(EvFollower)
-		f.state = flightFollowing
-		f.waitSince = f.c.nowMs()
-		f.emit(Action{Kind: ActWait})
-		return f.actions()
-	case RoleHitForMiss:
-		f.count(EvHitForMiss)
-	default:
-		f.count(EvCollision)
 	}
 	f.state = flightDone
 	f.emit(Action{Kind: ActForward})
