@@ -201,8 +201,11 @@ func modelStateOf(r []byte) (st ModelState) {
 func (st *ModelState) readRecord(r []byte) {
 	r = r[:modelRecordLen] // one bounds check for the loads below
 	le := binary.LittleEndian
-	*st = ModelState{Found: true, Gen: le.Uint64(r[modelGenAt:]),
-		Version: VersionID(r[modelVersionAt:]), empty: int64(le.Uint64(r[16:])) <= 0}
+	// Every field, one by one: a literal assigned through st was built
+	// on the stack and copied (4 lines of code more, on every keyed
+	// request).
+	st.Found, st.Gen, st.empty = true, le.Uint64(r[modelGenAt:]), int64(le.Uint64(r[16:])) <= 0
+	st.Version = VersionID(r[modelVersionAt:])
 }
 
 func encodeModels(recs []modelRecord) []byte {
