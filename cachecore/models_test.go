@@ -1,9 +1,11 @@
 package cachecore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -322,5 +324,20 @@ func TestModelStateOfReadsDecodeModelsFields(t *testing.T) {
 		if want := (ModelState{Found: true, Gen: m.gen, Version: m.version}); st != want {
 			t.Fatalf("modelStateOf = %+v, decodeModel gives %+v", st, want)
 		}
+	}
+}
+
+// readRecord writes a request's model state field by field, not as a
+// literal (BENCHMARKS.md item 51): a field added to ModelState would keep
+// the value a reused request left in it unless readRecord writes it too.
+func TestReadRecordWritesEveryFieldOfModelState(t *testing.T) {
+	if n := reflect.TypeOf(ModelState{}).NumField(); n != 4 {
+		t.Fatalf("ModelState has %d fields, readRecord writes 4: write the new one there, then count it here", n)
+	}
+	r := encodeModels([]modelRecord{{id: 7, gen: 42, until: 1}})[4:]
+	st := ModelState{Found: false, Gen: 1, Version: VersionID(bytes.Repeat([]byte{9}, versionIDLen)), empty: true}
+	st.readRecord(r)
+	if want := modelStateOf(r); st != want {
+		t.Fatalf("a reused state read as %+v, a new one as %+v", st, want)
 	}
 }
