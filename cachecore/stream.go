@@ -397,7 +397,21 @@ func (s *Stream) apply(acts []Action) []Action {
 		case ActRecordAge:
 			s.aged = true // cached items merged into the upstream's answer
 		case ActForward:
-			s.forward(a)
+			// The request goes upstream (for an embeddings batch with
+			// cached items, as the batch of the missing items; the
+			// headers are still held, so content-length can follow).
+			if a.Resume {
+				s.fl.FailOpen()
+			}
+			s.phase, s.aged = phaseForwarded, false
+			s.forwardedAt = s.c.nowMs()
+			a.CacheStatus = req.Status
+			a.Late = s.late
+			s.countLater = s.countsLater()
+			a.CountLater = s.countLater
+			if req.batch != nil {
+				forwardBatch(a, req)
+			}
 		}
 	}
 	if s.phase == phaseFollowing && was != phaseFollowing && s.late {
@@ -413,25 +427,6 @@ func (s *Stream) apply(acts []Action) []Action {
 //go:noinline
 func (s *Stream) lateFollower(acts []Action) []Action {
 	return append(append(s.out[:0], acts...), Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateFollower})
-}
-
-// forward fills in a forward: the request goes upstream (for an embeddings
-// batch with cached items, as the batch of the missing items; the headers
-// are still held, so content-length can follow).
-func (s *Stream) forward(a *Action) {
-	req := s.fl.req
-	if a.Resume {
-		s.fl.FailOpen()
-	}
-	s.phase, s.aged = phaseForwarded, false
-	s.forwardedAt = s.c.nowMs()
-	a.CacheStatus = req.Status
-	a.Late = s.late
-	s.countLater = s.countsLater()
-	a.CountLater = s.countLater
-	if req.batch != nil {
-		forwardBatch(a, req)
-	}
 }
 
 // forwardBatch fills in the forward of an embeddings batch: one with
@@ -466,9 +461,7 @@ func (s *Stream) SendFailed() []Action {
 		// The cache's answer covered every item: the upstream's must too.
 		b.fetchAll()
 	}
-	out := append(s.fb[:0], Action{Kind: ActInternal}, Action{Kind: ActForward, Resume: true})
-	s.forward(&out[1])
-	return out
+	return s.apply(append(s.fb[:0], Action{Kind: ActInternal}, Action{Kind: ActForward, Resume: true}))
 }
 
 // Served is the host's report that the local answer a was sent: count it
