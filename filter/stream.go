@@ -327,7 +327,9 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if route == nil {
 		return types.ActionContinue
 	}
-	s.rs = p.stats.route(route)
+	// A route of p.cfg, whose stats newStats listed at its index: no
+	// check for a route of another configuration (stats.route).
+	s.rs = p.stats.byIndex[route.Index]
 	return s.do(s.x.Start(c, route, method, path, hs, endOfStream, &p.hold, p.vmID, s.id))
 }
 
