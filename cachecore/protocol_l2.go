@@ -39,7 +39,9 @@ type l2State struct {
 
 // upstream sends a request that must go upstream — through an L2 lookup
 // first, when L2 applies and was not tried yet. resume: the request is
-// paused and must be resumed.
+// paused and must be resumed. Flight.miss forwards a request itself, not
+// through here, when neither can apply (no L2 configured, not held): a
+// new reason here not to forward at once must be one miss checks too.
 func (f *Flight) upstream(resume bool) {
 	c, req := f.c, f.req
 	resume = resume || f.held
