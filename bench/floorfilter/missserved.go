@@ -89,6 +89,7 @@ func (s *missServedStream) OnHttpStreamDeleted() {
 }
 
 func (s *missServedStream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
+	padPhase(0)
 	readHeaders()
 	servedHeaders(&s.served)
 	_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
@@ -125,6 +126,7 @@ func (s *missServedStream) OnHttpRequestBody(bodySize int, endOfStream bool) typ
 	s.led = s.leased
 	ctrs[0].Increment(1)
 	ctrs[1].Increment(1)
+	padPhase(1)
 	return types.ActionContinue
 }
 
@@ -178,6 +180,7 @@ func (s *missServedStream) OnHttpResponseHeaders(int, bool) types.Action {
 		cs = "floor; fwd=uri-miss; detail=collision"
 	}
 	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", cs)
+	padPhase(2)
 	return types.ActionContinue
 }
 

@@ -399,3 +399,40 @@ func recordSizes(h *wasmhost.Host, prefix string) []int {
 	}
 	return sizes
 }
+
+// The padded served floor is S4B's control for what the miss's volume of
+// code costs: it must do the served floor's work with its host calls, no
+// fewer and no more, and run its padding besides (36 functions of its own,
+// entered per request). A padding that did not run, or a floor that
+// skipped some of the served floor's work, would make the control cheaper
+// than what it stands for.
+func TestPaddedMissFloorDoesTheServedFloorsWorkAndRunsItsPadding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm modules")
+	}
+	r, _ := hcTestRun(t)
+	r.s.WorkDir = t.TempDir()
+	req := s4HostCallRequests["pass uncacheable"]
+	counts := map[string]*hostCallResult{}
+	for _, mode := range []string{"miss-served", "miss-served-padded"} {
+		wasm := filepath.Join(r.s.WorkDir, "floor-"+mode+".wasm")
+		if err := buildFloor(repoRoot(), mode, wasm, 0); err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.countHostCalls(wasm, "pass uncacheable", req)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		counts[mode] = res
+	}
+	served, padded := counts["miss-served"], counts["miss-served-padded"]
+	if got, want := breakdown(padded.ByName), breakdown(served.ByName); got != want || padded.Total != served.Total {
+		t.Errorf("the padded floor makes %d host calls (%s), the served floor %d (%s): want the same", padded.Total, got, served.Total, want)
+	}
+	if extra := padded.Code.Functions - served.Code.Functions; extra < 36 {
+		t.Errorf("the padded floor enters %d functions, the served floor %d: want its 36 padding functions entered too", padded.Code.Functions, served.Code.Functions)
+	}
+	if extra := padded.Code.Bytes - served.Code.Bytes; extra < 36*800 {
+		t.Errorf("the padded floor enters %d bytes of wasm more than the served floor: want at least 800 bytes for each padding function", extra)
+	}
+}

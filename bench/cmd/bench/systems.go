@@ -56,21 +56,23 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	},
 	// The S2/S4 floors: cache.yaml with bench/floorfilter (in one of its
 	// modes) in place of modelcache.
-	"floor-empty":        func(r *run) (*system, error) { return r.startFloor("empty") },
-	"floor-read":         func(r *run) (*system, error) { return r.startFloor("read") },
-	"floor-hit":          func(r *run) (*system, error) { return r.startFloor("hit") },
-	"floor-hit-keyed":    func(r *run) (*system, error) { return r.startFloor("hit-keyed") },
-	"floor-hit-served":   func(r *run) (*system, error) { return r.startFloor("hit-served") },
-	"floor-pairs":        func(r *run) (*system, error) { return r.startFloor("pairs") },
-	"floor-bypass":       func(r *run) (*system, error) { return r.startFloor("bypass") },
-	"floor-miss":         func(r *run) (*system, error) { return r.startFloor("miss") },
-	"floor-miss-keyed":   func(r *run) (*system, error) { return r.startFloor("miss-keyed") },
-	"floor-miss-served":  func(r *run) (*system, error) { return r.startFloor("miss-served") },
-	"floor-embed":        func(r *run) (*system, error) { return r.startFloor("embed") },
-	"floor-embed-calls":  func(r *run) (*system, error) { return r.startFloor("embed-calls") },
-	"floor-embed-cached": func(r *run) (*system, error) { return r.startFloor("embed-cached") },
-	"nginx":              func(r *run) (*system, error) { return r.startNginx() },
-	"varnish":            func(r *run) (*system, error) { return r.startVarnish() },
+	"floor-empty":       func(r *run) (*system, error) { return r.startFloor("empty") },
+	"floor-read":        func(r *run) (*system, error) { return r.startFloor("read") },
+	"floor-hit":         func(r *run) (*system, error) { return r.startFloor("hit") },
+	"floor-hit-keyed":   func(r *run) (*system, error) { return r.startFloor("hit-keyed") },
+	"floor-hit-served":  func(r *run) (*system, error) { return r.startFloor("hit-served") },
+	"floor-pairs":       func(r *run) (*system, error) { return r.startFloor("pairs") },
+	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
+	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
+	"floor-miss-keyed":  func(r *run) (*system, error) { return r.startFloor("miss-keyed") },
+	"floor-miss-served": func(r *run) (*system, error) { return r.startFloor("miss-served") },
+	// S4B's control: miss-served padded to modelcache's volume of code.
+	"floor-miss-served-padded": func(r *run) (*system, error) { return r.startFloor("miss-served-padded") },
+	"floor-embed":              func(r *run) (*system, error) { return r.startFloor("embed") },
+	"floor-embed-calls":        func(r *run) (*system, error) { return r.startFloor("embed-calls") },
+	"floor-embed-cached":       func(r *run) (*system, error) { return r.startFloor("embed-cached") },
+	"nginx":                    func(r *run) (*system, error) { return r.startNginx() },
+	"varnish":                  func(r *run) (*system, error) { return r.startVarnish() },
 
 	// S2R's control: hit-served kept busy about as long as a hit in
 	// modelcache takes beyond it.
@@ -102,9 +104,16 @@ func (r *run) startFloorBusy(mode string, busy int) (*system, error) {
 // buildFloor builds bench/floorfilter of the repository at root in the
 // given mode (and busy rounds) into wasm.
 func buildFloor(root, mode, wasm string, busy int) error {
-	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode + " -X main.busy=" + strconv.Itoa(busy), "-o", wasm}
-	if mode == "miss-keyed" || mode == "miss-served" || mode == "hit-keyed" || mode == "hit-served" {
-		args = append(args, "-tags", "floorkeyed") // bench/floorfilter/keyed.go, missserved.go, served.go
+	ldflags, tags := "-X main.busy="+strconv.Itoa(busy), ""
+	switch mode {
+	case "miss-keyed", "miss-served", "hit-keyed", "hit-served":
+		tags = "floorkeyed" // bench/floorfilter/keyed.go, missserved.go, served.go
+	case "miss-served-padded": // bench/floorfilter/pad.go
+		mode, tags, ldflags = "miss-served", "floorkeyed,floorpad", ldflags+" -X main.pad=36"
+	}
+	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode + " " + ldflags, "-o", wasm}
+	if tags != "" {
+		args = append(args, "-tags", tags)
 	}
 	// A fresh output: go build leaves one whose build ID is current as it
 	// is, hinted by whatever hinted it.
