@@ -109,7 +109,7 @@ func runS4B(r *run) error {
 		for _, sys := range []string{"nofilter", "filter", "filter-base"} {
 			cells = append(cells, frCell{sys, v.label, v.wl})
 		}
-		for _, f := range s4Judged(v) {
+		for _, f := range s4BFloors(v) {
 			cells = append(cells, frCell{f.sys, v.label, v.wl})
 		}
 	}
@@ -126,15 +126,19 @@ func runS4B(r *run) error {
 			Value:     fmt.Sprintf("%s, %+.1f µs vs baseline (rounds %+.1f…%+.1f)", f.Text(), median(bd), lo, hi),
 			Baselines: fmt.Sprintf("baseline %s (%s); no filter %s", b.Text(), r.s.BaselineName, fr["nofilter|"+v.label].Text()),
 			Ratio:     ratio(f.Med(), b.Med()) + " baseline"})
-		for _, flr := range s4Judged(v) {
+		for i, flr := range s4BFloors(v) {
 			fl := fr[flr.sys+"|"+v.label]
 			fd, bfd := diffs(f, fl), diffs(b, fl)
 			flo, fhi := minMax(fd)
 			blo, bhi := minMax(bfd)
-			r.add(row{Scenario: "S4B", Metric: v.metric + ": above its floor (" + flr.what + "), this module and baseline, proxy CPU " + at,
+			rw := row{Scenario: "S4B", Metric: v.metric + ": above its floor (" + flr.what + "), this module and baseline, proxy CPU " + at,
 				Value:     fmt.Sprintf("%+.1f µs (rounds %+.1f…%+.1f)", median(fd), flo, fhi),
-				Baselines: fmt.Sprintf("baseline %+.1f µs (rounds %+.1f…%+.1f); floor %s", median(bfd), blo, bhi, fl.Text()),
-				Target:    fmt.Sprintf("≤ +%.0f µs", s4MaxAbove), Met: met(fhi <= s4MaxAbove)})
+				Baselines: fmt.Sprintf("baseline %+.1f µs (rounds %+.1f…%+.1f); floor %s", median(bfd), blo, bhi, fl.Text())}
+			if i == 0 { // the row's floor; the others are informational, as in S4
+				rw.Target = fmt.Sprintf("≤ +%.0f µs", s4MaxAbove)
+				rw.Met, rw.Ratio = s4Verdict(median(fd), fhi)
+			}
+			r.add(rw)
 		}
 		r.addJITDistance(pair, v.metric+": this module vs baseline", at, f, b)
 		r.addOutsideJITDistance(pair, v.metric+": this module vs baseline", at, f, b)
@@ -142,9 +146,10 @@ func runS4B(r *run) error {
 	return nil
 }
 
-// s4Judged are the floors of a judged S4 row that do its real work: the
-// row's floor and the further ones that claim to (not the bare ones).
-func s4Judged(v s4Variant) []s4Floor {
+// s4BFloors are the floors S4B sets beside a judged row: the row's floor
+// (judged) first, then the further ones that claim to do some of its work
+// (not the bare ones).
+func s4BFloors(v s4Variant) []s4Floor {
 	out := []s4Floor{v.floor}
 	for _, f := range v.extra {
 		if !f.bare {
