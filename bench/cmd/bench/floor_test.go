@@ -400,7 +400,7 @@ func recordSizes(h *wasmhost.Host, prefix string) []int {
 	return sizes
 }
 
-// The padded served floor is S4B's control for what the miss's volume of
+// The padded served floor is S4's control for what the miss's volume of
 // code costs: it must do the served floor's work with its host calls, no
 // fewer and no more, and run its padding besides (36 functions of its own,
 // entered per request). A padding that did not run, or a floor that

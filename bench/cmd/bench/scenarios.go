@@ -272,11 +272,11 @@ const s4Rate = 1000
 const s4MaxAbove = 10.0
 
 // s4Verdict judges a distance to a row's floor (med, the rounds' median;
-// hi, the highest round) at its median, as S2R judges a hit's ratio: two
-// Envoys running the same module spread by about ±10 µs a round at S4's
-// rate (BENCHMARKS.md, item 52), so that a target of 10 µs held in every
-// round would fail a module against itself. A round over the target is
-// said beside the verdict.
+// hi, the highest round) at its median, as S2R judges a hit's p50 and
+// p99: two Envoys running the same module differed by −8.8…+12.9 and
+// −31.3…+25.6 µs a round at S4's rate (BENCHMARKS.md, item 52), so a
+// target of 10 µs held in every round would fail a module against itself.
+// A round over the target is said beside the verdict.
 func s4Verdict(med, hi float64) (verdict, note string) {
 	switch {
 	case med > s4MaxAbove:

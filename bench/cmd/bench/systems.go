@@ -56,27 +56,28 @@ var systemDefs = map[string]func(r *run) (*system, error){
 	},
 	// The S2/S4 floors: cache.yaml with bench/floorfilter (in one of its
 	// modes) in place of modelcache.
-	"floor-empty":       func(r *run) (*system, error) { return r.startFloor("empty") },
-	"floor-read":        func(r *run) (*system, error) { return r.startFloor("read") },
-	"floor-hit":         func(r *run) (*system, error) { return r.startFloor("hit") },
-	"floor-hit-keyed":   func(r *run) (*system, error) { return r.startFloor("hit-keyed") },
-	"floor-hit-served":  func(r *run) (*system, error) { return r.startFloor("hit-served") },
-	"floor-pairs":       func(r *run) (*system, error) { return r.startFloor("pairs") },
-	"floor-bypass":      func(r *run) (*system, error) { return r.startFloor("bypass") },
-	"floor-miss":        func(r *run) (*system, error) { return r.startFloor("miss") },
-	"floor-miss-keyed":  func(r *run) (*system, error) { return r.startFloor("miss-keyed") },
-	"floor-miss-served": func(r *run) (*system, error) { return r.startFloor("miss-served") },
-	// S4B's control: miss-served padded to modelcache's volume of code.
-	"floor-miss-served-padded": func(r *run) (*system, error) { return r.startFloor("miss-served-padded") },
-	"floor-embed":              func(r *run) (*system, error) { return r.startFloor("embed") },
-	"floor-embed-calls":        func(r *run) (*system, error) { return r.startFloor("embed-calls") },
-	"floor-embed-cached":       func(r *run) (*system, error) { return r.startFloor("embed-cached") },
-	"nginx":                    func(r *run) (*system, error) { return r.startNginx() },
-	"varnish":                  func(r *run) (*system, error) { return r.startVarnish() },
+	"floor-empty":        func(r *run) (*system, error) { return r.startFloor("empty") },
+	"floor-read":         func(r *run) (*system, error) { return r.startFloor("read") },
+	"floor-hit":          func(r *run) (*system, error) { return r.startFloor("hit") },
+	"floor-hit-keyed":    func(r *run) (*system, error) { return r.startFloor("hit-keyed") },
+	"floor-hit-served":   func(r *run) (*system, error) { return r.startFloor("hit-served") },
+	"floor-pairs":        func(r *run) (*system, error) { return r.startFloor("pairs") },
+	"floor-bypass":       func(r *run) (*system, error) { return r.startFloor("bypass") },
+	"floor-miss":         func(r *run) (*system, error) { return r.startFloor("miss") },
+	"floor-miss-keyed":   func(r *run) (*system, error) { return r.startFloor("miss-keyed") },
+	"floor-miss-served":  func(r *run) (*system, error) { return r.startFloor("miss-served") },
+	"floor-embed":        func(r *run) (*system, error) { return r.startFloor("embed") },
+	"floor-embed-calls":  func(r *run) (*system, error) { return r.startFloor("embed-calls") },
+	"floor-embed-cached": func(r *run) (*system, error) { return r.startFloor("embed-cached") },
+	"nginx":              func(r *run) (*system, error) { return r.startNginx() },
+	"varnish":            func(r *run) (*system, error) { return r.startVarnish() },
 
 	// S2R's control: hit-served kept busy about as long as a hit in
 	// modelcache takes beyond it.
 	"floor-hit-served-busy": func(r *run) (*system, error) { return r.startFloorBusy("hit-served", servedBusyRounds) },
+
+	// S4's control: miss-served padded to modelcache's volume of code.
+	"floor-miss-served-padded": func(r *run) (*system, error) { return r.startFloor("miss-served-padded") },
 }
 
 func freePort() (int, error) { return envoyrun.FreePort() }

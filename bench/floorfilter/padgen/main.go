@@ -1,6 +1,6 @@
 // Command padgen writes bench/floorfilter/pad_gen.go: the padding of the
 // floor "miss-served-padded", functions of flat code that a request runs
-// beside the served miss floor's own work, so that S4B can set beside
+// beside the served miss floor's own work, so that S4 can set beside
 // modelcache a floor that runs as many lines and instructions as it does
 // (see pad.go for why and how many). Run it with go generate in
 // bench/floorfilter; its output is the same on every run.
