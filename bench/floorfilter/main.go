@@ -67,10 +67,10 @@
 //     a mark displaced, never a live lease), the response's status and
 //     Cache-Control read, the lease turned into a hit-for-miss mark.
 //     modelcache's 18 host calls on that path. Its streams are reused.
-//     Built with -tags floorkeyed; with -tags floorkeyed,floorpad and
-//     -X main.pad=36 it also runs flat code of no use to the request, as
-//     much as modelcache runs beyond it (pad.go): S4's control of what
-//     that volume of code costs.
+//     Built with -tags floorkeyed; with -tags floorkeyed,floorpad it
+//     also runs flat code of no use to the request, as much as modelcache
+//     runs beyond it (pad.go): S4's control of what that volume of code
+//     costs.
 //   - embed: S9's floor per embedding item (embed.go).
 //   - embed-calls: "embed" plus modelcache's own shared-data calls per new
 //     item (embed.go).

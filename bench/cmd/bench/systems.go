@@ -110,7 +110,7 @@ func buildFloor(root, mode, wasm string, busy int) error {
 	case "miss-keyed", "miss-served", "hit-keyed", "hit-served":
 		tags = "floorkeyed" // bench/floorfilter/keyed.go, missserved.go, served.go
 	case "miss-served-padded": // bench/floorfilter/pad.go
-		mode, tags, ldflags = "miss-served", "floorkeyed,floorpad", ldflags+" -X main.pad=36"
+		mode, tags = "miss-served", "floorkeyed,floorpad"
 	}
 	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode + " " + ldflags, "-o", wasm}
 	if tags != "" {
