@@ -99,9 +99,13 @@ func runS4B(r *run) error {
 		r.note("S4B skipped: no baseline module (make bench-compare BASE=<commit>)")
 		return nil
 	}
+	variants, err := s4Rows(r.s.S4Rows)
+	if err != nil {
+		return err
+	}
 	var rows []s4Variant
 	var cells []frCell
-	for _, v := range s4Variants {
+	for _, v := range variants {
 		if !v.judged {
 			continue
 		}

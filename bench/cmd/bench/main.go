@@ -46,11 +46,17 @@ type settings struct {
 	ProxyCPUs                  string // taskset list for the proxy under test
 	Date                       string // results file name
 	KeepWork                   bool
-	Perf                       bool   // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
-	PerfHz                     int    // perf's sampling frequency; BENCH_PERF_HZ overrides 999
-	S4Rate                     int    // S4's fixed rate (rps); BENCH_S4_RATE overrides s4Rate
-	Benchtime                  string // S12 -test.benchtime
-	BenchCnt                   int    // S12 -test.count
+	Perf                       bool // sample the proxy with perf (perf.go); BENCH_PERF=0 disables
+	PerfHz                     int  // perf's sampling frequency; BENCH_PERF_HZ overrides 999
+	S4Rate                     int  // S4's fixed rate (rps); BENCH_S4_RATE overrides s4Rate
+	// S4Rows, when set (BENCH_S4_ROWS), are the S4 and S4B rows to run,
+	// by words of their labels (s4Rows); S4Rounds (BENCH_S4_ROUNDS) their
+	// fixed-rate rounds, if not the default. For repeating one row with
+	// more rounds than a full run can afford.
+	S4Rows    []string
+	S4Rounds  int
+	Benchtime string // S12 -test.benchtime
+	BenchCnt  int    // S12 -test.count
 }
 
 func main() {
@@ -88,6 +94,19 @@ func main() {
 	if v := os.Getenv("BENCH_S4_RATE"); v != "" {
 		if _, err := fmt.Sscan(v, &s.S4Rate); err != nil || s.S4Rate < 1 {
 			fatalf("BENCH_S4_RATE: %q is not a rate in requests per second", v)
+		}
+	}
+	if v := os.Getenv("BENCH_S4_ROWS"); v != "" {
+		s.S4Rows = strings.Split(v, ",")
+		if _, err := s4Rows(s.S4Rows); err != nil {
+			fatalf("BENCH_S4_ROWS: %v", err)
+		}
+	}
+	if v := os.Getenv("BENCH_S4_ROUNDS"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 2 || n > 100 {
+			fatalf("BENCH_S4_ROUNDS: %q is not a number of rounds from 2 to 100", v)
+		} else {
+			s.S4Rounds = n
 		}
 	}
 	if v := os.Getenv("BENCH_REPS"); v != "" {

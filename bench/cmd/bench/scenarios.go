@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -339,8 +340,37 @@ var s4Variants = []s4Variant{
 		wl: workload{Path: "/optout/v1/chat/completions", Headers: []string{authHeader}}, target: 0.98},
 }
 
+// s4Rows are the rows of s4Variants whose label holds one of words (every
+// row with none); a word that names no row is an error, not a run of
+// nothing.
+func s4Rows(words []string) ([]s4Variant, error) {
+	if len(words) == 0 {
+		return s4Variants, nil
+	}
+	var out []s4Variant
+	for _, w := range words {
+		w = strings.TrimSpace(w)
+		var found bool
+		for _, v := range s4Variants {
+			if w != "" && strings.Contains(v.label, w) {
+				found = true
+				if !slices.ContainsFunc(out, func(o s4Variant) bool { return o.label == v.label }) {
+					out = append(out, v)
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%q names none of S4's rows", w)
+		}
+	}
+	return out, nil
+}
+
 func runS4(r *run) error {
-	variants := s4Variants
+	variants, err := s4Rows(r.s.S4Rows)
+	if err != nil {
+		return err
+	}
 	// Throughput and latency: closed loop (wrk), as S1–S3.
 	for _, v := range variants {
 		// Alternate the two Envoys so drift affects both alike.
@@ -473,6 +503,9 @@ func (r *run) s4FixedRate(cells []frCell) (fr map[string]*frSeries, at string, e
 	rounds, d := 6, 4*time.Second
 	if r.s.Quick {
 		rounds, d = 4, 2*time.Second
+	}
+	if r.s.S4Rounds > 0 {
+		rounds = r.s.S4Rounds
 	}
 	r.logf("  proxy CPU per request: %d systems×rows at %d rps, %d interleaved rounds of %s each", len(cells), r.s.S4Rate, rounds, d)
 	fr, err = r.fixedRate(cells, r.s.S4Rate, rounds, d)
