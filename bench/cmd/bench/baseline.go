@@ -117,7 +117,7 @@ func runS4B(r *run) error {
 			cells = append(cells, frCell{f.sys, v.label, v.wl})
 		}
 	}
-	fr, at, err := r.s4FixedRate(cells)
+	fr, at, err := r.s4FixedRate(cells, true)
 	if err != nil {
 		return err
 	}

@@ -27,3 +27,24 @@ func TestS4RowsPicksRowsByLabelAndRefusesAWordThatNamesNone(t *testing.T) {
 		}
 	}
 }
+
+// The rows judged against a floor get more rounds than S4's others in a
+// full run (their distance moves by about 14 µs a round); a quick run
+// keeps its 4, and BENCH_S4_ROUNDS sets every row's.
+func TestS4JudgedRowsGetMoreRounds(t *testing.T) {
+	for _, c := range []struct {
+		judged, quick bool
+		set, want     int
+	}{
+		{true, false, 0, s4JudgedRounds}, {false, false, 0, 6},
+		{true, true, 0, 4}, {false, true, 0, 4},
+		{true, false, 20, 20}, {false, true, 3, 3},
+	} {
+		if got := s4Rounds(c.judged, c.quick, c.set); got != c.want {
+			t.Errorf("judged %v, quick %v, BENCH_S4_ROUNDS %d: %d rounds, want %d", c.judged, c.quick, c.set, got, c.want)
+		}
+	}
+	if s4JudgedRounds <= 6 {
+		t.Errorf("judged rows get %d rounds, no more than the others' 6", s4JudgedRounds)
+	}
+}
