@@ -166,12 +166,23 @@ func (f *Flight) leadServed(d Decision) bool {
 // lookup read. Out of line: a lead whose model record is still empty (an
 // uncacheable model's, say) looks for nothing and runs none of its code.
 //
+// A single request whose own look found nothing under st asks the bucket's
+// index first (Table.unlisted): in a full table its preferred way holds
+// another key's entry, copied whole to learn nothing. An index that does
+// not list the key rules it out, as a batch's index-first look does.
+//
 //go:noinline
 func (c *Cache) lookAgain(req *Request, st ModelState) Decision {
-	if b := req.batch; b != nil && b.leadUnchanged {
-		b.leadUnchanged = false
-		if st == req.state {
-			return Forward
+	if b := req.batch; b != nil {
+		if b.leadUnchanged {
+			b.leadUnchanged = false
+			if st == req.state {
+				return Forward
+			}
+		}
+	} else if st == req.state && req.Entry == nil && req.Status == StatusMiss {
+		if out, err := c.table.unlisted(req.FP, c.nowMs()); out && err == nil {
+			return Forward // as Lookup leaves a request that finds nothing
 		}
 	}
 	return c.lookupAs(req, st)

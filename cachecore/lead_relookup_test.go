@@ -136,3 +136,69 @@ func TestLeaderOfAModelWithNothingStoredGoesUpstream(t *testing.T) {
 		t.Fatalf("a lead must find an answer stored under the record since its look, got %v (%s)", k, req.Status)
 	}
 }
+
+// A lead's look again asks the bucket's index first, when it is well
+// formed: in a full table the key's preferred way holds another key's
+// entry, a whole entry copied to learn nothing, where the index says in
+// 80 bytes that the key is not there (RATIONALE: "A lead looks again
+// through the index").
+func TestLeaderLooksAgainThroughAWellFormedIndex(t *testing.T) {
+	e := newChatLeadEnv(t)
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
+	req := e.miss(t, 0, sampleChatRequest)
+	// The key's bucket is full of other keys: its index lists another
+	// fingerprint in every way, and its preferred way holds an entry.
+	c := e.w[0]
+	tb := c.table
+	b := tb.bucketOf(req.FP)
+	tb.resetIdx()
+	for w := range tb.idx {
+		tb.idx[w] = slot{fp: req.FP ^ uint64(w+1)<<20, staleUntil: 1 << 62}
+	}
+	if err := tb.writeIndex(b, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reads.Set(tb.entryKey(b, tb.preferredWay(req.FP)), []byte("another key's entry"), 0); err != nil {
+		t.Fatal(err)
+	}
+	clear(e.reads.gets)
+	f := c.NewFlight(req, 1, 10)
+	if k := outcome(f.Miss()); k != ActForward || req.Status != StatusMiss || req.Entry != nil {
+		t.Fatalf("the lead: %v (%s)", k, req.Status)
+	}
+	if ent, idx := e.reads.gets["mc:e"], e.reads.gets["mc:i"]; ent != 0 || idx != 1 {
+		t.Errorf("the lead's look again read %d entries and %d indexes; want the index alone", ent, idx)
+	}
+
+	// A bucket no store ever wrote has no index: nothing to read behind it.
+	req = e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a bucket of its own"}]}`)
+	if _, exists, err := tb.readIndex(tb.bucketOf(req.FP)); exists || err != nil {
+		t.Fatalf("the second key's bucket has an index (%v)", err)
+	}
+	clear(e.reads.gets)
+	f = c.NewFlight(req, 1, 11)
+	if k := outcome(f.Miss()); k != ActForward || req.Status != StatusMiss || req.Entry != nil {
+		t.Fatalf("the second lead: %v (%s)", k, req.Status)
+	}
+	if ent, idx := e.reads.gets["mc:e"], e.reads.gets["mc:i"]; ent != 0 || idx != 1 {
+		t.Errorf("a look again in a bucket without an index read %d entries and %d indexes; want the index alone", ent, idx)
+	}
+}
+
+// Behind an index it cannot trust (garbled, or written with other ways),
+// the look again reads the preferred way as the first look does, and finds
+// an answer stored there since.
+func TestLeaderLooksAgainPastAGarbledIndex(t *testing.T) {
+	e := newChatLeadEnv(t)
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
+	req := e.miss(t, 0, sampleChatRequest)
+	e.store(t, 1, e.miss(t, 1, sampleChatRequest))
+	tb := e.w[0].table
+	if err := e.reads.Set(tb.indexKey(tb.bucketOf(req.FP)), []byte("garbled"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f := e.w[0].NewFlight(req, 1, 10)
+	if k := outcome(f.Miss()); k != ActServeEntry || req.Status != StatusHit {
+		t.Fatalf("a lead must find an answer stored in its preferred way behind a garbled index, got %v (%s)", k, req.Status)
+	}
+}

@@ -248,6 +248,28 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry) (bool, 
 	return false, nil
 }
 
+// unlisted reports whether fp's bucket has no index (none was ever
+// written: a store writes the index before its entry, and shared data has
+// no delete) or a well-formed one in which no live way holds fp. Then no
+// entry of fp is readable there, but in the cases RATIONALE lists for a
+// batch's index-first look ("A batch that mostly misses looks through the
+// index first"). A garbled or foreign index rules nothing out.
+func (t *Table) unlisted(fp uint64, now int64) (bool, error) {
+	_, exists, err := t.readIndex(t.bucketOf(fp))
+	if err != nil || !exists {
+		return err == nil, err
+	}
+	if !t.idxListed {
+		return false, nil
+	}
+	for _, s := range t.idx {
+		if s.fp == fp && s.staleUntil > now {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // readEntry reads way w of bucket b into dst and reports whether it holds
 // key and is still useful at now.
 func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (bool, error) {
