@@ -8,14 +8,16 @@
 // traffic it leaves alone); "bypass" sends cache-control: no-store (S4's
 // bypass); with "miss-nostore" every request is new and
 // the upstream answers with cache-control: no-store (S4's uncacheable
-// miss). The embed-* modes replay S9's embeddings
+// miss under a model with no answer stored; "miss-nostore-stored" stores
+// the first answer, and "miss-nostore-full" fills a table of S4's size
+// first, the state S4's row runs in). The embed-* modes replay S9's embeddings
 // requests instead (store 4096×4, 64-dimensional float vectors): embed-new
 // 32 new items, embed-cached 32 cached items, embed-partial 64 items of
 // which 32 cached; the upstream's answer (built in JavaScript from the
 // forwarded body) is part of the time, the same for every module. Run with
 // `node --prof` (or --cpu-prof) to see which wasm functions the time goes to.
 //
-//   node --no-liftoff --experimental-wasm-branch-hinting bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|bypass|miss-nostore|embed-new|embed-cached|embed-partial]
+//   node --no-liftoff --experimental-wasm-branch-hinting bench/v8host/hitpath.mjs build/modelcache.wasm [iterations] [bodyKiB] [hit|pass|bypass|miss-nostore|miss-nostore-stored|miss-nostore-full|embed-new|embed-cached|embed-partial]
 //
 // (Node.js 20's V8 reads the module's branch hints only with that flag;
 // Envoy's does by default: RATIONALE, "Go's cold branches are hinted out
@@ -31,16 +33,19 @@ const [file = 'build/modelcache.wasm', itersArg = '200000', kibArg = '1', mode =
 // A mode it does not know would run as something else and be measured as
 // the mode named: refused. (instructions.py reads this line for its own
 // check: keep it one line.)
-const modes = ['hit', 'pass', 'bypass', 'miss-nostore', 'embed-new', 'embed-cached', 'embed-partial'];
+const modes = ['hit', 'pass', 'bypass', 'miss-nostore', 'miss-nostore-stored', 'miss-nostore-full', 'embed-new', 'embed-cached', 'embed-partial'];
 if (!modes.includes(mode)) {
   console.error(`hitpath.mjs: unknown mode ${mode} (one of ${modes.join(', ')})`);
   process.exit(2);
 }
 const iterations = Number(itersArg);
 const embed = mode.startsWith('embed-');
+// miss-nostore-full fills a table of S4's size (envoy/bench/cache.yaml)
+// with stored answers first, as S4's miss + store row leaves the route's.
+const fillTable = mode === 'miss-nostore-full';
 const config = JSON.stringify(embed
   ? { store: { buckets: 4096, ways: 4 }, routes: [{ name: 'embed', kind: 'embeddings', path_prefix: '/v1/embeddings', ttl: '24h' }] }
-  : { routes: [{ name: 'chat', kind: 'chat', path_prefix: '/v1/chat/completions', ttl: '1h' }] });
+  : { ...(fillTable ? { store: { buckets: 4096, ways: 4 } } : {}), routes: [{ name: 'chat', kind: 'chat', path_prefix: '/v1/chat/completions', ttl: '1h' }] });
 // Embeddings: the batch of request n, and the upstream's answer to a body.
 const embShape = { 'embed-new': [32, 0], 'embed-cached': [32, 32], 'embed-partial': [64, 32] }[mode] ?? [0, 0];
 const embBatch = (n) => JSON.stringify({ model: 'bench-embed', input: Array.from({ length: embShape[0] }, (_, i) => i < embShape[1]
@@ -64,9 +69,16 @@ const reqHeaders = [[':method', 'POST'], [':path', mode === 'pass' ? '/v1/other'
   ['content-type', 'application/json'], ['authorization', 'Bearer tenant-a'], ['user-agent', 'bench'], ['accept', '*/*'],
   ['content-length', String(reqBody.length)], ['x-request-id', '1b4e28ba-2fa1-11d2-883f-0016d3cca427']];
 const respHeaders = [[':status', '200'], ['content-type', 'application/json'], ['content-length', String(answer.length)]];
-const missNoStore = mode === 'miss-nostore';
+const missNoStore = mode.startsWith('miss-nostore');
+// miss-nostore-stored: the first answer is stored (no no-store), so the
+// misses after it run under a model with an answer stored, as S4's do
+// once its miss + store row has run on the same route; miss-nostore-full
+// stores twice the table's slots' worth first, so that a miss's reads find
+// other keys' entries, as S4's do (those exchanges are not counted:
+// time it; instructions.py would count the fill's work too).
+const storedFirst = mode === 'miss-nostore-stored' || fillTable;
 if (mode === 'bypass') reqHeaders.push(['cache-control', 'no-store']);
-if (missNoStore) respHeaders.push(['cache-control', 'no-store']);
+if (missNoStore && !storedFirst) respHeaders.push(['cache-control', 'no-store']);
 const reqObj = JSON.parse(reqBody);
 
 const enc = new TextEncoder(), dec = new TextDecoder();
@@ -212,6 +224,14 @@ function exchange() {
   return localReplies > before;
 }
 if (exchange()) throw new Error('first request should miss');
+if (fillTable) {
+  for (let i = 0; i < 2 * 4096 * 4; i++) exchange();
+  exchanges = 1;
+}
+if (storedFirst) {
+  respHeaders.push(['cache-control', 'no-store']);
+  respPairs = pairs(respHeaders);
+}
 if (embed) {
   if (exchange() !== (mode === 'embed-cached')) throw new Error('unexpected second answer');
 } else if (exchange() !== (mode === 'hit')) throw new Error('second request should ' + (mode === 'hit' ? 'hit' : 'pass through'));
