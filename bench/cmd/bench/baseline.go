@@ -117,6 +117,9 @@ func runS4B(r *run) error {
 			cells = append(cells, frCell{f.sys, v.label, v.wl})
 		}
 	}
+	if err := r.primeStored(cells); err != nil {
+		return err
+	}
 	fr, at, err := r.s4FixedRate(cells, true)
 	if err != nil {
 		return err

@@ -434,6 +434,9 @@ func runS4(r *run) error {
 	if err != nil {
 		return err
 	}
+	if err := r.primeStored(judgedCells); err != nil {
+		return err
+	}
 	frJudged, atJudged, err := r.s4FixedRate(judgedCells, true)
 	if err != nil {
 		return err
@@ -537,6 +540,43 @@ func (r *run) s4FixedRate(cells []frCell, judged bool) (fr map[string]*frSeries,
 	fr, err = r.fixedRate(cells, r.s.S4Rate, rounds, d)
 	return fr, fmt.Sprintf("at %d rps (open loop, %d interleaved rounds; median, range)", r.s.S4Rate, rounds), err
 }
+
+// primeStored gives every system of the uncacheable miss's row among cells
+// S4's miss + store load on the same route first, for primeStoredFor
+// each: a model with answers stored and a full table, the state in which
+// the row's requests run in S4 once that row's wrk points have run, and
+// in which a miss looks an entry up (and a lead looks again) where under
+// an empty model it reads none. Without it S4B's systems and S4's floors,
+// which the miss + store load never reached, ran a row whose path
+// differed from modelcache's in S4 (BENCHMARKS.md, item 53).
+func (r *run) primeStored(cells []frCell) error {
+	i := slices.IndexFunc(s4Variants, func(v s4Variant) bool { return v.label == "pass miss-store" })
+	if i < 0 {
+		return fmt.Errorf("S4 has no miss + store row to prime the uncacheable miss's route with")
+	}
+	store := s4Variants[i].wl
+	primed := map[string]bool{}
+	for _, c := range cells {
+		if c.label != "pass uncacheable" || primed[c.sys] {
+			continue
+		}
+		primed[c.sys] = true
+		sys, err := r.system(c.sys)
+		if err != nil {
+			return err
+		}
+		r.logf("  %s: %s load for %s first (answers stored on the route)", c.key(), s4Variants[i].label, primeStoredFor)
+		if _, err := r.wrk(sys.URL, store, 16, primeStoredFor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// primeStoredFor is how long primeStored loads each system: at c=16
+// modelcache stores about 4,000 answers a second here, so 10 s fills S4's
+// 16,384 slots more than twice over.
+const primeStoredFor = 10 * time.Second
 
 // s4Rounds is how many fixed-rate rounds S4's cells get: set (BENCH_S4_ROUNDS),
 // else 4 in a quick run, else s4JudgedRounds for a row judged against its
