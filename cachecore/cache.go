@@ -88,6 +88,8 @@ func New(cfg *Config, opts Options) *Cache {
 	}
 	table := NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways)
 	table.SetTenantShare(cfg.Store.MaxTenantShare)
+	leases := NewLeaseTable(opts.Store, cfg.Store.LeaseSlots)
+	table.leases = leases
 	keying := make([]routeKeying, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		keying[i] = newKeying(r)
@@ -97,7 +99,7 @@ func New(cfg *Config, opts Options) *Cache {
 		cfg:    cfg,
 		store:  readerOf(opts.Store),
 		table:  table,
-		leases: NewLeaseTable(opts.Store, cfg.Store.LeaseSlots),
+		leases: leases,
 		bg:     NewBackgroundSlots(opts.Store, cfg.Background.MaxConcurrent),
 		nowMs:  opts.NowMs,
 		rand:   opts.Rand,
@@ -174,6 +176,14 @@ type requestState struct {
 	keyState  ModelState // the model state Key was built under
 
 	entry Entry // the scratch Entry points to
+
+	// aheadRead: the lookup read the lease slot ahead of its index reads
+	// (the read's number, 0: none), and what it missed was a clean miss
+	// after that read (a batch's items, lookupItems; a single request's
+	// key, Lookup); leadUnchanged: the request then won its lease with
+	// that read (Join, leaderLookup).
+	aheadRead     uint64
+	leadUnchanged bool
 
 	batch *embBatch // embeddings routes: the per-item view
 	// kindView is what the route kind's parse read from the request for

@@ -67,20 +67,15 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	now := c.nowMs()
 	// The read ahead belongs to the lookup just before: a later Join (a
 	// follower's, on a tick) has none.
-	var ahead uint64
-	b := req.batch
-	if b != nil {
-		ahead, b.aheadRead = b.aheadRead, 0
-	}
+	ahead := req.aheadRead
+	req.aheadRead = 0
 	until := now + req.Route.Coalesce.MaxWait.Milliseconds()
 	c.joinedUntil = until
 	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, until, true, ahead)
 	if err != nil {
 		return RoleCollision // fail open: go upstream uncoalesced
 	}
-	if b != nil {
-		b.leadUnchanged = unchanged
-	}
+	req.leadUnchanged = unchanged
 	return role
 }
 
@@ -114,15 +109,18 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 // stored, say) holds nothing to look for: the lead goes upstream.
 //
 // The entries: an embeddings batch reads its lease slot ahead, before its
-// first look into a bucket's index (lookupItems); if it then won the lease
-// with that very read, no leader of its key finished in between — a
-// leader stores before it releases, and its release writes the slot — so
-// whatever an earlier leader stored was stored before the batch's own
-// index reads, and those found it. This spares a batch of new items one
-// index read per bucket. (Writers outside this lease — another batch that
-// shares items (a lease covers a whole batch), a partial batch, a request
-// that found no lease way, a leader past its deadline whose lease was
-// dropped — are not seen by either look in every interleaving; each costs
+// first look into a bucket's index (lookupItems), and so does a single
+// request that expects to miss (Table.lookupListed: its bucket last seen
+// listing only other keys); if it then won the lease with that very read,
+// no leader of its key finished in between — a leader stores before it
+// releases, and its release writes the slot — so whatever an earlier
+// leader stored was stored before the request's own index reads, and
+// those found it. This spares a batch of new items one index read per
+// bucket, and such a single request its look again. (Writers outside
+// this lease — another batch that shares items (a lease covers a whole
+// batch), a partial batch, a request that found no lease way, a leader
+// past its deadline whose lease was dropped — are not seen by either look
+// in every interleaving; each costs
 // at most one more upstream call, never a wrong answer.)
 func (f *Flight) lead(e Event, fresh bool) bool {
 	f.leader = true
@@ -173,14 +171,12 @@ func (f *Flight) leadServed(d Decision) bool {
 //
 //go:noinline
 func (c *Cache) lookAgain(req *Request, st ModelState) Decision {
-	if b := req.batch; b != nil {
-		if b.leadUnchanged {
-			b.leadUnchanged = false
-			if st == req.state {
-				return Forward
-			}
+	if req.leadUnchanged {
+		req.leadUnchanged = false
+		if st == req.state {
+			return Forward
 		}
-	} else if st == req.state && req.Entry == nil && req.Status == StatusMiss {
+	} else if req.batch == nil && st == req.state && req.Entry == nil && req.Status == StatusMiss {
 		if out, err := c.table.unlisted(req.FP, c.nowMs()); out && err == nil {
 			return Forward // as Lookup leaves a request that finds nothing
 		}
@@ -339,7 +335,7 @@ func (c *Cache) currentEntry(req *Request, now int64) bool {
 		return false
 	}
 	var e Entry
-	found, err := c.table.lookupInto(req.FP, req.Key, now, &e)
+	found, err := c.table.lookupInto(req.FP, req.Key, now, &e, nil)
 	if err != nil || !found {
 		return false
 	}

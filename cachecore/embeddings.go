@@ -82,12 +82,6 @@ type embBatch struct {
 	ignore       []string   // the params' selection: the route's ignore_fields and "input"
 	scratch      Entry      // the entry being read (aliases the table's buffer)
 	views        indexViews // the bucket indexes read, for the stores
-	// aheadRead: the first look read the lease slot ahead of its index
-	// reads (the read's number, 0: none), and every item it missed was a
-	// clean miss after that read; leadUnchanged: the request then won its
-	// lease with that read (Join, leaderLookup).
-	aheadRead     uint64
-	leadUnchanged bool
 	// The answer admitEmbeddings read (identified by its first byte and
 	// length) and its top-level "model" (as gjson's String) and "usage",
 	// read in the same pass as its data, for the store and the merge.
@@ -658,9 +652,9 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	b.scratch = Entry{Headers: b.scratch.Headers[:0]} // nothing aliases the table's buffer
 	// The slot was read ahead (by the first index read) and every miss is
 	// a clean one, looked for in its bucket's index after that read.
-	b.aheadRead = 0
+	req.aheadRead = 0
 	if ahead && b.views.ahead == nil {
-		b.aheadRead = b.views.aheadSeq
+		req.aheadRead = b.views.aheadSeq
 	}
 	b.views.ahead, b.views.aheadSeq = nil, 0
 	dup := false

@@ -58,7 +58,9 @@ func (c *Cache) Lookup(req *Request) Decision {
 	}
 	now := c.nowMs()
 	if req.state.Found && !req.state.empty {
-		found, err := c.table.lookupInto(req.FP, req.Key, now, &req.entry)
+		// The request may lead: the table may read its lease slot ahead
+		// (Table.lookupListed; coalesce.go, leaderLookup, says why).
+		found, err := c.table.lookupInto(req.FP, req.Key, now, &req.entry, req)
 		if err != nil {
 			req.bypass(ReasonInternal)
 			return Forward

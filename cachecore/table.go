@@ -40,11 +40,33 @@ type Table struct {
 	// batch that mostly misses…") says where one may still leave out an
 	// entry.
 	idxListed bool
-	keyBuf    []byte
-	valBuf    []byte
-	idxBuf    []byte // scratch for index reads
-	entBuf    []byte // scratch for entry reads (see lookupInto)
+	// known is, for the slots of the buckets whose index this VM last read
+	// or wrote, which key that index listed there (wayKnown): a lookup
+	// asks the index first where its preferred way was listed for another
+	// key (lookupInto). Made at the first index read: knownMax places,
+	// a fixed array, so that a hit's look into it is a mask and a load.
+	known *[knownMax]wayKnown
+	// leases is the VM's lease table, for a lookup's read ahead
+	// (lookupListed).
+	leases *LeaseTable
+	keyBuf []byte
+	valBuf []byte
+	idxBuf []byte // scratch for index reads
+	entBuf []byte // scratch for entry reads (see lookupInto)
 }
+
+// wayKnown is what the slot numbered slot-1 was last seen listing: the
+// knownTag of its key's fingerprint (0: an empty way).
+type wayKnown struct{ slot, tag uint32 }
+
+// knownMax is known's size: 16,384 slots of 8 bytes, 128 KiB, a VM's
+// memory of the table S4 fills. A larger table's slots share its places;
+// a slot whose place another holds is not known.
+const knownMax = 1 << 14
+
+// knownTag is the tag of fp in known: never 0. Two keys of one tag are taken
+// for one, which costs a lookup the read it would have made anyway.
+func knownTag(fp uint64) uint32 { return uint32(fp^fp>>32) | 1 }
 
 type slot struct {
 	fp         uint64 // 0 = empty
@@ -175,7 +197,36 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 		r := raw[4+indexWayLen*w:]
 		t.idx = append(t.idx, slot{binary.LittleEndian.Uint64(r), int64(binary.LittleEndian.Uint64(r[8:])), binary.LittleEndian.Uint32(r[16:])})
 	}
+	t.noteKnown(b)
 	return cas, true, nil
+}
+
+// noteKnown remembers which key t.idx, bucket b's well-formed index as read
+// or written, lists in each way.
+func (t *Table) noteKnown(b uint64) {
+	if t.known == nil {
+		t.known = new([knownMax]wayKnown)
+	}
+	first := b * uint64(t.ways)
+	for w, s := range t.idx {
+		n := first + uint64(w)
+		var tag uint32
+		if s.fp != 0 {
+			tag = knownTag(s.fp)
+		}
+		t.known[n&(knownMax-1)] = wayKnown{uint32(n) + 1, tag}
+	}
+}
+
+// holdsOther reports whether way w of bucket b was last seen listed for
+// a key other than fp's.
+func (t *Table) holdsOther(b uint64, w int, fp uint64) bool {
+	if t.known == nil {
+		return false
+	}
+	n := b*uint64(t.ways) + uint64(w)
+	s := t.known[n&(knownMax-1)]
+	return s.slot == uint32(n)+1 && s.tag != 0 && s.tag != knownTag(fp)
 }
 
 func (t *Table) resetIdx() {
@@ -213,7 +264,7 @@ func (t *Table) writeIndex(b uint64, cas uint32, exists bool) error {
 // their staleUntil, which makes them dead for good.
 func (t *Table) Lookup(fp uint64, key []byte, now int64) (*Entry, error) {
 	var e Entry
-	ok, err := t.lookupInto(fp, key, now, &e)
+	ok, err := t.lookupInto(fp, key, now, &e, nil)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -227,10 +278,17 @@ func (t *Table) Lookup(fp uint64, key []byte, now int64) (*Entry, error) {
 //
 // The entry's preferred way is read first, without the index: an entry
 // carries its full key and its deadline, so a direct read validates
-// itself. Only if it is not there is the index consulted.
-func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
+// itself. Only if it is not there is the index consulted. Where this VM
+// last saw the preferred way listed for another key, the index is read
+// first instead (lookupListed). lead, if not nil, is the request whose
+// key it is, which may lead it (lookupListed may read its lease slot
+// ahead).
+func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *Request) (bool, error) {
 	b := t.bucketOf(fp)
 	pw := t.preferredWay(fp)
+	if t.holdsOther(b, pw, fp) {
+		return t.lookupListed(b, pw, fp, key, now, dst, lead)
+	}
 	if ok, err := t.readEntry(b, pw, key, now, dst); ok || err != nil {
 		return ok, err
 	}
@@ -246,6 +304,63 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry) (bool, 
 		}
 	}
 	return false, nil
+}
+
+// lookupListed is lookupInto through bucket b's index first: the ways it
+// lists for fp are read, in a well-formed index; an absent, garbled or
+// foreign one rules nothing out, and the preferred way pw is read as a
+// first look reads it. Where a well-formed index leaves out an entry in
+// its preferred way (RATIONALE, "A batch that mostly misses looks through
+// the index first"), the key is missed until its next store lists it.
+//
+// A request that may lead its key (lead: its route coalesces, and it did
+// not send only-if-cached) and expects to miss (no way of the bucket seen
+// listed for fp) reads its lease slot first, for the lead it will take.
+// If the index then rules fp out, the read is the request's (aheadRead):
+// a lead won with it looks no more (coalesce.go, leaderLookup). One that
+// expects a hit reads none: the read would be wasted.
+//
+//go:noinline
+func (t *Table) lookupListed(b uint64, pw int, fp uint64, key []byte, now int64, dst *Entry, lead *Request) (bool, error) {
+	var ahead uint64
+	if lead != nil {
+		lead.aheadRead = 0
+		if lead.Route.Coalesce.Enabled && !lead.CC.OnlyIfCached && t.leases != nil && t.knownNowhere(b, fp) {
+			ahead = t.leases.ReadAhead(lead.LeaseFP())
+		}
+	}
+	if _, exists, err := t.readIndex(b); err != nil {
+		return false, err
+	} else if !exists || !t.idxListed {
+		return t.readEntry(b, pw, key, now, dst)
+	}
+	listed := false
+	for w, s := range t.idx {
+		if s.fp != fp || s.staleUntil <= now {
+			continue
+		}
+		listed = true
+		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
+			return ok, err
+		}
+	}
+	if !listed && ahead != 0 {
+		lead.aheadRead = ahead
+	}
+	return false, nil
+}
+
+// knownNowhere reports whether every way of bucket b was last seen listed
+// for a key other than fp's, or empty.
+func (t *Table) knownNowhere(b uint64, fp uint64) bool {
+	first, tag := b*uint64(t.ways), knownTag(fp)
+	for w := uint64(0); w < uint64(t.ways); w++ {
+		n := first + w
+		if s := t.known[n&(knownMax-1)]; s.slot != uint32(n)+1 || s.tag == tag {
+			return false
+		}
+	}
+	return true
 }
 
 // unlisted reports whether fp's bucket has no index (none was ever
@@ -321,6 +436,7 @@ func (t *Table) Insert(fp uint64, tag uint32, staleUntil int64, encoded []byte, 
 		if err != nil {
 			return InsertResult{}, err
 		}
+		t.noteKnown(b)
 		if err := t.store.Set(t.entryKey(b, w), encoded, 0); err != nil {
 			return InsertResult{}, err
 		}
