@@ -160,12 +160,13 @@ func (f *Flight) leadServed(d Decision) bool {
 }
 
 // lookAgain is leaderLookup's look (in lead) under the model state st: none
-// for a batch that won its lease with its read ahead, under the state its
-// lookup read. Out of line: a lead whose model record is still empty (an
+// for a request (a batch, or a single request that expected to miss) that
+// won its lease with its read ahead, under the state its lookup read. Out
+// of line: a lead whose model record is still empty (an
 // uncacheable model's, say) looks for nothing and runs none of its code.
 //
-// A single request whose own look found nothing under st asks the bucket's
-// index first (Table.unlisted): in a full table its preferred way holds
+// Another single request whose own look found nothing under st asks the
+// bucket's index first (Table.unlisted): in a full table its preferred way holds
 // another key's entry, copied whole to learn nothing. An index that does
 // not list the key rules it out, as a batch's index-first look does.
 //

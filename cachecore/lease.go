@@ -302,6 +302,13 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		if own >= 0 {
 			r := leaseRecord(raw, at[own])
 			if recordLive(r, now) {
+				// An outcome that writes nothing is not decided on a read
+				// made ahead: the slot may have moved since (a lookup's
+				// asynchronous step, another worker), and no CAS would
+				// tell. The slot is read again.
+				if unchanged {
+					continue
+				}
 				switch {
 				case LeaseState(r[8]) == LeaseHitForMiss:
 					return RoleHitForMiss, false, nil
@@ -328,6 +335,9 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			}
 		}
 		if !scan.room {
+			if unchanged {
+				continue // as above: read again
+			}
 			return RoleCollision, false, nil
 		}
 		// own, if any, is dead here (a live one returned above): copyLive

@@ -41,7 +41,9 @@ type Table struct {
 	// entry.
 	idxListed bool
 	// known is, for the slots of the buckets whose index this VM last read
-	// or wrote, which key that index listed there (wayKnown): a lookup
+	// or wrote in a store, which key that index listed there (wayKnown;
+	// Remove's and Clear's writes are not noted: the next read of the
+	// index sees what they freed): a lookup
 	// asks the index first where its preferred way was listed for another
 	// key (lookupInto). Made at the first index read: knownMax places,
 	// a fixed array, so that a hit's look into it is a mask and a load.
@@ -280,13 +282,15 @@ func (t *Table) Lookup(fp uint64, key []byte, now int64) (*Entry, error) {
 // carries its full key and its deadline, so a direct read validates
 // itself. Only if it is not there is the index consulted. Where this VM
 // last saw the preferred way listed for another key, the index is read
-// first instead (lookupListed). lead, if not nil, is the request whose
-// key it is, which may lead it (lookupListed may read its lease slot
-// ahead).
+// first instead (lookupListed), for a request that will store what it
+// misses (lead, not nil: a request's own lookup, not sent only-if-cached):
+// behind a well-formed index that leaves the entry out, its store lists
+// it again. Lookups that store nothing (lead nil: a semantic candidate, a
+// stale-if-error check; only-if-cached) read the preferred way first.
 func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *Request) (bool, error) {
 	b := t.bucketOf(fp)
 	pw := t.preferredWay(fp)
-	if t.holdsOther(b, pw, fp) {
+	if lead != nil && t.holdsOther(b, pw, fp) && !lead.CC.OnlyIfCached {
 		return t.lookupListed(b, pw, fp, key, now, dst, lead)
 	}
 	if ok, err := t.readEntry(b, pw, key, now, dst); ok || err != nil {
@@ -313,9 +317,10 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 // its preferred way (RATIONALE, "A batch that mostly misses looks through
 // the index first"), the key is missed until its next store lists it.
 //
-// A request that may lead its key (lead: its route coalesces, and it did
-// not send only-if-cached) and expects to miss (no way of the bucket seen
-// listed for fp) reads its lease slot first, for the lead it will take.
+// A request that may lead its key (its route coalesces) at once (not
+// after a semantic step, whose embedding call is a wait in between) and
+// expects to miss (no way of the bucket seen listed for fp) reads its
+// lease slot first, for the lead it will take.
 // If the index then rules fp out, the read is the request's (aheadRead):
 // a lead won with it looks no more (coalesce.go, leaderLookup). One that
 // expects a hit reads none: the read would be wasted.
@@ -325,7 +330,7 @@ func (t *Table) lookupListed(b uint64, pw int, fp uint64, key []byte, now int64,
 	var ahead uint64
 	if lead != nil {
 		lead.aheadRead = 0
-		if lead.Route.Coalesce.Enabled && !lead.CC.OnlyIfCached && t.leases != nil && t.knownNowhere(b, fp) {
+		if lead.Route.Coalesce.Enabled && lead.Route.Semantic == nil && t.leases != nil && t.knownNowhere(b, fp) {
 			ahead = t.leases.ReadAhead(lead.LeaseFP())
 		}
 	}

@@ -196,3 +196,70 @@ func TestLookupExpectingAHitReadsNoSlotAhead(t *testing.T) {
 		t.Errorf("the second lookup: %v, %d entries, %d indexes and %d lease slots read; want a hit, 1, 1 and 0", d, ent, idx, e.reads.gets["mc:l"])
 	}
 }
+
+// A lease slot read ahead decides only an outcome whose write its CAS
+// checks. Here the key's leader, followed by another request of the same
+// worker, finished uncacheable between the read ahead (which saw the live
+// lease and this worker among its waiters) and the lead: the key is now
+// hit-for-miss, and the request goes upstream, not waiting for a wake-up
+// that was already sent.
+func TestJoinDecidesNothingUnwrittenOnASlotReadAhead(t *testing.T) {
+	e := newChatLeadEnv(t)
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
+	e.fullBucket(t, e.miss(t, 1, sampleChatRequest).FP, -1)
+	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
+		t.Fatalf("the first lookup: %v", d)
+	}
+	lf := e.w[1].NewFlight(e.miss(t, 1, sampleChatRequest), 2, 20)
+	if k := outcome(lf.Miss()); k != ActForward || !lf.leader {
+		t.Fatalf("worker 1's lead: %v", k)
+	}
+	fr, _, _, _ := e.look(0, sampleChatRequest)
+	ff := e.w[0].NewFlight(fr, 1, 11)
+	if k := outcome(ff.Miss()); k != ActWait {
+		t.Fatalf("worker 0's follower: %v", k)
+	}
+	req, d, _, _ := e.look(0, sampleChatRequest)
+	if d != Forward || e.reads.gets["mc:l"] != 1 {
+		t.Fatalf("the lookup: %v, %d lease slots read", d, e.reads.gets["mc:l"])
+	}
+	lf.FinishLead(OutcomeUncacheable, 200)
+	ff.Wake(OutcomeUncacheable, 200)
+	f := e.w[0].NewFlight(req, 1, 12)
+	if k := outcome(f.Miss()); k != ActForward || f.leader {
+		t.Fatalf("the request: %v (leader %v); want it upstream under the hit-for-miss mark", k, f.leader)
+	}
+}
+
+// A lookup that stores nothing (only-if-cached) reads its preferred way
+// first even where it saw another key listed there: an entry a well-formed
+// index leaves out is found, request after request, as before.
+func TestOnlyIfCachedFindsAnUnlistedEntryInItsPreferredWay(t *testing.T) {
+	e := newChatLeadEnv(t)
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
+	probe := e.miss(t, 1, sampleChatRequest)
+	e.store(t, 1, probe)
+	tb := e.w[1].table
+	b, pw := tb.bucketOf(probe.FP), tb.preferredWay(probe.FP)
+	entry, _, err := e.reads.Get(tb.entryKey(b, pw))
+	if err != nil || len(entry) == 0 {
+		t.Fatalf("the answer is not in its preferred way (%v)", err)
+	}
+	entry = append([]byte(nil), entry...)
+	e.fullBucket(t, probe.FP, -1)
+	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
+		t.Fatalf("the first lookup: %v", d)
+	}
+	if err := e.reads.Set(tb.entryKey(b, pw), entry, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := e.w[0]
+	for i := 0; i < 3; i++ {
+		req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions",
+			[][2]string{{"authorization", "Bearer t"}, {"cache-control", "only-if-cached"}})
+		c.SetBody(req, []byte(sampleChatRequest))
+		if d := c.Lookup(req); d != Serve {
+			t.Fatalf("only-if-cached request %d: %v (%s)", i, d, req.Status)
+		}
+	}
+}
