@@ -48,6 +48,32 @@ func (e *chatLeadEnv) look(w int, body string) (*Request, Decision, int, int) {
 	return req, d, e.reads.gets["mc:e"], e.reads.gets["mc:i"]
 }
 
+// unlistedEntry leaves sampleChatRequest's answer in its preferred way
+// behind a well-formed index that lists other keys in every way, after
+// worker 0 has read that index (and so saw the way listed for another
+// key).
+func (e *chatLeadEnv) unlistedEntry(t *testing.T) {
+	t.Helper()
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
+	probe := e.miss(t, 1, sampleChatRequest)
+	e.store(t, 1, probe)
+	tb := e.w[1].table
+	b, pw := tb.bucketOf(probe.FP), tb.preferredWay(probe.FP)
+	entry, _, err := e.reads.Get(tb.entryKey(b, pw))
+	if err != nil || len(entry) == 0 {
+		t.Fatalf("the answer is not in its preferred way (%v)", err)
+	}
+	entry = append([]byte(nil), entry...)
+	e.fullBucket(t, probe.FP, -1)
+	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
+		t.Fatalf("the first lookup: %v", d)
+	}
+	// The key's entry is back in its way, unlisted.
+	if err := e.reads.Set(tb.entryKey(b, pw), entry, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLookupSkipsAPreferredWaySeenHoldingAnotherKey(t *testing.T) {
 	e := newChatLeadEnv(t)
 	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
@@ -98,24 +124,7 @@ func TestLookupFindsAnAnswerStoredInAWaySeenHoldingAnotherKey(t *testing.T) {
 // lists how) is missed at most once: the store that follows lists it.
 func TestLookupMissesAnUnlistedEntryInASeenWayAtMostOnce(t *testing.T) {
 	e := newChatLeadEnv(t)
-	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
-	probe := e.miss(t, 1, sampleChatRequest)
-	e.store(t, 1, probe)
-	tb := e.w[1].table
-	b, pw := tb.bucketOf(probe.FP), tb.preferredWay(probe.FP)
-	entry, _, err := e.reads.Get(tb.entryKey(b, pw))
-	if err != nil || len(entry) == 0 {
-		t.Fatalf("the answer is not in its preferred way (%v)", err)
-	}
-	entry = append([]byte(nil), entry...)
-	e.fullBucket(t, probe.FP, -1)
-	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
-		t.Fatalf("the first lookup: %v", d)
-	}
-	// The key's entry is back in its way, unlisted.
-	if err := e.reads.Set(tb.entryKey(b, pw), entry, 0); err != nil {
-		t.Fatal(err)
-	}
+	e.unlistedEntry(t)
 	req, d, _, _ := e.look(0, sampleChatRequest)
 	if d == Serve {
 		return // found anyway: nothing was missed
@@ -236,23 +245,7 @@ func TestJoinDecidesNothingUnwrittenOnASlotReadAhead(t *testing.T) {
 // index leaves out is found, request after request, as before.
 func TestOnlyIfCachedFindsAnUnlistedEntryInItsPreferredWay(t *testing.T) {
 	e := newChatLeadEnv(t)
-	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
-	probe := e.miss(t, 1, sampleChatRequest)
-	e.store(t, 1, probe)
-	tb := e.w[1].table
-	b, pw := tb.bucketOf(probe.FP), tb.preferredWay(probe.FP)
-	entry, _, err := e.reads.Get(tb.entryKey(b, pw))
-	if err != nil || len(entry) == 0 {
-		t.Fatalf("the answer is not in its preferred way (%v)", err)
-	}
-	entry = append([]byte(nil), entry...)
-	e.fullBucket(t, probe.FP, -1)
-	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
-		t.Fatalf("the first lookup: %v", d)
-	}
-	if err := e.reads.Set(tb.entryKey(b, pw), entry, 0); err != nil {
-		t.Fatal(err)
-	}
+	e.unlistedEntry(t)
 	c := e.w[0]
 	for i := 0; i < 3; i++ {
 		req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions",
