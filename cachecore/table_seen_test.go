@@ -135,6 +135,18 @@ func TestLookupMissesAnUnlistedEntryInASeenWayAtMostOnce(t *testing.T) {
 	}
 }
 
+// seenFullBucket fills sampleChatRequest's bucket with other keys
+// (fullBucket), under a model with answers stored, and has worker 0 miss
+// it once: worker 0 has then seen every way listed for another key.
+func (e *chatLeadEnv) seenFullBucket(t *testing.T) {
+	t.Helper()
+	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
+	e.fullBucket(t, e.miss(t, 1, sampleChatRequest).FP, -1)
+	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
+		t.Fatalf("the first lookup: %v", d)
+	}
+}
+
 // A lookup that expects to miss (every way of its bucket seen listed for
 // other keys) reads its lease slot before the index, as an embeddings
 // batch does; a lead won with that read knows no leader of its key
@@ -142,11 +154,7 @@ func TestLookupMissesAnUnlistedEntryInASeenWayAtMostOnce(t *testing.T) {
 // leaderLookup).
 func TestLeaderWhoseLookupReadItsSlotAheadDoesNotLookAgain(t *testing.T) {
 	e := newChatLeadEnv(t)
-	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
-	e.fullBucket(t, e.miss(t, 1, sampleChatRequest).FP, -1)
-	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
-		t.Fatalf("the first lookup: %v", d)
-	}
+	e.seenFullBucket(t)
 	req, d, ent, idx := e.look(0, sampleChatRequest)
 	if d != Forward || ent != 0 || idx != 1 || e.reads.gets["mc:l"] != 1 {
 		t.Fatalf("the lookup: %v, %d entries, %d indexes and %d lease slots read; want a miss, 0, 1 and 1", d, ent, idx, e.reads.gets["mc:l"])
@@ -165,11 +173,7 @@ func TestLeaderWhoseLookupReadItsSlotAheadDoesNotLookAgain(t *testing.T) {
 // wrote the slot: the lead is not won with that read, and looks again.
 func TestLeaderWhoseSlotMovedSinceItsReadAheadLooksAgain(t *testing.T) {
 	e := newChatLeadEnv(t)
-	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
-	e.fullBucket(t, e.miss(t, 1, sampleChatRequest).FP, -1)
-	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
-		t.Fatalf("the first lookup: %v", d)
-	}
+	e.seenFullBucket(t)
 	req, d, _, _ := e.look(0, sampleChatRequest)
 	if d != Forward || e.reads.gets["mc:l"] != 1 {
 		t.Fatalf("the lookup: %v, %d lease slots read", d, e.reads.gets["mc:l"])
@@ -214,11 +218,7 @@ func TestLookupExpectingAHitReadsNoSlotAhead(t *testing.T) {
 // that was already sent.
 func TestJoinDecidesNothingUnwrittenOnASlotReadAhead(t *testing.T) {
 	e := newChatLeadEnv(t)
-	e.store(t, 0, e.miss(t, 0, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"the model becomes known"}]}`))
-	e.fullBucket(t, e.miss(t, 1, sampleChatRequest).FP, -1)
-	if _, d, _, _ := e.look(0, sampleChatRequest); d != Forward {
-		t.Fatalf("the first lookup: %v", d)
-	}
+	e.seenFullBucket(t)
 	lf := e.w[1].NewFlight(e.miss(t, 1, sampleChatRequest), 2, 20)
 	if k := outcome(lf.Miss()); k != ActForward || !lf.leader {
 		t.Fatalf("worker 1's lead: %v", k)
