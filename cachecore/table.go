@@ -43,10 +43,10 @@ type Table struct {
 	// known is, for the slots of the buckets whose index this VM last read
 	// or wrote in a store, which key that index listed there (wayKnown;
 	// Remove's and Clear's writes are not noted: the next read of the
-	// index sees what they freed): a lookup
-	// asks the index first where its preferred way was listed for another
-	// key (lookupInto). Made at the first index read: knownMax places,
-	// a fixed array, so that a hit's look into it is a mask and a load.
+	// index sees what they freed): a lookup asks the index first where
+	// its preferred way was listed for another key (lookupInto). Made at
+	// the first index read: knownMax places, a fixed array, so that a
+	// hit's look into it is a mask and a load.
 	known *[knownMax]wayKnown
 	// leases is the VM's lease table, for a lookup's read ahead
 	// (lookupListed).
@@ -320,10 +320,10 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 // A request that may lead its key (its route coalesces) at once (not
 // after a semantic step, whose embedding call is a wait in between) and
 // expects to miss (no way of the bucket seen listed for fp) reads its
-// lease slot first, for the lead it will take.
-// If the index then rules fp out, the read is the request's (aheadRead):
-// a lead won with it looks no more (coalesce.go, leaderLookup). One that
-// expects a hit reads none: the read would be wasted.
+// lease slot first, for the lead it will take. If the index then rules
+// fp out, the read is the request's (aheadRead): a lead won with it
+// looks no more (coalesce.go, leaderLookup). One that expects a hit
+// reads none: the read would be wasted.
 //
 //go:noinline
 func (t *Table) lookupListed(b uint64, pw int, fp uint64, key []byte, now int64, dst *Entry, lead *Request) (bool, error) {
