@@ -49,7 +49,7 @@ type Table struct {
 	// hit's look into it is a mask and a load.
 	known *[knownMax]wayKnown
 	// leases is the VM's lease table, for a lookup's read ahead
-	// (lookupListed).
+	// (lookupListed; set by New, which makes both).
 	leases *LeaseTable
 	keyBuf []byte
 	valBuf []byte
@@ -220,15 +220,21 @@ func (t *Table) noteKnown(b uint64) {
 	}
 }
 
+// knownAt returns the tag slot n (bucket × ways + way) was last seen
+// listing, and whether its place in known holds that slot.
+func (t *Table) knownAt(n uint64) (tag uint32, ok bool) {
+	s := t.known[n&(knownMax-1)]
+	return s.tag, s.slot == uint32(n)+1
+}
+
 // holdsOther reports whether way w of bucket b was last seen listed for
 // a key other than fp's.
 func (t *Table) holdsOther(b uint64, w int, fp uint64) bool {
 	if t.known == nil {
 		return false
 	}
-	n := b*uint64(t.ways) + uint64(w)
-	s := t.known[n&(knownMax-1)]
-	return s.slot == uint32(n)+1 && s.tag != 0 && s.tag != knownTag(fp)
+	tag, ok := t.knownAt(b*uint64(t.ways) + uint64(w))
+	return ok && tag != 0 && tag != knownTag(fp)
 }
 
 func (t *Table) resetIdx() {
@@ -310,10 +316,10 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 	return false, nil
 }
 
-// lookupListed is lookupInto through bucket b's index first: the ways it
-// lists for fp are read, in a well-formed index; an absent, garbled or
-// foreign one rules nothing out, and the preferred way pw is read as a
-// first look reads it. Where a well-formed index leaves out an entry in
+// lookupListed is lookupInto, for the request lead (never nil), through
+// bucket b's index first: the ways it lists for fp are read, in a
+// well-formed index; an absent, garbled or foreign one rules nothing out,
+// and the preferred way pw is read as a first look reads it. Where a well-formed index leaves out an entry in
 // its preferred way (RATIONALE, "A batch that mostly misses looks through
 // the index first"), the key is missed until its next store lists it.
 //
@@ -328,11 +334,9 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 //go:noinline
 func (t *Table) lookupListed(b uint64, pw int, fp uint64, key []byte, now int64, dst *Entry, lead *Request) (bool, error) {
 	var ahead uint64
-	if lead != nil {
-		lead.aheadRead = 0
-		if lead.Route.Coalesce.Enabled && lead.Route.Semantic == nil && t.leases != nil && t.knownNowhere(b, fp) {
-			ahead = t.leases.ReadAhead(lead.LeaseFP())
-		}
+	lead.aheadRead = 0
+	if lead.Route.Coalesce.Enabled && lead.Route.Semantic == nil && t.knownNowhere(b, fp) {
+		ahead = t.leases.ReadAhead(lead.LeaseFP())
 	}
 	if _, exists, err := t.readIndex(b); err != nil {
 		return false, err
@@ -358,10 +362,9 @@ func (t *Table) lookupListed(b uint64, pw int, fp uint64, key []byte, now int64,
 // knownNowhere reports whether every way of bucket b was last seen listed
 // for a key other than fp's, or empty.
 func (t *Table) knownNowhere(b uint64, fp uint64) bool {
-	first, tag := b*uint64(t.ways), knownTag(fp)
+	first, own := b*uint64(t.ways), knownTag(fp)
 	for w := uint64(0); w < uint64(t.ways); w++ {
-		n := first + w
-		if s := t.known[n&(knownMax-1)]; s.slot != uint32(n)+1 || s.tag == tag {
+		if tag, ok := t.knownAt(first + w); !ok || tag == own {
 			return false
 		}
 	}
