@@ -112,6 +112,7 @@ type Host struct {
 	upPend   []*UpstreamRequest
 
 	configureCalls atomic.Int64
+	allocateCalls  atomic.Uint64
 	closed         atomic.Bool
 }
 
@@ -291,6 +292,12 @@ func (h *Host) Clock() Clock { return h.clock }
 
 // ConfigureCalls counts proxy_on_configure calls, canary included.
 func (h *Host) ConfigureCalls() int { return int(h.configureCalls.Load()) }
+
+// AllocateCalls counts the host's calls into the guests' allocator to
+// return data (WasmBase::allocMemory's): one per non-empty value handed
+// out, none for an absent or empty one. Each is an entry into the module
+// that Envoy makes too, and no import counts it.
+func (h *Host) AllocateCalls() uint64 { return h.allocateCalls.Load() }
 
 // HostCallCount is how many times the guests called an import, by qualified
 // name ("env.proxy_log", "wasi_snapshot_preview1.poll_oneoff").

@@ -382,6 +382,7 @@ func (v *vm) allocate(size uint32) (uint32, bool) {
 	v.allowed, v.restrictedPhase = mallocAllowed, "proxy_on_memory_allocate"
 	savedCur, savedEff := v.current, v.effective
 	v.current, v.effective = v.vmContext, 0
+	v.h.allocateCalls.Add(1)
 	res, err := v.alloc.Call(v.ctx, uint64(size))
 	v.current, v.effective = savedCur, savedEff
 	v.allowed, v.restrictedPhase = savedAllowed, savedPhase
