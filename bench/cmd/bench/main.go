@@ -53,10 +53,15 @@ type settings struct {
 	// by words of their labels (s4Rows); S4Rounds (BENCH_S4_ROUNDS) their
 	// fixed-rate rounds, if not the default. For repeating one row with
 	// more rounds than a full run can afford.
-	S4Rows    []string
-	S4Rounds  int
-	Benchtime string // S12 -test.benchtime
-	BenchCnt  int    // S12 -test.count
+	S4Rows   []string
+	S4Rounds int
+	// S4BHistory (BENCH_S4B_HISTORY=1) gives S4B's module and Envoy
+	// without the filter S4's closed-loop points first, as S4 gives them
+	// before its rounds, and not the baseline nor the floors: with the
+	// module as its own baseline, S4B then reads what that history costs.
+	S4BHistory bool
+	Benchtime  string // S12 -test.benchtime
+	BenchCnt   int    // S12 -test.count
 }
 
 func main() {
@@ -109,6 +114,7 @@ func main() {
 			s.S4Rounds = n
 		}
 	}
+	s.S4BHistory = os.Getenv("BENCH_S4B_HISTORY") == "1"
 	if v := os.Getenv("BENCH_REPS"); v != "" {
 		fmt.Sscan(v, &s.Reps)
 	}
