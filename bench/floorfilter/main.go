@@ -62,7 +62,10 @@
 //     client, its co-tenants and its operator under modelcache's
 //     guarantees, each in the flattest code that does it (missserved.go):
 //     the request read as hit-served reads it and keyed on the same
-//     identity, the key's lease taken in a slot of 4 ways shared with
+//     identity, the key looked up in a bounded table (its bucket's index
+//     read: found, listing other keys, once answers are stored; with -tags
+//     floorkeyed,floorunbounded under a key of its own, found absent,
+//     lookup_unbounded.go), the key's lease taken in a slot of 4 ways shared with
 //     other keys' leases and hit-for-miss marks (a tenant's share bounded,
 //     a mark displaced, never a live lease), the response's status and
 //     Cache-Control read, the lease turned into a hit-for-miss mark.

@@ -18,6 +18,8 @@ import (
 //   - the request as hit-served reads it (route by path prefix, the
 //     request's Cache-Control, the tenant's hashed credential, the
 //     authority), and keyed on all of it with the canonical body;
+//   - the lookup in a bounded table: the key's bucket index read, which
+//     once answers are stored lists other keys (lookup_bounded.go);
 //   - single flight across workers as a hardened cache must lead it: the
 //     key's slot (chosen by a hash seeded with a secret drawn at start)
 //     holds up to missWays leases and hit-for-miss marks of different keys;
@@ -44,6 +46,7 @@ const (
 	missRecord     = 38           // one lease without waiters
 	missMaxWait    = 30 * 1000    // ms a lease is trusted (the pass route's coalesce.max_wait)
 	missHitForMiss = 30 * 1000    // ms a mark lasts (coalesce.hit_for_miss's default)
+	missAnswerTTL  = 300 * 1000   // ms a stored answer is listed (lookup_bounded.go)
 	leaseHeld      = 1            // a leader is upstream
 	leaseMark      = 2            // hit-for-miss
 	missCacheHdr   = "modelcache; fwd=uri-miss; fwd-status=200; detail=no-store"
@@ -118,8 +121,8 @@ func (s *missServedStream) OnHttpRequestBody(bodySize int, endOfStream bool) typ
 	}
 	authority := s.served.authority[:s.served.alen]
 	s.fp = fnvMore(fnvMore(fnvMore(fnvMore(missSecret, s.served.tenant[:]), authority), []byte(s.served.route)), c)
-	// The lookup: the key is absent (every request is new).
-	_, _, _ = getShared("fl:s:", s.fp)
+	// The lookup: the key is listed nowhere (every request is new).
+	_ = missLookup(s.fp)
 	now := proxywasm.WallClockNano() / 1e6 // the wall clock, read once in each of modelcache's two callbacks that need it
 	tenant := binary.LittleEndian.Uint64(s.served.tenant[:])
 	s.leased, s.hfm = missLead(s.fp, tenant, s.id, now)
@@ -167,6 +170,9 @@ func (s *missServedStream) OnHttpResponseHeaders(int, bool) types.Action {
 		}
 		missRelease(s.fp, s.id, now, until)
 		s.leased = false
+		if storable && status == 200 {
+			missStored(s.fp, now+missAnswerTTL)
+		}
 	}
 	if !storable {
 		ctrs[2].Increment(1)

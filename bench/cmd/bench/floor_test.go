@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -434,5 +435,55 @@ func TestPaddedMissFloorDoesTheServedFloorsWorkAndRunsItsPadding(t *testing.T) {
 	}
 	if extra := padded.Code.Bytes - served.Code.Bytes; extra < 36*800 {
 		t.Errorf("the padded floor enters %d bytes of wasm more than the served floor: want at least 800 bytes for each padding function", extra)
+	}
+}
+
+// In S4's state, answers stored on the route and the table full,
+// modelcache's uncacheable miss reads its bucket's index and finds it
+// listing other keys, so Envoy copies the index out and calls into the
+// module to allocate room for it. The served floor's lookup must do the
+// same, or it would be measured as cheaper than the work it stands for
+// (as TestFloorsFindTheirModelRecord holds for the model's record); the
+// unbounded one, which reads a key of its own, finds nothing, and is
+// spared exactly that call (bench/floorfilter/lookup_*.go).
+func TestServedMissFloorAllocatesAsModelcachesMissInAFullTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm modules and fills a table")
+	}
+	r, wasm := hcTestRun(t)
+	dir := t.TempDir()
+	per := map[string]float64{}
+	for _, sys := range []string{"modelcache", "miss-served", "miss-served-unbounded"} {
+		path := wasm
+		if sys != "modelcache" {
+			path = filepath.Join(dir, "floor-"+sys+".wasm")
+			if err := buildFloor(repoRoot(), sys, path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hc := hcTestHost(t, r, path)
+		// New keys' answers stored on the miss's route: 7 for each of the
+		// 4,096 buckets, so that about 1 in 1,000 is left without an index.
+		for i := 0; i < 7*4096; i++ {
+			if _, err := hc.h.Exchange(0, hcRequest("/pass/v1/chat/completions", fmt.Sprint("fill-", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const misses = 200
+		before := hc.h.AllocateCalls()
+		for i := 0; i < misses; i++ {
+			if _, err := hc.h.Exchange(0, s4HostCallRequests["pass uncacheable"](i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		per[sys] = float64(hc.h.AllocateCalls()-before) / misses
+		hc.Close()
+	}
+	t.Logf("calls into the module to allocate, per uncacheable miss in a full table: %v", per)
+	if d := per["miss-served"] - per["modelcache"]; math.Abs(d) > 0.05 {
+		t.Errorf("the served floor allocates %.2f times a miss, modelcache %.2f: want the same", per["miss-served"], per["modelcache"])
+	}
+	if d := per["modelcache"] - per["miss-served-unbounded"]; math.Abs(d-1) > 0.05 {
+		t.Errorf("modelcache allocates %.2f times a miss, the unbounded floor %.2f: want one more, the index its lookup finds", per["modelcache"], per["miss-served-unbounded"])
 	}
 }

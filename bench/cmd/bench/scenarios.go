@@ -334,12 +334,15 @@ var s4Variants = []s4Variant{
 		// keyed miss under the product's guarantees (tenant, canonical
 		// key, single flight a co-tenant cannot break); the two floors that
 		// do less are measured beside it.
-		floor: s4Floor{"floor-miss-served", "the keyed miss floor under the product's guarantees: route, Cache-Control, tenant and authority read and keyed, the lease in a slot of 4 ways shared with other keys' leases and hit-for-miss marks (tenant share, marks displaced), the response's status read, a hit-for-miss mark left", false}, judged: true,
+		floor: s4Floor{"floor-miss-served", "the keyed miss floor under the product's guarantees: route, Cache-Control, tenant and authority read and keyed, the lookup in a bounded table (its bucket's index read, found listing other keys), the lease in a slot of 4 ways shared with other keys' leases and hit-for-miss marks (tenant share, marks displaced), the response's status read, a hit-for-miss mark left", false}, judged: true,
 		extra: []s4Floor{{"floor-miss", "holds and reads headers and body, one lookup, takes and releases a lease, reads response headers, 4 counters, sets Cache-Status", false},
 			{"floor-miss-keyed", "the miss floor keyed on the canonical JSON body (cachecore's canonicalizer), reading the model's generation from shared data", false},
 			// A control: what the miss's distance to the served floor is
 			// made of (bench/floorfilter/pad.go).
-			{"floor-miss-served-padded", "the served floor padded with flat code to about as many lines and instructions as modelcache's miss runs", false}}},
+			{"floor-miss-served-padded", "the served floor padded with flat code to about as many lines and instructions as modelcache's miss runs", false},
+			// What the served floor's lookup in a bounded table costs
+			// beyond one that finds nothing (bench/floorfilter/lookup_*.go).
+			{"floor-miss-served-unbounded", "the served floor with its lookup under a key of its own, found absent, not its bucket's index in a bounded table", false}}},
 	{label: "pass miss-store", metric: "miss + store, new key each (informational)",
 		wl: workload{Path: "/pass/v1/chat/completions", Headers: []string{authHeader}, Unique: true}},
 	// The shipped way to make a route the cache does not serve cost

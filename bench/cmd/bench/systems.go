@@ -78,6 +78,8 @@ var systemDefs = map[string]func(r *run) (*system, error){
 
 	// S4's control: miss-served padded to modelcache's volume of code.
 	"floor-miss-served-padded": func(r *run) (*system, error) { return r.startFloor("miss-served-padded") },
+	// miss-served with its lookup under a key of its own, found absent.
+	"floor-miss-served-unbounded": func(r *run) (*system, error) { return r.startFloor("miss-served-unbounded") },
 }
 
 func freePort() (int, error) { return envoyrun.FreePort() }
@@ -111,6 +113,8 @@ func buildFloor(root, mode, wasm string, busy int) error {
 		tags = "floorkeyed" // bench/floorfilter/keyed.go, missserved.go, served.go
 	case "miss-served-padded": // bench/floorfilter/pad.go
 		mode, tags = "miss-served", "floorkeyed,floorpad"
+	case "miss-served-unbounded": // bench/floorfilter/lookup_unbounded.go
+		mode, tags = "miss-served", "floorkeyed,floorunbounded"
 	}
 	args := []string{"build", "-buildmode=c-shared", "-ldflags", "-X main.mode=" + mode + " " + ldflags, "-o", wasm}
 	if tags != "" {
