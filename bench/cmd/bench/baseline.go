@@ -118,7 +118,10 @@ func runS4B(r *run) error {
 		}
 	}
 	if r.s.S4BHistory {
-		if err := r.s4History(); err != nil {
+		// The load S4 gives modelcache's Envoy and Envoy without the
+		// filter, and only those, before its fixed-rate rounds.
+		r.logf("  S4's closed-loop points first, on filter and nofilter only (BENCH_S4B_HISTORY)")
+		if err := r.s4ClosedLoop(s4Variants); err != nil {
 			return err
 		}
 	}
@@ -154,28 +157,6 @@ func runS4B(r *run) error {
 		}
 		r.addJITDistance(pair, v.metric+": this module vs baseline", at, f, b)
 		r.addOutsideJITDistance(pair, v.metric+": this module vs baseline", at, f, b)
-	}
-	return nil
-}
-
-// s4History runs S4's closed-loop points of every row on this module's
-// Envoy and Envoy without the filter, in S4's order, and records no row:
-// the load S4 gives those two, and only those, before its fixed-rate
-// rounds (BENCH_S4B_HISTORY).
-func (r *run) s4History() error {
-	r.logf("  S4's closed-loop points first, on filter and nofilter only (BENCH_S4B_HISTORY)")
-	for _, v := range s4Variants {
-		conns := []int{16}
-		if v.c1 {
-			conns = append(conns, 1)
-		}
-		for _, c := range conns {
-			for _, sys := range []string{"filter", "nofilter"} {
-				if _, err := r.measure(sys, v.label, v.wl, c); err != nil {
-					return err
-				}
-			}
-		}
 	}
 	return nil
 }

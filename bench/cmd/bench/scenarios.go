@@ -384,8 +384,10 @@ func runS4(r *run) error {
 		return err
 	}
 	// Throughput and latency: closed loop (wrk), as S1–S3.
+	if err := r.s4ClosedLoop(variants); err != nil {
+		return err
+	}
 	for _, v := range variants {
-		// Alternate the two Envoys so drift affects both alike.
 		f16, err := r.measure("filter", v.label, v.wl, 16)
 		if err != nil {
 			return err
@@ -525,6 +527,26 @@ func runS4(r *run) error {
 	}
 	r.note("S4: the origin runs on CPU1 with wrk, so pass-through throughput is bounded by CPU1 as much as by the proxy; both Envoys share that bound")
 	r.note("S4: proxy CPU per request is measured at a fixed %d rps offered to every system (not under wrk's closed loop, where it falls as throughput rises); rounds per system: %s", r.s.S4Rate, frRounds(fr, cells))
+	return nil
+}
+
+// s4ClosedLoop runs the closed-loop points of S4's rows variants on
+// modelcache's Envoy and Envoy without the filter, alternating the two so
+// that drift affects both alike; r.measure keeps each point for the rows.
+func (r *run) s4ClosedLoop(variants []s4Variant) error {
+	for _, v := range variants {
+		conns := []int{16}
+		if v.c1 {
+			conns = append(conns, 1)
+		}
+		for _, c := range conns {
+			for _, sys := range []string{"filter", "nofilter"} {
+				if _, err := r.measure(sys, v.label, v.wl, c); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return nil
 }
 
