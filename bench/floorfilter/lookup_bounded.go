@@ -46,7 +46,10 @@ func missLookup(fp uint64) bool {
 }
 
 // missStored lists fp in its bucket's index, in the way its hash picks,
-// until expires (ms), as a store writes the index after the entry.
+// until expires (ms), as a store writes the index after the entry. The
+// other ways keep what the buffer last held, whatever bucket that was:
+// the lookups after it need an index there, of its size, listing other
+// keys, and nothing more (the floor stores no entry to find).
 func missStored(fp uint64, expires int64) {
 	b := &boundedIndex
 	b[0], b[1] = 'F', 'I'
