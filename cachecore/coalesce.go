@@ -174,10 +174,10 @@ func (f *Flight) leadServed(d Decision) bool {
 func (c *Cache) lookAgain(req *Request, st ModelState) Decision {
 	if req.leadUnchanged {
 		req.leadUnchanged = false
-		if st == req.state {
+		if st.is(&req.state) {
 			return Forward
 		}
-	} else if req.batch == nil && st == req.state && req.Entry == nil && req.Status == StatusMiss {
+	} else if req.batch == nil && st.is(&req.state) && req.Entry == nil && req.Status == StatusMiss {
 		if out, err := c.table.unlisted(req.FP, c.nowMs()); out && err == nil {
 			return Forward // as Lookup leaves a request that finds nothing
 		}

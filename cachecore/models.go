@@ -90,6 +90,14 @@ type ModelState struct {
 	empty bool
 }
 
+// is reports whether st and o are the same state, as st == o does,
+// field by field: == on the struct calls its generated equality, which
+// calls runtime.memequal128 for the version (a lead's look again compares
+// the state it looks under with its request's on every miss).
+func (st *ModelState) is(o *ModelState) bool {
+	return st.Found == o.Found && st.Gen == o.Gen && st.empty == o.empty && st.Version.same(&o.Version)
+}
+
 func (c *Cache) modelID(route, model string) (uint64, error) {
 	// Requests name few models: the last id made is kept, under the keys
 	// it was made with. So route and model must be strings of their own,

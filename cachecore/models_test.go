@@ -341,3 +341,30 @@ func TestReadRecordWritesEveryFieldOfModelState(t *testing.T) {
 		t.Fatalf("a reused state read as %+v, a new one as %+v", st, want)
 	}
 }
+
+// ModelState.is is the struct's ==, written out: states that differ in any
+// one field are not the same, and a field added to ModelState must be
+// compared there too.
+func TestModelStateIsComparesEveryField(t *testing.T) {
+	if n := reflect.TypeOf(ModelState{}).NumField(); n != 4 {
+		t.Fatalf("ModelState has %d fields, is compares 4: compare the new one there, then count it here", n)
+	}
+	base := ModelState{Found: true, Gen: 42, Version: VersionID(bytes.Repeat([]byte{9}, versionIDLen))}
+	variants := []func(*ModelState){
+		func(s *ModelState) { s.Found = false },
+		func(s *ModelState) { s.Gen++ },
+		func(s *ModelState) { s.empty = true },
+		func(s *ModelState) { s.Version[0]++ },
+		func(s *ModelState) { s.Version[versionIDLen-1]++ },
+	}
+	for _, a := range append(variants, func(*ModelState) {}) {
+		for _, b := range append(variants, func(*ModelState) {}) {
+			x, y := base, base
+			a(&x)
+			b(&y)
+			if got, want := x.is(&y), x == y; got != want {
+				t.Fatalf("(%+v).is(%+v) = %v, == says %v", x, y, got, want)
+			}
+		}
+	}
+}
