@@ -46,7 +46,8 @@ func missLookup(fp uint64) bool {
 }
 
 // missStored lists fp in its bucket's index, in the way its hash picks,
-// until expires (ms), as a store writes the index after the entry. The
+// until expires (ms), as modelcache's store lists a key in its index
+// (before it writes the entry, which this floor does not store). The
 // other ways keep what the buffer last held, whatever bucket that was:
 // the lookups after it need an index there, of its size, listing other
 // keys, and nothing more (the floor stores no entry to find).
