@@ -135,11 +135,9 @@ func (f *Flight) lead(e Event, fresh bool) bool {
 	if err != nil {
 		return false // go upstream
 	}
-	// st == req.state, compared without a call to the struct's generated
-	// equality: an empty state is always a found one (only a record reads
-	// as empty), so with both empty the generation and version are all
-	// that can differ.
-	if st.empty && req.state.empty && st.Gen == req.state.Gen && st.Version.same(&req.state.Version) &&
+	// st.is(&req.state) with st empty: an empty state is always a found
+	// one (only a record reads as empty).
+	if st.empty && st.is(&req.state) &&
 		req.Status == StatusMiss && req.Entry == nil && req.batch == nil {
 		// Still the record the request's look read, and still with no
 		// answer stored under it: a look under it reads no entry
@@ -332,7 +330,7 @@ func (c *Cache) StaleIfError(req *Request) bool {
 // state moved.
 func (c *Cache) currentEntry(req *Request, now int64) bool {
 	st, err := c.loadModel(req.Route.Name, req.Model)
-	if err != nil || st != req.state {
+	if err != nil || !st.is(&req.state) {
 		return false
 	}
 	var e Entry

@@ -534,7 +534,7 @@ func isInteger(v gjson.Result) bool {
 // calls, so a rebuild rewrites their fixed-size ends in place.
 func (c *Cache) itemKeys(req *Request) {
 	b := req.batch
-	if b.keyed && b.keyState == req.state {
+	if b.keyed && b.keyState.is(&req.state) {
 		return
 	}
 	if !b.keyed {
