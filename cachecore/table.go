@@ -299,8 +299,10 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 	if lead != nil && t.holdsOther(b, pw, fp) && !lead.CC.OnlyIfCached {
 		return t.lookupListed(b, pw, fp, key, now, dst, lead)
 	}
-	if ok, err := t.readEntry(b, pw, key, now, dst); ok || err != nil {
+	if ok, err := t.readEntry(b, pw, key, now, dst); err != nil || ok && dst.FreshUntil > now {
 		return ok, err
+	} else if ok {
+		return t.listedPastStale(b, pw, fp, key, now, dst)
 	}
 	if _, _, err := t.readIndex(b); err != nil {
 		return false, err
@@ -314,6 +316,34 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 		}
 	}
 	return false, nil
+}
+
+// listedPastStale is lookupInto for a key whose preferred way pw holds a
+// stale copy, read into dst: a copy the index lists in another way is the
+// one its last store wrote, and is returned instead. Two stores racing on
+// one way can leave an older copy in the preferred way that the index no
+// longer lists (RATIONALE, "A copy the index does not list"); a store of
+// the key after it goes elsewhere, and a lookup that stopped at the old
+// copy would never see the new one, nor would a follower woken by its
+// store. Out of line: a fresh copy, the rule, runs none of it.
+//
+//go:noinline
+func (t *Table) listedPastStale(b uint64, pw int, fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
+	if _, _, err := t.readIndex(b); err != nil || !t.idxListed {
+		return true, nil // dst still holds the stale copy (the index has a buffer of its own)
+	}
+	for w, s := range t.idx {
+		if w == pw || s.fp != fp || s.staleUntil <= now {
+			continue
+		}
+		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
+			return ok, err
+		}
+		// Not there after all (a store racing this read): the stale copy
+		// again, read anew (dst held the other way's bytes).
+		return t.readEntry(b, pw, key, now, dst)
+	}
+	return true, nil
 }
 
 // lookupListed is lookupInto, for the request lead (never nil), through
@@ -498,32 +528,40 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 // Remove deletes the entry stored under key, if any; it reports whether a
 // slot was freed. The entry is looked for where a lookup would find it:
 // its preferred way and the ways the index lists for its fingerprint.
+// Every copy found there is deleted: besides the one the index lists, two
+// stores racing on one way can leave one in the preferred way that the
+// index lists for another key (RATIONALE, "A copy the index does not
+// list"), which a lookup reading that way first would still serve. The
+// index is changed only where it lists fp: another key listed over an
+// unlisted copy keeps its slot.
 func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
 	b := t.bucketOf(fp)
+	pw := t.preferredWay(fp)
 	var e Entry
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		cas, exists, err := t.readIndex(b)
 		if err != nil {
 			return false, err
 		}
-		way := -1
+		var found uint64 // ways holding the key (ways ≤ 64: config)
+		freed := false
 		for w := range t.idx {
-			if w != t.preferredWay(fp) && t.idx[w].fp != fp {
+			if w != pw && t.idx[w].fp != fp {
 				continue
 			}
 			if ok, err := t.readEntry(b, w, key, math.MinInt64, &e); err != nil {
 				return false, err
 			} else if ok {
-				way = w
-				break
+				found |= 1 << w
+				if t.idx[w].fp == fp {
+					t.idx[w], freed = slot{}, true
+				}
 			}
 		}
-		if way < 0 {
+		if found == 0 {
 			return false, nil
 		}
-		freed := t.idx[way].fp != 0
 		if exists && freed {
-			t.idx[way] = slot{}
 			err = t.writeIndex(b, cas, true)
 			if errIs(err, ErrCasMismatch) {
 				continue
@@ -532,7 +570,14 @@ func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
 				return false, err
 			}
 		}
-		return freed, t.store.Set(t.entryKey(b, way), nil, 0)
+		for w := range t.idx {
+			if found&(1<<w) != 0 {
+				if err := t.store.Set(t.entryKey(b, w), nil, 0); err != nil {
+					return freed, err
+				}
+			}
+		}
+		return freed, nil
 	}
 	return false, ErrContention
 }

@@ -85,8 +85,10 @@ func (t *Table) view(vs *indexViews, b uint64) (*indexView, error) {
 func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, indexFirst bool, dst *Entry) (bool, error) {
 	b := t.bucketOf(fp)
 	if !indexFirst {
-		if ok, err := t.readEntry(b, t.preferredWay(fp), key, now, dst); ok || err != nil {
+		if ok, err := t.readEntry(b, t.preferredWay(fp), key, now, dst); err != nil || ok && dst.FreshUntil > now {
 			return ok, err
+		} else if ok {
+			return t.batchPastStale(vs, b, fp, key, now, dst)
 		}
 	}
 	v, err := t.view(vs, b)
@@ -111,6 +113,29 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, in
 		}
 	}
 	return false, nil
+}
+
+// batchPastStale is listedPastStale for a batch item: a stale copy in the
+// preferred way, read into dst, gives way to a copy the bucket's index
+// (its view) lists in another way. Out of line, as listedPastStale.
+//
+//go:noinline
+func (t *Table) batchPastStale(vs *indexViews, b, fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
+	pw := t.preferredWay(fp)
+	v, err := t.view(vs, b)
+	if err != nil || !v.listed {
+		return true, nil // dst still holds the stale copy
+	}
+	for w, s := range v.slots {
+		if w == pw || s.fp != fp || s.staleUntil <= now {
+			continue
+		}
+		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
+			return ok, err
+		}
+		return t.readEntry(b, pw, key, now, dst) // gone since the index was read: the stale copy again
+	}
+	return true, nil
 }
 
 // batchInsert is one encoded entry of a batch to store, and the outcome.
