@@ -33,6 +33,10 @@ type Flight struct {
 	// held: the request is paused across a call of its own (a semantic
 	// lookup's embedding): whatever sends it upstream next must resume it.
 	held bool
+	// waited: the request's model state was read before a call of its own
+	// (a semantic lookup's embedding): a purge or a version switch may
+	// have come in between, so nothing is looked up under it again.
+	waited bool
 
 	respStatus int // the upstream's response status (0: none yet)
 	// refetchFor: the answer to a rewritten batch (its missing items
@@ -141,7 +145,7 @@ func (f *Flight) miss(coalesce bool) []Action {
 		f.reset()
 		switch f.join() {
 		case RoleLeader:
-			if f.lead(EvLeader, true) {
+			if f.lead(EvLeader, !f.waited) {
 				f.serve(StatusNone)
 				return f.actions()
 			}

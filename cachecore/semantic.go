@@ -368,6 +368,7 @@ func (f *Flight) semanticStep() []Action {
 			return nil
 		}
 		resume := !res.NotStarted // NotStarted: called back inside the dispatching callback
+		f.waited = resume
 		if !ok {
 			ev := EvSemanticEmbedError
 			if timeout {
@@ -391,7 +392,11 @@ func (f *Flight) semanticSearch(v *semVector, pre []Action, resume bool) []Actio
 	q := req.sem
 	q.vec, q.norm, q.ns, q.dim = v.q, v.norm, v.ns, len(v.q)
 	acts := append(pre, c.semObserveModel(req.Route, v)...)
-	hit, events := c.semSearch(req, q)
+	var hit bool
+	var events []Event
+	if !f.waited || c.stateHolds(req) {
+		hit, events = c.semSearch(req, q)
+	}
 	for _, e := range events {
 		acts = append(acts, Action{Kind: ActCount, Event: e, Route: req.Route})
 	}
@@ -417,6 +422,16 @@ func (f *Flight) semanticContinue(pre []Action, resume bool) []Action {
 		}
 	}
 	return acts
+}
+
+// stateHolds reports whether req's model state, read when it was keyed,
+// is still the model's: after an embedding call, a purge or a version
+// switch may have moved it, and a near match under the request's key (the
+// old generation's or version's) must not be served. (The request then
+// goes on as a miss, whose lead reads the state again: Flight.waited.)
+func (c *Cache) stateHolds(req *Request) bool {
+	st, err := c.loadModel(req.Route.Name, req.Model)
+	return err == nil && st.is(&req.state)
 }
 
 // semSearch scans the request's partition for the closest turns at or
