@@ -250,8 +250,9 @@ func parseEmbedding(r *Route, res CallResult) (e embedding, ok, timeout bool) {
 			bad = true
 			return false
 		}
-		e.vec = append(e.vec, float32(f))
-		sum += f * f
+		g := float32(f)
+		e.vec = append(e.vec, g)
+		sum += float64(g) * float64(g) // of what is kept: 1e-50 is 0 as a float32
 		return true
 	})
 	if bad || len(e.vec) < minDim || sum == 0 || math.IsInf(sum, 0) {
