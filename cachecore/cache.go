@@ -184,6 +184,10 @@ type requestState struct {
 	// that read (Join, leaderLookup).
 	aheadRead     uint64
 	leadUnchanged bool
+	// lookedAt: ms, when the request last looked its key up (Lookup): an
+	// answer it stores was asked for since then, and a purge of its key
+	// made after it refuses the store (Table.Remove's tombstone).
+	lookedAt int64
 
 	batch *embBatch // embeddings routes: the per-item view
 	// kindView is what the route kind's parse read from the request for

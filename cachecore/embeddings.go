@@ -1113,7 +1113,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		if at, ok := b.views.at[bk]; ok {
 			v = &b.views.views[at]
 		}
-		t.insertBucket(bk, v, ins[from:to], now)
+		t.insertBucket(bk, v, ins[from:to], now, req.lookedAt)
 		for _, x := range ins[from:to] {
 			if x.err != nil {
 				res.ItemsRefused++

@@ -452,7 +452,7 @@ func (c *Cache) l2RemoveEntries(route, model string, stables [][]byte) (freed in
 	for _, stable := range stables {
 		k := append(stable[:len(stable):len(stable)], st.Version[:]...)
 		k = binary.LittleEndian.AppendUint64(k, st.Gen)
-		removed, err := c.table.Remove(c.fingerprint(k), k)
+		removed, err := c.table.PurgeKey(c.fingerprint(k), k, c.nowMs())
 		if err != nil {
 			return freed, err
 		}

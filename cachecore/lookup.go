@@ -36,6 +36,8 @@ func (c *Cache) Lookup(req *Request) Decision {
 	if req.Bypassed() {
 		return Forward
 	}
+	now := c.nowMs()
+	req.lookedAt = now // a store of what this look sends upstream is of an answer asked for since
 	if req.batch != nil {
 		if d := c.lookupItems(req); d == Serve {
 			req.Status = StatusHit
@@ -56,7 +58,6 @@ func (c *Cache) Lookup(req *Request) Decision {
 	if req.Status == StatusRevalidate {
 		return Forward
 	}
-	now := c.nowMs()
 	if req.state.Found && !req.state.empty {
 		// The request may lead: the table may read its lease slot ahead
 		// (Table.lookupListed; coalesce.go, leaderLookup, says why).

@@ -418,7 +418,7 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 		return res, false
 	}
 	now := c.nowMs()
-	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), l1.StaleUntil, l1.AppendEncode(nil), now)
+	ins, err := c.table.InsertSince(req.FP, TenantTag(req.tenant), l1.StaleUntil, l1.AppendEncode(nil), now, req.lookedAt)
 	if err != nil {
 		return res, false
 	}

@@ -166,7 +166,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			}
 			for _, i := range req.batch.distinct {
 				it := &req.batch.items[i]
-				freed, err := c.table.Remove(it.fp, it.key)
+				freed, err := c.table.PurgeKey(it.fp, it.key, c.nowMs())
 				if err != nil {
 					return res, err
 				}
@@ -183,7 +183,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		if !req.state.Found {
 			return PurgeResult{Scope: "entry", L2: l2}, nil
 		}
-		freed, err := c.table.Remove(req.FP, req.Key)
+		freed, err := c.table.PurgeKey(req.FP, req.Key, c.nowMs())
 		n := 0
 		if freed {
 			n = 1

@@ -69,7 +69,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	if cap(enc) <= maxSpareBuffer {
 		c.encBuf = enc
 	}
-	ins, err := c.table.Insert(req.FP, TenantTag(req.tenant), e.StaleUntil, enc, now)
+	ins, err := c.table.InsertSince(req.FP, TenantTag(req.tenant), e.StaleUntil, enc, now, req.lookedAt)
 	if err != nil {
 		res.Reason = storeErrReason(err)
 		return res
@@ -170,6 +170,9 @@ func (c *Cache) staleWindow(req *Request) time.Duration {
 func storeErrReason(err error) Reason {
 	if errors.Is(err, ErrContention) {
 		return ReasonStoreContention
+	}
+	if errors.Is(err, ErrPurgedSince) {
+		return ReasonInvalidated // purged while it was asked for, as a model purge refuses
 	}
 	if errors.Is(err, ErrModelTableFull) {
 		return ReasonModelTableFull

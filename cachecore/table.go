@@ -87,6 +87,22 @@ const (
 // response still reaches the client; a later request will store it).
 var ErrContention = errors.New("store: too much contention")
 
+// ErrPurgedSince means the key was purged after the request whose answer
+// was to be stored looked it up (InsertSince): the answer was asked for
+// before the purge, and is not stored.
+var ErrPurgedSince = errors.New("store: the key was purged since its answer was asked for")
+
+// A purge of one key (PurgeKey) leaves a tombstone in the bucket's index:
+// a slot listing the key with purgedTag for its tenant tag, live until
+// purgeTombLife after the purge (its staleUntil), holding no entry. A
+// store of the key whose request looked it up before the purge finds it
+// (the way holding the key) and is refused; any other store may take its
+// way, as it would a live entry's. TenantTag never returns purgedTag.
+const (
+	purgedTag     = ^uint32(0)
+	purgeTombLife = 15 * 60 * 1000 // ms: longer than any upstream call a purge may race
+)
+
 // NewTable prepares a table over store with the given geometry.
 func NewTable(store Store, buckets, ways int) *Table {
 	return &Table{store: readerOf(store), buckets: uint64(buckets), ways: ways}
@@ -107,7 +123,7 @@ func TenantTag(tenant [32]byte) uint32 {
 	if tenant == ([32]byte{}) {
 		return 0
 	}
-	if tag := binary.LittleEndian.Uint32(tenant[:]); tag != 0 {
+	if tag := binary.LittleEndian.Uint32(tenant[:]); tag != 0 && tag != purgedTag {
 		return tag
 	}
 	return 1
@@ -459,6 +475,13 @@ type InsertResult struct {
 // or dead; an empty way; a dead way (past staleUntil); else the way whose
 // entry goes dead soonest (earliest staleUntil first).
 func (t *Table) Insert(fp uint64, tag uint32, staleUntil int64, encoded []byte, now int64) (InsertResult, error) {
+	return t.InsertSince(fp, tag, staleUntil, encoded, now, now)
+}
+
+// InsertSince is Insert of an answer asked for at since (ms; its request's
+// last look, Request.lookedAt): refused with ErrPurgedSince where a purge
+// of fp made after since left its tombstone (PurgeKey).
+func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []byte, now, since int64) (InsertResult, error) {
 	b := t.bucketOf(fp)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		cas, exists, err := t.readIndex(b)
@@ -466,6 +489,12 @@ func (t *Table) Insert(fp uint64, tag uint32, staleUntil int64, encoded []byte, 
 			return InsertResult{}, err
 		}
 		w, res := t.chooseWay(fp, tag, now)
+		if t.idx[w].tag == purgedTag {
+			if t.purgedAfter(w, fp, since) {
+				return InsertResult{}, ErrPurgedSince
+			}
+			res = InsertResult{Filled: true} // a tombstone holds no entry: its purge counted it freed
+		}
 		t.idx[w] = slot{fp, staleUntil, tag}
 		err = t.writeIndex(b, cas, exists)
 		if errIs(err, ErrCasMismatch) {
@@ -525,6 +554,22 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 	return victim, InsertResult{Evicted: true}
 }
 
+// purgedAfter reports whether way w, a tombstone, is fp's from a purge
+// made after since.
+func (t *Table) purgedAfter(w int, fp uint64, since int64) bool {
+	s := &t.idx[w]
+	return s.tag == purgedTag && s.fp == fp && s.staleUntil-purgeTombLife > since
+}
+
+// PurgeKey is Remove for a purge of the key at now: it also leaves the
+// key's tombstone in the index (in a way it freed, else an empty or dead
+// one; none if the bucket has no such way), so that an answer to a
+// request that looked the key up before the purge is not stored after it
+// (InsertSince). It reports whether a slot was freed.
+func (t *Table) PurgeKey(fp uint64, key []byte, now int64) (bool, error) {
+	return t.remove(fp, key, now)
+}
+
 // Remove deletes the entry stored under key, if any; it reports whether a
 // slot was freed. The entry is looked for where a lookup would find it:
 // its preferred way and the ways the index lists for its fingerprint.
@@ -534,7 +579,10 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 // list"), which a lookup reading that way first would still serve. The
 // index is changed only where it lists fp: another key listed over an
 // unlisted copy keeps its slot.
-func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
+func (t *Table) Remove(fp uint64, key []byte) (bool, error) { return t.remove(fp, key, 0) }
+
+// remove is Remove, and PurgeKey with purgedAt (ms) not 0.
+func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (bool, error) {
 	b := t.bucketOf(fp)
 	pw := t.preferredWay(fp)
 	var e Entry
@@ -558,11 +606,18 @@ func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
 				}
 			}
 		}
-		if found == 0 {
+		tomb := -1
+		if purgedAt != 0 {
+			tomb = t.tombWay(fp, purgedAt)
+		}
+		if found == 0 && tomb < 0 {
 			return false, nil
 		}
-		if exists && freed {
-			err = t.writeIndex(b, cas, true)
+		if tomb >= 0 {
+			t.idx[tomb] = slot{fp, purgedAt + purgeTombLife, purgedTag}
+		}
+		if exists && freed || tomb >= 0 {
+			err = t.writeIndex(b, cas, exists)
 			if errIs(err, ErrCasMismatch) {
 				continue
 			}
@@ -580,6 +635,24 @@ func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
 		return freed, nil
 	}
 	return false, ErrContention
+}
+
+// tombWay is the way of t.idx (a bucket's index, its copies of fp freed)
+// where fp's tombstone goes: one already holding it, else an empty way,
+// else a dead one at now; -1 if every way holds a live entry.
+func (t *Table) tombWay(fp uint64, now int64) int {
+	at := -1
+	for w, s := range t.idx {
+		switch {
+		case s.fp == fp && s.tag == purgedTag:
+			return w
+		case s.fp == 0 && (at < 0 || t.idx[at].fp != 0):
+			at = w
+		case at < 0 && s.staleUntil <= now:
+			at = w
+		}
+	}
+	return at
 }
 
 // Clear empties every bucket and returns how many occupied slots it freed.

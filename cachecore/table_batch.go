@@ -156,7 +156,7 @@ type batchInsert struct {
 // the entries. The first attempt uses the request's view of the index if
 // it has one (v, may be nil); a CAS mismatch reads it again. Each item's
 // err tells whether it was stored.
-func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now int64) {
+func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, since int64) {
 	err := ErrContention
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var cas uint32
@@ -171,6 +171,14 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now in
 		for i := range items {
 			it := &items[i]
 			it.way, it.res = t.chooseWay(it.fp, it.tag, now)
+			it.err = nil
+			if t.idx[it.way].tag == purgedTag {
+				if t.purgedAfter(it.way, it.fp, since) {
+					it.way, it.err = -1, ErrPurgedSince // as InsertSince: not stored
+					continue
+				}
+				it.res = InsertResult{Filled: true}
+			}
 			t.idx[it.way] = slot{it.fp, it.staleUntil, it.tag}
 		}
 		err = t.writeIndex(b, cas, exists)
@@ -182,7 +190,9 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now in
 			break
 		}
 		for i := range items {
-			items[i].err = t.store.Set(t.entryKey(b, items[i].way), items[i].encoded, 0)
+			if items[i].way >= 0 {
+				items[i].err = t.store.Set(t.entryKey(b, items[i].way), items[i].encoded, 0)
+			}
 		}
 		return
 	}
