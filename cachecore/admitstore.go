@@ -23,9 +23,35 @@ type Stored struct {
 // with computeMs, the time the upstream really took (XFetch's δ).
 func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, body []byte, origin Origin, computeMs uint32) Stored {
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		if req.Route.ModelVersion.Enabled() {
+			c.noteVersion(req, status, headers, nil)
+		}
 		return Stored{Reason: reason, Admission: Admission{Reason: reason}}
 	}
 	return c.StoreBody(req, status, headers, body, computeMs)
+}
+
+// noteVersion records the model version a refused answer reports (in its
+// headers, or in body if not nil), as its store would have: under the
+// state its request was keyed under, so that a late answer of a replaced
+// version changes nothing (settleModel). An upstream that now runs another
+// version makes the older entries unreachable whether or not this answer
+// is kept. Only an answer of a status the route caches counts (an error
+// page may come from anything in between), of a request keyed under a
+// record (a refused store makes none), within max_entry_bytes when its
+// body is read. Out of line: routes that track versions only.
+//
+//go:noinline
+func (c *Cache) noteVersion(req *Request, status int, headers [][2]string, body []byte) {
+	r := req.Route
+	if !req.state.Found || !slices.Contains(r.Statuses, status) || len(body) > r.MaxEntryBytes {
+		return
+	}
+	v := ResponseVersion(r, headers, body)
+	if v == "" || versionID(v) == req.state.Version {
+		return
+	}
+	_, _, _, _ = c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
 }
 
 // StoreBody is AdmitAndStore for an answer whose headers were admitted
@@ -34,6 +60,9 @@ func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, bod
 func (c *Cache) StoreBody(req *Request, status int, headers [][2]string, body []byte, computeMs uint32) Stored {
 	adm := c.AdmitBody(req, headers, body)
 	if adm.Reason != ReasonNone {
+		if req.Route.ModelVersion.Enabled() {
+			c.noteVersion(req, status, headers, body)
+		}
 		return Stored{Reason: adm.Reason, Admission: adm}
 	}
 	res := c.Store(req, status, headers, body, adm, computeMs)

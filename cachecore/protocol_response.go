@@ -151,6 +151,9 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	c, req := f.c, f.req
 	f.respStatus = status
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		if req.Route.ModelVersion.Enabled() {
+			c.noteVersion(req, status, headers, nil)
+		}
 		if req.Entry == nil && req.batch == nil {
 			// The rule: no stale answer to serve instead (StaleIfError),
 			// no batch that was rewritten; it passes as it came.
