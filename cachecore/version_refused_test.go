@@ -41,4 +41,3 @@ func TestANewVersionInARefusedAnswerRetiresItsPredecessor(t *testing.T) {
 		}
 	}
 }
-
