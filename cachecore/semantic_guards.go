@@ -152,8 +152,31 @@ func tokenize(s string) []token {
 			start = false
 			i = j
 			continue
-		case r == '"' || r == '“' || r == '”' || r == '«' || r == '»':
-			quoted = !quoted
+		case r == '"' || r == '“' || r == '”' || r == '«' || r == '»' || r == '`':
+			quoted = !quoted // a backtick quotes code: "the `find` command"
+		case r == '\'' || r == '‘' || r == '’':
+			// Single quotes around a word ("spell 'their'"); an apostrophe
+			// inside a word is part of it (above), one after a plural
+			// ("the students' books") quotes nothing.
+			if !quoted && (i == 0 || unicode.IsSpace(rs[i-1]) || rs[i-1] == '(') && i+1 < len(rs) && unicode.IsLetter(rs[i+1]) {
+				quoted = true
+			} else if quoted && i > 0 && !unicode.IsSpace(rs[i-1]) && (i+1 == len(rs) || !unicode.IsLetter(rs[i+1])) {
+				quoted = false
+			}
+		case strings.ContainsRune("([{", r) && i+1 < len(rs) && rs[i+1] == closer(r):
+			// An empty pair stands for itself in code questions: "() and []".
+			out = append(out, token{w: string(rs[i : i+2]), stem: string(rs[i : i+2]), symbol: true})
+			i += 2
+			continue
+		case (r == '@' || r == '#') && standsAlone(rs, i):
+			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // "the @ symbol"
+		case r == '$' && i+1 < len(rs) && strings.ContainsRune("?!#@*$_-", rs[i+1]):
+			// A shell's special parameter: "$?" is not "$!".
+			out = append(out, token{w: string(rs[i : i+2]), stem: string(rs[i : i+2]), symbol: true})
+			i += 2
+			continue
+		case (r == '+' || r == '-') && (i == 0 || unicode.IsSpace(rs[i-1])) && i+1 < len(rs) && unicode.IsLetter(rs[i+1]):
+			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // a flag's sign: "chmod +x" / "-x"
 		case r == '$' || r == '€' || r == '£' || r == '¥' || r == '%' || r == '°':
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case strings.ContainsRune("+-−*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
@@ -184,6 +207,25 @@ func tokenize(s string) []token {
 		i++
 	}
 	return out
+}
+
+// closer is the bracket that closes r.
+func closer(r rune) rune {
+	switch r {
+	case '(':
+		return ')'
+	case '[':
+		return ']'
+	}
+	return '}'
+}
+
+// standsAlone reports whether rs[i] is a word of its own: nothing but
+// space, a quote or the turn's ends around it ("the @ symbol", not
+// "C#" or "a@b").
+func standsAlone(rs []rune, i int) bool {
+	apart := func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("\"'`“”‘’", r) }
+	return (i == 0 || apart(rs[i-1])) && (i+1 == len(rs) || apart(rs[i+1]))
 }
 
 // contracted names the auxiliary of a contraction, for the tense: "'ll"
@@ -457,12 +499,14 @@ func stemSet(ts []token) map[string]bool {
 }
 
 // entities lists names in order: capitalised words that do not open a
-// sentence, acronyms, and quoted words.
+// sentence, acronyms, and quoted words. A common word is one only quoted
+// or in capitals: "the `find` command", "the SQL IN operator".
 func entities(ts []token) []string {
 	var out []string
 	j := -1 // the last word before ts[i] that is no determiner
 	for i, t := range ts {
-		if (t.cap || t.upper || t.quoted) && !t.digit && !t.symbol && !commonWords[t.w] {
+		if (t.cap || t.upper || t.quoted) && !t.digit && !t.symbol && (!commonWords[t.w] || t.quoted || t.upper || t.cap && len(t.w) > 1) ||
+			mentioned(ts, i) {
 			out = append(out, direction(ts, i, j)+t.stem)
 		}
 		if !determiners[t.w] {
@@ -471,6 +515,23 @@ func entities(ts []token) []string {
 	}
 	return out
 }
+
+// mentioned reports whether ts[i] is a word the turn asks about rather
+// than uses: right after "say", "spell" or the like ("how do I say hello
+// in Japanese"), or ending a sentence after "of" ("the past tense of
+// go"). Such a word is the whole ask, common or not.
+func mentioned(ts []token, i int) bool {
+	t := ts[i]
+	if t.digit || t.symbol || i == 0 {
+		return false
+	}
+	if mentionVerbs[ts[i-1].w] {
+		return true
+	}
+	return t.sentEnd && ts[i-1].w == "of" && commonWords[t.w]
+}
+
+var mentionVerbs = set("say spell pronounce translate conjugate")
 
 // direction marks ts[i] by a "to", "from" or "by" right before it, or before
 // the determiners before it: ts[j] is the last word before ts[i] that is
