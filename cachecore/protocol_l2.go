@@ -346,12 +346,13 @@ func (f *Flight) keepL2Lease() []Action {
 }
 
 // l2Release lets go of the cross-proxy lease (DEL), so that another proxy
-// can lead at once rather than after l2.lease_ttl.
+// can lead at once rather than after l2.lease_ttl. It is tried again as
+// every other write to L2 is (l2WriteTries): a lease left behind by one
+// transport failure held every other proxy's request until
+// coalesce.max_wait, and then sent them all upstream at once.
 func (c *Cache) l2Release(req *Request) *Call {
 	req.l2.lease = false
-	call := c.l2Invalidate("DEL", c.l2Keys(req).lease, "the lease of an entry", nil)
-	call.Done = func(CallResult) []Action { return nil } // it expires with l2.lease_ttl anyway
-	return call
+	return c.l2Invalidate("DEL", c.l2Keys(req).lease, "the lease of an entry", nil)
 }
 
 // l2Upstream: L2 cannot answer; the request goes upstream.
