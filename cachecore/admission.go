@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -164,6 +165,13 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if len(body) > r.MaxEntryBytes {
 		return Admission{Reason: ReasonTooLarge}
 	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259 §8.1): clients that decode it strictly
+		// (Python's json, the OpenAI SDKs' stream decoders) would fail on
+		// every replay. Outside strings valid JSON is ASCII, so this is
+		// the strings' check, in one linear pass.
+		return Admission{Reason: ReasonMalformedJSON}
+	}
 	streamed := StreamsResponse(req, headers)
 	if r.Streams() && streamed != req.Stream {
 		// Stored under the request's key, an answer in the other form
@@ -187,6 +195,9 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 			return Admission{Reason: ReasonBadShape}
 		case !sum.Done:
 			return Admission{Reason: ReasonTruncated}
+		}
+		if rule := unjudgedOnStreams(r.Rules); rule != "" {
+			return Admission{Reason: ReasonValidation, Rule: rule}
 		}
 		if reason := checkJSON(sum.Assembled); reason != ReasonNone {
 			return Admission{Reason: reason} // built from checked events: cannot happen
@@ -233,6 +244,33 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 		return adm
 	}
 	return c.admitJSON(req, headers, body)
+}
+
+// unjudgedOnStreams returns the path of the first rule that a stream's
+// assembly cannot judge, "" if none: a rule that holds on a missing value
+// ("exists": false) on a member AssembleStream does not rebuild (a chat
+// message's refusal, logprobs, created …) would hold on every stream,
+// whatever the stream carried. Such a rule refuses streams: the route
+// stores its answers in JSON form only.
+func unjudgedOnStreams(rules []Rule) string {
+	for i := range rules {
+		r := &rules[i]
+		if r.Exists == nil || *r.Exists {
+			continue
+		}
+		last := r.Path
+		if k := strings.LastIndexByte(last, '.'); k >= 0 {
+			last = last[k+1:]
+		}
+		switch last {
+		case "id", "object", "model", "system_fingerprint", "usage", "choices", "index", "message", "role", "content",
+			"text", "finish_reason", "tool_calls", "function", "name", "arguments", "type":
+			// rebuilt by AssembleStream
+		default:
+			return r.Path
+		}
+	}
+	return ""
 }
 
 // admitJSON runs the kind's checks, the rules and the confidence tiers on a

@@ -125,7 +125,10 @@ const (
 // finish_reason, the usage chunk if any.
 func AssembleStream(kind Kind, body []byte) StreamSummary {
 	text := kind.spec().textChoices
-	sc := sseScanner{rest: body}
+	// A leading byte order mark is not part of the first line (WHATWG
+	// HTML, "event stream interpretation"; clients' decoders drop it):
+	// read with it, that line's field and an error event in it were lost.
+	sc := sseScanner{rest: bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))}
 	var s StreamSummary
 	type toolCall struct {
 		id, typ    string
@@ -205,8 +208,9 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			usage = v.Raw
 		}
 		chunk.Get("choices").ForEach(func(_, c gjson.Result) bool {
-			idx := int(c.Get("index").Int())
-			if !c.IsObject() || idx < 0 || idx >= maxStreamChoices {
+			ci := c.Get("index")
+			idx := int(ci.Int())
+			if !c.IsObject() || idx < 0 || idx >= maxStreamChoices || ci.Exists() && !isInteger(ci) {
 				s.BadShape = true
 				return false
 			}
@@ -237,8 +241,10 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 					// The index is bounded before any arithmetic: ti+1 of
 					// an index at the int64 limit wraps.
-					ti := int(tc.Get("index").Int())
-					if !tc.IsObject() || ti < 0 || ti >= maxStreamToolCalls || calls+max(0, ti+1-len(ch.tools)) > maxStreamToolCalls {
+					tci := tc.Get("index")
+					ti := int(tci.Int())
+					if !tc.IsObject() || ti < 0 || ti >= maxStreamToolCalls || calls+max(0, ti+1-len(ch.tools)) > maxStreamToolCalls ||
+						tci.Exists() && !isInteger(tci) {
 						s.BadShape = true
 						return false
 					}
