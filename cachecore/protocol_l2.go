@@ -108,7 +108,6 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		f.l2Upstream(resume)
 		return
 	}
-	c.l2Result(true)
 	if len(look.missing) > 0 {
 		// A generation is gone (evicted, Redis restarted or failed over):
 		// reading it as 0 could bring back values purged under 0. Nothing
@@ -121,12 +120,16 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 			return
 		}
 		f.count(EvL2Error)
+		c.l2Result(false)
 		if polling {
 			return
 		}
 		f.l2Upstream(resume)
 		return
 	}
+	// A success of L2 only with every generation there: a lookup that
+	// finds one missing is decided by its creation (l2CreateGen).
+	c.l2Result(true)
 	req.l2.known, req.l2.gens = true, look.gens
 	if look.value != nil {
 		e, ver, err := decodeL2Value(look.value, req.l2.id, req.stableLen, look.gens)
@@ -255,6 +258,18 @@ func (f *Flight) l2CreateGen(key string) *Call {
 		}
 		if !res.NotStarted {
 			req.l2.paused = true
+		}
+		if k := parseRESP(res.Body); res.Failed || res.NotStarted || res.Status != 200 || k != respSimple && k != respNil {
+			// Not created (a read-only replica after a failover, a Redis
+			// out of memory): a failure of L2, as a failed lookup is
+			// (l2Result), not a reason to look up again and find the
+			// generation missing again.
+			f.count(EvL2Error)
+			c.l2Result(false)
+			if f.state != flightL2Wait { // a poller polls again on a later tick
+				f.l2Upstream(req.l2.paused)
+			}
+			return f.actions()
 		}
 		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
 		return f.actions()
