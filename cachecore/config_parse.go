@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -72,6 +73,45 @@ func (p *parser) str(path string, v gjson.Result) string {
 }
 
 // token is a string usable in stat names and Cache-Status: [A-Za-z0-9_-].
+// maxRoutes bounds a configuration's routes.
+const maxRoutes = 1024
+
+// printable is str for a value that goes into a header or names a
+// cluster: printable ASCII, no space or control character (a CR LF in an
+// authority would be a header of its own, which the proxy refuses).
+func (p *parser) printable(path string, v gjson.Result) string {
+	s := p.str(path, v)
+	if !printableASCII(s) {
+		p.fail(path, "must be printable ASCII with no space, got %q", s)
+	}
+	return s
+}
+
+// urlPath is str for a route's path: printable ASCII with no space (a
+// request's :path is; anything else is percent-encoded in it, and a route
+// holding it would never match).
+func (p *parser) urlPath(path string, v gjson.Result) string {
+	s := p.str(path, v)
+	if !printableASCII(s) {
+		p.fail(path, "must be printable ASCII with no space (percent-encode the rest, as requests carry it), got %q", s)
+	}
+	return s
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isTokenChar reports whether c may be in an HTTP token (RFC 9110 §5.6.2).
+func isTokenChar(c rune) bool {
+	return c < 0x7f && c > ' ' && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+}
+
 func (p *parser) token(path string, v gjson.Result) string {
 	s := p.str(path, v)
 	if s == "" {

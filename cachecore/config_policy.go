@@ -78,6 +78,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 			}
 			return true
 		})
+		if v.IsObject() && pol.ModelVersion.Header == "" && pol.ModelVersion.BodyPath == "" {
+			p.fail(path, "needs header or body_path: where the upstream reports its version")
+		}
 	case "stored_headers":
 		pol.StoredHeaders = p.headerNames(path, v)
 		for i, name := range pol.StoredHeaders {
@@ -352,19 +355,49 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 // gjsonPath reads a gjson path of the configuration (gjsonPathOK).
 func (p *parser) gjsonPath(path string, v gjson.Result) string {
 	s := p.str(path, v)
-	if s != "" && !gjsonPathOK(s) {
+	if v.Type == gjson.String && !gjsonPathOK(s) {
 		p.fail(path, "is not a usable gjson path: %q", s)
 	}
 	return s
 }
 
 // gjsonPathOK refuses paths gjson would treat as modifiers or queries that
-// have side effects on performance (e.g. @pretty) or can't be a field path.
+// have side effects on performance (e.g. @pretty) or can't be a field path:
+// an empty one, an empty segment, a query (#(…)) or a multipath ([…], {…})
+// left open, a dangling escape. gjson reads those as paths that match
+// nothing, so a rule on one would hold or fail on every answer.
 func gjsonPathOK(path string) bool {
-	if strings.ContainsAny(path, "@|\x00") {
+	if path == "" || strings.ContainsAny(path, "@|\x00") || strings.Contains(path, "..") {
 		return false
 	}
-	return !strings.HasPrefix(path, ".") && !strings.HasSuffix(path, ".")
+	if strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") {
+		return false
+	}
+	depth, quoted := 0, false
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case c == '\\':
+			if i+1 == len(path) {
+				return false
+			}
+			i++
+		case quoted:
+			quoted = c != '"'
+		case depth > 0 && c == '"':
+			quoted = true
+		case c == '#' && i+1 < len(path) && path[i+1] == '(':
+			depth++
+			i++
+		case depth > 0 && (c == '(' || c == '[' || c == '{'):
+			depth++
+		case (c == '[' || c == '{') && (i == 0 || path[i-1] == '.'):
+			depth++
+		case depth > 0 && (c == ')' || c == ']' || c == '}'):
+			depth--
+		}
+	}
+	return depth == 0 && !quoted
 }
 
 func (p *parser) confidence(path string, v gjson.Result) *Confidence {
@@ -373,7 +406,7 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		sub := join(path, key)
 		switch key {
 		case "path":
-			c.Path = p.str(sub, val)
+			c.Path = p.gjsonPath(sub, val)
 		case "tiers":
 			for i, tv := range p.array(sub, val) {
 				tp := fmt.Sprintf("%s[%d]", sub, i)

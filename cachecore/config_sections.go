@@ -47,11 +47,13 @@ func (p *parser) config(data []byte) *Config {
 			cfg.CacheName = p.token(key, v)
 			if c := cfg.CacheName; c != "" && !(c[0] >= 'a' && c[0] <= 'z' || c[0] >= 'A' && c[0] <= 'Z') {
 				p.fail(key, "must start with a letter (Cache-Status names the cache with a structured-field token), got %q", c)
+			} else if len(c) > 64 {
+				p.fail(key, "is %d bytes; at most 64 (it is in every answer's Cache-Status)", len(c))
 			}
 		case "upstream_cluster":
-			cfg.Cluster = p.str(key, v)
+			cfg.Cluster = p.printable(key, v)
 		case "upstream_authority":
-			cfg.Authority = p.str(key, v)
+			cfg.Authority = p.printable(key, v)
 		case "max_request_bytes":
 			cfg.MaxRequestBytes = p.intRange(key, v, 1, 64<<20)
 		case "store":
@@ -90,6 +92,12 @@ func (p *parser) config(data []byte) *Config {
 	}
 	if !routes.IsArray() || len(routes.Array()) == 0 {
 		p.fail("routes", "must be a non-empty array")
+		return cfg
+	}
+	if n := len(routes.Array()); n > maxRoutes {
+		// Each route is checked against every earlier one (routeCovers),
+		// and has its stats and keying: bounded, at every VM's start.
+		p.fail("routes", "lists %d routes; at most %d", n, maxRoutes)
 		return cfg
 	}
 	if defaults.Exists() && !defaults.IsObject() {
@@ -270,13 +278,13 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			}
 		case "kind":
 		case "path_prefix":
-			r.Prefix = p.str(sub, val)
+			r.Prefix = p.urlPath(sub, val)
 		case "path_exact":
-			r.Exact = p.str(sub, val)
+			r.Exact = p.urlPath(sub, val)
 		case "methods":
 			r.Methods = p.strList(sub, val)
 			for i, m := range r.Methods {
-				if m == "" || strings.ToUpper(m) != m {
+				if m == "" || strings.ToUpper(m) != m || strings.IndexFunc(m, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
 					p.fail(fmt.Sprintf("%s[%d]", sub, i), "must be an upper-case HTTP method, got %q", m)
 				}
 			}
