@@ -304,9 +304,7 @@ func (c *Cache) readTenant(req *Request, h [][2]string) bool {
 		if !ok {
 			continue
 		}
-		// The last identity was checked before, and a value longer than
-		// any that names no one (every credential of note) is not
-		// looked up.
+		// The last identity was checked before.
 		if c.last.is(n, v) {
 			req.tenant, req.tenantFrom = c.last.sum, n
 			return true
@@ -326,7 +324,7 @@ func (c *Cache) readTenant(req *Request, h [][2]string) bool {
 //go:noinline
 func namesSomeone(n, v string) bool {
 	t := strings.TrimSpace(v)
-	return t != "" && (len(t) > maxNoOneLen || !schemeAlone(n, t))
+	return t != "" && !schemeAlone(n, t)
 }
 
 // schemeAlone reports an Authorization (or Proxy-Authorization) value that
@@ -344,9 +342,11 @@ func schemeAlone(name, v string) bool {
 		return false
 	}
 	scheme := v // trimmed by the caller
-	if i := strings.IndexByte(v, ' '); i >= 0 {
-		if !placeholder(strings.TrimLeft(v[i+1:], " ")) {
-			return false // the common case of a short credential, at once
+	// Split as authScheme splits a credential to hash it: on spaces and
+	// tabs, any number ("Bearer\tnull" is "Bearer null").
+	if i := strings.IndexAny(v, " \t"); i >= 0 {
+		if !placeholder(strings.TrimLeft(v[i:], " \t")) {
+			return false // the common case of a credential, at once
 		}
 		scheme = v[:i]
 	}
@@ -358,23 +358,31 @@ func schemeAlone(name, v string) bool {
 	return false
 }
 
-// placeholder reports what client code writes for a key it never set.
+// placeholder reports what client code writes for a key it never set, and
+// the keys servers without authentication tell OpenAI SDK clients to send
+// (vLLM's "EMPTY", llama.cpp's "sk-no-key-required", Ollama's "ollama",
+// LM Studio's "lm-studio"): behind a gateway that names its callers by
+// another header (x-api-key), taken for a credential, each made all its
+// clients one tenant. A placeholder not listed here is a credential: such
+// a route names its tenant header first (tenant_headers).
 func placeholder(v string) bool {
 	switch len(v) {
 	case 4:
 		return strings.EqualFold(v, "null") || strings.EqualFold(v, "none")
+	case 5:
+		return strings.EqualFold(v, "empty") || strings.EqualFold(v, "dummy")
+	case 6:
+		return strings.EqualFold(v, "ollama")
 	case 9:
-		return strings.EqualFold(v, "undefined")
+		return strings.EqualFold(v, "undefined") || strings.EqualFold(v, "lm-studio")
+	case 18:
+		return strings.EqualFold(v, "sk-no-key-required")
 	}
 	return false
 }
 
-// maxSchemeLen is the length of the longest of authSchemes; maxNoOneLen
-// that of the longest value schemeAlone takes for no one.
-const (
-	maxSchemeLen = len("SCRAM-SHA-256")
-	maxNoOneLen  = maxSchemeLen + len(" undefined")
-)
+// maxSchemeLen is the length of the longest of authSchemes.
+const maxSchemeLen = len("SCRAM-SHA-256")
 
 // authSchemes is the IANA HTTP Authentication Scheme Registry.
 var authSchemes = [...]string{"Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual",
