@@ -19,18 +19,7 @@ func TestPlaceholderSpellingsWithTabsOrSpacesNameNoOne(t *testing.T) {
 		"Bearer " + strings.Repeat(" ", 20) + "undefined",
 		"Bearer \tNone",
 	} {
-		env := newEnv(t, testConfig)
-		body := chatRequest("summarise my private notes")
-		a := hdr("authorization", auth, "x-api-key", "key-of-tenant-A")
-		b := hdr("authorization", auth, "x-api-key", "key-of-tenant-B")
-		req, d := env.lookup("chat", a, body)
-		if req.Bypassed() || d != Forward {
-			t.Fatalf("%q: tenant A's first request: %v %s", auth, d, req.Reason)
-		}
-		env.fill(req, jsonCT, chatResponse("tenant A's private answer"), 1)
-		if req, d := env.lookup("chat", b, body); d == Serve {
-			t.Errorf("authorization %q: tenant B (another x-api-key) was served tenant A's answer (tenant read from %q)", auth, req.tenantFrom)
-		}
+		placeholderKeepsTenantsApart(t, auth)
 	}
 }
 
@@ -42,17 +31,25 @@ func TestPlaceholderSpellingsWithTabsOrSpacesNameNoOne(t *testing.T) {
 // x-api-key: they name no one, as "null" does.
 func TestWellKnownNoKeyPlaceholdersNameNoOne(t *testing.T) {
 	for _, auth := range []string{"Bearer EMPTY", "Bearer sk-no-key-required", "Bearer ollama"} {
-		env := newEnv(t, testConfig)
-		body := chatRequest("summarise my private notes")
-		a := hdr("authorization", auth, "x-api-key", "key-of-tenant-A")
-		b := hdr("authorization", auth, "x-api-key", "key-of-tenant-B")
-		req, d := env.lookup("chat", a, body)
-		if req.Bypassed() || d != Forward {
-			t.Fatalf("%q: tenant A's first request: %v %s", auth, d, req.Reason)
-		}
-		env.fill(req, jsonCT, chatResponse("tenant A's private answer"), 1)
-		if _, d := env.lookup("chat", b, body); d == Serve {
-			t.Errorf("authorization %q: a request with another x-api-key was served tenant A's answer", auth)
-		}
+		placeholderKeepsTenantsApart(t, auth)
+	}
+}
+
+// placeholderKeepsTenantsApart stores tenant A's answer under an
+// Authorization of auth and its own x-api-key, and fails t if a request
+// with the same Authorization and another x-api-key is served it.
+func placeholderKeepsTenantsApart(t *testing.T, auth string) {
+	t.Helper()
+	env := newEnv(t, testConfig)
+	body := chatRequest("summarise my private notes")
+	a := hdr("authorization", auth, "x-api-key", "key-of-tenant-A")
+	b := hdr("authorization", auth, "x-api-key", "key-of-tenant-B")
+	req, d := env.lookup("chat", a, body)
+	if req.Bypassed() || d != Forward {
+		t.Fatalf("%q: tenant A's first request: %v %s", auth, d, req.Reason)
+	}
+	env.fill(req, jsonCT, chatResponse("tenant A's private answer"), 1)
+	if req, d := env.lookup("chat", b, body); d == Serve {
+		t.Errorf("authorization %q: tenant B (another x-api-key) was served tenant A's answer (tenant read from %q)", auth, req.tenantFrom)
 	}
 }
