@@ -499,8 +499,10 @@ func stemSet(ts []token) map[string]bool {
 }
 
 // entities lists names in order: capitalised words that do not open a
-// sentence, acronyms, and quoted words. A common word is one only quoted
-// or in capitals: "the `find` command", "the SQL IN operator".
+// sentence, acronyms, and quoted words. A common word is one only when
+// quoted, in capitals or capitalised mid-sentence (two letters or more):
+// "the `find` command", "the SQL IN operator", "install Go"; and so is
+// a word the turn mentions (mentioned).
 func entities(ts []token) []string {
 	var out []string
 	j := -1 // the last word before ts[i] that is no determiner
