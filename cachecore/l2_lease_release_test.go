@@ -15,14 +15,7 @@ import (
 // out coalesce.max_wait and then go upstream without a lease.
 func TestL2LeaseReleaseSurvivesOneTransportFailure(t *testing.T) {
 	m := newL2Mesh(t, "")
-	a, got := m.begin(0, 1, "q")
-	if got != "coalesce.leaders l2.miss l2.lease_won forward" {
-		t.Fatalf("A: %s", got)
-	}
-	b, got := m.begin(1, 1, "q")
-	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
-		t.Fatalf("B: %s", got)
-	}
+	a, b := m.leadAndWait(t)
 	m.wd.failNext = 1 // the release's first try meets a closed connection
 	m.answer(a, 503, "overloaded")
 	var polls []string

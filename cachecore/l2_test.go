@@ -502,16 +502,24 @@ func (m *l2Mesh) answer(f *Flight, status int, content string) string {
 	return got
 }
 
-func TestL2CrossProxySingleFlight(t *testing.T) {
-	m := newL2Mesh(t, "")
+// leadAndWait starts "q" on proxy 0, which leads it across the mesh, and
+// on proxy 1, which waits on that lease.
+func (m *l2Mesh) leadAndWait(t *testing.T) (a, b *Flight) {
+	t.Helper()
 	a, got := m.begin(0, 1, "q")
 	if got != "coalesce.leaders l2.miss l2.lease_won forward" {
 		t.Fatalf("A: %s", got)
 	}
-	b, got := m.begin(1, 1, "q")
+	b, got = m.begin(1, 1, "q")
 	if got != "coalesce.leaders l2.miss l2.lease_lost wait" {
 		t.Fatalf("B: %s", got)
 	}
+	return a, b
+}
+
+func TestL2CrossProxySingleFlight(t *testing.T) {
+	m := newL2Mesh(t, "")
+	a, b := m.leadAndWait(t)
 	if got, _ := m.step(b.Tick()); got != "" { // polled: still led, nothing yet
 		t.Fatalf("B's first poll: %q", got)
 	}
