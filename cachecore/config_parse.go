@@ -77,26 +77,21 @@ func (p *parser) str(path string, v gjson.Result) string {
 const maxRoutes = 1024
 
 // printable is str for a value that goes into a header or names a
-// cluster: printable ASCII, no space or control character (a CR LF in an
-// authority would be a header of its own, which the proxy refuses).
-func (p *parser) printable(path string, v gjson.Result) string {
+// cluster (what: how the error says so): printable ASCII, no space or
+// control character (a CR LF in an authority would be a header of its
+// own, which the proxy refuses).
+func (p *parser) printable(path string, v gjson.Result, what string) string {
 	s := p.str(path, v)
 	if !printableASCII(s) {
-		p.fail(path, "must be printable ASCII with no space, got %q", s)
+		p.fail(path, "must be printable ASCII with no space%s, got %q", what, s)
 	}
 	return s
 }
 
-// urlPath is str for a route's path: printable ASCII with no space (a
-// request's :path is; anything else is percent-encoded in it, and a route
-// holding it would never match).
-func (p *parser) urlPath(path string, v gjson.Result) string {
-	s := p.str(path, v)
-	if !printableASCII(s) {
-		p.fail(path, "must be printable ASCII with no space (percent-encode the rest, as requests carry it), got %q", s)
-	}
-	return s
-}
+// pathNote is printable's note for a route's path: a request's :path
+// carries anything else percent-encoded, so a route holding it would
+// never match.
+const pathNote = " (percent-encode the rest, as requests carry it)"
 
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -51,9 +51,9 @@ func (p *parser) config(data []byte) *Config {
 				p.fail(key, "is %d bytes; at most 64 (it is in every answer's Cache-Status)", len(c))
 			}
 		case "upstream_cluster":
-			cfg.Cluster = p.printable(key, v)
+			cfg.Cluster = p.printable(key, v, "")
 		case "upstream_authority":
-			cfg.Authority = p.printable(key, v)
+			cfg.Authority = p.printable(key, v, "")
 		case "max_request_bytes":
 			cfg.MaxRequestBytes = p.intRange(key, v, 1, 64<<20)
 		case "store":
@@ -278,9 +278,9 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			}
 		case "kind":
 		case "path_prefix":
-			r.Prefix = p.urlPath(sub, val)
+			r.Prefix = p.printable(sub, val, pathNote)
 		case "path_exact":
-			r.Exact = p.urlPath(sub, val)
+			r.Exact = p.printable(sub, val, pathNote)
 		case "methods":
 			r.Methods = p.strList(sub, val)
 			for i, m := range r.Methods {

@@ -348,15 +348,21 @@ func (t *Table) listedPastStale(b uint64, pw int, fp uint64, key []byte, now int
 	if _, _, err := t.readIndex(b); err != nil || !t.idxListed {
 		return true, nil // dst still holds the stale copy (the index has a buffer of its own)
 	}
-	for w, s := range t.idx {
+	return t.listedElsewhere(t.idx, b, pw, fp, key, now, dst)
+}
+
+// listedElsewhere reads into dst the copy of fp that slots (bucket b's
+// index, well-formed) list in a way other than pw, whose stale copy dst
+// holds: that copy if there is none, read again if the listed one is
+// gone (a store racing this read; dst held the other way's bytes).
+func (t *Table) listedElsewhere(slots []slot, b uint64, pw int, fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
+	for w, s := range slots {
 		if w == pw || s.fp != fp || s.staleUntil <= now {
 			continue
 		}
 		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
 			return ok, err
 		}
-		// Not there after all (a store racing this read): the stale copy
-		// again, read anew (dst held the other way's bytes).
 		return t.readEntry(b, pw, key, now, dst)
 	}
 	return true, nil

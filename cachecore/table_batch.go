@@ -121,21 +121,11 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, in
 //
 //go:noinline
 func (t *Table) batchPastStale(vs *indexViews, b, fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
-	pw := t.preferredWay(fp)
 	v, err := t.view(vs, b)
 	if err != nil || !v.listed {
 		return true, nil // dst still holds the stale copy
 	}
-	for w, s := range v.slots {
-		if w == pw || s.fp != fp || s.staleUntil <= now {
-			continue
-		}
-		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
-			return ok, err
-		}
-		return t.readEntry(b, pw, key, now, dst) // gone since the index was read: the stale copy again
-	}
-	return true, nil
+	return t.listedElsewhere(v.slots, b, t.preferredWay(fp), fp, key, now, dst)
 }
 
 // batchInsert is one encoded entry of a batch to store, and the outcome.
