@@ -23,16 +23,18 @@ type Stored struct {
 // with computeMs, the time the upstream really took (XFetch's δ).
 func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, body []byte, origin Origin, computeMs uint32) Stored {
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		st := Stored{Reason: reason, Admission: Admission{Reason: reason}}
 		if req.Route.ModelVersion.Enabled() {
-			c.noteVersion(req, status, headers, nil)
+			st.Result = c.noteVersion(req, reason, status, headers, nil)
 		}
-		return Stored{Reason: reason, Admission: Admission{Reason: reason}}
+		return st
 	}
 	return c.StoreBody(req, status, headers, body, computeMs)
 }
 
 // noteVersion records the model version a refused answer reports (in its
-// headers, or in body if not nil), as its store would have: under the
+// headers, or in body if not nil), as its store would have, and reports a
+// switch as a store does (VersionChanged, Version) for the stats: under the
 // state its request was keyed under, so that a late answer of a replaced
 // version changes nothing (settleModel). An upstream that now runs another
 // version makes the older entries unreachable whether or not this answer
@@ -42,16 +44,19 @@ func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, bod
 // body is read. Out of line: routes that track versions only.
 //
 //go:noinline
-func (c *Cache) noteVersion(req *Request, status int, headers [][2]string, body []byte) {
+func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][2]string, body []byte) StoreResult {
 	r := req.Route
+	res := StoreResult{Reason: reason}
 	if !req.state.Found || !slices.Contains(r.Statuses, status) || len(body) > r.MaxEntryBytes {
-		return
+		return res
 	}
 	v := ResponseVersion(r, headers, body)
 	if v == "" || versionID(v) == req.state.Version {
-		return
+		return res
 	}
-	_, _, _, _ = c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
+	_, changed, _, _ := c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
+	res.VersionChanged, res.Version = changed, v
+	return res
 }
 
 // StoreBody is AdmitAndStore for an answer whose headers were admitted
@@ -60,10 +65,11 @@ func (c *Cache) noteVersion(req *Request, status int, headers [][2]string, body 
 func (c *Cache) StoreBody(req *Request, status int, headers [][2]string, body []byte, computeMs uint32) Stored {
 	adm := c.AdmitBody(req, headers, body)
 	if adm.Reason != ReasonNone {
+		st := Stored{Reason: adm.Reason, Admission: adm}
 		if req.Route.ModelVersion.Enabled() {
-			c.noteVersion(req, status, headers, body)
+			st.Result = c.noteVersion(req, adm.Reason, status, headers, body)
 		}
-		return Stored{Reason: adm.Reason, Admission: adm}
+		return st
 	}
 	res := c.Store(req, status, headers, body, adm, computeMs)
 	return Stored{Reason: res.Reason, Admission: adm, Result: res}

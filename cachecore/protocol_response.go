@@ -31,6 +31,9 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	st := c.StoreBody(req, f.respStatus, headers, body, computeMs)
 	if adm := st.Admission; adm.Reason != ReasonNone {
 		var acts []Action
+		if st.Result.VersionChanged {
+			acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r})
+		}
 		if adm.Reason == ReasonValidation {
 			acts = append(acts, Action{Kind: ActLog, Level: LogDebug, Message: []byte("validation rule failed on route " + r.Name + ": " + adm.Rule)})
 		}
@@ -152,7 +155,7 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	f.respStatus = status
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
 		if req.Route.ModelVersion.Enabled() {
-			c.noteVersion(req, status, headers, nil)
+			return f.versionRefused(reason, headers, endOfStream)
 		}
 		if req.Entry == nil && req.batch == nil {
 			// The rule: no stale answer to serve instead (StaleIfError),
@@ -220,6 +223,22 @@ func (f *Flight) headersRefused(reason Reason, endOfStream bool) (RespStep, []Ac
 		}
 	}
 	return RespPass, f.refuse(reason)
+}
+
+// versionRefused is the refusal of headersRefused on a route that tracks
+// model versions: the version the refused answer reports is recorded
+// (noteVersion), and a switch noted with the refusal's actions, so that
+// model_version_changes counts it as it counts a stored answer's. Out of
+// line: other routes run none of it.
+//
+//go:noinline
+func (f *Flight) versionRefused(reason Reason, headers [][2]string, endOfStream bool) (RespStep, []Action) {
+	res := f.c.noteVersion(f.req, reason, f.respStatus, headers, nil)
+	step, acts := f.headersRefused(reason, endOfStream)
+	if res.VersionChanged {
+		acts = append(acts, Action{Kind: ActNoteStore, Stored: &Stored{Reason: reason, Result: res}, Request: f.req, Route: f.req.Route})
+	}
+	return step, acts
 }
 
 // ResponseChunk is the event "a chunk of a held response of unknown length
