@@ -15,7 +15,19 @@ func envFuncs() []hostFunc {
 	ret := []api.ValueType{i32}
 	f := func(name string, params []api.ValueType, fn func(v *vm, s []uint64) Status) hostFunc {
 		return hostFunc{module: "env", name: name, params: params, results: ret,
-			fn: func(v *vm, s []uint64) { s[0] = uint64(fn(v, s)) }}
+			fn: func(v *vm, s []uint64) {
+				if fail := v.h.cfg.FailHostCall; fail != nil {
+					c := HostCall{VM: v.index, Name: name, Args: s[:len(params)]}
+					if name == "proxy_get_shared_data" || name == "proxy_set_shared_data" {
+						c.Key, _ = v.readString(uint32(s[0]), uint32(s[1]))
+					}
+					if st, ok := fail(c); ok {
+						s[0] = uint64(st)
+						return
+					}
+				}
+				s[0] = uint64(fn(v, s))
+			}}
 	}
 	u := func(s []uint64, i int) uint32 { return uint32(s[i]) }
 	unimplemented := func(*vm, []uint64) Status { return StatusUnimplemented }

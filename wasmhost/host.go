@@ -72,6 +72,20 @@ type Config struct {
 	// (queue-ready, HTTP-call and upstream responses) after each call; the
 	// test then calls Drain or DrainVM itself.
 	ManualDrain bool
+	// FailHostCall, if set, is consulted before every "env" host function
+	// (proxy_*) a VM calls. When it returns ok, the call does nothing
+	// (writes no out-parameter) and returns status to the plugin: fault
+	// injection. It runs while the VM is locked: it must not call back
+	// into the Host.
+	FailHostCall func(c HostCall) (status Status, ok bool)
+}
+
+// HostCall describes one host function call, for Config.FailHostCall.
+type HostCall struct {
+	VM   int      // the calling VM's index: MainVM or a worker's
+	Name string   // the import's name, such as "proxy_set_shared_data"
+	Args []uint64 // the raw wasm arguments: i32s in the low 32 bits (uint32(Args[0]): a buffer or map type)
+	Key  string   // proxy_get_shared_data / proxy_set_shared_data: the key
 }
 
 // LogLine is one line a VM logged (proxy_log, or stdout/stderr via fd_write,
