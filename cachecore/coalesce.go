@@ -19,9 +19,10 @@ const (
 	// follower goes upstream, and the key skips coalescing (hit-for-miss).
 	OutcomeUncacheable
 	// OutcomeAbandoned: the leader's client went away (before or during
-	// the answer), which says nothing about the upstream: a follower leads
-	// next, and it is not counted among the leader failures a follower
-	// sits through (coalesce.max_retries).
+	// the answer), or the cache could not keep a good answer (an internal
+	// fault, a contended store): either says nothing about the upstream,
+	// so a follower leads next, and it is not counted among the leader
+	// failures a follower sits through (coalesce.max_retries).
 	OutcomeAbandoned
 )
 
@@ -37,6 +38,10 @@ func OutcomeOf(r Reason, status int) Outcome {
 		return OutcomeStored
 	case r < numReason && lastingReasons[r]:
 		return OutcomeUncacheable
+	case r == ReasonInternal || r == ReasonStoreContention:
+		// The cache's fault, not the model's: followers must not run
+		// out of retries (and answer 502) on a model that answers.
+		return OutcomeAbandoned
 	case r == ReasonStatus:
 		// A failure that may pass is a 5xx, a 408 or a 429. Any other status
 		// the route does not cache is the model's answer: the same request

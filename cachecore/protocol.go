@@ -237,7 +237,7 @@ func (f *Flight) wake(o Outcome, status int) {
 				f.state = flightDone
 				code, headers, body := c.leaderFailedResponse(req, status)
 				req.Status = StatusLeaderFailed
-				f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed, Resume: true})
+				f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed})
 				return
 			case stepForward:
 				f.count(EvRetriesExhausted)

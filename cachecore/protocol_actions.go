@@ -27,8 +27,9 @@ const (
 	ActServeEntry
 	// ActServeLocal: answer the client with Status/Headers/Body
 	// (CacheStatus is the request status it counts as). If the local reply
-	// cannot be sent and Resume is set, the host forwards instead (fail
-	// open).
+	// cannot be sent and Resume is set (the Stream sets it on every local
+	// answer, an entry's too), the host forwards instead (fail open:
+	// SendFailed), even a request that asked only-if-cached.
 	ActServeLocal
 	// ActForward: send the request upstream. Resume: it was paused (a
 	// follower) and must be resumed; otherwise the current callback

@@ -86,6 +86,7 @@ func (f *Flight) requestPasses(holdable bool) []Action {
 type Held struct {
 	body    []byte
 	dropped bool // a recording that outgrew its bound or missed a chunk
+	failed  bool // dropped because a chunk could not be read (a host fault)
 }
 
 // RequestChunk is the event "a chunk of a body of unknown length

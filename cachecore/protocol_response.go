@@ -341,10 +341,24 @@ func (h *Held) Dropped() bool { return h.dropped }
 
 // RecordingFailed: a chunk of the stream could not be read; the recording
 // is incomplete and will not be stored.
-func (h *Held) RecordingFailed() { h.dropped = true }
+func (h *Held) RecordingFailed() { h.body, h.dropped, h.failed = nil, true, true }
+
+// droppedFor is why a dropped recording is not stored: a host fault
+// (counted as internal, and no reason to skip coalescing the key), or its
+// size.
+func (h *Held) droppedFor() Reason {
+	if h.failed {
+		return ReasonInternal
+	}
+	return ReasonTooLarge
+}
 
 // CompleteRecording is CompleteStream on the host's copy h.
 func (f *Flight) CompleteRecording(h *Held, headers [][2]string, computeMs uint32) []Action {
+	if h.failed {
+		h.body = nil
+		return f.refuse(ReasonInternal)
+	}
 	acts := f.CompleteStream(headers, h.body, h.dropped, computeMs)
 	h.body = nil
 	return acts

@@ -400,6 +400,7 @@ func (s *Stream) apply(acts []Action) []Action {
 			// the lookup saw.
 			s.aborts = s.late && (s.phase == phaseRequest || s.phase == phaseFollowing)
 			s.phase, s.aged = phaseServed, false
+			a.Resume = true // as for an entry: a request never hangs on a reply the host could not send
 		case ActRecordAge:
 			s.aged = true // cached items merged into the upstream's answer
 		case ActForward:
@@ -744,7 +745,7 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 			// It will store nothing, as its end will say (CompleteStream):
 			// its followers go upstream now rather than wait for a lease
 			// that expires under them, and take it for a failed leader.
-			out = s.apply(s.fl.FinishLead(OutcomeOf(ReasonTooLarge, s.fl.respStatus), s.fl.respStatus))
+			out = s.apply(s.fl.FinishLead(OutcomeOf(s.recording.droppedFor(), s.fl.respStatus), s.fl.respStatus))
 		}
 	}
 	if !endOfStream {

@@ -53,6 +53,11 @@ type streamFields struct {
 	// countingListed: in the VM's counting list (its count waits for its
 	// end).
 	countingListed bool
+	// rooted: its events are performed in a root callback (a wake-up, a
+	// tick, a call's result), not in one of its own: a request paused
+	// there is resumed by a call, while in its own callback the verdict
+	// lets it go on.
+	rooted bool
 	// Buffers the host's data is read into, reused by the next stream
 	// when this one's request is recycled (cachecore.Stream.Recycle).
 	// Held by pointer: a deleted stream is zeroed around one word rather
@@ -425,10 +430,21 @@ func (s *stream) inRoot(event func(*cachecore.Stream) []cachecore.Action, resume
 	if proxywasm.SetEffectiveContext(s.id) != nil {
 		return false
 	}
-	if s.do(cachecore.Decided, event(&s.x)) == types.ActionContinue && resumeHeld {
+	s.rooted = true
+	v := s.do(cachecore.Decided, event(&s.x))
+	s.rooted = false
+	if v == types.ActionContinue && resumeHeld {
 		_ = proxywasm.ResumeHttpRequest()
 	}
 	return true
+}
+
+// continued performs the actions a call of the stream's own led to (its
+// result arrives in a root callback).
+func (s *stream) continued(acts []cachecore.Action) {
+	s.rooted = true
+	s.do(cachecore.Continue, s.x.Continue(acts))
+	s.rooted = false
 }
 
 // perform carries out the protocol's actions on this stream (its context
@@ -459,7 +475,7 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			// A call of this request's (an L2 lookup, a refetch): its
 			// result continues it.
 			if a.Call.Stream == s.id {
-				dispatched = s.p.dispatch(a.Call, func(acts []cachecore.Action) { s.do(cachecore.Continue, s.x.Continue(acts)) }) || dispatched
+				dispatched = s.p.dispatch(a.Call, s.continued) || dispatched
 				break
 			}
 			fallthrough
@@ -487,8 +503,11 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 }
 
 // forward sends the request upstream: the current callback continues it,
-// or it is resumed (a.Resume). Headers are still held here unless the
-// decision is late (they went upstream, prepared, before the body).
+// or it is resumed (a.Resume) when a root callback performs it. Headers are
+// still held here unless the decision is late (they went upstream,
+// prepared, before the body). (In its own callback, a resume would be run
+// by Envoy as that callback returns, before the body chunk it holds is
+// passed on: the request would go upstream ended at its headers.)
 func (s *stream) forward(a *cachecore.Action) {
 	if !a.CountLater { // else when it ends (cachecore.Stream.Done, or Broken)
 		s.rs.request(a.CacheStatus)
@@ -510,7 +529,7 @@ func (s *stream) forward(a *cachecore.Action) {
 			_ = proxywasm.ReplaceHttpRequestHeader("content-length", strconv.Itoa(len(a.Body)))
 		}
 	}
-	if a.Resume {
+	if a.Resume && s.rooted {
 		if err := proxywasm.ResumeHttpRequest(); err != nil {
 			s.p.stats.internal.Increment(1)
 		}
