@@ -50,6 +50,9 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 	if !req.state.Found || !slices.Contains(r.Statuses, status) || len(body) > r.MaxEntryBytes {
 		return res
 	}
+	if body != nil && r.ModelVersion.Header == "" {
+		body = versionSource(req, headers, body)
+	}
 	v := ResponseVersion(r, headers, body)
 	if v == "" || versionID(v) == req.state.Version {
 		return res
@@ -57,6 +60,20 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 	_, changed, _, _ := c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
 	res.VersionChanged, res.Version = changed, v
 	return res
+}
+
+// versionSource is the JSON a refused answer's version is read from, as a
+// stored one's is: a stream's assembly (its raw bytes show gjson the first
+// event only, which need not carry the version), or the body; nil when
+// neither passes the bounds every read of an answer's JSON does.
+func versionSource(req *Request, headers [][2]string, body []byte) []byte {
+	if StreamsResponse(req, headers) {
+		body = AssembleStream(req.Route.Kind, body).Assembled
+	}
+	if body == nil || checkJSON(body) != ReasonNone {
+		return nil
+	}
+	return body
 }
 
 // StoreBody is AdmitAndStore for an answer whose headers were admitted
