@@ -488,6 +488,10 @@ func newKeying(r *Route) routeKeying {
 		// "stream" is, whatever key_fields selects.
 		k.sel.Only = append(slices.Clip(r.KeyFields), "stream_options")
 	}
+	if k.spec.streams && slices.Contains(r.IgnoreFields, "stream_options") {
+		// Nor can ignore_fields leave it out (as it cannot "stream").
+		k.sel.Ignore = slices.DeleteFunc(slices.Clone(r.IgnoreFields), func(f string) bool { return f == "stream_options" })
+	}
 	if k.plainModel {
 		k.sel.Capture = append(k.sel.Capture, r.ModelPath)
 	}
