@@ -1103,6 +1103,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		ins = sortByBucket(ins)
 	}
 	res.Inserts = make([]InsertResult, 0, len(ins))
+	mark, marked := t.entryPurges()
 	for from := 0; from < len(ins); {
 		bk := ins[from].bucket
 		to := from + 1
@@ -1123,6 +1124,20 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			res.Inserts = append(res.Inserts, x.res)
 		}
 		from = to
+	}
+	if after, ok := t.entryPurges(); !marked || !ok || after != mark {
+		// A purge during the store may have taken a way whose entry it
+		// wrote (stillListed): each bucket's index is read again.
+		for from := 0; from < len(ins); {
+			to := from + 1
+			for to < len(ins) && ins[to].bucket == ins[from].bucket {
+				to++
+			}
+			n := t.batchStillListed(ins[from].bucket, ins[from:to])
+			res.ItemsStored -= n
+			res.ItemsRefused += n
+			from = to
+		}
 	}
 	res.FreshUntil = now + adm.TTL.Milliseconds()
 	return res

@@ -456,9 +456,7 @@ func (c *Cache) l2RemoveEntries(route, model string, stables [][]byte) (freed in
 		if err != nil {
 			return freed, err
 		}
-		if removed {
-			freed++
-		}
+		freed += removed
 	}
 	return freed, nil
 }

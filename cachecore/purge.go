@@ -170,9 +170,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 				if err != nil {
 					return res, err
 				}
-				if freed {
-					res.Freed++
-				}
+				res.Freed += freed
 			}
 			return res, nil
 		}
@@ -184,11 +182,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{Scope: "entry", L2: l2}, nil
 		}
 		freed, err := c.table.PurgeKey(req.FP, req.Key, c.nowMs())
-		n := 0
-		if freed {
-			n = 1
-		}
-		return PurgeResult{Scope: "entry", Freed: n, L2: l2}, err
+		return PurgeResult{Scope: "entry", Freed: freed, L2: l2}, err
 	}
 	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
 }

@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 )
 
@@ -92,6 +93,12 @@ var ErrContention = errors.New("store: too much contention")
 // before the purge, and is not stored.
 var ErrPurgedSince = errors.New("store: the key was purged since its answer was asked for")
 
+// errPurgedDuring is ErrPurgedSince for a purge that came between a
+// store's index write and its entry write (stillListed): the index was
+// written, so its InsertResult counts in the occupancy stats, as the
+// purge counted the slot freed.
+var errPurgedDuring = fmt.Errorf("%w (during its store)", ErrPurgedSince)
+
 // A purge of one key (PurgeKey) leaves a tombstone in the bucket's index:
 // a slot listing the key with purgedTag for its tenant tag, live until
 // purgeTombLife after the purge (its staleUntil), holding no entry. A
@@ -101,7 +108,23 @@ var ErrPurgedSince = errors.New("store: the key was purged since its answer was 
 const (
 	purgedTag     = ^uint32(0)
 	purgeTombLife = 15 * 60 * 1000 // ms: longer than any upstream call a purge may race
+	// entryPurgeKey is written by every purge that leaves a tombstone,
+	// after its index write: a batch compares its CAS before and after
+	// its store (entryPurges).
+	entryPurgeKey = "mc:purged"
 )
+
+var entryPurgeValue = []byte{1}
+
+// entryPurges is the CAS of the entry purge mark (0: never written); ok false if it
+// could not be read.
+func (t *Table) entryPurges() (uint32, bool) {
+	_, cas, err := t.store.GetInto(entryPurgeKey, t.entBuf)
+	if err != nil && !errIs(err, ErrNotFound) {
+		return 0, false
+	}
+	return cas, true
+}
 
 // NewTable prepares a table over store with the given geometry.
 func NewTable(store Store, buckets, ways int) *Table {
@@ -464,6 +487,21 @@ func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (b
 	return true, nil
 }
 
+// unwritten reports whether way w, listed with staleUntil, holds no entry
+// written for that listing yet: nothing, or what its previous occupant
+// left (another staleUntil). A store writes the index before the entry.
+func (t *Table) unwritten(b uint64, w int, staleUntil int64) (bool, error) {
+	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
+	if cap(raw) > cap(t.entBuf) {
+		t.entBuf = raw[:0]
+	}
+	if err != nil && !errIs(err, ErrNotFound) {
+		return false, err
+	}
+	var e Entry
+	return len(raw) == 0 || e.decode(raw) != nil || e.StaleUntil != staleUntil, nil
+}
+
 // InsertResult tells the caller what an insert displaced, for the stats.
 type InsertResult struct {
 	Filled  bool // an empty way was used: one more live entry
@@ -513,9 +551,32 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		if err := t.store.Set(t.entryKey(b, w), encoded, 0); err != nil {
 			return InsertResult{}, err
 		}
+		if !t.stillListed(b, w, fp) {
+			return res, errPurgedDuring
+		}
 		return res, nil
 	}
 	return InsertResult{}, ErrContention
+}
+
+// stillListed reports whether way w of bucket b, written for fp, was not
+// taken by a purge of fp after the entry was written, and blanks the entry
+// if it was. The index and the entry are two writes: a purge of fp on
+// another worker between them finds the way listing fp with no entry yet,
+// and leaves its tombstone there (remove); the entry written after it
+// would be served from the key's preferred way, which a lookup reads
+// without the index. One index read a store; a failed read keeps the
+// entry. (A way another key took meanwhile is that store's race, not a
+// purge's: the entry stays, as any copy the index does not list.)
+func (t *Table) stillListed(b uint64, w int, fp uint64) bool {
+	if _, _, err := t.readIndex(b); err != nil || w >= len(t.idx) {
+		return true
+	}
+	if s := t.idx[w]; s.fp != fp || s.tag != purgedTag {
+		return true
+	}
+	_ = t.store.Set(t.entryKey(b, w), nil, 0)
+	return false
 }
 
 func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) {
@@ -571,8 +632,9 @@ func (t *Table) purgedAfter(w int, fp uint64, since int64) bool {
 // key's tombstone in the index (in a way it freed, else an empty or dead
 // one; none if the bucket has no such way), so that an answer to a
 // request that looked the key up before the purge is not stored after it
-// (InsertSince). It reports whether a slot was freed.
-func (t *Table) PurgeKey(fp uint64, key []byte, now int64) (bool, error) {
+// (InsertSince). It reports how many occupied slots it freed: the key's,
+// and a dead entry's whose way its tombstone took.
+func (t *Table) PurgeKey(fp uint64, key []byte, now int64) (int, error) {
 	return t.remove(fp, key, now)
 }
 
@@ -584,51 +646,77 @@ func (t *Table) PurgeKey(fp uint64, key []byte, now int64) (bool, error) {
 // index lists for another key (RATIONALE, "A copy the index does not
 // list"), which a lookup reading that way first would still serve. The
 // index is changed only where it lists fp: another key listed over an
-// unlisted copy keeps its slot.
-func (t *Table) Remove(fp uint64, key []byte) (bool, error) { return t.remove(fp, key, 0) }
+// unlisted copy keeps its slot. A way the index lists for fp is freed
+// even when its entry cannot be read yet: a store writes the index first,
+// and its entry write, on its way, finds the way no longer listing the key
+// (stillListed).
+func (t *Table) Remove(fp uint64, key []byte) (bool, error) {
+	n, err := t.remove(fp, key, 0)
+	return n > 0, err
+}
 
-// remove is Remove, and PurgeKey with purgedAt (ms) not 0.
-func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (bool, error) {
+// remove is Remove, and PurgeKey with purgedAt (ms) not 0; it returns how
+// many occupied slots it freed.
+func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 	b := t.bucketOf(fp)
 	pw := t.preferredWay(fp)
 	var e Entry
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		cas, exists, err := t.readIndex(b)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
-		var found uint64 // ways holding the key (ways ≤ 64: config)
-		freed := false
+		var found uint64 // ways holding the key, or listing it (ways ≤ 64: config)
+		freed, tomb := 0, -1
 		for w := range t.idx {
-			if w != pw && t.idx[w].fp != fp {
+			listed := t.idx[w].fp == fp && t.idx[w].tag != purgedTag
+			if w != pw && !listed {
 				continue
 			}
-			if ok, err := t.readEntry(b, w, key, math.MinInt64, &e); err != nil {
-				return false, err
-			} else if ok {
+			ok, err := t.readEntry(b, w, key, math.MinInt64, &e)
+			if err == nil && !ok && listed {
+				listed, err = t.unwritten(b, w, t.idx[w].staleUntil) // another key of its fingerprint keeps its slot
+			}
+			if err != nil {
+				return 0, err
+			}
+			if ok || listed {
 				found |= 1 << w
-				if t.idx[w].fp == fp {
-					t.idx[w], freed = slot{}, true
+			}
+			if listed {
+				t.idx[w] = slot{}
+				freed++
+				if tomb < 0 {
+					tomb = w // where a store in flight looks for its key (stillListed)
 				}
 			}
 		}
-		tomb := -1
-		if purgedAt != 0 {
+		if purgedAt == 0 {
+			tomb = -1
+		} else if tomb < 0 {
 			tomb = t.tombWay(fp, purgedAt)
 		}
 		if found == 0 && tomb < 0 {
-			return false, nil
+			return 0, nil
 		}
 		if tomb >= 0 {
+			if s := t.idx[tomb]; s.fp != 0 && s.tag != purgedTag {
+				freed++ // a dead entry's way: its slot was counted occupied
+			}
 			t.idx[tomb] = slot{fp, purgedAt + purgeTombLife, purgedTag}
 		}
-		if exists && freed || tomb >= 0 {
+		if exists && freed > 0 || tomb >= 0 {
 			err = t.writeIndex(b, cas, exists)
 			if errIs(err, ErrCasMismatch) {
 				continue
 			}
 			if err != nil {
-				return false, err
+				return 0, err
+			}
+			if tomb >= 0 {
+				// Before the blanks: a batch whose entry lands after its
+				// last read of the mark is blanked by them (batchStillListed).
+				_ = t.store.Set(entryPurgeKey, entryPurgeValue, 0)
 			}
 		}
 		for w := range t.idx {
@@ -640,7 +728,7 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (bool, error) {
 		}
 		return freed, nil
 	}
-	return false, ErrContention
+	return 0, ErrContention
 }
 
 // tombWay is the way of t.idx (a bucket's index, its copies of fp freed)
@@ -675,13 +763,16 @@ func (t *Table) Clear() (int, error) {
 			if !exists {
 				break
 			}
-			n := 0
+			n, any := 0, false
 			for _, s := range t.idx {
 				if s.fp != 0 {
-					n++
+					any = true
+					if s.tag != purgedTag { // a tombstone holds no entry: its purge counted it
+						n++
+					}
 				}
 			}
-			if n == 0 {
+			if !any {
 				break
 			}
 			t.resetIdx()

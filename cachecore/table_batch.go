@@ -146,6 +146,30 @@ type batchInsert struct {
 // the entries. The first attempt uses the request's view of the index if
 // it has one (v, may be nil); a CAS mismatch reads it again. Each item's
 // err tells whether it was stored.
+// batchStillListed is stillListed for the entries of one bucket written
+// by a batch: one index read, and every entry whose way a purge of its key
+// took meanwhile blanked and refused (errPurgedDuring). It reports how
+// many it refused. A batch runs it only when a purge was marked during its
+// store (entryPurges): one read of the mark, not one index read a bucket.
+func (t *Table) batchStillListed(b uint64, items []batchInsert) int {
+	if _, _, err := t.readIndex(b); err != nil {
+		return 0
+	}
+	n := 0
+	for i := range items {
+		it := &items[i]
+		if it.way < 0 || it.err != nil || it.way >= len(t.idx) {
+			continue
+		}
+		if s := t.idx[it.way]; s.fp == it.fp && s.tag == purgedTag {
+			_ = t.store.Set(t.entryKey(b, it.way), nil, 0)
+			it.err = errPurgedDuring
+			n++
+		}
+	}
+	return n
+}
+
 func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, since int64) {
 	err := ErrContention
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
