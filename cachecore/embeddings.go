@@ -364,7 +364,11 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The whole body is known to canonicalise (SetBody did), so the
 	// input, left out anyway, is replaced by null rather than
 	// canonicalised once more.
-	b.ignore = append(append(b.ignore[:0], req.Route.IgnoreFields...), "input")
+	k := c.keyingOf(req.Route)
+	if k == nil {
+		k = keyingOfOther(req.Route)
+	}
+	b.ignore = append(append(b.ignore[:0], k.sel.Ignore...), "input") // the route's, but the fields that change a vector's form (formKeyed)
 	sel := Selection{Ignore: b.ignore}
 	src := append(append(append(b.src[:0], body[:input.Index]...), "null"...), body[input.Index+len(input.Raw):]...)
 	b.src = src

@@ -483,14 +483,16 @@ type routeKeying struct {
 func newKeying(r *Route) routeKeying {
 	k := routeKeying{route: r, spec: r.Kind.spec(), plainModel: isPlainField(r.ModelPath), keyStart: appendRouteStart(nil, 'K', r)}
 	k.sel = Selection{Only: r.KeyFields, Ignore: r.IgnoreFields, Capture: []string{"stream"}}
-	if len(r.KeyFields) > 0 && k.spec.streams && !slices.Contains(r.KeyFields, "stream_options") {
-		// What a stream holds (a usage chunk: include_usage) is keyed as
-		// "stream" is, whatever key_fields selects.
-		k.sel.Only = append(slices.Clip(r.KeyFields), "stream_options")
-	}
-	if k.spec.streams && slices.Contains(r.IgnoreFields, "stream_options") {
-		// Nor can ignore_fields leave it out (as it cannot "stream").
-		k.sel.Ignore = slices.DeleteFunc(slices.Clone(r.IgnoreFields), func(f string) bool { return f == "stream_options" })
+	for _, f := range k.spec.formKeyed {
+		// What changes the answer's form (a stream's usage chunk, a
+		// vector's encoding or length) is keyed as "stream" is, whatever
+		// key_fields selects or ignore_fields leaves out.
+		if len(k.sel.Only) > 0 && !slices.Contains(k.sel.Only, f) {
+			k.sel.Only = append(slices.Clip(k.sel.Only), f)
+		}
+		if slices.Contains(k.sel.Ignore, f) {
+			k.sel.Ignore = slices.DeleteFunc(slices.Clone(k.sel.Ignore), func(g string) bool { return g == f })
+		}
 	}
 	if k.plainModel {
 		k.sel.Capture = append(k.sel.Capture, r.ModelPath)

@@ -39,6 +39,10 @@ type kindSpec struct {
 	// question: the top-level fields that hold what is asked; key_fields
 	// must keep them (an allowlist without them keys every question alike).
 	question []string
+	// formKeyed: top-level request fields that change the answer's form
+	// (a stream's usage chunk, a vector's encoding and length): keyed
+	// whatever key_fields and ignore_fields say, as "stream" is.
+	formKeyed []string
 	// streams: the kind's answers may be SSE streams the cache records
 	// and replays (and assembles to judge them).
 	streams bool
@@ -67,6 +71,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
+		formKeyed:     []string{"stream_options"},
 		streams:       true,
 		admit:         checkCompletion,
 	},
@@ -77,6 +82,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.text"},
+		formKeyed:     []string{"stream_options"},
 		streams:       true,
 		textChoices:   true,
 		admit:         checkCompletion,
@@ -85,6 +91,7 @@ var kinds = []*kindSpec{
 		kind:          KindEmbeddings,
 		ignoreFields:  []string{"user"},
 		shadowCompare: "cosine",
+		formKeyed:     []string{"encoding_format", "dimensions"},
 		perItem:       true,
 		parse:         (*Cache).parseEmbeddings,
 		admit:         checkEmbeddingsData,
