@@ -1088,7 +1088,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
 		size := e.EncodedSize()
 		if size > req.Route.MaxEntryBytes {
-			res.ItemsRefused++
+			res.refuseItems(1, ReasonTooLarge)
 			continue
 		}
 		if cap(enc) == 0 {
@@ -1121,7 +1121,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		t.insertBucket(bk, v, ins[from:to], now, req.lookedAt)
 		for _, x := range ins[from:to] {
 			if x.err != nil {
-				res.ItemsRefused++
+				res.refuseItems(1, storeErrReason(x.err))
 				continue
 			}
 			res.ItemsStored++
@@ -1139,7 +1139,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			}
 			n := t.batchStillListed(ins[from].bucket, ins[from:to])
 			res.ItemsStored -= n
-			res.ItemsRefused += n
+			res.refuseItems(n, ReasonInvalidated)
 			from = to
 		}
 	}

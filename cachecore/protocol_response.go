@@ -54,6 +54,14 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		}
 		return Refused, append([]Action{note}, f.refuse(st.Reason)...)
 	}
+	if st.Result.VersionChanged && req.rewritten() {
+		// The missing items' answer reports a version other than the one
+		// the cached items were stored under: stored, it retired them, and
+		// merged with them it would mix two models' vectors. The whole
+		// batch is asked for again.
+		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		return Refetching, append([]Action{note}, f.Refetch(ReasonInvalidated, reqHeaders)...)
+	}
 	f.reset()
 	res := st.Result
 	shown := res // what Cache-Status says of the answer
@@ -78,6 +86,14 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			}
 		}
 		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
+	}
+	if res.ItemsStored == 0 && res.ItemsRefused > 0 {
+		// A batch none of whose items could be kept (each entry over
+		// max_entry_bytes, say) is not "stored"; a partial one is
+		// still merged above.
+		f.finishLead(OutcomeOf(res.ItemReason, f.respStatus), f.respStatus)
+		f.Refused(res.ItemReason)
+		return Completed, f.actions()
 	}
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.Stored(shown)

@@ -21,8 +21,18 @@ type StoreResult struct {
 	// Inserts has one result per entry written (one per item for
 	// embeddings), for the occupancy stats.
 	Inserts []InsertResult
-	// Embeddings: items stored and refused.
+	// Embeddings: items stored and refused, and why the first refused one
+	// was (an answer whose every item was refused is not "stored").
 	ItemsStored, ItemsRefused int
+	ItemReason                Reason
+}
+
+// refuseItems counts n items refused for reason.
+func (res *StoreResult) refuseItems(n int, reason Reason) {
+	if n > 0 && res.ItemReason == ReasonNone {
+		res.ItemReason = reason
+	}
+	res.ItemsRefused += n
 }
 
 // Store saves an admitted response under the request's key. computeMs is
