@@ -401,6 +401,14 @@ func (f *Flight) l2Serve(e *Entry, ver string) {
 			}
 			o = OutcomeAbandoned
 		}
+		if o == OutcomeStored {
+			// Installed in L1, its turn is indexed here as a store's is:
+			// else a paraphrase finds it only on the proxy that asked
+			// the model.
+			for _, a := range c.semIndexTurn(req, req.sem, res.FreshUntil) {
+				f.emit(a)
+			}
+		}
 	}
 	req.Entry = e
 	req.Status = StatusHit

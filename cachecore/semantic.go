@@ -486,7 +486,19 @@ func (req *Request) SemanticHit() (bool, float64) {
 // semanticStored indexes the turn of an answer just stored (fresh until
 // then: a near match serves only fresh answers).
 func (f *Flight) semanticStored(freshUntil int64) []Action {
-	return f.c.semIndexTurn(f.req, f.req.sem, freshUntil)
+	req := f.req
+	if req.Route.Semantic == nil {
+		return nil
+	}
+	if q := req.sem; q == nil || q.vec == nil {
+		// The request embedded nothing of its own (its lookup found the
+		// stale entry stale-if-error keeps, or another request was
+		// embedding its turn): its turn is indexed from the vector kept
+		// for it, as a refresh's is, or the answer would stay out of
+		// reach of every paraphrase for its life.
+		return f.c.semanticRefreshed(req, freshUntil)
+	}
+	return f.c.semIndexTurn(req, req.sem, freshUntil)
 }
 
 // semanticRefreshed indexes again the turn of an answer a background
