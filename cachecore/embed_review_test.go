@@ -76,3 +76,32 @@ func TestEmbedReviewIgnoredDimensionsNeverServesAnotherDimension(t *testing.T) {
 		t.Fatalf("a request for 2 dimensions was answered from cache with a %d-d vector: %s", n, body)
 	}
 }
+
+// Guarantee: never serve invalid output; README "vectors of a new dimension
+// under an unchanged version are treated the same way (model_drift)" and
+// RATIONALE ("a client would get the old model's vectors, of the old
+// dimension … the one failure the cache must not have"). A model whose
+// dimension changes under the same name (no version tracked) is only
+// detected when a *partial* batch meets a cached item; answers to batches
+// with nothing cached are stored unchecked. So item x (4-d, old model) and
+// item y (2-d, new model) both sit in the cache, and the batch [x, y] is
+// answered wholly from cache with vectors of two dimensions in one answer.
+func TestEmbedReviewDimensionChangeNeverMixesDimensionsInAHit(t *testing.T) {
+	c, r := newEmbCache(t)
+	embReviewStore(t, c, r, `{"model":"e","input":["x"]}`, embReview4)
+	// The model now answers 2-d vectors under the same name.
+	embReviewStore(t, c, r, `{"model":"e","input":["y"]}`, embReview2)
+
+	req := embRequest(c, r, `{"model":"e","input":["x","y"]}`)
+	if c.Lookup(req) != Serve {
+		return // sent upstream: nothing mixed is served
+	}
+	_, _, body := c.HitResponse(req)
+	dims := map[int]bool{}
+	for _, v := range gjson.GetBytes(body, "data.#.embedding").Array() {
+		dims[len(v.Array())] = true
+	}
+	if len(dims) != 1 {
+		t.Fatalf("a wholly cached batch was answered with vectors of %d different dimensions (old and drifted model mixed): %s", len(dims), body)
+	}
+}

@@ -88,6 +88,12 @@ type embBatch struct {
 	answerAt                 *byte
 	answerLen                int
 	answerModel, answerUsage string
+	answerDims               int // the dimension of its vectors
+	// cachedDims is the dimension the lookup's first cached item was
+	// stored with (embeddingDimsHeader); drifted, that another cached item
+	// has another (driftSeen).
+	cachedDims string
+	drifted    bool
 	// admitEmbeddings' answer vectors by upstream index, and each item's
 	// (embItem.fresh): slices of the answer's bytes, read only while the
 	// answer is complete — storing the items, merging the answer — in the
@@ -582,6 +588,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	b := req.batch
 	now := c.nowMs()
 	b.hits, b.sent, b.minFresh, b.oldest, b.model = 0, b.sent[:0], math.MaxInt64, math.MaxInt64, ""
+	b.cachedDims, b.drifted = "", false
 	c.itemKeys(req)
 	b.vecs, b.entries = nil, nil // earlier slices stay valid
 	b.views.pass++
@@ -652,6 +659,13 @@ func (c *Cache) lookupItems(req *Request) Decision {
 				b.model = b.keepString(m)
 			}
 		}
+		if d, ok := header(e.Headers, embeddingDimsHeader); ok {
+			if b.cachedDims == "" {
+				b.cachedDims = b.keepString(d)
+			} else if d != b.cachedDims {
+				b.drifted = true
+			}
+		}
 	}
 	b.scratch = Entry{Headers: b.scratch.Headers[:0]} // nothing aliases the table's buffer
 	// The slot was read ahead (by the first index read) and every miss is
@@ -680,6 +694,13 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		// The body cannot be rewritten to the missing items, or their
 		// answer is not worth holding to merge.
 		b.fetchAll()
+	}
+	if b.drifted {
+		// Cached items of one model and version disagree on their
+		// dimension: the model drifted between their stores. Nothing of
+		// it is served; the batch goes upstream whole (Flight.driftSeen).
+		b.fetchAll()
+		return Forward
 	}
 	if len(b.sent) == 0 {
 		return Serve
@@ -732,6 +753,12 @@ const maxViewHint = 256
 // embeddingModelHeader keeps the upstream's "model" value with each item,
 // to answer fully cached batches as the upstream would.
 const embeddingModelHeader = "x-modelcache-embedding-model"
+
+// embeddingDimsHeader keeps with each item the dimension of the answer it
+// came in: a batch served from the cache must not mix the vectors of a
+// model that drifted under the same name and version between two stores
+// (lookupItems). Kept in entries only and never sent.
+const embeddingDimsHeader = "x-modelcache-embedding-dims"
 
 // rewritten reports whether UpstreamBody rewrites the body (without
 // building it).
@@ -845,7 +872,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 			b.items[i].fresh = vecs[j]
 		}
 	}
-	b.answerAt, b.answerLen = &body[0], len(body)
+	b.answerAt, b.answerLen, b.answerDims = &body[0], len(body), dims
 	b.answerModel, b.answerUsage = strings.Clone(model.String()), strings.Clone(top.usage)
 	return Admission{TTL: req.Route.TTL}
 }
@@ -875,6 +902,16 @@ func (b *embBatch) answerTop(body []byte) (model, usage string) {
 		return b.answerModel, b.answerUsage
 	}
 	return gjson.GetBytes(body, "model").String(), gjson.GetBytes(body, "usage").Raw
+}
+
+// dimsOf returns the dimension of an admitted answer's vectors: as
+// admitEmbeddings found it if it read this very answer, else read now.
+func (b *embBatch) dimsOf(body []byte) int {
+	if len(body) > 0 && b.answerAt == &body[0] && b.answerLen == len(body) {
+		return b.answerDims
+	}
+	n, _ := vectorDims(gjson.GetBytes(body, "data.0.embedding"), b.encoding)
+	return n
 }
 
 // vectorDims validates one embedding value and returns its dimension.
@@ -1070,6 +1107,9 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	b.model, _ = b.answerTop(body)
 	hs := c.storedHeaders(req, headers)
 	hs = append(hs, [2]string{embeddingModelHeader, b.model})
+	if dims := b.dimsOf(body); dims > 0 {
+		hs = append(hs, [2]string{embeddingDimsHeader, strconv.Itoa(dims)})
+	}
 	// Every entry is encoded first, then the entries are stored bucket by
 	// bucket: one index write per bucket, the first with the index as the
 	// lookups read it (table_batch.go).
@@ -1231,7 +1271,7 @@ func (c *Cache) embeddingHit(req *Request) (int, [][2]string, []byte) {
 	hs := req.resp[:0]
 	if first := b.items[b.distinct[0]].entry; first != nil {
 		for _, h := range first.Headers {
-			if h[0] != embeddingModelHeader {
+			if h[0] != embeddingModelHeader && h[0] != embeddingDimsHeader {
 				hs = append(hs, h)
 			}
 		}

@@ -5,6 +5,18 @@ import (
 	"strings"
 )
 
+// modelDrifted invalidates the entries of req's model, whose vectors came
+// in another dimension under the same name and version: every cached one
+// goes (L1, and L2 by its actions), counted and logged.
+func (c *Cache) modelDrifted(req *Request) []Action {
+	r := req.Route
+	_ = c.PurgeModel(r.Name, req.Model)
+	acts := c.l2InvalidateModel(r.Name, req.Model, nil)
+	return append(acts, Action{Kind: ActCount, Event: EvModelDrift, Route: r},
+		Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": model " + strconv.Quote(req.Model) +
+			" returned vectors of another dimension than those cached; its entries are invalidated")})
+}
+
 // Refetch handles an unusable answer to a partial embeddings batch (wrong
 // item count, bad vectors, or vectors whose dimension disagrees with the
 // cached ones — a model that drifted under the same name and version). The
@@ -26,11 +38,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
 	acts = append(acts, f.actions()...)
 	if reason == ReasonDimensions {
-		_ = c.PurgeModel(r.Name, req.Model)
-		acts = append(acts, c.l2InvalidateModel(r.Name, req.Model, nil)...)
-		acts = append(acts, Action{Kind: ActCount, Event: EvModelDrift, Route: r},
-			Action{Kind: ActLog, Level: LogWarn, Message: []byte("route " + r.Name + ": model " + strconv.Quote(req.Model) +
-				" returned vectors of another dimension than those cached; its entries are invalidated")})
+		acts = append(acts, c.modelDrifted(req)...)
 	}
 	acts = append(acts, Action{Kind: ActCount, Event: EvRefetch, Route: r})
 	// Every item the client gets is now the whole batch's: none comes

@@ -138,6 +138,11 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 	if req.Bypassed() { // internal fault during the lookup: fail open
 		return f.Bypass(ReasonNone)
 	}
+	if b := req.batch; b != nil && b.drifted {
+		// Cached items disagreed on their dimension (lookupItems): the
+		// model's entries go before the batch goes upstream whole.
+		return append(f.c.modelDrifted(req), f.missed()...)
+	}
 	if req.Route.Semantic != nil { // the step's code is not entered on other routes
 		if acts := f.semanticStep(); acts != nil {
 			return acts

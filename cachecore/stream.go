@@ -605,8 +605,8 @@ func (s *Stream) responseStep(step RespStep, hs [][2]string, out, acts []Action)
 }
 
 // ownHeaderPrefix begins the response headers only the filter sets
-// (SimilarityHeader, CachedItemsHeader; embeddingModelHeader is kept in
-// entries only and never sent).
+// (SimilarityHeader, CachedItemsHeader; embeddingModelHeader and
+// embeddingDimsHeader are kept in entries only and never sent).
 const ownHeaderPrefix = "x-modelcache-"
 
 // dropForged takes an upstream's x-modelcache- headers off an answer that
