@@ -184,6 +184,40 @@ func renderWasmPlugin(tmpl []byte, repo, digestHex string) ([]byte, error) {
 	return out, nil
 }
 
+// Repository names and tags as the OCI distribution spec defines them:
+// path components of lower-case letters and digits, separated by '.', '_',
+// "__" or dashes, joined by '/'; a tag of at most 128 letters, digits, '_',
+// '.' and '-' that does not start with '.' or '-'.
+var (
+	repoPathRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	tagRE      = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+)
+
+// checkRepoTag refuses a -repo the rendered url ("oci://" + repo +
+// "@sha256:...") would not carry to Istio's agent as that repository, and
+// a -tag no registry accepts. The first component of repo is its registry
+// host[:port] when go-containerregistry (which the agent parses the url
+// with) takes it for one: it has a '.' or a ':', or is localhost.
+func checkRepoTag(repo, tag string) error {
+	if len(repo) >= len("oci://") && strings.EqualFold(repo[:len("oci://")], "oci://") {
+		return fmt.Errorf("-repo %s: leave out oci:// (the rendered url adds it): -repo %s", repo, repo[len("oci://"):])
+	}
+	path := repo
+	if host, rest, ok := strings.Cut(repo, "/"); ok && (host == "localhost" || strings.ContainsAny(host, ".:")) {
+		path = rest
+	}
+	if !repoPathRE.MatchString(path) {
+		return fmt.Errorf("-repo %s: not an image repository: want [HOST[:PORT]/]NAME, NAME lower-case letters and digits separated by '.', '_', '__' or dashes, in components joined by '/' (e.g. registry.example.com/modelcache)", repo)
+	}
+	if _, err := name.NewRepository(repo); err != nil { // the host; the length
+		return fmt.Errorf("-repo %s: %v", repo, err)
+	}
+	if !tagRE.MatchString(tag) {
+		return fmt.Errorf("-tag %s: not an image tag: want at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", tag)
+	}
+	return nil
+}
+
 // replaceableLayout refuses to replace a directory that is neither empty
 // nor an OCI image layout (it has an oci-layout file): -layout build, a
 // typo, must not remove a build directory.
@@ -238,6 +272,11 @@ func runOCI(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(err error) int { fmt.Fprintf(stderr, "modelcache oci: %v\n", err); return 1 }
+	// Checked before anything is built: the rendered url is only parsed
+	// by Istio's agent, at pull time, on every proxy.
+	if err := checkRepoTag(*repo, *tag); err != nil {
+		return fail(err)
+	}
 	module, err := os.ReadFile(*wasm)
 	if err != nil {
 		return fail(err)
