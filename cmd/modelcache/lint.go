@@ -56,6 +56,35 @@ type linter struct {
 	checked  int             // filter configurations validated
 	skipped  []string        // wasm filters that are not modelcache
 	seen     map[string]bool // ECDS files followed (and this one)
+	// An anchor costs a few bytes per alias, and checkExpansion lets a
+	// document expand to 2^20 nodes: what one node holds is linted, and
+	// its problems reported, once (where it is first reached), however
+	// many aliases reach it (first).
+	met      map[metKey]bool
+	configs  map[metKey]*cachecore.Config // modelcacheConfig's results
+	ecds     map[string][]*yaml.Node      // documents of the files filterWasmConfig read
+	resolved map[*yaml.Node]*yaml.Node    // resolveMerges' copies
+}
+
+// metKey is a node in one role ("walk", "wasm filter", the @type its
+// configuration is read as, ...).
+type metKey struct {
+	n    *yaml.Node
+	role string
+}
+
+// first reports whether node n is met in role for the first time, and
+// remembers it.
+func (l *linter) first(n *yaml.Node, role string) bool {
+	k := metKey{n, role}
+	if l.met[k] {
+		return false
+	}
+	if l.met == nil {
+		l.met = map[metKey]bool{}
+	}
+	l.met[k] = true
+	return true
 }
 
 func (l *linter) add(line int, where, format string, args ...any) {
@@ -79,6 +108,15 @@ func lintSeen(file string, data []byte, seen map[string]bool) *linter {
 		l.checkJSON(0, "", data, nil, 0)
 		return l
 	}
+	if isJSONInput(data) { // lint_json.go
+		root, err := jsonDocument(data)
+		if err != nil {
+			l.add(0, "", "%v", err)
+			return l
+		}
+		l.lintDocument("", root)
+		return l
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for doc := 1; ; doc++ {
 		var n yaml.Node
@@ -98,14 +136,18 @@ func lintSeen(file string, data []byte, seen map[string]bool) *linter {
 		if doc > 1 || hasMoreDocs(data) {
 			prefix = fmt.Sprintf("doc %d ", doc)
 		}
-		if err := checkExpansion(root); err != nil {
-			l.add(root.Line, strings.TrimSpace(prefix), "%v", err)
-			continue
-		}
-		l.duplicateKeys(strings.TrimSpace(prefix), root)
-		l.document(prefix, root)
+		l.lintDocument(prefix, root)
 	}
 	return l
+}
+
+func (l *linter) lintDocument(prefix string, root *yaml.Node) {
+	if err := checkExpansion(root); err != nil {
+		l.add(root.Line, strings.TrimSpace(prefix), "%v", err)
+		return
+	}
+	l.duplicateKeys(strings.TrimSpace(prefix), root)
+	l.document(prefix, root)
 }
 
 // isBareJSONConfig: a JSON object that is not an Envoy config or a
@@ -149,6 +191,9 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 		if ns := scalar(getK8s(meta, "namespace")); ns != "" {
 			id = ns + "/" + id
 		}
+		if !l.first(root, "WasmPlugin") {
+			return // the same manifest again (kind: List items by alias)
+		}
 		spec := getK8s(root, "spec")
 		where := prefix + "WasmPlugin " + id + " spec.pluginConfig"
 		// Identified by its name, pluginName or module url (README), not
@@ -164,6 +209,8 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 			l.checkJSON(root.Line, where, nil, nil, -1)
 		case pc.Kind != yaml.MappingNode:
 			l.add(pc.Line, where, "must be a mapping (Istio passes it to the filter as JSON)")
+		case !l.first(pc, "pluginConfig"):
+			l.checked++ // another plugin sharing it by alias: same JSON, checked
 		default:
 			js, err := nodeJSON(pc)
 			if err != nil {
@@ -177,7 +224,10 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 	if root.Kind == yaml.MappingNode && scalar(getK8s(root, "apiVersion")) != "" && scalar(getK8s(root, "kind")) != "" {
 		// A Kubernetes manifest (an EnvoyFilter): read as kubectl
 		// reads it, merge keys resolved.
-		root = resolveMerges(root)
+		if l.resolved == nil {
+			l.resolved = map[*yaml.Node]*yaml.Node{}
+		}
+		root = resolveMerges(root, l.resolved)
 	}
 	l.walk(prefix, "", root)
 }
@@ -185,6 +235,9 @@ func (l *linter) document(prefix string, root *yaml.Node) {
 // walk finds every wasm HTTP filter config (a mapping with the Wasm
 // filter's @type) anywhere in the document.
 func (l *linter) walk(prefix, path string, n *yaml.Node) {
+	if (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) && !l.first(n, "walk") {
+		return // reached before through an alias
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		if scalar(get(n, "@type")) == wasmFilterType {
@@ -240,7 +293,7 @@ func (l *linter) configDiscovery(where string, cd *yaml.Node) {
 	if l.seen[abs] {
 		return
 	}
-	data, err := os.ReadFile(file)
+	data, err := readFollowed(file)
 	if err != nil {
 		l.add(cd.Line, where, "%v", err)
 		return
@@ -249,6 +302,46 @@ func (l *linter) configDiscovery(where string, cd *yaml.Node) {
 	l.findings = append(l.findings, sub.findings...)
 	l.checked += sub.checked
 	l.skipped = append(l.skipped, sub.skipped...)
+}
+
+// maxFileBytes bounds each file lint reads, the ones it is given and the
+// ones they name: Envoy configs and manifests are far smaller, and a
+// hostile or mistaken input (a path of /dev/zero, an endless pipe) must
+// end in a message, not in the linter exhausting memory.
+const maxFileBytes = 16 << 20
+
+// readBounded reads r whole, refusing more than maxFileBytes.
+func readBounded(r io.Reader, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d MiB: refused", name, maxFileBytes>>20)
+	}
+	return data, nil
+}
+
+// readFollowed reads a file a linted file names (config_discovery's path,
+// untrusted as the file is): only a regular file, as Envoy reads (a
+// device such as /dev/zero, a FIFO or a directory never ends or blocks),
+// at most maxFileBytes.
+func readFollowed(file string) ([]byte, error) {
+	notRegular := fmt.Errorf("config source file %s: not a regular file: refused", file)
+	if st, err := os.Stat(file); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, notRegular
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() { // replaced since
+		return nil, notRegular
+	}
+	return readBounded(f, "config source file "+file)
 }
 
 // configSourcePath is the file a config_discovery reads ("": none, a
@@ -311,6 +404,9 @@ func joinPath(path, key string) string {
 }
 
 func (l *linter) wasmFilter(path string, typed *yaml.Node) {
+	if !l.first(typed, "wasm filter") {
+		return // a TypedStruct's value reached before through an alias
+	}
 	cfg := get(typed, "config")
 	if cfg == nil {
 		l.add(typed.Line, path, "wasm filter without config")
@@ -336,6 +432,10 @@ func (l *linter) wasmFilter(path string, typed *yaml.Node) {
 	}
 	if val == nil || val.Kind != yaml.ScalarNode {
 		l.add(conf.Line, where+".value", "must be a string holding the filter's JSON configuration")
+		return
+	}
+	if !l.first(val, typ) {
+		l.checked++ // another filter sharing the value by alias: checked
 		return
 	}
 	text := []byte(val.Value)
@@ -479,6 +579,17 @@ func gjsonEscape(s string) string {
 	return b.String()
 }
 
+// readFile reads a file lint is given: any file (a pipe such as <(...)
+// too), bounded.
+func readFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readBounded(f, file)
+}
+
 func runLint(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -510,9 +621,9 @@ and exits 1 when there is any.
 		var data []byte
 		var err error
 		if file == "-" {
-			data, err = io.ReadAll(os.Stdin)
+			data, err = readBounded(os.Stdin, "standard input")
 		} else {
-			data, err = os.ReadFile(file)
+			data, err = readFile(file)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "modelcache lint: %v\n", err)

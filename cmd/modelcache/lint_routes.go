@@ -1,9 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -52,10 +51,17 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 	if fs == nil || fs.Kind != yaml.SequenceNode {
 		return
 	}
+	// A node reached again through an alias (an entry, a virtual host, a
+	// typed_per_filter_config) adds nothing but the same findings again.
+	met := map[*yaml.Node]bool{}
 	for _, f := range fs.Content {
+		if f = deref(f); met[f] {
+			continue
+		}
+		met[f] = true
 		hf := &httpFilter{name: scalar(get(f, "name")), disabled: yamlTrue(get(f, "disabled"))}
 		if tc := l.filterWasmConfig(hf.name, f); tc != nil {
-			hf.cache = modelcacheConfig(tc)
+			hf.cache = l.modelcacheConfig(tc)
 		}
 		if hf.cache != nil || strings.Contains(strings.ToLower(hf.name), "modelcache") {
 			carries = true
@@ -72,20 +78,24 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 	for _, f := range filters {
 		names = append(names, f.name)
 	}
-	l.optOutKeys(rcWhere, rc, byName, names)
+	l.optOutKeys(rcWhere, rc, byName, names, met)
 	vhosts := get(rc, "virtual_hosts")
 	if vhosts == nil || vhosts.Kind != yaml.SequenceNode {
 		return
 	}
 	for vi, vh := range vhosts.Content {
+		if vh = deref(vh); met[vh] {
+			continue
+		}
+		met[vh] = true
 		vhWhere := fmt.Sprintf("%s.virtual_hosts[%d]", rcWhere, vi)
-		l.optOutKeys(vhWhere, vh, byName, names)
+		l.optOutKeys(vhWhere, vh, byName, names, met)
 		routes := get(vh, "routes")
 		if routes == nil || routes.Kind != yaml.SequenceNode {
 			continue
 		}
 		for ri, r := range routes.Content {
-			l.optOutKeys(fmt.Sprintf("%s.routes[%d]", vhWhere, ri), r, byName, names)
+			l.optOutKeys(fmt.Sprintf("%s.routes[%d]", vhWhere, ri), r, byName, names, met)
 		}
 		for _, f := range filters {
 			if f.cache == nil {
@@ -112,12 +122,14 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 	}
 }
 
-// optOutKeys reports typed_per_filter_config keys of n that name no filter.
-func (l *linter) optOutKeys(where string, n *yaml.Node, byName map[string]*httpFilter, names []string) {
+// optOutKeys reports typed_per_filter_config keys of n that name no filter
+// (each typed_per_filter_config once: met).
+func (l *linter) optOutKeys(where string, n *yaml.Node, byName map[string]*httpFilter, names []string, met map[*yaml.Node]bool) {
 	tp := get(n, "typed_per_filter_config")
-	if tp == nil || tp.Kind != yaml.MappingNode {
+	if tp == nil || tp.Kind != yaml.MappingNode || met[tp] {
 		return
 	}
+	met[tp] = true
 	for i := 0; i+1 < len(tp.Content); i += 2 {
 		key := tp.Content[i]
 		if byName[key.Value] == nil {
@@ -180,6 +192,12 @@ func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
 			case "case_sensitive": // a BoolValue, true by default
 				var b bool
 				fold = m.Content[j+1].Decode(&b) == nil && !b
+			case "headers", "query_parameters", "dynamic_metadata", "filter_state":
+				// Lists of conditions, all of which must hold: an empty
+				// (headers: []) or null one is no condition.
+				if !emptyList(m.Content[j+1]) {
+					conditional = true
+				}
 			default:
 				conditional = true // headers, query parameters, runtime fraction, …, or another kind of match
 			}
@@ -195,6 +213,12 @@ func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
 		}
 	}
 	return 0, nil
+}
+
+// emptyList: a repeated field that holds nothing, [] or null.
+func emptyList(n *yaml.Node) bool {
+	n = deref(n)
+	return n != nil && (n.Kind == yaml.SequenceNode && len(n.Content) == 0 || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
 // covers: an Envoy route match (kind, value) matches every path of spec.
@@ -243,20 +267,21 @@ func (l *linter) filterWasmConfig(name string, f *yaml.Node) *yaml.Node {
 	if !ok {
 		return nil // reported by configDiscovery
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil
+	abs, _ := filepath.Abs(file)
+	docs, ok := l.ecds[abs]
+	if !ok {
+		// Read once per file, however many entries name it; the same
+		// nodes each time, so modelcacheConfig parses each config once.
+		if data, err := readFollowed(file); err == nil { // else reported by configDiscovery
+			docs = fileDocuments(data)
+		}
+		if l.ecds == nil {
+			l.ecds = map[string][]*yaml.Node{}
+		}
+		l.ecds[abs] = docs
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		if dec.Decode(&doc) != nil {
-			return nil
-		}
-		if len(doc.Content) == 0 || checkExpansion(doc.Content[0]) != nil {
-			continue
-		}
-		res := get(doc.Content[0], "resources")
+	for _, doc := range docs {
+		res := get(doc, "resources")
 		if res == nil || res.Kind != yaml.SequenceNode {
 			continue
 		}
@@ -266,6 +291,7 @@ func (l *linter) filterWasmConfig(name string, f *yaml.Node) *yaml.Node {
 			}
 		}
 	}
+	return nil
 }
 
 // wasmTypedConfig is tc when it is the wasm filter's config, the value of
@@ -280,15 +306,29 @@ func wasmTypedConfig(tc *yaml.Node) *yaml.Node {
 
 // modelcacheConfig is the valid configuration of a modelcache wasm filter
 // (typed_config), nil for another filter or an invalid one (the latter is
-// reported by wasmFilter).
-func modelcacheConfig(tc *yaml.Node) *cachecore.Config {
+// reported by wasmFilter). A value shared by aliases is parsed once.
+func (l *linter) modelcacheConfig(tc *yaml.Node) *cachecore.Config {
 	cfg := get(tc, "config")
 	if !namesModelcache(cfg) {
 		return nil
 	}
 	conf := get(cfg, "configuration")
-	text := []byte(scalar(get(conf, "value")))
-	switch scalar(get(conf, "@type")) {
+	val, typ := get(conf, "value"), scalar(get(conf, "@type"))
+	key := metKey{val, typ}
+	if c, ok := l.configs[key]; ok {
+		return c
+	}
+	c := parseModelcacheConfig(scalar(val), typ)
+	if l.configs == nil {
+		l.configs = map[metKey]*cachecore.Config{}
+	}
+	l.configs[key] = c
+	return c
+}
+
+func parseModelcacheConfig(value, typ string) *cachecore.Config {
+	text := []byte(value)
+	switch typ {
 	case stringValue:
 	case bytesValue:
 		b, err := decodeBase64(string(text))

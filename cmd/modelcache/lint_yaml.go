@@ -162,25 +162,31 @@ var yaml11Bools = map[string]bool{
 // resolveMerges is n as a Kubernetes manifest reaches its consumer
 // (kubectl resolves merge keys before istiod reads an EnvoyFilter): a copy
 // with every mapping's members as members(n, true) lists them and aliases
-// followed (bounded by checkExpansion), lines kept for findings.
-func resolveMerges(n *yaml.Node) *yaml.Node {
+// followed (bounded by checkExpansion), lines kept for findings. A node is
+// copied once (memo: its copy), so what aliases share stays shared and is
+// linted once (linter.first).
+func resolveMerges(n *yaml.Node, memo map[*yaml.Node]*yaml.Node) *yaml.Node {
 	n = deref(n)
 	if n == nil {
 		return nil
+	}
+	if c, ok := memo[n]; ok {
+		return c
 	}
 	c := *n
 	switch n.Kind {
 	case yaml.MappingNode:
 		c.Content = nil
 		for _, kv := range members(n, true) {
-			c.Content = append(c.Content, kv[0], resolveMerges(kv[1]))
+			c.Content = append(c.Content, kv[0], resolveMerges(kv[1], memo))
 		}
 	case yaml.SequenceNode, yaml.DocumentNode:
 		c.Content = make([]*yaml.Node, len(n.Content))
 		for i, e := range n.Content {
-			c.Content[i] = resolveMerges(e)
+			c.Content[i] = resolveMerges(e, memo)
 		}
 	}
+	memo[n] = &c
 	return &c
 }
 
