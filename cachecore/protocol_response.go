@@ -65,7 +65,16 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	f.reset()
 	res := st.Result
 	shown := res // what Cache-Status says of the answer
-	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
+	// A batch none of whose items could be kept (each entry over
+	// max_entry_bytes, say) is not stored: counted refused, and its
+	// Cache-Status says so below; a partial one is still merged.
+	noneKept := res.ItemsStored == 0 && res.ItemsRefused > 0
+	if noneKept {
+		f.emit(Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r})
+		f.emit(Action{Kind: ActRefused, Route: r, Reason: res.ItemReason, Status: f.respStatus})
+	} else {
+		f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
+	}
 	if cached, total := req.ItemCounts(); total > 0 {
 		if res.ItemsStored > 0 {
 			f.emit(Action{Kind: ActCount, Event: EvItemsStored, Route: r, N: res.ItemsStored})
@@ -87,10 +96,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		}
 		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
 	}
-	if res.ItemsStored == 0 && res.ItemsRefused > 0 {
-		// A batch none of whose items could be kept (each entry over
-		// max_entry_bytes, say) is not "stored"; a partial one is
-		// still merged above.
+	if noneKept {
 		f.finishLead(OutcomeOf(res.ItemReason, f.respStatus), f.respStatus)
 		f.Refused(res.ItemReason)
 		return Completed, f.actions()

@@ -551,7 +551,7 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		if err := t.store.Set(t.entryKey(b, w), encoded, 0); err != nil {
 			return InsertResult{}, err
 		}
-		if !t.stillListed(b, w, fp) {
+		if !t.stillListed(b, w, t.idx[w]) {
 			return res, errPurgedDuring
 		}
 		return res, nil
@@ -559,24 +559,27 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 	return InsertResult{}, ErrContention
 }
 
-// stillListed reports whether way w of bucket b, written for fp, was not
-// taken by a purge of fp after the entry was written, and blanks the entry
-// if it was. The index and the entry are two writes: a purge of fp on
-// another worker between them finds the way listing fp with no entry yet,
-// and leaves its tombstone there (remove); the entry written after it
-// would be served from the key's preferred way, which a lookup reads
-// without the index. One index read a store; a failed read keeps the
-// entry. (A way another key took meanwhile is that store's race, not a
-// purge's: the entry stays, as any copy the index does not list.)
-func (t *Table) stillListed(b uint64, w int, fp uint64) bool {
+// stillListed checks way w of bucket b after a store wrote its entry
+// there, its index slot being mine. The index and the entry are two
+// writes: a purge of my key between them finds the way listing the key
+// with no entry yet and leaves its tombstone there (remove), and a store
+// of my key asked for after the purge may take that way in turn. If the
+// way now holds my key but not my slot (that tombstone, or the later
+// store's), my entry, written over it late, is blanked: it would be served
+// from the key's preferred way, which a lookup reads without the index.
+// It reports false if the tombstone is there. (A way another key took
+// meanwhile keeps the entry, as any copy the index does not list.) One
+// index read a store; a failed read keeps the entry.
+func (t *Table) stillListed(b uint64, w int, mine slot) bool {
 	if _, _, err := t.readIndex(b); err != nil || w >= len(t.idx) {
 		return true
 	}
-	if s := t.idx[w]; s.fp != fp || s.tag != purgedTag {
+	s := t.idx[w]
+	if s == mine || s.fp != mine.fp {
 		return true
 	}
 	_ = t.store.Set(t.entryKey(b, w), nil, 0)
-	return false
+	return s.tag != purgedTag
 }
 
 func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) {

@@ -147,9 +147,9 @@ type batchInsert struct {
 // it has one (v, may be nil); a CAS mismatch reads it again. Each item's
 // err tells whether it was stored.
 // batchStillListed is stillListed for the entries of one bucket written
-// by a batch: one index read, and every entry whose way a purge of its key
-// took meanwhile blanked and refused (errPurgedDuring). It reports how
-// many it refused. A batch runs it only when a purge was marked during its
+// by a batch: one index read; every entry whose way holds its key but not
+// its slot is blanked, and refused (errPurgedDuring) where that is a
+// purge's tombstone. It reports how many it refused. A batch runs it only when a purge was marked during its
 // store (entryPurges): one read of the mark, not one index read a bucket.
 func (t *Table) batchStillListed(b uint64, items []batchInsert) int {
 	if _, _, err := t.readIndex(b); err != nil {
@@ -161,10 +161,12 @@ func (t *Table) batchStillListed(b uint64, items []batchInsert) int {
 		if it.way < 0 || it.err != nil || it.way >= len(t.idx) {
 			continue
 		}
-		if s := t.idx[it.way]; s.fp == it.fp && s.tag == purgedTag {
+		if s := t.idx[it.way]; s.fp == it.fp && s != (slot{it.fp, it.staleUntil, it.tag}) {
 			_ = t.store.Set(t.entryKey(b, it.way), nil, 0)
-			it.err = errPurgedDuring
-			n++
+			if s.tag == purgedTag {
+				it.err = errPurgedDuring
+				n++
+			}
 		}
 	}
 	return n
