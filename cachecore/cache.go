@@ -89,6 +89,7 @@ func New(cfg *Config, opts Options) *Cache {
 	table := NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways)
 	table.SetTenantShare(cfg.Store.MaxTenantShare)
 	leases := NewLeaseTable(opts.Store, cfg.Store.LeaseSlots)
+	leases.SetHorizon(cfg)
 	table.leases = leases
 	keying := make([]routeKeying, len(cfg.Routes))
 	for i, r := range cfg.Routes {

@@ -1,6 +1,9 @@
 package cachecore
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Single flight across every Envoy worker.
 //
@@ -116,6 +119,11 @@ type LeaseTable struct {
 	store  storeReader
 	slots  uint64
 	anchor uint32
+	// horizon (ms, 0: none) is the furthest ahead of now any record of
+	// this configuration is written to end (SetHorizon): one ending later
+	// was written before the wall clock stepped back, and is dead rather
+	// than live for as long as the step.
+	horizon int64
 	// Reused by every read and write: a read is valid until the next
 	// read, so what outlives a call is copied. writeBuf holds any slot
 	// written (maxLeaseSlotBytes) and is never replaced.
@@ -301,7 +309,7 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 		var waiters []byte // fp's dead lease's waiters, taken over
 		if own >= 0 {
 			r := leaseRecord(raw, at[own])
-			if recordLive(r, now) {
+			if t.ownLive(r, now) {
 				// An outcome that writes nothing is not decided on a read
 				// made ahead: the slot may have moved since (a lookup's
 				// asynchronous step, another worker), and no CAS would
@@ -557,6 +565,27 @@ func leaseRecord(raw []byte, a int) *[leaseRecordBytes]byte {
 
 func recordLive(r *[leaseRecordBytes]byte, now int64) bool {
 	return LeaseState(r[8]) != LeaseFree && int64(le.Uint64(r[21:29])) > now
+}
+
+// ownLive is recordLive for the record of the key asked about, within the
+// horizon: one that ends further ahead was written before the wall clock
+// stepped back, and is dead rather than live (a lead followed, a
+// hit-for-miss mark kept) for as long as the step. (Other keys' records
+// only hold their ways until then.)
+func (t *LeaseTable) ownLive(r *[leaseRecordBytes]byte, now int64) bool {
+	return recordLive(r, now) && (t.horizon == 0 || int64(le.Uint64(r[21:29]))-now <= t.horizon)
+}
+
+// SetHorizon sets how far ahead of now a record of this configuration may
+// end (a lease's max_wait, twice it when extended for L2, a hit-for-miss
+// mark, a background refresh's timeout), plus a margin for records of a
+// configuration before a reload.
+func (t *LeaseTable) SetHorizon(cfg *Config) {
+	h := cfg.Background.Timeout
+	for _, r := range cfg.Routes {
+		h = max(h, 2*r.Coalesce.MaxWait, r.Coalesce.HitForMiss)
+	}
+	t.horizon = (h + time.Minute).Milliseconds()
 }
 
 // hasWaiter reports whether vm is among a lease's waiters (their bytes).

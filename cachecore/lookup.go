@@ -108,6 +108,9 @@ const (
 
 // freshness applies the entry's TTL and the client's Cache-Control.
 func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
+	// An entry stored "after" now (the wall clock stepped back since) is
+	// judged as just stored: never fresher than its whole ttl.
+	now = max(now, e.StoredAt)
 	age := now - e.StoredAt
 	remaining := e.FreshUntil - now
 	cc := &req.CC
@@ -162,14 +165,11 @@ func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body
 		return c.embeddingHit(req)
 	}
 	e := req.Entry
-	now := c.nowMs()
+	now := max(c.nowMs(), e.StoredAt) // as freshness judged it
 	// The headers and their text are the request's own buffers (reused
 	// with it, see recycle.go): the host sends them at once.
 	headers = append(req.resp[:0], e.Headers...)
 	age := (now - e.StoredAt) / 1000
-	if age < 0 {
-		age = 0
-	}
 	buf := req.respBuf[:0]
 	if need := len(c.cfg.CacheName) + 64; cap(buf) < need {
 		buf = make([]byte, 0, need)

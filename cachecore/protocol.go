@@ -129,6 +129,16 @@ func (f *Flight) forward(resume bool) {
 	f.emit(Action{Kind: ActForward, Resume: resume})
 }
 
+// sinceOrNow is now-*at in ms, after moving *at to now if the wall clock
+// stepped back past it: a wait or a hold then counts from the step, rather
+// than lasting as long as the step is.
+func sinceOrNow(at *int64, now int64) int64 {
+	if now < *at {
+		*at = now
+	}
+	return now - *at
+}
+
 // Miss is the event "the lookup missed and the route coalesces": the
 // request leads its key upstream, or follows the request that does.
 func (f *Flight) Miss() []Action { return f.miss(true) }
@@ -276,7 +286,7 @@ func (f *Flight) Tick() []Action {
 	}
 	c, req := f.c, f.req
 	switch {
-	case c.nowMs()-f.waitSince >= req.Route.Coalesce.MaxWait.Milliseconds():
+	case sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds():
 		f.count(EvTimeout)
 		f.forward(true)
 	case !c.stillLed(req):

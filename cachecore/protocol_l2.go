@@ -310,10 +310,10 @@ func (f *Flight) l2Tick() {
 	c, req := f.c, f.req
 	now := c.nowMs()
 	switch {
-	case now-f.waitSince >= req.Route.Coalesce.MaxWait.Milliseconds():
+	case sinceOrNow(&f.waitSince, now) >= req.Route.Coalesce.MaxWait.Milliseconds():
 		f.count(EvTimeout)
 		f.l2Upstream(true)
-	case req.l2.polling || now < req.l2.nextPoll:
+	case req.l2.polling || now < req.l2.nextPoll && req.l2.nextPoll-now <= 1000: // (further: the clock stepped back)
 	case !c.l2Allowed():
 		f.count(EvL2BreakerOpen)
 		f.l2Upstream(true)
@@ -351,8 +351,8 @@ func (f *Flight) keepL2Lease() []Action {
 		return nil
 	}
 	now := c.nowMs()
-	if now-req.l2.leaseAt < c.cfg.L2.LeaseTTL.Milliseconds()/2 || !c.l2Allowed() {
-		return nil // not due, or webdis is failing (the breaker is open)
+	if now >= req.l2.leaseAt && now-req.l2.leaseAt < c.cfg.L2.LeaseTTL.Milliseconds()/2 || !c.l2Allowed() {
+		return nil // not due (due at once if the clock stepped back past it), or webdis is failing (the breaker is open)
 	}
 	req.l2.leaseAt = now
 	call := c.webdis("GET", "/EXPIRE/"+c.l2Keys(req).lease+"/"+c.l2LeaseSeconds()+".raw", nil, c.cfg.L2.WriteTimeout)

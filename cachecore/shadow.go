@@ -279,7 +279,7 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 	now := c.nowMs()
 	st, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord, _ bool) bool {
 		res = ShadowResult{moved: r.gen != req.state.Gen}
-		if now-r.divStart > sh.Window.Milliseconds() {
+		if now-r.divStart > sh.Window.Milliseconds() || now < r.divStart { // or the wall clock stepped back past its start
 			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0
 		}
 		r.samples++

@@ -245,7 +245,7 @@ func (s *Stream) HeldTooLong() bool {
 	if s.heldSince == 0 {
 		s.heldSince = now
 	}
-	return now-s.heldSince >= HoldGrace.Milliseconds()
+	return sinceOrNow(&s.heldSince, now) >= HoldGrace.Milliseconds()
 }
 
 // GiveUpHold lets a request held too long pass uncached.

@@ -534,7 +534,7 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		}
 		w, res := t.chooseWay(fp, tag, now)
 		if t.idx[w].tag == purgedTag {
-			if t.purgedAfter(w, fp, since) {
+			if t.purgedAfter(w, fp, since, now) {
 				return InsertResult{}, ErrPurgedSince
 			}
 			res = InsertResult{Filled: true} // a tombstone holds no entry: its purge counted it freed
@@ -625,10 +625,13 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 }
 
 // purgedAfter reports whether way w, a tombstone, is fp's from a purge
-// made after since.
-func (t *Table) purgedAfter(w int, fp uint64, since int64) bool {
+// made after since, and not after now: a purge "later" than now is from
+// before the wall clock stepped back, when every request since would look
+// older than it and have its answer refused for as long as the step.
+func (t *Table) purgedAfter(w int, fp uint64, since, now int64) bool {
 	s := &t.idx[w]
-	return s.tag == purgedTag && s.fp == fp && s.staleUntil-purgeTombLife > since
+	at := s.staleUntil - purgeTombLife
+	return s.tag == purgedTag && s.fp == fp && at > since && at <= now
 }
 
 // PurgeKey is Remove for a purge of the key at now: it also leaves the

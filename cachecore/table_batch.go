@@ -189,7 +189,7 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, s
 			it.way, it.res = t.chooseWay(it.fp, it.tag, now)
 			it.err = nil
 			if t.idx[it.way].tag == purgedTag {
-				if t.purgedAfter(it.way, it.fp, since) {
+				if t.purgedAfter(it.way, it.fp, since, now) {
 					it.way, it.err = -1, ErrPurgedSince // as InsertSince: not stored
 					continue
 				}
