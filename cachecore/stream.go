@@ -935,6 +935,13 @@ func (s *Stream) cut(rd Reader, out []Action) []Action {
 		if s.fl.Leading() && clientLeft(rd) {
 			out = append(out, s.fl.FinishLead(OutcomeAbandoned, 0)...)
 		}
+		if req.lookedAt != 0 {
+			// Looked up (a follower, a request waiting on a call of its
+			// own) but never answered: counted here, once, as an
+			// answered request is where it is answered. (One whose
+			// client left before its body was read is not.)
+			out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
+		}
 	case phaseBuffering, phaseStreaming, phaseRecording:
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored. Only the first two are upstream failures.
