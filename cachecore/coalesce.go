@@ -322,7 +322,10 @@ func (c *Cache) StaleIfError(req *Request) bool {
 		return false
 	}
 	e := req.Entry
-	now = max(now, e.StoredAt) // as freshness judges it
+	if e.StoredAt-now > clockSkewMs { // as freshness judges it
+		return false
+	}
+	now = max(now, e.StoredAt)
 	// A client whose max-age or min-fresh refused the answer is not given
 	// it on an error either: it gets the error, as a no-cache client does.
 	if clientRefuses(&req.CC, now-e.StoredAt, e.FreshUntil-now) {

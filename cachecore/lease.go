@@ -578,15 +578,51 @@ func (t *LeaseTable) ownLive(r *[leaseRecordBytes]byte, now int64) bool {
 
 // SetHorizon sets how far ahead of now a record of this configuration may
 // end (a lease's max_wait, twice it when extended for L2, a hit-for-miss
-// mark, a background refresh's timeout), plus a margin for records of a
-// configuration before a reload.
+// mark, a background refresh's timeout, plus a minute), or any
+// configuration of this process before a reload did: leases outlive a
+// reload in shared data, and a horizon of the new configuration alone
+// would take an older one's longer lease for dead, and lead its key a
+// second time. So the horizon is kept in shared data too, raised by every
+// VM that starts with a longer one, never lowered. Without it (a store
+// that fails) there is no horizon.
 func (t *LeaseTable) SetHorizon(cfg *Config) {
 	h := cfg.Background.Timeout
 	for _, r := range cfg.Routes {
 		h = max(h, 2*r.Coalesce.MaxWait, r.Coalesce.HitForMiss)
 	}
-	t.horizon = (h + time.Minute).Milliseconds()
+	mine := (h + time.Minute).Milliseconds()
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := t.store.Get(leaseHorizonKey)
+		if err != nil && !errIs(err, ErrNotFound) {
+			break
+		}
+		if len(raw) == 8 && int64(le.Uint64(raw)) >= mine {
+			t.horizon = int64(le.Uint64(raw))
+			return
+		}
+		if err == nil && len(raw) != 8 {
+			break // not this layout: no horizon
+		}
+		if errIs(err, ErrNotFound) {
+			if cas, err = createCASOnce(t.store, &t.anchor); err != nil {
+				break
+			}
+		}
+		err = t.store.Set(leaseHorizonKey, le.AppendUint64(nil, uint64(mine)), cas)
+		if err == nil {
+			t.horizon = mine
+			return
+		}
+		if !errIs(err, ErrCasMismatch) {
+			break
+		}
+	}
+	t.horizon = 0
 }
+
+// leaseHorizonKey holds the longest lease horizon of any configuration of
+// the process (SetHorizon), in ms, little-endian.
+const leaseHorizonKey = "mc:lease-horizon"
 
 // hasWaiter reports whether vm is among a lease's waiters (their bytes).
 func hasWaiter(ws []byte, vm uint64) bool {

@@ -108,8 +108,13 @@ const (
 
 // freshness applies the entry's TTL and the client's Cache-Control.
 func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
-	// An entry stored "after" now (the wall clock stepped back since) is
-	// judged as just stored: never fresher than its whole ttl.
+	// An entry stored "after" now: within clockSkewMs, another worker's
+	// clock read later than this one's, judged as just stored; beyond it,
+	// stored before the wall clock stepped back, whose freshness the step
+	// would stretch by its length: not served.
+	if e.StoredAt-now > clockSkewMs {
+		return notAcceptable
+	}
 	now = max(now, e.StoredAt)
 	age := now - e.StoredAt
 	remaining := e.FreshUntil - now

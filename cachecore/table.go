@@ -564,12 +564,13 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 // writes: a purge of my key between them finds the way listing the key
 // with no entry yet and leaves its tombstone there (remove), and a store
 // of my key asked for after the purge may take that way in turn. If the
-// way now holds my key but not my slot (that tombstone, or the later
-// store's), my entry, written over it late, is blanked: it would be served
-// from the key's preferred way, which a lookup reads without the index.
-// It reports false if the tombstone is there. (A way another key took
-// meanwhile keeps the entry, as any copy the index does not list.) One
-// index read a store; a failed read keeps the entry.
+// way now holds my key's tombstone, or another store's slot of my key with
+// my entry still written over that store's, my late entry is blanked: it
+// would be served from the key's preferred way, which a lookup reads
+// without the index. It reports false if the tombstone is there. (A way
+// another key took meanwhile keeps the entry, as any copy the index does
+// not list; a store of my key after mine keeps its own.) One index read
+// a store; a failed read keeps the entry.
 func (t *Table) stillListed(b uint64, w int, mine slot) bool {
 	if _, _, err := t.readIndex(b); err != nil || w >= len(t.idx) {
 		return true
@@ -577,6 +578,14 @@ func (t *Table) stillListed(b uint64, w int, mine slot) bool {
 	s := t.idx[w]
 	if s == mine || s.fp != mine.fp {
 		return true
+	}
+	if s.tag != purgedTag {
+		// Another store of my key: blank the way only if what it holds
+		// is still my entry, written over that store's (one more read,
+		// only here); a store after mine keeps its own.
+		if theirs, err := t.unwritten(b, w, mine.staleUntil); err != nil || theirs {
+			return true
+		}
 	}
 	_ = t.store.Set(t.entryKey(b, w), nil, 0)
 	return s.tag != purgedTag
@@ -625,14 +634,21 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 }
 
 // purgedAfter reports whether way w, a tombstone, is fp's from a purge
-// made after since, and not after now: a purge "later" than now is from
-// before the wall clock stepped back, when every request since would look
-// older than it and have its answer refused for as long as the step.
+// made after since, and not more than clockSkewMs after now: a purge
+// further ahead is from before the wall clock stepped back, when every
+// request since would look older than it and have its answer refused for
+// as long as the step. (Within it: a callback reads the clock once, so a
+// store's now may lag another worker's purge by a few milliseconds.)
 func (t *Table) purgedAfter(w int, fp uint64, since, now int64) bool {
 	s := &t.idx[w]
 	at := s.staleUntil - purgeTombLife
-	return s.tag == purgedTag && s.fp == fp && at > since && at <= now
+	return s.tag == purgedTag && s.fp == fp && at > since && at-now <= clockSkewMs
 }
+
+// clockSkewMs is how far ahead of a reader's clock a time written by
+// another worker may lie without the clock having stepped back: a
+// callback reads the clock once, and may run a while.
+const clockSkewMs = 10_000
 
 // PurgeKey is Remove for a purge of the key at now: it also leaves the
 // key's tombstone in the index (in a way it freed, else an empty or dead

@@ -162,6 +162,13 @@ func (t *Table) batchStillListed(b uint64, items []batchInsert) int {
 			continue
 		}
 		if s := t.idx[it.way]; s.fp == it.fp && s != (slot{it.fp, it.staleUntil, it.tag}) {
+			if s.tag != purgedTag {
+				// Another store of its key: only its own late entry goes
+				// (stillListed).
+				if theirs, err := t.unwritten(b, it.way, it.staleUntil); err != nil || theirs {
+					continue
+				}
+			}
 			_ = t.store.Set(t.entryKey(b, it.way), nil, 0)
 			if s.tag == purgedTag {
 				it.err = errPurgedDuring
