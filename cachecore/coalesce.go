@@ -322,7 +322,7 @@ func (c *Cache) StaleIfError(req *Request) bool {
 		return false
 	}
 	e := req.Entry
-	if e.StoredAt-now > clockSkewMs { // as freshness judges it
+	if d := e.StoredAt - now; d > clockSkewMs && d > c.l2Skew() { // as freshness judges it
 		return false
 	}
 	now = max(now, e.StoredAt)

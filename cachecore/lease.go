@@ -573,7 +573,21 @@ func recordLive(r *[leaseRecordBytes]byte, now int64) bool {
 // hit-for-miss mark kept) for as long as the step. (Other keys' records
 // only hold their ways until then.)
 func (t *LeaseTable) ownLive(r *[leaseRecordBytes]byte, now int64) bool {
-	return recordLive(r, now) && (t.horizon == 0 || int64(le.Uint64(r[21:29]))-now <= t.horizon)
+	if !recordLive(r, now) {
+		return false
+	}
+	end := int64(le.Uint64(r[21:29]))
+	if t.horizon == 0 || end-now <= t.horizon {
+		return true
+	}
+	// Past this VM's horizon: a configuration loaded after this VM started
+	// may write longer leases (a reload raising max_wait, this VM still
+	// serving its draining connections). The process's horizon is read
+	// again before the record is taken for dead.
+	if raw, _, err := t.store.Get(leaseHorizonKey); err == nil && len(raw) == 8 {
+		t.horizon = max(t.horizon, int64(le.Uint64(raw)))
+	}
+	return end-now <= t.horizon
 }
 
 // SetHorizon sets how far ahead of now a record of this configuration may

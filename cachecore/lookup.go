@@ -112,7 +112,7 @@ func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
 	// clock read later than this one's, judged as just stored; beyond it,
 	// stored before the wall clock stepped back, whose freshness the step
 	// would stretch by its length: not served.
-	if e.StoredAt-now > clockSkewMs {
+	if d := e.StoredAt - now; d > clockSkewMs && d > c.l2Skew() {
 		return notAcceptable
 	}
 	now = max(now, e.StoredAt)
@@ -138,6 +138,18 @@ func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
 		return staleAcceptable
 	}
 	return notAcceptable
+}
+
+// l2Skew is how far ahead of this proxy's clock another proxy's may run,
+// in ms (l2.ttl_slack; 0 without L2): an entry it wrote, copied from L2,
+// counts as just stored within it (README, "Staleness you can see").
+//
+//go:noinline
+func (c *Cache) l2Skew() int64 {
+	if c.cfg.L2 == nil {
+		return 0
+	}
+	return c.cfg.L2.TTLSlack.Milliseconds()
 }
 
 // clientRefuses reports whether the client's max-age or min-fresh refuses
