@@ -120,9 +120,10 @@ type LeaseTable struct {
 	slots  uint64
 	anchor uint32
 	// horizon (ms, 0: none) is the furthest ahead of now any record of
-	// this configuration is written to end (SetHorizon): one ending later
-	// was written before the wall clock stepped back, and is dead rather
-	// than live for as long as the step.
+	// any configuration of the process is written to end (SetHorizon,
+	// ownLive): one of the key asked about ending later was written before
+	// the wall clock stepped back, and is dead rather than live for as long
+	// as the step.
 	horizon int64
 	// Reused by every read and write: a read is valid until the next
 	// read, so what outlives a call is copied. writeBuf holds any slot
