@@ -572,23 +572,34 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 // not list; a store of my key after mine keeps its own.) One index read
 // a store; a failed read keeps the entry.
 func (t *Table) stillListed(b uint64, w int, mine slot) bool {
-	if _, _, err := t.readIndex(b); err != nil || w >= len(t.idx) {
+	if _, _, err := t.readIndex(b); err != nil {
 		return true
+	}
+	return !t.dropLate(b, w, mine)
+}
+
+// dropLate is stillListed's check on the index t.idx just read (a batch's
+// too, one read for a bucket): it blanks way w's late entry written for
+// mine where it must, and reports whether the way holds mine's key's
+// tombstone.
+func (t *Table) dropLate(b uint64, w int, mine slot) (purged bool) {
+	if w < 0 || w >= len(t.idx) {
+		return false
 	}
 	s := t.idx[w]
 	if s == mine || s.fp != mine.fp {
-		return true
+		return false
 	}
 	if s.tag != purgedTag {
 		// Another store of my key: blank the way only if what it holds
 		// is still my entry, written over that store's (one more read,
 		// only here); a store after mine keeps its own.
 		if theirs, err := t.unwritten(b, w, mine.staleUntil); err != nil || theirs {
-			return true
+			return false
 		}
 	}
 	_ = t.store.Set(t.entryKey(b, w), nil, 0)
-	return s.tag != purgedTag
+	return s.tag == purgedTag
 }
 
 func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) {

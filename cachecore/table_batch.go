@@ -157,23 +157,9 @@ func (t *Table) batchStillListed(b uint64, items []batchInsert) int {
 	}
 	n := 0
 	for i := range items {
-		it := &items[i]
-		if it.way < 0 || it.err != nil || it.way >= len(t.idx) {
-			continue
-		}
-		if s := t.idx[it.way]; s.fp == it.fp && s != (slot{it.fp, it.staleUntil, it.tag}) {
-			if s.tag != purgedTag {
-				// Another store of its key: only its own late entry goes
-				// (stillListed).
-				if theirs, err := t.unwritten(b, it.way, it.staleUntil); err != nil || theirs {
-					continue
-				}
-			}
-			_ = t.store.Set(t.entryKey(b, it.way), nil, 0)
-			if s.tag == purgedTag {
-				it.err = errPurgedDuring
-				n++
-			}
+		if it := &items[i]; it.err == nil && t.dropLate(b, it.way, slot{it.fp, it.staleUntil, it.tag}) {
+			it.err = errPurgedDuring
+			n++
 		}
 	}
 	return n
