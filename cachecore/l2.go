@@ -229,6 +229,51 @@ func l2JSON(body []byte, max int) bool {
 	return len(body) <= max && checkJSON(body) == ReasonNone
 }
 
+// l2LongValue reports whether body, an answer to a lookup longer than max,
+// begins as parseL2Lookup's shape does, three generations and then a value
+// whose bytes up to max are all base64 (webdis may escape its '/'): a
+// sound value too long for this proxy's cap, not garbage. Its work is
+// bounded by max.
+func l2LongValue(body []byte, max int) bool {
+	if len(body) <= max {
+		return false
+	}
+	body = body[:max]
+	const head = `{"MGET":[`
+	if len(body) < len(head) || string(body[:len(head)]) != head {
+		return false
+	}
+	i := len(head)
+	for g := 0; g < 3; g++ {
+		switch {
+		case len(body) >= i+5 && string(body[i:i+5]) == "null,":
+			i += 5
+			continue
+		case i < len(body) && body[i] == '"':
+			i++
+		default:
+			return false
+		}
+		j := i
+		for j < len(body) && body[j] >= '0' && body[j] <= '9' {
+			j++
+		}
+		if j == i || len(body) < j+2 || string(body[j:j+2]) != `",` {
+			return false
+		}
+		i = j + 2
+	}
+	if i >= len(body) || body[i] != '"' {
+		return false
+	}
+	for _, b := range body[i+1:] { // the value has not ended within max
+		if !(b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '+' || b == '/' || b == '=' || b == '\\') {
+			return false
+		}
+	}
+	return true
+}
+
 // parseL2Lookup reads webdis' JSON answer to MGET all-gen model-gen
 // entry-gen entry lease: {"MGET":[gen|null, gen|null, gen|null,
 // value|null, token|null]}. ok is false for anything else (an error reply,

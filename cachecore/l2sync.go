@@ -186,9 +186,11 @@ func (c *Cache) l2Read() []Action {
 	}
 	key := l.Prefix + "purges"
 	path := "/LLEN/" + key
+	asked := 0 // records the range asks for
 	if c.l2s.started {
 		from := max(c.l2s.cursor-1, 0)
 		path = "/LRANGE/" + key + "/" + strconv.FormatInt(from, 10) + "/" + strconv.FormatInt(c.l2s.cursor+l2SyncBatch-1, 10)
+		asked = int(c.l2s.cursor + l2SyncBatch - from)
 	}
 	call := c.webdis("GET", path, nil, l.WriteTimeout)
 	if c.l2s.started {
@@ -218,6 +220,12 @@ func (c *Cache) l2Read() []Action {
 			return c.l2SyncError()
 		}
 		items := arr.Array()
+		if len(items) > asked {
+			// More records than the range holds: not an answer to this
+			// read. Applying them would do unbounded work in one tick
+			// and move the cursor past records never asked for.
+			return c.l2SyncError()
+		}
 		for _, it := range items {
 			// Records are strings; webdis relays a Redis error reply
 			// (LOADING, NOAUTH, BUSY) as [false, "<message>"]: an error,

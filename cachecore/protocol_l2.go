@@ -95,6 +95,15 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		k := c.l2Keys(req)
 		look, ok = parseL2Lookup(res.Body, c.l2AnswerCap(), k.all, k.model)
 	}
+	if !ok && res.Status == 200 && !res.Failed && l2LongValue(res.Body, c.l2AnswerCap()) {
+		// L2 answered with a value over this proxy's lookup cap: one another
+		// proxy wrote under a larger l2.max_entry_bytes (a rollout of a
+		// lower limit). Not a fault of L2, so the breaker is left alone: the
+		// request goes upstream as a miss, as for a value it may not serve.
+		f.count(EvL2Rejected)
+		f.l2Upstream(resume)
+		return
+	}
 	if !ok {
 		if res.Failed && int64(call.elapsed(c)) >= c.cfg.L2.Timeout.Milliseconds() {
 			f.count(EvL2Timeout)
