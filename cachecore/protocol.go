@@ -46,8 +46,9 @@ type Flight struct {
 	refetchFor Reason
 	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
 
-	out [8]Action // the actions of the current event (no allocation)
-	n   int
+	out   [8]Action // the actions of the current event (no allocation)
+	n     int
+	spill []Action // all of them once more than out holds (allocated, rare)
 }
 
 type flightState uint8
@@ -88,16 +89,34 @@ func (f *Flight) Following() bool { return f.state == flightFollowing }
 // Leading reports whether the request holds its key's lease.
 func (f *Flight) Leading() bool { return f.leader }
 
-func (f *Flight) reset() { f.n = 0 }
+func (f *Flight) reset() { f.n, f.spill = 0, nil }
 
 func (f *Flight) emit(a Action) {
 	if f.n < len(f.out) {
 		f.out[f.n] = a
 		f.n++
+		return
 	}
+	f.spillAction(a)
 }
 
-func (f *Flight) actions() []Action { return f.out[:f.n] }
+// spillAction keeps an action past out's capacity: no path emits more
+// than eight today, and none may lose one silently.
+//
+//go:noinline
+func (f *Flight) spillAction(a Action) {
+	if f.spill == nil {
+		f.spill = append(make([]Action, 0, 2*len(f.out)), f.out[:]...)
+	}
+	f.spill = append(f.spill, a)
+}
+
+func (f *Flight) actions() []Action {
+	if f.spill != nil {
+		return f.spill
+	}
+	return f.out[:f.n]
+}
 
 // count is not inlined: a request that counts more than one event (a lead
 // and its end) then runs one copy of the action's literal, not one in
