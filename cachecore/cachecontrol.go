@@ -113,6 +113,13 @@ func parseAnyResponseCC(v string) ResponseCC {
 
 func parseResponseCC(v string, unicode bool) ResponseCC {
 	var cc ResponseCC
+	if strings.IndexByte(v, '"') >= 0 && unclosedQuote(v) {
+		// Malformed: a quoted-string that never closes swallows the
+		// directives after it, a no-store or private among them. When in
+		// doubt, not stored.
+		cc.NoStore = true
+		return cc
+	}
 	for len(v) > 0 {
 		var name string
 		name, _, _, v = nextDirective(v, unicode)
@@ -142,6 +149,21 @@ func nextDirective(v string, unicode bool) (name, arg string, hasArg bool, rest 
 		name, arg, hasArg = part[:i], part[i+1:], true
 	}
 	return trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"'), hasArg, rest
+}
+
+// unclosedQuote reports whether v ends inside a quoted-string (a '"' not
+// closed, backslash escapes included).
+func unclosedQuote(v string) bool {
+	in := false
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '"':
+			in = !in
+		case in && v[i] == '\\':
+			i++
+		}
+	}
+	return in
 }
 
 // cutDirective splits v after its first directive, at the first ',' that

@@ -21,7 +21,11 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	case "statuses":
 		pol.Statuses = nil
 		for i, s := range p.array(path, v) {
-			code := p.intRange(fmt.Sprintf("%s[%d]", path, i), s, 200, 299)
+			at := fmt.Sprintf("%s[%d]", path, i)
+			code := p.intRange(at, s, 200, 299)
+			if code == 206 {
+				p.fail(at, "206 is a part of an answer, chosen by the request's Range, which the key does not hold")
+			}
 			pol.Statuses = append(pol.Statuses, code)
 		}
 		if len(pol.Statuses) == 0 {

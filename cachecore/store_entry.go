@@ -156,8 +156,12 @@ func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (Sto
 func (c *Cache) storedHeaders(req *Request, headers [][2]string) [][2]string {
 	var out [][2]string
 	for _, name := range req.Route.StoredHeaders {
-		if v, ok := header(headers, name); ok {
-			out = append(out, [2]string{name, v})
+		// Every line of it: lines of one name are one value (RFC 9110,
+		// 5.3), replayed as they came.
+		for i := range headers {
+			if kv := &headers[i]; kv[0] == name {
+				out = append(out, [2]string{name, kv[1]})
+			}
 		}
 	}
 	// A hit is a local reply, which Envoy types text/plain without a
