@@ -20,6 +20,10 @@ func NewBackgroundSlots(store Store, n int) *BackgroundSlots {
 	return &BackgroundSlots{store: store, n: n, key: "mc:bg"}
 }
 
+// read returns the slots as stored, at least n of them. A configuration
+// with another limit (the old VMs of a reload, or another filter config)
+// shares the value: its slots, past n too, are read whole, so that both
+// count each other's calls in flight.
 func (b *BackgroundSlots) read() ([]int64, uint32, bool, error) {
 	raw, cas, err := b.store.Get(b.key)
 	if errIs(err, ErrNotFound) {
@@ -28,11 +32,12 @@ func (b *BackgroundSlots) read() ([]int64, uint32, bool, error) {
 	if err != nil {
 		return nil, 0, false, err
 	}
-	slots := make([]int64, b.n)
-	if len(raw) == 8*b.n {
-		for i := range slots {
-			slots[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
-		}
+	if len(raw)%8 != 0 {
+		raw = nil // not a limiter's value: all free
+	}
+	slots := make([]int64, max(b.n, len(raw)/8))
+	for i := 0; i < len(raw)/8; i++ {
+		slots[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
 	}
 	return slots, cas, true, nil
 }
@@ -58,17 +63,24 @@ func (b *BackgroundSlots) Acquire(now, deadline int64) (slot int, ok bool, err e
 		if err != nil {
 			return 0, false, err
 		}
-		slot = -1
+		// This limit holds over every call in flight, those of another
+		// limit's configuration included; a free slot is taken below n
+		// (there is one when fewer than n are busy).
+		slot, busy := -1, 0
 		for i, d := range slots {
-			if d <= now {
+			if d > now {
+				busy++
+			} else if slot < 0 && i < b.n {
 				slot = i
-				break
 			}
 		}
-		if slot < 0 {
+		if busy >= b.n || slot < 0 {
 			return 0, false, nil
 		}
 		slots[slot] = deadline
+		for len(slots) > b.n && slots[len(slots)-1] <= now {
+			slots = slots[:len(slots)-1] // another limit's, ended
+		}
 		err = b.write(slots, cas, exists)
 		if errIs(err, ErrCasMismatch) {
 			continue
