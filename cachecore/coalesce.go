@@ -38,9 +38,10 @@ func OutcomeOf(r Reason, status int) Outcome {
 		return OutcomeStored
 	case r < numReason && lastingReasons[r]:
 		return OutcomeUncacheable
-	case r == ReasonInternal || r == ReasonStoreContention:
-		// The cache's fault, not the model's: followers must not run
-		// out of retries (and answer 502) on a model that answers.
+	case r == ReasonInternal || r == ReasonStoreContention || r == ReasonInvalidated:
+		// The cache's fault, or a purge or a version switch during the
+		// lead, not the model's: followers must not run out of retries
+		// (and answer 502) on a model that answers.
 		return OutcomeAbandoned
 	case r == ReasonStatus:
 		// A failure that may pass is a 5xx, a 408 or a 429. Any other status
