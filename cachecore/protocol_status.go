@@ -80,6 +80,9 @@ func (f *Flight) EarlyAnswer(status int) Reason {
 func (f *Flight) Refetched(reason Reason, status int) {
 	f.req.Status = StatusMiss
 	f.cs = CacheStatus{Status: StatusMiss, Reason: reason, FwdStatus: status}
+	if reason == ReasonStatus {
+		f.cs.Refused = f.respStatus // the first answer's, not the refetch's
+	}
 }
 
 // CacheStatusHeader appends the request's Cache-Status value to dst.
@@ -153,7 +156,7 @@ func (c *Cache) renderStatus(m *statusMemo, cs *CacheStatus) string {
 // here in step with the struct's).
 func (cs *CacheStatus) same(o *CacheStatus) bool {
 	return cs.Status == o.Status && cs.Reason == o.Reason && cs.FwdStatus == o.FwdStatus &&
-		cs.Stored == o.Stored && cs.TTL == o.TTL && cs.HasTTL == o.HasTTL && cs.L2 == o.L2
+		cs.Stored == o.Stored && cs.TTL == o.TTL && cs.HasTTL == o.HasTTL && cs.L2 == o.L2 && cs.Refused == o.Refused
 }
 
 // statusString is the Cache-Status value b as a string, without

@@ -177,6 +177,7 @@ type CacheStatus struct {
 	Status    Status
 	Reason    Reason
 	FwdStatus int  // upstream status when forwarded
+	Refused   int  // the status refused (detail=status-N), when not FwdStatus: a refetched batch's
 	Stored    bool // the response was stored
 	TTL       int64
 	HasTTL    bool
@@ -238,8 +239,12 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 		dst = append(dst, "; detail="...)
 		dst = append(dst, cs.Reason.Detail()...)
 		if cs.Reason == ReasonStatus && cs.FwdStatus != 0 {
+			st := cs.FwdStatus
+			if cs.Refused != 0 {
+				st = cs.Refused
+			}
 			dst = append(dst, '-')
-			dst = appendInt(dst, int64(cs.FwdStatus))
+			dst = appendInt(dst, int64(st))
 		}
 	}
 	return dst
