@@ -44,6 +44,10 @@ type Flight struct {
 	// for this reason; it is held to its end and replaced by the whole
 	// batch (Complete, Flight.Refetch), never passed as it came.
 	refetchFor Reason
+	// respVersion: the model version a versioned route's answer reported
+	// in its header (ResponseHeaders), for a refusal after the headers
+	// (too large) to switch the version as any refused answer does.
+	respVersion string
 	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
 
 	out   [8]Action // the actions of the current event (no allocation)

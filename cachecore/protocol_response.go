@@ -3,6 +3,7 @@ package cachecore
 import (
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Completion is how a complete response ended, for the host's next step.
@@ -113,7 +114,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, computeMs uint32) []Action {
 	req, r := f.req, f.req.Route
 	if dropped {
-		return f.refuseQuiet(ReasonTooLarge)
+		return f.tooLarge(true)
 	}
 	st := f.c.StoreBody(req, f.respStatus, headers, body, computeMs)
 	if st.Reason != ReasonNone {
@@ -187,6 +188,9 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		return f.headersRefused(reason, endOfStream)
 	}
 	f.reset()
+	if req.Route.ModelVersion.Header != "" {
+		f.keepVersion(headers)
+	}
 	switch {
 	case StreamsResponse(req, headers) && !endOfStream:
 		// An event stream reaches the client as it comes, with no added
@@ -270,7 +274,7 @@ func (f *Flight) versionRefused(reason Reason, headers [][2]string, endOfStream 
 func (f *Flight) ResponseChunk(h *Held, chunk []byte) (bool, []Action) {
 	if len(h.body)+len(chunk) > f.req.Route.MaxEntryBytes {
 		h.body = nil
-		return false, f.refuse(ReasonTooLarge)
+		return false, f.tooLarge(false)
 	}
 	h.body = append(h.body, chunk...)
 	return true, nil
@@ -290,9 +294,42 @@ func (f *Flight) Buffered(bodySize int) (bool, []Action) {
 			}
 			return true, nil
 		}
-		return false, f.refuse(ReasonTooLarge)
+		return false, f.tooLarge(false)
 	}
 	return true, nil
+}
+
+// keepVersion keeps the version a versioned route's answer reports in its
+// header (a copy: the host's header memory is reused). Out of line: a
+// route without versions runs none of it.
+//
+//go:noinline
+func (f *Flight) keepVersion(headers [][2]string) {
+	if v, ok := header(headers, f.req.Route.ModelVersion.Header); ok {
+		f.respVersion = strings.Clone(v)
+	}
+}
+
+// tooLarge refuses an answer that outgrew max_entry_bytes after its
+// headers were admitted (quiet: its Cache-Status was sent already). A new
+// version its header reported switches the version first, as for an
+// answer refused at its headers (versionRefused): its body is not kept,
+// so a body_path version is not read.
+func (f *Flight) tooLarge(quiet bool) []Action {
+	var note []Action
+	if f.respVersion != "" {
+		hs := [][2]string{{f.req.Route.ModelVersion.Header, f.respVersion}}
+		if res := f.c.noteVersion(f.req, ReasonTooLarge, f.respStatus, hs, nil); res.VersionChanged {
+			note = []Action{{Kind: ActNoteStore, Stored: &Stored{Reason: ReasonTooLarge, Result: res}, Request: f.req, Route: f.req.Route}}
+		}
+	}
+	var acts []Action
+	if quiet {
+		acts = f.refuseQuiet(ReasonTooLarge)
+	} else {
+		acts = f.refuse(ReasonTooLarge)
+	}
+	return append(acts, note...)
 }
 
 // Refetches reports that the held answer will be replaced whatever it
