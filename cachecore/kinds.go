@@ -40,8 +40,9 @@ type kindSpec struct {
 	// must keep them (an allowlist without them keys every question alike).
 	question []string
 	// formKeyed: top-level request fields that change the answer's form
-	// (a stream's usage chunk, a vector's encoding and length): keyed
-	// whatever key_fields and ignore_fields say, as "stream" is.
+	// (a stream's usage chunk, how many choices or results, log
+	// probabilities, a vector's encoding and length): keyed whatever
+	// key_fields and ignore_fields say, as "stream" is.
 	formKeyed []string
 	// streams: the kind's answers may be SSE streams the cache records
 	// and replays (and assembles to judge them).
@@ -71,7 +72,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
-		formKeyed:     []string{"stream_options"},
+		formKeyed:     []string{"stream_options", "n", "logprobs", "top_logprobs"},
 		streams:       true,
 		admit:         checkCompletion,
 	},
@@ -82,7 +83,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.text"},
-		formKeyed:     []string{"stream_options"},
+		formKeyed:     []string{"stream_options", "n", "best_of", "logprobs", "echo"},
 		streams:       true,
 		textChoices:   true,
 		admit:         checkCompletion,
@@ -110,6 +111,7 @@ var kinds = []*kindSpec{
 		question:      []string{"query", "documents"},
 		shadowCompare: "exact",
 		shadowPaths:   []string{"results.#.index"}, // the ranking, not score jitter
+		formKeyed:     []string{"top_n", "return_documents"},
 		parse:         parseRerank,
 		admit:         checkRerank,
 	},
