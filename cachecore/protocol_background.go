@@ -140,6 +140,11 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		c.PrepareShadowStore(req, keyed)
 		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
 		acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
+		if st.Reason == ReasonNone {
+			// Its turn indexed again, as a refresh's: the record carries
+			// the replaced answer's fresh-until.
+			acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
+		}
 		if !invalidated {
 			return acts
 		}
@@ -156,7 +161,11 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			}
 			c.PrepareShadowStore(req, made)
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
-			return []Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status}}
+			acts := []Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status}}
+			if st.Reason == ReasonNone {
+				acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
+			}
+			return acts
 		})...)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
