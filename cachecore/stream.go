@@ -851,12 +851,21 @@ func (s *Stream) countWaited(out []Action) []Action {
 
 // Broken is the host's report that a panic broke the stream: none of its
 // events will come, its end included. A request whose count waited for
-// its end is counted now, as it stands.
+// its end is counted now, as it stands. A lead it held ends as a lead
+// whose client left does (OutcomeAbandoned): its answer, passed on by the
+// host, is not the cache's to store, and a follower leads next rather
+// than waiting for the lease to lapse at max_wait.
 func (s *Stream) Broken() []Action {
 	if s.fl.req == nil {
 		return nil
 	}
-	return s.countNow(s.out[:0])
+	out := s.countNow(s.out[:0])
+	if s.fl.leader {
+		s.fl.reset()
+		s.fl.finishLead(OutcomeAbandoned, 0)
+		out = append(out, s.fl.actions()...)
+	}
+	return out
 }
 
 // Done is the event "the stream is over": whatever it was doing ends — a

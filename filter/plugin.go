@@ -264,23 +264,28 @@ func (p *plugin) tickNeeded() bool {
 // listed for good. On the leading list, every tick would keep the lease of
 // a request that will neither store nor release it: every later request
 // for its key followed, and waited max_wait for nothing. Unlisted, its
-// lease ends as a gone leader's does, max_wait after it was last kept. On
-// the waiting or holding list, it was counted in coalesce_waiting for as
+// lead ends as one whose client left does (Stream.Broken): the lease is
+// released and a follower leads next. On the waiting or holding list, it was counted in coalesce_waiting for as
 // long as the VM lived and kept the VM ticking at tick_period. A request
 // whose count waited for its end is counted now: it never ends here.
 func (p *plugin) OnHttpStreamBroken(id uint32) {
+	var broken *stream
 	if s := p.counting[id]; s != nil {
 		delete(p.counting, id)
 		s.countingListed = false
-		s.perform(s.x.Broken())
+		broken = s
 	}
 	delete(p.waiting, id)
 	delete(p.holding, id)
 	for _, s := range p.leading {
 		if s.id == id {
 			p.unlead(s)
-			return
+			broken = s
+			break
 		}
+	}
+	if broken != nil {
+		broken.perform(broken.x.Broken())
 	}
 }
 
