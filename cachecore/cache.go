@@ -13,18 +13,20 @@ import (
 type Cache struct {
 	// statuses are the Cache-Status values sent (statusString).
 	statuses map[string]string
-	cfg      *Config
-	store    storeReader
-	table    *Table
-	leases   *LeaseTable
-	bg       *BackgroundSlots
-	nowMs    func() int64 // now in unix milliseconds
-	rand     func() uint64
-	canon    Canonicalizer
-	dups     duplicateMembers // answers' duplicate member names (jsonbound.go)
-	embEnc   []byte           // embeddings items encoded for one store (reused)
-	hk       *hashKeys        // the process secret's keys, once loaded (secret.go)
-	keying   []routeKeying    // per route of cfg, by Route.Index (key.go)
+	// brokenBatchHeaders: BrokenBatchAnswer's headers, made once.
+	brokenBatchHeaders [][2]string
+	cfg                *Config
+	store              storeReader
+	table              *Table
+	leases             *LeaseTable
+	bg                 *BackgroundSlots
+	nowMs              func() int64 // now in unix milliseconds
+	rand               func() uint64
+	canon              Canonicalizer
+	dups               duplicateMembers // answers' duplicate member names (jsonbound.go)
+	embEnc             []byte           // embeddings items encoded for one store (reused)
+	hk                 *hashKeys        // the process secret's keys, once loaded (secret.go)
+	keying             []routeKeying    // per route of cfg, by Route.Index (key.go)
 
 	// statusMemo: the last Cache-Status values sent, by the status they
 	// render (statusValueOf).

@@ -123,3 +123,18 @@ var refetchTooLarge = []byte(`{"error":{"message":"the model's answer to the who
 var refetchEncoded = []byte(`{"error":{"message":"the model answered the whole batch encoded, though asked for it unencoded","type":"upstream_error"}}`)
 
 var inconsistentBatch = []byte(`{"error":{"message":"the model answered a partial embeddings batch inconsistently; retry the request","type":"upstream_error"}}`)
+
+// brokenBatch is the body of BrokenBatchAnswer.
+var brokenBatch = []byte(`{"error":{"message":"the cache failed on a partial embeddings batch; retry the request","type":"server_error"}}`)
+
+// BrokenBatchAnswer is what the client of a rewritten batch (a partial hit:
+// only the missing items went upstream) gets if a fault breaks its stream
+// and the host fails it open: the upstream's answer covers the missing
+// items alone, numbered from 0, and may not pass as it came.
+func (c *Cache) BrokenBatchAnswer() (status int, headers [][2]string, body []byte) {
+	if c.brokenBatchHeaders == nil {
+		cs := CacheStatus{Status: StatusMiss, Reason: ReasonInternal}
+		c.brokenBatchHeaders = [][2]string{{"content-type", "application/json"}, {"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))}}
+	}
+	return 502, c.brokenBatchHeaders, brokenBatch
+}

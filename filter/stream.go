@@ -522,6 +522,11 @@ func (s *stream) forward(a *cachecore.Action) {
 		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
 	}
 	if a.Rewrite {
+		// Should a fault break the stream from here on, the binding fails
+		// it open with this answer: the upstream's covers only the missing
+		// items.
+		status, hs, body := s.p.cache.BrokenBatchAnswer()
+		proxywasm.SetBrokenReply(s.id, status, hs, body)
 		if err := proxywasm.ReplaceHttpRequestBody(a.Body); err != nil {
 			s.p.stats.internal.Increment(1)
 		}

@@ -3,6 +3,7 @@ package proxywasm
 import (
 	"fmt"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/modelcache/modelcache/filter/proxywasm/types"
 )
@@ -62,6 +63,55 @@ type streamState struct {
 	// rest of the stream bypasses the plugin (fail open).
 	broken bool
 	done   bool
+	// reply: what the client gets instead of the upstream's answer if the
+	// stream breaks (SetBrokenReply); nil: the answer passes as it came.
+	reply *brokenReply
+}
+
+// brokenReply is a broken stream's answer in place of its upstream's.
+type brokenReply struct {
+	status  int
+	headers [][2]string
+	body    []byte
+}
+
+// SetBrokenReply says that stream contextID's upstream answer must not
+// reach its client as it came should a panic break the stream (its request
+// was rewritten, say): the binding then holds that answer to its end and
+// replaces it whole with this one. A stream that breaks only after its
+// answer passed is not changed.
+func SetBrokenReply(contextID uint32, status int, headers [][2]string, body []byte) {
+	if s := streams.get(contextID); s != nil {
+		s.reply = &brokenReply{status, headers, body}
+	}
+}
+
+// brokenResponse is a broken stream's response callback when it has a
+// reply: the answer is held (Envoy buffers its body) and replaced at its
+// end. A callback of the request passes (the request goes upstream as the
+// plugin left it).
+func (s *streamState) brokenResponse(cb streamCallback, eos bool) types.Action {
+	switch {
+	case cb == responseHeaders && !eos, cb == responseBody && !eos:
+		return types.ActionPause
+	case cb == responseHeaders, cb == responseBody, cb == responseTrailers:
+		r := s.reply
+		s.reply = nil // once
+		if held, err := GetHttpResponseHeaders(); err == nil {
+			for _, h := range held {
+				if len(h[0]) > 0 && h[0][0] != ':' {
+					_ = RemoveHttpResponseHeader(h[0])
+				}
+			}
+		}
+		_ = ReplaceHttpResponseHeader(":status", strconv.Itoa(r.status))
+		for _, h := range r.headers {
+			_ = AddHttpResponseHeader(h[0], h[1])
+		}
+		_ = ReplaceHttpResponseBody(r.body)
+		_ = ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(r.body)))
+	}
+	return types.ActionContinue
 }
 
 // SetVMContext installs the plugin. Call it from an init function.
@@ -342,6 +392,9 @@ var callbackExports = [...]string{
 func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Action) {
 	s := streams.get(contextID)
 	if s == nil || s.broken {
+		if s != nil && s.reply != nil && cb < streamEndOnLog {
+			return s.brokenResponse(cb, eos != 0)
+		}
 		return types.ActionContinue
 	}
 	if cb >= streamEndOnLog {
@@ -356,6 +409,9 @@ func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Actio
 			recovered(callbackExports[cb], r)
 			broke(s.root, contextID)
 			action = types.ActionContinue
+			if s.reply != nil && cb < streamEndOnLog {
+				action = s.brokenResponse(cb, eos != 0)
+			}
 		}
 	}()
 	currentRoot = s.root
