@@ -44,4 +44,3 @@ func TestPanicOnPartialBatchServesNoWrongVectors(t *testing.T) {
 		}
 	}
 }
-
