@@ -48,11 +48,11 @@ type Flight struct {
 	// in its header (ResponseHeaders), for a refusal after the headers
 	// (too large) to switch the version as any refused answer does.
 	respVersion string
-	cs         CacheStatus // the request's Cache-Status (protocol_status.go)
+	cs          CacheStatus // the request's Cache-Status (protocol_status.go)
 
 	out   [8]Action // the actions of the current event (no allocation)
 	n     int
-	spill []Action // all of them once more than out holds (allocated, rare)
+	spill []Action // the actions past out's (allocated, rare)
 }
 
 type flightState uint8
@@ -101,25 +101,24 @@ func (f *Flight) emit(a Action) {
 		f.n++
 		return
 	}
-	f.spillAction(a)
-}
-
-// spillAction keeps an action past out's capacity: no path emits more
-// than eight today, and none may lose one silently.
-//
-//go:noinline
-func (f *Flight) spillAction(a Action) {
-	if f.spill == nil {
-		f.spill = append(make([]Action, 0, 2*len(f.out)), f.out[:]...)
-	}
+	// Past out's capacity: no path emits more than eight today, and none
+	// may lose one silently. (An append, not a call: emit stays within
+	// the inliner's budget of the functions that inline it.)
 	f.spill = append(f.spill, a)
 }
 
 func (f *Flight) actions() []Action {
 	if f.spill != nil {
-		return f.spill
+		return f.spilled()
 	}
 	return f.out[:f.n]
+}
+
+// spilled is actions for a step that emitted more than out holds.
+//
+//go:noinline
+func (f *Flight) spilled() []Action {
+	return append(f.out[:f.n:f.n], f.spill...)
 }
 
 // count is not inlined: a request that counts more than one event (a lead

@@ -63,55 +63,74 @@ type streamState struct {
 	// rest of the stream bypasses the plugin (fail open).
 	broken bool
 	done   bool
-	// reply: what the client gets instead of the upstream's answer if the
-	// stream breaks (SetBrokenReply); nil: the answer passes as it came.
-	reply *brokenReply
 }
+
+// brokenReplies are the answers that streams which must not pass their
+// upstream's answer as it came give instead should a panic break them
+// (SetBrokenReply), by stream id; deleted with the stream. Kept apart from
+// streamState: every stream would carry, and zero, a field few use.
+var brokenReplies map[uint32]*brokenReply
 
 // brokenReply is a broken stream's answer in place of its upstream's.
 type brokenReply struct {
 	status  int
 	headers [][2]string
 	body    []byte
+	sent    bool // its body took a chunk's place
 }
 
 // SetBrokenReply says that stream contextID's upstream answer must not
 // reach its client as it came should a panic break the stream (its request
-// was rewritten, say): the binding then holds that answer to its end and
-// replaces it whole with this one. A stream that breaks only after its
-// answer passed is not changed.
+// was rewritten, say): the binding then replaces that answer's status and
+// headers, and its body whole, with this one's. A stream that breaks only
+// after its answer passed is not changed.
 func SetBrokenReply(contextID uint32, status int, headers [][2]string, body []byte) {
-	if s := streams.get(contextID); s != nil {
-		s.reply = &brokenReply{status, headers, body}
+	if brokenReplies == nil {
+		brokenReplies = map[uint32]*brokenReply{}
 	}
+	brokenReplies[contextID] = &brokenReply{status: status, headers: headers, body: body}
 }
 
-// brokenResponse is a broken stream's response callback when it has a
-// reply: the answer is held (Envoy buffers its body) and replaced at its
-// end. A callback of the request passes (the request goes upstream as the
-// plugin left it).
-func (s *streamState) brokenResponse(cb streamCallback, eos bool) types.Action {
-	switch {
-	case cb == responseHeaders && !eos, cb == responseBody && !eos:
-		return types.ActionPause
-	case cb == responseHeaders, cb == responseBody, cb == responseTrailers:
-		r := s.reply
-		s.reply = nil // once
-		if held, err := GetHttpResponseHeaders(); err == nil {
-			for _, h := range held {
-				if len(h[0]) > 0 && h[0][0] != ':' {
-					_ = RemoveHttpResponseHeader(h[0])
-				}
-			}
+// brokenResponse is a broken stream's response callback cb (or the one
+// that broke it) when it has a reply: the headers are replaced (they are
+// still held: a reply is set for answers the plugin holds), the first body
+// chunk is replaced by the reply's body and every later one by nothing.
+// The response is never paused: the callback that broke it cannot tell
+// whether it ended the answer. A request's callback passes.
+func brokenResponse(contextID uint32, cb streamCallback) types.Action {
+	r := brokenReplies[contextID]
+	if r == nil {
+		return types.ActionContinue
+	}
+	switch cb {
+	case responseHeaders:
+		replaceBrokenHeaders(r)
+	case responseBody:
+		if !r.sent {
+			replaceBrokenHeaders(r)
+			r.sent = true
+			_ = ReplaceHttpResponseBody(r.body)
+		} else {
+			_ = ReplaceHttpResponseBody(nil)
 		}
-		_ = ReplaceHttpResponseHeader(":status", strconv.Itoa(r.status))
-		for _, h := range r.headers {
-			_ = AddHttpResponseHeader(h[0], h[1])
-		}
-		_ = ReplaceHttpResponseBody(r.body)
-		_ = ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(r.body)))
 	}
 	return types.ActionContinue
+}
+
+// replaceBrokenHeaders replaces the held response headers with r's (its
+// length unknown until its body ends: no content-length).
+func replaceBrokenHeaders(r *brokenReply) {
+	if held, err := GetHttpResponseHeaders(); err == nil {
+		for _, h := range held {
+			if len(h[0]) > 0 && h[0][0] != ':' {
+				_ = RemoveHttpResponseHeader(h[0])
+			}
+		}
+	}
+	_ = ReplaceHttpResponseHeader(":status", strconv.Itoa(r.status))
+	for _, h := range r.headers {
+		_ = AddHttpResponseHeader(h[0], h[1])
+	}
 }
 
 // SetVMContext installs the plugin. Call it from an init function.
@@ -313,6 +332,7 @@ func onDelete(contextID uint32) {
 		if r := recover(); r != nil {
 			recovered("proxy_on_delete", r)
 			streams.del(contextID)
+			delete(brokenReplies, contextID)
 			roots.del(contextID)
 		}
 		collectorYield()
@@ -326,6 +346,9 @@ func onDelete(contextID uint32) {
 		streamCall(streamEndOnDelete, contextID, 0, 0)
 	}
 	streams.del(contextID)
+	if len(brokenReplies) != 0 {
+		delete(brokenReplies, contextID)
+	}
 	h, broken, root := s.ctx, s.broken, s.root
 	*s = streamState{}
 	freeStates = append(freeStates, s)
@@ -392,8 +415,8 @@ var callbackExports = [...]string{
 func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Action) {
 	s := streams.get(contextID)
 	if s == nil || s.broken {
-		if s != nil && s.reply != nil && cb < streamEndOnLog {
-			return s.brokenResponse(cb, eos != 0)
+		if s != nil && len(brokenReplies) != 0 {
+			return brokenResponse(contextID, cb)
 		}
 		return types.ActionContinue
 	}
@@ -409,8 +432,8 @@ func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Actio
 			recovered(callbackExports[cb], r)
 			broke(s.root, contextID)
 			action = types.ActionContinue
-			if s.reply != nil && cb < streamEndOnLog {
-				action = s.brokenResponse(cb, eos != 0)
+			if len(brokenReplies) != 0 {
+				action = brokenResponse(contextID, cb)
 			}
 		}
 	}()
