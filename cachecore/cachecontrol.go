@@ -41,6 +41,7 @@ func ParseRequestCC(v string) RequestCC {
 // keeps those larger functions off each request's path.
 func parseRequestCC(v string, unicode bool) RequestCC {
 	var cc RequestCC
+	all := v
 	for len(v) > 0 {
 		var name, arg string
 		var hasArg bool
@@ -53,19 +54,58 @@ func parseRequestCC(v string, unicode bool) RequestCC {
 		case foldEquals(name, "only-if-cached"):
 			cc.OnlyIfCached = true
 		case foldEquals(name, "max-age"):
-			cc.MaxAge, cc.HasMaxAge = deltaSeconds(arg), true
-		case foldEquals(name, "max-stale"):
-			cc.HasMaxStale = true
-			if !hasArg {
-				cc.MaxStaleAny = true
-			} else {
-				cc.MaxStale = deltaSeconds(arg)
+			// A directive sent twice (on two lines, say) is read at its
+			// strictest: which line came first says nothing.
+			if d := deltaSeconds(arg); !cc.HasMaxAge || d < cc.MaxAge {
+				cc.MaxAge = d
 			}
+			cc.HasMaxAge = true
+		case foldEquals(name, "max-stale"):
+			switch d := deltaSeconds(arg); {
+			case !hasArg:
+				cc.MaxStaleAny = !cc.HasMaxStale || cc.MaxStaleAny
+			case !cc.HasMaxStale || cc.MaxStaleAny || d < cc.MaxStale:
+				cc.MaxStale, cc.MaxStaleAny = d, false
+			}
+			cc.HasMaxStale = true
 		case foldEquals(name, "min-fresh"):
-			cc.MinFresh, cc.HasMinFresh = deltaSeconds(arg), true
+			if d := deltaSeconds(arg); d > cc.MinFresh {
+				cc.MinFresh = d
+			}
+			cc.HasMinFresh = true
 		}
 	}
+	if strings.IndexByte(all, '"') >= 0 && openQuote(all) {
+		cc.notQuoted(all)
+	}
 	return cc
+}
+
+// notQuoted reads v's directives again split at every ',': a quote that
+// never closes (on one line of several joined, say) would otherwise hide
+// every directive after it. What asks the cache to do less (no-store,
+// no-cache, only-if-cached) counts under either reading.
+func (cc *RequestCC) notQuoted(v string) {
+	for len(v) > 0 {
+		part := v
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			v = ""
+		}
+		name := part
+		if i := strings.IndexByte(part, '='); i >= 0 {
+			name = part[:i]
+		}
+		switch name = trimASCIISpace(name); {
+		case foldEquals(name, "no-store"):
+			cc.NoStore = true
+		case foldEquals(name, "no-cache"):
+			cc.NoCache = true
+		case foldEquals(name, "only-if-cached"):
+			cc.OnlyIfCached = true
+		}
+	}
 }
 
 // deltaSeconds parses RFC 9111 delta-seconds. A value too large to
@@ -113,7 +153,7 @@ func parseAnyResponseCC(v string) ResponseCC {
 
 func parseResponseCC(v string, unicode bool) ResponseCC {
 	var cc ResponseCC
-	if strings.IndexByte(v, '"') >= 0 && unclosedQuote(v) {
+	if strings.IndexByte(v, '"') >= 0 && openQuote(v) {
 		// Malformed: a quoted-string that never closes swallows the
 		// directives after it, a no-store or private among them. When in
 		// doubt, not stored.
@@ -151,26 +191,36 @@ func nextDirective(v string, unicode bool) (name, arg string, hasArg bool, rest 
 	return trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"'), hasArg, rest
 }
 
-// unclosedQuote reports whether v ends inside a quoted-string (a '"' not
-// closed, backslash escapes included).
-func unclosedQuote(v string) bool {
-	in := false
-	for i := 0; i < len(v); i++ {
-		switch {
-		case v[i] == '"':
-			in = !in
-		case in && v[i] == '\\':
-			i++
+// openQuote reports whether a directive of v has a quoted argument that
+// never closes, read as cutDirective reads one.
+func openQuote(v string) bool {
+	for {
+		i, open := directiveEnd(v)
+		if open {
+			return true
 		}
+		if i >= len(v) {
+			return false
+		}
+		v = v[i+1:]
 	}
-	return in
 }
 
 // cutDirective splits v after its first directive, at the first ',' that
 // is not inside the directive's quoted-string argument (RFC 9110 §5.6.4,
 // backslash escapes included): a comma quoted separates nothing.
 func cutDirective(v string) (part, rest string) {
-	i := 0
+	i, _ := directiveEnd(v)
+	if i >= len(v) {
+		return v, ""
+	}
+	return v[:i], v[i+1:]
+}
+
+// directiveEnd is where v's first directive ends: the first ',' not inside
+// its quoted-string argument, or len(v); open: the argument's quote never
+// closes.
+func directiveEnd(v string) (i int, open bool) {
 	for i < len(v) && v[i] != ',' && v[i] != '=' {
 		i++
 	}
@@ -185,15 +235,15 @@ func cutDirective(v string) (part, rest string) {
 					i++
 				}
 			}
+			if i >= len(v) {
+				return len(v), true
+			}
 		}
 		for i < len(v) && v[i] != ',' {
 			i++
 		}
 	}
-	if i >= len(v) {
-		return v, ""
-	}
-	return v[:i], v[i+1:]
+	return i, false
 }
 
 // The ASCII helpers below are what strings' Cut, TrimSpace, Trim and
