@@ -854,10 +854,16 @@ func (s *Stream) countWaited(out []Action) []Action {
 // its end is counted now, as it stands. A lead it held ends as a lead
 // whose client left does (OutcomeAbandoned): its answer, passed on by the
 // host, is not the cache's to store, and a follower leads next rather
-// than waiting for the lease to lapse at max_wait.
-func (s *Stream) Broken() []Action {
+// than waiting for the lease to lapse at max_wait. replied: the host
+// answers the client a reply of its own (a rewritten batch's 502:
+// BrokenBatchAnswer), so none of the batch's cached items reached it.
+func (s *Stream) Broken(replied bool) []Action {
 	if s.fl.req == nil {
 		return nil
+	}
+	if req := s.fl.req; replied && req.batch != nil {
+		req.batch.fetchAll()
+		req.Status = StatusMiss
 	}
 	out := s.countNow(s.out[:0])
 	if s.fl.leader {

@@ -285,7 +285,7 @@ func (p *plugin) OnHttpStreamBroken(id uint32) {
 		}
 	}
 	if broken != nil {
-		broken.perform(broken.x.Broken())
+		broken.perform(broken.x.Broken(proxywasm.HasBrokenReply(id)))
 	}
 }
 

@@ -152,7 +152,7 @@ func (s *stream) OnHttpStreamDeleted() {
 func (s *stream) countBroken() {
 	s.countingListed = false
 	delete(s.p.counting, s.id)
-	s.perform(s.x.Broken())
+	s.perform(s.x.Broken(false)) // ended, not broken by a panic: the host sent no reply of its own
 }
 
 // unlist takes a deleted stream off the VM's lists, which still refer to

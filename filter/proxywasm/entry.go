@@ -91,6 +91,14 @@ func SetBrokenReply(contextID uint32, status int, headers [][2]string, body []by
 	brokenReplies[contextID] = &brokenReply{status: status, headers: headers, body: body}
 }
 
+// HasBrokenReply reports whether stream contextID has a reply set
+// (SetBrokenReply): broken before its answer passed, its client gets that
+// reply, not the answer.
+func HasBrokenReply(contextID uint32) bool {
+	_, ok := brokenReplies[contextID]
+	return ok
+}
+
 // brokenResponse is a broken stream's response callback cb (or the one
 // that broke it) when it has a reply: the headers are replaced (they are
 // still held: a reply is set for answers the plugin holds), the first body
