@@ -182,19 +182,8 @@ func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admiss
 	if streamed {
 		// A recorded stream: judge the message it assembles to.
 		sum := AssembleStream(r.Kind, body)
-		switch {
-		case sum.TooDeep:
-			return Admission{Reason: ReasonTooDeep}
-		case sum.ErrorEvent:
-			return Admission{Reason: ReasonErrorPayload}
-		case sum.Malformed:
-			return Admission{Reason: ReasonMalformedJSON}
-		case sum.Unreadable != ReasonNone:
-			return Admission{Reason: sum.Unreadable}
-		case sum.BadShape:
-			return Admission{Reason: ReasonBadShape}
-		case !sum.Done:
-			return Admission{Reason: ReasonTruncated}
+		if reason := sum.Refusal(); reason != ReasonNone {
+			return Admission{Reason: reason}
 		}
 		if rule := unjudgedOnStreams(r.Rules); rule != "" {
 			return Admission{Reason: ReasonValidation, Rule: rule}
@@ -258,19 +247,68 @@ func unjudgedOnStreams(rules []Rule) string {
 		if r.Exists == nil || *r.Exists {
 			continue
 		}
-		last := r.Path
-		if k := strings.LastIndexByte(last, '.'); k >= 0 {
-			last = last[k+1:]
-		}
-		switch last {
-		case "id", "object", "model", "system_fingerprint", "usage", "choices", "index", "message", "role", "content",
-			"text", "finish_reason", "tool_calls", "function", "name", "arguments", "type":
-			// rebuilt by AssembleStream
-		default:
+		if !rebuiltOnStreams(r.Path) {
 			return r.Path
 		}
 	}
 	return ""
+}
+
+// rebuiltOnStreams reports whether AssembleStream writes the member at
+// path (a rule's gjson path), judged whole: choices.0.logprobs.content
+// ends in a name the assembly writes, in a member it does not. A choice or
+// a tool call is named by its number or '#'; any other path syntax is not
+// taken for a rebuilt member.
+func rebuiltOnStreams(path string) bool {
+	seg := strings.Split(path, ".")
+	at := func(i int, names ...string) bool { return i < len(seg) && slices.Contains(names, seg[i]) }
+	numbered := func(i int) bool {
+		if i >= len(seg) || seg[i] == "" {
+			return false
+		}
+		if seg[i] == "#" {
+			return true
+		}
+		for _, c := range seg[i] {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case len(seg) == 1:
+		return at(0, "id", "object", "model", "system_fingerprint", "usage", "choices")
+	case seg[0] == "usage":
+		return true // copied whole
+	case seg[0] != "choices" || !numbered(1):
+		return false
+	case len(seg) == 2:
+		return true
+	case at(2, "index", "finish_reason", "text"):
+		return len(seg) == 3
+	case !at(2, "message"):
+		return false
+	case len(seg) == 3:
+		return true
+	case at(3, "role", "content"):
+		return len(seg) == 4
+	case !at(3, "tool_calls"):
+		return false
+	case len(seg) == 4:
+		return true
+	case !numbered(4):
+		return false
+	case len(seg) == 5:
+		return true
+	case at(5, "id", "type"):
+		return len(seg) == 6
+	case at(5, "function"):
+		return len(seg) == 6 || len(seg) == 7 && at(6, "name", "arguments")
+	case at(5, "custom"):
+		return len(seg) == 6 || len(seg) == 7 && at(6, "name", "input")
+	}
+	return false
 }
 
 // admitJSON runs the kind's checks, the rules and the confidence tiers on a

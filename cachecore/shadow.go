@@ -109,7 +109,7 @@ func entryHeaders(e *Entry) [][2]string { return e.Headers }
 // stream is faulty (too deep, an error event, malformed, unfinished).
 func assembledClean(kind Kind, body []byte) []byte {
 	s := AssembleStream(kind, body)
-	if s.TooDeep || s.ErrorEvent || s.Malformed || !s.Done {
+	if s.Refusal() != ReasonNone { // as admission reads it
 		return nil
 	}
 	return s.Assembled

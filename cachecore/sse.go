@@ -136,6 +136,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	type choice struct {
 		content strings.Builder
+		said    bool // a delta carried content that is not null
 		role    string
 		finish  string
 		tools   []*toolCall
@@ -234,10 +235,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					s.BadShape = true
 					return false
 				}
-				if !appendText(&ch.content, d.Get("content")) {
+				dc := d.Get("content")
+				if !appendText(&ch.content, dc) {
 					s.BadShape = true
 					return false
 				}
+				ch.said = ch.said || dc.Exists() && dc.Type != gjson.Null
 				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 					// The index is bounded before any arithmetic: ti+1 of
 					// an index at the int64 limit wraps.
@@ -322,7 +325,11 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			b = append(b, `,"message":{"role":`...)
 			b = appendJSONString(b, role)
 			b = append(b, `,"content":`...)
-			b = appendJSONString(b, ch.content.String())
+			if ch.said {
+				b = appendJSONString(b, ch.content.String())
+			} else {
+				b = append(b, "null"...) // as the JSON form of an answer without text
+			}
 			if len(ch.tools) > 0 {
 				b = append(b, `,"tool_calls":[`...)
 				for j, t := range ch.tools {
@@ -364,6 +371,26 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	s.Assembled = append(b, '}')
 	return s
+}
+
+// Refusal is why a recorded stream cannot be judged (ReasonNone: it can),
+// for admission and for a shadow comparison alike.
+func (s *StreamSummary) Refusal() Reason {
+	switch {
+	case s.TooDeep:
+		return ReasonTooDeep
+	case s.ErrorEvent:
+		return ReasonErrorPayload
+	case s.Malformed:
+		return ReasonMalformedJSON
+	case s.Unreadable != ReasonNone:
+		return s.Unreadable
+	case s.BadShape:
+		return ReasonBadShape
+	case !s.Done:
+		return ReasonTruncated
+	}
+	return ReasonNone
 }
 
 // appendJSONString appends s as a JSON string literal: quotes, backslashes
