@@ -8,12 +8,12 @@ import (
 )
 
 // A boundary guard: Flight.emit
-// keeps eight actions per step in its array and spills the rest (TestFlightKeepsEveryActionPastItsArray). The
+// keeps eight actions per step and drops the rest (a spill costs the miss 39 lines). The
 // Complete of a coalesced embeddings batch that is rewritten (a duplicate
 // item, sent once) and none of whose items could be kept emits NoteStore,
 // Refused, items.refused, ReplaceBody, RecordAge, the cached-items header,
 // the leader-failure count and — eighth, the last slot — the followers'
-// wake-up. Before the spill, one more action on that path would have dropped the wake-up: the
+// wake-up. One more action on that path would drop the wake-up: the
 // follower would wait for a tick and count the lead as a failure.
 func TestRewrittenBatchNoneKeptWakesFollowersAtOnce(t *testing.T) {
 	hs := newHarness(t, strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 2048,`, 1))
