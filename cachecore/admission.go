@@ -523,7 +523,55 @@ func toolCallNamed(call gjson.Result) bool {
 // Holds reports whether the rule's predicates all hold on body, which
 // must have passed checkJSON (jsonbound.go).
 func (r *Rule) Holds(body []byte) bool {
-	v := gjson.GetBytes(body, r.Path)
+	if i := eachAt(r.Path); i >= 0 {
+		arr := gjson.ParseBytes(body)
+		if i > 0 {
+			arr = gjson.GetBytes(body, r.Path[:i-1])
+		}
+		return r.holdsEach(arr, r.Path[i+2:])
+	}
+	return r.holds(gjson.GetBytes(body, r.Path))
+}
+
+// eachAt is where path crosses each element of an array: the place of a
+// bare '#' with more of the path after it ("choices.#.message": 8), or -1.
+// gjson reads such a path as one array of the elements' values, in which
+// a member no element has still "exists" (as []) and [""] is not empty: a
+// rule is judged on each element instead (holdsEach).
+func eachAt(path string) int {
+	for i := 0; i+1 < len(path); i++ {
+		if path[i] == '#' && path[i+1] == '.' && (i == 0 || path[i-1] == '.') {
+			return i
+		}
+	}
+	return -1
+}
+
+// holdsEach reports whether the rule holds on rest of every element of arr
+// (none: vacuously); a value that is not an array has no elements, and is
+// judged as a missing value.
+func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
+	if !arr.IsArray() {
+		return r.holds(gjson.Result{})
+	}
+	ok := true
+	arr.ForEach(func(_, e gjson.Result) bool {
+		if j := eachAt(rest); j >= 0 {
+			sub := e
+			if j > 0 {
+				sub = e.Get(rest[:j-1])
+			}
+			ok = r.holdsEach(sub, rest[j+2:])
+		} else {
+			ok = r.holds(e.Get(rest))
+		}
+		return ok
+	})
+	return ok
+}
+
+// holds judges the rule's predicates on v, its path's value.
+func (r *Rule) holds(v gjson.Result) bool {
 	if r.Exists != nil && v.Exists() != *r.Exists {
 		return false
 	}
@@ -609,8 +657,37 @@ func isEmpty(v gjson.Result) bool {
 
 // jsonEqual compares two JSON values by meaning (canonical form).
 func jsonEqual(a, b gjson.Result) bool {
-	if a.Type == gjson.Number && b.Type == gjson.Number {
+	switch {
+	case a.Type == gjson.Number && b.Type == gjson.Number:
 		return a.Num == b.Num
+	case a.IsArray() && b.IsArray():
+		// Numbers by meaning at every depth, as at the top ([1] is [1.0]).
+		aa, bb := a.Array(), b.Array()
+		if len(aa) != len(bb) {
+			return false
+		}
+		for i := range aa {
+			if !jsonEqual(aa[i], bb[i]) {
+				return false
+			}
+		}
+		return true
+	case a.IsObject() && b.IsObject():
+		am := map[string]gjson.Result{}
+		dup := false
+		a.ForEach(func(k, v gjson.Result) bool {
+			_, dup = am[k.Str]
+			am[k.Str] = v
+			return !dup
+		})
+		ok := !dup
+		b.ForEach(func(k, v gjson.Result) bool {
+			av, found := am[k.Str]
+			ok = found && jsonEqual(av, v)
+			delete(am, k.Str) // a member named twice in b is found once
+			return ok
+		})
+		return ok && len(am) == 0
 	}
 	ca, errA := Canonicalize([]byte(a.Raw), nil)
 	cb, errB := Canonicalize([]byte(b.Raw), nil)

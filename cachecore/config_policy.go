@@ -353,6 +353,18 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	if r.MinItems != nil && r.MaxItems != nil && *r.MinItems > *r.MaxItems {
 		p.fail(path, "min_items is greater than max_items")
 	}
+	// A rule no answer could pass refuses every answer: an error, not a
+	// route that silently stores nothing.
+	switch {
+	case r.Exists != nil && !*r.Exists && preds > 1:
+		p.fail(path, "exists: false holds only where the value is missing, where no other predicate can hold")
+	case (r.Min != nil || r.Max != nil) && r.Type != "" && r.Type != "number":
+		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
+	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
+		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
+	case r.Type != "" && r.Equals != nil && jsonType(*r.Equals) != r.Type:
+		p.fail(path, "equals %s is not of type %s", r.Equals.Raw, r.Type)
+	}
 	return r, len(p.errs) == before
 }
 
@@ -411,6 +423,9 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		switch key {
 		case "path":
 			c.Path = p.gjsonPath(sub, val)
+			if eachAt(c.Path) >= 0 {
+				p.fail(sub, "crosses every element of an array (#): it reads a list of values, never one score")
+			}
 		case "tiers":
 			for i, tv := range p.array(sub, val) {
 				tp := fmt.Sprintf("%s[%d]", sub, i)
