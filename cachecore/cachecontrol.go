@@ -76,7 +76,7 @@ func parseRequestCC(v string, unicode bool) RequestCC {
 		}
 	}
 	if strings.IndexByte(all, '"') >= 0 && openQuote(all) {
-		cc.notQuoted(all)
+		cc.notQuoted(all, unicode)
 	}
 	return cc
 }
@@ -84,8 +84,10 @@ func parseRequestCC(v string, unicode bool) RequestCC {
 // notQuoted reads v's directives again split at every ',': a quote that
 // never closes (on one line of several joined, say) would otherwise hide
 // every directive after it. What asks the cache to do less (no-store,
-// no-cache, only-if-cached) counts under either reading.
-func (cc *RequestCC) notQuoted(v string) {
+// no-cache, only-if-cached, a smaller max-age, a larger min-fresh) counts
+// under either reading; names and arguments are trimmed as nextDirective
+// trims them.
+func (cc *RequestCC) notQuoted(v string, unicode bool) {
 	for len(v) > 0 {
 		part := v
 		if i := strings.IndexByte(v, ','); i >= 0 {
@@ -93,17 +95,29 @@ func (cc *RequestCC) notQuoted(v string) {
 		} else {
 			v = ""
 		}
-		name := part
-		if i := strings.IndexByte(part, '='); i >= 0 {
-			name = part[:i]
+		name, arg, _ := strings.Cut(part, "=")
+		if unicode {
+			name, arg = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(arg), `"`)
+		} else {
+			name, arg = trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"')
 		}
-		switch name = trimASCIISpace(name); {
+		switch {
 		case foldEquals(name, "no-store"):
 			cc.NoStore = true
 		case foldEquals(name, "no-cache"):
 			cc.NoCache = true
 		case foldEquals(name, "only-if-cached"):
 			cc.OnlyIfCached = true
+		case foldEquals(name, "max-age"):
+			if d := deltaSeconds(arg); !cc.HasMaxAge || d < cc.MaxAge {
+				cc.MaxAge = d
+			}
+			cc.HasMaxAge = true
+		case foldEquals(name, "min-fresh"):
+			if d := deltaSeconds(arg); d > cc.MinFresh {
+				cc.MinFresh = d
+			}
+			cc.HasMinFresh = true
 		}
 	}
 }
