@@ -92,8 +92,9 @@ func SetBrokenReply(contextID uint32, status int, headers [][2]string, body []by
 }
 
 // HasBrokenReply reports whether stream contextID has a reply set
-// (SetBrokenReply): broken before its answer passed, its client gets that
-// reply, not the answer.
+// (SetBrokenReply) and its answer has not passed yet: broken now, its
+// client gets that reply, not the answer. (The reply is let go of once the
+// answer's last body chunk passes.)
 func HasBrokenReply(contextID uint32) bool {
 	_, ok := brokenReplies[contextID]
 	return ok
@@ -460,6 +461,9 @@ func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Actio
 		action = h.OnHttpResponseHeaders(int(n), eos != 0)
 	case responseBody:
 		action = h.OnHttpResponseBody(int(n), eos != 0)
+		if eos != 0 && action == types.ActionContinue && len(brokenReplies) != 0 {
+			delete(brokenReplies, contextID) // the answer passed: a later break changes nothing
+		}
 	case responseTrailers:
 		action = h.OnHttpResponseTrailers(int(n))
 	default:
