@@ -523,25 +523,66 @@ func toolCallNamed(call gjson.Result) bool {
 // Holds reports whether the rule's predicates all hold on body, which
 // must have passed checkJSON (jsonbound.go).
 func (r *Rule) Holds(body []byte) bool {
-	if i := eachAt(r.Path); i >= 0 {
+	if a, rest, ok := eachAt(r.Path); ok {
 		arr := gjson.ParseBytes(body)
-		if i > 0 {
-			arr = gjson.GetBytes(body, r.Path[:i-1])
+		if a >= 0 {
+			arr = gjson.GetBytes(body, r.Path[:a])
 		}
-		return r.holdsEach(arr, r.Path[i+2:])
+		return r.holdsEach(arr, r.Path[rest:])
 	}
 	return r.holds(gjson.GetBytes(body, r.Path))
 }
 
-// eachAt is where path crosses each element of an array: the place of a
-// bare '#' with more of the path after it ("choices.#.message": 8), or -1.
-// gjson reads such a path as one array of the elements' values, in which
-// a member no element has still "exists" (as []) and [""] is not empty: a
-// rule is judged on each element instead (holdsEach).
-func eachAt(path string) int {
-	for i := 0; i+1 < len(path); i++ {
-		if path[i] == '#' && path[i+1] == '.' && (i == 0 || path[i-1] == '.') {
-			return i
+// eachAt finds where path crosses every element of an array, with more of
+// the path after it: a bare '#' ("choices.#.message": the array at
+// path[:arr], "choices", the rest from path[rest:], "message") or a query
+// over every match ("p.#(score>0.5)#.label": the array "p.#(score>0.5)#").
+// arr is -1 where the array is the body itself. gjson reads such a path as
+// one array of the elements' values, in which a member no element has
+// still "exists" (as []) and [""] is not empty: a rule is judged on each
+// element instead (holdsEach).
+func eachAt(path string) (arr, rest int, ok bool) {
+	seg := 0 // where the current segment starts
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '\\':
+			i++
+		case c == '.':
+			seg = i + 1
+		case c == '#' && i == seg && i+1 < len(path) && path[i+1] == '.':
+			return i - 1, i + 2, true
+		case c == '#' && i == seg && i+1 < len(path) && path[i+1] == '(':
+			j := queryEnd(path, i+1)
+			if j < 0 {
+				return 0, 0, false
+			}
+			if j+2 < len(path) && path[j+1] == '#' && path[j+2] == '.' {
+				return j + 2, j + 3, true
+			}
+			i = j
+		}
+	}
+	return 0, 0, false
+}
+
+// queryEnd is the index of the ')' closing the query opened at path[open],
+// quoted strings skipped; -1 if none.
+func queryEnd(path string, open int) int {
+	depth, quoted := 0, false
+	for i := open; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '\\':
+			i++
+		case quoted:
+			quoted = c != '"'
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth--; depth == 0 {
+				return i
+			}
 		}
 	}
 	return -1
@@ -556,18 +597,73 @@ func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
 	}
 	ok := true
 	arr.ForEach(func(_, e gjson.Result) bool {
-		if j := eachAt(rest); j >= 0 {
+		if a, next, each := eachAt(rest); each {
 			sub := e
-			if j > 0 {
-				sub = e.Get(rest[:j-1])
+			if a >= 0 {
+				sub = e.Get(rest[:a])
 			}
-			ok = r.holdsEach(sub, rest[j+2:])
+			ok = r.holdsEach(sub, rest[next:])
 		} else {
 			ok = r.holds(e.Get(rest))
 		}
 		return ok
 	})
 	return ok
+}
+
+// sameNumber reports whether two JSON numbers have the same value, exactly:
+// 1, 1.0 and 1e0 alike, 9007199254740993 not 9007199254740992 (as float64
+// they are one), 1e400 not 2e400 (both infinite). Linear in their lengths.
+func sameNumber(a, b string) bool {
+	na, oka := decimalOf(a)
+	nb, okb := decimalOf(b)
+	if !oka || !okb {
+		return a == b
+	}
+	return na == nb
+}
+
+// decimal is a number's value as sign, significant digits (no leading or
+// trailing zeros) and the power of ten of the last one; zero is all zero.
+type decimal struct {
+	neg    bool
+	digits string
+	exp    int64
+}
+
+func decimalOf(raw string) (decimal, bool) {
+	var d decimal
+	s := raw
+	if strings.HasPrefix(s, "-") {
+		d.neg, s = true, s[1:]
+	}
+	mant, expPart, hasExp := strings.Cut(strings.ToLower(s), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(intPart+frac, "0")
+	var exp int64
+	if hasExp {
+		e, err := strconv.ParseInt(strings.TrimPrefix(expPart, "+"), 10, 64)
+		if err != nil || e > 1<<40 || e < -(1<<40) {
+			return d, false // too large to reason about: compared as written
+		}
+		exp = e
+	}
+	exp -= int64(len(frac))
+	trimmed := strings.TrimRight(digits, "0")
+	exp += int64(len(digits) - len(trimmed))
+	if trimmed == "" {
+		return decimal{}, true // zero, -0 too
+	}
+	d.digits, d.exp = trimmed, exp
+	return d, true
+}
+
+// passes reports whether v, as the path's value, passes every predicate
+// but equals and one_of (a value they name must pass the others).
+func (r *Rule) passes(v gjson.Result) bool {
+	probe := *r
+	probe.Exists, probe.Equals, probe.OneOf = nil, nil, nil
+	return probe.holds(v)
 }
 
 // holds judges the rule's predicates on v, its path's value.
@@ -659,9 +755,9 @@ func isEmpty(v gjson.Result) bool {
 func jsonEqual(a, b gjson.Result) bool {
 	switch {
 	case a.Type == gjson.Number && b.Type == gjson.Number:
-		return a.Num == b.Num
+		return sameNumber(a.Raw, b.Raw)
 	case a.IsArray() && b.IsArray():
-		// Numbers by meaning at every depth, as at the top ([1] is [1.0]).
+		// Numbers by value at every depth, as at the top ([1] is [1.0]).
 		aa, bb := a.Array(), b.Array()
 		if len(aa) != len(bb) {
 			return false

@@ -355,15 +355,21 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	}
 	// A rule no answer could pass refuses every answer: an error, not a
 	// route that silently stores nothing.
+	others := r.Type != "" || r.NonEmpty || r.Equals != nil || r.OneOf != nil || r.Min != nil || r.Max != nil ||
+		r.MinItems != nil || r.MaxItems != nil
 	switch {
-	case r.Exists != nil && !*r.Exists && preds > 1:
+	case r.Exists != nil && !*r.Exists && others:
 		p.fail(path, "exists: false holds only where the value is missing, where no other predicate can hold")
+	case r.Type == "null" && r.NonEmpty:
+		p.fail(path, "non_empty refuses null, the one value of type null")
+	case r.Equals != nil && !r.passes(*r.Equals):
+		p.fail(path, "equals %s fails the rule's other predicates", r.Equals.Raw)
+	case r.OneOf != nil && !slices.ContainsFunc(r.OneOf, r.passes):
+		p.fail(path, "no value of one_of passes the rule's other predicates")
 	case (r.Min != nil || r.Max != nil) && r.Type != "" && r.Type != "number":
 		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
-	case r.Type != "" && r.Equals != nil && jsonType(*r.Equals) != r.Type:
-		p.fail(path, "equals %s is not of type %s", r.Equals.Raw, r.Type)
 	}
 	return r, len(p.errs) == before
 }
@@ -423,7 +429,7 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		switch key {
 		case "path":
 			c.Path = p.gjsonPath(sub, val)
-			if eachAt(c.Path) >= 0 {
+			if _, _, each := eachAt(c.Path); each {
 				p.fail(sub, "crosses every element of an array (#): it reads a list of values, never one score")
 			}
 		case "tiers":
