@@ -94,7 +94,8 @@ func SetBrokenReply(contextID uint32, status int, headers [][2]string, body []by
 // HasBrokenReply reports whether stream contextID has a reply set
 // (SetBrokenReply) and its answer has not passed yet: broken now, its
 // client gets that reply, not the answer. (The reply is let go of once the
-// answer's last body chunk passes.)
+// answer's end passes: its last body chunk, its trailers, or headers that
+// end it.)
 func HasBrokenReply(contextID uint32) bool {
 	_, ok := brokenReplies[contextID]
 	return ok
@@ -459,6 +460,9 @@ func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Actio
 		action = h.OnHttpRequestTrailers(int(n))
 	case responseHeaders:
 		action = h.OnHttpResponseHeaders(int(n), eos != 0)
+		if eos != 0 && action == types.ActionContinue && len(brokenReplies) != 0 {
+			delete(brokenReplies, contextID) // an answer without a body passed
+		}
 	case responseBody:
 		action = h.OnHttpResponseBody(int(n), eos != 0)
 		if eos != 0 && action == types.ActionContinue && len(brokenReplies) != 0 {
@@ -466,6 +470,9 @@ func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Actio
 		}
 	case responseTrailers:
 		action = h.OnHttpResponseTrailers(int(n))
+		if action == types.ActionContinue && len(brokenReplies) != 0 {
+			delete(brokenReplies, contextID) // the answer ended at its trailers and passed
+		}
 	default:
 		h.OnHttpStreamDone()
 	}
