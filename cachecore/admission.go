@@ -565,6 +565,20 @@ func eachAt(path string) (arr, rest int, ok bool) {
 	return 0, 0, false
 }
 
+// endsInEveryMatch reports whether path ends at a query over every match
+// ("scores.#(>0.5)#"): it reads a list.
+func endsInEveryMatch(path string) bool {
+	if !strings.HasSuffix(path, ")#") {
+		return false
+	}
+	for i := strings.LastIndex(path, "#("); i >= 0; i = strings.LastIndex(path[:i], "#(") {
+		if queryEnd(path, i+1) == len(path)-2 {
+			return true
+		}
+	}
+	return false
+}
+
 // queryEnd is the index of the ')' closing the query opened at path[open],
 // quoted strings skipped; -1 if none.
 func queryEnd(path string, open int) int {

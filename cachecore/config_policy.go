@@ -362,6 +362,10 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "exists: false holds only where the value is missing, where no other predicate can hold")
 	case r.Type == "null" && r.NonEmpty:
 		p.fail(path, "non_empty refuses null, the one value of type null")
+	case r.NonEmpty && r.MaxItems != nil && *r.MaxItems == 0:
+		p.fail(path, "non_empty refuses [], the one array max_items 0 allows")
+	case r.Equals != nil && r.OneOf != nil && !slices.ContainsFunc(r.OneOf, func(o gjson.Result) bool { return jsonEqual(*r.Equals, o) }):
+		p.fail(path, "equals %s is none of one_of", r.Equals.Raw)
 	case r.Equals != nil && !r.passes(*r.Equals):
 		p.fail(path, "equals %s fails the rule's other predicates", r.Equals.Raw)
 	case r.OneOf != nil && !slices.ContainsFunc(r.OneOf, r.passes):
@@ -429,7 +433,7 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		switch key {
 		case "path":
 			c.Path = p.gjsonPath(sub, val)
-			if _, _, each := eachAt(c.Path); each {
+			if _, _, each := eachAt(c.Path); each || endsInEveryMatch(c.Path) {
 				p.fail(sub, "crosses every element of an array (#): it reads a list of values, never one score")
 			}
 		case "tiers":
