@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -362,6 +363,10 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "exists: false holds only where the value is missing, where no other predicate can hold")
 	case r.Type == "null" && r.NonEmpty:
 		p.fail(path, "non_empty refuses null, the one value of type null")
+	case (r.Min != nil || r.Max != nil) && (r.MinItems != nil || r.MaxItems != nil):
+		p.fail(path, "min and max hold only on a number, min_items and max_items only on an array: no value is both")
+	case r.Equals != nil && duplicateMember(*r.Equals) || slices.ContainsFunc(r.OneOf, duplicateMember):
+		p.fail(path, "a value of equals or one_of repeats an object member: no answer matches it (one that repeats a member is refused)")
 	case r.NonEmpty && r.MaxItems != nil && *r.MaxItems == 0:
 		p.fail(path, "non_empty refuses [], the one array max_items 0 allows")
 	case r.Equals != nil && r.OneOf != nil && !slices.ContainsFunc(r.OneOf, func(o gjson.Result) bool { return jsonEqual(*r.Equals, o) }):
@@ -500,4 +505,11 @@ func replayableHeader(name string) bool {
 		return false
 	}
 	return name != "" && name[0] != ':' && !strings.HasPrefix(name, "x-modelcache-")
+}
+
+// duplicateMember reports whether v holds an object that names a member
+// twice, at any depth.
+func duplicateMember(v gjson.Result) bool {
+	_, err := Canonicalize([]byte(v.Raw), nil)
+	return errors.Is(err, ErrDuplicateKey)
 }

@@ -329,6 +329,9 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		if len(r.KeyFields) > 0 && !slices.Contains(r.KeyFields, q) {
 			p.fail(fieldOf(path, v, defaults, "key_fields"), "must include %q, what a %s request asks (without it every request to a model shares one key)", q, r.Kind)
 		}
+		if slices.Contains(r.IgnoreFields, q) {
+			p.fail(fieldOf(path, v, defaults, "ignore_fields"), "must not name %q, what a %s request asks (without it every request to a model shares one key)", q, r.Kind)
+		}
 	}
 	p.keyHeadersOfRoute(path, v, r)
 	r.keyTag = keyingTag(r)
