@@ -162,6 +162,17 @@ func isBareJSONConfig(data []byte) bool {
 	if json.Unmarshal(t, &top) != nil {
 		return true // let ParseConfig name the syntax error
 	}
+	// A filter configuration has routes; a stray member beside them (kind,
+	// config …) is the filter's to refuse, by name, not a sign of a
+	// manifest. An Envoy configuration or a manifest has none at the top.
+	if _, ok := top["routes"]; ok {
+		for _, k := range []string{"static_resources", "dynamic_resources", "apiVersion"} {
+			if _, ok := top[k]; ok {
+				return false
+			}
+		}
+		return true
+	}
 	for _, k := range []string{"static_resources", "dynamic_resources", "apiVersion", "kind", "typed_config", "@type", "resources", "config"} {
 		if _, ok := top[k]; ok {
 			return false

@@ -460,23 +460,29 @@ func streamCall(cb streamCallback, contextID, n, eos uint32) (action types.Actio
 		action = h.OnHttpRequestTrailers(int(n))
 	case responseHeaders:
 		action = h.OnHttpResponseHeaders(int(n), eos != 0)
-		if eos != 0 && action == types.ActionContinue && len(brokenReplies) != 0 {
-			delete(brokenReplies, contextID) // an answer without a body passed
-		}
 	case responseBody:
 		action = h.OnHttpResponseBody(int(n), eos != 0)
-		if eos != 0 && action == types.ActionContinue && len(brokenReplies) != 0 {
-			delete(brokenReplies, contextID) // the answer passed: a later break changes nothing
-		}
 	case responseTrailers:
 		action = h.OnHttpResponseTrailers(int(n))
-		if action == types.ActionContinue && len(brokenReplies) != 0 {
-			delete(brokenReplies, contextID) // the answer ended at its trailers and passed
-		}
 	default:
 		h.OnHttpStreamDone()
 	}
+	if len(brokenReplies) != 0 {
+		answerPassed(cb, contextID, eos != 0, action)
+	}
 	return action
+}
+
+// answerPassed lets go of stream contextID's broken reply once its answer's
+// end passed (its last body chunk, its trailers, or headers that end it):
+// a later break changes nothing the client gets. Out of line: most VMs
+// hold no reply.
+//
+//go:noinline
+func answerPassed(cb streamCallback, contextID uint32, eos bool, action types.Action) {
+	if action == types.ActionContinue && (cb == responseTrailers || eos && (cb == responseHeaders || cb == responseBody)) {
+		delete(brokenReplies, contextID)
+	}
 }
 
 func onRequestHeaders(contextID, numHeaders, eos uint32) types.Action {
