@@ -46,34 +46,7 @@ func parseRequestCC(v string, unicode bool) RequestCC {
 		var name, arg string
 		var hasArg bool
 		name, arg, hasArg, v = nextDirective(v, unicode)
-		switch {
-		case foldEquals(name, "no-store"):
-			cc.NoStore = true
-		case foldEquals(name, "no-cache"):
-			cc.NoCache = true
-		case foldEquals(name, "only-if-cached"):
-			cc.OnlyIfCached = true
-		case foldEquals(name, "max-age"):
-			// A directive sent twice (on two lines, say) is read at its
-			// strictest: which line came first says nothing.
-			if d := deltaSeconds(arg); !cc.HasMaxAge || d < cc.MaxAge {
-				cc.MaxAge = d
-			}
-			cc.HasMaxAge = true
-		case foldEquals(name, "max-stale"):
-			switch d := deltaSeconds(arg); {
-			case !hasArg:
-				cc.MaxStaleAny = !cc.HasMaxStale || cc.MaxStaleAny
-			case !cc.HasMaxStale || cc.MaxStaleAny || d < cc.MaxStale:
-				cc.MaxStale, cc.MaxStaleAny = d, false
-			}
-			cc.HasMaxStale = true
-		case foldEquals(name, "min-fresh"):
-			if d := deltaSeconds(arg); d > cc.MinFresh {
-				cc.MinFresh = d
-			}
-			cc.HasMinFresh = true
-		}
+		cc.take(name, arg, hasArg)
 	}
 	if strings.IndexByte(all, '"') >= 0 && openQuote(all) {
 		cc.notQuoted(all, unicode)
@@ -81,12 +54,44 @@ func parseRequestCC(v string, unicode bool) RequestCC {
 	return cc
 }
 
+// take reads one directive into cc. A directive sent twice (on two lines,
+// say) is read at its strictest: which line came first says nothing.
+func (cc *RequestCC) take(name, arg string, hasArg bool) {
+	switch {
+	case foldEquals(name, "no-store"):
+		cc.NoStore = true
+	case foldEquals(name, "no-cache"):
+		cc.NoCache = true
+	case foldEquals(name, "only-if-cached"):
+		cc.OnlyIfCached = true
+	case foldEquals(name, "max-age"):
+		if d := deltaSeconds(arg); !cc.HasMaxAge || d < cc.MaxAge {
+			cc.MaxAge = d
+		}
+		cc.HasMaxAge = true
+	case foldEquals(name, "max-stale"):
+		switch d := deltaSeconds(arg); {
+		case !hasArg:
+			cc.MaxStaleAny = !cc.HasMaxStale || cc.MaxStaleAny
+		case !cc.HasMaxStale || cc.MaxStaleAny || d < cc.MaxStale:
+			cc.MaxStale, cc.MaxStaleAny = d, false
+		}
+		cc.HasMaxStale = true
+	case foldEquals(name, "min-fresh"):
+		if d := deltaSeconds(arg); d > cc.MinFresh {
+			cc.MinFresh = d
+		}
+		cc.HasMinFresh = true
+	}
+}
+
 // notQuoted reads v's directives again split at every ',': a quote that
 // never closes (on one line of several joined, say) would otherwise hide
 // every directive after it. What asks the cache to do less (no-store,
 // no-cache, only-if-cached, a smaller max-age, a larger min-fresh) counts
-// under either reading; names and arguments are trimmed as nextDirective
-// trims them.
+// under either reading; a max-stale, which asks it to do more, only under
+// the parser's. Names and arguments are trimmed as nextDirective trims
+// them.
 func (cc *RequestCC) notQuoted(v string, unicode bool) {
 	for len(v) > 0 {
 		part := v
@@ -95,29 +100,14 @@ func (cc *RequestCC) notQuoted(v string, unicode bool) {
 		} else {
 			v = ""
 		}
-		name, arg, _ := strings.Cut(part, "=")
+		name, arg, hasArg := strings.Cut(part, "=")
 		if unicode {
 			name, arg = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(arg), `"`)
 		} else {
 			name, arg = trimASCIISpace(name), trimByte(trimASCIISpace(arg), '"')
 		}
-		switch {
-		case foldEquals(name, "no-store"):
-			cc.NoStore = true
-		case foldEquals(name, "no-cache"):
-			cc.NoCache = true
-		case foldEquals(name, "only-if-cached"):
-			cc.OnlyIfCached = true
-		case foldEquals(name, "max-age"):
-			if d := deltaSeconds(arg); !cc.HasMaxAge || d < cc.MaxAge {
-				cc.MaxAge = d
-			}
-			cc.HasMaxAge = true
-		case foldEquals(name, "min-fresh"):
-			if d := deltaSeconds(arg); d > cc.MinFresh {
-				cc.MinFresh = d
-			}
-			cc.HasMinFresh = true
+		if !foldEquals(name, "max-stale") {
+			cc.take(name, arg, hasArg)
 		}
 	}
 }
