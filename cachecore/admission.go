@@ -609,9 +609,10 @@ func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
 	if !arr.IsArray() {
 		return r.holds(gjson.Result{})
 	}
+	a, next, each := eachAt(rest) // once for the array, not per element
 	ok := true
 	arr.ForEach(func(_, e gjson.Result) bool {
-		if a, next, each := eachAt(rest); each {
+		if each {
 			sub := e
 			if a >= 0 {
 				sub = e.Get(rest[:a])
@@ -651,7 +652,10 @@ func decimalOf(raw string) (decimal, bool) {
 	if strings.HasPrefix(s, "-") {
 		d.neg, s = true, s[1:]
 	}
-	mant, expPart, hasExp := strings.Cut(strings.ToLower(s), "e")
+	mant, expPart, hasExp := s, "", false
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, expPart, hasExp = s[:i], s[i+1:], true
+	}
 	intPart, frac, _ := strings.Cut(mant, ".")
 	digits := strings.TrimLeft(intPart+frac, "0")
 	var exp int64
