@@ -68,6 +68,32 @@ func TestConfigRefusesStringsNoRequestCarries(t *testing.T) {
 	}
 }
 
+// The clusters, authorities and paths of the filter's own calls (L2, the
+// embedding model) and the purge API's path go into headers Envoy refuses,
+// or a request path no request carries: every such call would fail at run
+// time (an L2 breaker open for good, no semantic lookup ever) and every
+// purge request miss the API, where a config error says so at start.
+func TestConfigRefusesCallTargetsNoHeaderCarries(t *testing.T) {
+	l2 := func(member string) string {
+		return oneRouteConfig("", `"l2":{"cluster":"webdis",`+member+`},`)
+	}
+	sem := func(member string) string {
+		return oneRouteConfig(`,"ttl":"1h","semantic":{"embedding":{"cluster":"embeddings","model":"e5",`+member+`}}`, "")
+	}
+	for _, c := range []struct{ name, cfg, field string }{
+		{"l2 authority with CRLF", l2(`"authority":"webdis\r\nx-injected: 1"`), "l2.authority"},
+		{"l2 authority with a space", l2(`"authority":"web dis"`), "l2.authority"},
+		{"l2 cluster not UTF-8", oneRouteConfig("", `"l2":{"cluster":"`+"\xff"+`"},`), "l2.cluster"},
+		{"embedding authority with CRLF", sem(`"authority":"e5\r\nx-injected: 1"`), "semantic.embedding.authority"},
+		{"embedding cluster with a control char", oneRouteConfig(`,"ttl":"1h","semantic":{"embedding":{"cluster":"emb\u0001","model":"e5"}}`, ""), "semantic.embedding.cluster"},
+		{"embedding path with a space", sem(`"path":"/v1/embed dings"`), "semantic.embedding.path"},
+		{"purge path with a space", oneRouteConfig("", `"purge":{"path":"/_purge me","token":"0123456789abcdef"},`), "purge.path"},
+		{"purge path with a control char", oneRouteConfig("", `"purge":{"path":"/_purge\u0007","token":"0123456789abcdef"},`), "purge.path"},
+	} {
+		t.Run(c.name, func(t *testing.T) { mustRefuseNaming(t, c.cfg, c.field) })
+	}
+}
+
 // The route-overlap check compares every route with every earlier one: a
 // 5 MB configuration of 100,000 distinct routes kept ParseConfig (the
 // plugin's start, and the canary VM) busy for tens of seconds natively,

@@ -219,7 +219,7 @@ func (p *parser) purge(path string, v gjson.Result, pc *PurgeConfig) {
 		sub := join(path, key)
 		switch key {
 		case "path":
-			pc.Path = p.str(sub, v)
+			pc.Path = p.printable(sub, v, pathNote)
 		case "token":
 			pc.Token = p.str(sub, v)
 		default:

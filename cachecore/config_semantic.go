@@ -80,17 +80,17 @@ func (p *parser) semantic(path string, v gjson.Result, k Kind) *Semantic {
 				sub := join(sub, key)
 				switch key {
 				case "cluster":
-					s.Embedding.Cluster, haveCluster = p.str(sub, val), true
+					s.Embedding.Cluster, haveCluster = p.printable(sub, val, ""), true
 					if s.Embedding.Cluster == "" {
 						p.fail(sub, "must name an Envoy cluster")
 					}
 				case "path":
-					s.Embedding.Path = p.str(sub, val)
+					s.Embedding.Path = p.printable(sub, val, pathNote)
 					if len(s.Embedding.Path) == 0 || s.Embedding.Path[0] != '/' {
 						p.fail(sub, "must start with /")
 					}
 				case "authority":
-					s.Embedding.Authority = p.str(sub, val)
+					s.Embedding.Authority = p.printable(sub, val, "")
 				case "model":
 					s.Embedding.Model = p.str(sub, val)
 				case "timeout":

@@ -77,9 +77,9 @@ func (p *parser) l2(path string, v gjson.Result, maxEntry int) *L2Config {
 		sub := join(path, key)
 		switch key {
 		case "cluster":
-			l.Cluster = p.str(sub, v)
+			l.Cluster = p.printable(sub, v, "")
 		case "authority":
-			l.Authority = p.str(sub, v)
+			l.Authority = p.printable(sub, v, "")
 		case "timeout":
 			l.Timeout = p.duration(sub, v, time.Millisecond, 10*time.Second)
 		case "write_timeout":
