@@ -233,6 +233,25 @@ func (s *Stream) Holding() bool { return s.phase == phaseRequest && !s.late }
 // Following reports whether the request waits for its key's leader.
 func (s *Stream) Following() bool { return s.phase == phaseFollowing }
 
+// Paused reports which side of the stream the protocol holds until a later
+// event, one a root callback may bring: the request (waiting for its key's
+// leader, or its headers held for its body or for a call's result) or the
+// answer (its headers held while it is judged). A host whose root callback
+// broke the stream resumes that side, failing it open. Not reported: a
+// request decided late whose body waits for a call of its own (its headers
+// went on, and the protocol does not keep whether a call is pending).
+func (s *Stream) Paused() (request, response bool) {
+	switch s.phase {
+	case phaseFollowing:
+		return true, false
+	case phaseRequest:
+		return !s.late, false
+	case phaseBuffering:
+		return false, true
+	}
+	return false, false
+}
+
 // HeldTooLong reports whether the request's headers have been held
 // without a body for longer than HoldGrace (see HoldState). A request
 // held while its VM was not watching (Start read no clock for it) is timed

@@ -132,3 +132,48 @@ func TestBrokenFollowerIsNotLeftWaiting(t *testing.T) {
 		t.Fatalf("the VM ticks every %v with nothing waiting in it", p)
 	}
 }
+
+// A panic in a root callback (a tick, a wake-up, a call's result) that was
+// resuming a request breaks that request as a panic in its own callback
+// does: the binding fails it open. It did not: the binding knew only which
+// root had panicked, so the request stayed as the panic left it, paused.
+// A follower there waited for a leader it was no longer listed with (or
+// for max_wait, 30 s here), its client hanging meanwhile. Broken, it goes
+// upstream uncached at once.
+func TestRequestBrokenInARootCallbackGoesOnUpstream(t *testing.T) {
+	hs := crashHarness(t, withWorkers(1))
+	hs.holdUpstream()
+	req := chatRequest("a follower whose wake-up panics")
+	leader, _ := hs.lead(req)
+	broken := req
+	broken.Headers = append(append([][2]string(nil), req.Headers...), [2]string{"x-modelcache-crash", "panic-in-tick"})
+	follower := hs.h.StartExchange(0, broken)
+	hs.h.Drain()
+	if n, f := len(hs.h.PendingUpstream()), hs.counter("modelcache.chat.coalesce.followers"); n != 1 || f != 1 || follower.Done() {
+		t.Fatalf("setup: the follower does not wait: %d upstream requests, %d followers, done %v", n, f, follower.Done())
+	}
+	hs.h.AdvanceAndTick(time.Second) // the tick panics, the follower's context effective
+	hs.h.Drain()
+	if p := hs.counter("modelcache.panics"); p != 1 {
+		t.Fatalf("panics: %d", p)
+	}
+	up := hs.h.PendingUpstream()
+	if len(up) != 2 {
+		t.Fatalf("after a panic in a tick resuming it, the follower is not sent upstream: %d upstream requests pending (want 2), follower done %v",
+			len(up), follower.Done())
+	}
+	hs.h.AdvanceAndTick(time.Second) // a tick sets the gauge
+	if g, _ := hs.h.Gauge("modelcache.coalesce_waiting"); g != 0 {
+		t.Fatalf("coalesce_waiting %d after the follower was broken", g)
+	}
+	for _, u := range up {
+		hs.answer(u)
+	}
+	hs.h.Drain()
+	if !leader.Done() || leader.Response().Status != 200 || !follower.Done() || follower.Response().Status != 200 {
+		t.Fatalf("leader done %v, follower done %v", leader.Done(), follower.Done())
+	}
+	if cs := hdr(follower.Response(), "cache-status"); cs != "" {
+		t.Fatalf("the broken follower's answer says Cache-Status %q: the plugin hears no more of a broken stream", cs)
+	}
+}

@@ -23,14 +23,22 @@ import (
 // headers callback panic: a Go panic, which the binding recovers (the
 // stream fails open and the plugin hears no more of it), as a bug in a
 // callback would; crashHeader: panicDone makes its end (OnHttpStreamDone)
-// panic the same way.
+// panic the same way; crashHeader: panicInTick makes the VM's next tick
+// panic with the request's context effective, as a bug in code that
+// resumes a request from a root callback (a follower woken, a held request
+// let go) would.
 
 const (
 	crashHeader = "x-modelcache-crash"
 	crashValue  = "now"
 	panicValue  = "panic-on-response"
 	panicDone   = "panic-on-done"
+	panicInTick = "panic-in-tick"
 )
+
+// tickPanics are the streams whose VM's next tick panics with their
+// context effective, oldest first.
+var tickPanics []uint32
 
 func newVMContext() types.VMContext { return crashVM{} }
 
@@ -47,11 +55,25 @@ func (p crashPlugin) NewHttpContext(id uint32) types.HttpContext {
 	if h == nil {
 		return nil
 	}
-	return &crashStream{HttpContext: h}
+	return &crashStream{HttpContext: h, id: id}
+}
+
+// OnTick panics, with a stream's context effective, once for each stream
+// that asked for it; else it is the plugin's.
+func (p crashPlugin) OnTick() {
+	if len(tickPanics) > 0 {
+		id := tickPanics[0]
+		tickPanics = tickPanics[1:]
+		if proxywasm.SetEffectiveContext(id) == nil {
+			panic("crash test: panic in a tick, a request's context effective")
+		}
+	}
+	p.plugin.OnTick()
 }
 
 type crashStream struct {
 	types.HttpContext
+	id                           uint32
 	panicOnResponse, panicOnDone bool
 }
 
@@ -63,6 +85,8 @@ func (s *crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
 		s.panicOnResponse = true
 	} else if err == nil && v == panicDone {
 		s.panicOnDone = true
+	} else if err == nil && v == panicInTick {
+		tickPanics = append(tickPanics, s.id)
 	}
 	return s.HttpContext.OnHttpRequestHeaders(n, eos)
 }
@@ -72,6 +96,15 @@ func (s *crashStream) OnHttpResponseHeaders(n int, eos bool) types.Action {
 		panic("crash test: panic on response")
 	}
 	return s.HttpContext.OnHttpResponseHeaders(n, eos)
+}
+
+// Paused forwards to the plugin's stream (proxywasm.PauseReporter), which
+// the embedded interface hides.
+func (s *crashStream) Paused() (request, response bool) {
+	if p, ok := s.HttpContext.(proxywasm.PauseReporter); ok {
+		return p.Paused()
+	}
+	return false, false
 }
 
 func (s *crashStream) OnHttpStreamDone() {

@@ -439,6 +439,10 @@ func (s *stream) inRoot(event func(*cachecore.Stream) []cachecore.Action, resume
 	return true
 }
 
+// Paused (proxywasm.PauseReporter) is the side of the stream its protocol
+// holds, for the binding to resume should a root callback break it.
+func (s *stream) Paused() (request, response bool) { return s.x.Paused() }
+
 // continued performs the actions a call of the stream's own led to (its
 // result arrives in a root callback).
 func (s *stream) continued(acts []cachecore.Action) {

@@ -174,6 +174,59 @@ func broke(root, contextID uint32) {
 	}
 }
 
+// PauseReporter is implemented by an HttpContext its plugin pauses in one
+// callback and resumes from a root callback (a follower woken, a request
+// held for its body or a call, an answer held while it is judged). Paused
+// reports the side paused now. Should a root callback panic with the
+// stream's context effective, the binding breaks the stream as a panic in
+// its own callback would, and resumes that side (fail open): the request
+// goes on upstream; a held answer passes, or the stream's broken reply
+// (SetBrokenReply) in its place.
+type PauseReporter interface {
+	Paused() (request, response bool)
+}
+
+// effective is the stream a root callback last made the effective context
+// (SetEffectiveContext; 0 when each root callback starts): the stream the
+// callback was acting on should it panic (breakEffective).
+var effective uint32
+
+// breakEffective breaks the stream a root callback was acting on when it
+// panicked: the plugin hears no more of it (broke), and the side the
+// plugin had left paused goes on (PauseReporter). A stream already broken
+// or ended is left alone.
+func breakEffective() {
+	id := effective
+	effective = 0
+	s := streams.get(id)
+	if s == nil || s.broken || s.done {
+		return
+	}
+	s.broken = true
+	broke(s.root, id)
+	pr, ok := s.ctx.(PauseReporter)
+	if !ok || SetEffectiveContext(id) != nil {
+		return
+	}
+	var req, resp bool
+	func() {
+		defer func() { _ = recover() }() // nothing resumed
+		req, resp = pr.Paused()
+	}()
+	if req {
+		_ = ResumeHttpRequest()
+	}
+	if resp {
+		if r := brokenReplies[id]; r != nil && !r.sent {
+			replaceBrokenHeaders(r)
+			r.sent = true
+			_ = ReplaceHttpResponseBody(r.body)
+		}
+		_ = ResumeHttpResponse()
+	}
+	effective = 0
+}
+
 func recovered(where string, r any) {
 	unpin()
 	LogCritical(fmt.Sprintf("panic in %s (failing open): %v\n%s", where, r, debug.Stack()))
@@ -251,9 +304,11 @@ func onConfigure(rootID uint32, size uint32) (ok bool) {
 func onTick(rootID uint32) {
 	enter()
 	defer collectorYield()
+	effective = 0
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_tick", r)
+			breakEffective()
 		}
 	}()
 	if root := roots.get(rootID); root != nil && root.ctx != nil {
@@ -264,9 +319,11 @@ func onTick(rootID uint32) {
 
 func onQueueReady(rootID, queueID uint32) {
 	enter()
+	effective = 0
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_queue_ready", r)
+			breakEffective()
 		}
 	}()
 	if root := roots.get(rootID); root != nil && root.ctx != nil {
@@ -277,9 +334,11 @@ func onQueueReady(rootID, queueID uint32) {
 
 func onHTTPCallResponse(rootID, token, numHeaders, bodySize, numTrailers uint32) {
 	enter()
+	effective = 0
 	defer func() {
 		if r := recover(); r != nil {
 			recovered("proxy_on_http_call_response", r)
+			breakEffective()
 		}
 	}()
 	root := roots.get(rootID)

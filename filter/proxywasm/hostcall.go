@@ -37,7 +37,11 @@ func SetTickPeriodMilliSeconds(ms uint32) error {
 // resume a paused stream from a tick or a queue callback. The host restores
 // the previous context when the current callback returns.
 func SetEffectiveContext(contextID uint32) error {
-	return st(proxy_set_effective_context(contextID))
+	if err := st(proxy_set_effective_context(contextID)); err != nil {
+		return err
+	}
+	effective = contextID
+	return nil
 }
 
 // ---- buffers ----
