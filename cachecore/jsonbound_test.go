@@ -153,8 +153,9 @@ func TestPurgeRefusesDeepNesting(t *testing.T) {
 	if _, d := env.lookup("chat", alice, chatRequest("keep me")); d != Serve {
 		t.Fatalf("entry gone after refused purges: %v", d)
 	}
-	// A purge body over max_request_bytes is refused before it is parsed.
-	big := `{"all":true,"pad":"` + strings.Repeat("x", 9000) + `"}`
+	// A purge body over max_request_bytes and the room for a replay's
+	// headers is refused before it is parsed.
+	big := `{"all":true,"pad":"` + strings.Repeat("x", env.cache.Config().MaxRequestBytes+purgeEnvelope) + `"}`
 	if _, err := env.cache.Purge([]byte(big), ""); !errors.Is(err, ErrBadPurge) {
 		t.Fatalf("Purge(oversized) err = %v, want ErrBadPurge", err)
 	}

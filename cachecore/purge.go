@@ -65,6 +65,13 @@ type PurgeResult struct {
 // in the L2 purge log must stay within l2MaxRecord.
 const maxPurgeModelName = 4096
 
+// purgeEnvelope is what a purge body may hold beyond max_request_bytes:
+// a replay wraps a request the route caches (its body up to
+// max_request_bytes) in its method, path and headers, and a request's
+// headers are at most Envoy's default 60 KiB. The replayed body itself is
+// held to max_request_bytes as any request's is.
+const purgeEnvelope = 64 << 10
+
 // ErrBadPurge is returned for a purge body the API does not understand.
 var ErrBadPurge = errors.New("bad purge request")
 
@@ -93,8 +100,8 @@ func (c *Cache) l2Logged(records string) func() []Action {
 }
 
 func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
-	if len(body) > c.cfg.MaxRequestBytes {
-		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes", ErrBadPurge)
+	if len(body) > c.cfg.MaxRequestBytes+purgeEnvelope {
+		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes + 64 KiB", ErrBadPurge)
 	}
 	// Bounded before gjson reads it (jsonbound.go).
 	switch checkJSON(body) {

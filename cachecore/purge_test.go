@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIsPurge(t *testing.T) {
@@ -156,5 +157,78 @@ func TestPurge(t *testing.T) {
 				t.Fatalf("a refused purge changed the table: %d -> %d", before, after)
 			}
 		})
+	}
+}
+
+// Review P (stop 71). A request the route caches (its body within max_request_bytes) must be
+// purgeable by replay: the purge body wraps it, and is refused when the
+// wrapped request is near max_request_bytes.
+func TestPurgeByReplayOfARequestAtMaxRequestBytes(t *testing.T) {
+	env := newEnv(t, testConfig) // max_request_bytes 8192
+	pad := strings.Repeat("x", 8192-len(chatRequest("")))
+	q := chatRequest(pad)
+	if len(q) != 8192 {
+		t.Fatalf("setup: %d", len(q))
+	}
+	env.fill(env.request("chat", alice, q), jsonCT, chatResponse("a"), 10)
+	if _, d := env.lookup("chat", alice, q); d != Serve {
+		t.Fatal("setup: the request's answer is not cached")
+	}
+	purge := `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
+	res, err := env.cache.Purge([]byte(purge), "")
+	if err != nil {
+		t.Fatalf("a cached entry cannot be purged by replaying its request (%d bytes, purge body %d): %v", len(q), len(purge), err)
+	}
+	if _, d := env.lookup("chat", alice, q); d == Serve {
+		t.Fatalf("still served after purge %+v", res)
+	}
+}
+
+// Review P (stop 71). A purge before a reload stays in force after it: an entry purged by
+// replay while the configuration had another store.buckets must not come
+// back when the configuration returns to the layout it was stored under
+// (shared data, and with it every key, outlives reloads).
+func TestEntryPurgedUnderAnotherLayoutStaysPurgedAfterAReloadBack(t *testing.T) {
+	cfgA := testConfig
+	cfgB := strings.Replace(testConfig, `"buckets": 16`, `"buckets": 32`, 1)
+	if cfgA == cfgB {
+		t.Fatal("setup: config not changed")
+	}
+	store := NewMemStore()
+	clock := newFakeClock()
+	mk := func(cfg string) *testEnv {
+		c := New(mustParse(t, cfg), Options{Store: store, Now: clock.Now, Rand: seededRand(1)})
+		return &testEnv{t: t, cache: c, store: store, clock: clock}
+	}
+	a := mk(cfgA)
+	var prompts []string
+	for i := range 8 {
+		q := chatRequest("poisoned question " + itoa(int64(i)))
+		a.fill(a.request("chat", alice, q), jsonCT, chatResponse("poisoned answer"), 10)
+		prompts = append(prompts, q)
+	}
+	clock.Advance(time.Second)
+	b := mk(cfgB) // reload: store.buckets 16 -> 32
+	for _, q := range prompts {
+		purge := `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
+		if _, err := b.cache.Purge([]byte(purge), ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, d := b.lookup("chat", alice, q); d == Serve {
+			t.Fatalf("served right after its purge: %s", q)
+		}
+	}
+	clock.Advance(time.Second)
+	a2 := mk(cfgA) // reload back: store.buckets 32 -> 16
+	var back int
+	for _, q := range prompts {
+		if r, d := a2.lookup("chat", alice, q); d == Serve {
+			_, _, body := a2.cache.HitResponse(r)
+			t.Logf("purged entry served again after the reload back: %s -> %s", q, body)
+			back++
+		}
+	}
+	if back > 0 {
+		t.Fatalf("%d of %d entries purged by replay (each answered 200) are served again after a reload back to the layout they were stored under", back, len(prompts))
 	}
 }
