@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -97,7 +98,7 @@ func New(cfg *Config, opts Options) *Cache {
 	for i, r := range cfg.Routes {
 		keying[i] = newKeying(r)
 	}
-	return &Cache{
+	c := &Cache{
 		keying: keying,
 		cfg:    cfg,
 		store:  readerOf(opts.Store),
@@ -107,6 +108,48 @@ func New(cfg *Config, opts Options) *Cache {
 		nowMs:  opts.NowMs,
 		rand:   opts.Rand,
 		spare:  make([]*Request, 0, maxSpareRequests),
+	}
+	c.noteLayout()
+	return c
+}
+
+// layoutKey holds the table layout the process's configurations last
+// started with: "<store.buckets>x<store.ways>".
+const layoutKey = "mc:layout"
+
+// noteLayout records this configuration's table layout and, when the
+// configuration before it had another, moves every model to a new
+// generation, as a purge of everything does. Under another layout a key
+// sits in another bucket: a purge by replay there cannot find the entry
+// the old layout holds, and a configuration back to that layout served it
+// again (review P, stop 71). The old layout's keys stay in shared data as
+// before (README, Limitations); now none of its entries is reachable. A
+// store that fails leaves the record as it is.
+func (c *Cache) noteLayout() {
+	want := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
+	var anchor uint32
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := c.store.Get(layoutKey)
+		found := err == nil
+		switch {
+		case found && string(raw) == want:
+			return
+		case errIs(err, ErrNotFound):
+			if cas, err = createCASOnce(c.store, &anchor); err != nil {
+				return
+			}
+		case err != nil:
+			return
+		}
+		if err = c.store.Set(layoutKey, []byte(want), cas); err == nil {
+			if found {
+				_ = c.renewGenerations()
+			}
+			return
+		}
+		if !errIs(err, ErrCasMismatch) {
+			return
+		}
 	}
 }
 
