@@ -1277,7 +1277,13 @@ func (c *Cache) embeddingHit(req *Request) (int, [][2]string, []byte) {
 	// The headers and their text are the request's own buffers (reused
 	// with it, see recycle.go), as a hit's are: the host sends them at once.
 	hs := req.resp[:0]
+	status := 200
 	if first := b.items[b.distinct[0]].entry; first != nil {
+		// Its status with its headers, as a whole request's hit replays
+		// them (a route's statuses may list a 203).
+		if first.Status > 200 && first.Status < 300 {
+			status = int(first.Status)
+		}
 		for _, h := range first.Headers {
 			if h[0] != embeddingModelHeader && h[0] != embeddingDimsHeader {
 				hs = append(hs, h)
@@ -1300,7 +1306,7 @@ func (c *Cache) embeddingHit(req *Request) (int, [][2]string, []byte) {
 	hs = append(hs, [2]string{"age", bytesString(buf[:ageLen])}, [2]string{CachedItemsHeader, bytesString(buf[ageLen:itemsLen])},
 		[2]string{"cache-status", bytesString(buf[itemsLen:])})
 	req.resp, req.respBuf = hs, buf
-	return 200, hs, c.embeddingBody(b, b.model, "")
+	return status, hs, c.embeddingBody(b, b.model, "")
 }
 
 // CachedItemsHeader tells the client how many items of an embeddings batch
