@@ -212,3 +212,43 @@ func TestLateFollowerAfterACallIsCountedHeld(t *testing.T) {
 // Decided late, a partly cached batch goes upstream whole and its answer
 // passes as it came: the client gets the model's answer for every item,
 // counted as a miss with no item served from the cache.
+
+// Review L (stop 71). Decided late, a purge holds back every answer to its
+// headers (purgeLate) until its own is sent. An answer Envoy itself gives
+// the purge request — here the 413 of a body over the connection's buffer
+// limit — is held back too, and since no purge answer can follow (the body
+// never reaches the filter), the client waits forever. Held (the proxy
+// holds headers), the same 413 reaches the client.
+func TestLatePurgeLetsEnvoysOwnReplyPass(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run("late="+strconv.FormatBool(late), func(t *testing.T) {
+			limit := func(_ *harness, c *wasmhost.Config) { c.BufferLimit = 256 }
+			var hs *harness
+			if late {
+				hs = lateHarness(t, chatConfig, withWorkers(1), limit)
+			} else {
+				hs = newHarness(t, chatConfig, withWorkers(1), limit)
+				hs.post(0, "/v1/chat/completions", chatBody("proves holding")) // a body seen while held
+			}
+			body := `{"all":true,"pad":"` + strings.Repeat("p", 1024) + `"}`
+			req := wasmhost.Request{
+				Headers: [][2]string{{":method", "POST"}, {":path", "/modelcache/purge"}, {":authority", "m"},
+					{"authorization", "Bearer 0123456789abcdef-token"}, {"content-length", strconv.Itoa(len(body))}},
+				BodyChunks: [][]byte{[]byte(body[:200]), []byte(body[200:])},
+			}
+			ex := hs.h.StartExchange(0, req)
+			hs.h.Drain()
+			for i := 0; i < 10 && !ex.Done(); i++ {
+				hs.h.AdvanceAndTick(time.Second)
+				hs.h.Drain()
+			}
+			if !ex.Done() {
+				r := ex.Response()
+				t.Fatalf("the purge request hangs: the client has status %d (headers %v), purges %d; Envoy's 413 (request_payload_too_large) is held back by the filter", r.Status, r.Headers, hs.counter("modelcache.purges"))
+			}
+			if res := ex.Response(); res.Status != 413 {
+				t.Fatalf("status %d, want Envoy's 413", res.Status)
+			}
+		})
+	}
+}

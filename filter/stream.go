@@ -387,7 +387,13 @@ func (s *stream) OnHttpRequestTrailers(int) types.Action {
 
 func (s *stream) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	if s.purgeLate {
-		return types.ActionPause // the upstream's answer to a purge's headers never passes
+		if cachecore.ClassifyOrigin(reader{s}.CodeDetails()) == cachecore.OriginUpstream {
+			return types.ActionPause // the upstream's answer to a purge's headers never passes
+		}
+		// Envoy's own reply (a 413 for a body over its buffer, say): the
+		// body will not reach the filter, so no purge answer can follow.
+		s.purgeLate = false
+		return types.ActionContinue
 	}
 	return s.do(s.x.ResponseHeaders(endOfStream, reader{s}))
 }
