@@ -18,7 +18,8 @@ import (
 //     operators and signs next to a digit are equal.
 //     "convert 10 km to miles" ≠ "convert 100 km to miles";
 //     "celsius to fahrenheit" ≠ "fahrenheit to celsius"; "7+5" ≠ "7*5";
-//     "-40" ≠ "40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000);
+//     "-40" ≠ "40" ≠ "–40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000);
+//     ".5" ≠ "5"; "₹" ≠ "₩"; "5′" ≠ "5″"; "Mb" ≠ "MB" (casedUnits);
 //     and so are the code operators standing as words ("==" ≠ "===",
 //     "&&" ≠ "||") and emoji or other symbol signs ("👍" ≠ "👎").
 //   - negation: as many negations on each side ("not", "no", "never",
@@ -28,7 +29,8 @@ import (
 //     antonym from a small list ("open" / "close", "pros" / "cons",
 //     "same" / "different", "briefly" / "in detail").
 //   - entities: the ordered lists of names (capitalised words not opening
-//     a sentence, acronyms, words with digits, quoted text) are equal;
+//     a sentence, acronyms, words with digits, quoted text, code
+//     identifiers joined by a dot, the last two compared whole) are equal;
 //     every content word that only one side has is a common or framing
 //     word ("way", "explain", "steps") — a rare word that only one side
 //     has ("dosage" / "side effects") is a different ask; and the content
@@ -85,12 +87,20 @@ type token struct {
 	quoted  bool
 	symbol  bool // a currency or unit sign ($ € £ % °), or an operator or sign next to a digit
 	sentEnd bool
+	// raw is the word as written when that is not w (it has capitals):
+	// units whose case is their meaning read from it (casedUnits).
+	raw string
+	// code: joined to a word by a dot ("errors.Is", "json.loads"), a
+	// code identifier: a name, compared whole.
+	code bool
 }
 
 func tokenize(s string) []token {
 	var out []token
 	start := true
 	quoted := false
+	point := -1  // where a number opened by a decimal point starts (".5")
+	dotted := -1 // where a word joined to the one before by a dot starts
 	rs := []rune(s)
 	for i := 0; i < len(rs); {
 		r := rs[i]
@@ -128,6 +138,12 @@ func tokenize(s string) []token {
 			t.upper = letters >= 2 && allUpper
 			t.cap = !start && unicode.IsUpper(rs[i]) && hasUpper || innerUpper
 			t.w = strings.ToLower(word)
+			if hasUpper {
+				t.raw = word
+			}
+			if dotted == i && len(out) > 0 {
+				t.code, out[len(out)-1].code = true, true
+			}
 			if strings.HasSuffix(t.w, "n't") {
 				out = append(out, token{w: "not", stem: "not"})
 				t.w = strings.TrimSuffix(t.w, "n't")
@@ -143,6 +159,9 @@ func tokenize(s string) []token {
 			}
 			if t.digit {
 				t.w = numberText(t.w)
+				if point == i {
+					t.w = "0." + t.w // ".5" is 0.5
+				}
 			}
 			t.stem = stem(t.w)
 			out = append(out, t)
@@ -152,6 +171,11 @@ func tokenize(s string) []token {
 			start = false
 			i = j
 			continue
+		case prime(rs, i, quoted) != "":
+			// Feet and inches (minutes and seconds) after a digit: "5′" ≠
+			// "5″", and "5'" ≠ "5\"" as typed.
+			p := prime(rs, i, quoted)
+			out = append(out, token{w: p, stem: p, symbol: true})
 		case r == '"' || r == '“' || r == '”' || r == '«' || r == '»' || r == '`':
 			quoted = !quoted // a backtick quotes code: "the `find` command"
 		case r == '\'' || r == '‘' || r == '’':
@@ -177,9 +201,9 @@ func tokenize(s string) []token {
 			continue
 		case (r == '+' || r == '-') && (i == 0 || unicode.IsSpace(rs[i-1])) && i+1 < len(rs) && unicode.IsLetter(rs[i+1]):
 			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // a flag's sign: "chmod +x" / "-x"
-		case r == '$' || r == '€' || r == '£' || r == '¥' || r == '%' || r == '°':
+		case r == '%' || r == '°' || unicode.Is(unicode.Sc, r): // every currency sign: "₹1000" ≠ "₩1000"
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
-		case strings.ContainsRune("+-−*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
+		case strings.ContainsRune("+-−–—‒－*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
 			!(r == '-' && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
@@ -198,6 +222,14 @@ func tokenize(s string) []token {
 			// An emoji or other symbol sign, a mathematical symbol: "👍" ≠
 			// "👎", "≤" ≠ "≥", "∪" ≠ "∩".
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
+		case r == '.' && i+1 < len(rs) && unicode.IsNumber(rs[i+1]) && (i == 0 || !unicode.IsLetter(rs[i-1]) && !unicode.IsNumber(rs[i-1])):
+			// A decimal point opening a number: ".5 mg" is not "5 mg".
+			point = i + 1
+		case r == '.' && i > 0 && unicode.IsLetter(rs[i-1]) && i+1 < len(rs) && unicode.IsLetter(rs[i+1]):
+			// A dot between two letters joins a code identifier
+			// ("errors.Is", "json.loads") or an abbreviation ("e.g."):
+			// no sentence ends there.
+			dotted = i + 1
 		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
 			start = true
 			if len(out) > 0 {
@@ -343,10 +375,25 @@ func operator(r rune) string {
 		return "*"
 	case '÷':
 		return "/"
-	case '−':
+	case '−', '–', '—', '‒', '－': // a minus typed as a dash: "–40" is "-40"
 		return "-"
 	}
 	return string(r)
+}
+
+// prime names the foot or inch mark (minute or second) at rs[i] after a
+// digit: ′ and ″, or ' and " as typed, when no word follows them ("5'",
+// not "the 90's") and a " closes no quotation; "" if there is none.
+func prime(rs []rune, i int, quoted bool) string {
+	r := rs[i]
+	if r != '′' && r != '″' && r != '\'' && (r != '"' || quoted) || i == 0 || !unicode.IsNumber(rs[i-1]) ||
+		i+1 < len(rs) && (unicode.IsLetter(rs[i+1]) || unicode.IsNumber(rs[i+1])) {
+		return ""
+	}
+	if r == '′' || r == '\'' {
+		return "′"
+	}
+	return "″"
 }
 
 // digitAfter and digitBefore report a digit next to rs[i], past spaces.
@@ -415,11 +462,20 @@ func quantities(ts []token) []string {
 	for _, t := range ts {
 		switch {
 		case t.digit:
-			out = append(out, strings.TrimLeft(t.w, "0"))
+			w := t.w
+			if t.raw != "" { // "50Mbps" is not "50MBps"
+				w = numberText(t.raw)
+				if strings.HasPrefix(t.w, "0.") && !strings.HasPrefix(w, "0.") {
+					w = "0." + w
+				}
+			}
+			out = append(out, strings.TrimLeft(w, "0"))
 		case t.symbol:
 			out = append(out, t.w)
 		default:
-			if v, ok := numberWords[t.w]; ok {
+			if v, ok := casedUnits[t.spelled()]; ok {
+				out = append(out, v)
+			} else if v, ok := numberWords[t.w]; ok {
 				out = append(out, v)
 			} else if v, ok := unit(t); ok {
 				out = append(out, v)
@@ -430,6 +486,29 @@ func quantities(ts []token) []string {
 	}
 	return out
 }
+
+// spelled is t's word as written.
+func (t *token) spelled() string {
+	if t.raw != "" {
+		return t.raw
+	}
+	return t.w
+}
+
+// casedUnits are units whose case is their meaning, read as written: a
+// megabit is not a megabyte, a milliwatt not a megawatt ("mbps", in lower
+// case, is megabits as written by everyone). Other units fold case
+// (unitWords).
+var casedUnits = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range strings.Fields(`Kb:kbit Mb:Mbit Gb:Gbit Tb:Tbit KB:KB kB:KB MB:MB GB:GB TB:TB
+		kbps:kbit/s Kbps:kbit/s mbps:Mbit/s Mbps:Mbit/s gbps:Gbit/s Gbps:Gbit/s KBps:KB/s kBps:KB/s MBps:MB/s GBps:GB/s
+		mW:mW MW:MW kW:kW GW:GW mV:mV kV:kV MHz:MHz`) {
+		kv := strings.SplitN(g, ":", 2)
+		m[kv[0]] = kv[1]
+	}
+	return m
+}()
 
 // unit names t's unit: its word, its stem, or its word without a plural s
 // ("miles" stems to "mil").
@@ -507,9 +586,13 @@ func entities(ts []token) []string {
 	var out []string
 	j := -1 // the last word before ts[i] that is no determiner
 	for i, t := range ts {
-		if (t.cap || t.upper || t.quoted) && !t.digit && !t.symbol && (!commonWords[t.w] || t.quoted || t.upper || t.cap && len(t.w) > 1) ||
+		if (t.cap || t.upper || t.quoted || t.code) && !t.digit && !t.symbol && (!commonWords[t.w] || t.quoted || t.code || t.upper || t.cap && len(t.w) > 1) ||
 			mentioned(ts, i) {
-			out = append(out, direction(ts, i, j)+t.stem)
+			name := t.stem
+			if t.quoted || t.code {
+				name = t.w // code is compared whole: `sorted` is not `sort`, json.loads not json.load
+			}
+			out = append(out, direction(ts, i, j)+name)
 		}
 		if !determiners[t.w] {
 			j = i
@@ -741,8 +824,31 @@ func otherPersons(a, b []token) bool {
 	if swapped(roles(a), roles(b)) {
 		return true
 	}
-	pa, pb := persons(a), persons(b)
-	return pa != "" && pb != "" && pa != pb
+	pa, ga := persons(a)
+	pb, gb := persons(b)
+	switch {
+	case pa != "" && pb != "":
+		return pa != pb
+	case pa == "":
+		return outside(pb, ga)
+	}
+	return outside(pa, gb)
+}
+
+// outside reports a person in ps that is not among the generic persons
+// g whose things the other side names: "how do I find my IP address"
+// (generic, "my" anyone's) ≠ "how do I find your IP address". A side
+// that names no one's things (g empty) is generic: it says nothing.
+func outside(ps, g string) bool {
+	if g == "" {
+		return false
+	}
+	for i := 0; i < len(ps); i++ {
+		if strings.IndexByte(g, ps[i]) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // swapped reports two or more persons on each side, the same ones, in
@@ -806,32 +912,49 @@ var framingVerbs = set("tell explain describe show give list name provide share 
 // want to", "I'd like to": anyone), or asks a permission ("am I allowed",
 // "are you supposed to"), and "me" or "us" after a framing verb, "to" or
 // "for" ("tell me", "explain to me"). "How do I make pancakes" = "how do
-// you make pancakes"; "who are you" ≠ "who am I".
-func persons(ts []token) string {
+// you make pancakes"; "who are you" ≠ "who am I". The one asked to tell,
+// explain … ("can you tell me") is anyone only as that subject: "can you
+// tell me your name" asks for the one addressed's name, ≠ "can you tell
+// me my name". It also returns the generic persons whose other pronouns
+// it left out ("how do I find my IP address": 1), for otherPersons.
+func persons(ts []token) (string, string) {
 	var generic []byte
+	asked := -1 // "can you tell …": only this pronoun is anyone
 	for i, t := range ts {
 		switch t.w {
 		case "i", "you", "we", "they":
 			if i > 0 && (modals[ts[i-1].w] || ts[i-1].w == "if" || ts[i-1].w == "when") ||
 				i+1 < len(ts) && wantWords[ts[i+1].w] ||
 				i > 0 && (ts[i-1].w == "am" || ts[i-1].w == "are") && i+1 < len(ts) && permissionWords[ts[i+1].w] && onlyPerson(ts, i) {
+				if i > 0 && modals[ts[i-1].w] && i+1 < len(ts) && framingVerbs[ts[i+1].w] && asked < 0 {
+					asked = i
+					continue
+				}
 				generic = append(generic, personWords[t.w])
 			}
 		}
 	}
-	var out []byte
+	var out, owned []byte
 	for i, t := range ts {
 		p := personWords[t.w]
-		if p == 0 || slices.Contains(generic, p) ||
+		if p == 0 || i == asked ||
 			(t.w == "me" || t.w == "us") && i > 0 && (framingVerbs[ts[i-1].w] || ts[i-1].w == "to" || ts[i-1].w == "for") {
+			continue
+		}
+		if slices.Contains(generic, p) {
+			if !subjectPronouns[t.w] && !slices.Contains(owned, p) {
+				owned = append(owned, p)
+			}
 			continue
 		}
 		if len(out) == 0 || out[len(out)-1] != p {
 			out = append(out, p)
 		}
 	}
-	return string(out)
+	return string(out), string(owned)
 }
+
+var subjectPronouns = set("i you we they")
 
 var wantWords = set("want wanted need needed wish like would looking trying")
 
