@@ -252,3 +252,35 @@ func TestLatePurgeLetsEnvoysOwnReplyPass(t *testing.T) {
 		})
 	}
 }
+
+// Review L (stop 71), the test host's fidelity: where Envoy cannot hold a
+// request's headers (it buffers what follows them), a request held past
+// the grace is let go and decided late on the body Envoy buffered. When
+// that body ends with trailers, Envoy's continue runs the buffered data
+// and then the trailers through the filter whatever its data callback
+// answered (filter_manager.cc, commonContinue: doTrailers after doData
+// when trailers came before). wasmhost passed the trailers only if the
+// data callback continued, so the request hung here, decided by nothing.
+func TestRescuedRequestEndingWithTrailersIsDecided(t *testing.T) {
+	hs := newHarness(t, coalesceConfig, withWorkers(1), func(_ *harness, c *wasmhost.Config) {
+		c.AllowOnHeadersStopIteration = false
+	})
+	req := chatRequest("rescued, with trailers")
+	req.Trailers = [][2]string{{"x-checksum", "1"}}
+	ex := hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	if ex.Done() || ex.UpstreamContacted() {
+		t.Fatalf("setup: not held (done %v, upstream %v)", ex.Done(), ex.UpstreamContacted())
+	}
+	for i := 0; i < 4 && !ex.Done(); i++ {
+		hs.h.AdvanceAndTick(cachecore.HoldGrace + 100*time.Millisecond)
+		hs.h.Drain()
+	}
+	if !ex.Done() || ex.Response().Status != 200 {
+		t.Fatalf("a rescued request whose body ends with trailers: done %v, status %d, late.rescued %d",
+			ex.Done(), ex.Response().Status, hs.counter("modelcache.chat.late.rescued"))
+	}
+	if cs := hdr(ex.Response(), "cache-status"); !strings.Contains(cs, "fwd=miss") {
+		t.Fatalf("Cache-Status %q: want the miss decided on its body", cs)
+	}
+}

@@ -478,10 +478,13 @@ func (s *stream) commonContinue(req bool, viaPlugin bool) {
 			s.passData(req, data, eos)
 		}
 	}
-	if d.trailersDue && d.iter == iterContinue && !d.aborted && !s.completed {
+	// Trailers that came before the continue follow the data whatever the
+	// filter answered it, from the filter itself if it had stopped all
+	// (Envoy's commonContinue: doTrailers after doData).
+	if d.trailersDue && !d.aborted && !s.completed {
 		if fromCurrent {
 			s.filterTrailers(req)
-		} else {
+		} else if d.iter == iterContinue {
 			s.passTrailers(req)
 		}
 	}
