@@ -41,17 +41,20 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 	call.MaxBody = r.MaxEntryBytes // AdmitBody refuses more, first
 	call.Done = func(res CallResult) []Action {
 		_ = c.bg.Release(slot, deadline)
-		o := OutcomeFailed
+		o, status := OutcomeFailed, 0
 		var acts []Action
 		switch {
 		case res.NotStarted:
+			// No call reached the model: its followers lead next, as for
+			// a refresh that found no slot (abandoned, not failed).
+			o = OutcomeAbandoned
 			acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte("background refresh to cluster " + c.cfg.Cluster + " failed to start")},
 				Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
 		case res.Failed:
 			acts = append(acts, Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
 		default:
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
-			o = OutcomeOf(st.Reason, res.Status)
+			o, status = OutcomeOf(st.Reason, res.Status), res.Status // its followers get a 429 or 5xx as a request's leader's
 			ev := EvRefreshStored
 			if st.Reason != ReasonNone {
 				ev = EvRefreshRefused
@@ -62,7 +65,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 				acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
 			}
 		}
-		if wake, ok := c.finishWake(req, LeaseHolder{vm, token}, o, 0); ok {
+		if wake, ok := c.finishWake(req, LeaseHolder{vm, token}, o, status); ok {
 			acts = append(acts, wake)
 		}
 		return acts

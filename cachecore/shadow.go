@@ -16,7 +16,8 @@ import (
 // WantsShadow reports whether this fresh hit is sampled for comparison.
 func (c *Cache) WantsShadow(req *Request) bool {
 	sh := req.Route.Shadow
-	if sh == nil || sh.Sample <= 0 || req.Status != StatusHit || c.cfg.Cluster == "" {
+	// only-if-cached: never an upstream call, a comparison's included.
+	if sh == nil || sh.Sample <= 0 || req.Status != StatusHit || c.cfg.Cluster == "" || req.CC.OnlyIfCached {
 		return false
 	}
 	return float64(c.rand()>>11)/float64(1<<53) < sh.Sample
