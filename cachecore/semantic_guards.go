@@ -171,11 +171,13 @@ func tokenize(s string) []token {
 			start = false
 			i = j
 			continue
-		case prime(rs, i, quoted) != "":
+		case primeAt(rs, i, quoted) != 0:
 			// Feet and inches (minutes and seconds) after a digit: "5′" ≠
-			// "5″", and "5'" ≠ "5\"" as typed.
-			p := prime(rs, i, quoted)
+			// "5″", and "5'" ≠ "5''" or "5\"" as typed.
+			p, n := prime(rs, i)
 			out = append(out, token{w: p, stem: p, symbol: true})
+			i += n
+			continue
 		case r == '"' || r == '“' || r == '”' || r == '«' || r == '»' || r == '`':
 			quoted = !quoted // a backtick quotes code: "the `find` command"
 		case r == '\'' || r == '‘' || r == '’':
@@ -203,8 +205,8 @@ func tokenize(s string) []token {
 			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // a flag's sign: "chmod +x" / "-x"
 		case r == '%' || r == '°' || unicode.Is(unicode.Sc, r): // every currency sign: "₹1000" ≠ "₩1000"
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
-		case strings.ContainsRune("+-−–—‒－*×/÷^=<>", r) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
-			!(r == '-' && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
+		case (strings.ContainsRune("+−*×/÷^=<>", r) || unicode.Is(unicode.Pd, r)) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
+			!(unicode.Is(unicode.Pd, r) && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
 		case strings.ContainsRune(opRunes, r) && operatorEnd(rs, i) != i:
@@ -238,8 +240,30 @@ func tokenize(s string) []token {
 		}
 		i++
 	}
+	if !english(out) {
+		// The stemmer is English: elsewhere it folds words that differ
+		// ("hablas" / "habla"), and any differing word must veto.
+		for k := range out {
+			out[k].stem = out[k].w
+		}
+	}
 	return out
 }
+
+// english reports a turn with a common word (commonWords) no other
+// language the model reads writes alike ("the", "what", "explain" …):
+// its words are stemmed. ("a", "in", "is", "was", "so", "me", "on", "do"
+// … are words of Spanish, German, French, Italian or Portuguese too.)
+func english(ts []token) bool {
+	for _, t := range ts {
+		if commonWords[t.w] && !sharedWords[t.w] {
+			return true
+		}
+	}
+	return false
+}
+
+var sharedWords = set(`a an in is was so me on per via vs ok hi hey hello do as no name list idea info come me mine die de la`)
 
 // closer is the bracket that closes r.
 func closer(r rune) rune {
@@ -375,25 +399,54 @@ func operator(r rune) string {
 		return "*"
 	case '÷':
 		return "/"
-	case '−', '–', '—', '‒', '－': // a minus typed as a dash: "–40" is "-40"
+	case '−':
+		return "-"
+	}
+	if unicode.Is(unicode.Pd, r) { // a minus typed as a dash: "–40" is "-40"
 		return "-"
 	}
 	return string(r)
 }
 
-// prime names the foot or inch mark (minute or second) at rs[i] after a
-// digit: ′ and ″, or ' and " as typed, when no word follows them ("5'",
-// not "the 90's") and a " closes no quotation; "" if there is none.
-func prime(rs []rune, i int, quoted bool) string {
+// primeAt reports a foot or inch mark (minute or second) at rs[i] after a
+// digit: ′ and ″, or ' ’ and " ” as typed, when no word follows the mark
+// ("5'", not "the 90's") and a double quote closes no quotation.
+func primeAt(rs []rune, i int, quoted bool) rune {
+	if i == 0 || !unicode.IsNumber(rs[i-1]) {
+		return 0
+	}
 	r := rs[i]
-	if r != '′' && r != '″' && r != '\'' && (r != '"' || quoted) || i == 0 || !unicode.IsNumber(rs[i-1]) ||
-		i+1 < len(rs) && (unicode.IsLetter(rs[i+1]) || unicode.IsNumber(rs[i+1])) {
-		return ""
+	switch r {
+	case '′', '″', '\'', '’':
+	case '"', '”':
+		if quoted {
+			return 0
+		}
+	default:
+		return 0
 	}
-	if r == '′' || r == '\'' {
-		return "′"
+	j := i + 1
+	if j < len(rs) && rs[j] == r && (r == '\'' || r == '’' || r == '′') {
+		j++ // "5''" is 5″
 	}
-	return "″"
+	if j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsNumber(rs[j])) {
+		return 0
+	}
+	return r
+}
+
+// prime names the mark at rs[i] (primeAt) and how many runes it takes:
+// "′" for a single one, "″" for a double one or two singles.
+func prime(rs []rune, i int) (string, int) {
+	switch r := rs[i]; r {
+	case '″', '"', '”':
+		return "″", 1
+	default:
+		if i+1 < len(rs) && rs[i+1] == r {
+			return "″", 2
+		}
+	}
+	return "′", 1
 }
 
 // digitAfter and digitBefore report a digit next to rs[i], past spaces.
@@ -479,7 +532,7 @@ func quantities(ts []token) []string {
 				out = append(out, v)
 			} else if v, ok := unit(t); ok {
 				out = append(out, v)
-			} else if dateWords[t.stem] {
+			} else if dateWords[t.w] || dateWords[t.stem] { // "evening" stems to "even"
 				out = append(out, t.stem)
 			}
 		}
@@ -503,7 +556,8 @@ var casedUnits = func() map[string]string {
 	m := map[string]string{}
 	for _, g := range strings.Fields(`Kb:kbit Mb:Mbit Gb:Gbit Tb:Tbit KB:KB kB:KB MB:MB GB:GB TB:TB
 		kbps:kbit/s Kbps:kbit/s mbps:Mbit/s Mbps:Mbit/s gbps:Gbit/s Gbps:Gbit/s KBps:KB/s kBps:KB/s MBps:MB/s GBps:GB/s
-		mW:mW MW:MW kW:kW GW:GW mV:mV kV:kV MHz:MHz`) {
+		KiB:KiB MiB:MiB GiB:GiB TiB:TiB Kib:Kibit Mib:Mibit Gib:Gibit Tib:Tibit
+		mW:mW MW:MW kW:kW GW:GW mWh:mWh kWh:kWh MWh:MWh GWh:GWh mV:mV kV:kV mA:mA mHz:mHz MHz:MHz`) {
 		kv := strings.SplitN(g, ":", 2)
 		m[kv[0]] = kv[1]
 	}
@@ -782,6 +836,7 @@ var askWords = func() map[string]string {
 	m := map[string]string{}
 	for _, g := range strings.Fields(`give:give provide:give get:get obtain:get receive:get make:make create:make sort:sort
 		look:look like:like use:use using:use used:use usage:use work:work works:work working:work
+		need:need needs:need needed:need want:want wants:want wanted:want
 		define:define defined:define definition:define meaning:define mean:define means:define
 		example:example examples:example share:give name:name
 		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible`) {
@@ -1269,8 +1324,17 @@ func contentOrder(ts []token) []string {
 }
 
 func soft(t token) bool {
-	return commonWords[t.w] || commonWords[t.stem] || t.symbol || t.digit
+	return commonWords[t.w] || inflectedFraming[t.stem] || t.symbol || t.digit
 }
+
+// inflectedFraming are the common words whose inflections frame as they
+// do ("explaining" as "explain", "ideas" as "idea"): by its stem a word is
+// common only if it stems to one of these, not to any common word
+// ("processed" is not "process", "canned" not "can", "owns" not "own",
+// "evening" not "even").
+var inflectedFraming = set(`tell explain show list help assist teach know want need wish look find get let
+	work happen define summarize summarise idea concept overview summary definition meaning question answer
+	example detail thing difference comparison`)
 
 var negationWords = set("not no never without none nothing nobody nowhere neither nor cannot cant dont doesnt isnt arent wasnt werent wont shouldnt couldnt wouldnt didnt hasnt havent hadnt nope non")
 
