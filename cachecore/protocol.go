@@ -44,6 +44,9 @@ type Flight struct {
 	// for this reason; it is held to its end and replaced by the whole
 	// batch (Complete, Flight.Refetch), never passed as it came.
 	refetchFor Reason
+	// refetching: the whole batch's call is out; the held answer waits for
+	// it (Stream.Paused).
+	refetching bool
 	// respVersion: the model version a versioned route's answer reported
 	// in its header (ResponseHeaders), for a refusal after the headers
 	// (too large) to switch the version as any refused answer does.

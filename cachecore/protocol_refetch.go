@@ -58,6 +58,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	limit := refetchLimit(req)
 	call.MaxBody = limit
 	call.Done = func(res CallResult) []Action {
+		f.refetching = false
 		if res.NotStarted {
 			return []Action{inconsistent()}
 		}
@@ -79,6 +80,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 		return []Action{{Kind: ActReplaceResponse, Status: status, Headers: hs, Body: body, Message: f.CacheStatusHeader(nil)},
 			{Kind: ActResumeResponse}}
 	}
+	f.refetching = true
 	return append(acts, Action{Kind: ActDispatch, Call: call})
 }
 

@@ -236,7 +236,8 @@ func (s *Stream) Following() bool { return s.phase == phaseFollowing }
 // Paused reports which side of the stream the protocol holds until a later
 // event, one a root callback may bring: the request (waiting for its key's
 // leader, or its headers held for its body or for a call's result) or the
-// answer (its headers held while it is judged). A host whose root callback
+// answer (its headers held while it is judged, or while a batch is asked
+// for again whole). A host whose root callback
 // broke the stream resumes that side, failing it open. Not reported: a
 // request decided late whose body waits for a call of its own (its headers
 // went on, and the protocol does not keep whether a call is pending).
@@ -248,6 +249,8 @@ func (s *Stream) Paused() (request, response bool) {
 		return !s.late, false
 	case phaseBuffering:
 		return false, true
+	case phaseServed:
+		return false, s.fl.refetching
 	}
 	return false, false
 }

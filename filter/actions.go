@@ -90,6 +90,11 @@ func (p *plugin) performAll(acts []cachecore.Action) {
 	}
 }
 
+// callResultHook, when set, runs as a call's result arrives for stream
+// (0: none), its context effective. Only the crash-test module sets it
+// (crashtest.go), to panic there.
+var callResultHook func(stream uint32)
+
 // dispatch makes an HTTP call for the protocol and continues it with the
 // call's result (cachecore.Call), performed by then. It reports whether the
 // call was made.
@@ -99,6 +104,9 @@ func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) b
 			gone := call.Stream != 0 && proxywasm.SetEffectiveContext(call.Stream) != nil
 			if gone && call.Gone == nil {
 				return // the request is gone
+			}
+			if callResultHook != nil {
+				callResultHook(call.Stream)
 			}
 			res := cachecore.CallResult{Failed: numHeaders == 0}
 			if !res.Failed {

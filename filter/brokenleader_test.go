@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -175,5 +176,43 @@ func TestRequestBrokenInARootCallbackGoesOnUpstream(t *testing.T) {
 	}
 	if cs := hdr(follower.Response(), "cache-status"); cs != "" {
 		t.Fatalf("the broken follower's answer says Cache-Status %q: the plugin hears no more of a broken stream", cs)
+	}
+}
+
+// A partly cached embeddings batch whose partial answer was refused is
+// asked for again whole, its answer held meanwhile. A panic as that call's
+// result arrives (review R5, stop 71) left the held answer paused for good:
+// the protocol reported no side paused (the stream is the protocol's to
+// finish). The binding now resumes it with the batch's broken reply, a 502
+// asking for a retry, never the refused partial answer.
+func TestRefetchBrokenInItsCallResultAnswersARetry(t *testing.T) {
+	hs := crashHarnessWith(t, embConfig, withHTTPCalls())
+	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool { // the missing items' answer, refused
+		status, h, b := hs.simulate(u.Headers, u.Body)
+		u.Respond(status, append(h, [2]string{"cache-control", "no-store"}), b)
+		return true
+	}
+	hs.holdCalls = true
+	body := embReq([]string{"cached", "new 1", "new 2"}, "")
+	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
+		{":authority", "models"}, {":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
+		{"content-length", strconv.Itoa(len(body))}, {"x-modelcache-crash", "panic-in-call"}}, Body: []byte(body)})
+	hs.h.Drain()
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 || calls[0].Cluster != "model" || ex.Done() {
+		t.Fatalf("setup: calls %v, done %v", calls, ex.Done())
+	}
+	status, h, b := hs.simulate(calls[0].Headers, calls[0].Body)
+	calls[0].Respond(status, h, b) // its result panics
+	hs.h.Drain()
+	if p := hs.counter("modelcache.panics"); p != 1 {
+		t.Fatalf("panics: %d", p)
+	}
+	if !ex.Done() {
+		t.Fatalf("a batch whose refetch's result panicked is left paused: %s", ex.State())
+	}
+	if res := ex.Response(); res.Status != 502 {
+		t.Fatalf("client got %d (%s), want the batch's 502 asking for a retry", res.Status, res.Body)
 	}
 }

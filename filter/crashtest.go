@@ -26,7 +26,9 @@ import (
 // panic the same way; crashHeader: panicInTick makes the VM's next tick
 // panic with the request's context effective, as a bug in code that
 // resumes a request from a root callback (a follower woken, a held request
-// let go) would.
+// let go) would; crashHeader: panicInCall makes the request's next call
+// result (an L2 lookup, an embedding, a batch asked for again) panic the
+// same way.
 
 const (
 	crashHeader = "x-modelcache-crash"
@@ -34,7 +36,21 @@ const (
 	panicValue  = "panic-on-response"
 	panicDone   = "panic-on-done"
 	panicInTick = "panic-in-tick"
+	panicInCall = "panic-in-call"
 )
+
+// callPanics are the streams whose next call result panics, its context
+// effective (callResultHook).
+var callPanics = map[uint32]bool{}
+
+func init() {
+	callResultHook = func(stream uint32) {
+		if callPanics[stream] {
+			delete(callPanics, stream)
+			panic("crash test: panic in a call's result, a request's context effective")
+		}
+	}
+}
 
 // tickPanics are the streams whose VM's next tick panics with their
 // context effective, oldest first.
@@ -87,6 +103,8 @@ func (s *crashStream) OnHttpRequestHeaders(n int, eos bool) types.Action {
 		s.panicOnDone = true
 	} else if err == nil && v == panicInTick {
 		tickPanics = append(tickPanics, s.id)
+	} else if err == nil && v == panicInCall {
+		callPanics[s.id] = true
 	}
 	return s.HttpContext.OnHttpRequestHeaders(n, eos)
 }
