@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -187,21 +186,9 @@ func TestRequestBrokenInARootCallbackGoesOnUpstream(t *testing.T) {
 // asking for a retry, never the refused partial answer.
 func TestRefetchBrokenInItsCallResultAnswersARetry(t *testing.T) {
 	hs := crashHarnessWith(t, embConfig, withHTTPCalls())
-	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
-	hs.fault = func(u *wasmhost.UpstreamRequest) bool { // the missing items' answer, refused
-		status, h, b := hs.simulate(u.Headers, u.Body)
-		u.Respond(status, append(h, [2]string{"cache-control", "no-store"}), b)
-		return true
-	}
-	hs.holdCalls = true
-	body := embReq([]string{"cached", "new 1", "new 2"}, "")
-	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
-		{":authority", "models"}, {":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
-		{"content-length", strconv.Itoa(len(body))}, {"x-modelcache-crash", "panic-in-call"}}, Body: []byte(body)})
-	hs.h.Drain()
-	calls := hs.h.PendingHTTPCalls()
-	if len(calls) != 1 || calls[0].Cluster != "model" || ex.Done() {
-		t.Fatalf("setup: calls %v, done %v", calls, ex.Done())
+	ex, calls := refetchPendingIn(hs, [2]string{"x-modelcache-crash", "panic-in-call"})
+	if ex.Done() {
+		t.Fatal("setup: the batch is answered before its refetch")
 	}
 	status, h, b := hs.simulate(calls[0].Headers, calls[0].Body)
 	calls[0].Respond(status, h, b) // its result panics

@@ -91,6 +91,15 @@ func TestBackgroundAnswersAreReadOnlyAsFarAsTheProtocolTakes(t *testing.T) {
 func refetchPending(t *testing.T, config string) (*harness, *wasmhost.Exchange, []*wasmhost.HTTPCall) {
 	t.Helper()
 	hs := newHarness(t, config, withHTTPCalls())
+	ex, calls := refetchPendingIn(hs)
+	return hs, ex, calls
+}
+
+// refetchPendingIn is refetchPending in hs (made withHTTPCalls), the batch
+// sent with the extra request headers.
+func refetchPendingIn(hs *harness, extra ...[2]string) (*wasmhost.Exchange, []*wasmhost.HTTPCall) {
+	t := hs.t
+	t.Helper()
 	hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool { // the missing items' answer, refused
 		status, h, b := hs.simulate(u.Headers, u.Body)
@@ -99,15 +108,15 @@ func refetchPending(t *testing.T, config string) (*harness, *wasmhost.Exchange, 
 	}
 	hs.holdCalls = true
 	body := embReq([]string{"cached", "new 1", "new 2"}, "")
-	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: [][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
+	ex := hs.h.StartExchange(1, wasmhost.Request{Headers: append([][2]string{{":method", "POST"}, {":path", "/v1/embeddings"},
 		{":authority", "models"}, {":scheme", "http"}, {"content-type", "application/json"}, {"authorization", "Bearer tenant-a"},
-		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)})
+		{"content-length", strconv.Itoa(len(body))}}, extra...), Body: []byte(body)})
 	hs.h.Drain()
 	calls := hs.h.PendingHTTPCalls()
 	if len(calls) != 1 || calls[0].Cluster != "model" {
 		t.Fatalf("calls %v", calls)
 	}
-	return hs, ex, calls
+	return ex, calls
 }
 
 // The whole batch asked for again after a partial answer was refused
