@@ -89,7 +89,12 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	case "stored_headers":
 		pol.StoredHeaders = p.headerNames(path, v)
 		for i, name := range pol.StoredHeaders {
-			p.replayable(fmt.Sprintf("%s[%d]", path, i), name)
+			sub := fmt.Sprintf("%s[%d]", path, i)
+			if slices.Contains(pol.StoredHeaders[:i], name) {
+				// Each hit would replay every line of it once per listing.
+				p.fail(sub, "%q is listed twice (names are compared without case)", name)
+			}
+			p.replayable(sub, name)
 		}
 	case "max_entry_bytes":
 		pol.MaxEntryBytes = p.intRange(path, v, 1024, 64<<20)
