@@ -62,7 +62,8 @@ const (
 	// ActInternal: count an internal error.
 	ActInternal
 	// ActReplaceBody: replace the held response's body with Body (and its
-	// content-length).
+	// content-length), and remove the response headers Headers names (their
+	// first elements): those that described the body replaced.
 	ActReplaceBody
 	// ActSetHeader: set the response header Name to Value.
 	ActSetHeader

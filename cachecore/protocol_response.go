@@ -88,7 +88,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			// oldest of them, and as fresh as the least fresh (as a
 			// wholly cached batch says).
 			age := c.Age(req).Milliseconds()
-			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body)})
+			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body), Headers: bodyDescribing(headers)})
 			f.emit(Action{Kind: ActRecordAge, Route: r, N: int(age)})
 			if cached > 0 {
 				f.emit(Action{Kind: ActSetHeader, Name: "age", Value: strconv.FormatInt(age/1000, 10)})
@@ -111,6 +111,21 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 // CompleteStream is Complete for a recorded event stream, already on its
 // way to the client (its Cache-Status is sent): dropped means the
 // recording outgrew max_entry_bytes.
+// bodyDescribing lists the headers of hs that describe its body as sent,
+// which a body merged in its place (a partly cached batch's) contradicts:
+// a digest of it (RFC 9530, the older Digest and Content-MD5), its ETag
+// and Last-Modified. nil when there is none, as most often.
+func bodyDescribing(hs [][2]string) [][2]string {
+	var out [][2]string
+	for _, h := range hs {
+		switch strings.ToLower(h[0]) {
+		case "content-digest", "repr-digest", "digest", "content-md5", "etag", "last-modified":
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, computeMs uint32) []Action {
 	req, r := f.req, f.req.Route
 	if dropped {

@@ -23,6 +23,9 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	case cachecore.ActReplaceBody:
 		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
 		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+		for _, h := range a.Headers {
+			_ = proxywasm.RemoveHttpResponseHeader(h[0])
+		}
 	case cachecore.ActSetHeader:
 		_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
 	case cachecore.ActWake:
