@@ -189,7 +189,9 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			s.BadShape = true
 			break
 		}
-		if cs := chunk.Get("choices"); cs.Exists() && !cs.IsArray() {
+		if !chunk.Get("choices").IsArray() {
+			// Missing or not an array: a chunk no SDK can read (the
+			// usage chunk's choices are [], not absent).
 			s.BadShape = true
 			break
 		}
@@ -280,8 +282,15 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					return true
 				})
 			}
-			if fr := c.Get("finish_reason"); fr.Type == gjson.String {
+			switch fr := c.Get("finish_reason"); fr.Type {
+			case gjson.String:
 				ch.finish = fr.Str
+			case gjson.Null:
+			default:
+				if fr.Exists() { // a number or a list: not what the JSON form admits
+					s.BadShape = true
+					return false
+				}
 			}
 			return !s.BadShape
 		})

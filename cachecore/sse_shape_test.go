@@ -1,39 +1,53 @@
 package cachecore
 
-import (
-	"strconv"
-	"strings"
-	"testing"
-)
+import "testing"
 
-// A stream chunk that is JSON but not a chunk object (or whose choices
-// are not objects) is invalid output: every replay would hand it to the
-// SDKs again.
-func TestStreamChunkOfTheWrongShapeIsNotStored(t *testing.T) {
-	for _, bad := range []string{`null`, `42`, `"oops"`, `[]`,
-		`{"id":"c1","object":"chat.completion.chunk","choices":null}`,
-		`{"id":"c1","object":"chat.completion.chunk","choices":[null]}`} {
+// Review S2 (stop 71): streams stored that README's checks refuse.
+
+// README (Streaming): a stream is stored only if "every chunk valid JSON
+// and a chunk object (`choices` an array of objects, text deltas strings;
+// otherwise `refused.bad_shape`)"; RATIONALE: "a `data: null`, a
+// `choices: null` ... assembles to nothing, so the message looked whole
+// while every replay handed the SDKs a chunk they cannot read". A data
+// event that is an object with no `choices` at all is just as unreadable
+// (openai-node's ChatCompletionStream iterates `chunk.choices`, the SDKs'
+// README loops read `chunk.choices[0]`: both throw on undefined as on
+// null), yet AssembleStream only refuses a `choices` that exists and is
+// not an array, so such a stream is stored and replayed to every client.
+func TestStreamChunkWithoutChoicesIsNotStored(t *testing.T) {
+	for _, bad := range []string{
+		`{}`,
+		`{"id":"c1","object":"chat.completion.chunk","model":"m"}`,
+	} {
+		// The control: choices null, the documented refusal.
+		if r := storeVerdict(t, testConfig, "chat", alice, streamChatRequest, sseCT,
+			goodStream(sseEvent(`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":null}`))); r != ReasonBadShape {
+			t.Fatalf("control: a chunk with choices:null gives %q, want bad_shape", r)
+		}
 		if r := storeVerdict(t, testConfig, "chat", alice, streamChatRequest, sseCT, goodStream(sseEvent(bad))); r == ReasonNone {
-			t.Errorf("stream with event `data: %s` stored", bad)
+			t.Errorf("stream with the chunk `data: %s` (no choices member) stored; want refused.bad_shape as for choices:null", bad)
 		}
 	}
 }
 
-// Assembling a stream is bounded: a small event naming 129 choices of
-// 129 tool calls each must not assemble to a body larger than the
-// route's max_entry_bytes.
-func TestStreamAssemblyIsBounded(t *testing.T) {
-	var sb strings.Builder
-	sb.WriteString(`{"choices":[`)
-	for i := 0; i <= 128; i++ {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(`{"index":` + strconv.Itoa(i) + `,"delta":{"tool_calls":[{"index":128}]},"finish_reason":"tool_calls"}`)
+// README (Streaming): "the message assembled from the deltas passes the
+// same checks as a non-streamed answer (allowed `finish_reason`, ...)";
+// sse.go: assembly keeps "the last finish_reason". A choice whose last
+// finish_reason is not a string (here ["length"], after an earlier
+// "stop") is refused in JSON form (finish_reason), but AssembleStream
+// skips any non-string finish_reason and keeps the earlier "stop", so the
+// stream is stored, while a client accumulating the chunks (openai-node:
+// `if (finish_reason) choice.finish_reason = finish_reason`) ends with
+// the later value.
+func TestStreamLastFinishReasonNotAStringIsNotStored(t *testing.T) {
+	json := `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":["length"]}]}`
+	if r := storeVerdict(t, testConfig, "chat", alice, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, jsonCT, json); r == ReasonNone {
+		t.Fatalf("control: the JSON form with finish_reason [\"length\"] is stored")
 	}
-	in := sseEvent(sb.String()+`]}`) + sseEvent("[DONE]")
-	r := storeVerdict(t, testConfig, "tools", alice, streamChatRequest, sseCT, in)
-	if n := len(AssembleStream(KindChat, []byte(in)).Assembled); n > 65536 {
-		t.Fatalf("%d-byte stream assembled to %d bytes (max_entry_bytes 65536); stored: %v", len(in), n, r == ReasonNone)
+	stream := sseEvent(chatChunk(`{"role":"assistant","content":"Hel"}`, "stop")) +
+		sseEvent(`{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":["length"]}]}`) +
+		sseEvent("[DONE]")
+	if r := storeVerdict(t, testConfig, "chat", alice, streamChatRequest, sseCT, stream); r == ReasonNone {
+		t.Errorf("stream whose last finish_reason is [\"length\"] stored (assembled as %s); its JSON form is refused", AssembleStream(KindChat, []byte(stream)).Assembled)
 	}
 }
