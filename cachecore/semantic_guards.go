@@ -744,7 +744,13 @@ func asks(ts []token, other int) int {
 			}
 		}
 		if b := preposition(t.w); b != 0 && other&b == 0 && closing(ts, i) {
-			m |= 32 // "what is cheese made of" ≠ "how is cheese made"
+			// "what is cheese made of" ≠ "how is cheese made", and which
+			// one: "who does she work for" ≠ "… work with" ("of" and
+			// "from" close alike: "made of" = "made from").
+			if t.w == "from" {
+				b = preposition("of")
+			}
+			m |= b << 5
 		}
 	}
 	return m
@@ -805,7 +811,74 @@ func otherAsk(a, b []token) bool {
 	if ja != 0 && jb != 0 && ja&2 != jb&2 {
 		return true
 	}
-	return soleOnly(a) != soleOnly(b)
+	ma, mb := polarModal(a), polarModal(b)
+	return soleOnly(a) != soleOnly(b) || count(a, "same") != count(b, "same") ||
+		ma != "" && mb != "" && ma != mb || particles(a) != particles(b)
+}
+
+// count is how many of ts are w.
+func count(ts []token, w string) int {
+	n := 0
+	for _, t := range ts {
+		if t.w == w {
+			n++
+		}
+	}
+	return n
+}
+
+// polarModal is the class of the modal or auxiliary that opens a yes/no
+// question: "can felons vote" (possible, allowed) ≠ "should felons vote"
+// (advice) ≠ "must I pay" (obligation) ≠ "are felons allowed" (fact),
+// compared when both sides open so. "" when the turn opens otherwise, or
+// with a request ("can you please explain", "could I ask": framing,
+// README).
+func polarModal(ts []token) string {
+	if len(ts) < 2 {
+		return ""
+	}
+	c := polarModals[ts[0].w]
+	if c == "" || !subjectPronouns[ts[1].w] {
+		return c
+	}
+	for _, t := range ts[2:] {
+		switch {
+		case t.w == "please" || t.w == "kindly" || t.w == "just":
+		case framingVerbs[t.w] || t.w == "ask":
+			return "" // "can you please explain": a request
+		default:
+			return c
+		}
+	}
+	return c
+}
+
+var polarModals = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range strings.Fields(`can:can could:can may:can might:can should:should ought:should must:must
+		is:fact are:fact was:fact were:fact am:fact do:fact does:fact did:fact will:fact would:fact has:fact have:fact had:fact`) {
+		w, c, _ := strings.Cut(g, ":")
+		m[w] = c
+	}
+	return m
+}()
+
+// particles is the set of particles that change a verb ("get over the
+// flu" ≠ "get the flu", "get into Harvard" ≠ "get to Harvard") a turn
+// has, as bits; the sides must have the same, wherever they stand.
+func particles(ts []token) int {
+	m := 0
+	for _, t := range ts {
+		switch t.w {
+		case "over":
+			m |= 1
+		case "into":
+			m |= 2
+		case "onto":
+			m |= 4
+		}
+	}
+	return m
 }
 
 // askClasses lists the ask classes of a turn's common words (askWords);
@@ -824,10 +897,28 @@ func askClasses(ts []token) []string {
 			continue // counted with its "look"
 		case c == "look" && i+1 < len(ts) && ts[i+1].w == "like":
 			c = "look like"
+		case c == "like" && describing(ts, i):
+			c = "look like" // "what are cats like" ≠ "what do cats like"
 		}
 		out = append(out, c)
 	}
 	return out
+}
+
+// describing reports a "like" after a form of "be" and no "do" in its
+// turn: "what are cats like", "what is it like to …" ask what something
+// is like, as "look like" does, not what it likes.
+func describing(ts []token, i int) bool {
+	be := false
+	for _, t := range ts[:i] {
+		switch t.w {
+		case "do", "does", "did":
+			return false
+		case "is", "are", "was", "were", "be", "been", "am":
+			be = true
+		}
+	}
+	return be
 }
 
 // askWords maps common words that carry an ask to their class (words of
@@ -860,11 +951,12 @@ func conjunctions(ts []token) int {
 	return m
 }
 
-// soleOnly counts "only" after a determiner ("the only language").
+// soleOnly counts "only" ("the only language", "is Python only used
+// for …"), but "if only" and "not only".
 func soleOnly(ts []token) int {
 	n := 0
 	for i, t := range ts {
-		if t.w == "only" && i > 0 && determiners[ts[i-1].w] {
+		if t.w == "only" && (i == 0 || ts[i-1].w != "if" && ts[i-1].w != "not") {
 			n++
 		}
 	}
@@ -1409,7 +1501,7 @@ var dateWords = set(`january february march april june july august september oct
 var commonWords = set(`a an the this that these those there here it its i me my mine we us our you your yours he him his she her they them their
 	is are was were be been being am do does did doing done have has had having can could would should shall will may might must
 	of to in on for with at by from as into about through over under between among within via per than then so such
-	and or but if because while when where what which who whom whose why how whether also just only even very really quite
+	and or but if because while when where what which who whom whose why how whether also just only very really quite
 	any some all each every both either much many few several other another same own
 	please kindly thanks thank hi hello hey ok okay
 	tell explain describe show give list name provide share teach help assist walk guide
