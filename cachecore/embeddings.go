@@ -1285,7 +1285,10 @@ func (c *Cache) embeddingHit(req *Request) (int, [][2]string, []byte) {
 			status = int(first.Status)
 		}
 		for _, h := range first.Headers {
-			if h[0] != embeddingModelHeader && h[0] != embeddingDimsHeader {
+			// Not the headers that described the body the item came in
+			// (a digest, an ETag, listed in stored_headers): this body is
+			// assembled from items.
+			if h[0] != embeddingModelHeader && h[0] != embeddingDimsHeader && !describesBody(h[0]) {
 				hs = append(hs, h)
 			}
 		}

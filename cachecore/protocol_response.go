@@ -118,12 +118,21 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 func bodyDescribing(hs [][2]string) [][2]string {
 	var out [][2]string
 	for _, h := range hs {
-		switch strings.ToLower(h[0]) {
-		case "content-digest", "repr-digest", "digest", "content-md5", "etag", "last-modified":
+		if describesBody(strings.ToLower(h[0])) {
 			out = append(out, h)
 		}
 	}
 	return out
+}
+
+// describesBody reports a header (its lower-case name) that describes the
+// body it came with as sent (bodyDescribing).
+func describesBody(name string) bool {
+	switch name {
+	case "content-digest", "repr-digest", "digest", "content-md5", "etag", "last-modified":
+		return true
+	}
+	return false
 }
 
 func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, computeMs uint32) []Action {

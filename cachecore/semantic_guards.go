@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // The false-positive guards. A cosine threshold cannot tell "is it safe"
@@ -65,6 +66,10 @@ import (
 // (stored), or 0.
 func vetoes(g *Guards, a, b string) Event {
 	ta, tb := tokenize(a), tokenize(b)
+	if !english(ta) && !english(tb) { // one English side stems both: "Explaining recursion" / "Explain recursion"
+		unstem(ta)
+		unstem(tb)
+	}
 	if g.Numbers && !slices.Equal(quantities(ta), quantities(tb)) {
 		return EvVetoNumbers
 	}
@@ -240,14 +245,16 @@ func tokenize(s string) []token {
 		}
 		i++
 	}
-	if !english(out) {
-		// The stemmer is English: elsewhere it folds words that differ
-		// ("hablas" / "habla"), and any differing word must veto.
-		for k := range out {
-			out[k].stem = out[k].w
-		}
-	}
 	return out
+}
+
+// unstem compares ts's words whole: the stemmer is English, and elsewhere
+// it folds words that differ ("hablas" / "habla"), where any differing
+// word must veto.
+func unstem(ts []token) {
+	for k := range ts {
+		ts[k].stem = ts[k].w
+	}
 }
 
 // english reports a turn with a common word (commonWords) no other
@@ -256,14 +263,15 @@ func tokenize(s string) []token {
 // … are words of Spanish, German, French, Italian or Portuguese too.)
 func english(ts []token) bool {
 	for _, t := range ts {
-		if commonWords[t.w] && !sharedWords[t.w] {
+		if commonWords[t.w] && !sharedWords[t.w] || t.stem != t.w && inflectedFraming[t.stem] {
 			return true
 		}
 	}
 	return false
 }
 
-var sharedWords = set(`a an in is was so me on per via vs ok hi hey hello do as no name list idea info come me mine die de la`)
+var sharedWords = set(`a an in is was so me on per via vs ok hi hey hello do as no name list idea info come me mine die de la
+	simple has he also will kind sort type question possible concept information but correct general final normal total`)
 
 // closer is the bracket that closes r.
 func closer(r rune) rune {
@@ -528,6 +536,8 @@ func quantities(ts []token) []string {
 		default:
 			if v, ok := casedUnits[t.spelled()]; ok {
 				out = append(out, v)
+			} else if siUnit(t.raw) {
+				out = append(out, t.raw) // "MPa" ≠ "mPa", as written
 			} else if v, ok := numberWords[t.w]; ok {
 				out = append(out, v)
 			} else if v, ok := unit(t); ok {
@@ -563,6 +573,19 @@ var casedUnits = func() map[string]string {
 	}
 	return m
 }()
+
+// siUnit reports a unit symbol after an SI prefix whose case is its
+// meaning (milli and mega, pico and peta, kilo and kelvin …): "MPa",
+// "mSv", "MΩ". raw is the word as written, with capitals ("" for none).
+func siUnit(raw string) bool {
+	if raw == "" {
+		return false
+	}
+	r, n := utf8.DecodeRuneInString(raw)
+	return strings.ContainsRune("mMpPkKnNgGTuµ", r) && siSymbols[raw[n:]]
+}
+
+var siSymbols = set(`Pa Ω J N Sv Gy V A W Hz L l m g s Wh eV F H T C Bq K mol S Wb B b bit Bq lm lx`)
 
 // unit names t's unit: its word, its stem, or its word without a plural s
 // ("miles" stems to "mil").
