@@ -76,11 +76,66 @@ func vetoes(g *Guards, a, b string) Event {
 	if g.Negation && (negations(ta) != negations(tb) || opposed(ta, tb)) {
 		return EvVetoNegation
 	}
-	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
+	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || !slices.Equal(codeFragments(a), codeFragments(b)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
 		asks(ta, prepositions(tb)) != asks(tb, prepositions(ta)) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb) || otherAsk(ta, tb)) {
 		return EvVetoEntities
 	}
 	return 0
+}
+
+// codeFragments lists in order the turn's words that are code: a run
+// without space, its surrounding quotes, brackets and sentence
+// punctuation trimmed, that has a letter and a code sign among its
+// characters ("!user", "u+x", "get_user", "/users", "a*b", "HEAD~",
+// "[^a-z]+", "-I"), compared as written. The word rules read letters and
+// a few signs; a code fragment's meaning is all of its characters.
+// Prose punctuation is no code sign: an apostrophe, a dot, a colon, a
+// hyphen between words of four letters or more ("well-known"; not
+// "u-x", "go-rwx", a flag's "-i"), and a fragment of digits and signs
+// only ("50%", "$5") is the numbers guard's.
+func codeFragments(s string) []string {
+	var out []string
+	for _, w := range strings.Fields(s) {
+		w = strings.TrimLeft(w, "\"'`“”‘’«»([{")
+		w = strings.TrimRight(w, "\"'`“”‘’«»)]},.;:?!")
+		if isCodeFragment(w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func isCodeFragment(w string) bool {
+	letter, sign := false, false
+	for i, r := range w {
+		switch {
+		case unicode.IsLetter(r):
+			letter = true
+		case strings.ContainsRune("_/\\!*^~()[]{}<>=&|+#@$%", r):
+			sign = true
+		case r == '-' && (i == 0 || shortRun(w[:i], true) || shortRun(w[i+1:], false)):
+			sign = true // a flag ("-i"), a mode ("u-x"), not "well-known"
+		}
+	}
+	return letter && sign
+}
+
+// shortRun reports a run of at most three letters at the end (before) or
+// the start of s, next to a hyphen.
+func shortRun(s string, before bool) bool {
+	n := 0
+	rs := []rune(s)
+	for k := range rs {
+		r := rs[k]
+		if before {
+			r = rs[len(rs)-1-k]
+		}
+		if !unicode.IsLetter(r) {
+			break
+		}
+		n++
+	}
+	return n > 0 && n <= 3
 }
 
 type token struct {
