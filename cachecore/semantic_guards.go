@@ -66,7 +66,7 @@ import (
 // (stored), or 0.
 func vetoes(g *Guards, a, b string) Event {
 	ta, tb := tokenize(a), tokenize(b)
-	if !english(ta) && !english(tb) { // one English side stems both: "Explaining recursion" / "Explain recursion"
+	if !english(ta) || !english(tb) { // "Explaining recursion" / "Explain recursion" are both English
 		unstem(ta)
 		unstem(tb)
 	}
@@ -325,7 +325,7 @@ func english(ts []token) bool {
 	return false
 }
 
-var sharedWords = set(`a an in is was so me on per via vs ok hi hey hello do as no name list idea info come me mine die de la
+var sharedWords = set(`a an in is was so me on per via vs ok okay hi hey hello please thanks thank i do as no name list idea info come mine die de la
 	simple has he also will kind sort type question possible concept information but correct general final normal total`)
 
 // closer is the bracket that closes r.
@@ -640,7 +640,7 @@ func siUnit(raw string) bool {
 	return strings.ContainsRune("mMpPkKnNgGTuµ", r) && siSymbols[raw[n:]]
 }
 
-var siSymbols = set(`Pa Ω J N Sv Gy V A W Hz L l m g s Wh eV F H T C Bq K mol S Wb B b bit Bq lm lx`)
+var siSymbols = set(`Pa Ω Ohm ohm J N Sv Gy V A VA var Ah W Hz L l m g s Wh eV F H T C Bq K mol S Wb B b bit lm lx`)
 
 // unit names t's unit: its word, its stem, or its word without a plural s
 // ("miles" stems to "mil").
@@ -916,19 +916,41 @@ func polarModal(ts []token) string {
 		return ""
 	}
 	c := polarModals[ts[0].w]
-	if c == "" || !subjectPronouns[ts[1].w] {
+	if c == "" || !asksAFavour(ts) {
 		return c
 	}
-	for _, t := range ts[2:] {
+	return ""
+}
+
+// asksAFavour reports a turn that asks the one addressed for something: "can
+// you (please) tell me …", "could you explain …" (a modal that asks a
+// favour, "you", a framing verb, and no "your" after: "can you tell your
+// boss" asks what one may do), or "could I ask …". "Should" and "must"
+// never ask a favour.
+func asksAFavour(ts []token) bool {
+	switch ts[0].w {
+	case "can", "could", "would", "will", "may":
+	default:
+		return false
+	}
+	if ts[1].w != "you" {
+		return subjectPronouns[ts[1].w] && len(ts) > 2 && ts[2].w == "ask"
+	}
+	for k, t := range ts[2:] {
 		switch {
 		case t.w == "please" || t.w == "kindly" || t.w == "just":
-		case framingVerbs[t.w] || t.w == "ask":
-			return "" // "can you please explain": a request
+		case framingVerbs[t.w]:
+			for _, u := range ts[2+k:] {
+				if u.w == "your" || u.w == "yours" || u.w == "yourself" {
+					return false
+				}
+			}
+			return true
 		default:
-			return c
+			return false
 		}
 	}
-	return c
+	return false
 }
 
 var polarModals = func() map[string]string {
@@ -946,7 +968,7 @@ var polarModals = func() map[string]string {
 // has, as bits; the sides must have the same, wherever they stand.
 func particles(ts []token) int {
 	m := 0
-	for _, t := range ts {
+	for i, t := range ts {
 		switch t.w {
 		case "over":
 			m |= 1
@@ -954,6 +976,16 @@ func particles(ts []token) int {
 			m |= 2
 		case "onto":
 			m |= 4
+		case "under":
+			m |= 8 // "under 21" ≠ "at 21", as "over 21" is
+		case "through":
+			if i == 0 || ts[i-1].w != "me" && ts[i-1].w != "us" { // "walk me through" frames
+				m |= 16 // "see through glass" ≠ "see glass"
+			}
+		case "across":
+			m |= 32
+		case "around":
+			m |= 64
 		}
 	}
 	return m
@@ -983,20 +1015,19 @@ func askClasses(ts []token) []string {
 	return out
 }
 
-// describing reports a "like" after a form of "be" and no "do" in its
-// turn: "what are cats like", "what is it like to …" ask what something
-// is like, as "look like" does, not what it likes.
+// describing reports a "like" whose nearest auxiliary before it is a form
+// of "be", not "do": "what are cats like", "what is it like to …" ask
+// what something is like, as "look like" does, not what it likes.
 func describing(ts []token, i int) bool {
-	be := false
-	for _, t := range ts[:i] {
-		switch t.w {
+	for k := i - 1; k >= 0; k-- { // the nearest decides: "what do you think cats are like"
+		switch ts[k].w {
 		case "do", "does", "did":
 			return false
 		case "is", "are", "was", "were", "be", "been", "am":
-			be = true
+			return true
 		}
 	}
-	return be
+	return false
 }
 
 // askWords maps common words that carry an ask to their class (words of
