@@ -124,16 +124,20 @@ func isCodeFragment(w string) bool {
 // the start of s, next to a hyphen.
 func shortRun(s string, before bool) bool {
 	n := 0
-	rs := []rune(s)
-	for k := range rs {
-		r := rs[k]
+	for n < 4 && s != "" { // at most four runes read: a long word costs no more
+		r, size := utf8.DecodeRuneInString(s)
 		if before {
-			r = rs[len(rs)-1-k]
+			r, size = utf8.DecodeLastRuneInString(s)
 		}
 		if !unicode.IsLetter(r) {
 			break
 		}
 		n++
+		if before {
+			s = s[:len(s)-size]
+		} else {
+			s = s[size:]
+		}
 	}
 	return n > 0 && n <= 3
 }
@@ -934,24 +938,28 @@ func asksAFavour(ts []token) bool {
 		return false
 	}
 	if ts[1].w != "you" {
-		return subjectPronouns[ts[1].w] && len(ts) > 2 && ts[2].w == "ask"
+		// "could I ask you …", "can I ask a question": the one addressed is
+		// asked; "can I ask my boss" asks what one may do.
+		return subjectPronouns[ts[1].w] && len(ts) > 3 && ts[2].w == "ask" && askedOfYou[ts[3].w]
 	}
 	for k, t := range ts[2:] {
 		switch {
 		case t.w == "please" || t.w == "kindly" || t.w == "just":
 		case framingVerbs[t.w]:
-			for _, u := range ts[2+k:] {
-				if u.w == "your" || u.w == "yours" || u.w == "yourself" {
-					return false
-				}
-			}
-			return true
+			// "can you tell your boss" asks what one may do: a verb that
+			// takes a person, and the addressee's person next.
+			next := 2 + k + 1
+			return !(personVerbs[t.w] && next < len(ts) && ts[next].w == "your")
 		default:
 			return false
 		}
 	}
 	return false
 }
+
+var askedOfYou = set("you a an something whether if")
+
+var personVerbs = set("tell show give teach help remind let assist guide")
 
 var polarModals = func() map[string]string {
 	m := map[string]string{}
