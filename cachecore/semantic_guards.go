@@ -235,7 +235,7 @@ func tokenize(s string) []token {
 			start = false
 			i = j
 			continue
-		case primeAt(rs, i, quoted) != 0:
+		case primeAt(rs, i, quoted):
 			// Feet and inches (minutes and seconds) after a digit: "5′" ≠
 			// "5″", and "5'" ≠ "5''" or "5\"" as typed.
 			p, n := prime(rs, i)
@@ -478,28 +478,25 @@ func operator(r rune) string {
 // primeAt reports a foot or inch mark (minute or second) at rs[i] after a
 // digit: ′ and ″, or ' ’ and " ” as typed, when no word follows the mark
 // ("5'", not "the 90's") and a double quote closes no quotation.
-func primeAt(rs []rune, i int, quoted bool) rune {
+func primeAt(rs []rune, i int, quoted bool) bool {
 	if i == 0 || !unicode.IsNumber(rs[i-1]) {
-		return 0
+		return false
 	}
 	r := rs[i]
 	switch r {
 	case '′', '″', '\'', '’':
 	case '"', '”':
 		if quoted {
-			return 0
+			return false
 		}
 	default:
-		return 0
+		return false
 	}
 	j := i + 1
 	if j < len(rs) && rs[j] == r && (r == '\'' || r == '’' || r == '′') {
 		j++ // "5''" is 5″
 	}
-	if j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsNumber(rs[j])) {
-		return 0
-	}
-	return r
+	return j == len(rs) || !unicode.IsLetter(rs[j]) && !unicode.IsNumber(rs[j])
 }
 
 // prime names the mark at rs[i] (primeAt) and how many runes it takes:
@@ -621,17 +618,10 @@ func (t *token) spelled() string {
 // megabit is not a megabyte, a milliwatt not a megawatt ("mbps", in lower
 // case, is megabits as written by everyone). Other units fold case
 // (unitWords).
-var casedUnits = func() map[string]string {
-	m := map[string]string{}
-	for _, g := range strings.Fields(`Kb:kbit Mb:Mbit Gb:Gbit Tb:Tbit KB:KB kB:KB MB:MB GB:GB TB:TB
+var casedUnits = pairs(`Kb:kbit Mb:Mbit Gb:Gbit Tb:Tbit KB:KB kB:KB MB:MB GB:GB TB:TB
 		kbps:kbit/s Kbps:kbit/s mbps:Mbit/s Mbps:Mbit/s gbps:Gbit/s Gbps:Gbit/s KBps:KB/s kBps:KB/s MBps:MB/s GBps:GB/s
 		KiB:KiB MiB:MiB GiB:GiB TiB:TiB Kib:Kibit Mib:Mibit Gib:Gibit Tib:Tibit
-		mW:mW MW:MW kW:kW GW:GW mWh:mWh kWh:kWh MWh:MWh GWh:GWh mV:mV kV:kV mA:mA mHz:mHz MHz:MHz`) {
-		kv := strings.SplitN(g, ":", 2)
-		m[kv[0]] = kv[1]
-	}
-	return m
-}()
+		mW:mW MW:MW kW:kW GW:GW mWh:mWh kWh:kWh MWh:MWh GWh:GWh mV:mV kV:kV mA:mA mHz:mHz MHz:MHz`)
 
 // siUnit reports a unit symbol after an SI prefix whose case is its
 // meaning (milli and mega, pico and peta, kilo and kelvin …): "MPa",
@@ -961,15 +951,8 @@ var askedOfYou = set("you a an something whether if")
 
 var personVerbs = set("tell show give teach help remind let assist guide")
 
-var polarModals = func() map[string]string {
-	m := map[string]string{}
-	for _, g := range strings.Fields(`can:can could:can may:can might:can should:should ought:should must:must
-		is:fact are:fact was:fact were:fact am:fact do:fact does:fact did:fact will:fact would:fact has:fact have:fact had:fact`) {
-		w, c, _ := strings.Cut(g, ":")
-		m[w] = c
-	}
-	return m
-}()
+var polarModals = pairs(`can:can could:can may:can might:can should:should ought:should must:must
+		is:fact are:fact was:fact were:fact am:fact do:fact does:fact did:fact will:fact would:fact has:fact have:fact had:fact`)
 
 // particles is the set of particles that change a verb ("get over the
 // flu" ≠ "get the flu", "get into Harvard" ≠ "get to Harvard") a turn
@@ -1040,19 +1023,12 @@ func describing(ts []token, i int) bool {
 
 // askWords maps common words that carry an ask to their class (words of
 // one class say the same: "definition" = "meaning").
-var askWords = func() map[string]string {
-	m := map[string]string{}
-	for _, g := range strings.Fields(`give:give provide:give get:get obtain:get receive:get make:make create:make sort:sort
+var askWords = pairs(`give:give provide:give get:get obtain:get receive:get make:make create:make sort:sort
 		look:look like:like use:use using:use used:use usage:use work:work works:work working:work
 		need:need needs:need needed:need want:want wants:want wanted:want
 		define:define defined:define definition:define meaning:define mean:define means:define
 		example:example examples:example share:give name:name
-		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible`) {
-		w, c, _ := strings.Cut(g, ":")
-		m[w] = c
-	}
-	return m
-}()
+		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible`)
 
 // conjunctions is the set of "and" (1) and "or" (2) in a turn.
 func conjunctions(ts []token) int {
@@ -1592,21 +1568,14 @@ var numberWords = func() map[string]string {
 	return m
 }()
 
-var unitWords = func() map[string]string {
-	m := map[string]string{}
-	for _, g := range strings.Fields(`km:km kilometer:km kilometre:km mile:mi mi:mi meter:m metre:m m:m cm:cm centimeter:cm
+var unitWords = pairs(`km:km kilometer:km kilometre:km mile:mi mi:mi meter:m metre:m m:m cm:cm centimeter:cm
 		mm:mm millimeter:mm inch:in inche:in foot:ft feet:ft ft:ft yard:yd kg:kg kilogram:kg kilo:kg gram:g g:g mg:mg milligram:mg
 		pound:lb lb:lb lbs:lb ounce:oz oz:oz ton:t tonne:t liter:l litre:l l:l ml:ml milliliter:ml gallon:gal cup:cup
 		tablespoon:tbsp tbsp:tbsp teaspoon:tsp tsp:tsp celsiu:C celsius:C fahrenheit:F kelvin:K degree:deg
 		second:s sec:s minute:min min:min hour:h hr:h day:day week:week month:month year:year decade:decade century:century
 		dollar:USD usd:USD euro:EUR eur:EUR pound:GBP gbp:GBP yen:JPY jpy:JPY percent:% percentage:%
 		byte:B kb:KB mb:MB gb:GB tb:TB kilobyte:KB megabyte:MB gigabyte:GB terabyte:TB bit:bit
-		hz:Hz khz:kHz mhz:MHz ghz:GHz watt:W w:W kw:kW kwh:kWh volt:V v:V amp:A mph:mph kph:kph calorie:kcal kcal:kcal`) {
-		kv := strings.SplitN(g, ":", 2)
-		m[kv[0]] = kv[1]
-	}
-	return m
-}()
+		hz:Hz khz:kHz mhz:MHz ghz:GHz watt:W w:W kw:kW kwh:kWh volt:V v:V amp:A mph:mph kph:kph calorie:kcal kcal:kcal`)
 
 var dateWords = set(`january february march april june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec
 	monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday tonight weekend weekday
@@ -1632,6 +1601,16 @@ var commonWords = set(`a an the this that these those there here it its i me my 
 	do doing does going happen happens happening
 	difference different differences between vs versus compare comparison
 	should would could might can`)
+
+// pairs maps each word of a list of "word:value" pairs to its value.
+func pairs(list string) map[string]string {
+	m := map[string]string{}
+	for _, g := range strings.Fields(list) {
+		w, v, _ := strings.Cut(g, ":")
+		m[w] = v
+	}
+	return m
+}
 
 func set(words string) map[string]bool {
 	m := map[string]bool{}
