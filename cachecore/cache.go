@@ -127,7 +127,6 @@ const layoutKey = "mc:layout"
 // store that fails leaves the record as it is.
 func (c *Cache) noteLayout() {
 	want := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
-	var anchor uint32
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(layoutKey)
 		found := err == nil
@@ -135,7 +134,7 @@ func (c *Cache) noteLayout() {
 		case found && string(raw) == want:
 			return
 		case errIs(err, ErrNotFound):
-			if cas, err = createCASOnce(c.store, &anchor); err != nil {
+			if cas, err = c.table.createCAS(); err != nil { // kept for the table's own create-only writes
 				return
 			}
 		case err != nil:
