@@ -42,6 +42,7 @@ type streamFields struct {
 	sized     bool  // the body's content-length is within max_request_bytes: the host buffers it
 	reqSize   int   // a sized body's bytes buffered so far (its trailers end it)
 	late      bool  // the headers went upstream: the body is held instead (late decision)
+	lateCall  bool  // late, its body paused for a call of its own (Resolve)
 	aborts    bool  // a local answer ends an upstream request opened for the headers
 	aged      bool  // the answer sent holds cached content: its age counts in the SLO
 	body      Held  // an unsized request body, copied
@@ -238,15 +239,15 @@ func (s *Stream) Following() bool { return s.phase == phaseFollowing }
 // leader, or its headers held for its body or for a call's result) or the
 // answer (its headers held while it is judged, or while a batch is asked
 // for again whole). A host whose root callback
-// broke the stream resumes that side, failing it open. Not reported: a
-// request decided late whose body waits for a call of its own (its headers
-// went on, and the protocol does not keep whether a call is pending).
+// broke the stream resumes that side, failing it open. A request decided
+// late is paused only while its body waits for a call of its own (its
+// headers went on; Resolve notes the wait).
 func (s *Stream) Paused() (request, response bool) {
 	switch s.phase {
 	case phaseFollowing:
 		return true, false
 	case phaseRequest:
-		return !s.late, false
+		return !s.late || s.lateCall, false
 	case phaseBuffering:
 		return false, true
 	case phaseServed:
@@ -280,6 +281,7 @@ func (s *Stream) Resolve(v Verdict, dispatched bool) Verdict {
 		// A late request still deciding continues (its headers were let go)
 		// unless it waits for a call of its own (an L2 lookup, an
 		// embedding): then its body stays paused.
+		s.lateCall = s.phase == phaseRequest && s.late && dispatched
 		if s.phase == phaseForwarded || s.phase == phasePassThrough || (s.phase == phaseRequest && s.late && !dispatched) {
 			return Continue
 		}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,5 +202,33 @@ func TestRefetchBrokenInItsCallResultAnswersARetry(t *testing.T) {
 	}
 	if res := ex.Response(); res.Status != 502 {
 		t.Fatalf("client got %d (%s), want the batch's 502 asking for a retry", res.Status, res.Body)
+	}
+}
+
+// A request decided late (its headers went upstream at once) whose body
+// waits for a call of its own, its turn's embedding, was left with its
+// body paused when that call's result panicked: the protocol reported no
+// side paused, so the binding resumed nothing and the request waited for
+// Envoy's timeout (left alone at stop 71). It now goes on upstream.
+func TestLateRequestBrokenInItsCallResultGoesOnUpstream(t *testing.T) {
+	cfg := strings.Replace(semanticConfig, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "header_hold": "late",`, 1)
+	hs := crashHarnessWith(t, cfg, withWorkers(1), withHTTPCalls(), withEmbeddingsCluster(),
+		func(_ *harness, c *wasmhost.Config) { c.AllowOnHeadersStopIteration = false })
+	hs.holdCalls = true
+	req := chatRequest("What is the capital of France?")
+	req.Headers = append(req.Headers, [2]string{"x-modelcache-crash", "panic-in-call"})
+	ex := hs.h.StartExchange(0, req)
+	hs.h.Drain()
+	calls := hs.h.PendingHTTPCalls()
+	if len(calls) != 1 || ex.Done() || !ex.UpstreamContacted() {
+		t.Fatalf("setup: %d calls pending, done %v, headers upstream %v", len(calls), ex.Done(), ex.UpstreamContacted())
+	}
+	hs.answerCall(calls[0]) // its result panics
+	hs.h.Drain()
+	if p := hs.counter("modelcache.panics"); p != 1 {
+		t.Fatalf("panics: %d", p)
+	}
+	if !ex.Done() || ex.Response().Status != 200 {
+		t.Fatalf("a late request whose call's result panicked is left paused: %s", ex.State())
 	}
 }
