@@ -38,6 +38,7 @@ type Cache struct {
 	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
 	last        lastTenant                  // the last of them, checked first
 	refreshN    uint32                      // background refreshes started (lease owner ids)
+	layoutWas   string                      // the layout New replaced (noteLayout), or ""
 	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 
@@ -142,6 +143,7 @@ func (c *Cache) noteLayout() {
 		}
 		if err = c.store.Set(layoutKey, []byte(want), cas); err == nil {
 			if found {
+				c.layoutWas = string(raw)
 				_ = c.renewGenerations()
 			}
 			return
@@ -151,6 +153,11 @@ func (c *Cache) noteLayout() {
 		}
 	}
 }
+
+// LayoutReplaced is the table layout ("<buckets>x<ways>") the
+// configuration before this one had, when New found it different and so
+// started the cache empty; else "".
+func (c *Cache) LayoutReplaced() string { return c.layoutWas }
 
 // Config returns the configuration.
 func (c *Cache) Config() *Config { return c.cfg }

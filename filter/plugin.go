@@ -102,6 +102,10 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		NowMs: nowMs,
 		Rand:  rand.Uint64,
 	})
+	if was := p.cache.LayoutReplaced(); was != "" {
+		proxywasm.LogWarn("store layout changed from " + was + " to " + strconv.Itoa(cfg.Store.Buckets) + "x" + strconv.Itoa(cfg.Store.Ways) +
+			" (buckets x ways): the cache starts empty, every model in a new generation. Configurations that share a vm_id must use the same store.buckets and store.ways, or each start empties the other's cache")
+	}
 	p.stats = newStats(cfg)
 	for p.vmID == 0 {
 		p.vmID = rand.Uint64()

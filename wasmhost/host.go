@@ -20,6 +20,9 @@ type Config struct {
 	// VMID is the vm_id: the namespace of shared data and shared queues.
 	// Default "modelcache".
 	VMID string
+	// SharedData is in the vm_id's shared data before any VM starts, as
+	// an earlier configuration of the same process left it.
+	SharedData map[string][]byte
 	// RootID is the plugin's root_id (property plugin_root_id).
 	RootID string
 	// PluginName is the plugin's name (property plugin_name); default "modelcache".
@@ -178,6 +181,9 @@ func New(ctx context.Context, mod *Module, cfg Config) (*Host, error) {
 	}
 	for i := 0; i < cfg.Workers; i++ {
 		h.boxes[i] = &mailbox{}
+	}
+	for k, v := range cfg.SharedData {
+		h.shared.set(cfg.VMID, k, v, 0)
 	}
 
 	canary, err := h.startVM(canaryVM)
