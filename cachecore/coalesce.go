@@ -238,10 +238,28 @@ func (req *Request) tenantTag() uint64 {
 	return binary.LittleEndian.Uint64(req.tenant[:8])
 }
 
-// stillLed reports whether req's key is still led by a live leader.
-func (c *Cache) stillLed(req *Request) bool {
-	led, err := c.leases.Leading(req.LeaseFP(), c.nowMs())
-	return err == nil && led
+// stillLed reports whether req's key is still led by a live leader and,
+// when it is not, what its lease says of how the lead ended, for a
+// follower whose leader's wake-up has not come (Flight.Tick): a live
+// hit-for-miss mark, an answer that may not be stored
+// (OutcomeUncacheable); a lease held past its deadline, a leader whose VM
+// stopped renewing it (OutcomeAbandoned: no upstream failure); anything
+// else, unknown (OutcomeFailed, which the wake-up may still correct).
+func (c *Cache) stillLed(req *Request) (bool, Outcome) {
+	l, err := c.leases.Peek(req.LeaseFP())
+	if err != nil {
+		return false, OutcomeFailed
+	}
+	live := l.live(c.nowMs())
+	switch {
+	case live && l.State == LeaseHeld:
+		return true, 0
+	case live && l.State == LeaseHitForMiss:
+		return false, OutcomeUncacheable
+	case l.State == LeaseHeld:
+		return false, OutcomeAbandoned
+	}
+	return false, OutcomeFailed
 }
 
 // relookup looks the key up again, for a follower woken by its leader: the

@@ -298,16 +298,21 @@ func (f *Flight) Tick() []Action {
 		return f.actions()
 	}
 	c, req := f.c, f.req
-	switch {
-	case sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds():
+	if sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds() {
 		f.count(EvTimeout)
 		f.forward(true)
-	case !c.stillLed(req):
-		if f.awaitWake() {
+		return f.actions()
+	}
+	switch led, ended := c.stillLed(req); {
+	case !led:
+		// The lease says how the lead ended only when a mark or a lapsed
+		// lease is left; a failure leaves the lease free, and the wake-up
+		// carries its status.
+		if ended == OutcomeFailed && f.awaitWake() {
 			return f.actions()
 		}
 		f.count(EvTickWakeup)
-		f.wake(OutcomeFailed, 0)
+		f.wake(ended, 0)
 	default:
 		f.awaited = false // led again: the next leader's end may be waited for
 		followed := f.followed
