@@ -316,8 +316,13 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	if r.Kind.spec().perItem {
 		p.perItemPolicy(path, v, r)
 	}
-	if len(r.KeyFields) > 0 && r.ignoreSet && (v.Get("key_fields").Exists() || v.Get("ignore_fields").Exists()) {
+	// A route's own list replaces the other kind of list it inherits from
+	// defaults; written both on the route, they contradict each other.
+	switch ownKeys, ownIgnore := v.Get("key_fields").Exists(), v.Get("ignore_fields").Exists(); {
+	case ownKeys && ownIgnore && len(r.KeyFields) > 0 && r.ignoreSet:
 		p.fail(path, "key_fields and ignore_fields exclude each other")
+	case ownIgnore && !ownKeys:
+		r.KeyFields = nil
 	}
 	if len(r.KeyFields) > 0 {
 		r.IgnoreFields = nil // an allowlist replaces the kind's ignore list

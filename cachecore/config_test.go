@@ -454,11 +454,6 @@ func TestParseConfigInvalid(t *testing.T) {
 			want: []string{"key_fields and ignore_fields exclude each other"},
 		},
 		{
-			name: "key_fields in defaults and ignore_fields in a route",
-			cfg:  `{"defaults":{"key_fields":["model","messages"]},"routes":[{"name":"a","kind":"chat","path_prefix":"/a","ignore_fields":["user"]}]}`,
-			want: []string{"key_fields and ignore_fields exclude each other"},
-		},
-		{
 			name: "every error is reported, not just the first",
 			cfg: `{"store":{"ways":0},"routes":[{"name":"a","kind":"chat","path_prefix":"/a","ttl":"x"},
 			       {"name":"b","kind":"nope","path_prefix":"/b"},{"name":"c","kind":"json","path_exact":"c"}]}`,
