@@ -72,9 +72,12 @@ func (p *parser) str(path string, v gjson.Result) string {
 	return v.Str
 }
 
-// token is a string usable in stat names and Cache-Status: [A-Za-z0-9_-].
 // maxRoutes bounds a configuration's routes.
 const maxRoutes = 1024
+
+// maxRouteName bounds a route's name, which names its shared-data keys
+// (the SLO window, the shadow limiter) and its stats.
+const maxRouteName = 64
 
 // printable is str for a value that goes into a header or names a
 // cluster (what: how the error says so): printable ASCII, no space or
@@ -107,6 +110,7 @@ func isTokenChar(c rune) bool {
 	return c < 0x7f && c > ' ' && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
 }
 
+// token is a string usable in stat names and Cache-Status: [A-Za-z0-9_-].
 func (p *parser) token(path string, v gjson.Result) string {
 	s := p.str(path, v)
 	if s == "" {

@@ -273,6 +273,11 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		switch key {
 		case "name":
 			r.Name = p.token(sub, val)
+			if len(r.Name) > maxRouteName {
+				// It names the route's keys in shared data and its stats:
+				// the memory bound counts it at this length.
+				p.fail(sub, "is %d bytes; at most %d", len(r.Name), maxRouteName)
+			}
 			if r.Name == VMStatsSegment {
 				p.fail(sub, "%q is reserved: the process-wide stats modelcache.%s.* would be read as the route's", r.Name, r.Name)
 			}
