@@ -165,6 +165,11 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				}
 			case "paths":
 				sh.Paths = p.strList(sub, val)
+				if val.IsArray() && len(sh.Paths) == 0 {
+					// Nothing would be compared but the whole answer,
+					// whose ids and times differ on every call.
+					p.fail(sub, "must name at least one path; leave it out for the kind's default")
+				}
 				for i, sp := range sh.Paths {
 					if !gjsonPathOK(sp) {
 						p.fail(fmt.Sprintf("%s[%d]", sub, i), "is not a usable gjson path: %q", sp)
