@@ -92,10 +92,13 @@ var kinds = []*kindSpec{
 		kind:          KindEmbeddings,
 		ignoreFields:  []string{"user"},
 		shadowCompare: "cosine",
-		formKeyed:     []string{"encoding_format", "dimensions"},
-		perItem:       true,
-		parse:         (*Cache).parseEmbeddings,
-		admit:         checkEmbeddingsData,
+		// input: each item has its own key; the request's (its lease,
+		// identical whole batches coalescing) holds them all, whatever
+		// key_fields says.
+		formKeyed: []string{"input", "encoding_format", "dimensions"},
+		perItem:   true,
+		parse:     (*Cache).parseEmbeddings,
+		admit:     checkEmbeddingsData,
 	},
 	{
 		kind:          KindClassify,
