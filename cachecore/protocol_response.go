@@ -55,11 +55,13 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		}
 		return Refused, append([]Action{note}, f.refuse(st.Reason)...)
 	}
-	if st.Result.VersionChanged && req.rewritten() {
+	if st.Result.VersionChanged && req.rewritten() && req.batch.hits > 0 {
 		// The missing items' answer reports a version other than the one
 		// the cached items were stored under: stored, it retired them, and
 		// merged with them it would mix two models' vectors. The whole
-		// batch is asked for again.
+		// batch is asked for again. (A batch rewritten only to send each
+		// repeated item once has no cached item to mix: its answer is
+		// stored and spread over the repeats.)
 		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
 		return Refetching, append([]Action{note}, f.Refetch(ReasonInvalidated, reqHeaders)...)
 	}
