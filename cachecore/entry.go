@@ -27,7 +27,13 @@ type Entry struct {
 const (
 	// FlagSSE marks a body that is a recorded text/event-stream.
 	FlagSSE uint8 = 1 << iota
+	// FlagDemoted marks an answer a near hit's shadow comparison
+	// contradicted: never a near match again (Table.markEntry).
+	FlagDemoted
 )
+
+// entryFlagsAt is the offset of an encoded entry's flags.
+const entryFlagsAt = 3
 
 // Entry wire format, version 1 (little-endian):
 //

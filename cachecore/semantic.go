@@ -456,7 +456,7 @@ func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 		key := candidateKey(req, q, cand.raw)
 		fp := c.fingerprint(key)
 		found, err := c.table.lookupInto(fp, key, now, &req.entry, nil)
-		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh {
+		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh || req.entry.Flags&FlagDemoted != 0 {
 			continue
 		}
 		conf := c.semConfirmState(fp).of(req.entry.StoredAt)

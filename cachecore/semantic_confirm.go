@@ -22,7 +22,9 @@ import (
 // A demotion keeps its slot until its entry is dead (until: the entry's
 // stale-until): no other answer's record replaces it before, so asking
 // many questions cannot wash a demotion out; an answer that finds its
-// slot so held stays unconfirmed.
+// slot so held stays unconfirmed. A demotion also marks the entry itself
+// (FlagDemoted, which a near match reads): one whose slot another
+// demotion holds is not lost.
 
 type semConfirm struct {
 	hits      uint32
@@ -158,14 +160,18 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 			return nil
 		}
 		fp := c.fingerprint(req.sem.entryKey)
-		until := req.Entry.StaleUntil
-		if c.semUpdate(fp, req.Entry.StoredAt, func(st *semConfirm) bool {
+		until, at := req.Entry.StaleUntil, req.Entry.StoredAt
+		recorded := c.semUpdate(fp, at, func(st *semConfirm) bool {
 			if st.demoted {
 				return false
 			}
 			st.demoted, st.until = true, until
 			return true
-		}) {
+		})
+		// The record's slot may be another answer's demotion, which it
+		// cannot replace: the entry itself carries the demotion too, for
+		// as long as that answer lives.
+		if marked, _ := c.table.markEntry(fp, req.sem.entryKey, at, FlagDemoted); marked || recorded {
 			return []Action{{Kind: ActCount, Event: EvSemanticDemoted, Route: req.Route}}
 		}
 		return nil

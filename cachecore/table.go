@@ -357,6 +357,48 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 	return false, nil
 }
 
+// markEntry sets flag on the copies of key's answer stored at storedAt
+// (its preferred way, and the ways the index lists it in), each written
+// back under the CAS it was read with: a copy stored again meanwhile is
+// another answer and keeps its flags. It reports whether it set the flag
+// on a copy that lacked it. Rare (a demotion): it reads the index and
+// copies whole.
+func (t *Table) markEntry(fp uint64, key []byte, storedAt int64, flag uint8) (bool, error) {
+	b := t.bucketOf(fp)
+	pw := t.preferredWay(fp)
+	if _, _, err := t.readIndex(b); err != nil {
+		return false, err
+	}
+	marked := false
+	var e Entry
+	for w, s := range t.idx {
+		if w != pw && s.fp != fp {
+			continue
+		}
+		raw, cas, err := t.store.Get(t.entryKey(b, w))
+		if errIs(err, ErrNotFound) || err == nil && len(raw) == 0 {
+			continue
+		}
+		if err != nil {
+			return marked, err
+		}
+		if e.decode(raw) != nil || !equalKeys(e.Key, key) || e.StoredAt != storedAt {
+			continue
+		}
+		if raw[entryFlagsAt]&flag != 0 {
+			continue
+		}
+		out := append([]byte(nil), raw...)
+		out[entryFlagsAt] |= flag
+		if err := t.store.Set(t.entryKey(b, w), out, cas); err == nil {
+			marked = true
+		} else if !errIs(err, ErrCasMismatch) {
+			return marked, err
+		}
+	}
+	return marked, nil
+}
+
 // listedPastStale is lookupInto for a key whose preferred way pw holds a
 // stale copy, read into dst: a copy the index lists in another way is the
 // one its last store wrote, and is returned instead. Two stores racing on
