@@ -25,7 +25,10 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	// when it starts): a request that sends no Cache-Control or Pragma,
 	// the rule, runs neither check of its directives.
 	if route.HonorCacheCtl {
-		if cc, pragma := requestDirectives(headers); cc != "" || pragma != "" {
+		if cc, pragma := directiveLines(headers); cc != "" || pragma != "" {
+			if cc == manyLines {
+				cc, pragma = joinDirectives(headers)
+			}
 			req.readDirectives(cc, pragma)
 			if req.CC.NoStore {
 				return req.bypass(ReasonRequestNoStore)
@@ -262,18 +265,30 @@ func Header(h [][2]string, name string) (string, bool) {
 //go:noinline
 func header(h [][2]string, name string) (string, bool) { return Header(h, name) }
 
-// requestDirectives returns a request's Cache-Control and Pragma in one
-// pass over its headers, each line of either joined to the ones before
-// with a comma, as the one value they are (RFC 9110, 5.3): a directive on
-// a later line counts as much as on the first. One line is returned as
-// is, without a copy.
+// requestDirectives returns a request's Cache-Control and Pragma, each
+// line of either joined to the ones before with a comma, as the one value
+// they are (RFC 9110, 5.3): a directive on a later line counts as much as
+// on the first. Begin runs its two steps itself (directiveLines inlined).
 func requestDirectives(h [][2]string) (cc, pragma string) {
+	if cc, pragma = directiveLines(h); cc == manyLines {
+		return joinDirectives(h)
+	}
+	return cc, pragma
+}
+
+// directiveLines is requestDirectives in one pass over the headers while
+// each header has one line, returned as is, without a copy. At a second
+// line of either it returns manyLines, and the caller joins every line
+// once (joinDirectives), where joining each to the ones before copied them
+// all again: a purge replaying thousands of lines did quadratic work
+// (review Z7, stop 72).
+func directiveLines(h [][2]string) (cc, pragma string) {
 	for i := range h {
 		kv := &h[i]
 		// cache-control's first letter is checked before its name:
 		// under wasm a compare of more than 6 bytes is a call, and
 		// "authorization", the identity header most requests send, has
-		// cache-control's length. One joinLine, through v, keeps this
+		// cache-control's length. One store, through v, keeps this
 		// function within the inliner's budget (Begin calls it inlined).
 		v := &cc
 		if n := kv[0]; n == "pragma" {
@@ -281,16 +296,43 @@ func requestDirectives(h [][2]string) (cc, pragma string) {
 		} else if len(n) != len("cache-control") || n[0] != 'c' || n != "cache-control" {
 			continue
 		}
-		*v = joinLine(*v, kv[1])
+		if *v != "" {
+			return manyLines, ""
+		}
+		*v = kv[1]
 	}
 	return cc, pragma
 }
 
-func joinLine(v, line string) string {
-	if v == "" {
-		return line
+// manyLines is directiveLines' Cache-Control when a request repeats
+// either header. A NUL is in no header value Envoy passes; one a purge
+// replays, on a line of its own, is joined to itself by joinDirectives.
+const manyLines = "\x00"
+
+// joinDirectives is requestDirectives for headers that repeat either:
+// every line of each appended once. Out of line: a request sends one.
+//
+//go:noinline
+func joinDirectives(h [][2]string) (cc, pragma string) {
+	var c, p []byte
+	for i := range h {
+		switch kv := &h[i]; kv[0] {
+		case "cache-control":
+			c = appendLine(c, kv[1])
+		case "pragma":
+			p = appendLine(p, kv[1])
+		}
 	}
-	return v + ", " + line
+	return string(c), string(p)
+}
+
+// appendLine appends line to a header's joined value b: after a comma
+// unless b is empty, as the lines of one header join.
+func appendLine(b []byte, line string) []byte {
+	if len(b) > 0 {
+		b = append(b, ", "...)
+	}
+	return append(b, line...)
 }
 
 // readTenant keys req under the first of its route's identity headers
