@@ -385,13 +385,18 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	b.params = params
 	// Identical items: by a hash of the canonical form, confirmed byte
 	// for byte, in an open-addressing table at most half full (a reused
-	// slice: no map's hashing and growth per item).
+	// slice: no map's hashing and growth per item). The hash is XXH64's
+	// with no key, whose collisions a client can choose: past a few
+	// probes an item on average, the batch is sorted out again by a map,
+	// whose hash is seeded per process (review Z7, stop 72).
 	size := 1 << bits.Len(uint(2*len(b.items)-1))
 	seen := reuse(b.seen, size)[:size]
 	clear(seen)
 	b.seen = seen
 	mask := uint64(size - 1)
 	b.distinct = reuse(b.distinct, len(b.items))
+	probes := 0
+items:
 	for i := range b.items {
 		it := &b.items[i]
 		h := Hash64(it.canon, 0)
@@ -405,6 +410,10 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 			if sl.h == h && bytes.Equal(b.items[sl.at-1].canon, it.canon) {
 				it.first = int(sl.at - 1)
 				break
+			}
+			if probes++; probes > maxDedupProbes(len(b.items)) {
+				b.dedupByMap()
+				break items
 			}
 		}
 		if it.first == i {
@@ -420,6 +429,30 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	}
 	req.batch = b
 	return ReasonNone
+}
+
+// maxDedupProbes bounds the collisions parseEmbeddings' table of
+// identical items meets for a batch of n: in a table at most half full,
+// items chosen at random meet about one each.
+func maxDedupProbes(n int) int { return 8*n + 64 }
+
+// dedupByMap finds the batch's identical items with a map, for a batch
+// whose items collide in the table parseEmbeddings keeps.
+//
+//go:noinline
+func (b *embBatch) dedupByMap() {
+	firsts := make(map[string]int, len(b.items))
+	b.distinct = b.distinct[:0]
+	for i := range b.items {
+		it := &b.items[i]
+		first, ok := firsts[string(it.canon)]
+		if !ok {
+			first = i
+			firsts[string(it.canon)] = i
+			b.distinct = append(b.distinct, i)
+		}
+		it.first = first
+	}
 }
 
 // maxBatchKeyPrefixBytes bounds the key prefixes of one batch's distinct
