@@ -26,10 +26,16 @@ type rerankRequest struct {
 	hasText []bool
 }
 
+// maxRerankDocuments bounds the documents of a request parseRerank keeps
+// (each one's text, for the answer's check): a request of more passes
+// uncached.
+const maxRerankDocuments = 4096
+
 // parseRerank reads documents and top_n from a keyed request body. A
 // request whose documents are not an array, or whose top_n is not a
 // non-negative integer, is bypassed: no answer to it could be checked.
 // top_n 0 asks for every document (vLLM); so does a null or absent one.
+// A request of more than maxRerankDocuments documents is bypassed too.
 func parseRerank(_ *Cache, req *Request, body []byte) Reason {
 	doc := gjson.ParseBytes(body)
 	docs, n := soleMember(doc, "documents")
@@ -38,12 +44,17 @@ func parseRerank(_ *Cache, req *Request, body []byte) Reason {
 	}
 	rr := &rerankRequest{}
 	docs.ForEach(func(_, d gjson.Result) bool {
-		rr.docs++
+		if rr.docs++; rr.docs > maxRerankDocuments {
+			return false
+		}
 		t, ok := documentText(d)
 		rr.texts = append(rr.texts, t)
 		rr.hasText = append(rr.hasText, ok)
 		return true
 	})
+	if rr.docs > maxRerankDocuments {
+		return ReasonRerankInput
+	}
 	rr.want = rr.docs
 	if top, n := soleMember(doc, "top_n"); n > 0 && top.Type != gjson.Null {
 		if n != 1 || !isInteger(top) || top.Num < 0 {
