@@ -245,21 +245,22 @@ func (req *Request) tenantTag() uint64 {
 // (OutcomeUncacheable); a lease held past its deadline, a leader whose VM
 // stopped renewing it (OutcomeAbandoned: no upstream failure); anything
 // else, unknown (OutcomeFailed, which the wake-up may still correct).
-func (c *Cache) stillLed(req *Request) (bool, Outcome) {
+// A lease still held reports its deadline.
+func (c *Cache) stillLed(req *Request) (_ bool, _ Outcome, until int64) {
 	l, err := c.leases.Peek(req.LeaseFP())
 	if err != nil {
-		return false, OutcomeFailed
+		return false, OutcomeFailed, 0
 	}
 	live := l.live(c.nowMs())
 	switch {
 	case live && l.State == LeaseHeld:
-		return true, 0
+		return true, 0, l.Deadline
 	case live && l.State == LeaseHitForMiss:
-		return false, OutcomeUncacheable
+		return false, OutcomeUncacheable, 0
 	case l.State == LeaseHeld:
-		return false, OutcomeAbandoned
+		return false, OutcomeAbandoned, 0
 	}
-	return false, OutcomeFailed
+	return false, OutcomeFailed, 0
 }
 
 // relookup looks the key up again, for a follower woken by its leader: the

@@ -95,3 +95,62 @@ func TestFollowerWhoseWakeUpIsLostAfterANoStoreAnswerGoesUpstream(t *testing.T) 
 		t.Fatalf("%d upstream requests after the ticks, want the follower's", n)
 	}
 }
+
+// Review Z8 (stop 72, a hole in b4de777): a follower's tick reads how its
+// leader's lead ended from the lease, and a lease held past its deadline
+// (a gone leader) leads with no failure counted. But any write of the
+// lease slot drops dead leases (copyLive), so once another key that
+// shares the slot led, the lapsed lease was gone and the tick read a free
+// lease: "a failure, unknown", and the follower with max_retries 0
+// answered 502 leader-failed for a leader that never answered. The tick
+// now keeps the deadline it last saw (Flight.followedUntil).
+func TestFollowerOfALeaderWhoseLapsedLeaseWasDroppedLeadsCountingNoFailure(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
+	cfg = strings.Replace(cfg, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "store": {"lease_slots": 1},`, 1)
+	hs := newHarness(t, cfg, withWorkers(3))
+	hs.holdUpstream()
+	hs.h.StartExchange(0, chatRequest("gone leader")) // worker 0 leads, then its VM never runs again
+	hs.h.Drain()
+	if len(hs.h.PendingUpstream()) != 1 {
+		t.Fatalf("setup: %d upstream", len(hs.h.PendingUpstream()))
+	}
+	hs.clock.Advance(2 * time.Second)
+	follower := hs.h.StartExchange(1, chatRequest("gone leader"))
+	hs.h.Drain()
+	if follower.Done() || len(hs.h.PendingUpstream()) != 1 {
+		t.Fatalf("setup: the second request does not follow")
+	}
+	// Worker 1 ticks until just before the leader's lease ends (10 s).
+	for i := 0; i < 79; i++ {
+		hs.clock.Advance(100 * time.Millisecond)
+		hs.h.Tick(1)
+		hs.h.Drain()
+		if follower.Done() {
+			t.Fatalf("setup: follower done before the lease lapsed: %d", follower.Response().Status)
+		}
+	}
+	// The lease lapses; another key (the only lease slot) leads on worker 2.
+	hs.clock.Advance(200 * time.Millisecond)
+	other := hs.h.StartExchange(2, chatRequest("another question"))
+	hs.h.Drain()
+	if other.Done() || len(hs.h.PendingUpstream()) != 2 {
+		t.Fatalf("setup: the other key does not lead (%d upstream)", len(hs.h.PendingUpstream()))
+	}
+	for i := 0; i < 15; i++ {
+		hs.clock.Advance(100 * time.Millisecond)
+		hs.h.Tick(1)
+		hs.h.Drain()
+		if follower.Done() {
+			break
+		}
+	}
+	if follower.Done() {
+		r := follower.Response()
+		t.Fatalf("follower of a gone leader answered %d %q, body %.120s (coalesce.leader_failures=%d requests.leader_failed=%d)",
+			r.Status, hdr(r, "cache-status"), r.Body,
+			hs.counter("modelcache.chat.coalesce.leader_failures"), hs.counter("modelcache.chat.requests.leader_failed"))
+	}
+	if n := len(hs.h.PendingUpstream()); n != 3 {
+		t.Fatalf("%d upstream requests pending after the gone leader's lease expired, want 3 (the follower leads)", n)
+	}
+}
