@@ -245,22 +245,21 @@ func (req *Request) tenantTag() uint64 {
 // (OutcomeUncacheable); a lease held past its deadline, a leader whose VM
 // stopped renewing it (OutcomeAbandoned: no upstream failure); anything
 // else, unknown (OutcomeFailed, which the wake-up may still correct).
-// A lease still held reports its deadline.
-func (c *Cache) stillLed(req *Request) (_ bool, _ Outcome, until int64) {
+func (c *Cache) stillLed(req *Request) (bool, Outcome) {
 	l, err := c.leases.Peek(req.LeaseFP())
 	if err != nil {
-		return false, OutcomeFailed, 0
+		return false, OutcomeFailed
 	}
 	live := l.live(c.nowMs())
 	switch {
 	case live && l.State == LeaseHeld:
-		return true, 0, l.Deadline
+		return true, 0
 	case live && l.State == LeaseHitForMiss:
-		return false, OutcomeUncacheable, 0
+		return false, OutcomeUncacheable
 	case l.State == LeaseHeld:
-		return false, OutcomeAbandoned, 0
+		return false, OutcomeAbandoned
 	}
-	return false, OutcomeFailed, 0
+	return false, OutcomeFailed
 }
 
 // relookup looks the key up again, for a follower woken by its leader: the

@@ -27,9 +27,6 @@ type Flight struct {
 	waitSince int64 // ms, when it started following
 	// leaseEnd: ms, the deadline a leader's lease was last given (KeepLease).
 	leaseEnd int64
-	// followedUntil: ms, the deadline of the lease a tick last found
-	// leading the key (Tick): past it, a lease found free lapsed.
-	followedUntil int64
 	// awaited: a tick found the key unled and waited one tick for the
 	// leader's wake-up (Tick).
 	awaited bool
@@ -306,23 +303,17 @@ func (f *Flight) Tick() []Action {
 		f.forward(true)
 		return f.actions()
 	}
-	switch led, ended, until := c.stillLed(req); {
+	switch led, ended := c.stillLed(req); {
 	case !led:
 		// The lease says how the lead ended only when a mark or a lapsed
 		// lease is left; a failure leaves the lease free, and the wake-up
-		// carries its status. A lapsed lease may be gone too, dropped by
-		// a write of its slot for another key: one found free past the
-		// deadline last seen lapsed, as no leader releases after it.
-		if ended == OutcomeFailed && f.followedUntil != 0 && c.nowMs() >= f.followedUntil {
-			ended = OutcomeAbandoned
-		}
+		// carries its status.
 		if ended == OutcomeFailed && f.awaitWake() {
 			return f.actions()
 		}
 		f.count(EvTickWakeup)
 		f.wake(ended, 0)
 	default:
-		f.followedUntil = until
 		f.awaited = false // led again: the next leader's end may be waited for
 		followed := f.followed
 		switch f.join() {
