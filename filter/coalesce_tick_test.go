@@ -95,3 +95,72 @@ func TestFollowerWhoseWakeUpIsLostAfterANoStoreAnswerGoesUpstream(t *testing.T) 
 		t.Fatalf("%d upstream requests after the ticks, want the follower's", n)
 	}
 }
+
+// Review Z10 (stop 72) showed a mend of review Z8 wrong: a follower's tick
+// kept the deadline of the lease it last saw held and took a lease found
+// free past it for a lapsed one (no failure). But a live leader extends its
+// lease (KeepLease) on its own VM's tick, which another worker's follower
+// need not see before the leader ends: a leader that extended just before
+// the deadline the follower saw, then failed (503) just after it, with its
+// wake-up lost, was taken for a gone leader, and the follower made a second
+// upstream call that max_retries 0 forbids. The mend is reverted (RATIONALE:
+// a free lease cannot say which it was). With on_retries_exhausted "fail"
+// the follower answers the failure (README: a lost wake-up costs at most
+// twice tick_period for a follower whose max_retries are used up).
+func TestFollowerOfALeaderThatExtendedItsLeaseThenFailedCountsTheFailure(t *testing.T) {
+	cfg := strings.Replace(coalesceConfig, `"max_retries": 2`, `"max_retries": 0`, 1)
+	var faults faultPlan
+	hs := newHarness(t, cfg, withWorkers(2), withFaults(&faults))
+	hs.holdUpstream()
+	leader := hs.h.StartExchange(0, chatRequest("extended then failed")) // lease until 10 s
+	hs.h.Drain()
+	if len(hs.h.PendingUpstream()) != 1 {
+		t.Fatalf("setup: %d upstream", len(hs.h.PendingUpstream()))
+	}
+	hs.clock.Advance(2 * time.Second)
+	follower := hs.h.StartExchange(1, chatRequest("extended then failed"))
+	hs.h.Drain()
+	if follower.Done() || len(hs.h.PendingUpstream()) != 1 {
+		t.Fatalf("setup: the second request does not follow")
+	}
+	// The follower's worker ticks every 100 ms up to 9.9 s: it sees the
+	// lease held until 10 s.
+	for i := 0; i < 79; i++ {
+		hs.clock.Advance(100 * time.Millisecond)
+		hs.h.Tick(1)
+		hs.h.Drain()
+		if follower.Done() {
+			t.Fatalf("setup: follower done early: %d", follower.Response().Status)
+		}
+	}
+	// The leader's VM ticks at 9.95 s: alive, it extends its lease to 19.95 s.
+	hs.clock.Advance(50 * time.Millisecond)
+	hs.h.Tick(0)
+	hs.h.Drain()
+	// At 10.0 s its upstream answers 503; its wake-up is lost.
+	hs.clock.Advance(50 * time.Millisecond)
+	faults.set(func(c wasmhost.HostCall) (wasmhost.Status, bool) {
+		return wasmhost.StatusBadArgument, c.Name == "proxy_enqueue_shared_queue"
+	})
+	hs.onlyUpstream().Respond(503, [][2]string{{"content-type", "application/json"}},
+		[]byte(`{"error":{"message":"overloaded"}}`))
+	hs.h.Drain()
+	faults.set(nil)
+	if !leader.Done() || leader.Response().Status != 503 || faults.failed() == 0 {
+		t.Fatalf("setup: leader %s, enqueues failed %d", leader.State(), faults.failed())
+	}
+	for i := 0; i < 3 && !follower.Done() && len(hs.h.PendingUpstream()) == 0; i++ {
+		hs.clock.Advance(100 * time.Millisecond)
+		hs.h.Tick(1)
+		hs.h.Drain()
+	}
+	if n := len(hs.h.PendingUpstream()); n != 0 {
+		t.Fatalf("the follower of a leader that failed (503) went upstream itself (%d upstream pending), "+
+			"though max_retries is 0 (coalesce.leader_failures=%d requests.leader_failed=%d)",
+			n, hs.counter("modelcache.chat.coalesce.leader_failures"), hs.counter("modelcache.chat.requests.leader_failed"))
+	}
+	// Its wake-up lost, the leader's status is unknown: 502 leader-failed.
+	if !follower.Done() || follower.Response().Status != 502 || hs.counter("modelcache.chat.requests.leader_failed") != 1 {
+		t.Fatalf("follower: done %v, want answered 502 leader-failed", follower.Done())
+	}
+}
