@@ -41,8 +41,9 @@ type kindSpec struct {
 	question []string
 	// formKeyed: top-level request fields that change the answer's form
 	// (a stream's usage chunk, how many choices or results, log
-	// probabilities, a vector's encoding and length): keyed whatever
-	// key_fields and ignore_fields say, as "stream" is.
+	// probabilities, the prompt's own tokens, a vector's encoding and
+	// length): keyed whatever key_fields and ignore_fields say, as
+	// "stream" is.
 	formKeyed []string
 	// streams: the kind's answers may be SSE streams the cache records
 	// and replays (and assembles to judge them).
@@ -72,7 +73,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
-		formKeyed:     []string{"stream_options", "n", "logprobs", "top_logprobs"},
+		formKeyed:     []string{"stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids"},
 		streams:       true,
 		admit:         checkCompletion,
 	},
@@ -83,7 +84,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.text"},
-		formKeyed:     []string{"stream_options", "n", "best_of", "logprobs", "echo"},
+		formKeyed:     []string{"stream_options", "n", "best_of", "logprobs", "echo", "prompt_logprobs", "return_token_ids"},
 		streams:       true,
 		textChoices:   true,
 		admit:         checkCompletion,
