@@ -390,6 +390,7 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
 	}
+	r.indexOneOf()
 	return r, len(p.errs) == before
 }
 

@@ -231,6 +231,13 @@ type Rule struct {
 	Max      *float64
 	MinItems *int
 	MaxItems *int
+
+	// oneOf: one_of's scalar values by scalarKey, and its arrays and
+	// objects (indexOneOf): an answer's value is looked up, not compared
+	// with every value.
+	oneOf     map[string]bool
+	oneOfComp []gjson.Result
+	indexed   bool
 }
 
 // Defaults applied when the configuration leaves a field out.
