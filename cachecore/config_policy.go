@@ -389,9 +389,17 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
+	case lengthPath(r.Path) && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number"):
+		p.fail(path, "a path ending in # is the array's length, a number: bound it with min and max, or give the array's path without #")
 	}
 	r.indexOneOf()
 	return r, len(p.errs) == before
+}
+
+// lengthPath reports whether a gjson path ends in a bare '#' segment,
+// which reads its array's length.
+func lengthPath(path string) bool {
+	return path == "#" || strings.HasSuffix(path, ".#") && !strings.HasSuffix(path, `\.#`)
 }
 
 // gjsonPath reads a gjson path of the configuration (gjsonPathOK).
