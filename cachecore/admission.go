@@ -333,7 +333,7 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 		}
 		a.TTL = 0
 		for _, t := range r.Confidence.Tiers {
-			if score.Num >= t.Min {
+			if t.atLeast(score) {
 				a.TTL = t.TTL
 				break
 			}
@@ -657,6 +657,68 @@ func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
 		return ok
 	})
 	return ok
+}
+
+// atLeast reports whether score is at least the tier's min, exactly: a
+// score whose float64 is the min's is compared by its digits with the
+// min's shortest decimal (as a configuration writes it), so
+// 0.59999999999999999999 is below 0.6 (review Z12, stop 72). Rounding to
+// float64 keeps order otherwise.
+func (t *Tier) atLeast(score gjson.Result) bool {
+	if score.Num != t.Min {
+		return score.Num > t.Min
+	}
+	s, okS := decimalOf(score.Raw)
+	m, okM := decimalOf(strconv.FormatFloat(t.Min, 'g', -1, 64))
+	return !okS || !okM || compareDecimal(s, m) >= 0
+}
+
+// compareDecimal orders two decimals by value: -1, 0 or 1.
+func compareDecimal(a, b decimal) int {
+	za, zb := a.digits == "", b.digits == ""
+	switch {
+	case za && zb:
+		return 0
+	case za:
+		if b.neg {
+			return 1
+		}
+		return -1
+	case zb:
+		if a.neg {
+			return -1
+		}
+		return 1
+	case a.neg != b.neg:
+		if a.neg {
+			return -1
+		}
+		return 1
+	}
+	c := compareMagnitude(a, b)
+	if a.neg {
+		return -c
+	}
+	return c
+}
+
+// compareMagnitude orders two non-zero decimals by absolute value: by the
+// power of ten of their first digit, then digit by digit (neither has
+// trailing zeros, so the longer of two equal prefixes is larger).
+func compareMagnitude(a, b decimal) int {
+	ea, eb := a.exp+int64(len(a.digits)), b.exp+int64(len(b.digits))
+	switch {
+	case ea != eb:
+		if ea < eb {
+			return -1
+		}
+		return 1
+	case a.digits < b.digits:
+		return -1
+	case a.digits > b.digits:
+		return 1
+	}
+	return 0
 }
 
 // sameNumber reports whether two JSON numbers have the same value, exactly:
