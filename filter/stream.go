@@ -326,7 +326,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	path, _ := cachecore.Header(hs, ":path")
 	c := p.cache
 	if c.IsPurge(method, path) {
-		return s.startPurge(hs, endOfStream)
+		return s.startPurge(method, hs, endOfStream)
 	}
 	route := p.cfg.MatchRoute(method, path)
 	if route == nil {
@@ -342,10 +342,16 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 // its code would otherwise sit among the lines every request runs.
 //
 //go:noinline
-func (s *stream) startPurge(hs [][2]string, endOfStream bool) types.Action {
+func (s *stream) startPurge(method string, hs [][2]string, endOfStream bool) types.Action {
 	s.purge = true
 	s.authority, _ = cachecore.Header(hs, ":authority")
 	switch {
+	case method != "POST":
+		// Answered here whatever it carries: passed on, it would take
+		// the token upstream.
+		s.purgeLate = false
+		_ = proxywasm.SendHttpResponse(405, [][2]string{{"content-type", "application/json"}, {"allow", "POST"}},
+			[]byte(`{"error":"the purge API takes POST"}`), -1)
 	case !s.p.cache.PurgeAuthorized(hs):
 		s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
 	case endOfStream:
