@@ -240,6 +240,10 @@ type requestState struct {
 	// answer it stores was asked for since then, and a purge of its key
 	// made after it refuses the store (Table.Remove's tombstone).
 	lookedAt int64
+	// lookedAs: the key's fingerprint at that look, once the key was
+	// built again under another model state (rebuildKey): a store under
+	// the new key checks the purges of that one too (purgedAsLooked).
+	lookedAs lookedKey
 
 	batch *embBatch // embeddings routes: the per-item view
 	// kindView is what the route kind's parse read from the request for

@@ -673,6 +673,11 @@ func (c *Cache) rebuildKey(req *Request) {
 	if k == nil {
 		k = keyingOfOther(req.Route)
 	}
+	if req.lookedAt != 0 && req.lookedAs.at != req.lookedAt {
+		// The first rebuild since the request's last look: the key it
+		// looked up, which a purge by replay made meanwhile names.
+		req.lookedAs = lookedKey{req.FP, req.lookedAt}
+	}
 	c.buildKey(req, k)
 }
 

@@ -79,6 +79,10 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	if cap(enc) <= maxSpareBuffer {
 		c.encBuf = enc
 	}
+	if c.purgedAsLooked(req, now) {
+		res.Reason = ReasonInvalidated
+		return res
+	}
 	ins, err := c.table.InsertSince(req.FP, TenantTag(req.tenant), e.StaleUntil, enc, now, req.lookedAt)
 	if err != nil {
 		res.Reason = storeErrReason(err)
@@ -177,6 +181,27 @@ func (c *Cache) storedHeaders(req *Request, headers [][2]string) [][2]string {
 		}
 	}
 	return out
+}
+
+// lookedKey is a key's fingerprint as a request looked it up, at (ms).
+type lookedKey struct {
+	fp uint64
+	at int64
+}
+
+// purgedAsLooked reports whether a purge of the key req looked up, made
+// after its look, left its tombstone, where req's key has been built again
+// since under another model state (a version its answer reported first or
+// anew, a generation a shadow invalidation moved to): InsertSince checks
+// the new key only, and the answer asked for before the purge would be
+// stored past it (review Z14, stop 72). A read of the index only then.
+func (c *Cache) purgedAsLooked(req *Request, now int64) bool {
+	l := req.lookedAs
+	if l.at == 0 || l.at != req.lookedAt || l.fp == req.FP {
+		return false
+	}
+	purged, err := c.table.purgedSince(l.fp, l.at, now)
+	return purged || err != nil
 }
 
 // staleWindow is how long past its TTL an entry stays useful.

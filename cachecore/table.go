@@ -698,6 +698,21 @@ func (t *Table) purgedAfter(w int, fp uint64, since, now int64) bool {
 	return s.tag == purgedTag && s.fp == fp && at > since && at-now <= clockSkewMs
 }
 
+// purgedSince reports whether fp's bucket holds a tombstone of a purge of
+// fp made after since (purgedAfter), for a store under another key of
+// the answer asked for under fp (Cache.purgedAsLooked).
+func (t *Table) purgedSince(fp uint64, since, now int64) (bool, error) {
+	if _, _, err := t.readIndex(t.bucketOf(fp)); err != nil {
+		return false, err
+	}
+	for w := range t.idx {
+		if t.purgedAfter(w, fp, since, now) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // clockSkewMs is how far ahead of a reader's clock a time written by
 // another worker may lie without the clock having stepped back: a
 // callback reads the clock once, and may run a while.
