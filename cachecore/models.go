@@ -477,6 +477,13 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 			if changed {
 				r.gen = c.newGeneration()
 			}
+			// Looked up under another version than the record's, an
+			// answer reporting a third one passed a state its request
+			// never saw (a first version another answer reported): a
+			// purge by replay made in it names neither the key looked up
+			// nor the new one (review Z16, stop 72). The switch stands;
+			// the answer is not stored.
+			stale = check && r.version != before.Version
 			r.version = vid
 			update = true
 		}

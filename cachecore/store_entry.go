@@ -140,6 +140,7 @@ func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (Sto
 		res.Reason = storeErrReason(err)
 		return res, false
 	}
+	res.VersionChanged = changed // a switch this answer made counts, stored or not
 	if stale {
 		// The model was purged or switched versions while this answer
 		// was in flight: it belongs to an earlier state and is not
@@ -151,7 +152,6 @@ func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (Sto
 		}
 		return res, false
 	}
-	res.VersionChanged = changed
 	req.state = st
 	return res, true
 }
