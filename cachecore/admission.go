@@ -661,16 +661,22 @@ func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
 
 // atLeast reports whether score is at least the tier's min, exactly: a
 // score whose float64 is the min's is compared by its digits with the
-// min's shortest decimal (as a configuration writes it), so
+// min's shortest decimal, which is the min as written (parser.confidence
+// refuses one with more digits than a float64 holds), so
 // 0.59999999999999999999 is below 0.6 (review Z12, stop 72). Rounding to
-// float64 keeps order otherwise.
+// float64 keeps order otherwise. A score whose exponent is too large to
+// reason about and whose float64 is the min is 0 by underflow, on the
+// side of its sign (review Z16).
 func (t *Tier) atLeast(score gjson.Result) bool {
 	if score.Num != t.Min {
 		return score.Num > t.Min
 	}
 	s, okS := decimalOf(score.Raw)
+	if !okS {
+		return !strings.HasPrefix(score.Raw, "-")
+	}
 	m, okM := decimalOf(strconv.FormatFloat(t.Min, 'g', -1, 64))
-	return !okS || !okM || compareDecimal(s, m) >= 0
+	return !okM || compareDecimal(s, m) >= 0
 }
 
 // compareDecimal orders two decimals by value: -1, 0 or 1.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -397,9 +398,19 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 }
 
 // lengthPath reports whether a gjson path ends in a bare '#' segment,
-// which reads its array's length.
+// which reads its array's length: its last segment, escapes read as gjson
+// reads them (in `a\\.#` the dot separates; review Z16), is "#".
 func lengthPath(path string) bool {
-	return path == "#" || strings.HasSuffix(path, ".#") && !strings.HasSuffix(path, `\.#`)
+	seg := 0
+	for i := 0; i < len(path); i++ {
+		switch path[i] {
+		case '\\':
+			i++
+		case '.':
+			seg = i + 1
+		}
+	}
+	return path[seg:] == "#"
 }
 
 // gjsonPath reads a gjson path of the configuration (gjsonPathOK).
@@ -469,6 +480,11 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 					switch key {
 					case "min":
 						t.Min, haveMin = p.float(join(tp, key), val), true
+						if short := strconv.FormatFloat(t.Min, 'g', -1, 64); val.Type == gjson.Number && !sameNumber(val.Raw, short) {
+							// A score is compared with the min as a float64
+							// writes it (Tier.atLeast): it must be that.
+							p.fail(join(tp, key), "has more digits than a float64 holds (%s is read as %s): write %s", val.Raw, short, short)
+						}
 					case "ttl":
 						t.TTL, haveTTL = p.duration(join(tp, key), val, time.Second, 365*24*time.Hour), true
 					default:
