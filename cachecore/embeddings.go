@@ -208,6 +208,9 @@ type embItem struct {
 	missed uint64
 	entry  *Entry // cached: times and Body (Headers for the first hit only)
 	fresh  []byte // vector from the upstream answer (partial and full fetches)
+	// purged: a purge of the item's key as the batch looked it up came
+	// after the look, and the key was built again since (storeEmbeddings)
+	purged bool
 }
 
 // ItemCounts reports, for an embeddings request, how many items were
@@ -1144,6 +1147,17 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		return res
 	}
 	b := req.batch
+	if b.keyed && !b.keyState.is(&req.state) {
+		// The keys are built again under the state this answer moved
+		// the model to: a purge of an item made after the look names
+		// the key looked up (purgedAsLooked, review Z17, stop 72).
+		for _, i := range b.distinct {
+			if it := &b.items[i]; it.fresh != nil { // an item this answer stores
+				purged, err := c.table.purgedSince(it.fp, req.lookedAt, now)
+				it.purged = purged || err != nil
+			}
+		}
+	}
 	c.itemKeys(req)
 	b.model, _ = b.answerTop(body)
 	hs := c.storedHeaders(req, headers)
@@ -1162,6 +1176,10 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		if it.fresh == nil {
+			continue
+		}
+		if it.purged {
+			res.refuseItems(1, ReasonInvalidated)
 			continue
 		}
 		e := Entry{Key: it.key, StoredAt: now, FreshUntil: now + adm.TTL.Milliseconds(), ComputeMs: computeMs,
