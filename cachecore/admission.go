@@ -759,6 +759,9 @@ func decimalOf(raw string) (decimal, bool) {
 	}
 	intPart, frac, _ := strings.Cut(mant, ".")
 	digits := strings.TrimLeft(intPart+frac, "0")
+	if digits == "" {
+		return decimal{}, true // zero, -0 too, whatever its exponent (review Z18)
+	}
 	var exp int64
 	if hasExp {
 		e, err := strconv.ParseInt(strings.TrimPrefix(expPart, "+"), 10, 64)

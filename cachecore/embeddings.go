@@ -208,9 +208,10 @@ type embItem struct {
 	missed uint64
 	entry  *Entry // cached: times and Body (Headers for the first hit only)
 	fresh  []byte // vector from the upstream answer (partial and full fetches)
-	// purged: a purge of the item's key as the batch looked it up came
-	// after the look, and the key was built again since (storeEmbeddings)
-	purged bool
+	// lookedFP is fp as the batch last looked the item up (lookupItems):
+	// a store under a key built again since checks a purge of that one
+	// (storeEmbeddings).
+	lookedFP uint64
 }
 
 // ItemCounts reports, for an embeddings request, how many items were
@@ -434,6 +435,19 @@ items:
 	return ReasonNone
 }
 
+// itemPurgedAsLooked reports whether a purge of the item's key as the
+// batch looked it up came after the look (at since), for an item stored
+// under a key built again since under another model state: a version its
+// answer reported, a generation a shadow's divergence moved to (reviews
+// Z17, Z18, stop 72; purgedAsLooked is the same for one entry). A failed
+// read refuses it too.
+//
+//go:noinline
+func (c *Cache) itemPurgedAsLooked(it *embItem, since, now int64) bool {
+	purged, err := c.table.purgedSince(it.lookedFP, since, now)
+	return purged || err != nil
+}
+
 // maxDedupProbes bounds the collisions parseEmbeddings' table of
 // identical items meets for a batch of n: in a table at most half full,
 // items chosen at random meet about one each.
@@ -639,7 +653,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	kept, missed := 0, 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
-		it.entry, it.fresh = nil, nil
+		it.entry, it.fresh, it.lookedFP = nil, nil, it.fp
 		if !req.state.Found || req.state.empty || req.Status == StatusRevalidate {
 			continue
 		}
@@ -1147,17 +1161,6 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		return res
 	}
 	b := req.batch
-	if b.keyed && !b.keyState.is(&req.state) {
-		// The keys are built again under the state this answer moved
-		// the model to: a purge of an item made after the look names
-		// the key looked up (purgedAsLooked, review Z17, stop 72).
-		for _, i := range b.distinct {
-			if it := &b.items[i]; it.fresh != nil { // an item this answer stores
-				purged, err := c.table.purgedSince(it.fp, req.lookedAt, now)
-				it.purged = purged || err != nil
-			}
-		}
-	}
 	c.itemKeys(req)
 	b.model, _ = b.answerTop(body)
 	hs := c.storedHeaders(req, headers)
@@ -1178,7 +1181,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		if it.fresh == nil {
 			continue
 		}
-		if it.purged {
+		if it.lookedFP != it.fp && it.lookedFP != 0 && c.itemPurgedAsLooked(it, req.lookedAt, now) {
 			res.refuseItems(1, ReasonInvalidated)
 			continue
 		}
