@@ -63,15 +63,18 @@ type embBatch struct {
 	// Per-request arenas, so that the per-item work allocates nothing per
 	// item. They are append-only: a slice handed out stays valid (and
 	// unchanged) when a later append moves the arena.
-	text     []byte      // items as written and their canonical forms
-	prefix   []byte      // what every item's key starts with (itemKeys)
-	keys     []byte      // every distinct item's key (itemKeys)
-	keyState ModelState  // the state the keys were built for
-	keyed    bool        // keys holds keys for keyState
-	vecs     []byte      // cached vectors and the first hit's header text
-	entries  []Entry     // cached items (their Body in vecs)
-	hdrs     [][2]string // the first hit's headers (their text in vecs)
-	out      []byte      // the answer built for the client (embeddingBody)
+	text     []byte     // items as written and their canonical forms
+	prefix   []byte     // what every item's key starts with (itemKeys)
+	keys     []byte     // every distinct item's key (itemKeys)
+	keyState ModelState // the state the keys were built for
+	keyed    bool       // keys holds keys for keyState
+	// rekeyedAt: the look (Request.lookedAt) after which the keys were
+	// last built again, each item's lookedFP kept then (itemKeys).
+	rekeyedAt int64
+	vecs      []byte      // cached vectors and the first hit's header text
+	entries   []Entry     // cached items (their Body in vecs)
+	hdrs      [][2]string // the first hit's headers (their text in vecs)
+	out       []byte      // the answer built for the client (embeddingBody)
 	// An earlier batch's vecs, entries and answer, emptied: the first
 	// lookup and the first answer of this one take them (earlier slices
 	// of this batch stay valid, so a second pass makes new ones).
@@ -208,9 +211,9 @@ type embItem struct {
 	missed uint64
 	entry  *Entry // cached: times and Body (Headers for the first hit only)
 	fresh  []byte // vector from the upstream answer (partial and full fetches)
-	// lookedFP is fp as the batch last looked the item up (lookupItems):
-	// a store under a key built again since checks a purge of that one
-	// (storeEmbeddings).
+	// lookedFP is fp as the batch last looked the item up, kept when the
+	// keys are built again since (itemKeys): a store under the new key
+	// checks a purge of that one (storeEmbeddings).
 	lookedFP uint64
 }
 
@@ -435,19 +438,6 @@ items:
 	return ReasonNone
 }
 
-// itemPurgedAsLooked reports whether a purge of the item's key as the
-// batch looked it up came after the look (at since), for an item stored
-// under a key built again since under another model state: a version its
-// answer reported, a generation a shadow's divergence moved to (reviews
-// Z17, Z18, stop 72; purgedAsLooked is the same for one entry). A failed
-// read refuses it too.
-//
-//go:noinline
-func (c *Cache) itemPurgedAsLooked(it *embItem, since, now int64) bool {
-	purged, err := c.table.purgedSince(it.lookedFP, since, now)
-	return purged || err != nil
-}
-
 // maxDedupProbes bounds the collisions parseEmbeddings' table of
 // identical items meets for a batch of n: in a table at most half full,
 // items chosen at random meet about one each.
@@ -617,8 +607,17 @@ func (c *Cache) itemKeys(req *Request) {
 		}
 		b.keys, b.prefix = k, prefix
 	} else {
+		// Keyed again under another state: the first time since the
+		// batch's last look, each item keeps the fingerprint it was looked
+		// up under, whose purge a store under the new key checks
+		// (storeEmbeddings), as rebuildKey does for one key.
+		keep := req.lookedAt != 0 && b.rekeyedAt != req.lookedAt
+		b.rekeyedAt = req.lookedAt
 		for _, i := range b.distinct {
 			it := &b.items[i]
+			if keep {
+				it.lookedFP = it.fp
+			}
 			req.appendState(it.key[:len(it.key)-versionIDLen-8])
 		}
 	}
@@ -653,7 +652,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	kept, missed := 0, 0
 	for _, i := range b.distinct {
 		it := &b.items[i]
-		it.entry, it.fresh, it.lookedFP = nil, nil, it.fp
+		it.entry, it.fresh = nil, nil
 		if !req.state.Found || req.state.empty || req.Status == StatusRevalidate {
 			continue
 		}
@@ -1181,7 +1180,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		if it.fresh == nil {
 			continue
 		}
-		if it.lookedFP != it.fp && it.lookedFP != 0 && c.itemPurgedAsLooked(it, req.lookedAt, now) {
+		if b.rekeyedAt == req.lookedAt && it.lookedFP != it.fp && it.lookedFP != 0 && c.purgedAfterLook(it.lookedFP, req.lookedAt, now) {
 			res.refuseItems(1, ReasonInvalidated)
 			continue
 		}

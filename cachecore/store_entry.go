@@ -200,7 +200,17 @@ func (c *Cache) purgedAsLooked(req *Request, now int64) bool {
 	if l.at == 0 || l.at != req.lookedAt || l.fp == req.FP {
 		return false
 	}
-	purged, err := c.table.purgedSince(l.fp, l.at, now)
+	return c.purgedAfterLook(l.fp, l.at, now)
+}
+
+// purgedAfterLook reports whether a purge of fp left its tombstone after
+// a look at since (Table.purgedSince), for an answer stored under another
+// key than fp (purgedAsLooked; an embeddings item, storeEmbeddings). A
+// failed read refuses the store too.
+//
+//go:noinline
+func (c *Cache) purgedAfterLook(fp uint64, since, now int64) bool {
+	purged, err := c.table.purgedSince(fp, since, now)
 	return purged || err != nil
 }
 
