@@ -552,7 +552,7 @@ func eachAt(path string) (arr, rest int, ok bool) {
 		case c == '#' && i == seg && i+1 < len(path) && path[i+1] == '.':
 			return i - 1, i + 2, true
 		case c == '#' && i == seg && i+1 < len(path) && path[i+1] == '(':
-			j := queryEnd(path, i+1)
+			j := groupEnd(path, i+1)
 			if j < 0 {
 				return 0, 0, false
 			}
@@ -575,8 +575,9 @@ func eachAt(path string) (arr, rest int, ok bool) {
 }
 
 // groupEnd is the index of the bracket closing the one opened at
-// path[open] ('[', '{' or '('), brackets of every kind nested and quoted
-// strings skipped; -1 if none.
+// path[open] (a query's '(', a multipath's '[' or '{'), brackets of every
+// kind nested, as gjsonPathOK counts them, and quoted strings skipped; -1
+// if none.
 func groupEnd(path string, open int) int {
 	depth, quoted := 0, false
 	for i := open; i < len(path); i++ {
@@ -605,34 +606,11 @@ func endsInEveryMatch(path string) bool {
 		return false
 	}
 	for i := strings.LastIndex(path, "#("); i >= 0; i = strings.LastIndex(path[:i], "#(") {
-		if queryEnd(path, i+1) == len(path)-2 {
+		if groupEnd(path, i+1) == len(path)-2 {
 			return true
 		}
 	}
 	return false
-}
-
-// queryEnd is the index of the ')' closing the query opened at path[open],
-// quoted strings skipped; -1 if none.
-func queryEnd(path string, open int) int {
-	depth, quoted := 0, false
-	for i := open; i < len(path); i++ {
-		switch c := path[i]; {
-		case c == '\\':
-			i++
-		case quoted:
-			quoted = c != '"'
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
-		case c == ')':
-			if depth--; depth == 0 {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 // holdsEach reports whether the rule holds on rest of every element of arr
@@ -784,7 +762,7 @@ func decimalOf(raw string) (decimal, bool) {
 // set by scalarKey, the arrays and objects apart. A scalar that does not
 // canonicalise equals nothing (jsonEqual) and is left out.
 func (r *Rule) indexOneOf() {
-	r.oneOf, r.oneOfComp, r.indexed = nil, nil, r.OneOf != nil
+	r.oneOf, r.oneOfComp = nil, nil
 	for _, o := range r.OneOf {
 		if o.IsArray() || o.IsObject() {
 			r.oneOfComp = append(r.oneOfComp, o)
@@ -801,10 +779,11 @@ func (r *Rule) indexOneOf() {
 // scalar is looked up, an array or object compared with one_of's arrays
 // and objects only (a scalar never equals one). Work is linear in v, not
 // in v times one_of's values (review Z12, stop 72: 1,000 labels made a
-// 128 KiB answer take seconds). A rule made other than by the parser
-// compares with each value.
+// 128 KiB answer take seconds). A rule with neither (made other than by
+// the parser, or whose values all fail to canonicalise) compares with
+// each value.
 func (r *Rule) oneOfHolds(v gjson.Result) bool {
-	if !r.indexed {
+	if r.oneOf == nil && r.oneOfComp == nil {
 		return slices.ContainsFunc(r.OneOf, func(o gjson.Result) bool { return jsonEqual(v, o) })
 	}
 	if !v.IsArray() && !v.IsObject() {
@@ -842,7 +821,7 @@ func scalarKey(v gjson.Result) (string, bool) {
 // but equals and one_of (a value they name must pass the others).
 func (r *Rule) passes(v gjson.Result) bool {
 	probe := *r
-	probe.Exists, probe.Equals, probe.OneOf, probe.indexed = nil, nil, nil, false
+	probe.Exists, probe.Equals, probe.OneOf = nil, nil, nil
 	return probe.holds(v)
 }
 

@@ -237,7 +237,6 @@ type Rule struct {
 	// with every value.
 	oneOf     map[string]bool
 	oneOfComp []gjson.Result
-	indexed   bool
 }
 
 // Defaults applied when the configuration leaves a field out.
