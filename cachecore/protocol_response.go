@@ -91,8 +91,10 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			// wholly cached batch says).
 			age := c.Age(req).Milliseconds()
 			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body), Headers: bodyDescribing(headers)})
-			f.emit(Action{Kind: ActRecordAge, Route: r, N: int(age)})
 			if cached > 0 {
+				// Only cached items are entries served (a batch rewritten
+				// for its repeats alone serves none: review Z22).
+				f.emit(Action{Kind: ActRecordAge, Route: r, N: int(age)})
 				f.emit(Action{Kind: ActSetHeader, Name: "age", Value: strconv.FormatInt(age/1000, 10)})
 				shown.FreshUntil = min(shown.FreshUntil, req.batch.minFresh)
 			}

@@ -774,3 +774,26 @@ func TestAgeAtServeNeverNegative(t *testing.T) {
 		}
 	})
 }
+
+// Review Z22. README "Staleness you can see": age_at_serve_ms is the "age of the
+// entries served". An embeddings batch none of whose items is cached is a
+// plain miss that serves no entry: whether or not it repeats an item, it
+// must leave the histogram alone (a batch without repeats does).
+func TestEmbeddingsMissWithARepeatedItemRecordsNoAgeAtServe(t *testing.T) {
+	hs := newHarness(t, embConfig)
+	plain := hs.post(0, "/v1/embeddings", embReq([]string{"alpha", "beta"}, ""))
+	expectCacheStatus(t, plain, "fwd=miss")
+	if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 0 {
+		t.Fatalf("plain miss recorded age_at_serve_ms %v", ages)
+	}
+	rep := hs.post(1, "/v1/embeddings", embReq([]string{"gamma", "gamma"}, ""))
+	expectCacheStatus(t, rep, "fwd=miss")
+	if got := hdr(rep, "x-modelcache-cached-items"); got != "0/2" {
+		t.Logf("cached items %q", got)
+	}
+	got, _ := requestCounters(hs, "emb")
+	if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 0 {
+		t.Fatalf("a batch served no cached item (Cache-Status %q, requests %s) yet age_at_serve_ms recorded %v: a miss counted as an entry served at age 0",
+			hdr(rep, "cache-status"), fmtCounters(got), ages)
+	}
+}
