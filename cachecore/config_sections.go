@@ -328,6 +328,10 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		p.fail(path, "key_fields and ignore_fields exclude each other")
 	case ownIgnore && !ownKeys:
 		r.KeyFields = nil
+	case ownKeys && !ownIgnore:
+		// Even [] ("all fields"): the kind's own ignore list, not the
+		// inherited one (review Z20).
+		r.IgnoreFields, r.ignoreSet = cloneStrings(r.Kind.spec().ignoreFields), false
 	}
 	if len(r.KeyFields) > 0 {
 		r.IgnoreFields = nil // an allowlist replaces the kind's ignore list

@@ -660,3 +660,23 @@ func TestParseConfigOverlappingRoutes(t *testing.T) {
 		}
 	}
 }
+
+// Review Z20. README (ignore_fields): "A route's own key_fields replaces an
+// ignore_fields it inherits from defaults". A route that writes its own
+// key_fields as [] ("all fields", key_fields' documented default) still
+// drops every field the defaults' ignore list names: two requests that
+// differ only in temperature share one key on that route.
+func TestRoutesOwnEmptyKeyFieldsReplacesInheritedIgnoreFields(t *testing.T) {
+	cfg := `{"defaults": {"ignore_fields": ["user", "metadata", "store", "temperature"]},
+	  "routes": [
+	    {"name": "exact", "kind": "chat", "path_prefix": "/v1/chat/completions", "key_fields": []}
+	  ]}`
+	c, err := ParseConfig([]byte(cfg))
+	if err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	r := c.Routes[0]
+	if slices.Contains(r.IgnoreFields, "temperature") {
+		t.Fatalf("route with its own key_fields [] (all fields) keys %v and still ignores the inherited %v", r.KeyFields, r.IgnoreFields)
+	}
+}
