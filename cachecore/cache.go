@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,7 @@ type Cache struct {
 	last        lastTenant                  // the last of them, checked first
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 	layoutWas   string                      // the layout New replaced (noteLayout), or ""
+	slotsKept   int                         // the process's lease slot count, kept over the configured one (adoptSlots), or 0
 	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 
@@ -93,6 +95,7 @@ func New(cfg *Config, opts Options) *Cache {
 	table := NewTable(opts.Store, cfg.Store.Buckets, cfg.Store.Ways)
 	table.SetTenantShare(cfg.Store.MaxTenantShare)
 	leases := NewLeaseTable(opts.Store, cfg.Store.LeaseSlots)
+	slotsKept := leases.adoptSlots()
 	leases.SetHorizon(cfg)
 	table.leases = leases
 	keying := make([]routeKeying, len(cfg.Routes))
@@ -110,6 +113,7 @@ func New(cfg *Config, opts Options) *Cache {
 		rand:   opts.Rand,
 		spare:  make([]*Request, 0, maxSpareRequests),
 	}
+	c.slotsKept = int(slotsKept)
 	c.noteLayout()
 	return c
 }
@@ -154,10 +158,61 @@ func (c *Cache) noteLayout() {
 	}
 }
 
+// purgeOtherLayouts removes key's entry, as PurgeKey does, under the
+// table layouts other than this configuration's that may still be
+// serving: the one this configuration replaced, and the one recorded since
+// if a later configuration replaced this one's. After a reload the old
+// configuration keeps serving the connections it drains, storing and
+// serving in its own layout, where a purge under the new layout did not
+// look (review Z23). It returns how many slots it freed.
+func (c *Cache) purgeOtherLayouts(fp uint64, key []byte, now int64) (int, error) {
+	own := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
+	var recorded string
+	if raw, _, err := c.store.Get(layoutKey); err == nil {
+		recorded = string(raw)
+	}
+	freed := 0
+	for i, l := range [2]string{c.layoutWas, recorded} {
+		if l == "" || l == own || i == 1 && l == c.layoutWas {
+			continue
+		}
+		buckets, ways, ok := parseLayout(l)
+		if !ok {
+			continue
+		}
+		n, err := (&Table{store: c.store, buckets: uint64(buckets), ways: ways}).PurgeKey(fp, key, now)
+		freed += n
+		if err != nil {
+			return freed, err
+		}
+	}
+	return freed, nil
+}
+
+// parseLayout reads a layout noteLayout recorded ("<buckets>x<ways>"),
+// within the bounds ParseConfig gives both.
+func parseLayout(l string) (buckets, ways int, ok bool) {
+	b, w, found := strings.Cut(l, "x")
+	if !found {
+		return 0, 0, false
+	}
+	buckets, err1 := strconv.Atoi(b)
+	ways, err2 := strconv.Atoi(w)
+	if err1 != nil || err2 != nil || buckets < 1 || buckets > maxBuckets || ways < 1 || ways > maxWays {
+		return 0, 0, false
+	}
+	return buckets, ways, true
+}
+
 // LayoutReplaced is the table layout ("<buckets>x<ways>") the
 // configuration before this one had, when New found it different and so
 // started the cache empty; else "".
 func (c *Cache) LayoutReplaced() string { return c.layoutWas }
+
+// LeaseSlotsKept is the lease slot count the process's first
+// configuration recorded, which this one uses in place of its own
+// store.lease_slots until Envoy restarts; 0 when its own stands.
+func (c *Cache) LeaseSlotsKept() int { return c.slotsKept }
 
 // Config returns the configuration.
 func (c *Cache) Config() *Config { return c.cfg }

@@ -193,18 +193,25 @@ func (p *parser) config(data []byte) *Config {
 	return cfg
 }
 
+// maxBuckets and maxWays bound store.buckets and store.ways (a bucket's
+// ways are a 64-bit mask in Table.remove).
+const (
+	maxBuckets = 1 << 20
+	maxWays    = 64
+)
+
 func (p *parser) store(path string, v gjson.Result, s *StoreConfig) {
 	p.fields(path, v, func(key string, v gjson.Result) bool {
 		sub := join(path, key)
 		switch key {
 		case "buckets":
-			s.Buckets = p.intRange(sub, v, 1, 1<<20)
+			s.Buckets = p.intRange(sub, v, 1, maxBuckets)
 		case "ways":
-			s.Ways = p.intRange(sub, v, 1, 64)
+			s.Ways = p.intRange(sub, v, 1, maxWays)
 		case "max_entry_bytes":
 			s.MaxEntryBytes = p.intRange(sub, v, 1024, 64<<20)
 		case "lease_slots":
-			s.LeaseSlots = p.intRange(sub, v, 1, 1<<20)
+			s.LeaseSlots = p.intRange(sub, v, 1, maxLeaseSlots)
 		case "max_tenant_share":
 			s.MaxTenantShare = p.floatRange(sub, v, 0, 1)
 		default:

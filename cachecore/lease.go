@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"encoding/binary"
+	"strconv"
 	"time"
 )
 
@@ -633,6 +634,47 @@ func (t *LeaseTable) SetHorizon(cfg *Config) {
 		}
 	}
 	t.horizon = 0
+}
+
+// maxLeaseSlots is the largest store.lease_slots ParseConfig accepts.
+const maxLeaseSlots = 1 << 20
+
+// leaseSlotsKey holds the lease slot count of the process's first
+// configuration, in decimal (adoptSlots).
+const leaseSlotsKey = "mc:lease-slots"
+
+// adoptSlots makes the slot count the process's: the one recorded by
+// the first configuration that started, recorded now if none is. A lease
+// sits in slot fp % slots, so two configurations with different counts,
+// the old one still serving the connections it drains after a reload,
+// would place one key's lease in two slots, and each lead it (review
+// Z23). It returns the count it adopted in place of the configured one,
+// or 0 when the configured count stands. A failed read or write keeps the
+// configured count.
+func (t *LeaseTable) adoptSlots() uint64 {
+	want := strconv.FormatUint(t.slots, 10)
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, _, err := t.store.Get(leaseSlotsKey)
+		switch {
+		case err == nil:
+			n, perr := strconv.ParseUint(string(raw), 10, 32)
+			if perr != nil || n == 0 || n > maxLeaseSlots || n == t.slots {
+				return 0
+			}
+			t.slots = n
+			return n
+		case !errIs(err, ErrNotFound):
+			return 0
+		}
+		cas, err := createCASOnce(t.store, &t.anchor)
+		if err != nil {
+			return 0
+		}
+		if err = t.store.Set(leaseSlotsKey, []byte(want), cas); !errIs(err, ErrCasMismatch) {
+			return 0 // recorded, or not recordable: the configured count stands
+		}
+	}
+	return 0
 }
 
 // leaseHorizonKey holds the longest lease horizon of any configuration of

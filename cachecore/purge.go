@@ -174,10 +174,15 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			for _, i := range req.batch.distinct {
 				it := &req.batch.items[i]
 				freed, err := c.table.PurgeKey(it.fp, it.key, c.nowMs())
+				res.Freed += freed
 				if err != nil {
 					return res, err
 				}
+				freed, err = c.purgeOtherLayouts(it.fp, it.key, c.nowMs())
 				res.Freed += freed
+				if err != nil {
+					return res, err
+				}
 			}
 			return res, nil
 		}
@@ -189,6 +194,11 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{Scope: "entry", L2: l2}, nil
 		}
 		freed, err := c.table.PurgeKey(req.FP, req.Key, c.nowMs())
+		if err == nil {
+			var more int
+			more, err = c.purgeOtherLayouts(req.FP, req.Key, c.nowMs())
+			freed += more
+		}
 		return PurgeResult{Scope: "entry", Freed: freed, L2: l2}, err
 	}
 	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)

@@ -32,3 +32,29 @@ func TestALayoutChangeIsLoggedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A configuration whose store.lease_slots differs from the count the
+// process's first configuration recorded keeps the recorded one (review
+// Z23: the configuration before it, still serving its draining
+// connections, must place a key's lease in the same slot) and says so at
+// each VM's start (every one keeps it); the recorded count stays.
+func TestALeaseSlotsChangeIsKeptAndLogged(t *testing.T) {
+	for _, tc := range []struct {
+		before string
+		warned bool
+	}{{"64", true}, {"1024", false}} {
+		hs := newHarness(t, chatConfig, withWorkers(2), func(_ *harness, c *wasmhost.Config) {
+			c.SharedData = map[string][]byte{"mc:lease-slots": []byte(tc.before)}
+		})
+		got := hs.h.LogsContaining("store.lease_slots")
+		if len(got) > 0 != tc.warned {
+			t.Fatalf("lease slots before %s: %d warnings, want some: %v: %v", tc.before, len(got), tc.warned, got)
+		}
+		if tc.warned && (got[0].Level != wasmhost.LogWarn || !strings.Contains(got[0].Msg, "store.lease_slots 1024 takes effect when Envoy restarts: the process keeps 64 lease slots")) {
+			t.Fatalf("warning: %v", got[0])
+		}
+		if v, _, _ := hs.h.SharedData("mc:lease-slots"); string(v) != tc.before {
+			t.Fatalf("mc:lease-slots = %q, want the process's %s", v, tc.before)
+		}
+	}
+}

@@ -106,6 +106,10 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogWarn("store layout changed from " + was + " to " + strconv.Itoa(cfg.Store.Buckets) + "x" + strconv.Itoa(cfg.Store.Ways) +
 			" (buckets x ways): the cache starts empty, every model in a new generation. Configurations that share a vm_id must use the same store.buckets and store.ways, or each start empties the other's cache")
 	}
+	if kept := p.cache.LeaseSlotsKept(); kept != 0 {
+		proxywasm.LogWarn("store.lease_slots " + strconv.Itoa(cfg.Store.LeaseSlots) + " takes effect when Envoy restarts: the process keeps " + strconv.Itoa(kept) +
+			" lease slots, so that the configuration before this one, still serving the connections it drains, and this one place a key's lease in one slot")
+	}
 	p.stats = newStats(cfg)
 	for p.vmID == 0 {
 		p.vmID = rand.Uint64()
