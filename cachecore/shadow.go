@@ -78,6 +78,13 @@ func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byt
 	if StreamsResponse(req, entryHeaders(req.Entry)) {
 		cached = assembledClean(req.Route.Kind, cached)
 	}
+	// Judged as a store would judge it (review Z25): an answer the route
+	// refuses — cut by max_tokens, failing a validation rule, of the
+	// wrong shape — is no answer to the entry's question. One of low
+	// confidence is the model's answer still, and compared.
+	if adm := c.AdmitBody(req, freshHeaders, fresh); adm.Reason != ReasonNone && adm.Reason != ReasonLowConfidence {
+		return false, false
+	}
 	if StreamsResponse(req, freshHeaders) {
 		fresh = assembledClean(req.Route.Kind, fresh)
 	}

@@ -91,3 +91,34 @@ func TestCosineOfIdenticalLargeVectorsAgrees(t *testing.T) {
 		t.Fatalf("identical finite vectors diverge: cosine = %v", cosine(numbers(v), numbers(v)))
 	}
 }
+
+// Review Z25. README (Shadow comparison): only an answer "that can be
+// read" is compared; any other counts as shadow.errors, never as a
+// divergence. A fresh answer the route would refuse to store — cut by
+// max_tokens (finish_reason "length"), failing a validation rule, a
+// completion of the wrong shape — is not the model's answer to the
+// question the entry holds: compared, it diverged from every cached
+// answer and counted towards invalidating the model's namespace. Its
+// streamed form was already judged so (assembledClean); its JSON form was
+// compared whole.
+func TestShadowFreshAnswerTheRouteRefusesIsAnErrorNotADivergence(t *testing.T) {
+	env := newEnv(t, `{"upstream_cluster":"u","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions",`+
+		`"validate":[{"path":"choices.0.message.content","type":"string"}],`+
+		`"shadow":{"sample":1,"min_samples":5,"max_divergence":0.5}}]}`)
+	q := chatRequest("tell me a long story")
+	req, _ := env.lookup("chat", alice, q)
+	env.fill(req, jsonCT, chatResponse("Once upon a time, the end."), 10)
+	for name, fresh := range map[string]string{
+		"finish_reason length": `{"id":"c2","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Once upon"},"finish_reason":"length"}]}`,
+		"validation rule":      `{"id":"c2","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"x","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"stop"}]}`,
+	} {
+		hit, d := env.lookup("chat", alice, q)
+		if d != Serve {
+			t.Fatalf("setup: not a hit: %v", d)
+		}
+		if agree, ok := env.cache.compareFresh(hit, jsonCT, []byte(fresh)); ok {
+			t.Errorf("%s: a fresh answer the route refuses to store was compared (agree=%v): counted shadow.%s, not shadow.errors",
+				name, agree, map[bool]string{true: "agree", false: "diverge"}[agree])
+		}
+	}
+}
