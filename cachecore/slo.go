@@ -109,6 +109,11 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 			return SLOStatus{}, err
 		}
 		breached, starts, totals, stales := decodeSLO(raw)
+		// A window empty until this flush clears the verdict, as its
+		// evaluation would have had a VM flushed it: a proxy suspended for
+		// days, then resumed with a few requests, kept a breach measured
+		// before (review Z28).
+		lapsed := breached && windowEmpty(starts, totals, now-slo.Window.Milliseconds())
 		start := now - now%width
 		i := int((now / width) % sloBuckets)
 		if starts[i] != start {
@@ -132,11 +137,12 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		// none (an idle route's empty window included) clears it:
 		// nothing in the window was served stale.
 		st.Settled = st.Measurable || st.Stale == 0
-		next := breached
+		next := breached && !lapsed
 		if st.Settled {
 			next = st.Rate > slo.MaxFraction
 		}
-		st.Breached, st.Transition = next, next != breached
+		// A breach after a lapsed one is a new one: reported again.
+		st.Breached, st.Transition = next, next != breached || lapsed && next
 		if n.total == 0 && !st.Transition && exists {
 			return st, nil // nothing to add: read-only evaluation
 		}
@@ -152,6 +158,17 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		return st, err
 	}
 	return SLOStatus{}, ErrContention
+}
+
+// windowEmpty reports whether no bucket that started after from holds a
+// response.
+func windowEmpty(starts [sloBuckets]int64, totals [sloBuckets]uint32, from int64) bool {
+	for j := range starts {
+		if starts[j] > from && totals[j] > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeSLO(raw []byte) (bool, [sloBuckets]int64, [sloBuckets]uint32, [sloBuckets]uint32) {
