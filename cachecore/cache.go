@@ -180,7 +180,7 @@ func (c *Cache) purgeOtherLayouts(fp uint64, key []byte, now int64) (int, error)
 		if !ok {
 			continue
 		}
-		n, err := (&Table{store: c.store, buckets: uint64(buckets), ways: ways}).PurgeKey(fp, key, now)
+		n, err := (&Table{store: c.store, buckets: uint64(buckets), ways: ways, visiting: true}).PurgeKey(fp, key, now)
 		freed += n
 		if err != nil {
 			return freed, err

@@ -49,6 +49,10 @@ type Table struct {
 	// the first index read: knownMax places, a fixed array, so that a
 	// hit's look into it is a mask and a load.
 	known *[knownMax]wayKnown
+	// visiting: a view of another table layout's keys, a purge's
+	// (Cache.purgeOtherLayouts). An index of another shape under the same
+	// name is this process's live layout's: remove leaves it as it is.
+	visiting bool
 	// leases is the VM's lease table, for a lookup's read ahead
 	// (lookupListed; set by New, which makes both).
 	leases *LeaseTable
@@ -756,6 +760,7 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		foreign := t.visiting && exists && !t.idxListed
 		var found uint64 // ways holding the key, or listing it (ways ≤ 64: config)
 		freed, tomb := 0, -1
 		for w := range t.idx {
@@ -781,7 +786,7 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 				}
 			}
 		}
-		if purgedAt == 0 {
+		if purgedAt == 0 || foreign {
 			tomb = -1
 		} else if tomb < 0 {
 			tomb = t.tombWay(fp, purgedAt)
@@ -795,7 +800,7 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 			}
 			t.idx[tomb] = slot{fp, purgedAt + purgeTombLife, purgedTag}
 		}
-		if exists && freed > 0 || tomb >= 0 {
+		if !foreign && (exists && freed > 0 || tomb >= 0) {
 			err = t.writeIndex(b, cas, exists)
 			if errIs(err, ErrCasMismatch) {
 				continue
