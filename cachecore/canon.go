@@ -582,10 +582,9 @@ func (c *Canonicalizer) number() error {
 	c.pos = i
 
 	if !isFloat {
-		if len(intDigits) == 1 && intDigits[0] == '0' {
-			c.out = append(c.out, '0') // -0 is 0
-			return nil
-		}
+		// -0 stays -0: parsers that read a number as a float (Go's, a
+		// browser's, a tensor's) keep the sign of zero, and models see it
+		// (atan2, 1/x; review Z31).
 		if neg {
 			c.out = append(c.out, '-')
 		}
@@ -605,7 +604,11 @@ func (c *Canonicalizer) number() error {
 		x++
 	}
 	if len(d) == 0 {
-		c.out = append(c.out, '0', '.', '0') // -0.0 and 0.000e5 are zero
+		// 0.000e5 is 0.0, and -0.0 keeps its sign (IEEE 754 does).
+		if neg {
+			c.out = append(c.out, '-')
+		}
+		c.out = append(c.out, '0', '.', '0')
 		return nil
 	}
 	if neg {

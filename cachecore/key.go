@@ -21,6 +21,9 @@ import (
 func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *Request {
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
+	if bodyNotJSON(headers) {
+		return req.bypass(ReasonNotJSON)
+	}
 	// req.CC is zero until readDirectives sets it (a request is zero
 	// when it starts): a request that sends no Cache-Control or Pragma,
 	// the rule, runs neither check of its directives.
@@ -53,6 +56,30 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		return req.bypass(ReasonKeyHeaderTooLarge)
 	}
 	return req
+}
+
+// bodyNotJSON reports whether the request says its body is not JSON
+// alone: a Content-Type other than JSON, or Triton's binary tensors
+// (Inference-Header-Content-Length: raw bytes after a JSON header). The
+// canonical form keys JSON by its meaning, and a server that reads the
+// bytes as sent (text, tensors) answers two spellings of one JSON value
+// differently, or bytes the canonical form drops as white space (review
+// Z31). A request without a Content-Type is read as JSON, as
+// OpenAI-compatible servers read it.
+func bodyNotJSON(h [][2]string) bool {
+	for i := range h {
+		switch n := h[i][0]; len(n) {
+		case len("content-type"):
+			if n == "content-type" && h[i][1] != "application/json" && !isJSONType(h[i][1]) {
+				return true
+			}
+		case len("inference-header-content-length"):
+			if n == "inference-header-content-length" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readDirectives sets req.CC from the request's Cache-Control and Pragma,

@@ -72,7 +72,7 @@ const (
 	ReasonLocalReply      // some other Envoy-generated answer
 	ReasonNoStore         // response Cache-Control: no-store
 	ReasonPrivate         // response Cache-Control: private
-	ReasonNotJSON         // content-type is not JSON
+	ReasonNotJSON         // content-type is not JSON (an answer's, or a request's: then also Triton's binary tensors)
 	ReasonEncoded         // content-encoding is not identity
 	ReasonTooLarge        // entry over max_entry_bytes
 	ReasonFinishReason    // finish_reason not allowed
@@ -120,7 +120,7 @@ var reasonNames = [numReason]string{
 // RequestSide reports whether r is a reason to bypass a request (decided
 // before it goes upstream) rather than to refuse its answer.
 func (r Reason) RequestSide() bool {
-	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput || r == ReasonKeyHeaderTooLarge
+	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput || r == ReasonKeyHeaderTooLarge || r == ReasonNotJSON
 }
 
 // ResponseSide reports whether r can refuse an answer: every reason that is
@@ -129,7 +129,7 @@ func (r Reason) ResponseSide() bool {
 	switch r {
 	case ReasonNone:
 		return false
-	case ReasonMalformedJSON, ReasonTooDeep, ReasonDuplicateKey, ReasonInternal, ReasonStoreContention:
+	case ReasonMalformedJSON, ReasonTooDeep, ReasonDuplicateKey, ReasonInternal, ReasonStoreContention, ReasonNotJSON:
 		return true
 	}
 	return !r.RequestSide()
