@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -21,14 +22,16 @@ import (
 func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *Request {
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
-	if bodyNotJSON(headers) {
+	// One pass over the headers reads the directives and the body's type.
+	cc, pragma, notJSON := directiveLines(headers)
+	if notJSON {
 		return req.bypass(ReasonNotJSON)
 	}
 	// req.CC is zero until readDirectives sets it (a request is zero
 	// when it starts): a request that sends no Cache-Control or Pragma,
 	// the rule, runs neither check of its directives.
 	if route.HonorCacheCtl {
-		if cc, pragma := directiveLines(headers); cc != "" || pragma != "" {
+		if cc != "" || pragma != "" {
 			if cc == manyLines {
 				cc, pragma = joinDirectives(headers)
 			}
@@ -56,30 +59,6 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 		return req.bypass(ReasonKeyHeaderTooLarge)
 	}
 	return req
-}
-
-// bodyNotJSON reports whether the request says its body is not JSON
-// alone: a Content-Type other than JSON, or Triton's binary tensors
-// (Inference-Header-Content-Length: raw bytes after a JSON header). The
-// canonical form keys JSON by its meaning, and a server that reads the
-// bytes as sent (text, tensors) answers two spellings of one JSON value
-// differently, or bytes the canonical form drops as white space (review
-// Z31). A request without a Content-Type is read as JSON, as
-// OpenAI-compatible servers read it.
-func bodyNotJSON(h [][2]string) bool {
-	for i := range h {
-		switch n := h[i][0]; len(n) {
-		case len("content-type"):
-			if n == "content-type" && h[i][1] != "application/json" && !isJSONType(h[i][1]) {
-				return true
-			}
-		case len("inference-header-content-length"):
-			if n == "inference-header-content-length" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // readDirectives sets req.CC from the request's Cache-Control and Pragma,
@@ -297,7 +276,7 @@ func header(h [][2]string, name string) (string, bool) { return Header(h, name) 
 // they are (RFC 9110, 5.3): a directive on a later line counts as much as
 // on the first. Begin runs its two steps itself (directiveLines inlined).
 func requestDirectives(h [][2]string) (cc, pragma string) {
-	if cc, pragma = directiveLines(h); cc == manyLines {
+	if cc, pragma, _ = directiveLines(h); cc == manyLines {
 		return joinDirectives(h)
 	}
 	return cc, pragma
@@ -308,28 +287,71 @@ func requestDirectives(h [][2]string) (cc, pragma string) {
 // line of either it returns manyLines, and the caller joins every line
 // once (joinDirectives), where joining each to the ones before copied them
 // all again: a purge replaying thousands of lines did quadratic work
-// (review Z7, stop 72).
-func directiveLines(h [][2]string) (cc, pragma string) {
+// (review Z7, stop 72). The same pass says whether the request declares a
+// body that is not JSON alone (notJSON): a Content-Type other than JSON,
+// or Triton's binary tensors (Inference-Header-Content-Length: raw bytes
+// after a JSON header). The canonical form keys JSON by its meaning, and
+// a server that reads the bytes as sent (text, tensors) answers two
+// spellings of one JSON value apart, or bytes the canonical form drops as
+// white space (review Z31). A request without a Content-Type is read as
+// JSON, as OpenAI-compatible servers read it.
+func directiveLines(h [][2]string) (cc, pragma string, notJSON bool) {
+	many := false
 	for i := range h {
 		kv := &h[i]
-		// cache-control's first letter is checked before its name:
-		// under wasm a compare of more than 6 bytes is a call, and
-		// "authorization", the identity header most requests send, has
-		// cache-control's length. One store, through v, keeps this
-		// function within the inliner's budget (Begin calls it inlined).
-		v := &cc
-		if n := kv[0]; n == "pragma" {
+		var v *string
+		// Names are told apart by length first, and long ones a word
+		// at a time: under wasm a compare of more than 6 bytes is a
+		// call ("authorization", which most requests send, has
+		// cache-control's length).
+		switch n := kv[0]; len(n) {
+		case len("pragma"):
+			if n != "pragma" {
+				continue
+			}
 			v = &pragma
-		} else if len(n) != len("cache-control") || n[0] != 'c' || n != "cache-control" {
+		case len("cache-control"):
+			if n[0] != 'c' || n != "cache-control" {
+				continue
+			}
+			v = &cc
+		case len("content-type"):
+			if p := unsafe.Pointer(unsafe.StringData(n)); word(p, 0) != contentTypeWords[0] || word(p, 4) != contentTypeWords[1] {
+				continue
+			}
+			// The exact type every SDK sends, a word at a time first.
+			if t := kv[1]; len(t) != len("application/json") || word(unsafe.Pointer(unsafe.StringData(t)), 0) != jsonTypeWords[0] ||
+				word(unsafe.Pointer(unsafe.StringData(t)), 8) != jsonTypeWords[1] {
+				notJSON = notJSON || !isJSONType(t)
+			}
+			continue
+		case len("inference-header-content-length"):
+			notJSON = notJSON || n == "inference-header-content-length"
+			continue
+		default:
 			continue
 		}
 		if *v != "" {
-			return manyLines, ""
+			many = true
 		}
 		*v = kv[1]
 	}
-	return cc, pragma
+	if many {
+		return manyLines, "", notJSON
+	}
+	return cc, pragma, notJSON
 }
+
+// contentTypeWords and jsonTypeWords are "content-type" and
+// "application/json" as directiveLines loads them: the words at 0 and 4
+// of the one, at 0 and 8 of the other.
+var (
+	contentTypeWords = [2]uint64{stringWord("content-type", 0), stringWord("content-type", 4)}
+	jsonTypeWords    = [2]uint64{stringWord("application/json", 0), stringWord("application/json", 8)}
+)
+
+// stringWord is word for the 8 bytes of s at i.
+func stringWord(s string, i int) uint64 { return load64([]byte(s[i : i+8])) }
 
 // manyLines is directiveLines' Cache-Control when a request repeats
 // either header. A NUL is in no header value Envoy passes; one a purge

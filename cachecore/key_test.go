@@ -500,3 +500,34 @@ func TestKeyHeaderBeyondItsBoundBypasses(t *testing.T) {
 		})
 	}
 }
+
+// directiveLines compares header names and the usual type a word at a time:
+// it must agree with the plain comparison for names and values one byte
+// off, in any position.
+func TestBodyNotJSONReadsNamesAndTypesExactly(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        bool
+	}{
+		{"content-type", "application/json", false},
+		{"content-type", "application/jsoN", false}, // any case: isJSONType
+		{"content-type", "application/jsox", true},
+		{"content-type", "bpplication/json", true},
+		{"content-type", "text/plain; x=1", true},
+		{"content-type", "application/problem+json", false},
+		{"content-typo", "text/plain", false},
+		{"dontent-type", "text/plain", false},
+		{"content_type", "text/plain", false},
+		{"accept-langu", "text/plain", false},
+		{"inference-header-content-length", "12", true},
+		{"inference-header-content-lengti", "12", false},
+	} {
+		h := [][2]string{{":path", "/v1/x"}, {tc.name, tc.value}, {"authorization", "Bearer a"}}
+		if _, _, got := directiveLines(h); got != tc.want {
+			t.Errorf("%s: %s: got %v, want %v", tc.name, tc.value, got, tc.want)
+		}
+	}
+	if _, _, got := directiveLines(nil); got {
+		t.Error("no headers: not JSON")
+	}
+}
