@@ -186,3 +186,79 @@ func TestPurgeUnderOtherWaysKeepsTheEntriesGaugeWithinCapacity(t *testing.T) {
 		t.Fatalf("modelcache.entries reads %d occupied slots in a table of 1 bucket x 8 ways (Occupied %d): the purge's write under the 1x4 layout dropped 7 listings whose entries were then overwritten as fills", gauge, occ)
 	}
 }
+
+// Review Z32. A purge by replay sent to one configuration during a
+// reload's overlap must also hold for the other layout's requests in
+// flight: RATIONALE ("A reload overlaps two configurations") says the
+// purge "removes the key, tombstone included, under the layout this
+// configuration replaced", and the entry-purge promise is that an answer
+// asked for before the purge is not stored after it. Under a different
+// store.ways the other layout's index is left as it is (Z29 mend) and no
+// tombstone is written for it: the old configuration's leader, upstream
+// across the purge, stores its answer after the purge returned, and the
+// old configuration serves the purged answer.
+func TestPurgeUnderOtherWaysStopsTheOtherLayoutsStoreInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		to        string
+		oldPurges bool
+	}{{`"buckets": 16, "ways": 8`, false}, {`"buckets": 16, "ways": 8`, true}, {`"buckets": 32, "ways": 4`, false}} {
+		oldPurges := tc.oldPurges
+		name := "new-purges-old-stores"
+		if oldPurges {
+			name = "old-purges-new-stores"
+		}
+		name += "/" + tc.to
+		t.Run(name, func(t *testing.T) {
+			store := NewMemStore()
+			clock := newFakeClock()
+			mk := func(cfg string, seed uint64) *testEnv {
+				c := New(mustParse(t, cfg), Options{Store: store, Now: clock.Now, Rand: seededRand(seed)})
+				return &testEnv{t: t, cache: c, store: store, clock: clock}
+			}
+			a := mk(testConfig, 1) // the old configuration, still serving
+			clock.Advance(time.Second)
+			b := mk(strings.Replace(testConfig, `"buckets": 16, "ways": 4`, tc.to, 1), 2) // reload: ways 4 -> 8
+			if b.cache.LayoutReplaced() != "16x4" {
+				t.Fatalf("setup: layout replaced %q", b.cache.LayoutReplaced())
+			}
+			storer, purger := a, b
+			if oldPurges {
+				storer, purger = b, a
+			}
+			// Warm the buckets under the purger's layout, as a live cache
+			// has them: its index is then the one the purge finds. (Not
+			// so full that a bucket has no way for the tombstone: a
+			// purge there frees only the entry, in one layout as in two;
+			// RATIONALE, "A purge of one entry leaves a tombstone".)
+			for i := range 16 {
+				q := chatRequest("warm " + itoa(int64(i)))
+				req, d := purger.lookup("chat", alice, q)
+				if d == Forward {
+					purger.fill(req, jsonCT, chatResponse("warm"), 10)
+				}
+			}
+			var stored int
+			for i := range 8 {
+				q := chatRequest("asked before the purge " + itoa(int64(i)))
+				req, d := storer.lookup("chat", alice, q)
+				if d != Forward {
+					t.Fatalf("setup: %v", d)
+				}
+				clock.Advance(time.Millisecond)
+				purge := `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
+				if _, err := purger.cache.Purge([]byte(purge), ""); err != nil {
+					t.Fatal(err)
+				}
+				st := storer.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
+				if r2, d := storer.lookup("chat", alice, q); d == Serve {
+					_, _, body := storer.cache.HitResponse(r2)
+					t.Logf("key %d: stored (reason %q) after the purge returned, served: %s", i, st.Reason, body)
+					stored++
+				}
+			}
+			if stored > 0 {
+				t.Fatalf("%d of 8 answers asked for before an entry purge (sent to the other configuration of the reload's overlap) were stored after it and served", stored)
+			}
+		})
+	}
+}

@@ -49,6 +49,10 @@ type Table struct {
 	// the first index read: knownMax places, a fixed array, so that a
 	// hit's look into it is a mask and a load.
 	known *[knownMax]wayKnown
+	// foreignIdx is the index the last readIndex found in another shape
+	// (another store.ways: a configuration of the process's other layout,
+	// in a reload's overlap), as read; nil when it read none such.
+	foreignIdx []byte
 	// visiting: a view of another table layout's keys, a purge's
 	// (Cache.purgeOtherLayouts). An index of another shape under the same
 	// name is this process's live layout's: remove leaves it as it is.
@@ -224,7 +228,7 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	if cap(raw) > cap(t.idxBuf) {
 		t.idxBuf = raw[:0]
 	}
-	t.idxListed = false
+	t.idxListed, t.foreignIdx = false, nil
 	if errIs(err, ErrNotFound) {
 		t.resetIdx()
 		return 0, false, nil
@@ -234,6 +238,7 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	}
 	if len(raw) != 4+indexWayLen*t.ways || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || int(raw[3]) != t.ways {
 		t.resetIdx()
+		t.foreignIdx = raw
 		return cas, true, nil
 	}
 	t.idxListed = true
@@ -578,6 +583,9 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		if err != nil {
 			return InsertResult{}, err
 		}
+		if t.foreignIdx != nil && foreignPurgedAfter(t.foreignIdx, fp, since, now) {
+			return InsertResult{}, ErrPurgedSince
+		}
 		w, res := t.chooseWay(fp, tag, now)
 		if t.idx[w].tag == purgedTag {
 			if t.purgedAfter(w, fp, since, now) {
@@ -714,7 +722,27 @@ func (t *Table) purgedSince(fp uint64, since, now int64) (bool, error) {
 			return true, nil
 		}
 	}
-	return false, nil
+	return t.foreignIdx != nil && foreignPurgedAfter(t.foreignIdx, fp, since, now), nil
+}
+
+// foreignPurgedAfter is purgedAfter over an index of another shape (the
+// other layout's, in a reload's overlap, whose ways count its fourth byte
+// gives): a purge there of fp, after since, refuses a store here as a
+// tombstone here would. A configuration that purges under the other's
+// layout leaves that index as it is (Table.visiting), so its tombstone is
+// only in its own (review Z32).
+func foreignPurgedAfter(raw []byte, fp uint64, since, now int64) bool {
+	if len(raw) < 4 || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || len(raw) != 4+indexWayLen*int(raw[3]) {
+		return false
+	}
+	for r := raw[4:]; len(r) >= indexWayLen; r = r[indexWayLen:] {
+		s := slot{binary.LittleEndian.Uint64(r), int64(binary.LittleEndian.Uint64(r[8:])), binary.LittleEndian.Uint32(r[16:])}
+		at := s.staleUntil - purgeTombLife
+		if s.tag == purgedTag && s.fp == fp && at > since && at-now <= clockSkewMs {
+			return true
+		}
+	}
+	return false
 }
 
 // clockSkewMs is how far ahead of a reader's clock a time written by
