@@ -385,6 +385,11 @@ func checkCompletion(req *Request, body []byte) Reason {
 	r := req.Route
 	text := r.Kind.spec().textChoices
 	choices := gjson.GetBytes(body, "choices")
+	if !choices.Exists() {
+		// Another API's answer (Anthropic's content blocks, Ollama's
+		// message): a retry meets it again (review Z33).
+		return ReasonForeignShape
+	}
 	if !choices.IsArray() {
 		return ReasonEmptyContent
 	}

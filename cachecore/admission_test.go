@@ -120,7 +120,7 @@ func TestAdmitBody(t *testing.T) {
 		{"two good choices", "chat", chat(ok, ok), ReasonNone, 5 * time.Minute},
 		{"not JSON", "chat", `{"choices":[`, ReasonMalformedJSON, 0},
 		{"no body", "chat", ``, ReasonMalformedJSON, 0},
-		{"no choices", "chat", `{"id":"c"}`, ReasonEmptyContent, 0},
+		{"no choices", "chat", `{"id":"c"}`, ReasonForeignShape, 0}, // another API's answer (review Z33)
 		{"empty choices", "chat", chat(), ReasonEmptyContent, 0},
 		{"choices not an array", "chat", `{"choices":{"0":{}}}`, ReasonEmptyContent, 0},
 		{"truncated by length", "chat", chat(choice(`{"content":"Par"}`, `"length"`)), ReasonFinishReason, 0},
@@ -142,7 +142,7 @@ func TestAdmitBody(t *testing.T) {
 		{"completion reads text, not message", "completions", `{"choices":[{"message":{"content":"x"},"finish_reason":"stop"}]}`, ReasonEmptyContent, 0},
 		{"embeddings", "embed", `{"data":[{"embedding":[0.1,0.2],"index":0}]}`, ReasonNone, 5 * time.Minute},
 		{"embeddings empty data", "embed", `{"data":[]}`, ReasonEmptyContent, 0},
-		{"embeddings no data", "embed", `{"object":"list"}`, ReasonEmptyContent, 0},
+		{"embeddings no data", "embed", `{"object":"list"}`, ReasonForeignShape, 0},
 		{"embeddings data object", "embed", `{"data":{}}`, ReasonEmptyContent, 0},
 		{"json anything", "json", `[1,2,3]`, ReasonNone, 5 * time.Minute},
 		{"json scalar", "json", `"x"`, ReasonNone, 5 * time.Minute},

@@ -61,6 +61,7 @@ var lastingReasons = [numReason]bool{
 	ReasonNoStore: true, ReasonPrivate: true, ReasonVary: true, ReasonNotJSON: true, ReasonEncoded: true,
 	ReasonTooLarge: true, ReasonTooDeep: true, ReasonFinishReason: true, ReasonLowConfidence: true,
 	ReasonNoConfidence: true, ReasonModelTableFull: true, ReasonStreamMode: true, ReasonAged: true,
+	ReasonForeignShape: true,
 }
 
 // Leases returns the lease table (one per Cache, i.e. per VM).

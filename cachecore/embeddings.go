@@ -849,6 +849,9 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 	b := req.batch
 	data, model := gjson.Parse(top.data), gjson.Parse(top.model)
 	b.answerAt, b.answerLen = nil, 0
+	if top.data == "" {
+		return Admission{Reason: ReasonForeignShape} // another API's answer: no data member
+	}
 	if !data.IsArray() {
 		return Admission{Reason: ReasonItemCount}
 	}

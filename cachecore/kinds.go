@@ -176,7 +176,9 @@ func (r *Route) Streams() bool { return r.Kind.spec().streams }
 
 // checkEmbeddingsData refuses an embeddings answer without data.
 func checkEmbeddingsData(_ *Request, body []byte) Reason {
-	if !gjson.GetBytes(body, "data.0").Exists() {
+	if d := gjson.GetBytes(body, "data"); !d.Exists() {
+		return ReasonForeignShape // another API's answer (Ollama's embeddings, Cohere's)
+	} else if !d.Get("0").Exists() {
 		return ReasonEmptyContent
 	}
 	return ReasonNone

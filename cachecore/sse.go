@@ -108,7 +108,10 @@ type StreamSummary struct {
 	// BadShape: a data event that is not a chunk object, choices that are
 	// not objects, or more choices or tool calls than assembly takes
 	// (maxStreamChoices, maxStreamToolCalls).
-	BadShape  bool
+	BadShape bool
+	// Foreign: the bad shape is a chunk object without choices at all:
+	// another API's stream.
+	Foreign   bool
 	Assembled []byte // the equivalent non-streamed response, for admission
 }
 
@@ -189,10 +192,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			s.BadShape = true
 			break
 		}
-		if !chunk.Get("choices").IsArray() {
+		if ch := chunk.Get("choices"); !ch.IsArray() {
 			// Missing or not an array: a chunk no SDK can read (the
-			// usage chunk's choices are [], not absent).
-			s.BadShape = true
+			// usage chunk's choices are [], not absent). Missing: another
+			// API's event (Anthropic's message_start), which a retry
+			// meets again.
+			s.BadShape, s.Foreign = true, !ch.Exists()
 			break
 		}
 		if v := chunk.Get("id"); v.Exists() {
@@ -394,6 +399,8 @@ func (s *StreamSummary) Refusal() Reason {
 		return ReasonMalformedJSON
 	case s.Unreadable != ReasonNone:
 		return s.Unreadable
+	case s.Foreign:
+		return ReasonForeignShape
 	case s.BadShape:
 		return ReasonBadShape
 	case !s.Done:

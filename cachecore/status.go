@@ -101,6 +101,8 @@ const (
 	// only ever appended.
 	ReasonKeyHeaderTooLarge // a key_headers header with a line over 256 bytes, or more than 8 lines
 	ReasonEarlyAnswer       // decided late: the model answered the headers before the body was decided
+	// Response side again.
+	ReasonForeignShape // an answer (or stream chunk) without the kind's member: another API's shape (choices, data)
 	numReason
 )
 
@@ -114,7 +116,7 @@ var reasonNames = [numReason]string{
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
 	"stream_mode", "bad_shape", "rerank_document", "aged",
-	"key_header_too_large", "early_answer",
+	"key_header_too_large", "early_answer", "foreign_shape",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided
