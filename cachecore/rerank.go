@@ -75,6 +75,9 @@ func checkRerank(req *Request, body []byte) Reason {
 		return ReasonRerankInput // parse did not run: nothing to check against
 	}
 	results, n := soleMember(gjson.ParseBytes(body), "results")
+	if n == 0 {
+		return ReasonForeignShape // another API's answer: a retry meets it again
+	}
 	if n != 1 || !results.IsArray() {
 		return ReasonRerankResults
 	}

@@ -36,6 +36,8 @@ const foreignConfig = `{
     {"name": "ollama", "kind": "chat", "path_exact": "/api/chat", "ttl": "60s",
      "coalesce": {"max_wait": "10s", "max_retries": 2, "hit_for_miss": "30s"}},
     {"name": "ollamaemb", "kind": "embeddings", "path_exact": "/api/embed", "ttl": "60s",
+     "coalesce": {"max_wait": "10s", "max_retries": 2, "hit_for_miss": "30s"}},
+    {"name": "rerank", "kind": "rerank", "path_exact": "/v1/rerank", "ttl": "60s",
      "coalesce": {"max_wait": "10s", "max_retries": 2, "hit_for_miss": "30s"}}
   ]
 }`
@@ -72,6 +74,14 @@ func TestForeignShapeBurstGetsNoLeaderFailed(t *testing.T) {
 			name: "ollama embed", route: "ollamaemb", path: "/api/embed",
 			req:     `{"model":"nomic-embed-text","input":["hello","world"]}`,
 			answer:  `{"model":"nomic-embed-text","embeddings":[[0.1,0.2,0.3],[0.4,0.5,0.6]],"total_duration":100}`,
+			refused: "refused.foreign_shape",
+		},
+		{
+			// A reranker answering in a shape of its own (scores under
+			// another member than results).
+			name: "rerank other shape", route: "rerank", path: "/v1/rerank",
+			req:     `{"model":"bge-reranker","query":"what is a cache","documents":["a cache keeps answers","bananas"]}`,
+			answer:  `{"model":"bge-reranker","scores":[{"index":0,"score":0.9},{"index":1,"score":0.1}]}`,
 			refused: "refused.foreign_shape",
 		},
 		{
