@@ -262,3 +262,73 @@ func TestPurgeUnderOtherWaysStopsTheOtherLayoutsStoreInFlight(t *testing.T) {
 		})
 	}
 }
+
+// Review Z34. The Z32 mend (foreignPurgedAfter) makes a store that reads
+// its bucket's index in the other layout's shape honour that layout's
+// tombstone of its key: InsertSince and purgedSince check it. An
+// embeddings batch stores its items through insertBucket, which reads the
+// index (view / readIndex) and checks only purgedAfter on its own shape:
+// an item asked for before an entry purge sent to the other configuration
+// of a reload's overlap is stored after the purge returned, and served.
+func TestPurgeUnderOtherWaysStopsTheOtherLayoutsBatchItemInFlight(t *testing.T) {
+	for _, tc := range []struct{ oldPurges, oneLayout bool }{{false, false}, {true, false}, {false, true}} {
+		oldPurges := tc.oldPurges
+		name := "new-purges-old-stores"
+		if oldPurges {
+			name = "old-purges-new-stores"
+		}
+		if tc.oneLayout {
+			name = "control-one-layout"
+		}
+		t.Run(name, func(t *testing.T) {
+			store := NewMemStore()
+			clock := newFakeClock()
+			mk := func(cfg string, seed uint64) *testEnv {
+				c := New(mustParse(t, cfg), Options{Store: store, Now: clock.Now, Rand: seededRand(seed)})
+				return &testEnv{t: t, cache: c, store: store, clock: clock}
+			}
+			a := mk(testConfig, 1)
+			clock.Advance(time.Second)
+			b := mk(strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 16, "ways": 8`, 1), 2)
+			if b.cache.LayoutReplaced() != "16x4" {
+				t.Fatalf("setup: layout replaced %q", b.cache.LayoutReplaced())
+			}
+			storer, purger := a, b
+			if tc.oneLayout {
+				storer, purger = b, b
+			}
+			if oldPurges {
+				storer, purger = b, a
+			}
+			for i := range 16 {
+				q := chatRequest("warm " + itoa(int64(i)))
+				req, d := purger.lookup("chat", alice, q)
+				if d == Forward {
+					purger.fill(req, jsonCT, chatResponse("warm"), 10)
+				}
+			}
+			var stored int
+			for i := range 8 {
+				item := "asked before the purge " + itoa(int64(i))
+				q := `{"model":"e","input":["` + item + `"]}`
+				req, d := storer.lookup("embed", nil, q)
+				if d != Forward {
+					t.Fatalf("setup: %v", d)
+				}
+				clock.Advance(time.Millisecond)
+				purge := `{"path":"/v1/embeddings","body":{"model":"e","input":"` + item + `"}}`
+				if res, err := purger.cache.Purge([]byte(purge), ""); err != nil || res.Scope != "entry" {
+					t.Fatalf("purge: %+v %v", res, err)
+				}
+				st := storer.cache.AdmitAndStore(req, 200, jsonCT, embAnswer([]string{item}), OriginUpstream, 10)
+				if _, d := storer.lookup("embed", nil, q); d == Serve {
+					t.Logf("item %d: stored %d refused %d (reason %q) after the purge returned, served", i, st.Result.ItemsStored, st.Result.ItemsRefused, st.Reason)
+					stored++
+				}
+			}
+			if stored > 0 {
+				t.Fatalf("%d of 8 embeddings items asked for before an entry purge (sent to the other configuration of the reload's overlap) were stored after it and served", stored)
+			}
+		})
+	}
+}

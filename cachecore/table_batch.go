@@ -170,17 +170,24 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, s
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var cas uint32
 		var exists bool
-		if attempt == 0 && v != nil && v.pass >= 0 {
+		// A view of an index in another shape is read again: the other
+		// layout's tombstones are in it (foreignIdx).
+		if attempt == 0 && v != nil && v.pass >= 0 && (v.listed || !v.exists) {
 			cas, exists = v.cas, v.exists
 			t.idx = append(t.idx[:0], v.slots...)
+			t.foreignIdx = nil
 			v.pass = -1 // used once: a write (ours or another's) makes it stale
 		} else if cas, exists, err = t.readIndex(b); err != nil {
 			break
 		}
 		for i := range items {
 			it := &items[i]
-			it.way, it.res = t.chooseWay(it.fp, it.tag, now)
 			it.err = nil
+			if t.foreignIdx != nil && foreignPurgedAfter(t.foreignIdx, it.fp, since, now) {
+				it.way, it.err = -1, ErrPurgedSince // the other layout's tombstone (review Z34)
+				continue
+			}
+			it.way, it.res = t.chooseWay(it.fp, it.tag, now)
 			if t.idx[it.way].tag == purgedTag {
 				if t.purgedAfter(it.way, it.fp, since, now) {
 					it.way, it.err = -1, ErrPurgedSince // as InsertSince: not stored
