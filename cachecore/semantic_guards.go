@@ -739,7 +739,9 @@ func mentioned(ts []token, i int) bool {
 	if mentionVerbs[ts[i-1].w] {
 		return true
 	}
-	return t.sentEnd && ts[i-1].w == "of" && commonWords[t.w]
+	// The turn's last word ends its sentence too, punctuated or not
+	// (review Z35: "the past tense of go" as README writes it).
+	return (t.sentEnd || i == len(ts)-1) && ts[i-1].w == "of" && commonWords[t.w]
 }
 
 var mentionVerbs = set("say spell pronounce translate conjugate")

@@ -1,0 +1,41 @@
+package cachecore
+
+import (
+	"strings"
+	"testing"
+)
+
+// Review Z35 (README's snippets, executed). README, Semantic cache,
+// entities guard: "so is the word a turn asks about: "say hello" ≠ "say
+// thanks", "the past tense of go" ≠ "… of make"". mentioned() takes the
+// word after "of" as the ask only when a sentence-ending mark follows it
+// (token.sentEnd), and the end of the turn sets none: README's own pair,
+// written as README writes it, passes every guard, and so does the way
+// people type it ("what's the past tense of go", no "?"). Only the
+// variant with a closing "?" is vetoed (semantic_guards_names_test.go).
+func TestReadmeGuardExamplePastTenseOfGoIsVetoed(t *testing.T) {
+	for _, c := range [][2]string{
+		{"the past tense of go", "the past tense of make"}, // README, verbatim
+		{"what's the past tense of go", "what's the past tense of make"},
+		{"Past tense of go", "Past tense of make"},
+	} {
+		if v := vetoes(&allGuards, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed (README: ≠)", c[0], c[1])
+		}
+	}
+}
+
+// The same through the cache: a confirmed answer about "make" is served,
+// as a near hit, to the question about "go".
+func TestReadmeNearHitNeverAnswersPastTenseOfGoWithMake(t *testing.T) {
+	e := newSemEnv(t, "")
+	q := "what's the past tense of make"
+	f, _ := e.ask(alice, q, nil)
+	e.answer(f, "The past tense of make is made.")
+	e.ask(alice, q, nil) // exact hit: confirmed
+	f, got := e.ask(alice, "what's the past tense of go", nil)
+	if strings.HasSuffix(got, "serve") {
+		_, _, body := e.cache.HitResponse(f.Request())
+		t.Fatalf("the question about \"go\" was answered with the answer about \"make\" (%q): %s", got, body)
+	}
+}
