@@ -748,11 +748,20 @@ func (req *Request) appendNamespace(k []byte, kind byte) []byte {
 	return req.appendRequestNamespace(appendRouteStart(k, kind, req.Route))
 }
 
+// keyFormat is the key format's version (appendRouteStart).
+const keyFormat = '2'
+
 // appendRouteStart appends the part of a namespace that is the route's
 // alone (kind of key, route, its keying tag): the same for every request
 // of the route, so an exact key copies it, made once (routeKeying).
+//
+// keyFormat versions what a key means: a module that keys a request
+// otherwise (its canonical form, its bypasses) must not read another's
+// entries, in shared data kept across a module upgrade or in an L2 that
+// proxies of both modules share mid-rollout. '2' since -0 kept its sign
+// and non-JSON bodies were no longer keyed (stop 73).
 func appendRouteStart(k []byte, kind byte, r *Route) []byte {
-	k = append(k, kind, '1')
+	k = append(k, kind, keyFormat)
 	k = appendLV(k, r.Name)
 	return binary.LittleEndian.AppendUint64(k, r.keyTag)
 }

@@ -275,7 +275,7 @@ func TestKeyLayout(t *testing.T) {
 		lv := func(b []byte, s string) []byte {
 			return append(binary.LittleEndian.AppendUint32(b, uint32(len(s))), s...)
 		}
-		want := []byte("K1")
+		want := []byte("K2") // the key format's version, '2' since stop 73 (keyFormat)
 		want = lv(want, req.Route.Name)
 		want = binary.LittleEndian.AppendUint64(want, req.Route.keyTag)
 		want = lv(want, req.Method)
@@ -283,7 +283,7 @@ func TestKeyLayout(t *testing.T) {
 		want = lv(want, req.authority)
 		want = append(want, req.tenant[:]...)
 		want = lv(want, req.Model)
-		ns := len(want) // the namespace: "K1" through the model
+		ns := len(want) // the namespace: "K2" through the model
 		if req.Stream {
 			want = append(want, 'S')
 		} else {
