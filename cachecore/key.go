@@ -322,7 +322,7 @@ func directiveLines(h [][2]string) (cc, pragma string, notJSON bool) {
 			// The exact type every SDK sends, a word at a time first.
 			if t := kv[1]; len(t) != len("application/json") || word(unsafe.Pointer(unsafe.StringData(t)), 0) != jsonTypeWords[0] ||
 				word(unsafe.Pointer(unsafe.StringData(t)), 8) != jsonTypeWords[1] {
-				notJSON = notJSON || !isJSONType(t)
+				notJSON = notJSON || t != "" && !isJSONType(t) // empty: as none
 			}
 			continue
 		case len("inference-header-content-length"):

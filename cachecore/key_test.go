@@ -514,6 +514,7 @@ func TestBodyNotJSONReadsNamesAndTypesExactly(t *testing.T) {
 		{"content-type", "application/jsox", true},
 		{"content-type", "bpplication/json", true},
 		{"content-type", "text/plain; x=1", true},
+		{"content-type", "", false}, // empty: as none (servers read such a body as JSON)
 		{"content-type", "application/problem+json", false},
 		{"content-typo", "text/plain", false},
 		{"dontent-type", "text/plain", false},
