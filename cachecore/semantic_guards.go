@@ -739,9 +739,26 @@ func mentioned(ts []token, i int) bool {
 	if mentionVerbs[ts[i-1].w] {
 		return true
 	}
-	// The turn's last word ends its sentence too, punctuated or not
-	// (review Z35: "the past tense of go" as README writes it).
-	return (t.sentEnd || i == len(ts)-1) && ts[i-1].w == "of" && commonWords[t.w]
+	return ts[i-1].w == "of" && commonWords[t.w] && endsAsk(ts, i)
+}
+
+// endsAsk reports that ts[i] ends what its sentence asks: nothing follows
+// it there, punctuated or not (the turn's end: review Z35), but framing —
+// an adverb that frames ("please", "exactly"), a symbol or emoji, or a
+// closing "in"/"for" a name ("in English") — so that "the past tense of go
+// please" asks about "go" as "the past tense of go" does (review Z36).
+func endsAsk(ts []token, i int) bool {
+	for j := i; !ts[j].sentEnd && j+1 < len(ts); {
+		j++
+		switch t := ts[j]; {
+		case closingAdverbs[t.w] || t.w == "thanks" || t.symbol && !t.digit:
+		case (t.w == "in" || t.w == "for") && j+1 < len(ts) && (ts[j+1].cap || ts[j+1].upper) && !ts[j+1].digit:
+			j++
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var mentionVerbs = set("say spell pronounce translate conjugate")

@@ -39,3 +39,51 @@ func TestReadmeNearHitNeverAnswersPastTenseOfGoWithMake(t *testing.T) {
 		t.Fatalf("the question about \"go\" was answered with the answer about \"make\" (%q): %s", got, body)
 	}
 }
+
+// Review Z36 (2). README, entities guard: "so is the word a turn asks
+// about: … "the past tense of go" ≠ "… of make"". The Z35 mend takes the
+// word after "of" as the ask only when a sentence mark or the turn's end
+// follows it: the same question with anything after the word — a
+// framing "please", "in English", an emoji — passes every guard, and the
+// answer about "make" is served to the question about "go".
+func TestGuardPastTenseOfGoWithTrailingWordsIsVetoed(t *testing.T) {
+	for _, c := range [][2]string{
+		{"what is the past tense of go in English", "what is the past tense of make in English"},
+		{"the past tense of go, please", "the past tense of make, please"},
+		{"past tense of go please", "past tense of make please"},
+		{"the past tense of go 🙂", "the past tense of make 🙂"},
+	} {
+		if v := vetoes(&allGuards, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed (README: ≠)", c[0], c[1])
+		}
+	}
+}
+
+func TestNearHitNeverAnswersPastTenseOfGoInEnglishWithMake(t *testing.T) {
+	e := newSemEnv(t, "")
+	q := "what is the past tense of make in English"
+	f, _ := e.ask(alice, q, nil)
+	e.answer(f, "The past tense of make is made.")
+	e.ask(alice, q, nil) // exact hit: confirmed
+	f, got := e.ask(alice, "what is the past tense of go in English", nil)
+	if strings.HasSuffix(got, "serve") {
+		_, _, body := e.cache.HitResponse(f.Request())
+		t.Fatalf("the question about \"go\" was answered with the answer about \"make\" (%q): %s", got, body)
+	}
+}
+
+// The mend's other side: README lets framing words differ ("framing
+// words ("explain", "how can I", "please", "exactly") may differ"), and
+// before the mend these near duplicates matched; now the unpunctuated
+// turn lists "go" as its ask and the one with a trailing "please" does
+// not, so the entities guard vetoes a near hit README promises.
+func TestGuardTrailingFramingWordStillNearMatches(t *testing.T) {
+	for _, c := range [][2]string{
+		{"what is the past tense of go", "what is the past tense of go please"},
+		{"what is the past tense of go", "what is the past tense of go exactly"},
+	} {
+		if v := vetoes(&allGuards, c[0], c[1]); v != 0 {
+			t.Errorf("%q / %q: vetoed (%v), README: framing words may differ", c[0], c[1], v)
+		}
+	}
+}
