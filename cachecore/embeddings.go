@@ -1241,7 +1241,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			for to < len(ins) && ins[to].bucket == ins[from].bucket {
 				to++
 			}
-			n := t.batchStillListed(ins[from].bucket, ins[from:to])
+			n := t.batchStillListed(ins[from].bucket, ins[from:to], req.lookedAt, now)
 			res.ItemsStored -= n
 			res.refuseItems(n, ReasonInvalidated)
 			from = to

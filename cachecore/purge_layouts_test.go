@@ -332,3 +332,92 @@ func TestPurgeUnderOtherWaysStopsTheOtherLayoutsBatchItemInFlight(t *testing.T) 
 		})
 	}
 }
+
+// Review Z36 (1). A store is two writes: the bucket index, then the
+// entry; a purge landing between them is caught after the entry write
+// (stillListed / batchStillListed: the key's tombstone in its way blanks
+// the late entry and refuses it). The Z32/Z34 mends make the *store's*
+// index read honour the other layout's tombstone (foreignIdx), but the
+// check after the entry write does not: a purge sent to the other
+// configuration of a reload's overlap (other store.ways) writes its own
+// index shape there, which readIndex takes for foreign and reads as
+// empty; dropLate finds nothing and keeps the entry, and the key's
+// preferred way, read without the index, serves the purged answer.
+func TestPurgeUnderOtherLayoutBetweenIndexAndEntryWritesIsNotUndone(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		name := "chat"
+		if batch {
+			name = "embeddings-batch"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, mode := range []string{"new-purges", "old-purges", "control-one-layout"} {
+				oldPurges := mode
+				served := 0
+				for i := range 8 {
+					store := &indexHookStore{Store: NewMemStore()}
+					clock := newFakeClock()
+					mk := func(cfg string, seed uint64) *testEnv {
+						c := New(mustParse(t, cfg), Options{Store: store, Now: clock.Now, Rand: seededRand(seed)})
+						return &testEnv{t: t, cache: c, clock: clock}
+					}
+					a := mk(testConfig, 1)
+					clock.Advance(time.Second)
+					b := mk(strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 16, "ways": 8`, 1), 2)
+					if b.cache.LayoutReplaced() != "16x4" {
+						t.Fatalf("setup: layout replaced %q", b.cache.LayoutReplaced())
+					}
+					storer, purger := a, b
+					switch mode {
+					case "old-purges":
+						storer, purger = b, a
+					case "control-one-layout":
+						// another VM of the same configuration purges: held (stillListed)
+						purger = mk(strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 16, "ways": 8`, 1), 3)
+						storer = b
+					}
+					item := "asked before the purge " + itoa(int64(i))
+					var q, purge, route string
+					var hdrs [][2]string
+					if batch {
+						route, q = "embed", `{"model":"e","input":["`+item+`"]}`
+						purge = `{"path":"/v1/embeddings","body":{"model":"e","input":"` + item + `"}}`
+					} else {
+						route, q, hdrs = "chat", chatRequest(item), alice
+						purge = `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
+					}
+					req, d := storer.lookup(route, hdrs, q)
+					if d != Forward {
+						t.Fatalf("setup: %v", d)
+					}
+					clock.Advance(time.Millisecond)
+					var perr error
+					var pres PurgeResult
+					store.onIndexSet = func() { // the other configuration's VM takes the purge
+						pres, perr = purger.cache.Purge([]byte(purge), "")
+					}
+					var st Stored
+					if batch {
+						st = storer.cache.AdmitAndStore(req, 200, jsonCT, embAnswer([]string{item}), OriginUpstream, 10)
+					} else {
+						st = storer.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
+					}
+					if perr != nil || pres.Scope != "entry" || store.onIndexSet != nil {
+						t.Fatalf("setup: purge %+v %v (hook ran: %v)", pres, perr, store.onIndexSet == nil)
+					}
+					for _, w := range []*testEnv{storer, purger} {
+						if r, d := w.lookup(route, hdrs, q); d == Serve {
+							_, _, body := w.cache.HitResponse(r)
+							t.Logf("%s key %d: store %+v reason %q; served after the purge returned: %.80s", oldPurges, i, st.Result, st.Reason, body)
+							served++
+							break
+						}
+					}
+				}
+				if served > 0 {
+					t.Errorf("%s: %d of 8 answers asked for before an entry purge (sent to the other layout's configuration between the store's index and entry writes) are served after the purge returned", oldPurges, served)
+				}
+			}
+		})
+	}
+}
+

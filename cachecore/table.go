@@ -605,7 +605,7 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		if err := t.store.Set(t.entryKey(b, w), encoded, 0); err != nil {
 			return InsertResult{}, err
 		}
-		if !t.stillListed(b, w, t.idx[w]) {
+		if !t.stillListed(b, w, t.idx[w], since, now) {
 			return res, errPurgedDuring
 		}
 		return res, nil
@@ -625,11 +625,26 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 // another key took meanwhile keeps the entry, as any copy the index does
 // not list; a store of my key after mine keeps its own.) One index read
 // a store; a failed read keeps the entry.
-func (t *Table) stillListed(b uint64, w int, mine slot) bool {
+func (t *Table) stillListed(b uint64, w int, mine slot, since, now int64) bool {
 	if _, _, err := t.readIndex(b); err != nil {
 		return true
 	}
-	return !t.dropLate(b, w, mine)
+	return !t.dropLate(b, w, mine) && !t.dropForeignLate(b, w, mine, since, now)
+}
+
+// dropForeignLate is dropLate for a purge by the other layout of a
+// reload's overlap, which left its tombstone in an index of its own shape
+// (foreignIdx, just read): it blanks way w's late entry if it is still
+// mine's and reports whether it did (review Z36).
+func (t *Table) dropForeignLate(b uint64, w int, mine slot, since, now int64) bool {
+	if t.foreignIdx == nil || w < 0 || !foreignPurgedAfter(t.foreignIdx, mine.fp, since, now) {
+		return false
+	}
+	if theirs, err := t.unwritten(b, w, mine.staleUntil); err != nil || theirs {
+		return false
+	}
+	_ = t.store.Set(t.entryKey(b, w), nil, 0)
+	return true
 }
 
 // dropLate is stillListed's check on the index t.idx just read (a batch's

@@ -151,13 +151,14 @@ type batchInsert struct {
 // its slot is blanked, and refused (errPurgedDuring) where that is a
 // purge's tombstone. It reports how many it refused. A batch runs it only when a purge was marked during its
 // store (entryPurges): one read of the mark, not one index read a bucket.
-func (t *Table) batchStillListed(b uint64, items []batchInsert) int {
+func (t *Table) batchStillListed(b uint64, items []batchInsert, since, now int64) int {
 	if _, _, err := t.readIndex(b); err != nil {
 		return 0
 	}
 	n := 0
 	for i := range items {
-		if it := &items[i]; it.err == nil && t.dropLate(b, it.way, slot{it.fp, it.staleUntil, it.tag}) {
+		if it := &items[i]; it.err == nil && (t.dropLate(b, it.way, slot{it.fp, it.staleUntil, it.tag}) ||
+			t.dropForeignLate(b, it.way, slot{it.fp, it.staleUntil, it.tag}, since, now)) {
 			it.err = errPurgedDuring
 			n++
 		}
