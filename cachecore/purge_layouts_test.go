@@ -421,3 +421,213 @@ func TestPurgeUnderOtherLayoutBetweenIndexAndEntryWritesIsNotUndone(t *testing.T
 	}
 }
 
+// Review Z37 (2). TestDiffReviewPurgeThenFreshStoreBetweenAStoresWritesIsNotUndone
+// across a reload's two layouts (store.ways 4 -> 8, same buckets). Between
+// the old store's index write and its entry write, the other layout's VM
+// takes the purge (its tombstone goes into an index of its own shape) and
+// then stores a fresh answer to the same key, asked for after the purge:
+// that store's chooseWay takes the tombstone's way, so the tombstone is
+// gone. The old store's check after its entry write (stillListed ->
+// dropForeignLate) looks only for the tombstone in the foreign index, finds
+// none, and keeps the late entry in its own layout's way (another way than
+// the fresh one's): the answer asked for before the purge is served.
+func TestPurgeThenFreshStoreUnderOtherLayoutIsNotUndone(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		name := "chat"
+		if batch {
+			name = "embeddings-batch"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, mode := range []string{"new-purges", "old-purges", "control-one-layout"} {
+				served := 0
+				for i := range 8 {
+					store := &indexHookStore{Store: NewMemStore()}
+					clock := newFakeClock()
+					mk := func(cfg string, seed uint64) *testEnv {
+						c := New(mustParse(t, cfg), Options{Store: store, Now: clock.Now, Rand: seededRand(seed)})
+						return &testEnv{t: t, cache: c, clock: clock}
+					}
+					a := mk(testConfig, 1)
+					clock.Advance(time.Second)
+					b := mk(strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 16, "ways": 8`, 1), 2)
+					if b.cache.LayoutReplaced() != "16x4" {
+						t.Fatalf("setup: layout replaced %q", b.cache.LayoutReplaced())
+					}
+					storer, purger := a, b
+					switch mode {
+					case "old-purges":
+						storer, purger = b, a
+					case "control-one-layout": // held: dropLate
+						storer, purger = b, mk(strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 16, "ways": 8`, 1), 3)
+					}
+					item := "asked before the purge " + itoa(int64(i))
+					var q, purge, route string
+					var hdrs [][2]string
+					if batch {
+						route, q = "embed", `{"model":"e","input":["`+item+`"]}`
+						purge = `{"path":"/v1/embeddings","body":{"model":"e","input":"` + item + `"}}`
+					} else {
+						route, q, hdrs = "chat", chatRequest(item), alice
+						purge = `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
+					}
+					answer := func(s string) []byte {
+						if batch {
+							v := "222"
+							if strings.Contains(s, "before") {
+								v = "111"
+							}
+							return []byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` + v + `,0.5]}],"model":"e-1","usage":{"prompt_tokens":7,"total_tokens":7}}`)
+						}
+						return []byte(chatResponse(s))
+					}
+					req, d := storer.lookup(route, hdrs, q)
+					if d != Forward {
+						t.Fatalf("setup: %v", d)
+					}
+					clock.Advance(time.Millisecond)
+					var perr error
+					var pres PurgeResult
+					var fresh Stored
+					freshRan := false
+					store.onIndexSet = func() { // the other configuration's VM: the purge, then a fresh request
+						pres, perr = purger.cache.Purge([]byte(purge), "")
+						clock.Advance(time.Millisecond)
+						r2, d := purger.lookup(route, hdrs, q)
+						if d != Forward {
+							t.Errorf("setup: lookup after the purge: %v", d)
+							return
+						}
+						freshRan = true
+						fresh = purger.cache.AdmitAndStore(r2, 200, jsonCT, answer("asked for after the purge"), OriginUpstream, 10)
+					}
+					st := storer.cache.AdmitAndStore(req, 200, jsonCT, answer("answered before the purge"), OriginUpstream, 10)
+					if perr != nil || pres.Scope != "entry" || store.onIndexSet != nil || !freshRan {
+						t.Fatalf("setup: purge %+v %v (hook ran: %v, fresh ran %v)", pres, perr, store.onIndexSet == nil, freshRan)
+					}
+					if fresh.Reason != ReasonNone {
+						t.Fatalf("setup: the fresh answer was not stored: %+v", fresh)
+					}
+					for wi, w := range []*testEnv{storer, purger} {
+						r, d := w.lookup(route, hdrs, q)
+						if d != Serve {
+							continue
+						}
+						_, _, body := w.cache.HitResponse(r)
+						if strings.Contains(string(body), "before the purge") || batch && strings.Contains(string(body), "111") {
+							t.Logf("%s key %d: worker %d; store %+v reason %q; served: %.120s", mode, i, wi, st.Result, st.Reason, body)
+							served++
+							break
+						}
+					}
+				}
+				if served > 0 {
+					t.Errorf("%s: %d of 8 answers asked for before an entry purge (other layout: purge, then a fresh store of the key, between the store's index and entry writes) are served after the purge", mode, served)
+				}
+			}
+		})
+	}
+}
+
+// Review Z37 (2). dropForeignLate blanks way w when the other layout's
+// index holds a tombstone of *my* key and the entry in way w has my
+// entry's staleUntil — it never checks that the entry is my key's. Under
+// the other layout way w (same name, mc:e:<b>:<w>) is another key's way:
+// a store of another key there, after my entry write, in the same
+// millisecond with the same ttl (the same staleUntil), is blanked by my
+// check. dropLate, on one layout, is guarded by the index listing my key
+// in way w; here nothing is. The other key's answer is stored and
+// counted (entries gauge, items) and then misses.
+func TestForeignLateCheckNeverBlanksAnotherKeysEntry(t *testing.T) {
+	cfgA := testConfig
+	cfgB := strings.Replace(testConfig, `"buckets": 16, "ways": 4`, `"buckets": 16, "ways": 8`, 1)
+	store := &twoHookStore{Store: NewMemStore()}
+	clock := newFakeClock()
+	mk := func(cfg string, seed uint64) *testEnv {
+		c := New(mustParse(t, cfg), Options{Store: store, Now: clock.Now, Rand: seededRand(seed)})
+		return &testEnv{t: t, cache: c, clock: clock}
+	}
+	a := mk(cfgA, 1)
+	clock.Advance(time.Second)
+	b := mk(cfgB, 2)
+	if b.cache.LayoutReplaced() != "16x4" {
+		t.Fatalf("setup: layout replaced %q", b.cache.LayoutReplaced())
+	}
+	bucket := func(fp uint64) uint64 { return (fp >> 16) % 16 }
+	// K: the key stored by the old layout (4 ways) and purged by the new
+	// one (8 ways), whose tombstone then takes way 0; K2: another key the
+	// new layout places in K's bucket, in the way K has under the old one.
+	var k string
+	var req *Request
+	for i := 0; k == ""; i++ {
+		p := "purged key " + itoa(int64(i))
+		r, d := a.lookup("chat", alice, chatRequest(p))
+		if d != Forward {
+			t.Fatalf("setup: %v", d)
+		}
+		if r.FP%4 != 0 {
+			k, req = p, r
+		}
+	}
+	fpK := req.FP
+	var req2 *Request
+	for i := 0; req2 == nil && i < 20000; i++ {
+		r, d := b.lookup("chat", alice, chatRequest("other key "+itoa(int64(i))))
+		if d != Forward {
+			t.Fatalf("setup: %v", d)
+		}
+		if bucket(r.FP) == bucket(fpK) && r.FP%8 == fpK%4 {
+			req2 = r
+		}
+	}
+	if req2 == nil {
+		t.Fatal("setup: no other key found")
+	}
+	clock.Advance(time.Millisecond)
+	var pres PurgeResult
+	var perr error
+	store.onIndexSet = func() { // between the old layout's two writes: the purge of K, new layout
+		pres, perr = b.cache.Purge([]byte(`{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":`+chatRequest(k)+`}`), "")
+	}
+	var other Stored
+	ran := false
+	store.onEntrySet = func() { // after the old layout's entry write: another key's store, new layout
+		ran = true
+		other = b.cache.AdmitAndStore(req2, 200, jsonCT, []byte(chatResponse("the other key's answer")), OriginUpstream, 10)
+	}
+	st := a.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("asked before the purge")), OriginUpstream, 10)
+	if perr != nil || pres.Scope != "entry" || !ran || other.Reason != ReasonNone {
+		t.Fatalf("setup: purge %+v %v; other store ran %v: %+v", pres, perr, ran, other)
+	}
+	if st.Reason != ReasonInvalidated {
+		t.Fatalf("setup: the purged key's store was not refused: %+v", st)
+	}
+	if r, d := b.lookup("chat", alice, string(req2.Body)); d != Serve {
+		t.Fatalf("another key's answer, stored (%+v) after the purge of this one, is gone: %s (the purged key's late check blanked its way)", other.Result, r.Status)
+	}
+}
+
+// twoHookStore runs onIndexSet once after a bucket index write and
+// onEntrySet once after a non-empty entry write: what other workers' VMs
+// can do between this one's shared-data calls.
+type twoHookStore struct {
+	Store
+	onIndexSet, onEntrySet func()
+}
+
+func (s *twoHookStore) Set(key string, value []byte, cas uint32) error {
+	err := s.Store.Set(key, value, cas)
+	if err != nil {
+		return err
+	}
+	hook := &s.onEntrySet
+	if strings.HasPrefix(key, "mc:i:") {
+		hook = &s.onIndexSet
+	} else if !strings.HasPrefix(key, "mc:e:") || len(value) == 0 {
+		return nil
+	}
+	if f := *hook; f != nil {
+		*hook = nil
+		f()
+	}
+	return nil
+}

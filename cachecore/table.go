@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -605,7 +606,7 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		if err := t.store.Set(t.entryKey(b, w), encoded, 0); err != nil {
 			return InsertResult{}, err
 		}
-		if !t.stillListed(b, w, t.idx[w], since, now) {
+		if !t.stillListed(b, w, t.idx[w], encoded, since, now) {
 			return res, errPurgedDuring
 		}
 		return res, nil
@@ -625,26 +626,51 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 // another key took meanwhile keeps the entry, as any copy the index does
 // not list; a store of my key after mine keeps its own.) One index read
 // a store; a failed read keeps the entry.
-func (t *Table) stillListed(b uint64, w int, mine slot, since, now int64) bool {
+func (t *Table) stillListed(b uint64, w int, mine slot, encoded []byte, since, now int64) bool {
 	if _, _, err := t.readIndex(b); err != nil {
 		return true
 	}
-	return !t.dropLate(b, w, mine) && !t.dropForeignLate(b, w, mine, since, now)
+	return !t.dropLate(b, w, mine) && !t.dropForeignLate(b, w, mine.fp, encoded, since, now)
 }
 
-// dropForeignLate is dropLate for a purge by the other layout of a
-// reload's overlap, which left its tombstone in an index of its own shape
-// (foreignIdx, just read): it blanks way w's late entry if it is still
-// mine's and reports whether it did (review Z36).
-func (t *Table) dropForeignLate(b uint64, w int, mine slot, since, now int64) bool {
-	if t.foreignIdx == nil || w < 0 || !foreignPurgedAfter(t.foreignIdx, mine.fp, since, now) {
+// dropForeignLate is dropLate for the other layout of a reload's overlap,
+// whose index of its own shape the store just read (foreignIdx): where it
+// holds fp's tombstone of a purge after since, or lists fp (a store of the
+// key there, which may have taken a tombstone's way after a purge: review
+// Z37), way w's late entry is blanked if it is still the one this store
+// wrote, byte for byte (another key's entry of the same stale time stays:
+// review Z37). It reports whether the store is undone: blanked, or written
+// over already (review Z36). Blanking a copy the other layout also holds
+// costs this layout a miss.
+func (t *Table) dropForeignLate(b uint64, w int, fp uint64, encoded []byte, since, now int64) bool {
+	if t.foreignIdx == nil || w < 0 || !foreignPurgedAfter(t.foreignIdx, fp, since, now) && !foreignLists(t.foreignIdx, fp) {
 		return false
 	}
-	if theirs, err := t.unwritten(b, w, mine.staleUntil); err != nil || theirs {
+	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
+	if cap(raw) > cap(t.entBuf) {
+		t.entBuf = raw[:0]
+	}
+	if err != nil {
 		return false
 	}
-	_ = t.store.Set(t.entryKey(b, w), nil, 0)
-	return true
+	if bytes.Equal(raw, encoded) {
+		_ = t.store.Set(t.entryKey(b, w), nil, 0)
+	}
+	return true // not stored: blanked, or written over already
+}
+
+// foreignLists reports whether an index of another shape (foreignIdx)
+// lists fp in a way that is not a tombstone.
+func foreignLists(raw []byte, fp uint64) bool {
+	if len(raw) < 4 || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || len(raw) != 4+indexWayLen*int(raw[3]) {
+		return false
+	}
+	for r := raw[4:]; len(r) >= indexWayLen; r = r[indexWayLen:] {
+		if binary.LittleEndian.Uint64(r) == fp && binary.LittleEndian.Uint32(r[16:]) != purgedTag {
+			return true
+		}
+	}
+	return false
 }
 
 // dropLate is stillListed's check on the index t.idx just read (a batch's

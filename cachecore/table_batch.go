@@ -158,7 +158,7 @@ func (t *Table) batchStillListed(b uint64, items []batchInsert, since, now int64
 	n := 0
 	for i := range items {
 		if it := &items[i]; it.err == nil && (t.dropLate(b, it.way, slot{it.fp, it.staleUntil, it.tag}) ||
-			t.dropForeignLate(b, it.way, slot{it.fp, it.staleUntil, it.tag}, since, now)) {
+			t.dropForeignLate(b, it.way, it.fp, it.encoded, since, now)) {
 			it.err = errPurgedDuring
 			n++
 		}
