@@ -739,21 +739,40 @@ func mentioned(ts []token, i int) bool {
 	if mentionVerbs[ts[i-1].w] {
 		return true
 	}
-	return ts[i-1].w == "of" && commonWords[t.w] && endsAsk(ts, i)
+	return ts[i-1].w == "of" && commonWords[t.w] && !framing(t.w) && !determiners[t.w] && !referring[t.w] && endsAsk(ts, i)
 }
+
+// framing reports a word that frames a turn rather than asks ("please",
+// "thank you"): never the word a turn asks about (review Z37).
+func framing(w string) bool { return closingAdverbs[w] || politeWords[w] }
+
+var politeWords = set("thanks thank you pls plz please ty")
+
+// referring are pronouns: after "of" they point back ("the causes of it"),
+// not at a word asked about (review Z37).
+var referring = set("it them him her me us you one ones all some any")
 
 // endsAsk reports that ts[i] ends what its sentence asks: nothing follows
 // it there, punctuated or not (the turn's end: review Z35), but framing —
-// an adverb that frames ("please", "exactly"), a symbol or emoji, or a
-// closing "in"/"for" a name ("in English") — so that "the past tense of go
-// please" asks about "go" as "the past tense of go" does (review Z36).
+// a framing or polite word ("please", "exactly", "thank you", "pls"), a
+// symbol or emoji, or a closing "in"/"for" and one word ("in English", "in
+// english", "for kids") — so that "the past tense of go please" asks about
+// "go" as "the past tense of go" does (reviews Z36, Z37).
 func endsAsk(ts []token, i int) bool {
 	for j := i; !ts[j].sentEnd && j+1 < len(ts); {
 		j++
 		switch t := ts[j]; {
-		case closingAdverbs[t.w] || t.w == "thanks" || t.symbol && !t.digit:
-		case (t.w == "in" || t.w == "for") && j+1 < len(ts) && (ts[j+1].cap || ts[j+1].upper) && !ts[j+1].digit:
+		case framing(t.w) || t.symbol && !t.digit:
+		case (t.w == "in" || t.w == "for") && j+1 < len(ts) && !ts[j].sentEnd:
+			// A closing "in English", "for kids", "in a sentence": one
+			// word, after a determiner or not, ending the sentence.
 			j++
+			if determiners[ts[j].w] && !ts[j].sentEnd && j+1 < len(ts) {
+				j++
+			}
+			if ts[j].digit || !(ts[j].sentEnd || j+1 == len(ts) || framing(ts[j+1].w)) {
+				return false
+			}
 		default:
 			return false
 		}
