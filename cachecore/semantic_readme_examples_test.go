@@ -87,6 +87,7 @@ func TestGuardTrailingFramingWordStillNearMatches(t *testing.T) {
 		}
 	}
 }
+
 // Review Z37 (1). README, entities guard: "so is the word a turn asks
 // about: … "the past tense of go" ≠ "… of make"". The Z36 mend (endsAsk)
 // takes the word after "of" as the ask when only framing follows it, but
@@ -147,4 +148,3 @@ func TestFramingWordOrPronounAfterOfIsNotTheAsk(t *testing.T) {
 		}
 	}
 }
-
