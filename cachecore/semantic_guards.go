@@ -729,8 +729,15 @@ func entities(ts []token) []string {
 
 // mentioned reports whether ts[i] is a word the turn asks about rather
 // than uses: right after "say", "spell" or the like ("how do I say hello
-// in Japanese"), or ending a sentence after "of" ("the past tense of
-// go"). Such a word is the whole ask, common or not.
+// in Japanese"); right after "of" following a noun that asks about a word
+// ("the past tense of go", "the plural of this", "a synonym of really"),
+// whatever the word is and whatever follows it ("… of go please", "… of
+// go in british english"); or, after any other "of", a common word
+// ending its sentence ("the capital of France?" has its name anyway).
+// Reviews Z35–Z38 found the word-asking nouns needed their own rule:
+// framing after the word hid it, and a rule by what follows it took
+// framing words and pronouns for the ask after other nouns ("made of
+// please", "the causes of it").
 func mentioned(ts []token, i int) bool {
 	t := ts[i]
 	if t.digit || t.symbol || i == 0 {
@@ -739,46 +746,19 @@ func mentioned(ts []token, i int) bool {
 	if mentionVerbs[ts[i-1].w] {
 		return true
 	}
-	return ts[i-1].w == "of" && commonWords[t.w] && !framing(t.w) && !determiners[t.w] && !referring[t.w] && endsAsk(ts, i)
-}
-
-// framing reports a word that frames a turn rather than asks ("please",
-// "thank you"): never the word a turn asks about (review Z37).
-func framing(w string) bool { return closingAdverbs[w] || politeWords[w] }
-
-var politeWords = set("thanks thank you pls plz please ty")
-
-// referring are pronouns: after "of" they point back ("the causes of it"),
-// not at a word asked about (review Z37).
-var referring = set("it them him her me us you one ones all some any")
-
-// endsAsk reports that ts[i] ends what its sentence asks: nothing follows
-// it there, punctuated or not (the turn's end: review Z35), but framing —
-// a framing or polite word ("please", "exactly", "thank you", "pls"), a
-// symbol or emoji, or a closing "in"/"for" and one word ("in English", "in
-// english", "for kids") — so that "the past tense of go please" asks about
-// "go" as "the past tense of go" does (reviews Z36, Z37).
-func endsAsk(ts []token, i int) bool {
-	for j := i; !ts[j].sentEnd && j+1 < len(ts); {
-		j++
-		switch t := ts[j]; {
-		case framing(t.w) || t.symbol && !t.digit:
-		case (t.w == "in" || t.w == "for") && j+1 < len(ts) && !ts[j].sentEnd:
-			// A closing "in English", "for kids", "in a sentence": one
-			// word, after a determiner or not, ending the sentence.
-			j++
-			if determiners[ts[j].w] && !ts[j].sentEnd && j+1 < len(ts) {
-				j++
-			}
-			if ts[j].digit || !(ts[j].sentEnd || j+1 == len(ts) || framing(ts[j+1].w)) {
-				return false
-			}
-		default:
-			return false
-		}
+	if ts[i-1].w != "of" {
+		return false
 	}
-	return true
+	if i >= 2 && wordNouns[ts[i-2].w] {
+		return true
+	}
+	return t.sentEnd && commonWords[t.w]
 }
+
+// wordNouns ask about the word that follows their "of".
+var wordNouns = set("tense plural plurals singular possessive form forms synonym synonyms antonym antonyms opposite " +
+	"meaning definition spelling pronunciation abbreviation contraction conjugation participle gerund infinitive " +
+	"translation etymology comparative superlative")
 
 var mentionVerbs = set("say spell pronounce translate conjugate")
 
