@@ -712,11 +712,14 @@ func entities(ts []token) []string {
 	var out []string
 	j := -1 // the last word before ts[i] that is no determiner
 	for i, t := range ts {
-		if (t.cap || t.upper || t.quoted || t.code) && !t.digit && !t.symbol && (!commonWords[t.w] || t.quoted || t.code || t.upper || t.cap && len(t.w) > 1) ||
-			mentioned(ts, i) {
+		named := (t.cap || t.upper || t.quoted || t.code) && !t.digit && !t.symbol && (!commonWords[t.w] || t.quoted || t.code || t.upper || t.cap && len(t.w) > 1)
+		if ment := !named && mentioned(ts, i); named || ment {
 			name := t.stem
-			if t.quoted || t.code {
-				name = t.w // code is compared whole: `sorted` is not `sort`, json.loads not json.load
+			if t.quoted || t.code || ment {
+				// Code is compared whole: `sorted` is not `sort`,
+				// json.loads not json.load; and so is a word asked
+				// about: "hardly" is not "hard" (review Z39).
+				name = t.w
 			}
 			out = append(out, direction(ts, i, j)+name)
 		}
@@ -729,36 +732,65 @@ func entities(ts []token) []string {
 
 // mentioned reports whether ts[i] is a word the turn asks about rather
 // than uses: right after "say", "spell" or the like ("how do I say hello
-// in Japanese"); right after "of" following a noun that asks about a word
-// ("the past tense of go", "the plural of this", "a synonym of really"),
-// whatever the word is and whatever follows it ("… of go please", "… of
-// go in british english"); or, after any other "of", a common word
-// ending its sentence ("the capital of France?" has its name anyway).
-// Reviews Z35–Z38 found the word-asking nouns needed their own rule:
-// framing after the word hid it, and a rule by what follows it took
-// framing words and pronouns for the ask after other nouns ("made of
-// please", "the causes of it").
+// in Japanese"); the word a word-asking noun's "of" names (asked); or,
+// after any other "of", a common word ending its sentence or the turn
+// ("what is the past of go").
 func mentioned(ts []token, i int) bool {
 	t := ts[i]
 	if t.digit || t.symbol || i == 0 {
 		return false
 	}
-	if mentionVerbs[ts[i-1].w] {
+	if mentionVerbs[ts[i-1].w] || asked(ts, i) {
 		return true
 	}
-	if ts[i-1].w != "of" {
-		return false
-	}
-	if i >= 2 && wordNouns[ts[i-2].w] {
-		return true
-	}
-	return t.sentEnd && commonWords[t.w]
+	return ts[i-1].w == "of" && (t.sentEnd || i == len(ts)-1) && commonWords[t.w] && !closingAdverbs[t.w] && !pointing[t.w]
 }
 
+// pointing are words that, after an ordinary "of" at a turn's end, frame
+// or point back rather than name ("made of please", "the causes of it").
+var pointing = set("please thanks it them him her me us you this that these those")
+
+// asked reports whether ts[i] is the word after "of" following a noun that
+// asks about a word ("the past tense of go", "the meanings of go",
+// "the plural of this"), whatever the word is and whatever follows it
+// ("… of go please", "… of go in british english"). Determiners, "to"
+// and "the word/verb" between are passed over ("the past tense of the
+// verb go", "of to go"), unless nothing else follows them ("the plural of
+// this"). Reviews Z35–Z39 (stop 73): rules by what follows the word
+// either missed such endings or took "please" and "it" for the ask after
+// other nouns ("made of please", "the causes of it").
+func asked(ts []token, i int) bool {
+	// At most maxAskSkips words are passed over either way: a run of
+	// determiners costs no more than its length (work linear in a turn).
+	j := i - 1
+	for j >= 0 && j >= i-maxAskSkips && askSkips[ts[j].w] {
+		j--
+	}
+	if j < 1 || ts[j].w != "of" || !wordNouns[ts[j-1].w] {
+		return false
+	}
+	for k := i; askSkips[ts[k].w]; k++ {
+		if ts[k].sentEnd || k == len(ts)-1 {
+			return true // only passed-over words: they are the ask
+		}
+		if !askSkips[ts[k+1].w] || k+1 > j+maxAskSkips {
+			return false // the ask follows
+		}
+	}
+	return true
+}
+
+const maxAskSkips = 3
+
+// askSkips are passed over between a word-asking noun's "of" and the word
+// asked about.
+var askSkips = set("the a an this that these those to word words verb noun adjective adverb term")
+
 // wordNouns ask about the word that follows their "of".
-var wordNouns = set("tense plural plurals singular possessive form forms synonym synonyms antonym antonyms opposite " +
-	"meaning definition spelling pronunciation abbreviation contraction conjugation participle gerund infinitive " +
-	"translation etymology comparative superlative")
+var wordNouns = set("tense tenses plural plurals singular possessive form forms synonym synonyms antonym antonyms " +
+	"opposite opposites meaning meanings definition definitions spelling spellings pronunciation abbreviation " +
+	"contraction conjugation conjugations participle gerund infinitive translation translations etymology " +
+	"comparative superlative")
 
 var mentionVerbs = set("say spell pronounce translate conjugate")
 
