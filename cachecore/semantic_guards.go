@@ -740,7 +740,7 @@ func mentioned(ts []token, i int) bool {
 	if t.digit || t.symbol || i == 0 {
 		return false
 	}
-	if mentionVerbs[ts[i-1].w] || asked(ts, i) {
+	if mentionVerbs[ts[i-1].w] || asked(ts, i) || askedBefore(ts, i) || (ts[i-1].w == "word" || ts[i-1].w == "term") && !askSkips[t.w] {
 		return true
 	}
 	return ts[i-1].w == "of" && (t.sentEnd || i == len(ts)-1) && commonWords[t.w] && !closingAdverbs[t.w] && !pointing[t.w]
@@ -766,7 +766,7 @@ func asked(ts []token, i int) bool {
 	for j >= 0 && j >= i-maxAskSkips && askSkips[ts[j].w] {
 		j--
 	}
-	if j < 1 || ts[j].w != "of" || !wordNouns[ts[j-1].w] {
+	if j < 1 || ts[j].w != "of" && ts[j].w != "for" || !wordNouns[ts[j-1].w] {
 		return false
 	}
 	for k := i; askSkips[ts[k].w]; k++ {
@@ -781,6 +781,33 @@ func asked(ts []token, i int) bool {
 }
 
 const maxAskSkips = 3
+
+// askedBefore reports whether ts[i] is the word a word-asking noun after it
+// asks about: "go's past tense", "what is go in the past tense" (review
+// Z39). Like every rule here it can only add a veto: a word it takes
+// wrongly for the ask costs a near hit, not a wrong answer.
+func askedBefore(ts []token, i int) bool {
+	t := ts[i]
+	if askSkips[t.w] || tenseWords[t.w] || wordNouns[t.w] || t.sentEnd {
+		return false
+	}
+	k, viaIn := i+1, false
+	if k < len(ts) && ts[k].w == "in" && !ts[k].sentEnd {
+		k, viaIn = k+1, true
+		if k < len(ts) && determiners[ts[k].w] && !ts[k].sentEnd {
+			k++
+		}
+	}
+	if k < len(ts) && tenseWords[ts[k].w] && !ts[k].sentEnd {
+		return k+1 < len(ts) && wordNouns[ts[k+1].w]
+	}
+	// Without a tense word only "X's meaning" and the like: "fill in
+	// this form" asks about no word.
+	return !viaIn && k < len(ts) && wordNouns[ts[k].w] && ts[k].w != "form" && ts[k].w != "forms"
+}
+
+// tenseWords qualify a word-asking noun ("past tense", "plural form").
+var tenseWords = set("past present future perfect continuous progressive simple plural singular base")
 
 // askSkips are passed over between a word-asking noun's "of" and the word
 // asked about.

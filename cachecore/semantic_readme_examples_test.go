@@ -311,3 +311,18 @@ func TestWordAskedAboutIsComparedWhole(t *testing.T) {
 		}
 	}
 }
+
+// (5) The word-asking noun written another way than "<noun> of <word>":
+// no rule takes the word as the ask.
+func TestWordAskedAboutWrittenAnotherWayIsVetoed(t *testing.T) {
+	for _, c := range [][2]string{
+		{"what is the past tense for go", "what is the past tense for make"},
+		{"what's go's past tense", "what's make's past tense"},
+		{"what is go in the past tense", "what is make in the past tense"},
+		{"what does the word go mean", "what does the word make mean"},
+	} {
+		if v := vetoes(&allGuards, c[0], c[1]); v == 0 {
+			t.Errorf("%q / %q: not vetoed (entities %q / %q)", c[0], c[1], entities(tokenize(c[0])), entities(tokenize(c[1])))
+		}
+	}
+}
