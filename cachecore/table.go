@@ -643,7 +643,10 @@ func (t *Table) stillListed(b uint64, w int, mine slot, encoded []byte, since, n
 // over already (review Z36). Blanking a copy the other layout also holds
 // costs this layout a miss.
 func (t *Table) dropForeignLate(b uint64, w int, fp uint64, encoded []byte, since, now int64) bool {
-	if t.foreignIdx == nil || w < 0 || !foreignPurgedAfter(t.foreignIdx, fp, since, now) && !foreignLists(t.foreignIdx, fp) {
+	if t.foreignIdx == nil || w < 0 {
+		return false
+	}
+	if purged, listed := scanForeign(t.foreignIdx, fp, since, now); !purged && !listed {
 		return false
 	}
 	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
@@ -657,20 +660,6 @@ func (t *Table) dropForeignLate(b uint64, w int, fp uint64, encoded []byte, sinc
 		_ = t.store.Set(t.entryKey(b, w), nil, 0)
 	}
 	return true // not stored: blanked, or written over already
-}
-
-// foreignLists reports whether an index of another shape (foreignIdx)
-// lists fp in a way that is not a tombstone.
-func foreignLists(raw []byte, fp uint64) bool {
-	if len(raw) < 4 || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || len(raw) != 4+indexWayLen*int(raw[3]) {
-		return false
-	}
-	for r := raw[4:]; len(r) >= indexWayLen; r = r[indexWayLen:] {
-		if binary.LittleEndian.Uint64(r) == fp && binary.LittleEndian.Uint32(r[16:]) != purgedTag {
-			return true
-		}
-	}
-	return false
 }
 
 // dropLate is stillListed's check on the index t.idx just read (a batch's
@@ -746,7 +735,12 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 // as long as the step. (Within it: a callback reads the clock once, so a
 // store's now may lag another worker's purge by a few milliseconds.)
 func (t *Table) purgedAfter(w int, fp uint64, since, now int64) bool {
-	s := &t.idx[w]
+	return t.idx[w].purgedAfter(fp, since, now)
+}
+
+// purgedAfter reports whether s is fp's tombstone of a purge made after
+// since (and not past now by more than clock skew).
+func (s *slot) purgedAfter(fp uint64, since, now int64) bool {
 	at := s.staleUntil - purgeTombLife
 	return s.tag == purgedTag && s.fp == fp && at > since && at-now <= clockSkewMs
 }
@@ -773,17 +767,23 @@ func (t *Table) purgedSince(fp uint64, since, now int64) (bool, error) {
 // layout leaves that index as it is (Table.visiting), so its tombstone is
 // only in its own (review Z32).
 func foreignPurgedAfter(raw []byte, fp uint64, since, now int64) bool {
+	purged, _ := scanForeign(raw, fp, since, now)
+	return purged
+}
+
+// scanForeign reads an index of another shape (foreignIdx) for fp: whether
+// it holds fp's tombstone of a purge after since, and whether it lists fp
+// in a way that is no tombstone.
+func scanForeign(raw []byte, fp uint64, since, now int64) (purged, listed bool) {
 	if len(raw) < 4 || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || len(raw) != 4+indexWayLen*int(raw[3]) {
-		return false
+		return false, false
 	}
 	for r := raw[4:]; len(r) >= indexWayLen; r = r[indexWayLen:] {
 		s := slot{binary.LittleEndian.Uint64(r), int64(binary.LittleEndian.Uint64(r[8:])), binary.LittleEndian.Uint32(r[16:])}
-		at := s.staleUntil - purgeTombLife
-		if s.tag == purgedTag && s.fp == fp && at > since && at-now <= clockSkewMs {
-			return true
-		}
+		purged = purged || s.purgedAfter(fp, since, now)
+		listed = listed || s.fp == fp && s.tag != purgedTag
 	}
-	return false
+	return purged, listed
 }
 
 // clockSkewMs is how far ahead of a reader's clock a time written by
