@@ -144,11 +144,53 @@ func keyHeader(r *Route, name string) bool {
 	return false
 }
 
-// isJSONType accepts application/json and any +json media type.
+// isJSONType accepts application/json and any +json media type, read by
+// HTTP's rules, as a server reads them: one type/subtype of token
+// characters, compared in ASCII without regard to case, white space being
+// SP and HTAB (RFC 9110 §8.3.1, §5.6.2). Unicode's case folding and white
+// space would read "applİcation/json" as JSON, and a list of types joined
+// by a comma ("text/plain,x/y+json") as its last.
 func isJSONType(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+	mt = strings.Trim(mt, " \t")
+	typ, sub, ok := strings.Cut(mt, "/")
+	if !ok || !isToken(typ) || !isToken(sub) {
+		return false
+	}
+	if len(sub) > len("+json") && equalFoldASCII(sub[len(sub)-len("+json"):], "+json") {
+		return true
+	}
+	return equalFoldASCII(typ, "application") && equalFoldASCII(sub, "json")
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
+func isToken(s string) bool {
+	for i := range len(s) {
+		if !isTokenChar(rune(s[i])) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// equalFoldASCII is strings.EqualFold with ASCII's case only.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Admission is the verdict on a complete response body.

@@ -24,9 +24,6 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
 	// One pass over the headers reads the directives and the body's type.
 	cc, pragma, notJSON := directiveLines(headers)
-	if notJSON {
-		return req.bypass(ReasonNotJSON)
-	}
 	// req.CC is zero until readDirectives sets it (a request is zero
 	// when it starts): a request that sends no Cache-Control or Pragma,
 	// the rule, runs neither check of its directives.
@@ -40,6 +37,11 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 				return req.bypass(ReasonRequestNoStore)
 			}
 		}
+	}
+	// After the directives: an only-if-cached request whose body the
+	// cache cannot key is still answered 504, never sent upstream.
+	if notJSON {
+		return req.bypass(ReasonNotJSON)
 	}
 	if !route.Shared {
 		if !c.readTenant(req, headers) {
@@ -137,9 +139,18 @@ func lowerASCII(s string) string {
 }
 
 // lowerASCIINew is lowerASCII's copy, apart so that the check inlines.
+// It folds ASCII letters only: strings.ToLower would fold "İ" to "i".
 //
 //go:noinline
-func lowerASCIINew(s string) string { return strings.ToLower(s) }
+func lowerASCIINew(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c-'A' < 26 {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
 
 // tenantHash is SHA-256 over the identity header's name and value: no
 // credential is ever stored, and two tenants can never share a namespace.
