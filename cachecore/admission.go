@@ -203,10 +203,16 @@ type Admission struct {
 
 // AdmitBody validates a complete response body and picks its TTL.
 func (c *Cache) AdmitBody(req *Request, headers [][2]string, body []byte) Admission {
-	r := req.Route
-	if len(body) > r.MaxEntryBytes {
+	if len(body) > req.Route.MaxEntryBytes {
 		return Admission{Reason: ReasonTooLarge}
 	}
+	return c.admitContent(req, headers, body)
+}
+
+// admitContent is AdmitBody but for the answer's size: a shadow compares
+// a batch's answer larger than one entry, whose items each are one.
+func (c *Cache) admitContent(req *Request, headers [][2]string, body []byte) Admission {
+	r := req.Route
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259 §8.1): clients that decode it strictly
 		// (Python's json, the OpenAI SDKs' stream decoders) would fail on

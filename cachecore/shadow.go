@@ -66,7 +66,14 @@ func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byt
 		return false, false
 	}
 	if req.batch != nil {
-		if checkJSON(fresh) != ReasonNone {
+		// The shadow call asked for the whole request, and its answer is
+		// judged for every item as a store would judge it (review Z41):
+		// an error report, a vector that is no vector, an answer failing
+		// the route's rules is no answer to the items' question.
+		// Its size is shadowLimit's to bound: the items are stored one
+		// by one, each within max_entry_bytes.
+		req.batch.fullFetch, req.batch.sent = true, req.batch.sent[:0]
+		if c.admitContent(req, freshHeaders, fresh).Reason != ReasonNone {
 			return false, false
 		}
 		return c.agreeEmbeddings(req, fresh)
