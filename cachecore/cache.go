@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +133,7 @@ const layoutKey = "mc:layout"
 // store that fails leaves the record as it is.
 func (c *Cache) noteLayout() {
 	want := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
+	defer c.noteLayoutSeen(want)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(layoutKey)
 		found := err == nil
@@ -158,24 +160,81 @@ func (c *Cache) noteLayout() {
 	}
 }
 
+// layoutsKey holds the table layouts the process's configurations
+// started with, the latest first, at most maxLayoutsSeen of them, comma
+// separated: every VM of every configuration puts its own first when it
+// starts (noteLayoutSeen). mc:layout alone named the last one, which only
+// the VM that changed it (in Envoy, a configuration's throw-away canary)
+// could tell from the one before (review Z42).
+const (
+	layoutsKey     = "mc:layouts"
+	maxLayoutsSeen = 4
+)
+
+// noteLayoutSeen puts own (and the layout New replaced, after it) first
+// in the layouts seen, dropping the oldest beyond maxLayoutsSeen. One read
+// when own is first already, as on every VM after a configuration's
+// first; a store that fails leaves the record as it is.
+func (c *Cache) noteLayoutSeen(own string) {
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		raw, cas, err := c.store.Get(layoutsKey)
+		switch {
+		case err == nil:
+			if first, _, _ := strings.Cut(string(raw), ","); first == own {
+				return
+			}
+		case errIs(err, ErrNotFound):
+			if cas, err = c.table.createCAS(); err != nil {
+				return
+			}
+		default:
+			return
+		}
+		seen := []string{own}
+		if c.layoutWas != "" && c.layoutWas != own {
+			seen = append(seen, c.layoutWas)
+		}
+		rest := string(raw)
+		for rest != "" && len(seen) < maxLayoutsSeen {
+			var l string
+			l, rest, _ = strings.Cut(rest, ",")
+			if _, _, ok := parseLayout(l); ok && !slices.Contains(seen, l) {
+				seen = append(seen, l)
+			}
+		}
+		if err = c.store.Set(layoutsKey, []byte(strings.Join(seen, ",")), cas); !errIs(err, ErrCasMismatch) {
+			return
+		}
+	}
+}
+
 // purgeOtherLayouts removes key's entry, as PurgeKey does, under the
 // table layouts other than this configuration's that may still be
-// serving: the one this configuration replaced, and the one recorded since
-// if a later configuration replaced this one's. After a reload the old
-// configuration keeps serving the connections it drains, storing and
-// serving in its own layout, where a purge under the new layout did not
-// look (review Z23). It returns how many slots it freed.
+// serving: those the process's configurations started with lately
+// (layoutsKey), and the one this configuration replaced. After a reload
+// the old configuration keeps serving the connections it drains, storing
+// and serving in its own layout, where a purge under the new layout did
+// not look (review Z23); and after A, B, A, the first A's purge must
+// reach B's (review Z42). It returns how many slots it freed.
 func (c *Cache) purgeOtherLayouts(fp uint64, key []byte, now int64) (int, error) {
 	own := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
-	var recorded string
-	if raw, _, err := c.store.Get(layoutKey); err == nil {
-		recorded = string(raw)
+	var seen string
+	if raw, _, err := c.store.Get(layoutsKey); err == nil {
+		seen = string(raw)
 	}
+	visited := make([]string, 0, maxLayoutsSeen+1)
 	freed := 0
-	for i, l := range [2]string{c.layoutWas, recorded} {
-		if l == "" || l == own || i == 1 && l == c.layoutWas {
+	for i := 0; i <= maxLayoutsSeen; i++ {
+		var l string
+		if i < maxLayoutsSeen {
+			l, seen, _ = strings.Cut(seen, ",")
+		} else {
+			l = c.layoutWas // should the record have failed
+		}
+		if l == "" || l == own || slices.Contains(visited, l) {
 			continue
 		}
+		visited = append(visited, l)
 		buckets, ways, ok := parseLayout(l)
 		if !ok {
 			continue
