@@ -54,15 +54,11 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 			sc.rest = sc.rest[i+1:]
 		}
 		if len(line) == 0 {
-			// An event with no data line is not dispatched (WHATWG:
-			// an empty data buffer), unless it names an error, which
-			// condemns its stream whatever it carries.
-			if sc.pending && (hasData || ev.Event == "error") {
+			if sc.pending {
 				sc.pending = false
 				ev.Data = string(data)
 				return ev, true
 			}
-			sc.pending = false
 			ev, data, hasData = SSEEvent{}, data[:0], false
 			continue
 		}

@@ -117,22 +117,3 @@ func FuzzSSE(f *testing.F) {
 		}
 	})
 }
-
-// An event block with no data line is not dispatched (WHATWG HTML §9.2.6:
-// an empty data buffer dispatches nothing): a keep-alive "event: ping" a
-// server sends between chunks is no malformed chunk, and its stream is
-// stored. An "event: error" without data still condemns the stream.
-func TestStreamEventWithoutDataIsNotAChunk(t *testing.T) {
-	withPing := strings.Replace(chatStream, "\n\n", "\n\nevent: ping\n\nid: 3\n\n", 2)
-	s := AssembleStream(KindChat, []byte(withPing))
-	if s.Refusal() != ReasonNone {
-		t.Fatalf("a stream with data-less ping events is refused: %s (malformed %v)", s.Refusal(), s.Malformed)
-	}
-	if got := gjson.GetBytes(s.Assembled, "choices.0.message.content").String(); got != `Hello "you"` {
-		t.Fatalf("content %q", got)
-	}
-	withError := strings.Replace(chatStream, "data: [DONE]", "event: error\n\ndata: [DONE]", 1)
-	if s := AssembleStream(KindChat, []byte(withError)); !s.ErrorEvent {
-		t.Fatal(`an "event: error" without data does not condemn the stream`)
-	}
-}
