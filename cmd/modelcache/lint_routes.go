@@ -205,14 +205,37 @@ func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
 		if kind == "" {
 			return 0, nil // regex, path template, …: cannot tell
 		}
-		if conditional {
-			continue // some requests only
-		}
-		if covers(kind, value, fold, spec) {
+		if !conditional && covers(kind, value, fold, spec) {
 			return i, r
+		}
+		if overlaps(kind, value, fold, spec) {
+			// Some of spec's requests stop here (under a condition,
+			// or on a part of its paths), wherever the rest go: no
+			// later route is the first for every one of them (review
+			// Z45).
+			return 0, nil
 		}
 	}
 	return 0, nil
+}
+
+// overlaps: an Envoy route match (kind, value) matches some path of spec.
+func overlaps(kind, value string, fold bool, spec pathSpec) bool {
+	if spec.exact != "" {
+		return covers(kind, value, fold, spec) // one path: matched or not
+	}
+	p, v := spec.prefix, value
+	if fold {
+		p, v = strings.ToLower(p), strings.ToLower(v)
+	}
+	switch kind {
+	case "prefix":
+		return strings.HasPrefix(p, v) || strings.HasPrefix(v, p)
+	case "path":
+		return strings.HasPrefix(v, p)
+	default: // path_separated_prefix: v itself, or v/…
+		return strings.HasPrefix(v, p) || strings.HasPrefix(p, v+"/")
+	}
 }
 
 // emptyList: a repeated field that holds nothing, [] or null.
