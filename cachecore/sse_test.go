@@ -117,3 +117,17 @@ func FuzzSSE(f *testing.F) {
 		}
 	})
 }
+
+// An event block with no data line ("event: ping", an id alone) is not
+// dispatched by WHATWG's reading, but openai-python's decoder dispatches
+// it with empty data and fails to parse that as JSON: a stream some
+// mainstream client reads as an error is not stored (review Z43 on a
+// mend that stored it). An "event: error" without data condemns it too.
+func TestStreamEventWithoutDataRefusesTheStream(t *testing.T) {
+	for _, extra := range []string{"event: ping\n\n", "id: 3\n\n", "event: error\n\n"} {
+		s := AssembleStream(KindChat, []byte(strings.Replace(chatStream, "\n\n", "\n\n"+extra, 2)))
+		if s.Refusal() == ReasonNone {
+			t.Errorf("a stream with the data-less block %q is stored", extra)
+		}
+	}
+}
