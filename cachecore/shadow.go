@@ -73,7 +73,19 @@ func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byt
 		// Its size is shadowLimit's to bound: the items are stored one
 		// by one, each within max_entry_bytes.
 		req.batch.fullFetch, req.batch.sent = true, req.batch.sent[:0]
-		if c.admitContent(req, freshHeaders, fresh).Reason != ReasonNone {
+		switch c.admitContent(req, freshHeaders, fresh).Reason {
+		case ReasonNone:
+		case ReasonDimensions:
+			// Vectors of another dimension than the cached ones: the
+			// drift a shadow is there to see (review Z43), if the
+			// answer holds the route's rules, which admission had not
+			// reached yet.
+			for i := range req.Route.Rules {
+				if !req.Route.Rules[i].Holds(fresh) {
+					return false, false
+				}
+			}
+		default:
 			return false, false
 		}
 		return c.agreeEmbeddings(req, fresh)
