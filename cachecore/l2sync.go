@@ -29,7 +29,8 @@ import (
 // must be the last one this VM read. If it is not (the log was trimmed,
 // deleted or rewritten), records may have been missed: the VM drops its
 // whole L1 (it cannot know what else to drop) once it has taken where the
-// log ends now (LLEN, at once), and reads on from there: the records
+// log ends now (LLEN, at once) and read the record before that (at once
+// too), and reads on from there: the records
 // before it are older than the drop, so applying them again would only
 // drop what was cached since (l2LogLost).
 //
@@ -210,10 +211,20 @@ func (c *Cache) l2Read() []Action {
 				return c.l2SyncError()
 			}
 			c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, n.Int(), 0, n.Int() > 0
+			if c.l2s.baseline {
+				// The record before the position is read at once, and
+				// L1 dropped only then (below): a log deleted or trimmed
+				// between the two reads is then either found lost, or
+				// holds before the position only records older than the
+				// drop. Taken on trust at the next interval's read, a
+				// purge logged after a delete in between was taken for
+				// the old record and never applied (review Z44).
+				return c.l2Read()
+			}
 			if c.l2s.lost {
 				return c.l2DropLost()
 			}
-			return c.l2SyncFirst(n.Int())
+			return c.l2SyncFirst(0)
 		}
 		arr := gjson.GetBytes(res.Body, "LRANGE")
 		if !arr.IsArray() {
@@ -234,12 +245,25 @@ func (c *Cache) l2Read() []Action {
 				return c.l2SyncError()
 			}
 		}
+		var acts []Action
 		if c.l2s.cursor > 0 {
 			if len(items) == 0 || !c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last {
 				return c.l2LogLost()
 			}
-			c.l2s.baseline, c.l2s.last = false, c.l2RecordSum(items[0].Str)
+			c.l2s.last = c.l2RecordSum(items[0].Str)
 			items = items[1:]
+			if c.l2s.baseline {
+				// The position named: now L1 is dropped (above).
+				c.l2s.baseline = false
+				if c.l2s.lost {
+					acts = c.l2DropLost()
+				} else {
+					acts = c.l2SyncFirst(c.l2s.cursor)
+				}
+				if !c.l2s.started {
+					return acts // not dropped: the VM starts over at its next read
+				}
+			}
 		}
 		if len(items) == l2SyncBatch {
 			c.l2s.next = c.nowMs() // more to read: at the next tick
@@ -250,7 +274,6 @@ func (c *Cache) l2Read() []Action {
 			// (l2Unpurged).
 			c.movePurgeMark()
 		}
-		var acts []Action
 		me := c.l2Origin()
 		freed := 0
 		for _, it := range items {
@@ -271,8 +294,9 @@ func (c *Cache) l2Read() []Action {
 	return []Action{{Kind: ActDispatch, Call: call}}
 }
 
-// l2SyncFirst runs when this VM has set its cursor at the log's length n,
-// the process having no position in the log: VMs serve, and cache, from
+// l2SyncFirst runs when this VM has set its cursor at the log's length n
+// and, if n > 0, read the record before it, the process having no
+// position in the log: VMs serve, and cache, from
 // their first request, but read the log only from their first tick, so a
 // purge logged in between is before the cursor, yet may be newer than an
 // answer cached (or copied from L2) meanwhile. The records cannot be told
@@ -294,7 +318,7 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 		acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte("l2: the purge log held records before this process first read it: " +
 			strconv.Itoa(freed) + " entries cached before then are dropped (a purge among them may be newer)")})
 	}
-	return acts // the position, a baseline, is not kept (l2SaveCursor)
+	return acts
 }
 
 // l2CursorKey names, in shared data, the process's position in this
@@ -382,7 +406,7 @@ func (c *Cache) l2DropLost() []Action {
 		msg = "l2: the purge log was trimmed or deleted since this VM last read it, and L1 could not be dropped: " + err.Error()
 	} else {
 		c.l2s.lost = false
-		c.l2SaveCursor() // an empty log: position 0 (else a baseline, not kept)
+		c.l2SaveCursor()
 	}
 	return []Action{{Kind: ActFreed, N: freed}, {Kind: ActLog, Level: LogWarn, Message: []byte(msg)}}
 }
