@@ -31,10 +31,18 @@ type SSEEvent struct {
 // comment lines (":") and unknown fields are ignored), one at a time, so
 // that judging a stream holds one event, not all of them: a stream of
 // tiny events materialised whole costs about ten times its size.
+//
+// Where clients differ, it reads as the strictest one a stream must
+// satisfy to be stored: openai-python dispatches a block with no data line
+// (an event name, an id or a retry alone) with empty data, and once an
+// event carried an id, every blank line after it, and fails on the empty
+// data as JSON. Such blocks are dispatched here too, and refuse the stream
+// (AssembleStream: not JSON).
 type sseScanner struct {
 	rest    []byte
 	pending bool // an event has begun and not ended
 	cut     bool // the body ends in a line without its end
+	hadID   bool // an id line with a value was read: every blank line dispatches
 }
 
 // next returns the next event; ok is false at the end of the body.
@@ -54,7 +62,7 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 			sc.rest = sc.rest[i+1:]
 		}
 		if len(line) == 0 {
-			if sc.pending {
+			if sc.pending || sc.hadID {
 				sc.pending = false
 				ev.Data = string(data)
 				return ev, true
@@ -79,6 +87,9 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 			sc.pending = true
 		case "id":
 			ev.ID = string(value)
+			sc.pending = true
+			sc.hadID = sc.hadID || len(value) > 0 && bytes.IndexByte(value, 0) < 0
+		case "retry":
 			sc.pending = true
 		}
 	}
