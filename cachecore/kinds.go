@@ -73,9 +73,12 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
-		formKeyed:     []string{"stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids"},
-		streams:       true,
-		admit:         checkCompletion,
+		// vLLM's echo and generation-prompt flags: the last message
+		// echoed into the answer, or continued rather than answered.
+		formKeyed: []string{"stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids",
+			"echo", "add_generation_prompt", "continue_final_message"},
+		streams: true,
+		admit:   checkCompletion,
 	},
 	{
 		kind:          KindCompletions,

@@ -79,7 +79,7 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 // describesOwnPrompt reports whether the request asks for an answer that
 // describes its own prompt, which another prompt's answer would not fit:
 // a completion's echo (its text starts with its prompt, and its logprobs
-// describe it), vLLM's prompt_logprobs (the log-probability of each of
+// describe it; vLLM's chat echo starts with the last message), vLLM's prompt_logprobs (the log-probability of each of
 // the prompt's tokens) and return_token_ids (the prompt's token ids), on
 // chat and completions alike. Such a request is matched exactly only. Any
 // value but false or null counts: lenient servers read 1 or "true" as
@@ -88,8 +88,8 @@ func describesOwnPrompt(canon []byte, kind Kind) bool {
 	own := false
 	gjson.ParseBytes(canon).ForEach(func(k, v gjson.Result) bool { // one pass over the members
 		switch k.Str {
-		case "echo":
-			own = kind == KindCompletions
+		case "echo": // vLLM's chat too: the last message, a user's, echoed
+			own = kind == KindCompletions || kind == KindChat
 		case "prompt_logprobs", "return_token_ids":
 			own = true
 		default:
