@@ -449,14 +449,19 @@ func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 	var events []Event
 	now := c.nowMs()
 	for _, cand := range cands {
-		if g := vetoes(&s.Guards, q.text, cand.text); g != 0 {
-			events = append(events, g)
-			continue
-		}
+		// The guards judge only a record of this request's own context,
+		// whose answer is in the table under it: a slot holds other
+		// contexts' records too, whose turns are no near match of this
+		// one's, and a veto of theirs would count a false positive the
+		// index never offered (review Z48).
 		key := candidateKey(req, q, cand.raw)
 		fp := c.fingerprint(key)
 		found, err := c.table.lookupInto(fp, key, now, &req.entry, nil)
 		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh || req.entry.Flags&FlagDemoted != 0 {
+			continue
+		}
+		if g := vetoes(&s.Guards, q.text, cand.text); g != 0 {
+			events = append(events, g)
 			continue
 		}
 		conf := c.semConfirmState(fp).of(req.entry.StoredAt)

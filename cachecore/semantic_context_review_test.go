@@ -15,7 +15,7 @@ import (
 // paraphrase with the same flags (same context) was served an answer that
 // starts with another prompt's words. describesOwnPrompt takes "echo" on
 // completions only.
-func TestSemanticContextReviewChatEchoOfLastUserTurnMatchesOnlyExactly(t *testing.T) {
+func TestSemanticChatEchoMatchesOnlyExactly(t *testing.T) {
 	const cfg = `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions",
 	  "ttl":"1h","semantic":{"embedding":{"cluster":"embeddings","model":"e5"}}}]}`
 	e := newSemEnv(t, "")
@@ -49,7 +49,7 @@ func TestSemanticContextReviewChatEchoOfLastUserTurnMatchesOnlyExactly(t *testin
 // is counted as a veto of this request's near match. The veto counters
 // (what operators read to see how often the guards caught a false
 // positive) count other contexts' unrelated turns.
-func TestSemanticContextReviewOtherContextsTurnsCountNoVeto(t *testing.T) {
+func TestSemanticVetoCountsOnlyTheRequestsOwnContext(t *testing.T) {
 	e := newSemEnv(t, `,"max_entries":8,"confirm":{"exact_hits":0}`)
 	const stored, asked = "Convert 10 km to miles", "Convert 100 km to miles"
 	body := func(ctx int, turn string) string {
