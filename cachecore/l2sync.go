@@ -247,6 +247,16 @@ func (c *Cache) l2Read() []Action {
 		}
 		var acts []Action
 		if c.l2s.cursor > 0 {
+			if c.l2s.baseline && len(items) == 0 {
+				// The log moved between LLEN and the read sent at once
+				// after it: its length is taken again at the next
+				// interval, not at once, so that a webdis whose answers
+				// disagree (a lagging replica) costs one chain of reads
+				// a tick (review Z46). L1 was not dropped yet; lost
+				// stays as it was.
+				c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, 0, 0, false
+				return nil
+			}
 			if len(items) == 0 || !c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last {
 				return c.l2LogLost()
 			}
