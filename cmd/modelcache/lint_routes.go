@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,6 +42,7 @@ type httpFilter struct {
 type pathSpec struct {
 	what          string // for messages: `routes[0] "chat" (path_prefix "/v1/chat")`
 	prefix, exact string
+	methods       []string // the methods the route caches (nil: any)
 }
 
 func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
@@ -103,20 +105,25 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 			}
 			lost := map[int][]string{} // Envoy route index → what of the filter's never reaches it
 			var order []int
+			shared := map[int]bool{} // an earlier disabling route takes some of them
+			disabled := func(r *yaml.Node) bool { return filterDisabled(f, r, vh, rc) }
 			for _, spec := range pathSpecs(f.cache) {
-				ri, r := firstCovering(routes, spec)
-				if r == nil || !filterDisabled(f, r, vh, rc) {
+				ri, r, passed := firstCovering(routes, spec, disabled)
+				if r == nil || !disabled(r) {
 					continue
 				}
 				if lost[ri] == nil {
 					order = append(order, ri)
 				}
 				lost[ri] = append(lost[ri], spec.what)
+				shared[ri] = shared[ri] || passed
 			}
 			for _, ri := range order {
-				l.add(routes.Content[ri].Line, fmt.Sprintf("%s.routes[%d]", vhWhere, ri),
-					"disables the modelcache filter %q, yet it is the first route for every request of the filter's %s: those requests never reach the cache",
-					f.name, strings.Join(lost[ri], ", "))
+				msg := "disables the modelcache filter %q, yet it is the first route for every request of the filter's %s: those requests never reach the cache"
+				if shared[ri] {
+					msg = "disables the modelcache filter %q, and every request of the filter's %s reaches it or an earlier route that disables the filter too: those requests never reach the cache"
+				}
+				l.add(routes.Content[ri].Line, fmt.Sprintf("%s.routes[%d]", vhWhere, ri), msg, f.name, strings.Join(lost[ri], ", "))
 			}
 		}
 	}
@@ -161,7 +168,7 @@ func filterDisabled(f *httpFilter, r, vh, rc *yaml.Node) bool {
 func pathSpecs(c *cachecore.Config) []pathSpec {
 	var out []pathSpec
 	for i, r := range c.Routes {
-		s := pathSpec{prefix: r.Prefix, exact: r.Exact}
+		s := pathSpec{prefix: r.Prefix, exact: r.Exact, methods: r.Methods}
 		if r.Exact != "" {
 			s.what = fmt.Sprintf("routes[%d] %q (path_exact %q)", i, r.Name, r.Exact)
 		} else {
@@ -176,15 +183,18 @@ func pathSpecs(c *cachecore.Config) []pathSpec {
 }
 
 // firstCovering returns the first route that every request of spec
-// matches, or nil when that cannot be told.
-func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
+// matches, or nil when that cannot be told. Routes before it that take
+// some of spec's requests and disable the filter too (disabled) do not
+// end the search; passed reports whether there were any.
+func firstCovering(routes *yaml.Node, spec pathSpec, disabled func(*yaml.Node) bool) (int, *yaml.Node, bool) {
+	passed := false
 	for i, r := range routes.Content {
 		m := get(r, "match")
 		if m == nil || m.Kind != yaml.MappingNode {
-			return 0, nil
+			return 0, nil, false
 		}
 		kind, value, conditional := "", "", false
-		fold := false
+		fold, none := false, false
 		for j := 0; j+1 < len(m.Content); j += 2 {
 			switch k := m.Content[j].Value; k {
 			case "prefix", "path", "path_separated_prefix":
@@ -192,7 +202,14 @@ func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
 			case "case_sensitive": // a BoolValue, true by default
 				var b bool
 				fold = m.Content[j+1].Decode(&b) == nil && !b
-			case "headers", "query_parameters", "dynamic_metadata", "filter_state":
+			case "headers":
+				// A method the filter's route does not cache: the route
+				// takes none of its requests (review Z46).
+				if method, ok := onlyMethod(m.Content[j+1]); ok && spec.methods != nil && !slices.Contains(spec.methods, method) {
+					none = true
+				}
+				fallthrough
+			case "query_parameters", "dynamic_metadata", "filter_state":
 				// Lists of conditions, all of which must hold: an empty
 				// (headers: []) or null one is no condition.
 				if !emptyList(m.Content[j+1]) {
@@ -203,20 +220,57 @@ func firstCovering(routes *yaml.Node, spec pathSpec) (int, *yaml.Node) {
 			}
 		}
 		if kind == "" {
-			return 0, nil // regex, path template, …: cannot tell
+			return 0, nil, false // regex, path template, …: cannot tell
+		}
+		if none {
+			continue
 		}
 		if !conditional && covers(kind, value, fold, spec) {
-			return i, r
+			return i, r, passed
 		}
 		if overlaps(kind, value, fold, spec) {
 			// Some of spec's requests stop here (under a condition,
 			// or on a part of its paths), wherever the rest go: no
 			// later route is the first for every one of them (review
-			// Z45).
-			return 0, nil
+			// Z45). If the filter is disabled here too, they are lost
+			// all the same, and the search goes on (review Z46).
+			if !disabled(r) {
+				return 0, nil, false
+			}
+			passed = true
 		}
 	}
-	return 0, nil
+	return 0, nil, false
+}
+
+// onlyMethod reads a route's headers condition that is one exact match of
+// :method (string_match.exact, or the older exact_match, not inverted),
+// the method it names.
+func onlyMethod(headers *yaml.Node) (string, bool) {
+	headers = deref(headers)
+	if headers == nil || headers.Kind != yaml.SequenceNode || len(headers.Content) != 1 {
+		return "", false
+	}
+	h := deref(headers.Content[0])
+	if h == nil || h.Kind != yaml.MappingNode || scalar(get(h, "name")) != ":method" || yamlTrue(get(h, "invert_match")) {
+		return "", false
+	}
+	for j := 0; j+1 < len(h.Content); j += 2 {
+		switch h.Content[j].Value {
+		case "name", "invert_match":
+		case "exact_match":
+			return scalar(h.Content[j+1]), true
+		case "string_match":
+			sm := deref(h.Content[j+1])
+			if sm == nil || sm.Kind != yaml.MappingNode || len(sm.Content) != 2 || sm.Content[0].Value != "exact" {
+				return "", false
+			}
+			return scalar(sm.Content[1]), true
+		default:
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // overlaps: an Envoy route match (kind, value) matches some path of spec.
