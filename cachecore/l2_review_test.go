@@ -21,7 +21,7 @@ func TestL2PurgeLogReadAppliesNoMoreThanItAskedFor(t *testing.T) {
 	m.step(m.p[1].L2Tick()) // B's cursor: the end of the (empty) log
 	res, _ := m.p[0].Purge([]byte(`{"all":true}`), "")
 	m.step(res.L2.Done(m.wd.do(res.L2)))
-	rec := m.wd.lists[DefaultL2Prefix+"purges"]
+	rec := l2PurgeRecords(m.wd.lists[DefaultL2Prefix+"purges"])
 	if len(rec) != 1 {
 		t.Fatalf("log: %v", rec)
 	}

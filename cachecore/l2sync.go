@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"strconv"
@@ -221,10 +222,7 @@ func (c *Cache) l2Read() []Action {
 				// the old record and never applied (review Z44).
 				return c.l2Read()
 			}
-			if c.l2s.lost {
-				return c.l2DropLost()
-			}
-			return c.l2SyncFirst(0)
+			return c.l2MarkStart()
 		}
 		arr := gjson.GetBytes(res.Body, "LRANGE")
 		if !arr.IsArray() {
@@ -303,6 +301,52 @@ func (c *Cache) l2Read() []Action {
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
 }
+
+// l2MarkStart runs when this VM found the log empty: a position there
+// names no record, so a purge logged after it and deleted or trimmed away
+// before the next read would go unseen (review Z46). The VM appends a
+// start record of its own (which every reader skips), whose index and
+// digest it then holds as its position, as if it had read it. Records
+// another proxy logged in between lie before it, so L1 is dropped then,
+// as on a first read of a log that is not empty. If the append fails, the
+// position is the empty log's, unnamed, as before.
+func (c *Cache) l2MarkStart() []Action {
+	l := c.cfg.L2
+	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + l2StartScope
+	rec := base64.StdEncoding.EncodeToString([]byte(entry))
+	c.l2s.busy = true
+	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", []byte(rec), l.WriteTimeout)
+	call.Done = func(res CallResult) []Action {
+		c.l2s.busy = false
+		n, ok := int64(0), false
+		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
+			body := bytes.TrimSuffix(res.Body, []byte("\r\n"))
+			v, err := strconv.ParseInt(string(body[1:]), 10, 64)
+			n, ok = v, err == nil && v > 0
+		}
+		c.l2s.started, c.l2s.baseline = true, false
+		if !ok {
+			c.l2s.cursor, c.l2s.last = 0, 0
+			if c.l2s.lost {
+				return c.l2DropLost()
+			}
+			return c.l2SyncFirst(0)
+		}
+		c.l2s.cursor, c.l2s.last = n, c.l2RecordSum(rec)
+		if c.l2s.lost {
+			return c.l2DropLost()
+		}
+		if n > 1 {
+			return c.l2SyncFirst(n) // others' records before it: L1 dropped
+		}
+		c.l2SaveCursor()
+		return nil
+	}
+	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// l2StartScope is a start record's scope (l2MarkStart): no purge.
+const l2StartScope = "start"
 
 // l2SyncFirst runs when this VM has set its cursor at the log's length n
 // and, if n > 0, read the record before it, the process having no
@@ -433,7 +477,7 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
 	if len(f) < 4 || f[0] != "2" {
 		return "l2: a purge log record could not be read", freed
 	}
-	if f[1] == me {
+	if f[1] == me || f[3] == l2StartScope {
 		return "", 0
 	}
 	scope := f[3]
