@@ -40,15 +40,15 @@ type SSEEvent struct {
 // (AssembleStream: not JSON).
 type sseScanner struct {
 	rest    []byte
-	pending bool // an event has begun and not ended
+	pending bool // a block has begun (a field line) and not ended
 	cut     bool // the body ends in a line without its end
-	hadID   bool // an id line with a value was read: every blank line dispatches
+	hadID   bool // the last event id is not empty: every blank line dispatches
 }
 
 // next returns the next event; ok is false at the end of the body.
 func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 	var data []byte
-	hasData := false
+	hasData, retry := false, false
 	for len(sc.rest) > 0 {
 		i := bytes.IndexAny(sc.rest, "\r\n")
 		if i < 0 {
@@ -62,12 +62,14 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 			sc.rest = sc.rest[i+1:]
 		}
 		if len(line) == 0 {
-			if sc.pending || sc.hadID {
-				sc.pending = false
+			// openai-python's rule: a data line, an event name, a
+			// retry or a last event id that is not empty dispatches.
+			sc.pending = false
+			if hasData || ev.Event != "" || retry || sc.hadID {
 				ev.Data = string(data)
 				return ev, true
 			}
-			ev, data, hasData = SSEEvent{}, data[:0], false
+			ev, data, hasData, retry = SSEEvent{}, data[:0], false, false
 			continue
 		}
 		if line[0] == ':' {
@@ -86,14 +88,42 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 			ev.Event = string(value)
 			sc.pending = true
 		case "id":
-			ev.ID = string(value)
 			sc.pending = true
-			sc.hadID = sc.hadID || len(value) > 0 && bytes.IndexByte(value, 0) < 0
+			if bytes.IndexByte(value, 0) < 0 { // an id with a NUL is ignored
+				ev.ID = string(value)
+				sc.hadID = len(value) > 0
+			}
 		case "retry":
 			sc.pending = true
+			retry = retry || pythonInt(value)
 		}
 	}
 	return SSEEvent{}, false
+}
+
+// pythonInt reports whether Python's int() reads v (white space around, a
+// sign, digits with single underscores between them); a value with bytes
+// beyond ASCII counts as read (Unicode digits): a retry that may dispatch
+// refuses the stream, the safe side.
+func pythonInt(v []byte) bool {
+	v = bytes.Trim(v, " \t\v\f")
+	if len(v) > 0 && (v[0] == '+' || v[0] == '-') {
+		v = v[1:]
+	}
+	if len(v) == 0 {
+		return false
+	}
+	for i, b := range v {
+		switch {
+		case b >= 0x80:
+			return true
+		case b >= '0' && b <= '9':
+		case b == '_' && i > 0 && i+1 < len(v) && v[i-1] != '_' && v[i+1] != '_':
+		default:
+			return false
+		}
+	}
+	return v[0] != '_'
 }
 
 // complete reads what is left and reports whether the body ended between
@@ -140,10 +170,14 @@ const (
 func AssembleStream(kind Kind, body []byte) StreamSummary {
 	text := kind.spec().textChoices
 	// A leading byte order mark is not part of the first line (WHATWG
-	// HTML, "event stream interpretation"; clients' decoders drop it):
-	// read with it, that line's field and an error event in it were lost.
+	// HTML, "event stream interpretation"; TextDecoder drops it): read
+	// with it, that line's field and an error event in it were lost. But
+	// openai-python keeps it, reads the first line as an unknown field and
+	// loses that event, or fails on it: a stream led by one is not stored
+	// (review Z50), and is read without it for what else it reports.
 	sc := sseScanner{rest: bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))}
 	var s StreamSummary
+	s.Malformed = len(sc.rest) < len(body)
 	type toolCall struct {
 		id, typ    string
 		name, args strings.Builder // appended per chunk: linear, not quadratic
@@ -165,6 +199,9 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			break
 		}
 		if s.Done {
+			if ev.Data == "" {
+				continue // a keep-alive an id makes an event: clients stop at [DONE]
+			}
 			// Nothing may follow [DONE]; an error report after it still
 			// condemns the stream, and so does an event that cannot be
 			// read for one (cut, too deep, a duplicate member: before
