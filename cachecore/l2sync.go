@@ -49,13 +49,14 @@ import (
 const DefaultL2SyncInterval = time.Second
 
 type l2Sync struct {
-	started  bool   // the cursor is set (the process's, or LLEN: l2SyncFirst)
-	lost     bool   // the log was found lost: the next LLEN sets the cursor, then L1 is dropped (l2DropLost)
-	baseline bool   // the next read's first record is the last one before the cursor, taken as is
-	cursor   int64  // the next log index to read
-	last     uint64 // the digest of the record at cursor-1 (l2RecordSum; 0 at index 0)
-	busy     bool   // a read is under way
-	next     int64  // unix ms of the next read
+	started    bool   // the cursor is set (the process's, or LLEN: l2SyncFirst)
+	lost       bool   // the log was found lost: the next LLEN sets the cursor, then L1 is dropped (l2DropLost)
+	baseline   bool   // the next read's first record is the last one before the cursor, taken as is
+	cursor     int64  // the next log index to read
+	last       uint64 // the digest of the record at cursor-1 (l2RecordSum; 0 at index 0)
+	busy       bool   // a read is under way
+	startFails int    // start records that failed in a row (l2MarkStart)
+	next       int64  // unix ms of the next read
 }
 
 const l2SyncBatch = 32
@@ -253,6 +254,14 @@ func (c *Cache) l2Read() []Action {
 				// a tick (review Z46). L1 was not dropped yet; lost
 				// stays as it was.
 				c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, 0, 0, false
+				if c.l2s.lost {
+					// Purges were missed: L1 goes now as well as once
+					// the position is named, however long webdis goes
+					// on disagreeing (review Z49).
+					c.movePurgeMark()
+					freed, _ := c.table.Clear()
+					return []Action{{Kind: ActFreed, N: freed}}
+				}
 				return nil
 			}
 			if len(items) == 0 || !c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last {
@@ -309,7 +318,8 @@ func (c *Cache) l2Read() []Action {
 // digest it then holds as its position, as if it had read it. Records
 // another proxy logged in between lie before it, so L1 is dropped then,
 // as on a first read of a log that is not empty. If the append fails, the
-// position is the empty log's, unnamed, as before.
+// VM takes the log's length again at its next interval; after l2WriteTries
+// failures in a row, the position is the empty log's, unnamed.
 func (c *Cache) l2MarkStart() []Action {
 	l := c.cfg.L2
 	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + l2StartScope
@@ -324,8 +334,19 @@ func (c *Cache) l2MarkStart() []Action {
 			v, err := strconv.ParseInt(string(body[1:]), 10, 64)
 			n, ok = v, err == nil && v > 0
 		}
+		if !ok && c.l2s.startFails+1 < l2WriteTries {
+			// Tried again at the next interval, from LLEN (review Z49):
+			// a position there would name nothing. If this append did
+			// land, the log is no longer empty then.
+			c.l2s.startFails++
+			c.l2s.started, c.l2s.baseline = false, false
+			return nil
+		}
+		c.l2s.startFails = 0
 		c.l2s.started, c.l2s.baseline = true, false
 		if !ok {
+			// l2WriteTries appends failed in a row: the empty log's
+			// position, unnamed, so that purges are applied at all.
 			c.l2s.cursor, c.l2s.last = 0, 0
 			if c.l2s.lost {
 				return c.l2DropLost()
