@@ -205,7 +205,7 @@ func firstCovering(routes *yaml.Node, spec pathSpec, disabled func(*yaml.Node) b
 			case "headers":
 				// A method the filter's route does not cache: the route
 				// takes none of its requests (review Z46).
-				if method, ok := onlyMethod(m.Content[j+1]); ok && spec.methods != nil && !slices.Contains(spec.methods, method) {
+				if spec.methods != nil && noneOfMethods(m.Content[j+1], spec.methods) {
 					none = true
 				}
 				fallthrough
@@ -243,34 +243,58 @@ func firstCovering(routes *yaml.Node, spec pathSpec, disabled func(*yaml.Node) b
 	return 0, nil, false
 }
 
-// onlyMethod reads a route's headers condition that is one exact match of
-// :method (string_match.exact, or the older exact_match, not inverted),
-// the method it names.
-func onlyMethod(headers *yaml.Node) (string, bool) {
+// noneOfMethods reports whether a route's headers conditions (all of
+// which must hold) include an exact match of :method that none of methods
+// meets: such a route takes none of the filter route's requests.
+func noneOfMethods(headers *yaml.Node, methods []string) bool {
 	headers = deref(headers)
-	if headers == nil || headers.Kind != yaml.SequenceNode || len(headers.Content) != 1 {
-		return "", false
+	if headers == nil || headers.Kind != yaml.SequenceNode {
+		return false
 	}
-	h := deref(headers.Content[0])
+	for _, h := range headers.Content {
+		method, fold, ok := exactMethod(deref(h))
+		if !ok {
+			continue
+		}
+		if !slices.ContainsFunc(methods, func(m string) bool { return m == method || fold && strings.EqualFold(m, method) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// exactMethod reads one headers condition that is an exact match of
+// :method (string_match.exact, with ignore_case or not, or the older
+// exact_match; not inverted): the method it names.
+func exactMethod(h *yaml.Node) (method string, fold, ok bool) {
 	if h == nil || h.Kind != yaml.MappingNode || scalar(get(h, "name")) != ":method" || yamlTrue(get(h, "invert_match")) {
-		return "", false
+		return "", false, false
 	}
 	for j := 0; j+1 < len(h.Content); j += 2 {
 		switch h.Content[j].Value {
 		case "name", "invert_match":
 		case "exact_match":
-			return scalar(h.Content[j+1]), true
+			method, ok = scalar(h.Content[j+1]), true
 		case "string_match":
 			sm := deref(h.Content[j+1])
-			if sm == nil || sm.Kind != yaml.MappingNode || len(sm.Content) != 2 || sm.Content[0].Value != "exact" {
-				return "", false
+			if sm == nil || sm.Kind != yaml.MappingNode {
+				return "", false, false
 			}
-			return scalar(sm.Content[1]), true
+			for k := 0; k+1 < len(sm.Content); k += 2 {
+				switch sm.Content[k].Value {
+				case "exact":
+					method, ok = scalar(sm.Content[k+1]), true
+				case "ignore_case":
+					fold = yamlTrue(sm.Content[k+1])
+				default:
+					return "", false, false
+				}
+			}
 		default:
-			return "", false
+			return "", false, false
 		}
 	}
-	return "", false
+	return method, fold, ok
 }
 
 // overlaps: an Envoy route match (kind, value) matches some path of spec.
