@@ -106,6 +106,11 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 // beyond ASCII counts as read (Unicode digits): a retry that may dispatch
 // refuses the stream, the safe side.
 func pythonInt(v []byte) bool {
+	for _, b := range v {
+		if b >= 0x80 {
+			return true // Unicode white space or digits, anywhere
+		}
+	}
 	v = bytes.Trim(v, " \t\v\f")
 	if len(v) > 0 && (v[0] == '+' || v[0] == '-') {
 		v = v[1:]
@@ -115,8 +120,6 @@ func pythonInt(v []byte) bool {
 	}
 	for i, b := range v {
 		switch {
-		case b >= 0x80:
-			return true
 		case b >= '0' && b <= '9':
 		case b == '_' && i > 0 && i+1 < len(v) && v[i-1] != '_' && v[i+1] != '_':
 		default:
