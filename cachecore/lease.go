@@ -343,6 +343,13 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 				waiters = raw[at[own]+leaseRecordBytes : at[own+1]]
 				unchanged = false
 			}
+			// Dropped from the copy below, in the read (this table's own
+			// memory, read again on any retry): a record dead only past
+			// the horizon (written before the clock stepped back) is
+			// live to copyLive, and kept, it stayed the key's first
+			// record, which every later acquire found dead and took over
+			// again (review Z53).
+			r[8] = byte(LeaseFree)
 		}
 		if !scan.room {
 			if unchanged {
@@ -350,8 +357,8 @@ func (t *LeaseTable) acquire(fp, tenant, vm uint64, stream uint32, now, deadline
 			}
 			return RoleCollision, false, nil
 		}
-		// own, if any, is dead here (a live one returned above): copyLive
-		// drops it with the other dead leases.
+		// own, if any, is dead here (a live one returned above) and freed
+		// above: copyLive drops it with the other dead leases.
 		out := copyLive(t.startSlot(), raw, at, 0, n, scan.victim, now)
 		if deadline > now { // a lease written dead is dropped, as any dead one
 			// fp's lease, appended in place (growRecord) here, not by a
@@ -392,11 +399,19 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 	// the key's followers waiting until max_wait: release tries longer.
 	// (Every lost CAS is another VM's successful write to the slot, so the
 	// loop only runs long under heavy contention on one slot.)
+	// A host call that fails is tried again too (review Z53): nothing
+	// else releases the lease, and a live leader's key would wait for
+	// max_wait.
+	failed := error(nil)
 	for attempt := 0; attempt < releaseCASAttempts; attempt++ {
 		raw, cas, err := t.getInto(key, &t.readBuf)
 		if err != nil {
 			if errIs(err, ErrNotFound) {
 				return nil, nil
+			}
+			if failed == nil {
+				failed = err
+				continue
 			}
 			return nil, err
 		}
@@ -432,6 +447,10 @@ func (t *LeaseTable) Release(fp, vm uint64, stream uint32, now, hitForMissUntil 
 		}
 		err = t.writeSlot(key, copyLive(t.startSlot(), raw, at, 0, n, -1, now), cas)
 		if err != nil && errIs(err, ErrCasMismatch) { // checked for nil first: the usual write succeeds
+			continue
+		}
+		if err != nil && failed == nil {
+			failed = err
 			continue
 		}
 		return waiters, err
