@@ -253,16 +253,13 @@ func (c *Cache) l2Read() []Action {
 				// disagree (a lagging replica) costs one chain of reads
 				// a tick (review Z46). L1 was not dropped yet; lost
 				// stays as it was.
-				c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, 0, 0, false
-				if c.l2s.lost {
-					// Purges were missed: L1 goes now as well as once
-					// the position is named, however long webdis goes
-					// on disagreeing (review Z49).
-					c.movePurgeMark()
-					freed, _ := c.table.Clear()
-					return []Action{{Kind: ActFreed, N: freed}}
-				}
-				return nil
+				// The log moved under it: purges may have been missed,
+				// as when it is found lost (review Z52: a new process's
+				// position was then saved with no drop). L1 goes now,
+				// and again once the position is named, however long
+				// webdis goes on disagreeing (review Z49).
+				c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline, c.l2s.lost = false, 0, 0, false, true
+				return c.l2DropNow()
 			}
 			if len(items) == 0 || !c.l2s.baseline && c.l2RecordSum(items[0].Str) != c.l2s.last {
 				return c.l2LogLost()
@@ -270,8 +267,9 @@ func (c *Cache) l2Read() []Action {
 			c.l2s.last = c.l2RecordSum(items[0].Str)
 			items = items[1:]
 			if c.l2s.baseline {
-				// The position named: now L1 is dropped (above).
-				c.l2s.baseline = false
+				// The position named: now L1 is dropped (above), and
+				// start records that failed before no longer count.
+				c.l2s.baseline, c.l2s.startFails = false, 0
 				if c.l2s.lost {
 					acts = c.l2DropLost()
 				} else {
@@ -337,9 +335,13 @@ func (c *Cache) l2MarkStart() []Action {
 		if !ok && c.l2s.startFails+1 < l2WriteTries {
 			// Tried again at the next interval, from LLEN (review Z49):
 			// a position there would name nothing. If this append did
-			// land, the log is no longer empty then.
+			// land, the log is no longer empty then. A lost VM drops L1
+			// meanwhile (review Z52).
 			c.l2s.startFails++
 			c.l2s.started, c.l2s.baseline = false, false
+			if c.l2s.lost {
+				return c.l2DropNow()
+			}
 			return nil
 		}
 		c.l2s.startFails = 0
@@ -460,14 +462,24 @@ func (c *Cache) l2SyncError() []Action {
 }
 
 // l2LogLost: the log is not what this VM read last (trimmed, deleted,
-// rewritten): purges may have been missed, so the whole L1 goes. The VM
-// takes the log's end at once (LLEN) and drops L1 once that is answered
-// (l2DropLost): every record before the end is then older than the drop,
-// and every one after it is read. From the log's start it applied again
-// every purge the trim kept, all older than the drop.
+// rewritten): purges may have been missed, so the whole L1 goes, at once
+// (whatever webdis answers next: it may fail, or its start record may;
+// review Z52). The VM takes the log's end at once (LLEN) and drops L1
+// again once its position there is named (l2DropLost): every record
+// before the end is then older than the drop, and every one after it is
+// read. From the log's start it applied again every purge the trim kept,
+// all older than the drop.
 func (c *Cache) l2LogLost() []Action {
 	c.l2s.started, c.l2s.lost, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, true, 0, 0, false
-	return c.l2Read()
+	return append(c.l2DropNow(), c.l2Read()...)
+}
+
+// l2DropNow drops L1 for purges this VM may have missed, its position not
+// named yet (lost stays set: l2DropLost drops again once it is).
+func (c *Cache) l2DropNow() []Action {
+	c.movePurgeMark()
+	freed, _ := c.table.Clear()
+	return []Action{{Kind: ActFreed, N: freed}}
 }
 
 // l2DropLost drops L1 for a lost log, the new position just taken; if
