@@ -141,14 +141,18 @@ func (c *Cache) l2Log(record string) *Call {
 	if l == nil || record == "" {
 		return nil
 	}
-	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + record
-	return c.l2LogTry(base64.StdEncoding.AppendEncode(nil, []byte(entry)), 1)
+	return c.l2LogTry(record, 1)
 }
 
-// l2LogTry appends a record to the purge log, tried l2WriteTries times.
-func (c *Cache) l2LogTry(record []byte, try int) *Call {
+// l2LogTry appends a record to the purge log, tried l2WriteTries times,
+// each try with a nonce of its own: a try whose answer was lost may have
+// landed, and a second copy of the same bytes could pass for the record a
+// reader read last across a trim (review Z54). A purge applied twice only
+// drops entries again.
+func (c *Cache) l2LogTry(record string, try int) *Call {
 	l := c.cfg.L2
-	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", record, l.WriteTimeout)
+	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + record
+	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", base64.StdEncoding.AppendEncode(nil, []byte(entry)), l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil
@@ -360,7 +364,13 @@ func (c *Cache) l2MarkStart() []Action {
 			return c.l2DropLost()
 		}
 		if n > 1 {
-			return c.l2SyncFirst(n) // others' records before it: L1 dropped
+			// Others' records before it: L1 dropped, and the position,
+			// named, kept for the process's other VMs (review Z54).
+			acts := c.l2SyncFirst(n)
+			if c.l2s.started {
+				c.l2SaveCursor()
+			}
+			return acts
 		}
 		c.l2SaveCursor()
 		return nil
