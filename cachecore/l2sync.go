@@ -255,13 +255,11 @@ func (c *Cache) l2Read() []Action {
 				// after it: its length is taken again at the next
 				// interval, not at once, so that a webdis whose answers
 				// disagree (a lagging replica) costs one chain of reads
-				// a tick (review Z46). L1 was not dropped yet; lost
-				// stays as it was.
-				// The log moved under it: purges may have been missed,
-				// as when it is found lost (review Z52: a new process's
-				// position was then saved with no drop). L1 goes now,
-				// and again once the position is named, however long
-				// webdis goes on disagreeing (review Z49).
+				// a tick (review Z46). Purges may have been missed, as
+				// when the log is found lost (review Z52: a new
+				// process's position was then saved with no drop): L1
+				// goes now, and again once the position is named,
+				// however long webdis goes on disagreeing (review Z49).
 				c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline, c.l2s.lost = false, 0, 0, false, true
 				return c.l2DropNow()
 			}

@@ -79,9 +79,10 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 // describesOwnPrompt reports whether the request asks for an answer that
 // describes its own prompt, which another prompt's answer would not fit:
 // a completion's echo (its text starts with its prompt, and its logprobs
-// describe it; vLLM's chat echo starts with the last message), vLLM's prompt_logprobs (the log-probability of each of
-// the prompt's tokens) and return_token_ids (the prompt's token ids), on
-// chat and completions alike. Such a request is matched exactly only. Any
+// describe it; vLLM's chat echo starts with the last message), vLLM's
+// prompt_logprobs (the log-probability of each of the prompt's tokens)
+// and return_token_ids (the prompt's token ids), on chat and completions
+// alike. Such a request is matched exactly only. Any
 // value but false or null counts: lenient servers read 1 or "true" as
 // true, and prompt_logprobs 0 still lists the prompt's tokens.
 func describesOwnPrompt(canon []byte, kind Kind) bool {
