@@ -34,9 +34,9 @@ type SSEEvent struct {
 //
 // Where clients differ, it reads as the strictest one a stream must
 // satisfy to be stored: openai-python dispatches a block with no data line
-// (an event name, an id or a retry alone) with empty data, and once an
-// event carried an id, every blank line after it, and fails on the empty
-// data as JSON. Such blocks are dispatched here too, and refuse the stream
+// (an event name, an id or an integer retry alone) with empty data, and,
+// while the last id it read is not empty, every blank line, and fails on
+// the empty data as JSON. Such blocks are dispatched here too, and refuse the stream
 // (AssembleStream: not JSON).
 type sseScanner struct {
 	rest    []byte
