@@ -56,6 +56,7 @@ type l2Sync struct {
 	last       uint64 // the digest of the record at cursor-1 (l2RecordSum; 0 at index 0)
 	busy       bool   // a read is under way
 	startFails int    // start records that failed in a row (l2MarkStart)
+	applyFails int    // tries of the record at cursor that shared data refused
 	next       int64  // unix ms of the next read
 }
 
@@ -294,13 +295,32 @@ func (c *Cache) l2Read() []Action {
 		me := c.l2Origin()
 		freed := 0
 		for _, it := range items {
-			c.l2s.cursor++
-			c.l2s.last = c.l2RecordSum(it.Str)
-			msg, n := c.l2Apply(it.Str, me)
+			msg, n, failed := c.l2Apply(it.Str, me)
 			if msg != "" {
 				acts = append(acts, Action{Kind: ActLog, Level: LogInfo, Message: []byte(msg)})
 			}
 			freed += n
+			if failed {
+				// Shared data refused the purge (review Z56): the
+				// position stays before it, and it is applied again at
+				// the next tick (twice only drops entries again). After
+				// l2WriteTries tries L1 goes whole instead, so that a
+				// purge that cannot be applied does not stop the log.
+				c.l2s.applyFails++
+				c.l2s.next = c.nowMs()
+				if c.l2s.applyFails < l2WriteTries {
+					break
+				}
+				c.movePurgeMark()
+				n, err := c.table.Clear()
+				freed += n
+				if err != nil {
+					break
+				}
+			}
+			c.l2s.applyFails = 0
+			c.l2s.cursor++
+			c.l2s.last = c.l2RecordSum(it.Str)
 		}
 		if freed > 0 {
 			acts = append(acts, Action{Kind: ActFreed, N: freed})
@@ -362,8 +382,17 @@ func (c *Cache) l2MarkStart() []Action {
 			return c.l2DropLost()
 		}
 		if n > 1 {
-			// Others' records before it: L1 dropped, and the position,
-			// named, kept for the process's other VMs (review Z54).
+			// Others' records before it. A VM of this process that
+			// started at once may have named and kept a position since
+			// this one's LLEN: this VM reads on from there, as one
+			// started later would, and drops nothing again (review
+			// Z56). Else L1 is dropped, and the position, named, kept
+			// for the process's other VMs (review Z54).
+			c.l2s.cursor = 0
+			if c.l2Resume(); c.l2s.cursor > 0 {
+				return nil
+			}
+			c.l2s.cursor, c.l2s.last = n, c.l2RecordSum(rec)
 			acts := c.l2SyncFirst(n)
 			if c.l2s.started {
 				c.l2SaveCursor()
@@ -509,29 +538,29 @@ func (c *Cache) l2DropLost() []Action {
 // l2Apply applies one log record to this L1 unless it is this process's
 // own; it returns what to log ("" for nothing) and how many entries left
 // L1.
-func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
+func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 	raw, err := base64.StdEncoding.DecodeString(item)
 	if err != nil {
-		return "l2: a purge log record could not be read", freed
+		return "l2: a purge log record could not be read", freed, false
 	}
 	f := strings.Split(string(raw), "\n")
 	if len(f) < 4 || f[0] != "2" {
-		return "l2: a purge log record could not be read", freed
+		return "l2: a purge log record could not be read", freed, false
 	}
 	if f[1] == me || f[3] == l2StartScope {
-		return "", 0
+		return "", 0, false
 	}
 	scope := f[3]
 	var route, model string
 	if scope != "all" {
 		var e1, e2 error
 		if len(f) < 6 {
-			return "l2: a purge log record could not be read", freed
+			return "l2: a purge log record could not be read", freed, false
 		}
 		route, e1 = strconv.Unquote(f[4])
 		model, e2 = strconv.Unquote(f[5])
 		if e1 != nil || e2 != nil {
-			return "l2: a purge log record could not be read", freed
+			return "l2: a purge log record could not be read", freed, false
 		}
 	}
 	switch scope {
@@ -539,27 +568,27 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int) {
 		freed, err = c.purgeAll()
 	case "model":
 		if c.routeByName(route) == nil {
-			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route), freed
+			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route), freed, false
 		}
 		err = c.PurgeModel(route, model)
 	case "entry": // one stable identity, or an embeddings batch's, one per item
 		if len(f) < 7 {
-			return "l2: a purge log record could not be read", freed
+			return "l2: a purge log record could not be read", freed, false
 		}
 		stables := make([][]byte, len(f)-6)
 		for i := range stables {
 			if stables[i], err = base64.StdEncoding.DecodeString(f[6+i]); err != nil {
-				return "l2: a purge log record could not be read", freed
+				return "l2: a purge log record could not be read", freed, false
 			}
 		}
 		freed, err = c.l2RemoveEntries(route, model, stables)
 	default:
-		return "l2: a purge log record of unknown scope " + strconv.Quote(scope), freed
+		return "l2: a purge log record of unknown scope " + strconv.Quote(scope), freed, false
 	}
 	if err != nil {
-		return "l2: another proxy's purge could not be applied here: " + err.Error(), freed
+		return "l2: another proxy's purge could not be applied here: " + err.Error(), freed, true
 	}
-	return "l2: applied another proxy's purge (" + scope + ")", freed
+	return "l2: applied another proxy's purge (" + scope + ")", freed, false
 }
 
 // l2RemoveEntries removes from L1 the entries whose stable identities are
