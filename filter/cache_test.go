@@ -515,8 +515,9 @@ func TestCapacityBound(t *testing.T) {
 	// index keys + entry keys + lease slots + one model-state key + the CAS
 	// anchor + the process secret + the VM-restart count + the build that
 	// serves (cachecore.VMServedKey) + the lease horizon (stop 69) + the
-	// table layout (stop 71) + the process's lease slot count (stop 73).
-	if bound := buckets + capacity + 16 + 8; maxKeys > bound {
+	// table layout (stop 71) + the process's lease slot count (stop 73) +
+	// the layouts its configurations started with (stop 74, mc:layouts).
+	if bound := buckets + capacity + 16 + 9; maxKeys > bound {
 		t.Fatalf("shared data grew to %d keys (bound %d): %v", maxKeys, bound, hs.h.SharedDataKeys())
 	}
 	if hs.counter("modelcache.evictions") != uint64(19*capacity) {
