@@ -165,44 +165,20 @@ func isJSONType(ct string) bool {
 	if !ok || !isToken(typ) || !isToken(sub) {
 		return false
 	}
-	if len(sub) > len("+json") && equalFoldASCII(sub[len(sub)-len("+json"):], "+json") {
+	if len(sub) > len("+json") && foldEquals(sub[len(sub)-len("+json"):], "+json") {
 		return true
 	}
-	return equalFoldASCII(typ, "application") && equalFoldASCII(sub, "json")
+	return foldEquals(typ, "application") && foldEquals(sub, "json")
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
 func isToken(s string) bool {
 	for i := range len(s) {
-		switch b := s[i]; {
-		case 'a' <= b|0x20 && b|0x20 <= 'z', '0' <= b && b <= '9':
-		case b == '!' || b == '#' || b == '$' || b == '%' || b == '&' || b == '\'' || b == '*' || b == '+' ||
-			b == '-' || b == '.' || b == '^' || b == '_' || b == '`' || b == '|' || b == '~':
-		default:
+		if !isTokenByte(s[i]) {
 			return false
 		}
 	}
 	return s != ""
-}
-
-// equalFoldASCII is strings.EqualFold with ASCII's case only.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // Admission is the verdict on a complete response body.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -106,8 +105,17 @@ func printableASCII(s string) bool {
 }
 
 // isTokenChar reports whether c may be in an HTTP token (RFC 9110 §5.6.2).
-func isTokenChar(c rune) bool {
-	return c < 0x7f && c > ' ' && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+func isTokenChar(c rune) bool { return c < 0x80 && isTokenByte(byte(c)) }
+
+// isTokenByte is isTokenChar for a byte, by compares alone (it reads
+// request Content-Types: isJSONType).
+func isTokenByte(b byte) bool {
+	switch {
+	case 'a' <= b|0x20 && b|0x20 <= 'z', '0' <= b && b <= '9':
+		return true
+	}
+	return b == '!' || b == '#' || b == '$' || b == '%' || b == '&' || b == '\'' || b == '*' || b == '+' ||
+		b == '-' || b == '.' || b == '^' || b == '_' || b == '`' || b == '|' || b == '~'
 }
 
 // token is a string usable in stat names and Cache-Status: [A-Za-z0-9_-].
