@@ -56,9 +56,15 @@ type embBatch struct {
 	hits      int   // items answered from cache (all occurrences)
 	sent      []int // distinct item indices sent upstream, in upstream order
 	fullFetch bool  // the upstream gets the original request
-	minFresh  int64 // earliest FreshUntil among hits
-	oldest    int64 // earliest StoredAt among hits
-	model     string
+	// answerDrifted: the answer admission last judged holds a valid
+	// vector for every item, all of one dimension, and a cached item has
+	// another (ReasonDimensions from the comparison with the cache): the
+	// model changed, where any other ReasonDimensions is a broken answer
+	// or a server that ignores dimensions.
+	answerDrifted bool
+	minFresh      int64 // earliest FreshUntil among hits
+	oldest        int64 // earliest StoredAt among hits
+	model         string
 
 	// Per-request arenas, so that the per-item work allocates nothing per
 	// item. They are append-only: a slice handed out stays valid (and
@@ -848,7 +854,7 @@ func (r *Request) UpstreamBody() (body []byte, rewritten bool) {
 func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scanned *scannedItems) Admission {
 	b := req.batch
 	data, model := gjson.Parse(top.data), gjson.Parse(top.model)
-	b.answerAt, b.answerLen = nil, 0
+	b.answerAt, b.answerLen, b.answerDrifted = nil, 0, false
 	if top.data == "" {
 		return Admission{Reason: ReasonForeignShape} // another API's answer: no data member
 	}
@@ -918,6 +924,7 @@ func (c *Cache) admitEmbeddings(req *Request, body []byte, top *topMembers, scan
 				n, _ = vectorDims(gjson.ParseBytes(e.Body), b.encoding)
 			}
 			if n != dims {
+				b.answerDrifted = true
 				return Admission{Reason: ReasonDimensions}
 			}
 			break

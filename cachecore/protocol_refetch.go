@@ -37,11 +37,12 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	// any request; a broken one is a failure.
 	f.finishLead(OutcomeOf(reason, f.respStatus), f.respStatus)
 	acts = append(acts, f.actions()...)
-	// Drift only against cached items: a batch rewritten only for its
-	// repeats (none cached) whose answer lacks the dimension asked for is
-	// a server that ignores it, not a model that changed, and a client
-	// could make it at will to purge every tenant's vectors (review Z57).
-	if reason == ReasonDimensions && req.batch != nil && req.batch.hits > 0 {
+	// Drift only against cached items (admission's answerDrifted): a batch
+	// rewritten only for its repeats (none cached) whose answer lacks the
+	// dimension asked for is a server that ignores it, not a model that
+	// changed, and a client could make it at will to purge every tenant's
+	// vectors (review Z57).
+	if reason == ReasonDimensions && req.batch != nil && req.batch.answerDrifted {
 		acts = append(acts, c.modelDrifted(req)...)
 	}
 	acts = append(acts, Action{Kind: ActCount, Event: EvRefetch, Route: r})

@@ -77,12 +77,12 @@ func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byt
 		case ReasonNone:
 		case ReasonDimensions:
 			// Vectors of another dimension than the cached ones: the
-			// drift a shadow is there to see (review Z43), if each is
-			// a vector and all have one dimension (admission stops at
-			// its first mismatch, before later items; review Z46) and
-			// the answer holds the route's rules, which admission had
-			// not reached yet.
-			if !oneDimension(fresh, req.batch.encoding) {
+			// drift a shadow is there to see (review Z43), if admission
+			// found every item a vector of one dimension first (not a
+			// mismatch among them, where it stops before later items;
+			// review Z46) and the answer holds the route's rules,
+			// which admission had not reached yet.
+			if !req.batch.answerDrifted {
 				return false, false
 			}
 			for i := range req.Route.Rules {
@@ -269,19 +269,6 @@ func (c *Cache) agreeEmbeddings(req *Request, fresh []byte) (agree, ok bool) {
 		}
 	}
 	return true, true
-}
-
-// oneDimension reports whether every item of a batch answer holds a
-// vector (vectorDims) and all of them have one dimension.
-func oneDimension(answer []byte, encoding string) bool {
-	dims, ok := -1, true
-	gjson.GetBytes(answer, "data").ForEach(func(_, d gjson.Result) bool {
-		n, r := vectorDims(d.Get("embedding"), encoding)
-		ok = r == ReasonNone && (dims < 0 || n == dims)
-		dims = n
-		return ok
-	})
-	return ok && dims > 0
 }
 
 func decodeVector(v gjson.Result, encoding string) []float64 {
