@@ -145,6 +145,13 @@ func (c *Cache) l2Log(record string) *Call {
 	return c.l2LogTry(record, 1)
 }
 
+// l2Entry is a record as the log holds it: the format, this process's
+// origin, a nonce of its own, then the record; base64.
+func (c *Cache) l2Entry(record string) []byte {
+	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + record
+	return base64.StdEncoding.AppendEncode(nil, []byte(entry))
+}
+
 // l2LogTry appends a record to the purge log, tried l2WriteTries times,
 // each try with a nonce of its own: a try whose answer was lost may have
 // landed, and a second copy of the same bytes could pass for the record a
@@ -152,8 +159,7 @@ func (c *Cache) l2Log(record string) *Call {
 // drops entries again.
 func (c *Cache) l2LogTry(record string, try int) *Call {
 	l := c.cfg.L2
-	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + record
-	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", base64.StdEncoding.AppendEncode(nil, []byte(entry)), l.WriteTimeout)
+	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", c.l2Entry(record), l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		if !res.Failed && !res.NotStarted && res.Status == 200 && parseRESP(res.Body) == respInt {
 			return nil
@@ -311,8 +317,7 @@ func (c *Cache) l2Read() []Action {
 				if c.l2s.applyFails < l2WriteTries {
 					break
 				}
-				c.movePurgeMark()
-				n, err := c.table.Clear()
+				n, err := c.dropL1()
 				freed += n
 				if err != nil {
 					break
@@ -342,10 +347,9 @@ func (c *Cache) l2Read() []Action {
 // failures in a row, the position is the empty log's, unnamed.
 func (c *Cache) l2MarkStart() []Action {
 	l := c.cfg.L2
-	entry := "2\n" + c.l2Origin() + "\n" + strconv.FormatUint(c.rand(), 36) + "\n" + l2StartScope
-	rec := base64.StdEncoding.EncodeToString([]byte(entry))
+	rec := c.l2Entry(l2StartScope)
 	c.l2s.busy = true
-	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", []byte(rec), l.WriteTimeout)
+	call := c.webdis("PUT", "/RPUSH/"+l.Prefix+"purges.raw", rec, l.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
 		c.l2s.busy = false
 		n, ok := int64(0), false
@@ -377,7 +381,7 @@ func (c *Cache) l2MarkStart() []Action {
 			}
 			return c.l2SyncFirst(0)
 		}
-		c.l2s.cursor, c.l2s.last = n, c.l2RecordSum(rec)
+		c.l2s.cursor, c.l2s.last = n, c.l2RecordSum(string(rec))
 		if c.l2s.lost {
 			return c.l2DropLost()
 		}
@@ -392,7 +396,7 @@ func (c *Cache) l2MarkStart() []Action {
 			if c.l2Resume(); c.l2s.cursor > 0 {
 				return nil
 			}
-			c.l2s.cursor, c.l2s.last = n, c.l2RecordSum(rec)
+			c.l2s.cursor, c.l2s.last = n, c.l2RecordSum(string(rec))
 			acts := c.l2SyncFirst(n)
 			if c.l2s.started {
 				c.l2SaveCursor()
@@ -421,8 +425,7 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 		c.l2SaveCursor()
 		return nil
 	}
-	c.movePurgeMark()
-	freed, err := c.table.Clear()
+	freed, err := c.dropL1()
 	acts := []Action{{Kind: ActFreed, N: freed}}
 	if err != nil {
 		c.l2s.started = false
@@ -514,16 +517,22 @@ func (c *Cache) l2LogLost() []Action {
 // l2DropNow drops L1 for purges this VM may have missed, its position not
 // named yet (lost stays set: l2DropLost drops again once it is).
 func (c *Cache) l2DropNow() []Action {
-	c.movePurgeMark()
-	freed, _ := c.table.Clear()
+	freed, _ := c.dropL1()
 	return []Action{{Kind: ActFreed, N: freed}}
+}
+
+// dropL1 drops this process's L1 for purges it may have missed, the
+// purge mark moved first: a lookup sent before may still bring a value
+// they purged (l2Unpurged).
+func (c *Cache) dropL1() (int, error) {
+	c.movePurgeMark()
+	return c.table.Clear()
 }
 
 // l2DropLost drops L1 for a lost log, the new position just taken; if
 // that fails, the VM takes the position and drops again at its next read.
 func (c *Cache) l2DropLost() []Action {
-	c.movePurgeMark()
-	freed, err := c.table.Clear()
+	freed, err := c.dropL1()
 	msg := "l2: the purge log was trimmed or deleted since this VM last read it: purges may have been missed, so this VM's L1 is dropped"
 	if err != nil {
 		c.l2s.started = false
