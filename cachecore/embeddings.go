@@ -62,7 +62,7 @@ type embBatch struct {
 	// model changed, where any other ReasonDimensions is a broken answer
 	// or a server that ignores dimensions.
 	answerDrifted bool
-	minFresh      int64 // earliest FreshUntil among hits
+	minFresh      int64 // earliest FreshUntil among hits, as freshness judged them (one stored ahead counts as stored at the lookup)
 	oldest        int64 // earliest StoredAt among hits
 	model         string
 
@@ -707,7 +707,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			k.Headers = b.hdrs
 		}
 		it.entry = k
-		b.minFresh = min(b.minFresh, e.FreshUntil)
+		b.minFresh = min(b.minFresh, e.FreshUntil-max(e.StoredAt-now, 0))
 		b.oldest = min(b.oldest, e.StoredAt)
 		if b.model == "" {
 			if m, _ := header(e.Headers, embeddingModelHeader); m != "" {
