@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,8 +220,11 @@ func (c *Cache) noteLayoutSeen(own string) {
 func (c *Cache) purgeOtherLayouts(fp uint64, key []byte, now int64) (int, error) {
 	own := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
 	var seen string
-	if raw, _, err := c.store.Get(layoutsKey); err == nil {
+	raw, _, readErr := c.store.Get(layoutsKey)
+	if readErr == nil {
 		seen = string(raw)
+	} else if errors.Is(readErr, ErrNotFound) {
+		readErr = nil
 	}
 	visited := make([]string, 0, maxLayoutsSeen+1)
 	freed := 0
@@ -245,7 +249,9 @@ func (c *Cache) purgeOtherLayouts(fp uint64, key []byte, now int64) (int, error)
 			return freed, err
 		}
 	}
-	return freed, nil
+	// A record that could not be read may have named layouts still
+	// serving: the purge is not done (review Z59).
+	return freed, readErr
 }
 
 // parseLayout reads a layout noteLayout recorded ("<buckets>x<ways>"),

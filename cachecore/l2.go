@@ -622,7 +622,7 @@ func (c *Cache) l2PurgeEntry(req *Request, then func() []Action) *Call {
 	k := c.l2Keys(req)
 	what := "an entry of route " + req.Route.Name
 	route, model, stable := req.Route.Name, req.Model, bytes.Clone(req.Key[:req.stableLen])
-	again := c.l2Again(func() (int, error) { return c.l2RemoveEntries(route, model, [][]byte{stable}) }, then)
+	again := c.l2Again(func() (int, error) { return c.l2RemoveEntries(route, model, [][]byte{stable}, true) }, then)
 	del := c.l2Invalidate("DEL", k.entry, what, nil)
 	return c.l2Invalidate("INCR", k.entryGen, what, func() []Action {
 		return append([]Action{{Kind: ActDispatch, Call: del}}, again()...)

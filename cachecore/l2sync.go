@@ -590,7 +590,7 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 				return "l2: a purge log record could not be read", freed, false
 			}
 		}
-		freed, err = c.l2RemoveEntries(route, model, stables)
+		freed, err = c.l2RemoveEntries(route, model, stables, false)
 	default:
 		return "l2: a purge log record of unknown scope " + strconv.Quote(scope), freed, false
 	}
@@ -602,8 +602,11 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 
 // l2RemoveEntries removes from L1 the entries whose stable identities are
 // given, keyed with this proxy's own state of its model (version and
-// generation).
-func (c *Cache) l2RemoveEntries(route, model string, stables [][]byte) (freed int, err error) {
+// generation). everyLayout also visits the layouts of the process's other
+// configurations (purgeOtherLayouts), as the purge it does again did: for
+// this process's own purge. Another proxy's record is applied by every
+// configuration's VMs to their own layout (review Z59).
+func (c *Cache) l2RemoveEntries(route, model string, stables [][]byte, everyLayout bool) (freed int, err error) {
 	if c.routeByName(route) == nil {
 		return 0, nil
 	}
@@ -617,11 +620,16 @@ func (c *Cache) l2RemoveEntries(route, model string, stables [][]byte) (freed in
 	for _, stable := range stables {
 		k := append(stable[:len(stable):len(stable)], st.Version[:]...)
 		k = binary.LittleEndian.AppendUint64(k, st.Gen)
-		removed, err := c.table.PurgeKey(c.fingerprint(k), k, c.nowMs())
+		fp := c.fingerprint(k)
+		removed, err := c.table.PurgeKey(fp, k, c.nowMs())
+		freed += removed
+		if err == nil && everyLayout {
+			removed, err = c.purgeOtherLayouts(fp, k, c.nowMs())
+			freed += removed
+		}
 		if err != nil {
 			return freed, err
 		}
-		freed += removed
 	}
 	return freed, nil
 }
