@@ -363,7 +363,7 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 	}
 	a := Admission{TTL: r.TTL}
 	if r.Confidence != nil {
-		score := gjson.GetBytes(body, r.Confidence.Path)
+		score := readPath(body, r.Confidence.Path)
 		if score.Type != gjson.Number || math.IsNaN(score.Num) || math.IsInf(score.Num, 0) {
 			return Admission{Reason: ReasonNoConfidence}
 		}
@@ -571,7 +571,32 @@ func (r *Rule) Holds(body []byte) bool {
 		}
 		return r.holdsEach(arr, r.Path[rest:])
 	}
-	return r.holds(gjson.GetBytes(body, r.Path))
+	return r.holds(readPath(body, r.Path))
+}
+
+// readPath reads path from an answer as gjson does, except that a path
+// ending in a bare '#', an array's length, reads nothing where what comes
+// before it is not an array: gjson reads an object's member named "#"
+// there, which an answer with no array at all can supply (review Z64).
+func readPath(body []byte, path string) gjson.Result {
+	if lengthSeg(path) < 0 {
+		return gjson.GetBytes(body, path)
+	}
+	return valueAt(gjson.ParseBytes(body), path)
+}
+
+// valueAt is readPath from a value already read.
+func valueAt(v gjson.Result, path string) gjson.Result {
+	if seg := lengthSeg(path); seg >= 0 {
+		arr := v
+		if seg > 0 {
+			arr = v.Get(path[:seg-1])
+		}
+		if !arr.IsArray() {
+			return gjson.Result{}
+		}
+	}
+	return v.Get(path)
 }
 
 // eachAt finds where path crosses every element of an array, with more of
@@ -671,7 +696,7 @@ func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
 			}
 			ok = r.holdsEach(sub, rest[next:])
 		} else {
-			ok = r.holds(e.Get(rest))
+			ok = r.holds(valueAt(e, rest))
 		}
 		return ok
 	})

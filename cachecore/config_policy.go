@@ -390,17 +390,17 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
-	case lengthPath(r.Path) && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number"):
+	case lengthSeg(r.Path) >= 0 && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number"):
 		p.fail(path, "a path ending in # is the array's length, a number: bound it with min and max, or give the array's path without #")
 	}
 	r.indexOneOf()
 	return r, len(p.errs) == before
 }
 
-// lengthPath reports whether a gjson path ends in a bare '#' segment,
-// which reads its array's length: its last segment, escapes read as gjson
-// reads them (in `a\\.#` the dot separates; review Z16), is "#".
-func lengthPath(path string) bool {
+// lengthSeg says where a gjson path's last segment starts if it is a bare
+// '#', which reads its array's length (escapes read as gjson reads them:
+// in `a\\.#` the dot separates; review Z16); -1 if it is not.
+func lengthSeg(path string) int {
 	seg := 0
 	for i := 0; i < len(path); i++ {
 		switch path[i] {
@@ -410,7 +410,10 @@ func lengthPath(path string) bool {
 			seg = i + 1
 		}
 	}
-	return path[seg:] == "#"
+	if path[seg:] != "#" {
+		return -1
+	}
+	return seg
 }
 
 // gjsonPath reads a gjson path of the configuration (gjsonPathOK).

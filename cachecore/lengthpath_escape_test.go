@@ -7,7 +7,7 @@ import (
 )
 
 // Review Z16 (stop 72). README: "min_items/max_items or a type other than number on a
-// path ending in # (a length)" is a config error. lengthPath takes a path
+// path ending in # (a length)" is a config error. lengthSeg takes a path
 // ending in `\.#` for an escaped dot, but in `a\\.#` the backslash is
 // itself escaped: the dot is a separator and the path is the length of the
 // array under the key `a\`. The rule refuses every answer, and is accepted.
