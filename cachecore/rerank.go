@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"math"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -21,7 +22,8 @@ type rerankRequest struct {
 	docs int // len(documents)
 	want int // results a complete answer has: min(top_n, docs), or docs
 	// texts are the documents' texts (a string document, or an object's
-	// "text"), which a result that returns its document must repeat.
+	// "text"), canonical (documentText), which a result that returns its
+	// document must repeat.
 	texts   []string
 	hasText []bool
 }
@@ -122,16 +124,27 @@ func (rr *rerankRequest) sameDocument(i int, doc gjson.Result) bool {
 
 // documentText is a rerank document's text: the string itself, or an
 // object's one "text" string. A document without text has none to
-// compare, so a result returning one is never taken as the client's.
+// compare, so a result returning one is never taken as the client's. The
+// text is the string's canonical JSON, as the key reads it: gjson's
+// decoding turns every lone surrogate into U+FFFD, so "x\ud800y" and
+// "x\udbffy", different texts to Python's and JavaScript's parsers, would
+// compare equal (review Z64).
 func documentText(d gjson.Result) (string, bool) {
-	if d.Type == gjson.String {
-		return d.Str, true
+	if d.IsObject() {
+		t, n := soleMember(d, "text")
+		if n != 1 {
+			return "", false
+		}
+		d = t
 	}
-	if !d.IsObject() {
+	if d.Type != gjson.String {
 		return "", false
 	}
-	t, n := soleMember(d, "text")
-	return t.Str, n == 1 && t.Type == gjson.String
+	if strings.IndexByte(d.Raw, '\\') < 0 {
+		return d.Raw, true // already canonical
+	}
+	c, err := Canonicalize([]byte(d.Raw), nil)
+	return string(c), err == nil
 }
 
 // soleMember returns an object's member name and how often it occurs: a
