@@ -585,16 +585,27 @@ type routeKeying struct {
 func newKeying(r *Route) routeKeying {
 	k := routeKeying{route: r, spec: r.Kind.spec(), plainModel: isPlainField(r.ModelPath), keyStart: appendRouteStart(nil, 'K', r)}
 	k.sel = Selection{Only: r.KeyFields, Ignore: r.IgnoreFields, Capture: []string{"stream"}}
+	// The model's member is keyed as sent, whatever key_fields selects or
+	// ignore_fields leaves out: the key's model name is its decoded text
+	// (canonicalString), in which 1, 1.0 and "1", or null and "", are one
+	// (review Z64). A nested model path keys its top-level member; one
+	// whose first segment is not a plain name keys the whole body.
+	model, plain := r.ModelPath, k.plainModel
+	if !plain {
+		model, _, _ = strings.Cut(model, ".")
+		plain = isPlainField(model)
+	}
+	if !plain {
+		k.sel.Only, k.sel.Ignore = nil, nil
+	}
 	for _, f := range k.spec.formKeyed {
 		// What changes the answer's form (a stream's usage chunk, a
 		// vector's encoding or length) is keyed as "stream" is, whatever
 		// key_fields selects or ignore_fields leaves out.
-		if len(k.sel.Only) > 0 && !slices.Contains(k.sel.Only, f) {
-			k.sel.Only = append(slices.Clip(k.sel.Only), f)
-		}
-		if slices.Contains(k.sel.Ignore, f) {
-			k.sel.Ignore = slices.DeleteFunc(slices.Clone(k.sel.Ignore), func(g string) bool { return g == f })
-		}
+		k.sel.keepAlways(f)
+	}
+	if plain {
+		k.sel.keepAlways(model)
 	}
 	if k.plainModel {
 		k.sel.Capture = append(k.sel.Capture, r.ModelPath)
@@ -617,6 +628,17 @@ func (c *Cache) keyingOf(r *Route) *routeKeying {
 func keyingOfOther(r *Route) *routeKeying {
 	k := newKeying(r)
 	return &k
+}
+
+// keepAlways keeps member f in the canonical body whatever Only and
+// Ignore say.
+func (s *Selection) keepAlways(f string) {
+	if len(s.Only) > 0 && !slices.Contains(s.Only, f) {
+		s.Only = append(slices.Clip(s.Only), f)
+	}
+	if slices.Contains(s.Ignore, f) {
+		s.Ignore = slices.DeleteFunc(slices.Clone(s.Ignore), func(g string) bool { return g == f })
+	}
 }
 
 func isPlainField(path string) bool {
