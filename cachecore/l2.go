@@ -577,6 +577,22 @@ func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []A
 	})
 }
 
+// l2VersionSwitched is what an answer that switched its model's version
+// (StoreResult.VersionChanged) adds with an L2: the model's mesh-wide
+// generation moves on, as its L1 generation did (settleModel). An L2
+// value is keyed without its version and checked against the version it
+// names, so a switch back to a version (a lagging replica during a
+// rollout) made that version's values from before the switch reachable
+// again, on every tenant's requests (review Z66). Once L2 has it, the L1
+// generation moves again (l2InvalidateModel), for a value an L2 lookup
+// copied meanwhile.
+func (c *Cache) l2VersionSwitched(req *Request, res StoreResult) []Action {
+	if !res.VersionChanged || c.cfg.L2 == nil {
+		return nil
+	}
+	return c.l2InvalidateModel(req.Route.Name, req.Model, nil)
+}
+
 // l2InvalidateModelThen is l2InvalidateModel whose then is given the
 // model's state the L1 purge done again made, if it replaced generation
 // from (Found false if it made none, failed, or anything else — a purge, a

@@ -61,6 +61,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 			}
 			acts = append(acts, Action{Kind: ActCount, Event: ev, Route: r},
 				Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: res.Status})
+			acts = append(acts, c.l2VersionSwitched(req, st.Result)...)
 			if st.Reason == ReasonNone {
 				acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
 			}
@@ -143,6 +144,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		c.PrepareShadowStore(req, keyed)
 		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
 		acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
+		acts = append(acts, c.l2VersionSwitched(req, st.Result)...)
 		if st.Reason == ReasonNone {
 			// Its turn indexed again, as a refresh's: the record carries
 			// the replaced answer's fresh-until.
@@ -164,7 +166,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			}
 			c.PrepareShadowStore(req, made)
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
-			acts := []Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status}}
+			acts := append([]Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status}}, c.l2VersionSwitched(req, st.Result)...)
 			if st.Reason == ReasonNone {
 				acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
 			}

@@ -34,6 +34,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		var acts []Action
 		if st.Result.VersionChanged {
 			acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r})
+			acts = append(acts, c.l2VersionSwitched(req, st.Result)...)
 		}
 		if adm.Reason == ReasonValidation {
 			acts = append(acts, Action{Kind: ActLog, Level: LogDebug, Message: []byte("validation rule failed on route " + r.Name + ": " + adm.Rule)})
@@ -46,14 +47,14 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		return Refused, append(acts, f.refuse(adm.Reason)...)
 	}
 	if st.Reason != ReasonNone {
-		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
+		note := append([]Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}}, c.l2VersionSwitched(req, st.Result)...)
 		if req.rewritten() {
 			// Not stored (a version missing or moved, a purge meanwhile):
 			// merged with the cached items it could mix two models'
 			// vectors, and as it came it holds only the missing items.
-			return Refetching, append([]Action{note}, f.Refetch(st.Reason, reqHeaders)...)
+			return Refetching, append(note, f.Refetch(st.Reason, reqHeaders)...)
 		}
-		return Refused, append([]Action{note}, f.refuse(st.Reason)...)
+		return Refused, append(note, f.refuse(st.Reason)...)
 	}
 	if st.Result.VersionChanged && req.rewritten() && req.batch.hits > 0 {
 		// The missing items' answer reports a version other than the one
@@ -62,8 +63,8 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		// batch is asked for again. (A batch rewritten only to send each
 		// repeated item once has no cached item to mix: its answer is
 		// stored and spread over the repeats.)
-		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
-		return Refetching, append([]Action{note}, f.Refetch(ReasonInvalidated, reqHeaders)...)
+		note := append([]Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}}, c.l2VersionSwitched(req, st.Result)...)
+		return Refetching, append(note, f.Refetch(ReasonInvalidated, reqHeaders)...)
 	}
 	f.reset()
 	res := st.Result
@@ -104,12 +105,12 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 	if noneKept {
 		f.finishLead(OutcomeOf(res.ItemReason, f.respStatus), f.respStatus)
 		f.Refused(res.ItemReason)
-		return Completed, f.actions()
+		return Completed, append(f.actions(), c.l2VersionSwitched(req, res)...)
 	}
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.Stored(shown)
 	f.l2Write()
-	return Completed, append(f.actions(), f.semanticStored(res.FreshUntil)...)
+	return Completed, append(append(f.actions(), f.semanticStored(res.FreshUntil)...), c.l2VersionSwitched(req, res)...)
 }
 
 // CompleteStream is Complete for a recorded event stream, already on its
@@ -146,14 +147,14 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 	}
 	st := f.c.StoreBody(req, f.respStatus, headers, body, computeMs)
 	if st.Reason != ReasonNone {
-		note := Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}
-		return append([]Action{note}, f.refuseQuiet(st.Reason)...)
+		note := append([]Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}}, f.c.l2VersionSwitched(req, st.Result)...)
+		return append(note, f.refuseQuiet(st.Reason)...)
 	}
 	f.reset()
 	f.emit(Action{Kind: ActStored, Stored: &st, Request: req, Route: r, Status: f.respStatus})
 	f.finishLead(OutcomeStored, f.respStatus)
 	f.l2Write()
-	return append(f.actions(), f.semanticStored(st.Result.FreshUntil)...)
+	return append(append(f.actions(), f.semanticStored(st.Result.FreshUntil)...), f.c.l2VersionSwitched(req, st.Result)...)
 }
 
 // refuse: the response is not stored for reason; its Cache-Status says so.
@@ -291,6 +292,7 @@ func (f *Flight) versionRefused(reason Reason, headers [][2]string, endOfStream 
 	step, acts := f.headersRefused(reason, endOfStream)
 	if res.VersionChanged {
 		acts = append(acts, Action{Kind: ActNoteStore, Stored: &Stored{Reason: reason, Result: res}, Request: f.req, Route: f.req.Route})
+		acts = append(acts, f.c.l2VersionSwitched(f.req, res)...)
 	}
 	return step, acts
 }
@@ -348,7 +350,7 @@ func (f *Flight) tooLarge(quiet bool) []Action {
 	if f.respVersion != "" {
 		hs := [][2]string{{f.req.Route.ModelVersion.Header, f.respVersion}}
 		if res := f.c.noteVersion(f.req, ReasonTooLarge, f.respStatus, hs, nil); res.VersionChanged {
-			note = []Action{{Kind: ActNoteStore, Stored: &Stored{Reason: ReasonTooLarge, Result: res}, Request: f.req, Route: f.req.Route}}
+			note = append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: ReasonTooLarge, Result: res}, Request: f.req, Route: f.req.Route}}, f.c.l2VersionSwitched(f.req, res)...)
 		}
 	}
 	var acts []Action
