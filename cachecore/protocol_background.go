@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -180,7 +181,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 func (c *Cache) replay(req *Request, headers [][2]string, started Event) *Call {
 	return &Call{
 		Cluster: c.cfg.Cluster,
-		Headers: ReplayHeaders(headers, c.cfg.Authority),
+		Headers: ReplayHeaders(headers, c.cfg.Authority, req.Route),
 		Body:    req.Body,
 		Timeout: c.cfg.Background.Timeout,
 		Started: started,
@@ -202,8 +203,12 @@ func (call *Call) elapsed(c *Cache) uint32 {
 // the same method, path, identity and content headers; no hop-by-hop or
 // length headers (the host sets them), no accept-encoding (the cache needs
 // an uncompressed answer), and no cache directives from the original
-// client. authority, if set, replaces :authority.
-func ReplayHeaders(in [][2]string, authority string) [][2]string {
+// client. authority, if set, replaces :authority. Envoy's and the
+// forwarding headers are dropped too, except those route r (nil: none)
+// keys on (tenant_headers, key_headers): a gateway's x-forwarded-user
+// names the tenant, and a call without it asks as no one, for an answer
+// then stored under that tenant's key (review Z65).
+func ReplayHeaders(in [][2]string, authority string, r *Route) [][2]string {
 	out := make([][2]string, 0, len(in))
 	for _, kv := range in {
 		name := kv[0]
@@ -219,7 +224,9 @@ func ReplayHeaders(in [][2]string, authority string) [][2]string {
 			name == "cache-control", name == "pragma", name == "expect":
 			continue
 		case strings.HasPrefix(name, "x-envoy-"), strings.HasPrefix(name, "x-forwarded-"), name == "x-request-id":
-			continue
+			if r == nil || !slices.Contains(r.TenantHeaders, name) && !slices.Contains(r.KeyHeaders, name) {
+				continue
+			}
 		}
 		out = append(out, kv)
 	}
