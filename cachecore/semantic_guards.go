@@ -166,8 +166,19 @@ func tokenize(s string) []token {
 	point := -1  // where a number opened by a decimal point starts (".5")
 	dotted := -1 // where a word joined to the one before by a dot starts
 	rs := []rune(s)
+	// rs[plainFrom+1:plainTo] is the rest of a run of opRunes in which no
+	// operator starts after its first rune: a rune there follows another
+	// of the run, so none stands alone, and none is attached without a
+	// sign of = < > & | after it. Tried at each of its runes, such a run
+	// ("a....a") cost the square of its length (review Z63).
+	plainFrom, plainTo := 0, 0
 	for i := 0; i < len(rs); {
 		r := rs[i]
+		if i >= plainTo && strings.ContainsRune(opRunes, r) {
+			if end := opRunEnd(rs, i); !hasOpSign(rs[i+1 : end]) {
+				plainFrom, plainTo = i, end
+			}
+		}
 		switch {
 		case unicode.IsLetter(r) || unicode.IsNumber(r):
 			j := i
@@ -273,7 +284,7 @@ func tokenize(s string) []token {
 			!(unicode.Is(unicode.Pd, r) && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
-		case strings.ContainsRune(opRunes, r) && operatorEnd(rs, i) != i:
+		case strings.ContainsRune(opRunes, r) && (i <= plainFrom || i >= plainTo) && operatorEnd(rs, i) != i:
 			// An operator standing as a word ("== and ===", "&&", "//")
 			// or written between names ("x>y", "a&&b", "x==y").
 			j := operatorEnd(rs, i)
@@ -440,11 +451,23 @@ func operatorEnd(rs []rune, i int) int {
 // hyphen) hold none of those signs.
 func attachedOperator(rs []rune, i int) int {
 	j := opRunEnd(rs, i)
-	if !strings.ContainsAny(string(rs[i:j]), "=<>&|") ||
+	if !hasOpSign(rs[i:j]) ||
 		(i == 0 || opBoundary(rs[i-1])) && (j == len(rs) || opBoundary(rs[j])) {
 		return i
 	}
 	return j
+}
+
+// hasOpSign reports a comparison, logic, shift or assignment sign (= < >
+// & |) among rs.
+func hasOpSign(rs []rune) bool {
+	for _, r := range rs {
+		switch r {
+		case '=', '<', '>', '&', '|':
+			return true
+		}
+	}
+	return false
 }
 
 // opRunEnd returns the end of the run of opRunes starting at rs[i].
@@ -1060,10 +1083,24 @@ func particles(ts []token) int {
 }
 
 // askClasses lists the ask classes of a turn's common words (askWords);
-// "look like" is one ask (an appearance), apart from "like".
+// "look like" is one ask (an appearance), apart from "like". A "like"
+// whose nearest auxiliary before it is a form of "be", not "do", is
+// describing: "what are cats like", "what is it like to …" ask what
+// something is like, as "look like" does, not what it likes ("what do you
+// think cats are like": the nearest decides). The auxiliary is kept while
+// walking forward: a walk back from each "like" cost a run of them the
+// square of its length (review Z63).
 func askClasses(ts []token) []string {
 	var out []string
+	be := false // the nearest auxiliary so far is a form of "be" (describing)
 	for i, t := range ts {
+		describing := be
+		switch t.w {
+		case "do", "does", "did":
+			be = false
+		case "is", "are", "was", "were", "be", "been", "am":
+			be = true
+		}
 		c, ok := askWords[t.w]
 		if !ok {
 			c, ok = askWords[t.stem]
@@ -1075,27 +1112,12 @@ func askClasses(ts []token) []string {
 			continue // counted with its "look"
 		case c == "look" && i+1 < len(ts) && ts[i+1].w == "like":
 			c = "look like"
-		case c == "like" && describing(ts, i):
+		case c == "like" && describing:
 			c = "look like" // "what are cats like" ≠ "what do cats like"
 		}
 		out = append(out, c)
 	}
 	return out
-}
-
-// describing reports a "like" whose nearest auxiliary before it is a form
-// of "be", not "do": "what are cats like", "what is it like to …" ask
-// what something is like, as "look like" does, not what it likes.
-func describing(ts []token, i int) bool {
-	for k := i - 1; k >= 0; k-- { // the nearest decides: "what do you think cats are like"
-		switch ts[k].w {
-		case "do", "does", "did":
-			return false
-		case "is", "are", "was", "were", "be", "been", "am":
-			return true
-		}
-	}
-	return false
 }
 
 // askWords maps common words that carry an ask to their class (words of
@@ -1237,17 +1259,33 @@ var framingVerbs = set("tell explain describe show give list name provide share 
 func persons(ts []token) (string, string) {
 	var generic []byte
 	asked := -1 // "can you tell …": only this pronoun is anyone
+	// A permission asked ("am I allowed to bring food") is anyone's only
+	// when its pronoun is the turn's only one: "are you allowed to read my
+	// messages" asks the one addressed. (With a possessive of its own
+	// person, "am I allowed to bring my own food", it is not: the other
+	// side's "are you … your own food" is then refused, a hit lost, where
+	// "are you able to see my screen" must not pass for "am I able to see
+	// my screen".) Counted once: looked for from each "am I", a run of them
+	// cost the square of the turn's length (review Z63).
+	pronouns := 0
+	for _, t := range ts {
+		if personWords[t.w] != 0 {
+			pronouns++
+		}
+	}
 	for i, t := range ts {
 		switch t.w {
 		case "i", "you", "we", "they":
 			if i > 0 && (modals[ts[i-1].w] || ts[i-1].w == "if" || ts[i-1].w == "when") ||
 				i+1 < len(ts) && wantWords[ts[i+1].w] ||
-				i > 0 && (ts[i-1].w == "am" || ts[i-1].w == "are") && i+1 < len(ts) && permissionWords[ts[i+1].w] && onlyPerson(ts, i) {
+				i > 0 && (ts[i-1].w == "am" || ts[i-1].w == "are") && i+1 < len(ts) && permissionWords[ts[i+1].w] && pronouns == 1 {
 				if i > 0 && modals[ts[i-1].w] && i+1 < len(ts) && framingVerbs[ts[i+1].w] && asked < 0 {
 					asked = i
 					continue
 				}
-				generic = append(generic, personWords[t.w])
+				if p := personWords[t.w]; !slices.Contains(generic, p) {
+					generic = append(generic, p) // a person once: looked up per pronoun below
+				}
 			}
 		}
 	}
@@ -1276,21 +1314,6 @@ var subjectPronouns = set("i you we they")
 var wantWords = set("want wanted need needed wish like would looking trying")
 
 var permissionWords = set("allowed supposed able meant permitted expected")
-
-// onlyPerson reports ts[i] the turn's only pronoun: "am I allowed to bring
-// food" asks for anyone, "are you allowed to read my messages" asks the
-// one addressed. (With a possessive of its own person, "am I allowed to
-// bring my own food", it is not: the other side's "are you … your own
-// food" is then refused, a hit lost, where "are you able to see my
-// screen" must not pass for "am I able to see my screen".)
-func onlyPerson(ts []token, i int) bool {
-	for j, t := range ts {
-		if j != i && personWords[t.w] != 0 {
-			return false
-		}
-	}
-	return true
-}
 
 // tensed reports turns about different times: the past on one side only
 // ("who is the CEO" ≠ "who was the CEO", "what happened" ≠ "what will
