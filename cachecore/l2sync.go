@@ -548,6 +548,12 @@ func (c *Cache) l2DropLost() []Action {
 // own; it returns what to log ("" for nothing) and how many entries left
 // L1.
 func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
+	if len(item) > base64.StdEncoding.EncodedLen(l2MaxRecord) {
+		// No proxy writes it (l2Records): read, its identities of a few
+		// bytes each would cost a table remove per 5 bytes of the log, in
+		// one tick (review Z63).
+		return "l2: a purge log record over the bound every writer keeps could not be read", freed, false
+	}
 	raw, err := base64.StdEncoding.DecodeString(item)
 	if err != nil {
 		return "l2: a purge log record could not be read", freed, false
