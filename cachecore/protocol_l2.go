@@ -401,8 +401,13 @@ func (f *Flight) l2Serve(e *Entry, ver string) {
 	f.count(EvL2Hit)
 	req.l2.hit = true
 	o := OutcomeAbandoned
-	if res, ok := c.l2Install(req, e, ver); ok {
+	res, ok := c.l2Install(req, e, ver)
+	if ok || len(res.Inserts) > 0 {
+		// Counted also when a purge freed the copy's slot between its two
+		// writes: the purge counted the slot freed (review Z67).
 		f.emit(Action{Kind: ActNoteStore, Stored: &Stored{Result: res}, Request: req, Route: req.Route})
+	}
+	if ok {
 		o = OutcomeStored
 		if !c.l2Unpurged(req) {
 			if freed, _ := c.table.Remove(req.FP, req.Key); freed {

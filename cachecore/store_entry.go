@@ -234,9 +234,12 @@ func storeErrReason(err error) Reason {
 
 // Occupancy sums what a store did to the slot table, for the occupancy
 // stats (one update per store, however many entries it wrote: an
-// embeddings batch writes one per item).
+// embeddings batch writes one per item). filled is the change of the
+// occupied slots: less the other layout's listings a store's index
+// replaced (InsertResult.Replaced), it may be below 0.
 func (res StoreResult) Occupancy() (filled, evicted, expired, ownShare int) {
 	for _, r := range res.Inserts {
+		filled -= r.Replaced // may leave filled below 0: the gauge's change
 		if r.OwnShare {
 			ownShare++
 		}

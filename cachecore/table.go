@@ -562,6 +562,9 @@ type InsertResult struct {
 	// OwnShare: the tenant held its share of the bucket, so one of its own
 	// live entries was evicted (Evicted is set too).
 	OwnShare bool
+	// Replaced: the occupied slots another layout's index listed, which
+	// this store's index replaced (a reload that changed ways; review Z67).
+	Replaced int
 }
 
 // Insert stores an encoded entry under fp for the tenant tagged tag (0:
@@ -595,6 +598,7 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 			res = InsertResult{Filled: true} // a tombstone holds no entry: its purge counted it freed
 		}
 		t.idx[w] = slot{fp, staleUntil, tag}
+		res.Replaced = t.foreignListed()
 		err = t.writeIndex(b, cas, exists)
 		if errIs(err, ErrCasMismatch) {
 			continue
@@ -771,6 +775,24 @@ func foreignPurgedAfter(raw []byte, fp uint64, since, now int64) bool {
 	return purged
 }
 
+// foreignListed counts the occupied slots (listed, not a tombstone) of
+// the index of another shape the last readIndex found (foreignIdx), which
+// a write of this table's shape replaces: each was counted occupied when
+// its layout stored it, and leaves the count with it (review Z67).
+func (t *Table) foreignListed() int {
+	raw := t.foreignIdx
+	if len(raw) < 4 || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || len(raw) != 4+indexWayLen*int(raw[3]) {
+		return 0
+	}
+	n := 0
+	for r := raw[4:]; len(r) >= indexWayLen; r = r[indexWayLen:] {
+		if binary.LittleEndian.Uint64(r) != 0 && binary.LittleEndian.Uint32(r[16:]) != purgedTag {
+			n++
+		}
+	}
+	return n
+}
+
 // scanForeign reads an index of another shape (foreignIdx) for fp: whether
 // it holds fp's tombstone of a purge after since, and whether it lists fp
 // in a way that is no tombstone.
@@ -870,6 +892,7 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 			t.idx[tomb] = slot{fp, purgedAt + purgeTombLife, purgedTag}
 		}
 		if !foreign && (exists && freed > 0 || tomb >= 0) {
+			freed += t.foreignListed() // another layout's index, replaced
 			err = t.writeIndex(b, cas, exists)
 			if errIs(err, ErrCasMismatch) {
 				continue

@@ -181,6 +181,7 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, s
 		} else if cas, exists, err = t.readIndex(b); err != nil {
 			break
 		}
+		replaced := t.foreignListed()
 		for i := range items {
 			it := &items[i]
 			it.err = nil
@@ -197,6 +198,12 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, s
 				it.res = InsertResult{Filled: true}
 			}
 			t.idx[it.way] = slot{it.fp, it.staleUntil, it.tag}
+			it.res.Replaced, replaced = replaced, 0 // counted once, with the first item stored
+		}
+		if replaced > 0 {
+			// No item to store: another layout's index is left as it is
+			// (written, it would drop listings no item counts).
+			return
 		}
 		err = t.writeIndex(b, cas, exists)
 		if errIs(err, ErrCasMismatch) {
