@@ -258,6 +258,7 @@ func (f *Flight) headersRefused(reason Reason, endOfStream bool) (RespStep, []Ac
 		f.reset()
 		f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: reason, Status: status})
 		f.finishLead(o, status)
+		f.Refused(reason) // what the error says should the entry not be sent (Stream.SendFailed)
 		f.StaleIfError()
 		f.emit(Action{Kind: ActServeEntry})
 		return RespServed, f.actions()

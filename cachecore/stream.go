@@ -488,6 +488,16 @@ func (s *Stream) countsLater() bool {
 // ActServeLocal with Resume) could not be sent: the request goes upstream
 // instead (fail open).
 func (s *Stream) SendFailed() []Action {
+	if s.respHeaders != nil {
+		// A stale answer for the upstream's failure (stale_if_error)
+		// could not be sent: the failure, held at its headers, passes
+		// with the Cache-Status its refusal gave it, and the request is
+		// counted as that says (countLater). It went without one (review
+		// Z67).
+		s.fl.FailOpen()
+		s.phase = phasePassThrough
+		return append(s.cacheStatus(append(s.fb[:0], Action{Kind: ActInternal})), Action{Kind: ActResumeResponse})
+	}
 	if b := s.fl.req.batch; b != nil {
 		// The cache's answer covered every item: the upstream's must too.
 		b.fetchAll()
