@@ -151,6 +151,13 @@ func compareValues(sh *Shadow, a, b gjson.Result) bool {
 	if a.Exists() != b.Exists() {
 		return false
 	}
+	if !a.Exists() {
+		// A path neither answer holds (the tool calls of a text answer)
+		// agrees, for every comparator: exact and cosine found two
+		// missing values unequal, and identical answers invalidated the
+		// model (review Z70).
+		return true
+	}
 	switch sh.Compare {
 	case "text":
 		return normalizeText(a) == normalizeText(b)
