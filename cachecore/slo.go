@@ -109,6 +109,16 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 			return SLOStatus{}, err
 		}
 		breached, starts, totals, stales := decodeSLO(raw)
+		// A bucket that starts after now (beyond another worker's clock
+		// read a little later) was counted before the wall clock stepped
+		// back: no window holds it. Left, it kept an idle route's breach
+		// until the clock caught up (review Z70).
+		future := false
+		for j := range starts {
+			if starts[j] > now+clockSkewMs {
+				starts[j], totals[j], stales[j], future = 0, 0, 0, true
+			}
+		}
 		// A window empty until this flush clears the verdict, as its
 		// evaluation would have had a VM flushed it: a proxy suspended for
 		// days, then resumed with a few requests, kept a breach measured
@@ -143,7 +153,7 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		}
 		// A breach after a lapsed one is a new one: reported again.
 		st.Breached, st.Transition = next, next != breached || lapsed && next
-		if n.total == 0 && !st.Transition && exists {
+		if n.total == 0 && !st.Transition && exists && !future {
 			return st, nil // nothing to add: read-only evaluation
 		}
 		if !exists {
