@@ -347,6 +347,23 @@ func rebuiltOnStreams(path string) bool {
 	return false
 }
 
+// finishedAsListed holds an answer on a route of a kind without checks of
+// its own (json, classify) to the route's finish_reasons, as chat's are:
+// each of its choices, if it has a choices array (one fronting an
+// OpenAI-shaped API). The list was accepted there and did nothing, and a
+// truncated answer was stored (review Z69).
+func finishedAsListed(r *Route, body []byte) bool {
+	choices := gjson.GetBytes(body, "choices")
+	ok := true
+	if choices.IsArray() {
+		choices.ForEach(func(_, ch gjson.Result) bool {
+			ok = slices.Contains(r.FinishReasons, ch.Get("finish_reason").String())
+			return ok
+		})
+	}
+	return ok
+}
+
 // admitJSON runs the kind's checks, the rules and the confidence tiers on a
 // JSON response body.
 func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admission {
@@ -355,6 +372,8 @@ func (c *Cache) admitJSON(req *Request, headers [][2]string, body []byte) Admiss
 		if reason := admit(req, body); reason != ReasonNone {
 			return Admission{Reason: reason}
 		}
+	} else if len(r.FinishReasons) > 0 && !finishedAsListed(r, body) {
+		return Admission{Reason: ReasonFinishReason}
 	}
 	for i := range r.Rules {
 		if !r.Rules[i].Holds(body) {

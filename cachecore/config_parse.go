@@ -25,6 +25,11 @@ func ParseConfig(data []byte) (*Config, error) {
 
 type parser struct {
 	errs []error
+	// kindPolicies are each kind's defaults with the configuration's
+	// defaults applied, read once per kind (kindPolicy): read again for
+	// every route, a large defaults cost its size times the routes, in
+	// time and in memory kept (review Z69).
+	kindPolicies map[Kind]Policy
 }
 
 func (p *parser) fail(path, format string, args ...any) {

@@ -89,12 +89,14 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		}
 	case "stored_headers":
 		pol.StoredHeaders = p.headerNames(path, v)
+		seen := make(map[string]bool, len(pol.StoredHeaders)) // a scan per name was quadratic (review Z69)
 		for i, name := range pol.StoredHeaders {
 			sub := fmt.Sprintf("%s[%d]", path, i)
-			if slices.Contains(pol.StoredHeaders[:i], name) {
+			if seen[name] {
 				// Each hit would replay every line of it once per listing.
 				p.fail(sub, "%q is listed twice (names are compared without case)", name)
 			}
+			seen[name] = true
 			p.replayable(sub, name)
 		}
 	case "max_entry_bytes":
@@ -271,6 +273,7 @@ func (p *parser) keyHeaders(path string, v gjson.Result) []string {
 	names := p.headerNames(path, v)
 	if len(names) > maxKeyHeaders {
 		p.fail(path, "lists %d headers; at most %d (each one multiplies the entries of a question)", len(names), maxKeyHeaders)
+		return names // not each checked: a scan per name is quadratic
 	}
 	for i, name := range names {
 		sub := fmt.Sprintf("%s[%d]", path, i)

@@ -111,11 +111,11 @@ func (p *parser) config(data []byte) *Config {
 		p.fields("defaults", defaults, func(key string, v gjson.Result) bool {
 			return p.policyField("defaults."+key, key, v, &pol)
 		})
-		if len(pol.KeyFields) > 0 && pol.ignoreSet {
+		if defaults.Get("key_fields").Exists() && defaults.Get("ignore_fields").Exists() { // even [] (review Z69)
 			p.fail("defaults", "key_fields and ignore_fields exclude each other")
 		}
 	}
-	names := map[string]bool{}
+	names, clusterNoted := map[string]bool{}, map[string]bool{}
 	for i, rv := range routes.Array() {
 		path := fmt.Sprintf("routes[%d]", i)
 		r := p.route(path, rv, defaults)
@@ -138,9 +138,11 @@ func (p *parser) config(data []byte) *Config {
 			at := fieldOf(path, rv, defaults, "coalesce.max_wait")
 			p.fail("tick_period", "%v is above %s (%v): a follower's wait is checked on its VM's ticks, so it would wait a whole tick_period; set tick_period at most max_wait", cfg.TickPeriod, at, r.Coalesce.MaxWait)
 		}
-		needsCluster := r.StaleWhileReval > 0 || r.EarlyRefresh.Enabled || (r.Shadow != nil && r.Shadow.Sample > 0)
-		if needsCluster && cfg.Cluster == "" {
-			p.fail(path, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
+		if at := backgroundFrom(path, rv, defaults, r); at != "" && cfg.Cluster == "" && !clusterNoted[at] {
+			// Named where it is written: defaults' once, not per route
+			// (review Z69).
+			clusterNoted[at] = true
+			p.fail(at, "stale_while_revalidate, early_refresh and shadow make background calls: set upstream_cluster")
 		}
 		for _, q := range cfg.Routes {
 			if routeCovers(q, r) {
@@ -251,6 +253,30 @@ func (p *parser) background(path string, v gjson.Result, b *BackgroundConfig) {
 	})
 }
 
+// kindPolicy is kind's defaults with the configuration's defaults
+// applied: read once per kind, then copied to each route of the kind. The
+// copies share its lists and objects: a route's own field replaces them,
+// and an object merged over the defaults' (shadow, freshness_slo) is
+// copied first, so that none is written through a copy.
+func (p *parser) kindPolicy(kind Kind, defaults gjson.Result) Policy {
+	if pol, ok := p.kindPolicies[kind]; ok {
+		return pol
+	}
+	pol := kindDefaults(kind)
+	if defaults.Exists() {
+		// Errors in defaults were reported once by config().
+		q := &parser{}
+		q.fields("defaults", defaults, func(key string, v gjson.Result) bool {
+			return q.policyField("defaults."+key, key, v, &pol)
+		})
+	}
+	if p.kindPolicies == nil {
+		p.kindPolicies = map[Kind]Policy{}
+	}
+	p.kindPolicies[kind] = pol
+	return pol
+}
+
 func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Route {
 	if !v.IsObject() {
 		p.fail(path, "must be an object")
@@ -267,14 +293,7 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		return nil
 	}
 	r.Kind = Kind(kind.Str)
-	r.Policy = kindDefaults(r.Kind)
-	if defaults.Exists() {
-		// Errors in defaults were reported once by config().
-		q := &parser{}
-		q.fields("defaults", defaults, func(key string, v gjson.Result) bool {
-			return q.policyField("defaults."+key, key, v, &r.Policy)
-		})
-	}
+	r.Policy = p.kindPolicy(r.Kind, defaults)
 	p.fields(path, v, func(key string, val gjson.Result) bool {
 		sub := join(path, key)
 		switch key {
@@ -331,7 +350,7 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	// A route's own list replaces the other kind of list it inherits from
 	// defaults; written both on the route, they contradict each other.
 	switch ownKeys, ownIgnore := v.Get("key_fields").Exists(), v.Get("ignore_fields").Exists(); {
-	case ownKeys && ownIgnore && len(r.KeyFields) > 0 && r.ignoreSet:
+	case ownKeys && ownIgnore: // even key_fields [] (review Z69)
 		p.fail(path, "key_fields and ignore_fields exclude each other")
 	case ownIgnore && !ownKeys:
 		r.KeyFields = nil
@@ -362,6 +381,33 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 // fieldOf names where the value of a route's field (a path in the route
 // object) is written: on the route, else in defaults, which the route
 // inherits it from; an error names the field the operator can find.
+// backgroundFrom names where route r's background calls are configured
+// (stale_while_revalidate, early_refresh, shadow): path if the route
+// writes one of them itself, else the first one defaults gives it; "" if
+// it makes none.
+func backgroundFrom(path string, route, defaults gjson.Result, r *Route) string {
+	at := ""
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"stale_while_revalidate", r.StaleWhileReval > 0},
+		{"early_refresh", r.EarlyRefresh.Enabled},
+		{"shadow", r.Shadow != nil && r.Shadow.Sample > 0},
+	} {
+		switch {
+		case !f.set:
+		case route.Get(f.key).Exists():
+			return path
+		case at == "" && defaults.Get(f.key).Exists():
+			at = "defaults." + f.key
+		case at == "":
+			at = path
+		}
+	}
+	return at
+}
+
 func fieldOf(path string, route, defaults gjson.Result, field string) string {
 	if !route.Get(field).Exists() && defaults.Get(field).Exists() {
 		return "defaults." + field
