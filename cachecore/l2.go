@@ -586,11 +586,54 @@ func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []A
 // again, on every tenant's requests (review Z66). Once L2 has it, the L1
 // generation moves again (l2InvalidateModel), for a value an L2 lookup
 // copied meanwhile.
+//
+// The answer that made the switch, stored under the generation the switch
+// made, is stored again under the one the second move makes, unless
+// anything else (a purge) moved it in between: lost with it, the next
+// request for it went upstream again (review Z71). Other answers stored
+// in that round trip are lost, as a copy from L2 would be.
 func (c *Cache) l2VersionSwitched(req *Request, res StoreResult) []Action {
-	if !res.VersionChanged || c.cfg.L2 == nil {
+	if !res.VersionChanged || c.cfg.L2 == nil || !req.Route.L2 {
 		return nil
 	}
-	return c.l2InvalidateModel(req.Route.Name, req.Model, nil)
+	if res.Reason != ReasonNone || len(res.Inserts) != 1 || req.batch != nil {
+		return c.l2InvalidateModel(req.Route.Name, req.Model, nil) // no entry of its own to keep
+	}
+	k := switchedEntry{fp: req.FP, key: bytes.Clone(req.Key), stableLen: req.stableLen, tag: TenantTag(req.tenant), at: c.nowMs()}
+	return c.l2InvalidateModelThen(req.Route.Name, req.Model, req.state.Gen, func(made ModelState) []Action {
+		if !made.Found {
+			return nil
+		}
+		return c.keepSwitched(&k, made)
+	})
+}
+
+// switchedEntry is where the answer that switched a model's version was
+// stored (l2VersionSwitched).
+type switchedEntry struct {
+	fp        uint64
+	key       []byte
+	stableLen int
+	tag       uint32
+	at        int64 // ms, when it was stored: a purge after it refuses the copy
+}
+
+// keepSwitched stores the answer at k again under the model state made.
+func (c *Cache) keepSwitched(k *switchedEntry, made ModelState) []Action {
+	now := c.nowMs()
+	e, err := c.table.Lookup(k.fp, k.key, now)
+	if err != nil || e == nil {
+		return nil
+	}
+	key := append(k.key[:k.stableLen:k.stableLen], made.Version[:]...)
+	key = binary.LittleEndian.AppendUint64(key, made.Gen)
+	l1 := *e
+	l1.Key = key
+	ins, err := c.table.InsertSince(c.fingerprint(key), k.tag, l1.StaleUntil, l1.AppendEncode(nil), now, k.at)
+	if err != nil && err != errPurgedDuring {
+		return nil
+	}
+	return []Action{{Kind: ActNoteStore, Stored: &Stored{Result: StoreResult{Inserts: []InsertResult{ins}}}}}
 }
 
 // l2InvalidateModelThen is l2InvalidateModel whose then is given the
