@@ -75,6 +75,14 @@ const purgeEnvelope = 64 << 10
 // ErrBadPurge is returned for a purge body the API does not understand.
 var ErrBadPurge = errors.New("bad purge request")
 
+// PurgeErrorBody is the JSON body answering a purge the API refuses: its
+// error's text as a JSON string. The error may quote the replayed method
+// and path, whose control and non-UTF-8 bytes Go's quoting wrote as
+// escapes JSON does not read (review Z72).
+func PurgeErrorBody(err error) string {
+	return string(append(appendJSONText([]byte(`{"error":`), err.Error()), '}'))
+}
+
 // Purge executes a purge request body. authority is the purge request's
 // own: a replayed request that names none (no "host" or ":authority" in
 // its headers) is taken to be addressed to it.

@@ -560,7 +560,7 @@ func (s *stream) forward(a *cachecore.Action) {
 func (s *stream) handlePurge(body []byte) {
 	res, err := s.p.cache.Purge(body, s.authority)
 	if err != nil {
-		s.sendJSON(400, `{"error":`+strconv.Quote(err.Error())+`}`)
+		s.sendJSON(400, cachecore.PurgeErrorBody(err))
 		return
 	}
 	s.p.stats.purges.Increment(1)
