@@ -134,7 +134,7 @@ const layoutKey = "mc:layout"
 // store that fails leaves the record as it is.
 func (c *Cache) noteLayout() {
 	want := strconv.Itoa(c.cfg.Store.Buckets) + "x" + strconv.Itoa(c.cfg.Store.Ways)
-	defer c.noteLayoutSeen(want + "/" + c.keyings())
+	defer c.noteLayoutSeen(want)
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		raw, cas, err := c.store.Get(layoutKey)
 		found := err == nil
@@ -166,10 +166,7 @@ func (c *Cache) noteLayout() {
 // separated: every VM of every configuration puts its own first when it
 // starts (noteLayoutSeen). mc:layout alone named the last one, which only
 // the VM that changed it (in Envoy, a configuration's throw-away canary)
-// could tell from the one before (review Z42). Each layout is followed by
-// "/" and how that configuration keys its routes (keyings): a purge by
-// replay cannot build the key of a configuration that keys a route
-// otherwise (review Z72).
+// could tell from the one before (review Z42).
 const (
 	layoutsKey     = "mc:layouts"
 	maxLayoutsSeen = 4
@@ -195,24 +192,16 @@ func (c *Cache) noteLayoutSeen(own string) {
 			return
 		}
 		seen := []string{own}
-		was := c.layoutWas // the layout New replaced: kept should the record not name it (a write failed)
-		if layout, _, _ := strings.Cut(own, "/"); was == layout {
-			was = ""
+		if c.layoutWas != "" && c.layoutWas != own {
+			seen = append(seen, c.layoutWas)
 		}
 		rest := string(raw)
 		for rest != "" && len(seen) < maxLayoutsSeen {
 			var l string
 			l, rest, _ = strings.Cut(rest, ",")
-			layout, keyings, _ := strings.Cut(l, "/")
-			if _, _, ok := parseLayout(layout); ok && validKeyings(keyings) && !slices.Contains(seen, l) {
+			if _, _, ok := parseLayout(l); ok && !slices.Contains(seen, l) {
 				seen = append(seen, l)
-				if layout == was {
-					was = ""
-				}
 			}
-		}
-		if was != "" {
-			seen = slices.Insert(seen[:min(len(seen), maxLayoutsSeen-1)], 1, was)
 		}
 		if err = c.store.Set(layoutsKey, []byte(strings.Join(seen, ",")), cas); !errIs(err, ErrCasMismatch) {
 			return
@@ -246,7 +235,6 @@ func (c *Cache) purgeOtherLayouts(fp uint64, key []byte, now int64) (int, error)
 		} else {
 			l = c.layoutWas // should the record have failed
 		}
-		l, _, _ = strings.Cut(l, "/") // the layout, not its keyings
 		if l == "" || l == own || slices.Contains(visited, l) {
 			continue
 		}

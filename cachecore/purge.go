@@ -132,7 +132,12 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		if len(v.Get("model").String()) > maxPurgeModelName {
 			return PurgeResult{}, fmt.Errorf("%w: model name over %d bytes", ErrBadPurge, maxPurgeModelName)
 		}
-		return c.purgeModelScope(name, v.Get("model").String())
+		model := v.Get("model").String()
+		res := PurgeResult{Scope: "model"}
+		if acts := c.l2InvalidateModel(name, model, c.l2Logged(c.l2Records("model", name, model))); acts != nil {
+			res.L2 = acts[0].Call
+		}
+		return res, c.PurgeModel(name, model)
 	case v.Get("body").Exists():
 		method := v.Get("method").String()
 		if method == "" {
@@ -160,13 +165,6 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		c.SetBody(req, []byte(v.Get("body").Raw))
 		if req.Bypassed() {
 			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
-		}
-		if changed, err := c.keyingChanged(route); err != nil {
-			return PurgeResult{}, err
-		} else if changed {
-			// A configuration still serving keys this route otherwise:
-			// its key cannot be built here (keyings.go).
-			return c.purgeModelScope(route.Name, req.Model)
 		}
 		if req.batch != nil { // embeddings: every item of the batch
 			c.itemKeys(req)
@@ -212,16 +210,6 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		return PurgeResult{Scope: "entry", Freed: freed, L2: l2}, err
 	}
 	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
-}
-
-// purgeModelScope purges every entry of model on route name, here, in L2
-// and (once L2 has it) on the proxies reading the purge log.
-func (c *Cache) purgeModelScope(name, model string) (PurgeResult, error) {
-	res := PurgeResult{Scope: "model"}
-	if acts := c.l2InvalidateModel(name, model, c.l2Logged(c.l2Records("model", name, model))); acts != nil {
-		res.L2 = acts[0].Call
-	}
-	return res, c.PurgeModel(name, model)
 }
 
 func (c *Cache) routeByName(name string) *Route {
