@@ -684,16 +684,18 @@ func (s *Stream) interrupted(rd Reader) []Action {
 	early := s.phase == phaseRequest || s.phase == phaseFollowing
 	origin := ClassifyOrigin(rd.CodeDetails())
 	var reason Reason
+	out := s.out[:0]
 	if early && s.late && origin == OriginUpstream {
 		// Decided late, the headers went upstream first: the model may
 		// answer them before the body is decided (an API key checked on
-		// the headers), an answer of its own, not Envoy's.
+		// the headers), an answer of its own, not Envoy's: its
+		// x-modelcache- headers are dropped as any answer's (review Z76).
 		hs, _ := rd.ResponseHeaders()
 		reason = s.fl.EarlyAnswer(CallStatus(hs))
+		out = dropForged(out, hs)
 	} else {
 		reason = s.fl.Interrupted(origin, early)
 	}
-	out := s.out[:0]
 	if early {
 		s.body.Drop()
 		out = append(out, Action{Kind: ActCountRequest, Route: s.fl.req.Route, CacheStatus: s.fl.req.Status})
