@@ -318,8 +318,12 @@ func (f *Flight) l2Wait() {
 func (f *Flight) l2Tick() {
 	c, req := f.c, f.req
 	now := c.nowMs()
+	waited, maxWait, tick := sinceOrNow(&f.waitSince, now), req.Route.Coalesce.MaxWait.Milliseconds(), c.cfg.TickPeriod.Milliseconds()
 	switch {
-	case sinceOrNow(&f.waitSince, now) >= req.Route.Coalesce.MaxWait.Milliseconds():
+	case waited >= maxWait && (!req.l2.polling || waited >= maxWait+c.cfg.L2.Timeout.Milliseconds()):
+		// A poll under way at the deadline decides first (bounded by
+		// l2.timeout): a hit is served, anything else ends here at the
+		// next tick.
 		f.count(EvTimeout)
 		f.l2Upstream(true)
 	case req.l2.polling || now < req.l2.nextPoll && req.l2.nextPoll-now <= 1000: // (further: the clock stepped back)
@@ -328,8 +332,11 @@ func (f *Flight) l2Tick() {
 		f.l2Upstream(true)
 	default:
 		req.l2.polling = true
-		req.l2.backoff = min(max(2*req.l2.backoff, c.cfg.TickPeriod.Milliseconds()), 1000)
-		req.l2.nextPoll = now + req.l2.backoff
+		req.l2.backoff = min(max(2*req.l2.backoff, tick), 1000)
+		// The last poll falls on the wait's last tick, not past its end:
+		// an answer in L2 by then is served, not asked of the model again
+		// (review Z75).
+		req.l2.nextPoll = min(now+req.l2.backoff, max(f.waitSince+maxWait-tick, now+tick))
 		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
 	}
 }
