@@ -495,7 +495,7 @@ func (s *Stream) SendFailed() []Action {
 		// counted as that says (countLater). It went without one (review
 		// Z67).
 		s.fl.FailOpen()
-		s.phase = phasePassThrough
+		s.phase, s.aged = phasePassThrough, false // the model's answer, not the entry (review Z77)
 		return append(s.cacheStatus(append(s.fb[:0], Action{Kind: ActInternal})), Action{Kind: ActResumeResponse})
 	}
 	if b := s.fl.req.batch; b != nil {
