@@ -123,7 +123,9 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		// evaluation would have had a VM flushed it: a proxy suspended for
 		// days, then resumed with a few requests, kept a breach measured
 		// before (review Z28).
-		lapsed := breached && windowEmpty(starts, totals, now-slo.Window.Milliseconds())
+		// Not after a step back cleared buckets: their responses were
+		// served, and a breach they held is not over (review Z77).
+		lapsed := breached && !future && windowEmpty(starts, totals, now-slo.Window.Milliseconds())
 		start := now - now%width
 		i := int((now / width) % sloBuckets)
 		if starts[i] != start {
