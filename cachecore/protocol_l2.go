@@ -32,6 +32,7 @@ type l2State struct {
 	marked  bool   // mark could be read
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
+	lastPoll bool  // the poll at max_wait was sent (l2Tick)
 	waited   bool  // it has waited on another proxy: waitSince is set
 	nextPoll int64 // unix ms
 	backoff  int64 // ms
@@ -152,7 +153,10 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		}
 	}
 	if polling && look.leased {
-		return // the other proxy still leads: poll again later
+		if !req.l2.lastPoll {
+			return // the other proxy still leads: poll again later
+		}
+		f.count(EvTimeout) // the look at max_wait: no answer yet, so the model is asked
 	}
 	if !polling {
 		f.count(EvL2Miss)
@@ -320,10 +324,16 @@ func (f *Flight) l2Tick() {
 	now := c.nowMs()
 	waited, maxWait, tick := sinceOrNow(&f.waitSince, now), req.Route.Coalesce.MaxWait.Milliseconds(), c.cfg.TickPeriod.Milliseconds()
 	switch {
+	case waited >= maxWait && !req.l2.polling && !req.l2.lastPoll && c.l2Allowed():
+		// One last look at max_wait, which decides as a poll under way
+		// at it does: an answer that reached L2 since the last poll is
+		// served, not asked of the model again (reviews Z75, Z77).
+		req.l2.polling, req.l2.lastPoll = true, true
+		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
 	case waited >= maxWait && (!req.l2.polling || waited >= maxWait+c.cfg.L2.Timeout.Milliseconds()):
 		// A poll under way at the deadline decides first (bounded by
-		// l2.timeout): a hit is served, anything else ends here at the
-		// next tick.
+		// l2.timeout): a hit is served, a held lease ends the wait there
+		// (l2Looked), anything else here at the next tick.
 		f.count(EvTimeout)
 		f.l2Upstream(true)
 	case req.l2.polling || now < req.l2.nextPoll && req.l2.nextPoll-now <= 1000: // (further: the clock stepped back)
