@@ -378,9 +378,6 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	return r
 }
 
-// fieldOf names where the value of a route's field (a path in the route
-// object) is written: on the route, else in defaults, which the route
-// inherits it from; an error names the field the operator can find.
 // backgroundFrom names where route r's background calls are configured
 // (stale_while_revalidate, early_refresh, shadow): path if the route
 // writes one of them itself, else the first one defaults gives it; "" if
@@ -408,6 +405,9 @@ func backgroundFrom(path string, route, defaults gjson.Result, r *Route) string 
 	return at
 }
 
+// fieldOf names where the value of a route's field (a path in the route
+// object) is written: on the route, else in defaults, which the route
+// inherits it from; an error names the field the operator can find.
 func fieldOf(path string, route, defaults gjson.Result, field string) string {
 	if !route.Get(field).Exists() && defaults.Get(field).Exists() {
 		return "defaults." + field
