@@ -33,6 +33,7 @@ type l2State struct {
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
 	lastPoll bool  // the poll at max_wait was sent (l2Tick)
+	lastAt   int64 // unix ms, when it was sent
 	waited   bool  // it has waited on another proxy: waitSince is set
 	nextPoll int64 // unix ms
 	backoff  int64 // ms
@@ -114,6 +115,9 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		c.l2Result(false)
 		if polling && !res.NotStarted {
 			return // poll again on a later tick, unless the breaker opens (l2Tick)
+		}
+		if polling && req.l2.lastPoll {
+			f.count(EvTimeout) // the wait ends at max_wait, as counted (review Z79)
 		}
 		f.l2Upstream(resume)
 		return
@@ -328,12 +332,14 @@ func (f *Flight) l2Tick() {
 		// One last look at max_wait, which decides as a poll under way
 		// at it does: an answer that reached L2 since the last poll is
 		// served, not asked of the model again (reviews Z75, Z77).
-		req.l2.polling, req.l2.lastPoll = true, true
+		req.l2.polling, req.l2.lastPoll, req.l2.lastAt = true, true, now
 		f.emit(Action{Kind: ActDispatch, Call: f.l2Lookup()})
-	case waited >= maxWait && (!req.l2.polling || waited >= maxWait+c.cfg.L2.Timeout.Milliseconds()):
-		// A poll under way at the deadline decides first (bounded by
-		// l2.timeout): a hit is served, a held lease ends the wait there
-		// (l2Looked), anything else here at the next tick.
+	case waited >= maxWait && (!req.l2.polling || now-max(f.waitSince+maxWait, req.l2.lastAt) >= c.cfg.L2.Timeout.Milliseconds()):
+		// A poll under way at the deadline, or the last look, decides
+		// first (each bounded by l2.timeout from when the wait could end
+		// or the look was sent; review Z79): a hit is served, a held
+		// lease ends the wait there (l2Looked), anything else here at the
+		// next tick.
 		f.count(EvTimeout)
 		f.l2Upstream(true)
 	case req.l2.polling || now < req.l2.nextPoll && req.l2.nextPoll-now <= 1000: // (further: the clock stepped back)
