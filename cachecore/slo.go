@@ -109,25 +109,33 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 			return SLOStatus{}, err
 		}
 		breached, starts, totals, stales := decodeSLO(raw)
+		start := now - now%width
+		i := int((now / width) % sloBuckets)
 		// A bucket that starts after now (beyond another worker's clock
 		// read a little later) was counted before the wall clock stepped
-		// back: no window holds it. Left, it kept an idle route's breach
-		// until the clock caught up (review Z70).
+		// back: no window would hold it until the clock caught up, and an
+		// idle route kept its breach that long (review Z70). Its
+		// responses were served, though, and a breach they hold is not
+		// over: they are counted as of now, leaving the window one
+		// window later (reviews Z77, Z79).
 		future := false
 		for j := range starts {
 			if starts[j] > now+clockSkewMs {
-				starts[j], totals[j], stales[j], future = 0, 0, 0, true
+				future = true
+				t, st := totals[j], stales[j]
+				starts[j], totals[j], stales[j] = 0, 0, 0
+				if starts[i] != start {
+					starts[i], totals[i], stales[i] = start, 0, 0
+				}
+				totals[i] = uint32(min(uint64(totals[i])+uint64(t), math.MaxUint32/2))
+				stales[i] = uint32(min(uint64(stales[i])+uint64(st), math.MaxUint32/2))
 			}
 		}
 		// A window empty until this flush clears the verdict, as its
 		// evaluation would have had a VM flushed it: a proxy suspended for
 		// days, then resumed with a few requests, kept a breach measured
 		// before (review Z28).
-		// Not after a step back cleared buckets: their responses were
-		// served, and a breach they held is not over (review Z77).
-		lapsed := breached && !future && windowEmpty(starts, totals, now-slo.Window.Milliseconds())
-		start := now - now%width
-		i := int((now / width) % sloBuckets)
+		lapsed := breached && windowEmpty(starts, totals, now-slo.Window.Milliseconds())
 		if starts[i] != start {
 			starts[i], totals[i], stales[i] = start, 0, 0
 		}
