@@ -119,17 +119,23 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		// over: they are counted as of now, leaving the window one
 		// window later (reviews Z77, Z79).
 		future := false
+		var ft, fs uint64
 		for j := range starts {
 			if starts[j] > now+clockSkewMs {
+				// All of them first, now's own bucket too if it is one:
+				// folded one by one, a bucket reset for now lost the
+				// counts it held (review Z80).
 				future = true
-				t, st := totals[j], stales[j]
+				ft, fs = ft+uint64(totals[j]), fs+uint64(stales[j])
 				starts[j], totals[j], stales[j] = 0, 0, 0
-				if starts[i] != start {
-					starts[i], totals[i], stales[i] = start, 0, 0
-				}
-				totals[i] = uint32(min(uint64(totals[i])+uint64(t), math.MaxUint32/2))
-				stales[i] = uint32(min(uint64(stales[i])+uint64(st), math.MaxUint32/2))
 			}
+		}
+		if future {
+			if starts[i] != start {
+				starts[i], totals[i], stales[i] = start, 0, 0
+			}
+			totals[i] = uint32(min(uint64(totals[i])+ft, math.MaxUint32/2))
+			stales[i] = uint32(min(uint64(stales[i])+fs, math.MaxUint32/2))
 		}
 		// A window empty until this flush clears the verdict, as its
 		// evaluation would have had a VM flushed it: a proxy suspended for
