@@ -327,6 +327,7 @@ func (f *Flight) l2Tick() {
 	c, req := f.c, f.req
 	now := c.nowMs()
 	waited, maxWait, tick := sinceOrNow(&f.waitSince, now), req.Route.Coalesce.MaxWait.Milliseconds(), c.cfg.TickPeriod.Milliseconds()
+	sinceOrNow(&req.l2.lastAt, now) // a clock stepped back bounds the last look by the step's start (review Z80)
 	switch {
 	case waited >= maxWait && !req.l2.polling && !req.l2.lastPoll && c.l2Allowed():
 		// One last look at max_wait, which decides as a poll under way
