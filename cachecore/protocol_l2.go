@@ -215,6 +215,12 @@ func (f *Flight) l2Lease() *Call {
 		case respNil:
 			c.l2Result(true)
 			f.count(EvL2LeaseLost)
+			if req.l2.waited && sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds() {
+				// Lost again past max_wait: the wait is over, not begun
+				// anew with another look (review Z81).
+				f.count(EvTimeout)
+				break
+			}
 			f.l2Wait()
 			return f.actions()
 		default:
