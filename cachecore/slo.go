@@ -121,7 +121,9 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		future := false
 		var ft, fs uint64
 		for j := range starts {
-			if starts[j] > now+clockSkewMs {
+			// (Now's own slot holding a later start, within the skew, is
+			// one too: reset for now, it lost them; review Z81.)
+			if starts[j] > now+clockSkewMs || j == i && starts[j] > start {
 				// All of them first, now's own bucket too if it is one:
 				// folded one by one, a bucket reset for now lost the
 				// counts it held (review Z80).
