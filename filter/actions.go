@@ -21,7 +21,16 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	case cachecore.ActFreed:
 		p.stats.entries.Add(-int64(a.N))
 	case cachecore.ActReplaceBody:
-		_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+		if err := proxywasm.ReplaceHttpResponseBody(a.Body); err != nil {
+			// A partly cached batch whose merged body could not be
+			// written: the upstream's answer holds the missing items
+			// alone, numbered from 0, and may not pass as the batch's
+			// (review Z82). The client gets the broken-batch answer.
+			p.stats.internal.Increment(1)
+			status, hs, body := p.cache.BrokenBatchAnswer()
+			_ = proxywasm.SendHttpResponse(uint32(status), hs, body, -1)
+			break
+		}
 		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
 		for _, h := range a.Headers {
 			_ = proxywasm.RemoveHttpResponseHeader(h[0])
