@@ -33,6 +33,7 @@ type plugin struct {
 	waitingShown int64
 	holding      map[uint32]*stream // requests whose headers are held for their body
 	counting     map[uint32]*stream // requests whose count waits for their end (a panic may break them first)
+	retrying     map[uint32]*stream // requests whose host action failed, tried again each tick (stream.retryLater)
 	leading      []*stream          // requests that hold their key's lease (stream.leadingAt)
 	free         []*stream          // deleted streams whose memory is reused (newStream); room for maxFreeStreams from the start
 	hold         cachecore.HoldState
@@ -74,7 +75,7 @@ func now() time.Time {
 func (p *plugin) now() time.Time { return now() }
 
 func newPlugin(id uint32) *plugin {
-	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}, counting: map[uint32]*stream{},
+	return &plugin{id: id, queues: map[uint64]uint32{}, waiting: map[uint32]*stream{}, holding: map[uint32]*stream{}, counting: map[uint32]*stream{}, retrying: map[uint32]*stream{},
 		free: make([]*stream, 0, maxFreeStreams)}
 }
 
@@ -213,6 +214,12 @@ func (p *plugin) OnTick() {
 	}
 	for _, s := range p.waiting {
 		s.inRoot((*cachecore.Stream).Tick, false)
+	}
+	for id, s := range p.retrying {
+		if proxywasm.SetEffectiveContext(id) != nil || s.retry() == nil {
+			delete(p.retrying, id) // gone, or done at last
+			s.retry = nil
+		}
 	}
 	if p.hold.Watching() {
 		p.checkHeld()

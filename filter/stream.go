@@ -33,6 +33,10 @@ type streamFields struct {
 	purgeLate bool
 	// purgeSize: a purge request's body buffered so far.
 	purgeSize int
+	// retry is a host action that failed and that nothing else would do
+	// again (a purge's reply, a follower's resume): tried again each tick
+	// until it is done or the stream is gone (plugin.retrying).
+	retry func() error
 	// authority is the request's :authority (the purge API replays
 	// requests at it when they name none).
 	authority string
@@ -350,8 +354,7 @@ func (s *stream) startPurge(method string, hs [][2]string, endOfStream bool) typ
 		// Answered here whatever it carries: passed on, it would take
 		// the token upstream.
 		s.purgeLate = false
-		_ = proxywasm.SendHttpResponse(405, [][2]string{{"content-type", "application/json"}, {"allow", "POST"}},
-			[]byte(`{"error":"the purge API takes POST"}`), -1)
+		s.reply(405, [][2]string{{"content-type", "application/json"}, {"allow", "POST"}}, []byte(`{"error":"the purge API takes POST"}`))
 	case !s.p.cache.PurgeAuthorized(hs):
 		s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
 	case endOfStream:
@@ -431,6 +434,10 @@ func (s *stream) OnHttpStreamDone() {
 	if s.countingListed { // counted by Done
 		s.countingListed = false
 		delete(s.p.counting, s.id)
+	}
+	if s.retry != nil {
+		s.retry = nil
+		delete(s.p.retrying, s.id)
 	}
 }
 
@@ -552,7 +559,7 @@ func (s *stream) forward(a *cachecore.Action) {
 	}
 	if a.Resume && s.rooted {
 		if err := proxywasm.ResumeHttpRequest(); err != nil {
-			s.p.stats.internal.Increment(1)
+			s.retryLater(proxywasm.ResumeHttpRequest) // else nothing resumes it (review Z82)
 		}
 	}
 }
@@ -579,5 +586,23 @@ func (s *stream) handlePurge(body []byte) {
 
 func (s *stream) sendJSON(status uint32, body string) {
 	s.purgeLate = false // this answer passes (it goes through the response callbacks)
-	_ = proxywasm.SendHttpResponse(status, [][2]string{{"content-type", "application/json"}}, []byte(body), -1)
+	s.reply(status, [][2]string{{"content-type", "application/json"}}, []byte(body))
+}
+
+// reply answers a purge locally. A reply the host refuses is counted and
+// sent again from the ticks (retryLater): the purge may not go upstream
+// (it carries the token), and it hung for good (review Z82).
+func (s *stream) reply(status uint32, hs [][2]string, body []byte) {
+	send := func() error { return proxywasm.SendHttpResponse(status, hs, body, -1) }
+	if send() != nil {
+		s.retryLater(send)
+	}
+}
+
+// retryLater counts a host action that failed and lists the stream for
+// the ticks to try it again (plugin.OnTick).
+func (s *stream) retryLater(f func() error) {
+	s.p.stats.internal.Increment(1)
+	s.retry = f
+	s.p.retrying[s.id] = s
 }
