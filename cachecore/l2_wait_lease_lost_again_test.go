@@ -45,7 +45,7 @@ func TestL2WaitEndsWithinTwoTimeoutsAfterLeaseRaceLostPastMaxWait(t *testing.T) 
 		t.Fatal("setup: B did not poll at max_wait - tick")
 	}
 	m.answer(a1, 503, "overloaded") // A's leader fails: its lease is released
-	pollRes := m.wd.do(held)         // L2 reads it now: lease free, no answer
+	pollRes := m.wd.do(held)        // L2 reads it now: lease free, no answer
 	advanceTo := func(d time.Duration) {
 		m.clock.Advance(d - waited)
 		waited = d
