@@ -505,6 +505,19 @@ func (s *Stream) SendFailed() []Action {
 	return s.apply(append(s.fb[:0], Action{Kind: ActInternal}, Action{Kind: ActForward, Resume: true}))
 }
 
+// MergeFailed is the host's report that a partly cached batch's merged
+// body (ActReplaceBody) could not be written: the client gets the batch's
+// broken answer (BrokenBatchAnswer) instead, so none of its cached items
+// reached it. Counted as a miss, with no item served and no age (review
+// Z83).
+func (s *Stream) MergeFailed() {
+	if b := s.fl.req.batch; b != nil {
+		b.fetchAll()
+	}
+	s.fl.req.Status = StatusMiss
+	s.aged = false
+}
+
 // Served is the host's report that the local answer a was sent: count it
 // (a request that went upstream first too: countLater) and, for an entry,
 // its age, and start what the entry calls for (an early refresh, a shadow

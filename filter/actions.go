@@ -20,21 +20,6 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		p.stats.internal.Increment(1)
 	case cachecore.ActFreed:
 		p.stats.entries.Add(-int64(a.N))
-	case cachecore.ActReplaceBody:
-		if err := proxywasm.ReplaceHttpResponseBody(a.Body); err != nil {
-			// A partly cached batch whose merged body could not be
-			// written: the upstream's answer holds the missing items
-			// alone, numbered from 0, and may not pass as the batch's
-			// (review Z82). The client gets the broken-batch answer.
-			p.stats.internal.Increment(1)
-			status, hs, body := p.cache.BrokenBatchAnswer()
-			_ = proxywasm.SendHttpResponse(uint32(status), hs, body, -1)
-			break
-		}
-		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
-		for _, h := range a.Headers {
-			_ = proxywasm.RemoveHttpResponseHeader(h[0])
-		}
 	case cachecore.ActSetHeader:
 		_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
 	case cachecore.ActWake:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/modelcache/modelcache/cachecore"
@@ -33,6 +34,9 @@ type streamFields struct {
 	purgeLate bool
 	// purgeSize: a purge request's body buffered so far.
 	purgeSize int
+	// purgeAnswered: the purge was answered (its reply sent or being
+	// retried); a body that comes after is not carried out (review Z83).
+	purgeAnswered bool
 	// retry is a host action that failed and that nothing else would do
 	// again (a purge's reply, a follower's resume): tried again each tick
 	// until it is done or the stream is gone (plugin.retrying).
@@ -376,6 +380,9 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 	if !s.purge {
 		return s.do(s.x.RequestBody(bodySize, endOfStream, reader{s}, &s.p.hold))
 	}
+	if s.purgeAnswered {
+		return types.ActionPause // refused (its reply retried): never carried out
+	}
 	if endOfStream {
 		body, _ := proxywasm.GetHttpRequestBody(0, bodySize)
 		s.handlePurge(body)
@@ -388,6 +395,9 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 func (s *stream) OnHttpRequestTrailers(int) types.Action {
 	if !s.purge {
 		return s.do(s.x.RequestTrailers(reader{s}, &s.p.hold))
+	}
+	if s.purgeAnswered {
+		return types.ActionPause
 	}
 	body, _ := proxywasm.GetHttpRequestBody(0, s.purgeSize)
 	s.handlePurge(body)
@@ -474,9 +484,15 @@ func (s *stream) continued(acts []cachecore.Action) {
 // is the effective one); the rest are the plugin's (perform in actions.go).
 // It reports whether a call was dispatched.
 func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
+	unmerged := false // a batch's merged body could not be written (replaceBody)
 	for i := range acts {
 		a := &acts[i]
+		if unmerged && (a.Kind == cachecore.ActRecordAge || a.Kind == cachecore.ActSetHeader) {
+			continue // of the merged answer the client does not get
+		}
 		switch a.Kind {
+		case cachecore.ActReplaceBody:
+			unmerged = !s.replaceBody(a)
 		case cachecore.ActBypass:
 			s.rs.request(a.CacheStatus)
 			s.rs.bypassed(a.Reason)
@@ -564,6 +580,40 @@ func (s *stream) forward(a *cachecore.Action) {
 	}
 }
 
+// replaceBody writes a partly cached batch's merged body (ActReplaceBody)
+// and reports whether it could. Should the host refuse it, the upstream's
+// answer, for the missing items alone and numbered from 0, may not pass
+// as the batch's (reviews Z82, Z83): the client gets the batch's broken
+// answer, as a local reply or, should that be refused too, as the held
+// response's status and headers; the request counts as a miss with no
+// item served.
+func (s *stream) replaceBody(a *cachecore.Action) bool {
+	if proxywasm.ReplaceHttpResponseBody(a.Body) == nil {
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+		for _, h := range a.Headers {
+			_ = proxywasm.RemoveHttpResponseHeader(h[0])
+		}
+		return true
+	}
+	s.p.stats.internal.Increment(1)
+	s.x.MergeFailed()
+	status, hs, body := s.p.cache.BrokenBatchAnswer()
+	if proxywasm.SendHttpResponse(uint32(status), hs, body, -1) != nil {
+		if held, err := proxywasm.GetHttpResponseHeaders(); err == nil {
+			for _, h := range held {
+				if !strings.HasPrefix(h[0], ":") {
+					_ = proxywasm.RemoveHttpResponseHeader(h[0])
+				}
+			}
+		}
+		_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(status))
+		for _, h := range hs {
+			_ = proxywasm.AddHttpResponseHeader(h[0], h[1])
+		}
+	}
+	return false
+}
+
 func (s *stream) handlePurge(body []byte) {
 	res, err := s.p.cache.Purge(body, s.authority)
 	if err != nil {
@@ -593,6 +643,7 @@ func (s *stream) sendJSON(status uint32, body string) {
 // sent again from the ticks (retryLater): the purge may not go upstream
 // (it carries the token), and it hung for good (review Z82).
 func (s *stream) reply(status uint32, hs [][2]string, body []byte) {
+	s.purgeAnswered = true
 	send := func() error { return proxywasm.SendHttpResponse(status, hs, body, -1) }
 	if send() != nil {
 		s.retryLater(send)
