@@ -592,19 +592,8 @@ func (c *Cache) l2InvalidateModel(route, model string, then func() []Action) []A
 // anything else (a purge) moved it in between: lost with it, the next
 // request for it went upstream again (review Z71). Other answers stored
 // in that round trip are lost, as a copy from L2 would be.
-//
-// Its test is within the inliner's budget: a store that switches nothing
-// (nearly all) runs no more of it.
 func (c *Cache) l2VersionSwitched(req *Request, res StoreResult) []Action {
-	if !res.VersionChanged {
-		return nil
-	}
-	return c.l2VersionSwitch(req, res)
-}
-
-//go:noinline
-func (c *Cache) l2VersionSwitch(req *Request, res StoreResult) []Action {
-	if c.cfg.L2 == nil || !req.Route.L2 {
+	if !res.VersionChanged || c.cfg.L2 == nil || !req.Route.L2 {
 		return nil
 	}
 	if res.Reason != ReasonNone || len(res.Inserts) != 1 || req.batch != nil {

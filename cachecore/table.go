@@ -779,17 +779,7 @@ func foreignPurgedAfter(raw []byte, fp uint64, since, now int64) bool {
 // the index of another shape the last readIndex found (foreignIdx), which
 // a write of this table's shape replaces: each was counted occupied when
 // its layout stored it, and leaves the count with it (review Z67).
-//
-// Within the inliner's budget for the common case, no foreign index.
 func (t *Table) foreignListed() int {
-	if t.foreignIdx == nil {
-		return 0
-	}
-	return t.foreignListedIn()
-}
-
-//go:noinline
-func (t *Table) foreignListedIn() int {
 	raw := t.foreignIdx
 	if len(raw) < 4 || raw[0] != indexMagic0 || raw[1] != indexMagic1 || raw[2] != indexVersion || len(raw) != 4+indexWayLen*int(raw[3]) {
 		return 0
