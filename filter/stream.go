@@ -445,10 +445,6 @@ func (s *stream) OnHttpStreamDone() {
 		s.countingListed = false
 		delete(s.p.counting, s.id)
 	}
-	if s.retry != nil {
-		s.retry = nil
-		delete(s.p.retrying, s.id)
-	}
 }
 
 // inRoot runs one of the stream's events in a root callback (a wake-up, a
@@ -484,15 +480,13 @@ func (s *stream) continued(acts []cachecore.Action) {
 // is the effective one); the rest are the plugin's (perform in actions.go).
 // It reports whether a call was dispatched.
 func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
-	unmerged := false // a batch's merged body could not be written (replaceBody)
 	for i := range acts {
 		a := &acts[i]
-		if unmerged && (a.Kind == cachecore.ActRecordAge || a.Kind == cachecore.ActSetHeader) {
-			continue // of the merged answer the client does not get
-		}
 		switch a.Kind {
 		case cachecore.ActReplaceBody:
-			unmerged = !s.replaceBody(a)
+			if !s.replaceBody(a) {
+				return s.performUnmerged(acts[i+1:]) || dispatched
+			}
 		case cachecore.ActBypass:
 			s.rs.request(a.CacheStatus)
 			s.rs.bypassed(a.Reason)
@@ -580,6 +574,21 @@ func (s *stream) forward(a *cachecore.Action) {
 	}
 }
 
+// performUnmerged performs what follows a batch merge the host refused
+// (replaceBody) but the age and headers of the merged answer, which the
+// client does not get. Out of line: other requests run none of it.
+//
+//go:noinline
+func (s *stream) performUnmerged(acts []cachecore.Action) bool {
+	rest := make([]cachecore.Action, 0, len(acts))
+	for _, a := range acts {
+		if a.Kind != cachecore.ActRecordAge && a.Kind != cachecore.ActSetHeader {
+			rest = append(rest, a)
+		}
+	}
+	return s.perform(rest)
+}
+
 // replaceBody writes a partly cached batch's merged body (ActReplaceBody)
 // and reports whether it could. Should the host refuse it, the upstream's
 // answer, for the missing items alone and numbered from 0, may not pass
@@ -651,9 +660,11 @@ func (s *stream) reply(status uint32, hs [][2]string, body []byte) {
 }
 
 // retryLater counts a host action that failed and lists the stream for
-// the ticks to try it again (plugin.OnTick).
+// the ticks to try it again until it is done or the stream's context is
+// gone (plugin.OnTick).
 func (s *stream) retryLater(f func() error) {
 	s.p.stats.internal.Increment(1)
 	s.retry = f
 	s.p.retrying[s.id] = s
+	s.pinned = true // listed until a tick finds its context gone: never reused meanwhile
 }
