@@ -483,10 +483,6 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 	for i := range acts {
 		a := &acts[i]
 		switch a.Kind {
-		case cachecore.ActReplaceBody:
-			if !s.replaceBody(a) {
-				return s.performUnmerged(acts[i+1:]) || dispatched
-			}
 		case cachecore.ActBypass:
 			s.rs.request(a.CacheStatus)
 			s.rs.bypassed(a.Reason)
@@ -525,6 +521,10 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 				s.rs.refusal(a.Reason, a.Status)
 			case a.Kind == cachecore.ActSetHeader:
 				_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
+			case a.Kind == cachecore.ActReplaceBody:
+				if !s.replaceBody(a) {
+					return s.performUnmerged(acts[i+1:]) || dispatched
+				}
 			default:
 				if s.p.perform(a) {
 					dispatched = true
