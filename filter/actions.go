@@ -65,6 +65,16 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 // replaceResponse replaces the held response whole (ActReplaceResponse):
 // none of the held headers describes the answer that takes its place.
 func replaceResponse(a *cachecore.Action) {
+	replaceHeaders(a.Status, a.Headers)
+	_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+	_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
+	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+}
+
+// replaceHeaders puts status and hs in place of the held response's
+// headers (its pseudo-headers but :status kept; repeated ones stay
+// repeated).
+func replaceHeaders(status int, hs [][2]string) {
 	if held, err := proxywasm.GetHttpResponseHeaders(); err == nil {
 		for _, h := range held {
 			if !strings.HasPrefix(h[0], ":") {
@@ -72,13 +82,10 @@ func replaceResponse(a *cachecore.Action) {
 			}
 		}
 	}
-	_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(a.Status))
-	for _, h := range a.Headers {
-		_ = proxywasm.AddHttpResponseHeader(h[0], h[1]) // repeated ones stay repeated
+	_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(status))
+	for _, h := range hs {
+		_ = proxywasm.AddHttpResponseHeader(h[0], h[1])
 	}
-	_ = proxywasm.ReplaceHttpResponseBody(a.Body)
-	_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
-	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
 }
 
 func (p *plugin) performAll(acts []cachecore.Action) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"github.com/modelcache/modelcache/cachecore"
@@ -608,17 +607,7 @@ func (s *stream) replaceBody(a *cachecore.Action) bool {
 	s.x.MergeFailed()
 	status, hs, body := s.p.cache.BrokenBatchAnswer()
 	if proxywasm.SendHttpResponse(uint32(status), hs, body, -1) != nil {
-		if held, err := proxywasm.GetHttpResponseHeaders(); err == nil {
-			for _, h := range held {
-				if !strings.HasPrefix(h[0], ":") {
-					_ = proxywasm.RemoveHttpResponseHeader(h[0])
-				}
-			}
-		}
-		_ = proxywasm.ReplaceHttpResponseHeader(":status", strconv.Itoa(status))
-		for _, h := range hs {
-			_ = proxywasm.AddHttpResponseHeader(h[0], h[1])
-		}
+		replaceHeaders(status, hs)
 	}
 	return false
 }
