@@ -598,15 +598,22 @@ func (r *Rule) Holds(body []byte) bool {
 // before it is not an array: gjson reads an object's member named "#"
 // there, which an answer with no array at all can supply (review Z64).
 func readPath(body []byte, path string) gjson.Result {
-	if lengthSeg(path) < 0 {
+	seg := lengthSeg(path)
+	if seg < 0 {
 		return gjson.GetBytes(body, path)
 	}
-	return valueAt(gjson.ParseBytes(body), path)
+	return lengthAt(gjson.ParseBytes(body), path, seg)
 }
 
 // valueAt is readPath from a value already read.
 func valueAt(v gjson.Result, path string) gjson.Result {
-	if seg := lengthSeg(path); seg >= 0 {
+	return lengthAt(v, path, lengthSeg(path))
+}
+
+// lengthAt reads path from v, its last segment starting at seg if it is a
+// bare '#' (lengthSeg; -1 if not).
+func lengthAt(v gjson.Result, path string, seg int) gjson.Result {
+	if seg >= 0 {
 		arr := v
 		if seg > 0 {
 			arr = v.Get(path[:seg-1])
