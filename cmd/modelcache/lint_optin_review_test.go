@@ -41,22 +41,7 @@ func TestLintOptInLayoutEarlierRouteKeepsFilterNotReported(t *testing.T) {
 			"              - match: {prefix: \"/v1/rerank\"}\n                route: {cluster: model, timeout: 120s}" + enable +
 			"              - match: {path: \"/modelcache/purge\"}\n                route: {cluster: model, timeout: 120s}" + enable +
 			"              - match: {prefix: \"/\"}\n                route: {cluster: model, timeout: 120s}\n"
-		text := broken(t, file, `              routes:
-              # A route the cache does not serve skips the filter: with
-              # the filter disabled per route, Envoy does not create it for
-              # these requests at all (no wasm context, no call into the
-              # VM), so they cost what they cost without modelcache. The
-              # key is the filter's name in http_filters below. (README,
-              # Routes the cache does not serve.)
-              - match: {path_separated_prefix: "/v1/models"}
-                route: {cluster: model, timeout: 120s}
-                typed_per_filter_config:
-                  envoy.filters.http.wasm:
-                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
-                    disabled: true
-              - match: {prefix: "/"}
-                route: {cluster: model, timeout: 120s}
-`, routes)
+		text := withRoutes(t, routes)
 		if strings.Count(text, "          - name: envoy.filters.http.wasm\n") != 1 {
 			t.Fatal("no wasm http_filters entry")
 		}

@@ -31,30 +31,9 @@ func TestLintEarlierOverlappingRouteThatAlsoDisablesTheFilter(t *testing.T) {
 		routes := "              routes:\n" +
 			"              - match: " + tc.first + "\n                route: {cluster: model, timeout: 120s}" + disable +
 			"              - match: {prefix: \"/\"}\n                route: {cluster: model, timeout: 120s}" + disable
-		text := broken(t, file, `              routes:
-              # A route the cache does not serve skips the filter: with
-              # the filter disabled per route, Envoy does not create it for
-              # these requests at all (no wasm context, no call into the
-              # VM), so they cost what they cost without modelcache. The
-              # key is the filter's name in http_filters below. (README,
-              # Routes the cache does not serve.)
-              - match: {path_separated_prefix: "/v1/models"}
-                route: {cluster: model, timeout: 120s}
-                typed_per_filter_config:
-                  envoy.filters.http.wasm:
-                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
-                    disabled: true
-              - match: {prefix: "/"}
-                route: {cluster: model, timeout: 120s}
-`, routes)
+		text := withRoutes(t, routes)
 		l := lintBytes(file, []byte(text))
-		var all []string
-		found := false
-		for _, f := range l.findings {
-			s := f.String()
-			all = append(all, s)
-			found = found || strings.Contains(s, tc.lost)
-		}
+		found, all := findingNaming(l, tc.lost)
 		if !found {
 			t.Errorf("%s: every request of the filter's %s reaches a route that disables the filter (routes[0] or routes[1]); no finding names it. Findings:\n  %s",
 				name, tc.lost, strings.Join(all, "\n  "))
@@ -74,31 +53,10 @@ func TestLintEarlierRouteForMethodsTheFilterRouteNeverCaches(t *testing.T) {
 		"              - match: {prefix: \"/v1/chat/completions\", headers: [{name: \":method\", string_match: {exact: GET}}]}\n" +
 		"                route: {cluster: model, timeout: 120s}\n" +
 		"              - match: {prefix: \"/\"}\n                route: {cluster: model, timeout: 120s}\n" +
-		"                typed_per_filter_config:\n                  envoy.filters.http.wasm:\n" +
-		"                    \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig\n                    disabled: true\n"
-	text := broken(t, file, `              routes:
-              # A route the cache does not serve skips the filter: with
-              # the filter disabled per route, Envoy does not create it for
-              # these requests at all (no wasm context, no call into the
-              # VM), so they cost what they cost without modelcache. The
-              # key is the filter's name in http_filters below. (README,
-              # Routes the cache does not serve.)
-              - match: {path_separated_prefix: "/v1/models"}
-                route: {cluster: model, timeout: 120s}
-                typed_per_filter_config:
-                  envoy.filters.http.wasm:
-                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
-                    disabled: true
-              - match: {prefix: "/"}
-                route: {cluster: model, timeout: 120s}
-`, routes)
+		disabledHere
+	text := withRoutes(t, routes)
 	l := lintBytes(file, []byte(text))
-	var all []string
-	found := false
-	for _, f := range l.findings {
-		all = append(all, f.String())
-		found = found || strings.Contains(f.String(), `routes[0] "chat"`)
-	}
+	found, all := findingNaming(l, `routes[0] "chat"`)
 	if !found {
 		t.Errorf("every POST to /v1/chat/completions (all the chat route caches) reaches routes[1], which disables the filter; no finding names the chat route. Findings:\n  %s",
 			strings.Join(all, "\n  "))
