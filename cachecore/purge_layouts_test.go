@@ -111,26 +111,7 @@ func TestPurgeUnderOtherWaysKeepsThisLayoutsTombstone(t *testing.T) {
 			if oldPurges {
 				env = a
 			}
-			var stored int
-			for i := range 4 {
-				q := chatRequest("asked before the purge " + itoa(int64(i)))
-				req, d := env.lookup("chat", alice, q)
-				if d != Forward {
-					t.Fatalf("setup: %v", d)
-				}
-				clock.Advance(time.Millisecond)
-				purge := `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
-				if _, err := env.cache.Purge([]byte(purge), ""); err != nil {
-					t.Fatal(err)
-				}
-				st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
-				if r2, d := env.lookup("chat", alice, q); d == Serve {
-					_, _, body := env.cache.HitResponse(r2)
-					t.Logf("key %d: stored (reason %q) after the purge returned, served: %s", i, st.Reason, body)
-					stored++
-				}
-			}
-			if stored > 0 {
+			if stored := storedAfterPurges(t, env, env, clock, 4); stored > 0 {
 				t.Fatalf("%d of 4 answers asked for before an entry purge were stored after it and served (this layout's tombstone overwritten by the purge's write under the other layout's ways)", stored)
 			}
 		})
@@ -237,26 +218,7 @@ func TestPurgeUnderOtherWaysStopsTheOtherLayoutsStoreInFlight(t *testing.T) {
 					purger.fill(req, jsonCT, chatResponse("warm"), 10)
 				}
 			}
-			var stored int
-			for i := range 8 {
-				q := chatRequest("asked before the purge " + itoa(int64(i)))
-				req, d := storer.lookup("chat", alice, q)
-				if d != Forward {
-					t.Fatalf("setup: %v", d)
-				}
-				clock.Advance(time.Millisecond)
-				purge := `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
-				if _, err := purger.cache.Purge([]byte(purge), ""); err != nil {
-					t.Fatal(err)
-				}
-				st := storer.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
-				if r2, d := storer.lookup("chat", alice, q); d == Serve {
-					_, _, body := storer.cache.HitResponse(r2)
-					t.Logf("key %d: stored (reason %q) after the purge returned, served: %s", i, st.Reason, body)
-					stored++
-				}
-			}
-			if stored > 0 {
+			if stored := storedAfterPurges(t, storer, purger, clock, 8); stored > 0 {
 				t.Fatalf("%d of 8 answers asked for before an entry purge (sent to the other configuration of the reload's overlap) were stored after it and served", stored)
 			}
 		})
@@ -630,4 +592,30 @@ func (s *twoHookStore) Set(key string, value []byte, cas uint32) error {
 		f()
 	}
 	return nil
+}
+
+// storedAfterPurges asks n new questions on storer, purges each through
+// purger after it leads and before its answer is stored, and counts the
+// answers served after their purge returned.
+func storedAfterPurges(t *testing.T, storer, purger *testEnv, clock *fakeClock, n int) (stored int) {
+	t.Helper()
+	for i := range n {
+		q := chatRequest("asked before the purge " + itoa(int64(i)))
+		req, d := storer.lookup("chat", alice, q)
+		if d != Forward {
+			t.Fatalf("setup: %v", d)
+		}
+		clock.Advance(time.Millisecond)
+		purge := `{"path":"/v1/chat/completions","headers":{"authorization":"Bearer sk-alice"},"body":` + q + `}`
+		if _, err := purger.cache.Purge([]byte(purge), ""); err != nil {
+			t.Fatal(err)
+		}
+		st := storer.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("answered before the purge")), OriginUpstream, 10)
+		if r2, d := storer.lookup("chat", alice, q); d == Serve {
+			_, _, body := storer.cache.HitResponse(r2)
+			t.Logf("key %d: stored (reason %q) after the purge returned, served: %s", i, st.Reason, body)
+			stored++
+		}
+	}
+	return stored
 }
