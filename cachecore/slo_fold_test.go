@@ -25,26 +25,8 @@ func TestSLOFoldFutureBucketsKeepsNowsOwnBucket(t *testing.T) {
 		e.clock.Advance(time.Second)
 	}
 	e.clock.Advance(time.Duration(width) * time.Millisecond) // index 1
-	flush := func() SLOStatus {
-		t.Helper()
-		out := e.cache.FlushSLO()
-		if len(out) != 1 {
-			t.Fatalf("%d statuses", len(out))
-		}
-		return out[0]
-	}
-	// Five buckets of fresh answers, then one of stale ones.
-	for b := 0; b < 5; b++ {
-		for k := 0; k < 20; k++ {
-			e.cache.NoteServed(r, 0)
-		}
-		flush()
-		e.clock.Advance(time.Duration(width) * time.Millisecond)
-	}
-	for k := 0; k < 100; k++ {
-		e.cache.NoteServed(r, time.Minute)
-	}
-	st := flush()
+	flush := func() SLOStatus { return flushOneSLO(t, e) }
+	st := fiveFreshBucketsThenStale(t, e, r, width)
 	if !st.Breached || st.Total != 200 || st.Stale != 100 {
 		t.Fatalf("setup: %+v", st)
 	}
@@ -59,4 +41,33 @@ func TestSLOFoldFutureBucketsKeepsNowsOwnBucket(t *testing.T) {
 		t.Fatalf("idle flush after a 2 min step back: total %d stale %d breached %v transition %v (want 200, 100, true, false): the newest bucket's (index %d) own responses were dropped when the older future buckets were folded into it",
 			st.Total, st.Stale, st.Breached, st.Transition, idx)
 	}
+}
+
+// flushOneSLO flushes the staleness SLO of a cache with one SLO route and
+// returns that route's status.
+func flushOneSLO(t *testing.T, e *testEnv) SLOStatus {
+	t.Helper()
+	out := e.cache.FlushSLO()
+	if len(out) != 1 {
+		t.Fatalf("%d statuses", len(out))
+	}
+	return out[0]
+}
+
+// fiveFreshBucketsThenStale serves five buckets of fresh answers on r,
+// flushing after each, then one bucket of stale ones, and returns that
+// last flush's status.
+func fiveFreshBucketsThenStale(t *testing.T, e *testEnv, r *Route, width int64) SLOStatus {
+	t.Helper()
+	for b := 0; b < 5; b++ {
+		for k := 0; k < 20; k++ {
+			e.cache.NoteServed(r, 0)
+		}
+		flushOneSLO(t, e)
+		e.clock.Advance(time.Duration(width) * time.Millisecond)
+	}
+	for k := 0; k < 100; k++ {
+		e.cache.NoteServed(r, time.Minute)
+	}
+	return flushOneSLO(t, e)
 }

@@ -24,26 +24,8 @@ func TestSLOStepBackOfAShortWindowKeepsTheNewestBucket(t *testing.T) {
 		e.clock.Advance(time.Millisecond)
 	}
 	e.clock.Advance(time.Duration(width+400) * time.Millisecond) // index 1, 400 ms in
-	flush := func() SLOStatus {
-		t.Helper()
-		out := e.cache.FlushSLO()
-		if len(out) != 1 {
-			t.Fatalf("%d statuses", len(out))
-		}
-		return out[0]
-	}
-	// Five buckets of fresh answers, then one of stale ones.
-	for b := 0; b < 5; b++ {
-		for k := 0; k < 20; k++ {
-			e.cache.NoteServed(r, 0)
-		}
-		flush()
-		e.clock.Advance(time.Duration(width) * time.Millisecond)
-	}
-	for k := 0; k < 100; k++ {
-		e.cache.NoteServed(r, time.Minute)
-	}
-	st := flush()
+	flush := func() SLOStatus { return flushOneSLO(t, e) }
+	st := fiveFreshBucketsThenStale(t, e, r, width)
 	if !st.Breached || !st.Transition || st.Total != 200 || st.Stale != 100 {
 		t.Fatalf("setup: %+v", st)
 	}
