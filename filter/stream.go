@@ -356,7 +356,6 @@ func (s *stream) startPurge(method string, hs [][2]string, endOfStream bool) typ
 	case method != "POST":
 		// Answered here whatever it carries: passed on, it would take
 		// the token upstream.
-		s.purgeLate = false
 		s.reply(405, [][2]string{{"content-type", "application/json"}, {"allow", "POST"}}, []byte(`{"error":"the purge API takes POST"}`))
 	case !s.p.cache.PurgeAuthorized(hs):
 		s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
@@ -626,14 +625,53 @@ func (s *stream) handlePurge(body []byte) {
 	reply := func() { s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`) }
 	if res.L2 != nil { // answered once the purge reached L2 (or failed to)
 		res.L2.Stream = s.id
-		s.p.dispatch(res.L2, func(acts []cachecore.Action) { s.p.performAll(acts); reply() })
+		w := &purgeWait{s: s, id: s.id, reply: reply}
+		w.dispatch(res.L2)
 		return
 	}
 	reply()
 }
 
+// purgeWait answers a purge once every L2 call chained behind its first
+// has ended: the INCR's retries, an entry's DEL, each purge-log record.
+// Answered after the first call's result, a purge whose first INCR failed
+// said 200 while Redis still served what it purged, and an embeddings
+// purge logged in several records said so before the others were written
+// (review Z85). The first call belongs to the purge's request (its Gone
+// is its Done: a client that left takes nothing with it); the calls
+// chained behind it are the worker's, so the answer checks that the
+// request is still there.
+type purgeWait struct {
+	s       *stream
+	id      uint32 // the purge's request: s is another's once recycled
+	pending int
+	reply   func()
+}
+
+func (w *purgeWait) dispatch(call *cachecore.Call) {
+	w.pending++
+	w.s.p.dispatch(call, w.performed)
+}
+
+// performed performs what a call of the purge's chain gave; the calls it
+// makes are the chain's too.
+func (w *purgeWait) performed(acts []cachecore.Action) {
+	for i := range acts {
+		if acts[i].Kind == cachecore.ActDispatch {
+			w.dispatch(acts[i].Call)
+			continue
+		}
+		w.s.p.perform(&acts[i])
+	}
+	if w.pending--; w.pending > 0 {
+		return
+	}
+	if w.s.id == w.id && proxywasm.SetEffectiveContext(w.id) == nil {
+		w.reply()
+	}
+}
+
 func (s *stream) sendJSON(status uint32, body string) {
-	s.purgeLate = false // this answer passes (it goes through the response callbacks)
 	s.reply(status, [][2]string{{"content-type", "application/json"}}, []byte(body))
 }
 
@@ -642,7 +680,19 @@ func (s *stream) sendJSON(status uint32, body string) {
 // (it carries the token), and it hung for good (review Z82).
 func (s *stream) reply(status uint32, hs [][2]string, body []byte) {
 	s.purgeAnswered = true
-	send := func() error { return proxywasm.SendHttpResponse(status, hs, body, -1) }
+	send := func() error {
+		// This answer passes (it goes through the response callbacks).
+		// Until it is sent, an answer the upstream gives a late purge's
+		// headers stays held: it passed in the purge's place while its
+		// reply was being retried (review Z85).
+		late := s.purgeLate
+		s.purgeLate = false
+		err := proxywasm.SendHttpResponse(status, hs, body, -1)
+		if err != nil {
+			s.purgeLate = late
+		}
+		return err
+	}
 	if send() != nil {
 		s.retryLater(send)
 	}

@@ -312,6 +312,16 @@ func (ex *Exchange) UpstreamContacted() bool {
 	return c
 }
 
+// OpenUpstream is the router's upstream request of the exchange while it
+// is open, even before the request is complete (PendingUpstream lists it
+// only then): for a model that answers a request's headers before its
+// body. Nil if none is open.
+func (ex *Exchange) OpenUpstream() *UpstreamRequest {
+	var u *UpstreamRequest
+	ex.locked(func(s *stream) { u = s.upstream })
+	return u
+}
+
 // Response is what the client has received so far.
 func (ex *Exchange) Response() *ClientResponse {
 	var r *ClientResponse
