@@ -340,6 +340,14 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			}
 			switch fr := c.Get("finish_reason"); fr.Type {
 			case gjson.String:
+				// Clients act on the first a choice reports: a "length"
+				// or "content_filter" a later "stop" overwrote was
+				// stored as complete (review Z88). Two that differ say
+				// two things, as a repeated member would (duplicate_key).
+				if ch.finish != "" && ch.finish != fr.Str {
+					s.BadShape = true
+					return false
+				}
 				ch.finish = fr.Str
 			case gjson.Null:
 			default:
