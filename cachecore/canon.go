@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -80,6 +81,8 @@ type Canonicalizer struct {
 	scratch []byte
 	members []member
 	keyBuf  []byte
+	folded  []byte   // caseTwins' folded names
+	foldAt  [][2]int // and where each is in folded
 
 	keyCompares int // work done sorting members (tests bound it)
 
@@ -254,6 +257,7 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 	c.out = append(c.out, '{')
 	base := len(c.members)
 	defer func() { c.members = c.members[:base] }()
+	fold := false // a name has a letter Go's encoding/json folds (hasCase)
 	c.ws()
 	if c.pos < len(c.src) && c.src[c.pos] == '}' {
 		c.pos++
@@ -287,7 +291,13 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 		// one of its name is refused as any duplicate is (the cache may
 		// read it, as an embeddings batch's input, where a server that
 		// takes the last one answers another).
-		drop := sel != nil && !sel.keep(c.unquotedKey(start, keyEnd))
+		name := c.unquotedKey(start, keyEnd)
+		cased := hasCase(name)
+		fold = fold || cased
+		drop := sel != nil && !sel.keep(name)
+		if drop && cased && sel.keptButForCase(name) {
+			return ErrDuplicateKey
+		}
 		c.members = append(c.members, member{start, keyEnd, len(c.out), drop})
 		c.ws()
 		if c.pos >= len(c.src) {
@@ -303,7 +313,79 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 		c.pos++
 		break
 	}
+	if fold && c.caseTwins(c.members[base:]) {
+		return ErrDuplicateKey
+	}
 	return c.sortMembers(open, c.members[base:])
+}
+
+// Go's encoding/json (Ollama, LocalAI and other Go model servers) reads a
+// member into the struct field whose name is equal but for case
+// (bytes.EqualFold), the last such member winning. So "messages" and
+// "Messages" are one member to such a server, and a request with both is
+// refused as any duplicate is; under key_fields, a member the key leaves
+// out whose name is a kept one's but for case is refused too: the key
+// would hold a question the model does not answer (review Z87). Names
+// without an upper-case ASCII letter or a non-ASCII byte (nearly all) are
+// equal but for case only to each other, byte for byte.
+
+// hasCase says whether name has an upper-case ASCII letter or a
+// non-ASCII byte.
+func hasCase(name []byte) bool {
+	for _, b := range name {
+		if b-'A' < 26 || b >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// keptButForCase says whether name is a kept name but for case, under a
+// key_fields selection.
+func (s *Selection) keptButForCase(name []byte) bool {
+	for _, k := range s.Only {
+		if bytes.EqualFold(name, []byte(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// caseTwins says whether two of an object's members have names equal but
+// for case: each name folded (foldName), sorted, compared with the next,
+// O(n log n).
+func (c *Canonicalizer) caseTwins(ms []member) bool {
+	c.folded = c.folded[:0]
+	c.foldAt = c.foldAt[:0]
+	for _, m := range ms {
+		from := len(c.folded)
+		c.folded = foldName(c.folded, c.unquotedKey(m.start, m.keyEnd))
+		c.foldAt = append(c.foldAt, [2]int{from, len(c.folded)})
+	}
+	name := func(i [2]int) []byte { return c.folded[i[0]:i[1]] }
+	slices.SortFunc(c.foldAt, func(a, b [2]int) int { return bytes.Compare(name(a), name(b)) })
+	for i := 1; i < len(c.foldAt); i++ {
+		if bytes.Equal(name(c.foldAt[i-1]), name(c.foldAt[i])) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldName appends name with each rune replaced by the least rune of its
+// case-folding orbit (unicode.SimpleFold): two names are equal so exactly
+// when bytes.EqualFold says they are.
+func foldName(dst, name []byte) []byte {
+	for len(name) > 0 {
+		r, n := utf8.DecodeRune(name)
+		name = name[n:]
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		dst = utf8.AppendRune(dst, least)
+	}
+	return dst
 }
 
 // unquotedKey returns the canonical key between its quotes. Canonical keys
