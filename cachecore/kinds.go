@@ -42,8 +42,10 @@ type kindSpec struct {
 	// formKeyed: top-level request fields that change the answer's form
 	// (a stream's usage chunk, how many choices or results, log
 	// probabilities, the prompt's own tokens, a vector's encoding and
-	// length): keyed whatever key_fields and ignore_fields say, as
-	// "stream" is.
+	// length): kept in the key as sent whatever key_fields and
+	// ignore_fields say. "stream" is one: the key's stream byte reads
+	// only a literal true, and a lenient server streams "true" or 1 too
+	// (review Z87).
 	formKeyed []string
 	// streams: the kind's answers may be SSE streams the cache records
 	// and replays (and assembles to judge them).
@@ -75,7 +77,7 @@ var kinds = []*kindSpec{
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
 		// vLLM's echo and generation-prompt flags: the last message
 		// echoed into the answer, or continued rather than answered.
-		formKeyed: []string{"stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids",
+		formKeyed: []string{"stream", "stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids",
 			"echo", "add_generation_prompt", "continue_final_message"},
 		streams: true,
 		admit:   checkCompletion,
@@ -87,7 +89,7 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.text"},
-		formKeyed:     []string{"stream_options", "n", "best_of", "logprobs", "echo", "prompt_logprobs", "return_token_ids"},
+		formKeyed:     []string{"stream", "stream_options", "n", "best_of", "logprobs", "echo", "prompt_logprobs", "return_token_ids"},
 		streams:       true,
 		textChoices:   true,
 		admit:         checkCompletion,
