@@ -20,9 +20,12 @@ import (
 //     "convert 10 km to miles" ≠ "convert 100 km to miles";
 //     "celsius to fahrenheit" ≠ "fahrenheit to celsius"; "7+5" ≠ "7*5";
 //     "-40" ≠ "40" ≠ "–40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000);
-//     ".5" ≠ "5"; "₹" ≠ "₩"; "5′" ≠ "5″"; "Mb" ≠ "MB" (casedUnits);
+//     ".5" ≠ "5"; "0777" ≠ "777" (as written); "5!" ≠ "5"; "~5" ≠ "!5";
+//     "15:3" ≠ "15·3", "5‰" ≠ "5‱" (signs of category Po); "₹" ≠ "₩";
+//     "5′" ≠ "5″"; "Mb" ≠ "MB" (casedUnits);
 //     and so are the code operators standing as words ("==" ≠ "===",
-//     "&&" ≠ "||") and emoji or other symbol signs ("👍" ≠ "👎").
+//     "&&" ≠ "||"), emoji or other symbol signs ("👍" ≠ "👎") and a
+//     sign alone in quotes ("`:`" ≠ "`;`").
 //   - negation: as many negations on each side ("not", "no", "never",
 //     "n't", "without", …), and no polar opposites: a word of one side
 //     that is the other's with a negating prefix or suffix ("safe" /
@@ -46,8 +49,9 @@ import (
 //     about the same persons when each side names one ("who are you" ≠
 //     "who am I", "your name" ≠ "my name"; the "I" or "you" of "how do
 //     I", "can you explain", "I want to", "if I" or "am I allowed" is
-//     anyone and not compared) in the same roles when each side names two
-//     or more ("can you help me" ≠ "can I help you"), in the same tense
+//     anyone and not compared, that of "did I" is not) in the same roles
+//     when each side names two or more ("can you help me" ≠ "can I help
+//     you"), in the same tense
 //     when each side's auxiliaries mark one the other lacks ("who is the
 //     CEO" ≠ "who was the CEO"; "who discovered" = "who was it that
 //     discovered": a verb's own tense is no marker) and, when each side
@@ -172,6 +176,10 @@ func tokenize(s string) []token {
 	// sign of = < > & | after it. Tried at each of its runes, such a run
 	// ("a....a") cost the square of its length (review Z63).
 	plainFrom, plainTo := 0, 0
+	// rs[i:unaryTo] is the rest of a run of "!" and "~" that a digit
+	// follows when unaryDigit: each is a sign ("!!0", "~5"). Found once
+	// per run, not at each of its runes (work linear in the turn).
+	unaryTo, unaryDigit := 0, false
 	for i := 0; i < len(rs); {
 		r := rs[i]
 		if i >= plainTo && strings.ContainsRune(opRunes, r) {
@@ -280,6 +288,41 @@ func tokenize(s string) []token {
 			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // a flag's sign: "chmod +x" / "-x"
 		case r == '%' || r == '°' || unicode.Is(unicode.Sc, r): // every currency sign: "₹1000" ≠ "₩1000"
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
+		case r == '!' && i > 0 && unicode.IsNumber(rs[i-1]) && (i+1 == len(rs) || rs[i+1] != '='):
+			// A factorial: "5! + 3" is 123, not "5 + 3"; "10!!" is
+			// another number again. A run of "!" closing a sentence is
+			// prose: "I am 30!"; "5!=3" is an operator (review Z86).
+			j := i
+			for j < len(rs) && rs[j] == '!' {
+				j++
+			}
+			if !closesSentence(rs, j) {
+				for ; i < j; i++ {
+					out = append(out, token{w: "!", stem: "!", symbol: true})
+				}
+				continue
+			}
+			start = true
+			if len(out) > 0 {
+				out[len(out)-1].sentEnd = true
+			}
+			i = j
+			continue
+		case (r == '!' || r == '~') && unaryRun(rs, i, &unaryTo, &unaryDigit):
+			// A logical or bitwise "!" or "~" before a digit: "!5", "~5",
+			// "!!0" differ from each other and from the number (review Z86).
+			out = append(out, token{w: string(r), stem: string(r), symbol: true})
+		case r == ':' && i > 0 && unicode.IsNumber(rs[i-1]) && i+1 < len(rs) && unicode.IsNumber(rs[i+1]):
+			// A colon between digits is a ratio, a division ("15:3" is 5 in
+			// German) or a time, not a sentence's (review Z86).
+			out = append(out, token{w: ":", stem: ":", symbol: true})
+		case r > unicode.MaxASCII && unicode.Is(unicode.Po, r) && !prosePunct(r) && (digitAfter(rs, i) || digitBefore(rs, i)):
+			// A sign of category Po next to a digit: full-width "＊" and
+			// "／" as a CJK keyboard types them, "‰" ≠ "‱", the
+			// multiplication dot "·", "§"; not a sentence's punctuation
+			// ("5。", "5…") (review Z86).
+			op := operator(r)
+			out = append(out, token{w: op, stem: op, symbol: true})
 		case (strings.ContainsRune("+−*×/÷^=<>", r) || unicode.Is(unicode.Pd, r)) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
 			!(unicode.Is(unicode.Pd, r) && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
@@ -307,6 +350,11 @@ func tokenize(s string) []token {
 			// ("errors.Is", "json.loads") or an abbreviation ("e.g."):
 			// no sentence ends there.
 			dotted = i + 1
+		case unicode.IsPunct(r) && quotedAlone(rs, i):
+			// A sign alone in quotes or backticks is what the turn asks
+			// about, not prose: "the `:` in slicing" ≠ "the `;` …",
+			// "escape '.'" ≠ "escape ','" (review Z86).
+			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case r == '.' || r == '?' || r == '!' || r == ':' || r == ';' || r == '\n':
 			start = true
 			if len(out) > 0 {
@@ -342,6 +390,52 @@ func english(ts []token) bool {
 
 var sharedWords = set(`a an in is was so me on per via vs ok okay hi hey hello please thanks thank i do as no name list idea info come mine die de la
 	simple has he also will kind sort type question possible concept information but correct general final normal total`)
+
+// unaryRun reports whether the run of "!" and "~" that rs[i] is in ends
+// right before a digit. The run is read once, from its first rune: its
+// end and the answer are kept in to and digit for the rest of it.
+func unaryRun(rs []rune, i int, to *int, digit *bool) bool {
+	if i >= *to {
+		j := i
+		for j < len(rs) && (rs[j] == '!' || rs[j] == '~') {
+			j++
+		}
+		*to, *digit = j, j < len(rs) && unicode.IsNumber(rs[j])
+	}
+	return *digit
+}
+
+// closesSentence reports whether a run of ".", "?" or "!" ending at
+// rs[j] closes a sentence: past spaces, a closing quote or bracket, the
+// turn or its line ends, or a capital opens the next sentence.
+func closesSentence(rs []rune, j int) bool {
+	k := j
+	for k < len(rs) && (rs[k] == ' ' || rs[k] == '\t' || rs[k] == '"' || rs[k] == ')') {
+		k++
+	}
+	return k == len(rs) || rs[k] == '\n' || unicode.IsUpper(rs[k])
+}
+
+// prosePunct reports punctuation of category Po that a sentence is
+// written with, even next to a digit: terminal punctuation (。、，！
+// ؟ । …), quotation marks, an ellipsis and the Spanish opening marks.
+func prosePunct(r rune) bool {
+	return unicode.Is(unicode.Terminal_Punctuation, r) || unicode.Is(unicode.Quotation_Mark, r) || r == '…' || r == '¿' || r == '¡'
+}
+
+// quotedAlone reports a sign alone between quote marks or backticks, the
+// opening one after a space, a bracket or the turn's start: "the `:`
+// operator", "escape '.'"; not the comma of "\"a\",\"b\"".
+func quotedAlone(rs []rune, i int) bool {
+	if i == 0 || i+1 == len(rs) || !quoteMark(rs[i-1]) || !quoteMark(rs[i+1]) || quoteMark(rs[i]) {
+		return false
+	}
+	return i == 1 || unicode.IsSpace(rs[i-2]) || rs[i-2] == '('
+}
+
+func quoteMark(r rune) bool {
+	return strings.ContainsRune("\"'`“”‘’«»", r)
+}
 
 // closer is the bracket that closes r.
 func closer(r rune) rune {
@@ -424,11 +518,7 @@ func standingOperator(rs []rune, i int) int {
 	case strings.Trim(run, "-−") == "", strings.Trim(run, ".") == "", run == ":":
 		return i
 	case strings.Trim(run, ".?!") == "":
-		k := j
-		for k < len(rs) && (rs[k] == ' ' || rs[k] == '\t' || rs[k] == '"' || rs[k] == ')') {
-			k++
-		}
-		if k == len(rs) || rs[k] == '\n' || unicode.IsUpper(rs[k]) {
+		if closesSentence(rs, j) {
 			return i
 		}
 	}
@@ -491,6 +581,9 @@ func operator(r rune) string {
 		return "/"
 	case '−':
 		return "-"
+	}
+	if r >= '！' && r <= '～' { // a full-width form is its ASCII sign: "＊" is "*" (review Z86)
+		r -= '！' - '!'
 	}
 	if unicode.Is(unicode.Pd, r) { // a minus typed as a dash: "–40" is "-40"
 		return "-"
@@ -609,7 +702,10 @@ func quantities(ts []token) []string {
 					w = "0." + w
 				}
 			}
-			out = append(out, strings.TrimLeft(w, "0"))
+			// As written: a leading zero is part of what is asked
+			// ("0777" is an octal 511, "007" has three digits); only a
+			// decimal point's is read alike (".5" is "0.5") (review Z86).
+			out = append(out, w)
 		case t.symbol:
 			out = append(out, t.w)
 		default:
@@ -1238,7 +1334,9 @@ var personWords = func() map[string]byte {
 
 // modals are the auxiliaries after which "I", "you", "we" or "they" is
 // anyone ("how do I", "how can you", "where can we", "can you explain").
-var modals = set("do does did can could should would will shall may might must")
+// Not "did": a past question is about what someone did, "why did I fail
+// the exam" ≠ "why did you fail the exam" (review Z86).
+var modals = set("do does can could should would will shall may might must")
 
 // framingVerbs frame a request: "tell me", "can you explain", "walk me
 // through".

@@ -45,3 +45,29 @@ func TestGuardsWorkIsLinearInTheTurn(t *testing.T) {
 		}
 	}
 }
+
+// A run of "!" or "~" is read once for the digit that may follow it
+// (review Z86: "!!0", "~5" are signs): a 16 KiB run that no digit ends
+// costs no more than as many plain words.
+func TestGuardsWorkIsLinearInARunOfSigns(t *testing.T) {
+	const n = 16 << 10
+	g := &Guards{Numbers: true, Negation: true, Entities: true}
+	best := func(s string) time.Duration {
+		var d time.Duration
+		for i := 0; i < 3; i++ {
+			t0 := time.Now()
+			vetoes(g, s, s)
+			if e := time.Since(t0); i == 0 || e < d {
+				d = e
+			}
+		}
+		return d
+	}
+	plain := best(strings.Repeat("x ", n/2))
+	for _, run := range []string{"!", "~", "!~"} {
+		s := "a" + strings.Repeat(run, n/len(run)) + "a"
+		if got := best(s); got > 4*plain {
+			t.Errorf("a run of %q: %v for a turn of %d bytes, over 4 × %v (as many plain words)", run, got, n, plain)
+		}
+	}
+}
