@@ -295,7 +295,7 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 		cased := hasCase(name)
 		fold = fold || cased
 		drop := sel != nil && !sel.keep(name)
-		if drop && cased && sel.keptButForCase(name) {
+		if cased && sel != nil && sel.readButForCase(name, drop) {
 			return ErrDuplicateKey
 		}
 		c.members = append(c.members, member{start, keyEnd, len(c.out), drop})
@@ -325,7 +325,8 @@ func (c *Canonicalizer) object(depth int, sel *Selection) error {
 // "Messages" are one member to such a server, and a request with both is
 // refused as any duplicate is; under key_fields, a member the key leaves
 // out whose name is a kept one's but for case is refused too: the key
-// would hold a question the model does not answer (review Z87). Names
+// would hold a question the model does not answer (review Z87); and so is
+// a member whose name is, but for case, one the cache reads (the model). Names
 // without an upper-case ASCII letter or a non-ASCII byte (nearly all) are
 // equal but for case only to each other, byte for byte.
 
@@ -340,12 +341,23 @@ func hasCase(name []byte) bool {
 	return false
 }
 
-// keptButForCase says whether name is a kept name but for case, under a
-// key_fields selection.
-func (s *Selection) keptButForCase(name []byte) bool {
-	for _, k := range s.Only {
-		if bytes.EqualFold(name, []byte(k)) {
+// readButForCase says whether name is, but for case, a name the cache
+// reads the member of (Capture: the model, "stream"), or, for a member
+// the selection leaves out (dropped), a name key_fields keeps. Keyed as
+// it is, a request with "Model" named no model to the cache while such a
+// server answered with one: a purge of that model, or its version
+// switch, did not reach the answer (review Z89).
+func (s *Selection) readButForCase(name []byte, dropped bool) bool {
+	for _, k := range s.Capture {
+		if string(name) != k && bytes.EqualFold(name, []byte(k)) {
 			return true
+		}
+	}
+	if dropped {
+		for _, k := range s.Only {
+			if bytes.EqualFold(name, []byte(k)) {
+				return true
+			}
 		}
 	}
 	return false
