@@ -376,12 +376,16 @@ func (c *Canonicalizer) caseTwins(ms []member) bool {
 	}
 	name := func(i [2]int) []byte { return c.folded[i[0]:i[1]] }
 	slices.SortFunc(c.foldAt, func(a, b [2]int) int { return bytes.Compare(name(a), name(b)) })
-	for i := 1; i < len(c.foldAt); i++ {
-		if bytes.Equal(name(c.foldAt[i-1]), name(c.foldAt[i])) {
-			return true
-		}
+	twins := false
+	for i := 1; i < len(c.foldAt) && !twins; i++ {
+		twins = bytes.Equal(name(c.foldAt[i-1]), name(c.foldAt[i]))
 	}
-	return false
+	// Kept for the next object only while small, as done keeps the
+	// other scratch: a large object sized them for good (review Z93).
+	if oversize(c.folded) || oversize(c.foldAt) {
+		c.folded, c.foldAt = nil, nil
+	}
+	return twins
 }
 
 // foldName appends name with each rune replaced by the least rune of its
