@@ -749,7 +749,12 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		}
 	}
 	// Without hits or duplicates the original request goes up unchanged.
-	b.fullFetch = b.hits == 0 && !dup
+	// With duplicates and no hit too: no cached vector tells the size of
+	// its answer, which, rewritten to each item once, would have to be
+	// held whole to be merged, past the proxy's buffer limit if it must
+	// (a 500 for the client: review Z92). The model computes a repeated
+	// item again; the answer passes as any miss's.
+	b.fullFetch = b.hits == 0
 	if !b.fullFetch && len(b.sent) > 0 && (req.keepBody || b.mergeTooLarge(req.Route.MaxEntryBytes)) {
 		// The body cannot be rewritten to the missing items, or their
 		// answer is not worth holding to merge.
@@ -775,8 +780,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 // missing items alone must never pass as it came), it could meet the
 // proxy's own buffer limit first, a 500 for the client. The whole batch
 // goes upstream instead, its answer passed on as any miss's. (A batch
-// with duplicates and no hit has no vector to judge by: it is rewritten,
-// and held past max if it must be; Flight.Buffered.)
+// with no hit has no vector to judge by: it goes up whole.)
 func (b *embBatch) mergeTooLarge(max int) bool {
 	if len(b.entries) == 0 {
 		return false

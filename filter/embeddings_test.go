@@ -443,10 +443,13 @@ func TestEmbeddingsPartialBatchTooLargeToMergeGoesWhole(t *testing.T) {
 }
 
 // A batch with repeated items and no hit has no cached vector to judge
-// its answer's size by: it is sent rewritten (each item once), and its
-// answer, found larger than max_entry_bytes while held, is held on and
-// replaced by the whole batch asked for again, never passed as it came.
-func TestEmbeddingsRepeatedItemsAnswerTooLargeIsRefetchedWhole(t *testing.T) {
+// its answer's size by: it goes upstream whole, and its answer, larger
+// than max_entry_bytes, passes as it came, in one call. (It was sent
+// rewritten, each item once, and its answer held and replaced by the
+// whole batch asked for again: two calls, and held past the proxy's
+// buffer limit a 500; review Z92 changed the expected counts, refetch 1
+// to 0.)
+func TestEmbeddingsRepeatedItemsAnswerTooLargeGoesWhole(t *testing.T) {
 	hs := newHarness(t, strings.Replace(embConfig, `"ttl": "1h",`, `"ttl": "1h", "max_entry_bytes": 1024,`, 1), withHTTPCalls())
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
 		status, h, b := hs.simulate(u.Headers, u.Body)
@@ -460,7 +463,7 @@ func TestEmbeddingsRepeatedItemsAnswerTooLargeIsRefetchedWhole(t *testing.T) {
 		strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 		t.Fatalf("client did not get the whole, correct batch: %d, %d vectors", res.Status, got)
 	}
-	if hs.counter("modelcache.emb.items.refetch") != 1 || hs.counter("modelcache.emb.refused.too_large") != 1 {
+	if hs.counter("modelcache.emb.items.refetch") != 0 || hs.counter("modelcache.emb.refused.too_large") != 1 {
 		t.Fatalf("items.refetch %d, refused.too_large %d", hs.counter("modelcache.emb.items.refetch"), hs.counter("modelcache.emb.refused.too_large"))
 	}
 }
