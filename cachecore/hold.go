@@ -11,9 +11,11 @@ import "time"
 // body and hands it over whole once the plugin lets the headers go. So a
 // request held for HoldGrace without a body is let go: under header_hold
 // "auto" it is then decided late, on the body Envoy delivers after the
-// headers (Stream.Rescue); under "hold" it passes uncached. Once
-// HoldStallsToGiveUp such stalls happened with no body ever seen while
-// holding, the VM stops holding: "auto" decides every request late from
+// headers (Stream.Rescue); under "hold" it passes uncached. It is a
+// stall if its body then reaches the plugin at once (HoldResumeWindow):
+// the proxy had it and withheld it; a body that comes later, or never,
+// is a slow client's. Once HoldStallsToGiveUp stalls happened with no
+// body ever seen while holding, the VM stops holding: "auto" decides every request late from
 // then on, "hold" passes them uncached. A single body seen while holding
 // proves the proxy delivers them, for good. Under "late" nothing is held.
 type HoldState struct {
@@ -21,6 +23,10 @@ type HoldState struct {
 	Setting HeaderHold
 	mode    holdMode
 	stalls  int
+	// gaveUpAt: when (ms) the VM last gave up holding; under "hold" it
+	// tries again HoldProbeAgain later (Probe). gaveUp: it did once.
+	gaveUpAt int64
+	gaveUp   bool
 }
 
 type holdMode uint8
@@ -34,6 +40,16 @@ const (
 const (
 	HoldGrace          = 250 * time.Millisecond
 	HoldStallsToGiveUp = 3
+	// HoldResumeWindow: a request let go counts as a stall only if its
+	// body reaches the plugin this soon after, as the body a proxy that
+	// cannot hold buffered meanwhile does; a slow client's comes later,
+	// or never, and counts nothing (review Z94).
+	HoldResumeWindow = 10 * time.Millisecond
+	// HoldProbeAgain: how long a VM under "hold" that gave up holding
+	// passes requests uncached before it holds again, one stall from
+	// giving up anew: a slow client whose bodies happened to come just
+	// after they were let go, three times, is not believed for good.
+	HoldProbeAgain = time.Minute
 )
 
 // HoldUnsupportedWarning is logged once when a VM gives up holding under
@@ -63,15 +79,35 @@ func (h *HoldState) Watching() bool { return h.Setting != HoldLate && h.mode != 
 // BodySeen: a body arrived while its headers were held.
 func (h *HoldState) BodySeen() { h.mode = holdSupported }
 
-// Stalled counts a held request let go for want of a body; it reports
-// true when that makes the VM give up holding (once).
-func (h *HoldState) Stalled() bool {
+// Stalled counts a held request let go for want of a body (nowMs: the
+// time); it reports true when that makes the VM give up holding for the
+// first time.
+func (h *HoldState) Stalled(nowMs int64) bool {
 	h.stalls++
 	if h.mode == holdUnknown && h.stalls >= HoldStallsToGiveUp {
-		h.mode = holdUnsupported
-		return true
+		h.mode, h.gaveUpAt = holdUnsupported, nowMs
+		first := !h.gaveUp
+		h.gaveUp = true
+		return first
 	}
 	return false
+}
+
+// Probe is the VM's periodic look (nowMs: the time): under "hold", a VM
+// that gave up holding HoldProbeAgain ago holds again, one stall from
+// giving up anew; a body seen while holding then proves the proxy
+// delivers them, for good. (Under "auto" a VM that gave up still caches,
+// deciding late.)
+func (h *HoldState) Probe(nowMs int64) {
+	if h.mode != holdUnsupported || h.Setting != HoldHeaders {
+		return
+	}
+	if nowMs < h.gaveUpAt { // the wall clock stepped back
+		h.gaveUpAt = nowMs
+	}
+	if nowMs-h.gaveUpAt >= HoldProbeAgain.Milliseconds() {
+		h.mode, h.stalls = holdUnknown, HoldStallsToGiveUp-1
+	}
 }
 
 // Warning is the text to log when the VM gives up holding.

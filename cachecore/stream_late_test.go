@@ -201,7 +201,7 @@ func TestHoldStateSettings(t *testing.T) {
 		}
 		gaveUp := false
 		for i := 0; i < HoldStallsToGiveUp; i++ {
-			gaveUp = h.Stalled() || gaveUp
+			gaveUp = h.Stalled(0) || gaveUp
 		}
 		if !gaveUp || h.Holdable() != tc.holdableAfter || h.Late() != tc.lateAfter {
 			t.Fatalf("%v after stalls: gave up %v holdable %v late %v", tc.setting, gaveUp, h.Holdable(), h.Late())
@@ -214,7 +214,7 @@ func TestHoldStateSettings(t *testing.T) {
 	h := HoldState{}
 	h.BodySeen()
 	for i := 0; i < HoldStallsToGiveUp; i++ {
-		h.Stalled()
+		h.Stalled(0)
 	}
 	if !h.Holdable() || h.Watching() {
 		t.Fatal("proven holding given up")

@@ -218,20 +218,20 @@ func TestStreamLeaderCutMidBodyHandsTheLeadOn(t *testing.T) {
 func TestHoldStateGivesUpOnceAfterStalls(t *testing.T) {
 	var h HoldState
 	for i := 1; i < HoldStallsToGiveUp; i++ {
-		if h.Stalled() || !h.Holdable() {
+		if h.Stalled(0) || !h.Holdable() {
 			t.Fatalf("gave up after %d stalls", i)
 		}
 	}
-	if !h.Stalled() || h.Holdable() {
+	if !h.Stalled(0) || h.Holdable() {
 		t.Fatal("did not give up")
 	}
-	if h.Stalled() {
+	if h.Stalled(0) {
 		t.Fatal("gave up twice")
 	}
 	var seen HoldState
 	seen.BodySeen()
 	for i := 0; i < 2*HoldStallsToGiveUp; i++ {
-		if seen.Stalled() {
+		if seen.Stalled(0) {
 			t.Fatal("gave up although a body was seen while holding")
 		}
 	}

@@ -54,6 +54,11 @@ type streamFields struct {
 	// listed in the VM's waiting (followers) and holding lists: kept
 	// here so that a callback touches the lists only when that changes.
 	waitingListed, holdingListed bool
+	// letGoAt: when a request held without a body was let go (ns, wall
+	// clock) while the VM did not know yet whether the proxy delivers
+	// bodies to a plugin holding headers; its body then tells
+	// (plugin.stalled). 0: not watched.
+	letGoAt int64
 	// leadingAt: the stream's place in the VM's leading list, plus one
 	// (0: not listed).
 	leadingAt int
@@ -375,6 +380,9 @@ func (s *stream) startPurge(method string, hs [][2]string, endOfStream bool) typ
 }
 
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	if s.letGoAt != 0 {
+		s.p.stalled(s)
+	}
 	if !s.purge {
 		return s.do(s.x.RequestBody(bodySize, endOfStream, reader{s}, &s.p.hold))
 	}
