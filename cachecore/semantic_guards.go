@@ -20,12 +20,14 @@ import (
 //     "convert 10 km to miles" ≠ "convert 100 km to miles";
 //     "celsius to fahrenheit" ≠ "fahrenheit to celsius"; "7+5" ≠ "7*5";
 //     "-40" ≠ "40" ≠ "–40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000);
-//     ".5" ≠ "5"; "0777" ≠ "777" (as written); "5!" ≠ "5"; "~5" ≠ "!5";
-//     "15:3" ≠ "15·3", "5‰" ≠ "5‱" (signs of category Po); "₹" ≠ "₩";
+//     ".5" ≠ "5" ≠ "-.5"; "0777" ≠ "777" (as written); "5!" ≠ "5";
+//     "~5" ≠ "!5" ≠ "!-5"; "15:3" ≠ "15·3", "5‰" ≠ "5‱" (signs of
+//     category Po); the same signs next to a one-letter variable ("n!",
+//     "x·y" ≠ "x:y"); "₹" ≠ "₩";
 //     "5′" ≠ "5″"; "Mb" ≠ "MB" (casedUnits);
 //     and so are the code operators standing as words ("==" ≠ "===",
 //     "&&" ≠ "||"), emoji or other symbol signs ("👍" ≠ "👎") and a
-//     sign alone in quotes ("`:`" ≠ "`;`").
+//     sign alone in quotes of any kind ("`:`" ≠ "`;`", "「:」", « : »).
 //   - negation: as many negations on each side ("not", "no", "never",
 //     "n't", "without", …), and no polar opposites: a word of one side
 //     that is the other's with a negating prefix or suffix ("safe" /
@@ -288,12 +290,14 @@ func tokenize(s string) []token {
 			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // a flag's sign: "chmod +x" / "-x"
 		case r == '%' || r == '°' || unicode.Is(unicode.Sc, r): // every currency sign: "₹1000" ≠ "₩1000"
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
-		case r == '!' && i > 0 && unicode.IsNumber(rs[i-1]) && (i+1 == len(rs) || rs[i+1] != '='):
+		case halfWidth(r) == '!' && i > 0 && (unicode.IsNumber(rs[i-1]) || variableAt(rs, i-1)) && (i+1 == len(rs) || rs[i+1] != '='):
 			// A factorial: "5! + 3" is 123, not "5 + 3"; "10!!" is
 			// another number again. A run of "!" closing a sentence is
 			// prose: "I am 30!"; "5!=3" is an operator (review Z86).
+			// So is a full-width "！" and one after a variable: "5！+ 3",
+			// "n! + 1" (review Z91).
 			j := i
-			for j < len(rs) && rs[j] == '!' {
+			for j < len(rs) && halfWidth(rs[j]) == '!' {
 				j++
 			}
 			if !closesSentence(rs, j) {
@@ -308,21 +312,32 @@ func tokenize(s string) []token {
 			}
 			i = j
 			continue
-		case (r == '!' || r == '~') && unaryRun(rs, i, &unaryTo, &unaryDigit):
-			// A logical or bitwise "!" or "~" before a digit: "!5", "~5",
-			// "!!0" differ from each other and from the number (review Z86).
-			out = append(out, token{w: string(r), stem: string(r), symbol: true})
-		case r == ':' && i > 0 && unicode.IsNumber(rs[i-1]) && i+1 < len(rs) && unicode.IsNumber(rs[i+1]):
+		case (halfWidth(r) == '!' || halfWidth(r) == '~') && unaryRun(rs, i, &unaryTo, &unaryDigit):
+			// A logical or bitwise "!" or "~" before a number: "!5", "~5",
+			// "!!0" differ from each other and from the number (review
+			// Z86), and so do "!-1", "~-5", "!.5" (review Z91).
+			op := string(halfWidth(r))
+			out = append(out, token{w: op, stem: op, symbol: true})
+		case r == ':' && operandAt(rs, i-1) && operandAt(rs, i+1):
 			// A colon between digits is a ratio, a division ("15:3" is 5 in
-			// German) or a time, not a sentence's (review Z86).
+			// German) or a time, not a sentence's (review Z86); so is one
+			// between variables: "x:y" (review Z91).
 			out = append(out, token{w: ":", stem: ":", symbol: true})
-		case r > unicode.MaxASCII && unicode.Is(unicode.Po, r) && !prosePunct(r) && (digitAfter(rs, i) || digitBefore(rs, i)):
+		case r > unicode.MaxASCII && unicode.Is(unicode.Po, r) && !prosePunct(r) &&
+			(digitAfter(rs, i) || digitBefore(rs, i) || variableAt(rs, i-1) && variableAt(rs, i+1)):
 			// A sign of category Po next to a digit: full-width "＊" and
 			// "／" as a CJK keyboard types them, "‰" ≠ "‱", the
 			// multiplication dot "·", "§"; not a sentence's punctuation
-			// ("5。", "5…") (review Z86).
+			// ("5。", "5…") (review Z86). Between variables too: "x·y"
+			// is a product (review Z91).
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
+		case (r == '−' || unicode.Is(unicode.Pd, r)) && i+1 < len(rs) &&
+			(rs[i+1] == '.' && numberAt(rs, i+1) || unaryRun(rs, i+1, &unaryTo, &unaryDigit)):
+			// A minus before a decimal point or before a "!" or "~" that
+			// a number follows is next to no digit, yet "-.5" is not
+			// ".5" and "-~5" (6) is not "~5" (-6) (review Z91).
+			out = append(out, token{w: "-", stem: "-", symbol: true})
 		case (strings.ContainsRune("+−*×/÷^=<>", r) || unicode.Is(unicode.Pd, r)) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
 			!(unicode.Is(unicode.Pd, r) && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
 			op := operator(r)
@@ -391,18 +406,53 @@ func english(ts []token) bool {
 var sharedWords = set(`a an in is was so me on per via vs ok okay hi hey hello please thanks thank i do as no name list idea info come mine die de la
 	simple has he also will kind sort type question possible concept information but correct general final normal total`)
 
-// unaryRun reports whether the run of "!" and "~" that rs[i] is in ends
-// right before a digit. The run is read once, from its first rune: its
-// end and the answer are kept in to and digit for the rest of it.
+// unaryRun reports whether the run of "!" and "~" (or their full-width
+// forms) that rs[i] is in ends right before a number, signed or opened by
+// a decimal point ("!5", "~-5", "!.5"; review Z91); false when rs[i] is no
+// such sign. The run is read once, from its first rune: its end and the
+// answer are kept in to and digit for the rest of it.
 func unaryRun(rs []rune, i int, to *int, digit *bool) bool {
 	if i >= *to {
 		j := i
-		for j < len(rs) && (rs[j] == '!' || rs[j] == '~') {
+		for j < len(rs) && (halfWidth(rs[j]) == '!' || halfWidth(rs[j]) == '~') {
 			j++
 		}
-		*to, *digit = j, j < len(rs) && unicode.IsNumber(rs[j])
+		*to, *digit = j, j > i && numberAt(rs, j)
 	}
 	return *digit
+}
+
+// numberAt reports a number starting at rs[j], perhaps after a sign and a
+// decimal point: "5", "-1", ".5", "-.5".
+func numberAt(rs []rune, j int) bool {
+	if j < len(rs) && (rs[j] == '+' || rs[j] == '−' || unicode.Is(unicode.Pd, rs[j])) {
+		j++
+	}
+	if j < len(rs) && rs[j] == '.' {
+		j++
+	}
+	return j < len(rs) && unicode.IsNumber(rs[j])
+}
+
+// halfWidth reads the full-width "！" and "～" a CJK keyboard types as
+// "!" and "~": "5！" is a factorial, "～5" a complement (review Z91).
+func halfWidth(r rune) rune {
+	if r == '！' || r == '～' {
+		return r - ('！' - '!')
+	}
+	return r
+}
+
+// variableAt reports a one-letter word at rs[j], a variable of a formula:
+// the "n" of "n!", the "x" and "y" of "x·y" (review Z91).
+func variableAt(rs []rune, j int) bool {
+	word := func(k int) bool { return k >= 0 && k < len(rs) && (unicode.IsLetter(rs[k]) || unicode.IsNumber(rs[k])) }
+	return j >= 0 && j < len(rs) && unicode.IsLetter(rs[j]) && !word(j-1) && !word(j+1)
+}
+
+// operandAt reports a digit or a variable at rs[j].
+func operandAt(rs []rune, j int) bool {
+	return j >= 0 && j < len(rs) && (unicode.IsNumber(rs[j]) || variableAt(rs, j))
 }
 
 // closesSentence reports whether a run of ".", "?" or "!" ending at
@@ -425,16 +475,26 @@ func prosePunct(r rune) bool {
 
 // quotedAlone reports a sign alone between quote marks or backticks, the
 // opening one after a space, a bracket or the turn's start: "the `:`
-// operator", "escape '.'"; not the comma of "\"a\",\"b\"".
+// operator", "escape '.'"; not the comma of "\"a\",\"b\"". A CJK
+// opening bracket opens wherever it stands ("Pythonの「:」"), and French
+// guillemets have spaces inside: « : » (review Z91).
 func quotedAlone(rs []rune, i int) bool {
-	if i == 0 || i+1 == len(rs) || !quoteMark(rs[i-1]) || !quoteMark(rs[i+1]) || quoteMark(rs[i]) {
+	if strings.ContainsRune("\"'`“”‘’«»", rs[i]) { // a run of quotes ("\"\"\"") quotes no sign
 		return false
 	}
-	return i == 1 || unicode.IsSpace(rs[i-2]) || rs[i-2] == '('
+	if i >= 2 && i+2 < len(rs) && rs[i-2] == '«' && unicode.IsSpace(rs[i-1]) && unicode.IsSpace(rs[i+1]) && rs[i+2] == '»' {
+		return true
+	}
+	if i == 0 || i+1 == len(rs) || !quoteMark(rs[i-1]) || !quoteMark(rs[i+1]) {
+		return false
+	}
+	return i == 1 || unicode.IsSpace(rs[i-2]) || rs[i-2] == '(' || rs[i-1] == '「' || rs[i-1] == '『'
 }
 
+// quoteMark reports a backtick or any quotation mark: German „…“ and
+// ‚…‘, CJK 「…」 and 『…』 too, not only " ' “ ” ‘ ’ « » (review Z91).
 func quoteMark(r rune) bool {
-	return strings.ContainsRune("\"'`“”‘’«»", r)
+	return r == '`' || unicode.Is(unicode.Quotation_Mark, r)
 }
 
 // closer is the bracket that closes r.
