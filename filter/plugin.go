@@ -389,14 +389,15 @@ func (p *plugin) checkHeld() {
 // (cachecore.HoldState); later, or never, it was a slow client's, on a
 // proxy that may well hold. Counted as stalls, one client's three held
 // back bodies made a fresh worker stop holding for every tenant, for good
-// (review Z94).
+// (review Z94). A wall clock stepped back in between says nothing: a
+// negative wait counts nothing either (review Z95).
 //
 //go:noinline
 func (p *plugin) stalled(s *stream) {
 	nowMs()
 	after := clockNs - s.letGoAt
 	s.letGoAt = 0
-	if after > int64(cachecore.HoldResumeWindow) || !p.hold.Stalled(clockMs) {
+	if after < 0 || after > int64(cachecore.HoldResumeWindow) || !p.hold.Stalled(clockMs) {
 		return
 	}
 	if !p.hold.Late() { // else it keeps caching, deciding late (late.* stats)
