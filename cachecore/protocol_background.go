@@ -40,8 +40,18 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 	}
 	call := c.replay(req, headers, EvRefreshStarted)
 	call.MaxBody = r.MaxEntryBytes // AdmitBody refuses more, first
+	// The model state the refresh asks under: a hit that starts a refresh
+	// may start a shadow comparison too, on the same Request, and a
+	// diverging one moves that Request to the generation its
+	// invalidation made. The refresh, sent before the invalidation, was
+	// then stored under it and served (review Z98).
+	sent := req.state
 	call.Done = func(res CallResult) []Action {
 		_ = c.bg.Release(slot, deadline)
+		if !req.state.is(&sent) {
+			req.state = sent
+			c.rekey(req)
+		}
 		o, status := OutcomeFailed, 0
 		var acts []Action
 		switch {
