@@ -129,7 +129,11 @@ func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
 	// route's stale_while_revalidate does not widen), else within that.
 	staleness := now - e.FreshUntil
 	if cc.HasMaxStale {
-		if cc.MaxStaleAny || staleness <= cc.MaxStale.Milliseconds() {
+		// Within the route's stale windows as they are now, not as the
+		// entry's StaleUntil says: the configuration that stored it (a
+		// reload since, another proxy's through L2) may have had wider
+		// ones (review Z98).
+		if (cc.MaxStaleAny || staleness <= cc.MaxStale.Milliseconds()) && staleness < c.staleWindow(req).Milliseconds() {
 			return staleAcceptable
 		}
 		return notAcceptable
