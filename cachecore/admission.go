@@ -737,16 +737,34 @@ func (r *Rule) holdsEach(arr gjson.Result, rest string) bool {
 // float64 keeps order otherwise. A score whose exponent is too large to
 // reason about and whose float64 is the min is 0 by underflow, on the
 // side of its sign (review Z16).
-func (t *Tier) atLeast(score gjson.Result) bool {
-	if score.Num != t.Min {
-		return score.Num > t.Min
+func (t *Tier) atLeast(score gjson.Result) bool { return numAtLeast(score, t.Min) }
+
+// numAtLeast reports whether the number v is at least min, exactly (as
+// Tier.atLeast says); a validation rule's min and max are compared so too
+// (review Z97: 0.59999999999999999999 passed a min of 0.6).
+func numAtLeast(v gjson.Result, min float64) bool {
+	if v.Num != min {
+		return v.Num > min
 	}
-	s, okS := decimalOf(score.Raw)
+	s, okS := decimalOf(v.Raw)
 	if !okS {
-		return !strings.HasPrefix(score.Raw, "-")
+		return !strings.HasPrefix(v.Raw, "-")
 	}
-	m, okM := decimalOf(strconv.FormatFloat(t.Min, 'g', -1, 64))
+	m, okM := decimalOf(strconv.FormatFloat(min, 'g', -1, 64))
 	return !okM || compareDecimal(s, m) >= 0
+}
+
+// numAbove reports whether the number v is above max, exactly.
+func numAbove(v gjson.Result, max float64) bool {
+	if v.Num != max {
+		return v.Num > max
+	}
+	s, okS := decimalOf(v.Raw)
+	if !okS {
+		return !strings.HasPrefix(v.Raw, "-") // 0 by underflow, on the side of its sign
+	}
+	m, okM := decimalOf(strconv.FormatFloat(max, 'g', -1, 64))
+	return okM && compareDecimal(s, m) > 0
 }
 
 // compareDecimal orders two decimals by value: -1, 0 or 1.
@@ -944,7 +962,7 @@ func (r *Rule) holds(v gjson.Result) bool {
 		if v.Type != gjson.Number {
 			return false
 		}
-		if (r.Min != nil && v.Num < *r.Min) || (r.Max != nil && v.Num > *r.Max) {
+		if (r.Min != nil && !numAtLeast(v, *r.Min)) || (r.Max != nil && numAbove(v, *r.Max)) {
 			return false
 		}
 	}

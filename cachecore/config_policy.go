@@ -337,10 +337,10 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 				p.fail(sub, "must list at least one value")
 			}
 		case "min":
-			f := p.float(sub, val)
+			f := p.exactFloat(sub, val)
 			r.Min = &f
 		case "max":
-			f := p.float(sub, val)
+			f := p.exactFloat(sub, val)
 			r.Max = &f
 		case "min_items":
 			n := p.intRange(sub, val, 0, 1<<30)
@@ -485,12 +485,7 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 				p.fields(tp, tv, func(key string, val gjson.Result) bool {
 					switch key {
 					case "min":
-						t.Min, haveMin = p.float(join(tp, key), val), true
-						if short := strconv.FormatFloat(t.Min, 'g', -1, 64); val.Type == gjson.Number && !sameNumber(val.Raw, short) {
-							// A score is compared with the min as a float64
-							// writes it (Tier.atLeast): it must be that.
-							p.fail(join(tp, key), "has more digits than a float64 holds (%s is read as %s): write %s", val.Raw, short, short)
-						}
+						t.Min, haveMin = p.exactFloat(join(tp, key), val), true
 					case "ttl":
 						t.TTL, haveTTL = p.duration(join(tp, key), val, time.Second, 365*24*time.Hour), true
 					default:
@@ -553,4 +548,15 @@ func replayableHeader(name string) bool {
 func duplicateMember(v gjson.Result) bool {
 	_, err := Canonicalize([]byte(v.Raw), nil)
 	return errors.Is(err, ErrDuplicateKey)
+}
+
+// exactFloat is float for a bound a number is compared with exactly
+// (numAtLeast, numAbove): compared with the bound as a float64 writes
+// it, it must be written so.
+func (p *parser) exactFloat(path string, val gjson.Result) float64 {
+	f := p.float(path, val)
+	if short := strconv.FormatFloat(f, 'g', -1, 64); val.Type == gjson.Number && !sameNumber(val.Raw, short) {
+		p.fail(path, "has more digits than a float64 holds (%s is read as %s): write %s", val.Raw, short, short)
+	}
+	return f
 }

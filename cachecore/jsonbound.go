@@ -316,7 +316,10 @@ func reportsError(doc gjson.Result) bool {
 type duplicateMembers struct {
 	names  [][]byte // names of the open objects, innermost last
 	starts []int    // where each open object's names start in names
+	cased  []bool   // whether each open object has a name hasCase
 	dec    []byte   // decoded names with escapes
+	folded []byte   // foldName of an object's names (caseTwins)
+	fnames [][]byte // and each of them
 }
 
 // check returns ReasonDuplicateKey if any object of b repeats a name.
@@ -333,12 +336,15 @@ func (d *duplicateMembers) check(b []byte) Reason {
 	if oversize(d.dec) {
 		d.dec = nil
 	}
+	if oversize(d.folded) || oversize(d.fnames) {
+		d.folded, d.fnames = nil, nil
+	}
 	return r
 }
 
 // scan is check's one pass over b.
 func (d *duplicateMembers) scan(b []byte) Reason {
-	d.names, d.starts, d.dec = d.names[:0], d.starts[:0], d.dec[:0]
+	d.names, d.starts, d.cased, d.dec = d.names[:0], d.starts[:0], d.cased[:0], d.dec[:0]
 	for i := 0; i < len(b); i++ {
 		for i < len(b) && !scanStops[b[i]] { // numbers, literals, punctuation
 			i++
@@ -349,13 +355,14 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 		switch b[i] {
 		case '{':
 			d.starts = append(d.starts, len(d.names))
+			d.cased = append(d.cased, false)
 		case '}':
 			if len(d.starts) == 0 {
 				return ReasonMalformedJSON
 			}
-			start := d.starts[len(d.starts)-1]
-			d.starts = d.starts[:len(d.starts)-1]
-			if hasDuplicate(d.names[start:]) {
+			start, cased := d.starts[len(d.starts)-1], d.cased[len(d.cased)-1]
+			d.starts, d.cased = d.starts[:len(d.starts)-1], d.cased[:len(d.cased)-1]
+			if hasDuplicate(d.names[start:]) || cased && d.caseTwins(d.names[start:]) {
 				return ReasonDuplicateKey
 			}
 			d.names = d.names[:start]
@@ -378,6 +385,9 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 					}
 				}
 				d.names = append(d.names, name)
+				if hasCase(name) {
+					d.cased[len(d.cased)-1] = true
+				}
 			}
 			i = end
 		}
@@ -417,6 +427,26 @@ func (d *duplicateMembers) decode(q []byte) ([]byte, bool) {
 	}
 	d.dec = out
 	return out[start+1 : len(out)-1 : len(out)-1], true
+}
+
+// caseTwins says whether two of an object's names are equal but for
+// case. Go's encoding/json reads them as one member, the last winning:
+// "results" then "Results", "score" then "Score", answered a Go client
+// with a ranking or a confidence the checks never read, and were stored
+// for everyone (review Z97); the requests' rule (Canonicalizer).
+func (d *duplicateMembers) caseTwins(names [][]byte) bool {
+	d.folded, d.fnames = d.folded[:0], d.fnames[:0]
+	for _, n := range names {
+		from := len(d.folded)
+		d.folded = foldName(d.folded, n)
+		d.fnames = append(d.fnames, d.folded[from:])
+	}
+	at := 0 // sliced again: folded may have moved as it grew
+	for i, n := range d.fnames {
+		d.fnames[i] = d.folded[at : at+len(n) : at+len(n)]
+		at += len(n)
+	}
+	return hasDuplicate(d.fnames)
 }
 
 func hasDuplicate(names [][]byte) bool {

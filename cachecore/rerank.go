@@ -149,12 +149,14 @@ func documentText(d gjson.Result) (string, bool) {
 
 // soleMember returns an object's member name and how often it occurs: a
 // repeated member is read differently by different parsers, so the checks
-// insist on exactly one.
+// insist on exactly one. A name equal but for case is the member too, as
+// Go's encoding/json reads it: a lone "Document" was a document the check
+// never read (review Z97).
 func soleMember(obj gjson.Result, name string) (gjson.Result, int) {
 	var v gjson.Result
 	n := 0
 	obj.ForEach(func(k, val gjson.Result) bool {
-		if k.Str == name {
+		if k.Str == name || strings.EqualFold(k.Str, name) {
 			if n == 0 {
 				v = val
 			}
