@@ -21,13 +21,15 @@ import (
 //     "celsius to fahrenheit" ≠ "fahrenheit to celsius"; "7+5" ≠ "7*5";
 //     "-40" ≠ "40" ≠ "–40"; "1,5" (a decimal comma) ≠ "15" (= "15,000"/1000);
 //     ".5" ≠ "5" ≠ "-.5"; "0777" ≠ "777" (as written); "5!" ≠ "5";
-//     "~5" ≠ "!5" ≠ "!-5"; "15:3" ≠ "15·3", "5‰" ≠ "5‱" (signs of
-//     category Po); the same signs next to a one-letter variable ("n!",
-//     "x·y" ≠ "x:y"); "₹" ≠ "₩";
+//     "~5" ≠ "!5" ≠ "!-5" ("〜5" is "~5"); "- ~5" ≠ "~5"; "-(3 + 2)" ≠
+//     "(3 + 2)"; "15:3" ≠ "15·3", "5‰" ≠ "5‱" (signs of category Po);
+//     the same signs next to a one-letter variable ("n!", "x‰", "x·y" ≠
+//     "x:y", "x · y" ≠ "x : y"); "₹" ≠ "₩";
 //     "5′" ≠ "5″"; "Mb" ≠ "MB" (casedUnits);
 //     and so are the code operators standing as words ("==" ≠ "===",
 //     "&&" ≠ "||"), emoji or other symbol signs ("👍" ≠ "👎") and a
-//     sign alone in quotes of any kind ("`:`" ≠ "`;`", "「:」", « : »).
+//     sign alone in quotes of any kind ("`:`" ≠ "`;`", "「:」", « : »,
+//     "中的“:”").
 //   - negation: as many negations on each side ("not", "no", "never",
 //     "n't", "without", …), and no polar opposites: a word of one side
 //     that is the other's with a negating prefix or suffix ("safe" /
@@ -318,25 +320,27 @@ func tokenize(s string) []token {
 			// Z86), and so do "!-1", "~-5", "!.5" (review Z91).
 			op := string(halfWidth(r))
 			out = append(out, token{w: op, stem: op, symbol: true})
-		case r == ':' && operandAt(rs, i-1) && operandAt(rs, i+1):
+		case r == ':' && (operandAt(rs, i-1) && operandAt(rs, i+1) || betweenVariables(rs, i)):
 			// A colon between digits is a ratio, a division ("15:3" is 5 in
 			// German) or a time, not a sentence's (review Z86); so is one
-			// between variables: "x:y" (review Z91).
+			// between variables: "x:y" (review Z91), "x : y" (review Z96).
 			out = append(out, token{w: ":", stem: ":", symbol: true})
 		case r > unicode.MaxASCII && unicode.Is(unicode.Po, r) && !prosePunct(r) &&
-			(digitAfter(rs, i) || digitBefore(rs, i) || variableAt(rs, i-1) && variableAt(rs, i+1)):
+			(digitAfter(rs, i) || digitBefore(rs, i) || variableAt(rs, i-1) && (i+1 == len(rs) || !unicode.IsLetter(rs[i+1]) || variableAt(rs, i+1)) ||
+				betweenVariables(rs, i)):
 			// A sign of category Po next to a digit: full-width "＊" and
 			// "／" as a CJK keyboard types them, "‰" ≠ "‱", the
 			// multiplication dot "·", "§"; not a sentence's punctuation
 			// ("5。", "5…") (review Z86). Between variables too: "x·y"
-			// is a product (review Z91).
+			// is a product (review Z91), and so is "x · y"; "x‰" ends
+			// its operand as "5‰" does (review Z96).
 			op := operator(r)
 			out = append(out, token{w: op, stem: op, symbol: true})
-		case (r == '−' || unicode.Is(unicode.Pd, r)) && i+1 < len(rs) &&
-			(rs[i+1] == '.' && numberAt(rs, i+1) || unaryRun(rs, i+1, &unaryTo, &unaryDigit)):
+		case minus(r) && minusBeforeNumber(rs, i, &unaryTo, &unaryDigit):
 			// A minus before a decimal point or before a "!" or "~" that
 			// a number follows is next to no digit, yet "-.5" is not
-			// ".5" and "-~5" (6) is not "~5" (-6) (review Z91).
+			// ".5" and "-~5" (6) is not "~5" (-6) (review Z91); nor is
+			// "- ~5" "~5", or "-(3 + 2)" "(3 + 2)" (review Z96).
 			out = append(out, token{w: "-", stem: "-", symbol: true})
 		case (strings.ContainsRune("+−*×/÷^=<>", r) || unicode.Is(unicode.Pd, r)) && (digitAfter(rs, i) || digitBefore(rs, i)) &&
 			!(unicode.Is(unicode.Pd, r) && i > 0 && unicode.IsLetter(rs[i-1])): // a name's hyphen: COVID-19, GPT-4
@@ -422,10 +426,26 @@ func unaryRun(rs []rune, i int, to *int, digit *bool) bool {
 	return *digit
 }
 
+// minusBeforeNumber reports a minus at rs[i] before a decimal point or a
+// run of "!" and "~" that opens a number, past spaces ("-.5", "- ~5",
+// "- !!5"), or right before a bracket that opens a number, a unary sign
+// or a variable ("-(3 + 2)", "-(~5)", "-(x + 1)") (reviews Z91, Z96). The
+// spaces are read once: each run follows one minus.
+func minusBeforeNumber(rs []rune, i int, to *int, digit *bool) bool {
+	k := i + 1
+	for k < len(rs) && rs[k] == ' ' {
+		k++
+	}
+	if k < len(rs) && rs[k] == '.' && numberAt(rs, k) || unaryRun(rs, k, to, digit) {
+		return true
+	}
+	return k == i+1 && k < len(rs) && rs[k] == '(' && (numberAt(rs, k+1) || variableAt(rs, k+1) || unaryRun(rs, k+1, to, digit))
+}
+
 // numberAt reports a number starting at rs[j], perhaps after a sign and a
 // decimal point: "5", "-1", ".5", "-.5".
 func numberAt(rs []rune, j int) bool {
-	if j < len(rs) && (rs[j] == '+' || rs[j] == '−' || unicode.Is(unicode.Pd, rs[j])) {
+	if j < len(rs) && (rs[j] == '+' || minus(rs[j])) {
 		j++
 	}
 	if j < len(rs) && rs[j] == '.' {
@@ -435,12 +455,24 @@ func numberAt(rs []rune, j int) bool {
 }
 
 // halfWidth reads the full-width "！" and "～" a CJK keyboard types as
-// "!" and "~": "5！" is a factorial, "～5" a complement (review Z91).
+// "!" and "~": "5！" is a factorial, "～5" a complement (review Z91). So
+// are the wave dashes "〜" and "〰": "〜" is the tilde a Japanese IME on
+// macOS types, a dash (Pd) by category only (review Z96).
 func halfWidth(r rune) rune {
-	if r == '！' || r == '～' {
+	switch r {
+	case '！', '～':
 		return r - ('！' - '!')
+	case '〜', '〰':
+		return '~'
 	}
 	return r
+}
+
+// minus reports a minus sign or a dash typed for one before a number:
+// not a wave dash, which is a tilde ("〜5" is "~5", not "-5": halfWidth,
+// operator; review Z96).
+func minus(r rune) bool {
+	return r == '−' || unicode.Is(unicode.Pd, r) && halfWidth(r) == r
 }
 
 // variableAt reports a one-letter word at rs[j], a variable of a formula:
@@ -448,6 +480,13 @@ func halfWidth(r rune) rune {
 func variableAt(rs []rune, j int) bool {
 	word := func(k int) bool { return k >= 0 && k < len(rs) && (unicode.IsLetter(rs[k]) || unicode.IsNumber(rs[k])) }
 	return j >= 0 && j < len(rs) && unicode.IsLetter(rs[j]) && !word(j-1) && !word(j+1)
+}
+
+// betweenVariables reports a sign between variables spaced as a formula
+// is typed, one space on each side: "x · y", "a : b" (review Z96). A
+// sign with a space after it only, as prose writes "Plan A: b", is not.
+func betweenVariables(rs []rune, i int) bool {
+	return i >= 2 && i+2 < len(rs) && rs[i-1] == ' ' && rs[i+1] == ' ' && variableAt(rs, i-2) && variableAt(rs, i+2)
 }
 
 // operandAt reports a digit or a variable at rs[j].
@@ -477,7 +516,8 @@ func prosePunct(r rune) bool {
 // opening one after a space, a bracket or the turn's start: "the `:`
 // operator", "escape '.'"; not the comma of "\"a\",\"b\"". A CJK
 // opening bracket opens wherever it stands ("Pythonの「:」"), and French
-// guillemets have spaces inside: « : » (review Z91).
+// guillemets have spaces inside: « : » (review Z91); an opening curly
+// quote opens after a CJK word too: "Python中的“:”" (review Z96).
 func quotedAlone(rs []rune, i int) bool {
 	if strings.ContainsRune("\"'`“”‘’«»", rs[i]) { // a run of quotes ("\"\"\"") quotes no sign
 		return false
@@ -488,7 +528,11 @@ func quotedAlone(rs []rune, i int) bool {
 	if i == 0 || i+1 == len(rs) || !quoteMark(rs[i-1]) || !quoteMark(rs[i+1]) {
 		return false
 	}
-	return i == 1 || unicode.IsSpace(rs[i-2]) || rs[i-2] == '(' || rs[i-1] == '「' || rs[i-1] == '『'
+	return i == 1 || unicode.IsSpace(rs[i-2]) || rs[i-2] == '(' || rs[i-1] == '「' || rs[i-1] == '『' ||
+		// Chinese and Japanese put no space before their curly quotes:
+		// "Python中的“:”" (review Z96). An opening mark only, so the
+		// "、" of "“苹果”、“香蕉”" stays a list's.
+		strings.ContainsRune("“‘", rs[i-1]) && strings.ContainsRune("”’", rs[i+1]) && unicode.In(rs[i-2], unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
 }
 
 // quoteMark reports a backtick or any quotation mark: German „…“ and
@@ -641,6 +685,8 @@ func operator(r rune) string {
 		return "/"
 	case '−':
 		return "-"
+	case '〜', '〰': // a wave dash is a tilde: "5 〜 10" is "5 ~ 10" (review Z96)
+		return "~"
 	}
 	if r >= '！' && r <= '～' { // a full-width form is its ASCII sign: "＊" is "*" (review Z86)
 		r -= '！' - '!'

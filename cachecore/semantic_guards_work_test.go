@@ -49,7 +49,10 @@ func TestGuardsWorkIsLinearInTheTurn(t *testing.T) {
 // A run of "!" or "~" is read once for the digit that may follow it
 // (review Z86: "!!0", "~5" are signs): a 16 KiB run that no digit ends
 // costs no more than as many plain words. So is one in full width, or
-// after a minus that reads it for a number (review Z91: "5！", "-~5").
+// after a minus that reads it for a number (review Z91: "5！", "-~5"),
+// past spaces or a bracket (review Z96: "- ~5", "-(~5"; each run of
+// spaces is skipped once, by the one minus before it), a wave dash read as
+// "~" and signs between spaced variables ("〜5", "x · y").
 func TestGuardsWorkIsLinearInARunOfSigns(t *testing.T) {
 	const n = 16 << 10
 	g := &Guards{Numbers: true, Negation: true, Entities: true}
@@ -65,7 +68,7 @@ func TestGuardsWorkIsLinearInARunOfSigns(t *testing.T) {
 		return d
 	}
 	plain := best(strings.Repeat("x ", n/2))
-	for _, run := range []string{"!", "~", "!~", "！～", "-~", "-!-~"} {
+	for _, run := range []string{"!", "~", "!~", "！～", "-~", "-!-~", "- ", "- ~", "-(", "-(~", "〜", "-〜", "x · ", "x : ", "x‰"} {
 		s := "a" + strings.Repeat(run, n/len(run)) + "a"
 		if got := best(s); got > 4*plain {
 			t.Errorf("a run of %q: %v for a turn of %d bytes, over 4 × %v (as many plain words)", run, got, n, plain)
