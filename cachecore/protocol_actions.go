@@ -59,6 +59,9 @@ const (
 	ActReplaceResponse
 	// ActResumeResponse: let the held response go on.
 	ActResumeResponse
+	// ActDropResponseBody: empty the held response's body buffer (an
+	// answer that will be replaced whole, read no further).
+	ActDropResponseBody
 	// ActInternal: count an internal error.
 	ActInternal
 	// ActReplaceBody: replace the held response's body with Body (and its

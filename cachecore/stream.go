@@ -754,9 +754,20 @@ func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdic
 			return Continue, s.pass(s.out[:0], acts)
 		}
 		s.respSize = bodySize
+		if s.fl.Refetches() {
+			// Replaced whole at its end, unread: what came so far is
+			// dropped as it comes. Held, a rewritten batch's answer
+			// larger than the size a cached vector foretold (a rollout
+			// to wider vectors) met the proxy's buffer limit, a 500
+			// (review Z95).
+			s.respSize = 0
+			return Pause, append(s.out[:0], Action{Kind: ActDropResponseBody})
+		}
 		return Pause, nil
 	case s.fl.Refetches():
-		return s.complete(s.out[:0], nil) // replaced unread
+		// Replaced unread; held meanwhile, while the whole batch is asked
+		// for again, its last chunk is dropped too.
+		return s.complete(append(s.out[:0], Action{Kind: ActDropResponseBody}), nil)
 	}
 	body, err := rd.ResponseBody(bodySize)
 	if err != nil {

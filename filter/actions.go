@@ -47,6 +47,8 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		_ = proxywasm.SetProperty([]string{a.Name}, a.Body)
 	case cachecore.ActResumeResponse:
 		_ = proxywasm.ResumeHttpResponse()
+	case cachecore.ActDropResponseBody:
+		_ = proxywasm.ReplaceHttpResponseBody([]byte{})
 	case cachecore.ActLog:
 		switch a.Level {
 		case cachecore.LogWarn:
