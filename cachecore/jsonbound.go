@@ -316,7 +316,8 @@ func reportsError(doc gjson.Result) bool {
 type duplicateMembers struct {
 	names  [][]byte // names of the open objects, innermost last
 	starts []int    // where each open object's names start in names
-	cased  []bool   // whether each open object has a name hasCase
+	cased  []int8   // each open object: 1 a name hasCase, -1 a token map (caseTwins skipped)
+	opener [][]byte // the member name each open object's value began under
 	dec    []byte   // decoded names with escapes
 	folded []byte   // foldName of an object's names (caseTwins)
 	fnames [][]byte // and each of them
@@ -333,6 +334,11 @@ func (d *duplicateMembers) check(b []byte) Reason {
 	} else {
 		clear(d.names[:cap(d.names)])
 	}
+	if oversize(d.opener) {
+		d.opener = nil
+	} else {
+		clear(d.opener[:cap(d.opener)])
+	}
 	if oversize(d.dec) {
 		d.dec = nil
 	}
@@ -344,7 +350,8 @@ func (d *duplicateMembers) check(b []byte) Reason {
 
 // scan is check's one pass over b.
 func (d *duplicateMembers) scan(b []byte) Reason {
-	d.names, d.starts, d.cased, d.dec = d.names[:0], d.starts[:0], d.cased[:0], d.dec[:0]
+	d.names, d.starts, d.cased, d.opener, d.dec = d.names[:0], d.starts[:0], d.cased[:0], d.opener[:0], d.dec[:0]
+	var last []byte // the last member name read: the one an object opens under
 	for i := 0; i < len(b); i++ {
 		for i < len(b) && !scanStops[b[i]] { // numbers, literals, punctuation
 			i++
@@ -355,14 +362,24 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 		switch b[i] {
 		case '{':
 			d.starts = append(d.starts, len(d.names))
-			d.cased = append(d.cased, false)
+			// The legacy completions' top_logprobs are maps of tokens,
+			// " Yes" and " yes" among them, which every client reads as
+			// maps, exactly: no member is read there (review Z99).
+			state := int8(0)
+			if string(last) == "top_logprobs" {
+				state = -1
+			}
+			d.cased = append(d.cased, state)
+			d.opener = append(d.opener, last)
 		case '}':
 			if len(d.starts) == 0 {
 				return ReasonMalformedJSON
 			}
-			start, cased := d.starts[len(d.starts)-1], d.cased[len(d.cased)-1]
-			d.starts, d.cased = d.starts[:len(d.starts)-1], d.cased[:len(d.cased)-1]
-			if hasDuplicate(d.names[start:]) || cased && d.caseTwins(d.names[start:]) {
+			n := len(d.starts) - 1
+			start, cased := d.starts[n], d.cased[n]
+			last = d.opener[n] // a sibling in the same array opens under it too
+			d.starts, d.cased, d.opener = d.starts[:n], d.cased[:n], d.opener[:n]
+			if hasDuplicate(d.names[start:]) || cased == 1 && d.caseTwins(d.names[start:]) {
 				return ReasonDuplicateKey
 			}
 			d.names = d.names[:start]
@@ -384,9 +401,9 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 						return ReasonMalformedJSON
 					}
 				}
-				d.names = append(d.names, name)
-				if hasCase(name) {
-					d.cased[len(d.cased)-1] = true
+				d.names, last = append(d.names, name), name
+				if c := &d.cased[len(d.cased)-1]; *c == 0 && hasCase(name) {
+					*c = 1
 				}
 			}
 			i = end
