@@ -62,6 +62,11 @@ const (
 	// ActDropResponseBody: empty the held response's body buffer (an
 	// answer that will be replaced whole, read no further).
 	ActDropResponseBody
+	// ActSendReplacement is ActReplaceResponse for a body larger than the
+	// proxy's buffer is known to hold (max_entry_bytes): sent as a local
+	// reply in place of the held response, which never enters the buffer
+	// (replaced in place if the host refuses the reply).
+	ActSendReplacement
 	// ActInternal: count an internal error.
 	ActInternal
 	// ActReplaceBody: replace the held response's body with Body (and its

@@ -82,7 +82,13 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 			status, hs, body = res.Status, passedHeaders(res.Headers), res.Body
 		}
 		f.Refetched(reason, status)
-		return []Action{{Kind: ActReplaceResponse, Status: status, Headers: hs, Body: body, Message: f.CacheStatusHeader(nil)},
+		kind := ActReplaceResponse
+		if len(body) > req.Route.MaxEntryBytes {
+			// Put in the held response's buffer, a whole batch larger than
+			// Envoy's buffer limit was its 500 (review Z100).
+			kind = ActSendReplacement
+		}
+		return []Action{{Kind: kind, Status: status, Headers: hs, Body: body, Message: f.CacheStatusHeader(nil)},
 			{Kind: ActResumeResponse}}
 	}
 	f.refetching = true

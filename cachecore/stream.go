@@ -835,7 +835,7 @@ func (s *Stream) recordLate(bodySize int, endOfStream bool, rd Reader) []Action 
 	out := s.out[:0]
 	for _, a := range s.apply(acts) {
 		switch a.Kind {
-		case ActSetHeader, ActReplaceBody, ActReplaceResponse, ActResumeResponse, ActSetProperty:
+		case ActSetHeader, ActReplaceBody, ActReplaceResponse, ActSendReplacement, ActResumeResponse, ActSetProperty:
 		default:
 			out = append(out, a)
 		}

@@ -39,6 +39,11 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 		p.stats.route(a.Route).refusal(a.Reason, a.Status)
 	case cachecore.ActReplaceResponse:
 		replaceResponse(a)
+	case cachecore.ActSendReplacement:
+		hs := append(a.Headers[:len(a.Headers):len(a.Headers)], [2]string{"cache-status", string(a.Message)})
+		if proxywasm.SendHttpResponse(uint32(a.Status), hs, a.Body, -1) != nil {
+			replaceResponse(a)
+		}
 	case cachecore.ActRemoveRequestHeader:
 		_ = proxywasm.RemoveHttpRequestHeader(a.Name)
 	case cachecore.ActRemoveResponseHeader:
