@@ -248,6 +248,7 @@ func (c *Cache) admitContent(req *Request, headers [][2]string, body []byte) Adm
 		if reason := checkJSON(body); reason != ReasonNone {
 			return Admission{Reason: reason}
 		}
+		c.dups.tokenMaps = req.Route.Kind == KindCompletions
 		if reason := c.dups.check(body); reason != ReasonNone {
 			return Admission{Reason: reason}
 		}

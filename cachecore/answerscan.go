@@ -247,6 +247,7 @@ func (c *Cache) scanOtherValue(body []byte, i, depth int) (int, bool) {
 	for end > i && isJSONSpace(body[end-1]) {
 		end--
 	}
+	c.dups.tokenMaps = false
 	if (body[i] == '{' || body[i] == '[') && c.dups.check(body[i:end]) != ReasonNone {
 		return i, false
 	}

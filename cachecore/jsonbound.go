@@ -316,11 +316,14 @@ func reportsError(doc gjson.Result) bool {
 type duplicateMembers struct {
 	names  [][]byte // names of the open objects, innermost last
 	starts []int    // where each open object's names start in names
-	cased  []int8   // each open object: 1 a name hasCase, -1 a token map (caseTwins skipped)
+	cased  []int8   // each open object: caseBit, tokenMapBit
 	opener [][]byte // the member name each open object's value began under
-	dec    []byte   // decoded names with escapes
-	folded []byte   // foldName of an object's names (caseTwins)
-	fnames [][]byte // and each of them
+	// tokenMaps: the answer is a completions route's, whose top_logprobs
+	// are maps of tokens (set by the caller before check).
+	tokenMaps bool
+	dec       []byte   // decoded names with escapes
+	folded    []byte   // foldName of an object's names (caseTwins)
+	fnames    [][]byte // and each of them
 }
 
 // check returns ReasonDuplicateKey if any object of b repeats a name.
@@ -362,12 +365,19 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 		switch b[i] {
 		case '{':
 			d.starts = append(d.starts, len(d.names))
-			// The legacy completions' top_logprobs are maps of tokens,
-			// " Yes" and " yes" among them, which every client reads as
-			// maps, exactly: no member is read there (review Z99).
+			// The legacy completions' top_logprobs are maps of tokens to
+			// numbers, " Yes" and " yes" among them, which every client
+			// reads as maps, exactly: no member is read there (review
+			// Z99). Only such a map: an object under top_logprobs that
+			// holds a string or an object (chat's {token, logprob}, which
+			// a typed client reads into fields) is checked, and only on a
+			// completions route (review Z102).
 			state := int8(0)
-			if string(last) == "top_logprobs" {
-				state = -1
+			if d.tokenMaps && string(last) == "top_logprobs" {
+				state = tokenMapBit
+			}
+			if n := len(d.cased); n > 0 {
+				d.cased[n-1] &^= tokenMapBit
 			}
 			d.cased = append(d.cased, state)
 			d.opener = append(d.opener, last)
@@ -379,7 +389,7 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 			start, cased := d.starts[n], d.cased[n]
 			last = d.opener[n] // a sibling in the same array opens under it too
 			d.starts, d.cased, d.opener = d.starts[:n], d.cased[:n], d.opener[:n]
-			if hasDuplicate(d.names[start:]) || cased == 1 && d.caseTwins(d.names[start:]) {
+			if hasDuplicate(d.names[start:]) || cased == caseBit && d.caseTwins(d.names[start:]) {
 				return ReasonDuplicateKey
 			}
 			d.names = d.names[:start]
@@ -402,15 +412,23 @@ func (d *duplicateMembers) scan(b []byte) Reason {
 					}
 				}
 				d.names, last = append(d.names, name), name
-				if c := &d.cased[len(d.cased)-1]; *c == 0 && hasCase(name) {
-					*c = 1
+				if c := &d.cased[len(d.cased)-1]; *c&caseBit == 0 && hasCase(name) {
+					*c |= caseBit
 				}
+			} else if n := len(d.cased); n > 0 {
+				d.cased[n-1] &^= tokenMapBit // a string value: no token map
 			}
 			i = end
 		}
 	}
 	return ReasonNone
 }
+
+// duplicateMembers.cased bits of an open object.
+const (
+	caseBit     int8 = 1 // a name hasCase
+	tokenMapBit int8 = 2 // under top_logprobs, no string or object in it yet
+)
 
 // scanStops are the bytes duplicateMembers stops at.
 var scanStops = [256]bool{'{': true, '}': true, '"': true}

@@ -195,7 +195,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	var choices []*choice
 	calls := 0 // tool calls over all choices
 	var id, model, object, fingerprint, usage string
-	var dups duplicateMembers
+	dups := duplicateMembers{tokenMaps: kind == KindCompletions}
 	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
 		if ev.Event == "error" {
 			s.ErrorEvent = true // whatever its data says
