@@ -38,11 +38,11 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	case cachecore.ActRefused:
 		p.stats.route(a.Route).refusal(a.Reason, a.Status)
 	case cachecore.ActReplaceResponse:
-		replaceResponse(a)
+		p.replaceOrBreak(a)
 	case cachecore.ActSendReplacement:
 		hs := append(a.Headers[:len(a.Headers):len(a.Headers)], [2]string{"cache-status", string(a.Message)})
 		if proxywasm.SendHttpResponse(uint32(a.Status), hs, a.Body, -1) != nil {
-			replaceResponse(a)
+			p.replaceOrBreak(a)
 		}
 	case cachecore.ActRemoveRequestHeader:
 		_ = proxywasm.RemoveHttpRequestHeader(a.Name)
@@ -70,12 +70,35 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 }
 
 // replaceResponse replaces the held response whole (ActReplaceResponse):
-// none of the held headers describes the answer that takes its place.
-func replaceResponse(a *cachecore.Action) {
+// none of the held headers describes the answer that takes its place. It
+// reports whether the body could be written.
+func replaceResponse(a *cachecore.Action) bool {
 	replaceHeaders(a.Status, a.Headers)
-	_ = proxywasm.ReplaceHttpResponseBody(a.Body)
+	if proxywasm.ReplaceHttpResponseBody(a.Body) != nil {
+		return false
+	}
 	_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
 	_ = proxywasm.ReplaceHttpResponseHeader("cache-status", string(a.Message))
+	return true
+}
+
+// replaceOrBreak is replaceResponse for a batch asked for again whole,
+// whose held answer was dropped as it came: a body the host refuses to
+// write left the client an empty 200 (review Z102). It gets the batch's
+// 502, as a merge the host refuses does (stream.replaceBody), counted as
+// an internal fault.
+//
+//go:noinline
+func (p *plugin) replaceOrBreak(a *cachecore.Action) {
+	if replaceResponse(a) {
+		return
+	}
+	p.stats.internal.Increment(1)
+	status, hs, body := p.cache.BrokenBatchAnswer()
+	if proxywasm.SendHttpResponse(uint32(status), hs, body, -1) != nil {
+		replaceHeaders(status, hs)
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", "0")
+	}
 }
 
 // replaceHeaders puts status and hs in place of the held response's
