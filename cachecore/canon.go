@@ -81,8 +81,7 @@ type Canonicalizer struct {
 	scratch []byte
 	members []member
 	keyBuf  []byte
-	folded  []byte   // caseTwins' folded names
-	foldAt  [][2]int // and where each is in folded
+	fold    foldScratch // caseTwins' folded names
 
 	keyCompares int // work done sorting members (tests bound it)
 
@@ -364,26 +363,45 @@ func (s *Selection) readButForCase(name []byte, dropped bool) bool {
 }
 
 // caseTwins says whether two of an object's members have names equal but
-// for case: each name folded (foldName), sorted, compared with the next,
-// O(n log n).
+// for case.
 func (c *Canonicalizer) caseTwins(ms []member) bool {
-	c.folded = c.folded[:0]
-	c.foldAt = c.foldAt[:0]
+	c.fold.reset()
 	for _, m := range ms {
-		from := len(c.folded)
-		c.folded = foldName(c.folded, c.unquotedKey(m.start, m.keyEnd))
-		c.foldAt = append(c.foldAt, [2]int{from, len(c.folded)})
+		c.fold.add(c.unquotedKey(m.start, m.keyEnd))
 	}
-	name := func(i [2]int) []byte { return c.folded[i[0]:i[1]] }
-	slices.SortFunc(c.foldAt, func(a, b [2]int) int { return bytes.Compare(name(a), name(b)) })
+	return c.fold.twins()
+}
+
+// foldScratch finds names equal but for case among those added since its
+// reset: each folded (foldName), sorted, compared with the next, O(n log
+// n). The canonicaliser's objects and the answers' duplicate check share
+// it.
+type foldScratch struct {
+	folded []byte
+	at     [][2]int // where each name is in folded
+}
+
+func (f *foldScratch) reset() { f.folded, f.at = f.folded[:0], f.at[:0] }
+
+func (f *foldScratch) add(name []byte) {
+	from := len(f.folded)
+	f.folded = foldName(f.folded, name)
+	f.at = append(f.at, [2]int{from, len(f.folded)})
+}
+
+// twins says whether two names added are equal but for case. Its buffers
+// are kept for the next object only while small, as Canonicalizer.done
+// keeps the other scratch: a large object sized them for good (review
+// Z93).
+func (f *foldScratch) twins() bool {
+	name := func(i [2]int) []byte { return f.folded[i[0]:i[1]] }
+	slices.SortFunc(f.at, func(a, b [2]int) int { return bytes.Compare(name(a), name(b)) })
 	twins := false
-	for i := 1; i < len(c.foldAt) && !twins; i++ {
-		twins = bytes.Equal(name(c.foldAt[i-1]), name(c.foldAt[i]))
+	for i := 1; i < len(f.at) && !twins; i++ {
+		twins = bytes.Equal(name(f.at[i-1]), name(f.at[i]))
 	}
-	// Kept for the next object only while small, as done keeps the
-	// other scratch: a large object sized them for good (review Z93).
-	if oversize(c.folded) || oversize(c.foldAt) {
-		c.folded, c.foldAt = nil, nil
+	if oversize(f.folded) || oversize(f.at) {
+		f.folded, f.at = nil, nil
 	}
 	return twins
 }

@@ -10,8 +10,8 @@ import (
 // among the per-VM buffers of up to 32 KiB each, and
 // TestVMBuffersKeepNoLargeRequest holds its scratch, digits and member
 // list to it. The case-twin check added by reviews Z87/Z89 folds every
-// member name of an object that has one cased name into c.canon.folded and
-// lists each in c.canon.foldAt: neither is let go by Canonicalizer.done,
+// member name of an object that has one cased name into c.canon.fold.folded and
+// lists each in c.canon.fold.at: neither is let go by Canonicalizer.done,
 // so one request of many members, one of them cased ("Meta"), sizes them
 // for good.
 func TestCanonFoldScratchKeepsNoLargeRequest(t *testing.T) {
@@ -29,11 +29,11 @@ func TestCanonFoldScratchKeepsNoLargeRequest(t *testing.T) {
 		t.Fatalf("the large request was not a miss: bypassed %v (%s)", req.Bypassed(), req.Reason)
 	}
 	c := e.cache
-	if n := cap(c.canon.folded); n > maxSpareBuffer {
+	if n := cap(c.canon.fold.folded); n > maxSpareBuffer {
 		t.Errorf("the canonicaliser's folded names keep %d bytes after a request of %d, over %d", n, len(body), maxSpareBuffer)
 	}
 	// An entry of foldAt is two ints: 16 bytes.
-	if n := cap(c.canon.foldAt); n > maxSpareBuffer/16 {
+	if n := cap(c.canon.fold.at); n > maxSpareBuffer/16 {
 		t.Errorf("the canonicaliser keeps room for %d folded names (%d bytes), over %d", n, n*16, maxSpareBuffer/16)
 	}
 }
@@ -55,7 +55,7 @@ func TestCanonFoldScratchAtDefaultRequestLimit(t *testing.T) {
 		t.Fatalf("the request was not a miss: bypassed %v (%s)", req.Bypassed(), req.Reason)
 	}
 	c := e.cache
-	if n := cap(c.canon.foldAt) * 16; n > maxSpareBuffer {
+	if n := cap(c.canon.fold.at) * 16; n > maxSpareBuffer {
 		t.Errorf("the canonicaliser's fold list keeps %d bytes after a request of %d, over %d", n, len(body), maxSpareBuffer)
 	}
 }

@@ -321,9 +321,8 @@ type duplicateMembers struct {
 	// tokenMaps: the answer is a completions route's, whose top_logprobs
 	// are maps of tokens (set by the caller before check).
 	tokenMaps bool
-	dec       []byte   // decoded names with escapes
-	folded    []byte   // foldName of an object's names (caseTwins)
-	fnames    [][]byte // and each of them
+	dec       []byte      // decoded names with escapes
+	fold      foldScratch // an object's names folded (caseTwins)
 }
 
 // check returns ReasonDuplicateKey if any object of b repeats a name.
@@ -344,9 +343,6 @@ func (d *duplicateMembers) check(b []byte) Reason {
 	}
 	if oversize(d.dec) {
 		d.dec = nil
-	}
-	if oversize(d.folded) || oversize(d.fnames) {
-		d.folded, d.fnames = nil, nil
 	}
 	return r
 }
@@ -470,18 +466,11 @@ func (d *duplicateMembers) decode(q []byte) ([]byte, bool) {
 // with a ranking or a confidence the checks never read, and were stored
 // for everyone (review Z97); the requests' rule (Canonicalizer).
 func (d *duplicateMembers) caseTwins(names [][]byte) bool {
-	d.folded, d.fnames = d.folded[:0], d.fnames[:0]
+	d.fold.reset()
 	for _, n := range names {
-		from := len(d.folded)
-		d.folded = foldName(d.folded, n)
-		d.fnames = append(d.fnames, d.folded[from:])
+		d.fold.add(n)
 	}
-	at := 0 // sliced again: folded may have moved as it grew
-	for i, n := range d.fnames {
-		d.fnames[i] = d.folded[at : at+len(n) : at+len(n)]
-		at += len(n)
-	}
-	return hasDuplicate(d.fnames)
+	return d.fold.twins()
 }
 
 func hasDuplicate(names [][]byte) bool {
