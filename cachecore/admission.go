@@ -743,29 +743,34 @@ func (t *Tier) atLeast(score gjson.Result) bool { return numAtLeast(score, t.Min
 // numAtLeast reports whether the number v is at least min, exactly (as
 // Tier.atLeast says); a validation rule's min and max are compared so too
 // (review Z97: 0.59999999999999999999 passed a min of 0.6).
-func numAtLeast(v gjson.Result, min float64) bool {
-	if v.Num != min {
-		return v.Num > min
-	}
-	s, okS := decimalOf(v.Raw)
-	if !okS {
-		return !strings.HasPrefix(v.Raw, "-")
-	}
-	m, okM := decimalOf(strconv.FormatFloat(min, 'g', -1, 64))
-	return !okM || compareDecimal(s, m) >= 0
-}
+func numAtLeast(v gjson.Result, min float64) bool { return compareExact(v, min) >= 0 }
 
 // numAbove reports whether the number v is above max, exactly.
-func numAbove(v gjson.Result, max float64) bool {
-	if v.Num != max {
-		return v.Num > max
+func numAbove(v gjson.Result, max float64) bool { return compareExact(v, max) > 0 }
+
+// compareExact orders the number v against the bound b (-1, 0 or 1): by
+// their float64s where they differ, else by v's digits against b's
+// shortest decimal. A v too small to reason about is 0 by underflow, on
+// the side of its sign.
+func compareExact(v gjson.Result, b float64) int {
+	if v.Num != b {
+		if v.Num > b {
+			return 1
+		}
+		return -1
 	}
 	s, okS := decimalOf(v.Raw)
 	if !okS {
-		return !strings.HasPrefix(v.Raw, "-") // 0 by underflow, on the side of its sign
+		if strings.HasPrefix(v.Raw, "-") {
+			return -1
+		}
+		return 1
 	}
-	m, okM := decimalOf(strconv.FormatFloat(max, 'g', -1, 64))
-	return okM && compareDecimal(s, m) > 0
+	m, okM := decimalOf(strconv.FormatFloat(b, 'g', -1, 64))
+	if !okM {
+		return 0
+	}
+	return compareDecimal(s, m)
 }
 
 // compareDecimal orders two decimals by value: -1, 0 or 1.
