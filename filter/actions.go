@@ -90,15 +90,23 @@ func replaceResponse(a *cachecore.Action) bool {
 //
 //go:noinline
 func (p *plugin) replaceOrBreak(a *cachecore.Action) {
-	if replaceResponse(a) {
-		return
+	if !replaceResponse(a) && !p.sendBrokenBatch() {
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", "0") // its body was dropped
 	}
+}
+
+// sendBrokenBatch answers a batch whose answer the host would not write
+// with the batch's 502 (a local reply; its status and headers in place of
+// the held ones if the host refuses that too), counted as an internal
+// fault. It reports whether the local reply was sent.
+func (p *plugin) sendBrokenBatch() bool {
 	p.stats.internal.Increment(1)
 	status, hs, body := p.cache.BrokenBatchAnswer()
 	if proxywasm.SendHttpResponse(uint32(status), hs, body, -1) != nil {
 		replaceHeaders(status, hs)
-		_ = proxywasm.ReplaceHttpResponseHeader("content-length", "0")
+		return false
 	}
+	return true
 }
 
 // replaceHeaders puts status and hs in place of the held response's

@@ -610,12 +610,8 @@ func (s *stream) replaceBody(a *cachecore.Action) bool {
 		}
 		return true
 	}
-	s.p.stats.internal.Increment(1)
 	s.x.MergeFailed()
-	status, hs, body := s.p.cache.BrokenBatchAnswer()
-	if proxywasm.SendHttpResponse(uint32(status), hs, body, -1) != nil {
-		replaceHeaders(status, hs)
-	}
+	s.p.sendBrokenBatch()
 	return false
 }
 
