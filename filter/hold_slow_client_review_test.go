@@ -91,17 +91,7 @@ func TestSlowBodyClientDoesNotSwitchOffHoldingForEveryTenant(t *testing.T) {
 func TestHoldGivenUpIsProbedAgain(t *testing.T) {
 	cfg := strings.Replace(coalesceConfig, `"upstream_cluster": "model",`, `"upstream_cluster": "model", "header_hold": "hold",`, 1)
 	hs := newHarness(t, cfg, withWorkers(1)) // the proxy holds
-	for i := 0; i < cachecore.HoldStallsToGiveUp; i++ {
-		req := chatRequest("timed " + string(rune('a'+i)))
-		body := req.Body
-		req.Streaming = true
-		ex := hs.h.StartExchange(0, req)
-		hs.h.Drain()
-		hs.h.AdvanceAndTick(cachecore.HoldGrace + 50*time.Millisecond)
-		hs.h.Drain()
-		ex.SendBody(body, true) // just after it was let go
-		hs.h.Drain()
-	}
+	timedStalls(hs, "timed")
 	if hs.counter("modelcache.hold_unsupported") != 1 {
 		t.Fatalf("setup: hold_unsupported %d after 3 bodies timed to come just after their let-go", hs.counter("modelcache.hold_unsupported"))
 	}
@@ -123,18 +113,24 @@ func TestHoldGivenUpIsProbedAgain(t *testing.T) {
 			cs, hs.counter("modelcache.hold_unsupported"))
 	}
 	// Proven for good: stalls no longer count.
+	timedStalls(hs, "timed again")
+	if cs := ask(); !strings.Contains(cs, "hit") {
+		t.Fatalf("after a body was seen while held, 3 more timed stalls: %q", cs)
+	}
+}
+
+// timedStalls holds back HoldStallsToGiveUp requests' bodies past the
+// hold grace and sends each just after it was let go.
+func timedStalls(hs *harness, prefix string) {
 	for i := 0; i < cachecore.HoldStallsToGiveUp; i++ {
-		req := chatRequest("timed again " + string(rune('a'+i)))
+		req := chatRequest(prefix + " " + string(rune('a'+i)))
 		body := req.Body
 		req.Streaming = true
 		ex := hs.h.StartExchange(0, req)
 		hs.h.Drain()
 		hs.h.AdvanceAndTick(cachecore.HoldGrace + 50*time.Millisecond)
 		hs.h.Drain()
-		ex.SendBody(body, true)
+		ex.SendBody(body, true) // just after it was let go
 		hs.h.Drain()
-	}
-	if cs := ask(); !strings.Contains(cs, "hit") {
-		t.Fatalf("after a body was seen while held, 3 more timed stalls: %q", cs)
 	}
 }
