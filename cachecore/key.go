@@ -517,7 +517,12 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 		return
 	}
 	if !k.plainModel { // a nested model path needs gjson
-		req.Model = gjson.GetBytes(body, req.Route.ModelPath).String()
+		m := gjson.GetBytes(body, req.Route.ModelPath)
+		if !m.Exists() && modelButForCase(body, req.Route.ModelPath) {
+			req.bypass(ReasonDuplicateKey)
+			return
+		}
+		req.Model = m.String()
 	}
 	if parse := k.spec.parse; parse != nil {
 		if r := parse(c, req, body); r != ReasonNone {
@@ -676,6 +681,40 @@ func (c *Cache) newModelName(v []byte) string {
 		c.lastModel, c.lastModelField = m, string(v)
 	}
 	return m
+}
+
+// modelButForCase says whether a nested model path the body does not hold
+// is there but for case: {"params":{"Model":…}} under "params.model". Go's
+// encoding/json (Ollama, LocalAI) reads that member as the model, so the
+// request is refused as a name equal but for case to one the cache reads
+// is on a plain model path (readButForCase): keyed under model "", its
+// answer was out of reach of the model's purges and version switches.
+// Only a path of plain names (and array indexes) is walked; the body is
+// canonical, so no object holds two names equal but for case, and the
+// walk reads each object on the path once.
+func modelButForCase(body []byte, path string) bool {
+	cur := gjson.ParseBytes(body)
+	folded := false
+	for seg := range strings.SplitSeq(path, ".") {
+		if !isPlainField(seg) {
+			return false
+		}
+		next := cur.Get(seg)
+		if !next.Exists() && cur.IsObject() {
+			cur.ForEach(func(name, v gjson.Result) bool {
+				if strings.EqualFold(name.Str, seg) {
+					next, folded = v, true
+					return false
+				}
+				return true
+			})
+		}
+		if !next.Exists() {
+			return false
+		}
+		cur = next
+	}
+	return folded
 }
 
 // canonicalString decodes a canonical JSON value as gjson's String would:
