@@ -62,6 +62,15 @@ var lastingReasons = [numReason]bool{
 	ReasonTooLarge: true, ReasonTooDeep: true, ReasonFinishReason: true, ReasonLowConfidence: true,
 	ReasonNoConfidence: true, ReasonModelTableFull: true, ReasonStreamMode: true, ReasonAged: true,
 	ReasonForeignShape: true,
+	// A result's document is the model's echo of the client's: one it
+	// cannot be compared with (a document without text, such as Cohere's
+	// objects ranked by rank_fields or an image) is refused on every
+	// answer, and a server that echoes another text (truncated,
+	// normalised) does so on every answer too. As a failure that may pass,
+	// a burst was led one by one into the same answer, and the followers
+	// left after max_retries+1 leaders answered 502 leader-failed (review
+	// Z104).
+	ReasonRerankDocument: true,
 }
 
 // Leases returns the lease table (one per Cache, i.e. per VM).

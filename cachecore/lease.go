@@ -43,7 +43,8 @@ import (
 //     itself ("forward"). A leader whose client hung up (OutcomeAbandoned)
 //     is not such a failure: a follower just leads next.
 //   - Leader's answer may not be stored for a lasting reason (no-store,
-//     private, too large, not JSON, 4xx, low confidence, finish_reason): the
+//     private, too large, not JSON, 4xx, low confidence, finish_reason,
+//     another API's shape, a rerank document not the client's): the
 //     lease becomes "hit-for-miss" for coalesce.hit_for_miss, all followers go
 //     upstream at once, and new requests for that key skip coalescing
 //     meanwhile (Varnish's hit-for-miss), instead of queueing one by one.
