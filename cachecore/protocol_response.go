@@ -229,6 +229,9 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		f.Streaming()
 		return RespStream, nil
 	case endOfStream:
+		if req.rewritten() {
+			return RespPass, f.bodyless()
+		}
 		return RespComplete, nil
 	}
 	if _, sized := header(headers, "content-length"); !sized {
@@ -240,6 +243,19 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	}
 	return RespHold, nil
 }
+
+// bodyless refuses the answer to a rewritten batch that ends with its
+// headers: without a body it is not JSON (malformed_json, as Complete
+// finds for any other request's), and it has no vectors to misplace, while
+// a response that ended with its headers cannot be replaced by a refetch:
+// it passes, refused, with its Cache-Status, as one refused at its headers
+// does (headersRefused). Asked for again, the whole batch's answer was
+// left without a response to replace, and the client got the empty 200
+// without a Cache-Status (review Z103). Out of line: an answer with a body
+// runs none of it.
+//
+//go:noinline
+func (f *Flight) bodyless() []Action { return f.refuse(ReasonMalformedJSON) }
 
 // headersRefused is ResponseHeaders for headers that refuse the answer
 // (reason) of a request that looked up an entry, which may serve instead
