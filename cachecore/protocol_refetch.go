@@ -68,9 +68,14 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 			return []Action{inconsistent()}
 		}
 		status, hs, body := 502, jsonHeaders, []byte(`{"error":{"message":"the model did not answer","type":"upstream_error"}}`)
+		// fwd-status is the model's answer's status (RFC 9211), none when
+		// it did not answer; a 502 of the cache's own in its place is not
+		// the model's (review Z103).
+		upstream := res.Status
 		enc, _ := header(res.Headers, "content-encoding")
 		switch {
 		case res.Failed:
+			upstream = 0
 		case len(res.Body) > limit:
 			body = refetchTooLarge
 		case !identityEncoding(enc):
@@ -81,7 +86,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 		default:
 			status, hs, body = res.Status, passedHeaders(res.Headers), res.Body
 		}
-		f.Refetched(reason, status)
+		f.Refetched(reason, upstream)
 		kind := ActReplaceResponse
 		if len(body) > req.Route.MaxEntryBytes {
 			// Put in the held response's buffer, a whole batch larger than
