@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/modelcache/modelcache/wasmhost"
+	"github.com/tidwall/gjson"
 )
 
 // Review Z103. Every response on a cached route carries a Cache-Status
@@ -39,6 +40,66 @@ func TestPartialBatchBodylessAnswerCarriesCacheStatus(t *testing.T) {
 	}
 	if n := hs.counter("modelcache.emb.items.refetch"); n != 0 {
 		t.Fatalf("items.refetch %d: a response that ended with its headers cannot be replaced", n)
+	}
+}
+
+// Review Z103. A partly cached batch's upstream answer covers its missing
+// items alone, numbered from 0: it must never pass as the batch's answer
+// (RATIONALE, "A partly cached batch whose merged body cannot be written
+// gets the batch's 502 instead of the upstream's answer for its missing
+// items alone", review Z82). A host fault reading that answer — its
+// headers (Stream.ResponseHeaders) or its held body (Stream.ResponseBody)
+// — refuses it as internal and lets it pass as it came: the client asked
+// for 8 items and gets a 200 with 4 vectors, at indices 0..3, under
+// "fwd=partial; detail=internal".
+func TestPartialBatchAnswerUnreadablePassesNotShort(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(c wasmhost.HostCall) bool
+	}{
+		{"headers", func(c wasmhost.HostCall) bool {
+			return c.Name == "proxy_get_header_map_pairs" && len(c.Args) > 0 &&
+				wasmhost.MapType(uint32(c.Args[0])) == wasmhost.MapHTTPResponseHeaders
+		}},
+		{"body", isResponseBodyRead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faultPlan{}
+			hs := newHarness(t, embConfig, withFaults(f), withHTTPCalls())
+			odd, all := oddOf(8)
+			if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
+				t.Fatalf("priming: %d", res.Status)
+			}
+			f.set(func(c wasmhost.HostCall) (wasmhost.Status, bool) {
+				return wasmhost.StatusInternalFailure, tc.fault(c)
+			})
+			res := hs.post(0, "/v1/embeddings", embReq(all, ""))
+			f.set(nil)
+			if f.failed() == 0 {
+				t.Fatal("setup: no read of the answer failed")
+			}
+			if res.Status != 200 {
+				// The batch's error: no wrong vectors, and none of its
+				// cached items counted as served.
+				if res.Status != 502 || !strings.Contains(hdr(res, "cache-status"), "fwd=miss") || !strings.Contains(hdr(res, "cache-status"), "detail=internal") {
+					t.Fatalf("client got %d (%q) %s: want the batch's 502", res.Status, hdr(res, "cache-status"), res.Body)
+				}
+				if n := hs.counter("modelcache.emb.items.hit"); n != 0 {
+					t.Fatalf("items.hit %d: none of the cached items reached the client", n)
+				}
+				return
+			}
+			got := gjson.GetBytes(res.Body, "data.#").Int()
+			if got != int64(len(all)) {
+				t.Fatalf("client got 200 (%q) with %d vectors for its %d inputs: the answer to its missing items alone",
+					hdr(res, "cache-status"), got, len(all))
+			}
+			for i, d := range gjson.GetBytes(res.Body, "data").Array() {
+				if d.Get("index").Int() != int64(i) {
+					t.Fatalf("vector %d has index %d", i, d.Get("index").Int())
+				}
+			}
+		})
 	}
 }
 
