@@ -322,6 +322,16 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			if len(r.Methods) == 0 {
 				p.fail(sub, "must list at least one method")
 			}
+			if len(r.Methods) > maxRouteMethods {
+				// Every request scans its route's list (MatchRoute), and
+				// the check for routes never matched compares every
+				// earlier route's: 40,000 methods on two routes took
+				// seconds to parse (review Z105).
+				p.fail(sub, "lists %d methods, more than %d", len(r.Methods), maxRouteMethods)
+				r.Methods = r.Methods[:maxRouteMethods]
+			}
+			slices.Sort(r.Methods)
+			r.Methods = slices.Compact(r.Methods) // a set: sorted for routeCovers
 		default:
 			return p.policyField(sub, key, val, &r.Policy)
 		}
@@ -471,8 +481,9 @@ func keyingTag(r *Route) uint64 {
 // perItemPolicy refuses, on a route cached item by item (embeddings),
 // what it cannot do: each item is served only while fresh and stored for
 // the route's ttl, so stale windows, early refresh and confidence tiers
-// would do nothing. Set on the route they are errors; inherited from
-// defaults, where they serve the other routes, they are dropped.
+// would do nothing, and a shadow compares vectors by cosine alone. Set on
+// the route they are errors; inherited from defaults, where they serve the
+// other routes, they are dropped.
 func (p *parser) perItemPolicy(path string, v gjson.Result, r *Route) {
 	for _, f := range []struct {
 		key string
@@ -488,6 +499,21 @@ func (p *parser) perItemPolicy(path string, v gjson.Result, r *Route) {
 		}
 	}
 	r.StaleWhileReval, r.StaleIfError, r.EarlyRefresh.Enabled, r.Confidence = 0, 0, false, nil
+	if r.Shadow != nil {
+		// A batch's shadow pairs each item with its fresh vector and
+		// compares them by cosine (min_cosine), whatever compare and paths
+		// say: another comparator written on the route was accepted and
+		// never used, and a vector twice as long agreed (review Z105).
+		if c := v.Get("shadow.compare"); c.Exists() && c.String() != "cosine" {
+			p.fail(join(path, "shadow.compare"), "does not apply on a %s route: each item's vector is compared with its fresh one by cosine (min_cosine)", r.Kind)
+		}
+		if v.Get("shadow.paths").Exists() {
+			p.fail(join(path, "shadow.paths"), "does not apply on a %s route: each item's vector is compared with its fresh one by cosine (min_cosine)", r.Kind)
+		}
+		sh := *r.Shadow // perhaps defaults', which the other routes share
+		sh.Compare, sh.Paths = r.Kind.spec().shadowCompare, nil
+		r.Shadow = &sh
+	}
 }
 
 // headerHold parses header_hold: "auto", "hold" or "late".
@@ -507,13 +533,26 @@ func (p *parser) headerHold(path string, v gjson.Result) HeaderHold {
 // routeCovers reports whether q matches every request r matches, so that
 // r, coming after q, never matches (MatchRoute takes the first).
 func routeCovers(q, r *Route) bool {
+	if r.Exact != "" {
+		if !((q.Exact == "" || q.Exact == r.Exact) && strings.HasPrefix(r.Exact, q.Prefix)) {
+			return false
+		}
+	} else if !(q.Exact == "" && strings.HasPrefix(r.Prefix, q.Prefix)) {
+		return false
+	}
+	// r's methods a subset of q's: both sorted sets (the methods field),
+	// compared in one pass.
+	i := 0
 	for _, m := range r.Methods {
-		if !slices.Contains(q.Methods, m) {
+		for i < len(q.Methods) && q.Methods[i] < m {
+			i++
+		}
+		if i == len(q.Methods) || q.Methods[i] != m {
 			return false
 		}
 	}
-	if r.Exact != "" {
-		return (q.Exact == "" || q.Exact == r.Exact) && strings.HasPrefix(r.Exact, q.Prefix)
-	}
-	return q.Exact == "" && strings.HasPrefix(r.Prefix, q.Prefix)
+	return true
 }
+
+// maxRouteMethods bounds a route's methods.
+const maxRouteMethods = 32
