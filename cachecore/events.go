@@ -58,6 +58,7 @@ const (
 	EvSemanticConfirmed    // semantic: an entry became reachable by near matches
 	EvSemanticModelChange  // semantic: the embeddings server reports another model or dimension
 	EvSemanticVectorCached // semantic: the turn's vector was cached (this VM's or shared): no call
+	EvSemanticModelsFull   // semantic: a model past the 64 namespaces a route's index may make: not searched nor indexed
 
 	// Late decisions (stream.go, hold.go).
 	EvLateDecision // decided on the body after the headers went upstream (late decision)
@@ -82,6 +83,7 @@ var EventNames = [NumEvents]string{
 	"semantic.hits", "semantic.misses", "semantic.veto.numbers", "semantic.veto.negation", "semantic.veto.entities",
 	"semantic.unconfirmed", "semantic.indexed", "semantic.index_full", "semantic.embed_error", "semantic.embed_timeout",
 	"semantic.demoted", "semantic.confirmed", "semantic.model_changes", "semantic.vector_cached",
+	"semantic.models_full",
 	"late.decisions", "late.upstream_aborted", "late.followers_held", "late.rescued",
 }
 

@@ -393,7 +393,12 @@ func (f *Flight) semanticSearch(v *semVector, pre []Action, resume bool) []Actio
 	c, req := f.c, f.req
 	q := req.sem
 	q.vec, q.norm, q.ns, q.dim = v.q, v.norm, v.ns, len(v.q)
-	acts := append(pre, c.semObserveModel(req.Route, v)...)
+	observed, full := c.semObserveModel(req.Route, v)
+	acts := append(pre, observed...)
+	if full {
+		req.sem = nil // neither searched nor indexed
+		return f.semanticContinue(acts, resume)
+	}
 	var hit bool
 	var events []Event
 	if !f.waited || c.stateHolds(req) {
@@ -553,6 +558,12 @@ func (c *Cache) semIndexTurn(req *Request, q *semQuery, freshUntil int64) []Acti
 	if id, err := c.modelID(req.Route.Name, req.Model); err == nil && req.state.Found {
 		owner = semOwner{model: id, gen: req.state.Gen}
 	}
+	if listed, _ := c.semListRead(req.Route, q.ns); !listed {
+		// A namespace the route's list does not name (one past the
+		// namespaces the index may make, or taken off the list since it
+		// was read) gets no keys made for it here (review Z107).
+		return nil
+	}
 	now := c.nowMs()
 	ev, err := c.semIndex(req.Route.Semantic).add(q.ns, part, q.vec, q.norm, raw, freshUntil, now, req.Route.Semantic.MaxEntries, owner, &c.semSweep)
 	if err != nil {
@@ -594,24 +605,33 @@ func (c *Cache) semIndexTurn(req *Request, q *semQuery, freshUntil int64) []Acti
 // reclaim idle ones): one read a minute per worker and route. A model not
 // in the list is a change: counted by the worker that lists it, and
 // logged at most once per semModelWarnMs per route.
-func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
+//
+// A model past the namespaces the route's index may ever make
+// (semMaxNamespacesMade) is not usable: full, counted
+// semantic.models_full, and the request goes on as an exact miss. The
+// worker does not take it for its model, so every request of it reads
+// the list again.
+func (c *Cache) semObserveModel(r *Route, v *semVector) (acts []Action, full bool) {
 	now := c.nowMs()
 	seen := c.semModels[r]
 	if seen.identity == v.identity && now < seen.recheck {
-		return nil
+		return nil, false
 	}
 	if c.semModels == nil {
 		c.semModels = map[*Route]semModelSeen{}
+	}
+	changed, warn, unwarned, freed, full := c.semList(r, v.ns, now)
+	if full {
+		return []Action{{Kind: ActCount, Event: EvSemanticModelsFull, Route: r}}, true
 	}
 	if seen.identity != "" && seen.identity != v.identity {
 		c.semVectors.m = nil // vectors of the other model are not reused
 	}
 	c.semModels[r] = semModelSeen{identity: v.identity, recheck: now + semModelRecheckMs}
-	changed, warn, unwarned, freed := c.semList(r, v.ns, now)
 	if !changed {
-		return nil
+		return nil, false
 	}
-	acts := []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r}}
+	acts = []Action{{Kind: ActCount, Event: EvSemanticModelChange, Route: r}}
 	if warn {
 		msg := "route " + r.Name + ": the embeddings server now reports " + strconv.Quote(readableIdentity(v.identity))
 		if seen.identity != "" && seen.identity != v.identity {
@@ -624,15 +644,17 @@ func (c *Cache) semObserveModel(r *Route, v *semVector) []Action {
 		}
 		acts = append(acts, Action{Kind: ActLog, Level: LogWarn, Message: []byte(msg + ")")})
 	}
-	return acts
+	return acts, false
 }
 
 // semList notes namespace ns in route r's list at now (semModels.observe)
 // and reclaims the namespaces that leave it. A namespace not listed is a
 // model change: changed reports it (once the list is written), warn
 // whether to log it and unwarned the changes counted since the last log.
-// freed is the records reclaimed.
-func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unwarned uint32, freed int) {
+// freed is the records reclaimed; full that ns would be one namespace
+// more than the route's index may make (semModels.full): it is not
+// listed.
+func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unwarned uint32, freed int, full bool) {
 	key := "modelcache/sem/ns/" + r.Name
 	for try := 0; try < 8; try++ {
 		raw, cas, err := c.store.Get(key)
@@ -644,10 +666,13 @@ func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unw
 		case created:
 			m = c.semLegacyModel(r, now)
 			if cas, err = CreateCAS(c.store); err != nil {
-				return false, false, 0, 0
+				return false, false, 0, 0, false
 			}
 		default:
-			return false, false, 0, 0
+			return false, false, 0, 0, false
+		}
+		if m.full(ns) {
+			return false, false, 0, 0, true
 		}
 		changed, reclaim, write := m.observe(ns, now)
 		write = write || created // the list is made once, even when it changes nothing
@@ -660,7 +685,7 @@ func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unw
 			}
 		}
 		if !write {
-			return false, false, 0, 0
+			return false, false, 0, 0, false
 		}
 		unwarned = m.unwarned
 		if warn {
@@ -672,9 +697,9 @@ func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unw
 		for _, ns := range reclaim {
 			freed += semIndexStore{s: c.store, now: now}.reclaim(ns)
 		}
-		return changed, warn, unwarned, freed
+		return changed, warn, unwarned, freed, false
 	}
-	return false, false, 0, 0
+	return false, false, 0, 0, false
 }
 
 // semUsable reports whether a shared vector may serve this worker: of the
@@ -715,21 +740,30 @@ const (
 	semNamespaceIdleMs = 10 * 60 * 1000 // a namespace not reported this long is reclaimed
 	semModelWarnMs     = 10 * 60 * 1000 // at most one model-change warning per route this often
 	semMaxNamespaces   = 3              // namespaces a route's index holds at most
+	// semMaxNamespacesMade bounds the namespaces a route's index makes
+	// keys of over the proxy's life (semModels.made): one more is not
+	// indexed nor searched.
+	semMaxNamespacesMade = 64
 )
 
 // semModels is a route's list of recent embedding namespaces, in shared
 // data (modelcache/sem/ns/<route>):
 //
-//	"NS1" | i64 warned | u32 unwarned | u8 count | count × (u64 namespace | i64 last reported)
+//	"NS2" | i64 warned | u32 unwarned | u8 count | count × (u64 namespace | i64 last reported)
+//	      | u8 made | made × u64 namespace
 //
 // warned is when a model change was last logged, unwarned the changes
-// counted since without a log. A value of any other shape (at most
-// semMaxNamespaces entries) reads as an empty list: decoding is bounded by
-// that shape.
+// counted since without a log. made lists every namespace the route's
+// index ever had keys of (semMaxNamespacesMade at most): shared data
+// cannot delete a key, so a namespace reclaimed keeps its (emptied) keys,
+// and one listed again reuses them. The previous module's "NS1", without
+// made, reads as having made those it lists. A value of any other shape
+// reads as an empty list: decoding is bounded by that shape.
 type semModels struct {
 	warned   int64
 	unwarned uint32
 	ns       []semNamespaceSeen
+	made     []uint64
 }
 
 type semNamespaceSeen struct {
@@ -740,11 +774,24 @@ type semNamespaceSeen struct {
 const semModelsHead = 3 + 8 + 4 + 1
 
 func decodeSemModels(raw []byte) semModels {
-	if len(raw) < semModelsHead || string(raw[:3]) != "NS1" {
+	if len(raw) < semModelsHead || string(raw[:2]) != "NS" || raw[2] != '1' && raw[2] != '2' {
 		return semModels{}
 	}
 	n := int(raw[15])
-	if n > semMaxNamespaces || len(raw) != semModelsHead+n*16 {
+	end := semModelsHead + n*16
+	if n > semMaxNamespaces || len(raw) < end {
+		return semModels{}
+	}
+	made := 0
+	if raw[2] == '2' {
+		if len(raw) == end {
+			return semModels{}
+		}
+		made = int(raw[end])
+		if made > semMaxNamespacesMade || len(raw) != end+1+made*8 {
+			return semModels{}
+		}
+	} else if len(raw) != end {
 		return semModels{}
 	}
 	m := semModels{warned: int64(binary.LittleEndian.Uint64(raw[3:])), unwarned: binary.LittleEndian.Uint32(raw[11:])}
@@ -752,18 +799,30 @@ func decodeSemModels(raw []byte) semModels {
 		e := raw[semModelsHead+i*16:]
 		m.ns = append(m.ns, semNamespaceSeen{ns: binary.LittleEndian.Uint64(e), seen: int64(binary.LittleEndian.Uint64(e[8:]))})
 	}
+	for i := 0; i < made; i++ {
+		m.made = append(m.made, binary.LittleEndian.Uint64(raw[end+1+i*8:]))
+	}
+	if raw[2] == '1' {
+		for _, e := range m.ns {
+			m.made = append(m.made, e.ns)
+		}
+	}
 	return m
 }
 
 func (m *semModels) encode() []byte {
-	b := make([]byte, 0, semModelsHead+len(m.ns)*16)
-	b = append(b, "NS1"...)
+	b := make([]byte, 0, semModelsHead+len(m.ns)*16+1+len(m.made)*8)
+	b = append(b, "NS2"...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(m.warned))
 	b = binary.LittleEndian.AppendUint32(b, m.unwarned)
 	b = append(b, byte(len(m.ns)))
 	for _, e := range m.ns {
 		b = binary.LittleEndian.AppendUint64(b, e.ns)
 		b = binary.LittleEndian.AppendUint64(b, uint64(e.seen))
+	}
+	b = append(b, byte(len(m.made)))
+	for _, ns := range m.made {
+		b = binary.LittleEndian.AppendUint64(b, ns)
 	}
 	return b
 }
@@ -779,6 +838,9 @@ func (m *semModels) observe(ns uint64, now int64) (changed bool, reclaim []uint6
 	switch {
 	case i < 0:
 		changed = len(m.ns) > 0
+		if !slices.Contains(m.made, ns) {
+			m.made = append(m.made, ns)
+		}
 		m.ns = append(m.ns, semNamespaceSeen{ns: ns, seen: now})
 		write = true
 	case now-m.ns[i].seen >= semModelRecheckMs:
@@ -805,6 +867,16 @@ func (m *semModels) observe(ns uint64, now int64) (changed bool, reclaim []uint6
 		m.ns = slices.Delete(m.ns, old, old+1)
 	}
 	return changed, reclaim, write || len(reclaim) > 0
+}
+
+// full reports whether namespace ns would be one more than the route's
+// index may ever make keys of: not listed, not made before, and
+// semMaxNamespacesMade made. An embeddings server whose reported model or
+// version changed from answer to answer (a hostile one, one that reports
+// a replica or a build) made a namespace's keys per answer, for good
+// (review Z107).
+func (m *semModels) full(ns uint64) bool {
+	return len(m.made) >= semMaxNamespacesMade && !slices.Contains(m.made, ns)
 }
 
 // semLegacyModel starts a route's list from the model the previous module
