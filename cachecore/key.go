@@ -282,6 +282,25 @@ func Header(h [][2]string, name string) (string, bool) {
 //go:noinline
 func header(h [][2]string, name string) (string, bool) { return Header(h, name) }
 
+// headerSole is header for a header that names one thing (an identity):
+// the value of its first line, and whether another line follows (many).
+// One pass over the headers, as header's when the header is absent.
+//
+//go:noinline
+func headerSole(h [][2]string, name string) (v string, ok, many bool) {
+	for i := range h {
+		if kv := &h[i]; kv[0] == name {
+			for j := i + 1; j < len(h); j++ {
+				if h[j][0] == name {
+					return kv[1], true, true
+				}
+			}
+			return kv[1], true, false
+		}
+	}
+	return "", false, false
+}
+
 // requestDirectives returns a request's Cache-Control and Pragma, each
 // line of either joined to the ones before with a comma, as the one value
 // they are (RFC 9110, 5.3): a directive on a later line counts as much as
@@ -402,9 +421,15 @@ func appendLine(b []byte, line string) []byte {
 // value to Begin: this runs on every request.
 func (c *Cache) readTenant(req *Request, h [][2]string) bool {
 	for _, n := range req.Route.TenantHeaders {
-		v, ok := header(h, n)
+		v, ok, many := headerSole(h, n)
 		if !ok {
 			continue
+		}
+		if many {
+			// Two lines name two callers: the first may be the client's
+			// own, before the one a gateway appends. None is taken, nor
+			// the next header in its place.
+			return false
 		}
 		// The last identity was checked before.
 		if c.last.is(n, v) {
