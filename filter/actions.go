@@ -152,12 +152,20 @@ func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) b
 			}
 			res := cachecore.CallResult{Failed: numHeaders == 0}
 			if !res.Failed {
-				res.Headers, _ = proxywasm.GetHttpCallResponseHeaders()
+				var herr, berr error
+				res.Headers, herr = proxywasm.GetHttpCallResponseHeaders()
 				if call.MaxBody > 0 && bodySize > call.MaxBody {
 					bodySize = call.MaxBody + 1 // still too large for the protocol
 				}
-				res.Body, _ = proxywasm.GetHttpCallResponseBody(0, bodySize)
+				res.Body, berr = proxywasm.GetHttpCallResponseBody(0, bodySize)
 				res.Status = cachecore.CallStatus(res.Headers)
+				if herr != nil || berr != nil && bodySize > 0 {
+					// An answer the host would not hand over is no answer:
+					// read as status 0, or as an empty body, it was passed
+					// on as a batch's whole answer (review Z110).
+					p.stats.internal.Increment(1)
+					res = cachecore.CallResult{Failed: true}
+				}
 			}
 			if gone {
 				p.performAll(call.Gone(res))
