@@ -230,7 +230,7 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		return RespStream, nil
 	case endOfStream:
 		if req.rewritten() {
-			return RespPass, f.bodyless()
+			return RespPass, f.bodyless(headers)
 		}
 		return RespComplete, nil
 	}
@@ -251,11 +251,19 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 // it passes, refused, with its Cache-Status, as one refused at its headers
 // does (headersRefused). Asked for again, the whole batch's answer was
 // left without a response to replace, and the client got the empty 200
-// without a Cache-Status (review Z103). Out of line: an answer with a body
-// runs none of it.
+// without a Cache-Status (review Z103). The version its headers report is
+// noted as any refused answer's (versionRefused): a switch counts, and
+// the old version's entries are served no more (review Z110). Out of
+// line: an answer with a body runs none of it.
 //
 //go:noinline
-func (f *Flight) bodyless() []Action { return f.refuse(ReasonMalformedJSON) }
+func (f *Flight) bodyless(headers [][2]string) []Action {
+	if !f.req.Route.ModelVersion.Enabled() {
+		return f.refuse(ReasonMalformedJSON)
+	}
+	_, acts := f.versionRefused(ReasonMalformedJSON, headers, true)
+	return acts
+}
 
 // headersRefused is ResponseHeaders for headers that refuse the answer
 // (reason) of a request that looked up an entry, which may serve instead
@@ -377,6 +385,24 @@ func (f *Flight) tooLarge(quiet bool) []Action {
 		acts = f.refuse(ReasonTooLarge)
 	}
 	return append(acts, note...)
+}
+
+// Unread is the host's report that it could not read a rewritten batch's
+// answer (its headers, its held body): that answer covers the missing
+// items alone, numbered from 0, and may not pass as the batch's (reviews
+// Z82, Z83), so it is replaced, as an answer refused at its headers is,
+// by the whole batch asked for again at its end (Complete), counted as an
+// internal fault. Passed on, a client that sent 8 items got a 200 with 4
+// vectors (review Z103); answered with a local 502 instead, a host that
+// refused that reply too left the response held, or let the vectors
+// through under the 502's headers (review Z110).
+func (f *Flight) Unread() []Action {
+	if f.refetchFor == ReasonNone {
+		f.refetchFor = ReasonInternal
+	}
+	f.reset()
+	f.internal()
+	return f.actions()
 }
 
 // Refetches reports that the held answer will be replaced whatever it

@@ -563,9 +563,12 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	}
 	hs, err := rd.ResponseHeaders()
 	if err != nil {
-		if s.fl.req.rewritten() {
-			return s.unreadBatch()
+		if s.fl.req.rewritten() && !endOfStream {
+			return s.responseStep(RespHold, nil, s.out[:0], s.fl.Unread())
 		}
+		// (A rewritten batch's answer without a body has no vectors to
+		// misplace, and cannot be replaced: it passes, as Flight.bodyless
+		// lets one pass.)
 		return Continue, s.refuse(ReasonInternal)
 	}
 	st, _ := header(hs, ":status")
@@ -775,29 +778,12 @@ func (s *Stream) ResponseBody(bodySize int, endOfStream bool, rd Reader) (Verdic
 	body, err := rd.ResponseBody(bodySize)
 	if err != nil {
 		if s.fl.req.rewritten() {
-			return s.unreadBatch()
+			acts := append(s.fl.Unread(), Action{Kind: ActDropResponseBody})
+			return s.complete(append(s.out[:0], acts...), nil)
 		}
 		return Continue, s.refuse(ReasonInternal)
 	}
 	return s.complete(s.out[:0], body)
-}
-
-// unreadBatch answers a rewritten batch whose upstream answer the host
-// could not read (its headers, its held body): that answer covers the
-// missing items alone, numbered from 0, and may not pass as the batch's
-// (reviews Z82, Z83), so the client gets the batch's broken answer
-// (BrokenBatchAnswer) as a local reply, counted as a miss with no item
-// served, the answer refused as internal. Passed on, a client that sent 8
-// items got a 200 with 4 vectors (review Z103). Out of line: a read the
-// host answers runs none of it.
-//
-//go:noinline
-func (s *Stream) unreadBatch() (Verdict, []Action) {
-	s.MergeFailed()
-	s.fl.Refused(ReasonInternal)
-	out := s.refusal(s.out[:0], ReasonInternal)
-	status, _, body := s.c.BrokenBatchAnswer()
-	return Pause, append(out, Action{Kind: ActSendReplacement, Status: status, Headers: jsonHeaders, Body: body, Message: s.fl.CacheStatusHeader(nil)})
 }
 
 // ResponseTrailers is the event "the answer's trailers arrived": they end
