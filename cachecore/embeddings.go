@@ -1207,7 +1207,12 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 			continue
 		}
 		if cap(enc) == 0 {
-			enc = make([]byte, 0, size*len(b.distinct))
+			// Room for every item at the first one's size, as most
+			// batches' items are alike, but no more than the reuse
+			// bound: a long first item before 1,500 short ones sized it
+			// at 148 MiB (review Z112). A batch past it grows as append
+			// grows it; the entries already written keep their array.
+			enc = make([]byte, 0, min(size*len(b.distinct), max(size, maxSpareBatch)))
 		}
 		at := len(enc)
 		enc = e.AppendEncode(enc)
