@@ -42,3 +42,36 @@ func TestZ112EmbeddingsBatchEncodeIsSizedByItsEntries(t *testing.T) {
 		t.Errorf("storing one %d-byte batch's answer of %d bytes allocated %d MiB", len(body), len(ans), got>>20)
 	}
 }
+
+// The table's entry read buffer is a scratch buffer the VM keeps for reuse
+// like the canonicaliser's and the entry encoder's: after one hit on an
+// entry near max_entry_bytes (up to 64 MiB), later hits on small entries
+// must not leave the VM holding that peak for good (README "Memory bound":
+// the scratch buffers kept are of up to 32 KiB each).
+func TestZ112TableReadBufferNotKeptAtPeak(t *testing.T) {
+	e := newEnv(t, `{"max_request_bytes":4194304,"store":{"max_entry_bytes":4194304},
+		"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"}]}`)
+	big := strings.Repeat("a long answer ", 2<<20/14)
+	req, d := e.lookup("chat", alice, chatRequest("big"))
+	if req.Bypassed() || d != Forward {
+		t.Fatalf("first look: bypassed %v (%s), %v", req.Bypassed(), req.Reason, d)
+	}
+	e.fill(req, jsonCT, chatResponse(big), 10)
+	small, d := e.lookup("chat", alice, chatRequest("small"))
+	if d != Forward {
+		t.Fatalf("small first look: %v", d)
+	}
+	e.fill(small, jsonCT, chatResponse("hi"), 10)
+
+	if _, d := e.lookup("chat", alice, chatRequest("big")); d != Serve {
+		t.Fatalf("the large answer is not a hit: %v", d)
+	}
+	for range 3 {
+		if _, d := e.lookup("chat", alice, chatRequest("small")); d != Serve {
+			t.Fatalf("the small answer is not a hit: %v", d)
+		}
+	}
+	if n := cap(e.cache.table.entBuf); n > maxSpareBuffer {
+		t.Errorf("after small hits the table's entry read buffer keeps %d bytes of one earlier large hit, over %d", n, maxSpareBuffer)
+	}
+}

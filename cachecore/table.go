@@ -520,13 +520,22 @@ func (t *Table) unlisted(fp uint64, now int64) (bool, error) {
 	return true, nil
 }
 
+// keepEntBuf keeps raw, an entry just read, as the scratch the next read
+// reads into when it outgrew the one kept, up to maxSpareBuffer: one hit
+// of a large entry kept its size for the VM's life, up to max_entry_bytes
+// (review Z112). A larger entry's buffer is the garbage collector's once
+// its request is done with it.
+func (t *Table) keepEntBuf(raw []byte) {
+	if cap(raw) > cap(t.entBuf) && cap(raw) <= maxSpareBuffer {
+		t.entBuf = raw[:0]
+	}
+}
+
 // readEntry reads way w of bucket b into dst and reports whether it holds
 // key and is still useful at now.
 func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (bool, error) {
 	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
-	if cap(raw) > cap(t.entBuf) {
-		t.entBuf = raw[:0]
-	}
+	t.keepEntBuf(raw)
 	if err != nil && !errIs(err, ErrNotFound) {
 		return false, err
 	}
@@ -544,9 +553,7 @@ func (t *Table) readEntry(b uint64, w int, key []byte, now int64, dst *Entry) (b
 // left (another staleUntil). A store writes the index before the entry.
 func (t *Table) unwritten(b uint64, w int, staleUntil int64) (bool, error) {
 	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
-	if cap(raw) > cap(t.entBuf) {
-		t.entBuf = raw[:0]
-	}
+	t.keepEntBuf(raw)
 	if err != nil && !errIs(err, ErrNotFound) {
 		return false, err
 	}
@@ -654,9 +661,7 @@ func (t *Table) dropForeignLate(b uint64, w int, fp uint64, encoded []byte, sinc
 		return false
 	}
 	raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
-	if cap(raw) > cap(t.entBuf) {
-		t.entBuf = raw[:0]
-	}
+	t.keepEntBuf(raw)
 	if err != nil {
 		return false
 	}
@@ -980,9 +985,7 @@ func (t *Table) Clear() (int, error) {
 		// preferred way does not consult the index.
 		for w := 0; w < t.ways; w++ {
 			raw, _, err := t.store.GetInto(t.entryKey(b, w), t.entBuf)
-			if cap(raw) > cap(t.entBuf) {
-				t.entBuf = raw[:0]
-			}
+			t.keepEntBuf(raw)
 			if err == nil && len(raw) > 0 {
 				_ = t.store.Set(t.entryKey(b, w), nil, 0)
 			}
