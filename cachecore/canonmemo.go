@@ -9,7 +9,8 @@ import "unsafe"
 // request's, for the same route (so the same key selection), so the memo
 // can never change a key: a crafted hash collision only costs a
 // canonicalisation. Bodies are memoised up to canonMemoMaxBody bytes, in
-// canonMemoSlots slots: at most 2 × 8 × 16 KiB per VM.
+// canonMemoSlots slots, each with its canonical form within twice that:
+// at most 2 × 8 × 16 KiB per VM (remember).
 type canonMemo struct {
 	slots [canonMemoSlots]canonMemoSlot
 }
@@ -86,8 +87,19 @@ func (c *Cache) canonicalize(req *Request, k *routeKeying) *canonMemoSlot {
 // canonicalises it once more, and is remembered then.
 //
 //go:noinline
+//
+// A slot keeps at most 2 × canonMemoMaxBody bytes: a body whose canonical
+// form is longer than that with it (a number such as 1e20, 5 bytes, is 23
+// canonical) is not kept, where slots of 96 KiB each were (review Z112).
 func (c *Cache) remember(slot *canonMemoSlot, req *Request) {
 	body := req.Body
+	need := len(body) + len(req.canonical)
+	if need > 2*canonMemoMaxBody {
+		return
+	}
+	if cap(slot.buf) < need {
+		slot.buf = make([]byte, 0, need)
+	}
 	slot.route, slot.spread, slot.rawLen = req.Route, memoSpread(body), len(body)
 	slot.buf = append(append(slot.buf[:0], body...), req.canonical...)
 	slot.stream, slot.model = req.Stream, req.Model

@@ -75,3 +75,32 @@ func TestZ112TableReadBufferNotKeptAtPeak(t *testing.T) {
 		t.Errorf("after small hits the table's entry read buffer keeps %d bytes of one earlier large hit, over %d", n, maxSpareBuffer)
 	}
 }
+
+// The canonical-body memo keeps "the canonical forms of its last 8 request
+// bodies of up to 16 KiB" (README, "Memory bound"; canonMemo: "at most
+// 2 × 8 × 16 KiB per VM"). A canonical form can be several times its raw
+// body (a number 1e20, 5 bytes, canonicalises to 23), and the memo keeps
+// it whole: a client sending such bodies of just under 16 KiB makes each
+// slot keep about 96 KiB, three times the bound, for the VM's life.
+func TestZ112CanonMemoKeepsNoMoreThanItsBound(t *testing.T) {
+	e := newEnv(t, `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"}]}`)
+	seed, _ := e.lookup("chat", alice, chatRequest("seed")) // the model's record holds an answer: bodies are remembered
+	e.fill(seed, jsonCT, chatResponse("x"), 1)
+	for i := range canonMemoSlots * 4 {
+		body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q` + strings.Repeat("x", i) + `"}],"logit_bias":[` +
+			strings.Repeat("1e20,", 3150) + `1]}`
+		if len(body) > canonMemoMaxBody {
+			t.Fatalf("setup: body of %d bytes is over the memo's %d", len(body), canonMemoMaxBody)
+		}
+		if req, _ := e.lookup("chat", alice, body); req.Bypassed() {
+			t.Fatalf("setup: bypassed (%s)", req.Reason)
+		}
+	}
+	total := 0
+	for _, s := range e.cache.memo.slots {
+		total += cap(s.buf)
+	}
+	if bound := 2 * canonMemoSlots * canonMemoMaxBody; total > bound {
+		t.Errorf("the canonical-body memo keeps %d bytes, over its bound of %d (2 × %d slots × %d)", total, bound, canonMemoSlots, canonMemoMaxBody)
+	}
+}
