@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An embeddings batch's entries are encoded into one buffer sized, at the
@@ -102,5 +103,42 @@ func TestZ112CanonMemoKeepsNoMoreThanItsBound(t *testing.T) {
 	}
 	if bound := 2 * canonMemoSlots * canonMemoMaxBody; total > bound {
 		t.Errorf("the canonical-body memo keeps %d bytes, over its bound of %d (2 × %d slots × %d)", total, bound, canonMemoSlots, canonMemoMaxBody)
+	}
+}
+
+// A model record is live "until the last entry stored under it expires"
+// (README, "Shared state under hostile traffic"). An answer the store
+// refuses after the record was settled — its entry, the canonical request
+// and the answer together, is over max_entry_bytes though the body alone
+// is not — stores no entry, yet keeps its model's record live for twice
+// the entry's life. Sixteen such models fill their model-table slot with
+// records holding nothing, and a seventeenth model there is refused
+// (model_table_full) long after their young time, although no entry of
+// theirs exists.
+func TestZ112RefusedAnswerKeepsNoModelRecordLive(t *testing.T) {
+	env := newEnv(t, `{"store":{"buckets":4096,"ways":4,"max_entry_bytes":4096},
+		"routes":[{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","ttl":"1h"}]}`)
+	models := modelsInSlotOf(t, env.cache, "chat", "gpt-4o-mini", modelsPerSlot+1)
+	prompt := strings.Repeat("p", 2500) // keyed whole: with the answer, over 4096 bytes
+	answer := chatResponse(strings.Repeat("a", 2000))
+	for _, m := range models[:modelsPerSlot] {
+		req, d := env.lookup("chat", bob, withModel(chatRequest(prompt), m))
+		if req.Bypassed() || d != Forward {
+			t.Fatalf("setup: %s: bypassed %v (%s), %v", m, req.Bypassed(), req.Reason, d)
+		}
+		st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(answer), OriginUpstream, 10)
+		if st.Reason != ReasonTooLarge {
+			t.Fatalf("setup: %s: the answer was not refused as too large but %q", m, st.Reason)
+		}
+	}
+	if n, _ := env.cache.table.Occupied(); n != 0 {
+		t.Fatalf("setup: %d entries stored", n)
+	}
+	env.clock.Advance(time.Minute) // past every record's young time (30 s)
+
+	req, _ := env.lookup("chat", alice, withModel(chatRequest("hi"), models[modelsPerSlot]))
+	st := env.cache.AdmitAndStore(req, 200, jsonCT, []byte(chatResponse("hello")), OriginUpstream, 10)
+	if st.Reason != ReasonNone {
+		t.Errorf("a new model's answer is refused (%q): its slot's 16 records hold no entry at all, kept live by answers the store refused", st.Reason)
 	}
 }

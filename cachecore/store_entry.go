@@ -52,26 +52,29 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		// answer, and each hit would start a refresh.
 		return StoreResult{Reason: ReasonAged}
 	}
+	e := Entry{
+		Key:       req.Key, // rekeyed below: its model state is of a fixed size
+		ComputeMs: computeMs,
+		Status:    uint16(status),
+		Headers:   c.storedHeaders(req, headers),
+		Body:      body,
+	}
+	if e.EncodedSize() > req.Route.MaxEntryBytes {
+		// Judged before the model's record is kept live for it: an
+		// answer that stores nothing kept its record live for twice its
+		// life, and a slot of such records refused a new model
+		// (model_table_full; review Z112). A version it reports is
+		// noted as a refused answer's is.
+		return c.noteVersion(req, ReasonTooLarge, status, headers, body)
+	}
 	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
 	if !ok {
 		return res
 	}
 	c.rekey(req) // the state may have moved on since Lookup
 	born := now - age
-	e := Entry{
-		Key:        req.Key,
-		StoredAt:   born,
-		FreshUntil: born + adm.TTL.Milliseconds(),
-		ComputeMs:  computeMs,
-		Status:     uint16(status),
-		Headers:    c.storedHeaders(req, headers),
-		Body:       body,
-	}
+	e.Key, e.StoredAt, e.FreshUntil = req.Key, born, born+adm.TTL.Milliseconds()
 	e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
-	if e.EncodedSize() > req.Route.MaxEntryBytes {
-		res.Reason = ReasonTooLarge
-		return res
-	}
 	// Encoded into a reused buffer: the store copies it. One larger than
 	// the buffers kept for reuse are (maxSpareBuffer) is not kept: an
 	// answer at max_entry_bytes would size it for good.
