@@ -396,7 +396,11 @@ func (f *Flight) semanticSearch(v *semVector, pre []Action, resume bool) []Actio
 	observed, full := c.semObserveModel(req.Route, v)
 	acts := append(pre, observed...)
 	if full {
-		req.sem = nil // neither searched nor indexed
+		// Neither searched nor indexed; nor kept as the turn's vector on
+		// this worker: the route's listed model, reported again, would
+		// have met it and counted models_full for it (review Z111).
+		delete(c.semVectors.m, c.textKey(req.Route, &req.tenant, q.text))
+		req.sem = nil
 		return f.semanticContinue(acts, resume)
 	}
 	var hit bool
@@ -887,7 +891,8 @@ func (c *Cache) semLegacyModel(r *Route, now int64) semModels {
 	if err != nil || len(old) == 0 {
 		return semModels{}
 	}
-	return semModels{ns: []semNamespaceSeen{{ns: fnv64(string(old)), seen: now}}}
+	ns := fnv64(string(old))
+	return semModels{ns: []semNamespaceSeen{{ns: ns, seen: now}}, made: []uint64{ns}} // its keys exist (review Z111)
 }
 
 func readableIdentity(id string) string {

@@ -189,6 +189,10 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 	dim := len(q)
 	sb := signBytes(dim)
 	qs := words(signs(q))
+	qn := int64(0) // the query's squared norm, exact
+	for _, x := range q {
+		qn += int64(x) * int64(x)
+	}
 	now := ix.now
 	keys := newSemKeys(prefix)
 	var short shortlist
@@ -244,9 +248,13 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 			if fresh != want.fresh || hamming(qs, rs) != want.h || fresh <= now {
 				continue // the signs value disagrees with the segment: a miss for this record
 			}
+			// The similarity ranked and reported is computed through the
+			// norms kept (float32); whether it reaches min is decided on
+			// the exact integers (cosineReaches).
+			d := dot(q, vec)
 			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[at:]))
-			sim := float64(dot(q, vec)) / (float64(qnorm) * float64(norm))
-			if !(sim >= min-semNormSlack) || len(best) == semTries && sim <= best[len(best)-1].sim || self != nil && string(seg[rawAt:p]) == string(self) {
+			sim := float64(d) / (float64(qnorm) * float64(norm))
+			if !cosineReaches(d, qn, selfDot(vec), min, sim) || len(best) == semTries && sim <= best[len(best)-1].sim || self != nil && string(seg[rawAt:p]) == string(self) {
 				continue
 			}
 			raw := append([]byte(nil), seg[rawAt:p]...)
@@ -262,13 +270,33 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 	return best
 }
 
-// semNormSlack is how far below min_similarity a computed cosine may be
-// and still reach it: the query's and a record's norms are float32
-// roundings of √n, each within 2⁻²⁴ of it, so their product, and the
-// cosine, is within about 2⁻²³. Compared without it, two identical vectors
-// (cosine 1) fell short of min_similarity 1 for about half of all norms,
-// at 0.99999994 (review Z107).
-const semNormSlack = 1.0 / (1 << 22)
+// cosineReaches reports whether the cosine of two int8 vectors, of dot
+// product d and squared norms qn and rn, reaches min, compared exactly: d²
+// ≥ min²·qn·rn, each product of integers below 2⁵³ exact in a float64. The
+// cosine through float32 norms (a record's stored one) fell short of
+// min_similarity 1 for identical vectors, 0.99999994 (review Z107), and a
+// slack for that admitted cosines just below any min (review Z111). sim,
+// the cosine as computed, decides a min that is not positive.
+func cosineReaches(d int32, qn, rn int64, min, sim float64) bool {
+	if min <= 0 {
+		return sim >= min
+	}
+	if d <= 0 {
+		return false
+	}
+	dd := float64(d) * float64(d)
+	return dd >= min*min*(float64(qn)*float64(rn))
+}
+
+// selfDot is a record's vector's squared norm.
+func selfDot(v []byte) int64 {
+	n := int64(0)
+	for _, b := range v {
+		x := int64(int8(b))
+		n += x * x
+	}
+	return n
+}
 
 // semShortlist is how many records, closest by their signs, a search
 // compares on the full vector.
