@@ -86,11 +86,11 @@ func (c *Cache) canonicalize(req *Request, k *routeKeying) *canonMemoSlot {
 // answer is the model's first stored, the next request to send it
 // canonicalises it once more, and is remembered then.
 //
-//go:noinline
-//
 // A slot keeps at most 2 × canonMemoMaxBody bytes: a body whose canonical
 // form is longer than that with it (a number such as 1e20, 5 bytes, is 23
 // canonical) is not kept, where slots of 96 KiB each were (review Z112).
+//
+//go:noinline
 func (c *Cache) remember(slot *canonMemoSlot, req *Request) {
 	body := req.Body
 	need := len(body) + len(req.canonical)
