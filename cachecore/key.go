@@ -714,25 +714,35 @@ func (c *Cache) newModelName(v []byte) string {
 // request is refused as a name equal but for case to one the cache reads
 // is on a plain model path (readButForCase): keyed under model "", its
 // answer was out of reach of the model's purges and version switches.
-// Only a path of plain names (and array indexes) is walked; the body is
-// canonical, so no object holds two names equal but for case, and the
-// walk reads each object on the path once.
+// The path is walked name by name (escapes read as gjson reads them:
+// "gen_ai\.model" is one name, review Z109), each object's members once;
+// a path with a wildcard or a modifier is not walked. The body is
+// canonical, so no object holds two names equal but for case.
 func modelButForCase(body []byte, path string) bool {
+	segs, ok := pathNames(path)
+	if !ok {
+		return false
+	}
 	cur := gjson.ParseBytes(body)
 	folded := false
-	for seg := range strings.SplitSeq(path, ".") {
-		if !isPlainField(seg) {
-			return false
-		}
-		next := cur.Get(seg)
-		if !next.Exists() && cur.IsObject() {
+	for _, seg := range segs {
+		var next gjson.Result
+		switch {
+		case cur.IsObject():
+			exact := false
 			cur.ForEach(func(name, v gjson.Result) bool {
-				if strings.EqualFold(name.Str, seg) {
-					next, folded = v, true
+				if name.Str == seg {
+					next, exact = v, true
 					return false
+				}
+				if !next.Exists() && strings.EqualFold(name.Str, seg) {
+					next = v
 				}
 				return true
 			})
+			folded = folded || next.Exists() && !exact
+		case cur.IsArray():
+			next = cur.Get(seg) // an index, as gjson reads it
 		}
 		if !next.Exists() {
 			return false
@@ -740,6 +750,30 @@ func modelButForCase(body []byte, path string) bool {
 		cur = next
 	}
 	return folded
+}
+
+// pathNames splits a gjson path of plain names into them, its escapes
+// read; ok is false for a path with a wildcard or other gjson syntax.
+func pathNames(path string) (names []string, ok bool) {
+	var b []byte
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case '\\':
+			if i+1 == len(path) {
+				return nil, false
+			}
+			i++
+			b = append(b, path[i])
+		case '.':
+			names = append(names, string(b))
+			b = b[:0]
+		case '*', '?', '#', '|', '@', '[', ']', '{', '}', '(', ')', '!', '=', '<', '>', '%':
+			return nil, false
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(names, string(b)), true
 }
 
 // canonicalString decodes a canonical JSON value as gjson's String would:
