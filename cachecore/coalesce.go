@@ -43,7 +43,16 @@ func OutcomeOf(r Reason, status int) Outcome {
 		// lead, not the model's: followers must not run out of retries
 		// (and answer 502) on a model that answers.
 		return OutcomeAbandoned
-	case r == ReasonStatus:
+	case r == ReasonEarlyAnswer && status < 300:
+		// The model answered a late request's headers, before its body,
+		// with an answer that is no failure: it says nothing of what the
+		// whole request gets, and a follower leads next.
+		return OutcomeAbandoned
+	case r == ReasonStatus || r == ReasonEarlyAnswer:
+		// An early answer is judged by its status as any other (review
+		// Z113): a 401 to an API key checked on the headers is the
+		// model's answer, which its followers' own requests meet too, not
+		// a failure that served them stale-if-error or a 502.
 		// A failure that may pass is a 5xx, a 408 or a 429. Any other status
 		// the route does not cache is the model's answer: the same request
 		// gets the same 4xx, and a 202, a 204 or a redirect is no failure

@@ -73,6 +73,25 @@ func (f *Flight) EarlyAnswer(status int) Reason {
 	return ReasonEarlyAnswer
 }
 
+// EarlyStale is EarlyAnswer for an answer that is a failure (status)
+// where the request's lookup found an entry within stale_if_error: the
+// entry answers instead (Stream.earlyStale), and the lead ends failed.
+// nil, with nothing done, when that is not so.
+func (f *Flight) EarlyStale(status int) []Action {
+	c, req := f.c, f.req
+	if OutcomeOf(ReasonEarlyAnswer, status) != OutcomeFailed || !c.StaleIfError(req) {
+		return nil
+	}
+	f.EarlyAnswer(status)
+	f.reset()
+	f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: ReasonEarlyAnswer, Status: status})
+	f.finishLead(OutcomeFailed, status)
+	f.Refused(ReasonEarlyAnswer)
+	f.StaleIfError()
+	f.emit(Action{Kind: ActServeEntry})
+	return f.actions()
+}
+
 // Refetched records that a response is replaced by a refetch of the
 // whole batch (reason: why the partial answer was unusable; status: the
 // refetch's answer, 0 if none): the request is a miss, in its

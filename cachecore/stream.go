@@ -559,6 +559,11 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	case phaseIdle, phaseServed: // not a cached route / a hit carries its own
 		return Continue, nil
 	default:
+		if s.late {
+			if acts := s.earlyStale(rd); acts != nil {
+				return Pause, acts
+			}
+		}
 		return Continue, s.notForwarded(rd)
 	}
 	hs, err := rd.ResponseHeaders()
@@ -722,6 +727,30 @@ func (s *Stream) interrupted(rd Reader) []Action {
 		s.recording.Drop()
 	}
 	return s.cacheStatus(s.refusal(out, reason))
+}
+
+// earlyStale answers a request decided late whose model failed its
+// headers early (a 503 before its body was decided) with the entry its
+// lookup found within stale_if_error, as a held request's failure at its
+// headers is answered (Flight.headersRefused): its followers, woken by
+// that failure, were served the entry while it passed the 503 on (review
+// Z113). nil when that is not so. Out of line: an early answer is rare.
+//
+//go:noinline
+func (s *Stream) earlyStale(rd Reader) []Action {
+	if s.phase != phaseRequest && s.phase != phaseFollowing || s.fl.req == nil || s.fl.req.Entry == nil ||
+		ClassifyOrigin(rd.CodeDetails()) != OriginUpstream {
+		return nil
+	}
+	hs, _ := rd.ResponseHeaders()
+	acts := s.fl.EarlyStale(CallStatus(hs))
+	if acts == nil {
+		return nil
+	}
+	s.body.Drop()
+	out := s.apply(acts)
+	s.aborts = false // its upstream request was answered, not cut short
+	return out
 }
 
 // refuse: the response passes unstored for reason.
