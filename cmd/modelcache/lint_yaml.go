@@ -12,7 +12,8 @@ import (
 // Reading YAML as the programs that consume it do: Envoy (aliases, the
 // last of duplicate keys, no merge keys: yaml-cpp keeps "<<" a key) and
 // Kubernetes (YAML 1.1 booleans and merge keys, which kubectl resolves
-// before Istio passes pluginConfig on as JSON).
+// as go-yaml v2 does, in the order written, before Istio passes
+// pluginConfig on as JSON).
 // Aliases are followed only after a document's expansion is bounded.
 
 // Bounds on a document's alias expansion: nodes visited with every alias
@@ -88,43 +89,60 @@ func isMergeKey(k *yaml.Node) bool {
 }
 
 // members lists a mapping's key/value pairs. With merge (a Kubernetes
-// manifest) they are what a merge-aware reader sees, in order: its own
-// keys, then those its merge keys ("<<: *base", or a list of such) bring
-// in and it does not set itself, the first merged mapping first. Without
-// (Envoy), "<<" is a key like any other.
+// manifest) they are what kubectl reads (sigs.k8s.io/yaml, that is
+// go-yaml v2): the members applied in the order written, each setting its
+// key, so a later one overrides an earlier one, a key keeping the place it
+// was first set in. A merge key ("<<: *base") sets there every member of
+// the merged mapping (itself read so), overriding the explicit keys
+// written before it, not those after it; a list of them ("<<: [*a, *b]")
+// is applied last first, so among them the first wins (go-yaml v2's
+// decoder.merge). Without merge (Envoy), "<<" is a key like any other and
+// every member is listed.
 func members(n *yaml.Node, merge bool) [][2]*yaml.Node {
 	n = deref(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
 	var out [][2]*yaml.Node
-	have := map[string]bool{}
-	var merges []*yaml.Node
+	at := map[string]int{} // with merge: a key's place in out
+	set := func(k, v *yaml.Node) {
+		if i, ok := at[k.Value]; ok {
+			out[i] = [2]*yaml.Node{k, v}
+			return
+		}
+		at[k.Value] = len(out)
+		out = append(out, [2]*yaml.Node{k, v})
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if merge && isMergeKey(k) {
-			merges = append(merges, v)
-			continue
-		}
-		out = append(out, [2]*yaml.Node{k, v})
-		have[k.Value] = true
-	}
-	for _, m := range merges {
-		m = deref(m)
-		srcs := []*yaml.Node{m}
-		if m != nil && m.Kind == yaml.SequenceNode {
-			srcs = m.Content
-		}
-		for _, src := range srcs {
-			for _, kv := range members(src, true) {
-				if !have[kv[0].Value] {
-					out = append(out, kv)
-					have[kv[0].Value] = true
+		switch {
+		case !merge:
+			out = append(out, [2]*yaml.Node{k, v})
+		case isMergeKey(k):
+			for _, src := range mergeSources(v) {
+				for _, kv := range members(src, true) {
+					set(kv[0], kv[1])
 				}
 			}
+		default:
+			set(k, v)
 		}
 	}
 	return out
+}
+
+// mergeSources are the mappings a merge key's value brings in, in the
+// order go-yaml v2 applies them: a list last first.
+func mergeSources(v *yaml.Node) []*yaml.Node {
+	v = deref(v)
+	if v == nil || v.Kind != yaml.SequenceNode {
+		return []*yaml.Node{v}
+	}
+	srcs := make([]*yaml.Node, len(v.Content))
+	for i, s := range v.Content {
+		srcs[len(srcs)-1-i] = s
+	}
+	return srcs
 }
 
 // get returns a mapping's value for key as Envoy reads it: the last one
