@@ -17,40 +17,49 @@ import (
 // Aliases are followed only after a document's expansion is bounded.
 
 // Bounds on a document's alias expansion: nodes visited with every alias
-// followed, and the depth of that expansion (a self-containing alias is
-// infinitely deep).
+// followed, the depth of that expansion (a self-containing alias is
+// infinitely deep), and the bytes of the scalars aliases bring in again
+// (a long string aliased many times is few nodes, yet a WasmPlugin's
+// pluginConfig is written out whole, as JSON, for the filter's parser).
 const (
-	maxYAMLNodes = 1 << 20
-	maxYAMLDepth = 256
+	maxYAMLNodes      = 1 << 20
+	maxYAMLDepth      = 256
+	maxYAMLAliasBytes = 4 << 20
 )
 
 // checkExpansion refuses a document whose aliases expand beyond the
-// bounds: an alias bomb of a few hundred bytes, or an alias that
-// contains itself.
+// bounds: an alias bomb of a few hundred bytes, an alias that contains
+// itself, or one that copies megabytes. It only counts, so it costs no
+// more memory than the document already holds.
 func checkExpansion(root *yaml.Node) error {
-	nodes := 0
-	var visit func(n *yaml.Node, depth int) error
-	visit = func(n *yaml.Node, depth int) error {
+	nodes, aliasBytes := 0, 0
+	var visit func(n *yaml.Node, depth int, aliased bool) error
+	visit = func(n *yaml.Node, depth int, aliased bool) error {
 		if nodes++; nodes > maxYAMLNodes {
 			return fmt.Errorf("YAML aliases expand to more than %d nodes: refused", maxYAMLNodes)
 		}
 		if depth > maxYAMLDepth {
 			return fmt.Errorf("YAML nested deeper than %d levels once aliases are expanded (an alias that contains itself?): refused", maxYAMLDepth)
 		}
+		if aliased {
+			if aliasBytes += len(n.Value); aliasBytes > maxYAMLAliasBytes {
+				return fmt.Errorf("YAML aliases expand to more than %d MiB of text: refused", maxYAMLAliasBytes>>20)
+			}
+		}
 		if n.Kind == yaml.AliasNode {
 			if n.Alias == nil {
 				return nil
 			}
-			return visit(n.Alias, depth+1)
+			return visit(n.Alias, depth+1, true)
 		}
 		for _, c := range n.Content {
-			if err := visit(c, depth+1); err != nil {
+			if err := visit(c, depth+1, aliased); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return visit(root, 0)
+	return visit(root, 0, false)
 }
 
 // duplicateKeys reports each key a mapping holds twice: Envoy takes the
