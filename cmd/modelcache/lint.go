@@ -165,20 +165,20 @@ func isBareJSONConfig(data []byte) bool {
 	// A filter configuration has routes; a stray member beside them (kind,
 	// config …) is the filter's to refuse, by name, not a sign of a
 	// manifest. An Envoy configuration or a manifest has none at the top.
-	if _, ok := top["routes"]; ok {
-		for _, k := range []string{"static_resources", "dynamic_resources", "apiVersion"} {
-			if _, ok := top[k]; ok {
-				return false
+	has := func(fields ...string) bool { // under either name (get)
+		for _, f := range fields {
+			_, ok := top[f]
+			_, alt := top[jsonName(f)]
+			if ok || alt {
+				return true
 			}
 		}
-		return true
+		return false
 	}
-	for _, k := range []string{"static_resources", "dynamic_resources", "apiVersion", "kind", "typed_config", "@type", "resources", "config"} {
-		if _, ok := top[k]; ok {
-			return false
-		}
+	if _, ok := top["routes"]; ok {
+		return !has("static_resources", "dynamic_resources", "apiVersion")
 	}
-	return true
+	return !has("static_resources", "dynamic_resources", "apiVersion", "kind", "typed_config", "@type", "resources", "config")
 }
 
 func hasMoreDocs(data []byte) bool {
@@ -536,7 +536,7 @@ func locate(n *yaml.Node, path string) *yaml.Node {
 	for _, seg := range strings.Split(path, ".") {
 		name, rest, _ := strings.Cut(seg, "[")
 		if name != "" {
-			next := get(cur, name)
+			next := getK8s(cur, name) // a pluginConfig: the filter's own fields, as kubectl reads them
 			if next == nil {
 				return cur
 			}

@@ -153,7 +153,7 @@ func (l *linter) optOutKeys(where string, n *yaml.Node, byName map[string]*httpF
 // route configuration's, else the http_filters entry's own disabled.
 func filterDisabled(f *httpFilter, r, vh, rc *yaml.Node) bool {
 	for _, n := range []*yaml.Node{r, vh, rc} {
-		v := get(get(n, "typed_per_filter_config"), f.name)
+		v := entry(get(n, "typed_per_filter_config"), f.name)
 		if v == nil {
 			continue
 		}
@@ -196,7 +196,7 @@ func firstCovering(routes *yaml.Node, spec pathSpec, disabled func(*yaml.Node) b
 		kind, value, conditional := "", "", false
 		fold, none := false, false
 		for j := 0; j+1 < len(m.Content); j += 2 {
-			switch k := m.Content[j].Value; k {
+			switch k := protoField(m.Content[j].Value); k {
 			case "prefix", "path", "path_separated_prefix":
 				kind, value = k, scalar(m.Content[j+1])
 			case "case_sensitive": // a BoolValue, true by default
@@ -271,7 +271,7 @@ func exactMethod(h *yaml.Node) (method string, fold, ok bool) {
 		return "", false, false
 	}
 	for j := 0; j+1 < len(h.Content); j += 2 {
-		switch h.Content[j].Value {
+		switch protoField(h.Content[j].Value) {
 		case "name", "invert_match":
 		case "exact_match":
 			method, ok = scalar(h.Content[j+1]), true
@@ -281,7 +281,7 @@ func exactMethod(h *yaml.Node) (method string, fold, ok bool) {
 				return "", false, false
 			}
 			for k := 0; k+1 < len(sm.Content); k += 2 {
-				switch sm.Content[k].Value {
+				switch protoField(sm.Content[k].Value) {
 				case "exact":
 					method, ok = scalar(sm.Content[k+1]), true
 				case "ignore_case":

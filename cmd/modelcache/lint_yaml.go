@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -154,12 +155,81 @@ func mergeSources(v *yaml.Node) []*yaml.Node {
 	return srcs
 }
 
-// get returns a mapping's value for key as Envoy reads it: the last one
-// of a duplicated key (duplicateKeys reports it), aliases followed.
-func get(n *yaml.Node, key string) *yaml.Node { return lookup(n, key, false) }
+// Envoy reads its configuration (a bootstrap, an ECDS file, what istiod
+// makes of an EnvoyFilter's patch) with protobuf's JSON parser, which
+// accepts every field under its name in the .proto (root_id) and under its
+// JSON name, lowerCamelCase (rootId); configuration dumps and many
+// EnvoyFilter patches use the latter. The linter names fields by their
+// .proto names: get finds either spelling, protoField reads a key as the
+// field it spells. A map's keys are data, not fields (the filter names of
+// typed_per_filter_config): entry finds them as written.
 
-// getK8s is get for a Kubernetes manifest: merge keys resolved.
+// get returns a mapping's value for a proto field (its .proto name) as
+// Envoy reads it: under either name, the last one of a duplicated key
+// (duplicateKeys reports it), aliases followed.
+func get(n *yaml.Node, field string) *yaml.Node {
+	alt := jsonName(field)
+	var v *yaml.Node
+	for _, kv := range members(n, false) {
+		if k := kv[0].Value; k == field || k == alt {
+			v = kv[1]
+		}
+	}
+	return deref(v)
+}
+
+// entry returns a map's value for key, as written, the last one of a
+// duplicated key, aliases followed.
+func entry(n *yaml.Node, key string) *yaml.Node { return lookup(n, key, false) }
+
+// getK8s is entry for a Kubernetes manifest (whose fields have one name):
+// merge keys resolved.
 func getK8s(n *yaml.Node, key string) *yaml.Node { return lookup(n, key, true) }
+
+// jsonName is a .proto field name's JSON name, as protoc derives it: the
+// "_"s dropped, the (ASCII) letter after each upper-cased.
+func jsonName(field string) string {
+	if !strings.Contains(field, "_") {
+		return field
+	}
+	var b strings.Builder
+	up := false
+	for i := 0; i < len(field); i++ {
+		switch c := field[i]; {
+		case c == '_':
+			up = true
+		case up && 'a' <= c && c <= 'z':
+			b.WriteByte(c - 'a' + 'A')
+			up = false
+		default:
+			b.WriteByte(c)
+			up = false
+		}
+	}
+	return b.String()
+}
+
+// protoField is the .proto field name a key spells: the key itself, or
+// the field whose JSON name it is (pathSeparatedPrefix:
+// path_separated_prefix).
+func protoField(key string) string {
+	if strings.IndexFunc(key, func(r rune) bool { return 'A' <= r && r <= 'Z' }) < 0 {
+		return key
+	}
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; 'A' <= c && c <= 'Z' {
+			b.WriteByte('_')
+			b.WriteByte(c - 'A' + 'a')
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	if f := b.String(); jsonName(f) == key {
+		return f
+	}
+	return key // no field's JSON name (an upper-case letter after "_", …)
+}
 
 func lookup(n *yaml.Node, key string, merge bool) *yaml.Node {
 	var v *yaml.Node
