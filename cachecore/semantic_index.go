@@ -254,7 +254,14 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 			d := dot(q, vec)
 			norm := math.Float32frombits(binary.LittleEndian.Uint32(seg[at:]))
 			sim := float64(d) / (float64(qnorm) * float64(norm))
-			if !cosineReaches(d, qn, selfDot(vec), min, sim) || len(best) == semTries && sim <= best[len(best)-1].sim || self != nil && string(seg[rawAt:p]) == string(self) {
+			reaches := cosineReaches(d, qn, selfDot(vec), min, sim)
+			if reaches {
+				// A cosine that reaches min is reported at least min, and
+				// at most 1: below or above them it is the float32 norms'
+				// rounding (review Z117).
+				sim = math.Min(math.Max(sim, min), 1)
+			}
+			if !reaches || len(best) == semTries && sim <= best[len(best)-1].sim || self != nil && string(seg[rawAt:p]) == string(self) {
 				continue
 			}
 			raw := append([]byte(nil), seg[rawAt:p]...)
@@ -272,7 +279,9 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 
 // cosineReaches reports whether the cosine of two int8 vectors, of dot
 // product d and squared norms qn and rn, reaches min, compared exactly: d²
-// ≥ min²·qn·rn, each product of integers below 2⁵³ exact in a float64. The
+// ≥ min²·qn·rn, each product of integers in a float64 (exact below 2⁵³,
+// 4,096 dimensions; beyond, its rounding is far finer than the gap
+// between int8 vectors' d² and qn·rn). The
 // cosine through float32 norms (a record's stored one) fell short of
 // min_similarity 1 for identical vectors, 0.99999994 (review Z107), and a
 // slack for that admitted cosines just below any min (review Z111). sim,
