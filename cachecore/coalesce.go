@@ -385,11 +385,13 @@ func (c *Cache) currentEntry(req *Request, now int64) bool {
 	if err != nil || !found {
 		return false
 	}
-	if e.StoredAt != req.Entry.StoredAt {
-		e.Detach() // it aliases the table's read buffer
-		req.entry = e
-		req.Entry = &req.entry
-	}
+	// The entry as read now, even the same one: the one the request kept
+	// may alias the table's read buffer, which other requests have read
+	// into since (a hit whose answer the host could not send went upstream
+	// with it: stale-if-error served another entry's bytes; review Z116).
+	e.Detach() // it aliases the table's read buffer
+	req.entry = e
+	req.Entry = &req.entry
 	return true
 }
 
