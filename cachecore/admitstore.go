@@ -50,7 +50,10 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 	if !req.state.Found || !slices.Contains(r.Statuses, status) || len(body) > r.MaxEntryBytes {
 		return res
 	}
-	if body != nil && r.ModelVersion.Header == "" {
+	if body != nil && r.ModelVersion.BodyPath != "" {
+		// Read where a stored answer's is: a stream's assembly, also on a
+		// route that names a header first, which this answer may lack
+		// (review Z116).
 		body = versionSource(req, headers, body)
 	}
 	v := ResponseVersion(r, headers, body)
@@ -58,8 +61,18 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 		return res
 	}
 	_, changed, _, _ := c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
-	res.VersionChanged, res.Version = changed, v
+	res.VersionChanged, res.Version = changed, shownVersion(v)
 	return res
+}
+
+// shownVersion is a version as logs and stats show it: at most
+// maxVersionLen bytes, as prepareStore cuts a stored answer's (review
+// Z116).
+func shownVersion(v string) string {
+	if len(v) > maxVersionLen {
+		return v[:maxVersionLen] + "…"
+	}
+	return v
 }
 
 // versionSource is the JSON a refused answer's version is read from, as a

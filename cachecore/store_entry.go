@@ -126,10 +126,7 @@ func upstreamAge(headers [][2]string, ttl time.Duration) int64 {
 // (that of the entries about to be stored) and moves req onto the current
 // state.
 func (c *Cache) prepareStore(req *Request, adm Admission, staleUntil int64) (StoreResult, bool) {
-	res := StoreResult{Version: adm.Version}
-	if len(res.Version) > maxVersionLen {
-		res.Version = res.Version[:maxVersionLen] + "…" // for display only
-	}
+	res := StoreResult{Version: shownVersion(adm.Version)} // for display only
 	before := req.state
 	versioned := req.Route.ModelVersion.Enabled()
 	if versioned && adm.Version == "" {
