@@ -561,7 +561,9 @@ func (s *Stream) ResponseHeaders(endOfStream bool, rd Reader) (Verdict, []Action
 	default:
 		if s.late {
 			if acts := s.earlyStale(rd); acts != nil {
-				return Pause, acts
+				// Held while the entry answers; passed on should the host
+				// refuse that reply (SendFailed: then it passes).
+				return Decided, acts
 			}
 		}
 		return Continue, s.notForwarded(rd)
@@ -750,6 +752,10 @@ func (s *Stream) earlyStale(rd Reader) []Action {
 	s.body.Drop()
 	out := s.apply(acts)
 	s.aborts = false // its upstream request was answered, not cut short
+	// Should the host refuse the entry's reply, the model's answer passes
+	// with its Cache-Status (SendFailed, for a response held at its
+	// headers), counted when the stream ends: it hung, held (review Z115).
+	s.respHeaders, s.countLater = hs, true
 	return out
 }
 
