@@ -195,7 +195,10 @@ type Call struct {
 // of their own (the filter reads a call's answer into fresh buffers).
 type CallResult struct {
 	NotStarted bool // the host could not dispatch it
-	Failed     bool // no answer (reset, timeout)
+	Failed     bool // no answer (reset, timeout), or one the host would not hand over (Unread)
+	// Unread: the model answered, but the host would not hand the answer
+	// over (a fault of the proxy's, not the model's). Failed too.
+	Unread bool
 	Status     int
 	Headers    [][2]string
 	Body       []byte

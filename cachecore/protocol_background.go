@@ -63,6 +63,12 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 				Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
 		case res.Failed:
 			acts = append(acts, Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
+			if res.Unread {
+				// The proxy's fault, not the model's: its followers lead
+				// next, as for an internal fault (OutcomeOf), rather than
+				// run out of retries on a model that answers (review Z115).
+				o = OutcomeAbandoned
+			}
 		default:
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
 			o, status = OutcomeOf(st.Reason, res.Status), res.Status // its followers get a 429 or 5xx as a request's leader's

@@ -164,7 +164,7 @@ func (p *plugin) dispatch(call *cachecore.Call, then func([]cachecore.Action)) b
 					// read as status 0, or as an empty body, it was passed
 					// on as a batch's whole answer (review Z110).
 					p.stats.internal.Increment(1)
-					res = cachecore.CallResult{Failed: true}
+					res = cachecore.CallResult{Failed: true, Unread: true}
 				}
 			}
 			if gone {
