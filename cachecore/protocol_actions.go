@@ -198,10 +198,10 @@ type CallResult struct {
 	Failed     bool // no answer (reset, timeout), or one the host would not hand over (Unread)
 	// Unread: the model answered, but the host would not hand the answer
 	// over (a fault of the proxy's, not the model's). Failed too.
-	Unread bool
-	Status     int
-	Headers    [][2]string
-	Body       []byte
+	Unread  bool
+	Status  int
+	Headers [][2]string
+	Body    []byte
 }
 
 // CallStatus reads the :status of a call's answer headers (0 if none).
