@@ -13,6 +13,18 @@ type BackgroundSlots struct {
 	n      int
 	key    string
 	anchor uint32
+	// leases' horizon says whether a deadline is live: one further ahead
+	// than any configuration of the process writes was written before the
+	// wall clock stepped back, and its slot is free. Held by a call whose
+	// VM went away, it stayed busy for the step's length, and with
+	// max_concurrent 1 no refresh ran meanwhile (review Z118). nil: every
+	// deadline ahead is live.
+	leases *LeaseTable
+}
+
+// busy reports whether a slot holding deadline d is in use at now.
+func (b *BackgroundSlots) busy(d, now int64) bool {
+	return d > now && (b.leases == nil || b.leases.withinHorizon(d, now))
 }
 
 // NewBackgroundSlots returns a limiter of n concurrent calls.
@@ -68,7 +80,7 @@ func (b *BackgroundSlots) Acquire(now, deadline int64) (slot int, ok bool, err e
 		// (there is one when fewer than n are busy).
 		slot, busy := -1, 0
 		for i, d := range slots {
-			if d > now {
+			if b.busy(d, now) {
 				busy++
 			} else if slot < 0 && i < b.n {
 				slot = i
@@ -78,7 +90,7 @@ func (b *BackgroundSlots) Acquire(now, deadline int64) (slot int, ok bool, err e
 			return 0, false, nil
 		}
 		slots[slot] = deadline
-		for len(slots) > b.n && slots[len(slots)-1] <= now {
+		for len(slots) > b.n && !b.busy(slots[len(slots)-1], now) {
 			slots = slots[:len(slots)-1] // another limit's, ended
 		}
 		err = b.write(slots, cas, exists)
@@ -118,7 +130,7 @@ func (b *BackgroundSlots) Busy(now int64) int {
 	}
 	n := 0
 	for _, d := range slots {
-		if d > now {
+		if b.busy(d, now) {
 			n++
 		}
 	}

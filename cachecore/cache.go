@@ -115,6 +115,7 @@ func New(cfg *Config, opts Options) *Cache {
 		rand:   opts.Rand,
 		spare:  make([]*Request, 0, maxSpareRequests),
 	}
+	c.bg.leases = leases
 	c.slotsKept = int(slotsKept)
 	c.noteLayout()
 	return c

@@ -598,7 +598,14 @@ func (t *LeaseTable) ownLive(r *[leaseRecordBytes]byte, now int64) bool {
 	if !recordLive(r, now) {
 		return false
 	}
-	end := int64(le.Uint64(r[21:29]))
+	return t.withinHorizon(int64(le.Uint64(r[21:29])), now)
+}
+
+// withinHorizon reports whether end, a deadline some VM of the process
+// wrote, is within the process's horizon of now: one further ahead was
+// written before the wall clock stepped back, and is dead. (The
+// background limiters' deadline slots are read with it too.)
+func (t *LeaseTable) withinHorizon(end, now int64) bool {
 	if t.horizon == 0 || end-now <= t.horizon {
 		return true
 	}

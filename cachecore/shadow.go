@@ -30,7 +30,7 @@ func (c *Cache) ShadowSlots(r *Route) *BackgroundSlots {
 	}
 	b := c.shadowSlots[r]
 	if b == nil {
-		b = &BackgroundSlots{store: c.store, n: r.Shadow.MaxConcurrent, key: "mc:shadow:" + r.Name}
+		b = &BackgroundSlots{store: c.store, n: r.Shadow.MaxConcurrent, key: "mc:shadow:" + r.Name, leases: c.leases}
 		c.shadowSlots[r] = b
 	}
 	return b
