@@ -77,8 +77,13 @@ var kinds = []*kindSpec{
 		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
 		// vLLM's echo and generation-prompt flags: the last message
 		// echoed into the answer, or continued rather than answered.
+		// OpenAI's audio output (modalities, audio: message.audio),
+		// vLLM's tokens as ids and llama.cpp's post-sampling
+		// probabilities and n_probs (another logprobs form) too (review
+		// Z122).
 		formKeyed: []string{"stream", "stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids",
-			"echo", "add_generation_prompt", "continue_final_message"},
+			"echo", "add_generation_prompt", "continue_final_message",
+			"modalities", "audio", "return_tokens_as_token_ids", "post_sampling_probs", "n_probs"},
 		streams: true,
 		admit:   checkCompletion,
 	},
@@ -89,10 +94,14 @@ var kinds = []*kindSpec{
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
 		shadowPaths:   []string{"choices.#.text"},
-		formKeyed:     []string{"stream", "stream_options", "n", "best_of", "logprobs", "echo", "prompt_logprobs", "return_token_ids"},
-		streams:       true,
-		textChoices:   true,
-		admit:         checkCompletion,
+		// vLLM's prompt_embeds asks the question in prompt's place, and
+		// its tokens as ids, llama.cpp's n_probs and post-sampling
+		// probabilities set the logprobs' form (review Z122).
+		formKeyed: []string{"stream", "stream_options", "n", "best_of", "logprobs", "echo", "prompt_logprobs", "return_token_ids",
+			"prompt_embeds", "return_tokens_as_token_ids", "n_probs", "post_sampling_probs"},
+		streams:     true,
+		textChoices: true,
+		admit:       checkCompletion,
 	},
 	{
 		kind:          KindEmbeddings,
@@ -101,7 +110,9 @@ var kinds = []*kindSpec{
 		// input: each item has its own key; the request's (its lease,
 		// identical whole batches coalescing) holds them all, whatever
 		// key_fields says.
-		formKeyed: []string{"input", "encoding_format", "dimensions"},
+		// vLLM's embed_dtype and endianness: what a base64 vector's
+		// bytes mean (review Z122).
+		formKeyed: []string{"input", "encoding_format", "dimensions", "embed_dtype", "endianness"},
 		perItem:   true,
 		parse:     (*Cache).parseEmbeddings,
 		admit:     checkEmbeddingsData,
