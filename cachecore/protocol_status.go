@@ -73,20 +73,38 @@ func (f *Flight) EarlyAnswer(status int) Reason {
 	return ReasonEarlyAnswer
 }
 
-// EarlyStale is EarlyAnswer for an answer that is a failure (status)
-// where the request's lookup found an entry within stale_if_error: the
-// entry answers instead (Stream.earlyStale), and the lead ends failed.
-// nil, with nothing done, when that is not so.
-func (f *Flight) EarlyStale(status int) []Action {
+// EarlyStale is EarlyAnswer (origin: the model's) or Interrupted (an
+// upstream reset or timeout Envoy answers) for a failure (status) that
+// ends a late request before its body was decided, where the request's
+// lookup found an entry within stale_if_error: the entry answers instead
+// (Stream.earlyStale), and the lead ends failed. A reset met before the
+// decision was a bypass that passed Envoy's 503, where one met after it
+// was answered with the entry (review Z119). nil, with nothing done, when
+// that is not so.
+func (f *Flight) EarlyStale(origin Origin, status int) []Action {
 	c, req := f.c, f.req
-	if OutcomeOf(ReasonEarlyAnswer, status) != OutcomeFailed || !c.StaleIfError(req) {
+	reason := ReasonEarlyAnswer
+	switch origin {
+	case OriginUpstream:
+	case OriginUpstreamReset:
+		reason = ReasonUpstreamReset
+	case OriginUpstreamTimeout:
+		reason = ReasonUpstreamTimeout
+	default:
 		return nil
 	}
-	f.EarlyAnswer(status)
+	if OutcomeOf(reason, status) != OutcomeFailed || !c.StaleIfError(req) {
+		return nil
+	}
+	if origin == OriginUpstream {
+		f.EarlyAnswer(status)
+	} else {
+		f.Interrupted(origin, true)
+	}
 	f.reset()
-	f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: ReasonEarlyAnswer, Status: status})
+	f.emit(Action{Kind: ActRefused, Route: req.Route, Reason: reason, Status: status})
 	f.finishLead(OutcomeFailed, status)
-	f.Refused(ReasonEarlyAnswer)
+	f.Refused(reason)
 	f.StaleIfError()
 	f.emit(Action{Kind: ActServeEntry})
 	return f.actions()

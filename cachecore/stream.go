@@ -732,7 +732,8 @@ func (s *Stream) interrupted(rd Reader) []Action {
 }
 
 // earlyStale answers a request decided late whose model failed its
-// headers early (a 503 before its body was decided) with the entry its
+// headers early (a 503 before its body was decided), or whose upstream
+// request was reset or timed out then, with the entry its
 // lookup found within stale_if_error, as a held request's failure at its
 // headers is answered (Flight.headersRefused): its followers, woken by
 // that failure, were served the entry while it passed the 503 on (review
@@ -740,12 +741,11 @@ func (s *Stream) interrupted(rd Reader) []Action {
 //
 //go:noinline
 func (s *Stream) earlyStale(rd Reader) []Action {
-	if s.phase != phaseRequest && s.phase != phaseFollowing || s.fl.req == nil || s.fl.req.Entry == nil ||
-		ClassifyOrigin(rd.CodeDetails()) != OriginUpstream {
+	if s.phase != phaseRequest && s.phase != phaseFollowing || s.fl.req == nil || s.fl.req.Entry == nil {
 		return nil
 	}
 	hs, _ := rd.ResponseHeaders()
-	acts := s.fl.EarlyStale(CallStatus(hs))
+	acts := s.fl.EarlyStale(ClassifyOrigin(rd.CodeDetails()), CallStatus(hs))
 	if acts == nil {
 		return nil
 	}
