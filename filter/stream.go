@@ -465,7 +465,9 @@ func (s *stream) inRoot(event func(*cachecore.Stream) []cachecore.Action, resume
 	v := s.do(cachecore.Decided, event(&s.x))
 	s.rooted = false
 	if v == types.ActionContinue && resumeHeld {
-		_ = proxywasm.ResumeHttpRequest()
+		if err := proxywasm.ResumeHttpRequest(); err != nil {
+			s.retryLater(proxywasm.ResumeHttpRequest) // off the holding list: nothing else resumes it (review Z121)
+		}
 	}
 	return true
 }
@@ -506,6 +508,12 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			}
 		case cachecore.ActForward:
 			s.forward(a)
+		case cachecore.ActResumeResponse:
+			// The answer a call's result replaced (a batch asked for
+			// again): refused, nothing else resumes it (review Z121).
+			if err := proxywasm.ResumeHttpResponse(); err != nil {
+				s.retryLater(proxywasm.ResumeHttpResponse)
+			}
 		case cachecore.ActDispatch:
 			// A call of this request's (an L2 lookup, a refetch): its
 			// result continues it.
