@@ -421,6 +421,10 @@ func onDelete(contextID uint32) {
 	h, broken, root := s.ctx, s.broken, s.root
 	*s = streamState{}
 	freeStates = append(freeStates, s)
+	// A call made in the deletion is filed under the stream's own root,
+	// which Envoy answers it on: not the root that ran the last callback
+	// (another plugin's in the VM) when the end ran earlier (review Z121).
+	currentRoot = root
 	// A stream that panicked is left to the garbage collector: its state
 	// is whatever the panic left.
 	if !broken {
