@@ -447,8 +447,14 @@ type l2Breaker struct {
 	openUntil int64 // unix ms
 }
 
-// l2Allowed reports whether L2 may be tried now.
-func (c *Cache) l2Allowed() bool { return c.nowMs() >= c.l2b.openUntil }
+// l2Allowed reports whether L2 may be tried now: the breaker is closed, or
+// it would stay open longer than a cool-down from now, which only a wall
+// clock stepped back makes: it skipped L2 for the step's length (review
+// Z120).
+func (c *Cache) l2Allowed() bool {
+	now := c.nowMs()
+	return now >= c.l2b.openUntil || c.l2b.openUntil-now > c.cfg.L2.BreakerCoolDown.Milliseconds()
+}
 
 // l2Result records a call's success or failure; it reports true when this
 // failure opened the breaker.
