@@ -170,6 +170,10 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		if !invalidated {
 			return acts
 		}
+		// The first copy, as keepSwitched reads it before storing again:
+		// an entry purge meanwhile removes it without moving the
+		// generation, and the second store put it back (review Z125).
+		firstFP, firstKey := req.FP, slices.Clone(req.Key)
 		// With an L2, the L1 generation moves once more when L2 has the
 		// invalidation (l2Again): the replacement is stored again under
 		// the generation that makes (the call's answer is the protocol's
@@ -178,8 +182,11 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		// a purge applied meanwhile (another proxy's, from the log) removed
 		// the replacement, fetched before it, for good.
 		return append(acts, c.l2InvalidateModelThen(r.Name, req.Model, obs.state.Gen, func(made ModelState) []Action {
-			if !made.Found || obs.moved {
+			if !made.Found || obs.moved || st.Reason != ReasonNone {
 				return nil
+			}
+			if e, err := c.table.Lookup(firstFP, firstKey, c.nowMs()); err != nil || e == nil {
+				return nil // purged (or evicted) since: not brought back
 			}
 			c.PrepareShadowStore(req, made)
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
