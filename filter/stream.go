@@ -384,6 +384,9 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		s.p.stalled(s)
 	}
 	if !s.purge {
+		if s.retry != nil {
+			s.dropRetry()
+		}
 		return s.do(s.x.RequestBody(bodySize, endOfStream, reader{s}, &s.p.hold))
 	}
 	if s.purgeAnswered {
@@ -400,6 +403,9 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 // OnHttpRequestTrailers ends a body that no chunk ended.
 func (s *stream) OnHttpRequestTrailers(int) types.Action {
 	if !s.purge {
+		if s.retry != nil {
+			s.dropRetry()
+		}
 		return s.do(s.x.RequestTrailers(reader{s}, &s.p.hold))
 	}
 	if s.purgeAnswered {
@@ -713,6 +719,17 @@ func (s *stream) reply(status uint32, hs [][2]string, body []byte) {
 // retryLater counts a host action that failed and lists the stream for
 // the ticks to try it again until it is done or the stream's context is
 // gone (plugin.OnTick).
+// dropRetry forgets a resume of the request still to be tried: a body
+// callback came, whose verdict is the protocol's word on the request now
+// (a follower's body held, say). Tried on a tick after it, the resume
+// sent a follower's held body upstream (review Z123).
+//
+//go:noinline
+func (s *stream) dropRetry() {
+	delete(s.p.retrying, s.id)
+	s.retry = nil
+}
+
 func (s *stream) retryLater(f func() error) {
 	s.p.stats.internal.Increment(1)
 	s.retry = f
