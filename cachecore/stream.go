@@ -495,7 +495,7 @@ func (s *Stream) SendFailed() []Action {
 		// counted as that says (countLater). It went without one (review
 		// Z67).
 		s.fl.FailOpen()
-		s.fl.req.Status = s.fl.cs.Status // counted as its Cache-Status says (a reset met early: bypass; review Z123)
+		s.fl.req.Status = s.fl.cs.Status          // counted as its Cache-Status says (a reset met early: bypass; review Z123)
 		s.phase, s.aged = phasePassThrough, false // the model's answer, not the entry (review Z77)
 		return append(s.cacheStatus(append(s.fb[:0], Action{Kind: ActInternal})), Action{Kind: ActResumeResponse})
 	}
