@@ -454,7 +454,12 @@ func (f *Flight) keepLocalLease() {
 	if !f.leader {
 		return
 	}
-	now, wait := f.c.nowMs(), f.req.Route.Coalesce.MaxWait.Milliseconds()
+	// Kept for max_wait, or for two ticks if a tick_period up to max_wait
+	// is longer than half of it: else one tick came with more than half
+	// left and the next only after the lease had lapsed under a live
+	// leader (review Z124). (Within the lease horizon: 2 × max_wait.)
+	now := f.c.nowMs()
+	wait := max(f.req.Route.Coalesce.MaxWait, 2*f.c.cfg.TickPeriod).Milliseconds()
 	if f.leaseEnd-now > wait/2 {
 		return
 	}

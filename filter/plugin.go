@@ -39,6 +39,11 @@ type plugin struct {
 	hold         cachecore.HoldState
 	// tickArmed: the tick period last armed (setTick).
 	tickArmed time.Duration
+	// waitTick: the period a VM with waiting followers ticks at most, a
+	// quarter of the shortest max_wait of a coalescing route: a follower
+	// is checked on ticks, and at a tick_period up to max_wait it waited
+	// up to twice max_wait (review Z124).
+	waitTick time.Duration
 
 	lastSLOFlush time.Time
 }
@@ -96,6 +101,12 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	p.cfg = cfg
+	p.waitTick = cfg.TickPeriod
+	for _, r := range cfg.Routes {
+		if r.Coalesce.Enabled && r.Coalesce.MaxWait > 0 {
+			p.waitTick = min(p.waitTick, max(r.Coalesce.MaxWait/4, 10*time.Millisecond))
+		}
+	}
 	p.hold.Setting = cfg.HeaderHold
 	p.cache = cachecore.New(cfg, cachecore.Options{
 		Store: store,
@@ -224,6 +235,8 @@ func (p *plugin) OnTick() {
 	if p.hold.Watching() {
 		p.checkHeld()
 		p.hold.Probe(nowMs())
+	} else if len(p.holding) > 0 {
+		p.unwatchHeld()
 	}
 	p.flushSLO(p.now())
 	p.performAll(p.cache.L2Tick())
@@ -356,10 +369,28 @@ func (p *plugin) setTick(fast bool) {
 // HoldGrace while a request is held for its body and tick_period is
 // longer (it is let go at HoldGrace, not a whole tick_period later).
 func (p *plugin) fastPeriod() time.Duration {
+	period := p.cfg.TickPeriod
 	if len(p.holding) > 0 {
-		return min(p.cfg.TickPeriod, cachecore.HoldGrace)
+		period = min(period, cachecore.HoldGrace)
 	}
-	return p.cfg.TickPeriod
+	if len(p.waiting) > 0 {
+		period = min(period, p.waitTick)
+	}
+	return period
+}
+
+// unwatchHeld takes the requests held for their body off the holding list
+// once nothing is watched (the proxy was seen to deliver bodies): their
+// bodies come as any request's, the tick no longer looks at them, and
+// listed they kept the VM ticking fast for as long as a slow client held
+// one open (review Z124). Out of line: the list is most often empty.
+//
+//go:noinline
+func (p *plugin) unwatchHeld() {
+	for id, s := range p.holding {
+		delete(p.holding, id)
+		s.holdingListed = false
+	}
 }
 
 // tickFast: the tick runs at least as often as fastPeriod. Armed faster
