@@ -194,7 +194,10 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	var choices []*choice
 	calls := 0 // tool calls over all choices
-	var id, model, object, fingerprint, usage string
+	var object, fingerprint, usage string
+	// id and model as the chunks carry them (their JSON, not a string
+	// made of it): a rule is judged on what a client reads (review Z127).
+	var id, model carried
 	dups := duplicateMembers{tokenMaps: kind == KindCompletions}
 	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
 		if ev.Event == "error" {
@@ -251,11 +254,13 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			s.BadShape, s.Foreign = true, !ch.Exists()
 			break
 		}
-		if v := chunk.Get("id"); v.Exists() {
-			id = v.String()
-		}
-		if v := chunk.Get("model"); v.Exists() {
-			model = v.String()
+		id.note(chunk.Get("id"))
+		if model.note(chunk.Get("model")) {
+			// Two models in one stream: clients keep the first (Python's
+			// accumulator) or the last (Node's), as for two
+			// finish_reasons (review Z127).
+			s.BadShape = true
+			break
 		}
 		if v := chunk.Get("object"); v.Exists() {
 			object = v.String()
@@ -299,7 +304,14 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					return false
 				}
 				ch.said = ch.said || dc.Exists() && dc.Type != gjson.Null
-				d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+				tcs := d.Get("tool_calls")
+				if tcs.Exists() && tcs.Type != gjson.Null && !tcs.IsArray() {
+					// An object's members read as calls passed the JSON
+					// form's check, which refuses it (review Z127).
+					s.BadShape = true
+					return false
+				}
+				tcs.ForEach(func(_, tc gjson.Result) bool {
 					// The index is bounded before any arithmetic: ti+1 of
 					// an index at the int64 limit wraps.
 					tci := tc.Get("index")
@@ -370,12 +382,10 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	if text || object == "text_completion" {
 		obj = "text_completion"
 	}
-	b := []byte(`{"id":`)
-	b = appendJSONString(b, id)
-	b = append(b, `,"object":`...)
+	b := append(id.appendMember([]byte{'{'}, "id"), `"object":`...)
 	b = appendJSONString(b, obj)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, model)
+	b = model.appendMember(append(b, ','), "model")
+	b = b[:len(b)-1] // the comma appendMember leaves
 	if fingerprint != "" {
 		b = append(b, `,"system_fingerprint":`...)
 		b = appendJSONString(b, fingerprint)
@@ -444,6 +454,44 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	s.Assembled = append(b, '}')
 	return s
+}
+
+// carried is a top-level member of a stream's chunks as they carry it:
+// the JSON of the first value that is not an empty string (Azure's first
+// chunk names no model and no id), else "" if only an empty one came.
+type carried struct {
+	raw   string // the first value not "", as JSON
+	empty bool   // a "" came
+}
+
+// note takes one chunk's value, and reports whether it differs from the
+// one kept (both not empty).
+func (c *carried) note(v gjson.Result) (differs bool) {
+	switch {
+	case !v.Exists():
+	case v.Type == gjson.String && v.Str == "":
+		c.empty = true
+	case c.raw == "":
+		c.raw = v.Raw
+	default:
+		return c.raw != v.Raw
+	}
+	return false
+}
+
+// appendMember appends `"name":value,` as the chunks carried it, or
+// nothing if none did.
+func (c *carried) appendMember(b []byte, name string) []byte {
+	switch {
+	case c.raw != "":
+		b = append(appendJSONString(b, name), ':')
+		b = append(b, c.raw...)
+	case c.empty:
+		b = append(appendJSONString(b, name), `:""`...)
+	default:
+		return b
+	}
+	return append(b, ',')
 }
 
 // Refusal is why a recorded stream cannot be judged (ReasonNone: it can),
