@@ -232,11 +232,9 @@ type Rule struct {
 	MinItems *int
 	MaxItems *int
 
-	// oneOf: one_of's scalar values by scalarKey, and its arrays and
-	// objects (indexOneOf): an answer's value is looked up, not compared
-	// with every value.
-	oneOf     map[string]bool
-	oneOfComp []gjson.Result
+	// oneOf: one_of's values by valueKey (indexOneOf): an answer's value
+	// is looked up, not compared with every value.
+	oneOf map[string]bool
 }
 
 // Defaults applied when the configuration leaves a field out.
