@@ -547,9 +547,15 @@ func appendJSONChars(b []byte, s string) []byte {
 }
 
 // isEventStream reports whether a content type is text/event-stream.
+//
+// Compared as isJSONType compares: in ASCII, space and tab trimmed. With
+// Unicode's folding and white space, "text/event-ſtream" (a long s) and a
+// no-break space after the type were streams no client reads as one,
+// stored and replayed (review Z126).
 func isEventStream(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+	mt = strings.Trim(mt, " \t")
+	return foldEquals(mt, "text/event-stream")
 }
 
 // StreamsResponse reports whether the response headers announce an event
