@@ -453,7 +453,10 @@ type l2Breaker struct {
 // Z120).
 func (c *Cache) l2Allowed() bool {
 	now := c.nowMs()
-	return now >= c.l2b.openUntil || c.l2b.openUntil-now > c.cfg.L2.BreakerCoolDown.Milliseconds()
+	if c.l2b.openUntil-now > c.cfg.L2.BreakerCoolDown.Milliseconds() {
+		c.l2b.openUntil = 0 // closed for good: it would open again by itself as the clock caught up (review Z128)
+	}
+	return now >= c.l2b.openUntil
 }
 
 // l2Result records a call's success or failure; it reports true when this
