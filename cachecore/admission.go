@@ -425,15 +425,28 @@ func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 // n 3 stored one choice for the n that later clients asked (review Z127).
 func promptCount(canonical []byte) int {
 	p := gjson.GetBytes(canonical, "prompt")
-	if !p.Exists() {
-		switch e := gjson.GetBytes(canonical, "prompt_embeds"); {
-		case e.Type == gjson.String:
-			return 1
-		case e.IsArray():
-			return int(gjson.GetBytes(canonical, "prompt_embeds.#").Int())
-		}
-		return 0
+	e := gjson.GetBytes(canonical, "prompt_embeds")
+	if !e.Exists() || e.Type == gjson.Null {
+		return textPrompts(canonical, p)
 	}
+	// vLLM counts every embed, and a prompt beside them only if it says
+	// something: its own client sends prompt "" with them (the SDK takes
+	// no None; review Z128).
+	n := 1
+	if e.IsArray() {
+		n = int(gjson.GetBytes(canonical, "prompt_embeds.#").Int())
+	}
+	if !p.Exists() || p.Type == gjson.Null || p.Type == gjson.String && p.Str == "" {
+		return n
+	}
+	if t := textPrompts(canonical, p); t > 0 {
+		return n + t
+	}
+	return 0
+}
+
+// textPrompts is promptCount of the prompt member p alone.
+func textPrompts(canonical []byte, p gjson.Result) int {
 	switch {
 	case p.Type == gjson.String:
 		return 1
