@@ -80,6 +80,10 @@ var lastingReasons = [numReason]bool{
 	// left after max_retries+1 leaders answered 502 leader-failed (review
 	// Z104).
 	ReasonRerankDocument: true,
+	// A server that ignores n (Ollama's OpenAI API answers one choice)
+	// or never sends the route's version header answers every call so
+	// (review Z130).
+	ReasonBadShape: true, ReasonNoVersion: true,
 }
 
 // Leases returns the lease table (one per Cache, i.e. per VM).

@@ -44,7 +44,8 @@ import (
 //     is not such a failure: a follower just leads next.
 //   - Leader's answer may not be stored for a lasting reason (no-store,
 //     private, too large, not JSON, 4xx, low confidence, finish_reason,
-//     another API's shape, a rerank document not the client's): the
+//     another API's shape, a rerank document not the client's, bad_shape,
+//     no_version): the
 //     lease becomes "hit-for-miss" for coalesce.hit_for_miss, all followers go
 //     upstream at once, and new requests for that key skip coalescing
 //     meanwhile (Varnish's hit-for-miss), instead of queueing one by one.
