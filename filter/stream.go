@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strconv"
 	"unsafe"
 
@@ -393,8 +394,7 @@ func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action 
 		return types.ActionPause // refused (its reply retried): never carried out
 	}
 	if endOfStream {
-		body, _ := proxywasm.GetHttpRequestBody(0, bodySize)
-		s.handlePurge(body)
+		s.readPurge(bodySize)
 	}
 	s.purgeSize = bodySize
 	return types.ActionPause
@@ -411,8 +411,7 @@ func (s *stream) OnHttpRequestTrailers(int) types.Action {
 	if s.purgeAnswered {
 		return types.ActionPause
 	}
-	body, _ := proxywasm.GetHttpRequestBody(0, s.purgeSize)
-	s.handlePurge(body)
+	s.readPurge(s.purgeSize)
 	return types.ActionPause
 }
 
@@ -443,6 +442,9 @@ func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action
 
 // OnHttpResponseTrailers ends an answer that no chunk ended.
 func (s *stream) OnHttpResponseTrailers(int) types.Action {
+	if s.purgeLate {
+		return types.ActionPause // as its headers and body: continued, they passed (review Z131)
+	}
 	return s.do(s.x.ResponseTrailers(reader{s}))
 }
 
@@ -629,9 +631,36 @@ func (s *stream) replaceBody(a *cachecore.Action) bool {
 	return false
 }
 
+// readPurge reads a purge's body of size bytes and carries it out. A body
+// the host will not hand over is a fault of the proxy's, answered 503 to
+// send the purge again and counted: read as none, it was answered 400,
+// "not JSON" (review Z131).
+func (s *stream) readPurge(size int) {
+	body, err := proxywasm.GetHttpRequestBody(0, size)
+	if err != nil && size > 0 {
+		s.purgeFault(err)
+		return
+	}
+	s.handlePurge(body)
+}
+
+// purgeFault answers a purge a fault of the proxy's stopped (a body it
+// would not read, shared data that refused a write) with a 503 that says
+// to send it again, as purges may be, and counts it: a 400 told automation
+// the request was bad and not to retry a purge left half done (review
+// Z131).
+func (s *stream) purgeFault(err error) {
+	s.p.stats.internal.Increment(1)
+	s.sendJSON(503, cachecore.PurgeErrorBody(errors.New("purge failed, send it again: "+err.Error())))
+}
+
 func (s *stream) handlePurge(body []byte) {
 	res, err := s.p.cache.Purge(body, s.authority)
 	if err != nil {
+		if !errors.Is(err, cachecore.ErrBadPurge) {
+			s.purgeFault(err)
+			return
+		}
 		s.sendJSON(400, cachecore.PurgeErrorBody(err))
 		return
 	}
