@@ -14,7 +14,22 @@ import (
 // same class of fault as the hit-for-miss mark and the background
 // limiter's slot (clock_back_test.go, review Z118).
 func TestL2BreakerClosesAfterCoolDownWhenClockStepsBack(t *testing.T) {
-	m := newL2Mesh(t, `,"breaker":{"failures":2,"cool_down":"1s"}`)
+	m := breakerOpenThenClockBack(t, "1s")
+	m.clock.Advance(2 * time.Second) // the whole cool_down has passed
+	calls := m.wd.calls
+	cs, _ := m.ask(0, "after the cool-down", "a")
+	if m.wd.calls == calls {
+		t.Fatalf("2s after a 1s breaker opened (the clock stepped back 1h meanwhile), L2 is still skipped: %q, no webdis call (breaker open for %v more)",
+			cs, time.Duration(m.p[0].l2b.openUntil-m.p[0].nowMs())*time.Millisecond)
+	}
+}
+
+// breakerOpenThenClockBack is an L2 mesh whose proxy 0 opened its breaker
+// (cool_down coolDown) after two failures, with webdis up again and the
+// wall clock then stepped back an hour (NTP).
+func breakerOpenThenClockBack(t *testing.T, coolDown string) *l2Mesh {
+	t.Helper()
+	m := newL2Mesh(t, `,"breaker":{"failures":2,"cool_down":"`+coolDown+`"}`)
 	m.wd.down = true
 	for i := 0; i < 2; i++ {
 		m.ask(0, fmt.Sprint("p", i), "a")
@@ -23,12 +38,6 @@ func TestL2BreakerClosesAfterCoolDownWhenClockStepsBack(t *testing.T) {
 		t.Fatal("the breaker did not open after 2 failures")
 	}
 	m.wd.down = false
-	m.clock.Set(m.clock.Now().Add(-time.Hour)) // NTP steps the wall clock back
-	m.clock.Advance(2 * time.Second)           // the whole cool_down has passed
-	calls := m.wd.calls
-	cs, _ := m.ask(0, "after the cool-down", "a")
-	if m.wd.calls == calls {
-		t.Fatalf("2s after a 1s breaker opened (the clock stepped back 1h meanwhile), L2 is still skipped: %q, no webdis call (breaker open for %v more)",
-			cs, time.Duration(m.p[0].l2b.openUntil-m.p[0].nowMs())*time.Millisecond)
-	}
+	m.clock.Set(m.clock.Now().Add(-time.Hour))
+	return m
 }

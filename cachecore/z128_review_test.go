@@ -14,16 +14,7 @@ import (
 // the breaker "opens" again by itself, without a single new failure, and
 // the VM skips L2 for a whole cool-down although webdis answered every call.
 func TestZ128L2BreakerDoesNotReopenWithoutFailureAfterClockStepBack(t *testing.T) {
-	m := newL2Mesh(t, `,"breaker":{"failures":2,"cool_down":"10s"}`)
-	m.wd.down = true
-	for i := 0; i < 2; i++ {
-		m.ask(0, fmt.Sprint("p", i), "a")
-	}
-	if m.p[0].l2Allowed() {
-		t.Fatal("the breaker did not open after 2 failures")
-	}
-	m.wd.down = false
-	m.clock.Set(m.clock.Now().Add(-time.Hour)) // NTP steps the wall clock back
+	m := breakerOpenThenClockBack(t, "10s")
 	m.clock.Advance(time.Second)
 	calls := m.wd.calls
 	m.ask(0, "after the step", "a") // L2 tried (Z120's fix) and answers
