@@ -164,6 +164,11 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		}
 		c.SetBody(req, []byte(v.Get("body").Raw))
 		if req.Bypassed() {
+			if req.Reason == ReasonInternal {
+				// A fault of the proxy's, not a bad request: sent again,
+				// the purge may work (review Z132).
+				return PurgeResult{}, errors.New("the request could not be keyed (internal)")
+			}
 			return PurgeResult{}, fmt.Errorf("%w: the request would bypass the cache (%s)", ErrBadPurge, req.Reason)
 		}
 		if req.batch != nil { // embeddings: every item of the batch

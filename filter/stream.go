@@ -656,6 +656,11 @@ func (s *stream) purgeFault(err error) {
 
 func (s *stream) handlePurge(body []byte) {
 	res, err := s.p.cache.Purge(body, s.authority)
+	if res.Freed > 0 {
+		// Freed also by a purge a fault stopped after: sent again, it
+		// frees none of them (review Z132).
+		s.p.stats.entries.Add(-int64(res.Freed))
+	}
 	if err != nil {
 		if !errors.Is(err, cachecore.ErrBadPurge) {
 			s.purgeFault(err)
@@ -665,9 +670,6 @@ func (s *stream) handlePurge(body []byte) {
 		return
 	}
 	s.p.stats.purges.Increment(1)
-	if res.Freed > 0 {
-		s.p.stats.entries.Add(-int64(res.Freed))
-	}
 	proxywasm.LogInfo("purge " + res.Scope + " freed " + strconv.Itoa(res.Freed))
 	reply := func() { s.sendJSON(200, `{"scope":"`+res.Scope+`","freed":`+strconv.Itoa(res.Freed)+`}`) }
 	if res.L2 != nil { // answered once the purge reached L2 (or failed to)
