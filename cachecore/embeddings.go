@@ -237,9 +237,15 @@ func (r *Request) ItemCounts() (cached, total int) {
 // body, the first of each as gjson.Get finds it (SetBody refused duplicate
 // keys): a Get per member scanned past the input, the body's bulk, once
 // each.
-func embeddingParams(js string) (input, format, dims, late gjson.Result) {
+func embeddingParams(js string) (input, format, dims, late gjson.Result, foreignBytes bool) {
 	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
+		case "embed_dtype":
+			// vLLM's base64 of other element types, or of the other byte
+			// order (foreignBytes: with format base64, not read here).
+			foreignBytes = foreignBytes || v.Type != gjson.Null && v.String() != "float32"
+		case "endianness":
+			foreignBytes = foreignBytes || v.Type != gjson.Null && v.String() != "little" && v.String() != "native"
 		case "input":
 			if !input.Exists() {
 				input = v
@@ -259,7 +265,7 @@ func embeddingParams(js string) (input, format, dims, late gjson.Result) {
 		}
 		return true
 	})
-	return input, format, dims, late
+	return input, format, dims, late, foreignBytes
 }
 
 // countByte is strings.Count for one byte, eight bytes at a time (Go's
@@ -291,11 +297,21 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The body is read in place (gjson's GetBytes would copy each value
 	// read): what the batch keeps of it is copied into its arenas.
 	js := bytesString(body)
-	input, format, dims, late := embeddingParams(js)
+	input, format, dims, late, foreignBytes := embeddingParams(js)
 	if late.Exists() && late.Type != gjson.False {
 		// Jina's late_chunking embeds the inputs jointly: an item's vector
 		// depends on the rest of its batch, and per-item entries assume
 		// it does not.
+		return ReasonEmbeddingInput
+	}
+	if foreignBytes && format.String() == "base64" {
+		// vLLM's base64 in float16, bfloat16 or fp8, or big-endian: the
+		// cache reads a base64 vector as little-endian float32s, to count
+		// its elements, check them and compare them (shadow). Read so,
+		// valid answers were refused, and a big-endian one's run-to-run
+		// noise diverged in every shadow sample and invalidated every
+		// client's vectors of the model (review Z133). Such a request
+		// passes uncached.
 		return ReasonEmbeddingInput
 	}
 	b := c.newBatch()
@@ -1018,7 +1034,10 @@ func floatVectorDims(v gjson.Result) (int, Reason) {
 	n, ok := 0, true
 	v.ForEach(func(_, x gjson.Result) bool {
 		n++
-		if x.Type != gjson.Number || math.IsInf(x.Num, 0) || math.IsNaN(x.Num) {
+		// Finite as a float32 too: embedding models compute in it, and a
+		// client that keeps vectors so (numpy, FAISS) read 1e39 as +Inf,
+		// as the base64 check refuses (review Z133).
+		if x.Type != gjson.Number || math.IsInf(float64(float32(x.Num)), 0) || math.IsNaN(x.Num) {
 			ok = false
 		}
 		return ok
@@ -1031,7 +1050,7 @@ func floatVectorDims(v gjson.Result) (int, Reason) {
 
 // finiteNumbers is vectorDims' fast path for a float vector: ok when raw
 // is a non-empty JSON array of numbers (strict grammar) each of which is
-// certainly finite as a float64 (its decimal exponent is at most 308),
+// certainly finite as a float32 (its decimal exponent is at most 37),
 // with their count; anything else — a bad element, a huge exponent — is
 // left to the exact path, so the answer is always the exact path's.
 // It reads every byte once and converts no number.
@@ -1107,10 +1126,10 @@ func finiteNumbersAt(raw string, i int) (int, int, bool) {
 			if neg {
 				x = -x
 			}
-			if e, zero := decimalExponent(raw, intAt, intEnd, fracAt, fracEnd); !zero && e+x > 308 {
-				return 0, i, false // maybe beyond MaxFloat64: the exact path decides
+			if e, zero := decimalExponent(raw, intAt, intEnd, fracAt, fracEnd); !zero && e+x > 37 {
+				return 0, i, false // maybe beyond MaxFloat32: the exact path decides
 			}
-		} else if intEnd-intAt > 308 {
+		} else if intEnd-intAt > 38 {
 			return 0, i, false // the same bound without an exponent
 		}
 		n++
