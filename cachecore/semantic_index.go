@@ -281,11 +281,11 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 // product d and squared norms qn and rn, reaches min, compared exactly: d²
 // ≥ min²·qn·rn, each product of integers in a float64 (exact below 2⁵³,
 // 4,096 dimensions; beyond, its rounding is far finer than the gap
-// between int8 vectors' d² and qn·rn). The
-// cosine through float32 norms (a record's stored one) fell short of
-// min_similarity 1 for identical vectors, 0.99999994 (review Z107), and a
-// slack for that admitted cosines just below any min (review Z111). sim,
-// the cosine as computed, decides a min that is not positive.
+// between int8 vectors' d² and qn·rn). The cosine through float32 norms
+// (a record's stored one) fell short of min_similarity 1 for identical
+// vectors, 0.99999994 (review Z107), and a slack for that admitted
+// cosines just below any min (review Z111). sim, the cosine as computed,
+// decides a min that is not positive.
 func cosineReaches(d int32, qn, rn int64, min, sim float64) bool {
 	if min <= 0 {
 		return sim >= min

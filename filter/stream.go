@@ -747,9 +747,6 @@ func (s *stream) reply(status uint32, hs [][2]string, body []byte) {
 	}
 }
 
-// retryLater counts a host action that failed and lists the stream for
-// the ticks to try it again until it is done or the stream's context is
-// gone (plugin.OnTick).
 // dropRetry forgets a resume of the request still to be tried: a body
 // callback came, whose verdict is the protocol's word on the request now
 // (a follower's body held, say). Tried on a tick after it, the resume
@@ -761,6 +758,9 @@ func (s *stream) dropRetry() {
 	s.retry = nil
 }
 
+// retryLater counts a host action that failed and lists the stream for
+// the ticks to try it again until it is done or the stream's context is
+// gone (plugin.OnTick).
 func (s *stream) retryLater(f func() error) {
 	s.p.stats.internal.Increment(1)
 	s.retry = f
