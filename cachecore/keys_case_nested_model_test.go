@@ -10,11 +10,19 @@ import "testing"
 // its version switches), as review Z89 found for a plain model_path.
 func TestNestedModelPathInAnotherCaseIsNotKeyedUnderNoModel(t *testing.T) {
 	const cfg = `{"routes":[{"name":"gen","kind":"chat","path_prefix":"/v1","model_path":"params.model"}]}`
-	for _, body := range []string{
+	modelInAnotherCaseIsPurged(t, cfg,
 		`{"params":{"Model":"m"},"messages":[{"role":"user","content":"hello"}]}`,
 		`{"Params":{"model":"m"},"messages":[{"role":"user","content":"hello"}]}`,
 		`{"PARAMS":{"MODEL":"m"},"messages":[{"role":"user","content":"hello"}]}`,
-	} {
+	)
+}
+
+// modelInAnotherCaseIsPurged holds each body, which names model m of route
+// "gen" (cfg's) but for case, to being refused as duplicate_key or else
+// reached by a purge of model m.
+func modelInAnotherCaseIsPurged(t *testing.T, cfg string, bodies ...string) {
+	t.Helper()
+	for _, body := range bodies {
 		env := newEnv(t, cfg)
 		req, d := env.lookup("gen", alice, body)
 		if req.Bypassed() {

@@ -17,27 +17,8 @@ func TestEscapedNestedModelPathInAnotherCaseIsNotKeyedUnderNoModel(t *testing.T)
 	if req := env.request("gen", alice, `{"metadata":{"gen_ai.model":"m"},"messages":[{"role":"user","content":"hello"}]}`); req.Bypassed() || req.Model != "m" {
 		t.Fatalf("setup: exact path: bypassed=%v model %q, want model m", req.Bypassed(), req.Model)
 	}
-	for _, body := range []string{
+	modelInAnotherCaseIsPurged(t, cfg,
 		`{"metadata":{"GEN_AI.MODEL":"m"},"messages":[{"role":"user","content":"hello"}]}`,
 		`{"Metadata":{"Gen_ai.Model":"m"},"messages":[{"role":"user","content":"hello"}]}`,
-	} {
-		env := newEnv(t, cfg)
-		req, d := env.lookup("gen", alice, body)
-		if req.Bypassed() {
-			if req.Reason != ReasonDuplicateKey {
-				t.Errorf("%s: bypassed as %s, want %s", body, req.Reason, ReasonDuplicateKey)
-			}
-			continue
-		}
-		if d == Serve {
-			t.Fatal("setup: served before any store")
-		}
-		env.fill(req, jsonCT, chatResponse("hi"), 10)
-		if _, err := env.cache.Purge([]byte(`{"route":"gen","model":"m"}`), ""); err != nil {
-			t.Fatal(err)
-		}
-		if _, d := env.lookup("gen", alice, body); d == Serve {
-			t.Errorf("after purging model m, the answer to %s (keyed under model %q) is still served", body, req.Model)
-		}
-	}
+	)
 }
