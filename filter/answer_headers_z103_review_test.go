@@ -21,16 +21,7 @@ import (
 // same answer to an unrewritten batch carries
 // "modelcache; fwd=miss; fwd-status=200; detail=malformed-json".
 func TestPartialBatchBodylessAnswerCarriesCacheStatus(t *testing.T) {
-	hs := newHarness(t, embConfig, withHTTPCalls())
-	odd, all := oddOf(4)
-	if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
-		t.Fatalf("priming: %d", res.Status)
-	}
-	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
-		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}, {"x-model-version", "v1"}}, true)
-		return true
-	}
-	res := hs.post(0, "/v1/embeddings", embReq(all, ""))
+	hs, res := bodylessPartialBatch(t, "v1")
 	if cs := hdr(res, "cache-status"); cs == "" {
 		t.Fatalf("a partly cached batch answered with headers only reached the client (status %d, body %q) without a Cache-Status: headers %q",
 			res.Status, res.Body, res.Headers)
@@ -134,4 +125,24 @@ func TestRefetchAnsweredEncodedForwardsTheModelsStatus(t *testing.T) {
 	if !strings.Contains(cs, "fwd-status=200") {
 		t.Fatalf("Cache-Status %q: the model answered the refetch 200 (encoded); the 502 is the cache's own", cs)
 	}
+}
+
+// bodylessPartialBatch primes half of a batch of four (model version v1),
+// then asks for all four: the model answers the missing items with
+// headers only (200, JSON, x-model-version version). It returns the
+// harness and the client's response.
+func bodylessPartialBatch(t *testing.T, version string) (*harness, *wasmhost.ClientResponse) {
+	t.Helper()
+	hs := newHarness(t, embConfig, withHTTPCalls())
+	odd, all := oddOf(4)
+	if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
+		t.Fatalf("priming: %d", res.Status)
+	}
+	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
+		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}, {"x-model-version", version}}, true)
+		return true
+	}
+	res := hs.post(0, "/v1/embeddings", embReq(all, ""))
+	hs.fault = nil
+	return hs, res
 }

@@ -146,23 +146,14 @@ func wholeBatchOrBroken(t *testing.T, res *wasmhost.ClientResponse, items int) {
 // through Complete as well. Now the switch to v2 is lost and the v1
 // vectors keep being served as hits.
 func TestBodylessPartialBatchAnswerNotesItsVersion(t *testing.T) {
-	hs := newHarness(t, embConfig, withHTTPCalls())
-	odd, all := oddOf(4)
-	if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
-		t.Fatalf("priming: %d", res.Status)
-	}
-	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
-		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}, {"x-model-version", "v2"}}, true)
-		return true
-	}
-	res := hs.post(0, "/v1/embeddings", embReq(all, ""))
-	hs.fault = nil
+	hs, res := bodylessPartialBatch(t, "v2")
 	if !strings.Contains(hdr(res, "cache-status"), "detail=malformed-json") {
 		t.Fatalf("setup: cache-status %q", hdr(res, "cache-status"))
 	}
 	if n := hs.counter("modelcache.model_version_changes"); n != 1 {
 		t.Errorf("model_version_changes %d: the answer reported v2 after v1 was stored (the same answer to an unrewritten batch counts 1)", n)
 	}
+	odd, _ := oddOf(4) // the items primed
 	again := hs.post(1, "/v1/embeddings", embReq(odd, ""))
 	if cs := hdr(again, "cache-status"); strings.HasPrefix(cs, "modelcache; hit") {
 		t.Errorf("the v1 vectors are still served (%q, x-model-version %q) after the model reported v2",
