@@ -236,10 +236,14 @@ func (r *Request) ItemCounts() (cached, total int) {
 // "encoding_format", "dimensions" and "late_chunking" in one pass over the
 // body, the first of each as gjson.Get finds it (SetBody refused duplicate
 // keys): a Get per member scanned past the input, the body's bulk, once
-// each.
-func embeddingParams(js string) (input, format, dims, late gjson.Result, foreignBytes bool) {
+// each. foreignBytes: vLLM's base64 of another element type or byte
+// order; foreignType: an element type other than float, in Voyage's and
+// Mistral's spelling or Jina's, in any encoding.
+func embeddingParams(js string) (input, format, dims, late gjson.Result, foreignBytes, foreignType bool) {
 	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
+		case "output_dtype", "embedding_type":
+			foreignType = foreignType || v.Type != gjson.Null && (v.Type != gjson.String || v.Str != "float")
 		case "embed_dtype":
 			// vLLM's base64 of other element types, or of the other byte
 			// order (foreignBytes: with format base64, not read here).
@@ -265,7 +269,7 @@ func embeddingParams(js string) (input, format, dims, late gjson.Result, foreign
 		}
 		return true
 	})
-	return input, format, dims, late, foreignBytes
+	return input, format, dims, late, foreignBytes, foreignType
 }
 
 // countByte is strings.Count for one byte, eight bytes at a time (Go's
@@ -297,7 +301,7 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 	// The body is read in place (gjson's GetBytes would copy each value
 	// read): what the batch keeps of it is copied into its arenas.
 	js := bytesString(body)
-	input, format, dims, late, foreignBytes := embeddingParams(js)
+	input, format, dims, late, foreignBytes, foreignType := embeddingParams(js)
 	if late.Exists() && late.Type != gjson.False {
 		// Jina's late_chunking embeds the inputs jointly: an item's vector
 		// depends on the rest of its batch, and per-item entries assume
@@ -312,6 +316,16 @@ func (c *Cache) parseEmbeddings(req *Request, body []byte) Reason {
 		// noise diverged in every shadow sample and invalidated every
 		// client's vectors of the model (review Z133). Such a request
 		// passes uncached.
+		return ReasonEmbeddingInput
+	}
+	if foreignType {
+		// Voyage's and Mistral's output_dtype, Jina's embedding_type:
+		// int8 or uint8 elements (in base64, one byte each, read as
+		// float32s they were refused or, in the shadow, diverged on a
+		// step's noise), bits packed eight to an element (not as many as
+		// dimensions asks; a bit's flip moves a packed element by up to
+		// 128), or Jina's base64 asked for without encoding_format
+		// (review Z138). Such a request passes uncached.
 		return ReasonEmbeddingInput
 	}
 	b := c.newBatch()
