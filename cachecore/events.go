@@ -100,7 +100,7 @@ func (e Event) Applies(r *Route) bool {
 		EvL2Written, EvL2WriteError, EvL2Rejected:
 		return r.L2
 	}
-	if e >= EvSemanticHit && e <= EvSemanticVectorCached {
+	if e >= EvSemanticHit && e <= EvSemanticModelsFull {
 		return r.Semantic != nil
 	}
 	return true
