@@ -15,8 +15,16 @@ import (
 type runtimeStats struct {
 	allocs, gcs, yields ctr
 	samples             [2]metrics.Sample
-	last                [2]uint64
-	lastYields          uint64
+}
+
+// runtimeLast is the VM's runtime as last added to the counters. It is the
+// VM's, not a root context's: a VM may have more than one (two filter
+// configurations sharing a vm_id, a reload into the same VM), and each
+// root that kept its own reading added the same allocations again (review
+// Z135).
+var runtimeLast struct {
+	counts [2]uint64
+	yields uint64
 }
 
 func newRuntimeStats() *runtimeStats {
@@ -36,13 +44,13 @@ func (r *runtimeStats) flush() {
 			continue
 		}
 		v := r.samples[i].Value.Uint64()
-		if v > r.last[i] {
-			c.Increment(v - r.last[i])
+		if last := &runtimeLast.counts[i]; v > *last {
+			c.Increment(v - *last)
+			*last = v
 		}
-		r.last[i] = v
 	}
-	if y := proxywasm.GCYields(); y > r.lastYields {
-		r.yields.Increment(y - r.lastYields)
-		r.lastYields = y
+	if y := proxywasm.GCYields(); y > runtimeLast.yields {
+		r.yields.Increment(y - runtimeLast.yields)
+		runtimeLast.yields = y
 	}
 }
