@@ -263,9 +263,11 @@ func (p *plugin) showWaiting(n int64) {
 }
 
 // OnPluginDone takes this VM's share out of coalesce_waiting when the
-// plugin ends (a configuration replaced, the proxy draining).
+// plugin ends (a configuration replaced, the proxy draining), and its
+// routes' stale-serving gauges (clearSLOGauges).
 func (p *plugin) OnPluginDone() bool {
 	p.showWaiting(0)
+	p.clearSLOGauges()
 	return true
 }
 

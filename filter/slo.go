@@ -25,18 +25,51 @@ func (p *plugin) flushSLO(now time.Time) {
 	p.lastSLOFlush = now
 	for _, st := range p.cache.FlushSLO() {
 		rs := p.stats.route(st.Route)
-		if st.Settled {
+		// A breach that lapsed (a window empty before this flush) shows
+		// the new window's rate, settled or not: the last settled one was
+		// the lapsed breach's, measured a window or more ago (review Z136).
+		if st.Settled || st.Transition && !st.Breached {
 			rs.staleRatePPM.Set(uint64(st.Rate * 1e6))
 		}
+		// The verdict is set at every flush, not only at a crossing: a
+		// gauge an ended configuration zeroed (OnPluginDone) shows this
+		// one's within a flush.
+		rs.sloBreached.Set(b2u(st.Breached))
 		switch {
 		case !st.Transition:
 		case st.Breached:
-			rs.sloBreached.Set(1)
 			rs.event(cachecore.EvSLOBreach)
 			proxywasm.LogWarn(st.Message(p.cfg.CacheName))
 		default:
-			rs.sloBreached.Set(0)
 			proxywasm.LogInfo(st.Message(p.cfg.CacheName))
 		}
+	}
+}
+
+// b2u is 1 for true, 0 for false.
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// clearSLOGauges zeroes the stale-serving gauges of this configuration's
+// routes when it ends (OnPluginDone). A reload that drops a route's
+// freshness_slo, or the route, leaves no configuration to set them: a
+// breach the gauge showed kept the shipped alert firing until the proxy
+// restarted (review Z135). A configuration that keeps the SLO sets them
+// again at its next flush.
+func (p *plugin) clearSLOGauges() {
+	if p.cfg == nil {
+		return
+	}
+	for _, r := range p.cfg.Routes {
+		if r.FreshnessSLO == nil {
+			continue
+		}
+		rs := p.stats.route(r)
+		rs.sloBreached.Set(0)
+		rs.staleRatePPM.Set(0)
 	}
 }
