@@ -1275,6 +1275,9 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		for _, x := range ins[from:to] {
 			if x.err != nil {
 				res.refuseItems(1, storeErrReason(x.err))
+				if indexWritten(x.err) {
+					res.Inserts = append(res.Inserts, x.res)
+				}
 				continue
 			}
 			res.ItemsStored++

@@ -639,7 +639,7 @@ func (c *Cache) keepSwitched(k *switchedEntry, made ModelState) []Action {
 	l1 := *e
 	l1.Key = key
 	ins, err := c.table.InsertSince(c.fingerprint(key), k.tag, l1.StaleUntil, l1.AppendEncode(nil), now, k.at)
-	if err != nil && err != errPurgedDuring {
+	if err != nil && !indexWritten(err) {
 		return nil
 	}
 	return []Action{{Kind: ActNoteStore, Stored: &Stored{Result: StoreResult{Inserts: []InsertResult{ins}}}}}

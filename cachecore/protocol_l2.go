@@ -488,7 +488,7 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 	now := c.nowMs()
 	ins, err := c.table.InsertSince(req.FP, TenantTag(req.tenant), l1.StaleUntil, l1.AppendEncode(nil), now, req.lookedAt)
 	if err != nil {
-		if err == errPurgedDuring { // the index was written, and the purge freed the slot
+		if indexWritten(err) { // the index was written (and a purge freed the slot, or its entry was not written)
 			res.Inserts = []InsertResult{ins}
 		}
 		return res, false

@@ -89,7 +89,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 	ins, err := c.table.InsertSince(req.FP, TenantTag(req.tenant), e.StaleUntil, enc, now, req.lookedAt)
 	if err != nil {
 		res.Reason = storeErrReason(err)
-		if err == errPurgedDuring { // the index was written, and the purge freed the slot
+		if indexWritten(err) { // the index was written (and a purge freed the slot, or its entry was not written)
 			res.Inserts = []InsertResult{ins}
 		}
 		return res

@@ -215,7 +215,9 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, s
 		}
 		for i := range items {
 			if items[i].way >= 0 {
-				items[i].err = t.store.Set(t.entryKey(b, items[i].way), items[i].encoded, 0)
+				if err := t.store.Set(t.entryKey(b, items[i].way), items[i].encoded, 0); err != nil {
+					items[i].err = entryUnwritten{err}
+				}
 			}
 		}
 		return
