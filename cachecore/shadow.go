@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -182,19 +183,70 @@ func compareValues(sh *Shadow, a, b gjson.Result) bool {
 }
 
 // normalizeText folds case and whitespace, so formatting-only differences
-// in generated text do not count as divergence.
+// in generated text do not count as divergence. An array or object (the
+// default paths' choices.#…, a tool call) is folded string by string, on
+// its canonical form: folded as JSON text, a line break was the escape
+// "\n" and a space next to a quote stuck to it (review Z136).
 func normalizeText(v gjson.Result) string {
-	var s string
-	if v.IsArray() || v.IsObject() {
-		c, err := Canonicalize([]byte(v.Raw), nil)
-		if err != nil {
-			return v.Raw
-		}
-		s = string(c)
-	} else {
-		s = v.String()
+	if !v.IsArray() && !v.IsObject() {
+		return foldText(v.String())
 	}
+	c, err := Canonicalize([]byte(v.Raw), nil)
+	if err != nil {
+		return v.Raw
+	}
+	var b strings.Builder
+	textForm(&b, gjson.ParseBytes(c), "")
+	return b.String()
+}
+
+// foldText is s in lower case, its runs of whitespace one space, trimmed.
+func foldText(s string) string {
 	return strings.Join(strings.Fields(strings.ToLower(s)), " ")
+}
+
+// textForm appends v's folded form to b: strings folded (foldText) and
+// quoted, the structure and every other value as written (v is canonical:
+// members sorted). A tool call's "id" is left out — the model makes a new
+// one for every completion, and the same call diverged on every sample
+// (review Z136) — and its "arguments", JSON in a string, are compared as
+// canonical JSON. member is the name v is the value of ("" in an array).
+// Its depth is checkJSON's, which both answers passed.
+func textForm(b *strings.Builder, v gjson.Result, member string) {
+	switch {
+	case v.IsObject():
+		call := v.Get("function").IsObject()
+		b.WriteByte('{')
+		v.ForEach(func(k, x gjson.Result) bool {
+			if call && k.Str == "id" {
+				return true
+			}
+			b.WriteString(strconv.Quote(k.Str))
+			b.WriteByte(':')
+			textForm(b, x, k.Str)
+			b.WriteByte(',')
+			return true
+		})
+		b.WriteByte('}')
+	case v.IsArray():
+		b.WriteByte('[')
+		v.ForEach(func(_, x gjson.Result) bool {
+			textForm(b, x, "")
+			b.WriteByte(',')
+			return true
+		})
+		b.WriteByte(']')
+	case v.Type == gjson.String:
+		if member == "arguments" && checkJSON([]byte(v.Str)) == ReasonNone {
+			if c, err := Canonicalize([]byte(v.Str), nil); err == nil {
+				b.WriteString(strconv.Quote(string(c)))
+				return
+			}
+		}
+		b.WriteString(strconv.Quote(foldText(v.Str)))
+	default:
+		b.WriteString(v.Raw)
+	}
 }
 
 // numbers flattens a number or an array of numbers (nested arrays, and
@@ -223,7 +275,10 @@ func cosine(a, b []float64) float64 {
 	for i := range a {
 		m = max(m, math.Abs(a[i]), math.Abs(b[i]))
 	}
-	if m == 0 || math.IsInf(m, 0) || math.IsNaN(m) {
+	if m == 0 {
+		return 1 // two zero vectors: identical (review Z136)
+	}
+	if math.IsInf(m, 0) || math.IsNaN(m) {
 		return 0
 	}
 	var dot, na, nb float64
