@@ -84,6 +84,28 @@ var lastingReasons = [numReason]bool{
 	// or never sends the route's version header answers every call so
 	// (review Z130).
 	ReasonBadShape: true, ReasonNoVersion: true,
+	// A reranker that ignores top_n, counts from 1 or scores null does so
+	// on every answer: as a failure that may pass, a burst was led one by
+	// one into it and answered 502 (review Z139).
+	ReasonRerankResults: true, ReasonRerankIndex: true, ReasonRerankScore: true,
+}
+
+// refusedWhole marks a leader's status (leadStatus) whose answer the model
+// sent whole, with a success status, and the cache refused for what it
+// says (a validation rule, malformed JSON, an empty completion). Another
+// try may differ (a sampled completion), so followers still lead one by
+// one; but once max_retries+1 leaders met it, the model answers that
+// request so, and they go upstream for its answer instead of a 502
+// (Flight.wake; review Z139). Above any status in the wake-up's 16 bits.
+const refusedWhole = 0x8000
+
+// leadStatus is the status a lead that ended refused for r passes its
+// followers: status, marked refusedWhole where r refused a whole success.
+func leadStatus(r Reason, status int) int {
+	if status >= 200 && status < 300 && (r == ReasonValidation || r == ReasonMalformedJSON || r == ReasonEmptyContent) {
+		return status | refusedWhole
+	}
+	return status
 }
 
 // Leases returns the lease table (one per Cache, i.e. per VM).

@@ -238,6 +238,8 @@ func (f *Flight) wake(o Outcome, status int) {
 		return
 	}
 	c, req := f.c, f.req
+	whole := status&refusedWhole != 0
+	status &^= refusedWhole
 	if o != OutcomeUncacheable {
 		d, read := c.relookup(req)
 		if d == Serve {
@@ -254,15 +256,15 @@ func (f *Flight) wake(o Outcome, status int) {
 				f.serve(StatusStaleIfError)
 				return
 			}
-			switch c.afterLeaderFailure(req, f.failures) {
-			case stepFail:
+			switch step := c.afterLeaderFailure(req, f.failures); {
+			case step == stepFail && !whole:
 				f.count(EvRetriesExhausted)
 				f.state = flightDone
 				code, headers, body := c.leaderFailedResponse(req, status)
 				req.Status = StatusLeaderFailed
 				f.emit(Action{Kind: ActServeLocal, Status: code, Headers: headers, Body: body, CacheStatus: StatusLeaderFailed})
 				return
-			case stepForward:
+			case step != stepRetry: // stepForward, or a whole answer refused (refusedWhole)
 				f.count(EvRetriesExhausted)
 				f.forward(true)
 				return
