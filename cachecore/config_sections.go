@@ -383,6 +383,14 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			p.fail(fieldOf(path, v, defaults, "ignore_fields"), "must not name %q, what a %s request asks (without it every request to a model shares one key)", q, r.Kind)
 		}
 	}
+	if spec := r.Kind.spec(); len(r.KeyFields) > 0 && len(spec.question) == 0 && !spec.perItem && !v.Get("key_fields").Exists() {
+		// A classify or json route names no question the check above could
+		// hold an allowlist to: one inherited from defaults was written
+		// for other kinds (["model","messages"]), and keyed every input to
+		// a classifier alike (review Z139). (An embeddings route keys its
+		// input whatever key_fields says: perItem.)
+		p.fail(fieldOf(path, v, defaults, "key_fields"), "is inherited from defaults: a %s route must write its own key_fields, with the fields its requests ask in (such as inputs or instances), or every request to a model may share one key", r.Kind)
+	}
 	p.keyHeadersOfRoute(path, v, r)
 	r.keyTag = keyingTag(r)
 	return r
