@@ -56,6 +56,13 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	case "ignore_fields":
 		pol.IgnoreFields = p.strList(path, v)
 		pol.ignoreSet = true
+		for i, name := range pol.IgnoreFields {
+			if strings.ContainsAny(name, keyFieldPathChars) {
+				// As key_fields: a path names no member, and ignored
+				// nothing the operator meant (review Z140).
+				p.fail(fmt.Sprintf("%s[%d]", path, i), "%q is a gjson path: ignore_fields lists top-level request fields by name (\"user\", not \"metadata.request_id\"); a path names no field, and would ignore nothing", name)
+			}
+		}
 	case "finish_reasons":
 		pol.FinishReasons = p.strList(path, v)
 		if len(pol.FinishReasons) == 0 && v.IsArray() {

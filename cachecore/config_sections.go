@@ -383,6 +383,19 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			p.fail(fieldOf(path, v, defaults, "ignore_fields"), "must not name %q, what a %s request asks (without it every request to a model shares one key)", q, r.Kind)
 		}
 	}
+	// A Go server (encoding/json) reads a member whose name is another's
+	// but for case as that one: "Messages" is its question, "N" its n.
+	// Ignored, such a member left the key while the model answered it
+	// (review Z140). The model's member and the fields that set the
+	// answer's form are kept whatever ignore_fields says (keepAlways), but
+	// only under their own spelling.
+	for _, name := range r.IgnoreFields {
+		for _, kept := range slices.Concat(r.Kind.spec().question, r.Kind.spec().formKeyed, []string{r.ModelPath}) {
+			if name != kept && strings.EqualFold(name, kept) {
+				p.fail(fieldOf(path, v, defaults, "ignore_fields"), "must not name %q: a Go server reads it as %q, which the key must hold", name, kept)
+			}
+		}
+	}
 	if spec := r.Kind.spec(); len(r.KeyFields) > 0 && len(spec.question) == 0 && !spec.perItem && !v.Get("key_fields").Exists() {
 		// A classify or json route names no question the check above could
 		// hold an allowlist to: one inherited from defaults was written
