@@ -26,6 +26,18 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		// Someone is already getting a fresh answer.
 		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
 	}
+	if e := req.Entry; e != nil && c.table.listedAfter(req.FP, e.StaleUntil) {
+		// Someone got it: the key was stored again since this entry was
+		// served (another worker's refresh that ended between this one's
+		// lookup and now). A second call for one expiry is what the lease
+		// is for; a request's leader looks again too (leaderLookup; review
+		// Z137). One index read, on a refresh only.
+		acts := []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
+		if wake, ok := c.finishWake(req, LeaseHolder{vm, token}, OutcomeStored, 0); ok {
+			acts = append(acts, wake)
+		}
+		return acts
+	}
 	now := c.nowMs()
 	deadline := now + timeout.Milliseconds()
 	slot, ok, err := c.bg.Acquire(now, deadline)
@@ -116,9 +128,20 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 	}
 	call := c.replay(req, headers, EvShadowStarted)
 	call.MaxBody = shadowLimit(req) // compareFresh refuses more, first
+	// The model state the comparison asks under, as Refresh keeps its
+	// own: a refresh of the same hit, on the same Request, that stored a
+	// new version moved the Request onto it, and an old version's answer
+	// to this call, asked for before the switch, was judged under the new
+	// one: a switch back, which made the new entries unreachable (review
+	// Z137).
+	sent := req.state
 	call.Done = func(res CallResult) []Action {
 		_ = slots.Release(slot, deadline)
 		_ = c.bg.Release(bgSlot, deadline)
+		if !req.state.is(&sent) {
+			req.state = sent
+			c.rekey(req)
+		}
 		if res.NotStarted || res.Failed || !c.Comparable(req, res.Status) {
 			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
 		}

@@ -272,6 +272,22 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	return cas, true, nil
 }
 
+// listedAfter reports whether fp's bucket's index lists fp live with a
+// stale time past staleUntil: the key was stored again since an entry of
+// that stale time was read (Cache.Refresh). A failed or foreign read
+// reports false.
+func (t *Table) listedAfter(fp uint64, staleUntil int64) bool {
+	if _, _, err := t.readIndex(t.bucketOf(fp)); err != nil || !t.idxListed {
+		return false
+	}
+	for _, s := range t.idx {
+		if s.fp == fp && s.tag != purgedTag && s.staleUntil > staleUntil {
+			return true
+		}
+	}
+	return false
+}
+
 // noteKnown remembers which key t.idx, bucket b's well-formed index as read
 // or written, lists in each way.
 func (t *Table) noteKnown(b uint64) {
