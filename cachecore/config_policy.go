@@ -42,6 +42,20 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		if len(pol.TenantHeaders) == 0 {
 			p.fail(path, "must list at least one header (set \"shared\": true for a route without tenants)")
 		}
+		for i, name := range pol.TenantHeaders {
+			sub := fmt.Sprintf("%s[%d]", path, i)
+			switch {
+			case name != "" && name[0] == ':' && name != ":authority":
+				// Every caller sends the same :method, :scheme, :path:
+				// one tenant for all (review Z142).
+				p.fail(sub, "%q is a pseudo-header: every caller sends the same, and all would be one tenant", name)
+			case hopByHop(name), name == "content-length", name == "accept-encoding", name == "cache-control", name == "pragma", name == "expect":
+				// A refresh or shadow call does not send it (ReplayHeaders):
+				// it would ask as no one, for an answer stored under the
+				// tenant's key.
+				p.fail(sub, "%q describes the message or its connection, not the caller (a background call does not send it)", name)
+			}
+		}
 	case "key_headers":
 		pol.KeyHeaders = p.keyHeaders(path, v)
 	case "model_path":
