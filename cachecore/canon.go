@@ -84,6 +84,11 @@ type Canonicalizer struct {
 	fold    foldScratch // caseTwins' folded names
 
 	keyCompares int // work done sorting members (tests bound it)
+	// moved is the bytes sortMembers copied in this Append: an object's
+	// members are copied once for it and again for every object around
+	// it, so nesting multiplies the work by up to MaxJSONDepth (review
+	// Z144). Past moveBudget the body is refused as too deep.
+	moved int
 
 	captured [4][]byte
 	found    [4]bool
@@ -119,6 +124,7 @@ type member struct {
 func (c *Canonicalizer) Append(dst, body []byte, sel *Selection) ([]byte, error) {
 	c.src, c.pos, c.out = body, 0, dst
 	c.found = [4]bool{}
+	c.moved = 0
 	c.ws()
 	err := c.value(0, sel)
 	if err == nil {
@@ -479,10 +485,21 @@ func (c *Canonicalizer) sortMembers(open int, ms []member) error {
 		}
 		c.scratch = append(c.scratch, c.out[m.start:m.end]...)
 	}
+	if c.moved += len(c.scratch); c.moved > moveBudget(len(c.src)) {
+		return ErrTooDeep
+	}
 	c.out = append(c.out[:open+1], c.scratch...)
 	c.out = append(c.out, '}')
 	return nil
 }
+
+// moveBudget is the most bytes sortMembers may copy for a body of n
+// bytes: 8 times its size and 64 KiB. A request's objects nest a few
+// levels (a chat message's parts, a tool's schema), each copied once per
+// level; a body that nests its bulk in dozens of unordered objects, each
+// copying it again, is refused (too deep), its work bounded to a few
+// times a flat body's (review Z144).
+func moveBudget(n int) int { return 8*n + 64<<10 }
 
 const hexDigits = "0123456789abcdef"
 
