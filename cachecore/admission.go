@@ -904,13 +904,14 @@ func decimalOf(raw string) (decimal, bool) {
 // set by scalarKey, the arrays and objects apart. A scalar that does not
 // canonicalise equals nothing (jsonEqual) and is left out.
 func (r *Rule) indexOneOf() {
-	r.oneOf = nil
+	r.oneOf, r.oneOfLongest = nil, 0
 	for _, o := range r.OneOf {
-		if k, ok := valueKey(o, 0); ok {
+		if k, ok := valueKey(o, 0, math.MaxInt); ok {
 			if r.oneOf == nil {
 				r.oneOf = make(map[string]bool, len(r.OneOf))
 			}
 			r.oneOf[k] = true
+			r.oneOfLongest = max(r.oneOfLongest, len(k))
 		}
 	}
 }
@@ -926,7 +927,7 @@ func (r *Rule) oneOfHolds(v gjson.Result) bool {
 	if r.oneOf == nil {
 		return slices.ContainsFunc(r.OneOf, func(o gjson.Result) bool { return jsonEqual(v, o) })
 	}
-	k, ok := valueKey(v, 0)
+	k, ok := valueKey(v, 0, r.oneOfLongest)
 	return ok && r.oneOf[k]
 }
 
@@ -937,8 +938,11 @@ func (r *Rule) oneOfHolds(v gjson.Result) bool {
 // nor does a value nested deeper than MaxJSONDepth. Objects and arrays of
 // one_of were compared with each value of it, each comparison building a
 // map of the answer's members: 1,000 objects took 1.4 s an answer (review
-// Z127).
-func valueKey(v gjson.Result, depth int) (string, bool) {
+// Z127). A key longer than limit (one_of's longest) equals no value of it
+// and is not built further (ok false): each level copies its children's
+// keys, and a label nested 62 objects deep around 120 KiB made 16 MiB of
+// keys (review Z144).
+func valueKey(v gjson.Result, depth, limit int) (string, bool) {
 	if depth > MaxJSONDepth {
 		return "", false
 	}
@@ -948,9 +952,10 @@ func valueKey(v gjson.Result, depth int) (string, bool) {
 		ok := true
 		v.ForEach(func(_, e gjson.Result) bool {
 			var k string
-			if k, ok = valueKey(e, depth+1); ok {
+			if k, ok = valueKey(e, depth+1, limit); ok {
 				b = strconv.AppendInt(b, int64(len(k)), 10)
 				b = append(append(b, ':'), k...)
+				ok = len(b) <= limit
 			}
 			return ok
 		})
@@ -959,10 +964,13 @@ func valueKey(v gjson.Result, depth int) (string, bool) {
 		type member struct{ name, key string }
 		var ms []member
 		ok := true
+		size := 1
 		v.ForEach(func(n, e gjson.Result) bool {
 			var k string
-			if k, ok = valueKey(e, depth+1); ok {
+			if k, ok = valueKey(e, depth+1, limit); ok {
 				ms = append(ms, member{n.Str, k})
+				size += len(n.Str) + len(k) + 2
+				ok = size <= limit
 			}
 			return ok
 		})
@@ -982,7 +990,10 @@ func valueKey(v gjson.Result, depth int) (string, bool) {
 		}
 		return string(b), true
 	}
-	return scalarKey(v)
+	if k, ok := scalarKey(v); ok && len(k) <= limit {
+		return k, true
+	}
+	return "", false
 }
 
 // scalarKey is a JSON scalar's value as a string, equal for two scalars

@@ -235,6 +235,9 @@ type Rule struct {
 	// oneOf: one_of's values by valueKey (indexOneOf): an answer's value
 	// is looked up, not compared with every value.
 	oneOf map[string]bool
+	// oneOfLongest is the longest of oneOf's keys: a value whose key is
+	// longer equals none of them.
+	oneOfLongest int
 }
 
 // Defaults applied when the configuration leaves a field out.

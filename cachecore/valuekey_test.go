@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"math"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -19,8 +20,8 @@ func TestValueKeyAgreesWithJSONEqual(t *testing.T) {
 	for _, a := range values {
 		for _, b := range values {
 			va, vb := gjson.Parse(a), gjson.Parse(b)
-			ka, oka := valueKey(va, 0)
-			kb, okb := valueKey(vb, 0)
+			ka, oka := valueKey(va, 0, math.MaxInt)
+			kb, okb := valueKey(vb, 0, math.MaxInt)
 			if got, want := oka && okb && ka == kb, jsonEqual(va, vb); got != want {
 				t.Errorf("%s and %s: keys equal %v (%q, %q), jsonEqual %v", a, b, got, ka, kb, want)
 			}
