@@ -286,10 +286,10 @@ func parseL2Lookup(body []byte, max int, keys ...string) (l l2Look, ok bool) {
 	if !arr.IsArray() {
 		return l, false
 	}
-	items := arr.Array()
-	if len(items) != 5 {
+	if arrayLen(arr) != 5 { // counted first: Array() builds every element (review Z144)
 		return l, false
 	}
+	items := arr.Array()
 	gens := [3]*uint64{&l.gens.all, &l.gens.model, &l.gens.entry}
 	for i, it := range items[:3] {
 		switch it.Type {

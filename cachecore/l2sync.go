@@ -240,13 +240,14 @@ func (c *Cache) l2Read() []Action {
 		if !arr.IsArray() {
 			return c.l2SyncError()
 		}
-		items := arr.Array()
-		if len(items) > asked {
+		if arrayLen(arr) > asked {
 			// More records than the range holds: not an answer to this
 			// read. Applying them would do unbounded work in one tick
-			// and move the cursor past records never asked for.
+			// and move the cursor past records never asked for. Counted
+			// before Array() builds every element (review Z144).
 			return c.l2SyncError()
 		}
+		items := arr.Array()
 		for _, it := range items {
 			// Records are strings; webdis relays a Redis error reply
 			// (LOADING, NOAUTH, BUSY) as [false, "<message>"]: an error,
