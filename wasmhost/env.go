@@ -115,7 +115,15 @@ func envFuncs() []hostFunc {
 			if !ok {
 				return StatusInvalidMemoryAccess
 			}
-			return b.copyFrom(u(s, 1), u(s, 2), data)
+			st := b.copyFrom(u(s, 1), u(s, 2), data)
+			// A held body is the filter manager's buffer, whose watermark
+			// is the stream's buffer limit: grown past it by the plugin,
+			// it is 413 or 500 at once, as a chunk that joins it (review
+			// Z143; Envoy's requestDataTooLarge/responseDataTooLarge).
+			if c := v.contextOrEffective(); st == StatusOK && c.s != nil && (BufferType(u(s, 0)) == BufferHTTPRequestBody || BufferType(u(s, 0)) == BufferHTTPResponseBody) {
+				c.s.checkLimit(BufferType(u(s, 0)) == BufferHTTPRequestBody)
+			}
+			return st
 		}),
 		f("proxy_get_header_map_pairs", sig(3), func(v *vm, s []uint64) Status {
 			if u(s, 0) > uint32(mapTypeMax) {
