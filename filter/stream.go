@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/modelcache/modelcache/cachecore"
@@ -48,6 +50,12 @@ type streamFields struct {
 	// deleted (a call it dispatched continues it or its Flight), so its
 	// memory is never reused for another request.
 	pinned bool
+	// merged is a partly cached batch's merged body larger than the
+	// route's max_entry_bytes (ActReplaceBody), and mergedDrop the headers
+	// it removes: sent as a local reply once the actions after it have set
+	// their headers (sendMerged).
+	merged     []byte
+	mergedDrop [][2]string
 	// performing counts the actions being performed (do may nest); left
 	// above 0 by a panic, whatever was half done keeps the stream from
 	// being reused.
@@ -554,6 +562,9 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			}
 		}
 	}
+	if s.merged != nil {
+		s.sendMerged()
+	}
 	return dispatched
 }
 
@@ -619,9 +630,18 @@ func (s *stream) performUnmerged(acts []cachecore.Action) bool {
 // response's status and headers; the request counts as a miss with no
 // item served.
 func (s *stream) replaceBody(a *cachecore.Action) bool {
-	if proxywasm.ReplaceHttpResponseBody(a.Body) == nil {
-		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(a.Body)))
-		for _, h := range a.Headers {
+	if len(a.Body) > s.rs.route.MaxEntryBytes && s.merged == nil {
+		s.merged, s.mergedDrop = a.Body, a.Headers
+		return true
+	}
+	return s.writeMerged(a.Body, a.Headers)
+}
+
+// writeMerged writes a merged body into the held answer's buffer.
+func (s *stream) writeMerged(body []byte, drop [][2]string) bool {
+	if proxywasm.ReplaceHttpResponseBody(body) == nil {
+		_ = proxywasm.ReplaceHttpResponseHeader("content-length", strconv.Itoa(len(body)))
+		for _, h := range drop {
 			_ = proxywasm.RemoveHttpResponseHeader(h[0])
 		}
 		return true
@@ -629,6 +649,37 @@ func (s *stream) replaceBody(a *cachecore.Action) bool {
 	s.x.MergeFailed()
 	s.p.sendBrokenBatch()
 	return false
+}
+
+// sendMerged sends a merged body larger than max_entry_bytes (replaceBody)
+// as a local reply with the held answer's status and headers, as they
+// stand once the actions that came with it are done: the held answer's
+// buffer is limited by the proxy (per_connection_buffer_limit_bytes, which
+// README asks to keep above max_entry_bytes, not above a merge of many
+// cached items), and a merge written into it past that limit was Envoy's
+// 500 (review Z143), as a whole batch asked for again was (ActSendReplacement,
+// review Z100). Should the host refuse the reply, the body is written into
+// the buffer after all.
+func (s *stream) sendMerged() {
+	body, drop := s.merged, s.mergedDrop
+	s.merged, s.mergedDrop = nil, nil
+	if hs, err := proxywasm.GetHttpResponseHeaders(); err == nil {
+		status, out := 200, make([][2]string, 0, len(hs))
+		for _, h := range hs {
+			switch name := strings.ToLower(h[0]); {
+			case name == ":status":
+				status, _ = strconv.Atoi(h[1])
+			case name == "content-length", name == "transfer-encoding", strings.HasPrefix(name, ":"):
+			case slices.ContainsFunc(drop, func(d [2]string) bool { return strings.EqualFold(d[0], name) }):
+			default:
+				out = append(out, h)
+			}
+		}
+		if proxywasm.SendHttpResponse(uint32(status), out, body, -1) == nil {
+			return
+		}
+	}
+	s.writeMerged(body, drop)
 }
 
 // readPurge reads a purge's body of size bytes and carries it out. A body
