@@ -506,7 +506,7 @@ func checkCompletion(req *Request, body []byte) Reason {
 		if !text {
 			msg := ch.Get("message")
 			content = msg.Get("content")
-			if tc := msg.Get("tool_calls"); tc.Exists() && tc.Type != gjson.Null && !(tc.IsArray() && len(tc.Array()) == 0) {
+			if tc := msg.Get("tool_calls"); tc.Exists() && tc.Type != gjson.Null && !(tc.IsArray() && arrayLen(tc) == 0) {
 				// Tool calls are a complete answer without text; text
 				// beside them still has to be text.
 				reason = checkToolCalls(tc)

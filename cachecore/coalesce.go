@@ -92,7 +92,8 @@ var lastingReasons = [numReason]bool{
 
 // refusedWhole marks a leader's status (leadStatus) whose answer the model
 // sent whole, with a success status, and the cache refused for what it
-// says (a validation rule, malformed JSON, an empty completion). Another
+// says (a validation rule, malformed JSON, an empty completion, vectors
+// of another dimension or count, a member twice). Another
 // try may differ (a sampled completion), so followers still lead one by
 // one; but once max_retries+1 leaders met it, the model answers that
 // request so, and they go upstream for its answer instead of a 502
@@ -100,12 +101,21 @@ var lastingReasons = [numReason]bool{
 const refusedWhole = 0x8000
 
 // leadStatus is the status a lead that ended refused for r passes its
-// followers: status, marked refusedWhole where r refused a whole success.
+// followers: status, marked refusedWhole where r refused a whole success
+// as a failure that may pass. Every such refusal is, but the model's own
+// failures (an answer it never finished, an error it reports, a reset or
+// timeout after its headers): the first list named three reasons, and a
+// server that ignores dimensions or embeds one input of a batch still
+// led its followers into a 502 (review Z145).
 func leadStatus(r Reason, status int) int {
-	if status >= 200 && status < 300 && (r == ReasonValidation || r == ReasonMalformedJSON || r == ReasonEmptyContent) {
-		return status | refusedWhole
+	if status < 200 || status >= 300 || OutcomeOf(r, status) != OutcomeFailed {
+		return status
 	}
-	return status
+	switch r {
+	case ReasonTruncated, ReasonErrorPayload, ReasonUpstreamReset, ReasonUpstreamTimeout, ReasonLocalReply:
+		return status
+	}
+	return status | refusedWhole
 }
 
 // Leases returns the lease table (one per Cache, i.e. per VM).
