@@ -372,6 +372,9 @@ type requestState struct {
 	kindView any
 
 	keepBody bool // the upstream must get the body as sent (KeepBody)
+	// refusedFresh: the client's max-age or min-fresh refused a fresh
+	// entry (freshness): its miss says fwd=request (RFC 9211 §2.2).
+	refusedFresh bool
 
 	l2  l2State   // the L2 tier's part (protocol_l2.go)
 	sem *semQuery // semantic routes: the turn compared (semantic.go)

@@ -401,8 +401,10 @@ func (c *Cache) StaleIfError(req *Request) bool {
 	}
 	now = max(now, e.StoredAt)
 	// A client whose max-age or min-fresh refused the answer is not given
-	// it on an error either: it gets the error, as a no-cache client does.
-	if clientRefuses(&req.CC, now-e.StoredAt, e.FreshUntil-now) {
+	// it on an error either: it gets the error, as a no-cache client does;
+	// nor one staler than its max-stale allows (review Z148).
+	if clientRefuses(&req.CC, now-e.StoredAt, e.FreshUntil-now) ||
+		req.CC.HasMaxStale && !req.CC.MaxStaleAny && now-e.FreshUntil > req.CC.MaxStale.Milliseconds() {
 		return false
 	}
 	return now < e.FreshUntil+req.Route.StaleIfError.Milliseconds() && now < e.StaleUntil

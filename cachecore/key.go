@@ -75,12 +75,28 @@ func (req *Request) readDirectives(cc, pragma string) {
 	if cc != "" {
 		req.CC = ParseRequestCC(cc)
 	}
-	if pragma != "" && !req.CC.NoCache && strings.Contains(strings.ToLower(pragma), "no-cache") {
-		req.CC.NoCache = true // HTTP/1.0 clients
+	// HTTP/1.0 clients: Pragma's no-cache directive, read only where no
+	// Cache-Control is sent (RFC 9111 §5.4; review Z148: beside max-age
+	// or only-if-cached it had made every request a revalidation).
+	if cc == "" && pragmaNoCache(pragma) {
+		req.CC.NoCache = true
 	}
 	if req.CC.NoCache {
 		req.Status = StatusRevalidate
 	}
+}
+
+// pragmaNoCache reports whether a Pragma value holds the no-cache
+// directive, a member of its list, not a substring (x-no-cache-debug).
+func pragmaNoCache(v string) bool {
+	for v != "" {
+		var d string
+		d, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(strings.TrimSpace(d), "no-cache") {
+			return true
+		}
+	}
+	return false
 }
 
 // Bounds of key_headers: names a route lists, lines of one name a request

@@ -898,7 +898,9 @@ func TestL2HitHonoursTheClientsMaxAge(t *testing.T) {
 	req := c.Begin(c.routeByName("chat"), "POST", "/v1/chat/completions", hs)
 	f := c.NewFlight(req, 2, 50)
 	f.RequestHeaders(hs, false, true)
-	if cs, _ := m.run(f, f.RequestBody([]byte(chatRequest("hello")), false), "fresh"); !strings.Contains(cs, "fwd=miss") {
+	if cs, _ := m.run(f, f.RequestBody([]byte(chatRequest("hello")), false), "fresh"); !strings.Contains(cs, "fwd=request") {
+		// fwd=request since review Z148 (was fwd=miss): the client's
+		// max-age refused an entry at hand (RFC 9211 §2.2).
 		t.Fatalf("an entry 20 s old served to max-age=10: %q", cs)
 	}
 }

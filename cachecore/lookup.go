@@ -120,6 +120,7 @@ func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
 	remaining := e.FreshUntil - now
 	cc := &req.CC
 	if clientRefuses(cc, age, remaining) {
+		req.refusedFresh = req.refusedFresh || remaining > 0
 		return notAcceptable
 	}
 	if remaining > 0 {

@@ -25,17 +25,17 @@ func (f *Flight) StaleIfError() { f.req.Status = StatusStaleIfError }
 // Streaming records that an event stream passes to the client as it comes
 // (whether it is stored cannot be in the header: it is gone by then).
 func (f *Flight) Streaming() {
-	f.cs = CacheStatus{Status: f.req.Status, FwdStatus: f.respStatus}
+	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus}
 }
 
 // Refused records that the response passes without being stored.
 func (f *Flight) Refused(reason Reason) {
-	f.cs = CacheStatus{Status: f.req.Status, FwdStatus: f.respStatus, Reason: reason}
+	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus, Reason: reason}
 }
 
 // Stored records that the response was stored (res: the store's report).
 func (f *Flight) Stored(res StoreResult) {
-	f.cs = CacheStatus{Status: f.req.Status, FwdStatus: f.respStatus, Stored: true,
+	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus, Stored: true,
 		TTL: floorDiv(res.FreshUntil-f.c.nowMs(), 1000), HasTTL: true}
 }
 
@@ -134,7 +134,7 @@ func (f *Flight) CacheStatusValue() string { return f.c.statusValueOf(&f.cs) }
 // TruncatedHeader is the Cache-Status of the held response if it never
 // completes (the host leaves it where its own error reply can pick it up).
 func (f *Flight) TruncatedHeader() []byte {
-	cs := CacheStatus{Status: f.req.Status, FwdStatus: f.respStatus, Reason: ReasonTruncated}
+	cs := CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus, Reason: ReasonTruncated}
 	return cs.AppendHeader(nil, f.c.cfg.CacheName)
 }
 
@@ -193,7 +193,7 @@ func (c *Cache) renderStatus(m *statusMemo, cs *CacheStatus) string {
 // here in step with the struct's).
 func (cs *CacheStatus) same(o *CacheStatus) bool {
 	return cs.Status == o.Status && cs.Reason == o.Reason && cs.FwdStatus == o.FwdStatus &&
-		cs.Stored == o.Stored && cs.TTL == o.TTL && cs.HasTTL == o.HasTTL && cs.L2 == o.L2 && cs.Refused == o.Refused
+		cs.Stored == o.Stored && cs.TTL == o.TTL && cs.HasTTL == o.HasTTL && cs.L2 == o.L2 && cs.Refused == o.Refused && cs.Request == o.Request
 }
 
 // statusString is the Cache-Status value b as a string, without

@@ -184,6 +184,9 @@ type CacheStatus struct {
 	TTL       int64
 	HasTTL    bool
 	L2        bool // answered from the L2 tier
+	// Request: a miss the client's directives made, with a fresh entry at
+	// hand (max-age, min-fresh): fwd=request, not fwd=miss (review Z148).
+	Request bool
 }
 
 // AppendHeader renders the header value, e.g.
@@ -203,7 +206,11 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 	case StatusCollapsed:
 		dst = append(dst, "; fwd=miss; collapsed"...)
 	case StatusMiss:
-		dst = append(dst, "; fwd=miss"...)
+		if cs.Request {
+			dst = append(dst, "; fwd=request"...)
+		} else {
+			dst = append(dst, "; fwd=miss"...)
+		}
 	case StatusPartial:
 		dst = append(dst, "; fwd=partial"...)
 	case StatusRevalidate:
