@@ -611,7 +611,8 @@ type InsertResult struct {
 }
 
 // Insert stores an encoded entry under fp for the tenant tagged tag (0:
-// none). The way is chosen, in order: the way already holding fp; if the
+// none). The way is chosen, in order: the way already holding fp live (or
+// holding its dead entry or tombstone, if the tenant is within its share); if the
 // tenant already holds its share of the bucket's ways (SetTenantShare), its
 // own way whose entry goes dead soonest; the entry's preferred way if empty
 // or dead; an empty way; a dead way (past staleUntil); else the way whose
@@ -633,11 +634,11 @@ func (t *Table) InsertSince(fp uint64, tag uint32, staleUntil int64, encoded []b
 		if t.foreignIdx != nil && foreignPurgedAfter(t.foreignIdx, fp, since, now) {
 			return InsertResult{}, ErrPurgedSince
 		}
+		if t.tombstoneAfter(fp, since, now) {
+			return InsertResult{}, ErrPurgedSince
+		}
 		w, res := t.chooseWay(fp, tag, now)
 		if t.idx[w].tag == purgedTag {
-			if t.purgedAfter(w, fp, since, now) {
-				return InsertResult{}, ErrPurgedSince
-			}
 			res = InsertResult{Filled: true} // a tombstone holds no entry: its purge counted it freed
 		}
 		t.idx[w] = slot{fp, staleUntil, tag}
@@ -732,9 +733,17 @@ func (t *Table) dropLate(b uint64, w int, mine slot) (purged bool) {
 }
 
 func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) {
+	same := -1
 	for w, s := range t.idx {
 		if s.fp == fp {
-			return w, InsertResult{Expired: s.staleUntil <= now}
+			if s.staleUntil > now && s.tag != purgedTag || t.tenantWays == 0 || tag == 0 {
+				return w, InsertResult{Expired: s.staleUntil <= now}
+			}
+			// The key's dead entry or its tombstone holds no live way of
+			// the tenant's: taken again without the share's check, a
+			// tenant at its share held one way more (review Z147).
+			same = w
+			break
 		}
 	}
 	if t.tenantWays > 0 && tag != 0 {
@@ -750,6 +759,9 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 		if held >= t.tenantWays {
 			return own, InsertResult{Evicted: true, OwnShare: true}
 		}
+	}
+	if same >= 0 {
+		return same, InsertResult{Expired: t.idx[same].staleUntil <= now}
 	}
 	if pw := t.preferredWay(fp); t.idx[pw].fp == 0 {
 		return pw, InsertResult{Filled: true}
@@ -771,6 +783,18 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 		}
 	}
 	return victim, InsertResult{Evicted: true}
+}
+
+// tombstoneAfter reports whether t.idx holds fp's tombstone of a purge
+// made after since (purgedAfter), whichever way the store then takes
+// (chooseWay may take another of the tenant's ways than the key's own).
+func (t *Table) tombstoneAfter(fp uint64, since, now int64) bool {
+	for w := range t.idx {
+		if t.purgedAfter(w, fp, since, now) {
+			return true
+		}
+	}
+	return false
 }
 
 // purgedAfter reports whether way w, a tombstone, is fp's from a purge
@@ -797,10 +821,8 @@ func (t *Table) purgedSince(fp uint64, since, now int64) (bool, error) {
 	if _, _, err := t.readIndex(t.bucketOf(fp)); err != nil {
 		return false, err
 	}
-	for w := range t.idx {
-		if t.purgedAfter(w, fp, since, now) {
-			return true, nil
-		}
+	if t.tombstoneAfter(fp, since, now) {
+		return true, nil
 	}
 	return t.foreignIdx != nil && foreignPurgedAfter(t.foreignIdx, fp, since, now), nil
 }

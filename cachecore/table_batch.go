@@ -189,12 +189,12 @@ func (t *Table) insertBucket(b uint64, v *indexView, items []batchInsert, now, s
 				it.way, it.err = -1, ErrPurgedSince // the other layout's tombstone (review Z34)
 				continue
 			}
+			if t.tombstoneAfter(it.fp, since, now) {
+				it.way, it.err = -1, ErrPurgedSince // as InsertSince: not stored
+				continue
+			}
 			it.way, it.res = t.chooseWay(it.fp, it.tag, now)
 			if t.idx[it.way].tag == purgedTag {
-				if t.purgedAfter(it.way, it.fp, since, now) {
-					it.way, it.err = -1, ErrPurgedSince // as InsertSince: not stored
-					continue
-				}
 				it.res = InsertResult{Filled: true}
 			}
 			t.idx[it.way] = slot{it.fp, it.staleUntil, it.tag}
