@@ -445,7 +445,12 @@ func (c *Cache) WantsRefresh(req *Request) bool {
 	case StatusStale:
 		return req.Route.StaleWhileReval > 0
 	case StatusHit:
-		return c.EarlyRefresh(req)
+		// Not for a semantic near hit: a refresh replays the client's
+		// request, a paraphrase, and stored its answer under the
+		// paraphrase's own key, a model call that left the entry served
+		// to expire as before (review Z146). The entry is renewed by its
+		// own question's hits.
+		return c.EarlyRefresh(req) && (req.sem == nil || !req.sem.hit)
 	}
 	return false
 }

@@ -66,7 +66,9 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 	default:
 		return nil, false
 	}
-	if v.Type != gjson.String || v.Index <= 0 || len(v.Raw) > s.MaxTextBytes || len(v.Str) == 0 {
+	// max_text_bytes bounds the text, not its JSON (quotes, escapes; review
+	// Z146); the JSON is at most 6 bytes a byte of it (\u00XX).
+	if v.Type != gjson.String || v.Index <= 0 || len(v.Str) > s.MaxTextBytes || len(v.Str) == 0 {
 		return nil, false
 	}
 	off := req.stableLen - len(canon) + v.Index
