@@ -67,8 +67,10 @@ func (c *Cache) semanticQuery(req *Request) (*semQuery, bool) {
 		return nil, false
 	}
 	// max_text_bytes bounds the text, not its JSON (quotes, escapes; review
-	// Z146); the JSON is at most 6 bytes a byte of it (\u00XX).
-	if v.Type != gjson.String || v.Index <= 0 || len(v.Str) > s.MaxTextBytes || len(v.Str) == 0 {
+	// Z146); the JSON, up to 6 bytes a byte of it (\u00XX), is what the
+	// index keeps, behind a 16-bit length: longer, it wrapped and misread
+	// every record after it in its segment (review Z149).
+	if v.Type != gjson.String || v.Index <= 0 || len(v.Str) > s.MaxTextBytes || len(v.Str) == 0 || len(v.Raw) > math.MaxUint16 {
 		return nil, false
 	}
 	off := req.stableLen - len(canon) + v.Index

@@ -735,16 +735,24 @@ func (t *Table) dropLate(b uint64, w int, mine slot) (purged bool) {
 func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) {
 	same := -1
 	for w, s := range t.idx {
-		if s.fp == fp {
-			if s.staleUntil > now && s.tag != purgedTag || t.tenantWays == 0 || tag == 0 {
-				return w, InsertResult{Expired: s.staleUntil <= now}
-			}
-			// The key's dead entry or its tombstone holds no live way of
-			// the tenant's: taken again without the share's check, a
-			// tenant at its share held one way more (review Z147).
-			same = w
-			break
+		if s.fp != fp {
+			continue
 		}
+		if s.staleUntil > now && s.tag != purgedTag {
+			// The key live: replaced where it is, though a dead copy or
+			// a tombstone of it comes first (review Z149: a second live
+			// listing was made, and the older copy kept being served).
+			return w, InsertResult{}
+		}
+		// The key's dead entry or its tombstone holds no live way of the
+		// tenant's: taken again without the share's check, a tenant at
+		// its share held one way more (review Z147).
+		if same < 0 {
+			same = w
+		}
+	}
+	if same >= 0 && (t.tenantWays == 0 || tag == 0) {
+		return same, InsertResult{Expired: t.idx[same].staleUntil <= now}
 	}
 	if t.tenantWays > 0 && tag != 0 {
 		own, held := -1, 0
