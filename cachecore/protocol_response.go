@@ -148,6 +148,9 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 	st := f.c.StoreBody(req, f.respStatus, headers, body, computeMs)
 	if st.Reason != ReasonNone {
 		note := append([]Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: r}}, f.c.l2VersionSwitched(req, st.Result)...)
+		if st.Reason == ReasonTruncated {
+			return append(note, f.refusalEnded(st.Reason)...)
+		}
 		return append(note, f.refuseQuiet(st.Reason)...)
 	}
 	f.reset()
@@ -175,6 +178,24 @@ func (f *Flight) refusal(reason Reason, internal bool) []Action {
 	if internal {
 		f.internal()
 	}
+	return f.actions()
+}
+
+// refusalEnded is refuseQuiet for a stream that reached its end (the
+// host saw it whole) but that its assembly found unfinished: no [DONE],
+// or a last event without its blank line. The model sends the same whole
+// stream to every retry, and followers led into it max_retries+1 times
+// were answered 502 (review Z150): as for any refused whole answer
+// (refusedWhole), they go upstream instead. A reset or timeout mid-stream
+// never comes here (Interrupted).
+func (f *Flight) refusalEnded(reason Reason) []Action {
+	f.reset()
+	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
+	o, status := OutcomeOf(reason, f.respStatus), f.respStatus
+	if o == OutcomeFailed && status >= 200 && status < 300 {
+		status |= refusedWhole
+	}
+	f.finishLead(o, status)
 	return f.actions()
 }
 

@@ -205,8 +205,11 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			break
 		}
 		if s.Done {
-			if ev.Data == "" {
-				continue // a keep-alive an id makes an event: clients stop at [DONE]
+			if ev.Data == "" || ev.Data == "[DONE]" {
+				// A keep-alive an id makes an event, or [DONE] again:
+				// clients stop at the first (review Z150: a second one
+				// was refused as an error report).
+				continue
 			}
 			// Nothing may follow [DONE]; an error report after it still
 			// condemns the stream, and so does an event that cannot be

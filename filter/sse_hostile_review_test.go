@@ -1,0 +1,75 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"testing"
+
+	"github.com/modelcache/modelcache/wasmhost"
+)
+
+// A model server that ends its streams without `data: [DONE]` (or without
+// the blank line after it, or with a second [DONE]) sends a whole 200 answer every time: the
+// stream's HTTP end comes normally, each chunk is valid, the choice
+// finishes with "stop". The cache rightly does not store it
+// (refused.truncated), but counts it as the model's own failure, as an
+// upstream reset mid-stream: a burst of identical stream requests is led
+// max_retries+1 times into the same complete answer and the remaining
+// followers get 502 leader-failed, although every model call answered 200.
+// Expected: as for any whole success answer the cache refuses for what it
+// says (README "Stampedes": "the remaining followers go upstream for the
+// model's own answer rather than a 502"), no follower gets a 502.
+func TestStreamEndedWithoutDoneDoesNotFailFollowers(t *testing.T) {
+	whole := "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n" +
+		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+	for _, tc := range []struct{ name, tail, refused string }{
+		{"no [DONE]", "", "truncated"},
+		{"[DONE] without its blank line", "data: [DONE]\n", "truncated"},
+		// Both OpenAI SDKs stop at the first [DONE] (openai-python breaks,
+		// openai-node ignores what follows): a second one is no error
+		// report, yet it was refused as error_payload, the model's failure.
+		// Now stored ("": the refusal the review's setup required is not
+		// looked for).
+		{"[DONE] twice", "data: [DONE]\n\ndata: [DONE]\n\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, coalesceConfig, withWorkers(2))
+			hs.holdUpstream()
+			req := chatRequest("")
+			req.Body = []byte(streamBody("a server without DONE"))
+			var exs []*wasmhost.Exchange
+			for i := 0; i < 8; i++ {
+				exs = append(exs, hs.h.StartExchange(i%2, req))
+			}
+			hs.h.Drain()
+			calls := 0
+			for round := 0; round < 20; round++ {
+				pending := hs.h.PendingUpstream()
+				if len(pending) == 0 {
+					break
+				}
+				for _, u := range pending {
+					u.RespondChunks(200, [][2]string{{"content-type", "text/event-stream"}}, [][]byte{[]byte(whole + tc.tail)})
+					calls++
+				}
+				hs.h.Drain()
+			}
+			if got := hs.counter("modelcache.chat.refused." + tc.refused); tc.refused != "" && got == 0 {
+				t.Fatalf("setup: the stream was not refused as %s (calls %d)", tc.refused, calls)
+			}
+			for i, ex := range exs {
+				if !ex.Done() {
+					t.Fatalf("exchange %d stuck: %s", i, ex.State())
+				}
+				r := ex.Response()
+				if r.Status != 200 {
+					t.Errorf("exchange %d: status %d, Cache-Status %q: every one of the %d model calls answered a complete 200 stream",
+						i, r.Status, hdr(r, "cache-status"), calls)
+				}
+			}
+			if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
+				t.Errorf("requests.leader_failed = %d, want 0", got)
+			}
+		})
+	}
+}
