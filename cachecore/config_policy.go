@@ -535,6 +535,12 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		if c.Tiers[i].Min == c.Tiers[i-1].Min {
 			p.fail(path+".tiers", "two tiers share min %v", c.Tiers[i].Min)
 		}
+		// Lower confidence, shorter life: a tier of a lower min that keeps
+		// its answers longer than one of a higher min can only be a
+		// mistake (review Z153).
+		if c.Tiers[i].TTL > c.Tiers[i-1].TTL {
+			p.fail(path+".tiers", "the tier of min %v keeps answers %v, longer than the tier of min %v (%v): a lower score must not live longer", c.Tiers[i].Min, c.Tiers[i].TTL, c.Tiers[i-1].Min, c.Tiers[i-1].TTL)
+		}
 	}
 	return c
 }
