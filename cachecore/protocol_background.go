@@ -185,6 +185,16 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
 		acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
 		acts = append(acts, c.l2VersionSwitched(req, st.Result)...)
+		if st.Reason != ReasonNone && !invalidated {
+			// The model contradicts the entry, and its answer cannot take
+			// the entry's place (low confidence, a rule, its size): the
+			// entry it contradicts is not served on for the rest of its
+			// ttl (review Z153). This proxy's copy: an L2 copy lives out
+			// its own.
+			if freed, err := c.table.Remove(req.FP, req.Key); err == nil && freed {
+				acts = append(acts, Action{Kind: ActFreed, N: 1})
+			}
+		}
 		if st.Reason == ReasonNone {
 			// Its turn indexed again, as a refresh's: the record carries
 			// the replaced answer's fresh-until.

@@ -45,7 +45,7 @@ func TestGuardsLikeRunIsLinear(t *testing.T) {
 	work := func(n int) time.Duration {
 		ts := tokenize(strings.Repeat("like ", n/5))
 		var d time.Duration
-		for i := 0; i < 5; i++ {
+		for i := 0; i < 20; i++ { // the least of 20: a loaded machine's noise is not the work's
 			t0 := time.Now()
 			askClasses(ts)
 			if e := time.Since(t0); i == 0 || e < d {
