@@ -30,10 +30,22 @@ type parser struct {
 	// every route, a large defaults cost its size times the routes, in
 	// time and in memory kept (review Z69).
 	kindPolicies map[Kind]Policy
+	// reported: the errors so far, each named once: a check of a route
+	// that finds a fault of defaults names defaults, and found it again
+	// for every route that inherits it (review Z152).
+	reported map[string]bool
 }
 
 func (p *parser) fail(path, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	msg := path + ": " + fmt.Sprintf(format, args...)
+	if p.reported[msg] {
+		return
+	}
+	if p.reported == nil {
+		p.reported = map[string]bool{}
+	}
+	p.reported[msg] = true
+	p.errs = append(p.errs, errors.New(msg))
 }
 
 // fields walks an object, calling f for each member; unknown members are

@@ -88,7 +88,14 @@ func (l *linter) first(n *yaml.Node, role string) bool {
 }
 
 func (l *linter) add(line int, where, format string, args ...any) {
-	l.findings = append(l.findings, finding{l.file, line, where, fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	if strings.ContainsAny(msg, "\r\n") {
+		// One problem, one line (README): a value quoted raw, such as a
+		// pretty-printed object where a list belongs, is put on one
+		// (review Z152).
+		msg = strings.Join(strings.Fields(msg), " ")
+	}
+	l.findings = append(l.findings, finding{l.file, line, where, msg})
 }
 
 // lintBytes validates every modelcache configuration in one file: a bare
@@ -160,7 +167,19 @@ func isBareJSONConfig(data []byte) bool {
 	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(t, &top) != nil {
-		return true // let ParseConfig name the syntax error
+		// Not JSON: YAML whose first document is a flow mapping (JSON
+		// manifests joined by ---, an Envoy config in flow style) is read
+		// as YAML; anything else, and a filter configuration (its routes
+		// at the top) that is YAML but not JSON, is ParseConfig's to name
+		// (review Z152).
+		var first map[string]any
+		if !isYAML(data) || yaml.Unmarshal(data, &first) != nil {
+			return true
+		}
+		_, routes := first["routes"]
+		_, envoy := first["static_resources"]
+		_, k8s := first["apiVersion"]
+		return routes && !envoy && !k8s && !hasMoreDocs(data)
 	}
 	// A filter configuration has routes; a stray member beside them (kind,
 	// config …) is the filter's to refuse, by name, not a sign of a
@@ -178,7 +197,21 @@ func isBareJSONConfig(data []byte) bool {
 	if _, ok := top["routes"]; ok {
 		return !has("static_resources", "dynamic_resources", "apiVersion")
 	}
-	return !has("static_resources", "dynamic_resources", "apiVersion", "kind", "typed_config", "@type", "resources", "config")
+	// "configs": Envoy's /config_dump (review Z152).
+	return !has("static_resources", "dynamic_resources", "apiVersion", "kind", "typed_config", "@type", "resources", "config", "configs")
+}
+
+// isYAML reports whether every document of data decodes as YAML.
+func isYAML(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err == io.EOF {
+			return true
+		} else if err != nil {
+			return false
+		}
+	}
 }
 
 func hasMoreDocs(data []byte) bool {

@@ -335,6 +335,14 @@ func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
 			fmt.Fprint(b, v)
 			return nil
 		}
+		if n.ShortTag() == "!!timestamp" {
+			// A date-like plain scalar (name: 2024-06-01) reaches the
+			// filter as the string written: kubectl's YAML reads it so,
+			// yaml.v3 made it a time (review Z152).
+			out, _ := json.Marshal(n.Value)
+			b.Write(out)
+			return nil
+		}
 		var v any
 		if err := n.Decode(&v); err != nil {
 			return fmt.Errorf("line %d: %v", n.Line, err)
