@@ -90,7 +90,7 @@ var lastingReasons = [numReason]bool{
 	ReasonRerankResults: true, ReasonRerankIndex: true, ReasonRerankScore: true,
 }
 
-// refusedWhole marks a leader's status (leadStatus) whose answer the model
+// refusedWhole marks a leader's status (leadEnd) whose answer the model
 // sent whole, with a success status, and the cache refused for what it
 // says (a validation rule, malformed JSON, an empty completion, vectors
 // of another dimension or count, a member twice). Another
@@ -100,15 +100,28 @@ var lastingReasons = [numReason]bool{
 // (Flight.wake; review Z139). Above any status in the wake-up's 16 bits.
 const refusedWhole = 0x8000
 
-// leadStatus is the status a lead that ended refused for r passes its
-// followers: status, marked refusedWhole where r refused a whole success
-// as a failure that may pass. Every such refusal is, but the model's own
-// failures (an answer it never finished, an error it reports, a reset or
-// timeout after its headers): the first list named three reasons, and a
-// server that ignores dimensions or embeds one input of a batch still
-// led its followers into a 502 (review Z145).
-func leadStatus(r Reason, status int) int {
-	if status < 200 || status >= 300 || OutcomeOf(r, status) != OutcomeFailed {
+// leadEnd is how a lead that ended refused for r (status: the model's)
+// ends: its outcome (OutcomeOf), and the status it passes its followers,
+// marked refusedWhole where r refused a whole success as a failure that
+// may pass. Every such refusal is, but the model's own failures (an
+// answer it never finished, an error it reports, a reset or timeout after
+// its headers): the first list named three reasons, and a server that
+// ignores dimensions or embeds one input of a batch still led its
+// followers into a 502 (review Z145). One OutcomeOf a lead: the marking
+// is out of line, code only a failed lead runs.
+func leadEnd(r Reason, status int) (Outcome, int) {
+	o := OutcomeOf(r, status)
+	if o != OutcomeFailed {
+		return o, status
+	}
+	return o, wholeStatus(r, status)
+}
+
+// wholeStatus is leadEnd's status of a failed lead.
+//
+//go:noinline
+func wholeStatus(r Reason, status int) int {
+	if status < 200 || status >= 300 {
 		return status
 	}
 	switch r {

@@ -83,7 +83,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 			}
 		default:
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
-			o, status = OutcomeOf(st.Reason, res.Status), leadStatus(st.Reason, res.Status) // its followers get a 429 or 5xx as a request's leader's
+			o, status = leadEnd(st.Reason, res.Status) // its followers get a 429 or 5xx as a request's leader's
 			ev := EvRefreshStored
 			if st.Reason != ReasonNone {
 				ev = EvRefreshRefused

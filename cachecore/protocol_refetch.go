@@ -35,7 +35,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 	// Followers learn what a retry would meet: an answer the cache does
 	// not store (no-store, too large) marks the key hit-for-miss, as for
 	// any request; a broken one is a failure.
-	f.finishLead(OutcomeOf(reason, f.respStatus), leadStatus(reason, f.respStatus))
+	f.finishLead(leadEnd(reason, f.respStatus))
 	acts = append(acts, f.actions()...)
 	// Drift only against cached items (admission's answerDrifted): a batch
 	// rewritten only for its repeats (none cached) whose answer lacks the

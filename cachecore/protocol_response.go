@@ -103,7 +103,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		f.emit(Action{Kind: ActSetHeader, Name: CachedItemsHeader, Value: strconv.Itoa(cached) + "/" + strconv.Itoa(total)})
 	}
 	if noneKept {
-		f.finishLead(OutcomeOf(res.ItemReason, f.respStatus), leadStatus(res.ItemReason, f.respStatus))
+		f.finishLead(leadEnd(res.ItemReason, f.respStatus))
 		f.Refused(res.ItemReason)
 		return Completed, append(f.actions(), c.l2VersionSwitched(req, res)...)
 	}
@@ -174,7 +174,13 @@ func (f *Flight) refuseQuiet(reason Reason) []Action { return f.refusal(reason, 
 func (f *Flight) refusal(reason Reason, internal bool) []Action {
 	f.reset()
 	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
-	f.finishLead(OutcomeOf(reason, f.respStatus), leadStatus(reason, f.respStatus))
+	// leadEnd, written out: the refusal on every uncacheable miss's path
+	// runs OutcomeOf inlined and no call for a lead that did not fail.
+	o, status := OutcomeOf(reason, f.respStatus), f.respStatus
+	if o == OutcomeFailed {
+		status = wholeStatus(reason, status)
+	}
+	f.finishLead(o, status)
 	if internal {
 		f.internal()
 	}

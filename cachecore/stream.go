@@ -773,7 +773,7 @@ func (s *Stream) refusal(out []Action, reason Reason) []Action {
 	if reason == ReasonInternal {
 		out = append(out, Action{Kind: ActInternal})
 	}
-	return append(out, s.fl.FinishLead(OutcomeOf(reason, s.fl.respStatus), leadStatus(reason, s.fl.respStatus))...)
+	return append(out, s.fl.FinishLead(leadEnd(reason, s.fl.respStatus))...)
 }
 
 func (s *Stream) cacheStatus(out []Action) []Action {
@@ -851,7 +851,7 @@ func (s *Stream) record(bodySize int, endOfStream bool, rd Reader) []Action {
 			// It will store nothing, as its end will say (CompleteStream):
 			// its followers go upstream now rather than wait for a lease
 			// that expires under them, and take it for a failed leader.
-			out = s.apply(s.fl.FinishLead(OutcomeOf(s.recording.droppedFor(), s.fl.respStatus), leadStatus(s.recording.droppedFor(), s.fl.respStatus)))
+			out = s.apply(s.fl.FinishLead(leadEnd(s.recording.droppedFor(), s.fl.respStatus)))
 		}
 	}
 	if !endOfStream {
