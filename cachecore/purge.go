@@ -129,6 +129,11 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		if c.routeByName(name) == nil {
 			return PurgeResult{}, fmt.Errorf("%w: unknown route %q", ErrBadPurge, name)
 		}
+		if m := v.Get("model"); m.IsArray() || m.IsObject() {
+			// Read as its JSON text, a list of models purged a namespace
+			// nobody uses, answered 200 (review Z155).
+			return PurgeResult{}, fmt.Errorf("%w: model must be a string, not %s", ErrBadPurge, jsonType(m))
+		}
 		if len(v.Get("model").String()) > maxPurgeModelName {
 			return PurgeResult{}, fmt.Errorf("%w: model name over %d bytes", ErrBadPurge, maxPurgeModelName)
 		}
