@@ -443,9 +443,11 @@ func TestRequestCacheControl(t *testing.T) {
 		t.Fatal("no-cache did not go upstream")
 	}
 	hs.clock.Advance(30 * time.Second)
-	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "max-age=10"), "fwd=miss")
+	// fwd=request since review Z148 (was fwd=miss): the client's
+	// directive refused an entry still fresh (RFC 9211 §2.2).
+	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "max-age=10"), "fwd=request")
 	hs.clock.Advance(25 * time.Second) // 25 s old, 35 s of freshness left
-	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "min-fresh=50"), "fwd=miss")
+	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "min-fresh=50"), "fwd=request")
 	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "max-age=100"), "hit")
 	hs.clock.Advance(70 * time.Second) // stale by 10 s
 	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "cache-control", "max-stale=5"), "fwd=miss")
