@@ -84,6 +84,12 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		default:
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
 			o, status = leadEnd(st.Reason, res.Status) // its followers get a 429 or 5xx as a request's leader's
+			if st.Reason == ReasonTruncated {
+				// A call's answer is whole: a stream it holds that its
+				// assembly found unfinished (no [DONE]) is as a request's
+				// lead finds it (refusalEnded; review Z154).
+				status = endedStatus(o, status)
+			}
 			ev := EvRefreshStored
 			if st.Reason != ReasonNone {
 				ev = EvRefreshRefused
@@ -189,10 +195,14 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			// The model contradicts the entry, and its answer cannot take
 			// the entry's place (low confidence, a rule, its size): the
 			// entry it contradicts is not served on for the rest of its
-			// ttl (review Z153). This proxy's copy: an L2 copy lives out
-			// its own.
+			// ttl (review Z153), here nor, with an L2, from L2 and the
+			// other proxies' copies, as a purge of the entry takes them
+			// out (review Z154: copied back from L2, it was served on).
 			if freed, err := c.table.Remove(req.FP, req.Key); err == nil && freed {
 				acts = append(acts, Action{Kind: ActFreed, N: 1})
+			}
+			if call := c.l2PurgeEntry(req, c.l2Logged(c.l2Records("entry", r.Name, req.Model, req.Key[:req.stableLen]))); call != nil {
+				acts = append(acts, Action{Kind: ActDispatch, Call: call})
 			}
 		}
 		if st.Reason == ReasonNone {

@@ -44,6 +44,13 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			// the client still needs a whole answer.
 			return Refetching, append(acts, f.Refetch(adm.Reason, reqHeaders)...)
 		}
+		if adm.Reason == ReasonTruncated {
+			// An event stream that ended, at its headers or after, unfinished
+			// as its assembly reads it (no [DONE]): as CompleteStream's
+			// (refusalEnded; review Z154).
+			f.Refused(adm.Reason)
+			return Refused, append(acts, f.refusalEnded(adm.Reason)...)
+		}
 		return Refused, append(acts, f.refuse(adm.Reason)...)
 	}
 	if st.Reason != ReasonNone {
@@ -197,12 +204,18 @@ func (f *Flight) refusal(reason Reason, internal bool) []Action {
 func (f *Flight) refusalEnded(reason Reason) []Action {
 	f.reset()
 	f.emit(Action{Kind: ActRefused, Route: f.req.Route, Reason: reason, Status: f.respStatus})
-	o, status := OutcomeOf(reason, f.respStatus), f.respStatus
-	if o == OutcomeFailed && status >= 200 && status < 300 {
-		status |= refusedWhole
-	}
-	f.finishLead(o, status)
+	o := OutcomeOf(reason, f.respStatus)
+	f.finishLead(o, endedStatus(o, f.respStatus))
 	return f.actions()
+}
+
+// endedStatus is the status a failed lead passes its followers when the
+// model's answer reached its end whole (a success status): refusedWhole.
+func endedStatus(o Outcome, status int) int {
+	if o == OutcomeFailed && status >= 200 && status < 300 {
+		return status | refusedWhole
+	}
+	return status
 }
 
 // RespStep is what the host does with the response headers.
