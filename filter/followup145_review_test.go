@@ -2,13 +2,7 @@
 
 package main
 
-import (
-	"strconv"
-	"strings"
-	"testing"
-
-	"github.com/modelcache/modelcache/wasmhost"
-)
+import "testing"
 
 // Review Z145 (follow-up of Z139's refusedWhole). An embeddings server that
 // ignores "dimensions" (asked 2, it answers its model's full size) or that
@@ -51,44 +45,7 @@ func TestEmbeddingsRefusedShapeBurstGetsNoLeaderFailed(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := newHarness(t, cfg, withWorkers(2))
-			hs.holdUpstream()
-			var exs []*wasmhost.Exchange
-			for i := 0; i < 10; i++ {
-				exs = append(exs, hs.h.StartExchange(i%2, foreignRequest("/v1/embeddings", tc.req)))
-			}
-			hs.h.Drain()
-			calls := 0
-			for round := 0; round < 50; round++ {
-				pending := hs.h.PendingUpstream()
-				if len(pending) == 0 {
-					break
-				}
-				for _, u := range pending {
-					u.Respond(200, [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(tc.answer))}}, []byte(tc.answer))
-					calls++
-				}
-				hs.h.Drain()
-			}
-			if n := hs.counter("modelcache.emb.refused." + tc.refused); n == 0 {
-				t.Fatalf("setup: refused.%s not counted: the answer was judged otherwise", tc.refused)
-			}
-			var bad []string
-			for i, ex := range exs {
-				if !ex.Done() {
-					t.Fatalf("exchange %d stuck: %s", i, ex.State())
-				}
-				r := ex.Response()
-				if r.Status != 200 || strings.Contains(hdr(r, "cache-status"), "leader-failed") {
-					bad = append(bad, strconv.Itoa(r.Status)+" "+hdr(r, "cache-status"))
-				}
-			}
-			if len(bad) > 0 {
-				t.Fatalf("the model answered all %d calls 200, yet %d of 10 clients got a failure "+
-					"(refused.%s %d, requests.leader_failed %d), e.g. %q",
-					calls, len(bad), tc.refused, hs.counter("modelcache.emb.refused."+tc.refused),
-					hs.counter("modelcache.emb.requests.leader_failed"), bad[0])
-			}
+			burstOfOneAnswer(t, newHarness(t, cfg, withWorkers(2)), "emb", "/v1/embeddings", tc.req, tc.answer, tc.refused, "the model")
 		})
 	}
 }

@@ -48,44 +48,7 @@ func TestRerankRefusedShapeBurstGetsNoLeaderFailed(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := newHarness(t, foreignConfig, withWorkers(2))
-			hs.holdUpstream()
-			var exs []*wasmhost.Exchange
-			for i := 0; i < 10; i++ {
-				exs = append(exs, hs.h.StartExchange(i%2, foreignRequest("/v1/rerank", tc.req)))
-			}
-			hs.h.Drain()
-			calls := 0
-			for round := 0; round < 50; round++ {
-				pending := hs.h.PendingUpstream()
-				if len(pending) == 0 {
-					break
-				}
-				for _, u := range pending {
-					u.Respond(200, [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(len(tc.answer))}}, []byte(tc.answer))
-					calls++
-				}
-				hs.h.Drain()
-			}
-			if n := hs.counter("modelcache.rerank.refused." + tc.refused); n == 0 {
-				t.Fatalf("setup: refused.%s not counted: the answer was judged otherwise", tc.refused)
-			}
-			var bad []string
-			for i, ex := range exs {
-				if !ex.Done() {
-					t.Fatalf("exchange %d stuck: %s", i, ex.State())
-				}
-				r := ex.Response()
-				if r.Status != 200 || strings.Contains(hdr(r, "cache-status"), "leader-failed") {
-					bad = append(bad, strconv.Itoa(r.Status)+" "+hdr(r, "cache-status"))
-				}
-			}
-			if len(bad) > 0 {
-				t.Fatalf("the model answered all %d calls 200, yet %d of 10 clients got a failure "+
-					"(refused.%s %d, requests.leader_failed %d), e.g. %q",
-					calls, len(bad), tc.refused, hs.counter("modelcache.rerank.refused."+tc.refused),
-					hs.counter("modelcache.rerank.requests.leader_failed"), bad[0])
-			}
+			burstOfOneAnswer(t, newHarness(t, foreignConfig, withWorkers(2)), "rerank", "/v1/rerank", tc.req, tc.answer, tc.refused, "the model")
 		})
 	}
 }
@@ -125,11 +88,19 @@ func classifyBurst(t *testing.T, answer, refused string) {
 	   "confidence": {"path": "score", "tiers": [{"min": 0.5, "ttl": "60s"}]},
 	   "coalesce": {"max_wait": "10s", "max_retries": 2, "hit_for_miss": "30s"}}]}`
 	const req = `{"model":"sentiment-1","inputs":"it is a chair"}`
-	hs := newHarness(t, cfg, withWorkers(2))
+	burstOfOneAnswer(t, newHarness(t, cfg, withWorkers(2)), "cls", "/predict", req, answer, refused, "the classifier")
+}
+
+// burstOfOneAnswer sends ten identical requests for path at once over two
+// workers of hs and answers every upstream call with answer (200), which
+// route refuses for refused: every client must get a 200 (who: whose
+// answer, for the message).
+func burstOfOneAnswer(t *testing.T, hs *harness, route, path, req, answer, refused, who string) {
+	t.Helper()
 	hs.holdUpstream()
 	var exs []*wasmhost.Exchange
 	for i := 0; i < 10; i++ {
-		exs = append(exs, hs.h.StartExchange(i%2, foreignRequest("/predict", req)))
+		exs = append(exs, hs.h.StartExchange(i%2, foreignRequest(path, req)))
 	}
 	hs.h.Drain()
 	calls := 0
@@ -144,7 +115,7 @@ func classifyBurst(t *testing.T, answer, refused string) {
 		}
 		hs.h.Drain()
 	}
-	if n := hs.counter("modelcache.cls.refused." + refused); n == 0 {
+	if n := hs.counter("modelcache." + route + ".refused." + refused); n == 0 {
 		t.Fatalf("setup: refused.%s not counted: the answer was judged otherwise", refused)
 	}
 	var bad []string
@@ -158,9 +129,9 @@ func classifyBurst(t *testing.T, answer, refused string) {
 		}
 	}
 	if len(bad) > 0 {
-		t.Fatalf("the classifier answered all %d calls 200, yet %d of 10 clients got a failure "+
+		t.Fatalf("%s answered all %d calls 200, yet %d of 10 clients got a failure "+
 			"(refused.%s %d, requests.leader_failed %d), e.g. %q",
-			calls, len(bad), refused, hs.counter("modelcache.cls.refused."+refused),
-			hs.counter("modelcache.cls.requests.leader_failed"), bad[0])
+			who, calls, len(bad), refused, hs.counter("modelcache."+route+".refused."+refused),
+			hs.counter("modelcache."+route+".requests.leader_failed"), bad[0])
 	}
 }
