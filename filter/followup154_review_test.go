@@ -25,27 +25,9 @@ import (
 // followers go upstream). Expected: no follower gets a 502 while every
 // model call answered 200.
 func TestFollowup154EmptyEventStreamEndedOnHeadersFailsFollowers(t *testing.T) {
-	hs := newHarness(t, coalesceConfig, withWorkers(2))
-	hs.holdUpstream()
-	req := chatRequest("")
-	req.Body = []byte(streamBody("a server answering nothing"))
-	var exs []*wasmhost.Exchange
-	for i := 0; i < 8; i++ {
-		exs = append(exs, hs.h.StartExchange(i%2, req))
-	}
-	hs.h.Drain()
-	calls := 0
-	for round := 0; round < 20; round++ {
-		pending := hs.h.PendingUpstream()
-		if len(pending) == 0 {
-			break
-		}
-		for _, u := range pending {
-			u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, true)
-			calls++
-		}
-		hs.h.Drain()
-	}
+	hs, exs, calls := streamBurst(t, "a server answering nothing", func(u *wasmhost.UpstreamRequest) {
+		u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, true)
+	})
 	if got := hs.counter("modelcache.chat.refused.truncated"); got == 0 {
 		t.Fatalf("setup: the empty stream was not refused as truncated (calls %d)", calls)
 	}

@@ -33,27 +33,9 @@ func TestStreamEndedWithoutDoneDoesNotFailFollowers(t *testing.T) {
 		{"[DONE] twice", "data: [DONE]\n\ndata: [DONE]\n\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := newHarness(t, coalesceConfig, withWorkers(2))
-			hs.holdUpstream()
-			req := chatRequest("")
-			req.Body = []byte(streamBody("a server without DONE"))
-			var exs []*wasmhost.Exchange
-			for i := 0; i < 8; i++ {
-				exs = append(exs, hs.h.StartExchange(i%2, req))
-			}
-			hs.h.Drain()
-			calls := 0
-			for round := 0; round < 20; round++ {
-				pending := hs.h.PendingUpstream()
-				if len(pending) == 0 {
-					break
-				}
-				for _, u := range pending {
-					u.RespondChunks(200, [][2]string{{"content-type", "text/event-stream"}}, [][]byte{[]byte(whole + tc.tail)})
-					calls++
-				}
-				hs.h.Drain()
-			}
+			hs, exs, calls := streamBurst(t, "a server without DONE", func(u *wasmhost.UpstreamRequest) {
+				u.RespondChunks(200, [][2]string{{"content-type", "text/event-stream"}}, [][]byte{[]byte(whole + tc.tail)})
+			})
 			if got := hs.counter("modelcache.chat.refused." + tc.refused); tc.refused != "" && got == 0 {
 				t.Fatalf("setup: the stream was not refused as %s (calls %d)", tc.refused, calls)
 			}
@@ -72,4 +54,33 @@ func TestStreamEndedWithoutDoneDoesNotFailFollowers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// streamBurst sends eight identical stream requests for question at once
+// over two workers and answers every upstream call with answer, until
+// none is pending; it returns the harness, the exchanges and the calls.
+func streamBurst(t *testing.T, question string, answer func(*wasmhost.UpstreamRequest)) (*harness, []*wasmhost.Exchange, int) {
+	t.Helper()
+	hs := newHarness(t, coalesceConfig, withWorkers(2))
+	hs.holdUpstream()
+	req := chatRequest("")
+	req.Body = []byte(streamBody(question))
+	var exs []*wasmhost.Exchange
+	for i := 0; i < 8; i++ {
+		exs = append(exs, hs.h.StartExchange(i%2, req))
+	}
+	hs.h.Drain()
+	calls := 0
+	for round := 0; round < 20; round++ {
+		pending := hs.h.PendingUpstream()
+		if len(pending) == 0 {
+			break
+		}
+		for _, u := range pending {
+			answer(u)
+			calls++
+		}
+		hs.h.Drain()
+	}
+	return hs, exs, calls
 }
