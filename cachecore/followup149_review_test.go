@@ -24,24 +24,7 @@ import (
 func TestFollowup149ShareStoreAgainSkipsLiveCopyBehindDeadWay(t *testing.T) {
 	const bob, alice = 7, 9
 	fpAt := func(i, w uint64) uint64 { return i<<8 | w }
-	for _, tc := range []struct {
-		name string
-		lay  func(t *testing.T, tb *Table, k uint64)
-	}{
-		{"dead entry listed first", func(t *testing.T, tb *Table, k uint64) {
-			if _, err := tb.Insert(k, bob, 500, tableEntry("K", "old", 100, 500, 500), 100); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"tombstone listed first", func(t *testing.T, tb *Table, k uint64) {
-			if _, err := tb.Insert(k, bob, 50_000, tableEntry("K", "old", 100, 50_000, 50_000), 100); err != nil {
-				t.Fatal(err)
-			}
-			if n, err := tb.PurgeKey(k, []byte("K"), 200); err != nil || n != 1 {
-				t.Fatalf("purge: %d %v", n, err)
-			}
-		}},
-	} {
+	for _, tc := range keyLaidDead(bob) {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := NewTable(NewMemStore(), 1, 4)
 			tb.SetTenantShare(0.5) // 2 of 4 ways

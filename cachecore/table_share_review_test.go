@@ -42,26 +42,7 @@ func TestTableShareRestoredDeadOwnKeyStaysWithinShare(t *testing.T) {
 	const bob, alice = 7, 9
 	// fp with preferred way w of 4, in bucket 0 of a one-bucket table.
 	fpAt := func(i, w uint64) uint64 { return i<<8 | w }
-	for _, tc := range []struct {
-		name string
-		// lay puts the key K (fingerprint k) in way 0 as the case needs.
-		lay func(t *testing.T, tb *Table, k uint64)
-	}{
-		{"the key's dead entry is still listed", func(t *testing.T, tb *Table, k uint64) {
-			// K stored at 100, dead at 500.
-			if _, err := tb.Insert(k, bob, 500, tableEntry("K", "old", 100, 500, 500), 100); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"the key's tombstone (purged, asked for again after the purge)", func(t *testing.T, tb *Table, k uint64) {
-			if _, err := tb.Insert(k, bob, 50_000, tableEntry("K", "old", 100, 50_000, 50_000), 100); err != nil {
-				t.Fatal(err)
-			}
-			if n, err := tb.PurgeKey(k, []byte("K"), 200); err != nil || n != 1 {
-				t.Fatalf("purge: %d %v", n, err)
-			}
-		}},
-	} {
+	for _, tc := range keyLaidDead(bob) {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := NewTable(NewMemStore(), 1, 4)
 			tb.SetTenantShare(0.5) // 2 of 4 ways
@@ -158,5 +139,33 @@ func TestTenantShareRestoredExpiredKeyTakesAThirdWay(t *testing.T) {
 	store(k2, "0.95")
 	if got := liveWaysOf(t, tb, 0, bobTag, env.clock.Now().UnixMilli()); got > 2 {
 		t.Fatalf("with max_tenant_share 0.5 of 4 ways, bob holds %d live ways of the bucket after asking again for a key of his that had died", got)
+	}
+}
+
+// keyLaidDead are the two ways tenant's key K (fingerprint k) is left
+// listed in way 0 and not live: its dead entry, or its tombstone (purged,
+// asked for again after the purge).
+func keyLaidDead(tenant uint32) []struct {
+	name string
+	lay  func(t *testing.T, tb *Table, k uint64)
+} {
+	return []struct {
+		name string
+		lay  func(t *testing.T, tb *Table, k uint64)
+	}{
+		{"the key's dead entry is still listed", func(t *testing.T, tb *Table, k uint64) {
+			// K stored at 100, dead at 500.
+			if _, err := tb.Insert(k, tenant, 500, tableEntry("K", "old", 100, 500, 500), 100); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"the key's tombstone (purged, asked for again after the purge)", func(t *testing.T, tb *Table, k uint64) {
+			if _, err := tb.Insert(k, tenant, 50_000, tableEntry("K", "old", 100, 50_000, 50_000), 100); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := tb.PurgeKey(k, []byte("K"), 200); err != nil || n != 1 {
+				t.Fatalf("purge: %d %v", n, err)
+			}
+		}},
 	}
 }
