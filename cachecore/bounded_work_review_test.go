@@ -81,9 +81,16 @@ func TestCanonicalNestedObjectsCostLinearWork(t *testing.T) {
 // (3 MiB, the bound TestRerankRequestMemoryIsBoundedBySize holds requests
 // of this size to).
 func TestAnswerOfManyChoicesAllocatesBoundedMemory(t *testing.T) {
+	refusedWithin3MiB(t, []byte(`{"choices":`+zeros((DefaultMaxEntryBytes-64)/2)+`}`), "")
+}
+
+// refusedWithin3MiB judges body, a chat answer within max_entry_bytes, and
+// fails unless it is refused having allocated at most 3 MiB (why: what
+// the message adds).
+func refusedWithin3MiB(t *testing.T, body []byte, why string) {
+	t.Helper()
 	env := newEnv(t, `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h"}]}`)
 	req := env.request("chat", alice, chatRequest("q"))
-	body := []byte(`{"choices":` + zeros((DefaultMaxEntryBytes-64)/2) + `}`)
 	if len(body) > DefaultMaxEntryBytes {
 		t.Fatalf("answer of %d bytes over max_entry_bytes", len(body))
 	}
@@ -95,7 +102,7 @@ func TestAnswerOfManyChoicesAllocatesBoundedMemory(t *testing.T) {
 		t.Fatalf("admitted")
 	}
 	if alloc > 3<<20 {
-		t.Fatalf("judging one %d-byte answer allocated %d KiB (%dx its size)", len(body), alloc>>10, alloc/uint64(len(body)))
+		t.Fatalf("judging one %d-byte answer allocated %d KiB (%dx its size)%s", len(body), alloc>>10, alloc/uint64(len(body)), why)
 	}
 }
 
