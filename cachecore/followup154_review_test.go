@@ -3,7 +3,6 @@ package cachecore
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // Review Z154 (follow-up of Z149..Z153's mends).
@@ -36,61 +35,6 @@ func followup154Run(t *testing.T, m *l2Mesh, f *Flight, acts []Action, hs [][2]s
 		}
 	}
 	return cs, body
-}
-
-// Z153's mend: a shadow comparison whose fresh answer diverges but cannot
-// replace the entry (low confidence) drops the diverged entry, and README
-// promises "this proxy drops the diverged entry instead, so that it is not
-// served for the rest of its ttl". With an L2 the drop is of the L1 copy
-// only (the code says so: "an L2 copy lives out its own"): the very next
-// request on this proxy misses L1, finds the same contradicted answer in
-// L2, is served it (detail=l2) and copies it back into L1, so the entry the
-// model contradicts is served for the rest of its ttl all the same.
-// Expected: after the divergence, the next request on this proxy is not
-// served the contradicted "cat" (neither from L1 nor from L2).
-func TestFollowup154ShadowDropOfDivergedEntryUndoneByL2(t *testing.T) {
-	cfg := `{"upstream_cluster":"model","l2":{"cluster":"webdis"},"routes":[{"name":"cls","kind":"classify","path_exact":"/v1/classify","shared":true,` +
-		`"confidence":{"path":"score","tiers":[{"min":0.9,"ttl":"1h"},{"min":0.6,"ttl":"1m"}]},` +
-		`"shadow":{"sample":1,"min_samples":100,"max_divergence":0.5}}]}`
-	m := &l2Mesh{t: t, clock: newFakeClock(), wd: newFakeWebdis()}
-	c := New(mustParse(t, cfg), Options{Store: NewMemStore(), Now: m.clock.Now, Rand: seededRand(1)})
-	m.p[0] = c
-	const q = `{"model":"clf","input":"a photo"}`
-	ask := func(answer string) (string, []byte, *Request) {
-		req := c.Begin(c.routeByName("cls"), "POST", "/v1/classify", nil)
-		m.nextID++
-		f := c.NewFlight(req, 1, m.nextID)
-		if _, acts := f.RequestHeaders(nil, false, true); acts != nil {
-			t.Fatalf("headers: %v", acts)
-		}
-		cs, body := followup154Run(t, m, f, f.RequestBody([]byte(q), false), jsonCT, []byte(answer))
-		return cs, body, f.Request()
-	}
-	if cs, _, _ := ask(`{"label":"cat","score":0.95}`); !strings.Contains(cs, "stored") {
-		t.Fatalf("setup: first answer not stored: %q", cs)
-	}
-	cs, body, hit := ask(`{"label":"unasked","score":0.95}`)
-	if !strings.HasPrefix(cs, "modelcache; hit") || strings.Contains(cs, "l2") || !strings.Contains(string(body), "cat") {
-		t.Fatalf("setup: not an L1 hit of cat: %q %s", cs, body)
-	}
-	if got := len(m.wd.kv); got == 0 {
-		t.Fatalf("setup: nothing written to L2")
-	}
-	acts := c.Shadow(hit, hdr(":method", "POST", ":path", "/v1/classify"))
-	if len(acts) == 0 || acts[0].Call == nil {
-		t.Fatalf("setup: no shadow call: %s", actionKinds(acts))
-	}
-	// The model now says dog, with low confidence: a divergence whose
-	// answer cannot be stored.
-	done := acts[0].Call.Done(CallResult{Status: 200, Headers: jsonCT, Body: []byte(`{"label":"dog","score":0.3}`)})
-	if got, _ := m.step(done); !strings.Contains(got, "shadow.diverge") {
-		t.Fatalf("setup: no divergence counted: %q", got)
-	}
-	m.clock.Advance(time.Minute) // the 1h entry is still fresh
-	cs, body, _ = ask(`{"label":"dog","score":0.3}`)
-	if strings.Contains(string(body), "cat") {
-		t.Errorf("after the shadow saw the model contradict it, the dropped entry is served again: %q %s (want the model asked)", cs, body)
-	}
 }
 
 // Z150's mend marks the followers of a lead whose event stream reached

@@ -141,6 +141,10 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 	// one: a switch back, which made the new entries unreachable (review
 	// Z137).
 	sent := req.state
+	var served int64 // when the entry compared was stored (a batch has none)
+	if req.Entry != nil {
+		served = req.Entry.StoredAt
+	}
 	call.Done = func(res CallResult) []Action {
 		_ = slots.Release(slot, deadline)
 		_ = c.bg.Release(bgSlot, deadline)
@@ -191,18 +195,17 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
 		acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
 		acts = append(acts, c.l2VersionSwitched(req, st.Result)...)
-		if st.Reason != ReasonNone && !invalidated {
+		if st.Reason != ReasonNone && !invalidated && req.batch == nil && c.stillServed(req, served) {
 			// The model contradicts the entry, and its answer cannot take
 			// the entry's place (low confidence, a rule, its size): the
-			// entry it contradicts is not served on for the rest of its
-			// ttl (review Z153), here nor, with an L2, from L2 and the
-			// other proxies' copies, as a purge of the entry takes them
-			// out (review Z154: copied back from L2, it was served on).
+			// entry it contradicts is not served on here for the rest of
+			// its ttl (review Z153). Only that entry: one stored since (a
+			// revalidation, a refresh, a new version's) was not compared
+			// (review Z157), so nothing version-free or mesh-wide (an
+			// entry purge through L2; review Z154's finding is left: an
+			// L2 copy lives out its ttl, README).
 			if freed, err := c.table.Remove(req.FP, req.Key); err == nil && freed {
 				acts = append(acts, Action{Kind: ActFreed, N: 1})
-			}
-			if call := c.l2PurgeEntry(req, c.l2Logged(c.l2Records("entry", r.Name, req.Model, req.Key[:req.stableLen]))); call != nil {
-				acts = append(acts, Action{Kind: ActDispatch, Call: call})
 			}
 		}
 		if st.Reason == ReasonNone {
@@ -241,6 +244,13 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		})...)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// stillServed reports whether req's key holds, live, the entry stored at
+// storedAt that req was served (a shadow's drop takes out only that one).
+func (c *Cache) stillServed(req *Request, storedAt int64) bool {
+	e, err := c.table.Lookup(req.FP, req.Key, c.nowMs())
+	return err == nil && e != nil && e.StoredAt == storedAt
 }
 
 // replay is a call to the configured cluster that replays req.
