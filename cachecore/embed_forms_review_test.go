@@ -97,42 +97,9 @@ func TestEmbedFormsShadowVoyageInt8OneStepNoiseAgrees(t *testing.T) {
 	answer := func(vec string) string {
 		return `{"object":"list","model":"voyage-3","data":[{"object":"embedding","index":0,"embedding":` + vec + `}],"usage":{"total_tokens":1}}`
 	}
-	req, _ := env.lookup("embed", nil, body(`"item 0"`))
-	if req.Bypassed() && req.Reason == ReasonEmbeddingInput {
-		return // passed uncached: nothing compared, nothing invalidated
-	}
-	env.fill(req, jsonCT, answer(cached), 10)
-	req, _ = env.lookup("embed", nil, body(`"someone else's"`))
-	env.fill(req, jsonCT, answer(cached), 10)
-
-	req, d := env.lookup("embed", nil, body(`["item 0"]`))
-	if d != Serve {
-		t.Fatalf("setup: the cached item is not a hit: %v", d)
-	}
-	agree, ok := env.cache.compareFresh(req, jsonCT, []byte(answer(fresh)))
-	if !ok || !agree {
-		t.Errorf("int8 vectors one step apart (cosine 0.99994) compared agree=%v comparable=%v, want agree", agree, ok)
-	}
-	var events []string
-	for s := 0; s < 3; s++ {
-		req, d := env.lookup("embed", nil, body(`["item 0"]`))
-		if d != Serve {
-			break // invalidated already
-		}
-		got := fresh
-		if s%2 == 1 {
-			got = cached
-		}
-		acts := env.cache.Shadow(req, hdr(":method", "POST", ":path", "/v1/embeddings"))
-		for _, a := range acts[0].Call.Done(CallResult{Status: 200, Headers: jsonCT, Body: []byte(answer(got))}) {
-			if a.Kind == ActCount {
-				events = append(events, EventNames[a.Event])
-			}
-		}
-	}
-	if _, d := env.lookup("embed", nil, body(`"someone else's"`)); d != Serve {
-		t.Errorf("three shadow answers of an int8 model one quantisation step apart (alternating) invalidated every vector of the model (another client's is no longer served); counted %v", events)
-	}
+	shadowNoiseKeepsModel(t, env, body, answer, cached, fresh,
+		"int8 vectors one step apart (cosine 0.99994)",
+		"three shadow answers of an int8 model one quantisation step apart (alternating)")
 }
 
 // Jina's embedding_type "binary" (and "ubinary") packs eight dimensions

@@ -139,9 +139,25 @@ func TestReviewZ133ShadowBigEndianOneULPNoiseAgrees(t *testing.T) {
 	answer := func(vec string) string {
 		return `{"object":"list","model":"e","data":[{"object":"embedding","index":0,"embedding":` + vec + `}]}`
 	}
+	// (Adapted to the fix: a request passed uncached compares nothing and
+	// invalidates nothing.)
+	shadowNoiseKeepsModel(t, env, body, answer, cached, fresh,
+		"big-endian vectors equal to one ulp (cosine 1 - 1e-14)",
+		"three shadow answers equal to the cached vector to one ulp (two variants, alternating)")
+}
+
+// shadowNoiseKeepsModel stores the vector cached for item 0 and for
+// another client's item on env's route "embed" (body: a request of its
+// input; answer: an answer of one vector), then holds fresh, the model's
+// run-to-run noise, to agreeing with cached, and three shadow samples
+// alternating fresh and cached to leaving the other client's vector
+// served. A request the route passes uncached compares nothing: it passes.
+// what and samples name the vectors and the samples in the messages.
+func shadowNoiseKeepsModel(t *testing.T, env *testEnv, body, answer func(string) string, cached, fresh, what, samples string) {
+	t.Helper()
 	req, _ := env.lookup("embed", nil, body(`"item 0"`))
 	if req.Bypassed() && req.Reason == ReasonEmbeddingInput {
-		return // (adapted to the fix) passed uncached: nothing compared, nothing invalidated
+		return // passed uncached: nothing compared, nothing invalidated
 	}
 	env.fill(req, jsonCT, answer(cached), 10)
 	req, _ = env.lookup("embed", nil, body(`"someone else's"`))
@@ -153,7 +169,7 @@ func TestReviewZ133ShadowBigEndianOneULPNoiseAgrees(t *testing.T) {
 	}
 	agree, ok := env.cache.compareFresh(req, jsonCT, []byte(answer(fresh)))
 	if !ok || !agree {
-		t.Errorf("big-endian vectors equal to one ulp (cosine 1 - 1e-14) compared agree=%v comparable=%v, want agree", agree, ok)
+		t.Errorf("%s compared agree=%v comparable=%v, want agree", what, agree, ok)
 	}
 	var events []string
 	for s := 0; s < 3; s++ {
@@ -174,7 +190,7 @@ func TestReviewZ133ShadowBigEndianOneULPNoiseAgrees(t *testing.T) {
 		}
 	}
 	if _, d := env.lookup("embed", nil, body(`"someone else's"`)); d != Serve {
-		t.Errorf("three shadow answers equal to the cached vector to one ulp (two variants, alternating) invalidated every vector of the model (another client's is no longer served); counted %v", events)
+		t.Errorf("%s invalidated every vector of the model (another client's is no longer served); counted %v", samples, events)
 	}
 }
 
