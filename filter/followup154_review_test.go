@@ -31,17 +31,5 @@ func TestFollowup154EmptyEventStreamEndedOnHeadersFailsFollowers(t *testing.T) {
 	if got := hs.counter("modelcache.chat.refused.truncated"); got == 0 {
 		t.Fatalf("setup: the empty stream was not refused as truncated (calls %d)", calls)
 	}
-	for i, ex := range exs {
-		if !ex.Done() {
-			t.Fatalf("exchange %d stuck: %s", i, ex.State())
-		}
-		r := ex.Response()
-		if r.Status != 200 {
-			t.Errorf("exchange %d: status %d, Cache-Status %q: every one of the %d model calls answered 200 (an event stream ended on its headers)",
-				i, r.Status, hdr(r, "cache-status"), calls)
-		}
-	}
-	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
-		t.Errorf("requests.leader_failed = %d, want 0", got)
-	}
+	allAnswered200(t, hs, exs, calls, "answered 200 (an event stream ended on its headers)")
 }

@@ -39,19 +39,7 @@ func TestStreamEndedWithoutDoneDoesNotFailFollowers(t *testing.T) {
 			if got := hs.counter("modelcache.chat.refused." + tc.refused); tc.refused != "" && got == 0 {
 				t.Fatalf("setup: the stream was not refused as %s (calls %d)", tc.refused, calls)
 			}
-			for i, ex := range exs {
-				if !ex.Done() {
-					t.Fatalf("exchange %d stuck: %s", i, ex.State())
-				}
-				r := ex.Response()
-				if r.Status != 200 {
-					t.Errorf("exchange %d: status %d, Cache-Status %q: every one of the %d model calls answered a complete 200 stream",
-						i, r.Status, hdr(r, "cache-status"), calls)
-				}
-			}
-			if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
-				t.Errorf("requests.leader_failed = %d, want 0", got)
-			}
+			allAnswered200(t, hs, exs, calls, "answered a complete 200 stream")
 		})
 	}
 }
@@ -83,4 +71,24 @@ func streamBurst(t *testing.T, question string, answer func(*wasmhost.UpstreamRe
 		hs.h.Drain()
 	}
 	return hs, exs, calls
+}
+
+// allAnswered200 holds every exchange of a burst on route chat to a 200 and
+// no follower to leader_failed, every one of the calls the model answered
+// having been so (what the model answered, for the message).
+func allAnswered200(t *testing.T, hs *harness, exs []*wasmhost.Exchange, calls int, answered string) {
+	t.Helper()
+	for i, ex := range exs {
+		if !ex.Done() {
+			t.Fatalf("exchange %d stuck: %s", i, ex.State())
+		}
+		r := ex.Response()
+		if r.Status != 200 {
+			t.Errorf("exchange %d: status %d, Cache-Status %q: every one of the %d model calls %s",
+				i, r.Status, hdr(r, "cache-status"), calls, answered)
+		}
+	}
+	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
+		t.Errorf("requests.leader_failed = %d, want 0", got)
+	}
 }
