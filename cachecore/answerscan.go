@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -130,7 +129,7 @@ func (c *Cache) scanEmbeddingsAnswer(body []byte, want int, vecs [][]byte, dims 
 	}
 	for i = skipSpace(s, i+1); ; {
 		name, at, ok := plainName(s, i)
-		if !ok || seenNames == len(names) || slices.Contains(names[:seenNames], name) {
+		if !ok || seenNames == len(names) || namedBefore(names[:seenNames], name) {
 			return fail()
 		}
 		names[seenNames] = name
@@ -172,7 +171,7 @@ func (c *Cache) scanEmbeddingItems(body []byte, i, want int, vecs [][]byte, dims
 		embAt, embEnd := 0, 0
 		for i = skipSpace(s, i+1); ; {
 			name, at, ok := plainName(s, i)
-			if !ok || seenNames == len(names) || slices.Contains(names[:seenNames], name) {
+			if !ok || seenNames == len(names) || namedBefore(names[:seenNames], name) {
 				return dims, i, false
 			}
 			names[seenNames] = name
@@ -217,6 +216,20 @@ func (c *Cache) scanEmbeddingItems(body []byte, i, want int, vecs [][]byte, dims
 		return dims, i, false
 	}
 	return dims, i + 1, true
+}
+
+// namedBefore says whether name is one of names but for case: the general
+// checks refuse such twins (duplicateMembers.caseTwins), as Go's
+// encoding/json reads them as one member, the last winning — an item's
+// "Index" after its "index" put a Go client's vector elsewhere than the
+// one-pass reading stored it (review Z162).
+func namedBefore(names []string, name string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // plainName reads the member name at i — a string without escapes — and
