@@ -744,9 +744,15 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 			// listing was made, and the older copy kept being served).
 			return w, InsertResult{}
 		}
-		// The key's dead entry or its tombstone holds no live way of the
-		// tenant's: taken again without the share's check, a tenant at
-		// its share held one way more (review Z147).
+		if s.tag == purgedTag && s.staleUntil > now {
+			// The key's tombstone stays for its life: taken by a store
+			// asked for after the purge, it refused no answer asked for
+			// before it, which then replaced that store's (review Z163).
+			continue
+		}
+		// The key's dead entry or its dead tombstone holds no live way of
+		// the tenant's: taken again without the share's check, a tenant
+		// at its share held one way more (review Z147).
 		if same < 0 {
 			same = w
 		}
