@@ -143,7 +143,7 @@ func (c *Cache) Join(req *Request, vm uint64, stream uint32) Role {
 	// follower's, on a tick) has none.
 	ahead := req.aheadRead
 	req.aheadRead = 0
-	until := now + req.Route.Coalesce.MaxWait.Milliseconds()
+	until := now + c.leaseLife(req.Route)
 	c.joinedUntil = until
 	role, unchanged, err := c.leases.acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, until, true, ahead)
 	if err != nil {

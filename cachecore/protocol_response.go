@@ -494,12 +494,8 @@ func (f *Flight) keepLocalLease() {
 	if !f.leader {
 		return
 	}
-	// Kept for max_wait, or for two ticks if a tick_period up to max_wait
-	// is longer than half of it: else one tick came with more than half
-	// left and the next only after the lease had lapsed under a live
-	// leader (review Z124). (Within the lease horizon: 2 × max_wait.)
 	now := f.c.nowMs()
-	wait := max(f.req.Route.Coalesce.MaxWait, 2*f.c.cfg.TickPeriod).Milliseconds()
+	wait := f.c.leaseLife(f.req.Route)
 	if f.leaseEnd-now > wait/2 {
 		return
 	}
@@ -510,6 +506,17 @@ func (f *Flight) keepLocalLease() {
 	case err == nil:
 		f.leaseEnd = math.MaxInt64 // lost for good
 	}
+}
+
+// leaseLife is how long a leader's lease is taken or kept for, in ms:
+// max_wait, or two ticks if a tick_period up to max_wait is longer than
+// half of it. Else one tick came with more than half left and the next
+// only after the lease had lapsed under a live leader (review Z124); a
+// lease first taken for max_wait alone lapsed at the first tick when
+// tick_period was max_wait (review Z161). (Within the lease horizon: 2 ×
+// max_wait.)
+func (c *Cache) leaseLife(r *Route) int64 {
+	return max(r.Coalesce.MaxWait, 2*c.cfg.TickPeriod).Milliseconds()
 }
 
 // Dropped reports whether the recording was given up (no need to read
