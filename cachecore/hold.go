@@ -93,6 +93,20 @@ func (h *HoldState) Stalled(nowMs int64) bool {
 	return false
 }
 
+// letGoReason is why a request let go under "hold" passes uncached. On a
+// VM that never gave up holding, body_late: the let-go proves nothing yet,
+// and a slow client's body on a proxy that holds was counted as the
+// proxy's lack of support, which fired ModelcacheNotCaching (review Z160);
+// stalls make the VM give up (Stalled), and its requests then pass as
+// hold_unsupported. On a VM that gave up before and holds again (Probe),
+// hold_unsupported: the let-go is most likely the proxy's again.
+func (h *HoldState) letGoReason() Reason {
+	if h.gaveUp {
+		return ReasonHoldUnsupported
+	}
+	return ReasonBodyLate
+}
+
 // Probe is the VM's periodic look (nowMs: the time): under "hold", a VM
 // that gave up holding HoldProbeAgain ago holds again, one stall from
 // giving up anew; a body seen while holding then proves the proxy

@@ -207,7 +207,7 @@ func (s *Stream) goLate(out []Action) []Action {
 // header_hold "hold" — uncached.
 func (s *Stream) LetGo(hold *HoldState) []Action {
 	if !hold.Late() {
-		return s.GiveUpHold()
+		return s.GiveUpHold(hold)
 	}
 	out := s.goLate(s.out[:0])
 	return append(out, Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateRescued})
@@ -271,8 +271,28 @@ func (s *Stream) HeldTooLong() bool {
 	return sinceOrNow(&s.heldSince, now) >= HoldGrace.Milliseconds()
 }
 
-// GiveUpHold lets a request held too long pass uncached.
-func (s *Stream) GiveUpHold() []Action { return s.apply(s.fl.Bypass(ReasonHoldUnsupported)) }
+// LetGoJudged is the judgement of a request GiveUpHold let go as
+// body_late, once its body came: at once (stall), the proxy held it back,
+// and the request passed for the proxy's lack of support (its
+// Cache-Status says hold-unsupported); later, a slow client's. It returns
+// the request's bypass reason, to count.
+func (s *Stream) LetGoJudged(stall bool) Reason {
+	req := s.fl.req
+	if req == nil {
+		return ReasonBodyLate
+	}
+	if stall && req.Reason == ReasonBodyLate {
+		req.Reason = ReasonHoldUnsupported
+		s.fl.cs.Reason = ReasonHoldUnsupported
+	}
+	return req.Reason
+}
+
+// GiveUpHold lets a request held too long pass uncached, for the reason
+// its hold state gives (HoldState.letGoReason).
+func (s *Stream) GiveUpHold(hold *HoldState) []Action {
+	return s.apply(s.fl.Bypass(hold.letGoReason()))
+}
 
 // Resolve turns Decided into the verdict the actions performed led to.
 func (s *Stream) Resolve(v Verdict, dispatched bool) Verdict {

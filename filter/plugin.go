@@ -430,7 +430,12 @@ func (p *plugin) stalled(s *stream) {
 	nowMs()
 	after := clockNs - s.letGoAt
 	s.letGoAt = 0
-	if after < 0 || after > int64(cachecore.HoldResumeWindow) || !p.hold.Stalled(clockMs) {
+	stall := after >= 0 && after <= int64(cachecore.HoldResumeWindow)
+	if s.bodyLate {
+		s.bodyLate = false
+		s.rs.bypassed(s.x.LetGoJudged(stall))
+	}
+	if !stall || !p.hold.Stalled(clockMs) {
 		return
 	}
 	if !p.hold.Late() { // else it keeps caching, deciding late (late.* stats)

@@ -68,6 +68,10 @@ type streamFields struct {
 	// bodies to a plugin holding headers; its body then tells
 	// (plugin.stalled). 0: not watched.
 	letGoAt int64
+	// bodyLate: a request let go under header_hold "hold" whose bypass
+	// reason waits for its body (plugin.stalled: a stall's is
+	// hold_unsupported) or its end (body_late).
+	bodyLate bool
 	// leadingAt: the stream's place in the VM's leading list, plus one
 	// (0: not listed).
 	leadingAt int
@@ -467,6 +471,10 @@ func (s *stream) OnHttpStreamDone() {
 		s.countingListed = false
 		delete(s.p.counting, s.id)
 	}
+	if s.bodyLate { // its body never came
+		s.bodyLate = false
+		s.rs.bypassed(cachecore.ReasonBodyLate)
+	}
 }
 
 // inRoot runs one of the stream's events in a root callback (a wake-up, a
@@ -509,6 +517,10 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 		switch a.Kind {
 		case cachecore.ActBypass:
 			s.rs.request(a.CacheStatus)
+			if a.Reason == cachecore.ReasonBodyLate {
+				s.bodyLate = true // counted once its body tells (plugin.stalled)
+				continue
+			}
 			s.rs.bypassed(a.Reason)
 		case cachecore.ActCountRequest:
 			s.rs.request(a.CacheStatus)
