@@ -23,7 +23,7 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	req := c.newRequest()
 	req.Route, req.Method, req.Path, req.Status = route, method, path, StatusMiss
 	// One pass over the headers reads the directives and the body's type.
-	cc, pragma, notJSON := directiveLines(headers)
+	cc, pragma, unread := requestLines(headers)
 	// req.CC is zero until readDirectives sets it (a request is zero
 	// when it starts): a request that sends no Cache-Control or Pragma,
 	// the rule, runs neither check of its directives.
@@ -40,8 +40,8 @@ func (c *Cache) Begin(route *Route, method, path string, headers [][2]string) *R
 	}
 	// After the directives: an only-if-cached request whose body the
 	// cache cannot key is still answered 504, never sent upstream.
-	if notJSON {
-		return req.bypass(ReasonNotJSON)
+	if unread != ReasonNone {
+		return req.bypass(unread)
 	}
 	if !route.Shared {
 		if !c.readTenant(req, headers) {
@@ -322,7 +322,7 @@ func headerSole(h [][2]string, name string) (v string, ok, many bool) {
 // they are (RFC 9110, 5.3): a directive on a later line counts as much as
 // on the first. Begin runs its two steps itself (directiveLines inlined).
 func requestDirectives(h [][2]string) (cc, pragma string) {
-	if cc, pragma, _ = directiveLines(h); cc == manyLines {
+	if cc, pragma, _ = requestLines(h); cc == manyLines {
 		return joinDirectives(h)
 	}
 	return cc, pragma
@@ -342,7 +342,17 @@ func requestDirectives(h [][2]string) (cc, pragma string) {
 // white space (review Z31). A request without a Content-Type is read as
 // JSON, as OpenAI-compatible servers read it.
 func directiveLines(h [][2]string) (cc, pragma string, notJSON bool) {
-	many := false
+	cc, pragma, unread := requestLines(h)
+	return cc, pragma, unread == ReasonNotJSON
+}
+
+// requestLines is directiveLines, saying why the body cannot be keyed
+// (unread): ReasonNotJSON as notJSON says, or ReasonEncoded for a body
+// whose Content-Encoding is not identity (gzip: its bytes are no JSON,
+// and were bypassed as malformed_json, blaming the client's JSON; review
+// Z160).
+func requestLines(h [][2]string) (cc, pragma string, unread Reason) {
+	many, notJSON, encoded := false, false, false
 	for i := range h {
 		kv := &h[i]
 		var v *string
@@ -374,6 +384,12 @@ func directiveLines(h [][2]string) (cc, pragma string, notJSON bool) {
 		case len("inference-header-content-length"):
 			notJSON = notJSON || n == "inference-header-content-length"
 			continue
+		case len("content-encoding"):
+			if n == "content-encoding" {
+				t := strings.TrimSpace(kv[1])
+				encoded = encoded || t != "" && !strings.EqualFold(t, "identity")
+			}
+			continue
 		default:
 			continue
 		}
@@ -382,10 +398,16 @@ func directiveLines(h [][2]string) (cc, pragma string, notJSON bool) {
 		}
 		*v = kv[1]
 	}
-	if many {
-		return manyLines, "", notJSON
+	switch {
+	case encoded:
+		unread = ReasonEncoded
+	case notJSON:
+		unread = ReasonNotJSON
 	}
-	return cc, pragma, notJSON
+	if many {
+		return manyLines, "", unread
+	}
+	return cc, pragma, unread
 }
 
 // contentTypeWords and jsonTypeWords are "content-type" and

@@ -73,7 +73,7 @@ const (
 	ReasonNoStore         // response Cache-Control: no-store
 	ReasonPrivate         // response Cache-Control: private
 	ReasonNotJSON         // content-type is not JSON (an answer's, or a request's: then also Triton's binary tensors)
-	ReasonEncoded         // content-encoding is not identity
+	ReasonEncoded         // content-encoding is not identity (an answer's, or a request's)
 	ReasonTooLarge        // entry over max_entry_bytes
 	ReasonFinishReason    // finish_reason not allowed
 	ReasonEmptyContent    // empty completion
@@ -125,7 +125,7 @@ var reasonNames = [numReason]string{
 // before it goes upstream) rather than to refuse its answer.
 func (r Reason) RequestSide() bool {
 	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput || r == ReasonKeyHeaderTooLarge || r == ReasonNotJSON ||
-		r == ReasonBodyLate
+		r == ReasonBodyLate || r == ReasonEncoded
 }
 
 // ResponseSide reports whether r can refuse an answer: every reason that is
@@ -134,7 +134,7 @@ func (r Reason) ResponseSide() bool {
 	switch r {
 	case ReasonNone:
 		return false
-	case ReasonMalformedJSON, ReasonTooDeep, ReasonDuplicateKey, ReasonInternal, ReasonStoreContention, ReasonNotJSON:
+	case ReasonMalformedJSON, ReasonTooDeep, ReasonDuplicateKey, ReasonInternal, ReasonStoreContention, ReasonNotJSON, ReasonEncoded:
 		return true
 	}
 	return !r.RequestSide()
