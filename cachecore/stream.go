@@ -992,6 +992,14 @@ func (s *Stream) Broken(replied bool) []Action {
 		req.Status = StatusMiss
 	}
 	out := s.countNow(s.out[:0])
+	if s.phase == phaseRequest || s.phase == phaseFollowing {
+		// Not counted yet (held for its body, following, waiting on a
+		// call of its own): the host sends it upstream as it stands, so
+		// it is counted now (review Z158). (Its phase stays: the host
+		// asks it which side to resume, Paused.)
+		req := s.fl.req
+		out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
+	}
 	if s.fl.leader {
 		s.fl.reset()
 		s.fl.finishLead(OutcomeAbandoned, 0)

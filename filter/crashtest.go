@@ -125,6 +125,12 @@ func (s *crashStream) Paused() (request, response bool) {
 	return false, false
 }
 
+// filterStream is the plugin's stream it wraps (streamOf).
+func (s *crashStream) filterStream() *stream {
+	st, _ := s.HttpContext.(*stream)
+	return st
+}
+
 func (s *crashStream) OnHttpStreamDone() {
 	if s.panicOnDone {
 		panic("crash test: panic at the stream's end")

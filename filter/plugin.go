@@ -298,9 +298,13 @@ func (p *plugin) tickNeeded() bool {
 // lead ends as one whose client left does (Stream.Broken): the lease is
 // released and a follower leads next. On the waiting or holding list, it was counted in coalesce_waiting for as
 // long as the VM lived and kept the VM ticking at tick_period. A request
-// whose count waited for its end is counted now: it never ends here.
+// whose count waited for its end is counted now: it never ends here; so is
+// one not counted yet (a follower, a request held for its body or waiting
+// on a call of its own), which the binding sends upstream: it was never
+// counted (review Z158). The binding tells of a broken stream twice (at
+// the panic, and at its deletion): it is ended once (brokenSeen).
 func (p *plugin) OnHttpStreamBroken(id uint32) {
-	var broken *stream
+	broken := streamOf(proxywasm.HttpContextOf(id))
 	if s := p.counting[id]; s != nil {
 		delete(p.counting, id)
 		s.countingListed = false
@@ -315,9 +319,22 @@ func (p *plugin) OnHttpStreamBroken(id uint32) {
 			break
 		}
 	}
-	if broken != nil {
+	if broken != nil && !broken.brokenSeen {
+		broken.brokenSeen = true
 		broken.perform(broken.x.Broken(proxywasm.HasBrokenReply(id)))
 	}
+}
+
+// streamOf is the plugin's stream of context h (nil: none), also where a
+// test build wraps it (crashtest.go).
+func streamOf(h types.HttpContext) *stream {
+	switch s := h.(type) {
+	case *stream:
+		return s
+	case interface{ filterStream() *stream }:
+		return s.filterStream()
+	}
+	return nil
 }
 
 // lead lists s among the VM's leaders, whose leases its ticks keep.

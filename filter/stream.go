@@ -72,6 +72,9 @@ type streamFields struct {
 	// reason waits for its body (plugin.stalled: a stall's is
 	// hold_unsupported) or its end (body_late).
 	bodyLate bool
+	// brokenSeen: a panic broke the stream, and it was ended
+	// (plugin.OnHttpStreamBroken).
+	brokenSeen bool
 	// leadingAt: the stream's place in the VM's leading list, plus one
 	// (0: not listed).
 	leadingAt int

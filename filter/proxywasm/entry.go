@@ -160,6 +160,16 @@ type StreamBrokenNotifier interface {
 	OnHttpStreamBroken(contextID uint32)
 }
 
+// HttpContextOf returns stream contextID's context (nil: no such stream):
+// for a StreamBrokenNotifier, which may keep a broken stream on no list
+// of its own (one waiting on a call of its own, say).
+func HttpContextOf(contextID uint32) types.HttpContext {
+	if s := streams.get(contextID); s != nil {
+		return s.ctx
+	}
+	return nil
+}
+
 // broke tells the plugin context root that stream contextID is broken.
 func broke(root, contextID uint32) {
 	r := roots.get(root)
