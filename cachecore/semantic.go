@@ -482,7 +482,7 @@ func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 		if conf.demoted || cand.sim < conf.minSim {
 			continue
 		}
-		if int(conf.hits) < s.ConfirmHits && !conf.confirmed {
+		if !conf.confirmedBy(s) {
 			events = append(events, EvSemanticUnconfirmed)
 			continue
 		}

@@ -27,12 +27,12 @@ import (
 // demotion holds is not lost.
 
 type semConfirm struct {
-	hits      uint32
-	confirmed bool
-	demoted   bool
-	minSim    float64
-	storedAt  int64
-	until     int64 // a demotion's hold on the slot (ms)
+	hits     uint32
+	agreed   bool // a shadow comparison agreed (semFlagAgreed)
+	demoted  bool
+	minSim   float64
+	storedAt int64
+	until    int64 // a demotion's hold on the slot (ms)
 }
 
 // of reports the state for the answer stored at storedAt: none if the
@@ -44,10 +44,24 @@ func (s semConfirm) of(storedAt int64) semConfirm {
 	return s
 }
 
+// The record's flags. It keeps what happened, not a verdict: whether an
+// answer is confirmed is read under the route's confirm settings of the
+// moment (confirmedBy). A sticky "confirmed" flag, set under the settings
+// then running, kept serving paraphrases an answer with one exact hit
+// after a reload raised exact_hits, or one only a shadow had confirmed
+// after confirm.shadow was turned off (review Z159). Bit 1, that flag in
+// records of earlier builds, is read as nothing: such an answer is
+// confirmed by its hits, or again by a shadow.
 const (
-	semFlagConfirmed = 1
-	semFlagDemoted   = 2
+	semFlagDemoted = 2
+	semFlagAgreed  = 4
 )
+
+// confirmedBy reports whether the answer is confirmed under s: as many
+// exact hits as it asks, or a shadow agreement where it counts them.
+func (st semConfirm) confirmedBy(s *Semantic) bool {
+	return int(st.hits) >= s.ConfirmHits || st.agreed && s.ConfirmShadow
+}
 
 func semConfirmKey(fp uint64) string {
 	return "modelcache/semc/" + strconv.FormatUint(fp%semConfirmSlots, 16)
@@ -64,7 +78,7 @@ func decodeSemConfirm(v []byte, err error, fp uint64) semConfirm {
 	if err != nil || len(v) != semConfirmLen || binary.LittleEndian.Uint64(v[25:]) != fp {
 		return semConfirm{}
 	}
-	return semConfirm{hits: binary.LittleEndian.Uint32(v), confirmed: v[4]&semFlagConfirmed != 0, demoted: v[4]&semFlagDemoted != 0,
+	return semConfirm{hits: binary.LittleEndian.Uint32(v), agreed: v[4]&semFlagAgreed != 0, demoted: v[4]&semFlagDemoted != 0,
 		minSim: float64(math.Float32frombits(binary.LittleEndian.Uint32(v[5:]))), storedAt: int64(binary.LittleEndian.Uint64(v[9:])),
 		until: int64(binary.LittleEndian.Uint64(v[17:]))}
 }
@@ -79,8 +93,8 @@ func heldFrom(v []byte, fp uint64, now int64) bool {
 func (s semConfirm) encode() []byte {
 	b := binary.LittleEndian.AppendUint32(nil, s.hits)
 	var fl byte
-	if s.confirmed {
-		fl |= semFlagConfirmed
+	if s.agreed {
+		fl |= semFlagAgreed
 	}
 	if s.demoted {
 		fl |= semFlagDemoted
@@ -130,17 +144,17 @@ func (f *Flight) semanticExactHit() {
 		return
 	}
 	at := req.Entry.StoredAt
-	if cur := c.semConfirmState(req.FP).of(at); cur.confirmed || cur.demoted {
+	if cur := c.semConfirmState(req.FP).of(at); int(cur.hits) >= s.ConfirmHits || cur.demoted {
 		return // the common case: one read, no write
 	}
 	confirmed := false
 	c.semUpdate(req.FP, at, func(st *semConfirm) bool {
-		if st.confirmed || st.demoted {
+		if int(st.hits) >= s.ConfirmHits || st.demoted {
 			return false
 		}
+		was := st.confirmedBy(s)
 		st.hits++
-		confirmed = int(st.hits) >= s.ConfirmHits
-		st.confirmed = confirmed
+		confirmed = !was && st.confirmedBy(s)
 		return true
 	})
 	if confirmed {
@@ -179,13 +193,16 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 	if !agree || !s.ConfirmShadow || req.Status != StatusHit || req.Entry == nil {
 		return nil
 	}
-	if c.semUpdate(req.FP, req.Entry.StoredAt, func(st *semConfirm) bool {
-		if st.confirmed || st.demoted {
+	confirmed := false
+	c.semUpdate(req.FP, req.Entry.StoredAt, func(st *semConfirm) bool {
+		if st.agreed || st.demoted {
 			return false
 		}
-		st.confirmed = true
+		confirmed = !st.confirmedBy(s)
+		st.agreed = true
 		return true
-	}) {
+	})
+	if confirmed {
 		return []Action{{Kind: ActCount, Event: EvSemanticConfirmed, Route: req.Route}}
 	}
 	return nil

@@ -67,7 +67,7 @@ func TestSemanticDemotionHoldsItsSlotWhileItsEntryLives(t *testing.T) {
 			t.Errorf("fp %d at %d: held %v, want %v", c.fp, c.now, got, c.held)
 		}
 	}
-	if heldFrom(semConfirm{confirmed: true, until: 5000}.encodeFor(7), 8, 0) {
+	if heldFrom(semConfirm{agreed: true, until: 5000}.encodeFor(7), 8, 0) {
 		t.Error("a record that is not a demotion holds its slot")
 	}
 }

@@ -511,7 +511,7 @@ func TestSemanticConfirmationRecordsAreBounded(t *testing.T) {
 		if e.cache.Lookup(req) != Serve {
 			t.Fatal("not stored")
 		}
-		if c := e.cache.semConfirmState(req.FP).of(req.Entry.StoredAt); c.confirmed {
+		if c := e.cache.semConfirmState(req.FP).of(req.Entry.StoredAt); c.confirmedBy(req.Route.Semantic) {
 			confirmed++
 		}
 	}
