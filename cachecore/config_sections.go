@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -496,7 +497,78 @@ func keyingTag(r *Route) uint64 {
 			b = appendLV(b, h)
 		}
 	}
-	return fnv64(string(b))
+	return fnv64(string(appendAdmission(b, r)))
+}
+
+// appendAdmission appends to keyingTag's bytes what decides which answers
+// are stored and what a hit replays: statuses, finish_reasons, the
+// validation rules, the confidence path and tiers and stored_headers.
+// Checked only as an answer is stored, a reload that tightened them kept
+// serving, until their ttl, the answers stored under the old ones — a
+// length-cut answer after finish_reasons dropped "length", a header taken
+// out of stored_headers replayed to every caller (review Z159). A change
+// of any of them starts the route's cache afresh, as one of its keying.
+func appendAdmission(b []byte, r *Route) []byte {
+	b = append(b, 'A')
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Statuses)))
+	for _, st := range r.Statuses {
+		b = binary.LittleEndian.AppendUint32(b, uint32(st))
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.FinishReasons)))
+	for _, f := range r.FinishReasons {
+		b = appendLV(b, f)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.StoredHeaders)))
+	for _, h := range r.StoredHeaders {
+		b = appendLV(b, h)
+	}
+	if c := r.Confidence; c != nil {
+		b = appendLV(append(b, 'C'), c.Path)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(c.Tiers)))
+		for _, t := range c.Tiers {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(t.Min))
+			b = binary.LittleEndian.AppendUint64(b, uint64(t.TTL))
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Rules)))
+	for i := range r.Rules {
+		b = appendRule(b, &r.Rules[i])
+	}
+	return b
+}
+
+// appendRule appends one validation rule, each field set or not.
+func appendRule(b []byte, ru *Rule) []byte {
+	b = appendLV(appendLV(b, ru.Path), ru.Type)
+	b = appendBool(appendBool(b, ru.NonEmpty), ru.Exists != nil)
+	if ru.Exists != nil {
+		b = appendBool(b, *ru.Exists)
+	}
+	if b = appendBool(b, ru.Equals != nil); ru.Equals != nil {
+		b = appendLV(b, ru.Equals.Raw)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(ru.OneOf)))
+	for _, v := range ru.OneOf {
+		b = appendLV(b, v.Raw)
+	}
+	for _, f := range [...]*float64{ru.Min, ru.Max} {
+		if b = appendBool(b, f != nil); f != nil {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*f))
+		}
+	}
+	for _, n := range [...]*int{ru.MinItems, ru.MaxItems} {
+		if b = appendBool(b, n != nil); n != nil {
+			b = binary.LittleEndian.AppendUint64(b, uint64(*n))
+		}
+	}
+	return b
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 // perItemPolicy refuses, on a route cached item by item (embeddings),
