@@ -69,6 +69,27 @@ type SLOStatus struct {
 	// could not show a breach those few do not.
 	Settled     bool
 	WindowTotal time.Duration
+	// Standing: for a window not Settled, the rate of the last settled
+	// flush of any VM (the rate that stands with the verdict), read from
+	// shared data: a configuration started by a reload shows it, where it
+	// showed 0 beside a standing breach (review Z164).
+	Standing float64
+}
+
+// sloRateKey holds a route's last settled stale-serving rate (ppm, u32).
+func sloRateKey(r *Route) string { return "mc:slo-rate:" + r.Name }
+
+// noteRate stores a settled flush's rate for the VMs that will show it
+// while the window is not settled (SLOStatus.Standing); else it reads it.
+// Last writer wins: every settled flush measures the one shared window.
+func (c *Cache) noteRate(st *SLOStatus) {
+	if st.Settled {
+		_ = c.store.Set(sloRateKey(st.Route), binary.LittleEndian.AppendUint32(nil, uint32(st.Rate*1e6)), 0)
+		return
+	}
+	if v, _, err := c.store.Get(sloRateKey(st.Route)); err == nil && len(v) == 4 {
+		st.Standing = min(float64(binary.LittleEndian.Uint32(v))/1e6, 1)
+	}
 }
 
 // FlushSLO adds this VM's counts to the shared, process-wide window of each
@@ -172,6 +193,9 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		// A breach after a lapsed one is a new one: reported again.
 		st.Breached, st.Transition = next, next != breached || lapsed && next
 		if n.total == 0 && !st.Transition && exists && !future {
+			if !st.Settled {
+				c.noteRate(&st)
+			}
 			return st, nil // nothing to add: read-only evaluation
 		}
 		if !exists {
@@ -182,6 +206,9 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		err = c.store.Set(key, encodeSLO(next, starts, totals, stales), cas)
 		if errIs(err, ErrCasMismatch) {
 			continue
+		}
+		if err == nil {
+			c.noteRate(&st)
 		}
 		return st, err
 	}

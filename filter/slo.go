@@ -28,8 +28,13 @@ func (p *plugin) flushSLO(now time.Time) {
 		// A breach that lapsed (a window empty before this flush) shows
 		// the new window's rate, settled or not: the last settled one was
 		// the lapsed breach's, measured a window or more ago (review Z136).
+		// Else the rate that stands with the verdict, as measured by
+		// whichever VM settled it last: a configuration a reload started
+		// showed 0 beside a standing breach (review Z164).
 		if st.Settled || st.Transition && !st.Breached {
 			rs.staleRatePPM.Set(uint64(st.Rate * 1e6))
+		} else {
+			rs.staleRatePPM.Set(uint64(st.Standing * 1e6))
 		}
 		// The verdict is set at every flush, not only at a crossing: a
 		// gauge an ended configuration zeroed (OnPluginDone) shows this
