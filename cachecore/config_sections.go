@@ -508,20 +508,19 @@ func keyingTag(r *Route) uint64 {
 // length-cut answer after finish_reasons dropped "length", a header taken
 // out of stored_headers replayed to every caller (review Z159). A change
 // of any of them starts the route's cache afresh, as one of its keying.
+//
+// Each list is digested as a set (sorted, each value once): a reload that
+// only reorders one, or names a value twice, stores what it stored before
+// and keeps the cache (review Z168).
 func appendAdmission(b []byte, r *Route) []byte {
 	b = append(b, 'A')
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Statuses)))
-	for _, st := range r.Statuses {
+	statuses := slices.Compact(slices.Sorted(slices.Values(r.Statuses)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(statuses)))
+	for _, st := range statuses {
 		b = binary.LittleEndian.AppendUint32(b, uint32(st))
 	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.FinishReasons)))
-	for _, f := range r.FinishReasons {
-		b = appendLV(b, f)
-	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.StoredHeaders)))
-	for _, h := range r.StoredHeaders {
-		b = appendLV(b, h)
-	}
+	b = appendSet(b, r.FinishReasons)
+	b = appendSet(b, r.StoredHeaders)
 	if c := r.Confidence; c != nil {
 		b = appendLV(append(b, 'C'), c.Path)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(c.Tiers)))
@@ -530,9 +529,19 @@ func appendAdmission(b []byte, r *Route) []byte {
 			b = binary.LittleEndian.AppendUint64(b, uint64(t.TTL))
 		}
 	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Rules)))
+	rules := make([]string, len(r.Rules))
 	for i := range r.Rules {
-		b = appendRule(b, &r.Rules[i])
+		rules[i] = string(appendRule(nil, &r.Rules[i]))
+	}
+	return appendSet(b, rules)
+}
+
+// appendSet appends the set of strings vs: sorted, each once.
+func appendSet(b []byte, vs []string) []byte {
+	set := slices.Compact(slices.Sorted(slices.Values(vs)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(set)))
+	for _, v := range set {
+		b = appendLV(b, v)
 	}
 	return b
 }

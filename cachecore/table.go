@@ -787,14 +787,20 @@ func (t *Table) chooseWay(fp uint64, tag uint32, now int64) (int, InsertResult) 
 			return w, InsertResult{Filled: true}
 		}
 	}
-	victim := 0
+	victim := -1
 	for w, s := range t.idx {
 		if s.staleUntil <= now {
 			return w, InsertResult{Expired: true}
 		}
-		if s.staleUntil < t.idx[victim].staleUntil {
+		if s.fp == fp && s.tag == purgedTag {
+			continue // the key's live tombstone: as above (review Z168)
+		}
+		if victim < 0 || s.staleUntil < t.idx[victim].staleUntil {
 			victim = w
 		}
+	}
+	if victim < 0 {
+		victim = 0 // a bucket of one way, the tombstone's
 	}
 	return victim, InsertResult{Evicted: true}
 }
@@ -966,7 +972,18 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 			if s := t.idx[tomb]; s.fp != 0 && s.tag != purgedTag {
 				freed++ // a dead entry's way: its slot was counted occupied
 			}
-			t.idx[tomb] = slot{fp, purgedAt + purgeTombLife, purgedTag}
+			// One tombstone a key: an earlier purge's, which the store
+			// after it went around (chooseWay), is folded into this one.
+			// Each purge and store again held one more way of the bucket,
+			// and their stores evicted the neighbours (review Z168).
+			until := purgedAt + purgeTombLife
+			for w, s := range t.idx {
+				if w != tomb && s.fp == fp && s.tag == purgedTag {
+					until = max(until, s.staleUntil)
+					t.idx[w] = slot{}
+				}
+			}
+			t.idx[tomb] = slot{fp, until, purgedTag}
 		}
 		if !foreign && (exists && freed > 0 || tomb >= 0) {
 			freed += t.foreignListed() // another layout's index, replaced
