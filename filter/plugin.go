@@ -322,6 +322,10 @@ func (p *plugin) OnHttpStreamBroken(id uint32) {
 	if broken != nil && !broken.brokenSeen {
 		broken.brokenSeen = true
 		broken.perform(broken.x.Broken(proxywasm.HasBrokenReply(id)))
+		if broken.bodyLate { // its end will not come to count it (review Z168)
+			broken.bodyLate = false
+			broken.rs.bypassed(cachecore.ReasonBodyLate)
+		}
 	}
 }
 
