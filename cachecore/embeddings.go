@@ -717,8 +717,13 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		}
 		if b.entries == nil {
 			// Vectors differ a little in length; the first hit's header
-			// text goes there too.
-			b.vecs = reuse(b.spareVecs, (len(e.Body)+len(e.Body)/4)*len(b.distinct)+256)
+			// text goes there too. Reserved for the batch's items, but
+			// for no more than a merged answer may hold (mergeTooLarge):
+			// sized by the batch alone, one wide cached vector among 2,047
+			// new short items reserved 94 MiB it never used (review Z166).
+			// More cached vectors than that grow it; the slices taken
+			// before stay valid.
+			b.vecs = reuse(b.spareVecs, min((len(e.Body)+len(e.Body)/4)*len(b.distinct), req.Route.MaxEntryBytes+len(e.Body))+256)
 			b.entries = reuse(b.spareEntries, len(b.distinct))[:len(b.distinct)]
 			b.spareVecs, b.spareEntries = nil, nil
 		}
