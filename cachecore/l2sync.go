@@ -290,9 +290,11 @@ func (c *Cache) l2Read() []Action {
 				}
 			}
 		}
-		if len(items) == l2SyncBatch {
-			c.l2s.next = c.nowMs() // more to read: at the next tick
-		}
+		// A full batch: more to read, at once (below). Read at the next
+		// tick, a burst of purges reached this L1 a tick late per 32
+		// records, past README's bound (review Z167). Each read applies
+		// one batch, in a callback of its own.
+		more := len(items) == l2SyncBatch
 		if len(items) > 0 {
 			// Redis had these purges before they were logged: a lookup
 			// sent before now may still bring a value they purged
@@ -314,7 +316,7 @@ func (c *Cache) l2Read() []Action {
 				// l2WriteTries tries L1 goes whole instead, so that a
 				// purge that cannot be applied does not stop the log.
 				c.l2s.applyFails++
-				c.l2s.next = c.nowMs()
+				c.l2s.next, more = c.nowMs(), false
 				if c.l2s.applyFails < l2WriteTries {
 					break
 				}
@@ -332,6 +334,9 @@ func (c *Cache) l2Read() []Action {
 			acts = append(acts, Action{Kind: ActFreed, N: freed})
 		}
 		c.l2SaveCursor()
+		if more {
+			acts = append(acts, c.l2Read()...)
+		}
 		return acts
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
@@ -524,10 +529,13 @@ func (c *Cache) l2DropNow() []Action {
 
 // dropL1 drops this process's L1 for purges it may have missed, the
 // purge mark moved first: a lookup sent before may still bring a value
-// they purged (l2Unpurged).
+// they purged (l2Unpurged). It renews every model's generation too, as
+// those purges would have (purgeAll): an answer upstream across one of
+// them was stored right after the drop and served for its ttl (review
+// Z167).
 func (c *Cache) dropL1() (int, error) {
 	c.movePurgeMark()
-	return c.table.Clear()
+	return c.purgeAll()
 }
 
 // l2DropLost drops L1 for a lost log, the new position just taken; if
