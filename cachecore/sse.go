@@ -188,6 +188,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	type choice struct {
 		content strings.Builder
 		said    bool // a delta carried content that is not null
+		parts   bool // a delta carried content parts (an array)
 		role    string
 		finish  string
 		tools   []*toolCall
@@ -307,6 +308,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					return false
 				}
 				ch.said = ch.said || dc.Exists() && dc.Type != gjson.Null
+				ch.parts = ch.parts || dc.IsArray()
 				tcs := d.Get("tool_calls")
 				if tcs.Exists() && tcs.Type != gjson.Null && !tcs.IsArray() {
 					// An object's members read as calls passed the JSON
@@ -329,10 +331,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 						calls++
 					}
 					t := ch.tools[ti]
-					if v := tc.Get("id"); v.Exists() {
+					// A null says nothing, as an absent member: it wiped
+					// what an earlier delta said (review Z169).
+					if v := tc.Get("id"); v.Exists() && v.Type != gjson.Null {
 						t.id = v.String()
 					}
-					if v := tc.Get("type"); v.Exists() {
+					if v := tc.Get("type"); v.Exists() && v.Type != gjson.Null {
 						t.typ = v.String()
 					}
 					if t.typ == "" && tc.Get("custom").Exists() {
@@ -411,9 +415,15 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			b = append(b, `,"message":{"role":`...)
 			b = appendJSONString(b, role)
 			b = append(b, `,"content":`...)
-			if ch.said {
+			switch {
+			case ch.parts:
+				// Content parts stay parts, as in the JSON form, which a
+				// rule on the content's type judges so (review Z169).
+				b = append(b, `[{"type":"text","text":`...)
+				b = append(appendJSONString(b, ch.content.String()), "}]"...)
+			case ch.said:
 				b = appendJSONString(b, ch.content.String())
-			} else {
+			default:
 				b = append(b, "null"...) // as the JSON form of an answer without text
 			}
 			if len(ch.tools) > 0 {
@@ -424,8 +434,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					}
 					b = append(b, `{"id":`...)
 					b = appendJSONString(b, t.id)
-					b = append(b, `,"type":`...)
-					b = appendJSONString(b, t.typ)
+					if t.typ != "" {
+						// No delta named a type: none, as in a JSON form
+						// without one (a function call), not "" (review Z169).
+						b = append(b, `,"type":`...)
+						b = appendJSONString(b, t.typ)
+					}
 					if t.typ == "custom" {
 						b = append(b, `,"custom":{"name":`...)
 						b = appendJSONString(b, t.name.String())
