@@ -301,8 +301,14 @@ func (f *Flight) Tick() []Action {
 	}
 	c, req := f.c, f.req
 	if sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds() {
+		// Upstream as a leader goes: through an L2 lookup first, which
+		// may find the answer another proxy stored, and which gives its
+		// own answer the generations its write to L2 needs. Forwarded
+		// as it was, its answer reached L1 only, and the other proxies
+		// asked the model again (review Z165). A mesh lease it meets
+		// ends at max_wait, counted from this wait (l2Wait).
 		f.count(EvTimeout)
-		f.forward(true)
+		f.upstream(true)
 		return f.actions()
 	}
 	switch led, ended := c.stillLed(req); {

@@ -314,8 +314,14 @@ func (f *Flight) l2Wait() {
 	now := f.c.nowMs()
 	if !f.req.l2.waited {
 		// coalesce.max_wait bounds the whole wait on other proxies: a
-		// lease race lost again later does not start it over.
-		f.req.l2.waited, f.waitSince = true, now
+		// lease race lost again later does not start it over. Nor does
+		// this proxy's: a follower promoted at max_wait, when its leader
+		// here was gone, waited max_wait again on that leader's mesh
+		// lease (review Z165).
+		f.req.l2.waited = true
+		if f.waitSince == 0 {
+			f.waitSince = now
+		}
 	}
 	if f.leader {
 		wait := f.req.Route.Coalesce.MaxWait.Milliseconds()
@@ -470,7 +476,12 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 	if req.Route.ModelVersion.Enabled() {
 		adm.Version = ver
 	}
-	res, ok := c.prepareStore(req, adm, e.StaleUntil)
+	// The copy's stale windows are this proxy's route's, as README says:
+	// it kept the writer's, and a proxy with longer windows than the
+	// writer neither served it stale nor kept it for stale-if-error
+	// (review Z165).
+	staleUntil := e.FreshUntil + c.staleWindow(req).Milliseconds()
+	res, ok := c.prepareStore(req, adm, staleUntil)
 	if !ok {
 		return res, false
 	}
@@ -480,7 +491,7 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 		return res, false
 	}
 	l1 := *e
-	l1.Key = req.Key
+	l1.Key, l1.StaleUntil = req.Key, staleUntil
 	if l1.EncodedSize() > req.Route.MaxEntryBytes {
 		res.Reason = ReasonTooLarge
 		return res, false
