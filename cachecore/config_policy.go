@@ -414,8 +414,10 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
-	case lengthSeg(r.Path) >= 0 && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number"):
-		p.fail(path, "a path ending in # is the array's length, a number: bound it with min and max, or give the array's path without #")
+	case lengthSeg(r.Path) >= 0 && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number" ||
+		r.Equals != nil && r.Equals.Type != gjson.Number || r.OneOf != nil && !slices.ContainsFunc(r.OneOf, isNumber)):
+		// (equals "1" on it refused every answer; review Z171)
+		p.fail(path, "a path ending in # is the array's length, a number: bound it with min and max or compare it with numbers, or give the array's path without #")
 	}
 	r.indexOneOf()
 	return r, len(p.errs) == before
@@ -440,6 +442,31 @@ func lengthSeg(path string) int {
 	return seg
 }
 
+// patternLinear reports whether the value of a query's % (or !%) pattern
+// at the start of rest is matched in time linear in the answer: at most
+// one run of text between leading and trailing stars. gjson's matcher
+// backtracks over every star inside the text (*sorry*cannot*), quadratic
+// in the answer's length, which a model repeating a word made seconds of
+// a worker's CPU (review Z171).
+func patternLinear(rest string) bool {
+	rest = strings.TrimLeft(rest, " ")
+	var pat string
+	if strings.HasPrefix(rest, `"`) {
+		end, ok := scanString(rest, 1)
+		if !ok {
+			return false
+		}
+		pat = rest[1 : end-1]
+	} else {
+		end := strings.IndexAny(rest, ")]")
+		if end < 0 {
+			return false
+		}
+		pat = rest[:end]
+	}
+	return !strings.Contains(strings.Trim(pat, "*"), "*")
+}
+
 // gjsonPath reads a gjson path of the configuration (gjsonPathOK).
 func (p *parser) gjsonPath(path string, v gjson.Result) string {
 	s := p.str(path, v)
@@ -455,7 +482,11 @@ func (p *parser) gjsonPath(path string, v gjson.Result) string {
 // left open, a dangling escape. gjson reads those as paths that match
 // nothing, so a rule on one would hold or fail on every answer.
 func gjsonPathOK(path string) bool {
-	if path == "" || strings.ContainsAny(path, "@|\x00") || strings.Contains(path, "..") {
+	if path == "" || strings.ContainsAny(path, "@|\x00") || strings.Contains(path, "..") || path[0] == '!' {
+		// A path led by ! is a literal gjson reads instead of the
+		// answer (!true, !0.99): a rule on it held on every answer or
+		// on none, a confidence read every answer as its score (review
+		// Z171).
 		return false
 	}
 	if strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") {
@@ -474,6 +505,12 @@ func gjsonPathOK(path string) bool {
 			quoted = c != '"'
 		case depth > 0 && c == '"':
 			quoted = true
+		case (c == '[' || c == '{' || c == ',') && i+1 < len(path) && path[i+1] == '!' && (depth == 0 || path[i] != ','):
+			return false // a multipath's literal member (as a leading !)
+		case depth > 0 && c == '%':
+			if !patternLinear(path[i+1:]) {
+				return false
+			}
 		case c == '#' && i+1 < len(path) && path[i+1] == '(':
 			depth++
 			i++
@@ -587,3 +624,6 @@ func (p *parser) exactFloat(path string, val gjson.Result) float64 {
 	}
 	return f
 }
+
+// isNumber reports whether v is a JSON number.
+func isNumber(v gjson.Result) bool { return v.Type == gjson.Number }

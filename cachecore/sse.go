@@ -195,10 +195,11 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	var choices []*choice
 	calls := 0 // tool calls over all choices
-	var object, fingerprint, usage string
-	// id and model as the chunks carry them (their JSON, not a string
-	// made of it): a rule is judged on what a client reads (review Z127).
-	var id, model carried
+	var object, usage string
+	// id, model and system_fingerprint as the chunks carry them (their
+	// JSON, not a string made of it): a rule is judged on what a client
+	// reads (reviews Z127, Z171).
+	var id, model, fingerprint carried
 	dups := duplicateMembers{tokenMaps: kind == KindCompletions}
 	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
 		if ev.Event == "error" {
@@ -269,9 +270,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 		if v := chunk.Get("object"); v.Exists() {
 			object = v.String()
 		}
-		if v := chunk.Get("system_fingerprint"); v.Exists() {
-			fingerprint = v.String()
-		}
+		fingerprint.note(chunk.Get("system_fingerprint"))
 		if v := chunk.Get("usage"); v.IsObject() {
 			usage = v.Raw
 		}
@@ -296,7 +295,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			} else {
 				d := c.Get("delta")
 				if r := d.Get("role"); r.Exists() {
-					ch.role = r.String()
+					ch.role = r.Raw // as carried (review Z171)
 				}
 				if !d.IsObject() && d.Exists() {
 					s.BadShape = true
@@ -334,7 +333,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					// A null says nothing, as an absent member: it wiped
 					// what an earlier delta said (review Z169).
 					if v := tc.Get("id"); v.Exists() && v.Type != gjson.Null {
-						t.id = v.String()
+						t.id = v.Raw // as carried: a number stays one (review Z171)
 					}
 					if v := tc.Get("type"); v.Exists() && v.Type != gjson.Null {
 						t.typ = v.String()
@@ -392,11 +391,8 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	b := append(id.appendMember([]byte{'{'}, "id"), `"object":`...)
 	b = appendJSONString(b, obj)
 	b = model.appendMember(append(b, ','), "model")
+	b = fingerprint.appendMember(b, "system_fingerprint")
 	b = b[:len(b)-1] // the comma appendMember leaves
-	if fingerprint != "" {
-		b = append(b, `,"system_fingerprint":`...)
-		b = appendJSONString(b, fingerprint)
-	}
 	b = append(b, `,"choices":[`...)
 	for i, ch := range choices {
 		if i > 0 {
@@ -408,12 +404,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 			b = append(b, `,"text":`...)
 			b = appendJSONString(b, ch.content.String())
 		} else {
-			role := ch.role
-			if role == "" {
-				role = "assistant"
-			}
 			b = append(b, `,"message":{"role":`...)
-			b = appendJSONString(b, role)
+			if ch.role == "" {
+				b = append(b, `"assistant"`...)
+			} else {
+				b = append(b, ch.role...)
+			}
 			b = append(b, `,"content":`...)
 			switch {
 			case ch.parts:
@@ -432,20 +428,25 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					if j > 0 {
 						b = append(b, ',')
 					}
-					b = append(b, `{"id":`...)
-					b = appendJSONString(b, t.id)
+					b = append(b, '{')
+					if t.id != "" {
+						// No delta named an id: none, as in the JSON form,
+						// whose rules then judge it (review Z171).
+						b = append(append(b, `"id":`...), t.id...)
+						b = append(b, ',')
+					}
 					if t.typ != "" {
 						// No delta named a type: none, as in a JSON form
 						// without one (a function call), not "" (review Z169).
-						b = append(b, `,"type":`...)
-						b = appendJSONString(b, t.typ)
+						b = append(b, `"type":`...)
+						b = append(appendJSONString(b, t.typ), ',')
 					}
 					if t.typ == "custom" {
-						b = append(b, `,"custom":{"name":`...)
+						b = append(b, `"custom":{"name":`...)
 						b = appendJSONString(b, t.name.String())
 						b = append(b, `,"input":`...)
 					} else {
-						b = append(b, `,"function":{"name":`...)
+						b = append(b, `"function":{"name":`...)
 						b = appendJSONString(b, t.name.String())
 						b = append(b, `,"arguments":`...)
 					}
