@@ -482,14 +482,9 @@ func keyingTag(r *Route) uint64 {
 	var b []byte
 	b = appendLV(b, string(r.Kind))
 	b = appendLV(b, r.ModelPath)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.KeyFields)))
-	for _, f := range r.KeyFields {
-		b = appendLV(b, f)
-	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.IgnoreFields)))
-	for _, f := range r.IgnoreFields {
-		b = appendLV(b, f)
-	}
+	// Field lists are sets: reordered, they key as before (review Z170).
+	b = appendSet(b, r.KeyFields)
+	b = appendSet(b, r.IgnoreFields)
 	if len(r.KeyHeaders) > 0 {
 		b = append(b, 'H')
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.KeyHeaders)))
@@ -556,10 +551,11 @@ func appendRule(b []byte, ru *Rule) []byte {
 	if b = appendBool(b, ru.Equals != nil); ru.Equals != nil {
 		b = appendLV(b, ru.Equals.Raw)
 	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(ru.OneOf)))
-	for _, v := range ru.OneOf {
-		b = appendLV(b, v.Raw)
+	oneOf := make([]string, len(ru.OneOf))
+	for i, v := range ru.OneOf {
+		oneOf[i] = v.Raw
 	}
+	b = appendSet(b, oneOf) // a set, as indexOneOf reads it (review Z170)
 	for _, f := range [...]*float64{ru.Min, ru.Max} {
 		if b = appendBool(b, f != nil); f != nil {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*f))

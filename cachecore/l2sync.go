@@ -58,9 +58,16 @@ type l2Sync struct {
 	startFails int    // start records that failed in a row (l2MarkStart)
 	applyFails int    // tries of the record at cursor that shared data refused
 	next       int64  // unix ms of the next read
+	chained    int    // full reads followed at once since the last tick's read (l2SyncChain)
 }
 
 const l2SyncBatch = 32
+
+// l2SyncChain bounds the full reads that follow one another at once
+// between two ticks (256 records a tick): a webdis whose LLEN and LRANGE
+// disagree answered every read full, and the chain never ended, dropping
+// L1 at each lap (review Z170). Past it, the rest waits for the next tick.
+const l2SyncChain = 8
 
 func (c *Cache) l2Origin() string {
 	if _, err := c.keys(); err != nil {
@@ -187,6 +194,7 @@ func (c *Cache) L2Tick() []Action {
 		return nil
 	}
 	c.l2s.next = now + l.SyncInterval.Milliseconds()
+	c.l2s.chained = 0
 	return c.l2Read()
 }
 
@@ -334,8 +342,11 @@ func (c *Cache) l2Read() []Action {
 			acts = append(acts, Action{Kind: ActFreed, N: freed})
 		}
 		c.l2SaveCursor()
-		if more {
+		if more && c.l2s.chained < l2SyncChain {
+			c.l2s.chained++
 			acts = append(acts, c.l2Read()...)
+		} else if more {
+			c.l2s.next = c.nowMs() // the rest at the next tick
 		}
 		return acts
 	}
@@ -517,6 +528,14 @@ func (c *Cache) l2SyncError() []Action {
 // all older than the drop.
 func (c *Cache) l2LogLost() []Action {
 	c.l2s.started, c.l2s.lost, c.l2s.cursor, c.l2s.last, c.l2s.baseline = false, true, 0, 0, false
+	if c.l2s.chained > 0 {
+		// Found by a read that followed a full one at once: the next
+		// read waits for the tick, or a webdis whose LLEN and LRANGE
+		// disagree (every range full) chained reads and drops for good
+		// (review Z170).
+		c.l2s.next = c.nowMs()
+		return c.l2DropNow()
+	}
 	return append(c.l2DropNow(), c.l2Read()...)
 }
 

@@ -29,8 +29,26 @@ import (
 
 const sloBuckets = 12
 
-// sloCounts are one VM's responses not yet flushed to shared data.
-type sloCounts struct{ total, stale uint64 }
+// sloCounts are one VM's responses not yet flushed to shared data, and
+// the stale-serving rate it last noted or read (noteRate).
+type sloCounts struct {
+	total, stale uint64
+	noted        bool
+	ppm          uint32
+}
+
+// sloCountsOf is route r's sloCounts, made if need be.
+func (c *Cache) sloCountsOf(r *Route) *sloCounts {
+	if c.slo == nil {
+		c.slo = map[*Route]*sloCounts{}
+	}
+	n := c.slo[r]
+	if n == nil {
+		n = &sloCounts{}
+		c.slo[r] = n
+	}
+	return n
+}
 
 // NoteServed counts one response of route with the age of its answer (zero
 // for answers fresh from the upstream).
@@ -79,16 +97,29 @@ type SLOStatus struct {
 // sloRateKey holds a route's last settled stale-serving rate (ppm, u32).
 func sloRateKey(r *Route) string { return "mc:slo-rate:" + r.Name }
 
-// noteRate stores a settled flush's rate for the VMs that will show it
-// while the window is not settled (SLOStatus.Standing); else it reads it.
-// Last writer wins: every settled flush measures the one shared window.
+// noteRate stores the rate a flush shows — a settled one's, or a lapsed
+// breach's new window's — for the VMs that will show it while the window
+// is not settled (SLOStatus.Standing); else it reads it. Every such flush
+// notes it, read-only ones included, when it differs from the one this
+// VM last noted or read: one written only by flushes that added counts
+// brought back a rate from before an idle window, or the lapsed breach's
+// (review Z170). Last writer wins: each flush measures the one shared
+// window.
 func (c *Cache) noteRate(st *SLOStatus) {
-	if st.Settled {
-		_ = c.store.Set(sloRateKey(st.Route), binary.LittleEndian.AppendUint32(nil, uint32(st.Rate*1e6)), 0)
+	n := c.sloCountsOf(st.Route)
+	if st.Settled || st.Transition && !st.Breached {
+		ppm := uint32(st.Rate * 1e6)
+		if n.noted && n.ppm == ppm {
+			return
+		}
+		if c.store.Set(sloRateKey(st.Route), binary.LittleEndian.AppendUint32(nil, ppm), 0) == nil {
+			n.noted, n.ppm = true, ppm
+		}
 		return
 	}
 	if v, _, err := c.store.Get(sloRateKey(st.Route)); err == nil && len(v) == 4 {
-		st.Standing = min(float64(binary.LittleEndian.Uint32(v))/1e6, 1)
+		n.noted, n.ppm = true, binary.LittleEndian.Uint32(v)
+		st.Standing = min(float64(n.ppm)/1e6, 1)
 	}
 }
 
@@ -102,10 +133,7 @@ func (c *Cache) FlushSLO() []SLOStatus {
 		if r.FreshnessSLO == nil {
 			continue
 		}
-		n := c.slo[r]
-		if n == nil {
-			n = &sloCounts{}
-		}
+		n := c.sloCountsOf(r)
 		st, err := c.flushRoute(r, n, now)
 		if err != nil {
 			continue // counts stay local; next flush tries again
@@ -193,9 +221,7 @@ func (c *Cache) flushRoute(r *Route, n *sloCounts, now int64) (SLOStatus, error)
 		// A breach after a lapsed one is a new one: reported again.
 		st.Breached, st.Transition = next, next != breached || lapsed && next
 		if n.total == 0 && !st.Transition && exists && !future {
-			if !st.Settled {
-				c.noteRate(&st)
-			}
+			c.noteRate(&st)
 			return st, nil // nothing to add: read-only evaluation
 		}
 		if !exists {
