@@ -260,9 +260,18 @@ func (c *Cache) lookAgain(req *Request, st ModelState) Decision {
 // tryLead takes the lease for a background refresh of req's key, never
 // joining as a follower. It reports whether this caller leads.
 func (c *Cache) tryLead(req *Request, vm uint64, stream uint32, timeout time.Duration) bool {
+	return c.tryLeadAs(req, vm, stream, timeout) == RoleLeader
+}
+
+// tryLeadAs is tryLead, saying the role it found (RoleCollision for an
+// error: no lease either way).
+func (c *Cache) tryLeadAs(req *Request, vm uint64, stream uint32, timeout time.Duration) Role {
 	now := c.nowMs()
 	role, err := c.leases.Acquire(req.LeaseFP(), req.tenantTag(), vm, stream, now, now+timeout.Milliseconds(), false)
-	return err == nil && role == RoleLeader
+	if err != nil {
+		return RoleCollision
+	}
+	return role
 }
 
 // Finish ends a leadership with the outcome and returns the workers whose

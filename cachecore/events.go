@@ -20,6 +20,7 @@ const (
 	EvRefreshStored                 // refresh stored a fresh answer
 	EvRefreshRefused                // refresh answer not admitted: stale entry kept
 	EvRefreshFailed                 // refresh call failed: stale entry kept
+	EvRefreshUncacheable            // refresh skipped: the key is marked hit-for-miss (its answers were found uncacheable)
 	EvItemsHit                      // embeddings: items answered from cache
 	EvItemsStored                   // embeddings: items stored
 	EvItemsRefused                  // embeddings: items not stored
@@ -74,7 +75,7 @@ var EventNames = [NumEvents]string{
 	"coalesce.timeouts", "coalesce.retries_exhausted", "coalesce.hit_for_miss", "coalesce.collisions",
 	"coalesce.tick_wakeups",
 	"background.started", "background.joined", "background.saturated", "background.stored",
-	"background.refused", "background.failed",
+	"background.refused", "background.failed", "background.uncacheable",
 	"items.hit", "items.stored", "items.refused", "items.refetch", "model_drift",
 	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
 	"slo.breaches",

@@ -22,7 +22,13 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 	c.refreshN++
 	token := 0x80000000 | c.refreshN // lease owner id: never a request's id
 	timeout := c.cfg.Background.Timeout
-	if !c.tryLead(req, vm, token, timeout) {
+	switch c.tryLeadAs(req, vm, token, timeout) {
+	case RoleLeader:
+	case RoleHitForMiss:
+		// The key's answers were found uncacheable: no call, and none in
+		// flight either, which "joined" said (review Z174).
+		return []Action{{Kind: ActCount, Event: EvRefreshUncacheable, Route: r}}
+	default:
 		// Someone is already getting a fresh answer.
 		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
 	}
@@ -297,7 +303,12 @@ func ReplayHeaders(in [][2]string, authority string, r *Route) [][2]string {
 			continue // :scheme and friends are the host's business
 		case name == "content-length", name == "transfer-encoding", name == "connection",
 			name == "keep-alive", name == "te", name == "upgrade", name == "accept-encoding",
-			name == "cache-control", name == "pragma", name == "expect":
+			name == "cache-control", name == "pragma", name == "expect",
+			// The client's preconditions and ranges: the cache asks for
+			// the whole answer. A 304 or 206 to them refused the refresh,
+			// and marked the key hit-for-miss (review Z174).
+			name == "if-none-match", name == "if-modified-since", name == "if-match",
+			name == "if-unmodified-since", name == "if-range", name == "range":
 			continue
 		case strings.HasPrefix(name, "x-envoy-"), strings.HasPrefix(name, "x-forwarded-"), name == "x-request-id":
 			if r == nil || !slices.Contains(r.TenantHeaders, name) && !slices.Contains(r.KeyHeaders, name) {
