@@ -107,21 +107,45 @@ func (c *Cache) l2Logged(records string) func() []Action {
 	}
 }
 
+// errPurgeForm is a purge body of no form the API takes.
+var errPurgeForm = fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
+
 func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	if len(body) > c.cfg.MaxRequestBytes+purgeEnvelope {
 		return PurgeResult{}, fmt.Errorf("%w: body over max_request_bytes + 64 KiB", ErrBadPurge)
 	}
-	// Bounded before gjson reads it (jsonbound.go).
-	switch checkJSON(body) {
-	case ReasonNone:
-	case ReasonTooDeep:
+	// Bounded before gjson reads it (jsonbound.go): one level more than a
+	// request may take, for the envelope around a replayed one; the
+	// replay's body is held to the request's bound as any request's
+	// (SetBody). Held to 64 levels, a request the route cached at 64 could
+	// not be purged by replay (review Z176).
+	if err := CheckJSONDepth(body, MaxJSONDepth+1); errors.Is(err, ErrTooDeep) {
 		return PurgeResult{}, fmt.Errorf("%w: %w (limit %d)", ErrBadPurge, ErrTooDeep, MaxJSONDepth)
-	default:
+	} else if err != nil || !gjson.ValidBytes(body) {
 		return PurgeResult{}, fmt.Errorf("%w: body is not JSON", ErrBadPurge)
 	}
 	v := gjson.ParseBytes(body)
+	if !v.IsObject() {
+		return PurgeResult{}, fmt.Errorf("%w: body is not a JSON object", ErrBadPurge)
+	}
+	// One form a body: all, a model, or a request to replay. Named
+	// together, the broadest was carried out, purging what the body did
+	// not name (review Z176).
+	forms := 0
+	for _, f := range [...]string{"all", "model", "body"} {
+		if v.Get(f).Exists() {
+			forms++
+		}
+	}
+	if forms > 1 {
+		return PurgeResult{}, fmt.Errorf("%w: name one of all, model (with route) or body (a request to replay), not two", ErrBadPurge)
+	}
+	if a := v.Get("all"); a.Exists() && a.Type != gjson.True {
+		// Read as gjson's Bool, 1, "T" and -1e-300 purged everything.
+		return PurgeResult{}, errPurgeForm
+	}
 	switch {
-	case v.Get("all").Bool():
+	case v.Get("all").Exists():
 		n, err := c.purgeAll()
 		return PurgeResult{Scope: "all", Freed: n, L2: c.l2PurgeAll(c.l2Logged(c.l2Records("all", "", "")))}, err
 	case v.Get("model").Exists():
@@ -154,10 +178,21 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: no route matches %s %s", ErrBadPurge, method, path)
 		}
 		var hs [][2]string
+		badHeader := ""
 		v.Get("headers").ForEach(func(k, val gjson.Result) bool {
+			if val.Type != gjson.String {
+				// A list (Go's http.Header) read as its JSON text keyed
+				// a tenant no request is, and answered 200 for nothing
+				// (review Z176).
+				badHeader = k.String()
+				return false
+			}
 			hs = append(hs, [2]string{strings.ToLower(k.String()), val.String()})
 			return true
 		})
+		if badHeader != "" {
+			return PurgeResult{}, fmt.Errorf("%w: header %q must be a string", ErrBadPurge, badHeader)
+		}
 		if _, ok := header(hs, ":authority"); !ok {
 			if _, ok := header(hs, "host"); !ok {
 				hs = append(hs, [2]string{":authority", authority})
@@ -219,7 +254,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		}
 		return PurgeResult{Scope: "entry", Freed: freed, L2: l2}, err
 	}
-	return PurgeResult{}, fmt.Errorf(`%w: expected {"all":true}, {"route","model"} or {"method","path","headers","body"}`, ErrBadPurge)
+	return PurgeResult{}, errPurgeForm
 }
 
 func (c *Cache) routeByName(name string) *Route {

@@ -388,7 +388,13 @@ func (s *stream) startPurge(method string, hs [][2]string, endOfStream bool) typ
 		// headers go on without the token, the body is read as it
 		// comes, and the answer is local (the upstream request the
 		// headers opened is reset), as a hit decided late is.
-		_ = proxywasm.RemoveHttpRequestHeader("authorization")
+		if proxywasm.RemoveHttpRequestHeader("authorization") != nil {
+			// The token would go upstream: answered here, to be sent
+			// again (review Z176).
+			s.p.stats.internal.Increment(1)
+			s.sendJSON(503, `{"error":"the purge could not be taken; send it again"}`)
+			return types.ActionPause
+		}
 		s.purgeLate = true
 		return types.ActionContinue
 	}
