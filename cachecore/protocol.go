@@ -252,7 +252,9 @@ func (f *Flight) wake(o Outcome, status int) {
 		// keep): it leads or follows the next call without counting one.
 		if o != OutcomeAbandoned && o != OutcomeStored {
 			f.failures++
-			if c.StaleIfError(req) {
+			if !whole && c.StaleIfError(req) {
+				// (Not for a whole answer the cache refused: the model
+				// did not fail, and the next call may pass; review Z177.)
 				f.serve(StatusStaleIfError)
 				return
 			}

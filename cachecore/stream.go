@@ -1106,8 +1106,14 @@ func (s *Stream) cut(rd Reader, out []Action) []Action {
 // clientLeft reports whether the proxy ended the stream because the client
 // went away: response code details "downstream_remote_disconnect" (Envoy
 // 1.40, measured; an upstream reset mid-answer says
-// "upstream_reset_after_response_started{…}" instead).
-func clientLeft(rd Reader) bool { return strings.HasPrefix(rd.CodeDetails(), "downstream_") }
+// "upstream_reset_after_response_started{…}" instead), or an HTTP/2
+// client's reset of its stream, "http2.remote_reset" or
+// "http2.remote_refuse" (Envoy's DR flag: every cancel between sidecars;
+// review Z177).
+func clientLeft(rd Reader) bool {
+	d := rd.CodeDetails()
+	return strings.HasPrefix(d, "downstream_") || d == "http2.remote_reset" || d == "http2.remote_refuse"
+}
 
 // CacheStatusHeader is the stream's Cache-Status value.
 func (s *Stream) CacheStatusHeader() []byte { return s.fl.CacheStatusHeader(nil) }
