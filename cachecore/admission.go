@@ -231,6 +231,9 @@ func (c *Cache) admitContent(req *Request, headers [][2]string, body []byte) Adm
 		if adm.Reason == ReasonNone && r.ModelVersion.Header == "" {
 			adm.Version = ResponseVersion(r, headers, sum.Assembled)
 		}
+		if adm.Reason == ReasonNone && adm.Version == "" && r.ModelVersion.BodyPath != "" {
+			adm.Version = streamEventsVersion(body, r.ModelVersion.BodyPath)
+		}
 		return adm
 	}
 	// Bounded before gjson reads it (jsonbound.go). An embeddings answer

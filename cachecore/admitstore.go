@@ -47,9 +47,13 @@ func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, bod
 func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][2]string, body []byte) StoreResult {
 	r := req.Route
 	res := StoreResult{Reason: reason}
-	if !req.state.Found || !slices.Contains(r.Statuses, status) || len(body) > r.MaxEntryBytes {
+	if !req.state.Found || !slices.Contains(r.Statuses, status) {
 		return res
 	}
+	if len(body) > r.MaxEntryBytes {
+		body = nil // not read; its header still says (review Z173)
+	}
+	raw := body
 	if body != nil && r.ModelVersion.BodyPath != "" {
 		// Read where a stored answer's is: a stream's assembly, also on a
 		// route that names a header first, which this answer may lack
@@ -57,6 +61,9 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 		body = versionSource(req, headers, body)
 	}
 	v := ResponseVersion(r, headers, body)
+	if v == "" && raw != nil && r.ModelVersion.BodyPath != "" && StreamsResponse(req, headers) {
+		v = streamEventsVersion(raw, r.ModelVersion.BodyPath) // as admission reads it
+	}
 	if v == "" || versionID(v) == req.state.Version {
 		return res
 	}

@@ -5,44 +5,44 @@ package cachecore
 type Event uint8
 
 const (
-	EvLeader           Event = iota // led its key upstream
-	EvFollower                      // paused behind a leader
-	EvPromoted                      // a follower became the next leader
-	EvLeaderFailed                  // a leader finished without storing
-	EvTimeout                       // a follower waited max_wait and went upstream
-	EvRetriesExhausted              // a follower sat through max_retries failures and went upstream
-	EvHitForMiss                    // key known uncacheable: no waiting
-	EvCollision                     // lease slot held by another key: no coalescing
-	EvTickWakeup                    // a follower noticed its leader was done on a tick (lost or late message)
-	EvRefreshStarted                // background refresh dispatched
-	EvRefreshJoined                 // refresh not needed: one is already running
-	EvRefreshSaturated              // refresh skipped: background.max_concurrent reached
-	EvRefreshStored                 // refresh stored a fresh answer
-	EvRefreshRefused                // refresh answer not admitted: stale entry kept
-	EvRefreshFailed                 // refresh call failed: stale entry kept
-	EvRefreshUncacheable            // refresh skipped: the key is marked hit-for-miss (its answers were found uncacheable)
-	EvItemsHit                      // embeddings: items answered from cache
-	EvItemsStored                   // embeddings: items stored
-	EvItemsRefused                  // embeddings: items not stored
-	EvRefetch                       // embeddings: unusable partial answer, whole batch fetched again
-	EvModelDrift                    // embeddings: vectors of another dimension under the same model version
-	EvShadowStarted                 // shadow comparison dispatched
-	EvShadowAgree                   // cached and fresh answers agree
-	EvShadowDiverge                 // they do not
-	EvShadowError                   // the shadow call failed (not counted as either)
-	EvShadowSaturated               // skipped: shadow.max_concurrent reached
-	EvInvalidation                  // divergence invalidated the namespace
-	EvSLOBreach                     // the stale-serving rate crossed the objective
-	EvL2Hit                         // answered from L2
-	EvL2Miss                        // L2 had no usable entry
-	EvL2Error                       // L2 unreachable or answering garbage
-	EvL2Timeout                     // L2 did not answer within l2.timeout
-	EvL2BreakerOpen                 // L2 skipped: its breaker is open
-	EvL2LeaseWon                    // took the cross-proxy lease: this proxy asks the model
-	EvL2LeaseLost                   // another proxy leads: wait for its answer in L2
-	EvL2Written                     // an answer written to L2
-	EvL2WriteError                  // an L2 write failed
-	EvL2Rejected                    // an L2 value not served: corrupt, truncated or another key's
+	EvLeader             Event = iota // led its key upstream
+	EvFollower                        // paused behind a leader
+	EvPromoted                        // a follower became the next leader
+	EvLeaderFailed                    // a leader finished without storing
+	EvTimeout                         // a follower waited max_wait and went upstream
+	EvRetriesExhausted                // a follower sat through max_retries failures and went upstream
+	EvHitForMiss                      // key known uncacheable: no waiting
+	EvCollision                       // lease slot held by another key: no coalescing
+	EvTickWakeup                      // a follower noticed its leader was done on a tick (lost or late message)
+	EvRefreshStarted                  // background refresh dispatched
+	EvRefreshJoined                   // refresh not needed: one is already running
+	EvRefreshSaturated                // refresh skipped: background.max_concurrent reached
+	EvRefreshStored                   // refresh stored a fresh answer
+	EvRefreshRefused                  // refresh answer not admitted: stale entry kept
+	EvRefreshFailed                   // refresh call failed: stale entry kept
+	EvRefreshUncacheable              // refresh skipped: the key is marked hit-for-miss (its answers were found uncacheable)
+	EvItemsHit                        // embeddings: items answered from cache
+	EvItemsStored                     // embeddings: items stored
+	EvItemsRefused                    // embeddings: items not stored
+	EvRefetch                         // embeddings: unusable partial answer, whole batch fetched again
+	EvModelDrift                      // embeddings: vectors of another dimension under the same model version
+	EvShadowStarted                   // shadow comparison dispatched
+	EvShadowAgree                     // cached and fresh answers agree
+	EvShadowDiverge                   // they do not
+	EvShadowError                     // the shadow call failed (not counted as either)
+	EvShadowSaturated                 // skipped: shadow.max_concurrent reached
+	EvInvalidation                    // divergence invalidated the namespace
+	EvSLOBreach                       // the stale-serving rate crossed the objective
+	EvL2Hit                           // answered from L2
+	EvL2Miss                          // L2 had no usable entry
+	EvL2Error                         // L2 unreachable or answering garbage
+	EvL2Timeout                       // L2 did not answer within l2.timeout
+	EvL2BreakerOpen                   // L2 skipped: its breaker is open
+	EvL2LeaseWon                      // took the cross-proxy lease: this proxy asks the model
+	EvL2LeaseLost                     // another proxy leads: wait for its answer in L2
+	EvL2Written                       // an answer written to L2
+	EvL2WriteError                    // an L2 write failed
+	EvL2Rejected                      // an L2 value not served: corrupt, truncated or another key's
 
 	// The semantic cache (semantic*.go).
 	EvSemanticHit          // semantic: answered by a near match

@@ -421,7 +421,10 @@ func reclaimPlace(recs []modelRecord, now int64) int {
 // write the slot about once per entry lifetime rather than on every store,
 // an extension reaches as far past staleUntil as staleUntil is from now.
 func extendLife(r *modelRecord, staleUntil, now int64) bool {
-	if staleUntil <= r.until {
+	if staleUntil <= 0 || staleUntil <= r.until {
+		// (0: no entry. Taken as a time, it overwrote a young record's
+		// "made at", a negative until, and the record lost its
+		// protection from reclaiming: review Z173.)
 		return false
 	}
 	r.until = staleUntil + max(staleUntil-now, 0)

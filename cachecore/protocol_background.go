@@ -158,12 +158,15 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			req.state = sent
 			c.rekey(req)
 		}
-		if res.NotStarted || res.Failed || !c.Comparable(req, res.Status) {
+		if res.NotStarted || res.Failed {
 			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
+		}
+		if !c.Comparable(req, res.Status) {
+			return c.shadowVersion(req, res, []Action{{Kind: ActCount, Event: EvShadowError, Route: r}})
 		}
 		agree, comparable := c.compareFresh(req, res.Headers, res.Body)
 		if !comparable {
-			return []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
+			return c.shadowVersion(req, res, []Action{{Kind: ActCount, Event: EvShadowError, Route: r}})
 		}
 		ev := EvShadowAgree
 		if !agree {
@@ -186,7 +189,7 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			if invalidated {
 				acts = append(acts, c.l2InvalidateModel(r.Name, req.Model, nil)...)
 			}
-			return acts
+			return c.shadowVersion(req, res, acts)
 		}
 		// Replace the diverged entry with the fresh answer, if admissible:
 		// under the state the hit was served under, or the generation this
@@ -250,6 +253,25 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		})...)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}}
+}
+
+// shadowVersion appends to acts the version switch a shadow's answer that
+// is not stored reports, as any answer's (noteVersion): one that agreed,
+// or could not be compared, returned before reading it, and the old
+// version's other entries were served on (review Z173). A near hit's
+// answer is another question's: it says nothing.
+func (c *Cache) shadowVersion(req *Request, res CallResult, acts []Action) []Action {
+	if !req.Route.ModelVersion.Enabled() {
+		return acts
+	}
+	if hit, _ := req.SemanticHit(); hit {
+		return acts
+	}
+	if sr := c.noteVersion(req, ReasonNone, res.Status, res.Headers, res.Body); sr.VersionChanged {
+		acts = append(acts, Action{Kind: ActNoteStore, Stored: &Stored{Result: sr}, Request: req, Route: req.Route, Status: res.Status})
+		acts = append(acts, c.l2VersionSwitched(req, sr)...)
+	}
+	return acts
 }
 
 // stillServed reports whether req's key holds, live, the entry stored at

@@ -411,13 +411,7 @@ func (f *Flight) keepVersion(headers [][2]string) {
 // answer refused at its headers (versionRefused): its body is not kept,
 // so a body_path version is not read.
 func (f *Flight) tooLarge(quiet bool) []Action {
-	var note []Action
-	if f.respVersion != "" {
-		hs := [][2]string{{f.req.Route.ModelVersion.Header, f.respVersion}}
-		if res := f.c.noteVersion(f.req, ReasonTooLarge, f.respStatus, hs, nil); res.VersionChanged {
-			note = append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: ReasonTooLarge, Result: res}, Request: f.req, Route: f.req.Route}}, f.c.l2VersionSwitched(f.req, res)...)
-		}
-	}
+	note := f.headerVersionNote(ReasonTooLarge)
 	var acts []Action
 	if quiet {
 		acts = f.refuseQuiet(ReasonTooLarge)
@@ -425,6 +419,23 @@ func (f *Flight) tooLarge(quiet bool) []Action {
 		acts = f.refuse(ReasonTooLarge)
 	}
 	return append(acts, note...)
+}
+
+// headerVersionNote notes the version the answer's header reported
+// (respVersion) for an answer refused for reason after its headers were
+// admitted, whose body is not read: too large, or a stream cut before its
+// end, which its client was served (review Z173). It returns the actions
+// of a switch.
+func (f *Flight) headerVersionNote(reason Reason) []Action {
+	if f.respVersion == "" {
+		return nil
+	}
+	hs := [][2]string{{f.req.Route.ModelVersion.Header, f.respVersion}}
+	res := f.c.noteVersion(f.req, reason, f.respStatus, hs, nil)
+	if !res.VersionChanged {
+		return nil
+	}
+	return append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: reason, Result: res}, Request: f.req, Route: f.req.Route}}, f.c.l2VersionSwitched(f.req, res)...)
 }
 
 // Unread is the host's report that it could not read a rewritten batch's

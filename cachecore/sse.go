@@ -512,6 +512,26 @@ func (c *carried) appendMember(b []byte, name string) []byte {
 	return append(b, ',')
 }
 
+// streamEventsVersion is the version a stream's events carry at path
+// (model_version.body_path) where its assembly does not rebuild the
+// member (a top-level "model_version" in every chunk): the first value
+// not empty an event holds. Read from the assembly alone, every stream of
+// such a route was refused no_version, and one reporting a new version
+// switched nothing (review Z173). Each event is bounded first, as
+// AssembleStream bounds it.
+func streamEventsVersion(body []byte, path string) string {
+	sc := sseScanner{rest: bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))}
+	for ev, ok := sc.next(); ok; ev, ok = sc.next() {
+		if ev.Data == "" || ev.Data == "[DONE]" || checkJSON(ev.Data) != ReasonNone {
+			continue
+		}
+		if v := gjson.Get(ev.Data, path).String(); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 // Refusal is why a recorded stream cannot be judged (ReasonNone: it can),
 // for admission and for a shadow comparison alike.
 func (s *StreamSummary) Refusal() Reason {

@@ -1095,6 +1095,7 @@ func (s *Stream) cut(rd Reader, out []Action) []Action {
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored. Only the first two are upstream failures.
 		out = append(out, Action{Kind: ActRefused, Route: req.Route, Reason: ReasonTruncated, Status: s.fl.respStatus})
+		out = append(out, s.fl.headerVersionNote(ReasonTruncated)...)
 		s.recording.Drop()
 		if clientLeft(rd) {
 			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)

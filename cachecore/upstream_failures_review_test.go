@@ -132,4 +132,3 @@ func TestH2ClientCancelOfALeaderIsNoUpstreamFailure(t *testing.T) {
 		}
 	}
 }
-
