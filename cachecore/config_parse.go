@@ -34,6 +34,8 @@ type parser struct {
 	// that finds a fault of defaults names defaults, and found it again
 	// for every route that inherits it (review Z152).
 	reported map[string]bool
+	// tagMemo: the set digests of lists routes share (keyingTagWith).
+	tagMemo setMemo
 }
 
 func (p *parser) fail(path, format string, args ...any) {
