@@ -168,7 +168,7 @@ func sha256Hex(b []byte) string {
 func renderWasmPlugin(tmpl []byte, repo, digestHex string) ([]byte, error) {
 	out := tmpl
 	for _, f := range []struct{ key, value string }{
-		{"url", "oci://" + repo + "@sha256:" + digestHex},
+		{"url", "oci://" + urlRepo(repo) + "@sha256:" + digestHex},
 		{"sha256", digestHex},
 	} {
 		re := regexp.MustCompile(`(?m)^([ \t]+)` + f.key + `:[^\n]*$`)
@@ -192,6 +192,18 @@ var (
 	repoPathRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 	tagRE      = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 )
+
+// urlRepo is repo as the rendered url names it: a Docker Hub name of one
+// component in full (docker.io/library/NAME), as "oci://NAME@sha256:…"
+// reads NAME@ as a user and the digest as a port, a url istiod and the
+// Istio agent refuse to parse, which left every proxy without the filter
+// (review Z183).
+func urlRepo(repo string) string {
+	if !strings.Contains(repo, "/") {
+		return "docker.io/library/" + repo
+	}
+	return repo
+}
 
 // checkRepoTag refuses a -repo the rendered url ("oci://" + repo +
 // "@sha256:...") would not carry to Istio's agent as that repository, and
