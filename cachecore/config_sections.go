@@ -398,6 +398,12 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			}
 		}
 	}
+	if spec := r.Kind.spec(); len(r.KeyFields) > 0 && len(spec.question) == 0 && !spec.perItem && v.Get("key_fields").Exists() &&
+		!slices.ContainsFunc(r.KeyFields, func(f string) bool { return f != r.ModelPath }) {
+		// Its own key_fields naming the model alone keyed every input to
+		// it alike (review Z184), as an inherited list did (below).
+		p.fail(join(path, "key_fields"), "names only the model's member: a %s route's key_fields must name the fields its requests ask in (such as inputs or instances), or every request to a model shares one key", r.Kind)
+	}
 	if spec := r.Kind.spec(); len(r.KeyFields) > 0 && len(spec.question) == 0 && !spec.perItem && !v.Get("key_fields").Exists() {
 		// A classify or json route names no question the check above could
 		// hold an allowlist to: one inherited from defaults was written

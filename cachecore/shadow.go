@@ -127,9 +127,13 @@ func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byt
 		var a, b gjson.Result
 		if p == "" {
 			a, b = gjson.ParseBytes(cached), gjson.ParseBytes(fresh)
-		} else {
-			a, b = gjson.GetBytes(cached, p), gjson.GetBytes(fresh, p)
+			seen = true
+			if !agreeUnstamped(sh, a, b) {
+				return false, true
+			}
+			continue
 		}
+		a, b = gjson.GetBytes(cached, p), gjson.GetBytes(fresh, p)
 		seen = seen || a.Exists() || b.Exists()
 		if !compareValues(sh, a, b) {
 			return false, true
@@ -143,6 +147,37 @@ func (c *Cache) compareFresh(req *Request, freshHeaders [][2]string, fresh []byt
 }
 
 func entryHeaders(e *Entry) [][2]string { return e.Headers }
+
+// agreeUnstamped compares two whole answers (no shadow paths: a json
+// route's default) but for the top-level members a server stamps on each
+// call, "id" and "created": vLLM's /score and KServe v2 add them, and a
+// deterministic model diverged on every sample and had its entries
+// invalidated for nothing (review Z184). Answers that are not objects are
+// compared whole.
+func agreeUnstamped(sh *Shadow, a, b gjson.Result) bool {
+	if !a.IsObject() || !b.IsObject() {
+		return compareValues(sh, a, b)
+	}
+	stamp := func(k string) bool { return k == "id" || k == "created" }
+	theirs := map[string]gjson.Result{}
+	b.ForEach(func(k, v gjson.Result) bool {
+		if !stamp(k.Str) {
+			theirs[k.Str] = v
+		}
+		return true
+	})
+	agree, n := true, 0
+	a.ForEach(func(k, v gjson.Result) bool {
+		if stamp(k.Str) {
+			return true
+		}
+		n++
+		w, ok := theirs[k.Str]
+		agree = ok && compareValues(sh, v, w)
+		return agree
+	})
+	return agree && n == len(theirs)
+}
 
 // assembledClean is the message a stream assembles to, or nil when the
 // stream is faulty (too deep, an error event, malformed, unfinished).
