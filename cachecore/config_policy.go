@@ -3,6 +3,7 @@ package cachecore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -415,7 +416,7 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
 	case lengthSeg(r.Path) >= 0 && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number" ||
-		r.Equals != nil && r.Equals.Type != gjson.Number || r.OneOf != nil && !slices.ContainsFunc(r.OneOf, isNumber)):
+		r.Equals != nil && !isLength(*r.Equals) || r.OneOf != nil && !slices.ContainsFunc(r.OneOf, isLength)):
 		// (equals "1" on it refused every answer; review Z171)
 		p.fail(path, "a path ending in # is the array's length, a number: bound it with min and max or compare it with numbers, or give the array's path without #")
 	}
@@ -443,26 +444,47 @@ func lengthSeg(path string) int {
 }
 
 // patternLinear reports whether the value of a query's % (or !%) pattern
-// at the start of rest is matched in time linear in the answer: at most
-// one run of text between leading and trailing stars. gjson's matcher
-// backtracks over every star inside the text (*sorry*cannot*), quadratic
-// in the answer's length, which a model repeating a word made seconds of
-// a worker's CPU (review Z171).
+// at the start of rest is matched in time linear in the answer: one
+// quoted string or bare text, up to where its query closes, with stars
+// only at its ends. gjson's matcher backtracks over every star inside the
+// text (*sorry*cannot*), quadratic in the answer's length, which a model
+// repeating a word made seconds of a worker's CPU (review Z171). The value
+// is read as gjson reads it, whole: to the bracket that closes its query,
+// parentheses inside it balanced (review Z182).
 func patternLinear(rest string) bool {
 	rest = strings.TrimLeft(rest, " ")
-	var pat string
-	if strings.HasPrefix(rest, `"`) {
-		end, ok := scanString(rest, 1)
-		if !ok {
-			return false
+	depth, end := 0, -1
+	for i := 0; i < len(rest) && end < 0; i++ {
+		switch rest[i] {
+		case '\\':
+			i++
+		case '"':
+			e, ok := scanString(rest, i+1)
+			if !ok {
+				return false
+			}
+			i = e - 1
+		case '(', '[':
+			depth++
+		case ')', ']':
+			if depth == 0 {
+				end = i
+			}
+			depth--
 		}
-		pat = rest[1 : end-1]
-	} else {
-		end := strings.IndexAny(rest, ")]")
-		if end < 0 {
-			return false
+	}
+	if end < 0 {
+		return false
+	}
+	pat := strings.TrimRight(rest[:end], " ")
+	if strings.HasPrefix(pat, `"`) {
+		e, ok := scanString(pat, 1)
+		if !ok || e != len(pat) {
+			return false // a string and more after it
 		}
-		pat = rest[:end]
+		pat = pat[1 : e-1]
+	} else if strings.Contains(pat, `"`) {
+		return false
 	}
 	return !strings.Contains(strings.Trim(pat, "*"), "*")
 }
@@ -505,8 +527,16 @@ func gjsonPathOK(path string) bool {
 			quoted = c != '"'
 		case depth > 0 && c == '"':
 			quoted = true
-		case (c == '[' || c == '{' || c == ',') && i+1 < len(path) && path[i+1] == '!' && (depth == 0 || path[i] != ','):
-			return false // a multipath's literal member (as a leading !)
+		case c == '!' && (i+1 == len(path) || path[i+1] != '=' && path[i+1] != '%'):
+			// A ! that is not a query's != or !% starts a literal gjson
+			// reads instead of the answer (a multipath's member, named or
+			// not, or a segment: [a,!true], {s:!0.99}, a.!true; reviews
+			// Z178, Z182). A member named with ! is written \!.
+			return false
+		case c == '#' && i+1 < len(path) && path[i+1] == '[':
+			// gjson's older query syntax, read as #(…): one spelling is
+			// checked, so the other is refused (review Z182).
+			return false
 		case depth > 0 && c == '%':
 			if !patternLinear(path[i+1:]) {
 				return false
@@ -561,7 +591,8 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		}
 		return true
 	})
-	if c.Path == "" || !gjsonPathOK(c.Path) {
+	if c.Path == "" && !v.Get("path").Exists() {
+		// (One written but unusable is reported as such, once: gjsonPath.)
 		p.fail(path+".path", "is required: the gjson path of the score in the response")
 	}
 	if len(c.Tiers) == 0 {
@@ -625,5 +656,9 @@ func (p *parser) exactFloat(path string, val gjson.Result) float64 {
 	return f
 }
 
-// isNumber reports whether v is a JSON number.
-func isNumber(v gjson.Result) bool { return v.Type == gjson.Number }
+// isLength reports whether v is a number an array's length can be: a
+// whole number, not negative (equals 1.5 on one held on no answer; review
+// Z178).
+func isLength(v gjson.Result) bool {
+	return v.Type == gjson.Number && v.Num >= 0 && v.Num == math.Trunc(v.Num)
+}

@@ -132,9 +132,12 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 	// together, the broadest was carried out, purging what the body did
 	// not name (review Z176).
 	forms := 0
-	for _, f := range [...]string{"all", "model", "body"} {
-		if v.Get(f).Exists() {
-			forms++
+	for _, form := range [...][]string{{"all"}, {"route", "model"}, {"method", "path", "headers", "body"}} {
+		for _, m := range form {
+			if v.Get(m).Exists() {
+				forms++ // a member of this form: all beside a route was all (review Z178)
+				break
+			}
 		}
 	}
 	if forms > 1 {
@@ -178,19 +181,25 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: no route matches %s %s", ErrBadPurge, method, path)
 		}
 		var hs [][2]string
-		badHeader := ""
+		bad, badHeader := false, ""
+		if h := v.Get("headers"); h.Exists() && !h.IsObject() {
+			// A string or a list of lines read as members named "" or
+			// "0": keyed without them, answered 200 for nothing (review
+			// Z178).
+			return PurgeResult{}, fmt.Errorf("%w: headers must be an object of header names to strings", ErrBadPurge)
+		}
 		v.Get("headers").ForEach(func(k, val gjson.Result) bool {
 			if val.Type != gjson.String {
 				// A list (Go's http.Header) read as its JSON text keyed
 				// a tenant no request is, and answered 200 for nothing
 				// (review Z176).
-				badHeader = k.String()
+				bad, badHeader = true, k.String()
 				return false
 			}
 			hs = append(hs, [2]string{strings.ToLower(k.String()), val.String()})
 			return true
 		})
-		if badHeader != "" {
+		if bad {
 			return PurgeResult{}, fmt.Errorf("%w: header %q must be a string", ErrBadPurge, badHeader)
 		}
 		if _, ok := header(hs, ":authority"); !ok {

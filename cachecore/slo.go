@@ -29,13 +29,8 @@ import (
 
 const sloBuckets = 12
 
-// sloCounts are one VM's responses not yet flushed to shared data, and
-// the stale-serving rate it last noted or read (noteRate).
-type sloCounts struct {
-	total, stale uint64
-	noted        bool
-	ppm          uint32
-}
+// sloCounts are one VM's responses not yet flushed to shared data.
+type sloCounts struct{ total, stale uint64 }
 
 // sloCountsOf is route r's sloCounts, made if need be.
 func (c *Cache) sloCountsOf(r *Route) *sloCounts {
@@ -100,26 +95,20 @@ func sloRateKey(r *Route) string { return "mc:slo-rate:" + r.Name }
 // noteRate stores the rate a flush shows — a settled one's, or a lapsed
 // breach's new window's — for the VMs that will show it while the window
 // is not settled (SLOStatus.Standing); else it reads it. Every such flush
-// notes it, read-only ones included, when it differs from the one this
-// VM last noted or read: one written only by flushes that added counts
-// brought back a rate from before an idle window, or the lapsed breach's
-// (review Z170). Last writer wins: each flush measures the one shared
-// window.
+// notes it, read-only ones included: one written only by flushes that
+// added counts brought back a rate from before an idle window, or the
+// lapsed breach's (review Z170). Last writer wins: each flush measures the
+// one shared window.
 func (c *Cache) noteRate(st *SLOStatus) {
-	n := c.sloCountsOf(st.Route)
 	if st.Settled || st.Transition && !st.Breached {
-		ppm := uint32(st.Rate * 1e6)
-		if n.noted && n.ppm == ppm {
-			return
-		}
-		if c.store.Set(sloRateKey(st.Route), binary.LittleEndian.AppendUint32(nil, ppm), 0) == nil {
-			n.noted, n.ppm = true, ppm
-		}
+		// Written each time, not only when it differs from this VM's
+		// last: another VM may have written another since (review Z178).
+		// One write a flush, once a second a VM.
+		_ = c.store.Set(sloRateKey(st.Route), binary.LittleEndian.AppendUint32(nil, uint32(st.Rate*1e6)), 0)
 		return
 	}
 	if v, _, err := c.store.Get(sloRateKey(st.Route)); err == nil && len(v) == 4 {
-		n.noted, n.ppm = true, binary.LittleEndian.Uint32(v)
-		st.Standing = min(float64(n.ppm)/1e6, 1)
+		st.Standing = min(float64(binary.LittleEndian.Uint32(v))/1e6, 1)
 	}
 }
 

@@ -294,8 +294,8 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 				ch.content.WriteString(t.Str)
 			} else {
 				d := c.Get("delta")
-				if r := d.Get("role"); r.Exists() {
-					ch.role = r.Raw // as carried (review Z171)
+				if r := d.Get("role"); r.Exists() && r.Type != gjson.Null {
+					ch.role = r.Raw // as carried (review Z171); a null says nothing (review Z178)
 				}
 				if !d.IsObject() && d.Exists() {
 					s.BadShape = true

@@ -451,7 +451,9 @@ func (p *plugin) stalled(s *stream) {
 	nowMs()
 	after := clockNs - s.letGoAt
 	s.letGoAt = 0
-	stall := after >= 0 && after <= int64(cachecore.HoldResumeWindow)
+	// A proxy proven to hold since the let-go (a body seen while held)
+	// stalls nothing: the body is a slow client's (review Z185).
+	stall := after >= 0 && after <= int64(cachecore.HoldResumeWindow) && p.hold.Watching()
 	if s.bodyLate {
 		s.bodyLate = false
 		s.rs.bypassed(s.x.LetGoJudged(stall))
