@@ -398,6 +398,8 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 			}
 		}
 	}
+	// (A nested model path's top-level member, params for params.model,
+	// may hold the inputs too: key_fields ["params"] is taken as written.)
 	if spec := r.Kind.spec(); len(r.KeyFields) > 0 && len(spec.question) == 0 && !spec.perItem && v.Get("key_fields").Exists() &&
 		!slices.ContainsFunc(r.KeyFields, func(f string) bool { return f != r.ModelPath }) {
 		// Its own key_fields naming the model alone keyed every input to

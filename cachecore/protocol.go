@@ -303,6 +303,13 @@ func (f *Flight) Tick() []Action {
 	}
 	c, req := f.c, f.req
 	if sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds() {
+		// This proxy's cache first: another request (a follower timed
+		// out before it) may have stored the answer meanwhile, which a
+		// new request finds (review Z193).
+		if d, _ := c.relookup(req); d == Serve {
+			f.serve(StatusCollapsed)
+			return f.actions()
+		}
 		// Upstream as a leader goes: through an L2 lookup first, which
 		// may find the answer another proxy stored, and which gives its
 		// own answer the generations its write to L2 needs. Forwarded

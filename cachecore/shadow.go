@@ -152,31 +152,30 @@ func entryHeaders(e *Entry) [][2]string { return e.Headers }
 // route's default) but for the top-level members a server stamps on each
 // call, "id" and "created": vLLM's /score and KServe v2 add them, and a
 // deterministic model diverged on every sample and had its entries
-// invalidated for nothing (review Z184). Answers that are not objects are
-// compared whole.
+// invalidated for nothing (review Z184). Each answer is compared whole,
+// without them, by the route's comparator: member by member, cosine found
+// a member holding no number (a model name) unequal to itself (review
+// Z187). Answers that are not objects are compared as they are.
 func agreeUnstamped(sh *Shadow, a, b gjson.Result) bool {
-	if !a.IsObject() || !b.IsObject() {
-		return compareValues(sh, a, b)
+	return compareValues(sh, unstamped(a), unstamped(b))
+}
+
+// unstamped is v, an object, without its top-level "id" and "created".
+func unstamped(v gjson.Result) gjson.Result {
+	if !v.IsObject() || !v.Get("id").Exists() && !v.Get("created").Exists() {
+		return v
 	}
-	stamp := func(k string) bool { return k == "id" || k == "created" }
-	theirs := map[string]gjson.Result{}
-	b.ForEach(func(k, v gjson.Result) bool {
-		if !stamp(k.Str) {
-			theirs[k.Str] = v
+	b := []byte{'{'}
+	v.ForEach(func(k, m gjson.Result) bool {
+		if k.Str != "id" && k.Str != "created" {
+			if len(b) > 1 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, k.Raw...), ':'), m.Raw...)
 		}
 		return true
 	})
-	agree, n := true, 0
-	a.ForEach(func(k, v gjson.Result) bool {
-		if stamp(k.Str) {
-			return true
-		}
-		n++
-		w, ok := theirs[k.Str]
-		agree = ok && compareValues(sh, v, w)
-		return agree
-	})
-	return agree && n == len(theirs)
+	return gjson.ParseBytes(append(b, '}'))
 }
 
 // assembledClean is the message a stream assembles to, or nil when the
