@@ -138,8 +138,20 @@ func (f *Flight) serve(st Status) {
 
 func (f *Flight) forward(resume bool) {
 	f.state = flightDone
-	f.req.Status = StatusMiss
+	f.req.Status = missOrPartial(f.req)
 	f.emit(Action{Kind: ActForward, Resume: resume})
+}
+
+// missOrPartial is the status of a request that goes upstream: partial
+// for a batch whose look found items cached and that goes up as the batch
+// of the missing ones (their answer is merged with the cached items), miss
+// for anything else. A follower whose look again found items cached was
+// told miss, its answer holding cached items (reviews Z194, Z195).
+func missOrPartial(req *Request) Status {
+	if req.Status == StatusPartial && req.rewritten() {
+		return StatusPartial
+	}
+	return StatusMiss
 }
 
 // sinceOrNow is now-*at in ms, after moving *at to now if the wall clock
@@ -306,9 +318,17 @@ func (f *Flight) Tick() []Action {
 		// This proxy's cache first: another request (a follower timed
 		// out before it) may have stored the answer meanwhile, which a
 		// new request finds (review Z193).
-		if d, _ := c.relookup(req); d == Serve {
-			f.serve(StatusCollapsed)
-			return f.actions()
+		// Not for a client's no-cache. A stale entry is served as stale,
+		// as a new request's would be, with its refresh (review Z194).
+		if req.Status != StatusRevalidate {
+			if d, _ := c.relookup(req); d == Serve {
+				if req.Status == StatusHit {
+					f.serve(StatusCollapsed)
+				} else {
+					f.serve(StatusNone) // the look's status: stale
+				}
+				return f.actions()
+			}
 		}
 		// Upstream as a leader goes: through an L2 lookup first, which
 		// may find the answer another proxy stored, and which gives its

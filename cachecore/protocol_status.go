@@ -15,7 +15,7 @@ func (f *Flight) Bypassed() {
 // upstream as a miss instead.
 func (f *Flight) FailOpen() {
 	f.state = flightDone
-	f.req.Status = StatusMiss
+	f.req.Status = missOrPartial(f.req)
 }
 
 // StaleIfError records that the upstream failed and the stale entry
