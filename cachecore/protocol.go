@@ -317,9 +317,9 @@ func (f *Flight) Tick() []Action {
 	if sinceOrNow(&f.waitSince, c.nowMs()) >= req.Route.Coalesce.MaxWait.Milliseconds() {
 		// This proxy's cache first: another request (a follower timed
 		// out before it) may have stored the answer meanwhile, which a
-		// new request finds (review Z193).
-		// Not for a client's no-cache. A stale entry is served as stale,
-		// as a new request's would be, with its refresh (review Z194).
+		// new request finds (review Z193); not for a client's no-cache.
+		// A stale entry is served as stale, as a new request's would
+		// be, with its refresh (review Z194).
 		if req.Status != StatusRevalidate {
 			if d, _ := c.relookup(req); d == Serve {
 				if req.Status == StatusHit {
