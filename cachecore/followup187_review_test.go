@@ -40,4 +40,3 @@ func TestFollowup187ShadowJSONCosineWholeAnswerIdenticalDiverges(t *testing.T) {
 			"every sample diverges and the model's entries are invalidated for nothing")
 	}
 }
-
