@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcache/modelcache/wasmhost"
 )
 
 const batchFlightConfig = `{
@@ -66,21 +68,7 @@ func TestBatchFollowerPastMaxWaitPartialSaysMiss(t *testing.T) {
 		t.Fatalf("follower not answered past max_wait: %s", follower.State())
 	}
 	res := follower.Response()
-	calls := hs.sim.EmbeddingCalls()[before:]
-	if len(calls) != 1 || len(calls[0]) != 2 {
-		t.Fatalf("upstream calls after max_wait %v: want the 2 missing items", calls)
-	}
-	if res.Status != 200 || strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
-		t.Fatalf("follower's answer: %d %.200s", res.Status, res.Body)
-	}
-	if got := hdr(res, "x-modelcache-cached-items"); got != "1/3" {
-		t.Fatalf("cached-items %q", got)
-	}
-	counts, _ := requestCounters(hs, "emb")
-	if !strings.Contains(hdr(res, "cache-status"), "fwd=partial") || counts["partial"] != 1 {
-		t.Fatalf("a batch answered with 1 of 3 items from the cache says Cache-Status %q (age %q), request counters %s: want fwd=partial and requests.partial=1",
-			hdr(res, "cache-status"), hdr(res, "age"), fmtCounters(counts))
-	}
+	partialOfThree(t, hs, res, hs.sim.EmbeddingCalls()[before:], body, "after max_wait")
 	if got := hs.counter("modelcache.emb.items.hit"); got != 1 {
 		t.Fatalf("items.hit = %d, want the 1 cached item merged", got)
 	}
@@ -124,10 +112,17 @@ func TestBatchPromotedFollowerPartialSaysMiss(t *testing.T) {
 	if !leader.Done() || !follower.Done() {
 		t.Fatalf("leader done %v, follower %s", leader.Done(), follower.State())
 	}
-	res := follower.Response()
-	calls := hs.sim.EmbeddingCalls()[before:]
+	partialOfThree(t, hs, follower.Response(), hs.sim.EmbeddingCalls()[before:], body, "after the leader's failure")
+}
+
+// partialOfThree checks a follower's answer to the batch body of three
+// items, one cached meanwhile: one upstream call (when: after what) for
+// the two missing items, the model's vectors, 1/3 cached, fwd=partial
+// and requests.partial.
+func partialOfThree(t *testing.T, hs *harness, res *wasmhost.ClientResponse, calls [][]string, body, when string) {
+	t.Helper()
 	if len(calls) != 1 || len(calls[0]) != 2 {
-		t.Fatalf("upstream calls after the leader's failure %v: want the 2 missing items", calls)
+		t.Fatalf("upstream calls %s %v: want the 2 missing items", when, calls)
 	}
 	if res.Status != 200 || strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 		t.Fatalf("follower's answer: %d %.200s", res.Status, res.Body)
