@@ -53,38 +53,6 @@ func TestL2LostLogDropRefusesTheAnswerInFlightAcrossAMissedPurge(t *testing.T) {
 	}
 }
 
-// The same for a process's first read (README: "A proxy that has no
-// position yet caches from its first request but reads the log from its
-// first tick: if the log is not empty then, it cannot tell which records
-// are newer than what it cached meanwhile, so it drops its L1 once"). An
-// answer B asked for before A's purge, still upstream at B's first read,
-// is stored after the drop and served for its ttl; had B read the log
-// before the purge, applying it would have refused the answer.
-func TestL2FirstReadDropRefusesTheAnswerInFlightAcrossAPurge(t *testing.T) {
-	for _, purge := range l2Purges {
-		t.Run(purge, func(t *testing.T) {
-			m := newL2Mesh(t, "")
-			m.step(m.p[0].L2Tick()) // A reads the log; B has not ticked yet
-			f, got := m.begin(1, 1, "hello")
-			if got != "coalesce.leaders l2.miss l2.lease_won forward" {
-				t.Fatalf("B: %s", got)
-			}
-			m.purgeOnA(purge)
-			if n := len(l2PurgeRecords(m.wd.lists[DefaultL2Prefix+"purges"])); n != 1 {
-				t.Fatalf("purge log: %d records", n)
-			}
-			m.step(m.p[1].L2Tick()) // B's first read: the log is not empty, L1 dropped
-			if !m.p[1].l2s.started {
-				t.Fatalf("setup: B has no position: %+v", m.p[1].l2s)
-			}
-			m.answer(f, 200, "pre-purge answer")
-			if cs, body := m.ask(1, "hello", "fresh"); bytes.Contains(body, []byte("pre-purge")) {
-				t.Fatalf("B serves an answer asked for before a purge its first read found in the log: %q %s", cs, body)
-			}
-		})
-	}
-}
-
 // README (Mesh-wide L2): "A purged entry is therefore gone from every
 // proxy's L1 within sync_interval + tick_period (1.1 s by default)". A
 // read of the purge log takes at most l2SyncBatch (32) records, and the

@@ -442,7 +442,15 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 		c.l2SaveCursor()
 		return nil
 	}
-	freed, err := c.dropL1()
+	// The entries only: renewing every generation here, as a drop for a
+	// lost log does (dropL1), refused every answer in flight in a new
+	// proxy whose log held any record — at every start once anything was
+	// ever purged — and its followers asked the model again (the e2e
+	// cross-proxy stampede, 1 call in 3 runs). The race it closed, a
+	// purge logged while this process's first request was upstream, is
+	// left (review Z167's second finding).
+	c.movePurgeMark()
+	freed, err := c.table.Clear()
 	acts := []Action{{Kind: ActFreed, N: freed}}
 	if err != nil {
 		c.l2s.started = false
