@@ -18,13 +18,7 @@ import (
 // a lapsed breach's rate is never shown again (at most the current
 // window's 10%).
 func TestSLORateGaugeDoesNotReturnToALapsedBreachsRateAtTheNextFlush(t *testing.T) {
-	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"720h",
-	  "freshness_slo":{"max_age":"10s","max_fraction":0.2,"window":"1m","min_samples":50}}]}`
-	hs := newHarness(t, cfg)
-	for k := 0; k < 5; k++ {
-		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", k)))
-	}
-	hs.clock.Advance(20 * time.Second)
+	hs := fiveAgedAnswers(t)
 	for r := 0; r < 3; r++ {
 		for i := 0; i < 25; i++ {
 			hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
@@ -69,13 +63,7 @@ func TestSLORateGaugeDoesNotReturnToALapsedBreachsRateAtTheNextFlush(t *testing.
 // was 0. Before the mend the gauge stayed at 0. Expected: not the rate of
 // a window that emptied since (0, the last settled; or the current one).
 func TestSLORateGaugeDoesNotShowARateFromBeforeAnIdleWindow(t *testing.T) {
-	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"720h",
-	  "freshness_slo":{"max_age":"10s","max_fraction":0.2,"window":"1m","min_samples":50}}]}`
-	hs := newHarness(t, cfg)
-	for k := 0; k < 5; k++ {
-		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", k)))
-	}
-	hs.clock.Advance(20 * time.Second)
+	hs := fiveAgedAnswers(t)
 	for k := 0; k < 5; k++ {
 		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", k))) // stale hits
 	}
@@ -101,4 +89,18 @@ func TestSLORateGaugeDoesNotShowARateFromBeforeAnIdleWindow(t *testing.T) {
 		t.Fatalf("after a window that emptied (the gauge read 0), stale_rate_ppm = %d: the rate measured 3 minutes before, "+
 			"of responses no longer in the window; want the last settled rate (0) or the current window's", ppm)
 	}
+}
+
+// fiveAgedAnswers is a harness whose chat route has a freshness SLO
+// (max_age 10s, max_fraction 0.2, window 1m, min_samples 50), with five
+// answers stored ("slo 0" … "slo 4") and aged 20 s: stale from now on.
+func fiveAgedAnswers(t *testing.T) *harness {
+	cfg := `{"routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"720h",
+	  "freshness_slo":{"max_age":"10s","max_fraction":0.2,"window":"1m","min_samples":50}}]}`
+	hs := newHarness(t, cfg)
+	for k := 0; k < 5; k++ {
+		hs.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", k)))
+	}
+	hs.clock.Advance(20 * time.Second)
+	return hs
 }
