@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -386,11 +387,50 @@ func (c *Cache) afterLeaderFailure(req *Request, failures int) followerStep {
 	return stepFail
 }
 
+// retryAfterShift places a failed lead's Retry-After seconds above its
+// status (and refusedWhole) in the status a wake-up carries.
+const retryAfterShift = 16
+
+// retryAfterOf is the Retry-After of a 429 or 5xx answer in whole seconds,
+// 1 to 65535; 0 for none, another status, an HTTP-date or anything else.
+// A follower answered with the failure passes it on (leaderFailedResponse):
+// without it a burst's clients all retry at once.
+//
+//go:noinline
+func retryAfterOf(status int, headers [][2]string) uint16 {
+	if status != 429 && (status < 500 || status > 599) {
+		return 0
+	}
+	v, ok := header(headers, "retry-after")
+	if !ok {
+		return 0
+	}
+	v = strings.Trim(v, " \t")
+	if v == "" || len(v) > 5 {
+		return 0
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	if n > 65535 {
+		return 0
+	}
+	return uint16(n)
+}
+
 // leaderFailedResponse is the local answer of a follower whose leaders all
 // failed: the last leader's status when it was an upstream failure a client
-// may retry on (429, 5xx), else 502; Cache-Status says why.
+// may retry on (429, 5xx), with its Retry-After, else 502; Cache-Status
+// says why. leaderStatus carries the Retry-After's seconds above
+// retryAfterShift.
 func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]string, []byte) {
 	cs := CacheStatus{Status: StatusLeaderFailed}
+	retryAfter := leaderStatus >> retryAfterShift
+	leaderStatus &= 1<<retryAfterShift - 1
 	status := 502
 	if leaderStatus == 429 || leaderStatus >= 500 && leaderStatus <= 599 {
 		status, cs.FwdStatus = leaderStatus, leaderStatus
@@ -398,6 +438,9 @@ func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]
 	headers := [][2]string{
 		{"content-type", "application/json"},
 		{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))},
+	}
+	if retryAfter > 0 && status != 502 {
+		headers = append(headers, [2]string{"retry-after", strconv.Itoa(retryAfter)})
 	}
 	body := `{"error":{"message":"the upstream failed for ` + strconv.Itoa(req.Route.Coalesce.MaxRetries+1) +
 		` identical requests in a row; not retried","type":"upstream_error","code":"leader_failed"}}`

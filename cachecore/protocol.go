@@ -39,6 +39,9 @@ type Flight struct {
 	waited bool
 
 	respStatus int // the upstream's response status (0: none yet)
+	// retryAfter: the seconds of a refused 429 or 5xx answer's Retry-After
+	// (0: none), passed to followers its failure answers (retryAfterOf).
+	retryAfter uint16
 	// refetchFor: the answer to a rewritten batch (its missing items
 	// only) was refused before its end — by its headers or its size —
 	// for this reason; it is held to its end and replaced by the whole
@@ -251,7 +254,7 @@ func (f *Flight) wake(o Outcome, status int) {
 	}
 	c, req := f.c, f.req
 	whole := status&refusedWhole != 0
-	status &^= refusedWhole
+	status &^= refusedWhole // what is left: the status, and its Retry-After above retryAfterShift
 	if o != OutcomeUncacheable {
 		d, read := c.relookup(req)
 		if d == Serve {
@@ -448,6 +451,9 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	// here, and a frame of Finish's own would only pass the call on.
 	now := c.nowMs()
 	if vms, _ := c.leases.Release(req.LeaseFP(), f.vm, f.id, now, hitForMissUntil(req, o, now)); len(vms) > 0 {
+		if o == OutcomeFailed && status != 0 {
+			status |= int(f.retryAfter) << retryAfterShift
+		}
 		f.wakeWaiters(vms, o, status)
 	}
 }

@@ -224,8 +224,9 @@ func statusCode(v string) int {
 // queue: 'W', the key's lease fingerprint, the outcome, for a failure the
 // leader's response status (0 if none), and the leader (its worker and
 // request: a worker's followers of the key may follow a later leader by
-// the time the message is read). 24 bytes, little-endian.
-const wakeLen = 24
+// the time the message is read), and the failure's Retry-After seconds (0:
+// none). 26 bytes, little-endian.
+const wakeLen = 26
 
 func encodeWake(fp uint64, o Outcome, status int, by LeaseHolder) []byte {
 	msg := make([]byte, wakeLen)
@@ -235,6 +236,7 @@ func encodeWake(fp uint64, o Outcome, status int, by LeaseHolder) []byte {
 	binary.LittleEndian.PutUint16(msg[10:], uint16(status))
 	binary.LittleEndian.PutUint64(msg[12:], by.VM)
 	binary.LittleEndian.PutUint32(msg[20:], by.Stream)
+	binary.LittleEndian.PutUint16(msg[24:], uint16(status>>retryAfterShift))
 	return msg
 }
 
@@ -249,7 +251,8 @@ func DecodeWake(msg []byte) (fp uint64, o Outcome, status int, ok bool) {
 	if len(msg) != wakeLen || msg[0] != 'W' || msg[9] > byte(OutcomeAbandoned) {
 		return 0, 0, 0, false
 	}
-	return binary.LittleEndian.Uint64(msg[1:]), Outcome(msg[9]), int(binary.LittleEndian.Uint16(msg[10:])), true
+	status = int(binary.LittleEndian.Uint16(msg[10:])) | int(binary.LittleEndian.Uint16(msg[24:]))<<retryAfterShift
+	return binary.LittleEndian.Uint64(msg[1:]), Outcome(msg[9]), status, true
 }
 
 // WakeQueueName is the name of worker vm's wake-up queue. A shared queue
