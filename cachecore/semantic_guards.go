@@ -104,6 +104,14 @@ func vetoes(g *Guards, a, b string) Event {
 func codeFragments(s string) []string {
 	var out []string
 	for _, w := range strings.Fields(s) {
+		if q := strings.TrimRight(w, ",.;:?!"); len(q) > 2 && q[0] == '`' && q[len(q)-1] == '`' {
+			// Backticks quote code whole: the "?" of "`ab?`" is a regex
+			// quantifier, no sentence's end (review Z196).
+			if q = q[1 : len(q)-1]; codeQuoted(q) {
+				out = append(out, q)
+			}
+			continue
+		}
 		w = strings.TrimLeft(w, "\"'`“”‘’«»([{")
 		w = strings.TrimRight(w, "\"'`“”‘’«»)]},.;:?!")
 		if isCodeFragment(w) {
@@ -123,6 +131,22 @@ func isCodeFragment(w string) bool {
 			sign = true
 		case r == '-' && (i == 0 || shortRun(w[:i], true) || shortRun(w[i+1:], false)):
 			sign = true // a flag ("-i"), a mode ("u-x"), not "well-known"
+		}
+	}
+	return letter && sign
+}
+
+// codeQuoted reports a word quoted in backticks that is code: a letter
+// and any sign but a letter or digit (isCodeFragment's signs, and the
+// "?" or "." a pattern holds).
+func codeQuoted(w string) bool {
+	letter, sign := false, false
+	for _, r := range w {
+		switch {
+		case unicode.IsLetter(r):
+			letter = true
+		case !unicode.IsNumber(r) && r != '`':
+			sign = true
 		}
 	}
 	return letter && sign
@@ -162,6 +186,10 @@ type token struct {
 	// raw is the word as written when that is not w (it has capitals):
 	// units whose case is their meaning read from it (casedUnits).
 	raw string
+	// comma: the number as written when it has a comma, which only
+	// English text reads as numberText does (unstem puts it back).
+	comma   string
+	written bool // unstem: comma is its number (raw too, when set)
 	// code: joined to a word by a dot ("errors.Is", "json.loads"), a
 	// code identifier: a name, compared whole.
 	code bool
@@ -245,6 +273,9 @@ func tokenize(s string) []token {
 				t.w = t.w[:k] // 's, 're, 'll, 've, 'd
 			}
 			if t.digit {
+				if strings.IndexByte(t.w, ',') >= 0 {
+					t.comma = t.w
+				}
 				t.w = numberText(t.w)
 				if point == i {
 					t.w = "0." + t.w // ".5" is 0.5
@@ -281,6 +312,13 @@ func tokenize(s string) []token {
 			out = append(out, token{w: string(rs[i : i+2]), stem: string(rs[i : i+2]), symbol: true})
 			i += 2
 			continue
+		case strings.ContainsRune("([{", r) && (numberAt(rs, i+1) || variableAt(rs, i+1)) ||
+			strings.ContainsRune(")]}", r) && i > 0 && (unicode.IsNumber(rs[i-1]) || variableAt(rs, i-1)):
+			// A bracket of a formula, next to its operand inside: it groups
+			// ("(2 + 3) * 4" is not "2 + (3 * 4)") and its kind is a
+			// meaning ("[0, 1]" is not "(0, 1)", "{1, 1}" not "[1, 1]")
+			// (review Z196).
+			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case (r == '@' || r == '#') && standsAlone(rs, i):
 			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // "the @ symbol"
 		case r == '$' && i+1 < len(rs) && strings.ContainsRune("?!#@*$_-", rs[i+1]):
@@ -388,8 +426,15 @@ func tokenize(s string) []token {
 // unstem compares ts's words whole: the stemmer is English, and elsewhere
 // it folds words that differ ("hablas" / "habla"), where any differing
 // word must veto.
+//
+// Its numbers keep their commas as written: "1,250 kg" is 1.25 kg in
+// German or Italian, not the 1250 kg it is in English, and "1.250" is
+// 1250 there; each form is only equal to itself (review Z196).
 func unstem(ts []token) {
 	for k := range ts {
+		if ts[k].comma != "" {
+			ts[k].w, ts[k].written = ts[k].comma, true
+		}
 		ts[k].stem = ts[k].w
 	}
 }
@@ -803,7 +848,9 @@ func quantities(ts []token) []string {
 		case t.digit:
 			w := t.w
 			if t.raw != "" { // "50Mbps" is not "50MBps"
-				w = numberText(t.raw)
+				if w = t.raw; !t.written {
+					w = numberText(t.raw)
+				}
 				if strings.HasPrefix(t.w, "0.") && !strings.HasPrefix(w, "0.") {
 					w = "0." + w
 				}
