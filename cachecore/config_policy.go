@@ -64,7 +64,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	case "key_fields":
 		pol.KeyFields = p.strList(path, v)
 		for i, name := range pol.KeyFields {
-			if strings.ContainsAny(name, keyFieldPathChars) {
+			if escaped(name) {
+				p.fail(fmt.Sprintf("%s[%d]", path, i), "%q holds a quote or a control character: a member name the key holds escaped, which key_fields would never match", name)
+			} else if strings.ContainsAny(name, keyFieldPathChars) {
 				p.fail(fmt.Sprintf("%s[%d]", path, i), "%q is a gjson path: key_fields lists top-level request fields by name (\"messages\", not \"messages.#.content\"); a path names no field, and the question would leave the key", name)
 			}
 		}
@@ -72,7 +74,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 		pol.IgnoreFields = p.strList(path, v)
 		pol.ignoreSet = true
 		for i, name := range pol.IgnoreFields {
-			if strings.ContainsAny(name, keyFieldPathChars) {
+			if escaped(name) {
+				p.fail(fmt.Sprintf("%s[%d]", path, i), "%q holds a quote or a control character: a member name the key holds escaped, which ignore_fields would never match", name)
+			} else if strings.ContainsAny(name, keyFieldPathChars) {
 				// As key_fields: a path names no member, and ignored
 				// nothing the operator meant (review Z140).
 				p.fail(fmt.Sprintf("%s[%d]", path, i), "%q is a gjson path: ignore_fields lists top-level request fields by name (\"user\", not \"metadata.request_id\"); a path names no field, and would ignore nothing", name)
@@ -258,6 +262,19 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 // matches no member: the allowlist would keep only the model, and every
 // question to it would share one key.
 const keyFieldPathChars = ".#*?|@\\[]{}!"
+
+// escaped reports a member name the canonical form writes with an escape
+// (a quote, a control character): key_fields and ignore_fields compare
+// names as the key holds them, so such an entry would match no member,
+// and the member it names would silently leave the key (review Z199).
+func escaped(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '"' || name[i] < 0x20 {
+			return true
+		}
+	}
+	return false
+}
 
 // headerNames reads a list of header names, lower-cased as Envoy hands
 // them to the filter.

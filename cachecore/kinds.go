@@ -83,7 +83,11 @@ var kinds = []*kindSpec{
 		// Z122).
 		formKeyed: []string{"stream", "stream_options", "n", "logprobs", "top_logprobs", "prompt_logprobs", "return_token_ids",
 			"echo", "add_generation_prompt", "continue_final_message",
-			"modalities", "audio", "return_tokens_as_token_ids", "post_sampling_probs", "n_probs"},
+			"modalities", "audio", "return_tokens_as_token_ids", "post_sampling_probs", "n_probs",
+			// Whether the answer is tool calls or text, and how many
+			// (review Z199); a reasoning member or web search's
+			// annotations in the message.
+			"tool_choice", "parallel_tool_calls", "include_reasoning", "reasoning_format", "web_search_options"},
 		streams: true,
 		admit:   checkCompletion,
 	},
