@@ -380,9 +380,14 @@ const youngRecordMs = 30 * 1000
 
 // reclaimable reports whether a record live until until may give its
 // place to another model's.
+//
+// A young record made further ahead than clockSkewMs was made before the
+// wall clock stepped back: it is reclaimable, as leases past their
+// horizon are dead, rather than young for as long as the step (review
+// Z200).
 func reclaimable(until, now int64) bool {
 	if until <= 0 {
-		return -until <= now-youngRecordMs
+		return -until <= now-youngRecordMs || -until-now > clockSkewMs
 	}
 	return until <= now
 }

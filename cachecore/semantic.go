@@ -329,7 +329,7 @@ func (f *Flight) semanticStep() []Action {
 		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
 		return f.semanticSearch(v, pre, false)
 	}
-	if until, ok := c.semPending[tkey]; ok && until > c.nowMs() {
+	if until, ok := c.semPending[tkey]; ok && claimLive(until, c.nowMs(), s) {
 		return nil // the same turn is being embedded: this one goes on as a miss
 	}
 	v, claimed := c.semShared(tkey, s)

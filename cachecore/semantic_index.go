@@ -1216,7 +1216,7 @@ func (c *Cache) semShared(tkey uint64, s *Semantic) (v *semVector, claimed bool)
 				return v, false
 			}
 		case 'P':
-			if int64(binary.LittleEndian.Uint64(val[9:])) > now {
+			if claimLive(int64(binary.LittleEndian.Uint64(val[9:])), now, s) {
 				return nil, false
 			}
 		}
@@ -1231,6 +1231,17 @@ func (c *Cache) semShared(tkey uint64, s *Semantic) (v *semVector, claimed bool)
 	binary.LittleEndian.PutUint64(claim[1:], tkey)
 	binary.LittleEndian.PutUint64(claim[9:], uint64(now+s.Embedding.Timeout.Milliseconds()+1000))
 	return nil, c.store.Set(key, claim, cas) == nil
+}
+
+// claimLive reports whether a turn's embedding claim (shared, or this
+// VM's pending mark) that lasts until until is live at now: one further
+// ahead than any is written for (the call's timeout and a second, and
+// clockSkewMs between workers) was written before the wall clock stepped
+// back, and is dead rather than live for as long as the step (review
+// Z200). A reload that shortens the timeout ends older claims early: the
+// turn is embedded once more at worst.
+func claimLive(until, now int64, s *Semantic) bool {
+	return until > now && until-now <= s.Embedding.Timeout.Milliseconds()+1000+clockSkewMs
 }
 
 // semSharedPut shares an embedded turn's vector. Its identity's length is
