@@ -223,9 +223,14 @@ func cutDirective(v string) (part, rest string) {
 
 // directiveEnd is where v's first directive ends: the first ',' not inside
 // its quoted-string argument, or len(v); open: the argument's quote never
-// closes.
+// closes, or a quote stands in the directive's name, where none may (a
+// name is a token): `a"="b, no-store, c="d"` read as one directive hid
+// the no-store that a reading split at commas finds (review Z197).
 func directiveEnd(v string) (i int, open bool) {
 	for i < len(v) && v[i] != ',' && v[i] != '=' {
+		if v[i] == '"' {
+			return len(v), true
+		}
 		i++
 	}
 	if i < len(v) && v[i] == '=' {
