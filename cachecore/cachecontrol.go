@@ -177,6 +177,27 @@ func parseResponseCC(v string, unicode bool) ResponseCC {
 	return cc
 }
 
+// mustRevalidate reports whether any Cache-Control line of an answer's
+// headers says must-revalidate or proxy-revalidate (a malformed value, as
+// parseResponseCC reads one, says nothing more: it is not stored).
+func mustRevalidate(headers [][2]string) bool {
+	for i := range headers {
+		if headers[i][0] != "cache-control" {
+			continue
+		}
+		v := headers[i][1]
+		unicode := !isASCII(v)
+		for len(v) > 0 {
+			var name string
+			name, _, _, v = nextDirective(v, unicode)
+			if foldEquals(name, "must-revalidate") || foldEquals(name, "proxy-revalidate") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // nextDirective splits the first directive off a Cache-Control value: its
 // name, trimmed, and its argument after '=', trimmed of spaces and
 // quotes. The switches above compare names with foldEquals, ASCII only:

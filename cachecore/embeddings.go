@@ -1207,7 +1207,9 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c =
 // storeEmbeddings stores every freshly computed item.
 func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
 	now := c.nowMs()
-	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
+	var flags uint8
+	window := c.storeStaleWindow(req, headers, &flags)
+	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+window)
 	if !ok {
 		return res
 	}
@@ -1238,7 +1240,7 @@ func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, b
 		}
 		e := Entry{Key: it.key, StoredAt: now, FreshUntil: now + adm.TTL.Milliseconds(), ComputeMs: computeMs,
 			Status: uint16(status), Headers: hs, Body: it.fresh}
-		e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
+		e.StaleUntil, e.Flags = e.FreshUntil+window, flags
 		size := e.EncodedSize()
 		if size > req.Route.MaxEntryBytes {
 			res.refuseItems(1, ReasonTooLarge)

@@ -30,6 +30,10 @@ const (
 	// FlagDemoted marks an answer a near hit's shadow comparison
 	// contradicted: never a near match again (Table.markEntry).
 	FlagDemoted
+	// FlagNoStale marks an answer whose upstream said must-revalidate or
+	// proxy-revalidate: stored with no stale window (storeStaleWindow),
+	// and copied from L2 with none.
+	FlagNoStale
 )
 
 // entryFlagsAt is the offset of an encoded entry's flags.

@@ -481,6 +481,9 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 	// writer neither served it stale nor kept it for stale-if-error
 	// (review Z165).
 	staleUntil := e.FreshUntil + c.staleWindow(req).Milliseconds()
+	if e.Flags&FlagNoStale != 0 { // the upstream said must-revalidate
+		staleUntil = e.FreshUntil
+	}
 	res, ok := c.prepareStore(req, adm, staleUntil)
 	if !ok {
 		return res, false

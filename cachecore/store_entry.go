@@ -67,14 +67,15 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		// noted as a refused answer's is.
 		return c.noteVersion(req, ReasonTooLarge, status, headers, body)
 	}
-	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+c.staleWindow(req).Milliseconds())
+	window := c.storeStaleWindow(req, headers, &e.Flags)
+	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+window)
 	if !ok {
 		return res
 	}
 	c.rekey(req) // the state may have moved on since Lookup
 	born := now - age
 	e.Key, e.StoredAt, e.FreshUntil = req.Key, born, born+adm.TTL.Milliseconds()
-	e.StaleUntil = e.FreshUntil + c.staleWindow(req).Milliseconds()
+	e.StaleUntil = e.FreshUntil + window
 	// Encoded into a reused buffer: the store copies it. One larger than
 	// the buffers kept for reuse are (maxSpareBuffer) is not kept: an
 	// answer at max_entry_bytes would size it for good.
@@ -217,6 +218,21 @@ func (c *Cache) purgedAfterLook(fp uint64, since, now int64) bool {
 // staleWindow is how long past its TTL an entry stays useful.
 func (c *Cache) staleWindow(req *Request) time.Duration {
 	return max(req.Route.StaleWhileReval, req.Route.StaleIfError)
+}
+
+// storeStaleWindow is the stale window (ms) of an answer stored with
+// headers: the route's, or none when the upstream said must-revalidate or
+// proxy-revalidate, which forbid serving the answer stale, by
+// stale_while_revalidate, stale_if_error or a client's max-stale alike
+// (RFC 9111 §5.2.2.2, §5.2.2.8; review Z197). flags gets FlagNoStale then,
+// for a copy from L2 to keep it so.
+func (c *Cache) storeStaleWindow(req *Request, headers [][2]string, flags *uint8) int64 {
+	w := c.staleWindow(req).Milliseconds()
+	if w > 0 && mustRevalidate(headers) {
+		*flags |= FlagNoStale
+		return 0
+	}
+	return w
 }
 
 func storeErrReason(err error) Reason {
