@@ -36,6 +36,9 @@ type parser struct {
 	reported map[string]bool
 	// tagMemo: the set digests of lists routes share (keyingTagWith).
 	tagMemo setMemo
+	// foldChecked: the ignore_fields lists checked for names equal but
+	// for case to what the key keeps (route).
+	foldChecked map[foldCheck]bool
 }
 
 func (p *parser) fail(path, format string, args ...any) {

@@ -189,7 +189,7 @@ func (p *parser) config(data []byte) *Config {
 			p.fail("purge.token", "must not hold a control character: no Authorization header can carry it, and every purge would be refused")
 		}
 		for _, r := range cfg.Routes {
-			if cfg.Purge.Path == r.Exact || cfg.Purge.Path == r.Prefix {
+			if cfg.Purge.Path != "" && (cfg.Purge.Path == r.Exact || cfg.Purge.Path == r.Prefix) { // (none: an error of its own; review Z201)
 				p.fail("purge.path", "is route %q's own path: its requests there would all be taken as purge calls", r.Name)
 			}
 		}
@@ -359,6 +359,14 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	if r.Kind.spec().perItem {
 		p.perItemPolicy(path, v, r)
 	}
+	if sh, spec := r.Shadow, r.Kind.spec(); sh != nil && (sh.Compare == "numeric" || sh.Compare == "cosine") &&
+		spec.shadowCompare == "text" && slices.Equal(sh.Paths, spec.shadowPaths) {
+		// The text of a completion holds no numbers to compare: cosine
+		// found identical answers diverging, numeric any two agreeing
+		// (review Z201).
+		p.fail(fieldOf(path, v, defaults, "shadow")+".compare", "%q compares numbers, and a %s route's default shadow paths hold text (%s): compare text, or name the paths that hold numbers in shadow.paths",
+			sh.Compare, r.Kind, strings.Join(sh.Paths, ", "))
+	}
 	// A route's own list replaces the other kind of list it inherits from
 	// defaults; written both on the route, they contradict each other.
 	switch ownKeys, ownIgnore := v.Get("key_fields").Exists(), v.Get("ignore_fields").Exists(); {
@@ -391,10 +399,20 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 	// (review Z140). The model's member and the fields that set the
 	// answer's form are kept whatever ignore_fields says (keepAlways), but
 	// only under their own spelling.
-	for _, name := range r.IgnoreFields {
-		for _, kept := range slices.Concat(r.Kind.spec().question, r.Kind.spec().formKeyed, []string{r.ModelPath}) {
-			if name != kept && strings.EqualFold(name, kept) {
-				p.fail(fieldOf(path, v, defaults, "ignore_fields"), "must not name %q: a Go server reads it as %q, which the key must hold", name, kept)
+	// A list routes share (inherited from defaults) is checked once per
+	// kind and model field: checked for each route, a long one cost its
+	// length times the routes (review Z201).
+	if ck := (foldCheck{unsafe.SliceData(r.IgnoreFields), len(r.IgnoreFields), r.Kind, r.ModelPath}); len(r.IgnoreFields) > 0 && !p.foldChecked[ck] {
+		if p.foldChecked == nil {
+			p.foldChecked = map[foldCheck]bool{}
+		}
+		p.foldChecked[ck] = true
+		kept := slices.Concat(r.Kind.spec().question, r.Kind.spec().formKeyed, []string{r.ModelPath})
+		for _, name := range r.IgnoreFields {
+			for _, k := range kept {
+				if name != k && strings.EqualFold(name, k) {
+					p.fail(fieldOf(path, v, defaults, "ignore_fields"), "must not name %q: a Go server reads it as %q, which the key must hold", name, k)
+				}
 			}
 		}
 	}
@@ -497,6 +515,15 @@ func keyingTag(r *Route) uint64 { return keyingTagWith(r, nil) }
 // defaults share it, and 1,024 routes sorting defaults' 2,000 stored
 // headers each took seconds to start (TestConfigDefaultsTimesRoutesIsBounded).
 type setMemo map[setMemoKey][]byte
+
+// foldCheck names an ignore_fields list (its memory and length) checked
+// against a kind's kept fields and a model field.
+type foldCheck struct {
+	at    *string
+	n     int
+	kind  Kind
+	model string
+}
 
 type setMemoKey struct {
 	at unsafe.Pointer

@@ -206,6 +206,11 @@ func compareValues(sh *Shadow, a, b gjson.Result) bool {
 		return a.String() == b.String()
 	case "numeric":
 		na, nb := numbers(a), numbers(b)
+		if len(na) == 0 && len(nb) == 0 {
+			// Values with no number (text): compared as they are, not
+			// found equal for holding none (review Z201).
+			return jsonEqual(a, b)
+		}
 		if len(na) != len(nb) {
 			return false
 		}
@@ -217,6 +222,9 @@ func compareValues(sh *Shadow, a, b gjson.Result) bool {
 		return true
 	case "cosine":
 		va, vb := numbers(a), numbers(b)
+		if len(va) == 0 && len(vb) == 0 {
+			return jsonEqual(a, b) // as numeric's: two equal texts are equal (review Z201)
+		}
 		return len(va) > 0 && len(va) == len(vb) && cosine(va, vb) >= sh.MinCosine
 	}
 	return jsonEqual(a, b)
