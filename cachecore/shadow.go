@@ -421,6 +421,16 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 	now := c.nowMs()
 	st, err := c.updateModel(req.Route.Name, req.Model, func(r *modelRecord, _ bool) bool {
 		res = ShadowResult{moved: r.gen != req.state.Gen}
+		if res.moved {
+			// The entry compared is of a generation the model has left
+			// (an invalidation, a purge, a version switch while the call
+			// was out): it says nothing of the current one. Counted, the
+			// calls out at an invalidation filled the new generation's
+			// window with the old model's divergence, and invalidated it
+			// again (review Z207).
+			res.Samples, res.Diverged = r.samples, r.diverged
+			return false
+		}
 		if now-r.divStart > sh.Window.Milliseconds() || now < r.divStart { // or the wall clock stepped back past its start
 			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0
 		}
