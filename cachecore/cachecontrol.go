@@ -178,7 +178,9 @@ func parseResponseCC(v string, unicode bool) ResponseCC {
 }
 
 // mustRevalidate reports whether any Cache-Control line of an answer's
-// headers says must-revalidate or proxy-revalidate (a malformed value, as
+// headers says must-revalidate, proxy-revalidate or s-maxage (which
+// carries proxy-revalidate's meaning for a shared cache: review Z202; a
+// malformed value, as
 // parseResponseCC reads one, says nothing more: it is not stored).
 func mustRevalidate(headers [][2]string) bool {
 	for i := range headers {
@@ -190,7 +192,7 @@ func mustRevalidate(headers [][2]string) bool {
 		for len(v) > 0 {
 			var name string
 			name, _, _, v = nextDirective(v, unicode)
-			if foldEquals(name, "must-revalidate") || foldEquals(name, "proxy-revalidate") {
+			if foldEquals(name, "must-revalidate") || foldEquals(name, "proxy-revalidate") || foldEquals(name, "s-maxage") {
 				return true
 			}
 		}

@@ -392,7 +392,8 @@ func (c *Cache) afterLeaderFailure(req *Request, failures int) followerStep {
 const retryAfterShift = 16
 
 // retryAfterOf is the Retry-After of a 429 or 5xx answer in whole seconds,
-// 1 to 65535; 0 for none, another status, an HTTP-date or anything else.
+// 1 to 65535 (more is 65535); 0 for none, another status, an HTTP-date,
+// more than ten digits or anything else.
 // A follower answered with the failure passes it on (leaderFailedResponse):
 // without it a burst's clients all retry at once.
 //
@@ -406,7 +407,7 @@ func retryAfterOf(status int, headers [][2]string) uint16 {
 		return 0
 	}
 	v = strings.Trim(v, " \t")
-	if v == "" || len(v) > 5 {
+	if v == "" || len(v) > 10 {
 		return 0
 	}
 	n := 0
@@ -416,10 +417,7 @@ func retryAfterOf(status int, headers [][2]string) uint16 {
 		}
 		n = n*10 + int(v[i]-'0')
 	}
-	if n > 65535 {
-		return 0
-	}
-	return uint16(n)
+	return uint16(min(n, 65535)) // a day's quota waits the most the wake-up carries (review Z202)
 }
 
 // leaderFailedResponse is the local answer of a follower whose leaders all
@@ -439,7 +437,7 @@ func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]
 		{"content-type", "application/json"},
 		{"cache-status", string(cs.AppendHeader(nil, c.cfg.CacheName))},
 	}
-	if retryAfter > 0 && status != 502 {
+	if retryAfter > 0 { // (a 502 of the model's own carries its own: review Z202)
 		headers = append(headers, [2]string{"retry-after", strconv.Itoa(retryAfter)})
 	}
 	body := `{"error":{"message":"the upstream failed for ` + strconv.Itoa(req.Route.Coalesce.MaxRetries+1) +

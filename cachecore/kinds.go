@@ -85,9 +85,10 @@ var kinds = []*kindSpec{
 			"echo", "add_generation_prompt", "continue_final_message",
 			"modalities", "audio", "return_tokens_as_token_ids", "post_sampling_probs", "n_probs",
 			// Whether the answer is tool calls or text, and how many
-			// (review Z199); a reasoning member or web search's
+			// (review Z199; function_call, the legacy tool_choice: review
+			// Z202); a reasoning member or web search's
 			// annotations in the message.
-			"tool_choice", "parallel_tool_calls", "include_reasoning", "reasoning_format", "web_search_options"},
+			"tool_choice", "function_call", "parallel_tool_calls", "include_reasoning", "reasoning_format", "web_search_options"},
 		streams: true,
 		admit:   checkCompletion,
 	},

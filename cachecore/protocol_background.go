@@ -96,6 +96,11 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 				// lead finds it (refusalEnded; review Z154).
 				status = endedStatus(o, status)
 			}
+			if o == OutcomeFailed {
+				// Its followers answered with the failure get its
+				// Retry-After, as a request leader's do (review Z202).
+				status |= int(retryAfterOf(res.Status, res.Headers)) << retryAfterShift
+			}
 			ev := EvRefreshStored
 			if st.Reason != ReasonNone {
 				ev = EvRefreshRefused

@@ -312,12 +312,12 @@ func tokenize(s string) []token {
 			out = append(out, token{w: string(rs[i : i+2]), stem: string(rs[i : i+2]), symbol: true})
 			i += 2
 			continue
-		case strings.ContainsRune("([{", r) && (numberAt(rs, i+1) || variableAt(rs, i+1)) ||
-			strings.ContainsRune(")]}", r) && i > 0 && (unicode.IsNumber(rs[i-1]) || variableAt(rs, i-1)):
+		case strings.ContainsRune("([{", r) && bracketsOperand(rs, i, 1) || strings.ContainsRune(")]}", r) && bracketsOperand(rs, i, -1):
 			// A bracket of a formula, next to its operand inside: it groups
 			// ("(2 + 3) * 4" is not "2 + (3 * 4)") and its kind is a
 			// meaning ("[0, 1]" is not "(0, 1)", "{1, 1}" not "[1, 1]")
-			// (review Z196).
+			// (review Z196); spaces inside too: "( 2 + 3 ) * 4" (review
+			// Z202).
 			out = append(out, token{w: string(r), stem: string(r), symbol: true})
 		case (r == '@' || r == '#') && standsAlone(rs, i):
 			out = append(out, token{w: string(r), stem: string(r), symbol: true}) // "the @ symbol"
@@ -485,6 +485,20 @@ func minusBeforeNumber(rs []rune, i int, to *int, digit *bool) bool {
 		return true
 	}
 	return k == i+1 && k < len(rs) && rs[k] == '(' && (numberAt(rs, k+1) || variableAt(rs, k+1) || unaryRun(rs, k+1, to, digit))
+}
+
+// bracketsOperand reports a number or a variable inside the bracket at
+// rs[i], past spaces: after it (step 1, an opening one) or before it
+// (step -1, a closing one).
+func bracketsOperand(rs []rune, i, step int) bool {
+	j := i + step
+	for j >= 0 && j < len(rs) && rs[j] == ' ' {
+		j += step
+	}
+	if step > 0 {
+		return numberAt(rs, j) || variableAt(rs, j)
+	}
+	return j >= 0 && (unicode.IsNumber(rs[j]) || variableAt(rs, j))
 }
 
 // numberAt reports a number starting at rs[j], perhaps after a sign and a

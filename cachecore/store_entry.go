@@ -221,18 +221,18 @@ func (c *Cache) staleWindow(req *Request) time.Duration {
 }
 
 // storeStaleWindow is the stale window (ms) of an answer stored with
-// headers: the route's, or none when the upstream said must-revalidate or
-// proxy-revalidate, which forbid serving the answer stale, by
+// headers: the route's, or none when the upstream said must-revalidate,
+// proxy-revalidate or s-maxage (proxy-revalidate's meaning for a shared
+// cache, RFC 9111 §5.2.2.10), which forbid serving the answer stale, by
 // stale_while_revalidate, stale_if_error or a client's max-stale alike
 // (RFC 9111 §5.2.2.2, §5.2.2.8; review Z197). flags gets FlagNoStale then,
 // for a copy from L2 to keep it so.
 func (c *Cache) storeStaleWindow(req *Request, headers [][2]string, flags *uint8) int64 {
-	w := c.staleWindow(req).Milliseconds()
-	if w > 0 && mustRevalidate(headers) {
+	if mustRevalidate(headers) { // whatever this route's window: the flag travels to L2 (review Z202)
 		*flags |= FlagNoStale
 		return 0
 	}
-	return w
+	return c.staleWindow(req).Milliseconds()
 }
 
 func storeErrReason(err error) Reason {
