@@ -28,6 +28,12 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		// The key's answers were found uncacheable: no call, and none in
 		// flight either, which "joined" said (review Z174).
 		return []Action{{Kind: ActCount, Event: EvRefreshUncacheable, Route: r}}
+	case RoleCollision:
+		// The lease slot is full of other keys' leaders (or unreadable):
+		// no call, and none in flight for this key either, which
+		// "joined" said (review Z205). The entry is refreshed by a later
+		// hit, or a miss once it is past its stale window.
+		return []Action{{Kind: ActCount, Event: EvCollision, Route: r}}
 	default:
 		// Someone is already getting a fresh answer.
 		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}

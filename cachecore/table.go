@@ -273,15 +273,17 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 }
 
 // listedAfter reports whether fp's bucket's index lists fp live with a
-// stale time past staleUntil: the key was stored again since an entry of
-// that stale time was read (Cache.Refresh). A failed or foreign read
-// reports false.
+// stale time other than staleUntil: the key was stored again since an
+// entry of that stale time was read (Cache.Refresh). Other, not later: an
+// answer stored with no stale window (must-revalidate) ends before the
+// stale entry it renewed did, and a second refresh went for one expiry
+// (review Z205). A failed or foreign read reports false.
 func (t *Table) listedAfter(fp uint64, staleUntil int64) bool {
 	if _, _, err := t.readIndex(t.bucketOf(fp)); err != nil || !t.idxListed {
 		return false
 	}
 	for _, s := range t.idx {
-		if s.fp == fp && s.tag != purgedTag && s.staleUntil > staleUntil {
+		if s.fp == fp && s.tag != purgedTag && s.staleUntil != staleUntil {
 			return true
 		}
 	}
