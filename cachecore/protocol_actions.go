@@ -3,6 +3,7 @@ package cachecore
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -202,6 +203,26 @@ type CallResult struct {
 	Status  int
 	Headers [][2]string
 	Body    []byte
+}
+
+// envoyCallReply reports a call's answer that Envoy made itself: a call
+// has no response code details to tell (a request's answer has: Origin),
+// so it is known by Envoy's local replies as its AsyncClient sends them,
+// a text/plain 504 "upstream request timeout" for a call past its
+// timeout, a 503 "no healthy upstream" or "upstream connect error or
+// disconnect/reset before headers…" for one that reached no model.
+func envoyCallReply(res CallResult) bool {
+	if res.Failed || res.NotStarted || res.Status != 503 && res.Status != 504 {
+		return false
+	}
+	if ct, _ := header(res.Headers, "content-type"); !strings.HasPrefix(ct, "text/plain") {
+		return false
+	}
+	b := string(res.Body)
+	if res.Status == 504 {
+		return b == "upstream request timeout"
+	}
+	return b == "no healthy upstream" || strings.HasPrefix(b, "upstream connect error or disconnect/reset before headers")
 }
 
 // CallStatus reads the :status of a call's answer headers (0 if none).

@@ -93,6 +93,13 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 				// run out of retries on a model that answers (review Z115).
 				o = OutcomeAbandoned
 			}
+		case envoyCallReply(res):
+			// Envoy's own answer to the call (it timed out, or reached no
+			// upstream): the model sent nothing, and nothing of it is
+			// refused (review Z205). Followers get its status, as a
+			// request leader's timeout passes its 504.
+			acts = append(acts, Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
+			status = res.Status
 		default:
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
 			o, status = leadEnd(st.Reason, res.Status) // its followers get a 429 or 5xx as a request's leader's
