@@ -196,7 +196,10 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 				bad, badHeader = true, k.String()
 				return false
 			}
-			hs = append(hs, [2]string{strings.ToLower(k.String()), val.String()})
+			// Trimmed as HTTP trims a field's value (RFC 9110 §5.5): the
+			// request replayed reached the filter so, and an identity with
+			// a space around it keyed another tenant (review Z203).
+			hs = append(hs, [2]string{strings.ToLower(k.String()), strings.Trim(val.String(), " \t")})
 			return true
 		})
 		if bad {
