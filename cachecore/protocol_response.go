@@ -42,6 +42,14 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 		if req.rewritten() {
 			// The answer covers only the missing items and cannot be used:
 			// the client still needs a whole answer.
+			if st.Result.Version != "" && req.batch != nil {
+				// Of another version than the request was keyed under: a
+				// new model's vectors may have another dimension; that is
+				// a version change (noted above), not a drift of the
+				// cached one, whose purge took the new version's entries
+				// too (review Z206).
+				req.batch.answerDrifted = false
+			}
 			return Refetching, append(acts, f.Refetch(adm.Reason, reqHeaders)...)
 		}
 		if adm.Reason == ReasonTruncated {

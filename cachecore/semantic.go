@@ -325,7 +325,11 @@ func (f *Flight) semanticStep() []Action {
 	}
 	req.sem = q
 	tkey := c.textKey(req.Route, &req.tenant, q.text)
-	if v, ok := c.semVectors.get(tkey); ok {
+	if v, ok := c.semVectors.get(tkey); ok && c.semListed(req.Route, v.ns) {
+		// (One whose namespace left the route's list is of a model the
+		// server no longer reports, reclaimed since: searched, it listed
+		// that model again and counted a change to it; the turn is
+		// embedded again instead: review Z206.)
 		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
 		return f.semanticSearch(v, pre, false)
 	}
@@ -731,13 +735,13 @@ func (c *Cache) semList(r *Route, ns uint64, now int64) (changed, warn bool, unw
 }
 
 // semUsable reports whether a shared vector may serve this worker: of the
-// model it sees, or, if it has seen none yet, of a namespace in the
-// route's list.
+// model it sees, if it has seen one, and of a namespace in the route's
+// list.
 func (c *Cache) semUsable(r *Route, v *semVector) bool {
-	if seen := c.semModels[r].identity; seen != "" {
-		return v.identity == seen
+	if seen := c.semModels[r].identity; seen != "" && v.identity != seen {
+		return false
 	}
-	return c.semListed(r, v.ns)
+	return c.semListed(r, v.ns) // even of the model it saw last: reclaimed since (review Z206)
 }
 
 // semListed reports whether namespace ns is in route r's list.
