@@ -264,9 +264,6 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			more, err = c.purgeOtherLayouts(req.FP, req.Key, c.nowMs())
 			freed += more
 		}
-		if freed > 0 && route.Semantic != nil {
-			c.semForget(req)
-		}
 		return PurgeResult{Scope: "entry", Freed: freed, L2: l2}, err
 	}
 	return PurgeResult{}, errPurgeForm

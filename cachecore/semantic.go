@@ -506,26 +506,6 @@ func (req *Request) SemanticHit() (bool, float64) {
 	return true, req.sem.sim
 }
 
-// semForget drops the turn of req, whose entry a purge by replay just
-// freed, from the semantic index, in each namespace the route lists (the
-// turn's partition differs by namespace).
-func (c *Cache) semForget(req *Request) {
-	q, ok := c.semanticQuery(req)
-	if !ok || req.Key == nil || q.off+q.n > len(req.Key) {
-		return
-	}
-	raw, _, err := c.store.Get("modelcache/sem/ns/" + req.Route.Name)
-	if err != nil {
-		return
-	}
-	ix, now := c.semIndex(req.Route.Semantic), c.nowMs()
-	turn := req.Key[q.off : q.off+q.n]
-	for _, e := range decodeSemModels(raw).ns {
-		q.ns = e.ns
-		ix.forget(e.ns, c.semPartition(req, q), turn, now)
-	}
-}
-
 // semanticStored indexes the turn of an answer just stored (fresh until
 // then: a near match serves only fresh answers).
 func (f *Flight) semanticStored(freshUntil int64) []Action {

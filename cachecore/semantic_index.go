@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -828,69 +827,6 @@ func (ix semIndexStore) compactKept(key string, now int64) (removed, left int) {
 		}
 	}
 	return 0, -1
-}
-
-// forget drops the records of turn raw from partition part of namespace
-// ns (an answer purged by replay): no near match may serve it, and
-// counted and fresh, its records kept a full index full until the purged
-// answer's ttl, refusing every new turn (review Z204). Each segment is
-// read once: a record's fresh-until is zeroed and the segment compacted,
-// its signs published and the namespace's count lowered.
-func (ix semIndexStore) forget(ns, part uint64, raw []byte, now int64) {
-	prefix := semPrefix(ns, part)
-	head, _, err := ix.s.Get(prefix + "h")
-	if err != nil {
-		return
-	}
-	nseg, _, ok := ix.semHead(head)
-	if !ok {
-		return
-	}
-	removed := 0
-	for i := 0; i < nseg; i++ {
-		key := prefix + "r" + strconv.Itoa(i)
-		if !ix.expireTurn(key, raw) {
-			continue
-		}
-		n, _ := ix.compact(prefix, i, now)
-		removed += n
-	}
-	if removed > 0 {
-		ix.uncount(semNamespace(ns), removed)
-	}
-}
-
-// expireTurn zeroes the fresh-until of segment key's records of turn raw;
-// it reports whether it wrote any.
-func (ix semIndexStore) expireTurn(key string, raw []byte) bool {
-	for try := 0; try < 4; try++ {
-		seg, cas, err := ix.s.Get(key)
-		if err != nil || len(seg) < semSegHead {
-			return false
-		}
-		n := int(binary.LittleEndian.Uint16(seg))
-		fixed := semRecHead + int(binary.LittleEndian.Uint16(seg[2:])) + 2
-		out := append([]byte(nil), seg...)
-		found := false
-		for r, p := 0, semSegHead; r < n && p+fixed <= len(seg); r++ {
-			size := fixed + int(binary.LittleEndian.Uint16(seg[p+fixed-2:]))
-			if p+size > len(seg) {
-				return false
-			}
-			if bytes.Equal(seg[p+fixed:p+size], raw) {
-				binary.LittleEndian.PutUint64(out[p+4:], 0)
-				found = true
-			}
-			p += size
-		}
-		if !found {
-			return false
-		}
-		if ix.s.Set(key, out, cas) == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // deadPartition reports whether the partition's records were stored under
