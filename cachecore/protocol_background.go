@@ -38,7 +38,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 		// Someone is already getting a fresh answer.
 		return []Action{{Kind: ActCount, Event: EvRefreshJoined, Route: r}}
 	}
-	if e := req.Entry; e != nil && c.table.listedAfter(req.FP, e.StaleUntil) {
+	if e := req.Entry; e != nil && c.table.listedAfter(req.FP, e.StaleUntil, c.nowMs()) {
 		// Someone got it: the key was stored again since this entry was
 		// served (another worker's refresh that ended between this one's
 		// lookup and now). A second call for one expiry is what the lease

@@ -509,6 +509,10 @@ func (c *Cache) l2Install(req *Request, e *Entry, ver string) (StoreResult, bool
 	}
 	res.FreshUntil = l1.FreshUntil
 	res.Inserts = []InsertResult{ins}
+	// The entry served is the copy: with this proxy's stale time, an
+	// early refresh of the hit took the copy it had just made for a store
+	// since, and made no call (review Z208).
+	e.StaleUntil = l1.StaleUntil
 	return res, true
 }
 

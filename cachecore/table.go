@@ -272,18 +272,18 @@ func (t *Table) readIndex(b uint64) (cas uint32, exists bool, err error) {
 	return cas, true, nil
 }
 
-// listedAfter reports whether fp's bucket's index lists fp live with a
-// stale time other than staleUntil: the key was stored again since an
+// listedAfter reports whether fp's bucket's index lists fp live at now
+// with a stale time other than staleUntil: the key was stored again since an
 // entry of that stale time was read (Cache.Refresh). Other, not later: an
 // answer stored with no stale window (must-revalidate) ends before the
 // stale entry it renewed did, and a second refresh went for one expiry
 // (review Z205). A failed or foreign read reports false.
-func (t *Table) listedAfter(fp uint64, staleUntil int64) bool {
+func (t *Table) listedAfter(fp uint64, staleUntil, now int64) bool {
 	if _, _, err := t.readIndex(t.bucketOf(fp)); err != nil || !t.idxListed {
 		return false
 	}
 	for _, s := range t.idx {
-		if s.fp == fp && s.tag != purgedTag && s.staleUntil != staleUntil {
+		if s.fp == fp && s.tag != purgedTag && s.staleUntil != staleUntil && s.staleUntil > now { // a dead listing says nothing (review Z208)
 			return true
 		}
 	}
