@@ -395,7 +395,7 @@ func (t *Table) lookupInto(fp uint64, key []byte, now int64, dst *Entry, lead *R
 		return false, err
 	}
 	for w, s := range t.idx {
-		if w == pw || s.fp != fp || s.staleUntil <= now {
+		if w == pw || s.fp != fp || s.staleUntil <= now || s.tag == purgedTag { // a tombstone names no answer (review Z212)
 			continue
 		}
 		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {
@@ -510,7 +510,7 @@ func (t *Table) lookupListed(b uint64, pw int, fp uint64, key []byte, now int64,
 	}
 	listed := false
 	for w, s := range t.idx {
-		if s.fp != fp || s.staleUntil <= now {
+		if s.fp != fp || s.staleUntil <= now || s.tag == purgedTag {
 			continue
 		}
 		listed = true
@@ -941,7 +941,10 @@ func (t *Table) remove(fp uint64, key []byte, purgedAt int64) (int, error) {
 		freed, tomb := 0, -1
 		for w := range t.idx {
 			listed := t.idx[w].fp == fp && t.idx[w].tag != purgedTag
-			if w != pw && !listed {
+			if w != pw && !listed && t.idx[w].fp != fp {
+				// (The key's tombstone's way is read too: a purge whose
+				// blank failed left the entry there, and the purge sent
+				// again found nothing to blank; review Z212.)
 				continue
 			}
 			ok, err := t.readEntry(b, w, key, math.MinInt64, &e)
