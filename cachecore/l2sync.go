@@ -584,19 +584,29 @@ func (c *Cache) l2DropLost() []Action {
 // own; it returns what to log ("" for nothing) and how many entries left
 // L1.
 func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
+	// A record this VM cannot read stands for a purge it missed: L1 goes
+	// whole, as for a trimmed log (review Z209): skipped, its purged
+	// answers were served here until their ttl.
+	unreadable := func(why string) (string, int, bool) {
+		n, err := c.dropL1()
+		if err != nil {
+			return why + ", and L1 could not be dropped: " + err.Error(), n, true
+		}
+		return why + ": a purge may have been missed, so this VM's L1 is dropped", n, false
+	}
 	if len(item) > base64.StdEncoding.EncodedLen(l2MaxRecord) {
 		// No proxy writes it (l2Records): read, its identities of a few
 		// bytes each would cost a table remove per 5 bytes of the log, in
 		// one tick (review Z63).
-		return "l2: a purge log record over the bound every writer keeps could not be read", freed, false
+		return unreadable("l2: a purge log record over the bound every writer keeps could not be read")
 	}
 	raw, err := base64.StdEncoding.DecodeString(item)
 	if err != nil {
-		return "l2: a purge log record could not be read", freed, false
+		return unreadable("l2: a purge log record could not be read")
 	}
 	f := strings.Split(string(raw), "\n")
 	if len(f) < 4 || f[0] != "2" {
-		return "l2: a purge log record could not be read", freed, false
+		return unreadable("l2: a purge log record could not be read")
 	}
 	if f[1] == me || f[3] == l2StartScope {
 		return "", 0, false
@@ -606,12 +616,12 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 	if scope != "all" {
 		var e1, e2 error
 		if len(f) < 6 {
-			return "l2: a purge log record could not be read", freed, false
+			return unreadable("l2: a purge log record could not be read")
 		}
 		route, e1 = strconv.Unquote(f[4])
 		model, e2 = strconv.Unquote(f[5])
 		if e1 != nil || e2 != nil {
-			return "l2: a purge log record could not be read", freed, false
+			return unreadable("l2: a purge log record could not be read")
 		}
 	}
 	switch scope {
@@ -624,17 +634,17 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 		err = c.PurgeModel(route, model)
 	case "entry": // one stable identity, or an embeddings batch's, one per item
 		if len(f) < 7 {
-			return "l2: a purge log record could not be read", freed, false
+			return unreadable("l2: a purge log record could not be read")
 		}
 		stables := make([][]byte, len(f)-6)
 		for i := range stables {
 			if stables[i], err = base64.StdEncoding.DecodeString(f[6+i]); err != nil {
-				return "l2: a purge log record could not be read", freed, false
+				return unreadable("l2: a purge log record could not be read")
 			}
 		}
 		freed, err = c.l2RemoveEntries(route, model, stables, false)
 	default:
-		return "l2: a purge log record of unknown scope " + strconv.Quote(scope), freed, false
+		return unreadable("l2: a purge log record of unknown scope " + strconv.Quote(scope))
 	}
 	if err != nil {
 		return "l2: another proxy's purge could not be applied here: " + err.Error(), freed, true

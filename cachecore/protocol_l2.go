@@ -30,6 +30,9 @@ type l2State struct {
 	creates int    // missing generations created (SET NX) for this request
 	mark    uint64 // the purge mark when the last lookup was sent (purgeMark)
 	marked  bool   // mark could be read
+	// rejected: l2.rejected was counted for this request (once: a wait
+	// on another proxy meets the same value at every poll; review Z209)
+	rejected bool
 
 	polling  bool  // a poll of L2 is under way (waiting on another proxy)
 	lastPoll bool  // the poll at max_wait was sent (l2Tick)
@@ -37,6 +40,14 @@ type l2State struct {
 	waited   bool  // it has waited on another proxy: waitSince is set
 	nextPoll int64 // unix ms
 	backoff  int64 // ms
+}
+
+// l2Rejected counts an L2 value the request may not serve, once a request.
+func (f *Flight) l2Rejected() {
+	if !f.req.l2.rejected {
+		f.req.l2.rejected = true
+		f.count(EvL2Rejected)
+	}
 }
 
 // upstream sends a request that must go upstream — through an L2 lookup
@@ -102,7 +113,7 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		// proxy wrote under a larger l2.max_entry_bytes (a rollout of a
 		// lower limit). Not a fault of L2, so the breaker is left alone: the
 		// request goes upstream as a miss, as for a value it may not serve.
-		f.count(EvL2Rejected)
+		f.l2Rejected()
 		f.l2Upstream(resume)
 		return
 	}
@@ -149,7 +160,7 @@ func (f *Flight) l2Looked(call *Call, res CallResult) {
 		e, ver, err := decodeL2Value(look.value, req.l2.id, req.stableLen, look.gens)
 		switch {
 		case err == errL2Corrupt || err == errL2Foreign:
-			f.count(EvL2Rejected) // the answer upstream overwrites it
+			f.l2Rejected() // the answer upstream overwrites it
 		case err == nil && e.FreshUntil-c.nowMs() > c.cfg.L2.TTLSlack.Milliseconds() && c.freshness(req, e, c.nowMs()) == fresh:
 			// (fresh also for the client's max-age and min-fresh)
 			f.l2Serve(e, ver)
