@@ -356,15 +356,32 @@ func rebuiltOnStreams(path string) bool {
 // each of its choices, if it has a choices array (one fronting an
 // OpenAI-shaped API). The list was accepted there and did nothing, and a
 // truncated answer was stored (review Z69).
+//
+// Member names are read as a Go client reads them, case-folded: a lone
+// "Choices" or "Finish_Reason" is the one a client decodes, and a
+// truncated choice under it was stored (review Z211).
 func finishedAsListed(r *Route, body []byte) bool {
-	choices := gjson.GetBytes(body, "choices")
 	ok := true
-	if choices.IsArray() {
+	gjson.ParseBytes(body).ForEach(func(k, choices gjson.Result) bool {
+		if !strings.EqualFold(k.String(), "choices") || !choices.IsArray() {
+			return true
+		}
 		choices.ForEach(func(_, ch gjson.Result) bool {
-			ok = slices.Contains(r.FinishReasons, ch.Get("finish_reason").String())
+			reason, named := "", false
+			ch.ForEach(func(k, v gjson.Result) bool {
+				if strings.EqualFold(k.String(), "finish_reason") {
+					reason, named = v.String(), true
+				}
+				return true
+			})
+			if !named {
+				reason = ch.Get("finish_reason").String() // (not an object: "")
+			}
+			ok = slices.Contains(r.FinishReasons, reason)
 			return ok
 		})
-	}
+		return ok
+	})
 	return ok
 }
 

@@ -432,6 +432,11 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
+	case endsAtMultipath(r.Path) && (r.Min != nil || r.Max != nil || r.Type != "" && r.Type != "object" && r.Type != "array" ||
+		r.Equals != nil && !r.Equals.IsObject() && !r.Equals.IsArray()):
+		p.fail(path, "%q ends at a multipath ({…} or […]), which reads the object or array it builds, never a number or another scalar: name the member (review Z211)", r.Path)
+	case lengthSeg(r.Path) >= 0 && !lengthBetween(r.Min, r.Max):
+		p.fail(path, "a path ending in # is the array's length, a whole number from 0: no length is within min and max (review Z211)")
 	case lengthSeg(r.Path) >= 0 && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number" ||
 		r.Equals != nil && !isLength(*r.Equals) || r.OneOf != nil && !slices.ContainsFunc(r.OneOf, isLength)):
 		// (equals "1" on it refused every answer; review Z171)
@@ -439,6 +444,61 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	}
 	r.indexOneOf()
 	return r, len(p.errs) == before
+}
+
+// lengthBetween reports whether some length (a whole number from 0) is
+// within min and max (nil: unbounded).
+func lengthBetween(min, max *float64) bool {
+	lo := 0.0
+	if min != nil {
+		lo = math.Max(lo, math.Ceil(*min))
+	}
+	return max == nil || lo <= math.Floor(*max)
+}
+
+// endsAtMultipath reports a gjson path whose last segment (after the last
+// unescaped '.' or '|') is a multipath, {…} or […]: it reads the object or
+// array it builds, never one value.
+func endsAtMultipath(path string) bool {
+	seg := 0
+	for i := 0; i < len(path); i++ {
+		switch path[i] {
+		case '\\':
+			i++
+		case '.', '|':
+			seg = i + 1
+		case '{', '[':
+			if i == seg {
+				return multipathCloses(path[i:])
+			}
+		}
+	}
+	return false
+}
+
+// multipathCloses reports whether the multipath opening s closes at s's
+// end (brackets and strings read as gjson reads them).
+func multipathCloses(s string) bool {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			e, ok := scanString(s, i+1)
+			if !ok {
+				return false
+			}
+			i = e - 1 // (e: after the closing quote)
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i == len(s)-1
+			}
+		}
+	}
+	return false
 }
 
 // lengthSeg says where a gjson path's last segment starts if it is a bare
@@ -581,6 +641,8 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 			c.Path = p.gjsonPath(sub, val)
 			if _, _, each := eachAt(c.Path); each || endsInEveryMatch(c.Path) {
 				p.fail(sub, "crosses every element of an array (#): it reads a list of values, never one score")
+			} else if endsAtMultipath(c.Path) {
+				p.fail(sub, "ends at a multipath ({…} or […]): it reads an object or array it builds, never one score (review Z211)")
 			}
 		case "tiers":
 			for i, tv := range p.array(sub, val) {
