@@ -432,9 +432,8 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 		p.fail(path, "min and max hold only on a number, not on type %s", r.Type)
 	case (r.MinItems != nil || r.MaxItems != nil) && r.Type != "" && r.Type != "array":
 		p.fail(path, "min_items and max_items hold only on an array, not on type %s", r.Type)
-	case endsAtMultipath(r.Path) && (r.Min != nil || r.Max != nil || r.Type != "" && r.Type != "object" && r.Type != "array" ||
-		r.Equals != nil && !r.Equals.IsObject() && !r.Equals.IsArray()):
-		p.fail(path, "%q ends at a multipath ({…} or […]), which reads the object or array it builds, never a number or another scalar: name the member (review Z211)", r.Path)
+	case multipathRuleFails(r):
+		p.fail(path, "%q ends at a multipath, which reads the %s it builds, and the rule holds on no such value: name the member (reviews Z211, Z214)", r.Path, map[byte]string{'{': "object", '[': "array"}[endsAtMultipath(r.Path)])
 	case lengthSeg(r.Path) >= 0 && !lengthBetween(r.Min, r.Max):
 		p.fail(path, "a path ending in # is the array's length, a whole number from 0: no length is within min and max (review Z211)")
 	case lengthSeg(r.Path) >= 0 && (r.MinItems != nil || r.MaxItems != nil || r.Type != "" && r.Type != "number" ||
@@ -444,6 +443,22 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	}
 	r.indexOneOf()
 	return r, len(p.errs) == before
+}
+
+// multipathRuleFails reports a rule on a path ending at a multipath that
+// no value of the kind it builds passes: number bounds, another type,
+// array bounds on an object, an equals or every one_of value of another
+// kind.
+func multipathRuleFails(r Rule) bool {
+	kind := endsAtMultipath(r.Path)
+	if kind == 0 {
+		return false
+	}
+	want := map[byte]string{'{': "object", '[': "array"}[kind]
+	return r.Min != nil || r.Max != nil || r.Type != "" && r.Type != want ||
+		kind == '{' && (r.MinItems != nil || r.MaxItems != nil) ||
+		r.Equals != nil && !builds(kind, *r.Equals) ||
+		r.OneOf != nil && !slices.ContainsFunc(r.OneOf, func(v gjson.Result) bool { return builds(kind, v) })
 }
 
 // lengthBetween reports whether some length (a whole number from 0) is
@@ -457,28 +472,35 @@ func lengthBetween(min, max *float64) bool {
 }
 
 // endsAtMultipath reports a gjson path whose last segment (after the last
-// unescaped '.' or '|') is a multipath, {…} or […]: it reads the object or
-// array it builds, never one value.
-func endsAtMultipath(path string) bool {
-	seg := 0
+// unescaped '.' or '|') is a multipath, and what it builds: '{' an object,
+// '[' an array; 0 for any other path. (An earlier segment's multipath is
+// read past: "{a,b}.{b}" ends at the second; review Z214.)
+func endsAtMultipath(path string) byte {
+	seg, last := 0, byte(0)
 	for i := 0; i < len(path); i++ {
-		switch path[i] {
-		case '\\':
+		switch c := path[i]; {
+		case c == '\\':
 			i++
-		case '.', '|':
-			seg = i + 1
-		case '{', '[':
-			if i == seg {
-				return multipathCloses(path[i:])
+			last = 0
+		case c == '.' || c == '|':
+			seg, last = i+1, 0
+		case (c == '{' || c == '[') && i == seg:
+			e := multipathClose(path[i:])
+			if e < 0 {
+				return 0
 			}
+			i += e
+			last = c
+		default:
+			last = 0
 		}
 	}
-	return false
+	return last
 }
 
-// multipathCloses reports whether the multipath opening s closes at s's
-// end (brackets and strings read as gjson reads them).
-func multipathCloses(s string) bool {
+// multipathClose is the index of the bracket that closes the multipath
+// opening s (brackets and strings read as gjson reads them), or -1.
+func multipathClose(s string) int {
 	depth := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
@@ -487,18 +509,27 @@ func multipathCloses(s string) bool {
 		case '"':
 			e, ok := scanString(s, i+1)
 			if !ok {
-				return false
+				return -1
 			}
 			i = e - 1 // (e: after the closing quote)
 		case '{', '[':
 			depth++
 		case '}', ']':
 			if depth--; depth == 0 {
-				return i == len(s)-1
+				return i
 			}
 		}
 	}
-	return false
+	return -1
+}
+
+// builds reports whether v is of the kind a multipath builds ('{' an
+// object, '[' an array).
+func builds(kind byte, v gjson.Result) bool {
+	if kind == '{' {
+		return v.IsObject()
+	}
+	return v.IsArray()
 }
 
 // lengthSeg says where a gjson path's last segment starts if it is a bare
@@ -641,7 +672,7 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 			c.Path = p.gjsonPath(sub, val)
 			if _, _, each := eachAt(c.Path); each || endsInEveryMatch(c.Path) {
 				p.fail(sub, "crosses every element of an array (#): it reads a list of values, never one score")
-			} else if endsAtMultipath(c.Path) {
+			} else if endsAtMultipath(c.Path) != 0 {
 				p.fail(sub, "ends at a multipath ({…} or […]): it reads an object or array it builds, never one score (review Z211)")
 			}
 		case "tiers":

@@ -470,7 +470,7 @@ func (t *Table) listedPastStale(b uint64, pw int, fp uint64, key []byte, now int
 // gone (a store racing this read; dst held the other way's bytes).
 func (t *Table) listedElsewhere(slots []slot, b uint64, pw int, fp uint64, key []byte, now int64, dst *Entry) (bool, error) {
 	for w, s := range slots {
-		if w == pw || s.fp != fp || s.staleUntil <= now {
+		if w == pw || s.fp != fp || s.staleUntil <= now || s.tag == purgedTag { // (review Z214)
 			continue
 		}
 		if ok, err := t.readEntry(b, w, key, now, dst); ok || err != nil {

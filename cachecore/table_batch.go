@@ -99,7 +99,7 @@ func (t *Table) lookupBatch(vs *indexViews, fp uint64, key []byte, now int64, in
 		return t.readEntry(b, t.preferredWay(fp), key, now, dst)
 	}
 	for w, s := range v.slots {
-		if s.fp != fp || s.staleUntil <= now {
+		if s.fp != fp || s.staleUntil <= now || s.tag == purgedTag { // a tombstone names no answer (review Z214)
 			continue
 		}
 		// The preferred way too, if the index has the item there: the
