@@ -661,7 +661,17 @@ and exits 1 when there is any.
 		return 2
 	}
 	problems := 0
+	// One record of the files checked, across the command line: an ECDS
+	// file a linted Envoy config follows, given too, was checked and each
+	// of its problems reported twice (review Z217).
+	seen := map[string]bool{}
 	for _, file := range fs.Args() {
+		if abs, err := filepath.Abs(file); err == nil && file != "-" && seen[abs] {
+			if !*quiet {
+				fmt.Fprintf(stderr, "%s: checked already (a file named before it follows it)\n", file)
+			}
+			continue
+		}
 		var data []byte
 		var err error
 		if file == "-" {
@@ -673,7 +683,7 @@ and exits 1 when there is any.
 			fmt.Fprintf(stderr, "modelcache lint: %v\n", err)
 			return 2
 		}
-		l := lintBytes(file, data)
+		l := lintSeen(file, data, seen)
 		if l.checked == 0 && len(l.findings) == 0 && !*allowNone {
 			l.add(0, "", "no modelcache filter configuration found (-allow-none accepts that)")
 		}

@@ -4,7 +4,7 @@
 // wasip1); it may therefore use libraries the wasm module must not carry
 // (an OCI image library, a YAML parser).
 //
-//	modelcache oci  -wasm build/modelcache.wasm -layout build/oci [-push REF] [-wasmplugin IN -wasmplugin-out OUT]
+//	modelcache oci  -wasm build/modelcache.wasm -layout build/oci [-push] [-repo REPO -tag TAG] [-wasmplugin IN -wasmplugin-out OUT]
 //	modelcache lint FILE...
 package main
 

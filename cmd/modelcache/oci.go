@@ -283,6 +283,13 @@ func runOCI(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		// The flag parser stops at the first argument: every flag after
+		// it was dropped, and the command went on without them (review
+		// Z217).
+		fmt.Fprintf(stderr, "modelcache oci: unexpected argument %q (every option is a flag; -push takes no value, -repo and -tag name the image)\n", fs.Arg(0))
+		return 2
+	}
 	fail := func(err error) int { fmt.Fprintf(stderr, "modelcache oci: %v\n", err); return 1 }
 	// Checked before anything is built: the rendered url is only parsed
 	// by Istio's agent, at pull time, on every proxy.
