@@ -117,7 +117,9 @@ var kinds = []*kindSpec{
 		// key_fields says.
 		// vLLM's embed_dtype and endianness: what a base64 vector's
 		// bytes mean (review Z122).
-		formKeyed: []string{"input", "encoding_format", "dimensions", "embed_dtype", "endianness"},
+		// Voyage's and Mistral's output_dimension is their dimensions,
+		// Google's output_dimensionality too (review Z215).
+		formKeyed: []string{"input", "encoding_format", "dimensions", "embed_dtype", "endianness", "output_dimension", "output_dimensionality"},
 		perItem:   true,
 		parse:     (*Cache).parseEmbeddings,
 		admit:     checkEmbeddingsData,
