@@ -351,6 +351,12 @@ func (f *Flight) headersRefused(reason Reason, endOfStream bool) (RespStep, []Ac
 			return RespHold, nil
 		}
 	}
+	if req.rewritten() {
+		// The model's error (or Envoy's) passes as it came: the client
+		// gets none of the cached items, and none is counted a hit
+		// (review Z216).
+		req.batch.hits = 0
+	}
 	return RespPass, f.refuse(reason)
 }
 

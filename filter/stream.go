@@ -56,6 +56,10 @@ type streamFields struct {
 	// their headers (sendMerged).
 	merged     []byte
 	mergedDrop [][2]string
+	// mergedAge: the age of the cached items merged (ActRecordAge), kept
+	// until the merged body is sent: recorded when a client gets it, not
+	// when both ways to send it were refused (review Z216). -1: none.
+	mergedAge int
 	// performing counts the actions being performed (do may nest); left
 	// above 0 by a panic, whatever was half done keeps the stream from
 	// being reused.
@@ -534,6 +538,10 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 		case cachecore.ActCountRequest:
 			s.rs.request(a.CacheStatus)
 		case cachecore.ActRecordAge:
+			if s.merged != nil {
+				s.mergedAge = a.N // (sendMerged records it)
+				continue
+			}
 			s.rs.ageAtServe.Record(uint64(a.N))
 		case cachecore.ActServeEntry, cachecore.ActServeLocal:
 			if err := proxywasm.SendHttpResponse(uint32(a.Status), a.Headers, a.Body, -1); err != nil && a.Resume {
@@ -652,7 +660,7 @@ func (s *stream) performUnmerged(acts []cachecore.Action) bool {
 // item served.
 func (s *stream) replaceBody(a *cachecore.Action) bool {
 	if len(a.Body) > s.rs.route.MaxEntryBytes && s.merged == nil {
-		s.merged, s.mergedDrop = a.Body, a.Headers
+		s.merged, s.mergedDrop, s.mergedAge = a.Body, a.Headers, -1
 		return true
 	}
 	return s.writeMerged(a.Body, a.Headers)
@@ -682,7 +690,7 @@ func (s *stream) writeMerged(body []byte, drop [][2]string) bool {
 // review Z100). Should the host refuse the reply, the body is written into
 // the buffer after all.
 func (s *stream) sendMerged() {
-	body, drop := s.merged, s.mergedDrop
+	body, drop, age := s.merged, s.mergedDrop, s.mergedAge
 	s.merged, s.mergedDrop = nil, nil
 	if hs, err := proxywasm.GetHttpResponseHeaders(); err == nil {
 		status, out := 200, make([][2]string, 0, len(hs))
@@ -697,10 +705,21 @@ func (s *stream) sendMerged() {
 			}
 		}
 		if proxywasm.SendHttpResponse(uint32(status), out, body, -1) == nil {
+			s.recordMergedAge(age)
 			return
 		}
 	}
-	s.writeMerged(body, drop)
+	if s.writeMerged(body, drop) {
+		s.recordMergedAge(age)
+	}
+}
+
+// recordMergedAge records the age of a merged body's cached items, once
+// the client gets it (sendMerged); -1: none to record.
+func (s *stream) recordMergedAge(age int) {
+	if age >= 0 {
+		s.rs.ageAtServe.Record(uint64(age))
+	}
 }
 
 // readPurge reads a purge's body of size bytes and carries it out. A body
