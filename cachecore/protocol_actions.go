@@ -249,6 +249,9 @@ func statusCode(v string) int {
 // none). 26 bytes, little-endian.
 const wakeLen = 26
 
+// wakeLenV1 is the length of a wake-up message without its Retry-After.
+const wakeLenV1 = 24
+
 func encodeWake(fp uint64, o Outcome, status int, by LeaseHolder) []byte {
 	msg := make([]byte, wakeLen)
 	msg[0] = 'W'
@@ -268,11 +271,18 @@ func WakeLeader(msg []byte) LeaseHolder {
 }
 
 // DecodeWake reads a wake-up message; ok is false for anything else.
+//
+// A message of 24 bytes, without the Retry-After, is read too: a VM of the
+// module before it (a rollout, a reload) wakes this one's followers, which
+// otherwise waited for their tick.
 func DecodeWake(msg []byte) (fp uint64, o Outcome, status int, ok bool) {
-	if len(msg) != wakeLen || msg[0] != 'W' || msg[9] > byte(OutcomeAbandoned) {
+	if len(msg) != wakeLen && len(msg) != wakeLenV1 || msg[0] != 'W' || msg[9] > byte(OutcomeAbandoned) {
 		return 0, 0, 0, false
 	}
-	status = int(binary.LittleEndian.Uint16(msg[10:])) | int(binary.LittleEndian.Uint16(msg[24:]))<<retryAfterShift
+	status = int(binary.LittleEndian.Uint16(msg[10:]))
+	if len(msg) == wakeLen {
+		status |= int(binary.LittleEndian.Uint16(msg[24:])) << retryAfterShift
+	}
 	return binary.LittleEndian.Uint64(msg[1:]), Outcome(msg[9]), status, true
 }
 

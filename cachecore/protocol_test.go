@@ -361,3 +361,14 @@ func TestTickBetweenReleaseAndWakeKeepsTheFailure(t *testing.T) {
 	// does not lead a third call.
 	expectActs(t, "B woken by C", e.deliver(1, b), "coalesce.retries_exhausted local(503,leader_failed)")
 }
+
+// A wake-up from a VM of the module before the Retry-After was carried
+// (24 bytes) still wakes the followers: refused, they waited for their tick
+// through a rollout.
+func TestWakeOfTheEarlierLengthIsRead(t *testing.T) {
+	msg := EncodeWake(0x0102030405060708, OutcomeFailed, 503)[:24]
+	fp, o, status, ok := DecodeWake(msg)
+	if !ok || fp != 0x0102030405060708 || o != OutcomeFailed || status != 503 {
+		t.Fatalf("a 24-byte wake-up: %x %v %d %v", fp, o, status, ok)
+	}
+}
