@@ -392,8 +392,8 @@ func (c *Cache) afterLeaderFailure(req *Request, failures int) followerStep {
 const retryAfterShift = 16
 
 // retryAfterOf is the Retry-After of a 429 or 5xx answer in whole seconds,
-// 1 to 65535 (more is 65535); 0 for none, another status, an HTTP-date,
-// more than ten digits or anything else.
+// 1 to 65535 (more, however many digits, is 65535); 0 for none, another
+// status, an HTTP-date or anything else.
 // A follower answered with the failure passes it on (leaderFailedResponse):
 // without it a burst's clients all retry at once.
 //
@@ -407,7 +407,7 @@ func retryAfterOf(status int, headers [][2]string) uint16 {
 		return 0
 	}
 	v = strings.Trim(v, " \t")
-	if v == "" || len(v) > 10 {
+	if v == "" {
 		return 0
 	}
 	n := 0
@@ -415,9 +415,9 @@ func retryAfterOf(status int, headers [][2]string) uint16 {
 		if v[i] < '0' || v[i] > '9' {
 			return 0
 		}
-		n = n*10 + int(v[i]-'0')
+		n = min(n*10+int(v[i]-'0'), 65535) // saturated: any number of digits (review Z220)
 	}
-	return uint16(min(n, 65535)) // a day's quota waits the most the wake-up carries (review Z202)
+	return uint16(n) // a day's quota waits the most the wake-up carries (review Z202)
 }
 
 // leaderFailedResponse is the local answer of a follower whose leaders all
