@@ -107,8 +107,8 @@ func lintBytes(file string, data []byte) *linter {
 }
 
 func lintSeen(file string, data []byte, seen map[string]bool) *linter {
-	if abs, err := filepath.Abs(file); err == nil {
-		seen[abs] = true
+	if file != "-" {
+		seen[canonicalPath(file)] = true
 	}
 	l := &linter{file: file, seen: seen}
 	if isBareJSONConfig(data) {
@@ -333,8 +333,12 @@ func (l *linter) configDiscovery(where string, cd *yaml.Node) {
 		l.add(cd.Line, where, "config source file %s not found (lint from Envoy's working directory)", p)
 		return
 	}
-	abs, _ := filepath.Abs(file)
+	abs := canonicalPath(file)
 	if l.seen[abs] {
+		// Checked already (this file followed it, or it was named on the
+		// command line before): its configuration counts here, its
+		// problems were reported there (review Z218).
+		l.checked++
 		return
 	}
 	data, err := readFollowed(file)
@@ -634,6 +638,20 @@ func readFile(file string) ([]byte, error) {
 	return readBounded(f, file)
 }
 
+// canonicalPath is the file's absolute path with its symbolic links
+// resolved (as a ConfigMap mount's ..data links are), for the record of
+// files checked; the absolute path alone if they cannot be.
+func canonicalPath(file string) string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
 func runLint(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -666,7 +684,7 @@ and exits 1 when there is any.
 	// of its problems reported twice (review Z217).
 	seen := map[string]bool{}
 	for _, file := range fs.Args() {
-		if abs, err := filepath.Abs(file); err == nil && file != "-" && seen[abs] {
+		if file != "-" && seen[canonicalPath(file)] {
 			if !*quiet {
 				fmt.Fprintf(stderr, "%s: checked already (a file named before it follows it)\n", file)
 			}
