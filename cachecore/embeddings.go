@@ -54,6 +54,11 @@ type embBatch struct {
 	single   bool // input was a single string or token array
 
 	hits      int   // items answered from cache (all occurrences)
+	// merged: the merged answer (cached items and the upstream's) was
+	// made (Complete): a partly cached batch whose answer never was —
+	// an error passed, a reset mid-body — gave its client no cached
+	// item, and counts none (Stream.countWaited; review Z218).
+	merged bool
 	sent      []int // distinct item indices sent upstream, in upstream order
 	fullFetch bool  // the upstream gets the original request
 	// answerDrifted: the answer admission last judged holds a valid
@@ -672,7 +677,7 @@ func (c *Cache) itemKeys(req *Request) {
 func (c *Cache) lookupItems(req *Request) Decision {
 	b := req.batch
 	now := c.nowMs()
-	b.hits, b.sent, b.minFresh, b.oldest, b.model = 0, b.sent[:0], math.MaxInt64, math.MaxInt64, ""
+	b.hits, b.sent, b.minFresh, b.oldest, b.model, b.merged = 0, b.sent[:0], math.MaxInt64, math.MaxInt64, "", false
 	b.cachedDims, b.drifted = "", false
 	c.itemKeys(req)
 	b.vecs, b.entries = nil, nil // earlier slices stay valid

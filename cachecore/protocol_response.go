@@ -106,6 +106,7 @@ func (f *Flight) Complete(headers [][2]string, body []byte, computeMs uint32, re
 			// oldest of them, and as fresh as the least fresh (as a
 			// wholly cached batch says).
 			age := c.Age(req).Milliseconds()
+			req.batch.merged = true
 			f.emit(Action{Kind: ActReplaceBody, Body: c.MergedBody(req, body), Headers: bodyDescribing(headers)})
 			if cached > 0 {
 				// Only cached items are entries served (a batch rewritten

@@ -969,7 +969,7 @@ func (s *Stream) countWaited(out []Action) []Action {
 	s.countLater = false
 	req := s.fl.req
 	out = append(out, Action{Kind: ActCountRequest, Route: req.Route, CacheStatus: req.Status})
-	if cached, _ := req.ItemCounts(); cached > 0 {
+	if cached, _ := req.ItemCounts(); cached > 0 && (!req.rewritten() || req.batch.merged) {
 		out = append(out, Action{Kind: ActCount, Route: req.Route, Event: EvItemsHit, N: cached})
 	}
 	return out
