@@ -494,9 +494,9 @@ func (f *Flight) Recorded(h *Held, chunk []byte) {
 // passed (Stream.record), or a tick found it still leading (its VM is
 // alive, and so is the request, waiting for or reading its upstream
 // answer). It moves the lease, taken for coalesce.max_wait, to max_wait
-// from now once half of that is left: one shared-data read and write per
-// max_wait/2 of a long answer, none for an answer that ends within
-// max_wait/2. Without it a stream, or an answer not streamed (a long
+// from now once half of that (and half a tick period) is left: one
+// shared-data read and write per about max_wait/2 of a long answer, none
+// for an answer that ends within it. Without it a stream, or an answer not streamed (a long
 // completion commonly takes 30 to 90 s and sends nothing before its end),
 // lost its lease under it at max_wait: its followers took it for a dead
 // leader, counted a failure and led a second upstream call (or, their
@@ -523,7 +523,11 @@ func (f *Flight) keepLocalLease() {
 	}
 	now := f.c.nowMs()
 	wait := f.c.leaseLife(f.req.Route)
-	if f.leaseEnd-now > wait/2 {
+	// Renewed once half the life and half a tick period are left: a
+	// window of half a life only (one tick period, for a life of two)
+	// was missed by ticks that each come a few ms late, and the lease
+	// lapsed under a live leader (review Z221).
+	if f.leaseEnd-now > wait/2+f.c.cfg.TickPeriod.Milliseconds()/2 {
 		return
 	}
 	ok, err := f.c.leases.Extend(f.req.LeaseFP(), f.vm, f.id, now, now+wait)
