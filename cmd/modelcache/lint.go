@@ -53,9 +53,9 @@ const (
 type linter struct {
 	file     string
 	findings []finding
-	checked  int             // filter configurations validated
-	skipped  []string        // wasm filters that are not modelcache
-	seen     map[string]bool // ECDS files followed (and this one)
+	checked  int            // filter configurations validated
+	skipped  []string       // wasm filters that are not modelcache
+	seen     map[string]int // files checked (ECDS files followed, this one): the configurations each held
 	// An anchor costs a few bytes per alias, and checkExpansion lets a
 	// document expand to 2^20 nodes: what one node holds is linted, and
 	// its problems reported, once (where it is first reached), however
@@ -103,13 +103,22 @@ func (l *linter) add(line int, where, format string, args ...any) {
 // wasm HTTP filter anywhere (listeners, ECDS resources, EnvoyFilter
 // patches), and Istio WasmPlugin manifests; multi-document YAML is fine.
 func lintBytes(file string, data []byte) *linter {
-	return lintSeen(file, data, map[string]bool{})
+	return lintSeen(file, data, map[string]int{})
 }
 
-func lintSeen(file string, data []byte, seen map[string]bool) *linter {
-	if file != "-" {
-		seen[canonicalPath(file)] = true
+func lintSeen(file string, data []byte, seen map[string]int) *linter {
+	if file == "-" {
+		return lintOne(file, data, seen)
 	}
+	key := canonicalPath(file)
+	seen[key] = 0 // (while it is checked: a file that follows itself counts none)
+	l := lintOne(file, data, seen)
+	seen[key] = l.checked
+	return l
+}
+
+// lintOne is lintSeen's check of one file.
+func lintOne(file string, data []byte, seen map[string]int) *linter {
 	l := &linter{file: file, seen: seen}
 	if isBareJSONConfig(data) {
 		l.checkJSON(0, "", data, nil, 0)
@@ -334,11 +343,11 @@ func (l *linter) configDiscovery(where string, cd *yaml.Node) {
 		return
 	}
 	abs := canonicalPath(file)
-	if l.seen[abs] {
+	if n, ok := l.seen[abs]; ok {
 		// Checked already (this file followed it, or it was named on the
-		// command line before): its configuration counts here, its
-		// problems were reported there (review Z218).
-		l.checked++
+		// command line before): the configurations it held count here,
+		// its problems were reported there (reviews Z218, Z222).
+		l.checked += n
 		return
 	}
 	data, err := readFollowed(file)
@@ -682,9 +691,9 @@ and exits 1 when there is any.
 	// One record of the files checked, across the command line: an ECDS
 	// file a linted Envoy config follows, given too, was checked and each
 	// of its problems reported twice (review Z217).
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for _, file := range fs.Args() {
-		if file != "-" && seen[canonicalPath(file)] {
+		if _, checked := seen[canonicalPath(file)]; file != "-" && checked {
 			if !*quiet {
 				fmt.Fprintf(stderr, "%s: checked already (a file named before it follows it)\n", file)
 			}
