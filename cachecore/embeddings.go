@@ -53,12 +53,12 @@ type embBatch struct {
 	inputLen int  // its length
 	single   bool // input was a single string or token array
 
-	hits      int   // items answered from cache (all occurrences)
+	hits int // items answered from cache (all occurrences)
 	// merged: the merged answer (cached items and the upstream's) was
 	// made (Complete): a partly cached batch whose answer never was —
 	// an error passed, a reset mid-body — gave its client no cached
 	// item, and counts none (Stream.countWaited; review Z218).
-	merged bool
+	merged    bool
 	sent      []int // distinct item indices sent upstream, in upstream order
 	fullFetch bool  // the upstream gets the original request
 	// answerDrifted: the answer admission last judged holds a valid
