@@ -53,25 +53,5 @@ func TestALeaderFailedAnswerCarriesTheModelsRetryAfter(t *testing.T) {
 // coalesceConfig's route and answers every upstream call with answer.
 func streamlessBurst(t *testing.T, answer func(*wasmhost.UpstreamRequest)) (*harness, []*wasmhost.Exchange, int) {
 	t.Helper()
-	hs := newHarness(t, coalesceConfig, withWorkers(2))
-	hs.holdUpstream()
-	req := chatRequest("rate limited?")
-	var exs []*wasmhost.Exchange
-	for i := 0; i < 8; i++ {
-		exs = append(exs, hs.h.StartExchange(i%2, req))
-	}
-	hs.h.Drain()
-	calls := 0
-	for round := 0; round < 20; round++ {
-		pending := hs.h.PendingUpstream()
-		if len(pending) == 0 {
-			break
-		}
-		for _, u := range pending {
-			answer(u)
-			calls++
-		}
-		hs.h.Drain()
-	}
-	return hs, exs, calls
+	return burstOf(t, chatRequest("rate limited?"), answer)
 }

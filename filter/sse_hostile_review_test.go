@@ -49,10 +49,17 @@ func TestStreamEndedWithoutDoneDoesNotFailFollowers(t *testing.T) {
 // none is pending; it returns the harness, the exchanges and the calls.
 func streamBurst(t *testing.T, question string, answer func(*wasmhost.UpstreamRequest)) (*harness, []*wasmhost.Exchange, int) {
 	t.Helper()
-	hs := newHarness(t, coalesceConfig, withWorkers(2))
-	hs.holdUpstream()
 	req := chatRequest("")
 	req.Body = []byte(streamBody(question))
+	return burstOf(t, req, answer)
+}
+
+// burstOf sends 8 copies of req over 2 workers to coalesceConfig's route
+// and answers every upstream call with answer, round after round.
+func burstOf(t *testing.T, req wasmhost.Request, answer func(*wasmhost.UpstreamRequest)) (*harness, []*wasmhost.Exchange, int) {
+	t.Helper()
+	hs := newHarness(t, coalesceConfig, withWorkers(2))
+	hs.holdUpstream()
 	var exs []*wasmhost.Exchange
 	for i := 0; i < 8; i++ {
 		exs = append(exs, hs.h.StartExchange(i%2, req))
