@@ -681,6 +681,30 @@ func newKeying(r *Route) routeKeying {
 	return k
 }
 
+// parseInputs is the classify and json kinds' request check: under a
+// key_fields list, a request must carry a member it names besides the
+// model's. One that carries none (clients that send "inputs" where the
+// list says "input") is keyed by its model alone, and every such request
+// shared one entry, each served the first one's answer; it is not cached
+// (review of key_fields at request time, after Z211).
+func parseInputs(c *Cache, req *Request, body []byte) Reason {
+	if len(req.Route.KeyFields) == 0 || strings.Contains(req.Route.ModelPath, ".") {
+		// (A nested model path's top-level member may hold the inputs
+		// too: key_fields ["params"] for params.model is taken as written.)
+		return ReasonNone
+	}
+	model := req.Route.ModelPath
+	other := false
+	gjson.ParseBytes(req.canonical).ForEach(func(k, _ gjson.Result) bool {
+		other = k.String() != model
+		return !other
+	})
+	if !other {
+		return ReasonNoInput
+	}
+	return ReasonNone
+}
+
 // keyingOf returns route r's keying: the one made with the cache for a
 // route of its configuration, else a new one (keyingOfOther), made by
 // the caller: without that call this is within the inliner's budget, and

@@ -128,10 +128,12 @@ var kinds = []*kindSpec{
 		kind:          KindClassify,
 		shadowCompare: "label",
 		shadowPaths:   []string{"label"},
+		parse:         parseInputs,
 	},
 	{
 		kind:          KindJSON,
 		shadowCompare: "exact",
+		parse:         parseInputs,
 	},
 	{
 		kind:          KindRerank,

@@ -105,6 +105,7 @@ const (
 	ReasonForeignShape // an answer (or stream chunk) without the kind's member: another API's shape (choices, data)
 	// Request side again.
 	ReasonBodyLate // header_hold "hold": no body within HoldGrace of the held headers, not (yet) a proven stall
+	ReasonNoInput  // a classify or json request that carries none of its route's key_fields but the model
 	numReason
 )
 
@@ -118,14 +119,14 @@ var reasonNames = [numReason]string{
 	"item_count", "dimensions", "bad_vector", "error_payload", "model_table_full",
 	"rerank_input", "rerank_results", "rerank_index", "rerank_score", "vary",
 	"stream_mode", "bad_shape", "rerank_document", "aged",
-	"key_header_too_large", "early_answer", "foreign_shape", "body_late",
+	"key_header_too_large", "early_answer", "foreign_shape", "body_late", "no_input",
 }
 
 // RequestSide reports whether r is a reason to bypass a request (decided
 // before it goes upstream) rather than to refuse its answer.
 func (r Reason) RequestSide() bool {
 	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput || r == ReasonKeyHeaderTooLarge || r == ReasonNotJSON ||
-		r == ReasonBodyLate || r == ReasonEncoded
+		r == ReasonBodyLate || r == ReasonEncoded || r == ReasonNoInput
 }
 
 // ResponseSide reports whether r can refuse an answer: every reason that is
