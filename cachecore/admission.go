@@ -66,17 +66,19 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 	// Every line of a header that may come more than once: two lines are
 	// one comma-joined value (RFC 9110, 5.3), and a no-store on the
 	// second line forbids as much as on the first.
+	noStale := false
 	for i := range headers {
 		kv := &headers[i]
 		switch kv[0] {
 		case "cache-control":
-			cc := ParseResponseCC(kv[1])
+			cc, stale := responseCC(kv[1])
 			if cc.NoStore {
 				return ReasonNoStore
 			}
 			if cc.Private {
 				return ReasonPrivate
 			}
+			noStale = noStale || stale
 		case "content-encoding":
 			if !identityEncoding(kv[1]) {
 				return ReasonEncoded
@@ -95,6 +97,7 @@ func (c *Cache) AdmitHeaders(req *Request, status int, headers [][2]string, orig
 			return ReasonTooLarge
 		}
 	}
+	req.noStale = noStale // read here, with the lines that forbid storing: the store reads it (storeStaleWindow)
 	return ReasonNone
 }
 

@@ -332,6 +332,9 @@ type requestState struct {
 	CC     RequestCC
 
 	Reason Reason // why, with Status
+	// noStale: the answer admitted (AdmitHeaders) may not be served stale
+	// (its Cache-Control's must-revalidate: ResponseCC.NoStale).
+	noStale bool
 
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from

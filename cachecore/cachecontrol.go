@@ -137,32 +137,47 @@ type ResponseCC struct {
 	Private bool
 }
 
-// ParseResponseCC parses a Cache-Control response header value. It
-// inlines (into AdmitHeaders): the value most often sent to forbid storing
-// is read without a call, the others by parseAnyResponseCC.
+// ParseResponseCC parses a Cache-Control response header value.
 func ParseResponseCC(v string) ResponseCC {
+	cc, _ := responseCC(v)
+	return cc
+}
+
+// responseCC is ParseResponseCC, and whether the value says
+// must-revalidate, proxy-revalidate or s-maxage (which carries
+// proxy-revalidate's meaning for a shared cache): the answer may not be
+// served stale (storeStaleWindow; reviews Z197, Z202). Read in the one
+// pass AdmitHeaders makes. It inlines: the value most often sent to
+// forbid storing is read without a call, the others by
+// parseAnyResponseCC.
+func responseCC(v string) (ResponseCC, bool) {
 	if v == "no-store" {
-		return ResponseCC{NoStore: true}
+		return ResponseCC{NoStore: true}, false
 	}
 	return parseAnyResponseCC(v)
 }
 
-// parseAnyResponseCC is ParseResponseCC for a value other than no-store.
-func parseAnyResponseCC(v string) ResponseCC {
+// parseAnyResponseCC is responseCC for a value other than no-store.
+func parseAnyResponseCC(v string) (ResponseCC, bool) {
 	if v == "private" { // the other value that forbids storing, read without the parser
-		return ResponseCC{Private: true}
+		return ResponseCC{Private: true}, false
 	}
-	return parseResponseCC(v, !isASCII(v))
+	return parseResponseCCStale(v, !isASCII(v))
 }
 
 func parseResponseCC(v string, unicode bool) ResponseCC {
-	var cc ResponseCC
+	cc, _ := parseResponseCCStale(v, unicode)
+	return cc
+}
+
+// parseResponseCCStale is parseResponseCC, and responseCC's must-revalidate.
+func parseResponseCCStale(v string, unicode bool) (cc ResponseCC, noStale bool) {
 	if strings.IndexByte(v, '"') >= 0 && openQuote(v) {
 		// Malformed: a quoted-string that never closes swallows the
 		// directives after it, a no-store or private among them. When in
 		// doubt, not stored.
 		cc.NoStore = true
-		return cc
+		return cc, false
 	}
 	for len(v) > 0 {
 		var name string
@@ -172,32 +187,11 @@ func parseResponseCC(v string, unicode bool) ResponseCC {
 			cc.NoStore = true
 		case foldEquals(name, "private"):
 			cc.Private = true
+		case foldEquals(name, "must-revalidate") || foldEquals(name, "proxy-revalidate") || foldEquals(name, "s-maxage"):
+			noStale = true
 		}
 	}
-	return cc
-}
-
-// mustRevalidate reports whether any Cache-Control line of an answer's
-// headers says must-revalidate, proxy-revalidate or s-maxage (which
-// carries proxy-revalidate's meaning for a shared cache: review Z202; a
-// malformed value, as
-// parseResponseCC reads one, says nothing more: it is not stored).
-func mustRevalidate(headers [][2]string) bool {
-	for i := range headers {
-		if headers[i][0] != "cache-control" {
-			continue
-		}
-		v := headers[i][1]
-		unicode := !isASCII(v)
-		for len(v) > 0 {
-			var name string
-			name, _, _, v = nextDirective(v, unicode)
-			if foldEquals(name, "must-revalidate") || foldEquals(name, "proxy-revalidate") || foldEquals(name, "s-maxage") {
-				return true
-			}
-		}
-	}
-	return false
+	return cc, noStale
 }
 
 // nextDirective splits the first directive off a Cache-Control value: its

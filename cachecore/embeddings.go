@@ -1213,7 +1213,7 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c =
 func (c *Cache) storeEmbeddings(req *Request, status int, headers [][2]string, body []byte, adm Admission, computeMs uint32) StoreResult {
 	now := c.nowMs()
 	var flags uint8
-	window := c.storeStaleWindow(req, headers, &flags)
+	window := c.storeStaleWindow(req, &flags)
 	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+window)
 	if !ok {
 		return res

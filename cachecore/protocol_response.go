@@ -255,7 +255,9 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 	c, req := f.c, f.req
 	f.respStatus = status
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
-		f.retryAfter = retryAfterOf(status, headers)
+		if status == 429 || status >= 500 { // (a flight starts at zero; the uncacheable miss's 200 makes no call)
+			f.retryAfter = retryAfterOf(status, headers)
+		}
 		if req.Route.ModelVersion.Enabled() {
 			return f.versionRefused(reason, headers, endOfStream)
 		}

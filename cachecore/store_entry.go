@@ -67,7 +67,7 @@ func (c *Cache) Store(req *Request, status int, headers [][2]string, body []byte
 		// noted as a refused answer's is.
 		return c.noteVersion(req, ReasonTooLarge, status, headers, body)
 	}
-	window := c.storeStaleWindow(req, headers, &e.Flags)
+	window := c.storeStaleWindow(req, &e.Flags)
 	res, ok := c.prepareStore(req, adm, now+adm.TTL.Milliseconds()+window)
 	if !ok {
 		return res
@@ -220,15 +220,15 @@ func (c *Cache) staleWindow(req *Request) time.Duration {
 	return max(req.Route.StaleWhileReval, req.Route.StaleIfError)
 }
 
-// storeStaleWindow is the stale window (ms) of an answer stored with
-// headers: the route's, or none when the upstream said must-revalidate,
+// storeStaleWindow is the stale window (ms) of req's answer, as its
+// headers were admitted: the route's, or none when the upstream said must-revalidate,
 // proxy-revalidate or s-maxage (proxy-revalidate's meaning for a shared
 // cache, RFC 9111 §5.2.2.10), which forbid serving the answer stale, by
 // stale_while_revalidate, stale_if_error or a client's max-stale alike
 // (RFC 9111 §5.2.2.2, §5.2.2.8; review Z197). flags gets FlagNoStale then,
 // for a copy from L2 to keep it so.
-func (c *Cache) storeStaleWindow(req *Request, headers [][2]string, flags *uint8) int64 {
-	if mustRevalidate(headers) { // whatever this route's window: the flag travels to L2 (review Z202)
+func (c *Cache) storeStaleWindow(req *Request, flags *uint8) int64 {
+	if req.noStale { // whatever this route's window: the flag travels to L2 (review Z202)
 		*flags |= FlagNoStale
 		return 0
 	}
