@@ -117,12 +117,24 @@ func TestFollowup202GuardsVetoSpacedGroupingBrackets(t *testing.T) {
 // 429 carries the model's Retry-After, as a request leader's follower's
 // does.
 func TestFollowup202RefreshFollowerLeaderFailedCarriesRetryAfter(t *testing.T) {
+	a := refreshFollowerAnswer(t, "20", `{"error":{"message":"rate limited","type":"rate_limit_error"}}`)
+	if a.Status != 429 {
+		t.Fatalf("setup: the follower is answered %d, want 429", a.Status)
+	}
+	if ra := headerValue(a.Headers, "retry-after"); ra != "20" {
+		t.Fatalf("the follower of a refresh the model answered 429 with Retry-After: 20 is answered 429 leader-failed with retry-after %q, want \"20\"", ra)
+	}
+}
+
+// refreshFollowerAnswer is the local answer of a follower of a background
+// refresh the model answered 429 with Retry-After retryAfter and body.
+func refreshFollowerAnswer(t *testing.T, retryAfter, body string) Action {
+	t.Helper()
 	e := newProtoEnv(t, 0, "fail")
 	call := e.startRefresh("q")
 	follower, got := e.start(1, 2, "q")
 	expectActs(t, "the follower", got, "coalesce.followers wait")
-	e.show(call.Done(CallResult{Status: 429, Headers: hdr("content-type", "application/json", "retry-after", "20"),
-		Body: []byte(`{"error":{"message":"rate limited","type":"rate_limit_error"}}`)}))
+	e.show(call.Done(CallResult{Status: 429, Headers: hdr("content-type", "application/json", "retry-after", retryAfter), Body: []byte(body)}))
 	if len(e.queue[1]) == 0 {
 		t.Fatal("setup: no wake-up for the follower")
 	}
@@ -130,16 +142,10 @@ func TestFollowup202RefreshFollowerLeaderFailedCarriesRetryAfter(t *testing.T) {
 	e.queue[1] = e.queue[1][1:]
 	_, o, status, _ := DecodeWake(msg)
 	for _, a := range follower.WakeFrom(WakeLeader(msg), o, status) {
-		if a.Kind != ActServeLocal {
-			continue
+		if a.Kind == ActServeLocal {
+			return a
 		}
-		if a.Status != 429 {
-			t.Fatalf("setup: the follower is answered %d, want 429", a.Status)
-		}
-		if ra := headerValue(a.Headers, "retry-after"); ra != "20" {
-			t.Fatalf("the follower of a refresh the model answered 429 with Retry-After: 20 is answered 429 leader-failed with retry-after %q, want \"20\"", ra)
-		}
-		return
 	}
 	t.Fatal("setup: the follower was not answered leader-failed")
+	return Action{}
 }

@@ -26,31 +26,13 @@ func TestReadmePromises4LongRetryAfterIsClampedNotDropped(t *testing.T) {
 		{"leading zeros", "000000000007", "7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newProtoEnv(t, 0, "fail")
-			call := e.startRefresh("q")
-			follower, got := e.start(1, 2, "q")
-			expectActs(t, "the follower", got, "coalesce.followers wait")
-			e.show(call.Done(CallResult{Status: 429, Headers: hdr("content-type", "application/json", "retry-after", tc.upstream),
-				Body: []byte(`{"error":{"message":"quota exhausted","type":"insufficient_quota"}}`)}))
-			if len(e.queue[1]) == 0 {
-				t.Fatal("setup: no wake-up for the follower")
+			a := refreshFollowerAnswer(t, tc.upstream, `{"error":{"message":"quota exhausted","type":"insufficient_quota"}}`)
+			if a.Status != 429 {
+				t.Fatalf("setup: the follower is answered %d, want 429", a.Status)
 			}
-			msg := e.queue[1][0]
-			e.queue[1] = e.queue[1][1:]
-			_, o, status, _ := DecodeWake(msg)
-			for _, a := range follower.WakeFrom(WakeLeader(msg), o, status) {
-				if a.Kind != ActServeLocal {
-					continue
-				}
-				if a.Status != 429 {
-					t.Fatalf("setup: the follower is answered %d, want 429", a.Status)
-				}
-				if ra := headerValue(a.Headers, "retry-after"); ra != tc.want {
-					t.Fatalf("the model answered 429 with Retry-After: %s (whole seconds); the follower's leader-failed 429 carries retry-after %q, want %q (README: more than 65535 is passed as 65535)", tc.upstream, ra, tc.want)
-				}
-				return
+			if ra := headerValue(a.Headers, "retry-after"); ra != tc.want {
+				t.Fatalf("the model answered 429 with Retry-After: %s (whole seconds); the follower's leader-failed 429 carries retry-after %q, want %q (README: more than 65535 is passed as 65535)", tc.upstream, ra, tc.want)
 			}
-			t.Fatal("setup: the follower was not answered leader-failed")
 		})
 	}
 }
