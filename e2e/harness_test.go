@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,60 +144,75 @@ func startEnvoy(t *testing.T, o envoyOpts) *envoyProc {
 	if o.Edit != nil {
 		raw = []byte(o.Edit(t, string(raw)))
 	}
-	listen, admin := freePort(t), freePort(t)
-	ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
-	for k, v := range o.Ports {
-		ports[k] = v
-	}
 	if o.Wasm == "" {
 		o.Wasm = wasmbuild.Filter(t)
 	}
-	filter := envoyrun.Render{Wasm: o.Wasm, FilterJSON: o.Config, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy}
-	main := envoyrun.Render{Ports: ports, RouteTimeout: o.RouteTimeout}
-	if o.ECDS == "" {
-		main.Wasm, main.FilterJSON, main.NoHeaderHold, main.FailurePolicy = filter.Wasm, filter.FilterJSON, filter.NoHeaderHold, filter.FailurePolicy
-	}
-	cfg, err := envoyrun.RenderConfig(string(raw), main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if o.ECDS != "" {
-		cfg = renderECDS(t, cfg, o.ECDS, filter, dir)
-	}
-	if o.UpstreamH2 {
-		const at = "    connect_timeout: 2s\n"
-		if !strings.Contains(cfg, at) {
-			t.Fatal("no cluster connect_timeout to add HTTP/2 after")
+	// Envoy is started again on other ports when one it was to bind was
+	// taken between the pick and its bind.
+	var e *envoyProc
+	for attempt := 1; ; attempt++ {
+		listen, admin := pickPorts(t)
+		ports := map[int]int{10000: listen, 9901: admin, 8000: simPort}
+		for k, v := range o.Ports {
+			ports[k] = v
 		}
-		cfg = strings.Replace(cfg, at, at+`    typed_extension_protocol_options:
+		filter := envoyrun.Render{Wasm: o.Wasm, FilterJSON: o.Config, NoHeaderHold: o.NoHeaderHold, FailurePolicy: o.FailurePolicy}
+		main := envoyrun.Render{Ports: ports, RouteTimeout: o.RouteTimeout}
+		if o.ECDS == "" {
+			main.Wasm, main.FilterJSON, main.NoHeaderHold, main.FailurePolicy = filter.Wasm, filter.FilterJSON, filter.NoHeaderHold, filter.FailurePolicy
+		}
+		cfg, err := envoyrun.RenderConfig(string(raw), main)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if o.ECDS != "" {
+			cfg = renderECDS(t, cfg, o.ECDS, filter, dir)
+		}
+		if o.UpstreamH2 {
+			const at = "    connect_timeout: 2s\n"
+			if !strings.Contains(cfg, at) {
+				t.Fatal("no cluster connect_timeout to add HTTP/2 after")
+			}
+			cfg = strings.Replace(cfg, at, at+`    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: {http2_protocol_options: {}}
 `, 1)
-	}
-	cfgPath := filepath.Join(dir, "envoy.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e := &envoyProc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", listen), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin),
-		Sim: sim, SimURL: simURL, logPath: filepath.Join(dir, "envoy.log")}
-	proc, err := envoyrun.Start(envoyrun.Options{Bin: envoyBin, Config: cfgPath, Concurrency: o.Concurrency,
-		BaseID: admin, Admin: e.Admin, Log: e.logPath, Dir: repoRoot()})
-	if err != nil {
-		if _, statErr := os.Stat(e.logPath); statErr == nil {
-			e.dumpLog()
 		}
-		t.Fatal(err)
+		cfgPath := filepath.Join(dir, "envoy.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e = &envoyProc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", listen), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin),
+			Sim: sim, SimURL: simURL, logPath: filepath.Join(dir, "envoy.log")}
+		proc, err := envoyrun.Start(envoyrun.Options{Bin: envoyBin, Config: cfgPath, Concurrency: o.Concurrency,
+			BaseID: admin, Admin: e.Admin, Log: e.logPath, Dir: repoRoot()})
+		if errors.Is(err, envoyrun.ErrPortTaken) && attempt < 3 {
+			t.Logf("attempt %d: %v; starting again on other ports", attempt, err)
+			continue
+		}
+		if err != nil {
+			if _, statErr := os.Stat(e.logPath); statErr == nil {
+				e.dumpLog()
+			}
+			t.Fatal(err)
+		}
+		e.proc = proc
+		break
 	}
-	e.proc = proc
 	t.Cleanup(func() {
-		proc.Stop()
+		e.proc.Stop()
 		if t.Failed() {
 			e.dumpLog()
 		}
 	})
 	return e
+}
+
+// pickPorts picks the listener's and the admin's ports of one Envoy start.
+var pickPorts = func(t *testing.T) (listen, admin int) {
+	return freePort(t), freePort(t)
 }
 
 // renderECDS renders the extension config file ecds (the filter as Istio

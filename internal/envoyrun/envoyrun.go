@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -47,14 +49,79 @@ func Find(root string) string {
 	return ""
 }
 
-// FreePort returns a loopback TCP port free at the time of the call.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// ErrPortTaken is wrapped by Start's error when Envoy exited because a
+// port it was to bind (or its --base-id's socket) was in use: the caller
+// may start it again on other ports.
+var ErrPortTaken = errors.New("a port Envoy was to bind is in use")
+
+// portTaken tells from Envoy's log whether it exited because a listener's
+// port ("cannot bind '…': Address already in use") or its --base-id's
+// domain socket ("unable to bind domain socket with base_id=…") was in use.
+func portTaken(log string) bool {
+	return strings.Contains(log, "Address already in use") || strings.Contains(log, "unable to bind domain socket")
+}
+
+// ephemeralRange reads the kernel's range of local ports for outgoing
+// connections.
+func ephemeralRange() (lo, hi int, ok bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return 0, err
+		return 0, 0, false
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	return lo, hi, err1 == nil && err2 == nil && lo <= hi
+}
+
+// lowestPort is where FreePort's range starts: above the ports services
+// are usually configured on.
+const lowestPort = 20000
+
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a loopback TCP port free at the time of the call, never
+// the same one twice in a process. It picks below the kernel's ephemeral
+// range when there is room: a port the kernel picked for a listener on
+// port 0 is an ephemeral one, which an outgoing connection made before
+// Envoy binds it may take (CI saw Envoy exit with "Address already in use").
+func FreePort() (int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if lo, _, ok := ephemeralRange(); ok && lo-lowestPort >= 1024 {
+		for range 200 {
+			p := lowestPort + rand.IntN(lo-lowestPort)
+			if handedOut.ports[p] {
+				continue
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				continue
+			}
+			l.Close()
+			handedOut.ports[p] = true
+			return p, nil
+		}
+	}
+	for range 200 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free port found")
 }
 
 // Render says what RenderConfig changes in a shipped config; the zero
@@ -214,7 +281,11 @@ func (p *Proc) waitReady(timeout time.Duration) error {
 		case <-p.done:
 			// How it ended (an exit status or a signal): a crash can leave
 			// the log empty.
-			return fmt.Errorf("envoy exited before becoming ready (%v)", p.Cmd.ProcessState)
+			err := fmt.Errorf("envoy exited before becoming ready (%v)", p.Cmd.ProcessState)
+			if b, _ := os.ReadFile(p.Log); portTaken(string(b)) {
+				err = fmt.Errorf("%w: %w", err, ErrPortTaken)
+			}
+			return err
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

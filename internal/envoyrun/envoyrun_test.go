@@ -1,6 +1,7 @@
 package envoyrun
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,5 +107,51 @@ func TestStartSaysHowTheProcessEnded(t *testing.T) {
 	_, err := Start(Options{Bin: script, Config: "x", Admin: "http://127.0.0.1:1", Log: filepath.Join(dir, "log"), ReadyTimeout: 10 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "segmentation fault") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A port FreePort hands out lies below the kernel's ephemeral range, so
+// that no outgoing connection made between the call and Envoy's bind can
+// take it; and it never hands out the same port twice in a process.
+func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
+	lo, _, ok := ephemeralRange()
+	if !ok {
+		t.Skip("no readable ip_local_port_range")
+	}
+	seen := map[int]bool{}
+	for range 200 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p >= lo {
+			t.Fatalf("port %d is in the ephemeral range (from %d)", p, lo)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+// Envoy that exits because a port it was to bind is taken says so with
+// ErrPortTaken, so that a caller can start it again on other ports.
+func TestStartSaysAPortWasTaken(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "envoy")
+	body := "#!/bin/sh\necho \"[critical][main] error \\`cannot bind '127.0.0.1:4': Address already in use\\` initializing config\"\nexit 1\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(Options{Bin: script, Config: "x", Admin: "http://127.0.0.1:1", Log: filepath.Join(dir, "log"), ReadyTimeout: 10 * time.Second})
+	if !errors.Is(err, ErrPortTaken) {
+		t.Fatalf("got %v, want ErrPortTaken", err)
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'some other error'\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(Options{Bin: script, Config: "x", Admin: "http://127.0.0.1:1", Log: filepath.Join(dir, "log"), ReadyTimeout: 10 * time.Second})
+	if err == nil || errors.Is(err, ErrPortTaken) {
+		t.Fatalf("got %v for another failure", err)
 	}
 }
