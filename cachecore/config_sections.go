@@ -306,9 +306,6 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 				// the memory bound counts it at this length.
 				p.fail(sub, "is %d bytes; at most %d", len(r.Name), maxRouteName)
 			}
-			if r.Name == VMStatsSegment {
-				p.fail(sub, "%q is reserved: the process-wide stats modelcache.%s.* would be read as the route's", r.Name, r.Name)
-			}
 		case "kind":
 		case "path_prefix":
 			r.Prefix = p.printable(sub, val, pathNote)

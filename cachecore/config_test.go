@@ -342,7 +342,6 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "empty name", cfg: `{"routes":[{"name":"","kind":"chat","path_prefix":"/"}]}`, want: []string{"routes[0].name: must not be empty"}},
 		{name: "name too long", cfg: `{"routes":[{"name":"` + strings.Repeat("r", 65) + `","kind":"chat","path_prefix":"/"}]}`, want: []string{"routes[0].name: is 65 bytes; at most 64"}},
 		{name: "name not a token", cfg: `{"routes":[{"name":"my route","kind":"chat","path_prefix":"/"}]}`, want: []string{`routes[0].name: may only contain letters, digits, '_' and '-', got "my route"`}},
-		{name: "name of the process-wide stats", cfg: `{"routes":[{"name":"vm","kind":"chat","path_prefix":"/"}]}`, want: []string{`routes[0].name: "vm" is reserved: the process-wide stats modelcache.vm.* would be read as the route's`}},
 		{name: "route shadowed by a prefix", cfg: `{"routes":[{"name":"all","kind":"json","path_prefix":"/v1/","shared":true},{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions"}]}`,
 			want: []string{`routes[1]: is never matched: route "all" comes first`}},
 		{name: "exact route shadowed", cfg: `{"routes":[{"name":"a","kind":"json","path_prefix":"/v1"},{"name":"b","kind":"chat","path_exact":"/v1/chat/completions"}]}`,

@@ -1,7 +1,7 @@
 package cachecore
 
 // Event is a single-flight or background event, counted per route
-// (modelcache.<route>.<EventNames[e]>).
+// (modelcache_route.<route>.<EventNames[e]>).
 type Event uint8
 
 const (
@@ -69,7 +69,7 @@ const (
 	NumEvents
 )
 
-// EventNames are the stat names of the events, after modelcache.<route>.
+// EventNames are the stat names of the events, after modelcache_route.<route>.
 var EventNames = [NumEvents]string{
 	"coalesce.leaders", "coalesce.followers", "coalesce.promoted", "coalesce.leader_failures",
 	"coalesce.timeouts", "coalesce.retries_exhausted", "coalesce.hit_for_miss", "coalesce.collisions",

@@ -10,7 +10,7 @@ import (
 // counters a route can never move". Its semantic range ends at
 // EvSemanticVectorCached; EvSemanticModelsFull, appended after it, falls
 // through to "true": every route without a semantic cache — chat,
-// embeddings, rerank, classify — defines modelcache.<route>.semantic.models_full,
+// embeddings, rerank, classify — defines modelcache_route.<route>.semantic.models_full,
 // a counter only the semantic cache (semantic.go) ever moves. Expected:
 // no semantic.* stat on a route without `semantic`.
 func TestRouteWithoutSemanticDefinesNoSemanticStats(t *testing.T) {
@@ -21,7 +21,7 @@ func TestRouteWithoutSemanticDefinesNoSemanticStats(t *testing.T) {
 	}
 	var defined []string
 	for _, n := range StatNames(r).Events {
-		if strings.HasPrefix(n, "modelcache.chat.semantic.") {
+		if strings.HasPrefix(n, "modelcache_route.chat.semantic.") {
 			defined = append(defined, n)
 		}
 	}

@@ -268,7 +268,7 @@ func TestVMLifeCountsLateStartsOnly(t *testing.T) {
 func TestStatNamesFollowTheRoute(t *testing.T) {
 	e := newStreamEnv(t)
 	n := StatNames(e.c.routeByName("chat"))
-	if n.Requests[StatusHit] != "modelcache.chat.requests.hit" || n.Events[EvFollower] != "modelcache.chat.coalesce.followers" {
+	if n.Requests[StatusHit] != "modelcache_route.chat.requests.hit" || n.Events[EvFollower] != "modelcache_route.chat.coalesce.followers" {
 		t.Fatalf("names: %q %q", n.Requests[StatusHit], n.Events[EvFollower])
 	}
 	if n.StaleRatePPM != "" {

@@ -72,7 +72,7 @@ func TestMissThenHit(t *testing.T) {
 	if n := e.Sim.Calls("/v1/chat/completions"); n != 1 {
 		t.Fatalf("simulator counted %d calls, want 1", n)
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.hit", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.hit", 1); got != 1 {
 		t.Fatalf("hit stat = %d", got)
 	}
 }
@@ -112,12 +112,12 @@ func TestTenThousandRequestsNoVMFailure(t *testing.T) {
 	if st["wasmcustom.modelcache.panics"] != 0 {
 		t.Fatalf("panics = %d", st["wasmcustom.modelcache.panics"])
 	}
-	hits := st["wasmcustom.modelcache.chat.requests.hit"]
+	hits := st["wasmcustom.modelcache_route.chat.requests.hit"]
 	if hits < 4000 {
 		t.Fatalf("hits = %d, expected most of the hot half to hit", hits)
 	}
-	t.Logf("hits %d, misses %d, bypass %d, stored %d", hits, st["wasmcustom.modelcache.chat.requests.miss"],
-		st["wasmcustom.modelcache.chat.requests.bypass"], st["wasmcustom.modelcache.chat.stored"])
+	t.Logf("hits %d, misses %d, bypass %d, stored %d", hits, st["wasmcustom.modelcache_route.chat.requests.miss"],
+		st["wasmcustom.modelcache_route.chat.requests.bypass"], st["wasmcustom.modelcache_route.chat.stored"])
 }
 
 // Without allow_on_headers_stop_iteration (Istio's WasmPlugin cannot set it)

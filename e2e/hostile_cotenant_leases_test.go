@@ -51,7 +51,7 @@ func TestHostileCotenantLeaseFill(t *testing.T) {
 	rs := burst(t, url, chat("tenant A's question"), n, "x-sim-latency", "300ms")
 	calls := e.Sim.Calls("/v1/chat/completions") - before
 	t.Logf("tenant A: %d upstream calls; collisions %d, hit_for_miss %d", calls,
-		e.Stat("wasmcustom.modelcache.chat.coalesce.collisions"), e.Stat("wasmcustom.modelcache.chat.coalesce.hit_for_miss"))
+		e.Stat("wasmcustom.modelcache_route.chat.coalesce.collisions"), e.Stat("wasmcustom.modelcache_route.chat.coalesce.hit_for_miss"))
 	if calls != 1 {
 		t.Fatalf("tenant A's %d identical requests made %d upstream calls, want exactly 1", n, calls)
 	}
@@ -113,7 +113,7 @@ func TestHostileCotenantLeaseFillInFlight(t *testing.T) {
 	stillHeld := e.Sim.InFlight()
 	bWG.Wait()
 	t.Logf("tenant A: %d upstream calls with %d of tenant B's in flight; collisions %d", calls, stillHeld,
-		e.Stat("wasmcustom.modelcache.chat.coalesce.collisions"))
+		e.Stat("wasmcustom.modelcache_route.chat.coalesce.collisions"))
 	if calls != 1 {
 		t.Fatalf("tenant A's %d identical requests made %d upstream calls, want exactly 1", n, calls)
 	}

@@ -28,12 +28,12 @@ func TestHostileCotenantShadowCannotInvalidate(t *testing.T) {
 		for k := 0; k < keys; k++ {
 			expectCS(t, do(t, "POST", url, chat(fmt.Sprint("pick a random number ", k)), random...), "hit")
 			diverged++
-			if got := e.WaitStat("wasmcustom.modelcache.chat.shadow.diverge", diverged); got != diverged {
+			if got := e.WaitStat("wasmcustom.modelcache_route.chat.shadow.diverge", diverged); got != diverged {
 				t.Fatalf("divergence %d not seen (%d)", diverged, got)
 			}
 		}
 	}
-	if n := e.Stat("wasmcustom.modelcache.chat.shadow.invalidations"); n != 0 {
+	if n := e.Stat("wasmcustom.modelcache_route.chat.shadow.invalidations"); n != 0 {
 		t.Fatalf("one tenant's %d divergent samples invalidated the model for everyone (%d invalidations)", diverged, n)
 	}
 	// The victim's entry is still there.

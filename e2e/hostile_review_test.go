@@ -113,7 +113,7 @@ func TestLeaderClientAbortIsNotAnUpstreamFailure(t *testing.T) {
 					results <- r
 				}()
 			}
-			if n := e.WaitStat("wasmcustom.modelcache.chat.coalesce.followers", followers); n != followers {
+			if n := e.WaitStat("wasmcustom.modelcache_route.chat.coalesce.followers", followers); n != followers {
 				t.Fatalf("followers = %d, want %d", n, followers)
 			}
 			if streamed {

@@ -36,7 +36,7 @@ func TestHostileUpstreamAbortMidBodyHasCacheStatus(t *testing.T) {
 		}
 		t.Logf("try %d: %d %q", i, r.Status, r.CacheStatus())
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.refused.truncated", 4); got != 4 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.refused.truncated", 4); got != 4 {
 		t.Fatalf("refused.truncated = %d, want 4", got)
 	}
 	// Nothing was stored: once the upstream behaves, the next is a miss.

@@ -19,7 +19,7 @@ import (
 //
 //   - nothing poisoned is served: the same request again is not a hit, and
 //     once the model behaves, that request gets the model's real answer;
-//   - the refusal is counted (modelcache.chat.refused.<reason>);
+//   - the refusal is counted (modelcache_route.chat.refused.<reason>);
 //   - the VM lives on every worker: fresh requests on fresh connections
 //     (the kernel spreads them over both workers) are cached, miss then hit;
 //   - Envoy's log has no RangeError, panic or failed VM callback.
@@ -201,7 +201,7 @@ func TestDeeplyNestedAnswersAndPurgesKeepEveryWorkerCaching(t *testing.T) {
 		}
 		expectCS(t, r, "fwd=miss", "detail=too-deep")
 	}
-	if got := waitAtLeast(e, "wasmcustom.modelcache.chat.refused.too_deep", 4); got != 4 {
+	if got := waitAtLeast(e, "wasmcustom.modelcache_route.chat.refused.too_deep", 4); got != 4 {
 		t.Fatalf("refused.too_deep = %d, want 4", got)
 	}
 	for i := 0; i < 4; i++ {
@@ -301,7 +301,7 @@ func TestHostileUpstream(t *testing.T) {
 			}
 			path, body, model := routeRequest(route, fmt.Sprintf("attack %d: %s", i, a.name), a.stream)
 			url := e.URL + path
-			stat := "wasmcustom.modelcache." + route + ".refused." + a.reason
+			stat := "wasmcustom.modelcache_route." + route + ".refused." + a.reason
 			before := e.Stat(stat)
 			calls := e.Sim.Calls(path)
 			e.Sim.SetScript(a.script)

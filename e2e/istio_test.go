@@ -37,7 +37,7 @@ func waitAborted(t *testing.T, sim *modelsim.Server, n int64) {
 func TestIstioECDSLateDecision(t *testing.T) {
 	e := startIstio(t, false)
 	url := e.URL + "/v1/chat/completions"
-	const st = "wasmcustom.modelcache.chat."
+	const st = "wasmcustom.modelcache_route.chat."
 
 	t.Run("second identical request is a hit", func(t *testing.T) {
 		miss := do(t, "POST", url, chat("istio first"), "authorization", "Bearer a")
@@ -189,7 +189,7 @@ func TestIstioECDSLateDecisionHTTP2Upstream(t *testing.T) {
 	e.Sim.Pause()
 	done := make(chan []*response)
 	go func() { done <- burst(t, url, chat("istio h2 stampede"), 20) }()
-	if got := e.WaitStat("wasmcustom.modelcache.chat.coalesce.followers", 19); got != 19 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.coalesce.followers", 19); got != 19 {
 		t.Fatalf("followers = %d", got)
 	}
 	e.Sim.Resume()

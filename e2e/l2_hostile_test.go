@@ -28,7 +28,7 @@ func TestL2VersionedPurgeAndTrimmedLog(t *testing.T) {
 		t.Helper()
 		expectCS(t, do(t, "POST", e.URL+url, chat(prompt), auth...), "fwd=miss", "stored")
 		written[e]++
-		if got := e.WaitStat("wasmcustom.modelcache.chat.l2.written", written[e]); got != written[e] {
+		if got := e.WaitStat("wasmcustom.modelcache_route.chat.l2.written", written[e]); got != written[e] {
 			t.Fatalf("l2.written = %d, want %d", got, written[e])
 		}
 	}
@@ -48,7 +48,7 @@ func TestL2VersionedPurgeAndTrimmedLog(t *testing.T) {
 			r := do(t, "POST", b.URL+url, chat(prompt), auth...)
 			if cs = r.CacheStatus(); !strings.Contains(cs, "hit") {
 				written[b]++ // B asked its model and wrote the answer
-				b.WaitStat("wasmcustom.modelcache.chat.l2.written", written[b])
+				b.WaitStat("wasmcustom.modelcache_route.chat.l2.written", written[b])
 				return
 			}
 			time.Sleep(100 * time.Millisecond)

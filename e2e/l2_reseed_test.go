@@ -24,7 +24,7 @@ func TestL2WriteUnderAPurgeMadeGeneration(t *testing.T) {
 	}
 	auth := []string{"authorization", "Bearer tenant-a"}
 	expectCS(t, do(t, "POST", a.URL+"/v1/chat/completions", chat("after a purge of nothing"), auth...), "fwd=miss", "stored")
-	if got := a.WaitStat("wasmcustom.modelcache.chat.l2.written", 1); got != 1 {
+	if got := a.WaitStat("wasmcustom.modelcache_route.chat.l2.written", 1); got != 1 {
 		t.Fatalf("l2.written = %d", got)
 	}
 	out, err := s.doAs(true, "GET", "/GET/mc:g.raw", nil)

@@ -204,8 +204,8 @@ func TestL2CrossProxyStampede(t *testing.T) {
 						t.Fatalf("response %d differs: %s", i, r.Body)
 					}
 				}
-				lost := a.Stat("wasmcustom.modelcache.chat.l2.lease_lost") + b.Stat("wasmcustom.modelcache.chat.l2.lease_lost")
-				won := a.Stat("wasmcustom.modelcache.chat.l2.lease_won") + b.Stat("wasmcustom.modelcache.chat.l2.lease_won")
+				lost := a.Stat("wasmcustom.modelcache_route.chat.l2.lease_lost") + b.Stat("wasmcustom.modelcache_route.chat.l2.lease_lost")
+				won := a.Stat("wasmcustom.modelcache_route.chat.l2.lease_won") + b.Stat("wasmcustom.modelcache_route.chat.l2.lease_won")
 				t.Logf("leases won %d, lost %d", won, lost)
 				leaderFailure(t, a, b)
 			}
@@ -266,13 +266,13 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 	sharedAnswer(t, s, a, b)
 	auth := []string{"authorization", "Bearer tenant-a"}
 	url := "/v1/chat/completions"
-	written := a.Stat("wasmcustom.modelcache.chat.l2.written")
+	written := a.Stat("wasmcustom.modelcache_route.chat.l2.written")
 	answerOnA := func(prompt string) *response {
 		t.Helper()
 		r := do(t, "POST", a.URL+url, chat(prompt), auth...)
 		expectCS(t, r, "fwd=miss", "stored")
 		written++
-		if got := a.WaitStat("wasmcustom.modelcache.chat.l2.written", written); got != written {
+		if got := a.WaitStat("wasmcustom.modelcache_route.chat.l2.written", written); got != written {
 			t.Fatalf("l2.written on A = %d, want %d", got, written)
 		}
 		return r
@@ -314,7 +314,7 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 	}
 	r := do(t, "POST", b.URL+url, chat("tamper with me"), auth...)
 	expectCS(t, r, "fwd=miss")
-	if got := b.WaitStat("wasmcustom.modelcache.chat.l2.rejected", 1); got != 1 {
+	if got := b.WaitStat("wasmcustom.modelcache_route.chat.l2.rejected", 1); got != 1 {
 		t.Fatalf("l2.rejected on B = %d", got)
 	}
 
@@ -344,7 +344,7 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 	if bytes.Equal(r.Body, other.Body) {
 		t.Fatal("B served another key's value")
 	}
-	if got := b.WaitStat("wasmcustom.modelcache.chat.l2.rejected", 2); got != 2 {
+	if got := b.WaitStat("wasmcustom.modelcache_route.chat.l2.rejected", 2); got != 2 {
 		t.Fatalf("l2.rejected on B = %d", got)
 	}
 
@@ -382,12 +382,12 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 		expectCS(t, r, "fwd=miss")
 	}
 	t.Logf("slowest request during the outage: %v (l2.timeout 250ms; not asserted)", slowest)
-	if got := a.Stat("wasmcustom.modelcache.chat.l2.breaker_open"); got == 0 {
-		t.Fatalf("breaker never opened (errors %d, timeouts %d)", a.Stat("wasmcustom.modelcache.chat.l2.error"), a.Stat("wasmcustom.modelcache.chat.l2.timeout"))
+	if got := a.Stat("wasmcustom.modelcache_route.chat.l2.breaker_open"); got == 0 {
+		t.Fatalf("breaker never opened (errors %d, timeouts %d)", a.Stat("wasmcustom.modelcache_route.chat.l2.error"), a.Stat("wasmcustom.modelcache_route.chat.l2.timeout"))
 	}
 	// Restarted: after the cool-down the breaker closes and hits resume.
 	s.StartRedis()
-	w0 := a.Stat("wasmcustom.modelcache.chat.l2.written")
+	w0 := a.Stat("wasmcustom.modelcache_route.chat.l2.written")
 	for i := 0; ; i++ {
 		if i == 100 {
 			t.Fatal("L2 never came back")
@@ -396,7 +396,7 @@ func TestL2IntegrityPurgeAndOutage(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("after the outage: %d", r.Status)
 		}
-		if a.Stat("wasmcustom.modelcache.chat.l2.written") > w0 {
+		if a.Stat("wasmcustom.modelcache_route.chat.l2.written") > w0 {
 			r := do(t, "POST", b.URL+url, chat(fmt.Sprint("after the outage ", i)), auth...)
 			expectCS(t, r, "detail=l2")
 			break
@@ -449,7 +449,7 @@ func sharedAnswer(t *testing.T, s *l2Store, a, b *envoyProc) {
 	auth := []string{"authorization", "Bearer tenant-a"}
 	r1 := do(t, "POST", a.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
 	expectCS(t, r1, "fwd=miss", "stored")
-	if got := a.WaitStat("wasmcustom.modelcache.chat.l2.written", 1); got != 1 {
+	if got := a.WaitStat("wasmcustom.modelcache_route.chat.l2.written", 1); got != 1 {
 		t.Fatalf("l2.written on A = %d", got)
 	}
 	r2 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), auth...)
@@ -470,7 +470,7 @@ func sharedAnswer(t *testing.T, s *l2Store, a, b *envoyProc) {
 	r4 := do(t, "POST", b.URL+"/v1/chat/completions", chat("shared across the mesh"), "authorization", "Bearer tenant-b")
 	expectCS(t, r4, "fwd=miss")
 	// No credential in any Redis key.
-	b.WaitStat("wasmcustom.modelcache.chat.l2.written", 1)
+	b.WaitStat("wasmcustom.modelcache_route.chat.l2.written", 1)
 	keys := s.Keys("")
 	if len(keys) < 2 { // A's and B's entries (tenants a and b), at least
 		t.Fatalf("keys in Redis: %q", keys)

@@ -70,10 +70,10 @@ func TestAlertsAndDashboardMatchPrometheusScrape(t *testing.T) {
 	expectCS(t, do(t, "POST", url, chat("alerts"), "authorization", "Bearer a"), "hit")
 	expectCS(t, do(t, "POST", url, chat("alerts")), "fwd=bypass")
 	expectCS(t, do(t, "POST", url, chat("refused"), "authorization", "Bearer a", "x-sim-status", "503"), "fwd=miss")
-	if got := e.WaitStat("wasmcustom.modelcache.chat.refused.status", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.refused.status", 1); got != 1 {
 		t.Fatalf("refused.status = %d", got)
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.hit", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.hit", 1); got != 1 {
 		t.Fatalf("requests.hit = %d", got)
 	}
 	scraped := promNames(t, e.Admin)

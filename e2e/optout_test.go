@@ -96,7 +96,7 @@ func checkOptOut(t *testing.T, e *envoyProc, optedOut bool) {
 	}
 	chatReq := do(t, "POST", e.URL+"/v1/chat/completions", chat("opt-out marker"), "authorization", "Bearer tenant-a")
 	expectCS(t, chatReq, "modelcache; fwd=miss")
-	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.miss", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.miss", 1); got != 1 {
 		t.Fatalf("chat.requests.miss = %d, want 1", got)
 	}
 
@@ -104,9 +104,9 @@ func checkOptOut(t *testing.T, e *envoyProc, optedOut bool) {
 	// its requests.* counters (one per request the filter decided on).
 	models := func() (moved []string, requests int64) {
 		for name, v := range e.Stats() {
-			if strings.HasPrefix(name, "wasmcustom.modelcache.models.") && v != 0 {
+			if strings.HasPrefix(name, "wasmcustom.modelcache_route.models.") && v != 0 {
 				moved = append(moved, name)
-				if strings.HasPrefix(name, "wasmcustom.modelcache.models.requests.") {
+				if strings.HasPrefix(name, "wasmcustom.modelcache_route.models.requests.") {
 					requests += v
 				}
 			}

@@ -40,7 +40,7 @@ func TestRerankMissThenHit(t *testing.T) {
 	}
 	// Another top_n is another ranking: a miss.
 	expectCS(t, do(t, "POST", url, strings.Replace(body, `"top_n":2`, `"top_n":3`, 1), "authorization", "Bearer a"), "fwd=miss", "stored")
-	if got := e.WaitStat("wasmcustom.modelcache.rerank.requests.hit", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.rerank.requests.hit", 1); got != 1 {
 		t.Fatalf("requests.hit = %d", got)
 	}
 }
@@ -87,7 +87,7 @@ func TestRerankBadAnswersNeverStored(t *testing.T) {
 				t.Fatalf("model calls = %d, want 2: nothing may be stored", got)
 			}
 			counts[tc.reason] += 2
-			stat := "wasmcustom.modelcache.rerank.refused." + tc.reason
+			stat := "wasmcustom.modelcache_route.rerank.refused." + tc.reason
 			if got := e.WaitStat(stat, counts[tc.reason]); got != counts[tc.reason] {
 				t.Fatalf("%s = %d, want %d", stat, got, counts[tc.reason])
 			}
@@ -99,7 +99,7 @@ func TestRerankBadAnswersNeverStored(t *testing.T) {
 		r := do(t, "POST", url, `{"model":"sim-rerank","query":"q","documents":"not a list"}`, "authorization", "Bearer a")
 		expectCS(t, r, "fwd=bypass", "detail=rerank-input")
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.rerank.bypass.rerank_input", 2); got != 2 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.rerank.bypass.rerank_input", 2); got != 2 {
 		t.Fatalf("bypass.rerank_input = %d", got)
 	}
 	// The same requests, answered well, are cached.

@@ -85,7 +85,7 @@ func TestTenantAnswersStayWithTheTenant(t *testing.T) {
 	if e.Sim.TotalCalls() != before+3 {
 		t.Fatal("anonymous requests were answered from cache")
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.bypass.no_identity", 3); got != 3 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.bypass.no_identity", 3); got != 3 {
 		t.Fatalf("no_identity = %d", got)
 	}
 }
@@ -128,7 +128,7 @@ func TestNeverCachedInEnvoy(t *testing.T) {
 			if body == "" {
 				body = chat("never cache: " + tc.name)
 			}
-			stat := "wasmcustom.modelcache.chat." + tc.stat
+			stat := "wasmcustom.modelcache_route.chat." + tc.stat
 			before := e.Stat(stat)
 			calls := e.Sim.Calls("/v1/chat/completions")
 			for i := 0; i < 2; i++ {
@@ -157,7 +157,7 @@ func TestNeverCachedInEnvoy(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		expectCS(t, do(t, "POST", e.URL+"/v1/embeddings", big, "authorization", "Bearer a"), "detail=too-large")
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.emb.refused.too_large", 2); got != 2 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.emb.refused.too_large", 2); got != 2 {
 		t.Fatalf("refused.too_large = %d", got)
 	}
 	// A rule on the response body: content must be non-empty text; the
@@ -169,7 +169,7 @@ func TestNeverCachedInEnvoy(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		expectCS(t, do(t, "POST", e2.URL+"/v1/chat/completions", tools, "authorization", "Bearer a"), "detail=validation")
 	}
-	if got := e2.WaitStat("wasmcustom.modelcache.chat.refused.validation", 2); got != 2 {
+	if got := e2.WaitStat("wasmcustom.modelcache_route.chat.refused.validation", 2); got != 2 {
 		t.Fatalf("refused.validation = %d", got)
 	}
 }

@@ -94,7 +94,7 @@ func TestSemanticRealModelParaphraseHitsAndPartitionsHold(t *testing.T) {
 			t.Errorf("%s: status %d, Cache-Status %q (want a miss)", name, r.Status, r.CacheStatus())
 		}
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.semantic.hits", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.semantic.hits", 1); got != 1 {
 		t.Errorf("semantic.hits = %d", got)
 	}
 }
@@ -128,7 +128,7 @@ func TestSemanticConfirmAndShadowDemotion(t *testing.T) {
 	if r := do(t, "POST", url, semChat("", para), a...); isSemanticHit(r) || r.Status != 200 {
 		t.Fatalf("unconfirmed entry answered a near match: %q", r.CacheStatus())
 	}
-	if e.WaitStat("wasmcustom.modelcache.chat.semantic.unconfirmed", 1) < 1 {
+	if e.WaitStat("wasmcustom.modelcache_route.chat.semantic.unconfirmed", 1) < 1 {
 		t.Fatal("semantic.unconfirmed not counted")
 	}
 	// Confirmed by an exact hit (its shadow comparison agrees, too).
@@ -148,7 +148,7 @@ func TestSemanticConfirmAndShadowDemotion(t *testing.T) {
 	if !isSemanticHit(r) {
 		t.Fatalf("confirmed entry: %q (want a semantic hit)", r.CacheStatus())
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.semantic.demoted", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.semantic.demoted", 1); got != 1 {
 		t.Fatalf("semantic.demoted = %d", got)
 	}
 	if r := do(t, "POST", url, semChat("", "How could I reset my password?"), a...); isSemanticHit(r) {
@@ -221,7 +221,7 @@ func TestSemanticEmbeddingModelSwitchNeverComparesOldVectors(t *testing.T) {
 			t.Fatalf("after switching to %s/%d: %d %q (old vectors compared)", sw.model, sw.dim, r.Status, r.CacheStatus())
 		}
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.semantic.model_changes", 2); got != 2 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.semantic.model_changes", 2); got != 2 {
 		t.Fatalf("semantic.model_changes = %d, want 2", got)
 	}
 	if !strings.Contains(e.Log(), "turns indexed with the old model are no longer compared") {
@@ -247,10 +247,10 @@ func TestSemanticEmbeddingsFailuresFailOpen(t *testing.T) {
 			}
 		}
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.semantic.embed_error", 9); got != 9 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.semantic.embed_error", 9); got != 9 {
 		t.Errorf("semantic.embed_error = %d, want 9", got)
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.semantic.embed_timeout", 3); got != 3 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.semantic.embed_timeout", 3); got != 3 {
 		t.Errorf("semantic.embed_timeout = %d, want 3", got)
 	}
 }
@@ -269,7 +269,7 @@ func TestSemanticEmbeddingsServerDownFailsOpen(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	got := int64(0)
 	for time.Now().Before(deadline) {
-		if got = e.Stat("wasmcustom.modelcache.chat.semantic.embed_error") + e.Stat("wasmcustom.modelcache.chat.semantic.embed_timeout"); got == 4 {
+		if got = e.Stat("wasmcustom.modelcache_route.chat.semantic.embed_error") + e.Stat("wasmcustom.modelcache_route.chat.semantic.embed_timeout"); got == 4 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -288,7 +288,7 @@ func TestSemanticStreamedHitReplaysTheStoredStream(t *testing.T) {
 		return `{"model":"sim-chat","stream":true,"messages":[{"role":"user","content":` + strconv.Quote(q) + `}]}`
 	}
 	first := do(t, "POST", url, stream("How do I reset my password?"), a...)
-	if got := e.WaitStat("wasmcustom.modelcache.chat.stored", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.stored", 1); got != 1 {
 		t.Fatalf("stream not stored: %d", got)
 	}
 	expectCS(t, do(t, "POST", url, stream("How do I reset my password?"), a...), "hit")

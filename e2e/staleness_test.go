@@ -25,7 +25,7 @@ func TestShadowDivergenceInvalidates(t *testing.T) {
 	for k := 0; k < 2; k++ {
 		expectCS(t, do(t, "POST", url, chat(fmt.Sprint("fact ", k)), "authorization", "Bearer a"), "hit")
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.shadow.agree", 2); got != 2 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.shadow.agree", 2); got != 2 {
 		t.Fatalf("agree = %d", got)
 	}
 	if err := e.Sim.UpdateKnobs(func(k *modelsim.Knobs) { k.ModelVersion = "retrained" }); err != nil {
@@ -35,10 +35,10 @@ func TestShadowDivergenceInvalidates(t *testing.T) {
 	for k := 2; k < keys; k++ {
 		do(t, "POST", url, chat(fmt.Sprint("fact ", k)), "authorization", "Bearer a")
 		hits++
-		if e.WaitStat("wasmcustom.modelcache.chat.shadow.diverge", int64(hits)) != int64(hits) {
+		if e.WaitStat("wasmcustom.modelcache_route.chat.shadow.diverge", int64(hits)) != int64(hits) {
 			t.Fatalf("divergence %d not seen", hits)
 		}
-		if e.Stat("wasmcustom.modelcache.chat.shadow.invalidations") == 1 {
+		if e.Stat("wasmcustom.modelcache_route.chat.shadow.invalidations") == 1 {
 			break
 		}
 	}
@@ -74,19 +74,19 @@ func TestShadowQuietWhenAnswersHold(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		st := e.Stats()
-		if st["wasmcustom.modelcache.chat.shadow.started"] == st["wasmcustom.modelcache.chat.shadow.agree"]+st["wasmcustom.modelcache.chat.shadow.diverge"]+st["wasmcustom.modelcache.chat.shadow.errors"] {
+		if st["wasmcustom.modelcache_route.chat.shadow.started"] == st["wasmcustom.modelcache_route.chat.shadow.agree"]+st["wasmcustom.modelcache_route.chat.shadow.diverge"]+st["wasmcustom.modelcache_route.chat.shadow.errors"] {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	st := e.Stats()
-	t.Logf("shadow started %d, agree %d, saturated %d", st["wasmcustom.modelcache.chat.shadow.started"],
-		st["wasmcustom.modelcache.chat.shadow.agree"], st["wasmcustom.modelcache.chat.shadow.saturated"])
-	if st["wasmcustom.modelcache.chat.shadow.diverge"] != 0 || st["wasmcustom.modelcache.chat.shadow.invalidations"] != 0 {
+	t.Logf("shadow started %d, agree %d, saturated %d", st["wasmcustom.modelcache_route.chat.shadow.started"],
+		st["wasmcustom.modelcache_route.chat.shadow.agree"], st["wasmcustom.modelcache_route.chat.shadow.saturated"])
+	if st["wasmcustom.modelcache_route.chat.shadow.diverge"] != 0 || st["wasmcustom.modelcache_route.chat.shadow.invalidations"] != 0 {
 		t.Fatal("divergence without a change")
 	}
-	if st["wasmcustom.modelcache.chat.shadow.agree"] < 500 {
-		t.Fatalf("only %d comparisons", st["wasmcustom.modelcache.chat.shadow.agree"])
+	if st["wasmcustom.modelcache_route.chat.shadow.agree"] < 500 {
+		t.Fatalf("only %d comparisons", st["wasmcustom.modelcache_route.chat.shadow.agree"])
 	}
 }
 
@@ -119,7 +119,7 @@ func TestShadowConcurrencyBound(t *testing.T) {
 	if got := max(inFlight, e.Sim.MaxInFlight()); got > 1 {
 		t.Fatalf("%d shadow calls in flight at once, max_concurrent is 1", got)
 	}
-	if e.Stat("wasmcustom.modelcache.chat.shadow.saturated") == 0 {
+	if e.Stat("wasmcustom.modelcache_route.chat.shadow.saturated") == 0 {
 		t.Fatal("no shadow call was refused")
 	}
 }
@@ -142,7 +142,7 @@ func TestStaleServingSLOAlert(t *testing.T) {
 	for i := 0; i < 60; i++ { // now 1.5 s old: past the budget
 		do(t, "POST", url, chat(fmt.Sprint("aging ", i%5)), "authorization", "Bearer a")
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.slo.breaches", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.slo.breaches", 1); got != 1 {
 		t.Fatalf("breaches = %d", got)
 	}
 	for i := 0; i < 60; i++ {
@@ -152,7 +152,7 @@ func TestStaleServingSLOAlert(t *testing.T) {
 	if n := strings.Count(e.Log(), "stale-serving SLO breached on route chat"); n != 1 {
 		t.Fatalf("%d breach lines, want 1:\n%s", n, e.Log())
 	}
-	if e.Stat("wasmcustom.modelcache.chat.slo.breached") != 1 || e.Stat("wasmcustom.modelcache.chat.slo.stale_rate_ppm") < 50000 {
-		t.Fatalf("gauges: breached %d rate %d ppm", e.Stat("wasmcustom.modelcache.chat.slo.breached"), e.Stat("wasmcustom.modelcache.chat.slo.stale_rate_ppm"))
+	if e.Stat("wasmcustom.modelcache_route.chat.slo.breached") != 1 || e.Stat("wasmcustom.modelcache_route.chat.slo.stale_rate_ppm") < 50000 {
+		t.Fatalf("gauges: breached %d rate %d ppm", e.Stat("wasmcustom.modelcache_route.chat.slo.breached"), e.Stat("wasmcustom.modelcache_route.chat.slo.stale_rate_ppm"))
 	}
 }

@@ -85,11 +85,11 @@ func TestStampedeOneUpstreamCall(t *testing.T) {
 	if collapsed != 199 {
 		t.Fatalf("%d collapsed, want 199", collapsed)
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.collapsed", 199); got != 199 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.collapsed", 199); got != 199 {
 		t.Fatalf("collapsed stat = %d", got)
 	}
 	w0, w1 := workerConnections(e)
-	t.Logf("connections per worker: %d / %d; tick wake-ups %d", w0, w1, e.Stat("wasmcustom.modelcache.chat.coalesce.tick_wakeups"))
+	t.Logf("connections per worker: %d / %d; tick wake-ups %d", w0, w1, e.Stat("wasmcustom.modelcache_route.chat.coalesce.tick_wakeups"))
 	if w0 == 0 || w1 == 0 {
 		t.Fatalf("connections were not spread over both workers (%d / %d)", w0, w1)
 	}
@@ -128,7 +128,7 @@ func TestStampedeLeaderFails(t *testing.T) {
 	if !bytes.Equal(r.Body, good) {
 		t.Fatal("the cache holds something other than the good answer")
 	}
-	t.Logf("upstream calls %d, clients failed %d, promoted %d", calls, failed, e.Stat("wasmcustom.modelcache.chat.coalesce.promoted"))
+	t.Logf("upstream calls %d, clients failed %d, promoted %d", calls, failed, e.Stat("wasmcustom.modelcache_route.chat.coalesce.promoted"))
 }
 
 // Steady load across an expiry with stale-while-revalidate: no client sees
@@ -179,7 +179,7 @@ func TestStaleWhileRevalidateUnderLoad(t *testing.T) {
 	if refreshes < 2 || refreshes > 4 {
 		t.Fatalf("%d refreshes, want one per expiry (about 3)", refreshes)
 	}
-	if got := e.Stat("wasmcustom.modelcache.chat.background.stored"); got != refreshes {
+	if got := e.Stat("wasmcustom.modelcache_route.chat.background.stored"); got != refreshes {
 		t.Fatalf("background.stored = %d, model saw %d refreshes", got, refreshes)
 	}
 }
@@ -200,7 +200,7 @@ func TestStaleIfErrorInEnvoy(t *testing.T) {
 		}
 		expectCS(t, r, "fwd=stale", "detail=stale-if-error")
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.stale_if_error", 3); got != 3 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.stale_if_error", 3); got != 3 {
 		t.Fatalf("stale_if_error = %d", got)
 	}
 }
@@ -258,7 +258,7 @@ func TestStampedeFailingUpstreamRetriesExhausted(t *testing.T) {
 	if int(calls)+failedLocally != n {
 		t.Fatalf("%d calls + %d local failures != %d requests", calls, failedLocally, n)
 	}
-	if got := e.WaitStat("wasmcustom.modelcache.chat.requests.leader_failed", int64(failedLocally)); got != int64(failedLocally) {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.leader_failed", int64(failedLocally)); got != int64(failedLocally) {
 		t.Fatalf("requests.leader_failed = %d", got)
 	}
 }

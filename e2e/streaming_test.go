@@ -42,7 +42,7 @@ func TestStreamReplayIsByteIdentical(t *testing.T) {
 		t.Fatalf("first event after %v of %v: the stream was buffered", firstEvent, total)
 	}
 	expectCS(t, miss, "fwd=miss")
-	if got := e.WaitStat("wasmcustom.modelcache.chat.stored", 1); got != 1 {
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.stored", 1); got != 1 {
 		t.Fatalf("stream not stored (stored=%d)", got)
 	}
 	hit := do(t, "POST", url, streamReq("stream me"), "authorization", "Bearer tenant-a")
@@ -103,7 +103,7 @@ func TestBrokenStreamsNeverStoredInEnvoy(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := streamReq("broken: " + tc.name)
-			stat := "wasmcustom.modelcache.chat." + tc.stat
+			stat := "wasmcustom.modelcache_route.chat." + tc.stat
 			before := e.Stat(stat)
 			calls := e.Sim.Calls("/v1/chat/completions")
 			for i := 0; i < 2; i++ {

@@ -29,7 +29,7 @@ func TestPartialBatchBodylessAnswerCarriesCacheStatus(t *testing.T) {
 	if cs := hdr(res, "cache-status"); !strings.Contains(cs, "detail=malformed-json") {
 		t.Fatalf("Cache-Status %q: the bodyless answer is refused as malformed-json, as an unrewritten batch's is", cs)
 	}
-	if n := hs.counter("modelcache.emb.items.refetch"); n != 0 {
+	if n := hs.counter("modelcache_route.emb.items.refetch"); n != 0 {
 		t.Fatalf("items.refetch %d: a response that ended with its headers cannot be replaced", n)
 	}
 }
@@ -75,7 +75,7 @@ func TestPartialBatchAnswerUnreadablePassesNotShort(t *testing.T) {
 				if res.Status != 502 || !strings.Contains(hdr(res, "cache-status"), "fwd=miss") || !strings.Contains(hdr(res, "cache-status"), "detail=internal") {
 					t.Fatalf("client got %d (%q) %s: want the batch's 502", res.Status, hdr(res, "cache-status"), res.Body)
 				}
-				if n := hs.counter("modelcache.emb.items.hit"); n != 0 {
+				if n := hs.counter("modelcache_route.emb.items.hit"); n != 0 {
 					t.Fatalf("items.hit %d: none of the cached items reached the client", n)
 				}
 				return
@@ -118,8 +118,8 @@ func TestRefetchAnsweredEncodedForwardsTheModelsStatus(t *testing.T) {
 		return true
 	}
 	res := hs.post(1, "/v1/embeddings", embReq([]string{"cached", "new 1"}, ""))
-	if hs.counter("modelcache.emb.items.refetch") != 1 || res.Status != 502 {
-		t.Fatalf("setup: items.refetch %d, status %d %s", hs.counter("modelcache.emb.items.refetch"), res.Status, res.Body)
+	if hs.counter("modelcache_route.emb.items.refetch") != 1 || res.Status != 502 {
+		t.Fatalf("setup: items.refetch %d, status %d %s", hs.counter("modelcache_route.emb.items.refetch"), res.Status, res.Body)
 	}
 	cs := hdr(res, "cache-status")
 	if !strings.Contains(cs, "fwd-status=200") {

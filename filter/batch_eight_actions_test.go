@@ -26,7 +26,7 @@ func TestRewrittenBatchNoneKeptWakesFollowersAtOnce(t *testing.T) {
 	leader, up := hs.lead(req)
 	follower := hs.h.StartExchange(1, req)
 	hs.h.Drain()
-	if follower.Done() || len(hs.h.PendingUpstream()) != 1 || hs.counter("modelcache.emb.coalesce.followers") != 1 {
+	if follower.Done() || len(hs.h.PendingUpstream()) != 1 || hs.counter("modelcache_route.emb.coalesce.followers") != 1 {
 		t.Fatalf("premise: the second request should follow (done %v, %d upstream)", follower.Done(), len(hs.h.PendingUpstream()))
 	}
 	hs.answer(up)
@@ -39,7 +39,7 @@ func TestRewrittenBatchNoneKeptWakesFollowersAtOnce(t *testing.T) {
 	}
 	// The lead ended uncacheable (too large): the follower is woken at once
 	// and sent upstream, with no tick.
-	if n := hs.counter("modelcache.emb.coalesce.tick_wakeups"); n != 0 {
+	if n := hs.counter("modelcache_route.emb.coalesce.tick_wakeups"); n != 0 {
 		t.Errorf("the follower needed a tick (%d): the leader's wake-up was dropped", n)
 	}
 	if !follower.Done() && len(hs.h.PendingUpstream()) != 1 {

@@ -50,8 +50,8 @@ func TestBatchFollowerPastMaxWaitPartialSaysMiss(t *testing.T) {
 		}
 	}
 	hs.h.Drain()
-	if !single.Done() || hs.counter("modelcache.emb.items.stored") != 1 {
-		t.Fatalf("single request: done %v, items.stored %d", single.Done(), hs.counter("modelcache.emb.items.stored"))
+	if !single.Done() || hs.counter("modelcache_route.emb.items.stored") != 1 {
+		t.Fatalf("single request: done %v, items.stored %d", single.Done(), hs.counter("modelcache_route.emb.items.stored"))
 	}
 	before := len(hs.sim.EmbeddingCalls())
 	for i := 0; i < 4 && len(hs.h.PendingUpstream()) < 2; i++ {
@@ -69,7 +69,7 @@ func TestBatchFollowerPastMaxWaitPartialSaysMiss(t *testing.T) {
 	}
 	res := follower.Response()
 	partialOfThree(t, hs, res, hs.sim.EmbeddingCalls()[before:], body, "after max_wait")
-	if got := hs.counter("modelcache.emb.items.hit"); got != 1 {
+	if got := hs.counter("modelcache_route.emb.items.hit"); got != 1 {
 		t.Fatalf("items.hit = %d, want the 1 cached item merged", got)
 	}
 	_ = leader

@@ -20,19 +20,19 @@ func TestDiffReviewBatchWithNoItemKeptIsNotCountedStored(t *testing.T) {
 	if res.Status != 200 {
 		t.Fatalf("status %d", res.Status)
 	}
-	if s := hs.counter("modelcache.emb.items.stored"); s != 0 || strings.Contains(hdr(res, "cache-status"), "; stored") {
+	if s := hs.counter("modelcache_route.emb.items.stored"); s != 0 || strings.Contains(hdr(res, "cache-status"), "; stored") {
 		t.Fatalf("test premise: items.stored %d, Cache-Status %q", s, hdr(res, "cache-status"))
 	}
 	var moved []string
 	for _, n := range hs.h.MetricNames() {
-		if strings.HasPrefix(n, "modelcache.emb.") && hs.counter(n) > 0 {
+		if strings.HasPrefix(n, "modelcache_route.emb.") && hs.counter(n) > 0 {
 			moved = append(moved, n)
 		}
 	}
-	if n := hs.counter("modelcache.emb.stored"); n != 0 {
-		t.Errorf("modelcache.emb.stored = %d for an answer none of whose items was kept (Cache-Status %q); counters moved: %v", n, hdr(res, "cache-status"), moved)
+	if n := hs.counter("modelcache_route.emb.stored"); n != 0 {
+		t.Errorf("modelcache_route.emb.stored = %d for an answer none of whose items was kept (Cache-Status %q); counters moved: %v", n, hdr(res, "cache-status"), moved)
 	}
-	if n := hs.counter("modelcache.emb.refused.too_large"); n != 1 {
-		t.Errorf("modelcache.emb.refused.too_large = %d, want 1; counters moved: %v", n, moved)
+	if n := hs.counter("modelcache_route.emb.refused.too_large"); n != 1 {
+		t.Errorf("modelcache_route.emb.refused.too_large = %d, want 1; counters moved: %v", n, moved)
 	}
 }

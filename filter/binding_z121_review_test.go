@@ -77,8 +77,8 @@ func TestRefetchWhoseResponseResumeFailsDoesNotHang(t *testing.T) {
 		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)})
 	hs.h.Drain()
 	f.set(nil)
-	if f.failed() != 1 || hs.counter("modelcache.emb.items.refetch") == 0 {
-		t.Fatalf("setup: %d response resumes refused (want 1), refetch %d", f.failed(), hs.counter("modelcache.emb.items.refetch"))
+	if f.failed() != 1 || hs.counter("modelcache_route.emb.items.refetch") == 0 {
+		t.Fatalf("setup: %d response resumes refused (want 1), refetch %d", f.failed(), hs.counter("modelcache_route.emb.items.refetch"))
 	}
 	for i := 0; i < 20 && !ex.Done(); i++ {
 		hs.h.AdvanceAndTick(time.Second)

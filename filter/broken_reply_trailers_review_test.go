@@ -35,7 +35,7 @@ func TestBrokenAfterAnAnswerEndedByTrailersIsCountedServed(t *testing.T) {
 		return true
 	}
 	before, _ := requestCounters(hs, "emb")
-	hitBefore := hs.counter("modelcache.emb.items.hit")
+	hitBefore := hs.counter("modelcache_route.emb.items.hit")
 	res := hs.post(1, "/v1/embeddings", embReq(all, ""), "x-modelcache-crash", "panic-on-done")
 	if hs.counter("modelcache.panics") != 1 || res.Status != 200 {
 		t.Fatalf("setup: panics %d, status %d, cache-status %q", hs.counter("modelcache.panics"), res.Status, hdr(res, "cache-status"))
@@ -44,7 +44,7 @@ func TestBrokenAfterAnAnswerEndedByTrailersIsCountedServed(t *testing.T) {
 		t.Fatalf("setup: client got %d embeddings, want 4: %.200s", n, res.Body)
 	}
 	after, _ := requestCounters(hs, "emb")
-	hit := hs.counter("modelcache.emb.items.hit") - hitBefore
+	hit := hs.counter("modelcache_route.emb.items.hit") - hitBefore
 	if hit != 2 || after["miss"] != before["miss"] {
 		t.Fatalf("the client got a 200 (cache-status %q) with 2 cached items of 4 (answer ended by trailers), but the stats count items.hit +%d and requests %s (before %s)",
 			hdr(res, "cache-status"), hit, fmtCounters(after), fmtCounters(before))

@@ -38,7 +38,7 @@ func TestBrokenLeaderKeepsNoLease(t *testing.T) {
 	}
 	next := hs.h.StartExchange(1, req)
 	hs.h.Drain()
-	if n, f := hs.upstream.Load(), hs.counter("modelcache.chat.coalesce.followers"); n != 2 || f != 0 {
+	if n, f := hs.upstream.Load(), hs.counter("modelcache_route.chat.coalesce.followers"); n != 2 || f != 0 {
 		t.Fatalf("a request 40 s after a broken leader's answer ended: %d upstream calls (want 2: it leads at once), %d followers",
 			n, f)
 	}
@@ -150,7 +150,7 @@ func TestRequestBrokenInARootCallbackGoesOnUpstream(t *testing.T) {
 	broken.Headers = append(append([][2]string(nil), req.Headers...), [2]string{"x-modelcache-crash", "panic-in-tick"})
 	follower := hs.h.StartExchange(0, broken)
 	hs.h.Drain()
-	if n, f := len(hs.h.PendingUpstream()), hs.counter("modelcache.chat.coalesce.followers"); n != 1 || f != 1 || follower.Done() {
+	if n, f := len(hs.h.PendingUpstream()), hs.counter("modelcache_route.chat.coalesce.followers"); n != 1 || f != 1 || follower.Done() {
 		t.Fatalf("setup: the follower does not wait: %d upstream requests, %d followers, done %v", n, f, follower.Done())
 	}
 	hs.h.AdvanceAndTick(time.Second) // the tick panics, the follower's context effective

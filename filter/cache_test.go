@@ -43,14 +43,14 @@ func TestMissThenHitAcrossWorkers(t *testing.T) {
 	if hdr(third, "age") != "20" {
 		t.Fatalf("age = %q", hdr(third, "age"))
 	}
-	if hs.counter("modelcache.chat.requests.hit") != 2 || hs.counter("modelcache.chat.requests.miss") != 1 ||
-		hs.counter("modelcache.chat.stored") != 1 {
+	if hs.counter("modelcache_route.chat.requests.hit") != 2 || hs.counter("modelcache_route.chat.requests.miss") != 1 ||
+		hs.counter("modelcache_route.chat.stored") != 1 {
 		t.Fatalf("stats: %v", hs.h.MetricNames())
 	}
 	if g, _ := hs.h.Gauge("modelcache.entries"); g != 1 {
 		t.Fatalf("entries gauge = %d", g)
 	}
-	if ages := hs.h.Histogram("modelcache.chat.age_at_serve_ms"); len(ages) != 2 || ages[1] != 20000 {
+	if ages := hs.h.Histogram("modelcache_route.chat.age_at_serve_ms"); len(ages) != 2 || ages[1] != 20000 {
 		t.Fatalf("age histogram = %v", ages)
 	}
 }
@@ -65,9 +65,9 @@ func TestRouteStatsFollowTheRoute(t *testing.T) {
 	hs.post(1, "/v1/chat/completions", chatBody("another tenant question"))
 	hs.post(0, "/v1/chat/completions", chatBody("tenant question"))
 	for name, want := range map[string]uint64{
-		"modelcache.public.requests.miss": 1, "modelcache.public.requests.hit": 1, "modelcache.public.stored": 1,
-		"modelcache.chat.requests.miss": 2, "modelcache.chat.requests.hit": 1, "modelcache.chat.stored": 2,
-		"modelcache.classify.requests.miss": 0,
+		"modelcache_route.public.requests.miss": 1, "modelcache_route.public.requests.hit": 1, "modelcache_route.public.stored": 1,
+		"modelcache_route.chat.requests.miss": 2, "modelcache_route.chat.requests.hit": 1, "modelcache_route.chat.stored": 2,
+		"modelcache_route.classify.requests.miss": 0,
 	} {
 		if got := hs.counter(name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
@@ -192,7 +192,7 @@ func TestTenantIsolation(t *testing.T) {
 		none := hs.post(i, "/v1/chat/completions", body, "-", "")
 		expectCacheStatus(t, none, "fwd=bypass", "detail=no-identity")
 	}
-	if got := hs.counter("modelcache.chat.bypass.no_identity"); got != 2 {
+	if got := hs.counter("modelcache_route.chat.bypass.no_identity"); got != 2 {
 		t.Fatalf("no_identity = %d", got)
 	}
 	if got := hs.sim.Calls("/v1/chat/completions"); got != 5 {
@@ -323,7 +323,7 @@ func TestNeverCached(t *testing.T) {
 			if got := hs.upstream.Load(); got != 2 {
 				t.Fatalf("upstream requests = %d, want 2 (nothing stored)", got)
 			}
-			if got := hs.counter("modelcache.chat." + tc.stat); got != 2 {
+			if got := hs.counter("modelcache_route.chat." + tc.stat); got != 2 {
 				t.Fatalf("%s = %d, want 2; stats: %v", tc.stat, got, hs.h.MetricNames())
 			}
 			if g, _ := hs.h.Gauge("modelcache.entries"); g != 0 {
@@ -350,7 +350,7 @@ func TestEnvoyLocalRepliesAreNeverStored(t *testing.T) {
 		}
 		expectCacheStatus(t, res, "detail=upstream-timeout")
 	}
-	if got := hs.counter("modelcache.chat.refused.upstream_timeout"); got != 2 {
+	if got := hs.counter("modelcache_route.chat.refused.upstream_timeout"); got != 2 {
 		t.Fatalf("upstream_timeout = %d", got)
 	}
 }
@@ -372,7 +372,7 @@ func TestRequestBodyBypasses(t *testing.T) {
 			if hs.upstream.Load() != before+1 {
 				t.Fatal("request did not reach the upstream")
 			}
-			if hs.counter("modelcache.chat."+tc.stat) != 1 {
+			if hs.counter("modelcache_route.chat."+tc.stat) != 1 {
 				t.Fatalf("%s not counted", tc.stat)
 			}
 		})
@@ -396,7 +396,7 @@ func TestConfidenceTiers(t *testing.T) {
 		t.Run(tc.score, func(t *testing.T) {
 			hs := newHarness(t, chatConfig)
 			defer func() {
-				if got := hs.counter("modelcache.classify.refused.low_confidence"); got != tc.refused {
+				if got := hs.counter("modelcache_route.classify.refused.low_confidence"); got != tc.refused {
 					t.Errorf("low_confidence = %d, want %d", got, tc.refused)
 				}
 			}()
@@ -600,9 +600,9 @@ func TestPurgeAPIAbsentWithoutToken(t *testing.T) {
 func TestStatsExistAtStart(t *testing.T) {
 	hs := newHarness(t, chatConfig)
 	names := strings.Join(hs.h.MetricNames(), "\n")
-	for _, want := range []string{"modelcache.chat.requests.hit", "modelcache.chat.requests.miss",
-		"modelcache.chat.requests.bypass", "modelcache.chat.stored", "modelcache.chat.refused.upstream_reset",
-		"modelcache.chat.bypass.no_identity", "modelcache.entries", "modelcache.chat.age_at_serve_ms",
+	for _, want := range []string{"modelcache_route.chat.requests.hit", "modelcache_route.chat.requests.miss",
+		"modelcache_route.chat.requests.bypass", "modelcache_route.chat.stored", "modelcache_route.chat.refused.upstream_reset",
+		"modelcache_route.chat.bypass.no_identity", "modelcache.entries", "modelcache_route.chat.age_at_serve_ms",
 		"modelcache.vm_restarts"} {
 		if !strings.Contains(names, want) {
 			t.Errorf("stat %s missing", want)
@@ -612,14 +612,14 @@ func TestStatsExistAtStart(t *testing.T) {
 
 // The stats_tags entry of every shipped Envoy config that has one turns a
 // route stat's route segment into the label modelcache_route, and leaves
-// the process-wide stats (modelcache.entries, modelcache.vm.heap_allocs,
+// the process-wide stats (modelcache.entries, modelcache.vm_heap_allocs,
 // …) untagged, as README, Stats, says; applied here as Envoy applies a
 // TagSpecifier regex (the first group is cut out of the name, the second
 // is the value) to every stat the module defines, for routes named like
-// the process-wide stats' segment ("v", "vmx", "v-m") but not as it.
+// the process-wide stats ("vm", "v", "vmx", "v-m", "entries").
 // Every stat exports under a name and tag of its own.
 func TestShippedStatsTagsTagRoutesOnly(t *testing.T) {
-	routes := []string{"chat", "v", "vmx", "v-m", "m"}
+	routes := []string{"chat", "v", "vmx", "v-m", "m", "vm", "entries"}
 	var rs []string
 	for i, r := range routes {
 		rs = append(rs, fmt.Sprintf(`{"name":%q,"kind":"chat","path_prefix":"/r%d",
@@ -644,7 +644,7 @@ func TestShippedStatsTagsTagRoutesOnly(t *testing.T) {
 		for _, name := range names {
 			want := ""
 			for _, r := range routes {
-				if strings.HasPrefix(name, "modelcache."+r+".") {
+				if strings.HasPrefix(name, "modelcache_route."+r+".") {
 					want = r
 				}
 			}
@@ -663,7 +663,7 @@ func TestShippedStatsTagsTagRoutesOnly(t *testing.T) {
 			exported[prom+"/"+tag] = name
 		}
 	}
-	if configs == 0 || !slices.Contains(names, "modelcache.vm.heap_allocs") {
+	if configs == 0 || !slices.Contains(names, "modelcache.vm_heap_allocs") {
 		t.Fatalf("%d configs checked; stats %v", configs, names)
 	}
 }
@@ -762,7 +762,7 @@ func TestAgeAtServeNeverNegative(t *testing.T) {
 		hs.clock.Set(hs.clock.Now().Add(-10 * time.Second))
 		res := hs.post(1, "/v1/chat/completions", body)
 		expectCacheStatus(t, res, "hit")
-		if ages := hs.h.Histogram("modelcache.chat.age_at_serve_ms"); len(ages) != 1 || ages[0] != 0 {
+		if ages := hs.h.Histogram("modelcache_route.chat.age_at_serve_ms"); len(ages) != 1 || ages[0] != 0 {
 			t.Fatalf("hit with Age %q recorded age_at_serve_ms %v, want [0]", hdr(res, "age"), ages)
 		}
 	})
@@ -772,7 +772,7 @@ func TestAgeAtServeNeverNegative(t *testing.T) {
 		hs.clock.Set(hs.clock.Now().Add(-10 * time.Second))
 		res := hs.post(1, "/v1/embeddings", embReq([]string{"cached", "new"}, ""))
 		expectCacheStatus(t, res, "fwd=partial")
-		if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 1 || ages[0] != 0 {
+		if ages := hs.h.Histogram("modelcache_route.emb.age_at_serve_ms"); len(ages) != 1 || ages[0] != 0 {
 			t.Fatalf("partly cached batch with Age %q recorded age_at_serve_ms %v, want [0]", hdr(res, "age"), ages)
 		}
 	})
@@ -786,7 +786,7 @@ func TestEmbeddingsMissWithARepeatedItemRecordsNoAgeAtServe(t *testing.T) {
 	hs := newHarness(t, embConfig)
 	plain := hs.post(0, "/v1/embeddings", embReq([]string{"alpha", "beta"}, ""))
 	expectCacheStatus(t, plain, "fwd=miss")
-	if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 0 {
+	if ages := hs.h.Histogram("modelcache_route.emb.age_at_serve_ms"); len(ages) != 0 {
 		t.Fatalf("plain miss recorded age_at_serve_ms %v", ages)
 	}
 	rep := hs.post(1, "/v1/embeddings", embReq([]string{"gamma", "gamma"}, ""))
@@ -795,7 +795,7 @@ func TestEmbeddingsMissWithARepeatedItemRecordsNoAgeAtServe(t *testing.T) {
 		t.Logf("cached items %q", got)
 	}
 	got, _ := requestCounters(hs, "emb")
-	if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 0 {
+	if ages := hs.h.Histogram("modelcache_route.emb.age_at_serve_ms"); len(ages) != 0 {
 		t.Fatalf("a batch served no cached item (Cache-Status %q, requests %s) yet age_at_serve_ms recorded %v: a miss counted as an entry served at age 0",
 			hdr(rep, "cache-status"), fmtCounters(got), ages)
 	}

@@ -37,7 +37,7 @@ func TestCallAnswerIsReadOnlyAsFarAsTheProtocolTakes(t *testing.T) {
 	if !ex.Done() {
 		t.Fatalf("not resumed after the call: %s", ex.State())
 	}
-	if hs.counter("modelcache.chat.semantic.embed_error") != 1 {
+	if hs.counter("modelcache_route.chat.semantic.embed_error") != 1 {
 		t.Fatal("the oversized answer was not refused as an embed error")
 	}
 	if grown := hs.h.MemoryBytes(0) - before; grown > 8<<20 {
@@ -56,9 +56,9 @@ func TestBackgroundAnswersAreReadOnlyAsFarAsTheProtocolTakes(t *testing.T) {
 		name, config, counter string
 		stale                 time.Duration
 	}{
-		{"refresh", swrConfig, "modelcache.chat.background.refused", 70 * time.Second},
+		{"refresh", swrConfig, "modelcache_route.chat.background.refused", 70 * time.Second},
 		{"shadow", `{"upstream_cluster":"model","routes":[{"name":"chat","kind":"chat","path_prefix":"/v1/chat/completions","ttl":"1h",
-		  "shadow":{"sample":1.0,"max_concurrent":4,"min_samples":100,"max_divergence":0.5,"window":"10m"}}]}`, "modelcache.chat.shadow.errors", 0},
+		  "shadow":{"sample":1.0,"max_concurrent":4,"min_samples":100,"max_divergence":0.5,"window":"10m"}}]}`, "modelcache_route.chat.shadow.errors", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := newHarness(t, tc.config, withHTTPCalls())
@@ -248,13 +248,13 @@ func TestRefetchedBatchIsCountedAsTheMissItsCacheStatusSays(t *testing.T) {
 	hs.answerCall(calls[0])
 	hs.h.Drain()
 	res := ex.Response()
-	if !ex.Done() || res.Status != 200 || hs.counter("modelcache.emb.items.refetch") != 1 {
-		t.Fatalf("no refetch: %d, items.refetch %d", res.Status, hs.counter("modelcache.emb.items.refetch"))
+	if !ex.Done() || res.Status != 200 || hs.counter("modelcache_route.emb.items.refetch") != 1 {
+		t.Fatalf("no refetch: %d, items.refetch %d", res.Status, hs.counter("modelcache_route.emb.items.refetch"))
 	}
 	expectCacheStatus(t, res, "fwd=miss")
 	got, sum := requestCounters(hs, "emb")
-	if sum != 2 || got["miss"] != 2 || hs.counter("modelcache.emb.items.hit") != 0 {
+	if sum != 2 || got["miss"] != 2 || hs.counter("modelcache_route.emb.items.hit") != 0 {
 		t.Fatalf("2 misses (the first batch, then the refetched one) counted as %d: %s, items.hit %d",
-			sum, fmtCounters(got), hs.counter("modelcache.emb.items.hit"))
+			sum, fmtCounters(got), hs.counter("modelcache_route.emb.items.hit"))
 	}
 }

@@ -28,7 +28,7 @@ func TestFollowerGivesUpAtMaxWaitAfterWallClockStepsBack(t *testing.T) {
 	hs.h.AdvanceAndTick(11 * time.Second)        // past max_wait (10s) of real waiting
 	if n := len(hs.h.PendingUpstream()); n != 3 {
 		t.Fatalf("%d upstream requests 11s into a 10s max_wait after a 1h wall-clock step back, want 3 (followers went upstream themselves); timeouts=%d",
-			n, hs.counter("modelcache.chat.coalesce.timeouts"))
+			n, hs.counter("modelcache_route.chat.coalesce.timeouts"))
 	}
 }
 
@@ -148,7 +148,7 @@ func TestPurgedKeyBurstAfterWallClockStepsBackGetsTheModelsAnswer(t *testing.T) 
 		}
 		if res := ex.Response(); res.Status != 200 {
 			t.Fatalf("request %d of a burst a minute after an entry purge (wall clock stepped back 1h): status %d, Cache-Status %q, stored refusals %d; want the model's 200",
-				i, res.Status, hdr(res, "cache-status"), hs.counter("modelcache.chat.refused.invalidated"))
+				i, res.Status, hdr(res, "cache-status"), hs.counter("modelcache_route.chat.refused.invalidated"))
 		}
 	}
 }

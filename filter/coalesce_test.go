@@ -115,12 +115,12 @@ func TestSingleFlightAcrossWorkers(t *testing.T) {
 	if hs.sim.Calls("/v1/chat/completions") != 1 {
 		t.Fatalf("model calls = %d", hs.sim.Calls("/v1/chat/completions"))
 	}
-	if hs.counter("modelcache.chat.requests.collapsed") != 39 || hs.counter("modelcache.chat.coalesce.leaders") != 1 ||
-		hs.counter("modelcache.chat.coalesce.followers") != 39 {
-		t.Fatalf("stats: collapsed %d leaders %d followers %d", hs.counter("modelcache.chat.requests.collapsed"),
-			hs.counter("modelcache.chat.coalesce.leaders"), hs.counter("modelcache.chat.coalesce.followers"))
+	if hs.counter("modelcache_route.chat.requests.collapsed") != 39 || hs.counter("modelcache_route.chat.coalesce.leaders") != 1 ||
+		hs.counter("modelcache_route.chat.coalesce.followers") != 39 {
+		t.Fatalf("stats: collapsed %d leaders %d followers %d", hs.counter("modelcache_route.chat.requests.collapsed"),
+			hs.counter("modelcache_route.chat.coalesce.leaders"), hs.counter("modelcache_route.chat.coalesce.followers"))
 	}
-	if hs.counter("modelcache.chat.coalesce.tick_wakeups") != 0 {
+	if hs.counter("modelcache_route.chat.coalesce.tick_wakeups") != 0 {
 		t.Fatal("followers needed a tick: the queue wake-up did not arrive")
 	}
 }
@@ -153,7 +153,7 @@ func TestLeaderFailurePromotesAFollower(t *testing.T) {
 	if statuses[500] != 1 || statuses[200] != 9 {
 		t.Fatalf("statuses %v, want one 500 (the first leader's client) and nine 200", statuses)
 	}
-	if hs.counter("modelcache.chat.coalesce.promoted") != 1 || hs.counter("modelcache.chat.coalesce.leader_failures") != 1 {
+	if hs.counter("modelcache_route.chat.coalesce.promoted") != 1 || hs.counter("modelcache_route.chat.coalesce.leader_failures") != 1 {
 		t.Fatal("promotion not counted")
 	}
 	if got := hs.upstream.Load(); got != 2 {
@@ -193,8 +193,8 @@ func TestFollowerGivesUpAfterMaxWait(t *testing.T) {
 	if n := len(hs.h.PendingUpstream()); n != 3 {
 		t.Fatalf("%d upstream requests after max_wait, want 3 (followers went upstream themselves)", n)
 	}
-	if hs.counter("modelcache.chat.coalesce.timeouts") != 2 {
-		t.Fatalf("timeouts = %d", hs.counter("modelcache.chat.coalesce.timeouts"))
+	if hs.counter("modelcache_route.chat.coalesce.timeouts") != 2 {
+		t.Fatalf("timeouts = %d", hs.counter("modelcache_route.chat.coalesce.timeouts"))
 	}
 	for _, u := range hs.h.PendingUpstream() {
 		hs.answer(u)
@@ -233,8 +233,8 @@ func TestUncacheableAnswerReleasesEveryone(t *testing.T) {
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool { noStore(u); return true }
 	res := hs.post(0, "/v1/chat/completions", chatBody("no-store"))
 	expectCacheStatus(t, res, "fwd=miss")
-	if hs.counter("modelcache.chat.coalesce.hit_for_miss") != 1 {
-		t.Fatalf("hit_for_miss = %d", hs.counter("modelcache.chat.coalesce.hit_for_miss"))
+	if hs.counter("modelcache_route.chat.coalesce.hit_for_miss") != 1 {
+		t.Fatalf("hit_for_miss = %d", hs.counter("modelcache_route.chat.coalesce.hit_for_miss"))
 	}
 }
 
@@ -253,7 +253,7 @@ func TestLostWakeupRecoveredOnTick(t *testing.T) {
 	if n := len(hs.h.PendingUpstream()); n != 2 {
 		t.Fatalf("%d upstream requests after a tick, want 2 (old leader + one new)", n)
 	}
-	if hs.counter("modelcache.chat.coalesce.tick_wakeups") == 0 {
+	if hs.counter("modelcache_route.chat.coalesce.tick_wakeups") == 0 {
 		t.Fatal("tick re-check not counted")
 	}
 	for _, u := range hs.h.PendingUpstream() {
@@ -353,7 +353,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	hs.answerCall(calls[0])
 	hs.h.Drain()
 	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit", "ttl=60")
-	if hs.counter("modelcache.chat.background.stored") != 1 || hs.counter("modelcache.chat.background.started") != 1 {
+	if hs.counter("modelcache_route.chat.background.stored") != 1 || hs.counter("modelcache_route.chat.background.started") != 1 {
 		t.Fatal("refresh not counted")
 	}
 	// A failed refresh keeps the stale entry.
@@ -362,7 +362,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	hs.h.PendingHTTPCalls()[0].Fail()
 	hs.h.Drain()
 	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "fwd=stale")
-	if hs.counter("modelcache.chat.background.failed") != 1 {
+	if hs.counter("modelcache_route.chat.background.failed") != 1 {
 		t.Fatal("failed refresh not counted")
 	}
 }
@@ -381,7 +381,7 @@ func TestStaleIfError(t *testing.T) {
 		t.Fatalf("status %d body %s", res.Status, res.Body)
 	}
 	expectCacheStatus(t, res, "fwd=stale", "detail=stale-if-error")
-	if hs.counter("modelcache.chat.requests.stale_if_error") != 1 {
+	if hs.counter("modelcache_route.chat.requests.stale_if_error") != 1 {
 		t.Fatal("stale_if_error not counted")
 	}
 	// Past the window the error goes through.
@@ -513,10 +513,10 @@ func TestRetriesExhaustedFailsFollowers(t *testing.T) {
 	if failedLocally != 7 {
 		t.Fatalf("%d followers answered with the failure, want 7", failedLocally)
 	}
-	if got := hs.counter("modelcache.chat.coalesce.retries_exhausted"); got != 7 {
+	if got := hs.counter("modelcache_route.chat.coalesce.retries_exhausted"); got != 7 {
 		t.Fatalf("retries_exhausted = %d", got)
 	}
-	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 7 {
+	if got := hs.counter("modelcache_route.chat.requests.leader_failed"); got != 7 {
 		t.Fatalf("requests.leader_failed = %d", got)
 	}
 }
@@ -582,7 +582,7 @@ func TestLeaderClientAbortIsNotAnUpstreamFailure(t *testing.T) {
 			t.Fatalf("exchange %d: status %d (%s), want the model's answer", i, r.Status, hdr(r, "cache-status"))
 		}
 	}
-	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
+	if got := hs.counter("modelcache_route.chat.requests.leader_failed"); got != 0 {
 		t.Fatalf("requests.leader_failed = %d, want 0", got)
 	}
 }

@@ -46,7 +46,7 @@ func TestFollowerOfALeaderWhoseLeaseExpiredLeadsCountingNoFailure(t *testing.T) 
 		r := follower.Response()
 		t.Fatalf("follower of a gone leader answered %d %q, body %.120s (upstream calls made: %d; "+
 			"coalesce.leader_failures=%d requests.leader_failed=%d)", r.Status, hdr(r, "cache-status"), r.Body,
-			hs.upstream.Load(), hs.counter("modelcache.chat.coalesce.leader_failures"), hs.counter("modelcache.chat.requests.leader_failed"))
+			hs.upstream.Load(), hs.counter("modelcache_route.chat.coalesce.leader_failures"), hs.counter("modelcache_route.chat.requests.leader_failed"))
 	}
 	if n := len(hs.h.PendingUpstream()); n != 2 {
 		t.Fatalf("%d upstream requests pending 1 s after the gone leader's lease expired, want 2 (the follower leads)", n)
@@ -157,10 +157,10 @@ func TestFollowerOfALeaderThatExtendedItsLeaseThenFailedCountsTheFailure(t *test
 	if n := len(hs.h.PendingUpstream()); n != 0 {
 		t.Fatalf("the follower of a leader that failed (503) went upstream itself (%d upstream pending), "+
 			"though max_retries is 0 (coalesce.leader_failures=%d requests.leader_failed=%d)",
-			n, hs.counter("modelcache.chat.coalesce.leader_failures"), hs.counter("modelcache.chat.requests.leader_failed"))
+			n, hs.counter("modelcache_route.chat.coalesce.leader_failures"), hs.counter("modelcache_route.chat.requests.leader_failed"))
 	}
 	// Its wake-up lost, the leader's status is unknown: 502 leader-failed.
-	if !follower.Done() || follower.Response().Status != 502 || hs.counter("modelcache.chat.requests.leader_failed") != 1 {
+	if !follower.Done() || follower.Response().Status != 502 || hs.counter("modelcache_route.chat.requests.leader_failed") != 1 {
 		t.Fatalf("follower: done %v, want answered 502 leader-failed", follower.Done())
 	}
 }

@@ -39,8 +39,8 @@ func TestOnlyIfCachedNonJSONBodyNeverReachesTheModel(t *testing.T) {
 				tc.ct, tc.extra, res.Status, hdr(res, "cache-status"), calls)
 		}
 	}
-	if n := hs.counter("modelcache.j.requests.unavailable"); n != 3 {
-		t.Errorf("requests.unavailable = %d, want 3 (requests.bypass = %d)", n, hs.counter("modelcache.j.requests.bypass"))
+	if n := hs.counter("modelcache_route.j.requests.unavailable"); n != 3 {
+		t.Errorf("requests.unavailable = %d, want 3 (requests.bypass = %d)", n, hs.counter("modelcache_route.j.requests.bypass"))
 	}
 }
 

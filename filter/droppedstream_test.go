@@ -40,7 +40,7 @@ func TestDroppedStreamKeepsNoLease(t *testing.T) {
 	hs.h.Drain()
 	if n := hs.upstream.Load(); n != 2 {
 		t.Fatalf("a request 6 s past the max_wait of a leader that will store nothing: %d upstream calls (want 2: it leads at once), done %v, followers %d",
-			n, next.Done(), hs.counter("modelcache.chat.coalesce.followers"))
+			n, next.Done(), hs.counter("modelcache_route.chat.coalesce.followers"))
 	}
 }
 
@@ -60,7 +60,7 @@ func TestFollowerOfADroppedStreamGoesUpstreamAtOnce(t *testing.T) {
 	hs.h.AdvanceAndTick(time.Second)
 	follower := hs.h.StartExchange(1, req)
 	hs.h.Drain()
-	if hs.counter("modelcache.chat.coalesce.followers") != 1 {
+	if hs.counter("modelcache_route.chat.coalesce.followers") != 1 {
 		t.Fatalf("no follower")
 	}
 	ev := func(s string) []byte { return []byte("data: " + s + "\n\n") }

@@ -21,7 +21,7 @@ func TestEmbedReviewCacheStatusNotStoredWhenNoItemWasStored(t *testing.T) {
 	if res.Status != 200 {
 		t.Fatalf("status %d", res.Status)
 	}
-	stored, refused := hs.counter("modelcache.emb.items.stored"), hs.counter("modelcache.emb.items.refused")
+	stored, refused := hs.counter("modelcache_route.emb.items.stored"), hs.counter("modelcache_route.emb.items.refused")
 	if stored != 0 || refused != 1 {
 		t.Fatalf("test premise: items.stored %d, items.refused %d (want the item refused as too large)", stored, refused)
 	}

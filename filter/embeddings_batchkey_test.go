@@ -42,7 +42,7 @@ func TestEmbeddingsBatchesWithNoItemInCommonNeverCoalesce(t *testing.T) {
 	hs.h.Drain()
 	if n := len(hs.h.PendingUpstream()); n != 2 {
 		t.Fatalf("%d upstream calls for two batches with no item in common, want 2 (coalesce.followers = %d): "+
-			"an unrelated batch waits for another's answer", n, hs.counter("modelcache.emb.coalesce.followers"))
+			"an unrelated batch waits for another's answer", n, hs.counter("modelcache_route.emb.coalesce.followers"))
 	}
 	for _, u := range hs.h.PendingUpstream() {
 		hs.answer(u)
@@ -121,7 +121,7 @@ func TestEmbeddingsBatchWithRepeatsAfterAVersionSwitchIsComputedOnce(t *testing.
 	}
 	if len(calls) != 1 {
 		t.Fatalf("upstream calls %v (items.refetch = %d, items.stored = %d, cache-status %q): the model computed the batch %d times",
-			calls, hs.counter("modelcache.emb.items.refetch"), hs.counter("modelcache.emb.items.stored"), hdr(res, "cache-status"), len(calls))
+			calls, hs.counter("modelcache_route.emb.items.refetch"), hs.counter("modelcache_route.emb.items.stored"), hdr(res, "cache-status"), len(calls))
 	}
 	if cs := hdr(res, "cache-status"); !strings.Contains(cs, "stored") {
 		t.Fatalf("cache-status %q: its items were stored", cs)

@@ -68,7 +68,7 @@ func TestRepeatedItemWithIgnoredDimensionsIsNoDrift(t *testing.T) {
 		t.Fatalf("repeated-item request: %d %s", two.Status, two.Body)
 	}
 	res := hs.post(1, "/v1/embeddings", aBody)
-	if drift := hs.counter("modelcache.emb.model_drift"); drift != 0 || !strings.Contains(hdr(res, "cache-status"), "hit") {
+	if drift := hs.counter("modelcache_route.emb.model_drift"); drift != 0 || !strings.Contains(hdr(res, "cache-status"), "hit") {
 		t.Fatalf("tenant B's batch (a repeated item, dimensions the server ignores) invalidated tenant A's cached vectors: model_drift=%d, tenant A now gets Cache-Status %q", drift, hdr(res, "cache-status"))
 	}
 }

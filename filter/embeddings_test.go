@@ -100,8 +100,8 @@ func TestEmbeddingsPartialBatch(t *testing.T) {
 	if tokens := gjson.GetBytes(res.Body, "usage.prompt_tokens").Int(); tokens == 0 {
 		t.Fatal("usage should report the tokens computed upstream for the missing items")
 	}
-	if hs.counter("modelcache.emb.items.hit") != 32 || hs.counter("modelcache.emb.items.stored") != 64 {
-		t.Fatalf("items.hit %d items.stored %d", hs.counter("modelcache.emb.items.hit"), hs.counter("modelcache.emb.items.stored"))
+	if hs.counter("modelcache_route.emb.items.hit") != 32 || hs.counter("modelcache_route.emb.items.stored") != 64 {
+		t.Fatalf("items.hit %d items.stored %d", hs.counter("modelcache_route.emb.items.hit"), hs.counter("modelcache_route.emb.items.stored"))
 	}
 	// Now every item is cached: zero upstream calls, the upstream's shape.
 	full := hs.post(0, "/v1/embeddings", body)
@@ -253,11 +253,11 @@ func TestEmbeddingsBadAnswersNeverStored(t *testing.T) {
 			if res.Status != 200 || strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 				t.Fatalf("client did not get the whole, correct batch: %d %.200s", res.Status, res.Body)
 			}
-			if hs.counter("modelcache.emb."+tc.stat) != 1 || hs.counter("modelcache.emb.items.refetch") != 1 {
-				t.Fatalf("%s = %d, refetch = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat), hs.counter("modelcache.emb.items.refetch"))
+			if hs.counter("modelcache_route.emb."+tc.stat) != 1 || hs.counter("modelcache_route.emb.items.refetch") != 1 {
+				t.Fatalf("%s = %d, refetch = %d", tc.stat, hs.counter("modelcache_route.emb."+tc.stat), hs.counter("modelcache_route.emb.items.refetch"))
 			}
-			if hs.counter("modelcache.emb.items.stored") != 1 {
-				t.Fatalf("items.stored = %d: the bad answer was stored", hs.counter("modelcache.emb.items.stored"))
+			if hs.counter("modelcache_route.emb.items.stored") != 1 {
+				t.Fatalf("items.stored = %d: the bad answer was stored", hs.counter("modelcache_route.emb.items.stored"))
 			}
 		})
 	}
@@ -330,8 +330,8 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := newHarness(t, tc.config, withHTTPCalls())
 			hs.post(0, "/v1/embeddings", embReq([]string{"cached"}, ""))
-			if hs.counter("modelcache.emb.items.stored") != 1 {
-				t.Fatalf("items.stored = %d before the batch", hs.counter("modelcache.emb.items.stored"))
+			if hs.counter("modelcache_route.emb.items.stored") != 1 {
+				t.Fatalf("items.stored = %d before the batch", hs.counter("modelcache_route.emb.items.stored"))
 			}
 			hs.fault = func(u *wasmhost.UpstreamRequest) bool {
 				status, h, b := hs.simulate(u.Headers, u.Body)
@@ -353,14 +353,14 @@ func TestEmbeddingsPartialAnswerRefusedNeverReachesTheClient(t *testing.T) {
 			if enc := hdr(res, "content-encoding"); enc != "" {
 				t.Fatalf("the whole batch's plain JSON went out as content-encoding %q", enc)
 			}
-			if hs.counter("modelcache.emb."+tc.stat) != 1 || hs.counter("modelcache.emb.items.refetch") != 1 {
-				t.Fatalf("%s = %d, items.refetch = %d", tc.stat, hs.counter("modelcache.emb."+tc.stat), hs.counter("modelcache.emb.items.refetch"))
+			if hs.counter("modelcache_route.emb."+tc.stat) != 1 || hs.counter("modelcache_route.emb.items.refetch") != 1 {
+				t.Fatalf("%s = %d, items.refetch = %d", tc.stat, hs.counter("modelcache_route.emb."+tc.stat), hs.counter("modelcache_route.emb.items.refetch"))
 			}
 			if calls := hs.sim.EmbeddingCalls()[before:]; len(calls) != 2 || len(calls[0]) != 2 || len(calls[1]) != 3 {
 				t.Fatalf("upstream calls %v: want the 2 missing items, then the whole batch", calls)
 			}
-			if hs.counter("modelcache.emb.items.stored") != 1 {
-				t.Fatalf("items.stored = %d: the refused answer was stored", hs.counter("modelcache.emb.items.stored"))
+			if hs.counter("modelcache_route.emb.items.stored") != 1 {
+				t.Fatalf("items.stored = %d: the refused answer was stored", hs.counter("modelcache_route.emb.items.stored"))
 			}
 		})
 	}
@@ -404,12 +404,12 @@ func TestEmbeddingsRefusedPartialAnswerIsNoFailureForFollowers(t *testing.T) {
 			t.Fatalf("request %d: %s, status %d: %.200s", i, ex.State(), ex.Response().Status, ex.Response().Body)
 		}
 	}
-	if f := hs.counter("modelcache.emb.coalesce.followers"); f != 5 {
+	if f := hs.counter("modelcache_route.emb.coalesce.followers"); f != 5 {
 		t.Fatalf("coalesce.followers = %d, want the 5 identical batches behind the first", f)
 	}
 	// A failure makes one follower lead after another (promoted), each
 	// counting it; a no-store answer sends them all upstream at once.
-	if p, x := hs.counter("modelcache.emb.coalesce.promoted"), hs.counter("modelcache.emb.coalesce.retries_exhausted"); p != 0 || x != 0 {
+	if p, x := hs.counter("modelcache_route.emb.coalesce.promoted"), hs.counter("modelcache_route.emb.coalesce.retries_exhausted"); p != 0 || x != 0 {
 		t.Fatalf("coalesce.promoted = %d, retries_exhausted = %d: a no-store answer was taken for a failure", p, x)
 	}
 }
@@ -463,8 +463,8 @@ func TestEmbeddingsRepeatedItemsAnswerTooLargeGoesWhole(t *testing.T) {
 		strings.Join(vectors(t, res.Body), "|") != strings.Join(vectors(t, reference(t, body)), "|") {
 		t.Fatalf("client did not get the whole, correct batch: %d, %d vectors", res.Status, got)
 	}
-	if hs.counter("modelcache.emb.items.refetch") != 0 || hs.counter("modelcache.emb.refused.too_large") != 1 {
-		t.Fatalf("items.refetch %d, refused.too_large %d", hs.counter("modelcache.emb.items.refetch"), hs.counter("modelcache.emb.refused.too_large"))
+	if hs.counter("modelcache_route.emb.items.refetch") != 0 || hs.counter("modelcache_route.emb.refused.too_large") != 1 {
+		t.Fatalf("items.refetch %d, refused.too_large %d", hs.counter("modelcache_route.emb.items.refetch"), hs.counter("modelcache_route.emb.refused.too_large"))
 	}
 }
 

@@ -198,8 +198,8 @@ func TestRefetchAnswerUnreadableIsNotPassedOn(t *testing.T) {
 			internal := hs.counter("modelcache.internal_errors")
 			res := hs.post(1, "/v1/embeddings", embReq([]string{"cached", "new 1"}, ""))
 			f.set(nil)
-			if f.failed() == 0 || hs.counter("modelcache.emb.items.refetch") != 1 {
-				t.Fatalf("setup: %d faults, items.refetch %d", f.failed(), hs.counter("modelcache.emb.items.refetch"))
+			if f.failed() == 0 || hs.counter("modelcache_route.emb.items.refetch") != 1 {
+				t.Fatalf("setup: %d faults, items.refetch %d", f.failed(), hs.counter("modelcache_route.emb.items.refetch"))
 			}
 			if res.Status != 502 {
 				t.Fatalf("client got %d (%q, content-type %q) body %.120q: the refetch's answer could not be read; want the batch's 502",

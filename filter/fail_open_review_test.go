@@ -20,7 +20,7 @@ func withCrashHeader(req wasmhost.Request, v string) wasmhost.Request {
 
 // README ("Failure policies"): a request a panic caught waiting — a
 // follower — "goes on upstream at once"; README (stats):
-// modelcache.<route>.requests.<status> counts "each request once", a
+// modelcache_route.<route>.requests.<status> counts "each request once", a
 // request that goes upstream "then". A follower broken by a panic in the
 // tick that re-checks it goes upstream but is counted nowhere:
 // plugin.OnHttpStreamBroken hands the stream to cachecore's Broken (which
@@ -36,7 +36,7 @@ func TestFollowerBrokenInATickIsCountedOnce(t *testing.T) {
 	leader, _ := hs.lead(req)
 	follower := hs.h.StartExchange(0, withCrashHeader(req, "panic-in-tick"))
 	hs.h.Drain()
-	if f := hs.counter("modelcache.chat.coalesce.followers"); f != 1 || follower.Done() {
+	if f := hs.counter("modelcache_route.chat.coalesce.followers"); f != 1 || follower.Done() {
 		t.Fatalf("setup: %d followers, follower done %v", f, follower.Done())
 	}
 	hs.h.AdvanceAndTick(time.Second) // the tick panics, the follower's context effective

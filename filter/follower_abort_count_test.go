@@ -9,7 +9,7 @@ import (
 	"github.com/modelcache/modelcache/wasmhost"
 )
 
-// README (stats): modelcache.<route>.requests.<status> counts "each request
+// README (stats): modelcache_route.<route>.requests.<status> counts "each request
 // once". A follower whose client goes away while it waits for its leader is
 // never counted under any status (Stream.Done/cut count nothing for
 // phaseFollowing), while a leader whose client goes away while its request

@@ -28,7 +28,7 @@ func TestFollowup154EmptyEventStreamEndedOnHeadersFailsFollowers(t *testing.T) {
 	hs, exs, calls := streamBurst(t, "a server answering nothing", func(u *wasmhost.UpstreamRequest) {
 		u.RespondHeaders(200, [][2]string{{"content-type", "text/event-stream"}}, true)
 	})
-	if got := hs.counter("modelcache.chat.refused.truncated"); got == 0 {
+	if got := hs.counter("modelcache_route.chat.refused.truncated"); got == 0 {
 		t.Fatalf("setup: the empty stream was not refused as truncated (calls %d)", calls)
 	}
 	allAnswered200(t, hs, exs, calls, "answered 200 (an event stream ended on its headers)")

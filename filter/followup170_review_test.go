@@ -25,7 +25,7 @@ func TestSLORateGaugeDoesNotReturnToALapsedBreachsRateAtTheNextFlush(t *testing.
 		}
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge = %d", g)
 	}
 	hs.clock.Advance(72 * time.Hour) // suspended: no tick
@@ -36,15 +36,15 @@ func TestSLORateGaugeDoesNotReturnToALapsedBreachsRateAtTheNextFlush(t *testing.
 	hs.clock.Advance(2 * time.Second)
 	hs.h.Tick(0)
 	hs.h.Drain()
-	if br, _ := hs.h.Gauge("modelcache.chat.slo.breached"); br != 0 {
+	if br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); br != 0 {
 		t.Fatalf("setup: breached gauge = %d after the lapsed breach", br)
 	}
-	first, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	first, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 	// The next flushes: no new response, the same thin window.
 	for i := 0; i < 3; i++ {
 		hs.h.AdvanceAndTick(2 * time.Second)
-		br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
-		ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+		br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
+		ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 		if ppm > 100_000 {
 			t.Fatalf("flush %d after the lapse flush (which showed %d ppm): slo.breached = %d but slo.stale_rate_ppm = %d, "+
 				"the rate of the breach that lapsed 3 days ago; want at most 100000 (the current window's 10%%)", i+1, first, br, ppm)
@@ -71,20 +71,20 @@ func TestSLORateGaugeDoesNotShowARateFromBeforeAnIdleWindow(t *testing.T) {
 		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("fresh ", i)))
 	}
 	hs.h.AdvanceAndTick(2 * time.Second)
-	before, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
-	if br, _ := hs.h.Gauge("modelcache.chat.slo.breached"); br != 0 || before == 0 {
+	before, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
+	if br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); br != 0 || before == 0 {
 		t.Fatalf("setup: breached = %d, stale_rate_ppm = %d; want a settled rate under the objective", br, before)
 	}
 	// Idle for three minutes: the window empties, and the flushes show 0.
 	hs.h.AdvanceAndTick(3 * time.Minute)
-	if idle, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm"); idle != 0 {
+	if idle, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm"); idle != 0 {
 		t.Fatalf("setup: after an idle window stale_rate_ppm = %d, want 0", idle)
 	}
 	// Two responses, one stale: under min_samples with a stale one.
 	hs.post(0, "/v1/chat/completions", chatBody("slo 0"))
 	hs.post(0, "/v1/chat/completions", chatBody("after idle"))
 	hs.h.AdvanceAndTick(2 * time.Second)
-	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 	if ppm == before {
 		t.Fatalf("after a window that emptied (the gauge read 0), stale_rate_ppm = %d: the rate measured 3 minutes before, "+
 			"of responses no longer in the window; want the last settled rate (0) or the current window's", ppm)

@@ -34,8 +34,8 @@ func leaderFailedRetryAfter(t *testing.T, status int, ra string) []string {
 			got = append(got, hdr(r, "retry-after"))
 		}
 	}
-	if len(got) == 0 || hs.counter("modelcache.chat.requests.leader_failed") != uint64(len(got)) {
-		t.Fatalf("setup: %d leader-failed answers, counter %d", len(got), hs.counter("modelcache.chat.requests.leader_failed"))
+	if len(got) == 0 || hs.counter("modelcache_route.chat.requests.leader_failed") != uint64(len(got)) {
+		t.Fatalf("setup: %d leader-failed answers, counter %d", len(got), hs.counter("modelcache_route.chat.requests.leader_failed"))
 	}
 	return got
 }

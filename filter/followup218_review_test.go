@@ -26,7 +26,7 @@ func TestFollowup218PartialBatchResetMidBodyCountsNoItemHit(t *testing.T) {
 	if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
 		t.Fatalf("priming: %d", res.Status)
 	}
-	hitBefore := hs.counter("modelcache.emb.items.hit")
+	hitBefore := hs.counter("modelcache_route.emb.items.hit")
 	hs.fault = func(u *wasmhost.UpstreamRequest) bool {
 		u.RespondHeaders(200, [][2]string{{"content-type", "application/json"}, {"x-model-version", "v1"}}, false)
 		u.SendChunk([]byte(`{"object":"list","data":[`), false)
@@ -37,9 +37,9 @@ func TestFollowup218PartialBatchResetMidBodyCountsNoItemHit(t *testing.T) {
 	if res.Status == 200 || strings.Contains(string(res.Body), "embedding") {
 		t.Fatalf("setup: the client got %d %q %s, want the proxy's error alone", res.Status, hdr(res, "cache-status"), res.Body)
 	}
-	ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms")
+	ages := hs.h.Histogram("modelcache_route.emb.age_at_serve_ms")
 	got, _ := requestCounters(hs, "emb")
-	if hit := hs.counter("modelcache.emb.items.hit") - hitBefore; hit != 0 {
+	if hit := hs.counter("modelcache_route.emb.items.hit") - hitBefore; hit != 0 {
 		t.Fatalf("the client got %d %q (Cache-Status %q, x-modelcache-cached-items %q) and none of the %d cached items, "+
 			"but items.hit +%d (requests %s, age_at_serve_ms %v: no entry served); want items.hit +0",
 			res.Status, res.Body, hdr(res, "cache-status"), hdr(res, "x-modelcache-cached-items"), len(odd), hit, fmtCounters(got), ages)

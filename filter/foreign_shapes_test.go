@@ -132,14 +132,14 @@ func TestForeignShapeBurstGetsNoLeaderFailed(t *testing.T) {
 				}
 			}
 			if tc.refused != "" {
-				if n := hs.counter("modelcache." + tc.route + "." + tc.refused); n == 0 {
+				if n := hs.counter("modelcache_route." + tc.route + "." + tc.refused); n == 0 {
 					t.Fatalf("setup: %s not counted: the answer was refused for another reason", tc.refused)
 				}
 			}
 			if len(bad) > 0 {
 				t.Fatalf("the model answered all %d calls 200 in its own shape, yet %d of 10 clients got a failure "+
 					"(requests.leader_failed %d), e.g. %q",
-					calls, len(bad), hs.counter("modelcache."+tc.route+".requests.leader_failed"), bad[0])
+					calls, len(bad), hs.counter("modelcache_route."+tc.route+".requests.leader_failed"), bad[0])
 			}
 		})
 	}

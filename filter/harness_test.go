@@ -270,12 +270,12 @@ func (hs *harness) counter(name string) uint64 {
 	return v
 }
 
-// requestCounters is every modelcache.<route>.requests.<status> counter
+// requestCounters is every modelcache_route.<route>.requests.<status> counter
 // that moved, and their sum.
 func requestCounters(hs *harness, route string) (map[string]uint64, uint64) {
 	out := map[string]uint64{}
 	var sum uint64
-	prefix := "modelcache." + route + ".requests."
+	prefix := "modelcache_route." + route + ".requests."
 	for _, n := range hs.h.MetricNames() {
 		if strings.HasPrefix(n, prefix) {
 			if v := hs.counter(n); v > 0 {

@@ -59,7 +59,7 @@ func TestSlowBodyClientDoesNotSwitchOffHoldingForEveryTenant(t *testing.T) {
 		if cs := hdr(second, "cache-status"); !strings.Contains(cs, "hit") {
 			t.Fatalf("after one client held back 3 bodies on a proxy that holds, alice's repeat is %q "+
 				"(bypass.hold_unsupported %d, hold_unsupported %d, upstream calls %d)",
-				cs, hs.counter("modelcache.chat.bypass.hold_unsupported"), hs.counter("modelcache.hold_unsupported"), hs.upstream.Load())
+				cs, hs.counter("modelcache_route.chat.bypass.hold_unsupported"), hs.counter("modelcache.hold_unsupported"), hs.upstream.Load())
 		}
 	})
 
@@ -78,7 +78,7 @@ func TestSlowBodyClientDoesNotSwitchOffHoldingForEveryTenant(t *testing.T) {
 		}
 		if ex.UpstreamContacted() {
 			t.Fatalf("alice's hit (%q) opened an upstream request: one client's 3 held-back bodies made the worker decide late for good "+
-				"on a proxy that holds headers (late.upstream_aborted %d)", cs, hs.counter("modelcache.chat.late.upstream_aborted"))
+				"on a proxy that holds headers (late.upstream_aborted %d)", cs, hs.counter("modelcache_route.chat.late.upstream_aborted"))
 		}
 	})
 }

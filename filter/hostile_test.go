@@ -107,7 +107,7 @@ func TestUpstreamCutWhileHeld(t *testing.T) {
 	if !ok || string(cs) != "modelcache; fwd=miss; fwd-status=200; detail=truncated" {
 		t.Fatalf("filter state for the local reply: %q %v", cs, ok)
 	}
-	if n := hs.counter("modelcache.chat.refused.truncated"); n != 1 {
+	if n := hs.counter("modelcache_route.chat.refused.truncated"); n != 1 {
 		t.Fatalf("refused.truncated = %d", n)
 	}
 	cut = false
@@ -133,7 +133,7 @@ func TestLocalReplyWhileHoldingRequest(t *testing.T) {
 		t.Fatalf("status %d", res.Status)
 	}
 	expectCacheStatus(t, res, "modelcache; fwd=bypass", "detail=local-reply")
-	if n := hs.counter("modelcache.chat.requests.bypass"); n != 1 {
+	if n := hs.counter("modelcache_route.chat.requests.bypass"); n != 1 {
 		t.Fatalf("requests.bypass = %d", n)
 	}
 }
@@ -156,7 +156,7 @@ func TestOversizedResponseNeverHeld(t *testing.T) {
 		t.Fatalf("status %d, %d bytes", res.Status, len(res.Body))
 	}
 	expectCacheStatus(t, res, "fwd=miss", "detail=too-large")
-	if n := hs.counter("modelcache.chat.refused.too_large"); n != 1 {
+	if n := hs.counter("modelcache_route.chat.refused.too_large"); n != 1 {
 		t.Fatalf("refused.too_large = %d", n)
 	}
 }

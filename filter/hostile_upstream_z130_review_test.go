@@ -75,8 +75,8 @@ func TestChoicesFewerThanNBurstGetsNoLeaderFailed(t *testing.T) {
 	if len(bad) > 0 {
 		t.Fatalf("the model answered all %d calls 200, yet %d of 10 clients got a failure "+
 			"(refused.bad_shape %d, requests.leader_failed %d), e.g. %q",
-			calls, len(bad), h.counter("modelcache.chat.refused.bad_shape"),
-			h.counter("modelcache.chat.requests.leader_failed"), bad[0])
+			calls, len(bad), h.counter("modelcache_route.chat.refused.bad_shape"),
+			h.counter("modelcache_route.chat.requests.leader_failed"), bad[0])
 	}
 }
 
@@ -91,13 +91,13 @@ func TestNoVersionBurstGetsNoLeaderFailed(t *testing.T) {
 	answer := `{"id":"chatcmpl-1","object":"chat.completion","model":"sim-chat","choices":[` +
 		`{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`
 	bad, calls, h := burstAnswered(t, config, body, [][2]string{{"content-type", "application/json"}}, answer)
-	if h.counter("modelcache.chat.refused.no_version") == 0 {
+	if h.counter("modelcache_route.chat.refused.no_version") == 0 {
 		t.Fatalf("answers were not refused no_version: the test does not test what it says")
 	}
 	if len(bad) > 0 {
 		t.Fatalf("the model answered all %d calls 200, yet %d of 10 clients got a failure "+
 			"(refused.no_version %d, requests.leader_failed %d), e.g. %q",
-			calls, len(bad), h.counter("modelcache.chat.refused.no_version"),
-			h.counter("modelcache.chat.requests.leader_failed"), bad[0])
+			calls, len(bad), h.counter("modelcache_route.chat.refused.no_version"),
+			h.counter("modelcache_route.chat.requests.leader_failed"), bad[0])
 	}
 }

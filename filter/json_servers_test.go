@@ -174,7 +174,7 @@ func TestRequestContentTypeDecidesTheBypass(t *testing.T) {
 			t.Errorf("content-type %q: Cache-Status %q, bypass %v", tc.ct, cs, tc.bypass)
 		}
 	}
-	if n := hs.counter("modelcache.j.bypass.not_json"); n != 3 {
+	if n := hs.counter("modelcache_route.j.bypass.not_json"); n != 3 {
 		t.Errorf("bypass.not_json = %d, want 3", n)
 	}
 	// No Content-Type: keyed (a second request is a hit).

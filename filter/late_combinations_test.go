@@ -64,7 +64,7 @@ func TestLateWithEmbeddingsPartialBatch(t *testing.T) {
 	if cl := hdr(res, "content-length"); cl != "" && cl != strconv.Itoa(len(res.Body)) {
 		t.Fatalf("response content-length %s for %d bytes", cl, len(res.Body))
 	}
-	if n := hs.counter("modelcache.emb.items.hit"); n != 0 {
+	if n := hs.counter("modelcache_route.emb.items.hit"); n != 0 {
 		t.Fatalf("items.hit %d, cs %q", n, hdr(res, "cache-status"))
 	}
 	got, sum := requestCounters(hs, "emb")
@@ -114,8 +114,8 @@ func TestLateWithOnlyIfCachedMiss(t *testing.T) {
 	if n := len(hs.h.PendingUpstream()); n != 0 {
 		t.Fatalf("%d upstream pending", n)
 	}
-	if hs.counter("modelcache.chat.late.upstream_aborted") != 1 {
-		t.Fatalf("late.upstream_aborted %d", hs.counter("modelcache.chat.late.upstream_aborted"))
+	if hs.counter("modelcache_route.chat.late.upstream_aborted") != 1 {
+		t.Fatalf("late.upstream_aborted %d", hs.counter("modelcache_route.chat.late.upstream_aborted"))
 	}
 }
 
@@ -219,8 +219,8 @@ func TestLateWithL2Hit(t *testing.T) {
 	if n := len(b.h.PendingUpstream()); n != 0 {
 		t.Fatalf("%d upstream pending", n)
 	}
-	if b.counter("modelcache.chat.late.upstream_aborted") != 1 {
-		t.Fatalf("aborted %d", b.counter("modelcache.chat.late.upstream_aborted"))
+	if b.counter("modelcache_route.chat.late.upstream_aborted") != 1 {
+		t.Fatalf("aborted %d", b.counter("modelcache_route.chat.late.upstream_aborted"))
 	}
 }
 
@@ -338,8 +338,8 @@ func TestLateWithLeaderAbortFollowerGoesOn(t *testing.T) {
 	if !b.Done() || b.Response().Status != 200 {
 		t.Fatalf("b %s", b.State())
 	}
-	if hs.counter("modelcache.chat.stored") != 1 {
-		t.Fatalf("stored %d", hs.counter("modelcache.chat.stored"))
+	if hs.counter("modelcache_route.chat.stored") != 1 {
+		t.Fatalf("stored %d", hs.counter("modelcache_route.chat.stored"))
 	}
 }
 
@@ -354,8 +354,8 @@ func TestLateWithFollowerAbort(t *testing.T) {
 	hs.h.Drain()
 	hs.answer(ua)
 	hs.h.Drain()
-	if !a.Done() || a.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
-		t.Fatalf("a %s stored %d", a.State(), hs.counter("modelcache.chat.stored"))
+	if !a.Done() || a.Response().Status != 200 || hs.counter("modelcache_route.chat.stored") != 1 {
+		t.Fatalf("a %s stored %d", a.State(), hs.counter("modelcache_route.chat.stored"))
 	}
 	got, sum := requestCounters(hs, "chat")
 	if sum != 2 {
@@ -393,7 +393,7 @@ func TestLateWithCutAnswersNeverStored(t *testing.T) {
 			}
 			hs.h.AdvanceAndTick(time.Second)
 			hs.h.Drain()
-			if hs.counter("modelcache.chat.stored") != 0 {
+			if hs.counter("modelcache_route.chat.stored") != 0 {
 				t.Fatal("a cut answer was stored")
 			}
 			hs.fault = func(u *wasmhost.UpstreamRequest) bool { respondChat(u, 200, "fine"); return true }
@@ -423,8 +423,8 @@ func TestLateWithAnswerOverMaxEntry(t *testing.T) {
 	if res.Status != 200 || !bytes.Equal(res.Body, body) {
 		t.Fatalf("status %d, %d bytes of %d", res.Status, len(res.Body), len(body))
 	}
-	if hs.counter("modelcache.chat.stored") != 0 || hs.counter("modelcache.chat.refused.too_large") != 1 {
-		t.Fatalf("stored %d too_large %d", hs.counter("modelcache.chat.stored"), hs.counter("modelcache.chat.refused.too_large"))
+	if hs.counter("modelcache_route.chat.stored") != 0 || hs.counter("modelcache_route.chat.refused.too_large") != 1 {
+		t.Fatalf("stored %d too_large %d", hs.counter("modelcache_route.chat.stored"), hs.counter("modelcache_route.chat.refused.too_large"))
 	}
 }
 
@@ -438,8 +438,8 @@ func TestLateWithEncodedAnswerNotStored(t *testing.T) {
 		return true
 	}
 	res := hs.post(0, "/v1/chat/completions", chatBody("gz"))
-	if !bytes.Equal(res.Body, body) || hs.counter("modelcache.chat.stored") != 0 {
-		t.Fatalf("body %q stored %d", res.Body, hs.counter("modelcache.chat.stored"))
+	if !bytes.Equal(res.Body, body) || hs.counter("modelcache_route.chat.stored") != 0 {
+		t.Fatalf("body %q stored %d", res.Body, hs.counter("modelcache_route.chat.stored"))
 	}
 }
 
@@ -453,8 +453,8 @@ func TestLateWithStreamReplay(t *testing.T) {
 	if err != nil || first.Status != 200 {
 		t.Fatalf("%v", err)
 	}
-	if hs.counter("modelcache.chat.stored") != 1 {
-		t.Fatalf("stored %d", hs.counter("modelcache.chat.stored"))
+	if hs.counter("modelcache_route.chat.stored") != 1 {
+		t.Fatalf("stored %d", hs.counter("modelcache_route.chat.stored"))
 	}
 	hs.holdUpstream()
 	ex := hs.h.StartExchange(0, req)
@@ -467,8 +467,8 @@ func TestLateWithStreamReplay(t *testing.T) {
 	if strings.Join(dataLines(res.Body), "\n") != strings.Join(dataLines(first.Body), "\n") {
 		t.Fatal("replay differs")
 	}
-	if n := len(hs.h.PendingUpstream()); n != 0 || hs.counter("modelcache.chat.late.upstream_aborted") != 1 {
-		t.Fatalf("%d pending, aborted %d", n, hs.counter("modelcache.chat.late.upstream_aborted"))
+	if n := len(hs.h.PendingUpstream()); n != 0 || hs.counter("modelcache_route.chat.late.upstream_aborted") != 1 {
+		t.Fatalf("%d pending, aborted %d", n, hs.counter("modelcache_route.chat.late.upstream_aborted"))
 	}
 }
 
@@ -502,8 +502,8 @@ func TestLateWithPurgeDuringRecording(t *testing.T) {
 	}
 	up.SendChunk(body[10:], true)
 	hs.h.Drain()
-	if !ex.Done() || hs.counter("modelcache.chat.stored") != 0 {
-		t.Fatalf("done %v stored %d", ex.Done(), hs.counter("modelcache.chat.stored"))
+	if !ex.Done() || hs.counter("modelcache_route.chat.stored") != 0 {
+		t.Fatalf("done %v stored %d", ex.Done(), hs.counter("modelcache_route.chat.stored"))
 	}
 }
 
@@ -553,8 +553,8 @@ func TestLateWithSemanticNearHit(t *testing.T) {
 	if !strings.Contains(hdr(res, "cache-status"), "semantic") || !bytes.Equal(res.Body, first.Body) {
 		t.Fatalf("paraphrase: %d %q", res.Status, hdr(res, "cache-status"))
 	}
-	if n := len(hs.h.PendingUpstream()); n != 0 || hs.counter("modelcache.chat.late.upstream_aborted") < 1 {
-		t.Fatalf("%d pending, aborted %d", n, hs.counter("modelcache.chat.late.upstream_aborted"))
+	if n := len(hs.h.PendingUpstream()); n != 0 || hs.counter("modelcache_route.chat.late.upstream_aborted") < 1 {
+		t.Fatalf("%d pending, aborted %d", n, hs.counter("modelcache_route.chat.late.upstream_aborted"))
 	}
 }
 

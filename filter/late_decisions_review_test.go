@@ -53,7 +53,7 @@ func TestHoldLetGoBodyAfterHoldingProvenIsNoStall(t *testing.T) {
 		t.Fatalf("setup: slow request %s, status %d", slow.State(), slow.Response().Status)
 	}
 	cs := hdr(slow.Response(), "cache-status")
-	bodyLate, unsupported := hs.counter("modelcache.chat.bypass.body_late"), hs.counter("modelcache.chat.bypass.hold_unsupported")
+	bodyLate, unsupported := hs.counter("modelcache_route.chat.bypass.body_late"), hs.counter("modelcache_route.chat.bypass.hold_unsupported")
 	if unsupported != 0 || bodyLate != 1 || strings.Contains(cs, "hold-unsupported") {
 		t.Fatalf("a slow client's let-go on a proxy proven to hold headers counts bypass.hold_unsupported=%d (body_late=%d), Cache-Status %q: "+
 			"want body_late=1, hold_unsupported=0 (ModelcacheNotCaching fires on a proxy that caches)", unsupported, bodyLate, cs)

@@ -52,8 +52,8 @@ func TestLateLeaderEarly401IsNoLeaderFailure(t *testing.T) {
 	b := hs.h.StartExchange(0, chatRequest("q")) // follows a, its upstream request open
 	hs.h.Drain()
 	ua := a.OpenUpstream()
-	if ua == nil || a.Done() || b.Done() || hs.counter("modelcache.chat.late.followers_held") != 1 {
-		t.Fatalf("setup: a %s, b %s, followers_held %d", a.State(), b.State(), hs.counter("modelcache.chat.late.followers_held"))
+	if ua == nil || a.Done() || b.Done() || hs.counter("modelcache_route.chat.late.followers_held") != 1 {
+		t.Fatalf("setup: a %s, b %s, followers_held %d", a.State(), b.State(), hs.counter("modelcache_route.chat.late.followers_held"))
 	}
 	ua.Respond(401, [][2]string{{"content-type", "application/json"}}, []byte(`{"error":{"message":"invalid api key"}}`))
 	hs.h.Drain()
@@ -117,7 +117,7 @@ func TestLateLeaderEarly503ServesItsStaleEntry(t *testing.T) {
 			ra.Status, hdr(ra, "cache-status"), ra.Body, hdr(rb, "cache-status"))
 	}
 	// Each counted once, as its Cache-Status says.
-	if n, refused := hs.counter("modelcache.chat.requests.stale_if_error"), hs.counter("modelcache.chat.refused.early_answer"); n != 2 || refused != 1 {
+	if n, refused := hs.counter("modelcache_route.chat.requests.stale_if_error"), hs.counter("modelcache_route.chat.refused.early_answer"); n != 2 || refused != 1 {
 		t.Fatalf("requests.stale_if_error %d, refused.early_answer %d: want 2 and 1", n, refused)
 	}
 }

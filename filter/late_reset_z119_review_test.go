@@ -50,7 +50,7 @@ func TestZ119LateLeaderUpstreamResetBeforeDecisionServesStaleEntry(t *testing.T)
 			"want its entry within stale_if_error (200, detail=stale-if-error), as when the same reset comes after it was forwarded",
 			r.Status, hdr(r, "cache-status"), a.Done())
 	}
-	if n := hs.counter("modelcache.chat.requests.stale_if_error"); n != 1 {
+	if n := hs.counter("modelcache_route.chat.requests.stale_if_error"); n != 1 {
 		t.Fatalf("requests.stale_if_error %d, want 1", n)
 	}
 }
@@ -65,8 +65,8 @@ func TestZ119LateFollowerUpstreamResetServesStaleEntry(t *testing.T) {
 	b := hs.h.StartExchange(0, chatRequest("q"))
 	hs.h.Drain()
 	ub := b.OpenUpstream()
-	if ub == nil || b.Done() || a.Done() || hs.counter("modelcache.chat.late.followers_held") != 1 {
-		t.Fatalf("setup: b %s, followers_held %d", b.State(), hs.counter("modelcache.chat.late.followers_held"))
+	if ub == nil || b.Done() || a.Done() || hs.counter("modelcache_route.chat.late.followers_held") != 1 {
+		t.Fatalf("setup: b %s, followers_held %d", b.State(), hs.counter("modelcache_route.chat.late.followers_held"))
 	}
 	ub.Reset()
 	hs.h.Drain()

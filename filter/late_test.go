@@ -45,7 +45,7 @@ func TestLateDecisionWithoutHeaderHold(t *testing.T) {
 			t.Fatalf("request %d: Cache-Status %q, want %q", i, cs, want)
 		}
 	}
-	if n := hs.counter("modelcache.chat.late.rescued"); n != cachecore.HoldStallsToGiveUp {
+	if n := hs.counter("modelcache_route.chat.late.rescued"); n != cachecore.HoldStallsToGiveUp {
 		t.Fatalf("late.rescued = %d", n)
 	}
 	warned := false
@@ -65,8 +65,8 @@ func TestLateDecisionWithoutHeaderHold(t *testing.T) {
 	if n := len(hs.h.PendingUpstream()); n != 0 {
 		t.Fatalf("%d upstream requests left pending", n)
 	}
-	if hs.counter("modelcache.chat.late.upstream_aborted") != cachecore.HoldStallsToGiveUp { // the rescued hits and this one
-		t.Fatalf("late.upstream_aborted = %d", hs.counter("modelcache.chat.late.upstream_aborted"))
+	if hs.counter("modelcache_route.chat.late.upstream_aborted") != cachecore.HoldStallsToGiveUp { // the rescued hits and this one
+		t.Fatalf("late.upstream_aborted = %d", hs.counter("modelcache_route.chat.late.upstream_aborted"))
 	}
 	// A miss: the model gets the whole body, and no accept-encoding.
 	var got []*wasmhost.UpstreamRequest
@@ -75,8 +75,8 @@ func TestLateDecisionWithoutHeaderHold(t *testing.T) {
 	if res.Status != 200 || len(got) != 1 || !strings.Contains(string(got[0].Body), "late miss") || hdrOf(got[0].Headers, "accept-encoding") != "" {
 		t.Fatalf("late miss: %d, upstream %d requests", res.Status, len(got))
 	}
-	if hs.counter("modelcache.chat.stored") != 2 {
-		t.Fatalf("stored = %d", hs.counter("modelcache.chat.stored"))
+	if hs.counter("modelcache_route.chat.stored") != 2 {
+		t.Fatalf("stored = %d", hs.counter("modelcache_route.chat.stored"))
 	}
 }
 
@@ -100,7 +100,7 @@ func TestHoldUnsupportedCountsOnceThenEveryBypass(t *testing.T) {
 		}
 	}
 	gaveUp := hs.counter("modelcache.hold_unsupported")
-	before := hs.counter("modelcache.chat.bypass.hold_unsupported")
+	before := hs.counter("modelcache_route.chat.bypass.hold_unsupported")
 	for i := 0; i < 50; i++ {
 		// A VM that gave up holds again a minute later (review Z94): the
 		// request it then holds is let go at the next tick.
@@ -117,7 +117,7 @@ func TestHoldUnsupportedCountsOnceThenEveryBypass(t *testing.T) {
 	if gaveUp != 1 || hs.counter("modelcache.hold_unsupported") != 1 {
 		t.Errorf("hold_unsupported %d when the VM gave up, %d after 50 bypasses: want 1 and 1", gaveUp, hs.counter("modelcache.hold_unsupported"))
 	}
-	if got := hs.counter("modelcache.chat.bypass.hold_unsupported") - before; got != 50 {
+	if got := hs.counter("modelcache_route.chat.bypass.hold_unsupported") - before; got != 50 {
 		t.Errorf("50 requests passed uncached over 50 minutes: bypass.hold_unsupported moved by %d", got)
 	}
 }
@@ -206,13 +206,13 @@ func TestLateFollowerAfterACallIsCountedHeld(t *testing.T) {
 	if a.Done() || b.Done() || !a.UpstreamContacted() || len(hs.h.PendingUpstream()) != 1 {
 		t.Fatalf("a done %v, b done %v, a's upstream opened %v, %d upstream requests complete", a.Done(), b.Done(), a.UpstreamContacted(), len(hs.h.PendingUpstream()))
 	}
-	if f := hs.counter("modelcache.chat.coalesce.followers"); f != 1 {
+	if f := hs.counter("modelcache_route.chat.coalesce.followers"); f != 1 {
 		t.Fatalf("coalesce.followers = %d, want 1", f)
 	}
 	// One request leads (its body went upstream), the other follows with
 	// its upstream request open (headers only): that is what
 	// late.followers_held counts.
-	if got := hs.counter("modelcache.chat.late.followers_held"); got != 1 {
+	if got := hs.counter("modelcache_route.chat.late.followers_held"); got != 1 {
 		t.Errorf("a late follower waits with its upstream request open, late.followers_held = %d, want 1", got)
 	}
 }
@@ -286,7 +286,7 @@ func TestRescuedRequestEndingWithTrailersIsDecided(t *testing.T) {
 	}
 	if !ex.Done() || ex.Response().Status != 200 {
 		t.Fatalf("a rescued request whose body ends with trailers: done %v, status %d, late.rescued %d",
-			ex.Done(), ex.Response().Status, hs.counter("modelcache.chat.late.rescued"))
+			ex.Done(), ex.Response().Status, hs.counter("modelcache_route.chat.late.rescued"))
 	}
 	if cs := hdr(ex.Response(), "cache-status"); !strings.Contains(cs, "fwd=miss") {
 		t.Fatalf("Cache-Status %q: want the miss decided on its body", cs)

@@ -42,8 +42,8 @@ func TestALeaderFailedAnswerCarriesTheModelsRetryAfter(t *testing.T) {
 					t.Errorf("exchange %d (leader-failed): retry-after %q, want %q (the model said %q)", i, got, tc.want, tc.upstream)
 				}
 			}
-			if failed == 0 || hs.counter("modelcache.chat.requests.leader_failed") != uint64(failed) {
-				t.Fatalf("setup: %d leader-failed answers, counter %d", failed, hs.counter("modelcache.chat.requests.leader_failed"))
+			if failed == 0 || hs.counter("modelcache_route.chat.requests.leader_failed") != uint64(failed) {
+				t.Fatalf("setup: %d leader-failed answers, counter %d", failed, hs.counter("modelcache_route.chat.requests.leader_failed"))
 			}
 		})
 	}

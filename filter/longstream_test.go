@@ -53,7 +53,7 @@ func TestFollowerOfALongStreamKeepsWaiting(t *testing.T) {
 			u.SendChunk(ev(`{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`), false)
 			u.SendChunk([]byte("data: [DONE]\n\n"), true)
 			hs.h.Drain()
-			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
+			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache_route.chat.stored") != 1 {
 				t.Fatalf("leader's stream not stored")
 			}
 			r := follower.Response()
@@ -103,7 +103,7 @@ func TestFollowerOfALongAnswerKeepsWaiting(t *testing.T) {
 			}
 			hs.answer(u)
 			hs.h.Drain()
-			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
+			if !leader.Done() || leader.Response().Status != 200 || hs.counter("modelcache_route.chat.stored") != 1 {
 				t.Fatalf("leader's answer not stored")
 			}
 			r := follower.Response()
@@ -111,7 +111,7 @@ func TestFollowerOfALongAnswerKeepsWaiting(t *testing.T) {
 				t.Fatalf("follower: done %v, %d %q", follower.Done(), r.Status, hdr(r, "cache-status"))
 			}
 			expectCacheStatus(t, r, "collapsed")
-			if n := hs.counter("modelcache.chat.coalesce.leader_failures"); n != 0 {
+			if n := hs.counter("modelcache_route.chat.coalesce.leader_failures"); n != 0 {
 				t.Fatalf("%d leader failures counted for a leader that answered", n)
 			}
 			if n := hs.upstream.Load(); n != 1 {
@@ -139,7 +139,7 @@ func TestKeepingALeaseCostsOneWritePerHalfMaxWait(t *testing.T) {
 		hs.h.AdvanceAndTick(time.Duration(after) * time.Second)
 		hs.answer(u)
 		hs.h.Drain()
-		if !ex.Done() || ex.Response().Status != 200 || hs.counter("modelcache.chat.stored") != 1 {
+		if !ex.Done() || ex.Response().Status != 200 || hs.counter("modelcache_route.chat.stored") != 1 {
 			t.Fatalf("answer at %d s not stored", after)
 		}
 		for i, c := range calls {

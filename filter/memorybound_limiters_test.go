@@ -36,7 +36,7 @@ func TestMemoryBoundHoldsAtTheLargestLimiters(t *testing.T) {
 	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "hit")
 	hs.clock.Advance(2 * time.Second) // the SLO window is flushed
 	hs.h.TickAll()
-	if hs.counter("modelcache."+name+".shadow.agree")+hs.counter("modelcache."+name+".shadow.diverge") == 0 {
+	if hs.counter("modelcache_route."+name+".shadow.agree")+hs.counter("modelcache_route."+name+".shadow.diverge") == 0 {
 		t.Fatal("setup: no shadow comparison ran")
 	}
 	const routes, perKey = 1, 100

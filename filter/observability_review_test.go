@@ -40,7 +40,7 @@ func TestSLORateGaugeIsSetAgainAfterAReloadDuringAStandingBreach(t *testing.T) {
 		}
 		old.h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := old.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := old.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge = %d", g)
 	}
 	// The burst leaves the window; a trickle of stale hits keeps it under
@@ -49,8 +49,8 @@ func TestSLORateGaugeIsSetAgainAfterAReloadDuringAStandingBreach(t *testing.T) {
 		old.post(0, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
 		old.h.AdvanceAndTick(5 * time.Second)
 	}
-	oldBr, _ := old.h.Gauge("modelcache.chat.slo.breached")
-	oldPPM, _ := old.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	oldBr, _ := old.h.Gauge("modelcache_route.chat.slo.breached")
+	oldPPM, _ := old.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 	if oldBr != 1 || oldPPM == 0 {
 		t.Fatalf("setup: before the reload breached = %d, stale_rate_ppm = %d; want a standing breach with its rate", oldBr, oldPPM)
 	}
@@ -62,8 +62,8 @@ func TestSLORateGaugeIsSetAgainAfterAReloadDuringAStandingBreach(t *testing.T) {
 	nw := newHarness(t, cfg, func(_ *harness, c *wasmhost.Config) { c.SharedData = seed })
 	nw.clock.Advance(old.clock.Now().Sub(start))
 	nw.h.AdvanceAndTick(2 * time.Second)
-	br, _ := nw.h.Gauge("modelcache.chat.slo.breached")
-	ppm, _ := nw.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	br, _ := nw.h.Gauge("modelcache_route.chat.slo.breached")
+	ppm, _ := nw.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 	if br != 1 {
 		t.Fatalf("setup: after the reload breached = %d (before: %d)", br, oldBr)
 	}

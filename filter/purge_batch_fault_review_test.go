@@ -74,7 +74,7 @@ func TestPartialBatchAnsweredBrokenIsNotCountedPartial(t *testing.T) {
 	if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
 		t.Fatalf("priming: %d", res.Status)
 	}
-	partial, itemsHit := hs.counter("modelcache.emb.requests.partial"), hs.counter("modelcache.emb.items.hit")
+	partial, itemsHit := hs.counter("modelcache_route.emb.requests.partial"), hs.counter("modelcache_route.emb.items.hit")
 	f.set(func(c wasmhost.HostCall) (wasmhost.Status, bool) {
 		return wasmhost.StatusInternalFailure, c.Name == "proxy_set_buffer_bytes" && len(c.Args) > 0 &&
 			wasmhost.BufferType(uint32(c.Args[0])) == wasmhost.BufferHTTPResponseBody
@@ -85,10 +85,10 @@ func TestPartialBatchAnsweredBrokenIsNotCountedPartial(t *testing.T) {
 		t.Skipf("not the broken-batch answer: %d %q", res.Status, hdr(res, "cache-status"))
 	}
 	cs := hdr(res, "cache-status")
-	if p := hs.counter("modelcache.emb.requests.partial") - partial; p != 0 {
+	if p := hs.counter("modelcache_route.emb.requests.partial") - partial; p != 0 {
 		t.Errorf("client got 502 with Cache-Status %q; requests.partial moved by %d", cs, p)
 	}
-	if n := hs.counter("modelcache.emb.items.hit") - itemsHit; n != 0 {
+	if n := hs.counter("modelcache_route.emb.items.hit") - itemsHit; n != 0 {
 		t.Errorf("client got 502 with no vector; items.hit moved by %d", n)
 	}
 }

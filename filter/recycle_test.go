@@ -33,18 +33,18 @@ func expectNoGarbage(t *testing.T, hs *harness, n int, what string, do func(i in
 		do(i)
 	}
 	hs.h.TickAll()
-	allocs, gcs := hs.counter("modelcache.vm.heap_allocs"), hs.counter("modelcache.vm.gc_cycles")
+	allocs, gcs := hs.counter("modelcache.vm_heap_allocs"), hs.counter("modelcache.vm_gc_cycles")
 	if allocs == 0 {
-		t.Fatal("modelcache.vm.heap_allocs not reported")
+		t.Fatal("modelcache.vm_heap_allocs not reported")
 	}
 	for i := 0; i < n; i++ {
 		do(100 + i)
 	}
 	hs.h.TickAll()
-	if d := hs.counter("modelcache.vm.heap_allocs") - allocs; d > uint64(n/50) {
+	if d := hs.counter("modelcache.vm_heap_allocs") - allocs; d > uint64(n/50) {
 		t.Fatalf("%d heap allocations for %d %s", d, n, what)
 	}
-	if d := hs.counter("modelcache.vm.gc_cycles") - gcs; d != 0 {
+	if d := hs.counter("modelcache.vm_gc_cycles") - gcs; d != 0 {
 		t.Fatalf("%d GC cycles during %d %s", d, n, what)
 	}
 }
@@ -122,14 +122,14 @@ func TestHitsWithVaryingHeadersAllocateNothing(t *testing.T) {
 		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "x-trace", extra), "hit")
 	}
 	hs.h.TickAll()
-	allocs := hs.counter("modelcache.vm.heap_allocs")
+	allocs := hs.counter("modelcache.vm_heap_allocs")
 	const hits = 500
 	for i := 0; i < hits/2; i++ {
 		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "hit")
 		expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body, "x-trace", extra), "hit")
 	}
 	hs.h.TickAll()
-	if n := hs.counter("modelcache.vm.heap_allocs") - allocs; n > hits/50 {
+	if n := hs.counter("modelcache.vm_heap_allocs") - allocs; n > hits/50 {
 		t.Fatalf("%d heap allocations for %d hits", n, hits)
 	}
 }
@@ -219,14 +219,14 @@ func TestRecycledEmbeddingsNeverMix(t *testing.T) {
 }
 
 // When a request's work started a garbage collection, the collector is let
-// run at the end of the request (modelcache.vm.gc_yields) instead of only
+// run at the end of the request (modelcache.vm_gc_yields) instead of only
 // through later allocations' assists, with the write barrier on all along.
 func TestMarkingCollectorRunsAtTheEndOfARequest(t *testing.T) {
 	hs := newHarness(t, chatConfig)
-	gcs, yields := hs.counter("modelcache.vm.gc_cycles"), hs.counter("modelcache.vm.gc_yields")
+	gcs, yields := hs.counter("modelcache.vm_gc_cycles"), hs.counter("modelcache.vm_gc_yields")
 	// Stored misses allocate (the entry's encoding, the answer's checks):
 	// collections start sooner or later.
-	for i := 0; hs.counter("modelcache.vm.gc_cycles") == gcs; i++ {
+	for i := 0; hs.counter("modelcache.vm_gc_cycles") == gcs; i++ {
 		if i == 5000 {
 			t.Fatal("no garbage collection ran: the test proves nothing")
 		}
@@ -235,7 +235,7 @@ func TestMarkingCollectorRunsAtTheEndOfARequest(t *testing.T) {
 			hs.h.TickAll()
 		}
 	}
-	if hs.counter("modelcache.vm.gc_yields") == yields {
+	if hs.counter("modelcache.vm_gc_yields") == yields {
 		t.Fatal("collections ran, but never by a yield at the end of a request")
 	}
 }

@@ -115,9 +115,9 @@ func TestReviewZ102RefetchControls(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hs, res, _ := refetchAfterNoStore(t, tc.cfg, tc.cached, []string{"new 1", "new 2"}, tc.fail)
 			if res.Status != 200 || gjson.GetBytes(res.Body, "data.#").Int() != tc.want {
-				t.Fatalf("status %d, %d bytes, refetch %d", res.Status, len(res.Body), hs.counter("modelcache.emb.items.refetch"))
+				t.Fatalf("status %d, %d bytes, refetch %d", res.Status, len(res.Body), hs.counter("modelcache_route.emb.items.refetch"))
 			}
-			t.Logf("local reply %v, headers %v, refetch %d", res.FromLocalReply, res.Headers, hs.counter("modelcache.emb.items.refetch"))
+			t.Logf("local reply %v, headers %v, refetch %d", res.FromLocalReply, res.Headers, hs.counter("modelcache_route.emb.items.refetch"))
 		})
 	}
 }

@@ -31,13 +31,13 @@ func TestRefetchCacheStatusNamesTheRefusedStatus(t *testing.T) {
 		{"content-length", strconv.Itoa(len(body))}}, Body: []byte(body)})
 	hs.h.Drain()
 	res := ex.Response()
-	if !ex.Done() || hs.counter("modelcache.emb.items.refetch") != 1 || hs.counter("modelcache.emb.refused_status.203") != 1 {
+	if !ex.Done() || hs.counter("modelcache_route.emb.items.refetch") != 1 || hs.counter("modelcache_route.emb.refused_status.203") != 1 {
 		t.Fatalf("setup: done %v, items.refetch %d, refused_status.203 %d", ex.Done(),
-			hs.counter("modelcache.emb.items.refetch"), hs.counter("modelcache.emb.refused_status.203"))
+			hs.counter("modelcache_route.emb.items.refetch"), hs.counter("modelcache_route.emb.refused_status.203"))
 	}
 	cs := hdr(res, "cache-status")
 	if !strings.Contains(cs, "fwd-status=200") || !strings.Contains(cs, "detail=status-203") {
 		t.Fatalf("Cache-Status %q should forward the refetch's 200 and name the 203 refused; the stats say the refused answer was a 203 (refused_status.203 = 1, refused_status.200 = %d)",
-			cs, hs.counter("modelcache.emb.refused_status.200"))
+			cs, hs.counter("modelcache_route.emb.refused_status.200"))
 	}
 }

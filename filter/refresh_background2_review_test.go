@@ -38,7 +38,7 @@ func TestZ205RefreshThatTimesOutIsCountedFailed(t *testing.T) {
 	hs.clock.Advance(70 * time.Second) // stale, within stale_while_revalidate
 	expectCacheStatus(t, hs.post(0, "/v1/chat/completions", body), "fwd=stale")
 	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "fwd=stale")
-	if n := len(hs.h.PendingHTTPCalls()); n != 1 || hs.counter("modelcache.chat.background.started") != 1 {
+	if n := len(hs.h.PendingHTTPCalls()); n != 1 || hs.counter("modelcache_route.chat.background.started") != 1 {
 		t.Fatalf("setup: %d refreshes pending", n)
 	}
 	// The model never answers: Envoy times the call out at background.timeout.
@@ -47,8 +47,8 @@ func TestZ205RefreshThatTimesOutIsCountedFailed(t *testing.T) {
 	if n := len(hs.h.PendingHTTPCalls()); n != 0 {
 		t.Fatalf("setup: the refresh did not time out (%d pending)", n)
 	}
-	failed, refused := hs.counter("modelcache.chat.background.failed"), hs.counter("modelcache.chat.background.refused")
-	byStatus := hs.counter("modelcache.chat.refused_status.504")
+	failed, refused := hs.counter("modelcache_route.chat.background.failed"), hs.counter("modelcache_route.chat.background.refused")
+	byStatus := hs.counter("modelcache_route.chat.refused_status.504")
 	if failed != 1 || refused != 0 || byStatus != 0 {
 		t.Errorf("a refresh that timed out: background.failed=%d refused=%d, refused_status.504=%d; want failed=1, refused=0, no 504 refusal (the model sent none)",
 			failed, refused, byStatus)

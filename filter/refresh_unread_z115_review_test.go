@@ -66,8 +66,8 @@ func TestRefreshAnswerUnreadableIsNoLeaderFailure(t *testing.T) {
 		hs.h.Drain()
 	}
 	r := b.Response()
-	if !b.Done() || r.Status != 200 || strings.Contains(hdr(r, "cache-status"), "leader-failed") || hs.counter("modelcache.chat.requests.leader_failed") != 0 {
+	if !b.Done() || r.Status != 200 || strings.Contains(hdr(r, "cache-status"), "leader-failed") || hs.counter("modelcache_route.chat.requests.leader_failed") != 0 {
 		t.Fatalf("the follower of a refresh whose answer the host could not read gets %d %q (leader_failures %d): a host fault is no leader failure",
-			r.Status, hdr(r, "cache-status"), hs.counter("modelcache.chat.coalesce.leader_failures"))
+			r.Status, hdr(r, "cache-status"), hs.counter("modelcache_route.chat.coalesce.leader_failures"))
 	}
 }

@@ -51,7 +51,7 @@ func TestSlowClientUnderHoldIsNotCountedHoldUnsupported(t *testing.T) {
 	if cs := hdr(hs.post(0, "/v1/chat/completions", chatBody("alice asks")), "cache-status"); !strings.Contains(cs, "hit") {
 		t.Fatalf("setup: the proxy holds, yet a repeat is %q", cs)
 	}
-	n, vm := hs.counter("modelcache.chat.bypass.hold_unsupported"), hs.counter("modelcache.hold_unsupported")
+	n, vm := hs.counter("modelcache_route.chat.bypass.hold_unsupported"), hs.counter("modelcache.hold_unsupported")
 	cs := hdr(ex.Response(), "cache-status")
 	if n != 0 || strings.Contains(cs, "hold-unsupported") {
 		t.Fatalf("one slow client on a proxy that holds headers is reported as the proxy not holding: "+
@@ -86,7 +86,7 @@ func TestCompressedRequestIsNotReportedAsMalformedJSON(t *testing.T) {
 	if !strings.Contains(cs, "fwd=bypass") {
 		t.Fatalf("setup: a gzip request body: Cache-Status %q", cs)
 	}
-	if n := hs.counter("modelcache.chat.bypass.malformed_json"); n != 0 || strings.Contains(cs, "malformed-json") {
+	if n := hs.counter("modelcache_route.chat.bypass.malformed_json"); n != 0 || strings.Contains(cs, "malformed-json") {
 		t.Fatalf("a gzip-encoded request is reported as malformed JSON: Cache-Status %q, bypass.malformed_json = %d", cs, n)
 	}
 }

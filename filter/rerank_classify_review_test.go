@@ -115,7 +115,7 @@ func burstOfOneAnswer(t *testing.T, hs *harness, route, path, req, answer, refus
 		}
 		hs.h.Drain()
 	}
-	if n := hs.counter("modelcache." + route + ".refused." + refused); n == 0 {
+	if n := hs.counter("modelcache_route." + route + ".refused." + refused); n == 0 {
 		t.Fatalf("setup: refused.%s not counted: the answer was judged otherwise", refused)
 	}
 	var bad []string
@@ -131,7 +131,7 @@ func burstOfOneAnswer(t *testing.T, hs *harness, route, path, req, answer, refus
 	if len(bad) > 0 {
 		t.Fatalf("%s answered all %d calls 200, yet %d of 10 clients got a failure "+
 			"(refused.%s %d, requests.leader_failed %d), e.g. %q",
-			who, calls, len(bad), refused, hs.counter("modelcache."+route+".refused."+refused),
-			hs.counter("modelcache."+route+".requests.leader_failed"), bad[0])
+			who, calls, len(bad), refused, hs.counter("modelcache_route."+route+".refused."+refused),
+			hs.counter("modelcache_route."+route+".requests.leader_failed"), bad[0])
 	}
 }

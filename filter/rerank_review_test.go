@@ -75,8 +75,8 @@ func TestRerankUncheckableDocumentsBurstGetsNoLeaderFailed(t *testing.T) {
 			if len(bad) > 0 {
 				t.Fatalf("the model answered all %d calls 200, yet %d of 10 clients got a failure "+
 					"(refused.rerank_document %d, requests.leader_failed %d), e.g. %q",
-					calls, len(bad), hs.counter("modelcache.rerank.refused.rerank_document"),
-					hs.counter("modelcache.rerank.requests.leader_failed"), bad[0])
+					calls, len(bad), hs.counter("modelcache_route.rerank.refused.rerank_document"),
+					hs.counter("modelcache_route.rerank.requests.leader_failed"), bad[0])
 			}
 		})
 	}

@@ -55,8 +55,8 @@ func TestZ123RetriedLetGoResumeDoesNotReleaseAFollowersBody(t *testing.T) {
 		// b's body comes: it follows a.
 		b.SendBody([]byte(chatBody("q")), true)
 		hs.h.Drain()
-		if b.Done() || hs.counter("modelcache.chat.late.followers_held") != 1 {
-			t.Fatalf("setup: b %s, followers_held %d", b.State(), hs.counter("modelcache.chat.late.followers_held"))
+		if b.Done() || hs.counter("modelcache_route.chat.late.followers_held") != 1 {
+			t.Fatalf("setup: b %s, followers_held %d", b.State(), hs.counter("modelcache_route.chat.late.followers_held"))
 		}
 		if n := len(hs.h.PendingUpstream()); n != 1 {
 			t.Fatalf("setup: %d upstream requests once b follows, before any tick, want 1", n)

@@ -28,8 +28,8 @@ var runtimeLast struct {
 }
 
 func newRuntimeStats() *runtimeStats {
-	r := &runtimeStats{allocs: counter("modelcache.vm.heap_allocs"), gcs: counter("modelcache.vm.gc_cycles"),
-		yields: counter("modelcache.vm.gc_yields")}
+	r := &runtimeStats{allocs: counter("modelcache.vm_heap_allocs"), gcs: counter("modelcache.vm_gc_cycles"),
+		yields: counter("modelcache.vm_gc_yields")}
 	r.samples[0].Name = "/gc/heap/allocs:objects"
 	r.samples[1].Name = "/gc/cycles/total:gc-cycles"
 	r.flush()

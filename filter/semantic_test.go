@@ -46,8 +46,8 @@ func TestSemanticRequestContinuesOnTheEmbeddingCall(t *testing.T) {
 		t.Fatalf("not resumed after the call: %s", ex.State())
 	}
 	expectCacheStatus(t, ex.Response(), "fwd=miss", "stored")
-	if hs.counter("modelcache.chat.semantic.misses") != 1 || hs.counter("modelcache.chat.semantic.indexed") != 1 {
-		t.Fatalf("misses %d indexed %d", hs.counter("modelcache.chat.semantic.misses"), hs.counter("modelcache.chat.semantic.indexed"))
+	if hs.counter("modelcache_route.chat.semantic.misses") != 1 || hs.counter("modelcache_route.chat.semantic.indexed") != 1 {
+		t.Fatalf("misses %d indexed %d", hs.counter("modelcache_route.chat.semantic.misses"), hs.counter("modelcache_route.chat.semantic.indexed"))
 	}
 	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "hit")
 	if n := len(hs.h.PendingHTTPCalls()); n != 0 {
@@ -64,7 +64,7 @@ func TestSemanticRequestContinuesOnTheEmbeddingCall(t *testing.T) {
 		t.Fatalf("not resumed after a failed call: %s", ex2.State())
 	}
 	expectCacheStatus(t, ex2.Response(), "fwd=miss")
-	if hs.counter("modelcache.chat.semantic.embed_timeout") != 1 {
+	if hs.counter("modelcache_route.chat.semantic.embed_timeout") != 1 {
 		t.Fatal("embed failure not counted")
 	}
 }

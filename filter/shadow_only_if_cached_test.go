@@ -26,7 +26,7 @@ func TestOnlyIfCachedNeverStartsAShadowComparison(t *testing.T) {
 	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body, "cache-control", "only-if-cached"), "hit")
 	if len(calls) != 0 {
 		t.Fatalf("an only-if-cached hit caused %d upstream call(s) (shadow.started %d); the first carries authorization %q",
-			len(calls), hs.counter("modelcache.chat.shadow.started"), hdrOf(calls[0].Headers, "authorization"))
+			len(calls), hs.counter("modelcache_route.chat.shadow.started"), hdrOf(calls[0].Headers, "authorization"))
 	}
 	// Without the directive the same fresh hit is sampled.
 	hs.post(1, "/v1/chat/completions", body)

@@ -32,8 +32,8 @@ func TestShadowDetectsAChangedModel(t *testing.T) {
 	for k := 0; k < 2; k++ {
 		expectCacheStatus(t, hs.post(1, "/v1/chat/completions", chatBody(fmt.Sprint("question ", k))), "hit")
 	}
-	if hs.counter("modelcache.chat.shadow.agree") != 2 {
-		t.Fatalf("agree = %d", hs.counter("modelcache.chat.shadow.agree"))
+	if hs.counter("modelcache_route.chat.shadow.agree") != 2 {
+		t.Fatalf("agree = %d", hs.counter("modelcache_route.chat.shadow.agree"))
 	}
 	if err := hs.sim.UpdateKnobs(func(k *modelsim.Knobs) { k.ModelVersion = "retrained" }); err != nil {
 		t.Fatal(err)
@@ -41,14 +41,14 @@ func TestShadowDetectsAChangedModel(t *testing.T) {
 	// Hits keep answering from cache, but their comparisons now diverge;
 	// 3 divergent of 5 samples (> 50 %) invalidates.
 	hitsUntilInvalidated := 0
-	for k := 2; k < keys && hs.counter("modelcache.chat.shadow.invalidations") == 0; k++ {
+	for k := 2; k < keys && hs.counter("modelcache_route.chat.shadow.invalidations") == 0; k++ {
 		hs.post(1, "/v1/chat/completions", chatBody(fmt.Sprint("question ", k)))
 		hitsUntilInvalidated++
 	}
-	if hs.counter("modelcache.chat.shadow.invalidations") != 1 {
+	if hs.counter("modelcache_route.chat.shadow.invalidations") != 1 {
 		t.Fatal("no invalidation")
 	}
-	t.Logf("invalidated after %d divergent hits (%d comparisons)", hitsUntilInvalidated, hs.counter("modelcache.chat.shadow.agree")+hs.counter("modelcache.chat.shadow.diverge"))
+	t.Logf("invalidated after %d divergent hits (%d comparisons)", hitsUntilInvalidated, hs.counter("modelcache_route.chat.shadow.agree")+hs.counter("modelcache_route.chat.shadow.diverge"))
 	if hitsUntilInvalidated != 3 {
 		t.Fatalf("invalidated after %d divergent hits, want 3", hitsUntilInvalidated)
 	}
@@ -74,10 +74,10 @@ func TestShadowNoInvalidationWhileAnswersHold(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("stable ", i%10)))
 	}
-	if got := hs.counter("modelcache.chat.shadow.agree"); got != 1000 {
+	if got := hs.counter("modelcache_route.chat.shadow.agree"); got != 1000 {
 		t.Fatalf("agree = %d, want 1000", got)
 	}
-	if hs.counter("modelcache.chat.shadow.diverge") != 0 || hs.counter("modelcache.chat.shadow.invalidations") != 0 {
+	if hs.counter("modelcache_route.chat.shadow.diverge") != 0 || hs.counter("modelcache_route.chat.shadow.invalidations") != 0 {
 		t.Fatal("diverged without a change")
 	}
 }
@@ -100,8 +100,8 @@ func TestShadowCallsBoundedAndInvisible(t *testing.T) {
 	if n := len(hs.h.PendingHTTPCalls()); n != 2 {
 		t.Fatalf("%d shadow calls in flight, max_concurrent is 2", n)
 	}
-	if hs.counter("modelcache.chat.shadow.saturated") != 8 {
-		t.Fatalf("saturated = %d", hs.counter("modelcache.chat.shadow.saturated"))
+	if hs.counter("modelcache_route.chat.shadow.saturated") != 8 {
+		t.Fatalf("saturated = %d", hs.counter("modelcache_route.chat.shadow.saturated"))
 	}
 	for _, c := range hs.h.PendingHTTPCalls() {
 		hs.answerCall(c)

@@ -31,9 +31,9 @@ func TestShadowHonorsRouteStatuses(t *testing.T) {
 	})
 	expectCacheStatus(t, hs.post(1, "/v1/chat/completions", body), "hit")
 	hs.h.Drain()
-	if hs.counter("modelcache.chat.shadow.errors") != 0 || hs.counter("modelcache.chat.shadow.diverge") != 1 {
+	if hs.counter("modelcache_route.chat.shadow.errors") != 0 || hs.counter("modelcache_route.chat.shadow.diverge") != 1 {
 		t.Fatalf("shadow errors = %d, diverge = %d; a 203 the route caches was not compared",
-			hs.counter("modelcache.chat.shadow.errors"), hs.counter("modelcache.chat.shadow.diverge"))
+			hs.counter("modelcache_route.chat.shadow.errors"), hs.counter("modelcache_route.chat.shadow.diverge"))
 	}
 	hs.sim.SetScript(nil)
 	res := hs.post(0, "/v1/chat/completions", body)
@@ -65,8 +65,8 @@ func TestShadowReplacementKeepsComputeTime(t *testing.T) {
 	hs.clock.Advance(2 * time.Second)
 	hs.answerCall(calls[0])
 	hs.h.Drain()
-	if hs.counter("modelcache.chat.shadow.diverge") != 1 {
-		t.Fatalf("diverge = %d", hs.counter("modelcache.chat.shadow.diverge"))
+	if hs.counter("modelcache_route.chat.shadow.diverge") != 1 {
+		t.Fatalf("diverge = %d", hs.counter("modelcache_route.chat.shadow.diverge"))
 	}
 	// 100 ms before the replaced entry expires, P(refresh) ≈ 0.95 per hit
 	// with δ = 2 s, and 0 with δ = 0.
@@ -74,7 +74,7 @@ func TestShadowReplacementKeepsComputeTime(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		expectCacheStatus(t, hs.post(i%2, "/v1/chat/completions", body), "hit")
 	}
-	if n := hs.counter("modelcache.chat.background.started"); n != 1 {
+	if n := hs.counter("modelcache_route.chat.background.started"); n != 1 {
 		t.Fatalf("early refreshes of the replaced entry = %d, want 1", n)
 	}
 }

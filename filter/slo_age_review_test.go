@@ -36,7 +36,7 @@ func TestSLORateGaugeDoesNotKeepALapsedBreachsRate(t *testing.T) {
 		}
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge = %d", g)
 	}
 	// Suspended for three days: no tick.
@@ -49,8 +49,8 @@ func TestSLORateGaugeDoesNotKeepALapsedBreachsRate(t *testing.T) {
 	hs.clock.Advance(2 * time.Second)
 	hs.h.Tick(0)
 	hs.h.Drain()
-	br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
-	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
+	ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 	if br != 0 {
 		t.Fatalf("setup: breached gauge = %d after the lapsed breach", br)
 	}

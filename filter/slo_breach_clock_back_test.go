@@ -34,22 +34,22 @@ func TestSLOContinuousBreachHoldsOverClockStepBack(t *testing.T) {
 	for s := 0; s < 60; s++ {
 		second(s)
 	}
-	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge = %d", g)
 	}
-	if got := hs.counter("modelcache.chat.slo.breaches"); got != 1 {
+	if got := hs.counter("modelcache_route.chat.slo.breaches"); got != 1 {
 		t.Fatalf("setup: breaches = %d", got)
 	}
 	// NTP steps the wall clock back 2 minutes; the same stale traffic goes on.
 	hs.clock.Set(hs.clock.Now().Add(-2 * time.Minute))
 	for s := 0; s < 30; s++ {
 		second(s)
-		if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
-			ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+		if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
+			ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 			t.Errorf("%d s after the step back, every response still stale: slo.breached = %d (stale_rate_ppm %d)", s+1, g, ppm)
 		}
 	}
-	if got := hs.counter("modelcache.chat.slo.breaches"); got != 1 {
+	if got := hs.counter("modelcache_route.chat.slo.breaches"); got != 1 {
 		t.Errorf("one continuous breach counted %d times (slo.breaches)", got)
 	}
 }

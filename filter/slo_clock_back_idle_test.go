@@ -23,8 +23,8 @@ func TestSLOIdleRouteRecoversAfterClockStepBack(t *testing.T) {
 	for i := 0; i < 90; i++ { // three windows of 1m, ticking
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
-	br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
+	ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
+	br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
 	if br != 0 || ppm != 0 {
 		t.Fatalf("3 windows without a response after a 1h wall-clock step back: slo.breached = %d, slo.stale_rate_ppm = %d (want 0, 0)", br, ppm)
 	}

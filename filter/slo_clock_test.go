@@ -22,7 +22,7 @@ func TestSLORecoversAfterWallClockStepsBack(t *testing.T) {
 		}
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge = %d", g)
 	}
 	// NTP steps the wall clock back by an hour.
@@ -32,7 +32,7 @@ func TestSLORecoversAfterWallClockStepsBack(t *testing.T) {
 		hs.post(round%2, "/v1/chat/completions", chatBody(fmt.Sprint("new ", round)))
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	g, _ := hs.h.Gauge("modelcache.chat.slo.breached")
+	g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
 	if n := len(hs.h.LogsContaining("stale-serving SLO recovered on route chat")); n != 1 || g != 0 {
 		t.Fatalf("after 3 minutes of fresh answers following a 1h wall-clock step back: %d recovery lines, breached gauge %d (want 1, 0)", n, g)
 	}

@@ -50,12 +50,12 @@ func TestShadowInFlightSamplesOfTheOldModelDoNotInvalidateTheNewOne(t *testing.T
 	for i := 0; i < 4; i++ {
 		hit()
 	}
-	for hs.counter("modelcache.chat.shadow.invalidations") == 0 {
+	for hs.counter("modelcache_route.chat.shadow.invalidations") == 0 {
 		if next == 10 {
 			t.Fatal("setup: no invalidation")
 		}
 		answerOldest()
-		if hs.counter("modelcache.chat.shadow.invalidations") == 0 {
+		if hs.counter("modelcache_route.chat.shadow.invalidations") == 0 {
 			hit()
 		}
 	}
@@ -75,9 +75,9 @@ func TestShadowInFlightSamplesOfTheOldModelDoNotInvalidateTheNewOne(t *testing.T
 			answerOldest()
 		}
 	}
-	if got := hs.counter("modelcache.chat.shadow.invalidations"); got != 1 {
+	if got := hs.counter("modelcache_route.chat.shadow.invalidations"); got != 1 {
 		t.Fatalf("one retraining invalidated the namespace %d times (%d comparisons of old entries were out at the first; "+
 			"agree %d, diverge %d): the second threw away the new model's entries, which every comparison of theirs agreed with",
-			got, inFlight, hs.counter("modelcache.chat.shadow.agree"), hs.counter("modelcache.chat.shadow.diverge"))
+			got, inFlight, hs.counter("modelcache_route.chat.shadow.agree"), hs.counter("modelcache_route.chat.shadow.diverge"))
 	}
 }

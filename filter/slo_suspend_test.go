@@ -37,7 +37,7 @@ func TestSLOBreachFromDaysAgoIsNotKeptAfterASuspension(t *testing.T) {
 			}
 			hs.h.AdvanceAndTick(2 * time.Second)
 		}
-		if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+		if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 			t.Fatalf("setup: breached gauge = %d", g)
 		}
 		// The proxy is suspended for three days: no tick (or, for the
@@ -58,8 +58,8 @@ func TestSLOBreachFromDaysAgoIsNotKeptAfterASuspension(t *testing.T) {
 		hs.clock.Advance(2 * time.Second)
 		hs.h.Tick(0)
 		hs.h.Drain()
-		g, _ := hs.h.Gauge("modelcache.chat.slo.breached")
-		ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+		g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
+		ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 		t.Logf("idle tick %v: breached %d ppm %d logs %q", tickWhileIdle, g, ppm, hs.h.LogsContaining("stale-serving SLO"))
 		return g
 	}

@@ -20,7 +20,7 @@ func TestStaleServingSLO(t *testing.T) {
 		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
 	}
 	hs.h.AdvanceAndTick(2 * time.Second)
-	if hs.counter("modelcache.chat.slo.breaches") != 0 {
+	if hs.counter("modelcache_route.chat.slo.breaches") != 0 {
 		t.Fatal("breach without old answers")
 	}
 	// The same entries, now 20 s old: every hit is past the budget.
@@ -33,13 +33,13 @@ func TestStaleServingSLO(t *testing.T) {
 		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("slo ", i%5)))
 	}
 	hs.h.AdvanceAndTick(2 * time.Second)
-	if got := hs.counter("modelcache.chat.slo.breaches"); got != 1 {
+	if got := hs.counter("modelcache_route.chat.slo.breaches"); got != 1 {
 		t.Fatalf("breaches = %d, want exactly 1", got)
 	}
 	if n := len(hs.h.LogsContaining("stale-serving SLO breached on route chat")); n != 1 {
 		t.Fatalf("%d breach lines, want 1", n)
 	}
-	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("breached gauge = %d", g)
 	}
 	// Fresh answers only, for longer than the window: one recovery line.
@@ -50,7 +50,7 @@ func TestStaleServingSLO(t *testing.T) {
 	if n := len(hs.h.LogsContaining("stale-serving SLO recovered on route chat")); n != 1 {
 		t.Fatalf("%d recovery lines, want 1", n)
 	}
-	if hs.counter("modelcache.chat.slo.breaches") != 1 {
+	if hs.counter("modelcache_route.chat.slo.breaches") != 1 {
 		t.Fatal("breached again")
 	}
 }
@@ -76,8 +76,8 @@ func TestSLOIgnoresLocalRepliesThatServeNoEntry(t *testing.T) {
 		}
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	if got := hs.counter("modelcache.chat.slo.breaches"); got != 0 {
-		g, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
+	if got := hs.counter("modelcache_route.chat.slo.breaches"); got != 0 {
+		g, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
 		t.Fatalf("40 answers of 504 (nothing served from cache) breached the stale-serving SLO: breaches %d, stale_rate_ppm %d", got, g)
 	}
 }
@@ -101,8 +101,8 @@ func TestSLOCountsCachedItemsOfPartialBatches(t *testing.T) {
 		}
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	g, _ := hs.h.Gauge("modelcache.emb.slo.stale_rate_ppm")
-	if got := hs.counter("modelcache.emb.slo.breaches"); got != 1 {
+	g, _ := hs.h.Gauge("modelcache_route.emb.slo.stale_rate_ppm")
+	if got := hs.counter("modelcache_route.emb.slo.breaches"); got != 1 {
 		t.Fatalf("20 answers each holding a 5-minute-old cached vector (max_age 30s): breaches %d, stale_rate_ppm %d", got, g)
 	}
 }
@@ -121,7 +121,7 @@ func sloBreach(t *testing.T, hs *harness) {
 		}
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := hs.h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge = %d", g)
 	}
 }
@@ -137,8 +137,8 @@ func TestSLOBreachClearsOnIdleRoute(t *testing.T) {
 	for i := 0; i < 900; i++ {
 		hs.h.AdvanceAndTick(2 * time.Second)
 	}
-	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
-	br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
+	ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
+	br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
 	if br != 0 || ppm != 0 {
 		t.Fatalf("30 minutes (30 windows of 1m) without a single response: slo.breached = %d, slo.stale_rate_ppm = %d", br, ppm)
 	}
@@ -159,7 +159,7 @@ func TestSLOBreachUnderMinSamplesHoldsOnlyWhileStale(t *testing.T) {
 		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("idle ", i%5)))
 		hs.h.AdvanceAndTick(10 * time.Second)
 	}
-	if br, _ := hs.h.Gauge("modelcache.chat.slo.breached"); br != 1 {
+	if br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached"); br != 1 {
 		t.Fatalf("a few stale responses a window cleared the breach: breached = %d", br)
 	}
 	// One fresh miss every 10 s: still under min_samples, none stale.
@@ -167,8 +167,8 @@ func TestSLOBreachUnderMinSamplesHoldsOnlyWhileStale(t *testing.T) {
 		hs.post(i%2, "/v1/chat/completions", chatBody(fmt.Sprint("fresh ", i)))
 		hs.h.AdvanceAndTick(10 * time.Second)
 	}
-	ppm, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
-	br, _ := hs.h.Gauge("modelcache.chat.slo.breached")
+	ppm, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
+	br, _ := hs.h.Gauge("modelcache_route.chat.slo.breached")
 	if br != 0 || ppm != 0 {
 		t.Fatalf("3 windows of fresh answers only (6 a window): slo.breached = %d, slo.stale_rate_ppm = %d", br, ppm)
 	}

@@ -36,7 +36,7 @@ func TestStreamEndedWithoutDoneDoesNotFailFollowers(t *testing.T) {
 			hs, exs, calls := streamBurst(t, "a server without DONE", func(u *wasmhost.UpstreamRequest) {
 				u.RespondChunks(200, [][2]string{{"content-type", "text/event-stream"}}, [][]byte{[]byte(whole + tc.tail)})
 			})
-			if got := hs.counter("modelcache.chat.refused." + tc.refused); tc.refused != "" && got == 0 {
+			if got := hs.counter("modelcache_route.chat.refused." + tc.refused); tc.refused != "" && got == 0 {
 				t.Fatalf("setup: the stream was not refused as %s (calls %d)", tc.refused, calls)
 			}
 			allAnswered200(t, hs, exs, calls, "answered a complete 200 stream")
@@ -95,7 +95,7 @@ func allAnswered200(t *testing.T, hs *harness, exs []*wasmhost.Exchange, calls i
 				i, r.Status, hdr(r, "cache-status"), calls, answered)
 		}
 	}
-	if got := hs.counter("modelcache.chat.requests.leader_failed"); got != 0 {
+	if got := hs.counter("modelcache_route.chat.requests.leader_failed"); got != 0 {
 		t.Errorf("requests.leader_failed = %d, want 0", got)
 	}
 }

@@ -48,8 +48,8 @@ func TestSendFailedStaleIfErrorIsNotCountedStaleInSLO(t *testing.T) {
 	if f.failed() == 0 {
 		t.Fatal("setup: no local reply was attempted")
 	}
-	g, _ := hs.h.Gauge("modelcache.chat.slo.stale_rate_ppm")
-	br := hs.counter("modelcache.chat.slo.breaches")
+	g, _ := hs.h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
+	br := hs.counter("modelcache_route.chat.slo.breaches")
 	if g != 0 || br != 0 {
 		t.Fatalf("20 responses that were the model's own 503 (Cache-Status fwd=miss, no cached content) count stale: slo.stale_rate_ppm %d, slo.breaches %d (want 0, 0)", g, br)
 	}

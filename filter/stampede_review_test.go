@@ -59,7 +59,7 @@ func TestFailedLeaseReleaseIsTriedAgain(t *testing.T) {
 		}
 		t.Logf("the key went upstream again %v later (a new request, done=%v, waited as a follower)", stuck+500*time.Millisecond, late.Done())
 		t.Fatalf("%d upstream requests 500 ms after the leader's 500 (its lease release failed once), want 1 (a promoted follower); waiting: %d",
-			live, hs.counter("modelcache.chat.coalesce.followers"))
+			live, hs.counter("modelcache_route.chat.coalesce.followers"))
 	}
 	for _, u := range hs.h.PendingUpstream() {
 		hs.answer(u)

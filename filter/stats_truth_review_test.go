@@ -43,15 +43,15 @@ func TestPartialBatchAnsweredWithTheModelsErrorCountsNoItemHit(t *testing.T) {
 			if res := hs.post(0, "/v1/embeddings", embReq(odd, "")); res.Status != 200 {
 				t.Fatalf("priming: %d", res.Status)
 			}
-			hitBefore := hs.counter("modelcache.emb.items.hit")
+			hitBefore := hs.counter("modelcache_route.emb.items.hit")
 			hs.fault = func(u *wasmhost.UpstreamRequest) bool { tc.answer(u); return true }
 			res := hs.post(0, "/v1/embeddings", embReq(all, ""))
 			if res.Status != tc.status || strings.Contains(string(res.Body), "embedding") {
 				t.Fatalf("setup: the client got %d %q %s, want the failure's %d alone", res.Status, hdr(res, "cache-status"), res.Body, tc.status)
 			}
-			ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms")
+			ages := hs.h.Histogram("modelcache_route.emb.age_at_serve_ms")
 			got, _ := requestCounters(hs, "emb")
-			if hit := hs.counter("modelcache.emb.items.hit") - hitBefore; hit != 0 {
+			if hit := hs.counter("modelcache_route.emb.items.hit") - hitBefore; hit != 0 {
 				t.Fatalf("the client got %d (Cache-Status %q) and none of the %d cached items, but items.hit +%d "+
 					"(requests %s, age_at_serve_ms %v: no entry served); want items.hit +0", res.Status, hdr(res, "cache-status"),
 					len(odd), hit, fmtCounters(got), ages)
@@ -84,7 +84,7 @@ func TestLargeMergeRefusedTwiceRecordsNoAgeAtServe(t *testing.T) {
 			t.Fatalf("priming: %d %q", res.Status, hdr(res, "cache-status"))
 		}
 	}
-	missBefore := hs.counter("modelcache.emb.requests.miss")
+	missBefore := hs.counter("modelcache_route.emb.requests.miss")
 	f.set(func(c wasmhost.HostCall) (wasmhost.Status, bool) {
 		if c.Name == "proxy_send_local_response" {
 			return wasmhost.StatusBadArgument, true
@@ -94,13 +94,13 @@ func TestLargeMergeRefusedTwiceRecordsNoAgeAtServe(t *testing.T) {
 	})
 	res := hs.post(0, "/v1/embeddings", embReq(chunks(0, 32), ""))
 	f.set(nil)
-	if f.failed() < 2 || res.Status != 502 || hs.counter("modelcache.emb.items.hit") != 0 ||
-		hs.counter("modelcache.emb.requests.miss") != missBefore+1 {
+	if f.failed() < 2 || res.Status != 502 || hs.counter("modelcache_route.emb.items.hit") != 0 ||
+		hs.counter("modelcache_route.emb.requests.miss") != missBefore+1 {
 		t.Fatalf("setup: %d host calls failed; client got %d %q; items.hit %d, requests.miss +%d: want the batch's 502, a miss with no item hit",
-			f.failed(), res.Status, hdr(res, "cache-status"), hs.counter("modelcache.emb.items.hit"),
-			hs.counter("modelcache.emb.requests.miss")-missBefore)
+			f.failed(), res.Status, hdr(res, "cache-status"), hs.counter("modelcache_route.emb.items.hit"),
+			hs.counter("modelcache_route.emb.requests.miss")-missBefore)
 	}
-	if ages := hs.h.Histogram("modelcache.emb.age_at_serve_ms"); len(ages) != 0 {
+	if ages := hs.h.Histogram("modelcache_route.emb.age_at_serve_ms"); len(ages) != 0 {
 		t.Fatalf("the client got the batch's 502 (%q), counted a miss with no item hit, yet age_at_serve_ms recorded %v: "+
 			"an entry's age for a request no entry answered; want none", hdr(res, "cache-status"), ages)
 	}

@@ -33,7 +33,7 @@ func TestStreamChunkReadFaultIsAFaultNotTooLarge(t *testing.T) {
 	if res.Status != 200 || !strings.Contains(string(res.Body), "data: [DONE]") {
 		t.Fatalf("fail-open broken: status %d body %.200s", res.Status, res.Body)
 	}
-	tooLarge := hs.counter("modelcache.chat.refused.too_large")
+	tooLarge := hs.counter("modelcache_route.chat.refused.too_large")
 	internal := hs.counter("modelcache.internal_errors")
 	if tooLarge != 0 || internal == 0 {
 		t.Errorf("a failed host read was counted refused.too_large=%d, internal_errors=%d (want 0 and ≥1); Cache-Status %q",
@@ -50,7 +50,7 @@ func TestStreamChunkReadFaultIsAFaultNotTooLarge(t *testing.T) {
 	hs.h.Drain()
 	if n := len(hs.h.PendingUpstream()); n != 1 {
 		t.Errorf("%d upstream requests for one key after a transient read fault, want 1 (hit_for_miss=%d)",
-			n, hs.counter("modelcache.chat.coalesce.hit_for_miss"))
+			n, hs.counter("modelcache_route.chat.coalesce.hit_for_miss"))
 	}
 	for _, u := range hs.h.PendingUpstream() {
 		hs.answer(u)

@@ -50,8 +50,8 @@ func TestStreamFollowerPastMaxWaitIgnoresAnswerStoredMeanwhile(t *testing.T) {
 			}
 		}
 		if i == 12 {
-			if !a.Done() || hs.counter("modelcache.chat.stored") != 1 {
-				t.Fatalf("follower A not answered and stored by 12 s: done %v, stored %d", a.Done(), hs.counter("modelcache.chat.stored"))
+			if !a.Done() || hs.counter("modelcache_route.chat.stored") != 1 {
+				t.Fatalf("follower A not answered and stored by 12 s: done %v, stored %d", a.Done(), hs.counter("modelcache_route.chat.stored"))
 			}
 			// A new request now is a hit.
 			c := hs.h.StartExchange(1, req)
@@ -67,7 +67,7 @@ func TestStreamFollowerPastMaxWaitIgnoresAnswerStoredMeanwhile(t *testing.T) {
 	}
 	if n := hs.upstream.Load(); n != 2 {
 		t.Fatalf("%d upstream calls (want 2: the slow leader and follower A): follower B, past its max_wait at 16 s, went upstream for an answer stored at 10 s (B done %v, coalesce.timeouts %d)",
-			n, b.Done(), hs.counter("modelcache.chat.coalesce.timeouts"))
+			n, b.Done(), hs.counter("modelcache_route.chat.coalesce.timeouts"))
 	}
 	_ = leader
 }

@@ -42,7 +42,7 @@ func TestStreamMissThenByteIdenticalReplay(t *testing.T) {
 	if n := len(dataLines(first.Body)); n < 4 {
 		t.Fatalf("only %d data lines in the original stream", n)
 	}
-	if hs.counter("modelcache.chat.stored") != 1 {
+	if hs.counter("modelcache_route.chat.stored") != 1 {
 		t.Fatalf("stream not stored; refused: %v", hs.h.MetricNames())
 	}
 	hit := hs.post(1, "/v1/chat/completions", streamBody("tell me a story"))
@@ -123,10 +123,10 @@ func TestBrokenStreamsNeverStored(t *testing.T) {
 			if got := hs.upstream.Load(); got != 2 {
 				t.Fatalf("upstream calls = %d: a broken stream was served from cache", got)
 			}
-			if got := hs.counter("modelcache.chat." + tc.stat); got != 2 {
+			if got := hs.counter("modelcache_route.chat." + tc.stat); got != 2 {
 				t.Fatalf("%s = %d", tc.stat, got)
 			}
-			if hs.counter("modelcache.chat.stored") != 0 {
+			if hs.counter("modelcache_route.chat.stored") != 0 {
 				t.Fatal("stored")
 			}
 		})
@@ -167,8 +167,8 @@ func TestStreamRecordingBounded(t *testing.T) {
 	if res.Status != 200 || !bytes.Contains(res.Body, []byte("[DONE]")) {
 		t.Fatal("the client's stream was affected")
 	}
-	if hs.counter("modelcache.chat.refused.too_large") != 1 {
-		t.Fatalf("too_large = %d", hs.counter("modelcache.chat.refused.too_large"))
+	if hs.counter("modelcache_route.chat.refused.too_large") != 1 {
+		t.Fatalf("too_large = %d", hs.counter("modelcache_route.chat.refused.too_large"))
 	}
 	_ = cachecore.ReasonTooLarge
 }

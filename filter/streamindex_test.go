@@ -34,8 +34,8 @@ func TestStreamToolCallIndexAtTheInt64LimitIsRefused(t *testing.T) {
 			if failed := hs.h.FailedVMs(); len(failed) != 0 {
 				t.Fatalf("the VM failed on a %d-byte stream: %v", len(ex.Response().Body), failed)
 			}
-			if hs.counter("modelcache.chat.stored") != 0 || hs.counter("modelcache.chat.refused.bad_shape") != 1 {
-				t.Fatalf("stored %d, refused.bad_shape %d", hs.counter("modelcache.chat.stored"), hs.counter("modelcache.chat.refused.bad_shape"))
+			if hs.counter("modelcache_route.chat.stored") != 0 || hs.counter("modelcache_route.chat.refused.bad_shape") != 1 {
+				t.Fatalf("stored %d, refused.bad_shape %d", hs.counter("modelcache_route.chat.stored"), hs.counter("modelcache_route.chat.refused.bad_shape"))
 			}
 		})
 	}

@@ -132,7 +132,7 @@ func TestIdleTickFlushesSLOWhenSlightlyEarly(t *testing.T) {
 	}
 	hs.clock.Advance(cachecore.IdleTickPeriod - 20*time.Millisecond)
 	hs.h.TickAll()
-	if got := hs.counter("modelcache.chat.slo.breaches"); got != 1 {
+	if got := hs.counter("modelcache_route.chat.slo.breaches"); got != 1 {
 		t.Fatalf("breaches = %d after an idle tick 20 ms early, want 1", got)
 	}
 }

@@ -37,7 +37,7 @@ func TestFollowersGiveUpAtMaxWaitWhateverTheTickPeriod(t *testing.T) {
 	hs.h.AdvanceAndTick(time.Second) // twice max_wait
 	if n := len(hs.h.PendingUpstream()); n != 3 {
 		t.Fatalf("%d upstream requests 1s into a 500ms max_wait, want 3: the followers still wait (%d timeouts), for the next 5s tick",
-			n, hs.counter("modelcache.chat.coalesce.timeouts"))
+			n, hs.counter("modelcache_route.chat.coalesce.timeouts"))
 	}
 }
 
@@ -67,6 +67,6 @@ func TestHeldRequestLetGoAfterHoldGraceWhateverTheTickPeriod(t *testing.T) {
 	hs.h.Drain()
 	if !ex.Done() && !ex.UpstreamContacted() {
 		t.Fatalf("still held %v after the request's headers, HoldGrace is %v: let go only at the next 5s tick (late.rescued %d)",
-			cachecore.HoldGrace+250*time.Millisecond, cachecore.HoldGrace, hs.counter("modelcache.chat.late.rescued"))
+			cachecore.HoldGrace+250*time.Millisecond, cachecore.HoldGrace, hs.counter("modelcache_route.chat.late.rescued"))
 	}
 }

@@ -33,7 +33,7 @@ func TestRequestTrailersEndTheBody(t *testing.T) {
 				t.Fatalf("status %d (local reply %v)", res.Status, res.FromLocalReply)
 			}
 			cs := hdr(res, "cache-status")
-			if n := hs.counter("modelcache.chat.refused.local_reply"); n != 0 || strings.Contains(cs, "local-reply") {
+			if n := hs.counter("modelcache_route.chat.refused.local_reply"); n != 0 || strings.Contains(cs, "local-reply") {
 				t.Fatalf("the model's own 200 is reported as Envoy's local reply: Cache-Status %q, refused.local_reply = %d", cs, n)
 			}
 		})
@@ -56,7 +56,7 @@ func TestResponseTrailersEndTheAnswer(t *testing.T) {
 	res := hs.post(0, "/v1/chat/completions", chatBody("answer with trailers"))
 	if cs := hdr(res, "cache-status"); !strings.HasPrefix(cs, "modelcache; fwd=miss") {
 		t.Fatalf("client got Cache-Status %q for an answer that went upstream (refused.truncated = %d, leader_failures = %d)",
-			cs, hs.counter("modelcache.chat.refused.truncated"), hs.counter("modelcache.chat.coalesce.leader_failures"))
+			cs, hs.counter("modelcache_route.chat.refused.truncated"), hs.counter("modelcache_route.chat.coalesce.leader_failures"))
 	}
 }
 

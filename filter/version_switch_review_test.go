@@ -37,7 +37,7 @@ func TestZ173CutStreamOfANewVersionRetiresThePredecessor(t *testing.T) {
 	if hdr(res, "x-model-version") != "v2" {
 		t.Fatalf("setup: the cut stream reports %q (status %d, Cache-Status %q)", hdr(res, "x-model-version"), res.Status, hdr(res, "cache-status"))
 	}
-	t.Logf("cut stream: status %d, Cache-Status %q, truncated refusals %d", res.Status, hdr(res, "cache-status"), hs.counter("modelcache.chat.refused.truncated"))
+	t.Logf("cut stream: status %d, Cache-Status %q, truncated refusals %d", res.Status, hdr(res, "cache-status"), hs.counter("modelcache_route.chat.refused.truncated"))
 
 	if got := hs.counter("modelcache.model_version_changes"); got != 1 {
 		t.Errorf("the upstream switched to v2 in a cut stream: model_version_changes = %d, want 1", got)

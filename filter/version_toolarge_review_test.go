@@ -66,7 +66,7 @@ func TestAVersionSwitchInATooLargeAnswerRetiresItsPredecessor(t *testing.T) {
 			again := hs.post(1, "/v1/chat/completions", chatBody("first"))
 			if cs := hdr(again, "cache-status"); strings.Contains(cs, "hit") {
 				t.Errorf("the upstream reported v2 in a 200 answer refused as too large (%q); v1's entry is still served: %q (x-model-version %q), model_version_changes %d -> %d, refused.too_large %d",
-					hdr(res, "cache-status"), cs, hdr(again, "x-model-version"), v1, hs.counter("modelcache.model_version_changes"), hs.counter("modelcache.chat.refused.too_large"))
+					hdr(res, "cache-status"), cs, hdr(again, "x-model-version"), v1, hs.counter("modelcache.model_version_changes"), hs.counter("modelcache_route.chat.refused.too_large"))
 			}
 		})
 	}

@@ -123,7 +123,7 @@ func z135Counter(h *Host, name string) uint64 {
 	return v
 }
 
-// README (Stats): modelcache.vm.heap_allocs is "heap allocations ... of
+// README (Stats): modelcache.vm_heap_allocs is "heap allocations ... of
 // the Go runtime inside the VMs, added on every tick" (summed over VMs).
 // filter/runtimestats.go keeps the last reading in the root context's
 // stats (plugin.stats.runtime), but the runtime it reads is the VM's: with
@@ -139,26 +139,26 @@ func TestTwoRootsInOneVMCountHeapAllocsOnce(t *testing.T) {
 		z135Miss(t, h, i)
 	}
 	h.Tick(0)
-	before := z135Counter(h, "modelcache.vm.heap_allocs")
+	before := z135Counter(h, "modelcache.vm_heap_allocs")
 	root2 := addRoot(t, h, 0)
 	tickRoot(h, 0, root2)
 	h.Tick(0)
-	afterStart := z135Counter(h, "modelcache.vm.heap_allocs")
+	afterStart := z135Counter(h, "modelcache.vm_heap_allocs")
 	tickRoot(h, 0, root2)
 	for i := range 30 {
 		z135Miss(t, h, 100+i)
 	}
-	base := z135Counter(h, "modelcache.vm.heap_allocs")
+	base := z135Counter(h, "modelcache.vm_heap_allocs")
 	h.Tick(0) // the first root: adds the 30 misses' allocations
-	first := z135Counter(h, "modelcache.vm.heap_allocs") - base
+	first := z135Counter(h, "modelcache.vm_heap_allocs") - base
 	tickRoot(h, 0, root2) // the second root, at once: nothing new happened in the VM
-	second := z135Counter(h, "modelcache.vm.heap_allocs") - base - first
+	second := z135Counter(h, "modelcache.vm_heap_allocs") - base - first
 	t.Logf("counter before the second root: %d; second root's start added %d; 30 misses: first root's tick added %d, second root's tick right after added %d", before, afterStart-before, first, second)
 	if first == 0 {
 		t.Fatal("setup: the first root's tick reported no allocations")
 	}
 	if second*4 > first {
-		t.Fatalf("modelcache.vm.heap_allocs: 30 misses' allocations counted by both root contexts of one VM: %d by the first root's tick, %d more by the second's right after (the same allocations counted twice)", first, second)
+		t.Fatalf("modelcache.vm_heap_allocs: 30 misses' allocations counted by both root contexts of one VM: %d by the first root's tick, %d more by the second's right after (the same allocations counted twice)", first, second)
 	}
 }
 
@@ -181,7 +181,7 @@ func reload(t *testing.T, h *Host, config string) {
 	}
 }
 
-// README (Stats): modelcache.<route>.slo.breached is a gauge, "1 while the
+// README (Stats): modelcache_route.<route>.slo.breached is a gauge, "1 while the
 // SLO is breached"; the shipped alert (envoy/observability/alerts.yaml)
 // fires while it is above 0. A VM's plugin sets it only on a transition
 // (filter/slo.go) and nothing takes it back when the plugin ends
@@ -207,7 +207,7 @@ func TestSLOBreachedGaugeAfterReloadWithoutTheSLO(t *testing.T) {
 		}
 		h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := h.Gauge("modelcache.chat.slo.breached"); g != 1 {
+	if g, _ := h.Gauge("modelcache_route.chat.slo.breached"); g != 1 {
 		t.Fatalf("setup: breached gauge %d, want 1", g)
 	}
 	reload(t, h, withoutSLO)
@@ -215,8 +215,8 @@ func TestSLOBreachedGaugeAfterReloadWithoutTheSLO(t *testing.T) {
 		z135Post(t, h, "new "+strconv.Itoa(round))
 		h.AdvanceAndTick(2 * time.Second)
 	}
-	if g, _ := h.Gauge("modelcache.chat.slo.breached"); g != 0 {
-		rate, _ := h.Gauge("modelcache.chat.slo.stale_rate_ppm")
-		t.Fatalf("two minutes after a reload that removed route chat's freshness_slo (old plugins ended): modelcache.chat.slo.breached = %d, stale_rate_ppm = %d; the shipped alert keeps firing for an SLO that no longer exists", g, rate)
+	if g, _ := h.Gauge("modelcache_route.chat.slo.breached"); g != 0 {
+		rate, _ := h.Gauge("modelcache_route.chat.slo.stale_rate_ppm")
+		t.Fatalf("two minutes after a reload that removed route chat's freshness_slo (old plugins ended): modelcache_route.chat.slo.breached = %d, stale_rate_ppm = %d; the shipped alert keeps firing for an SLO that no longer exists", g, rate)
 	}
 }

@@ -261,8 +261,8 @@ if (process.env.DIRTY === '1') {
   console.log(`${mode}: memory lines of 64 bytes changed per exchange: median ${per[15]} (${per[0]}…${per[29]})`);
   process.exit(0);
 }
-ex.proxy_on_tick(1); // flushes the runtime's counters (modelcache.vm.*)
-const allocs0 = metric('modelcache.vm.heap_allocs'), gcs0 = metric('modelcache.vm.gc_cycles');
+ex.proxy_on_tick(1); // flushes the runtime's counters (modelcache.vm_*)
+const allocs0 = metric('modelcache.vm_heap_allocs'), gcs0 = metric('modelcache.vm_gc_cycles');
 calls.clear();
 // COLD=1: before each request, other code and data run (1 MiB of memory
 // written, 1,000 small JavaScript functions called: more than this
@@ -299,6 +299,6 @@ ns /= iterations;
 console.log(`${mode} path in V8${cold ? ' (cold)' : ''}: ${(ns / 1000).toFixed(2)} µs per request (${hits}/${iterations} hits, ${kibArg} KiB answer)`);
 const perRequest = Object.fromEntries([...calls].map(([k, v]) => [k, +(v / iterations).toFixed(2)]));
 ex.proxy_on_tick(1);
-console.log(`Go heap allocations per request: ${((metric('modelcache.vm.heap_allocs') - allocs0) / iterations).toFixed(2)}, GC cycles per 10k requests: ${((metric('modelcache.vm.gc_cycles') - gcs0) * 10000 / iterations).toFixed(2)}`);
+console.log(`Go heap allocations per request: ${((metric('modelcache.vm_heap_allocs') - allocs0) / iterations).toFixed(2)}, GC cycles per 10k requests: ${((metric('modelcache.vm_gc_cycles') - gcs0) * 10000 / iterations).toFixed(2)}`);
 console.log('host calls per request:', perRequest);
 console.log(`exchanges run: ${exchanges} (warm-up included; v8host/instructions.py divides by it)`);

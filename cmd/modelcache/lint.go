@@ -547,12 +547,11 @@ func decodeBase64(v string) ([]byte, error) {
 // otherwise line.
 func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, base int) {
 	l.checked++
-	_, err := cachecore.ParseConfig(js)
-	if err == nil {
-		return
-	}
+	cfg, err := cachecore.ParseConfig(js)
 	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
+	if err == nil {
+		errs = istioCutNames(cfg)
+	} else if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	} else {
 		errs = []error{err}
@@ -573,6 +572,28 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 		}
 		l.add(at, where, "%s", msg)
 	}
+}
+
+// istioTagWords are the words that Istio's unanchored stats tags (every
+// sidecar's bootstrap carries them) look for before a dot: "(cache\.(.+?)\.)"
+// and the like.
+var istioTagWords = []string{"cache", "component", "wasm_filter"}
+
+// istioCutNames names the routes whose name ends in one of istioTagWords:
+// in their stat names (modelcache_route.<name>.requests.hit) the word meets
+// a dot, and on an Istio sidecar the tag cuts the next segment out of the
+// name — the shipped rules and panels find nothing (README, Stats).
+func istioCutNames(cfg *cachecore.Config) []error {
+	var errs []error
+	for i, r := range cfg.Routes {
+		for _, w := range istioTagWords {
+			if strings.HasSuffix(r.Name, w) {
+				errs = append(errs, fmt.Errorf("routes[%d].name: %q ends in %q: an Istio sidecar's stats tag %q would cut its stat names (modelcache_route.%s.requests.hit); rename the route", i, r.Name, w, w, r.Name))
+				break
+			}
+		}
+	}
+	return errs
 }
 
 // locate follows a ParseConfig field path ("routes[0].coalesce.max_wait")

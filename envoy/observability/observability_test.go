@@ -149,7 +149,7 @@ func TestMetricNames(t *testing.T) {
 // same buckets.
 func TestShippedConfigsBucketAgesPastAWeek(t *testing.T) {
 	const week = 7 * 24 * time.Hour
-	stat := "wasmcustom.modelcache.chat.age_at_serve_ms"
+	stat := "wasmcustom.modelcache_route.chat.age_at_serve_ms"
 	root := filepath.Join(Dir(), "..")
 	var want []float64
 	var istio []string

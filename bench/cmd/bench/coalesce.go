@@ -165,8 +165,8 @@ func (r *run) coalesceLag(sysName string, delay int) (*lagResult, error) {
 		res.Spread = strings.Join(per, "/")
 		var ev []string
 		for name, v := range st {
-			if strings.HasPrefix(name, "wasmcustom.modelcache.coalesce.") && v > 0 {
-				ev = append(ev, fmt.Sprintf("%s=%d", strings.TrimPrefix(name, "wasmcustom.modelcache.coalesce."), v))
+			if strings.HasPrefix(name, "wasmcustom.modelcache_route.coalesce.") && v > 0 {
+				ev = append(ev, fmt.Sprintf("%s=%d", strings.TrimPrefix(name, "wasmcustom.modelcache_route.coalesce."), v))
 			}
 		}
 		sort.Strings(ev)

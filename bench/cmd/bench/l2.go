@@ -163,11 +163,11 @@ func runS13(r *run) error {
 		if err != nil {
 			return err
 		}
-		if st["wasmcustom.modelcache.l2.l2.written"] >= int64(n) {
+		if st["wasmcustom.modelcache_route.l2.l2.written"] >= int64(n) {
 			break
 		}
 		if i == 200 {
-			return fmt.Errorf("A wrote %d of %d answers to L2", st["wasmcustom.modelcache.l2.l2.written"], n)
+			return fmt.Errorf("A wrote %d of %d answers to L2", st["wasmcustom.modelcache_route.l2.l2.written"], n)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -216,7 +216,7 @@ func runS13(r *run) error {
 	if st, err := b.Stats(); err == nil {
 		var parts []string
 		for _, ev := range []string{"hit", "miss", "error", "timeout", "breaker_open", "rejected", "lease_won", "lease_lost", "written", "write_error"} {
-			parts = append(parts, fmt.Sprintf("%s %d", ev, st["wasmcustom.modelcache.l2.l2."+ev]))
+			parts = append(parts, fmt.Sprintf("%s %d", ev, st["wasmcustom.modelcache_route.l2.l2."+ev]))
 		}
 		r.note("S13 proxy B's l2 counters after the latency points: %s", strings.Join(parts, ", "))
 	}
