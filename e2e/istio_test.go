@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelcache/modelcache/e2e/modelsim"
+	"github.com/modelcache/modelcache/envoy/observability"
 )
 
 // Acceptance of "caching under a plain WasmPlugin" (issue 16) on real Envoy
@@ -201,5 +202,36 @@ func TestIstioECDSLateDecisionHTTP2Upstream(t *testing.T) {
 	waitAborted(t, e.Sim, 19)
 	if st := e.Sim.Stats(); st.MaxConns > 2 || st.Total-st.Aborted != 1 {
 		t.Fatalf("h2 upstream: %d connections (want at most one per worker: streams multiplexed), %d calls, %d aborted", st.MaxConns, st.Total, st.Aborted)
+	}
+}
+
+// On a sidecar — Istio's own stats tags in the bootstrap, ours added —
+// the metrics the rules and the dashboard use are exported as on plain
+// Envoy: Istio's `cache` tag cuts nothing out of modelcache's stat names
+// (review Z183 found `modelcache.chat.requests.hit` exported as
+// `modelrequests_hit{cache="chat"}`), and no metric carries its label.
+func TestIstioSidecarExportsTheMetricsTheRulesUse(t *testing.T) {
+	used, err := observability.UsedMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEnvoy(t, envoyOpts{ConfigFile: ecdsBoot, ECDS: ecdsResource, Config: sloRoutes})
+	url := e.URL + "/v1/chat/completions"
+	expectCS(t, do(t, "POST", url, chat("istio alerts"), "authorization", "Bearer a"), "fwd=miss")
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.stored", 1); got != 1 {
+		t.Fatalf("stored = %d", got)
+	}
+	expectCS(t, do(t, "POST", url, chat("istio alerts"), "authorization", "Bearer a"), "hit")
+	expectCS(t, do(t, "POST", url, chat("istio refused"), "authorization", "Bearer a", "x-sim-status", "503"), "fwd=miss")
+	if got := e.WaitStat("wasmcustom.modelcache_route.chat.refused.status", 1); got != 1 {
+		t.Fatalf("refused.status = %d", got)
+	}
+	checkUsedMetrics(t, e, used)
+	text := e.promText(t)
+	for _, bad := range []string{`cache="`, `component="`, `wasm_filter="`, "\nmodelrequests_"} {
+		if strings.Contains(text, bad) {
+			i := strings.Index(text, bad)
+			t.Errorf("the scrape holds %q: %s", bad, text[max(0, i-80):min(len(text), i+80)])
+		}
 	}
 }

@@ -76,6 +76,13 @@ func TestAlertsAndDashboardMatchPrometheusScrape(t *testing.T) {
 	if got := e.WaitStat("wasmcustom.modelcache_route.chat.requests.hit", 1); got != 1 {
 		t.Fatalf("requests.hit = %d", got)
 	}
+	checkUsedMetrics(t, e, used)
+}
+
+// checkUsedMetrics holds the metric names and patterns the rules and the
+// dashboard use to what e exports on /stats/prometheus, and its label too.
+func checkUsedMetrics(t *testing.T, e *envoyProc, used *observability.Used) {
+	t.Helper()
 	scraped := promNames(t, e.Admin)
 	for _, n := range observability.Sorted(used.Names) {
 		if !scraped[n] {
