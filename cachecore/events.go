@@ -42,6 +42,7 @@ const (
 	EvL2LeaseLost                     // another proxy leads: wait for its answer in L2
 	EvL2Written                       // an answer written to L2
 	EvL2WriteError                    // an L2 write failed
+	EvL2WriteSkipped                  // an L2 write not sent: the VM's writes in flight hold maxL2Writing bytes
 	EvL2Rejected                      // an L2 value not served: corrupt, truncated or another key's
 
 	// The semantic cache (semantic*.go).
@@ -80,7 +81,7 @@ var EventNames = [NumEvents]string{
 	"shadow.started", "shadow.agree", "shadow.diverge", "shadow.errors", "shadow.saturated", "shadow.invalidations",
 	"slo.breaches",
 	"l2.hit", "l2.miss", "l2.error", "l2.timeout", "l2.breaker_open", "l2.lease_won", "l2.lease_lost",
-	"l2.written", "l2.write_error", "l2.rejected",
+	"l2.written", "l2.write_error", "l2.write_skipped", "l2.rejected",
 	"semantic.hits", "semantic.misses", "semantic.veto.numbers", "semantic.veto.negation", "semantic.veto.entities",
 	"semantic.unconfirmed", "semantic.indexed", "semantic.index_full", "semantic.embed_error", "semantic.embed_timeout",
 	"semantic.demoted", "semantic.confirmed", "semantic.model_changes", "semantic.vector_cached",
@@ -98,7 +99,7 @@ func (e Event) Applies(r *Route) bool {
 	case EvSLOBreach:
 		return r.FreshnessSLO != nil
 	case EvL2Hit, EvL2Miss, EvL2Error, EvL2Timeout, EvL2BreakerOpen, EvL2LeaseWon, EvL2LeaseLost,
-		EvL2Written, EvL2WriteError, EvL2Rejected:
+		EvL2Written, EvL2WriteError, EvL2WriteSkipped, EvL2Rejected:
 		return r.L2
 	}
 	if e >= EvSemanticHit && e <= EvSemanticModelsFull {

@@ -578,7 +578,34 @@ func (f *Flight) l2Write() {
 	if req.l2.lease {
 		w.release = c.l2Release(req)
 	}
-	f.emit(Action{Kind: ActDispatch, Call: c.l2PutCall(w)})
+	// Not written while the breaker is open (L2 is skipped for its cool
+	// down, writes too), nor past the VM's budget of write-behinds in
+	// flight: a write outlives its request and holds its value until
+	// webdis answers or write_timeout ends it (review Z224).
+	skip := EvL2BreakerOpen
+	if c.l2Allowed() {
+		if c.l2Writing == 0 || c.l2Writing+len(w.value) <= maxL2Writing {
+			w.held = len(w.value)
+			c.l2Writing += w.held
+			f.emit(Action{Kind: ActDispatch, Call: c.l2PutCall(w)})
+			return
+		}
+		skip = EvL2WriteSkipped
+	}
+	f.emit(Action{Kind: ActCount, Event: skip, Route: req.Route})
+	if w.release != nil {
+		f.emit(Action{Kind: ActDispatch, Call: w.release})
+	}
+}
+
+// maxL2Writing bounds the bytes of the values of a VM's write-behinds in
+// flight; one write is let go whatever its size.
+const maxL2Writing = 4 << 20
+
+// l2Written ends write-behind w, answered or given up.
+func (c *Cache) l2Written(w *l2Put) {
+	c.l2Writing -= w.held
+	w.held = 0
 }
 
 // l2Put is a write-behind under way: it outlives the request.
@@ -589,6 +616,7 @@ type l2Put struct {
 	gens              l2Gens
 	route             *Route
 	release           *Call // the cross-proxy lease's release, if held
+	held              int   // bytes counted in Cache.l2Writing until the write ends
 }
 
 // l2PutCall is the write of w, or first the reseeding of a generation
@@ -602,6 +630,7 @@ func (c *Cache) l2PutCall(w l2Put) *Call {
 	}
 	call := c.webdis("PUT", "/SETEX/"+w.entry+"/"+strconv.FormatInt(w.life, 10)+".raw", w.value, c.cfg.L2.WriteTimeout)
 	call.Done = func(res CallResult) []Action {
+		c.l2Written(&w)
 		v := respBad
 		if !res.Failed && !res.NotStarted && res.Status == 200 {
 			v = parseRESP(res.Body)
@@ -651,6 +680,7 @@ func (c *Cache) l2Reseed(w l2Put, key string, at int) *Call {
 		c.l2Result(reached)
 		raw, err := base64.StdEncoding.DecodeString(string(w.value))
 		if !answered || err != nil || len(raw) < l2ValueHeader || prev != read {
+			c.l2Written(&w)
 			var acts []Action
 			if !answered {
 				acts = append(acts, Action{Kind: ActCount, Event: EvL2WriteError, Route: w.route})
