@@ -19,7 +19,7 @@ var istioStatsTags = map[string]string{
 	"component":            `(component\.(.+?)\.)`,
 	"tag":                  `(tag\.(.+?);\.)`,
 	"wasm_filter":          `(wasm_filter\.(.+?)\.)`,
-	"response_code":        `(response_code=\.=(.+?);\.;)|_rq(_(\.d{3}))$`,
+	"response_code":        `(response_code=\.=(.+?);\.;)|_rq(_(\d{3}))$`,
 	"response_code_class":  `_rq(_(\dxx))$`,
 	"authz_enforce_result": `rbac(\.(allowed|denied))`,
 	"authz_dry_run_action": `(\.istio_dry_run_(allow|deny)_)`,

@@ -547,15 +547,14 @@ func decodeBase64(v string) ([]byte, error) {
 // otherwise line.
 func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, base int) {
 	l.checked++
-	cfg, err := cachecore.ParseConfig(js)
+	_, err := cachecore.ParseConfig(js)
 	var errs []error
-	if err == nil {
-		errs = istioCutNames(cfg)
-	} else if j, ok := err.(interface{ Unwrap() []error }); ok {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
-	} else {
+	} else if err != nil {
 		errs = []error{err}
 	}
+	errs = append(errs, istioCutNames(js)...)
 	for _, e := range errs {
 		msg := e.Error()
 		at := line
@@ -574,25 +573,46 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 	}
 }
 
-// istioTagWords are the words that Istio's unanchored stats tags (every
-// sidecar's bootstrap carries them) look for before a dot: "(cache\.(.+?)\.)"
-// and the like.
-var istioTagWords = []string{"cache", "component", "wasm_filter"}
+// istioTagEnds and istioTagStarts are what Istio's unanchored stats tags
+// (every sidecar's bootstrap carries them) look for around a dot:
+// "(cache\.(.+?)\.)" and the like after a word, "(\.shadow_(allowed|denied))"
+// and "(\.istio_dry_run_(allow|deny)_)" before one.
+var (
+	istioTagEnds   = []string{"cache", "component", "wasm_filter"}
+	istioTagStarts = []string{"shadow_allowed", "shadow_denied", "istio_dry_run_allow_", "istio_dry_run_deny_"}
+)
 
-// istioCutNames names the routes whose name ends in one of istioTagWords:
-// in their stat names (modelcache_route.<name>.requests.hit) the word meets
-// a dot, and on an Istio sidecar the tag cuts the next segment out of the
-// name — the shipped rules and panels find nothing (README, Stats).
-func istioCutNames(cfg *cachecore.Config) []error {
+// istioCutNames names the routes of configuration js whose name ends or
+// starts with what an Istio tag looks for: in their stat names
+// (modelcache_route.<name>.requests.hit) it meets a dot, and on a sidecar
+// the tag cuts part of the name out — the shipped rules and panels find
+// nothing, or one route's stats are read as another's (README, Stats).
+// The names are read from the JSON itself, so that they are reported
+// beside any other problem of the configuration.
+func istioCutNames(js []byte) []error {
 	var errs []error
-	for i, r := range cfg.Routes {
-		for _, w := range istioTagWords {
-			if strings.HasSuffix(r.Name, w) {
-				errs = append(errs, fmt.Errorf("routes[%d].name: %q ends in %q: an Istio sidecar's stats tag %q would cut its stat names (modelcache_route.%s.requests.hit); rename the route", i, r.Name, w, w, r.Name))
-				break
+	gjson.GetBytes(js, "routes").ForEach(func(i, r gjson.Result) bool {
+		name := r.Get("name")
+		if name.Type != gjson.String {
+			return true
+		}
+		n := name.String()
+		how, word := "", ""
+		for _, w := range istioTagEnds {
+			if strings.HasSuffix(n, w) {
+				how, word = "ends in", w
 			}
 		}
-	}
+		for _, w := range istioTagStarts {
+			if strings.HasPrefix(n, w) {
+				how, word = "starts with", w
+			}
+		}
+		if how != "" {
+			errs = append(errs, fmt.Errorf("routes[%d].name: %q %s %q: an Istio sidecar's stats tags would cut its stat names (modelcache_route.%s.requests.hit); rename the route", i.Int(), n, how, word, n))
+		}
+		return true
+	})
 	return errs
 }
 

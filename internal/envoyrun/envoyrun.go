@@ -58,8 +58,16 @@ var ErrPortTaken = errors.New("a port Envoy was to bind is in use")
 // port ("cannot bind '…': Address already in use") or its --base-id's
 // domain socket ("unable to bind domain socket with base_id=…") was in use.
 func portTaken(log string) bool {
-	return strings.Contains(log, "Address already in use") || strings.Contains(log, "unable to bind domain socket")
+	return strings.Contains(log, "Address already in use") || domainSocketInUse.MatchString(log)
 }
+
+// domainSocketInUse is Envoy's message for a --base-id's domain socket in
+// use (errno 98, EADDRINUSE); other errnos are other failures.
+var domainSocketInUse = regexp.MustCompile(`unable to bind domain socket with base_id=\d+, id=\d+, errno=98\b`)
+
+// readyClient polls /ready: a port held by a process that never answers
+// (the admin port Envoy could not bind) must not stall the wait.
+var readyClient = &http.Client{Timeout: time.Second}
 
 // ephemeralRange reads the kernel's range of local ports for outgoing
 // connections.
@@ -269,7 +277,7 @@ func Start(o Options) (*Proc, error) {
 func (p *Proc) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		res, err := http.Get(p.Admin + "/ready")
+		res, err := readyClient.Get(p.Admin + "/ready")
 		if err == nil {
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
