@@ -379,6 +379,9 @@ type requestState struct {
 	// refusedFresh: the client's max-age or min-fresh refused a fresh
 	// entry (freshness): its miss says fwd=request (RFC 9211 §2.2).
 	refusedFresh bool
+	// sieStatus: the model's status (a failure) a stale_if_error entry
+	// answers instead (Flight.StaleIfError): its fwd-status.
+	sieStatus int
 
 	l2  l2State   // the L2 tier's part (protocol_l2.go)
 	sem *semQuery // semantic routes: the turn compared (semantic.go)

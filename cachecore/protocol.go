@@ -39,6 +39,10 @@ type Flight struct {
 	waited bool
 
 	respStatus int // the upstream's response status (0: none yet)
+	// fwdStatus is respStatus when the model sent it, 0 for a reply Envoy
+	// made (a reset, a timeout): Cache-Status's fwd-status is the next
+	// hop's status (RFC 9211; review Z225).
+	fwdStatus int
 	// retryAfter: the seconds of a refused 429 or 5xx answer's Retry-After
 	// (0: none), passed to followers its failure answers (retryAfterOf).
 	retryAfter uint16
@@ -258,7 +262,14 @@ func (f *Flight) wake(o Outcome, status int) {
 	if o != OutcomeUncacheable {
 		d, read := c.relookup(req)
 		if d == Serve {
-			f.serve(StatusCollapsed)
+			// A fresh entry is the leader's answer; a stale one is served
+			// as stale, with its refresh, as Tick's look serves it (reviews
+			// Z194, Z225).
+			if req.Status == StatusHit {
+				f.serve(StatusCollapsed)
+			} else {
+				f.serve(StatusNone)
+			}
 			return
 		}
 		// A client abort is no upstream failure, nor is an answer stored

@@ -254,6 +254,10 @@ const (
 func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin, endOfStream bool) (RespStep, []Action) {
 	c, req := f.c, f.req
 	f.respStatus = status
+	f.fwdStatus = 0
+	if origin == OriginUpstream {
+		f.fwdStatus = status
+	}
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
 		if status == 429 || status >= 500 { // (a flight starts at zero; the uncacheable miss's 200 makes no call)
 			f.retryAfter = retryAfterOf(status, headers)

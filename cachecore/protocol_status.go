@@ -20,22 +20,25 @@ func (f *Flight) FailOpen() {
 
 // StaleIfError records that the upstream failed and the stale entry
 // answers instead.
-func (f *Flight) StaleIfError() { f.req.Status = StatusStaleIfError }
+func (f *Flight) StaleIfError() {
+	f.req.Status = StatusStaleIfError
+	f.req.sieStatus = f.fwdStatus
+}
 
 // Streaming records that an event stream passes to the client as it comes
 // (whether it is stored cannot be in the header: it is gone by then).
 func (f *Flight) Streaming() {
-	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus}
+	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.fwdStatus}
 }
 
 // Refused records that the response passes without being stored.
 func (f *Flight) Refused(reason Reason) {
-	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus, Reason: reason}
+	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.fwdStatus, Reason: reason}
 }
 
 // Stored records that the response was stored (res: the store's report).
 func (f *Flight) Stored(res StoreResult) {
-	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus, Stored: true,
+	f.cs = CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.fwdStatus, Stored: true,
 		TTL: floorDiv(res.FreshUntil-f.c.nowMs(), 1000), HasTTL: true}
 }
 
@@ -68,7 +71,7 @@ func (f *Flight) Interrupted(origin Origin, early bool) Reason {
 func (f *Flight) EarlyAnswer(status int) Reason {
 	f.state = flightDone
 	f.req.Status = StatusMiss
-	f.respStatus = status
+	f.respStatus, f.fwdStatus = status, status
 	f.cs = CacheStatus{Status: StatusMiss, FwdStatus: status, Reason: ReasonEarlyAnswer}
 	return ReasonEarlyAnswer
 }
@@ -134,7 +137,7 @@ func (f *Flight) CacheStatusValue() string { return f.c.statusValueOf(&f.cs) }
 // TruncatedHeader is the Cache-Status of the held response if it never
 // completes (the host leaves it where its own error reply can pick it up).
 func (f *Flight) TruncatedHeader() []byte {
-	cs := CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.respStatus, Reason: ReasonTruncated}
+	cs := CacheStatus{Status: f.req.Status, Request: f.req.refusedFresh, FwdStatus: f.fwdStatus, Reason: ReasonTruncated}
 	return cs.AppendHeader(nil, f.c.cfg.CacheName)
 }
 

@@ -251,7 +251,7 @@ func (cs CacheStatus) AppendHeader(dst []byte, name string) []byte {
 	case cs.Reason != ReasonNone:
 		dst = append(dst, "; detail="...)
 		dst = append(dst, cs.Reason.Detail()...)
-		if cs.Reason == ReasonStatus && cs.FwdStatus != 0 {
+		if cs.Reason == ReasonStatus && (cs.FwdStatus != 0 || cs.Refused != 0) {
 			st := cs.FwdStatus
 			if cs.Refused != 0 {
 				st = cs.Refused
