@@ -116,13 +116,6 @@ func (c *Cache) freshness(req *Request, e *Entry, now int64) freshState {
 		return notAcceptable
 	}
 	now = max(now, e.StoredAt)
-	// Fresh at most the route's ttl as it is now: an entry stored under a
-	// configuration with a longer one (a push that lowered it, another
-	// proxy's through L2) is judged by this one's, as its stale windows are
-	// (review Z226). A confidence tier's ttl is in the entry's key instead.
-	if r := req.Route; r.Confidence == nil && e.FreshUntil-e.StoredAt > r.TTL.Milliseconds() {
-		e.FreshUntil = e.StoredAt + r.TTL.Milliseconds()
-	}
 	age := now - e.StoredAt
 	remaining := e.FreshUntil - now
 	cc := &req.CC
