@@ -86,6 +86,9 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 		default:
 			status, hs, body = res.Status, passedHeaders(res.Headers), res.Body
 		}
+		if envoyCallReply(res) {
+			upstream = 0 // Envoy's own reply, passed on: no model's status (review Z227)
+		}
 		f.Refetched(reason, upstream)
 		kind := ActReplaceResponse
 		if len(body) > req.Route.MaxEntryBytes {
