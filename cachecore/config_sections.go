@@ -140,6 +140,13 @@ func (p *parser) config(data []byte) *Config {
 			at := fieldOf(path, rv, defaults, "coalesce.max_wait")
 			p.fail("tick_period", "%v is above %s (%v): a follower's wait is checked on its VM's ticks, so it would wait a whole tick_period; set tick_period at most max_wait", cfg.TickPeriod, at, r.Coalesce.MaxWait)
 		}
+		if cfg.Authority != "" && !r.Shared && slices.Contains(r.TenantHeaders, ":authority") && (backgroundFrom(path, rv, defaults, r) != "" || r.PerItem()) {
+			// A background call (a refresh, a shadow comparison, a batch's
+			// refetch) carries upstream_authority in place of the client's
+			// :authority: it would ask as another caller, for an answer
+			// stored under the tenant's key (review Z228).
+			p.fail(fieldOf(path, rv, defaults, "tenant_headers"), "names the tenant by :authority, but upstream_authority (%q) replaces it in the route's background calls (refreshes, shadow comparisons, a batch's refetch): they would ask as another caller; drop upstream_authority or name the tenant by another header", cfg.Authority)
+		}
 		if at := backgroundFrom(path, rv, defaults, r); at != "" && cfg.Cluster == "" && !clusterNoted[at] {
 			// Named where it is written: defaults' once, not per route
 			// (review Z69).
