@@ -50,11 +50,11 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				// Every caller sends the same :method, :scheme, :path:
 				// one tenant for all (review Z142).
 				p.fail(sub, "%q is a pseudo-header: every caller sends the same, and all would be one tenant", name)
-			case hopByHop(name), name == "content-length", name == "accept-encoding", name == "cache-control", name == "pragma", name == "expect":
+			case hopByHop(name), replayDrops(name):
 				// A refresh or shadow call does not send it (ReplayHeaders):
 				// it would ask as no one, for an answer stored under the
-				// tenant's key.
-				p.fail(sub, "%q describes the message or its connection, not the caller (a background call does not send it)", name)
+				// tenant's key (reviews Z174, Z229).
+				p.fail(sub, "%q describes the message, its connection or the part of the answer asked for, not the caller (a background call does not send it)", name)
 			}
 		}
 	case "key_headers":

@@ -321,6 +321,23 @@ func (call *Call) elapsed(c *Cache) uint32 {
 	return uint32(d)
 }
 
+// replayDrops reports whether a background call leaves out the client's
+// header name (a regular header's lower-case name): it describes the
+// message or its connection, or asks for less than the whole answer. A
+// route may not name its tenants by one (config_policy.go).
+func replayDrops(name string) bool {
+	switch name {
+	case "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade", "accept-encoding",
+		"cache-control", "pragma", "expect",
+		// The client's preconditions and ranges: the cache asks for
+		// the whole answer. A 304 or 206 to them refused the refresh,
+		// and marked the key hit-for-miss (review Z174).
+		"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range":
+		return true
+	}
+	return false
+}
+
 // ReplayHeaders turns a client request's headers into an HTTP call's:
 // the same method, path, identity and content headers; no hop-by-hop or
 // length headers (the host sets them), no accept-encoding (the cache needs
@@ -341,14 +358,7 @@ func ReplayHeaders(in [][2]string, authority string, r *Route) [][2]string {
 		case name == ":method", name == ":path", name == ":authority":
 		case strings.HasPrefix(name, ":"):
 			continue // :scheme and friends are the host's business
-		case name == "content-length", name == "transfer-encoding", name == "connection",
-			name == "keep-alive", name == "te", name == "upgrade", name == "accept-encoding",
-			name == "cache-control", name == "pragma", name == "expect",
-			// The client's preconditions and ranges: the cache asks for
-			// the whole answer. A 304 or 206 to them refused the refresh,
-			// and marked the key hit-for-miss (review Z174).
-			name == "if-none-match", name == "if-modified-since", name == "if-match",
-			name == "if-unmodified-since", name == "if-range", name == "range":
+		case replayDrops(name):
 			continue
 		case strings.HasPrefix(name, "x-envoy-"), strings.HasPrefix(name, "x-forwarded-"), name == "x-request-id":
 			if r == nil || !slices.Contains(r.TenantHeaders, name) && !slices.Contains(r.KeyHeaders, name) {
