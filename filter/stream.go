@@ -117,6 +117,10 @@ const (
 	maxFreeStreams = 64
 	maxKeptBody    = 32 << 10
 	maxKeptHeaders = 16 << 10
+	// maxKeptPairs bounds a kept decoded header list as maxKeptHeaders
+	// bounds its serialised buffer: 512 pairs of two strings are 16 KiB
+	// (review Z230: 1,400 short headers fit 15 KiB raw and decode to 44).
+	maxKeptPairs = maxKeptHeaders / 32
 	maxKeptDetails = 256
 )
 
@@ -204,7 +208,8 @@ func (s *stream) unlist() {
 // runs none of trim's stores (each a write-barrier check and its call).
 func (b *buffers) oversize() bool {
 	return cap(b.body) > maxKeptBody || cap(b.respBody) > maxKeptBody || cap(b.headersRaw) > maxKeptHeaders ||
-		cap(b.respRaw) > maxKeptHeaders || cap(b.details) > maxKeptDetails
+		cap(b.respRaw) > maxKeptHeaders || cap(b.details) > maxKeptDetails || cap(b.headers) > maxKeptPairs ||
+		cap(b.respHeaders) > maxKeptPairs
 }
 
 // trim drops the buffers larger than the free list keeps. Out of line:
@@ -218,10 +223,10 @@ func (b *buffers) trim() {
 	if cap(b.respBody) > maxKeptBody {
 		b.respBody = nil
 	}
-	if cap(b.headersRaw) > maxKeptHeaders {
+	if cap(b.headersRaw) > maxKeptHeaders || cap(b.headers) > maxKeptPairs {
 		b.headersRaw, b.headers = nil, nil
 	}
-	if cap(b.respRaw) > maxKeptHeaders {
+	if cap(b.respRaw) > maxKeptHeaders || cap(b.respHeaders) > maxKeptPairs {
 		b.respRaw, b.respHeaders = nil, nil
 	}
 	if cap(b.details) > maxKeptDetails {
