@@ -86,9 +86,15 @@ var kinds = []*kindSpec{
 			"modalities", "audio", "return_tokens_as_token_ids", "post_sampling_probs", "n_probs",
 			// Whether the answer is tool calls or text, and how many
 			// (review Z199; function_call, the legacy tool_choice: review
-			// Z202); a reasoning member or web search's
-			// annotations in the message.
-			"tool_choice", "function_call", "parallel_tool_calls", "include_reasoning", "reasoning_format", "web_search_options"},
+			// Z202; the tools a call may name: review Z231); a reasoning
+			// member or web search's annotations in the message, and the
+			// servers' thinking toggles (vLLM's and SGLang's
+			// chat_template_kwargs and separate_reasoning, OpenRouter's
+			// reasoning, Qwen's enable_thinking, GLM's thinking: review
+			// Z231).
+			"tool_choice", "function_call", "parallel_tool_calls", "tools", "functions",
+			"include_reasoning", "reasoning_format", "reasoning", "chat_template_kwargs", "separate_reasoning",
+			"enable_thinking", "thinking", "web_search_options"},
 		streams: true,
 		admit:   checkCompletion,
 	},
