@@ -542,6 +542,14 @@ func keyingTagWith(r *Route, memo setMemo) uint64 {
 	// Field lists are sets: reordered, they key as before (review Z170).
 	b = memo.appendSet(b, r.KeyFields)
 	b = memo.appendSet(b, r.IgnoreFields)
+	// The fields the kind keys as sent whatever those lists say, when the
+	// route sets one (with neither, every one of them is keyed anyway): a
+	// module that keys more of them files answers under other keys, and
+	// never reads the entries a module keying fewer filed (in shared data
+	// kept across the upgrade, or an L2 shared mid-rollout; review Z232).
+	if len(r.KeyFields) > 0 || r.ignoreSet {
+		b = memo.appendSet(append(b, 'F'), r.Kind.spec().formKeyed)
+	}
 	if len(r.KeyHeaders) > 0 {
 		b = append(b, 'H')
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.KeyHeaders)))

@@ -91,9 +91,10 @@ var kinds = []*kindSpec{
 			// servers' thinking toggles (vLLM's and SGLang's
 			// chat_template_kwargs and separate_reasoning, OpenRouter's
 			// reasoning, Qwen's enable_thinking, GLM's thinking: review
-			// Z231).
+			// Z231; reasoning_effort "none", Ollama's and others': review
+			// Z232).
 			"tool_choice", "function_call", "parallel_tool_calls", "tools", "functions",
-			"include_reasoning", "reasoning_format", "reasoning", "chat_template_kwargs", "separate_reasoning",
+			"include_reasoning", "reasoning_format", "reasoning", "reasoning_effort", "chat_template_kwargs", "separate_reasoning",
 			"enable_thinking", "thinking", "web_search_options"},
 		streams: true,
 		admit:   checkCompletion,
