@@ -834,7 +834,7 @@ func numberText(w string) string {
 // stem is a light English stemmer: enough for "resetting"/"reset",
 // "passwords"/"password", "cheaper"/"cheap" not to count as different words.
 func stem(w string) string {
-	if len(w) <= 3 {
+	if len(w) <= 3 || unstemmed[w] {
 		return w
 	}
 	for _, suf := range []string{"ingly", "edly", "ing", "ied", "ies", "ed", "es", "ly", "s"} {
@@ -852,6 +852,14 @@ func stem(w string) string {
 	}
 	return w
 }
+
+// unstemmed are words whose cut form is another word of another meaning:
+// nouns in -ing that name something else than their verb's act ("shipping"
+// is not a ship, "a setting" not "a set") and secure protocols' names,
+// whose final s is no plural (https is not http: other ports). Review Z233.
+var unstemmed = set("shipping booking training listing banking setting building meeting painting housing clothing " +
+	"heading wedding landing warning filling timing funding marketing engineering programming accounting " +
+	"https ldaps smtps imaps ftps pop3s wss sftps news")
 
 // quantities lists numbers, dates, units and currency signs in order,
 // normalised (number words as digits).
@@ -1000,14 +1008,11 @@ func entities(ts []token) []string {
 	for i, t := range ts {
 		named := (t.cap || t.upper || t.quoted || t.code) && !t.digit && !t.symbol && (!commonWords[t.w] || t.quoted || t.code || t.upper || t.cap && len(t.w) > 1)
 		if ment := !named && mentioned(ts, i); named || ment {
-			name := t.stem
-			if t.quoted || t.code || ment {
-				// Code is compared whole: `sorted` is not `sort`,
-				// json.loads not json.load; and so is a word asked
-				// about: "hardly" is not "hard" (review Z39).
-				name = t.w
-			}
-			out = append(out, direction(ts, i, j)+name)
+			// Compared whole: code (`sorted` is not `sort`, json.loads not
+			// json.load), a word asked about ("hardly" is not "hard",
+			// review Z39), and a name — HTTPS is not HTTP, Sass not SAS,
+			// Rails not Rail (review Z233).
+			out = append(out, direction(ts, i, j)+t.w)
 		}
 		if !determiners[t.w] {
 			j = i
