@@ -198,10 +198,8 @@ func (c *Cache) HitResponse(req *Request) (status int, headers [][2]string, body
 	}
 	buf = appendInt(buf, age)
 	ageLen := len(buf)
-	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true, L2: req.l2.hit}
-	if req.Status == StatusStaleIfError {
-		cs.FwdStatus = req.sieStatus // the model's failure the entry answers
-	}
+	// FwdStatus: a stale_if_error answer's model failure (0 otherwise).
+	cs := CacheStatus{Status: req.Status, TTL: floorDiv(e.FreshUntil-now, 1000), HasTTL: true, L2: req.l2.hit, FwdStatus: req.sieStatus}
 	buf = cs.AppendHeader(buf, c.cfg.CacheName)
 	semantic, sim := req.SemanticHit()
 	if semantic {
