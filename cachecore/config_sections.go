@@ -542,13 +542,33 @@ func keyingTagWith(r *Route, memo setMemo) uint64 {
 	// Field lists are sets: reordered, they key as before (review Z170).
 	b = memo.appendSet(b, r.KeyFields)
 	b = memo.appendSet(b, r.IgnoreFields)
-	// The fields the kind keys as sent whatever those lists say, when the
-	// route sets one (with neither, every one of them is keyed anyway): a
-	// module that keys more of them files answers under other keys, and
-	// never reads the entries a module keying fewer filed (in shared data
-	// kept across the upgrade, or an L2 shared mid-rollout; review Z232).
-	if len(r.KeyFields) > 0 || r.ignoreSet {
-		b = memo.appendSet(append(b, 'F'), r.Kind.spec().formKeyed)
+	// The fields the kind keys as sent whatever those lists say, where
+	// that changes the route's keys: the ones its key_fields leave out, or
+	// its ignore_fields name. A module that keys more of them files such a
+	// route's answers under other keys, and never reads the entries a
+	// module keying fewer filed (in shared data kept across the upgrade,
+	// or an L2 shared mid-rollout; review Z232); a route they do not
+	// change keeps its tag, and its entries, across such a module (review
+	// Z234). A batch's items are keyed from every field whatever the lists
+	// say.
+	if !r.PerItem() && (len(r.KeyFields) > 0 || r.ignoreSet) {
+		listed := r.IgnoreFields
+		if len(r.KeyFields) > 0 {
+			listed = r.KeyFields
+		}
+		in := make(map[string]bool, len(listed)) // (work linear in the list, however long)
+		for _, f := range listed {
+			in[f] = true
+		}
+		var forced []string
+		for _, f := range r.Kind.spec().formKeyed {
+			if in[f] != (len(r.KeyFields) > 0) {
+				forced = append(forced, f)
+			}
+		}
+		if len(forced) > 0 {
+			b = appendSet(append(b, 'F'), forced)
+		}
 	}
 	if len(r.KeyHeaders) > 0 {
 		b = append(b, 'H')
