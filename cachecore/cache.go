@@ -382,6 +382,9 @@ type requestState struct {
 	// sieStatus: the model's status (a failure) a stale_if_error entry
 	// answers instead (Flight.StaleIfError): its fwd-status.
 	sieStatus int
+	// purging: a purge's replay of a request (purge.go), keyed to find
+	// an entry, never to store one.
+	purging bool
 
 	l2  l2State   // the L2 tier's part (protocol_l2.go)
 	sem *semQuery // semantic routes: the turn compared (semantic.go)

@@ -593,7 +593,9 @@ func (c *Cache) SetBody(req *Request, body []byte) {
 			return
 		}
 	}
-	if c.modelState(&req.state, req.Route.Name, req.Model, true) != nil { // keyingState, read into req
+	// keyingState, read into req; a purge's replay makes no record, which
+	// could take another model's place (review Z235).
+	if c.modelState(&req.state, req.Route.Name, req.Model, !req.purging) != nil {
 		req.bypass(ReasonInternal)
 		return
 	}

@@ -53,6 +53,14 @@ type modelRecord struct {
 	divOthers uint32
 }
 
+// moveTo moves r to generation gen, with a shadow comparison window of
+// its own: the retired generation's samples, of entries no longer served,
+// would count toward invalidating the new one (review Z235).
+func (r *modelRecord) moveTo(gen uint64) {
+	r.gen = gen
+	r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = 0, 0, 0, 0, 0
+}
+
 // versionIDLen is the size of a version's identity: the first 16 bytes of
 // the SHA-256 of the whole version string, however long (the string is
 // upstream-controlled; comparing a prefix would make versions that share
@@ -483,7 +491,7 @@ func (c *Cache) settleModel(route, model string, before ModelState, check bool, 
 		if versioned && r.version != vid {
 			changed = r.version != (VersionID{})
 			if changed {
-				r.gen = c.newGeneration()
+				r.moveTo(c.newGeneration())
 			}
 			// Looked up under another version than the record's, an
 			// answer reporting a third one passed a state its request
@@ -520,7 +528,7 @@ func (c *Cache) purgeModel(route, model string, from uint64) (_ ModelState, move
 	// model's could refuse that one's first answer in flight.
 	st, err := c.updateModelAs(route, model, createIfFree, func(r *modelRecord, _ bool) bool {
 		moved = r.gen != from
-		r.gen = c.newGeneration()
+		r.moveTo(c.newGeneration())
 		return true
 	})
 	if errors.Is(err, ErrModelTableFull) {
@@ -552,7 +560,7 @@ func (c *Cache) renewGenerations() error {
 				break
 			}
 			for i := range recs {
-				recs[i].gen = c.newGeneration()
+				recs[i].moveTo(c.newGeneration())
 			}
 			if err = c.store.Set(key, encodeModels(recs), cas); err == nil {
 				break

@@ -10,6 +10,13 @@ import (
 // goes (L1, and L2 by its actions), counted and logged.
 func (c *Cache) modelDrifted(req *Request) []Action {
 	r := req.Route
+	if st, err := c.loadModel(r.Name, req.Model); err == nil && st.Found && st.Gen != req.keyState.Gen {
+		// Judged against items of a generation the model has left (an
+		// invalidation, this drift's own among them, came while the batch
+		// was out): the new generation's vectors are not purged again, nor
+		// the drift counted twice (review Z235).
+		return nil
+	}
 	_ = c.PurgeModel(r.Name, req.Model)
 	acts := c.l2InvalidateModel(r.Name, req.Model, nil)
 	return append(acts, Action{Kind: ActCount, Event: EvModelDrift, Route: r},

@@ -214,6 +214,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 		if req.Status == StatusRevalidate {
 			req.Status = StatusMiss // the replayed no-cache does not matter here
 		}
+		req.purging = true
 		c.SetBody(req, []byte(v.Get("body").Raw))
 		if req.Bypassed() {
 			if req.Reason == ReasonInternal {
