@@ -532,6 +532,10 @@ type foldCheck struct {
 type setMemoKey struct {
 	at unsafe.Pointer
 	n  int
+	// kind and allow name a forced-fields digest (forcedDigest) of the
+	// list; zero for the list's own set.
+	kind  Kind
+	allow byte
 }
 
 // keyingTagWith is keyingTag, the sets' digests kept in memo (nil: none).
@@ -549,26 +553,14 @@ func keyingTagWith(r *Route, memo setMemo) uint64 {
 	// module keying fewer filed (in shared data kept across the upgrade,
 	// or an L2 shared mid-rollout; review Z232); a route they do not
 	// change keeps its tag, and its entries, across such a module (review
-	// Z234). A batch's items are keyed from every field whatever the lists
-	// say.
-	if !r.PerItem() && (len(r.KeyFields) > 0 || r.ignoreSet) {
-		listed := r.IgnoreFields
-		if len(r.KeyFields) > 0 {
-			listed = r.KeyFields
-		}
-		in := make(map[string]bool, len(listed)) // (work linear in the list, however long)
-		for _, f := range listed {
-			in[f] = true
-		}
-		var forced []string
-		for _, f := range r.Kind.spec().formKeyed {
-			if in[f] != (len(r.KeyFields) > 0) {
-				forced = append(forced, f)
-			}
-		}
-		if len(forced) > 0 {
-			b = appendSet(append(b, 'F'), forced)
-		}
+	// Z234). A batch's items are keyed from every field whatever its
+	// key_fields say, but without those its ignore_fields name (review
+	// Z236).
+	switch {
+	case len(r.KeyFields) > 0 && !r.PerItem():
+		b = memo.forcedDigest(b, r.KeyFields, r.Kind, 'K')
+	case len(r.KeyFields) == 0 && r.ignoreSet:
+		b = memo.forcedDigest(b, r.IgnoreFields, r.Kind, 'I')
 	}
 	if len(r.KeyHeaders) > 0 {
 		b = append(b, 'H')
@@ -612,7 +604,7 @@ func appendAdmission(b []byte, r *Route, memo setMemo) []byte {
 	if len(r.Rules) == 0 {
 		return appendSet(b, nil)
 	}
-	k := setMemoKey{unsafe.Pointer(&r.Rules[0]), len(r.Rules)}
+	k := setMemoKey{at: unsafe.Pointer(&r.Rules[0]), n: len(r.Rules)}
 	if d, ok := memo[k]; ok {
 		return append(b, d...)
 	}
@@ -633,10 +625,39 @@ func (m setMemo) appendSet(b []byte, vs []string) []byte {
 	if len(vs) == 0 || m == nil {
 		return appendSet(b, vs)
 	}
-	k := setMemoKey{unsafe.Pointer(unsafe.SliceData(vs)), len(vs)}
+	k := setMemoKey{at: unsafe.Pointer(unsafe.SliceData(vs)), n: len(vs)}
 	d, ok := m[k]
 	if !ok {
 		d = appendSet(nil, vs)
+		m[k] = d
+	}
+	return append(b, d...)
+}
+
+// forcedDigest appends the set of kind's form-keyed fields that list
+// changes: those an allowlist (allow 'K') leaves out, or an ignore list
+// ('I') names; nothing when none. Worked out once per list and kind (a
+// list inherited from defaults is shared by every route: review Z236).
+func (m setMemo) forcedDigest(b []byte, list []string, kind Kind, allow byte) []byte {
+	k := setMemoKey{unsafe.Pointer(unsafe.SliceData(list)), len(list), kind, allow}
+	if d, ok := m[k]; ok && m != nil {
+		return append(b, d...)
+	}
+	in := make(map[string]bool, len(list)) // work linear in the list
+	for _, f := range list {
+		in[f] = true
+	}
+	var forced []string
+	for _, f := range kind.spec().formKeyed {
+		if in[f] != (allow == 'K') {
+			forced = append(forced, f)
+		}
+	}
+	var d []byte
+	if len(forced) > 0 {
+		d = appendSet([]byte{'F'}, forced)
+	}
+	if m != nil {
 		m[k] = d
 	}
 	return append(b, d...)
