@@ -72,7 +72,7 @@ func TestL2DeletedLogPositionIsSaved(t *testing.T) {
 		m.step(m.p[1].L2Tick())
 	}
 	b := m.p[1]
-	raw, _, err := b.store.Get(b.l2CursorKey(b.cfg.Routes[0]))
+	raw, _, err := b.store.Get(b.l2CursorKey())
 	// The position after B's own start record in the emptied log (it was
 	// 0, unnamed, before review Z46), named by its digest.
 	list := m.wd.lists[DefaultL2Prefix+"purges"]

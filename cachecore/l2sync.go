@@ -465,23 +465,23 @@ func (c *Cache) l2SyncFirst(n int64) []Action {
 
 // l2CursorKey names, in shared data, the process's position in this
 // configuration's purge log (its cluster, authority and key prefix: the
-// log another plugin of the process reads may be another one) for route
-// r: a reader skips the records of routes it does not have, so a position
-// is kept per route, and a configuration that adds a route resumes where
-// the routes it shares with an earlier one left off (review Z226: one
-// position for the whole set of routes made every push that added one
-// drop L1 at its first read).
-func (c *Cache) l2CursorKey(r *Route) string {
+// log another plugin of the process reads may be another one) for this
+// set of routes (a reader skips the records of routes it does not have,
+// so its position is no other route set's).
+func (c *Cache) l2CursorKey() string {
 	l := c.cfg.L2
-	b := []byte(l.Cluster + "\x00" + l.Authority + "\x00" + l.Prefix + "\x00" + r.Name)
+	b := []byte(l.Cluster + "\x00" + l.Authority + "\x00" + l.Prefix)
+	for _, r := range c.cfg.Routes {
+		b = append(append(b, 0), r.Name...)
+	}
 	return "mc:l2:cursor:" + strconv.FormatUint(Hash64(b, 0), 16)
 }
 
-// l2SaveCursor records this VM's position as the process's, for each of
-// its routes: cursor and the digest of the record before it (16 bytes).
-// VMs reading the log at once overwrite one another: a VM that resumes
-// from a position a little behind applies a few records again, which only
-// drops entries a purge already dropped or newer copies of them.
+// l2SaveCursor records this VM's position as the process's: cursor and
+// the digest of the record before it (16 bytes). VMs reading the log at
+// once overwrite one another: a VM that resumes from a position a little
+// behind applies a few records again, which only drops entries a purge
+// already dropped or newer copies of them.
 func (c *Cache) l2SaveCursor() {
 	if c.l2s.baseline {
 		// Taken by LLEN: no record before it is known, so another VM
@@ -493,31 +493,17 @@ func (c *Cache) l2SaveCursor() {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(c.l2s.cursor))
 	binary.LittleEndian.PutUint64(b[8:], c.l2s.last)
-	for _, r := range c.cfg.Routes {
-		_ = c.store.Set(c.l2CursorKey(r), b[:], 0) // lost: the next VM starts further back, or at LLEN and drops L1
-	}
+	_ = c.store.Set(c.l2CursorKey(), b[:], 0) // lost: the next VM starts at LLEN and drops L1
 }
 
-// l2Resume takes the process's position for this configuration: the
-// earliest of its routes' (every record after it is read; one a route
-// skipped is read again). A route with no position has no entries this
-// process's readers kept from a purge (it was never read for); with none
-// at all, the VM starts at the log's end.
+// l2Resume takes the process's position in the log, if it has one.
 func (c *Cache) l2Resume() {
-	found := false
-	var cursor int64
-	var last uint64
-	for _, r := range c.cfg.Routes {
-		raw, _, err := c.store.Get(c.l2CursorKey(r))
-		if err != nil || len(raw) != 16 {
-			continue
-		}
-		if at := int64(binary.LittleEndian.Uint64(raw)); at >= 0 && (!found || at < cursor) {
-			found, cursor, last = true, at, binary.LittleEndian.Uint64(raw[8:])
-		}
+	raw, _, err := c.store.Get(c.l2CursorKey())
+	if err != nil || len(raw) != 16 {
+		return
 	}
-	if found {
-		c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, last, false
+	if cursor := int64(binary.LittleEndian.Uint64(raw)); cursor >= 0 {
+		c.l2s.started, c.l2s.cursor, c.l2s.last, c.l2s.baseline = true, cursor, binary.LittleEndian.Uint64(raw[8:]), false
 	}
 }
 
