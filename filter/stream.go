@@ -120,7 +120,7 @@ const (
 	// maxKeptPairs bounds a kept decoded header list as maxKeptHeaders
 	// bounds its serialised buffer: 512 pairs of two strings are 16 KiB
 	// (review Z230: 1,400 short headers fit 15 KiB raw and decode to 44).
-	maxKeptPairs = maxKeptHeaders / 32
+	maxKeptPairs   = maxKeptHeaders / 32
 	maxKeptDetails = 256
 )
 
