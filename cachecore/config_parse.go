@@ -96,6 +96,10 @@ func (p *parser) str(path string, v gjson.Result) string {
 // maxRoutes bounds a configuration's routes.
 const maxRoutes = 1024
 
+// MaxRoutes is the most routes a configuration may list (the linter reads
+// no further).
+const MaxRoutes = maxRoutes
+
 // maxRouteName bounds a route's name, which names its shared-data keys
 // (the SLO window, the shadow limiter) and its stats.
 const maxRouteName = 64

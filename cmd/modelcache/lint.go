@@ -590,8 +590,16 @@ var (
 // The names are read from the JSON itself, so that they are reported
 // beside any other problem of the configuration.
 func istioCutNames(js []byte) []error {
+	routes := gjson.GetBytes(js, "routes")
+	if !routes.IsArray() {
+		return nil // ParseConfig says what is wrong
+	}
 	var errs []error
-	gjson.GetBytes(js, "routes").ForEach(func(i, r gjson.Result) bool {
+	more := 0
+	routes.ForEach(func(i, r gjson.Result) bool {
+		if i.Int() >= cachecore.MaxRoutes {
+			return false // ParseConfig refuses the list: its names are not read on (review Z239)
+		}
 		name := r.Get("name")
 		if name.Type != gjson.String {
 			return true
@@ -608,13 +616,24 @@ func istioCutNames(js []byte) []error {
 				how, word = "starts with", w
 			}
 		}
-		if how != "" {
+		switch {
+		case how == "":
+		case len(errs) == maxIstioCutFindings:
+			more++
+		default:
 			errs = append(errs, fmt.Errorf("routes[%d].name: %q %s %q: an Istio sidecar's stats tags would cut its stat names (modelcache_route.%s.requests.hit); rename the route", i.Int(), n, how, word, n))
 		}
 		return true
 	})
+	if more > 0 {
+		errs = append(errs, fmt.Errorf("routes: %d more route names an Istio sidecar's stats tags would cut (not listed one by one)", more))
+	}
 	return errs
 }
+
+// maxIstioCutFindings bounds the route names reported one by one: each is
+// placed by a read of the JSON up to it (review Z239).
+const maxIstioCutFindings = 16
 
 // locate follows a ParseConfig field path ("routes[0].coalesce.max_wait")
 // through YAML nodes as far as it exists.
