@@ -162,16 +162,12 @@ func parseAnyResponseCC(v string) (ResponseCC, bool) {
 	if v == "private" { // the other value that forbids storing, read without the parser
 		return ResponseCC{Private: true}, false
 	}
-	return parseResponseCCStale(v, !isASCII(v))
+	return parseResponseCC(v, !isASCII(v))
 }
 
-func parseResponseCC(v string, unicode bool) ResponseCC {
-	cc, _ := parseResponseCCStale(v, unicode)
-	return cc
-}
-
-// parseResponseCCStale is parseResponseCC, and responseCC's must-revalidate.
-func parseResponseCCStale(v string, unicode bool) (cc ResponseCC, noStale bool) {
+// parseResponseCC is responseCC with the value's characters as told
+// (unicode: not all ASCII).
+func parseResponseCC(v string, unicode bool) (cc ResponseCC, noStale bool) {
 	if strings.IndexByte(v, '"') >= 0 && openQuote(v) {
 		// Malformed: a quoted-string that never closes swallows the
 		// directives after it, a no-store or private among them. When in

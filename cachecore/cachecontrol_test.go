@@ -181,7 +181,10 @@ func TestCacheControlASCIIPathsAgree(t *testing.T) {
 // Unicode-aware way: the reference the ASCII path is held to.
 func parseRequestCCUnicode(v string) RequestCC { return parseRequestCC(v, true) }
 
-func parseResponseCCUnicode(v string) ResponseCC { return parseResponseCC(v, true) }
+func parseResponseCCUnicode(v string) ResponseCC {
+	cc, _ := parseResponseCC(v, true)
+	return cc
+}
 
 // TestQuotedArgumentCommasAreNotDirectives: RFC 9111 §5.2 lets an
 // extension directive take a quoted-string argument (RFC 9110 §5.6.4),

@@ -140,14 +140,15 @@ func (p *parser) config(data []byte) *Config {
 			at := fieldOf(path, rv, defaults, "coalesce.max_wait")
 			p.fail("tick_period", "%v is above %s (%v): a follower's wait is checked on its VM's ticks, so it would wait a whole tick_period; set tick_period at most max_wait", cfg.TickPeriod, at, r.Coalesce.MaxWait)
 		}
-		if cfg.Authority != "" && !r.Shared && slices.Contains(r.TenantHeaders, ":authority") && (backgroundFrom(path, rv, defaults, r) != "" || r.PerItem()) {
+		background := backgroundFrom(path, rv, defaults, r)
+		if cfg.Authority != "" && !r.Shared && slices.Contains(r.TenantHeaders, ":authority") && (background != "" || r.PerItem()) {
 			// A background call (a refresh, a shadow comparison, a batch's
 			// refetch) carries upstream_authority in place of the client's
 			// :authority: it would ask as another caller, for an answer
 			// stored under the tenant's key (review Z228).
 			p.fail(fieldOf(path, rv, defaults, "tenant_headers"), "names the tenant by :authority, but upstream_authority (%q) replaces it in the route's background calls (refreshes, shadow comparisons, a batch's refetch): they would ask as another caller; drop upstream_authority or name the tenant by another header", cfg.Authority)
 		}
-		if at := backgroundFrom(path, rv, defaults, r); at != "" && cfg.Cluster == "" && !clusterNoted[at] {
+		if at := background; at != "" && cfg.Cluster == "" && !clusterNoted[at] {
 			// Named where it is written: defaults' once, not per route
 			// (review Z69).
 			clusterNoted[at] = true
@@ -640,7 +641,7 @@ func (m setMemo) appendSet(b []byte, vs []string) []byte {
 // list inherited from defaults is shared by every route: review Z236).
 func (m setMemo) forcedDigest(b []byte, list []string, kind Kind, allow byte) []byte {
 	k := setMemoKey{unsafe.Pointer(unsafe.SliceData(list)), len(list), kind, allow}
-	if d, ok := m[k]; ok && m != nil {
+	if d, ok := m[k]; ok {
 		return append(b, d...)
 	}
 	in := make(map[string]bool, len(list)) // work linear in the list

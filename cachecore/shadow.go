@@ -453,8 +453,7 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 				res.HeldForTenants = true
 				return true
 			}
-			r.gen = c.newGeneration()
-			r.divStart, r.samples, r.diverged, r.divTenant, r.divOthers = now, 0, 0, 0, 0
+			r.moveTo(c.newGeneration())
 			res.Invalidated = true
 		}
 		return true

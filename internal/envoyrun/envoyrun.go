@@ -69,20 +69,19 @@ var domainSocketInUse = regexp.MustCompile(`unable to bind domain socket with ba
 // (the admin port Envoy could not bind) must not stall the wait.
 var readyClient = &http.Client{Timeout: time.Second}
 
-// ephemeralRange reads the kernel's range of local ports for outgoing
-// connections.
-func ephemeralRange() (lo, hi int, ok bool) {
+// ephemeralStart reads where the kernel's range of local ports for
+// outgoing connections starts.
+func ephemeralStart() (lo int, ok bool) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
-		return 0, 0, false
+		return 0, false
 	}
-	lo, err1 := strconv.Atoi(f[0])
-	hi, err2 := strconv.Atoi(f[1])
-	return lo, hi, err1 == nil && err2 == nil && lo <= hi
+	lo, err = strconv.Atoi(f[0])
+	return lo, err == nil
 }
 
 // lowestPort is where FreePort's range starts: above the ports services
@@ -102,7 +101,7 @@ var handedOut = struct {
 func FreePort() (int, error) {
 	handedOut.Lock()
 	defer handedOut.Unlock()
-	if lo, _, ok := ephemeralRange(); ok && lo-lowestPort >= 1024 {
+	if lo, ok := ephemeralStart(); ok && lo-lowestPort >= 1024 {
 		for range 200 {
 			p := lowestPort + rand.IntN(lo-lowestPort)
 			if handedOut.ports[p] {

@@ -114,7 +114,7 @@ func TestStartSaysHowTheProcessEnded(t *testing.T) {
 // that no outgoing connection made between the call and Envoy's bind can
 // take it; and it never hands out the same port twice in a process.
 func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
-	lo, _, ok := ephemeralRange()
+	lo, ok := ephemeralStart()
 	if !ok {
 		t.Skip("no readable ip_local_port_range")
 	}
