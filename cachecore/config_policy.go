@@ -326,6 +326,11 @@ func (p *parser) keyHeaders(path string, v gjson.Result) []string {
 			p.fail(sub, "%q is the authority, which the key holds already (unless share_authorities)", name)
 		case hopByHop(name):
 			p.fail(sub, "%q is a hop-by-hop header: it describes the connection, not the question", name)
+		case replayDrops(name):
+			// A refresh, shadow call or refetch does not send it
+			// (ReplayHeaders): the model's answer without it would be
+			// stored or compared under the key of a request that sent it.
+			p.fail(sub, "%q describes the message or the part of the answer asked for, and a background call does not send it: its answer would be stored under a key that holds it", name)
 		case credentialHeader(name):
 			p.fail(sub, "%q carries credentials, which key_headers would keep in keys as sent (shared data, L2): tenant_headers keys a caller by a hash", name)
 		}

@@ -324,7 +324,8 @@ func (call *Call) elapsed(c *Cache) uint32 {
 // replayDrops reports whether a background call leaves out the client's
 // header name (a regular header's lower-case name): it describes the
 // message or its connection, or asks for less than the whole answer. A
-// route may not name its tenants by one (config_policy.go).
+// route may not name its tenants by one, nor key its answers on one
+// (config_policy.go).
 func replayDrops(name string) bool {
 	switch name {
 	case "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade", "accept-encoding",
@@ -358,7 +359,7 @@ func ReplayHeaders(in [][2]string, authority string, r *Route) [][2]string {
 		case name == ":method", name == ":path", name == ":authority":
 		case strings.HasPrefix(name, ":"):
 			continue // :scheme and friends are the host's business
-		case replayDrops(name):
+		case replayDrops(name), hopByHop(name):
 			continue
 		case strings.HasPrefix(name, "x-envoy-"), strings.HasPrefix(name, "x-forwarded-"), name == "x-request-id":
 			if r == nil || !slices.Contains(r.TenantHeaders, name) && !slices.Contains(r.KeyHeaders, name) {
