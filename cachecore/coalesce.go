@@ -101,6 +101,14 @@ var lastingReasons = [numReason]bool{
 // (Flight.wake; review Z139). Above any status in the wake-up's 16 bits.
 const refusedWhole = 0x8000
 
+// envoyReplied marks a failed lead's status in its wake-up as Envoy's own
+// reply (a reset, a timeout, no healthy upstream), not the model's: its
+// followers answered leader-failed pass the status on without naming it
+// the model's (fwd-status), as the leader's own answer does (review
+// Z225). A follower of the module before it reads the marked status as
+// none and answers 502.
+const envoyReplied = 0x4000
+
 // leadEnd is how a lead that ended refused for r (status: the model's)
 // ends: its outcome (OutcomeOf), and the status it passes its followers,
 // marked refusedWhole where r refused a whole success as a failure that
@@ -428,10 +436,14 @@ func retryAfterOf(status int, headers [][2]string) uint16 {
 func (c *Cache) leaderFailedResponse(req *Request, leaderStatus int) (int, [][2]string, []byte) {
 	cs := CacheStatus{Status: StatusLeaderFailed}
 	retryAfter := leaderStatus >> retryAfterShift
-	leaderStatus &= 1<<retryAfterShift - 1
+	envoys := leaderStatus&envoyReplied != 0
+	leaderStatus &= (1<<retryAfterShift - 1) &^ envoyReplied
 	status := 502
 	if leaderStatus == 429 || leaderStatus >= 500 && leaderStatus <= 599 {
-		status, cs.FwdStatus = leaderStatus, leaderStatus
+		status = leaderStatus
+		if !envoys {
+			cs.FwdStatus = leaderStatus
+		}
 	}
 	headers := [][2]string{
 		{"content-type", "application/json"},

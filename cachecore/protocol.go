@@ -464,6 +464,9 @@ func (f *Flight) finishLead(o Outcome, status int) {
 	if vms, _ := c.leases.Release(req.LeaseFP(), f.vm, f.id, now, hitForMissUntil(req, o, now)); len(vms) > 0 {
 		if o == OutcomeFailed && status != 0 {
 			status |= int(f.retryAfter) << retryAfterShift
+			if f.fwdStatus == 0 {
+				status |= envoyReplied // not the model's (Z225)
+			}
 		}
 		f.wakeWaiters(vms, o, status)
 	}

@@ -99,7 +99,7 @@ func (c *Cache) Refresh(req *Request, headers [][2]string, vm uint64) []Action {
 			// refused (review Z205). Followers get its status, as a
 			// request leader's timeout passes its 504.
 			acts = append(acts, Action{Kind: ActCount, Event: EvRefreshFailed, Route: r})
-			status = res.Status
+			status = res.Status | envoyReplied
 		default:
 			st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, call.elapsed(c))
 			o, status = leadEnd(st.Reason, res.Status) // its followers get a 429 or 5xx as a request's leader's
