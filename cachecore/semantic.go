@@ -475,7 +475,7 @@ func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 		key := candidateKey(req, q, cand.raw)
 		fp := c.fingerprint(key)
 		found, err := c.table.lookupInto(fp, key, now, &req.entry, nil)
-		if err != nil || !found || c.freshness(req, &req.entry, now) != fresh || req.entry.Flags&FlagDemoted != 0 {
+		if err != nil || !found || req.entry.Flags&FlagDemoted != 0 || !c.freshFor(req, &req.entry, now) {
 			continue
 		}
 		if g := vetoes(&s.Guards, q.text, cand.text); g != 0 {
@@ -495,6 +495,17 @@ func (c *Cache) semSearch(req *Request, q *semQuery) (bool, []Event) {
 		return true, events
 	}
 	return false, events
+}
+
+// freshFor reports whether a near match's entry e is fresh for req. An
+// entry the request's max-age or min-fresh refuses is another question's,
+// not one the request's directives kept it from: its miss stays fwd=miss
+// (freshness would mark it fwd=request; review Z240).
+func (c *Cache) freshFor(req *Request, e *Entry, now int64) bool {
+	refused := req.refusedFresh
+	ok := c.freshness(req, e, now) == fresh
+	req.refusedFresh = refused
+	return ok
 }
 
 // SemanticHit reports whether req was answered by a near match, and its

@@ -264,6 +264,14 @@ func (ix semIndexStore) searchExcept(ns, part uint64, q []int8, qnorm float32, m
 			if !reaches || len(best) == semTries && sim <= best[len(best)-1].sim || self != nil && string(seg[rawAt:p]) == string(self) {
 				continue
 			}
+			if j := candidateOf(best, seg[rawAt:p]); j >= 0 {
+				// The same turn indexed again (stored again while its
+				// record was fresh): one answer, one try (review Z240).
+				if sim <= best[j].sim {
+					continue
+				}
+				best = slices.Delete(best, j, j+1)
+			}
 			raw := append([]byte(nil), seg[rawAt:p]...)
 			best = insertCandidate(best, semCandidate{sim: sim, raw: raw})
 		}
@@ -416,6 +424,18 @@ func hamming(q []uint64, b []byte) int {
 		h += bits.OnesCount64(w ^ load64(b[i*8:]))
 	}
 	return h
+}
+
+// candidateOf is the index in best of the candidate whose turn is raw, or
+// -1: candidateKey puts a turn into the request's key, so two records of
+// one turn name one entry.
+func candidateOf(best []semCandidate, raw []byte) int {
+	for j := range best {
+		if string(best[j].raw) == string(raw) {
+			return j
+		}
+	}
+	return -1
 }
 
 func insertCandidate(best []semCandidate, c semCandidate) []semCandidate {
