@@ -619,15 +619,23 @@ func checkToolCalls(tc gjson.Result) Reason {
 
 func toolCallNamed(call gjson.Result) bool {
 	var name, input gjson.Result
+	function := false
 	switch typ := call.Get("type"); {
 	case !typ.Exists() || typ.Type == gjson.String && typ.Str == "function":
-		name, input = call.Get("function.name"), call.Get("function.arguments")
+		name, input, function = call.Get("function.name"), call.Get("function.arguments"), true
 	case typ.Type == gjson.String && typ.Str == "custom":
 		name, input = call.Get("custom.name"), call.Get("custom.input")
 	default:
 		return false
 	}
-	return name.Type == gjson.String && strings.TrimSpace(name.Str) != "" && (!input.Exists() || input.Type == gjson.String)
+	if name.Type != gjson.String || strings.TrimSpace(name.Str) == "" || input.Type != gjson.String {
+		return false // a call without its arguments or input fails every client that reads them (review Z241)
+	}
+	// A function's arguments are JSON, which the client decodes before
+	// the tool runs: a call cut short ({"city": "Par) under a finish
+	// reason that says it is whole would fail every caller for the
+	// entry's life (review Z241). A custom tool's input is free text.
+	return !function || scanJSON(input.Str, MaxJSONDepth) == scanValid
 }
 
 // Holds reports whether the rule's predicates all hold on body, which
