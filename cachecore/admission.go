@@ -514,6 +514,7 @@ func checkCompletion(req *Request, body []byte) Reason {
 	if want > 1 && float64(count) != want {
 		return ReasonBadShape
 	}
+	jsonAsked := !text && asksJSON(req.canonical)
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		fr := ch.Get("finish_reason")
@@ -546,9 +547,35 @@ func checkCompletion(req *Request, body []byte) Reason {
 			reason = r
 			return false
 		}
+		if jsonAsked && !textIsJSON(content) {
+			reason = ReasonBadShape
+			return false
+		}
 		return true
 	})
 	return reason
+}
+
+// asksJSON reports whether a chat request's response_format asks for JSON
+// (json_object, json_schema): its client decodes the message, and text
+// that is not JSON (cut short under finish_reason "stop", wrapped in
+// prose) failed every caller for the entry's life where a retry may give
+// JSON (review Z241).
+func asksJSON(canonical []byte) bool {
+	t := gjson.GetBytes(canonical, "response_format.type")
+	return t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema")
+}
+
+// textIsJSON reports whether a message's content (checkText's: a string,
+// or content parts with text) is JSON, read by the bounded scanner.
+//
+//go:noinline
+func textIsJSON(content gjson.Result) bool {
+	if content.Type == gjson.String {
+		return scanJSON(content.Str, MaxJSONDepth) == scanValid
+	}
+	var b strings.Builder
+	return appendText(&b, content) && scanJSON(b.String(), MaxJSONDepth) == scanValid
 }
 
 // checkText refuses a completion's text (a message's content, a legacy
