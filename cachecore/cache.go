@@ -43,7 +43,7 @@ type Cache struct {
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 	layoutWas   string                      // the layout New replaced (noteLayout), or ""
 	slotsKept   int                         // the process's lease slot count, kept over the configured one (adoptSlots), or 0
-	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
+	l2b         breaker                     // this VM's L2 circuit breaker (l2.go)
 	l2Writing   int                         // bytes of write-behind values in flight (l2Write)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 
@@ -51,6 +51,7 @@ type Cache struct {
 	semPending map[uint64]int64        // turns being embedded by this VM, until (ms)
 	semModels  map[*Route]semModelSeen // the embedding model last seen per route
 	semSweep   semSweepPos             // where this VM's next sweep of a full index starts
+	semBreak   map[string]*breaker     // per embeddings service (semEmbedBreaker)
 
 	spare []*Request // requests of plain hits, for reuse (recycle.go); room for maxSpareRequests from NewCache on
 	// spareBatch: the arenas of a recycled embeddings request's batch,

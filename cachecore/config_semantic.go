@@ -24,6 +24,16 @@ type Semantic struct {
 	ConfirmHits   int
 	ConfirmShadow bool
 	MaxTextBytes  int // longer turns are neither embedded nor indexed
+	// Breaker: after Failures embeddings calls in a row failed or timed
+	// out, a VM skips the call for CoolDown (embedding.breaker).
+	Breaker BreakerConfig
+}
+
+// BreakerConfig is a circuit breaker's setting: after Failures failures
+// in a row, the service is skipped for CoolDown, then tried again.
+type BreakerConfig struct {
+	Failures int
+	CoolDown time.Duration
 }
 
 // EmbeddingService is the embeddings server, reached through an Envoy
@@ -53,6 +63,7 @@ func semanticDefaults() Semantic {
 		ConfirmHits:   1,
 		ConfirmShadow: true,
 		MaxTextBytes:  1024,
+		Breaker:       BreakerConfig{Failures: 5, CoolDown: 5 * time.Second},
 	}
 }
 
@@ -95,6 +106,18 @@ func (p *parser) semantic(path string, v gjson.Result, k Kind) *Semantic {
 					s.Embedding.Model = p.str(sub, val)
 				case "timeout":
 					s.Embedding.Timeout = p.duration(sub, val, time.Millisecond, 10*time.Second)
+				case "breaker":
+					p.fields(sub, val, func(key string, val gjson.Result) bool {
+						switch key {
+						case "failures":
+							s.Breaker.Failures = p.intRange(join(sub, key), val, 1, 1000)
+						case "cool_down":
+							s.Breaker.CoolDown = p.duration(join(sub, key), val, 10*time.Millisecond, time.Hour)
+						default:
+							return false
+						}
+						return true
+					})
 				default:
 					return false
 				}

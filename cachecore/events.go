@@ -61,6 +61,7 @@ const (
 	EvSemanticModelChange  // semantic: the embeddings server reports another model or dimension
 	EvSemanticVectorCached // semantic: the turn's vector was cached (this VM's or shared): no call
 	EvSemanticModelsFull   // semantic: a model past the 64 namespaces a route's index may make: not searched nor indexed
+	EvSemanticBreakerOpen  // semantic: the embeddings call skipped: its breaker is open (exact miss)
 
 	// Late decisions (stream.go, hold.go).
 	EvLateDecision // decided on the body after the headers went upstream (late decision)
@@ -85,7 +86,7 @@ var EventNames = [NumEvents]string{
 	"semantic.hits", "semantic.misses", "semantic.veto.numbers", "semantic.veto.negation", "semantic.veto.entities",
 	"semantic.unconfirmed", "semantic.indexed", "semantic.index_full", "semantic.embed_error", "semantic.embed_timeout",
 	"semantic.demoted", "semantic.confirmed", "semantic.model_changes", "semantic.vector_cached",
-	"semantic.models_full",
+	"semantic.models_full", "semantic.breaker_open",
 	"late.decisions", "late.upstream_aborted", "late.followers_held", "late.rescued",
 }
 
@@ -102,7 +103,7 @@ func (e Event) Applies(r *Route) bool {
 		EvL2Written, EvL2WriteError, EvL2WriteSkipped, EvL2Rejected:
 		return r.L2
 	}
-	if e >= EvSemanticHit && e <= EvSemanticModelsFull {
+	if e >= EvSemanticHit && e <= EvSemanticBreakerOpen {
 		return r.Semantic != nil
 	}
 	return true

@@ -440,23 +440,39 @@ func parseRESPBulkUint(b []byte) (v uint64, answered bool) {
 	return v, err == nil
 }
 
-// l2Breaker is this VM's circuit breaker on L2 (each VM decides alone: no
-// shared state is worth a round trip here).
-type l2Breaker struct {
+// breaker is a VM's circuit breaker on a service it calls, L2 or an
+// embeddings server (each VM decides alone: no shared state is worth a
+// round trip here).
+type breaker struct {
 	fails     int
 	openUntil int64 // unix ms
 }
 
-// l2Allowed reports whether L2 may be tried now: the breaker is closed, or
-// it would stay open longer than a cool-down from now, which only a wall
-// clock stepped back makes: it skipped L2 for the step's length (review
-// Z120).
-func (c *Cache) l2Allowed() bool {
-	now := c.nowMs()
-	if c.l2b.openUntil-now > c.cfg.L2.BreakerCoolDown.Milliseconds() {
-		c.l2b.openUntil = 0 // closed for good: it would open again by itself as the clock caught up (review Z128)
+// allowed reports whether the service may be tried at now: the breaker is
+// closed, or it would stay open longer than a cool-down from now, which
+// only a wall clock stepped back makes: it skipped the service for the
+// step's length (review Z120).
+func (b *breaker) allowed(now int64, coolDown time.Duration) bool {
+	if b.openUntil-now > coolDown.Milliseconds() {
+		b.openUntil = 0 // closed for good: it would open again by itself as the clock caught up (review Z128)
 	}
-	return now >= c.l2b.openUntil
+	return now >= b.openUntil
+}
+
+// failed records a failure at now; it reports true when it opened the
+// breaker. A success is b.fails = 0.
+func (b *breaker) failed(now int64, failures int, coolDown time.Duration) bool {
+	b.fails++
+	if b.fails >= failures {
+		b.openUntil = now + coolDown.Milliseconds()
+		return true
+	}
+	return false
+}
+
+// l2Allowed reports whether L2 may be tried now (its breaker).
+func (c *Cache) l2Allowed() bool {
+	return c.l2b.allowed(c.nowMs(), c.cfg.L2.BreakerCoolDown)
 }
 
 // l2Result records a call's success or failure; it reports true when this
@@ -466,12 +482,7 @@ func (c *Cache) l2Result(ok bool) bool {
 		c.l2b.fails = 0
 		return false
 	}
-	c.l2b.fails++
-	if c.l2b.fails >= c.cfg.L2.BreakerFailures {
-		c.l2b.openUntil = c.nowMs() + c.cfg.L2.BreakerCoolDown.Milliseconds()
-		return true
-	}
-	return false
+	return c.l2b.failed(c.nowMs(), c.cfg.L2.BreakerFailures, c.cfg.L2.BreakerCoolDown)
 }
 
 // l2Invalidate is the call that carries an invalidation to L2: INCR of a

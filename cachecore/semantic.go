@@ -356,6 +356,14 @@ func (f *Flight) semanticStep() []Action {
 	if !claimed {
 		return nil // another worker is embedding it
 	}
+	b := c.semEmbedBreaker(s)
+	if !b.allowed(c.nowMs(), s.Breaker.CoolDown) {
+		// The server failed the last calls in a row: the request goes on
+		// as an exact miss at once, not after a call's deadline.
+		c.semSharedDone(tkey, false)
+		req.sem = nil
+		return f.semanticContinue([]Action{{Kind: ActCount, Event: EvSemanticBreakerOpen, Route: req.Route}}, false)
+	}
 	if c.semPending == nil || len(c.semPending) >= semMaxVectors {
 		c.semPending = map[uint64]int64{} // only abandoned calls' marks can pile up
 	}
@@ -368,6 +376,11 @@ func (f *Flight) semanticStep() []Action {
 		delete(c.semPending, tkey)
 		e, ok, timeout := parseEmbedding(req.Route, res)
 		defer c.semSharedDone(tkey, ok)
+		if ok {
+			b.fails = 0
+		} else {
+			b.failed(c.nowMs(), s.Breaker.Failures, s.Breaker.CoolDown)
+		}
 		if f.state == flightDone {
 			// The request was answered meanwhile (decided late, the model
 			// answered its headers first): the vector is kept, nothing
@@ -392,6 +405,23 @@ func (f *Flight) semanticStep() []Action {
 		return f.semanticSearch(v, nil, resume)
 	}
 	return []Action{{Kind: ActDispatch, Call: call}} // not f.out: Done may run before the host is done with it
+}
+
+// semEmbedBreaker is this VM's breaker on the embeddings service s calls
+// (routes that call one server share it). Without it a server that is
+// down or hangs made every new turn wait for its call, up to
+// embedding.timeout, before going on as an exact miss (review Z240).
+func (c *Cache) semEmbedBreaker(s *Semantic) *breaker {
+	id := s.Embedding.Cluster + "\x00" + s.Embedding.Authority + "\x00" + s.Embedding.Path
+	b := c.semBreak[id]
+	if b == nil {
+		if c.semBreak == nil || len(c.semBreak) >= MaxRoutes {
+			c.semBreak = map[string]*breaker{} // services of configurations gone
+		}
+		b = &breaker{}
+		c.semBreak[id] = b
+	}
+	return b
 }
 
 // semanticSearch looks for a usable near match of the request's turn
