@@ -231,7 +231,9 @@ func TestSemanticEmbeddingModelSwitchNeverComparesOldVectors(t *testing.T) {
 
 func TestSemanticEmbeddingsFailuresFailOpen(t *testing.T) {
 	f, port := startFakeEmbedder(t)
-	cfg := `{"embedding": {"cluster": "embeddings", "timeout": "100ms"}}`
+	// 12 failures in a row: a breaker that opened after 5 would skip the
+	// calls whose kinds this test counts (TestSemanticEmbeddingsBreaker…).
+	cfg := `{"embedding": {"cluster": "embeddings", "timeout": "100ms", "breaker": {"failures": 100}}}`
 	e := startEnvoy(t, envoyOpts{Config: semRoutes(cfg), Ports: map[int]int{8001: port}})
 	url := e.URL + "/v1/chat/completions"
 	a := []string{"authorization", "Bearer tenant-a"}
@@ -276,6 +278,39 @@ func TestSemanticEmbeddingsServerDownFailsOpen(t *testing.T) {
 	}
 	if got != 4 {
 		t.Errorf("embed errors+timeouts = %d, want 4", got)
+	}
+}
+
+// An embeddings server that stays down is skipped after
+// embedding.breaker.failures calls in a row on a worker: the next new
+// turns are exact misses at once (semantic.breaker_open), each answered
+// by the model, and every request counts one of the three.
+func TestSemanticEmbeddingsBreakerSkipsADeadServer(t *testing.T) {
+	down := freePort(t) // nothing listens there
+	cfg := `{"embedding": {"cluster": "embeddings", "breaker": {"failures": 2, "cool_down": "1h"}}}`
+	e := startEnvoy(t, envoyOpts{Config: semRoutes(cfg), Ports: map[int]int{8001: down}})
+	url := e.URL + "/v1/chat/completions"
+	a := []string{"authorization", "Bearer tenant-a"}
+	const n = 12
+	for i := 0; i < n; i++ {
+		calls := e.Sim.TotalCalls()
+		r := do(t, "POST", url, semChat("", fmt.Sprintf("question number %d", i)), a...)
+		if r.Status != 200 || !strings.Contains(r.CacheStatus(), "fwd=miss") || e.Sim.TotalCalls() != calls+1 {
+			t.Fatalf("embeddings server down: status %d, Cache-Status %q", r.Status, r.CacheStatus())
+		}
+	}
+	var failed, open int64
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		failed = e.Stat("wasmcustom.modelcache_route.chat.semantic.embed_error") + e.Stat("wasmcustom.modelcache_route.chat.semantic.embed_timeout")
+		if open = e.Stat("wasmcustom.modelcache_route.chat.semantic.breaker_open"); failed+open == n {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Two failures in a row open a worker's breaker; Envoy runs 2 workers.
+	if failed+open != n || failed > 4 || open < n-4 {
+		t.Errorf("embed errors+timeouts %d, breaker_open %d: want at most 2 calls per worker, the other of %d requests skipped", failed, open, n)
 	}
 }
 
