@@ -328,6 +328,12 @@ type Request struct {
 // requestState is a Request's fields but its Route, Status, Entry and
 // buffers: what clear zeroes whole (its entry's header list, a buffer too,
 // is given back).
+// EncodingKept notes that the host failed to remove the request's
+// accept-encoding before it went upstream: a compressed answer is then
+// the cache's fault, refused as internal, not as encoded, a lasting
+// reason that marked the key hit-for-miss (review Z242).
+func (req *Request) EncodingKept() { req.encodingKept = true }
+
 type requestState struct {
 	Method string
 	Path   string
@@ -337,6 +343,9 @@ type requestState struct {
 	// noStale: the answer admitted (AdmitHeaders) may not be served stale
 	// (its Cache-Control's must-revalidate: ResponseCC.NoStale).
 	noStale bool
+	// encodingKept: the host failed to remove the request's
+	// accept-encoding (EncodingKept).
+	encodingKept bool
 
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from

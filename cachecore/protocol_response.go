@@ -259,6 +259,9 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		f.fwdStatus = status
 	}
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		if reason == ReasonEncoded && req.encodingKept {
+			reason = ReasonInternal // the host's fault, not the model's: no lasting refusal
+		}
 		if status == 429 || status >= 500 { // (a flight starts at zero; the uncacheable miss's 200 makes no call)
 			f.retryAfter = retryAfterOf(status, headers)
 		}

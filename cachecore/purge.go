@@ -30,6 +30,9 @@ func (c *Cache) IsPurge(method, path string) bool {
 	return c.cfg.Purge.Token != "" && c.isPurgePath(path)
 }
 
+// PurgePath is the purge API's path.
+func (c *Cache) PurgePath() string { return c.cfg.Purge.Path }
+
 // isPurgePath reports whether path, without its query, is the purge API's.
 func (c *Cache) isPurgePath(path string) bool {
 	if i := strings.IndexByte(path, '?'); i >= 0 {

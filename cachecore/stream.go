@@ -199,7 +199,7 @@ func (s *Stream) goLate(out []Action) []Action {
 	s.late = true
 	s.fl.req.KeepBody()
 	return append(out, Action{Kind: ActCount, Route: s.fl.req.Route, Event: EvLateDecision},
-		Action{Kind: ActRemoveRequestHeader, Name: "accept-encoding"})
+		Action{Kind: ActRemoveRequestHeader, Name: "accept-encoding", Request: s.fl.req})
 }
 
 // LetGo lets a request held too long go (see HoldState): decided late on

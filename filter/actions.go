@@ -21,7 +21,9 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 	case cachecore.ActFreed:
 		p.stats.entries.Add(-int64(a.N))
 	case cachecore.ActSetHeader:
-		_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
+		if proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value) != nil {
+			p.stats.internal.Increment(1) // the answer goes without it (review Z242)
+		}
 	case cachecore.ActWake:
 		p.wake(a.VMs, a.Message)
 	case cachecore.ActStored, cachecore.ActNoteStore:
@@ -45,7 +47,12 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 			p.replaceOrBreak(a)
 		}
 	case cachecore.ActRemoveRequestHeader:
-		_ = proxywasm.RemoveHttpRequestHeader(a.Name)
+		if proxywasm.RemoveHttpRequestHeader(a.Name) != nil {
+			p.stats.internal.Increment(1)
+			if a.Request != nil {
+				a.Request.EncodingKept()
+			}
+		}
 	case cachecore.ActRemoveResponseHeader:
 		_ = proxywasm.RemoveHttpResponseHeader(a.Name)
 	case cachecore.ActSetProperty:

@@ -356,8 +356,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	keepLarger(&b.headersRaw, raw) // a store only when the host's did not fit
 	keepLarger(&b.headers, hs)
 	if err != nil {
-		p.stats.internal.Increment(1)
-		return types.ActionContinue
+		return s.headersUnread()
 	}
 	method, _ := cachecore.Header(hs, ":method")
 	path, _ := cachecore.Header(hs, ":path")
@@ -373,6 +372,27 @@ func (s *stream) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	// check for a route of another configuration (stats.route).
 	s.rs = p.stats.byIndex[route.Index]
 	return s.do(s.x.Start(c, route, method, path, hs, endOfStream, &p.hold, p.vmID, s.id))
+}
+
+// headersUnread is OnHttpRequestHeaders for headers the host failed to
+// hand over: the request goes on uncached, unless it may be a call of the
+// purge API, whose bearer token must never go upstream (review Z242): its
+// :path is read alone, and if that fails too, or names the purge API, it
+// is answered 503 to be sent again. Out of line: the rule runs none of it.
+//
+//go:noinline
+func (s *stream) headersUnread() types.Action {
+	s.p.stats.internal.Increment(1)
+	c := s.p.cache
+	if !c.IsPurge("POST", c.PurgePath()) {
+		return types.ActionContinue // no purge API configured
+	}
+	if path, err := proxywasm.GetHttpRequestHeader(":path"); err == nil && !c.IsPurge("POST", path) {
+		return types.ActionContinue
+	}
+	s.purge = true
+	s.sendJSON(503, `{"error":"the request's headers could not be read; send it again"}`)
+	return types.ActionPause
 }
 
 // startPurge takes a request for the purge API at its headers. Out of line:
@@ -584,7 +604,9 @@ func (s *stream) perform(acts []cachecore.Action) (dispatched bool) {
 			case a.Kind == cachecore.ActRefused && a.Route == s.rs.route:
 				s.rs.refusal(a.Reason, a.Status)
 			case a.Kind == cachecore.ActSetHeader:
-				_ = proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value)
+				if proxywasm.ReplaceHttpResponseHeader(a.Name, a.Value) != nil {
+					s.p.stats.internal.Increment(1) // the answer goes without it (review Z242)
+				}
 			case a.Kind == cachecore.ActReplaceBody:
 				if !s.replaceBody(a) {
 					return s.performUnmerged(acts[i+1:]) || dispatched
@@ -618,8 +640,8 @@ func (s *stream) forward(a *cachecore.Action) {
 	}
 	// The cache can only check and store an uncompressed body; a compressor
 	// in front of this filter compresses for the client.
-	if !a.Late {
-		_ = proxywasm.RemoveHttpRequestHeader("accept-encoding")
+	if !a.Late && proxywasm.RemoveHttpRequestHeader("accept-encoding") != nil {
+		s.encodingKept()
 	}
 	if a.Rewrite {
 		// Should a fault break the stream from here on, the binding fails
@@ -639,6 +661,17 @@ func (s *stream) forward(a *cachecore.Action) {
 			s.retryLater(proxywasm.ResumeHttpRequest) // else nothing resumes it (review Z82)
 		}
 	}
+}
+
+// encodingKept counts the host's failure to remove the request's
+// accept-encoding and tells the protocol: a compressed answer is then the
+// cache's fault, not a lasting refusal (review Z242). Out of line: the
+// rule runs none of it.
+//
+//go:noinline
+func (s *stream) encodingKept() {
+	s.p.stats.internal.Increment(1)
+	s.x.Request().EncodingKept()
 }
 
 // performUnmerged performs what follows a batch merge the host refused
