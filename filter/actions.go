@@ -54,9 +54,13 @@ func (p *plugin) perform(a *cachecore.Action) bool {
 			}
 		}
 	case cachecore.ActRemoveResponseHeader:
-		_ = proxywasm.RemoveHttpResponseHeader(a.Name)
+		if proxywasm.RemoveHttpResponseHeader(a.Name) != nil {
+			p.stats.internal.Increment(1)
+		}
 	case cachecore.ActSetProperty:
-		_ = proxywasm.SetProperty([]string{a.Name}, a.Body)
+		if proxywasm.SetProperty([]string{a.Name}, a.Body) != nil {
+			p.stats.internal.Increment(1)
+		}
 	case cachecore.ActResumeResponse:
 		_ = proxywasm.ResumeHttpResponse()
 	case cachecore.ActDropResponseBody:
