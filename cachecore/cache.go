@@ -47,11 +47,11 @@ type Cache struct {
 	l2Writing   int                         // bytes of write-behind values in flight (l2Write)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 
-	semVectors semVectorCache          // recent turns' vectors (semantic_index.go)
-	semPending map[uint64]int64        // turns being embedded by this VM, until (ms)
-	semModels  map[*Route]semModelSeen // the embedding model last seen per route
-	semSweep   semSweepPos             // where this VM's next sweep of a full index starts
-	semBreak   map[string]*breaker     // per embeddings service (semEmbedBreaker)
+	semVectors semVectorCache           // recent turns' vectors (semantic_index.go)
+	semPending map[uint64]int64         // turns being embedded by this VM, until (ms)
+	semModels  map[*Route]semModelSeen  // the embedding model last seen per route
+	semSweep   semSweepPos              // where this VM's next sweep of a full index starts
+	semBreak   map[string]*embedBreaker // per embeddings service (semEmbedBreaker)
 
 	spare []*Request // requests of plain hits, for reuse (recycle.go); room for maxSpareRequests from NewCache on
 	// spareBatch: the arenas of a recycled embeddings request's batch,

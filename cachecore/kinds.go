@@ -95,7 +95,13 @@ var kinds = []*kindSpec{
 			// Z232).
 			"tool_choice", "function_call", "parallel_tool_calls", "tools", "functions",
 			"include_reasoning", "reasoning_format", "reasoning", "reasoning_effort", "chat_template_kwargs", "separate_reasoning",
-			"enable_thinking", "thinking", "web_search_options"},
+			"enable_thinking", "thinking", "web_search_options",
+			// JSON or text, and which JSON or grammar constrains it:
+			// OpenAI's response_format (whose JSON the admission checks:
+			// asksJSON), vLLM's guided_* and structured_outputs,
+			// llama.cpp's json_schema and grammar (review Z243).
+			"response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs",
+			"json_schema", "grammar"},
 		streams: true,
 		admit:   checkCompletion,
 	},
@@ -110,7 +116,9 @@ var kinds = []*kindSpec{
 		// its tokens as ids, llama.cpp's n_probs and post-sampling
 		// probabilities set the logprobs' form (review Z122).
 		formKeyed: []string{"stream", "stream_options", "n", "best_of", "logprobs", "echo", "prompt_logprobs", "return_token_ids",
-			"prompt_embeds", "return_tokens_as_token_ids", "n_probs", "post_sampling_probs"},
+			"prompt_embeds", "return_tokens_as_token_ids", "n_probs", "post_sampling_probs",
+			"response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs",
+			"json_schema", "grammar"},
 		streams:     true,
 		textChoices: true,
 		admit:       checkCompletion,

@@ -446,14 +446,18 @@ func parseRESPBulkUint(b []byte) (v uint64, answered bool) {
 type breaker struct {
 	fails     int
 	openUntil int64 // unix ms
+	openFor   int64 // the cool-down it opened for (ms)
 }
 
 // allowed reports whether the service may be tried at now: the breaker is
-// closed, or it would stay open longer than a cool-down from now, which
-// only a wall clock stepped back makes: it skipped the service for the
-// step's length (review Z120).
-func (b *breaker) allowed(now int64, coolDown time.Duration) bool {
-	if b.openUntil-now > coolDown.Milliseconds() {
+// closed, or it would stay open longer than the cool-down it opened for
+// from now, which only a wall clock stepped back makes: it skipped the
+// service for the step's length (review Z120). (The cool-down is the one
+// it opened with: routes sharing an embeddings server's breaker may set
+// others, and a shorter one read a longer one's as a clock stepped back;
+// review Z243.)
+func (b *breaker) allowed(now int64) bool {
+	if b.openUntil-now > b.openFor {
 		b.openUntil = 0 // closed for good: it would open again by itself as the clock caught up (review Z128)
 	}
 	return now >= b.openUntil
@@ -464,7 +468,8 @@ func (b *breaker) allowed(now int64, coolDown time.Duration) bool {
 func (b *breaker) failed(now int64, failures int, coolDown time.Duration) bool {
 	b.fails++
 	if b.fails >= failures {
-		b.openUntil = now + coolDown.Milliseconds()
+		b.openFor = coolDown.Milliseconds()
+		b.openUntil = now + b.openFor
 		return true
 	}
 	return false
@@ -472,7 +477,7 @@ func (b *breaker) failed(now int64, failures int, coolDown time.Duration) bool {
 
 // l2Allowed reports whether L2 may be tried now (its breaker).
 func (c *Cache) l2Allowed() bool {
-	return c.l2b.allowed(c.nowMs(), c.cfg.L2.BreakerCoolDown)
+	return c.l2b.allowed(c.nowMs())
 }
 
 // l2Result records a call's success or failure; it reports true when this

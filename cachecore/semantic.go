@@ -357,7 +357,7 @@ func (f *Flight) semanticStep() []Action {
 		return nil // another worker is embedding it
 	}
 	b := c.semEmbedBreaker(s)
-	if !b.allowed(c.nowMs(), s.Breaker.CoolDown) {
+	if !b.allow(c.nowMs(), s) {
 		// The server failed the last calls in a row: the request goes on
 		// as an exact miss at once, not after a call's deadline.
 		c.semSharedDone(tkey, false)
@@ -376,11 +376,7 @@ func (f *Flight) semanticStep() []Action {
 		delete(c.semPending, tkey)
 		e, ok, timeout := parseEmbedding(req.Route, res)
 		defer c.semSharedDone(tkey, ok)
-		if ok {
-			b.fails = 0
-		} else {
-			b.failed(c.nowMs(), s.Breaker.Failures, s.Breaker.CoolDown)
-		}
+		b.result(ok, c.nowMs(), s)
 		if f.state == flightDone {
 			// The request was answered meanwhile (decided late, the model
 			// answered its headers first): the vector is kept, nothing
@@ -408,20 +404,54 @@ func (f *Flight) semanticStep() []Action {
 }
 
 // semEmbedBreaker is this VM's breaker on the embeddings service s calls
-// (routes that call one server share it). Without it a server that is
-// down or hangs made every new turn wait for its call, up to
-// embedding.timeout, before going on as an exact miss (review Z240).
-func (c *Cache) semEmbedBreaker(s *Semantic) *breaker {
+// (routes that call one server share it; each reads it with its own
+// failures, and it stays open for the cool-down of the failure that
+// opened it). Without it a server that is down or hangs made every new
+// turn wait for its call, up to embedding.timeout, before going on as an
+// exact miss (review Z240).
+func (c *Cache) semEmbedBreaker(s *Semantic) *embedBreaker {
 	id := s.Embedding.Cluster + "\x00" + s.Embedding.Authority + "\x00" + s.Embedding.Path
 	b := c.semBreak[id]
 	if b == nil {
 		if c.semBreak == nil || len(c.semBreak) >= MaxRoutes {
-			c.semBreak = map[string]*breaker{} // services of configurations gone
+			c.semBreak = map[string]*embedBreaker{} // services of configurations gone
 		}
-		b = &breaker{}
+		b = &embedBreaker{}
 		c.semBreak[id] = b
 	}
 	return b
+}
+
+// embedBreaker is a breaker with one trial: once its cool-down is over it
+// lets one call go and skips the others until that call's result (or its
+// deadline, should the result never come): a server that hangs made every
+// turn that came meanwhile wait for its own call (review Z243).
+type embedBreaker struct {
+	breaker
+	trialUntil int64 // the trial call's deadline (ms); 0: none out
+}
+
+// allow reports whether an embeddings call may go at now.
+func (b *embedBreaker) allow(now int64, s *Semantic) bool {
+	switch {
+	case b.fails < s.Breaker.Failures:
+		return true // closed
+	case !b.allowed(now), now < b.trialUntil:
+		return false // open, or its trial is out
+	}
+	b.trialUntil = now + s.Embedding.Timeout.Milliseconds() + 1000
+	return true
+}
+
+// result records a call's end: a success closes the breaker, a failure
+// counts (and opens it again after a trial).
+func (b *embedBreaker) result(ok bool, now int64, s *Semantic) {
+	b.trialUntil = 0
+	if ok {
+		b.fails = 0
+		return
+	}
+	b.failed(now, s.Breaker.Failures, s.Breaker.CoolDown)
 }
 
 // semanticSearch looks for a usable near match of the request's turn
