@@ -345,7 +345,7 @@ func TestKeySelectionChangeDoesNotReuseEntries(t *testing.T) {
 	before := mk(`{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","ttl":"1h","ignore_fields":["user","response_format"]}`)
 	schema := `{"model":"m","messages":[{"role":"user","content":"list three colours"}],"response_format":{"type":"json_object"}}`
 	req, _ := before.lookup("chat", alice, schema)
-	before.fill(req, jsonCT, chatResponse(`{\"colours\":[\"red\",\"green\",\"blue\"]}`), 10)
+	before.fill(req, jsonCT, chatResponse(`{"colours":["red","green","blue"]}`), 10)
 
 	// After: the fix, loaded into the same Envoy (same shared data).
 	after := mk(`{"name":"chat","kind":"chat","path_exact":"/v1/chat/completions","ttl":"1h"}`)
