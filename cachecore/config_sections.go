@@ -187,7 +187,7 @@ func (p *parser) config(data []byte) *Config {
 			p.fail("purge.path", "must not hold a query or fragment: requests are matched on their path alone")
 		}
 		if len(cfg.Purge.Token) < 16 {
-			p.fail("purge.token", "must be at least 16 characters (the purge API is disabled without a token)")
+			p.fail("purge.token", "must be at least 16 characters (required with purge.path: without both there is no purge API)")
 		} else if strings.TrimSpace(cfg.Purge.Token) != cfg.Purge.Token {
 			// HTTP strips white space around a header value, and
 			// PurgeAuthorized trims the token it reads: one with
@@ -369,7 +369,7 @@ func (p *parser) route(path string, v gjson.Result, defaults gjson.Result) *Rout
 		// The text of a completion holds no numbers to compare: cosine
 		// found identical answers diverging, numeric any two agreeing
 		// (review Z201).
-		p.fail(fieldOf(path, v, defaults, "shadow")+".compare", "%q compares numbers, and a %s route's default shadow paths hold text (%s): compare text, or name the paths that hold numbers in shadow.paths",
+		p.fail(fieldOf(path, v, defaults, "shadow.compare"), "%q compares numbers, and a %s route's default shadow paths hold text (%s): compare text, or name the paths that hold numbers in shadow.paths",
 			sh.Compare, r.Kind, strings.Join(sh.Paths, ", "))
 	}
 	// A route's own list replaces the other kind of list it inherits from

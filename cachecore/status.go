@@ -125,6 +125,12 @@ var reasonNames = [numReason]string{
 // RequestSide reports whether r is a reason to bypass a request (decided
 // before it goes upstream) rather than to refuse its answer.
 func (r Reason) RequestSide() bool {
+	if r == ReasonHitForMiss || r == ReasonStoreContention {
+		// No request is bypassed for them (a key marked hit-for-miss is
+		// coalesce.hit_for_miss; contention refuses a store): their
+		// bypass counters stayed at zero (review Z244).
+		return false
+	}
 	return r > ReasonNone && r < ReasonStatus || r == ReasonRerankInput || r == ReasonKeyHeaderTooLarge || r == ReasonNotJSON ||
 		r == ReasonBodyLate || r == ReasonEncoded || r == ReasonNoInput
 }
@@ -133,7 +139,7 @@ func (r Reason) RequestSide() bool {
 // not request-side, and the few that judge bytes or the store on both sides.
 func (r Reason) ResponseSide() bool {
 	switch r {
-	case ReasonNone:
+	case ReasonNone, ReasonHitForMiss:
 		return false
 	case ReasonMalformedJSON, ReasonTooDeep, ReasonDuplicateKey, ReasonInternal, ReasonStoreContention, ReasonNotJSON, ReasonEncoded:
 		return true
