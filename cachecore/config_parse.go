@@ -116,6 +116,16 @@ func (p *parser) printable(path string, v gjson.Result, what string) string {
 	return s
 }
 
+// authority reads the :authority of the cache's own calls: printable,
+// and not empty (a call naming no host failed every time; review Z244).
+func (p *parser) authority(path string, v gjson.Result) string {
+	s := p.printable(path, v, "")
+	if s == "" && v.Type == gjson.String {
+		p.fail(path, "must not be empty: it names the host the calls ask")
+	}
+	return s
+}
+
 // pathNote is printable's note for a route's path: a request's :path
 // carries anything else percent-encoded, so a route holding it would
 // never match.

@@ -101,7 +101,7 @@ func (p *parser) semantic(path string, v gjson.Result, k Kind) *Semantic {
 						p.fail(sub, "must start with /")
 					}
 				case "authority":
-					s.Embedding.Authority = p.printable(sub, val, "")
+					s.Embedding.Authority = p.authority(sub, val)
 				case "model":
 					s.Embedding.Model = p.str(sub, val)
 				case "timeout":

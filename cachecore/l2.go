@@ -79,7 +79,7 @@ func (p *parser) l2(path string, v gjson.Result, maxEntry int) *L2Config {
 		case "cluster":
 			l.Cluster = p.printable(sub, v, "")
 		case "authority":
-			l.Authority = p.printable(sub, v, "")
+			l.Authority = p.authority(sub, v)
 		case "timeout":
 			l.Timeout = p.duration(sub, v, time.Millisecond, 10*time.Second)
 		case "write_timeout":
