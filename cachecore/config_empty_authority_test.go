@@ -11,7 +11,7 @@ import (
 // have said so at start (review Z244's suspicion).
 func TestEmptyCallAuthorityIsRefused(t *testing.T) {
 	for cfg, want := range map[string]string{
-		`{"l2":{"cluster":"webdis","authority":""},"routes":[{"name":"c","kind":"chat","path_prefix":"/v1"}]}`: "l2.authority: must not be empty",
+		`{"l2":{"cluster":"webdis","authority":""},"routes":[{"name":"c","kind":"chat","path_prefix":"/v1"}]}`:                "l2.authority: must not be empty",
 		`{"routes":[{"name":"c","kind":"chat","path_prefix":"/v1","semantic":{"embedding":{"cluster":"e","authority":""}}}]}`: "routes[0].semantic.embedding.authority: must not be empty",
 	} {
 		if _, err := ParseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), want) {
