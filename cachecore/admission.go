@@ -446,43 +446,68 @@ func ResponseVersion(r *Route, headers [][2]string, body []byte) string {
 // vLLM's prompt_embeds asks in prompt's place: one tensor (a base64
 // string) is one prompt, a list of them one each; a request of them with
 // n 3 stored one choice for the n that later clients asked (review Z127).
-func promptCount(canonical []byte) int {
-	p := gjson.GetBytes(canonical, "prompt")
-	e := gjson.GetBytes(canonical, "prompt_embeds")
+// Members are read as Go's encoding/json reads them, in any case ("Prompt":
+// a Go server's prompt; review Z246); two that fold alike are -1, which no
+// answer matches.
+func promptCount(top gjson.Result) int {
+	p, np := soleMember(top, "prompt")
+	e, ne := soleMember(top, "prompt_embeds")
+	if np > 1 || ne > 1 {
+		return -1
+	}
 	if !e.Exists() || e.Type == gjson.Null {
-		return textPrompts(canonical, p)
+		return textPrompts(p)
 	}
 	// vLLM counts every embed, and a prompt beside them only if it says
 	// something: its own client sends prompt "" with them (the SDK takes
 	// no None; review Z128).
 	n := 1
 	if e.IsArray() {
-		n = int(gjson.GetBytes(canonical, "prompt_embeds.#").Int())
+		n = int(e.Get("#").Int())
 	}
 	if !p.Exists() || p.Type == gjson.Null || p.Type == gjson.String && p.Str == "" {
 		return n
 	}
-	if t := textPrompts(canonical, p); t > 0 {
+	if t := textPrompts(p); t > 0 {
 		return n + t
 	}
 	return 0
 }
 
 // textPrompts is promptCount of the prompt member p alone.
-func textPrompts(canonical []byte, p gjson.Result) int {
+func textPrompts(p gjson.Result) int {
 	switch {
 	case p.Type == gjson.String:
 		return 1
 	case !p.IsArray():
 		return 0
 	}
-	switch first := gjson.GetBytes(canonical, "prompt.0"); {
+	switch first := p.Get("0"); {
 	case first.Type == gjson.Number:
 		return 1
 	case first.Type == gjson.String || first.IsArray():
-		return int(gjson.GetBytes(canonical, "prompt.#").Int())
+		return int(p.Get("#").Int())
 	}
 	return 0
+}
+
+// choicesAsked is a request's n, read as its servers read it: a member
+// named so in any case (Go's encoding/json), a number or a string of
+// digits (pydantic's lax mode: vLLM, SGLang); 1 when absent. Two members
+// that fold alike are -1, which no answer matches (review Z246).
+func choicesAsked(top gjson.Result) float64 {
+	n, count := soleMember(top, "n")
+	switch {
+	case count > 1:
+		return -1
+	case n.Type == gjson.Number && n.Num > 1:
+		return n.Num
+	case n.Type == gjson.String:
+		if k, err := strconv.Atoi(strings.TrimSpace(n.Str)); err == nil && k > 1 {
+			return float64(k)
+		}
+	}
+	return 1
 }
 
 // checkCompletion refuses truncated, filtered and empty completions.
@@ -504,17 +529,15 @@ func checkCompletion(req *Request, body []byte) Reason {
 	}
 	// n choices asked for, n given (the canonical request holds n when
 	// the key does); a legacy completion's n is per prompt.
-	want := 1.0
-	if n := gjson.GetBytes(req.canonical, "n"); n.Type == gjson.Number && n.Num > 1 {
-		want = n.Num
-	}
+	top := gjson.ParseBytes(req.canonical)
+	want := choicesAsked(top)
 	if text {
-		want *= float64(promptCount(req.canonical))
+		want *= float64(promptCount(top))
 	}
-	if want > 1 && float64(count) != want {
+	if want < 0 || want > 1 && float64(count) != want {
 		return ReasonBadShape
 	}
-	jsonAsked := !text && asksJSON(req.canonical)
+	jsonAsked := asksJSON(req.canonical)
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		fr := ch.Get("finish_reason")
@@ -556,14 +579,23 @@ func checkCompletion(req *Request, body []byte) Reason {
 	return reason
 }
 
-// asksJSON reports whether a chat request's response_format asks for JSON
-// (json_object, json_schema): its client decodes the message, and text
-// that is not JSON (cut short under finish_reason "stop", wrapped in
-// prose) failed every caller for the entry's life where a retry may give
-// JSON (review Z241).
+// asksJSON reports whether a chat or completions request asks for JSON:
+// OpenAI's response_format (json_object, json_schema; TGI's "json"),
+// vLLM's guided_json and structured_outputs.json, llama.cpp's json_schema.
+// Its client decodes the answer, and text that is not JSON (cut short
+// under finish_reason "stop", wrapped in prose) failed every caller for the
+// entry's life where a retry may give JSON (reviews Z241, Z245, Z246).
 func asksJSON(canonical []byte) bool {
-	t := gjson.GetBytes(canonical, "response_format.type")
-	return t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema")
+	r := gjson.GetManyBytes(canonical, "response_format.type", "guided_json", "structured_outputs.json", "json_schema")
+	if t := r[0]; t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema" || t.Str == "json") {
+		return true
+	}
+	for _, v := range r[1:] {
+		if v.Exists() && v.Type != gjson.Null {
+			return true
+		}
+	}
+	return false
 }
 
 // textIsJSON reports whether a message's content (checkText's: a string,

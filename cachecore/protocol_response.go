@@ -259,8 +259,9 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		f.fwdStatus = status
 	}
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
+		counted := false // the fault counted already, by the host (EncodingKept)
 		if reason == ReasonEncoded && req.encodingKept {
-			reason = ReasonInternal // the host's fault, not the model's: no lasting refusal
+			reason, counted = ReasonInternal, true // the host's fault, not the model's: no lasting refusal
 		}
 		if status == 429 || status >= 500 { // (a flight starts at zero; the uncacheable miss's 200 makes no call)
 			f.retryAfter = retryAfterOf(status, headers)
@@ -271,7 +272,8 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		if req.Entry == nil && req.batch == nil {
 			// The rule: no stale answer to serve instead (StaleIfError),
 			// no batch that was rewritten; it passes as it came.
-			return RespPass, f.refuse(reason)
+			f.Refused(reason)
+			return RespPass, f.refusal(reason, reason == ReasonInternal && !counted)
 		}
 		return f.headersRefused(reason, endOfStream)
 	}
