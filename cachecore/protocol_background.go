@@ -182,6 +182,9 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 		if !c.Comparable(req, res.Status) {
 			return c.shadowVersion(req, res, []Action{{Kind: ActCount, Event: EvShadowError, Route: r}})
 		}
+		if c.otherVersion(req, res) {
+			return c.shadowOtherVersion(req, res, call.elapsed(c))
+		}
 		agree, comparable := c.compareFresh(req, res.Headers, res.Body)
 		if !comparable {
 			return c.shadowVersion(req, res, []Action{{Kind: ActCount, Event: EvShadowError, Route: r}})
@@ -234,6 +237,13 @@ func (c *Cache) Shadow(req *Request, headers [][2]string) []Action {
 			if freed, err := c.table.Remove(req.FP, req.Key); err == nil && freed {
 				acts = append(acts, Action{Kind: ActFreed, N: 1})
 			}
+		}
+		if st.Reason == ReasonDimensions && !invalidated && req.batch != nil && req.batch.answerDrifted {
+			// A batch's vectors of another dimension than its cached
+			// items': the model drifted, and its old vectors are dropped
+			// at once, as a request's answer drops them (modelDrifted);
+			// left, they were served on until min_samples (review Z247).
+			acts = append(acts, c.modelDrifted(req)...)
 		}
 		if st.Reason == ReasonNone {
 			// Its turn indexed again, as a refresh's: the record carries
@@ -290,6 +300,47 @@ func (c *Cache) shadowVersion(req *Request, res CallResult, acts []Action) []Act
 		acts = append(acts, c.l2VersionSwitched(req, sr)...)
 	}
 	return acts
+}
+
+// shadowOtherVersion is a shadow's end when its fresh answer reports
+// another model version than its entry's: another model's answer, not
+// compared (shadow.errors). The version switch it makes is the
+// invalidation; compared, every rollout diverged and invalidated the
+// model a second time (review Z247). It is stored as any answer of the new
+// version is (a near match's is not: its key is another question's).
+func (c *Cache) shadowOtherVersion(req *Request, res CallResult, elapsed uint32) []Action {
+	r := req.Route
+	acts := []Action{{Kind: ActCount, Event: EvShadowError, Route: r}}
+	if hit, _ := req.SemanticHit(); hit {
+		return c.shadowVersion(req, res, acts)
+	}
+	c.PrepareShadowStore(req, req.state)
+	st := c.AdmitAndStore(req, res.Status, res.Headers, res.Body, OriginUpstream, elapsed)
+	acts = append(acts, Action{Kind: ActNoteStore, Stored: &st, Request: req, Route: r, Status: res.Status})
+	acts = append(acts, c.l2VersionSwitched(req, st.Result)...)
+	if st.Reason == ReasonNone {
+		acts = append(acts, c.semanticRefreshed(req, st.Result.FreshUntil)...)
+	}
+	return acts
+}
+
+// otherVersion reports whether a shadow's fresh answer reports another
+// model version than the one its request was keyed under (a versioned
+// route: noteVersion reads it so).
+func (c *Cache) otherVersion(req *Request, res CallResult) bool {
+	r := req.Route
+	if !r.ModelVersion.Enabled() || !req.state.Found || len(res.Body) > r.MaxEntryBytes {
+		return false
+	}
+	body := res.Body
+	if r.ModelVersion.BodyPath != "" {
+		body = versionSource(req, res.Headers, body)
+	}
+	v := ResponseVersion(r, res.Headers, body)
+	if v == "" && r.ModelVersion.BodyPath != "" && StreamsResponse(req, res.Headers) {
+		v = streamEventsVersion(res.Body, r.ModelVersion.BodyPath)
+	}
+	return v != "" && versionID(v) != req.state.Version
 }
 
 // stillServed reports whether req's key holds, live, the entry stored at

@@ -205,13 +205,13 @@ func compareValues(sh *Shadow, a, b gjson.Result) bool {
 	case "label":
 		return a.String() == b.String()
 	case "numeric":
-		na, nb := numbers(a), numbers(b)
-		if len(na) == 0 && len(nb) == 0 {
-			// Values with no number (text): compared as they are, not
-			// found equal for holding none (review Z201).
-			return jsonEqual(a, b)
-		}
-		if len(na) != len(nb) {
+		sa, na := numericForm(a)
+		sb, nb := numericForm(b)
+		if sa != sb || len(na) != len(nb) {
+			// Another shape, or other text beside the numbers (a label
+			// beside its score; review Z247). Values with no number (text)
+			// are compared as they are, not found equal for holding none
+			// (review Z201).
 			return false
 		}
 		for i := range na {
@@ -221,11 +221,15 @@ func compareValues(sh *Shadow, a, b gjson.Result) bool {
 		}
 		return true
 	case "cosine":
-		va, vb := numbers(a), numbers(b)
-		if len(va) == 0 && len(vb) == 0 {
-			return jsonEqual(a, b) // as numeric's: two equal texts are equal (review Z201)
+		sa, va := numericForm(a)
+		sb, vb := numericForm(b)
+		if sa != sb || len(va) != len(vb) {
+			return false // as numeric's
 		}
-		return len(va) > 0 && len(va) == len(vb) && cosine(va, vb) >= sh.MinCosine
+		if len(va) == 0 {
+			return true // two equal texts are equal (review Z201)
+		}
+		return cosine(va, vb) >= sh.MinCosine
 	}
 	return jsonEqual(a, b)
 }
@@ -292,6 +296,55 @@ func textForm(b *strings.Builder, v gjson.Result, member string) {
 			}
 		}
 		b.WriteString(strconv.Quote(foldText(v.Str)))
+	default:
+		b.WriteString(v.Raw)
+	}
+}
+
+// numericForm splits v into its shape and its numbers, for the numeric and
+// cosine comparators: its canonical form (members sorted: a server that
+// writes a map in another order agrees; review Z247) with every number
+// written as #, and the numbers in that order. Text beside the numbers
+// stays in the shape, and is compared exactly.
+func numericForm(v gjson.Result) (string, []float64) {
+	if v.Type == gjson.Number {
+		return "#", []float64{v.Num}
+	}
+	c, err := Canonicalize([]byte(v.Raw), nil)
+	if err != nil {
+		return v.Raw, numbers(v)
+	}
+	var b strings.Builder
+	var nums []float64
+	shapeOf(&b, gjson.ParseBytes(c), &nums)
+	return b.String(), nums
+}
+
+// shapeOf appends v's shape to b and its numbers to nums (v is canonical;
+// its depth is checkJSON's, which both answers passed).
+func shapeOf(b *strings.Builder, v gjson.Result, nums *[]float64) {
+	switch {
+	case v.Type == gjson.Number:
+		b.WriteByte('#')
+		*nums = append(*nums, v.Num)
+	case v.IsObject():
+		b.WriteByte('{')
+		v.ForEach(func(k, x gjson.Result) bool {
+			b.WriteString(k.Raw)
+			b.WriteByte(':')
+			shapeOf(b, x, nums)
+			b.WriteByte(',')
+			return true
+		})
+		b.WriteByte('}')
+	case v.IsArray():
+		b.WriteByte('[')
+		v.ForEach(func(_, x gjson.Result) bool {
+			shapeOf(b, x, nums)
+			b.WriteByte(',')
+			return true
+		})
+		b.WriteByte(']')
 	default:
 		b.WriteString(v.Raw)
 	}
