@@ -492,9 +492,15 @@ func textPrompts(p gjson.Result) int {
 }
 
 // choicesAsked is a request's n, read as its servers read it: a member
-// named so in any case (Go's encoding/json), a number or a string of
-// digits (pydantic's lax mode: vLLM, SGLang); 1 when absent. Two members
-// that fold alike are -1, which no answer matches (review Z246).
+// named so in any case (Go's encoding/json), a number or a string of one
+// ("3", "3.0": pydantic's lax mode, vLLM's and SGLang's); 1 when absent.
+// Two members that fold alike, and a string the cache cannot read as a
+// whole number (a server may), are -1, which no answer matches (reviews
+// Z246, Z248).
+// maxChoices bounds the n choicesAsked reads from a string: more is no
+// count a server answers (an Inf among them).
+const maxChoices = 1 << 20
+
 func choicesAsked(top gjson.Result) float64 {
 	n, count := soleMember(top, "n")
 	switch {
@@ -503,9 +509,11 @@ func choicesAsked(top gjson.Result) float64 {
 	case n.Type == gjson.Number && n.Num > 1:
 		return n.Num
 	case n.Type == gjson.String:
-		if k, err := strconv.Atoi(strings.TrimSpace(n.Str)); err == nil && k > 1 {
-			return float64(k)
+		k, err := strconv.ParseFloat(strings.TrimSpace(n.Str), 64)
+		if err != nil || k != math.Trunc(k) || k > maxChoices {
+			return -1
 		}
+		return max(k, 1)
 	}
 	return 1
 }
@@ -585,13 +593,22 @@ func checkCompletion(req *Request, body []byte) Reason {
 // Its client decodes the answer, and text that is not JSON (cut short
 // under finish_reason "stop", wrapped in prose) failed every caller for the
 // entry's life where a retry may give JSON (reviews Z241, Z245, Z246).
+//
+// A completion that echoes its prompt is the prompt followed by the JSON:
+// not checked (review Z248).
 func asksJSON(canonical []byte) bool {
-	r := gjson.GetManyBytes(canonical, "response_format.type", "guided_json", "structured_outputs.json", "json_schema")
-	if t := r[0]; t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema" || t.Str == "json") {
-		return true
+	r := gjson.GetManyBytes(canonical, "echo", "response_format.type", "grammar.type",
+		"guided_json", "structured_outputs.json", "structured_outputs.json_object", "json_schema")
+	if r[0].Type == gjson.True {
+		return false
 	}
-	for _, v := range r[1:] {
-		if v.Exists() && v.Type != gjson.Null {
+	for _, t := range r[1:3] { // TGI's grammar {"type": "json"} too (llama.cpp's grammar is a string)
+		if t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema" || t.Str == "json") {
+			return true
+		}
+	}
+	for _, v := range r[3:] {
+		if v.Exists() && v.Type != gjson.Null && v.Type != gjson.False {
 			return true
 		}
 	}

@@ -344,8 +344,9 @@ type requestState struct {
 	// (its Cache-Control's must-revalidate: ResponseCC.NoStale).
 	noStale bool
 	// encodingKept: the host failed to remove the request's
-	// accept-encoding (EncodingKept).
-	encodingKept bool
+	// accept-encoding (EncodingKept); faultCounted: the refusal it made
+	// of an encoded answer was counted as an internal error by the host.
+	encodingKept, faultCounted bool
 
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from

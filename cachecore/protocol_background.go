@@ -329,16 +329,20 @@ func (c *Cache) shadowOtherVersion(req *Request, res CallResult, elapsed uint32)
 // route: noteVersion reads it so).
 func (c *Cache) otherVersion(req *Request, res CallResult) bool {
 	r := req.Route
-	if !r.ModelVersion.Enabled() || !req.state.Found || len(res.Body) > r.MaxEntryBytes {
+	if !r.ModelVersion.Enabled() || !req.state.Found {
 		return false
 	}
 	body := res.Body
-	if r.ModelVersion.BodyPath != "" {
+	if len(body) > r.MaxEntryBytes {
+		body = nil // not read (a batch's may be items × max_entry_bytes); its header still says (review Z248)
+	}
+	raw := body
+	if body != nil && r.ModelVersion.BodyPath != "" {
 		body = versionSource(req, res.Headers, body)
 	}
 	v := ResponseVersion(r, res.Headers, body)
-	if v == "" && r.ModelVersion.BodyPath != "" && StreamsResponse(req, res.Headers) {
-		v = streamEventsVersion(res.Body, r.ModelVersion.BodyPath)
+	if v == "" && raw != nil && r.ModelVersion.BodyPath != "" && StreamsResponse(req, res.Headers) {
+		v = streamEventsVersion(raw, r.ModelVersion.BodyPath)
 	}
 	return v != "" && versionID(v) != req.state.Version
 }

@@ -179,7 +179,7 @@ func (f *Flight) CompleteStream(headers [][2]string, body []byte, dropped bool, 
 // refuse: the response is not stored for reason; its Cache-Status says so.
 func (f *Flight) refuse(reason Reason) []Action {
 	f.Refused(reason)
-	return f.refusal(reason, reason == ReasonInternal)
+	return f.refusal(reason, reason == ReasonInternal && !f.req.faultCounted)
 }
 
 // refuseQuiet counts a refusal and ends any lead with its outcome.
@@ -259,9 +259,10 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		f.fwdStatus = status
 	}
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
-		counted := false // the fault counted already, by the host (EncodingKept)
 		if reason == ReasonEncoded && req.encodingKept {
-			reason, counted = ReasonInternal, true // the host's fault, not the model's: no lasting refusal
+			// The host's fault, not the model's: no lasting refusal, and
+			// counted once, where the host failed (refuse; review Z248).
+			reason, req.faultCounted = ReasonInternal, true
 		}
 		if status == 429 || status >= 500 { // (a flight starts at zero; the uncacheable miss's 200 makes no call)
 			f.retryAfter = retryAfterOf(status, headers)
@@ -272,8 +273,7 @@ func (f *Flight) ResponseHeaders(status int, headers [][2]string, origin Origin,
 		if req.Entry == nil && req.batch == nil {
 			// The rule: no stale answer to serve instead (StaleIfError),
 			// no batch that was rewritten; it passes as it came.
-			f.Refused(reason)
-			return RespPass, f.refusal(reason, reason == ReasonInternal && !counted)
+			return RespPass, f.refuse(reason)
 		}
 		return f.headersRefused(reason, endOfStream)
 	}
