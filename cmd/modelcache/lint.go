@@ -555,16 +555,16 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 		errs = []error{err}
 	}
 	errs = append(errs, istioCutNames(js)...)
-	for _, e := range errs {
+	for i, e := range errs {
 		msg := e.Error()
 		at := line
-		if field, _, ok := strings.Cut(msg, ": "); ok {
+		if field, rest, ok := strings.Cut(msg, ": "); ok && i < maxPlacedFindings {
 			if node != nil {
 				if n := locate(node, field); n != nil {
 					at = n.Line
 				}
 			} else if base >= 0 {
-				if k := jsonLine(js, field); k > 0 {
+				if k := jsonLine(js, field, rest == "duplicate field"); k > 0 {
 					at = base + k
 				}
 			}
@@ -572,6 +572,13 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 		l.add(at, where, "%s", msg)
 	}
 }
+
+// maxPlacedFindings bounds the findings of one configuration placed on
+// the line of the field they name: each is placed by a read of the
+// configuration up to it, and N findings placed so were quadratic in the
+// file (30,000 unknown members took 9 s; review Z249). The rest are
+// reported on the configuration's own line.
+const maxPlacedFindings = 256
 
 // istioTagEnds and istioTagStarts are what Istio's unanchored stats tags
 // (every sidecar's bootstrap carries them) look for around a dot:
@@ -662,18 +669,44 @@ func locate(n *yaml.Node, path string) *yaml.Node {
 }
 
 // jsonLine is the 1-based line in js of the deepest existing member on a
-// ParseConfig field path, 0 if none.
-func jsonLine(js []byte, path string) int {
+// ParseConfig field path, 0 if none. For a duplicate (dup) it is the line
+// of the path's member named a second time, which ParseConfig refuses:
+// gjson finds the first, which is fine (review Z249).
+func jsonLine(js []byte, path string, dup bool) int {
 	var segs []string
+	last := ""
 	for _, seg := range strings.Split(path, ".") {
 		name, rest, _ := strings.Cut(seg, "[")
 		if name != "" {
 			segs = append(segs, gjsonEscape(name))
+			last = name
 		}
 		for rest != "" {
 			idx, after, _ := strings.Cut(rest, "]")
 			segs = append(segs, idx)
+			last = ""
 			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	if dup && last != "" {
+		parent := gjson.ParseBytes(js)
+		if len(segs) > 1 {
+			parent = gjson.GetBytes(js, strings.Join(segs[:len(segs)-1], "."))
+		}
+		seen, at := 0, -1
+		if parent.IsObject() {
+			parent.ForEach(func(k, _ gjson.Result) bool {
+				if k.Str == last {
+					if seen++; seen == 2 {
+						at = k.Index
+						return false
+					}
+				}
+				return true
+			})
+		}
+		if at >= 0 && at <= len(js) {
+			return 1 + bytes.Count(js[:at], []byte("\n"))
 		}
 	}
 	for n := len(segs); n > 0; n-- {

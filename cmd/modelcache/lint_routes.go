@@ -99,6 +99,7 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 		for ri, r := range routes.Content {
 			l.optOutKeys(fmt.Sprintf("%s.routes[%d]", vhWhere, ri), r, byName, names, met)
 		}
+		ix := indexRoutes(routes)
 		for _, f := range filters {
 			if f.cache == nil {
 				continue
@@ -108,7 +109,7 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 			shared := map[int]bool{} // an earlier disabling route takes some of them
 			disabled := func(r *yaml.Node) bool { return filterDisabled(f, r, vh, rc) }
 			for _, spec := range pathSpecs(f.cache) {
-				ri, r, passed := firstCovering(routes, spec, disabled)
+				ri, r, passed := firstCovering(ix, spec, disabled)
 				if r == nil || !disabled(r) {
 					continue
 				}
@@ -182,64 +183,135 @@ func pathSpecs(c *cachecore.Config) []pathSpec {
 	return out
 }
 
+// routeMatch is an Envoy route's match, read once per virtual host.
+type routeMatch struct {
+	r           *yaml.Node
+	unknown     bool   // a match that cannot be read (regex, a path template, …): the search ends there
+	kind, value string // prefix, path or path_separated_prefix
+	fold        bool   // case_sensitive: false
+	conditional bool   // headers, query parameters, … must hold too
+	headers     *yaml.Node
+}
+
+// routeIndex is a virtual host's routes, read once, with the routes whose
+// match may meet a filter route's paths found by their value rather than
+// by a scan: every filter route of every modelcache filter is checked
+// against the same routes, and a scan of all of them for each made the
+// check filters × routes × Envoy routes (review Z249).
+type routeIndex struct {
+	m            []routeMatch
+	firstUnknown int              // the first route that cannot be read; len(m) if none
+	byValue      map[string][]int // case-sensitive routes by value, in order
+	values       []string         // byValue's keys, sorted
+	fold         []int            // case-insensitive routes
+}
+
+func indexRoutes(routes *yaml.Node) *routeIndex {
+	ix := &routeIndex{firstUnknown: len(routes.Content), byValue: map[string][]int{}}
+	for i, r := range routes.Content {
+		rm := routeMatch{r: r}
+		m := get(r, "match")
+		if m == nil || m.Kind != yaml.MappingNode {
+			rm.unknown = true
+		} else {
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				switch k := protoField(m.Content[j].Value); k {
+				case "prefix", "path", "path_separated_prefix":
+					rm.kind, rm.value = k, scalar(m.Content[j+1])
+				case "case_sensitive": // a BoolValue, true by default
+					var b bool
+					rm.fold = m.Content[j+1].Decode(&b) == nil && !b
+				case "headers":
+					rm.headers = m.Content[j+1]
+					fallthrough
+				case "query_parameters", "dynamic_metadata", "filter_state":
+					// Lists of conditions, all of which must hold: an empty
+					// (headers: []) or null one is no condition.
+					if !emptyList(m.Content[j+1]) {
+						rm.conditional = true
+					}
+				default:
+					rm.conditional = true // runtime fraction, …, or another kind of match
+				}
+			}
+			rm.unknown = rm.kind == ""
+		}
+		ix.m = append(ix.m, rm)
+		switch {
+		case rm.unknown:
+			ix.firstUnknown = min(ix.firstUnknown, i)
+		case rm.fold:
+			ix.fold = append(ix.fold, i)
+		default:
+			if ix.byValue[rm.value] == nil {
+				ix.values = append(ix.values, rm.value)
+			}
+			ix.byValue[rm.value] = append(ix.byValue[rm.value], i)
+		}
+		if rm.unknown {
+			break // no route after it is read
+		}
+	}
+	sort.Strings(ix.values)
+	return ix
+}
+
+// candidates are the routes before the first unknown one (indexRoutes
+// reads no further) whose match may
+// meet a path of spec, in order: a case-sensitive match meets one only if
+// its value and spec's path are one a prefix of the other (overlaps,
+// covers); every case-insensitive one is a candidate.
+func (ix *routeIndex) candidates(spec pathSpec) []int {
+	p := spec.exact
+	if p == "" {
+		p = spec.prefix
+	}
+	out := append([]int(nil), ix.fold...)
+	for k := 0; k <= len(p); k++ { // values that p starts with ("" and p among them)
+		out = append(out, ix.byValue[p[:k]]...)
+	}
+	for j := sort.SearchStrings(ix.values, p); j < len(ix.values) && strings.HasPrefix(ix.values[j], p); j++ {
+		if ix.values[j] != p { // (p itself is in already)
+			out = append(out, ix.byValue[ix.values[j]]...)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
 // firstCovering returns the first route that every request of spec
 // matches, or nil when that cannot be told. Routes before it that take
 // some of spec's requests and disable the filter too (disabled) do not
-// end the search; passed reports whether there were any.
-func firstCovering(routes *yaml.Node, spec pathSpec, disabled func(*yaml.Node) bool) (int, *yaml.Node, bool) {
+// end the search; passed reports whether there were any. Only the routes
+// whose match may meet spec's paths are judged (candidates): any other
+// neither covers nor overlaps it.
+func firstCovering(ix *routeIndex, spec pathSpec, disabled func(*yaml.Node) bool) (int, *yaml.Node, bool) {
 	passed := false
-	for i, r := range routes.Content {
-		m := get(r, "match")
-		if m == nil || m.Kind != yaml.MappingNode {
-			return 0, nil, false
-		}
-		kind, value, conditional := "", "", false
-		fold, none := false, false
-		for j := 0; j+1 < len(m.Content); j += 2 {
-			switch k := protoField(m.Content[j].Value); k {
-			case "prefix", "path", "path_separated_prefix":
-				kind, value = k, scalar(m.Content[j+1])
-			case "case_sensitive": // a BoolValue, true by default
-				var b bool
-				fold = m.Content[j+1].Decode(&b) == nil && !b
-			case "headers":
-				// A method the filter's route does not cache: the route
-				// takes none of its requests (review Z46).
-				if spec.methods != nil && noneOfMethods(m.Content[j+1], spec.methods) {
-					none = true
-				}
-				fallthrough
-			case "query_parameters", "dynamic_metadata", "filter_state":
-				// Lists of conditions, all of which must hold: an empty
-				// (headers: []) or null one is no condition.
-				if !emptyList(m.Content[j+1]) {
-					conditional = true
-				}
-			default:
-				conditional = true // headers, query parameters, runtime fraction, …, or another kind of match
-			}
-		}
-		if kind == "" {
-			return 0, nil, false // regex, path template, …: cannot tell
-		}
-		if none {
+	for _, i := range ix.candidates(spec) {
+		rm := &ix.m[i]
+		if rm.headers != nil && spec.methods != nil && noneOfMethods(rm.headers, spec.methods) {
+			// A method the filter's route does not cache: the route
+			// takes none of its requests (review Z46).
 			continue
 		}
-		if !conditional && covers(kind, value, fold, spec) {
-			return i, r, passed
+		if !rm.conditional && covers(rm.kind, rm.value, rm.fold, spec) {
+			return i, rm.r, passed
 		}
-		if overlaps(kind, value, fold, spec) {
+		if overlaps(rm.kind, rm.value, rm.fold, spec) {
 			// Some of spec's requests stop here (under a condition,
 			// or on a part of its paths), wherever the rest go: no
 			// later route is the first for every one of them (review
 			// Z45). If the filter is disabled here too, they are lost
 			// all the same, and the search goes on (review Z46).
-			if !disabled(r) {
+			if !disabled(rm.r) {
 				return 0, nil, false
 			}
 			passed = true
 		}
 	}
+	// None covers it before the end, or before a route that cannot be
+	// read (regex, a path template, …: only routes before it are
+	// indexed): cannot tell.
 	return 0, nil, false
 }
 

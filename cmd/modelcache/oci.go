@@ -154,7 +154,11 @@ func extractModule(img v1.Image) ([]byte, error) {
 	}
 }
 
-func isWasm(b []byte) bool { return len(b) >= 8 && string(b[:4]) == "\x00asm" }
+// isWasm reports whether b is a core WebAssembly module of binary version
+// 1, the only kind Envoy loads: a component (version 0x0d, layer 1) or
+// another version passed the magic number alone, and every proxy pulled an
+// image it could not load (review Z249).
+func isWasm(b []byte) bool { return len(b) >= 8 && string(b[:8]) == "\x00asm\x01\x00\x00\x00" }
 
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
