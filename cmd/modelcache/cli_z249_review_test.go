@@ -42,9 +42,12 @@ func TestZ249LintManyFindingsInBareJSONArePlacedInLinearTime(t *testing.T) {
 	if len(l.findings) != n {
 		t.Fatalf("%d findings, want %d", len(l.findings), n)
 	}
-	if took > 2*time.Second {
-		t.Errorf("%d-byte bare JSON configuration with %d unknown members: lint took %v (ParseConfig %v); placing each finding rescans the JSON up to it (quadratic: a 16 MiB file takes hours), want well under 2s",
-			len(in), n, took, parse)
+	// Counted, not timed (a bound in seconds broke under -race before):
+	// each finding placed reads the JSON up to it. The time is a guard
+	// against a hang only.
+	if l.placed > maxPlacedFindings || took > 20*time.Second {
+		t.Errorf("%d-byte bare JSON configuration with %d unknown members: %d findings placed by a read of the JSON up to them (quadratic: a 16 MiB file takes hours), want at most %d; lint took %v (ParseConfig %v)",
+			len(in), n, l.placed, maxPlacedFindings, took, parse)
 	}
 }
 
@@ -69,9 +72,9 @@ func TestZ249LintManyFindingsInPluginConfigArePlacedInLinearTime(t *testing.T) {
 	if len(l.findings) != n {
 		t.Fatalf("%d findings, want %d", len(l.findings), n)
 	}
-	if took > 1500*time.Millisecond {
-		t.Errorf("%d-byte WasmPlugin whose pluginConfig has %d unknown members: lint took %v; locating each finding rebuilds pluginConfig's member list (quadratic), want well under 1.5s",
-			len(in), n, took)
+	if l.placed > maxPlacedFindings || took > 20*time.Second {
+		t.Errorf("%d-byte WasmPlugin whose pluginConfig has %d unknown members: %d findings located, each rebuilding pluginConfig's member list (quadratic), want at most %d; lint took %v",
+			len(in), n, l.placed, maxPlacedFindings, took)
 	}
 }
 
@@ -113,9 +116,11 @@ func TestZ249LintRouteOptOutCheckIsNotFiltersTimesRoutesTimesEnvoyRoutes(t *test
 	if len(l.findings) != 0 || l.checked != filters {
 		t.Fatalf("premise: %d configurations checked (want %d), findings %v", l.checked, filters, l.findings)
 	}
-	if took > 1500*time.Millisecond {
-		t.Errorf("%d-byte Envoy config (%d modelcache filters × %d routes, %d Envoy routes): lint took %v; the opt-out check is filters × routes × Envoy routes, want well under 1.5s",
-			len(in), filters, specs, envoyRoutes, took)
+	// Counted, not timed: the Envoy routes the opt-out check judged, for
+	// all filters' routes together; none of these meets another's paths.
+	if l.judged > filters*specs || took > 20*time.Second {
+		t.Errorf("%d-byte Envoy config (%d modelcache filters × %d routes, %d Envoy routes): the opt-out check judged %d Envoy routes (filters × routes × Envoy routes), want at most %d; lint took %v",
+			len(in), filters, specs, envoyRoutes, l.judged, filters*specs, took)
 	}
 }
 

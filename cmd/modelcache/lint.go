@@ -64,6 +64,11 @@ type linter struct {
 	configs  map[metKey]*cachecore.Config // modelcacheConfig's results
 	ecds     map[string][]*yaml.Node      // documents of the files filterWasmConfig read
 	resolved map[*yaml.Node]*yaml.Node    // resolveMerges' copies
+
+	// The work bounded per file, counted for the tests: findings placed on
+	// their fields' lines (each a read of the configuration up to it), and
+	// Envoy routes judged by the opt-out check (lint_routes.go).
+	placed, judged int
 }
 
 // metKey is a node in one role ("walk", "wasm filter", the @type its
@@ -559,6 +564,7 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 		msg := e.Error()
 		at := line
 		if field, rest, ok := strings.Cut(msg, ": "); ok && i < maxPlacedFindings {
+			l.placed++
 			if node != nil {
 				if n := locate(node, field); n != nil {
 					at = n.Line

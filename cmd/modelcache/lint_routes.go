@@ -119,6 +119,8 @@ func (l *linter) routeOptOuts(where string, hcm *yaml.Node) {
 				lost[ri] = append(lost[ri], spec.what)
 				shared[ri] = shared[ri] || passed
 			}
+			l.judged += ix.judged
+			ix.judged = 0
 			for _, ri := range order {
 				msg := "disables the modelcache filter %q, yet it is the first route for every request of the filter's %s: those requests never reach the cache"
 				if shared[ri] {
@@ -204,6 +206,7 @@ type routeIndex struct {
 	byValue      map[string][]int // case-sensitive routes by value, in order
 	values       []string         // byValue's keys, sorted
 	fold         []int            // case-insensitive routes
+	judged       int              // routes firstCovering judged, all specs together (the work the index saves)
 }
 
 func indexRoutes(routes *yaml.Node) *routeIndex {
@@ -288,6 +291,7 @@ func (ix *routeIndex) candidates(spec pathSpec) []int {
 func firstCovering(ix *routeIndex, spec pathSpec, disabled func(*yaml.Node) bool) (int, *yaml.Node, bool) {
 	passed := false
 	for _, i := range ix.candidates(spec) {
+		ix.judged++
 		rm := &ix.m[i]
 		if rm.headers != nil && spec.methods != nil && noneOfMethods(rm.headers, spec.methods) {
 			// A method the filter's route does not cache: the route
