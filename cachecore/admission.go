@@ -539,13 +539,17 @@ func checkCompletion(req *Request, body []byte) Reason {
 	// the key does); a legacy completion's n is per prompt.
 	top := gjson.ParseBytes(req.canonical)
 	want := choicesAsked(top)
-	if text {
-		want *= float64(promptCount(top))
+	if text && want >= 0 {
+		if p := promptCount(top); p < 0 {
+			want = -1
+		} else {
+			want *= float64(p)
+		}
 	}
 	if want < 0 || want > 1 && float64(count) != want {
 		return ReasonBadShape
 	}
-	jsonAsked := asksJSON(req.canonical)
+	jsonAsked := asksJSON(req.canonical, text)
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		fr := ch.Get("finish_reason")
@@ -593,22 +597,47 @@ func checkCompletion(req *Request, body []byte) Reason {
 // Its client decodes the answer, and text that is not JSON (cut short
 // under finish_reason "stop", wrapped in prose) failed every caller for the
 // entry's life where a retry may give JSON (reviews Z241, Z245, Z246).
+// response_format and its type are read in any case, as Go servers read
+// them (review Z250).
 //
-// A completion that echoes its prompt is the prompt followed by the JSON:
-// not checked (review Z248).
-func asksJSON(canonical []byte) bool {
-	r := gjson.GetManyBytes(canonical, "echo", "response_format.type", "grammar.type",
-		"guided_json", "structured_outputs.json", "structured_outputs.json_object", "json_schema")
-	if r[0].Type == gjson.True {
-		return false
+// A completion (text) that echoes its prompt is the prompt followed by the
+// JSON: not checked, for an echo a lax server reads as true too ("true",
+// 1; review Z250). A chat answer echoes no user message: checked.
+func asksJSON(canonical []byte, text bool) bool {
+	top := gjson.ParseBytes(canonical)
+	if text {
+		if echo, _ := soleMember(top, "echo"); laxTrue(echo) {
+			return false
+		}
 	}
-	for _, t := range r[1:3] { // TGI's grammar {"type": "json"} too (llama.cpp's grammar is a string)
+	rf, _ := soleMember(top, "response_format")
+	typ, _ := soleMember(rf, "type")
+	r := gjson.GetManyBytes(canonical, "grammar.type", "guided_json", "structured_outputs.json", "structured_outputs.json_object", "json_schema")
+	for _, t := range []gjson.Result{typ, r[0]} { // TGI's grammar {"type": "json"} too (llama.cpp's grammar is a string)
 		if t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema" || t.Str == "json") {
 			return true
 		}
 	}
-	for _, v := range r[3:] {
+	for _, v := range r[1:] {
 		if v.Exists() && v.Type != gjson.Null && v.Type != gjson.False {
+			return true
+		}
+	}
+	return false
+}
+
+// laxTrue reports whether v is true as pydantic's lax mode reads a
+// boolean: true, a number other than 0, or a string such as "true", "1",
+// "yes" or "on".
+func laxTrue(v gjson.Result) bool {
+	switch v.Type {
+	case gjson.True:
+		return true
+	case gjson.Number:
+		return v.Num != 0
+	case gjson.String:
+		switch strings.ToLower(strings.TrimSpace(v.Str)) {
+		case "true", "1", "yes", "on", "t", "y":
 			return true
 		}
 	}

@@ -333,8 +333,8 @@ func (c *Cache) otherVersion(req *Request, res CallResult) bool {
 		return false
 	}
 	body := res.Body
-	if len(body) > r.MaxEntryBytes {
-		body = nil // not read (a batch's may be items × max_entry_bytes); its header still says (review Z248)
+	if len(body) > shadowLimit(req) {
+		body = nil // not read, as compareFresh reads none (a batch's is read up to items × max_entry_bytes: reviews Z248, Z250)
 	}
 	raw := body
 	if body != nil && r.ModelVersion.BodyPath != "" {
