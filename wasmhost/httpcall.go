@@ -32,8 +32,19 @@ func (c *HTTPCall) Respond(status int, headers [][2]string, body []byte) {
 	c.RespondWithTrailers(status, headers, body, nil)
 }
 
+// asyncResponseLimit is Envoy's AsyncClient response buffer limit
+// (kBufferLimitForResponse, runtime http.async_response_buffer_limit): an
+// answer whose body is larger is drained and the call reset
+// (onFailure(ExceedResponseBufferLimit)), which the plugin sees as a failed
+// call (review Z251).
+const asyncResponseLimit = 32 << 20
+
 // RespondWithTrailers answers the call with trailers too.
 func (c *HTTPCall) RespondWithTrailers(status int, headers [][2]string, body []byte, trailers [][2]string) {
+	if len(body) > asyncResponseLimit {
+		c.Fail()
+		return
+	}
 	hm := newHeaderMap(append([][2]string{{":status", strconv.Itoa(status)}}, headers...))
 	var tm *headerMap
 	if len(trailers) > 0 {
