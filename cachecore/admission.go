@@ -605,16 +605,22 @@ func checkCompletion(req *Request, body []byte) Reason {
 // 1; review Z250). A chat answer echoes no user message: checked.
 func asksJSON(canonical []byte, text bool) bool {
 	top := gjson.ParseBytes(canonical)
-	if text {
-		if echo, _ := soleMember(top, "echo"); laxTrue(echo) {
-			return false
-		}
+	if text && laxTrue(top.Get("echo")) {
+		// (echo as written: a server that reads "Echo" as echo only
+		// makes the check refuse, a miss; review Z252.)
+		return false
 	}
 	rf, _ := soleMember(top, "response_format")
 	typ, _ := soleMember(rf, "type")
 	r := gjson.GetManyBytes(canonical, "grammar.type", "guided_json", "structured_outputs.json", "structured_outputs.json_object", "json_schema")
 	for _, t := range []gjson.Result{typ, r[0]} { // TGI's grammar {"type": "json"} too (llama.cpp's grammar is a string)
-		if t.Type == gjson.String && (t.Str == "json_object" || t.Str == "json_schema" || t.Str == "json") {
+		if t.Type != gjson.String {
+			continue
+		}
+		// The value as Ollama reads it too: lower-cased and trimmed
+		// (review Z252).
+		switch strings.ToLower(strings.TrimSpace(t.Str)) {
+		case "json_object", "json_schema", "json":
 			return true
 		}
 	}

@@ -694,34 +694,60 @@ func jsonLine(js []byte, path string, dup bool) int {
 			rest = strings.TrimPrefix(after, "[")
 		}
 	}
+	root := gjson.ParseBytes(js)
 	if dup && last != "" {
-		parent := gjson.ParseBytes(js)
-		if len(segs) > 1 {
-			parent = gjson.GetBytes(js, strings.Join(segs[:len(segs)-1], "."))
-		}
-		seen, at := 0, -1
-		if parent.IsObject() {
-			parent.ForEach(func(k, _ gjson.Result) bool {
-				if k.Str == last {
-					if seen++; seen == 2 {
-						at = k.Index
-						return false
-					}
+		// The path's last member named twice in its parent; or a
+		// member whose own name is the whole path, dots and all, named
+		// twice at the top (review Z252).
+		at := secondMember(root, path)
+		if at < 0 {
+			parent := root
+			for _, seg := range segs[:len(segs)-1] {
+				if parent = parent.Get(seg); !parent.Exists() {
+					break
 				}
-				return true
-			})
+			}
+			at = secondMember(parent, last)
 		}
 		if at >= 0 && at <= len(js) {
 			return 1 + bytes.Count(js[:at], []byte("\n"))
 		}
 	}
-	for n := len(segs); n > 0; n-- {
-		r := gjson.GetBytes(js, strings.Join(segs[:n], "."))
-		if r.Exists() && r.Index > 0 {
-			return 1 + bytes.Count(js[:r.Index], []byte("\n"))
+	// The deepest member that exists, followed segment by segment from the
+	// top: each read within the last (retried from the top with one
+	// segment fewer, a name of k dots cost k reads of the file; review
+	// Z252).
+	at := -1
+	for cur, i := root, 0; i < len(segs); i++ {
+		if cur = cur.Get(segs[i]); !cur.Exists() {
+			break
+		}
+		if cur.Index > 0 {
+			at = cur.Index
 		}
 	}
+	if at >= 0 && at <= len(js) {
+		return 1 + bytes.Count(js[:at], []byte("\n"))
+	}
 	return 0
+}
+
+// secondMember is the offset of the second member of object obj named
+// name, or -1.
+func secondMember(obj gjson.Result, name string) int {
+	seen, at := 0, -1
+	if obj.IsObject() {
+		obj.ForEach(func(k, _ gjson.Result) bool {
+			if k.Str == name {
+				if seen++; seen == 2 {
+					at = k.Index
+					return false
+				}
+			}
+			return true
+		})
+	}
+	return at
 }
 
 func gjsonEscape(s string) string {

@@ -202,15 +202,43 @@ type routeMatch struct {
 // check filters × routes × Envoy routes (review Z249).
 type routeIndex struct {
 	m            []routeMatch
-	firstUnknown int              // the first route that cannot be read; len(m) if none
-	byValue      map[string][]int // case-sensitive routes by value, in order
-	values       []string         // byValue's keys, sorted
-	fold         []int            // case-insensitive routes
-	judged       int              // routes firstCovering judged, all specs together (the work the index saves)
+	firstUnknown int        // the first route that cannot be read; len(m) if none
+	exact, fold  valueIndex // case-sensitive routes by value; case-insensitive ones by their value lower-cased
+	judged       int        // routes firstCovering judged, all specs together (the work the index saves)
+}
+
+// valueIndex is routes by their match's value.
+type valueIndex struct {
+	byValue map[string][]int // in order
+	values  []string         // byValue's keys, sorted
+}
+
+func (vi *valueIndex) add(v string, i int) {
+	if vi.byValue == nil {
+		vi.byValue = map[string][]int{}
+	}
+	if vi.byValue[v] == nil {
+		vi.values = append(vi.values, v)
+	}
+	vi.byValue[v] = append(vi.byValue[v], i)
+}
+
+// related appends the routes whose value is a prefix of p or has p as its
+// prefix: the only ones whose match may meet a path of p's.
+func (vi *valueIndex) related(out []int, p string) []int {
+	for k := 0; k <= len(p); k++ { // values that p starts with ("" and p among them)
+		out = append(out, vi.byValue[p[:k]]...)
+	}
+	for j := sort.SearchStrings(vi.values, p); j < len(vi.values) && strings.HasPrefix(vi.values[j], p); j++ {
+		if vi.values[j] != p { // (p itself is in already)
+			out = append(out, vi.byValue[vi.values[j]]...)
+		}
+	}
+	return out
 }
 
 func indexRoutes(routes *yaml.Node) *routeIndex {
-	ix := &routeIndex{firstUnknown: len(routes.Content), byValue: map[string][]int{}}
+	ix := &routeIndex{firstUnknown: len(routes.Content)}
 	for i, r := range routes.Content {
 		rm := routeMatch{r: r}
 		m := get(r, "match")
@@ -244,40 +272,31 @@ func indexRoutes(routes *yaml.Node) *routeIndex {
 		case rm.unknown:
 			ix.firstUnknown = min(ix.firstUnknown, i)
 		case rm.fold:
-			ix.fold = append(ix.fold, i)
+			ix.fold.add(strings.ToLower(rm.value), i)
 		default:
-			if ix.byValue[rm.value] == nil {
-				ix.values = append(ix.values, rm.value)
-			}
-			ix.byValue[rm.value] = append(ix.byValue[rm.value], i)
+			ix.exact.add(rm.value, i)
 		}
 		if rm.unknown {
 			break // no route after it is read
 		}
 	}
-	sort.Strings(ix.values)
+	sort.Strings(ix.exact.values)
+	sort.Strings(ix.fold.values)
 	return ix
 }
 
 // candidates are the routes before the first unknown one (indexRoutes
-// reads no further) whose match may
-// meet a path of spec, in order: a case-sensitive match meets one only if
-// its value and spec's path are one a prefix of the other (overlaps,
-// covers); every case-insensitive one is a candidate.
+// reads no further) whose match may meet a path of spec, in order: a
+// match meets one only if its value and spec's path are one a prefix of
+// the other (overlaps, covers), both lower-cased for a case-insensitive
+// match (every one of which was a candidate: review Z252).
 func (ix *routeIndex) candidates(spec pathSpec) []int {
 	p := spec.exact
 	if p == "" {
 		p = spec.prefix
 	}
-	out := append([]int(nil), ix.fold...)
-	for k := 0; k <= len(p); k++ { // values that p starts with ("" and p among them)
-		out = append(out, ix.byValue[p[:k]]...)
-	}
-	for j := sort.SearchStrings(ix.values, p); j < len(ix.values) && strings.HasPrefix(ix.values[j], p); j++ {
-		if ix.values[j] != p { // (p itself is in already)
-			out = append(out, ix.byValue[ix.values[j]]...)
-		}
-	}
+	out := ix.exact.related(nil, p)
+	out = ix.fold.related(out, strings.ToLower(p))
 	sort.Ints(out)
 	return out
 }
