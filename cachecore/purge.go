@@ -209,7 +209,16 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: header %q must be a string", ErrBadPurge, badHeader)
 		}
 		if _, ok := header(hs, ":authority"); !ok {
-			if _, ok := header(hs, "host"); !ok {
+			// A "host" is the request's :authority, as Envoy hands it to
+			// the filter: a route whose tenants are named by :authority
+			// found none in a replay that named its host (review Z253).
+			named := false
+			for i := range hs {
+				if hs[i][0] == "host" {
+					hs[i][0], named = ":authority", true
+				}
+			}
+			if !named {
 				hs = append(hs, [2]string{":authority", authority})
 			}
 		}
