@@ -491,16 +491,16 @@ func textPrompts(p gjson.Result) int {
 	return 0
 }
 
+// maxChoices bounds the n choicesAsked reads from a string: more is no
+// count a server answers (an Inf among them).
+const maxChoices = 1 << 20
+
 // choicesAsked is a request's n, read as its servers read it: a member
 // named so in any case (Go's encoding/json), a number or a string of one
 // ("3", "3.0": pydantic's lax mode, vLLM's and SGLang's); 1 when absent.
 // Two members that fold alike, and a string the cache cannot read as a
 // whole number (a server may), are -1, which no answer matches (reviews
 // Z246, Z248).
-// maxChoices bounds the n choicesAsked reads from a string: more is no
-// count a server answers (an Inf among them).
-const maxChoices = 1 << 20
-
 func choicesAsked(top gjson.Result) float64 {
 	n, count := soleMember(top, "n")
 	switch {
