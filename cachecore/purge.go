@@ -192,10 +192,11 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: headers must be an object of header names to strings", ErrBadPurge)
 		}
 		v.Get("headers").ForEach(func(k, val gjson.Result) bool {
-			if val.Type != gjson.String {
+			if val.Type != gjson.String || strings.ContainsAny(val.Str, "\r\n\x00") {
 				// A list (Go's http.Header) read as its JSON text keyed
 				// a tenant no request is, and answered 200 for nothing
-				// (review Z176).
+				// (review Z176); so did a value of two lines, which no
+				// request's header holds (review Z255).
 				bad, badHeader = true, k.String()
 				return false
 			}
@@ -206,7 +207,7 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return true
 		})
 		if bad {
-			return PurgeResult{}, fmt.Errorf("%w: header %q must be a string", ErrBadPurge, badHeader)
+			return PurgeResult{}, fmt.Errorf("%w: header %q must be a string of one line", ErrBadPurge, badHeader)
 		}
 		if _, ok := header(hs, ":authority"); !ok {
 			// A "host" is the request's :authority, as Envoy hands it to

@@ -376,7 +376,7 @@ func (f *Flight) semanticStep() []Action {
 		delete(c.semPending, tkey)
 		e, ok, timeout := parseEmbedding(req.Route, res)
 		defer c.semSharedDone(tkey, ok)
-		b.result(ok, c.nowMs(), s)
+		b.result(ok, c.nowMs())
 		if f.state == flightDone {
 			// The request was answered meanwhile (decided late, the model
 			// answered its headers first): the vector is kept, nothing
@@ -425,19 +425,24 @@ func (c *Cache) semEmbedBreaker(s *Semantic) *embedBreaker {
 // embedBreaker is a breaker with one trial: once its cool-down is over it
 // lets one call go and skips the others until that call's result (or its
 // deadline, should the result never come): a server that hangs made every
-// turn that came meanwhile wait for its own call (review Z243).
+// turn that came meanwhile wait for its own call (review Z243). Routes
+// that share it read it each by its own settings: open for a route once
+// the failures in a row reach its failures, until its cool_down has passed
+// since the last of them (reviews Z243, Z255).
 type embedBreaker struct {
-	breaker
+	fails      int   // calls in a row that failed
+	lastFail   int64 // when the last of them ended (ms)
 	trialUntil int64 // the trial call's deadline (ms); 0: none out
 }
 
-// allow reports whether an embeddings call may go at now.
+// allow reports whether an embeddings call of a route of s may go at now.
 func (b *embedBreaker) allow(now int64, s *Semantic) bool {
+	cool := s.Breaker.CoolDown.Milliseconds()
 	switch {
 	case b.fails < s.Breaker.Failures:
 		return true // closed
-	case !b.allowed(now):
-		return false // open
+	case now >= b.lastFail && now-b.lastFail < cool:
+		return false // open (a last failure "after" now is a clock stepped back: its cool-down is over; review Z120)
 	case now < b.trialUntil && b.trialUntil-now <= s.Embedding.Timeout.Milliseconds()+1000:
 		// Its trial is out. (A deadline further than a call's from now
 		// is a clock stepped back: that trial is over; review Z245.)
@@ -449,13 +454,14 @@ func (b *embedBreaker) allow(now int64, s *Semantic) bool {
 
 // result records a call's end: a success closes the breaker, a failure
 // counts (and opens it again after a trial).
-func (b *embedBreaker) result(ok bool, now int64, s *Semantic) {
+func (b *embedBreaker) result(ok bool, now int64) {
 	b.trialUntil = 0
 	if ok {
 		b.fails = 0
 		return
 	}
-	b.failed(now, s.Breaker.Failures, s.Breaker.CoolDown)
+	b.fails++
+	b.lastFail = now
 }
 
 // semanticSearch looks for a usable near match of the request's turn
