@@ -570,7 +570,7 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 					at = n.Line
 				}
 			} else if base >= 0 {
-				if k := jsonLine(js, field, rest == "duplicate field"); k > 0 {
+				if k := jsonLine(js, field, rest == "duplicate field", rest == "unknown field"); k > 0 {
 					at = base + k
 				}
 			}
@@ -675,42 +675,73 @@ func locate(n *yaml.Node, path string) *yaml.Node {
 }
 
 // jsonLine is the 1-based line in js of the deepest existing member on a
-// ParseConfig field path, 0 if none. For a duplicate (dup) it is the line
-// of the path's member named a second time, which ParseConfig refuses:
-// gjson finds the first, which is fine (review Z249).
-func jsonLine(js []byte, path string, dup bool) int {
-	var segs []string
-	last := ""
-	for _, seg := range strings.Split(path, ".") {
-		name, rest, _ := strings.Cut(seg, "[")
+// ParseConfig field path, 0 if none. A duplicate (dup) is placed at the
+// member named a second time, which ParseConfig refuses (gjson finds the
+// first, which is fine; review Z249), and an unknown member (unknown) at
+// that member. The path is ambiguous where a member's own name holds a
+// dot ("coalesce.max_wait" in a route, beside its coalesce {max_wait}):
+// for those two the last name is first read whole, dots and all, as the
+// last 8 segments down to 1, so that the finding is placed on the member
+// it is about and not on a valid one of the same path (reviews Z252,
+// Z254).
+func jsonLine(js []byte, path string, dup, unknown bool) int {
+	type seg struct {
+		key   string // as gjson reads it
+		name  string // a member's name; "" for an array index
+		index bool
+	}
+	var segs []seg
+	for _, part := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(part, "[")
 		if name != "" {
-			segs = append(segs, gjsonEscape(name))
-			last = name
+			segs = append(segs, seg{key: gjsonEscape(name), name: name})
 		}
 		for rest != "" {
 			idx, after, _ := strings.Cut(rest, "]")
-			segs = append(segs, idx)
-			last = ""
+			segs = append(segs, seg{key: idx, index: true})
 			rest = strings.TrimPrefix(after, "[")
 		}
 	}
 	root := gjson.ParseBytes(js)
-	if dup && last != "" {
-		// The path's last member named twice in its parent; or a
-		// member whose own name is the whole path, dots and all, named
-		// twice at the top (review Z252).
-		at := secondMember(root, path)
-		if at < 0 {
-			parent := root
-			for _, seg := range segs[:len(segs)-1] {
-				if parent = parent.Get(seg); !parent.Exists() {
-					break
-				}
+	walk := func(segs []seg) (gjson.Result, bool) {
+		cur := root
+		for _, s := range segs {
+			if cur = cur.Get(s.key); !cur.Exists() {
+				return cur, false
 			}
-			at = secondMember(parent, last)
 		}
-		if at >= 0 && at <= len(js) {
-			return 1 + bytes.Count(js[:at], []byte("\n"))
+		return cur, true
+	}
+	line := func(at int) int {
+		if at < 0 || at > len(js) {
+			return 0
+		}
+		return 1 + bytes.Count(js[:at], []byte("\n"))
+	}
+	if dup || unknown {
+		run := 0 // the names the path ends with
+		for run < len(segs) && !segs[len(segs)-1-run].index {
+			run++
+		}
+		for t := min(run, 8); t >= 1; t-- {
+			parent, ok := walk(segs[:len(segs)-t])
+			if !ok || !parent.IsObject() {
+				continue
+			}
+			names := make([]string, 0, t)
+			for _, s := range segs[len(segs)-t:] {
+				names = append(names, s.name)
+			}
+			name := strings.Join(names, ".")
+			at := -1
+			if dup {
+				at = secondMember(parent, name)
+			} else {
+				at = firstMember(parent, name)
+			}
+			if at >= 0 {
+				return line(at)
+			}
 		}
 	}
 	// The deepest member that exists, followed segment by segment from the
@@ -719,17 +750,28 @@ func jsonLine(js []byte, path string, dup bool) int {
 	// Z252).
 	at := -1
 	for cur, i := root, 0; i < len(segs); i++ {
-		if cur = cur.Get(segs[i]); !cur.Exists() {
+		if cur = cur.Get(segs[i].key); !cur.Exists() {
 			break
 		}
 		if cur.Index > 0 {
 			at = cur.Index
 		}
 	}
-	if at >= 0 && at <= len(js) {
-		return 1 + bytes.Count(js[:at], []byte("\n"))
-	}
-	return 0
+	return line(at)
+}
+
+// firstMember is the offset of the first member of object obj named
+// name, or -1.
+func firstMember(obj gjson.Result, name string) int {
+	at := -1
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if k.Str == name {
+			at = k.Index
+			return false
+		}
+		return true
+	})
+	return at
 }
 
 // secondMember is the offset of the second member of object obj named

@@ -272,7 +272,7 @@ func indexRoutes(routes *yaml.Node) *routeIndex {
 		case rm.unknown:
 			ix.firstUnknown = min(ix.firstUnknown, i)
 		case rm.fold:
-			ix.fold.add(strings.ToLower(rm.value), i)
+			ix.fold.add(asciiLower(rm.value), i)
 		default:
 			ix.exact.add(rm.value, i)
 		}
@@ -296,7 +296,7 @@ func (ix *routeIndex) candidates(spec pathSpec) []int {
 		p = spec.prefix
 	}
 	out := ix.exact.related(nil, p)
-	out = ix.fold.related(out, strings.ToLower(p))
+	out = ix.fold.related(out, asciiLower(p))
 	sort.Ints(out)
 	return out
 }
@@ -399,7 +399,7 @@ func overlaps(kind, value string, fold bool, spec pathSpec) bool {
 	}
 	p, v := spec.prefix, value
 	if fold {
-		p, v = strings.ToLower(p), strings.ToLower(v)
+		p, v = asciiLower(p), asciiLower(v)
 	}
 	switch kind {
 	case "prefix":
@@ -409,6 +409,26 @@ func overlaps(kind, value string, fold bool, spec pathSpec) bool {
 	default: // path_separated_prefix: v itself, or v/…
 		return strings.HasPrefix(v, p) || strings.HasPrefix(p, v+"/")
 	}
+}
+
+// asciiLower lower-cases A–Z only, as Envoy's case-insensitive path
+// matching (absl's StartsWithIgnoreCase, EqualsIgnoreCase) folds: Go's
+// ToLower folds other letters too (the Kelvin sign to k, İ to i̇), and a
+// route Envoy never matches was judged to take the filter's requests
+// (review Z254).
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // emptyList: a repeated field that holds nothing, [] or null.
@@ -424,7 +444,7 @@ func covers(kind, value string, fold bool, spec pathSpec) bool {
 		p = spec.prefix
 	}
 	if fold {
-		p, v = strings.ToLower(p), strings.ToLower(v)
+		p, v = asciiLower(p), asciiLower(v)
 	}
 	if spec.exact != "" {
 		switch kind {
