@@ -30,6 +30,10 @@ func (c *Cache) IsPurge(method, path string) bool {
 	return c.cfg.Purge.Token != "" && c.isPurgePath(path)
 }
 
+// controlNotTab reports a control character a header value cannot hold
+// (a tab it can).
+func controlNotTab(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
+
 // PurgePath is the purge API's path.
 func (c *Cache) PurgePath() string { return c.cfg.Purge.Path }
 
@@ -192,11 +196,12 @@ func (c *Cache) purge(body []byte, authority string) (PurgeResult, error) {
 			return PurgeResult{}, fmt.Errorf("%w: headers must be an object of header names to strings", ErrBadPurge)
 		}
 		v.Get("headers").ForEach(func(k, val gjson.Result) bool {
-			if val.Type != gjson.String || strings.ContainsAny(val.Str, "\r\n\x00") {
+			if val.Type != gjson.String || strings.IndexFunc(val.Str, controlNotTab) >= 0 {
 				// A list (Go's http.Header) read as its JSON text keyed
 				// a tenant no request is, and answered 200 for nothing
-				// (review Z176); so did a value of two lines, which no
-				// request's header holds (review Z255).
+				// (review Z176); so did a value of two lines, or with a
+				// control character, which no request's header holds
+				// (reviews Z255, Z256).
 				bad, badHeader = true, k.String()
 				return false
 			}

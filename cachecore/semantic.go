@@ -433,6 +433,7 @@ type embedBreaker struct {
 	fails      int   // calls in a row that failed
 	lastFail   int64 // when the last of them ended (ms)
 	trialUntil int64 // the trial call's deadline (ms); 0: none out
+	trialFor   int64 // how long from its start: its route's timeout and a second (ms)
 }
 
 // allow reports whether an embeddings call of a route of s may go at now.
@@ -443,12 +444,16 @@ func (b *embedBreaker) allow(now int64, s *Semantic) bool {
 		return true // closed
 	case now >= b.lastFail && now-b.lastFail < cool:
 		return false // open (a last failure "after" now is a clock stepped back: its cool-down is over; review Z120)
-	case now < b.trialUntil && b.trialUntil-now <= s.Embedding.Timeout.Milliseconds()+1000:
-		// Its trial is out. (A deadline further than a call's from now
-		// is a clock stepped back: that trial is over; review Z245.)
+	case now < b.trialUntil && b.trialUntil-now <= b.trialFor:
+		// Its trial is out. (A deadline further than the trial's own
+		// length from now is a clock stepped back: that trial is over;
+		// review Z245. Its length is the route's that started it: read
+		// with a sharing route's shorter timeout, a trial out looked
+		// over; review Z256.)
 		return false
 	}
-	b.trialUntil = now + s.Embedding.Timeout.Milliseconds() + 1000
+	b.trialFor = s.Embedding.Timeout.Milliseconds() + 1000
+	b.trialUntil = now + b.trialFor
 	return true
 }
 

@@ -566,7 +566,7 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 		if field, rest, ok := strings.Cut(msg, ": "); ok && i < maxPlacedFindings {
 			l.placed++
 			if node != nil {
-				if n := locate(node, field); n != nil {
+				if n := locateMember(node, field, rest == "duplicate field" || rest == "unknown field"); n != nil {
 					at = n.Line
 				}
 			} else if base >= 0 {
@@ -648,6 +648,60 @@ func istioCutNames(js []byte) []error {
 // placed by a read of the JSON up to it (review Z239).
 const maxIstioCutFindings = 16
 
+// locateMember is locate for an unknown or duplicated member (member):
+// the path's last name is first read whole, dots and all — the whole path
+// at the top ("routes[0].ttl", a flattened key), then the last 8 segments
+// down to 2 — so that the finding is placed on the member it is about and
+// not on a valid one of the same path (reviews Z254, Z256); else as
+// locate.
+func locateMember(n *yaml.Node, path string, member bool) *yaml.Node {
+	if !member {
+		return locate(n, path)
+	}
+	if v := getK8s(n, path); v != nil {
+		return v
+	}
+	parts := strings.Split(path, ".")
+	for t := min(len(parts)-1, 8); t >= 2; t-- {
+		tail := parts[len(parts)-t:]
+		if strings.ContainsAny(strings.Join(tail, "."), "[]") {
+			continue // an index is no part of a name (but at the top: above)
+		}
+		head := strings.Join(parts[:len(parts)-t], ".")
+		if !reaches(n, head) {
+			continue
+		}
+		if v := getK8s(locate(n, head), strings.Join(tail, ".")); v != nil {
+			return v
+		}
+	}
+	return locate(n, path)
+}
+
+// reaches reports whether every segment of path exists under n (locate
+// stops at the deepest that does).
+func reaches(n *yaml.Node, path string) bool {
+	cur := n
+	for _, seg := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(seg, "[")
+		if name != "" {
+			if cur = getK8s(cur, name); cur == nil {
+				return false
+			}
+		}
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			i, err := strconv.Atoi(idx)
+			if err != nil || cur.Kind != yaml.SequenceNode || i < 0 || i >= len(cur.Content) {
+				return false
+			}
+			cur = cur.Content[i]
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	return true
+}
+
 // locate follows a ParseConfig field path ("routes[0].coalesce.max_wait")
 // through YAML nodes as far as it exists.
 func locate(n *yaml.Node, path string) *yaml.Node {
@@ -719,6 +773,17 @@ func jsonLine(js []byte, path string, dup, unknown bool) int {
 		return 1 + bytes.Count(js[:at], []byte("\n"))
 	}
 	if dup || unknown {
+		// The whole path as one member's name at the top ("routes[0].ttl",
+		// a flattened key; review Z256).
+		at := -1
+		if dup {
+			at = secondMember(root, path)
+		} else {
+			at = firstMember(root, path)
+		}
+		if at >= 0 {
+			return line(at)
+		}
 		run := 0 // the names the path ends with
 		for run < len(segs) && !segs[len(segs)-1-run].index {
 			run++
@@ -764,6 +829,9 @@ func jsonLine(js []byte, path string, dup, unknown bool) int {
 // name, or -1.
 func firstMember(obj gjson.Result, name string) int {
 	at := -1
+	if !obj.IsObject() {
+		return at
+	}
 	obj.ForEach(func(k, _ gjson.Result) bool {
 		if k.Str == name {
 			at = k.Index
