@@ -66,9 +66,12 @@ type linter struct {
 	resolved map[*yaml.Node]*yaml.Node    // resolveMerges' copies
 
 	// The work bounded per file, counted for the tests: findings placed on
-	// their fields' lines (each a read of the configuration up to it), and
-	// Envoy routes judged by the opt-out check (lint_routes.go).
-	placed, judged int
+	// their fields' lines (each a read of the configuration up to it),
+	// Envoy routes judged by the opt-out check (lint_routes.go), the
+	// mapping lookups placing findings in YAML made (each rebuilds the
+	// mapping's members), and the JSON configurations parsed or listed
+	// whole to place findings.
+	placed, judged, lookups, wholeReads int
 }
 
 // metKey is a node in one role ("walk", "wasm filter", the @type its
@@ -560,17 +563,37 @@ func (l *linter) checkJSON(line int, where string, js []byte, node *yaml.Node, b
 		errs = []error{err}
 	}
 	errs = append(errs, istioCutNames(js)...)
+	var root gjson.Result
+	parsed := false
+	var tops map[string][]int
+	top := func(name string) []int { // offsets of the top-level members named so, listed once
+		if tops == nil {
+			l.wholeReads++
+			tops = map[string][]int{}
+			root.ForEach(func(k, _ gjson.Result) bool {
+				if len(tops[k.Str]) < 2 {
+					tops[k.Str] = append(tops[k.Str], k.Index)
+				}
+				return true
+			})
+		}
+		return tops[name]
+	}
 	for i, e := range errs {
 		msg := e.Error()
 		at := line
 		if field, rest, ok := strings.Cut(msg, ": "); ok && i < maxPlacedFindings {
 			l.placed++
 			if node != nil {
-				if n := locateMember(node, field, rest == "duplicate field" || rest == "unknown field"); n != nil {
+				if n := l.locateMember(node, field, rest == "duplicate field" || rest == "unknown field"); n != nil {
 					at = n.Line
 				}
 			} else if base >= 0 {
-				if k := jsonLine(js, field, rest == "duplicate field", rest == "unknown field"); k > 0 {
+				if !parsed {
+					root, parsed = gjson.ParseBytes(js), true // once: a copy of the configuration
+					l.wholeReads++
+				}
+				if k := jsonLine(js, root, top, field, rest == "duplicate field", rest == "unknown field"); k > 0 {
 					at = base + k
 				}
 			}
@@ -649,57 +672,78 @@ func istioCutNames(js []byte) []error {
 const maxIstioCutFindings = 16
 
 // locateMember is locate for an unknown or duplicated member (member):
-// the path's last name is first read whole, dots and all — the whole path
-// at the top ("routes[0].ttl", a flattened key), then the last 8 segments
-// down to 2 — so that the finding is placed on the member it is about and
-// not on a valid one of the same path (reviews Z254, Z256); else as
-// locate.
-func locateMember(n *yaml.Node, path string, member bool) *yaml.Node {
+// the path's last name is first read whole, dots and all — the last 8
+// segments down to 2, then the whole path at the top ("routes[0].ttl", a
+// flattened key) — so that the finding is placed on the member it is
+// about and not on a valid one of the same path (reviews Z254, Z256); else
+// as locate. The path is followed once, and each reading looks only in a
+// node that walk reached (each lookup rebuilds a mapping's members: one
+// walk per reading cost 8 of them a finding; review Z257).
+func (l *linter) locateMember(n *yaml.Node, path string, member bool) *yaml.Node {
 	if !member {
 		return locate(n, path)
 	}
-	if v := getK8s(n, path); v != nil {
-		return v
+	getK8s := func(n *yaml.Node, key string) *yaml.Node {
+		l.lookups++
+		return getK8s(n, key)
 	}
-	parts := strings.Split(path, ".")
-	for t := min(len(parts)-1, 8); t >= 2; t-- {
-		tail := parts[len(parts)-t:]
-		if strings.ContainsAny(strings.Join(tail, "."), "[]") {
-			continue // an index is no part of a name (but at the top: above)
-		}
-		head := strings.Join(parts[:len(parts)-t], ".")
-		if !reaches(n, head) {
-			continue
-		}
-		if v := getK8s(locate(n, head), strings.Join(tail, ".")); v != nil {
-			return v
-		}
+	type seg struct {
+		name  string
+		index int // -1: a name
 	}
-	return locate(n, path)
-}
-
-// reaches reports whether every segment of path exists under n (locate
-// stops at the deepest that does).
-func reaches(n *yaml.Node, path string) bool {
-	cur := n
-	for _, seg := range strings.Split(path, ".") {
-		name, rest, _ := strings.Cut(seg, "[")
+	var segs []seg
+	for _, part := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(part, "[")
 		if name != "" {
-			if cur = getK8s(cur, name); cur == nil {
-				return false
-			}
+			segs = append(segs, seg{name: name, index: -1})
 		}
 		for rest != "" {
 			idx, after, _ := strings.Cut(rest, "]")
-			i, err := strconv.Atoi(idx)
-			if err != nil || cur.Kind != yaml.SequenceNode || i < 0 || i >= len(cur.Content) {
-				return false
+			k, err := strconv.Atoi(idx)
+			if err != nil || k < 0 {
+				k = 1 << 30 // reaches nothing
 			}
-			cur = cur.Content[i]
+			segs = append(segs, seg{index: k})
 			rest = strings.TrimPrefix(after, "[")
 		}
 	}
-	return true
+	nodes := []*yaml.Node{n} // nodes[k]: where the first k segments lead
+	for _, s := range segs {
+		cur := nodes[len(nodes)-1]
+		var next *yaml.Node
+		if s.index < 0 {
+			next = getK8s(cur, s.name)
+		} else if cur.Kind == yaml.SequenceNode && s.index < len(cur.Content) {
+			next = cur.Content[s.index]
+		}
+		if next == nil {
+			break
+		}
+		nodes = append(nodes, next)
+	}
+	run := 0 // the names the path ends with
+	for run < len(segs) && segs[len(segs)-1-run].index < 0 {
+		run++
+	}
+	for t := min(run, 8); t >= 2; t-- {
+		k := len(segs) - t
+		if k >= len(nodes) {
+			continue // its parent does not exist
+		}
+		names := make([]string, 0, t)
+		for _, s := range segs[k:] {
+			names = append(names, s.name)
+		}
+		if v := getK8s(nodes[k], strings.Join(names, ".")); v != nil {
+			return v
+		}
+	}
+	if len(nodes) <= len(segs) {
+		if v := getK8s(n, path); v != nil {
+			return v
+		}
+	}
+	return nodes[len(nodes)-1]
 }
 
 // locate follows a ParseConfig field path ("routes[0].coalesce.max_wait")
@@ -738,7 +782,7 @@ func locate(n *yaml.Node, path string) *yaml.Node {
 // last 8 segments down to 1, so that the finding is placed on the member
 // it is about and not on a valid one of the same path (reviews Z252,
 // Z254).
-func jsonLine(js []byte, path string, dup, unknown bool) int {
+func jsonLine(js []byte, root gjson.Result, top func(string) []int, path string, dup, unknown bool) int {
 	type seg struct {
 		key   string // as gjson reads it
 		name  string // a member's name; "" for an array index
@@ -756,7 +800,6 @@ func jsonLine(js []byte, path string, dup, unknown bool) int {
 			rest = strings.TrimPrefix(after, "[")
 		}
 	}
-	root := gjson.ParseBytes(js)
 	walk := func(segs []seg) (gjson.Result, bool) {
 		cur := root
 		for _, s := range segs {
@@ -774,15 +817,13 @@ func jsonLine(js []byte, path string, dup, unknown bool) int {
 	}
 	if dup || unknown {
 		// The whole path as one member's name at the top ("routes[0].ttl",
-		// a flattened key; review Z256).
-		at := -1
-		if dup {
-			at = secondMember(root, path)
-		} else {
-			at = firstMember(root, path)
-		}
-		if at >= 0 {
-			return line(at)
+		// a flattened key; review Z256), read from the top's members,
+		// listed once per configuration (top): looked up in the JSON, each
+		// finding read every member (review Z257).
+		if at := top(path); dup && len(at) > 1 {
+			return line(at[1])
+		} else if !dup && len(at) > 0 {
+			return line(at[0])
 		}
 		run := 0 // the names the path ends with
 		for run < len(segs) && !segs[len(segs)-1-run].index {
