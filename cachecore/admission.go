@@ -549,7 +549,7 @@ func checkCompletion(req *Request, body []byte) Reason {
 	if want < 0 || want > 1 && float64(count) != want {
 		return ReasonBadShape
 	}
-	jsonAsked := asksJSON(req.canonical, text)
+	jsonAsked := asksJSON(top, text)
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		fr := ch.Get("finish_reason")
@@ -603,8 +603,7 @@ func checkCompletion(req *Request, body []byte) Reason {
 // A completion (text) that echoes its prompt is the prompt followed by the
 // JSON: not checked, for an echo a lax server reads as true too ("true",
 // 1; review Z250). A chat answer echoes no user message: checked.
-func asksJSON(canonical []byte, text bool) bool {
-	top := gjson.ParseBytes(canonical)
+func asksJSON(top gjson.Result, text bool) bool {
 	if text && laxTrue(top.Get("echo")) {
 		// (echo as written: a server that reads "Echo" as echo only
 		// makes the check refuse, a miss; review Z252.)
@@ -612,7 +611,7 @@ func asksJSON(canonical []byte, text bool) bool {
 	}
 	rf, _ := soleMember(top, "response_format")
 	typ, _ := soleMember(rf, "type")
-	r := gjson.GetManyBytes(canonical, "grammar.type", "guided_json", "structured_outputs.json", "structured_outputs.json_object", "json_schema")
+	r := gjson.GetMany(top.Raw, "grammar.type", "guided_json", "structured_outputs.json", "structured_outputs.json_object", "json_schema")
 	for _, t := range []gjson.Result{typ, r[0]} { // TGI's grammar {"type": "json"} too (llama.cpp's grammar is a string)
 		if t.Type != gjson.String {
 			continue

@@ -50,26 +50,34 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 	if !req.state.Found || !slices.Contains(r.Statuses, status) {
 		return res
 	}
-	if len(body) > r.MaxEntryBytes {
-		body = nil // not read; its header still says (review Z173)
-	}
-	raw := body
-	if body != nil && r.ModelVersion.BodyPath != "" {
-		// Read where a stored answer's is: a stream's assembly, also on a
-		// route that names a header first, which this answer may lack
-		// (review Z116).
-		body = versionSource(req, headers, body)
-	}
-	v := ResponseVersion(r, headers, body)
-	if v == "" && raw != nil && r.ModelVersion.BodyPath != "" && StreamsResponse(req, headers) {
-		v = streamEventsVersion(raw, r.ModelVersion.BodyPath) // as admission reads it
-	}
+	v := answerVersion(req, headers, body, r.MaxEntryBytes)
 	if v == "" || versionID(v) == req.state.Version {
 		return res
 	}
 	_, changed, _, _ := c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
 	res.VersionChanged, res.Version = changed, shownVersion(v)
 	return res
+}
+
+// answerVersion is the model version an answer reports, read as a stored
+// answer's is: its header, or at its body_path in the body (a stream's
+// assembly, also on a route that names a header first, which this answer
+// may lack; review Z116), a body longer than limit not read (its header
+// still says; review Z173).
+func answerVersion(req *Request, headers [][2]string, body []byte, limit int) string {
+	r := req.Route
+	if len(body) > limit {
+		body = nil
+	}
+	raw := body
+	if body != nil && r.ModelVersion.BodyPath != "" {
+		body = versionSource(req, headers, body)
+	}
+	v := ResponseVersion(r, headers, body)
+	if v == "" && raw != nil && r.ModelVersion.BodyPath != "" && StreamsResponse(req, headers) {
+		v = streamEventsVersion(raw, r.ModelVersion.BodyPath) // as admission reads it
+	}
+	return v
 }
 
 // shownVersion is a version as logs and stats show it: at most

@@ -43,7 +43,7 @@ type Cache struct {
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 	layoutWas   string                      // the layout New replaced (noteLayout), or ""
 	slotsKept   int                         // the process's lease slot count, kept over the configured one (adoptSlots), or 0
-	l2b         breaker                     // this VM's L2 circuit breaker (l2.go)
+	l2b         l2Breaker                   // this VM's L2 circuit breaker (l2.go)
 	l2Writing   int                         // bytes of write-behind values in flight (l2Write)
 	l2s         l2Sync                      // this VM's reading of the purge log (l2sync.go)
 

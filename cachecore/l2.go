@@ -440,44 +440,24 @@ func parseRESPBulkUint(b []byte) (v uint64, answered bool) {
 	return v, err == nil
 }
 
-// breaker is a VM's circuit breaker on a service it calls, L2 or an
-// embeddings server (each VM decides alone: no shared state is worth a
-// round trip here).
-type breaker struct {
+// l2Breaker is this VM's circuit breaker on L2 (each VM decides alone: no
+// shared state is worth a round trip here). The embeddings server's is
+// embedBreaker (semantic.go), which routes share.
+type l2Breaker struct {
 	fails     int
 	openUntil int64 // unix ms
-	openFor   int64 // the cool-down it opened for (ms)
 }
 
-// allowed reports whether the service may be tried at now: the breaker is
-// closed, or it would stay open longer than the cool-down it opened for
-// from now, which only a wall clock stepped back makes: it skipped the
-// service for the step's length (review Z120). (The cool-down is the one
-// it opened with: routes sharing an embeddings server's breaker may set
-// others, and a shorter one read a longer one's as a clock stepped back;
-// review Z243.)
-func (b *breaker) allowed(now int64) bool {
-	if b.openUntil-now > b.openFor {
-		b.openUntil = 0 // closed for good: it would open again by itself as the clock caught up (review Z128)
-	}
-	return now >= b.openUntil
-}
-
-// failed records a failure at now; it reports true when it opened the
-// breaker. A success is b.fails = 0.
-func (b *breaker) failed(now int64, failures int, coolDown time.Duration) bool {
-	b.fails++
-	if b.fails >= failures {
-		b.openFor = coolDown.Milliseconds()
-		b.openUntil = now + b.openFor
-		return true
-	}
-	return false
-}
-
-// l2Allowed reports whether L2 may be tried now (its breaker).
+// l2Allowed reports whether L2 may be tried now: the breaker is closed, or
+// it would stay open longer than a cool-down from now, which only a wall
+// clock stepped back makes: it skipped L2 for the step's length (review
+// Z120).
 func (c *Cache) l2Allowed() bool {
-	return c.l2b.allowed(c.nowMs())
+	now := c.nowMs()
+	if c.l2b.openUntil-now > c.cfg.L2.BreakerCoolDown.Milliseconds() {
+		c.l2b.openUntil = 0 // closed for good: it would open again by itself as the clock caught up (review Z128)
+	}
+	return now >= c.l2b.openUntil
 }
 
 // l2Result records a call's success or failure; it reports true when this
@@ -487,7 +467,12 @@ func (c *Cache) l2Result(ok bool) bool {
 		c.l2b.fails = 0
 		return false
 	}
-	return c.l2b.failed(c.nowMs(), c.cfg.L2.BreakerFailures, c.cfg.L2.BreakerCoolDown)
+	c.l2b.fails++
+	if c.l2b.fails >= c.cfg.L2.BreakerFailures {
+		c.l2b.openUntil = c.nowMs() + c.cfg.L2.BreakerCoolDown.Milliseconds()
+		return true
+	}
+	return false
 }
 
 // l2Invalidate is the call that carries an invalidation to L2: INCR of a

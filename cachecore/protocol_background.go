@@ -328,22 +328,12 @@ func (c *Cache) shadowOtherVersion(req *Request, res CallResult, elapsed uint32)
 // model version than the one its request was keyed under (a versioned
 // route: noteVersion reads it so).
 func (c *Cache) otherVersion(req *Request, res CallResult) bool {
-	r := req.Route
-	if !r.ModelVersion.Enabled() || !req.state.Found {
+	if !req.Route.ModelVersion.Enabled() || !req.state.Found {
 		return false
 	}
-	body := res.Body
-	if len(body) > shadowLimit(req) {
-		body = nil // not read, as compareFresh reads none (a batch's is read up to items × max_entry_bytes: reviews Z248, Z250)
-	}
-	raw := body
-	if body != nil && r.ModelVersion.BodyPath != "" {
-		body = versionSource(req, res.Headers, body)
-	}
-	v := ResponseVersion(r, res.Headers, body)
-	if v == "" && raw != nil && r.ModelVersion.BodyPath != "" && StreamsResponse(req, res.Headers) {
-		v = streamEventsVersion(raw, r.ModelVersion.BodyPath)
-	}
+	// Read up to what compareFresh reads (a batch's answer: items ×
+	// max_entry_bytes; reviews Z248, Z250).
+	v := answerVersion(req, res.Headers, res.Body, shadowLimit(req))
 	return v != "" && versionID(v) != req.state.Version
 }
 
