@@ -84,8 +84,33 @@ func TestL2VersionedPurgeAndTrimmedLog(t *testing.T) {
 	if out, _ := s.doAs(true, "GET", "/DEL/mc:purges.raw", nil); out != ":1\r\n" {
 		t.Fatalf("DEL: %q", out)
 	}
+	// Every VM of A and B drops its L1 when it finds the log gone, and
+	// renews its models' generations with it: an answer upstream across
+	// such a drop is rightly not stored (invalidated). The answers below
+	// start once the drops are over.
+	droppedAll(t, a)
+	droppedAll(t, b)
 	answer(a, "after the trim")
 	expectCS(t, do(t, "POST", b.URL+url, chat("after the trim"), auth...), "hit", "detail=l2")
 	purge(a, "after the trim")
 	goneOnB("after the trim")
+}
+
+// droppedAll waits until e's VMs have dropped their L1 for a lost purge
+// log: the drop is logged at least once, and no VM logs another for three
+// of its reads (sync_interval 500 ms); bounded.
+func droppedAll(t *testing.T, e *envoyProc) {
+	t.Helper()
+	const msg = "purge log was trimmed or deleted since this VM last read it"
+	seen, since := 0, time.Now()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n := strings.Count(e.Log(), msg)
+		if n != seen {
+			seen, since = n, time.Now()
+		}
+		if seen > 0 && time.Since(since) > 1500*time.Millisecond {
+			return
+		}
+	}
+	t.Fatalf("no steady L1 drop for the lost purge log (%d logged)", seen)
 }
