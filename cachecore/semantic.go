@@ -336,7 +336,18 @@ func (f *Flight) semanticStep() []Action {
 	if until, ok := c.semPending[tkey]; ok && claimLive(until, c.nowMs(), s) {
 		return nil // the same turn is being embedded: this one goes on as a miss
 	}
-	v, claimed := c.semShared(tkey, s)
+	b := c.semEmbedBreaker(s)
+	callable := b.permits(c.nowMs(), s)
+	var v *semVector
+	claimed := false
+	if callable {
+		v, claimed = c.semShared(tkey, s)
+	} else {
+		// No call can go: a vector another worker put is still searched,
+		// and the slot is not claimed (claimed and left empty, it lost
+		// the vector of another turn that shares it; review Z258).
+		v = c.semSharedGet(tkey)
+	}
 	if v != nil {
 		// Another model's vector: embed again. A worker that has seen no
 		// model yet (a restart, a new worker) takes a shared vector only
@@ -345,7 +356,7 @@ func (f *Flight) semanticStep() []Action {
 		// taking it counted a model change, logged that the server now
 		// reports that model and listed its reclaimed namespace again.
 		if !c.semUsable(req.Route, v) {
-			v, claimed = nil, true
+			v, claimed = nil, callable
 		}
 	}
 	if v != nil {
@@ -353,17 +364,16 @@ func (f *Flight) semanticStep() []Action {
 		pre := []Action{{Kind: ActCount, Event: EvSemanticVectorCached, Route: req.Route}}
 		return f.semanticSearch(v, pre, false)
 	}
-	if !claimed {
-		return nil // another worker is embedding it
-	}
-	b := c.semEmbedBreaker(s)
-	if !b.allow(c.nowMs(), s) {
+	if !callable {
 		// The server failed the last calls in a row: the request goes on
 		// as an exact miss at once, not after a call's deadline.
-		c.semSharedDone(tkey, false)
 		req.sem = nil
 		return f.semanticContinue([]Action{{Kind: ActCount, Event: EvSemanticBreakerOpen, Route: req.Route}}, false)
 	}
+	if !claimed {
+		return nil // another worker is embedding it
+	}
+	b.allow(c.nowMs(), s) // a trial, if the breaker was open
 	if c.semPending == nil || len(c.semPending) >= semMaxVectors {
 		c.semPending = map[uint64]int64{} // only abandoned calls' marks can pile up
 	}
@@ -372,20 +382,37 @@ func (f *Flight) semanticStep() []Action {
 	c.semPending[tkey] = c.nowMs() + s.Embedding.Timeout.Milliseconds() + 1000
 	call := c.embedCall(s, q.text)
 	call.Stream = f.id
-	call.Done = func(res CallResult) []Action {
+	// ended records the call's end whatever became of the request: the
+	// breaker hears of it, the claim is released or the vector kept. A
+	// call whose client left (Gone) counted for neither (review Z258):
+	// with clients that give up before a hanging server's deadline, the
+	// breaker never opened.
+	ended := func(res CallResult) (e embedding, ok, timeout bool) {
 		delete(c.semPending, tkey)
-		e, ok, timeout := parseEmbedding(req.Route, res)
-		defer c.semSharedDone(tkey, ok)
+		e, ok, timeout = parseEmbedding(req.Route, res)
 		b.result(ok, c.nowMs())
-		if f.state == flightDone {
-			// The request was answered meanwhile (decided late, the model
-			// answered its headers first): the vector is kept, nothing
-			// more is done for the request.
-			if ok {
-				c.semSharedPut(tkey, c.semVectors.put(tkey, e))
-			}
-			return nil
+		return e, ok, timeout
+	}
+	orphaned := func(e embedding, ok bool) []Action {
+		// The request was answered meanwhile (decided late, the model
+		// answered its headers first) or is gone: the vector is kept,
+		// nothing more is done for the request.
+		if ok {
+			c.semSharedPut(tkey, c.semVectors.put(tkey, e))
 		}
+		c.semSharedDone(tkey, ok)
+		return nil
+	}
+	call.Gone = func(res CallResult) []Action {
+		e, ok, _ := ended(res)
+		return orphaned(e, ok)
+	}
+	call.Done = func(res CallResult) []Action {
+		e, ok, timeout := ended(res)
+		if f.state == flightDone {
+			return orphaned(e, ok)
+		}
+		defer c.semSharedDone(tkey, ok)
 		resume := !res.NotStarted // NotStarted: called back inside the dispatching callback
 		f.waited = resume
 		if !ok {
@@ -436,8 +463,9 @@ type embedBreaker struct {
 	trialFor   int64 // how long from its start: its route's timeout and a second (ms)
 }
 
-// allow reports whether an embeddings call of a route of s may go at now.
-func (b *embedBreaker) allow(now int64, s *Semantic) bool {
+// permits reports whether an embeddings call of a route of s may go at
+// now: the breaker is closed, or its cool-down is over and no trial is out.
+func (b *embedBreaker) permits(now int64, s *Semantic) bool {
 	cool := s.Breaker.CoolDown.Milliseconds()
 	switch {
 	case b.fails < s.Breaker.Failures:
@@ -452,8 +480,19 @@ func (b *embedBreaker) allow(now int64, s *Semantic) bool {
 		// over; review Z256.)
 		return false
 	}
-	b.trialFor = s.Embedding.Timeout.Milliseconds() + 1000
-	b.trialUntil = now + b.trialFor
+	return true
+}
+
+// allow reports whether an embeddings call of a route of s may go at now,
+// and takes the trial if the breaker is open.
+func (b *embedBreaker) allow(now int64, s *Semantic) bool {
+	if !b.permits(now, s) {
+		return false
+	}
+	if b.fails >= s.Breaker.Failures {
+		b.trialFor = s.Embedding.Timeout.Milliseconds() + 1000
+		b.trialUntil = now + b.trialFor
+	}
 	return true
 }
 
