@@ -550,6 +550,7 @@ func checkCompletion(req *Request, body []byte) Reason {
 		return ReasonBadShape
 	}
 	jsonAsked := asksJSON(top, text)
+	var offered *offeredTools // read at the first call, once
 	reason := ReasonNone
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		fr := ch.Get("finish_reason")
@@ -565,10 +566,21 @@ func checkCompletion(req *Request, body []byte) Reason {
 		if !text {
 			msg := ch.Get("message")
 			content = msg.Get("content")
-			if tc := msg.Get("tool_calls"); tc.Exists() && tc.Type != gjson.Null && !(tc.IsArray() && arrayLen(tc) == 0) {
+			tc, fc := msg.Get("tool_calls"), msg.Get("function_call")
+			calls := tc.Exists() && tc.Type != gjson.Null && !(tc.IsArray() && arrayLen(tc) == 0)
+			legacy := fc.Exists() && fc.Type != gjson.Null // OpenAI's legacy function call (functions, function_call; review Z259)
+			if calls || legacy {
 				// Tool calls are a complete answer without text; text
 				// beside them still has to be text.
-				reason = checkToolCalls(tc)
+				if offered == nil {
+					offered = readOfferedTools(top)
+				}
+				if calls {
+					reason = checkToolCalls(tc, offered)
+				}
+				if reason == ReasonNone && legacy && (!fc.IsObject() || !functionCallWhole(fc.Get("name"), fc.Get("arguments"), offered)) {
+					reason = ReasonBadShape
+				}
 				var text strings.Builder
 				if reason == ReasonNone && !appendText(&text, content) {
 					reason = ReasonBadShape
@@ -712,13 +724,13 @@ func appendText(dst *strings.Builder, v gjson.Result) bool {
 // naming its tool: a function call ({"function": {name, arguments}}, type
 // "function" or none) or a custom tool call ({"type": "custom", "custom":
 // {name, input}}), its arguments or input a string.
-func checkToolCalls(tc gjson.Result) Reason {
+func checkToolCalls(tc gjson.Result, offered *offeredTools) Reason {
 	if !tc.IsArray() {
 		return ReasonBadShape
 	}
 	reason := ReasonNone
 	tc.ForEach(func(_, call gjson.Result) bool {
-		if !call.IsObject() || !toolCallNamed(call) {
+		if !call.IsObject() || !toolCallNamed(call, offered) {
 			reason = ReasonBadShape
 			return false
 		}
@@ -727,25 +739,78 @@ func checkToolCalls(tc gjson.Result) Reason {
 	return reason
 }
 
-func toolCallNamed(call gjson.Result) bool {
-	var name, input gjson.Result
-	function := false
+func toolCallNamed(call gjson.Result, offered *offeredTools) bool {
 	switch typ := call.Get("type"); {
 	case !typ.Exists() || typ.Type == gjson.String && typ.Str == "function":
-		name, input, function = call.Get("function.name"), call.Get("function.arguments"), true
+		return functionCallWhole(call.Get("function.name"), call.Get("function.arguments"), offered)
 	case typ.Type == gjson.String && typ.Str == "custom":
-		name, input = call.Get("custom.name"), call.Get("custom.input")
-	default:
+		name, input := call.Get("custom.name"), call.Get("custom.input")
+		// A custom tool's input is free text.
+		return callNamed(name, offered) && input.Type == gjson.String
+	}
+	return false
+}
+
+// functionCallWhole reports whether a function call (a tool call's
+// function, or a legacy function_call) names a tool the request offered
+// and carries its arguments whole. They are a JSON object, which the
+// client decodes and passes to the tool: a call cut short ({"city": "Par)
+// under a finish reason that says it is whole (review Z241), or arguments
+// that decode to a string — a double encoding, the object inside it even
+// cut short (review Z259) — would fail every caller for the entry's life.
+func functionCallWhole(name, args gjson.Result, offered *offeredTools) bool {
+	if !callNamed(name, offered) || args.Type != gjson.String {
+		return false // a call without its arguments fails every client that reads them (review Z241)
+	}
+	a := strings.TrimLeft(args.Str, " \t\r\n")
+	return strings.HasPrefix(a, "{") && scanJSON(a, MaxJSONDepth) == scanValid
+}
+
+// callNamed reports whether a call's name is a tool's, and one the request
+// offered when it named the tools it offers: a client dispatches the call
+// by name among its own tools, and a call to another (a built-in tool the
+// server's model calls unoffered, a name misspelt) fails every caller's
+// dispatch, where a retry may name an offered one (review Z259).
+func callNamed(name gjson.Result, offered *offeredTools) bool {
+	if name.Type != gjson.String || strings.TrimSpace(name.Str) == "" {
 		return false
 	}
-	if name.Type != gjson.String || strings.TrimSpace(name.Str) == "" || input.Type != gjson.String {
-		return false // a call without its arguments or input fails every client that reads them (review Z241)
+	return offered.names == nil || offered.names[name.Str]
+}
+
+// offeredTools are the names of the tools a request offers (tools: a
+// function's, a custom tool's; functions: a legacy function's), nil when
+// it names none, or names one the cache cannot read (then no call is
+// judged by its name).
+type offeredTools struct {
+	names map[string]bool
+}
+
+// readOfferedTools reads the tools the request top offers.
+func readOfferedTools(top gjson.Result) *offeredTools {
+	names := map[string]bool{}
+	readable := true
+	add := func(_, t gjson.Result) bool {
+		for _, p := range []string{"function.name", "custom.name", "name"} {
+			if n := t.Get(p); n.Type == gjson.String {
+				names[n.Str] = true
+				return true
+			}
+		}
+		readable = false
+		return false
 	}
-	// A function's arguments are JSON, which the client decodes before
-	// the tool runs: a call cut short ({"city": "Par) under a finish
-	// reason that says it is whole would fail every caller for the
-	// entry's life (review Z241). A custom tool's input is free text.
-	return !function || scanJSON(input.Str, MaxJSONDepth) == scanValid
+	for _, list := range []gjson.Result{top.Get("tools"), top.Get("functions")} {
+		if list.IsArray() {
+			list.ForEach(add)
+		} else if list.Exists() && list.Type != gjson.Null {
+			readable = false
+		}
+	}
+	if !readable || len(names) == 0 {
+		return &offeredTools{}
+	}
+	return &offeredTools{names: names}
 }
 
 // Holds reports whether the rule's predicates all hold on body, which
