@@ -43,6 +43,11 @@ type sseScanner struct {
 	pending bool // a block has begun (a field line) and not ended
 	cut     bool // the body ends in a line without its end
 	hadID   bool // the last event id is not empty: every blank line dispatches
+	// errorLine: a line of an "error" field, llama.cpp's report of an
+	// error mid-stream ("error: {...}", [DONE] after it). Clients ignore
+	// the unknown field, but the stream it ends is not the model's whole
+	// answer: it refuses the stream (AssembleStream; review Z260).
+	errorLine bool
 }
 
 // next returns the next event; ok is false at the end of the body.
@@ -96,6 +101,8 @@ func (sc *sseScanner) next() (ev SSEEvent, ok bool) {
 		case "retry":
 			sc.pending = true
 			retry = retry || pythonInt(value)
+		case "error":
+			sc.errorLine = true
 		}
 	}
 	return SSEEvent{}, false
@@ -382,6 +389,9 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 	}
 	if !sc.complete() {
 		s.Done = false
+	}
+	if sc.errorLine { // anywhere in the body: complete read what the loop left
+		s.ErrorEvent = true
 	}
 	// Assemble the equivalent non-streamed body.
 	obj := "chat.completion"
