@@ -59,6 +59,12 @@ type l2Sync struct {
 	applyFails int    // tries of the record at cursor that shared data refused
 	next       int64  // unix ms of the next read
 	chained    int    // full reads followed at once since the last tick's read (l2SyncChain)
+	// dropped: L1 went whole (all its entries, every model's generation)
+	// while this read's records were applied; the read's later records
+	// that would drop it whole again (unreadable, "all") are covered by
+	// that drop (review Z261: 32 garbage records walked the table 32
+	// times, 8 reads a tick).
+	dropped bool
 }
 
 const l2SyncBatch = 32
@@ -220,8 +226,15 @@ func (c *Cache) l2Read() []Action {
 	}
 	call.Done = func(res CallResult) []Action {
 		c.l2s.busy = false
-		if res.Failed || res.NotStarted || res.Status != 200 {
+		if res.Failed || res.NotStarted {
 			return nil // read again next time
+		}
+		if res.Status != 200 {
+			// Refused (webdis's ACL answers 403 for a command it does not
+			// allow): read again next time, and counted as a Redis error
+			// reply is; silent, purges never reached this L1 and no stat
+			// said so (review Z261).
+			return c.l2SyncError()
 		}
 		if !l2JSON(res.Body, c.l2SyncCap()) {
 			return c.l2SyncError()
@@ -311,6 +324,7 @@ func (c *Cache) l2Read() []Action {
 		}
 		me := c.l2Origin()
 		freed := 0
+		c.l2s.dropped = false // (the read's movePurgeMark above is dropL1's first half)
 		for _, it := range items {
 			msg, n, failed := c.l2Apply(it.Str, me)
 			if msg != "" {
@@ -517,7 +531,7 @@ func (c *Cache) l2RecordSum(rec string) uint64 {
 	return c.fingerprint([]byte(rec))
 }
 
-// l2SyncError counts a log read webdis answered with garbage (on the
+// l2SyncError counts a log read webdis answered with garbage or refused (on the
 // first route: the log belongs to none).
 func (c *Cache) l2SyncError() []Action {
 	if len(c.cfg.Routes) == 0 {
@@ -588,10 +602,14 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 	// whole, as for a trimmed log (review Z209): skipped, its purged
 	// answers were served here until their ttl.
 	unreadable := func(why string) (string, int, bool) {
+		if c.l2s.dropped {
+			return why + ": a purge may have been missed; this VM's L1 was dropped for this read already", 0, false
+		}
 		n, err := c.dropL1()
 		if err != nil {
 			return why + ", and L1 could not be dropped: " + err.Error(), n, true
 		}
+		c.l2s.dropped = true
 		return why + ": a purge may have been missed, so this VM's L1 is dropped", n, false
 	}
 	if len(item) > base64.StdEncoding.EncodedLen(l2MaxRecord) {
@@ -626,7 +644,12 @@ func (c *Cache) l2Apply(item, me string) (msg string, freed int, failed bool) {
 	}
 	switch scope {
 	case "all":
-		freed, err = c.purgeAll()
+		if c.l2s.dropped {
+			return "l2: another proxy's purge (all) is covered by this read's drop of L1", 0, false
+		}
+		if freed, err = c.purgeAll(); err == nil {
+			c.l2s.dropped = true
+		}
 	case "model":
 		if c.routeByName(route) == nil {
 			return "l2: another proxy's purge names an unknown route " + strconv.Quote(route), freed, false
