@@ -800,6 +800,9 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		// answer is not worth holding to merge.
 		b.fetchAll()
 	}
+	if !b.fullFetch && b.answerTooLarge() {
+		b.fetchAll()
+	}
 	if b.drifted {
 		// Cached items of one model and version disagree on their
 		// dimension: the model drifted between their stores. Nothing of
@@ -830,6 +833,33 @@ func (b *embBatch) mergeTooLarge(max int) bool {
 	// is better sent whole than held past it.
 	perItem := len(b.entries[0].Body) + 64
 	return len(b.sent) > (max-512)/perItem
+}
+
+// answerTooLarge reports that the answer the cache would build for the
+// batch (served whole from its cached vectors, or merged with the missing
+// items' answer, each of those the size of a cached vector) would be larger
+// than any answer the VM takes in (maxRefetchAnswer): a cached item
+// repeated is copied once per place it holds, and one 61 KB vector asked
+// 2,048 times in an 8 KB request built a 120 MiB answer in the VM, whose
+// memory never shrinks (review Z264). The batch goes upstream whole then,
+// its answer passed on as any miss's, never held.
+func (b *embBatch) answerTooLarge() bool {
+	if len(b.entries) == 0 {
+		return false
+	}
+	perMissing := len(b.entries[0].Body) + 64
+	size := 512 // the list's wrapping: object, model, usage
+	for i := range b.items {
+		if e := b.items[b.items[i].first].entry; e != nil {
+			size += len(e.Body) + 64 // {"object":"embedding","index":N,"embedding":…},
+		} else {
+			size += perMissing
+		}
+		if size > maxRefetchAnswer {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchAll sends the whole batch upstream as the client wrote it: every
