@@ -347,6 +347,7 @@ func (c *Cache) l2Read() []Action {
 				if err != nil {
 					break
 				}
+				c.l2s.dropped = true
 			}
 			c.l2s.applyFails = 0
 			c.l2s.cursor++

@@ -199,6 +199,7 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 		role    string
 		finish  string
 		tools   []*toolCall
+		fn      *toolCall // a legacy function_call's name and arguments (review Z262)
 	}
 	var choices []*choice
 	calls := 0 // tool calls over all choices
@@ -321,6 +322,18 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					// form's check, which refuses it (review Z127).
 					s.BadShape = true
 					return false
+				}
+				if fc := d.Get("function_call"); fc.Exists() && fc.Type != gjson.Null {
+					// OpenAI's legacy function call, its name and arguments
+					// in string fragments as a tool call's: assembled, the
+					// JSON form's check judges it (checkCompletion).
+					if ch.fn == nil {
+						ch.fn = &toolCall{}
+					}
+					if !fc.IsObject() || !appendFragment(&ch.fn.name, fc.Get("name")) || !appendFragment(&ch.fn.args, fc.Get("arguments")) {
+						s.BadShape = true
+						return false
+					}
 				}
 				tcs.ForEach(func(_, tc gjson.Result) bool {
 					// The index is bounded before any arithmetic: ti+1 of
@@ -464,6 +477,12 @@ func AssembleStream(kind Kind, body []byte) StreamSummary {
 					b = append(b, "}}"...)
 				}
 				b = append(b, ']')
+			}
+			if ch.fn != nil {
+				b = append(b, `,"function_call":{"name":`...)
+				b = appendJSONString(b, ch.fn.name.String())
+				b = append(b, `,"arguments":`...)
+				b = append(appendJSONString(b, ch.fn.args.String()), '}')
 			}
 			b = append(b, '}')
 		}
