@@ -373,7 +373,7 @@ func (f *Flight) semanticStep() []Action {
 	if !claimed {
 		return nil // another worker is embedding it
 	}
-	b.allow(c.nowMs(), s) // a trial, if the breaker was open
+	_, trial := b.allow(c.nowMs(), s) // a trial, if the breaker was open
 	if c.semPending == nil || len(c.semPending) >= semMaxVectors {
 		c.semPending = map[uint64]int64{} // only abandoned calls' marks can pile up
 	}
@@ -390,7 +390,7 @@ func (f *Flight) semanticStep() []Action {
 	ended := func(res CallResult) (e embedding, ok, timeout bool) {
 		delete(c.semPending, tkey)
 		e, ok, timeout = parseEmbedding(req.Route, res)
-		b.result(ok, c.nowMs())
+		b.result(ok, trial, c.nowMs())
 		return e, ok, timeout
 	}
 	orphaned := func(e embedding, ok bool) []Action {
@@ -484,22 +484,27 @@ func (b *embedBreaker) permits(now int64, s *Semantic) bool {
 }
 
 // allow reports whether an embeddings call of a route of s may go at now,
-// and takes the trial if the breaker is open.
-func (b *embedBreaker) allow(now int64, s *Semantic) bool {
+// and whether it is the trial (taken if the breaker is open).
+func (b *embedBreaker) allow(now int64, s *Semantic) (ok, trial bool) {
 	if !b.permits(now, s) {
-		return false
+		return false, false
 	}
 	if b.fails >= s.Breaker.Failures {
 		b.trialFor = s.Embedding.Timeout.Milliseconds() + 1000
 		b.trialUntil = now + b.trialFor
+		return true, true
 	}
-	return true
+	return true, false
 }
 
 // result records a call's end: a success closes the breaker, a failure
-// counts (and opens it again after a trial).
-func (b *embedBreaker) result(ok bool, now int64) {
-	b.trialUntil = 0
+// counts (and opens it again after a trial). Only the trial's own end
+// ends the trial: a call sent before the breaker opened that failed late
+// let a second trial go while the first still hung (Z262's suspicion).
+func (b *embedBreaker) result(ok, trial bool, now int64) {
+	if trial || ok {
+		b.trialUntil = 0
+	}
 	if ok {
 		b.fails = 0
 		return
