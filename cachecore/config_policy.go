@@ -60,7 +60,9 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 	case "key_headers":
 		pol.KeyHeaders = p.keyHeaders(path, v)
 	case "model_path":
-		pol.ModelPath = p.gjsonPath(path, v)
+		if s := p.gjsonPath(path, v); len(s) <= maxConfigPath { // (else refused: the routes' checks go on with the default)
+			pol.ModelPath = s
+		}
 	case "key_fields":
 		pol.KeyFields = p.strList(path, v)
 		for i, name := range pol.KeyFields {
@@ -201,7 +203,7 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				}
 				for i, sp := range sh.Paths {
 					if !gjsonPathOK(sp) {
-						p.fail(fmt.Sprintf("%s[%d]", sub, i), "is not a usable gjson path: %q", sp)
+						p.badPath(fmt.Sprintf("%s[%d]", sub, i), sp)
 					}
 				}
 			case "tolerance":
@@ -401,7 +403,7 @@ func (p *parser) rule(path string, v gjson.Result) (Rule, bool) {
 	if r.Path == "" {
 		p.fail(path+".path", "is required")
 	} else if !gjsonPathOK(r.Path) {
-		p.fail(path+".path", "is not a usable gjson path: %q", r.Path)
+		p.badPath(path+".path", r.Path)
 	}
 	if preds == 0 {
 		p.fail(path, "has no predicate (exists, type, non_empty, equals, one_of, min, max, min_items, max_items)")
@@ -606,9 +608,25 @@ func patternLinear(rest string) bool {
 func (p *parser) gjsonPath(path string, v gjson.Result) string {
 	s := p.str(path, v)
 	if v.Type == gjson.String && !gjsonPathOK(s) {
-		p.fail(path, "is not a usable gjson path: %q", s)
+		p.badPath(path, s)
 	}
 	return s
+}
+
+// maxConfigPath bounds a gjson path of the configuration. Its checks read
+// parts of it again (a pattern after each %, a query's end for each
+// query), and an error about one inherited from defaults quotes it for
+// each route: a path of 240 KB took seconds to refuse (review Z265). A
+// path of a model's answer is a few segments.
+const maxConfigPath = 1024
+
+// badPath says why s (at path) is not a usable gjson path.
+func (p *parser) badPath(path, s string) {
+	if len(s) > maxConfigPath {
+		p.fail(path, "is %d bytes: a gjson path holds at most %d", len(s), maxConfigPath)
+		return
+	}
+	p.fail(path, "is not a usable gjson path: %q", s)
 }
 
 // gjsonPathOK refuses paths gjson would treat as modifiers or queries that
@@ -617,7 +635,7 @@ func (p *parser) gjsonPath(path string, v gjson.Result) string {
 // left open, a dangling escape. gjson reads those as paths that match
 // nothing, so a rule on one would hold or fail on every answer.
 func gjsonPathOK(path string) bool {
-	if path == "" || strings.ContainsAny(path, "@|\x00") || strings.Contains(path, "..") || path[0] == '!' {
+	if path == "" || len(path) > maxConfigPath || strings.ContainsAny(path, "@|\x00") || strings.Contains(path, "..") || path[0] == '!' {
 		// A path led by ! is a literal gjson reads instead of the
 		// answer (!true, !0.99): a rule on it held on every answer or
 		// on none, a confidence read every answer as its score (review
@@ -675,6 +693,9 @@ func (p *parser) confidence(path string, v gjson.Result) *Confidence {
 		switch key {
 		case "path":
 			c.Path = p.gjsonPath(sub, val)
+			if len(c.Path) > maxConfigPath {
+				break // refused (gjsonPath); its other checks read it again
+			}
 			if _, _, each := eachAt(c.Path); each || endsInEveryMatch(c.Path) {
 				p.fail(sub, "crosses every element of an array (#): it reads a list of values, never one score")
 			} else if endsAtMultipath(c.Path) != 0 {

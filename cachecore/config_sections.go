@@ -55,7 +55,7 @@ func (p *parser) config(data []byte) *Config {
 		case "upstream_cluster":
 			cfg.Cluster = p.printable(key, v, "")
 		case "upstream_authority":
-			cfg.Authority = p.printable(key, v, "")
+			cfg.Authority = p.host(key, v)
 		case "max_request_bytes":
 			cfg.MaxRequestBytes = p.intRange(key, v, 1, 64<<20)
 		case "store":
@@ -86,6 +86,12 @@ func (p *parser) config(data []byte) *Config {
 			// the first one after half of lease_ttl has passed
 			// (Flight.keepL2Lease): at most three quarters of it, so.
 			p.fail("l2.lease_ttl", "must be at least four times tick_period (%v): a leader renews its cross-proxy lease on its VM's ticks, once half of it has passed", cfg.TickPeriod)
+		}
+		if cfg.L2.SyncInterval > 0 && cfg.L2.SyncInterval < cfg.TickPeriod {
+			// The purge log is read on the VM's ticks: another proxy's
+			// purge reached this L1 a tick_period late, not a
+			// sync_interval (review Z265).
+			p.fail("l2.sync_interval", "%v (1s if not set) is below tick_period (%v): the purge log is read on its VM's ticks; set sync_interval at least tick_period", cfg.L2.SyncInterval, cfg.TickPeriod)
 		}
 	}
 	if !routes.Exists() {
