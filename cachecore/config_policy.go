@@ -50,6 +50,11 @@ func (p *parser) policyField(path, key string, v gjson.Result, pol *Policy) bool
 				// Every caller sends the same :method, :scheme, :path:
 				// one tenant for all (review Z142).
 				p.fail(sub, "%q is a pseudo-header: every caller sends the same, and all would be one tenant", name)
+			case name == "host":
+				// Envoy hands a request's host to the filter as its
+				// :authority: every request bypassed as no_identity (Z265's
+				// suspicion).
+				p.fail(sub, "%q reaches the filter as :authority (Envoy's name for it): name \":authority\"", name)
 			case hopByHop(name), replayDrops(name):
 				// A refresh or shadow call does not send it (ReplayHeaders):
 				// it would ask as no one, for an answer stored under the

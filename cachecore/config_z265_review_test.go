@@ -95,3 +95,14 @@ func TestConfigZ265HugeUpstreamAuthorityRefusedOnce(t *testing.T) {
 		t.Fatalf("a 1 MB upstream_authority: %v", err)
 	}
 }
+
+// Z265's suspicion: tenant_headers ["host"] was accepted, but Envoy hands
+// a request's host to the filter as :authority, never as host: every
+// request bypassed as no_identity, with no error at start.
+func TestConfigZ265TenantHeaderHostRefused(t *testing.T) {
+	cfg := `{"routes":[{"name":"c","kind":"chat","path_prefix":"/c","tenant_headers":["host"]}]}`
+	_, err := ParseConfig([]byte(cfg))
+	if err == nil || !strings.Contains(err.Error(), `routes[0].tenant_headers[0]`) || !strings.Contains(err.Error(), ":authority") {
+		t.Fatalf("tenant_headers [\"host\"]: %v; want refused, naming :authority", err)
+	}
+}
