@@ -690,7 +690,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 	if ahead {
 		b.views.ahead, b.views.aheadFP = c.leases, req.LeaseFP()
 	}
-	kept, missed := 0, 0
+	kept, missed, copied, tooLarge := 0, 0, 0, false
 	for _, i := range b.distinct {
 		it := &b.items[i]
 		it.entry, it.fresh = nil, nil
@@ -732,6 +732,15 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			b.entries = reuse(b.spareEntries, len(b.distinct))[:len(b.distinct)]
 			b.spareVecs, b.spareEntries = nil, nil
 		}
+		if copied += len(e.Body); copied > maxBatchBuild {
+			// The cached vectors alone would make an answer past what the
+			// VM builds: copied on, 2,048 cached vectors of 61 KB took the
+			// worker past its 1 GiB (review Z266). The batch goes
+			// upstream whole (below).
+			tooLarge = true
+			break
+		}
+		b.room(len(e.Body))
 		at := len(b.vecs)
 		b.vecs = append(b.vecs, e.Body...)
 		kept++
@@ -800,7 +809,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		// answer is not worth holding to merge.
 		b.fetchAll()
 	}
-	if !b.fullFetch && b.answerTooLarge() {
+	if !b.fullFetch && (tooLarge || b.answerTooLarge()) {
 		b.fetchAll()
 	}
 	if b.drifted {
@@ -835,14 +844,35 @@ func (b *embBatch) mergeTooLarge(max int) bool {
 	return len(b.sent) > (max-512)/perItem
 }
 
+// maxBatchBuild bounds the answer the cache builds for a batch from its
+// cached vectors (served whole, or merged with the missing items'), and
+// the cached vectors it copies for it: both live in the VM at once, whose
+// memory never shrinks (reviews Z264, Z266). A batch past it goes upstream
+// whole, its answer passed on as any miss's, never held. 2,048 vectors of
+// 1,536 floats in base64 take 16 MiB; as JSON numbers, about 34 MiB (such
+// a batch goes upstream whole).
+const maxBatchBuild = 24 << 20
+
+// vecBlock is the least the vecs arena grows by: a new block, the cached
+// vectors already copied staying where they are. Grown by append, every
+// growth copied them, and the slices taken before kept the old array
+// alive: twice the vectors at the peak (review Z266).
+const vecBlock = 1 << 20
+
+// room makes room for n more bytes in the vecs arena without moving what
+// it holds (the entries' bodies and kept strings are slices of it).
+func (b *embBatch) room(n int) {
+	if len(b.vecs)+n > cap(b.vecs) {
+		b.vecs = make([]byte, 0, max(n, vecBlock))
+	}
+}
+
 // answerTooLarge reports that the answer the cache would build for the
 // batch (served whole from its cached vectors, or merged with the missing
 // items' answer, each of those the size of a cached vector) would be larger
-// than any answer the VM takes in (maxRefetchAnswer): a cached item
-// repeated is copied once per place it holds, and one 61 KB vector asked
-// 2,048 times in an 8 KB request built a 120 MiB answer in the VM, whose
-// memory never shrinks (review Z264). The batch goes upstream whole then,
-// its answer passed on as any miss's, never held.
+// than maxBatchBuild: a cached item repeated is copied once per place it
+// holds, and one 61 KB vector asked 2,048 times in an 8 KB request built a
+// 120 MiB answer in the VM (review Z264).
 func (b *embBatch) answerTooLarge() bool {
 	if len(b.entries) == 0 {
 		return false
@@ -855,7 +885,7 @@ func (b *embBatch) answerTooLarge() bool {
 		} else {
 			size += perMissing
 		}
-		if size > maxRefetchAnswer {
+		if size > maxBatchBuild {
 			return true
 		}
 	}
@@ -875,6 +905,7 @@ func (b *embBatch) fetchAll() {
 // keepString copies s into the vecs arena, which lives as long as the
 // batch: the table's buffer s was read from is read into again.
 func (b *embBatch) keepString(s string) string {
+	b.room(len(s))
 	at := len(b.vecs)
 	b.vecs = append(b.vecs, s...)
 	return bytesString(b.vecs[at:len(b.vecs):len(b.vecs)])
