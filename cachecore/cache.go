@@ -38,7 +38,7 @@ type Cache struct {
 
 	slo         map[*Route]*sloCounts       // this VM's unflushed SLO counts
 	shadowSlots map[*Route]*BackgroundSlots // per-route shadow limiters
-	tenants     map[tenantKey][32]byte      // recently seen credentials' hashes
+	tenants     map[tenantKey]tenantID      // recently seen credentials' hashes
 	last        lastTenant                  // the last of them, checked first
 	refreshN    uint32                      // background refreshes started (lease owner ids)
 	layoutWas   string                      // the layout New replaced (noteLayout), or ""
@@ -350,6 +350,7 @@ type requestState struct {
 
 	tenant     [32]byte
 	tenantFrom string // the identity header the tenant was read from
+	credential uint64 // the tenant's credential alone, whichever header carried it (a shadow's min_tenants)
 	authority  string // lower-cased :authority; "" on share_authorities routes
 
 	Model  string

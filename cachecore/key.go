@@ -172,11 +172,11 @@ func lowerASCIINew(s string) string {
 // credential is ever stored, and two tenants can never share a namespace.
 // A VM sees few distinct credentials, so recent ones are remembered (a
 // bounded map, reset when full) to spare the hash on every request.
-func (c *Cache) tenantHash(name, value string) [32]byte {
+func (c *Cache) tenantHash(name, value string) tenantID {
 	// The last credential first: comparing two strings is cheaper under
 	// wasm than the map's hashing of both.
 	if c.last.is(name, value) {
-		return c.last.sum
+		return c.last.id
 	}
 	if len(value) <= maxRememberedCredential {
 		if h, ok := c.tenants[tenantKey{name, value}]; ok {
@@ -187,13 +187,21 @@ func (c *Cache) tenantHash(name, value string) [32]byte {
 	return c.tenantHashNew(name, value)
 }
 
+// tenantID is a tenant's hash (the key's), and a tag of its credential
+// alone, whichever header carried it (ObserveShadow's min_tenants).
+type tenantID struct {
+	sum        [32]byte
+	credential uint64
+}
+
 // tenantHashNew hashes a credential not remembered, and remembers it. It
 // is a function of its own so that a remembered credential's requests
 // never enter its code (the hash is inlined into it).
 //
 //go:noinline
-func (c *Cache) tenantHashNew(name, value string) [32]byte {
+func (c *Cache) tenantHashNew(name, value string) tenantID {
 	var sum [32]byte
+	credential := strings.TrimSpace(value)
 	h := sha256.New()
 	h.Write([]byte("modelcache tenant\x00"))
 	h.Write([]byte(name))
@@ -206,19 +214,21 @@ func (c *Cache) tenantHashNew(name, value string) [32]byte {
 		h.Write(append(b[:0], scheme...))
 		h.Write([]byte{' '})
 		h.Write([]byte(token))
+		credential = strings.TrimSpace(token)
 	} else {
 		h.Write([]byte(value))
 	}
 	h.Sum(sum[:0])
+	id := tenantID{sum, fnv64(credential) | 1} // (never 0: no tenant)
 	if len(value) <= maxRememberedCredential {
 		if c.tenants == nil || len(c.tenants) >= maxRememberedTenants {
-			c.tenants = make(map[tenantKey][32]byte, maxRememberedTenants)
+			c.tenants = make(map[tenantKey]tenantID, maxRememberedTenants)
 		}
 		// Clone: header strings alias the host's buffer of the whole map.
-		c.tenants[tenantKey{strings.Clone(name), strings.Clone(value)}] = sum
-		c.last.set(name, value, sum)
+		c.tenants[tenantKey{strings.Clone(name), strings.Clone(value)}] = id
+		c.last.set(name, value, id)
 	}
-	return sum
+	return id
 }
 
 // authScheme splits an Authorization (or Proxy-Authorization) value into
@@ -254,11 +264,11 @@ func authScheme(name, value string) (scheme []byte, token string, ok bool) {
 type lastTenant struct {
 	ok          bool
 	name, value []byte
-	sum         [32]byte
+	id          tenantID
 }
 
-func (l *lastTenant) set(name, value string, sum [32]byte) {
-	l.ok, l.name, l.value, l.sum = true, append(l.name[:0], name...), append(l.value[:0], value...), sum
+func (l *lastTenant) set(name, value string, id tenantID) {
+	l.ok, l.name, l.value, l.id = true, append(l.name[:0], name...), append(l.value[:0], value...), id
 }
 
 // is reports whether name and value are the last remembered credential's.
@@ -471,11 +481,12 @@ func (c *Cache) readTenant(req *Request, h [][2]string) bool {
 		}
 		// The last identity was checked before.
 		if c.last.is(n, v) {
-			req.tenant, req.tenantFrom = c.last.sum, n
+			req.tenant, req.tenantFrom, req.credential = c.last.id.sum, n, c.last.id.credential
 			return true
 		}
 		if namesSomeone(n, v) {
-			req.tenant, req.tenantFrom = c.tenantHash(n, v), n
+			id := c.tenantHash(n, v)
+			req.tenant, req.tenantFrom, req.credential = id.sum, n, id.credential
 			return true
 		}
 	}

@@ -74,7 +74,7 @@ var kinds = []*kindSpec{
 		question:      []string{"messages"},
 		finishReasons: []string{"stop"},
 		shadowCompare: "text",
-		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls"},
+		shadowPaths:   []string{"choices.#.message.content", "choices.#.message.tool_calls", "choices.#.message.function_call"}, // (the legacy call too; review Z268)
 		// vLLM's echo and generation-prompt flags: the last message
 		// echoed into the answer, or continued rather than answered.
 		// OpenAI's audio output (modalities, audio: message.audio),

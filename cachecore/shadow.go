@@ -267,7 +267,7 @@ func foldText(s string) string {
 func textForm(b *strings.Builder, v gjson.Result, member string) {
 	switch {
 	case v.IsObject():
-		call := v.Get("function").IsObject()
+		call := v.Get("function").IsObject() || v.Get("custom").IsObject() // a tool call's id is the server's, new each time (a custom call's too; review Z268)
 		b.WriteByte('{')
 		v.ForEach(func(k, x gjson.Result) bool {
 			if call && k.Str == "id" {
@@ -489,7 +489,11 @@ func (c *Cache) ObserveShadow(req *Request, diverged bool) (ShadowResult, error)
 		}
 		r.samples++
 		if diverged {
-			if tag := req.tenantTag(); r.diverged == 0 {
+			// The credential, not the header it came in: one key sent as
+			// Authorization and as x-api-key is two tenants for the key,
+			// but one caller, who could invalidate every tenant's entries
+			// alone (review Z268).
+			if tag := req.credential; r.diverged == 0 {
 				r.divTenant = tag
 			} else if tag != r.divTenant {
 				r.divOthers++
