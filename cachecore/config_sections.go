@@ -87,11 +87,15 @@ func (p *parser) config(data []byte) *Config {
 			// (Flight.keepL2Lease): at most three quarters of it, so.
 			p.fail("l2.lease_ttl", "must be at least four times tick_period (%v): a leader renews its cross-proxy lease on its VM's ticks, once half of it has passed", cfg.TickPeriod)
 		}
-		if cfg.L2.SyncInterval > 0 && cfg.L2.SyncInterval < cfg.TickPeriod {
-			// The purge log is read on the VM's ticks: another proxy's
-			// purge reached this L1 a tick_period late, not a
-			// sync_interval (review Z265).
-			p.fail("l2.sync_interval", "%v (1s if not set) is below tick_period (%v): the purge log is read on its VM's ticks; set sync_interval at least tick_period", cfg.L2.SyncInterval, cfg.TickPeriod)
+		// The purge log is read on the VM's ticks: a sync_interval below
+		// tick_period was one in name only, another proxy's purge
+		// reaching this L1 a tick_period late (review Z265). Not set, it
+		// is 1s or tick_period if that is longer.
+		switch {
+		case cfg.L2.SyncInterval == 0:
+			cfg.L2.SyncInterval = max(DefaultL2SyncInterval, cfg.TickPeriod)
+		case cfg.L2.SyncInterval < cfg.TickPeriod:
+			p.fail("l2.sync_interval", "%v is below tick_period (%v): the purge log is read on its VM's ticks; set sync_interval at least tick_period, or leave it out", cfg.L2.SyncInterval, cfg.TickPeriod)
 		}
 	}
 	if !routes.Exists() {

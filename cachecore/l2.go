@@ -72,7 +72,7 @@ func (p *parser) l2(path string, v gjson.Result, maxEntry int) *L2Config {
 	l := &L2Config{Authority: "webdis", Timeout: DefaultL2Timeout, WriteTimeout: DefaultL2WriteTimeout,
 		TTLSlack: DefaultL2TTLSlack, Write: "async", MaxEntryBytes: maxEntry, Prefix: DefaultL2Prefix,
 		BreakerFailures: DefaultL2Failures, BreakerCoolDown: DefaultL2CoolDown, LeaseTTL: DefaultL2LeaseTTL,
-		SyncInterval: DefaultL2SyncInterval}
+		SyncInterval: 0} // not set: DefaultL2SyncInterval, or tick_period if longer (config)
 	p.fields(path, v, func(key string, v gjson.Result) bool {
 		sub := join(path, key)
 		switch key {
