@@ -271,6 +271,13 @@ func (s *Stream) HeldTooLong() bool {
 	return sinceOrNow(&s.heldSince, now) >= HoldGrace.Milliseconds()
 }
 
+// HoldLeft is how long a request HeldTooLong kept may still be held (ms):
+// the host's tick is armed for it, so that it is let go at the grace, not
+// at the next tick of one held before it.
+func (s *Stream) HoldLeft() int64 {
+	return max(HoldGrace.Milliseconds()-(s.c.nowMs()-s.heldSince), 0)
+}
+
 // LetGoJudged is the judgement of a request GiveUpHold let go as
 // body_late, once its body came: at once (stall), the proxy held it back,
 // and the request passed for the proxy's lack of support (its

@@ -128,7 +128,7 @@ func timedStalls(hs *harness, prefix string) {
 		req.Streaming = true
 		ex := hs.h.StartExchange(0, req)
 		hs.h.Drain()
-		hs.h.AdvanceAndTick(cachecore.HoldGrace + 50*time.Millisecond)
+		hs.h.AdvanceAndTick(cachecore.HoldGrace) // let go at the grace, by a tick armed for it
 		hs.h.Drain()
 		ex.SendBody(body, true) // just after it was let go
 		hs.h.Drain()

@@ -44,6 +44,9 @@ type plugin struct {
 	// is checked on ticks, and at a tick_period up to max_wait it waited
 	// up to twice max_wait (review Z124).
 	waitTick time.Duration
+	// holdDue: when the first grace of the requests a check of the held
+	// ones kept ends (unix ms; checkHeld); 0: none.
+	holdDue int64
 
 	lastSLOFlush time.Time
 }
@@ -395,6 +398,9 @@ func (p *plugin) fastPeriod() time.Duration {
 	period := p.cfg.TickPeriod
 	if len(p.holding) > 0 {
 		period = min(period, cachecore.HoldGrace)
+		if left := time.Duration(p.holdDue-clockMs) * time.Millisecond; p.holdDue != 0 && left > 0 {
+			period = min(period, max(left, 10*time.Millisecond))
+		}
 	}
 	if len(p.waiting) > 0 {
 		period = min(period, p.waitTick)
@@ -423,8 +429,17 @@ func (p *plugin) tickFast() bool { return p.tickArmed > 0 && p.tickArmed <= p.fa
 // checkHeld lets through requests held for a body that never comes
 // (cachecore.HoldState says why and when).
 func (p *plugin) checkHeld() {
+	p.holdDue = 0
 	for id, s := range p.holding {
 		if !s.x.HeldTooLong() {
+			// Its grace may end before the next tick of the period the
+			// first held request set: the tick is armed for it
+			// (fastPeriod). Left to that period, a request held a few ms
+			// after another was let go at nearly twice the grace (review
+			// Z269).
+			if due := nowMs() + s.x.HoldLeft(); p.holdDue == 0 || due < p.holdDue {
+				p.holdDue = due
+			}
 			continue
 		}
 		delete(p.holding, id)
