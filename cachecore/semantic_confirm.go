@@ -147,6 +147,13 @@ func (f *Flight) semanticExactHit() {
 	if cur := c.semConfirmState(req.FP).of(at); int(cur.hits) >= s.ConfirmHits || cur.demoted {
 		return // the common case: one read, no write
 	}
+	if _, ok := c.semanticQuery(req); !ok {
+		// No turn to embed (content parts, a tool message last): never
+		// indexed, no near match reaches it. Confirmed, it was counted
+		// as reachable and took a confirmation slot answers that near
+		// matches reach depend on (review Z271).
+		return
+	}
 	confirmed := false
 	c.semUpdate(req.FP, at, func(st *semConfirm) bool {
 		if int(st.hits) >= s.ConfirmHits || st.demoted {
@@ -192,6 +199,9 @@ func (c *Cache) semanticShadow(req *Request, agree bool) []Action {
 	}
 	if !agree || !s.ConfirmShadow || req.Status != StatusHit || req.Entry == nil {
 		return nil
+	}
+	if _, ok := c.semanticQuery(req); !ok {
+		return nil // not reachable by a near match (semanticExactHit)
 	}
 	confirmed := false
 	c.semUpdate(req.FP, req.Entry.StoredAt, func(st *semConfirm) bool {

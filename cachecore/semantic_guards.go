@@ -85,7 +85,8 @@ func vetoes(g *Guards, a, b string) Event {
 		return EvVetoNegation
 	}
 	if g.Entities && (!slices.Equal(entities(ta), entities(tb)) || !slices.Equal(codeFragments(a), codeFragments(b)) || rareDifference(ta, tb) || !slices.Equal(contentOrder(ta), contentOrder(tb)) ||
-		asks(ta, prepositions(tb)) != asks(tb, prepositions(ta)) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb) || otherAsk(ta, tb)) {
+		asks(ta, prepositions(tb)) != asks(tb, prepositions(ta)) || otherPersons(ta, tb) || tensed(ta, tb) || quantified(ta, tb) || otherAsk(ta, tb) ||
+		participlesFlip(ta, tb)) {
 		return EvVetoEntities
 	}
 	return 0
@@ -1382,6 +1383,8 @@ func askClasses(ts []token) []string {
 			c = "look like"
 		case c == "like" && describing:
 			c = "look like" // "what are cats like" ≠ "what do cats like"
+		case c == "let" && i+1 < len(ts) && (ts[i+1].w == "me" || ts[i+1].w == "us"):
+			continue // "let me know": framing
 		}
 		out = append(out, c)
 	}
@@ -1395,7 +1398,8 @@ var askWords = pairs(`give:give provide:give get:get obtain:get receive:get make
 		need:need needs:need needed:need want:want wants:want wanted:want
 		define:define defined:define definition:define meaning:define mean:define means:define
 		example:example examples:example share:give name:name
-		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible`)
+		fast:fast quick:fast quickly:fast easy:easy easiest:easy good:good possible:possible
+		let:let lets:let letting:let`) // "let my son quit" ≠ "make my son quit" (review Z271)
 
 // conjunctions is the set of "and" (1) and "or" (2) in a turn.
 func conjunctions(ts []token) int {
@@ -1431,15 +1435,68 @@ func otherPersons(a, b []token) bool {
 	if swapped(roles(a), roles(b)) {
 		return true
 	}
-	pa, ga := persons(a)
-	pb, gb := persons(b)
+	pa, ga, sa := persons(a)
+	pb, gb, sb := persons(b)
 	switch {
 	case pa != "" && pb != "":
 		return pa != pb
 	case pa == "":
-		return outside(pb, ga)
+		return outside(pb, whose(ga, sa))
 	}
-	return outside(pa, gb)
+	return outside(pa, whose(gb, sb))
+}
+
+// participlesFlip reports a word in -ed on one side whose stem the other
+// side has only in -ing, or the other way round: the stems are one word to
+// the rules above, but one side feels or undergoes what the other causes or
+// does ("annoyed" / "annoying", "the man being followed" / "the man
+// following"; review Z271).
+func participlesFlip(a, b []token) bool {
+	fa := participleForms(a)
+	if len(fa) == 0 {
+		return false
+	}
+	for stem, f := range participleForms(b) {
+		if g := fa[stem]; g != 0 && g != f {
+			return true
+		}
+	}
+	return false
+}
+
+// participleForms maps the stems of a turn's words in -ed (1) and -ing (2)
+// to the forms it has them in.
+func participleForms(ts []token) map[string]byte {
+	var m map[string]byte
+	for _, t := range ts {
+		var f byte
+		switch {
+		case t.stem == t.w:
+			continue
+		case strings.HasSuffix(t.w, "ed"):
+			f = 1
+		case strings.HasSuffix(t.w, "ing"):
+			f = 2
+		default:
+			continue
+		}
+		if m == nil {
+			m = map[string]byte{}
+		}
+		m[t.stem] |= f
+	}
+	return m
+}
+
+// whose is the generic persons a side without other persons speaks of: those
+// whose things it names (owned), else those it asks as (subjects): "do I
+// need a visa" asks as anyone, which "does he need a visa", of someone the
+// conversation named, is not (review Z271).
+func whose(owned, subjects string) string {
+	if owned != "" {
+		return owned
+	}
+	return subjects
 }
 
 // outside reports a person in ps that is not among the generic persons
@@ -1525,8 +1582,9 @@ var framingVerbs = set("tell explain describe show give list name provide share 
 // explain … ("can you tell me") is anyone only as that subject: "can you
 // tell me your name" asks for the one addressed's name, ≠ "can you tell
 // me my name". It also returns the generic persons whose other pronouns
-// it left out ("how do I find my IP address": 1), for otherPersons.
-func persons(ts []token) (string, string) {
+// it left out ("how do I find my IP address": 1), and all the generic
+// ones, for otherPersons.
+func persons(ts []token) (string, string, string) {
 	var generic []byte
 	asked := -1 // "can you tell …": only this pronoun is anyone
 	// A permission asked ("am I allowed to bring food") is anyone's only
@@ -1576,7 +1634,7 @@ func persons(ts []token) (string, string) {
 			out = append(out, p)
 		}
 	}
-	return string(out), string(owned)
+	return string(out), string(owned), string(generic)
 }
 
 var subjectPronouns = set("i you we they")
