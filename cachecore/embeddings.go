@@ -720,6 +720,17 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			// coalesced): no read ahead for it.
 			ahead, b.views.ahead = false, nil
 		}
+		if b.entries == nil && (len(e.Body)+64)*len(b.items)+512 > maxBatchBuild {
+			// Judged at the first hit, before any vector is copied: the
+			// answer the cache would build holds one vector for each item,
+			// cached or sent, each about this one's size (answerTooLarge).
+			// Copied first and judged after, every batch sent whole left up
+			// to maxBatchBuild of garbage, which a callback cannot collect
+			// (the collector's worker runs between callbacks), and a few
+			// dozen in flight took a worker out of memory (review Z270).
+			tooLarge = true
+			break
+		}
 		if b.entries == nil {
 			// Vectors differ a little in length; the first hit's header
 			// text goes there too. Reserved for the batch's items, but
@@ -728,7 +739,7 @@ func (c *Cache) lookupItems(req *Request) Decision {
 			// new short items reserved 94 MiB it never used (review Z166).
 			// More cached vectors than that grow it; the slices taken
 			// before stay valid.
-			b.vecs = reuse(b.spareVecs, min((len(e.Body)+len(e.Body)/4)*len(b.distinct), req.Route.MaxEntryBytes+len(e.Body))+256)
+			b.vecs = reuse(b.spareVecs, min((len(e.Body)+len(e.Body)/4)*len(b.distinct), req.Route.MaxEntryBytes+len(e.Body), maxBatchBuild)+256)
 			b.entries = reuse(b.spareEntries, len(b.distinct))[:len(b.distinct)]
 			b.spareVecs, b.spareEntries = nil, nil
 		}
@@ -900,6 +911,11 @@ func (b *embBatch) fetchAll() {
 		b.items[i].entry = nil
 		b.sent = append(b.sent, i)
 	}
+	// The cached vectors copied are let go, and what points into them:
+	// kept, each batch sent whole held up to maxBatchBuild for its whole
+	// upstream call, and 12 in flight took a worker out of memory (review
+	// Z270).
+	b.entries, b.vecs, b.hdrs, b.model, b.cachedDims = nil, nil, nil, "", ""
 }
 
 // keepString copies s into the vecs arena, which lives as long as the
