@@ -219,7 +219,14 @@ func (c *Cache) tenantHashNew(name, value string) tenantID {
 		h.Write([]byte(value))
 	}
 	h.Sum(sum[:0])
-	id := tenantID{sum, fnv64(credential) | 1} // (never 0: no tenant)
+	// The credential's tag: a SHA-256 of it, as the tenant's hash is (no
+	// fast unkeyed hash of a credential in shared data; Z270's suspicion).
+	h.Reset()
+	h.Write([]byte("modelcache credential\x00"))
+	h.Write([]byte(credential))
+	var cs [32]byte
+	h.Sum(cs[:0])
+	id := tenantID{sum, binary.LittleEndian.Uint64(cs[:8]) | 1} // (never 0: no tenant)
 	if len(value) <= maxRememberedCredential {
 		if c.tenants == nil || len(c.tenants) >= maxRememberedTenants {
 			c.tenants = make(map[tenantKey]tenantID, maxRememberedTenants)
