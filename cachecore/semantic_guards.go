@@ -1441,9 +1441,19 @@ func otherPersons(a, b []token) bool {
 	case pa != "" && pb != "":
 		return pa != pb
 	case pa == "":
-		return outside(pb, whose(ga, sa))
+		return outside(pb, whose(ga, sa)) || ga == "" && sa == "" && named(pb)
 	}
-	return outside(pa, whose(gb, sb))
+	return outside(pa, whose(gb, sb)) || gb == "" && sb == "" && named(pa)
+}
+
+// named reports a third person among ps (he, she, they: someone the
+// conversation named) against a side with no pronoun at all, which asks as
+// anyone: "how to apply for a passport" ≠ "how does he apply for a
+// passport" (review Z272). The speaker or the one addressed against no
+// pronoun is still anyone ("how to reset a password" = "why can't I reset
+// a password").
+func named(ps string) bool {
+	return strings.ContainsAny(ps, "mft")
 }
 
 // participlesFlip reports a word in -ed on one side whose stem the other
@@ -1465,15 +1475,22 @@ func participlesFlip(a, b []token) bool {
 }
 
 // participleForms maps the stems of a turn's words in -ed (1) and -ing (2)
-// to the forms it has them in.
+// to the forms it has them in. A word in -ed counts only as what someone
+// is, feels or undergoes: within three words after a form of "be", "so",
+// "too", "very", "feel", "get", "seem" or "become" ("so bored", "being
+// followed", "is my cat scared"). Elsewhere it is no state of anyone: "for
+// improved posture" = "for improving posture" (review Z272).
 func participleForms(ts []token) map[string]byte {
 	var m map[string]byte
-	for _, t := range ts {
+	for i, t := range ts {
 		var f byte
 		switch {
 		case t.stem == t.w:
 			continue
 		case strings.HasSuffix(t.w, "ed"):
+			if !stateBefore(ts, i) {
+				continue
+			}
 			f = 1
 		case strings.HasSuffix(t.w, "ing"):
 			f = 2
@@ -1487,6 +1504,19 @@ func participleForms(ts []token) map[string]byte {
 	}
 	return m
 }
+
+// stateBefore reports a word that makes ts[i] a state within the three
+// words before it (participleForms).
+func stateBefore(ts []token, i int) bool {
+	for j := i - 1; j >= 0 && j >= i-3; j-- {
+		if stateWords[ts[j].w] {
+			return true
+		}
+	}
+	return false
+}
+
+var stateWords = set("am is are was were be been being so too very feel feels felt feeling get gets got getting seem seems seemed become becomes became")
 
 // whose is the generic persons a side without other persons speaks of: those
 // whose things it names (owned), else those it asks as (subjects): "do I
