@@ -108,6 +108,10 @@ type embBatch struct {
 	// has another (driftSeen).
 	cachedDims string
 	drifted    bool
+	// tooLarge: the answer the cache would build for the batch is past
+	// maxBatchBuild; it goes upstream whole, and does not coalesce: what
+	// an identical batch's leader stores cannot serve it either.
+	tooLarge bool
 	// admitEmbeddings' answer vectors by upstream index, and each item's
 	// (embItem.fresh): slices of the answer's bytes, read only while the
 	// answer is complete — storing the items, merging the answer — in the
@@ -820,7 +824,8 @@ func (c *Cache) lookupItems(req *Request) Decision {
 		// answer is not worth holding to merge.
 		b.fetchAll()
 	}
-	if !b.fullFetch && (tooLarge || b.answerTooLarge()) {
+	if tooLarge || !b.fullFetch && b.answerTooLarge() {
+		b.tooLarge = true
 		b.fetchAll()
 	}
 	if b.drifted {

@@ -298,6 +298,14 @@ func (f *Flight) wake(o Outcome, status int) {
 				return
 			}
 		}
+		if b := req.batch; b != nil && b.tooLarge {
+			// Its answer cannot be built from what the leader stored: it
+			// goes upstream now, not behind the next call too (review
+			// Z272: identical batches past maxBatchBuild reached the model
+			// one after another).
+			f.forward(true)
+			return
+		}
 		switch f.join() {
 		case RoleFollower:
 			return // another follower leads now: keep waiting

@@ -155,5 +155,5 @@ func (f *Flight) RequestBody(body []byte, copied bool) []Action {
 // a miss (Miss), else forward. It inlines: the choice is miss's.
 func (f *Flight) missed() []Action {
 	req := f.req
-	return f.miss(req.Status == StatusMiss && req.Route.Coalesce.Enabled)
+	return f.miss(req.Status == StatusMiss && req.Route.Coalesce.Enabled && (req.batch == nil || !req.batch.tooLarge))
 }
