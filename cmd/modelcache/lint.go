@@ -64,6 +64,7 @@ type linter struct {
 	configs  map[metKey]*cachecore.Config // modelcacheConfig's results
 	ecds     map[string][]*yaml.Node      // documents of the files filterWasmConfig read
 	resolved map[*yaml.Node]*yaml.Node    // resolveMerges' copies
+	expanded expansion                    // the file's documents' expansion, together (checkExpansion)
 
 	// The work bounded per file, counted for the tests: findings placed on
 	// their fields' lines (each a read of the configuration up to it),
@@ -166,7 +167,7 @@ func lintOne(file string, data []byte, seen map[string]int) *linter {
 }
 
 func (l *linter) lintDocument(prefix string, root *yaml.Node) {
-	if err := checkExpansion(root); err != nil {
+	if err := checkExpansion(root, &l.expanded); err != nil {
 		l.add(root.Line, strings.TrimSpace(prefix), "%v", err)
 		return
 	}

@@ -146,13 +146,14 @@ func fileDocuments(data []byte) []*yaml.Node {
 		return []*yaml.Node{root}
 	}
 	var roots []*yaml.Node
+	var expanded expansion // the file's documents together
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
 		if dec.Decode(&doc) != nil {
 			return roots
 		}
-		if len(doc.Content) == 0 || checkExpansion(doc.Content[0]) != nil {
+		if len(doc.Content) == 0 || checkExpansion(doc.Content[0], &expanded) != nil {
 			continue
 		}
 		roots = append(roots, doc.Content[0])

@@ -294,6 +294,13 @@ func runOCI(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "modelcache oci: unexpected argument %q (every option is a flag; -push takes no value, -repo and -tag name the image)\n", fs.Arg(0))
 		return 2
 	}
+	if (*tmpl == "") != (*tmplOut == "") {
+		// Checked before anything is built or pushed: an -wasmplugin-out
+		// alone was dropped with exit 0, and a WasmPlugin pinned to an
+		// earlier module stayed where it was (review Z275).
+		fmt.Fprintln(stderr, "modelcache oci: -wasmplugin and -wasmplugin-out go together (the template to render, and where the pinned WasmPlugin goes)")
+		return 2
+	}
 	fail := func(err error) int { fmt.Fprintf(stderr, "modelcache oci: %v\n", err); return 1 }
 	// Checked before anything is built: the rendered url is only parsed
 	// by Istio's agent, at pull time, on every proxy.
