@@ -1440,20 +1440,38 @@ func otherPersons(a, b []token) bool {
 	switch {
 	case pa != "" && pb != "":
 		return pa != pb
+	case pa == "" && pb == "":
+		return otherGeneric(sa, sb) || otherGeneric(sb, sa)
 	case pa == "":
-		return outside(pb, whose(ga, sa)) || ga == "" && sa == "" && named(pb)
+		return outside(pb, whose(ga, sa)) || ga == "" && sa == "" && named(b)
 	}
-	return outside(pa, whose(gb, sb)) || gb == "" && sb == "" && named(pa)
+	return outside(pa, whose(gb, sb)) || gb == "" && sb == "" && named(a)
 }
 
-// named reports a third person among ps (he, she, they: someone the
-// conversation named) against a side with no pronoun at all, which asks as
-// anyone: "how to apply for a passport" ≠ "how does he apply for a
-// passport" (review Z272). The speaker or the one addressed against no
-// pronoun is still anyone ("how to reset a password" = "why can't I reset
-// a password").
-func named(ps string) bool {
-	return strings.ContainsAny(ps, "mft")
+// named reports "he", "him", "she" (someone the conversation named)
+// against a side with no pronoun at all, which asks as anyone: "how to
+// apply for a passport" ≠ "how does he apply for a passport" (review
+// Z272). Not a possessive, whose person the turn often names itself ("how
+// can a student improve their grades" = "… improve grades"), nor "they",
+// often anyone ("how do they make cheese"), nor the speaker or the one
+// addressed ("how to reset a password" = "why can't I reset a password";
+// review Z274).
+func named(ts []token) bool {
+	for _, t := range ts {
+		switch t.w {
+		case "he", "him", "she", "himself", "herself":
+			return true
+		}
+	}
+	return false
+}
+
+// otherGeneric reports a generic "they" on one side against a generic "I"
+// or "you" on the other: "do I need a visa" asks as anyone who asks, "do
+// they need a visa" of others (review Z274). ("How do they make cheese"
+// against a turn with no pronoun still passes.)
+func otherGeneric(sa, sb string) bool {
+	return strings.IndexByte(sa, 't') >= 0 && strings.IndexByte(sb, 't') < 0 && strings.ContainsAny(sb, "12")
 }
 
 // participlesFlip reports a word in -ed on one side whose stem the other
@@ -1488,7 +1506,7 @@ func participleForms(ts []token) map[string]byte {
 		case t.stem == t.w:
 			continue
 		case strings.HasSuffix(t.w, "ed"):
-			if !stateBefore(ts, i) {
+			if !feelingStems[t.stem] && !stateBefore(ts, i) {
 				continue
 			}
 			f = 1
@@ -1517,6 +1535,21 @@ func stateBefore(ts []token, i int) bool {
 }
 
 var stateWords = set("am is are was were be been being so too very feel feels felt feeling get gets got getting seem seems seemed become becomes became")
+
+// feelingStems are the stems of verbs whose -ed is how someone feels and
+// whose -ing what makes them feel so, wherever the word stands: "an
+// annoyed customer" ≠ "an annoying customer", "why is my teenage son
+// bored" ≠ "… boring" (review Z274).
+var feelingStems = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`bored annoyed depressed frightened interested confused embarrassed scared
+		excited tired surprised amazed disappointed worried terrified frustrated overwhelmed exhausted
+		fascinated satisfied shocked thrilled disgusted pleased relaxed amused alarmed puzzled irritated
+		intimidated humiliated stressed insulted offended horrified entertained challenged motivated`) {
+		m[stem(w)] = true
+	}
+	return m
+}()
 
 // whose is the generic persons a side without other persons speaks of: those
 // whose things it names (owned), else those it asks as (subjects): "do I
