@@ -1103,6 +1103,12 @@ func (s *Stream) cut(rd Reader, out []Action) []Action {
 		// never stored. Only the first two are upstream failures.
 		out = append(out, Action{Kind: ActRefused, Route: req.Route, Reason: ReasonTruncated, Status: s.fl.respStatus})
 		out = append(out, s.fl.headerVersionNote(ReasonTruncated)...)
+		if s.recording.failed {
+			// A chunk the host would not hand over is a host fault, counted
+			// where the stream would have ended (CompleteRecording); cut
+			// before its end, it was counted nowhere (review Z277).
+			out = append(out, Action{Kind: ActInternal})
+		}
 		s.recording.Drop()
 		if clientLeft(rd) {
 			out = append(out, s.fl.FinishLead(OutcomeAbandoned, s.fl.respStatus)...)
