@@ -1441,37 +1441,49 @@ func otherPersons(a, b []token) bool {
 	case pa != "" && pb != "":
 		return pa != pb
 	case pa == "" && pb == "":
-		return otherGeneric(sa, sb) || otherGeneric(sb, sa)
+		return otherGeneric(a, sa, sb) || otherGeneric(b, sb, sa)
 	case pa == "":
 		return outside(pb, whose(ga, sa)) || ga == "" && sa == "" && named(b)
 	}
 	return outside(pa, whose(gb, sb)) || gb == "" && sb == "" && named(a)
 }
 
-// named reports "he", "him", "she" (someone the conversation named)
-// against a side with no pronoun at all, which asks as anyone: "how to
-// apply for a passport" ≠ "how does he apply for a passport" (review
-// Z272). Not a possessive, whose person the turn often names itself ("how
-// can a student improve their grades" = "… improve grades"), nor "they",
-// often anyone ("how do they make cheese"), nor the speaker or the one
-// addressed ("how to reset a password" = "why can't I reset a password";
-// review Z274).
+// named reports "he", "she", "him", "her", "his" (someone the
+// conversation named) against a side with no pronoun at all, which asks as
+// anyone: "how to apply for a passport" ≠ "how does he apply for a
+// passport", "what gift to buy" ≠ "what gift to buy her" (reviews Z272,
+// Z276). Not "they", "them" or "their", often anyone's or a noun's the turn
+// names ("how do they make cheese", "how can a student improve their
+// grades" = "… improve grades"), nor the speaker or the one addressed ("how
+// to reset a password" = "why can't I reset a password"; review Z274).
 func named(ts []token) bool {
 	for _, t := range ts {
 		switch t.w {
-		case "he", "him", "she", "himself", "herself":
+		case "he", "him", "his", "she", "her", "hers", "himself", "herself":
 			return true
 		}
 	}
 	return false
 }
 
-// otherGeneric reports a generic "they" on one side against a generic "I"
-// or "you" on the other: "do I need a visa" asks as anyone who asks, "do
-// they need a visa" of others (review Z274). ("How do they make cheese"
-// against a turn with no pronoun still passes.)
-func otherGeneric(sa, sb string) bool {
-	return strings.IndexByte(sa, 't') >= 0 && strings.IndexByte(sb, 't') < 0 && strings.ContainsAny(sb, "12")
+// otherGeneric reports a generic "they" on side a against a generic "I",
+// "you" or "we" on side b: "do I need a visa" asks as anyone who asks, "do
+// they need a visa" of others (reviews Z274, Z276). A "they" after "how"
+// and its auxiliary asks how a thing is done, by anyone: "how do they make
+// cheese" = "how do you make cheese" (also "how do they apply for a visa"
+// = "how do we apply …", the price of that reading).
+func otherGeneric(a []token, sa, sb string) bool {
+	return strings.IndexByte(sa, 't') >= 0 && strings.IndexByte(sb, 't') < 0 && strings.ContainsAny(sb, "12w") && !howTheyDo(a)
+}
+
+// howTheyDo reports "how" and an auxiliary before the turn's "they".
+func howTheyDo(ts []token) bool {
+	for i, t := range ts {
+		if t.w == "they" {
+			return i >= 2 && ts[i-2].w == "how" && modals[ts[i-1].w]
+		}
+	}
+	return false
 }
 
 // participlesFlip reports a word in -ed on one side whose stem the other
@@ -1506,8 +1518,8 @@ func participleForms(ts []token) map[string]byte {
 		case t.stem == t.w:
 			continue
 		case strings.HasSuffix(t.w, "ed"):
-			if !feelingStems[t.stem] && !stateBefore(ts, i) {
-				continue
+			if !feelingStems[t.stem] && !stateBefore(ts, i) && i > 0 && purposeWords[ts[i-1].w] {
+				continue // "for improved posture": an aim, no one's state
 			}
 			f = 1
 		case strings.HasSuffix(t.w, "ing"):
@@ -1533,6 +1545,12 @@ func stateBefore(ts []token, i int) bool {
 	}
 	return false
 }
+
+// purposeWords before a word in -ed make it an aim or a means, not anyone's
+// state: "foods for increased energy" = "foods for increasing energy"
+// (review Z272). With a determiner between ("for a confused student",
+// "for a drowned person") it is someone's (review Z276).
+var purposeWords = set("for with to from by via through into toward towards")
 
 var stateWords = set("am is are was were be been being so too very feel feels felt feeling get gets got getting seem seems seemed become becomes became")
 
