@@ -25,7 +25,10 @@ func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, bod
 	if reason := c.AdmitHeaders(req, status, headers, origin); reason != ReasonNone {
 		st := Stored{Reason: reason, Admission: Admission{Reason: reason}}
 		if req.Route.ModelVersion.Enabled() {
-			st.Result = c.noteVersion(req, reason, status, headers, nil)
+			// The body is in hand (a refresh's answer): a body_path version
+			// is read too, where a header-only read switched nothing
+			// (review Z279).
+			st.Result = c.noteVersion(req, reason, status, headers, body)
 		}
 		return st
 	}
@@ -50,11 +53,16 @@ func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][
 	if !req.state.Found || !slices.Contains(r.Statuses, status) {
 		return res
 	}
-	v := answerVersion(req, headers, body, r.MaxEntryBytes)
+	return c.noteVersionOf(req, res, answerVersion(req, headers, body, r.MaxEntryBytes))
+}
+
+// noteVersionOf is noteVersion for the version v an answer was read to
+// report.
+func (c *Cache) noteVersionOf(req *Request, res StoreResult, v string) StoreResult {
 	if v == "" || versionID(v) == req.state.Version {
 		return res
 	}
-	_, changed, _, _ := c.settleModel(r.Name, req.Model, req.state, true, v, true, 0)
+	_, changed, _, _ := c.settleModel(req.Route.Name, req.Model, req.state, true, v, true, 0)
 	res.VersionChanged, res.Version = changed, shownVersion(v)
 	return res
 }

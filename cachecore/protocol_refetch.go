@@ -97,14 +97,23 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 			upstream = 0 // Envoy's own reply, passed on: no model's status (review Z227)
 		}
 		f.Refetched(reason, upstream)
+		var noted []Action
+		if req.Route.ModelVersion.Enabled() && !res.Failed {
+			// The whole batch's answer is passed on, not stored: a version
+			// it reports switches the model as any answer's does (review
+			// Z279: a refetch that reached v2 left v1's items served).
+			if sr := c.noteVersion(req, ReasonNone, res.Status, res.Headers, res.Body); sr.VersionChanged {
+				noted = append([]Action{{Kind: ActNoteStore, Stored: &Stored{Result: sr}, Request: req, Route: req.Route}}, c.l2VersionSwitched(req, sr)...)
+			}
+		}
 		kind := ActReplaceResponse
 		if len(body) > req.Route.MaxEntryBytes {
 			// Put in the held response's buffer, a whole batch larger than
 			// Envoy's buffer limit was its 500 (review Z100).
 			kind = ActSendReplacement
 		}
-		return []Action{{Kind: kind, Status: status, Headers: hs, Body: body, Message: f.CacheStatusHeader(nil)},
-			{Kind: ActResumeResponse}}
+		return append(noted, Action{Kind: kind, Status: status, Headers: hs, Body: body, Message: f.CacheStatusHeader(nil)},
+			Action{Kind: ActResumeResponse})
 	}
 	f.refetching = true
 	return append(acts, Action{Kind: ActDispatch, Call: call})

@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -463,6 +464,26 @@ func (f *Flight) headerVersionNote(reason Reason) []Action {
 		return nil
 	}
 	return append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: reason, Result: res}, Request: f.req, Route: f.req.Route}}, f.c.l2VersionSwitched(f.req, res)...)
+}
+
+// cutVersionNote is headerVersionNote for an answer cut short (truncated):
+// on a route that reads the version at a body_path, the events recorded so
+// far are read for it (streamEventsVersion), as a whole stream's are; cut,
+// a stream reporting a new version switched nothing (review Z279).
+func (f *Flight) cutVersionNote(recorded []byte) []Action {
+	r := f.req.Route
+	if f.respVersion != "" || r.ModelVersion.BodyPath == "" || len(recorded) == 0 || len(recorded) > r.MaxEntryBytes {
+		return f.headerVersionNote(ReasonTruncated)
+	}
+	req := f.req
+	if !req.state.Found || !slices.Contains(r.Statuses, f.respStatus) {
+		return nil // as noteVersion judges an answer
+	}
+	res := f.c.noteVersionOf(req, StoreResult{Reason: ReasonTruncated}, streamEventsVersion(recorded, r.ModelVersion.BodyPath))
+	if !res.VersionChanged {
+		return nil
+	}
+	return append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: ReasonTruncated, Result: res}, Request: req, Route: r}}, f.c.l2VersionSwitched(req, res)...)
 }
 
 // Unread is the host's report that it could not read a rewritten batch's

@@ -1102,7 +1102,7 @@ func (s *Stream) cut(rd Reader, out []Action) []Action {
 		// Cut by an upstream reset, a timeout or the client going away:
 		// never stored. Only the first two are upstream failures.
 		out = append(out, Action{Kind: ActRefused, Route: req.Route, Reason: ReasonTruncated, Status: s.fl.respStatus})
-		out = append(out, s.fl.headerVersionNote(ReasonTruncated)...)
+		out = append(out, s.fl.cutVersionNote(s.recording.body)...)
 		if s.recording.failed {
 			// A chunk the host would not hand over is a host fault, counted
 			// where the stream would have ended (CompleteRecording); cut
