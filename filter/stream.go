@@ -408,7 +408,10 @@ func (s *stream) startPurge(method string, hs [][2]string, endOfStream bool) typ
 		// the token upstream.
 		s.reply(405, [][2]string{{"content-type", "application/json"}, {"allow", "POST"}}, []byte(`{"error":"the purge API takes POST"}`))
 	case !s.p.cache.PurgeAuthorized(hs):
-		s.sendJSON(401, `{"error":"purge requires the configured bearer token"}`)
+		// With its challenge, as a 401 must carry one (RFC 9110 §15.5.2;
+		// review Z278), as the 405 above carries its Allow.
+		s.reply(401, [][2]string{{"content-type", "application/json"}, {"www-authenticate", `Bearer realm="modelcache purge"`}},
+			[]byte(`{"error":"purge requires the configured bearer token"}`))
 	case endOfStream:
 		s.handlePurge(nil)
 	case !s.p.hold.Holdable() || s.p.hold.Watching():
