@@ -387,9 +387,10 @@ func (f *Flight) semanticStep() []Action {
 	// call whose client left (Gone) counted for neither (review Z258):
 	// with clients that give up before a hanging server's deadline, the
 	// breaker never opened.
+	route := req.Route // (Gone: the request may be recycled by then, its route with it)
 	ended := func(res CallResult) (e embedding, ok, timeout bool) {
 		delete(c.semPending, tkey)
-		e, ok, timeout = parseEmbedding(req.Route, res)
+		e, ok, timeout = parseEmbedding(route, res)
 		b.result(ok, trial, c.nowMs())
 		return e, ok, timeout
 	}
