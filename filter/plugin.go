@@ -398,8 +398,11 @@ func (p *plugin) fastPeriod() time.Duration {
 	period := p.cfg.TickPeriod
 	if len(p.holding) > 0 {
 		period = min(period, cachecore.HoldGrace)
-		if left := time.Duration(p.holdDue-clockMs) * time.Millisecond; p.holdDue != 0 && left > 0 {
-			period = min(period, max(left, 10*time.Millisecond))
+		if p.holdDue != 0 {
+			// (This callback's clock: clockMs may be an earlier one's.)
+			if left := time.Duration(p.holdDue-nowMs()) * time.Millisecond; left > 0 {
+				period = min(period, max(left, 10*time.Millisecond))
+			}
 		}
 	}
 	if len(p.waiting) > 0 {
