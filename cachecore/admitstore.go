@@ -48,12 +48,26 @@ func (c *Cache) AdmitAndStore(req *Request, status int, headers [][2]string, bod
 //
 //go:noinline
 func (c *Cache) noteVersion(req *Request, reason Reason, status int, headers [][2]string, body []byte) StoreResult {
-	r := req.Route
 	res := StoreResult{Reason: reason}
-	if !req.state.Found || !slices.Contains(r.Statuses, status) {
+	if !versionCounts(req, status) {
 		return res
 	}
-	return c.noteVersionOf(req, res, answerVersion(req, headers, body, r.MaxEntryBytes))
+	return c.noteVersionOf(req, res, answerVersion(req, headers, body, req.Route.MaxEntryBytes))
+}
+
+// versionCounts reports whether an answer of status to req may switch its
+// model's version (noteVersion).
+func versionCounts(req *Request, status int) bool {
+	return req.state.Found && slices.Contains(req.Route.Statuses, status)
+}
+
+// switchNoted is the actions of the version switch an answer not stored
+// made (st.Result.VersionChanged): its note, and L2's generation moved.
+func (c *Cache) switchNoted(req *Request, st Stored) []Action {
+	if !st.Result.VersionChanged {
+		return nil
+	}
+	return append([]Action{{Kind: ActNoteStore, Stored: &st, Request: req, Route: req.Route}}, c.l2VersionSwitched(req, st.Result)...)
 }
 
 // noteVersionOf is noteVersion for the version v an answer was read to

@@ -102,9 +102,7 @@ func (f *Flight) Refetch(reason Reason, headers [][2]string) []Action {
 			// The whole batch's answer is passed on, not stored: a version
 			// it reports switches the model as any answer's does (review
 			// Z279: a refetch that reached v2 left v1's items served).
-			if sr := c.noteVersion(req, ReasonNone, res.Status, res.Headers, res.Body); sr.VersionChanged {
-				noted = append([]Action{{Kind: ActNoteStore, Stored: &Stored{Result: sr}, Request: req, Route: req.Route}}, c.l2VersionSwitched(req, sr)...)
-			}
+			noted = c.switchNoted(req, Stored{Result: c.noteVersion(req, ReasonNone, res.Status, res.Headers, res.Body)})
 		}
 		kind := ActReplaceResponse
 		if len(body) > req.Route.MaxEntryBytes {

@@ -2,7 +2,6 @@ package cachecore
 
 import (
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -455,15 +454,7 @@ func (f *Flight) tooLarge(quiet bool) []Action {
 // end, which its client was served (review Z173). It returns the actions
 // of a switch.
 func (f *Flight) headerVersionNote(reason Reason) []Action {
-	if f.respVersion == "" {
-		return nil
-	}
-	hs := [][2]string{{f.req.Route.ModelVersion.Header, f.respVersion}}
-	res := f.c.noteVersion(f.req, reason, f.respStatus, hs, nil)
-	if !res.VersionChanged {
-		return nil
-	}
-	return append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: reason, Result: res}, Request: f.req, Route: f.req.Route}}, f.c.l2VersionSwitched(f.req, res)...)
+	return f.versionNote(reason, f.respVersion)
 }
 
 // cutVersionNote is headerVersionNote for an answer cut short (truncated):
@@ -471,19 +462,21 @@ func (f *Flight) headerVersionNote(reason Reason) []Action {
 // far are read for it (streamEventsVersion), as a whole stream's are; cut,
 // a stream reporting a new version switched nothing (review Z279).
 func (f *Flight) cutVersionNote(recorded []byte) []Action {
-	r := f.req.Route
-	if f.respVersion != "" || r.ModelVersion.BodyPath == "" || len(recorded) == 0 || len(recorded) > r.MaxEntryBytes {
-		return f.headerVersionNote(ReasonTruncated)
+	v := f.respVersion
+	if r := f.req.Route; v == "" && r.ModelVersion.BodyPath != "" && len(recorded) <= r.MaxEntryBytes {
+		v = streamEventsVersion(recorded, r.ModelVersion.BodyPath)
 	}
+	return f.versionNote(ReasonTruncated, v)
+}
+
+// versionNote notes version v, read from an answer refused for reason, as
+// noteVersion does, and returns the actions of a switch.
+func (f *Flight) versionNote(reason Reason, v string) []Action {
 	req := f.req
-	if !req.state.Found || !slices.Contains(r.Statuses, f.respStatus) {
-		return nil // as noteVersion judges an answer
-	}
-	res := f.c.noteVersionOf(req, StoreResult{Reason: ReasonTruncated}, streamEventsVersion(recorded, r.ModelVersion.BodyPath))
-	if !res.VersionChanged {
+	if v == "" || !versionCounts(req, f.respStatus) {
 		return nil
 	}
-	return append([]Action{{Kind: ActNoteStore, Stored: &Stored{Reason: ReasonTruncated, Result: res}, Request: req, Route: r}}, f.c.l2VersionSwitched(req, res)...)
+	return f.c.switchNoted(req, Stored{Reason: reason, Result: f.c.noteVersionOf(req, StoreResult{Reason: reason}, v)})
 }
 
 // Unread is the host's report that it could not read a rewritten batch's
